@@ -1,0 +1,6 @@
+export { createApp } from './app.ts'
+export type { AppDeps } from './app.ts'
+export { healthRouter } from './health.ts'
+export type { Check, ReadinessChecks } from './health.ts'
+export { sendProblem } from './problem.ts'
+export type { Problem } from './problem.ts'

@@ -1,0 +1,108 @@
+/**
+ * The `distributary` command. Usage:
+ *   distributary start                    run the platform (brings the local stack up when needed)
+ *   distributary stack up|down|status     the local Kafka + MongoDB-compatible stack [--json]
+ */
+import { parseArgs } from 'node:util'
+import { ConfigError, SyndicationError } from '../common/errors.ts'
+import { createLogger } from '../common/logger.ts'
+import { loadConfig, type AppConfig } from '../config/index.ts'
+import { stackDown, stackSettings, stackStatus, stackUp } from '../stack/index.ts'
+import { startPlatform } from './platform.ts'
+
+const USAGE = `usage: distributary <command>
+
+commands:
+  start                  run the platform on 127.0.0.1:8080 (brings the local stack up when no
+                         external KAFKA_BROKERS / MONGODB_URI is configured)
+  stack up               provision and start the local Kafka and FerretDB (idempotent)
+  stack down             stop the servers the stack started
+  stack status [--json]  what runs, truthfully (exit 1 when a server is not running)
+`
+
+async function stackCommand(config: AppConfig, sub: string | undefined, json: boolean): Promise<number> {
+  const settings = stackSettings(config)
+  const say = (msg: string) => process.stdout.write(`stack: ${msg}\n`)
+  if (settings.services.length === 0) {
+    say('KAFKA_BROKERS and MONGODB_URI point at external servers: there is no local stack to manage')
+    return 0
+  }
+  switch (sub) {
+    case 'up': {
+      const results = await stackUp(settings, say)
+      if (results.every((r) => r.action === 'already running')) say('everything was already running; nothing to do')
+      return 0
+    }
+    case 'down':
+      await stackDown(settings, say)
+      return 0
+    case 'status': {
+      const status = await stackStatus(settings)
+      if (json) process.stdout.write(JSON.stringify(status) + '\n')
+      else for (const s of status) say(`${s.name.padEnd(8)} ${s.state.padEnd(8)} ${s.address}${s.pid ? ` pid ${s.pid}` : ''}`)
+      return status.every((s) => s.state === 'running') ? 0 : 1
+    }
+    default:
+      process.stderr.write(USAGE)
+      return 2
+  }
+}
+
+async function start(config: AppConfig): Promise<number> {
+  const logger = createLogger({ level: config.log.level, bindings: { service: 'distributary' } })
+  const platform = await startPlatform(config, logger)
+  await new Promise<void>((resolve) => {
+    let closing = false
+    const shutdown = (signal: string) => {
+      if (closing) return
+      closing = true
+      logger.info('shutting down', { signal })
+      platform.close().then(resolve, (err) => {
+        logger.error('shutdown failed', { err })
+        resolve()
+      })
+    }
+    process.once('SIGINT', () => shutdown('SIGINT'))
+    process.once('SIGTERM', () => shutdown('SIGTERM'))
+  })
+  return 0
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+  })
+  const [command, sub] = positionals
+  if (values.help || command === undefined) {
+    process.stdout.write(USAGE)
+    return command === undefined && !values.help ? 2 : 0
+  }
+  const config = loadConfig()
+  switch (command) {
+    case 'start':
+      return start(config)
+    case 'stack':
+      return stackCommand(config, sub, values.json)
+    default:
+      process.stderr.write(`distributary: unknown command "${command}"\n\n${USAGE}`)
+      return 2
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`distributary: ${err.message}\n`)
+      process.exit(78)
+    }
+    if (err instanceof SyndicationError) {
+      process.stderr.write(`distributary: [${err.code}] ${err.message}\n`)
+      process.exit(1)
+    }
+    process.stderr.write(`distributary: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    process.exit(1)
+  },
+)

@@ -1,0 +1,75 @@
+/**
+ * The composition root: configuration → local stack (when nothing external is configured) →
+ * clients → HTTP server. `startPlatform` returns a handle whose `close()` undoes all of it.
+ */
+import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
+import { createApp } from '../api/index.ts'
+import { createKafka, createMongoClient } from '../common/clients.ts'
+import type { Logger } from '../common/logger.ts'
+import type { AppConfig } from '../config/index.ts'
+import { stackDown, stackSettings, stackUp } from '../stack/index.ts'
+
+export interface Platform {
+  url: string
+  close(): Promise<void>
+}
+
+export interface StartOptions {
+  /** Stop the stack servers on close() when this call started them (the default). */
+  stopStackOnClose?: boolean
+}
+
+export async function startPlatform(config: AppConfig, logger: Logger, options: StartOptions = {}): Promise<Platform> {
+  const settings = stackSettings(config)
+  let startedStack = false
+  if (settings.services.length > 0) {
+    logger.info('bringing up the local stack', { services: settings.services, dir: settings.dir })
+    const results = await stackUp(settings, (msg) => logger.info(msg, { component: 'stack' }))
+    startedStack = results.some((r) => r.action !== 'already running')
+  } else {
+    logger.info('using external Kafka and MongoDB; nothing to provision')
+  }
+
+  const kafka = createKafka({ ...config, kafka: { ...config.kafka, connectionTimeoutMs: 1000 } }, logger, `${config.kafka.clientId}-health`)
+  const admin = kafka.admin({ retry: { retries: 0 } })
+  const mongo = createMongoClient(config)
+  await Promise.all([admin.connect().catch(() => undefined), mongo.connect().catch(() => undefined)])
+
+  const app = createApp({
+    logger,
+    readiness: {
+      kafka: async () => {
+        const cluster = await admin.describeCluster()
+        if (cluster.brokers.length === 0) throw new Error('no broker in the cluster metadata')
+      },
+      mongodb: async () => {
+        await mongo.db(config.mongodb.database).command({ ping: 1 })
+      },
+    },
+  })
+
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(config.http.port, config.http.host, () => resolve(s))
+    s.once('error', reject)
+  })
+  server.keepAliveTimeout = 65_000
+  const addr = server.address() as AddressInfo
+  const url = `http://${addr.address}:${addr.port}`
+  logger.info('platform listening', { url })
+
+  return {
+    url,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeIdleConnections()
+      })
+      await Promise.allSettled([admin.disconnect(), mongo.close()])
+      if (startedStack && options.stopStackOnClose !== false) {
+        await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
+      }
+      logger.info('platform stopped')
+    },
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Kafka and MongoDB clients built from the configuration, so that every part of the platform
+ * connects the same way to the local stack or to a managed cluster (TLS, SASL, credentials).
+ */
+import fs from 'node:fs'
+import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs'
+import { MongoClient } from 'mongodb'
+import { kafkaBrokers, mongoUri, type AppConfig } from '../config/index.ts'
+import type { Logger } from './logger.ts'
+
+export function kafkaConfig(config: AppConfig, clientId = config.kafka.clientId): KafkaConfig {
+  const k = config.kafka
+  const out: KafkaConfig = {
+    clientId,
+    brokers: kafkaBrokers(config),
+    connectionTimeout: k.connectionTimeoutMs,
+    requestTimeout: k.requestTimeoutMs,
+    logLevel: logLevel.NOTHING,
+  }
+  if (k.ssl.enabled) {
+    out.ssl = {
+      rejectUnauthorized: k.ssl.rejectUnauthorized,
+      ...(k.ssl.caFile !== '' ? { ca: [fs.readFileSync(k.ssl.caFile, 'utf8')] } : {}),
+    }
+  }
+  if (k.sasl.mechanism !== 'none') {
+    out.sasl = { mechanism: k.sasl.mechanism, username: k.sasl.username, password: k.sasl.password } as SASLOptions
+  }
+  return out
+}
+
+/** kafkajs log entries routed into our JSON logger (warn and error only). */
+export function kafkaLogCreator(logger: Logger) {
+  return () =>
+    ({ namespace, level, log }: { namespace: string; level: number; log: { message: string } & Record<string, unknown> }) => {
+      const { message, timestamp: _t, logger: _l, ...rest } = log
+      const ctx = { component: 'kafkajs', namespace, ...rest }
+      if (level === logLevel.ERROR) logger.error(message, ctx)
+      else if (level === logLevel.WARN) logger.warn(message, ctx)
+    }
+}
+
+export function createKafka(config: AppConfig, logger?: Logger, clientId?: string): Kafka {
+  const cfg = kafkaConfig(config, clientId)
+  if (logger) {
+    cfg.logLevel = logLevel.WARN
+    cfg.logCreator = kafkaLogCreator(logger)
+  }
+  return new Kafka(cfg)
+}
+
+export function createMongoClient(config: AppConfig): MongoClient {
+  return new MongoClient(mongoUri(config), {
+    serverSelectionTimeoutMS: config.mongodb.serverSelectionTimeoutMs,
+    appName: config.kafka.clientId,
+  })
+}

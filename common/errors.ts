@@ -1,0 +1,79 @@
+/**
+ * One error family for the whole platform (after platformatic/kafka): a closed set of codes, a
+ * `retriable` flag that `isRetriable` alone decides on, and context that is always logged.
+ */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'STACK_TOOL_MISSING'
+  | 'STACK_PROVISION_FAILED'
+  | 'STACK_PORT_IN_USE'
+  | 'STACK_NOT_READY'
+  | 'DATA_INVALID'
+  | 'PARTNER_REJECTED'
+  | 'RETRIABLE'
+
+export type ErrorContext = Record<string, unknown>
+
+export class SyndicationError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly retriable: boolean,
+    readonly context: ErrorContext = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options)
+    this.name = new.target.name
+  }
+}
+
+/** A setting is missing, malformed or unknown: the process must not start. */
+export class ConfigError extends SyndicationError {
+  constructor(message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super('CONFIG_INVALID', message, false, context, options)
+  }
+}
+
+/** The local stack could not be provisioned or started; the message says what to do. */
+export class StackError extends SyndicationError {
+  constructor(
+    code: Extract<ErrorCode, `STACK_${string}`>,
+    message: string,
+    context: ErrorContext = {},
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, false, context, options)
+  }
+}
+
+/** Bad payload: never retried, goes to the dead-letter path. */
+export class DataError extends SyndicationError {
+  constructor(message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super('DATA_INVALID', message, false, context, options)
+  }
+}
+
+/** A transient failure (network, 5xx, 429, timeout); `retryAfterMs` when the peer said so. */
+export class RetriableError extends SyndicationError {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+    context: ErrorContext = {},
+    options?: { cause?: unknown },
+  ) {
+    super('RETRIABLE', message, true, context, options)
+  }
+}
+
+/** The partner's system refused the record (4xx other than 408/429). */
+export class PartnerRejectedError extends SyndicationError {
+  constructor(message: string, readonly status: number, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super('PARTNER_REJECTED', message, false, context, options)
+  }
+}
+
+/** The one place that decides whether an error is worth another try. Programming errors never are. */
+export function isRetriable(err: unknown): boolean {
+  if (err instanceof SyndicationError) return err.retriable
+  return false
+}

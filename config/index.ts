@@ -1,0 +1,146 @@
+/**
+ * The only place that reads process.env. `loadConfig()` validates strictly: a bad value, an unknown
+ * key in the config file or an unknown DISTRIBUTARY_* variable is a ConfigError naming the setting.
+ */
+import fs from 'node:fs'
+import convict from 'convict'
+import { ConfigError } from '../common/errors.ts'
+import { configSchema, LOG_LEVELS, SASL_MECHANISMS } from './schema.ts'
+
+export { configSchema } from './schema.ts'
+
+export interface AppConfig {
+  log: { level: (typeof LOG_LEVELS)[number] }
+  http: { host: string; port: number }
+  kafka: {
+    brokers: string
+    clientId: string
+    ssl: { enabled: boolean; caFile: string; rejectUnauthorized: boolean }
+    sasl: { mechanism: (typeof SASL_MECHANISMS)[number]; username: string; password: string }
+    connectionTimeoutMs: number
+    requestTimeoutMs: number
+  }
+  mongodb: { uri: string; database: string; serverSelectionTimeoutMs: number }
+  schemaRegistry: { url: string; username: string; password: string; host: string; port: number }
+  stack: {
+    dir: string
+    cacheDir: string
+    kafka: { version: string; port: number; controllerPort: number; heap: string }
+    mongodb: { port: number }
+    readyTimeoutMs: number
+  }
+}
+
+convict.addFormat({
+  name: 'broker-list',
+  validate(value: unknown) {
+    if (typeof value !== 'string') throw new Error('must be a comma-separated list of host:port')
+    if (value === '') return
+    for (const b of value.split(',')) {
+      if (!/^[^\s:,]+:\d{1,5}$/.test(b.trim())) throw new Error(`"${b}" is not host:port (expected e.g. broker1:9092,broker2:9092)`)
+    }
+  },
+})
+convict.addFormat({
+  name: 'mongodb-uri',
+  validate(value: unknown) {
+    if (typeof value !== 'string') throw new Error('must be a string')
+    if (value !== '' && !/^mongodb(\+srv)?:\/\/[^\s]+$/.test(value)) throw new Error('must start with mongodb:// or mongodb+srv://')
+  },
+})
+convict.addFormat({
+  name: 'url-or-empty',
+  validate(value: unknown) {
+    if (typeof value !== 'string') throw new Error('must be a string')
+    if (value === '') return
+    let u: URL
+    try {
+      u = new URL(value)
+    } catch {
+      throw new Error('must be an http:// or https:// URL')
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('must be an http:// or https:// URL')
+  },
+})
+
+/** Environment variables the schema declares, plus the one naming the config file. */
+function knownEnvNames(): Set<string> {
+  return new Set(['DISTRIBUTARY_CONFIG', ...envNamesByKey().values()])
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv
+  /** Values that win over env and file (used by the CLI and tests). */
+  overrides?: Record<string, unknown>
+}
+
+export function loadConfig(options: LoadOptions = {}): AppConfig {
+  const env = options.env ?? process.env
+  const known = knownEnvNames()
+  const unknownEnv = Object.keys(env).filter((k) => k.startsWith('DISTRIBUTARY_') && !known.has(k))
+  if (unknownEnv.length > 0) {
+    throw new ConfigError(`unknown setting ${unknownEnv.join(', ')}: no such environment variable; see the configuration table in README.md`, { keys: unknownEnv })
+  }
+  try {
+    const conf = convict(configSchema as never, { env: env as Record<string, string>, args: [] })
+    const file = env.DISTRIBUTARY_CONFIG
+    if (file) {
+      if (!fs.existsSync(file)) throw new ConfigError(`DISTRIBUTARY_CONFIG: file ${file} does not exist`, { key: 'DISTRIBUTARY_CONFIG' })
+      conf.loadFile(file)
+    }
+    if (options.overrides) conf.load(options.overrides)
+    conf.validate({ allowed: 'strict' })
+    const config = conf.getProperties() as unknown as AppConfig
+    checkCombinations(config)
+    return config
+  } catch (err) {
+    if (err instanceof ConfigError) throw err
+    const message = err instanceof Error ? err.message : String(err)
+    // convict names the key ("http.port: ..."); add the environment variable that sets it.
+    const envOf = envNamesByKey()
+    const named = message
+      .split('\n')
+      .map((line) => line.replace(/^([\w.]+): /, (m, key: string) => (envOf.get(key) ? `${key} (env ${envOf.get(key)}): ` : m)))
+      .join('\n')
+    throw new ConfigError(`invalid configuration: ${named}`, {}, { cause: err })
+  }
+}
+
+function checkCombinations(config: AppConfig): void {
+  const { sasl } = config.kafka
+  if (sasl.mechanism !== 'none' && (sasl.username === '' || sasl.password === '')) {
+    throw new ConfigError('invalid configuration: kafka.sasl.username (env KAFKA_SASL_USERNAME) and kafka.sasl.password (env KAFKA_SASL_PASSWORD) are required when kafka.sasl.mechanism is ' + sasl.mechanism, { key: 'kafka.sasl' })
+  }
+  if (config.kafka.ssl.caFile !== '' && !fs.existsSync(config.kafka.ssl.caFile)) {
+    throw new ConfigError(`invalid configuration: kafka.ssl.caFile (env KAFKA_SSL_CA_FILE): file ${config.kafka.ssl.caFile} does not exist`, { key: 'kafka.ssl.caFile' })
+  }
+}
+
+function envNamesByKey(): Map<string, string> {
+  const out = new Map<string, string>()
+  const walk = (node: Record<string, unknown>, prefix: string) => {
+    for (const [k, v] of Object.entries(node)) {
+      if (v && typeof v === 'object' && 'doc' in v) {
+        const env = (v as { env?: string }).env
+        if (env) out.set(prefix + k, env)
+      } else if (v && typeof v === 'object') walk(v as Record<string, unknown>, `${prefix}${k}.`)
+    }
+  }
+  walk(configSchema, '')
+  return out
+}
+
+/** True when no external Kafka/MongoDB is configured, so the local stack is what the platform uses. */
+export function usesLocalKafka(config: AppConfig): boolean {
+  return config.kafka.brokers === ''
+}
+export function usesLocalMongo(config: AppConfig): boolean {
+  return config.mongodb.uri === ''
+}
+
+export function kafkaBrokers(config: AppConfig): string[] {
+  return usesLocalKafka(config) ? [`127.0.0.1:${config.stack.kafka.port}`] : config.kafka.brokers.split(',').map((b) => b.trim())
+}
+export function mongoUri(config: AppConfig): string {
+  return usesLocalMongo(config) ? `mongodb://127.0.0.1:${config.stack.mongodb.port}/` : config.mongodb.uri
+}

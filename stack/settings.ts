@@ -1,0 +1,38 @@
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { AppConfig } from '../config/index.ts'
+
+/** Where the project lives: stack/ferretdb (the Go module) and the default .stack/ are under it. */
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+export interface StackSettings {
+  /** This checkout's data, logs and pid files. */
+  dir: string
+  /** Downloads and builds shared by every checkout of this user. */
+  cacheDir: string
+  kafka: { version: string; port: number; controllerPort: number; heap: string }
+  mongodb: { port: number }
+  readyTimeoutMs: number
+  /** Which services this stack manages (the platform skips those configured as external). */
+  services: Array<'kafka' | 'mongodb'>
+}
+
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CACHE_HOME && env.XDG_CACHE_HOME !== '' ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache')
+  return path.join(base, 'distributary')
+}
+
+export function stackSettings(config: AppConfig): StackSettings {
+  const services: StackSettings['services'] = []
+  if (config.kafka.brokers === '') services.push('kafka')
+  if (config.mongodb.uri === '') services.push('mongodb')
+  return {
+    dir: path.resolve(config.stack.dir !== '' ? config.stack.dir : path.join(PROJECT_ROOT, '.stack')),
+    cacheDir: path.resolve(config.stack.cacheDir !== '' ? config.stack.cacheDir : defaultCacheDir()),
+    kafka: { ...config.stack.kafka },
+    mongodb: { ...config.stack.mongodb },
+    readyTimeoutMs: config.stack.readyTimeoutMs,
+    services,
+  }
+}
