@@ -1,0 +1,65 @@
+/**
+ * `npm run bench` runs every benchmark in bench/ (files named *.bench.ts, each exporting
+ * `benchmark`); `npm run bench -- <name> [--json] [--duration-ms N]` runs one.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import type { Benchmark, Figure } from './types.ts'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+
+export async function loadBenchmarks(): Promise<Benchmark[]> {
+  const files = fs.readdirSync(here).filter((f) => f.endsWith('.bench.ts')).sort()
+  const out: Benchmark[] = []
+  for (const f of files) {
+    const mod = (await import(pathToFileURL(path.join(here, f)).href)) as { benchmark?: Benchmark }
+    if (mod.benchmark) out.push(mod.benchmark)
+  }
+  return out
+}
+
+function fmt(n: number | null): string {
+  if (n === null) return '-'
+  if (Math.abs(n) >= 1000) return Math.round(n).toLocaleString('en-US')
+  return Number(n.toPrecision(3)).toString()
+}
+
+export function formatFigure(f: Figure): string {
+  const meets =
+    f.goal === null ? '' : f.ratio !== null ? (f.lower ? f.ratio <= f.goal : f.ratio >= f.goal) : f.lower ? f.value <= f.goal : f.value >= f.goal
+  const goal = f.goal === null ? '' : `  goal ${f.lower ? '<=' : '>='} ${fmt(f.goal)}${f.ratio !== null ? 'x' : ' ' + f.unit} ${meets ? 'met' : 'NOT MET'}`
+  return `${f.name.padEnd(28)} ${fmt(f.value).padStart(12)} ${f.unit.padEnd(8)} baseline ${fmt(f.baseline).padStart(12)}  ratio ${fmt(f.ratio).padStart(6)}${goal}`
+}
+
+async function main(): Promise<void> {
+  const { positionals, values } = parseArgs({
+    args: process.argv.slice(2),
+    allowPositionals: true,
+    options: { json: { type: 'boolean', default: false }, 'duration-ms': { type: 'string', default: '5000' } },
+  })
+  const all = await loadBenchmarks()
+  const chosen = positionals.length === 0 ? all : all.filter((b) => positionals.includes(b.name))
+  const missing = positionals.filter((p) => !all.some((b) => b.name === p))
+  if (missing.length > 0) {
+    process.stderr.write(`unknown benchmark ${missing.join(', ')}; known: ${all.map((b) => b.name).join(', ') || '(none)'}\n`)
+    process.exit(2)
+  }
+  const durationMs = Number(values['duration-ms'])
+  for (const b of chosen) {
+    process.stderr.write(`# ${b.name}: ${b.description}\n`)
+    const figures = await b.run({ durationMs, progress: (m) => process.stderr.write(`  ${m}\n`) })
+    for (const f of figures) process.stdout.write((values.json ? JSON.stringify(f) : formatFigure(f)) + '\n')
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+      process.exit(1)
+    },
+  )
+}

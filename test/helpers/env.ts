@@ -1,0 +1,39 @@
+/**
+ * What integration tests connect to: the same configuration the platform uses, so that setting
+ * KAFKA_BROKERS / MONGODB_URI runs the suite against external servers.
+ */
+import { randomUUID } from 'node:crypto'
+import { createKafka, createMongoClient } from '../../common/clients.ts'
+import { loadConfig, type AppConfig } from '../../config/index.ts'
+
+export function testConfig(): AppConfig {
+  return loadConfig()
+}
+
+export function testKafka(clientId = `test-${randomUUID().slice(0, 8)}`) {
+  return createKafka(testConfig(), undefined, clientId)
+}
+
+export function testMongo() {
+  return createMongoClient(testConfig())
+}
+
+/** `test-<what>-<uuid>`: unique per test, so tests never see each other's data. */
+export function uniqueName(what: string): string {
+  return `test-${what}-${randomUUID()}`
+}
+
+export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<NonNullable<T>> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 20_000)
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await fn()
+      if (v) return v as NonNullable<T>
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`)
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100))
+  }
+}
