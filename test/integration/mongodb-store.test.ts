@@ -1,0 +1,79 @@
+/**
+ * The mongodb driver against the local MongoDB-compatible server (FerretDB), or MONGODB_URI.
+ */
+import { expect } from 'chai'
+import type { Db, MongoClient } from 'mongodb'
+import { testMongo, uniqueName } from '../helpers/env.ts'
+
+describe('MongoDB-compatible store (mongodb driver)', function () {
+  let client: MongoClient
+  let db: Db
+
+  before(async () => {
+    client = testMongo()
+    await client.connect()
+    db = client.db(uniqueName('db').replace(/-/g, '_').slice(0, 60))
+  })
+
+  after(async () => {
+    await db.dropDatabase().catch(() => undefined)
+    await client.close()
+  })
+
+  it('answers ping', async () => {
+    expect((await db.command({ ping: 1 })).ok).to.equal(1)
+  })
+
+  it('inserts and finds documents', async () => {
+    const col = db.collection<{ sku: string; qty: number }>('inventory')
+    await col.insertMany([{ sku: 'A', qty: 1 }, { sku: 'B', qty: 2 }, { sku: 'C', qty: 3 }])
+    const found = await col.find({ qty: { $gte: 2 } }, { sort: { sku: 1 }, projection: { _id: 0 } }).toArray()
+    expect(found).to.deep.equal([{ sku: 'B', qty: 2 }, { sku: 'C', qty: 3 }])
+  })
+
+  it('upserts: the first update inserts, the second modifies', async () => {
+    const col = db.collection<{ _id: string; qty: number }>('upserts')
+    const first = await col.updateOne({ _id: 'sku-1' }, { $set: { qty: 5 } }, { upsert: true })
+    expect(first.upsertedCount).to.equal(1)
+    const second = await col.updateOne({ _id: 'sku-1' }, { $set: { qty: 7 } }, { upsert: true })
+    expect(second.upsertedCount).to.equal(0)
+    expect(second.modifiedCount).to.equal(1)
+    expect(await col.findOne({ _id: 'sku-1' })).to.deep.equal({ _id: 'sku-1', qty: 7 })
+  })
+
+  it('a unique index rejects a duplicate with code 11000', async () => {
+    const col = db.collection('keys')
+    await col.createIndex({ prefix: 1 }, { unique: true })
+    await col.insertOne({ prefix: 'dk_abc' })
+    let code: unknown
+    try {
+      await col.insertOne({ prefix: 'dk_abc' })
+    } catch (err) {
+      code = (err as { code?: unknown }).code
+    }
+    expect(code).to.equal(11000)
+    expect(await col.countDocuments({ prefix: 'dk_abc' })).to.equal(1)
+  })
+
+  it('findOneAndUpdate returns the document before or after the update', async () => {
+    const col = db.collection<{ _id: string; seq: number }>('counters')
+    await col.insertOne({ _id: 'ids', seq: 0 })
+    const before = await col.findOneAndUpdate({ _id: 'ids' }, { $inc: { seq: 1 } }, { returnDocument: 'before' })
+    expect(before).to.deep.equal({ _id: 'ids', seq: 0 })
+    const after = await col.findOneAndUpdate({ _id: 'ids' }, { $inc: { seq: 1 } }, { returnDocument: 'after' })
+    expect(after).to.deep.equal({ _id: 'ids', seq: 2 })
+    expect(await col.findOneAndUpdate({ _id: 'missing' }, { $inc: { seq: 1 } })).to.equal(null)
+  })
+
+  // FerretDB v1 does not isolate concurrent updates of one document (two $inc can both read the
+  // old value). What the platform relies on instead is that a unique key admits exactly one of many
+  // concurrent inserts: idempotency records, claims and leases are inserts, not counters.
+  it('a unique key admits exactly one of many concurrent inserts', async () => {
+    const col = db.collection('claims')
+    await col.createIndex({ key: 1 }, { unique: true })
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => col.insertOne({ key: 'evt-1', writer: i })))
+    expect(results.filter((r) => r.status === 'fulfilled')).to.have.length(1)
+    for (const r of results) if (r.status === 'rejected') expect((r.reason as { code?: number }).code).to.equal(11000)
+    expect(await col.countDocuments({ key: 'evt-1' })).to.equal(1)
+  })
+})
