@@ -31,15 +31,16 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     logger.info('using external Kafka and MongoDB; nothing to provision')
   }
 
-  const kafka = createKafka({ ...config, kafka: { ...config.kafka, connectionTimeoutMs: 1000 } }, logger, `${config.kafka.clientId}-health`)
+  // Readiness asks each dependency afresh: one attempt, short timeouts, never a cached answer.
+  const kafka = createKafka(config, logger, `${config.kafka.clientId}-health`, { connectionTimeout: 1000, retry: { retries: 0 } })
   const admin = kafka.admin({ retry: { retries: 0 } })
   const mongo = createMongoClient(config)
-  await Promise.all([admin.connect().catch(() => undefined), mongo.connect().catch(() => undefined)])
 
   const app = createApp({
     logger,
     readiness: {
       kafka: async () => {
+        await admin.connect() // a no-op when connected; reconnects after an outage
         const cluster = await admin.describeCluster()
         if (cluster.brokers.length === 0) throw new Error('no broker in the cluster metadata')
       },

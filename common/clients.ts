@@ -40,8 +40,8 @@ export function kafkaLogCreator(logger: Logger) {
     }
 }
 
-export function createKafka(config: AppConfig, logger?: Logger, clientId?: string): Kafka {
-  const cfg = kafkaConfig(config, clientId)
+export function createKafka(config: AppConfig, logger?: Logger, clientId?: string, overrides: Partial<KafkaConfig> = {}): Kafka {
+  const cfg = { ...kafkaConfig(config, clientId), ...overrides }
   if (logger) {
     cfg.logLevel = logLevel.WARN
     cfg.logCreator = kafkaLogCreator(logger)

@@ -1,0 +1,118 @@
+/**
+ * `distributary start`: the HTTP server with /health and a /ready that tells the truth about
+ * Kafka and MongoDB, JSON logs, and a clean exit on SIGTERM.
+ */
+import { spawn } from 'node:child_process'
+import net from 'node:net'
+import path from 'node:path'
+import { expect } from 'chai'
+import { startPlatform, type Platform } from '../../cli/platform.ts'
+import { createLogger } from '../../common/logger.ts'
+import { kafkaBrokers, loadConfig, mongoUri } from '../../config/index.ts'
+import { PROJECT_ROOT } from '../../stack/index.ts'
+import { waitFor } from '../helpers/env.ts'
+
+const quiet = createLogger({ level: 'error', write: () => undefined })
+
+async function closedPort(): Promise<number> {
+  const srv = net.createServer().listen(0, '127.0.0.1')
+  await new Promise((r) => srv.once('listening', r))
+  const port = (srv.address() as net.AddressInfo).port
+  await new Promise((r) => srv.close(r))
+  return port
+}
+
+describe('platform start', function () {
+  this.timeout(60_000)
+  const base = loadConfig()
+  const externalEnv = { KAFKA_BROKERS: kafkaBrokers(base).join(','), MONGODB_URI: mongoUri(base) }
+  let platform: Platform | undefined
+
+  afterEach(async () => {
+    await platform?.close()
+    platform = undefined
+  })
+
+  it('answers /health, and /ready 200 when Kafka and MongoDB both answer', async () => {
+    platform = await startPlatform(loadConfig({ env: { ...externalEnv, HTTP_PORT: '0' } }), quiet)
+    const health = await fetch(`${platform.url}/health`)
+    expect(health.status).to.equal(200)
+    expect(await health.json()).to.include({ status: 'ok' })
+    const ready = await fetch(`${platform.url}/ready`)
+    const body = (await ready.json()) as { status: string; checks: Record<string, { status: string }> }
+    expect(ready.status, JSON.stringify(body)).to.equal(200)
+    expect(body.checks.kafka?.status).to.equal('up')
+    expect(body.checks.mongodb?.status).to.equal('up')
+  })
+
+  it('/ready is 503 and names Kafka when no broker answers, while MongoDB is up', async () => {
+    const port = await closedPort()
+    platform = await startPlatform(loadConfig({ env: { ...externalEnv, KAFKA_BROKERS: `127.0.0.1:${port}`, HTTP_PORT: '0' } }), quiet)
+    const ready = await fetch(`${platform.url}/ready`)
+    const body = (await ready.json()) as { status: string; checks: Record<string, { status: string; error?: string }> }
+    expect(ready.status).to.equal(503)
+    expect(body.status).to.equal('not ready')
+    expect(body.checks.kafka?.status).to.equal('down')
+    expect(body.checks.mongodb?.status).to.equal('up')
+  })
+
+  it('/ready is 503 and names MongoDB when the store does not answer', async () => {
+    const port = await closedPort()
+    platform = await startPlatform(
+      loadConfig({ env: { ...externalEnv, MONGODB_URI: `mongodb://127.0.0.1:${port}/`, MONGODB_SERVER_SELECTION_TIMEOUT_MS: '500', HTTP_PORT: '0' } }),
+      quiet,
+    )
+    const ready = await fetch(`${platform.url}/ready`)
+    const body = (await ready.json()) as { checks: Record<string, { status: string }> }
+    expect(ready.status).to.equal(503)
+    expect(body.checks.mongodb?.status).to.equal('down')
+    expect(body.checks.kafka?.status).to.equal('up')
+  })
+
+  it('unknown routes get a problem+json 404', async () => {
+    platform = await startPlatform(loadConfig({ env: { ...externalEnv, HTTP_PORT: '0' } }), quiet)
+    const res = await fetch(`${platform.url}/nope`)
+    expect(res.status).to.equal(404)
+    expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/)
+    expect(await res.json()).to.include({ status: 404, title: 'Not Found' })
+  })
+
+  it('`distributary start` logs JSON lines, serves, and exits 0 on SIGTERM', async () => {
+    const port = await closedPort()
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), 'start'], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...externalEnv, HTTP_PORT: String(port), KAFKA_SASL_PASSWORD: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()))
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    try {
+      await waitFor(() => out.includes('platform listening'), { timeoutMs: 30_000, what: 'the listening log line' })
+      expect((await fetch(`http://127.0.0.1:${port}/health`)).status).to.equal(200)
+    } finally {
+      child.kill('SIGTERM')
+    }
+    expect(await exited).to.equal(0)
+    const lines = out.trim().split('\n')
+    for (const line of lines) {
+      const rec = JSON.parse(line) as { time: string; level: string; msg: string }
+      expect(rec).to.have.keys(['time', 'level', 'msg', 'service', ...Object.keys(rec).filter((k) => !['time', 'level', 'msg', 'service'].includes(k))])
+    }
+    expect(lines.some((l) => (JSON.parse(l) as { msg: string }).msg === 'platform stopped')).to.equal(true)
+  })
+
+  it('a bad setting stops `distributary start` with a message naming it and a non-zero exit', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), 'start'], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, HTTP_PORT: 'eighty' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let err = ''
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)))
+    expect(code).to.not.equal(0)
+    expect(err).to.contain('http.port (env HTTP_PORT)')
+  })
+})
