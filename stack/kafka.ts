@@ -77,16 +77,14 @@ const LOG4J2 = `Configuration:
         pattern: "[%d] %p %m (%c)%n"
   Loggers:
     Root:
-      level: INFO
+      level: WARN
       AppenderRef:
         - ref: STDOUT
     Logger:
-      - name: kafka.request.logger
-        level: WARN
-      - name: org.apache.kafka.controller
-        level: WARN
-      - name: state.change.logger
-        level: WARN
+      - name: kafka.server.KafkaRaftServer
+        level: INFO
+      - name: kafka.server.BrokerServer
+        level: INFO
 `
 
 /** Resolves the broker's jars once per version into the user cache; returns the libs folder. */
