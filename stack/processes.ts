@@ -3,7 +3,7 @@
  * only ever signalled after /proc confirms it is still the process we started (its command line
  * carries a marker), so a recycled pid is never killed.
  */
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -117,14 +117,19 @@ export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 500): Pro
   })
 }
 
-/** The tool's path, or a StackError telling the user what to install. */
-export function requireTool(tool: string, hint: string): string {
-  const found = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' })
-  const p = found.stdout.trim()
-  if (found.status !== 0 || p === '') {
-    throw new StackError('STACK_TOOL_MISSING', `${tool} not found on PATH: ${hint}`, { tool })
+/** The tool's path on PATH, or a StackError telling the user what to install. */
+export function requireTool(tool: string, hint: string, searchPath = process.env.PATH ?? ''): string {
+  for (const dir of searchPath.split(path.delimiter)) {
+    if (dir === '') continue
+    const candidate = path.join(dir, tool)
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK)
+      if (fs.statSync(candidate).isFile()) return candidate
+    } catch {
+      /* not here */
+    }
   }
-  return p
+  throw new StackError('STACK_TOOL_MISSING', `${tool} not found on PATH: ${hint}`, { tool })
 }
 
 /** Last lines of a log, to explain a server that died while starting. */

@@ -1,0 +1,37 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { expect } from 'chai'
+import { StackError } from '../../common/errors.ts'
+import { isAlive, isOurs, readPid, requireTool } from '../../stack/processes.ts'
+
+describe('stack process helpers', () => {
+  it('a missing tool is a STACK_TOOL_MISSING error naming it and what to install', () => {
+    let err: unknown
+    try {
+      requireTool('mvn', 'install Apache Maven 3.6+ (Debian: apt-get install maven)', '/nonexistent-dir')
+    } catch (e) {
+      err = e
+    }
+    expect(err).to.be.instanceOf(StackError)
+    expect((err as StackError).code).to.equal('STACK_TOOL_MISSING')
+    expect((err as Error).message).to.equal('mvn not found on PATH: install Apache Maven 3.6+ (Debian: apt-get install maven)')
+  })
+
+  it('finds a tool that is on PATH', () => {
+    expect(requireTool('node', '', path.dirname(process.execPath))).to.equal(process.execPath)
+  })
+
+  it('a pid is ours only while alive and carrying our marker', () => {
+    expect(isOurs({ pid: process.pid, marker: 'mocha', startedAt: '' })).to.equal(true)
+    expect(isOurs({ pid: process.pid, marker: 'not-in-my-command-line-' + Math.random(), startedAt: '' })).to.equal(false)
+    expect(isAlive(2 ** 22 + 12345)).to.equal(false)
+  })
+
+  it('an unreadable pid file reads as no pid', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pid-')), 'x.pid')
+    expect(readPid(file)).to.equal(undefined)
+    fs.writeFileSync(file, 'garbage')
+    expect(readPid(file)).to.equal(undefined)
+  })
+})
