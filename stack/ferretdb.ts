@@ -32,7 +32,11 @@ async function install(s: StackSettings, report: (msg: string) => void): Promise
   report(`building FerretDB ${ferretdbVersion()} from the Go module proxy (first run only, a few minutes)`)
   fs.mkdirSync(home, { recursive: true })
   const tmp = `${bin}.tmp-${process.pid}`
-  await runLogged(go, ['build', '-trimpath', '-o', tmp, '.'], { cwd: MODULE_DIR, logFile: path.join(home, 'build.log') })
+  await runLogged(go, ['build', '-trimpath', '-o', tmp, '.'], {
+    cwd: MODULE_DIR,
+    logFile: path.join(home, 'build.log'),
+    heartbeat: (sec) => report(`still building FerretDB (${sec} s; downloads modules on a cold machine)`),
+  })
   fs.renameSync(tmp, bin)
   return bin
 }

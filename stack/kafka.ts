@@ -102,6 +102,7 @@ async function install(s: StackSettings, report: (msg: string) => void): Promise
   await runLogged(mvn, ['-B', '-q', 'dependency:copy-dependencies', '-DoutputDirectory=libs', '-DincludeScope=runtime'], {
     cwd: work,
     logFile: path.join(work, 'mvn.log'),
+    heartbeat: (sec) => report(`still resolving Kafka jars (${sec} s)`),
   })
   if (!fs.existsSync(path.join(work, 'libs', `kafka_2.13-${s.kafka.version}.jar`))) {
     throw new StackError('STACK_PROVISION_FAILED', `mvn ran but kafka_2.13-${s.kafka.version}.jar is missing; see ${work}/mvn.log`)

@@ -141,13 +141,24 @@ export function tail(file: string, lines = 15): string {
   }
 }
 
-/** Runs a command to completion, output to a log; rejects with the log's tail on failure. */
-export function runLogged(command: string, args: string[], opts: { cwd: string; logFile: string; env?: NodeJS.ProcessEnv }): Promise<void> {
+/**
+ * Runs a command to completion, output to a log; rejects with the log's tail on failure.
+ * With `heartbeat`, says every 15 s that it is still at it, so a cold provisioning never looks hung.
+ */
+export function runLogged(
+  command: string,
+  args: string[],
+  opts: { cwd: string; logFile: string; env?: NodeJS.ProcessEnv; heartbeat?: (elapsedSeconds: number) => void },
+): Promise<void> {
   return new Promise((resolve, reject) => {
     fs.mkdirSync(path.dirname(opts.logFile), { recursive: true })
     const out = fs.openSync(opts.logFile, 'a')
     const child = spawn(command, args, { cwd: opts.cwd, stdio: ['ignore', out, out], env: opts.env ?? process.env })
+    const t0 = Date.now()
+    const timer = opts.heartbeat ? setInterval(() => opts.heartbeat!(Math.round((Date.now() - t0) / 1000)), 15_000) : undefined
+    child.once('exit', () => clearInterval(timer))
     child.once('error', (err) => {
+      clearInterval(timer)
       fs.closeSync(out)
       reject(new StackError('STACK_PROVISION_FAILED', `${command} could not run: ${err.message}`, { command }))
     })
