@@ -3,7 +3,6 @@
  * KAFKA_BROKERS / MONGODB_URI runs the suite against external servers.
  */
 import { randomUUID } from 'node:crypto'
-import type { Admin } from 'kafkajs'
 import { createKafka, createMongoClient } from '../../common/clients.ts'
 import { loadConfig, type AppConfig } from '../../config/index.ts'
 
@@ -37,19 +36,4 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: n
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`)
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100))
   }
-}
-
-/**
- * A topic just created may not be in every broker's metadata cache yet (KRaft propagates it
- * asynchronously); kafkajs then fails a produce with "does not host this topic-partition".
- */
-export async function waitForTopic(admin: Admin, topic: string, partitions: number): Promise<void> {
-  await waitFor(
-    async () => {
-      const meta = await admin.fetchTopicMetadata({ topics: [topic] })
-      const parts = meta.topics[0]?.partitions ?? []
-      return parts.length === partitions && parts.every((p) => p.leader >= 0)
-    },
-    { what: `metadata of ${topic}` },
-  )
 }

@@ -3,7 +3,8 @@
  */
 import { expect } from 'chai'
 import type { Admin, Consumer, Kafka, Producer } from 'kafkajs'
-import { testKafka, uniqueName, waitFor, waitForTopic } from '../helpers/env.ts'
+import { createTopicsReady } from '../../common/kafka-admin.ts'
+import { testKafka, uniqueName, waitFor } from '../helpers/env.ts'
 
 describe('Kafka broker (kafkajs against the real local broker)', function () {
   this.timeout(90_000)
@@ -35,9 +36,8 @@ describe('Kafka broker (kafkajs against the real local broker)', function () {
 
   async function createTopic(partitions: number): Promise<string> {
     const topic = uniqueName('broker')
-    expect(await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true })).to.equal(true)
+    expect(await createTopicsReady(admin, [{ topic, numPartitions: partitions }])).to.deep.equal([topic])
     topics.push(topic)
-    await waitForTopic(admin, topic, partitions)
     return topic
   }
 

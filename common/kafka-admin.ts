@@ -1,0 +1,50 @@
+/**
+ * Topic creation that is reliable on KRaft: a topic the controller created reaches the broker's
+ * metadata cache a moment later, and until then kafkajs' own `waitForLeaders` fails with
+ * UNKNOWN_TOPIC_OR_PARTITION (which it does not retry) and a produce fails with "does not host this
+ * topic-partition". So create without waiting, then poll the metadata until every partition has a
+ * leader.
+ */
+import type { Admin, ITopicConfig } from 'kafkajs'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+export async function waitForTopicLeaders(admin: Admin, topics: Array<{ topic: string; numPartitions?: number }>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let last = 'no metadata yet'
+  for (;;) {
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics: topics.map((t) => t.topic) })
+      const pending = topics.filter((t) => {
+        const m = meta.topics.find((x) => x.name === t.topic)
+        if (!m || m.partitions.length === 0) return true
+        if (t.numPartitions !== undefined && t.numPartitions > 0 && m.partitions.length < t.numPartitions) return true
+        return m.partitions.some((p) => p.leader < 0)
+      })
+      if (pending.length === 0) return
+      last = `waiting for leaders of ${pending.map((t) => t.topic).join(', ')}`
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err)
+    }
+    if (Date.now() > deadline) throw new Error(`topics not ready within ${timeoutMs} ms: ${last}`)
+    await sleep(100)
+  }
+}
+
+/** Creates the topics that do not exist yet and returns once all of them can be produced to. */
+export async function createTopicsReady(admin: Admin, topics: ITopicConfig[], timeoutMs = 30_000): Promise<string[]> {
+  const existing = new Set(await admin.listTopics())
+  const missing = topics.filter((t) => !existing.has(t.topic))
+  if (missing.length > 0) {
+    try {
+      await admin.createTopics({ topics: missing, waitForLeaders: false })
+    } catch (err) {
+      // Another process may have created one of them meanwhile: that is fine, the wait below decides.
+      const e = err as { type?: string; errors?: Array<{ type?: string }> }
+      const onlyExists = e.type === 'TOPIC_ALREADY_EXISTS' || (e.errors ?? []).every((x) => x.type === 'TOPIC_ALREADY_EXISTS')
+      if (!onlyExists || (e.errors === undefined && e.type === undefined)) throw err
+    }
+  }
+  await waitForTopicLeaders(admin, topics, timeoutMs)
+  return missing.map((t) => t.topic)
+}
