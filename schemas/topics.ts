@@ -9,7 +9,7 @@
  * that topic keeps everything for a bounded retention instead.
  */
 import type { Admin, ITopicConfig } from 'kafkajs'
-import type { ContractName } from './contracts.ts'
+import { contractSchema, type ContractName } from './contracts.ts'
 
 export type CleanupPolicy = 'compact' | 'delete' | 'compact,delete'
 
@@ -91,4 +91,19 @@ export async function ensureTopics(admin: Admin, topics: readonly TopicSpec[] = 
   if (missing.length === 0) return []
   await admin.createTopics({ topics: missing.map((t) => topicConfig(t)), waitForLeaders: true })
   return missing.map((t) => t.name)
+}
+
+/** Registers the key and value contracts of each topic (TopicNameStrategy); returns their ids. */
+export async function registerTopicSchemas(
+  serde: { register(subject: string, schema: string): Promise<number> },
+  topics: readonly TopicSpec[] = ALL_TOPICS,
+): Promise<Record<string, { keyId: number; valueId: number }>> {
+  const out: Record<string, { keyId: number; valueId: number }> = {}
+  for (const t of topics) {
+    out[t.name] = {
+      keyId: await serde.register(keySubject(t.name), contractSchema(t.keySchema)),
+      valueId: await serde.register(valueSubject(t.name), contractSchema(t.valueSchema)),
+    }
+  }
+  return out
 }

@@ -12,8 +12,12 @@ import { SCHEMA_TYPES, type SchemaRegistryService } from './registry.ts'
 export const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json'
 const BODY_LIMIT = 2 * 1024 * 1024
 
+/** Buffer bodies keep express from appending "; charset=utf-8" to Confluent's content type. */
+function raw(res: Response, status: number, text: string): void {
+  res.status(status).set('Content-Type', CONTENT_TYPE).send(Buffer.from(text, 'utf8'))
+}
 function send(res: Response, status: number, body: unknown): void {
-  res.status(status).type(CONTENT_TYPE).send(JSON.stringify(body))
+  raw(res, status, JSON.stringify(body))
 }
 
 const flag = (req: Request, name: string): boolean => String(req.query[name] ?? '').toLowerCase() === 'true'
@@ -55,7 +59,7 @@ export function createRegistryApp(registry: SchemaRegistryService, logger: Logge
     '/subjects/:subject/versions/:version/schema',
     h((req, res) => {
       const v = registry.getVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'deleted'))
-      res.status(200).type(CONTENT_TYPE).send(v.schema)
+      raw(res, 200, v.schema)
     }),
   )
   app.get('/subjects/:subject/versions/:version/referencedby', h((req) => registry.referencedBy(param(req, 'subject'), param(req, 'version'))))
@@ -67,7 +71,7 @@ export function createRegistryApp(registry: SchemaRegistryService, logger: Logge
   app.get(
     '/schemas/ids/:id/schema',
     h((req, res) => {
-      res.status(200).type(CONTENT_TYPE).send(registry.getById(schemaId(req)).schema)
+      raw(res, 200, registry.getById(schemaId(req)).schema)
     }),
   )
   app.get('/schemas/ids/:id/subjects', h((req) => registry.subjectsOf(schemaId(req), flag(req, 'deleted'))))
