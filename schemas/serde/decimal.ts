@@ -11,23 +11,11 @@ export function decimalToBytes(value: string, scale: number): Buffer {
   if (frac.length > scale) throw new DataError(`"${value}" has more than ${scale} decimal places`, { value, scale })
   let n = BigInt(m[2]! + frac.padEnd(scale, '0'))
   if (m[1]) n = -n
-  // Minimal two's complement, big-endian.
-  let hex = (n < 0n ? (1n << BigInt(bitLength(n))) + n : n).toString(16)
-  if (hex.length % 2) hex = '0' + hex
-  let buf = Buffer.from(hex, 'hex')
-  const negative = n < 0n
-  if (!negative && buf.length > 0 && buf[0]! & 0x80) buf = Buffer.concat([Buffer.from([0]), buf])
-  if (negative && (buf.length === 0 || !(buf[0]! & 0x80))) buf = Buffer.concat([Buffer.from([0xff]), buf])
-  if (buf.length === 0) buf = Buffer.from([0])
-  return buf
-}
-
-function bitLength(n: bigint): number {
-  // Bits for the two's complement of a negative n, rounded up to whole bytes.
-  const abs = -n
-  let bits = abs.toString(2).length + 1
-  bits = Math.ceil(bits / 8) * 8
-  return bits
+  // Minimal two's complement, big-endian: the fewest bytes k with -2^(8k-1) <= n < 2^(8k-1).
+  let k = 1
+  while (n < -(1n << BigInt(8 * k - 1)) || n >= 1n << BigInt(8 * k - 1)) k++
+  const unsigned = n < 0n ? (1n << BigInt(8 * k)) + n : n
+  return Buffer.from(unsigned.toString(16).padStart(2 * k, '0'), 'hex')
 }
 
 export function bytesToDecimal(buf: Buffer, scale: number): string {
