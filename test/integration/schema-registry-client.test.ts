@@ -44,7 +44,7 @@ describe('schema registry with @kafkajs/confluent-schema-registry', function () 
   it('registering the same schema again returns the same id and adds no version; ids are global', async () => {
     const a = uniqueName('a') + '-value'
     const b = uniqueName('b') + '-value'
-    const schema = { type: SchemaType.AVRO, schema: JSON.stringify({ ...v1, name: 'Shared' }) }
+    const schema = { type: SchemaType.AVRO as const, schema: JSON.stringify({ ...v1, name: 'Shared' }) }
     const first = await client.register(schema, { subject: a })
     const again = await client.register(schema, { subject: a })
     const other = await client.register(schema, { subject: b })

@@ -162,7 +162,7 @@ describe('serde: Confluent wire format on Kafka', function () {
     expect(v.value).to.deep.equal(value)
     expect(fromHeaders(got.headers)).to.deep.equal(env)
     // The subjects follow TopicNameStrategy.
-    expect((await (await fetch(`${reg.url}/subjects/${keySubject(topic)}/versions/latest`)).json()).id).to.equal(ids.keyId)
+    expect(((await (await fetch(`${reg.url}/subjects/${keySubject(topic)}/versions/latest`)).json()) as { id: number }).id).to.equal(ids.keyId)
   })
 
   it('decodes an old version into a newer reader (and back) with cached resolvers, no I/O after the first', async () => {
