@@ -31,6 +31,9 @@ export class AvroSerde {
   private readonly ids = new Map<string, number>()
   private readonly readers = new Map<string, Promise<avro.Type>>()
   private scratch = Buffer.allocUnsafe(64 * 1024)
+  /** The writer of the previous decode: consecutive messages mostly share a schema. */
+  private lastId = -1
+  private lastWriter: Writer | undefined
 
   constructor(readonly client: RegistryClient) {}
 
@@ -167,12 +170,21 @@ export class AvroSerde {
    * schema (fields added with defaults, removed fields dropped, promotions applied).
    */
   decodeSync(buf: Buffer, reader?: avro.Type): unknown {
-    const id = AvroSerde.schemaIdOf(buf)
-    const w = this.writers.get(id)
+    if (buf.length < HEADER_SIZE || buf[0] !== MAGIC_BYTE) AvroSerde.schemaIdOf(buf) // throws the DataError
+    const id = buf.readInt32BE(1)
+    const w = id === this.lastId ? this.lastWriter! : this.writers.get(id)
     if (!w) throw new DataError(`schema ${id} is not loaded; call load(${id}) or decode() first`, { schemaId: id })
-    let resolver: avro.Resolver | null | undefined = null
-    if (reader && reader !== w.type) {
-      resolver = w.resolvers.get(reader)
+    this.lastId = id
+    this.lastWriter = w
+    let r: { value: unknown; offset: number }
+    if (reader === undefined || reader === w.type) {
+      try {
+        r = w.type.decode(buf, HEADER_SIZE)
+      } catch (err) {
+        throw this.undecodable(id, err)
+      }
+    } else {
+      let resolver = w.resolvers.get(reader)
       if (resolver === undefined) {
         try {
           resolver = reader.equals(w.type) ? null : reader.createResolver(w.type)
@@ -181,18 +193,20 @@ export class AvroSerde {
         }
         w.resolvers.set(reader, resolver)
       }
-    }
-    const type = reader ?? w.type
-    let r: { value: unknown; offset: number }
-    try {
-      r = resolver ? type.decode(buf, HEADER_SIZE, resolver) : type.decode(buf, HEADER_SIZE)
-    } catch (err) {
-      throw new DataError(`message body does not decode with schema ${id}: ${(err as Error).message}`, { schemaId: id }, { cause: err })
+      try {
+        r = resolver ? reader.decode(buf, HEADER_SIZE, resolver) : reader.decode(buf, HEADER_SIZE)
+      } catch (err) {
+        throw this.undecodable(id, err)
+      }
     }
     if (r.offset !== buf.length) {
       throw new DataError(r.offset < 0 ? `message body is truncated for schema ${id}` : `message has ${buf.length - r.offset} trailing bytes after the body of schema ${id}`, { schemaId: id })
     }
     return r.value
+  }
+
+  private undecodable(id: number, err: unknown): DataError {
+    return new DataError(`message body does not decode with schema ${id}: ${(err as Error).message}`, { schemaId: id }, { cause: err })
   }
 
   async decode(buf: Buffer, reader?: avro.Type): Promise<unknown> {
