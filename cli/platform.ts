@@ -9,9 +9,13 @@ import { createKafka, createMongoClient } from '../common/clients.ts'
 import type { Logger } from '../common/logger.ts'
 import type { AppConfig } from '../config/index.ts'
 import { stackDown, stackSettings, stackUp } from '../stack/index.ts'
+import { AvroSerde, RegistryClient, ensureTopics, registerTopicSchemas, startSchemaRegistry, type RegistryServer } from '../schemas/index.ts'
 
 export interface Platform {
   url: string
+  /** The schema registry the platform uses (built-in, or the external schemaRegistry.url). */
+  schemaRegistryUrl: string
+  serde: AvroSerde
   close(): Promise<void>
 }
 
@@ -35,6 +39,20 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   const kafka = createKafka(config, logger, `${config.kafka.clientId}-health`, { connectionTimeout: 1000, retry: { retries: 0 } })
   const admin = kafka.admin({ retry: { retries: 0 } })
   const mongo = createMongoClient(config)
+
+  // Event contracts: the built-in registry (unless an external one is configured), the topics, and
+  // the key/value schemas of each topic registered under TopicNameStrategy subjects.
+  let registry: RegistryServer | undefined
+  if (config.schemaRegistry.url === '') registry = await startSchemaRegistry(config, logger)
+  const serde = new AvroSerde(RegistryClient.fromConfig(config, registry?.url))
+  try {
+    const created = await ensureTopics(admin)
+    if (created.length > 0) logger.info('created topics', { topics: created })
+    await registerTopicSchemas(serde)
+  } catch (err) {
+    await registry?.close()
+    throw err
+  }
 
   const app = createApp({
     logger,
@@ -61,11 +79,14 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
 
   return {
     url,
+    schemaRegistryUrl: serde.client.url,
+    serde,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         server.closeIdleConnections()
       })
+      await registry?.close()
       await Promise.allSettled([admin.disconnect(), mongo.close()])
       if (startedStack && options.stopStackOnClose !== false) {
         await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))

@@ -59,6 +59,7 @@ export const configSchema = {
     password: { doc: 'Basic-auth password of the external registry.', format: String, default: '', env: 'SCHEMA_REGISTRY_PASSWORD', sensitive: true },
     host: { doc: 'Address the built-in registry listens on.', format: String, default: '127.0.0.1', env: 'SCHEMA_REGISTRY_HOST' },
     port: port('Port of the built-in registry.', 8081, 'SCHEMA_REGISTRY_PORT'),
+    topic: { doc: 'Compacted single-partition topic holding the built-in registry\'s schemas (Confluent\'s kafkastore.topic); created when missing.', format: String, default: '_schemas', env: 'SCHEMA_REGISTRY_TOPIC' },
   },
   stack: {
     dir: { doc: 'Folder of this checkout\'s local stack: data, logs, pid files (git-ignored). Empty: .stack/ in the project.', format: String, default: '', env: 'STACK_DIR' },

@@ -1,0 +1,140 @@
+/**
+ * The envelope of every event, carried as Kafka headers in CloudEvents' Kafka protocol binding
+ * (binary content mode: `ce_` attributes, `content-type`), so that any CloudEvents-aware consumer
+ * understands it, plus the W3C Trace Context `traceparent` header that OpenTelemetry's Kafka
+ * instrumentation propagates. The schema subject and version are CloudEvents extension attributes.
+ */
+import { randomBytes } from 'node:crypto'
+import type { IHeaders } from 'kafkajs'
+import { DataError } from '../common/errors.ts'
+
+export interface EventEnvelope {
+  /** UUIDv7: unique, time-ordered; the idempotency key partners see on every retry. */
+  id: string
+  /** e.g. `inventory.level.changed` (see schemas/topics.ts for each topic's types). */
+  type: string
+  /** URI reference of the producer, e.g. `/manufacturers/acme/erp`. */
+  source: string
+  /** When it happened in the source system. */
+  occurredAt: Date
+  schemaSubject: string
+  schemaVersion: number
+  /** W3C traceparent: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>. */
+  traceparent: string
+}
+
+export const HEADER = {
+  specVersion: 'ce_specversion',
+  id: 'ce_id',
+  type: 'ce_type',
+  source: 'ce_source',
+  time: 'ce_time',
+  contentType: 'content-type',
+  schemaSubject: 'ce_schemasubject',
+  schemaVersion: 'ce_schemaversion',
+  traceparent: 'traceparent',
+} as const
+
+/** Media type of a Confluent-framed Avro value. */
+export const AVRO_CONTENT_TYPE = 'application/vnd.confluent.avro'
+
+let lastMs = -1
+let lastRand: Buffer = Buffer.alloc(10)
+
+/**
+ * RFC 9562 UUID version 7: 48-bit Unix milliseconds, version, 74 random bits. Within one millisecond
+ * the random part is incremented, so ids made by this process sort in creation order.
+ */
+export function uuidv7(now = Date.now()): string {
+  let rand: Buffer
+  if (now <= lastMs) {
+    now = lastMs
+    rand = Buffer.from(lastRand)
+    for (let i = rand.length - 1; i >= 0; i--) {
+      rand[i] = (rand[i]! + 1) & 0xff
+      if (rand[i] !== 0) break
+    }
+  } else {
+    rand = randomBytes(10)
+    rand[0]! &= 0x7f // keep headroom for increments within the millisecond
+  }
+  lastMs = now
+  lastRand = rand
+  const b = Buffer.alloc(16)
+  b.writeUIntBE(now, 0, 6)
+  b[6] = 0x70 | (rand[0]! & 0x0f)
+  b[7] = rand[1]!
+  b[8] = 0x80 | (rand[2]! & 0x3f)
+  rand.copy(b, 9, 3, 10)
+  const h = b.toString('hex')
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
+}
+
+const UUID7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/
+
+export function isUuidV7(s: string): boolean {
+  return UUID7.test(s)
+}
+
+/** A new root traceparent (sampled), for events that arrive without one. */
+export function newTraceparent(): string {
+  return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`
+}
+
+export function isTraceparent(s: string): boolean {
+  const m = TRACEPARENT.exec(s)
+  return m !== null && !/^0+$/.test(m[1]!) && !/^0+$/.test(m[2]!)
+}
+
+export function envelope(fields: Omit<EventEnvelope, 'id' | 'traceparent' | 'occurredAt'> & Partial<Pick<EventEnvelope, 'id' | 'traceparent' | 'occurredAt'>>): EventEnvelope {
+  return {
+    id: fields.id ?? uuidv7(),
+    traceparent: fields.traceparent ?? newTraceparent(),
+    occurredAt: fields.occurredAt ?? new Date(),
+    type: fields.type,
+    source: fields.source,
+    schemaSubject: fields.schemaSubject,
+    schemaVersion: fields.schemaVersion,
+  }
+}
+
+export function toHeaders(e: EventEnvelope): IHeaders {
+  return {
+    [HEADER.specVersion]: '1.0',
+    [HEADER.id]: e.id,
+    [HEADER.type]: e.type,
+    [HEADER.source]: e.source,
+    [HEADER.time]: e.occurredAt.toISOString(),
+    [HEADER.contentType]: AVRO_CONTENT_TYPE,
+    [HEADER.schemaSubject]: e.schemaSubject,
+    [HEADER.schemaVersion]: String(e.schemaVersion),
+    [HEADER.traceparent]: e.traceparent,
+  }
+}
+
+function header(h: IHeaders, name: string): string | undefined {
+  const v = h[name]
+  const one = Array.isArray(v) ? v[v.length - 1] : v
+  return one === undefined ? undefined : Buffer.isBuffer(one) ? one.toString('utf8') : String(one)
+}
+
+/** Reads and validates the envelope; a missing or malformed header is a DataError naming it. */
+export function fromHeaders(h: IHeaders | undefined): EventEnvelope {
+  const headers = h ?? {}
+  const need = (name: string): string => {
+    const v = header(headers, name)
+    if (v === undefined || v === '') throw new DataError(`event header ${name} is missing`, { header: name })
+    return v
+  }
+  const id = need(HEADER.id)
+  if (!isUuidV7(id)) throw new DataError(`event header ${HEADER.id} is not a UUIDv7: ${id}`, { header: HEADER.id })
+  const time = need(HEADER.time)
+  const occurredAt = new Date(time)
+  if (Number.isNaN(occurredAt.getTime())) throw new DataError(`event header ${HEADER.time} is not an RFC 3339 timestamp: ${time}`, { header: HEADER.time })
+  const version = Number(need(HEADER.schemaVersion))
+  if (!Number.isInteger(version) || version < 1) throw new DataError(`event header ${HEADER.schemaVersion} is not a positive integer`, { header: HEADER.schemaVersion })
+  const traceparent = need(HEADER.traceparent)
+  if (!isTraceparent(traceparent)) throw new DataError(`event header traceparent is not a W3C traceparent: ${traceparent}`, { header: HEADER.traceparent })
+  return { id, type: need(HEADER.type), source: need(HEADER.source), occurredAt, schemaSubject: need(HEADER.schemaSubject), schemaVersion: version, traceparent }
+}

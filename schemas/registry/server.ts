@@ -1,0 +1,67 @@
+/**
+ * Starts the built-in schema registry: the `_schemas` store (caught up before the first request),
+ * the REST API, and an HTTP server on schemaRegistry.host:port (port 0 in tests).
+ */
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createKafka } from '../../common/clients.ts'
+import type { Logger } from '../../common/logger.ts'
+import type { AppConfig } from '../../config/index.ts'
+import { createRegistryApp } from './app.ts'
+import { SchemaRegistryService } from './registry.ts'
+import { KafkaSchemaStore } from './store.ts'
+
+export interface RegistryServer {
+  url: string
+  registry: SchemaRegistryService
+  store: KafkaSchemaStore
+  close(): Promise<void>
+}
+
+export interface RegistryServerOptions {
+  port?: number
+  host?: string
+  /** The log topic (default: config schemaRegistry.topic, i.e. `_schemas`). */
+  topic?: string
+}
+
+export async function startSchemaRegistry(config: AppConfig, logger: Logger, options: RegistryServerOptions = {}): Promise<RegistryServer> {
+  const log = logger.child({ component: 'schema-registry' })
+  const kafka = createKafka(config, log, `${config.kafka.clientId}-schema-registry`)
+  const store = new KafkaSchemaStore(kafka, log, { topic: options.topic ?? config.schemaRegistry.topic, groupPrefix: `${config.kafka.clientId}-schema-registry` })
+  try {
+    await store.start()
+  } catch (err) {
+    await store.stop()
+    throw err
+  }
+  const registry = new SchemaRegistryService(store)
+  const app = createRegistryApp(registry, log)
+  const host = options.host ?? config.schemaRegistry.host
+  const port = options.port ?? config.schemaRegistry.port
+  let server: Server
+  try {
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(port, host, () => resolve(s))
+      s.once('error', reject)
+    })
+  } catch (err) {
+    await store.stop()
+    throw err
+  }
+  const addr = server.address() as AddressInfo
+  const url = `http://${addr.address}:${addr.port}`
+  log.info('schema registry listening', { url, topic: store.topic })
+  return {
+    url,
+    registry,
+    store,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      })
+      await store.stop()
+    },
+  }
+}

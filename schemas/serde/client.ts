@@ -1,0 +1,96 @@
+/**
+ * A thin client of the Confluent Schema Registry REST API (ours or Confluent's), used by the serde
+ * on cache misses only. 404s and 4xx answers are DataErrors (the schema or subject is not there);
+ * network failures and 5xx are RetriableErrors.
+ */
+import { DataError, RetriableError } from '../../common/errors.ts'
+import type { AppConfig } from '../../config/index.ts'
+import type { Reference } from '../registry/avro.ts'
+
+export interface RegistryClientOptions {
+  url: string
+  username?: string
+  password?: string
+  timeoutMs?: number
+}
+
+export interface RegisteredSchema {
+  subject: string
+  version: number
+  id: number
+  schema: string
+  schemaType?: string
+  references?: Reference[]
+}
+
+const CT = 'application/vnd.schemaregistry.v1+json'
+
+export class RegistryClient {
+  readonly url: string
+  private readonly auth: string | undefined
+  private readonly timeoutMs: number
+
+  constructor(options: RegistryClientOptions) {
+    this.url = options.url.replace(/\/+$/, '')
+    this.auth = options.username ? 'Basic ' + Buffer.from(`${options.username}:${options.password ?? ''}`).toString('base64') : undefined
+    this.timeoutMs = options.timeoutMs ?? 10_000
+  }
+
+  /** The registry the platform uses: the external one when schemaRegistry.url is set, else ours. */
+  static fromConfig(config: AppConfig, builtInUrl?: string): RegistryClient {
+    const r = config.schemaRegistry
+    const url = r.url !== '' ? r.url : (builtInUrl ?? `http://${r.host}:${r.port}`)
+    return new RegistryClient({ url, username: r.username, password: r.password })
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: CT }
+    if (body !== undefined) headers['content-type'] = CT
+    if (this.auth) headers.authorization = this.auth
+    let res: Response
+    try {
+      res = await fetch(this.url + path, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      })
+    } catch (err) {
+      throw new RetriableError(`schema registry ${this.url} unreachable: ${(err as Error).message}`, undefined, { method, path }, { cause: err })
+    }
+    const text = await res.text()
+    let json: unknown
+    try {
+      json = text === '' ? undefined : JSON.parse(text)
+    } catch {
+      json = text
+    }
+    if (res.ok) return json as T
+    const e = json as { error_code?: number; message?: string } | undefined
+    const msg = `schema registry ${method} ${path}: ${res.status} ${e?.error_code ?? ''} ${e?.message ?? text}`.trim()
+    const ctx = { method, path, status: res.status, errorCode: e?.error_code }
+    if (res.status >= 500 || res.status === 429 || res.status === 408) throw new RetriableError(msg, undefined, ctx)
+    throw new DataError(msg, ctx)
+  }
+
+  getSchemaById(id: number): Promise<{ schema: string; schemaType?: string; references?: Reference[] }> {
+    return this.request('GET', `/schemas/ids/${id}`)
+  }
+
+  getVersion(subject: string, version: number | 'latest'): Promise<RegisteredSchema> {
+    return this.request('GET', `/subjects/${encodeURIComponent(subject)}/versions/${version}`)
+  }
+
+  async register(subject: string, schema: string, references: Reference[] = []): Promise<number> {
+    const body: Record<string, unknown> = { schema }
+    if (references.length > 0) body.references = references
+    const r = await this.request<{ id: number }>('POST', `/subjects/${encodeURIComponent(subject)}/versions`, body)
+    return r.id
+  }
+
+  lookup(subject: string, schema: string, references: Reference[] = []): Promise<RegisteredSchema> {
+    const body: Record<string, unknown> = { schema }
+    if (references.length > 0) body.references = references
+    return this.request('POST', `/subjects/${encodeURIComponent(subject)}`, body)
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The one declaration of Distributary's topics: name, partitions, key, cleanup policy, the key and
+ * value contracts and the event types they carry. Subjects follow Confluent's TopicNameStrategy
+ * (`<topic>-key`, `<topic>-value`). `ensureTopics` creates the missing ones at platform start.
+ *
+ * State topics (a full snapshot per key: inventory levels, partner profiles) are compacted, so a new
+ * subscriber can bootstrap from the latest value per key. Deal registrations also carry the full
+ * state of the deal in every event, but the lifecycle history matters to partners (and replays), so
+ * that topic keeps everything for a bounded retention instead.
+ */
+import type { Admin, ITopicConfig } from 'kafkajs'
+import { contractSchema, type ContractName } from './contracts.ts'
+
+export type CleanupPolicy = 'compact' | 'delete' | 'compact,delete'
+
+export interface TopicSpec {
+  name: string
+  partitions: number
+  cleanupPolicy: CleanupPolicy
+  /** Extra topic configs (retention and the like). */
+  config: Record<string, string>
+  /** What the key is made of, for readers of this file. */
+  key: string
+  keySchema: ContractName
+  valueSchema: ContractName
+  /** Values of the ce_type header on this topic. */
+  eventTypes: readonly string[]
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000
+
+export const TOPICS = {
+  inventoryLevels: {
+    name: 'inventory.levels',
+    partitions: 6,
+    cleanupPolicy: 'compact',
+    config: { 'min.compaction.lag.ms': String(60 * 60 * 1000) },
+    key: 'sku + locationId',
+    keySchema: 'inventory-level-key',
+    valueSchema: 'inventory-level',
+    eventTypes: ['inventory.level.changed'],
+  },
+  dealRegistrations: {
+    name: 'deals.registrations',
+    partitions: 3,
+    cleanupPolicy: 'delete',
+    config: { 'retention.ms': String(365 * DAY_MS) },
+    key: 'dealId',
+    keySchema: 'deal-registration-key',
+    valueSchema: 'deal-registration',
+    eventTypes: ['deal.registered', 'deal.updated', 'deal.approved', 'deal.rejected', 'deal.won', 'deal.lost', 'deal.expired'],
+  },
+  partnerProfiles: {
+    name: 'partners.profiles',
+    partitions: 3,
+    cleanupPolicy: 'compact',
+    config: {},
+    key: 'partnerId',
+    keySchema: 'partner-profile-key',
+    valueSchema: 'partner-profile',
+    eventTypes: ['partner.profile.changed'],
+  },
+} as const satisfies Record<string, TopicSpec>
+
+export const ALL_TOPICS: readonly TopicSpec[] = Object.values(TOPICS)
+
+/** Confluent TopicNameStrategy. */
+export function valueSubject(topic: string): string {
+  return `${topic}-value`
+}
+export function keySubject(topic: string): string {
+  return `${topic}-key`
+}
+
+export function topicConfig(spec: TopicSpec, replicationFactor = -1): ITopicConfig {
+  return {
+    topic: spec.name,
+    numPartitions: spec.partitions,
+    replicationFactor,
+    configEntries: [{ name: 'cleanup.policy', value: spec.cleanupPolicy }, ...Object.entries(spec.config).map(([name, value]) => ({ name, value }))],
+  }
+}
+
+/**
+ * Creates the topics that do not exist yet (existing ones are left as they are, even when their
+ * settings differ: changing a live topic is an operator's decision). Returns the names it created.
+ */
+export async function ensureTopics(admin: Admin, topics: readonly TopicSpec[] = ALL_TOPICS): Promise<string[]> {
+  const existing = new Set(await admin.listTopics())
+  const missing = topics.filter((t) => !existing.has(t.name))
+  if (missing.length === 0) return []
+  await admin.createTopics({ topics: missing.map((t) => topicConfig(t)), waitForLeaders: true })
+  return missing.map((t) => t.name)
+}
+
+/** Registers the key and value contracts of each topic (TopicNameStrategy); returns their ids. */
+export async function registerTopicSchemas(
+  serde: { register(subject: string, schema: string): Promise<number> },
+  topics: readonly TopicSpec[] = ALL_TOPICS,
+): Promise<Record<string, { keyId: number; valueId: number }>> {
+  const out: Record<string, { keyId: number; valueId: number }> = {}
+  for (const t of topics) {
+    out[t.name] = {
+      keyId: await serde.register(keySubject(t.name), contractSchema(t.keySchema)),
+      valueId: await serde.register(valueSubject(t.name), contractSchema(t.valueSchema)),
+    }
+  }
+  return out
+}
