@@ -1,6 +1,10 @@
 /**
  * The composition root: configuration → local stack (when nothing external is configured) →
- * clients → HTTP server. `startPlatform` returns a handle whose `close()` undoes all of it.
+ * clients → HTTP server → event contracts (schema registry, topics, topic schemas).
+ *
+ * The HTTP server comes up first, so /health and /ready answer from the start; the contracts are
+ * bootstrapped in the background and retried until Kafka is reachable, and /ready says which part
+ * is not ready yet. `startPlatform` returns a handle whose `close()` undoes all of it.
  */
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
@@ -8,21 +12,28 @@ import { createApp } from '../api/index.ts'
 import { createKafka, createMongoClient } from '../common/clients.ts'
 import type { Logger } from '../common/logger.ts'
 import type { AppConfig } from '../config/index.ts'
-import { stackDown, stackSettings, stackUp } from '../stack/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, registerTopicSchemas, startSchemaRegistry, type RegistryServer } from '../schemas/index.ts'
+import { stackDown, stackSettings, stackUp } from '../stack/index.ts'
 
 export interface Platform {
   url: string
+  /** Resolves once the registry runs and the topics and their schemas exist. */
+  contracts: Promise<Contracts>
+  close(): Promise<void>
+}
+
+export interface Contracts {
   /** The schema registry the platform uses (built-in, or the external schemaRegistry.url). */
   schemaRegistryUrl: string
   serde: AvroSerde
-  close(): Promise<void>
 }
 
 export interface StartOptions {
   /** Stop the stack servers on close() when this call started them (the default). */
   stopStackOnClose?: boolean
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export async function startPlatform(config: AppConfig, logger: Logger, options: StartOptions = {}): Promise<Platform> {
   const settings = stackSettings(config)
@@ -42,17 +53,31 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
 
   // Event contracts: the built-in registry (unless an external one is configured), the topics, and
   // the key/value schemas of each topic registered under TopicNameStrategy subjects.
+  let closed = false
   let registry: RegistryServer | undefined
-  if (config.schemaRegistry.url === '') registry = await startSchemaRegistry(config, logger)
-  const serde = new AvroSerde(RegistryClient.fromConfig(config, registry?.url))
-  try {
-    const created = await ensureTopics(admin)
-    if (created.length > 0) logger.info('created topics', { topics: created })
-    await registerTopicSchemas(serde)
-  } catch (err) {
-    await registry?.close()
-    throw err
+  let contractsState: { ready: true; value: Contracts } | { ready: false; error: string } = { ready: false, error: 'starting' }
+  const bootstrap = async (): Promise<Contracts> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (config.schemaRegistry.url === '' && !registry) registry = await startSchemaRegistry(config, logger)
+        const serde = new AvroSerde(RegistryClient.fromConfig(config, registry?.url))
+        const created = await ensureTopics(admin)
+        if (created.length > 0) logger.info('created topics', { topics: created })
+        await registerTopicSchemas(serde)
+        const value = { schemaRegistryUrl: serde.client.url, serde }
+        contractsState = { ready: true, value }
+        return value
+      } catch (err) {
+        if (closed) throw err
+        contractsState = { ready: false, error: err instanceof Error ? err.message : String(err) }
+        logger.warn('event contracts not ready; retrying', { attempt, err })
+        await sleep(Math.min(10_000, 500 * 2 ** Math.min(attempt, 5)))
+        if (closed) throw new Error('platform closed before its event contracts were ready')
+      }
+    }
   }
+  const contracts = bootstrap()
+  contracts.catch(() => undefined) // observed through /ready and the handle
 
   const app = createApp({
     logger,
@@ -64,6 +89,11 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       },
       mongodb: async () => {
         await mongo.db(config.mongodb.database).command({ ping: 1 })
+      },
+      schemaRegistry: async () => {
+        if (!contractsState.ready) throw new Error(`event contracts not ready: ${contractsState.error}`)
+        const res = await fetch(`${contractsState.value.schemaRegistryUrl}/subjects`, { signal: AbortSignal.timeout(2000) })
+        if (!res.ok) throw new Error(`registry answered ${res.status}`)
       },
     },
   })
@@ -79,9 +109,9 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
 
   return {
     url,
-    schemaRegistryUrl: serde.client.url,
-    serde,
+    contracts,
     async close() {
+      closed = true
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         server.closeIdleConnections()

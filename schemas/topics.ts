@@ -8,6 +8,7 @@
  * state of the deal in every event, but the lifecycle history matters to partners (and replays), so
  * that topic keeps everything for a bounded retention instead.
  */
+import { createTopicsReady } from '../common/kafka-admin.ts'
 import type { Admin, ITopicConfig } from 'kafkajs'
 import { contractSchema, type ContractName } from './contracts.ts'
 
@@ -86,11 +87,7 @@ export function topicConfig(spec: TopicSpec, replicationFactor = -1): ITopicConf
  * settings differ: changing a live topic is an operator's decision). Returns the names it created.
  */
 export async function ensureTopics(admin: Admin, topics: readonly TopicSpec[] = ALL_TOPICS): Promise<string[]> {
-  const existing = new Set(await admin.listTopics())
-  const missing = topics.filter((t) => !existing.has(t.name))
-  if (missing.length === 0) return []
-  await admin.createTopics({ topics: missing.map((t) => topicConfig(t)), waitForLeaders: true })
-  return missing.map((t) => t.name)
+  return createTopicsReady(admin, topics.map((t) => topicConfig(t)))
 }
 
 /** Registers the key and value contracts of each topic (TopicNameStrategy); returns their ids. */

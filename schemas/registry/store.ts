@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { Partitioners, type Admin, type Consumer, type Kafka, type Producer } from 'kafkajs'
+import { createTopicsReady } from '../../common/kafka-admin.ts'
 import type { Logger } from '../../common/logger.ts'
 import { errors } from './errors.ts'
 import { RegistryState } from './state.ts'
@@ -74,14 +75,10 @@ export class KafkaSchemaStore {
   }
 
   private async ensureTopic(): Promise<void> {
-    const topics = await this.admin.listTopics()
-    if (!topics.includes(this.topic)) {
-      await this.admin.createTopics({
-        waitForLeaders: true,
-        topics: [{ topic: this.topic, numPartitions: 1, replicationFactor: -1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }],
-      })
-      this.logger.info('created the schema log topic', { topic: this.topic })
-    }
+    const created = await createTopicsReady(this.admin, [
+      { topic: this.topic, numPartitions: 1, replicationFactor: -1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+    ])
+    if (created.length > 0) this.logger.info('created the schema log topic', { topic: this.topic })
     const meta = await this.admin.fetchTopicMetadata({ topics: [this.topic] })
     const partitions = meta.topics[0]?.partitions.length ?? 0
     if (partitions !== 1) throw errors.store(`topic ${this.topic} has ${partitions} partitions; the schema log needs exactly 1`)

@@ -25,7 +25,7 @@ async function closedPort(): Promise<number> {
 describe('platform start', function () {
   this.timeout(60_000)
   const base = loadConfig()
-  const externalEnv = { KAFKA_BROKERS: kafkaBrokers(base).join(','), MONGODB_URI: mongoUri(base) }
+  const externalEnv = { KAFKA_BROKERS: kafkaBrokers(base).join(','), MONGODB_URI: mongoUri(base), SCHEMA_REGISTRY_PORT: '0' }
   let platform: Platform | undefined
 
   afterEach(async () => {
@@ -33,8 +33,11 @@ describe('platform start', function () {
     platform = undefined
   })
 
-  it('answers /health, and /ready 200 when Kafka and MongoDB both answer', async () => {
+  it('answers /health, and /ready 200 when Kafka, MongoDB and the registry all answer', async () => {
     platform = await startPlatform(loadConfig({ env: { ...externalEnv, HTTP_PORT: '0' } }), quiet)
+    const { schemaRegistryUrl } = await platform.contracts
+    const subjects = (await (await fetch(`${schemaRegistryUrl}/subjects`)).json()) as string[]
+    expect(subjects).to.include.members(['inventory.levels-value', 'inventory.levels-key'])
     const health = await fetch(`${platform.url}/health`)
     expect(health.status).to.equal(200)
     expect(await health.json()).to.include({ status: 'ok' })
@@ -43,6 +46,7 @@ describe('platform start', function () {
     expect(ready.status, JSON.stringify(body)).to.equal(200)
     expect(body.checks.kafka?.status).to.equal('up')
     expect(body.checks.mongodb?.status).to.equal('up')
+    expect(body.checks.schemaRegistry?.status).to.equal('up')
   })
 
   it('/ready is 503 and names Kafka when no broker answers, while MongoDB is up', async () => {
@@ -54,6 +58,7 @@ describe('platform start', function () {
     expect(body.status).to.equal('not ready')
     expect(body.checks.kafka?.status).to.equal('down')
     expect(body.checks.mongodb?.status).to.equal('up')
+    expect(body.checks.schemaRegistry?.status).to.equal('down')
   })
 
   it('/ready is 503 and names MongoDB when the store does not answer', async () => {
@@ -81,7 +86,7 @@ describe('platform start', function () {
     const port = await closedPort()
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), 'start'], {
       cwd: PROJECT_ROOT,
-      env: { ...process.env, ...externalEnv, HTTP_PORT: String(port), KAFKA_SASL_PASSWORD: '' },
+      env: { ...process.env, ...externalEnv, HTTP_PORT: String(port) },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''
