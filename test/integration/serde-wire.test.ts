@@ -4,6 +4,7 @@
  * by id over plain HTTP, and the Avro binary encoding (Avro 1.11 specification, "Binary Encoding")
  * decoded by hand: none of our code and no avsc on the reading side.
  */
+import { createTopicsReady } from '../../common/kafka-admin.ts'
 import { expect } from 'chai'
 import { Partitioners } from 'kafkajs'
 import { AvroSerde, RegistryClient, decimalToBytes, bytesToDecimal } from '../../schemas/serde/index.ts'
@@ -113,7 +114,7 @@ describe('serde: Confluent wire format on Kafka', function () {
     reg = await startTestRegistry()
     const admin = testKafka().admin()
     await admin.connect()
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true })
+    await createTopicsReady(admin, [{ topic, numPartitions: 1 }])
     await admin.disconnect()
   })
   after(async () => {

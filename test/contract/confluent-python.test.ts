@@ -1,0 +1,139 @@
+/**
+ * Interoperability with Confluent's own client, not ours: confluent-kafka for Python (librdkafka
+ * plus Confluent's SchemaRegistryClient, AvroSerializer and AvroDeserializer), installed from PyPI
+ * into a virtualenv in the user cache. It reads what the platform's serde wrote through our
+ * registry, and what it writes through our registry our serde reads.
+ */
+import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { expect } from 'chai'
+import { Partitioners } from 'kafkajs'
+import { createTopicsReady } from '../../common/kafka-admin.ts'
+import { kafkaBrokers } from '../../config/index.ts'
+import { AvroSerde, RegistryClient, TOPICS, registerTopicSchemas, type RegistryServer } from '../../schemas/index.ts'
+import { stackSettings } from '../../stack/index.ts'
+import { testConfig, testKafka, uniqueName } from '../helpers/env.ts'
+import { deleteTopics, startTestRegistry } from '../helpers/registry.ts'
+
+const CONFLUENT_KAFKA = '2.16.1'
+const SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), 'confluent_check.py')
+
+/** A virtualenv with confluent-kafka, made once per user; undefined when python3 is missing. */
+function confluentPython(): string | undefined {
+  const venv = path.join(stackSettings(testConfig()).cacheDir, `python-confluent-kafka-${CONFLUENT_KAFKA}`)
+  const python = path.join(venv, 'bin', 'python')
+  if (fs.existsSync(path.join(venv, '.complete'))) return python
+  const probe = spawnSync('python3', ['--version'], { encoding: 'utf8' })
+  if (probe.status !== 0) return undefined
+  const steps: string[][] = [
+    ['python3', '-m', 'venv', venv],
+    [python, '-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `confluent-kafka[avro,schemaregistry]==${CONFLUENT_KAFKA}`],
+  ]
+  for (const [cmd, ...args] of steps) {
+    const res = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 300_000 })
+    if (res.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${res.stdout}\n${res.stderr}`)
+  }
+  fs.writeFileSync(path.join(venv, '.complete'), new Date().toISOString())
+  return python
+}
+
+describe("contract: Confluent's Python client (confluent-kafka) reads and writes through our registry", function () {
+  this.timeout(360_000)
+  let python: string
+  let reg: RegistryServer & { topic: string }
+  const topics: string[] = []
+
+  before(async function () {
+    const found = confluentPython()
+    if (!found) {
+      console.warn('    python3 not found: skipping the confluent-kafka contract test')
+      this.skip()
+    }
+    python = found!
+    reg = await startTestRegistry()
+  })
+
+  after(async () => {
+    await reg?.close()
+    if (reg) await deleteTopics(reg.topic, ...topics)
+  })
+
+  // Asynchronous on purpose: the registry serves from this very process while Python talks to it.
+  async function run(command: 'consume' | 'produce', topic: string): Promise<unknown> {
+    const child = spawn(python, [SCRIPT, command, topic], {
+      env: { ...process.env, BROKERS: kafkaBrokers(testConfig()).join(','), REGISTRY_URL: reg.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+    clearTimeout(timer)
+    expect(code, `${out}\n${err}`).to.equal(0)
+    return JSON.parse(out.trim().split('\n').pop()!)
+  }
+
+  async function newTopic(): Promise<string> {
+    const topic = uniqueName('confluent')
+    const admin = testKafka().admin()
+    await admin.connect()
+    await createTopicsReady(admin, [{ topic, numPartitions: 1 }])
+    await admin.disconnect()
+    topics.push(topic)
+    return topic
+  }
+
+  it('AvroDeserializer decodes an inventory event our serde produced (key and value)', async () => {
+    const topic = await newTopic()
+    const serde = new AvroSerde(new RegistryClient({ url: reg.url }))
+    const ids = (await registerTopicSchemas(serde, [{ ...TOPICS.inventoryLevels, name: topic }]))[topic]!
+    const value = {
+      manufacturerId: 'acme',
+      sku: 'SKU-1',
+      gtin: null,
+      locationId: 'DE-HAM-1',
+      locationType: 'WAREHOUSE',
+      unitOfMeasure: 'EA',
+      onHand: 1200,
+      reserved: 200,
+      available: 1000,
+      incoming: [{ quantity: 500, expectedDate: 20_100, reference: 'PO-77' }],
+      safetyStock: null,
+      sequence: 7,
+      occurredAt: 1_732_000_000_123,
+    }
+    const producer = testKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner })
+    await producer.connect()
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: [{ key: serde.encodeSync(ids.keyId, { sku: 'SKU-1', locationId: 'DE-HAM-1' }), value: serde.encodeSync(ids.valueId, value) }],
+    })
+    await producer.disconnect()
+
+    const got = (await run('consume', topic)) as { key: Record<string, unknown>; value: Record<string, unknown> }
+    expect(got.key).to.deep.equal({ sku: 'SKU-1', locationId: 'DE-HAM-1' })
+    expect(got.value).to.include({ manufacturerId: 'acme', sku: 'SKU-1', locationId: 'DE-HAM-1', onHand: 1200, available: 1000, sequence: 7 })
+    expect(got.value.occurredAt).to.match(/^2024-11-19 07:06:40\.123/) // timestamp-millis, as Confluent reads it
+  })
+
+  it('our serde decodes what AvroSerializer registered and produced', async () => {
+    const topic = await newTopic()
+    const { id } = (await run('produce', topic)) as { id: number }
+    const subject = (await (await fetch(`${reg.url}/schemas/ids/${id}/subjects`)).json()) as string[]
+    expect(subject).to.deep.equal([`${topic}-value`])
+
+    const consumer = testKafka().consumer({ groupId: uniqueName('confluent') })
+    await consumer.connect()
+    await consumer.subscribe({ topic, fromBeginning: true })
+    const raw = await new Promise<Buffer>((resolve) => {
+      void consumer.run({ eachMessage: async ({ message }) => resolve(message.value!) })
+    })
+    await consumer.disconnect()
+    const serde = new AvroSerde(new RegistryClient({ url: reg.url }))
+    expect({ ...(await serde.decode(raw) as object) }).to.deep.equal({ sku: 'SKU-PY', qty: 42, note: 'from confluent-kafka' })
+  })
+})
