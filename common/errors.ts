@@ -13,6 +13,10 @@ export type ErrorCode =
   | 'RETRIABLE'
   | 'URL_REFUSED'
   | 'SECRET_UNREADABLE'
+  | 'NOT_FOUND'
+  | 'FORBIDDEN'
+  | 'CONFLICT'
+  | 'REQUEST_INVALID'
 
 export type ErrorContext = Record<string, unknown>
 
