@@ -115,11 +115,17 @@ export function collections(db: Db): Collections {
   return out as unknown as Collections
 }
 
-/** Creates every index (idempotent: an index that exists with the same definition is kept). */
+/**
+ * Creates every missing index (idempotent). One createIndexes command per index, and only for those
+ * not listed yet: FerretDB 1.24 drops the connection when one command re-creates several existing
+ * indexes of a collection that holds documents.
+ */
 export async function ensureIndexes(db: Db): Promise<void> {
   const cols = collections(db)
   for (const [k, indexes] of Object.entries(INDEXES) as Array<[keyof Collections, IndexDescription[]]>) {
-    await (cols[k] as unknown as Collection<Document>).createIndexes(indexes)
+    const col = cols[k] as unknown as Collection<Document>
+    const existing = new Set((await col.listIndexes().toArray().catch(() => [] as Document[])).map((i) => i.name as string))
+    for (const index of indexes) if (!existing.has(index.name!)) await col.createIndexes([index])
   }
 }
 

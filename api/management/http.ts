@@ -216,8 +216,8 @@ export const connectorView = (c: ConnectorDoc) => ({
   partnerId: c.partnerId,
   desiredState: c.desiredState,
   generation: c.generation,
-  restartRequestedAt: c.restartRequestedAt,
-  offsetReset: c.offsetReset,
+  restartRequestedAt: c.restartRequestedAt ?? null,
+  offsetReset: c.offsetReset ?? null,
   status: connectorStatusView(c),
   updatedAt: c.updatedAt,
 })
