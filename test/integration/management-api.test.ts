@@ -262,6 +262,11 @@ describe('management API: every route', function () {
       const signing = f.h.cp.webhookSecretsOf(sub!)
       expect(signing).to.deep.equal([r.body.webhookSecret, f.webhookSecretA])
       expect(JSON.stringify(sub)).to.not.include(r.body.webhookSecret.slice(6))
+      // After the overlap the sweep removes the old secret (no TTL index in the store).
+      const swept = await f.h.cp.sweep(new Date(Date.now() + 7200_000))
+      expect(swept.webhookSecrets).to.equal(1)
+      const after = await f.h.cp.cols.subscriptions.findOne({ _id: f.subA })
+      expect(f.h.cp.webhookSecretsOf(after!)).to.deep.equal([r.body.webhookSecret])
     })
     ok('listDeliveries', async () => {
       const all = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries`, { key: f.keys.A })
