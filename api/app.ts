@@ -1,11 +1,15 @@
 import express, { type NextFunction, type Request, type Response } from 'express'
 import type { Logger } from '../common/logger.ts'
 import { healthRouter, type ReadinessChecks } from './health.ts'
+import { docsRouter } from './management/docs.ts'
+import { managementRouter, type ManagementOptions } from './management/router.ts'
 import { sendProblem } from './problem.ts'
 
 export interface AppDeps {
   logger: Logger
   readiness: ReadinessChecks
+  /** The management API under /v1 and its docs at /docs (absent: health routes only). */
+  management?: ManagementOptions
 }
 
 export function createApp(deps: AppDeps): express.Express {
@@ -13,6 +17,10 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by')
   app.set('etag', false)
   app.use(healthRouter(deps.readiness))
+  if (deps.management) {
+    app.use('/v1', managementRouter(deps.management))
+    app.use(docsRouter())
+  }
   app.use((req: Request, res: Response) => {
     sendProblem(res, { title: 'Not Found', status: 404, detail: `no route for ${req.method} ${req.path}` })
   })

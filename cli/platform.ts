@@ -6,12 +6,17 @@
  * bootstrapped in the background and retried until Kafka is reachable, and /ready says which part
  * is not ready yet. `startPlatform` returns a handle whose `close()` undoes all of it.
  */
+import fs from 'node:fs'
+import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import { createApp } from '../api/index.ts'
 import { createKafka, createMongoClient } from '../common/clients.ts'
 import type { Logger } from '../common/logger.ts'
-import type { AppConfig } from '../config/index.ts'
+import { generateKeyRingEntry } from '../common/secret-box.ts'
+import { ConfigError } from '../common/errors.ts'
+import { usesLocalMongo, type AppConfig } from '../config/index.ts'
+import { controlPlaneFromConfig } from '../control-plane/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, registerTopicSchemas, startSchemaRegistry, type RegistryServer } from '../schemas/index.ts'
 import { stackDown, stackSettings, stackUp } from '../stack/index.ts'
 
@@ -79,8 +84,26 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   const contracts = bootstrap()
   contracts.catch(() => undefined) // observed through /ready and the handle
 
+  // Management API: the control plane's indexes first (idempotent), then secrets moved to the current key.
+  const controlPlane = controlPlaneFromConfig(config, mongo.db(config.mongodb.database), logger, encryptionKeys(config, settings.dir, logger))
+  // MongoDB may be down at start (/ready says so): retry until the indexes exist.
+  let controlPlaneReady: Promise<void> | null = null
+  const prepareControlPlane = (): Promise<void> =>
+    (controlPlaneReady ??= controlPlane.init().then(() => controlPlane.resealSecrets()).then(() => undefined, (err: unknown) => {
+      controlPlaneReady = null
+      throw err
+    }))
+  await prepareControlPlane().catch((err: unknown) => logger.error('control plane not ready (indexes); retrying', { err }))
+  const sweep = setInterval(() => {
+    prepareControlPlane()
+      .then(() => controlPlane.sweep())
+      .catch((err: unknown) => logger.warn('control-plane sweep failed', { err }))
+  }, config.management.sweepIntervalMs)
+  sweep.unref()
+
   const app = createApp({
     logger,
+    management: { controlPlane, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit },
     readiness: {
       kafka: async () => {
         await admin.connect() // a no-op when connected; reconnects after an outage
@@ -89,6 +112,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       },
       mongodb: async () => {
         await mongo.db(config.mongodb.database).command({ ping: 1 })
+        await prepareControlPlane()
       },
       schemaRegistry: async () => {
         if (!contractsState.ready) throw new Error(`event contracts not ready: ${contractsState.error}`)
@@ -112,6 +136,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     contracts,
     async close() {
       closed = true
+      clearInterval(sweep)
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         server.closeIdleConnections()
@@ -124,4 +149,22 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       logger.info('platform stopped')
     },
   }
+}
+
+/**
+ * The key ring for secrets at rest: from the configuration; with the local stack and none
+ * configured, a key file in the stack folder (created once, mode 0600) so a dev install just works.
+ */
+function encryptionKeys(config: AppConfig, stackDir: string, logger: Logger): string {
+  if (config.secrets.encryptionKeys !== '') return config.secrets.encryptionKeys
+  if (!usesLocalMongo(config)) {
+    throw new ConfigError('invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS) is required with an external MongoDB: e.g. SECRETS_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32)', { key: 'secrets.encryptionKeys' })
+  }
+  const file = path.join(stackDir, 'secrets.key')
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(stackDir, { recursive: true })
+    fs.writeFileSync(file, generateKeyRingEntry('local1') + '\n', { mode: 0o600, flag: 'wx' })
+    logger.warn('no SECRETS_ENCRYPTION_KEYS configured: created a local key file for the local stack', { file })
+  }
+  return fs.readFileSync(file, 'utf8').trim()
 }

@@ -11,6 +11,12 @@ export type ErrorCode =
   | 'DATA_INVALID'
   | 'PARTNER_REJECTED'
   | 'RETRIABLE'
+  | 'URL_REFUSED'
+  | 'SECRET_UNREADABLE'
+  | 'NOT_FOUND'
+  | 'FORBIDDEN'
+  | 'CONFLICT'
+  | 'REQUEST_INVALID'
 
 export type ErrorContext = Record<string, unknown>
 
@@ -69,6 +75,20 @@ export class RetriableError extends SyndicationError {
 export class PartnerRejectedError extends SyndicationError {
   constructor(message: string, readonly status: number, context: ErrorContext = {}, options?: { cause?: unknown }) {
     super('PARTNER_REJECTED', message, false, context, options)
+  }
+}
+
+/** An outbound URL the SSRF guard refuses (scheme, or a host resolving to a non-public address). */
+export class UrlRefusedError extends SyndicationError {
+  constructor(message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super('URL_REFUSED', message, false, context, options)
+  }
+}
+
+/** A secret at rest cannot be decrypted: its key is not in the key ring, or it was tampered with. */
+export class SecretUnreadableError extends SyndicationError {
+  constructor(message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super('SECRET_UNREADABLE', message, false, context, options)
   }
 }
 

@@ -22,6 +22,16 @@ export interface AppConfig {
   }
   mongodb: { uri: string; database: string; serverSelectionTimeoutMs: number }
   schemaRegistry: { url: string; username: string; password: string; host: string; port: number; topic: string }
+  management: {
+    adminApiKey: string
+    bodyLimit: string
+    rateLimit: { perSecond: number; burst: number }
+    idempotencyTtlSeconds: number
+    sweepIntervalMs: number
+    apiKeyCacheMs: number
+  }
+  secrets: { encryptionKeys: string; currentKeyId: string }
+  urlGuard: { allowlist: string }
   stack: {
     dir: string
     cacheDir: string
@@ -110,6 +120,9 @@ function checkCombinations(config: AppConfig): void {
   const { sasl } = config.kafka
   if (sasl.mechanism !== 'none' && (sasl.username === '' || sasl.password === '')) {
     throw new ConfigError('invalid configuration: kafka.sasl.username (env KAFKA_SASL_USERNAME) and kafka.sasl.password (env KAFKA_SASL_PASSWORD) are required when kafka.sasl.mechanism is ' + sasl.mechanism, { key: 'kafka.sasl' })
+  }
+  if (config.management.adminApiKey !== '' && config.management.adminApiKey.length < 32) {
+    throw new ConfigError('invalid configuration: management.adminApiKey (env ADMIN_API_KEY) must be at least 32 characters (e.g. `openssl rand -base64 32`)', { key: 'management.adminApiKey' })
   }
   if (config.kafka.ssl.caFile !== '' && !fs.existsSync(config.kafka.ssl.caFile)) {
     throw new ConfigError(`invalid configuration: kafka.ssl.caFile (env KAFKA_SSL_CA_FILE): file ${config.kafka.ssl.caFile} does not exist`, { key: 'kafka.ssl.caFile' })

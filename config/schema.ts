@@ -61,6 +61,41 @@ export const configSchema = {
     port: port('Port of the built-in registry.', 8081, 'SCHEMA_REGISTRY_PORT'),
     topic: { doc: 'Compacted single-partition topic holding the built-in registry\'s schemas (Confluent\'s kafkastore.topic); created when missing.', format: String, default: '_schemas', env: 'SCHEMA_REGISTRY_TOPIC' },
   },
+  management: {
+    adminApiKey: {
+      doc: 'Bootstrap admin API key (at least 32 characters), accepted on every management route so that a fresh install can create organizations and keys without a database edit. Empty: no bootstrap key.',
+      format: String,
+      default: '',
+      env: 'ADMIN_API_KEY',
+      sensitive: true,
+    },
+    bodyLimit: { doc: 'Largest accepted JSON request body of the management API (e.g. 256kb).', format: String, default: '256kb', env: 'MANAGEMENT_BODY_LIMIT' },
+    rateLimit: {
+      perSecond: { doc: 'Sustained requests per second allowed per API key (token bucket refill rate).', format: 'nat', default: 20, env: 'MANAGEMENT_RATE_LIMIT_PER_SECOND' },
+      burst: { doc: 'Requests an API key may send at once before the rate limit applies (token bucket size).', format: 'nat', default: 60, env: 'MANAGEMENT_RATE_LIMIT_BURST' },
+    },
+    idempotencyTtlSeconds: { doc: 'How long an Idempotency-Key of a create is remembered, in seconds.', format: 'nat', default: 86400, env: 'MANAGEMENT_IDEMPOTENCY_TTL_SECONDS' },
+    sweepIntervalMs: { doc: 'Interval of the sweep that deletes expired idempotency records and webhook secrets, in milliseconds.', format: 'nat', default: 600000, env: 'MANAGEMENT_SWEEP_INTERVAL_MS' },
+    apiKeyCacheMs: { doc: 'How long a verified API key is trusted without re-hashing, in milliseconds (bounds how long a revocation takes to reach other processes).', format: 'nat', default: 30000, env: 'MANAGEMENT_API_KEY_CACHE_MS' },
+  },
+  secrets: {
+    encryptionKeys: {
+      doc: 'Key ring for secrets at rest (webhook secrets, sink credentials): comma-separated id:base64 pairs of 32-byte AES-256-GCM keys, e.g. k2:<base64>,k1:<base64>. Older keys stay to decrypt until re-encryption. Empty with the local stack: a key file in the stack folder is created and used.',
+      format: String,
+      default: '',
+      env: 'SECRETS_ENCRYPTION_KEYS',
+      sensitive: true,
+    },
+    currentKeyId: { doc: 'Id of the key in secrets.encryptionKeys that encrypts new secrets. Empty: the first key listed.', format: String, default: '', env: 'SECRETS_CURRENT_KEY_ID' },
+  },
+  urlGuard: {
+    allowlist: {
+      doc: 'Comma-separated host names, IP addresses or CIDRs that outbound URLs (webhooks, REST sinks) may reach although they are loopback, private or link-local (e.g. 127.0.0.1 for tests). Empty: only public addresses.',
+      format: String,
+      default: '',
+      env: 'URL_GUARD_ALLOWLIST',
+    },
+  },
   stack: {
     dir: { doc: 'Folder of this checkout\'s local stack: data, logs, pid files (git-ignored). Empty: .stack/ in the project.', format: String, default: '', env: 'STACK_DIR' },
     cacheDir: {

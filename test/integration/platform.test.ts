@@ -3,6 +3,7 @@
  * Kafka and MongoDB, JSON logs, and a clean exit on SIGTERM.
  */
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import path from 'node:path'
 import { expect } from 'chai'
@@ -25,7 +26,13 @@ async function closedPort(): Promise<number> {
 describe('platform start', function () {
   this.timeout(60_000)
   const base = loadConfig()
-  const externalEnv = { KAFKA_BROKERS: kafkaBrokers(base).join(','), MONGODB_URI: mongoUri(base), SCHEMA_REGISTRY_PORT: '0' }
+  const externalEnv = {
+    KAFKA_BROKERS: kafkaBrokers(base).join(','),
+    MONGODB_URI: mongoUri(base),
+    SCHEMA_REGISTRY_PORT: '0',
+    // With an external MongoDB the platform insists on an explicit key for secrets at rest.
+    SECRETS_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+  }
   let platform: Platform | undefined
 
   afterEach(async () => {

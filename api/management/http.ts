@@ -1,0 +1,250 @@
+/**
+ * Glue between express and the control plane: handlers return `{ status, body }`, errors become
+ * RFC 9457 problems naming the field, creates honour Idempotency-Key, and what leaves the process
+ * is built by the views below (no secret field is ever copied into a response by accident).
+ */
+import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import type { Logger } from '../../common/logger.ts'
+import { SyndicationError } from '../../common/errors.ts'
+import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError, fingerprint, SINK_SECRET_PATHS } from '../../control-plane/index.ts'
+import type {
+  ApiKeyDoc,
+  ConnectorDoc,
+  ControlPlane,
+  DeliveryDoc,
+  GrantDoc,
+  OrganizationDoc,
+  Page,
+  Principal,
+  RetryRequestDoc,
+  SubscriptionDoc,
+} from '../../control-plane/index.ts'
+import { sendProblem, type Problem } from '../problem.ts'
+
+export interface Reply {
+  status: number
+  body?: unknown
+  headers?: Record<string, string>
+}
+
+export interface Ctx {
+  principal: Principal
+  params: Record<string, string>
+  query: Record<string, string | undefined>
+  body: any
+  req: Request
+}
+
+export type Handler = (ctx: Ctx) => Promise<Reply>
+
+export function principalOf(res: Response): Principal {
+  return res.locals.principal as Principal
+}
+
+/** Field name from an express-openapi-validator path: /body/sink/url → sink.url, /query/limit → limit. */
+export function fieldOf(path: string): { field: string; in: string } {
+  const parts = path.replace(/^\./, '/').split(/[/.]/).filter((p) => p !== '')
+  const where = parts[0] ?? 'body'
+  const rest = parts.slice(1)
+  const location = where === 'params' ? 'path' : where === 'headers' ? 'header' : where
+  if (location === 'header' && rest[0]) return { field: rest[0].replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase()), in: location }
+  return { field: rest.join('.') || where, in: location }
+}
+
+export function problemOf(err: unknown): Problem | null {
+  if (err instanceof NotFoundError) return { title: 'Not Found', status: 404, detail: err.message }
+  if (err instanceof ForbiddenError) return { title: 'Forbidden', status: 403, detail: err.message }
+  if (err instanceof ConflictError) return { title: 'Conflict', status: 409, detail: err.message, ...(err.field ? { errors: [{ field: err.field, message: err.message }] } : {}) }
+  if (err instanceof RequestInvalidError) return { title: 'Unprocessable Content', status: 422, detail: err.message, errors: err.errors }
+  const e = err as { status?: unknown; type?: unknown; errors?: unknown; message?: unknown; headers?: Record<string, string> }
+  if (e && e.type === 'entity.too.large') return { title: 'Content Too Large', status: 413, detail: 'the request body exceeds the limit', errors: [{ field: 'body', message: 'too large' }] }
+  if (e && e.type === 'entity.parse.failed') return { title: 'Bad Request', status: 400, detail: 'the body is not valid JSON', errors: [{ field: 'body', message: 'is not valid JSON' }] }
+  if (e && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+    if (e.status === 404 || e.status === 405) {
+      return { title: e.status === 404 ? 'Not Found' : 'Method Not Allowed', status: e.status, detail: e.status === 404 ? 'no such route' : 'method not allowed on this route' }
+    }
+    const list = Array.isArray(e.errors) ? (e.errors as Array<{ path?: string; message?: string }>) : []
+    const errors = list.map((x) => {
+      const f = fieldOf(x.path ?? '')
+      return { field: f.field, in: f.in, message: x.message ?? 'is invalid' }
+    })
+    const titles: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 413: 'Content Too Large', 415: 'Unsupported Media Type' }
+    const detail = errors.length > 0 ? errors.map((x) => `${x.field}: ${x.message}`).join('; ') : typeof e.message === 'string' ? e.message : undefined
+    return { title: titles[e.status] ?? 'Bad Request', status: e.status, ...(detail ? { detail } : {}), ...(errors.length > 0 ? { errors } : {}) }
+  }
+  return null
+}
+
+/** The error handler of the management router: problems for what we know, 500 (logged) otherwise. */
+export function problemHandler(logger: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const problem = problemOf(err)
+    if (problem) {
+      const allow = (err as { headers?: Record<string, string> }).headers
+      if (allow) for (const [k, v] of Object.entries(allow)) res.setHeader(k, v)
+      sendProblem(res, problem)
+      return
+    }
+    logger.error('management request failed', { method: req.method, path: req.path, code: err instanceof SyndicationError ? err.code : undefined, err })
+    sendProblem(res, { title: 'Internal Server Error', status: 500 })
+  }
+}
+
+export interface OpOptions {
+  /** A create: honours Idempotency-Key. */
+  idempotent?: boolean
+}
+
+export function op(cp: ControlPlane, handler: Handler, options: OpOptions = {}): RequestHandler {
+  return async (req, res, next) => {
+    const principal = principalOf(res)
+    const ctx: Ctx = { principal, params: req.params as Record<string, string>, query: req.query as Record<string, string | undefined>, body: req.body, req }
+    const idemKey = options.idempotent ? req.get('Idempotency-Key') : undefined
+    let recordId: string | null = null
+    try {
+      if (idemKey !== undefined) {
+        const start = await cp.idempotency.begin(principal.keyId, idemKey, fingerprint(req.method, req.originalUrl.split('?')[0]!, req.body))
+        if (start.kind === 'replay') {
+          res.setHeader('Idempotent-Replayed', 'true')
+          res.status(start.status).json(start.body)
+          return
+        }
+        recordId = start.recordId
+      }
+      const reply = await handler(ctx)
+      if (recordId !== null) await cp.idempotency.complete(recordId, reply.status, reply.body ?? null)
+      for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v)
+      if (reply.body === undefined) res.status(reply.status).end()
+      else res.status(reply.status).json(reply.body)
+    } catch (err) {
+      if (recordId !== null) await cp.idempotency.abandon(recordId).catch(() => undefined)
+      next(err)
+    }
+  }
+}
+
+export function pageRequest(q: Record<string, string | undefined>) {
+  const n = Number(q.limit ?? 50)
+  return { limit: Number.isInteger(n) && n > 0 ? Math.min(n, 200) : 50, cursor: q.cursor }
+}
+
+export function pageView<T, V>(p: Page<T>, view: (t: T) => V) {
+  return { items: p.items.map(view), nextCursor: p.nextCursor }
+}
+
+// ------------------------------------------------------------------------------------ views
+
+export const organizationView = (o: OrganizationDoc) => ({
+  id: o._id,
+  kind: o.kind,
+  name: o.name,
+  slug: o.slug,
+  profile: o.profile,
+  createdAt: o.createdAt,
+  updatedAt: o.updatedAt,
+})
+
+export const apiKeyView = (k: ApiKeyDoc) => ({
+  id: k._id,
+  prefix: k.prefix,
+  scope: k.scope,
+  organizationId: k.organizationId,
+  name: k.name,
+  createdAt: k.createdAt,
+  expiresAt: k.expiresAt,
+  revokedAt: k.revokedAt,
+  lastUsedAt: k.lastUsedAt,
+  rotatedFrom: k.rotatedFrom,
+})
+
+export const grantView = (g: GrantDoc) => ({
+  id: g._id,
+  publisherId: g.publisherId,
+  partnerId: g.partnerId,
+  entitlements: g.entitlements,
+  createdAt: g.createdAt,
+  updatedAt: g.updatedAt,
+})
+
+/** The sink with its secret fields removed; `secretsSet` names those that are set. */
+function sinkView(sink: SubscriptionDoc['sink']) {
+  const out = structuredClone(sink) as unknown as Record<string, unknown>
+  const set: string[] = []
+  for (const path of SINK_SECRET_PATHS[sink.type]) {
+    const keys = path.split('.')
+    let cur: Record<string, unknown> | undefined = out
+    for (const k of keys.slice(0, -1)) cur = cur && typeof cur[k] === 'object' ? (cur[k] as Record<string, unknown>) : undefined
+    const last = keys[keys.length - 1]!
+    if (cur && cur[last] !== undefined) {
+      delete cur[last]
+      set.push(path)
+    }
+  }
+  return set.length > 0 ? { ...out, secretsSet: set } : out
+}
+
+export const subscriptionView = (s: SubscriptionDoc) => ({
+  id: s._id,
+  partnerId: s.partnerId,
+  name: s.name,
+  eventTypes: s.eventTypes,
+  ...(s.filter !== undefined ? { filter: s.filter } : {}),
+  ...(s.fields !== undefined ? { fields: s.fields } : {}),
+  schemaVersions: s.schemaVersions,
+  sink: sinkView(s.sink),
+  deliveryPolicy: s.deliveryPolicy,
+  startFrom: s.startFrom,
+  webhookSecrets: s.webhookSecrets.map((w) => ({ id: w.id, createdAt: w.createdAt, expiresAt: w.expiresAt })),
+  createdAt: s.createdAt,
+  updatedAt: s.updatedAt,
+})
+
+export const connectorStatusView = (c: ConnectorDoc) => ({
+  state: c.status?.state ?? 'unassigned',
+  desiredState: c.desiredState,
+  workerId: c.status?.workerId ?? null,
+  positions: c.status?.positions ?? [],
+  lag: c.status?.lag ?? null,
+  lastError: c.status?.lastError ?? null,
+  reportedAt: c.status?.reportedAt ?? null,
+  pendingChanges: (c.status?.appliedGeneration ?? 0) < c.generation,
+})
+
+export const connectorView = (c: ConnectorDoc) => ({
+  id: c._id,
+  subscriptionId: c.subscriptionId,
+  partnerId: c.partnerId,
+  desiredState: c.desiredState,
+  generation: c.generation,
+  restartRequestedAt: c.restartRequestedAt ?? null,
+  offsetReset: c.offsetReset ?? null,
+  status: connectorStatusView(c),
+  updatedAt: c.updatedAt,
+})
+
+export const deliveryView = (d: DeliveryDoc) => ({
+  id: d._id,
+  subscriptionId: d.subscriptionId,
+  eventId: d.eventId,
+  eventType: d.eventType,
+  key: d.key,
+  status: d.status,
+  attemptCount: d.attemptCount,
+  attempts: d.attempts,
+  source: d.source,
+  createdAt: d.createdAt,
+  updatedAt: d.updatedAt,
+  deliveredAt: d.deliveredAt,
+  deadAt: d.deadAt,
+  deadReason: d.deadReason,
+  retryRequestedAt: d.retryRequestedAt,
+})
+
+export const retryRequestView = (r: RetryRequestDoc) => ({
+  id: r._id,
+  subscriptionId: r.subscriptionId,
+  kind: r.kind,
+  eventId: r.eventId,
+  status: r.status,
+  requestedAt: r.requestedAt,
+})

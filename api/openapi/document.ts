@@ -1,0 +1,522 @@
+/**
+ * The management API contract: one OpenAPI 3.1 document, served at /v1/openapi.json, used to
+ * validate every request, and checked by the tests against the routes express actually serves.
+ * Every request body carries an example that is valid against its schema (the tests use them).
+ */
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
+const problems = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { $ref: `#/components/responses/Problem${c}` }]))
+const json = (schema: unknown, example?: unknown) => ({ content: { 'application/json': { schema, ...(example !== undefined ? { example } : {}) } } })
+const body = (schema: unknown, example: unknown) => ({ required: true, ...json(schema, example) })
+const ok = (description: string, schema: unknown) => ({ description, ...json(schema) })
+const listOf = (item: string) => ({
+  type: 'object',
+  required: ['items', 'nextCursor'],
+  properties: { items: { type: 'array', items: ref(item) }, nextCursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page; null on the last page.' } },
+})
+const pathId = (name: string, prefix: string, what: string) => ({
+  name,
+  in: 'path',
+  required: true,
+  description: `Id of the ${what}.`,
+  schema: { type: 'string', pattern: `^${prefix}_[0-9a-f]{24}$` },
+})
+const ORG = pathId('organizationId', 'org', 'organization')
+const KEY = pathId('keyId', 'key', 'API key')
+const GRANT = pathId('grantId', 'grt', 'grant')
+const SUB = pathId('subscriptionId', 'sub', 'subscription')
+const CONN = pathId('connectorId', 'sub', 'connector (the id of its subscription)')
+const EVENT = { name: 'eventId', in: 'path', required: true, description: 'Id of the event.', schema: { type: 'string', minLength: 1, maxLength: 200 } }
+const PAGE = [{ $ref: '#/components/parameters/Limit' }, { $ref: '#/components/parameters/Cursor' }]
+const IDEMPOTENCY = { $ref: '#/components/parameters/IdempotencyKey' }
+const query = (name: string, schema: unknown, description: string) => ({ name, in: 'query', required: false, description, schema })
+
+const id = (prefix: string) => ({ type: 'string', pattern: `^${prefix}_[0-9a-f]{24}$` })
+const dateTime = { type: 'string', format: 'date-time' }
+const nullableDateTime = { type: ['string', 'null'], format: 'date-time' }
+const eventType = { type: 'string', pattern: '^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)+$', maxLength: 200, description: 'e.g. inventory.levels' }
+const fieldPath = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$', maxLength: 200 }
+const overlap = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { overlapSeconds: { type: 'integer', minimum: 0, maximum: 30 * 24 * 3600, default: 86400, description: 'How long the previous credential stays valid.' } },
+}
+const mutation = (summary: string, tag: string, operationId: string, params: unknown[], responses: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  summary,
+  tags: [tag],
+  operationId,
+  parameters: params,
+  responses: { ...responses, ...problems(400, 401, 403, 404, 409, 422, 429) },
+  ...extra,
+})
+const read = (summary: string, tag: string, operationId: string, params: unknown[], response: unknown) => ({
+  summary,
+  tags: [tag],
+  operationId,
+  parameters: params,
+  responses: { '200': response, ...problems(400, 401, 404, 429) },
+})
+
+const connectorAction = (verb: string, operationId: string, description: string) => ({
+  put: mutation(`${verb} the connector`, 'connectors', operationId, [CONN], { '202': ok('Desired state recorded; running workers apply it without a restart.', ref('Connector')) }, { description }),
+})
+
+export const openApiDocument = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Distributary management API',
+    version: '1.0.0',
+    summary: 'Partners, API keys, grants, subscriptions, connectors and deliveries.',
+    description:
+      'Every route but /openapi.json needs `Authorization: Bearer <API key>`. Admin keys see everything; a publisher key sees its grants and ' +
+      'the subscriptions of partners to its event types; a partner key sees and changes only its own subscriptions, deliveries and keys. ' +
+      'Ids of other organizations answer 404. Errors are RFC 9457 problem+json naming the field at fault. Lists page with `cursor`. ' +
+      'Creates accept an `Idempotency-Key`. Keys and webhook secrets are shown once, in the answer that creates them.',
+    license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+  },
+  servers: [{ url: '/v1' }],
+  security: [{ apiKey: [] }],
+  tags: [
+    { name: 'organizations', description: 'Publishers (manufacturers, vendors) and partners (distributors, resellers, MSPs).' },
+    { name: 'api-keys', description: 'Shown once, stored as a slow hash, revocable, rotatable with an overlap.' },
+    { name: 'grants', description: 'What a publisher lets a partner receive: event types, row filter, field projection.' },
+    { name: 'subscriptions', description: 'A partner\'s sink connector, bounded by its grants.' },
+    { name: 'deliveries', description: 'The delivery log, dead letters and retry requests.' },
+    { name: 'connectors', description: 'Kafka Connect style control of each subscription\'s connector.' },
+    { name: 'maintenance', description: 'Operator tasks.' },
+  ],
+  paths: {
+    '/openapi.json': {
+      get: { summary: 'This document', tags: ['maintenance'], operationId: 'getOpenApiDocument', security: [], responses: { '200': ok('The OpenAPI document.', { type: 'object' }) } },
+    },
+    '/organizations': {
+      get: read('List organizations', 'organizations', 'listOrganizations', [...PAGE, query('kind', { type: 'string', enum: ['publisher', 'partner'] }, 'Only this kind.')], ok('A page of organizations.', listOf('Organization'))),
+      post: mutation('Create an organization (admin)', 'organizations', 'createOrganization', [IDEMPOTENCY], { '201': ok('Created.', ref('Organization')) }, {
+        requestBody: body(ref('OrganizationCreate'), { kind: 'partner', name: 'Northwind Distribution', slug: 'northwind', profile: { country: 'DE', tier: 2 } }),
+      }),
+    },
+    '/organizations/{organizationId}': {
+      get: read('Get an organization', 'organizations', 'getOrganization', [ORG], ok('The organization.', ref('Organization'))),
+      patch: mutation('Change an organization\'s name or profile', 'organizations', 'updateOrganization', [ORG], { '200': ok('Changed.', ref('Organization')) }, {
+        requestBody: body(ref('OrganizationPatch'), { name: 'Northwind Distribution GmbH' }),
+      }),
+    },
+    '/api-keys': {
+      get: read('List API keys (never their secrets)', 'api-keys', 'listApiKeys', [...PAGE, query('organizationId', id('org'), 'Only keys of this organization.'), query('prefix', { type: 'string', pattern: '^dk_[0-9a-f]{12}$' }, 'The key with this prefix.')], ok('A page of keys.', listOf('ApiKey'))),
+      post: mutation('Create an API key (shown once)', 'api-keys', 'createApiKey', [IDEMPOTENCY], { '201': ok('Created; `key` is shown only now.', ref('ApiKeyCreated')) }, {
+        requestBody: body(ref('ApiKeyCreate'), { scope: 'partner', name: 'ordering platform' }),
+      }),
+    },
+    '/api-keys/{keyId}': {
+      get: read('Get an API key', 'api-keys', 'getApiKey', [KEY], ok('The key (without its secret).', ref('ApiKey'))),
+      delete: mutation('Revoke an API key (at once)', 'api-keys', 'revokeApiKey', [KEY], { '200': ok('Revoked.', ref('ApiKey')) }),
+    },
+    '/api-keys/{keyId}/rotate': {
+      post: mutation('Rotate an API key: a new key now, the old one valid for the overlap', 'api-keys', 'rotateApiKey', [KEY], { '201': ok('The new key, shown only now.', ref('ApiKeyCreated')) }, {
+        requestBody: body(overlap, { overlapSeconds: 3600 }),
+      }),
+    },
+    '/grants': {
+      get: read('List grants', 'grants', 'listGrants', [...PAGE, query('partnerId', id('org'), 'Only grants to this partner.'), query('publisherId', id('org'), 'Only grants of this publisher.')], ok('A page of grants.', listOf('Grant'))),
+      post: mutation('Give a partner a grant (publisher or admin)', 'grants', 'createGrant', [IDEMPOTENCY], { '201': ok('Created.', ref('Grant')) }, {
+        requestBody: body(ref('GrantCreate'), {
+          partnerId: 'org_65f000000000000000000001',
+          entitlements: [{ eventType: 'inventory.levels', filter: { region: { in: ['EU'] } }, fields: ['sku', 'available', 'warehouse'] }],
+        }),
+      }),
+    },
+    '/grants/{grantId}': {
+      get: read('Get a grant', 'grants', 'getGrant', [GRANT], ok('The grant.', ref('Grant'))),
+      patch: mutation('Replace a grant\'s entitlements', 'grants', 'updateGrant', [GRANT], { '200': ok('Changed.', ref('Grant')) }, {
+        requestBody: body(ref('GrantPatch'), { entitlements: [{ eventType: 'inventory.levels', fields: ['sku', 'available'] }] }),
+      }),
+      delete: mutation('Revoke a grant', 'grants', 'deleteGrant', [GRANT], { '204': { description: 'Revoked.' } }),
+    },
+    '/subscriptions': {
+      get: read('List subscriptions', 'subscriptions', 'listSubscriptions', [...PAGE, query('partnerId', id('org'), 'Only this partner\'s.'), query('eventType', eventType, 'Only those receiving this event type.')], ok('A page of subscriptions.', listOf('Subscription'))),
+      post: mutation('Create a subscription (within the partner\'s grants)', 'subscriptions', 'createSubscription', [IDEMPOTENCY], { '201': ok('Created; `webhookSecret` is shown only now.', ref('SubscriptionCreated')) }, {
+        requestBody: body(ref('SubscriptionCreate'), {
+          name: 'stock-to-erp',
+          eventTypes: ['inventory.levels'],
+          fields: ['sku', 'available'],
+          schemaVersions: { 'inventory.levels': 1 },
+          sink: { type: 'webhook', url: 'https://erp.example.com/hooks/stock' },
+          deliveryPolicy: { timeoutMs: 5000 },
+        }),
+      }),
+    },
+    '/subscriptions/{subscriptionId}': {
+      get: read('Get a subscription', 'subscriptions', 'getSubscription', [SUB], ok('The subscription (secrets left out).', ref('Subscription'))),
+      patch: mutation('Change a subscription (still within the grants)', 'subscriptions', 'updateSubscription', [SUB], { '200': ok('Changed.', ref('SubscriptionCreated')) }, {
+        requestBody: body(ref('SubscriptionPatch'), { deliveryPolicy: { timeoutMs: 8000 } }),
+      }),
+      delete: mutation('Delete a subscription and its connector', 'subscriptions', 'deleteSubscription', [SUB], { '204': { description: 'Deleted.' } }),
+    },
+    '/subscriptions/{subscriptionId}/webhook-secrets/rotate': {
+      post: mutation('Rotate the webhook secret: both sign during the overlap', 'subscriptions', 'rotateWebhookSecret', [SUB], { '201': ok('The new secret, shown only now.', ref('SubscriptionCreated')) }, {
+        requestBody: body(overlap, { overlapSeconds: 86400 }),
+      }),
+    },
+    '/subscriptions/{subscriptionId}/deliveries': {
+      get: read('Search the delivery log (newest first)', 'deliveries', 'listDeliveries', [
+        SUB,
+        ...PAGE,
+        query('eventId', { type: 'string', minLength: 1, maxLength: 200 }, 'Only this event.'),
+        query('key', { type: 'string', minLength: 1, maxLength: 500 }, 'Only events with this key.'),
+        query('status', { type: 'string', enum: ['pending', 'retrying', 'delivered', 'dead'] }, 'Only this status.'),
+        query('since', dateTime, 'First attempted at or after.'),
+        query('until', dateTime, 'First attempted at or before.'),
+      ], ok('A page of deliveries.', listOf('Delivery'))),
+    },
+    '/subscriptions/{subscriptionId}/deliveries/{eventId}': {
+      get: read('One event\'s delivery and its attempts', 'deliveries', 'getDelivery', [SUB, EVENT], ok('The delivery.', ref('Delivery'))),
+    },
+    '/subscriptions/{subscriptionId}/deliveries/{eventId}/retry': {
+      post: mutation('Deliver one event again', 'deliveries', 'retryDelivery', [SUB, EVENT], { '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')) }),
+    },
+    '/subscriptions/{subscriptionId}/dead-letters': {
+      get: read('Dead letters of a subscription (newest first)', 'deliveries', 'listDeadLetters', [SUB, ...PAGE], ok('A page of dead deliveries.', listOf('Delivery'))),
+    },
+    '/subscriptions/{subscriptionId}/dead-letters/retry': {
+      post: mutation('Deliver every dead letter again', 'deliveries', 'retryDeadLetters', [SUB], { '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')) }),
+    },
+    '/connectors': {
+      get: read('List connectors', 'connectors', 'listConnectors', [...PAGE], ok('A page of connectors.', listOf('Connector'))),
+    },
+    '/connectors/{connectorId}': {
+      get: read('Get a connector: desired state and what the runtime reports', 'connectors', 'getConnector', [CONN], ok('The connector.', ref('Connector'))),
+    },
+    '/connectors/{connectorId}/status': {
+      get: read('Connector status: state, worker, positions, lag, last error', 'connectors', 'getConnectorStatus', [CONN], ok('The status.', ref('ConnectorStatusView'))),
+    },
+    '/connectors/{connectorId}/pause': connectorAction('Pause', 'pauseConnector', 'Stops delivering, keeps the position. Survives restarts.'),
+    '/connectors/{connectorId}/resume': connectorAction('Resume', 'resumeConnector', 'Delivers again from the kept position.'),
+    '/connectors/{connectorId}/stop': connectorAction('Stop', 'stopConnector', 'Stops and releases the connector\'s resources. Survives restarts.'),
+    '/connectors/{connectorId}/restart': {
+      post: mutation('Restart the connector', 'connectors', 'restartConnector', [CONN], { '202': ok('Restart requested.', ref('Connector')) }),
+    },
+    '/connectors/{connectorId}/offsets/reset': {
+      post: mutation('Reset the position: earliest, latest, or a timestamp (replay)', 'connectors', 'resetConnectorOffsets', [CONN], { '202': ok('Reset requested.', ref('Connector')) }, {
+        requestBody: body(ref('OffsetResetRequest'), { to: 'timestamp', timestamp: '2026-01-01T00:00:00Z' }),
+      }),
+    },
+    '/maintenance/reencrypt-secrets': {
+      post: mutation('Re-encrypt every secret at rest with the current key (admin)', 'maintenance', 'reencryptSecrets', [], {
+        '200': ok('How many records were re-encrypted.', { type: 'object', required: ['reencrypted'], properties: { reencrypted: { type: 'integer' } } }),
+      }),
+    },
+  },
+  components: {
+    securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: `dk_<prefix>.<secret>`, or the bootstrap ADMIN_API_KEY.' } },
+    parameters: {
+      Limit: { name: 'limit', in: 'query', required: false, description: 'Items per page.', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+      Cursor: { name: 'cursor', in: 'query', required: false, description: 'The `nextCursor` of the previous page.', schema: { type: 'string', minLength: 1, maxLength: 300 } },
+      IdempotencyKey: {
+        name: 'Idempotency-Key',
+        in: 'header',
+        required: false,
+        description: 'Repeat a create safely: the same key with the same body returns the first answer (for 24 h).',
+        schema: { type: 'string', minLength: 8, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' },
+      },
+    },
+    responses: Object.fromEntries(
+      [
+        [400, 'The request does not match the contract; `errors` names each field.'],
+        [401, 'No valid API key.'],
+        [403, 'The key\'s scope may not do this.'],
+        [404, 'No such resource, or not visible to this key.'],
+        [409, 'Duplicate, or a concurrent change.'],
+        [413, 'The body is too large.'],
+        [422, 'Well-formed but refused (exceeds a grant, refused URL, unknown reference); `errors` names each field.'],
+        [429, 'Rate limit exceeded; see Retry-After.'],
+      ].map(([code, description]) => [`Problem${code}`, { description, content: { 'application/problem+json': { schema: ref('Problem') } } }]),
+    ),
+    schemas: {
+      Problem: {
+        type: 'object',
+        required: ['type', 'title', 'status'],
+        properties: {
+          type: { type: 'string' },
+          title: { type: 'string' },
+          status: { type: 'integer' },
+          detail: { type: 'string' },
+          errors: { type: 'array', items: { type: 'object', required: ['field', 'message'], properties: { field: { type: 'string' }, message: { type: 'string' } } } },
+        },
+      },
+      Organization: {
+        type: 'object',
+        required: ['id', 'kind', 'name', 'slug', 'profile', 'createdAt', 'updatedAt'],
+        properties: { id: id('org'), kind: { type: 'string', enum: ['publisher', 'partner'] }, name: { type: 'string' }, slug: { type: 'string' }, profile: { type: 'object' }, createdAt: dateTime, updatedAt: dateTime },
+      },
+      OrganizationCreate: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['kind', 'name', 'slug'],
+        properties: {
+          kind: { type: 'string', enum: ['publisher', 'partner'] },
+          name: { type: 'string', minLength: 1, maxLength: 200 },
+          slug: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{1,62}$' },
+          profile: { type: 'object', description: 'Free-form profile data (address, tier, regions...).' },
+        },
+      },
+      OrganizationPatch: {
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
+        properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, profile: { type: 'object' } },
+      },
+      ApiKey: {
+        type: 'object',
+        required: ['id', 'prefix', 'scope', 'organizationId', 'name', 'createdAt', 'expiresAt', 'revokedAt', 'lastUsedAt'],
+        properties: {
+          id: id('key'),
+          prefix: { type: 'string' },
+          scope: { type: 'string', enum: ['admin', 'publisher', 'partner'] },
+          organizationId: { type: ['string', 'null'] },
+          name: { type: 'string' },
+          createdAt: dateTime,
+          expiresAt: nullableDateTime,
+          revokedAt: nullableDateTime,
+          lastUsedAt: nullableDateTime,
+          rotatedFrom: { type: ['string', 'null'] },
+        },
+      },
+      ApiKeyCreate: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['scope', 'name'],
+        properties: {
+          scope: { type: 'string', enum: ['admin', 'publisher', 'partner'] },
+          organizationId: { ...id('org'), description: 'Required for publisher and partner keys created with an admin key.' },
+          name: { type: 'string', minLength: 1, maxLength: 200 },
+        },
+      },
+      ApiKeyCreated: { allOf: [ref('ApiKey'), { type: 'object', required: ['key'], properties: { key: { type: 'string', description: 'The API key. Shown only in this answer.' } } }] },
+      RowFilter: {
+        type: 'object',
+        description: 'Every listed field must hold one of the listed values. "$partnerId" stands for the receiving partner.',
+        propertyNames: fieldPath,
+        additionalProperties: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['in'],
+          properties: { in: { type: 'array', minItems: 1, maxItems: 1000, items: { type: ['string', 'number', 'boolean'] } } },
+        },
+      },
+      Entitlement: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['eventType'],
+        properties: { eventType, filter: ref('RowFilter'), fields: { type: 'array', items: fieldPath, minItems: 1, maxItems: 500, uniqueItems: true } },
+      },
+      Grant: {
+        type: 'object',
+        required: ['id', 'publisherId', 'partnerId', 'entitlements', 'createdAt', 'updatedAt'],
+        properties: { id: id('grt'), publisherId: id('org'), partnerId: id('org'), entitlements: { type: 'array', items: ref('Entitlement') }, createdAt: dateTime, updatedAt: dateTime },
+      },
+      GrantCreate: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['partnerId', 'entitlements'],
+        properties: {
+          publisherId: { ...id('org'), description: 'Required with an admin key; a publisher key grants for its own organization.' },
+          partnerId: id('org'),
+          entitlements: { type: 'array', minItems: 1, maxItems: 100, items: ref('Entitlement') },
+        },
+      },
+      GrantPatch: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['entitlements'],
+        properties: { entitlements: { type: 'array', minItems: 1, maxItems: 100, items: ref('Entitlement') } },
+      },
+      WebhookSink: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type', 'url'],
+        properties: { type: { const: 'webhook' }, url: { type: 'string', format: 'uri', maxLength: 2000 } },
+      },
+      RestSink: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type', 'url', 'method'],
+        properties: {
+          type: { const: 'rest' },
+          url: { type: 'string', maxLength: 2000, description: 'URL or URL template ({key}, {eventType}).' },
+          method: { type: 'string', enum: ['POST', 'PUT', 'PATCH'] },
+          headers: { type: 'object', additionalProperties: { type: 'string', maxLength: 2000 } },
+          bodyMapping: { type: 'string', maxLength: 20000, description: 'Declarative body mapping (JSONata).' },
+          auth: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['type'],
+            description: 'token, password, clientSecret and headerValue are write-only (encrypted at rest, never returned).',
+            properties: {
+              type: { type: 'string', enum: ['none', 'bearer', 'basic', 'oauth2', 'header'] },
+              token: { type: 'string', writeOnly: true },
+              username: { type: 'string' },
+              password: { type: 'string', writeOnly: true },
+              tokenUrl: { type: 'string', format: 'uri' },
+              clientId: { type: 'string' },
+              clientSecret: { type: 'string', writeOnly: true },
+              scope: { type: 'string' },
+              headerName: { type: 'string' },
+              headerValue: { type: 'string', writeOnly: true },
+            },
+          },
+        },
+      },
+      MongoSink: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type', 'database', 'collection'],
+        properties: {
+          type: { const: 'mongodb' },
+          connectionString: { type: 'string', pattern: '^mongodb(\\+srv)?://', writeOnly: true, description: 'Required on create; encrypted at rest, never returned.' },
+          database: { type: 'string', minLength: 1, maxLength: 64 },
+          collection: { type: 'string', minLength: 1, maxLength: 120 },
+        },
+      },
+      Sink: { oneOf: [ref('WebhookSink'), ref('RestSink'), ref('MongoSink')], discriminator: { propertyName: 'type', mapping: { webhook: '#/components/schemas/WebhookSink', rest: '#/components/schemas/RestSink', mongodb: '#/components/schemas/MongoSink' } } },
+      DeliveryPolicy: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          retrySchedule: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 7 * 24 * 3600 }, maxItems: 50, description: 'Seconds before each retry.' },
+          timeoutMs: { type: 'integer', minimum: 100, maximum: 120000 },
+          rateLimitPerSecond: { type: 'integer', minimum: 0, maximum: 100000, description: '0: unlimited.' },
+          batchSize: { type: 'integer', minimum: 1, maximum: 1000 },
+          disableAfterFailingSeconds: { type: 'integer', minimum: 60 },
+        },
+      },
+      SubscriptionCreate: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'eventTypes', 'sink'],
+        properties: {
+          partnerId: { ...id('org'), description: 'Required with an admin key; a partner key subscribes for itself.' },
+          name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
+          eventTypes: { type: 'array', items: eventType, minItems: 1, maxItems: 50, uniqueItems: true },
+          filter: ref('RowFilter'),
+          fields: { type: 'array', items: fieldPath, minItems: 1, maxItems: 500, uniqueItems: true },
+          schemaVersions: { type: 'object', propertyNames: eventType, additionalProperties: { type: 'integer', minimum: 1 }, description: 'Pinned reader schema version per event type.' },
+          sink: ref('Sink'),
+          deliveryPolicy: ref('DeliveryPolicy'),
+          startFrom: { type: 'string', enum: ['latest', 'earliest', 'snapshot'], default: 'latest' },
+        },
+      },
+      SubscriptionPatch: {
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
+        properties: {
+          name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
+          eventTypes: { type: 'array', items: eventType, minItems: 1, maxItems: 50, uniqueItems: true },
+          filter: ref('RowFilter'),
+          fields: { type: 'array', items: fieldPath, minItems: 1, maxItems: 500, uniqueItems: true },
+          schemaVersions: { type: 'object', propertyNames: eventType, additionalProperties: { type: 'integer', minimum: 1 } },
+          sink: ref('Sink'),
+          deliveryPolicy: ref('DeliveryPolicy'),
+        },
+      },
+      WebhookSecretInfo: {
+        type: 'object',
+        required: ['id', 'createdAt', 'expiresAt'],
+        properties: { id: id('whs'), createdAt: dateTime, expiresAt: nullableDateTime },
+      },
+      Subscription: {
+        type: 'object',
+        required: ['id', 'partnerId', 'name', 'eventTypes', 'schemaVersions', 'sink', 'deliveryPolicy', 'startFrom', 'webhookSecrets', 'createdAt', 'updatedAt'],
+        properties: {
+          id: id('sub'),
+          partnerId: id('org'),
+          name: { type: 'string' },
+          eventTypes: { type: 'array', items: { type: 'string' } },
+          filter: ref('RowFilter'),
+          fields: { type: 'array', items: { type: 'string' } },
+          schemaVersions: { type: 'object' },
+          sink: { type: 'object', description: 'The sink without its secret fields; `secretsSet` lists those that are set.' },
+          deliveryPolicy: ref('DeliveryPolicy'),
+          startFrom: { type: 'string' },
+          webhookSecrets: { type: 'array', items: ref('WebhookSecretInfo'), description: 'Metadata only; the secret is shown once.' },
+          createdAt: dateTime,
+          updatedAt: dateTime,
+        },
+      },
+      SubscriptionCreated: {
+        allOf: [ref('Subscription'), { type: 'object', properties: { webhookSecret: { type: 'string', description: 'whsec_...: shown only in the answer that creates it.' } } }],
+      },
+      Connector: {
+        type: 'object',
+        required: ['id', 'subscriptionId', 'partnerId', 'desiredState', 'generation', 'status'],
+        properties: {
+          id: id('sub'),
+          subscriptionId: id('sub'),
+          partnerId: id('org'),
+          desiredState: { type: 'string', enum: ['running', 'paused', 'stopped'] },
+          generation: { type: 'integer' },
+          restartRequestedAt: nullableDateTime,
+          offsetReset: { type: ['object', 'null'] },
+          status: ref('ConnectorStatusView'),
+          updatedAt: dateTime,
+        },
+      },
+      ConnectorStatusView: {
+        type: 'object',
+        required: ['state', 'desiredState', 'workerId', 'positions', 'lag', 'lastError', 'pendingChanges'],
+        properties: {
+          state: { type: 'string', description: 'What the runtime reports: running, paused, stopped, failed, snapshotting; unassigned when no worker reported.' },
+          desiredState: { type: 'string', enum: ['running', 'paused', 'stopped'] },
+          workerId: { type: ['string', 'null'] },
+          positions: { type: 'array', items: { type: 'object' } },
+          lag: { type: ['integer', 'null'] },
+          lastError: { type: ['object', 'null'] },
+          reportedAt: nullableDateTime,
+          pendingChanges: { type: 'boolean', description: 'A change (state, restart, reset) no worker has applied yet.' },
+        },
+      },
+      OffsetResetRequest: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['to'],
+        properties: { to: { type: 'string', enum: ['earliest', 'latest', 'timestamp'] }, timestamp: { ...dateTime, description: 'Required when `to` is timestamp.' } },
+      },
+      Delivery: {
+        type: 'object',
+        required: ['id', 'subscriptionId', 'eventId', 'eventType', 'key', 'status', 'attemptCount', 'attempts', 'createdAt', 'updatedAt'],
+        properties: {
+          id: id('dlv'),
+          subscriptionId: id('sub'),
+          eventId: { type: 'string' },
+          eventType: { type: 'string' },
+          key: { type: 'string' },
+          status: { type: 'string', enum: ['pending', 'retrying', 'delivered', 'dead'] },
+          attemptCount: { type: 'integer' },
+          attempts: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { at: dateTime, durationMs: { type: 'integer' }, statusCode: { type: ['integer', 'null'] }, error: { type: ['string', 'null'] }, responseExcerpt: { type: ['string', 'null'] } },
+            },
+          },
+          source: { type: ['object', 'null'] },
+          createdAt: dateTime,
+          updatedAt: dateTime,
+          deliveredAt: nullableDateTime,
+          deadAt: nullableDateTime,
+          deadReason: { type: ['string', 'null'] },
+          retryRequestedAt: nullableDateTime,
+        },
+      },
+      RetryRequest: {
+        type: 'object',
+        required: ['id', 'subscriptionId', 'kind', 'status', 'requestedAt'],
+        properties: { id: id('rtr'), subscriptionId: id('sub'), kind: { type: 'string', enum: ['event', 'dead-letters'] }, eventId: { type: ['string', 'null'] }, status: { type: 'string' }, requestedAt: dateTime },
+      },
+    },
+  },
+} as const
+
+/** A fresh copy (the validator dereferences what it is given). */
+export function openApiDocumentCopy(): Record<string, unknown> {
+  return structuredClone(openApiDocument) as unknown as Record<string, unknown>
+}

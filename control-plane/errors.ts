@@ -1,0 +1,43 @@
+/**
+ * What a control-plane operation refuses, in terms the API maps to HTTP (404, 403, 409, 422)
+ * without the control plane knowing about HTTP.
+ */
+import { SyndicationError, type ErrorContext } from '../common/errors.ts'
+
+export interface FieldError {
+  field: string
+  message: string
+}
+
+/** Not there, or not visible to the caller: both look the same from outside (404). */
+export class NotFoundError extends SyndicationError {
+  constructor(readonly what: string, context: ErrorContext = {}) {
+    super('NOT_FOUND', `${what} not found`, false, context)
+  }
+}
+
+/** Visible but the caller's scope may not do this (403). */
+export class ForbiddenError extends SyndicationError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super('FORBIDDEN', message, false, context)
+  }
+}
+
+/** Would duplicate something unique, or clashes with the current state (409). */
+export class ConflictError extends SyndicationError {
+  constructor(message: string, readonly field?: string, context: ErrorContext = {}) {
+    super('CONFLICT', message, false, context)
+  }
+}
+
+/** Well-formed but not acceptable: exceeds a grant, a refused URL, an unknown reference (422). */
+export class RequestInvalidError extends SyndicationError {
+  constructor(readonly errors: FieldError[], context: ErrorContext = {}) {
+    super('REQUEST_INVALID', errors.map((e) => `${e.field}: ${e.message}`).join('; '), false, context)
+  }
+}
+
+/** MongoDB duplicate key (E11000). */
+export function isDuplicateKey(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 11000
+}

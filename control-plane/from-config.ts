@@ -1,0 +1,22 @@
+/**
+ * Builds the control plane from the configuration: key ring, SSRF allowlist, bootstrap admin key.
+ */
+import type { Db } from 'mongodb'
+import type { Logger } from '../common/logger.ts'
+import { createSecretBox, parseKeyRing } from '../common/secret-box.ts'
+import { createUrlGuard } from '../common/url-guard.ts'
+import type { AppConfig } from '../config/index.ts'
+import { ControlPlane } from './service.ts'
+
+/** `encryptionKeys` overrides config.secrets.encryptionKeys (the platform passes a local-stack key file's ring). */
+export function controlPlaneFromConfig(config: AppConfig, db: Db, logger: Logger, encryptionKeys = config.secrets.encryptionKeys): ControlPlane {
+  return new ControlPlane({
+    db,
+    box: createSecretBox(parseKeyRing(encryptionKeys, config.secrets.currentKeyId)),
+    urlGuard: createUrlGuard({ allowlist: config.urlGuard.allowlist }),
+    logger: logger.child({ component: 'control-plane' }),
+    bootstrapKey: config.management.adminApiKey,
+    apiKeyCacheMs: config.management.apiKeyCacheMs,
+    idempotencyTtlSeconds: config.management.idempotencyTtlSeconds,
+  })
+}

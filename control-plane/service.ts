@@ -1,0 +1,645 @@
+/**
+ * The control plane's operations, each checked against the caller:
+ *  - admin sees and changes everything;
+ *  - a publisher sees its organization, its grants, the partners it granted to and their
+ *    subscriptions to its event types (read-only), and manages its own keys;
+ *  - a partner sees and changes its organization, its subscriptions, their connectors and
+ *    deliveries, and its keys; it can read the grants it holds.
+ * Whatever a caller may not see is NotFound (404), never Forbidden: ids of other organizations do
+ * not leak. Forbidden (403) is only for what a caller can see but its scope may not change.
+ */
+import type { Db, Filter } from 'mongodb'
+import type { Logger } from '../common/logger.ts'
+import { generateWebhookSecret, type SecretBox } from '../common/secret-box.ts'
+import { UrlRefusedError } from '../common/errors.ts'
+import type { UrlGuard } from '../common/url-guard.ts'
+import { ApiKeys, type CreatedKey } from './api-keys.ts'
+import { DeliveryLog } from './deliveries.ts'
+import { checkEntitlements, checkWithinGrants } from './entitlements.ts'
+import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
+import { IdempotencyStore } from './idempotency.ts'
+import { collections, ensureIndexes, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
+import type {
+  ApiKeyDoc,
+  ConnectorDoc,
+  ConnectorStatus,
+  DeliveryPolicy,
+  DesiredState,
+  Entitlement,
+  GrantDoc,
+  OrganizationDoc,
+  OrganizationKind,
+  Principal,
+  RowFilter,
+  Scope,
+  SinkConfig,
+  StartFrom,
+  SubscriptionDoc,
+  WebhookSecretDoc,
+} from './types.ts'
+
+export interface ControlPlaneOptions {
+  db: Db
+  box: SecretBox
+  urlGuard: UrlGuard
+  logger: Logger
+  bootstrapKey: string
+  apiKeyCacheMs: number
+  idempotencyTtlSeconds: number
+}
+
+export const DEFAULT_DELIVERY_POLICY: DeliveryPolicy = {
+  retrySchedule: [5, 300, 1800, 7200, 18000, 36000, 36000],
+  timeoutMs: 10_000,
+  rateLimitPerSecond: 0,
+  batchSize: 1,
+  disableAfterFailingSeconds: 5 * 24 * 3600,
+}
+
+/** Config paths of each sink type that are secrets: sealed at rest, never returned. */
+export const SINK_SECRET_PATHS: Record<SinkConfig['type'], string[]> = {
+  webhook: [],
+  rest: ['auth.token', 'auth.password', 'auth.clientSecret', 'auth.headerValue'],
+  mongodb: ['connectionString'],
+}
+/** URL fields of each sink type that the SSRF guard checks. */
+const SINK_URL_PATHS: Record<SinkConfig['type'], string[]> = { webhook: ['url'], rest: ['url', 'auth.tokenUrl'], mongodb: [] }
+
+const getPath = (o: unknown, path: string): unknown => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o)
+const setPath = (o: Record<string, unknown>, path: string, value: unknown) => {
+  const keys = path.split('.')
+  let cur = o
+  for (const k of keys.slice(0, -1)) {
+    if (!cur[k] || typeof cur[k] !== 'object') return
+    cur = cur[k] as Record<string, unknown>
+  }
+  if (value === undefined) delete cur[keys[keys.length - 1]!]
+  else cur[keys[keys.length - 1]!] = value
+}
+
+export interface OrganizationInput {
+  kind: OrganizationKind
+  name: string
+  slug: string
+  profile?: Record<string, unknown>
+}
+
+export interface SubscriptionInput {
+  partnerId?: string
+  name: string
+  eventTypes: string[]
+  filter?: RowFilter
+  fields?: string[]
+  schemaVersions?: Record<string, number>
+  sink: SinkConfig
+  deliveryPolicy?: Partial<DeliveryPolicy>
+  startFrom?: StartFrom
+}
+
+export type SubscriptionPatch = Partial<Omit<SubscriptionInput, 'partnerId' | 'startFrom'>>
+
+export interface SubscriptionCreated {
+  subscription: SubscriptionDoc
+  /** The webhook secret, once (webhook sinks). */
+  webhookSecret: string | null
+}
+
+export class ControlPlane {
+  readonly cols: Collections
+  readonly keys: ApiKeys
+  readonly deliveries: DeliveryLog
+  readonly idempotency: IdempotencyStore
+  readonly box: SecretBox
+  private readonly guard: UrlGuard
+  private readonly logger: Logger
+
+  constructor(options: ControlPlaneOptions) {
+    this.cols = collections(options.db)
+    this.box = options.box
+    this.guard = options.urlGuard
+    this.logger = options.logger
+    this.keys = new ApiKeys(this.cols, { bootstrapKey: options.bootstrapKey, cacheMs: options.apiKeyCacheMs, logger: options.logger })
+    this.deliveries = new DeliveryLog(this.cols)
+    this.idempotency = new IdempotencyStore(this.cols, options.box, options.idempotencyTtlSeconds)
+    this.db = options.db
+  }
+
+  private readonly db: Db
+
+  init(): Promise<void> {
+    return ensureIndexes(this.db)
+  }
+
+  // ---------------------------------------------------------------- visibility
+
+  private isAdmin(p: Principal): boolean {
+    return p.scope === 'admin'
+  }
+
+  /** Partner ids a publisher has granted to. */
+  private async grantedPartners(publisherId: string): Promise<string[]> {
+    const grants = await this.cols.grants.find({ publisherId }, { projection: { partnerId: 1 } }).toArray()
+    return grants.map((g) => g.partnerId)
+  }
+
+  private async organizationScope(p: Principal): Promise<Filter<OrganizationDoc>> {
+    if (this.isAdmin(p)) return {}
+    const own = p.organizationId!
+    if (p.scope === 'publisher') return { _id: { $in: [own, ...(await this.grantedPartners(own))] } }
+    return { _id: own }
+  }
+
+  private grantScope(p: Principal): Filter<GrantDoc> {
+    if (this.isAdmin(p)) return {}
+    return p.scope === 'publisher' ? { publisherId: p.organizationId! } : { partnerId: p.organizationId! }
+  }
+
+  /** Subscriptions (and so connectors and deliveries) a caller can read. */
+  private async subscriptionScope(p: Principal): Promise<Filter<SubscriptionDoc>> {
+    if (this.isAdmin(p)) return {}
+    if (p.scope === 'partner') return { partnerId: p.organizationId! }
+    const grants = await this.cols.grants.find({ publisherId: p.organizationId! }).toArray()
+    if (grants.length === 0) return { _id: { $in: [] } }
+    return { $or: grants.map((g) => ({ partnerId: g.partnerId, eventTypes: { $in: g.eventTypes } })) }
+  }
+
+  private canChangeSubscription(p: Principal, sub: SubscriptionDoc): void {
+    if (this.isAdmin(p) || (p.scope === 'partner' && p.organizationId === sub.partnerId)) return
+    throw new ForbiddenError('only the partner that owns a subscription (or an admin) may change it')
+  }
+
+  // ---------------------------------------------------------------- organizations
+
+  async listOrganizations(p: Principal, q: { kind?: OrganizationKind | undefined }, req: PageRequest): Promise<Page<OrganizationDoc>> {
+    const filter: Filter<OrganizationDoc> = { ...(await this.organizationScope(p)) }
+    if (q.kind) filter.kind = q.kind
+    return page(this.cols.organizations, filter, req)
+  }
+
+  async getOrganization(p: Principal, id: string): Promise<OrganizationDoc> {
+    const doc = await this.cols.organizations.findOne({ $and: [{ _id: id }, await this.organizationScope(p)] })
+    if (!doc) throw new NotFoundError('organization', { organizationId: id })
+    return doc
+  }
+
+  async createOrganization(p: Principal, input: OrganizationInput): Promise<OrganizationDoc> {
+    if (!this.isAdmin(p)) throw new ForbiddenError('only an admin key may create organizations')
+    const now = new Date()
+    const doc: OrganizationDoc = { _id: newId('org'), kind: input.kind, name: input.name, slug: input.slug, profile: input.profile ?? {}, createdAt: now, updatedAt: now, version: 1 }
+    try {
+      await this.cols.organizations.insertOne(doc)
+    } catch (err) {
+      if (isDuplicateKey(err)) throw new ConflictError(`an organization with slug ${input.slug} exists`, 'slug')
+      throw err
+    }
+    return doc
+  }
+
+  async updateOrganization(p: Principal, id: string, patch: { name?: string; profile?: Record<string, unknown> }): Promise<OrganizationDoc> {
+    const org = await this.getOrganization(p, id)
+    if (!this.isAdmin(p) && p.organizationId !== org._id) throw new ForbiddenError('a key may only change its own organization')
+    const set: Partial<OrganizationDoc> = { updatedAt: new Date() }
+    if (patch.name !== undefined) set.name = patch.name
+    if (patch.profile !== undefined) set.profile = patch.profile
+    const updated = await this.cols.organizations.findOneAndUpdate({ _id: id, version: org.version }, { $set: set, $inc: { version: 1 } }, { returnDocument: 'after' })
+    if (!updated) throw new ConflictError('the organization changed concurrently; read it again and retry')
+    return updated
+  }
+
+  private async requireOrganization(id: string, kind: OrganizationKind, field: string, visibleTo?: Principal): Promise<OrganizationDoc> {
+    const filter: Filter<OrganizationDoc> = visibleTo ? { $and: [{ _id: id }, await this.organizationScope(visibleTo)] } : { _id: id }
+    const org = await this.cols.organizations.findOne(filter)
+    if (!org) throw new RequestInvalidError([{ field, message: `no such organization ${id}` }])
+    if (org.kind !== kind) throw new RequestInvalidError([{ field, message: `organization ${id} is a ${org.kind}, not a ${kind}` }])
+    return org
+  }
+
+  // ---------------------------------------------------------------- API keys
+
+  private keyScope(p: Principal): Filter<ApiKeyDoc> {
+    return this.isAdmin(p) ? {} : { organizationId: p.organizationId! }
+  }
+
+  listKeys(p: Principal, q: { organizationId?: string | undefined; prefix?: string | undefined }, req: PageRequest): Promise<Page<ApiKeyDoc>> {
+    const filter: Filter<ApiKeyDoc> = { ...this.keyScope(p) }
+    if (q.organizationId !== undefined) filter.organizationId = this.isAdmin(p) || q.organizationId === p.organizationId ? q.organizationId : '\u0000none'
+    if (q.prefix !== undefined) filter.prefix = q.prefix
+    return page(this.cols.apiKeys, filter, req)
+  }
+
+  async getKey(p: Principal, id: string): Promise<ApiKeyDoc> {
+    const doc = await this.cols.apiKeys.findOne({ $and: [{ _id: id }, this.keyScope(p)] })
+    if (!doc) throw new NotFoundError('API key', { keyId: id })
+    return doc
+  }
+
+  async createKey(p: Principal, input: { scope: Scope; organizationId?: string; name: string }): Promise<CreatedKey> {
+    let organizationId: string | null = null
+    if (input.scope === 'admin') {
+      if (!this.isAdmin(p)) throw new ForbiddenError('only an admin key may create admin keys')
+      if (input.organizationId !== undefined) throw new RequestInvalidError([{ field: 'organizationId', message: 'admin keys belong to no organization' }])
+    } else {
+      organizationId = input.organizationId ?? p.organizationId
+      if (organizationId === null) throw new RequestInvalidError([{ field: 'organizationId', message: `is required for a ${input.scope} key` }])
+      if (!this.isAdmin(p) && organizationId !== p.organizationId) throw new RequestInvalidError([{ field: 'organizationId', message: `no such organization ${organizationId}` }])
+      if (!this.isAdmin(p) && input.scope !== p.scope) throw new ForbiddenError(`a ${p.scope} key may only create ${p.scope} keys`)
+      await this.requireOrganization(organizationId, input.scope, 'organizationId')
+    }
+    return this.keys.create({ scope: input.scope, organizationId, name: input.name, createdBy: p.keyId })
+  }
+
+  async revokeKey(p: Principal, id: string): Promise<ApiKeyDoc> {
+    await this.getKey(p, id)
+    return (await this.keys.revoke(id))!
+  }
+
+  async rotateKey(p: Principal, id: string, overlapSeconds: number): Promise<CreatedKey> {
+    const old = await this.getKey(p, id)
+    if (old.revokedAt !== null) throw new ConflictError('a revoked key cannot be rotated')
+    if (old.expiresAt !== null && old.expiresAt <= new Date()) throw new ConflictError('an expired key cannot be rotated')
+    return this.keys.rotate(old, overlapSeconds, p.keyId)
+  }
+
+  // ---------------------------------------------------------------- grants
+
+  listGrants(p: Principal, q: { partnerId?: string | undefined; publisherId?: string | undefined }, req: PageRequest): Promise<Page<GrantDoc>> {
+    const filter: Filter<GrantDoc> = { ...this.grantScope(p) }
+    if (q.partnerId !== undefined) filter.partnerId = filter.partnerId !== undefined && filter.partnerId !== q.partnerId ? '\u0000none' : q.partnerId
+    if (q.publisherId !== undefined) filter.publisherId = filter.publisherId !== undefined && filter.publisherId !== q.publisherId ? '\u0000none' : q.publisherId
+    return page(this.cols.grants, filter, req)
+  }
+
+  async getGrant(p: Principal, id: string): Promise<GrantDoc> {
+    const doc = await this.cols.grants.findOne({ $and: [{ _id: id }, this.grantScope(p)] })
+    if (!doc) throw new NotFoundError('grant', { grantId: id })
+    return doc
+  }
+
+  private canChangeGrant(p: Principal, g: GrantDoc): void {
+    if (this.isAdmin(p) || (p.scope === 'publisher' && p.organizationId === g.publisherId)) return
+    throw new ForbiddenError('only the publisher that gave a grant (or an admin) may change it')
+  }
+
+  async createGrant(p: Principal, input: { publisherId?: string; partnerId: string; entitlements: Entitlement[] }): Promise<GrantDoc> {
+    if (p.scope === 'partner') throw new ForbiddenError('a partner key cannot give grants')
+    const publisherId = input.publisherId ?? p.organizationId
+    if (publisherId === null) throw new RequestInvalidError([{ field: 'publisherId', message: 'is required with an admin key' }])
+    if (!this.isAdmin(p) && publisherId !== p.organizationId) throw new RequestInvalidError([{ field: 'publisherId', message: `no such organization ${publisherId}` }])
+    await this.requireOrganization(publisherId, 'publisher', 'publisherId')
+    await this.requireOrganization(input.partnerId, 'partner', 'partnerId')
+    const errors = checkEntitlements(input.entitlements)
+    if (errors.length > 0) throw new RequestInvalidError(errors)
+    const now = new Date()
+    const doc: GrantDoc = {
+      _id: newId('grt'),
+      publisherId,
+      partnerId: input.partnerId,
+      entitlements: input.entitlements,
+      eventTypes: input.entitlements.map((e) => e.eventType),
+      createdAt: now,
+      updatedAt: now,
+      version: 1,
+    }
+    try {
+      await this.cols.grants.insertOne(doc)
+    } catch (err) {
+      if (isDuplicateKey(err)) throw new ConflictError(`publisher ${publisherId} already has a grant for partner ${input.partnerId}: change that one`, 'partnerId')
+      throw err
+    }
+    return doc
+  }
+
+  async updateGrant(p: Principal, id: string, patch: { entitlements: Entitlement[] }): Promise<GrantDoc> {
+    const g = await this.getGrant(p, id)
+    this.canChangeGrant(p, g)
+    const errors = checkEntitlements(patch.entitlements)
+    if (errors.length > 0) throw new RequestInvalidError(errors)
+    const updated = await this.cols.grants.findOneAndUpdate(
+      { _id: id, version: g.version },
+      { $set: { entitlements: patch.entitlements, eventTypes: patch.entitlements.map((e) => e.eventType), updatedAt: new Date() }, $inc: { version: 1 } },
+      { returnDocument: 'after' },
+    )
+    if (!updated) throw new ConflictError('the grant changed concurrently; read it again and retry')
+    return updated
+  }
+
+  async deleteGrant(p: Principal, id: string): Promise<void> {
+    const g = await this.getGrant(p, id)
+    this.canChangeGrant(p, g)
+    await this.cols.grants.deleteOne({ _id: id })
+  }
+
+  // ---------------------------------------------------------------- subscriptions
+
+  async listSubscriptions(p: Principal, q: { partnerId?: string | undefined; eventType?: string | undefined }, req: PageRequest): Promise<Page<SubscriptionDoc>> {
+    const parts: Filter<SubscriptionDoc>[] = [await this.subscriptionScope(p)]
+    if (q.partnerId !== undefined) parts.push({ partnerId: q.partnerId })
+    if (q.eventType !== undefined) parts.push({ eventTypes: q.eventType })
+    return page(this.cols.subscriptions, parts.length === 1 ? parts[0]! : { $and: parts }, req)
+  }
+
+  async getSubscription(p: Principal, id: string): Promise<SubscriptionDoc> {
+    const doc = await this.cols.subscriptions.findOne({ $and: [{ _id: id }, await this.subscriptionScope(p)] })
+    if (!doc) throw new NotFoundError('subscription', { subscriptionId: id })
+    return doc
+  }
+
+  /** SSRF guard on every URL of a sink; 422 naming the field. */
+  private async checkSinkUrls(sink: SinkConfig): Promise<void> {
+    const errors: FieldError[] = []
+    for (const path of SINK_URL_PATHS[sink.type]) {
+      const value = getPath(sink, path)
+      if (typeof value !== 'string') continue
+      try {
+        await this.guard.check(value)
+      } catch (err) {
+        if (!(err instanceof UrlRefusedError)) throw err
+        errors.push({ field: `sink.${path}`, message: `URL refused: ${err.message}` })
+      }
+    }
+    if (errors.length > 0) throw new RequestInvalidError(errors)
+  }
+
+  /** Seals the secret fields of a sink; a secret left out keeps the previous sealed value. */
+  private sealSink(sink: SinkConfig, previous?: SinkConfig): SinkConfig {
+    const out = structuredClone(sink) as unknown as Record<string, unknown>
+    for (const path of SINK_SECRET_PATHS[sink.type]) {
+      const value = getPath(out, path)
+      if (typeof value === 'string') setPath(out, path, this.box.seal(value))
+      else if (previous && previous.type === sink.type) {
+        const old = getPath(previous, path)
+        if (typeof old === 'string') setPath(out, path, old)
+      }
+    }
+    return out as unknown as SinkConfig
+  }
+
+  private async checkAgainstGrants(partnerId: string, s: { eventTypes: string[]; filter?: RowFilter | undefined; fields?: string[] | undefined; schemaVersions?: Record<string, number> | undefined }): Promise<void> {
+    const grants = await this.cols.grants.find({ partnerId }).toArray()
+    const errors = checkWithinGrants(s, grants)
+    for (const t of Object.keys(s.schemaVersions ?? {})) {
+      if (!s.eventTypes.includes(t)) errors.push({ field: `schemaVersions.${t}`, message: `pins a version for ${t}, which the subscription does not subscribe to` })
+    }
+    if (errors.length > 0) throw new RequestInvalidError(errors)
+  }
+
+  private newWebhookSecret(): { plain: string; doc: WebhookSecretDoc } {
+    const plain = generateWebhookSecret()
+    return { plain, doc: { id: newId('whs'), sealed: this.box.seal(plain), createdAt: new Date(), expiresAt: null } }
+  }
+
+  async createSubscription(p: Principal, input: SubscriptionInput): Promise<SubscriptionCreated> {
+    if (p.scope === 'publisher') throw new ForbiddenError('a publisher key cannot create subscriptions: partners subscribe')
+    const partnerId = input.partnerId ?? p.organizationId
+    if (partnerId === null) throw new RequestInvalidError([{ field: 'partnerId', message: 'is required with an admin key' }])
+    if (!this.isAdmin(p) && partnerId !== p.organizationId) throw new RequestInvalidError([{ field: 'partnerId', message: `no such organization ${partnerId}` }])
+    await this.requireOrganization(partnerId, 'partner', 'partnerId')
+    await this.checkAgainstGrants(partnerId, input)
+    await this.checkSinkUrls(input.sink)
+    const now = new Date()
+    const secret = input.sink.type === 'webhook' ? this.newWebhookSecret() : null
+    const doc: SubscriptionDoc = {
+      _id: newId('sub'),
+      partnerId,
+      name: input.name,
+      eventTypes: input.eventTypes,
+      ...(input.filter !== undefined ? { filter: input.filter } : {}),
+      ...(input.fields !== undefined ? { fields: input.fields } : {}),
+      schemaVersions: input.schemaVersions ?? {},
+      sink: this.sealSink(input.sink),
+      deliveryPolicy: { ...DEFAULT_DELIVERY_POLICY, ...input.deliveryPolicy },
+      startFrom: input.startFrom ?? 'latest',
+      webhookSecrets: secret ? [secret.doc] : [],
+      createdAt: now,
+      updatedAt: now,
+      version: 1,
+    }
+    try {
+      await this.cols.subscriptions.insertOne(doc)
+    } catch (err) {
+      if (isDuplicateKey(err)) throw new ConflictError(`partner ${partnerId} already has a subscription named ${input.name}`, 'name')
+      throw err
+    }
+    await this.ensureConnector(doc)
+    return { subscription: doc, webhookSecret: secret?.plain ?? null }
+  }
+
+  async updateSubscription(p: Principal, id: string, patch: SubscriptionPatch): Promise<SubscriptionCreated> {
+    const sub = await this.getSubscription(p, id)
+    this.canChangeSubscription(p, sub)
+    const merged = {
+      eventTypes: patch.eventTypes ?? sub.eventTypes,
+      filter: 'filter' in patch ? patch.filter : sub.filter,
+      fields: 'fields' in patch ? patch.fields : sub.fields,
+      schemaVersions: patch.schemaVersions ?? sub.schemaVersions,
+    }
+    await this.checkAgainstGrants(sub.partnerId, merged)
+    if (patch.sink) await this.checkSinkUrls(patch.sink)
+    const set: Partial<SubscriptionDoc> = { updatedAt: new Date(), eventTypes: merged.eventTypes, schemaVersions: merged.schemaVersions }
+    const unset: Record<string, ''> = {}
+    if (merged.filter !== undefined) set.filter = merged.filter
+    else unset.filter = ''
+    if (merged.fields !== undefined) set.fields = merged.fields
+    else unset.fields = ''
+    if (patch.name !== undefined) set.name = patch.name
+    if (patch.deliveryPolicy !== undefined) set.deliveryPolicy = { ...sub.deliveryPolicy, ...patch.deliveryPolicy }
+    let webhookSecret: string | null = null
+    if (patch.sink !== undefined) {
+      set.sink = this.sealSink(patch.sink, sub.sink)
+      const now = new Date()
+      if (patch.sink.type === 'webhook' && !sub.webhookSecrets.some((s) => s.expiresAt === null || s.expiresAt > now)) {
+        const secret = this.newWebhookSecret()
+        set.webhookSecrets = [secret.doc]
+        webhookSecret = secret.plain
+      }
+    }
+    let updated: SubscriptionDoc | null
+    try {
+      updated = await this.cols.subscriptions.findOneAndUpdate(
+        { _id: id, version: sub.version },
+        { $set: set, ...(Object.keys(unset).length > 0 ? { $unset: unset } : {}), $inc: { version: 1 } },
+        { returnDocument: 'after' },
+      )
+    } catch (err) {
+      if (isDuplicateKey(err)) throw new ConflictError(`partner ${sub.partnerId} already has a subscription named ${patch.name}`, 'name')
+      throw err
+    }
+    if (!updated) throw new ConflictError('the subscription changed concurrently; read it again and retry')
+    await this.touchConnector(id)
+    return { subscription: updated, webhookSecret }
+  }
+
+  async deleteSubscription(p: Principal, id: string): Promise<void> {
+    const sub = await this.getSubscription(p, id)
+    this.canChangeSubscription(p, sub)
+    // Connector first: a worker stops delivering before the subscription disappears.
+    await this.cols.connectors.deleteOne({ _id: id })
+    await this.cols.subscriptions.deleteOne({ _id: id })
+  }
+
+  /** New webhook secret; the current ones stay valid (and are signed with) for `overlapSeconds`. */
+  async rotateWebhookSecret(p: Principal, id: string, overlapSeconds: number): Promise<{ subscription: SubscriptionDoc; webhookSecret: string }> {
+    const sub = await this.getSubscription(p, id)
+    this.canChangeSubscription(p, sub)
+    if (sub.sink.type !== 'webhook') throw new ConflictError('only webhook subscriptions have webhook secrets')
+    const now = new Date()
+    const until = new Date(now.getTime() + overlapSeconds * 1000)
+    const kept = sub.webhookSecrets
+      .filter((s) => s.expiresAt === null || s.expiresAt > now)
+      .map((s) => ({ ...s, expiresAt: s.expiresAt === null || s.expiresAt > until ? until : s.expiresAt }))
+    const secret = this.newWebhookSecret()
+    const updated = await this.cols.subscriptions.findOneAndUpdate(
+      { _id: id, version: sub.version },
+      { $set: { webhookSecrets: [...kept, secret.doc], updatedAt: now }, $inc: { version: 1 } },
+      { returnDocument: 'after' },
+    )
+    if (!updated) throw new ConflictError('the subscription changed concurrently; retry')
+    await this.touchConnector(id)
+    return { subscription: updated, webhookSecret: secret.plain }
+  }
+
+  /** For the sink runtime: the webhook secrets to sign with now (current first). */
+  webhookSecretsOf(sub: SubscriptionDoc, now = new Date()): string[] {
+    return sub.webhookSecrets
+      .filter((s) => s.expiresAt === null || s.expiresAt > now)
+      .sort((a, b) => Number(a.expiresAt !== null) - Number(b.expiresAt !== null))
+      .map((s) => this.box.open(s.sealed))
+  }
+
+  /** For the sink runtime: the sink config with its secrets decrypted. */
+  openSink(sink: SinkConfig): SinkConfig {
+    const out = structuredClone(sink) as unknown as Record<string, unknown>
+    for (const path of SINK_SECRET_PATHS[sink.type]) {
+      const v = getPath(out, path)
+      if (typeof v === 'string') setPath(out, path, this.box.open(v))
+    }
+    return out as unknown as SinkConfig
+  }
+
+  // ---------------------------------------------------------------- connectors
+
+  private async ensureConnector(sub: SubscriptionDoc): Promise<ConnectorDoc> {
+    const now = new Date()
+    const doc = await this.cols.connectors.findOneAndUpdate(
+      { _id: sub._id },
+      {
+        $setOnInsert: {
+          subscriptionId: sub._id,
+          partnerId: sub.partnerId,
+          desiredState: 'running',
+          generation: 1,
+          restartRequestedAt: null,
+          offsetReset: null,
+          status: null,
+          createdAt: now,
+          updatedAt: now,
+        },
+      },
+      { upsert: true, returnDocument: 'after' },
+    )
+    return doc!
+  }
+
+  /** A subscription change a worker must pick up: bump the generation. */
+  private async touchConnector(id: string): Promise<void> {
+    await this.cols.connectors.updateOne({ _id: id }, { $inc: { generation: 1 }, $set: { updatedAt: new Date() } })
+  }
+
+  async listConnectors(p: Principal, req: PageRequest): Promise<Page<ConnectorDoc>> {
+    if (this.isAdmin(p)) return page(this.cols.connectors, {}, req)
+    if (p.scope === 'partner') return page(this.cols.connectors, { partnerId: p.organizationId! }, req)
+    const subs = await this.cols.subscriptions.find(await this.subscriptionScope(p), { projection: { _id: 1 } }).toArray()
+    return page(this.cols.connectors, { _id: { $in: subs.map((s) => s._id) } }, req)
+  }
+
+  async getConnector(p: Principal, id: string): Promise<ConnectorDoc> {
+    const sub = await this.getSubscription(p, id)
+    return (await this.cols.connectors.findOne({ _id: id })) ?? this.ensureConnector(sub)
+  }
+
+  private async changeConnector(p: Principal, id: string, update: { set: Partial<ConnectorDoc>; onlyIf?: Filter<ConnectorDoc> }): Promise<ConnectorDoc> {
+    const sub = await this.getSubscription(p, id)
+    this.canChangeSubscription(p, sub)
+    await this.getConnector(p, id)
+    const updated = await this.cols.connectors.findOneAndUpdate(
+      { _id: id, ...(update.onlyIf ?? {}) },
+      { $set: { ...update.set, updatedAt: new Date() }, $inc: { generation: 1 } },
+      { returnDocument: 'after' },
+    )
+    return updated ?? (await this.cols.connectors.findOne({ _id: id }))!
+  }
+
+  setDesiredState(p: Principal, id: string, state: DesiredState): Promise<ConnectorDoc> {
+    // Setting the state it already has changes nothing (no generation bump).
+    return this.changeConnector(p, id, { set: { desiredState: state }, onlyIf: { desiredState: { $ne: state } } })
+  }
+
+  restartConnector(p: Principal, id: string): Promise<ConnectorDoc> {
+    return this.changeConnector(p, id, { set: { restartRequestedAt: new Date() } })
+  }
+
+  resetConnector(p: Principal, id: string, to: 'earliest' | 'latest' | 'timestamp', timestamp: Date | null): Promise<ConnectorDoc> {
+    return this.changeConnector(p, id, {
+      set: { offsetReset: { id: newId('rst'), to, timestamp: to === 'timestamp' ? timestamp : null, requestedAt: new Date(), requestedBy: p.keyId } },
+    })
+  }
+
+  /** For the sink runtime: connectors whose desired state changed after `since` (poll; no change streams). */
+  connectorsChangedSince(since: Date, limit = 1000): Promise<ConnectorDoc[]> {
+    return this.cols.connectors.find({ updatedAt: { $gt: since } }).sort({ updatedAt: 1 }).limit(limit).toArray()
+  }
+
+  /** For the sink runtime: what a worker observes (status does not bump the generation). */
+  async reportConnectorStatus(id: string, status: ConnectorStatus): Promise<void> {
+    await this.cols.connectors.updateOne({ _id: id }, { $set: { status } })
+  }
+
+  // ---------------------------------------------------------------- deliveries
+
+  async requestRetry(p: Principal, subscriptionId: string, eventId: string | null) {
+    const sub = await this.getSubscription(p, subscriptionId)
+    this.canChangeSubscription(p, sub)
+    if (eventId !== null && !(await this.deliveries.get(subscriptionId, eventId))) throw new NotFoundError('delivery', { eventId })
+    return this.deliveries.requestRetry({ subscriptionId, partnerId: sub.partnerId, eventId, requestedBy: p.keyId })
+  }
+
+  // ---------------------------------------------------------------- maintenance
+
+  /** Key rotation: re-seals every secret at rest with the current key. Returns how many changed. */
+  async resealSecrets(): Promise<number> {
+    let changed = 0
+    const current = this.box.currentKeyId
+    const stale = (s: unknown) => typeof s === 'string' && this.box.keyIdOf(s) !== current
+    for await (const sub of this.cols.subscriptions.find({})) {
+      const secretPaths = SINK_SECRET_PATHS[sub.sink.type].filter((path) => stale(getPath(sub.sink, path)))
+      const staleSecrets = sub.webhookSecrets.some((s) => stale(s.sealed))
+      if (secretPaths.length === 0 && !staleSecrets) continue
+      const sink = structuredClone(sub.sink) as unknown as Record<string, unknown>
+      for (const path of secretPaths) setPath(sink, path, this.box.reseal(getPath(sink, path) as string))
+      const webhookSecrets = sub.webhookSecrets.map((s) => ({ ...s, sealed: this.box.reseal(s.sealed) }))
+      // Same version on purpose: a reseal changes no meaning, and a concurrent edit wins (and seals anew).
+      const r = await this.cols.subscriptions.updateOne({ _id: sub._id, version: sub.version }, { $set: { sink: sink as unknown as SinkConfig, webhookSecrets } })
+      changed += r.modifiedCount
+    }
+    for await (const rec of this.cols.idempotency.find({ sealedBody: { $ne: null } })) {
+      if (!stale(rec.sealedBody)) continue
+      const r = await this.cols.idempotency.updateOne({ _id: rec._id }, { $set: { sealedBody: this.box.reseal(rec.sealedBody!) } })
+      changed += r.modifiedCount
+    }
+    if (changed > 0) this.logger.info('secrets re-encrypted with the current key', { count: changed, keyId: current })
+    return changed
+  }
+
+  /** Periodic cleanup (no TTL indexes in the store): expired idempotency records and webhook secrets. */
+  async sweep(now = new Date()): Promise<{ idempotency: number; webhookSecrets: number }> {
+    const idempotency = await this.idempotency.sweep(now)
+    let webhookSecrets = 0
+    for await (const sub of this.cols.subscriptions.find({ 'webhookSecrets.expiresAt': { $lte: now } })) {
+      const kept = sub.webhookSecrets.filter((s) => s.expiresAt === null || s.expiresAt > now)
+      if (kept.length === sub.webhookSecrets.length) continue
+      const r = await this.cols.subscriptions.updateOne({ _id: sub._id, version: sub.version }, { $set: { webhookSecrets: kept } })
+      webhookSecrets += r.modifiedCount ? sub.webhookSecrets.length - kept.length : 0
+    }
+    return { idempotency, webhookSecrets }
+  }
+}

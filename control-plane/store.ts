@@ -1,0 +1,185 @@
+/**
+ * The control plane's MongoDB collections, their indexes and cursor pagination.
+ *
+ * Every list query the API runs is declared in QUERY_SHAPES (equality fields, then `_id` as the sort
+ * and cursor); a unit test checks each is served by an index prefix. Uniqueness lives in unique
+ * indexes (the store has no transactions: writes are single-document and idempotent).
+ */
+import { ObjectId, type Collection, type Db, type Document, type Filter, type IndexDescription } from 'mongodb'
+import type {
+  ApiKeyDoc,
+  ConnectorDoc,
+  DeliveryDoc,
+  GrantDoc,
+  IdempotencyDoc,
+  OrganizationDoc,
+  RetryRequestDoc,
+  SubscriptionDoc,
+} from './types.ts'
+import { RequestInvalidError } from './errors.ts'
+
+export interface Collections {
+  organizations: Collection<OrganizationDoc>
+  apiKeys: Collection<ApiKeyDoc>
+  grants: Collection<GrantDoc>
+  subscriptions: Collection<SubscriptionDoc>
+  connectors: Collection<ConnectorDoc>
+  deliveries: Collection<DeliveryDoc>
+  retryRequests: Collection<RetryRequestDoc>
+  idempotency: Collection<IdempotencyDoc>
+}
+
+export const COLLECTION_NAMES: Record<keyof Collections, string> = {
+  organizations: 'organizations',
+  apiKeys: 'api_keys',
+  grants: 'grants',
+  subscriptions: 'subscriptions',
+  connectors: 'connectors',
+  deliveries: 'deliveries',
+  retryRequests: 'retry_requests',
+  idempotency: 'idempotency',
+}
+
+export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
+  organizations: [
+    { key: { slug: 1 }, name: 'slug_unique', unique: true },
+    { key: { kind: 1, _id: 1 }, name: 'kind_id' },
+  ],
+  apiKeys: [
+    { key: { prefix: 1 }, name: 'prefix_unique', unique: true },
+    { key: { organizationId: 1, _id: 1 }, name: 'org_id' },
+  ],
+  grants: [
+    { key: { publisherId: 1, partnerId: 1 }, name: 'publisher_partner_unique', unique: true },
+    { key: { partnerId: 1, _id: 1 }, name: 'partner_id' },
+    { key: { publisherId: 1, _id: 1 }, name: 'publisher_id' },
+  ],
+  subscriptions: [
+    { key: { partnerId: 1, name: 1 }, name: 'partner_name_unique', unique: true },
+    { key: { partnerId: 1, _id: 1 }, name: 'partner_id' },
+    { key: { eventTypes: 1, _id: 1 }, name: 'event_types_id' },
+  ],
+  connectors: [
+    { key: { partnerId: 1, _id: 1 }, name: 'partner_id' },
+    { key: { updatedAt: 1 }, name: 'updated_at' },
+  ],
+  deliveries: [
+    { key: { subscriptionId: 1, eventId: 1 }, name: 'subscription_event_unique', unique: true },
+    { key: { subscriptionId: 1, _id: 1 }, name: 'subscription_id' },
+    { key: { subscriptionId: 1, status: 1, _id: 1 }, name: 'subscription_status_id' },
+    { key: { subscriptionId: 1, key: 1, _id: 1 }, name: 'subscription_key_id' },
+  ],
+  retryRequests: [
+    { key: { status: 1, _id: 1 }, name: 'status_id' },
+    { key: { subscriptionId: 1, _id: 1 }, name: 'subscription_id' },
+  ],
+  idempotency: [{ key: { expiresAt: 1 }, name: 'expires_at' }],
+}
+
+/** Every list/poll query: its equality (or $in) fields; `_id` (or `sort`) orders and pages it. */
+export interface QueryShape {
+  collection: keyof Collections
+  equality: string[]
+  sort?: string
+}
+
+export const QUERY_SHAPES: Record<string, QueryShape> = {
+  'organizations.all': { collection: 'organizations', equality: [] },
+  'organizations.byKind': { collection: 'organizations', equality: ['kind'] },
+  'organizations.byIds': { collection: 'organizations', equality: ['_id'] },
+  'apiKeys.all': { collection: 'apiKeys', equality: [] },
+  'apiKeys.byOrganization': { collection: 'apiKeys', equality: ['organizationId'] },
+  'apiKeys.byPrefix': { collection: 'apiKeys', equality: ['prefix'] },
+  'grants.all': { collection: 'grants', equality: [] },
+  'grants.byPartner': { collection: 'grants', equality: ['partnerId'] },
+  'grants.byPublisher': { collection: 'grants', equality: ['publisherId'] },
+  'grants.byPublisherPartner': { collection: 'grants', equality: ['publisherId', 'partnerId'] },
+  'subscriptions.all': { collection: 'subscriptions', equality: [] },
+  'subscriptions.byPartner': { collection: 'subscriptions', equality: ['partnerId'] },
+  'subscriptions.byEventType': { collection: 'subscriptions', equality: ['eventTypes'] },
+  'connectors.all': { collection: 'connectors', equality: [] },
+  'connectors.byPartner': { collection: 'connectors', equality: ['partnerId'] },
+  'connectors.changedSince': { collection: 'connectors', equality: [], sort: 'updatedAt' },
+  'deliveries.bySubscription': { collection: 'deliveries', equality: ['subscriptionId'] },
+  'deliveries.byStatus': { collection: 'deliveries', equality: ['subscriptionId', 'status'] },
+  'deliveries.byKey': { collection: 'deliveries', equality: ['subscriptionId', 'key'] },
+  'deliveries.byEvent': { collection: 'deliveries', equality: ['subscriptionId', 'eventId'] },
+  'retryRequests.pending': { collection: 'retryRequests', equality: ['status'] },
+  'retryRequests.bySubscription': { collection: 'retryRequests', equality: ['subscriptionId'] },
+  'idempotency.expired': { collection: 'idempotency', equality: [], sort: 'expiresAt' },
+}
+
+export function collections(db: Db): Collections {
+  const out = {} as Record<keyof Collections, Collection<never>>
+  for (const [k, name] of Object.entries(COLLECTION_NAMES) as Array<[keyof Collections, string]>) out[k] = db.collection(name)
+  return out as unknown as Collections
+}
+
+/**
+ * Creates every missing index (idempotent). One createIndexes command per index, and only for those
+ * not listed yet: FerretDB 1.24 drops the connection when one command re-creates several existing
+ * indexes of a collection that holds documents.
+ */
+export async function ensureIndexes(db: Db): Promise<void> {
+  const cols = collections(db)
+  for (const [k, indexes] of Object.entries(INDEXES) as Array<[keyof Collections, IndexDescription[]]>) {
+    const col = cols[k] as unknown as Collection<Document>
+    const existing = new Set((await col.listIndexes().toArray().catch(() => [] as Document[])).map((i) => i.name as string))
+    for (const index of indexes) if (!existing.has(index.name!)) await col.createIndexes([index])
+  }
+}
+
+/** `<prefix>_<ObjectId hex>`: unique and ordered by creation time, so `_id` doubles as sort key. */
+export function newId(prefix: string): string {
+  return `${prefix}_${new ObjectId().toHexString()}`
+}
+
+/** The smallest id of that prefix created at or after `time` (for time-range queries on `_id`). */
+export function idAtTime(prefix: string, time: Date): string {
+  return `${prefix}_${ObjectId.createFromTime(Math.floor(time.getTime() / 1000)).toHexString()}`
+}
+
+export interface Page<T> {
+  items: T[]
+  nextCursor: string | null
+}
+
+export interface PageRequest {
+  limit: number
+  cursor?: string | undefined
+  /** Newest first (the delivery log) instead of oldest first. */
+  descending?: boolean
+}
+
+export function encodeCursor(lastId: string): string {
+  return Buffer.from(JSON.stringify({ after: lastId }), 'utf8').toString('base64url')
+}
+
+export function decodeCursor(cursor: string): string {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { after?: unknown }
+    if (typeof v.after === 'string' && v.after.length > 0 && v.after.length < 200) return v.after
+  } catch {
+    /* fall through */
+  }
+  throw new RequestInvalidError([{ field: 'cursor', message: 'is not a cursor this API returned' }])
+}
+
+/** One page of `filter`, ordered by `_id`, continuing after the cursor. */
+export async function page<T extends { _id: string }>(col: Collection<T>, filter: Filter<T>, req: PageRequest): Promise<Page<T>> {
+  const dir = req.descending ? -1 : 1
+  let query = filter
+  if (req.cursor !== undefined) {
+    const after = decodeCursor(req.cursor)
+    const cond = { _id: { [dir === 1 ? '$gt' : '$lt']: after } } as Filter<T>
+    query = { $and: [filter, cond] } as Filter<T>
+  }
+  const docs = (await col
+    .find(query)
+    .sort({ _id: dir })
+    .limit(req.limit + 1)
+    .toArray()) as unknown as T[]
+  const more = docs.length > req.limit
+  const items = more ? docs.slice(0, req.limit) : docs
+  return { items, nextCursor: more ? encodeCursor(items[items.length - 1]!._id) : null }
+}

@@ -1,0 +1,235 @@
+/**
+ * The documents of the control plane. The sink runtime (connectors/) reads subscriptions, grants
+ * and connector desired state from here and writes connector status and the delivery log.
+ */
+export type Scope = 'admin' | 'publisher' | 'partner'
+export type OrganizationKind = 'publisher' | 'partner'
+
+/** Who is calling: resolved from an API key. Admin keys have no organization. */
+export interface Principal {
+  keyId: string
+  scope: Scope
+  organizationId: string | null
+}
+
+export interface OrganizationDoc {
+  _id: string
+  kind: OrganizationKind
+  name: string
+  slug: string
+  profile: Record<string, unknown>
+  createdAt: Date
+  updatedAt: Date
+  version: number
+}
+
+export interface ApiKeyDoc {
+  _id: string
+  /** Non-secret, unique, shown in lists: the part of the key before the dot. */
+  prefix: string
+  /** scrypt(secret, salt), base64. */
+  hash: string
+  salt: string
+  scope: Scope
+  organizationId: string | null
+  name: string
+  createdAt: Date
+  createdBy: string
+  /** Set when rotated (end of the overlap) or created with an expiry. */
+  expiresAt: Date | null
+  revokedAt: Date | null
+  lastUsedAt: Date | null
+  rotatedFrom: string | null
+}
+
+/**
+ * Row filter: every listed field must hold one of the listed values (a conjunction of `in` sets).
+ * The value "$partnerId" stands for the receiving partner's organization id (e.g. own deals only).
+ */
+export type RowFilter = Record<string, { in: Array<string | number | boolean> }>
+
+export interface Entitlement {
+  eventType: string
+  /** Absent: every row of the event type. */
+  filter?: RowFilter
+  /** Field paths (dot-separated) the partner may see. Absent: every field. */
+  fields?: string[]
+}
+
+/** A publisher's contract with one partner (one grant per pair, an entitlement per event type). */
+export interface GrantDoc {
+  _id: string
+  publisherId: string
+  partnerId: string
+  entitlements: Entitlement[]
+  /** Derived from entitlements, for queries. */
+  eventTypes: string[]
+  createdAt: Date
+  updatedAt: Date
+  version: number
+}
+
+export interface WebhookSink {
+  type: 'webhook'
+  url: string
+}
+
+export interface RestSinkAuth {
+  type: 'none' | 'bearer' | 'basic' | 'oauth2' | 'header'
+  /** Secret fields (token, password, clientSecret, headerValue) are sealed at rest. */
+  [field: string]: unknown
+}
+
+export interface RestSink {
+  type: 'rest'
+  url: string
+  method: 'POST' | 'PUT' | 'PATCH'
+  auth?: RestSinkAuth
+  bodyMapping?: string
+  headers?: Record<string, string>
+}
+
+export interface MongoSink {
+  type: 'mongodb'
+  /** Sealed at rest. */
+  connectionString: string
+  database: string
+  collection: string
+}
+
+export type SinkConfig = WebhookSink | RestSink | MongoSink
+
+export interface DeliveryPolicy {
+  /** Seconds to wait before each retry (Standard Webhooks style schedule). */
+  retrySchedule: number[]
+  timeoutMs: number
+  /** 0: unlimited. */
+  rateLimitPerSecond: number
+  batchSize: number
+  /** Disable the endpoint after failing continuously this long. */
+  disableAfterFailingSeconds: number
+}
+
+export interface WebhookSecretDoc {
+  id: string
+  /** `whsec_...` sealed with the key ring. */
+  sealed: string
+  createdAt: Date
+  /** Null: current. Set on rotation: valid (signed with too) until then. */
+  expiresAt: Date | null
+}
+
+export type StartFrom = 'latest' | 'earliest' | 'snapshot'
+
+export interface SubscriptionDoc {
+  _id: string
+  partnerId: string
+  name: string
+  eventTypes: string[]
+  filter?: RowFilter
+  fields?: string[]
+  /** Pinned reader schema version per event type. */
+  schemaVersions: Record<string, number>
+  sink: SinkConfig
+  deliveryPolicy: DeliveryPolicy
+  startFrom: StartFrom
+  webhookSecrets: WebhookSecretDoc[]
+  createdAt: Date
+  updatedAt: Date
+  version: number
+}
+
+export type DesiredState = 'running' | 'paused' | 'stopped'
+
+export interface OffsetReset {
+  id: string
+  to: 'earliest' | 'latest' | 'timestamp'
+  timestamp: Date | null
+  requestedAt: Date
+  requestedBy: string
+}
+
+/** What the runtime reports (written by the worker that runs the connector). */
+export interface ConnectorStatus {
+  state: 'running' | 'paused' | 'stopped' | 'failed' | 'unassigned' | 'snapshotting'
+  workerId: string | null
+  positions: Array<{ topic: string; partition: number; offset: string }>
+  lag: number | null
+  lastError: { code: string; message: string; at: Date } | null
+  /** The desired-state generation the worker has applied. */
+  appliedGeneration: number
+  /** The offset reset the worker has applied. */
+  appliedResetId: string | null
+  reportedAt: Date
+}
+
+/** A subscription's sink connector: desired state set through the API, status from the runtime. */
+export interface ConnectorDoc {
+  _id: string
+  subscriptionId: string
+  partnerId: string
+  desiredState: DesiredState
+  /** Incremented on every change a worker must apply (state, restart, reset). */
+  generation: number
+  restartRequestedAt: Date | null
+  offsetReset: OffsetReset | null
+  status: ConnectorStatus | null
+  createdAt: Date
+  updatedAt: Date
+}
+
+export type DeliveryStatus = 'pending' | 'retrying' | 'delivered' | 'dead'
+
+export interface DeliveryAttempt {
+  at: Date
+  durationMs: number
+  statusCode: number | null
+  error: string | null
+  /** At most 1 KiB of the receiver's answer. */
+  responseExcerpt: string | null
+}
+
+/** One event's delivery to one subscription (written by the sink runtime). */
+export interface DeliveryDoc {
+  /** `dlv_` + ObjectId hex: sorts by creation time. */
+  _id: string
+  subscriptionId: string
+  partnerId: string
+  eventId: string
+  eventType: string
+  key: string
+  status: DeliveryStatus
+  attempts: DeliveryAttempt[]
+  attemptCount: number
+  source: { topic: string; partition: number; offset: string } | null
+  createdAt: Date
+  updatedAt: Date
+  deliveredAt: Date | null
+  deadAt: Date | null
+  deadReason: string | null
+  retryRequestedAt: Date | null
+}
+
+export interface RetryRequestDoc {
+  _id: string
+  subscriptionId: string
+  partnerId: string
+  kind: 'event' | 'dead-letters'
+  eventId: string | null
+  status: 'pending' | 'done'
+  requestedAt: Date
+  requestedBy: string
+  completedAt: Date | null
+}
+
+export interface IdempotencyDoc {
+  /** `<api key id>:<Idempotency-Key>` */
+  _id: string
+  fingerprint: string
+  state: 'in-progress' | 'done'
+  status: number | null
+  /** The response body, sealed (it may hold a secret shown once). */
+  sealedBody: string | null
+  createdAt: Date
+  expiresAt: Date
+}

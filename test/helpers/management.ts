@@ -1,0 +1,122 @@
+/**
+ * A management API on 127.0.0.1 (ephemeral port) over its own database on the shared MongoDB
+ * server, with a captured log, a bootstrap admin key and a small JSON client.
+ */
+import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
+import crypto from 'node:crypto'
+import type { Db, MongoClient } from 'mongodb'
+import { createApp } from '../../api/index.ts'
+import { createLogger } from '../../common/logger.ts'
+import { generateKeyRingEntry } from '../../common/secret-box.ts'
+import { loadConfig, type AppConfig } from '../../config/index.ts'
+import { controlPlaneFromConfig, type ControlPlane } from '../../control-plane/index.ts'
+import { testMongo, uniqueName } from './env.ts'
+
+export interface ApiAnswer {
+  status: number
+  headers: Headers
+  body: any
+  text: string
+}
+
+export interface ManagementHarness {
+  url: string
+  db: Db
+  dbName: string
+  mongo: MongoClient
+  cp: ControlPlane
+  config: AppConfig
+  adminKey: string
+  logLines: string[]
+  call(method: string, path: string, opts?: { key?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> }): Promise<ApiAnswer>
+  /** Stops the HTTP server only (the database stays: a new harness can reopen it). */
+  stop(): Promise<void>
+  /** Stops and drops the database. */
+  close(): Promise<void>
+}
+
+export interface HarnessOptions {
+  dbName?: string
+  encryptionKeys?: string
+  currentKeyId?: string
+  adminKey?: string
+  overrides?: Record<string, unknown>
+}
+
+export const TEST_KEY_RING = generateKeyRingEntry('t1')
+
+export async function startManagement(options: HarnessOptions = {}): Promise<ManagementHarness> {
+  const adminKey = options.adminKey ?? `adm-${crypto.randomBytes(24).toString('base64url')}`
+  const dbName = options.dbName ?? uniqueName('mgmt').slice(0, 60)
+  const config = loadConfig({
+    overrides: {
+      log: { level: 'debug' },
+      management: { adminApiKey: adminKey, rateLimit: { perSecond: 1000, burst: 1000 }, ...(options.overrides?.management as object) },
+      secrets: { encryptionKeys: options.encryptionKeys ?? TEST_KEY_RING, currentKeyId: options.currentKeyId ?? '' },
+      urlGuard: { allowlist: '' },
+      ...Object.fromEntries(Object.entries(options.overrides ?? {}).filter(([k]) => k !== 'management')),
+    },
+  })
+  const logLines: string[] = []
+  const logger = createLogger({ level: 'debug', write: (line) => logLines.push(line) })
+  const mongo = testMongo()
+  await mongo.connect()
+  const db = mongo.db(dbName)
+  const cp = controlPlaneFromConfig(config, db, logger)
+  await cp.init()
+  await cp.resealSecrets()
+  const app = createApp({
+    logger,
+    readiness: {},
+    management: { controlPlane: cp, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit },
+  })
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s))
+    s.once('error', reject)
+  })
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  let stopped = false
+  const stop = async () => {
+    if (stopped) return
+    stopped = true
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve())
+      server.closeAllConnections()
+    })
+  }
+  return {
+    url,
+    db,
+    dbName,
+    mongo,
+    cp,
+    config,
+    adminKey,
+    logLines,
+    async call(method, path, opts = {}) {
+      const key = opts.key === undefined ? adminKey : opts.key
+      const headers: Record<string, string> = { ...(opts.headers ?? {}) }
+      if (key !== null) headers.authorization = `Bearer ${key}`
+      let body: string | undefined
+      if (opts.rawBody !== undefined) body = opts.rawBody
+      else if (opts.body !== undefined) body = JSON.stringify(opts.body)
+      if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json'
+      const res = await fetch(url + path, { method, headers, ...(body !== undefined ? { body } : {}) })
+      const text = await res.text()
+      let parsed: unknown = undefined
+      try {
+        parsed = text === '' ? undefined : JSON.parse(text)
+      } catch {
+        parsed = undefined
+      }
+      return { status: res.status, headers: res.headers, body: parsed, text }
+    },
+    stop,
+    async close() {
+      await stop()
+      await db.dropDatabase().catch(() => undefined)
+      await mongo.close()
+    },
+  }
+}

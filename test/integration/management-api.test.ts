@@ -1,0 +1,378 @@
+import { expect } from 'chai'
+import { fill, operations } from '../helpers/openapi-ops.ts'
+import { buildFixture, type Fixture } from './management-fixture.ts'
+
+const V1 = '/v1'
+
+describe('management API: every route', function () {
+  let f: Fixture
+  before(async () => {
+    f = await buildFixture()
+  })
+  after(async () => {
+    await f?.h.close()
+  })
+
+  const ids = () => ({ organizationId: f.orgs.A, keyId: f.keyIds.A, grantId: f.grantPA, subscriptionId: f.subA, connectorId: f.subA, eventId: 'e1' })
+
+  describe('authentication failure (table over the OpenAPI document)', () => {
+    for (const op of operations()) {
+      if (op.public) continue
+      it(`${op.method} ${op.path} without a key or with a wrong key is 401`, async () => {
+        const path = V1 + fill(op.path, ids())
+        const body = op.hasBody ? op.example : undefined
+        const none = await f.h.call(op.method, path, { key: null, body })
+        expect(none.status, none.text).to.equal(401)
+        expect(none.headers.get('content-type')).to.match(/application\/problem\+json/)
+        expect(none.body.errors[0].field).to.equal('Authorization')
+        const wrong = await f.h.call(op.method, path, { key: 'dk_000000000000.' + 'A'.repeat(43), body })
+        expect(wrong.status, wrong.text).to.equal(401)
+      })
+    }
+  })
+
+  describe('validation failure names the field (table over the OpenAPI document)', () => {
+    for (const op of operations()) {
+      if (op.public) continue
+      it(`${op.method} ${op.path}`, async () => {
+        let checked = 0
+        if (op.pathParams.length > 0) {
+          const bad = { ...ids(), [op.pathParams[0]!]: 'not-an-id' }
+          const r = await f.h.call(op.method, V1 + fill(op.path, bad), { body: op.example })
+          if (op.pathParams[0] !== 'eventId') {
+            expect(r.status, r.text).to.equal(400)
+            expect(r.body.errors.map((e: any) => e.field)).to.include(op.pathParams[0])
+            checked++
+          }
+        }
+        if (op.hasBody) {
+          const r = await f.h.call(op.method, V1 + fill(op.path, ids()), { body: { ...(op.example as object), unexpectedField: 1 } })
+          expect(r.status, r.text).to.equal(400)
+          expect(r.body.errors.map((e: any) => e.field)).to.include('unexpectedField')
+          checked++
+        }
+        if (op.paged) {
+          const r = await f.h.call(op.method, V1 + fill(op.path, ids()) + '?limit=0')
+          expect(r.status, r.text).to.equal(400)
+          expect(r.body.errors.map((e: any) => e.field)).to.include('limit')
+          checked++
+        }
+        if (checked === 0) {
+          // No id, body or page: an unknown query parameter is refused by name.
+          const r = await f.h.call(op.method, V1 + fill(op.path, ids()) + '?bogus=1')
+          expect(r.status, r.text).to.equal(400)
+          expect(r.body.errors.map((e: any) => e.field)).to.include('bogus')
+        }
+      })
+    }
+  })
+
+  describe('success', () => {
+    const done = new Set<string>()
+    const ok = (operationId: string, fn: () => Promise<void>) =>
+      it(operationId, async () => {
+        await fn()
+        done.add(operationId)
+      })
+
+    ok('getOpenApiDocument', async () => {
+      const r = await f.h.call('GET', '/v1/openapi.json', { key: null })
+      expect(r.status).to.equal(200)
+      expect(r.body.openapi).to.equal('3.1.0')
+    })
+    ok('listOrganizations', async () => {
+      const all = await f.h.call('GET', '/v1/organizations?limit=2')
+      expect(all.status).to.equal(200)
+      expect(all.body.items).to.have.length(2)
+      const next = await f.h.call('GET', `/v1/organizations?limit=2&cursor=${all.body.nextCursor}`)
+      expect(next.body.items.map((o: any) => o.id)).to.not.include.members(all.body.items.map((o: any) => o.id))
+      const partners = await f.h.call('GET', '/v1/organizations?kind=partner')
+      expect(partners.body.items.map((o: any) => o.id)).to.have.members([f.orgs.A, f.orgs.B])
+      const asP = await f.h.call('GET', '/v1/organizations', { key: f.keys.P })
+      expect(asP.body.items.map((o: any) => o.id)).to.have.members([f.orgs.P, f.orgs.A])
+      const asB = await f.h.call('GET', '/v1/organizations', { key: f.keys.B })
+      expect(asB.body.items.map((o: any) => o.id)).to.deep.equal([f.orgs.B])
+    })
+    ok('createOrganization', async () => {
+      const r = await f.h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'C', slug: 'partner-c', profile: { tier: 1 } } })
+      expect(r.status).to.equal(201)
+      expect(r.body.profile).to.deep.equal({ tier: 1 })
+      const dup = await f.h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'C2', slug: 'partner-c' } })
+      expect(dup.status).to.equal(409)
+      expect(dup.body.errors[0].field).to.equal('slug')
+      const asPartner = await f.h.call('POST', '/v1/organizations', { key: f.keys.A, body: { kind: 'partner', name: 'X', slug: 'partner-x' } })
+      expect(asPartner.status).to.equal(403)
+    })
+    ok('getOrganization', async () => {
+      const r = await f.h.call('GET', `/v1/organizations/${f.orgs.A}`, { key: f.keys.A })
+      expect(r.status).to.equal(200)
+      expect(r.body.slug).to.equal('partner-a')
+    })
+    ok('updateOrganization', async () => {
+      const r = await f.h.call('PATCH', `/v1/organizations/${f.orgs.A}`, { key: f.keys.A, body: { profile: { country: 'DE' } } })
+      expect(r.status, r.text).to.equal(200)
+      expect(r.body.profile).to.deep.equal({ country: 'DE' })
+    })
+    ok('listApiKeys', async () => {
+      const r = await f.h.call('GET', '/v1/api-keys', { key: f.keys.A })
+      expect(r.status).to.equal(200)
+      expect(r.body.items.map((k: any) => k.id)).to.deep.equal([f.keyIds.A])
+      const prefix = f.keys.A.split('.')[0]
+      const byPrefix = await f.h.call('GET', `/v1/api-keys?prefix=${prefix}`)
+      expect(byPrefix.body.items).to.have.length(1)
+      expect(byPrefix.body.items[0].prefix).to.equal(prefix)
+      for (const k of byPrefix.body.items) expect(k).to.not.have.any.keys('key', 'hash', 'salt')
+    })
+    ok('createApiKey', async () => {
+      const r = await f.h.call('POST', '/v1/api-keys', { key: f.keys.A, body: { scope: 'partner', name: 'second' } })
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body.key).to.match(/^dk_[0-9a-f]{12}\.[A-Za-z0-9_-]{43}$/)
+      expect(r.body.organizationId).to.equal(f.orgs.A)
+      const works = await f.h.call('GET', '/v1/subscriptions', { key: r.body.key })
+      expect(works.status).to.equal(200)
+      const stored = await f.h.db.collection('api_keys').findOne({ _id: r.body.id })
+      expect(JSON.stringify(stored)).to.not.include(r.body.key.split('.')[1])
+      const escalate = await f.h.call('POST', '/v1/api-keys', { key: f.keys.A, body: { scope: 'admin', name: 'x' } })
+      expect(escalate.status).to.equal(403)
+      const otherOrg = await f.h.call('POST', '/v1/api-keys', { key: f.keys.A, body: { scope: 'partner', name: 'x', organizationId: f.orgs.B } })
+      expect(otherOrg.status).to.equal(422)
+      expect(otherOrg.body.errors[0].field).to.equal('organizationId')
+    })
+    ok('getApiKey', async () => {
+      const r = await f.h.call('GET', `/v1/api-keys/${f.keyIds.A}`, { key: f.keys.A })
+      expect(r.status).to.equal(200)
+      expect(r.body.scope).to.equal('partner')
+      expect(r.body.lastUsedAt).to.be.a('string')
+    })
+    ok('rotateApiKey', async () => {
+      const created = await f.h.call('POST', '/v1/api-keys', { key: f.keys.B, body: { scope: 'partner', name: 'to-rotate' } })
+      const r = await f.h.call('POST', `/v1/api-keys/${created.body.id}/rotate`, { key: f.keys.B, body: { overlapSeconds: 0 } })
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body.rotatedFrom).to.equal(created.body.id)
+      expect((await f.h.call('GET', '/v1/subscriptions', { key: r.body.key })).status).to.equal(200)
+      expect((await f.h.call('GET', '/v1/subscriptions', { key: created.body.key })).status).to.equal(401)
+      const overlap = await f.h.call('POST', `/v1/api-keys/${r.body.id}/rotate`, { key: f.keys.B, body: { overlapSeconds: 600 } })
+      expect((await f.h.call('GET', '/v1/subscriptions', { key: r.body.key })).status, 'old key valid during the overlap').to.equal(200)
+      expect((await f.h.call('GET', '/v1/subscriptions', { key: overlap.body.key })).status).to.equal(200)
+    })
+    ok('revokeApiKey', async () => {
+      const created = await f.h.call('POST', '/v1/api-keys', { key: f.keys.B, body: { scope: 'partner', name: 'to-revoke' } })
+      expect((await f.h.call('GET', '/v1/subscriptions', { key: created.body.key })).status).to.equal(200)
+      const r = await f.h.call('DELETE', `/v1/api-keys/${created.body.id}`, { key: f.keys.B })
+      expect(r.status).to.equal(200)
+      expect(r.body.revokedAt).to.be.a('string')
+      expect((await f.h.call('GET', '/v1/subscriptions', { key: created.body.key })).status).to.equal(401)
+    })
+    ok('listGrants', async () => {
+      const asP = await f.h.call('GET', '/v1/grants', { key: f.keys.P })
+      expect(asP.body.items.map((g: any) => g.id)).to.deep.equal([f.grantPA])
+      const asA = await f.h.call('GET', '/v1/grants', { key: f.keys.A })
+      expect(asA.body.items.map((g: any) => g.id)).to.deep.equal([f.grantPA])
+      const asQ = await f.h.call('GET', '/v1/grants', { key: f.keys.Q })
+      expect(asQ.body.items).to.deep.equal([])
+      const filtered = await f.h.call('GET', `/v1/grants?partnerId=${f.orgs.B}`, { key: f.keys.P })
+      expect(filtered.body.items).to.deep.equal([])
+    })
+    ok('createGrant', async () => {
+      const r = await f.h.call('POST', '/v1/grants', { key: f.keys.Q, body: { partnerId: f.orgs.B, entitlements: [{ eventType: 'inventory.levels' }] } })
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body.publisherId).to.equal(f.orgs.Q)
+      const dup = await f.h.call('POST', '/v1/grants', { key: f.keys.Q, body: { partnerId: f.orgs.B, entitlements: [{ eventType: 'deals.registrations' }] } })
+      expect(dup.status).to.equal(409)
+      const twice = await f.h.call('POST', '/v1/grants', { body: { publisherId: f.orgs.P, partnerId: f.orgs.B, entitlements: [{ eventType: 'a.b' }, { eventType: 'a.b' }] } })
+      expect(twice.status).to.equal(422)
+      expect(twice.body.errors[0].field).to.equal('entitlements[1].eventType')
+      const notPartner = await f.h.call('POST', '/v1/grants', { key: f.keys.P, body: { partnerId: f.orgs.Q, entitlements: [{ eventType: 'a.b' }] } })
+      expect(notPartner.status).to.equal(422)
+      expect(notPartner.body.errors[0].field).to.equal('partnerId')
+      expect((await f.h.call('POST', '/v1/grants', { key: f.keys.A, body: { partnerId: f.orgs.A, entitlements: [{ eventType: 'a.b' }] } })).status).to.equal(403)
+    })
+    ok('getGrant', async () => {
+      const r = await f.h.call('GET', `/v1/grants/${f.grantPA}`, { key: f.keys.A })
+      expect(r.status).to.equal(200)
+      expect(r.body.entitlements).to.have.length(2)
+    })
+    ok('updateGrant', async () => {
+      const g = await f.h.call('POST', '/v1/grants', { key: f.keys.P, body: { partnerId: f.orgs.B, entitlements: [{ eventType: 'inventory.levels' }] } })
+      const r = await f.h.call('PATCH', `/v1/grants/${g.body.id}`, { key: f.keys.P, body: { entitlements: [{ eventType: 'inventory.levels', fields: ['sku'] }] } })
+      expect(r.status, r.text).to.equal(200)
+      expect(r.body.entitlements[0].fields).to.deep.equal(['sku'])
+      expect((await f.h.call('PATCH', `/v1/grants/${g.body.id}`, { key: f.keys.B, body: { entitlements: [{ eventType: 'x.y' }] } })).status, 'partner may read, not change').to.equal(403)
+    })
+    ok('deleteGrant', async () => {
+      const g = await f.h.call('POST', '/v1/grants', { body: { publisherId: f.orgs.Q, partnerId: f.orgs.A, entitlements: [{ eventType: 'inventory.levels' }] } })
+      expect(g.status, g.text).to.equal(201)
+      const r = await f.h.call('DELETE', `/v1/grants/${g.body.id}`, { key: f.keys.Q })
+      expect(r.status).to.equal(204)
+      expect((await f.h.call('GET', `/v1/grants/${g.body.id}`)).status).to.equal(404)
+    })
+    ok('listSubscriptions', async () => {
+      const asA = await f.h.call('GET', '/v1/subscriptions', { key: f.keys.A })
+      expect(asA.body.items.map((s: any) => s.id)).to.deep.equal([f.subA])
+      const asP = await f.h.call('GET', '/v1/subscriptions', { key: f.keys.P })
+      expect(asP.body.items.map((s: any) => s.id), 'publisher sees subscriptions to its event types').to.deep.equal([f.subA])
+      const asQ = await f.h.call('GET', '/v1/subscriptions', { key: f.keys.Q })
+      expect(asQ.body.items).to.deep.equal([])
+      const byType = await f.h.call('GET', '/v1/subscriptions?eventType=deals.registrations')
+      expect(byType.body.items).to.deep.equal([])
+    })
+    ok('createSubscription', async () => {
+      const r = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'deals', eventTypes: ['deals.registrations'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/deals' }, startFrom: 'earliest' } })
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body.webhookSecret).to.match(/^whsec_[A-Za-z0-9+/]{43}=$/)
+      expect(Buffer.from(r.body.webhookSecret.slice(6), 'base64').length).to.be.at.least(24)
+      expect(r.body.webhookSecrets).to.have.length(1)
+      const again = await f.h.call('GET', `/v1/subscriptions/${r.body.id}`, { key: f.keys.A })
+      expect(again.text).to.not.include(r.body.webhookSecret)
+      const conn = await f.h.call('GET', `/v1/connectors/${r.body.id}`, { key: f.keys.A })
+      expect(conn.body.desiredState).to.equal('running')
+      const dup = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'deals', eventTypes: ['deals.registrations'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/deals' } } })
+      expect(dup.status).to.equal(409)
+      expect(dup.body.errors[0].field).to.equal('name')
+    })
+    ok('getSubscription', async () => {
+      const r = await f.h.call('GET', `/v1/subscriptions/${f.subA}`, { key: f.keys.P })
+      expect(r.status).to.equal(200)
+      expect(r.body.sink).to.deep.equal({ type: 'webhook', url: 'http://127.0.0.1:9/hook' })
+    })
+    ok('updateSubscription', async () => {
+      const r = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, { key: f.keys.A, body: { deliveryPolicy: { timeoutMs: 2000 } } })
+      expect(r.status, r.text).to.equal(200)
+      expect(r.body.deliveryPolicy.timeoutMs).to.equal(2000)
+      expect(r.body).to.not.have.property('webhookSecret')
+      const wider = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, { key: f.keys.A, body: { fields: ['sku', 'cost'] } })
+      expect(wider.status).to.equal(422)
+      expect(wider.body.errors[0].field).to.equal('fields[1]')
+      expect((await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, { key: f.keys.P, body: { name: 'x' } })).status, 'publisher reads, cannot change').to.equal(403)
+    })
+    ok('deleteSubscription', async () => {
+      const s = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'gone', eventTypes: ['inventory.levels'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/x' } } })
+      const r = await f.h.call('DELETE', `/v1/subscriptions/${s.body.id}`, { key: f.keys.A })
+      expect(r.status).to.equal(204)
+      expect((await f.h.call('GET', `/v1/subscriptions/${s.body.id}`)).status).to.equal(404)
+      expect((await f.h.call('GET', `/v1/connectors/${s.body.id}`)).status).to.equal(404)
+    })
+    ok('rotateWebhookSecret', async () => {
+      const r = await f.h.call('POST', `/v1/subscriptions/${f.subA}/webhook-secrets/rotate`, { key: f.keys.A, body: { overlapSeconds: 3600 } })
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body.webhookSecret).to.match(/^whsec_/)
+      expect(r.body.webhookSecret).to.not.equal(f.webhookSecretA)
+      expect(r.body.webhookSecrets).to.have.length(2)
+      const sub = await f.h.cp.cols.subscriptions.findOne({ _id: f.subA })
+      const signing = f.h.cp.webhookSecretsOf(sub!)
+      expect(signing).to.deep.equal([r.body.webhookSecret, f.webhookSecretA])
+      expect(JSON.stringify(sub)).to.not.include(r.body.webhookSecret.slice(6))
+      // After the overlap the sweep removes the old secret (no TTL index in the store).
+      const swept = await f.h.cp.sweep(new Date(Date.now() + 7200_000))
+      expect(swept.webhookSecrets).to.equal(1)
+      const after = await f.h.cp.cols.subscriptions.findOne({ _id: f.subA })
+      expect(f.h.cp.webhookSecretsOf(after!)).to.deep.equal([r.body.webhookSecret])
+    })
+    ok('listDeliveries', async () => {
+      const all = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries`, { key: f.keys.A })
+      expect(all.body.items.map((d: any) => d.eventId)).to.deep.equal(['e2', 'e1'])
+      const byKey = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?key=sku-1`, { key: f.keys.A })
+      expect(byKey.body.items.map((d: any) => d.eventId)).to.deep.equal(['e1'])
+      const byStatus = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?status=delivered`, { key: f.keys.A })
+      expect(byStatus.body.items.map((d: any) => d.eventId)).to.deep.equal(['e1'])
+      const byEvent = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?eventId=e2`, { key: f.keys.A })
+      expect(byEvent.body.items).to.have.length(1)
+      const future = new Date(Date.now() + 3600_000).toISOString()
+      const later = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?since=${encodeURIComponent(future)}`, { key: f.keys.A })
+      expect(later.body.items).to.deep.equal([])
+      const past = new Date(Date.now() - 3600_000).toISOString()
+      const earlier = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?until=${encodeURIComponent(past)}`, { key: f.keys.A })
+      expect(earlier.body.items).to.deep.equal([])
+      const paged = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?limit=1`, { key: f.keys.A })
+      const next = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?limit=1&cursor=${paged.body.nextCursor}`, { key: f.keys.A })
+      expect([paged.body.items[0].eventId, next.body.items[0].eventId]).to.deep.equal(['e2', 'e1'])
+      expect(next.body.nextCursor).to.equal(null)
+    })
+    ok('getDelivery', async () => {
+      const r = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries/e2`, { key: f.keys.A })
+      expect(r.status).to.equal(200)
+      expect(r.body.attemptCount).to.equal(2)
+      expect(r.body.attempts.map((a: any) => a.statusCode)).to.deep.equal([500, 500])
+      expect(r.body.deadReason).to.equal('retries exhausted')
+      expect((await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries/nope`, { key: f.keys.A })).status).to.equal(404)
+    })
+    ok('retryDelivery', async () => {
+      const r = await f.h.call('POST', `/v1/subscriptions/${f.subA}/deliveries/e2/retry`, { key: f.keys.A })
+      expect(r.status, r.text).to.equal(202)
+      expect(r.body.kind).to.equal('event')
+      const pending = await f.h.cp.deliveries.pendingRetryRequests()
+      expect(pending.map((p) => p._id)).to.include(r.body.id)
+      expect((await f.h.call('POST', `/v1/subscriptions/${f.subA}/deliveries/e2/retry`, { key: f.keys.P })).status, 'publisher cannot retry').to.equal(403)
+    })
+    ok('listDeadLetters', async () => {
+      const r = await f.h.call('GET', `/v1/subscriptions/${f.subA}/dead-letters`, { key: f.keys.A })
+      expect(r.body.items.map((d: any) => d.eventId)).to.deep.equal(['e2'])
+    })
+    ok('retryDeadLetters', async () => {
+      const r = await f.h.call('POST', `/v1/subscriptions/${f.subA}/dead-letters/retry`, { key: f.keys.A })
+      expect(r.status).to.equal(202)
+      expect(r.body.kind).to.equal('dead-letters')
+      const d = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries/e2`, { key: f.keys.A })
+      expect(d.body.retryRequestedAt).to.be.a('string')
+    })
+    ok('listConnectors', async () => {
+      const asA = await f.h.call('GET', '/v1/connectors', { key: f.keys.A })
+      expect(asA.body.items.map((c: any) => c.id)).to.include(f.subA)
+      expect(asA.body.items.every((c: any) => c.partnerId === f.orgs.A)).to.equal(true)
+      const asB = await f.h.call('GET', '/v1/connectors', { key: f.keys.B })
+      expect(asB.body.items).to.deep.equal([])
+      const asP = await f.h.call('GET', '/v1/connectors', { key: f.keys.P })
+      expect(asP.body.items.map((c: any) => c.id)).to.include(f.subA)
+    })
+    ok('getConnector', async () => {
+      const r = await f.h.call('GET', `/v1/connectors/${f.subA}`, { key: f.keys.A })
+      expect(r.status).to.equal(200)
+      expect(r.body.subscriptionId).to.equal(f.subA)
+    })
+    ok('getConnectorStatus', async () => {
+      const before = await f.h.call('GET', `/v1/connectors/${f.subA}/status`, { key: f.keys.A })
+      expect(before.body.state).to.equal('unassigned')
+      const c = await f.h.cp.cols.connectors.findOne({ _id: f.subA })
+      await f.h.cp.reportConnectorStatus(f.subA, { state: 'running', workerId: 'w1', positions: [{ topic: 't', partition: 0, offset: '42' }], lag: 3, lastError: null, appliedGeneration: c!.generation, appliedResetId: null, reportedAt: new Date() })
+      const r = await f.h.call('GET', `/v1/connectors/${f.subA}/status`, { key: f.keys.A })
+      expect(r.body).to.include({ state: 'running', workerId: 'w1', lag: 3, pendingChanges: false })
+    })
+    for (const [opId, verb, state] of [['pauseConnector', 'pause', 'paused'], ['stopConnector', 'stop', 'stopped'], ['resumeConnector', 'resume', 'running']] as const) {
+      ok(opId, async () => {
+        const before = await f.h.call('GET', `/v1/connectors/${f.subA}`, { key: f.keys.A })
+        const r = await f.h.call('PUT', `/v1/connectors/${f.subA}/${verb}`, { key: f.keys.A })
+        expect(r.status, r.text).to.equal(202)
+        expect(r.body.desiredState).to.equal(state)
+        expect(r.body.generation).to.equal(before.body.generation + 1)
+        expect(r.body.status.pendingChanges).to.equal(true)
+        expect((await f.h.call('PUT', `/v1/connectors/${f.subA}/${verb}`, { key: f.keys.P })).status, 'publisher cannot control').to.equal(403)
+      })
+    }
+    ok('restartConnector', async () => {
+      const r = await f.h.call('POST', `/v1/connectors/${f.subA}/restart`, { key: f.keys.A })
+      expect(r.status).to.equal(202)
+      expect(r.body.restartRequestedAt).to.be.a('string')
+    })
+    ok('resetConnectorOffsets', async () => {
+      const r = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, { key: f.keys.A, body: { to: 'timestamp', timestamp: '2026-01-01T00:00:00Z' } })
+      expect(r.status, r.text).to.equal(202)
+      expect(r.body.offsetReset).to.include({ to: 'timestamp', timestamp: '2026-01-01T00:00:00.000Z' })
+      const early = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, { key: f.keys.A, body: { to: 'earliest' } })
+      expect(early.body.offsetReset).to.include({ to: 'earliest', timestamp: null })
+      const missing = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, { key: f.keys.A, body: { to: 'timestamp' } })
+      expect(missing.status).to.equal(422)
+      expect(missing.body.errors[0].field).to.equal('timestamp')
+    })
+    ok('reencryptSecrets', async () => {
+      const r = await f.h.call('POST', '/v1/maintenance/reencrypt-secrets')
+      expect(r.status).to.equal(200)
+      expect(r.body.reencrypted).to.equal(0)
+      expect((await f.h.call('POST', '/v1/maintenance/reencrypt-secrets', { key: f.keys.A })).status).to.equal(403)
+    })
+
+    it('covers every operation of the document', () => {
+      const missing = operations().map((o) => o.operationId).filter((id) => !done.has(id))
+      expect(missing, 'operations without a success test').to.deep.equal([])
+    })
+  })
+})

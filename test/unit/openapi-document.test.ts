@@ -1,0 +1,78 @@
+import { expect } from 'chai'
+import { MongoClient } from 'mongodb'
+import { Validator } from '@seriousme/openapi-schema-validator'
+import { managementRouter } from '../../api/management/router.ts'
+import { openApiDocument } from '../../api/openapi/document.ts'
+import { createLogger } from '../../common/logger.ts'
+import { createSecretBox, generateKeyRingEntry, parseKeyRing } from '../../common/secret-box.ts'
+import { createUrlGuard } from '../../common/url-guard.ts'
+import { ControlPlane, INDEXES, QUERY_SHAPES } from '../../control-plane/index.ts'
+import { operations } from '../helpers/openapi-ops.ts'
+
+/** The routes express serves under /v1, as "METHOD /path/{param}". */
+function expressRoutes(): string[] {
+  // Never connected: building the router does no I/O.
+  const client = new MongoClient('mongodb://127.0.0.1:1/')
+  const cp = new ControlPlane({
+    db: client.db('unused'),
+    box: createSecretBox(parseKeyRing(generateKeyRingEntry('u1'))),
+    urlGuard: createUrlGuard(),
+    logger: createLogger({ write: () => undefined }),
+    bootstrapKey: '',
+    apiKeyCacheMs: 0,
+    idempotencyTtlSeconds: 60,
+  })
+  const router = managementRouter({ controlPlane: cp, logger: createLogger({ write: () => undefined }), bodyLimit: '1kb', rateLimit: { perSecond: 1, burst: 1 } })
+  const out: string[] = []
+  for (const layer of (router as unknown as { stack: Array<{ route?: { path: string; methods: Record<string, boolean> } }> }).stack) {
+    if (!layer.route) continue
+    for (const [m, on] of Object.entries(layer.route.methods)) {
+      if (on && m !== '_all') out.push(`${m.toUpperCase()} ${layer.route.path.replace(/:(\w+)/g, '{$1}')}`)
+    }
+  }
+  return out
+}
+
+describe('OpenAPI document', () => {
+  it('is a valid OpenAPI 3.1 document', async () => {
+    const v = new Validator()
+    const res = await v.validate(structuredClone(openApiDocument) as never)
+    expect(res.errors ?? [], JSON.stringify(res.errors, null, 1)).to.deep.equal([])
+    expect(res.valid).to.equal(true)
+    expect(v.version).to.equal('3.1')
+  })
+
+  it('documents every route express serves, and express serves every documented operation', () => {
+    const served = expressRoutes().sort()
+    const documented = operations().map((o) => `${o.method} ${o.path}`).sort()
+    expect(served.filter((r) => !documented.includes(r)), 'served but not documented').to.deep.equal([])
+    expect(documented.filter((r) => !served.includes(r)), 'documented but not served').to.deep.equal([])
+    expect(served.length).to.be.greaterThan(30)
+  })
+
+  it('gives every operation a unique operationId and every request body an example', () => {
+    const ops = operations()
+    expect(new Set(ops.map((o) => o.operationId)).size).to.equal(ops.length)
+    for (const o of ops) if (o.hasBody) expect(o.example, o.operationId).to.not.equal(undefined)
+  })
+})
+
+describe('control-plane indexes', () => {
+  it('serve every declared list query by an index prefix (equality fields, then the sort)', () => {
+    for (const [name, shape] of Object.entries(QUERY_SHAPES)) {
+      const sort = shape.sort ?? '_id'
+      const n = shape.equality.length
+      const byIdIndex = (n === 0 && sort === '_id') || (n === 1 && shape.equality[0] === '_id')
+      const served =
+        byIdIndex ||
+        INDEXES[shape.collection].some((ix) => {
+          const keys = Object.keys(ix.key as Record<string, number>)
+          const head = keys.slice(0, n)
+          if (head.length !== n || !shape.equality.every((f) => head.includes(f))) return false
+          // Then the sort key; or a unique index on exactly the equality fields (one document at most).
+          return keys[n] === sort || (ix.unique === true && keys.length === n)
+        })
+      expect(served, `${name} has no index`).to.equal(true)
+    }
+  })
+})
