@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'DATA_INVALID'
   | 'PARTNER_REJECTED'
   | 'RETRIABLE'
+  | 'SINK_ENDPOINT_DISABLED'
 
 export type ErrorContext = Record<string, unknown>
 
@@ -69,6 +70,20 @@ export class RetriableError extends SyndicationError {
 export class PartnerRejectedError extends SyndicationError {
   constructor(message: string, readonly status: number, context: ErrorContext = {}, options?: { cause?: unknown }) {
     super('PARTNER_REJECTED', message, false, context, options)
+  }
+}
+
+/** Why a sink endpoint must stop receiving until an operator re-enables it. */
+export type EndpointDisabledReason = 'gone' | 'url-refused' | 'failing'
+
+/**
+ * The endpoint itself is unusable (HTTP 410 Gone, a URL the guard refuses, failing for longer than
+ * the subscription allows): the runtime disables the subscription and holds its records (they are
+ * neither retried nor dead-lettered), so re-enabling it resumes where it stopped.
+ */
+export class EndpointDisabledError extends SyndicationError {
+  constructor(readonly reason: EndpointDisabledReason, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super('SINK_ENDPOINT_DISABLED', message, false, context, options)
   }
 }
 
