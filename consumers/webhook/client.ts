@@ -127,7 +127,18 @@ export class WebhookClient {
       'webhook-timestamp': String(timestamp),
       'webhook-signature': signatureHeader(target.keys, message.id, timestamp, message.body),
     }
+    // undici's own headers/body timeouts run on coarse (about 1 s) timers: a deadline of our own
+    // bounds the whole attempt precisely; the caller's signal (subscription stopped) also aborts it.
+    const ac = new AbortController()
+    let timedOut = false
+    const deadline = setTimeout(() => {
+      timedOut = true
+      ac.abort(new Error(`no complete answer within ${target.timeoutMs} ms`))
+    }, target.timeoutMs)
+    const onAbort = () => ac.abort(signal?.reason)
+    signal?.addEventListener('abort', onAbort, { once: true })
     try {
+      if (signal?.aborted) throw signal.reason
       const res = await request(target.url, {
         method: 'POST',
         headers,
@@ -135,13 +146,18 @@ export class WebhookClient {
         dispatcher: this.#dispatcher,
         headersTimeout: target.timeoutMs,
         bodyTimeout: target.timeoutMs,
-        signal,
+        signal: ac.signal,
       })
       report.status = res.statusCode
       report.responseExcerpt = await readExcerpt(res.body, this.#excerptBytes)
       return finish(classifyStatus(res.statusCode, res.headers, { url: target.url, eventId: message.id, excerpt: report.responseExcerpt }, this.#now()))
     } catch (err) {
-      return finish(classifyFailure(err, { url: target.url, eventId: message.id }, signal))
+      const context = { url: target.url, eventId: message.id }
+      if (timedOut) return finish(new RetriableError(`endpoint timed out after ${target.timeoutMs} ms`, undefined, { ...context, timeout: true, status: report.status }, { cause: err }))
+      return finish(classifyFailure(err, context, signal))
+    } finally {
+      clearTimeout(deadline)
+      signal?.removeEventListener('abort', onAbort)
     }
   }
 

@@ -20,7 +20,7 @@ export interface WebhookSinkConfig {
   url: string
   /** Secrets in force; during a rotation the new and the old one, each with its own signature. */
   secrets: WebhookSecret[]
-  /** Timeout for the answer headers and between body chunks. */
+  /** Bound on one whole attempt (connect, send, answer), in milliseconds. */
   timeoutMs?: number
   /** Extra request headers (e.g. a partner's static token); the webhook-* headers cannot be overridden. */
   headers?: Record<string, string>
