@@ -3,7 +3,10 @@
  * `${webhook-id}.${webhook-timestamp}.${body}`, HMAC-SHA256 keyed with the base64 part of a
  * `whsec_` secret, sent as `v1,<base64>`; several signatures (a rotation overlap) are space-separated.
  */
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHmac, randomBytes, type KeyObject } from 'node:crypto'
+
+/** Raw key bytes (fastest with createHmac) or a KeyObject. */
+export type SigningKey = Buffer | KeyObject
 
 export const SECRET_PREFIX = 'whsec_'
 /** The specification asks for at least 24 random bytes (192 bits); we generate 32. */
@@ -24,11 +27,11 @@ export function generateSecret(bytes = 32): string {
 }
 
 /** `v1,<base64 signature>` for one key. */
-export function sign(key: Buffer, id: string, timestampSeconds: number, body: string): string {
+export function sign(key: SigningKey, id: string, timestampSeconds: number, body: string): string {
   return 'v1,' + createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64')
 }
 
 /** The webhook-signature header value: one signature per key, space-separated. */
-export function signatureHeader(keys: readonly Buffer[], id: string, timestampSeconds: number, body: string): string {
+export function signatureHeader(keys: readonly SigningKey[], id: string, timestampSeconds: number, body: string): string {
   return keys.map((k) => sign(k, id, timestampSeconds, body)).join(' ')
 }

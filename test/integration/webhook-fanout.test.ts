@@ -148,7 +148,7 @@ describe('delivery queue + webhook sink against real receivers', function () {
   it('isolates partners: one answering 500 and one hanging until timeout while the others keep receiving', async () => {
     const policy: SchedulePolicy = { kind: 'schedule', delaysMs: [100, 200, 400, 800, 1600, 3200], jitter: 0.1, maxRetryAfterMs: 1000 }
     const failing = await partner('failing', (_r, res) => res.writeHead(500).end(), { policy, parkAfterFailures: 5 })
-    const hanging = await partner('hanging', () => {}, { policy, timeoutMs: 300, parkAfterFailures: 5 })
+    const hanging = await partner('hanging', () => {}, { policy, timeoutMs: 1000, parkAfterFailures: 5 })
     const healthy = [await partner('healthy-1', undefined, { policy }), await partner('healthy-2', undefined, { policy })]
     const N = 300
     const enqueuedAt = new Map<string, number>()
@@ -178,7 +178,7 @@ describe('delivery queue + webhook sink against real receivers', function () {
     expect(drainMs, 'healthy partners drained within').to.be.below(2000)
     // the bad partners really were failing meanwhile (the hanging one's first timeouts fell within
     // the input window), and hold their position
-    await waitFor(() => hanging.reports.length > 0, { timeoutMs: 2000, intervalMs: 20 })
+    await waitFor(() => hanging.reports.length > 0, { timeoutMs: 4000, intervalMs: 20 })
     expect(hanging.reports[0]!.startedAt).to.be.below(lastEnqueue)
     expect(failing.reports.some((r) => r.status === 500)).to.equal(true)
     expect(hanging.reports.some((r) => r.code === 'RETRIABLE' && /timed out/.test(r.message ?? ''))).to.equal(true)
