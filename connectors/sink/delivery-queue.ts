@@ -115,6 +115,7 @@ interface PartitionTrack {
 interface Entry {
   record: SinkRecord
   pos: PosEntry
+  track: PartitionTrack
   attempts: number
   firstAttemptAt: number
 }
@@ -222,7 +223,7 @@ export class DeliveryQueue {
     track.pending.push(pos)
     track.floor = offset + 1
     const key = record.key === null ? `\u0000${record.topic}\u0000${record.partition}` : `${record.topic}\u0000${record.key}`
-    const entry: Entry = { record, pos, attempts: 0, firstAttemptAt: 0 }
+    const entry: Entry = { record, pos, track, attempts: 0, firstAttemptAt: 0 }
     sub.buffered++
     let lane = sub.lanes.get(key)
     if (lane) {
@@ -329,13 +330,16 @@ export class DeliveryQueue {
     if (entry.attempts === 1) entry.firstAttemptAt = this.#now()
     const startedAt = this.#now()
     const attempt = entry.attempts
-    Promise.resolve()
-      .then(() => sub.deliver(entry.record, { attempt, signal: sub.controller.signal }))
-      .then(
-        () => this.#succeeded(sub, lane, entry),
-        (err: unknown) => this.#failed(sub, lane, entry, err, startedAt),
-      )
-      .catch((err: unknown) => this.#logger.error('delivery queue bookkeeping failed', { subscriptionId: sub.id, error: err }))
+    let pending: Promise<void>
+    try {
+      pending = sub.deliver(entry.record, { attempt, signal: sub.controller.signal })
+    } catch (err) {
+      pending = Promise.reject(err)
+    }
+    pending.then(
+      () => this.#guarded(sub, () => this.#succeeded(sub, lane, entry)),
+      (err: unknown) => this.#guarded(sub, () => this.#failed(sub, lane, entry, err, startedAt)),
+    )
   }
 
   #succeeded(sub: Sub, lane: Lane, entry: Entry): void {
@@ -348,7 +352,13 @@ export class DeliveryQueue {
       this.#logger.info('subscription un-parked: the endpoint answers again', { subscriptionId: sub.id })
       this.#emit(() => this.#events.onUnparked?.(sub.id))
     }
-    this.#emit(() => this.#events.onDelivered?.(sub.id, entry.record, { attempts: entry.attempts, firstAttemptAt: entry.firstAttemptAt, latencyMs: this.#now() - entry.firstAttemptAt }))
+    if (this.#events.onDelivered) {
+      try {
+        this.#events.onDelivered(sub.id, entry.record, { attempts: entry.attempts, firstAttemptAt: entry.firstAttemptAt, latencyMs: this.#now() - entry.firstAttemptAt })
+      } catch (err) {
+        this.#logger.error('delivery queue event handler threw', { error: err })
+      }
+    }
     this.#completeHead(sub, lane)
     this.#pump(sub)
   }
@@ -446,13 +456,21 @@ export class DeliveryQueue {
     const entry = lane.entries.shift()!
     sub.buffered--
     entry.pos.done = true
-    const track = sub.partitions.get(`${entry.record.topic}\u0000${entry.record.partition}`)!
-    while (track.pending.peek()?.done) track.pending.shift()
+    const pending = entry.track.pending
+    while (pending.peek()?.done) pending.shift()
     if (lane.entries.length > 0) {
       lane.state = 'ready'
       sub.ready.push(lane)
     } else {
       sub.lanes.delete(lane.key)
+    }
+  }
+
+  #guarded(sub: Sub, fn: () => void): void {
+    try {
+      fn()
+    } catch (err) {
+      this.#logger.error('delivery queue bookkeeping failed', { subscriptionId: sub.id, error: err })
     }
   }
 
