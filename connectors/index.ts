@@ -1,4 +1,4 @@
-export { DeliveryQueue, Fifo } from './sink/index.ts'
+export { DeliveryQueue, Fifo, deliveryDefaults, webhookClientSettings } from './sink/index.ts'
 export type {
   SinkConnector,
   SinkContext,
@@ -15,6 +15,7 @@ export type {
   SubscriptionStatus,
   SubscriptionStats,
   Position,
+  DeliveryDefaults,
 } from './sink/index.ts'
 export {
   withRetry,

@@ -13,3 +13,5 @@ export type {
   Position,
 } from './delivery-queue.ts'
 export { Fifo } from './fifo.ts'
+export { deliveryDefaults, webhookClientSettings } from './settings.ts'
+export type { DeliveryDefaults } from './settings.ts'
