@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'CONFLICT'
   | 'REQUEST_INVALID'
+  | 'SINK_ENDPOINT_DISABLED'
 
 export type ErrorContext = Record<string, unknown>
 
@@ -89,6 +90,20 @@ export class UrlRefusedError extends SyndicationError {
 export class SecretUnreadableError extends SyndicationError {
   constructor(message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
     super('SECRET_UNREADABLE', message, false, context, options)
+  }
+}
+
+/** Why a sink endpoint must stop receiving until an operator re-enables it. */
+export type EndpointDisabledReason = 'gone' | 'url-refused' | 'failing'
+
+/**
+ * The endpoint itself is unusable (HTTP 410 Gone, a URL the guard refuses, failing for longer than
+ * the subscription allows): the runtime disables the subscription and holds its records (they are
+ * neither retried nor dead-lettered), so re-enabling it resumes where it stopped.
+ */
+export class EndpointDisabledError extends SyndicationError {
+  constructor(readonly reason: EndpointDisabledReason, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super('SINK_ENDPOINT_DISABLED', message, false, context, options)
   }
 }
 

@@ -1,5 +1,5 @@
-export { SyndicationError, ConfigError, StackError, DataError, RetriableError, PartnerRejectedError, UrlRefusedError, SecretUnreadableError, isRetriable } from './errors.ts'
-export type { ErrorCode, ErrorContext } from './errors.ts'
+export { SyndicationError, ConfigError, StackError, DataError, RetriableError, PartnerRejectedError, UrlRefusedError, SecretUnreadableError, EndpointDisabledError, isRetriable } from './errors.ts'
+export type { ErrorCode, ErrorContext, EndpointDisabledReason } from './errors.ts'
 export { createLogger, redact } from './logger.ts'
 export type { Logger, LogLevel, LoggerOptions } from './logger.ts'
 export { createUrlGuard, assertUrlAllowed, forbiddenReason, unmapIPv4, parseAllowlist } from './url-guard.ts'

@@ -32,6 +32,15 @@ export interface AppConfig {
   }
   secrets: { encryptionKeys: string; currentKeyId: string }
   urlGuard: { allowlist: string }
+  delivery: {
+    retrySchedule: string
+    retryJitter: number
+    maxRetryAfterMs: number
+    concurrency: number
+    parkAfterFailures: number
+    disableAfterMs: number
+    webhook: { timeoutMs: number; connectionsPerOrigin: number; keepAliveTimeoutMs: number; connectTimeoutMs: number; guardCacheMs: number }
+  }
   stack: {
     dir: string
     cacheDir: string
@@ -71,6 +80,22 @@ convict.addFormat({
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('must be an http:// or https:// URL')
   },
+})
+
+convict.addFormat({
+  name: 'duration-list',
+  validate(value: unknown) {
+    if (typeof value !== 'string' || !/^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*(,\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*)*$/.test(value)) {
+      throw new Error('must be a comma-separated list of durations such as 5s,5m,30m,2h')
+    }
+  },
+})
+convict.addFormat({
+  name: 'fraction',
+  validate(value: unknown) {
+    if (typeof value !== 'number' || !(value >= 0 && value <= 1)) throw new Error('must be a number from 0 to 1')
+  },
+  coerce: (v: string) => Number(v),
 })
 
 /** Environment variables the schema declares, plus the one naming the config file. */

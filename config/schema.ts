@@ -115,4 +115,24 @@ export const configSchema = {
     },
     readyTimeoutMs: { doc: 'How long `stack up` waits for each server to answer, in milliseconds.', format: 'nat', default: 120000, env: 'STACK_READY_TIMEOUT_MS' },
   },
+  delivery: {
+    retrySchedule: {
+      doc: 'Default retry schedule of a subscription: delays after the immediate first attempt (Standard Webhooks: 5s,5m,30m,2h,5h,10h,10h); a subscription may set its own.',
+      format: 'duration-list',
+      default: '5s,5m,30m,2h,5h,10h,10h',
+      env: 'DELIVERY_RETRY_SCHEDULE',
+    },
+    retryJitter: { doc: 'Spread of each retry delay, as a fraction of it (0.1: ±10%).', format: 'fraction', default: 0.1, env: 'DELIVERY_RETRY_JITTER' },
+    maxRetryAfterMs: { doc: 'Longest Retry-After a partner may ask for, in milliseconds (longer answers wait this long).', format: 'nat', default: 7200000, env: 'DELIVERY_MAX_RETRY_AFTER_MS' },
+    concurrency: { doc: 'Default number of keys delivered at the same time per subscription (each key stays in order).', format: 'nat', default: 8, env: 'DELIVERY_CONCURRENCY' },
+    parkAfterFailures: { doc: 'Consecutive failed attempts (no success between) that park a subscription: one probe at a time until its endpoint answers.', format: 'nat', default: 5, env: 'DELIVERY_PARK_AFTER_FAILURES' },
+    disableAfterMs: { doc: 'A subscription failing without a single success for this long is disabled (an event and a log line say so), in milliseconds.', format: 'nat', default: 432000000, env: 'DELIVERY_DISABLE_AFTER_MS' },
+    webhook: {
+      timeoutMs: { doc: 'Default webhook timeout (answer headers, and between body chunks), in milliseconds; precise to about 1 s.', format: 'nat', default: 15000, env: 'WEBHOOK_TIMEOUT_MS' },
+      connectionsPerOrigin: { doc: 'Keep-alive connections per partner origin, shared by all subscriptions calling it.', format: 'nat', default: 32, env: 'WEBHOOK_CONNECTIONS_PER_ORIGIN' },
+      keepAliveTimeoutMs: { doc: 'How long an idle webhook connection is kept open, in milliseconds.', format: 'nat', default: 30000, env: 'WEBHOOK_KEEP_ALIVE_TIMEOUT_MS' },
+      connectTimeoutMs: { doc: 'Timeout of one TCP/TLS connection attempt to a partner, in milliseconds.', format: 'nat', default: 10000, env: 'WEBHOOK_CONNECT_TIMEOUT_MS' },
+      guardCacheMs: { doc: 'How long a webhook URL the SSRF guard allowed stays allowed without asking again, in milliseconds (0: every attempt).', format: 'nat', default: 60000, env: 'WEBHOOK_GUARD_CACHE_MS' },
+    },
+  },
 }

@@ -1,0 +1,484 @@
+/**
+ * The per-subscription fan-out stage (after Convoy's ingest -> fan-out -> delivery -> retry): records
+ * in, callbacks out, no Kafka, so the runtime can feed it from a shared reader or a catch-up reader.
+ *
+ * Per subscription:
+ *  - records are queued in lanes, one lane per (topic, key) (per (topic, partition) for null keys):
+ *    a lane delivers sequentially, lanes run in parallel up to `concurrency` at a time;
+ *  - a failed head waits for its retry on a timer WITHOUT holding a concurrency slot, so other keys
+ *    keep flowing, and nothing behind it in its lane overtakes it (per-key order across retries);
+ *  - after `parkAfterFailures` consecutive retriable failures the subscription is parked: no fresh
+ *    records are tried, one probe at a time follows the failed records' schedules, and the first
+ *    success un-parks it. A parked subscription costs its buffered records and a few timers only;
+ *  - failing continuously for `disableAfterMs`, or an EndpointDisabledError (410, refused URL),
+ *    disables it: records are held (not retried, not dead-lettered) until `enable`;
+ *  - exhausted or rejected records go to `onDeadLetter` (awaited: the offset only counts as done
+ *    once the dead letter is stored);
+ *  - `safeOffset` is, per topic-partition, the offset below which every record was delivered,
+ *    dead-lettered or skipped: what a Kafka consumer may commit for this subscription.
+ *
+ * The cost of an idle subscription is a few small objects; lanes exist only while they hold records.
+ */
+import { EndpointDisabledError, isRetriable, type EndpointDisabledReason } from '../../common/errors.ts'
+import { createLogger, type Logger } from '../../common/logger.ts'
+import { DEFAULT_DELIVERY_POLICY, retryDelay, sleep, type RetryPolicy } from '../retry.ts'
+import { Fifo } from './fifo.ts'
+import type { SinkRecord } from './types.ts'
+
+export type DeliverFn = (record: SinkRecord, info: { attempt: number; signal: AbortSignal }) => Promise<void>
+
+export interface SubscriptionOptions {
+  id: string
+  deliver: DeliverFn
+  policy?: RetryPolicy
+  /** Lanes (keys) delivered at the same time. */
+  concurrency?: number
+  /** Consecutive retriable failures (no success in between) that park the subscription. */
+  parkAfterFailures?: number
+  /** Failing without a single success for this long disables the subscription. */
+  disableAfterMs?: number
+}
+
+export interface DeliveredInfo {
+  attempts: number
+  firstAttemptAt: number
+  /** From the first attempt to the confirmation. */
+  latencyMs: number
+}
+
+export interface FailedAttemptInfo {
+  attempt: number
+  error: unknown
+  /** Undefined when no retry follows (dead letter or disabled). */
+  retryInMs?: number
+}
+
+export interface DeadLetterInfo {
+  attempts: number
+  firstAttemptAt: number
+  error: unknown
+  /** exhausted: the retry schedule ran out; rejected: an error that is never retried. */
+  reason: 'exhausted' | 'rejected'
+}
+
+export interface DeliveryQueueEvents {
+  onDelivered?(subscriptionId: string, record: SinkRecord, info: DeliveredInfo): void
+  onAttemptFailed?(subscriptionId: string, record: SinkRecord, info: FailedAttemptInfo): void
+  /** Store the dead letter (topic + delivery log); a throw is retried, the lane waits meanwhile. */
+  onDeadLetter(subscriptionId: string, record: SinkRecord, info: DeadLetterInfo): Promise<void> | void
+  onParked?(subscriptionId: string, info: { consecutiveFailures: number; error: unknown }): void
+  onUnparked?(subscriptionId: string): void
+  onDisabled?(subscriptionId: string, info: { reason: EndpointDisabledReason; error: unknown }): void
+}
+
+export interface DeliveryQueueOptions {
+  logger?: Logger
+  random?: () => number
+  now?: () => number
+}
+
+export type SubscriptionStatus = 'active' | 'parked' | 'disabled'
+
+export interface SubscriptionStats {
+  status: SubscriptionStatus
+  paused: boolean
+  buffered: number
+  inFlight: number
+  lanes: number
+  /** Lanes whose head waits for a retry timer. */
+  waiting: number
+  consecutiveFailures: number
+}
+
+export interface Position {
+  topic: string
+  partition: number
+  /** The next offset to read: everything below it is delivered, dead-lettered or skipped. */
+  offset: string
+}
+
+const DEFAULTS = { concurrency: 8, parkAfterFailures: 5, disableAfterMs: 5 * 24 * 3600_000 }
+
+interface PosEntry {
+  offset: number
+  done: boolean
+}
+
+interface PartitionTrack {
+  topic: string
+  partition: number
+  pending: Fifo<PosEntry>
+  /** One past the highest offset enqueued or skipped. */
+  floor: number
+}
+
+interface Entry {
+  record: SinkRecord
+  pos: PosEntry
+  track: PartitionTrack
+  attempts: number
+  firstAttemptAt: number
+}
+
+type LaneState = 'ready' | 'inflight' | 'waiting' | 'due'
+
+interface Lane {
+  key: string
+  entries: Fifo<Entry>
+  state: LaneState
+  timer: NodeJS.Timeout | undefined
+}
+
+interface Sub {
+  id: string
+  deliver: DeliverFn
+  policy: RetryPolicy
+  concurrency: number
+  parkAfterFailures: number
+  disableAfterMs: number
+  lanes: Map<string, Lane>
+  /** Lanes with a fresh head, oldest first. */
+  ready: Fifo<Lane>
+  /** Lanes whose retry is due: served before fresh lanes. */
+  due: Fifo<Lane>
+  inFlight: number
+  waiting: number
+  buffered: number
+  status: SubscriptionStatus
+  paused: boolean
+  removed: boolean
+  consecutiveFailures: number
+  failingSince: number | undefined
+  partitions: Map<string, PartitionTrack>
+  controller: AbortController
+}
+
+export class DeliveryQueue {
+  readonly #subs = new Map<string, Sub>()
+  readonly #events: DeliveryQueueEvents
+  readonly #logger: Logger
+  readonly #random: () => number
+  readonly #now: () => number
+
+  constructor(events: DeliveryQueueEvents, options: DeliveryQueueOptions = {}) {
+    this.#events = events
+    this.#logger = options.logger ?? createLogger({ level: 'warn' })
+    this.#random = options.random ?? Math.random
+    this.#now = options.now ?? Date.now
+  }
+
+  addSubscription(options: SubscriptionOptions): void {
+    if (this.#subs.has(options.id)) throw new Error(`subscription ${options.id} is already in the delivery queue`)
+    this.#subs.set(options.id, {
+      id: options.id,
+      deliver: options.deliver,
+      policy: options.policy ?? DEFAULT_DELIVERY_POLICY,
+      concurrency: Math.max(1, options.concurrency ?? DEFAULTS.concurrency),
+      parkAfterFailures: Math.max(1, options.parkAfterFailures ?? DEFAULTS.parkAfterFailures),
+      disableAfterMs: options.disableAfterMs ?? DEFAULTS.disableAfterMs,
+      lanes: new Map(),
+      ready: new Fifo(),
+      due: new Fifo(),
+      inFlight: 0,
+      waiting: 0,
+      buffered: 0,
+      status: 'active',
+      paused: false,
+      removed: false,
+      consecutiveFailures: 0,
+      failingSince: undefined,
+      partitions: new Map(),
+      controller: new AbortController(),
+    })
+  }
+
+  /** Drops the subscription and its buffered records, aborting in-flight deliveries. */
+  removeSubscription(id: string): void {
+    const sub = this.#subs.get(id)
+    if (!sub) return
+    sub.removed = true
+    sub.controller.abort(new Error(`subscription ${id} removed from the delivery queue`))
+    for (const lane of sub.lanes.values()) if (lane.timer) clearTimeout(lane.timer)
+    this.#subs.delete(id)
+  }
+
+  has(id: string): boolean {
+    return this.#subs.has(id)
+  }
+
+  get size(): number {
+    return this.#subs.size
+  }
+
+  /**
+   * Queues a record for a subscription. Offsets must increase per topic-partition; a record below
+   * what was already enqueued or skipped is ignored (false): it was or is being delivered.
+   */
+  enqueue(id: string, record: SinkRecord): boolean {
+    const sub = this.#sub(id)
+    const offset = Number(record.offset)
+    const track = this.#track(sub, record.topic, record.partition, offset)
+    if (offset < track.floor) return false
+    const pos: PosEntry = { offset, done: false }
+    track.pending.push(pos)
+    track.floor = offset + 1
+    const key = record.key === null ? `\u0000${record.topic}\u0000${record.partition}` : `${record.topic}\u0000${record.key}`
+    const entry: Entry = { record, pos, track, attempts: 0, firstAttemptAt: 0 }
+    sub.buffered++
+    let lane = sub.lanes.get(key)
+    if (lane) {
+      lane.entries.push(entry)
+      return true
+    }
+    lane = { key, entries: new Fifo(), state: 'ready', timer: undefined }
+    lane.entries.push(entry)
+    sub.lanes.set(key, lane)
+    sub.ready.push(lane)
+    this.#pump(sub)
+    return true
+  }
+
+  /** A record the subscription does not want (filtered out): its offset counts as done. */
+  skip(id: string, topic: string, partition: number, offset: string | number): void {
+    const sub = this.#sub(id)
+    const o = Number(offset)
+    const track = this.#track(sub, topic, partition, o)
+    if (o >= track.floor) track.floor = o + 1
+  }
+
+  /** The offset a consumer may commit for this subscription and partition (undefined: nothing seen yet). */
+  safeOffset(id: string, topic: string, partition: number): string | undefined {
+    const track = this.#sub(id).partitions.get(`${topic}\u0000${partition}`)
+    if (!track) return undefined
+    return String(this.#safe(track))
+  }
+
+  positions(id: string): Position[] {
+    return [...this.#sub(id).partitions.values()].map((t) => ({ topic: t.topic, partition: t.partition, offset: String(this.#safe(t)) }))
+  }
+
+  stats(id: string): SubscriptionStats {
+    const s = this.#sub(id)
+    return { status: s.status, paused: s.paused, buffered: s.buffered, inFlight: s.inFlight, lanes: s.lanes.size, waiting: s.waiting, consecutiveFailures: s.consecutiveFailures }
+  }
+
+  /** Stops starting deliveries (in-flight ones finish); records keep being accepted. */
+  pause(id: string): void {
+    this.#sub(id).paused = true
+  }
+
+  resume(id: string): void {
+    const sub = this.#sub(id)
+    sub.paused = false
+    this.#pump(sub)
+  }
+
+  /** Re-enables a disabled (or parked) subscription: held records are tried again at once. */
+  enable(id: string): void {
+    const sub = this.#sub(id)
+    sub.status = 'active'
+    sub.consecutiveFailures = 0
+    sub.failingSince = undefined
+    this.#pump(sub)
+  }
+
+  close(): void {
+    for (const id of [...this.#subs.keys()]) this.removeSubscription(id)
+  }
+
+  #sub(id: string): Sub {
+    const sub = this.#subs.get(id)
+    if (!sub) throw new Error(`subscription ${id} is not in the delivery queue`)
+    return sub
+  }
+
+  #track(sub: Sub, topic: string, partition: number, firstOffset: number): PartitionTrack {
+    const k = `${topic}\u0000${partition}`
+    let track = sub.partitions.get(k)
+    if (!track) {
+      track = { topic, partition, pending: new Fifo(), floor: firstOffset }
+      sub.partitions.set(k, track)
+    }
+    return track
+  }
+
+  #safe(track: PartitionTrack): number {
+    return track.pending.peek()?.offset ?? track.floor
+  }
+
+  #pump(sub: Sub): void {
+    if (sub.removed || sub.paused || sub.status === 'disabled') return
+    if (sub.status === 'active') {
+      while (sub.inFlight < sub.concurrency) {
+        const lane = sub.due.shift() ?? sub.ready.shift()
+        if (!lane) return
+        this.#start(sub, lane)
+      }
+      return
+    }
+    // parked: one probe at a time; fresh records only when no failed one is waiting for its turn.
+    if (sub.inFlight > 0) return
+    const lane = sub.due.shift() ?? (sub.waiting === 0 ? sub.ready.shift() : undefined)
+    if (lane) this.#start(sub, lane)
+  }
+
+  #start(sub: Sub, lane: Lane): void {
+    const entry = lane.entries.peek()!
+    lane.state = 'inflight'
+    sub.inFlight++
+    entry.attempts++
+    if (entry.attempts === 1) entry.firstAttemptAt = this.#now()
+    const startedAt = this.#now()
+    const attempt = entry.attempts
+    let pending: Promise<void>
+    try {
+      pending = sub.deliver(entry.record, { attempt, signal: sub.controller.signal })
+    } catch (err) {
+      pending = Promise.reject(err)
+    }
+    pending.then(
+      () => this.#guarded(sub, () => this.#succeeded(sub, lane, entry)),
+      (err: unknown) => this.#guarded(sub, () => this.#failed(sub, lane, entry, err, startedAt)),
+    )
+  }
+
+  #succeeded(sub: Sub, lane: Lane, entry: Entry): void {
+    if (sub.removed) return
+    sub.inFlight--
+    sub.consecutiveFailures = 0
+    sub.failingSince = undefined
+    if (sub.status === 'parked') {
+      sub.status = 'active'
+      this.#logger.info('subscription un-parked: the endpoint answers again', { subscriptionId: sub.id })
+      this.#emit(() => this.#events.onUnparked?.(sub.id))
+    }
+    if (this.#events.onDelivered) {
+      try {
+        this.#events.onDelivered(sub.id, entry.record, { attempts: entry.attempts, firstAttemptAt: entry.firstAttemptAt, latencyMs: this.#now() - entry.firstAttemptAt })
+      } catch (err) {
+        this.#logger.error('delivery queue event handler threw', { error: err })
+      }
+    }
+    this.#completeHead(sub, lane)
+    this.#pump(sub)
+  }
+
+  #failed(sub: Sub, lane: Lane, entry: Entry, err: unknown, startedAt: number): void {
+    if (sub.removed) return
+    sub.inFlight--
+    const ctx = { subscriptionId: sub.id, topic: entry.record.topic, partition: entry.record.partition, offset: entry.record.offset, eventId: entry.record.eventId, attempt: entry.attempts }
+    if (err instanceof EndpointDisabledError) {
+      this.#emit(() => this.#events.onAttemptFailed?.(sub.id, entry.record, { attempt: entry.attempts, error: err }))
+      this.#hold(sub, lane)
+      this.#disable(sub, err.reason, err)
+      return
+    }
+    if (!isRetriable(err)) {
+      // The endpoint answered (4xx) or the record itself is bad: dead letter now; the endpoint is alive.
+      this.#emit(() => this.#events.onAttemptFailed?.(sub.id, entry.record, { attempt: entry.attempts, error: err }))
+      sub.consecutiveFailures = 0
+      sub.failingSince = undefined
+      void this.#deadLetter(sub, lane, entry, err, 'rejected')
+      this.#pump(sub)
+      return
+    }
+    sub.consecutiveFailures++
+    sub.failingSince ??= startedAt
+    if (this.#now() - sub.failingSince >= sub.disableAfterMs) {
+      this.#emit(() => this.#events.onAttemptFailed?.(sub.id, entry.record, { attempt: entry.attempts, error: err }))
+      this.#hold(sub, lane)
+      this.#disable(sub, 'failing', err)
+      return
+    }
+    const delay = retryDelay(sub.policy, entry.attempts, err, this.#random)
+    this.#emit(() => this.#events.onAttemptFailed?.(sub.id, entry.record, { attempt: entry.attempts, error: err, ...(delay !== undefined ? { retryInMs: delay } : {}) }))
+    if (delay === undefined) {
+      this.#logger.warn('delivery exhausted its retries: dead letter', { ...ctx, error: err })
+      void this.#deadLetter(sub, lane, entry, err, 'exhausted')
+    } else {
+      lane.state = 'waiting'
+      sub.waiting++
+      lane.timer = setTimeout(() => {
+        lane.timer = undefined
+        if (sub.removed) return
+        sub.waiting--
+        lane.state = 'due'
+        sub.due.push(lane)
+        this.#pump(sub)
+      }, delay)
+    }
+    if (sub.status === 'active' && sub.consecutiveFailures >= sub.parkAfterFailures) {
+      sub.status = 'parked'
+      this.#logger.warn('subscription parked: its endpoint keeps failing; probing on the retry schedule', { subscriptionId: sub.id, consecutiveFailures: sub.consecutiveFailures, error: err })
+      this.#emit(() => this.#events.onParked?.(sub.id, { consecutiveFailures: sub.consecutiveFailures, error: err }))
+    }
+    this.#pump(sub)
+  }
+
+  /** The head stays first in line, to be tried again when the subscription is re-enabled. */
+  #hold(sub: Sub, lane: Lane): void {
+    lane.state = 'due'
+    sub.due.push(lane)
+  }
+
+  #disable(sub: Sub, reason: EndpointDisabledReason, error: unknown): void {
+    if (sub.status === 'disabled') return
+    sub.status = 'disabled'
+    this.#logger.warn('subscription disabled: records are held until it is re-enabled', { subscriptionId: sub.id, reason, error })
+    this.#emit(() => this.#events.onDisabled?.(sub.id, { reason, error }))
+  }
+
+  async #deadLetter(sub: Sub, lane: Lane, entry: Entry, error: unknown, reason: DeadLetterInfo['reason']): Promise<void> {
+    lane.state = 'inflight'
+    sub.inFlight++
+    const info: DeadLetterInfo = { attempts: entry.attempts, firstAttemptAt: entry.firstAttemptAt, error, reason }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#events.onDeadLetter(sub.id, entry.record, info)
+        break
+      } catch (err) {
+        if (sub.removed) return
+        this.#logger.error('dead letter could not be stored; retrying', { subscriptionId: sub.id, offset: entry.record.offset, attempt, error: err })
+        try {
+          await sleep(Math.min(30_000, 100 * 2 ** attempt), sub.controller.signal)
+        } catch {
+          return
+        }
+      }
+    }
+    if (sub.removed) return
+    sub.inFlight--
+    this.#completeHead(sub, lane)
+    this.#pump(sub)
+  }
+
+  #completeHead(sub: Sub, lane: Lane): void {
+    const entry = lane.entries.shift()!
+    sub.buffered--
+    entry.pos.done = true
+    const pending = entry.track.pending
+    while (pending.peek()?.done) pending.shift()
+    if (lane.entries.length > 0) {
+      lane.state = 'ready'
+      sub.ready.push(lane)
+    } else {
+      sub.lanes.delete(lane.key)
+    }
+  }
+
+  #guarded(sub: Sub, fn: () => void): void {
+    try {
+      fn()
+    } catch (err) {
+      this.#logger.error('delivery queue bookkeeping failed', { subscriptionId: sub.id, error: err })
+    }
+  }
+
+  #emit(fn: () => void): void {
+    try {
+      fn()
+    } catch (err) {
+      this.#logger.error('delivery queue event handler threw', { error: err })
+    }
+  }
+}

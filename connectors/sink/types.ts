@@ -1,0 +1,63 @@
+/**
+ * The sink half of the connector contract (ARCHITECTURE.md, after Kafka Connect's SinkTask): a sink
+ * delivers records to one partner's system; the runtime owns positions, retries, dead letters and
+ * the delivery log. `put` resolves when the partner confirmed every record and throws a classified
+ * error from common/errors.ts otherwise.
+ */
+import type { Logger } from '../../common/logger.ts'
+
+/** One decoded, filtered and projected event on its way to one subscription. */
+export interface SinkRecord<V = unknown> {
+  topic: string
+  partition: number
+  /** Kafka offset as kafkajs gives it (a decimal string). */
+  offset: string
+  /** Kafka record key as text; per-key order is kept for every subscription. Null: ordered per partition. */
+  key: string | null
+  value: V
+  headers: Record<string, string>
+  /** Stable id of the event: the idempotency key sent on every attempt (webhook-id). */
+  eventId: string
+  /** e.g. "inventory.level.changed" */
+  eventType: string
+  /** When the event happened (ms since the epoch). */
+  timestamp: number
+}
+
+/** What one attempt at the partner looked like, for the delivery log. */
+export interface AttemptReport {
+  eventId: string
+  /** http(s) URL or another description of the destination; never carries secrets. */
+  target: string
+  startedAt: number
+  durationMs: number
+  /** HTTP status when an answer arrived. */
+  status?: number
+  /** The first bytes of the answer, for the delivery log (text, at most about 1 KB). */
+  responseExcerpt?: string
+  outcome: 'delivered' | 'retriable' | 'rejected' | 'disabled' | 'failed'
+  /** Error code (common/errors.ts) when it did not succeed. */
+  code?: string
+  message?: string
+}
+
+export interface SinkContext {
+  subscriptionId: string
+  partnerId?: string
+  logger: Logger
+  /** Called once per attempt at the partner, success or not. */
+  onAttempt?: (report: AttemptReport) => void
+}
+
+export interface PutOptions {
+  /** Aborts in-flight calls (subscription removed, worker stopping); the error is then retriable. */
+  signal?: AbortSignal
+}
+
+export interface SinkConnector<C, V = unknown> {
+  readonly kind: 'sink'
+  start(config: C, ctx: SinkContext): Promise<void>
+  /** Resolve = every record delivered; throw = a classified error (DataError, RetriableError, PartnerRejectedError, EndpointDisabledError). */
+  put(records: SinkRecord<V>[], options?: PutOptions): Promise<void>
+  stop(): Promise<void>
+}
