@@ -1,5 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express'
 import type { Logger } from '../common/logger.ts'
+import type { Metrics } from '../common/metrics.ts'
 import { healthRouter, type ReadinessChecks } from './health.ts'
 import { docsRouter } from './management/docs.ts'
 import { managementRouter, type ManagementOptions } from './management/router.ts'
@@ -10,12 +11,31 @@ export interface AppDeps {
   readiness: ReadinessChecks
   /** The management API under /v1 and its docs at /docs (absent: health routes only). */
   management?: ManagementOptions
+  /** Served at GET /metrics (Prometheus text format), beside /health and /ready: no API key. */
+  metrics?: Metrics
 }
 
 export function createApp(deps: AppDeps): express.Express {
   const app = express()
   app.disable('x-powered-by')
   app.set('etag', false)
+  const metrics = deps.metrics
+  if (metrics) {
+    app.use((req: Request, res: Response, next: NextFunction) => {
+      const end = metrics.httpDuration.startTimer()
+      res.once('finish', () => {
+        // The route template (/v1/subscriptions/:id), never the raw path: ids must not become labels.
+        const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched'
+        end({ method: req.method, route })
+        metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) })
+      })
+      next()
+    })
+    app.get('/metrics', async (_req: Request, res: Response) => {
+      const { contentType, body } = await metrics.render()
+      res.type(contentType).send(body)
+    })
+  }
   app.use(healthRouter(deps.readiness))
   if (deps.management) {
     app.use('/v1', managementRouter(deps.management))

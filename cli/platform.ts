@@ -13,6 +13,7 @@ import type { Server } from 'node:http'
 import { createApp } from '../api/index.ts'
 import { createKafka, createMongoClient } from '../common/clients.ts'
 import type { Logger } from '../common/logger.ts'
+import { Metrics } from '../common/metrics.ts'
 import { generateKeyRingEntry } from '../common/secret-box.ts'
 import { ConfigError } from '../common/errors.ts'
 import { usesLocalMongo, type AppConfig } from '../config/index.ts'
@@ -24,6 +25,8 @@ export interface Platform {
   url: string
   /** Resolves once the registry runs and the topics and their schemas exist. */
   contracts: Promise<Contracts>
+  /** Prometheus metrics of this process (GET /metrics). */
+  metrics: Metrics
   close(): Promise<void>
 }
 
@@ -101,8 +104,10 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   }, config.management.sweepIntervalMs)
   sweep.unref()
 
+  const metrics = new Metrics()
   const app = createApp({
     logger,
+    metrics,
     management: { controlPlane, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit },
     readiness: {
       kafka: async () => {
@@ -134,6 +139,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   return {
     url,
     contracts,
+    metrics,
     async close() {
       closed = true
       clearInterval(sweep)

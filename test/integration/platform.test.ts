@@ -81,6 +81,20 @@ describe('platform start', function () {
     expect(body.checks.kafka?.status).to.equal('up')
   })
 
+  it('/metrics serves Prometheus text with request counts by route template, without an API key', async () => {
+    platform = await startPlatform(loadConfig({ env: { ...externalEnv, HTTP_PORT: '0' } }), quiet)
+    await fetch(`${platform.url}/health`)
+    await fetch(`${platform.url}/v1/subscriptions/sub_0123456789abcdef01234567`) // 401: no key
+    const res = await fetch(`${platform.url}/metrics`)
+    expect(res.status).to.equal(200)
+    expect(res.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/)
+    const text = await res.text()
+    expect(text).to.match(/^distributary_http_requests_total\{method="GET",route="\/health",status="200"\} 1$/m)
+    expect(text).to.match(/^# TYPE distributary_http_request_duration_seconds histogram$/m)
+    expect(text).to.match(/^distributary_process_resident_memory_bytes \d+/m)
+    expect(text, 'an id became a label').to.not.contain('sub_0123456789abcdef01234567')
+  })
+
   it('unknown routes get a problem+json 404', async () => {
     platform = await startPlatform(loadConfig({ env: { ...externalEnv, HTTP_PORT: '0' } }), quiet)
     const res = await fetch(`${platform.url}/nope`)
