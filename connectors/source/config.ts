@@ -31,7 +31,7 @@ export function validateConfig<C>(plugin: string, schema: ConfigSchema, raw: unk
     }
     switch (s.type) {
       case 'string':
-        if (typeof v !== 'string' || v === '') errors.push(`${key} must be a non-empty string`)
+        if (typeof v !== 'string' || (v === '' && s.default !== '')) errors.push(`${key} must be a non-empty string`)
         break
       case 'integer':
         if (typeof v !== 'number' || !Number.isInteger(v)) errors.push(`${key} must be an integer`)
