@@ -22,6 +22,7 @@ export interface AppConfig {
   }
   mongodb: { uri: string; database: string; serverSelectionTimeoutMs: number }
   schemaRegistry: { url: string; username: string; password: string; host: string; port: number; topic: string }
+  bench: { csvRows: number }
   ingest: { maxEvents: number; bodyLimitBytes: number; idempotencyWindowMs: number; bufferCapacity: number; retryAfterSeconds: number }
   stack: {
     dir: string

@@ -68,6 +68,9 @@ export const configSchema = {
     bufferCapacity: { doc: 'Events waiting for Kafka at most; beyond it ingestion answers 503 (back-pressure).', format: 'nat', default: 20000, env: 'INGEST_BUFFER_CAPACITY' },
     retryAfterSeconds: { doc: 'Retry-After of a 503 when the events could not be stored.', format: 'nat', default: 5, env: 'INGEST_RETRY_AFTER_SECONDS' },
   },
+  bench: {
+    csvRows: { doc: 'Rows of the stock file of `npm run bench -- csv` (the issue\'s full run: 1000000).', format: 'nat', default: 100000, env: 'BENCH_CSV_ROWS' },
+  },
   stack: {
     dir: { doc: 'Folder of this checkout\'s local stack: data, logs, pid files (git-ignored). Empty: .stack/ in the project.', format: String, default: '', env: 'STACK_DIR' },
     cacheDir: {

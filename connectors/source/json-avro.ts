@@ -31,7 +31,21 @@ const INT_MIN = -(2 ** 31)
 const INT_MAX = 2 ** 31 - 1
 const DAY_MS = 86_400_000
 
-const esc = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1')
+const escaped = new Map<string, string>()
+const esc = (k: string) => {
+  let e = escaped.get(k)
+  if (e === undefined) {
+    e = k.replace(/~/g, '~0').replace(/\//g, '~1')
+    if (escaped.size < 10_000) escaped.set(k, e)
+  }
+  return e
+}
+/** Records a fault; a top-level function, not a closure per call (tsx wraps named closures). */
+function fail(faults: FieldFault[], path: string, message: string): undefined {
+  faults.push({ path, message })
+  return undefined
+}
+
 const kind = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v)
 
 export function createConverter(schemaText: string | object, opts: { strings?: boolean } = {}): Converter {
@@ -58,6 +72,8 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
   }
   collect(root, '')
 
+  const knownFields = new WeakMap<object, Set<string>>()
+  const unionBranches = new WeakMap<Schema[], Schema[]>()
   const resolve = (s: Schema): Schema => (typeof s === 'string' && named.has(s) ? named.get(s)! : s)
   const typeName = (s: Schema): string => {
     s = resolve(s)
@@ -78,7 +94,9 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
         faults.push({ path, message: 'must not be null' })
         return undefined
       }
-      const branches = s.filter((x) => resolve(x) !== 'null')
+      let branches = unionBranches.get(s)
+      if (!branches) unionBranches.set(s, (branches = s.filter((x) => resolve(x) !== 'null')))
+      if (branches.length === 1) return conv(branches[0]!, v, path, faults)
       let firstFaults: FieldFault[] | undefined
       for (const b of branches) {
         const f: FieldFault[] = []
@@ -86,93 +104,88 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
         if (f.length === 0) return out // avsc's default (wrapUnions: auto) takes unwrapped values
         firstFaults ??= f
       }
-      if (branches.length === 1) faults.push(...firstFaults!)
-      else faults.push({ path, message: `matches none of ${branches.map(typeName).join(', ')}` })
+      faults.push({ path, message: `matches none of ${branches.map(typeName).join(', ')}` })
       return undefined
     }
     if (typeof s === 'object' && typeof s.type === 'object') return conv(s.type as Schema, v, path, faults)
     const t = typeof s === 'string' ? s : (s.type as string)
     const logical = typeof s === 'object' ? (s.logicalType as string | undefined) : undefined
-    const bad = (message: string) => {
-      faults.push({ path, message })
-      return undefined
-    }
-    if (v === undefined) return bad('is required')
+    if (v === undefined) return fail(faults, path, 'is required')
     switch (t) {
       case 'null':
-        return v === null || (strings && v === '') ? null : bad(`must be null, got ${kind(v)}`)
+        return v === null || (strings && v === '') ? null : fail(faults, path, `must be null, got ${kind(v)}`)
       case 'boolean':
         if (typeof v === 'boolean') return v
         if (strings && typeof v === 'string' && /^(true|false|1|0)$/i.test(v.trim())) return /^(true|1)$/i.test(v.trim())
-        return bad(`must be a boolean, got ${kind(v)}`)
+        return fail(faults, path, `must be a boolean, got ${kind(v)}`)
       case 'int':
       case 'long': {
         if (logical === 'date') {
           if (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v.trim())) {
             const ms = Date.parse(`${v.trim()}T00:00:00Z`)
             if (!Number.isNaN(ms)) return ms / DAY_MS
-            return bad(`is not a valid date: "${v}"`)
+            return fail(faults, path, `is not a valid date: "${v}"`)
           }
         }
         if (logical === 'timestamp-millis' && typeof v === 'string' && !/^-?\d+$/.test(v.trim())) {
-          if (!/^\d{4}-\d{2}-\d{2}T/.test(v.trim())) return bad(`must be an RFC 3339 timestamp or milliseconds, got "${v}"`)
+          if (!/^\d{4}-\d{2}-\d{2}T/.test(v.trim())) return fail(faults, path, `must be an RFC 3339 timestamp or milliseconds, got "${v}"`)
           const ms = Date.parse(v.trim())
-          return Number.isNaN(ms) ? bad(`is not a valid RFC 3339 timestamp: "${v}"`) : ms
+          return Number.isNaN(ms) ? fail(faults, path, `is not a valid RFC 3339 timestamp: "${v}"`) : ms
         }
         let n: number
         if (typeof v === 'number') n = v
         else if (strings && typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) n = Number(v)
-        else return bad(`must be an integer${logical === 'date' ? ' (days) or YYYY-MM-DD' : ''}, got ${kind(v)}${typeof v === 'string' ? ` "${v.slice(0, 40)}"` : ''}`)
-        if (!Number.isInteger(n)) return bad(`must be an integer, got ${n}`)
-        if (t === 'int' && (n < INT_MIN || n > INT_MAX)) return bad(`is out of the 32-bit integer range: ${n}`)
-        if (t === 'long' && Math.abs(n) > LONG_MAX) return bad(`is beyond ±2^53-1: ${n}`)
+        else return fail(faults, path, `must be an integer${logical === 'date' ? ' (days) or YYYY-MM-DD' : ''}, got ${kind(v)}${typeof v === 'string' ? ` "${v.slice(0, 40)}"` : ''}`)
+        if (!Number.isInteger(n)) return fail(faults, path, `must be an integer, got ${n}`)
+        if (t === 'int' && (n < INT_MIN || n > INT_MAX)) return fail(faults, path, `is out of the 32-bit integer range: ${n}`)
+        if (t === 'long' && Math.abs(n) > LONG_MAX) return fail(faults, path, `is beyond ±2^53-1: ${n}`)
         return n
       }
       case 'float':
       case 'double': {
         if (typeof v === 'number' && Number.isFinite(v)) return v
         if (strings && typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v)
-        return bad(`must be a number, got ${kind(v)}`)
+        return fail(faults, path, `must be a number, got ${kind(v)}`)
       }
       case 'string':
         if (typeof v === 'string') {
-          if (logical === 'uuid' && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)) return bad(`must be a UUID, got "${v.slice(0, 40)}"`)
+          if (logical === 'uuid' && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)) return fail(faults, path, `must be a UUID, got "${v.slice(0, 40)}"`)
           return v
         }
-        return bad(`must be a string, got ${kind(v)}`)
+        return fail(faults, path, `must be a string, got ${kind(v)}`)
       case 'bytes':
       case 'fixed': {
         if (logical === 'decimal') {
           const scale = ((s as { scale?: number }).scale ?? 0) as number
           const text = typeof v === 'number' ? String(v) : v
-          if (typeof text !== 'string') return bad(`must be a decimal string such as "12.50", got ${kind(v)}`)
+          if (typeof text !== 'string') return fail(faults, path, `must be a decimal string such as "12.50", got ${kind(v)}`)
           try {
             return decimalToBytes(text, scale)
           } catch (err) {
-            return bad((err as Error).message)
+            return fail(faults, path, (err as Error).message)
           }
         }
         if (typeof v === 'string') return Buffer.from(v, 'base64')
-        return bad(`must be a base64 string, got ${kind(v)}`)
+        return fail(faults, path, `must be a base64 string, got ${kind(v)}`)
       }
       case 'enum': {
         const symbols = (s as unknown as { symbols: string[] }).symbols
         if (typeof v === 'string' && symbols.includes(v)) return v
-        return bad(`must be one of ${symbols.join(', ')}, got ${typeof v === 'string' ? `"${v.slice(0, 40)}"` : kind(v)}`)
+        return fail(faults, path, `must be one of ${symbols.join(', ')}, got ${typeof v === 'string' ? `"${v.slice(0, 40)}"` : kind(v)}`)
       }
       case 'array': {
-        if (!Array.isArray(v)) return bad(`must be an array, got ${kind(v)}`)
+        if (!Array.isArray(v)) return fail(faults, path, `must be an array, got ${kind(v)}`)
         return v.map((x, i) => conv((s as unknown as { items: Schema }).items, x, `${path}/${i}`, faults))
       }
       case 'map': {
-        if (v === null || typeof v !== 'object' || Array.isArray(v)) return bad(`must be an object, got ${kind(v)}`)
+        if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(faults, path, `must be an object, got ${kind(v)}`)
         const out: Record<string, unknown> = {}
         for (const [k, x] of Object.entries(v)) out[k] = conv((s as unknown as { values: Schema }).values, x, `${path}/${esc(k)}`, faults)
         return out
       }
       case 'record':
       case 'error': {
-        if (v === null || typeof v !== 'object' || Array.isArray(v)) return bad(`must be an object, got ${kind(v)}`)
+        if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(faults, path, `must be an object, got ${kind(v)}`)
         const fields = (s as unknown as { fields: Array<{ name: string; type: Schema; default?: unknown }> }).fields
         const obj = v as Record<string, unknown>
         const out: Record<string, unknown> = {}
@@ -187,12 +200,13 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
           }
           out[f.name] = conv(f.type, x, p, faults)
         }
-        const known = new Set(fields.map((f) => f.name))
-        for (const k of Object.keys(obj)) if (!known.has(k)) faults.push({ path: `${path}/${esc(k)}`, message: 'is not a field of the schema' })
+        let known = knownFields.get(s as object)
+        if (!known) knownFields.set(s as object, (known = new Set(fields.map((f) => f.name))))
+        for (const k in obj) if (!known.has(k)) faults.push({ path: `${path}/${esc(k)}`, message: 'is not a field of the schema' })
         return out
       }
       default:
-        return bad(`has an unsupported schema type ${t}`)
+        return fail(faults, path, `has an unsupported schema type ${t}`)
     }
   }
 

@@ -15,7 +15,7 @@ import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs'
 import type { Logger } from '../../common/logger.ts'
 import { DataError, RetriableError } from '../../common/errors.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
-import { envelope, toHeaders } from '../../schemas/headers.ts'
+import { envelope, newTraceparent, toHeaders } from '../../schemas/headers.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { keySubject, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
 import { POSITION_HEADER, scanPositions } from './recovery.ts'
@@ -257,6 +257,8 @@ export class SourceRunner<C = unknown, V = unknown> {
   /** Encodes and produces one batch; resolves when the broker acked all of it (acks=all). */
   async produce(batch: SourceRecord<V>[]): Promise<void> {
     const byTopic = new Map<string, Message[]>()
+    // Records without a trace context share one root per produce request (the span that produced them).
+    const batchTrace = newTraceparent()
     for (const r of batch) {
       const ids = await this.topicIds(r.topic)
       const env = envelope({
@@ -266,7 +268,7 @@ export class SourceRunner<C = unknown, V = unknown> {
         schemaVersion: ids.version,
         ...(r.id ? { id: r.id } : {}),
         ...(r.occurredAt ? { occurredAt: r.occurredAt } : {}),
-        ...(r.traceparent ? { traceparent: r.traceparent } : {}),
+        traceparent: r.traceparent ?? batchTrace,
       })
       r.id = env.id
       const headers = toHeaders(env)

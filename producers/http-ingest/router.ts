@@ -14,7 +14,7 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express'
 import type { Kafka } from 'kafkajs'
 import type { Collection } from 'mongodb'
-import { isTraceparent } from '../../schemas/headers.ts'
+import { isTraceparent, newTraceparent } from '../../schemas/headers.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
 import { ALL_TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
@@ -216,7 +216,8 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
       })
     }
     const tp = req.get('traceparent')
-    const traceparent = tp !== undefined && isTraceparent(tp) ? tp : undefined
+    // One trace context per request: the caller's, or a new root shared by the request's events.
+    const traceparent = tp !== undefined && isTraceparent(tp) ? tp : newTraceparent()
     const records: SourceRecord[] = values.map((value) => {
       const v = value as Record<string, unknown>
       const key: Record<string, unknown> = {}
@@ -227,7 +228,7 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
         value,
         type: eventType,
         ...(typeof v.occurredAt === 'number' ? { occurredAt: new Date(v.occurredAt) } : {}),
-        ...(traceparent ? { traceparent } : {}),
+        traceparent,
       }
     })
     try {
