@@ -1,4 +1,4 @@
-import express, { type NextFunction, type Request, type Response } from 'express'
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express'
 import type { Logger } from '../common/logger.ts'
 import type { Metrics } from '../common/metrics.ts'
 import { healthRouter, type ReadinessChecks } from './health.ts'
@@ -13,6 +13,8 @@ export interface AppDeps {
   management?: ManagementOptions
   /** Served at GET /metrics (Prometheus text format), beside /health and /ready: no API key. */
   metrics?: Metrics
+  /** Routers with their own authentication (event ingestion), mounted before the management API. */
+  routers?: RequestHandler[]
 }
 
 export function createApp(deps: AppDeps): express.Express {
@@ -37,6 +39,7 @@ export function createApp(deps: AppDeps): express.Express {
     })
   }
   app.use(healthRouter(deps.readiness))
+  for (const router of deps.routers ?? []) app.use(router)
   if (deps.management) {
     app.use('/v1', managementRouter(deps.management))
     app.use(docsRouter())

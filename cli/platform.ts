@@ -10,7 +10,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
-import { createApp } from '../api/index.ts'
+import type { RequestHandler } from 'express'
+import { createApp, sendProblem } from '../api/index.ts'
 import { createKafka, createMongoClient } from '../common/clients.ts'
 import type { Logger } from '../common/logger.ts'
 import { Metrics } from '../common/metrics.ts'
@@ -18,6 +19,7 @@ import { generateKeyRingEntry } from '../common/secret-box.ts'
 import { ConfigError } from '../common/errors.ts'
 import { usesLocalMongo, type AppConfig } from '../config/index.ts'
 import { controlPlaneFromConfig } from '../control-plane/index.ts'
+import { createHttpIngest, type HttpIngest } from '../producers/http-ingest/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, registerTopicSchemas, startSchemaRegistry, type RegistryServer } from '../schemas/index.ts'
 import { stackDown, stackSettings, stackUp } from '../stack/index.ts'
 
@@ -104,10 +106,42 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   }, config.management.sweepIntervalMs)
   sweep.unref()
 
+  // Event ingestion (POST /v1/events/{eventType}) needs the serde: it is mounted now and answers
+  // 503 until the contracts are ready. Only publisher keys may publish.
+  let ingest: HttpIngest | undefined
+  const ingestRoute: RequestHandler = (req, res, next) => {
+    if (ingest) return ingest.router(req, res, next)
+    if (!req.path.startsWith('/v1/events/')) return next()
+    res.setHeader('Retry-After', '5')
+    sendProblem(res, { title: 'Service Unavailable', status: 503, detail: 'event ingestion is starting: the event contracts are not ready yet' })
+  }
+  void contracts.then(async ({ serde }) => {
+    const candidate = createHttpIngest({
+      kafka: createKafka(config, logger, `${config.kafka.clientId}-ingest`),
+      serde,
+      logger,
+      authenticate: async (req) => {
+        const m = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')
+        const principal = m ? await controlPlane.keys.authenticate(m[1]!) : null
+        return principal?.scope === 'publisher' && principal.organizationId ? { organizationId: principal.organizationId } : undefined
+      },
+      idempotency: { collection: mongo.db(config.mongodb.database).collection('ingest_idempotency'), windowMs: config.ingest.idempotencyWindowMs },
+      maxEvents: config.ingest.maxEvents,
+      bodyLimitBytes: config.ingest.bodyLimitBytes,
+      bufferCapacity: config.ingest.bufferCapacity,
+      retryAfterSeconds: config.ingest.retryAfterSeconds,
+    })
+    await candidate.start()
+    if (closed) return candidate.stop()
+    ingest = candidate
+    logger.info('event ingestion ready', { path: '/v1/events/{eventType}' })
+  }).catch((err: unknown) => logger.error('event ingestion did not start', { err }))
+
   const metrics = new Metrics()
   const app = createApp({
     logger,
     metrics,
+    routers: [ingestRoute],
     management: { controlPlane, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit },
     readiness: {
       kafka: async () => {
@@ -143,6 +177,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     async close() {
       closed = true
       clearInterval(sweep)
+      await ingest?.stop()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         server.closeIdleConnections()

@@ -41,6 +41,8 @@ export interface AppConfig {
     disableAfterMs: number
     webhook: { timeoutMs: number; connectionsPerOrigin: number; keepAliveTimeoutMs: number; connectTimeoutMs: number; guardCacheMs: number }
   }
+  bench: { csvRows: number }
+  ingest: { maxEvents: number; bodyLimitBytes: number; idempotencyWindowMs: number; bufferCapacity: number; retryAfterSeconds: number }
   stack: {
     dir: string
     cacheDir: string

@@ -96,6 +96,16 @@ export const configSchema = {
       env: 'URL_GUARD_ALLOWLIST',
     },
   },
+  ingest: {
+    maxEvents: { doc: 'Events per POST /v1/events/{eventType} request at most (more: 413).', format: 'nat', default: 1000, env: 'INGEST_MAX_EVENTS' },
+    bodyLimitBytes: { doc: 'Body limit of an ingestion request, in bytes (more: 413).', format: 'nat', default: 5 * 1024 * 1024, env: 'INGEST_BODY_LIMIT_BYTES' },
+    idempotencyWindowMs: { doc: 'How long an Idempotency-Key replays its first answer, in milliseconds.', format: 'nat', default: 24 * 60 * 60 * 1000, env: 'INGEST_IDEMPOTENCY_WINDOW_MS' },
+    bufferCapacity: { doc: 'Events waiting for Kafka at most; beyond it ingestion answers 503 (back-pressure).', format: 'nat', default: 20000, env: 'INGEST_BUFFER_CAPACITY' },
+    retryAfterSeconds: { doc: 'Retry-After of a 503 when the events could not be stored.', format: 'nat', default: 5, env: 'INGEST_RETRY_AFTER_SECONDS' },
+  },
+  bench: {
+    csvRows: { doc: 'Rows of the stock file of `npm run bench -- csv` (the issue\'s full run: 1000000).', format: 'nat', default: 100000, env: 'BENCH_CSV_ROWS' },
+  },
   stack: {
     dir: { doc: 'Folder of this checkout\'s local stack: data, logs, pid files (git-ignored). Empty: .stack/ in the project.', format: String, default: '', env: 'STACK_DIR' },
     cacheDir: {

@@ -5,6 +5,7 @@
  *
  * When several publishers grant the same event type, the request must fit at least one of them.
  */
+import { ALL_TOPICS } from '../schemas/topics.ts'
 import type { FieldError } from './errors.ts'
 import type { Entitlement, GrantDoc, RowFilter } from './types.ts'
 
@@ -52,6 +53,17 @@ export function checkWithinGrants(req: EntitlementRequest, grants: readonly Gran
     const excesses = covering.map((e) => excessOver(req, e))
     if (excesses.some((x) => x.length === 0)) return
     for (const e of excesses[0]!) if (!errors.some((x) => x.field === e.field)) errors.push(e)
+  })
+  return errors
+}
+
+const KNOWN_EVENT_TYPES: readonly string[] = ALL_TOPICS.flatMap((t) => t.eventTypes)
+
+/** Every entitlement names an event type the platform declares (schemas/topics.ts). */
+export function checkKnownEventTypes(entitlements: readonly Entitlement[], known: readonly string[] = KNOWN_EVENT_TYPES): FieldError[] {
+  const errors: FieldError[] = []
+  entitlements.forEach((e, i) => {
+    if (!known.includes(e.eventType)) errors.push({ field: `entitlements[${i}].eventType`, message: `unknown event type ${e.eventType}; known: ${known.join(', ')}` })
   })
   return errors
 }

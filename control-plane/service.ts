@@ -15,7 +15,7 @@ import { UrlRefusedError } from '../common/errors.ts'
 import type { UrlGuard } from '../common/url-guard.ts'
 import { ApiKeys, type CreatedKey } from './api-keys.ts'
 import { DeliveryLog } from './deliveries.ts'
-import { checkEntitlements, checkWithinGrants } from './entitlements.ts'
+import { checkEntitlements, checkKnownEventTypes, checkWithinGrants } from './entitlements.ts'
 import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
 import { IdempotencyStore } from './idempotency.ts'
 import { collections, ensureIndexes, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
@@ -287,7 +287,7 @@ export class ControlPlane {
     if (!this.isAdmin(p) && publisherId !== p.organizationId) throw new RequestInvalidError([{ field: 'publisherId', message: `no such organization ${publisherId}` }])
     await this.requireOrganization(publisherId, 'publisher', 'publisherId')
     await this.requireOrganization(input.partnerId, 'partner', 'partnerId')
-    const errors = checkEntitlements(input.entitlements)
+    const errors = [...checkKnownEventTypes(input.entitlements), ...checkEntitlements(input.entitlements)]
     if (errors.length > 0) throw new RequestInvalidError(errors)
     const now = new Date()
     const doc: GrantDoc = {
@@ -312,7 +312,7 @@ export class ControlPlane {
   async updateGrant(p: Principal, id: string, patch: { entitlements: Entitlement[] }): Promise<GrantDoc> {
     const g = await this.getGrant(p, id)
     this.canChangeGrant(p, g)
-    const errors = checkEntitlements(patch.entitlements)
+    const errors = [...checkKnownEventTypes(patch.entitlements), ...checkEntitlements(patch.entitlements)]
     if (errors.length > 0) throw new RequestInvalidError(errors)
     const updated = await this.cols.grants.findOneAndUpdate(
       { _id: id, version: g.version },

@@ -33,7 +33,7 @@ const query = (name: string, schema: unknown, description: string) => ({ name, i
 const id = (prefix: string) => ({ type: 'string', pattern: `^${prefix}_[0-9a-f]{24}$` })
 const dateTime = { type: 'string', format: 'date-time' }
 const nullableDateTime = { type: ['string', 'null'], format: 'date-time' }
-const eventType = { type: 'string', pattern: '^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)+$', maxLength: 200, description: 'e.g. inventory.levels' }
+const eventType = { type: 'string', pattern: '^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)+$', maxLength: 200, description: 'e.g. inventory.level.changed' }
 const fieldPath = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$', maxLength: 200 }
 const overlap = {
   type: 'object',
@@ -120,14 +120,14 @@ export const openApiDocument = {
       post: mutation('Give a partner a grant (publisher or admin)', 'grants', 'createGrant', [IDEMPOTENCY], { '201': ok('Created.', ref('Grant')) }, {
         requestBody: body(ref('GrantCreate'), {
           partnerId: 'org_65f000000000000000000001',
-          entitlements: [{ eventType: 'inventory.levels', filter: { region: { in: ['EU'] } }, fields: ['sku', 'available', 'warehouse'] }],
+          entitlements: [{ eventType: 'inventory.level.changed', filter: { region: { in: ['EU'] } }, fields: ['sku', 'available', 'warehouse'] }],
         }),
       }),
     },
     '/grants/{grantId}': {
       get: read('Get a grant', 'grants', 'getGrant', [GRANT], ok('The grant.', ref('Grant'))),
       patch: mutation('Replace a grant\'s entitlements', 'grants', 'updateGrant', [GRANT], { '200': ok('Changed.', ref('Grant')) }, {
-        requestBody: body(ref('GrantPatch'), { entitlements: [{ eventType: 'inventory.levels', fields: ['sku', 'available'] }] }),
+        requestBody: body(ref('GrantPatch'), { entitlements: [{ eventType: 'inventory.level.changed', fields: ['sku', 'available'] }] }),
       }),
       delete: mutation('Revoke a grant', 'grants', 'deleteGrant', [GRANT], { '204': { description: 'Revoked.' } }),
     },
@@ -136,9 +136,9 @@ export const openApiDocument = {
       post: mutation('Create a subscription (within the partner\'s grants)', 'subscriptions', 'createSubscription', [IDEMPOTENCY], { '201': ok('Created; `webhookSecret` is shown only now.', ref('SubscriptionCreated')) }, {
         requestBody: body(ref('SubscriptionCreate'), {
           name: 'stock-to-erp',
-          eventTypes: ['inventory.levels'],
+          eventTypes: ['inventory.level.changed'],
           fields: ['sku', 'available'],
-          schemaVersions: { 'inventory.levels': 1 },
+          schemaVersions: { 'inventory.level.changed': 1 },
           sink: { type: 'webhook', url: 'https://erp.example.com/hooks/stock' },
           deliveryPolicy: { timeoutMs: 5000 },
         }),

@@ -38,19 +38,19 @@ export async function buildFixture(options: HarnessOptions = {}): Promise<Fixtur
     body: {
       partnerId: orgs.A,
       entitlements: [
-        { eventType: 'inventory.levels', filter: { region: { in: ['EU', 'US'] } }, fields: ['sku', 'available', 'warehouse'] },
-        { eventType: 'deals.registrations', filter: { partnerId: { in: ['$partnerId'] } } },
+        { eventType: 'inventory.level.changed', filter: { region: { in: ['EU', 'US'] } }, fields: ['sku', 'available', 'warehouse'] },
+        { eventType: 'deal.registered', filter: { partnerId: { in: ['$partnerId'] } } },
       ],
     },
   })
   expect(g.status, g.text).to.equal(201)
   const s = await h.call('POST', '/v1/subscriptions', {
     key: kA.key,
-    body: { name: 'stock', eventTypes: ['inventory.levels'], fields: ['sku', 'available'], filter: { region: { in: ['EU'] } }, sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } },
+    body: { name: 'stock', eventTypes: ['inventory.level.changed'], fields: ['sku', 'available'], filter: { region: { in: ['EU'] } }, sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } },
   })
   expect(s.status, s.text).to.equal(201)
   const subA = s.body.id as string
-  const base = { subscriptionId: subA, partnerId: orgs.A, eventType: 'inventory.levels' }
+  const base = { subscriptionId: subA, partnerId: orgs.A, eventType: 'inventory.level.changed' }
   await h.cp.deliveries.recordAttempt({ ...base, eventId: 'e1', key: 'sku-1', status: 'delivered', attempt: { at: new Date(), durationMs: 12, statusCode: 200, error: null, responseExcerpt: 'ok' } })
   await h.cp.deliveries.recordAttempt({ ...base, eventId: 'e2', key: 'sku-2', status: 'retrying', attempt: { at: new Date(), durationMs: 30, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' } })
   await h.cp.deliveries.recordAttempt({ ...base, eventId: 'e2', key: 'sku-2', status: 'dead', deadReason: 'retries exhausted', attempt: { at: new Date(), durationMs: 31, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' } })

@@ -43,11 +43,11 @@ describe('management API: organizations are isolated', function () {
   it('refuses a subscription beyond the grants with 422 naming what exceeds', async () => {
     const base = { name: 'wide', sink: { type: 'webhook', url: 'http://127.0.0.1:9/h' } }
     const cases: Array<[object, string, RegExp]> = [
-      [{ eventTypes: ['inventory.levels', 'pricing.lists'] }, 'eventTypes[1]', /pricing\.lists is not granted/],
-      [{ eventTypes: ['inventory.levels'], fields: ['sku', 'onHand'] }, 'fields[1]', /onHand/],
-      [{ eventTypes: ['inventory.levels'], filter: { region: { in: ['EU', 'APAC'] } } }, 'filter.region', /"APAC"/],
-      [{ eventTypes: ['deals.registrations'], filter: { partnerId: { in: ['someone-else'] } } }, 'filter.partnerId', /someone-else/],
-      [{ eventTypes: ['inventory.levels'], schemaVersions: { 'deals.registrations': 2 } }, 'schemaVersions.deals.registrations', /does not subscribe/],
+      [{ eventTypes: ['inventory.level.changed', 'pricing.lists'] }, 'eventTypes[1]', /pricing\.lists is not granted/],
+      [{ eventTypes: ['inventory.level.changed'], fields: ['sku', 'onHand'] }, 'fields[1]', /onHand/],
+      [{ eventTypes: ['inventory.level.changed'], filter: { region: { in: ['EU', 'APAC'] } } }, 'filter.region', /"APAC"/],
+      [{ eventTypes: ['deal.registered'], filter: { partnerId: { in: ['someone-else'] } } }, 'filter.partnerId', /someone-else/],
+      [{ eventTypes: ['inventory.level.changed'], schemaVersions: { 'deal.registered': 2 } }, 'schemaVersions.deal.registered', /does not subscribe/],
     ]
     for (const [body, field, message] of cases) {
       const r = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { ...base, ...body } })
@@ -56,22 +56,22 @@ describe('management API: organizations are isolated', function () {
       expect(e, r.text).to.not.equal(undefined)
       expect(e.message).to.match(message)
     }
-    const narrower = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { ...base, eventTypes: ['inventory.levels'], fields: ['sku', 'warehouse.id'], filter: { region: { in: ['US'] }, sku: { in: ['A'] } } } })
+    const narrower = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { ...base, eventTypes: ['inventory.level.changed'], fields: ['sku', 'warehouse.id'], filter: { region: { in: ['US'] }, sku: { in: ['A'] } } } })
     expect(narrower.status, narrower.text).to.equal(201)
-    const partnerB = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.B, body: { ...base, eventTypes: ['inventory.levels'] } })
+    const partnerB = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.B, body: { ...base, eventTypes: ['inventory.level.changed'] } })
     expect(partnerB.status, 'B holds no grant').to.equal(422)
   })
 
   it('refuses webhook and REST URLs the SSRF guard refuses with 422 naming the field', async () => {
     const urls = ['http://10.1.2.3/h', 'http://169.254.169.254/latest/meta-data', 'http://[::ffff:169.254.169.254]/', 'http://[fd00::1]/', 'http://100.64.0.1/', 'http://0.0.0.0/', 'ftp://127.0.0.1/x', 'http://224.0.0.1/']
     for (const url of urls) {
-      const r = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'ssrf', eventTypes: ['inventory.levels'], sink: { type: 'webhook', url } } })
+      const r = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'ssrf', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url } } })
       expect(r.status, `${url}: ${r.text}`).to.be.oneOf([422, 400])
       expect(r.body.errors[0].field, url).to.equal('sink.url')
     }
     const rest = await f.h.call('POST', '/v1/subscriptions', {
       key: f.keys.A,
-      body: { name: 'ssrf-rest', eventTypes: ['inventory.levels'], sink: { type: 'rest', url: 'http://127.0.0.1:9/api', method: 'PUT', auth: { type: 'oauth2', tokenUrl: 'http://192.168.1.1/token', clientId: 'c', clientSecret: 's3cr3t-value' } } },
+      body: { name: 'ssrf-rest', eventTypes: ['inventory.level.changed'], sink: { type: 'rest', url: 'http://127.0.0.1:9/api', method: 'PUT', auth: { type: 'oauth2', tokenUrl: 'http://192.168.1.1/token', clientId: 'c', clientSecret: 's3cr3t-value' } } },
     })
     expect(rest.status, rest.text).to.equal(422)
     expect(rest.body.errors[0].field).to.equal('sink.auth.tokenUrl')
@@ -85,12 +85,12 @@ describe('management API: organizations are isolated', function () {
     const mongoUri = 'mongodb://user:pw-' + Math.random().toString(36).slice(2) + '@partner-db.example:27017/'
     const rest = await f.h.call('POST', '/v1/subscriptions', {
       key: f.keys.A,
-      body: { name: 'crm', eventTypes: ['inventory.levels'], sink: { type: 'rest', url: 'http://127.0.0.1:9/api/{key}', method: 'PUT', auth: { type: 'oauth2', tokenUrl: 'http://127.0.0.1:9/token', clientId: 'cid', clientSecret: secret } } },
+      body: { name: 'crm', eventTypes: ['inventory.level.changed'], sink: { type: 'rest', url: 'http://127.0.0.1:9/api/{key}', method: 'PUT', auth: { type: 'oauth2', tokenUrl: 'http://127.0.0.1:9/token', clientId: 'cid', clientSecret: secret } } },
     })
     expect(rest.status, rest.text).to.equal(201)
     expect(rest.text).to.not.include(secret)
     expect(rest.body.sink.secretsSet).to.deep.equal(['auth.clientSecret'])
-    const mongo = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'mirror', eventTypes: ['inventory.levels'], sink: { type: 'mongodb', connectionString: mongoUri, database: 'd', collection: 'c' } } })
+    const mongo = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'mirror', eventTypes: ['inventory.level.changed'], sink: { type: 'mongodb', connectionString: mongoUri, database: 'd', collection: 'c' } } })
     expect(mongo.status, mongo.text).to.equal(201)
     expect(mongo.text).to.not.include(mongoUri)
     // A sink change that leaves the secret out keeps it.
@@ -195,7 +195,7 @@ describe('management API: state survives a restart', function () {
     try {
       const paused = await f.h.call('PUT', `/v1/connectors/${f.subA}/pause`, { key: f.keys.A })
       expect(paused.body.desiredState).to.equal('paused')
-      const stopped = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'second', eventTypes: ['inventory.levels'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/2' } } })
+      const stopped = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'second', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/2' } } })
       await f.h.call('PUT', `/v1/connectors/${stopped.body.id}/stop`, { key: f.keys.A })
       await f.h.stop()
 

@@ -1,0 +1,90 @@
+/**
+ * Rows/s from a stock file into Kafka through the CSV drop source (streaming parse, header mapping,
+ * Avro, acks=all, resume point after each batch) with the peak RSS of the process, beside raw kafkajs
+ * producing the same rows pre-encoded in the same batch size, in the same run. Rows: config
+ * bench.csvRows (BENCH_CSV_ROWS; 100000 by default, the issue's full run is 1000000).
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { Partitioners } from 'kafkajs'
+import { createLogger } from '../common/logger.ts'
+import { SourceRunner } from '../connectors/source/runner.ts'
+import { CsvDropSource, parseCsvDropConfig } from '../producers/csv-drop/index.ts'
+import { contractSchema } from '../schemas/contracts.ts'
+import { keySubject, valueSubject } from '../schemas/topics.ts'
+import { benchEnv, withPeakRss } from './sources-common.ts'
+import { figure, type Benchmark, type Figure } from './types.ts'
+
+const BATCH = 5000
+
+export const benchmark: Benchmark = {
+  name: 'csv',
+  description: 'CSV stock file → Kafka through the csv-drop source vs raw kafkajs with pre-encoded rows (same batch size), rows/s and peak RSS',
+  async run(ctx): Promise<Figure[]> {
+    const env = await benchEnv('csv')
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-csv-'))
+    try {
+      const rows = env.config.bench.csvRows
+      ctx.progress(`writing ${rows} rows`)
+      const out = fs.createWriteStream(path.join(dir, 'stock.csv'))
+      out.write('Item,Warehouse,OnHand,Reserved,Available,Seq\r\n')
+      for (let i = 1; i <= rows; i++) {
+        const line = `SKU-${i % 5000},DC-${i % 7},${i % 1000},${i % 10},${(i % 1000) - (i % 10)},${i}\r\n`
+        if (!out.write(line)) await new Promise<void>((r) => out.once('drain', () => r()))
+      }
+      await new Promise<void>((r) => out.end(() => r()))
+      const size = fs.statSync(path.join(dir, 'stock.csv')).size
+      ctx.progress(`file: ${(size / 1024 / 1024).toFixed(1)} MB`)
+
+      const source = new CsvDropSource([env.topic])
+      const config = parseCsvDropConfig({
+        dir,
+        topic: env.topic.name,
+        settleMs: 0,
+        scanIntervalMs: 10,
+        batchRows: BATCH,
+        columns: { sku: 'Item', locationId: 'Warehouse', onHand: 'OnHand', reserved: 'Reserved', available: 'Available', sequence: 'Seq' },
+        constants: { manufacturerId: 'acme', unitOfMeasure: 'EA' },
+      })
+      const runner = new SourceRunner(source, config, { name: 'bench-csv', kafka: env.kafka, serde: env.serde, topics: [env.topic], logger: createLogger({ level: 'error' }), idleMs: 5 })
+      global.gc?.()
+      ctx.progress('platform: csv-drop source')
+      const { result: platformSec, peakMb } = await withPeakRss(async () => {
+        const t0 = Date.now()
+        await runner.start()
+        while (!source.finished.includes('stock.csv')) await new Promise((r) => setTimeout(r, 20))
+        const sec = (Date.now() - t0) / 1000
+        await runner.stop()
+        return sec
+      })
+
+      // Baseline: the same rows, encoded beforehand in chunks of one batch, produced by raw kafkajs.
+      const keyId = await env.serde.register(keySubject(env.topic.name), contractSchema('inventory-level-key'))
+      const valueId = await env.serde.register(valueSubject(env.topic.name), contractSchema('inventory-level'))
+      const producer = env.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+      await producer.connect()
+      ctx.progress('raw kafkajs: pre-encoded rows')
+      let rawMs = 0
+      for (let start = 1; start <= rows; start += BATCH) {
+        const messages = []
+        for (let i = start; i < Math.min(start + BATCH, rows + 1); i++) {
+          const sku = `SKU-${i % 5000}`
+          const locationId = `DC-${i % 7}`
+          const value = { manufacturerId: 'acme', sku, gtin: null, locationId, locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: i % 1000, reserved: i % 10, available: (i % 1000) - (i % 10), incoming: [], safetyStock: null, sequence: i, occurredAt: 0 }
+          messages.push({ key: env.serde.encodeSync(keyId, { sku, locationId }), value: env.serde.encodeSync(valueId, value) })
+        }
+        const t0 = process.hrtime.bigint()
+        await producer.send({ topic: env.topic.name, acks: -1, messages })
+        rawMs += Number(process.hrtime.bigint() - t0) / 1e6
+      }
+      await producer.disconnect()
+      const platform = rows / platformSec
+      const raw = rows / (rawMs / 1000)
+      return [figure('csv.rows', platform, 'rows/s', raw, 0.8), figure('csv.peak-rss', peakMb, 'MB', null, 300, true)]
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+      await env.close()
+    }
+  },
+}

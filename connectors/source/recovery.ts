@@ -1,0 +1,100 @@
+/**
+ * Recovery after a crash between the broker's ack and the plug-in's commit: the records of that gap
+ * are in Kafka but the stored resume point is older. Every record a runner produces carries its
+ * plug-in's position in a header; on start, the runner reads the source's topics from the time of
+ * the last stored commit to their current end and returns the positions this source (ce_source)
+ * wrote there, so the plug-in can move past them instead of producing them a second time.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Kafka } from 'kafkajs'
+import type { Logger } from '../../common/logger.ts'
+import { RetriableError } from '../../common/errors.ts'
+import { HEADER } from '../../schemas/headers.ts'
+
+export const POSITION_HEADER = 'distributary_position'
+
+/** Records are stamped when produced; allow this much clock difference and batching delay. */
+const CLOCK_MARGIN_MS = 60_000
+
+const str = (v: unknown): string | undefined => {
+  const one = Array.isArray(v) ? v[v.length - 1] : v
+  return one === undefined ? undefined : Buffer.isBuffer(one) ? one.toString('utf8') : String(one)
+}
+
+export async function scanPositions(kafka: Kafka, topics: string[], sinceMs: number, source: string, logger: Logger, timeoutMs = 60_000): Promise<unknown[]> {
+  const admin = kafka.admin()
+  await admin.connect()
+  // partition ranges to read: [from, high)
+  const ranges = new Map<string, { from: number; high: number }>()
+  try {
+    const existing = new Set(await admin.listTopics())
+    for (const topic of topics) {
+      if (!existing.has(topic)) continue
+      const from = await admin.fetchTopicOffsetsByTimestamp(topic, Math.max(0, sinceMs - CLOCK_MARGIN_MS))
+      const high = await admin.fetchTopicOffsets(topic)
+      for (const h of high) {
+        const f = from.find((x) => x.partition === h.partition)
+        const start = f && Number(f.offset) >= 0 ? Number(f.offset) : Number(h.offset)
+        if (start < Number(h.offset)) ranges.set(`${topic}\u0000${h.partition}`, { from: start, high: Number(h.offset) })
+      }
+    }
+  } finally {
+    await admin.disconnect()
+  }
+  if (ranges.size === 0) return []
+
+  const groupId = `distributary-recovery-${randomUUID()}`
+  const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 200 })
+  const positions: unknown[] = []
+  const remaining = new Set(ranges.keys())
+  try {
+    await consumer.connect()
+    const wanted = [...new Set([...ranges.keys()].map((k) => k.split('\u0000')[0]!))]
+    await consumer.subscribe({ topics: wanted, fromBeginning: false })
+    let done!: () => void
+    const finished = new Promise<void>((r) => (done = r))
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: true,
+      eachBatch: async ({ batch }) => {
+        const key = `${batch.topic}\u0000${batch.partition}`
+        const range = ranges.get(key)
+        if (!range) return
+        for (const m of batch.messages) {
+          const off = Number(m.offset)
+          if (off < range.from || off >= range.high) continue
+          if (str(m.headers?.[HEADER.source]) !== source) continue
+          const p = str(m.headers?.[POSITION_HEADER])
+          if (p !== undefined) positions.push(JSON.parse(p))
+        }
+        if (Number(batch.lastOffset()) >= range.high - 1) {
+          remaining.delete(key)
+          if (remaining.size === 0) done()
+        }
+      },
+    })
+    for (const [key, r] of ranges) {
+      const [topic, partition] = key.split('\u0000')
+      consumer.seek({ topic: topic!, partition: Number(partition), offset: String(r.from) })
+    }
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RetriableError(`recovery scan did not reach the end of ${[...remaining].map((k) => k.replace('\u0000', '/')).join(', ')} within ${timeoutMs} ms`, undefined, { stage: 'recovery' })), timeoutMs)
+    })
+    try {
+      await Promise.race([finished, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+    logger.debug('recovery scan done', { ranges: ranges.size, positions: positions.length })
+  } finally {
+    await consumer.disconnect().catch(() => undefined)
+    const admin2 = kafka.admin()
+    await admin2
+      .connect()
+      .then(() => admin2.deleteGroups([groupId]))
+      .catch(() => undefined)
+      .finally(() => admin2.disconnect())
+  }
+  return positions
+}

@@ -1,0 +1,366 @@
+/**
+ * Stock file drop: a folder watched for CSV files (one at a time, oldest first, once unchanged for
+ * `settleMs`). Rows are parsed as a stream (never the whole file in memory), mapped by header to the
+ * topic's Avro contract, and produced in batches; bad rows go to `<file>.rejects.csv` beside it
+ * (line, field, column, error, raw row) while good rows flow. When every good row is acked, the file
+ * and its rejects move to processed/.
+ *
+ * Resume point: `<stateDir>/<file>.json` holds the byte offset and line after the last acked row
+ * and the size of the reject file at that row, written atomically after each ack. A restart (even
+ * after kill -9) reads the header row again, truncates the reject file to that size, and continues
+ * at that byte; rows acked but not yet committed are found in Kafka by the runner's recovery scan.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { validateConfig, type ConfigSchema } from '../../connectors/source/config.ts'
+import { createConverter, type Converter } from '../../connectors/source/json-avro.ts'
+import type { SourceConnector, SourceContext, SourceRecord } from '../../connectors/source/types.ts'
+import { contractSchema } from '../../schemas/contracts.ts'
+import { ALL_TOPICS, type TopicSpec } from '../../schemas/topics.ts'
+import type { Logger } from '../../common/logger.ts'
+import { CsvParser, type CsvRow } from './csv-parser.ts'
+
+export interface CsvDropConfig {
+  /** Folder watched for *.csv files. */
+  dir: string
+  /** ce_type of every row; selects the contract. */
+  eventType: string
+  /** Topic to write (default: the declared topic of eventType). */
+  topic: string
+  /** Avro field → CSV header (fields not listed are looked up under their own name). */
+  columns: Record<string, string>
+  /** Avro field → constant value for fields the file does not carry (e.g. manufacturerId). */
+  constants: Record<string, string>
+  delimiter: string
+  /** Rows per poll (one produce request). */
+  batchRows: number
+  /** How long a file must be unchanged before it is taken. */
+  settleMs: number
+  /** How often the folder is listed when idle. */
+  scanIntervalMs: number
+  /** Resume points (default <dir>/.distributary). */
+  stateDir: string
+  /** Where finished files go (default <dir>/processed). */
+  processedDir: string
+}
+
+export const csvDropConfigSchema: ConfigSchema = {
+  dir: { doc: 'Folder watched for *.csv files.', type: 'string' },
+  eventType: { doc: 'Event type of every row (selects the Avro contract).', type: 'string', default: 'inventory.level.changed' },
+  topic: { doc: 'Topic to write; empty: the declared topic of eventType.', type: 'string', default: '' },
+  columns: { doc: 'Avro field → CSV header name.', type: 'string-map', default: {} },
+  constants: { doc: 'Avro field → constant value for fields the file lacks.', type: 'string-map', default: {} },
+  delimiter: { doc: 'Field delimiter (one ASCII character).', type: 'string', default: ',' },
+  batchRows: { doc: 'Rows per produce request.', type: 'integer', default: 5000, min: 1, max: 100_000 },
+  settleMs: { doc: 'A file is taken once unchanged this long (ms).', type: 'integer', default: 1000, min: 0 },
+  scanIntervalMs: { doc: 'How often the folder is listed when idle (ms).', type: 'integer', default: 1000, min: 10 },
+  stateDir: { doc: 'Folder of the resume points; empty: <dir>/.distributary.', type: 'string', default: '' },
+  processedDir: { doc: 'Folder of finished files; empty: <dir>/processed.', type: 'string', default: '' },
+}
+
+export function parseCsvDropConfig(raw: unknown): CsvDropConfig {
+  const c = validateConfig<CsvDropConfig>('csv-drop', csvDropConfigSchema, raw)
+  const spec = ALL_TOPICS.find((t) => t.eventTypes.includes(c.eventType))
+  return {
+    ...c,
+    topic: c.topic || (spec?.name ?? ''),
+    stateDir: c.stateDir || path.join(c.dir, '.distributary'),
+    processedDir: c.processedDir || path.join(c.dir, 'processed'),
+  }
+}
+
+interface Position {
+  file: string
+  fileId: string
+  /** Byte offset and line where the next row starts. */
+  byte: number
+  line: number
+  /** Size of the reject file when this row was read. */
+  rejects: number
+}
+
+interface State extends Position {
+  committedAt: number
+}
+
+interface OpenFile {
+  name: string
+  path: string
+  fileId: string
+  mtimeMs: number
+  header: string[]
+  /** Avro field → index in the row. */
+  index: Map<string, number>
+  stream: AsyncIterator<Buffer>
+  parser: CsvParser
+  queue: CsvRow[]
+  eof: boolean
+  rejectFd: number | undefined
+  rejectBytes: number
+  /** Position after the last row handed out / acked. */
+  emitted: Position
+  committed: Position
+}
+
+const REJECT_HEADER = 'line,field,column,error,row\n'
+const csvCell = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s)
+
+export class CsvDropSource implements SourceConnector<CsvDropConfig> {
+  readonly kind = 'source' as const
+  private config!: CsvDropConfig
+  private log!: Logger
+  private converter!: Converter
+  private keyFields: string[] = []
+  private current: OpenFile | undefined
+  private nextScan = 0
+  private pendingState: State | undefined
+  /** Files finished since start (names), for status and tests. */
+  readonly finished: string[] = []
+
+  constructor(private readonly topics: readonly TopicSpec[] = ALL_TOPICS) {}
+
+  async start(config: CsvDropConfig, ctx: SourceContext): Promise<void> {
+    this.config = config
+    this.log = ctx.logger.child({ component: 'csv-drop', dir: config.dir })
+    const spec = this.topics.find((t) => t.name === config.topic) ?? ALL_TOPICS.find((t) => t.eventTypes.includes(config.eventType))
+    if (!spec) throw new Error(`csv-drop: no topic for event type ${config.eventType}`)
+    this.converter = createConverter(contractSchema(spec.valueSchema), { strings: true })
+    this.keyFields = (JSON.parse(contractSchema(spec.keySchema)) as { fields: Array<{ name: string }> }).fields.map((f) => f.name)
+    fs.mkdirSync(config.stateDir, { recursive: true })
+    fs.mkdirSync(config.processedDir, { recursive: true })
+    // A file in progress when the process died: its state file.
+    for (const f of fs.readdirSync(config.stateDir)) {
+      if (!f.endsWith('.json')) continue
+      const s = JSON.parse(fs.readFileSync(path.join(config.stateDir, f), 'utf8')) as State
+      if (!fs.existsSync(path.join(config.dir, s.file))) fs.rmSync(path.join(config.stateDir, f), { force: true }) // finished, state left behind
+      else this.pendingState = s
+    }
+  }
+
+  recovery(): { sinceMs: number; topics: string[] } | undefined {
+    return this.pendingState ? { sinceMs: this.pendingState.committedAt, topics: [this.config.topic] } : undefined
+  }
+
+  async reconcile(positions: unknown[]): Promise<void> {
+    const s = this.pendingState
+    if (!s) return
+    let best: Position | undefined
+    for (const p of positions as Position[]) if (p.fileId === s.fileId && p.byte > (best?.byte ?? s.byte)) best = p
+    if (best) {
+      this.log.info('moving past rows acked before the crash but not committed', { file: s.file, fromLine: s.line, toLine: best.line })
+      this.pendingState = { ...best, committedAt: Date.now() }
+      this.writeState(this.pendingState)
+    }
+  }
+
+  async poll(): Promise<SourceRecord[]> {
+    if (!this.current) {
+      if (Date.now() < this.nextScan) return []
+      this.nextScan = Date.now() + this.config.scanIntervalMs
+      const next = this.pickFile()
+      if (!next) return []
+      await this.open(next)
+    }
+    const f = this.current!
+    const out: SourceRecord[] = []
+    while (out.length < this.config.batchRows) {
+      if (f.queue.length === 0) {
+        if (f.eof) break
+        const r = await f.stream.next()
+        if (r.done) {
+          f.eof = true
+          f.queue.push(...f.parser.end())
+        } else f.queue.push(...f.parser.push(r.value))
+        continue
+      }
+      const row = f.queue.shift()!
+      const rec = this.toRecord(f, row)
+      if (rec) out.push(rec)
+    }
+    if (out.length === 0 && f.eof && f.queue.length === 0 && f.committed.byte === f.emitted.byte) this.finish(f)
+    return out
+  }
+
+  async commit(records: SourceRecord[]): Promise<void> {
+    const last = records[records.length - 1]?.position as Position | undefined
+    const f = this.current
+    if (!last || !f || last.fileId !== f.fileId) return
+    this.writeState({ ...last, committedAt: Date.now() })
+    f.committed = last
+  }
+
+  async stop(): Promise<void> {
+    const f = this.current
+    this.current = undefined
+    if (f) {
+      await f.stream.return?.()
+      if (f.rejectFd !== undefined) fs.closeSync(f.rejectFd)
+    }
+  }
+
+  private pickFile(): { name: string; mtimeMs: number } | undefined {
+    const now = Date.now()
+    const files = fs
+      .readdirSync(this.config.dir, { withFileTypes: true })
+      .filter((d) => d.isFile() && /\.csv$/i.test(d.name) && !/\.rejects\.csv$/i.test(d.name))
+      .map((d) => ({ name: d.name, stat: fs.statSync(path.join(this.config.dir, d.name)) }))
+      .filter((f) => now - f.stat.mtimeMs >= this.config.settleMs || this.pendingState?.file === f.name)
+      .sort((a, b) => a.stat.mtimeMs - b.stat.mtimeMs || a.name.localeCompare(b.name))
+    const inProgress = files.find((f) => f.name === this.pendingState?.file)
+    const pick = inProgress ?? files[0]
+    return pick ? { name: pick.name, mtimeMs: pick.stat.mtimeMs } : undefined
+  }
+
+  private async open(pick: { name: string; mtimeMs: number }): Promise<void> {
+    const p = path.join(this.config.dir, pick.name)
+    const st = fs.statSync(p)
+    const fileId = `${st.ino}-${st.size}-${Math.round(st.mtimeMs)}`
+    // The header row, read again on every open.
+    const headParser = new CsvParser({ delimiter: this.config.delimiter })
+    let headerRow: CsvRow | undefined
+    const fd = fs.openSync(p, 'r')
+    try {
+      const chunk = Buffer.allocUnsafe(64 * 1024)
+      let at = 0
+      while (!headerRow) {
+        const n = fs.readSync(fd, chunk, 0, chunk.length, at)
+        const rows = n === 0 ? headParser.end() : headParser.push(chunk.subarray(0, n))
+        headerRow = rows[0]
+        if (n === 0) break
+        at += n
+      }
+    } finally {
+      fs.closeSync(fd)
+    }
+    const state = this.pendingState?.file === pick.name && this.pendingState.fileId === fileId ? this.pendingState : undefined
+    this.pendingState = undefined
+    const start: Position = state ?? { file: pick.name, fileId, byte: headerRow?.end ?? 0, line: (headerRow?.line ?? 0) + 1, rejects: 0 }
+    const rejectPath = p.replace(/\.csv$/i, '') + '.rejects.csv'
+    let rejectFd: number | undefined
+    let rejectBytes = 0
+    if (state && state.rejects > 0 && fs.existsSync(rejectPath)) {
+      fs.truncateSync(rejectPath, state.rejects) // drop rejects of rows after the resume point
+      rejectFd = fs.openSync(rejectPath, 'a')
+      rejectBytes = state.rejects
+    } else {
+      fs.rmSync(rejectPath, { force: true })
+    }
+    const header = headerRow?.fields.map((h) => h.trim()) ?? []
+    const index = new Map<string, number>()
+    for (const field of this.converter.fields) {
+      const col = this.config.columns[field] ?? field
+      const i = header.indexOf(col)
+      if (i >= 0) index.set(field, i)
+    }
+    const stream = fs.createReadStream(p, { start: start.byte, highWaterMark: 256 * 1024 })[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+    this.current = {
+      name: pick.name,
+      path: p,
+      fileId,
+      mtimeMs: st.mtimeMs,
+      header,
+      index,
+      stream,
+      parser: new CsvParser({ offset: start.byte, line: start.line, delimiter: this.config.delimiter }),
+      queue: [],
+      eof: false,
+      rejectFd,
+      rejectBytes,
+      emitted: start,
+      committed: start,
+    }
+    if (!state) this.writeState({ ...start, committedAt: Date.now() })
+    this.log.info(state ? 'resuming file' : 'taking file', { file: pick.name, line: start.line, byte: start.byte })
+    const missing = Object.entries(this.config.columns).filter(([field]) => !index.has(field))
+    if (!headerRow || missing.length > 0) {
+      const detail = !headerRow ? 'the file has no header row' : `header lacks ${missing.map(([f, c]) => `${c} (for ${f})`).join(', ')}`
+      this.reject(this.current, 1, '', '', detail, headerRow?.fields ?? [])
+      this.current.queue = []
+      this.current.eof = true
+      await stream.return?.()
+    }
+  }
+
+  private toRecord(f: OpenFile, row: CsvRow): SourceRecord | undefined {
+    if (row.error) {
+      this.reject(f, row.line, '', '', row.error, row.fields)
+      return undefined
+    }
+    const obj: Record<string, unknown> = {}
+    for (const field of this.converter.fields) {
+      const i = f.index.get(field)
+      if (i !== undefined) obj[field] = row.fields[i] ?? ''
+      else if (field in this.config.constants) obj[field] = this.config.constants[field]
+      else if (field === 'sequence') obj[field] = Math.floor(f.mtimeMs / 1000) * 2 ** 21 + row.line // strictly increasing per key within a file and across files
+      else if (field === 'occurredAt') obj[field] = Math.round(f.mtimeMs)
+    }
+    if (row.fields.length !== f.header.length) {
+      this.reject(f, row.line, '', '', `row has ${row.fields.length} fields, the header ${f.header.length}`, row.fields)
+      return undefined
+    }
+    const r = this.converter.convert(obj)
+    if (r.faults.length > 0) {
+      for (const fault of r.faults) {
+        const field = fault.path.split('/')[1] ?? ''
+        const col = f.index.has(field) ? f.header[f.index.get(field)!]! : ''
+        this.reject(f, row.line, fault.path, col, fault.message, row.fields)
+      }
+      return undefined
+    }
+    const value = r.value as Record<string, unknown>
+    const key: Record<string, unknown> = {}
+    for (const k of this.keyFields) key[k] = value[k]
+    const position: Position = { file: f.name, fileId: f.fileId, byte: row.end, line: row.line + 1, rejects: f.rejectBytes }
+    f.emitted = position
+    return {
+      topic: this.config.topic,
+      key,
+      value,
+      type: this.config.eventType,
+      ...(typeof value.occurredAt === 'number' ? { occurredAt: new Date(value.occurredAt) } : {}),
+      position,
+    }
+  }
+
+  private reject(f: OpenFile, line: number, field: string, column: string, error: string, fields: string[]): void {
+    if (f.rejectFd === undefined) {
+      f.rejectFd = fs.openSync(f.path.replace(/\.csv$/i, '') + '.rejects.csv', 'a')
+      if (f.rejectBytes === 0) f.rejectBytes += fs.writeSync(f.rejectFd, REJECT_HEADER)
+    }
+    const raw = fields.map(csvCell).join(this.config.delimiter)
+    f.rejectBytes += fs.writeSync(f.rejectFd, `${line},${csvCell(field)},${csvCell(column)},${csvCell(error)},${csvCell(raw)}\n`)
+  }
+
+  private finish(f: OpenFile): void {
+    if (f.rejectFd !== undefined) fs.closeSync(f.rejectFd)
+    const dest = (name: string) => {
+      const d = path.join(this.config.processedDir, name)
+      return fs.existsSync(d) ? path.join(this.config.processedDir, `${Date.now()}-${name}`) : d
+    }
+    const rejectPath = f.path.replace(/\.csv$/i, '') + '.rejects.csv'
+    if (fs.existsSync(rejectPath)) fs.renameSync(rejectPath, dest(path.basename(rejectPath)))
+    fs.renameSync(f.path, dest(f.name))
+    fs.rmSync(this.statePath(f.name), { force: true })
+    this.current = undefined
+    this.nextScan = 0
+    this.finished.push(f.name)
+    this.log.info('file done', { file: f.name, lines: f.emitted.line - 1, rejectBytes: f.rejectBytes })
+  }
+
+  private statePath(file: string): string {
+    return path.join(this.config.stateDir, `${file}.json`)
+  }
+
+  private writeState(s: State): void {
+    const p = this.statePath(s.file)
+    const tmp = `${p}.tmp`
+    const fd = fs.openSync(tmp, 'w')
+    try {
+      fs.writeSync(fd, JSON.stringify(s))
+      fs.fsyncSync(fd)
+    } finally {
+      fs.closeSync(fd)
+    }
+    fs.renameSync(tmp, p)
+  }
+}

@@ -1,0 +1,6 @@
+export { createHttpIngest } from './router.ts'
+export type { HttpIngest, HttpIngestOptions, Principal } from './router.ts'
+export { HttpIngestSource } from './source.ts'
+export type { HttpIngestSourceConfig } from './source.ts'
+export { IdempotencyStore, fingerprint } from './idempotency.ts'
+export type { IdempotencyDoc, StoredResponse, ClaimResult } from './idempotency.ts'

@@ -1,0 +1,256 @@
+/**
+ * POST /v1/events/{eventType}: a JSON array of events of one type, from an authenticated publisher.
+ *
+ * - 401 without a valid API key (authentication is injected: `authenticate(req)`);
+ * - 404 for an event type no topic declares (the answer lists the known ones);
+ * - 415 unless the body is application/json; 413 above the body limit or the batch size;
+ * - 400 when the body is not a JSON array of events, with every bad item by index and JSON Pointer
+ *   (errors[].field, e.g. /3/onHand); an invalid batch is rejected whole and nothing is produced;
+ * - 202 with the event ids once the broker acked every event (acks=all); 503 + Retry-After when
+ *   they are not stored (Kafka down, buffer full): never a 2xx for data that is not in Kafka;
+ * - Idempotency-Key: the first answer (202 or 400) is stored and replayed for the window; a key
+ *   still in progress is 409, a key reused with another body is 422.
+ */
+import express, { Router, type NextFunction, type Request, type Response } from 'express'
+import type { Kafka } from 'kafkajs'
+import type { Collection } from 'mongodb'
+import { isTraceparent, newTraceparent } from '../../schemas/headers.ts'
+import { contractSchema } from '../../schemas/contracts.ts'
+import { ALL_TOPICS, type TopicSpec } from '../../schemas/topics.ts'
+import type { AvroSerde } from '../../schemas/serde/serde.ts'
+import type { Logger } from '../../common/logger.ts'
+import { RetriableError } from '../../common/errors.ts'
+import { sendProblem, type Problem } from '../../api/problem.ts'
+import { createConverter, type Converter } from '../../connectors/source/json-avro.ts'
+import { SourceRunner } from '../../connectors/source/runner.ts'
+import type { SourceRecord } from '../../connectors/source/types.ts'
+import { HttpIngestSource } from './source.ts'
+import { IdempotencyStore, fingerprint, type IdempotencyDoc, type StoredResponse } from './idempotency.ts'
+
+export interface Principal {
+  organizationId: string
+}
+
+export interface HttpIngestOptions {
+  kafka: Kafka
+  serde: AvroSerde
+  logger: Logger
+  /** Resolves the publisher behind the request (API key), or undefined: 401. */
+  authenticate(req: Request): Promise<Principal | undefined>
+  /** Topics whose event types can be posted. Default: every declared topic. */
+  topics?: readonly TopicSpec[]
+  /** Idempotency-Key store; without it the header is ignored. */
+  idempotency?: { collection: Collection<IdempotencyDoc>; windowMs: number }
+  /** Events per request at most. Default 1000. */
+  maxEvents?: number
+  /** Request body limit in bytes. Default 5 MiB. */
+  bodyLimitBytes?: number
+  /** Events waiting for Kafka at most before requests are refused with 503. Default 20000. */
+  bufferCapacity?: number
+  /** Retry-After of a 503, in seconds. Default 5. */
+  retryAfterSeconds?: number
+  /** kafkajs producer retries before a request is answered 503. */
+  producerRetry?: { retries: number; maxRetryTime: number; initialRetryTime?: number }
+  /** Name of the source instance (ce_source /sources/<name>). Default http-ingest. */
+  name?: string
+}
+
+export interface HttpIngest {
+  router: Router
+  runner: SourceRunner
+  source: HttpIngestSource
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+interface EventRoute {
+  topic: TopicSpec
+  converter: Converter
+  keyFields: string[]
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/
+
+export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
+  const topics = options.topics ?? ALL_TOPICS
+  const maxEvents = options.maxEvents ?? 1000
+  const bodyLimit = options.bodyLimitBytes ?? 5 * 1024 * 1024
+  const retryAfter = String(options.retryAfterSeconds ?? 5)
+  const log = options.logger.child({ component: 'http-ingest' })
+  const routes = new Map<string, EventRoute>()
+  for (const t of topics) {
+    const converter = createConverter(contractSchema(t.valueSchema))
+    const keyFields = (JSON.parse(contractSchema(t.keySchema)) as { fields: Array<{ name: string }> }).fields.map((f) => f.name)
+    for (const type of t.eventTypes) routes.set(type, { topic: t, converter, keyFields })
+  }
+  const knownTypes = [...routes.keys()].sort()
+  const store = options.idempotency ? new IdempotencyStore(options.idempotency.collection, options.idempotency.windowMs) : undefined
+
+  const source = new HttpIngestSource()
+  const name = options.name ?? 'http-ingest'
+  const bufferCapacity = options.bufferCapacity ?? 20_000
+  const runner = new SourceRunner(source, { bufferCapacity, maxBatch: Math.max(maxEvents, 5000), pollWaitMs: 100 }, {
+    name,
+    kafka: options.kafka,
+    serde: options.serde,
+    topics,
+    logger: options.logger,
+    maxBatch: Number.MAX_SAFE_INTEGER, // the source drains whole requests; never split one
+    idleMs: 0,
+    ...(options.producerRetry ? { producerRetry: options.producerRetry } : {}),
+  })
+
+  const parseJson = express.json({ limit: bodyLimit, strict: false, type: () => true })
+
+  const router = Router()
+  router.post('/v1/events/:eventType', async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      const principal = await options.authenticate(req)
+      if (!principal) {
+        res.setHeader('WWW-Authenticate', 'Bearer')
+        return sendProblem(res, { title: 'Unauthorized', status: 401, detail: 'a valid publisher API key is required', errors: [{ field: 'header:authorization', message: 'missing or invalid API key' }] })
+      }
+      const eventType = String(req.params.eventType)
+      const route = routes.get(eventType)
+      if (!route) {
+        return sendProblem(res, {
+          title: 'Unknown event type',
+          status: 404,
+          detail: `no topic carries event type "${eventType}"; known types: ${knownTypes.join(', ')}`,
+          knownTypes,
+          errors: [{ field: 'path:eventType', message: `unknown event type "${eventType}"` }],
+        })
+      }
+      if (!req.is(['application/json', 'application/*+json'])) {
+        res.setHeader('Accept-Post', 'application/json')
+        return sendProblem(res, {
+          title: 'Unsupported Media Type',
+          status: 415,
+          detail: `the body must be application/json (a JSON array of events), got ${req.headers['content-type'] ?? 'no content type'}`,
+          errors: [{ field: 'header:content-type', message: 'must be application/json' }],
+        })
+      }
+      const key = req.get('idempotency-key')
+      if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+        return sendProblem(res, { title: 'Invalid Idempotency-Key', status: 400, detail: 'Idempotency-Key must be 1 to 255 visible ASCII characters', errors: [{ field: 'header:idempotency-key', message: 'must be 1 to 255 visible ASCII characters' }] })
+      }
+      let parseError: { status?: number; type?: string; message?: string } | undefined
+      await new Promise<void>((resolve) => parseJson(req, res, (err?: unknown) => ((parseError = err as typeof parseError), resolve())))
+      if (parseError) {
+        if (parseError.type === 'entity.too.large' || parseError.status === 413) {
+          return sendProblem(res, { title: 'Content Too Large', status: 413, detail: `the body exceeds the limit of ${bodyLimit} bytes`, limitBytes: bodyLimit, errors: [{ field: 'body', message: `larger than ${bodyLimit} bytes` }] })
+        }
+        if (parseError.type === 'entity.parse.failed') {
+          return sendProblem(res, { title: 'Malformed JSON', status: 400, detail: `the body is not valid JSON: ${parseError.message ?? ''}`.trim(), errors: [{ field: '', message: 'not valid JSON' }] })
+        }
+        if (typeof parseError.status === 'number' && parseError.status >= 400 && parseError.status < 500) {
+          return sendProblem(res, { title: parseError.message ?? 'Bad Request', status: parseError.status, errors: [{ field: 'body', message: parseError.message ?? 'unreadable body' }] })
+        }
+        throw parseError
+      }
+
+      const body = req.body as unknown
+      const scope = principal.organizationId
+      if (store && key !== undefined) {
+        const print = fingerprint(scope, eventType, JSON.stringify(body))
+        const claim = await store.claim(scope, key, print)
+        if (!claim.claimed) return replay(res, claim.doc, print, key)
+        let answer: StoredResponse | undefined
+        try {
+          answer = await handle(req, eventType, route, body, principal)
+        } finally {
+          if (answer && answer.status !== 503) await store.complete(scope, key, answer)
+          else await store.release(scope, key).catch((err) => log.warn('idempotency key release failed', { err }))
+        }
+        return send(res, answer)
+      }
+      return send(res, await handle(req, eventType, route, body, principal))
+    } catch (err) {
+      next(err)
+    }
+  })
+
+  function replay(res: Response, doc: IdempotencyDoc, print: string, key: string): void {
+    if (doc.fingerprint !== print) {
+      return sendProblem(res, { title: 'Idempotency-Key reused', status: 422, detail: `Idempotency-Key "${key}" was used for a different request`, errors: [{ field: 'header:idempotency-key', message: 'already used with another body or event type' }] })
+    }
+    if (doc.state !== 'done' || !doc.response) {
+      res.setHeader('Retry-After', '1')
+      return sendProblem(res, { title: 'Request in progress', status: 409, detail: `a request with Idempotency-Key "${key}" is still being processed`, errors: [{ field: 'header:idempotency-key', message: 'in progress' }] })
+    }
+    res.setHeader('Idempotent-Replayed', 'true')
+    send(res, doc.response)
+  }
+
+  function send(res: Response, answer: StoredResponse): void {
+    for (const [k, v] of Object.entries(answer.headers)) res.setHeader(k, v)
+    res.status(answer.status).send(answer.body)
+  }
+
+  function problem(p: Problem, headers: Record<string, string> = {}): StoredResponse {
+    return { status: p.status, headers: { 'content-type': 'application/problem+json', ...headers }, body: JSON.stringify({ type: 'about:blank', ...p }) }
+  }
+
+  async function handle(req: Request, eventType: string, route: EventRoute, body: unknown, principal: Principal): Promise<StoredResponse> {
+    if (!Array.isArray(body)) {
+      return problem({ title: 'Invalid batch', status: 400, detail: 'the body must be a JSON array of events', errors: [{ field: '', message: 'must be an array of events' }] })
+    }
+    if (body.length === 0) return problem({ title: 'Invalid batch', status: 400, detail: 'the batch is empty', errors: [{ field: '', message: 'must hold at least one event' }] })
+    if (body.length > maxEvents) {
+      return problem({ title: 'Content Too Large', status: 413, detail: `the batch holds ${body.length} events, more than the limit of ${maxEvents}`, maxEvents, errors: [{ field: '', message: `more than ${maxEvents} events` }] })
+    }
+    const errors: Array<{ index: number; field: string; message: string }> = []
+    const values: unknown[] = []
+    for (let i = 0; i < body.length; i++) {
+      const r = route.converter.convert(body[i], `/${i}`)
+      if (r.faults.length > 0) for (const f of r.faults) errors.push({ index: i, field: f.path, message: f.message })
+      else values.push(r.value)
+    }
+    if (errors.length > 0) {
+      const items = new Set(errors.map((e) => e.index)).size
+      return problem({
+        title: 'Invalid events',
+        status: 400,
+        detail: `${items} of ${body.length} events do not match the ${eventType} schema; nothing was accepted`,
+        errors,
+      })
+    }
+    const tp = req.get('traceparent')
+    // One trace context per request: the caller's, or a new root shared by the request's events.
+    const traceparent = tp !== undefined && isTraceparent(tp) ? tp : newTraceparent()
+    const records: SourceRecord[] = values.map((value) => {
+      const v = value as Record<string, unknown>
+      const key: Record<string, unknown> = {}
+      for (const f of route.keyFields) key[f] = v[f]
+      return {
+        topic: route.topic.name,
+        key,
+        value,
+        type: eventType,
+        ...(typeof v.occurredAt === 'number' ? { occurredAt: new Date(v.occurredAt) } : {}),
+        traceparent,
+      }
+    })
+    try {
+      await source.offer(records)
+    } catch (err) {
+      const e = err as RetriableError
+      log.warn('events not stored; answering 503', { code: e.code ?? 'RETRIABLE', organizationId: principal.organizationId, eventType, count: records.length, err })
+      const seconds = e.retryAfterMs ? String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))) : retryAfter
+      return problem({ title: 'Service Unavailable', status: 503, detail: `the events were not stored: ${e.message}; retry later (nothing was accepted)` }, { 'retry-after': seconds })
+    }
+    return {
+      status: 202,
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+      body: JSON.stringify({ accepted: records.length, eventType, topic: route.topic.name, eventIds: records.map((r) => r.id) }),
+    }
+  }
+
+  return {
+    router,
+    runner,
+    source,
+    start: () => runner.start(),
+    stop: () => runner.stop(),
+  }
+}

@@ -1,0 +1,86 @@
+/** Helpers of the source connector tests: unique topics from the declared specs, and reading them back. */
+import net from 'node:net'
+import type { Admin, IHeaders, Kafka } from 'kafkajs'
+import { ensureTopics, type TopicSpec } from '../../schemas/topics.ts'
+import type { AvroSerde } from '../../schemas/serde/serde.ts'
+import { testKafka, uniqueName, waitFor } from './env.ts'
+
+/** A copy of a declared topic under a unique name. */
+export function uniqueTopic<T extends TopicSpec>(spec: T, what = spec.name.replace(/\./g, '-')): TopicSpec {
+  return { ...spec, name: uniqueName(what) }
+}
+
+/** Creates the topics (see common/kafka-admin.ts for why not kafkajs' waitForLeaders). */
+export async function createTopics(admin: Admin, specs: TopicSpec[]): Promise<void> {
+  await ensureTopics(admin, specs)
+}
+
+/** Number of records in a topic (sum of high watermarks minus low). */
+export async function countRecords(admin: Admin, topic: string): Promise<number> {
+  // Right after creation the broker may still answer NOT_LEADER for a moment: ask again.
+  const offsets = await waitFor(() => admin.fetchTopicOffsets(topic), { timeoutMs: 10_000, what: `offsets of ${topic}` })
+  return offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0)
+}
+
+export interface ReadRecord {
+  partition: number
+  offset: number
+  key: any
+  value: any
+  headers: Record<string, string>
+}
+
+const headerStrings = (h: IHeaders | undefined): Record<string, string> =>
+  Object.fromEntries(Object.entries(h ?? {}).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('utf8') : String(v)]))
+
+/** Reads every record of a topic (all partitions, up to the current end), decoded. */
+export async function readTopic(kafka: Kafka, admin: Admin, serde: AvroSerde, topic: string, timeoutMs = 30_000): Promise<ReadRecord[]> {
+  const ends = await admin.fetchTopicOffsets(topic)
+  const want = new Map(ends.filter((o) => Number(o.high) > Number(o.low)).map((o) => [o.partition, Number(o.high)]))
+  if (want.size === 0) return []
+  const consumer = kafka.consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 200 })
+  const out: ReadRecord[] = []
+  try {
+    await consumer.connect()
+    await consumer.subscribe({ topics: [topic], fromBeginning: true })
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`reading ${topic}: only ${out.length} records within ${timeoutMs} ms`)), timeoutMs)
+      const done = new Set<number>()
+      consumer
+        .run({
+          eachMessage: async ({ partition, message }) => {
+            const off = Number(message.offset)
+            const high = want.get(partition)
+            if (high === undefined || off >= high) return
+            out.push({
+              partition,
+              offset: off,
+              key: message.key ? await serde.decode(message.key) : null,
+              value: message.value ? await serde.decode(message.value) : null,
+              headers: headerStrings(message.headers),
+            })
+            if (off >= high - 1) done.add(partition)
+            if (done.size === want.size) {
+              clearTimeout(timer)
+              resolve()
+            }
+          },
+        })
+        .catch(reject)
+    })
+  } finally {
+    await consumer.disconnect()
+  }
+  return out.sort((a, b) => a.partition - b.partition || a.offset - b.offset)
+}
+
+/** A localhost port with nothing listening on it (a dead broker address). */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  const port = (server.address() as net.AddressInfo).port
+  await new Promise<void>((r) => server.close(() => r()))
+  return port
+}
+
+export { testKafka }
