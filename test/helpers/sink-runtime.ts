@@ -187,7 +187,10 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
       const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'worker-child.ts'), args], { cwd: root, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] })
       children.push(child)
       let err = ''
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString()
+        if (process.env.DEBUG_CHILD) process.stderr.write(`[${workerId}] ${d.toString()}`)
+      })
       await new Promise<void>((resolve, reject) => {
         let out = ''
         child.stdout!.on('data', (d: Buffer) => {

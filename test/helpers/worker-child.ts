@@ -15,7 +15,7 @@ import { AvroSerde, RegistryClient } from '../../schemas/index.ts'
 
 const args = JSON.parse(process.argv[2]!)
 const config = loadConfig()
-const logger = createLogger({ level: 'warn', write: (l) => process.stderr.write(l + '\n') })
+const logger = createLogger({ level: process.env.DEBUG_CHILD ? 'info' : 'warn', write: (l) => process.stderr.write(l + '\n') })
 const mongo = createMongoClient(config)
 await mongo.connect()
 const db = mongo.db(args.dbName)

@@ -4,44 +4,12 @@
  * per-key order, pause and resume, replays, poison and dead letters, retry requests, isolation.
  */
 import { expect } from 'chai'
-import { Webhook } from 'standardwebhooks'
 import { DEAD_LETTER_HEADER } from '../../schemas/index.ts'
 import type { SinkWorker } from '../../connectors/sink/worker.ts'
 import { testKafka, uniqueName, waitFor } from '../helpers/env.ts'
-import { startReceiver, type Received, type Receiver, type ReceiverHandler } from '../helpers/receiver.ts'
-import { ADMIN, startSinkHarness, type Level, type SinkHarness } from '../helpers/sink-runtime.ts'
-
-interface Got {
-  id: string
-  sku: string
-  seq: number
-}
-
-export function verified(secret: string, rx: Receiver): Got[] {
-  const wh = new Webhook(secret)
-  return rx.received.map((r: Received) => {
-    const headers = { 'webhook-id': String(r.headers['webhook-id']), 'webhook-timestamp': String(r.headers['webhook-timestamp']), 'webhook-signature': String(r.headers['webhook-signature']) }
-    const p = wh.verify(r.body, headers) as { type: string; data: { sku: string; sequence: number } }
-    expect(p.type).to.equal('inventory.level.changed')
-    return { id: headers['webhook-id'], sku: p.data.sku, seq: Number(p.data.sequence) }
-  })
-}
-
-/** Per key, the first deliveries of each event are in sequence order; duplicates carry the same webhook-id and body. */
-export function expectPerKeyOrder(got: Got[]): void {
-  const seen = new Set<string>()
-  const perKey = new Map<string, number[]>()
-  for (const g of got) {
-    if (seen.has(g.id)) continue
-    seen.add(g.id)
-    perKey.set(g.sku, [...(perKey.get(g.sku) ?? []), g.seq])
-  }
-  for (const [sku, seqs] of perKey) expect(seqs, `order of ${sku}`).to.deep.equal([...seqs].sort((a, b) => a - b))
-}
-
-export function levels(n: number, keys: number, from = 0): Level[] {
-  return Array.from({ length: n }, (_, i) => ({ sku: `SKU-${(from + i) % keys}`, seq: from + i }))
-}
+import { startReceiver, type Receiver, type ReceiverHandler } from '../helpers/receiver.ts'
+import { ADMIN, startSinkHarness, type SinkHarness } from '../helpers/sink-runtime.ts'
+import { expectPerKeyOrder, levels, verified, type Got } from '../helpers/sink-assertions.ts'
 
 const distinct = (got: Got[]) => new Set(got.map((g) => g.id)).size
 
