@@ -8,13 +8,16 @@ import { ConfigError, SyndicationError } from '../common/errors.ts'
 import { createLogger } from '../common/logger.ts'
 import { loadConfig, type AppConfig } from '../config/index.ts'
 import { stackDown, stackSettings, stackStatus, stackUp } from '../stack/index.ts'
-import { startPlatform } from './platform.ts'
+import { startPlatform, type PlatformRole } from './platform.ts'
 
 const USAGE = `usage: distributary <command>
 
 commands:
-  start                  run the platform on 127.0.0.1:8080 (brings the local stack up when no
-                         external KAFKA_BROKERS / MONGODB_URI is configured)
+  start [--role api|worker|all]
+                         run the platform on 127.0.0.1:8080 (brings the local stack up when no
+                         external KAFKA_BROKERS / MONGODB_URI is configured); --role api serves
+                         HTTP only, --role worker delivers to the subscriptions only (run several:
+                         they share the subscriptions), all (the default) does both
   stack up               provision and start the local Kafka and FerretDB (idempotent)
   stack down             stop the servers the stack started
   stack status [--json]  what runs, truthfully (exit 1 when a server is not running)
@@ -48,9 +51,9 @@ async function stackCommand(config: AppConfig, sub: string | undefined, json: bo
   }
 }
 
-async function start(config: AppConfig): Promise<number> {
-  const logger = createLogger({ level: config.log.level, bindings: { service: 'distributary' } })
-  const platform = await startPlatform(config, logger)
+async function start(config: AppConfig, role: PlatformRole): Promise<number> {
+  const logger = createLogger({ level: config.log.level, bindings: { service: 'distributary', role } })
+  const platform = await startPlatform(config, logger, { roles: role })
   await new Promise<void>((resolve) => {
     let closing = false
     const shutdown = (signal: string) => {
@@ -72,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+    options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false }, role: { type: 'string', default: 'all' } },
   })
   const [command, sub] = positionals
   if (values.help || command === undefined) {
@@ -81,8 +84,14 @@ export async function main(argv: string[]): Promise<number> {
   }
   const config = loadConfig()
   switch (command) {
-    case 'start':
-      return start(config)
+    case 'start': {
+      const role = values.role
+      if (role !== 'api' && role !== 'worker' && role !== 'all') {
+        process.stderr.write(`distributary: --role must be api, worker or all (got "${role}")\n\n${USAGE}`)
+        return 2
+      }
+      return start(config, role)
+    }
     case 'stack':
       return stackCommand(config, sub, values.json)
     default:

@@ -22,9 +22,19 @@ import { controlPlaneFromConfig } from '../control-plane/index.ts'
 import { createHttpIngest, type HttpIngest } from '../producers/http-ingest/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, registerTopicSchemas, startSchemaRegistry, type RegistryServer } from '../schemas/index.ts'
 import { stackDown, stackSettings, stackUp } from '../stack/index.ts'
+import { createUrlGuard } from '../common/url-guard.ts'
+import { ALL_TOPICS } from '../schemas/topics.ts'
+import { SinkWorker } from '../connectors/sink/worker.ts'
+import { deliveryDefaults, webhookClientSettings } from '../connectors/sink/settings.ts'
+import { WebhookClient, webhookSinkFactory } from '../consumers/webhook/index.ts'
+
+export type PlatformRole = 'api' | 'worker' | 'all'
 
 export interface Platform {
+  /** The HTTP server's URL ('' for the worker role, which serves no HTTP). */
   url: string
+  /** The sink worker once it runs (roles worker and all). */
+  worker: Promise<SinkWorker> | null
   /** Resolves once the registry runs and the topics and their schemas exist. */
   contracts: Promise<Contracts>
   /** Prometheus metrics of this process (GET /metrics). */
@@ -41,11 +51,20 @@ export interface Contracts {
 export interface StartOptions {
   /** Stop the stack servers on close() when this call started them (the default). */
   stopStackOnClose?: boolean
+  /**
+   * What this process runs: the HTTP API (management, ingestion, the built-in registry), the sink
+   * worker (Kafka to the subscriptions' sinks), or both (the default). Several worker processes share
+   * the subscriptions through leases.
+   */
+  roles?: PlatformRole
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export async function startPlatform(config: AppConfig, logger: Logger, options: StartOptions = {}): Promise<Platform> {
+  const roles = options.roles ?? 'all'
+  const runApi = roles !== 'worker'
+  const runWorker = roles !== 'api'
   const settings = stackSettings(config)
   let startedStack = false
   if (settings.services.length > 0) {
@@ -69,7 +88,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   const bootstrap = async (): Promise<Contracts> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        if (config.schemaRegistry.url === '' && !registry) registry = await startSchemaRegistry(config, logger)
+        // the worker role uses the API process's built-in registry (or the external one)
+        if (runApi && config.schemaRegistry.url === '' && !registry) registry = await startSchemaRegistry(config, logger)
         const serde = new AvroSerde(RegistryClient.fromConfig(config, registry?.url))
         const created = await ensureTopics(admin)
         if (created.length > 0) logger.info('created topics', { topics: created })
@@ -106,6 +126,66 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   }, config.management.sweepIntervalMs)
   sweep.unref()
 
+  const metrics = new Metrics()
+
+  // Sink worker: once the contracts and the control plane are ready (retried until they are).
+  let sinkWorker: SinkWorker | undefined
+  let webhookClient: WebhookClient | undefined
+  const startWorker = async (): Promise<SinkWorker> => {
+    const { serde } = await contracts
+    const guard = createUrlGuard({ allowlist: config.urlGuard.allowlist })
+    webhookClient = new WebhookClient({ guard: async (u) => void (await guard.check(u)), ...webhookClientSettings(config) })
+    const defaults = deliveryDefaults(config)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await prepareControlPlane()
+        const w = new SinkWorker({
+          kafka: createKafka(config, logger, `${config.kafka.clientId}-sinks`),
+          controlPlane,
+          db: mongo.db(config.mongodb.database),
+          serde,
+          topics: ALL_TOPICS,
+          createSink: webhookSinkFactory(webhookClient, controlPlane, defaults.webhookTimeoutMs),
+          defaults,
+          logger,
+          settings: config.worker,
+        })
+        await w.start()
+        if (closed) {
+          await w.stop()
+          throw new Error('platform closed while the sink worker started')
+        }
+        sinkWorker = w
+        return w
+      } catch (err) {
+        if (closed) throw err
+        logger.warn('sink worker not started; retrying', { attempt, err })
+        await sleep(Math.min(10_000, 500 * 2 ** Math.min(attempt, 5)))
+      }
+    }
+  }
+  const worker = runWorker ? startWorker() : null
+  worker?.catch(() => undefined)
+
+  if (!runApi) {
+    logger.info('platform running the sink worker only')
+    return {
+      url: '',
+      contracts,
+      worker,
+      metrics,
+      async close() {
+        closed = true
+        clearInterval(sweep)
+        await sinkWorker?.stop()
+        await webhookClient?.close()
+        await Promise.allSettled([admin.disconnect(), mongo.close()])
+        if (startedStack && options.stopStackOnClose !== false) await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
+        logger.info('platform stopped')
+      },
+    }
+  }
+
   // Event ingestion (POST /v1/events/{eventType}) needs the serde: it is mounted now and answers
   // 503 until the contracts are ready. Only publisher keys may publish.
   let ingest: HttpIngest | undefined
@@ -137,7 +217,6 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     logger.info('event ingestion ready', { path: '/v1/events/{eventType}' })
   }).catch((err: unknown) => logger.error('event ingestion did not start', { err }))
 
-  const metrics = new Metrics()
   const app = createApp({
     logger,
     metrics,
@@ -174,10 +253,13 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     url,
     contracts,
     metrics,
+    worker,
     async close() {
       closed = true
       clearInterval(sweep)
       await ingest?.stop()
+      await sinkWorker?.stop()
+      await webhookClient?.close()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         server.closeIdleConnections()

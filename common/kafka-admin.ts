@@ -2,8 +2,9 @@
  * Topic creation that is reliable on KRaft: a topic the controller created reaches the broker's
  * metadata cache a moment later, and until then kafkajs' own `waitForLeaders` fails with
  * UNKNOWN_TOPIC_OR_PARTITION (which it does not retry) and a produce fails with "does not host this
- * topic-partition". So create without waiting, then poll the metadata until every partition has a
- * leader.
+ * topic-partition". Even once the metadata names a leader, that broker may answer NOT_LEADER to a
+ * ListOffsets for a moment longer. So create without waiting, then poll until every partition has a
+ * leader in the metadata and the leaders answer for their offsets.
  */
 import type { Admin, ITopicConfig } from 'kafkajs'
 
@@ -21,7 +22,10 @@ export async function waitForTopicLeaders(admin: Admin, topics: Array<{ topic: s
         if (t.numPartitions !== undefined && t.numPartitions > 0 && m.partitions.length < t.numPartitions) return true
         return m.partitions.some((p) => p.leader < 0)
       })
-      if (pending.length === 0) return
+      if (pending.length === 0) {
+        for (const t of topics) await admin.fetchTopicOffsets(t.topic) // throws NOT_LEADER while the leader is not serving yet
+        return
+      }
       last = `waiting for leaders of ${pending.map((t) => t.topic).join(', ')}`
     } catch (err) {
       last = err instanceof Error ? err.message : String(err)

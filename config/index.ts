@@ -32,6 +32,19 @@ export interface AppConfig {
   }
   secrets: { encryptionKeys: string; currentKeyId: string }
   urlGuard: { allowlist: string }
+  worker: {
+    id: string
+    groupId: string
+    deadLetterTopic: string
+    leaseTtlMs: number
+    heartbeatMs: number
+    pollMs: number
+    cursorFlushMs: number
+    statusIntervalMs: number
+    maxBuffered: number
+    maxCatchUpReaders: number
+    logDelivered: boolean
+  }
   delivery: {
     retrySchedule: string
     retryJitter: number

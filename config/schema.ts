@@ -125,6 +125,24 @@ export const configSchema = {
     },
     readyTimeoutMs: { doc: 'How long `stack up` waits for each server to answer, in milliseconds.', format: 'nat', default: 120000, env: 'STACK_READY_TIMEOUT_MS' },
   },
+  worker: {
+    id: { doc: 'Id of this sink worker process in leases and status reports. Empty: <hostname>-<pid>-<random>.', format: String, default: '', env: 'WORKER_ID' },
+    groupId: {
+      doc: 'Prefix of the Kafka consumer groups of the sink workers: each worker process reads every partition once in the group <groupId>.<worker id> and commits the minimum delivered position of the subscriptions it holds.',
+      format: String,
+      default: 'distributary-sinks',
+      env: 'WORKER_GROUP_ID',
+    },
+    deadLetterTopic: { doc: 'Topic receiving dead letters (key: subscription id; value: the original bytes; headers: the reason and origin). Created when missing.', format: String, default: 'distributary.dead-letters', env: 'WORKER_DEAD_LETTER_TOPIC' },
+    leaseTtlMs: { doc: 'How long a worker\'s claim on a subscription lasts without renewal; a killed worker\'s subscriptions move to the others after about this long, in milliseconds.', format: 'nat', default: 6000, env: 'WORKER_LEASE_TTL_MS' },
+    heartbeatMs: { doc: 'Interval of lease renewal and claiming, in milliseconds (well below leaseTtlMs).', format: 'nat', default: 1000, env: 'WORKER_HEARTBEAT_MS' },
+    pollMs: { doc: 'Interval of polling the control plane for connector changes and retry requests, in milliseconds.', format: 'nat', default: 1000, env: 'WORKER_POLL_MS' },
+    cursorFlushMs: { doc: 'Interval of writing each subscription\'s delivered position to MongoDB and committing the shared group, in milliseconds (a crash re-delivers at most about this much).', format: 'nat', default: 1000, env: 'WORKER_CURSOR_FLUSH_MS' },
+    statusIntervalMs: { doc: 'Interval of the position and lag report of an unchanged connector, in milliseconds (changes are reported at once).', format: 'nat', default: 5000, env: 'WORKER_STATUS_INTERVAL_MS' },
+    maxBuffered: { doc: 'Records buffered per subscription before it leaves the shared stream for a catch-up reader of its own (back-pressure of a slow or parked partner).', format: 'nat', default: 2000, env: 'WORKER_MAX_BUFFERED' },
+    maxCatchUpReaders: { doc: 'Catch-up readers (Kafka consumers of one subscription: replays, paused or slow partners) running at the same time per worker; others wait their turn.', format: 'nat', default: 8, env: 'WORKER_MAX_CATCH_UP_READERS' },
+    logDelivered: { doc: 'Write successful deliveries to the delivery log too (failures and dead letters always are).', format: Boolean, default: true, env: 'WORKER_LOG_DELIVERED' },
+  },
   delivery: {
     retrySchedule: {
       doc: 'Default retry schedule of a subscription: delays after the immediate first attempt (Standard Webhooks: 5s,5m,30m,2h,5h,10h,10h); a subscription may set its own.',

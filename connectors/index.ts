@@ -1,4 +1,4 @@
-export { DeliveryQueue, Fifo, deliveryDefaults, webhookClientSettings } from './sink/index.ts'
+export { DeliveryQueue, Fifo, deliveryDefaults, webhookClientSettings, SinkWorker, WORKER_DEFAULTS, defaultWorkerId, deliveryPolicy, SinkStore, SINK_COLLECTIONS, tpKey } from './sink/index.ts'
 export type {
   SinkConnector,
   SinkContext,
@@ -16,6 +16,11 @@ export type {
   SubscriptionStats,
   Position,
   DeliveryDefaults,
+  SinkWorkerSettings,
+  SinkWorkerDeps,
+  SinkFactory,
+  LeaseDoc,
+  CursorDoc,
 } from './sink/index.ts'
 export {
   withRetry,

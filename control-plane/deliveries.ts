@@ -6,7 +6,7 @@
 import type { Filter } from 'mongodb'
 import type { Collections, Page, PageRequest } from './store.ts'
 import { idAtTime, newId, page } from './store.ts'
-import type { DeliveryAttempt, DeliveryDoc, DeliveryStatus, RetryRequestDoc } from './types.ts'
+import type { DeadLetterRecord, DeliveryAttempt, DeliveryDoc, DeliveryStatus, RetryRequestDoc } from './types.ts'
 
 /** Kept per delivery document (the oldest are dropped). */
 export const MAX_ATTEMPTS_KEPT = 20
@@ -64,6 +64,22 @@ export class DeliveryLog {
         $setOnInsert: setOnInsert,
         $inc: { attemptCount: 1 },
         $push: { attempts: { $each: [{ ...r.attempt, responseExcerpt: excerpt }], $slice: -MAX_ATTEMPTS_KEPT } },
+      },
+      { upsert: true },
+    )
+  }
+
+  /**
+   * The delivery went dead (exhausted, rejected, or undecodable): status, reason and the dead letter
+   * itself, without adding an attempt (a poison record never had one). Idempotent.
+   */
+  async markDead(r: { subscriptionId: string; partnerId: string; eventId: string; eventType: string; key: string; reason: string; source: { topic: string; partition: number; offset: string } | null; deadLetter: DeadLetterRecord }): Promise<void> {
+    const now = new Date()
+    await this.cols.deliveries.updateOne(
+      { subscriptionId: r.subscriptionId, eventId: r.eventId },
+      {
+        $set: { status: 'dead', deadAt: now, deadReason: r.reason, deadLetter: r.deadLetter, updatedAt: now, retryRequestedAt: null },
+        $setOnInsert: { _id: newId('dlv'), partnerId: r.partnerId, eventType: r.eventType, key: r.key, source: r.source, createdAt: now, deliveredAt: null, attempts: [], attemptCount: 0 },
       },
       { upsert: true },
     )

@@ -475,6 +475,7 @@ export class ControlPlane {
     // Connector first: a worker stops delivering before the subscription disappears.
     await this.cols.connectors.deleteOne({ _id: id })
     await this.cols.subscriptions.deleteOne({ _id: id })
+    await this.cols.connectorStatus.deleteOne({ _id: id })
   }
 
   /** New webhook secret; the current ones stay valid (and are signed with) for `overlapSeconds`. */
@@ -546,15 +547,28 @@ export class ControlPlane {
   }
 
   async listConnectors(p: Principal, req: PageRequest): Promise<Page<ConnectorDoc>> {
-    if (this.isAdmin(p)) return page(this.cols.connectors, {}, req)
-    if (p.scope === 'partner') return page(this.cols.connectors, { partnerId: p.organizationId! }, req)
-    const subs = await this.cols.subscriptions.find(await this.subscriptionScope(p), { projection: { _id: 1 } }).toArray()
-    return page(this.cols.connectors, { _id: { $in: subs.map((s) => s._id) } }, req)
+    let result: Page<ConnectorDoc>
+    if (this.isAdmin(p)) result = await page(this.cols.connectors, {}, req)
+    else if (p.scope === 'partner') result = await page(this.cols.connectors, { partnerId: p.organizationId! }, req)
+    else {
+      const subs = await this.cols.subscriptions.find(await this.subscriptionScope(p), { projection: { _id: 1 } }).toArray()
+      result = await page(this.cols.connectors, { _id: { $in: subs.map((s) => s._id) } }, req)
+    }
+    return { ...result, items: await this.withStatus(result.items) }
   }
 
   async getConnector(p: Principal, id: string): Promise<ConnectorDoc> {
     const sub = await this.getSubscription(p, id)
-    return (await this.cols.connectors.findOne({ _id: id })) ?? this.ensureConnector(sub)
+    const doc = (await this.cols.connectors.findOne({ _id: id })) ?? (await this.ensureConnector(sub))
+    return (await this.withStatus([doc]))[0]!
+  }
+
+  /** The runtime's status lives in connector_status (one writer: the worker holding the connector). */
+  private async withStatus(docs: ConnectorDoc[]): Promise<ConnectorDoc[]> {
+    if (docs.length === 0) return docs
+    const statuses = await this.cols.connectorStatus.find({ _id: { $in: docs.map((d) => d._id) } }).toArray()
+    const byId = new Map(statuses.map(({ _id, ...status }) => [_id, status as ConnectorStatus]))
+    return docs.map((d) => ({ ...d, status: byId.get(d._id) ?? d.status ?? null }))
   }
 
   private async changeConnector(p: Principal, id: string, update: { set: Partial<ConnectorDoc>; onlyIf?: Filter<ConnectorDoc> }): Promise<ConnectorDoc> {
@@ -591,7 +605,7 @@ export class ControlPlane {
 
   /** For the sink runtime: what a worker observes (status does not bump the generation). */
   async reportConnectorStatus(id: string, status: ConnectorStatus): Promise<void> {
-    await this.cols.connectors.updateOne({ _id: id }, { $set: { status } })
+    await this.cols.connectorStatus.replaceOne({ _id: id }, { ...status }, { upsert: true })
   }
 
   // ---------------------------------------------------------------- deliveries

@@ -9,6 +9,7 @@ import { ObjectId, type Collection, type Db, type Document, type Filter, type In
 import type {
   ApiKeyDoc,
   ConnectorDoc,
+  ConnectorStatusDoc,
   DeliveryDoc,
   GrantDoc,
   IdempotencyDoc,
@@ -24,6 +25,8 @@ export interface Collections {
   grants: Collection<GrantDoc>
   subscriptions: Collection<SubscriptionDoc>
   connectors: Collection<ConnectorDoc>
+  /** Written only by the worker that holds the connector (a document of its own: FerretDB v1 does not isolate concurrent updates of one document, so the API's desired-state writes and a worker's status writes never touch the same one). */
+  connectorStatus: Collection<ConnectorStatusDoc>
   deliveries: Collection<DeliveryDoc>
   retryRequests: Collection<RetryRequestDoc>
   idempotency: Collection<IdempotencyDoc>
@@ -35,6 +38,7 @@ export const COLLECTION_NAMES: Record<keyof Collections, string> = {
   grants: 'grants',
   subscriptions: 'subscriptions',
   connectors: 'connectors',
+  connectorStatus: 'connector_status',
   deliveries: 'deliveries',
   retryRequests: 'retry_requests',
   idempotency: 'idempotency',
@@ -63,6 +67,7 @@ export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
     { key: { partnerId: 1, _id: 1 }, name: 'partner_id' },
     { key: { updatedAt: 1 }, name: 'updated_at' },
   ],
+  connectorStatus: [],
   deliveries: [
     { key: { subscriptionId: 1, eventId: 1 }, name: 'subscription_event_unique', unique: true },
     { key: { subscriptionId: 1, _id: 1 }, name: 'subscription_id' },
@@ -100,6 +105,7 @@ export const QUERY_SHAPES: Record<string, QueryShape> = {
   'connectors.all': { collection: 'connectors', equality: [] },
   'connectors.byPartner': { collection: 'connectors', equality: ['partnerId'] },
   'connectors.changedSince': { collection: 'connectors', equality: [], sort: 'updatedAt' },
+  'connectorStatus.byIds': { collection: 'connectorStatus', equality: ['_id'] },
   'deliveries.bySubscription': { collection: 'deliveries', equality: ['subscriptionId'] },
   'deliveries.byStatus': { collection: 'deliveries', equality: ['subscriptionId', 'status'] },
   'deliveries.byKey': { collection: 'deliveries', equality: ['subscriptionId', 'key'] },

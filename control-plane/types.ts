@@ -163,6 +163,11 @@ export interface ConnectorStatus {
   reportedAt: Date
 }
 
+/** The runtime's report on one connector, in a document of its own (`_id` = subscription id). */
+export interface ConnectorStatusDoc extends ConnectorStatus {
+  _id: string
+}
+
 /** A subscription's sink connector: desired state set through the API, status from the runtime. */
 export interface ConnectorDoc {
   _id: string
@@ -208,6 +213,22 @@ export interface DeliveryDoc {
   deadAt: Date | null
   deadReason: string | null
   retryRequestedAt: Date | null
+  /** The dead letter itself (what a retry request re-delivers): set when the delivery went dead. */
+  deadLetter?: DeadLetterRecord | null
+}
+
+/** A dead-lettered record as the runtime stored it (also produced to the dead-letter topic). */
+export interface DeadLetterRecord {
+  /** Where it came from. */
+  topic: string
+  partition: number
+  offset: string
+  /** base64 of the original Kafka key and value bytes (value null: a tombstone). */
+  key: string | null
+  value: string | null
+  headers: Record<string, string>
+  /** Where the dead-letter topic holds it (null when it could not be produced there). */
+  deadLetterTopic: { topic: string; partition: number; offset: string } | null
 }
 
 export interface RetryRequestDoc {

@@ -65,6 +65,41 @@ export const TOPICS = {
 
 export const ALL_TOPICS: readonly TopicSpec[] = Object.values(TOPICS)
 
+/**
+ * The dead-letter topic of the sink runtime (its name is config worker.deadLetterTopic). Not an Avro
+ * contract: the value is the original record's bytes as they were (poison included), the key the
+ * subscription id, and the headers the original ones plus `dlq_*` headers: reason, error code,
+ * original topic/partition/offset, attempts, subscription and event id.
+ */
+export const DEAD_LETTERS = {
+  name: 'distributary.dead-letters',
+  partitions: 3,
+  cleanupPolicy: 'delete',
+  config: { 'retention.ms': String(30 * DAY_MS) },
+  key: 'subscription id',
+} as const
+
+export const DEAD_LETTER_HEADER = {
+  reason: 'dlq_reason',
+  errorCode: 'dlq_error_code',
+  topic: 'dlq_topic',
+  partition: 'dlq_partition',
+  offset: 'dlq_offset',
+  attempts: 'dlq_attempts',
+  subscriptionId: 'dlq_subscription_id',
+  eventId: 'dlq_event_id',
+  at: 'dlq_at',
+} as const
+
+export function deadLetterTopicConfig(name: string = DEAD_LETTERS.name, replicationFactor = -1): ITopicConfig {
+  return {
+    topic: name,
+    numPartitions: DEAD_LETTERS.partitions,
+    replicationFactor,
+    configEntries: [{ name: 'cleanup.policy', value: DEAD_LETTERS.cleanupPolicy }, ...Object.entries(DEAD_LETTERS.config).map(([n, value]) => ({ name: n, value }))],
+  }
+}
+
 /** Confluent TopicNameStrategy. */
 export function valueSubject(topic: string): string {
   return `${topic}-value`

@@ -262,6 +262,11 @@ export class DeliveryQueue {
     return { status: s.status, paused: s.paused, buffered: s.buffered, inFlight: s.inFlight, lanes: s.lanes.size, waiting: s.waiting, consecutiveFailures: s.consecutiveFailures }
   }
 
+  /** Records held for the subscription (buffered or in flight): the runtime's back-pressure signal. */
+  buffered(id: string): number {
+    return this.#sub(id).buffered
+  }
+
   /** Stops starting deliveries (in-flight ones finish); records keep being accepted. */
   pause(id: string): void {
     this.#sub(id).paused = true

@@ -3,3 +3,4 @@ export type { UrlGuard, WebhookClientOptions, WebhookTarget, WebhookMessage, Att
 export { WebhookSink, webhookConfigProblems, webhookBody, DEFAULT_WEBHOOK_TIMEOUT_MS, MIN_WEBHOOK_TIMEOUT_MS, MAX_WEBHOOK_TIMEOUT_MS } from './sink.ts'
 export type { WebhookSinkConfig, WebhookSecret, FieldProblem } from './sink.ts'
 export { generateSecret, secretKey, sign, signatureHeader, SECRET_PREFIX, MIN_SECRET_BYTES } from './signature.ts'
+export { webhookSinkFactory, webhookSinkConfig } from './factory.ts'

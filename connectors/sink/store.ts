@@ -1,0 +1,131 @@
+/**
+ * The sink runtime's own MongoDB documents: leases (which worker holds which subscription), worker
+ * heartbeats (how many workers share the subscriptions) and cursors (each subscription's delivered
+ * position per topic-partition).
+ *
+ * FerretDB v1 does not isolate concurrent updates of one document; only inserts with a unique key
+ * are atomic. So every document here has one writer: a worker writes its own heartbeat, the leases
+ * it holds and the cursors of the subscriptions it holds. Claims are inserts (`_id` = subscription
+ * id); taking over an expired lease deletes that exact stale document (its holder and expiry in the
+ * filter) and inserts a fresh one, so of two workers racing for it one insert wins.
+ */
+import type { Collection, Db } from 'mongodb'
+
+export interface LeaseDoc {
+  /** The subscription id. */
+  _id: string
+  workerId: string
+  acquiredAt: Date
+  expiresAt: Date
+}
+
+export interface WorkerDoc {
+  _id: string
+  startedAt: Date
+  expiresAt: Date
+}
+
+/** One document per subscription: its positions in every topic-partition it reads. */
+export interface CursorDoc {
+  /** The subscription id. */
+  _id: string
+  /** `<topic>|<partition>` → the next offset to deliver (everything below is delivered, dead-lettered or skipped). */
+  positions: Record<string, string>
+  /** The offset reset (control plane) these positions already reflect. */
+  appliedResetId: string | null
+  workerId: string
+  updatedAt: Date
+}
+
+export const SINK_COLLECTIONS = { leases: 'sink_leases', workers: 'sink_workers', cursors: 'sink_cursors' } as const
+
+export function tpKey(topic: string, partition: number): string {
+  return `${topic}|${partition}`
+}
+
+const isDuplicateKey = (err: unknown) => (err as { code?: unknown })?.code === 11000
+
+export class SinkStore {
+  readonly leases: Collection<LeaseDoc>
+  readonly workers: Collection<WorkerDoc>
+  readonly cursors: Collection<CursorDoc>
+
+  constructor(db: Db) {
+    this.leases = db.collection(SINK_COLLECTIONS.leases)
+    this.workers = db.collection(SINK_COLLECTIONS.workers)
+    this.cursors = db.collection(SINK_COLLECTIONS.cursors)
+  }
+
+  async init(): Promise<void> {
+    const existing = new Set((await this.leases.listIndexes().toArray().catch(() => [])).map((i) => i.name as string))
+    if (!existing.has('worker')) await this.leases.createIndexes([{ key: { workerId: 1 }, name: 'worker' }])
+  }
+
+  /** This worker is alive until `expiresAt` (its own document). */
+  async heartbeat(workerId: string, startedAt: Date, ttlMs: number, now = new Date()): Promise<void> {
+    await this.workers.replaceOne({ _id: workerId }, { startedAt, expiresAt: new Date(now.getTime() + ttlMs) }, { upsert: true })
+  }
+
+  async liveWorkers(now = new Date()): Promise<string[]> {
+    return (await this.workers.find({ expiresAt: { $gt: now } }, { projection: { _id: 1 } }).toArray()).map((w) => w._id)
+  }
+
+  async removeWorker(workerId: string): Promise<void> {
+    await this.workers.deleteOne({ _id: workerId })
+  }
+
+  /** Deletes heartbeats that expired long ago (any worker may; the doc's owner is gone). */
+  async sweepWorkers(olderThan: Date): Promise<void> {
+    await this.workers.deleteMany({ expiresAt: { $lt: olderThan } })
+  }
+
+  allLeases(): Promise<LeaseDoc[]> {
+    return this.leases.find({}).toArray()
+  }
+
+  /**
+   * Claims a subscription: true when this worker now holds it. A live lease of another worker wins;
+   * an expired one (`stale`, as read) is deleted first, conditionally, so only one taker succeeds.
+   */
+  async claim(subscriptionId: string, workerId: string, ttlMs: number, stale?: LeaseDoc, now = new Date()): Promise<boolean> {
+    if (stale) {
+      const del = await this.leases.deleteOne({ _id: subscriptionId, workerId: stale.workerId, expiresAt: stale.expiresAt })
+      if (del.deletedCount === 0) return false
+    }
+    try {
+      await this.leases.insertOne({ _id: subscriptionId, workerId, acquiredAt: now, expiresAt: new Date(now.getTime() + ttlMs) })
+      return true
+    } catch (err) {
+      if (isDuplicateKey(err)) return false
+      throw err
+    }
+  }
+
+  /** Extends the leases this worker holds; returns the ids it still holds (a lease taken over is gone). */
+  async renew(workerId: string, ids: string[], ttlMs: number, now = new Date()): Promise<Set<string>> {
+    if (ids.length > 0) await this.leases.updateMany({ _id: { $in: ids }, workerId }, { $set: { expiresAt: new Date(now.getTime() + ttlMs) } })
+    const held = await this.leases.find({ workerId }, { projection: { _id: 1 } }).toArray()
+    return new Set(held.map((l) => l._id))
+  }
+
+  async release(subscriptionId: string, workerId: string): Promise<void> {
+    await this.leases.deleteOne({ _id: subscriptionId, workerId })
+  }
+
+  getCursor(subscriptionId: string): Promise<CursorDoc | null> {
+    return this.cursors.findOne({ _id: subscriptionId })
+  }
+
+  /** Writes the cursors of the subscriptions this worker holds (one bulk command). */
+  async writeCursors(docs: CursorDoc[]): Promise<void> {
+    if (docs.length === 0) return
+    await this.cursors.bulkWrite(
+      docs.map((d) => ({ replaceOne: { filter: { _id: d._id }, replacement: { positions: d.positions, appliedResetId: d.appliedResetId, workerId: d.workerId, updatedAt: d.updatedAt }, upsert: true } })),
+      { ordered: false },
+    )
+  }
+
+  async deleteCursor(subscriptionId: string): Promise<void> {
+    await this.cursors.deleteOne({ _id: subscriptionId })
+  }
+}

@@ -1,0 +1,1076 @@
+/**
+ * The sink worker: moves records from Kafka to the subscriptions' sinks (ARCHITECTURE.md "Positions
+ * at scale").
+ *
+ *  - Subscriptions are spread over the worker processes by leases in MongoDB (store.ts): each worker
+ *    holds about its fair share, renews its leases every heartbeat, and takes over expired ones, so a
+ *    killed worker's subscriptions resume elsewhere after about `leaseTtlMs`, from their cursors.
+ *  - The SHARED reader: one kafkajs consumer per worker process reads every partition once (group
+ *    `<groupId>.<workerId>`: a group shared by processes would spread the partitions over them, while
+ *    a worker needs every partition of the subscriptions it holds). Each record is decoded once per
+ *    reader schema and offered to every held subscription that is attached on that partition: enqueued
+ *    into the DeliveryQueue when it wants the event type, skipped otherwise. The group commits, per
+ *    partition, the minimum safe offset of the attached subscriptions (never past an undelivered record).
+ *  - A CURSOR per subscription (one MongoDB document: its next offset per topic-partition), written by
+ *    the lease holder every `cursorFlushMs` and on pause, stop and hand-over, is the durable truth.
+ *  - A subscription that is paused, replaying (offset reset), new with startFrom earliest, taken over
+ *    behind the shared stream, or slow (more than `maxBuffered` records held) is DETACHED: the shared
+ *    reader ignores it, and a CATCH-UP reader of its own (a consumer in a unique group, no commits,
+ *    seeking to its positions) feeds it until, per partition, it reaches the shared reader's position,
+ *    where it re-attaches. The hand-over is exact because both readers run on one event loop: a
+ *    partition attaches when the catch-up reader's next offset reaches the shared reader's next offset,
+ *    and the queue ignores offsets below what it already holds. Catch-up readers are limited to
+ *    `maxCatchUpReaders` at a time; one stops when its subscription holds `maxBuffered` records and
+ *    starts again once half of them are delivered.
+ *  - Control: connector changes are polled (connectorsChangedSince, plus a full reconciliation with the
+ *    lease pass); pause and resume apply in place, anything else (offset reset, restart, changed
+ *    subscription) restarts the subscription's run from its cursor. Status goes back with
+ *    reportConnectorStatus on change and every `statusIntervalMs`.
+ *  - Dead letters go to the dead-letter topic and the delivery log (with the record's bytes, so a retry
+ *    request re-delivers from there); every attempt goes to the delivery log.
+ */
+import { randomUUID } from 'node:crypto'
+import os from 'node:os'
+import type avro from 'avsc'
+import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs'
+import type { Db } from 'mongodb'
+import { SyndicationError } from '../../common/errors.ts'
+import type { Logger } from '../../common/logger.ts'
+import type { ControlPlane } from '../../control-plane/service.ts'
+import type { ConnectorDoc, ConnectorStatus, DeadLetterRecord, DeliveryDoc, OffsetReset, SubscriptionDoc } from '../../control-plane/types.ts'
+import { DEAD_LETTER_HEADER, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
+import type { AvroSerde } from '../../schemas/serde/serde.ts'
+import { createTopicsReady } from '../../common/kafka-admin.ts'
+import { deadLetterTopicConfig } from '../../schemas/topics.ts'
+import { DEFAULT_SHORT_POLICY, withRetry, type SchedulePolicy } from '../retry.ts'
+import { DeliveryQueue, type DeadLetterInfo } from './delivery-queue.ts'
+import { DecodedMessage, deadLetterMessage, loadSchemas, poisonOf, rawOf } from './records.ts'
+import type { DeliveryDefaults } from './settings.ts'
+import { SinkStore, tpKey, type CursorDoc, type LeaseDoc } from './store.ts'
+import type { AttemptReport, SinkConnector, SinkContext, SinkRecord } from './types.ts'
+
+export interface SinkWorkerSettings {
+  workerId: string
+  groupId: string
+  deadLetterTopic: string
+  leaseTtlMs: number
+  heartbeatMs: number
+  pollMs: number
+  cursorFlushMs: number
+  statusIntervalMs: number
+  maxBuffered: number
+  maxCatchUpReaders: number
+  logDelivered: boolean
+}
+
+/** Builds and starts the sink of a subscription (the runtime owns positions, retries and dead letters). */
+export type SinkFactory = (sub: SubscriptionDoc, ctx: SinkContext) => Promise<SinkConnector<unknown>>
+
+export interface SinkWorkerDeps {
+  kafka: Kafka
+  controlPlane: ControlPlane
+  db: Db
+  serde: AvroSerde
+  /** The topics this worker serves (the platform's TopicSpecs). */
+  topics: readonly TopicSpec[]
+  createSink: SinkFactory
+  defaults: DeliveryDefaults
+  logger: Logger
+  settings: Partial<SinkWorkerSettings>
+}
+
+export const WORKER_DEFAULTS: Omit<SinkWorkerSettings, 'workerId'> = {
+  groupId: 'distributary-sinks',
+  deadLetterTopic: 'distributary.dead-letters',
+  leaseTtlMs: 6000,
+  heartbeatMs: 1000,
+  pollMs: 1000,
+  cursorFlushMs: 1000,
+  statusIntervalMs: 5000,
+  maxBuffered: 2000,
+  maxCatchUpReaders: 8,
+  logDelivered: true,
+}
+
+export function defaultWorkerId(): string {
+  return `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`
+}
+
+interface Part {
+  topic: string
+  partition: number
+  key: string
+  /** Fed by the shared reader (true) or by the subscription's catch-up reader (false). */
+  attached: boolean
+  /** Detached: the next offset the catch-up reader hands over. */
+  next: number
+}
+
+interface Run {
+  id: string
+  sub: SubscriptionDoc
+  generation: number
+  resetId: string | null
+  restartAt: number | null
+  appliedResetId: string | null
+  desiredState: ConnectorDoc['desiredState']
+  topics: string[]
+  /** Event types and topic names the subscription wants. */
+  wanted: Set<string>
+  /** Pinned reader schema per topic (absent: the writer's schema). */
+  readers: Map<string, avro.Type>
+  sink: SinkConnector<unknown> | null
+  /** Set when the run cannot deliver at all (unsupported sink, bad config): it holds no queue. */
+  failure: { code: string; message: string } | null
+  parts: Map<string, Part>
+  catchUp: CatchUp | null
+  /** The catch-up reader stopped because the subscription held maxBuffered records. */
+  throttled: boolean
+  inflight: Map<string, { record: SinkRecord; forceLog: boolean }>
+  lastError: { code: string; message: string; at: Date } | null
+  lastReport: string
+  lastReportAt: number
+  lastCursor: string
+  /** Serialises control operations on this run. */
+  ops: Promise<void>
+  stopped: boolean
+}
+
+interface CatchUp {
+  consumer: Consumer
+  stopping: Promise<void> | null
+}
+
+
+export class SinkWorker {
+  readonly settings: SinkWorkerSettings
+  readonly store: SinkStore
+  readonly queue: DeliveryQueue
+  readonly #d: SinkWorkerDeps
+  readonly #log: Logger
+  readonly #runs = new Map<string, Run>()
+  readonly #starting = new Map<string, Promise<void>>()
+  readonly #byTopic = new Map<string, Set<Run>>()
+  /** The shared reader's next offset per topic-partition. */
+  readonly #sharedNext = new Map<string, number>()
+  readonly #committed = new Map<string, number>()
+  /** High watermarks (for lag) and low watermarks (for resets), per topic-partition. */
+  readonly #high = new Map<string, number>()
+  readonly #low = new Map<string, number>()
+  readonly #partitions = new Map<string, number[]>()
+  readonly #unknownSchemas = new Set<number>()
+  readonly #logChains = new Map<string, Promise<void>>()
+  #logPending = 0
+  #logDropped = 0
+  #shared: Consumer | null = null
+  #producer: Producer | null = null
+  #admin: Admin | null = null
+  #timers: NodeJS.Timeout[] = []
+  #busy = new Set<string>()
+  #renewedAt = 0
+  #since = new Date(0)
+  #stopping = false
+  #startedAt = new Date()
+  #catchUps = 0
+
+  constructor(deps: SinkWorkerDeps) {
+    this.#d = deps
+    this.settings = { workerId: deps.settings.workerId || defaultWorkerId(), ...WORKER_DEFAULTS, ...stripUndefined(deps.settings) } as SinkWorkerSettings
+    if (!this.settings.workerId) this.settings.workerId = defaultWorkerId()
+    this.#log = deps.logger.child({ component: 'sink-worker', workerId: this.settings.workerId })
+    this.store = new SinkStore(deps.db)
+    this.queue = new DeliveryQueue(
+      {
+        onDeadLetter: (id, record, info) => this.#deadLetter(id, record, info),
+        onAttemptFailed: (id, _record, info) => this.#noteError(id, info.error),
+        onDisabled: (id, info) => {
+          this.#noteError(id, info.error)
+          this.#log.warn('subscription endpoint disabled: its records are held until it is re-enabled (restart the connector)', { subscriptionId: id, reason: info.reason })
+        },
+      },
+      { logger: this.#log },
+    )
+  }
+
+  get workerId(): string {
+    return this.settings.workerId
+  }
+
+  /** Subscriptions this worker runs now. */
+  held(): string[] {
+    return [...this.#runs.keys()]
+  }
+
+  catchUpReaders(): number {
+    return this.#catchUps
+  }
+
+  /** Where a held subscription is (for tests and status). */
+  positions(id: string): Record<string, string> | undefined {
+    const run = this.#runs.get(id)
+    return run ? this.#positionsOf(run) : undefined
+  }
+
+  async start(): Promise<void> {
+    const d = this.#d
+    const s = this.settings
+    this.#startedAt = new Date()
+    await this.store.init()
+    this.#admin = d.kafka.admin()
+    await this.#admin.connect()
+    await createTopicsReady(this.#admin, [deadLetterTopicConfig(s.deadLetterTopic)])
+    this.#producer = d.kafka.producer({ allowAutoTopicCreation: false })
+    await this.#producer.connect()
+    for (const t of d.topics) await this.#refreshOffsets(t.name)
+
+    // Claim a first share, then start the shared reader where the held subscriptions' cursors are,
+    // so that after a restart they attach at once instead of each catching up on its own.
+    await this.store.heartbeat(s.workerId, this.#startedAt, s.leaseTtlMs)
+    this.#renewedAt = Date.now()
+    const claimed = await this.#claimShare()
+    const cursors = new Map<string, CursorDoc>()
+    for (const id of claimed) {
+      const c = await this.store.getCursor(id)
+      if (c) cursors.set(id, c)
+    }
+    await this.#startShared(cursors)
+    this.#since = new Date(Date.now() - 5000)
+    await Promise.all(claimed.map((id) => this.#startRunTracked(id)))
+
+    const every = (ms: number, name: string, fn: () => Promise<void>) => {
+      const t = setInterval(() => {
+        if (this.#busy.has(name) || this.#stopping) return
+        this.#busy.add(name)
+        fn()
+          .catch((err: unknown) => this.#log.warn(`${name} failed; retrying next tick`, { error: err }))
+          .finally(() => this.#busy.delete(name))
+      }, ms)
+      this.#timers.push(t)
+    }
+    every(s.heartbeatMs, 'leases', () => this.#leasePass())
+    every(s.pollMs, 'control', () => this.#controlPass())
+    every(s.cursorFlushMs, 'flush', () => this.#flushPass())
+    every(Math.min(250, s.cursorFlushMs), 'catch-up', async () => this.#catchUpPass())
+    every(s.statusIntervalMs, 'status', () => this.#statusPass())
+    this.#log.info('sink worker started', { held: claimed.length, topics: d.topics.map((t) => t.name) })
+  }
+
+  /** Hands every subscription over (cursors written, leases released) and disconnects. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return
+    this.#stopping = true
+    for (const t of this.#timers) clearInterval(t)
+    this.#timers = []
+    await Promise.allSettled([...this.#starting.values()])
+    await this.#shared?.disconnect().catch(() => undefined)
+    await Promise.allSettled([...this.#runs.values()].map((run) => this.#serial(run, () => this.#stopRun(run, { flush: true, release: true, state: 'unassigned' }))))
+    await this.#commitShared().catch(() => undefined)
+    await Promise.allSettled([...this.#logChains.values()])
+    this.queue.close()
+    await this.store.removeWorker(this.settings.workerId).catch(() => undefined)
+    await this.#producer?.disconnect().catch(() => undefined)
+    await this.#admin?.disconnect().catch(() => undefined)
+    this.#log.info('sink worker stopped')
+  }
+
+  // ------------------------------------------------------------------ leases
+
+  /** Claims free or expired leases up to this worker's fair share; returns the ids it claimed. */
+  async #claimShare(): Promise<string[]> {
+    const s = this.settings
+    const now = new Date()
+    const workers = Math.max(1, (await this.store.liveWorkers(now)).length)
+    const connectors = await this.#d.controlPlane.cols.connectors.find({ desiredState: { $ne: 'stopped' } }, { projection: { _id: 1 } }).toArray()
+    const leases = new Map((await this.store.allLeases()).map((l) => [l._id, l] as [string, LeaseDoc]))
+    const mine = [...leases.values()].filter((l) => l.workerId === s.workerId).length
+    const target = Math.ceil(connectors.length / workers)
+    const free = connectors.filter((c) => {
+      const l = leases.get(c._id)
+      return !l || (l.expiresAt <= now && l.workerId !== s.workerId)
+    })
+    shuffle(free)
+    const claimed: string[] = []
+    for (const c of free) {
+      if (mine + claimed.length >= target) break
+      if (this.#runs.has(c._id) || this.#starting.has(c._id)) continue
+      const stale = leases.get(c._id)
+      if (await this.store.claim(c._id, s.workerId, s.leaseTtlMs, stale)) claimed.push(c._id)
+    }
+    // More than the fair share (another worker joined): hand the surplus over.
+    const held = [...this.#runs.values()]
+    if (workers > 1 && held.length > target) {
+      for (const run of held.slice(0, held.length - target)) {
+        this.#log.info('handing a subscription over to balance the workers', { subscriptionId: run.id })
+        await this.#serial(run, () => this.#stopRun(run, { flush: true, release: true, state: 'unassigned' }))
+      }
+    }
+    return claimed
+  }
+
+  async #leasePass(): Promise<void> {
+    const s = this.settings
+    await this.store.heartbeat(s.workerId, this.#startedAt, s.leaseTtlMs)
+    const ids = [...this.#runs.keys(), ...this.#starting.keys()]
+    const t0 = Date.now()
+    const held = await this.store.renew(s.workerId, ids, s.leaseTtlMs)
+    this.#renewedAt = t0
+    for (const run of [...this.#runs.values()]) {
+      if (!held.has(run.id)) {
+        this.#log.warn('lease lost (taken over after expiry): stopping the subscription here', { subscriptionId: run.id })
+        await this.#serial(run, () => this.#stopRun(run, { flush: false, release: false }))
+      }
+    }
+    // Reconcile with the control plane: deleted, stopped or changed connectors of held runs.
+    const connectors = await this.#d.controlPlane.cols.connectors.find({ _id: { $in: [...this.#runs.keys()] } }).toArray()
+    const byId = new Map(connectors.map((c) => [c._id, c]))
+    for (const run of [...this.#runs.values()]) {
+      const c = byId.get(run.id)
+      if (!c) this.#serialBg(run, () => this.#removed(run))
+      else if (c.generation !== run.generation) this.#serialBg(run, () => this.#apply(run, c))
+    }
+    const claimed = await this.#claimShare()
+    for (const id of claimed) void this.#startRunTracked(id)
+    if (Math.random() < 0.05) await this.store.sweepWorkers(new Date(Date.now() - 10 * s.leaseTtlMs))
+  }
+
+  /** Cursor writes only while the leases are surely ours (renewed within the TTL, with a margin). */
+  #leaseValid(): boolean {
+    return Date.now() - this.#renewedAt < this.settings.leaseTtlMs * 0.8
+  }
+
+  // ------------------------------------------------------------------ runs
+
+  #startRunTracked(id: string): Promise<void> {
+    const p = this.#startRun(id)
+      .catch(async (err: unknown) => {
+        this.#log.error('subscription could not be started; releasing it', { subscriptionId: id, error: err })
+        await this.store.release(id, this.settings.workerId).catch(() => undefined)
+      })
+      .finally(() => this.#starting.delete(id))
+    this.#starting.set(id, p)
+    return p
+  }
+
+  async #startRun(id: string): Promise<void> {
+    const cp = this.#d.controlPlane
+    const [sub, conn] = await Promise.all([cp.cols.subscriptions.findOne({ _id: id }), cp.cols.connectors.findOne({ _id: id })])
+    if (!sub || !conn) {
+      await this.store.release(id, this.settings.workerId)
+      return
+    }
+    if (conn.desiredState === 'stopped') {
+      await this.#report(id, this.#status('stopped', conn.generation, conn.offsetReset?.id ?? null, {}, null, null))
+      await this.store.release(id, this.settings.workerId)
+      return
+    }
+    const topics = this.#d.topics.filter((t) => sub.eventTypes.includes(t.name) || t.eventTypes.some((e) => sub.eventTypes.includes(e))).map((t) => t.name)
+    const run: Run = {
+      id,
+      sub,
+      generation: conn.generation,
+      resetId: conn.offsetReset?.id ?? null,
+      restartAt: conn.restartRequestedAt?.getTime() ?? null,
+      appliedResetId: null,
+      desiredState: conn.desiredState,
+      topics,
+      wanted: new Set(sub.eventTypes),
+      readers: new Map(),
+      sink: null,
+      failure: null,
+      parts: new Map(),
+      catchUp: null,
+      throttled: false,
+      inflight: new Map(),
+      lastError: null,
+      lastReport: '',
+      lastReportAt: 0,
+      lastCursor: '',
+      ops: Promise.resolve(),
+      stopped: false,
+    }
+    try {
+      for (const [eventType, version] of Object.entries(sub.schemaVersions ?? {})) {
+        const spec = this.#d.topics.find((t) => t.name === eventType || t.eventTypes.includes(eventType))
+        if (spec) run.readers.set(spec.name, await this.#d.serde.readerFor(valueSubject(spec.name), version))
+      }
+      run.sink = await this.#d.createSink(sub, {
+        subscriptionId: id,
+        partnerId: sub.partnerId,
+        logger: this.#log.child({ subscriptionId: id }),
+        onAttempt: (report) => this.#onAttempt(run, report),
+      })
+    } catch (err) {
+      if (err instanceof SyndicationError && err.retriable) throw err
+      run.failure = { code: err instanceof SyndicationError ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) }
+      run.lastError = { ...run.failure, at: new Date() }
+      this.#runs.set(id, run)
+      this.#log.error('subscription cannot run: its sink does not start', { subscriptionId: id, error: err })
+      await this.#reportRun(run, true)
+      return
+    }
+
+    // Positions: an offset reset not applied yet, else the cursor, else where the subscription starts.
+    const cursor = await this.store.getCursor(id)
+    const reset = conn.offsetReset
+    let positions: Map<string, number>
+    if (reset && cursor?.appliedResetId !== reset.id) {
+      positions = await this.#resetPositions(topics, reset)
+      run.appliedResetId = reset.id
+      this.#log.info('offset reset applied', { subscriptionId: id, to: reset.to, timestamp: reset.timestamp })
+    } else {
+      run.appliedResetId = cursor?.appliedResetId ?? null
+      positions = new Map()
+      for (const t of topics) {
+        for (const p of this.#partitions.get(t) ?? []) {
+          const k = tpKey(t, p)
+          const stored = cursor?.positions[k]
+          let pos: number
+          if (stored !== undefined) pos = Number(stored)
+          else if (cursor || sub.startFrom !== 'latest') pos = this.#low.get(k) ?? 0 // a partition added later, or earliest/snapshot
+          else pos = this.#sharedNext.get(k) ?? this.#high.get(k) ?? 0
+          const low = this.#low.get(k) ?? 0
+          if (pos < low) {
+            this.#log.warn('cursor is below the earliest retained offset: records in between were deleted by retention', { subscriptionId: id, topic: t, partition: p, cursor: pos, earliest: low })
+            pos = low
+          }
+          positions.set(k, pos)
+        }
+      }
+    }
+
+    const policy = deliveryPolicy(sub, this.#d.defaults)
+    this.queue.addSubscription({
+      id,
+      policy,
+      concurrency: this.#d.defaults.concurrency,
+      parkAfterFailures: this.#d.defaults.parkAfterFailures,
+      disableAfterMs: Math.min(this.#d.defaults.disableAfterMs, (sub.deliveryPolicy?.disableAfterFailingSeconds ?? Infinity) * 1000),
+      deliver: (record, { signal }) => this.#deliver(run, record, signal),
+    })
+    const paused = conn.desiredState === 'paused'
+    if (paused) this.queue.pause(id)
+    for (const t of topics) {
+      for (const p of this.#partitions.get(t) ?? []) {
+        const k = tpKey(t, p)
+        const pos = positions.get(k) ?? 0
+        this.queue.skip(id, t, p, pos - 1) // the queue's floor: nothing below the cursor is offered again
+        const shared = this.#sharedNext.get(k)
+        run.parts.set(k, { topic: t, partition: p, key: k, next: pos, attached: !paused && shared !== undefined && pos >= shared })
+      }
+      let set = this.#byTopic.get(t)
+      if (!set) this.#byTopic.set(t, (set = new Set()))
+      set.add(run)
+    }
+    this.#runs.set(id, run)
+    await this.#writeCursors([run], true)
+    await this.#reportRun(run, true)
+    this.#log.info('subscription running', { subscriptionId: id, state: conn.desiredState, detached: [...run.parts.values()].filter((p) => !p.attached).length })
+  }
+
+  /**
+   * Stops a run: its catch-up reader, its queue (in-flight calls are aborted: they count as not
+   * delivered), and writes its cursor (unless the lease is gone).
+   */
+  async #stopRun(run: Run, opts: { flush: boolean; release: boolean; state?: ConnectorStatus['state'] }): Promise<void> {
+    if (run.stopped) return
+    run.stopped = true
+    await this.#stopCatchUp(run)
+    for (const t of run.topics) this.#byTopic.get(t)?.delete(run)
+    if (opts.flush && this.#leaseValid() && !run.failure) await this.#writeCursors([run], true).catch((err: unknown) => this.#log.warn('cursor write failed on stop', { subscriptionId: run.id, error: err }))
+    if (opts.state && this.#leaseValid()) {
+      await this.#report(run.id, this.#status(opts.state, run.generation, run.appliedResetId, run.failure ? {} : this.#positionsOf(run), null, run.lastError)).catch(() => undefined)
+    }
+    if (this.queue.has(run.id)) this.queue.removeSubscription(run.id)
+    await run.sink?.stop().catch(() => undefined)
+    this.#runs.delete(run.id)
+    if (opts.release) await this.store.release(run.id, this.settings.workerId).catch(() => undefined)
+  }
+
+  /** The connector or subscription is gone. */
+  async #removed(run: Run): Promise<void> {
+    this.#log.info('subscription deleted: stopping it', { subscriptionId: run.id })
+    await this.#stopRun(run, { flush: false, release: true })
+    await this.store.deleteCursor(run.id).catch(() => undefined)
+  }
+
+  /** Applies a connector change: pause/resume in place; reset, restart or a changed subscription restart the run. */
+  async #apply(run: Run, c: ConnectorDoc): Promise<void> {
+    if (run.stopped || c.generation === run.generation) return
+    const sub = await this.#d.controlPlane.cols.subscriptions.findOne({ _id: run.id })
+    if (!sub) return this.#removed(run)
+    if (c.desiredState === 'stopped') {
+      this.#log.info('connector stopped', { subscriptionId: run.id })
+      await this.#stopRun(run, { flush: true, release: true, state: 'stopped' })
+      return
+    }
+    const resetId = c.offsetReset?.id ?? null
+    const restartAt = c.restartRequestedAt?.getTime() ?? null
+    if (sub.version !== run.sub.version || (resetId !== run.resetId && resetId !== run.appliedResetId) || restartAt !== run.restartAt || run.failure) {
+      this.#log.info('restarting subscription', { subscriptionId: run.id, reset: resetId !== run.resetId, restart: restartAt !== run.restartAt, changed: sub.version !== run.sub.version })
+      await this.#stopRun(run, { flush: true, release: false })
+      await this.#startRun(run.id)
+      return
+    }
+    run.generation = c.generation
+    if (c.desiredState !== run.desiredState) {
+      run.desiredState = c.desiredState
+      if (c.desiredState === 'paused') this.#pause(run)
+      else this.#resume(run)
+      await this.#writeCursors([run], true)
+    }
+    await this.#reportRun(run, true)
+  }
+
+  #pause(run: Run): void {
+    if (run.failure) return
+    this.queue.pause(run.id)
+    this.#detachAll(run)
+    void this.#stopCatchUp(run)
+    this.#log.info('subscription paused', { subscriptionId: run.id })
+  }
+
+  #resume(run: Run): void {
+    if (run.failure) return
+    this.queue.resume(run.id)
+    this.queue.enable(run.id)
+    this.#log.info('subscription resumed', { subscriptionId: run.id })
+  }
+
+  /** Leaves the shared stream: from here on the catch-up reader feeds every partition. */
+  #detachAll(run: Run): void {
+    for (const part of run.parts.values()) {
+      if (!part.attached) continue
+      part.attached = false
+      part.next = this.#sharedNext.get(part.key) ?? part.next
+    }
+  }
+
+  #serial(run: Run, fn: () => Promise<void>): Promise<void> {
+    const next = run.ops.then(fn, fn)
+    run.ops = next.catch((err: unknown) => this.#log.error('subscription control operation failed', { subscriptionId: run.id, error: err }))
+    return next
+  }
+
+  #serialBg(run: Run, fn: () => Promise<void>): void {
+    this.#serial(run, fn).catch(() => undefined)
+  }
+
+  // ------------------------------------------------------------------ delivery
+
+  async #deliver(run: Run, record: SinkRecord, signal: AbortSignal): Promise<void> {
+    const poison = poisonOf(record)
+    if (poison) throw poison
+    run.inflight.set(record.eventId, { record, forceLog: false })
+    try {
+      await run.sink!.put([record], { signal })
+    } finally {
+      run.inflight.delete(record.eventId)
+    }
+  }
+
+  #onAttempt(run: Run, report: AttemptReport): void {
+    const entry = run.inflight.get(report.eventId)
+    if (!entry) return
+    const delivered = report.outcome === 'delivered'
+    if (!delivered) run.lastError = { code: report.code ?? 'FAILED', message: report.message ?? report.outcome, at: new Date(report.startedAt) }
+    if (delivered && !this.settings.logDelivered && !entry.forceLog) return
+    const r = entry.record
+    this.#logWrite(
+      run.id,
+      r.eventId,
+      () =>
+        this.#d.controlPlane.deliveries.recordAttempt({
+          subscriptionId: run.id,
+          partnerId: run.sub.partnerId,
+          eventId: r.eventId,
+          eventType: r.eventType,
+          key: r.key ?? '',
+          source: { topic: r.topic, partition: r.partition, offset: r.offset },
+          status: delivered ? 'delivered' : 'retrying',
+          attempt: {
+            at: new Date(report.startedAt),
+            durationMs: report.durationMs,
+            statusCode: report.status ?? null,
+            error: delivered ? null : `${report.code ?? 'FAILED'}: ${report.message ?? report.outcome}`,
+            responseExcerpt: report.responseExcerpt ?? null,
+          },
+        }),
+      delivered,
+    )
+  }
+
+  /** Delivery-log writes of one (subscription, event) in order (one document, one writer at a time); successes may be dropped under overload. */
+  #logWrite(subId: string, eventId: string, fn: () => Promise<void>, droppable: boolean): Promise<void> {
+    if (droppable && this.#logPending > 5000) {
+      if (this.#logDropped++ % 1000 === 0) this.#log.warn('delivery log behind: successful deliveries are not logged for now', { dropped: this.#logDropped })
+      return Promise.resolve()
+    }
+    const key = `${subId}\u0000${eventId}`
+    this.#logPending++
+    const prev = this.#logChains.get(key) ?? Promise.resolve()
+    const next: Promise<void> = prev
+      .then(fn)
+      .catch((err: unknown) => this.#log.warn('delivery log write failed', { subscriptionId: subId, eventId, error: err }))
+      .finally(() => {
+        this.#logPending--
+        if (this.#logChains.get(key) === next) this.#logChains.delete(key)
+      })
+    this.#logChains.set(key, next)
+    return next
+  }
+
+  #noteError(id: string, error: unknown): void {
+    const run = this.#runs.get(id)
+    if (!run) return
+    run.lastError = { code: error instanceof SyndicationError ? error.code : 'INTERNAL', message: error instanceof Error ? error.message : String(error), at: new Date() }
+  }
+
+  /** The dead-letter topic first, then the delivery log; a throw makes the queue try again (the offset waits). */
+  async #deadLetter(id: string, record: SinkRecord, info: DeadLetterInfo): Promise<void> {
+    const run = this.#runs.get(id)
+    const raw = rawOf(record)
+    const err = info.error
+    const poison = poisonOf(record)
+    const code = err instanceof SyndicationError ? err.code : 'INTERNAL'
+    const message = err instanceof Error ? err.message : String(err)
+    const reason = poison ? `poison: ${message}` : info.reason === 'exhausted' ? `retries exhausted after ${info.attempts} attempts: ${message}` : `rejected: ${message}`
+    const headers: Record<string, string> = {
+      ...(raw?.headers ?? {}),
+      [DEAD_LETTER_HEADER.reason]: reason,
+      [DEAD_LETTER_HEADER.errorCode]: code,
+      [DEAD_LETTER_HEADER.topic]: record.topic,
+      [DEAD_LETTER_HEADER.partition]: String(record.partition),
+      [DEAD_LETTER_HEADER.offset]: record.offset,
+      [DEAD_LETTER_HEADER.attempts]: String(poison ? 0 : info.attempts),
+      [DEAD_LETTER_HEADER.subscriptionId]: id,
+      [DEAD_LETTER_HEADER.eventId]: record.eventId,
+      [DEAD_LETTER_HEADER.at]: new Date().toISOString(),
+    }
+    const [meta] = await this.#producer!.send({ topic: this.settings.deadLetterTopic, messages: [{ key: id, value: raw?.value ?? null, headers }] })
+    const deadLetter: DeadLetterRecord = {
+      topic: record.topic,
+      partition: record.partition,
+      offset: record.offset,
+      key: raw?.key ? raw.key.toString('base64') : null,
+      value: raw?.value ? raw.value.toString('base64') : null,
+      headers: raw?.headers ?? {},
+      deadLetterTopic: meta ? { topic: this.settings.deadLetterTopic, partition: meta.partition, offset: meta.baseOffset ?? meta.offset ?? '' } : null,
+    }
+    this.#log.warn('record dead-lettered', { subscriptionId: id, topic: record.topic, partition: record.partition, offset: record.offset, eventId: record.eventId, code, reason })
+    await this.#logWrite(
+      id,
+      record.eventId,
+      () =>
+        this.#d.controlPlane.deliveries.markDead({
+          subscriptionId: id,
+          partnerId: run?.sub.partnerId ?? '',
+          eventId: record.eventId,
+          eventType: record.eventType,
+          key: record.key ?? '',
+          reason,
+          source: { topic: record.topic, partition: record.partition, offset: record.offset },
+          deadLetter,
+        }),
+      false,
+    )
+  }
+
+  // ------------------------------------------------------------------ readers
+
+  /** Offers one message to a run: enqueue when wanted, skip otherwise; detaches a run holding too much. */
+  #offer(run: Run, m: DecodedMessage): void {
+    const type = m.eventType
+    const wanted = run.wanted.has(m.topic) || (type !== undefined && run.wanted.has(type)) || type === undefined
+    if (wanted) this.queue.enqueue(run.id, m.record(run.readers.get(m.topic)))
+    else this.queue.skip(run.id, m.topic, m.partition, m.offset)
+  }
+
+  async #startShared(cursors: Map<string, CursorDoc>): Promise<void> {
+    const d = this.#d
+    const s = this.settings
+    const start = new Map<string, number>()
+    for (const t of d.topics) {
+      for (const p of this.#partitions.get(t.name) ?? []) {
+        const k = tpKey(t.name, p)
+        let pos = this.#high.get(k) ?? 0
+        for (const c of cursors.values()) {
+          const v = c.positions[k]
+          if (v !== undefined && Number(v) < pos) pos = Number(v)
+        }
+        start.set(k, Math.max(pos, this.#low.get(k) ?? 0))
+      }
+    }
+    const consumer = d.kafka.consumer({ groupId: `${s.groupId}.${s.workerId}`, maxWaitTimeInMs: 100, allowAutoTopicCreation: false, sessionTimeout: 30_000 })
+    this.#shared = consumer
+    await consumer.connect()
+    await consumer.subscribe({ topics: d.topics.map((t) => t.name), fromBeginning: false })
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: (payload) => this.#sharedBatch(payload),
+    })
+    for (const [k, offset] of start) {
+      const [topic, partition] = splitKey(k)
+      consumer.seek({ topic, partition, offset: String(offset) })
+      this.#sharedNext.set(k, offset)
+    }
+    // a re-join resumes from the group's offsets: commit the start at once, never a later default
+    await consumer.commitOffsets([...start].map(([k, offset]) => ({ topic: splitKey(k)[0], partition: splitKey(k)[1], offset: String(offset) })))
+    for (const [k, offset] of start) this.#committed.set(k, offset)
+  }
+
+  async #sharedBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const { topic, partition } = batch
+    const k = tpKey(topic, partition)
+    if (!this.#sharedNext.has(k)) return // before the start seek: discarded
+    this.#high.set(k, Number(batch.highWatermark))
+    const runs = this.#byTopic.get(topic)
+    await loadSchemas(this.#d.serde, batch.messages, this.#unknownSchemas)
+    let n = 0
+    for (const message of batch.messages) {
+      if (!isRunning() || isStale()) break
+      const offset = Number(message.offset)
+      this.#sharedNext.set(k, offset + 1)
+      if (runs && runs.size > 0) {
+        let m: DecodedMessage | undefined
+        for (const run of runs) {
+          const part = run.parts.get(k)
+          if (!part?.attached) continue
+          m ??= new DecodedMessage(this.#d.serde, topic, partition, message)
+          this.#offer(run, m)
+          if (this.queue.buffered(run.id) >= this.settings.maxBuffered) {
+            this.#log.info('subscription falls behind: leaving the shared stream for a catch-up reader', { subscriptionId: run.id, buffered: this.queue.buffered(run.id) })
+            this.#detachAll(run)
+            run.throttled = true
+          }
+        }
+      }
+      resolveOffset(message.offset)
+      if (++n % 500 === 0) await heartbeat()
+    }
+  }
+
+  /** Starts and stops catch-up readers, re-attaches caught-up partitions. */
+  #catchUpPass(): void {
+    for (const run of this.#runs.values()) {
+      if (run.stopped || run.failure) continue
+      let detached = 0
+      for (const part of run.parts.values()) {
+        if (part.attached) continue
+        const shared = this.#sharedNext.get(part.key)
+        if (run.desiredState === 'running' && shared !== undefined && part.next >= shared) {
+          this.#attach(run, part)
+          continue
+        }
+        detached++
+      }
+      if (detached === 0 || run.desiredState !== 'running') {
+        if (run.catchUp) void this.#stopCatchUp(run)
+        continue
+      }
+      if (run.catchUp) continue
+      const buffered = this.queue.buffered(run.id)
+      if (run.throttled && buffered > this.settings.maxBuffered / 2) continue
+      if (this.queue.stats(run.id).status === 'disabled') continue
+      if (this.#catchUps >= this.settings.maxCatchUpReaders) continue
+      run.throttled = false
+      this.#startCatchUp(run)
+    }
+  }
+
+  #attach(run: Run, part: Part): void {
+    part.attached = true
+    run.catchUp?.consumer.pause([{ topic: part.topic, partitions: [part.partition] }])
+  }
+
+  #startCatchUp(run: Run): void {
+    const consumer = this.#d.kafka.consumer({ groupId: `${this.settings.groupId}.catch-up.${run.id}.${randomUUID().slice(0, 8)}`, maxWaitTimeInMs: 100, allowAutoTopicCreation: false })
+    const cu: CatchUp = { consumer, stopping: null }
+    run.catchUp = cu
+    this.#catchUps++
+    const begin = async () => {
+      await consumer.connect()
+      await consumer.subscribe({ topics: run.topics, fromBeginning: true })
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (payload) => this.#catchUpBatch(run, cu, payload) })
+      for (const part of run.parts.values()) {
+        if (part.attached) consumer.pause([{ topic: part.topic, partitions: [part.partition] }])
+        else consumer.seek({ topic: part.topic, partition: part.partition, offset: String(part.next) })
+      }
+    }
+    this.#log.info('catch-up reader started', { subscriptionId: run.id, from: Object.fromEntries([...run.parts.values()].filter((p) => !p.attached).map((p) => [p.key, p.next])) })
+    begin().catch((err: unknown) => {
+      this.#log.warn('catch-up reader failed; it will be started again', { subscriptionId: run.id, error: err })
+      void this.#stopCatchUp(run)
+    })
+  }
+
+  async #catchUpBatch(run: Run, cu: CatchUp, { batch, resolveOffset, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (run.catchUp !== cu || cu.stopping || run.stopped) return
+    const { topic, partition } = batch
+    const k = tpKey(topic, partition)
+    const part = run.parts.get(k)
+    if (!part || part.attached) return
+    const high = Number(batch.highWatermark)
+    if (high > (this.#high.get(k) ?? 0)) this.#high.set(k, high)
+    await loadSchemas(this.#d.serde, batch.messages, this.#unknownSchemas)
+    if (run.catchUp !== cu || cu.stopping || run.stopped || part.attached) return
+    for (const message of batch.messages) {
+      if (!isRunning() || isStale()) break
+      const offset = Number(message.offset)
+      if (offset < part.next) {
+        resolveOffset(message.offset)
+        continue
+      }
+      const shared = this.#sharedNext.get(k)
+      if (shared !== undefined && offset >= shared) {
+        this.#attach(run, part)
+        break
+      }
+      this.#offer(run, new DecodedMessage(this.#d.serde, topic, partition, message))
+      part.next = offset + 1
+      resolveOffset(message.offset)
+      if (shared !== undefined && part.next >= shared) {
+        this.#attach(run, part)
+        break
+      }
+      if (this.queue.buffered(run.id) >= this.settings.maxBuffered) {
+        run.throttled = true
+        void this.#stopCatchUp(run)
+        break
+      }
+    }
+  }
+
+  #stopCatchUp(run: Run): Promise<void> {
+    const cu = run.catchUp
+    if (!cu) return Promise.resolve()
+    if (!cu.stopping) {
+      cu.stopping = cu.consumer
+        .disconnect()
+        .catch(() => undefined)
+        .finally(() => {
+          if (run.catchUp === cu) run.catchUp = null
+          this.#catchUps--
+        })
+    }
+    return cu.stopping
+  }
+
+  // ------------------------------------------------------------------ positions, control, status
+
+  #positionsOf(run: Run): Record<string, string> {
+    const out: Record<string, string> = {}
+    if (!this.queue.has(run.id)) {
+      for (const p of run.parts.values()) out[p.key] = String(p.next)
+      return out
+    }
+    for (const p of run.parts.values()) out[p.key] = this.queue.safeOffset(run.id, p.topic, p.partition) ?? String(p.next)
+    return out
+  }
+
+  async #writeCursors(runs: Run[], force = false): Promise<void> {
+    if (!this.#leaseValid()) return
+    const docs: CursorDoc[] = []
+    const written: Array<[Run, string]> = []
+    const now = new Date()
+    for (const run of runs) {
+      if (run.failure) continue
+      const positions = this.#positionsOf(run)
+      const json = JSON.stringify([positions, run.appliedResetId])
+      if (!force && json === run.lastCursor) continue
+      docs.push({ _id: run.id, positions, appliedResetId: run.appliedResetId, workerId: this.settings.workerId, updatedAt: now })
+      written.push([run, json])
+    }
+    await this.store.writeCursors(docs)
+    for (const [run, json] of written) run.lastCursor = json
+  }
+
+  /** Cursors first, then the shared group's commit (the minimum of the attached subscriptions). */
+  async #flushPass(): Promise<void> {
+    await this.#writeCursors([...this.#runs.values()].filter((r) => !r.stopped))
+    await this.#commitShared()
+  }
+
+  async #commitShared(): Promise<void> {
+    const consumer = this.#shared
+    if (!consumer) return
+    const commits: Array<{ topic: string; partition: number; offset: string }> = []
+    for (const [k, next] of this.#sharedNext) {
+      const [topic, partition] = splitKey(k)
+      let min = next
+      for (const run of this.#byTopic.get(topic) ?? []) {
+        const part = run.parts.get(k)
+        if (!part?.attached || !this.queue.has(run.id)) continue
+        const safe = Number(this.queue.safeOffset(run.id, topic, partition) ?? part.next)
+        if (safe < min) min = safe
+      }
+      if (this.#committed.get(k) !== min) {
+        commits.push({ topic, partition, offset: String(min) })
+        this.#committed.set(k, min)
+      }
+    }
+    if (commits.length > 0) await consumer.commitOffsets(commits)
+  }
+
+  async #controlPass(): Promise<void> {
+    const cp = this.#d.controlPlane
+    const changed = await cp.connectorsChangedSince(new Date(this.#since.getTime() - 2000))
+    for (const c of changed) {
+      if (c.updatedAt > this.#since) this.#since = c.updatedAt
+      const run = this.#runs.get(c._id)
+      if (run && c.generation !== run.generation) this.#serialBg(run, () => this.#apply(run, c))
+    }
+    await this.#retryPass()
+  }
+
+  /** Retry requests of held subscriptions: re-delivered from the stored dead letters. */
+  async #retryPass(): Promise<void> {
+    const cp = this.#d.controlPlane
+    const requests = (await cp.deliveries.pendingRetryRequests(100)).filter((r) => {
+      const run = this.#runs.get(r.subscriptionId)
+      return run && !run.failure && !run.stopped
+    })
+    for (const req of requests) {
+      const run = this.#runs.get(req.subscriptionId)!
+      const docs: DeliveryDoc[] =
+        req.kind === 'event'
+          ? [await cp.deliveries.get(req.subscriptionId, req.eventId!)].filter((d): d is DeliveryDoc => d !== null)
+          : await cp.cols.deliveries.find({ subscriptionId: req.subscriptionId, status: 'dead' }).limit(1000).toArray()
+      for (const doc of docs) await this.#redeliver(run, doc)
+      await cp.deliveries.completeRetryRequest(req._id)
+    }
+  }
+
+  async #redeliver(run: Run, doc: DeliveryDoc): Promise<void> {
+    if (!doc.deadLetter) {
+      this.#log.warn('retry request for a delivery without a stored dead letter: nothing to re-deliver', { subscriptionId: run.id, eventId: doc.eventId, status: doc.status })
+      return
+    }
+    const dl = doc.deadLetter
+    const message = deadLetterMessage(dl)
+    await loadSchemas(this.#d.serde, [message], this.#unknownSchemas).catch(() => undefined)
+    const record = new DecodedMessage(this.#d.serde, dl.topic, dl.partition, message).record(run.readers.get(dl.topic))
+    const poison = poisonOf(record)
+    const policy = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
+    try {
+      if (poison) throw poison
+      await withRetry(async () => {
+        run.inflight.set(record.eventId, { record, forceLog: true })
+        try {
+          await run.sink!.put([record])
+        } finally {
+          run.inflight.delete(record.eventId)
+        }
+      }, policy)
+      this.#log.info('dead letter re-delivered on request', { subscriptionId: run.id, eventId: record.eventId })
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err)
+      await this.#logWrite(run.id, doc.eventId, () =>
+        this.#d.controlPlane.deliveries.markDead({
+          subscriptionId: run.id,
+          partnerId: run.sub.partnerId,
+          eventId: doc.eventId,
+          eventType: doc.eventType,
+          key: doc.key,
+          reason: `retry failed: ${poison ? 'poison: ' : ''}${message}`,
+          source: doc.source,
+          deadLetter: doc.deadLetter!,
+        }), false)
+    }
+  }
+
+  async #statusPass(): Promise<void> {
+    for (const t of this.#d.topics) await this.#refreshOffsets(t.name).catch(() => undefined)
+    for (const run of [...this.#runs.values()]) await this.#reportRun(run, false)
+  }
+
+  async #reportRun(run: Run, changedOnly: boolean): Promise<void> {
+    if (run.stopped || !this.#leaseValid()) return
+    let state: ConnectorStatus['state'] = run.desiredState === 'paused' ? 'paused' : 'running'
+    if (run.failure || (this.queue.has(run.id) && this.queue.stats(run.id).status === 'disabled')) state = 'failed'
+    const positions = run.failure ? {} : this.#positionsOf(run)
+    let lag = 0
+    for (const [k, v] of Object.entries(positions)) lag += Math.max(0, (this.#high.get(k) ?? 0) - Number(v))
+    const status = this.#status(state, run.generation, run.appliedResetId, positions, lag, run.lastError)
+    const key = JSON.stringify([state, run.generation, run.appliedResetId, run.lastError?.message ?? null])
+    if (changedOnly && key === run.lastReport) return
+    if (!changedOnly && key === run.lastReport && Date.now() - run.lastReportAt < this.settings.statusIntervalMs / 2) return
+    run.lastReport = key
+    run.lastReportAt = Date.now()
+    await this.#report(run.id, status)
+  }
+
+  #status(state: ConnectorStatus['state'], generation: number, resetId: string | null, positions: Record<string, string>, lag: number | null, lastError: Run['lastError']): ConnectorStatus {
+    return {
+      state,
+      workerId: this.settings.workerId,
+      positions: Object.entries(positions).map(([k, offset]) => {
+        const [topic, partition] = splitKey(k)
+        return { topic, partition, offset }
+      }),
+      lag,
+      lastError,
+      appliedGeneration: generation,
+      appliedResetId: resetId,
+      reportedAt: new Date(),
+    }
+  }
+
+  #report(id: string, status: ConnectorStatus): Promise<void> {
+    return this.#d.controlPlane.reportConnectorStatus(id, status)
+  }
+
+  async #refreshOffsets(topic: string): Promise<void> {
+    const offsets = await this.#admin!.fetchTopicOffsets(topic)
+    this.#partitions.set(topic, offsets.map((o) => o.partition).sort((a, b) => a - b))
+    for (const o of offsets) {
+      const k = tpKey(topic, o.partition)
+      this.#low.set(k, Number(o.low))
+      if (Number(o.high) > (this.#high.get(k) ?? 0)) this.#high.set(k, Number(o.high))
+    }
+  }
+
+  async #resetPositions(topics: string[], reset: OffsetReset): Promise<Map<string, number>> {
+    const out = new Map<string, number>()
+    for (const t of topics) {
+      const offsets = await this.#admin!.fetchTopicOffsets(t)
+      const byTime = reset.to === 'timestamp' && reset.timestamp ? await this.#admin!.fetchTopicOffsetsByTimestamp(t, new Date(reset.timestamp).getTime()) : []
+      for (const o of offsets) {
+        const k = tpKey(t, o.partition)
+        let pos = reset.to === 'earliest' ? Number(o.low) : Number(o.high)
+        if (reset.to === 'timestamp') {
+          const found = byTime.find((b) => b.partition === o.partition)
+          const v = found ? Number(found.offset) : -1
+          pos = v >= 0 ? v : Number(o.high)
+        }
+        out.set(k, Math.max(pos, Number(o.low)))
+      }
+    }
+    return out
+  }
+}
+
+/** The subscription's retry schedule (seconds in the control plane) as the queue's policy. */
+export function deliveryPolicy(sub: SubscriptionDoc, defaults: DeliveryDefaults): SchedulePolicy {
+  const seconds = sub.deliveryPolicy?.retrySchedule
+  if (!Array.isArray(seconds) || seconds.length === 0) return defaults.policy
+  return { ...defaults.policy, delaysMs: seconds.map((s) => Math.max(0, s * 1000)) }
+}
+
+function splitKey(k: string): [string, number] {
+  const i = k.lastIndexOf('|')
+  return [k.slice(0, i), Number(k.slice(i + 1))]
+}
+
+function shuffle<T>(a: T[]): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[a[i], a[j]] = [a[j]!, a[i]!]
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== '')) as Partial<T>
+}
+

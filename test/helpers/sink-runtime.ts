@@ -1,0 +1,217 @@
+/**
+ * A sink runtime harness for integration tests: a control plane in a database of its own, a schema
+ * registry over its own log topic, a topic of its own (never the production names: others run tests
+ * on the same broker), a producer of inventory levels, and sink workers in-process or as child
+ * processes (for kill -9).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Producer } from 'kafkajs'
+import type { Db, MongoClient } from 'mongodb'
+import { createLogger, type Logger } from '../../common/logger.ts'
+import { createSecretBox, generateKeyRingEntry, parseKeyRing } from '../../common/secret-box.ts'
+import { createUrlGuard } from '../../common/url-guard.ts'
+import { deliveryDefaults, type DeliveryDefaults } from '../../connectors/sink/settings.ts'
+import { SinkWorker, type SinkWorkerSettings } from '../../connectors/sink/worker.ts'
+import { WebhookClient, webhookSinkFactory } from '../../consumers/webhook/index.ts'
+import { ControlPlane } from '../../control-plane/service.ts'
+import type { Principal, SubscriptionInput } from '../../control-plane/index.ts'
+import { AvroSerde, RegistryClient, ensureTopics, envelope, registerTopicSchemas, toHeaders, valueSubject, keySubject, type TopicSpec } from '../../schemas/index.ts'
+import { testConfig, testKafka, testMongo, uniqueName } from './env.ts'
+import { deleteTopics, startTestRegistry } from './registry.ts'
+
+export const ADMIN: Principal = { keyId: 'test-admin', scope: 'admin', organizationId: null }
+
+export interface Level {
+  sku: string
+  seq: number
+}
+
+export interface SinkHarness {
+  dbName: string
+  db: Db
+  mongo: MongoClient
+  cp: ControlPlane
+  serde: AvroSerde
+  registryUrl: string
+  encryptionKeys: string
+  topic: TopicSpec
+  deadLetterTopic: string
+  groupId: string
+  publisherId: string
+  partnerId: string
+  producer: Producer
+  logger: Logger
+  /** Produces levels (key = sku); returns the event ids in order. */
+  produce(levels: Level[]): Promise<string[]>
+  /** Produces a raw message (e.g. poison) with a valid envelope. */
+  produceRaw(key: Buffer, value: Buffer, headers?: Record<string, string>): Promise<void>
+  subscribe(input: Partial<SubscriptionInput> & { url: string; name: string }): Promise<{ id: string; secret: string }>
+  worker(settings?: Partial<SinkWorkerSettings>, defaults?: Partial<DeliveryDefaults>): Promise<SinkWorker>
+  /** A worker in a child process (killable with SIGKILL). */
+  childWorker(workerId: string, settings?: Partial<SinkWorkerSettings>): Promise<ChildProcess>
+  close(): Promise<void>
+}
+
+export const FAST: Partial<SinkWorkerSettings> = { leaseTtlMs: 3000, heartbeatMs: 500, pollMs: 300, cursorFlushMs: 300, statusIntervalMs: 1000 }
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const root = path.resolve(here, '../..')
+
+export async function startSinkHarness(options: { partitions?: number; quiet?: boolean } = {}): Promise<SinkHarness> {
+  const logger = createLogger({ level: process.env.LOG_LEVEL === 'debug' ? 'debug' : 'error' })
+  const dbName = uniqueName('sink').slice(0, 50)
+  const mongo = testMongo()
+  await mongo.connect()
+  const db = mongo.db(dbName)
+  const encryptionKeys = generateKeyRingEntry('t1')
+  const cp = new ControlPlane({
+    db,
+    box: createSecretBox(parseKeyRing(encryptionKeys)),
+    urlGuard: createUrlGuard({ allowlist: '127.0.0.1' }),
+    logger,
+    bootstrapKey: '',
+    apiKeyCacheMs: 1000,
+    idempotencyTtlSeconds: 60,
+  })
+  await cp.init()
+  const registry = await startTestRegistry()
+  const serde = new AvroSerde(new RegistryClient({ url: registry.url }))
+  const topic: TopicSpec = {
+    name: uniqueName('levels'),
+    partitions: options.partitions ?? 3,
+    cleanupPolicy: 'delete',
+    config: {},
+    key: 'sku + locationId',
+    keySchema: 'inventory-level-key',
+    valueSchema: 'inventory-level',
+    eventTypes: ['inventory.level.changed'],
+  }
+  const deadLetterTopic = uniqueName('dead-letters')
+  const kafka = testKafka()
+  const admin = kafka.admin()
+  await admin.connect()
+  await ensureTopics(admin, [topic])
+  await admin.disconnect()
+  const ids = await registerTopicSchemas(serde, [topic])
+  const { keyId, valueId } = ids[topic.name]!
+  const producer = kafka.producer()
+  await producer.connect()
+  const publisher = await cp.createOrganization(ADMIN, { kind: 'publisher', name: 'P', slug: uniqueName('p') })
+  const partner = await cp.createOrganization(ADMIN, { kind: 'partner', name: 'A', slug: uniqueName('a') })
+  await cp.createGrant(ADMIN, { publisherId: publisher._id, partnerId: partner._id, entitlements: [{ eventType: topic.name }] })
+  const workers: SinkWorker[] = []
+  const children: ChildProcess[] = []
+  const clients: WebhookClient[] = []
+  const groupId = uniqueName('sinks')
+
+  const h: SinkHarness = {
+    dbName,
+    db,
+    mongo,
+    cp,
+    serde,
+    registryUrl: registry.url,
+    encryptionKeys,
+    topic,
+    deadLetterTopic,
+    groupId,
+    publisherId: publisher._id,
+    partnerId: partner._id,
+    producer,
+    logger,
+    async produce(levels) {
+      const out: string[] = []
+      const messages = levels.map((l) => {
+        const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: valueSubject(topic.name), schemaVersion: 1 })
+        out.push(env.id)
+        return {
+          key: serde.encodeSync(keyId, { sku: l.sku, locationId: 'WH1' }),
+          value: serde.encodeSync(valueId, {
+            manufacturerId: 'm1',
+            sku: l.sku,
+            gtin: null,
+            locationId: 'WH1',
+            locationType: 'WAREHOUSE',
+            unitOfMeasure: 'EA',
+            onHand: l.seq,
+            reserved: 0,
+            available: l.seq,
+            incoming: [],
+            safetyStock: null,
+            sequence: l.seq,
+            occurredAt: Date.now(),
+          }),
+          headers: toHeaders(env),
+        }
+      })
+      await producer.send({ topic: topic.name, messages })
+      return out
+    },
+    async produceRaw(key, value, headers) {
+      const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: valueSubject(topic.name), schemaVersion: 1 })
+      await producer.send({ topic: topic.name, messages: [{ key, value, headers: { ...toHeaders(env), ...(headers ?? {}) } }] })
+    },
+    async subscribe(input) {
+      const { url, ...rest } = input
+      const r = await cp.createSubscription(ADMIN, {
+        partnerId: partner._id,
+        eventTypes: [topic.name],
+        sink: { type: 'webhook', url },
+        deliveryPolicy: { retrySchedule: [0.05, 0.1, 0.2], timeoutMs: 2000 },
+        ...rest,
+      })
+      return { id: r.subscription._id, secret: r.webhookSecret! }
+    },
+    async worker(settings = {}, defaults = {}) {
+      const client = new WebhookClient({ guard: async (u) => void (await createUrlGuard({ allowlist: '127.0.0.1' }).check(u)) })
+      clients.push(client)
+      const w = new SinkWorker({
+        kafka: testKafka(),
+        controlPlane: cp,
+        db,
+        serde,
+        topics: [topic],
+        createSink: webhookSinkFactory(client, cp, 2000),
+        defaults: { ...deliveryDefaults(testConfig()), ...defaults },
+        logger,
+        settings: { groupId, deadLetterTopic, ...FAST, ...settings },
+      })
+      await w.start()
+      workers.push(w)
+      return w
+    },
+    async childWorker(workerId, settings = {}) {
+      const args = JSON.stringify({ dbName, registryUrl: registry.url, encryptionKeys, topic, settings: { groupId, deadLetterTopic, workerId, ...FAST, ...settings } })
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'worker-child.ts'), args], { cwd: root, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] })
+      children.push(child)
+      let err = ''
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString()
+        if (process.env.DEBUG_CHILD) process.stderr.write(`[${workerId}] ${d.toString()}`)
+      })
+      await new Promise<void>((resolve, reject) => {
+        let out = ''
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d.toString()
+          if (out.includes('worker-ready')) resolve()
+        })
+        child.once('exit', (code) => reject(new Error(`worker child exited with ${code}: ${err}`)))
+      })
+      return child
+    },
+    async close() {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+      await Promise.allSettled(workers.map((w) => w.stop()))
+      await Promise.allSettled(clients.map((c) => c.close()))
+      await producer.disconnect()
+      await registry.close()
+      await deleteTopics(topic.name, deadLetterTopic, registry.topic)
+      await db.dropDatabase().catch(() => undefined)
+      await mongo.close()
+    },
+  }
+  void keySubject
+  return h
+}

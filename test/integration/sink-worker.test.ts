@@ -1,0 +1,182 @@
+/**
+ * The sink worker end to end: records produced to a real Kafka topic reach real webhook receivers on
+ * 127.0.0.1 through the control plane's subscriptions, verified with the standardwebhooks package;
+ * per-key order, pause and resume, replays, poison and dead letters, retry requests, isolation.
+ */
+import { expect } from 'chai'
+import { DEAD_LETTER_HEADER } from '../../schemas/index.ts'
+import type { SinkWorker } from '../../connectors/sink/worker.ts'
+import { testKafka, uniqueName, waitFor } from '../helpers/env.ts'
+import { startReceiver, type Receiver, type ReceiverHandler } from '../helpers/receiver.ts'
+import { ADMIN, startSinkHarness, type SinkHarness } from '../helpers/sink-runtime.ts'
+import { expectPerKeyOrder, levels, verified, type Got } from '../helpers/sink-assertions.ts'
+
+const distinct = (got: Got[]) => new Set(got.map((g) => g.id)).size
+
+describe('sink worker: Kafka to webhooks', function () {
+  this.timeout(60_000)
+  let h: SinkHarness
+  let worker: SinkWorker
+  const receivers: Receiver[] = []
+  const rx = async (handler?: ReceiverHandler) => {
+    const r = await startReceiver(handler)
+    receivers.push(r)
+    return r
+  }
+  const status = async (id: string) => (await h.cp.getConnector(ADMIN, id)).status
+
+  beforeEach(async () => {
+    h = await startSinkHarness()
+  })
+  afterEach(async () => {
+    await h.close()
+    await Promise.all(receivers.splice(0).map((r) => r.close()))
+  })
+
+  it('delivers every event to every subscription, signed, in order per key, and reports status', async () => {
+    const a = await rx()
+    const b = await rx()
+    const sa = await h.subscribe({ name: 'a', url: a.url })
+    const sb = await h.subscribe({ name: 'b', url: b.url })
+    worker = await h.worker()
+    await waitFor(async () => (await status(sa.id))?.state === 'running' && (await status(sb.id))?.state === 'running', { what: 'running status' })
+    const ids = await h.produce(levels(90, 9))
+    await waitFor(() => distinct(verified(sa.secret, a)) === 90 && distinct(verified(sb.secret, b)) === 90, { what: 'all deliveries' })
+    for (const [s, r] of [[sa, a], [sb, b]] as const) {
+      const got = verified(s.secret, r)
+      expect(new Set(got.map((g) => g.id))).to.deep.equal(new Set(ids))
+      expectPerKeyOrder(got)
+    }
+    // positions advance to the end and lag drops to 0 in the reported status
+    await waitFor(async () => (await status(sa.id))?.lag === 0 && (await status(sa.id))?.positions.reduce((n, p) => n + Number(p.offset), 0) === 90, { what: 'status at the end' })
+    const st = (await status(sa.id))!
+    expect(st.workerId).to.equal(worker.workerId)
+    // successes are in the delivery log
+    const log = await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'delivered' }, { limit: 100 })
+    expect(log.items.length).to.be.greaterThan(0)
+  })
+
+  it('pauses (nothing delivered) and resumes (everything after), without restarting the worker', async () => {
+    const a = await rx()
+    const sa = await h.subscribe({ name: 'a', url: a.url })
+    worker = await h.worker()
+    await waitFor(async () => (await status(sa.id))?.state === 'running')
+    await h.produce(levels(10, 5))
+    await waitFor(() => a.received.length >= 10)
+    await h.cp.setDesiredState(ADMIN, sa.id, 'paused')
+    await waitFor(async () => (await status(sa.id))?.state === 'paused', { what: 'paused status' })
+    const before = a.received.length
+    const ids = await h.produce(levels(20, 5, 10))
+    await new Promise((r) => setTimeout(r, 1500))
+    expect(a.received.length, 'delivered while paused').to.equal(before)
+    await h.cp.setDesiredState(ADMIN, sa.id, 'running')
+    await waitFor(() => new Set(verified(sa.secret, a).map((g) => g.id)).size === 30, { what: 'deliveries after resume' })
+    const got = verified(sa.secret, a)
+    for (const id of ids) expect(got.some((g) => g.id === id)).to.equal(true)
+    expectPerKeyOrder(got)
+    expect(worker.catchUpReaders()).to.be.at.most(1)
+  })
+
+  it('replays from the earliest offset and from a timestamp', async () => {
+    const a = await rx()
+    const sa = await h.subscribe({ name: 'a', url: a.url })
+    worker = await h.worker()
+    await waitFor(async () => (await status(sa.id))?.state === 'running')
+    const first = await h.produce(levels(15, 3))
+    await waitFor(() => a.received.length >= 15)
+    await new Promise((r) => setTimeout(r, 50))
+    const t = new Date()
+    await new Promise((r) => setTimeout(r, 50))
+    const second = await h.produce(levels(15, 3, 15))
+    await waitFor(() => distinct(verified(sa.secret, a)) === 30)
+    a.received.length = 0
+    await h.cp.resetConnector(ADMIN, sa.id, 'earliest', null)
+    await waitFor(() => distinct(verified(sa.secret, a)) === 30, { what: 'replay from earliest' })
+    expectPerKeyOrder(verified(sa.secret, a))
+    await waitFor(async () => (await status(sa.id))?.appliedResetId !== null)
+    a.received.length = 0
+    await h.cp.resetConnector(ADMIN, sa.id, 'timestamp', t)
+    await waitFor(() => distinct(verified(sa.secret, a)) === 15, { what: 'replay from the timestamp' })
+    await new Promise((r) => setTimeout(r, 500))
+    const got = verified(sa.secret, a)
+    expect(new Set(got.map((g) => g.id))).to.deep.equal(new Set(second))
+    expect(got.some((g) => first.includes(g.id))).to.equal(false)
+  })
+
+  it('sends poison to the dead-letter topic and the delivery log at once, keeps delivering, and re-delivers a dead letter on request', async () => {
+    let reject = true
+    const a = await rx((r, res) => {
+      const body = JSON.parse(r.body) as { data: { sequence: number } }
+      if (reject && body.data.sequence === 2) return res.writeHead(400).end('bad sku')
+      res.writeHead(204).end()
+    })
+    const sa = await h.subscribe({ name: 'a', url: a.url })
+    worker = await h.worker()
+    await waitFor(async () => (await status(sa.id))?.state === 'running')
+    await h.produce(levels(2, 1))
+    await h.produceRaw(Buffer.from('not-avro-key'), Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]))
+    await h.produce(levels(3, 1, 2))
+    // 0,1,3,4 delivered; 2 rejected (400) -> dead; the poison -> dead
+    await waitFor(() => new Set(verified(sa.secret, a).filter((g) => g.seq !== 2).map((g) => g.id)).size === 4, { what: 'good deliveries' })
+    const dead = await waitFor(async () => {
+      const page = await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })
+      return page.items.length === 2 ? page.items : null
+    }, { what: 'two dead deliveries in the log' })
+    const poison = dead.find((d) => d.deadReason?.startsWith('poison'))!
+    expect(poison, 'poison delivery').to.exist
+    expect(poison.attemptCount).to.equal(0)
+    expect(poison.deadLetter?.value).to.equal(Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]).toString('base64'))
+    const rejected = dead.find((d) => d.deadReason?.startsWith('rejected'))!
+    expect(rejected.attempts[0]!.statusCode).to.equal(400)
+    expect(rejected.attempts[0]!.responseExcerpt).to.equal('bad sku')
+    // the dead-letter topic holds both, keyed by subscription, with the reason and origin in headers
+    const consumer = testKafka().consumer({ groupId: uniqueName('dlq-reader') })
+    const dl: Array<{ key: string; headers: Record<string, string>; value: Buffer | null }> = []
+    await consumer.connect()
+    await consumer.subscribe({ topics: [h.deadLetterTopic], fromBeginning: true })
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        const headers: Record<string, string> = {}
+        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v)
+        dl.push({ key: String(message.key), headers, value: message.value })
+      },
+    })
+    try {
+      await waitFor(() => dl.length >= 2, { what: 'dead-letter topic' })
+    } finally {
+      await consumer.disconnect()
+    }
+    expect(dl.every((m) => m.key === sa.id)).to.equal(true)
+    const p = dl.find((m) => m.headers[DEAD_LETTER_HEADER.reason]!.startsWith('poison'))!
+    expect(p.headers[DEAD_LETTER_HEADER.topic]).to.equal(h.topic.name)
+    expect(p.headers[DEAD_LETTER_HEADER.offset]).to.match(/^\d+$/)
+    expect(p.value).to.deep.equal(Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]))
+    // the partner fixes its side; a retry request re-delivers the rejected one (the poison stays dead)
+    reject = false
+    await h.cp.requestRetry(ADMIN, sa.id, null)
+    await waitFor(async () => (await h.cp.deliveries.get(sa.id, rejected.eventId))?.status === 'delivered', { what: 'retried delivery' })
+    expect((await h.cp.deliveries.get(sa.id, poison.eventId))?.status).to.equal('dead')
+    expect(verified(sa.secret, a).filter((g) => g.id === rejected.eventId).length).to.equal(2)
+  })
+
+  it('isolates partners: one answering 500 and one hanging while another keeps receiving', async () => {
+    const failing = await rx((_r, res) => res.writeHead(500).end('down'))
+    const hanging = await rx(() => {})
+    const healthy = await rx()
+    await h.subscribe({ name: 'failing', url: failing.url, deliveryPolicy: { retrySchedule: [0.2, 0.5, 1, 2, 5], timeoutMs: 1000 } })
+    await h.subscribe({ name: 'hanging', url: hanging.url, deliveryPolicy: { retrySchedule: [0.2, 0.5, 1, 2, 5], timeoutMs: 1000 } })
+    const ok = await h.subscribe({ name: 'healthy', url: healthy.url })
+    worker = await h.worker({ maxBuffered: 50 })
+    await waitFor(async () => (await status(ok.id))?.state === 'running')
+    const t0 = Date.now()
+    for (let i = 0; i < 10; i++) {
+      await h.produce(levels(30, 10, i * 30))
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    await waitFor(() => distinct(verified(ok.secret, healthy)) === 300, { what: 'healthy partner receives everything', timeoutMs: 15_000 })
+    const elapsed = Date.now() - t0
+    expect(elapsed, 'healthy partner drained within').to.be.below(8000)
+    expectPerKeyOrder(verified(ok.secret, healthy))
+    expect(failing.received.length).to.be.greaterThan(0)
+  })
+})
