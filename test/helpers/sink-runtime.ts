@@ -100,7 +100,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
   await producer.connect()
   const publisher = await cp.createOrganization(ADMIN, { kind: 'publisher', name: 'P', slug: uniqueName('p') })
   const partner = await cp.createOrganization(ADMIN, { kind: 'partner', name: 'A', slug: uniqueName('a') })
-  await cp.createGrant(ADMIN, { publisherId: publisher._id, partnerId: partner._id, entitlements: [{ eventType: topic.name }] })
+  await cp.createGrant(ADMIN, { publisherId: publisher._id, partnerId: partner._id, entitlements: [{ eventType: 'inventory.level.changed' }] })
   const workers: SinkWorker[] = []
   const children: ChildProcess[] = []
   const clients: WebhookClient[] = []
@@ -157,7 +157,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
       const { url, ...rest } = input
       const r = await cp.createSubscription(ADMIN, {
         partnerId: partner._id,
-        eventTypes: [topic.name],
+        eventTypes: ['inventory.level.changed'],
         sink: { type: 'webhook', url },
         deliveryPolicy: { retrySchedule: [0.05, 0.1, 0.2], timeoutMs: 2000 },
         ...rest,
