@@ -3,7 +3,8 @@ import { createLogger } from '../../common/logger.ts'
 import { startSchemaRegistry, type RegistryServer } from '../../schemas/registry/index.ts'
 import { testConfig, testKafka, uniqueName } from './env.ts'
 
-export const quietLogger = createLogger({ level: 'error' })
+// Tests provoke broker outages on purpose: their kafkajs errors stay out of the output unless LOG_LEVEL=debug.
+export const quietLogger = process.env.LOG_LEVEL === 'debug' ? createLogger({ level: 'debug' }) : createLogger({ level: 'error', write: () => undefined })
 
 export async function startTestRegistry(topic = uniqueName('schemas')): Promise<RegistryServer & { topic: string }> {
   const r = await startSchemaRegistry(testConfig(), quietLogger, { port: 0, host: '127.0.0.1', topic })
