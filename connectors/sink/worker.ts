@@ -48,20 +48,10 @@ import { DecodedMessage, deadLetterMessage, loadSchemas, poisonOf, rawOf } from 
 import type { DeliveryDefaults } from './settings.ts'
 import { SinkStore, tpKey, type CursorDoc, type LeaseDoc } from './store.ts'
 import type { AttemptReport, SinkConnector, SinkContext, SinkRecord } from './types.ts'
+import type { AppConfig } from '../../config/index.ts'
 
-export interface SinkWorkerSettings {
-  workerId: string
-  groupId: string
-  deadLetterTopic: string
-  leaseTtlMs: number
-  heartbeatMs: number
-  pollMs: number
-  cursorFlushMs: number
-  statusIntervalMs: number
-  maxBuffered: number
-  maxCatchUpReaders: number
-  logDelivered: boolean
-}
+/** The `worker.*` settings (config/schema.ts), with the worker's id resolved. */
+export type SinkWorkerSettings = Omit<AppConfig['worker'], 'id'> & { workerId: string }
 
 /** Builds and starts the sink of a subscription (the runtime owns positions, retries and dead letters). */
 export type SinkFactory = (sub: SubscriptionDoc, ctx: SinkContext) => Promise<SinkConnector<unknown>>
