@@ -149,6 +149,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
           defaults,
           logger,
           settings: config.worker,
+          metrics,
         })
         await w.start()
         if (closed) {
@@ -210,6 +211,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       bodyLimitBytes: config.ingest.bodyLimitBytes,
       bufferCapacity: config.ingest.bufferCapacity,
       retryAfterSeconds: config.ingest.retryAfterSeconds,
+      metrics,
     })
     await candidate.start()
     if (closed) return candidate.stop()

@@ -49,6 +49,7 @@ import type { DeliveryDefaults } from './settings.ts'
 import { SinkStore, tpKey, type CursorDoc, type LeaseDoc } from './store.ts'
 import type { AttemptReport, SinkConnector, SinkContext, SinkRecord } from './types.ts'
 import type { AppConfig } from '../../config/index.ts'
+import type { Metrics } from '../../common/metrics.ts'
 
 /** The `worker.*` settings (config/schema.ts), with the worker's id resolved. */
 export type SinkWorkerSettings = Omit<AppConfig['worker'], 'id'> & { workerId: string }
@@ -67,6 +68,8 @@ export interface SinkWorkerDeps {
   defaults: DeliveryDefaults
   logger: Logger
   settings: Partial<SinkWorkerSettings>
+  /** Delivery counters, latency and lag per subscription (GET /metrics). */
+  metrics?: Metrics
 }
 
 export const WORKER_DEFAULTS: Omit<SinkWorkerSettings, 'workerId'> = {
@@ -562,6 +565,12 @@ export class SinkWorker {
     const entry = run.inflight.get(report.eventId)
     if (!entry) return
     const delivered = report.outcome === 'delivered'
+    const m = this.#d.metrics
+    if (m) {
+      const sink = run.sub.sink.type
+      m.deliveries.inc({ sink, outcome: report.outcome })
+      if (delivered) m.deliveryLatency.observe({ sink }, Math.max(0, Date.now() - entry.record.timestamp) / 1000)
+    }
     if (!delivered) run.lastError = { code: report.code ?? 'FAILED', message: report.message ?? report.outcome, at: new Date(report.startedAt) }
     if (delivered && !this.settings.logDelivered && !entry.forceLog) return
     const r = entry.record
@@ -983,6 +992,7 @@ export class SinkWorker {
     let lag = 0
     for (const [k, v] of Object.entries(positions)) lag += Math.max(0, (this.#high.get(k) ?? 0) - Number(v))
     const status = this.#status(state, run.generation, run.appliedResetId, positions, lag, run.lastError)
+    this.#d.metrics?.subscriptionLag.set({ subscription: run.id }, lag)
     const key = JSON.stringify([state, run.generation, run.appliedResetId, run.lastError?.message ?? null])
     if (changedOnly && key === run.lastReport) return
     if (!changedOnly && key === run.lastReport && Date.now() - run.lastReportAt < this.settings.statusIntervalMs / 2) return

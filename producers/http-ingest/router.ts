@@ -12,6 +12,7 @@
  *   still in progress is 409, a key reused with another body is 422.
  */
 import express, { Router, type NextFunction, type Request, type Response } from 'express'
+import type { Metrics } from '../../common/metrics.ts'
 import type { Kafka } from 'kafkajs'
 import type { Collection } from 'mongodb'
 import { isTraceparent, newTraceparent } from '../../schemas/headers.ts'
@@ -51,6 +52,8 @@ export interface HttpIngestOptions {
   retryAfterSeconds?: number
   /** kafkajs producer retries before a request is answered 503. */
   producerRetry?: { retries: number; maxRetryTime: number; initialRetryTime?: number }
+  /** Ingest counters by event type and outcome (GET /metrics). */
+  metrics?: Metrics
   /** Name of the source instance (ce_source /sources/<name>). Default http-ingest. */
   name?: string
 }
@@ -207,6 +210,7 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
       else values.push(r.value)
     }
     if (errors.length > 0) {
+      options.metrics?.ingestedEvents.inc({ event_type: eventType, outcome: 'rejected' }, body.length)
       const items = new Set(errors.map((e) => e.index)).size
       return problem({
         title: 'Invalid events',
@@ -236,9 +240,11 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
     } catch (err) {
       const e = err as RetriableError
       log.warn('events not stored; answering 503', { code: e.code ?? 'RETRIABLE', organizationId: principal.organizationId, eventType, count: records.length, err })
+      options.metrics?.ingestedEvents.inc({ event_type: eventType, outcome: 'unavailable' }, records.length)
       const seconds = e.retryAfterMs ? String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))) : retryAfter
       return problem({ title: 'Service Unavailable', status: 503, detail: `the events were not stored: ${e.message}; retry later (nothing was accepted)` }, { 'retry-after': seconds })
     }
+    options.metrics?.ingestedEvents.inc({ event_type: eventType, outcome: 'accepted' }, records.length)
     return {
       status: 202,
       headers: { 'content-type': 'application/json; charset=utf-8' },

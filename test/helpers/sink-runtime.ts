@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import type { Producer } from 'kafkajs'
 import type { Db, MongoClient } from 'mongodb'
 import { createLogger, type Logger } from '../../common/logger.ts'
+import { Metrics } from '../../common/metrics.ts'
 import { createSecretBox, generateKeyRingEntry, parseKeyRing } from '../../common/secret-box.ts'
 import { createUrlGuard } from '../../common/url-guard.ts'
 import { deliveryDefaults, type DeliveryDefaults } from '../../connectors/sink/settings.ts'
@@ -43,6 +44,8 @@ export interface SinkHarness {
   partnerId: string
   producer: Producer
   logger: Logger
+  /** The metrics every in-process worker of this harness reports to. */
+  metrics: Metrics
   /** Produces levels (key = sku); returns the event ids in order. */
   produce(levels: Level[]): Promise<string[]>
   /** Produces a raw message (e.g. poison) with a valid envelope. */
@@ -107,6 +110,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
   const groupId = uniqueName('sinks')
 
   const h: SinkHarness = {
+    metrics: new Metrics({ processMetrics: false }),
     dbName,
     db,
     mongo,
@@ -177,6 +181,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
         defaults: { ...deliveryDefaults(testConfig()), ...defaults },
         logger,
         settings: { groupId, deadLetterTopic, ...FAST, ...settings },
+        metrics: h.metrics,
       })
       await w.start()
       workers.push(w)

@@ -86,6 +86,8 @@ describe('platform: management API wiring', function () {
       const denied = await call('/v1/events/inventory.level.changed', [event], partnerKey)
       expect(denied.status).to.equal(401)
       expect(await total()).to.equal(after1)
+      const metrics = await (await fetch(`${p.url}/metrics`)).text()
+      expect(metrics).to.match(/^distributary_ingest_events_total\{event_type="inventory.level.changed",outcome="accepted"\} 1$/m)
     } finally {
       await admin.disconnect()
       await p.close()

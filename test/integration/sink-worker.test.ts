@@ -54,6 +54,11 @@ describe('sink worker: Kafka to webhooks', function () {
     // successes are in the delivery log
     const log = await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'delivered' }, { limit: 100 })
     expect(log.items.length).to.be.greaterThan(0)
+    // and in the metrics: every delivery counted, lag 0 per subscription
+    const text = (await h.metrics.render()).body
+    const delivered = Number(/^distributary_deliveries_total\{sink="webhook",outcome="delivered"\} (\d+)$/m.exec(text)?.[1])
+    expect(delivered).to.be.at.least(180)
+    expect(text).to.match(new RegExp(`^distributary_subscription_lag_records\\{subscription="${sa.id}"\\} 0$`, 'm'))
   })
 
   it('pauses (nothing delivered) and resumes (everything after), without restarting the worker', async () => {
