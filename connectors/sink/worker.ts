@@ -569,7 +569,11 @@ export class SinkWorker {
     if (m) {
       const sink = run.sub.sink.type
       m.deliveries.inc({ sink, outcome: report.outcome })
-      if (delivered) m.deliveryLatency.observe({ sink }, Math.max(0, Date.now() - entry.record.timestamp) / 1000)
+      if (delivered) {
+        const ageSeconds = Math.max(0, Date.now() - entry.record.timestamp) / 1000
+        m.deliveryLatency.observe({ sink }, ageSeconds)
+        m.subscriptionFreshness.set({ subscription: run.id }, ageSeconds)
+      }
     }
     if (!delivered) run.lastError = { code: report.code ?? 'FAILED', message: report.message ?? report.outcome, at: new Date(report.startedAt) }
     if (delivered && !this.settings.logDelivered && !entry.forceLog) return
