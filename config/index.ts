@@ -54,7 +54,7 @@ export interface AppConfig {
     disableAfterMs: number
     webhook: { timeoutMs: number; connectionsPerOrigin: number; keepAliveTimeoutMs: number; connectTimeoutMs: number; guardCacheMs: number }
   }
-  bench: { csvRows: number }
+  bench: { csvRows: number; latencyRate: number; partnersSubscriptions: number; partnersRate: number }
   ingest: { maxEvents: number; bodyLimitBytes: number; idempotencyWindowMs: number; bufferCapacity: number; retryAfterSeconds: number }
   stack: {
     dir: string

@@ -105,6 +105,9 @@ export const configSchema = {
   },
   bench: {
     csvRows: { doc: 'Rows of the stock file of `npm run bench -- csv` (the issue\'s full run: 1000000).', format: 'nat', default: 100000, env: 'BENCH_CSV_ROWS' },
+    latencyRate: { doc: 'Open-loop rate of `npm run bench -- latency` (POST /v1/events, one event each, and the raw kafkajs baseline), in events/s (the issue: 1000).', format: 'nat', default: 1000, env: 'BENCH_LATENCY_RATE' },
+    partnersSubscriptions: { doc: 'Active webhook subscriptions on the one worker of `npm run bench -- partners` (the issue: 1000).', format: 'nat', default: 1000, env: 'BENCH_PARTNERS_SUBSCRIPTIONS' },
+    partnersRate: { doc: 'Aggregate deliveries/s of `npm run bench -- partners` (the issue: 1000); events are produced at this rate divided by the subscriptions, each delivered to every subscription.', format: 'nat', default: 1000, env: 'BENCH_PARTNERS_RATE' },
   },
   stack: {
     dir: { doc: 'Folder of this checkout\'s local stack: data, logs, pid files (git-ignored). Empty: .stack/ in the project.', format: String, default: '', env: 'STACK_DIR' },

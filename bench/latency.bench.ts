@@ -1,0 +1,149 @@
+/**
+ * `npm run bench -- latency`: p50/p99 from POST /v1/events/inventory.level.changed (one event per
+ * request, open loop at bench.latencyRate events/s, default 1,000) to the webhook received by a real
+ * receiver (a child process on 127.0.0.1), through the http ingest (202 after acks=all), Kafka, the
+ * sink worker and the Standard Webhooks sink, beside raw kafkajs produce -> consume at the same rate in
+ * the same run. Goal: p99 <= 25 ms and <= 2x the raw p99.
+ *
+ * Both sides count from the event's intended send time (open loop): the platform from the POST being
+ * sent (so the figure includes the ingest answering 202, a bound on accepted -> received), the baseline
+ * from producer.send. Everything runs on a topic, a registry and a database of its own.
+ */
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express from 'express'
+import { Agent, request } from 'undici'
+import { createLogger } from '../common/logger.ts'
+import { loadConfig } from '../config/index.ts'
+import { createHttpIngest } from '../producers/http-ingest/index.ts'
+import { ensureTopics } from '../schemas/index.ts'
+import { startSinkHarness } from '../test/helpers/sink-runtime.ts'
+import { testKafka, uniqueName } from '../test/helpers/env.ts'
+import { deleteTopics } from '../test/helpers/registry.ts'
+import { now, openLoop, percentile, rawProduceConsume, startHooks, waitUntil, type LatencyRun } from './helpers/latency.ts'
+import { figure, type Benchmark, type Figure } from './types.ts'
+
+const WARMUP_MS = 2000
+
+function level(seq: number) {
+  return {
+    manufacturerId: 'acme',
+    sku: `SKU-${seq % 100}`,
+    locationId: 'WH1',
+    locationType: 'WAREHOUSE',
+    unitOfMeasure: 'EA',
+    onHand: 100,
+    reserved: 10,
+    available: 90,
+    incoming: [],
+    sequence: seq,
+    occurredAt: '2026-11-20T10:00:00.000Z',
+  }
+}
+
+function summary(name: string, r: LatencyRun): string {
+  return `${name}: ${r.latencies.length}/${r.sent} measured events arrived, p50 ${percentile(r.latencies, 0.5).toFixed(1)} ms, p99 ${percentile(r.latencies, 0.99).toFixed(1)} ms, max ${percentile(r.latencies, 1).toFixed(1)} ms`
+}
+
+export const benchmark: Benchmark = {
+  name: 'latency',
+  description: 'POST /v1/events accepted -> webhook received (open loop, one event per request) vs raw kafkajs produce -> consume at the same rate, p50/p99 ms',
+  async run(ctx): Promise<Figure[]> {
+    const config = loadConfig()
+    const rate = config.bench.latencyRate
+    const intended = new Map<number, number>()
+    const accepted = new Map<number, number>()
+    const latencies: number[] = []
+    const afterAccept: number[] = []
+    let beforeAccept = 0
+    let arrived = 0
+    let warm = Math.floor((rate * WARMUP_MS) / 1000)
+    const hooks = await startHooks(1, (seq, at) => {
+      const t = intended.get(seq)
+      if (t === undefined) return // a duplicate (at least once)
+      intended.delete(seq)
+      arrived++
+      if (seq < warm) return
+      latencies.push(at - t)
+      const a = accepted.get(seq)
+      if (a === undefined) beforeAccept++
+      else afterAccept.push(at - a)
+    })
+    const h = await startSinkHarness({ partitions: 3 })
+    const rawTopic = { ...h.topic, name: uniqueName('latency-raw') }
+    let server: Server | undefined
+    const agent = new Agent({ connections: 64, keepAliveTimeout: 30_000 })
+    try {
+      ctx.progress(`${rate} events/s for ${ctx.durationMs} ms after a ${WARMUP_MS} ms warm-up; topic ${h.topic.name}`)
+      await h.subscribe({ url: `${hooks.bases[0]}/hooks`, name: 'latency' })
+      const worker = await h.worker({ logDelivered: config.worker.logDelivered })
+      await waitUntil(() => worker.held().length === 1, 30_000)
+
+      const ingest = createHttpIngest({ kafka: testKafka('bench-latency-ingest'), serde: h.serde, logger: createLogger({ level: 'error' }), authenticate: async () => ({ organizationId: h.publisherId }), topics: [h.topic] })
+      await ingest.start()
+      const app = express()
+      app.use(ingest.router)
+      server = await new Promise<Server>((resolve) => {
+        const s = app.listen(0, '127.0.0.1', () => resolve(s))
+      })
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events/inventory.level.changed`
+
+      // Platform
+      let failed = 0
+      let answered = 0
+      ctx.progress('platform: warm-up and measuring')
+      const sent = await openLoop(rate, WARMUP_MS + ctx.durationMs, (seq, at) => {
+        intended.set(seq, at)
+        request(url, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body: JSON.stringify([level(seq)]) })
+          .then(async (res) => {
+            await res.body.dump()
+            answered++
+            if (res.statusCode === 202) accepted.set(seq, now())
+            else failed++
+          })
+          .catch(() => {
+            answered++
+            failed++
+          })
+      })
+      await waitUntil(() => answered >= sent && arrived + failed >= sent, 20_000)
+      const platform: LatencyRun = { latencies: [...latencies], sent: sent - warm, missing: sent - warm - latencies.length }
+      ctx.progress(summary('platform', platform) + (failed > 0 ? `, ${failed} requests not accepted` : ''))
+      ctx.progress(`platform from the 202: p50 ${percentile(afterAccept, 0.5).toFixed(1)} ms, p99 ${percentile(afterAccept, 0.99).toFixed(1)} ms (${beforeAccept} webhooks arrived before their 202 reached the client)`)
+      ctx.progress('platform: stopping')
+      await ingest.stop()
+      server.closeAllConnections()
+      await new Promise((r) => server!.close(r))
+      server = undefined
+      await worker.stop()
+      ctx.progress('platform: stopped')
+      warm = Number.MAX_SAFE_INTEGER
+
+      // Baseline: raw kafkajs on a topic of the same shape, the same value bytes.
+      const admin = testKafka().admin()
+      await admin.connect()
+      await ensureTopics(admin, [rawTopic])
+      await admin.disconnect()
+      const value = Buffer.from(JSON.stringify(level(0)))
+      ctx.progress('raw kafkajs: warm-up and measuring')
+      const raw = await rawProduceConsume(testKafka('bench-latency-raw'), rawTopic.name, rate, WARMUP_MS, ctx.durationMs, value, uniqueName('latency-raw'))
+      ctx.progress(summary('raw kafkajs', raw))
+
+      const p99 = percentile(platform.latencies, 0.99)
+      return [
+        figure('latency.p50', percentile(platform.latencies, 0.5), 'ms', percentile(raw.latencies, 0.5), null, true),
+        figure('latency.p99', p99, 'ms', percentile(raw.latencies, 0.99), 2, true),
+        figure('latency.p99.abs', p99, 'ms', null, 25, true),
+      ]
+    } finally {
+      if (server) {
+        server.closeAllConnections()
+        await new Promise((r) => server!.close(r))
+      }
+      await agent.close().catch(() => undefined)
+      hooks.close()
+      await h.close()
+      await deleteTopics(rawTopic.name)
+    }
+  },
+}
