@@ -8,6 +8,7 @@ import { ConfigError, SyndicationError } from '../common/errors.ts'
 import { createLogger } from '../common/logger.ts'
 import { loadConfig, type AppConfig } from '../config/index.ts'
 import { stackDown, stackSettings, stackStatus, stackUp } from '../stack/index.ts'
+import { apiCommand } from './api-commands.ts'
 import { startPlatform, type PlatformRole } from './platform.ts'
 
 const USAGE = `usage: distributary <command>
@@ -21,6 +22,11 @@ commands:
   stack up               provision and start the local Kafka and FerretDB (idempotent)
   stack down             stop the servers the stack started
   stack status [--json]  what runs, truthfully (exit 1 when a server is not running)
+  partners [list]        partner organizations          } over the management API
+  subscriptions [list]   partner subscriptions          } (DISTRIBUTARY_API_URL, DISTRIBUTARY_API_KEY);
+  connectors [list] | status|pause|resume <id> | replay <id> --from <ISO time|earliest|latest>
+  dlq list <subscriptionId> | retry <subscriptionId> [eventId]
+                         tables by default, the API's JSON with --json
 `
 
 async function stackCommand(config: AppConfig, sub: string | undefined, json: boolean): Promise<number> {
@@ -75,7 +81,13 @@ export async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false }, role: { type: 'string', default: 'all' } },
+    options: {
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+      role: { type: 'string', default: 'all' },
+      from: { type: 'string' },
+      kind: { type: 'string' },
+    },
   })
   const [command, sub] = positionals
   if (values.help || command === undefined) {
@@ -94,6 +106,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'stack':
       return stackCommand(config, sub, values.json)
+    case 'partners':
+    case 'subscriptions':
+    case 'connectors':
+    case 'dlq':
+      return apiCommand(config, command, positionals.slice(1), { json: values.json, from: values.from, kind: values.kind })
     default:
       process.stderr.write(`distributary: unknown command "${command}"\n\n${USAGE}`)
       return 2

@@ -109,6 +109,10 @@ export const configSchema = {
     partnersSubscriptions: { doc: 'Active webhook subscriptions on the one worker of `npm run bench -- partners` (the issue: 1000).', format: 'nat', default: 1000, env: 'BENCH_PARTNERS_SUBSCRIPTIONS' },
     partnersRate: { doc: 'Aggregate deliveries/s of `npm run bench -- partners` (the issue: 1000); events are produced at this rate divided by the subscriptions, each delivered to every subscription.', format: 'nat', default: 1000, env: 'BENCH_PARTNERS_RATE' },
   },
+  cli: {
+    apiUrl: { doc: 'Management API the CLI commands (partners, subscriptions, connectors, dlq) talk to. Empty: http://<http.host>:<http.port>.', format: 'url-or-empty', default: '', env: 'DISTRIBUTARY_API_URL' },
+    apiKey: { doc: 'API key the CLI commands send (Authorization: Bearer). Empty: ADMIN_API_KEY.', format: String, default: '', env: 'DISTRIBUTARY_API_KEY', sensitive: true },
+  },
   stack: {
     dir: { doc: 'Folder of this checkout\'s local stack: data, logs, pid files (git-ignored). Empty: .stack/ in the project.', format: String, default: '', env: 'STACK_DIR' },
     cacheDir: {

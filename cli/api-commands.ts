@@ -1,0 +1,164 @@
+/**
+ * Thin commands over the management API, for operators at a terminal: readable tables by default,
+ * the API's JSON with --json. Errors print the problem+json answer (title, detail, the fields at
+ * fault) and exit 1.
+ */
+import type { AppConfig } from '../config/index.ts'
+
+export interface ApiCommandFlags {
+  json: boolean
+  from?: string | undefined
+  kind?: string | undefined
+}
+
+interface Column {
+  title: string
+  get(row: Record<string, unknown>): unknown
+}
+
+class UsageError extends Error {}
+
+class ApiError extends Error {
+  constructor(readonly status: number, readonly body: unknown) {
+    super(`HTTP ${status}`)
+  }
+}
+
+function baseUrl(config: AppConfig): string {
+  if (config.cli.apiUrl !== '') return config.cli.apiUrl.replace(/\/$/, '')
+  const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host
+  return `http://${host}:${config.http.port}`
+}
+
+async function call(config: AppConfig, method: string, path: string, body?: unknown): Promise<unknown> {
+  const key = config.cli.apiKey !== '' ? config.cli.apiKey : config.management.adminApiKey
+  const res = await fetch(`${baseUrl(config)}/v1${path}`, {
+    method,
+    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  })
+  const text = await res.text()
+  const parsed: unknown = text === '' ? null : JSON.parse(text)
+  if (!res.ok) throw new ApiError(res.status, parsed)
+  return parsed
+}
+
+/** Every page of a list (cursor pagination). */
+async function listAll(config: AppConfig, path: string): Promise<Array<Record<string, unknown>>> {
+  const out: Array<Record<string, unknown>> = []
+  let cursor: string | null = null
+  do {
+    const sep = path.includes('?') ? '&' : '?'
+    const page = (await call(config, 'GET', `${path}${sep}limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)) as {
+      items: Array<Record<string, unknown>>
+      nextCursor: string | null
+    }
+    out.push(...page.items)
+    cursor = page.nextCursor
+  } while (cursor)
+  return out
+}
+
+export function renderTable(rows: Array<Record<string, unknown>>, columns: Column[]): string {
+  const cells = rows.map((r) => columns.map((c) => {
+    const v = c.get(r)
+    return v === null || v === undefined ? '-' : v instanceof Object ? JSON.stringify(v) : String(v)
+  }))
+  const widths = columns.map((c, i) => Math.max(c.title.length, ...cells.map((row) => row[i]!.length)))
+  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()
+  return [line(columns.map((c) => c.title)), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n') + '\n'
+}
+
+const col = (title: string, key: string): Column => ({ title, get: (r) => key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], r) })
+
+const USAGE = `usage:
+  distributary partners [list] [--json]
+  distributary subscriptions [list] [--json]
+  distributary connectors [list] | status <id> | pause <id> | resume <id> | replay <id> --from <ISO time|earliest|latest>  [--json]
+  distributary dlq list <subscriptionId> | retry <subscriptionId> [eventId]  [--json]
+The API is DISTRIBUTARY_API_URL (default http://127.0.0.1:8080); the key DISTRIBUTARY_API_KEY (default ADMIN_API_KEY).
+`
+
+export async function apiCommand(config: AppConfig, command: string, args: string[], flags: ApiCommandFlags): Promise<number> {
+  const [sub = 'list', id, extra] = args
+  const out = (data: unknown, rows: () => string) => process.stdout.write(flags.json ? JSON.stringify(data, null, 2) + '\n' : rows())
+  const need = (what: string, v: string | undefined): string => {
+    if (!v) throw new UsageError(`${command} ${sub}: missing <${what}>`)
+    return v
+  }
+  try {
+    switch (`${command} ${sub}`) {
+      case 'partners list': {
+        const rows = await listAll(config, `/organizations?kind=${flags.kind ?? 'partner'}`)
+        out(rows, () => renderTable(rows, [col('ID', 'id'), col('SLUG', 'slug'), col('NAME', 'name'), col('KIND', 'kind'), col('CREATED', 'createdAt')]))
+        return 0
+      }
+      case 'subscriptions list': {
+        const rows = await listAll(config, '/subscriptions')
+        out(rows, () => renderTable(rows, [col('ID', 'id'), col('PARTNER', 'partnerId'), col('NAME', 'name'), col('EVENT TYPES', 'eventTypes'), col('SINK', 'sink.type'), col('URL', 'sink.url')]))
+        return 0
+      }
+      case 'connectors list': {
+        const rows = await listAll(config, '/connectors')
+        out(rows, () => renderTable(rows, [col('ID', 'id'), col('DESIRED', 'desiredState'), col('STATE', 'status.state'), col('LAG', 'status.lag'), col('WORKER', 'status.workerId'), col('LAST ERROR', 'status.lastError.message')]))
+        return 0
+      }
+      case 'connectors status': {
+        const c = (await call(config, 'GET', `/connectors/${encodeURIComponent(need('id', id))}/status`)) as Record<string, unknown>
+        out(c, () => renderTable([c], [col('ID', 'id'), col('DESIRED', 'desiredState'), col('STATE', 'status.state'), col('LAG', 'status.lag'), col('WORKER', 'status.workerId'), col('LAST ERROR', 'status.lastError.message')]))
+        return 0
+      }
+      case 'connectors pause':
+      case 'connectors resume': {
+        const c = (await call(config, 'PUT', `/connectors/${encodeURIComponent(need('id', id))}/${sub}`)) as Record<string, unknown>
+        out(c, () => `${c.id}: desired state ${c.desiredState}\n`)
+        return 0
+      }
+      case 'connectors replay': {
+        const from = flags.from ?? extra
+        if (!from) throw new UsageError('connectors replay: --from <ISO time|earliest|latest> is required')
+        let body: Record<string, unknown>
+        if (from === 'earliest' || from === 'latest') body = { to: from }
+        else {
+          const t = Date.parse(from)
+          if (Number.isNaN(t)) throw new UsageError(`connectors replay: --from "${from}" is not an ISO time, earliest or latest`)
+          body = { to: 'timestamp', timestamp: new Date(t).toISOString() }
+        }
+        const c = (await call(config, 'POST', `/connectors/${encodeURIComponent(need('id', id))}/offsets/reset`, body)) as Record<string, unknown>
+        out(c, () => `${String(c.id)}: replay from ${from} requested; the worker applies it within seconds\n`)
+        return 0
+      }
+      case 'dlq list': {
+        const rows = await listAll(config, `/subscriptions/${encodeURIComponent(need('subscriptionId', id))}/dead-letters`)
+        out(rows, () => renderTable(rows, [col('EVENT', 'eventId'), col('TYPE', 'eventType'), col('KEY', 'key'), col('STATUS', 'status'), col('ATTEMPTS', 'attemptCount'), col('LAST ERROR', 'lastError')]))
+        return 0
+      }
+      case 'dlq retry': {
+        const subId = encodeURIComponent(need('subscriptionId', id))
+        const r = await call(config, 'POST', extra ? `/subscriptions/${subId}/deliveries/${encodeURIComponent(extra)}/retry` : `/subscriptions/${subId}/dead-letters/retry`)
+        out(r, () => `retry requested for ${extra ? `event ${extra}` : 'every dead letter'} of ${id}\n`)
+        return 0
+      }
+      default:
+        process.stderr.write(`distributary: unknown command "${command} ${sub}"\n\n${USAGE}`)
+        return 2
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`distributary: ${err.message}\n\n${USAGE}`)
+      return 2
+    }
+    if (err instanceof ApiError) {
+      const p = (err.body ?? {}) as { title?: string; detail?: string; errors?: Array<{ field: string; message: string }> }
+      const fields = (p.errors ?? []).map((e) => `\n  ${e.field}: ${e.message}`).join('')
+      process.stderr.write(`distributary: ${err.status} ${p.title ?? ''}${p.detail ? `: ${p.detail}` : ''}${fields}\n`)
+      return 1
+    }
+    if (err instanceof TypeError && String(err.message).includes('fetch failed')) {
+      process.stderr.write(`distributary: the management API at ${baseUrl(config)} does not answer (is \`distributary start\` running? DISTRIBUTARY_API_URL)\n`)
+      return 1
+    }
+    throw err
+  }
+}
+

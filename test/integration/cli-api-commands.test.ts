@@ -1,0 +1,109 @@
+/**
+ * The CLI's thin commands over a running platform's management API, as an operator runs them:
+ * a separate process, tables by default, JSON with --json, problems printed with the field.
+ */
+import { spawn } from 'node:child_process'
+import crypto from 'node:crypto'
+import path from 'node:path'
+import { expect } from 'chai'
+import { startPlatform, type Platform } from '../../cli/platform.ts'
+import { createLogger } from '../../common/logger.ts'
+import { generateKeyRingEntry } from '../../common/secret-box.ts'
+import { loadConfig } from '../../config/index.ts'
+import { PROJECT_ROOT } from '../../stack/index.ts'
+import { testMongo, uniqueName } from '../helpers/env.ts'
+
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env } })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    child.once('exit', (code) => resolve({ code, out, err }))
+  })
+}
+
+describe('CLI: partners, subscriptions, connectors, dlq over the management API', function () {
+  this.timeout(90_000)
+  const dbName = uniqueName('cli').slice(0, 60)
+  const adminKey = crypto.randomBytes(32).toString('base64url')
+  let platform: Platform
+  let env: NodeJS.ProcessEnv
+  let subId: string
+
+  before(async () => {
+    const config = loadConfig({
+      overrides: {
+        http: { host: '127.0.0.1', port: 0 },
+        schemaRegistry: { port: 0 },
+        mongodb: { database: dbName },
+        management: { adminApiKey: adminKey },
+        secrets: { encryptionKeys: generateKeyRingEntry('c1') },
+        urlGuard: { allowlist: '127.0.0.1' },
+      },
+    })
+    platform = await startPlatform(config, createLogger({ level: 'error', write: () => undefined }), { stopStackOnClose: false, roles: 'api' })
+    env = { DISTRIBUTARY_API_URL: platform.url, DISTRIBUTARY_API_KEY: adminKey }
+    const call = async (p: string, body: unknown) => {
+      const res = await fetch(platform.url + p, { method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      return (await res.json()) as { id: string }
+    }
+    const pub = await call('/v1/organizations', { kind: 'publisher', name: 'Acme', slug: 'acme-cli' })
+    const partner = await call('/v1/organizations', { kind: 'partner', name: 'Northwind Distribution', slug: 'northwind-cli' })
+    await call('/v1/grants', { publisherId: pub.id, partnerId: partner.id, entitlements: [{ eventType: 'inventory.level.changed' }] })
+    subId = (await call('/v1/subscriptions', { partnerId: partner.id, name: 'erp', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } })).id
+  })
+
+  after(async () => {
+    await platform?.close()
+    const mongo = testMongo()
+    await mongo.connect()
+    await mongo.db(dbName).dropDatabase().catch(() => undefined)
+    await mongo.close()
+  })
+
+  it('lists partners as a table, and as the API JSON with --json', async () => {
+    const table = await cli(['partners'], env)
+    expect(table.code, table.err).to.equal(0)
+    const lines = table.out.trim().split('\n')
+    expect(lines[0]).to.match(/^ID\s+SLUG\s+NAME\s+KIND\s+CREATED$/)
+    expect(lines.some((l) => /northwind-cli\s+Northwind Distribution\s+partner/.test(l))).to.equal(true)
+    expect(lines.some((l) => l.includes('acme-cli')), 'publishers are not partners').to.equal(false)
+    const json = await cli(['partners', 'list', '--json'], env)
+    expect((JSON.parse(json.out) as Array<{ slug: string }>).map((p) => p.slug)).to.deep.equal(['northwind-cli'])
+  })
+
+  it('lists subscriptions, pauses and resumes a connector, and requests a replay', async () => {
+    const subs = await cli(['subscriptions', '--json'], env)
+    expect((JSON.parse(subs.out) as Array<{ id: string }>).map((s) => s.id)).to.deep.equal([subId])
+    const paused = await cli(['connectors', 'pause', subId], env)
+    expect(paused.out).to.equal(`${subId}: desired state paused\n`)
+    const status = await cli(['connectors', 'status', subId, '--json'], env)
+    expect((JSON.parse(status.out) as { desiredState: string }).desiredState).to.equal('paused')
+    expect((await cli(['connectors', 'resume', subId], env)).out).to.equal(`${subId}: desired state running\n`)
+    const replay = await cli(['connectors', 'replay', subId, '--from', '2026-11-24T00:00:00Z'], env)
+    expect(replay.code, replay.err).to.equal(0)
+    expect(replay.out).to.contain('replay from 2026-11-24T00:00:00Z requested')
+  })
+
+  it('dlq list shows an empty table for a subscription without dead letters; retry is accepted', async () => {
+    const list = await cli(['dlq', 'list', subId], env)
+    expect(list.code).to.equal(0)
+    expect(list.out.trim().split('\n')).to.have.length(2) // header and rule, no rows
+    expect((await cli(['dlq', 'retry', subId], env)).code).to.equal(0)
+  })
+
+  it('names what is wrong: a bad --from, an unknown id (the API problem), a wrong key', async () => {
+    const badFrom = await cli(['connectors', 'replay', subId, '--from', 'yesterday'], env)
+    expect(badFrom.code).to.equal(2)
+    expect(badFrom.err).to.contain('--from "yesterday" is not an ISO time')
+    const unknown = await cli(['connectors', 'status', 'sub_000000000000000000000000'], env)
+    expect(unknown.code).to.equal(1)
+    expect(unknown.err).to.match(/404 Not Found/)
+    const wrongKey = await cli(['partners'], { ...env, DISTRIBUTARY_API_KEY: 'dk_nope.nope' })
+    expect(wrongKey.code).to.equal(1)
+    expect(wrongKey.err).to.contain('401 Unauthorized')
+    expect(wrongKey.err).to.contain('Authorization: is not a valid API key')
+  })
+})
