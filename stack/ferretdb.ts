@@ -41,6 +41,25 @@ async function install(s: StackSettings, report: (msg: string) => void): Promise
   return bin
 }
 
+/**
+ * A database file of one SQLite page has no tables, so FerretDB v1 refuses to start on it ("no such
+ * table: _ferretdb_collections"). Such a file is what a crash leaves when it hits a database being
+ * created or dropped. It holds no data: move it (and its -wal/-shm) aside so the server starts.
+ */
+function quarantineEmptyDatabases(dataDir: string, report: (msg: string) => void): void {
+  for (const f of fs.readdirSync(dataDir)) {
+    if (!f.endsWith('.sqlite')) continue
+    const file = path.join(dataDir, f)
+    if (fs.statSync(file).size > 4096) continue
+    const aside = path.join(path.dirname(dataDir), 'quarantine')
+    fs.mkdirSync(aside, { recursive: true })
+    for (const suffix of ['', '-wal', '-shm']) {
+      if (fs.existsSync(file + suffix)) fs.renameSync(file + suffix, path.join(aside, `${Date.now()}-${f}${suffix}`))
+    }
+    report(`moved the empty database file ${f} (left by a crash) to ${aside}`)
+  }
+}
+
 export const ferretdbService: ServiceDefinition = {
   name: 'mongodb',
   port: (s) => s.mongodb.port,
@@ -50,6 +69,7 @@ export const ferretdbService: ServiceDefinition = {
     const bin = await install(s, report)
     const home = path.join(s.dir, 'mongodb')
     fs.mkdirSync(path.join(home, 'data'), { recursive: true })
+    quarantineEmptyDatabases(path.join(home, 'data'), report)
     return {
       command: bin,
       args: ['--listen-addr', `127.0.0.1:${s.mongodb.port}`, '--data-dir', path.join(home, 'data'), '--log-level', 'warn'],

@@ -37,3 +37,30 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: n
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100))
   }
 }
+
+/**
+ * Test databases are dropped once, after the whole run, not while other tests still work: FerretDB
+ * v1 (SQLite) crashed with SIGBUS when a database file was dropped while a late write (a worker's
+ * last lease pass) still reached it, and then refused to start on the half-dropped file.
+ */
+const pendingDrops = new Set<string>()
+
+export function dropDatabaseLater(name: string): void {
+  pendingDrops.add(name)
+}
+
+export async function dropPendingDatabases(): Promise<void> {
+  if (pendingDrops.size === 0) return
+  const client = testMongo()
+  try {
+    await client.connect()
+    for (const name of [...pendingDrops]) {
+      await client.db(name).dropDatabase().catch(() => undefined)
+      pendingDrops.delete(name)
+    }
+  } catch {
+    /* the store is gone: nothing to clean */
+  } finally {
+    await client.close().catch(() => undefined)
+  }
+}

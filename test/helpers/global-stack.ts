@@ -5,6 +5,7 @@
  */
 import { loadConfig } from '../../config/index.ts'
 import { stackDown, stackSettings, stackUp } from '../../stack/index.ts'
+import { dropPendingDatabases } from './env.ts'
 
 let started = false
 
@@ -19,6 +20,7 @@ export async function mochaGlobalSetup(): Promise<void> {
 }
 
 export async function mochaGlobalTeardown(): Promise<void> {
+  await dropPendingDatabases()
   if (!started) return
   const settings = stackSettings(loadConfig())
   await stackDown(settings, (msg) => process.stdout.write(`  [stack] ${msg}\n`))

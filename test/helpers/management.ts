@@ -11,7 +11,7 @@ import { createLogger } from '../../common/logger.ts'
 import { generateKeyRingEntry } from '../../common/secret-box.ts'
 import { loadConfig, type AppConfig } from '../../config/index.ts'
 import { controlPlaneFromConfig, type ControlPlane } from '../../control-plane/index.ts'
-import { testMongo, uniqueName } from './env.ts'
+import { testMongo, uniqueName, dropDatabaseLater } from './env.ts'
 
 export interface ApiAnswer {
   status: number
@@ -115,7 +115,7 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
     stop,
     async close() {
       await stop()
-      await db.dropDatabase().catch(() => undefined)
+      dropDatabaseLater(db.databaseName)
       await mongo.close()
     },
   }

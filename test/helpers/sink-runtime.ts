@@ -19,7 +19,7 @@ import { WebhookClient, webhookSinkFactory } from '../../consumers/webhook/index
 import { ControlPlane } from '../../control-plane/service.ts'
 import type { Principal, SubscriptionInput } from '../../control-plane/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, envelope, registerTopicSchemas, toHeaders, valueSubject, keySubject, type TopicSpec } from '../../schemas/index.ts'
-import { testConfig, testKafka, testMongo, uniqueName } from './env.ts'
+import { testConfig, testKafka, testMongo, uniqueName, dropDatabaseLater } from './env.ts'
 import { deleteTopics, startTestRegistry } from './registry.ts'
 
 export const ADMIN: Principal = { keyId: 'test-admin', scope: 'admin', organizationId: null }
@@ -213,7 +213,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
       await producer.disconnect()
       await registry.close()
       await deleteTopics(topic.name, deadLetterTopic, registry.topic)
-      await db.dropDatabase().catch(() => undefined)
+      dropDatabaseLater(dbName)
       await mongo.close()
     },
   }

@@ -11,7 +11,7 @@ import { createLogger } from '../../common/logger.ts'
 import { generateKeyRingEntry } from '../../common/secret-box.ts'
 import { loadConfig } from '../../config/index.ts'
 import { PROJECT_ROOT } from '../../stack/index.ts'
-import { testMongo, uniqueName } from '../helpers/env.ts'
+import { uniqueName, dropDatabaseLater } from '../helpers/env.ts'
 
 function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -57,10 +57,7 @@ describe('CLI: partners, subscriptions, connectors, dlq over the management API'
 
   after(async () => {
     await platform?.close()
-    const mongo = testMongo()
-    await mongo.connect()
-    await mongo.db(dbName).dropDatabase().catch(() => undefined)
-    await mongo.close()
+    dropDatabaseLater(dbName)
   })
 
   it('lists partners as a table, and as the API JSON with --json', async () => {

@@ -13,7 +13,7 @@ import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
 import { TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import { HEADER } from '../../schemas/headers.ts'
 import { createHttpIngest, type HttpIngest, type IdempotencyDoc } from '../../producers/http-ingest/index.ts'
-import { testKafka, testMongo, uniqueName, testConfig } from '../helpers/env.ts'
+import { testKafka, testMongo, uniqueName, testConfig, dropDatabaseLater } from '../helpers/env.ts'
 import { deleteTopics, quietLogger, startTestRegistry } from '../helpers/registry.ts'
 import { closedPort, countRecords, createTopics, readTopic, uniqueTopic } from '../helpers/sources.ts'
 import type { RegistryServer } from '../../schemas/registry/index.ts'
@@ -109,7 +109,7 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
     await ingest?.stop()
     server?.closeAllConnections()
     await new Promise((r) => server?.close(r))
-    await mongo?.db(dbName).dropDatabase().catch(() => undefined)
+    dropDatabaseLater(dbName)
     await mongo?.close()
     await admin?.disconnect()
     await registry?.close()

@@ -11,7 +11,7 @@ import { TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import { HEADER } from '../../schemas/headers.ts'
 import { SourceRunner } from '../../connectors/source/runner.ts'
 import { MongoDbSource, parseMongoSourceConfig } from '../../producers/mongodb/index.ts'
-import { testKafka, testMongo, uniqueName, waitFor } from '../helpers/env.ts'
+import { testKafka, testMongo, uniqueName, waitFor, dropDatabaseLater } from '../helpers/env.ts'
 import { deleteTopics, quietLogger, startTestRegistry } from '../helpers/registry.ts'
 import { countRecords, createTopics, readTopic, uniqueTopic } from '../helpers/sources.ts'
 import type { RegistryServer } from '../../schemas/registry/index.ts'
@@ -39,7 +39,7 @@ describe('mongodb collection source (polling, FerretDB)', function () {
     dbName = uniqueName('msrc').slice(0, 50)
   })
   after(async () => {
-    await mongo?.db(dbName).dropDatabase().catch(() => undefined)
+    dropDatabaseLater(dbName)
     await mongo?.close()
     await admin?.disconnect()
     await registry?.close()

@@ -3,7 +3,7 @@
  */
 import { expect } from 'chai'
 import type { Db, MongoClient } from 'mongodb'
-import { testMongo, uniqueName } from '../helpers/env.ts'
+import { testMongo, uniqueName, dropDatabaseLater } from '../helpers/env.ts'
 
 describe('MongoDB-compatible store (mongodb driver)', function () {
   let client: MongoClient
@@ -16,7 +16,7 @@ describe('MongoDB-compatible store (mongodb driver)', function () {
   })
 
   after(async () => {
-    await db.dropDatabase().catch(() => undefined)
+    dropDatabaseLater(db.databaseName)
     await client.close()
   })
 

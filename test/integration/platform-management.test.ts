@@ -4,7 +4,7 @@ import { startPlatform } from '../../cli/platform.ts'
 import { createLogger } from '../../common/logger.ts'
 import { generateKeyRingEntry } from '../../common/secret-box.ts'
 import { loadConfig } from '../../config/index.ts'
-import { testKafka, testMongo, uniqueName, waitFor } from '../helpers/env.ts'
+import { testKafka, uniqueName, waitFor, dropDatabaseLater } from '../helpers/env.ts'
 
 describe('platform: management API wiring', function () {
   const dbName = uniqueName('platform').slice(0, 60)
@@ -23,10 +23,7 @@ describe('platform: management API wiring', function () {
   const logger = createLogger({ level: 'debug', write: (l) => lines.push(l) })
 
   after(async () => {
-    const mongo = testMongo()
-    await mongo.connect()
-    await mongo.db(dbName).dropDatabase().catch(() => undefined)
-    await mongo.close()
+    dropDatabaseLater(dbName)
   })
 
   it('bootstraps with ADMIN_API_KEY, and a paused connector stays paused across a platform restart', async () => {
