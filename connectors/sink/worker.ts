@@ -159,6 +159,8 @@ export class SinkWorker {
   #producer: Producer | null = null
   #admin: Admin | null = null
   #timers: NodeJS.Timeout[] = []
+  /** Periodic passes under way: stop() waits for them, so none writes after the worker stopped. */
+  #passes = new Set<Promise<void>>()
   #busy = new Set<string>()
   #renewedAt = 0
   #since = new Date(0)
@@ -234,9 +236,13 @@ export class SinkWorker {
       const t = setInterval(() => {
         if (this.#busy.has(name) || this.#stopping) return
         this.#busy.add(name)
-        fn()
+        const pass = fn()
           .catch((err: unknown) => this.#log.warn(`${name} failed; retrying next tick`, { error: err }))
-          .finally(() => this.#busy.delete(name))
+          .finally(() => {
+            this.#busy.delete(name)
+            this.#passes.delete(pass)
+          })
+        this.#passes.add(pass)
       }, ms)
       this.#timers.push(t)
     }
@@ -254,6 +260,7 @@ export class SinkWorker {
     this.#stopping = true
     for (const t of this.#timers) clearInterval(t)
     this.#timers = []
+    await Promise.allSettled([...this.#passes])
     await Promise.allSettled([...this.#starting.values()])
     await this.#shared?.disconnect().catch(() => undefined)
     await Promise.allSettled([...this.#runs.values()].map((run) => this.#serial(run, () => this.#stopRun(run, { flush: true, release: true, state: 'unassigned' }))))
