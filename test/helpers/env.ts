@@ -2,8 +2,9 @@
  * What integration tests connect to: the same configuration the platform uses, so that setting
  * KAFKA_BROKERS / MONGODB_URI runs the suite against external servers.
  */
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { createKafka, createMongoClient } from '../../common/clients.ts'
+import { generateKeyRingEntry } from '../../common/secret-box.ts'
 import { loadConfig, type AppConfig } from '../../config/index.ts'
 
 export function testConfig(): AppConfig {
@@ -63,4 +64,25 @@ export async function dropPendingDatabases(): Promise<void> {
   } finally {
     await client.close().catch(() => undefined)
   }
+}
+
+/**
+ * A platform configuration for one test suite: ephemeral HTTP and registry ports, a database of its
+ * own (dropped after the run), a bootstrap admin key and a secrets key, webhooks allowed to 127.0.0.1.
+ */
+export function testPlatformConfig(what: string): { config: AppConfig; dbName: string; adminKey: string } {
+  const dbName = uniqueName(what).slice(0, 60)
+  const adminKey = randomBytes(32).toString('base64url')
+  const config = loadConfig({
+    overrides: {
+      http: { host: '127.0.0.1', port: 0 },
+      schemaRegistry: { port: 0 },
+      mongodb: { database: dbName },
+      management: { adminApiKey: adminKey },
+      secrets: { encryptionKeys: generateKeyRingEntry(`k${randomBytes(3).toString('hex')}`) },
+      urlGuard: { allowlist: '127.0.0.1' },
+    },
+  })
+  dropDatabaseLater(dbName)
+  return { config, dbName, adminKey }
 }

@@ -3,15 +3,12 @@
  * a separate process, tables by default, JSON with --json, problems printed with the field.
  */
 import { spawn } from 'node:child_process'
-import crypto from 'node:crypto'
 import path from 'node:path'
 import { expect } from 'chai'
 import { startPlatform, type Platform } from '../../cli/platform.ts'
 import { createLogger } from '../../common/logger.ts'
-import { generateKeyRingEntry } from '../../common/secret-box.ts'
-import { loadConfig } from '../../config/index.ts'
 import { PROJECT_ROOT } from '../../stack/index.ts'
-import { uniqueName, dropDatabaseLater } from '../helpers/env.ts'
+import { testPlatformConfig } from '../helpers/env.ts'
 
 function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -26,23 +23,12 @@ function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | n
 
 describe('CLI: partners, subscriptions, connectors, dlq over the management API', function () {
   this.timeout(90_000)
-  const dbName = uniqueName('cli').slice(0, 60)
-  const adminKey = crypto.randomBytes(32).toString('base64url')
+  const { config, adminKey } = testPlatformConfig('cli')
   let platform: Platform
   let env: NodeJS.ProcessEnv
   let subId: string
 
   before(async () => {
-    const config = loadConfig({
-      overrides: {
-        http: { host: '127.0.0.1', port: 0 },
-        schemaRegistry: { port: 0 },
-        mongodb: { database: dbName },
-        management: { adminApiKey: adminKey },
-        secrets: { encryptionKeys: generateKeyRingEntry('c1') },
-        urlGuard: { allowlist: '127.0.0.1' },
-      },
-    })
     platform = await startPlatform(config, createLogger({ level: 'error', write: () => undefined }), { stopStackOnClose: false, roles: 'api' })
     env = { DISTRIBUTARY_API_URL: platform.url, DISTRIBUTARY_API_KEY: adminKey }
     const call = async (p: string, body: unknown) => {
@@ -57,7 +43,6 @@ describe('CLI: partners, subscriptions, connectors, dlq over the management API'
 
   after(async () => {
     await platform?.close()
-    dropDatabaseLater(dbName)
   })
 
   it('lists partners as a table, and as the API JSON with --json', async () => {

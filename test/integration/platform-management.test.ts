@@ -1,30 +1,13 @@
 import { expect } from 'chai'
-import crypto from 'node:crypto'
 import { startPlatform } from '../../cli/platform.ts'
 import { createLogger } from '../../common/logger.ts'
-import { generateKeyRingEntry } from '../../common/secret-box.ts'
-import { loadConfig } from '../../config/index.ts'
-import { testKafka, uniqueName, waitFor, dropDatabaseLater } from '../helpers/env.ts'
+import { testKafka, testPlatformConfig, uniqueName, waitFor } from '../helpers/env.ts'
 
 describe('platform: management API wiring', function () {
-  const dbName = uniqueName('platform').slice(0, 60)
-  const adminKey = crypto.randomBytes(32).toString('base64url')
-  const config = loadConfig({
-    overrides: {
-      http: { host: '127.0.0.1', port: 0 },
-      schemaRegistry: { port: 0 },
-      mongodb: { database: dbName },
-      management: { adminApiKey: adminKey },
-      secrets: { encryptionKeys: generateKeyRingEntry('p1') },
-      urlGuard: { allowlist: '127.0.0.1' },
-    },
-  })
+  const { config, adminKey } = testPlatformConfig('platform')
   const lines: string[] = []
   const logger = createLogger({ level: 'debug', write: (l) => lines.push(l) })
 
-  after(async () => {
-    dropDatabaseLater(dbName)
-  })
 
   it('bootstraps with ADMIN_API_KEY, and a paused connector stays paused across a platform restart', async () => {
     const call = async (url: string, method: string, path: string, body?: unknown, key = adminKey) => {
