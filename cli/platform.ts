@@ -26,6 +26,7 @@ import { createUrlGuard } from '../common/url-guard.ts'
 import { ALL_TOPICS } from '../schemas/topics.ts'
 import { SinkWorker } from '../connectors/sink/worker.ts'
 import { deliveryDefaults, webhookClientSettings } from '../connectors/sink/settings.ts'
+import { sinkFactoryByType } from '../consumers/index.ts'
 import { WebhookClient, webhookSinkFactory } from '../consumers/webhook/index.ts'
 
 export type PlatformRole = 'api' | 'worker' | 'all'
@@ -145,7 +146,9 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
           db: mongo.db(config.mongodb.database),
           serde,
           topics: ALL_TOPICS,
-          createSink: webhookSinkFactory(webhookClient, controlPlane, defaults.webhookTimeoutMs),
+          createSink: sinkFactoryByType({
+            webhook: webhookSinkFactory(webhookClient, controlPlane, defaults.webhookTimeoutMs),
+          }),
           defaults,
           logger,
           settings: config.worker,

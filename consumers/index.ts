@@ -1,0 +1,2 @@
+export { sinkFactoryByType } from './sinks.ts'
+export type { SinkFactories } from './sinks.ts'

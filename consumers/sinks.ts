@@ -1,0 +1,23 @@
+/**
+ * One SinkFactory for the worker over every sink type: each subscription's sink is built by the
+ * factory of its `sink.type`. A type no factory is registered for is refused with a ConfigError
+ * naming the type, so the subscription reports a clear failure instead of running the wrong sink.
+ */
+import { ConfigError } from '../common/errors.ts'
+import type { SinkFactory } from '../connectors/sink/worker.ts'
+import type { SinkConfig } from '../control-plane/types.ts'
+
+export type SinkFactories = Partial<Record<SinkConfig['type'], SinkFactory>>
+
+export function sinkFactoryByType(factories: SinkFactories): SinkFactory {
+  return async (sub, ctx) => {
+    const factory = factories[sub.sink.type]
+    if (!factory) {
+      throw new ConfigError(`no sink of type "${sub.sink.type}" is available in this worker (available: ${Object.keys(factories).join(', ')})`, {
+        subscriptionId: sub._id,
+        field: 'sink.type',
+      })
+    }
+    return factory(sub, ctx)
+  }
+}
