@@ -66,6 +66,12 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   const roles = options.roles ?? 'all'
   const runApi = roles !== 'worker'
   const runWorker = roles !== 'api'
+  if (!runApi && config.schemaRegistry.url === '' && config.schemaRegistry.port === 0) {
+    // A worker finds the API process's built-in registry at schemaRegistry.host:port; port 0 names no address.
+    throw new ConfigError('the worker role uses the built-in schema registry of the api process: set SCHEMA_REGISTRY_URL to it, or SCHEMA_REGISTRY_PORT to the port the api process serves it on (not 0)', {
+      field: 'schemaRegistry.port',
+    })
+  }
   const settings = stackSettings(config)
   let startedStack = false
   if (settings.services.length > 0) {
@@ -151,7 +157,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
           }),
           defaults,
           logger,
-          settings: config.worker,
+          settings: { ...config.worker, workerId: config.worker.id },
           metrics,
         })
         await w.start()

@@ -51,6 +51,8 @@ function quarantineEmptyDatabases(dataDir: string, report: (msg: string) => void
     if (!f.endsWith('.sqlite')) continue
     const file = path.join(dataDir, f)
     if (fs.statSync(file).size > 4096) continue
+    // Committed data may still be in the write-ahead log only: small is empty only without one.
+    if (fs.existsSync(`${file}-wal`) && fs.statSync(`${file}-wal`).size > 0) continue
     const aside = path.join(path.dirname(dataDir), 'quarantine')
     fs.mkdirSync(aside, { recursive: true })
     for (const suffix of ['', '-wal', '-shm']) {

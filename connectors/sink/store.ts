@@ -43,6 +43,18 @@ export function tpKey(topic: string, partition: number): string {
   return `${topic}|${partition}`
 }
 
+/**
+ * Topic names hold dots ("inventory.levels"), which MongoDB field names should not (FerretDB refuses
+ * them): a position's "topic|partition" key is stored with '.' as '%2E' ('%' cannot occur in a topic name).
+ */
+function encodeKeys(positions: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(positions).map(([k, v]) => [k.replaceAll('.', '%2E'), v]))
+}
+
+function decodeKeys(positions: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(positions ?? {}).map(([k, v]) => [k.replaceAll('%2E', '.'), v]))
+}
+
 const isDuplicateKey = (err: unknown) => (err as { code?: unknown })?.code === 11000
 
 export class SinkStore {
@@ -112,15 +124,16 @@ export class SinkStore {
     await this.leases.deleteOne({ _id: subscriptionId, workerId })
   }
 
-  getCursor(subscriptionId: string): Promise<CursorDoc | null> {
-    return this.cursors.findOne({ _id: subscriptionId })
+  async getCursor(subscriptionId: string): Promise<CursorDoc | null> {
+    const doc = await this.cursors.findOne({ _id: subscriptionId })
+    return doc ? { ...doc, positions: decodeKeys(doc.positions) } : null
   }
 
   /** Writes the cursors of the subscriptions this worker holds (one bulk command). */
   async writeCursors(docs: CursorDoc[]): Promise<void> {
     if (docs.length === 0) return
     await this.cursors.bulkWrite(
-      docs.map((d) => ({ replaceOne: { filter: { _id: d._id }, replacement: { positions: d.positions, appliedResetId: d.appliedResetId, workerId: d.workerId, updatedAt: d.updatedAt }, upsert: true } })),
+      docs.map((d) => ({ replaceOne: { filter: { _id: d._id }, replacement: { positions: encodeKeys(d.positions), appliedResetId: d.appliedResetId, workerId: d.workerId, updatedAt: d.updatedAt }, upsert: true } })),
       { ordered: false },
     )
   }

@@ -24,7 +24,7 @@ export function uniqueName(what: string): string {
   return `test-${what}-${randomUUID()}`
 }
 
-export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<NonNullable<T>> {
+export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: number; intervalMs?: number; what?: string | (() => string | Promise<string>) } = {}): Promise<NonNullable<T>> {
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000)
   let last: unknown
   for (;;) {
@@ -34,7 +34,10 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: n
     } catch (err) {
       last = err
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`)
+    if (Date.now() > deadline) {
+      const what = typeof opts.what === 'function' ? await opts.what() : opts.what
+      throw new Error(`timed out waiting for ${what ?? 'condition'}${last ? `: ${String(last)}` : ''}`)
+    }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100))
   }
 }
