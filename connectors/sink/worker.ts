@@ -29,6 +29,7 @@
  *  - Dead letters go to the dead-letter topic and the delivery log (with the record's bytes, so a retry
  *    request re-delivers from there); every attempt goes to the delivery log.
  */
+import { Limiter } from '../../common/limiter.ts'
 import { randomUUID } from 'node:crypto'
 import os from 'node:os'
 import type avro from 'avsc'
@@ -154,6 +155,8 @@ export class SinkWorker {
   readonly #unknownSchemas = new Set<number>()
   readonly #logChains = new Map<string, Promise<void>>()
   #logPending = 0
+  /** Delivery-log writes in flight at most: a burst must not starve lease and cursor writes of connections (or, on FerretDB, of SQLite's one writer). */
+  readonly #logLimiter = new Limiter(4)
   #logDropped = 0
   #shared: Consumer | null = null
   #producer: Producer | null = null
@@ -619,7 +622,7 @@ export class SinkWorker {
     this.#logPending++
     const prev = this.#logChains.get(key) ?? Promise.resolve()
     const next: Promise<void> = prev
-      .then(fn)
+      .then(() => this.#logLimiter.run(fn))
       .catch((err: unknown) => this.#log.warn('delivery log write failed', { subscriptionId: subId, eventId, error: err }))
       .finally(() => {
         this.#logPending--
