@@ -51,21 +51,25 @@ export const benchmark: Benchmark = {
       ctx.progress(`${subs} subscriptions over ${RECEIVER_SERVERS} receiver servers; ${rate} deliveries/s = ${eventRate.toFixed(2)} events/s x ${subs}`)
       const t0 = Date.now()
       let next = 0
+      const creating = ctx.meter('creating subscriptions', { total: subs, unit: 'subscriptions' })
       await Promise.all(
         Array.from({ length: CREATE_CONCURRENCY }, async () => {
           while (next < subs) {
             const i = next++
             await h.subscribe({ url: `${hooks.bases[i % RECEIVER_SERVERS]}/hooks/${i}`, name: `partner-${i}`, deliveryPolicy: { retrySchedule: [1, 5], timeoutMs: 10_000 } })
+            creating.update(next)
           }
         }),
       )
-      ctx.progress(`${subs} subscriptions created in ${Date.now() - t0} ms`)
+      creating.finish(`${subs} subscriptions created in ${Date.now() - t0} ms`)
 
       const { result: run, peakMb } = await withPeakRss(async () => {
         const t1 = Date.now()
         // long leases and calm control passes: 1,000 subscriptions are claimed one by one at start
         const worker = await h.worker({ logDelivered: false, leaseTtlMs: 60_000, heartbeatMs: 5000, pollMs: 1000, cursorFlushMs: 1000, statusIntervalMs: 30_000 })
-        const running = await waitUntil(() => worker.held().length >= subs, 180_000)
+        const claiming = ctx.meter('claiming on one worker', { total: subs, unit: 'subscriptions' })
+        const running = await waitUntil(() => (claiming.update(worker.held().length), worker.held().length >= subs), 180_000)
+        claiming.finish()
         ctx.progress(`${worker.held().length} subscriptions running on one worker after ${Date.now() - t1} ms${running ? '' : ' (not all: measuring anyway)'}`)
         const rssBefore = process.memoryUsage().rss / 1024 / 1024
         const warmEvents = Math.ceil((eventRate * WARMUP_MS) / 1000)

@@ -2,6 +2,7 @@
  * `npm run bench` runs every benchmark in bench/ (files named *.bench.ts, each exporting
  * `benchmark`); `npm run bench -- <name> [--json] [--duration-ms N]` runs one.
  */
+import { createProgress } from '../cli/progress.ts'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
   const durationMs = Number(values['duration-ms'])
   for (const b of chosen) {
     process.stderr.write(`# ${b.name}: ${b.description}\n`)
-    const figures = await b.run({ durationMs, progress: (m) => process.stderr.write(`  ${m}\n`) })
+    const figures = await b.run({ durationMs, progress: (m) => process.stderr.write(`  ${m}\n`), meter: (label, o) => createProgress(`  ${label}`, o ?? {}) })
     for (const f of figures) process.stdout.write((values.json ? JSON.stringify(f) : formatFigure(f)) + '\n')
   }
 }

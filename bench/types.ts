@@ -2,6 +2,7 @@
  * A benchmark measures the platform and a baseline in the same run and reports figures.
  * Benchmarks never fail on a timing: they print, and the reader compares with `goal`.
  */
+import type { Progress } from '../cli/progress.ts'
 export interface Figure {
   /** e.g. "serde.encode" */
   name: string
@@ -23,6 +24,8 @@ export interface BenchContext {
   durationMs: number
   /** Progress for the reader (stderr), never part of the figures. */
   progress(msg: string): void
+  /** A counted long step (a bar with rate and ETA on a terminal, plain lines otherwise), on stderr. */
+  meter(label: string, options?: { total?: number; unit?: string }): Progress
 }
 
 export interface Benchmark {

@@ -4,11 +4,14 @@
  * fault) and exit 1.
  */
 import type { AppConfig } from '../config/index.ts'
+import { createProgress } from './progress.ts'
 
 export interface ApiCommandFlags {
   json: boolean
   from?: string | undefined
   kind?: string | undefined
+  /** replay: follow the replay until the connector caught up, with a progress display. */
+  follow?: boolean | undefined
 }
 
 interface Column {
@@ -74,7 +77,7 @@ const col = (title: string, key: string): Column => ({ title, get: (r) => key.sp
 const USAGE = `usage:
   distributary partners [list] [--json]
   distributary subscriptions [list] [--json]
-  distributary connectors [list] | status <id> | pause <id> | resume <id> | replay <id> --from <ISO time|earliest|latest>  [--json]
+  distributary connectors [list] | status <id> | pause <id> | resume <id> | replay <id> --from <ISO time|earliest|latest> [--follow]  [--json]
   distributary dlq list <subscriptionId> | retry <subscriptionId> [eventId]  [--json]
 The API is DISTRIBUTARY_API_URL (default http://127.0.0.1:8080); the key DISTRIBUTARY_API_KEY (default ADMIN_API_KEY).
 `
@@ -126,6 +129,7 @@ export async function apiCommand(config: AppConfig, command: string, args: strin
         }
         const c = (await call(config, 'POST', `/connectors/${encodeURIComponent(need('id', id))}/offsets/reset`, body)) as Record<string, unknown>
         out(c, () => `${String(c.id)}: replay from ${from} requested; the worker applies it within seconds\n`)
+        if (flags.follow) return followReplay(config, String(c.id), (c.offsetReset as { id: string }).id)
         return 0
       }
       case 'dlq list': {
@@ -162,3 +166,37 @@ export async function apiCommand(config: AppConfig, command: string, args: strin
   }
 }
 
+
+interface StatusView {
+  state: string
+  lag: number | null
+  appliedResetId: string | null
+  lastError: { code: string; message: string } | null
+}
+
+/**
+ * Follows a replay on stderr until the connector caught up: waits for a worker to apply the reset,
+ * then counts the lag down (done = the lag when it was applied - the lag now). Ctrl-C stops following,
+ * not the replay. Exit 1 when the connector fails or is stopped meanwhile.
+ */
+async function followReplay(config: AppConfig, id: string, resetId: string, pollMs = 1000): Promise<number> {
+  const progress = createProgress(`replay ${id}`, { unit: 'events' })
+  const sleep = () => new Promise((r) => setTimeout(r, pollMs))
+  let total: number | null = null
+  for (;;) {
+    const s = (await call(config, 'GET', `/connectors/${encodeURIComponent(id)}/status`)) as StatusView
+    if (s.state === 'failed' || s.state === 'stopped') {
+      progress.finish(`connector ${s.state}${s.lastError ? `: ${s.lastError.code} ${s.lastError.message}` : ''}`)
+      return 1
+    }
+    if (s.appliedResetId === resetId && s.lag !== null) {
+      total = Math.max(total ?? 0, s.lag)
+      progress.update(total - s.lag, total)
+      if (s.lag === 0) {
+        progress.finish(`caught up: ${total} events replayed`)
+        return 0
+      }
+    } else if (total === null) progress.update(0)
+    await sleep()
+  }
+}

@@ -24,7 +24,7 @@ commands:
   stack status [--json]  what runs, truthfully (exit 1 when a server is not running)
   partners [list]        partner organizations          } over the management API
   subscriptions [list]   partner subscriptions          } (DISTRIBUTARY_API_URL, DISTRIBUTARY_API_KEY);
-  connectors [list] | status|pause|resume <id> | replay <id> --from <ISO time|earliest|latest>
+  connectors [list] | status|pause|resume <id> | replay <id> --from <ISO time|earliest|latest> [--follow]
   dlq list <subscriptionId> | retry <subscriptionId> [eventId]
                          tables by default, the API's JSON with --json
 `
@@ -87,6 +87,7 @@ export async function main(argv: string[]): Promise<number> {
       role: { type: 'string', default: 'all' },
       from: { type: 'string' },
       kind: { type: 'string' },
+      follow: { type: 'boolean', default: false },
     },
   })
   const [command, sub] = positionals
@@ -110,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'subscriptions':
     case 'connectors':
     case 'dlq':
-      return apiCommand(config, command, positionals.slice(1), { json: values.json, from: values.from, kind: values.kind })
+      return apiCommand(config, command, positionals.slice(1), { json: values.json, from: values.from, kind: values.kind, follow: values.follow })
     default:
       process.stderr.write(`distributary: unknown command "${command}"\n\n${USAGE}`)
       return 2

@@ -208,6 +208,7 @@ export const connectorStatusView = (c: ConnectorDoc) => ({
   lastError: c.status?.lastError ?? null,
   reportedAt: c.status?.reportedAt ?? null,
   pendingChanges: (c.status?.appliedGeneration ?? 0) < c.generation,
+  appliedResetId: c.status?.appliedResetId ?? null,
 })
 
 export const connectorView = (c: ConnectorDoc) => ({

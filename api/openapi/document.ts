@@ -472,6 +472,7 @@ export const openApiDocument = {
           lastError: { type: ['object', 'null'] },
           reportedAt: nullableDateTime,
           pendingChanges: { type: 'boolean', description: 'A change (state, restart, reset) no worker has applied yet.' },
+          appliedResetId: { type: ['string', 'null'], description: 'Id of the last offset reset (replay) a worker has applied: compare with offsetReset.id of the connector to see a replay take effect.' },
         },
       },
       OffsetResetRequest: {

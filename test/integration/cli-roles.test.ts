@@ -39,13 +39,28 @@ function startRole(role: 'api' | 'worker', env: NodeJS.ProcessEnv): Proc {
   return { child, role, output: () => out }
 }
 
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env } })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    const timer = setTimeout(() => child.kill('SIGTERM'), 60_000)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, out, err })
+    })
+  })
+}
+
 function exited(p: Proc): Promise<number | null> {
   if (p.child.exitCode !== null || p.child.signalCode !== null) return Promise.resolve(p.child.exitCode)
   return new Promise((resolve) => p.child.once('exit', (code) => resolve(code)))
 }
 
 describe('CLI roles: one api process and two worker processes', function () {
-  this.timeout(180_000)
+  this.timeout(300_000)
   const base = loadConfig()
   const db = uniqueName('roles').slice(0, 60)
   const adminKey = randomBytes(32).toString('base64url')
@@ -177,6 +192,7 @@ describe('CLI roles: one api process and two worker processes', function () {
     const seqs = (r: Receiver) => r.received.map((x) => JSON.parse(x.body) as { data: { sku: string; sequence: number } }).filter((b) => b.data.sku.includes(tag))
     const allArrived = (total: number) => async () => subs.every((s) => new Set(seqs(s.receiver).map((b) => b.data.sequence)).size === total)
 
+    const firstPublish = new Date()
     await publish(0, 200)
     await waitFor(allArrived(200), { timeoutMs: 60_000, what: () => `received: ${subs.map((s) => new Set(seqs(s.receiver).map((b) => b.data.sequence)).size).join(', ')} of 200` })
 
@@ -188,6 +204,22 @@ describe('CLI roles: one api process and two worker processes', function () {
     await waitFor(allArrived(400), { timeoutMs: 90_000, what: () => `after the kill: ${subs.map((s) => new Set(seqs(s.receiver).map((b) => b.data.sequence)).size).join(', ')} of 400\n${procs[2]!.output().slice(-3000)}` })
     const held = await leases.find({ _id: { $in: subs.map((s) => s.id) } }).toArray()
     expect(new Set(held.map((l) => l.workerId))).to.deep.equal(new Set(['roles-w2']))
+
+    // `connectors replay --follow` from before the first event: a progress line until caught up, and
+    // the partner receives every event again.
+    const target = subs[0]!
+    const before = seqs(target.receiver).length
+    const replay = await cli(['connectors', 'replay', target.id, '--from', new Date(firstPublish.getTime() - 1000).toISOString(), '--follow'], {
+      ...env,
+      DISTRIBUTARY_API_URL: api,
+      DISTRIBUTARY_API_KEY: adminKey,
+    })
+    expect(replay.code, replay.err + replay.out).to.equal(0)
+    expect(replay.err).to.match(new RegExp(`replay ${target.id}: caught up: \\d+ events replayed`))
+    await waitFor(() => seqs(target.receiver).length >= before + 400, { timeoutMs: 30_000, what: 'the replayed events' })
+    const counts = new Map<number, number>()
+    for (const b of seqs(target.receiver)) counts.set(b.data.sequence, (counts.get(b.data.sequence) ?? 0) + 1)
+    expect([...counts.values()].every((n) => n >= 2), 'every event arrived again').to.equal(true)
 
     // Per-key order for every partner (redeliveries after the kill may repeat, never reorder what was new).
     for (const s of subs) {
