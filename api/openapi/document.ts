@@ -91,7 +91,7 @@ export const openApiDocument = {
     '/organizations': {
       get: read('List organizations', 'organizations', 'listOrganizations', [...PAGE, query('kind', { type: 'string', enum: ['publisher', 'partner'] }, 'Only this kind.')], ok('A page of organizations.', listOf('Organization'))),
       post: mutation('Create an organization (admin)', 'organizations', 'createOrganization', [IDEMPOTENCY], { '201': ok('Created.', ref('Organization')) }, {
-        requestBody: body(ref('OrganizationCreate'), { kind: 'partner', name: 'Northwind Distribution', slug: 'northwind', profile: { country: 'DE', tier: 2 } }),
+        requestBody: body(ref('OrganizationCreate'), { kind: 'partner', name: 'Northwind Distribution', slug: 'northwind', profile: { legalName: 'Northwind Distribution GmbH', partnerType: 'DISTRIBUTOR', tier: 'GOLD', status: 'ACTIVE', headquartersCountry: 'DE', regions: ['DE', 'AT'] } }),
       }),
     },
     '/organizations/{organizationId}': {

@@ -138,11 +138,22 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
     return true
   }
 
+  /** A failing store (MongoDB down) is retried at the next interval; the runner must not fail for it. */
   async poll(): Promise<SourceRecord<Value>[]> {
     if (!this.more) await this.idle(this.options.pollMs)
     this.nudged = false
     this.more = false
     if (this.signal?.aborted) return []
+    try {
+      return await this.scan()
+    } catch (err) {
+      this.heldUntil = 0
+      this.log?.warn('outbox scan failed; retrying', { code: 'RETRIABLE', stage: 'outbox-scan', err })
+      return []
+    }
+  }
+
+  private async scan(): Promise<SourceRecord<Value>[]> {
     if (!(await this.holdLease())) return []
     const started = Date.now()
     if (started - this.lastFullScan >= this.fullScanMs) {
