@@ -3,6 +3,8 @@
  * validate every request, and checked by the tests against the routes express actually serves.
  * Every request body carries an example that is valid against its schema (the tests use them).
  */
+import { eventSchemas, ingestionPaths } from './events.ts'
+
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
 const problems = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { $ref: `#/components/responses/Problem${c}` }]))
 const json = (schema: unknown, example?: unknown) => ({ content: { 'application/json': { schema, ...(example !== undefined ? { example } : {}) } } })
@@ -56,6 +58,11 @@ const read = (summary: string, tag: string, operationId: string, params: unknown
   responses: { '200': response, ...problems(400, 401, 404, 429) },
 })
 
+const PROFILE_DOC =
+  'A publisher\'s profile is free-form. A partner\'s profile is the partner-profile contract (PartnerProfileEvent without partnerId, sequence ' +
+  'and occurredAt, which the platform sets): a field outside the contract or a wrong value is refused with 422 naming `profile.<field>`; ' +
+  'legalName defaults to the name, partnerType and tier to OTHER, status to UNKNOWN, headquartersCountry to ZZ (unknown). Every create ' +
+  'or change of a partner publishes a partner.profile.changed event (the full profile) to partners.profiles, keyed by the partner id.'
 const connectorAction = (verb: string, operationId: string, description: string) => ({
   put: mutation(`${verb} the connector`, 'connectors', operationId, [CONN], { '202': ok('Desired state recorded; running workers apply it without a restart.', ref('Connector')) }, { description }),
 })
@@ -83,6 +90,7 @@ export const openApiDocument = {
     { name: 'deliveries', description: 'The delivery log, dead letters and retry requests.' },
     { name: 'connectors', description: 'Kafka Connect style control of each subscription\'s connector.' },
     { name: 'maintenance', description: 'Operator tasks.' },
+    { name: 'events', description: 'Event ingestion over HTTP (publisher keys): each event type\'s body follows its Avro contract.' },
   ],
   paths: {
     '/openapi.json': {
@@ -199,6 +207,7 @@ export const openApiDocument = {
         requestBody: body(ref('OffsetResetRequest'), { to: 'timestamp', timestamp: '2026-01-01T00:00:00Z' }),
       }),
     },
+    ...ingestionPaths,
     '/maintenance/reencrypt-secrets': {
       post: mutation('Re-encrypt every secret at rest with the current key (admin)', 'maintenance', 'reencryptSecrets', [], {
         '200': ok('How many records were re-encrypted.', { type: 'object', required: ['reencrypted'], properties: { reencrypted: { type: 'integer' } } }),
@@ -231,6 +240,7 @@ export const openApiDocument = {
       ].map(([code, description]) => [`Problem${code}`, { description, content: { 'application/problem+json': { schema: ref('Problem') } } }]),
     ),
     schemas: {
+      ...eventSchemas,
       Problem: {
         type: 'object',
         required: ['type', 'title', 'status'],
@@ -255,14 +265,14 @@ export const openApiDocument = {
           kind: { type: 'string', enum: ['publisher', 'partner'] },
           name: { type: 'string', minLength: 1, maxLength: 200 },
           slug: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{1,62}$' },
-          profile: { type: 'object', description: 'Free-form profile data (address, tier, regions...).' },
+          profile: { type: 'object', description: PROFILE_DOC },
         },
       },
       OrganizationPatch: {
         type: 'object',
         additionalProperties: false,
         minProperties: 1,
-        properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, profile: { type: 'object' } },
+        properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, profile: { type: 'object', description: PROFILE_DOC } },
       },
       ApiKey: {
         type: 'object',
