@@ -67,6 +67,7 @@ export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
     { key: { partnerId: 1, name: 1 }, name: 'partner_name_unique', unique: true },
     { key: { partnerId: 1, _id: 1 }, name: 'partner_id' },
     { key: { eventTypes: 1, _id: 1 }, name: 'event_types_id' },
+    { key: { 'webhookSecrets.expiresAt': 1 }, name: 'webhook_secrets_expires_at' },
   ],
   connectors: [
     { key: { partnerId: 1, _id: 1 }, name: 'partner_id' },
@@ -110,6 +111,7 @@ export const QUERY_SHAPES: Record<string, QueryShape> = {
   'subscriptions.all': { collection: 'subscriptions', equality: [] },
   'subscriptions.byPartner': { collection: 'subscriptions', equality: ['partnerId'] },
   'subscriptions.byEventType': { collection: 'subscriptions', equality: ['eventTypes'] },
+  'subscriptions.expiredWebhookSecrets': { collection: 'subscriptions', equality: [], sort: 'webhookSecrets.expiresAt' },
   'connectors.all': { collection: 'connectors', equality: [] },
   'connectors.byPartner': { collection: 'connectors', equality: ['partnerId'] },
   'connectors.changedSince': { collection: 'connectors', equality: [], sort: 'updatedAt' },

@@ -119,7 +119,7 @@ export const openApiDocument = {
       delete: mutation('Revoke an API key (at once)', 'api-keys', 'revokeApiKey', [KEY], { '200': ok('Revoked.', ref('ApiKey')) }),
     },
     '/api-keys/{keyId}/rotate': {
-      post: mutation('Rotate an API key: a new key now, the old one valid for the overlap', 'api-keys', 'rotateApiKey', [KEY], { '201': ok('The new key, shown only now.', ref('ApiKeyCreated')) }, {
+      post: mutation('Rotate an API key: a new key now, the old one valid for the overlap', 'api-keys', 'rotateApiKey', [KEY, IDEMPOTENCY], { '201': ok('The new key, shown only now.', ref('ApiKeyCreated')) }, {
         requestBody: body(overlap, { overlapSeconds: 3600 }),
       }),
     },
@@ -160,7 +160,7 @@ export const openApiDocument = {
       delete: mutation('Delete a subscription and its connector', 'subscriptions', 'deleteSubscription', [SUB], { '204': { description: 'Deleted.' } }),
     },
     '/subscriptions/{subscriptionId}/webhook-secrets/rotate': {
-      post: mutation('Rotate the webhook secret: both sign during the overlap', 'subscriptions', 'rotateWebhookSecret', [SUB], { '201': ok('The new secret, shown only now.', ref('SubscriptionCreated')) }, {
+      post: mutation('Rotate the webhook secret: both sign during the overlap', 'subscriptions', 'rotateWebhookSecret', [SUB, IDEMPOTENCY], { '201': ok('The new secret, shown only now.', ref('SubscriptionCreated')) }, {
         requestBody: body(overlap, { overlapSeconds: 86400 }),
       }),
     },
@@ -179,13 +179,13 @@ export const openApiDocument = {
       get: read('One event\'s delivery and its attempts', 'deliveries', 'getDelivery', [SUB, EVENT], ok('The delivery.', ref('Delivery'))),
     },
     '/subscriptions/{subscriptionId}/deliveries/{eventId}/retry': {
-      post: mutation('Deliver one event again', 'deliveries', 'retryDelivery', [SUB, EVENT], { '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')) }),
+      post: mutation('Deliver one event again', 'deliveries', 'retryDelivery', [SUB, EVENT, IDEMPOTENCY], { '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')) }),
     },
     '/subscriptions/{subscriptionId}/dead-letters': {
       get: read('Dead letters of a subscription (newest first)', 'deliveries', 'listDeadLetters', [SUB, ...PAGE], ok('A page of dead deliveries.', listOf('Delivery'))),
     },
     '/subscriptions/{subscriptionId}/dead-letters/retry': {
-      post: mutation('Deliver every dead letter again', 'deliveries', 'retryDeadLetters', [SUB], { '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')) }),
+      post: mutation('Deliver every dead letter again', 'deliveries', 'retryDeadLetters', [SUB, IDEMPOTENCY], { '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')) }),
     },
     '/connectors': {
       get: read('List connectors', 'connectors', 'listConnectors', [...PAGE], ok('A page of connectors.', listOf('Connector'))),

@@ -87,6 +87,21 @@ describe('OpenAPI document', () => {
     expect(Object.keys(EVENT_EXAMPLES)).to.have.members(types)
   })
 
+  it('pages every list with limit and cursor, and takes an Idempotency-Key on every create', () => {
+    for (const [path, item] of Object.entries(openApiDocument.paths as Record<string, Record<string, any>>)) {
+      for (const [method, o] of Object.entries(item)) {
+        const params = (o.parameters ?? []).map((p: any) => p.$ref ?? p.name)
+        const answer = o.responses['200']?.content?.['application/json']?.schema
+        if (answer?.required?.includes('nextCursor')) {
+          expect(params, `${method} ${path}`).to.include.members(['#/components/parameters/Limit', '#/components/parameters/Cursor'])
+        }
+        // A create answers 201, or 202 for a request the runtime performs (a retry request), except connector state changes (idempotent by nature).
+        const creates = o.responses['201'] !== undefined || (method === 'post' && o.responses['202'] !== undefined && o.tags[0] !== 'connectors')
+        if (creates) expect(params.some((p: string) => p === '#/components/parameters/IdempotencyKey' || p === 'Idempotency-Key'), `${method} ${path} takes no Idempotency-Key`).to.equal(true)
+      }
+    }
+  })
+
   it('gives every operation a unique operationId and every request body an example', () => {
     const ops = operations('all')
     expect(new Set(ops.map((o) => o.operationId)).size).to.equal(ops.length)
