@@ -20,6 +20,7 @@ import { ConfigError } from '../common/errors.ts'
 import { usesLocalMongo, type AppConfig } from '../config/index.ts'
 import { controlPlaneFromConfig } from '../control-plane/index.ts'
 import { createHttpIngest, type HttpIngest } from '../producers/http-ingest/index.ts'
+import { createOutboxRelay, type OutboxRelay } from '../producers/outbox/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, registerTopicSchemas, startSchemaRegistry, type RegistryServer } from '../schemas/index.ts'
 import { stackDown, stackSettings, stackUp } from '../stack/index.ts'
 import { createUrlGuard } from '../common/url-guard.ts'
@@ -228,6 +229,29 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     logger.info('event ingestion ready', { path: '/v1/events/{eventType}' })
   }).catch((err: unknown) => logger.error('event ingestion did not start', { err }))
 
+  // The outbox relay runs in the API role: the API writes the outbox entries (a partner's profile
+  // event with the change), so a write in this process wakes its relay at once; with several API
+  // processes a lease lets one relay send, and the others scan for nothing until it lapses.
+  let relay: OutboxRelay | undefined
+  let stopOutboxNudge: (() => void) | undefined
+  if (config.outbox.relayEnabled) {
+    void contracts.then(async ({ serde }) => {
+      const candidate = createOutboxRelay({
+        kafka: createKafka(config, logger, `${config.kafka.clientId}-outbox`),
+        serde,
+        db: mongo.db(config.mongodb.database),
+        logger,
+        pollMs: config.outbox.pollMs,
+        leaseTtlMs: config.outbox.leaseTtlMs,
+      })
+      await candidate.start()
+      if (closed) return candidate.stop()
+      relay = candidate
+      stopOutboxNudge = controlPlane.onOutboxWrite(() => candidate.nudge())
+      logger.info('outbox relay running')
+    }).catch((err: unknown) => logger.error('outbox relay did not start', { err }))
+  }
+
   const app = createApp({
     logger,
     metrics,
@@ -269,6 +293,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       closed = true
       clearInterval(sweep)
       await ingest?.stop()
+      stopOutboxNudge?.()
+      await relay?.stop()
       await sinkWorker?.stop()
       await webhookClient?.close()
       await new Promise<void>((resolve) => {

@@ -56,6 +56,7 @@ export interface AppConfig {
   }
   bench: { csvRows: number; latencyRate: number; partnersSubscriptions: number; partnersRate: number }
   ingest: { maxEvents: number; bodyLimitBytes: number; idempotencyWindowMs: number; bufferCapacity: number; retryAfterSeconds: number }
+  outbox: { relayEnabled: boolean; pollMs: number; leaseTtlMs: number }
   cli: { apiUrl: string; apiKey: string }
   stack: {
     dir: string

@@ -103,6 +103,11 @@ export const configSchema = {
     bufferCapacity: { doc: 'Events waiting for Kafka at most; beyond it ingestion answers 503 (back-pressure).', format: 'nat', default: 20000, env: 'INGEST_BUFFER_CAPACITY' },
     retryAfterSeconds: { doc: 'Retry-After of a 503 when the events could not be stored.', format: 'nat', default: 5, env: 'INGEST_RETRY_AFTER_SECONDS' },
   },
+  outbox: {
+    relayEnabled: { doc: 'Run the outbox relay in API processes: it produces the events the control plane writes with its changes (a partner\'s profile to partners.profiles). One relay sends at a time (a lease); turn it off only where another API process relays.', format: Boolean, default: true, env: 'OUTBOX_RELAY_ENABLED' },
+    pollMs: { doc: 'Interval of the outbox relay\'s scan for events written by other API processes, in milliseconds (writes in its own process wake it at once).', format: 'nat', default: 1000, env: 'OUTBOX_POLL_MS' },
+    leaseTtlMs: { doc: 'How long the outbox relay\'s lease lasts without renewal; another API process takes the relay over after about this long, in milliseconds.', format: 'nat', default: 10000, env: 'OUTBOX_LEASE_TTL_MS' },
+  },
   bench: {
     csvRows: { doc: 'Rows of the stock file of `npm run bench -- csv` (the issue\'s full run: 1000000).', format: 'nat', default: 100000, env: 'BENCH_CSV_ROWS' },
     latencyRate: { doc: 'Open-loop rate of `npm run bench -- latency` (POST /v1/events, one event each, and the raw kafkajs baseline), in events/s (the issue: 1000).', format: 'nat', default: 1000, env: 'BENCH_LATENCY_RATE' },

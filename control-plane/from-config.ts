@@ -6,10 +6,10 @@ import type { Logger } from '../common/logger.ts'
 import { createSecretBox, parseKeyRing } from '../common/secret-box.ts'
 import { createUrlGuard } from '../common/url-guard.ts'
 import type { AppConfig } from '../config/index.ts'
-import { ControlPlane } from './service.ts'
+import { ControlPlane, type ControlPlaneOptions } from './service.ts'
 
 /** `encryptionKeys` overrides config.secrets.encryptionKeys (the platform passes a local-stack key file's ring). */
-export function controlPlaneFromConfig(config: AppConfig, db: Db, logger: Logger, encryptionKeys = config.secrets.encryptionKeys): ControlPlane {
+export function controlPlaneFromConfig(config: AppConfig, db: Db, logger: Logger, encryptionKeys = config.secrets.encryptionKeys, extra: Pick<ControlPlaneOptions, 'partnerProfileTopic'> = {}): ControlPlane {
   return new ControlPlane({
     db,
     box: createSecretBox(parseKeyRing(encryptionKeys, config.secrets.currentKeyId)),
@@ -18,5 +18,6 @@ export function controlPlaneFromConfig(config: AppConfig, db: Db, logger: Logger
     bootstrapKey: config.management.adminApiKey,
     apiKeyCacheMs: config.management.apiKeyCacheMs,
     idempotencyTtlSeconds: config.management.idempotencyTtlSeconds,
+    ...extra,
   })
 }

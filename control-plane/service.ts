@@ -18,6 +18,7 @@ import { DeliveryLog } from './deliveries.ts'
 import { checkEntitlements, checkKnownEventTypes, checkWithinGrants } from './entitlements.ts'
 import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
 import { IdempotencyStore } from './idempotency.ts'
+import { partnerProfileEntry, partnerProfileValue, PARTNER_PROFILE_TOPIC } from './partner-profile.ts'
 import { collections, ensureIndexes, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
 import type {
   ApiKeyDoc,
@@ -29,6 +30,7 @@ import type {
   GrantDoc,
   OrganizationDoc,
   OrganizationKind,
+  OutboxEntry,
   Principal,
   RowFilter,
   Scope,
@@ -46,7 +48,12 @@ export interface ControlPlaneOptions {
   bootstrapKey: string
   apiKeyCacheMs: number
   idempotencyTtlSeconds: number
+  /** Topic of the partner-profile events (default partners.profiles; tests use their own). */
+  partnerProfileTopic?: string
 }
+
+/** Pending events kept per organization at most while the relay is down (each is a full snapshot: the oldest go first). */
+export const MAX_OUTBOX_ENTRIES = 100
 
 export const DEFAULT_DELIVERY_POLICY: DeliveryPolicy = {
   retrySchedule: [5, 300, 1800, 7200, 18000, 36000, 36000],
@@ -112,6 +119,8 @@ export class ControlPlane {
   readonly box: SecretBox
   private readonly guard: UrlGuard
   private readonly logger: Logger
+  private readonly partnerProfileTopic: string
+  private readonly outboxListeners = new Set<() => void>()
 
   constructor(options: ControlPlaneOptions) {
     this.cols = collections(options.db)
@@ -122,6 +131,17 @@ export class ControlPlane {
     this.deliveries = new DeliveryLog(this.cols)
     this.idempotency = new IdempotencyStore(this.cols, options.box, options.idempotencyTtlSeconds)
     this.db = options.db
+    this.partnerProfileTopic = options.partnerProfileTopic ?? PARTNER_PROFILE_TOPIC
+  }
+
+  /** Called after every write that added an outbox entry (the relay in this process wakes up). */
+  onOutboxWrite(listener: () => void): () => void {
+    this.outboxListeners.add(listener)
+    return () => this.outboxListeners.delete(listener)
+  }
+
+  private outboxWritten(): void {
+    for (const l of this.outboxListeners) l()
   }
 
   private readonly db: Db
@@ -186,23 +206,45 @@ export class ControlPlane {
     if (!this.isAdmin(p)) throw new ForbiddenError('only an admin key may create organizations')
     const now = new Date()
     const doc: OrganizationDoc = { _id: newId('org'), kind: input.kind, name: input.name, slug: input.slug, profile: input.profile ?? {}, createdAt: now, updatedAt: now, version: 1 }
+    if (doc.kind === 'partner') {
+      // The event goes in the same single-document write as the partner (see OrganizationDoc.outbox).
+      doc.outbox = [this.profileEvent(doc, doc.profile, doc.version, now)]
+      doc.outboxAt = now
+    }
     try {
       await this.cols.organizations.insertOne(doc)
     } catch (err) {
       if (isDuplicateKey(err)) throw new ConflictError(`an organization with slug ${input.slug} exists`, 'slug')
       throw err
     }
+    if (doc.outbox) this.outboxWritten()
     return doc
+  }
+
+  /** The partner-profile event of a partner after a change; 422 naming each field of the profile at fault. */
+  private profileEvent(org: { _id: string; name: string }, profile: Record<string, unknown>, sequence: number, at: Date): OutboxEntry {
+    const r = partnerProfileValue(org, profile, sequence, at)
+    if (r.value === undefined) throw new RequestInvalidError(r.errors, { organizationId: org._id })
+    return partnerProfileEntry(org._id, r.value, sequence, at, this.partnerProfileTopic)
   }
 
   async updateOrganization(p: Principal, id: string, patch: { name?: string; profile?: Record<string, unknown> }): Promise<OrganizationDoc> {
     const org = await this.getOrganization(p, id)
     if (!this.isAdmin(p) && p.organizationId !== org._id) throw new ForbiddenError('a key may only change its own organization')
-    const set: Partial<OrganizationDoc> = { updatedAt: new Date() }
+    const now = new Date()
+    const set: Partial<OrganizationDoc> = { updatedAt: now }
     if (patch.name !== undefined) set.name = patch.name
     if (patch.profile !== undefined) set.profile = patch.profile
+    if (org.kind === 'partner') {
+      // Every change of a partner publishes its profile: the event rides in this very write.
+      const entry = this.profileEvent({ _id: org._id, name: set.name ?? org.name }, set.profile ?? org.profile, org.version + 1, now)
+      const sent = (await this.cols.outboxRelay.findOne({ _id: org._id }))?.sentSequence ?? 0
+      set.outbox = [...(org.outbox ?? []).filter((e) => e.sequence > sent), entry].slice(-MAX_OUTBOX_ENTRIES)
+      set.outboxAt = now
+    }
     const updated = await this.cols.organizations.findOneAndUpdate({ _id: id, version: org.version }, { $set: set, $inc: { version: 1 } }, { returnDocument: 'after' })
     if (!updated) throw new ConflictError('the organization changed concurrently; read it again and retry')
+    if (set.outbox) this.outboxWritten()
     return updated
   }
 

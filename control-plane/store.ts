@@ -14,6 +14,7 @@ import type {
   GrantDoc,
   IdempotencyDoc,
   OrganizationDoc,
+  OutboxRelayDoc,
   RetryRequestDoc,
   SubscriptionDoc,
 } from './types.ts'
@@ -30,6 +31,8 @@ export interface Collections {
   deliveries: Collection<DeliveryDoc>
   retryRequests: Collection<RetryRequestDoc>
   idempotency: Collection<IdempotencyDoc>
+  /** Written only by the outbox relay (what it produced per organization); the API reads it to prune outboxes. */
+  outboxRelay: Collection<OutboxRelayDoc>
 }
 
 export const COLLECTION_NAMES: Record<keyof Collections, string> = {
@@ -42,12 +45,14 @@ export const COLLECTION_NAMES: Record<keyof Collections, string> = {
   deliveries: 'deliveries',
   retryRequests: 'retry_requests',
   idempotency: 'idempotency',
+  outboxRelay: 'outbox_relay',
 }
 
 export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
   organizations: [
     { key: { slug: 1 }, name: 'slug_unique', unique: true },
     { key: { kind: 1, _id: 1 }, name: 'kind_id' },
+    { key: { outboxAt: 1, _id: 1 }, name: 'outbox_at_id' },
   ],
   apiKeys: [
     { key: { prefix: 1 }, name: 'prefix_unique', unique: true },
@@ -62,6 +67,7 @@ export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
     { key: { partnerId: 1, name: 1 }, name: 'partner_name_unique', unique: true },
     { key: { partnerId: 1, _id: 1 }, name: 'partner_id' },
     { key: { eventTypes: 1, _id: 1 }, name: 'event_types_id' },
+    { key: { 'webhookSecrets.expiresAt': 1 }, name: 'webhook_secrets_expires_at' },
   ],
   connectors: [
     { key: { partnerId: 1, _id: 1 }, name: 'partner_id' },
@@ -79,6 +85,7 @@ export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
     { key: { subscriptionId: 1, _id: 1 }, name: 'subscription_id' },
   ],
   idempotency: [{ key: { expiresAt: 1 }, name: 'expires_at' }],
+  outboxRelay: [],
 }
 
 /** Every list/poll query: its equality (or $in) fields; `_id` (or `sort`) orders and pages it. */
@@ -92,6 +99,8 @@ export const QUERY_SHAPES: Record<string, QueryShape> = {
   'organizations.all': { collection: 'organizations', equality: [] },
   'organizations.byKind': { collection: 'organizations', equality: ['kind'] },
   'organizations.byIds': { collection: 'organizations', equality: ['_id'] },
+  'organizations.outboxSince': { collection: 'organizations', equality: [], sort: 'outboxAt' },
+  'outboxRelay.byIds': { collection: 'outboxRelay', equality: ['_id'] },
   'apiKeys.all': { collection: 'apiKeys', equality: [] },
   'apiKeys.byOrganization': { collection: 'apiKeys', equality: ['organizationId'] },
   'apiKeys.byPrefix': { collection: 'apiKeys', equality: ['prefix'] },
@@ -102,6 +111,7 @@ export const QUERY_SHAPES: Record<string, QueryShape> = {
   'subscriptions.all': { collection: 'subscriptions', equality: [] },
   'subscriptions.byPartner': { collection: 'subscriptions', equality: ['partnerId'] },
   'subscriptions.byEventType': { collection: 'subscriptions', equality: ['eventTypes'] },
+  'subscriptions.expiredWebhookSecrets': { collection: 'subscriptions', equality: [], sort: 'webhookSecrets.expiresAt' },
   'connectors.all': { collection: 'connectors', equality: [] },
   'connectors.byPartner': { collection: 'connectors', equality: ['partnerId'] },
   'connectors.changedSince': { collection: 'connectors', equality: [], sort: 'updatedAt' },

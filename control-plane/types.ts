@@ -21,6 +21,41 @@ export interface OrganizationDoc {
   createdAt: Date
   updatedAt: Date
   version: number
+  /**
+   * Events reporting changes of this organization (a partner's profile) that the outbox relay has
+   * not confirmed yet, oldest first. Written in the same single-document write as the change they
+   * report (the store has no multi-document transactions); only the API writes this document, the
+   * relay records what it sent in `outbox_relay` (FerretDB v1 does not isolate concurrent updates
+   * of one document, so each document keeps one writer).
+   */
+  outbox?: OutboxEntry[]
+  /** When the newest outbox entry was written (the relay scans by it). */
+  outboxAt?: Date
+}
+
+/** One event waiting in an organization's outbox: everything the relay needs to produce it. */
+export interface OutboxEntry {
+  /** ce_id (UUIDv7): the same on every attempt, so duplicates are recognisable. */
+  eventId: string
+  topic: string
+  /** ce_type, e.g. partner.profile.changed. */
+  type: string
+  /** The key as the topic's key contract expects it, e.g. { partnerId }. */
+  key: Record<string, unknown>
+  /** The value as avsc encodes it (converted and checked against the contract when written). */
+  value: Record<string, unknown>
+  /** Strictly increasing per organization (its document version after the change). */
+  sequence: number
+  occurredAt: Date
+}
+
+/** The relay's record of what it produced for one organization (`_id` = organization id). */
+export interface OutboxRelayDoc {
+  _id: string
+  /** Highest outbox sequence the broker acknowledged. */
+  sentSequence: number
+  lastEventId: string
+  sentAt: Date
 }
 
 export interface ApiKeyDoc {

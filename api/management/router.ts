@@ -124,12 +124,12 @@ export function managementRouter(options: ManagementOptions): Router {
     if (!d) throw new NotFoundError('delivery', { eventId: params.eventId })
     return { status: 200, body: deliveryView(d) }
   }))
-  r.post('/subscriptions/:subscriptionId/deliveries/:eventId/retry', h(async ({ principal, params }) => ({ status: 202, body: retryRequestView(await cp.requestRetry(principal, params.subscriptionId!, params.eventId!)) })))
+  r.post('/subscriptions/:subscriptionId/deliveries/:eventId/retry', create(async ({ principal, params }) => ({ status: 202, body: retryRequestView(await cp.requestRetry(principal, params.subscriptionId!, params.eventId!)) })))
   r.get('/subscriptions/:subscriptionId/dead-letters', h(async ({ principal, params, query }) => {
     const sub = await cp.getSubscription(principal, params.subscriptionId!)
     return { status: 200, body: pageView(await cp.deliveries.search({ subscriptionId: sub._id, status: 'dead' }, pageRequest(query)), deliveryView) }
   }))
-  r.post('/subscriptions/:subscriptionId/dead-letters/retry', h(async ({ principal, params }) => ({ status: 202, body: retryRequestView(await cp.requestRetry(principal, params.subscriptionId!, null)) })))
+  r.post('/subscriptions/:subscriptionId/dead-letters/retry', create(async ({ principal, params }) => ({ status: 202, body: retryRequestView(await cp.requestRetry(principal, params.subscriptionId!, null)) })))
 
   // connectors
   r.get('/connectors', h(async ({ principal, query }) => ({ status: 200, body: pageView(await cp.listConnectors(principal, pageRequest(query)), connectorView) })))

@@ -3,6 +3,8 @@
  * validate every request, and checked by the tests against the routes express actually serves.
  * Every request body carries an example that is valid against its schema (the tests use them).
  */
+import { eventSchemas, ingestionPaths } from './events.ts'
+
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
 const problems = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { $ref: `#/components/responses/Problem${c}` }]))
 const json = (schema: unknown, example?: unknown) => ({ content: { 'application/json': { schema, ...(example !== undefined ? { example } : {}) } } })
@@ -56,6 +58,11 @@ const read = (summary: string, tag: string, operationId: string, params: unknown
   responses: { '200': response, ...problems(400, 401, 404, 429) },
 })
 
+const PROFILE_DOC =
+  'A publisher\'s profile is free-form. A partner\'s profile is the partner-profile contract (PartnerProfileEvent without partnerId, sequence ' +
+  'and occurredAt, which the platform sets): a field outside the contract or a wrong value is refused with 422 naming `profile.<field>`; ' +
+  'legalName defaults to the name, partnerType and tier to OTHER, status to UNKNOWN, headquartersCountry to ZZ (unknown). Every create ' +
+  'or change of a partner publishes a partner.profile.changed event (the full profile) to partners.profiles, keyed by the partner id.'
 const connectorAction = (verb: string, operationId: string, description: string) => ({
   put: mutation(`${verb} the connector`, 'connectors', operationId, [CONN], { '202': ok('Desired state recorded; running workers apply it without a restart.', ref('Connector')) }, { description }),
 })
@@ -83,6 +90,7 @@ export const openApiDocument = {
     { name: 'deliveries', description: 'The delivery log, dead letters and retry requests.' },
     { name: 'connectors', description: 'Kafka Connect style control of each subscription\'s connector.' },
     { name: 'maintenance', description: 'Operator tasks.' },
+    { name: 'events', description: 'Event ingestion over HTTP (publisher keys): each event type\'s body follows its Avro contract.' },
   ],
   paths: {
     '/openapi.json': {
@@ -91,7 +99,7 @@ export const openApiDocument = {
     '/organizations': {
       get: read('List organizations', 'organizations', 'listOrganizations', [...PAGE, query('kind', { type: 'string', enum: ['publisher', 'partner'] }, 'Only this kind.')], ok('A page of organizations.', listOf('Organization'))),
       post: mutation('Create an organization (admin)', 'organizations', 'createOrganization', [IDEMPOTENCY], { '201': ok('Created.', ref('Organization')) }, {
-        requestBody: body(ref('OrganizationCreate'), { kind: 'partner', name: 'Northwind Distribution', slug: 'northwind', profile: { country: 'DE', tier: 2 } }),
+        requestBody: body(ref('OrganizationCreate'), { kind: 'partner', name: 'Northwind Distribution', slug: 'northwind', profile: { legalName: 'Northwind Distribution GmbH', partnerType: 'DISTRIBUTOR', tier: 'GOLD', status: 'ACTIVE', headquartersCountry: 'DE', regions: ['DE', 'AT'] } }),
       }),
     },
     '/organizations/{organizationId}': {
@@ -111,7 +119,7 @@ export const openApiDocument = {
       delete: mutation('Revoke an API key (at once)', 'api-keys', 'revokeApiKey', [KEY], { '200': ok('Revoked.', ref('ApiKey')) }),
     },
     '/api-keys/{keyId}/rotate': {
-      post: mutation('Rotate an API key: a new key now, the old one valid for the overlap', 'api-keys', 'rotateApiKey', [KEY], { '201': ok('The new key, shown only now.', ref('ApiKeyCreated')) }, {
+      post: mutation('Rotate an API key: a new key now, the old one valid for the overlap', 'api-keys', 'rotateApiKey', [KEY, IDEMPOTENCY], { '201': ok('The new key, shown only now.', ref('ApiKeyCreated')) }, {
         requestBody: body(overlap, { overlapSeconds: 3600 }),
       }),
     },
@@ -152,7 +160,7 @@ export const openApiDocument = {
       delete: mutation('Delete a subscription and its connector', 'subscriptions', 'deleteSubscription', [SUB], { '204': { description: 'Deleted.' } }),
     },
     '/subscriptions/{subscriptionId}/webhook-secrets/rotate': {
-      post: mutation('Rotate the webhook secret: both sign during the overlap', 'subscriptions', 'rotateWebhookSecret', [SUB], { '201': ok('The new secret, shown only now.', ref('SubscriptionCreated')) }, {
+      post: mutation('Rotate the webhook secret: both sign during the overlap', 'subscriptions', 'rotateWebhookSecret', [SUB, IDEMPOTENCY], { '201': ok('The new secret, shown only now.', ref('SubscriptionCreated')) }, {
         requestBody: body(overlap, { overlapSeconds: 86400 }),
       }),
     },
@@ -171,13 +179,13 @@ export const openApiDocument = {
       get: read('One event\'s delivery and its attempts', 'deliveries', 'getDelivery', [SUB, EVENT], ok('The delivery.', ref('Delivery'))),
     },
     '/subscriptions/{subscriptionId}/deliveries/{eventId}/retry': {
-      post: mutation('Deliver one event again', 'deliveries', 'retryDelivery', [SUB, EVENT], { '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')) }),
+      post: mutation('Deliver one event again', 'deliveries', 'retryDelivery', [SUB, EVENT, IDEMPOTENCY], { '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')) }),
     },
     '/subscriptions/{subscriptionId}/dead-letters': {
       get: read('Dead letters of a subscription (newest first)', 'deliveries', 'listDeadLetters', [SUB, ...PAGE], ok('A page of dead deliveries.', listOf('Delivery'))),
     },
     '/subscriptions/{subscriptionId}/dead-letters/retry': {
-      post: mutation('Deliver every dead letter again', 'deliveries', 'retryDeadLetters', [SUB], { '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')) }),
+      post: mutation('Deliver every dead letter again', 'deliveries', 'retryDeadLetters', [SUB, IDEMPOTENCY], { '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')) }),
     },
     '/connectors': {
       get: read('List connectors', 'connectors', 'listConnectors', [...PAGE], ok('A page of connectors.', listOf('Connector'))),
@@ -199,6 +207,7 @@ export const openApiDocument = {
         requestBody: body(ref('OffsetResetRequest'), { to: 'timestamp', timestamp: '2026-01-01T00:00:00Z' }),
       }),
     },
+    ...ingestionPaths,
     '/maintenance/reencrypt-secrets': {
       post: mutation('Re-encrypt every secret at rest with the current key (admin)', 'maintenance', 'reencryptSecrets', [], {
         '200': ok('How many records were re-encrypted.', { type: 'object', required: ['reencrypted'], properties: { reencrypted: { type: 'integer' } } }),
@@ -231,6 +240,7 @@ export const openApiDocument = {
       ].map(([code, description]) => [`Problem${code}`, { description, content: { 'application/problem+json': { schema: ref('Problem') } } }]),
     ),
     schemas: {
+      ...eventSchemas,
       Problem: {
         type: 'object',
         required: ['type', 'title', 'status'],
@@ -255,14 +265,14 @@ export const openApiDocument = {
           kind: { type: 'string', enum: ['publisher', 'partner'] },
           name: { type: 'string', minLength: 1, maxLength: 200 },
           slug: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{1,62}$' },
-          profile: { type: 'object', description: 'Free-form profile data (address, tier, regions...).' },
+          profile: { type: 'object', description: PROFILE_DOC },
         },
       },
       OrganizationPatch: {
         type: 'object',
         additionalProperties: false,
         minProperties: 1,
-        properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, profile: { type: 'object' } },
+        properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, profile: { type: 'object', description: PROFILE_DOC } },
       },
       ApiKey: {
         type: 'object',

@@ -42,6 +42,8 @@ export interface HarnessOptions {
   currentKeyId?: string
   adminKey?: string
   overrides?: Record<string, unknown>
+  /** Topic of the partner-profile events (a unique one per suite that reads them). */
+  partnerProfileTopic?: string
 }
 
 export const TEST_KEY_RING = generateKeyRingEntry('t1')
@@ -63,7 +65,7 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
   const mongo = testMongo()
   await mongo.connect()
   const db = mongo.db(dbName)
-  const cp = controlPlaneFromConfig(config, db, logger)
+  const cp = controlPlaneFromConfig(config, db, logger, undefined, options.partnerProfileTopic !== undefined ? { partnerProfileTopic: options.partnerProfileTopic } : {})
   await cp.init()
   await cp.resealSecrets()
   const app = createApp({

@@ -94,9 +94,13 @@ describe('management API: every route', function () {
       expect(asB.body.items.map((o: any) => o.id)).to.deep.equal([f.orgs.B])
     })
     ok('createOrganization', async () => {
-      const r = await f.h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'C', slug: 'partner-c', profile: { tier: 1 } } })
-      expect(r.status).to.equal(201)
-      expect(r.body.profile).to.deep.equal({ tier: 1 })
+      const r = await f.h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'C', slug: 'partner-c', profile: { tier: 'GOLD', headquartersCountry: 'FR' } } })
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body.profile).to.deep.equal({ tier: 'GOLD', headquartersCountry: 'FR' })
+      // A partner's profile is the partner-profile contract: a value outside it is refused naming the field.
+      const bad = await f.h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'D', slug: 'partner-d', profile: { tier: 1 } } })
+      expect(bad.status, bad.text).to.equal(422)
+      expect(bad.body.errors.map((e: any) => e.field)).to.deep.equal(['profile.tier'])
       const dup = await f.h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'C2', slug: 'partner-c' } })
       expect(dup.status).to.equal(409)
       expect(dup.body.errors[0].field).to.equal('slug')
@@ -109,9 +113,12 @@ describe('management API: every route', function () {
       expect(r.body.slug).to.equal('partner-a')
     })
     ok('updateOrganization', async () => {
-      const r = await f.h.call('PATCH', `/v1/organizations/${f.orgs.A}`, { key: f.keys.A, body: { profile: { country: 'DE' } } })
+      const r = await f.h.call('PATCH', `/v1/organizations/${f.orgs.A}`, { key: f.keys.A, body: { profile: { headquartersCountry: 'DE' } } })
       expect(r.status, r.text).to.equal(200)
-      expect(r.body.profile).to.deep.equal({ country: 'DE' })
+      expect(r.body.profile).to.deep.equal({ headquartersCountry: 'DE' })
+      const bad = await f.h.call('PATCH', `/v1/organizations/${f.orgs.A}`, { key: f.keys.A, body: { profile: { country: 'DE' } } })
+      expect(bad.status, bad.text).to.equal(422)
+      expect(bad.body.errors.map((e: any) => e.field)).to.deep.equal(['profile.country'])
     })
     ok('listApiKeys', async () => {
       const r = await f.h.call('GET', '/v1/api-keys', { key: f.keys.A })

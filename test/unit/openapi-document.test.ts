@@ -8,6 +8,13 @@ import { createSecretBox, generateKeyRingEntry, parseKeyRing } from '../../commo
 import { createUrlGuard } from '../../common/url-guard.ts'
 import { ControlPlane, INDEXES, QUERY_SHAPES } from '../../control-plane/index.ts'
 import { operations } from '../helpers/openapi-ops.ts'
+import { Kafka } from 'kafkajs'
+import { createHttpIngest } from '../../producers/http-ingest/index.ts'
+import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
+import { createConverter } from '../../connectors/source/json-avro.ts'
+import { contractSchema } from '../../schemas/contracts.ts'
+import { ALL_TOPICS } from '../../schemas/topics.ts'
+import { EVENT_EXAMPLES } from '../../api/openapi/events.ts'
 
 /** The routes express serves under /v1, as "METHOD /path/{param}". */
 function expressRoutes(): string[] {
@@ -23,11 +30,23 @@ function expressRoutes(): string[] {
     idempotencyTtlSeconds: 60,
   })
   const router = managementRouter({ controlPlane: cp, logger: createLogger({ write: () => undefined }), bodyLimit: '1kb', rateLimit: { perSecond: 1, burst: 1 } })
+  // Event ingestion is mounted at the app's root with full /v1 paths (no I/O until it is started).
+  const ingest = createHttpIngest({
+    kafka: new Kafka({ brokers: ['127.0.0.1:1'] }),
+    serde: new AvroSerde(new RegistryClient({ url: 'http://127.0.0.1:1' })),
+    logger: createLogger({ write: () => undefined }),
+    authenticate: async () => undefined,
+  })
+  return [...routesOf(router, ''), ...routesOf(ingest.router, '/v1')]
+}
+
+function routesOf(router: unknown, strip: string): string[] {
   const out: string[] = []
-  for (const layer of (router as unknown as { stack: Array<{ route?: { path: string; methods: Record<string, boolean> } }> }).stack) {
+  for (const layer of (router as { stack: Array<{ route?: { path: string; methods: Record<string, boolean> } }> }).stack) {
     if (!layer.route) continue
+    const path = layer.route.path.startsWith(strip) ? layer.route.path.slice(strip.length) : `(outside ${strip}) ${layer.route.path}`
     for (const [m, on] of Object.entries(layer.route.methods)) {
-      if (on && m !== '_all') out.push(`${m.toUpperCase()} ${layer.route.path.replace(/:(\w+)/g, '{$1}')}`)
+      if (on && m !== '_all') out.push(`${m.toUpperCase()} ${path.replace(/:(\w+)/g, '{$1}')}`)
     }
   }
   return out
@@ -44,14 +63,47 @@ describe('OpenAPI document', () => {
 
   it('documents every route express serves, and express serves every documented operation', () => {
     const served = expressRoutes().sort()
-    const documented = operations().map((o) => `${o.method} ${o.path}`).sort()
+    const documented = operations('all').map((o) => `${o.method} ${o.path}`).sort()
+    expect(served).to.include('POST /events/{eventType}')
     expect(served.filter((r) => !documented.includes(r)), 'served but not documented').to.deep.equal([])
     expect(documented.filter((r) => !served.includes(r)), 'documented but not served').to.deep.equal([])
     expect(served.length).to.be.greaterThan(30)
   })
 
+  it('documents every ingestible event type with a body schema and an example batch valid against its Avro contract', () => {
+    const op = (openApiDocument.paths as Record<string, any>)['/events/{eventType}'].post
+    const types = ALL_TOPICS.flatMap((t) => t.eventTypes)
+    expect(op.parameters[0].schema.enum).to.have.members(types)
+    expect(Object.keys(op.responses)).to.include.members(['202', '400', '401', '404', '413', '415', '503'])
+    expect(op.parameters.map((p: any) => p.name)).to.include('Idempotency-Key')
+    const examples = op.requestBody.content['application/json'].examples
+    for (const t of ALL_TOPICS) {
+      const conv = createConverter(contractSchema(t.valueSchema))
+      for (const type of t.eventTypes) {
+        expect(examples[type], type).to.not.equal(undefined)
+        for (const event of examples[type].value) expect(conv.convert(event).faults, type).to.deep.equal([])
+      }
+    }
+    expect(Object.keys(EVENT_EXAMPLES)).to.have.members(types)
+  })
+
+  it('pages every list with limit and cursor, and takes an Idempotency-Key on every create', () => {
+    for (const [path, item] of Object.entries(openApiDocument.paths as Record<string, Record<string, any>>)) {
+      for (const [method, o] of Object.entries(item)) {
+        const params = (o.parameters ?? []).map((p: any) => p.$ref ?? p.name)
+        const answer = o.responses['200']?.content?.['application/json']?.schema
+        if (answer?.required?.includes('nextCursor')) {
+          expect(params, `${method} ${path}`).to.include.members(['#/components/parameters/Limit', '#/components/parameters/Cursor'])
+        }
+        // A create answers 201, or 202 for a request the runtime performs (a retry request), except connector state changes (idempotent by nature).
+        const creates = o.responses['201'] !== undefined || (method === 'post' && o.responses['202'] !== undefined && o.tags[0] !== 'connectors')
+        if (creates) expect(params.some((p: string) => p === '#/components/parameters/IdempotencyKey' || p === 'Idempotency-Key'), `${method} ${path} takes no Idempotency-Key`).to.equal(true)
+      }
+    }
+  })
+
   it('gives every operation a unique operationId and every request body an example', () => {
-    const ops = operations()
+    const ops = operations('all')
     expect(new Set(ops.map((o) => o.operationId)).size).to.equal(ops.length)
     for (const o of ops) if (o.hasBody) expect(o.example, o.operationId).to.not.equal(undefined)
   })

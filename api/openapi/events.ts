@@ -1,0 +1,199 @@
+/**
+ * The event ingestion route (POST /v1/events/{eventType}, producers/http-ingest/router.ts) in the
+ * OpenAPI document: one JSON Schema per event contract, derived from the Avro schemas in
+ * schemas/avro/ (so they cannot drift), accepting the JSON forms json-avro.ts converts (dates as
+ * YYYY-MM-DD or days, timestamps as RFC 3339 or milliseconds, decimals as strings), and an example
+ * batch per event type (a unit test converts each against its contract).
+ *
+ * The route has its own router and authentication (publisher keys), so the operation carries
+ * `x-distributary-router: ingest`; the management API's table tests leave it to the ingestion tests.
+ */
+import { contractSchema, type ContractName } from '../../schemas/contracts.ts'
+import { ALL_TOPICS } from '../../schemas/topics.ts'
+
+type Avro = string | Avro[] | { type: Avro; [k: string]: unknown }
+type Json = Record<string, unknown>
+
+/** JSON Schema (2020-12, as OpenAPI 3.1 uses) of what the ingestion converter accepts for an Avro schema. */
+export function avroToJsonSchema(schemaText: string): Json {
+  const named = new Map<string, Avro>()
+  const conv = (s: Avro, ns: string): Json => {
+    if (Array.isArray(s)) {
+      const branches = s.map((b) => conv(b, ns))
+      return branches.length === 1 ? branches[0]! : { anyOf: branches }
+    }
+    if (typeof s === 'string') {
+      const found = named.get(s) ?? named.get(`${ns}.${s}`)
+      if (found) return conv(found, ns)
+      return primitive(s, undefined)
+    }
+    const t = s.type
+    if (typeof t !== 'string') return conv(t, ns)
+    const logical = s.logicalType as string | undefined
+    const doc = typeof s.doc === 'string' ? { description: s.doc } : {}
+    if (t === 'record' || t === 'error' || t === 'enum' || t === 'fixed') {
+      const name = String(s.name)
+      const full = name.includes('.') ? name : `${(s.namespace as string | undefined) ?? ns}.${name}`
+      named.set(full, s)
+      named.set(name, s)
+      ns = full.slice(0, full.lastIndexOf('.'))
+    }
+    switch (t) {
+      case 'record':
+      case 'error': {
+        const fields = s.fields as Array<{ name: string; type: Avro; default?: unknown; doc?: string }>
+        const nullable = (f: Avro): boolean => f === 'null' || (Array.isArray(f) && f.includes('null'))
+        return {
+          type: 'object',
+          ...doc,
+          additionalProperties: false,
+          required: fields.filter((f) => !('default' in f) && !nullable(f.type)).map((f) => f.name),
+          properties: Object.fromEntries(fields.map((f) => [f.name, { ...conv(f.type, ns), ...(f.doc ? { description: f.doc } : {}) }])),
+        }
+      }
+      case 'enum':
+        return { type: 'string', enum: s.symbols as string[], ...doc }
+      case 'array':
+        return { type: 'array', items: conv(s.items as Avro, ns) }
+      case 'map':
+        return { type: 'object', additionalProperties: conv(s.values as Avro, ns) }
+      default:
+        return primitive(t, logical)
+    }
+  }
+  return conv(JSON.parse(schemaText) as Avro, '')
+}
+
+function primitive(t: string, logical: string | undefined): Json {
+  if (logical === 'date') return { anyOf: [{ type: 'string', format: 'date' }, { type: 'integer', description: 'days since 1970-01-01' }] }
+  if (logical === 'timestamp-millis') return { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'integer', description: 'milliseconds since 1970-01-01T00:00:00Z' }] }
+  if (logical === 'decimal') return { anyOf: [{ type: 'string', pattern: '^-?\\d+(\\.\\d+)?$' }, { type: 'number' }], description: 'a decimal, best as a string such as "12.50"' }
+  if (logical === 'uuid') return { type: 'string', format: 'uuid' }
+  switch (t) {
+    case 'null':
+      return { type: 'null' }
+    case 'boolean':
+      return { type: 'boolean' }
+    case 'int':
+    case 'long':
+      return { type: 'integer' }
+    case 'float':
+    case 'double':
+      return { type: 'number' }
+    case 'bytes':
+    case 'fixed':
+      return { type: 'string', contentEncoding: 'base64' }
+    default:
+      return { type: 'string' }
+  }
+}
+
+/** Component name of each value contract's event schema, e.g. InventoryLevelEvent. */
+const componentName = (contract: ContractName) => `${contract.replace(/(^|-)([a-z])/g, (_m, _d: string, c: string) => c.toUpperCase())}Event`
+
+/** One example batch per event type, valid against its contract (checked by test/unit/openapi-document.test.ts). */
+export const EVENT_EXAMPLES: Record<string, unknown[]> = {
+  'inventory.level.changed': [
+    {
+      manufacturerId: 'acme',
+      sku: 'DRL-2000',
+      locationId: 'DE-HAM-1',
+      locationType: 'WAREHOUSE',
+      unitOfMeasure: 'EA',
+      onHand: 120,
+      reserved: 20,
+      available: 100,
+      incoming: [{ quantity: 50, expectedDate: '2026-12-01', reference: 'PO-4711' }],
+      sequence: 42,
+      occurredAt: '2026-11-24T10:00:00Z',
+    },
+  ],
+  'partner.profile.changed': [
+    {
+      partnerId: 'org_65f000000000000000000001',
+      legalName: 'Northwind Distribution GmbH',
+      partnerType: 'DISTRIBUTOR',
+      tier: 'GOLD',
+      status: 'ACTIVE',
+      headquartersCountry: 'DE',
+      regions: ['DE', 'AT'],
+      sequence: 3,
+      occurredAt: '2026-11-24T10:00:00Z',
+    },
+  ],
+}
+const DEAL = {
+  dealId: '0193f5a2-7c1e-7b8a-9c3d-2e4f5a6b7c8d',
+  manufacturerId: 'acme',
+  partnerId: 'org_65f000000000000000000001',
+  status: 'REGISTERED',
+  endCustomer: { name: 'Contoso Ltd', country: 'GB' },
+  lines: [{ sku: 'DRL-2000', quantity: 40, unitPrice: '199.00' }],
+  amount: '7960.00',
+  currency: 'EUR',
+  expectedCloseDate: '2027-01-31',
+  registeredAt: '2026-11-24T09:00:00Z',
+  sequence: 1,
+  occurredAt: '2026-11-24T09:00:00Z',
+}
+for (const t of ALL_TOPICS.find((x) => x.valueSchema === 'deal-registration')?.eventTypes ?? []) EVENT_EXAMPLES[t] = [DEAL]
+
+const eventTypes = ALL_TOPICS.flatMap((t) => t.eventTypes).slice().sort()
+
+/** components.schemas of the event contracts. */
+export const eventSchemas: Record<string, Json> = Object.fromEntries(ALL_TOPICS.map((t) => [componentName(t.valueSchema), avroToJsonSchema(contractSchema(t.valueSchema))]))
+
+const problem = (description: string, headers?: Json) => ({ description, ...(headers ? { headers } : {}), content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } })
+
+export const ingestionPaths = {
+  '/events/{eventType}': {
+    post: {
+      summary: 'Publish a batch of events of one type (publisher keys)',
+      tags: ['events'],
+      operationId: 'publishEvents',
+      'x-distributary-router': 'ingest',
+      description:
+        'A JSON array of events of one type, each checked against the event type\'s Avro contract: ' +
+        ALL_TOPICS.map((t) => `${t.eventTypes.join(', ')} → ${componentName(t.valueSchema)} on topic ${t.name}`).join('; ') +
+        '. An invalid batch is refused whole (400, every fault by JSON Pointer) and nothing is produced. 202 comes only after the broker ' +
+        'acknowledged every event (acks=all), with their event ids; 503 with Retry-After when they could not be stored. ' +
+        'Idempotency-Key replays the first answer for the window; a key still in progress is 409, a key reused with another body 422.',
+      parameters: [
+        { name: 'eventType', in: 'path', required: true, description: 'The event type (ce_type).', schema: { type: 'string', enum: eventTypes } },
+        { name: 'Idempotency-Key', in: 'header', required: false, description: 'Repeat a batch safely: the same key and body return the first answer.', schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' } },
+        { name: 'traceparent', in: 'header', required: false, description: 'W3C Trace Context of the caller, carried on every event of the batch.', schema: { type: 'string' } },
+      ],
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: { type: 'array', minItems: 1, maxItems: 1000, items: { anyOf: ALL_TOPICS.map((t) => ({ $ref: `#/components/schemas/${componentName(t.valueSchema)}` })) } },
+            examples: Object.fromEntries(Object.entries(EVENT_EXAMPLES).map(([type, value]) => [type, { summary: `A batch of ${type}`, value }])),
+          },
+        },
+      },
+      responses: {
+        '202': {
+          description: 'Stored in Kafka (acknowledged by every in-sync replica).',
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['accepted', 'eventType', 'topic', 'eventIds'],
+                properties: { accepted: { type: 'integer' }, eventType: { type: 'string' }, topic: { type: 'string' }, eventIds: { type: 'array', items: { type: 'string', format: 'uuid' } } },
+              },
+            },
+          },
+        },
+        '400': problem('Not a JSON array of valid events; `errors[].field` is the JSON Pointer of each fault (e.g. /3/onHand), `index` the event.'),
+        '401': problem('No valid publisher API key.'),
+        '404': problem('No topic carries this event type; `knownTypes` lists those that do.'),
+        '409': problem('A request with this Idempotency-Key is still in progress.', { 'Retry-After': { schema: { type: 'integer' } } }),
+        '413': problem('The body or the batch is larger than the limit.'),
+        '415': problem('The body is not application/json.'),
+        '422': problem('The Idempotency-Key was used with another body or event type.'),
+        '503': problem('The events were not stored (Kafka unavailable, buffer full); nothing was accepted. Retry after Retry-After.', { 'Retry-After': { schema: { type: 'integer' } } }),
+      },
+    },
+  },
+}

@@ -1,0 +1,218 @@
+/**
+ * The outbox relay's source: a pull-style SourceConnector over the events the control plane wrote
+ * into organization documents (OrganizationDoc.outbox) together with the change they report.
+ *
+ * - poll: scans organizations whose outbox was written since the last scan (index outbox_at_id; a
+ *   full scan at start, after taking the lease over and every `fullScanMs`), and returns every entry
+ *   beyond what `outbox_relay` says was sent, oldest first per organization;
+ * - the SourceRunner produces them (idempotent producer, acks=all, one request in flight, keyed by
+ *   the entry's key: the partner id) and retries the same batch until the broker acked it;
+ * - commit: records the highest acknowledged sequence per organization in `outbox_relay`.
+ *
+ * A crash between the ack and the commit produces those entries again at the next start, with the
+ * same event id (ce_id), so consumers recognise the duplicates. One relay sends at a time across
+ * processes: a lease in `outbox_relay_lease`, checked before every batch. Each document keeps a
+ * single writer (FerretDB v1 does not isolate concurrent updates of one document): organizations are
+ * written by the API, `outbox_relay` and the lease by the relay holding it.
+ */
+import type { Collection, Db } from 'mongodb'
+import type { Logger } from '../../common/logger.ts'
+import type { SourceConnector, SourceContext, SourceRecord } from '../../connectors/source/types.ts'
+import { COLLECTION_NAMES } from '../../control-plane/store.ts'
+import type { OrganizationDoc, OutboxRelayDoc } from '../../control-plane/types.ts'
+
+export const OUTBOX_LEASE_COLLECTION = 'outbox_relay_lease'
+
+export interface OutboxLeaseDoc {
+  _id: string
+  holder: string
+  expiresAt: Date
+}
+
+export interface OutboxSourceOptions {
+  db: Db
+  /** Id of this relay in the lease (unique per process). */
+  holderId: string
+  /** Scan interval when nothing woke the relay, in ms. */
+  pollMs: number
+  leaseTtlMs: number
+  /** Organizations per scan. Default 200. */
+  scanBatch?: number
+  /** How far back each incremental scan reaches before the previous one (clock skew between API processes, slow writes), in ms. Default 60 s. */
+  scanMarginMs?: number
+  /** Interval of the full scan that catches anything an incremental scan could have missed, in ms. Default 5 min. */
+  fullScanMs?: number
+}
+
+type Value = Record<string, unknown>
+
+export class OutboxSource implements SourceConnector<undefined, Value> {
+  readonly kind = 'source' as const
+  private readonly orgs: Collection<OrganizationDoc>
+  private readonly relay: Collection<OutboxRelayDoc>
+  private readonly lease: Collection<OutboxLeaseDoc>
+  private readonly scanBatch: number
+  private readonly scanMarginMs: number
+  private readonly fullScanMs: number
+  private log: Logger | undefined
+  private signal: AbortSignal | undefined
+  private wake: (() => void) | undefined
+  private nudged = true
+  private more = false
+  private scanFrom = new Date(0)
+  private lastFullScan = 0
+  private heldUntil = 0
+  /** Sent sequence per organization (this relay is the only writer while it holds the lease). */
+  private readonly sent = new Map<string, number>()
+  /** Organization and sequence of the records in flight, by event id. */
+  private readonly inFlight = new Map<string, { organizationId: string; sequence: number }>()
+  readonly stats = { scans: 0, fullScans: 0, relayed: 0, leaseAcquired: 0 }
+
+  constructor(private readonly options: OutboxSourceOptions) {
+    this.orgs = options.db.collection(COLLECTION_NAMES.organizations)
+    this.relay = options.db.collection(COLLECTION_NAMES.outboxRelay)
+    this.lease = options.db.collection(OUTBOX_LEASE_COLLECTION)
+    this.scanBatch = options.scanBatch ?? 200
+    this.scanMarginMs = options.scanMarginMs ?? 60_000
+    this.fullScanMs = options.fullScanMs ?? 5 * 60_000
+  }
+
+  async start(_config: undefined, ctx: SourceContext): Promise<void> {
+    this.log = ctx.logger
+    this.signal = ctx.signal
+    this.signal.addEventListener('abort', () => this.wake?.(), { once: true })
+    this.nudged = true
+  }
+
+  /** Something was written to an outbox: scan now instead of at the next interval. */
+  nudge(): void {
+    this.nudged = true
+    this.wake?.()
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.signal?.aborted || this.nudged) return resolve()
+      const t = setTimeout(done, ms)
+      const self = this
+      function done() {
+        clearTimeout(t)
+        self.wake = undefined
+        resolve()
+      }
+      this.wake = done
+    })
+  }
+
+  /** Holds (or takes over, or renews) the relay lease; false while another relay holds it. */
+  private async holdLease(): Promise<boolean> {
+    const now = Date.now()
+    const ttl = this.options.leaseTtlMs
+    if (this.heldUntil - now > ttl / 2) return true
+    const me = this.options.holderId
+    const until = new Date(now + ttl)
+    const renewed = await this.lease.updateOne({ _id: 'relay', holder: me }, { $set: { expiresAt: until } })
+    if (renewed.matchedCount === 1) {
+      this.heldUntil = until.getTime()
+      return true
+    }
+    const current = await this.lease.findOne({ _id: 'relay' })
+    if (current && current.expiresAt.getTime() > now) {
+      this.heldUntil = 0
+      return false
+    }
+    // Free or expired: remove exactly the stale document (not one a rival wrote meanwhile), then claim.
+    if (current) await this.lease.deleteOne({ _id: 'relay', holder: current.holder, expiresAt: current.expiresAt })
+    try {
+      await this.lease.insertOne({ _id: 'relay', holder: me, expiresAt: until })
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 11000) return false
+      throw err
+    }
+    this.heldUntil = until.getTime()
+    // Another relay may have sent meanwhile: forget what we knew and scan everything again.
+    this.sent.clear()
+    this.scanFrom = new Date(0)
+    this.stats.leaseAcquired++
+    this.log?.info('outbox relay lease acquired', { holder: me })
+    return true
+  }
+
+  /** A failing store (MongoDB down) is retried at the next interval; the runner must not fail for it. */
+  async poll(): Promise<SourceRecord<Value>[]> {
+    if (!this.more) await this.idle(this.options.pollMs)
+    this.nudged = false
+    this.more = false
+    if (this.signal?.aborted) return []
+    try {
+      return await this.scan()
+    } catch (err) {
+      this.heldUntil = 0
+      this.log?.warn('outbox scan failed; retrying', { code: 'RETRIABLE', stage: 'outbox-scan', err })
+      return []
+    }
+  }
+
+  private async scan(): Promise<SourceRecord<Value>[]> {
+    if (!(await this.holdLease())) return []
+    const started = Date.now()
+    if (started - this.lastFullScan >= this.fullScanMs) {
+      this.scanFrom = new Date(0)
+      this.lastFullScan = started
+      this.stats.fullScans++
+    }
+    const docs = await this.orgs
+      .find({ outboxAt: { $gte: this.scanFrom } }, { projection: { _id: 1, outbox: 1, outboxAt: 1 } })
+      .sort({ outboxAt: 1, _id: 1 })
+      .limit(this.scanBatch)
+      .toArray()
+    this.stats.scans++
+    const unknown = docs.map((d) => d._id).filter((id) => !this.sent.has(id))
+    if (unknown.length > 0) {
+      for (const s of await this.relay.find({ _id: { $in: unknown } }).toArray()) this.sent.set(s._id, s.sentSequence)
+    }
+    const records: SourceRecord<Value>[] = []
+    for (const doc of docs) {
+      const sent = this.sent.get(doc._id) ?? 0
+      const pending = (doc.outbox ?? []).filter((e) => e.sequence > sent).sort((a, b) => a.sequence - b.sequence)
+      for (const e of pending) {
+        this.inFlight.set(e.eventId, { organizationId: doc._id, sequence: e.sequence })
+        records.push({ topic: e.topic, key: e.key, value: e.value, type: e.type, id: e.eventId, occurredAt: new Date(e.occurredAt) })
+      }
+    }
+    if (docs.length === this.scanBatch) {
+      // More changed than one scan holds: continue from the last one seen, without waiting.
+      this.scanFrom = docs[docs.length - 1]!.outboxAt!
+      this.more = true
+    } else {
+      this.scanFrom = new Date(started - this.scanMarginMs)
+    }
+    if (records.length > 0) this.more = true
+    return records
+  }
+
+  async commit(records: SourceRecord<Value>[]): Promise<void> {
+    const last = new Map<string, { sequence: number; eventId: string }>()
+    for (const r of records) {
+      const f = this.inFlight.get(r.id!)
+      if (!f) continue
+      const prev = last.get(f.organizationId)
+      if (!prev || f.sequence > prev.sequence) last.set(f.organizationId, { sequence: f.sequence, eventId: r.id! })
+    }
+    const now = new Date()
+    for (const [organizationId, s] of last) {
+      await this.relay.updateOne({ _id: organizationId }, { $set: { sentSequence: s.sequence, lastEventId: s.eventId, sentAt: now } }, { upsert: true })
+      this.sent.set(organizationId, s.sequence)
+    }
+    for (const r of records) this.inFlight.delete(r.id!)
+    this.stats.relayed += records.length
+  }
+
+  async stop(): Promise<void> {
+    this.wake?.()
+    if (this.heldUntil > 0) {
+      await this.lease.deleteOne({ _id: 'relay', holder: this.options.holderId }).catch(() => undefined)
+      this.heldUntil = 0
+    }
+  }
+}
