@@ -64,6 +64,11 @@ export interface AttemptResult {
   body?: string
 }
 
+/** undici's timeout timers tick about every 0.5 s: shorter timeouts would not be honoured precisely. */
+export const MIN_HTTP_TIMEOUT_MS = 1000
+export const MAX_HTTP_TIMEOUT_MS = 120_000
+export const DEFAULT_HTTP_TIMEOUT_MS = 15_000
+
 /** Answers beyond this are not read to the end: the connection is dropped instead of reused. */
 const DRAIN_LIMIT_BYTES = 64 * 1024
 

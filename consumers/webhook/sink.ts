@@ -6,6 +6,7 @@
  */
 import { ConfigError, DataError } from '../../common/errors.ts'
 import type { PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
+import { DEFAULT_HTTP_TIMEOUT_MS, MAX_HTTP_TIMEOUT_MS, MIN_HTTP_TIMEOUT_MS } from '../http/client.ts'
 import type { WebhookClient, WebhookTarget } from './client.ts'
 import { secretKey } from './signature.ts'
 
@@ -26,10 +27,9 @@ export interface WebhookSinkConfig {
   headers?: Record<string, string>
 }
 
-export const DEFAULT_WEBHOOK_TIMEOUT_MS = 15_000
-export const MAX_WEBHOOK_TIMEOUT_MS = 120_000
-/** undici's timeout timers tick about every 0.5 s: shorter timeouts would not be honoured precisely. */
-export const MIN_WEBHOOK_TIMEOUT_MS = 1000
+export const DEFAULT_WEBHOOK_TIMEOUT_MS = DEFAULT_HTTP_TIMEOUT_MS
+export const MAX_WEBHOOK_TIMEOUT_MS = MAX_HTTP_TIMEOUT_MS
+export const MIN_WEBHOOK_TIMEOUT_MS = MIN_HTTP_TIMEOUT_MS
 const RESERVED_HEADERS = new Set(['webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type', 'content-length', 'host', 'transfer-encoding', 'connection'])
 
 export interface FieldProblem {
