@@ -22,7 +22,7 @@
 import { createHash } from 'node:crypto'
 import { ConfigError, PartnerRejectedError, type SyndicationError } from '../../common/errors.ts'
 import type { PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
-import { DEFAULT_HTTP_TIMEOUT_MS, type AttemptResult, type HttpSinkClient } from '../http/client.ts'
+import { attemptOutcome, DEFAULT_HTTP_TIMEOUT_MS, type AttemptResult, type HttpSinkClient } from '../http/client.ts'
 import { MicroBatcher } from './batcher.ts'
 import { restSinkProblems, type RestAuth, type RestSinkConfig } from './config.ts'
 import { BodyMapping, eventBody } from './mapping.ts'
@@ -133,7 +133,9 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
           token = await this.tokens.token(this.#oauth, timeoutMs, first)
         } catch (err) {
           if (!(err instanceof TokenError)) throw err
-          return this.#settle(items, { report: err.report ?? { eventId: first, target: this.#oauth.tokenUrl, startedAt: Date.now(), durationMs: 0, outcome: 'failed', code: err.error.code, message: err.error.message }, error: err.error })
+          // no report: a refusal remembered from an earlier call, reported as such
+          const report = err.report ?? { eventId: first, target: this.#oauth.tokenUrl, startedAt: Date.now(), durationMs: 0, outcome: attemptOutcome(err.error), code: err.error.code, message: `${err.error.message} (remembered, not asked again)` }
+          return this.#settle(items, { report, error: err.error })
         }
         headers.authorization = `Bearer ${token}`
       } else if (this.#staticAuth) headers[this.#staticAuth[0]] = this.#staticAuth[1]

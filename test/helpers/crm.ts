@@ -37,6 +37,8 @@ export interface Crm {
   apiMode: 'ok' | 'unavailable' | 'reject'
   /** Lifetime of issued tokens in seconds. */
   expiresIn: number
+  /** False: the API answers 401 to every token, even fresh ones. */
+  acceptTokens: boolean
   /** Makes the API refuse every token issued so far (as after a key rotation on its side). */
   revokeAll(): void
   close(): Promise<void>
@@ -60,6 +62,7 @@ export async function startCrm(): Promise<Crm> {
     tokenMode: 'ok',
     apiMode: 'ok',
     expiresIn: 3600,
+    acceptTokens: true,
     revokeAll: () => valid.clear(),
     close: async () => undefined,
   }
@@ -91,7 +94,7 @@ export async function startCrm(): Promise<Crm> {
 
   const authorized = (req: Request) => {
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')
-    return m !== null && valid.has(m[1]!)
+    return crm.acceptTokens && m !== null && valid.has(m[1]!)
   }
   const record = (req: Request, status: number) => crm.requests.push({ method: req.method, path: req.path, headers: req.headers, body: req.body, status })
 
