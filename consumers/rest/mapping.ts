@@ -67,6 +67,16 @@ export function mappingInput(record: SinkRecord): unknown {
   }
 }
 
+/** JSONata functions are objects (`_jsonata_lambda`, `_jsonata_function`), not JSON. */
+function isLambda(v: unknown): boolean {
+  return v !== null && typeof v === 'object' && ('_jsonata_lambda' in v || '_jsonata_function' in v)
+}
+
+function noFunctions(_key: string, v: unknown): unknown {
+  if (typeof v === 'function' || isLambda(v)) throw new Error('the mapping produced a function, not JSON')
+  return v
+}
+
 /** A compiled mapping: `body(record)` is the JSON request body of one event. */
 export class BodyMapping {
   readonly #expression: jsonata.Expression
@@ -85,7 +95,7 @@ export class BodyMapping {
       throw new DataError(`body mapping failed for event ${record.eventId}: ${describe(err as JsonataFailure)}`, { eventId: record.eventId, mappingError: (err as JsonataFailure).code }, { cause: err })
     }
     if (out === undefined) throw new DataError(`body mapping produced no value for event ${record.eventId} (the expression matched nothing)`, { eventId: record.eventId })
-    if (typeof out === 'function') throw new DataError(`body mapping produced a function for event ${record.eventId}, not JSON`, { eventId: record.eventId })
+    if (typeof out === 'function' || isLambda(out)) throw new DataError(`body mapping produced a function for event ${record.eventId}, not JSON`, { eventId: record.eventId })
     return out
   }
 }
@@ -95,7 +105,7 @@ export async function eventBody(record: SinkRecord, mapping: BodyMapping | undef
   const value = mapping ? await mapping.map(record) : record.value
   let body: string | undefined
   try {
-    body = JSON.stringify(value)
+    body = mapping ? JSON.stringify(value, noFunctions) : JSON.stringify(value)
   } catch (err) {
     throw new DataError(`event ${record.eventId} cannot be serialised to JSON: ${err instanceof Error ? err.message : String(err)}`, { eventId: record.eventId }, { cause: err })
   }
