@@ -4,6 +4,7 @@
  * subscription with a broken URL template, auth or body mapping is refused when it is saved (422).
  */
 import type { FieldError } from '../../control-plane/errors.ts'
+import { httpUrlProblem } from '../http/url.ts'
 import { mappingProblem } from './mapping.ts'
 import type { OAuth2Credentials } from './oauth2.ts'
 import { urlTemplateProblem } from './template.ts'
@@ -100,16 +101,8 @@ function authProblems(auth: unknown): FieldError[] {
     }
     case 'oauth2': {
       const out = need('tokenUrl', 'clientId', 'clientSecret')
-      if (str(a.tokenUrl)) {
-        let u: URL | undefined
-        try {
-          u = new URL(a.tokenUrl)
-        } catch {
-          out.push({ field: 'auth.tokenUrl', message: 'must be an absolute http:// or https:// URL' })
-        }
-        if (u && u.protocol !== 'https:' && u.protocol !== 'http:') out.push({ field: 'auth.tokenUrl', message: 'must be an http:// or https:// URL' })
-        if (u && (u.username !== '' || u.password !== '')) out.push({ field: 'auth.tokenUrl', message: 'must not carry credentials; use clientId and clientSecret' })
-      }
+      const problem = str(a.tokenUrl) ? httpUrlProblem(a.tokenUrl, 'use clientId and clientSecret') : null
+      if (problem) out.push({ field: 'auth.tokenUrl', message: problem })
       for (const f of ['scope', 'audience']) if (a[f] !== undefined && typeof a[f] !== 'string') out.push({ field: `auth.${f}`, message: 'must be a string' })
       if (a.clientAuth !== undefined && a.clientAuth !== 'basic' && a.clientAuth !== 'body') out.push({ field: 'auth.clientAuth', message: 'must be basic or body' })
       return out

@@ -8,6 +8,7 @@
  */
 import { DataError } from '../../common/errors.ts'
 import type { SinkRecord } from '../../connectors/sink/types.ts'
+import { httpUrlProblem } from '../http/url.ts'
 
 const PLACEHOLDER = /\{([^{}]*)\}/g
 const NAME = /^(key|eventId|eventType|topic|value(\.[A-Za-z_$][A-Za-z0-9_$-]*)+)$/
@@ -30,14 +31,8 @@ export function urlTemplateProblem(source: string): string | null {
   if (/[{}]/.test(stripped)) return 'has an unbalanced { or }; placeholders are {key}, {eventId}, {eventType}, {topic} or {value.<field path>}'
   const bad = names.find((n) => !NAME.test(n))
   if (bad !== undefined) return `has an unknown placeholder {${bad}}: use {key}, {eventId}, {eventType}, {topic} or {value.<field path>}`
-  let url: URL
-  try {
-    url = new URL(stripped)
-  } catch {
-    return 'must be an absolute http:// or https:// URL (placeholders allowed in the path and query)'
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http:// or https:// URL'
-  if (url.username !== '' || url.password !== '') return 'must not carry credentials; use auth'
+  const problem = httpUrlProblem(stripped, 'use auth')
+  if (problem) return problem
   if (names.length > 0) {
     const first = source.indexOf('{')
     const authorityEnd = source.indexOf('/', source.indexOf('//') + 2)
