@@ -29,6 +29,7 @@ import { SinkWorker } from '../connectors/sink/worker.ts'
 import { deliveryDefaults, webhookClientSettings } from '../connectors/sink/settings.ts'
 import { sinkFactoryByType } from '../consumers/index.ts'
 import { WebhookClient, webhookSinkFactory } from '../consumers/webhook/index.ts'
+import { OAuth2TokenCache, restSinkFactory } from '../consumers/rest/index.ts'
 
 export type PlatformRole = 'api' | 'worker' | 'all'
 
@@ -144,6 +145,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     const guard = createUrlGuard({ allowlist: config.urlGuard.allowlist })
     webhookClient = new WebhookClient({ guard: async (u) => void (await guard.check(u)), ...webhookClientSettings(config) })
     const defaults = deliveryDefaults(config)
+    const tokens = new OAuth2TokenCache(webhookClient)
     for (let attempt = 1; ; attempt++) {
       try {
         await prepareControlPlane()
@@ -155,6 +157,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
           topics: ALL_TOPICS,
           createSink: sinkFactoryByType({
             webhook: webhookSinkFactory(webhookClient, controlPlane, defaults.webhookTimeoutMs),
+            // the REST sink shares the webhook client's keep-alive pools, URL guard and status rules
+            rest: restSinkFactory(webhookClient, tokens, controlPlane, defaults.webhookTimeoutMs),
           }),
           defaults,
           logger,

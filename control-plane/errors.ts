@@ -7,6 +7,8 @@ import { SyndicationError, type ErrorContext } from '../common/errors.ts'
 export interface FieldError {
   field: string
   message: string
+  /** Character offset of the error within the field's value (e.g. a JSONata body mapping). */
+  position?: number
 }
 
 /** Not there, or not visible to the caller: both look the same from outside (404). */

@@ -13,6 +13,7 @@ import type { Logger } from '../common/logger.ts'
 import { generateWebhookSecret, type SecretBox } from '../common/secret-box.ts'
 import { UrlRefusedError } from '../common/errors.ts'
 import type { UrlGuard } from '../common/url-guard.ts'
+import { restSinkProblems } from '../consumers/rest/config.ts'
 import { ApiKeys, type CreatedKey } from './api-keys.ts'
 import { DeliveryLog } from './deliveries.ts'
 import { checkEntitlements, checkKnownEventTypes, checkWithinGrants } from './entitlements.ts'
@@ -402,6 +403,12 @@ export class ControlPlane {
     if (errors.length > 0) throw new RequestInvalidError(errors)
   }
 
+  /** The sink type's own rules (a REST sink's URL template, auth, JSONata mapping): 422 naming each field. */
+  private checkSinkConfig(sealed: SinkConfig): void {
+    const errors: FieldError[] = sealed.type === 'rest' ? restSinkProblems(sealed).map((e) => ({ ...e, field: `sink.${e.field}` })) : []
+    if (errors.length > 0) throw new RequestInvalidError(errors)
+  }
+
   /** Seals the secret fields of a sink; a secret left out keeps the previous sealed value. */
   private sealSink(sink: SinkConfig, previous?: SinkConfig): SinkConfig {
     const out = structuredClone(sink) as unknown as Record<string, unknown>
@@ -438,6 +445,8 @@ export class ControlPlane {
     await this.requireOrganization(partnerId, 'partner', 'partnerId')
     await this.checkAgainstGrants(partnerId, input)
     await this.checkSinkUrls(input.sink)
+    const sink = this.sealSink(input.sink)
+    this.checkSinkConfig(sink)
     const now = new Date()
     const secret = input.sink.type === 'webhook' ? this.newWebhookSecret() : null
     const doc: SubscriptionDoc = {
@@ -448,7 +457,7 @@ export class ControlPlane {
       ...(input.filter !== undefined ? { filter: input.filter } : {}),
       ...(input.fields !== undefined ? { fields: input.fields } : {}),
       schemaVersions: input.schemaVersions ?? {},
-      sink: this.sealSink(input.sink),
+      sink,
       deliveryPolicy: { ...DEFAULT_DELIVERY_POLICY, ...input.deliveryPolicy },
       startFrom: input.startFrom ?? 'latest',
       webhookSecrets: secret ? [secret.doc] : [],
@@ -477,6 +486,8 @@ export class ControlPlane {
     }
     await this.checkAgainstGrants(sub.partnerId, merged)
     if (patch.sink) await this.checkSinkUrls(patch.sink)
+    const sealedSink = patch.sink ? this.sealSink(patch.sink, sub.sink) : undefined
+    if (sealedSink) this.checkSinkConfig(sealedSink)
     const set: Partial<SubscriptionDoc> = { updatedAt: new Date(), eventTypes: merged.eventTypes, schemaVersions: merged.schemaVersions }
     const unset: Record<string, ''> = {}
     if (merged.filter !== undefined) set.filter = merged.filter
@@ -486,8 +497,8 @@ export class ControlPlane {
     if (patch.name !== undefined) set.name = patch.name
     if (patch.deliveryPolicy !== undefined) set.deliveryPolicy = { ...sub.deliveryPolicy, ...patch.deliveryPolicy }
     let webhookSecret: string | null = null
-    if (patch.sink !== undefined) {
-      set.sink = this.sealSink(patch.sink, sub.sink)
+    if (patch.sink !== undefined && sealedSink) {
+      set.sink = sealedSink
       const now = new Date()
       if (patch.sink.type === 'webhook' && !sub.webhookSecrets.some((s) => s.expiresAt === null || s.expiresAt > now)) {
         const secret = this.newWebhookSecret()

@@ -117,11 +117,15 @@ export interface RestSinkAuth {
 
 export interface RestSink {
   type: 'rest'
+  /** URL template: `{key}`, `{eventId}`, `{eventType}`, `{topic}`, `{value.<path>}` after the host, each URL-encoded. */
   url: string
   method: 'POST' | 'PUT' | 'PATCH'
   auth?: RestSinkAuth
+  /** JSONata over {key, value, eventId, eventType, timestamp, topic, partition, offset}; absent: the value. */
   bodyMapping?: string
   headers?: Record<string, string>
+  /** With deliveryPolicy.batchSize > 1: how long a batch waits for more events, in ms. */
+  batchWaitMs?: number
 }
 
 export interface MongoSink {

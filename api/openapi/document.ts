@@ -249,7 +249,10 @@ export const openApiDocument = {
           title: { type: 'string' },
           status: { type: 'integer' },
           detail: { type: 'string' },
-          errors: { type: 'array', items: { type: 'object', required: ['field', 'message'], properties: { field: { type: 'string' }, message: { type: 'string' } } } },
+          errors: {
+            type: 'array',
+            items: { type: 'object', required: ['field', 'message'], properties: { field: { type: 'string' }, message: { type: 'string' }, position: { type: 'integer', description: 'Character offset of the error within the value (e.g. a JSONata body mapping).' } } },
+          },
         },
       },
       Organization: {
@@ -351,10 +354,27 @@ export const openApiDocument = {
         required: ['type', 'url', 'method'],
         properties: {
           type: { const: 'rest' },
-          url: { type: 'string', maxLength: 2000, description: 'URL or URL template ({key}, {eventType}).' },
+          url: {
+            type: 'string',
+            maxLength: 2000,
+            description:
+              'URL or URL template: placeholders {key}, {eventId}, {eventType}, {topic} or {value.<field path>} after the host, each URL-encoded (e.g. https://crm.example/api/stock/{value.sku} with PUT: an upsert by external id). An event without a value for a placeholder is dead-lettered.',
+          },
           method: { type: 'string', enum: ['POST', 'PUT', 'PATCH'] },
-          headers: { type: 'object', additionalProperties: { type: 'string', maxLength: 2000 } },
-          bodyMapping: { type: 'string', maxLength: 20000, description: 'Declarative body mapping (JSONata).' },
+          headers: { type: 'object', additionalProperties: { type: 'string', maxLength: 2000 }, description: 'Extra request headers; Idempotency-Key (the event id), Authorization and Content-Type are set by the platform.' },
+          bodyMapping: {
+            type: 'string',
+            maxLength: 20000,
+            description:
+              'JSONata expression (https://jsonata.org) over {key, value, eventId, eventType, timestamp, topic, partition, offset} giving the JSON body, e.g. {"externalId": value.sku, "available": value.available}. Checked when saved (422 naming sink.bodyMapping with the position); an event it cannot map is dead-lettered with the reason. Absent: the event value is the body.',
+          },
+          batchWaitMs: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 10000,
+            default: 50,
+            description: 'With deliveryPolicy.batchSize > 1: how long a batch waits for more events. A batch is a JSON array of bodies, never two events of one key; a 2xx delivers all, a rejected batch is re-sent one event per request.',
+          },
           auth: {
             type: 'object',
             additionalProperties: false,
@@ -369,6 +389,8 @@ export const openApiDocument = {
               clientId: { type: 'string' },
               clientSecret: { type: 'string', writeOnly: true },
               scope: { type: 'string' },
+              audience: { type: 'string', description: 'OAuth2 audience parameter (e.g. Auth0).' },
+              clientAuth: { type: 'string', enum: ['basic', 'body'], default: 'basic', description: 'How the client authenticates at the token endpoint: HTTP Basic or form fields.' },
               headerName: { type: 'string' },
               headerValue: { type: 'string', writeOnly: true },
             },
@@ -394,7 +416,7 @@ export const openApiDocument = {
           retrySchedule: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 7 * 24 * 3600 }, maxItems: 50, description: 'Seconds before each retry.' },
           timeoutMs: { type: 'integer', minimum: 100, maximum: 120000 },
           rateLimitPerSecond: { type: 'integer', minimum: 0, maximum: 100000, description: '0: unlimited.' },
-          batchSize: { type: 'integer', minimum: 1, maximum: 1000 },
+          batchSize: { type: 'integer', minimum: 1, maximum: 1000, description: 'Events per request for sinks that batch (REST); 1: one event per request.' },
           disableAfterFailingSeconds: { type: 'integer', minimum: 60 },
         },
       },

@@ -445,7 +445,8 @@ export class SinkWorker {
     this.queue.addSubscription({
       id,
       policy,
-      concurrency: this.#d.defaults.concurrency,
+      // a batching sink (REST) gathers concurrent keys into one request: let batchSize keys be in flight
+      concurrency: sub.sink.type === 'rest' ? Math.max(this.#d.defaults.concurrency, sub.deliveryPolicy?.batchSize ?? 1) : this.#d.defaults.concurrency,
       parkAfterFailures: this.#d.defaults.parkAfterFailures,
       disableAfterMs: Math.min(this.#d.defaults.disableAfterMs, (sub.deliveryPolicy?.disableAfterFailingSeconds ?? Infinity) * 1000),
       deliver: (record, { signal }) => this.#deliver(run, record, signal),

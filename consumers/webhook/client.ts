@@ -1,48 +1,12 @@
 /**
- * The process-wide HTTP side of webhook delivery: one undici Agent (a keep-alive Pool per origin)
- * shared by every webhook subscription, the injected URL guard, and the rules that turn an HTTP
- * answer or a network failure into an error class of common/errors.ts.
- *
- * Status rules (Standard Webhooks, Svix):
- *  - 2xx: delivered.
- *  - 3xx: a failure, never followed (a redirect target would bypass the URL guard). Retriable, as
- *    Svix does: a redirect usually means a moved or http->https endpoint that the partner fixes by
- *    updating the URL; retrying keeps the events until then, and an endpoint failing for longer than
- *    the subscription allows is disabled anyway. Dead-lettering at once would lose the ordering of
- *    the whole backlog for a configuration slip.
- *  - 410 Gone: the partner retired the endpoint: EndpointDisabledError('gone'); the runtime disables
- *    the subscription and holds its records.
- *  - 408, 429, 5xx: RetriableError, with the Retry-After header (seconds or HTTP date) honoured.
- *  - other 4xx: PartnerRejectedError (dead letter, no retry).
- *  - timeouts, refused or reset connections, DNS and TLS failures: RetriableError.
+ * The webhook side of the shared HTTP sink client (consumers/http): a Standard Webhooks message is
+ * POSTed with webhook-id, a fresh webhook-timestamp and one signature per key in force; the status
+ * rules, keep-alive pool and URL guard are those of every HTTP sink (consumers/http/client.ts).
  */
-import { Agent, request, type Dispatcher } from 'undici'
-import { DataError, EndpointDisabledError, PartnerRejectedError, RetriableError, SyndicationError } from '../../common/errors.ts'
-import { parseRetryAfter } from '../../connectors/retry.ts'
-import type { AttemptReport } from '../../connectors/sink/types.ts'
+import { HttpSinkClient, type AttemptResult, type HttpSinkClientOptions } from '../http/client.ts'
 import { signatureHeader, type SigningKey } from './signature.ts'
 
-/** Throws (any error) when the URL must not be called: loopback, private, metadata addresses... */
-export type UrlGuard = (url: string) => Promise<void>
-
-export interface WebhookClientOptions {
-  guard: UrlGuard
-  /** Keep-alive connections per origin (shared by all subscriptions calling that origin). */
-  connectionsPerOrigin?: number
-  keepAliveTimeoutMs?: number
-  connectTimeoutMs?: number
-  /**
-   * How long a URL the guard allowed stays allowed without asking again (the guard may resolve DNS).
-   * Refusals are never cached. 0: ask on every attempt.
-   */
-  guardCacheMs?: number
-  /** How much of an answer is kept for the delivery log. */
-  excerptBytes?: number
-  userAgent?: string
-  now?: () => number
-  /** Replaces the client's own Agent (which is then not closed by `close()`). */
-  dispatcher?: Dispatcher
-}
+export type WebhookClientOptions = HttpSinkClientOptions
 
 /** One endpoint, ready to send: URL, signing keys in force, timeout, extra headers. */
 export interface WebhookTarget {
@@ -57,174 +21,22 @@ export interface WebhookMessage {
   body: string
 }
 
-export interface AttemptResult {
-  report: AttemptReport
-  /** Undefined when delivered. */
-  error?: SyndicationError
-}
-
-/** Answers beyond this are not read to the end: the connection is dropped instead of reused. */
-const DRAIN_LIMIT_BYTES = 64 * 1024
-
-/** Node or undici error codes that say "the call could not be made", not "our code is wrong". */
-const PROGRAMMING_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_VALUE', 'ERR_INVALID_URL'])
-
-export class WebhookClient {
-  readonly #dispatcher: Dispatcher
-  readonly #ownsDispatcher: boolean
-  readonly #guard: UrlGuard
-  readonly #excerptBytes: number
-  readonly #userAgent: string
-  readonly #now: () => number
-  readonly #guardCacheMs: number
-  readonly #allowed = new Map<string, number>()
-
+export class WebhookClient extends HttpSinkClient {
   constructor(options: WebhookClientOptions) {
-    this.#guard = options.guard
-    this.#excerptBytes = options.excerptBytes ?? 1024
-    this.#userAgent = options.userAgent ?? 'Distributary-Webhooks/0.1'
-    this.#now = options.now ?? Date.now
-    this.#guardCacheMs = options.guardCacheMs ?? 60_000
-    this.#ownsDispatcher = options.dispatcher === undefined
-    this.#dispatcher =
-      options.dispatcher ??
-      new Agent({
-        connections: options.connectionsPerOrigin ?? 32,
-        keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
-        connect: { timeout: options.connectTimeoutMs ?? 10_000 },
-      })
-  }
-
-  /** Checks a URL with the guard; a refusal becomes EndpointDisabledError('url-refused'). */
-  async checkUrl(url: string): Promise<void> {
-    try {
-      await this.#guard(url)
-      if (this.#guardCacheMs > 0) {
-        if (this.#allowed.size > 10_000) this.#allowed.clear()
-        this.#allowed.set(url, this.#now() + this.#guardCacheMs)
-      }
-    } catch (err) {
-      if (err instanceof SyndicationError && err.retriable) throw err
-      throw new EndpointDisabledError('url-refused', `webhook URL refused by the URL guard: ${err instanceof Error ? err.message : String(err)}`, { url }, { cause: err })
-    }
+    super(options, 'Distributary-Webhooks/0.1')
   }
 
   /** One attempt: signs with a fresh timestamp, posts, classifies. Never throws. */
-  async send(target: WebhookTarget, message: WebhookMessage, signal?: AbortSignal): Promise<AttemptResult> {
-    const startedAt = this.#now()
-    const t0 = performance.now()
-    const report: AttemptReport = { eventId: message.id, target: target.url, startedAt, durationMs: 0, outcome: 'failed' }
-    const allowedUntil = this.#allowed.get(target.url)
-    if (allowedUntil === undefined || allowedUntil <= startedAt) {
-      try {
-        await this.checkUrl(target.url)
-      } catch (err) {
-        return this.#finish(report, t0, err instanceof SyndicationError ? err : new DataError(String(err)))
-      }
-    }
-    const timestamp = Math.floor(startedAt / 1000)
+  send(target: WebhookTarget, message: WebhookMessage, signal?: AbortSignal): Promise<AttemptResult> {
+    const timestamp = Math.floor(this.now() / 1000)
     const headers: Record<string, string> = {
       'content-type': 'application/json',
-      'user-agent': this.#userAgent,
+      'user-agent': this.userAgent,
       'webhook-id': message.id,
       'webhook-timestamp': String(timestamp),
       'webhook-signature': signatureHeader(target.keys, message.id, timestamp, message.body),
     }
     for (const name in target.headers) headers[name] = target.headers[name]!
-    // The timeout is undici's headersTimeout/bodyTimeout (its timers tick about every 0.5 s, so the
-    // bound holds to within about a second). No AbortSignal is handed to undici: one per request costs
-    // more CPU than the rest of the call (measured in bench/fanout); a stopped subscription's
-    // in-flight calls end by themselves within the timeout, and the caller ignores their results.
-    try {
-      if (signal?.aborted) throw signal.reason
-      const res = await request(target.url, {
-        method: 'POST',
-        headers,
-        body: message.body,
-        dispatcher: this.#dispatcher,
-        headersTimeout: target.timeoutMs,
-        bodyTimeout: target.timeoutMs,
-      })
-      report.status = res.statusCode
-      if (res.statusCode >= 200 && res.statusCode < 300) {
-        // delivered: the answer is not kept (the delivery log needs excerpts of failures), only drained
-        await res.body.dump({ limit: DRAIN_LIMIT_BYTES })
-        return this.#finish(report, t0)
-      }
-      report.responseExcerpt = await readExcerpt(res.body, this.#excerptBytes)
-      return this.#finish(report, t0, classifyStatus(res.statusCode, res.headers, { url: target.url, eventId: message.id, excerpt: report.responseExcerpt }, this.#now()))
-    } catch (err) {
-      return this.#finish(report, t0, classifyFailure(err, { url: target.url, eventId: message.id }, signal))
-    }
+    return this.call({ method: 'POST', url: target.url, headers, body: message.body, timeoutMs: target.timeoutMs }, message.id, signal)
   }
-
-  // a method, not a closure per call: the hot path allocates as little as it can
-  #finish(report: AttemptReport, t0: number, error?: SyndicationError): AttemptResult {
-    report.durationMs = Math.round((performance.now() - t0) * 10) / 10
-    if (error) {
-      report.outcome = error instanceof EndpointDisabledError ? 'disabled' : error.retriable ? 'retriable' : error instanceof PartnerRejectedError ? 'rejected' : 'failed'
-      report.code = error.code
-      report.message = error.message
-      return { report, error }
-    }
-    report.outcome = 'delivered'
-    return { report }
-  }
-
-  async close(): Promise<void> {
-    if (this.#ownsDispatcher) await this.#dispatcher.close()
-  }
-}
-
-/** Undefined for 2xx, else the error that says what the runtime does next. */
-export function classifyStatus(
-  status: number,
-  headers: Record<string, string | string[] | undefined>,
-  context: Record<string, unknown> = {},
-  now = Date.now(),
-): SyndicationError | undefined {
-  if (status >= 200 && status < 300) return undefined
-  const ctx = { ...context, status }
-  if (status >= 300 && status < 400) {
-    const location = headers.location
-    return new RetriableError(`endpoint answered ${status} (redirects are not followed; update the webhook URL)`, undefined, { ...ctx, location })
-  }
-  if (status === 410) return new EndpointDisabledError('gone', 'endpoint answered 410 Gone: the partner retired it', ctx)
-  if (status === 408 || status === 429 || status >= 500) {
-    return new RetriableError(`endpoint answered ${status}`, parseRetryAfter(headers['retry-after'], now), ctx)
-  }
-  return new PartnerRejectedError(`endpoint rejected the event with ${status}`, status, ctx)
-}
-
-/** A call that produced no HTTP answer: network and timeouts are retriable, our own bugs are not. */
-export function classifyFailure(err: unknown, context: Record<string, unknown> = {}, signal?: AbortSignal): SyndicationError {
-  if (err instanceof SyndicationError) return err
-  if (signal?.aborted) return new RetriableError('delivery aborted (subscription stopped)', undefined, { ...context, aborted: true }, { cause: err })
-  const code = (err as { code?: unknown })?.code
-  const message = err instanceof Error ? err.message : String(err)
-  if (typeof code === 'string' && !PROGRAMMING_CODES.has(code)) {
-    const timeout = code.endsWith('TIMEOUT') || code === 'ETIMEDOUT'
-    return new RetriableError(timeout ? `endpoint timed out (${code})` : `endpoint unreachable (${code}: ${message})`, undefined, { ...context, errorCode: code, timeout }, { cause: err })
-  }
-  return new DataError(`webhook call failed: ${message}`, { ...context, errorCode: code }, { cause: err })
-}
-
-/** The first `limit` bytes of an answer as text; the rest is drained (up to a bound) so the connection is reused. */
-async function readExcerpt(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, limit: number): Promise<string> {
-  const kept: Buffer[] = []
-  let keptBytes = 0
-  let seen = 0
-  for await (const chunk of body) {
-    if (keptBytes < limit) {
-      const part = chunk.subarray(0, limit - keptBytes)
-      kept.push(part)
-      keptBytes += part.length
-    }
-    seen += chunk.length
-    if (seen > DRAIN_LIMIT_BYTES) {
-      body.destroy()
-      break
-    }
-  }
-  return Buffer.concat(kept).toString('utf8')
 }

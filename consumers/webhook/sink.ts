@@ -6,6 +6,8 @@
  */
 import { ConfigError, DataError } from '../../common/errors.ts'
 import type { PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
+import { DEFAULT_HTTP_TIMEOUT_MS, MAX_HTTP_TIMEOUT_MS, MIN_HTTP_TIMEOUT_MS } from '../http/client.ts'
+import { httpUrlProblem } from '../http/url.ts'
 import type { WebhookClient, WebhookTarget } from './client.ts'
 import { secretKey } from './signature.ts'
 
@@ -26,10 +28,9 @@ export interface WebhookSinkConfig {
   headers?: Record<string, string>
 }
 
-export const DEFAULT_WEBHOOK_TIMEOUT_MS = 15_000
-export const MAX_WEBHOOK_TIMEOUT_MS = 120_000
-/** undici's timeout timers tick about every 0.5 s: shorter timeouts would not be honoured precisely. */
-export const MIN_WEBHOOK_TIMEOUT_MS = 1000
+export const DEFAULT_WEBHOOK_TIMEOUT_MS = DEFAULT_HTTP_TIMEOUT_MS
+export const MAX_WEBHOOK_TIMEOUT_MS = MAX_HTTP_TIMEOUT_MS
+export const MIN_WEBHOOK_TIMEOUT_MS = MIN_HTTP_TIMEOUT_MS
 const RESERVED_HEADERS = new Set(['webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type', 'content-length', 'host', 'transfer-encoding', 'connection'])
 
 export interface FieldProblem {
@@ -44,14 +45,8 @@ export function webhookConfigProblems(config: unknown): FieldProblem[] {
   const c = config as Partial<Record<keyof WebhookSinkConfig, unknown>>
   if (typeof c.url !== 'string') out.push({ field: 'url', message: 'is required (an http:// or https:// URL)' })
   else {
-    let u: URL | undefined
-    try {
-      u = new URL(c.url)
-    } catch {
-      out.push({ field: 'url', message: 'must be an absolute http:// or https:// URL' })
-    }
-    if (u && u.protocol !== 'http:' && u.protocol !== 'https:') out.push({ field: 'url', message: 'must be an http:// or https:// URL' })
-    if (u && (u.username !== '' || u.password !== '')) out.push({ field: 'url', message: 'must not carry credentials; use headers' })
+    const problem = httpUrlProblem(c.url, 'use headers')
+    if (problem) out.push({ field: 'url', message: problem })
   }
   if (!Array.isArray(c.secrets) || c.secrets.length === 0) out.push({ field: 'secrets', message: 'needs at least one whsec_ secret' })
   else {

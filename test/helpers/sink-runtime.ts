@@ -16,6 +16,8 @@ import { createUrlGuard } from '../../common/url-guard.ts'
 import { deliveryDefaults, type DeliveryDefaults } from '../../connectors/sink/settings.ts'
 import { SinkWorker, type SinkWorkerSettings } from '../../connectors/sink/worker.ts'
 import { WebhookClient, webhookSinkFactory } from '../../consumers/webhook/index.ts'
+import { OAuth2TokenCache, restSinkFactory } from '../../consumers/rest/index.ts'
+import { sinkFactoryByType } from '../../consumers/index.ts'
 import { ControlPlane } from '../../control-plane/service.ts'
 import type { Principal, SubscriptionInput } from '../../control-plane/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, envelope, registerTopicSchemas, toHeaders, valueSubject, keySubject, type TopicSpec } from '../../schemas/index.ts'
@@ -177,7 +179,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
         db,
         serde,
         topics: [topic],
-        createSink: webhookSinkFactory(client, cp, 2000),
+        createSink: sinkFactoryByType({ webhook: webhookSinkFactory(client, cp, 2000), rest: restSinkFactory(client, new OAuth2TokenCache(client), cp, 2000) }),
         defaults: { ...deliveryDefaults(testConfig()), ...defaults },
         logger,
         settings: { groupId, deadLetterTopic, ...FAST, ...settings },

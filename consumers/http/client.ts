@@ -1,0 +1,252 @@
+/**
+ * The process-wide HTTP side of every HTTP sink (webhook, REST): one undici Agent (a keep-alive Pool
+ * per origin) shared by every subscription, the injected URL guard (asked again at delivery time,
+ * with a short cache of the origins it allowed), and the rules that turn an HTTP answer or a network
+ * failure into an error class of common/errors.ts.
+ *
+ * Status rules (Standard Webhooks, Svix), the same for every HTTP sink:
+ *  - 2xx: delivered.
+ *  - 3xx: a failure, never followed (a redirect target would bypass the URL guard). Retriable, as
+ *    Svix does: a redirect usually means a moved or http->https endpoint that the partner fixes by
+ *    updating the URL; retrying keeps the events until then, and an endpoint failing for longer than
+ *    the subscription allows is disabled anyway. Dead-lettering at once would lose the ordering of
+ *    the whole backlog for a configuration slip.
+ *  - 410 Gone: the partner retired the endpoint: EndpointDisabledError('gone'); the runtime disables
+ *    the subscription and holds its records.
+ *  - 408, 429, 5xx: RetriableError, with the Retry-After header (seconds or HTTP date) honoured.
+ *  - other 4xx: PartnerRejectedError (dead letter, no retry).
+ *  - timeouts, refused or reset connections, DNS and TLS failures: RetriableError.
+ */
+import { Agent, request, type Dispatcher } from 'undici'
+import { DataError, EndpointDisabledError, PartnerRejectedError, RetriableError, SyndicationError } from '../../common/errors.ts'
+import { parseRetryAfter } from '../../connectors/retry.ts'
+import type { AttemptReport } from '../../connectors/sink/types.ts'
+
+/** Throws (any error) when the URL must not be called: loopback, private, metadata addresses... */
+export type UrlGuard = (url: string) => Promise<void>
+
+export interface HttpSinkClientOptions {
+  guard: UrlGuard
+  /** Keep-alive connections per origin (shared by all subscriptions calling that origin). */
+  connectionsPerOrigin?: number
+  keepAliveTimeoutMs?: number
+  connectTimeoutMs?: number
+  /**
+   * How long an origin the guard allowed stays allowed without asking again (the guard may resolve
+   * DNS). Refusals are never cached. 0: ask on every attempt.
+   */
+  guardCacheMs?: number
+  /** How much of an answer is kept for the delivery log. */
+  excerptBytes?: number
+  userAgent?: string
+  now?: () => number
+  /** Replaces the client's own Agent (which is then not closed by `close()`). */
+  dispatcher?: Dispatcher
+}
+
+/** One HTTP call of a sink. Headers must already hold everything (auth, idempotency key...). */
+export interface HttpCall {
+  method: 'POST' | 'PUT' | 'PATCH'
+  url: string
+  headers: Record<string, string>
+  body: string
+  /** Time allowed for the answer headers, and between answer body chunks, in ms (precise to about 1 s). */
+  timeoutMs: number
+  /** Keep the body of a 2xx answer (up to `maxBodyBytes`) in `AttemptResult.body`, e.g. an OAuth token. */
+  keepBody?: boolean
+}
+
+export interface AttemptResult {
+  report: AttemptReport
+  /** Undefined when delivered. */
+  error?: SyndicationError
+  /** The 2xx answer's body when the call asked for it (`keepBody`). Never logged: it may hold a secret. */
+  body?: string
+}
+
+/** undici's timeout timers tick about every 0.5 s: shorter timeouts would not be honoured precisely. */
+export const MIN_HTTP_TIMEOUT_MS = 1000
+export const MAX_HTTP_TIMEOUT_MS = 120_000
+export const DEFAULT_HTTP_TIMEOUT_MS = 15_000
+
+/** Answers beyond this are not read to the end: the connection is dropped instead of reused. */
+const DRAIN_LIMIT_BYTES = 64 * 1024
+
+/** Node or undici error codes that say "the call could not be made", not "our code is wrong". */
+const PROGRAMMING_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_VALUE', 'ERR_INVALID_URL'])
+
+/**
+ * What the guard decides on: the URL up to its path. WHATWG parsing ends the authority at the first
+ * `/` (or `\`, `?`, `#`) after `//`, so every URL sharing this prefix has the same scheme, userinfo,
+ * host and port; a cheap string cut, not a parse per call.
+ */
+function guardKey(url: string): string {
+  const start = url.indexOf('//')
+  if (start < 0) return url
+  for (let i = start + 2; i < url.length; i++) {
+    const c = url.charCodeAt(i)
+    if (c === 47 /* / */ || c === 92 /* \ */ || c === 63 /* ? */ || c === 35 /* # */) return url.slice(0, i)
+  }
+  return url
+}
+
+export class HttpSinkClient {
+  readonly #dispatcher: Dispatcher
+  readonly #ownsDispatcher: boolean
+  readonly #guard: UrlGuard
+  readonly #excerptBytes: number
+  protected readonly userAgent: string
+  protected readonly now: () => number
+  readonly #guardCacheMs: number
+  readonly #allowed = new Map<string, number>()
+
+  constructor(options: HttpSinkClientOptions, defaultUserAgent = 'Distributary/0.1') {
+    this.#guard = options.guard
+    this.#excerptBytes = options.excerptBytes ?? 1024
+    this.userAgent = options.userAgent ?? defaultUserAgent
+    this.now = options.now ?? Date.now
+    this.#guardCacheMs = options.guardCacheMs ?? 60_000
+    this.#ownsDispatcher = options.dispatcher === undefined
+    this.#dispatcher =
+      options.dispatcher ??
+      new Agent({
+        connections: options.connectionsPerOrigin ?? 32,
+        keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
+        connect: { timeout: options.connectTimeoutMs ?? 10_000 },
+      })
+  }
+
+  /** Checks a URL with the guard; a refusal becomes EndpointDisabledError('url-refused'). */
+  async checkUrl(url: string): Promise<void> {
+    try {
+      await this.#guard(url)
+      if (this.#guardCacheMs > 0) {
+        if (this.#allowed.size > 10_000) this.#allowed.clear()
+        this.#allowed.set(guardKey(url), this.now() + this.#guardCacheMs)
+      }
+    } catch (err) {
+      if (err instanceof SyndicationError && err.retriable) throw err
+      throw new EndpointDisabledError('url-refused', `URL refused by the URL guard: ${err instanceof Error ? err.message : String(err)}`, { url }, { cause: err })
+    }
+  }
+
+  /** One attempt: guard, call, classify. Never throws. `eventId` names the attempt in its report. */
+  async call(call: HttpCall, eventId: string, signal?: AbortSignal): Promise<AttemptResult> {
+    const startedAt = this.now()
+    const t0 = performance.now()
+    const report: AttemptReport = { eventId, target: call.url, startedAt, durationMs: 0, outcome: 'failed' }
+    const allowedUntil = this.#allowed.get(guardKey(call.url))
+    if (allowedUntil === undefined || allowedUntil <= startedAt) {
+      try {
+        await this.checkUrl(call.url)
+      } catch (err) {
+        return this.#finish(report, t0, err instanceof SyndicationError ? err : new DataError(String(err)))
+      }
+    }
+    if (call.headers['user-agent'] === undefined) call.headers['user-agent'] = this.userAgent
+    // The timeout is undici's headersTimeout/bodyTimeout (its timers tick about every 0.5 s, so the
+    // bound holds to within about a second). No AbortSignal is handed to undici: one per request costs
+    // more CPU than the rest of the call (measured in bench/fanout); a stopped subscription's
+    // in-flight calls end by themselves within the timeout, and the caller ignores their results.
+    try {
+      if (signal?.aborted) throw signal.reason
+      const res = await request(call.url, {
+        method: call.method,
+        headers: call.headers,
+        body: call.body,
+        dispatcher: this.#dispatcher,
+        headersTimeout: call.timeoutMs,
+        bodyTimeout: call.timeoutMs,
+      })
+      report.status = res.statusCode
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        // delivered: the answer is not kept (the delivery log needs excerpts of failures), only drained
+        if (call.keepBody) {
+          const body = await readExcerpt(res.body, DRAIN_LIMIT_BYTES)
+          return { ...this.#finish(report, t0), body }
+        }
+        await res.body.dump({ limit: DRAIN_LIMIT_BYTES })
+        return this.#finish(report, t0)
+      }
+      report.responseExcerpt = await readExcerpt(res.body, this.#excerptBytes)
+      return this.#finish(report, t0, classifyStatus(res.statusCode, res.headers, { url: call.url, eventId, excerpt: report.responseExcerpt }, this.now()))
+    } catch (err) {
+      return this.#finish(report, t0, classifyFailure(err, { url: call.url, eventId }, signal))
+    }
+  }
+
+  // a method, not a closure per call: the hot path allocates as little as it can
+  #finish(report: AttemptReport, t0: number, error?: SyndicationError): AttemptResult {
+    report.durationMs = Math.round((performance.now() - t0) * 10) / 10
+    if (error) {
+      report.outcome = attemptOutcome(error)
+      report.code = error.code
+      report.message = error.message
+      return { report, error }
+    }
+    report.outcome = 'delivered'
+    return { report }
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsDispatcher) await this.#dispatcher.close()
+  }
+}
+
+/** The delivery-log outcome of a classified error. */
+export function attemptOutcome(error: SyndicationError): AttemptReport['outcome'] {
+  return error instanceof EndpointDisabledError ? 'disabled' : error.retriable ? 'retriable' : error instanceof PartnerRejectedError ? 'rejected' : 'failed'
+}
+
+/** Undefined for 2xx, else the error that says what the runtime does next. */
+export function classifyStatus(
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+  context: Record<string, unknown> = {},
+  now = Date.now(),
+): SyndicationError | undefined {
+  if (status >= 200 && status < 300) return undefined
+  const ctx = { ...context, status }
+  if (status >= 300 && status < 400) {
+    const location = headers.location
+    return new RetriableError(`endpoint answered ${status} (redirects are not followed; update the sink URL)`, undefined, { ...ctx, location })
+  }
+  if (status === 410) return new EndpointDisabledError('gone', 'endpoint answered 410 Gone: the partner retired it', ctx)
+  if (status === 408 || status === 429 || status >= 500) {
+    return new RetriableError(`endpoint answered ${status}`, parseRetryAfter(headers['retry-after'], now), ctx)
+  }
+  return new PartnerRejectedError(`endpoint rejected the event with ${status}`, status, ctx)
+}
+
+/** A call that produced no HTTP answer: network and timeouts are retriable, our own bugs are not. */
+export function classifyFailure(err: unknown, context: Record<string, unknown> = {}, signal?: AbortSignal): SyndicationError {
+  if (err instanceof SyndicationError) return err
+  if (signal?.aborted) return new RetriableError('delivery aborted (subscription stopped)', undefined, { ...context, aborted: true }, { cause: err })
+  const code = (err as { code?: unknown })?.code
+  const message = err instanceof Error ? err.message : String(err)
+  if (typeof code === 'string' && !PROGRAMMING_CODES.has(code)) {
+    const timeout = code.endsWith('TIMEOUT') || code === 'ETIMEDOUT'
+    return new RetriableError(timeout ? `endpoint timed out (${code})` : `endpoint unreachable (${code}: ${message})`, undefined, { ...context, errorCode: code, timeout }, { cause: err })
+  }
+  return new DataError(`HTTP call failed: ${message}`, { ...context, errorCode: code }, { cause: err })
+}
+
+/** The first `limit` bytes of an answer as text; the rest is drained (up to a bound) so the connection is reused. */
+async function readExcerpt(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, limit: number): Promise<string> {
+  const kept: Buffer[] = []
+  let keptBytes = 0
+  let seen = 0
+  for await (const chunk of body) {
+    if (keptBytes < limit) {
+      const part = chunk.subarray(0, limit - keptBytes)
+      kept.push(part)
+      keptBytes += part.length
+    }
+    seen += chunk.length
+    if (seen > DRAIN_LIMIT_BYTES) {
+      body.destroy()
+      break
+    }
+  }
+  return Buffer.concat(kept).toString('utf8')
+}
