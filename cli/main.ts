@@ -9,6 +9,7 @@ import { createLogger } from '../common/logger.ts'
 import { loadConfig, type AppConfig } from '../config/index.ts'
 import { stackDown, stackSettings, stackStatus, stackUp } from '../stack/index.ts'
 import { apiCommand } from './api-commands.ts'
+import { runDemo } from './demo.ts'
 import { startPlatform, type PlatformRole } from './platform.ts'
 
 const USAGE = `usage: distributary <command>
@@ -19,6 +20,10 @@ commands:
                          external KAFKA_BROKERS / MONGODB_URI is configured); --role api serves
                          HTTP only, --role worker delivers to the subscriptions only (run several:
                          they share the subscriptions), all (the default) does both
+  demo [--events N] [--rate R] [--json]
+                         watch the platform syndicate a manufacturer's stock changes and deals to two
+                         distributors with different grants (webhooks and a MongoDB projection), live;
+                         Ctrl-C (or after N stock changes) stops it and leaves nothing running
   stack up               provision and start the local Kafka and FerretDB (idempotent)
   stack down             stop the servers the stack started
   stack status [--json]  what runs, truthfully (exit 1 when a server is not running)
@@ -88,6 +93,8 @@ export async function main(argv: string[]): Promise<number> {
       from: { type: 'string' },
       kind: { type: 'string' },
       follow: { type: 'boolean', default: false },
+      events: { type: 'string' },
+      rate: { type: 'string' },
     },
   })
   const [command, sub] = positionals
@@ -107,6 +114,26 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'stack':
       return stackCommand(config, sub, values.json)
+    case 'demo': {
+      const events = values.events === undefined ? undefined : Number(values.events)
+      const rate = values.rate === undefined ? undefined : Number(values.rate)
+      if (events !== undefined && (!Number.isInteger(events) || events < 1)) {
+        process.stderr.write(`distributary: --events must be a positive integer (got "${values.events}")\n`)
+        return 2
+      }
+      if (rate !== undefined && (!Number.isFinite(rate) || rate <= 0 || rate > 5000)) {
+        process.stderr.write(`distributary: --rate must be a number of events per second between 1 and 5000 (got "${values.rate}")\n`)
+        return 2
+      }
+      const stop = new AbortController()
+      process.on('SIGINT', () => {
+        if (stop.signal.aborted) process.exit(130) // a second Ctrl-C: leave now
+        stop.abort()
+      })
+      process.once('SIGTERM', () => stop.abort())
+      const summary = await runDemo(config, { ...(events !== undefined ? { events } : {}), ...(rate !== undefined ? { rate } : {}), json: values.json, signal: stop.signal })
+      return summary.complete ? 0 : 1
+    }
     case 'partners':
     case 'subscriptions':
     case 'connectors':
