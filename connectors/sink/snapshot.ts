@@ -32,7 +32,7 @@
  * resumed run enqueues exactly the winners not delivered yet; duplicates are limited to deliveries in
  * flight at the crash, re-sent with the same event id (at-least-once).
  */
-import { createHash, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import type { Collection, Db } from 'mongodb'
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs'
 import type { Logger } from '../../common/logger.ts'
@@ -45,8 +45,9 @@ const EMPTY = 0
 
 /**
  * Key → latest offset (and whether that latest record is to be delivered), in typed arrays:
- * open addressing over a 96-bit MD5 prefix of the key bytes (a collision among a million keys has a
- * probability of about 1e-17) and the offset, 20 bytes a slot, at most 75% full.
+ * open addressing over a 96-bit digest of the key bytes (three mixed 32-bit hashes: two keys of a
+ * million sharing one has a probability of about 1e-17 for well-spread digests; not a defence against
+ * a publisher crafting colliding keys of its own data) and the offset, 20 bytes a slot, at most 75% full.
  */
 export class LatestOffsetTable {
   #digests: Uint32Array
@@ -80,10 +81,20 @@ export class LatestOffsetTable {
       if (deliverable) this.#unkeyed.push(offset)
       return
     }
-    const d = createHash('md5').update(key).digest()
-    const a = d.readUInt32LE(0)
-    const b = d.readUInt32LE(4)
-    const c = d.readUInt32LE(8)
+    // three 32-bit hashes with distinct multipliers and seeds, each finished with murmur3's fmix32
+    let a = 0x811c9dc5 ^ key.length
+    let b = 0x9747b28c
+    let c = 0x2b1e55ed ^ Math.imul(key.length, 0x9e3779b1)
+    for (let i = 0; i < key.length; i++) {
+      const x = key[i]!
+      a = Math.imul(a ^ x, 0x01000193)
+      b = Math.imul(b ^ x, 0x5bd1e995)
+      b ^= b >>> 15
+      c = Math.imul((c << 5) | (c >>> 27), 0x27d4eb2d) ^ x
+    }
+    a = fmix32(a)
+    b = fmix32(b)
+    c = fmix32(c)
     const v = offset * 2 + (deliverable ? 1 : 0) + 1
     let i = a & this.#mask
     for (;;) {
@@ -136,6 +147,15 @@ export class LatestOffsetTable {
       this.#values[i] = v
     }
   }
+}
+
+function fmix32(h: number): number {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h >>> 0
 }
 
 /** How many values of the ascending array are below `x`. */
@@ -290,17 +310,26 @@ export interface SnapshotDoc {
 
 export const SNAPSHOT_COLLECTION = 'sink_snapshots'
 
+/** As stored: topic names hold dots, which field names must not (FerretDB refuses them), so the highs are a list. */
+type StoredSnapshotDoc = Omit<SnapshotDoc, 'highs'> & { highs: Array<{ topic: string; partition: number; high: string }> }
+
 export class SnapshotStore {
-  readonly col: Collection<SnapshotDoc>
+  readonly col: Collection<StoredSnapshotDoc>
   constructor(db: Db) {
     this.col = db.collection(SNAPSHOT_COLLECTION)
   }
-  get(subscriptionId: string): Promise<SnapshotDoc | null> {
-    return this.col.findOne({ _id: subscriptionId })
+  async get(subscriptionId: string): Promise<SnapshotDoc | null> {
+    const doc = await this.col.findOne({ _id: subscriptionId })
+    if (!doc) return null
+    return { ...doc, highs: Object.fromEntries((doc.highs ?? []).map((h) => [tpKey(h.topic, h.partition), h.high])) }
   }
   async put(doc: SnapshotDoc): Promise<void> {
-    const { _id, ...rest } = doc
-    await this.col.replaceOne({ _id }, rest, { upsert: true })
+    const { _id, highs, ...rest } = doc
+    const list = Object.entries(highs).map(([k, high]) => {
+      const i = k.lastIndexOf('|')
+      return { topic: k.slice(0, i), partition: Number(k.slice(i + 1)), high }
+    })
+    await this.col.replaceOne({ _id }, { ...rest, highs: list }, { upsert: true })
   }
   async delete(subscriptionId: string): Promise<void> {
     await this.col.deleteOne({ _id: subscriptionId })

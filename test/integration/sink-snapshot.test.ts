@@ -8,7 +8,7 @@
 import { expect } from 'chai'
 import { connectorStatusView } from '../../api/management/http.ts'
 import type { SnapshotProgress } from '../../control-plane/types.ts'
-import { SNAPSHOT_COLLECTION } from '../../connectors/sink/snapshot.ts'
+import { SNAPSHOT_COLLECTION, SnapshotStore } from '../../connectors/sink/snapshot.ts'
 import { waitFor } from '../helpers/env.ts'
 import { startReceiver, type Receiver } from '../helpers/receiver.ts'
 import { ADMIN, startSinkHarness, type Level, type SinkHarness } from '../helpers/sink-runtime.ts'
@@ -128,8 +128,21 @@ describe('sink worker: snapshot bootstrap', function () {
     expect(states.has('snapshotting'), `states seen: ${[...states].join(',')}`).to.equal(true)
     expect((await statusView(s.id)).state).to.equal('running')
     // the durable record holds the high watermarks the snapshot used
-    const doc = await h.db.collection(SNAPSHOT_COLLECTION).findOne({ _id: s.id as never })
-    expect(Object.keys(doc!.highs as object)).to.have.length(h.topic.partitions)
+    const doc = await new SnapshotStore(h.db).get(s.id)
+    expect(Object.keys(doc!.highs)).to.have.length(h.topic.partitions)
+    expect(doc!.total).to.equal(40)
+  })
+
+  it('the snapshot record keeps the high watermarks of dotted topic names (inventory.levels) in the store', async () => {
+    const store = new SnapshotStore(h.db)
+    const now = new Date()
+    const highs = { 'inventory.levels|0': '12', 'inventory.levels|5': '7', 'partners.profiles|2': '0' }
+    await store.put({ _id: 'sub_dots', snapshotId: 'snp_1', resetId: null, highs, phase: 'delivering', total: 3, done: 1, startedAt: now, completedAt: null, workerId: 'w', updatedAt: now })
+    const back = await store.get('sub_dots')
+    expect(back!.highs).to.deep.equal(highs)
+    expect(back).to.include({ phase: 'delivering', total: 3, snapshotId: 'snp_1' })
+    await store.delete('sub_dots')
+    expect(await store.get('sub_dots')).to.equal(null)
   })
 
   it('a kill -9 mid-snapshot resumes it from the cursor: the current state of every key, no older version, duplicates only with the same event id', async () => {
