@@ -366,6 +366,8 @@ export class SnapshotRun {
   /** Winners per partition, once scanned (null while scanning). */
   winners: Map<string, Float64Array> | null = null
   scan: Scan | null = null
+  /** After a failed scan: not before this time (ms). */
+  retryAt = 0
   scanned = 0
   /** Records below H from the run's start positions (scan progress total). */
   readonly scanTotal: number

@@ -728,7 +728,8 @@ export class SinkWorker {
   #snapshotPass(run: Run): boolean {
     const snap = run.snapshot!
     if (snap.phase === 'scanning') {
-      if (!snap.scan && run.desiredState === 'running') this.#startScan(run, snap)
+      // a scan is a reader of its own: it counts against maxCatchUpReaders
+      if (!snap.scan && run.desiredState === 'running' && Date.now() >= snap.retryAt && this.#catchUps < this.settings.maxCatchUpReaders) this.#startScan(run, snap)
       return true
     }
     if (snap.phase === 'delivering' && snap.complete(this.#positionsOf(run))) {
@@ -763,8 +764,10 @@ export class SinkWorker {
       logger: this.#log,
     })
     snap.scan = scan
+    this.#catchUps++
     scan.result.then(
       (winners) => {
+        this.#catchUps--
         if (run.stopped || run.snapshot !== snap || snap.scan !== scan) return
         snap.scan = null
         snap.scannedAll(winners)
@@ -775,7 +778,9 @@ export class SinkWorker {
         })
       },
       (err: unknown) => {
+        this.#catchUps--
         if (snap.scan === scan) snap.scan = null
+        snap.retryAt = Date.now() + 5000
         if (!run.stopped) this.#log.warn('snapshot scan failed; it starts again', { subscriptionId: run.id, error: err })
       },
     )

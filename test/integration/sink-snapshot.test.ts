@@ -183,7 +183,7 @@ describe('sink worker: snapshot bootstrap', function () {
     expect(st.snapshot!.done).to.equal(150)
     expect(st.snapshot!.id, 'the same snapshot, resumed').to.equal(mid?.id)
     console.log(`      (delivered before the kill: ${atKill}; duplicates: ${got.length - byId.size})`)
-  })
+  }).timeout(240_000)
 
   it('an offset reset to snapshot re-sends each key once, as its current state, then continues live', async () => {
     await h.worker()
