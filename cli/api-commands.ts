@@ -77,7 +77,7 @@ const col = (title: string, key: string): Column => ({ title, get: (r) => key.sp
 const USAGE = `usage:
   distributary partners [list] [--json]
   distributary subscriptions [list] [--json]
-  distributary connectors [list] | status <id> | pause <id> | resume <id> | replay <id> --from <ISO time|earliest|latest> [--follow]  [--json]
+  distributary connectors [list] | status <id> | pause <id> | resume <id> | replay <id> --from <ISO time|earliest|latest|snapshot> [--follow]  [--json]
   distributary dlq list <subscriptionId> | retry <subscriptionId> [eventId]  [--json]
 The API is DISTRIBUTARY_API_URL (default http://127.0.0.1:8080); the key DISTRIBUTARY_API_KEY (default ADMIN_API_KEY).
 `
@@ -108,7 +108,7 @@ export async function apiCommand(config: AppConfig, command: string, args: strin
       }
       case 'connectors status': {
         const c = (await call(config, 'GET', `/connectors/${encodeURIComponent(need('id', id))}/status`)) as Record<string, unknown>
-        out(c, () => renderTable([c], [col('ID', 'id'), col('DESIRED', 'desiredState'), col('STATE', 'status.state'), col('LAG', 'status.lag'), col('WORKER', 'status.workerId'), col('LAST ERROR', 'status.lastError.message')]))
+        out(c, () => renderTable([c], [col('ID', 'id'), col('DESIRED', 'desiredState'), col('STATE', 'status.state'), col('LAG', 'status.lag'), col('WORKER', 'status.workerId'), col('LAST ERROR', 'status.lastError.message'), col('SNAPSHOT', 'snapshot.phase'), col('DONE', 'snapshot.done'), col('TOTAL', 'snapshot.total')]))
         return 0
       }
       case 'connectors pause':
@@ -119,12 +119,12 @@ export async function apiCommand(config: AppConfig, command: string, args: strin
       }
       case 'connectors replay': {
         const from = flags.from ?? extra
-        if (!from) throw new UsageError('connectors replay: --from <ISO time|earliest|latest> is required')
+        if (!from) throw new UsageError('connectors replay: --from <ISO time|earliest|latest|snapshot> is required')
         let body: Record<string, unknown>
-        if (from === 'earliest' || from === 'latest') body = { to: from }
+        if (from === 'earliest' || from === 'latest' || from === 'snapshot') body = { to: from }
         else {
           const t = Date.parse(from)
-          if (Number.isNaN(t)) throw new UsageError(`connectors replay: --from "${from}" is not an ISO time, earliest or latest`)
+          if (Number.isNaN(t)) throw new UsageError(`connectors replay: --from "${from}" is not an ISO time, earliest, latest or snapshot`)
           body = { to: 'timestamp', timestamp: new Date(t).toISOString() }
         }
         const c = (await call(config, 'POST', `/connectors/${encodeURIComponent(need('id', id))}/offsets/reset`, body)) as Record<string, unknown>

@@ -29,7 +29,7 @@ commands:
   stack status [--json]  what runs, truthfully (exit 1 when a server is not running)
   partners [list]        partner organizations          } over the management API
   subscriptions [list]   partner subscriptions          } (DISTRIBUTARY_API_URL, DISTRIBUTARY_API_KEY);
-  connectors [list] | status|pause|resume <id> | replay <id> --from <ISO time|earliest|latest> [--follow]
+  connectors [list] | status|pause|resume <id> | replay <id> --from <ISO time|earliest|latest|snapshot> [--follow]
   dlq list <subscriptionId> | retry <subscriptionId> [eventId]
                          tables by default, the API's JSON with --json
 `

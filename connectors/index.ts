@@ -1,4 +1,4 @@
-export { DeliveryQueue, Fifo, deliveryDefaults, webhookClientSettings, SinkWorker, WORKER_DEFAULTS, defaultWorkerId, deliveryPolicy, SinkStore, SINK_COLLECTIONS, tpKey } from './sink/index.ts'
+export { DeliveryQueue, Fifo, deliveryDefaults, webhookClientSettings, SinkWorker, WORKER_DEFAULTS, defaultWorkerId, deliveryPolicy, SinkStore, SINK_COLLECTIONS, tpKey, SnapshotStore, SNAPSHOT_COLLECTION } from './sink/index.ts'
 export type {
   SinkConnector,
   SinkContext,
@@ -21,6 +21,7 @@ export type {
   SinkFactory,
   LeaseDoc,
   CursorDoc,
+  SnapshotDoc,
 } from './sink/index.ts'
 export {
   withRetry,

@@ -29,6 +29,7 @@ import type {
   DesiredState,
   Entitlement,
   GrantDoc,
+  OffsetReset,
   OrganizationDoc,
   OrganizationKind,
   OutboxEntry,
@@ -645,7 +646,7 @@ export class ControlPlane {
     return this.changeConnector(p, id, { set: { restartRequestedAt: new Date() } })
   }
 
-  resetConnector(p: Principal, id: string, to: 'earliest' | 'latest' | 'timestamp', timestamp: Date | null): Promise<ConnectorDoc> {
+  resetConnector(p: Principal, id: string, to: OffsetReset['to'], timestamp: Date | null): Promise<ConnectorDoc> {
     return this.changeConnector(p, id, {
       set: { offsetReset: { id: newId('rst'), to, timestamp: to === 'timestamp' ? timestamp : null, requestedAt: new Date(), requestedBy: p.keyId } },
     })

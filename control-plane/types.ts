@@ -182,10 +182,22 @@ export type DesiredState = 'running' | 'paused' | 'stopped'
 
 export interface OffsetReset {
   id: string
-  to: 'earliest' | 'latest' | 'timestamp'
+  /** snapshot: the latest record of every key, then everything after (connectors/sink/snapshot.ts). */
+  to: 'earliest' | 'latest' | 'timestamp' | 'snapshot'
   timestamp: Date | null
   requestedAt: Date
   requestedBy: string
+}
+
+/** A subscription's snapshot bootstrap (startFrom 'snapshot' or an offset reset to 'snapshot'). */
+export interface SnapshotProgress {
+  id: string
+  /** scanning: finding each key's latest record (done/total: records); delivering: done/total keys; live: complete. */
+  phase: 'scanning' | 'delivering' | 'live'
+  done: number
+  total: number
+  startedAt: Date
+  completedAt: Date | null
 }
 
 /** What the runtime reports (written by the worker that runs the connector). */
@@ -199,6 +211,8 @@ export interface ConnectorStatus {
   appliedGeneration: number
   /** The offset reset the worker has applied. */
   appliedResetId: string | null
+  /** The current or last snapshot of the subscription (absent: none). */
+  snapshot?: SnapshotProgress | null
   reportedAt: Date
 }
 

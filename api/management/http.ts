@@ -206,6 +206,7 @@ export const connectorStatusView = (c: ConnectorDoc) => ({
   positions: c.status?.positions ?? [],
   lag: c.status?.lag ?? null,
   lastError: c.status?.lastError ?? null,
+  snapshot: c.status?.snapshot ?? null,
   reportedAt: c.status?.reportedAt ?? null,
   pendingChanges: (c.status?.appliedGeneration ?? 0) < c.generation,
   appliedResetId: c.status?.appliedResetId ?? null,

@@ -203,7 +203,7 @@ export const openApiDocument = {
       post: mutation('Restart the connector', 'connectors', 'restartConnector', [CONN], { '202': ok('Restart requested.', ref('Connector')) }),
     },
     '/connectors/{connectorId}/offsets/reset': {
-      post: mutation('Reset the position: earliest, latest, or a timestamp (replay)', 'connectors', 'resetConnectorOffsets', [CONN], { '202': ok('Reset requested.', ref('Connector')) }, {
+      post: mutation('Reset the position: earliest, latest, a timestamp (replay), or snapshot (each key\'s current state, then live)', 'connectors', 'resetConnectorOffsets', [CONN], { '202': ok('Reset requested.', ref('Connector')) }, {
         requestBody: body(ref('OffsetResetRequest'), { to: 'timestamp', timestamp: '2026-01-01T00:00:00Z' }),
       }),
     },
@@ -502,6 +502,18 @@ export const openApiDocument = {
           positions: { type: 'array', items: { type: 'object' } },
           lag: { type: ['integer', 'null'] },
           lastError: { type: ['object', 'null'] },
+          snapshot: {
+            type: ['object', 'null'],
+            description: 'The current or last snapshot bootstrap (startFrom snapshot, or an offset reset to snapshot): scanning (done/total records read), delivering (done/total keys), live (complete).',
+            properties: {
+              id: { type: 'string' },
+              phase: { type: 'string', enum: ['scanning', 'delivering', 'live'] },
+              done: { type: 'integer' },
+              total: { type: 'integer' },
+              startedAt: dateTime,
+              completedAt: nullableDateTime,
+            },
+          },
           reportedAt: nullableDateTime,
           pendingChanges: { type: 'boolean', description: 'A change (state, restart, reset) no worker has applied yet.' },
           appliedResetId: { type: ['string', 'null'], description: 'Id of the last offset reset (replay) a worker has applied: compare with offsetReset.id of the connector to see a replay take effect.' },
@@ -511,7 +523,10 @@ export const openApiDocument = {
         type: 'object',
         additionalProperties: false,
         required: ['to'],
-        properties: { to: { type: 'string', enum: ['earliest', 'latest', 'timestamp'] }, timestamp: { ...dateTime, description: 'Required when `to` is timestamp.' } },
+        properties: {
+          to: { type: 'string', enum: ['earliest', 'latest', 'timestamp', 'snapshot'], description: 'snapshot: the latest record of every key (below the current end), then every change after it.' },
+          timestamp: { ...dateTime, description: 'Required when `to` is timestamp.' },
+        },
       },
       Delivery: {
         type: 'object',

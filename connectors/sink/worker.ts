@@ -38,7 +38,7 @@ import type { Db } from 'mongodb'
 import { SyndicationError } from '../../common/errors.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { ControlPlane } from '../../control-plane/service.ts'
-import type { ConnectorDoc, ConnectorStatus, DeadLetterRecord, DeliveryDoc, OffsetReset, SubscriptionDoc } from '../../control-plane/types.ts'
+import type { ConnectorDoc, ConnectorStatus, DeadLetterRecord, DeliveryDoc, OffsetReset, SnapshotProgress, SubscriptionDoc } from '../../control-plane/types.ts'
 import { DEAD_LETTER_HEADER, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { createTopicsReady } from '../../common/kafka-admin.ts'
@@ -48,6 +48,7 @@ import { DeliveryQueue, type DeadLetterInfo } from './delivery-queue.ts'
 import { DecodedMessage, deadLetterMessage, loadSchemas, poisonOf, rawOf } from './records.ts'
 import type { DeliveryDefaults } from './settings.ts'
 import { SinkStore, tpKey, type CursorDoc, type LeaseDoc } from './store.ts'
+import { finishedProgress, scanLatest, snapshotDecision, SnapshotRun, SnapshotStore, type SnapshotDoc } from './snapshot.ts'
 import type { AttemptReport, SinkConnector, SinkContext, SinkRecord } from './types.ts'
 import type { AppConfig } from '../../config/index.ts'
 import type { Metrics } from '../../common/metrics.ts'
@@ -128,6 +129,10 @@ interface Run {
   /** Serialises control operations on this run. */
   ops: Promise<void>
   stopped: boolean
+  /** An unfinished snapshot bootstrap (snapshot.ts); null otherwise. */
+  snapshot: SnapshotRun | null
+  /** The last finished snapshot, for the status. */
+  lastSnapshot: SnapshotProgress | null
 }
 
 interface CatchUp {
@@ -139,6 +144,7 @@ interface CatchUp {
 export class SinkWorker {
   readonly settings: SinkWorkerSettings
   readonly store: SinkStore
+  readonly snapshots: SnapshotStore
   readonly queue: DeliveryQueue
   readonly #d: SinkWorkerDeps
   readonly #log: Logger
@@ -177,6 +183,7 @@ export class SinkWorker {
     if (!this.settings.workerId) this.settings.workerId = defaultWorkerId()
     this.#log = deps.logger.child({ component: 'sink-worker', workerId: this.settings.workerId })
     this.store = new SinkStore(deps.db)
+    this.snapshots = new SnapshotStore(deps.db)
     this.queue = new DeliveryQueue(
       {
         onDeadLetter: (id, record, info) => this.#deadLetter(id, record, info),
@@ -390,6 +397,8 @@ export class SinkWorker {
       lastCursor: '',
       ops: Promise.resolve(),
       stopped: false,
+      snapshot: null,
+      lastSnapshot: null,
     }
     try {
       for (const [eventType, version] of Object.entries(sub.schemaVersions ?? {})) {
@@ -416,6 +425,7 @@ export class SinkWorker {
     const cursor = await this.store.getCursor(id)
     const reset = conn.offsetReset
     let positions: Map<string, number>
+    const applyingReset = reset && cursor?.appliedResetId !== reset.id ? reset : null
     if (reset && cursor?.appliedResetId !== reset.id) {
       positions = await this.#resetPositions(topics, reset)
       run.appliedResetId = reset.id
@@ -441,6 +451,8 @@ export class SinkWorker {
       }
     }
 
+    await this.#prepareSnapshot(run, { hasCursor: cursor !== null, cursorResetId: cursor?.appliedResetId ?? null, applyingReset, positions })
+
     const policy = deliveryPolicy(sub, this.#d.defaults)
     this.queue.addSubscription({
       id,
@@ -459,7 +471,7 @@ export class SinkWorker {
         const pos = positions.get(k) ?? 0
         this.queue.skip(id, t, p, pos - 1) // the queue's floor: nothing below the cursor is offered again
         const shared = this.#sharedNext.get(k)
-        run.parts.set(k, { topic: t, partition: p, key: k, next: pos, attached: !paused && shared !== undefined && pos >= shared })
+        run.parts.set(k, { topic: t, partition: p, key: k, next: pos, attached: !paused && !run.snapshot && shared !== undefined && pos >= shared })
       }
       let set = this.#byTopic.get(t)
       if (!set) this.#byTopic.set(t, (set = new Set()))
@@ -478,6 +490,7 @@ export class SinkWorker {
   async #stopRun(run: Run, opts: { flush: boolean; release: boolean; state?: ConnectorStatus['state'] }): Promise<void> {
     if (run.stopped) return
     run.stopped = true
+    await run.snapshot?.scan?.abort()
     await this.#stopCatchUp(run)
     for (const t of run.topics) this.#byTopic.get(t)?.delete(run)
     if (opts.flush && this.#leaseValid() && !run.failure) await this.#writeCursors([run], true).catch((err: unknown) => this.#log.warn('cursor write failed on stop', { subscriptionId: run.id, error: err }))
@@ -495,6 +508,7 @@ export class SinkWorker {
     this.#log.info('subscription deleted: stopping it', { subscriptionId: run.id })
     await this.#stopRun(run, { flush: false, release: true })
     await this.store.deleteCursor(run.id).catch(() => undefined)
+    await this.snapshots.delete(run.id).catch(() => undefined)
   }
 
   /** Applies a connector change: pause/resume in place; reset, restart or a changed subscription restart the run. */
@@ -689,12 +703,104 @@ export class SinkWorker {
     )
   }
 
+  // ------------------------------------------------------------------ snapshot bootstrap (snapshot.ts)
+
+  /** Starts a new snapshot, resumes an unfinished one, or only loads the last one for the status. Before the cursor is written. */
+  async #prepareSnapshot(run: Run, a: { hasCursor: boolean; cursorResetId: string | null; applyingReset: OffsetReset | null; positions: Map<string, number> }): Promise<void> {
+    const existing = await this.snapshots.get(run.id)
+    const decision = snapshotDecision({ startFrom: run.sub.startFrom, hasCursor: a.hasCursor, cursorResetId: a.cursorResetId, applyingReset: a.applyingReset, existing })
+    let doc: SnapshotDoc
+    if (decision === 'new') {
+      const highs: Record<string, string> = {}
+      for (const t of run.topics) for (const o of await this.#admin!.fetchTopicOffsets(t)) highs[tpKey(t, o.partition)] = o.high
+      const now = new Date()
+      doc = { _id: run.id, snapshotId: `snp_${randomUUID().replaceAll('-', '').slice(0, 20)}`, resetId: a.applyingReset?.id ?? null, highs, phase: 'scanning', total: null, done: 0, startedAt: now, completedAt: null, workerId: this.settings.workerId, updatedAt: now }
+      await this.snapshots.put(doc) // before the cursor: a cursor of this start always has its snapshot document
+      this.#log.info('snapshot started', { subscriptionId: run.id, snapshotId: doc.snapshotId, highs })
+    } else if (decision === 'resume') {
+      doc = { ...existing!, phase: 'scanning', workerId: this.settings.workerId }
+      this.#log.info('snapshot resumed from the cursor', { subscriptionId: run.id, snapshotId: doc.snapshotId, done: doc.done, total: doc.total })
+    } else {
+      if (existing && a.applyingReset) await this.snapshots.delete(run.id) // another reset replaces the snapshot
+      else if (existing?.phase === 'live') run.lastSnapshot = finishedProgress(existing)
+      return
+    }
+    run.snapshot = new SnapshotRun(doc, a.positions)
+  }
+
+  /** The catch-up pass for a snapshotting run: true while it scans (no reader feeds it yet). */
+  #snapshotPass(run: Run): boolean {
+    const snap = run.snapshot!
+    if (snap.phase === 'scanning') {
+      // a scan is a reader of its own: it counts against maxCatchUpReaders
+      if (!snap.scan && run.desiredState === 'running' && Date.now() >= snap.retryAt && this.#catchUps < this.settings.maxCatchUpReaders) this.#startScan(run, snap)
+      return true
+    }
+    if (snap.phase === 'delivering' && snap.complete(this.#positionsOf(run))) {
+      snap.finished()
+      run.snapshot = null
+      run.lastSnapshot = finishedProgress(snap.doc)
+      this.#log.info('snapshot complete: live from here on', { subscriptionId: run.id, snapshotId: snap.doc.snapshotId, keys: snap.doc.total })
+      this.#serialBg(run, async () => {
+        await this.#saveSnapshot(run, snap.doc)
+        await this.#reportRun(run, true)
+      })
+    }
+    return false
+  }
+
+  #startScan(run: Run, snap: SnapshotRun): void {
+    snap.scanned = 0
+    const ranges = [...snap.highs].map(([k, high]) => {
+      const [topic, partition] = splitKey(k)
+      return { topic, partition, from: Math.min(high, run.parts.get(k)?.next ?? high), high }
+    })
+    const scan = scanLatest({
+      kafka: this.#d.kafka,
+      groupId: `${this.settings.groupId}.snapshot.${run.id}`,
+      ranges,
+      deliverable: (topic, m) => {
+        const h = m.headers?.ce_type
+        const type = h === undefined ? undefined : String(Array.isArray(h) ? h[h.length - 1] : h)
+        return run.wanted.has(topic) || type === undefined || run.wanted.has(type)
+      },
+      onScanned: (n) => (snap.scanned += n),
+      logger: this.#log,
+    })
+    snap.scan = scan
+    this.#catchUps++
+    scan.result.then(
+      (winners) => {
+        this.#catchUps--
+        if (run.stopped || run.snapshot !== snap || snap.scan !== scan) return
+        snap.scan = null
+        snap.scannedAll(winners)
+        this.#log.info('snapshot scanned: delivering the latest record of every key', { subscriptionId: run.id, snapshotId: snap.doc.snapshotId, keys: snap.doc.total, scanned: snap.scanned })
+        this.#serialBg(run, async () => {
+          await this.#saveSnapshot(run, snap.doc)
+          await this.#reportRun(run, true)
+        })
+      },
+      (err: unknown) => {
+        this.#catchUps--
+        if (snap.scan === scan) snap.scan = null
+        snap.retryAt = Date.now() + 5000
+        if (!run.stopped) this.#log.warn('snapshot scan failed; it starts again', { subscriptionId: run.id, error: err })
+      },
+    )
+  }
+
+  async #saveSnapshot(run: Run, doc: SnapshotDoc): Promise<void> {
+    if (run.stopped || !this.#leaseValid()) return
+    await this.snapshots.put({ ...doc, workerId: this.settings.workerId, updatedAt: new Date() })
+  }
+
   // ------------------------------------------------------------------ readers
 
   /** Offers one message to a run: enqueue when wanted, skip otherwise; detaches a run holding too much. */
   #offer(run: Run, m: DecodedMessage): void {
     const type = m.eventType
-    const wanted = run.wanted.has(m.topic) || (type !== undefined && run.wanted.has(type)) || type === undefined
+    const wanted = (run.wanted.has(m.topic) || (type !== undefined && run.wanted.has(type)) || type === undefined) && (!run.snapshot || run.snapshot.wants(tpKey(m.topic, m.partition), Number(m.offset)))
     if (wanted) this.queue.enqueue(run.id, m.record(run.readers.get(m.topic)))
     else this.queue.skip(run.id, m.topic, m.partition, m.offset)
   }
@@ -769,6 +875,7 @@ export class SinkWorker {
   #catchUpPass(): void {
     for (const run of this.#runs.values()) {
       if (run.stopped || run.failure) continue
+      if (run.snapshot && this.#snapshotPass(run)) continue
       let detached = 0
       for (const part of run.parts.values()) {
         if (part.attached) continue
@@ -1006,9 +1113,11 @@ export class SinkWorker {
     const positions = run.failure ? {} : this.#positionsOf(run)
     let lag = 0
     for (const [k, v] of Object.entries(positions)) lag += Math.max(0, (this.#high.get(k) ?? 0) - Number(v))
-    const status = this.#status(state, run.generation, run.appliedResetId, positions, lag, run.lastError)
+    const snapshot = run.snapshot ? run.snapshot.progress(positions) : run.lastSnapshot
+    if (state === 'running' && snapshot && snapshot.phase !== 'live') state = 'snapshotting'
+    const status = { ...this.#status(state, run.generation, run.appliedResetId, positions, lag, run.lastError), snapshot }
     this.#d.metrics?.subscriptionLag.set({ subscription: run.id }, lag)
-    const key = JSON.stringify([state, run.generation, run.appliedResetId, run.lastError?.message ?? null])
+    const key = JSON.stringify([state, run.generation, run.appliedResetId, run.lastError?.message ?? null, snapshot?.phase ?? null])
     if (changedOnly && key === run.lastReport) return
     if (!changedOnly && key === run.lastReport && Date.now() - run.lastReportAt < this.settings.statusIntervalMs / 2) return
     run.lastReport = key
@@ -1053,7 +1162,7 @@ export class SinkWorker {
       const byTime = reset.to === 'timestamp' && reset.timestamp ? await this.#admin!.fetchTopicOffsetsByTimestamp(t, new Date(reset.timestamp).getTime()) : []
       for (const o of offsets) {
         const k = tpKey(t, o.partition)
-        let pos = reset.to === 'earliest' ? Number(o.low) : Number(o.high)
+        let pos = reset.to === 'earliest' || reset.to === 'snapshot' ? Number(o.low) : Number(o.high)
         if (reset.to === 'timestamp') {
           const found = byTime.find((b) => b.partition === o.partition)
           const v = found ? Number(found.offset) : -1

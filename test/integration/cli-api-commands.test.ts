@@ -67,6 +67,9 @@ describe('CLI: partners, subscriptions, connectors, dlq over the management API'
     const replay = await cli(['connectors', 'replay', subId, '--from', '2026-11-24T00:00:00Z'], env)
     expect(replay.code, replay.err).to.equal(0)
     expect(replay.out).to.contain('replay from 2026-11-24T00:00:00Z requested')
+    const snapshot = await cli(['connectors', 'replay', subId, '--from', 'snapshot', '--json'], env)
+    expect(snapshot.code, snapshot.err).to.equal(0)
+    expect((JSON.parse(snapshot.out) as { offsetReset: { to: string } }).offsetReset.to).to.equal('snapshot')
   })
 
   it('dlq list shows an empty table for a subscription without dead letters; retry is accepted', async () => {

@@ -1,0 +1,448 @@
+/**
+ * Snapshot bootstrap of a subscription (issue #6): the current state of every key, then live changes,
+ * with no gap and no key version delivered twice.
+ *
+ * When a snapshot starts (a new subscription with startFrom 'snapshot', or an offset reset
+ * `to: 'snapshot'`), the worker captures the HIGH WATERMARK H of every partition the subscription
+ * reads and starts the subscription at the partition's low watermark, detached from the shared stream.
+ *
+ *  1. SCAN (phase 'scanning'): a reader of its own reads [start, H) of every partition and keeps, per
+ *     key, only the offset of its latest record (LatestOffsetTable: 96-bit key digests in typed arrays,
+ *     about 20-40 bytes per key whatever the key's length, so 1,000,000 keys take some 20-40 MB; the
+ *     table of a partition is dropped once its winners are known). The result per partition is the
+ *     sorted list of WINNERS: offsets of records that are the latest of their key below H, are not
+ *     tombstones, and carry an event type the subscription wants (8 bytes per key).
+ *  2. DELIVER (phase 'delivering'): the ordinary catch-up reader reads from the start; below H only
+ *     winners are enqueued (through the same delivery queue and `#deliver` as every record, so grant
+ *     checks apply), every other offset is skipped (counted as done); from H on everything is
+ *     delivered: that is the live stream, handed over to the shared reader as for any catch-up. Kafka
+ *     offsets are contiguous positions, so nothing between the snapshot and the live stream is lost,
+ *     and no key version is enqueued twice (the queue ignores offsets below what it holds).
+ *  3. LIVE: once every partition's delivered position reached H, the snapshot is complete.
+ *
+ * Progress {phase, done, total} is in the connector status: while scanning, records scanned out of the
+ * records below H; then keys delivered out of keys to deliver.
+ *
+ * RESTART mid-snapshot RESUMES it: the snapshot document (H per partition, total) is written before the
+ * subscription's cursor, by the lease holder only. The next holder finds the document (same reset as
+ * the cursor's, not complete), keeps the same H, starts from the cursor (everything below it is done)
+ * and scans [cursor, H) again: whether a record in [cursor, H) is the latest of its key below H depends
+ * only on the records after it and below H, which Kafka keeps (offsets never change; compaction only
+ * removes a record superseded by a later one of the same key, whose state then arrives instead). So the
+ * resumed run enqueues exactly the winners not delivered yet; duplicates are limited to deliveries in
+ * flight at the crash, re-sent with the same event id (at-least-once).
+ */
+import { randomUUID } from 'node:crypto'
+import type { Collection, Db } from 'mongodb'
+import type { Consumer, Kafka, KafkaMessage } from 'kafkajs'
+import type { Logger } from '../../common/logger.ts'
+import type { SnapshotProgress } from '../../control-plane/types.ts'
+import { tpKey } from './store.ts'
+
+// ------------------------------------------------------------------ key -> latest offset
+
+const EMPTY = 0
+
+/**
+ * Key → latest offset (and whether that latest record is to be delivered), in typed arrays:
+ * open addressing over a 96-bit digest of the key bytes (three mixed 32-bit hashes: two keys of a
+ * million sharing one has a probability of about 1e-17 for well-spread digests; not a defence against
+ * a publisher crafting colliding keys of its own data) and the offset, 20 bytes a slot, at most 75% full.
+ */
+export class LatestOffsetTable {
+  #digests: Uint32Array
+  /** offset * 2 + deliverable + 1; 0 = empty slot. */
+  #values: Float64Array
+  #mask: number
+  #size = 0
+  /** Records without a key cannot be told apart: each is its own state. */
+  readonly #unkeyed: number[] = []
+
+  constructor(initialCapacity = 1024) {
+    let cap = 16
+    while (cap < initialCapacity) cap *= 2
+    this.#digests = new Uint32Array(cap * 3)
+    this.#values = new Float64Array(cap)
+    this.#mask = cap - 1
+  }
+
+  get size(): number {
+    return this.#size + this.#unkeyed.length
+  }
+
+  /** Bytes held by the table's arrays. */
+  get bytes(): number {
+    return this.#digests.byteLength + this.#values.byteLength + this.#unkeyed.length * 8
+  }
+
+  /** Records `offset` as the key's latest when it is above what the table holds for the key. */
+  set(key: Buffer | null, offset: number, deliverable: boolean): void {
+    if (key === null) {
+      if (deliverable) this.#unkeyed.push(offset)
+      return
+    }
+    // three 32-bit hashes with distinct multipliers and seeds, each finished with murmur3's fmix32
+    let a = 0x811c9dc5 ^ key.length
+    let b = 0x9747b28c
+    let c = 0x2b1e55ed ^ Math.imul(key.length, 0x9e3779b1)
+    for (let i = 0; i < key.length; i++) {
+      const x = key[i]!
+      a = Math.imul(a ^ x, 0x01000193)
+      b = Math.imul(b ^ x, 0x5bd1e995)
+      b ^= b >>> 15
+      c = Math.imul((c << 5) | (c >>> 27), 0x27d4eb2d) ^ x
+    }
+    a = fmix32(a)
+    b = fmix32(b)
+    c = fmix32(c)
+    const v = offset * 2 + (deliverable ? 1 : 0) + 1
+    let i = a & this.#mask
+    for (;;) {
+      const cur = this.#values[i]!
+      if (cur === EMPTY) {
+        this.#digests[i * 3] = a
+        this.#digests[i * 3 + 1] = b
+        this.#digests[i * 3 + 2] = c
+        this.#values[i] = v
+        if (++this.#size > (this.#mask + 1) * 0.75) this.#grow()
+        return
+      }
+      if (this.#digests[i * 3] === a && this.#digests[i * 3 + 1] === b && this.#digests[i * 3 + 2] === c) {
+        if (v > cur) this.#values[i] = v
+        return
+      }
+      i = (i + 1) & this.#mask
+    }
+  }
+
+  /** The offsets to deliver (latest of their key and deliverable), ascending. */
+  winners(): Float64Array {
+    let n = this.#unkeyed.length
+    for (let i = 0; i < this.#values.length; i++) if (this.#values[i]! % 2 === 0 && this.#values[i]! !== EMPTY) n++
+    const out = new Float64Array(n)
+    let j = 0
+    for (let i = 0; i < this.#values.length; i++) {
+      const v = this.#values[i]!
+      if (v !== EMPTY && v % 2 === 0) out[j++] = (v - 2) / 2 // deliverable: v = 2o + 2
+    }
+    for (const o of this.#unkeyed) out[j++] = o
+    return out.sort()
+  }
+
+  #grow(): void {
+    const oldD = this.#digests
+    const oldV = this.#values
+    const cap = oldV.length * 2
+    this.#digests = new Uint32Array(cap * 3)
+    this.#values = new Float64Array(cap)
+    this.#mask = cap - 1
+    for (let s = 0; s < oldV.length; s++) {
+      const v = oldV[s]!
+      if (v === EMPTY) continue
+      let i = oldD[s * 3]! & this.#mask
+      while (this.#values[i] !== EMPTY) i = (i + 1) & this.#mask
+      this.#digests[i * 3] = oldD[s * 3]!
+      this.#digests[i * 3 + 1] = oldD[s * 3 + 1]!
+      this.#digests[i * 3 + 2] = oldD[s * 3 + 2]!
+      this.#values[i] = v
+    }
+  }
+}
+
+function fmix32(h: number): number {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h >>> 0
+}
+
+/** How many values of the ascending array are below `x`. */
+export function countBelow(sorted: Float64Array, x: number): number {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (sorted[mid]! < x) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+// ------------------------------------------------------------------ the scan
+
+export interface ScanRange {
+  topic: string
+  partition: number
+  /** First offset to scan. */
+  from: number
+  /** The captured high watermark: offsets below it are the snapshot. */
+  high: number
+}
+
+export interface ScanOptions {
+  kafka: Kafka
+  groupId: string
+  ranges: ScanRange[]
+  /** Whether a key's latest record is delivered (a value, an event type the subscription wants). */
+  deliverable: (topic: string, message: KafkaMessage) => boolean
+  onScanned?: (n: number) => void
+  logger: Logger
+}
+
+/** A running scan: `result` resolves with the winners per `<topic>|<partition>`; `abort` stops it. */
+export interface Scan {
+  result: Promise<Map<string, Float64Array>>
+  abort(): Promise<void>
+}
+
+/** Reads [from, high) of every range with a consumer of its own (no commits) and returns the winners. */
+export function scanLatest(o: ScanOptions): Scan {
+  const winners = new Map<string, Float64Array>()
+  const tables = new Map<string, LatestOffsetTable>()
+  const byKey = new Map(o.ranges.map((r) => [tpKey(r.topic, r.partition), r]))
+  const next = new Map<string, number>()
+  const pending = new Set<string>()
+  for (const [k, r] of byKey) {
+    if (r.from < r.high) {
+      pending.add(k)
+      tables.set(k, new LatestOffsetTable())
+      next.set(k, r.from)
+    } else winners.set(k, new Float64Array(0))
+  }
+  let consumer: Consumer | null = null
+  let settle: { resolve: () => void; reject: (e: unknown) => void } | null = null
+  let aborted = false
+  const finished = new Promise<void>((resolve, reject) => (settle = { resolve, reject }))
+  finished.catch(() => undefined)
+
+  const finish = (k: string) => {
+    if (!pending.delete(k)) return
+    winners.set(k, tables.get(k)!.winners())
+    tables.delete(k)
+    const r = byKey.get(k)!
+    consumer?.pause([{ topic: r.topic, partitions: [r.partition] }])
+    if (pending.size === 0) settle!.resolve()
+  }
+
+  const run = async (): Promise<Map<string, Float64Array>> => {
+    if (pending.size === 0) return winners
+    const c = o.kafka.consumer({ groupId: `${o.groupId}.${randomUUID().slice(0, 8)}`, maxWaitTimeInMs: 100, allowAutoTopicCreation: false, maxBytes: 4 << 20 })
+    consumer = c
+    try {
+      await c.connect()
+      if (aborted) throw new Error('snapshot scan aborted')
+      await c.subscribe({ topics: [...new Set(o.ranges.map((r) => r.topic))], fromBeginning: true })
+      await c.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+          const k = tpKey(batch.topic, batch.partition)
+          const r = byKey.get(k)
+          const table = tables.get(k)
+          if (!r || !table || !pending.has(k)) return
+          let n = 0
+          for (const m of batch.messages) {
+            if (!isRunning() || isStale() || aborted) break
+            const offset = Number(m.offset)
+            if (offset < next.get(k)!) continue // before the seek, or fetched again
+            if (offset >= r.high) {
+              finish(k)
+              break
+            }
+            table.set(m.key ?? null, offset, m.value !== null && o.deliverable(batch.topic, m))
+            next.set(k, offset + 1)
+            n++
+            if (offset >= r.high - 1) {
+              finish(k)
+              break
+            }
+            if (n % 2000 === 0) await heartbeat()
+          }
+          if (n > 0) o.onScanned?.(n)
+        },
+      })
+      for (const [k, r] of byKey) {
+        if (pending.has(k)) c.seek({ topic: r.topic, partition: r.partition, offset: String(r.from) })
+        else c.pause([{ topic: r.topic, partitions: [r.partition] }])
+      }
+      await finished
+      if (aborted) throw new Error('snapshot scan aborted')
+      return winners
+    } finally {
+      await c.disconnect().catch(() => undefined)
+    }
+  }
+
+  return {
+    result: run(),
+    async abort() {
+      aborted = true
+      settle?.reject(new Error('snapshot scan aborted'))
+      await consumer?.disconnect().catch(() => undefined)
+    },
+  }
+}
+
+// ------------------------------------------------------------------ the durable record
+
+export type SnapshotPhase = SnapshotProgress['phase']
+
+/** One document per subscription: its current (or last) snapshot. Written by the lease holder only. */
+export interface SnapshotDoc {
+  /** The subscription id. */
+  _id: string
+  snapshotId: string
+  /** The offset reset that asked for it; null: the subscription's startFrom 'snapshot'. */
+  resetId: string | null
+  /** `<topic>|<partition>` → the captured high watermark. */
+  highs: Record<string, string>
+  phase: SnapshotPhase
+  /** Keys to deliver (known once scanned). */
+  total: number | null
+  done: number
+  startedAt: Date
+  completedAt: Date | null
+  workerId: string
+  updatedAt: Date
+}
+
+export const SNAPSHOT_COLLECTION = 'sink_snapshots'
+
+/** As stored: topic names hold dots, which field names must not (FerretDB refuses them), so the highs are a list. */
+type StoredSnapshotDoc = Omit<SnapshotDoc, 'highs'> & { highs: Array<{ topic: string; partition: number; high: string }> }
+
+export class SnapshotStore {
+  readonly col: Collection<StoredSnapshotDoc>
+  constructor(db: Db) {
+    this.col = db.collection(SNAPSHOT_COLLECTION)
+  }
+  async get(subscriptionId: string): Promise<SnapshotDoc | null> {
+    const doc = await this.col.findOne({ _id: subscriptionId })
+    if (!doc) return null
+    return { ...doc, highs: Object.fromEntries((doc.highs ?? []).map((h) => [tpKey(h.topic, h.partition), h.high])) }
+  }
+  async put(doc: SnapshotDoc): Promise<void> {
+    const { _id, highs, ...rest } = doc
+    const list = Object.entries(highs).map(([k, high]) => {
+      const i = k.lastIndexOf('|')
+      return { topic: k.slice(0, i), partition: Number(k.slice(i + 1)), high }
+    })
+    await this.col.replaceOne({ _id }, { ...rest, highs: list }, { upsert: true })
+  }
+  async delete(subscriptionId: string): Promise<void> {
+    await this.col.deleteOne({ _id: subscriptionId })
+  }
+}
+
+/**
+ * What a starting run does about snapshots:
+ *  - 'new': capture new high watermarks and start from the low ones (startFrom 'snapshot' without a
+ *    cursor, or an offset reset to 'snapshot' applied now);
+ *  - 'resume': an unfinished snapshot of the same reset as the cursor: keep its high watermarks;
+ *  - 'none': positions as usual (a snapshot document of an earlier, finished snapshot only reports).
+ */
+export function snapshotDecision(a: {
+  startFrom: string
+  hasCursor: boolean
+  cursorResetId: string | null
+  /** The offset reset applied by this start, if any. */
+  applyingReset: { id: string; to: string } | null
+  existing: Pick<SnapshotDoc, 'phase' | 'resetId'> | null
+}): 'new' | 'resume' | 'none' {
+  if (a.applyingReset) return a.applyingReset.to === 'snapshot' ? 'new' : 'none'
+  if (!a.hasCursor) return a.startFrom === 'snapshot' ? 'new' : 'none'
+  if (a.existing && a.existing.phase !== 'live' && a.existing.resetId === a.cursorResetId) return 'resume'
+  return 'none'
+}
+
+// ------------------------------------------------------------------ a run's snapshot
+
+/** The snapshot state of one running subscription (in the worker's memory). */
+export class SnapshotRun {
+  readonly doc: SnapshotDoc
+  readonly highs: Map<string, number>
+  /** Winners per partition, once scanned (null while scanning). */
+  winners: Map<string, Float64Array> | null = null
+  scan: Scan | null = null
+  /** After a failed scan: not before this time (ms). */
+  retryAt = 0
+  scanned = 0
+  /** Records below H from the run's start positions (scan progress total). */
+  readonly scanTotal: number
+  /** Delivered-or-skipped positions at the start of this run, per partition. */
+  readonly starts: Map<string, number>
+  /** Winners delivered before this run (a resumed snapshot). */
+  #doneBefore = 0
+
+  constructor(doc: SnapshotDoc, starts: Map<string, number>) {
+    this.doc = doc
+    this.highs = new Map(Object.entries(doc.highs).map(([k, v]) => [k, Number(v)]))
+    this.starts = starts
+    let t = 0
+    for (const [k, h] of this.highs) t += Math.max(0, h - (starts.get(k) ?? h))
+    this.scanTotal = t
+  }
+
+  get phase(): SnapshotPhase {
+    return this.doc.phase
+  }
+
+  /** The scan's result: winners from the run's start on. Sets the total (first scan) and the phase. */
+  scannedAll(winners: Map<string, Float64Array>): void {
+    this.winners = winners
+    let remaining = 0
+    for (const w of winners.values()) remaining += w.length
+    if (this.doc.total === null) this.doc.total = remaining
+    this.#doneBefore = Math.max(0, this.doc.total - remaining)
+    this.doc.phase = 'delivering'
+  }
+
+  /** Whether the record at `offset` of partition `k` is to be enqueued (false: skip it). */
+  wants(k: string, offset: number): boolean {
+    const h = this.highs.get(k)
+    if (h === undefined || offset >= h) return true
+    const w = this.winners?.get(k)
+    if (!w) return false // not scanned: never offered (the run stays detached while scanning)
+    const i = countBelow(w, offset)
+    return i < w.length && w[i] === offset
+  }
+
+  /** Done once every partition's delivered position reached its high watermark. */
+  complete(positions: Record<string, string>): boolean {
+    if (!this.winners) return false
+    for (const [k, h] of this.highs) if (Number(positions[k] ?? 0) < h) return false
+    return true
+  }
+
+  progress(positions: Record<string, string>): SnapshotProgress {
+    const d = this.doc
+    let done: number
+    let total: number
+    if (d.phase === 'scanning' || !this.winners) {
+      done = this.scanned
+      total = this.scanTotal
+    } else if (d.phase === 'live') {
+      done = total = d.total ?? 0
+    } else {
+      done = this.#doneBefore
+      for (const [k, w] of this.winners) done += countBelow(w, Number(positions[k] ?? 0))
+      total = d.total ?? 0
+    }
+    d.done = Math.min(done, total)
+    return { id: d.snapshotId, phase: d.phase, done: Math.min(done, total), total, startedAt: d.startedAt, completedAt: d.completedAt }
+  }
+
+  finished(): void {
+    this.doc.phase = 'live'
+    this.doc.done = this.doc.total ?? 0
+    this.doc.completedAt = new Date()
+    this.winners = new Map() // free the winners: everything below H is done
+  }
+}
+
+/** A finished snapshot's progress, for the status of later runs. */
+export function finishedProgress(doc: SnapshotDoc): SnapshotProgress {
+  return { id: doc.snapshotId, phase: doc.phase, done: doc.done, total: doc.total ?? 0, startedAt: doc.startedAt, completedAt: doc.completedAt }
+}
