@@ -108,7 +108,9 @@ export async function apiCommand(config: AppConfig, command: string, args: strin
       }
       case 'connectors status': {
         const c = (await call(config, 'GET', `/connectors/${encodeURIComponent(need('id', id))}/status`)) as Record<string, unknown>
-        out(c, () => renderTable([c], [col('ID', 'id'), col('DESIRED', 'desiredState'), col('STATE', 'status.state'), col('LAG', 'status.lag'), col('WORKER', 'status.workerId'), col('LAST ERROR', 'status.lastError.message'), col('SNAPSHOT', 'snapshot.phase'), col('DONE', 'snapshot.done'), col('TOTAL', 'snapshot.total')]))
+        // GET .../status answers the status itself (state, lag, ...), without the connector's id
+        const row = { id, ...c }
+        out(c, () => renderTable([row], [col('ID', 'id'), col('DESIRED', 'desiredState'), col('STATE', 'state'), col('LAG', 'lag'), col('WORKER', 'workerId'), col('LAST ERROR', 'lastError.message'), col('SNAPSHOT', 'snapshot.phase'), col('DONE', 'snapshot.done'), col('TOTAL', 'snapshot.total')]))
         return 0
       }
       case 'connectors pause':

@@ -63,6 +63,11 @@ describe('CLI: partners, subscriptions, connectors, dlq over the management API'
     expect(paused.out).to.equal(`${subId}: desired state paused\n`)
     const status = await cli(['connectors', 'status', subId, '--json'], env)
     expect((JSON.parse(status.out) as { desiredState: string }).desiredState).to.equal('paused')
+    const table = await cli(['connectors', 'status', subId], env)
+    const lines = table.out.trim().split('\n')
+    const [head, row] = [lines[0], lines.at(-1)]
+    expect(head).to.match(/^ID\s+DESIRED\s+STATE\s+LAG\s+WORKER/)
+    expect(row).to.match(new RegExp(`^${subId}\\s+paused\\s+\\S+`))
     expect((await cli(['connectors', 'resume', subId], env)).out).to.equal(`${subId}: desired state running\n`)
     const replay = await cli(['connectors', 'replay', subId, '--from', '2026-11-24T00:00:00Z'], env)
     expect(replay.code, replay.err).to.equal(0)
