@@ -133,7 +133,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
         return {
           key: serde.encodeSync(keyId, { sku: l.sku, locationId: 'WH1' }),
           value: serde.encodeSync(valueId, {
-            manufacturerId: 'm1',
+            manufacturerId: publisher._id, // ties the record to the harness grant (publisher -> partner)
             sku: l.sku,
             gtin: null,
             locationId: 'WH1',
