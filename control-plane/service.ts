@@ -16,6 +16,7 @@ import type { UrlGuard } from '../common/url-guard.ts'
 import { ApiKeys, type CreatedKey } from './api-keys.ts'
 import { DeliveryLog } from './deliveries.ts'
 import { checkEntitlements, checkKnownEventTypes, checkWithinGrants } from './entitlements.ts'
+import { encodePins, pinsOf } from './schema-pins.ts'
 import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
 import { IdempotencyStore } from './idempotency.ts'
 import { collections, ensureIndexes, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
@@ -405,7 +406,7 @@ export class ControlPlane {
       eventTypes: input.eventTypes,
       ...(input.filter !== undefined ? { filter: input.filter } : {}),
       ...(input.fields !== undefined ? { fields: input.fields } : {}),
-      schemaVersions: input.schemaVersions ?? {},
+      schemaVersions: encodePins(input.schemaVersions ?? {}),
       sink: this.sealSink(input.sink),
       deliveryPolicy: { ...DEFAULT_DELIVERY_POLICY, ...input.deliveryPolicy },
       startFrom: input.startFrom ?? 'latest',
@@ -431,11 +432,11 @@ export class ControlPlane {
       eventTypes: patch.eventTypes ?? sub.eventTypes,
       filter: 'filter' in patch ? patch.filter : sub.filter,
       fields: 'fields' in patch ? patch.fields : sub.fields,
-      schemaVersions: patch.schemaVersions ?? sub.schemaVersions,
+      schemaVersions: patch.schemaVersions ?? pinsOf(sub),
     }
     await this.checkAgainstGrants(sub.partnerId, merged)
     if (patch.sink) await this.checkSinkUrls(patch.sink)
-    const set: Partial<SubscriptionDoc> = { updatedAt: new Date(), eventTypes: merged.eventTypes, schemaVersions: merged.schemaVersions }
+    const set: Partial<SubscriptionDoc> = { updatedAt: new Date(), eventTypes: merged.eventTypes, schemaVersions: encodePins(merged.schemaVersions) }
     const unset: Record<string, ''> = {}
     if (merged.filter !== undefined) set.filter = merged.filter
     else unset.filter = ''

@@ -53,6 +53,7 @@ import { DEFAULT_SHORT_POLICY, withRetry, type SchedulePolicy } from '../retry.t
 import { DeliveryQueue, type DeadLetterInfo } from './delivery-queue.ts'
 import { DecodedMessage, deadLetterMessage, loadSchemas, poisonOf, rawOf } from './records.ts'
 import { decide } from './entitlement.ts'
+import { pinsOf } from '../../control-plane/schema-pins.ts'
 import type { DeliveryDefaults } from './settings.ts'
 import { SinkStore, tpKey, type CursorDoc, type LeaseDoc } from './store.ts'
 import type { AttemptReport, SinkConnector, SinkContext, SinkRecord } from './types.ts'
@@ -400,7 +401,7 @@ export class SinkWorker {
       stopped: false,
     }
     try {
-      for (const [eventType, version] of Object.entries(sub.schemaVersions ?? {})) {
+      for (const [eventType, version] of Object.entries(pinsOf(sub))) {
         const spec = this.#d.topics.find((t) => t.name === eventType || t.eventTypes.includes(eventType))
         if (spec) run.readers.set(spec.name, await this.#d.serde.readerFor(valueSubject(spec.name), version))
       }

@@ -21,6 +21,7 @@ import type { Principal, SubscriptionInput } from '../../control-plane/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, envelope, registerTopicSchemas, toHeaders, valueSubject, keySubject, type TopicSpec } from '../../schemas/index.ts'
 import { testConfig, testKafka, testMongo, uniqueName, dropDatabaseLater } from './env.ts'
 import { deleteTopics, startTestRegistry } from './registry.ts'
+import type { RegistryServer } from '../../schemas/registry/index.ts'
 
 export const ADMIN: Principal = { keyId: 'test-admin', scope: 'admin', organizationId: null }
 
@@ -36,6 +37,8 @@ export interface SinkHarness {
   cp: ControlPlane
   serde: AvroSerde
   registryUrl: string
+  /** The harness's built-in registry (e.g. to install a register hook). */
+  registry: RegistryServer
   encryptionKeys: string
   topic: TopicSpec
   deadLetterTopic: string
@@ -117,6 +120,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
     cp,
     serde,
     registryUrl: registry.url,
+    registry,
     encryptionKeys,
     topic,
     deadLetterTopic,
