@@ -90,3 +90,27 @@ describe('sink entitlement: one record, one subscription, the partner grants', (
     expect(project({ a: 1 }, [])).to.deep.equal({})
   })
 })
+
+describe('pinned readers: unreadable fields and stored pins', () => {
+  it('names the fields a pinned reader cannot read from a new writer', async () => {
+    const { unreadableFields } = await import('../../control-plane/pinned-readers.ts')
+    const avro = (await import('avsc')).default
+    const v1 = avro.Type.forSchema({ type: 'record', name: 'E', fields: [{ name: 'a', type: 'string' }, { name: 'b', type: 'long' }, { name: 'c', type: 'string', default: 'x' }] })
+    const v2 = avro.Type.forSchema({ type: 'record', name: 'E', fields: [{ name: 'a', type: 'string' }, { name: 'b', type: 'string' }] })
+    const same = avro.Type.forSchema({ type: 'record', name: 'E', fields: [{ name: 'a', type: 'string' }, { name: 'b', type: 'int' }, { name: 'z', type: 'int' }] })
+    const fields = unreadableFields(v1, v2)
+    expect(fields).to.have.length(1)
+    expect(fields[0]).to.match(/^b: /)
+    expect(unreadableFields(v1, same)).to.deep.equal([]) // int promotes to long, c has a default, z is ignored
+    const dropA = avro.Type.forSchema({ type: 'record', name: 'E', fields: [{ name: 'b', type: 'long' }] })
+    expect(unreadableFields(v1, dropA)).to.deep.equal(['a: missing from the new schema and without a default in the pinned version'])
+  })
+
+  it('stores pins keyed by event type without dots, and reads them back', async () => {
+    const { encodePins, pinsOf } = await import('../../control-plane/schema-pins.ts')
+    const stored = encodePins({ 'inventory.level.changed': 1, 'odd%type': 2 })
+    expect(Object.keys(stored).some((k) => k.includes('.'))).to.equal(false)
+    expect(pinsOf({ schemaVersions: stored })).to.deep.equal({ 'inventory.level.changed': 1, 'odd%type': 2 })
+    expect(pinsOf({ schemaVersions: { plain: 3 } })).to.deep.equal({ plain: 3 })
+  })
+})
