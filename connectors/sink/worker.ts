@@ -30,7 +30,7 @@
  *    sink (the queue's `#deliver`: live, catch-up, replay, snapshot; and `#redeliver`: dead-letter
  *    retries): a record no current grant covers is dropped (its position advances, nothing is logged
  *    as a delivery, deliveries{outcome="filtered"} counts it), the rest is projected. The grants of the
- *    partners this worker serves are held in memory and re-read in full every `pollMs` (a deleted grant
+ *    partners this worker serves are held in memory and re-read in full every `pollMs` (at least 1 s; a deleted grant
  *    leaves no trace to poll for); grants older than `#grantsMaxAgeMs` hold delivery back (retriable)
  *    rather than deliver under a grant that may have been revoked.
  *  - Dead letters go to the dead-letter topic and the delivery log (with the record's bytes, so a retry
@@ -262,7 +262,7 @@ export class SinkWorker {
     every(s.cursorFlushMs, 'flush', () => this.#flushPass())
     every(Math.min(250, s.cursorFlushMs), 'catch-up', async () => this.#catchUpPass())
     every(s.statusIntervalMs, 'status', () => this.#statusPass())
-    every(s.pollMs, 'grants', () => this.#grantsPass())
+    every(Math.max(s.pollMs, 1000), 'grants', () => this.#grantsPass())
     this.#log.info('sink worker started', { held: claimed.length, topics: d.topics.map((t) => t.name) })
   }
 
