@@ -25,9 +25,9 @@ import { figure, type Benchmark, type Figure } from './types.ts'
 
 const WARMUP_MS = 2000
 
-function level(seq: number) {
+function level(seq: number, manufacturerId = 'acme') {
   return {
-    manufacturerId: 'acme',
+    manufacturerId,
     sku: `SKU-${seq % 100}`,
     locationId: 'WH1',
     locationType: 'WAREHOUSE',
@@ -94,7 +94,7 @@ export const benchmark: Benchmark = {
       ctx.progress('platform: warm-up and measuring')
       const sent = await openLoop(rate, WARMUP_MS + ctx.durationMs, (seq, at) => {
         intended.set(seq, at)
-        request(url, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body: JSON.stringify([level(seq)]) })
+        request(url, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body: JSON.stringify([level(seq, h.publisherId)]) })
           .then(async (res) => {
             await res.body.dump()
             answered++

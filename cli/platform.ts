@@ -18,7 +18,7 @@ import { Metrics } from '../common/metrics.ts'
 import { generateKeyRingEntry } from '../common/secret-box.ts'
 import { ConfigError } from '../common/errors.ts'
 import { usesLocalMongo, type AppConfig } from '../config/index.ts'
-import { controlPlaneFromConfig } from '../control-plane/index.ts'
+import { controlPlaneFromConfig, pinnedReaderCheck } from '../control-plane/index.ts'
 import { createHttpIngest, type HttpIngest } from '../producers/http-ingest/index.ts'
 import { createOutboxRelay, type OutboxRelay } from '../producers/outbox/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, registerTopicSchemas, startSchemaRegistry, type RegistryServer } from '../schemas/index.ts'
@@ -98,7 +98,12 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     for (let attempt = 1; ; attempt++) {
       try {
         // the worker role uses the API process's built-in registry (or the external one)
-        if (runApi && config.schemaRegistry.url === '' && !registry) registry = await startSchemaRegistry(config, logger)
+        if (runApi && config.schemaRegistry.url === '' && !registry) {
+          registry = await startSchemaRegistry(config, logger, {
+            // lazy: the control plane is created below, after the bootstrap started
+            beforeRegister: (candidate) => pinnedReaderCheck({ cols: controlPlane.cols, topics: ALL_TOPICS, policy: config.schemaRegistry.pinnedReaderPolicy, logger })(candidate),
+          })
+        }
         const serde = new AvroSerde(RegistryClient.fromConfig(config, registry?.url))
         const created = await ensureTopics(admin)
         if (created.length > 0) logger.info('created topics', { topics: created })

@@ -60,6 +60,12 @@ export const configSchema = {
     host: { doc: 'Address the built-in registry listens on.', format: String, default: '127.0.0.1', env: 'SCHEMA_REGISTRY_HOST' },
     port: port('Port of the built-in registry.', 8081, 'SCHEMA_REGISTRY_PORT'),
     topic: { doc: 'Compacted single-partition topic holding the built-in registry\'s schemas (Confluent\'s kafkastore.topic); created when missing.', format: String, default: '_schemas', env: 'SCHEMA_REGISTRY_TOPIC' },
+    pinnedReaderPolicy: {
+      doc: 'What the built-in registry does with a new version of a value subject that a subscription\'s pinned reader schema cannot read: refuse (409 naming the subscriptions and fields) or flag (register it and mark the affected subscriptions with schemaIssues).',
+      format: ['refuse', 'flag'],
+      default: 'refuse',
+      env: 'SCHEMA_REGISTRY_PINNED_READER_POLICY',
+    },
   },
   management: {
     adminApiKey: {

@@ -17,6 +17,7 @@ import { restSinkProblems } from '../consumers/rest/config.ts'
 import { ApiKeys, type CreatedKey } from './api-keys.ts'
 import { DeliveryLog } from './deliveries.ts'
 import { checkEntitlements, checkKnownEventTypes, checkWithinGrants } from './entitlements.ts'
+import { encodePins, pinsOf } from './schema-pins.ts'
 import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
 import { IdempotencyStore } from './idempotency.ts'
 import { partnerProfileEntry, partnerProfileValue, PARTNER_PROFILE_TOPIC } from './partner-profile.ts'
@@ -457,7 +458,7 @@ export class ControlPlane {
       eventTypes: input.eventTypes,
       ...(input.filter !== undefined ? { filter: input.filter } : {}),
       ...(input.fields !== undefined ? { fields: input.fields } : {}),
-      schemaVersions: input.schemaVersions ?? {},
+      schemaVersions: encodePins(input.schemaVersions ?? {}),
       sink,
       deliveryPolicy: { ...DEFAULT_DELIVERY_POLICY, ...input.deliveryPolicy },
       startFrom: input.startFrom ?? 'latest',
@@ -483,13 +484,13 @@ export class ControlPlane {
       eventTypes: patch.eventTypes ?? sub.eventTypes,
       filter: 'filter' in patch ? patch.filter : sub.filter,
       fields: 'fields' in patch ? patch.fields : sub.fields,
-      schemaVersions: patch.schemaVersions ?? sub.schemaVersions,
+      schemaVersions: patch.schemaVersions ?? pinsOf(sub),
     }
     await this.checkAgainstGrants(sub.partnerId, merged)
     if (patch.sink) await this.checkSinkUrls(patch.sink)
     const sealedSink = patch.sink ? this.sealSink(patch.sink, sub.sink) : undefined
     if (sealedSink) this.checkSinkConfig(sealedSink)
-    const set: Partial<SubscriptionDoc> = { updatedAt: new Date(), eventTypes: merged.eventTypes, schemaVersions: merged.schemaVersions }
+    const set: Partial<SubscriptionDoc> = { updatedAt: new Date(), eventTypes: merged.eventTypes, schemaVersions: encodePins(merged.schemaVersions) }
     const unset: Record<string, ''> = {}
     if (merged.filter !== undefined) set.filter = merged.filter
     else unset.filter = ''

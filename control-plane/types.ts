@@ -160,6 +160,18 @@ export interface WebhookSecretDoc {
 
 export type StartFrom = 'latest' | 'earliest' | 'snapshot'
 
+/** A writer schema registered although this subscription's pinned reader cannot read it (policy flag). */
+export interface SchemaIssue {
+  subject: string
+  /** The new version. */
+  version: number
+  eventType: string
+  pinnedVersion: number
+  /** The fields at fault, each with the reason. */
+  fields: string[]
+  at: Date
+}
+
 export interface SubscriptionDoc {
   _id: string
   partnerId: string
@@ -169,6 +181,8 @@ export interface SubscriptionDoc {
   fields?: string[]
   /** Pinned reader schema version per event type. */
   schemaVersions: Record<string, number>
+  /** Set by the registry's pinned-reader check in `flag` mode (control-plane/pinned-readers.ts). */
+  schemaIssues?: SchemaIssue[]
   sink: SinkConfig
   deliveryPolicy: DeliveryPolicy
   startFrom: StartFrom

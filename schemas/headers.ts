@@ -33,6 +33,11 @@ export const HEADER = {
   schemaSubject: 'ce_schemasubject',
   schemaVersion: 'ce_schemaversion',
   traceparent: 'traceparent',
+  /**
+   * CloudEvents extension: the organization that published the event (set by ingestion from the
+   * authenticated publisher; the sink runtime ties the event to that publisher's grants).
+   */
+  publisherId: 'ce_publisherid',
 } as const
 
 /** Media type of a Confluent-framed Avro value. */

@@ -6,7 +6,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { Logger } from '../../common/logger.ts'
 import { SyndicationError } from '../../common/errors.ts'
-import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError, fingerprint, SINK_SECRET_PATHS } from '../../control-plane/index.ts'
+import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError, fingerprint, pinsOf, SINK_SECRET_PATHS } from '../../control-plane/index.ts'
 import type {
   ApiKeyDoc,
   ConnectorDoc,
@@ -190,7 +190,8 @@ export const subscriptionView = (s: SubscriptionDoc) => ({
   eventTypes: s.eventTypes,
   ...(s.filter !== undefined ? { filter: s.filter } : {}),
   ...(s.fields !== undefined ? { fields: s.fields } : {}),
-  schemaVersions: s.schemaVersions,
+  schemaVersions: pinsOf(s),
+  ...(s.schemaIssues?.length ? { schemaIssues: s.schemaIssues } : {}),
   sink: sinkView(s.sink),
   deliveryPolicy: s.deliveryPolicy,
   startFrom: s.startFrom,

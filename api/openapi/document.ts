@@ -466,6 +466,14 @@ export const openApiDocument = {
           filter: ref('RowFilter'),
           fields: { type: 'array', items: { type: 'string' } },
           schemaVersions: { type: 'object' },
+          schemaIssues: {
+            type: 'array',
+            description: 'Writer schemas registered although this subscription\'s pinned reader cannot read them (schemaRegistry.pinnedReaderPolicy=flag): re-pin or expect those records in the dead letters.',
+            items: {
+              type: 'object',
+              properties: { subject: { type: 'string' }, version: { type: 'integer' }, eventType: { type: 'string' }, pinnedVersion: { type: 'integer' }, fields: { type: 'array', items: { type: 'string' } }, at: dateTime },
+            },
+          },
           sink: { type: 'object', description: 'The sink without its secret fields; `secretsSet` lists those that are set.' },
           deliveryPolicy: ref('DeliveryPolicy'),
           startFrom: { type: 'string' },

@@ -26,6 +26,13 @@
  *    lease pass); pause and resume apply in place, anything else (offset reset, restart, changed
  *    subscription) restarts the subscription's run from its cursor. Status goes back with
  *    reportConnectorStatus on change and every `statusIntervalMs`.
+ *  - Entitlements (entitlement.ts) are applied at DELIVERY time, in `#entitled`, on every path to a
+ *    sink (the queue's `#deliver`: live, catch-up, replay, snapshot; and `#redeliver`: dead-letter
+ *    retries): a record no current grant covers is dropped (its position advances, nothing is logged
+ *    as a delivery, deliveries{outcome="filtered"} counts it), the rest is projected. The grants of the
+ *    partners this worker serves are held in memory and re-read in full every `pollMs` (at least 1 s; a deleted grant
+ *    leaves no trace to poll for); grants older than `#grantsMaxAgeMs` hold delivery back (retriable)
+ *    rather than deliver under a grant that may have been revoked.
  *  - Dead letters go to the dead-letter topic and the delivery log (with the record's bytes, so a retry
  *    request re-delivers from there); every attempt goes to the delivery log.
  */
@@ -35,10 +42,10 @@ import os from 'node:os'
 import type avro from 'avsc'
 import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs'
 import type { Db } from 'mongodb'
-import { SyndicationError } from '../../common/errors.ts'
+import { RetriableError, SyndicationError } from '../../common/errors.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { ControlPlane } from '../../control-plane/service.ts'
-import type { ConnectorDoc, ConnectorStatus, DeadLetterRecord, DeliveryDoc, OffsetReset, SnapshotProgress, SubscriptionDoc } from '../../control-plane/types.ts'
+import type { ConnectorDoc, ConnectorStatus, DeadLetterRecord, DeliveryDoc, GrantDoc, OffsetReset, SnapshotProgress, SubscriptionDoc } from '../../control-plane/types.ts'
 import { DEAD_LETTER_HEADER, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { createTopicsReady } from '../../common/kafka-admin.ts'
@@ -46,6 +53,8 @@ import { deadLetterTopicConfig } from '../../schemas/topics.ts'
 import { DEFAULT_SHORT_POLICY, withRetry, type SchedulePolicy } from '../retry.ts'
 import { DeliveryQueue, type DeadLetterInfo } from './delivery-queue.ts'
 import { DecodedMessage, deadLetterMessage, loadSchemas, poisonOf, rawOf } from './records.ts'
+import { decide } from './entitlement.ts'
+import { pinsOf } from '../../control-plane/schema-pins.ts'
 import type { DeliveryDefaults } from './settings.ts'
 import { SinkStore, tpKey, type CursorDoc, type LeaseDoc } from './store.ts'
 import { finishedProgress, scanLatest, snapshotDecision, SnapshotRun, SnapshotStore, type SnapshotDoc } from './snapshot.ts'
@@ -176,6 +185,8 @@ export class SinkWorker {
   #stopping = false
   #startedAt = new Date()
   #catchUps = 0
+  /** The current grants per partner of the held subscriptions, and when they were read. */
+  readonly #grants = new Map<string, { grants: GrantDoc[]; at: number }>()
 
   constructor(deps: SinkWorkerDeps) {
     this.#d = deps
@@ -261,6 +272,7 @@ export class SinkWorker {
     every(s.cursorFlushMs, 'flush', () => this.#flushPass())
     every(Math.min(250, s.cursorFlushMs), 'catch-up', async () => this.#catchUpPass())
     every(s.statusIntervalMs, 'status', () => this.#statusPass())
+    every(Math.max(s.pollMs, 1000), 'grants', () => this.#grantsPass())
     this.#log.info('sink worker started', { held: claimed.length, topics: d.topics.map((t) => t.name) })
   }
 
@@ -401,7 +413,7 @@ export class SinkWorker {
       lastSnapshot: null,
     }
     try {
-      for (const [eventType, version] of Object.entries(sub.schemaVersions ?? {})) {
+      for (const [eventType, version] of Object.entries(pinsOf(sub))) {
         const spec = this.#d.topics.find((t) => t.name === eventType || t.eventTypes.includes(eventType))
         if (spec) run.readers.set(spec.name, await this.#d.serde.readerFor(valueSubject(spec.name), version))
       }
@@ -452,6 +464,7 @@ export class SinkWorker {
     }
 
     await this.#prepareSnapshot(run, { hasCursor: cursor !== null, cursorResetId: cursor?.appliedResetId ?? null, applyingReset, positions })
+    await this.#loadGrants([sub.partnerId])
 
     const policy = deliveryPolicy(sub, this.#d.defaults)
     this.queue.addSubscription({
@@ -575,15 +588,53 @@ export class SinkWorker {
 
   // ------------------------------------------------------------------ delivery
 
-  async #deliver(run: Run, record: SinkRecord, signal: AbortSignal): Promise<void> {
-    const poison = poisonOf(record)
+  async #deliver(run: Run, original: SinkRecord, signal: AbortSignal): Promise<void> {
+    const poison = poisonOf(original)
     if (poison) throw poison
+    const record = this.#entitled(run, original)
+    if (!record) return // not entitled: done, nothing delivered
     run.inflight.set(record.eventId, { record, forceLog: false })
     try {
       await run.sink!.put([record], { signal })
     } finally {
       run.inflight.delete(record.eventId)
     }
+  }
+
+  // ------------------------------------------------------------------ entitlements
+
+  /** How old the held grants may be before delivery waits for fresh ones. */
+  #grantsMaxAgeMs(): number {
+    return Math.max(10_000, 5 * this.settings.pollMs)
+  }
+
+  /** The record as this subscription may receive it (projected), or null: no current grant covers it. */
+  #entitled(run: Run, record: SinkRecord): SinkRecord | null {
+    const held = this.#grants.get(run.sub.partnerId)
+    if (!held || Date.now() - held.at > this.#grantsMaxAgeMs()) {
+      throw new RetriableError('the partner grants could not be read recently: delivery waits for current ones', 1000, { subscriptionId: run.id, partnerId: run.sub.partnerId })
+    }
+    const d = decide(record, run.sub, held.grants)
+    if (!d.deliver) {
+      this.#d.metrics?.deliveries.inc({ sink: run.sub.sink.type, outcome: 'filtered' })
+      this.#log.debug('record not entitled: dropped', { subscriptionId: run.id, eventId: record.eventId, topic: record.topic, partition: record.partition, offset: record.offset, reason: d.reason })
+      return null
+    }
+    return d.projected ? { ...record, value: d.value } : record
+  }
+
+  /** Reads the full grant set of these partners (a deleted grant is noticed by its absence). */
+  async #loadGrants(partnerIds: string[]): Promise<void> {
+    if (partnerIds.length === 0) return
+    const at = Date.now()
+    const grants = await this.#d.controlPlane.cols.grants.find({ partnerId: { $in: partnerIds } }).toArray()
+    for (const id of partnerIds) this.#grants.set(id, { grants: grants.filter((g) => g.partnerId === id), at })
+  }
+
+  async #grantsPass(): Promise<void> {
+    const partners = new Set([...this.#runs.values()].map((r) => r.sub.partnerId))
+    for (const id of this.#grants.keys()) if (!partners.has(id)) this.#grants.delete(id)
+    await this.#loadGrants([...partners])
   }
 
   #onAttempt(run: Run, report: AttemptReport): void {
@@ -1071,11 +1122,13 @@ export class SinkWorker {
     const dl = doc.deadLetter
     const message = deadLetterMessage(dl)
     await loadSchemas(this.#d.serde, [message], this.#unknownSchemas).catch(() => undefined)
-    const record = new DecodedMessage(this.#d.serde, dl.topic, dl.partition, message).record(run.readers.get(dl.topic))
-    const poison = poisonOf(record)
+    const decoded = new DecodedMessage(this.#d.serde, dl.topic, dl.partition, message).record(run.readers.get(dl.topic))
+    const poison = poisonOf(decoded)
     const policy = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
     try {
       if (poison) throw poison
+      const record = this.#entitled(run, decoded)
+      if (!record) throw new SyndicationError('FORBIDDEN', 'not entitled: no current grant covers this record, so it is not re-delivered', false, { subscriptionId: run.id, eventId: decoded.eventId })
       await withRetry(async () => {
         run.inflight.set(record.eventId, { record, forceLog: true })
         try {

@@ -15,7 +15,7 @@ import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs'
 import type { Logger } from '../../common/logger.ts'
 import { DataError, RetriableError } from '../../common/errors.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
-import { envelope, newTraceparent, toHeaders } from '../../schemas/headers.ts'
+import { HEADER, envelope, newTraceparent, toHeaders } from '../../schemas/headers.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { keySubject, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
 import { POSITION_HEADER, scanPositions } from './recovery.ts'
@@ -273,6 +273,7 @@ export class SourceRunner<C = unknown, V = unknown> {
       r.id = env.id
       const headers = toHeaders(env)
       if (r.position !== undefined) headers[POSITION_HEADER] = JSON.stringify(r.position)
+      if (r.publisherId !== undefined) headers[HEADER.publisherId] = r.publisherId
       const message: Message = {
         key: this.opts.serde.encodeSync(ids.keyId, r.key),
         value: this.opts.serde.encodeSync(ids.valueId, r.value),

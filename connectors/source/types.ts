@@ -20,6 +20,8 @@ export interface SourceRecord<V = unknown> {
   /** When it happened in the source system (ce_time); now when absent. */
   occurredAt?: Date
   traceparent?: string
+  /** The organization publishing it (ce_publisherid): ties the record to that publisher's grants. */
+  publisherId?: string
   /**
    * The plug-in's resume point after this record (JSON-serialisable). The runner carries it in a
    * header so that a restart after a crash between the broker's ack and the plug-in's commit can

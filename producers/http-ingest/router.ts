@@ -6,6 +6,10 @@
  * - 415 unless the body is application/json; 413 above the body limit or the batch size;
  * - 400 when the body is not a JSON array of events, with every bad item by index and JSON Pointer
  *   (errors[].field, e.g. /3/onHand); an invalid batch is rejected whole and nothing is produced;
+ * - 403 when an event's manufacturerId is not the publishing organization (errors[].field names it,
+ *   e.g. /0/manufacturerId), unless the key is an admin's: a publisher publishes only its own data;
+ * - every event carries the publisher in the ce_publisherid header (the grants the sink runtime
+ *   applies are the grants of that publisher);
  * - 202 with the event ids once the broker acked every event (acks=all); 503 + Retry-After when
  *   they are not stored (Kafka down, buffer full): never a 2xx for data that is not in Kafka;
  * - Idempotency-Key: the first answer (202 or 400) is stored and replayed for the window; a key
@@ -30,6 +34,8 @@ import { IdempotencyStore, fingerprint, type IdempotencyDoc, type StoredResponse
 
 export interface Principal {
   organizationId: string
+  /** An admin key may publish on behalf of any publisher: the event's manufacturerId names it. */
+  admin?: boolean
 }
 
 export interface HttpIngestOptions {
@@ -73,6 +79,12 @@ interface EventRoute {
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/
+
+/** The publisher stamped on an event: the caller's organization, or for an admin the event's manufacturerId. */
+function publisherOf(v: Record<string, unknown>, principal: Principal): { publisherId?: string } {
+  if (!principal.admin) return { publisherId: principal.organizationId }
+  return typeof v.manufacturerId === 'string' ? { publisherId: v.manufacturerId } : {}
+}
 
 export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
   const topics = options.topics ?? ALL_TOPICS
@@ -219,6 +231,20 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
         errors,
       })
     }
+    const foreign: Array<{ index: number; field: string; message: string }> = []
+    values.forEach((value, i) => {
+      const m = (value as Record<string, unknown>).manufacturerId
+      if (typeof m === 'string' && m !== principal.organizationId && !principal.admin) foreign.push({ index: i, field: `/${i}/manufacturerId`, message: `must be the publishing organization ${principal.organizationId}, got ${m}` })
+    })
+    if (foreign.length > 0) {
+      options.metrics?.ingestedEvents.inc({ event_type: eventType, outcome: 'rejected' }, body.length)
+      return problem({
+        title: 'Forbidden publisher',
+        status: 403,
+        detail: `${foreign.length} of ${body.length} events name another manufacturer than the publishing organization; nothing was accepted`,
+        errors: foreign,
+      })
+    }
     const tp = req.get('traceparent')
     // One trace context per request: the caller's, or a new root shared by the request's events.
     const traceparent = tp !== undefined && isTraceparent(tp) ? tp : newTraceparent()
@@ -231,6 +257,7 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
         key,
         value,
         type: eventType,
+        ...publisherOf(v, principal),
         ...(typeof v.occurredAt === 'number' ? { occurredAt: new Date(v.occurredAt) } : {}),
         traceparent,
       }

@@ -63,11 +63,33 @@ interface Candidate {
   type: avro.Type
 }
 
+/** What a register hook is shown: a new version about to be registered under a subject. */
+export interface RegisterCandidate {
+  subject: string
+  /** The version it will get. */
+  version: number
+  schema: string
+  type: avro.Type
+  /** The compiled schema of an existing (not deleted) version of the subject. */
+  readerOf(version: number): avro.Type | undefined
+}
+
+/**
+ * Called before a NEW version of a subject is registered (after the compatibility check): throw a
+ * RegistryError to refuse it; return a function to run once it is registered (or nothing).
+ * Injected by the composition root, so that schemas/ depends on nothing above it.
+ */
+export type BeforeRegisterHook = (candidate: RegisterCandidate) => Promise<(() => Promise<void>) | void>
+
 export class SchemaRegistryService {
   private readonly types = new Map<number, avro.Type>()
   private writes: Promise<unknown> = Promise.resolve()
+  /** See BeforeRegisterHook (cli/platform.ts sets the pinned-reader check). */
+  beforeRegister: BeforeRegisterHook | undefined
 
-  constructor(private readonly log: SchemaLog) {}
+  constructor(private readonly log: SchemaLog, options: { beforeRegister?: BeforeRegisterHook } = {}) {
+    this.beforeRegister = options.beforeRegister
+  }
 
   private get state(): RegistryState {
     return this.log.state
@@ -184,9 +206,24 @@ export class SchemaRegistryService {
         if (problems.length > 0) throw errors.incompatible(subject, problems)
         const id = existingId ?? st.maxId + 1
         const version = st.maxVersion(subject) + 1
+        const after = this.beforeRegister
+          ? await this.beforeRegister({
+              subject,
+              version,
+              schema: c.schema,
+              type: c.type,
+              readerOf: (v) => {
+                const e = this.state.versionsOf(subject).find((x) => x.version === v)
+                return e ? this.typeOf(e.id) : undefined
+              },
+            })
+          : undefined
         await this.log.append(schemaKey(subject, version), schemaValue({ subject, version, id, schemaType: 'AVRO', schema: c.schema, references: c.references, deleted: false }))
         const slot = st.subjects.get(subject)?.get(version)
-        if (slot && slot.id === id && st.schemas.get(id)?.identity === c.identity) return { id, version }
+        if (slot && slot.id === id && st.schemas.get(id)?.identity === c.identity) {
+          if (after) await after().catch(() => undefined) // the hook logs its own failures; the version is registered
+          return { id, version }
+        }
         // Lost a race with another instance: put the winner back as the last record of the slot, so
         // that compaction keeps it, then try again from the state that now includes the winner.
         if (slot) {

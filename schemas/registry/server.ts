@@ -8,7 +8,7 @@ import { createKafka } from '../../common/clients.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { AppConfig } from '../../config/index.ts'
 import { createRegistryApp } from './app.ts'
-import { SchemaRegistryService } from './registry.ts'
+import { SchemaRegistryService, type BeforeRegisterHook } from './registry.ts'
 import { KafkaSchemaStore } from './store.ts'
 
 export interface RegistryServer {
@@ -23,6 +23,8 @@ export interface RegistryServerOptions {
   host?: string
   /** The log topic (default: config schemaRegistry.topic, i.e. `_schemas`). */
   topic?: string
+  /** Checks a new version before it is registered (e.g. against the subscriptions' pinned readers). */
+  beforeRegister?: BeforeRegisterHook
 }
 
 export async function startSchemaRegistry(config: AppConfig, logger: Logger, options: RegistryServerOptions = {}): Promise<RegistryServer> {
@@ -35,7 +37,7 @@ export async function startSchemaRegistry(config: AppConfig, logger: Logger, opt
     await store.stop()
     throw err
   }
-  const registry = new SchemaRegistryService(store)
+  const registry = new SchemaRegistryService(store, options.beforeRegister ? { beforeRegister: options.beforeRegister } : {})
   const app = createRegistryApp(registry, log)
   const host = options.host ?? config.schemaRegistry.host
   const port = options.port ?? config.schemaRegistry.port

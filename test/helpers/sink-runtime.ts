@@ -23,6 +23,7 @@ import type { Principal, SubscriptionInput } from '../../control-plane/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, envelope, registerTopicSchemas, toHeaders, valueSubject, keySubject, type TopicSpec } from '../../schemas/index.ts'
 import { testConfig, testKafka, testMongo, uniqueName, dropDatabaseLater } from './env.ts'
 import { deleteTopics, startTestRegistry } from './registry.ts'
+import type { RegistryServer } from '../../schemas/registry/index.ts'
 
 export const ADMIN: Principal = { keyId: 'test-admin', scope: 'admin', organizationId: null }
 
@@ -38,6 +39,8 @@ export interface SinkHarness {
   cp: ControlPlane
   serde: AvroSerde
   registryUrl: string
+  /** The harness's built-in registry (e.g. to install a register hook). */
+  registry: RegistryServer
   encryptionKeys: string
   topic: TopicSpec
   deadLetterTopic: string
@@ -119,6 +122,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
     cp,
     serde,
     registryUrl: registry.url,
+    registry,
     encryptionKeys,
     topic,
     deadLetterTopic,
@@ -135,7 +139,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
         return {
           key: serde.encodeSync(keyId, { sku: l.sku, locationId: 'WH1' }),
           value: serde.encodeSync(valueId, {
-            manufacturerId: 'm1',
+            manufacturerId: publisher._id, // ties the record to the harness grant (publisher -> partner)
             sku: l.sku,
             gtin: null,
             locationId: 'WH1',

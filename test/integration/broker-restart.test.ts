@@ -71,7 +71,7 @@ describe('broker restart mid-stream (local stack)', function () {
       serde: h.serde,
       logger: h.logger,
       topics: [h.topic],
-      authenticate: async () => ({ organizationId: 'org-test' }),
+      authenticate: async () => ({ organizationId: 'acme' }),
       producerRetry: { retries: 1, maxRetryTime: 2000, initialRetryTime: 200 },
     })
     await ingest.start()

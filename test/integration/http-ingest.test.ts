@@ -75,7 +75,7 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
   let server: Server
   let base: string
 
-  const authenticate = async (req: express.Request) => (req.get('authorization') === `Bearer ${API_KEY}` ? { organizationId: 'org-acme' } : undefined)
+  const authenticate = async (req: express.Request) => (req.get('authorization') === `Bearer ${API_KEY}` ? { organizationId: 'acme' } : undefined)
 
   before(async () => {
     registry = await startTestRegistry()
@@ -193,6 +193,14 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
       expect(r.body.detail).to.contain('4 of 6')
       await expectNothingProduced()
     })
+
+    it('403 naming /i/manufacturerId for an event of another manufacturer than the publishing organization', async () => {
+      const r = await post(url(), [level('A', 'L1', 1), level('B', 'L1', 1, { manufacturerId: 'globex' })])
+      expect(r.status).to.equal(403)
+      expect(r.type).to.match(/^application\/problem\+json/)
+      expect(r.body.errors).to.deep.equal([{ index: 1, field: '/1/manufacturerId', message: 'must be the publishing organization acme, got globex' }])
+      await expectNothingProduced()
+    })
   })
 
   describe('accepted requests', () => {
@@ -211,6 +219,7 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
         expect(x.headers[HEADER.source]).to.equal('/sources/http-ingest')
         expect(x.headers[HEADER.traceparent]).to.equal(traceparent)
         expect(x.headers[HEADER.time]).to.equal('2026-11-20T10:00:00.000Z')
+        expect(x.headers[HEADER.publisherId], 'the publishing organization is stamped').to.equal('acme')
         expect({ ...x.key }).to.deep.equal({ sku: x.value.sku, locationId: x.value.locationId })
       }
       const sku1 = records.filter((x) => x.value.sku === 'SKU-1')

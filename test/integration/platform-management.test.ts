@@ -57,7 +57,7 @@ describe('platform: management API wiring', function () {
       const partner = await call('/v1/organizations', { kind: 'partner', name: 'Northwind', slug: 'northwind-ingest' })
       const pubKey = (await call('/v1/api-keys', { scope: 'publisher', organizationId: pub.body.id, name: 'erp' })).body.key as string
       const partnerKey = (await call('/v1/api-keys', { scope: 'partner', organizationId: partner.body.id, name: 'ops' })).body.key as string
-      const event = { manufacturerId: 'acme', sku: uniqueName('sku'), locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 5, reserved: 0, available: 5, incoming: [], sequence: 1, occurredAt: '2026-11-24T10:00:00.000Z' }
+      const event = { manufacturerId: pub.body.id as string, sku: uniqueName('sku'), locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 5, reserved: 0, available: 5, incoming: [], sequence: 1, occurredAt: '2026-11-24T10:00:00.000Z' }
       const total = async () => (await admin.fetchTopicOffsets('inventory.levels')).reduce((n, o) => n + Number(o.high), 0)
       const before = await total()
       await waitFor(async () => (await call('/v1/events/inventory.level.changed', [event], pubKey)).status !== 503, { what: 'ingestion ready' })

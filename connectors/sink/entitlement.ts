@@ -1,0 +1,166 @@
+/**
+ * Entitlements in the data plane: for one decoded record and one subscription, given the partner's
+ * current grants, deliver a projected value or drop the record. The control plane refuses a
+ * subscription that asks more than its grants (control-plane/entitlements.ts); this is the check that
+ * holds whatever is stored, on every path to a sink (live, catch-up, replay, dead-letter retry,
+ * snapshot), at delivery time, so a grant revoked after a record was queued still stops it.
+ *
+ * - The PUBLISHER of a record is the organization that published it: the `ce_publisherid` header
+ *   stamped by ingestion (the authenticated publisher), else the payload's `manufacturerId`. When both
+ *   are present they must agree; a record without a publisher is covered by no grant.
+ * - The grants that apply are those of that publisher to the subscription's partner with an
+ *   entitlement for the record's event type. None: dropped (a record no grant covers never leaves).
+ * - Row filter: the grant's filter AND the subscription's, `"$partnerId"` standing for the receiving
+ *   partner. A path through an array holds when every element holds (nothing outside the grant leaks);
+ *   a missing field fails the filter.
+ * - Projection: the grant's fields intersected with the subscription's (absent: every field); a path
+ *   through an array projects each element.
+ */
+import { fieldAllowed } from '../../control-plane/entitlements.ts'
+import type { Entitlement, GrantDoc, RowFilter } from '../../control-plane/types.ts'
+import { HEADER } from '../../schemas/headers.ts'
+import type { SinkRecord } from './types.ts'
+
+export const PARTNER_ID_PLACEHOLDER = '$partnerId'
+
+/** What the data plane needs of a subscription. */
+export interface EntitledSubscription {
+  partnerId: string
+  filter?: RowFilter | undefined
+  fields?: string[] | undefined
+}
+
+export type EntitlementDecision =
+  | { deliver: true; value: unknown; projected: boolean }
+  | { deliver: false; reason: string }
+
+/** The organization that published a record (null: unknown, or header and payload disagree). */
+export function publisherOf(record: Pick<SinkRecord, 'headers' | 'value'>): string | null {
+  const header = record.headers[HEADER.publisherId]
+  const v = record.value
+  const payload = v !== null && typeof v === 'object' && typeof (v as Record<string, unknown>).manufacturerId === 'string' ? ((v as Record<string, unknown>).manufacturerId as string) : undefined
+  if (header !== undefined && header !== '') {
+    if (payload !== undefined && payload !== header) return null
+    return header
+  }
+  return payload ?? null
+}
+
+/** The values at a dot path; arrays on the way contribute each element. Undefined: the path is missing. */
+export function valuesAt(value: unknown, path: string): unknown[] | undefined {
+  let current: unknown[] = [value]
+  for (const name of path.split('.')) {
+    const next: unknown[] = []
+    for (const c of current) {
+      const items = Array.isArray(c) ? c : [c]
+      for (const item of items) {
+        if (item === null || typeof item !== 'object' || Buffer.isBuffer(item) || !(name in (item as object))) return undefined
+        next.push((item as Record<string, unknown>)[name])
+      }
+    }
+    current = next
+  }
+  return current.flatMap((c) => (Array.isArray(c) ? c : [c]))
+}
+
+function scalar(v: unknown): unknown {
+  if (typeof v === 'bigint') return Number(v)
+  if (v instanceof Date) return v.getTime()
+  return v
+}
+
+/** Does the value hold every condition of the filter (`$partnerId` = partnerId)? */
+export function matchesFilter(value: unknown, filter: RowFilter | undefined, partnerId: string): { ok: true } | { ok: false; field: string } {
+  for (const [field, cond] of Object.entries(filter ?? {})) {
+    const allowed = cond.in.map((a) => (a === PARTNER_ID_PLACEHOLDER ? partnerId : a))
+    const found = valuesAt(value, field)
+    if (found === undefined || found.length === 0) return { ok: false, field }
+    if (!found.every((f) => allowed.some((a) => a === scalar(f)))) return { ok: false, field }
+  }
+  return { ok: true }
+}
+
+/** Field paths both lists allow (undefined: every field). */
+export function intersectFields(a: readonly string[] | undefined, b: readonly string[] | undefined): string[] | undefined {
+  if (a === undefined) return b ? [...b] : undefined
+  if (b === undefined) return [...a]
+  const out = new Set<string>()
+  for (const p of a) if (fieldAllowed(p, b)) out.add(p)
+  for (const p of b) if (fieldAllowed(p, a)) out.add(p)
+  return [...out]
+}
+
+/** Fields both of two grants' entitlements allow together (undefined: every field). */
+function unionFields(a: string[] | undefined, b: readonly string[] | undefined): string[] | undefined {
+  if (a === undefined || b === undefined) return undefined
+  return [...new Set([...a, ...b])]
+}
+
+interface Trie {
+  whole: boolean
+  children: Map<string, Trie>
+}
+
+function trieOf(paths: readonly string[]): Trie {
+  const root: Trie = { whole: false, children: new Map() }
+  for (const p of paths) {
+    let node = root
+    for (const name of p.split('.')) {
+      let child = node.children.get(name)
+      if (!child) node.children.set(name, (child = { whole: false, children: new Map() }))
+      node = child
+    }
+    node.whole = true
+  }
+  return root
+}
+
+function projectNode(value: unknown, node: Trie): unknown {
+  if (node.whole) return value
+  if (Array.isArray(value)) return value.map((v) => projectNode(v, node))
+  if (value === null || typeof value !== 'object' || Buffer.isBuffer(value)) return undefined
+  const out: Record<string, unknown> = {}
+  for (const [name, child] of node.children) {
+    if (!(name in (value as object))) continue
+    const v = projectNode((value as Record<string, unknown>)[name], child)
+    if (v !== undefined) out[name] = v
+  }
+  return out
+}
+
+/** A copy of the value holding only the listed paths (the value itself when `paths` is undefined). */
+export function project(value: unknown, paths: readonly string[] | undefined): unknown {
+  if (paths === undefined) return value
+  const v = projectNode(value, trieOf(paths))
+  return v === undefined ? {} : v
+}
+
+/** The entitlements of the publisher's grants to the partner for this event type. */
+export function entitlementsFor(grants: readonly GrantDoc[], partnerId: string, publisherId: string, eventType: string): Entitlement[] {
+  return grants.filter((g) => g.partnerId === partnerId && g.publisherId === publisherId).flatMap((g) => g.entitlements.filter((e) => e.eventType === eventType))
+}
+
+/** Deliver (with the projected value) or drop one record for one subscription. */
+export function decide(record: Pick<SinkRecord, 'headers' | 'value' | 'eventType'>, sub: EntitledSubscription, grants: readonly GrantDoc[]): EntitlementDecision {
+  const publisher = publisherOf(record)
+  if (publisher === null) return { deliver: false, reason: 'the record names no publisher (or header and manufacturerId disagree)' }
+  const ents = entitlementsFor(grants, sub.partnerId, publisher, record.eventType)
+  if (ents.length === 0) return { deliver: false, reason: `no grant of publisher ${publisher} covers ${record.eventType}` }
+  const sf = matchesFilter(record.value, sub.filter, sub.partnerId)
+  if (!sf.ok) return { deliver: false, reason: `outside the subscription's filter (${sf.field})` }
+  let fields: string[] | undefined
+  let passed = 0
+  let failed = ''
+  for (const e of ents) {
+    const gf = matchesFilter(record.value, e.filter, sub.partnerId)
+    if (!gf.ok) {
+      failed = gf.field
+      continue
+    }
+    fields = passed === 0 ? (e.fields ? [...e.fields] : undefined) : unionFields(fields, e.fields)
+    passed++
+  }
+  if (passed === 0) return { deliver: false, reason: `outside the grant's filter (${failed})` }
+  const paths = intersectFields(fields, sub.fields)
+  return { deliver: true, value: project(record.value, paths), projected: paths !== undefined }
+}

@@ -1,0 +1,116 @@
+import { expect } from 'chai'
+import { decide, intersectFields, matchesFilter, project, publisherOf } from '../../connectors/sink/entitlement.ts'
+import type { GrantDoc } from '../../control-plane/types.ts'
+
+const grant = (publisherId: string, partnerId: string, entitlements: GrantDoc['entitlements']): GrantDoc => ({
+  _id: `grt_${publisherId}_${partnerId}`,
+  publisherId,
+  partnerId,
+  entitlements,
+  eventTypes: entitlements.map((e) => e.eventType),
+  createdAt: new Date(),
+  updatedAt: new Date(),
+  version: 1,
+})
+
+const level = (over: Record<string, unknown> = {}) => ({
+  manufacturerId: 'pub1',
+  sku: 'S1',
+  locationId: 'WH1',
+  onHand: 10,
+  reserved: 2,
+  available: 8,
+  incoming: [{ quantity: 5, expectedDate: 1, reference: 'PO-1' }],
+  safetyStock: null,
+  ...over,
+})
+const rec = (value: unknown, headers: Record<string, string> = {}, eventType = 'inventory.level.changed') => ({ value, headers, eventType })
+
+describe('sink entitlement: one record, one subscription, the partner grants', () => {
+  it('ties a record to its publisher: the ce_publisherid header, else manufacturerId; disagreement ties it to none', () => {
+    expect(publisherOf(rec(level()))).to.equal('pub1')
+    expect(publisherOf(rec(level(), { ce_publisherid: 'pub1' }))).to.equal('pub1')
+    expect(publisherOf(rec({ partnerId: 'x' }, { ce_publisherid: 'pub2' }))).to.equal('pub2')
+    expect(publisherOf(rec(level(), { ce_publisherid: 'pub2' }))).to.equal(null)
+    expect(publisherOf(rec({ partnerId: 'x' }))).to.equal(null)
+  })
+
+  it('drops a record no grant covers: no grant, another publisher, another partner, another event type', () => {
+    const sub = { partnerId: 'org_a' }
+    expect(decide(rec(level()), sub, []).deliver).to.equal(false)
+    expect(decide(rec(level()), sub, [grant('pub2', 'org_a', [{ eventType: 'inventory.level.changed' }])]).deliver).to.equal(false)
+    expect(decide(rec(level()), sub, [grant('pub1', 'org_b', [{ eventType: 'inventory.level.changed' }])]).deliver).to.equal(false)
+    expect(decide(rec(level()), sub, [grant('pub1', 'org_a', [{ eventType: 'deal.registered' }])]).deliver).to.equal(false)
+    const ok = decide(rec(level()), sub, [grant('pub1', 'org_a', [{ eventType: 'inventory.level.changed' }])])
+    expect(ok).to.deep.equal({ deliver: true, value: level(), projected: false })
+  })
+
+  it('row filter is grant AND subscription, whatever the subscription asks', () => {
+    const g = [grant('pub1', 'org_a', [{ eventType: 'inventory.level.changed', filter: { sku: { in: ['S1', 'S2'] } } }])]
+    expect(decide(rec(level({ sku: 'S3' })), { partnerId: 'org_a' }, g).deliver).to.equal(false)
+    // a subscription asking for S3 anyway (stored before the grant narrowed) still gets nothing of S3
+    expect(decide(rec(level({ sku: 'S3' })), { partnerId: 'org_a', filter: { sku: { in: ['S3'] } } }, g).deliver).to.equal(false)
+    expect(decide(rec(level({ sku: 'S2' })), { partnerId: 'org_a', filter: { sku: { in: ['S1'] } } }, g).deliver).to.equal(false)
+    expect(decide(rec(level({ sku: 'S1' })), { partnerId: 'org_a', filter: { sku: { in: ['S1'] } } }, g).deliver).to.equal(true)
+  })
+
+  it('substitutes $partnerId: own deals only', () => {
+    const g = [grant('pub1', 'org_a', [{ eventType: 'deal.registered', filter: { partnerId: { in: ['$partnerId'] } } }])]
+    const deal = (partnerId: string) => rec({ manufacturerId: 'pub1', partnerId, amount: 1 }, {}, 'deal.registered')
+    expect(decide(deal('org_a'), { partnerId: 'org_a' }, g).deliver).to.equal(true)
+    expect(decide(deal('org_b'), { partnerId: 'org_a' }, g).deliver).to.equal(false)
+    expect(matchesFilter({ a: 1 }, { b: { in: [1] } }, 'x')).to.deep.equal({ ok: false, field: 'b' })
+  })
+
+  it('a filter through an array holds only when every element holds', () => {
+    const f = { 'lines.sku': { in: ['A', 'B'] } }
+    expect(matchesFilter({ lines: [{ sku: 'A' }, { sku: 'B' }] }, f, 'p').ok).to.equal(true)
+    expect(matchesFilter({ lines: [{ sku: 'A' }, { sku: 'C' }] }, f, 'p').ok).to.equal(false)
+    expect(matchesFilter({ lines: [] }, f, 'p').ok).to.equal(false)
+  })
+
+  it('projects the grant fields intersected with the subscription fields', () => {
+    const g = [grant('pub1', 'org_a', [{ eventType: 'inventory.level.changed', fields: ['sku', 'locationId', 'available', 'incoming.quantity'] }])]
+    const only = decide(rec(level()), { partnerId: 'org_a' }, g)
+    expect(only).to.deep.equal({ deliver: true, value: { sku: 'S1', locationId: 'WH1', available: 8, incoming: [{ quantity: 5 }] }, projected: true })
+    // the subscription asks for onHand (outside the grant) and sku: it gets sku only
+    const narrowed = decide(rec(level()), { partnerId: 'org_a', fields: ['sku', 'onHand', 'incoming'] }, g)
+    expect(narrowed).to.deep.equal({ deliver: true, value: { sku: 'S1', incoming: [{ quantity: 5 }] }, projected: true })
+    // grant without fields: the subscription's own projection
+    const g2 = [grant('pub1', 'org_a', [{ eventType: 'inventory.level.changed' }])]
+    expect(decide(rec(level()), { partnerId: 'org_a', fields: ['sku'] }, g2)).to.deep.equal({ deliver: true, value: { sku: 'S1' }, projected: true })
+  })
+
+  it('field lists and projection helpers', () => {
+    expect(intersectFields(undefined, undefined)).to.equal(undefined)
+    expect(intersectFields(['a'], undefined)).to.deep.equal(['a'])
+    expect(intersectFields(['a.b', 'c'], ['a', 'd'])).to.deep.equal(['a.b'])
+    expect(intersectFields(['a'], ['a.b.c'])).to.deep.equal(['a.b.c'])
+    expect(project({ a: { b: 1, c: 2 }, d: null }, ['a.b', 'd', 'x'])).to.deep.equal({ a: { b: 1 }, d: null })
+    expect(project({ a: 1 }, [])).to.deep.equal({})
+  })
+})
+
+describe('pinned readers: unreadable fields and stored pins', () => {
+  it('names the fields a pinned reader cannot read from a new writer', async () => {
+    const { unreadableFields } = await import('../../control-plane/pinned-readers.ts')
+    const avro = (await import('avsc')).default
+    const v1 = avro.Type.forSchema({ type: 'record', name: 'E', fields: [{ name: 'a', type: 'string' }, { name: 'b', type: 'long' }, { name: 'c', type: 'string', default: 'x' }] })
+    const v2 = avro.Type.forSchema({ type: 'record', name: 'E', fields: [{ name: 'a', type: 'string' }, { name: 'b', type: 'string' }] })
+    const same = avro.Type.forSchema({ type: 'record', name: 'E', fields: [{ name: 'a', type: 'string' }, { name: 'b', type: 'int' }, { name: 'z', type: 'int' }] })
+    const fields = unreadableFields(v1, v2)
+    expect(fields).to.have.length(1)
+    expect(fields[0]).to.match(/^b: /)
+    expect(unreadableFields(v1, same)).to.deep.equal([]) // int promotes to long, c has a default, z is ignored
+    const dropA = avro.Type.forSchema({ type: 'record', name: 'E', fields: [{ name: 'b', type: 'long' }] })
+    expect(unreadableFields(v1, dropA)).to.deep.equal(['a: missing from the new schema and without a default in the pinned version'])
+  })
+
+  it('stores pins keyed by event type without dots, and reads them back', async () => {
+    const { encodePins, pinsOf } = await import('../../control-plane/schema-pins.ts')
+    const stored = encodePins({ 'inventory.level.changed': 1, 'odd%type': 2 })
+    expect(Object.keys(stored).some((k) => k.includes('.'))).to.equal(false)
+    expect(pinsOf({ schemaVersions: stored })).to.deep.equal({ 'inventory.level.changed': 1, 'odd%type': 2 })
+    expect(pinsOf({ schemaVersions: { plain: 3 } })).to.deep.equal({ plain: 3 })
+  })
+})
