@@ -13,11 +13,11 @@ export type {
   Position,
 } from './delivery-queue.ts'
 export { Fifo } from './fifo.ts'
-export { deliveryDefaults, webhookClientSettings } from './settings.ts'
+export { deliveryDefaults, mongoSinkClientSettings, webhookClientSettings } from './settings.ts'
 export type { DeliveryDefaults } from './settings.ts'
 export { SinkWorker, WORKER_DEFAULTS, defaultWorkerId, deliveryPolicy } from './worker.ts'
 export type { SinkWorkerSettings, SinkWorkerDeps, SinkFactory } from './worker.ts'
 export { SinkStore, SINK_COLLECTIONS, tpKey } from './store.ts'
 export type { LeaseDoc, WorkerDoc, CursorDoc } from './store.ts'
-export { DecodedMessage, poisonOf, rawOf, displayKey } from './records.ts'
+export { DecodedMessage, poisonOf, rawOf, displayKey, isTombstone, undeliverable } from './records.ts'
 export type { RawRecord } from './records.ts'

@@ -44,7 +44,7 @@ import { createTopicsReady } from '../../common/kafka-admin.ts'
 import { deadLetterTopicConfig } from '../../schemas/topics.ts'
 import { DEFAULT_SHORT_POLICY, withRetry, type SchedulePolicy } from '../retry.ts'
 import { DeliveryQueue, type DeadLetterInfo } from './delivery-queue.ts'
-import { DecodedMessage, deadLetterMessage, loadSchemas, poisonOf, rawOf } from './records.ts'
+import { DecodedMessage, deadLetterMessage, loadSchemas, rawOf, undeliverable } from './records.ts'
 import type { DeliveryDefaults } from './settings.ts'
 import { SinkStore, tpKey, type CursorDoc, type LeaseDoc } from './store.ts'
 import type { AttemptReport, SinkConnector, SinkContext, SinkRecord } from './types.ts'
@@ -558,7 +558,7 @@ export class SinkWorker {
   // ------------------------------------------------------------------ delivery
 
   async #deliver(run: Run, record: SinkRecord, signal: AbortSignal): Promise<void> {
-    const poison = poisonOf(record)
+    const poison = undeliverable(record, run.sink)
     if (poison) throw poison
     run.inflight.set(record.eventId, { record, forceLog: false })
     try {
@@ -640,7 +640,7 @@ export class SinkWorker {
     const run = this.#runs.get(id)
     const raw = rawOf(record)
     const err = info.error
-    const poison = poisonOf(record)
+    const poison = undeliverable(record, run?.sink)
     const code = err instanceof SyndicationError ? err.code : 'INTERNAL'
     const message = err instanceof Error ? err.message : String(err)
     const reason = poison ? `poison: ${message}` : info.reason === 'exhausted' ? `retries exhausted after ${info.attempts} attempts: ${message}` : `rejected: ${message}`
@@ -961,7 +961,7 @@ export class SinkWorker {
     const message = deadLetterMessage(dl)
     await loadSchemas(this.#d.serde, [message], this.#unknownSchemas).catch(() => undefined)
     const record = new DecodedMessage(this.#d.serde, dl.topic, dl.partition, message).record(run.readers.get(dl.topic))
-    const poison = poisonOf(record)
+    const poison = undeliverable(record, run.sink)
     const policy = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
     try {
       if (poison) throw poison
