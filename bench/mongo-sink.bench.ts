@@ -3,7 +3,7 @@
  * client pool, with attempt reports) beside the raw driver's unguarded replaceOne upsert of the same
  * documents at the same concurrency, on the same server, in one run. A second phase measures a
  * replay (every write stale: the refused upsert plus the read that confirms it) beside the same raw
- * upsert. Bounded: a few seconds per phase, 8 writes in flight, 500 keys.
+ * upsert. Bounded: a few seconds per phase, 8 writes in flight, 200 keys.
  */
 import { randomUUID } from 'node:crypto'
 import { MongoClient } from 'mongodb'
@@ -15,7 +15,7 @@ import { MongoClientPool, MongoProjectionSink } from '../consumers/mongodb/index
 import { inventoryEvent } from './serde.bench.ts'
 import { figure, type Benchmark } from './types.ts'
 
-const KEYS = 500
+const KEYS = 200
 const CONCURRENCY = 8
 
 /** Runs `op(i)` with CONCURRENCY in flight for `ms`; returns ops/s. */
