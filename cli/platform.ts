@@ -26,10 +26,11 @@ import { stackDown, stackSettings, stackUp } from '../stack/index.ts'
 import { createUrlGuard } from '../common/url-guard.ts'
 import { ALL_TOPICS } from '../schemas/topics.ts'
 import { SinkWorker } from '../connectors/sink/worker.ts'
-import { deliveryDefaults, webhookClientSettings } from '../connectors/sink/settings.ts'
+import { deliveryDefaults, mongoSinkClientSettings, webhookClientSettings } from '../connectors/sink/settings.ts'
 import { sinkFactoryByType } from '../consumers/index.ts'
 import { WebhookClient, webhookSinkFactory } from '../consumers/webhook/index.ts'
 import { OAuth2TokenCache, restSinkFactory } from '../consumers/rest/index.ts'
+import { MongoClientPool, mongoSinkFactory } from '../consumers/mongodb/index.ts'
 
 export type PlatformRole = 'api' | 'worker' | 'all'
 
@@ -145,10 +146,12 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   // Sink worker: once the contracts and the control plane are ready (retried until they are).
   let sinkWorker: SinkWorker | undefined
   let webhookClient: WebhookClient | undefined
+  let mongoSinkClients: MongoClientPool | undefined
   const startWorker = async (): Promise<SinkWorker> => {
     const { serde } = await contracts
     const guard = createUrlGuard({ allowlist: config.urlGuard.allowlist })
     webhookClient = new WebhookClient({ guard: async (u) => void (await guard.check(u)), ...webhookClientSettings(config) })
+    mongoSinkClients = new MongoClientPool({ guard, logger, settings: mongoSinkClientSettings(config), appName: `${config.kafka.clientId}-sinks` })
     const defaults = deliveryDefaults(config)
     const tokens = new OAuth2TokenCache(webhookClient)
     for (let attempt = 1; ; attempt++) {
@@ -164,6 +167,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
             webhook: webhookSinkFactory(webhookClient, controlPlane, defaults.webhookTimeoutMs),
             // the REST sink shares the webhook client's keep-alive pools, URL guard and status rules
             rest: restSinkFactory(webhookClient, tokens, controlPlane, defaults.webhookTimeoutMs),
+            mongodb: mongoSinkFactory(mongoSinkClients, controlPlane, ALL_TOPICS),
           }),
           defaults,
           logger,
@@ -199,6 +203,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
         clearInterval(sweep)
         await sinkWorker?.stop()
         await webhookClient?.close()
+        await mongoSinkClients?.close()
         await Promise.allSettled([admin.disconnect(), mongo.close()])
         if (startedStack && options.stopStackOnClose !== false) await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
         logger.info('platform stopped')
@@ -306,6 +311,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       await relay?.stop()
       await sinkWorker?.stop()
       await webhookClient?.close()
+      await mongoSinkClients?.close()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         server.closeIdleConnections()

@@ -94,7 +94,8 @@ export class SecretUnreadableError extends SyndicationError {
 }
 
 /** Why a sink endpoint must stop receiving until an operator re-enables it. */
-export type EndpointDisabledReason = 'gone' | 'url-refused' | 'failing'
+/** auth-failed: the partner's system refuses our credentials (e.g. a MongoDB password changed). */
+export type EndpointDisabledReason = 'gone' | 'url-refused' | 'failing' | 'auth-failed'
 
 /**
  * The endpoint itself is unusable (HTTP 410 Gone, a URL the guard refuses, failing for longer than

@@ -53,6 +53,7 @@ export interface AppConfig {
     parkAfterFailures: number
     disableAfterMs: number
     webhook: { timeoutMs: number; connectionsPerOrigin: number; keepAliveTimeoutMs: number; connectTimeoutMs: number; guardCacheMs: number }
+    mongodb: { serverSelectionTimeoutMs: number; connectTimeoutMs: number; socketTimeoutMs: number; maxPoolSize: number }
   }
   bench: { csvRows: number; latencyRate: number; partnersSubscriptions: number; partnersRate: number }
   ingest: { maxEvents: number; bodyLimitBytes: number; idempotencyWindowMs: number; bufferCapacity: number; retryAfterSeconds: number }

@@ -180,5 +180,11 @@ export const configSchema = {
       connectTimeoutMs: { doc: 'Timeout of one TCP/TLS connection attempt to a partner, in milliseconds.', format: 'nat', default: 10000, env: 'WEBHOOK_CONNECT_TIMEOUT_MS' },
       guardCacheMs: { doc: 'How long a webhook URL the SSRF guard allowed stays allowed without asking again, in milliseconds (0: every attempt).', format: 'nat', default: 60000, env: 'WEBHOOK_GUARD_CACHE_MS' },
     },
+    mongodb: {
+      serverSelectionTimeoutMs: { doc: 'MongoDB sinks: how long a write waits for a reachable partner server before it fails (retriable), in milliseconds.', format: 'nat', default: 10000, env: 'MONGODB_SINK_SERVER_SELECTION_TIMEOUT_MS' },
+      connectTimeoutMs: { doc: 'MongoDB sinks: timeout of one TCP/TLS connection attempt to a partner server, in milliseconds.', format: 'nat', default: 10000, env: 'MONGODB_SINK_CONNECT_TIMEOUT_MS' },
+      socketTimeoutMs: { doc: 'MongoDB sinks: how long a write waits for the partner server to answer before it fails (retriable), in milliseconds (0: no limit).', format: 'nat', default: 30000, env: 'MONGODB_SINK_SOCKET_TIMEOUT_MS' },
+      maxPoolSize: { doc: 'MongoDB sinks: connections per partner connection string at most, shared by every subscription using that string.', format: 'nat', default: 10, env: 'MONGODB_SINK_MAX_POOL_SIZE' },
+    },
   },
 }

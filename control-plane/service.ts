@@ -11,7 +11,11 @@
 import type { Db, Filter } from 'mongodb'
 import type { Logger } from '../common/logger.ts'
 import { generateWebhookSecret, type SecretBox } from '../common/secret-box.ts'
-import { UrlRefusedError } from '../common/errors.ts'
+import { ConfigError, RetriableError, UrlRefusedError } from '../common/errors.ts'
+import { guardConnection, parseConnectionString } from '../consumers/mongodb/connection.ts'
+import { topicsOf } from '../consumers/mongodb/factory.ts'
+import { mongoSinkConfigProblems } from '../consumers/mongodb/sink.ts'
+import { ALL_TOPICS } from '../schemas/topics.ts'
 import type { UrlGuard } from '../common/url-guard.ts'
 import { restSinkProblems } from '../consumers/rest/config.ts'
 import { ApiKeys, type CreatedKey } from './api-keys.ts'
@@ -411,6 +415,34 @@ export class ControlPlane {
     if (errors.length > 0) throw new RequestInvalidError(errors)
   }
 
+  /**
+   * A MongoDB sink: its connection string parses and every host passes the SSRF guard (the worker
+   * checks again when it connects), it is present unless kept from the previous mongodb sink, and
+   * the subscription reads one topic (a projection collection holds one key space).
+   */
+  private async checkMongoSink(sink: SinkConfig, eventTypes: readonly string[], previous?: SinkConfig, stored = false): Promise<void> {
+    if (sink.type !== 'mongodb') return
+    const errors: FieldError[] = []
+    const topics = topicsOf(eventTypes, ALL_TOPICS)
+    for (const p of mongoSinkConfigProblems({ ...sink, connectionString: 'mongodb://placeholder' })) errors.push({ field: `sink.${p.field}`, message: p.message })
+    if (topics.length > 1) errors.push({ field: 'eventTypes', message: `a mongodb sink projects the keys of one topic; these event types come from ${topics.join(', ')}: subscribe each topic into its own collection` })
+    if (stored) {
+      // the stored string is sealed and was checked when it was saved
+    } else if (typeof sink.connectionString !== 'string') {
+      if (previous?.type !== 'mongodb') errors.push({ field: 'sink.connectionString', message: 'is required' })
+    } else {
+      try {
+        await guardConnection(parseConnectionString(sink.connectionString), this.guard)
+      } catch (err) {
+        // a host that does not resolve yet is accepted: the worker guards it again when it connects
+        if (err instanceof RetriableError) this.logger.info('mongodb sink host does not resolve now; checked again at connect', { error: err })
+        else if (err instanceof ConfigError || err instanceof UrlRefusedError) errors.push({ field: 'sink.connectionString', message: err.message.replace(/^sink\.connectionString /, '') })
+        else throw err
+      }
+    }
+    if (errors.length > 0) throw new RequestInvalidError(errors)
+  }
+
   /** Seals the secret fields of a sink; a secret left out keeps the previous sealed value. */
   private sealSink(sink: SinkConfig, previous?: SinkConfig): SinkConfig {
     const out = structuredClone(sink) as unknown as Record<string, unknown>
@@ -447,6 +479,7 @@ export class ControlPlane {
     await this.requireOrganization(partnerId, 'partner', 'partnerId')
     await this.checkAgainstGrants(partnerId, input)
     await this.checkSinkUrls(input.sink)
+    await this.checkMongoSink(input.sink, input.eventTypes)
     const sink = this.sealSink(input.sink)
     this.checkSinkConfig(sink)
     const now = new Date()
@@ -488,6 +521,7 @@ export class ControlPlane {
     }
     await this.checkAgainstGrants(sub.partnerId, merged)
     if (patch.sink) await this.checkSinkUrls(patch.sink)
+    await this.checkMongoSink(patch.sink ?? sub.sink, merged.eventTypes, sub.sink, patch.sink === undefined)
     const sealedSink = patch.sink ? this.sealSink(patch.sink, sub.sink) : undefined
     if (sealedSink) this.checkSinkConfig(sealedSink)
     const set: Partial<SubscriptionDoc> = { updatedAt: new Date(), eventTypes: merged.eventTypes, schemaVersions: encodePins(merged.schemaVersions) }

@@ -23,6 +23,7 @@ export interface RawRecord {
 
 const raws = new WeakMap<SinkRecord, RawRecord>()
 const poisons = new WeakMap<SinkRecord, DataError>()
+const tombstones = new WeakSet<SinkRecord>()
 
 export function rawOf(record: SinkRecord): RawRecord | undefined {
   return raws.get(record)
@@ -31,6 +32,23 @@ export function rawOf(record: SinkRecord): RawRecord | undefined {
 /** The reason a record could not be decoded (undefined: it decoded). */
 export function poisonOf(record: SinkRecord): DataError | undefined {
   return poisons.get(record)
+}
+
+/**
+ * A tombstone: a keyed record with a null value (the key was deleted; compaction keeps it for
+ * delete.retention.ms). Its SinkRecord has `value: null` and is poison for sinks that deliver events
+ * (a webhook has nothing to send: dead letter, as before), but a sink that projects state per key
+ * (SinkConnector.acceptsTombstones, e.g. the MongoDB sink) receives it and deletes the key.
+ */
+export function isTombstone(record: SinkRecord): boolean {
+  return tombstones.has(record)
+}
+
+/** Why `record` cannot go to a sink (undefined: it can): its poison, unless it is a tombstone the sink accepts. */
+export function undeliverable(record: SinkRecord, sink: { acceptsTombstones?: boolean } | null | undefined): DataError | undefined {
+  const poison = poisons.get(record)
+  if (poison && sink?.acceptsTombstones === true && tombstones.has(record)) return undefined
+  return poison
 }
 
 export function textHeaders(h: IHeaders | undefined): Record<string, string> {
@@ -134,6 +152,7 @@ export class DecodedMessage {
       timestamp: e?.occurredAt.getTime() ?? Date.now(),
     }
     raws.set(r, this.raw)
+    if (this.raw.value === null && this.raw.key !== null) tombstones.add(r)
     if (error) {
       Object.assign(error.context, ctx)
       poisons.set(r, error)

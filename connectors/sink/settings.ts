@@ -29,3 +29,9 @@ export function webhookClientSettings(config: AppConfig) {
   const w = config.delivery.webhook
   return { connectionsPerOrigin: Math.max(1, w.connectionsPerOrigin), keepAliveTimeoutMs: w.keepAliveTimeoutMs, connectTimeoutMs: w.connectTimeoutMs, guardCacheMs: w.guardCacheMs }
 }
+
+/** Settings of the MongoDB sinks' shared clients (consumers/mongodb MongoClientPool), minus the guard. */
+export function mongoSinkClientSettings(config: AppConfig) {
+  const m = config.delivery.mongodb
+  return { serverSelectionTimeoutMs: m.serverSelectionTimeoutMs, connectTimeoutMs: m.connectTimeoutMs, socketTimeoutMs: m.socketTimeoutMs, maxPoolSize: Math.max(1, m.maxPoolSize) }
+}

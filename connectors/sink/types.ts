@@ -56,6 +56,11 @@ export interface PutOptions {
 
 export interface SinkConnector<C, V = unknown> {
   readonly kind: 'sink'
+  /**
+   * True for a sink that projects state per key: it receives tombstones (keyed records with a null
+   * value, `value: null`) and deletes the key. Other sinks never see them (they are dead-lettered).
+   */
+  readonly acceptsTombstones?: boolean
   start(config: C, ctx: SinkContext): Promise<void>
   /** Resolve = every record delivered; throw = a classified error (DataError, RetriableError, PartnerRejectedError, EndpointDisabledError). */
   put(records: SinkRecord<V>[], options?: PutOptions): Promise<void>

@@ -52,7 +52,7 @@ import { createTopicsReady } from '../../common/kafka-admin.ts'
 import { deadLetterTopicConfig } from '../../schemas/topics.ts'
 import { DEFAULT_SHORT_POLICY, withRetry, type SchedulePolicy } from '../retry.ts'
 import { DeliveryQueue, type DeadLetterInfo } from './delivery-queue.ts'
-import { DecodedMessage, deadLetterMessage, loadSchemas, poisonOf, rawOf } from './records.ts'
+import { DecodedMessage, deadLetterMessage, loadSchemas, rawOf, undeliverable } from './records.ts'
 import { decide } from './entitlement.ts'
 import { pinsOf } from '../../control-plane/schema-pins.ts'
 import type { DeliveryDefaults } from './settings.ts'
@@ -589,7 +589,7 @@ export class SinkWorker {
   // ------------------------------------------------------------------ delivery
 
   async #deliver(run: Run, original: SinkRecord, signal: AbortSignal): Promise<void> {
-    const poison = poisonOf(original)
+    const poison = undeliverable(original, run.sink)
     if (poison) throw poison
     const record = this.#entitled(run, original)
     if (!record) return // not entitled: done, nothing delivered
@@ -709,7 +709,7 @@ export class SinkWorker {
     const run = this.#runs.get(id)
     const raw = rawOf(record)
     const err = info.error
-    const poison = poisonOf(record)
+    const poison = undeliverable(record, run?.sink)
     const code = err instanceof SyndicationError ? err.code : 'INTERNAL'
     const message = err instanceof Error ? err.message : String(err)
     const reason = poison ? `poison: ${message}` : info.reason === 'exhausted' ? `retries exhausted after ${info.attempts} attempts: ${message}` : `rejected: ${message}`
@@ -1123,7 +1123,7 @@ export class SinkWorker {
     const message = deadLetterMessage(dl)
     await loadSchemas(this.#d.serde, [message], this.#unknownSchemas).catch(() => undefined)
     const decoded = new DecodedMessage(this.#d.serde, dl.topic, dl.partition, message).record(run.readers.get(dl.topic))
-    const poison = poisonOf(decoded)
+    const poison = undeliverable(decoded, run.sink)
     const policy = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
     try {
       if (poison) throw poison

@@ -14,7 +14,7 @@ import { Metrics } from '../../common/metrics.ts'
 import { createSecretBox, generateKeyRingEntry, parseKeyRing } from '../../common/secret-box.ts'
 import { createUrlGuard } from '../../common/url-guard.ts'
 import { deliveryDefaults, type DeliveryDefaults } from '../../connectors/sink/settings.ts'
-import { SinkWorker, type SinkWorkerSettings } from '../../connectors/sink/worker.ts'
+import { SinkWorker, type SinkFactory, type SinkWorkerSettings } from '../../connectors/sink/worker.ts'
 import { WebhookClient, webhookSinkFactory } from '../../consumers/webhook/index.ts'
 import { OAuth2TokenCache, restSinkFactory } from '../../consumers/rest/index.ts'
 import { sinkFactoryByType } from '../../consumers/index.ts'
@@ -55,8 +55,11 @@ export interface SinkHarness {
   produce(levels: Level[]): Promise<string[]>
   /** Produces a raw message (e.g. poison) with a valid envelope. */
   produceRaw(key: Buffer, value: Buffer, headers?: Record<string, string>): Promise<void>
+  /** Produces tombstones (the key, a null value, a valid envelope) for these skus; returns the event ids. */
+  produceTombstones(skus: string[]): Promise<string[]>
   subscribe(input: Partial<SubscriptionInput> & { url: string; name: string }): Promise<{ id: string; secret: string }>
-  worker(settings?: Partial<SinkWorkerSettings>, defaults?: Partial<DeliveryDefaults>): Promise<SinkWorker>
+  /** A worker in this process; `createSink` replaces the webhook sink factory (e.g. another sink type). */
+  worker(settings?: Partial<SinkWorkerSettings>, defaults?: Partial<DeliveryDefaults>, createSink?: SinkFactory): Promise<SinkWorker>
   /** A worker in a child process (killable with SIGKILL). */
   childWorker(workerId: string, settings?: Partial<SinkWorkerSettings>): Promise<ChildProcess>
   close(): Promise<void>
@@ -163,6 +166,16 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
       const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: valueSubject(topic.name), schemaVersion: 1 })
       await producer.send({ topic: topic.name, messages: [{ key, value, headers: { ...toHeaders(env), ...(headers ?? {}) } }] })
     },
+    async produceTombstones(skus) {
+      const out: string[] = []
+      const messages = skus.map((sku) => {
+        const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: valueSubject(topic.name), schemaVersion: 1 })
+        out.push(env.id)
+        return { key: serde.encodeSync(keyId, { sku, locationId: 'WH1' }), value: null, headers: toHeaders(env) }
+      })
+      await producer.send({ topic: topic.name, messages })
+      return out
+    },
     async subscribe(input) {
       const { url, ...rest } = input
       const r = await cp.createSubscription(ADMIN, {
@@ -174,7 +187,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
       })
       return { id: r.subscription._id, secret: r.webhookSecret! }
     },
-    async worker(settings = {}, defaults = {}) {
+    async worker(settings = {}, defaults = {}, createSink) {
       const client = new WebhookClient({ guard: async (u) => void (await createUrlGuard({ allowlist: '127.0.0.1' }).check(u)) })
       clients.push(client)
       const w = new SinkWorker({
@@ -183,7 +196,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
         db,
         serde,
         topics: [topic],
-        createSink: sinkFactoryByType({ webhook: webhookSinkFactory(client, cp, 2000), rest: restSinkFactory(client, new OAuth2TokenCache(client), cp, 2000) }),
+        createSink: createSink ?? sinkFactoryByType({ webhook: webhookSinkFactory(client, cp, 2000), rest: restSinkFactory(client, new OAuth2TokenCache(client), cp, 2000) }),
         defaults: { ...deliveryDefaults(testConfig()), ...defaults },
         logger,
         settings: { groupId, deadLetterTopic, ...FAST, ...settings },
