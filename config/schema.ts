@@ -103,6 +103,14 @@ export const configSchema = {
     bufferCapacity: { doc: 'Events waiting for Kafka at most; beyond it ingestion answers 503 (back-pressure).', format: 'nat', default: 20000, env: 'INGEST_BUFFER_CAPACITY' },
     retryAfterSeconds: { doc: 'Retry-After of a 503 when the events could not be stored.', format: 'nat', default: 5, env: 'INGEST_RETRY_AFTER_SECONDS' },
   },
+  sources: {
+    file: {
+      doc: 'JSON file declaring source connectors, upserted by name when a worker starts: an array of { name, kind (csv-drop | mongodb), publisher (organization id or slug), config, desiredState? }. A state set through the API is kept across restarts. Empty: none.',
+      format: String,
+      default: '',
+      env: 'SOURCES_FILE',
+    },
+  },
   bench: {
     csvRows: { doc: 'Rows of the stock file of `npm run bench -- csv` (the issue\'s full run: 1000000).', format: 'nat', default: 100000, env: 'BENCH_CSV_ROWS' },
     latencyRate: { doc: 'Open-loop rate of `npm run bench -- latency` (POST /v1/events, one event each, and the raw kafkajs baseline), in events/s (the issue: 1000).', format: 'nat', default: 1000, env: 'BENCH_LATENCY_RATE' },

@@ -15,6 +15,8 @@ import type {
   IdempotencyDoc,
   OrganizationDoc,
   RetryRequestDoc,
+  SourceDoc,
+  SourceStatusDoc,
   SubscriptionDoc,
 } from './types.ts'
 import { RequestInvalidError } from './errors.ts'
@@ -30,6 +32,10 @@ export interface Collections {
   deliveries: Collection<DeliveryDoc>
   retryRequests: Collection<RetryRequestDoc>
   idempotency: Collection<IdempotencyDoc>
+  /** Source connectors (desired state and config, written by the API and the config upsert). */
+  sources: Collection<SourceDoc>
+  /** Written only by the worker holding the source's lease (see connectorStatus). */
+  sourceStatus: Collection<SourceStatusDoc>
 }
 
 export const COLLECTION_NAMES: Record<keyof Collections, string> = {
@@ -42,6 +48,8 @@ export const COLLECTION_NAMES: Record<keyof Collections, string> = {
   deliveries: 'deliveries',
   retryRequests: 'retry_requests',
   idempotency: 'idempotency',
+  sources: 'sources',
+  sourceStatus: 'source_status',
 }
 
 export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
@@ -79,6 +87,11 @@ export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
     { key: { subscriptionId: 1, _id: 1 }, name: 'subscription_id' },
   ],
   idempotency: [{ key: { expiresAt: 1 }, name: 'expires_at' }],
+  sources: [
+    { key: { name: 1 }, name: 'name_unique', unique: true },
+    { key: { publisherId: 1, _id: 1 }, name: 'publisher_id' },
+  ],
+  sourceStatus: [],
 }
 
 /** Every list/poll query: its equality (or $in) fields; `_id` (or `sort`) orders and pages it. */
@@ -113,6 +126,10 @@ export const QUERY_SHAPES: Record<string, QueryShape> = {
   'retryRequests.pending': { collection: 'retryRequests', equality: ['status'] },
   'retryRequests.bySubscription': { collection: 'retryRequests', equality: ['subscriptionId'] },
   'idempotency.expired': { collection: 'idempotency', equality: [], sort: 'expiresAt' },
+  'sources.all': { collection: 'sources', equality: [] },
+  'sources.byPublisher': { collection: 'sources', equality: ['publisherId'] },
+  'sources.byName': { collection: 'sources', equality: ['name'] },
+  'sourceStatus.byIds': { collection: 'sourceStatus', equality: ['_id'] },
 }
 
 export function collections(db: Db): Collections {

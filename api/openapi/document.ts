@@ -3,6 +3,8 @@
  * validate every request, and checked by the tests against the routes express actually serves.
  * Every request body carries an example that is valid against its schema (the tests use them).
  */
+import { sourcePaths, sourceSchemas, sourceTag } from './sources.ts'
+
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
 const problems = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { $ref: `#/components/responses/Problem${c}` }]))
 const json = (schema: unknown, example?: unknown) => ({ content: { 'application/json': { schema, ...(example !== undefined ? { example } : {}) } } })
@@ -65,7 +67,7 @@ export const openApiDocument = {
   info: {
     title: 'Distributary management API',
     version: '1.0.0',
-    summary: 'Partners, API keys, grants, subscriptions, connectors and deliveries.',
+    summary: 'Partners, API keys, grants, subscriptions, connectors, deliveries and source connectors.',
     description:
       'Every route but /openapi.json needs `Authorization: Bearer <API key>`. Admin keys see everything; a publisher key sees its grants and ' +
       'the subscriptions of partners to its event types; a partner key sees and changes only its own subscriptions, deliveries and keys. ' +
@@ -82,6 +84,7 @@ export const openApiDocument = {
     { name: 'subscriptions', description: 'A partner\'s sink connector, bounded by its grants.' },
     { name: 'deliveries', description: 'The delivery log, dead letters and retry requests.' },
     { name: 'connectors', description: 'Kafka Connect style control of each subscription\'s connector.' },
+    sourceTag,
     { name: 'maintenance', description: 'Operator tasks.' },
   ],
   paths: {
@@ -199,6 +202,7 @@ export const openApiDocument = {
         requestBody: body(ref('OffsetResetRequest'), { to: 'timestamp', timestamp: '2026-01-01T00:00:00Z' }),
       }),
     },
+    ...sourcePaths,
     '/maintenance/reencrypt-secrets': {
       post: mutation('Re-encrypt every secret at rest with the current key (admin)', 'maintenance', 'reencryptSecrets', [], {
         '200': ok('How many records were re-encrypted.', { type: 'object', required: ['reencrypted'], properties: { reencrypted: { type: 'integer' } } }),
@@ -507,6 +511,7 @@ export const openApiDocument = {
           retryRequestedAt: nullableDateTime,
         },
       },
+      ...sourceSchemas,
       RetryRequest: {
         type: 'object',
         required: ['id', 'subscriptionId', 'kind', 'status', 'requestedAt'],
