@@ -20,6 +20,7 @@ import type { SourceDeclaration, SourceRegistry } from '../../control-plane/sour
 import type { SourceDoc, SourceStatus } from '../../control-plane/types.ts'
 import { SOURCE_PLUGINS, type BuiltSource } from '../../producers/plugins.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
+import type { SourceConnector } from './types.ts'
 import { ensureTopics } from '../../schemas/topics.ts'
 import { SourceLeases, type SourceLeaseDoc } from './leases.ts'
 import { SourceRunner } from './runner.ts'
@@ -60,6 +61,27 @@ interface Run {
 }
 
 const MAX_BACKOFF_MS = 60_000
+
+/**
+ * The connector behind a gate: while closed, `poll` finds nothing. A source whose desired state is
+ * paused starts with the gate closed, so not one record is taken between the runner's start and its
+ * pause (SourceRunner.pause applies only to a running runner). Optional methods stay optional: the
+ * runner tells push from pull sources by `fail`.
+ */
+function gated<C, V>(inner: SourceConnector<C, V>, gate: { open: boolean }): SourceConnector<C, V> {
+  const g: SourceConnector<C, V> = {
+    kind: 'source',
+    start: (config, ctx) => inner.start(config, ctx),
+    poll: () => (gate.open ? inner.poll() : Promise.resolve([])),
+    stop: () => inner.stop(),
+  }
+  if (inner.commit) g.commit = (records) => inner.commit!(records)
+  if (inner.fail) g.fail = (records, err) => inner.fail!(records, err)
+  if (inner.recovery) g.recovery = () => inner.recovery!()
+  if (inner.reconcile) g.reconcile = (positions) => inner.reconcile!(positions)
+  if (inner.position) g.position = () => inner.position!()
+  return g
+}
 
 export class SourceWorker {
   readonly workerId: string
@@ -236,7 +258,8 @@ export class SourceWorker {
         this.admin = admin
       }
       await ensureTopics(this.admin, built.topics)
-      const runner = new SourceRunner(built.connector, built.config, {
+      const gate = { open: run.doc.desiredState !== 'paused' }
+      const runner = new SourceRunner(gated(built.connector, gate), built.config, {
         name: doc.name,
         source: `/sources/${doc.kind}/${doc.name}`,
         kafka: this.opts.kafka,
@@ -252,6 +275,7 @@ export class SourceWorker {
         return
       }
       if (run.doc.desiredState === 'paused') runner.pause()
+      gate.open = true
       run.runner = runner
       run.built = built
       run.configVersion = doc.configVersion
