@@ -51,22 +51,28 @@ function checkEventTopic(c: { eventType?: unknown; topic?: unknown }, faults: Se
   if (typeof c.topic === 'string' && c.topic !== '' && !TOPIC_NAME.test(c.topic)) faults.push({ field: 'topic', message: 'must be a Kafka topic name (letters, digits, . _ -)' })
 }
 
+const rawObject = (raw: unknown): Record<string, unknown> => (raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {})
+
+/** One fault per setting: the schema's (type, bounds) before the plug-in's own checks. */
+function firstPerField(faults: SettingFault[]): SettingFault[] {
+  const seen = new Set<string>()
+  return faults.filter((f) => !seen.has(f.field) && seen.add(f.field))
+}
+
 const csvDrop: SourcePlugin = {
   kind: 'csv-drop',
   schema: csvDropConfigSchema,
   secretPaths: [],
   check(raw) {
-    const r = checkConfig<Record<string, unknown>>('csv-drop', csvDropConfigSchema, raw)
-    if (r.config === undefined) return r.faults
-    const c = r.config
-    const faults: SettingFault[] = []
+    const faults: SettingFault[] = [...checkConfig('csv-drop', csvDropConfigSchema, raw).faults]
+    const c = rawObject(raw)
     for (const key of ['dir', 'stateDir', 'processedDir'] as const) {
-      const v = c[key] as string
-      if (v !== '' && !path.isAbsolute(v)) faults.push({ field: key, message: 'must be an absolute path' })
+      const v = c[key]
+      if (typeof v === 'string' && v !== '' && !path.isAbsolute(v)) faults.push({ field: key, message: 'must be an absolute path' })
     }
-    if ((c.delimiter as string).length !== 1) faults.push({ field: 'delimiter', message: 'must be one character' })
+    if (typeof c.delimiter === 'string' && c.delimiter.length !== 1) faults.push({ field: 'delimiter', message: 'must be one character' })
     checkEventTopic(c, faults)
-    return faults
+    return firstPerField(faults)
   },
   build(raw) {
     const config = parseCsvDropConfig(raw)
@@ -85,12 +91,11 @@ const mongodb: SourcePlugin = {
   schema: mongoSchema,
   secretPaths: ['connectionString'],
   check(raw) {
-    const r = checkConfig<Record<string, unknown>>('mongodb', mongoSchema, raw)
-    if (r.config === undefined) return r.faults
-    const faults: SettingFault[] = []
-    if (!/^mongodb(\+srv)?:\/\/\S+$/.test(r.config.connectionString as string)) faults.push({ field: 'connectionString', message: 'must start with mongodb:// or mongodb+srv://' })
-    checkEventTopic(r.config, faults)
-    return faults
+    const faults: SettingFault[] = [...checkConfig('mongodb', mongoSchema, raw).faults]
+    const c = rawObject(raw)
+    if (typeof c.connectionString === 'string' && !/^mongodb(\+srv)?:\/\/\S+$/.test(c.connectionString)) faults.push({ field: 'connectionString', message: 'must start with mongodb:// or mongodb+srv://' })
+    checkEventTopic(c, faults)
+    return firstPerField(faults)
   },
   build(raw) {
     const { connectionString, ...rest } = raw
