@@ -5,6 +5,7 @@
  * config faults are named by field; a publisher sees only its own sources; a MongoDB source's
  * connection string is sealed at rest and never returned.
  */
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -18,6 +19,7 @@ import { HEADER } from '../../schemas/headers.ts'
 import { testKafka, testPlatformConfig, uniqueName, waitFor } from '../helpers/env.ts'
 import { deleteTopics } from '../helpers/registry.ts'
 import { countRecords, readTopic } from '../helpers/sources.ts'
+import { PROJECT_ROOT } from '../../stack/index.ts'
 
 const MAPPING = {
   columns: { sku: 'Item No', locationId: 'Warehouse', onHand: 'On Hand', reserved: 'Allocated', available: 'Available', sequence: 'Seq' },
@@ -31,6 +33,17 @@ function drop(dir: string, name: string, rows: number, seq0 = 1): void {
   for (let i = 0; i < rows; i++) lines.push(`SKU-${i % 7},Bolt,DE-HAM,${10 + i},0,${10 + i},${seq0 + i}`)
   fs.writeFileSync(path.join(dir, `${name}.tmp`), lines.join('\n') + '\n')
   fs.renameSync(path.join(dir, `${name}.tmp`), path.join(dir, name))
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env } })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    child.once('exit', (code) => resolve({ code, out, err }))
+  })
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -240,6 +253,25 @@ describe('source connectors: declared, run and controlled by the platform', func
       await client.db(db).dropDatabase().catch(() => undefined)
       await client.close()
     }
+  })
+
+  it('the CLI lists the sources, shows one\'s status, pauses and resumes it', async () => {
+    const env = { DISTRIBUTARY_API_URL: platform.url, DISTRIBUTARY_API_KEY: keys.P }
+    const name = (await call('GET', `/v1/sources/${apiSource}`)).body.name as string
+    const list = await cli(['sources'], env)
+    expect(list.code, list.err).to.equal(0)
+    expect(list.out.split('\n')[0]).to.match(/^ID\s+NAME\s+KIND\s+PUBLISHER\s+DESIRED\s+STATE\s+PRODUCED/)
+    expect(list.out).to.include(name)
+    const st = await cli(['sources', 'status', apiSource, '--json'], env)
+    expect(st.code, st.err).to.equal(0)
+    expect(JSON.parse(st.out)).to.include({ id: apiSource, state: 'running', desiredState: 'running' })
+    const paused = await cli(['sources', 'pause', apiSource], env)
+    expect(paused.code, paused.err).to.equal(0)
+    expect(paused.out).to.include('desired state paused')
+    await waitFor(async () => (await status(apiSource)).state === 'paused', { what: 'paused by the CLI' })
+    const resumed = await cli(['sources', 'resume', apiSource], env)
+    expect(resumed.out).to.include('desired state running')
+    await waitFor(async () => (await status(apiSource)).state === 'running', { what: 'resumed by the CLI' })
   })
 
   it('paused survives a platform restart, and the declared source is not declared twice', async () => {
