@@ -271,7 +271,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     logger,
     metrics,
     routers: [ingestRoute],
-    management: { controlPlane, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit },
+    management: { controlPlane, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit, sourceDropRoot: config.sources.dropRoot },
     readiness: {
       kafka: async () => {
         await admin.connect() // a no-op when connected; reconnects after an outage

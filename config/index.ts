@@ -54,7 +54,7 @@ export interface AppConfig {
     disableAfterMs: number
     webhook: { timeoutMs: number; connectionsPerOrigin: number; keepAliveTimeoutMs: number; connectTimeoutMs: number; guardCacheMs: number }
   }
-  sources: { file: string }
+  sources: { file: string; dropRoot: string }
   bench: { csvRows: number; latencyRate: number; partnersSubscriptions: number; partnersRate: number }
   ingest: { maxEvents: number; bodyLimitBytes: number; idempotencyWindowMs: number; bufferCapacity: number; retryAfterSeconds: number }
   cli: { apiUrl: string; apiKey: string }

@@ -110,6 +110,12 @@ export const configSchema = {
       default: '',
       env: 'SOURCES_FILE',
     },
+    dropRoot: {
+      doc: 'Folder that every CSV drop source declared through the management API must live in (dir, stateDir and processedDir; 422 otherwise), so that an API key cannot point the worker at any folder of its host. Empty: any absolute folder (development).',
+      format: String,
+      default: '',
+      env: 'SOURCES_DROP_ROOT',
+    },
   },
   bench: {
     csvRows: { doc: 'Rows of the stock file of `npm run bench -- csv` (the issue\'s full run: 1000000).', format: 'nat', default: 100000, env: 'BENCH_CSV_ROWS' },

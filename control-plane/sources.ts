@@ -12,6 +12,7 @@
  * writes `sources`, the worker holding a source's lease writes its `source_status` document.
  */
 import fs from 'node:fs'
+import path from 'node:path'
 import type { Filter } from 'mongodb'
 import { ConfigError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
@@ -93,11 +94,33 @@ export function loadSourceDeclarations(file: string): SourceDeclaration[] {
 
 const getPath = (o: Record<string, unknown>, key: string) => o[key]
 
+export interface SourceRegistryOptions {
+  /** Folder every csv-drop folder declared through the API must be inside ('' : any). */
+  dropRoot?: string
+}
+
 export class SourceRegistry {
   constructor(
     private readonly cols: Collections,
     private readonly box: SecretBox,
+    private readonly options: SourceRegistryOptions = {},
   ) {}
+
+  /** The plug-in's faults, and csv-drop folders outside the drop root. */
+  private checkApiConfig(kind: SourceKindName, config: Record<string, unknown>): FieldError[] {
+    const errors = checkSourceConfig(kind, config)
+    const root = this.options.dropRoot
+    if (kind === 'csv-drop' && root) {
+      const base = path.resolve(root)
+      for (const key of ['dir', 'stateDir', 'processedDir']) {
+        const v = config[key]
+        if (typeof v !== 'string' || v === '' || errors.some((e) => e.field === `config.${key}`)) continue
+        const rel = path.relative(base, path.resolve(v))
+        if (rel.startsWith('..') || path.isAbsolute(rel)) errors.push({ field: `config.${key}`, message: `must be inside the drop root ${base} (SOURCES_DROP_ROOT)` })
+      }
+    }
+    return errors
+  }
 
   // ---------------------------------------------------------------- visibility
 
@@ -175,7 +198,7 @@ export class SourceRegistry {
     const publisherId = input.publisherId ?? p.organizationId
     if (publisherId === null) throw new RequestInvalidError([{ field: 'publisherId', message: 'is required with an admin key' }])
     await this.publisher(publisherId, 'publisherId', p)
-    const errors = checkSourceConfig(input.kind, input.config)
+    const errors = this.checkApiConfig(input.kind, input.config)
     if (errors.length > 0) throw new RequestInvalidError(errors)
     const now = new Date()
     const doc: SourceDoc = {
@@ -208,7 +231,7 @@ export class SourceRegistry {
     // A secret left out keeps the stored one: validate as if it were given.
     const probe = { ...patch.config }
     for (const key of secretPaths(doc.kind)) if (probe[key] === undefined && typeof doc.config[key] === 'string') probe[key] = 'mongodb://kept'
-    const errors = checkSourceConfig(doc.kind, probe)
+    const errors = this.checkApiConfig(doc.kind, probe)
     if (errors.length > 0) throw new RequestInvalidError(errors)
     const updated = await this.cols.sources.findOneAndUpdate(
       { _id: id, configVersion: doc.configVersion },

@@ -33,6 +33,8 @@ export interface ManagementOptions {
   logger: Logger
   bodyLimit: string
   rateLimit: RateLimit
+  /** Folder every csv-drop source declared through the API must live in ('' or absent: any). */
+  sourceDropRoot?: string
 }
 
 const date = (s: string | undefined) => (s === undefined ? undefined : new Date(s))
@@ -149,7 +151,7 @@ export function managementRouter(options: ManagementOptions): Router {
   }))
 
   // sources (source connectors: csv-drop, mongodb)
-  const sources = new SourceRegistry(cp.cols, cp.box)
+  const sources = new SourceRegistry(cp.cols, cp.box, { dropRoot: options.sourceDropRoot ?? '' })
   mountSourceRoutes(r, sources, h, create)
 
   // maintenance

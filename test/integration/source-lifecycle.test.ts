@@ -77,6 +77,7 @@ describe('source connectors: declared, run and controlled by the platform', func
     config.sources.file = file
     config.worker.statusIntervalMs = 1000
     config.management.rateLimit = { perSecond: 1000, burst: 1000 }
+    config.sources.dropRoot = root
     platform = await startPlatform(config, logger, { stopStackOnClose: false })
     admin = testKafka().admin()
     await admin.connect()
@@ -190,6 +191,10 @@ describe('source connectors: declared, run and controlled by the platform', func
     const again = await call('POST', '/v1/sources', { name: dup.body.name, kind: 'csv-drop', publisherId: orgs.P, config: { dir: dirs.api } })
     expect(again.status).to.equal(409)
     expect(again.body.errors[0].field).to.equal('name')
+    const outside = await call('POST', '/v1/sources', { name: 'bad-six', kind: 'csv-drop', config: { dir: '/etc', processedDir: path.join(root, '..', 'elsewhere') } }, keys.P)
+    expect(outside.status, outside.text).to.equal(422)
+    expect(outside.body.errors.map((e: any) => e.field)).to.have.members(['config.dir', 'config.processedDir'])
+    expect(outside.body.errors[0].message).to.include('SOURCES_DROP_ROOT')
     const patch = await call('PATCH', `/v1/sources/${apiSource}`, { config: { dir: dirs.api, settleMs: -1 } }, keys.P)
     expect(patch.status).to.equal(422)
     expect(patch.body.errors[0].field).to.equal('config.settleMs')
