@@ -16,7 +16,7 @@ import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
 import type { RegistryServer } from '../../schemas/registry/index.ts'
 import { dropDatabaseLater, testKafka, testMongo, uniqueName, waitFor } from '../helpers/env.ts'
 import { deleteTopics, quietLogger, startTestRegistry } from '../helpers/registry.ts'
-import { countRecords } from '../helpers/sources.ts'
+import { closedPort, countRecords } from '../helpers/sources.ts'
 
 describe('source worker: one instance per source across workers', function () {
   this.timeout(90_000)
@@ -28,6 +28,7 @@ describe('source worker: one instance per source across workers', function () {
   let dir: string
   const topic = uniqueName('src-lease')
   const workers: SourceWorker[] = []
+  const box = createSecretBox(parseKeyRing(generateKeyRingEntry('w1')))
 
   before(async () => {
     registry = await startTestRegistry()
@@ -52,7 +53,7 @@ describe('source worker: one instance per source across workers', function () {
 
   it('runs the source on exactly one worker, and hands it over when that worker stops', async () => {
     const cols = collections(db)
-    const sources = new SourceRegistry(cols, createSecretBox(parseKeyRing(generateKeyRingEntry('w1'))))
+    const sources = new SourceRegistry(cols, box)
     const now = new Date()
     await cols.organizations.insertOne({ _id: 'org_000000000000000000000001', kind: 'publisher', name: 'Acme', slug: 'acme', profile: {}, createdAt: now, updatedAt: now, version: 1 })
     const name = uniqueName('lease').slice(0, 40)
@@ -86,5 +87,23 @@ describe('source worker: one instance per source across workers', function () {
     const status = await cols.sourceStatus.findOne({})
     await waitFor(async () => (await cols.sourceStatus.findOne({}))?.workerId === other.workerId, { what: 'status from the new holder' })
     expect(status).to.not.equal(null)
+  })
+
+  it('reports a source that cannot start as failed, with its last error and without its secret', async () => {
+    const cols = collections(db)
+    const sources = new SourceRegistry(cols, box)
+    const port = await closedPort()
+    const created = await sources.create({ keyId: 'test', scope: 'admin', organizationId: null }, {
+      name: uniqueName('dead').slice(0, 40),
+      kind: 'mongodb',
+      publisherId: 'org_000000000000000000000001',
+      config: { connectionString: `mongodb://reader:pw-secret-1@127.0.0.1:${port}/`, database: 'x', collection: 'y', mode: 'poll', topic },
+    })
+    const s = await waitFor(async () => {
+      const st = await cols.sourceStatus.findOne({ _id: created._id })
+      return st?.state === 'failed' && st.lastError ? st : undefined
+    }, { timeoutMs: 30_000, what: 'failed status' })
+    expect(s.lastError!.message).to.match(/ECONNREFUSED|connect|Server selection/i)
+    expect(JSON.stringify(s), 'the password in a status').to.not.include('pw-secret-1')
   })
 })
