@@ -79,6 +79,7 @@ const USAGE = `usage:
   distributary subscriptions [list] [--json]
   distributary connectors [list] | status <id> | pause <id> | resume <id> | replay <id> --from <ISO time|earliest|latest|snapshot> [--follow]  [--json]
   distributary dlq list <subscriptionId> | retry <subscriptionId> [eventId]  [--json]
+  distributary sources [list] | status <id> | pause <id> | resume <id> | stop <id> | start <id>  [--json]
 The API is DISTRIBUTARY_API_URL (default http://127.0.0.1:8080); the key DISTRIBUTARY_API_KEY (default ADMIN_API_KEY).
 `
 
@@ -132,6 +133,24 @@ export async function apiCommand(config: AppConfig, command: string, args: strin
         const c = (await call(config, 'POST', `/connectors/${encodeURIComponent(need('id', id))}/offsets/reset`, body)) as Record<string, unknown>
         out(c, () => `${String(c.id)}: replay from ${from} requested; the worker applies it within seconds\n`)
         if (flags.follow) return followReplay(config, String(c.id), (c.offsetReset as { id: string }).id)
+        return 0
+      }
+      case 'sources list': {
+        const rows = await listAll(config, '/sources')
+        out(rows, () => renderTable(rows, [col('ID', 'id'), col('NAME', 'name'), col('KIND', 'kind'), col('PUBLISHER', 'publisherId'), col('DESIRED', 'desiredState'), col('STATE', 'status.state'), col('PRODUCED', 'status.counts.produced'), col('LAST ERROR', 'status.lastError.message')]))
+        return 0
+      }
+      case 'sources status': {
+        const s = (await call(config, 'GET', `/sources/${encodeURIComponent(need('id', id))}/status`)) as Record<string, unknown>
+        out(s, () => renderTable([s], [col('ID', 'id'), col('NAME', 'name'), col('DESIRED', 'desiredState'), col('STATE', 'state'), col('PRODUCED', 'counts.produced'), col('POSITION', 'position'), col('WORKER', 'workerId'), col('LAST ERROR', 'lastError.message')]))
+        return 0
+      }
+      case 'sources pause':
+      case 'sources resume':
+      case 'sources stop':
+      case 'sources start': {
+        const s = (await call(config, 'PUT', `/sources/${encodeURIComponent(need('id', id))}/${sub}`)) as Record<string, unknown>
+        out(s, () => `${String(s.id)} (${String(s.name)}): desired state ${String(s.desiredState)}; the worker applies it within seconds\n`)
         return 0
       }
       case 'dlq list': {

@@ -19,7 +19,7 @@ commands:
                          run the platform on 127.0.0.1:8080 (brings the local stack up when no
                          external KAFKA_BROKERS / MONGODB_URI is configured); --role api serves
                          HTTP only, --role worker delivers to the subscriptions only (run several:
-                         they share the subscriptions), all (the default) does both
+                         they share the subscriptions and the declared sources), all (the default) does both
   demo [--events N] [--rate R] [--json]
                          watch the platform syndicate a manufacturer's stock changes and deals to two
                          distributors with different grants (webhooks and a MongoDB projection), live;
@@ -31,6 +31,7 @@ commands:
   subscriptions [list]   partner subscriptions          } (DISTRIBUTARY_API_URL, DISTRIBUTARY_API_KEY);
   connectors [list] | status|pause|resume <id> | replay <id> --from <ISO time|earliest|latest|snapshot> [--follow]
   dlq list <subscriptionId> | retry <subscriptionId> [eventId]
+  sources [list] | status|pause|resume|stop|start <id>   source connectors (csv-drop, mongodb)
                          tables by default, the API's JSON with --json
 `
 
@@ -138,6 +139,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'subscriptions':
     case 'connectors':
     case 'dlq':
+    case 'sources':
       return apiCommand(config, command, positionals.slice(1), { json: values.json, from: values.from, kind: values.kind, follow: values.follow })
     default:
       process.stderr.write(`distributary: unknown command "${command}"\n\n${USAGE}`)

@@ -18,7 +18,8 @@ import { Metrics } from '../common/metrics.ts'
 import { generateKeyRingEntry } from '../common/secret-box.ts'
 import { ConfigError } from '../common/errors.ts'
 import { usesLocalMongo, type AppConfig } from '../config/index.ts'
-import { controlPlaneFromConfig, pinnedReaderCheck } from '../control-plane/index.ts'
+import { controlPlaneFromConfig, loadSourceDeclarations, pinnedReaderCheck, SourceRegistry } from '../control-plane/index.ts'
+import { SourceWorker } from '../connectors/source/worker.ts'
 import { createHttpIngest, type HttpIngest } from '../producers/http-ingest/index.ts'
 import { createOutboxRelay, type OutboxRelay } from '../producers/outbox/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, registerTopicSchemas, startSchemaRegistry, type RegistryServer } from '../schemas/index.ts'
@@ -39,6 +40,8 @@ export interface Platform {
   url: string
   /** The sink worker once it runs (roles worker and all). */
   worker: Promise<SinkWorker> | null
+  /** The source worker (declared source connectors) once it runs (roles worker and all). */
+  sources: Promise<SourceWorker> | null
   /** Resolves once the registry runs and the topics and their schemas exist. */
   contracts: Promise<Contracts>
   /** Prometheus metrics of this process (GET /metrics). */
@@ -75,6 +78,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       field: 'schemaRegistry.port',
     })
   }
+  // Declared sources are checked before anything starts: a bad file is a ConfigError at boot.
+  const declarations = runWorker ? loadSourceDeclarations(config.sources.file) : []
   const settings = stackSettings(config)
   let startedStack = false
   if (settings.services.length > 0) {
@@ -191,16 +196,56 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   const worker = runWorker ? startWorker() : null
   worker?.catch(() => undefined)
 
+  // Source worker: runs the declared source connectors (csv-drop, mongodb), one instance each across workers.
+  let sourceWorker: SourceWorker | undefined
+  const sourceRegistry = new SourceRegistry(controlPlane.cols, controlPlane.box)
+  const startSources = async (): Promise<SourceWorker> => {
+    const { serde } = await contracts
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await prepareControlPlane()
+        await sourceRegistry.resealSecrets()
+        const w = new SourceWorker({
+          registry: sourceRegistry,
+          db: mongo.db(config.mongodb.database),
+          kafka: createKafka(config, logger, `${config.kafka.clientId}-sources`),
+          serde,
+          logger,
+          workerId: config.worker.id,
+          declarations,
+          leaseTtlMs: config.worker.leaseTtlMs,
+          passMs: config.worker.pollMs,
+          statusIntervalMs: config.worker.statusIntervalMs,
+        })
+        await w.start()
+        if (closed) {
+          await w.stop()
+          throw new Error('platform closed while the source worker started')
+        }
+        sourceWorker = w
+        return w
+      } catch (err) {
+        if (closed) throw err
+        logger.warn('source worker not started; retrying', { attempt, err })
+        await sleep(Math.min(10_000, 500 * 2 ** Math.min(attempt, 5)))
+      }
+    }
+  }
+  const sources = runWorker ? startSources() : null
+  sources?.catch(() => undefined)
+
   if (!runApi) {
     logger.info('platform running the sink worker only')
     return {
       url: '',
       contracts,
       worker,
+      sources,
       metrics,
       async close() {
         closed = true
         clearInterval(sweep)
+        await sourceWorker?.stop()
         await sinkWorker?.stop()
         await webhookClient?.close()
         await mongoSinkClients?.close()
@@ -270,7 +315,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     logger,
     metrics,
     routers: [ingestRoute],
-    management: { controlPlane, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit },
+    management: { controlPlane, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit, sourceDropRoot: config.sources.dropRoot },
     readiness: {
       kafka: async () => {
         await admin.connect() // a no-op when connected; reconnects after an outage
@@ -303,12 +348,14 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     contracts,
     metrics,
     worker,
+    sources,
     async close() {
       closed = true
       clearInterval(sweep)
       await ingest?.stop()
       stopOutboxNudge?.()
       await relay?.stop()
+      await sourceWorker?.stop()
       await sinkWorker?.stop()
       await webhookClient?.close()
       await mongoSinkClients?.close()

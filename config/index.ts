@@ -55,6 +55,7 @@ export interface AppConfig {
     webhook: { timeoutMs: number; connectionsPerOrigin: number; keepAliveTimeoutMs: number; connectTimeoutMs: number; guardCacheMs: number }
     mongodb: { serverSelectionTimeoutMs: number; connectTimeoutMs: number; socketTimeoutMs: number; maxPoolSize: number }
   }
+  sources: { file: string; dropRoot: string }
   bench: { csvRows: number; latencyRate: number; partnersSubscriptions: number; partnersRate: number }
   ingest: { maxEvents: number; bodyLimitBytes: number; idempotencyWindowMs: number; bufferCapacity: number; retryAfterSeconds: number }
   outbox: { relayEnabled: boolean; pollMs: number; leaseTtlMs: number }

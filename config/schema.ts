@@ -114,6 +114,20 @@ export const configSchema = {
     pollMs: { doc: 'Interval of the outbox relay\'s scan for events written by other API processes, in milliseconds (writes in its own process wake it at once).', format: 'nat', default: 1000, env: 'OUTBOX_POLL_MS' },
     leaseTtlMs: { doc: 'How long the outbox relay\'s lease lasts without renewal; another API process takes the relay over after about this long, in milliseconds.', format: 'nat', default: 10000, env: 'OUTBOX_LEASE_TTL_MS' },
   },
+  sources: {
+    file: {
+      doc: 'JSON file declaring source connectors, upserted by name when a worker starts: an array of { name, kind (csv-drop | mongodb), publisher (organization id or slug), config, desiredState? }. A state set through the API is kept across restarts. Empty: none.',
+      format: String,
+      default: '',
+      env: 'SOURCES_FILE',
+    },
+    dropRoot: {
+      doc: 'Folder that every CSV drop source declared through the management API must live in (dir, stateDir and processedDir; 422 otherwise), so that an API key cannot point the worker at any folder of its host. Empty: any absolute folder (development).',
+      format: String,
+      default: '',
+      env: 'SOURCES_DROP_ROOT',
+    },
+  },
   bench: {
     csvRows: { doc: 'Rows of the stock file of `npm run bench -- csv` (the issue\'s full run: 1000000).', format: 'nat', default: 100000, env: 'BENCH_CSV_ROWS' },
     latencyRate: { doc: 'Open-loop rate of `npm run bench -- latency` (POST /v1/events, one event each, and the raw kafkajs baseline), in events/s (the issue: 1000).', format: 'nat', default: 1000, env: 'BENCH_LATENCY_RATE' },

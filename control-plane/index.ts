@@ -17,3 +17,5 @@ export { collections, ensureIndexes, newId, idAtTime, page, encodeCursor, decode
 export type { Collections, Page, PageRequest, QueryShape } from './store.ts'
 export type * from './types.ts'
 export { controlPlaneFromConfig } from './from-config.ts'
+export { SourceRegistry, checkSourceConfig, loadSourceDeclarations } from './sources.ts'
+export type { SourceInput, SourcePatch, SourceDeclaration, SourceWithStatus, SourceRegistryOptions } from './sources.ts'

@@ -16,6 +16,8 @@ import type {
   OrganizationDoc,
   OutboxRelayDoc,
   RetryRequestDoc,
+  SourceDoc,
+  SourceStatusDoc,
   SubscriptionDoc,
 } from './types.ts'
 import { RequestInvalidError } from './errors.ts'
@@ -33,6 +35,10 @@ export interface Collections {
   idempotency: Collection<IdempotencyDoc>
   /** Written only by the outbox relay (what it produced per organization); the API reads it to prune outboxes. */
   outboxRelay: Collection<OutboxRelayDoc>
+  /** Source connectors (desired state and config, written by the API and the config upsert). */
+  sources: Collection<SourceDoc>
+  /** Written only by the worker holding the source's lease (see connectorStatus). */
+  sourceStatus: Collection<SourceStatusDoc>
 }
 
 export const COLLECTION_NAMES: Record<keyof Collections, string> = {
@@ -46,6 +52,8 @@ export const COLLECTION_NAMES: Record<keyof Collections, string> = {
   retryRequests: 'retry_requests',
   idempotency: 'idempotency',
   outboxRelay: 'outbox_relay',
+  sources: 'sources',
+  sourceStatus: 'source_status',
 }
 
 export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
@@ -86,6 +94,11 @@ export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
   ],
   idempotency: [{ key: { expiresAt: 1 }, name: 'expires_at' }],
   outboxRelay: [],
+  sources: [
+    { key: { name: 1 }, name: 'name_unique', unique: true },
+    { key: { publisherId: 1, _id: 1 }, name: 'publisher_id' },
+  ],
+  sourceStatus: [],
 }
 
 /** Every list/poll query: its equality (or $in) fields; `_id` (or `sort`) orders and pages it. */
@@ -123,6 +136,10 @@ export const QUERY_SHAPES: Record<string, QueryShape> = {
   'retryRequests.pending': { collection: 'retryRequests', equality: ['status'] },
   'retryRequests.bySubscription': { collection: 'retryRequests', equality: ['subscriptionId'] },
   'idempotency.expired': { collection: 'idempotency', equality: [], sort: 'expiresAt' },
+  'sources.all': { collection: 'sources', equality: [] },
+  'sources.byPublisher': { collection: 'sources', equality: ['publisherId'] },
+  'sources.byName': { collection: 'sources', equality: ['name'] },
+  'sourceStatus.byIds': { collection: 'sourceStatus', equality: ['_id'] },
 }
 
 export function collections(db: Db): Collections {

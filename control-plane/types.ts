@@ -321,3 +321,43 @@ export interface IdempotencyDoc {
   createdAt: Date
   expiresAt: Date
 }
+
+/** A source connector's plug-in (HTTP ingestion is built in and not a resource). */
+export type SourceKindName = 'csv-drop' | 'mongodb'
+
+/** A source connector: declared through the API or in configuration (`sources.file`). */
+export interface SourceDoc {
+  /** `src_` + ObjectId hex. */
+  _id: string
+  /** Unique across the platform; the ce_source of its events is /sources/<kind>/<name>. */
+  name: string
+  kind: SourceKindName
+  /** The publisher organization whose events it produces. */
+  publisherId: string
+  origin: 'api' | 'config'
+  /** Validated against the plug-in's config schema; secret settings sealed with the key ring. */
+  config: Record<string, unknown>
+  desiredState: DesiredState
+  /** Incremented on every change a worker must apply (state or config). */
+  generation: number
+  /** Incremented when the config changes (a running instance restarts with the new config). */
+  configVersion: number
+  createdAt: Date
+  updatedAt: Date
+}
+
+/** What the source runtime reports (one writer: the worker holding the source's lease). */
+export interface SourceStatus {
+  state: 'running' | 'paused' | 'stopped' | 'failed' | 'starting' | 'unassigned'
+  workerId: string | null
+  /** The plug-in's resume point / progress (e.g. file and line, or the polling watermark). */
+  position: unknown
+  counts: { produced: number; batches: number; failedBatches: number }
+  lastError: { code: string; message: string; at: Date } | null
+  appliedGeneration: number
+  reportedAt: Date
+}
+
+export interface SourceStatusDoc extends SourceStatus {
+  _id: string
+}

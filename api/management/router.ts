@@ -10,6 +10,8 @@ import type { ControlPlane, DesiredState } from '../../control-plane/index.ts'
 import { ForbiddenError, NotFoundError, RequestInvalidError } from '../../control-plane/index.ts'
 import { openApiDocument, openApiDocumentCopy } from '../openapi/document.ts'
 import { authenticate, TokenBuckets, type RateLimit } from './auth.ts'
+import { SourceRegistry } from '../../control-plane/sources.ts'
+import { mountSourceRoutes } from './sources.ts'
 import {
   apiKeyView,
   connectorStatusView,
@@ -31,6 +33,8 @@ export interface ManagementOptions {
   logger: Logger
   bodyLimit: string
   rateLimit: RateLimit
+  /** Folder every csv-drop source declared through the API must live in ('' or absent: any). */
+  sourceDropRoot?: string
 }
 
 const date = (s: string | undefined) => (s === undefined ? undefined : new Date(s))
@@ -146,10 +150,14 @@ export function managementRouter(options: ManagementOptions): Router {
     return { status: 202, body: connectorView(await cp.resetConnector(principal, params.connectorId!, body.to, ts)) }
   }))
 
+  // sources (source connectors: csv-drop, mongodb)
+  const sources = new SourceRegistry(cp.cols, cp.box, { dropRoot: options.sourceDropRoot ?? '' })
+  mountSourceRoutes(r, sources, h, create)
+
   // maintenance
   r.post('/maintenance/reencrypt-secrets', h(async ({ principal }) => {
     if (principal.scope !== 'admin') throw new ForbiddenError('only an admin key may re-encrypt secrets')
-    return { status: 200, body: { reencrypted: await cp.resealSecrets() } }
+    return { status: 200, body: { reencrypted: (await cp.resealSecrets()) + (await sources.resealSecrets()) } }
   }))
 
   r.use(problemHandler(options.logger))

@@ -4,6 +4,7 @@
  * Every request body carries an example that is valid against its schema (the tests use them).
  */
 import { eventSchemas, ingestionPaths } from './events.ts'
+import { sourcePaths, sourceSchemas, sourceTag } from './sources.ts'
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
 const problems = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { $ref: `#/components/responses/Problem${c}` }]))
@@ -72,7 +73,7 @@ export const openApiDocument = {
   info: {
     title: 'Distributary management API',
     version: '1.0.0',
-    summary: 'Partners, API keys, grants, subscriptions, connectors and deliveries.',
+    summary: 'Partners, API keys, grants, subscriptions, connectors, deliveries and source connectors.',
     description:
       'Every route but /openapi.json needs `Authorization: Bearer <API key>`. Admin keys see everything; a publisher key sees its grants and ' +
       'the subscriptions of partners to its event types; a partner key sees and changes only its own subscriptions, deliveries and keys. ' +
@@ -89,6 +90,7 @@ export const openApiDocument = {
     { name: 'subscriptions', description: 'A partner\'s sink connector, bounded by its grants.' },
     { name: 'deliveries', description: 'The delivery log, dead letters and retry requests.' },
     { name: 'connectors', description: 'Kafka Connect style control of each subscription\'s connector.' },
+    sourceTag,
     { name: 'maintenance', description: 'Operator tasks.' },
     { name: 'events', description: 'Event ingestion over HTTP (publisher keys): each event type\'s body follows its Avro contract.' },
   ],
@@ -208,6 +210,7 @@ export const openApiDocument = {
       }),
     },
     ...ingestionPaths,
+    ...sourcePaths,
     '/maintenance/reencrypt-secrets': {
       post: mutation('Re-encrypt every secret at rest with the current key (admin)', 'maintenance', 'reencryptSecrets', [], {
         '200': ok('How many records were re-encrypted.', { type: 'object', required: ['reencrypted'], properties: { reencrypted: { type: 'integer' } } }),
@@ -575,6 +578,7 @@ export const openApiDocument = {
           retryRequestedAt: nullableDateTime,
         },
       },
+      ...sourceSchemas,
       RetryRequest: {
         type: 'object',
         required: ['id', 'subscriptionId', 'kind', 'status', 'requestedAt'],

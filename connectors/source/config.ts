@@ -13,43 +13,65 @@ export interface Setting {
   /** integer bounds */
   min?: number
   max?: number
+  /** string: one of these values */
+  enum?: readonly string[]
 }
 
 export type ConfigSchema = Record<string, Setting>
 
-export function validateConfig<C>(plugin: string, schema: ConfigSchema, raw: unknown): C {
-  const errors: string[] = []
+/** One bad setting: its name and what is wrong with it. */
+export interface SettingFault {
+  field: string
+  message: string
+}
+
+/**
+ * Checks a config against the schema: the config with defaults filled in, or every fault by
+ * setting name (never both). `validateConfig` throws them as one ConfigError (context.fields).
+ */
+export function checkConfig<C>(plugin: string, schema: ConfigSchema, raw: unknown): { config: C; faults: [] } | { config: undefined; faults: SettingFault[] } {
+  const faults: SettingFault[] = []
+  const fault = (field: string, message: string) => faults.push({ field, message })
+  if (raw !== undefined && raw !== null && (typeof raw !== 'object' || Array.isArray(raw))) return { config: undefined, faults: [{ field: '', message: 'must be an object' }] }
   const input = (raw ?? {}) as Record<string, unknown>
-  if (typeof input !== 'object' || Array.isArray(input)) throw new ConfigError(`${plugin}: config must be an object`, { plugin })
   const out: Record<string, unknown> = {}
   for (const [key, s] of Object.entries(schema)) {
     const v = input[key]
     if (v === undefined) {
-      if (s.default === undefined) errors.push(`${key} is required (${s.doc})`)
+      if (s.default === undefined) fault(key, `is required (${s.doc})`)
       else out[key] = s.default
       continue
     }
     switch (s.type) {
       case 'string':
-        if (typeof v !== 'string' || (v === '' && s.default !== '')) errors.push(`${key} must be a non-empty string`)
+        if (typeof v !== 'string' || (v === '' && s.default !== '')) fault(key, 'must be a non-empty string')
+        else if (s.enum && !s.enum.includes(v)) fault(key, `must be one of ${s.enum.join(', ')}`)
         break
       case 'integer':
-        if (typeof v !== 'number' || !Number.isInteger(v)) errors.push(`${key} must be an integer`)
-        else if ((s.min !== undefined && v < s.min) || (s.max !== undefined && v > s.max)) errors.push(`${key} must be between ${s.min ?? '-∞'} and ${s.max ?? '∞'}`)
+        if (typeof v !== 'number' || !Number.isInteger(v)) fault(key, 'must be an integer')
+        else if ((s.min !== undefined && v < s.min) || (s.max !== undefined && v > s.max)) fault(key, `must be between ${s.min ?? '-∞'} and ${s.max ?? '∞'}`)
         break
       case 'boolean':
-        if (typeof v !== 'boolean') errors.push(`${key} must be true or false`)
+        if (typeof v !== 'boolean') fault(key, 'must be true or false')
         break
       case 'string-map':
-        if (v === null || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) errors.push(`${key} must be an object of strings`)
+        if (v === null || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) fault(key, 'must be an object of strings')
         break
       case 'object':
-        if (v === null || typeof v !== 'object' || Array.isArray(v)) errors.push(`${key} must be an object`)
+        if (v === null || typeof v !== 'object' || Array.isArray(v)) fault(key, 'must be an object')
         break
     }
     out[key] = v
   }
-  for (const key of Object.keys(input)) if (!(key in schema)) errors.push(`${key} is not a setting of ${plugin} (known: ${Object.keys(schema).join(', ')})`)
-  if (errors.length > 0) throw new ConfigError(`${plugin}: invalid config: ${errors.join('; ')}`, { plugin, errors })
-  return out as C
+  for (const key of Object.keys(input)) if (!(key in schema)) fault(key, `is not a setting of ${plugin} (known: ${Object.keys(schema).join(', ')})`)
+  return faults.length > 0 ? { config: undefined, faults } : { config: out as C, faults: [] }
+}
+
+export function validateConfig<C>(plugin: string, schema: ConfigSchema, raw: unknown): C {
+  const r = checkConfig<C>(plugin, schema, raw)
+  if (r.faults.length > 0) {
+    const errors = r.faults.map((f) => (f.field ? `${f.field} ${f.message}` : `config ${f.message}`))
+    throw new ConfigError(`${plugin}: invalid config: ${errors.join('; ')}`, { plugin, errors, fields: r.faults })
+  }
+  return r.config as C
 }

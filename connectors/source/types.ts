@@ -62,6 +62,8 @@ export interface SourceConnector<C = unknown, V = unknown> {
    */
   recovery?(): { sinceMs: number; topics: string[] } | undefined
   reconcile?(positions: unknown[]): Promise<void>
+  /** Where the source stands now (its resume point, JSON-serialisable), for status reports. */
+  position?(): unknown
   stop(): Promise<void>
 }
 

@@ -189,6 +189,12 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
     f.committed = last
   }
 
+  /** The file in progress and the next line to read after the last acked row (status reports). */
+  position(): { file: string | null; line: number | null; filesDone: number } {
+    const f = this.current
+    return { file: f?.name ?? null, line: f ? f.committed.line : null, filesDone: this.finished.length }
+  }
+
   async stop(): Promise<void> {
     const f = this.current
     this.current = undefined

@@ -43,7 +43,7 @@ export interface MongoSourceConfig {
 export const mongoSourceConfigSchema: ConfigSchema = {
   database: { doc: 'Database of the watched collection.', type: 'string' },
   collection: { doc: 'The watched collection.', type: 'string' },
-  mode: { doc: 'auto (change streams where supported, else polling), poll or changeStream.', type: 'string', default: 'auto' },
+  mode: { doc: 'auto (change streams where supported, else polling), poll or changeStream.', type: 'string', default: 'auto', enum: ['auto', 'poll', 'changeStream'] },
   eventType: { doc: 'Event type of the published changes (selects the contract).', type: 'string', default: 'inventory.level.changed' },
   topic: { doc: 'Topic to write; empty: the declared topic of eventType.', type: 'string', default: '' },
   updatedAtField: { doc: 'Date field every write sets (polling watermark).', type: 'string', default: 'updatedAt' },
@@ -246,6 +246,11 @@ export class MongoDbSource implements SourceConnector<MongoSourceConfig> {
     const now = Date.now()
     await this.offsets.replaceOne({ _id: this.name }, { position, committedAt: new Date(now) }, { upsert: true })
     this.committedAt = now
+  }
+
+  /** The stored watermark (polling) or resume token (change streams), and the mode (status reports). */
+  position(): { mode: 'poll' | 'changeStream'; watermark: Position | null } {
+    return { mode: this.mode, watermark: this.watermark }
   }
 
   async stop(): Promise<void> {

@@ -13,7 +13,7 @@ describe('management API: every route', function () {
     await f?.h.close()
   })
 
-  const ids = () => ({ organizationId: f.orgs.A, keyId: f.keyIds.A, grantId: f.grantPA, subscriptionId: f.subA, connectorId: f.subA, eventId: 'e1' })
+  const ids = () => ({ organizationId: f.orgs.A, keyId: f.keyIds.A, grantId: f.grantPA, subscriptionId: f.subA, connectorId: f.subA, eventId: 'e1', sourceId: f.srcP })
 
   describe('authentication failure (table over the OpenAPI document)', () => {
     for (const op of operations()) {
@@ -378,6 +378,63 @@ describe('management API: every route', function () {
       const missing = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, { key: f.keys.A, body: { to: 'timestamp' } })
       expect(missing.status).to.equal(422)
       expect(missing.body.errors[0].field).to.equal('timestamp')
+    })
+    ok('listSources', async () => {
+      const r = await f.h.call('GET', '/v1/sources', { key: f.keys.P })
+      expect(r.status).to.equal(200)
+      expect(r.body.items.map((s: any) => s.id)).to.deep.equal([f.srcP])
+      expect((await f.h.call('GET', '/v1/sources', { key: f.keys.Q })).body.items).to.deep.equal([])
+      expect((await f.h.call('GET', `/v1/sources?publisherId=${f.orgs.P}`)).body.items).to.have.length(1)
+    })
+    ok('createSource', async () => {
+      const r = await f.h.call('POST', '/v1/sources', { key: f.keys.Q, body: { name: 'q-mongo', kind: 'mongodb', desiredState: 'stopped', config: { connectionString: 'mongodb://user:pw@127.0.0.1:1/', database: 'inv', collection: 'stock' } } })
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body).to.include({ kind: 'mongodb', publisherId: f.orgs.Q, desiredState: 'stopped', origin: 'api' })
+      expect(r.body.config).to.deep.equal({ database: 'inv', collection: 'stock', secretsSet: ['connectionString'] })
+      expect(JSON.stringify(await f.h.db.collection('sources').findOne({ _id: r.body.id }))).to.not.include('user:pw')
+      const bad = await f.h.call('POST', '/v1/sources', { key: f.keys.Q, body: { name: 'q-bad', kind: 'mongodb', config: { connectionString: 'http://x', database: 'inv', collection: 'stock', mode: 'sometimes' } } })
+      expect(bad.status).to.equal(422)
+      expect(bad.body.errors.map((e: any) => e.field)).to.have.members(['config.connectionString', 'config.mode'])
+    })
+    ok('getSource', async () => {
+      const r = await f.h.call('GET', `/v1/sources/${f.srcP}`, { key: f.keys.P })
+      expect(r.status).to.equal(200)
+      expect(r.body.config).to.deep.equal({ dir: '/tmp/p-drop' })
+      expect(r.body.status).to.include({ state: 'unassigned', desiredState: 'running', pendingChanges: true })
+      expect((await f.h.call('GET', `/v1/sources/${f.srcP}`, { key: f.keys.Q })).status).to.equal(404)
+    })
+    ok('updateSource', async () => {
+      const r = await f.h.call('PATCH', `/v1/sources/${f.srcP}`, { key: f.keys.P, body: { config: { dir: '/tmp/p-drop', batchRows: 100 } } })
+      expect(r.status, r.text).to.equal(200)
+      expect(r.body.config.batchRows).to.equal(100)
+      const bad = await f.h.call('PATCH', `/v1/sources/${f.srcP}`, { key: f.keys.P, body: { config: { batchRows: 100 } } })
+      expect(bad.status).to.equal(422)
+      expect(bad.body.errors[0].field).to.equal('config.dir')
+    })
+    ok('getSourceStatus', async () => {
+      const src = await f.h.call('GET', `/v1/sources/${f.srcP}`)
+      await f.h.db.collection('source_status').replaceOne({ _id: f.srcP } as never, { state: 'running', workerId: 'w1', position: { file: 'a.csv', line: 7, filesDone: 0 }, counts: { produced: 6, batches: 1, failedBatches: 0 }, lastError: null, appliedGeneration: src.body.generation, reportedAt: new Date() }, { upsert: true })
+      const r = await f.h.call('GET', `/v1/sources/${f.srcP}/status`, { key: f.keys.P })
+      expect(r.status).to.equal(200)
+      expect(r.body).to.include({ state: 'running', workerId: 'w1', pendingChanges: false })
+      expect(r.body.position).to.deep.equal({ file: 'a.csv', line: 7, filesDone: 0 })
+      expect(r.body.counts.produced).to.equal(6)
+    })
+    for (const [opId, verb, state] of [['pauseSource', 'pause', 'paused'], ['resumeSource', 'resume', 'running'], ['stopSource', 'stop', 'stopped'], ['startSource', 'start', 'running']] as const) {
+      ok(opId, async () => {
+        const before = await f.h.call('GET', `/v1/sources/${f.srcP}`)
+        const r = await f.h.call('PUT', `/v1/sources/${f.srcP}/${verb}`, { key: f.keys.P })
+        expect(r.status, r.text).to.equal(202)
+        expect(r.body.desiredState).to.equal(state)
+        expect(r.body.generation).to.equal(before.body.generation + (before.body.desiredState === state ? 0 : 1))
+        expect((await f.h.call('PUT', `/v1/sources/${f.srcP}/${verb}`, { key: f.keys.A })).status, 'a partner cannot see it').to.equal(404)
+      })
+    }
+    ok('deleteSource', async () => {
+      const c = await f.h.call('POST', '/v1/sources', { key: f.keys.P, body: { name: 'p-gone', kind: 'csv-drop', config: { dir: '/tmp/p-gone' } } })
+      expect((await f.h.call('DELETE', `/v1/sources/${c.body.id}`, { key: f.keys.Q })).status).to.equal(404)
+      expect((await f.h.call('DELETE', `/v1/sources/${c.body.id}`, { key: f.keys.P })).status).to.equal(204)
+      expect((await f.h.call('GET', `/v1/sources/${c.body.id}`)).status).to.equal(404)
     })
     ok('reencryptSecrets', async () => {
       const r = await f.h.call('POST', '/v1/maintenance/reencrypt-secrets')

@@ -14,6 +14,8 @@ export interface Fixture {
   grantPA: string
   subA: string
   webhookSecretA: string
+  /** A csv-drop source of publisher P (no worker runs it here). */
+  srcP: string
 }
 
 export async function buildFixture(options: HarnessOptions = {}): Promise<Fixture> {
@@ -50,6 +52,8 @@ export async function buildFixture(options: HarnessOptions = {}): Promise<Fixtur
   })
   expect(s.status, s.text).to.equal(201)
   const subA = s.body.id as string
+  const src = await h.call('POST', '/v1/sources', { key: kP.key, body: { name: 'p-drop', kind: 'csv-drop', config: { dir: '/tmp/p-drop' } } })
+  expect(src.status, src.text).to.equal(201)
   const base = { subscriptionId: subA, partnerId: orgs.A, eventType: 'inventory.level.changed' }
   await h.cp.deliveries.recordAttempt({ ...base, eventId: 'e1', key: 'sku-1', status: 'delivered', attempt: { at: new Date(), durationMs: 12, statusCode: 200, error: null, responseExcerpt: 'ok' } })
   await h.cp.deliveries.recordAttempt({ ...base, eventId: 'e2', key: 'sku-2', status: 'retrying', attempt: { at: new Date(), durationMs: 30, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' } })
@@ -62,5 +66,6 @@ export async function buildFixture(options: HarnessOptions = {}): Promise<Fixtur
     grantPA: g.body.id,
     subA,
     webhookSecretA: s.body.webhookSecret,
+    srcP: src.body.id,
   }
 }

@@ -13,9 +13,9 @@ describe('management API: organizations are isolated', function () {
     await f?.h.close()
   })
 
-  // Partner A's resources (and publisher P's grant to A). A new route with a new id parameter has no
+  // Partner A's resources (and publisher P's grant to A and source). A new route with a new id parameter has no
   // entry here, so `fill` throws and the test fails until the route is added and checked.
-  const foreignIds = () => ({ organizationId: f.orgs.A, keyId: f.keyIds.A, grantId: f.grantPA, subscriptionId: f.subA, connectorId: f.subA, eventId: 'e1' })
+  const foreignIds = () => ({ organizationId: f.orgs.A, keyId: f.keyIds.A, grantId: f.grantPA, subscriptionId: f.subA, connectorId: f.subA, eventId: 'e1', sourceId: f.srcP })
 
   for (const op of operations().filter((o) => o.pathParams.length > 0)) {
     it(`${op.method} ${op.path}: another organization's id is 404 for a partner and for a publisher`, async () => {
@@ -38,6 +38,9 @@ describe('management API: organizations are isolated', function () {
     expect((await f.h.cp.deliveries.pendingRetryRequests()).length).to.equal(0)
     const org = await f.h.call('GET', `/v1/organizations/${f.orgs.A}`, { key: f.keys.A })
     expect(org.body.name).to.equal('PARTNER-A')
+    const src = await f.h.call('GET', `/v1/sources/${f.srcP}`, { key: f.keys.P })
+    expect(src.body).to.include({ desiredState: 'running', generation: 1 })
+    expect(src.body.config).to.deep.equal({ dir: '/tmp/p-drop' })
   })
 
   it('refuses a subscription beyond the grants with 422 naming what exceeds', async () => {

@@ -1,0 +1,303 @@
+/**
+ * Source connectors as resources, against the real broker and store through a running platform:
+ * declared through the management API and in configuration (SOURCES_FILE), run by the worker role,
+ * started, paused, resumed and stopped without a restart; paused survives a platform restart;
+ * config faults are named by field; a publisher sees only its own sources; a MongoDB source's
+ * connection string is sealed at rest and never returned.
+ */
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { expect } from 'chai'
+import type { Admin } from 'kafkajs'
+import { MongoClient } from 'mongodb'
+import { startPlatform, type Platform } from '../../cli/platform.ts'
+import { createLogger } from '../../common/logger.ts'
+import { mongoUri } from '../../config/index.ts'
+import { HEADER } from '../../schemas/headers.ts'
+import { testKafka, testPlatformConfig, uniqueName, waitFor } from '../helpers/env.ts'
+import { deleteTopics } from '../helpers/registry.ts'
+import { countRecords, readTopic } from '../helpers/sources.ts'
+import { PROJECT_ROOT } from '../../stack/index.ts'
+
+const MAPPING = {
+  columns: { sku: 'Item No', locationId: 'Warehouse', onHand: 'On Hand', reserved: 'Allocated', available: 'Available', sequence: 'Seq' },
+  constants: { manufacturerId: 'acme', unitOfMeasure: 'EA' },
+}
+const HEADER_ROW = 'Item No,Description,Warehouse,On Hand,Allocated,Available,Seq'
+
+/** Writes a stock file atomically (a .tmp renamed to .csv), so the source never sees half a file. */
+function drop(dir: string, name: string, rows: number, seq0 = 1): void {
+  const lines = [HEADER_ROW]
+  for (let i = 0; i < rows; i++) lines.push(`SKU-${i % 7},Bolt,DE-HAM,${10 + i},0,${10 + i},${seq0 + i}`)
+  fs.writeFileSync(path.join(dir, `${name}.tmp`), lines.join('\n') + '\n')
+  fs.renameSync(path.join(dir, `${name}.tmp`), path.join(dir, name))
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env } })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    child.once('exit', (code) => resolve({ code, out, err }))
+  })
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe('source connectors: declared, run and controlled by the platform', function () {
+  this.timeout(120_000)
+  const { config, adminKey } = testPlatformConfig('sources')
+  const logger = createLogger({ level: 'error', write: () => undefined })
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sources-'))
+  const dirs = { cfg: path.join(root, 'cfg'), api: path.join(root, 'api') }
+  const topics = { cfg: uniqueName('src-cfg'), api: uniqueName('src-api'), mongo: uniqueName('src-mongo') }
+  const slug = `acme-${uniqueName('p').slice(-8)}`
+  let platform: Platform
+  let admin: Admin
+  let keys: { P: string; Q: string; A: string }
+  let orgs: { P: string; Q: string }
+  let apiSource: string
+
+  const call = async (method: string, p: string, body?: unknown, key = adminKey) => {
+    const res = await fetch(platform.url + p, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) })
+    const text = await res.text()
+    return { status: res.status, body: (text ? JSON.parse(text) : null) as any, text }
+  }
+  const status = async (id: string) => (await call('GET', `/v1/sources/${id}/status`)).body
+  const processed = (dir: string, name: string) => fs.existsSync(path.join(dir, 'processed', name))
+
+  before(async () => {
+    for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true })
+    const file = path.join(root, 'sources.json')
+    fs.writeFileSync(file, JSON.stringify([{ name: uniqueName('cfg').slice(0, 40), kind: 'csv-drop', publisher: slug, config: { dir: dirs.cfg, topic: topics.cfg, settleMs: 0, scanIntervalMs: 50, ...MAPPING } }]))
+    config.sources.file = file
+    config.worker.statusIntervalMs = 1000
+    config.management.rateLimit = { perSecond: 1000, burst: 1000 }
+    config.sources.dropRoot = root
+    platform = await startPlatform(config, logger, { stopStackOnClose: false })
+    admin = testKafka().admin()
+    await admin.connect()
+    await platform.contracts
+    const org = async (kind: string, s: string) => {
+      const r = await call('POST', '/v1/organizations', { kind, name: s, slug: s })
+      expect(r.status, r.text).to.equal(201)
+      return r.body.id as string
+    }
+    orgs = { P: await org('publisher', slug), Q: await org('publisher', `${slug}-q`) }
+    const partner = await org('partner', `${slug}-a`)
+    const key = async (scope: string, organizationId: string) => (await call('POST', '/v1/api-keys', { scope, organizationId, name: 'k' })).body.key as string
+    keys = { P: await key('publisher', orgs.P), Q: await key('publisher', orgs.Q), A: await key('partner', partner) }
+  })
+
+  after(async () => {
+    await admin?.disconnect()
+    await platform?.close()
+    await deleteTopics(...Object.values(topics))
+    fs.rmSync(root, { recursive: true, force: true })
+  })
+
+  it('a source declared in configuration is created once its publisher exists, starts with the platform, and its file reaches Kafka', async () => {
+    const listed = await waitFor(async () => {
+      const r = await call('GET', '/v1/sources')
+      return r.body.items.find((s: any) => s.origin === 'config')
+    }, { what: 'the declared source' })
+    expect(listed.kind).to.equal('csv-drop')
+    expect(listed.publisherId).to.equal(orgs.P)
+    expect(listed.desiredState).to.equal('running')
+    drop(dirs.cfg, 'cfg-1.csv', 20)
+    await waitFor(() => processed(dirs.cfg, 'cfg-1.csv'), { timeoutMs: 30_000, what: 'cfg-1.csv processed' })
+    expect(await countRecords(admin, topics.cfg)).to.equal(20)
+    const s = await waitFor(async () => {
+      const st = await status(listed.id)
+      return st.state === 'running' && st.counts.produced === 20 ? st : undefined
+    }, { what: 'status with counts' })
+    expect(s.workerId).to.be.a('string')
+    expect(s.position.filesDone).to.equal(1)
+    // Declared in configuration: changed there, not through the API.
+    const patch = await call('PATCH', `/v1/sources/${listed.id}`, { config: { dir: dirs.cfg } })
+    expect(patch.status).to.equal(409)
+    expect(patch.body.errors[0].field).to.equal('origin')
+  })
+
+  it('declared through the API (publisher key): a dropped file\'s rows reach Kafka with the source\'s ce_source', async () => {
+    const r = await call('POST', '/v1/sources', { name: uniqueName('api').slice(0, 40), kind: 'csv-drop', config: { dir: dirs.api, topic: topics.api, settleMs: 0, scanIntervalMs: 50, ...MAPPING } }, keys.P)
+    expect(r.status, r.text).to.equal(201)
+    expect(r.body.publisherId).to.equal(orgs.P)
+    expect(r.body.origin).to.equal('api')
+    apiSource = r.body.id
+    await waitFor(async () => (await status(apiSource)).state === 'running', { what: 'running' })
+    drop(dirs.api, 'a.csv', 30)
+    await waitFor(() => processed(dirs.api, 'a.csv'), { timeoutMs: 30_000, what: 'a.csv processed' })
+    const records = await readTopic(testKafka(), admin, (await platform.contracts).serde, topics.api)
+    expect(records).to.have.length(30)
+    expect(records.map((x) => x.value.sequence).sort((a: number, b: number) => a - b)).to.deep.equal(Array.from({ length: 30 }, (_, i) => i + 1))
+    expect(records[0]!.headers[HEADER.source]).to.equal(`/sources/csv-drop/${r.body.name}`)
+  })
+
+  it('pause: a new file is not processed; resume: it is', async () => {
+    const paused = await call('PUT', `/v1/sources/${apiSource}/pause`, undefined, keys.P)
+    expect(paused.status).to.equal(202)
+    expect(paused.body.desiredState).to.equal('paused')
+    await waitFor(async () => (await status(apiSource)).state === 'paused', { what: 'paused' })
+    const before = await countRecords(admin, topics.api)
+    drop(dirs.api, 'b.csv', 10, 100)
+    await sleep(3000)
+    expect(processed(dirs.api, 'b.csv'), 'processed while paused').to.equal(false)
+    expect(fs.existsSync(path.join(dirs.api, 'b.csv'))).to.equal(true)
+    expect(await countRecords(admin, topics.api)).to.equal(before)
+    expect((await call('PUT', `/v1/sources/${apiSource}/resume`, undefined, keys.P)).body.desiredState).to.equal('running')
+    await waitFor(() => processed(dirs.api, 'b.csv'), { timeoutMs: 30_000, what: 'b.csv processed after resume' })
+    expect(await countRecords(admin, topics.api)).to.equal(before + 10)
+  })
+
+  it('stop: the instance goes and a new file waits; start: it runs again from its resume point', async () => {
+    expect((await call('PUT', `/v1/sources/${apiSource}/stop`, undefined, keys.P)).status).to.equal(202)
+    const st = await waitFor(async () => {
+      const s = await status(apiSource)
+      return s.state === 'stopped' ? s : undefined
+    }, { what: 'stopped' })
+    expect(st.pendingChanges).to.equal(false)
+    const before = await countRecords(admin, topics.api)
+    drop(dirs.api, 'c.csv', 5, 200)
+    await sleep(2500)
+    expect(processed(dirs.api, 'c.csv'), 'processed while stopped').to.equal(false)
+    expect((await call('PUT', `/v1/sources/${apiSource}/start`, undefined, keys.P)).body.desiredState).to.equal('running')
+    await waitFor(() => processed(dirs.api, 'c.csv'), { timeoutMs: 30_000, what: 'c.csv processed after start' })
+    expect(await countRecords(admin, topics.api)).to.equal(before + 5)
+  })
+
+  it('config faults are 422 naming config.<setting>; contract faults are 400 naming the field', async () => {
+    const bad = await call('POST', '/v1/sources', { name: 'bad-one', kind: 'csv-drop', config: { dir: 'relative/dir', batchRows: 0, delimiter: ';;', bogus: 1 } }, keys.P)
+    expect(bad.status, bad.text).to.equal(422)
+    const fields = bad.body.errors.map((e: any) => e.field)
+    expect(fields).to.include.members(['config.batchRows', 'config.bogus'])
+    const bad2 = await call('POST', '/v1/sources', { name: 'bad-two', kind: 'csv-drop', config: { dir: 'relative/dir', eventType: 'no.such.event', delimiter: ';;' } }, keys.P)
+    expect(bad2.status, bad2.text).to.equal(422)
+    expect(bad2.body.errors.map((e: any) => e.field)).to.have.members(['config.dir', 'config.eventType', 'config.delimiter'])
+    const missing = await call('POST', '/v1/sources', { name: 'bad-three', kind: 'mongodb', config: { database: 'x' } }, keys.P)
+    expect(missing.status).to.equal(422)
+    expect(missing.body.errors.map((e: any) => e.field)).to.include.members(['config.connectionString', 'config.collection'])
+    const kind = await call('POST', '/v1/sources', { name: 'bad-four', kind: 'ftp', config: {} }, keys.P)
+    expect(kind.status).to.equal(400)
+    expect(kind.body.errors.map((e: any) => e.field)).to.include('kind')
+    const noPublisher = await call('POST', '/v1/sources', { name: 'bad-five', kind: 'csv-drop', config: { dir: dirs.api } })
+    expect(noPublisher.status).to.equal(422)
+    expect(noPublisher.body.errors[0].field).to.equal('publisherId')
+    const dup = await call('GET', `/v1/sources/${apiSource}`)
+    const again = await call('POST', '/v1/sources', { name: dup.body.name, kind: 'csv-drop', publisherId: orgs.P, config: { dir: dirs.api } })
+    expect(again.status).to.equal(409)
+    expect(again.body.errors[0].field).to.equal('name')
+    const outside = await call('POST', '/v1/sources', { name: 'bad-six', kind: 'csv-drop', config: { dir: '/etc', processedDir: path.join(root, '..', 'elsewhere') } }, keys.P)
+    expect(outside.status, outside.text).to.equal(422)
+    expect(outside.body.errors.map((e: any) => e.field)).to.have.members(['config.dir', 'config.processedDir'])
+    expect(outside.body.errors[0].message).to.include('SOURCES_DROP_ROOT')
+    const patch = await call('PATCH', `/v1/sources/${apiSource}`, { config: { dir: dirs.api, settleMs: -1 } }, keys.P)
+    expect(patch.status).to.equal(422)
+    expect(patch.body.errors[0].field).to.equal('config.settleMs')
+  })
+
+  it('a publisher sees and changes only its own sources (404 for others\'), a partner none', async () => {
+    const asQ = await call('GET', '/v1/sources', undefined, keys.Q)
+    expect(asQ.status).to.equal(200)
+    expect(asQ.body.items).to.deep.equal([])
+    expect((await call('GET', `/v1/sources/${apiSource}`, undefined, keys.Q)).status).to.equal(404)
+    expect((await call('GET', `/v1/sources/${apiSource}/status`, undefined, keys.Q)).status).to.equal(404)
+    expect((await call('PUT', `/v1/sources/${apiSource}/pause`, undefined, keys.Q)).status).to.equal(404)
+    expect((await call('DELETE', `/v1/sources/${apiSource}`, undefined, keys.Q)).status).to.equal(404)
+    const otherOrg = await call('POST', '/v1/sources', { name: 'q-for-p', kind: 'csv-drop', publisherId: orgs.P, config: { dir: dirs.api } }, keys.Q)
+    expect(otherOrg.status).to.equal(422)
+    expect(otherOrg.body.errors[0].field).to.equal('publisherId')
+    const asP = await call('GET', '/v1/sources', undefined, keys.P)
+    expect(asP.body.items.map((s: any) => s.id)).to.include(apiSource)
+    expect(asP.body.items.every((s: any) => s.publisherId === orgs.P)).to.equal(true)
+    expect((await call('GET', '/v1/sources', undefined, keys.A)).body.items).to.deep.equal([])
+    expect((await call('POST', '/v1/sources', { name: 'a-src', kind: 'csv-drop', config: { dir: dirs.api } }, keys.A)).status).to.equal(403)
+    expect((await call('GET', `/v1/sources/${apiSource}`, undefined, keys.A)).status).to.equal(404)
+    const page1 = await call('GET', '/v1/sources?limit=1')
+    expect(page1.body.items).to.have.length(1)
+    const page2 = await call('GET', `/v1/sources?limit=1&cursor=${page1.body.nextCursor}`)
+    expect(page2.body.items[0].id).to.not.equal(page1.body.items[0].id)
+  })
+
+  it('a MongoDB source: the connection string is sealed at rest and never returned; its collection\'s documents reach Kafka', async () => {
+    const db = uniqueName('srcdb').slice(0, 40)
+    const uri = mongoUri(config)
+    const client = new MongoClient(uri)
+    try {
+      await client.connect()
+      const now = Date.now()
+      await client.db(db).collection('stock').insertMany(
+        [1, 2, 3].map((i) => ({ manufacturerId: 'acme', sku: `M-${i}`, locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: i, reserved: 0, available: i, incoming: [], sequence: i, updatedAt: new Date(now - 10_000 + i) })),
+      )
+      const r = await call('POST', '/v1/sources', { name: uniqueName('mongo').slice(0, 40), kind: 'mongodb', config: { connectionString: uri, database: db, collection: 'stock', mode: 'poll', topic: topics.mongo, pollIntervalMs: 100 } }, keys.P)
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body.config).to.not.have.property('connectionString')
+      expect(r.body.config.secretsSet).to.deep.equal(['connectionString'])
+      const stored = await platform.contracts.then(() => client.db(config.mongodb.database).collection('sources').findOne({ _id: r.body.id } as never))
+      expect(stored!.config.connectionString).to.be.a('string').and.not.equal(uri)
+      expect(JSON.stringify(stored)).to.not.include(uri)
+      await waitFor(async () => (await countRecords(admin, topics.mongo)) === 3, { timeoutMs: 30_000, what: '3 documents in Kafka' })
+      const st = await waitFor(async () => {
+        const s = await status(r.body.id)
+        return s.counts.produced === 3 ? s : undefined
+      }, { what: 'mongodb status' })
+      expect(st.position.mode).to.equal('poll')
+      // A config change without the secret keeps it, and restarts the instance with the new config.
+      const patched = await call('PATCH', `/v1/sources/${r.body.id}`, { config: { database: db, collection: 'stock', mode: 'poll', topic: topics.mongo, pollIntervalMs: 200 } }, keys.P)
+      expect(patched.status, patched.text).to.equal(200)
+      expect(patched.body.config.secretsSet).to.deep.equal(['connectionString'])
+      await client.db(db).collection('stock').insertOne({ manufacturerId: 'acme', sku: 'M-4', locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 4, reserved: 0, available: 4, incoming: [], sequence: 4, updatedAt: new Date() })
+      await waitFor(async () => (await countRecords(admin, topics.mongo)) === 4, { timeoutMs: 30_000, what: 'the 4th document after the config change' })
+      expect((await call('DELETE', `/v1/sources/${r.body.id}`, undefined, keys.P)).status).to.equal(204)
+      expect((await call('GET', `/v1/sources/${r.body.id}`, undefined, keys.P)).status).to.equal(404)
+    } finally {
+      await client.db(db).dropDatabase().catch(() => undefined)
+      await client.close()
+    }
+  })
+
+  it('the CLI lists the sources, shows one\'s status, pauses and resumes it', async () => {
+    const env = { DISTRIBUTARY_API_URL: platform.url, DISTRIBUTARY_API_KEY: keys.P }
+    const name = (await call('GET', `/v1/sources/${apiSource}`)).body.name as string
+    const list = await cli(['sources'], env)
+    expect(list.code, list.err).to.equal(0)
+    expect(list.out.split('\n')[0]).to.match(/^ID\s+NAME\s+KIND\s+PUBLISHER\s+DESIRED\s+STATE\s+PRODUCED/)
+    expect(list.out).to.include(name)
+    const st = await cli(['sources', 'status', apiSource, '--json'], env)
+    expect(st.code, st.err).to.equal(0)
+    expect(JSON.parse(st.out)).to.include({ id: apiSource, state: 'running', desiredState: 'running' })
+    const paused = await cli(['sources', 'pause', apiSource], env)
+    expect(paused.code, paused.err).to.equal(0)
+    expect(paused.out).to.include('desired state paused')
+    await waitFor(async () => (await status(apiSource)).state === 'paused', { what: 'paused by the CLI' })
+    const resumed = await cli(['sources', 'resume', apiSource], env)
+    expect(resumed.out).to.include('desired state running')
+    await waitFor(async () => (await status(apiSource)).state === 'running', { what: 'resumed by the CLI' })
+  })
+
+  it('paused survives a platform restart, and the declared source is not declared twice', async () => {
+    expect((await call('PUT', `/v1/sources/${apiSource}/pause`, undefined, keys.P)).status).to.equal(202)
+    await waitFor(async () => (await status(apiSource)).state === 'paused', { what: 'paused' })
+    await platform.close()
+    platform = await startPlatform(config, logger, { stopStackOnClose: false })
+    await platform.sources
+    const before = await countRecords(admin, topics.api)
+    drop(dirs.api, 'd.csv', 4, 300)
+    await waitFor(async () => {
+      const s = await status(apiSource)
+      return s.state === 'paused' && s.reportedAt !== null
+    }, { what: 'paused after the restart' })
+    await sleep(2500)
+    expect(processed(dirs.api, 'd.csv'), 'processed while paused').to.equal(false)
+    expect(await countRecords(admin, topics.api)).to.equal(before)
+    const all = (await call('GET', '/v1/sources')).body.items
+    expect(all.filter((s: any) => s.origin === 'config')).to.have.length(1)
+    await call('PUT', `/v1/sources/${apiSource}/resume`, undefined, keys.P)
+    await waitFor(() => processed(dirs.api, 'd.csv'), { timeoutMs: 30_000, what: 'd.csv processed after resume' })
+    expect(await countRecords(admin, topics.api)).to.equal(before + 4)
+  })
+})
