@@ -86,7 +86,24 @@ export interface DemoSummary {
 }
 
 async function startReceiver(secretRef: { secret: string }, partnerId: () => string): Promise<Receiver> {
-  const r: Omit<Receiver, 'url' | 'close' | 'secret'> = { stock: new Map(), stockCount: 0, deals: 0, foreignDeals: 0, badSignatures: 0, fieldsSeen: new Set(), locationsSeen: new Set() }
+  const r: Receiver = {
+    url: '',
+    get secret() {
+      return secretRef.secret
+    },
+    stock: new Map(),
+    stockCount: 0,
+    deals: 0,
+    foreignDeals: 0,
+    badSignatures: 0,
+    fieldsSeen: new Set(),
+    locationsSeen: new Set(),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
@@ -121,18 +138,8 @@ async function startReceiver(secretRef: { secret: string }, partnerId: () => str
     })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    ...r,
-    get secret() {
-      return secretRef.secret
-    },
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
-  } as Receiver
+  r.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks`
+  return r
 }
 
 export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promise<DemoSummary> {
