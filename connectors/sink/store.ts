@@ -136,6 +136,12 @@ export class SinkStore {
     await this.leases.deleteOne({ _id: subscriptionId, workerId })
   }
 
+  async releaseMany(subscriptionIds: string[], workerId: string): Promise<void> {
+    if (subscriptionIds.length === 0) return
+    if (subscriptionIds.length === 1) return this.release(subscriptionIds[0]!, workerId)
+    await this.leases.deleteMany({ _id: { $in: subscriptionIds }, workerId })
+  }
+
   getCursor(subscriptionId: string): Promise<CursorDoc | null> {
     return this.cursors.findOne({ _id: subscriptionId })
   }

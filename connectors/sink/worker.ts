@@ -105,6 +105,15 @@ export const READER_OPTIONS = {
   retry: { initialRetryTime: 200, maxRetryTime: 2000, retries: 30 },
 } as const
 
+/**
+ * Cursor writes per flush pass at most. On FerretDB (SQLite) a cursor upsert measured 2 to 40 ms
+ * depending on load, so a worker holding 1,000 busy subscriptions spent the whole interval (and
+ * more) in one bulk write every second, saturating the store that leases and statuses also need.
+ * Beyond this many, the flush writes the cursors written longest ago first: a cursor then lags by
+ * a few intervals (more re-deliveries, with the same webhook-id, after a crash), never runs ahead.
+ */
+export const MAX_CURSOR_WRITES_PER_FLUSH = 250
+
 export function defaultWorkerId(): string {
   return `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`
 }
@@ -144,9 +153,20 @@ interface Run {
   lastReport: string
   lastReportAt: number
   lastCursor: string
+  /** When the cursor was last written (the flush writes the oldest first when it cannot write all). */
+  lastCursorAt: number
   /** Serialises control operations on this run. */
   ops: Promise<void>
   stopped: boolean
+}
+
+interface StopOptions {
+  /** Write the cursor (when the lease is surely ours). */
+  flush: boolean
+  /** Release the lease. */
+  release: boolean
+  /** Report this state. */
+  state?: ConnectorStatus['state']
 }
 
 /** A subscription's documents, read in a batch before its run starts. */
@@ -292,7 +312,10 @@ export class SinkWorker {
     await Promise.allSettled([...this.#passes])
     await Promise.allSettled([...this.#starting.values()])
     await this.#shared?.disconnect().catch(() => undefined)
-    await Promise.allSettled([...this.#runs.values()].map((run) => this.#serial(run, () => this.#stopRun(run, { flush: true, release: true, state: 'unassigned' }))))
+    // every run's control operations settled first, then one batch (cursors, statuses, leases)
+    const runs = [...this.#runs.values()]
+    await Promise.allSettled(runs.map((run) => run.ops))
+    await this.#stopRuns(runs, { flush: true, release: true, state: 'unassigned' })
     await this.#commitShared().catch(() => undefined)
     await this.#deliveryLog.flush()
     this.queue.close()
@@ -450,6 +473,7 @@ export class SinkWorker {
       lastReport: '',
       lastReportAt: 0,
       lastCursor: '',
+      lastCursorAt: 0,
       ops: Promise.resolve(),
       stopped: false,
     }
@@ -539,19 +563,27 @@ export class SinkWorker {
    * Stops a run: its catch-up reader, its queue (in-flight calls are aborted: they count as not
    * delivered), and writes its cursor (unless the lease is gone).
    */
-  async #stopRun(run: Run, opts: { flush: boolean; release: boolean; state?: ConnectorStatus['state'] }): Promise<void> {
-    if (run.stopped) return
-    run.stopped = true
-    await this.#stopCatchUp(run)
-    for (const t of run.topics) this.#byTopic.get(t)?.delete(run)
-    if (opts.flush && this.#leaseValid() && !run.failure) await this.#writeCursors([run], true).catch((err: unknown) => this.#log.warn('cursor write failed on stop', { subscriptionId: run.id, error: err }))
+  #stopRun(run: Run, opts: StopOptions): Promise<void> {
+    return this.#stopRuns([run], opts)
+  }
+
+  /** Stops runs together: one cursor write, one status report and one lease release for all of them. */
+  async #stopRuns(runs: Run[], opts: StopOptions): Promise<void> {
+    const stopping = runs.filter((r) => !r.stopped)
+    if (stopping.length === 0) return
+    for (const run of stopping) run.stopped = true
+    await Promise.all(stopping.map((run) => this.#stopCatchUp(run)))
+    for (const run of stopping) for (const t of run.topics) this.#byTopic.get(t)?.delete(run)
+    if (opts.flush && this.#leaseValid()) await this.#writeCursors(stopping, true).catch((err: unknown) => this.#log.warn('cursor write failed on stop', { subscriptions: stopping.length, error: err }))
     if (opts.state && this.#leaseValid()) {
-      await this.#report(run.id, this.#status(opts.state, run.generation, run.appliedResetId, run.failure ? {} : this.#positionsOf(run), null, run.lastError)).catch(() => undefined)
+      const state = opts.state
+      const reports = stopping.map((run) => [run.id, this.#status(state, run.generation, run.appliedResetId, run.failure ? {} : this.#positionsOf(run), null, run.lastError)] as const)
+      await this.#d.controlPlane.reportConnectorStatuses(reports).catch(() => undefined)
     }
-    if (this.queue.has(run.id)) this.queue.removeSubscription(run.id)
-    await run.sink?.stop().catch(() => undefined)
-    this.#runs.delete(run.id)
-    if (opts.release) await this.store.release(run.id, this.settings.workerId).catch(() => undefined)
+    for (const run of stopping) if (this.queue.has(run.id)) this.queue.removeSubscription(run.id)
+    await Promise.all(stopping.map((run) => run.sink?.stop().catch(() => undefined)))
+    for (const run of stopping) this.#runs.delete(run.id)
+    if (opts.release) await this.store.releaseMany(stopping.map((r) => r.id), this.settings.workerId).catch(() => undefined)
   }
 
   /** The connector or subscription is gone. */
@@ -934,26 +966,29 @@ export class SinkWorker {
     return out
   }
 
-  async #writeCursors(runs: Run[], force = false): Promise<void> {
+  /** Writes the cursors that changed (all with `force`); at most `limit`, those written longest ago first. */
+  async #writeCursors(runs: Run[], force = false, limit = Infinity): Promise<void> {
     if (!this.#leaseValid()) return
-    const docs: CursorDoc[] = []
-    const written: Array<[Run, string]> = []
-    const now = new Date()
+    let changed: Array<{ run: Run; json: string; positions: Record<string, string> }> = []
     for (const run of runs) {
       if (run.failure) continue
       const positions = this.#positionsOf(run)
       const json = JSON.stringify([positions, run.appliedResetId])
       if (!force && json === run.lastCursor) continue
-      docs.push({ _id: run.id, positions, appliedResetId: run.appliedResetId, workerId: this.settings.workerId, updatedAt: now })
-      written.push([run, json])
+      changed.push({ run, json, positions })
     }
-    await this.store.writeCursors(docs)
-    for (const [run, json] of written) run.lastCursor = json
+    if (changed.length > limit) changed = changed.sort((a, b) => a.run.lastCursorAt - b.run.lastCursorAt).slice(0, limit)
+    const now = new Date()
+    await this.store.writeCursors(changed.map(({ run, positions }) => ({ _id: run.id, positions, appliedResetId: run.appliedResetId, workerId: this.settings.workerId, updatedAt: now })))
+    for (const { run, json } of changed) {
+      run.lastCursor = json
+      run.lastCursorAt = now.getTime()
+    }
   }
 
   /** Cursors first, then the shared group's commit (the minimum of the attached subscriptions). */
   async #flushPass(): Promise<void> {
-    await this.#writeCursors([...this.#runs.values()].filter((r) => !r.stopped))
+    await this.#writeCursors([...this.#runs.values()].filter((r) => !r.stopped), false, MAX_CURSOR_WRITES_PER_FLUSH)
     await this.#commitShared()
   }
 
