@@ -3,7 +3,7 @@
  * attempt, read and searched through the API. Retry requests are recorded here for the runtime to
  * pick up (the API never delivers anything itself).
  */
-import type { AnyBulkWriteOperation, Filter } from 'mongodb'
+import type { Filter } from 'mongodb'
 import type { Collections, Page, PageRequest } from './store.ts'
 import { idAtTime, newId, page } from './store.ts'
 import type { DeadLetterRecord, DeliveryAttempt, DeliveryDoc, DeliveryStatus, RetryRequestDoc } from './types.ts'
@@ -25,17 +25,6 @@ export interface AttemptRecord {
   deadReason?: string | null
 }
 
-export interface DeadRecord {
-  subscriptionId: string
-  partnerId: string
-  eventId: string
-  eventType: string
-  key: string
-  reason: string
-  source: { topic: string; partition: number; offset: string } | null
-  deadLetter: DeadLetterRecord
-}
-
 export interface DeliverySearch {
   subscriptionId: string
   eventId?: string | undefined
@@ -50,22 +39,6 @@ export class DeliveryLog {
 
   /** Idempotent per (subscription, event): upserts the document and appends the attempt. */
   async recordAttempt(r: AttemptRecord): Promise<void> {
-    const { filter, update } = this.attemptWrite(r).updateOne
-    await this.cols.deliveries.updateOne(filter, update, { upsert: true })
-  }
-
-  /**
-   * Writes of `attemptWrite` and `deadWrite` in one command (the sink runtime batches its delivery
-   * log: one round trip per delivered event does not keep up with 1,000 deliveries/s). Unordered:
-   * the caller puts at most one write per (subscription, event) in a batch.
-   */
-  async writeMany(ops: AnyBulkWriteOperation<DeliveryDoc>[]): Promise<void> {
-    if (ops.length === 0) return
-    await this.cols.deliveries.bulkWrite(ops, { ordered: false })
-  }
-
-  /** The upsert of `recordAttempt`, for `writeMany`. */
-  attemptWrite(r: AttemptRecord): { updateOne: { filter: Filter<DeliveryDoc>; update: Record<string, unknown>; upsert: true } } {
     const now = new Date()
     const excerpt = r.attempt.responseExcerpt == null ? null : Buffer.from(r.attempt.responseExcerpt).subarray(0, EXCERPT_BYTES).toString('utf8')
     const set: Partial<DeliveryDoc> = { status: r.status, updatedAt: now }
@@ -84,42 +57,32 @@ export class DeliveryLog {
       createdAt: now,
     }
     for (const k of ['deliveredAt', 'deadAt', 'deadReason', 'retryRequestedAt'] as const) if (!(k in set)) (setOnInsert as Record<string, unknown>)[k] = null
-    return {
-      updateOne: {
-        filter: { subscriptionId: r.subscriptionId, eventId: r.eventId },
-        update: {
-          $set: set,
-          $setOnInsert: setOnInsert,
-          $inc: { attemptCount: 1 },
-          $push: { attempts: { $each: [{ ...r.attempt, responseExcerpt: excerpt }], $slice: -MAX_ATTEMPTS_KEPT } },
-        },
-        upsert: true,
+    await this.cols.deliveries.updateOne(
+      { subscriptionId: r.subscriptionId, eventId: r.eventId },
+      {
+        $set: set,
+        $setOnInsert: setOnInsert,
+        $inc: { attemptCount: 1 },
+        $push: { attempts: { $each: [{ ...r.attempt, responseExcerpt: excerpt }], $slice: -MAX_ATTEMPTS_KEPT } },
       },
-    }
+      { upsert: true },
+    )
   }
 
   /**
    * The delivery went dead (exhausted, rejected, or undecodable): status, reason and the dead letter
    * itself, without adding an attempt (a poison record never had one). Idempotent.
    */
-  async markDead(r: DeadRecord): Promise<void> {
-    const { filter, update } = this.deadWrite(r).updateOne
-    await this.cols.deliveries.updateOne(filter, update, { upsert: true })
-  }
-
-  /** The upsert of `markDead`, for `writeMany`. */
-  deadWrite(r: DeadRecord): { updateOne: { filter: Filter<DeliveryDoc>; update: Record<string, unknown>; upsert: true } } {
+  async markDead(r: { subscriptionId: string; partnerId: string; eventId: string; eventType: string; key: string; reason: string; source: { topic: string; partition: number; offset: string } | null; deadLetter: DeadLetterRecord }): Promise<void> {
     const now = new Date()
-    return {
-      updateOne: {
-        filter: { subscriptionId: r.subscriptionId, eventId: r.eventId },
-        update: {
-          $set: { status: 'dead', deadAt: now, deadReason: r.reason, deadLetter: r.deadLetter, updatedAt: now, retryRequestedAt: null },
-          $setOnInsert: { _id: newId('dlv'), partnerId: r.partnerId, eventType: r.eventType, key: r.key, source: r.source, createdAt: now, deliveredAt: null, attempts: [], attemptCount: 0 },
-        },
-        upsert: true,
+    await this.cols.deliveries.updateOne(
+      { subscriptionId: r.subscriptionId, eventId: r.eventId },
+      {
+        $set: { status: 'dead', deadAt: now, deadReason: r.reason, deadLetter: r.deadLetter, updatedAt: now, retryRequestedAt: null },
+        $setOnInsert: { _id: newId('dlv'), partnerId: r.partnerId, eventType: r.eventType, key: r.key, source: r.source, createdAt: now, deliveredAt: null, attempts: [], attemptCount: 0 },
       },
-    }
+      { upsert: true },
+    )
   }
 
   search(q: DeliverySearch, req: PageRequest): Promise<Page<DeliveryDoc>> {

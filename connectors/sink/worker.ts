@@ -33,7 +33,7 @@ import { randomUUID } from 'node:crypto'
 import os from 'node:os'
 import type avro from 'avsc'
 import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs'
-import type { AnyBulkWriteOperation, Db } from 'mongodb'
+import type { Db } from 'mongodb'
 import { SyndicationError } from '../../common/errors.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { ControlPlane } from '../../control-plane/service.ts'
@@ -43,7 +43,6 @@ import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { createTopicsReady } from '../../common/kafka-admin.ts'
 import { deadLetterTopicConfig } from '../../schemas/topics.ts'
 import { DEFAULT_SHORT_POLICY, withRetry, type SchedulePolicy } from '../retry.ts'
-import { BatchedWriter } from './batched-writer.ts'
 import { DeliveryQueue, type DeadLetterInfo } from './delivery-queue.ts'
 import { DecodedMessage, deadLetterMessage, loadSchemas, poisonOf, rawOf } from './records.ts'
 import type { DeliveryDefaults } from './settings.ts'
@@ -199,8 +198,8 @@ export class SinkWorker {
   readonly #low = new Map<string, number>()
   readonly #partitions = new Map<string, number[]>()
   readonly #unknownSchemas = new Set<number>()
-  /** The delivery log, written in batches (one command per batch; per document in order). */
-  readonly #deliveryLog: BatchedWriter<AnyBulkWriteOperation<DeliveryDoc>>
+  readonly #logChains = new Map<string, Promise<void>>()
+  #logPending = 0
   #logDropped = 0
   #shared: Consumer | null = null
   #producer: Producer | null = null
@@ -221,12 +220,6 @@ export class SinkWorker {
     if (!this.settings.workerId) this.settings.workerId = defaultWorkerId()
     this.#log = deps.logger.child({ component: 'sink-worker', workerId: this.settings.workerId })
     this.store = new SinkStore(deps.db)
-    this.#deliveryLog = new BatchedWriter({
-      write: (ops) => deps.controlPlane.deliveries.writeMany(ops),
-      onError: (err, ops) => this.#log.warn('delivery log write failed', { writes: ops.length, error: err }),
-      maxBatch: 200,
-      delayMs: 50,
-    })
     this.queue = new DeliveryQueue(
       {
         onDeadLetter: (id, record, info) => this.#deadLetter(id, record, info),
@@ -317,7 +310,7 @@ export class SinkWorker {
     await Promise.allSettled(runs.map((run) => run.ops))
     await this.#stopRuns(runs, { flush: true, release: true, state: 'unassigned' })
     await this.#commitShared().catch(() => undefined)
-    await this.#deliveryLog.flush()
+    await Promise.allSettled([...this.#logChains.values()])
     this.queue.close()
     await this.store.removeWorker(this.settings.workerId).catch(() => undefined)
     await this.#producer?.disconnect().catch(() => undefined)
@@ -685,10 +678,11 @@ export class SinkWorker {
     if (!delivered) run.lastError = { code: report.code ?? 'FAILED', message: report.message ?? report.outcome, at: new Date(report.startedAt) }
     if (delivered && !this.settings.logDelivered && !entry.forceLog) return
     const r = entry.record
-    void this.#logWrite(
+    this.#logWrite(
       run.id,
       r.eventId,
-      this.#d.controlPlane.deliveries.attemptWrite({
+      () =>
+        this.#d.controlPlane.deliveries.recordAttempt({
           subscriptionId: run.id,
           partnerId: run.sub.partnerId,
           eventId: r.eventId,
@@ -708,13 +702,24 @@ export class SinkWorker {
     )
   }
 
-  /** Delivery-log writes, batched, in order per (subscription, event); successes may be dropped under overload. */
-  #logWrite(subId: string, eventId: string, op: AnyBulkWriteOperation<DeliveryDoc>, droppable: boolean): Promise<void> {
-    if (droppable && this.#deliveryLog.pending > 5000) {
+  /** Delivery-log writes of one (subscription, event) in order (one document, one writer at a time); successes may be dropped under overload. */
+  #logWrite(subId: string, eventId: string, fn: () => Promise<void>, droppable: boolean): Promise<void> {
+    if (droppable && this.#logPending > 5000) {
       if (this.#logDropped++ % 1000 === 0) this.#log.warn('delivery log behind: successful deliveries are not logged for now', { dropped: this.#logDropped })
       return Promise.resolve()
     }
-    return this.#deliveryLog.add(`${subId}\u0000${eventId}`, op)
+    const key = `${subId}\u0000${eventId}`
+    this.#logPending++
+    const prev = this.#logChains.get(key) ?? Promise.resolve()
+    const next: Promise<void> = prev
+      .then(fn)
+      .catch((err: unknown) => this.#log.warn('delivery log write failed', { subscriptionId: subId, eventId, error: err }))
+      .finally(() => {
+        this.#logPending--
+        if (this.#logChains.get(key) === next) this.#logChains.delete(key)
+      })
+    this.#logChains.set(key, next)
+    return next
   }
 
   #noteError(id: string, error: unknown): void {
@@ -758,7 +763,8 @@ export class SinkWorker {
     await this.#logWrite(
       id,
       record.eventId,
-      this.#d.controlPlane.deliveries.deadWrite({
+      () =>
+        this.#d.controlPlane.deliveries.markDead({
           subscriptionId: id,
           partnerId: run?.sub.partnerId ?? '',
           eventId: record.eventId,
@@ -1066,7 +1072,8 @@ export class SinkWorker {
       this.#log.info('dead letter re-delivered on request', { subscriptionId: run.id, eventId: record.eventId })
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err)
-      await this.#logWrite(run.id, doc.eventId, this.#d.controlPlane.deliveries.deadWrite({
+      await this.#logWrite(run.id, doc.eventId, () =>
+        this.#d.controlPlane.deliveries.markDead({
           subscriptionId: run.id,
           partnerId: run.sub.partnerId,
           eventId: doc.eventId,
