@@ -697,6 +697,12 @@ export class ControlPlane {
     await this.cols.connectorStatus.replaceOne({ _id: id }, { ...status }, { upsert: true })
   }
 
+  /** Many status reports in one command (a sink worker reports the subscriptions it holds together). */
+  async reportConnectorStatuses(reports: ReadonlyArray<readonly [id: string, status: ConnectorStatus]>): Promise<void> {
+    if (reports.length === 0) return
+    await this.cols.connectorStatus.bulkWrite(reports.map(([id, status]) => ({ replaceOne: { filter: { _id: id }, replacement: { ...status }, upsert: true } })), { ordered: false })
+  }
+
   // ---------------------------------------------------------------- deliveries
 
   async requestRetry(p: Principal, subscriptionId: string, eventId: string | null) {

@@ -120,13 +120,50 @@ export class SinkStore {
     return new Set(held.map((l) => l._id))
   }
 
+  /**
+   * Claims many subscriptions in two commands (the stale leases deleted conditionally, then one
+   * unordered insert): returns the ids this worker now holds. The same rule as `claim`: the unique
+   * `_id` decides, so of two workers racing for a subscription one insert wins.
+   */
+  async claimMany(ids: string[], workerId: string, ttlMs: number, stale: ReadonlyMap<string, LeaseDoc>, now = new Date()): Promise<Set<string>> {
+    if (ids.length === 0) return new Set()
+    const deletes = ids.flatMap((id) => {
+      const l = stale.get(id)
+      return l ? [{ deleteOne: { filter: { _id: id, workerId: l.workerId, expiresAt: l.expiresAt } } }] : []
+    })
+    if (deletes.length > 0) await this.leases.bulkWrite(deletes, { ordered: false })
+    const expiresAt = new Date(now.getTime() + ttlMs)
+    try {
+      await this.leases.insertMany(ids.map((id) => ({ _id: id, workerId, acquiredAt: now, expiresAt })), { ordered: false })
+    } catch (err) {
+      const writeErrors = (err as { writeErrors?: unknown }).writeErrors
+      const errors = Array.isArray(writeErrors) ? writeErrors : []
+      if (!(errors.length > 0 && errors.every(isDuplicateKey))) throw err
+    }
+    const held = await this.leases.find({ _id: { $in: ids }, workerId, acquiredAt: now }, { projection: { _id: 1 } }).toArray()
+    return new Set(held.map((l) => l._id))
+  }
+
   async release(subscriptionId: string, workerId: string): Promise<void> {
     await this.leases.deleteOne({ _id: subscriptionId, workerId })
+  }
+
+  async releaseMany(subscriptionIds: string[], workerId: string): Promise<void> {
+    if (subscriptionIds.length === 0) return
+    if (subscriptionIds.length === 1) return this.release(subscriptionIds[0]!, workerId)
+    await this.leases.deleteMany({ _id: { $in: subscriptionIds }, workerId })
   }
 
   async getCursor(subscriptionId: string): Promise<CursorDoc | null> {
     const doc = await this.cursors.findOne({ _id: subscriptionId })
     return doc ? { ...doc, positions: decodeKeys(doc.positions) } : null
+  }
+
+  /** The cursors of many subscriptions (one query). */
+  async getCursors(subscriptionIds: string[]): Promise<Map<string, CursorDoc>> {
+    if (subscriptionIds.length === 0) return new Map()
+    const docs = await this.cursors.find({ _id: { $in: subscriptionIds } }).toArray()
+    return new Map(docs.map((d) => [d._id, { ...d, positions: decodeKeys(d.positions) }]))
   }
 
   /** Writes the cursors of the subscriptions this worker holds (one bulk command). */

@@ -96,6 +96,34 @@ export const WORKER_DEFAULTS: Omit<SinkWorkerSettings, 'workerId'> = {
   logDelivered: true,
 }
 
+/**
+ * The kafkajs options of the shared and catch-up readers, for quick recovery after a broker restart.
+ * Each reader is the only member of its group. kafkajs retries a failed fetch or join 5 times by
+ * default (300 ms doubling) and then crashes and restarts the consumer as a NEW member, and the
+ * coordinator, which reloaded the group with the old member after the restart, waits for that
+ * member's session to expire (it was 30 s) before the new one gets partitions: recoveries of 6 to
+ * 57 s. Here the reader retries every 2 s at most for about a minute, keeping its member id (it
+ * rejoins at once when the broker is back), and a session of 10 s bounds the wait when it does
+ * crash. maxWaitTimeInMs only bounds an idle fetch: the broker answers as soon as a record arrives.
+ */
+export const READER_OPTIONS = {
+  maxWaitTimeInMs: 100,
+  allowAutoTopicCreation: false,
+  sessionTimeout: 10_000,
+  rebalanceTimeout: 10_000,
+  heartbeatInterval: 1000,
+  retry: { initialRetryTime: 200, maxRetryTime: 2000, retries: 30 },
+} as const
+
+/**
+ * Cursor writes per flush pass at most. On FerretDB (SQLite) a cursor upsert measured 2 to 40 ms
+ * depending on load, so a worker holding 1,000 busy subscriptions spent the whole interval (and
+ * more) in one bulk write every second, saturating the store that leases and statuses also need.
+ * Beyond this many, the flush writes the cursors written longest ago first: a cursor then lags by
+ * a few intervals (more re-deliveries, with the same webhook-id, after a crash), never runs ahead.
+ */
+export const MAX_CURSOR_WRITES_PER_FLUSH = 250
+
 export function defaultWorkerId(): string {
   return `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`
 }
@@ -135,6 +163,8 @@ interface Run {
   lastReport: string
   lastReportAt: number
   lastCursor: string
+  /** When the cursor was last written (the flush writes the oldest first when it cannot write all). */
+  lastCursorAt: number
   /** Serialises control operations on this run. */
   ops: Promise<void>
   stopped: boolean
@@ -142,6 +172,22 @@ interface Run {
   snapshot: SnapshotRun | null
   /** The last finished snapshot, for the status. */
   lastSnapshot: SnapshotProgress | null
+}
+
+interface StopOptions {
+  /** Write the cursor (when the lease is surely ours). */
+  flush: boolean
+  /** Release the lease. */
+  release: boolean
+  /** Report this state. */
+  state?: ConnectorStatus['state']
+}
+
+/** A subscription's documents, read in a batch before its run starts. */
+interface Preloaded {
+  sub: SubscriptionDoc | null
+  conn: ConnectorDoc | null
+  cursor: CursorDoc | null
 }
 
 interface CatchUp {
@@ -244,14 +290,10 @@ export class SinkWorker {
     await this.store.heartbeat(s.workerId, this.#startedAt, s.leaseTtlMs)
     this.#renewedAt = Date.now()
     const claimed = await this.#claimShare()
-    const cursors = new Map<string, CursorDoc>()
-    for (const id of claimed) {
-      const c = await this.store.getCursor(id)
-      if (c) cursors.set(id, c)
-    }
+    const cursors = await this.store.getCursors(claimed)
     await this.#startShared(cursors)
     this.#since = new Date(Date.now() - 5000)
-    await Promise.all(claimed.map((id) => this.#startRunTracked(id)))
+    await this.#startRunsTracked(claimed, cursors)
 
     const every = (ms: number, name: string, fn: () => Promise<void>) => {
       const t = setInterval(() => {
@@ -285,7 +327,10 @@ export class SinkWorker {
     await Promise.allSettled([...this.#passes])
     await Promise.allSettled([...this.#starting.values()])
     await this.#shared?.disconnect().catch(() => undefined)
-    await Promise.allSettled([...this.#runs.values()].map((run) => this.#serial(run, () => this.#stopRun(run, { flush: true, release: true, state: 'unassigned' }))))
+    // every run's control operations settled first, then one batch (cursors, statuses, leases)
+    const runs = [...this.#runs.values()]
+    await Promise.allSettled(runs.map((run) => run.ops))
+    await this.#stopRuns(runs, { flush: true, release: true, state: 'unassigned' })
     await this.#commitShared().catch(() => undefined)
     await Promise.allSettled([...this.#logChains.values()])
     this.queue.close()
@@ -311,13 +356,12 @@ export class SinkWorker {
       return !l || (l.expiresAt <= now && l.workerId !== s.workerId)
     })
     shuffle(free)
-    const claimed: string[] = []
-    for (const c of free) {
-      if (mine + claimed.length >= target) break
-      if (this.#runs.has(c._id) || this.#starting.has(c._id)) continue
-      const stale = leases.get(c._id)
-      if (await this.store.claim(c._id, s.workerId, s.leaseTtlMs, stale)) claimed.push(c._id)
-    }
+    // One batch (two commands), not a round trip per subscription: 1,000 are claimed in seconds.
+    const wanted = free
+      .filter((c) => !this.#runs.has(c._id) && !this.#starting.has(c._id))
+      .slice(0, Math.max(0, target - mine))
+      .map((c) => c._id)
+    const claimed = [...(await this.store.claimMany(wanted, s.workerId, s.leaseTtlMs, leases, now))]
     // More than the fair share (another worker joined): hand the surplus over.
     const held = [...this.#runs.values()]
     if (workers > 1 && held.length > target) {
@@ -351,7 +395,7 @@ export class SinkWorker {
       else if (c.generation !== run.generation) this.#serialBg(run, () => this.#apply(run, c))
     }
     const claimed = await this.#claimShare()
-    for (const id of claimed) void this.#startRunTracked(id)
+    void this.#startRunsTracked(claimed)
     if (Math.random() < 0.05) await this.store.sweepWorkers(new Date(Date.now() - 10 * s.leaseTtlMs))
   }
 
@@ -362,20 +406,57 @@ export class SinkWorker {
 
   // ------------------------------------------------------------------ runs
 
-  #startRunTracked(id: string): Promise<void> {
-    const p = this.#startRun(id)
-      .catch(async (err: unknown) => {
-        this.#log.error('subscription could not be started; releasing it', { subscriptionId: id, error: err })
-        await this.store.release(id, this.settings.workerId).catch(() => undefined)
-      })
-      .finally(() => this.#starting.delete(id))
-    this.#starting.set(id, p)
+  /**
+   * Starts claimed subscriptions together: their subscriptions, connectors and cursors are read in
+   * three queries, their first cursors and statuses written in one command each (a worker claiming
+   * 1,000 subscriptions would otherwise spend minutes in round trips).
+   */
+  #startRunsTracked(ids: string[], cursors?: Map<string, CursorDoc>): Promise<void> {
+    if (ids.length === 0) return Promise.resolve()
+    const release = async (id: string, err: unknown) => {
+      this.#log.error('subscription could not be started; releasing it', { subscriptionId: id, error: err })
+      await this.store.release(id, this.settings.workerId).catch(() => undefined)
+    }
+    const all = (async () => {
+      let pre: Map<string, Preloaded>
+      try {
+        pre = await this.#preload(ids, cursors)
+      } catch (err) {
+        await Promise.all(ids.map((id) => release(id, err)))
+        return
+      }
+      const started: Run[] = []
+      await Promise.all(ids.map((id) => this.#startRun(id, pre.get(id), started).catch((err: unknown) => release(id, err))))
+      const live = started.filter((r) => !r.stopped)
+      await this.#writeCursors(live, true).catch((err: unknown) => this.#log.warn('first cursor write failed; the next flush writes them', { error: err }))
+      await this.#reportRuns(live, true).catch((err: unknown) => this.#log.warn('status report failed; the next status pass reports', { error: err }))
+    })()
+    const p: Promise<void> = all.finally(() => {
+      for (const id of ids) if (this.#starting.get(id) === p) this.#starting.delete(id)
+    })
+    for (const id of ids) this.#starting.set(id, p)
     return p
   }
 
-  async #startRun(id: string): Promise<void> {
+  async #preload(ids: string[], cursors?: Map<string, CursorDoc>): Promise<Map<string, Preloaded>> {
     const cp = this.#d.controlPlane
-    const [sub, conn] = await Promise.all([cp.cols.subscriptions.findOne({ _id: id }), cp.cols.connectors.findOne({ _id: id })])
+    const [subs, conns, curs] = await Promise.all([
+      cp.cols.subscriptions.find({ _id: { $in: ids } }).toArray(),
+      cp.cols.connectors.find({ _id: { $in: ids } }).toArray(),
+      cursors ?? this.store.getCursors(ids),
+    ])
+    const subById = new Map(subs.map((d) => [d._id, d]))
+    const connById = new Map(conns.map((d) => [d._id, d]))
+    return new Map(ids.map((id) => [id, { sub: subById.get(id) ?? null, conn: connById.get(id) ?? null, cursor: curs.get(id) ?? null }]))
+  }
+
+  /**
+   * Starts one subscription. With `pre` (#startRunsTracked), its documents were read in a batch and
+   * the run is pushed to `started` for batched first writes; without, it reads and writes alone.
+   */
+  async #startRun(id: string, pre?: Preloaded, started?: Run[]): Promise<void> {
+    const cp = this.#d.controlPlane
+    const [sub, conn] = pre ? [pre.sub, pre.conn] : await Promise.all([cp.cols.subscriptions.findOne({ _id: id }), cp.cols.connectors.findOne({ _id: id })])
     if (!sub || !conn) {
       await this.store.release(id, this.settings.workerId)
       return
@@ -407,6 +488,7 @@ export class SinkWorker {
       lastReport: '',
       lastReportAt: 0,
       lastCursor: '',
+      lastCursorAt: 0,
       ops: Promise.resolve(),
       stopped: false,
       snapshot: null,
@@ -434,7 +516,7 @@ export class SinkWorker {
     }
 
     // Positions: an offset reset not applied yet, else the cursor, else where the subscription starts.
-    const cursor = await this.store.getCursor(id)
+    const cursor = pre ? pre.cursor : await this.store.getCursor(id)
     const reset = conn.offsetReset
     let positions: Map<string, number>
     const applyingReset = reset && cursor?.appliedResetId !== reset.id ? reset : null
@@ -491,8 +573,11 @@ export class SinkWorker {
       set.add(run)
     }
     this.#runs.set(id, run)
-    await this.#writeCursors([run], true)
-    await this.#reportRun(run, true)
+    if (started) started.push(run)
+    else {
+      await this.#writeCursors([run], true)
+      await this.#reportRun(run, true)
+    }
     this.#log.info('subscription running', { subscriptionId: id, state: conn.desiredState, detached: [...run.parts.values()].filter((p) => !p.attached).length })
   }
 
@@ -500,20 +585,31 @@ export class SinkWorker {
    * Stops a run: its catch-up reader, its queue (in-flight calls are aborted: they count as not
    * delivered), and writes its cursor (unless the lease is gone).
    */
-  async #stopRun(run: Run, opts: { flush: boolean; release: boolean; state?: ConnectorStatus['state'] }): Promise<void> {
-    if (run.stopped) return
-    run.stopped = true
-    await run.snapshot?.scan?.abort()
-    await this.#stopCatchUp(run)
-    for (const t of run.topics) this.#byTopic.get(t)?.delete(run)
-    if (opts.flush && this.#leaseValid() && !run.failure) await this.#writeCursors([run], true).catch((err: unknown) => this.#log.warn('cursor write failed on stop', { subscriptionId: run.id, error: err }))
+  #stopRun(run: Run, opts: StopOptions): Promise<void> {
+    return this.#stopRuns([run], opts)
+  }
+
+  /** Stops runs together: one cursor write, one status report and one lease release for all of them. */
+  async #stopRuns(runs: Run[], opts: StopOptions): Promise<void> {
+    const stopping = runs.filter((r) => !r.stopped)
+    if (stopping.length === 0) return
+    for (const run of stopping) run.stopped = true
+    await Promise.all(stopping.map(async (run) => {
+      await run.snapshot?.scan?.abort()
+      await this.#stopCatchUp(run)
+    }))
+    for (const run of stopping) for (const t of run.topics) this.#byTopic.get(t)?.delete(run)
+    const flushable = stopping.filter((r) => !r.failure)
+    if (opts.flush && this.#leaseValid() && flushable.length > 0) await this.#writeCursors(flushable, true).catch((err: unknown) => this.#log.warn('cursor write failed on stop', { subscriptions: flushable.length, error: err }))
     if (opts.state && this.#leaseValid()) {
-      await this.#report(run.id, this.#status(opts.state, run.generation, run.appliedResetId, run.failure ? {} : this.#positionsOf(run), null, run.lastError)).catch(() => undefined)
+      const state = opts.state
+      const reports = stopping.map((run) => [run.id, this.#status(state, run.generation, run.appliedResetId, run.failure ? {} : this.#positionsOf(run), null, run.lastError)] as const)
+      await this.#d.controlPlane.reportConnectorStatuses(reports).catch(() => undefined)
     }
-    if (this.queue.has(run.id)) this.queue.removeSubscription(run.id)
-    await run.sink?.stop().catch(() => undefined)
-    this.#runs.delete(run.id)
-    if (opts.release) await this.store.release(run.id, this.settings.workerId).catch(() => undefined)
+    for (const run of stopping) if (this.queue.has(run.id)) this.queue.removeSubscription(run.id)
+    await Promise.all(stopping.map((run) => run.sink?.stop().catch(() => undefined)))
+    for (const run of stopping) this.#runs.delete(run.id)
+    if (opts.release) await this.store.releaseMany(stopping.map((r) => r.id), this.settings.workerId).catch(() => undefined)
   }
 
   /** The connector or subscription is gone. */
@@ -871,7 +967,7 @@ export class SinkWorker {
         start.set(k, Math.max(pos, this.#low.get(k) ?? 0))
       }
     }
-    const consumer = d.kafka.consumer({ groupId: `${s.groupId}.${s.workerId}`, maxWaitTimeInMs: 100, allowAutoTopicCreation: false, sessionTimeout: 30_000 })
+    const consumer = d.kafka.consumer({ groupId: `${s.groupId}.${s.workerId}`, ...READER_OPTIONS })
     this.#shared = consumer
     await consumer.connect()
     await consumer.subscribe({ topics: d.topics.map((t) => t.name), fromBeginning: false })
@@ -957,7 +1053,7 @@ export class SinkWorker {
   }
 
   #startCatchUp(run: Run): void {
-    const consumer = this.#d.kafka.consumer({ groupId: `${this.settings.groupId}.catch-up.${run.id}.${randomUUID().slice(0, 8)}`, maxWaitTimeInMs: 100, allowAutoTopicCreation: false })
+    const consumer = this.#d.kafka.consumer({ groupId: `${this.settings.groupId}.catch-up.${run.id}.${randomUUID().slice(0, 8)}`, ...READER_OPTIONS })
     const cu: CatchUp = { consumer, stopping: null }
     run.catchUp = cu
     this.#catchUps++
@@ -1041,26 +1137,29 @@ export class SinkWorker {
     return out
   }
 
-  async #writeCursors(runs: Run[], force = false): Promise<void> {
+  /** Writes the cursors that changed (all with `force`); at most `limit`, those written longest ago first. */
+  async #writeCursors(runs: Run[], force = false, limit = Infinity): Promise<void> {
     if (!this.#leaseValid()) return
-    const docs: CursorDoc[] = []
-    const written: Array<[Run, string]> = []
-    const now = new Date()
+    let changed: Array<{ run: Run; json: string; positions: Record<string, string> }> = []
     for (const run of runs) {
       if (run.failure) continue
       const positions = this.#positionsOf(run)
       const json = JSON.stringify([positions, run.appliedResetId])
       if (!force && json === run.lastCursor) continue
-      docs.push({ _id: run.id, positions, appliedResetId: run.appliedResetId, workerId: this.settings.workerId, updatedAt: now })
-      written.push([run, json])
+      changed.push({ run, json, positions })
     }
-    await this.store.writeCursors(docs)
-    for (const [run, json] of written) run.lastCursor = json
+    if (changed.length > limit) changed = changed.sort((a, b) => a.run.lastCursorAt - b.run.lastCursorAt).slice(0, limit)
+    const now = new Date()
+    await this.store.writeCursors(changed.map(({ run, positions }) => ({ _id: run.id, positions, appliedResetId: run.appliedResetId, workerId: this.settings.workerId, updatedAt: now })))
+    for (const { run, json } of changed) {
+      run.lastCursor = json
+      run.lastCursorAt = now.getTime()
+    }
   }
 
   /** Cursors first, then the shared group's commit (the minimum of the attached subscriptions). */
   async #flushPass(): Promise<void> {
-    await this.#writeCursors([...this.#runs.values()].filter((r) => !r.stopped))
+    await this.#writeCursors([...this.#runs.values()].filter((r) => !r.stopped), false, MAX_CURSOR_WRITES_PER_FLUSH)
     await this.#commitShared()
   }
 
@@ -1156,11 +1255,28 @@ export class SinkWorker {
 
   async #statusPass(): Promise<void> {
     for (const t of this.#d.topics) await this.#refreshOffsets(t.name).catch(() => undefined)
-    for (const run of [...this.#runs.values()]) await this.#reportRun(run, false)
+    await this.#reportRuns([...this.#runs.values()], false)
   }
 
-  async #reportRun(run: Run, changedOnly: boolean): Promise<void> {
-    if (run.stopped || !this.#leaseValid()) return
+  #reportRun(run: Run, changedOnly: boolean): Promise<void> {
+    return this.#reportRuns([run], changedOnly)
+  }
+
+  /** The statuses of runs that changed (or are due), in one command. */
+  async #reportRuns(runs: Run[], changedOnly: boolean): Promise<void> {
+    if (!this.#leaseValid()) return
+    const reports: Array<[string, ConnectorStatus]> = []
+    for (const run of runs) {
+      const status = this.#statusOf(run, changedOnly)
+      if (status) reports.push([run.id, status])
+    }
+    if (reports.length === 1) await this.#report(reports[0]![0], reports[0]![1])
+    else await this.#d.controlPlane.reportConnectorStatuses(reports)
+  }
+
+  /** The run's status when it is to be reported (changed, or due), else null. */
+  #statusOf(run: Run, changedOnly: boolean): ConnectorStatus | null {
+    if (run.stopped) return null
     let state: ConnectorStatus['state'] = run.desiredState === 'paused' ? 'paused' : 'running'
     if (run.failure || (this.queue.has(run.id) && this.queue.stats(run.id).status === 'disabled')) state = 'failed'
     const positions = run.failure ? {} : this.#positionsOf(run)
@@ -1171,11 +1287,11 @@ export class SinkWorker {
     const status = { ...this.#status(state, run.generation, run.appliedResetId, positions, lag, run.lastError), snapshot }
     this.#d.metrics?.subscriptionLag.set({ subscription: run.id }, lag)
     const key = JSON.stringify([state, run.generation, run.appliedResetId, run.lastError?.message ?? null, snapshot?.phase ?? null])
-    if (changedOnly && key === run.lastReport) return
-    if (!changedOnly && key === run.lastReport && Date.now() - run.lastReportAt < this.settings.statusIntervalMs / 2) return
+    if (changedOnly && key === run.lastReport) return null
+    if (!changedOnly && key === run.lastReport && Date.now() - run.lastReportAt < this.settings.statusIntervalMs / 2) return null
     run.lastReport = key
     run.lastReportAt = Date.now()
-    await this.#report(run.id, status)
+    return status
   }
 
   #status(state: ConnectorStatus['state'], generation: number, resetId: string | null, positions: Record<string, string>, lag: number | null, lastError: Run['lastError']): ConnectorStatus {
