@@ -52,7 +52,8 @@ export const benchmark: Benchmark = {
         columns: { sku: 'Item', locationId: 'Warehouse', onHand: 'OnHand', reserved: 'Reserved', available: 'Available', sequence: 'Seq' },
         constants: { manufacturerId: 'acme', unitOfMeasure: 'EA' },
       })
-      const runner = new SourceRunner(source, config, { name: 'bench-csv', kafka: env.kafka, serde: env.serde, topics: [env.topic], logger: createLogger({ level: 'error' }), idleMs: 5 })
+      // maxBatch: every poll of batchRows rows goes out as one produce request, as in the baseline.
+      const runner = new SourceRunner(source, config, { name: 'bench-csv', kafka: env.kafka, serde: env.serde, topics: [env.topic], logger: createLogger({ level: 'error' }), idleMs: 5, maxBatch: BATCH })
       global.gc?.()
       ctx.progress('platform: csv-drop source')
       const { result: platformSec, peakMb } = await withPeakRss(async () => {
