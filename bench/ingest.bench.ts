@@ -1,6 +1,6 @@
 /**
  * Events/s accepted by POST /v1/events/inventory.level.changed (batches of 500, Avro, acks=all,
- * 202 after the ack) beside raw kafkajs producing the same messages pre-encoded (Avro key and value
+ * 202 after the ack; the clients in a child process) beside raw kafkajs producing the same messages pre-encoded (Avro key and value
  * in the Confluent wire format and the same nine CloudEvents/traceparent headers the platform puts on
  * every event, all built before the clock starts), in the same batch sizes, with the same number of
  * concurrent senders, the same producer settings (idempotent, acks=all, no compression), in the
@@ -9,7 +9,10 @@
  * without the headers is printed for reference: kafkajs spends about as much on nine headers as on
  * the rest of a record, so it bounds what any producer of these events can reach with kafkajs.
  */
+import { fork } from 'node:child_process'
 import type { Server } from 'node:http'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { Partitioners } from 'kafkajs'
@@ -22,12 +25,13 @@ import { inventoryEvent } from './serde.bench.ts'
 import { benchEnv } from './sources-common.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
+const here = path.dirname(fileURLToPath(import.meta.url))
 const BATCH = 500
 const SENDERS = 4
 
 export const benchmark: Benchmark = {
   name: 'ingest',
-  description: `POST /v1/events (batches of ${BATCH}, ${SENDERS} concurrent clients, Avro, acks=all) vs raw kafkajs sending the same messages pre-encoded (envelope headers included), events/s`,
+  description: `POST /v1/events (batches of ${BATCH}, ${SENDERS} concurrent clients in a child process, Avro, acks=all) vs raw kafkajs sending the same messages pre-encoded (envelope headers included), events/s`,
   async run(ctx): Promise<Figure[]> {
     const env = await benchEnv('ingest')
     try {
@@ -57,11 +61,14 @@ export const benchmark: Benchmark = {
         const s = app.listen(0, '127.0.0.1', () => resolve(s))
       })
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events/inventory.level.changed`
-      const postOnce = async () => {
-        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
-        await res.arrayBuffer()
-        if (res.status !== 202) throw new Error(`ingest answered ${res.status}`)
-      }
+      // The clients run in a child process (publishers are other machines), like the receivers of
+      // the fanout benchmark: the measured process does the ingest only.
+      const clients = fork(path.join(here, 'helpers', 'ingest-clients-child.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      const post = (ms: number) =>
+        new Promise<{ n: number; sec: number }>((resolve, reject) => {
+          clients.once('message', (m: { n: number; sec: number; error?: string }) => (m.error ? reject(new Error(m.error)) : resolve(m)))
+          clients.send({ url, body, senders: SENDERS, ms, batch: BATCH })
+        })
 
       // Baseline: raw kafkajs, the same producer settings, the same messages already encoded: Avro
       // key and value, and the envelope headers of each event (own id, time, one traceparent per batch).
@@ -85,19 +92,20 @@ export const benchmark: Benchmark = {
 
       const warm = Math.min(1000, ctx.durationMs / 4)
       ctx.progress('warm-up: platform, raw kafkajs')
-      await timed(postOnce, warm)
+      await post(warm)
       await timed(sendHeaders, warm)
       await timed(sendPlain, warm)
       const arms = { platform: { n: 0, sec: 0 }, raw: { n: 0, sec: 0 }, plain: { n: 0, sec: 0 } }
       const add = (a: { n: number; sec: number }, r: { n: number; sec: number }) => ((a.n += r.n), (a.sec += r.sec))
       for (let round = 1; round <= 2; round++) {
         ctx.progress(`round ${round}: platform`)
-        add(arms.platform, await timed(postOnce, ctx.durationMs / 2))
+        add(arms.platform, await post(ctx.durationMs / 2))
         ctx.progress(`round ${round}: raw kafkajs, same messages and headers`)
         add(arms.raw, await timed(sendHeaders, ctx.durationMs / 2))
         ctx.progress(`round ${round}: raw kafkajs without headers (reference)`)
         add(arms.plain, await timed(sendPlain, ctx.durationMs / 2))
       }
+      clients.disconnect()
       await producer.disconnect()
       await ingest.stop()
       server.closeAllConnections()
