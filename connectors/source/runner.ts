@@ -44,6 +44,13 @@ export interface SourceRunnerOptions {
    * Bounded so that a push source can answer 503 in seconds rather than hang while Kafka is down.
    */
   producerRetry?: { retries: number; maxRetryTime: number; initialRetryTime?: number }
+  /**
+   * Poll the next batch while the previous one is in flight. Default: yes for pull sources (a file or
+   * a collection is read and encoded during the broker's round trip); no for push sources (those with
+   * `fail`): requests that arrive during the round trip are worth more merged into the next produce
+   * request than drained one by one (their validation already ran in the request handlers).
+   */
+  overlapPoll?: boolean
 }
 
 interface TopicIds {
@@ -73,6 +80,7 @@ export class SourceRunner<C = unknown, V = unknown> {
   private readonly ids = new Map<string, Promise<TopicIds>>()
   private readonly maxBatch: number
   private readonly idleMs: number
+  private readonly overlapPoll: boolean
   private producer: Producer | undefined
   private connected = false
   private abort = new AbortController()
@@ -93,6 +101,7 @@ export class SourceRunner<C = unknown, V = unknown> {
     this.log = opts.logger.child({ component: 'source-runner', connector: opts.name })
     this.topics = new Map(opts.topics.map((t) => [t.name, t]))
     this.maxBatch = opts.maxBatch ?? 2000
+    this.overlapPoll = opts.overlapPoll ?? !connector.fail
     this.idleMs = opts.idleMs ?? 100
   }
 
@@ -210,6 +219,7 @@ export class SourceRunner<C = unknown, V = unknown> {
           await this.resumeWaiter?.promise
           continue
         }
+        if (this.flight && !this.overlapPoll) await this.settle()
         let records: SourceRecord<V>[]
         if (pending) {
           records = pending
