@@ -118,6 +118,32 @@ export function toHeaders(e: EventEnvelope): IHeaders {
   }
 }
 
+let isoMs = NaN
+let isoText = ''
+
+/**
+ * The same headers as `toHeaders(envelope(...))`, built in one step for the producing hot path (no
+ * intermediate envelope object; the ISO time of consecutive events in one millisecond is reused).
+ */
+export function envelopeHeaders(id: string, type: string, source: string, occurredAt: Date, schemaSubject: string, schemaVersion: number, traceparent: string): IHeaders {
+  const ms = occurredAt.getTime()
+  if (ms !== isoMs) {
+    isoText = occurredAt.toISOString()
+    isoMs = ms
+  }
+  return {
+    [HEADER.specVersion]: '1.0',
+    [HEADER.id]: id,
+    [HEADER.type]: type,
+    [HEADER.source]: source,
+    [HEADER.time]: isoText,
+    [HEADER.contentType]: AVRO_CONTENT_TYPE,
+    [HEADER.schemaSubject]: schemaSubject,
+    [HEADER.schemaVersion]: String(schemaVersion),
+    [HEADER.traceparent]: traceparent,
+  }
+}
+
 function header(h: IHeaders, name: string): string | undefined {
   const v = h[name]
   const one = Array.isArray(v) ? v[v.length - 1] : v

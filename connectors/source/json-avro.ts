@@ -72,7 +72,45 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
   }
   collect(root, '')
 
-  const knownFields = new WeakMap<object, Set<string>>()
+  /** Per record schema, computed once: each field's name, escaped path suffix, default and nullability. */
+  interface FieldPlan {
+    name: string
+    suffix: string
+    type: Schema
+    hasDefault: boolean
+    rawDefault: unknown
+    /** The converted default, shared when it is a primitive (strings, numbers, null). */
+    constantDefault: boolean
+    defaultValue: unknown
+    nullable: boolean
+  }
+  const plans = new WeakMap<object, { fields: FieldPlan[]; known: Set<string> }>()
+  const recordFields = (s: object) => {
+    let plan = plans.get(s)
+    if (!plan) {
+      const fields = (s as { fields: Array<{ name: string; type: Schema; default?: unknown }> }).fields
+      plan = {
+        known: new Set(fields.map((f) => f.name)),
+        fields: fields.map((f) => {
+          const hasDefault = 'default' in f
+          const converted = hasDefault ? defaultValue(f.type, f.default) : undefined
+          const constantDefault = hasDefault && (converted === null || typeof converted !== 'object')
+          return {
+            name: f.name,
+            suffix: `/${esc(f.name)}`,
+            type: f.type,
+            hasDefault,
+            rawDefault: f.default,
+            constantDefault,
+            defaultValue: constantDefault ? converted : undefined,
+            nullable: allowsNull(f.type),
+          }
+        }),
+      }
+      plans.set(s, plan)
+    }
+    return plan
+  }
   const unionBranches = new WeakMap<Schema[], Schema[]>()
   const resolve = (s: Schema): Schema => (typeof s === 'string' && named.has(s) ? named.get(s)! : s)
   const typeName = (s: Schema): string => {
@@ -186,23 +224,21 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
       case 'record':
       case 'error': {
         if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(faults, path, `must be an object, got ${kind(v)}`)
-        const fields = (s as unknown as { fields: Array<{ name: string; type: Schema; default?: unknown }> }).fields
+        const rf = recordFields(s as object)
         const obj = v as Record<string, unknown>
         const out: Record<string, unknown> = {}
-        for (const f of fields) {
+        for (const f of rf.fields) {
           const x = obj[f.name]
-          const p = `${path}/${esc(f.name)}`
           if (x === undefined) {
-            if ('default' in f) out[f.name] = defaultValue(f.type, f.default)
-            else if (allowsNull(f.type)) out[f.name] = null
-            else faults.push({ path: p, message: 'is required' })
+            if (f.hasDefault) out[f.name] = f.constantDefault ? f.defaultValue : defaultValue(f.type, f.rawDefault)
+            else if (f.nullable) out[f.name] = null
+            else faults.push({ path: path + f.suffix, message: 'is required' })
             continue
           }
-          out[f.name] = conv(f.type, x, p, faults)
+          // The child path is a rope (cheap): it is flattened only when a fault names it.
+          out[f.name] = conv(f.type, x, path + f.suffix, faults)
         }
-        let known = knownFields.get(s as object)
-        if (!known) knownFields.set(s as object, (known = new Set(fields.map((f) => f.name))))
-        for (const k in obj) if (!known.has(k)) faults.push({ path: `${path}/${esc(k)}`, message: 'is not a field of the schema' })
+        for (const k in obj) if (!rf.known.has(k)) faults.push({ path: `${path}/${esc(k)}`, message: 'is not a field of the schema' })
         return out
       }
       default:

@@ -6,16 +6,17 @@
  * - Avro in the Confluent wire format through the serde, key and value schemas of the topic's
  *   contracts (TopicNameStrategy subjects), registered or found once per topic;
  * - keys and CloudEvents envelope headers (event id UUIDv7, type, source, time, traceparent);
- * - a kafkajs idempotent producer, acks=all, one request in flight (per-key order survives retries);
+ * - a kafkajs idempotent producer, acks=all, one request in flight (per-key order survives retries),
+ *   the next batch polled and encoded while the previous one waits for its ack (see run);
  * - `commit(records)` only after the broker acked them; a failed commit is retried, never produced
  *   again; a failed produce is retried for pull sources and reported with `fail` for push sources;
  * - start / pause / resume / stop, and recovery after a crash (see SourceConnector.recovery).
  */
-import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs'
+import { Partitioners, type Kafka, type Message, type Producer, type TopicMessages } from 'kafkajs'
 import type { Logger } from '../../common/logger.ts'
 import { DataError, RetriableError } from '../../common/errors.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
-import { HEADER, envelope, newTraceparent, toHeaders } from '../../schemas/headers.ts'
+import { HEADER, envelopeHeaders, newTraceparent, uuidv7 } from '../../schemas/headers.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { keySubject, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
 import { POSITION_HEADER, scanPositions } from './recovery.ts'
@@ -43,6 +44,13 @@ export interface SourceRunnerOptions {
    * Bounded so that a push source can answer 503 in seconds rather than hang while Kafka is down.
    */
   producerRetry?: { retries: number; maxRetryTime: number; initialRetryTime?: number }
+  /**
+   * Poll the next batch while the previous one is in flight. Default: yes for pull sources (a file or
+   * a collection is read and encoded during the broker's round trip); no for push sources (those with
+   * `fail`): requests that arrive during the round trip are worth more merged into the next produce
+   * request than drained one by one (their validation already ran in the request handlers).
+   */
+  overlapPoll?: boolean
 }
 
 interface TopicIds {
@@ -72,6 +80,7 @@ export class SourceRunner<C = unknown, V = unknown> {
   private readonly ids = new Map<string, Promise<TopicIds>>()
   private readonly maxBatch: number
   private readonly idleMs: number
+  private readonly overlapPoll: boolean
   private producer: Producer | undefined
   private connected = false
   private abort = new AbortController()
@@ -92,6 +101,7 @@ export class SourceRunner<C = unknown, V = unknown> {
     this.log = opts.logger.child({ component: 'source-runner', connector: opts.name })
     this.topics = new Map(opts.topics.map((t) => [t.name, t]))
     this.maxBatch = opts.maxBatch ?? 2000
+    this.overlapPoll = opts.overlapPoll ?? !connector.fail
     this.idleMs = opts.idleMs ?? 100
   }
 
@@ -187,53 +197,131 @@ export class SourceRunner<C = unknown, V = unknown> {
     return p
   }
 
+  /**
+   * The loop is a two-stage pipeline: while one batch is in flight (waiting for the broker's ack),
+   * the next is polled and encoded; it is sent only once the previous one is acked, so there is never
+   * more than one produce request of this source in flight (kafkajs' idempotent producer holds a lock
+   * per broker for the whole request anyway) and per-key order survives failures and retries. Each
+   * batch's `commit` is chained on its ack, in ack order, and runs while the next batch is in flight.
+   */
   private async run(): Promise<void> {
     const signal = this.abort.signal
     let retryDelay = this.opts.retryBackoffMs ?? 500
     const retryMax = this.opts.retryBackoffMaxMs ?? 10_000
-    let pending: SourceRecord<V>[] | undefined // a pull source's batch awaiting a retry
-    while (!signal.aborted) {
-      if (this._state === 'paused') {
-        await this.resumeWaiter?.promise
-        continue
-      }
-      let records: SourceRecord<V>[]
-      if (pending) {
-        records = pending
-      } else {
-        const t0 = Date.now()
-        records = await this.connector.poll()
-        if (records.length === 0) {
-          const waited = Date.now() - t0
-          if (waited < this.idleMs) await sleep(this.idleMs - waited, signal)
+    let pending: SourceRecord<V>[] | undefined // a pull source's records awaiting a retry
+    try {
+      while (!signal.aborted) {
+        if (this._state === 'paused') {
+          // The batch in flight is acked and committed first (or its records kept for a retry).
+          const failed = await this.settle()
+          if (failed) pending = pending ? [...failed, ...pending] : failed
+          await this.commits
+          await this.resumeWaiter?.promise
           continue
         }
-      }
-      for (let i = 0; i < records.length; i += this.maxBatch) {
-        const batch = i === 0 && records.length <= this.maxBatch ? records : records.slice(i, i + this.maxBatch)
-        try {
-          await this.produce(batch)
-        } catch (err) {
-          this.stats.failedBatches++
-          const e = err as Error
-          if (this.connector.fail) {
-            this.log.warn('produce failed; reported to the source', { code: (e as { code?: string }).code ?? 'RETRIABLE', count: batch.length, err: e })
-            this.connector.fail(batch, e)
+        if (this.flight && !this.overlapPoll) await this.settle()
+        let records: SourceRecord<V>[]
+        if (pending) {
+          records = pending
+          pending = undefined
+        } else {
+          const t0 = Date.now()
+          records = await this.connector.poll()
+          if (records.length === 0) {
+            // Nothing new: let a failed batch in flight be retried without waiting for more records.
+            if (this.flight && !this.connector.fail) {
+              const failed = await this.settle()
+              if (failed) {
+                pending = failed
+                retryDelay = await this.backoff(failed.length, retryDelay, retryMax, signal)
+              }
+              continue
+            }
+            const waited = Date.now() - t0
+            if (waited < this.idleMs) await sleep(this.idleMs - waited, signal)
             continue
           }
-          if (e instanceof DataError) throw e
-          // Pull source: keep the unacked rest of the poll and try again after a pause.
-          pending = records.slice(i)
-          this.log.warn('produce failed; retrying', { code: 'RETRIABLE', count: pending.length, retryInMs: retryDelay, err: e })
-          await sleep(retryDelay, signal)
-          retryDelay = Math.min(retryMax, retryDelay * 2)
-          break
         }
-        if (pending) pending = undefined
-        retryDelay = this.opts.retryBackoffMs ?? 500
-        await this.commit(batch, signal)
+        for (let i = 0; i < records.length; i += this.maxBatch) {
+          const batch = i === 0 && records.length <= this.maxBatch ? records : records.slice(i, i + this.maxBatch)
+          // Encode this batch while the previous one is in flight.
+          let topicMessages: TopicMessages[] | undefined
+          let encodeError: Error | undefined
+          try {
+            topicMessages = await this.encode(batch)
+          } catch (err) {
+            encodeError = err as Error
+          }
+          const failed = await this.settle()
+          if (failed) {
+            // Pull source: the failed batch and everything after it (not sent) go again, in order.
+            pending = [...failed, ...records.slice(i)]
+            retryDelay = await this.backoff(pending.length, retryDelay, retryMax, signal)
+            break
+          }
+          if (encodeError || !topicMessages) {
+            this.stats.failedBatches++
+            const e = encodeError ?? new Error('nothing encoded')
+            if (this.connector.fail) {
+              this.log.warn('encoding failed; reported to the source', { code: (e as { code?: string }).code ?? 'RETRIABLE', count: batch.length, err: e })
+              this.connector.fail(batch, e)
+              continue
+            }
+            if (e instanceof DataError) throw e
+            pending = records.slice(i) // e.g. the registry unreachable: try again
+            retryDelay = await this.backoff(pending.length, retryDelay, retryMax, signal)
+            break
+          }
+          retryDelay = this.opts.retryBackoffMs ?? 500
+          this.flight = { batch, done: this.send(batch, topicMessages, signal) }
+        }
       }
+    } finally {
+      await this.settle().catch(() => undefined)
+      await this.commits
     }
+  }
+
+  private flight: { batch: SourceRecord<V>[]; done: Promise<Error | undefined> } | undefined
+  /** The chain of commits, in ack order. */
+  private commits: Promise<void> = Promise.resolve()
+
+  /**
+   * Waits for the batch in flight. Returns its records when producing them failed and the source is
+   * a pull source (to be retried); a push source was told through `fail`. Throws a DataError.
+   */
+  private async settle(): Promise<SourceRecord<V>[] | undefined> {
+    const f = this.flight
+    if (!f) return undefined
+    this.flight = undefined
+    const err = await f.done
+    if (!err) return undefined
+    if (this.connector.fail) return undefined
+    if (err instanceof DataError) throw err
+    return f.batch
+  }
+
+  private async backoff(count: number, delay: number, max: number, signal: AbortSignal): Promise<number> {
+    this.log.warn('produce failed; retrying', { code: 'RETRIABLE', count, retryInMs: delay })
+    await sleep(delay, signal)
+    return Math.min(max, delay * 2)
+  }
+
+  /** Produces an encoded batch; on the ack, chains its commit. Resolves with the error, never rejects. */
+  private async send(batch: SourceRecord<V>[], topicMessages: TopicMessages[], signal: AbortSignal): Promise<Error | undefined> {
+    try {
+      await this.sendEncoded(batch, topicMessages)
+    } catch (err) {
+      this.stats.failedBatches++
+      const e = err as Error
+      if (this.connector.fail) {
+        this.log.warn('produce failed; reported to the source', { code: (e as { code?: string }).code ?? 'RETRIABLE', count: batch.length, err: e })
+        this.connector.fail(batch, e)
+      }
+      return e
+    }
+    this.commits = this.commits.then(() => this.commit(batch, signal))
+    return undefined
   }
 
   private async commit(batch: SourceRecord<V>[], signal: AbortSignal): Promise<void> {
@@ -256,33 +344,38 @@ export class SourceRunner<C = unknown, V = unknown> {
 
   /** Encodes and produces one batch; resolves when the broker acked all of it (acks=all). */
   async produce(batch: SourceRecord<V>[]): Promise<void> {
-    const byTopic = new Map<string, Message[]>()
+    await this.sendEncoded(batch, await this.encode(batch))
+  }
+
+  /**
+   * Keys and values in the Confluent wire format, envelope headers and the position header, grouped
+   * by topic. Assigns each record its event id (kept on a retry, so the same event keeps its id).
+   */
+  async encode(batch: SourceRecord<V>[]): Promise<TopicMessages[]> {
+    const byTopic = new Map<string, { ids: TopicIds; messages: Message[] }>()
+    for (const r of batch) if (!byTopic.has(r.topic)) byTopic.set(r.topic, { ids: await this.topicIds(r.topic), messages: [] })
     // Records without a trace context share one root per produce request (the span that produced them).
     const batchTrace = newTraceparent()
+    const serde = this.opts.serde
+    const now = new Date()
+    let last: { topic: string; ids: TopicIds; messages: Message[] } | undefined
     for (const r of batch) {
-      const ids = await this.topicIds(r.topic)
-      const env = envelope({
-        type: r.type,
-        source: this.source,
-        schemaSubject: ids.subject,
-        schemaVersion: ids.version,
-        ...(r.id ? { id: r.id } : {}),
-        ...(r.occurredAt ? { occurredAt: r.occurredAt } : {}),
-        traceparent: r.traceparent ?? batchTrace,
-      })
-      r.id = env.id
-      const headers = toHeaders(env)
+      if (last?.topic !== r.topic) {
+        const t = byTopic.get(r.topic)!
+        last = { topic: r.topic, ids: t.ids, messages: t.messages }
+      }
+      const ids = last.ids
+      const id = r.id ?? uuidv7()
+      r.id = id
+      const headers = envelopeHeaders(id, r.type, this.source, r.occurredAt ?? now, ids.subject, ids.version, r.traceparent ?? batchTrace)
       if (r.position !== undefined) headers[POSITION_HEADER] = JSON.stringify(r.position)
       if (r.publisherId !== undefined) headers[HEADER.publisherId] = r.publisherId
-      const message: Message = {
-        key: this.opts.serde.encodeSync(ids.keyId, r.key),
-        value: this.opts.serde.encodeSync(ids.valueId, r.value),
-        headers,
-      }
-      let list = byTopic.get(r.topic)
-      if (!list) byTopic.set(r.topic, (list = []))
-      list.push(message)
+      last.messages.push({ key: serde.encodeSync(ids.keyId, r.key), value: serde.encodeSync(ids.valueId, r.value), headers })
     }
+    return [...byTopic].map(([topic, t]) => ({ topic, messages: t.messages }))
+  }
+
+  private async sendEncoded(batch: SourceRecord<V>[], topicMessages: TopicMessages[]): Promise<void> {
     const producer = this.producer
     if (!producer) throw new RetriableError('source runner is not started', undefined, { connector: this.name })
     if (!this.connected) {
@@ -294,9 +387,9 @@ export class SourceRunner<C = unknown, V = unknown> {
       }
     }
     try {
-      await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) })
+      await producer.sendBatch({ acks: -1, topicMessages })
     } catch (err) {
-      throw new RetriableError(`produce failed: ${(err as Error).message}`, 5000, { connector: this.name, stage: 'produce', topics: [...byTopic.keys()] }, { cause: err })
+      throw new RetriableError(`produce failed: ${(err as Error).message}`, 5000, { connector: this.name, stage: 'produce', topics: topicMessages.map((t) => t.topic) }, { cause: err })
     }
     this.stats.produced += batch.length
     this.stats.batches++

@@ -51,7 +51,7 @@ export const csvDropConfigSchema: ConfigSchema = {
   columns: { doc: 'Avro field → CSV header name.', type: 'string-map', default: {} },
   constants: { doc: 'Avro field → constant value for fields the file lacks.', type: 'string-map', default: {} },
   delimiter: { doc: 'Field delimiter (one ASCII character).', type: 'string', default: ',' },
-  batchRows: { doc: 'Rows per produce request.', type: 'integer', default: 5000, min: 1, max: 100_000 },
+  batchRows: { doc: 'Rows per poll, produced as one request when the runner\'s maxBatch (default 2000) allows; larger polls are split.', type: 'integer', default: 2000, min: 1, max: 100_000 },
   settleMs: { doc: 'A file is taken once unchanged this long (ms).', type: 'integer', default: 1000, min: 0 },
   scanIntervalMs: { doc: 'How often the folder is listed when idle (ms).', type: 'integer', default: 1000, min: 10 },
   stateDir: { doc: 'Folder of the resume points; empty: <dir>/.distributary.', type: 'string', default: '' },

@@ -65,4 +65,20 @@ describe('json-avro converter', () => {
     expect(r.faults).to.deep.equal([])
     expect(r.value).to.include({ onHand: 12, gtin: null, safetyStock: null, sequence: 7, occurredAt: Date.parse('2026-01-01T00:00:00Z'), locationType: 'WAREHOUSE' })
   })
+  it('fills defaults (a fresh array per value), names missing fields and escapes unknown keys, the same on every call', () => {
+    const base = { manufacturerId: 'm', sku: 'S', locationId: 'L', unitOfMeasure: 'EA', onHand: 1, reserved: 0, available: 1, sequence: 1, occurredAt: 0 }
+    const a = conv.convert(base).value as { incoming: unknown[]; gtin: unknown; locationType: string; safetyStock: unknown }
+    const b = conv.convert(base).value as { incoming: unknown[] }
+    expect(a).to.include({ gtin: null, locationType: 'WAREHOUSE', safetyStock: null })
+    expect(a.incoming).to.deep.equal([])
+    a.incoming.push(1)
+    expect(b.incoming).to.deep.equal([]) // not one shared default array
+    for (let i = 0; i < 3; i++) {
+      const r = conv.convert({ sku: 'S', 'a/b~c': 1, incoming: [{ quantity: 1, expectedDate: 3 }, {}] }, `/${i}`)
+      expect(r.value).to.equal(undefined)
+      expect(r.faults.map((f) => `${f.path} ${f.message}`).sort()).to.deep.equal(
+        [`/${i}/a~1b~0c is not a field of the schema`, `/${i}/available is required`, `/${i}/incoming/1/expectedDate is required`, `/${i}/incoming/1/quantity is required`, `/${i}/locationId is required`, `/${i}/manufacturerId is required`, `/${i}/occurredAt is required`, `/${i}/onHand is required`, `/${i}/reserved is required`, `/${i}/sequence is required`, `/${i}/unitOfMeasure is required`].sort(),
+      )
+    }
+  })
 })
