@@ -219,7 +219,17 @@ export class SourceRunner<C = unknown, V = unknown> {
           await this.resumeWaiter?.promise
           continue
         }
-        if (this.flight && !this.overlapPoll) await this.settle()
+        if (this.flight && !this.overlapPoll) {
+          // Without overlap the next poll sees the source after the previous batch's commit (a source
+          // reading its pending records from a store would otherwise hand them out again).
+          const failed = await this.settle()
+          await this.commits
+          if (failed) {
+            pending = pending ? [...failed, ...pending] : failed
+            retryDelay = await this.backoff(pending.length, retryDelay, retryMax, signal)
+            continue
+          }
+        }
         let records: SourceRecord<V>[]
         if (pending) {
           records = pending

@@ -54,6 +54,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     logger: options.logger,
     maxBatch: 500,
     idleMs: 0, // the source waits itself (interval or nudge)
+    // The outbox source reads what is pending from the store, which only its commit advances: polling
+    // the next batch while one is in flight would hand out the same entries again.
+    overlapPoll: false,
     ...(options.producerRetry ? { producerRetry: options.producerRetry } : {}),
   })
   return {
