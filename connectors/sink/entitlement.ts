@@ -146,6 +146,9 @@ export function decide(record: Pick<SinkRecord, 'headers' | 'value' | 'eventType
   if (publisher === null) return { deliver: false, reason: 'the record names no publisher (or header and manufacturerId disagree)' }
   const ents = entitlementsFor(grants, sub.partnerId, publisher, record.eventType)
   if (ents.length === 0) return { deliver: false, reason: `no grant of publisher ${publisher} covers ${record.eventType}` }
+  // A tombstone (a deleted key, publisher named by its header) carries no row to filter or project:
+  // the partner learns only that a key of a granted event type is gone (a sink holding that key drops it).
+  if (record.value === null) return { deliver: true, value: null, projected: false }
   const sf = matchesFilter(record.value, sub.filter, sub.partnerId)
   if (!sf.ok) return { deliver: false, reason: `outside the subscription's filter (${sf.field})` }
   let fields: string[] | undefined

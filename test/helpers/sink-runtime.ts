@@ -20,7 +20,7 @@ import { OAuth2TokenCache, restSinkFactory } from '../../consumers/rest/index.ts
 import { sinkFactoryByType } from '../../consumers/index.ts'
 import { ControlPlane } from '../../control-plane/service.ts'
 import type { Principal, SubscriptionInput } from '../../control-plane/index.ts'
-import { AvroSerde, RegistryClient, ensureTopics, envelope, registerTopicSchemas, toHeaders, valueSubject, keySubject, type TopicSpec } from '../../schemas/index.ts'
+import { AvroSerde, RegistryClient, ensureTopics, envelope, HEADER, registerTopicSchemas, toHeaders, valueSubject, keySubject, type TopicSpec } from '../../schemas/index.ts'
 import { testConfig, testKafka, testMongo, uniqueName, dropDatabaseLater } from './env.ts'
 import { deleteTopics, startTestRegistry } from './registry.ts'
 import type { RegistryServer } from '../../schemas/registry/index.ts'
@@ -171,7 +171,8 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
       const messages = skus.map((sku) => {
         const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: valueSubject(topic.name), schemaVersion: 1 })
         out.push(env.id)
-        return { key: serde.encodeSync(keyId, { sku, locationId: 'WH1' }), value: null, headers: toHeaders(env) }
+        // a tombstone has no payload: its publisher is named by the header, as the source runner stamps it
+        return { key: serde.encodeSync(keyId, { sku, locationId: 'WH1' }), value: null, headers: { ...toHeaders(env), [HEADER.publisherId]: publisher._id } }
       })
       await producer.send({ topic: topic.name, messages })
       return out

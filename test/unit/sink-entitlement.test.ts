@@ -45,6 +45,14 @@ describe('sink entitlement: one record, one subscription, the partner grants', (
     expect(ok).to.deep.equal({ deliver: true, value: level(), projected: false })
   })
 
+  it('a tombstone reaches a partner whose grant from its publisher (header) covers the event type, filters notwithstanding; without a publisher it is dropped', () => {
+    const sub = { partnerId: 'org_a', filter: { locationId: { in: ['WH1'] } } }
+    const filtered = [grant('pub1', 'org_a', [{ eventType: 'inventory.level.changed', filter: { locationId: { in: ['WH9'] } }, fields: ['sku'] }])]
+    expect(decide(rec(null, { ce_publisherid: 'pub1' }), sub, filtered)).to.deep.equal({ deliver: true, value: null, projected: false })
+    expect(decide(rec(null, { ce_publisherid: 'pub2' }), sub, filtered).deliver).to.equal(false)
+    expect(decide(rec(null), sub, filtered).deliver).to.equal(false)
+  })
+
   it('row filter is grant AND subscription, whatever the subscription asks', () => {
     const g = [grant('pub1', 'org_a', [{ eventType: 'inventory.level.changed', filter: { sku: { in: ['S1', 'S2'] } } }])]
     expect(decide(rec(level({ sku: 'S3' })), { partnerId: 'org_a' }, g).deliver).to.equal(false)
