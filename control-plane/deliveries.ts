@@ -6,6 +6,7 @@
 import type { Filter } from 'mongodb'
 import type { Collections, Page, PageRequest } from './store.ts'
 import { idAtTime, newId, page } from './store.ts'
+import { isDuplicateKey } from './errors.ts'
 import type { DeadLetterRecord, DeliveryAttempt, DeliveryDoc, DeliveryStatus, RetryRequestDoc } from './types.ts'
 
 /** Kept per delivery document (the oldest are dropped). */
@@ -35,7 +36,64 @@ export interface DeliverySearch {
 }
 
 export class DeliveryLog {
+  /** Recently used (subscription, event) -> delivery _id, so retries skip the mapping lookup. */
+  readonly #ids = new Map<string, string>()
+
   constructor(private readonly cols: Collections) {}
+
+  /**
+   * The _id of the delivery document of (subscription, event). The writes of the hot path go by `_id`:
+   * a filter on other fields is a scan of the whole collection on FerretDB v1 (it pushes down `_id`
+   * equality only), and the delivery log is the biggest collection. The mapping is created once; a
+   * unique `_id` decides a race. Null when it does not exist and `create` is false.
+   */
+  async #idFor(subscriptionId: string, eventId: string, create: boolean): Promise<string | null> {
+    const key = `${subscriptionId}|${eventId}`
+    const cached = this.#ids.get(key)
+    if (cached) return cached
+    const found = await this.cols.deliveryIds.findOne({ _id: key })
+    let id = found?.deliveryId ?? null
+    if (!id && create) {
+      id = newId('dlv')
+      try {
+        await this.cols.deliveryIds.insertOne({ _id: key, deliveryId: id })
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err
+        id = (await this.cols.deliveryIds.findOne({ _id: key }))?.deliveryId ?? null
+        if (!id) throw err
+      }
+    }
+    if (id) {
+      if (this.#ids.size >= 20_000) this.#ids.delete(this.#ids.keys().next().value!)
+      this.#ids.set(key, id)
+    }
+    return id
+  }
+
+  /**
+   * Upserts the delivery document of (subscription, event) by its mapped _id. A document written
+   * before the mapping existed (same subscription and event, another _id) is found by the unique
+   * (subscriptionId, eventId) index refusing the insert; the mapping is then repaired to point at it.
+   */
+  async #upsert(subscriptionId: string, eventId: string, update: (id: string) => Parameters<Collections['deliveries']['updateOne']>[1]): Promise<void> {
+    const id = (await this.#idFor(subscriptionId, eventId, true))!
+    try {
+      await this.cols.deliveries.updateOne({ _id: id }, update(id), { upsert: true })
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err
+      const legacy = await this.cols.deliveries.findOne({ subscriptionId, eventId }, { projection: { _id: 1 } })
+      if (!legacy) throw err
+      if (legacy._id === id) {
+        // two first writes raced on the insert (an upsert is not atomic on FerretDB): the document exists now
+        await this.cols.deliveries.updateOne({ _id: id }, update(id))
+        return
+      }
+      const key = `${subscriptionId}|${eventId}`
+      await this.cols.deliveryIds.updateOne({ _id: key }, { $set: { deliveryId: legacy._id } }, { upsert: true })
+      this.#ids.set(key, legacy._id)
+      await this.cols.deliveries.updateOne({ _id: legacy._id }, update(legacy._id))
+    }
+  }
 
   /** Idempotent per (subscription, event): upserts the document and appends the attempt. */
   async recordAttempt(r: AttemptRecord): Promise<void> {
@@ -49,7 +107,8 @@ export class DeliveryLog {
     }
     if (r.status === 'pending' || r.status === 'retrying') set.retryRequestedAt = null
     const setOnInsert: Partial<DeliveryDoc> = {
-      _id: newId('dlv'),
+      subscriptionId: r.subscriptionId,
+      eventId: r.eventId,
       partnerId: r.partnerId,
       eventType: r.eventType,
       key: r.key,
@@ -57,16 +116,12 @@ export class DeliveryLog {
       createdAt: now,
     }
     for (const k of ['deliveredAt', 'deadAt', 'deadReason', 'retryRequestedAt'] as const) if (!(k in set)) (setOnInsert as Record<string, unknown>)[k] = null
-    await this.cols.deliveries.updateOne(
-      { subscriptionId: r.subscriptionId, eventId: r.eventId },
-      {
-        $set: set,
-        $setOnInsert: setOnInsert,
-        $inc: { attemptCount: 1 },
-        $push: { attempts: { $each: [{ ...r.attempt, responseExcerpt: excerpt }], $slice: -MAX_ATTEMPTS_KEPT } },
-      },
-      { upsert: true },
-    )
+    await this.#upsert(r.subscriptionId, r.eventId, () => ({
+      $set: set,
+      $setOnInsert: setOnInsert,
+      $inc: { attemptCount: 1 },
+      $push: { attempts: { $each: [{ ...r.attempt, responseExcerpt: excerpt }], $slice: -MAX_ATTEMPTS_KEPT } },
+    }))
   }
 
   /**
@@ -75,14 +130,10 @@ export class DeliveryLog {
    */
   async markDead(r: { subscriptionId: string; partnerId: string; eventId: string; eventType: string; key: string; reason: string; source: { topic: string; partition: number; offset: string } | null; deadLetter: DeadLetterRecord }): Promise<void> {
     const now = new Date()
-    await this.cols.deliveries.updateOne(
-      { subscriptionId: r.subscriptionId, eventId: r.eventId },
-      {
-        $set: { status: 'dead', deadAt: now, deadReason: r.reason, deadLetter: r.deadLetter, updatedAt: now, retryRequestedAt: null },
-        $setOnInsert: { _id: newId('dlv'), partnerId: r.partnerId, eventType: r.eventType, key: r.key, source: r.source, createdAt: now, deliveredAt: null, attempts: [], attemptCount: 0 },
-      },
-      { upsert: true },
-    )
+    await this.#upsert(r.subscriptionId, r.eventId, () => ({
+      $set: { status: 'dead', deadAt: now, deadReason: r.reason, deadLetter: r.deadLetter, updatedAt: now, retryRequestedAt: null },
+      $setOnInsert: { subscriptionId: r.subscriptionId, eventId: r.eventId, partnerId: r.partnerId, eventType: r.eventType, key: r.key, source: r.source, createdAt: now, deliveredAt: null, attempts: [], attemptCount: 0 },
+    }))
   }
 
   search(q: DeliverySearch, req: PageRequest): Promise<Page<DeliveryDoc>> {
@@ -97,8 +148,13 @@ export class DeliveryLog {
     return page(this.cols.deliveries, filter, { ...req, descending: true })
   }
 
-  get(subscriptionId: string, eventId: string): Promise<DeliveryDoc | null> {
-    return this.cols.deliveries.findOne({ subscriptionId, eventId })
+  async get(subscriptionId: string, eventId: string): Promise<DeliveryDoc | null> {
+    const id = await this.#idFor(subscriptionId, eventId, false)
+    if (id) {
+      const doc = await this.cols.deliveries.findOne({ _id: id })
+      if (doc) return doc
+    }
+    return this.cols.deliveries.findOne({ subscriptionId, eventId }) // written before the mapping existed
   }
 
   async requestRetry(input: { subscriptionId: string; partnerId: string; eventId: string | null; requestedBy: string }): Promise<RetryRequestDoc> {

@@ -11,6 +11,7 @@ import type {
   ConnectorDoc,
   ConnectorStatusDoc,
   DeliveryDoc,
+  DeliveryIdDoc,
   GrantDoc,
   IdempotencyDoc,
   OrganizationDoc,
@@ -31,6 +32,8 @@ export interface Collections {
   /** Written only by the worker that holds the connector (a document of its own: FerretDB v1 does not isolate concurrent updates of one document, so the API's desired-state writes and a worker's status writes never touch the same one). */
   connectorStatus: Collection<ConnectorStatusDoc>
   deliveries: Collection<DeliveryDoc>
+  /** `<subscriptionId>|<eventId>` -> the delivery's _id: the delivery log's hot path looks up by _id only (see DeliveryLog). */
+  deliveryIds: Collection<DeliveryIdDoc>
   retryRequests: Collection<RetryRequestDoc>
   idempotency: Collection<IdempotencyDoc>
   /** Written only by the outbox relay (what it produced per organization); the API reads it to prune outboxes. */
@@ -49,6 +52,7 @@ export const COLLECTION_NAMES: Record<keyof Collections, string> = {
   connectors: 'connectors',
   connectorStatus: 'connector_status',
   deliveries: 'deliveries',
+  deliveryIds: 'delivery_ids',
   retryRequests: 'retry_requests',
   idempotency: 'idempotency',
   outboxRelay: 'outbox_relay',
@@ -88,6 +92,7 @@ export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
     { key: { subscriptionId: 1, status: 1, _id: 1 }, name: 'subscription_status_id' },
     { key: { subscriptionId: 1, key: 1, _id: 1 }, name: 'subscription_key_id' },
   ],
+  deliveryIds: [],
   retryRequests: [
     { key: { status: 1, _id: 1 }, name: 'status_id' },
     { key: { subscriptionId: 1, _id: 1 }, name: 'subscription_id' },

@@ -250,6 +250,13 @@ export interface ConnectorDoc {
   updatedAt: Date
 }
 
+/** Maps (subscription, event) to its delivery document: the delivery log writes by `_id` only, the one lookup FerretDB v1 serves without scanning the collection. */
+export interface DeliveryIdDoc {
+  /** `<subscriptionId>|<eventId>` */
+  _id: string
+  deliveryId: string
+}
+
 export type DeliveryStatus = 'pending' | 'retrying' | 'delivered' | 'dead'
 
 export interface DeliveryAttempt {
