@@ -22,6 +22,7 @@ import { ApiKeys, type CreatedKey } from './api-keys.ts'
 import { DeliveryLog } from './deliveries.ts'
 import { checkEntitlements, checkKnownEventTypes, checkWithinGrants } from './entitlements.ts'
 import { encodePins, pinsOf } from './schema-pins.ts'
+import { entitlementsOf, filterOf, storedEntitlements, storedFilter } from './stored-keys.ts'
 import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
 import { IdempotencyStore } from './idempotency.ts'
 import { partnerProfileEntry, partnerProfileValue, PARTNER_PROFILE_TOPIC } from './partner-profile.ts'
@@ -343,7 +344,7 @@ export class ControlPlane {
       _id: newId('grt'),
       publisherId,
       partnerId: input.partnerId,
-      entitlements: input.entitlements,
+      entitlements: storedEntitlements(input.entitlements),
       eventTypes: input.entitlements.map((e) => e.eventType),
       createdAt: now,
       updatedAt: now,
@@ -365,7 +366,7 @@ export class ControlPlane {
     if (errors.length > 0) throw new RequestInvalidError(errors)
     const updated = await this.cols.grants.findOneAndUpdate(
       { _id: id, version: g.version },
-      { $set: { entitlements: patch.entitlements, eventTypes: patch.entitlements.map((e) => e.eventType), updatedAt: new Date() }, $inc: { version: 1 } },
+      { $set: { entitlements: storedEntitlements(patch.entitlements), eventTypes: patch.entitlements.map((e) => e.eventType), updatedAt: new Date() }, $inc: { version: 1 } },
       { returnDocument: 'after' },
     )
     if (!updated) throw new ConflictError('the grant changed concurrently; read it again and retry')
@@ -458,7 +459,7 @@ export class ControlPlane {
   }
 
   private async checkAgainstGrants(partnerId: string, s: { eventTypes: string[]; filter?: RowFilter | undefined; fields?: string[] | undefined; schemaVersions?: Record<string, number> | undefined }): Promise<void> {
-    const grants = await this.cols.grants.find({ partnerId }).toArray()
+    const grants = (await this.cols.grants.find({ partnerId }).toArray()).map((g) => ({ ...g, entitlements: entitlementsOf(g.entitlements) }))
     const errors = checkWithinGrants(s, grants)
     for (const t of Object.keys(s.schemaVersions ?? {})) {
       if (!s.eventTypes.includes(t)) errors.push({ field: `schemaVersions.${t}`, message: `pins a version for ${t}, which the subscription does not subscribe to` })
@@ -489,7 +490,7 @@ export class ControlPlane {
       partnerId,
       name: input.name,
       eventTypes: input.eventTypes,
-      ...(input.filter !== undefined ? { filter: input.filter } : {}),
+      ...(input.filter !== undefined ? { filter: storedFilter(input.filter)! } : {}),
       ...(input.fields !== undefined ? { fields: input.fields } : {}),
       schemaVersions: encodePins(input.schemaVersions ?? {}),
       sink,
@@ -515,7 +516,7 @@ export class ControlPlane {
     this.canChangeSubscription(p, sub)
     const merged = {
       eventTypes: patch.eventTypes ?? sub.eventTypes,
-      filter: 'filter' in patch ? patch.filter : sub.filter,
+      filter: 'filter' in patch ? patch.filter : filterOf(sub.filter),
       fields: 'fields' in patch ? patch.fields : sub.fields,
       schemaVersions: patch.schemaVersions ?? pinsOf(sub),
     }
@@ -526,7 +527,7 @@ export class ControlPlane {
     if (sealedSink) this.checkSinkConfig(sealedSink)
     const set: Partial<SubscriptionDoc> = { updatedAt: new Date(), eventTypes: merged.eventTypes, schemaVersions: encodePins(merged.schemaVersions) }
     const unset: Record<string, ''> = {}
-    if (merged.filter !== undefined) set.filter = merged.filter
+    if (merged.filter !== undefined) set.filter = storedFilter(merged.filter)!
     else unset.filter = ''
     if (merged.fields !== undefined) set.fields = merged.fields
     else unset.fields = ''

@@ -3,6 +3,7 @@
  * RFC 9457 problems naming the field, creates honour Idempotency-Key, and what leaves the process
  * is built by the views below (no secret field is ever copied into a response by accident).
  */
+import { entitlementsOf, filterOf } from '../../control-plane/stored-keys.ts'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { Logger } from '../../common/logger.ts'
 import { SyndicationError } from '../../common/errors.ts'
@@ -161,7 +162,7 @@ export const grantView = (g: GrantDoc) => ({
   id: g._id,
   publisherId: g.publisherId,
   partnerId: g.partnerId,
-  entitlements: g.entitlements,
+  entitlements: entitlementsOf(g.entitlements),
   createdAt: g.createdAt,
   updatedAt: g.updatedAt,
 })
@@ -188,7 +189,7 @@ export const subscriptionView = (s: SubscriptionDoc) => ({
   partnerId: s.partnerId,
   name: s.name,
   eventTypes: s.eventTypes,
-  ...(s.filter !== undefined ? { filter: s.filter } : {}),
+  ...(s.filter !== undefined ? { filter: filterOf(s.filter) } : {}),
   ...(s.fields !== undefined ? { fields: s.fields } : {}),
   schemaVersions: pinsOf(s),
   ...(s.schemaIssues?.length ? { schemaIssues: s.schemaIssues } : {}),

@@ -16,6 +16,7 @@
  * - Projection: the grant's fields intersected with the subscription's (absent: every field); a path
  *   through an array projects each element.
  */
+import { decodeKey } from '../../control-plane/stored-keys.ts'
 import { fieldAllowed } from '../../control-plane/entitlements.ts'
 import type { Entitlement, GrantDoc, RowFilter } from '../../control-plane/types.ts'
 import { HEADER } from '../../schemas/headers.ts'
@@ -73,9 +74,10 @@ function scalar(v: unknown): unknown {
 export function matchesFilter(value: unknown, filter: RowFilter | undefined, partnerId: string): { ok: true } | { ok: false; field: string } {
   for (const [field, cond] of Object.entries(filter ?? {})) {
     const allowed = cond.in.map((a) => (a === PARTNER_ID_PLACEHOLDER ? partnerId : a))
-    const found = valuesAt(value, field)
-    if (found === undefined || found.length === 0) return { ok: false, field }
-    if (!found.every((f) => allowed.some((a) => a === scalar(f)))) return { ok: false, field }
+    const path = decodeKey(field) // stored keys are encoded (control-plane/stored-keys.ts)
+    const found = valuesAt(value, path)
+    if (found === undefined || found.length === 0) return { ok: false, field: path }
+    if (!found.every((f) => allowed.some((a) => a === scalar(f)))) return { ok: false, field: path }
   }
   return { ok: true }
 }
