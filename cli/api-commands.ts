@@ -79,7 +79,7 @@ const USAGE = `usage:
   distributary subscriptions [list] [--json]
   distributary connectors [list] | status <id> | pause <id> | resume <id> | replay <id> --from <ISO time|earliest|latest|snapshot> [--follow]  [--json]
   distributary dlq list <subscriptionId> | retry <subscriptionId> [eventId]  [--json]
-  distributary sources [list] | status <id> | pause <id> | resume <id> | stop <id> | start <id>  [--json]
+  distributary sources [list] | status <id> [--follow] | pause <id> | resume <id> | stop <id> | start <id>  [--json]
 The API is DISTRIBUTARY_API_URL (default http://127.0.0.1:8080); the key DISTRIBUTARY_API_KEY (default ADMIN_API_KEY).
 `
 
@@ -143,6 +143,7 @@ export async function apiCommand(config: AppConfig, command: string, args: strin
       case 'sources status': {
         const s = (await call(config, 'GET', `/sources/${encodeURIComponent(need('id', id))}/status`)) as Record<string, unknown>
         out(s, () => renderTable([s], [col('ID', 'id'), col('NAME', 'name'), col('DESIRED', 'desiredState'), col('STATE', 'state'), col('PRODUCED', 'counts.produced'), col('POSITION', 'position'), col('WORKER', 'workerId'), col('LAST ERROR', 'lastError.message')]))
+        if (flags.follow) return followImport(config, String(id))
         return 0
       }
       case 'sources pause':
@@ -219,5 +220,52 @@ async function followReplay(config: AppConfig, id: string, resetId: string, poll
       }
     } else if (total === null) progress.update(0)
     await sleep()
+  }
+}
+
+interface SourceStatusView {
+  state: string
+  position: { file?: string | null; line?: number | null; byte?: number | null; size?: number | null; filesDone?: number } | null
+  counts: { produced: number }
+  lastError: { code: string; message: string } | null
+}
+
+/**
+ * Follows a CSV drop source's import on stderr: per file, a progress bar over its bytes acked (rate and
+ * ETA), the rows produced in the final line. Ends when the source has no file in progress after one
+ * (or none to begin with), or stops running; Ctrl-C stops following, not the import.
+ */
+async function followImport(config: AppConfig, id: string, pollMs = 1000): Promise<number> {
+  let file: string | null = null
+  let progress: ReturnType<typeof createProgress> | null = null
+  let rowsAtStart = 0
+  let seenFile = false
+  let doneAtStart: number | null = null
+  for (;;) {
+    const s = (await call(config, 'GET', `/sources/${encodeURIComponent(id)}/status`)) as SourceStatusView
+    const pos = s.position ?? {}
+    const current = pos.file ?? null
+    doneAtStart ??= pos.filesDone ?? 0
+    if (current !== file) {
+      progress?.finish(`done, ${s.counts.produced - rowsAtStart} rows produced`)
+      progress = null
+      file = current
+      rowsAtStart = s.counts.produced
+      if (current) {
+        seenFile = true
+        progress = createProgress(`import ${current}`, { unit: 'bytes', ...(pos.size ? { total: pos.size } : {}) })
+      }
+    }
+    if (progress && pos.byte != null) progress.update(pos.byte, pos.size ?? undefined)
+    if (s.state === 'failed' || s.state === 'stopped') {
+      progress?.finish(`source ${s.state}${s.lastError ? `: ${s.lastError.code} ${s.lastError.message}` : ''}`)
+      return s.state === 'failed' ? 1 : 0
+    }
+    // A file was imported (followed, or taken and finished between two looks): done. Until then: wait.
+    if (!current && (seenFile || (pos.filesDone ?? 0) > doneAtStart)) {
+      if (!seenFile) process.stderr.write(`source ${id}: ${(pos.filesDone ?? 0) - doneAtStart} file(s) imported, ${s.counts.produced} rows produced\n`)
+      return 0
+    }
+    await new Promise((r) => setTimeout(r, pollMs))
   }
 }

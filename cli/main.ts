@@ -31,7 +31,8 @@ commands:
   subscriptions [list]   partner subscriptions          } (DISTRIBUTARY_API_URL, DISTRIBUTARY_API_KEY);
   connectors [list] | status|pause|resume <id> | replay <id> --from <ISO time|earliest|latest|snapshot> [--follow]
   dlq list <subscriptionId> | retry <subscriptionId> [eventId]
-  sources [list] | status|pause|resume|stop|start <id>   source connectors (csv-drop, mongodb)
+  sources [list] | status|pause|resume|stop|start <id> [--follow]
+                         source connectors (csv-drop, mongodb); status --follow shows a CSV import's progress
                          tables by default, the API's JSON with --json
 `
 

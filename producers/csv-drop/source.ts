@@ -88,6 +88,8 @@ interface OpenFile {
   path: string
   fileId: string
   mtimeMs: number
+  /** Size of the file in bytes (progress). */
+  size: number
   header: string[]
   /** Avro field → index in the row. */
   index: Map<string, number>
@@ -190,9 +192,10 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
   }
 
   /** The file in progress and the next line to read after the last acked row (status reports). */
-  position(): { file: string | null; line: number | null; filesDone: number } {
+  /** The resume point and progress: the current file, its next line, the bytes acked of its size. */
+  position(): { file: string | null; line: number | null; byte: number | null; size: number | null; filesDone: number } {
     const f = this.current
-    return { file: f?.name ?? null, line: f ? f.committed.line : null, filesDone: this.finished.length }
+    return { file: f?.name ?? null, line: f ? f.committed.line : null, byte: f ? f.committed.byte : null, size: f ? f.size : null, filesDone: this.finished.length }
   }
 
   async stop(): Promise<void> {
@@ -264,6 +267,7 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
       path: p,
       fileId,
       mtimeMs: st.mtimeMs,
+      size: st.size,
       header,
       index,
       stream,

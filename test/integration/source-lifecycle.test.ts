@@ -274,9 +274,16 @@ describe('source connectors: declared, run and controlled by the platform', func
     expect(paused.code, paused.err).to.equal(0)
     expect(paused.out).to.include('desired state paused')
     await waitFor(async () => (await status(apiSource)).state === 'paused', { what: 'paused by the CLI' })
+    // `sources status --follow` follows the next import (paused now: the file waits until the resume).
+    const following = cli(['sources', 'status', apiSource, '--follow'], env)
+    await new Promise((r) => setTimeout(r, 1500))
+    drop(dirs.api, 'follow.csv', 3000, 5000)
     const resumed = await cli(['sources', 'resume', apiSource], env)
     expect(resumed.out).to.include('desired state running')
     await waitFor(async () => (await status(apiSource)).state === 'running', { what: 'resumed by the CLI' })
+    const followed = await following
+    expect(followed.code, followed.err).to.equal(0)
+    expect(followed.err).to.match(/import follow\.csv: done, \d+ rows produced|1 file\(s\) imported, \d+ rows produced/)
   })
 
   it('paused survives a platform restart, and the declared source is not declared twice', async () => {
