@@ -268,7 +268,7 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
         )
       })
       if (live && drawnLines > 0) err.write(`\u001b[${drawnLines}A`)
-      for (const l of lines) err.write(`${l}\u001b[K\n`)
+      for (const l of lines) err.write(live ? `${l}\u001b[K\n` : `${l}\n`)
       drawnLines = live ? lines.length : 0
     }
     say(`streaming ${options.events ? `${options.events} stock changes` : 'stock changes until Ctrl-C'} at ${rate}/s, and a deal registration every 25`)
