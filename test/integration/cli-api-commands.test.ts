@@ -2,24 +2,13 @@
  * The CLI's thin commands over a running platform's management API, as an operator runs them:
  * a separate process, tables by default, JSON with --json, problems printed with the field.
  */
-import { spawn } from 'node:child_process'
-import path from 'node:path'
 import { expect } from 'chai'
 import { startPlatform, type Platform } from '../../cli/platform.ts'
 import { createLogger } from '../../common/logger.ts'
-import { PROJECT_ROOT } from '../../stack/index.ts'
 import { testPlatformConfig } from '../helpers/env.ts'
+import { runCli } from '../helpers/cli.ts'
 
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env } })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-    child.once('exit', (code) => resolve({ code, out, err }))
-  })
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv) => runCli(args, env)
 
 describe('CLI: partners, subscriptions, connectors, dlq over the management API', function () {
   this.timeout(90_000)

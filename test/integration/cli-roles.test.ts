@@ -16,6 +16,7 @@ import { PROJECT_ROOT } from '../../stack/index.ts'
 import { dropDatabaseLater, uniqueName, waitFor } from '../helpers/env.ts'
 import { startReceiver, type Receiver } from '../helpers/receiver.ts'
 import { closedPort } from '../helpers/sources.ts'
+import { runCli } from '../helpers/cli.ts'
 
 interface Proc {
   child: ChildProcess
@@ -39,20 +40,7 @@ function startRole(role: 'api' | 'worker', env: NodeJS.ProcessEnv): Proc {
   return { child, role, output: () => out }
 }
 
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env } })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-    const timer = setTimeout(() => child.kill('SIGTERM'), 60_000)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ code, out, err })
-    })
-  })
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv) => runCli(args, env, 60_000)
 
 function exited(p: Proc): Promise<number | null> {
   if (p.child.exitCode !== null || p.child.signalCode !== null) return Promise.resolve(p.child.exitCode)

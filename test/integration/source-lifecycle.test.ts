@@ -5,7 +5,6 @@
  * config faults are named by field; a publisher sees only its own sources; a MongoDB source's
  * connection string is sealed at rest and never returned.
  */
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -19,7 +18,7 @@ import { HEADER } from '../../schemas/headers.ts'
 import { testKafka, testPlatformConfig, uniqueName, waitFor } from '../helpers/env.ts'
 import { deleteTopics } from '../helpers/registry.ts'
 import { countRecords, readTopic } from '../helpers/sources.ts'
-import { PROJECT_ROOT } from '../../stack/index.ts'
+import { runCli } from '../helpers/cli.ts'
 
 const MAPPING = {
   columns: { sku: 'Item No', locationId: 'Warehouse', onHand: 'On Hand', reserved: 'Allocated', available: 'Available', sequence: 'Seq' },
@@ -35,16 +34,7 @@ function drop(dir: string, name: string, rows: number, seq0 = 1): void {
   fs.renameSync(path.join(dir, `${name}.tmp`), path.join(dir, name))
 }
 
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env } })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-    child.once('exit', (code) => resolve({ code, out, err }))
-  })
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv) => runCli(args, env)
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

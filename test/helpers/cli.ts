@@ -1,0 +1,28 @@
+/**
+ * Runs the `distributary` command as an operator would: a separate process (node + tsx on cli/main.ts),
+ * its own environment on top of this one, stdout and stderr kept apart; killed after `timeoutMs`.
+ */
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import { PROJECT_ROOT } from '../../stack/index.ts'
+
+export interface CliResult {
+  code: number | null
+  out: string
+  err: string
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env } })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, out, err })
+    })
+  })
+}
