@@ -53,7 +53,7 @@ export const benchmark: Benchmark = {
       }
 
       // Platform
-      const ingest = createHttpIngest({ kafka: env.kafka, serde: env.serde, logger: createLogger({ level: 'error' }), authenticate: async () => ({ organizationId: 'bench' }), topics: [env.topic], maxEvents: BATCH })
+      const ingest = createHttpIngest({ kafka: env.kafka, serde: env.serde, logger: createLogger({ level: 'error' }), authenticate: async () => ({ organizationId: inventoryEvent.manufacturerId }), topics: [env.topic], maxEvents: BATCH }) // the publisher of the events (ingestion refuses another manufacturer's)
       await ingest.start()
       const app = express()
       app.use(ingest.router)
