@@ -10,14 +10,9 @@
  * filter) and inserts a fresh one, so of two workers racing for it one insert wins.
  */
 import type { Collection, Db } from 'mongodb'
+import { Leases, type LeaseDoc } from '../leases.ts'
 
-export interface LeaseDoc {
-  /** The subscription id. */
-  _id: string
-  workerId: string
-  acquiredAt: Date
-  expiresAt: Date
-}
+export type { LeaseDoc }
 
 export interface WorkerDoc {
   _id: string
@@ -55,15 +50,14 @@ function decodeKeys(positions: Record<string, string> | undefined): Record<strin
   return Object.fromEntries(Object.entries(positions ?? {}).map(([k, v]) => [k.replaceAll('%2E', '.'), v]))
 }
 
-const isDuplicateKey = (err: unknown) => (err as { code?: unknown })?.code === 11000
 
-export class SinkStore {
-  readonly leases: Collection<LeaseDoc>
+/** The sink workers' leases (on subscriptions), heartbeats and cursors. */
+export class SinkStore extends Leases {
   readonly workers: Collection<WorkerDoc>
   readonly cursors: Collection<CursorDoc>
 
   constructor(db: Db) {
-    this.leases = db.collection(SINK_COLLECTIONS.leases)
+    super(db.collection(SINK_COLLECTIONS.leases))
     this.workers = db.collection(SINK_COLLECTIONS.workers)
     this.cursors = db.collection(SINK_COLLECTIONS.cursors)
   }
@@ -89,69 +83,6 @@ export class SinkStore {
   /** Deletes heartbeats that expired long ago (any worker may; the doc's owner is gone). */
   async sweepWorkers(olderThan: Date): Promise<void> {
     await this.workers.deleteMany({ expiresAt: { $lt: olderThan } })
-  }
-
-  allLeases(): Promise<LeaseDoc[]> {
-    return this.leases.find({}).toArray()
-  }
-
-  /**
-   * Claims a subscription: true when this worker now holds it. A live lease of another worker wins;
-   * an expired one (`stale`, as read) is deleted first, conditionally, so only one taker succeeds.
-   */
-  async claim(subscriptionId: string, workerId: string, ttlMs: number, stale?: LeaseDoc, now = new Date()): Promise<boolean> {
-    if (stale) {
-      const del = await this.leases.deleteOne({ _id: subscriptionId, workerId: stale.workerId, expiresAt: stale.expiresAt })
-      if (del.deletedCount === 0) return false
-    }
-    try {
-      await this.leases.insertOne({ _id: subscriptionId, workerId, acquiredAt: now, expiresAt: new Date(now.getTime() + ttlMs) })
-      return true
-    } catch (err) {
-      if (isDuplicateKey(err)) return false
-      throw err
-    }
-  }
-
-  /** Extends the leases this worker holds; returns the ids it still holds (a lease taken over is gone). */
-  async renew(workerId: string, ids: string[], ttlMs: number, now = new Date()): Promise<Set<string>> {
-    if (ids.length > 0) await this.leases.updateMany({ _id: { $in: ids }, workerId }, { $set: { expiresAt: new Date(now.getTime() + ttlMs) } })
-    const held = await this.leases.find({ workerId }, { projection: { _id: 1 } }).toArray()
-    return new Set(held.map((l) => l._id))
-  }
-
-  /**
-   * Claims many subscriptions in two commands (the stale leases deleted conditionally, then one
-   * unordered insert): returns the ids this worker now holds. The same rule as `claim`: the unique
-   * `_id` decides, so of two workers racing for a subscription one insert wins.
-   */
-  async claimMany(ids: string[], workerId: string, ttlMs: number, stale: ReadonlyMap<string, LeaseDoc>, now = new Date()): Promise<Set<string>> {
-    if (ids.length === 0) return new Set()
-    const deletes = ids.flatMap((id) => {
-      const l = stale.get(id)
-      return l ? [{ deleteOne: { filter: { _id: id, workerId: l.workerId, expiresAt: l.expiresAt } } }] : []
-    })
-    if (deletes.length > 0) await this.leases.bulkWrite(deletes, { ordered: false })
-    const expiresAt = new Date(now.getTime() + ttlMs)
-    try {
-      await this.leases.insertMany(ids.map((id) => ({ _id: id, workerId, acquiredAt: now, expiresAt })), { ordered: false })
-    } catch (err) {
-      const writeErrors = (err as { writeErrors?: unknown }).writeErrors
-      const errors = Array.isArray(writeErrors) ? writeErrors : []
-      if (!(errors.length > 0 && errors.every(isDuplicateKey))) throw err
-    }
-    const held = await this.leases.find({ _id: { $in: ids }, workerId, acquiredAt: now }, { projection: { _id: 1 } }).toArray()
-    return new Set(held.map((l) => l._id))
-  }
-
-  async release(subscriptionId: string, workerId: string): Promise<void> {
-    await this.leases.deleteOne({ _id: subscriptionId, workerId })
-  }
-
-  async releaseMany(subscriptionIds: string[], workerId: string): Promise<void> {
-    if (subscriptionIds.length === 0) return
-    if (subscriptionIds.length === 1) return this.release(subscriptionIds[0]!, workerId)
-    await this.leases.deleteMany({ _id: { $in: subscriptionIds }, workerId })
   }
 
   async getCursor(subscriptionId: string): Promise<CursorDoc | null> {

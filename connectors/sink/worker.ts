@@ -355,7 +355,7 @@ export class SinkWorker {
     const now = new Date()
     const workers = Math.max(1, (await this.store.liveWorkers(now)).length)
     const connectors = await this.#d.controlPlane.cols.connectors.find({ desiredState: { $ne: 'stopped' } }, { projection: { _id: 1 } }).toArray()
-    const leases = new Map((await this.store.allLeases()).map((l) => [l._id, l] as [string, LeaseDoc]))
+    const leases = new Map((await this.store.all()).map((l) => [l._id, l] as [string, LeaseDoc]))
     const mine = [...leases.values()].filter((l) => l.workerId === s.workerId).length
     const target = Math.ceil(connectors.length / workers)
     const free = connectors.filter((c) => {

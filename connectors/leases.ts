@@ -1,0 +1,84 @@
+/**
+ * Leases: which worker runs which item (a subscription, a source), one document per item (`_id` = the
+ * item's id) in a collection of its own. FerretDB v1 does not isolate concurrent updates of one
+ * document, so a claim is an insert (the unique `_id` decides), a takeover deletes exactly the stale
+ * document it read before inserting a fresh one, and only the holder renews or releases.
+ */
+import type { Collection } from 'mongodb'
+
+export interface LeaseDoc {
+  /** The subscription id. */
+  _id: string
+  workerId: string
+  acquiredAt: Date
+  expiresAt: Date
+}
+
+const isDuplicateKey = (err: unknown) => (err as { code?: unknown })?.code === 11000
+
+export class Leases {
+  constructor(readonly leases: Collection<LeaseDoc>) {}
+
+  all(): Promise<LeaseDoc[]> {
+    return this.leases.find({}).toArray()
+  }
+
+  /**
+   * Claims an item: true when this worker now holds it. A live lease of another worker wins;
+   * an expired one (`stale`, as read) is deleted first, conditionally, so only one taker succeeds.
+   */
+  async claim(id: string, workerId: string, ttlMs: number, stale?: LeaseDoc, now = new Date()): Promise<boolean> {
+    if (stale) {
+      const del = await this.leases.deleteOne({ _id: id, workerId: stale.workerId, expiresAt: stale.expiresAt })
+      if (del.deletedCount === 0) return false
+    }
+    try {
+      await this.leases.insertOne({ _id: id, workerId, acquiredAt: now, expiresAt: new Date(now.getTime() + ttlMs) })
+      return true
+    } catch (err) {
+      if (isDuplicateKey(err)) return false
+      throw err
+    }
+  }
+
+  /** Extends the leases this worker holds; returns the ids it still holds (a lease taken over is gone). */
+  async renew(workerId: string, ids: string[], ttlMs: number, now = new Date()): Promise<Set<string>> {
+    if (ids.length > 0) await this.leases.updateMany({ _id: { $in: ids }, workerId }, { $set: { expiresAt: new Date(now.getTime() + ttlMs) } })
+    const held = await this.leases.find({ workerId }, { projection: { _id: 1 } }).toArray()
+    return new Set(held.map((l) => l._id))
+  }
+
+  /**
+   * Claims many items in two commands (the stale leases deleted conditionally, then one
+   * unordered insert): returns the ids this worker now holds. The same rule as `claim`: the unique
+   * `_id` decides, so of two workers racing for an item one insert wins.
+   */
+  async claimMany(ids: string[], workerId: string, ttlMs: number, stale: ReadonlyMap<string, LeaseDoc>, now = new Date()): Promise<Set<string>> {
+    if (ids.length === 0) return new Set()
+    const deletes = ids.flatMap((id) => {
+      const l = stale.get(id)
+      return l ? [{ deleteOne: { filter: { _id: id, workerId: l.workerId, expiresAt: l.expiresAt } } }] : []
+    })
+    if (deletes.length > 0) await this.leases.bulkWrite(deletes, { ordered: false })
+    const expiresAt = new Date(now.getTime() + ttlMs)
+    try {
+      await this.leases.insertMany(ids.map((id) => ({ _id: id, workerId, acquiredAt: now, expiresAt })), { ordered: false })
+    } catch (err) {
+      const writeErrors = (err as { writeErrors?: unknown }).writeErrors
+      const errors = Array.isArray(writeErrors) ? writeErrors : []
+      if (!(errors.length > 0 && errors.every(isDuplicateKey))) throw err
+    }
+    const held = await this.leases.find({ _id: { $in: ids }, workerId, acquiredAt: now }, { projection: { _id: 1 } }).toArray()
+    return new Set(held.map((l) => l._id))
+  }
+
+  async release(id: string, workerId: string): Promise<void> {
+    await this.leases.deleteOne({ _id: id, workerId })
+  }
+
+  async releaseMany(ids: string[], workerId: string): Promise<void> {
+    if (ids.length === 0) return
+    if (ids.length === 1) return this.release(ids[0]!, workerId)
+    await this.leases.deleteMany({ _id: { $in: ids }, workerId })
+  }
+}
