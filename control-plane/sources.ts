@@ -145,6 +145,23 @@ export class SourceRegistry {
 
   // ---------------------------------------------------------------- secrets
 
+  /** A new source document (its secrets sealed), declared through the API or in the sources file. */
+  private newDoc(d: { name: string; kind: SourceKindName; publisherId: string; origin: SourceDoc['origin']; config: Record<string, unknown>; desiredState?: SourceDoc['desiredState'] | undefined }, now = new Date()): SourceDoc {
+    return {
+      _id: newId('src'),
+      name: d.name,
+      kind: d.kind,
+      publisherId: d.publisherId,
+      origin: d.origin,
+      config: this.seal(d.kind, d.config),
+      desiredState: d.desiredState ?? 'running',
+      generation: 1,
+      configVersion: 1,
+      createdAt: now,
+      updatedAt: now,
+    }
+  }
+
   private seal(kind: SourceKindName, config: Record<string, unknown>, previous?: SourceDoc): Record<string, unknown> {
     const out = structuredClone(config)
     for (const key of secretPaths(kind)) {
@@ -200,20 +217,7 @@ export class SourceRegistry {
     await this.publisher(publisherId, 'publisherId', p)
     const errors = this.checkApiConfig(input.kind, input.config)
     if (errors.length > 0) throw new RequestInvalidError(errors)
-    const now = new Date()
-    const doc: SourceDoc = {
-      _id: newId('src'),
-      name: input.name,
-      kind: input.kind,
-      publisherId,
-      origin: 'api',
-      config: this.seal(input.kind, input.config),
-      desiredState: input.desiredState ?? 'running',
-      generation: 1,
-      configVersion: 1,
-      createdAt: now,
-      updatedAt: now,
-    }
+    const doc = this.newDoc({ name: input.name, kind: input.kind, publisherId, origin: 'api', config: input.config, desiredState: input.desiredState })
     try {
       await this.cols.sources.insertOne(doc)
     } catch (err) {
@@ -292,19 +296,7 @@ export class SourceRegistry {
       const existing = await this.cols.sources.findOne({ name: d.name })
       const now = new Date()
       if (!existing) {
-        const doc: SourceDoc = {
-          _id: newId('src'),
-          name: d.name,
-          kind: d.kind,
-          publisherId: org._id,
-          origin: 'config',
-          config: this.seal(d.kind, d.config),
-          desiredState: d.desiredState ?? 'running',
-          generation: 1,
-          configVersion: 1,
-          createdAt: now,
-          updatedAt: now,
-        }
+        const doc = this.newDoc({ name: d.name, kind: d.kind, publisherId: org._id, origin: 'config', config: d.config, desiredState: d.desiredState }, now)
         try {
           await this.cols.sources.insertOne(doc)
           logger.info('declared source created', { source: d.name, kind: d.kind })
