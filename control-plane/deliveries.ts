@@ -51,9 +51,9 @@ export class DeliveryLog {
     const key = `${subscriptionId}|${eventId}`
     const cached = this.#ids.get(key)
     if (cached) return cached
-    const found = await this.cols.deliveryIds.findOne({ _id: key })
-    let id = found?.deliveryId ?? null
-    if (!id && create) {
+    let id: string | null
+    if (create) {
+      // Most writes are an event's first attempt: insert the mapping, and read it only when it exists.
       id = newId('dlv')
       try {
         await this.cols.deliveryIds.insertOne({ _id: key, deliveryId: id })
@@ -62,6 +62,8 @@ export class DeliveryLog {
         id = (await this.cols.deliveryIds.findOne({ _id: key }))?.deliveryId ?? null
         if (!id) throw err
       }
+    } else {
+      id = (await this.cols.deliveryIds.findOne({ _id: key }))?.deliveryId ?? null
     }
     if (id) {
       if (this.#ids.size >= 20_000) this.#ids.delete(this.#ids.keys().next().value!)
