@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- latency`: p50/p99 from POST /v1/events/inventory.level.changed (one event per
- * request, open loop at bench.latencyRate events/s, default 1,000) to the webhook received by a real
+ * request, sent by a publisher in a child process, open loop at bench.latencyRate events/s, default
+ * 1,000) to the webhook received by a real
  * receiver (a child process on 127.0.0.1), through the http ingest (202 after acks=all), Kafka, the
  * sink worker and the Standard Webhooks sink, beside raw kafkajs produce -> consume at the same rate in
  * the same run. Goal: p99 <= 25 ms and <= 2x the raw p99.
@@ -12,7 +13,9 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
-import { Agent, request } from 'undici'
+import { fork } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createLogger } from '../common/logger.ts'
 import { loadConfig } from '../config/index.ts'
 import { createHttpIngest } from '../producers/http-ingest/index.ts'
@@ -20,26 +23,11 @@ import { ensureTopics } from '../schemas/index.ts'
 import { startSinkHarness } from '../test/helpers/sink-runtime.ts'
 import { testKafka, uniqueName } from '../test/helpers/env.ts'
 import { deleteTopics } from '../test/helpers/registry.ts'
-import { now, openLoop, percentile, rawProduceConsume, startHooks, waitUntil, type LatencyRun } from './helpers/latency.ts'
+import { levelEvent, percentile, rawProduceConsume, startHooks, waitUntil, type LatencyRun } from './helpers/latency.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
 const WARMUP_MS = 2000
-
-function level(seq: number, manufacturerId = 'acme') {
-  return {
-    manufacturerId,
-    sku: `SKU-${seq % 100}`,
-    locationId: 'WH1',
-    locationType: 'WAREHOUSE',
-    unitOfMeasure: 'EA',
-    onHand: 100,
-    reserved: 10,
-    available: 90,
-    incoming: [],
-    sequence: seq,
-    occurredAt: '2026-11-20T10:00:00.000Z',
-  }
-}
+const here = path.dirname(fileURLToPath(import.meta.url))
 
 function summary(name: string, r: LatencyRun): string {
   return `${name}: ${r.latencies.length}/${r.sent} measured events arrived, p50 ${percentile(r.latencies, 0.5).toFixed(1)} ms, p99 ${percentile(r.latencies, 0.99).toFixed(1)} ms, max ${percentile(r.latencies, 1).toFixed(1)} ms`
@@ -51,28 +39,17 @@ export const benchmark: Benchmark = {
   async run(ctx): Promise<Figure[]> {
     const config = loadConfig()
     const rate = config.bench.latencyRate
+    // Times by event sequence: intended send and 202 (from the publisher child), first arrival (from the receivers child).
     const intended = new Map<number, number>()
     const accepted = new Map<number, number>()
-    const latencies: number[] = []
-    const afterAccept: number[] = []
-    let beforeAccept = 0
-    let arrived = 0
-    let warm = Math.floor((rate * WARMUP_MS) / 1000)
+    const arrivedAt = new Map<number, number>()
+    const warm = Math.floor((rate * WARMUP_MS) / 1000)
     const hooks = await startHooks(1, (seq, at) => {
-      const t = intended.get(seq)
-      if (t === undefined) return // a duplicate (at least once)
-      intended.delete(seq)
-      arrived++
-      if (seq < warm) return
-      latencies.push(at - t)
-      const a = accepted.get(seq)
-      if (a === undefined) beforeAccept++
-      else afterAccept.push(at - a)
+      if (!arrivedAt.has(seq)) arrivedAt.set(seq, at) // a later one is a duplicate (at least once)
     })
     const h = await startSinkHarness({ partitions: 3 })
     const rawTopic = { ...h.topic, name: uniqueName('latency-raw') }
     let server: Server | undefined
-    const agent = new Agent({ connections: 64, keepAliveTimeout: 30_000 })
     try {
       ctx.progress(`${rate} events/s for ${ctx.durationMs} ms after a ${WARMUP_MS} ms warm-up; topic ${h.topic.name}`)
       await h.subscribe({ url: `${hooks.bases[0]}/hooks`, name: 'latency' })
@@ -88,26 +65,41 @@ export const benchmark: Benchmark = {
       })
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events/inventory.level.changed`
 
-      // Platform
+      // Platform: the publisher is a child process (bench/helpers/publisher-child.ts), as publishers are other machines.
       let failed = 0
       let answered = 0
       ctx.progress('platform: warm-up and measuring')
-      const sent = await openLoop(rate, WARMUP_MS + ctx.durationMs, (seq, at) => {
-        intended.set(seq, at)
-        request(url, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body: JSON.stringify([level(seq, h.publisherId)]) })
-          .then(async (res) => {
-            await res.body.dump()
-            answered++
-            if (res.statusCode === 202) accepted.set(seq, now())
-            else failed++
-          })
-          .catch(() => {
-            answered++
-            failed++
-          })
+      const publisher = fork(path.join(here, 'helpers', 'publisher-child.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      const sent = await new Promise<number>((resolve, reject) => {
+        publisher.on('message', (m) => {
+          const msg = m as { sent?: number[]; answered?: number[]; done?: number }
+          if (msg.sent) for (let i = 0; i < msg.sent.length; i += 2) intended.set(msg.sent[i]!, msg.sent[i + 1]!)
+          if (msg.answered) {
+            for (let i = 0; i < msg.answered.length; i += 3) {
+              answered++
+              if (msg.answered[i + 2] === 202) accepted.set(msg.answered[i]!, msg.answered[i + 1]!)
+              else failed++
+            }
+          }
+          if (msg.done !== undefined) resolve(msg.done)
+        })
+        publisher.once('exit', (code) => reject(new Error(`the publisher exited with ${code}`)))
+        publisher.send({ url, rate, ms: WARMUP_MS + ctx.durationMs, manufacturerId: h.publisherId, firstSeq: 0 })
       })
-      await waitUntil(() => answered >= sent && arrived + failed >= sent, 20_000)
-      const platform: LatencyRun = { latencies: [...latencies], sent: sent - warm, missing: sent - warm - latencies.length }
+      publisher.disconnect()
+      await waitUntil(() => answered >= sent && arrivedAt.size + failed >= sent, 20_000)
+      const latencies: number[] = []
+      const afterAccept: number[] = []
+      let beforeAccept = 0
+      for (const [seq, t] of intended) {
+        const at = arrivedAt.get(seq)
+        if (seq < warm || at === undefined) continue
+        latencies.push(at - t)
+        const a = accepted.get(seq)
+        if (a === undefined || a > at) beforeAccept++
+        else afterAccept.push(at - a)
+      }
+      const platform: LatencyRun = { latencies, sent: sent - warm, missing: sent - warm - latencies.length }
       ctx.progress(summary('platform', platform) + (failed > 0 ? `, ${failed} requests not accepted` : ''))
       ctx.progress(`platform from the 202: p50 ${percentile(afterAccept, 0.5).toFixed(1)} ms, p99 ${percentile(afterAccept, 0.99).toFixed(1)} ms (${beforeAccept} webhooks arrived before their 202 reached the client)`)
       ctx.progress('platform: stopping')
@@ -117,14 +109,13 @@ export const benchmark: Benchmark = {
       server = undefined
       await worker.stop()
       ctx.progress('platform: stopped')
-      warm = Number.MAX_SAFE_INTEGER
 
       // Baseline: raw kafkajs on a topic of the same shape, the same value bytes.
       const admin = testKafka().admin()
       await admin.connect()
       await ensureTopics(admin, [rawTopic])
       await admin.disconnect()
-      const value = Buffer.from(JSON.stringify(level(0)))
+      const value = Buffer.from(JSON.stringify(levelEvent(0)))
       ctx.progress('raw kafkajs: warm-up and measuring')
       const raw = await rawProduceConsume(testKafka('bench-latency-raw'), rawTopic.name, rate, WARMUP_MS, ctx.durationMs, value, uniqueName('latency-raw'))
       ctx.progress(summary('raw kafkajs', raw))
@@ -140,7 +131,6 @@ export const benchmark: Benchmark = {
         server.closeAllConnections()
         await new Promise((r) => server!.close(r))
       }
-      await agent.close().catch(() => undefined)
       hooks.close()
       await h.close()
       await deleteTopics(rawTopic.name)

@@ -15,6 +15,23 @@ export function now(): number {
   return performance.timeOrigin + performance.now()
 }
 
+/** The inventory event of the latency benchmarks; `data.sequence` identifies it at the receiver. */
+export function levelEvent(seq: number, manufacturerId = 'acme') {
+  return {
+    manufacturerId,
+    sku: `SKU-${seq % 100}`,
+    locationId: 'WH1',
+    locationType: 'WAREHOUSE',
+    unitOfMeasure: 'EA',
+    onHand: 100,
+    reserved: 10,
+    available: 90,
+    incoming: [],
+    sequence: seq,
+    occurredAt: '2026-11-20T10:00:00.000Z',
+  }
+}
+
 export function percentile(values: readonly number[], q: number): number {
   if (values.length === 0) return Number.NaN
   const sorted = Float64Array.from(values).sort()
