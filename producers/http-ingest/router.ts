@@ -15,7 +15,7 @@
  * - Idempotency-Key: the first answer (202 or 400) is stored and replayed for the window; a key
  *   still in progress is 409, a key reused with another body is 422.
  */
-import express, { Router, type NextFunction, type Request, type Response } from 'express'
+import { Router, type NextFunction, type Request, type Response } from 'express'
 import type { Metrics } from '../../common/metrics.ts'
 import type { Kafka } from 'kafkajs'
 import type { Collection } from 'mongodb'
@@ -30,6 +30,7 @@ import { createConverter, type Converter } from '../../connectors/source/json-av
 import { SourceRunner } from '../../connectors/source/runner.ts'
 import type { SourceRecord } from '../../connectors/source/types.ts'
 import { HttpIngestSource } from './source.ts'
+import { readJsonBody } from './body.ts'
 import { IdempotencyStore, fingerprint, type IdempotencyDoc, type StoredResponse } from './idempotency.ts'
 
 export interface Principal {
@@ -115,8 +116,6 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
     ...(options.producerRetry ? { producerRetry: options.producerRetry } : {}),
   })
 
-  const parseJson = express.json({ limit: bodyLimit, strict: false, type: () => true })
-
   const router = Router()
   router.post('/v1/events/:eventType', async (req: Request, res: Response, next: NextFunction) => {
     try {
@@ -149,22 +148,20 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
       if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
         return sendProblem(res, { title: 'Invalid Idempotency-Key', status: 400, detail: 'Idempotency-Key must be 1 to 255 visible ASCII characters', errors: [{ field: 'header:idempotency-key', message: 'must be 1 to 255 visible ASCII characters' }] })
       }
-      let parseError: { status?: number; type?: string; message?: string } | undefined
-      await new Promise<void>((resolve) => parseJson(req, res, (err?: unknown) => ((parseError = err as typeof parseError), resolve())))
-      if (parseError) {
-        if (parseError.type === 'entity.too.large' || parseError.status === 413) {
+      const parsed = await readJsonBody(req, bodyLimit)
+      if (!parsed.ok) {
+        const e = parsed.error
+        if (e.type === 'entity.too.large') {
           return sendProblem(res, { title: 'Content Too Large', status: 413, detail: `the body exceeds the limit of ${bodyLimit} bytes`, limitBytes: bodyLimit, errors: [{ field: 'body', message: `larger than ${bodyLimit} bytes` }] })
         }
-        if (parseError.type === 'entity.parse.failed') {
-          return sendProblem(res, { title: 'Malformed JSON', status: 400, detail: `the body is not valid JSON: ${parseError.message ?? ''}`.trim(), errors: [{ field: '', message: 'not valid JSON' }] })
+        if (e.type === 'entity.parse.failed') {
+          return sendProblem(res, { title: 'Malformed JSON', status: 400, detail: `the body is not valid JSON: ${e.message}`, errors: [{ field: '', message: 'not valid JSON' }] })
         }
-        if (typeof parseError.status === 'number' && parseError.status >= 400 && parseError.status < 500) {
-          return sendProblem(res, { title: parseError.message ?? 'Bad Request', status: parseError.status, errors: [{ field: 'body', message: parseError.message ?? 'unreadable body' }] })
-        }
-        throw parseError
+        const field = e.type === 'charset.unsupported' ? 'header:content-type' : e.type === 'encoding.unsupported' ? 'header:content-encoding' : 'body'
+        return sendProblem(res, { title: e.status === 415 ? 'Unsupported Media Type' : 'Bad Request', status: e.status, detail: e.message, errors: [{ field, message: e.message }] })
       }
 
-      const body = req.body as unknown
+      const body = parsed.value
       const scope = principal.organizationId
       if (store && key !== undefined) {
         const print = fingerprint(scope, eventType, JSON.stringify(body))
@@ -197,9 +194,13 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
     send(res, doc.response)
   }
 
+  /** Written directly (no ETag, no content-type negotiation: the answer is complete as stored). */
   function send(res: Response, answer: StoredResponse): void {
     for (const [k, v] of Object.entries(answer.headers)) res.setHeader(k, v)
-    res.status(answer.status).send(answer.body)
+    const body = Buffer.from(answer.body, 'utf8')
+    res.setHeader('content-length', body.length)
+    res.writeHead(answer.status)
+    res.end(body)
   }
 
   function problem(p: Problem, headers: Record<string, string> = {}): StoredResponse {
