@@ -46,6 +46,46 @@ function fail(faults: FieldFault[], path: string, message: string): undefined {
   return undefined
 }
 
+/** The digits of s at [at, at + n) as a number, or -1 when one is not a digit. */
+function digits(s: string, at: number, n: number): number {
+  let x = 0
+  for (let i = at; i < at + n; i++) {
+    const c = s.charCodeAt(i) - 48
+    if (c < 0 || c > 9) return -1
+    x = x * 10 + c
+  }
+  return x
+}
+
+/**
+ * Milliseconds of the common form YYYY-MM-DDTHH:MM:SS[.s{1,3}]Z without Date.parse (which costs more
+ * than the rest of an event's conversion), or undefined for any other form: the caller then uses
+ * Date.parse, so both paths accept exactly the same strings with the same result (years below 100
+ * go to Date.parse too: Date.UTC reads them as 19xx).
+ */
+function fastUtcMillis(s: string): number | undefined {
+  const n = s.length
+  if (n < 20 || n > 24 || s.charCodeAt(n - 1) !== 90 /* Z */ || s[4] !== '-' || s[7] !== '-' || s[10] !== 'T' || s[13] !== ':' || s[16] !== ':') return undefined
+  const y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2), h = digits(s, 11, 2), mi = digits(s, 14, 2), sec = digits(s, 17, 2)
+  if (y < 100 || mo < 1 || mo > 12 || d < 1 || d > 28 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return undefined
+  let ms = 0
+  if (n > 20) {
+    if (s[19] !== '.' || n === 21) return undefined
+    const f = digits(s, 20, n - 21)
+    if (f < 0) return undefined
+    ms = n === 22 ? f * 100 : n === 23 ? f * 10 : f
+  }
+  return Date.UTC(y, mo - 1, d, h, mi, sec, ms)
+}
+
+/** Days since the epoch of YYYY-MM-DD, the same way as Date.parse (undefined: not that form). */
+function fastUtcDays(s: string): number | undefined {
+  if (s.length !== 10 || s[4] !== '-' || s[7] !== '-') return undefined
+  const y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2)
+  if (y < 100 || mo < 1 || mo > 12 || d < 1 || d > 28) return undefined
+  return Date.UTC(y, mo - 1, d) / DAY_MS
+}
+
 const kind = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v)
 
 export function createConverter(schemaText: string | object, opts: { strings?: boolean } = {}): Converter {
@@ -72,46 +112,6 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
   }
   collect(root, '')
 
-  /** Per record schema, computed once: each field's name, escaped path suffix, default and nullability. */
-  interface FieldPlan {
-    name: string
-    suffix: string
-    type: Schema
-    hasDefault: boolean
-    rawDefault: unknown
-    /** The converted default, shared when it is a primitive (strings, numbers, null). */
-    constantDefault: boolean
-    defaultValue: unknown
-    nullable: boolean
-  }
-  const plans = new WeakMap<object, { fields: FieldPlan[]; known: Set<string> }>()
-  const recordFields = (s: object) => {
-    let plan = plans.get(s)
-    if (!plan) {
-      const fields = (s as { fields: Array<{ name: string; type: Schema; default?: unknown }> }).fields
-      plan = {
-        known: new Set(fields.map((f) => f.name)),
-        fields: fields.map((f) => {
-          const hasDefault = 'default' in f
-          const converted = hasDefault ? defaultValue(f.type, f.default) : undefined
-          const constantDefault = hasDefault && (converted === null || typeof converted !== 'object')
-          return {
-            name: f.name,
-            suffix: `/${esc(f.name)}`,
-            type: f.type,
-            hasDefault,
-            rawDefault: f.default,
-            constantDefault,
-            defaultValue: constantDefault ? converted : undefined,
-            nullable: allowsNull(f.type),
-          }
-        }),
-      }
-      plans.set(s, plan)
-    }
-    return plan
-  }
-  const unionBranches = new WeakMap<Schema[], Schema[]>()
   const resolve = (s: Schema): Schema => (typeof s === 'string' && named.has(s) ? named.get(s)! : s)
   const typeName = (s: Schema): string => {
     s = resolve(s)
@@ -124,125 +124,203 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
     return s === 'null' || (Array.isArray(s) && s.some((x) => resolve(x) === 'null'))
   }
 
-  const conv = (s: Schema, v: unknown, path: string, faults: FieldFault[]): unknown => {
-    s = resolve(s)
+  /**
+   * The schema is compiled once into one function per schema node (no type dispatch, name lookups
+   * or per-field bookkeeping while converting: the ingest converts every event it accepts). A named
+   * type refers to itself through a forwarder, so recursive schemas compile too.
+   */
+  type Node = (v: unknown, path: string, faults: FieldFault[]) => unknown
+  const nodes = new Map<Schema, Node>()
+  const compile = (schema: Schema): Node => {
+    const s = resolve(schema)
+    const known = nodes.get(s)
+    if (known) return known
+    let impl: Node | undefined
+    nodes.set(s, (v, path, faults) => impl!(v, path, faults))
+    impl = build(s)
+    nodes.set(s, impl)
+    return impl
+  }
+
+  const build = (s: Schema): Node => {
     if (Array.isArray(s)) {
-      if (v === null || v === undefined || (strings && v === '')) {
-        if (s.some((x) => resolve(x) === 'null')) return null
-        faults.push({ path, message: 'must not be null' })
-        return undefined
+      const nullable = s.some((x) => resolve(x) === 'null')
+      const branches = s.filter((x) => resolve(x) !== 'null')
+      const branchNodes = branches.map(compile)
+      const isNull = (v: unknown) => v === null || v === undefined || (strings && v === '')
+      const onNull = (path: string, faults: FieldFault[]) => (nullable ? null : fail(faults, path, 'must not be null'))
+      if (branchNodes.length === 1) {
+        const only = branchNodes[0]!
+        return (v, path, faults) => (isNull(v) ? onNull(path, faults) : only(v, path, faults))
       }
-      let branches = unionBranches.get(s)
-      if (!branches) unionBranches.set(s, (branches = s.filter((x) => resolve(x) !== 'null')))
-      if (branches.length === 1) return conv(branches[0]!, v, path, faults)
-      let firstFaults: FieldFault[] | undefined
-      for (const b of branches) {
-        const f: FieldFault[] = []
-        const out = conv(b, v, path, f)
-        if (f.length === 0) return out // avsc's default (wrapUnions: auto) takes unwrapped values
-        firstFaults ??= f
+      const names = branches.map(typeName).join(', ')
+      return (v, path, faults) => {
+        if (isNull(v)) return onNull(path, faults)
+        for (const b of branchNodes) {
+          const f: FieldFault[] = []
+          const out = b(v, path, f)
+          if (f.length === 0) return out // avsc's default (wrapUnions: auto) takes unwrapped values
+        }
+        return fail(faults, path, `matches none of ${names}`)
       }
-      faults.push({ path, message: `matches none of ${branches.map(typeName).join(', ')}` })
-      return undefined
     }
-    if (typeof s === 'object' && typeof s.type === 'object') return conv(s.type as Schema, v, path, faults)
+    if (typeof s === 'object' && typeof s.type === 'object') return compile(s.type as Schema)
     const t = typeof s === 'string' ? s : (s.type as string)
     const logical = typeof s === 'object' ? (s.logicalType as string | undefined) : undefined
-    if (v === undefined) return fail(faults, path, 'is required')
     switch (t) {
       case 'null':
-        return v === null || (strings && v === '') ? null : fail(faults, path, `must be null, got ${kind(v)}`)
+        return (v, path, faults) => (v === undefined ? fail(faults, path, 'is required') : v === null || (strings && v === '') ? null : fail(faults, path, `must be null, got ${kind(v)}`))
       case 'boolean':
-        if (typeof v === 'boolean') return v
-        if (strings && typeof v === 'string' && /^(true|false|1|0)$/i.test(v.trim())) return /^(true|1)$/i.test(v.trim())
-        return fail(faults, path, `must be a boolean, got ${kind(v)}`)
+        return (v, path, faults) => {
+          if (typeof v === 'boolean') return v
+          if (v === undefined) return fail(faults, path, 'is required')
+          if (strings && typeof v === 'string' && /^(true|false|1|0)$/i.test(v.trim())) return /^(true|1)$/i.test(v.trim())
+          return fail(faults, path, `must be a boolean, got ${kind(v)}`)
+        }
       case 'int':
       case 'long': {
-        if (logical === 'date') {
-          if (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v.trim())) {
+        const isInt = t === 'int'
+        const range = (n: number, path: string, faults: FieldFault[]) => {
+          if (!Number.isInteger(n)) return fail(faults, path, `must be an integer, got ${n}`)
+          if (isInt ? n < INT_MIN || n > INT_MAX : Math.abs(n) > LONG_MAX) return fail(faults, path, isInt ? `is out of the 32-bit integer range: ${n}` : `is beyond ±2^53-1: ${n}`)
+          return n
+        }
+        const other = (v: unknown, path: string, faults: FieldFault[]) => {
+          if (v === undefined) return fail(faults, path, 'is required')
+          if (typeof v === 'string') {
+            const fast = logical === 'timestamp-millis' ? fastUtcMillis(v) : logical === 'date' ? fastUtcDays(v) : undefined
+            if (fast !== undefined) return fast
+          }
+          if (logical === 'date' && typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v.trim())) {
             const ms = Date.parse(`${v.trim()}T00:00:00Z`)
             if (!Number.isNaN(ms)) return ms / DAY_MS
             return fail(faults, path, `is not a valid date: "${v}"`)
           }
+          if (logical === 'timestamp-millis' && typeof v === 'string' && !/^-?\d+$/.test(v.trim())) {
+            if (!/^\d{4}-\d{2}-\d{2}T/.test(v.trim())) return fail(faults, path, `must be an RFC 3339 timestamp or milliseconds, got "${v}"`)
+            const ms = Date.parse(v.trim())
+            return Number.isNaN(ms) ? fail(faults, path, `is not a valid RFC 3339 timestamp: "${v}"`) : ms
+          }
+          if (strings && typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) return range(Number(v), path, faults)
+          return fail(faults, path, `must be an integer${logical === 'date' ? ' (days) or YYYY-MM-DD' : ''}, got ${kind(v)}${typeof v === 'string' ? ` "${v.slice(0, 40)}"` : ''}`)
         }
-        if (logical === 'timestamp-millis' && typeof v === 'string' && !/^-?\d+$/.test(v.trim())) {
-          if (!/^\d{4}-\d{2}-\d{2}T/.test(v.trim())) return fail(faults, path, `must be an RFC 3339 timestamp or milliseconds, got "${v}"`)
-          const ms = Date.parse(v.trim())
-          return Number.isNaN(ms) ? fail(faults, path, `is not a valid RFC 3339 timestamp: "${v}"`) : ms
-        }
-        let n: number
-        if (typeof v === 'number') n = v
-        else if (strings && typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) n = Number(v)
-        else return fail(faults, path, `must be an integer${logical === 'date' ? ' (days) or YYYY-MM-DD' : ''}, got ${kind(v)}${typeof v === 'string' ? ` "${v.slice(0, 40)}"` : ''}`)
-        if (!Number.isInteger(n)) return fail(faults, path, `must be an integer, got ${n}`)
-        if (t === 'int' && (n < INT_MIN || n > INT_MAX)) return fail(faults, path, `is out of the 32-bit integer range: ${n}`)
-        if (t === 'long' && Math.abs(n) > LONG_MAX) return fail(faults, path, `is beyond ±2^53-1: ${n}`)
-        return n
+        return (v, path, faults) => (typeof v === 'number' ? range(v, path, faults) : other(v, path, faults))
       }
       case 'float':
-      case 'double': {
-        if (typeof v === 'number' && Number.isFinite(v)) return v
-        if (strings && typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v)
-        return fail(faults, path, `must be a number, got ${kind(v)}`)
-      }
-      case 'string':
-        if (typeof v === 'string') {
-          if (logical === 'uuid' && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)) return fail(faults, path, `must be a UUID, got "${v.slice(0, 40)}"`)
-          return v
+      case 'double':
+        return (v, path, faults) => {
+          if (typeof v === 'number' && Number.isFinite(v)) return v
+          if (v === undefined) return fail(faults, path, 'is required')
+          if (strings && typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v)
+          return fail(faults, path, `must be a number, got ${kind(v)}`)
         }
-        return fail(faults, path, `must be a string, got ${kind(v)}`)
+      case 'string':
+        if (logical === 'uuid') {
+          return (v, path, faults) => {
+            if (typeof v === 'string') return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v) ? v : fail(faults, path, `must be a UUID, got "${v.slice(0, 40)}"`)
+            return v === undefined ? fail(faults, path, 'is required') : fail(faults, path, `must be a string, got ${kind(v)}`)
+          }
+        }
+        return (v, path, faults) => (typeof v === 'string' ? v : v === undefined ? fail(faults, path, 'is required') : fail(faults, path, `must be a string, got ${kind(v)}`))
       case 'bytes':
       case 'fixed': {
         if (logical === 'decimal') {
           const scale = ((s as { scale?: number }).scale ?? 0) as number
-          const text = typeof v === 'number' ? String(v) : v
-          if (typeof text !== 'string') return fail(faults, path, `must be a decimal string such as "12.50", got ${kind(v)}`)
-          try {
-            return decimalToBytes(text, scale)
-          } catch (err) {
-            return fail(faults, path, (err as Error).message)
+          return (v, path, faults) => {
+            if (v === undefined) return fail(faults, path, 'is required')
+            const text = typeof v === 'number' ? String(v) : v
+            if (typeof text !== 'string') return fail(faults, path, `must be a decimal string such as "12.50", got ${kind(v)}`)
+            try {
+              return decimalToBytes(text, scale)
+            } catch (err) {
+              return fail(faults, path, (err as Error).message)
+            }
           }
         }
-        if (typeof v === 'string') return Buffer.from(v, 'base64')
-        return fail(faults, path, `must be a base64 string, got ${kind(v)}`)
+        return (v, path, faults) => (typeof v === 'string' ? Buffer.from(v, 'base64') : v === undefined ? fail(faults, path, 'is required') : fail(faults, path, `must be a base64 string, got ${kind(v)}`))
       }
       case 'enum': {
         const symbols = (s as unknown as { symbols: string[] }).symbols
-        if (typeof v === 'string' && symbols.includes(v)) return v
-        return fail(faults, path, `must be one of ${symbols.join(', ')}, got ${typeof v === 'string' ? `"${v.slice(0, 40)}"` : kind(v)}`)
+        const set = new Set(symbols)
+        return (v, path, faults) => {
+          if (typeof v === 'string' && set.has(v)) return v
+          if (v === undefined) return fail(faults, path, 'is required')
+          return fail(faults, path, `must be one of ${symbols.join(', ')}, got ${typeof v === 'string' ? `"${v.slice(0, 40)}"` : kind(v)}`)
+        }
       }
       case 'array': {
-        if (!Array.isArray(v)) return fail(faults, path, `must be an array, got ${kind(v)}`)
-        return v.map((x, i) => conv((s as unknown as { items: Schema }).items, x, `${path}/${i}`, faults))
+        const items = compile((s as unknown as { items: Schema }).items)
+        return (v, path, faults) => {
+          if (!Array.isArray(v)) return v === undefined ? fail(faults, path, 'is required') : fail(faults, path, `must be an array, got ${kind(v)}`)
+          const out = new Array<unknown>(v.length)
+          for (let i = 0; i < v.length; i++) out[i] = items(v[i], `${path}/${i}`, faults)
+          return out
+        }
       }
       case 'map': {
-        if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(faults, path, `must be an object, got ${kind(v)}`)
-        const out: Record<string, unknown> = {}
-        for (const [k, x] of Object.entries(v)) out[k] = conv((s as unknown as { values: Schema }).values, x, `${path}/${esc(k)}`, faults)
-        return out
+        const values = compile((s as unknown as { values: Schema }).values)
+        return (v, path, faults) => {
+          if (v === undefined) return fail(faults, path, 'is required')
+          if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(faults, path, `must be an object, got ${kind(v)}`)
+          const out: Record<string, unknown> = {}
+          for (const [k, x] of Object.entries(v)) out[k] = values(x, `${path}/${esc(k)}`, faults)
+          return out
+        }
       }
       case 'record':
       case 'error': {
-        if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(faults, path, `must be an object, got ${kind(v)}`)
-        const rf = recordFields(s as object)
-        const obj = v as Record<string, unknown>
-        const out: Record<string, unknown> = {}
-        for (const f of rf.fields) {
-          const x = obj[f.name]
-          if (x === undefined) {
-            if (f.hasDefault) out[f.name] = f.constantDefault ? f.defaultValue : defaultValue(f.type, f.rawDefault)
-            else if (f.nullable) out[f.name] = null
-            else faults.push({ path: path + f.suffix, message: 'is required' })
-            continue
+        const defs = (s as unknown as { fields: Array<{ name: string; type: Schema; default?: unknown }> }).fields
+        const known = new Set(defs.map((f) => f.name))
+        // Per field, computed once: the node, the escaped path suffix, and what a missing value becomes.
+        const fields = defs.map((f) => {
+          const hasDefault = 'default' in f
+          let converted: unknown
+          let defaulted = false
+          return {
+            name: f.name,
+            suffix: `/${esc(f.name)}`,
+            node: compile(f.type),
+            hasDefault,
+            nullable: allowsNull(f.type),
+            /** The default, converted on first use (a constant one is shared, an object one is fresh each time). */
+            missing(): unknown {
+              if (!defaulted) {
+                converted = defaultValue(f.type, f.default)
+                defaulted = converted === null || typeof converted !== 'object'
+                return converted
+              }
+              return converted
+            },
           }
-          // The child path is a rope (cheap): it is flattened only when a fault names it.
-          out[f.name] = conv(f.type, x, path + f.suffix, faults)
+        })
+        return (v, path, faults) => {
+          if (v === undefined) return fail(faults, path, 'is required')
+          if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(faults, path, `must be an object, got ${kind(v)}`)
+          const obj = v as Record<string, unknown>
+          const out: Record<string, unknown> = {}
+          let present = 0
+          for (let i = 0; i < fields.length; i++) {
+            const f = fields[i]!
+            const x = obj[f.name]
+            if (x === undefined) {
+              if (f.hasDefault) out[f.name] = f.missing()
+              else if (f.nullable) out[f.name] = null
+              else faults.push({ path: path + f.suffix, message: 'is required' })
+              continue
+            }
+            present++
+            // The child path is a rope (cheap): it is flattened only when a fault names it.
+            out[f.name] = f.node(x, path + f.suffix, faults)
+          }
+          // Unknown fields: only when the object holds more keys than the fields it matched.
+          let keys = 0
+          for (const k in obj) if (Object.hasOwn(obj, k)) keys++
+          if (keys !== present) for (const k in obj) if (Object.hasOwn(obj, k) && !known.has(k)) faults.push({ path: `${path}/${esc(k)}`, message: 'is not a field of the schema' })
+          return out
         }
-        for (const k in obj) if (!rf.known.has(k)) faults.push({ path: `${path}/${esc(k)}`, message: 'is not a field of the schema' })
-        return out
       }
       default:
-        return fail(faults, path, `has an unsupported schema type ${t}`)
+        return (_v, path, faults) => fail(faults, path, `has an unsupported schema type ${t}`)
     }
   }
 
@@ -251,18 +329,19 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
     const r = resolve(s)
     const first = Array.isArray(r) ? r[0]! : r
     const f: FieldFault[] = []
-    const out = conv(first, d, '', f)
+    const out = compile(first)(d, '', f)
     return f.length === 0 ? out : d
   }
 
   const top = resolve(root)
   const topFields = typeof top === 'object' && !Array.isArray(top) && top.type === 'record' ? (top.fields as Array<{ name: string; type: Schema; default?: unknown }>) : []
+  const rootNode = compile(root)
   return {
     fields: topFields.map((f) => f.name),
     required: topFields.filter((f) => !('default' in f) && !allowsNull(f.type)).map((f) => f.name),
     convert(value, basePath = '') {
       const faults: FieldFault[] = []
-      const out = conv(root, value, basePath, faults)
+      const out = rootNode(value, basePath, faults)
       return faults.length === 0 ? { value: out, faults } : { value: undefined, faults }
     },
   }

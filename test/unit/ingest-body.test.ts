@@ -19,7 +19,7 @@ describe('ingest request body (producers/http-ingest/body.ts)', () => {
   })
   after(() => new Promise((r) => server.close(r)))
 
-  async function post(body: BodyInit, headers: Record<string, string> = {}): Promise<BodyResult> {
+  async function post(body: string | Buffer | ReadableStream, headers: Record<string, string> = {}): Promise<BodyResult> {
     const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, duplex: 'half' } as RequestInit)
     return (await res.json()) as BodyResult
   }

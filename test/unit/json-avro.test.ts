@@ -1,0 +1,56 @@
+import { expect } from 'chai'
+import { createConverter } from '../../connectors/source/json-avro.ts'
+
+describe('JSON to Avro values (connectors/source/json-avro.ts)', () => {
+  const times = createConverter({ type: 'record', name: 'R', fields: [{ name: 't', type: { type: 'long', logicalType: 'timestamp-millis' } }, { name: 'd', type: { type: 'int', logicalType: 'date' } }] })
+
+  it('reads timestamps and dates exactly as Date.parse does, in every form (the fast path and the fallback agree)', () => {
+    let seed = 7
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n
+    const pad = (x: number, n: number) => String(x).padStart(n, '0')
+    let checked = 0
+    for (let i = 0; i < 20_000; i++) {
+      const y = [1970, 2026, 1, 99, 100, 9999, 2000][rnd(7)]!
+      const date = `${pad(y, 4)}-${pad(rnd(14), 2)}-${pad(rnd(33), 2)}`
+      const t = `${date}T${pad(rnd(26), 2)}:${pad(rnd(62), 2)}:${pad(rnd(62), 2)}${['', '.5', '.12', '.123', '.1234', '.', '.x'][rnd(7)]}${['Z', 'Z', 'z', '+01:00', ''][rnd(5)]}`
+      const expectedT = Date.parse(t)
+      const expectedD = Date.parse(`${date}T00:00:00Z`)
+      const r = times.convert({ t, d: date })
+      if (Number.isNaN(expectedT) || Number.isNaN(expectedD)) expect(r.faults, `${t} ${date}`).to.not.be.empty
+      else expect(r, `${t} ${date}`).to.deep.equal({ value: { t: expectedT, d: expectedD / 86_400_000 }, faults: [] })
+      checked++
+    }
+    expect(checked).to.equal(20_000)
+  })
+
+  it('names every fault by its JSON Pointer: missing, mistyped, unknown fields, nested items', () => {
+    const c = createConverter({
+      type: 'record',
+      name: 'E',
+      fields: [
+        { name: 'id', type: 'string' },
+        { name: 'n', type: ['null', 'long'], default: null },
+        { name: 'kind', type: { type: 'enum', name: 'K', symbols: ['A', 'B'] }, default: 'A' },
+        { name: 'items', type: { type: 'array', items: { type: 'record', name: 'I', fields: [{ name: 'q', type: 'int' }] } }, default: [] },
+      ],
+    })
+    expect(c.convert({ id: 'x' })).to.deep.equal({ value: { id: 'x', n: null, kind: 'A', items: [] }, faults: [] })
+    const r = c.convert({ n: 1.5, kind: 'C', items: [{ q: 1 }, { q: 2 ** 40, z: 1 }], 'a/b': 1 }, '/3')
+    expect(r.value).to.equal(undefined)
+    expect(r.faults).to.deep.equal([
+      { path: '/3/id', message: 'is required' },
+      { path: '/3/n', message: 'must be an integer, got 1.5' },
+      { path: '/3/kind', message: 'must be one of A, B, got "C"' },
+      { path: '/3/items/1/q', message: 'is out of the 32-bit integer range: 1099511627776' },
+      { path: '/3/items/1/z', message: 'is not a field of the schema' },
+      { path: '/3/a~1b', message: 'is not a field of the schema' },
+    ])
+  })
+
+  it('a default that is an object is a fresh copy for each event', () => {
+    const c = createConverter({ type: 'record', name: 'E', fields: [{ name: 'tags', type: { type: 'array', items: 'string' }, default: [] }] })
+    const a = c.convert({}).value as { tags: string[] }
+    a.tags.push('changed')
+    expect(c.convert({}).value).to.deep.equal({ tags: [] })
+  })
+})
