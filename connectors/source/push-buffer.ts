@@ -16,10 +16,13 @@ interface Group<V> {
   reject: (err: Error) => void
 }
 
+/** The group a record was offered in, kept on the record itself (a WeakMap entry per event cost more than the rest of its bookkeeping, in lookups and in garbage collection). */
+const GROUP = Symbol('push-buffer group')
+type Grouped<V> = SourceRecord<V> & { [GROUP]?: Group<V> }
+
 export class PushBuffer<V = unknown> {
   private queue: Group<V>[] = []
   private queued = 0
-  private readonly groupOf = new WeakMap<SourceRecord<V>, Group<V>>()
   private wake: (() => void) | undefined
   private closedWith: Error | undefined
 
@@ -38,7 +41,7 @@ export class PushBuffer<V = unknown> {
     }
     return new Promise<void>((resolve, reject) => {
       const g: Group<V> = { records, remaining: records.length, settled: false, resolve, reject }
-      for (const r of records) this.groupOf.set(r, g)
+      for (const r of records) (r as Grouped<V>)[GROUP] = g
       this.queue.push(g)
       this.queued += records.length
       this.wake?.()
@@ -75,7 +78,7 @@ export class PushBuffer<V = unknown> {
 
   ack(records: SourceRecord<V>[]): void {
     for (const r of records) {
-      const g = this.groupOf.get(r)
+      const g = (r as Grouped<V>)[GROUP]
       if (!g || g.settled) continue
       if (--g.remaining === 0) {
         g.settled = true
@@ -86,7 +89,7 @@ export class PushBuffer<V = unknown> {
 
   fail(records: SourceRecord<V>[], err: Error): void {
     for (const r of records) {
-      const g = this.groupOf.get(r)
+      const g = (r as Grouped<V>)[GROUP]
       if (!g || g.settled) continue
       g.settled = true
       g.reject(err)
