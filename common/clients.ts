@@ -52,6 +52,7 @@ export function createKafka(config: AppConfig, logger?: Logger, clientId?: strin
 export function createMongoClient(config: AppConfig): MongoClient {
   return new MongoClient(mongoUri(config), {
     serverSelectionTimeoutMS: config.mongodb.serverSelectionTimeoutMs,
+    maxPoolSize: Math.max(1, config.mongodb.maxPoolSize),
     appName: config.kafka.clientId,
   })
 }

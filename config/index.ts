@@ -20,7 +20,7 @@ export interface AppConfig {
     connectionTimeoutMs: number
     requestTimeoutMs: number
   }
-  mongodb: { uri: string; database: string; serverSelectionTimeoutMs: number }
+  mongodb: { uri: string; database: string; serverSelectionTimeoutMs: number; maxPoolSize: number }
   schemaRegistry: { url: string; username: string; password: string; host: string; port: number; topic: string; pinnedReaderPolicy: 'refuse' | 'flag' }
   management: {
     adminApiKey: string

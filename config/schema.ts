@@ -46,6 +46,12 @@ export const configSchema = {
       sensitive: true,
     },
     database: { doc: 'Database holding the control plane (partners, keys, grants, subscriptions, delivery log).', format: String, default: 'distributary', env: 'MONGODB_DATABASE' },
+    maxPoolSize: {
+      doc: 'Connections to MongoDB per process at most. Kept well under 50 by default: FerretDB v1 (the local stack) serves each database from 100 SQLite connections and an update can hold two of them, so about 50 concurrent updates from one process could take them all and wait for ever.',
+      format: 'nat',
+      default: 24,
+      env: 'MONGODB_MAX_POOL_SIZE',
+    },
     serverSelectionTimeoutMs: { doc: 'How long the driver waits for a reachable server, in milliseconds.', format: 'nat', default: 5000, env: 'MONGODB_SERVER_SELECTION_TIMEOUT_MS' },
   },
   schemaRegistry: {

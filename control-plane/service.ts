@@ -26,7 +26,7 @@ import { entitlementsOf, filterOf, storedEntitlements, storedFilter } from './st
 import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
 import { IdempotencyStore } from './idempotency.ts'
 import { partnerProfileEntry, partnerProfileValue, PARTNER_PROFILE_TOPIC } from './partner-profile.ts'
-import { collections, ensureIndexes, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
+import { bulkWriteBounded, collections, ensureIndexes, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
 import type {
   ApiKeyDoc,
   ConnectorDoc,
@@ -698,10 +698,10 @@ export class ControlPlane {
     await this.cols.connectorStatus.replaceOne({ _id: id }, { ...status }, { upsert: true })
   }
 
-  /** Many status reports in one command (a sink worker reports the subscriptions it holds together). */
+  /** Many status reports in a few commands (a sink worker reports the subscriptions it holds together). */
   async reportConnectorStatuses(reports: ReadonlyArray<readonly [id: string, status: ConnectorStatus]>): Promise<void> {
     if (reports.length === 0) return
-    await this.cols.connectorStatus.bulkWrite(reports.map(([id, status]) => ({ replaceOne: { filter: { _id: id }, replacement: { ...status }, upsert: true } })), { ordered: false })
+    await bulkWriteBounded(this.cols.connectorStatus, reports.map(([id, status]) => ({ replaceOne: { filter: { _id: id }, replacement: { ...status }, upsert: true } })))
   }
 
   // ---------------------------------------------------------------- deliveries

@@ -5,7 +5,8 @@
  * and cursor); a unit test checks each is served by an index prefix. Uniqueness lives in unique
  * indexes (the store has no transactions: writes are single-document and idempotent).
  */
-import { ObjectId, type Collection, type Db, type Document, type Filter, type IndexDescription } from 'mongodb'
+import { ObjectId, type AnyBulkWriteOperation, type Collection, type Db, type Document, type Filter, type IndexDescription } from 'mongodb'
+import { Limiter } from '../common/limiter.ts'
 import type {
   ApiKeyDoc,
   ConnectorDoc,
@@ -168,6 +169,32 @@ export async function ensureIndexes(db: Db): Promise<void> {
 }
 
 /** `<prefix>_<ObjectId hex>`: unique and ordered by creation time, so `_id` doubles as sort key. */
+/** Statements per bulk command, and bulk commands in flight per process (see `bulkWriteBounded`). */
+export const BULK_CHUNK = 8
+const bulkCommands = new Limiter(2)
+
+/**
+ * A bulk write of many documents as a few small commands, two at a time per process. FerretDB v1
+ * (SQLite) keeps the read cursor of every update statement of a command open until the whole command
+ * ends, each holding one of its 100 connections per database, and each write needs one more: a
+ * command of about 100 replace/update statements on existing documents (or a few dozen such commands
+ * at once) takes them all and waits for ever, and every later command on that database waits behind
+ * it. Real MongoDB has no such limit; small commands cost it one round trip each. Unordered: a failed
+ * statement does not stop the others; the first error is thrown once all ran.
+ */
+export async function bulkWriteBounded<T extends Document>(col: Collection<T>, ops: ReadonlyArray<AnyBulkWriteOperation<T>>): Promise<void> {
+  let first: unknown
+  for (let i = 0; i < ops.length; i += BULK_CHUNK) {
+    const chunk = ops.slice(i, i + BULK_CHUNK)
+    try {
+      await bulkCommands.run(() => col.bulkWrite(chunk, { ordered: false }))
+    } catch (err) {
+      first ??= err
+    }
+  }
+  if (first !== undefined) throw first
+}
+
 export function newId(prefix: string): string {
   return `${prefix}_${new ObjectId().toHexString()}`
 }

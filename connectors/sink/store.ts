@@ -11,6 +11,7 @@
  */
 import type { Collection, Db } from 'mongodb'
 import { Leases, type LeaseDoc } from '../leases.ts'
+import { bulkWriteBounded } from '../../control-plane/store.ts'
 
 export type { LeaseDoc }
 
@@ -97,12 +98,12 @@ export class SinkStore extends Leases {
     return new Map(docs.map((d) => [d._id, { ...d, positions: decodeKeys(d.positions) }]))
   }
 
-  /** Writes the cursors of the subscriptions this worker holds (one bulk command). */
+  /** Writes the cursors of the subscriptions this worker holds (a few bulk commands). */
   async writeCursors(docs: CursorDoc[]): Promise<void> {
     if (docs.length === 0) return
-    await this.cursors.bulkWrite(
+    await bulkWriteBounded(
+      this.cursors,
       docs.map((d) => ({ replaceOne: { filter: { _id: d._id }, replacement: { positions: encodeKeys(d.positions), appliedResetId: d.appliedResetId, workerId: d.workerId, updatedAt: d.updatedAt }, upsert: true } })),
-      { ordered: false },
     )
   }
 

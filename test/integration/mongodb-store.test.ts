@@ -4,6 +4,7 @@
 import { expect } from 'chai'
 import type { Db, MongoClient } from 'mongodb'
 import { testMongo, uniqueName, dropDatabaseLater } from '../helpers/env.ts'
+import { bulkWriteBounded } from '../../control-plane/store.ts'
 
 describe('MongoDB-compatible store (mongodb driver)', function () {
   let client: MongoClient
@@ -18,6 +19,20 @@ describe('MongoDB-compatible store (mongodb driver)', function () {
   after(async () => {
     dropDatabaseLater(db.databaseName)
     await client.close()
+  })
+
+  // FerretDB v1 holds a connection per update statement until its command ends (100 per database):
+  // one bulk command replacing 300 existing documents, or 50 concurrent updates, never finished.
+  it('bulk replacements of many existing documents finish, also many of them at once (bulkWriteBounded)', async function () {
+    this.timeout(120_000)
+    const col = db.collection<{ _id: string; round: number }>('bulk_bounded')
+    const write = (round: number, from: number) => bulkWriteBounded(col, Array.from({ length: 300 }, (_, i) => ({ replaceOne: { filter: { _id: `c-${from + i}` }, replacement: { round }, upsert: true } })))
+    const deadline = <T>(p: Promise<T>, what: string) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer in 30 s (the store is stuck)`)), 30_000))])
+    await deadline(write(1, 0), 'first write (inserts)')
+    await deadline(write(2, 0), 'second write (replacements)')
+    await deadline(Promise.all([write(3, 0), write(3, 0), write(3, 0), ...Array.from({ length: 60 }, (_, i) => col.updateOne({ _id: `c-${i}` }, { $set: { round: 3 } }))]), 'concurrent writes')
+    expect(await col.countDocuments({ round: 3 })).to.equal(300)
+    expect((await db.command({ ping: 1 })).ok).to.equal(1)
   })
 
   it('answers ping', async () => {
