@@ -3,7 +3,7 @@
  * attempt, read and searched through the API. Retry requests are recorded here for the runtime to
  * pick up (the API never delivers anything itself).
  */
-import type { Filter } from 'mongodb'
+import { MongoBulkWriteError, type Filter } from 'mongodb'
 import type { Collections, Page, PageRequest } from './store.ts'
 import { idAtTime, newId, page } from './store.ts'
 import { isDuplicateKey } from './errors.ts'
@@ -35,11 +35,51 @@ export interface DeliverySearch {
   until?: Date | undefined
 }
 
+/** First attempts inserted together: at most this many per command, after at most FIRST_WAIT_MS. */
+const FIRST_BATCH = 250
+const FIRST_WAIT_MS = 10
+
+interface FirstWrite {
+  r: AttemptRecord
+  doc: DeliveryDoc
+  /** The attempt written the other way (the event is known after all). */
+  upsert(): Promise<void>
+  resolve(): void
+  reject(err: unknown): void
+}
+
+/** Indexes of the statements of a bulk insert that failed on a duplicate key (the others were written). */
+function duplicateIndexes(err: unknown, count: number): Set<number> {
+  if (!(err instanceof MongoBulkWriteError)) throw err
+  const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors]
+  const dup = new Set<number>()
+  for (const e of errors) {
+    if (e.code !== 11000) throw err
+    dup.add(e.index)
+  }
+  if (dup.size === 0 || dup.size > count) throw err
+  return dup
+}
+
 export class DeliveryLog {
   /** Recently used (subscription, event) -> delivery _id, so retries skip the mapping lookup. */
   readonly #ids = new Map<string, string>()
+  /** First attempts waiting for the next batch insert, and the batch being written. */
+  #first: FirstWrite[] = []
+  #firstTimer: NodeJS.Timeout | undefined
+  #flushing: Promise<void> | undefined
 
   constructor(private readonly cols: Collections) {}
+
+  #remember(key: string, id: string): void {
+    if (this.#ids.size >= 20_000) this.#ids.delete(this.#ids.keys().next().value!)
+    this.#ids.set(key, id)
+  }
+
+  /** True when nothing is known of (subscription, event) here: its next attempt is inserted with a batch. */
+  isFirstWrite(subscriptionId: string, eventId: string): boolean {
+    return !this.#ids.has(`${subscriptionId}|${eventId}`)
+  }
 
   /**
    * The _id of the delivery document of (subscription, event). The writes of the hot path go by `_id`:
@@ -65,10 +105,7 @@ export class DeliveryLog {
     } else {
       id = (await this.cols.deliveryIds.findOne({ _id: key }))?.deliveryId ?? null
     }
-    if (id) {
-      if (this.#ids.size >= 20_000) this.#ids.delete(this.#ids.keys().next().value!)
-      this.#ids.set(key, id)
-    }
+    if (id) this.#remember(key, id)
     return id
   }
 
@@ -97,10 +134,17 @@ export class DeliveryLog {
     }
   }
 
-  /** Idempotent per (subscription, event): upserts the document and appends the attempt. */
-  async recordAttempt(r: AttemptRecord): Promise<void> {
+  /**
+   * Idempotent per (subscription, event): upserts the document and appends the attempt. The first
+   * attempt of an event this process has not seen goes into a batch: one insert of the id mappings and
+   * one of the documents per FIRST_BATCH attempts (on FerretDB, one statement costs about as much as a
+   * whole batch); an event that turns out to be known (its mapping exists) takes the upsert path.
+   * Resolves once the attempt is stored.
+   */
+  recordAttempt(r: AttemptRecord): Promise<void> {
     const now = new Date()
     const excerpt = r.attempt.responseExcerpt == null ? null : Buffer.from(r.attempt.responseExcerpt).subarray(0, EXCERPT_BYTES).toString('utf8')
+    const attempt = { ...r.attempt, responseExcerpt: excerpt }
     const set: Partial<DeliveryDoc> = { status: r.status, updatedAt: now }
     if (r.status === 'delivered') set.deliveredAt = now
     if (r.status === 'dead') {
@@ -118,12 +162,96 @@ export class DeliveryLog {
       createdAt: now,
     }
     for (const k of ['deliveredAt', 'deadAt', 'deadReason', 'retryRequestedAt'] as const) if (!(k in set)) (setOnInsert as Record<string, unknown>)[k] = null
-    await this.#upsert(r.subscriptionId, r.eventId, () => ({
-      $set: set,
-      $setOnInsert: setOnInsert,
-      $inc: { attemptCount: 1 },
-      $push: { attempts: { $each: [{ ...r.attempt, responseExcerpt: excerpt }], $slice: -MAX_ATTEMPTS_KEPT } },
-    }))
+    const upsert = () =>
+      this.#upsert(r.subscriptionId, r.eventId, () => ({
+        $set: set,
+        $setOnInsert: setOnInsert,
+        $inc: { attemptCount: 1 },
+        $push: { attempts: { $each: [attempt], $slice: -MAX_ATTEMPTS_KEPT } },
+      }))
+    if (!this.isFirstWrite(r.subscriptionId, r.eventId)) return upsert()
+    const doc = { ...setOnInsert, ...set, _id: '', attemptCount: 1, attempts: [attempt] } as DeliveryDoc
+    return new Promise<void>((resolve, reject) => {
+      this.#first.push({ r, doc, upsert, resolve, reject })
+      this.#kick(this.#first.length >= FIRST_BATCH ? 0 : FIRST_WAIT_MS)
+    })
+  }
+
+  #kick(delayMs: number): void {
+    if (this.#flushing) return // the running flush takes the next batch when it ends
+    if (this.#firstTimer && delayMs > 0) return
+    clearTimeout(this.#firstTimer)
+    this.#firstTimer = setTimeout(() => {
+      this.#firstTimer = undefined
+      this.#flushing = this.#flushFirst().finally(() => {
+        this.#flushing = undefined
+        if (this.#first.length > 0) this.#kick(this.#first.length >= FIRST_BATCH ? 0 : FIRST_WAIT_MS)
+      })
+    }, delayMs)
+  }
+
+  async #flushFirst(): Promise<void> {
+    const batch = this.#first.splice(0, FIRST_BATCH)
+    if (batch.length === 0) return
+    // Two writes of one event in one batch: the later ones wait for the first (the upsert path).
+    const seen = new Set<string>()
+    const lead: FirstWrite[] = []
+    const later: FirstWrite[] = []
+    for (const w of batch) {
+      const key = `${w.r.subscriptionId}|${w.r.eventId}`
+      if (seen.has(key)) later.push(w)
+      else {
+        seen.add(key)
+        w.doc._id = newId('dlv')
+        lead.push(w)
+      }
+    }
+    const slow: FirstWrite[] = [...later]
+    let fresh = lead
+    const order = new Map(batch.map((w, i) => [w, i]))
+    try {
+      try {
+        await this.cols.deliveryIds.insertMany(
+          lead.map((w) => ({ _id: `${w.r.subscriptionId}|${w.r.eventId}`, deliveryId: w.doc._id })),
+          { ordered: false },
+        )
+      } catch (err) {
+        const dup = duplicateIndexes(err, lead.length) // known events: their mapping exists, another _id
+        fresh = lead.filter((w, i) => !dup.has(i))
+        slow.push(...lead.filter((w, i) => dup.has(i)))
+      }
+      if (fresh.length > 0) {
+        let written = fresh
+        try {
+          await this.cols.deliveries.insertMany(fresh.map((w) => w.doc), { ordered: false })
+        } catch (err) {
+          // a document of the event written before mappings existed: the upsert path repairs the mapping
+          const dup = duplicateIndexes(err, fresh.length)
+          written = fresh.filter((w, i) => !dup.has(i))
+          for (const w of fresh.filter((w, i) => dup.has(i))) {
+            this.#remember(`${w.r.subscriptionId}|${w.r.eventId}`, w.doc._id)
+            slow.push(w)
+          }
+        }
+        for (const w of written) {
+          this.#remember(`${w.r.subscriptionId}|${w.r.eventId}`, w.doc._id)
+          w.resolve()
+        }
+      }
+    } catch (err) {
+      for (const w of [...fresh, ...slow]) w.reject(err)
+      return
+    }
+    // In batch order (two attempts of one event stay in order), one at a time.
+    slow.sort((a, b) => order.get(a)! - order.get(b)!)
+    for (const w of slow) {
+      try {
+        await w.upsert()
+        w.resolve()
+      } catch (err) {
+        w.reject(err)
+      }
+    }
   }
 
   /**

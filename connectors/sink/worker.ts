@@ -778,11 +778,16 @@ export class SinkWorker {
           },
         }),
       delivered,
+      true,
     )
   }
 
-  /** Delivery-log writes of one (subscription, event) in order (one document, one writer at a time); successes may be dropped under overload. */
-  #logWrite(subId: string, eventId: string, fn: () => Promise<void>, droppable: boolean): Promise<void> {
+  /**
+   * Delivery-log writes of one (subscription, event) in order (one document, one writer at a time);
+   * successes may be dropped under overload. An event's first attempt joins the delivery log's batch
+   * insert (not limited here: the batch is one command); the others are upserts, a few at a time.
+   */
+  #logWrite(subId: string, eventId: string, fn: () => Promise<void>, droppable: boolean, batchable = false): Promise<void> {
     if (droppable && this.#logPending > 5000) {
       if (this.#logDropped++ % 1000 === 0) this.#log.warn('delivery log behind: successful deliveries are not logged for now', { dropped: this.#logDropped })
       return Promise.resolve()
@@ -791,7 +796,7 @@ export class SinkWorker {
     this.#logPending++
     const prev = this.#logChains.get(key) ?? Promise.resolve()
     const next: Promise<void> = prev
-      .then(() => this.#logLimiter.run(fn))
+      .then(() => (batchable && this.#d.controlPlane.deliveries.isFirstWrite(subId, eventId) ? fn() : this.#logLimiter.run(fn)))
       .catch((err: unknown) => this.#log.warn('delivery log write failed', { subscriptionId: subId, eventId, error: err }))
       .finally(() => {
         this.#logPending--

@@ -55,4 +55,52 @@ describe('delivery log', function () {
     expect(docs.map((d) => d._id)).to.deep.equal([legacyId])
     expect(docs[0]).to.include({ status: 'delivered', attemptCount: 2 })
   })
+
+  it('inserts the first attempts of many events in a few commands; known and legacy events in the batch keep one document each', async () => {
+    const name = uniqueName('dlog-batch').slice(0, 60)
+    dropDatabaseLater(name)
+    const watched = await new MongoClient(mongoUri(loadConfig()), { monitorCommands: true }).connect()
+    try {
+      const bdb = watched.db(name)
+      await ensureIndexes(bdb)
+      const writes: string[] = []
+      watched.on('commandStarted', (e) => {
+        if (e.commandName === 'insert' || e.commandName === 'update') writes.push(`${e.commandName}:${String(e.command[e.commandName])}`)
+      })
+      const known = new DeliveryLog(collections(bdb)) // another process wrote the first attempt of ev-k-*
+      for (let i = 0; i < 3; i++) await known.recordAttempt({ ...base, eventId: `ev-k-${i}`, status: 'retrying', attempt: attempt(503) })
+      const legacyId = newId('dlv')
+      await bdb.collection('deliveries').insertOne({ _id: legacyId as never, ...base, eventId: 'ev-legacy', status: 'retrying', attempts: [], attemptCount: 1, createdAt: new Date(), updatedAt: new Date() })
+      writes.length = 0
+
+      const log = new DeliveryLog(collections(bdb))
+      const events = [...Array.from({ length: 600 }, (_, i) => `ev-${i}`), 'ev-k-0', 'ev-k-1', 'ev-k-2', 'ev-legacy']
+      await Promise.all(events.map((eventId, i) => log.recordAttempt({ ...base, subscriptionId: i % 2 === 0 ? 'sub_a' : 'sub_b', eventId, status: 'delivered', attempt: attempt(200) })))
+      const inserts = writes.filter((w) => w.startsWith('insert:'))
+      expect(inserts.length, writes.join(' ')).to.be.at.most(8) // 604 first attempts: batches of 250, two inserts each
+
+      const docs = await bdb.collection('deliveries').find({}).toArray()
+      const perEvent = new Map<string, number>()
+      for (const d of docs) perEvent.set(`${d.subscriptionId}|${d.eventId}`, (perEvent.get(`${d.subscriptionId}|${d.eventId}`) ?? 0) + 1)
+      expect([...perEvent.values()].every((n) => n === 1), 'one document per (subscription, event)').to.equal(true)
+      expect(docs.filter((d) => /^ev-\d+$/.test(d.eventId as string) && d.status === 'delivered' && d.attemptCount === 1)).to.have.length(600)
+      // ev-k-*: sub_1 wrote them; these went to sub_a/sub_b, so they are new events there. The same
+      // subscription and event through the batch: the known mapping wins, the attempt is appended.
+      await Promise.all([0, 1, 2].map((i) => log.recordAttempt({ ...base, eventId: `ev-k-${i}`, status: 'delivered', attempt: attempt(200) })))
+      const fresh = new DeliveryLog(collections(bdb))
+      await Promise.all([0, 1, 2].map((i) => fresh.recordAttempt({ ...base, eventId: `ev-k-${i}`, status: 'delivered', attempt: attempt(201) })))
+      for (let i = 0; i < 3; i++) {
+        const d = await bdb.collection('deliveries').find({ subscriptionId: 'sub_1', eventId: `ev-k-${i}` }).toArray()
+        expect(d).to.have.length(1)
+        expect(d[0]).to.include({ status: 'delivered', attemptCount: 3 })
+      }
+      await fresh.recordAttempt({ ...base, eventId: 'ev-legacy', status: 'delivered', attempt: attempt(200) })
+      const legacy = await bdb.collection('deliveries').find({ subscriptionId: 'sub_1', eventId: 'ev-legacy' }).toArray()
+      expect(legacy.map((d) => d._id)).to.deep.equal([legacyId])
+      expect(legacy[0]).to.include({ status: 'delivered', attemptCount: 2 })
+      expect((await fresh.get('sub_1', 'ev-legacy'))?._id).to.equal(legacyId)
+    } finally {
+      await watched.close()
+    }
+  })
 })
