@@ -3,7 +3,7 @@
  * request, sent by a publisher in a child process, open loop at bench.latencyRate events/s, default
  * 1,000) to the webhook received by a real
  * receiver (a child process on 127.0.0.1), through the http ingest (202 after acks=all), Kafka, the
- * sink worker and the Standard Webhooks sink, beside raw kafkajs produce -> consume at the same rate in
+ * sink worker (in its own process, as `start --role worker`) and the Standard Webhooks sink, beside raw kafkajs produce -> consume at the same rate in
  * the same run. Goal: p99 <= 25 ms and <= 2x the raw p99.
  *
  * Both sides count from the event's intended send time (open loop): the platform from the POST being
@@ -53,8 +53,11 @@ export const benchmark: Benchmark = {
     try {
       ctx.progress(`${rate} events/s for ${ctx.durationMs} ms after a ${WARMUP_MS} ms warm-up; topic ${h.topic.name}`)
       await h.subscribe({ url: `${hooks.bases[0]}/hooks`, name: 'latency' })
-      const worker = await h.worker({ logDelivered: config.worker.logDelivered })
-      await waitUntil(() => worker.held().length === 1, 30_000)
+      // The sink worker in its own process, as `distributary start --role worker` runs it beside the api
+      // process (here: this one, with the ingest), with the worker settings of the configuration.
+      const w = config.worker
+      const worker = await h.childWorker('bench-latency-worker', { leaseTtlMs: w.leaseTtlMs, heartbeatMs: w.heartbeatMs, pollMs: w.pollMs, cursorFlushMs: w.cursorFlushMs, statusIntervalMs: w.statusIntervalMs, maxBuffered: w.maxBuffered, maxCatchUpReaders: w.maxCatchUpReaders, logDelivered: w.logDelivered })
+      ctx.progress(`sink worker: process ${worker.pid} (successful deliveries logged: ${config.worker.logDelivered})`)
 
       const ingest = createHttpIngest({ kafka: testKafka('bench-latency-ingest'), serde: h.serde, logger: createLogger({ level: 'error' }), authenticate: async () => ({ organizationId: h.publisherId }), topics: [h.topic] })
       await ingest.start()
@@ -107,7 +110,10 @@ export const benchmark: Benchmark = {
       server.closeAllConnections()
       await new Promise((r) => server!.close(r))
       server = undefined
-      await worker.stop()
+      await new Promise<void>((resolve) => {
+        worker.once('exit', () => resolve())
+        worker.kill('SIGTERM')
+      })
       ctx.progress('platform: stopped')
 
       // Baseline: raw kafkajs on a topic of the same shape, the same value bytes.
