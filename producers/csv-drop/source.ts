@@ -102,6 +102,10 @@ interface OpenFile {
   /** Position after the last row handed out / acked. */
   emitted: Position
   committed: Position
+  /** How each Avro field of a row is filled (computed on the first row): a column, a constant, or derived. */
+  plan?: Array<{ field: string; column: number } | { field: string; value: unknown } | { field: string; sequenceBase: number }>
+  /** occurredAt of the rows (the file's mtime), as the runner takes it. */
+  occurredAt?: Date
 }
 
 const REJECT_HEADER = 'line,field,column,error,row\n'
@@ -296,14 +300,9 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
       this.reject(f, row.line, '', '', row.error, row.fields)
       return undefined
     }
+    const plan = (f.plan ??= this.planOf(f))
     const obj: Record<string, unknown> = {}
-    for (const field of this.converter.fields) {
-      const i = f.index.get(field)
-      if (i !== undefined) obj[field] = row.fields[i] ?? ''
-      else if (field in this.config.constants) obj[field] = this.config.constants[field]
-      else if (field === 'sequence') obj[field] = Math.floor(f.mtimeMs / 1000) * 2 ** 21 + row.line // strictly increasing per key within a file and across files
-      else if (field === 'occurredAt') obj[field] = Math.round(f.mtimeMs)
-    }
+    for (const p of plan) obj[p.field] = 'column' in p ? (row.fields[p.column] ?? '') : 'sequenceBase' in p ? p.sequenceBase + row.line : p.value
     if (row.fields.length !== f.header.length) {
       this.reject(f, row.line, '', '', `row has ${row.fields.length} fields, the header ${f.header.length}`, row.fields)
       return undefined
@@ -322,14 +321,26 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
     for (const k of this.keyFields) key[k] = value[k]
     const position: Position = { file: f.name, fileId: f.fileId, byte: row.end, line: row.line + 1, rejects: f.rejectBytes }
     f.emitted = position
-    return {
-      topic: this.config.topic,
-      key,
-      value,
-      type: this.config.eventType,
-      ...(typeof value.occurredAt === 'number' ? { occurredAt: new Date(value.occurredAt) } : {}),
-      position,
+    let occurredAt: Date | undefined
+    if (typeof value.occurredAt === 'number') {
+      // rows of one file mostly share one time (the file's): one Date for them (nobody mutates it)
+      if (f.occurredAt?.getTime() !== value.occurredAt) f.occurredAt = new Date(value.occurredAt)
+      occurredAt = f.occurredAt
     }
+    return { topic: this.config.topic, key, value, type: this.config.eventType, occurredAt, position }
+  }
+
+  /** The fields of a row in the converter's order: from a column, a constant, or the file's time (sequence is per row). */
+  private planOf(f: OpenFile): NonNullable<OpenFile['plan']> {
+    const plan: NonNullable<OpenFile['plan']> = []
+    for (const field of this.converter.fields) {
+      const i = f.index.get(field)
+      if (i !== undefined) plan.push({ field, column: i })
+      else if (field in this.config.constants) plan.push({ field, value: this.config.constants[field] })
+      else if (field === 'sequence') plan.push({ field, sequenceBase: Math.floor(f.mtimeMs / 1000) * 2 ** 21 }) // + the line: strictly increasing per key within a file and across files
+      else if (field === 'occurredAt') plan.push({ field, value: Math.round(f.mtimeMs) })
+    }
+    return plan
   }
 
   private reject(f: OpenFile, line: number, field: string, column: string, error: string, fields: string[]): void {
