@@ -4,7 +4,8 @@
  * producing the same messages pre-encoded (Avro key and value, the nine envelope headers and the
  * position header the source puts on every row, all built before the clock starts) in the same batch
  * size, one request at a time, with the same producer settings (idempotent, acks=all, no
- * compression), in the same run. The raw figure without headers is printed for reference. Rows:
+ * compression), in the same run, the arms alternating over two runs of the file. The raw figure without
+ * headers is printed for reference. Rows:
  * config bench.csvRows (BENCH_CSV_ROWS; 100000 by default, the issue's full run is 1000000).
  */
 import fs from 'node:fs'
