@@ -178,7 +178,10 @@ describe('sink worker: Kafka to webhooks', function () {
       await h.produce(levels(30, 10, i * 30))
       await new Promise((r) => setTimeout(r, 50))
     }
-    await waitFor(() => distinct(verified(ok.secret, healthy)) === 300, { what: 'healthy partner receives everything', timeoutMs: 15_000 })
+    await waitFor(() => distinct(verified(ok.secret, healthy)) === 300, {
+      what: async () => `healthy partner receives everything: got ${distinct(verified(ok.secret, healthy))} of 300; its status ${JSON.stringify(await status(ok.id))}`,
+      timeoutMs: 15_000,
+    })
     const elapsed = Date.now() - t0
     expect(elapsed, 'healthy partner drained within').to.be.below(8000)
     expectPerKeyOrder(verified(ok.secret, healthy))
