@@ -41,11 +41,21 @@ const FIRST_WAIT_MS = 10
 
 interface FirstWrite {
   r: AttemptRecord
+  /** `<subscriptionId>|<eventId>`: the id mapping's _id. */
+  key: string
   doc: DeliveryDoc
   /** The attempt written the other way (the event is known after all). */
   upsert(): Promise<void>
   resolve(): void
   reject(err: unknown): void
+}
+
+/** The writes whose index is (or is not) in `indexes`, in order. */
+function partition<T>(list: T[], indexes: Set<number>): [outside: T[], inside: T[]] {
+  const outside: T[] = []
+  const inside: T[] = []
+  list.forEach((x, i) => (indexes.has(i) ? inside : outside).push(x))
+  return [outside, inside]
 }
 
 /** Indexes of the statements of a bulk insert that failed on a duplicate key (the others were written). */
@@ -172,7 +182,7 @@ export class DeliveryLog {
     if (!this.isFirstWrite(r.subscriptionId, r.eventId)) return upsert()
     const doc = { ...setOnInsert, ...set, _id: '', attemptCount: 1, attempts: [attempt] } as DeliveryDoc
     return new Promise<void>((resolve, reject) => {
-      this.#first.push({ r, doc, upsert, resolve, reject })
+      this.#first.push({ r, key: `${r.subscriptionId}|${r.eventId}`, doc, upsert, resolve, reject })
       this.#kick(this.#first.length >= FIRST_BATCH ? 0 : FIRST_WAIT_MS)
     })
   }
@@ -198,10 +208,9 @@ export class DeliveryLog {
     const lead: FirstWrite[] = []
     const later: FirstWrite[] = []
     for (const w of batch) {
-      const key = `${w.r.subscriptionId}|${w.r.eventId}`
-      if (seen.has(key)) later.push(w)
+      if (seen.has(w.key)) later.push(w)
       else {
-        seen.add(key)
+        seen.add(w.key)
         w.doc._id = newId('dlv')
         lead.push(w)
       }
@@ -212,13 +221,14 @@ export class DeliveryLog {
     try {
       try {
         await this.cols.deliveryIds.insertMany(
-          lead.map((w) => ({ _id: `${w.r.subscriptionId}|${w.r.eventId}`, deliveryId: w.doc._id })),
+          lead.map((w) => ({ _id: w.key, deliveryId: w.doc._id })),
           { ordered: false },
         )
       } catch (err) {
-        const dup = duplicateIndexes(err, lead.length) // known events: their mapping exists, another _id
-        fresh = lead.filter((w, i) => !dup.has(i))
-        slow.push(...lead.filter((w, i) => dup.has(i)))
+        // known events: their mapping exists, with another _id
+        const [ok, known] = partition(lead, duplicateIndexes(err, lead.length))
+        fresh = ok
+        slow.push(...known)
       }
       if (fresh.length > 0) {
         let written = fresh
@@ -226,15 +236,15 @@ export class DeliveryLog {
           await this.cols.deliveries.insertMany(fresh.map((w) => w.doc), { ordered: false })
         } catch (err) {
           // a document of the event written before mappings existed: the upsert path repairs the mapping
-          const dup = duplicateIndexes(err, fresh.length)
-          written = fresh.filter((w, i) => !dup.has(i))
-          for (const w of fresh.filter((w, i) => dup.has(i))) {
-            this.#remember(`${w.r.subscriptionId}|${w.r.eventId}`, w.doc._id)
+          const [ok, legacy] = partition(fresh, duplicateIndexes(err, fresh.length))
+          written = ok
+          for (const w of legacy) {
+            this.#remember(w.key, w.doc._id)
             slow.push(w)
           }
         }
         for (const w of written) {
-          this.#remember(`${w.r.subscriptionId}|${w.r.eventId}`, w.doc._id)
+          this.#remember(w.key, w.doc._id)
           w.resolve()
         }
       }
