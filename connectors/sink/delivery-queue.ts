@@ -246,11 +246,17 @@ export class DeliveryQueue {
     if (o >= track.floor) track.floor = o + 1
   }
 
-  /** The offset a consumer may commit for this subscription and partition (undefined: nothing seen yet). */
-  safeOffset(id: string, topic: string, partition: number): string | undefined {
+  /**
+   * The offset a consumer may commit for this subscription and partition (undefined: nothing seen
+   * yet). `seen`: the reader offered the subscription everything below it that it wants (records it
+   * left out, see dispatch.ts, were never skipped one by one): with nothing pending, that is the position.
+   */
+  safeOffset(id: string, topic: string, partition: number, seen?: number): string | undefined {
     const track = this.#sub(id).partitions.get(`${topic}\u0000${partition}`)
-    if (!track) return undefined
-    return String(this.#safe(track))
+    if (!track) return seen === undefined ? undefined : String(seen)
+    const head = track.pending.peek()
+    if (head) return String(head.offset)
+    return String(seen !== undefined && seen > track.floor ? seen : track.floor)
   }
 
   positions(id: string): Position[] {

@@ -64,7 +64,7 @@ export function valuesAt(value: unknown, path: string): unknown[] | undefined {
   return current.flatMap((c) => (Array.isArray(c) ? c : [c]))
 }
 
-function scalar(v: unknown): unknown {
+export function scalar(v: unknown): unknown {
   if (typeof v === 'bigint') return Number(v)
   if (v instanceof Date) return v.getTime()
   return v

@@ -54,6 +54,7 @@ import { DEFAULT_SHORT_POLICY, withRetry, type SchedulePolicy } from '../retry.t
 import { DeliveryQueue, type DeadLetterInfo } from './delivery-queue.ts'
 import { DecodedMessage, deadLetterMessage, loadSchemas, rawOf, undeliverable } from './records.ts'
 import { decide } from './entitlement.ts'
+import { DispatchIndex } from './dispatch.ts'
 import { pinsOf } from '../../control-plane/schema-pins.ts'
 import type { DeliveryDefaults } from './settings.ts'
 import { SinkStore, tpKey, type CursorDoc, type LeaseDoc } from './store.ts'
@@ -206,6 +207,9 @@ export class SinkWorker {
   readonly #runs = new Map<string, Run>()
   readonly #starting = new Map<string, Promise<void>>()
   readonly #byTopic = new Map<string, Set<Run>>()
+  /** Per topic-partition: the attached subscriptions by row filter (dispatch.ts), rebuilt when `#dispatchVersion` moved. */
+  readonly #dispatch = new Map<string, { version: number; index: DispatchIndex<Run> }>()
+  #dispatchVersion = 0
   /** The shared reader's next offset per topic-partition. */
   readonly #sharedNext = new Map<string, number>()
   readonly #committed = new Map<string, number>()
@@ -579,6 +583,7 @@ export class SinkWorker {
       if (!set) this.#byTopic.set(t, (set = new Set()))
       set.add(run)
     }
+    this.#dispatchVersion++
     this.#runs.set(id, run)
     if (started) started.push(run)
     else {
@@ -606,6 +611,7 @@ export class SinkWorker {
       await this.#stopCatchUp(run)
     }))
     for (const run of stopping) for (const t of run.topics) this.#byTopic.get(t)?.delete(run)
+    this.#dispatchVersion++
     const flushable = stopping.filter((r) => !r.failure)
     if (opts.flush && this.#leaseValid() && flushable.length > 0) await this.#writeCursors(flushable, true).catch((err: unknown) => this.#log.warn('cursor write failed on stop', { subscriptions: flushable.length, error: err }))
     if (opts.state && this.#leaseValid()) {
@@ -677,6 +683,7 @@ export class SinkWorker {
       part.attached = false
       part.next = this.#sharedNext.get(part.key) ?? part.next
     }
+    this.#dispatchVersion++
   }
 
   #serial(run: Run, fn: () => Promise<void>): Promise<void> {
@@ -898,6 +905,7 @@ export class SinkWorker {
     if (snap.phase === 'delivering' && snap.complete(this.#positionsOf(run))) {
       snap.finished()
       run.snapshot = null
+      this.#dispatchVersion++
       run.lastSnapshot = finishedProgress(snap.doc)
       this.#log.info('snapshot complete: live from here on', { subscriptionId: run.id, snapshotId: snap.doc.snapshotId, keys: snap.doc.total })
       this.#serialBg(run, async () => {
@@ -1004,19 +1012,22 @@ export class SinkWorker {
     const k = tpKey(topic, partition)
     if (!this.#sharedNext.has(k)) return // before the start seek: discarded
     this.#high.set(k, Number(batch.highWatermark))
-    const runs = this.#byTopic.get(topic)
     await loadSchemas(this.#d.serde, batch.messages, this.#unknownSchemas)
+    const targets: Run[] = []
+    const metrics = this.#d.metrics
+    const filtered = metrics ? (sink: string, count: number) => metrics.deliveries.inc({ sink, outcome: 'filtered' }, count) : undefined
     let n = 0
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) break
       const offset = Number(message.offset)
       this.#sharedNext.set(k, offset + 1)
-      if (runs && runs.size > 0) {
-        let m: DecodedMessage | undefined
-        for (const run of runs) {
-          const part = run.parts.get(k)
-          if (!part?.attached) continue
-          m ??= new DecodedMessage(this.#d.serde, topic, partition, message)
+      const index = this.#dispatchIndex(topic, k)
+      if (index.all.length > 0) {
+        const m = new DecodedMessage(this.#d.serde, topic, partition, message)
+        targets.length = 0
+        index.select(index.indexed > 0 ? m.record().value : undefined, targets, filtered)
+        for (const run of targets) {
+          if (!run.parts.get(k)?.attached) continue // detached by an earlier record of this loop
           this.#offer(run, m)
           if (this.queue.buffered(run.id) >= this.settings.maxBuffered) {
             this.#log.info('subscription falls behind: leaving the shared stream for a catch-up reader', { subscriptionId: run.id, buffered: this.queue.buffered(run.id) })
@@ -1028,6 +1039,20 @@ export class SinkWorker {
       resolveOffset(message.offset)
       if (++n % 500 === 0) await heartbeat()
     }
+  }
+
+  /** The attached subscriptions of a topic-partition, indexed by row filter (rebuilt after any change of who is attached). */
+  #dispatchIndex(topic: string, k: string): DispatchIndex<Run> {
+    const cached = this.#dispatch.get(k)
+    if (cached?.version === this.#dispatchVersion) return cached.index
+    const entries = []
+    for (const run of this.#byTopic.get(topic) ?? []) {
+      if (!run.parts.get(k)?.attached) continue
+      entries.push({ run, filter: run.sub.filter, partnerId: run.sub.partnerId, sinkType: run.sub.sink.type, indexable: !run.readers.has(topic) && !run.snapshot })
+    }
+    const index = new DispatchIndex(entries)
+    this.#dispatch.set(k, { version: this.#dispatchVersion, index })
+    return index
   }
 
   /** Starts and stops catch-up readers, re-attaches caught-up partitions. */
@@ -1061,6 +1086,7 @@ export class SinkWorker {
 
   #attach(run: Run, part: Part): void {
     part.attached = true
+    this.#dispatchVersion++
     run.catchUp?.consumer.pause([{ topic: part.topic, partitions: [part.partition] }])
   }
 
@@ -1145,8 +1171,13 @@ export class SinkWorker {
       for (const p of run.parts.values()) out[p.key] = String(p.next)
       return out
     }
-    for (const p of run.parts.values()) out[p.key] = this.queue.safeOffset(run.id, p.topic, p.partition) ?? String(p.next)
+    for (const p of run.parts.values()) out[p.key] = this.queue.safeOffset(run.id, p.topic, p.partition, this.#seen(p)) ?? String(p.next)
     return out
+  }
+
+  /** Everything below this offset was offered to the part's subscription or left out by the dispatch index. */
+  #seen(part: Part): number {
+    return part.attached ? (this.#sharedNext.get(part.key) ?? part.next) : part.next
   }
 
   /** Writes the cursors that changed (all with `force`); at most `limit`, those written longest ago first. */
@@ -1185,7 +1216,7 @@ export class SinkWorker {
       for (const run of this.#byTopic.get(topic) ?? []) {
         const part = run.parts.get(k)
         if (!part?.attached || !this.queue.has(run.id)) continue
-        const safe = Number(this.queue.safeOffset(run.id, topic, partition) ?? part.next)
+        const safe = Number(this.queue.safeOffset(run.id, topic, partition, this.#seen(part)) ?? part.next)
         if (safe < min) min = safe
       }
       if (this.#committed.get(k) !== min) {

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Producer } from 'kafkajs'
+import type { IHeaders, Producer } from 'kafkajs'
 import type { Db, MongoClient } from 'mongodb'
 import { createLogger, type Logger } from '../../common/logger.ts'
 import { Metrics } from '../../common/metrics.ts'
@@ -63,6 +63,34 @@ export interface SinkHarness {
   /** A worker in a child process (killable with SIGKILL). */
   childWorker(workerId: string, settings?: Partial<SinkWorkerSettings>): Promise<ChildProcess>
   close(): Promise<void>
+}
+
+/**
+ * An inventory.level.changed message of the harness topic, as its producer sends it (also used by
+ * producer processes of the benchmarks): key sku + WH1, the level's seq as onHand, available and
+ * sequence, the envelope headers.
+ */
+export function levelMessage(serde: AvroSerde, ids: { keyId: number; valueId: number }, topicName: string, publisherId: string, l: Level): { key: Buffer; value: Buffer; headers: IHeaders } {
+  const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: valueSubject(topicName), schemaVersion: 1 })
+  return {
+    key: serde.encodeSync(ids.keyId, { sku: l.sku, locationId: 'WH1' }),
+    value: serde.encodeSync(ids.valueId, {
+      manufacturerId: publisherId, // ties the record to the harness grant (publisher -> partner)
+      sku: l.sku,
+      gtin: null,
+      locationId: 'WH1',
+      locationType: 'WAREHOUSE',
+      unitOfMeasure: 'EA',
+      onHand: l.seq,
+      reserved: 0,
+      available: l.seq,
+      incoming: [],
+      safetyStock: null,
+      sequence: l.seq,
+      occurredAt: Date.now(),
+    }),
+    headers: toHeaders(env),
+  }
 }
 
 export const FAST: Partial<SinkWorkerSettings> = { leaseTtlMs: 3000, heartbeatMs: 500, pollMs: 300, cursorFlushMs: 300, statusIntervalMs: 1000 }
@@ -135,32 +163,9 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
     producer,
     logger,
     async produce(levels) {
-      const out: string[] = []
-      const messages = levels.map((l) => {
-        const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: valueSubject(topic.name), schemaVersion: 1 })
-        out.push(env.id)
-        return {
-          key: serde.encodeSync(keyId, { sku: l.sku, locationId: 'WH1' }),
-          value: serde.encodeSync(valueId, {
-            manufacturerId: publisher._id, // ties the record to the harness grant (publisher -> partner)
-            sku: l.sku,
-            gtin: null,
-            locationId: 'WH1',
-            locationType: 'WAREHOUSE',
-            unitOfMeasure: 'EA',
-            onHand: l.seq,
-            reserved: 0,
-            available: l.seq,
-            incoming: [],
-            safetyStock: null,
-            sequence: l.seq,
-            occurredAt: Date.now(),
-          }),
-          headers: toHeaders(env),
-        }
-      })
+      const messages = levels.map((l) => levelMessage(serde, { keyId, valueId }, topic.name, publisher._id, l))
       await producer.send({ topic: topic.name, messages })
-      return out
+      return messages.map((m) => String(m.headers[HEADER.id]))
     },
     async produceRaw(key, value, headers) {
       const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: valueSubject(topic.name), schemaVersion: 1 })

@@ -91,6 +91,50 @@ describe('sink entitlements: grants enforced at delivery', function () {
     expectEntitled(bodies(a))
   })
 
+  it('many subscriptions of one topic, each with its own rows: each gets exactly its rows in order, the others never see them, and every position (also of a subscription that matched nothing) reaches the end and survives a restart', async () => {
+    // 25 subscriptions of one SKU each, one of two SKUs (and a second condition), one without a filter,
+    // one whose filter matches nothing; SKU-25 to SKU-29 have no subscription of their own.
+    const specs: Array<{ name: string; filter?: Record<string, { in: string[] }>; skus: string[] | 'all' }> = [
+      ...Array.from({ length: 25 }, (_, i) => ({ name: `one-${i}`, filter: { sku: { in: [`SKU-${i}`] } }, skus: [`SKU-${i}`] })),
+      { name: 'two', filter: { sku: { in: ['SKU-0', 'SKU-1'] }, locationId: { in: ['WH1'] } }, skus: ['SKU-0', 'SKU-1'] },
+      { name: 'all', skus: 'all' },
+      { name: 'none', filter: { locationId: { in: ['WH2'] } }, skus: [] },
+    ]
+    const subs: Array<(typeof specs)[number] & { id: string; r: Receiver }> = []
+    for (const spec of specs) {
+      const r = await rx()
+      const { id } = await h.subscribe({ name: spec.name, url: r.url, ...(spec.filter ? { filter: spec.filter } : {}) })
+      subs.push({ ...spec, id, r })
+    }
+    worker = await h.worker()
+    await waitFor(async () => (await Promise.all(subs.map((s) => status(s.id)))).every((st) => st?.state === 'running'), { what: 'all running' })
+    await h.produce(levels(300, 30)) // SKU-0 .. SKU-29, 10 each
+    await waitFor(async () => (await Promise.all(subs.map((s) => done(s.id, 300)))).every(Boolean), { what: 'every position at the end', timeoutMs: 30_000 })
+    const expectRows = (perSku: number) => {
+      for (const s of subs) {
+        const got = bodies(s.r).map((b) => `${b.data.sku as string}#${b.data.sequence as number}`)
+        const want = levels(30 * perSku, 30)
+          .filter((l) => s.skus === 'all' || s.skus.includes(l.sku))
+          .map((l) => `${l.sku}#${l.seq}`)
+        // per key in order; across keys in any order
+        const bySku = (xs: string[]) => xs.reduce((m, x) => m.set(x.split('#')[0]!, [...(m.get(x.split('#')[0]!) ?? []), x]), new Map<string, string[]>())
+        expect(Object.fromEntries(bySku(got)), `${s.name}: exactly its rows, in order per key`).to.deep.equal(Object.fromEntries(bySku(want)))
+      }
+    }
+    expectRows(10)
+    // Every subscription was offered or left out of every record, and each left-out one counts as filtered:
+    // 28 subscriptions x 300 records, minus the 250 + 20 + 300 delivered.
+    const text = (await h.metrics.render()).body
+    expect(Number(/^distributary_deliveries_total\{sink="webhook",outcome="filtered"\} (\d+)$/m.exec(text)?.[1]), 'filtered count').to.equal(28 * 300 - 570)
+
+    // Restart: the positions were stored (none of them behind), so only the new rows arrive, once.
+    await worker.stop()
+    await h.produce(levels(30, 30, 300))
+    worker = await h.worker()
+    await waitFor(async () => (await Promise.all(subs.map((s) => done(s.id, 330)))).every(Boolean), { what: 'every position at the end after the restart', timeoutMs: 30_000 })
+    expectRows(11)
+  })
+
   it('a dead letter whose row the grant no longer covers is not re-delivered on retry', async () => {
     const a = await rx((r, res) => {
       const b = JSON.parse(r.body) as Body

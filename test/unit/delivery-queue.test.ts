@@ -102,12 +102,16 @@ describe('DeliveryQueue', () => {
     q.skip('s', 't', 0, 13) // filtered out for this subscription
     await waitFor(() => gates.size === 4)
     expect(q.safeOffset('s', 't', 0)).to.equal('10')
+    expect(q.safeOffset('s', 't', 0, 40), 'a reader that left records out (seen 40): still 10 while 10 is pending').to.equal('10')
+    expect(q.safeOffset('s', 't', 5, 40), 'a partition never offered anything: what the reader has seen').to.equal('40')
     gates.get('0:11')!()
     gates.get('0:12')!()
     await waitFor(() => r.delivered.length === 2)
     expect(q.safeOffset('s', 't', 0)).to.equal('10') // 10 still in flight: nothing above it may be committed
     gates.get('0:10')!()
     await waitFor(() => q.safeOffset('s', 't', 0) === '14')
+    expect(q.safeOffset('s', 't', 0, 40), 'nothing pending: the reader has offered everything below 40 that the subscription wants').to.equal('40')
+    expect(q.safeOffset('s', 't', 0, 12), 'never below what was enqueued or skipped').to.equal('14')
     expect(q.safeOffset('s', 't', 1)).to.equal('7')
     gates.get('1:7')!()
     await waitFor(() => q.safeOffset('s', 't', 1) === '8')
