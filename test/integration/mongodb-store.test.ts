@@ -91,4 +91,18 @@ describe('MongoDB-compatible store (mongodb driver)', function () {
     for (const r of results) if (r.status === 'rejected') expect((r.reason as { code?: number }).code).to.equal(11000)
     expect(await col.countDocuments({ key: 'evt-1' })).to.equal(1)
   })
+
+  it('FerretDB (the local stack) reads, updates and upserts by _id through the _id index, not a scan of the collection', async function () {
+    const info = await db.admin().command({ buildInfo: 1 })
+    if (info.ferretdbVersion === undefined) this.skip() // a real MongoDB: its _id index is not in question
+    const col = db.collection<{ _id: string; n: number }>('by_id')
+    await col.insertMany(Array.from({ length: 2000 }, (_, i) => ({ _id: `doc-${i}`, n: i })))
+    // the plan of a query by _id (stack/ferretdb.ts FERRETDB_PATCHES: the stock v1.24.2 says SCAN)
+    const plan = (await db.command({ explain: { find: 'by_id', filter: { _id: 'doc-5' } } })) as { queryPlanner?: { Plan?: string[] } }
+    expect(plan.queryPlanner?.Plan?.join(' '), JSON.stringify(plan)).to.match(/SEARCH .* USING INDEX/)
+    // updates and upserts by _id (the same WHERE clause, in UPDATE statements) still do what they should
+    await col.updateOne({ _id: 'doc-7' }, { $set: { n: -1 } })
+    await col.updateOne({ _id: 'doc-new' }, { $set: { n: -2 } }, { upsert: true })
+    expect(await col.find({ n: { $lt: 0 } }).sort({ _id: 1 }).toArray()).to.deep.equal([{ _id: 'doc-7', n: -1 }, { _id: 'doc-new', n: -2 }])
+  })
 })
