@@ -117,13 +117,15 @@ export const READER_OPTIONS = {
 } as const
 
 /**
- * Cursor writes per flush pass at most. On FerretDB (SQLite) a cursor upsert measured 2 to 40 ms
- * depending on load, so a worker holding 1,000 busy subscriptions spent the whole interval (and
- * more) in one bulk write every second, saturating the store that leases and statuses also need.
- * Beyond this many, the flush writes the cursors written longest ago first: a cursor then lags by
- * a few intervals (more re-deliveries, with the same webhook-id, after a crash), never runs ahead.
+ * Cursor writes per flush pass at most. On FerretDB (SQLite) a cursor upsert costs the server about
+ * 1.2 ms of CPU (it was 2 to 40 ms before the _id index fix, stack/ferretdb.ts), so a worker holding
+ * 1,000 busy subscriptions that wrote every cursor every second kept the store, which leases and
+ * statuses also need, and the machine busy: at 250 a flush the partners benchmark's p99 was 244 ms, at
+ * 100 it is 47 ms. Beyond this many, the flush writes the cursors written longest ago first: a cursor
+ * then lags by a few intervals (1,000 busy subscriptions: 10 s; more re-deliveries, with the same
+ * webhook-id, after a crash; Kafka Connect commits every 60 s), never runs ahead.
  */
-export const MAX_CURSOR_WRITES_PER_FLUSH = 250
+export const MAX_CURSOR_WRITES_PER_FLUSH = 100
 
 export function defaultWorkerId(): string {
   return `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`
