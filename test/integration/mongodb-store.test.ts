@@ -4,7 +4,7 @@
 import { expect } from 'chai'
 import type { Db, MongoClient } from 'mongodb'
 import { testMongo, uniqueName, dropDatabaseLater } from '../helpers/env.ts'
-import { bulkWriteBounded } from '../../control-plane/store.ts'
+import { bulkWriteBounded, ensureIndexes, INDEXES, isFerretDb } from '../../control-plane/store.ts'
 
 describe('MongoDB-compatible store (mongodb driver)', function () {
   let client: MongoClient
@@ -104,5 +104,15 @@ describe('MongoDB-compatible store (mongodb driver)', function () {
     await col.updateOne({ _id: 'doc-7' }, { $set: { n: -1 } })
     await col.updateOne({ _id: 'doc-new' }, { $set: { n: -2 } }, { upsert: true })
     expect(await col.find({ n: { $lt: 0 } }).sort({ _id: 1 }).toArray()).to.deep.equal([{ _id: 'doc-7', n: -1 }, { _id: 'doc-new', n: -2 }])
+  })
+
+  it('creates every declared index on MongoDB, and only the unique ones on FerretDB (it reads through no other)', async () => {
+    await ensureIndexes(db)
+    await ensureIndexes(db) // idempotent
+    const ferret = await isFerretDb(db)
+    const deliveries = (await db.collection('deliveries').listIndexes().toArray()).map((i) => i.name as string).sort()
+    const declared = INDEXES.deliveries.filter((i) => i.unique || !ferret).map((i) => i.name!)
+    expect(deliveries).to.deep.equal(['_id_', ...declared].sort())
+    expect(declared, 'the unique index is there either way').to.include('subscription_event_unique')
   })
 })
