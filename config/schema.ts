@@ -138,7 +138,7 @@ export const configSchema = {
     csvRows: { doc: 'Rows of the stock file of `npm run bench -- csv` (the issue\'s full run: 1000000).', format: 'nat', default: 100000, env: 'BENCH_CSV_ROWS' },
     latencyRate: { doc: 'Open-loop rate of `npm run bench -- latency` (POST /v1/events, one event each, and the raw kafkajs baseline), in events/s (the issue: 1000).', format: 'nat', default: 1000, env: 'BENCH_LATENCY_RATE' },
     partnersSubscriptions: { doc: 'Active webhook subscriptions on the one worker of `npm run bench -- partners` (the issue: 1000).', format: 'nat', default: 1000, env: 'BENCH_PARTNERS_SUBSCRIPTIONS' },
-    partnersRate: { doc: 'Aggregate deliveries/s of `npm run bench -- partners` (the issue: 1000); events are produced at this rate divided by the subscriptions, each delivered to every subscription.', format: 'nat', default: 1000, env: 'BENCH_PARTNERS_RATE' },
+    partnersRate: { doc: 'Aggregate events/s of `npm run bench -- partners` (the issue: 1000), spread over the subscriptions: each wants its own rows (subscription i is filtered to SKU-i) and event n is SKU-(n mod subscriptions).', format: 'nat', default: 1000, env: 'BENCH_PARTNERS_RATE' },
   },
   cli: {
     apiUrl: { doc: 'Management API the CLI commands (partners, subscriptions, connectors, dlq) talk to. Empty: http://<http.host>:<http.port>.', format: 'url-or-empty', default: '', env: 'DISTRIBUTARY_API_URL' },
