@@ -7,6 +7,10 @@ import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs'
 import { MongoClient } from 'mongodb'
 import { kafkaBrokers, mongoUri, type AppConfig } from '../config/index.ts'
 import type { Logger } from './logger.ts'
+import { installKafkaEncoderPatch } from './kafkajs-encoder.ts'
+
+// Every process that builds a Kafka client from here encodes produce requests from pooled buffers (common/kafkajs-encoder.ts).
+installKafkaEncoderPatch()
 
 export function kafkaConfig(config: AppConfig, clientId = config.kafka.clientId): KafkaConfig {
   const k = config.kafka
