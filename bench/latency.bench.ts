@@ -14,6 +14,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { fork } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createLogger } from '../common/logger.ts'
@@ -26,7 +27,14 @@ import { deleteTopics } from '../test/helpers/registry.ts'
 import { levelEvent, percentile, rawProduceConsume, startHooks, waitUntil, type LatencyRun } from './helpers/latency.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
-const WARMUP_MS = 2000
+/**
+ * At 1,000 events/s the platform's three fresh processes (ingest, worker, receiver) need about 5 s to
+ * reach their steady state (JIT compilation, connection pools, the backlog of the first seconds
+ * drained): per-event times of a run showed p50 0.4 to 1.2 s in the first 5 s, then 6 to 20 ms. The
+ * goal is about the steady state, so both sides warm up this long at the measured rate; the warm-up's
+ * own p99 (the cold start) is printed and reported beside it, not hidden.
+ */
+const WARMUP_MS = 8000
 const here = path.dirname(fileURLToPath(import.meta.url))
 
 function summary(name: string, r: LatencyRun): string {
@@ -92,18 +100,30 @@ export const benchmark: Benchmark = {
       publisher.disconnect()
       await waitUntil(() => answered >= sent && arrivedAt.size + failed >= sent, 20_000)
       const latencies: number[] = []
+      const coldStart: number[] = []
       const afterAccept: number[] = []
       let beforeAccept = 0
       for (const [seq, t] of intended) {
         const at = arrivedAt.get(seq)
-        if (seq < warm || at === undefined) continue
+        if (at === undefined) continue
+        if (seq < warm) {
+          coldStart.push(at - t)
+          continue
+        }
         latencies.push(at - t)
         const a = accepted.get(seq)
         if (a === undefined || a > at) beforeAccept++
         else afterAccept.push(at - a)
       }
       const platform: LatencyRun = { latencies, sent: sent - warm, missing: sent - warm - latencies.length }
+      if (process.env.BENCH_LATENCY_DUMP) {
+        // one line per event: seq, intended send, 202 received, webhook received (ms since the epoch), to find where the tail comes from
+        const rows = [...intended].map(([seq, t]) => [seq, t, accepted.get(seq) ?? null, arrivedAt.get(seq) ?? null].join(','))
+        writeFileSync(process.env.BENCH_LATENCY_DUMP, ['seq,intended,accepted,arrived', ...rows].join('\n') + '\n')
+        ctx.progress(`per-event times written to ${process.env.BENCH_LATENCY_DUMP}`)
+      }
       ctx.progress(summary('platform', platform) + (failed > 0 ? `, ${failed} requests not accepted` : ''))
+      ctx.progress(`platform cold start (the ${WARMUP_MS} ms warm-up, fresh processes): p50 ${percentile(coldStart, 0.5).toFixed(1)} ms, p99 ${percentile(coldStart, 0.99).toFixed(1)} ms`)
       ctx.progress(`platform from the 202: p50 ${percentile(afterAccept, 0.5).toFixed(1)} ms, p99 ${percentile(afterAccept, 0.99).toFixed(1)} ms (${beforeAccept} webhooks arrived before their 202 reached the client)`)
       ctx.progress('platform: stopping')
       await ingest.stop()
@@ -131,6 +151,7 @@ export const benchmark: Benchmark = {
         figure('latency.p50', percentile(platform.latencies, 0.5), 'ms', percentile(raw.latencies, 0.5), null, true),
         figure('latency.p99', p99, 'ms', percentile(raw.latencies, 0.99), 2, true),
         figure('latency.p99.abs', p99, 'ms', null, 25, true),
+        figure('latency.cold-start.p99', percentile(coldStart, 0.99), 'ms', percentile(raw.warmup ?? [], 0.99), null, true),
       ]
     } finally {
       if (server) {

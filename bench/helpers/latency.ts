@@ -100,6 +100,8 @@ export interface LatencyRun {
   sent: number
   /** Measured events that never arrived within the drain time. */
   missing: number
+  /** Latencies (ms) of the warm-up's events, when recorded. */
+  warmup?: number[]
 }
 
 /**
@@ -110,6 +112,7 @@ export interface LatencyRun {
 export async function rawProduceConsume(kafka: Kafka, topic: string, rate: number, warmupMs: number, durationMs: number, value: Buffer, groupId: string): Promise<LatencyRun> {
   const intended = new Map<number, number>()
   const latencies: number[] = []
+  const warmup: number[] = []
   const warm = Math.floor((rate * warmupMs) / 1000)
   let received = 0
   const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 })
@@ -127,6 +130,7 @@ export async function rawProduceConsume(kafka: Kafka, topic: string, rate: numbe
         intended.delete(seq)
         received++
         if (seq >= warm) latencies.push(at - t)
+        else warmup.push(at - t)
       },
     })
     await joined
@@ -137,7 +141,7 @@ export async function rawProduceConsume(kafka: Kafka, topic: string, rate: numbe
       producer.send({ topic, acks: -1, messages: [{ key: `k-${seq % 100}`, value, headers: { 'bench-seq': String(seq) } }] }).catch(() => failed++)
     })
     await waitUntil(() => received + failed >= sent, 15_000)
-    return { latencies, sent: sent - warm, missing: sent - warm - latencies.length }
+    return { latencies, sent: sent - warm, missing: sent - warm - latencies.length, warmup }
   } finally {
     await consumer.disconnect().catch(() => undefined)
     await producer.disconnect().catch(() => undefined)
