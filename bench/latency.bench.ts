@@ -1,14 +1,17 @@
 /**
- * `npm run bench -- latency`: p50/p99 from POST /v1/events/inventory.level.changed (one event per
- * request, sent by a publisher in a child process, open loop at bench.latencyRate events/s, default
- * 1,000) to the webhook received by a real
- * receiver (a child process on 127.0.0.1), through the http ingest (202 after acks=all), Kafka, the
- * sink worker (in its own process, as `start --role worker`) and the Standard Webhooks sink, beside raw kafkajs produce -> consume at the same rate in
- * the same run. Goal: p99 <= 25 ms and <= 2x the raw p99.
+ * `npm run bench -- latency`: p50/p99 from POST /v1/events/inventory.level.changed accepted (the
+ * ingest answering 202, after acks=all) to the webhook received by a real receiver (a child process
+ * on 127.0.0.1), one event per request sent by a publisher in a child process, open loop at
+ * bench.latencyRate events/s (default 1,000), through Kafka, the sink worker (in its own process, as
+ * `start --role worker`) and the Standard Webhooks sink; beside raw kafkajs produce -> consume at the
+ * same rate in the same run. Goal: p99 <= 25 ms and <= 2x the raw p99.
  *
- * Both sides count from the event's intended send time (open loop): the platform from the POST being
- * sent (so the figure includes the ingest answering 202, a bound on accepted -> received), the baseline
- * from producer.send. Everything runs on a topic, a registry and a database of its own.
+ * The baseline counts from the message's intended send time (producer.send, so its figure holds the
+ * produce round trip). The platform's goal figures count from the 202 being written (the issue's
+ * "accepted"; the publisher tags each request with its sequence); `latency.from-send.p99` counts from
+ * the event's intended send time, like the baseline, so it also holds the POST itself (request,
+ * validation, acks=all): the stricter figure, reported beside. Everything runs on a topic, a registry
+ * and a database of its own.
  */
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -70,6 +73,13 @@ export const benchmark: Benchmark = {
       const ingest = createHttpIngest({ kafka: testKafka('bench-latency-ingest'), serde: h.serde, logger: createLogger({ level: 'error' }), authenticate: async () => ({ organizationId: h.publisherId }), topics: [h.topic] })
       await ingest.start()
       const app = express()
+      // When the ingest answered 202 (the event is accepted: the broker acked it), by the publisher's sequence header.
+      const acceptedAt = new Map<number, number>()
+      app.use((req, res, next) => {
+        const seq = Number(req.headers['x-bench-seq'])
+        if (Number.isInteger(seq)) res.once('finish', () => res.statusCode === 202 && acceptedAt.set(seq, performance.timeOrigin + performance.now()))
+        next()
+      })
       app.use(ingest.router)
       server = await new Promise<Server>((resolve) => {
         const s = app.listen(0, '127.0.0.1', () => resolve(s))
@@ -99,32 +109,38 @@ export const benchmark: Benchmark = {
       })
       publisher.disconnect()
       await waitUntil(() => answered >= sent && arrivedAt.size + failed >= sent, 20_000)
-      const latencies: number[] = []
+      // fromAccepted: the issue's measure, from the ingest answering 202 to the webhook received (0 when
+      // the webhook was there first); fromSend: from the event's intended send time, so it also holds
+      // the POST itself (the publisher's request, validation, acks=all).
+      const fromAccepted: number[] = []
+      const fromSend: number[] = []
       const coldStart: number[] = []
-      const afterAccept: number[] = []
+      const coldStartFromSend: number[] = []
       let beforeAccept = 0
       for (const [seq, t] of intended) {
         const at = arrivedAt.get(seq)
         if (at === undefined) continue
+        const a = acceptedAt.get(seq)
         if (seq < warm) {
-          coldStart.push(at - t)
+          if (a !== undefined) coldStart.push(Math.max(0, at - a))
+          coldStartFromSend.push(at - t)
           continue
         }
-        latencies.push(at - t)
-        const a = accepted.get(seq)
-        if (a === undefined || a > at) beforeAccept++
-        else afterAccept.push(at - a)
+        fromSend.push(at - t)
+        if (a === undefined) continue
+        if (a > at) beforeAccept++
+        fromAccepted.push(Math.max(0, at - a))
       }
-      const platform: LatencyRun = { latencies, sent: sent - warm, missing: sent - warm - latencies.length }
+      const platform: LatencyRun = { latencies: fromAccepted, sent: sent - warm, missing: sent - warm - fromAccepted.length }
       if (process.env.BENCH_LATENCY_DUMP) {
         // one line per event: seq, intended send, 202 received, webhook received (ms since the epoch), to find where the tail comes from
-        const rows = [...intended].map(([seq, t]) => [seq, t, accepted.get(seq) ?? null, arrivedAt.get(seq) ?? null].join(','))
-        writeFileSync(process.env.BENCH_LATENCY_DUMP, ['seq,intended,accepted,arrived', ...rows].join('\n') + '\n')
+        const rows = [...intended].map(([seq, t]) => [seq, t, acceptedAt.get(seq) ?? null, accepted.get(seq) ?? null, arrivedAt.get(seq) ?? null].join(','))
+        writeFileSync(process.env.BENCH_LATENCY_DUMP, ['seq,intended,accepted,answer-received,arrived', ...rows].join('\n') + '\n')
         ctx.progress(`per-event times written to ${process.env.BENCH_LATENCY_DUMP}`)
       }
-      ctx.progress(summary('platform', platform) + (failed > 0 ? `, ${failed} requests not accepted` : ''))
-      ctx.progress(`platform cold start (the ${WARMUP_MS} ms warm-up, fresh processes): p50 ${percentile(coldStart, 0.5).toFixed(1)} ms, p99 ${percentile(coldStart, 0.99).toFixed(1)} ms`)
-      ctx.progress(`platform from the 202: p50 ${percentile(afterAccept, 0.5).toFixed(1)} ms, p99 ${percentile(afterAccept, 0.99).toFixed(1)} ms (${beforeAccept} webhooks arrived before their 202 reached the client)`)
+      ctx.progress(summary('platform, 202 -> received', platform) + (failed > 0 ? `, ${failed} requests not accepted` : '') + ` (${beforeAccept} webhooks arrived before the 202 was written)`)
+      ctx.progress(`platform, from the POST being sent: p50 ${percentile(fromSend, 0.5).toFixed(1)} ms, p99 ${percentile(fromSend, 0.99).toFixed(1)} ms, max ${percentile(fromSend, 1).toFixed(1)} ms`)
+      ctx.progress(`platform cold start (the ${WARMUP_MS} ms warm-up, fresh processes): 202 -> received p99 ${percentile(coldStart, 0.99).toFixed(1)} ms, from the POST being sent p99 ${percentile(coldStartFromSend, 0.99).toFixed(1)} ms`)
       ctx.progress('platform: stopping')
       await ingest.stop()
       server.closeAllConnections()
@@ -151,6 +167,7 @@ export const benchmark: Benchmark = {
         figure('latency.p50', percentile(platform.latencies, 0.5), 'ms', percentile(raw.latencies, 0.5), null, true),
         figure('latency.p99', p99, 'ms', percentile(raw.latencies, 0.99), 2, true),
         figure('latency.p99.abs', p99, 'ms', null, 25, true),
+        figure('latency.from-send.p99', percentile(fromSend, 0.99), 'ms', percentile(raw.latencies, 0.99), null, true),
         figure('latency.cold-start.p99', percentile(coldStart, 0.99), 'ms', percentile(raw.warmup ?? [], 0.99), null, true),
       ]
     } finally {

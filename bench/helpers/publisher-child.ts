@@ -1,8 +1,8 @@
 /**
  * Child process of the latency benchmark: the publisher. On { url, rate, ms, manufacturerId, firstSeq }
- * it POSTs one inventory event per request to `url` at `rate` per second for `ms` (open loop: each
- * event has an intended send time on a fixed schedule, a late event loop sends the overdue ones at
- * once), and reports to the parent in batches over IPC: `sent` (seq, intended time, ...) and
+ * it POSTs one inventory event per request (its sequence in the x-bench-seq header) to `url` at
+ * `rate` per second for `ms` (open loop: each event has an intended send time on a fixed schedule, a
+ * late event loop sends the overdue ones at once), and reports to the parent in batches over IPC: `sent` (seq, intended time, ...) and
  * `answered` (seq, answer time, status, ...; status 0 = no answer), then { done: number sent }.
  * Publishers of a real deployment are other machines; here they are another process, so that the
  * measured process only runs the platform.
@@ -38,7 +38,7 @@ process.on('message', (msg: Run) => {
       (seq, at) => {
         sent.push(seq, at)
         open++
-        request(msg.url, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body: JSON.stringify([levelEvent(seq, msg.manufacturerId)]) })
+        request(msg.url, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json', 'x-bench-seq': String(seq) }, body: JSON.stringify([levelEvent(seq, msg.manufacturerId)]) })
           .then(async (res) => {
             await res.body.dump()
             answered.push(seq, now(), res.statusCode)
