@@ -254,9 +254,8 @@ export class DeliveryQueue {
   safeOffset(id: string, topic: string, partition: number, seen?: number): string | undefined {
     const track = this.#sub(id).partitions.get(`${topic}\u0000${partition}`)
     if (!track) return seen === undefined ? undefined : String(seen)
-    const head = track.pending.peek()
-    if (head) return String(head.offset)
-    return String(seen !== undefined && seen > track.floor ? seen : track.floor)
+    const safe = this.#safe(track)
+    return String(seen !== undefined && track.pending.length === 0 ? Math.max(safe, seen) : safe)
   }
 
   positions(id: string): Position[] {
