@@ -56,13 +56,17 @@ async function patchedModule(go: string, home: string): Promise<string> {
   }
   if (!dir) throw new StackError('STACK_PROVISION_FAILED', `go mod download ${module} did not say where the module is`)
   const copy = path.join(home, 'FerretDB')
-  fs.rmSync(copy, { recursive: true, force: true })
+  fs.rmSync(copy, { recursive: true, force: true }) // left by a build that failed
   fs.cpSync(dir, copy, { recursive: true })
+  // The module cache's files and folders are read-only, and so are their copies: writable, so that the
+  // patch can be written and the copy removed (also by a user who is not root).
+  for (const entry of [copy, ...(fs.readdirSync(copy, { recursive: true }) as string[]).map((f) => path.join(copy, f))]) {
+    fs.chmodSync(entry, fs.statSync(entry).isDirectory() ? 0o755 : 0o644)
+  }
   for (const p of FERRETDB_PATCHES) {
     const file = path.join(copy, p.file)
     const text = fs.readFileSync(file, 'utf8')
     if (text.split(p.find).length !== 2) throw new StackError('STACK_PROVISION_FAILED', `FerretDB patch (${p.why}): ${p.file} of ${module} does not contain ${p.find} exactly once; review FERRETDB_PATCHES in stack/ferretdb.ts for this version`)
-    fs.chmodSync(file, 0o644) // the module cache's files are read-only, and so are their copies
     fs.writeFileSync(file, text.replace(p.find, p.replace))
   }
   const modfile = path.join(home, 'go.mod')
@@ -90,6 +94,7 @@ async function install(s: StackSettings, report: (msg: string) => void): Promise
     heartbeat: (sec) => report(`still building FerretDB (${sec} s; downloads modules on a cold machine)`),
   })
   fs.renameSync(tmp, bin)
+  fs.rmSync(path.join(home, 'FerretDB'), { recursive: true, force: true }) // the binary is what is kept
   return bin
 }
 
