@@ -17,7 +17,7 @@
  *  - other 4xx: PartnerRejectedError (dead letter, no retry).
  *  - timeouts, refused or reset connections, DNS and TLS failures: RetriableError.
  */
-import { Agent, request, type Dispatcher } from 'undici'
+import { Agent, type Dispatcher } from 'undici'
 import { DataError, EndpointDisabledError, PartnerRejectedError, RetriableError, SyndicationError } from '../../common/errors.ts'
 import { parseRetryAfter } from '../../connectors/retry.ts'
 import type { AttemptReport } from '../../connectors/sink/types.ts'
@@ -49,7 +49,8 @@ export interface HttpCall {
   method: 'POST' | 'PUT' | 'PATCH'
   url: string
   headers: Record<string, string>
-  body: string
+  /** Text is sent as UTF-8; a Buffer (e.g. one body shared by many subscriptions) as is. */
+  body: string | Buffer
   /** Time allowed for the answer headers, and between answer body chunks, in ms (precise to about 1 s). */
   timeoutMs: number
   /** Keep the body of a 2xx answer (up to `maxBodyBytes`) in `AttemptResult.body`, e.g. an OAuth token. */
@@ -99,6 +100,8 @@ export class HttpSinkClient {
   protected readonly now: () => number
   readonly #guardCacheMs: number
   readonly #allowed = new Map<string, number>()
+  /** origin and path of each URL called, so that a call does not parse its URL again. */
+  readonly #targets = new Map<string, { origin: string; path: string }>()
 
   constructor(options: HttpSinkClientOptions, defaultUserAgent = 'Distributary/0.1') {
     this.#guard = options.guard
@@ -150,11 +153,13 @@ export class HttpSinkClient {
     // in-flight calls end by themselves within the timeout, and the caller ignores their results.
     try {
       if (signal?.aborted) throw signal.reason
-      const res = await request(call.url, {
+      const { origin, path } = this.#target(call.url)
+      const res = await this.#dispatcher.request({
+        origin,
+        path,
         method: call.method,
         headers: call.headers,
         body: call.body,
-        dispatcher: this.#dispatcher,
         headersTimeout: call.timeoutMs,
         bodyTimeout: call.timeoutMs,
       })
@@ -173,6 +178,18 @@ export class HttpSinkClient {
     } catch (err) {
       return this.#finish(report, t0, classifyFailure(err, { url: call.url, eventId }, signal))
     }
+  }
+
+  /** The URL split as undici wants it (what undici.request would parse on every call). */
+  #target(url: string): { origin: string; path: string } {
+    let t = this.#targets.get(url)
+    if (t === undefined) {
+      const u = new URL(url)
+      t = { origin: u.origin, path: u.pathname + u.search }
+      if (this.#targets.size >= 10_000) this.#targets.clear()
+      this.#targets.set(url, t)
+    }
+    return t
   }
 
   // a method, not a closure per call: the hot path allocates as little as it can

@@ -18,7 +18,8 @@ export interface WebhookTarget {
 
 export interface WebhookMessage {
   id: string
-  body: string
+  /** The JSON text, or its UTF-8 bytes (one Buffer shared by every subscription sending the record). */
+  body: string | Buffer
 }
 
 export class WebhookClient extends HttpSinkClient {

@@ -26,12 +26,13 @@ export function generateSecret(bytes = 32): string {
   return SECRET_PREFIX + randomBytes(bytes).toString('base64')
 }
 
-/** `v1,<base64 signature>` for one key. */
-export function sign(key: SigningKey, id: string, timestampSeconds: number, body: string): string {
-  return 'v1,' + createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64')
+/** `v1,<base64 signature>` for one key; a Buffer body is signed as its bytes (the UTF-8 of the text sent). */
+export function sign(key: SigningKey, id: string, timestampSeconds: number, body: string | Buffer): string {
+  return 'v1,' + createHmac('sha256', key).update(`${id}.${timestampSeconds}.`).update(body).digest('base64')
 }
 
 /** The webhook-signature header value: one signature per key, space-separated. */
-export function signatureHeader(keys: readonly SigningKey[], id: string, timestampSeconds: number, body: string): string {
+export function signatureHeader(keys: readonly SigningKey[], id: string, timestampSeconds: number, body: string | Buffer): string {
+  if (keys.length === 1) return sign(keys[0]!, id, timestampSeconds, body)
   return keys.map((k) => sign(k, id, timestampSeconds, body)).join(' ')
 }

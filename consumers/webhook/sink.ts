@@ -73,15 +73,22 @@ export function webhookConfigProblems(config: unknown): FieldProblem[] {
   return out
 }
 
-const bodies = new WeakMap<SinkRecord, string>()
+const bodies = new WeakMap<SinkRecord, Buffer>()
 
 /** The Standard Webhooks body of a record. Throws DataError when the value is not JSON-serialisable. */
 export function webhookBody(record: SinkRecord): string {
-  // one record object fanned out to many subscriptions is serialised once
+  return webhookBodyBytes(record).toString('utf8')
+}
+
+/**
+ * The UTF-8 bytes of webhookBody: one record object fanned out to many subscriptions is serialised
+ * and encoded once, and each send signs and writes the same Buffer.
+ */
+export function webhookBodyBytes(record: SinkRecord): Buffer {
   const cached = bodies.get(record)
   if (cached !== undefined) return cached
   try {
-    const body = JSON.stringify({ type: record.eventType, timestamp: new Date(record.timestamp).toISOString(), data: record.value })
+    const body = Buffer.from(JSON.stringify({ type: record.eventType, timestamp: new Date(record.timestamp).toISOString(), data: record.value }))
     bodies.set(record, body)
     return body
   } catch (err) {
@@ -139,7 +146,7 @@ export class WebhookSink implements SinkConnector<WebhookSinkConfig> {
     if (!config || !ctx) throw new Error('WebhookSink.put called before start')
     const target = this.#currentTarget(config)
     for (const record of records) {
-      const body = webhookBody(record)
+      const body = webhookBodyBytes(record)
       const { report, error } = await this.client.send(target, { id: record.eventId, body }, options.signal)
       ctx.onAttempt?.(report)
       if (error) {
