@@ -129,14 +129,14 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
    * or per-field bookkeeping while converting: the ingest converts every event it accepts). A named
    * type refers to itself through a forwarder, so recursive schemas compile too.
    */
-  type Node = (v: unknown, path: string, faults: FieldFault[]) => unknown
+  type Node = (v: unknown, path: string, faults: FieldFault[], seg: string) => unknown
   const nodes = new Map<Schema, Node>()
   const compile = (schema: Schema): Node => {
     const s = resolve(schema)
     const known = nodes.get(s)
     if (known) return known
     let impl: Node | undefined
-    nodes.set(s, (v, path, faults) => impl!(v, path, faults))
+    nodes.set(s, (v, path, faults, seg) => impl!(v, path, faults, seg))
     impl = build(s)
     nodes.set(s, impl)
     return impl
@@ -148,20 +148,20 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
       const branches = s.filter((x) => resolve(x) !== 'null')
       const branchNodes = branches.map(compile)
       const isNull = (v: unknown) => v === null || v === undefined || (strings && v === '')
-      const onNull = (path: string, faults: FieldFault[]) => (nullable ? null : fail(faults, path, 'must not be null'))
+      const onNull = (path: string, seg: string, faults: FieldFault[]) => (nullable ? null : fail(faults, path + seg, 'must not be null'))
       if (branchNodes.length === 1) {
         const only = branchNodes[0]!
-        return (v, path, faults) => (isNull(v) ? onNull(path, faults) : only(v, path, faults))
+        return (v, path, faults, seg) => (isNull(v) ? onNull(path, seg, faults) : only(v, path, faults, seg))
       }
       const names = branches.map(typeName).join(', ')
-      return (v, path, faults) => {
-        if (isNull(v)) return onNull(path, faults)
+      return (v, path, faults, seg) => {
+        if (isNull(v)) return onNull(path, seg, faults)
         for (const b of branchNodes) {
           const f: FieldFault[] = []
-          const out = b(v, path, f)
+          const out = b(v, path, f, seg)
           if (f.length === 0) return out // avsc's default (wrapUnions: auto) takes unwrapped values
         }
-        return fail(faults, path, `matches none of ${names}`)
+        return fail(faults, path + seg, `matches none of ${names}`)
       }
     }
     if (typeof s === 'object' && typeof s.type === 'object') return compile(s.type as Schema)
@@ -169,24 +169,24 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
     const logical = typeof s === 'object' ? (s.logicalType as string | undefined) : undefined
     switch (t) {
       case 'null':
-        return (v, path, faults) => (v === undefined ? fail(faults, path, 'is required') : v === null || (strings && v === '') ? null : fail(faults, path, `must be null, got ${kind(v)}`))
+        return (v, path, faults, seg) => (v === undefined ? fail(faults, path + seg, 'is required') : v === null || (strings && v === '') ? null : fail(faults, path + seg, `must be null, got ${kind(v)}`))
       case 'boolean':
-        return (v, path, faults) => {
+        return (v, path, faults, seg) => {
           if (typeof v === 'boolean') return v
-          if (v === undefined) return fail(faults, path, 'is required')
+          if (v === undefined) return fail(faults, path + seg, 'is required')
           if (strings && typeof v === 'string' && /^(true|false|1|0)$/i.test(v.trim())) return /^(true|1)$/i.test(v.trim())
-          return fail(faults, path, `must be a boolean, got ${kind(v)}`)
+          return fail(faults, path + seg, `must be a boolean, got ${kind(v)}`)
         }
       case 'int':
       case 'long': {
         const isInt = t === 'int'
-        const range = (n: number, path: string, faults: FieldFault[]) => {
-          if (!Number.isInteger(n)) return fail(faults, path, `must be an integer, got ${n}`)
-          if (isInt ? n < INT_MIN || n > INT_MAX : Math.abs(n) > LONG_MAX) return fail(faults, path, isInt ? `is out of the 32-bit integer range: ${n}` : `is beyond ±2^53-1: ${n}`)
+        const range = (n: number, path: string, faults: FieldFault[], seg: string) => {
+          if (!Number.isInteger(n)) return fail(faults, path + seg, `must be an integer, got ${n}`)
+          if (isInt ? n < INT_MIN || n > INT_MAX : Math.abs(n) > LONG_MAX) return fail(faults, path + seg, isInt ? `is out of the 32-bit integer range: ${n}` : `is beyond ±2^53-1: ${n}`)
           return n
         }
-        const other = (v: unknown, path: string, faults: FieldFault[]) => {
-          if (v === undefined) return fail(faults, path, 'is required')
+        const other = (v: unknown, path: string, faults: FieldFault[], seg: string) => {
+          if (v === undefined) return fail(faults, path + seg, 'is required')
           if (typeof v === 'string') {
             const fast = logical === 'timestamp-millis' ? fastUtcMillis(v) : logical === 'date' ? fastUtcDays(v) : undefined
             if (fast !== undefined) return fast
@@ -194,76 +194,87 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
           if (logical === 'date' && typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v.trim())) {
             const ms = Date.parse(`${v.trim()}T00:00:00Z`)
             if (!Number.isNaN(ms)) return ms / DAY_MS
-            return fail(faults, path, `is not a valid date: "${v}"`)
+            return fail(faults, path + seg, `is not a valid date: "${v}"`)
           }
           if (logical === 'timestamp-millis' && typeof v === 'string' && !/^-?\d+$/.test(v.trim())) {
-            if (!/^\d{4}-\d{2}-\d{2}T/.test(v.trim())) return fail(faults, path, `must be an RFC 3339 timestamp or milliseconds, got "${v}"`)
+            if (!/^\d{4}-\d{2}-\d{2}T/.test(v.trim())) return fail(faults, path + seg, `must be an RFC 3339 timestamp or milliseconds, got "${v}"`)
             const ms = Date.parse(v.trim())
-            return Number.isNaN(ms) ? fail(faults, path, `is not a valid RFC 3339 timestamp: "${v}"`) : ms
+            return Number.isNaN(ms) ? fail(faults, path + seg, `is not a valid RFC 3339 timestamp: "${v}"`) : ms
           }
-          if (strings && typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) return range(Number(v), path, faults)
-          return fail(faults, path, `must be an integer${logical === 'date' ? ' (days) or YYYY-MM-DD' : ''}, got ${kind(v)}${typeof v === 'string' ? ` "${v.slice(0, 40)}"` : ''}`)
+          if (strings && typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) return range(Number(v), path, faults, seg)
+          return fail(faults, path + seg, `must be an integer${logical === 'date' ? ' (days) or YYYY-MM-DD' : ''}, got ${kind(v)}${typeof v === 'string' ? ` "${v.slice(0, 40)}"` : ''}`)
         }
-        return (v, path, faults) => (typeof v === 'number' ? range(v, path, faults) : other(v, path, faults))
+        return (v, path, faults, seg) => (typeof v === 'number' ? range(v, path, faults, seg) : other(v, path, faults, seg))
       }
       case 'float':
       case 'double':
-        return (v, path, faults) => {
+        return (v, path, faults, seg) => {
           if (typeof v === 'number' && Number.isFinite(v)) return v
-          if (v === undefined) return fail(faults, path, 'is required')
+          if (v === undefined) return fail(faults, path + seg, 'is required')
           if (strings && typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v)
-          return fail(faults, path, `must be a number, got ${kind(v)}`)
+          return fail(faults, path + seg, `must be a number, got ${kind(v)}`)
         }
       case 'string':
         if (logical === 'uuid') {
-          return (v, path, faults) => {
-            if (typeof v === 'string') return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v) ? v : fail(faults, path, `must be a UUID, got "${v.slice(0, 40)}"`)
-            return v === undefined ? fail(faults, path, 'is required') : fail(faults, path, `must be a string, got ${kind(v)}`)
+          return (v, path, faults, seg) => {
+            if (typeof v === 'string') return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v) ? v : fail(faults, path + seg, `must be a UUID, got "${v.slice(0, 40)}"`)
+            return v === undefined ? fail(faults, path + seg, 'is required') : fail(faults, path + seg, `must be a string, got ${kind(v)}`)
           }
         }
-        return (v, path, faults) => (typeof v === 'string' ? v : v === undefined ? fail(faults, path, 'is required') : fail(faults, path, `must be a string, got ${kind(v)}`))
+        return (v, path, faults, seg) => (typeof v === 'string' ? v : v === undefined ? fail(faults, path + seg, 'is required') : fail(faults, path + seg, `must be a string, got ${kind(v)}`))
       case 'bytes':
       case 'fixed': {
         if (logical === 'decimal') {
           const scale = ((s as { scale?: number }).scale ?? 0) as number
-          return (v, path, faults) => {
-            if (v === undefined) return fail(faults, path, 'is required')
+          return (v, path, faults, seg) => {
+            if (v === undefined) return fail(faults, path + seg, 'is required')
             const text = typeof v === 'number' ? String(v) : v
-            if (typeof text !== 'string') return fail(faults, path, `must be a decimal string such as "12.50", got ${kind(v)}`)
+            if (typeof text !== 'string') return fail(faults, path + seg, `must be a decimal string such as "12.50", got ${kind(v)}`)
             try {
               return decimalToBytes(text, scale)
             } catch (err) {
-              return fail(faults, path, (err as Error).message)
+              return fail(faults, path + seg, (err as Error).message)
             }
           }
         }
-        return (v, path, faults) => (typeof v === 'string' ? Buffer.from(v, 'base64') : v === undefined ? fail(faults, path, 'is required') : fail(faults, path, `must be a base64 string, got ${kind(v)}`))
+        return (v, path, faults, seg) => (typeof v === 'string' ? Buffer.from(v, 'base64') : v === undefined ? fail(faults, path + seg, 'is required') : fail(faults, path + seg, `must be a base64 string, got ${kind(v)}`))
       }
       case 'enum': {
         const symbols = (s as unknown as { symbols: string[] }).symbols
         const set = new Set(symbols)
-        return (v, path, faults) => {
+        return (v, path, faults, seg) => {
           if (typeof v === 'string' && set.has(v)) return v
-          if (v === undefined) return fail(faults, path, 'is required')
-          return fail(faults, path, `must be one of ${symbols.join(', ')}, got ${typeof v === 'string' ? `"${v.slice(0, 40)}"` : kind(v)}`)
+          if (v === undefined) return fail(faults, path + seg, 'is required')
+          return fail(faults, path + seg, `must be one of ${symbols.join(', ')}, got ${typeof v === 'string' ? `"${v.slice(0, 40)}"` : kind(v)}`)
         }
       }
       case 'array': {
         const items = compile((s as unknown as { items: Schema }).items)
-        return (v, path, faults) => {
-          if (!Array.isArray(v)) return v === undefined ? fail(faults, path, 'is required') : fail(faults, path, `must be an array, got ${kind(v)}`)
-          const out = new Array<unknown>(v.length)
-          for (let i = 0; i < v.length; i++) out[i] = items(v[i], `${path}/${i}`, faults)
-          return out
+        return (v, path, faults, seg) => {
+          if (!Array.isArray(v)) return v === undefined ? fail(faults, path + seg, 'is required') : fail(faults, path + seg, `must be an array, got ${kind(v)}`)
+          // the input itself when no item changes (see the record node)
+          let out: unknown[] | undefined
+          const base = path + seg
+          for (let i = 0; i < v.length; i++) {
+            const x: unknown = v[i]
+            const y = items(x, base, faults, `/${i}`)
+            if (out === undefined) {
+              if (y === x) continue
+              out = v.slice(0, i)
+            }
+            out.push(y)
+          }
+          return out ?? v
         }
       }
       case 'map': {
         const values = compile((s as unknown as { values: Schema }).values)
-        return (v, path, faults) => {
-          if (v === undefined) return fail(faults, path, 'is required')
-          if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(faults, path, `must be an object, got ${kind(v)}`)
+        return (v, path, faults, seg) => {
+          if (v === undefined) return fail(faults, path + seg, 'is required')
+          if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(faults, path + seg, `must be an object, got ${kind(v)}`)
           const out: Record<string, unknown> = {}
-          for (const [k, x] of Object.entries(v)) out[k] = values(x, `${path}/${esc(k)}`, faults)
+          const base = path + seg
+          for (const [k, x] of Object.entries(v)) out[k] = values(x, base, faults, `/${esc(k)}`)
           return out
         }
       }
@@ -293,34 +304,48 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
             },
           }
         })
-        return (v, path, faults) => {
-          if (v === undefined) return fail(faults, path, 'is required')
-          if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(faults, path, `must be an object, got ${kind(v)}`)
+        return (v, path, faults, seg) => {
+          if (v === undefined) return fail(faults, path + seg, 'is required')
+          if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(faults, path + seg, `must be an object, got ${kind(v)}`)
           const obj = v as Record<string, unknown>
-          const out: Record<string, unknown> = {}
+          // The fields' own paths are base + suffix, concatenated only when a fault names one.
+          const base = path + seg
+          // The input object itself is the value when no field changes (no default filled in, no
+          // logical form converted, the common case of a JSON event): nothing is copied, and a batch
+          // holds one object per event instead of two. The copy starts at the first changed field.
+          let out: Record<string, unknown> | undefined
           let present = 0
           for (let i = 0; i < fields.length; i++) {
             const f = fields[i]!
             const x = obj[f.name]
+            let y: unknown
             if (x === undefined) {
-              if (f.hasDefault) out[f.name] = f.missing()
-              else if (f.nullable) out[f.name] = null
-              else faults.push({ path: path + f.suffix, message: 'is required' })
-              continue
+              if (f.hasDefault) y = f.missing()
+              else if (f.nullable) y = null
+              else {
+                faults.push({ path: base + f.suffix, message: 'is required' })
+                continue
+              }
+            } else {
+              present++
+              y = f.node(x, base, faults, f.suffix)
             }
-            present++
-            // The child path is a rope (cheap): it is flattened only when a fault names it.
-            out[f.name] = f.node(x, path + f.suffix, faults)
+            if (out === undefined) {
+              if (y === x) continue
+              out = {}
+              for (let j = 0; j < i; j++) out[fields[j]!.name] = obj[fields[j]!.name]
+            }
+            out[f.name] = y
           }
           // Unknown fields: only when the object holds more keys than the fields it matched.
           let keys = 0
           for (const k in obj) if (Object.hasOwn(obj, k)) keys++
-          if (keys !== present) for (const k in obj) if (Object.hasOwn(obj, k) && !known.has(k)) faults.push({ path: `${path}/${esc(k)}`, message: 'is not a field of the schema' })
-          return out
+          if (keys !== present) for (const k in obj) if (Object.hasOwn(obj, k) && !known.has(k)) faults.push({ path: `${base}/${esc(k)}`, message: 'is not a field of the schema' })
+          return out ?? obj
         }
       }
       default:
-        return (_v, path, faults) => fail(faults, path, `has an unsupported schema type ${t}`)
+        return (_v, path, faults, seg) => fail(faults, path + seg, `has an unsupported schema type ${t}`)
     }
   }
 
@@ -329,8 +354,11 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
     const r = resolve(s)
     const first = Array.isArray(r) ? r[0]! : r
     const f: FieldFault[] = []
-    const out = compile(first)(d, '', f)
-    return f.length === 0 ? out : d
+    // a fresh copy of an object default each time: the nodes return unchanged input as it is, and a
+    // value handed to one event must not be the one the next event gets
+    const fresh = d !== null && typeof d === 'object' ? JSON.parse(JSON.stringify(d)) : d
+    const out = compile(first)(fresh, '', f, '')
+    return f.length === 0 ? out : fresh
   }
 
   const top = resolve(root)
@@ -341,7 +369,7 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
     required: topFields.filter((f) => !('default' in f) && !allowsNull(f.type)).map((f) => f.name),
     convert(value, basePath = '') {
       const faults: FieldFault[] = []
-      const out = rootNode(value, basePath, faults)
+      const out = rootNode(value, basePath, faults, '')
       return faults.length === 0 ? { value: out, faults } : { value: undefined, faults }
     },
   }

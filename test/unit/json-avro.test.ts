@@ -53,4 +53,33 @@ describe('JSON to Avro values (connectors/source/json-avro.ts)', () => {
     a.tags.push('changed')
     expect(c.convert({}).value).to.deep.equal({ tags: [] })
   })
+
+  it('returns the event itself when nothing changes, and copies (never mutates) it when something does', () => {
+    const c = createConverter({
+      type: 'record',
+      name: 'E',
+      fields: [
+        { name: 'id', type: 'string' },
+        { name: 'at', type: { type: 'long', logicalType: 'timestamp-millis' } },
+        { name: 'note', type: ['null', 'string'], default: null },
+        { name: 'items', type: { type: 'array', items: { type: 'record', name: 'I', fields: [{ name: 'q', type: 'int' }, { name: 'when', type: ['null', { type: 'long', logicalType: 'timestamp-millis' }], default: null }] } } },
+      ],
+    })
+    const complete = { id: 'a', at: 5, note: 'n', items: [{ q: 1, when: null }, { q: 2, when: 7 }] }
+    const same = c.convert(complete)
+    expect(same.faults).to.deep.equal([])
+    expect(same.value, 'nothing to convert: no copy').to.equal(complete)
+
+    // a logical form in the third item, and a default in the first field after id
+    const input = { id: 'b', at: '2026-01-01T00:00:00Z', items: [{ q: 1, when: null }, { q: 2, when: 7 }, { q: 3, when: '2026-01-02T00:00:00Z' }] }
+    const before = structuredClone(input)
+    const r = c.convert(input)
+    expect(r.faults).to.deep.equal([])
+    expect(r.value).to.deep.equal({ id: 'b', at: Date.UTC(2026, 0, 1), note: null, items: [{ q: 1, when: null }, { q: 2, when: 7 }, { q: 3, when: Date.UTC(2026, 0, 2) }] })
+    expect(input, 'the input is left as it was').to.deep.equal(before)
+    const items = (r.value as { items: unknown[] }).items
+    expect(items).to.not.equal(input.items)
+    expect(items[0], 'unchanged items are shared, not copied').to.equal(input.items[0])
+    expect(items[2]).to.not.equal(input.items[2])
+  })
 })
