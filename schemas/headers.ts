@@ -63,36 +63,59 @@ function randomBytes(n: number): Buffer {
   return out
 }
 
+/** The last id made (its 16 bytes), the state of the within-a-millisecond increment. */
+const last = Buffer.alloc(16)
 let lastMs = -1
-let lastRand: Buffer = Buffer.alloc(10)
+/** The text form of an id is written here as ASCII, with the dashes in place. */
+const text = Buffer.from('00000000-0000-7000-8000-000000000000', 'latin1')
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1')
+/** Where each of the 16 bytes goes in the text form. */
+const TEXT_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34]
+
+/** Adds one to the 74 random bits of `last`; false when they were all ones (the millisecond is used up). */
+function incrementLast(): boolean {
+  for (let i = 15; i >= 9; i--) {
+    last[i] = (last[i]! + 1) & 0xff
+    if (last[i] !== 0) return true
+  }
+  if ((last[8]! & 0x3f) !== 0x3f) return (last[8]! += 1), true
+  last[8] = 0x80
+  if (last[7] !== 0xff) return (last[7]! += 1), true
+  last[7] = 0
+  if ((last[6]! & 0x0f) !== 0x0f) return (last[6]! += 1), true
+  return false
+}
 
 /**
  * RFC 9562 UUID version 7: 48-bit Unix milliseconds, version, 74 random bits. Within one millisecond
- * the random part is incremented, so ids made by this process sort in creation order.
+ * the random bits of the previous id are incremented (RFC 9562 6.2 method 2), so ids made by this
+ * process sort in creation order. Written as text through one reused ASCII buffer: the ingest makes
+ * one id per accepted event.
  */
 export function uuidv7(now = Date.now()): string {
-  let rand: Buffer
-  if (now <= lastMs) {
-    now = lastMs
-    rand = Buffer.from(lastRand)
-    for (let i = rand.length - 1; i >= 0; i--) {
-      rand[i] = (rand[i]! + 1) & 0xff
-      if (rand[i] !== 0) break
+  if (now <= lastMs && incrementLast()) now = lastMs
+  else {
+    if (now <= lastMs) now = lastMs + 1 // 2^74 ids in one millisecond: borrow the next one
+    if (poolAt + 10 > POOL_SIZE) {
+      randomFillSync(pool)
+      poolAt = 0
     }
-  } else {
-    rand = randomBytes(10)
-    rand[0]! &= 0x7f // keep headroom for increments within the millisecond
+    last.writeUIntBE(now, 0, 6)
+    last[6] = 0x70 | (pool[poolAt]! & 0x0f)
+    last[7] = pool[poolAt + 1]!
+    last[8] = 0x80 | (pool[poolAt + 2]! & 0x3f)
+    pool.copy(last, 9, poolAt + 3, poolAt + 10)
+    pool.fill(0, poolAt, poolAt + 10) // a byte handed out is not kept around
+    poolAt += 10
   }
   lastMs = now
-  lastRand = rand
-  const b = Buffer.alloc(16)
-  b.writeUIntBE(now, 0, 6)
-  b[6] = 0x70 | (rand[0]! & 0x0f)
-  b[7] = rand[1]!
-  b[8] = 0x80 | (rand[2]! & 0x3f)
-  rand.copy(b, 9, 3, 10)
-  const h = b.toString('hex')
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
+  for (let i = 0; i < 16; i++) {
+    const byte = last[i]!
+    const at = TEXT_AT[i]!
+    text[at] = HEX_DIGITS[byte >> 4]!
+    text[at + 1] = HEX_DIGITS[byte & 0x0f]!
+  }
+  return text.toString('latin1')
 }
 
 const UUID7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/

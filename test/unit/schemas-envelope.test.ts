@@ -12,6 +12,19 @@ describe('event envelope headers', () => {
     expect(parseInt(uuidv7(1_700_000_000_001).replace(/-/g, '').slice(0, 12), 16)).to.equal(1_700_000_000_001)
   })
 
+  it('uuidv7 from the clock: unique, ordered, the random bits fresh in each new millisecond', () => {
+    const ids: string[] = []
+    const start = Date.now()
+    while (Date.now() - start < 30 || ids.length < 5000) ids.push(uuidv7())
+    for (const id of ids) expect(isUuidV7(id), id).to.equal(true)
+    expect(new Set(ids).size).to.equal(ids.length)
+    expect([...ids].sort()).to.deep.equal(ids)
+    // the first id of each millisecond draws new random bits: across milliseconds they are not a counter
+    const firsts = ids.filter((id, i) => i === 0 || id.slice(0, 13) !== ids[i - 1]!.slice(0, 13)).map((id) => id.replace(/-/g, '').slice(13))
+    expect(firsts.length).to.be.greaterThan(3)
+    expect(new Set(firsts.map((r) => r.slice(0, 4))).size, 'leading random digits vary').to.be.greaterThan(1)
+  })
+
   it('round-trips through Kafka headers (as Buffers, the way consumers get them)', () => {
     const e = envelope({ type: 'deal.approved', source: '/manufacturers/acme/crm', schemaSubject: 'deals.registrations-value', schemaVersion: 3 })
     expect(isTraceparent(e.traceparent)).to.equal(true)
