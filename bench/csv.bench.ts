@@ -111,8 +111,9 @@ export const benchmark: Benchmark = {
       let rawMs = 0
       let peakMb = 0
       for (let round = 1; round <= 2; round++) {
-        ctx.progress(`round ${round}: platform, csv-drop source`)
+        ctx.progress(`round ${round}: platform, csv-drop source (RSS before: ${Math.round(process.memoryUsage().rss / 1048576)} MB)`)
         const p = await platformRun(round)
+        ctx.progress(`round ${round}: platform peak RSS ${Math.round(p.peakMb)} MB, ${Math.round(rows / p.result)} rows/s`)
         platformSec += p.result
         peakMb = Math.max(peakMb, p.peakMb)
         ctx.progress(`round ${round}: raw kafkajs, pre-encoded rows`)

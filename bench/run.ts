@@ -11,12 +11,22 @@ import type { Benchmark, Figure } from './types.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 
-export async function loadBenchmarks(): Promise<Benchmark[]> {
-  const files = fs.readdirSync(here).filter((f) => f.endsWith('.bench.ts')).sort()
+/** Every benchmark's name: its file name without .bench.ts (the file's `benchmark.name` is the same). */
+export function benchmarkNames(): string[] {
+  return fs.readdirSync(here).filter((f) => f.endsWith('.bench.ts')).map((f) => f.slice(0, -'.bench.ts'.length)).sort()
+}
+
+/**
+ * Loads the named benchmarks (default: all). Only their files are imported, so that a benchmark's
+ * process (whose peak RSS some benchmarks report) holds no other benchmark's modules.
+ */
+export async function loadBenchmarks(names: string[] = benchmarkNames()): Promise<Benchmark[]> {
   const out: Benchmark[] = []
-  for (const f of files) {
-    const mod = (await import(pathToFileURL(path.join(here, f)).href)) as { benchmark?: Benchmark }
-    if (mod.benchmark) out.push(mod.benchmark)
+  for (const name of names) {
+    const mod = (await import(pathToFileURL(path.join(here, `${name}.bench.ts`)).href)) as { benchmark?: Benchmark }
+    if (!mod.benchmark) continue
+    if (mod.benchmark.name !== name) throw new Error(`bench/${name}.bench.ts exports a benchmark named ${mod.benchmark.name}; the file and the name must match`)
+    out.push(mod.benchmark)
   }
   return out
 }
@@ -40,13 +50,13 @@ async function main(): Promise<void> {
     allowPositionals: true,
     options: { json: { type: 'boolean', default: false }, 'duration-ms': { type: 'string', default: '5000' } },
   })
-  const all = await loadBenchmarks()
-  const chosen = positionals.length === 0 ? all : all.filter((b) => positionals.includes(b.name))
-  const missing = positionals.filter((p) => !all.some((b) => b.name === p))
+  const known = benchmarkNames()
+  const missing = positionals.filter((p) => !known.includes(p))
   if (missing.length > 0) {
-    process.stderr.write(`unknown benchmark ${missing.join(', ')}; known: ${all.map((b) => b.name).join(', ') || '(none)'}\n`)
+    process.stderr.write(`unknown benchmark ${missing.join(', ')}; known: ${known.join(', ') || '(none)'}\n`)
     process.exit(2)
   }
+  const chosen = await loadBenchmarks(positionals.length === 0 ? known : positionals)
   const durationMs = Number(values['duration-ms'])
   for (const b of chosen) {
     process.stderr.write(`# ${b.name}: ${b.description}\n`)
