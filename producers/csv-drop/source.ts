@@ -95,7 +95,9 @@ interface OpenFile {
   index: Map<string, number>
   stream: AsyncIterator<Buffer>
   parser: CsvParser
+  /** Parsed rows not yet turned into records: queue[queueAt..] (an index, not shift(): a chunk holds thousands). */
   queue: CsvRow[]
+  queueAt: number
   eof: boolean
   rejectFd: number | undefined
   rejectBytes: number
@@ -170,20 +172,21 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
     const f = this.current!
     const out: SourceRecord[] = []
     while (out.length < this.config.batchRows) {
-      if (f.queue.length === 0) {
+      if (f.queueAt === f.queue.length) {
         if (f.eof) break
         const r = await f.stream.next()
+        f.queueAt = 0
         if (r.done) {
           f.eof = true
-          f.queue.push(...f.parser.end())
-        } else f.queue.push(...f.parser.push(r.value))
+          f.queue = f.parser.end()
+        } else f.queue = f.parser.push(r.value)
         continue
       }
-      const row = f.queue.shift()!
+      const row = f.queue[f.queueAt++]!
       const rec = this.toRecord(f, row)
       if (rec) out.push(rec)
     }
-    if (out.length === 0 && f.eof && f.queue.length === 0 && f.committed.byte === f.emitted.byte) this.finish(f)
+    if (out.length === 0 && f.eof && f.queueAt === f.queue.length && f.committed.byte === f.emitted.byte) this.finish(f)
     return out
   }
 
@@ -277,6 +280,7 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
       stream,
       parser: new CsvParser({ offset: start.byte, line: start.line, delimiter: this.config.delimiter }),
       queue: [],
+      queueAt: 0,
       eof: false,
       rejectFd,
       rejectBytes,
@@ -290,6 +294,7 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
       const detail = !headerRow ? 'the file has no header row' : `header lacks ${missing.map(([f, c]) => `${c} (for ${f})`).join(', ')}`
       this.reject(this.current, 1, '', '', detail, headerRow?.fields ?? [])
       this.current.queue = []
+      this.current.queueAt = 0
       this.current.eof = true
       await stream.return?.()
     }
