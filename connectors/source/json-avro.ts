@@ -88,10 +88,21 @@ function fastUtcDays(s: string): number | undefined {
 
 const kind = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v)
 
-export function createConverter(schemaText: string | object, opts: { strings?: boolean } = {}): Converter {
+export interface ConverterOptions {
+  /** Every scalar comes as a string cell (CSV). */
+  strings?: boolean
+  /**
+   * The caller owns each value it converts and does not use it afterwards (a row object built for
+   * the conversion): changed fields are written into it instead of into a copy.
+   */
+  inPlace?: boolean
+}
+
+export function createConverter(schemaText: string | object, opts: ConverterOptions = {}): Converter {
   const root = (typeof schemaText === 'string' ? JSON.parse(schemaText) : schemaText) as Schema
   const named = new Map<string, Schema>()
   const strings = opts.strings === true
+  const inPlace = opts.inPlace === true
 
   // Register named types (records, enums, fixed) by full and short name.
   const collect = (s: Schema, ns: string) => {
@@ -332,8 +343,11 @@ export function createConverter(schemaText: string | object, opts: { strings?: b
             }
             if (out === undefined) {
               if (y === x) continue
-              out = {}
-              for (let j = 0; j < i; j++) out[fields[j]!.name] = obj[fields[j]!.name]
+              if (inPlace) out = obj
+              else {
+                out = {}
+                for (let j = 0; j < i; j++) out[fields[j]!.name] = obj[fields[j]!.name]
+              }
             }
             out[f.name] = y
           }

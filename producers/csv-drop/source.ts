@@ -132,7 +132,7 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
     this.log = ctx.logger.child({ component: 'csv-drop', dir: config.dir })
     const spec = this.topics.find((t) => t.name === config.topic) ?? ALL_TOPICS.find((t) => t.eventTypes.includes(config.eventType))
     if (!spec) throw new Error(`csv-drop: no topic for event type ${config.eventType}`)
-    this.converter = createConverter(contractSchema(spec.valueSchema), { strings: true })
+    this.converter = createConverter(contractSchema(spec.valueSchema), { strings: true, inPlace: true }) // toRecord builds a fresh object per row
     this.keyFields = (JSON.parse(contractSchema(spec.keySchema)) as { fields: Array<{ name: string }> }).fields.map((f) => f.name)
     fs.mkdirSync(config.stateDir, { recursive: true })
     fs.mkdirSync(config.processedDir, { recursive: true })

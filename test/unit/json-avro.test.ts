@@ -82,4 +82,14 @@ describe('JSON to Avro values (connectors/source/json-avro.ts)', () => {
     expect(items[0], 'unchanged items are shared, not copied').to.equal(input.items[0])
     expect(items[2]).to.not.equal(input.items[2])
   })
+
+  it('inPlace: a caller-owned row is converted into itself (CSV), with the same result as a copy', () => {
+    const schema = { type: 'record', name: 'R', fields: [{ name: 'sku', type: 'string' }, { name: 'n', type: 'int' }, { name: 'note', type: ['null', 'string'], default: null }] }
+    const row = { sku: 'A', n: '12', note: '' }
+    const copy = createConverter(schema, { strings: true }).convert({ ...row })
+    const r = createConverter(schema, { strings: true, inPlace: true }).convert(row)
+    expect(r).to.deep.equal(copy)
+    expect(r.value).to.equal(row)
+    expect(row).to.deep.equal({ sku: 'A', n: 12, note: null })
+  })
 })
