@@ -72,6 +72,10 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', done, { once: true })
   })
 
+/** Where a record keeps its encoded message once encoded (the runner's, not the plug-in's). */
+const ENCODED = Symbol('encoded message')
+type Encoded = { [ENCODED]?: Message }
+
 export class SourceRunner<C = unknown, V = unknown> {
   readonly name: string
   readonly source: string
@@ -374,13 +378,25 @@ export class SourceRunner<C = unknown, V = unknown> {
         const t = byTopic.get(r.topic)!
         last = { topic: r.topic, ids: t.ids, messages: t.messages }
       }
+      const kept = (r as Encoded)[ENCODED]
+      if (kept !== undefined) {
+        last.messages.push(kept) // a retry: the same bytes, id and headers as the first time
+        continue
+      }
       const ids = last.ids
       const id = r.id ?? uuidv7()
       r.id = id
       const headers = envelopeHeaders(id, r.type, this.source, r.occurredAt ?? now, ids.subject, ids.version, r.traceparent ?? batchTrace)
       if (r.position !== undefined) headers[POSITION_HEADER] = JSON.stringify(r.position)
       if (r.publisherId !== undefined) headers[HEADER.publisherId] = r.publisherId
-      last.messages.push({ key: serde.encodeSync(ids.keyId, r.key), value: serde.encodeSync(ids.valueId, r.value), headers })
+      const message: Message = { key: serde.encodeSync(ids.keyId, r.key), value: serde.encodeSync(ids.valueId, r.value), headers }
+      last.messages.push(message)
+      // From here on the record is its bytes: its key and value objects are let go, so that a batch
+      // waiting for its ack (and the one encoded behind it) holds no per-event object graph that the
+      // garbage collector would copy and promote (see SourceRecord: read them before they are polled).
+      ;(r as Encoded)[ENCODED] = message
+      ;(r as { key: unknown }).key = undefined
+      ;(r as { value: unknown }).value = undefined
     }
     return [...byTopic].map(([topic, t]) => ({ topic, messages: t.messages }))
   }

@@ -11,7 +11,11 @@ export interface SourceRecord<V = unknown> {
   topic: string
   /** The key as the topic's key contract expects it (e.g. { sku, locationId }). */
   key: unknown
-  /** The value as avsc encodes it (already converted and checked; see json-avro.ts). */
+  /**
+   * The value as avsc encodes it (already converted and checked; see json-avro.ts). Once the runner
+   * encoded a record it keeps the bytes (a retry sends the same ones) and drops `key` and `value`:
+   * a plug-in reads them before returning the record from poll, never in commit or fail.
+   */
   value: V
   /** ce_type, e.g. inventory.level.changed. */
   type: string

@@ -270,6 +270,10 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
         traceparent,
       }
     }
+    // The records now hold the events; the parsed array and the checked list are let go (the runner
+    // drops each event once it is encoded), so a request waiting for the broker holds only its bytes.
+    body.length = 0
+    values.length = 0
     try {
       await source.offer(records)
     } catch (err) {
