@@ -21,13 +21,20 @@ interface EncoderLike {
 }
 interface EncoderClass {
   nextPowerOfTwo(value: number): number
-  prototype: EncoderLike & { ensureAvailable(length: number): void; writeUVarInt(value: number): EncoderLike }
+  prototype: EncoderLike & { ensureAvailable(length: number): void; writeUVarInt(value: number): EncoderLike; writeEncoderArray(value: EncoderLike[]): EncoderLike }
 }
 
 const require = createRequire(import.meta.url)
 const PATCHED_VERSION = '2.2.4'
 
-let original: { nextPowerOfTwo: EncoderClass['nextPowerOfTwo']; ensureAvailable: EncoderClass['prototype']['ensureAvailable']; writeUVarInt: EncoderClass['prototype']['writeUVarInt'] } | undefined
+let original:
+  | {
+      nextPowerOfTwo: EncoderClass['nextPowerOfTwo']
+      ensureAvailable: EncoderClass['prototype']['ensureAvailable']
+      writeUVarInt: EncoderClass['prototype']['writeUVarInt']
+      writeEncoderArray: EncoderClass['prototype']['writeEncoderArray']
+    }
+  | undefined
 
 function encoderClass(): EncoderClass | undefined {
   const version = (require('kafkajs/package.json') as { version: string }).version
@@ -41,7 +48,7 @@ export function installKafkaEncoderPatch(): boolean {
   if (!Encoder) return false
   if (original) return true
   const proto = Encoder.prototype
-  original = { nextPowerOfTwo: Encoder.nextPowerOfTwo, ensureAvailable: proto.ensureAvailable, writeUVarInt: proto.writeUVarInt }
+  original = { nextPowerOfTwo: Encoder.nextPowerOfTwo, ensureAvailable: proto.ensureAvailable, writeUVarInt: proto.writeUVarInt, writeEncoderArray: proto.writeEncoderArray }
   // Used by the constructor (Buffer.alloc of this size) and the stock ensureAvailable only, both replaced here.
   Encoder.nextPowerOfTwo = () => 0
   proto.ensureAvailable = function (this: EncoderLike, length: number): void {
@@ -64,6 +71,22 @@ export function installKafkaEncoderPatch(): boolean {
     this.offset = offset
     return this
   }
+  // The records of a batch (and the headers of a record): one allocation for all of them instead of
+  // doubling from 256 bytes while they are appended (a 2,000-record batch grew through 12 buffers), and
+  // each one's bytes copied from its buffer directly rather than through a `buffer` slice per record.
+  proto.writeEncoderArray = function (this: EncoderLike & { ensureAvailable(length: number): void }, value: EncoderLike[]): EncoderLike {
+    if (!Array.isArray(value) || value.some((v) => v == null || !Buffer.isBuffer(v.buf))) {
+      throw new Error('all values should be an instance of Encoder[]')
+    }
+    let total = 0
+    for (const v of value) total += v.offset
+    this.ensureAvailable(total)
+    for (const v of value) {
+      v.buf.copy(this.buf, this.offset, 0, v.offset)
+      this.offset += v.offset
+    }
+    return this
+  }
   return true
 }
 
@@ -74,5 +97,6 @@ export function uninstallKafkaEncoderPatch(): void {
   Encoder.nextPowerOfTwo = original.nextPowerOfTwo
   Encoder.prototype.ensureAvailable = original.ensureAvailable
   Encoder.prototype.writeUVarInt = original.writeUVarInt
+  Encoder.prototype.writeEncoderArray = original.writeEncoderArray
   original = undefined
 }
