@@ -57,6 +57,21 @@ function digits(s: string, at: number, n: number): number {
   return x
 }
 
+/** The value of a cell of 1 to 15 ASCII digits with an optional leading '-' (a CSV's usual integer), else undefined. */
+function plainInteger(s: string): number | undefined {
+  const n = s.length
+  const neg = n > 0 && s.charCodeAt(0) === 45 /* - */
+  const from = neg ? 1 : 0
+  if (n === from || n - from > 15) return undefined
+  let x = 0
+  for (let i = from; i < n; i++) {
+    const c = s.charCodeAt(i) - 48
+    if (c < 0 || c > 9) return undefined
+    x = x * 10 + c
+  }
+  return neg ? -x : x
+}
+
 /**
  * Milliseconds of the common form YYYY-MM-DDTHH:MM:SS[.s{1,3}]Z without Date.parse (which costs more
  * than the rest of an event's conversion), or undefined for any other form: the caller then uses
@@ -212,7 +227,11 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
             const ms = Date.parse(v.trim())
             return Number.isNaN(ms) ? fail(faults, path + seg, `is not a valid RFC 3339 timestamp: "${v}"`) : ms
           }
-          if (strings && typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) return range(Number(v), path, faults, seg)
+          if (strings && typeof v === 'string') {
+            const n = plainInteger(v)
+            if (n !== undefined) return range(n, path, faults, seg)
+            if (/^\s*-?\d+\s*$/.test(v)) return range(Number(v), path, faults, seg)
+          }
           return fail(faults, path + seg, `must be an integer${logical === 'date' ? ' (days) or YYYY-MM-DD' : ''}, got ${kind(v)}${typeof v === 'string' ? ` "${v.slice(0, 40)}"` : ''}`)
         }
         return (v, path, faults, seg) => (typeof v === 'number' ? range(v, path, faults, seg) : other(v, path, faults, seg))
@@ -326,6 +345,9 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
           // holds one object per event instead of two. The copy starts at the first changed field.
           let out: Record<string, unknown> | undefined
           let present = 0
+          // counted before the fields are read (an in-place conversion adds the defaulted ones)
+          let keys = 0
+          for (const k in obj) if (Object.hasOwn(obj, k)) keys++
           for (let i = 0; i < fields.length; i++) {
             const f = fields[i]!
             const x = obj[f.name]
@@ -351,9 +373,7 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
             }
             out[f.name] = y
           }
-          // Unknown fields: only when the object holds more keys than the fields it matched.
-          let keys = 0
-          for (const k in obj) if (Object.hasOwn(obj, k)) keys++
+          // Unknown fields: only when the object held more keys than the fields it matched.
           if (keys !== present) for (const k in obj) if (Object.hasOwn(obj, k) && !known.has(k)) faults.push({ path: `${base}/${esc(k)}`, message: 'is not a field of the schema' })
           return out ?? obj
         }

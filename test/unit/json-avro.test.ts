@@ -92,4 +92,18 @@ describe('JSON to Avro values (connectors/source/json-avro.ts)', () => {
     expect(r.value).to.equal(row)
     expect(row).to.deep.equal({ sku: 'A', n: 12, note: null })
   })
+
+  it('strings: integer cells read as before the fast path (digits, sign, spaces, exponents, hex, overflow)', () => {
+    const c = createConverter({ type: 'record', name: 'R', fields: [{ name: 'n', type: 'long' }] }, { strings: true })
+    let seed = 11
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n
+    const parts = ['0', '7', '12', '-', '+', ' ', '1e3', '0x10', '.5', '9007199254740993', '123456789012345', '1234567890123456', '']
+    for (let i = 0; i < 5000; i++) {
+      const cell = Array.from({ length: 1 + rnd(3) }, () => parts[rnd(parts.length)]).join('')
+      const reference = /^\s*-?\d+\s*$/.test(cell) && Number.isInteger(Number(cell)) && Math.abs(Number(cell)) <= Number.MAX_SAFE_INTEGER ? Number(cell) : undefined
+      const r = c.convert({ n: cell })
+      if (reference === undefined) expect(r.faults, JSON.stringify(cell)).to.not.be.empty
+      else expect(r, JSON.stringify(cell)).to.deep.equal({ value: { n: reference }, faults: [] })
+    }
+  })
 })
