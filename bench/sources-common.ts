@@ -15,6 +15,8 @@ export interface BenchEnv {
   kafka: Kafka
   admin: Admin
   serde: AvroSerde
+  /** The in-memory registry the serde uses (for benchmark child processes). */
+  registryUrl: string
   topic: TopicSpec
   close(): Promise<void>
 }
@@ -26,7 +28,8 @@ export async function benchEnv(what: string): Promise<BenchEnv> {
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s))
   })
-  const serde = new AvroSerde(new RegistryClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }))
+  const registryUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const serde = new AvroSerde(new RegistryClient({ url: registryUrl }))
   const kafka = createKafka(config, undefined, `bench-${what}`)
   const admin = kafka.admin()
   await admin.connect()
@@ -43,6 +46,7 @@ export async function benchEnv(what: string): Promise<BenchEnv> {
     kafka,
     admin,
     serde,
+    registryUrl,
     topic,
     async close() {
       await admin.deleteTopics({ topics: [topic.name] }).catch(() => undefined)
