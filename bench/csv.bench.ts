@@ -31,7 +31,9 @@ interface Reply {
 
 /** A child running one arm; `ask` sends a message and resolves with its answer. */
 async function startArm(arm: 'platform' | 'raw', args: string[]): Promise<{ child: ChildProcess; ask(msg: object): Promise<Reply> }> {
-  const child = fork(path.join(here, 'helpers', 'csv-arm-child.ts'), [arm, ...args], { execArgv: ['--import', 'tsx', ...(arm === 'platform' && process.env.CSV_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.CSV_PROF] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  // BENCH_CSV_CPU_PROF=<dir>: a V8 CPU profile of the platform arm's process is written there
+  const profile = arm === 'platform' && process.env.BENCH_CSV_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CSV_CPU_PROF}`] : []
+  const child = fork(path.join(here, 'helpers', 'csv-arm-child.ts'), [arm, ...args], { execArgv: ['--import', 'tsx', ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const waiting: Array<{ resolve: (m: Reply) => void; reject: (e: Error) => void }> = []
   child.on('message', (m: Reply) => waiting.shift()?.resolve(m))
   child.on('exit', (code) => waiting.splice(0).forEach((w) => w.reject(new Error(`csv ${arm} child exited with ${code}`))))
