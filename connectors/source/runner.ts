@@ -12,7 +12,8 @@
  *   again; a failed produce is retried for pull sources and reported with `fail` for push sources;
  * - start / pause / resume / stop, and recovery after a crash (see SourceConnector.recovery).
  */
-import { Partitioners, type Kafka, type Message, type Producer, type TopicMessages } from 'kafkajs'
+import { type Kafka, type Message, type Producer, type TopicMessages } from 'kafkajs'
+import { KeyHashPartitioner } from '../../common/kafkajs-partitioner.ts'
 import type { Logger } from '../../common/logger.ts'
 import { DataError, RetriableError } from '../../common/errors.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
@@ -125,7 +126,7 @@ export class SourceRunner<C = unknown, V = unknown> {
     this.producer = this.opts.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: KeyHashPartitioner, // the DefaultPartitioner's partitions, computed without Long
       retry: { retries: r.retries, maxRetryTime: r.maxRetryTime, initialRetryTime: r.initialRetryTime ?? 200 },
     })
     this.producer.on(this.producer.events.DISCONNECT, () => {
