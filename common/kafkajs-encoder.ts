@@ -8,7 +8,8 @@
  * The Encoder is append-only (every byte below its offset was written; `buffer` is the written
  * slice), so nothing reads memory it did not write and the buffers need no zero fill: this module
  * makes an encoder start empty (V8 keeps a zero-length buffer on its heap) and grow from Node's
- * buffer pool (`allocUnsafe`, 256 bytes first, then powers of two), and writes varints in place.
+ * buffer pool (`allocUnsafe`, 256 bytes first, then doubling, or at once to the size a large write
+ * needs), and writes varints in place.
  * The bytes on the wire are the same (test/unit/kafkajs-encoder.test.ts compares them with the
  * stock encoder on generated records, headers and produce requests). Installed once, by
  * common/clients.ts; the version is checked so that another kafkajs is left as it is.
@@ -54,7 +55,9 @@ export function installKafkaEncoderPatch(): boolean {
   proto.ensureAvailable = function (this: EncoderLike, length: number): void {
     const need = this.offset + length
     if (need <= this.buf.length) return
-    const size = need <= 256 ? 256 : 2 ** Math.ceil(Math.log2(need))
+    // Doubling keeps appends amortised; a write larger than that (a batch or a request copied into a
+    // new encoder) gets exactly its size, not the next power of two (up to twice the bytes, per stage).
+    const size = Math.max(need, 256, this.buf.length * 2)
     const next = Buffer.allocUnsafe(size)
     this.buf.copy(next, 0, 0, this.offset)
     this.buf = next
