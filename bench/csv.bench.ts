@@ -24,13 +24,14 @@ const WARM_UP_ROWS = 20_000
 const here = path.dirname(fileURLToPath(import.meta.url))
 
 interface Reply {
+  rssMb?: number
   sec?: number
   peakMb?: number
   error?: string
 }
 
 /** A child running one arm; `ask` sends a message and resolves with its answer. */
-async function startArm(arm: 'platform' | 'raw', args: string[]): Promise<{ child: ChildProcess; ask(msg: object): Promise<Reply> }> {
+async function startArm(arm: 'platform' | 'raw', args: string[]): Promise<{ child: ChildProcess; rssMb: number; ask(msg: object): Promise<Reply> }> {
   // BENCH_CSV_CPU_PROF=<dir>: a V8 CPU profile of the platform arm's process is written there
   const profile = arm === 'platform' && process.env.BENCH_CSV_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CSV_CPU_PROF}`] : []
   const child = fork(path.join(here, 'helpers', 'csv-arm-child.ts'), [arm, ...args], { execArgv: ['--import', 'tsx', ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -38,8 +39,9 @@ async function startArm(arm: 'platform' | 'raw', args: string[]): Promise<{ chil
   child.on('message', (m: Reply) => waiting.shift()?.resolve(m))
   child.on('exit', (code) => waiting.splice(0).forEach((w) => w.reject(new Error(`csv ${arm} child exited with ${code}`))))
   const next = () => new Promise<Reply>((resolve, reject) => waiting.push({ resolve, reject }))
-  await next() // ready
+  const ready = await next()
   return {
+    rssMb: ready.rssMb ?? 0,
     child,
     async ask(msg) {
       const answer = next()
@@ -90,6 +92,7 @@ export const benchmark: Benchmark = {
       }
       const args = [env.registryUrl, env.topic.name, drop, JSON.stringify(settings)]
       const platform = await startArm('platform', args)
+      ctx.progress(`platform process: ${Math.round(platform.rssMb)} MB RSS once its modules are loaded`)
       const raw = await startArm('raw', args)
       arms.push(platform.child, raw.child)
       /** One platform run: the file dropped whole (renamed in), a fresh source and runner, until the file is done. */

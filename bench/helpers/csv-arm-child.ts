@@ -104,4 +104,4 @@ process.on('message', (msg: { file: string; name: string } | { rows: number; hea
 process.on('disconnect', () => {
   void (running?.runner.stop() ?? Promise.resolve()).finally(() => process.exit(0))
 })
-process.send?.({ ready: true })
+process.send?.({ ready: true, rssMb: process.memoryUsage.rss() / 1024 / 1024 })
