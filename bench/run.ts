@@ -63,6 +63,9 @@ async function main(): Promise<void> {
     const figures = await b.run({ durationMs, progress: (m) => process.stderr.write(`  ${m}\n`), meter: (label, o) => createProgress(`  ${label}`, o ?? {}) })
     for (const f of figures) process.stdout.write((values.json ? JSON.stringify(f) : formatFigure(f)) + '\n')
   }
+  // the databases the benchmarks' sink harnesses made (a latency run leaves ~35 MB otherwise)
+  const { dropPendingDatabases } = await import('../test/helpers/env.ts')
+  await dropPendingDatabases()
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
