@@ -22,7 +22,13 @@ interface EncoderLike {
 }
 interface EncoderClass {
   nextPowerOfTwo(value: number): number
-  prototype: EncoderLike & { ensureAvailable(length: number): void; writeUVarInt(value: number): EncoderLike; writeEncoderArray(value: EncoderLike[]): EncoderLike }
+  prototype: EncoderLike & {
+    ensureAvailable(length: number): void
+    writeUVarInt(value: number): EncoderLike
+    writeEncoderArray(value: EncoderLike[]): EncoderLike
+    writeArray(array: unknown[], type?: string, length?: number): EncoderLike
+    writeInt32(value: number): EncoderLike
+  }
 }
 
 const require = createRequire(import.meta.url)
@@ -34,6 +40,7 @@ let original:
       ensureAvailable: EncoderClass['prototype']['ensureAvailable']
       writeUVarInt: EncoderClass['prototype']['writeUVarInt']
       writeEncoderArray: EncoderClass['prototype']['writeEncoderArray']
+      writeArray: EncoderClass['prototype']['writeArray']
     }
   | undefined
 
@@ -49,7 +56,7 @@ export function installKafkaEncoderPatch(): boolean {
   if (!Encoder) return false
   if (original) return true
   const proto = Encoder.prototype
-  original = { nextPowerOfTwo: Encoder.nextPowerOfTwo, ensureAvailable: proto.ensureAvailable, writeUVarInt: proto.writeUVarInt, writeEncoderArray: proto.writeEncoderArray }
+  original = { nextPowerOfTwo: Encoder.nextPowerOfTwo, ensureAvailable: proto.ensureAvailable, writeUVarInt: proto.writeUVarInt, writeEncoderArray: proto.writeEncoderArray, writeArray: proto.writeArray }
   // Used by the constructor (Buffer.alloc of this size) and the stock ensureAvailable only, both replaced here.
   Encoder.nextPowerOfTwo = () => 0
   proto.ensureAvailable = function (this: EncoderLike, length: number): void {
@@ -90,6 +97,17 @@ export function installKafkaEncoderPatch(): boolean {
     }
     return this
   }
+  // An untyped array of encoders (a produce request's partitions, its topics) is written like a typed
+  // one: presized, instead of doubling through every element (a 1 MB request grew through 185 KB,
+  // 371 KB, 742 KB and 1.4 MB). Arrays holding anything else take the stock path.
+  const stockWriteArray = original.writeArray
+  proto.writeArray = function (this: EncoderLike & EncoderClass['prototype'], array: unknown[], type?: string, length?: number): EncoderLike {
+    if (type === undefined && Array.isArray(array) && array.length > 0 && array.every((v) => v != null && typeof v === 'object' && Buffer.isBuffer((v as EncoderLike).buf))) {
+      this.writeInt32(length == null ? array.length : length)
+      return this.writeEncoderArray(array as EncoderLike[])
+    }
+    return stockWriteArray.call(this, array, type, length)
+  }
   return true
 }
 
@@ -101,5 +119,6 @@ export function uninstallKafkaEncoderPatch(): void {
   Encoder.prototype.ensureAvailable = original.ensureAvailable
   Encoder.prototype.writeUVarInt = original.writeUVarInt
   Encoder.prototype.writeEncoderArray = original.writeEncoderArray
+  Encoder.prototype.writeArray = original.writeArray
   original = undefined
 }
