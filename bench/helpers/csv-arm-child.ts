@@ -20,7 +20,7 @@ import { Partitioners, type Message } from 'kafkajs'
 import { createKafka } from '../../common/clients.ts'
 import { createLogger } from '../../common/logger.ts'
 import { loadConfig } from '../../config/index.ts'
-import { POSITION_HEADER } from '../../connectors/source/recovery.ts'
+import { POSITION_HEADER, positionHeader } from '../../connectors/source/recovery.ts'
 import { SourceRunner } from '../../connectors/source/runner.ts'
 import { CsvDropSource, parseCsvDropConfig } from '../../producers/csv-drop/index.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
@@ -74,7 +74,9 @@ const raw = await (async () => {
     for (let start = 1; start <= rows; start += config.batchRows) {
       const messages: Message[] = []
       const traceparent = newTraceparent()
-      for (let i = start; i < Math.min(start + config.batchRows, rows + 1); i++) {
+      const end = Math.min(start + config.batchRows, rows + 1)
+      const tag = `${uuidv7()} ${end - start}` // the runner's batch tag (connectors/source/recovery.ts)
+      for (let i = start; i < end; i++) {
         const sku = `SKU-${i % 5000}`
         const locationId = `DC-${i % 7}`
         const value = { manufacturerId: 'acme', sku, gtin: null, locationId, locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: i % 1000, reserved: i % 10, available: (i % 1000) - (i % 10), incoming: [], safetyStock: null, sequence: i, occurredAt: 0 }
@@ -82,7 +84,7 @@ const raw = await (async () => {
         if (!withHeaders) messages.push(message)
         else {
           const headers = envelopeHeaders(uuidv7(), 'inventory.level.changed', names.source, occurredAt, ids.subject, ids.version, traceparent)
-          headers[POSITION_HEADER] = JSON.stringify({ file: 'stock.csv', fileId: '1234567-12345678-1732000000000', byte: i * 40, line: i + 1, rejects: 0 })
+          headers[POSITION_HEADER] = positionHeader({ file: 'stock.csv', fileId: '1234567-12345678-1732000000000', byte: i * 40, line: i + 1, rejects: 0 }, tag)
           messages.push({ ...message, headers })
         }
       }

@@ -20,7 +20,7 @@ import { contractSchema } from '../../schemas/contracts.ts'
 import { HEADER, envelopeHeaders, newTraceparent, uuidv7 } from '../../schemas/headers.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { keySubject, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
-import { POSITION_HEADER, scanPositions } from './recovery.ts'
+import { POSITION_HEADER, positionHeader, scanPositions } from './recovery.ts'
 import type { SourceConnector, SourceContext, SourceRecord, SourceState } from './types.ts'
 
 export interface SourceRunnerOptions {
@@ -373,6 +373,11 @@ export class SourceRunner<C = unknown, V = unknown> {
     const batchTrace = newTraceparent()
     const serde = this.opts.serde
     const now = new Date()
+    // The records encoded here that carry a position share a batch tag (see positionHeader): after a
+    // crash, recovery trusts a batch's positions only if all of its records reached Kafka.
+    let positioned = 0
+    for (const r of batch) if (r.position !== undefined && (r as Encoded)[ENCODED] === undefined) positioned++
+    const tag = positioned > 0 ? `${uuidv7()} ${positioned}` : ''
     let last: { topic: string; ids: TopicIds; messages: Message[] } | undefined
     for (const r of batch) {
       if (last?.topic !== r.topic) {
@@ -388,7 +393,7 @@ export class SourceRunner<C = unknown, V = unknown> {
       const id = r.id ?? uuidv7()
       r.id = id
       const headers = envelopeHeaders(id, r.type, this.source, r.occurredAt ?? now, ids.subject, ids.version, r.traceparent ?? batchTrace)
-      if (r.position !== undefined) headers[POSITION_HEADER] = JSON.stringify(r.position)
+      if (r.position !== undefined) headers[POSITION_HEADER] = positionHeader(r.position, tag)
       if (r.publisherId !== undefined) headers[HEADER.publisherId] = r.publisherId
       const message: Message = { key: serde.encodeSync(ids.keyId, r.key), value: serde.encodeSync(ids.valueId, r.value), headers }
       last.messages.push(message)
