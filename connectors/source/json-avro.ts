@@ -107,8 +107,9 @@ export interface ConverterOptions {
   /** Every scalar comes as a string cell (CSV). */
   strings?: boolean
   /**
-   * The caller owns each value it converts and does not use it afterwards (a row object built for
-   * the conversion): changed fields are written into it instead of into a copy.
+   * The caller owns each top-level value it converts and does not use it afterwards (a row object
+   * built for the conversion): its changed fields are written into it instead of into a copy. Nested
+   * objects (which may be shared, e.g. a constant) are copied as usual.
    */
   inPlace?: boolean
 }
@@ -365,7 +366,7 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
             }
             if (out === undefined) {
               if (y === x) continue
-              if (inPlace) out = obj
+              if (inPlace && seg === '') out = obj // the top-level value only (seg '' is the root call)
               else {
                 out = {}
                 for (let j = 0; j < i; j++) out[fields[j]!.name] = obj[fields[j]!.name]

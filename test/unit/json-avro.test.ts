@@ -91,6 +91,13 @@ describe('JSON to Avro values (connectors/source/json-avro.ts)', () => {
     expect(r).to.deep.equal(copy)
     expect(r.value).to.equal(row)
     expect(row).to.deep.equal({ sku: 'A', n: 12, note: null })
+
+    // a nested object (e.g. a constant shared by every row) is copied, not converted into
+    const nested = createConverter({ type: 'record', name: 'O', fields: [{ name: 'inner', type: { type: 'record', name: 'In', fields: [{ name: 'q', type: 'int' }] } }] }, { strings: true, inPlace: true })
+    const shared = { q: '7' }
+    const out = nested.convert({ inner: shared })
+    expect(out.value).to.deep.equal({ inner: { q: 7 } })
+    expect(shared, 'the shared nested object is left as it was').to.deep.equal({ q: '7' })
   })
 
   it('strings: integer cells read as before the fast path (digits, sign, spaces, exponents, hex, overflow)', () => {
