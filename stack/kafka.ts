@@ -129,6 +129,18 @@ function javaArgs(s: StackSettings, libs: string, home: string, mainArgs: string
   ]
 }
 
+/**
+ * A KRaft cluster id as Kafka's own `Uuid.randomUuid()` makes it: 16 random bytes in URL-safe base64,
+ * drawn again while the text starts with '-'. The storage tool's argument parser reads such an id as
+ * an option ("--cluster-id: expected one argument"), which failed one format in 64.
+ */
+export function newClusterId(random: () => string = randomUUID): string {
+  for (;;) {
+    const id = Buffer.from(random().replace(/-/g, ''), 'hex').toString('base64url')
+    if (!id.startsWith('-')) return id
+  }
+}
+
 export const kafkaService: ServiceDefinition = {
   name: 'kafka',
   port: (s) => s.kafka.port,
@@ -143,7 +155,7 @@ export const kafkaService: ServiceDefinition = {
     fs.writeFileSync(path.join(home, 'log4j2.yaml'), LOG4J2)
     if (!fs.existsSync(path.join(dataDir, 'meta.properties'))) {
       report('formatting the KRaft storage (once per checkout)')
-      const clusterId = Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url')
+      const clusterId = newClusterId()
       await runLogged(
         'java',
         javaArgs(s, libs, home, ['kafka.tools.StorageTool', 'format', '--cluster-id', clusterId, '--config', path.join(home, 'server.properties'), '--ignore-formatted'], '256m'),

@@ -4,6 +4,7 @@ import path from 'node:path'
 import { expect } from 'chai'
 import { StackError } from '../../common/errors.ts'
 import { isAlive, isOurs, readPid, requireTool } from '../../stack/processes.ts'
+import { newClusterId } from '../../stack/kafka.ts'
 
 describe('stack process helpers', () => {
   it('a missing tool is a STACK_TOOL_MISSING error naming it and what to install', () => {
@@ -33,5 +34,20 @@ describe('stack process helpers', () => {
     expect(readPid(file)).to.equal(undefined)
     fs.writeFileSync(file, 'garbage')
     expect(readPid(file)).to.equal(undefined)
+  })
+})
+
+describe('KRaft cluster id', () => {
+  it('is 22 URL-safe base64 characters and never starts with "-" (the storage tool would read it as an option)', () => {
+    // 0xf8 as first byte encodes to a leading '-' in base64url; the generator must draw again.
+    const draws = ['f8000000-0000-4000-8000-000000000000', 'f8ffffff-0000-4000-8000-000000000000', '0123abcd-0000-4000-8000-000000000001']
+    let calls = 0
+    const id = newClusterId(() => draws[calls++]!)
+    expect(calls).to.equal(3)
+    expect(id).to.equal(Buffer.from(draws[2]!.replace(/-/g, ''), 'hex').toString('base64url'))
+    for (let i = 0; i < 2000; i++) {
+      const next = newClusterId()
+      expect(next).to.match(/^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/)
+    }
   })
 })
