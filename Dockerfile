@@ -6,6 +6,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 COPY . .
+# the platform bundle (cli/build.mjs), built once here: the image runs it with plain node
+RUN node cli/build.mjs
 USER node
 EXPOSE 8080 8081
-CMD ["node", "--import", "tsx", "cli/main.ts", "start"]
+CMD ["node", "--enable-source-maps", "dist/distributary.mjs", "start"]

@@ -11,6 +11,7 @@
  * 100000 by default, the issue's full run is 1000000).
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import { buildBundle, ROOT } from '../cli/build.mjs'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -34,7 +35,9 @@ interface Reply {
 async function startArm(arm: 'platform' | 'raw', args: string[]): Promise<{ child: ChildProcess; rssMb: number; ask(msg: object): Promise<Reply> }> {
   // BENCH_CSV_CPU_PROF=<dir>: a V8 CPU profile of the platform arm's process is written there
   const profile = arm === 'platform' && process.env.BENCH_CSV_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CSV_CPU_PROF}`] : []
-  const child = fork(path.join(here, 'helpers', 'csv-arm-child.ts'), [arm, ...args], { execArgv: ['--import', 'tsx', ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  // bundled like the platform (cli/build.mjs) and run by plain node, as `npm start` runs the platform
+  const bundle = await buildBundle(path.join(here, 'helpers', 'csv-arm-child.ts'), path.join(ROOT, 'dist', 'bench', 'csv-arm-child.mjs'))
+  const child = fork(bundle, [arm, ...args], { execArgv: ['--enable-source-maps', ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const waiting: Array<{ resolve: (m: Reply) => void; reject: (e: Error) => void }> = []
   child.on('message', (m: Reply) => waiting.shift()?.resolve(m))
   child.on('exit', (code) => waiting.splice(0).forEach((w) => w.reject(new Error(`csv ${arm} child exited with ${code}`))))
@@ -127,7 +130,21 @@ export const benchmark: Benchmark = {
         figure('csv.peak-rss', peakMb, 'MB', null, 300, true),
       ]
     } finally {
-      for (const c of arms) if (c.connected) c.disconnect()
+      // each child stops its source when disconnected; the folder it watches goes only after it exited
+      await Promise.all(
+        arms.map((c) => {
+          if (c.exitCode !== null || c.signalCode !== null) return undefined
+          const exited = new Promise<void>((resolve) => {
+            const kill = setTimeout(() => c.kill('SIGKILL'), 10_000)
+            c.once('exit', () => {
+              clearTimeout(kill)
+              resolve()
+            })
+          })
+          if (c.connected) c.disconnect()
+          return exited
+        }),
+      )
       fs.rmSync(dir, { recursive: true, force: true })
       await env.close()
     }

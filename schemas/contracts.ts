@@ -5,11 +5,10 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { PROJECT_ROOT } from '../common/paths.ts'
 
-const here = path.dirname(fileURLToPath(import.meta.url))
-export const AVRO_DIR = path.join(here, 'avro')
-export const RELEASED_DIR = path.join(here, 'released')
+export const AVRO_DIR = path.join(PROJECT_ROOT, 'schemas', 'avro')
+export const RELEASED_DIR = path.join(PROJECT_ROOT, 'schemas', 'released')
 
 export const CONTRACT_NAMES = [
   'inventory-level',

@@ -1,10 +1,10 @@
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { PROJECT_ROOT } from '../common/paths.ts'
 import type { AppConfig } from '../config/index.ts'
 
 /** Where the project lives: stack/ferretdb (the Go module) and the default .stack/ are under it. */
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+export { PROJECT_ROOT }
 
 export interface StackSettings {
   /** This checkout's data, logs and pid files. */

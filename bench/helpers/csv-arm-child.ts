@@ -1,8 +1,9 @@
 /**
  * Child process of the csv benchmark: one arm, alone in its process, so that both arms start alike
  * (a fresh process each) and the platform's peak RSS is the csv-drop source's own (the source, its
- * runner, kafkajs, the Avro serde and the module loader), not the benchmark's, which writes the file
- * and serves the registry.
+ * runner, kafkajs, the Avro serde), not the benchmark's, which writes the file and serves the
+ * registry. csv.bench.ts bundles this file as the platform is bundled (cli/build.mjs) and runs it with
+ * plain node, without a TypeScript loader, as `npm start` runs the platform.
  *
  * argv: arm ('platform' | 'raw'), registry URL, topic, drop folder, csv-drop settings as JSON.
  *  - platform: one source and runner watch the drop folder for the whole run (started by the first

@@ -1,6 +1,7 @@
 /**
- * Runs the `distributary` command as an operator would: a separate process (node + tsx on cli/main.ts),
- * its own environment on top of this one, stdout and stderr kept apart; killed after `timeoutMs`.
+ * Runs the `distributary` command as an operator would: a separate process running what `npm start`
+ * and `npx distributary` run (cli/bin.js: the bundle built from the sources, plain node, no tsx), its
+ * own environment on top of this one, stdout and stderr kept apart; killed after `timeoutMs`.
  */
 import { spawn } from 'node:child_process'
 import path from 'node:path'
@@ -12,9 +13,14 @@ export interface CliResult {
   err: string
 }
 
+/** The node arguments that run `distributary <args>` the way it ships. */
+export function cliArgs(...args: string[]): string[] {
+  return [path.join(PROJECT_ROOT, 'cli', 'bin.js'), ...args]
+}
+
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env } })
+    const child = spawn(process.execPath, cliArgs(...args), { cwd: PROJECT_ROOT, env: { ...process.env, ...env } })
     let out = ''
     let err = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))

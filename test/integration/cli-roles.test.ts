@@ -16,7 +16,7 @@ import { PROJECT_ROOT } from '../../stack/index.ts'
 import { dropDatabaseLater, uniqueName, waitFor } from '../helpers/env.ts'
 import { startReceiver, type Receiver } from '../helpers/receiver.ts'
 import { closedPort } from '../helpers/sources.ts'
-import { runCli } from '../helpers/cli.ts'
+import { cliArgs, runCli } from '../helpers/cli.ts'
 
 interface Proc {
   child: ChildProcess
@@ -25,7 +25,7 @@ interface Proc {
 }
 
 function startRole(role: 'api' | 'worker', env: NodeJS.ProcessEnv): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), 'start', '--role', role], {
+  const child = spawn(process.execPath, cliArgs('start', '--role', role), {
     cwd: PROJECT_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

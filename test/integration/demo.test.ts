@@ -11,6 +11,7 @@ import { MongoClient } from 'mongodb'
 import { kafkaBrokers, loadConfig, mongoUri } from '../../config/index.ts'
 import type { DemoSummary } from '../../cli/demo.ts'
 import { PROJECT_ROOT } from '../../stack/index.ts'
+import { cliArgs } from '../helpers/cli.ts'
 
 describe('distributary demo (bounded, non-interactive)', function () {
   this.timeout(240_000)
@@ -18,7 +19,7 @@ describe('distributary demo (bounded, non-interactive)', function () {
 
   it('streams stock changes and deals; each partner receives exactly what its grant allows', async () => {
     const result = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), 'demo', '--events', '150', '--rate', '100', '--json'], {
+      const child = spawn(process.execPath, cliArgs('demo', '--events', '150', '--rate', '100', '--json'), {
         cwd: PROJECT_ROOT,
         env: { ...process.env, KAFKA_BROKERS: kafkaBrokers(base).join(','), MONGODB_URI: mongoUri(base) },
         stdio: ['ignore', 'pipe', 'pipe'],

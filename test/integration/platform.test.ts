@@ -12,6 +12,7 @@ import { createLogger } from '../../common/logger.ts'
 import { kafkaBrokers, loadConfig, mongoUri } from '../../config/index.ts'
 import { PROJECT_ROOT } from '../../stack/index.ts'
 import { waitFor } from '../helpers/env.ts'
+import { cliArgs } from '../helpers/cli.ts'
 
 const quiet = createLogger({ level: 'error', write: () => undefined })
 
@@ -105,7 +106,7 @@ describe('platform start', function () {
 
   it('`distributary start` logs JSON lines, serves, and exits 0 on SIGTERM', async () => {
     const port = await closedPort()
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), 'start'], {
+    const child = spawn(process.execPath, cliArgs('start'), {
       cwd: PROJECT_ROOT,
       env: { ...process.env, ...externalEnv, HTTP_PORT: String(port) },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -130,7 +131,7 @@ describe('platform start', function () {
   })
 
   it('a bad setting stops `distributary start` with a message naming it and a non-zero exit', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), 'start'], {
+    const child = spawn(process.execPath, cliArgs('start'), {
       cwd: PROJECT_ROOT,
       env: { ...process.env, HTTP_PORT: 'eighty' },
       stdio: ['ignore', 'pipe', 'pipe'],

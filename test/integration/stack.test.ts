@@ -13,9 +13,10 @@ import { StackError } from '../../common/errors.ts'
 import { loadConfig } from '../../config/index.ts'
 import { PROJECT_ROOT, stackDown, stackSettings, stackStatus, stackUp, type StackSettings } from '../../stack/index.ts'
 import { isAlive, readPid } from '../../stack/processes.ts'
+import { cliArgs } from '../helpers/cli.ts'
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const res = spawnSync(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), ...args], {
+  const res = spawnSync(process.execPath, cliArgs(...args), {
     cwd: PROJECT_ROOT,
     env: { ...process.env, ...env },
     encoding: 'utf8',
