@@ -40,7 +40,7 @@ import { Limiter } from '../../common/limiter.ts'
 import { randomUUID } from 'node:crypto'
 import os from 'node:os'
 import type avro from 'avsc'
-import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs'
+import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type Producer } from 'kafkajs'
 import type { Db } from 'mongodb'
 import { RetriableError, SyndicationError } from '../../common/errors.ts'
 import type { Logger } from '../../common/logger.ts'
@@ -287,7 +287,8 @@ export class SinkWorker {
     this.#admin = d.kafka.admin()
     await this.#admin.connect()
     await createTopicsReady(this.#admin, [deadLetterTopicConfig(s.deadLetterTopic)])
-    this.#producer = d.kafka.producer({ allowAutoTopicCreation: false })
+    // the partitioner named: kafkajs otherwise warns at every start that its default changed in v2
+    this.#producer = d.kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
     await this.#producer.connect()
     for (const t of d.topics) await this.#refreshOffsets(t.name)
 
