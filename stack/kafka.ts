@@ -164,7 +164,8 @@ export const kafkaService: ServiceDefinition = {
     }
     return {
       command: 'java',
-      args: javaArgs(s, libs, home, ['kafka.Kafka', path.join(home, 'server.properties')], s.kafka.heap),
+      // the broker's GC log beside its server.log, as Kafka's own start script keeps one: pauses explain latency tails
+      args: javaArgs(s, libs, home, [`-Xlog:gc:file=${path.join(home, 'gc.log')}:time,uptime:filecount=2,filesize=10m`, 'kafka.Kafka', path.join(home, 'server.properties')], s.kafka.heap),
       cwd: home,
     }
   },
