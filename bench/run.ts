@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
     args: process.argv.slice(2),
     allowPositionals: true,
-    options: { json: { type: 'boolean', default: false }, 'duration-ms': { type: 'string', default: '5000' } },
+    options: { json: { type: 'boolean', default: false }, 'duration-ms': { type: 'string' } },
   })
   const known = benchmarkNames()
   const missing = positionals.filter((p) => !known.includes(p))
@@ -57,8 +57,13 @@ async function main(): Promise<void> {
     process.exit(2)
   }
   const chosen = await loadBenchmarks(positionals.length === 0 ? known : positionals)
-  const durationMs = Number(values['duration-ms'])
+  const given = values['duration-ms'] === undefined ? undefined : Number(values['duration-ms'])
+  if (given !== undefined && !(Number.isInteger(given) && given > 0)) {
+    process.stderr.write(`--duration-ms must be a positive whole number of milliseconds, got ${values['duration-ms']}\n`)
+    process.exit(2)
+  }
   for (const b of chosen) {
+    const durationMs = given ?? b.defaultDurationMs ?? 5000
     process.stderr.write(`# ${b.name}: ${b.description}\n`)
     const figures = await b.run({ durationMs, progress: (m) => process.stderr.write(`  ${m}\n`), meter: (label, o) => createProgress(`  ${label}`, o ?? {}) })
     for (const f of figures) process.stdout.write((values.json ? JSON.stringify(f) : formatFigure(f)) + '\n')

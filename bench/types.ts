@@ -31,6 +31,8 @@ export interface BenchContext {
 export interface Benchmark {
   name: string
   description: string
+  /** Its measured phase's length when `--duration-ms` is not given (default 5000). */
+  defaultDurationMs?: number
   run(ctx: BenchContext): Promise<Figure[]>
 }
 
