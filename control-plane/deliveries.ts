@@ -35,9 +35,16 @@ export interface DeliverySearch {
   until?: Date | undefined
 }
 
-/** First attempts inserted together: at most this many per command, after at most FIRST_WAIT_MS. */
+/**
+ * First attempts inserted together: at most FIRST_BATCH per command. A batch is written at most
+ * FIRST_WAIT_MS after its first failure or dead letter entered it (the dead-letter path waits for its
+ * record), and at most DELIVERED_WAIT_MS after a successful delivery entered it: nothing waits for
+ * those, and at 1,000 deliveries/s 50 ms batches of ~50 instead of 10 ms batches of ~10 cost FerretDB
+ * about a third less CPU (the latency benchmark: 532-605 vs 801-924 ticks per run).
+ */
 const FIRST_BATCH = 250
 const FIRST_WAIT_MS = 10
+const DELIVERED_WAIT_MS = 50
 
 interface FirstWrite {
   r: AttemptRecord
@@ -48,6 +55,8 @@ interface FirstWrite {
   upsert(): Promise<void>
   resolve(): void
   reject(err: unknown): void
+  /** When its batch must be written at the latest (Date.now() time). */
+  due: number
 }
 
 /** The writes whose index is (or is not) in `indexes`, in order. */
@@ -77,9 +86,21 @@ export class DeliveryLog {
   /** First attempts waiting for the next batch insert, and the batch being written. */
   #first: FirstWrite[] = []
   #firstTimer: NodeJS.Timeout | undefined
+  /** When the armed timer fires (Date.now() time). */
+  #firstDue = 0
   #flushing: Promise<void> | undefined
 
-  constructor(private readonly cols: Collections) {}
+  readonly #firstWaitMs: number
+  readonly #deliveredWaitMs: number
+
+  /** `wait`: the batch windows (FIRST_WAIT_MS, DELIVERED_WAIT_MS by default). */
+  constructor(
+    private readonly cols: Collections,
+    wait: { firstMs?: number; deliveredMs?: number } = {},
+  ) {
+    this.#firstWaitMs = wait.firstMs ?? FIRST_WAIT_MS
+    this.#deliveredWaitMs = wait.deliveredMs ?? DELIVERED_WAIT_MS
+  }
 
   #remember(key: string, id: string): void {
     if (this.#ids.size >= 20_000) this.#ids.delete(this.#ids.keys().next().value!)
@@ -182,20 +203,27 @@ export class DeliveryLog {
     if (!this.isFirstWrite(r.subscriptionId, r.eventId)) return upsert()
     const doc = { ...setOnInsert, ...set, _id: '', attemptCount: 1, attempts: [attempt] } as DeliveryDoc
     return new Promise<void>((resolve, reject) => {
-      this.#first.push({ r, key: `${r.subscriptionId}|${r.eventId}`, doc, upsert, resolve, reject })
-      this.#kick(this.#first.length >= FIRST_BATCH ? 0 : FIRST_WAIT_MS)
+      const wait = r.status === 'delivered' ? this.#deliveredWaitMs : this.#firstWaitMs
+      this.#first.push({ r, key: `${r.subscriptionId}|${r.eventId}`, doc, upsert, resolve, reject, due: Date.now() + wait })
+      this.#kick(this.#first.length >= FIRST_BATCH ? 0 : wait)
     })
   }
 
+  /** The next batch is written within `delayMs` (or sooner, when it already was due sooner). */
   #kick(delayMs: number): void {
     if (this.#flushing) return // the running flush takes the next batch when it ends
-    if (this.#firstTimer && delayMs > 0) return
+    const due = Date.now() + delayMs
+    if (this.#firstTimer && this.#firstDue <= due) return
     clearTimeout(this.#firstTimer)
+    this.#firstDue = due
     this.#firstTimer = setTimeout(() => {
       this.#firstTimer = undefined
       this.#flushing = this.#flushFirst().finally(() => {
         this.#flushing = undefined
-        if (this.#first.length > 0) this.#kick(this.#first.length >= FIRST_BATCH ? 0 : FIRST_WAIT_MS)
+        if (this.#first.length === 0) return
+        let next = Infinity
+        for (const w of this.#first) next = Math.min(next, w.due)
+        this.#kick(this.#first.length >= FIRST_BATCH ? 0 : Math.max(0, next - Date.now()))
       })
     }, delayMs)
   }
