@@ -1,9 +1,11 @@
 /** Helpers of the source connector tests: unique topics from the declared specs, and reading them back. */
 import net from 'node:net'
 import type { Admin, IHeaders, Kafka } from 'kafkajs'
-import { ensureTopics, type TopicSpec } from '../../schemas/topics.ts'
-import type { AvroSerde } from '../../schemas/serde/serde.ts'
+import type { RegistryServer } from '../../schemas/registry/index.ts'
+import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
+import { ensureTopics, TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import { testKafka, uniqueName, waitFor } from './env.ts'
+import { deleteTopics, startTestRegistry } from './registry.ts'
 
 /** A copy of a declared topic under a unique name. */
 export function uniqueTopic<T extends TopicSpec>(spec: T, what = spec.name.replace(/\./g, '-')): TopicSpec {
@@ -84,3 +86,43 @@ export async function closedPort(): Promise<number> {
 }
 
 export { testKafka }
+
+/** What a source test suite runs against (see sourceSuite). */
+export interface SourceSuite {
+  registry: RegistryServer & { topic: string }
+  serde: AvroSerde
+  kafka: Kafka
+  admin: Admin
+  /** A fresh copy of inventory.levels, created now and deleted after the suite. */
+  topic(): Promise<TopicSpec>
+}
+
+/**
+ * Registers the before/after hooks of a source connector suite (call it inside describe()): a schema
+ * registry of its own with a serde on it, a Kafka client and a connected admin, and fresh topics
+ * that are deleted with the registry's topic after the suite. Its fields are set once `before` ran.
+ */
+export function sourceSuite(): SourceSuite {
+  const topics: string[] = []
+  const suite = {
+    async topic(): Promise<TopicSpec> {
+      const t = uniqueTopic(TOPICS.inventoryLevels)
+      await createTopics(suite.admin, [t])
+      topics.push(t.name)
+      return t
+    },
+  } as SourceSuite
+  before(async () => {
+    suite.registry = await startTestRegistry()
+    suite.serde = new AvroSerde(new RegistryClient({ url: suite.registry.url }))
+    suite.kafka = testKafka()
+    suite.admin = suite.kafka.admin()
+    await suite.admin.connect()
+  })
+  after(async () => {
+    await suite.admin?.disconnect()
+    await suite.registry?.close()
+    if (suite.registry) await deleteTopics(suite.registry.topic, ...topics)
+  })
+  return suite
+}

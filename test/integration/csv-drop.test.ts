@@ -10,15 +10,15 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { expect } from 'chai'
 import type { Admin, Kafka } from 'kafkajs'
-import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
-import { TOPICS, type TopicSpec } from '../../schemas/topics.ts'
+import type { AvroSerde } from '../../schemas/serde/index.ts'
+import type { TopicSpec } from '../../schemas/topics.ts'
 import { HEADER } from '../../schemas/headers.ts'
 import { SourceRunner } from '../../connectors/source/runner.ts'
 import { CsvDropSource, parseCsvDropConfig } from '../../producers/csv-drop/index.ts'
 import { kafkaBrokers } from '../../config/index.ts'
-import { testConfig, testKafka, waitFor } from '../helpers/env.ts'
-import { deleteTopics, quietLogger, startTestRegistry } from '../helpers/registry.ts'
-import { countRecords, createTopics, readTopic, uniqueTopic } from '../helpers/sources.ts'
+import { testConfig, waitFor } from '../helpers/env.ts'
+import { quietLogger } from '../helpers/registry.ts'
+import { countRecords, readTopic, sourceSuite } from '../helpers/sources.ts'
 import type { RegistryServer } from '../../schemas/registry/index.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -35,19 +35,9 @@ describe('csv drop source', function () {
   let kafka: Kafka
   let admin: Admin
   let dir: string
-  const topics: string[] = []
-
-  before(async () => {
-    registry = await startTestRegistry()
-    serde = new AvroSerde(new RegistryClient({ url: registry.url }))
-    kafka = testKafka()
-    admin = kafka.admin()
-    await admin.connect()
-  })
-  after(async () => {
-    await admin?.disconnect()
-    await registry?.close()
-    await deleteTopics(registry.topic, ...topics)
+  const suite = sourceSuite()
+  before(() => {
+    ;({ registry, serde, kafka, admin } = suite)
   })
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'csv-drop-'))
@@ -55,13 +45,7 @@ describe('csv drop source', function () {
   afterEach(() => {
     fs.rmSync(dir, { recursive: true, force: true })
   })
-
-  async function topic(): Promise<TopicSpec> {
-    const t = uniqueTopic(TOPICS.inventoryLevels)
-    await createTopics(admin, [t])
-    topics.push(t.name)
-    return t
-  }
+  const topic = () => suite.topic()
 
   async function runUntilProcessed(t: TopicSpec, file: string, extra: Record<string, unknown> = {}) {
     const source = new CsvDropSource([t])

@@ -11,11 +11,9 @@ import { SourceRunner } from '../../connectors/source/runner.ts'
 import type { SourceConnector, SourceRecord } from '../../connectors/source/types.ts'
 import { HEADER, uuidv7 } from '../../schemas/headers.ts'
 import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
-import { TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import type { RegistryServer } from '../../schemas/registry/index.ts'
-import { testKafka } from '../helpers/env.ts'
-import { deleteTopics, quietLogger, startTestRegistry } from '../helpers/registry.ts'
-import { createTopics, uniqueTopic } from '../helpers/sources.ts'
+import { quietLogger } from '../helpers/registry.ts'
+import { sourceSuite } from '../helpers/sources.ts'
 
 const SOURCE = '/sources/test/recovery'
 
@@ -24,26 +22,11 @@ describe('source recovery: batches that reached Kafka only in part', function ()
   let registry: RegistryServer & { topic: string }
   let kafka: Kafka
   let admin: Admin
-  const topics: string[] = []
-
-  before(async () => {
-    registry = await startTestRegistry()
-    kafka = testKafka()
-    admin = kafka.admin()
-    await admin.connect()
+  const suite = sourceSuite()
+  before(() => {
+    ;({ registry, kafka, admin } = suite)
   })
-  after(async () => {
-    await admin?.disconnect()
-    await registry?.close()
-    await deleteTopics(registry.topic, ...topics)
-  })
-
-  async function topic(): Promise<TopicSpec> {
-    const t = uniqueTopic(TOPICS.inventoryLevels)
-    await createTopics(admin, [t])
-    topics.push(t.name)
-    return t
-  }
+  const topic = () => suite.topic()
 
   /** Produces records as a runner would have: value bytes are irrelevant to the scan, the headers are what it reads. */
   async function produce(t: string, records: Array<{ id: string; position: string; source?: string; partition: number }>): Promise<void> {

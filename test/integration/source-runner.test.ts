@@ -8,12 +8,10 @@ import type { Admin, Kafka } from 'kafkajs'
 import { SourceRunner } from '../../connectors/source/runner.ts'
 import type { SourceConnector, SourceRecord } from '../../connectors/source/types.ts'
 import { HEADER } from '../../schemas/headers.ts'
-import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
-import { TOPICS, type TopicSpec } from '../../schemas/topics.ts'
-import type { RegistryServer } from '../../schemas/registry/index.ts'
-import { testKafka, waitFor } from '../helpers/env.ts'
-import { deleteTopics, quietLogger, startTestRegistry } from '../helpers/registry.ts'
-import { createTopics, readTopic, uniqueTopic } from '../helpers/sources.ts'
+import type { AvroSerde } from '../../schemas/serde/index.ts'
+import { waitFor } from '../helpers/env.ts'
+import { quietLogger } from '../helpers/registry.ts'
+import { readTopic, sourceSuite } from '../helpers/sources.ts'
 
 const KEYS = 7
 
@@ -61,31 +59,14 @@ class ListSource implements SourceConnector<unknown> {
 
 describe('source runner pipeline', function () {
   this.timeout(120_000)
-  let registry: RegistryServer & { topic: string }
   let serde: AvroSerde
   let kafka: Kafka
   let admin: Admin
-  const topics: string[] = []
-
-  before(async () => {
-    registry = await startTestRegistry()
-    serde = new AvroSerde(new RegistryClient({ url: registry.url }))
-    kafka = testKafka()
-    admin = kafka.admin()
-    await admin.connect()
+  const suite = sourceSuite()
+  before(() => {
+    ;({ serde, kafka, admin } = suite)
   })
-  after(async () => {
-    await admin?.disconnect()
-    await registry?.close()
-    await deleteTopics(registry.topic, ...topics)
-  })
-
-  async function topic(): Promise<TopicSpec> {
-    const t = uniqueTopic(TOPICS.inventoryLevels)
-    await createTopics(admin, [t])
-    topics.push(t.name)
-    return t
-  }
+  const topic = () => suite.topic()
 
   it('commits each batch after its ack, in poll order, while the next is in flight; every record once, in order per key', async () => {
     const t = await topic()
