@@ -9,8 +9,6 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { expect } from 'chai'
-import type { Admin, Kafka } from 'kafkajs'
-import type { AvroSerde } from '../../schemas/serde/index.ts'
 import type { TopicSpec } from '../../schemas/topics.ts'
 import { HEADER } from '../../schemas/headers.ts'
 import { SourceRunner } from '../../connectors/source/runner.ts'
@@ -19,7 +17,6 @@ import { kafkaBrokers } from '../../config/index.ts'
 import { testConfig, waitFor } from '../helpers/env.ts'
 import { quietLogger } from '../helpers/registry.ts'
 import { countRecords, readTopic, sourceSuite } from '../helpers/sources.ts'
-import type { RegistryServer } from '../../schemas/registry/index.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const MAPPING = {
@@ -30,29 +27,21 @@ const HEADER_ROW = 'Item No,Description,Warehouse,On Hand,Allocated,Available,Se
 
 describe('csv drop source', function () {
   this.timeout(180_000)
-  let registry: RegistryServer & { topic: string }
-  let serde: AvroSerde
-  let kafka: Kafka
-  let admin: Admin
   let dir: string
   const suite = sourceSuite()
-  before(() => {
-    ;({ registry, serde, kafka, admin } = suite)
-  })
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'csv-drop-'))
   })
   afterEach(() => {
     fs.rmSync(dir, { recursive: true, force: true })
   })
-  const topic = () => suite.topic()
 
   async function runUntilProcessed(t: TopicSpec, file: string, extra: Record<string, unknown> = {}) {
     const source = new CsvDropSource([t])
     const runner = new SourceRunner(source, parseCsvDropConfig({ dir, topic: t.name, settleMs: 0, scanIntervalMs: 20, ...MAPPING, ...extra }), {
       name: `csv-${path.basename(dir)}`,
-      kafka,
-      serde,
+      kafka: suite.kafka,
+      serde: suite.serde,
       topics: [t],
       logger: quietLogger,
       idleMs: 20,
@@ -67,7 +56,7 @@ describe('csv drop source', function () {
   }
 
   it('a good file: BOM, CRLF, quoted fields, header mapping; every row produced with key and headers; the file moved to processed/', async () => {
-    const t = await topic()
+    const t = await suite.topic()
     const rows = [
       '\uFEFF' + HEADER_ROW,
       'HX-1,"Bolt, M6 ""zinc""",DE-HAM,100,10,90,1',
@@ -76,7 +65,7 @@ describe('csv drop source', function () {
     ]
     fs.writeFileSync(path.join(dir, 'stock.csv'), rows.join('\r\n') + '\r\n')
     await runUntilProcessed(t, 'stock.csv')
-    const records = await readTopic(kafka, admin, serde, t.name)
+    const records = await readTopic(suite.kafka, suite.admin, suite.serde, t.name)
     expect(records.map((r) => [r.value.sku, r.value.onHand, r.value.sequence]).sort((a, b) => Number(a[2]) - Number(b[2]))).to.deep.equal([
       ['HX-1', 100, 1],
       ['HX-2', 50, 2],
@@ -93,11 +82,11 @@ describe('csv drop source', function () {
   })
 
   it('a bad file: nothing produced, every bad row in the reject file by line and field', async () => {
-    const t = await topic()
+    const t = await suite.topic()
     const rows = [HEADER_ROW, 'HX-1,Bolt,DE-HAM,lots,10,90,1', 'HX-2,Nut,DE-HAM,50,0', ',Washer,DE-HAM,5,0,5,x', '"HX-4"oops,Nut,DE-HAM,1,1,0,4']
     fs.writeFileSync(path.join(dir, 'bad.csv'), rows.join('\n') + '\n')
     await runUntilProcessed(t, 'bad.csv')
-    expect(await countRecords(admin, t.name)).to.equal(0)
+    expect(await countRecords(suite.admin, t.name)).to.equal(0)
     const rejects = fs.readFileSync(path.join(dir, 'processed', 'bad.rejects.csv'), 'utf8').trim().split('\n')
     expect(rejects[0]).to.equal('line,field,column,error,row')
     const byLine = rejects.slice(1).map((l) => l.split(',').slice(0, 3).join(','))
@@ -106,7 +95,7 @@ describe('csv drop source', function () {
   })
 
   it('a mixed file: good rows flow in file order, bad rows are rejected by line', async () => {
-    const t = await topic()
+    const t = await suite.topic()
     const lines = [HEADER_ROW]
     const good: number[] = []
     for (let i = 1; i <= 300; i++) {
@@ -118,7 +107,7 @@ describe('csv drop source', function () {
     }
     fs.writeFileSync(path.join(dir, 'mixed.csv'), lines.join('\n'))
     await runUntilProcessed(t, 'mixed.csv', { batchRows: 40 })
-    const records = await readTopic(kafka, admin, serde, t.name)
+    const records = await readTopic(suite.kafka, suite.admin, suite.serde, t.name)
     expect(records.map((r) => r.value.sequence).sort((a, b) => a - b)).to.deep.equal(good)
     for (let k = 0; k < 5; k++) {
       const seqs = records.filter((r) => r.value.sku === `HX-${k}`).map((r) => r.value.sequence)
@@ -129,7 +118,7 @@ describe('csv drop source', function () {
   })
 
   it('kill -9 between ack and commit, then twice mid-file: every good row in Kafka exactly once, in file order per key, rejects once', async () => {
-    const t = await topic()
+    const t = await suite.topic()
     const N = 30_000
     const KEYS = 40
     const lines = [HEADER_ROW]
@@ -147,7 +136,7 @@ describe('csv drop source', function () {
     fs.writeFileSync(path.join(dir, 'big.csv'), lines.join('\r\n') + '\r\n')
     const argsOf = (extra: Record<string, unknown>) => JSON.stringify({
       brokers: kafkaBrokers(testConfig()),
-      registryUrl: registry.url,
+      registryUrl: suite.registry.url,
       topic: t,
       name: 'csv-kill',
       config: { dir, topic: t.name, settleMs: 0, scanIntervalMs: 20, batchRows: 250, ...MAPPING },
@@ -165,12 +154,12 @@ describe('csv drop source', function () {
     const crashed = spawnChild(argsOf({ crashBeforeCommit: 12 }))
     await exited(crashed)
     expect(crashed.signalCode).to.equal('SIGKILL')
-    expect(await countRecords(admin, t.name)).to.equal(12 * 250)
+    expect(await countRecords(suite.admin, t.name)).to.equal(12 * 250)
     // Then kill -9 from outside at arbitrary moments.
     for (const killAt of [6_000, 15_000]) {
       const child = spawnChild()
       try {
-        await waitFor(async () => (await countRecords(admin, t.name)) >= killAt, { timeoutMs: 90_000, intervalMs: 20, what: `${killAt} records` })
+        await waitFor(async () => (await countRecords(suite.admin, t.name)) >= killAt, { timeoutMs: 90_000, intervalMs: 20, what: `${killAt} records` })
         child.kill('SIGKILL')
         await exited(child)
       } finally {
@@ -187,7 +176,7 @@ describe('csv drop source', function () {
       if (last.exitCode === null && last.signalCode === null) last.kill('SIGKILL')
     }
 
-    const records = await readTopic(kafka, admin, serde, t.name, 60_000)
+    const records = await readTopic(suite.kafka, suite.admin, suite.serde, t.name, 60_000)
     const seqs = records.map((r) => r.value.sequence as number)
     const counts = new Map<number, number>()
     for (const s of seqs) counts.set(s, (counts.get(s) ?? 0) + 1)

@@ -5,13 +5,10 @@
  * the plug-in produces those rows again instead of moving past rows that were never stored.
  */
 import { expect } from 'chai'
-import type { Admin, Kafka } from 'kafkajs'
 import { POSITION_HEADER, positionHeader, scanPositions } from '../../connectors/source/recovery.ts'
 import { SourceRunner } from '../../connectors/source/runner.ts'
 import type { SourceConnector, SourceRecord } from '../../connectors/source/types.ts'
 import { HEADER, uuidv7 } from '../../schemas/headers.ts'
-import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
-import type { RegistryServer } from '../../schemas/registry/index.ts'
 import { quietLogger } from '../helpers/registry.ts'
 import { sourceSuite } from '../helpers/sources.ts'
 
@@ -19,18 +16,11 @@ const SOURCE = '/sources/test/recovery'
 
 describe('source recovery: batches that reached Kafka only in part', function () {
   this.timeout(120_000)
-  let registry: RegistryServer & { topic: string }
-  let kafka: Kafka
-  let admin: Admin
   const suite = sourceSuite()
-  before(() => {
-    ;({ registry, kafka, admin } = suite)
-  })
-  const topic = () => suite.topic()
 
   /** Produces records as a runner would have: value bytes are irrelevant to the scan, the headers are what it reads. */
   async function produce(t: string, records: Array<{ id: string; position: string; source?: string; partition: number }>): Promise<void> {
-    const producer = kafka.producer()
+    const producer = suite.kafka.producer()
     await producer.connect()
     try {
       await producer.send({
@@ -44,7 +34,7 @@ describe('source recovery: batches that reached Kafka only in part', function ()
   }
 
   it('returns the positions of complete batches up to the first incomplete one, untagged positions as before, and ignores other sources', async () => {
-    const t = await topic()
+    const t = await suite.topic()
     const since = Date.now()
     const [a, b, c] = [uuidv7(), uuidv7(), uuidv7()] // creation order
     const ids = Array.from({ length: 8 }, () => uuidv7())
@@ -63,20 +53,19 @@ describe('source recovery: batches that reached Kafka only in part', function ()
       // another source's record
       { id: ids[7]!, position: positionHeader({ line: 99 }, ''), source: '/sources/test/other', partition: 1 },
     ])
-    const found = (await scanPositions(kafka, [t.name], since, SOURCE, quietLogger)) as Array<{ line: number }>
+    const found = (await scanPositions(suite.kafka, [t.name], since, SOURCE, quietLogger)) as Array<{ line: number }>
     expect(found.map((p) => p.line).sort((x, y) => x - y)).to.deep.equal([1, 2, 3, 4])
 
     // once the missing record is there (the retry landed), b and everything after it count
     await produce(t.name, [{ id: uuidv7(), position: positionHeader({ line: 7 }, `${b} 3`), partition: 2 }])
-    const after = (await scanPositions(kafka, [t.name], since, SOURCE, quietLogger)) as Array<{ line: number }>
+    const after = (await scanPositions(suite.kafka, [t.name], since, SOURCE, quietLogger)) as Array<{ line: number }>
     expect(after.map((p) => p.line).sort((x, y) => x - y)).to.deep.equal([1, 2, 3, 4, 5, 5, 6, 7, 8])
   })
 
   it('the runner tags the records it encodes for one request with one batch id and their count; a retried record keeps its tag', async () => {
-    const t = await topic()
-    const serde = new AvroSerde(new RegistryClient({ url: registry.url }))
+    const t = await suite.topic()
     const idle: SourceConnector = { kind: 'source', start: async () => {}, poll: async () => [], stop: async () => {} }
-    const runner = new SourceRunner(idle, {}, { name: 'recovery-tags', kafka, serde, topics: [t], logger: quietLogger })
+    const runner = new SourceRunner(idle, {}, { name: 'recovery-tags', kafka: suite.kafka, serde: suite.serde, topics: [t], logger: quietLogger })
     const record = (i: number, position?: unknown): SourceRecord => ({
       topic: t.name,
       key: { sku: `SKU-${i}`, locationId: 'DC-1' },

@@ -4,11 +4,9 @@
  * record is in Kafka exactly once and in order per key, and pause stops after the batch in flight.
  */
 import { expect } from 'chai'
-import type { Admin, Kafka } from 'kafkajs'
 import { SourceRunner } from '../../connectors/source/runner.ts'
 import type { SourceConnector, SourceRecord } from '../../connectors/source/types.ts'
 import { HEADER } from '../../schemas/headers.ts'
-import type { AvroSerde } from '../../schemas/serde/index.ts'
 import { waitFor } from '../helpers/env.ts'
 import { quietLogger } from '../helpers/registry.ts'
 import { readTopic, sourceSuite } from '../helpers/sources.ts'
@@ -59,21 +57,14 @@ class ListSource implements SourceConnector<unknown> {
 
 describe('source runner pipeline', function () {
   this.timeout(120_000)
-  let serde: AvroSerde
-  let kafka: Kafka
-  let admin: Admin
   const suite = sourceSuite()
-  before(() => {
-    ;({ serde, kafka, admin } = suite)
-  })
-  const topic = () => suite.topic()
 
   it('commits each batch after its ack, in poll order, while the next is in flight; every record once, in order per key', async () => {
-    const t = await topic()
+    const t = await suite.topic()
     const total = 1_000
     const source = new ListSource(t.name, total, 50)
     // maxBatch 20: each poll of 50 goes out as 20 + 20 + 10, one request at a time.
-    const runner = new SourceRunner(source, {}, { name: 'pipeline-test', kafka, serde, topics: [t], logger: quietLogger, maxBatch: 20, idleMs: 10 })
+    const runner = new SourceRunner(source, {}, { name: 'pipeline-test', kafka: suite.kafka, serde: suite.serde, topics: [t], logger: quietLogger, maxBatch: 20, idleMs: 10 })
     source.runner = runner
     await runner.start()
     try {
@@ -92,7 +83,7 @@ describe('source runner pipeline', function () {
     }
     expect(expected).to.equal(total)
 
-    const records = await readTopic(kafka, admin, serde, t.name)
+    const records = await readTopic(suite.kafka, suite.admin, suite.serde, t.name)
     expect(records).to.have.length(total)
     expect(new Set(records.map((r) => r.value.sequence)).size).to.equal(total)
     expect(new Set(records.map((r) => r.headers[HEADER.id])).size).to.equal(total)
@@ -107,10 +98,10 @@ describe('source runner pipeline', function () {
   })
 
   it('pause stops after the batch in flight, acked and committed; resume goes on without loss', async () => {
-    const t = await topic()
+    const t = await suite.topic()
     const total = 3_000
     const source = new ListSource(t.name, total, 20)
-    const runner = new SourceRunner(source, {}, { name: 'pipeline-pause-test', kafka, serde, topics: [t], logger: quietLogger, idleMs: 10 })
+    const runner = new SourceRunner(source, {}, { name: 'pipeline-pause-test', kafka: suite.kafka, serde: suite.serde, topics: [t], logger: quietLogger, idleMs: 10 })
     source.runner = runner
     await runner.start()
     try {
@@ -128,7 +119,7 @@ describe('source runner pipeline', function () {
     } finally {
       await runner.stop()
     }
-    const records = await readTopic(kafka, admin, serde, t.name)
+    const records = await readTopic(suite.kafka, suite.admin, suite.serde, t.name)
     expect(records).to.have.length(total)
     expect(new Set(records.map((r) => r.value.sequence)).size).to.equal(total)
   })
