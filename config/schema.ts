@@ -190,7 +190,7 @@ export const configSchema = {
     },
     retryJitter: { doc: 'Spread of each retry delay, as a fraction of it (0.1: ±10%).', format: 'fraction', default: 0.1, env: 'DELIVERY_RETRY_JITTER' },
     maxRetryAfterMs: { doc: 'Longest Retry-After a partner may ask for, in milliseconds (longer answers wait this long).', format: 'nat', default: 7200000, env: 'DELIVERY_MAX_RETRY_AFTER_MS' },
-    concurrency: { doc: 'Default number of keys delivered at the same time per subscription (each key stays in order).', format: 'nat', default: 8, env: 'DELIVERY_CONCURRENCY' },
+    concurrency: { doc: 'Default number of keys delivered at the same time per subscription (each key stays in order); a subscription\'s deliveryPolicy.concurrency overrides it. As many as the keep-alive connections per origin: with 8, one receiver slowing for a few milliseconds queued the worker\'s deliveries behind it.', format: 'nat', default: 32, env: 'DELIVERY_CONCURRENCY' },
     parkAfterFailures: { doc: 'Consecutive failed attempts (no success between) that park a subscription: one probe at a time until its endpoint answers.', format: 'nat', default: 5, env: 'DELIVERY_PARK_AFTER_FAILURES' },
     disableAfterMs: { doc: 'A subscription failing without a single success for this long is disabled (an event and a log line say so), in milliseconds.', format: 'nat', default: 432000000, env: 'DELIVERY_DISABLE_AFTER_MS' },
     webhook: {

@@ -147,6 +147,11 @@ export interface DeliveryPolicy {
   batchSize: number
   /** Disable the endpoint after failing continuously this long. */
   disableAfterFailingSeconds: number
+  /**
+   * Keys delivered at the same time (each key stays in order). Absent: the platform default
+   * (delivery.concurrency), so a change of that default reaches subscriptions that never set one.
+   */
+  concurrency?: number
 }
 
 export interface WebhookSecretDoc {

@@ -50,7 +50,9 @@ export function managementRouter(options: ManagementOptions): Router {
   r.use(
     OpenApiValidator.middleware({
       apiSpec: openApiDocumentCopy() as never,
-      validateRequests: { allowUnknownQueryParameters: false, coerceTypes: true },
+      // JSON bodies are typed: "4" is not an integer and is refused with its field named (query and path
+      // parameters, which are always strings, are still converted by the validator)
+      validateRequests: { allowUnknownQueryParameters: false, coerceTypes: false },
       validateResponses: false,
       validateSecurity: false,
       validateApiSpec: true,

@@ -433,6 +433,12 @@ export const openApiDocument = {
           rateLimitPerSecond: { type: 'integer', minimum: 0, maximum: 100000, description: '0: unlimited.' },
           batchSize: { type: 'integer', minimum: 1, maximum: 1000, description: 'Events per request for sinks that batch (REST); 1: one event per request.' },
           disableAfterFailingSeconds: { type: 'integer', minimum: 60 },
+          concurrency: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 256,
+            description: 'Keys delivered at the same time (each key stays in order); a batching REST sink keeps at least batchSize keys in flight. Absent: the platform default (DELIVERY_CONCURRENCY, 32). Lower it for an endpoint that cannot take parallel requests.',
+          },
         },
       },
       SubscriptionCreate: {

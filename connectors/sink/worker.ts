@@ -563,11 +563,12 @@ export class SinkWorker {
     await this.#loadGrants([sub.partnerId])
 
     const policy = deliveryPolicy(sub, this.#d.defaults)
+    const concurrency = sub.deliveryPolicy?.concurrency ?? this.#d.defaults.concurrency
     this.queue.addSubscription({
       id,
       policy,
       // a batching sink (REST) gathers concurrent keys into one request: let batchSize keys be in flight
-      concurrency: sub.sink.type === 'rest' ? Math.max(this.#d.defaults.concurrency, sub.deliveryPolicy?.batchSize ?? 1) : this.#d.defaults.concurrency,
+      concurrency: sub.sink.type === 'rest' ? Math.max(concurrency, sub.deliveryPolicy?.batchSize ?? 1) : concurrency,
       parkAfterFailures: this.#d.defaults.parkAfterFailures,
       disableAfterMs: Math.min(this.#d.defaults.disableAfterMs, (sub.deliveryPolicy?.disableAfterFailingSeconds ?? Infinity) * 1000),
       deliver: (record, { signal }) => this.#deliver(run, record, signal),

@@ -251,6 +251,14 @@ describe('management API: every route', function () {
       expect(r.status, r.text).to.equal(200)
       expect(r.body.deliveryPolicy.timeoutMs).to.equal(2000)
       expect(r.body).to.not.have.property('webhookSecret')
+      const limited = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, { key: f.keys.A, body: { deliveryPolicy: { concurrency: 4 } } })
+      expect(limited.status, limited.text).to.equal(200)
+      expect(limited.body.deliveryPolicy).to.include({ concurrency: 4, timeoutMs: 2000 })
+      for (const concurrency of [0, 257, 1.5, '4']) {
+        const bad = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, { key: f.keys.A, body: { deliveryPolicy: { concurrency } } })
+        expect(bad.status, `concurrency ${JSON.stringify(concurrency)}`).to.equal(400)
+        expect(bad.body.errors.map((e: any) => e.field)).to.deep.equal(['deliveryPolicy.concurrency'])
+      }
       const wider = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, { key: f.keys.A, body: { fields: ['sku', 'cost'] } })
       expect(wider.status).to.equal(422)
       expect(wider.body.errors[0].field).to.equal('fields[1]')

@@ -164,6 +164,32 @@ describe('sink worker: Kafka to webhooks', function () {
     expect(verified(sa.secret, a).filter((g) => g.id === rejected.eventId).length).to.equal(2)
   })
 
+  it('keeps at most deliveryPolicy.concurrency keys in flight per subscription, and the platform default without one', async () => {
+    // each receiver holds every request 150 ms and records how many it held at once
+    const holding = async () => {
+      const seen = { now: 0, max: 0 }
+      const r = await rx((_r, res) => {
+        seen.max = Math.max(seen.max, ++seen.now)
+        setTimeout(() => {
+          seen.now--
+          res.writeHead(204).end()
+        }, 150)
+      })
+      return { r, seen }
+    }
+    const two = await holding()
+    const dflt = await holding()
+    const s2 = await h.subscribe({ name: 'two', url: two.r.url, deliveryPolicy: { retrySchedule: [0.05], timeoutMs: 2000, concurrency: 2 } })
+    const sd = await h.subscribe({ name: 'default', url: dflt.r.url })
+    worker = await h.worker({}, { concurrency: 5 })
+    await waitFor(async () => (await status(s2.id))?.state === 'running' && (await status(sd.id))?.state === 'running', { what: 'running status' })
+    await h.produce(levels(40, 20)) // 20 keys, 2 events each
+    await waitFor(() => distinct(verified(s2.secret, two.r)) === 40 && distinct(verified(sd.secret, dflt.r)) === 40, { what: 'all deliveries', timeoutMs: 20_000 })
+    expect(two.seen.max, 'the subscription\'s own limit').to.equal(2)
+    expect(dflt.seen.max, 'the platform default').to.equal(5)
+    expectPerKeyOrder(verified(s2.secret, two.r))
+  })
+
   it('isolates partners: one answering 500 and one hanging while another keeps receiving', async () => {
     const failing = await rx((_r, res) => res.writeHead(500).end('down'))
     const hanging = await rx(() => {})
