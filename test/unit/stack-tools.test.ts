@@ -5,6 +5,7 @@ import { expect } from 'chai'
 import { StackError } from '../../common/errors.ts'
 import { isAlive, isOurs, readPid, requireTool } from '../../stack/processes.ts'
 import { newClusterId } from '../../stack/kafka.ts'
+import { ferretdbEnv } from '../../stack/ferretdb.ts'
 
 describe('stack process helpers', () => {
   it('a missing tool is a STACK_TOOL_MISSING error naming it and what to install', () => {
@@ -49,5 +50,13 @@ describe('KRaft cluster id', () => {
       const next = newClusterId()
       expect(next).to.match(/^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/)
     }
+  })
+})
+
+describe('FerretDB environment', () => {
+  it('runs with one Go processor unless GOMAXPROCS is set, and keeps the rest of the environment', () => {
+    expect(ferretdbEnv({ PATH: '/bin' })).to.deep.equal({ PATH: '/bin', GOMAXPROCS: '1' })
+    expect(ferretdbEnv({ PATH: '/bin', GOMAXPROCS: '' }).GOMAXPROCS).to.equal('1')
+    expect(ferretdbEnv({ GOMAXPROCS: '4' }).GOMAXPROCS).to.equal('4')
   })
 })
