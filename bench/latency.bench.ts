@@ -44,10 +44,9 @@ const WARMUP_MS = 8000
  * (202 -> received p99), with its 1-s windows falling from 349 ms to 8 ms over 27 s, and the runs after it
  * 12.3 and 13.3 ms (2026-12-06). A production broker has been up for days, and the baseline (which runs
  * second) always met a warm one, so before either arm the broker gets raw kafkajs traffic at the
- * measured rate on a topic of its own for this long (`BENCH_LATENCY_BROKER_WARMUP_MS`; 0 skips it); its
+ * measured rate on a topic of its own for config bench.latencyBrokerWarmupMs (30 s; 0 skips it); its
  * p99 in its first and last sixth is printed, so a cold broker shows.
  */
-const BROKER_WARMUP_MS = Number(process.env.BENCH_LATENCY_BROKER_WARMUP_MS ?? 30_000)
 const here = path.dirname(fileURLToPath(import.meta.url))
 
 function summary(name: string, r: LatencyRun): string {
@@ -63,6 +62,7 @@ export const benchmark: Benchmark = {
   async run(ctx): Promise<Figure[]> {
     const config = loadConfig()
     const rate = config.bench.latencyRate
+    const brokerWarmupMs = config.bench.latencyBrokerWarmupMs
     // Times by event sequence: intended send and 202 (from the publisher child), first arrival (from the receivers child).
     const intended = new Map<number, number>()
     const accepted = new Map<number, number>()
@@ -79,12 +79,12 @@ export const benchmark: Benchmark = {
       ctx.progress(`${rate} events/s for ${ctx.durationMs} ms after a ${WARMUP_MS} ms warm-up; topic ${h.topic.name}`)
       const admin = testKafka().admin()
       await admin.connect()
-      await ensureTopics(admin, [rawTopic, ...(BROKER_WARMUP_MS > 0 ? [brokerWarmupTopic] : [])])
+      await ensureTopics(admin, [rawTopic, ...(brokerWarmupMs > 0 ? [brokerWarmupTopic] : [])])
       await admin.disconnect()
       const value = Buffer.from(JSON.stringify(levelEvent(0)))
-      if (BROKER_WARMUP_MS > 0) {
-        ctx.progress(`broker warm-up: raw kafkajs at ${rate} events/s for ${BROKER_WARMUP_MS} ms`)
-        const bw = await rawProduceConsume(testKafka('bench-latency-broker-warmup'), brokerWarmupTopic.name, rate, 0, BROKER_WARMUP_MS, value, uniqueName('latency-broker-warmup'))
+      if (brokerWarmupMs > 0) {
+        ctx.progress(`broker warm-up: raw kafkajs at ${rate} events/s for ${brokerWarmupMs} ms`)
+        const bw = await rawProduceConsume(testKafka('bench-latency-broker-warmup'), brokerWarmupTopic.name, rate, 0, brokerWarmupMs, value, uniqueName('latency-broker-warmup'))
         const sixth = Math.max(1, Math.floor(bw.latencies.length / 6))
         ctx.progress(`broker warm-up: produce -> consume p99 ${percentile(bw.latencies.slice(0, sixth), 0.99).toFixed(1)} ms in its first sixth, ${percentile(bw.latencies.slice(-sixth), 0.99).toFixed(1)} ms in its last`)
       }
@@ -197,7 +197,7 @@ export const benchmark: Benchmark = {
       }
       hooks.close()
       await h.close()
-      await deleteTopics(rawTopic.name, ...(BROKER_WARMUP_MS > 0 ? [brokerWarmupTopic.name] : []))
+      await deleteTopics(rawTopic.name, ...(brokerWarmupMs > 0 ? [brokerWarmupTopic.name] : []))
     }
   },
 }

@@ -56,7 +56,7 @@ export interface AppConfig {
     mongodb: { serverSelectionTimeoutMs: number; connectTimeoutMs: number; socketTimeoutMs: number; maxPoolSize: number }
   }
   sources: { file: string; dropRoot: string }
-  bench: { csvRows: number; latencyRate: number; partnersSubscriptions: number; partnersRate: number }
+  bench: { csvRows: number; latencyRate: number; latencyBrokerWarmupMs: number; partnersSubscriptions: number; partnersRate: number }
   ingest: { maxEvents: number; bodyLimitBytes: number; idempotencyWindowMs: number; bufferCapacity: number; retryAfterSeconds: number }
   outbox: { relayEnabled: boolean; pollMs: number; leaseTtlMs: number }
   cli: { apiUrl: string; apiKey: string }

@@ -137,6 +137,7 @@ export const configSchema = {
   bench: {
     csvRows: { doc: 'Rows of the stock file of `npm run bench -- csv` (the issue\'s full run: 1000000).', format: 'nat', default: 100000, env: 'BENCH_CSV_ROWS' },
     latencyRate: { doc: 'Open-loop rate of `npm run bench -- latency` (POST /v1/events, one event each, and the raw kafkajs baseline), in events/s (the issue: 1000).', format: 'nat', default: 1000, env: 'BENCH_LATENCY_RATE' },
+    latencyBrokerWarmupMs: { doc: 'Raw kafkajs traffic at the latency rate that `npm run bench -- latency` sends the broker before either arm, in milliseconds (a broker fresh from `npm run stack:up` compiles its produce and fetch paths over its first tens of seconds of traffic); 0 skips it.', format: 'nat', default: 30000, env: 'BENCH_LATENCY_BROKER_WARMUP_MS' },
     partnersSubscriptions: { doc: 'Active webhook subscriptions on the one worker of `npm run bench -- partners` (the issue: 1000).', format: 'nat', default: 1000, env: 'BENCH_PARTNERS_SUBSCRIPTIONS' },
     partnersRate: { doc: 'Aggregate events/s of `npm run bench -- partners` (the issue: 1000), spread over the subscriptions: each wants its own rows (subscription i is filtered to SKU-i) and event n is SKU-(n mod subscriptions).', format: 'nat', default: 1000, env: 'BENCH_PARTNERS_RATE' },
   },
