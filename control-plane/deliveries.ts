@@ -1,11 +1,12 @@
 /**
  * The delivery log: one document per (subscription, event), written by the sink runtime after every
- * attempt, read and searched through the API. Retry requests are recorded here for the runtime to
- * pick up (the API never delivers anything itself).
+ * attempt, read and searched through the API (newest first attempt first). Retry requests are recorded
+ * here for the runtime to pick up (the API never delivers anything itself).
  */
-import { MongoBulkWriteError, type Filter } from 'mongodb'
+import { createHash } from 'node:crypto'
+import { MongoBulkWriteError, type Filter, type UpdateFilter } from 'mongodb'
 import type { Collections, Page, PageRequest } from './store.ts'
-import { idAtTime, newId, page } from './store.ts'
+import { newId, page } from './store.ts'
 import { isDuplicateKey } from './errors.ts'
 import type { DeadLetterRecord, DeliveryAttempt, DeliveryDoc, DeliveryStatus, RetryRequestDoc } from './types.ts'
 
@@ -48,7 +49,7 @@ const DELIVERED_WAIT_MS = 50
 
 interface FirstWrite {
   r: AttemptRecord
-  /** `<subscriptionId>|<eventId>`: the id mapping's _id. */
+  /** `<subscriptionId>|<eventId>` */
   key: string
   doc: DeliveryDoc
   /** The attempt written the other way (the event is known after all). */
@@ -80,8 +81,22 @@ function duplicateIndexes(err: unknown, count: number): Set<number> {
   return dup
 }
 
+/**
+ * The `_id` of the delivery document of (subscription, event): derived from the pair (128 bits of its
+ * SHA-256), so every writer, in any process, writes it by `_id` alone without looking anything up. On
+ * FerretDB v1 that matters: it pushes down a filter of exactly `{_id: value}` and nothing else (a
+ * filter on other fields, or on `_id` and another field, scans the whole collection, and the
+ * delivery log is the biggest one).
+ */
+export function deliveryId(subscriptionId: string, eventId: string): string {
+  return `dlv_${createHash('sha256').update(JSON.stringify([subscriptionId, eventId])).digest('hex').slice(0, 32)}`
+}
+
 export class DeliveryLog {
-  /** Recently used (subscription, event) -> delivery _id, so retries skip the mapping lookup. */
+  /**
+   * (subscription, event) written recently by this process -> its document's _id: the derived one, or
+   * the one of a document written by an earlier version (a random id, found once by a scan).
+   */
   readonly #ids = new Map<string, string>()
   /** First attempts waiting for the next batch insert, and the batch being written. */
   #first: FirstWrite[] = []
@@ -112,65 +127,43 @@ export class DeliveryLog {
     return !this.#ids.has(`${subscriptionId}|${eventId}`)
   }
 
-  /**
-   * The _id of the delivery document of (subscription, event). The writes of the hot path go by `_id`:
-   * a filter on other fields is a scan of the whole collection on FerretDB v1 (it pushes down `_id`
-   * equality only), and the delivery log is the biggest collection. The mapping is created once; a
-   * unique `_id` decides a race. Null when it does not exist and `create` is false.
-   */
-  async #idFor(subscriptionId: string, eventId: string, create: boolean): Promise<string | null> {
-    const key = `${subscriptionId}|${eventId}`
-    const cached = this.#ids.get(key)
-    if (cached) return cached
-    let id: string | null
-    if (create) {
-      // Most writes are an event's first attempt: insert the mapping, and read it only when it exists.
-      id = newId('dlv')
-      try {
-        await this.cols.deliveryIds.insertOne({ _id: key, deliveryId: id })
-      } catch (err) {
-        if (!isDuplicateKey(err)) throw err
-        id = (await this.cols.deliveryIds.findOne({ _id: key }))?.deliveryId ?? null
-        if (!id) throw err
-      }
-    } else {
-      id = (await this.cols.deliveryIds.findOne({ _id: key }))?.deliveryId ?? null
-    }
-    if (id) this.#remember(key, id)
-    return id
+  /** Where (subscription, event) is written: what this process knows, else the derived id. */
+  #idOf(key: string, subscriptionId: string, eventId: string): string {
+    return this.#ids.get(key) ?? deliveryId(subscriptionId, eventId)
   }
 
   /**
-   * Upserts the delivery document of (subscription, event) by its mapped _id. A document written
-   * before the mapping existed (same subscription and event, another _id) is found by the unique
-   * (subscriptionId, eventId) index refusing the insert; the mapping is then repaired to point at it.
+   * Upserts the delivery document of (subscription, event) by its _id. When the insert is refused on
+   * a duplicate key, either a concurrent first write inserted it (an upsert is not atomic on FerretDB),
+   * and the update applies to it, or an earlier version wrote the event's document under a random
+   * _id (the unique (subscriptionId, eventId) index refused the second one): that one is found and
+   * updated, and remembered.
    */
-  async #upsert(subscriptionId: string, eventId: string, update: (id: string) => Parameters<Collections['deliveries']['updateOne']>[1]): Promise<void> {
-    const id = (await this.#idFor(subscriptionId, eventId, true))!
+  async #upsert(subscriptionId: string, eventId: string, update: UpdateFilter<DeliveryDoc>): Promise<void> {
+    const key = `${subscriptionId}|${eventId}`
+    const id = this.#idOf(key, subscriptionId, eventId)
     try {
-      await this.cols.deliveries.updateOne({ _id: id }, update(id), { upsert: true })
+      await this.cols.deliveries.updateOne({ _id: id }, update, { upsert: true })
     } catch (err) {
       if (!isDuplicateKey(err)) throw err
-      const legacy = await this.cols.deliveries.findOne({ subscriptionId, eventId }, { projection: { _id: 1 } })
-      if (!legacy) throw err
-      if (legacy._id === id) {
-        // two first writes raced on the insert (an upsert is not atomic on FerretDB): the document exists now
-        await this.cols.deliveries.updateOne({ _id: id }, update(id))
+      if ((await this.cols.deliveries.updateOne({ _id: id }, update)).matchedCount === 1) {
+        this.#remember(key, id)
         return
       }
-      const key = `${subscriptionId}|${eventId}`
-      await this.cols.deliveryIds.updateOne({ _id: key }, { $set: { deliveryId: legacy._id } }, { upsert: true })
-      this.#ids.set(key, legacy._id)
-      await this.cols.deliveries.updateOne({ _id: legacy._id }, update(legacy._id))
+      const legacy = await this.cols.deliveries.findOne({ subscriptionId, eventId }, { projection: { _id: 1 } })
+      if (!legacy) throw err
+      await this.cols.deliveries.updateOne({ _id: legacy._id }, update)
+      this.#remember(key, legacy._id)
+      return
     }
+    this.#remember(key, id)
   }
 
   /**
    * Idempotent per (subscription, event): upserts the document and appends the attempt. The first
-   * attempt of an event this process has not seen goes into a batch: one insert of the id mappings and
-   * one of the documents per FIRST_BATCH attempts (on FerretDB, one statement costs about as much as a
-   * whole batch); an event that turns out to be known (its mapping exists) takes the upsert path.
-   * Resolves once the attempt is stored.
+   * attempt of an event this process has not written goes into a batch: one insert of the documents
+   * per FIRST_BATCH attempts (on FerretDB, one statement costs about as much as a whole batch); an
+   * event whose document turns out to exist takes the upsert path. Resolves once the attempt is stored.
    */
   recordAttempt(r: AttemptRecord): Promise<void> {
     const now = new Date()
@@ -194,14 +187,14 @@ export class DeliveryLog {
     }
     for (const k of ['deliveredAt', 'deadAt', 'deadReason', 'retryRequestedAt'] as const) if (!(k in set)) (setOnInsert as Record<string, unknown>)[k] = null
     const upsert = () =>
-      this.#upsert(r.subscriptionId, r.eventId, () => ({
+      this.#upsert(r.subscriptionId, r.eventId, {
         $set: set,
         $setOnInsert: setOnInsert,
         $inc: { attemptCount: 1 },
         $push: { attempts: { $each: [attempt], $slice: -MAX_ATTEMPTS_KEPT } },
-      }))
+      })
     if (!this.isFirstWrite(r.subscriptionId, r.eventId)) return upsert()
-    const doc = { ...setOnInsert, ...set, _id: '', attemptCount: 1, attempts: [attempt] } as DeliveryDoc
+    const doc = { _id: deliveryId(r.subscriptionId, r.eventId), ...setOnInsert, ...set, attemptCount: 1, attempts: [attempt] } as DeliveryDoc
     return new Promise<void>((resolve, reject) => {
       const wait = r.status === 'delivered' ? this.#deliveredWaitMs : this.#firstWaitMs
       this.#first.push({ r, key: `${r.subscriptionId}|${r.eventId}`, doc, upsert, resolve, reject, due: Date.now() + wait })
@@ -234,51 +227,35 @@ export class DeliveryLog {
     // Two writes of one event in one batch: the later ones wait for the first (the upsert path).
     const seen = new Set<string>()
     const lead: FirstWrite[] = []
-    const later: FirstWrite[] = []
+    const slow: FirstWrite[] = []
     for (const w of batch) {
-      if (seen.has(w.key)) later.push(w)
+      if (seen.has(w.key)) slow.push(w)
       else {
         seen.add(w.key)
-        w.doc._id = newId('dlv')
         lead.push(w)
       }
     }
-    const slow: FirstWrite[] = [...later]
-    let fresh = lead
     const order = new Map(batch.map((w, i) => [w, i]))
+    let written = lead
     try {
-      try {
-        await this.cols.deliveryIds.insertMany(
-          lead.map((w) => ({ _id: w.key, deliveryId: w.doc._id })),
-          { ordered: false },
-        )
-      } catch (err) {
-        // known events: their mapping exists, with another _id
-        const [ok, known] = partition(lead, duplicateIndexes(err, lead.length))
-        fresh = ok
-        slow.push(...known)
-      }
-      if (fresh.length > 0) {
-        let written = fresh
-        try {
-          await this.cols.deliveries.insertMany(fresh.map((w) => w.doc), { ordered: false })
-        } catch (err) {
-          // a document of the event written before mappings existed: the upsert path repairs the mapping
-          const [ok, legacy] = partition(fresh, duplicateIndexes(err, fresh.length))
-          written = ok
-          for (const w of legacy) {
-            this.#remember(w.key, w.doc._id)
-            slow.push(w)
-          }
-        }
-        for (const w of written) {
-          this.#remember(w.key, w.doc._id)
-          w.resolve()
-        }
-      }
+      await this.cols.deliveries.insertMany(
+        lead.map((w) => w.doc),
+        { ordered: false },
+      )
     } catch (err) {
-      for (const w of [...fresh, ...slow]) w.reject(err)
-      return
+      // known events (their document exists: another process, a replay, an earlier version): upserts
+      let known: FirstWrite[]
+      try {
+        ;[written, known] = partition(lead, duplicateIndexes(err, lead.length))
+      } catch (fatal) {
+        for (const w of batch) w.reject(fatal)
+        return
+      }
+      slow.push(...known)
+    }
+    for (const w of written) {
+      this.#remember(w.key, w.doc._id)
+      w.resolve()
     }
     // In batch order (two attempts of one event stay in order), one at a time.
     slow.sort((a, b) => order.get(a)! - order.get(b)!)
@@ -298,10 +275,10 @@ export class DeliveryLog {
    */
   async markDead(r: { subscriptionId: string; partnerId: string; eventId: string; eventType: string; key: string; reason: string; source: { topic: string; partition: number; offset: string } | null; deadLetter: DeadLetterRecord }): Promise<void> {
     const now = new Date()
-    await this.#upsert(r.subscriptionId, r.eventId, () => ({
+    await this.#upsert(r.subscriptionId, r.eventId, {
       $set: { status: 'dead', deadAt: now, deadReason: r.reason, deadLetter: r.deadLetter, updatedAt: now, retryRequestedAt: null },
       $setOnInsert: { subscriptionId: r.subscriptionId, eventId: r.eventId, partnerId: r.partnerId, eventType: r.eventType, key: r.key, source: r.source, createdAt: now, deliveredAt: null, attempts: [], attemptCount: 0 },
-    }))
+    })
   }
 
   search(q: DeliverySearch, req: PageRequest): Promise<Page<DeliveryDoc>> {
@@ -309,20 +286,17 @@ export class DeliveryLog {
     if (q.eventId !== undefined) filter.eventId = q.eventId
     if (q.key !== undefined) filter.key = q.key
     if (q.status !== undefined) filter.status = q.status
-    const idRange: Record<string, string> = {}
-    if (q.since) idRange.$gte = idAtTime('dlv', q.since)
-    if (q.until) idRange.$lt = idAtTime('dlv', new Date(q.until.getTime() + 1000))
-    if (Object.keys(idRange).length > 0) filter._id = idRange as never
-    return page(this.cols.deliveries, filter, { ...req, descending: true })
+    const created: Record<string, Date> = {}
+    if (q.since) created.$gte = q.since
+    if (q.until) created.$lte = q.until
+    if (Object.keys(created).length > 0) filter.createdAt = created
+    return page(this.cols.deliveries, filter, { ...req, descending: true }, 'createdAt')
   }
 
   async get(subscriptionId: string, eventId: string): Promise<DeliveryDoc | null> {
-    const id = await this.#idFor(subscriptionId, eventId, false)
-    if (id) {
-      const doc = await this.cols.deliveries.findOne({ _id: id })
-      if (doc) return doc
-    }
-    return this.cols.deliveries.findOne({ subscriptionId, eventId }) // written before the mapping existed
+    const doc = await this.cols.deliveries.findOne({ _id: this.#idOf(`${subscriptionId}|${eventId}`, subscriptionId, eventId) })
+    if (doc) return doc
+    return this.cols.deliveries.findOne({ subscriptionId, eventId }) // written by an earlier version, under a random _id
   }
 
   async requestRetry(input: { subscriptionId: string; partnerId: string; eventId: string | null; requestedBy: string }): Promise<RetryRequestDoc> {
@@ -340,7 +314,11 @@ export class DeliveryLog {
     }
     await this.cols.retryRequests.insertOne(doc)
     if (input.eventId !== null) {
-      await this.cols.deliveries.updateOne({ subscriptionId: input.subscriptionId, eventId: input.eventId }, { $set: { retryRequestedAt: now } })
+      const { subscriptionId, eventId } = input
+      const id = this.#idOf(`${subscriptionId}|${eventId}`, subscriptionId, eventId)
+      if ((await this.cols.deliveries.updateOne({ _id: id }, { $set: { retryRequestedAt: now } })).matchedCount === 0) {
+        await this.cols.deliveries.updateOne({ subscriptionId, eventId }, { $set: { retryRequestedAt: now } }) // an earlier version's document
+      }
     } else {
       await this.cols.deliveries.updateMany({ subscriptionId: input.subscriptionId, status: 'dead' }, { $set: { retryRequestedAt: now } })
     }

@@ -12,7 +12,6 @@ import type {
   ConnectorDoc,
   ConnectorStatusDoc,
   DeliveryDoc,
-  DeliveryIdDoc,
   GrantDoc,
   IdempotencyDoc,
   OrganizationDoc,
@@ -33,8 +32,6 @@ export interface Collections {
   /** Written only by the worker that holds the connector (a document of its own: FerretDB v1 does not isolate concurrent updates of one document, so the API's desired-state writes and a worker's status writes never touch the same one). */
   connectorStatus: Collection<ConnectorStatusDoc>
   deliveries: Collection<DeliveryDoc>
-  /** `<subscriptionId>|<eventId>` -> the delivery's _id: the delivery log's hot path looks up by _id only (see DeliveryLog). */
-  deliveryIds: Collection<DeliveryIdDoc>
   retryRequests: Collection<RetryRequestDoc>
   idempotency: Collection<IdempotencyDoc>
   /** Written only by the outbox relay (what it produced per organization); the API reads it to prune outboxes. */
@@ -53,7 +50,6 @@ export const COLLECTION_NAMES: Record<keyof Collections, string> = {
   connectors: 'connectors',
   connectorStatus: 'connector_status',
   deliveries: 'deliveries',
-  deliveryIds: 'delivery_ids',
   retryRequests: 'retry_requests',
   idempotency: 'idempotency',
   outboxRelay: 'outbox_relay',
@@ -89,11 +85,10 @@ export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
   connectorStatus: [],
   deliveries: [
     { key: { subscriptionId: 1, eventId: 1 }, name: 'subscription_event_unique', unique: true },
-    { key: { subscriptionId: 1, _id: 1 }, name: 'subscription_id' },
-    { key: { subscriptionId: 1, status: 1, _id: 1 }, name: 'subscription_status_id' },
-    { key: { subscriptionId: 1, key: 1, _id: 1 }, name: 'subscription_key_id' },
+    { key: { subscriptionId: 1, createdAt: 1, _id: 1 }, name: 'subscription_created' },
+    { key: { subscriptionId: 1, status: 1, createdAt: 1, _id: 1 }, name: 'subscription_status_created' },
+    { key: { subscriptionId: 1, key: 1, createdAt: 1, _id: 1 }, name: 'subscription_key_created' },
   ],
-  deliveryIds: [],
   retryRequests: [
     { key: { status: 1, _id: 1 }, name: 'status_id' },
     { key: { subscriptionId: 1, _id: 1 }, name: 'subscription_id' },
@@ -135,9 +130,9 @@ export const QUERY_SHAPES: Record<string, QueryShape> = {
   'connectors.byPartner': { collection: 'connectors', equality: ['partnerId'] },
   'connectors.changedSince': { collection: 'connectors', equality: [], sort: 'updatedAt' },
   'connectorStatus.byIds': { collection: 'connectorStatus', equality: ['_id'] },
-  'deliveries.bySubscription': { collection: 'deliveries', equality: ['subscriptionId'] },
-  'deliveries.byStatus': { collection: 'deliveries', equality: ['subscriptionId', 'status'] },
-  'deliveries.byKey': { collection: 'deliveries', equality: ['subscriptionId', 'key'] },
+  'deliveries.bySubscription': { collection: 'deliveries', equality: ['subscriptionId'], sort: 'createdAt' },
+  'deliveries.byStatus': { collection: 'deliveries', equality: ['subscriptionId', 'status'], sort: 'createdAt' },
+  'deliveries.byKey': { collection: 'deliveries', equality: ['subscriptionId', 'key'], sort: 'createdAt' },
   'deliveries.byEvent': { collection: 'deliveries', equality: ['subscriptionId', 'eventId'] },
   'retryRequests.pending': { collection: 'retryRequests', equality: ['status'] },
   'retryRequests.bySubscription': { collection: 'retryRequests', equality: ['subscriptionId'] },
@@ -180,7 +175,6 @@ export async function isFerretDb(db: Db): Promise<boolean> {
   return info?.ferretdbVersion !== undefined
 }
 
-/** `<prefix>_<ObjectId hex>`: unique and ordered by creation time, so `_id` doubles as sort key. */
 /** Statements per bulk command, and bulk commands in flight per process (see `bulkWriteBounded`). */
 export const BULK_CHUNK = 8
 const bulkCommands = new Limiter(2)
@@ -207,13 +201,9 @@ export async function bulkWriteBounded<T extends Document>(col: Collection<T>, o
   if (first !== undefined) throw first
 }
 
+/** `<prefix>_<ObjectId hex>`: unique and ordered by creation time, so `_id` doubles as sort key. */
 export function newId(prefix: string): string {
   return `${prefix}_${new ObjectId().toHexString()}`
-}
-
-/** The smallest id of that prefix created at or after `time` (for time-range queries on `_id`). */
-export function idAtTime(prefix: string, time: Date): string {
-  return `${prefix}_${ObjectId.createFromTime(Math.floor(time.getTime() / 1000)).toHexString()}`
 }
 
 export interface Page<T> {
@@ -228,35 +218,51 @@ export interface PageRequest {
   descending?: boolean
 }
 
-export function encodeCursor(lastId: string): string {
-  return Buffer.from(JSON.stringify({ after: lastId }), 'utf8').toString('base64url')
+/** A page's continuation: the last `_id` (and, for a list ordered by a date field, that field's value). */
+export interface Cursor {
+  after: string
+  at?: Date
 }
 
-export function decodeCursor(cursor: string): string {
+export function encodeCursor(lastId: string, at?: Date): string {
+  const v = at === undefined ? { after: lastId } : { after: lastId, at: at.getTime() }
+  return Buffer.from(JSON.stringify(v), 'utf8').toString('base64url')
+}
+
+export function decodeCursor(cursor: string): Cursor {
   try {
-    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { after?: unknown }
-    if (typeof v.after === 'string' && v.after.length > 0 && v.after.length < 200) return v.after
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { after?: unknown; at?: unknown }
+    if (typeof v.after === 'string' && v.after.length > 0 && v.after.length < 200) {
+      if (v.at === undefined) return { after: v.after }
+      if (typeof v.at === 'number' && Number.isSafeInteger(v.at) && !Number.isNaN(new Date(v.at).getTime())) return { after: v.after, at: new Date(v.at) }
+    }
   } catch {
     /* fall through */
   }
   throw new RequestInvalidError([{ field: 'cursor', message: 'is not a cursor this API returned' }])
 }
 
-/** One page of `filter`, ordered by `_id`, continuing after the cursor. */
-export async function page<T extends { _id: string }>(col: Collection<T>, filter: Filter<T>, req: PageRequest): Promise<Page<T>> {
+/**
+ * One page of `filter`, ordered by `_id` (or by the date field `by`, then `_id`), continuing after
+ * the cursor.
+ */
+export async function page<T extends { _id: string }>(col: Collection<T>, filter: Filter<T>, req: PageRequest, by?: keyof T & string): Promise<Page<T>> {
   const dir = req.descending ? -1 : 1
+  const op = dir === 1 ? '$gt' : '$lt'
   let query = filter
   if (req.cursor !== undefined) {
-    const after = decodeCursor(req.cursor)
-    const cond = { _id: { [dir === 1 ? '$gt' : '$lt']: after } } as Filter<T>
-    query = { $and: [filter, cond] } as Filter<T>
+    const c = decodeCursor(req.cursor)
+    if ((by === undefined) !== (c.at === undefined)) throw new RequestInvalidError([{ field: 'cursor', message: 'is not a cursor of this list' }])
+    const cond = by === undefined ? { _id: { [op]: c.after } } : { $or: [{ [by]: { [op]: c.at } }, { [by]: c.at, _id: { [op]: c.after } }] }
+    query = { $and: [filter, cond as Filter<T>] } as Filter<T>
   }
   const docs = (await col
     .find(query)
-    .sort({ _id: dir })
+    .sort(by === undefined ? { _id: dir } : { [by]: dir, _id: dir })
     .limit(req.limit + 1)
     .toArray()) as unknown as T[]
   const more = docs.length > req.limit
   const items = more ? docs.slice(0, req.limit) : docs
-  return { items, nextCursor: more ? encodeCursor(items[items.length - 1]!._id) : null }
+  const last = items[items.length - 1]
+  return { items, nextCursor: more && last ? encodeCursor(last._id, by === undefined ? undefined : (last[by] as unknown as Date)) : null }
 }

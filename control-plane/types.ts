@@ -255,13 +255,6 @@ export interface ConnectorDoc {
   updatedAt: Date
 }
 
-/** Maps (subscription, event) to its delivery document: the delivery log writes by `_id` only, the one lookup FerretDB v1 serves without scanning the collection. */
-export interface DeliveryIdDoc {
-  /** `<subscriptionId>|<eventId>` */
-  _id: string
-  deliveryId: string
-}
-
 export type DeliveryStatus = 'pending' | 'retrying' | 'delivered' | 'dead'
 
 export interface DeliveryAttempt {
@@ -275,7 +268,7 @@ export interface DeliveryAttempt {
 
 /** One event's delivery to one subscription (written by the sink runtime). */
 export interface DeliveryDoc {
-  /** `dlv_` + ObjectId hex: sorts by creation time. */
+  /** `deliveryId(subscriptionId, eventId)` (a document written before it was derived: `dlv_` + ObjectId hex). */
   _id: string
   subscriptionId: string
   partnerId: string

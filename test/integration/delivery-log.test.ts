@@ -1,11 +1,12 @@
 /**
  * The delivery log on the real store: one document per (subscription, event) however many attempts,
- * found by the API by (subscription, event), written by `_id` through the id mapping, and a document
- * written before the mapping existed is found and kept (no second document).
+ * under the `_id` derived from the pair, found by the API by (subscription, event); a document an
+ * earlier version wrote under a random `_id` is found and kept (no second document); listed newest
+ * first attempt first, page by page.
  */
 import { expect } from 'chai'
 import { MongoClient, type Db } from 'mongodb'
-import { DeliveryLog } from '../../control-plane/deliveries.ts'
+import { DeliveryLog, deliveryId } from '../../control-plane/deliveries.ts'
 import { collections, ensureIndexes, newId } from '../../control-plane/store.ts'
 import { loadConfig, mongoUri } from '../../config/index.ts'
 import { dropDatabaseLater, uniqueName } from '../helpers/env.ts'
@@ -36,6 +37,9 @@ describe('delivery log', function () {
     await other.recordAttempt({ ...base, eventId: 'ev-1', status: 'delivered', attempt: attempt(200) })
     const docs = await db.collection('deliveries').find({ subscriptionId: 'sub_1', eventId: 'ev-1' }).toArray()
     expect(docs).to.have.length(1)
+    expect(docs[0]!._id).to.equal(deliveryId('sub_1', 'ev-1'))
+    expect(deliveryId('sub_1', 'ev-1')).to.not.equal(deliveryId('sub_2', 'ev-1')).and.to.not.equal(deliveryId('sub_1', 'ev-2'))
+    expect(deliveryId('a|b', 'c')).to.not.equal(deliveryId('a', 'b|c'))
     const got = await log.get('sub_1', 'ev-1')
     expect(got?._id).to.equal(docs[0]!._id)
     expect(got?.status).to.equal('delivered')
@@ -45,7 +49,7 @@ describe('delivery log', function () {
     expect(await log.get('sub_1', 'no-such-event')).to.equal(null)
   })
 
-  it('finds and updates a document written before the id mapping existed', async () => {
+  it('finds and updates a document an earlier version wrote under a random _id', async () => {
     const legacyId = newId('dlv')
     await db.collection('deliveries').insertOne({ _id: legacyId as never, ...base, eventId: 'ev-old', status: 'retrying', attempts: [], attemptCount: 1, createdAt: new Date(), updatedAt: new Date() })
     const log = new DeliveryLog(collections(db))
@@ -54,6 +58,10 @@ describe('delivery log', function () {
     const docs = await db.collection('deliveries').find({ subscriptionId: 'sub_1', eventId: 'ev-old' }).toArray()
     expect(docs.map((d) => d._id)).to.deep.equal([legacyId])
     expect(docs[0]).to.include({ status: 'delivered', attemptCount: 2 })
+    await new DeliveryLog(collections(db)).markDead({ ...base, eventId: 'ev-old', reason: 'test', source: null, deadLetter: { topic: 't', partition: 0, offset: '1', key: null, value: null, headers: {}, deadLetterTopic: null } })
+    expect(await db.collection('deliveries').find({ subscriptionId: 'sub_1', eventId: 'ev-old' }).toArray()).to.have.length(1)
+    await log.requestRetry({ subscriptionId: 'sub_1', partnerId: 'org_p', eventId: 'ev-old', requestedBy: 'key_1' })
+    expect((await log.get('sub_1', 'ev-old'))?.retryRequestedAt).to.be.instanceOf(Date)
   })
 
   it('inserts the first attempts of many events in a few commands; known and legacy events in the batch keep one document each', async () => {
@@ -77,7 +85,7 @@ describe('delivery log', function () {
       const events = [...Array.from({ length: 600 }, (_, i) => `ev-${i}`), 'ev-k-0', 'ev-k-1', 'ev-k-2', 'ev-legacy']
       await Promise.all(events.map((eventId, i) => log.recordAttempt({ ...base, subscriptionId: i % 2 === 0 ? 'sub_a' : 'sub_b', eventId, status: 'delivered', attempt: attempt(200) })))
       const inserts = writes.filter((w) => w.startsWith('insert:'))
-      expect(inserts.length, writes.join(' ')).to.be.at.most(8) // 604 first attempts: batches of 250, two inserts each
+      expect(inserts.length, writes.join(' ')).to.be.at.most(4) // 604 first attempts: batches of 250, one insert each
 
       const docs = await bdb.collection('deliveries').find({}).toArray()
       const perEvent = new Map<string, number>()
@@ -85,7 +93,7 @@ describe('delivery log', function () {
       expect([...perEvent.values()].every((n) => n === 1), 'one document per (subscription, event)').to.equal(true)
       expect(docs.filter((d) => /^ev-\d+$/.test(d.eventId as string) && d.status === 'delivered' && d.attemptCount === 1)).to.have.length(600)
       // ev-k-*: sub_1 wrote them; these went to sub_a/sub_b, so they are new events there. The same
-      // subscription and event through the batch: the known mapping wins, the attempt is appended.
+      // subscription and event through the batch: the insert is refused, the attempt is appended.
       await Promise.all([0, 1, 2].map((i) => log.recordAttempt({ ...base, eventId: `ev-k-${i}`, status: 'delivered', attempt: attempt(200) })))
       const fresh = new DeliveryLog(collections(bdb))
       await Promise.all([0, 1, 2].map((i) => fresh.recordAttempt({ ...base, eventId: `ev-k-${i}`, status: 'delivered', attempt: attempt(201) })))
@@ -101,6 +109,42 @@ describe('delivery log', function () {
       expect((await fresh.get('sub_1', 'ev-legacy'))?._id).to.equal(legacyId)
     } finally {
       await watched.close()
+    }
+  })
+
+  it('lists newest first attempt first, page by page (ties by _id), within since/until', async () => {
+    const log = new DeliveryLog(collections(db))
+    for (let i = 0; i < 4; i++) {
+      await log.recordAttempt({ ...base, subscriptionId: 'sub_p', eventId: `ev-p-${i}`, status: 'retrying', attempt: attempt(503) })
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    const tie = new Date()
+    const tied = ['ev-t-0', 'ev-t-1', 'ev-t-2'].map((eventId) => ({ _id: deliveryId('sub_p', eventId), ...base, subscriptionId: 'sub_p', eventId, status: 'delivered', attempts: [], attemptCount: 1, createdAt: tie, updatedAt: tie }))
+    await db.collection('deliveries').insertMany(tied as never[])
+    const all = await db.collection('deliveries').find({ subscriptionId: 'sub_p' }).toArray()
+    const expected = all
+      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a._id < b._id ? 1 : -1))
+      .map((d) => d.eventId as string)
+    expect(expected.slice(0, 3).sort()).to.deep.equal(['ev-t-0', 'ev-t-1', 'ev-t-2'])
+    expect(expected.slice(3)).to.deep.equal(['ev-p-3', 'ev-p-2', 'ev-p-1', 'ev-p-0'])
+    const seen: string[] = []
+    let cursor: string | undefined
+    do {
+      const p = await log.search({ subscriptionId: 'sub_p' }, { limit: 2, cursor })
+      expect(p.items.length).to.be.at.most(2)
+      seen.push(...p.items.map((d) => d.eventId))
+      cursor = p.nextCursor ?? undefined
+    } while (cursor)
+    expect(seen).to.deep.equal(expected)
+    const first = all.find((d) => d.eventId === 'ev-p-1')!.createdAt as Date
+    const last = all.find((d) => d.eventId === 'ev-p-3')!.createdAt as Date
+    expect((await log.search({ subscriptionId: 'sub_p', since: first, until: last }, { limit: 10 })).items.map((d) => d.eventId)).to.deep.equal(['ev-p-3', 'ev-p-2', 'ev-p-1'])
+    expect((await log.search({ subscriptionId: 'sub_p', status: 'delivered' }, { limit: 10 })).items.map((d) => d.eventId).sort()).to.deep.equal(['ev-t-0', 'ev-t-1', 'ev-t-2'])
+    try {
+      await log.search({ subscriptionId: 'sub_p' }, { limit: 2, cursor: Buffer.from(JSON.stringify({ after: 'dlv_1' })).toString('base64url') })
+      expect.fail('a cursor of an _id-ordered list was accepted')
+    } catch (err) {
+      expect((err as { errors?: Array<{ field: string }> }).errors?.[0]?.field).to.equal('cursor')
     }
   })
 
