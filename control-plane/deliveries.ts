@@ -60,6 +60,22 @@ interface FirstWrite {
   due: number
 }
 
+/** The fields a delivery document or attempt may leave out when null (the batch insert does). */
+const NULLABLE = ['source', 'deliveredAt', 'deadAt', 'deadReason', 'retryRequestedAt'] as const
+const NULLABLE_ATTEMPT = ['statusCode', 'error', 'responseExcerpt'] as const
+
+/** `x` without its null fields: FerretDB's cost of an insert grows with every value it stores. */
+function withoutNulls<T extends object>(x: T): T {
+  return Object.fromEntries(Object.entries(x).filter(([, v]) => v !== null)) as T
+}
+
+/** A stored delivery document as DeliveryDoc: the fields left out when null are null again. */
+function complete(doc: DeliveryDoc): DeliveryDoc {
+  for (const k of NULLABLE) (doc as unknown as Record<string, unknown>)[k] ??= null
+  for (const a of doc.attempts ?? []) for (const k of NULLABLE_ATTEMPT) (a as unknown as Record<string, unknown>)[k] ??= null
+  return doc
+}
+
 /** The writes whose index is (or is not) in `indexes`, in order. */
 function partition<T>(list: T[], indexes: Set<number>): [outside: T[], inside: T[]] {
   const outside: T[] = []
@@ -194,7 +210,9 @@ export class DeliveryLog {
         $push: { attempts: { $each: [attempt], $slice: -MAX_ATTEMPTS_KEPT } },
       })
     if (!this.isFirstWrite(r.subscriptionId, r.eventId)) return upsert()
-    const doc = { _id: deliveryId(r.subscriptionId, r.eventId), ...setOnInsert, ...set, attemptCount: 1, attempts: [attempt] } as DeliveryDoc
+    // a delivered first attempt stores 4 null values less this way (about a sixth of FerretDB's time
+    // per insert, measured with 20,000 documents); reads fill them in again
+    const doc = withoutNulls({ _id: deliveryId(r.subscriptionId, r.eventId), ...setOnInsert, ...set, attemptCount: 1, attempts: [withoutNulls(attempt)] } as DeliveryDoc)
     return new Promise<void>((resolve, reject) => {
       const wait = r.status === 'delivered' ? this.#deliveredWaitMs : this.#firstWaitMs
       this.#first.push({ r, key: `${r.subscriptionId}|${r.eventId}`, doc, upsert, resolve, reject, due: Date.now() + wait })
@@ -281,7 +299,7 @@ export class DeliveryLog {
     })
   }
 
-  search(q: DeliverySearch, req: PageRequest): Promise<Page<DeliveryDoc>> {
+  async search(q: DeliverySearch, req: PageRequest): Promise<Page<DeliveryDoc>> {
     const filter: Filter<DeliveryDoc> = { subscriptionId: q.subscriptionId }
     if (q.eventId !== undefined) filter.eventId = q.eventId
     if (q.key !== undefined) filter.key = q.key
@@ -290,13 +308,15 @@ export class DeliveryLog {
     if (q.since) created.$gte = q.since
     if (q.until) created.$lte = q.until
     if (Object.keys(created).length > 0) filter.createdAt = created
-    return page(this.cols.deliveries, filter, { ...req, descending: true }, 'createdAt')
+    const found = await page(this.cols.deliveries, filter, { ...req, descending: true }, 'createdAt')
+    return { ...found, items: found.items.map(complete) }
   }
 
   async get(subscriptionId: string, eventId: string): Promise<DeliveryDoc | null> {
-    const doc = await this.cols.deliveries.findOne({ _id: this.#idOf(`${subscriptionId}|${eventId}`, subscriptionId, eventId) })
-    if (doc) return doc
-    return this.cols.deliveries.findOne({ subscriptionId, eventId }) // written by an earlier version, under a random _id
+    const doc =
+      (await this.cols.deliveries.findOne({ _id: this.#idOf(`${subscriptionId}|${eventId}`, subscriptionId, eventId) })) ??
+      (await this.cols.deliveries.findOne({ subscriptionId, eventId })) // written by an earlier version, under a random _id
+    return doc && complete(doc)
   }
 
   async requestRetry(input: { subscriptionId: string; partnerId: string; eventId: string | null; requestedBy: string }): Promise<RetryRequestDoc> {

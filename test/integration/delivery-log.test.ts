@@ -92,6 +92,14 @@ describe('delivery log', function () {
       for (const d of docs) perEvent.set(`${d.subscriptionId}|${d.eventId}`, (perEvent.get(`${d.subscriptionId}|${d.eventId}`) ?? 0) + 1)
       expect([...perEvent.values()].every((n) => n === 1), 'one document per (subscription, event)').to.equal(true)
       expect(docs.filter((d) => /^ev-\d+$/.test(d.eventId as string) && d.status === 'delivered' && d.attemptCount === 1)).to.have.length(600)
+      // stored without its null fields; read with them
+      const raw = docs.find((d) => d.eventId === 'ev-7')!
+      expect(Object.entries(raw).filter(([, v]) => v === null)).to.deep.equal([])
+      expect(raw).to.not.have.property('deadAt')
+      const read = (await log.get('sub_b', 'ev-7'))!
+      expect(read).to.include({ deadAt: null, deadReason: null, retryRequestedAt: null, status: 'delivered' })
+      expect(read.attempts[0]).to.include({ error: null, statusCode: 200 })
+      expect((await log.search({ subscriptionId: 'sub_b', eventId: 'ev-7' }, { limit: 1 })).items[0]).to.deep.equal(read)
       // ev-k-*: sub_1 wrote them; these went to sub_a/sub_b, so they are new events there. The same
       // subscription and event through the batch: the insert is refused, the attempt is appended.
       await Promise.all([0, 1, 2].map((i) => log.recordAttempt({ ...base, eventId: `ev-k-${i}`, status: 'delivered', attempt: attempt(200) })))
