@@ -38,6 +38,7 @@ describe('delivery log', function () {
     const docs = await db.collection('deliveries').find({ subscriptionId: 'sub_1', eventId: 'ev-1' }).toArray()
     expect(docs).to.have.length(1)
     expect(docs[0]!._id).to.equal(deliveryId('sub_1', 'ev-1'))
+    expect(docs[0]!._id).to.match(/^dlv_[0-9a-f]{24}$/) // the API's id pattern (OpenAPI Delivery.id)
     expect(deliveryId('sub_1', 'ev-1')).to.not.equal(deliveryId('sub_2', 'ev-1')).and.to.not.equal(deliveryId('sub_1', 'ev-2'))
     expect(deliveryId('a|b', 'c')).to.not.equal(deliveryId('a', 'b|c'))
     const got = await log.get('sub_1', 'ev-1')
