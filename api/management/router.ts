@@ -35,6 +35,8 @@ export interface ManagementOptions {
   rateLimit: RateLimit
   /** Folder every csv-drop source declared through the API must live in ('' or absent: any). */
   sourceDropRoot?: string
+  /** Check every answer against the OpenAPI document too (an answer that does not conform becomes a 500): on in the tests. */
+  validateResponses?: boolean
 }
 
 const date = (s: string | undefined) => (s === undefined ? undefined : new Date(s))
@@ -53,13 +55,23 @@ export function managementRouter(options: ManagementOptions): Router {
       // JSON bodies are typed: "4" is not an integer and is refused with its field named (query and path
       // parameters, which are always strings, are still converted by the validator)
       validateRequests: { allowUnknownQueryParameters: false, coerceTypes: false },
-      validateResponses: false,
+      validateResponses: options.validateResponses ?? false,
       validateSecurity: false,
       validateApiSpec: true,
       ignoreUndocumented: false,
       fileUploader: false,
     }),
   )
+
+  if (options.validateResponses) {
+    // The validator checks the object given to res.json; what a client checks is its JSON (dates as
+    // strings). Installed after the validator, this wrapper runs first and hands it the JSON.
+    r.use((_req, res, next) => {
+      const json = res.json.bind(res)
+      res.json = (body?: unknown) => json(body === undefined ? body : JSON.parse(JSON.stringify(body)))
+      next()
+    })
+  }
 
   r.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument)

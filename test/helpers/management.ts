@@ -61,7 +61,14 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
     },
   })
   const logLines: string[] = []
-  const logger = createLogger({ level: 'debug', write: (line) => logLines.push(line) })
+  // DEBUG_MANAGEMENT=1 prints the error lines (a 500's cause, e.g. an answer the OpenAPI document refuses)
+  const logger = createLogger({
+    level: 'debug',
+    write: (line) => {
+      logLines.push(line)
+      if (process.env.DEBUG_MANAGEMENT && line.includes('"level":"error"')) process.stderr.write(line)
+    },
+  })
   const mongo = testMongo()
   await mongo.connect()
   const db = mongo.db(dbName)
@@ -71,7 +78,7 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
   const app = createApp({
     logger,
     readiness: {},
-    management: { controlPlane: cp, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit },
+    management: { controlPlane: cp, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit, validateResponses: true },
   })
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s))
