@@ -25,6 +25,7 @@ import { encodePins, pinsOf } from './schema-pins.ts'
 import { entitlementsOf, filterOf, storedEntitlements, storedFilter } from './stored-keys.ts'
 import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
 import { IdempotencyStore } from './idempotency.ts'
+import { freeFormErrors } from './free-form.ts'
 import { partnerProfileEntry, partnerProfileValue, PARTNER_PROFILE_TOPIC } from './partner-profile.ts'
 import { bulkWriteBounded, collections, ensureIndexes, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
 import type {
@@ -117,6 +118,12 @@ export interface SubscriptionCreated {
   subscription: SubscriptionDoc
   /** The webhook secret, once (webhook sinks). */
   webhookSecret: string | null
+}
+
+/** A profile every supported store keeps as sent, or a 422 naming the fields at fault. */
+function checkFreeForm(profile: Record<string, unknown> | undefined): void {
+  const errors = profile === undefined ? [] : freeFormErrors(profile, 'profile')
+  if (errors.length > 0) throw new RequestInvalidError(errors)
 }
 
 export class ControlPlane {
@@ -212,6 +219,7 @@ export class ControlPlane {
 
   async createOrganization(p: Principal, input: OrganizationInput): Promise<OrganizationDoc> {
     if (!this.isAdmin(p)) throw new ForbiddenError('only an admin key may create organizations')
+    checkFreeForm(input.profile)
     const now = new Date()
     const doc: OrganizationDoc = { _id: newId('org'), kind: input.kind, name: input.name, slug: input.slug, profile: input.profile ?? {}, createdAt: now, updatedAt: now, version: 1 }
     if (doc.kind === 'partner') {
@@ -239,6 +247,7 @@ export class ControlPlane {
   async updateOrganization(p: Principal, id: string, patch: { name?: string; profile?: Record<string, unknown> }): Promise<OrganizationDoc> {
     const org = await this.getOrganization(p, id)
     if (!this.isAdmin(p) && p.organizationId !== org._id) throw new ForbiddenError('a key may only change its own organization')
+    checkFreeForm(patch.profile)
     const now = new Date()
     const set: Partial<OrganizationDoc> = { updatedAt: now }
     if (patch.name !== undefined) set.name = patch.name

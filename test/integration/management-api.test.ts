@@ -106,6 +106,17 @@ describe('management API: every route', function () {
       expect(dup.body.errors[0].field).to.equal('slug')
       const asPartner = await f.h.call('POST', '/v1/organizations', { key: f.keys.A, body: { kind: 'partner', name: 'X', slug: 'partner-x' } })
       expect(asPartner.status).to.equal(403)
+      // A publisher's profile is free-form, within what every supported store keeps as sent.
+      const profile = { '': 1, tiers: [{ name: 'gold', skus: ['A', 'B'] }, null, 2.5], nested: { deeper: { ok: true, 'ünï©ødé 𝕏': 'yes' } } }
+      const pub = await f.h.call('POST', '/v1/organizations', { body: { kind: 'publisher', name: 'P', slug: 'publisher-free', profile } })
+      expect(pub.status, pub.text).to.equal(201)
+      expect(pub.body.profile).to.deep.equal(profile)
+      const unstorable = await f.h.call('POST', '/v1/organizations', {
+        body: { kind: 'publisher', name: 'Q', slug: 'publisher-unstorable', profile: { f: [[], null], $set: 1, 'a.b': 2, s: 'x\ud8ba', ok: { 'k\u0000': 3 } } },
+      })
+      expect(unstorable.status, unstorable.text).to.equal(422)
+      expect(unstorable.body.errors.map((e: any) => e.field)).to.deep.equal(['profile.f[0]', 'profile.$set', 'profile.a.b', 'profile.s', 'profile.ok.k\u0000'])
+      expect(await f.h.cp.cols.organizations.countDocuments({ slug: 'publisher-unstorable' })).to.equal(0)
     })
     ok('getOrganization', async () => {
       const r = await f.h.call('GET', `/v1/organizations/${f.orgs.A}`, { key: f.keys.A })
