@@ -4,13 +4,9 @@
  * Every request body carries an example that is valid against its schema (the tests use them).
  */
 import { eventSchemas, ingestionPaths } from './events.ts'
+import { body, dateTime, IDEMPOTENCY, json, mutation, nullableDateTime, ok, PAGE, read, ref } from './parts.ts'
 import { sourcePaths, sourceSchemas, sourceTag } from './sources.ts'
 
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
-const problems = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { $ref: `#/components/responses/Problem${c}` }]))
-const json = (schema: unknown, example?: unknown) => ({ content: { 'application/json': { schema, ...(example !== undefined ? { example } : {}) } } })
-const body = (schema: unknown, example: unknown) => ({ required: true, ...json(schema, example) })
-const ok = (description: string, schema: unknown) => ({ description, ...json(schema) })
 const listOf = (item: string) => ({
   type: 'object',
   required: ['items', 'nextCursor'],
@@ -29,13 +25,9 @@ const GRANT = pathId('grantId', 'grt', 'grant')
 const SUB = pathId('subscriptionId', 'sub', 'subscription')
 const CONN = pathId('connectorId', 'sub', 'connector (the id of its subscription)')
 const EVENT = { name: 'eventId', in: 'path', required: true, description: 'Id of the event.', schema: { type: 'string', minLength: 1, maxLength: 200 } }
-const PAGE = [{ $ref: '#/components/parameters/Limit' }, { $ref: '#/components/parameters/Cursor' }]
-const IDEMPOTENCY = { $ref: '#/components/parameters/IdempotencyKey' }
 const query = (name: string, schema: unknown, description: string) => ({ name, in: 'query', required: false, description, schema })
 
 const id = (prefix: string) => ({ type: 'string', pattern: `^${prefix}_[0-9a-f]{24}$` })
-const dateTime = { type: 'string', format: 'date-time' }
-const nullableDateTime = { type: ['string', 'null'], format: 'date-time' }
 const eventType = { type: 'string', pattern: '^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)+$', maxLength: 200, description: 'e.g. inventory.level.changed' }
 const fieldPath = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$', maxLength: 200 }
 const overlap = {
@@ -43,22 +35,6 @@ const overlap = {
   additionalProperties: false,
   properties: { overlapSeconds: { type: 'integer', minimum: 0, maximum: 30 * 24 * 3600, default: 86400, description: 'How long the previous credential stays valid.' } },
 }
-const mutation = (summary: string, tag: string, operationId: string, params: unknown[], responses: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
-  summary,
-  tags: [tag],
-  operationId,
-  parameters: params,
-  responses: { ...responses, ...problems(400, 401, 403, 404, 409, 422, 429) },
-  ...extra,
-})
-const read = (summary: string, tag: string, operationId: string, params: unknown[], response: unknown) => ({
-  summary,
-  tags: [tag],
-  operationId,
-  parameters: params,
-  responses: { '200': response, ...problems(400, 401, 404, 429) },
-})
-
 const PROFILE_DOC =
   'A publisher\'s profile is free-form. A partner\'s profile is the partner-profile contract (PartnerProfileEvent without partnerId, sequence ' +
   'and occurredAt, which the platform sets): a field outside the contract or a wrong value is refused with 422 naming `profile.<field>`; ' +
@@ -238,6 +214,7 @@ export const openApiDocument = {
         [404, 'No such resource, or not visible to this key.'],
         [409, 'Duplicate, or a concurrent change.'],
         [413, 'The body is too large.'],
+        [415, 'The body is not JSON: send Content-Type application/json.'],
         [422, 'Well-formed but refused (exceeds a grant, refused URL, unknown reference); `errors` names each field.'],
         [429, 'Rate limit exceeded; see Retry-After.'],
       ].map(([code, description]) => [`Problem${code}`, { description, content: { 'application/problem+json': { schema: ref('Problem') } } }]),

@@ -2,34 +2,15 @@
  * The /sources part of the management API document (source connectors), spread into document.ts.
  */
 import { SOURCE_KINDS } from '../../producers/plugins.ts'
+import { dateTime, IDEMPOTENCY, json, mutation as change, nullableDateTime, ok, PAGE, read as get, ref } from './parts.ts'
 
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
-const problems = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { $ref: `#/components/responses/Problem${c}` }]))
-const json = (schema: unknown, example?: unknown) => ({ content: { 'application/json': { schema, ...(example !== undefined ? { example } : {}) } } })
-const ok = (description: string, schema: unknown) => ({ description, ...json(schema) })
 const SRC = { name: 'sourceId', in: 'path', required: true, description: 'Id of the source.', schema: { type: 'string', pattern: '^src_[0-9a-f]{24}$' } }
-const PAGE = [{ $ref: '#/components/parameters/Limit' }, { $ref: '#/components/parameters/Cursor' }]
-const IDEMPOTENCY = { $ref: '#/components/parameters/IdempotencyKey' }
-const dateTime = { type: 'string', format: 'date-time' }
-const nullableDateTime = { type: ['string', 'null'], format: 'date-time' }
 const orgId = { type: 'string', pattern: '^org_[0-9a-f]{24}$' }
 const desiredState = { type: 'string', enum: ['running', 'paused', 'stopped'] }
 
-const mutation = (summary: string, operationId: string, params: unknown[], responses: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
-  summary,
-  tags: ['sources'],
-  operationId,
-  parameters: params,
-  responses: { ...responses, ...problems(400, 401, 403, 404, 409, 422, 429) },
-  ...extra,
-})
-const read = (summary: string, operationId: string, params: unknown[], response: unknown) => ({
-  summary,
-  tags: ['sources'],
-  operationId,
-  parameters: params,
-  responses: { '200': response, ...problems(400, 401, 404, 429) },
-})
+const mutation = (summary: string, operationId: string, params: unknown[], responses: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+  change(summary, 'sources', operationId, params, responses, extra)
+const read = (summary: string, operationId: string, params: unknown[], response: unknown) => get(summary, 'sources', operationId, params, response)
 const action = (summary: string, operationId: string, description: string) => ({
   put: mutation(summary, operationId, [SRC], { '202': ok('Desired state recorded; the worker holding the source applies it within seconds, without a restart.', ref('Source')) }, { description }),
 })
