@@ -99,10 +99,10 @@ function duplicateIndexes(err: unknown, count: number): Set<number> {
 
 /**
  * The `_id` of the delivery document of (subscription, event): derived from the pair (96 bits of its
- * SHA-256, `dlv_` + 24 hex digits like every other id of the API), so every writer, in any process, writes it by `_id` alone without looking anything up. On
- * FerretDB v1 that matters: it pushes down a filter of exactly `{_id: value}` and nothing else (a
- * filter on other fields, or on `_id` and another field, scans the whole collection, and the
- * delivery log is the biggest one).
+ * SHA-256, `dlv_` + 24 hex digits like every other id of the API), so every writer, in any process,
+ * writes it by `_id` alone without looking anything up. On FerretDB v1 that matters: it pushes down a
+ * filter of exactly `{_id: value}` and nothing else (a filter on other fields, or on `_id` and another
+ * field, scans the whole collection, and the delivery log is the biggest one).
  */
 export function deliveryId(subscriptionId: string, eventId: string): string {
   return `dlv_${createHash('sha256').update(JSON.stringify([subscriptionId, eventId])).digest('hex').slice(0, 24)}`
@@ -256,10 +256,7 @@ export class DeliveryLog {
     const order = new Map(batch.map((w, i) => [w, i]))
     let written = lead
     try {
-      await this.cols.deliveries.insertMany(
-        lead.map((w) => w.doc),
-        { ordered: false },
-      )
+      await this.cols.deliveries.insertMany(lead.map((w) => w.doc), { ordered: false })
     } catch (err) {
       // known events (their document exists: another process, a replay, an earlier version): upserts
       let known: FirstWrite[]
