@@ -87,14 +87,17 @@ describe('OpenAPI document', () => {
     expect(Object.keys(EVENT_EXAMPLES)).to.have.members(types)
   })
 
-  it('pages every list with limit and cursor, and takes an Idempotency-Key on every create', () => {
+  it('pages every list with limit and cursor (422 for a foreign cursor), documents 413/415 for every JSON body, and takes an Idempotency-Key on every create', () => {
     for (const [path, item] of Object.entries(openApiDocument.paths as Record<string, Record<string, any>>)) {
       for (const [method, o] of Object.entries(item)) {
         const params = (o.parameters ?? []).map((p: any) => p.$ref ?? p.name)
         const answer = o.responses['200']?.content?.['application/json']?.schema
         if (answer?.required?.includes('nextCursor')) {
           expect(params, `${method} ${path}`).to.include.members(['#/components/parameters/Limit', '#/components/parameters/Cursor'])
+          expect(o.responses, `${method} ${path}: a foreign cursor is a 422`).to.have.property('422')
         }
+        // A JSON body may be too large or not JSON at all: both answers are documented.
+        if (o.requestBody?.content?.['application/json']) expect(o.responses, `${method} ${path}`).to.include.keys('413', '415')
         // A create answers 201, or 202 for a request the runtime performs (a retry request), except connector state changes (idempotent by nature).
         const creates = o.responses['201'] !== undefined || (method === 'post' && o.responses['202'] !== undefined && o.tags[0] !== 'connectors')
         if (creates) expect(params.some((p: string) => p === '#/components/parameters/IdempotencyKey' || p === 'Idempotency-Key'), `${method} ${path} takes no Idempotency-Key`).to.equal(true)
