@@ -75,7 +75,7 @@ export const benchmark: Benchmark = {
       // the publisher the ingest stamps on every event).
       const keyId = await env.serde.register(keySubject(env.topic.name), contractSchema('inventory-level-key'))
       const valueId = await env.serde.register(valueSubject(env.topic.name), contractSchema('inventory-level'))
-      const messages = events.map((e) => ({ key: env.serde.encodeSync(keyId, { sku: e.sku, locationId: e.locationId }), value: env.serde.encodeSync(valueId, e) }))
+      const messages = events.map((e) => ({ key: env.serde.encodeSync(keyId, { manufacturerId: e.manufacturerId, sku: e.sku, locationId: e.locationId }), value: env.serde.encodeSync(valueId, e) }))
       const ids = await ingest.runner.topicIds(env.topic.name)
       const traceparent = newTraceparent()
       const withHeaders = events.map((e, i) => ({

@@ -206,11 +206,13 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
       const stock: Record<string, unknown> = { eventType: 'inventory.level.changed' }
       if (def.locations) stock.filter = { locationId: { in: def.locations } }
       if (def.fields) stock.fields = def.fields
-      await api('POST', '/v1/grants', {
+      const grant = await api('POST', '/v1/grants', {
         publisherId: acme.id,
         partnerId: org.id,
         entitlements: [stock, ...dealTypes.map((eventType) => ({ eventType, filter: { partnerId: { in: ['$partnerId'] } } }))],
       })
+      // A grant is an offer until the partner accepts it (the demo's admin key acts for the partner here).
+      await api('POST', `/v1/grants/${grant.id as string}/accept`, {})
       const secretRef = { secret: '' }
       const receiver = await startReceiver(secretRef, () => org.id as string)
       receivers.push(receiver)

@@ -17,6 +17,8 @@ const EXCERPT_BYTES = 1024
 export interface AttemptRecord {
   subscriptionId: string
   partnerId: string
+  /** The event's publisher (its ce_publisherid stamp), null when unknown. */
+  publisherId?: string | null
   eventId: string
   eventType: string
   key: string
@@ -29,6 +31,8 @@ export interface AttemptRecord {
 
 export interface DeliverySearch {
   subscriptionId: string
+  /** Only the deliveries of this publisher's events (a publisher's view). */
+  publisherId?: string | undefined
   eventId?: string | undefined
   key?: string | undefined
   status?: DeliveryStatus | undefined
@@ -196,6 +200,7 @@ export class DeliveryLog {
       subscriptionId: r.subscriptionId,
       eventId: r.eventId,
       partnerId: r.partnerId,
+      publisherId: r.publisherId ?? null,
       eventType: r.eventType,
       key: r.key,
       source: r.source ?? null,
@@ -288,16 +293,17 @@ export class DeliveryLog {
    * The delivery went dead (exhausted, rejected, or undecodable): status, reason and the dead letter
    * itself, without adding an attempt (a poison record never had one). Idempotent.
    */
-  async markDead(r: { subscriptionId: string; partnerId: string; eventId: string; eventType: string; key: string; reason: string; source: { topic: string; partition: number; offset: string } | null; deadLetter: DeadLetterRecord }): Promise<void> {
+  async markDead(r: { subscriptionId: string; partnerId: string; publisherId: string | null; eventId: string; eventType: string; key: string; reason: string; source: { topic: string; partition: number; offset: string } | null; deadLetter: DeadLetterRecord }): Promise<void> {
     const now = new Date()
     await this.#upsert(r.subscriptionId, r.eventId, {
       $set: { status: 'dead', deadAt: now, deadReason: r.reason, deadLetter: r.deadLetter, updatedAt: now, retryRequestedAt: null },
-      $setOnInsert: { subscriptionId: r.subscriptionId, eventId: r.eventId, partnerId: r.partnerId, eventType: r.eventType, key: r.key, source: r.source, createdAt: now, deliveredAt: null, attempts: [], attemptCount: 0 },
+      $setOnInsert: { subscriptionId: r.subscriptionId, eventId: r.eventId, partnerId: r.partnerId, publisherId: r.publisherId, eventType: r.eventType, key: r.key, source: r.source, createdAt: now, deliveredAt: null, attempts: [], attemptCount: 0 },
     })
   }
 
   async search(q: DeliverySearch, req: PageRequest): Promise<Page<DeliveryDoc>> {
     const filter: Filter<DeliveryDoc> = { subscriptionId: q.subscriptionId }
+    if (q.publisherId !== undefined) filter.publisherId = q.publisherId
     if (q.eventId !== undefined) filter.eventId = q.eventId
     if (q.key !== undefined) filter.key = q.key
     if (q.status !== undefined) filter.status = q.status

@@ -17,6 +17,17 @@ export interface EntitlementRequest {
 
 const show = (vs: unknown[]) => vs.map((v) => JSON.stringify(v)).join(', ')
 
+/**
+ * The event types a grant is in force for: those its partner accepted (an offer: none; a grant
+ * written before consent existed: all of its types).
+ */
+export function grantAccepts(g: Pick<GrantDoc, 'status' | 'eventTypes' | 'acceptedEventTypes'>): string[] {
+  if (g.status === undefined) return g.eventTypes
+  if (g.status !== 'active') return []
+  const accepted = g.acceptedEventTypes ?? []
+  return g.eventTypes.filter((t) => accepted.includes(t))
+}
+
 /** A field path is within a projection when it is one of its paths or below one. */
 export function fieldAllowed(path: string, allowed: readonly string[]): boolean {
   return allowed.some((a) => path === a || path.startsWith(a + '.'))
@@ -45,9 +56,13 @@ export function excessOver(req: EntitlementRequest, ent: Entitlement): FieldErro
 export function checkWithinGrants(req: EntitlementRequest, grants: readonly GrantDoc[]): FieldError[] {
   const errors: FieldError[] = []
   req.eventTypes.forEach((eventType, i) => {
-    const covering = grants.flatMap((g) => g.entitlements.filter((e) => e.eventType === eventType))
+    const covering = grants.filter((g) => grantAccepts(g).includes(eventType)).flatMap((g) => g.entitlements.filter((e) => e.eventType === eventType))
     if (covering.length === 0) {
-      errors.push({ field: `eventTypes[${i}]`, message: `event type ${eventType} is not granted to this partner` })
+      const offered = grants.find((g) => g.eventTypes.includes(eventType))
+      const message = offered
+        ? `event type ${eventType} is offered in grant ${offered._id} but not accepted yet: accept it first (POST /v1/grants/${offered._id}/accept)`
+        : `event type ${eventType} is not granted to this partner`
+      errors.push({ field: `eventTypes[${i}]`, message })
       return
     }
     const excesses = covering.map((e) => excessOver(req, e))

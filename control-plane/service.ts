@@ -1,10 +1,14 @@
 /**
- * The control plane's operations, each checked against the caller:
+ * The control plane's operations, each checked against the caller (docs/tenancy.md):
  *  - admin sees and changes everything;
- *  - a publisher sees its organization, its grants, the partners it granted to and their
- *    subscriptions to its event types (read-only), and manages its own keys;
+ *  - a publisher sees its organization and its grants, and manages its own keys. A grant is an offer
+ *    until the partner accepts it: before that the publisher sees only the partner's public name.
+ *    With an accepted grant it sees the partner's organization, and its subscriptions to the
+ *    accepted event types without their sink configuration, delivery policy or secrets, and of their
+ *    deliveries only those of its own events (read-only);
  *  - a partner sees and changes its organization, its subscriptions, their connectors and
- *    deliveries, and its keys; it can read the grants it holds.
+ *    deliveries, and its keys; it reads the grants offered to it, accepts them, and may end any of
+ *    them (decline or revoke) at any time.
  * Whatever a caller may not see is NotFound (404), never Forbidden: ids of other organizations do
  * not leak. Forbidden (403) is only for what a caller can see but its scope may not change.
  */
@@ -20,7 +24,7 @@ import type { UrlGuard } from '../common/url-guard.ts'
 import { restSinkProblems } from '../consumers/rest/config.ts'
 import { ApiKeys, type CreatedKey } from './api-keys.ts'
 import { DeliveryLog } from './deliveries.ts'
-import { checkEntitlements, checkKnownEventTypes, checkWithinGrants } from './entitlements.ts'
+import { checkEntitlements, checkKnownEventTypes, checkWithinGrants, grantAccepts } from './entitlements.ts'
 import { encodePins, pinsOf } from './schema-pins.ts'
 import { entitlementsOf, filterOf, storedEntitlements, storedFilter } from './stored-keys.ts'
 import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
@@ -92,6 +96,9 @@ const setPath = (o: Record<string, unknown>, path: string, value: unknown) => {
   if (value === undefined) delete cur[keys[keys.length - 1]!]
   else cur[keys[keys.length - 1]!] = value
 }
+
+/** An organization as a caller may see it; `relationship: 'offered'` marks a partner of which a publisher sees only the public name. */
+export type VisibleOrganization = OrganizationDoc & { relationship?: 'offered' | 'active' | undefined }
 
 export interface OrganizationInput {
   kind: OrganizationKind
@@ -171,17 +178,27 @@ export class ControlPlane {
     return p.scope === 'admin'
   }
 
-  /** Partner ids a publisher has granted to. */
-  private async grantedPartners(publisherId: string): Promise<string[]> {
-    const grants = await this.cols.grants.find({ publisherId }, { projection: { partnerId: 1 } }).toArray()
-    return grants.map((g) => g.partnerId)
+  /** The partners a publisher has a grant with: accepted (the relationship is on) or only offered. */
+  private async grantedPartners(publisherId: string): Promise<{ all: string[]; accepted: Set<string> }> {
+    const grants = await this.cols.grants.find({ publisherId }, { projection: { partnerId: 1, status: 1, eventTypes: 1, acceptedEventTypes: 1 } }).toArray()
+    return { all: grants.map((g) => g.partnerId), accepted: new Set(grants.filter((g) => grantAccepts(g).length > 0).map((g) => g.partnerId)) }
   }
 
   private async organizationScope(p: Principal): Promise<Filter<OrganizationDoc>> {
     if (this.isAdmin(p)) return {}
     const own = p.organizationId!
-    if (p.scope === 'publisher') return { _id: { $in: [own, ...(await this.grantedPartners(own))] } }
+    if (p.scope === 'publisher') return { _id: { $in: [own, ...(await this.grantedPartners(own)).all] } }
     return { _id: own }
+  }
+
+  /**
+   * What a caller may see of organizations: a publisher sees of a partner whose grant it has only
+   * offered (or whose acceptance was withdrawn) the public name, marked `relationship: 'offered'`.
+   */
+  private async visibleOrganizations(p: Principal, docs: OrganizationDoc[]): Promise<VisibleOrganization[]> {
+    if (p.scope !== 'publisher') return docs
+    const { accepted } = await this.grantedPartners(p.organizationId!)
+    return docs.map((d) => (d._id === p.organizationId || accepted.has(d._id) ? { ...d, relationship: d._id === p.organizationId ? undefined : 'active' } : { ...d, relationship: 'offered' }))
   }
 
   private grantScope(p: Principal): Filter<GrantDoc> {
@@ -189,13 +206,13 @@ export class ControlPlane {
     return p.scope === 'publisher' ? { publisherId: p.organizationId! } : { partnerId: p.organizationId! }
   }
 
-  /** Subscriptions (and so connectors and deliveries) a caller can read. */
+  /** Subscriptions (and so connectors and deliveries) a caller can read: a publisher, those to the event types its partners accepted. */
   private async subscriptionScope(p: Principal): Promise<Filter<SubscriptionDoc>> {
     if (this.isAdmin(p)) return {}
     if (p.scope === 'partner') return { partnerId: p.organizationId! }
-    const grants = await this.cols.grants.find({ publisherId: p.organizationId! }).toArray()
+    const grants = (await this.cols.grants.find({ publisherId: p.organizationId! }).toArray()).map((g) => ({ partnerId: g.partnerId, types: grantAccepts(g) })).filter((g) => g.types.length > 0)
     if (grants.length === 0) return { _id: { $in: [] } }
-    return { $or: grants.map((g) => ({ partnerId: g.partnerId, eventTypes: { $in: g.eventTypes } })) }
+    return { $or: grants.map((g) => ({ partnerId: g.partnerId, eventTypes: { $in: g.types } })) }
   }
 
   private canChangeSubscription(p: Principal, sub: SubscriptionDoc): void {
@@ -205,16 +222,17 @@ export class ControlPlane {
 
   // ---------------------------------------------------------------- organizations
 
-  async listOrganizations(p: Principal, q: { kind?: OrganizationKind | undefined }, req: PageRequest): Promise<Page<OrganizationDoc>> {
+  async listOrganizations(p: Principal, q: { kind?: OrganizationKind | undefined }, req: PageRequest): Promise<Page<VisibleOrganization>> {
     const filter: Filter<OrganizationDoc> = { ...(await this.organizationScope(p)) }
     if (q.kind) filter.kind = q.kind
-    return page(this.cols.organizations, filter, req)
+    const found = await page(this.cols.organizations, filter, req)
+    return { ...found, items: await this.visibleOrganizations(p, found.items) }
   }
 
-  async getOrganization(p: Principal, id: string): Promise<OrganizationDoc> {
+  async getOrganization(p: Principal, id: string): Promise<VisibleOrganization> {
     const doc = await this.cols.organizations.findOne({ $and: [{ _id: id }, await this.organizationScope(p)] })
     if (!doc) throw new NotFoundError('organization', { organizationId: id })
-    return doc
+    return (await this.visibleOrganizations(p, [doc]))[0]!
   }
 
   async createOrganization(p: Principal, input: OrganizationInput): Promise<OrganizationDoc> {
@@ -336,7 +354,13 @@ export class ControlPlane {
 
   private canChangeGrant(p: Principal, g: GrantDoc): void {
     if (this.isAdmin(p) || (p.scope === 'publisher' && p.organizationId === g.publisherId)) return
-    throw new ForbiddenError('only the publisher that gave a grant (or an admin) may change it')
+    throw new ForbiddenError('only the publisher that gave a grant (or an admin) may change its entitlements; the partner accepts it or ends it (DELETE)')
+  }
+
+  /** Either side of a relationship may end it: the publisher revokes its offer, the partner declines or revokes. */
+  private canEndGrant(p: Principal, g: GrantDoc): void {
+    if (this.isAdmin(p) || (p.scope === 'publisher' && p.organizationId === g.publisherId) || (p.scope === 'partner' && p.organizationId === g.partnerId)) return
+    throw new ForbiddenError('only the publisher or the partner of a grant (or an admin) may end it')
   }
 
   async createGrant(p: Principal, input: { publisherId?: string; partnerId: string; entitlements: Entitlement[] }): Promise<GrantDoc> {
@@ -355,6 +379,10 @@ export class ControlPlane {
       partnerId: input.partnerId,
       entitlements: storedEntitlements(input.entitlements),
       eventTypes: input.entitlements.map((e) => e.eventType),
+      // An offer: nothing is delivered and the publisher sees only the partner's name until it accepts.
+      status: 'offered',
+      acceptedEventTypes: [],
+      acceptedAt: null,
       createdAt: now,
       updatedAt: now,
       version: 1,
@@ -373,18 +401,41 @@ export class ControlPlane {
     this.canChangeGrant(p, g)
     const errors = [...checkKnownEventTypes(patch.entitlements), ...checkEntitlements(patch.entitlements)]
     if (errors.length > 0) throw new RequestInvalidError(errors)
+    const eventTypes = patch.entitlements.map((e) => e.eventType)
+    // Removed event types stop at once; added ones stay offered until the partner accepts again.
+    const accepted = grantAccepts(g).filter((t) => eventTypes.includes(t))
     const updated = await this.cols.grants.findOneAndUpdate(
       { _id: id, version: g.version },
-      { $set: { entitlements: storedEntitlements(patch.entitlements), eventTypes: patch.entitlements.map((e) => e.eventType), updatedAt: new Date() }, $inc: { version: 1 } },
+      { $set: { entitlements: storedEntitlements(patch.entitlements), eventTypes, acceptedEventTypes: accepted, status: g.status === 'offered' ? 'offered' : 'active', updatedAt: new Date() }, $inc: { version: 1 } },
       { returnDocument: 'after' },
     )
     if (!updated) throw new ConflictError('the grant changed concurrently; read it again and retry')
     return updated
   }
 
+  /**
+   * The partner accepts a grant as it stands now (every event type it offers). Accepting what is
+   * already accepted changes nothing. `version` (optional) accepts only that version of the grant:
+   * a 409 if the publisher changed it meanwhile, so a partner never accepts what it has not read.
+   */
+  async acceptGrant(p: Principal, id: string, version?: number): Promise<GrantDoc> {
+    const g = await this.getGrant(p, id)
+    if (!this.isAdmin(p) && !(p.scope === 'partner' && p.organizationId === g.partnerId)) throw new ForbiddenError('only the partner a grant is offered to (or an admin) may accept it')
+    if (version !== undefined && version !== g.version) throw new ConflictError(`the grant is at version ${g.version}, not ${version}: read it again before accepting`, 'version')
+    if (g.status === 'active' && grantAccepts(g).length === g.eventTypes.length) return g
+    const now = new Date()
+    const updated = await this.cols.grants.findOneAndUpdate(
+      { _id: id, version: g.version },
+      { $set: { status: 'active', acceptedEventTypes: g.eventTypes, acceptedAt: now, updatedAt: now }, $inc: { version: 1 } },
+      { returnDocument: 'after' },
+    )
+    if (!updated) throw new ConflictError('the grant changed concurrently; read it again and accept again', 'version')
+    return updated
+  }
+
   async deleteGrant(p: Principal, id: string): Promise<void> {
     const g = await this.getGrant(p, id)
-    this.canChangeGrant(p, g)
+    this.canEndGrant(p, g)
     await this.cols.grants.deleteOne({ _id: id })
   }
 
@@ -714,6 +765,11 @@ export class ControlPlane {
   }
 
   // ---------------------------------------------------------------- deliveries
+
+  /** The publisher whose events' deliveries a caller may see (undefined: all of them, for a partner or an admin). */
+  deliveryPublisherScope(p: Principal): string | undefined {
+    return p.scope === 'publisher' ? p.organizationId! : undefined
+  }
 
   async requestRetry(p: Principal, subscriptionId: string, eventId: string | null) {
     const sub = await this.getSubscription(p, subscriptionId)

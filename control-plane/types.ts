@@ -83,6 +83,8 @@ export interface ApiKeyDoc {
  */
 export type RowFilter = Record<string, { in: Array<string | number | boolean> }>
 
+export type GrantStatus = 'offered' | 'active'
+
 export interface Entitlement {
   eventType: string
   /** Absent: every row of the event type. */
@@ -91,7 +93,11 @@ export interface Entitlement {
   fields?: string[]
 }
 
-/** A publisher's contract with one partner (one grant per pair, an entitlement per event type). */
+/**
+ * A publisher's contract with one partner (one grant per pair, an entitlement per event type). A
+ * relationship has two sides: the publisher offers, the partner accepts (or declines, or later
+ * revokes, by deleting it). Only accepted event types are delivered (docs/tenancy.md).
+ */
 export interface GrantDoc {
   _id: string
   publisherId: string
@@ -99,6 +105,17 @@ export interface GrantDoc {
   entitlements: Entitlement[]
   /** Derived from entitlements, for queries. */
   eventTypes: string[]
+  /**
+   * offered: waiting for the partner, covers nothing; active: accepted. Absent: a grant written
+   * before consent existed, in force as it was (its partner may revoke it).
+   */
+  status?: GrantStatus
+  /**
+   * The event types the partner accepted. A publisher's change that adds event types leaves those
+   * offered until the partner accepts again; one that removes some takes effect at once.
+   */
+  acceptedEventTypes?: string[]
+  acceptedAt?: Date | null
   createdAt: Date
   updatedAt: Date
   version: number
@@ -272,6 +289,11 @@ export interface DeliveryDoc {
   _id: string
   subscriptionId: string
   partnerId: string
+  /**
+   * The organization that published the event (its ce_publisherid stamp): a publisher sees the
+   * deliveries of its own events only. Null: unknown (an undecodable record, or written before it was kept).
+   */
+  publisherId?: string | null
   eventId: string
   eventType: string
   key: string

@@ -20,8 +20,13 @@ export interface TopicSpec {
   cleanupPolicy: CleanupPolicy
   /** Extra topic configs (retention and the like). */
   config: Record<string, string>
-  /** What the key is made of, for readers of this file. */
+  /** What the key is made of, for readers of this file. Every key carries its owner (docs/tenancy.md). */
   key: string
+  /**
+   * Who may write the topic: `publishers` (ingestion and sources, stamped with the publisher) or
+   * `platform` (only the platform itself, e.g. the outbox of partner profiles: no API route or source).
+   */
+  writtenBy: 'publishers' | 'platform'
   keySchema: ContractName
   valueSchema: ContractName
   /** Values of the ce_type header on this topic. */
@@ -36,7 +41,8 @@ export const TOPICS = {
     partitions: 6,
     cleanupPolicy: 'compact',
     config: { 'min.compaction.lag.ms': String(60 * 60 * 1000) },
-    key: 'sku + locationId',
+    key: 'manufacturerId + sku + locationId',
+    writtenBy: 'publishers',
     keySchema: 'inventory-level-key',
     valueSchema: 'inventory-level',
     eventTypes: ['inventory.level.changed'],
@@ -46,7 +52,8 @@ export const TOPICS = {
     partitions: 3,
     cleanupPolicy: 'delete',
     config: { 'retention.ms': String(365 * DAY_MS) },
-    key: 'dealId',
+    key: 'manufacturerId + dealId',
+    writtenBy: 'publishers',
     keySchema: 'deal-registration-key',
     valueSchema: 'deal-registration',
     eventTypes: ['deal.registered', 'deal.updated', 'deal.approved', 'deal.rejected', 'deal.won', 'deal.lost', 'deal.expired'],
@@ -56,7 +63,8 @@ export const TOPICS = {
     partitions: 3,
     cleanupPolicy: 'compact',
     config: {},
-    key: 'partnerId',
+    key: 'partnerId (the partner owns its profile)',
+    writtenBy: 'platform',
     keySchema: 'partner-profile-key',
     valueSchema: 'partner-profile',
     eventTypes: ['partner.profile.changed'],
@@ -64,6 +72,9 @@ export const TOPICS = {
 } as const satisfies Record<string, TopicSpec>
 
 export const ALL_TOPICS: readonly TopicSpec[] = Object.values(TOPICS)
+
+/** The topics publishers write (through ingestion or a source); the others only the platform writes. */
+export const PUBLISHER_TOPICS: readonly TopicSpec[] = ALL_TOPICS.filter((t) => t.writtenBy === 'publishers')
 
 /**
  * The dead-letter topic of the sink runtime (its name is config worker.deadLetterTopic). Not an Avro

@@ -4,6 +4,7 @@
  * is built by the views below (no secret field is ever copied into a response by accident).
  */
 import { entitlementsOf, filterOf } from '../../control-plane/stored-keys.ts'
+import { grantAccepts } from '../../control-plane/entitlements.ts'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { Logger } from '../../common/logger.ts'
 import { SyndicationError } from '../../common/errors.ts'
@@ -135,15 +136,20 @@ export function pageView<T, V>(p: Page<T>, view: (t: T) => V) {
 
 // ------------------------------------------------------------------------------------ views
 
-export const organizationView = (o: OrganizationDoc) => ({
-  id: o._id,
-  kind: o.kind,
-  name: o.name,
-  slug: o.slug,
-  profile: o.profile,
-  createdAt: o.createdAt,
-  updatedAt: o.updatedAt,
-})
+/** A partner a publisher has only offered a grant to shows its public name, nothing more. */
+export const organizationView = (o: OrganizationDoc & { relationship?: 'offered' | 'active' | undefined }) =>
+  o.relationship === 'offered'
+    ? { id: o._id, kind: o.kind, name: o.name, relationship: o.relationship }
+    : {
+        id: o._id,
+        kind: o.kind,
+        name: o.name,
+        slug: o.slug,
+        profile: o.profile,
+        createdAt: o.createdAt,
+        updatedAt: o.updatedAt,
+        ...(o.relationship !== undefined ? { relationship: o.relationship } : {}),
+      }
 
 export const apiKeyView = (k: ApiKeyDoc) => ({
   id: k._id,
@@ -158,14 +164,22 @@ export const apiKeyView = (k: ApiKeyDoc) => ({
   rotatedFrom: k.rotatedFrom,
 })
 
-export const grantView = (g: GrantDoc) => ({
-  id: g._id,
-  publisherId: g.publisherId,
-  partnerId: g.partnerId,
-  entitlements: entitlementsOf(g.entitlements),
-  createdAt: g.createdAt,
-  updatedAt: g.updatedAt,
-})
+export const grantView = (g: GrantDoc) => {
+  const accepted = grantAccepts(g)
+  return {
+    id: g._id,
+    publisherId: g.publisherId,
+    partnerId: g.partnerId,
+    entitlements: entitlementsOf(g.entitlements),
+    status: g.status ?? 'active',
+    acceptedEventTypes: accepted,
+    pendingEventTypes: g.eventTypes.filter((t) => !accepted.includes(t)),
+    acceptedAt: g.acceptedAt ?? null,
+    version: g.version,
+    createdAt: g.createdAt,
+    updatedAt: g.updatedAt,
+  }
+}
 
 /** The sink with its secret fields removed; `secretsSet` names those that are set. */
 function sinkView(sink: SubscriptionDoc['sink']) {
@@ -184,6 +198,26 @@ function sinkView(sink: SubscriptionDoc['sink']) {
   return set.length > 0 ? { ...out, secretsSet: set } : out
 }
 
+/**
+ * What the caller may see of a subscription: a publisher sees that its partner subscribes (name,
+ * event types, pinned versions, state), never where to (the sink's type only), how (delivery policy,
+ * filter, fields) or its secrets.
+ */
+export const subscriptionViewFor = (p: Principal) => (s: SubscriptionDoc) =>
+  p.scope === 'publisher'
+    ? {
+        id: s._id,
+        partnerId: s.partnerId,
+        name: s.name,
+        eventTypes: s.eventTypes,
+        schemaVersions: pinsOf(s),
+        sink: { type: s.sink.type },
+        startFrom: s.startFrom,
+        createdAt: s.createdAt,
+        updatedAt: s.updatedAt,
+      }
+    : subscriptionView(s)
+
 export const subscriptionView = (s: SubscriptionDoc) => ({
   id: s._id,
   partnerId: s.partnerId,
@@ -201,20 +235,26 @@ export const subscriptionView = (s: SubscriptionDoc) => ({
   updatedAt: s.updatedAt,
 })
 
-export const connectorStatusView = (c: ConnectorDoc) => ({
+/** A publisher sees that a partner's connector failed and when, not the message (it may name the partner's endpoint). */
+function lastErrorFor(p: Principal | undefined, e: ConnectorDoc['status'] extends infer S ? (S extends { lastError: infer L } ? L : never) : never) {
+  if (!e || p?.scope !== 'publisher') return e ?? null
+  return { code: e.code, message: 'the delivery to the partner failed (the details are visible to the partner)', at: e.at }
+}
+
+export const connectorStatusView = (c: ConnectorDoc, p?: Principal) => ({
   state: c.status?.state ?? 'unassigned',
   desiredState: c.desiredState,
   workerId: c.status?.workerId ?? null,
   positions: c.status?.positions ?? [],
   lag: c.status?.lag ?? null,
-  lastError: c.status?.lastError ?? null,
+  lastError: lastErrorFor(p, c.status?.lastError ?? null),
   snapshot: c.status?.snapshot ?? null,
   reportedAt: c.status?.reportedAt ?? null,
   pendingChanges: (c.status?.appliedGeneration ?? 0) < c.generation,
   appliedResetId: c.status?.appliedResetId ?? null,
 })
 
-export const connectorView = (c: ConnectorDoc) => ({
+export const connectorView = (c: ConnectorDoc, p?: Principal) => ({
   id: c._id,
   subscriptionId: c.subscriptionId,
   partnerId: c.partnerId,
@@ -222,7 +262,7 @@ export const connectorView = (c: ConnectorDoc) => ({
   generation: c.generation,
   restartRequestedAt: c.restartRequestedAt ?? null,
   offsetReset: c.offsetReset ?? null,
-  status: connectorStatusView(c),
+  status: connectorStatusView(c, p),
   updatedAt: c.updatedAt,
 })
 

@@ -25,6 +25,7 @@ import {
   problemHandler,
   retryRequestView,
   subscriptionView,
+  subscriptionViewFor,
   type Handler,
 } from './http.ts'
 
@@ -101,6 +102,7 @@ export function managementRouter(options: ManagementOptions): Router {
   r.post('/grants', create(async ({ principal, body }) => ({ status: 201, body: grantView(await cp.createGrant(principal, body)) })))
   r.get('/grants/:grantId', h(async ({ principal, params }) => ({ status: 200, body: grantView(await cp.getGrant(principal, params.grantId!)) })))
   r.patch('/grants/:grantId', h(async ({ principal, params, body }) => ({ status: 200, body: grantView(await cp.updateGrant(principal, params.grantId!, body)) })))
+  r.post('/grants/:grantId/accept', h(async ({ principal, params, body }) => ({ status: 200, body: grantView(await cp.acceptGrant(principal, params.grantId!, body?.version)) })))
   r.delete('/grants/:grantId', h(async ({ principal, params }) => {
     await cp.deleteGrant(principal, params.grantId!)
     return { status: 204 }
@@ -108,12 +110,12 @@ export function managementRouter(options: ManagementOptions): Router {
 
   // subscriptions
   const withSecret = (s: Parameters<typeof subscriptionView>[0], secret: string | null) => ({ ...subscriptionView(s), ...(secret !== null ? { webhookSecret: secret } : {}) })
-  r.get('/subscriptions', h(async ({ principal, query }) => ({ status: 200, body: pageView(await cp.listSubscriptions(principal, { partnerId: query.partnerId, eventType: query.eventType }, pageRequest(query)), subscriptionView) })))
+  r.get('/subscriptions', h(async ({ principal, query }) => ({ status: 200, body: pageView(await cp.listSubscriptions(principal, { partnerId: query.partnerId, eventType: query.eventType }, pageRequest(query)), subscriptionViewFor(principal)) })))
   r.post('/subscriptions', create(async ({ principal, body }) => {
     const { subscription, webhookSecret } = await cp.createSubscription(principal, body)
     return { status: 201, body: withSecret(subscription, webhookSecret) }
   }))
-  r.get('/subscriptions/:subscriptionId', h(async ({ principal, params }) => ({ status: 200, body: subscriptionView(await cp.getSubscription(principal, params.subscriptionId!)) })))
+  r.get('/subscriptions/:subscriptionId', h(async ({ principal, params }) => ({ status: 200, body: subscriptionViewFor(principal)(await cp.getSubscription(principal, params.subscriptionId!)) })))
   r.patch('/subscriptions/:subscriptionId', h(async ({ principal, params, body }) => {
     const { subscription, webhookSecret } = await cp.updateSubscription(principal, params.subscriptionId!, body)
     return { status: 200, body: withSecret(subscription, webhookSecret) }
@@ -131,7 +133,7 @@ export function managementRouter(options: ManagementOptions): Router {
   r.get('/subscriptions/:subscriptionId/deliveries', h(async ({ principal, params, query }) => {
     const sub = await cp.getSubscription(principal, params.subscriptionId!)
     const found = await cp.deliveries.search(
-      { subscriptionId: sub._id, eventId: query.eventId, key: query.key, status: query.status as never, since: date(query.since), until: date(query.until) },
+      { subscriptionId: sub._id, publisherId: cp.deliveryPublisherScope(principal), eventId: query.eventId, key: query.key, status: query.status as never, since: date(query.since), until: date(query.until) },
       pageRequest(query),
     )
     return { status: 200, body: pageView(found, deliveryView) }
@@ -139,20 +141,21 @@ export function managementRouter(options: ManagementOptions): Router {
   r.get('/subscriptions/:subscriptionId/deliveries/:eventId', h(async ({ principal, params }) => {
     const sub = await cp.getSubscription(principal, params.subscriptionId!)
     const d = await cp.deliveries.get(sub._id, params.eventId!)
-    if (!d) throw new NotFoundError('delivery', { eventId: params.eventId })
+    const own = cp.deliveryPublisherScope(principal)
+    if (!d || (own !== undefined && d.publisherId !== own)) throw new NotFoundError('delivery', { eventId: params.eventId })
     return { status: 200, body: deliveryView(d) }
   }))
   r.post('/subscriptions/:subscriptionId/deliveries/:eventId/retry', create(async ({ principal, params }) => ({ status: 202, body: retryRequestView(await cp.requestRetry(principal, params.subscriptionId!, params.eventId!)) })))
   r.get('/subscriptions/:subscriptionId/dead-letters', h(async ({ principal, params, query }) => {
     const sub = await cp.getSubscription(principal, params.subscriptionId!)
-    return { status: 200, body: pageView(await cp.deliveries.search({ subscriptionId: sub._id, status: 'dead' }, pageRequest(query)), deliveryView) }
+    return { status: 200, body: pageView(await cp.deliveries.search({ subscriptionId: sub._id, publisherId: cp.deliveryPublisherScope(principal), status: 'dead' }, pageRequest(query)), deliveryView) }
   }))
   r.post('/subscriptions/:subscriptionId/dead-letters/retry', create(async ({ principal, params }) => ({ status: 202, body: retryRequestView(await cp.requestRetry(principal, params.subscriptionId!, null)) })))
 
   // connectors
-  r.get('/connectors', h(async ({ principal, query }) => ({ status: 200, body: pageView(await cp.listConnectors(principal, pageRequest(query)), connectorView) })))
-  r.get('/connectors/:connectorId', h(async ({ principal, params }) => ({ status: 200, body: connectorView(await cp.getConnector(principal, params.connectorId!)) })))
-  r.get('/connectors/:connectorId/status', h(async ({ principal, params }) => ({ status: 200, body: connectorStatusView(await cp.getConnector(principal, params.connectorId!)) })))
+  r.get('/connectors', h(async ({ principal, query }) => ({ status: 200, body: pageView(await cp.listConnectors(principal, pageRequest(query)), (c) => connectorView(c, principal)) })))
+  r.get('/connectors/:connectorId', h(async ({ principal, params }) => ({ status: 200, body: connectorView(await cp.getConnector(principal, params.connectorId!), principal) })))
+  r.get('/connectors/:connectorId/status', h(async ({ principal, params }) => ({ status: 200, body: connectorStatusView(await cp.getConnector(principal, params.connectorId!), principal) })))
   const setState = (state: DesiredState) => h(async ({ principal, params }) => ({ status: 202, body: connectorView(await cp.setDesiredState(principal, params.connectorId!, state)) }))
   r.put('/connectors/:connectorId/pause', setState('paused'))
   r.put('/connectors/:connectorId/resume', setState('running'))

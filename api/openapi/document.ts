@@ -115,7 +115,12 @@ export const openApiDocument = {
       patch: mutation('Replace a grant\'s entitlements', 'grants', 'updateGrant', [GRANT], { '200': ok('Changed.', ref('Grant')) }, {
         requestBody: body(ref('GrantPatch'), { entitlements: [{ eventType: 'inventory.level.changed', fields: ['sku', 'available'] }] }),
       }),
-      delete: mutation('Revoke a grant', 'grants', 'deleteGrant', [GRANT], { '204': { description: 'Revoked.' } }),
+      delete: mutation('End a grant: the publisher revokes it, or the partner declines the offer or revokes its acceptance', 'grants', 'deleteGrant', [GRANT], { '204': { description: 'Ended: nothing more is delivered under it.' } }),
+    },
+    '/grants/{grantId}/accept': {
+      post: mutation('Accept a grant (the partner it is offered to, or an admin): its event types are delivered from now on', 'grants', 'acceptGrant', [GRANT], { '200': ok('Accepted (accepting again changes nothing).', ref('Grant')) }, {
+        requestBody: { ...body(ref('GrantAccept'), { version: 1 }), required: false },
+      }),
     },
     '/subscriptions': {
       get: read('List subscriptions', 'subscriptions', 'listSubscriptions', [...PAGE, query('partnerId', id('org'), 'Only this partner\'s.'), query('eventType', eventType, 'Only those receiving this event type.')], ok('A page of subscriptions.', listOf('Subscription'))),
@@ -237,8 +242,18 @@ export const openApiDocument = {
       },
       Organization: {
         type: 'object',
-        required: ['id', 'kind', 'name', 'slug', 'profile', 'createdAt', 'updatedAt'],
-        properties: { id: id('org'), kind: { type: 'string', enum: ['publisher', 'partner'] }, name: { type: 'string' }, slug: { type: 'string' }, profile: { type: 'object' }, createdAt: dateTime, updatedAt: dateTime },
+        description: 'A publisher sees of a partner it has only offered a grant to (`relationship: offered`) its public name alone: id, kind and name.',
+        required: ['id', 'kind', 'name'],
+        properties: {
+          id: id('org'),
+          kind: { type: 'string', enum: ['publisher', 'partner'] },
+          name: { type: 'string' },
+          slug: { type: 'string' },
+          profile: { type: 'object' },
+          createdAt: dateTime,
+          updatedAt: dateTime,
+          relationship: { type: 'string', enum: ['offered', 'active'], description: 'In a publisher\'s view of a partner: whether the partner accepted a grant of the publisher.' },
+        },
       },
       OrganizationCreate: {
         type: 'object',
@@ -303,8 +318,26 @@ export const openApiDocument = {
       },
       Grant: {
         type: 'object',
-        required: ['id', 'publisherId', 'partnerId', 'entitlements', 'createdAt', 'updatedAt'],
-        properties: { id: id('grt'), publisherId: id('org'), partnerId: id('org'), entitlements: { type: 'array', items: ref('Entitlement') }, createdAt: dateTime, updatedAt: dateTime },
+        description: 'A relationship has two sides: a grant is an offer (`offered`) until its partner accepts it, and only accepted event types are delivered. A change that adds event types leaves those pending until the partner accepts again; either side may end the grant (DELETE).',
+        required: ['id', 'publisherId', 'partnerId', 'entitlements', 'status', 'acceptedEventTypes', 'pendingEventTypes', 'acceptedAt', 'version', 'createdAt', 'updatedAt'],
+        properties: {
+          id: id('grt'),
+          publisherId: id('org'),
+          partnerId: id('org'),
+          entitlements: { type: 'array', items: ref('Entitlement') },
+          status: { type: 'string', enum: ['offered', 'active'], description: 'offered: waiting for the partner, nothing is delivered; active: accepted.' },
+          acceptedEventTypes: { type: 'array', items: { type: 'string' }, description: 'Event types in force (delivered).' },
+          pendingEventTypes: { type: 'array', items: { type: 'string' }, description: 'Event types offered but not accepted yet.' },
+          acceptedAt: nullableDateTime,
+          version: { type: 'integer', description: 'Increases with every change; accept a version you have read.' },
+          createdAt: dateTime,
+          updatedAt: dateTime,
+        },
+      },
+      GrantAccept: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { version: { type: 'integer', minimum: 1, description: 'Accept only this version of the grant (409 if the publisher changed it since).' } },
       },
       GrantCreate: {
         type: 'object',
@@ -455,7 +488,8 @@ export const openApiDocument = {
       },
       Subscription: {
         type: 'object',
-        required: ['id', 'partnerId', 'name', 'eventTypes', 'schemaVersions', 'sink', 'deliveryPolicy', 'startFrom', 'webhookSecrets', 'createdAt', 'updatedAt'],
+        description: 'A publisher sees of its partners\' subscriptions (to event types they accepted from it) the name, event types, pinned versions and the sink\'s type only: no sink configuration, filter, fields, delivery policy or secrets.',
+        required: ['id', 'partnerId', 'name', 'eventTypes', 'schemaVersions', 'sink', 'startFrom', 'createdAt', 'updatedAt'],
         properties: {
           id: id('sub'),
           partnerId: id('org'),

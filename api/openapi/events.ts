@@ -9,7 +9,7 @@
  * `x-distributary-router: ingest`; the management API's table tests leave it to the ingestion tests.
  */
 import { contractSchema, type ContractName } from '../../schemas/contracts.ts'
-import { ALL_TOPICS } from '../../schemas/topics.ts'
+import { ALL_TOPICS, PUBLISHER_TOPICS } from '../../schemas/topics.ts'
 
 type Avro = string | Avro[] | { type: Avro; [k: string]: unknown }
 type Json = Record<string, unknown>
@@ -138,7 +138,8 @@ const DEAL = {
 }
 for (const t of ALL_TOPICS.find((x) => x.valueSchema === 'deal-registration')?.eventTypes ?? []) EVENT_EXAMPLES[t] = [DEAL]
 
-const eventTypes = ALL_TOPICS.flatMap((t) => t.eventTypes).slice().sort()
+/** The event types publishers post; the platform's own (partner profiles, from its outbox) are refused with 403. */
+const eventTypes = PUBLISHER_TOPICS.flatMap((t) => t.eventTypes).slice().sort()
 
 /** components.schemas of the event contracts. */
 export const eventSchemas: Record<string, Json> = Object.fromEntries(ALL_TOPICS.map((t) => [componentName(t.valueSchema), avroToJsonSchema(contractSchema(t.valueSchema))]))
@@ -154,7 +155,10 @@ export const ingestionPaths = {
       'x-distributary-router': 'ingest',
       description:
         'A JSON array of events of one type, each checked against the event type\'s Avro contract: ' +
-        ALL_TOPICS.map((t) => `${t.eventTypes.join(', ')} → ${componentName(t.valueSchema)} on topic ${t.name}`).join('; ') +
+        PUBLISHER_TOPICS.map((t) => `${t.eventTypes.join(', ')} → ${componentName(t.valueSchema)} on topic ${t.name}`).join('; ') +
+        '. The platform stamps the publisher (the key\'s organization) on every event, in the ce_publisherid header and in the Kafka key: an event whose manufacturerId names another organization is refused (403), and ' +
+        ALL_TOPICS.filter((t) => t.writtenBy === 'platform').flatMap((t) => t.eventTypes).join(', ') +
+        ' is published by the platform alone (403)' +
         '. An invalid batch is refused whole (400, every fault by JSON Pointer) and nothing is produced. 202 comes only after the broker ' +
         'acknowledged every event (acks=all), with their event ids; 503 with Retry-After when they could not be stored. ' +
         'Idempotency-Key replays the first answer for the window; a key still in progress is 409, a key reused with another body 422.',
@@ -167,8 +171,8 @@ export const ingestionPaths = {
         required: true,
         content: {
           'application/json': {
-            schema: { type: 'array', minItems: 1, maxItems: 1000, items: { anyOf: ALL_TOPICS.map((t) => ({ $ref: `#/components/schemas/${componentName(t.valueSchema)}` })) } },
-            examples: Object.fromEntries(Object.entries(EVENT_EXAMPLES).map(([type, value]) => [type, { summary: `A batch of ${type}`, value }])),
+            schema: { type: 'array', minItems: 1, maxItems: 1000, items: { anyOf: PUBLISHER_TOPICS.map((t) => ({ $ref: `#/components/schemas/${componentName(t.valueSchema)}` })) } },
+            examples: Object.fromEntries(Object.entries(EVENT_EXAMPLES).filter(([type]) => eventTypes.includes(type)).map(([type, value]) => [type, { summary: `A batch of ${type}`, value }])),
           },
         },
       },
@@ -187,6 +191,7 @@ export const ingestionPaths = {
         },
         '400': problem('Not a JSON array of valid events; `errors[].field` is the JSON Pointer of each fault (e.g. /3/onHand), `index` the event.'),
         '401': problem('No valid publisher API key.'),
+        '403': problem('An event names another manufacturer than the publishing organization (`errors[].field` names it, e.g. /0/manufacturerId), or the event type is published by the platform alone (partner profiles); nothing was accepted.'),
         '404': problem('No topic carries this event type; `knownTypes` lists those that do.'),
         '409': problem('A request with this Idempotency-Key is still in progress.', { 'Retry-After': { schema: { type: 'integer' } } }),
         '413': problem('The body or the batch is larger than the limit.'),

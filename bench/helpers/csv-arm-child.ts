@@ -81,7 +81,7 @@ const raw = await (async () => {
         const sku = `SKU-${i % 5000}`
         const locationId = `DC-${i % 7}`
         const value = { manufacturerId: 'acme', sku, gtin: null, locationId, locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: i % 1000, reserved: i % 10, available: (i % 1000) - (i % 10), incoming: [], safetyStock: null, sequence: i, occurredAt: 0 }
-        const message = { key: serde.encodeSync(keyId, { sku, locationId }), value: serde.encodeSync(valueId, value) }
+        const message = { key: serde.encodeSync(keyId, { manufacturerId: 'acme', sku, locationId }), value: serde.encodeSync(valueId, value) }
         if (!withHeaders) messages.push(message)
         else {
           const headers = envelopeHeaders(uuidv7(), 'inventory.level.changed', names.source, occurredAt, ids.subject, ids.version, traceparent)

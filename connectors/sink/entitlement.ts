@@ -5,11 +5,13 @@
  * holds whatever is stored, on every path to a sink (live, catch-up, replay, dead-letter retry,
  * snapshot), at delivery time, so a grant revoked after a record was queued still stops it.
  *
- * - The PUBLISHER of a record is the organization that published it: the `ce_publisherid` header
- *   stamped by ingestion (the authenticated publisher), else the payload's `manufacturerId`. When both
- *   are present they must agree; a record without a publisher is covered by no grant.
- * - The grants that apply are those of that publisher to the subscription's partner with an
- *   entitlement for the record's event type. None: dropped (a record no grant covers never leaves).
+ * - The PUBLISHER of a record is the organization the platform stamped on it: the `ce_publisherid`
+ *   header, which ingestion sets from the authenticated publisher and every source from its owner.
+ *   The payload only claims: a value or key whose `manufacturerId` names another organization ties the
+ *   record to none, and so does a record without the header (docs/tenancy.md).
+ * - The grants that apply are the ACCEPTED ones of that publisher to the subscription's partner with
+ *   an entitlement for the record's event type (an offer the partner has not accepted covers nothing).
+ *   None: dropped (a record no grant covers never leaves).
  * - Row filter: the grant's filter AND the subscription's, `"$partnerId"` standing for the receiving
  *   partner. A path through an array holds when every element holds (nothing outside the grant leaks);
  *   a missing field fails the filter.
@@ -17,7 +19,7 @@
  *   through an array projects each element.
  */
 import { decodeKey } from '../../control-plane/stored-keys.ts'
-import { fieldAllowed } from '../../control-plane/entitlements.ts'
+import { fieldAllowed, grantAccepts } from '../../control-plane/entitlements.ts'
 import type { Entitlement, GrantDoc, RowFilter } from '../../control-plane/types.ts'
 import { HEADER } from '../../schemas/headers.ts'
 import type { SinkRecord } from './types.ts'
@@ -32,19 +34,35 @@ export interface EntitledSubscription {
 }
 
 export type EntitlementDecision =
-  | { deliver: true; value: unknown; projected: boolean }
+  | { deliver: true; value: unknown; projected: boolean; publisherId: string }
   | { deliver: false; reason: string }
 
-/** The organization that published a record (null: unknown, or header and payload disagree). */
-export function publisherOf(record: Pick<SinkRecord, 'headers' | 'value'>): string | null {
+/** The `"manufacturerId":"..."` of a key's JSON text (keys of contract version 2 begin with it), if any. */
+const KEY_MANUFACTURER = /^\{"manufacturerId":("(?:[^"\\]|\\.)*")/
+
+/** The manufacturer a record's key names (undefined: none, e.g. a version-1 key, whose field reads as ''). */
+export function keyManufacturer(key: string | null): string | undefined {
+  if (key === null) return undefined
+  const m = KEY_MANUFACTURER.exec(key)
+  if (!m) return undefined
+  const id = JSON.parse(m[1]!) as string
+  return id === '' ? undefined : id
+}
+
+/** The organization that published a record (null: no stamp, or the payload or key names another). */
+export function publisherOf(record: Pick<SinkRecord, 'headers' | 'value'> & { key?: string | null }): string | null {
   const header = record.headers[HEADER.publisherId]
+  if (header === undefined || header === '') return null
   const v = record.value
-  const payload = v !== null && typeof v === 'object' && typeof (v as Record<string, unknown>).manufacturerId === 'string' ? ((v as Record<string, unknown>).manufacturerId as string) : undefined
-  if (header !== undefined && header !== '') {
-    if (payload !== undefined && payload !== header) return null
-    return header
-  }
-  return payload ?? null
+  if (v !== null && typeof v === 'object' && 'manufacturerId' in v && (v as Record<string, unknown>).manufacturerId !== header) return null
+  const k = keyManufacturer(record.key ?? null)
+  if (k !== undefined && k !== header) return null
+  return header
+}
+
+/** Is a grant in force: accepted by its partner (offers cover nothing), for this event type? */
+export function grantCovers(g: GrantDoc, eventType: string): boolean {
+  return grantAccepts(g).includes(eventType)
 }
 
 /** The values at a dot path; arrays on the way contribute each element. Undefined: the path is missing. */
@@ -137,20 +155,20 @@ export function project(value: unknown, paths: readonly string[] | undefined): u
   return v === undefined ? {} : v
 }
 
-/** The entitlements of the publisher's grants to the partner for this event type. */
+/** The entitlements of the publisher's accepted grants to the partner for this event type. */
 export function entitlementsFor(grants: readonly GrantDoc[], partnerId: string, publisherId: string, eventType: string): Entitlement[] {
-  return grants.filter((g) => g.partnerId === partnerId && g.publisherId === publisherId).flatMap((g) => g.entitlements.filter((e) => e.eventType === eventType))
+  return grants.filter((g) => g.partnerId === partnerId && g.publisherId === publisherId && grantCovers(g, eventType)).flatMap((g) => g.entitlements.filter((e) => e.eventType === eventType))
 }
 
 /** Deliver (with the projected value) or drop one record for one subscription. */
-export function decide(record: Pick<SinkRecord, 'headers' | 'value' | 'eventType'>, sub: EntitledSubscription, grants: readonly GrantDoc[]): EntitlementDecision {
+export function decide(record: Pick<SinkRecord, 'headers' | 'value' | 'eventType'> & { key?: string | null }, sub: EntitledSubscription, grants: readonly GrantDoc[]): EntitlementDecision {
   const publisher = publisherOf(record)
-  if (publisher === null) return { deliver: false, reason: 'the record names no publisher (or header and manufacturerId disagree)' }
+  if (publisher === null) return { deliver: false, reason: 'the record carries no ce_publisherid stamp, or its manufacturerId (value or key) names another organization' }
   const ents = entitlementsFor(grants, sub.partnerId, publisher, record.eventType)
-  if (ents.length === 0) return { deliver: false, reason: `no grant of publisher ${publisher} covers ${record.eventType}` }
+  if (ents.length === 0) return { deliver: false, reason: `no accepted grant of publisher ${publisher} covers ${record.eventType}` }
   // A tombstone (a deleted key, publisher named by its header) carries no row to filter or project:
   // the partner learns only that a key of a granted event type is gone (a sink holding that key drops it).
-  if (record.value === null) return { deliver: true, value: null, projected: false }
+  if (record.value === null) return { deliver: true, value: null, projected: false, publisherId: publisher }
   const sf = matchesFilter(record.value, sub.filter, sub.partnerId)
   if (!sf.ok) return { deliver: false, reason: `outside the subscription's filter (${sf.field})` }
   let fields: string[] | undefined
@@ -167,5 +185,5 @@ export function decide(record: Pick<SinkRecord, 'headers' | 'value' | 'eventType
   }
   if (passed === 0) return { deliver: false, reason: `outside the grant's filter (${failed})` }
   const paths = intersectFields(fields, sub.fields)
-  return { deliver: true, value: project(record.value, paths), projected: paths !== undefined }
+  return { deliver: true, value: project(record.value, paths), projected: paths !== undefined, publisherId: publisher }
 }

@@ -53,7 +53,7 @@ import { deadLetterTopicConfig } from '../../schemas/topics.ts'
 import { DEFAULT_SHORT_POLICY, withRetry, type SchedulePolicy } from '../retry.ts'
 import { DeliveryQueue, type DeadLetterInfo } from './delivery-queue.ts'
 import { DecodedMessage, deadLetterMessage, loadSchemas, rawOf, undeliverable } from './records.ts'
-import { decide } from './entitlement.ts'
+import { decide, publisherOf } from './entitlement.ts'
 import { DispatchIndex } from './dispatch.ts'
 import { pinsOf } from '../../control-plane/schema-pins.ts'
 import type { DeliveryDefaults } from './settings.ts'
@@ -775,6 +775,7 @@ export class SinkWorker {
         this.#d.controlPlane.deliveries.recordAttempt({
           subscriptionId: run.id,
           partnerId: run.sub.partnerId,
+          publisherId: publisherOf(r),
           eventId: r.eventId,
           eventType: r.eventType,
           key: r.key ?? '',
@@ -862,6 +863,7 @@ export class SinkWorker {
         this.#d.controlPlane.deliveries.markDead({
           subscriptionId: id,
           partnerId: run?.sub.partnerId ?? '',
+          publisherId: publisherOf(record),
           eventId: record.eventId,
           eventType: record.eventType,
           key: record.key ?? '',
@@ -1290,6 +1292,7 @@ export class SinkWorker {
         this.#d.controlPlane.deliveries.markDead({
           subscriptionId: run.id,
           partnerId: run.sub.partnerId,
+          publisherId: doc.publisherId ?? null,
           eventId: doc.eventId,
           eventType: doc.eventType,
           key: doc.key,

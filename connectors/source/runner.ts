@@ -32,6 +32,14 @@ export interface SourceRunnerOptions {
   serde: AvroSerde
   /** The topics this source may write (their key/value contracts). */
   topics: readonly TopicSpec[]
+  /**
+   * The organization this source publishes for (a source's owner). Stamped on every record as
+   * ce_publisherid whatever the plug-in says; a record whose publisherId, value or key names another
+   * manufacturer is refused with a DataError (the plug-ins refuse such rows first, with the reason, in
+   * their own way: a reject file, a skipped document). Absent: each record names its own (HTTP
+   * ingestion, where the authenticated caller is the publisher).
+   */
+  publisherId?: string
   logger: Logger
   /** Records per produce request at most (a longer poll is split). Default 2000. */
   maxBatch?: number
@@ -132,7 +140,13 @@ export class SourceRunner<C = unknown, V = unknown> {
     this.producer.on(this.producer.events.DISCONNECT, () => {
       this.connected = false
     })
-    const ctx: SourceContext = { name: this.name, source: this.source, logger: this.opts.logger.child({ connector: this.name }), signal: this.abort.signal }
+    const ctx: SourceContext = {
+      name: this.name,
+      source: this.source,
+      logger: this.opts.logger.child({ connector: this.name }),
+      signal: this.abort.signal,
+      ...(this.opts.publisherId !== undefined ? { publisherId: this.opts.publisherId } : {}),
+    }
     await this.connector.start(this.config, ctx)
     try {
       const rec = this.connector.recovery?.()
@@ -394,7 +408,8 @@ export class SourceRunner<C = unknown, V = unknown> {
       r.id = id
       const headers = envelopeHeaders(id, r.type, this.source, r.occurredAt ?? now, ids.subject, ids.version, r.traceparent ?? batchTrace)
       if (r.position !== undefined) headers[POSITION_HEADER] = positionHeader(r.position, tag)
-      if (r.publisherId !== undefined) headers[HEADER.publisherId] = r.publisherId
+      const publisher = this.publisherOf(r)
+      if (publisher !== undefined) headers[HEADER.publisherId] = publisher
       const message: Message = { key: serde.encodeSync(ids.keyId, r.key), value: serde.encodeSync(ids.valueId, r.value), headers }
       last.messages.push(message)
       // From here on the record is its bytes: its key and value objects are let go, so that a batch
@@ -405,6 +420,27 @@ export class SourceRunner<C = unknown, V = unknown> {
       ;(r as { value: unknown }).value = undefined
     }
     return [...byTopic].map(([topic, t]) => ({ topic, messages: t.messages }))
+  }
+
+  /**
+   * The publisher stamped on a record: the runner's own (a source's owner) or the record's. A record
+   * that names another manufacturer than that (in publisherId, the value's or the key's
+   * manufacturerId) is never produced: the platform stamps, the payload only claims.
+   */
+  private publisherOf(r: SourceRecord<V>): string | undefined {
+    const stamped = this.opts.publisherId ?? r.publisherId
+    if (stamped === undefined) return undefined
+    const claims: Array<[string, unknown]> = [
+      ['publisherId', r.publisherId],
+      ['value.manufacturerId', (r.value as { manufacturerId?: unknown } | null)?.manufacturerId],
+      ['key.manufacturerId', (r.key as { manufacturerId?: unknown } | null)?.manufacturerId],
+    ]
+    for (const [field, claim] of claims) {
+      if (claim !== undefined && claim !== stamped) {
+        throw new DataError(`a record of source ${this.name} names manufacturer ${String(claim)} in ${field}, but the source publishes for ${stamped}`, { connector: this.name, topic: r.topic, field })
+      }
+    }
+    return stamped
   }
 
   private async sendEncoded(batch: SourceRecord<V>[], topicMessages: TopicMessages[]): Promise<void> {

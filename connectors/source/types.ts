@@ -24,7 +24,11 @@ export interface SourceRecord<V = unknown> {
   /** When it happened in the source system (ce_time); now when absent. */
   occurredAt?: Date
   traceparent?: string
-  /** The organization publishing it (ce_publisherid): ties the record to that publisher's grants. */
+  /**
+   * The organization publishing it (ce_publisherid): ties the record to that publisher's grants. A
+   * runner that publishes for one organization (SourceRunnerOptions.publisherId) stamps that one and
+   * refuses a record naming another.
+   */
   publisherId?: string
   /**
    * The plug-in's resume point after this record (JSON-serialisable). The runner carries it in a
@@ -40,6 +44,13 @@ export interface SourceContext {
   /** ce_source of every record this source produces, e.g. /sources/csv-drop/acme-wms-drop. */
   source: string
   logger: Logger
+  /**
+   * The organization this source publishes for (the source's owner), when it publishes for one: the
+   * runner stamps it on every record (ce_publisherid), and a record whose payload names another
+   * manufacturer is refused (docs/tenancy.md). Plug-ins fill `manufacturerId` from it and reject rows
+   * that name another.
+   */
+  publisherId?: string
   /** Aborted when the runner stops the source. */
   signal: AbortSignal
 }

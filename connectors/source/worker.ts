@@ -262,6 +262,7 @@ export class SourceWorker {
       const runner = new SourceRunner(gated(built.connector, gate), built.config, {
         name: doc.name,
         source: `/sources/${doc.kind}/${doc.name}`,
+        publisherId: doc.publisherId, // every record carries the source's owner, whatever its rows say
         kafka: this.opts.kafka,
         serde: this.opts.serde,
         topics: built.topics,

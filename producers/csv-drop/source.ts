@@ -18,6 +18,7 @@ import type { SourceConnector, SourceContext, SourceRecord } from '../../connect
 import { contractSchema } from '../../schemas/contracts.ts'
 import { ALL_TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import type { Logger } from '../../common/logger.ts'
+import { ConfigError } from '../../common/errors.ts'
 import { CsvParser, type CsvRow } from './csv-parser.ts'
 
 export interface CsvDropConfig {
@@ -119,6 +120,8 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
   private log!: Logger
   private converter!: Converter
   private keyFields: string[] = []
+  /** The organization the source publishes for (its owner): fills and checks each row's manufacturerId. */
+  private publisherId: string | undefined
   private current: OpenFile | undefined
   private nextScan = 0
   private pendingState: State | undefined
@@ -129,6 +132,11 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
 
   async start(config: CsvDropConfig, ctx: SourceContext): Promise<void> {
     this.config = config
+    this.publisherId = ctx.publisherId
+    const claimed = config.constants.manufacturerId
+    if (this.publisherId !== undefined && claimed !== undefined && claimed !== this.publisherId) {
+      throw new ConfigError(`csv-drop: constants.manufacturerId is ${String(claimed)}, but the source publishes for ${this.publisherId}`, { field: 'constants.manufacturerId' })
+    }
     this.log = ctx.logger.child({ component: 'csv-drop', dir: config.dir })
     const spec = this.topics.find((t) => t.name === config.topic) ?? ALL_TOPICS.find((t) => t.eventTypes.includes(config.eventType))
     if (!spec) throw new Error(`csv-drop: no topic for event type ${config.eventType}`)
@@ -322,6 +330,12 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
       return undefined
     }
     const value = r.value as Record<string, unknown>
+    if (this.publisherId !== undefined && 'manufacturerId' in value && value.manufacturerId !== this.publisherId) {
+      // The platform stamps the publisher; a row naming another manufacturer is refused, never believed.
+      const col = f.index.has('manufacturerId') ? f.header[f.index.get('manufacturerId')!]! : ''
+      this.reject(f, row.line, '/manufacturerId', col, `names manufacturer ${String(value.manufacturerId)}, but this source publishes for ${this.publisherId}`, row.fields)
+      return undefined
+    }
     const key: Record<string, unknown> = {}
     for (const k of this.keyFields) key[k] = value[k]
     const position: Position = { file: f.name, fileId: f.fileId, byte: row.end, line: row.line + 1, rejects: f.rejectBytes }
@@ -342,6 +356,7 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
       const i = f.index.get(field)
       if (i !== undefined) plan.push({ field, column: i })
       else if (field in this.config.constants) plan.push({ field, value: this.config.constants[field] })
+      else if (field === 'manufacturerId' && this.publisherId !== undefined) plan.push({ field, value: this.publisherId }) // the source's owner
       else if (field === 'sequence') plan.push({ field, sequenceBase: Math.floor(f.mtimeMs / 1000) * 2 ** 21 }) // + the line: strictly increasing per key within a file and across files
       else if (field === 'occurredAt') plan.push({ field, value: Math.round(f.mtimeMs) })
     }

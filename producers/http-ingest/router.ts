@@ -8,6 +8,7 @@
  *   (errors[].field, e.g. /3/onHand); an invalid batch is rejected whole and nothing is produced;
  * - 403 when an event's manufacturerId is not the publishing organization (errors[].field names it,
  *   e.g. /0/manufacturerId), unless the key is an admin's: a publisher publishes only its own data;
+ *   403 for an event type of a topic only the platform writes (partner profiles: the outbox's);
  * - every event carries the publisher in the ce_publisherid header (the grants the sink runtime
  *   applies are the grants of that publisher);
  * - 202 with the event ids once the broker acked every event (acks=all); 503 + Retry-After when
@@ -139,6 +140,16 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
           detail: `no topic carries event type "${eventType}"; known types: ${knownTypes.join(', ')}`,
           knownTypes,
           errors: [{ field: 'path:eventType', message: `unknown event type "${eventType}"` }],
+        })
+      }
+      if (route.topic.writtenBy === 'platform') {
+        // e.g. partner.profile.changed: only the platform's outbox publishes it (a partner changes its
+        // profile through the management API); a publisher posting it would overwrite the real one.
+        return sendProblem(res, {
+          title: 'Forbidden event type',
+          status: 403,
+          detail: `${eventType} is published by the platform alone (a partner's profile changes through PATCH /v1/organizations/{id}); nothing was accepted`,
+          errors: [{ field: 'path:eventType', message: `${eventType} cannot be published through ingestion` }],
         })
       }
       if (!req.is(['application/json', 'application/*+json'])) {

@@ -86,6 +86,10 @@ export class MongoDbSource implements SourceConnector<MongoSourceConfig> {
   private name = ''
   private converter!: Converter
   private keyFields: string[] = []
+  /** The organization the source publishes for (its owner): fills and checks each document's manufacturerId. */
+  private publisherId: string | undefined
+  /** Documents refused since start (they do not match the contract or name another manufacturer). */
+  readonly refused = { count: 0, last: null as null | { id: string; reason: string; at: Date } }
   private coll!: Collection
   private offsets!: Collection<OffsetDoc>
   private watermark: Position | null = null
@@ -106,6 +110,7 @@ export class MongoDbSource implements SourceConnector<MongoSourceConfig> {
   async start(config: MongoSourceConfig, ctx: SourceContext): Promise<void> {
     this.config = config
     this.name = ctx.name
+    this.publisherId = ctx.publisherId
     this.log = ctx.logger.child({ component: 'mongodb-source', collection: `${config.database}.${config.collection}` })
     const spec = this.topics.find((t) => t.name === config.topic) ?? ALL_TOPICS.find((t) => t.eventTypes.includes(config.eventType))
     if (!spec) throw new Error(`mongodb source: no topic for event type ${config.eventType}`)
@@ -226,15 +231,29 @@ export class MongoDbSource implements SourceConnector<MongoSourceConfig> {
     }
     obj.sequence ??= at.getTime()
     obj.occurredAt ??= at.getTime()
+    if (this.publisherId !== undefined && this.converter.fields.includes('manufacturerId')) obj.manufacturerId ??= this.publisherId
     const r = this.converter.convert(obj)
     if (r.faults.length > 0) {
-      this.log.warn('document does not match the contract; skipped', { code: 'DATA_INVALID', stage: 'convert', id: String(doc._id), fields: r.faults })
+      this.refuse(doc, `does not match the contract: ${r.faults.map((f) => `${f.path} ${f.message}`).join('; ')}`)
       return undefined
     }
     const value = r.value as Record<string, unknown>
+    if (this.publisherId !== undefined && 'manufacturerId' in value && value.manufacturerId !== this.publisherId) {
+      // The platform stamps the publisher; a document naming another manufacturer is refused, never believed.
+      this.refuse(doc, `manufacturerId names ${String(value.manufacturerId)}, but this source publishes for ${this.publisherId}`)
+      return undefined
+    }
     const key: Record<string, unknown> = {}
     for (const k of this.keyFields) key[k] = value[k]
     return { topic: this.config.topic, key, value, type: this.config.eventType, occurredAt: new Date(value.occurredAt as number), position }
+  }
+
+  /** A document that is not produced: skipped (the watermark moves past it), logged with the reason and counted. */
+  private refuse(doc: Document, reason: string): void {
+    const id = String(doc._id)
+    this.refused.count++
+    this.refused.last = { id, reason, at: new Date() }
+    this.log.warn('document refused; skipped', { code: 'DATA_INVALID', stage: 'convert', id, reason })
   }
 
   async commit(records: SourceRecord[]): Promise<void> {
@@ -249,8 +268,9 @@ export class MongoDbSource implements SourceConnector<MongoSourceConfig> {
   }
 
   /** The stored watermark (polling) or resume token (change streams), and the mode (status reports). */
-  position(): { mode: 'poll' | 'changeStream'; watermark: Position | null } {
-    return { mode: this.mode, watermark: this.watermark }
+  position(): { mode: 'poll' | 'changeStream'; watermark: Position | null; refused: { count: number; last: { id: string; reason: string; at: string } | null } } {
+    const last = this.refused.last
+    return { mode: this.mode, watermark: this.watermark, refused: { count: this.refused.count, last: last && { ...last, at: last.at.toISOString() } } }
   }
 
   async stop(): Promise<void> {

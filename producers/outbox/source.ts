@@ -177,7 +177,8 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
       const pending = (doc.outbox ?? []).filter((e) => e.sequence > sent).sort((a, b) => a.sequence - b.sequence)
       for (const e of pending) {
         this.inFlight.set(e.eventId, { organizationId: doc._id, sequence: e.sequence })
-        records.push({ topic: e.topic, key: e.key, value: e.value, type: e.type, id: e.eventId, occurredAt: new Date(e.occurredAt) })
+        // The organization the event is about publishes it: a partner owns its profile (ce_publisherid).
+        records.push({ topic: e.topic, key: e.key, value: e.value, type: e.type, id: e.eventId, occurredAt: new Date(e.occurredAt), publisherId: doc._id })
       }
     }
     if (docs.length === this.scanBatch) {

@@ -113,12 +113,12 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
     await producer.send({
       topic,
       acks: -1,
-      messages: [{ key: serde.encodeSync(ids.keyId, { sku: 'SKU-1', locationId: 'DE-HAM-1' }), value: serde.encodeSync(ids.valueId, value) }],
+      messages: [{ key: serde.encodeSync(ids.keyId, { manufacturerId: 'acme', sku: 'SKU-1', locationId: 'DE-HAM-1' }), value: serde.encodeSync(ids.valueId, value) }],
     })
     await producer.disconnect()
 
     const got = (await run('consume', topic)) as { key: Record<string, unknown>; value: Record<string, unknown> }
-    expect(got.key).to.deep.equal({ sku: 'SKU-1', locationId: 'DE-HAM-1' })
+    expect(got.key).to.deep.equal({ manufacturerId: 'acme', sku: 'SKU-1', locationId: 'DE-HAM-1' })
     expect(got.value).to.include({ manufacturerId: 'acme', sku: 'SKU-1', locationId: 'DE-HAM-1', onHand: 1200, available: 1000, sequence: 7 })
     expect(got.value.occurredAt).to.match(/^2024-11-19 07:06:40\.123/) // timestamp-millis, as Confluent reads it
   })

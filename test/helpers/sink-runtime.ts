@@ -73,7 +73,7 @@ export interface SinkHarness {
 export function levelMessage(serde: AvroSerde, ids: { keyId: number; valueId: number }, topicName: string, publisherId: string, l: Level): { key: Buffer; value: Buffer; headers: IHeaders } {
   const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: valueSubject(topicName), schemaVersion: 1 })
   return {
-    key: serde.encodeSync(ids.keyId, { sku: l.sku, locationId: 'WH1' }),
+    key: serde.encodeSync(ids.keyId, { manufacturerId: publisherId, sku: l.sku, locationId: 'WH1' }),
     value: serde.encodeSync(ids.valueId, {
       manufacturerId: publisherId, // ties the record to the harness grant (publisher -> partner)
       sku: l.sku,
@@ -89,7 +89,7 @@ export function levelMessage(serde: AvroSerde, ids: { keyId: number; valueId: nu
       sequence: l.seq,
       occurredAt: Date.now(),
     }),
-    headers: toHeaders(env),
+    headers: { ...toHeaders(env), [HEADER.publisherId]: publisherId }, // stamped, as the platform's producers do
   }
 }
 
@@ -122,7 +122,8 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
     partitions: options.partitions ?? 3,
     cleanupPolicy: 'delete',
     config: {},
-    key: 'sku + locationId',
+    key: 'manufacturerId + sku + locationId',
+    writtenBy: 'publishers',
     keySchema: 'inventory-level-key',
     valueSchema: 'inventory-level',
     eventTypes: ['inventory.level.changed'],
@@ -139,7 +140,8 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
   await producer.connect()
   const publisher = await cp.createOrganization(ADMIN, { kind: 'publisher', name: 'P', slug: uniqueName('p') })
   const partner = await cp.createOrganization(ADMIN, { kind: 'partner', name: 'A', slug: uniqueName('a') })
-  await cp.createGrant(ADMIN, { publisherId: publisher._id, partnerId: partner._id, entitlements: [{ eventType: 'inventory.level.changed' }] })
+  const grant = await cp.createGrant(ADMIN, { publisherId: publisher._id, partnerId: partner._id, entitlements: [{ eventType: 'inventory.level.changed' }] })
+  await cp.acceptGrant(ADMIN, grant._id) // the partner's side of the relationship
   const workers: SinkWorker[] = []
   const children: ChildProcess[] = []
   const clients: WebhookClient[] = []
@@ -177,7 +179,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
         const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: valueSubject(topic.name), schemaVersion: 1 })
         out.push(env.id)
         // a tombstone has no payload: its publisher is named by the header, as the source runner stamps it
-        return { key: serde.encodeSync(keyId, { sku, locationId: 'WH1' }), value: null, headers: { ...toHeaders(env), [HEADER.publisherId]: publisher._id } }
+        return { key: serde.encodeSync(keyId, { manufacturerId: publisher._id, sku, locationId: 'WH1' }), value: null, headers: { ...toHeaders(env), [HEADER.publisherId]: publisher._id } }
       })
       await producer.send({ topic: topic.name, messages })
       return out

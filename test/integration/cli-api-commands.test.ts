@@ -26,7 +26,8 @@ describe('CLI: partners, subscriptions, connectors, dlq over the management API'
     }
     const pub = await call('/v1/organizations', { kind: 'publisher', name: 'Acme', slug: 'acme-cli' })
     const partner = await call('/v1/organizations', { kind: 'partner', name: 'Northwind Distribution', slug: 'northwind-cli' })
-    await call('/v1/grants', { publisherId: pub.id, partnerId: partner.id, entitlements: [{ eventType: 'inventory.level.changed' }] })
+    const grant = await call('/v1/grants', { publisherId: pub.id, partnerId: partner.id, entitlements: [{ eventType: 'inventory.level.changed' }] })
+    await call(`/v1/grants/${grant.id}/accept`, {})
     subId = (await call('/v1/subscriptions', { partnerId: partner.id, name: 'erp', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } })).id
   })
 

@@ -121,6 +121,7 @@ describe('CLI roles: one api process and two worker processes', function () {
       expect(partner.status, partner.text).to.equal(201)
       const grant = await call('POST', '/v1/grants', { publisherId: pub.body.id, partnerId: partner.body.id, entitlements: [{ eventType: 'inventory.level.changed' }] })
       expect(grant.status, grant.text).to.equal(201)
+      expect((await call('POST', `/v1/grants/${grant.body.id}/accept`)).status).to.equal(200)
       const receiver = await startReceiver()
       receivers.push(receiver)
       const sub = await call('POST', '/v1/subscriptions', {

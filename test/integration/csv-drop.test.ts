@@ -72,7 +72,7 @@ describe('csv drop source', function () {
       ['HX-1', 80, 3],
     ])
     for (const r of records) {
-      expect({ ...r.key }).to.deep.equal({ sku: r.value.sku, locationId: 'DE-HAM' })
+      expect({ ...r.key }, 'the key carries its owner').to.deep.equal({ manufacturerId: 'acme', sku: r.value.sku, locationId: 'DE-HAM' })
       expect(r.value.manufacturerId).to.equal('acme')
       expect(r.headers[HEADER.type]).to.equal('inventory.level.changed')
     }

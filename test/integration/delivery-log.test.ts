@@ -59,7 +59,7 @@ describe('delivery log', function () {
     const docs = await db.collection('deliveries').find({ subscriptionId: 'sub_1', eventId: 'ev-old' }).toArray()
     expect(docs.map((d) => d._id)).to.deep.equal([legacyId])
     expect(docs[0]).to.include({ status: 'delivered', attemptCount: 2 })
-    await new DeliveryLog(collections(db)).markDead({ ...base, eventId: 'ev-old', reason: 'test', source: null, deadLetter: { topic: 't', partition: 0, offset: '1', key: null, value: null, headers: {}, deadLetterTopic: null } })
+    await new DeliveryLog(collections(db)).markDead({ ...base, publisherId: null, eventId: 'ev-old', reason: 'test', source: null, deadLetter: { topic: 't', partition: 0, offset: '1', key: null, value: null, headers: {}, deadLetterTopic: null } })
     expect(await db.collection('deliveries').find({ subscriptionId: 'sub_1', eventId: 'ev-old' }).toArray()).to.have.length(1)
     await log.requestRetry({ subscriptionId: 'sub_1', partnerId: 'org_p', eventId: 'ev-old', requestedBy: 'key_1' })
     expect((await log.get('sub_1', 'ev-old'))?.retryRequestedAt).to.be.instanceOf(Date)

@@ -220,7 +220,7 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
         expect(x.headers[HEADER.traceparent]).to.equal(traceparent)
         expect(x.headers[HEADER.time]).to.equal('2026-11-20T10:00:00.000Z')
         expect(x.headers[HEADER.publisherId], 'the publishing organization is stamped').to.equal('acme')
-        expect({ ...x.key }).to.deep.equal({ sku: x.value.sku, locationId: x.value.locationId })
+        expect({ ...x.key }, 'the key carries its owner').to.deep.equal({ manufacturerId: 'acme', sku: x.value.sku, locationId: x.value.locationId })
       }
       const sku1 = records.filter((x) => x.value.sku === 'SKU-1')
       expect(new Set(sku1.map((x) => x.partition)).size).to.equal(1)
@@ -248,7 +248,7 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
       const records = await readTopic(kafka, admin, serde, deals.name)
       expect(records).to.have.length(1)
       expect(records[0]!.headers[HEADER.type]).to.equal('deal.registered')
-      expect({ ...records[0]!.key }).to.deep.equal({ dealId: deal.dealId })
+      expect({ ...records[0]!.key }).to.deep.equal({ manufacturerId: 'acme', dealId: deal.dealId })
     })
   })
 

@@ -46,6 +46,8 @@ export async function buildFixture(options: HarnessOptions = {}): Promise<Fixtur
     },
   })
   expect(g.status, g.text).to.equal(201)
+  const accepted = await h.call('POST', `/v1/grants/${g.body.id}/accept`, { key: kA.key }) // the partner's side
+  expect(accepted.status, accepted.text).to.equal(200)
   const s = await h.call('POST', '/v1/subscriptions', {
     key: kA.key,
     body: { name: 'stock', eventTypes: ['inventory.level.changed'], fields: ['sku', 'available'], filter: { region: { in: ['EU'] } }, sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } },
@@ -54,7 +56,7 @@ export async function buildFixture(options: HarnessOptions = {}): Promise<Fixtur
   const subA = s.body.id as string
   const src = await h.call('POST', '/v1/sources', { key: kP.key, body: { name: 'p-drop', kind: 'csv-drop', config: { dir: '/tmp/p-drop' } } })
   expect(src.status, src.text).to.equal(201)
-  const base = { subscriptionId: subA, partnerId: orgs.A, eventType: 'inventory.level.changed' }
+  const base = { subscriptionId: subA, partnerId: orgs.A, publisherId: orgs.P, eventType: 'inventory.level.changed' }
   await h.cp.deliveries.recordAttempt({ ...base, eventId: 'e1', key: 'sku-1', status: 'delivered', attempt: { at: new Date(), durationMs: 12, statusCode: 200, error: null, responseExcerpt: 'ok' } })
   await h.cp.deliveries.recordAttempt({ ...base, eventId: 'e2', key: 'sku-2', status: 'retrying', attempt: { at: new Date(), durationMs: 30, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' } })
   await h.cp.deliveries.recordAttempt({ ...base, eventId: 'e2', key: 'sku-2', status: 'dead', deadReason: 'retries exhausted', attempt: { at: new Date(), durationMs: 31, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' } })

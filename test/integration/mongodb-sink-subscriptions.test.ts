@@ -33,7 +33,8 @@ describe('subscriptions with a MongoDB sink (control plane)', function () {
     const publisher = await cp.createOrganization(ADMIN, { kind: 'publisher', name: 'P', slug: uniqueName('p') })
     const partner = await cp.createOrganization(ADMIN, { kind: 'partner', name: 'A', slug: uniqueName('a') })
     partnerId = partner._id
-    await cp.createGrant(ADMIN, { publisherId: publisher._id, partnerId, entitlements: [{ eventType: 'inventory.level.changed' }, { eventType: 'deal.registered' }] })
+    const grant = await cp.createGrant(ADMIN, { publisherId: publisher._id, partnerId, entitlements: [{ eventType: 'inventory.level.changed' }, { eventType: 'deal.registered' }] })
+    await cp.acceptGrant(ADMIN, grant._id)
   })
   after(async () => {
     await mongo.close()

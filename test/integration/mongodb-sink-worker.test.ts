@@ -13,7 +13,6 @@ import { dropDatabaseLater, testConfig, uniqueName, waitFor } from '../helpers/e
 import { levels } from '../helpers/sink-assertions.ts'
 import { ADMIN, startSinkHarness, type Level, type SinkHarness } from '../helpers/sink-runtime.ts'
 
-const keyOf = (sku: string) => JSON.stringify({ sku, locationId: 'WH1' })
 
 describe('MongoDB projection sink: Kafka to a partner collection through the sink worker', function () {
   this.timeout(120_000)
@@ -32,6 +31,8 @@ describe('MongoDB projection sink: Kafka to a partner collection through the sin
     await pool.close()
   })
 
+  /** A projected document's _id: the key's text, which carries its owner (the harness publisher). */
+  const keyOf = (sku: string) => JSON.stringify({ manufacturerId: h.publisherId, sku, locationId: 'WH1' })
   const delivered = async () => Number(/^distributary_deliveries_total\{sink="mongodb",outcome="delivered"\} (\d+)$/m.exec((await h.metrics.render()).body)?.[1] ?? 0)
   const docs = () => h.mongo.db(partnerDb).collection('levels').find({}).sort({ _id: 1 }).toArray()
   const subscribeMongo = async (name = 'mirror') => {

@@ -126,7 +126,7 @@ describe('mongodb collection source (polling, FerretDB)', function () {
       const id = `${x.value.sku}#${x.value.sequence}`
       expect(seen.has(id), `duplicate ${id}`).to.equal(false)
       seen.add(id)
-      expect({ ...x.key }).to.deep.equal({ sku: x.value.sku, locationId: 'DE-HAM' })
+      expect({ ...x.key }, 'the key carries its owner').to.deep.equal({ manufacturerId: 'acme', sku: x.value.sku, locationId: 'DE-HAM' })
       expect(x.headers[HEADER.source]).to.equal('/sources/inventory-db')
     }
     for (const sku of seq.keys()) {

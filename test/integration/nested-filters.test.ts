@@ -23,6 +23,7 @@ describe('row filters on nested fields', function () {
     const grant = await h.call('POST', '/v1/grants', { body: { publisherId: pub.body.id, partnerId: partner.body.id, entitlements: [{ eventType: 'deal.registered', filter }] } })
     expect(grant.status, grant.text).to.equal(201)
     expect(grant.body.entitlements[0].filter).to.deep.equal(filter)
+    expect((await h.call('POST', `/v1/grants/${grant.body.id}/accept`)).status).to.equal(200)
     const read = await h.call('GET', `/v1/grants/${grant.body.id}`)
     expect(read.body.entitlements[0].filter).to.deep.equal(filter)
 
@@ -44,7 +45,7 @@ describe('row filters on nested fields', function () {
     // The data plane reads the stored documents as they are.
     const storedGrant = (await h.db.collection<GrantDoc>('grants').findOne({ _id: grant.body.id }))!
     const storedSub = (await h.db.collection('subscriptions').findOne({ _id: narrow.body.id }))!
-    const deal = (country: string) => ({ value: { manufacturerId: pub.body.id, partnerId: partner.body.id, endCustomer: { name: 'X', country } }, headers: {}, eventType: 'deal.registered' })
+    const deal = (country: string) => ({ value: { manufacturerId: pub.body.id, partnerId: partner.body.id, endCustomer: { name: 'X', country } }, headers: { ce_publisherid: pub.body.id as string }, eventType: 'deal.registered' })
     const sub = { partnerId: partner.body.id as string, filter: storedSub.filter }
     expect(decide(deal('DE'), sub, [storedGrant]).deliver).to.equal(true)
     expect(decide(deal('AT'), sub, [storedGrant]).deliver, 'outside the subscription filter').to.equal(false)

@@ -7,7 +7,7 @@
 import { expect } from 'chai'
 import { pinnedReaderCheck, type PinnedReaderPolicy } from '../../control-plane/pinned-readers.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
-import { envelope, toHeaders } from '../../schemas/headers.ts'
+import { envelope, HEADER, toHeaders } from '../../schemas/headers.ts'
 import { keySubject, valueSubject } from '../../schemas/topics.ts'
 import { subscriptionView } from '../../api/management/http.ts'
 import { waitFor } from '../helpers/env.ts'
@@ -69,7 +69,7 @@ describe('pinned schema versions', function () {
     await waitFor(async () => (await h.cp.getConnector(ADMIN, sp.id)).status?.state === 'running', { what: 'running' })
     const value = { manufacturerId: h.publisherId, sku: 'S-2', gtin: null, locationId: 'WH1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 5, reserved: 0, available: 5, incoming: [], safetyStock: null, sequence: 1, occurredAt: Date.now(), zone: 'Z9' }
     const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: subject(), schemaVersion: 2 })
-    await h.producer.send({ topic: h.topic.name, messages: [{ key: h.serde.encodeSync(keyId, { sku: 'S-2', locationId: 'WH1' }), value: h.serde.encodeSync(v2id, value), headers: toHeaders(env) }] })
+    await h.producer.send({ topic: h.topic.name, messages: [{ key: h.serde.encodeSync(keyId, { manufacturerId: h.publisherId, sku: 'S-2', locationId: 'WH1' }), value: h.serde.encodeSync(v2id, value), headers: { ...toHeaders(env), [HEADER.publisherId]: h.publisherId } }] })
     await waitFor(() => pinned.received.length >= 1 && latest.received.length >= 1, { what: 'both deliveries' })
     const asV1 = (JSON.parse(pinned.received[0]!.body) as { data: Record<string, unknown> }).data
     const asV2 = (JSON.parse(latest.received[0]!.body) as { data: Record<string, unknown> }).data

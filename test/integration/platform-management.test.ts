@@ -20,7 +20,8 @@ describe('platform: management API wiring', function () {
       const org = await call(p1.url, 'POST', '/v1/organizations', { kind: 'partner', name: 'A', slug: 'partner-a' })
       expect(org.status).to.equal(201)
       const pub = await call(p1.url, 'POST', '/v1/organizations', { kind: 'publisher', name: 'P', slug: 'publisher-p' })
-      await call(p1.url, 'POST', '/v1/grants', { publisherId: pub.body.id, partnerId: org.body.id, entitlements: [{ eventType: 'inventory.level.changed' }] })
+      const grant = await call(p1.url, 'POST', '/v1/grants', { publisherId: pub.body.id, partnerId: org.body.id, entitlements: [{ eventType: 'inventory.level.changed' }] })
+      expect((await call(p1.url, 'POST', `/v1/grants/${grant.body.id}/accept`)).status).to.equal(200)
       const sub = await call(p1.url, 'POST', '/v1/subscriptions', { partnerId: org.body.id, name: 's', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/h' } })
       expect(sub.status).to.equal(201)
       subId = sub.body.id

@@ -141,7 +141,7 @@ describe('serde: Confluent wire format on Kafka', function () {
       sequence: 2 ** 40,
       occurredAt: 1_732_000_000_123,
     }
-    const key = serde.encodeSync(ids.keyId, { sku: 'SKU-1', locationId: 'DE-HAM-1' })
+    const key = serde.encodeSync(ids.keyId, { manufacturerId: 'acme', sku: 'SKU-1', locationId: 'DE-HAM-1' })
     const env = envelope({ type: 'inventory.level.changed', source: '/manufacturers/acme/erp', schemaSubject: valueSubject(topic), schemaVersion: 1 })
     const producer = testKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner })
     await producer.connect()
@@ -157,7 +157,7 @@ describe('serde: Confluent wire format on Kafka', function () {
     await consumer.disconnect()
 
     const k = await specDecode(reg.url, got.key)
-    expect(k).to.deep.equal({ id: ids.keyId, value: { sku: 'SKU-1', locationId: 'DE-HAM-1' } })
+    expect(k).to.deep.equal({ id: ids.keyId, value: { manufacturerId: 'acme', sku: 'SKU-1', locationId: 'DE-HAM-1' } })
     const v = await specDecode(reg.url, got.value)
     expect(v.id).to.equal(ids.valueId)
     expect(v.value).to.deep.equal(value)

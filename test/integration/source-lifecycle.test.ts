@@ -22,7 +22,7 @@ import { runCli } from '../helpers/cli.ts'
 
 const MAPPING = {
   columns: { sku: 'Item No', locationId: 'Warehouse', onHand: 'On Hand', reserved: 'Allocated', available: 'Available', sequence: 'Seq' },
-  constants: { manufacturerId: 'acme', unitOfMeasure: 'EA' },
+  constants: { unitOfMeasure: 'EA' }, // manufacturerId: the source's owner, filled by the platform
 }
 const HEADER_ROW = 'Item No,Description,Warehouse,On Hand,Allocated,Available,Seq'
 
@@ -221,8 +221,10 @@ describe('source connectors: declared, run and controlled by the platform', func
       await client.connect()
       const now = Date.now()
       await client.db(db).collection('stock').insertMany(
-        [1, 2, 3].map((i) => ({ manufacturerId: 'acme', sku: `M-${i}`, locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: i, reserved: 0, available: i, incoming: [], sequence: i, updatedAt: new Date(now - 10_000 + i) })),
+        [1, 2, 3].map((i) => ({ sku: `M-${i}`, locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: i, reserved: 0, available: i, incoming: [], sequence: i, updatedAt: new Date(now - 10_000 + i) })),
       )
+      // a document naming another manufacturer is refused, never published under the source's owner or the one it names
+      await client.db(db).collection('stock').insertOne({ manufacturerId: 'org_globex', sku: 'M-X', locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 9, reserved: 0, available: 9, incoming: [], sequence: 9, updatedAt: new Date(now - 5_000) })
       const r = await call('POST', '/v1/sources', { name: uniqueName('mongo').slice(0, 40), kind: 'mongodb', config: { connectionString: uri, database: db, collection: 'stock', mode: 'poll', topic: topics.mongo, pollIntervalMs: 100 } }, keys.P)
       expect(r.status, r.text).to.equal(201)
       expect(r.body.config).to.not.have.property('connectionString')
@@ -236,11 +238,13 @@ describe('source connectors: declared, run and controlled by the platform', func
         return s.counts.produced === 3 ? s : undefined
       }, { what: 'mongodb status' })
       expect(st.position.mode).to.equal('poll')
+      expect(st.position.refused.count).to.equal(1)
+      expect(st.position.refused.last.reason).to.include('org_globex')
       // A config change without the secret keeps it, and restarts the instance with the new config.
       const patched = await call('PATCH', `/v1/sources/${r.body.id}`, { config: { database: db, collection: 'stock', mode: 'poll', topic: topics.mongo, pollIntervalMs: 200 } }, keys.P)
       expect(patched.status, patched.text).to.equal(200)
       expect(patched.body.config.secretsSet).to.deep.equal(['connectionString'])
-      await client.db(db).collection('stock').insertOne({ manufacturerId: 'acme', sku: 'M-4', locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 4, reserved: 0, available: 4, incoming: [], sequence: 4, updatedAt: new Date() })
+      await client.db(db).collection('stock').insertOne({ sku: 'M-4', locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 4, reserved: 0, available: 4, incoming: [], sequence: 4, updatedAt: new Date() })
       await waitFor(async () => (await countRecords(admin, topics.mongo)) === 4, { timeoutMs: 30_000, what: 'the 4th document after the config change' })
       expect((await call('DELETE', `/v1/sources/${r.body.id}`, undefined, keys.P)).status).to.equal(204)
       expect((await call('GET', `/v1/sources/${r.body.id}`, undefined, keys.P)).status).to.equal(404)

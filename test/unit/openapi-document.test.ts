@@ -13,7 +13,7 @@ import { createHttpIngest } from '../../producers/http-ingest/index.ts'
 import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
 import { createConverter } from '../../connectors/source/json-avro.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
-import { ALL_TOPICS } from '../../schemas/topics.ts'
+import { ALL_TOPICS, PUBLISHER_TOPICS } from '../../schemas/topics.ts'
 import { EVENT_EXAMPLES } from '../../api/openapi/events.ts'
 
 /** The routes express serves under /v1, as "METHOD /path/{param}". */
@@ -72,19 +72,22 @@ describe('OpenAPI document', () => {
 
   it('documents every ingestible event type with a body schema and an example batch valid against its Avro contract', () => {
     const op = (openApiDocument.paths as Record<string, any>)['/events/{eventType}'].post
-    const types = ALL_TOPICS.flatMap((t) => t.eventTypes)
+    // partner profiles are published by the platform's outbox alone: not offered to publishers (403)
+    const types = PUBLISHER_TOPICS.flatMap((t) => t.eventTypes)
+    expect(types).to.not.include('partner.profile.changed')
     expect(op.parameters[0].schema.enum).to.have.members(types)
-    expect(Object.keys(op.responses)).to.include.members(['202', '400', '401', '404', '413', '415', '503'])
+    expect(Object.keys(op.responses)).to.include.members(['202', '400', '401', '403', '404', '413', '415', '503'])
     expect(op.parameters.map((p: any) => p.name)).to.include('Idempotency-Key')
     const examples = op.requestBody.content['application/json'].examples
-    for (const t of ALL_TOPICS) {
+    for (const t of PUBLISHER_TOPICS) {
       const conv = createConverter(contractSchema(t.valueSchema))
       for (const type of t.eventTypes) {
         expect(examples[type], type).to.not.equal(undefined)
         for (const event of examples[type].value) expect(conv.convert(event).faults, type).to.deep.equal([])
       }
     }
-    expect(Object.keys(EVENT_EXAMPLES)).to.have.members(types)
+    expect(Object.keys(examples)).to.have.members(types)
+    expect(Object.keys(EVENT_EXAMPLES)).to.have.members(ALL_TOPICS.flatMap((t) => t.eventTypes))
   })
 
   it('pages every list with limit and cursor (422 for a foreign cursor), documents 413/415 for every JSON body, and takes an Idempotency-Key on every create', () => {
