@@ -122,19 +122,10 @@ describe('egress pinned to what the URL guard checked', function () {
   })
 
   describe('MongoDB', () => {
-    let mongo: MongoClient
+    const mongo: MongoClient = testMongo() // connects on its first operation
+    after(() => mongo.close())
     let dbName: string
-    before(async () => {
-      mongo = testMongo()
-      await mongo.connect()
-    })
-    after(async () => {
-      await mongo.close()
-    })
-    beforeEach(() => {
-      dbName = uniqueName('egress').slice(0, 40)
-      dropDatabaseLater(dbName)
-    })
+    beforeEach(() => dropDatabaseLater((dbName = uniqueName('egress').slice(0, 40))))
     const rec = (offset: number): SinkRecord => ({ topic: 'inventory.levels', partition: 0, offset: String(offset), key: `SKU-${offset}`, value: { onHand: offset }, headers: {}, eventId: `evt-${offset}`, eventType: 'inventory.level.changed', timestamp: Date.now() })
 
     it('sink pool, DNS rebinding: the save-time check sees a public address, the driver connects through the guard: refused, no connection to loopback', async () => {
