@@ -11,6 +11,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
 import { createLogger } from '../common/logger.ts'
+import { createUrlGuard } from '../common/url-guard.ts'
 import { DeliveryQueue } from '../connectors/sink/delivery-queue.ts'
 import type { SinkRecord } from '../connectors/sink/types.ts'
 import { WebhookClient, WebhookSink, generateSecret, webhookBody } from '../consumers/webhook/index.ts'
@@ -56,10 +57,7 @@ function record(seq: number): SinkRecord {
 
 /** Platform: the delivery queue feeding one webhook sink per subscription. */
 async function platform(urls: string[], durationMs: number): Promise<number> {
-  const guard = async (url: string) => {
-    if (new URL(url).hostname !== '127.0.0.1') throw new Error('not allowlisted')
-  }
-  const client = new WebhookClient({ guard, connectionsPerOrigin: CONCURRENCY })
+  const client = new WebhookClient({ guard: createUrlGuard({ allowlist: '127.0.0.1' }), connectionsPerOrigin: CONCURRENCY })
   let delivered = 0
   let seq = 0
   const ids: string[] = []

@@ -24,7 +24,6 @@ import { createHttpIngest, type HttpIngest } from '../producers/http-ingest/inde
 import { createOutboxRelay, type OutboxRelay } from '../producers/outbox/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, registerTopicSchemas, startSchemaRegistry, type RegistryServer } from '../schemas/index.ts'
 import { stackDown, stackSettings, stackUp } from '../stack/index.ts'
-import { createUrlGuard } from '../common/url-guard.ts'
 import { ALL_TOPICS } from '../schemas/topics.ts'
 import { SinkWorker } from '../connectors/sink/worker.ts'
 import { deliveryDefaults, mongoSinkClientSettings, webhookClientSettings } from '../connectors/sink/settings.ts'
@@ -154,8 +153,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   let mongoSinkClients: MongoClientPool | undefined
   const startWorker = async (): Promise<SinkWorker> => {
     const { serde } = await contracts
-    const guard = createUrlGuard({ allowlist: config.urlGuard.allowlist })
-    webhookClient = new WebhookClient({ guard: async (u) => void (await guard.check(u)), ...webhookClientSettings(config) })
+    const guard = controlPlane.guard
+    webhookClient = new WebhookClient({ guard, ...webhookClientSettings(config) })
     mongoSinkClients = new MongoClientPool({ guard, logger, settings: mongoSinkClientSettings(config), appName: `${config.kafka.clientId}-sinks` })
     const defaults = deliveryDefaults(config)
     const tokens = new OAuth2TokenCache(webhookClient)
@@ -211,6 +210,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
           kafka: createKafka(config, logger, `${config.kafka.clientId}-sources`),
           serde,
           logger,
+          urlGuard: controlPlane.guard,
           workerId: config.worker.id,
           declarations,
           leaseTtlMs: config.worker.leaseTtlMs,

@@ -2,7 +2,7 @@ export { SyndicationError, ConfigError, StackError, DataError, RetriableError, P
 export type { ErrorCode, ErrorContext, EndpointDisabledReason } from './errors.ts'
 export { createLogger, redact } from './logger.ts'
 export type { Logger, LogLevel, LoggerOptions } from './logger.ts'
-export { createUrlGuard, assertUrlAllowed, forbiddenReason, unmapIPv4, parseAllowlist } from './url-guard.ts'
+export { createUrlGuard, forbiddenReason, unmapIPv4, parseAllowlist } from './url-guard.ts'
 export type { UrlGuard, UrlGuardOptions, CheckedUrl, LookupFn } from './url-guard.ts'
 export { createSecretBox, parseKeyRing, generateKeyRingEntry, generateWebhookSecret } from './secret-box.ts'
 export type { SecretBox, KeyRing } from './secret-box.ts'

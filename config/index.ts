@@ -52,7 +52,7 @@ export interface AppConfig {
     concurrency: number
     parkAfterFailures: number
     disableAfterMs: number
-    webhook: { timeoutMs: number; connectionsPerOrigin: number; keepAliveTimeoutMs: number; connectTimeoutMs: number; guardCacheMs: number }
+    webhook: { timeoutMs: number; connectionsPerOrigin: number; keepAliveTimeoutMs: number; connectTimeoutMs: number }
     mongodb: { serverSelectionTimeoutMs: number; connectTimeoutMs: number; socketTimeoutMs: number; maxPoolSize: number }
   }
   sources: { file: string; dropRoot: string }

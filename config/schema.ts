@@ -102,7 +102,7 @@ export const configSchema = {
   },
   urlGuard: {
     allowlist: {
-      doc: 'Comma-separated host names, IP addresses or CIDRs that outbound URLs (webhooks, REST sinks) may reach although they are loopback, private or link-local (e.g. 127.0.0.1 for tests). Empty: only public addresses.',
+      doc: 'Comma-separated host names (*.suffix for a domain), IP addresses or CIDRs that outbound connections (webhook and REST sinks, OAuth token URLs, MongoDB sinks and sources) may reach although they are not public: loopback, private, link-local, or any other special-purpose range (e.g. 127.0.0.1 for tests). Empty: only public addresses.',
       format: String,
       default: '',
       env: 'URL_GUARD_ALLOWLIST',
@@ -199,7 +199,6 @@ export const configSchema = {
       connectionsPerOrigin: { doc: 'Keep-alive connections per partner origin, shared by all subscriptions calling it.', format: 'nat', default: 32, env: 'WEBHOOK_CONNECTIONS_PER_ORIGIN' },
       keepAliveTimeoutMs: { doc: 'How long an idle webhook connection is kept open, in milliseconds.', format: 'nat', default: 30000, env: 'WEBHOOK_KEEP_ALIVE_TIMEOUT_MS' },
       connectTimeoutMs: { doc: 'Timeout of one TCP/TLS connection attempt to a partner, in milliseconds.', format: 'nat', default: 10000, env: 'WEBHOOK_CONNECT_TIMEOUT_MS' },
-      guardCacheMs: { doc: 'How long a webhook URL the SSRF guard allowed stays allowed without asking again, in milliseconds (0: every attempt).', format: 'nat', default: 60000, env: 'WEBHOOK_GUARD_CACHE_MS' },
     },
     mongodb: {
       serverSelectionTimeoutMs: { doc: 'MongoDB sinks: how long a write waits for a reachable partner server before it fails (retriable), in milliseconds.', format: 'nat', default: 10000, env: 'MONGODB_SINK_SERVER_SELECTION_TIMEOUT_MS' },

@@ -139,7 +139,8 @@ export class ControlPlane {
   readonly deliveries: DeliveryLog
   readonly idempotency: IdempotencyStore
   readonly box: SecretBox
-  private readonly guard: UrlGuard
+  /** The SSRF guard of this process (sink URLs and connection strings; the workers' sockets connect through it). */
+  readonly guard: UrlGuard
   private readonly logger: Logger
   private readonly partnerProfileTopic: string
   private readonly outboxListeners = new Set<() => void>()
@@ -463,8 +464,10 @@ export class ControlPlane {
       try {
         await this.guard.check(value)
       } catch (err) {
-        if (!(err instanceof UrlRefusedError)) throw err
-        errors.push({ field: `sink.${path}`, message: `URL refused: ${err.message}` })
+        // a host that does not resolve yet is accepted: every connection to it is guarded when it is made
+        if (err instanceof RetriableError) this.logger.info('sink URL host does not resolve now; guarded again at connect', { field: `sink.${path}`, error: err })
+        else if (err instanceof UrlRefusedError) errors.push({ field: `sink.${path}`, message: `URL refused: ${err.message}` })
+        else throw err
       }
     }
     if (errors.length > 0) throw new RequestInvalidError(errors)

@@ -14,9 +14,11 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Filter } from 'mongodb'
-import { ConfigError } from '../common/errors.ts'
+import { ConfigError, RetriableError, UrlRefusedError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
 import type { SecretBox } from '../common/secret-box.ts'
+import type { UrlGuard } from '../common/url-guard.ts'
+import { guardConnection, parseConnectionString } from '../consumers/mongodb/connection.ts'
 import { isSourceKind, SOURCE_KINDS, SOURCE_PLUGINS } from '../producers/plugins.ts'
 import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
 import { newId, page, type Collections, type Page, type PageRequest } from './store.ts'
@@ -97,6 +99,8 @@ const getPath = (o: Record<string, unknown>, key: string) => o[key]
 export interface SourceRegistryOptions {
   /** Folder every csv-drop folder declared through the API must be inside ('' : any). */
   dropRoot?: string
+  /** SSRF guard for the connection strings declared through the API (none: not checked here; the worker's connections always are). */
+  urlGuard?: UrlGuard
 }
 
 export class SourceRegistry {
@@ -120,6 +124,24 @@ export class SourceRegistry {
       }
     }
     return errors
+  }
+
+  /**
+   * A MongoDB connection string given through the API: every host (and SRV target) through the SSRF
+   * guard, a refusal is a 422 naming config.connectionString. A host that does not resolve now is
+   * accepted: the worker's every connection is guarded when it is made.
+   */
+  private async checkEgress(kind: SourceKindName, config: Record<string, unknown>): Promise<void> {
+    const guard = this.options.urlGuard
+    const cs = config.connectionString
+    if (kind !== 'mongodb' || !guard || typeof cs !== 'string') return
+    try {
+      await guardConnection(parseConnectionString(cs, {}, 'config.connectionString'), guard)
+    } catch (err) {
+      if (err instanceof RetriableError) return
+      if (err instanceof ConfigError || err instanceof UrlRefusedError) throw new RequestInvalidError([{ field: 'config.connectionString', message: err.message.replace(/^config\.connectionString /, '') }])
+      throw err
+    }
   }
 
   // ---------------------------------------------------------------- visibility
@@ -217,6 +239,7 @@ export class SourceRegistry {
     await this.publisher(publisherId, 'publisherId', p)
     const errors = this.checkApiConfig(input.kind, input.config)
     if (errors.length > 0) throw new RequestInvalidError(errors)
+    await this.checkEgress(input.kind, input.config)
     const doc = this.newDoc({ name: input.name, kind: input.kind, publisherId, origin: 'api', config: input.config, desiredState: input.desiredState })
     try {
       await this.cols.sources.insertOne(doc)
@@ -237,6 +260,7 @@ export class SourceRegistry {
     for (const key of secretPaths(doc.kind)) if (probe[key] === undefined && typeof doc.config[key] === 'string') probe[key] = 'mongodb://kept'
     const errors = this.checkApiConfig(doc.kind, probe)
     if (errors.length > 0) throw new RequestInvalidError(errors)
+    await this.checkEgress(doc.kind, patch.config)
     const updated = await this.cols.sources.findOneAndUpdate(
       { _id: id, configVersion: doc.configVersion },
       { $set: { config: this.seal(doc.kind, patch.config, doc), updatedAt: new Date() }, $inc: { generation: 1, configVersion: 1 } },

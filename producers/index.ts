@@ -1,2 +1,2 @@
 export { SOURCE_KINDS, SOURCE_PLUGINS, isSourceKind } from './plugins.ts'
-export type { SourceKind, SourcePlugin, BuiltSource } from './plugins.ts'
+export type { SourceKind, SourcePlugin, BuiltSource, BuildContext } from './plugins.ts'

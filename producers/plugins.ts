@@ -6,12 +6,15 @@
  * HTTP ingestion is not here: it is built into the platform (POST /v1/events/{eventType}).
  */
 import path from 'node:path'
-import { MongoClient } from 'mongodb'
+import type { MongoClient } from 'mongodb'
+import type { UrlRefusedError } from '../common/errors.ts'
+import type { UrlGuard } from '../common/url-guard.ts'
 import { checkConfig, type ConfigSchema, type SettingFault } from '../connectors/source/config.ts'
-import type { SourceConnector } from '../connectors/source/types.ts'
+import type { SourceConnector, SourceContext, SourceRecord } from '../connectors/source/types.ts'
+import { guardedMongoClient } from '../consumers/mongodb/connection.ts'
 import { ALL_TOPICS, type TopicSpec } from '../schemas/topics.ts'
 import { CsvDropSource, csvDropConfigSchema, parseCsvDropConfig } from './csv-drop/source.ts'
-import { MongoDbSource, mongoSourceConfigSchema, parseMongoSourceConfig } from './mongodb/source.ts'
+import { MongoDbSource, mongoSourceConfigSchema, parseMongoSourceConfig, type MongoSourceConfig } from './mongodb/source.ts'
 
 export const SOURCE_KINDS = ['csv-drop', 'mongodb'] as const
 export type SourceKind = (typeof SOURCE_KINDS)[number]
@@ -33,7 +36,13 @@ export interface SourcePlugin {
   /** Every fault of a config (by setting name); [] when it is valid. */
   check(raw: unknown): SettingFault[]
   /** Builds the connector from a valid config (secrets already opened). */
-  build(raw: Record<string, unknown>): BuiltSource
+  build(raw: Record<string, unknown>, ctx: BuildContext): BuiltSource
+}
+
+/** What the runtime hands every plug-in it builds. */
+export interface BuildContext {
+  /** The SSRF guard every outbound connection of a source goes through (MongoDB connection strings). */
+  guard: UrlGuard
 }
 
 const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/
@@ -81,6 +90,41 @@ const csvDrop: SourcePlugin = {
   },
 }
 
+/**
+ * The MongoDB source on a client pinned to the URL guard (consumers/mongodb/connection.ts): once the
+ * guard refused a host the client was to connect to (the client is then closed), start and poll fail
+ * with that refusal, so the source's status names it; the worker builds a new client on its retry.
+ */
+class GuardedMongoDbSource extends MongoDbSource {
+  constructor(
+    client: MongoClient,
+    topics: readonly TopicSpec[],
+    private readonly refusal: () => UrlRefusedError | null,
+  ) {
+    super(client, topics)
+  }
+
+  override async start(config: MongoSourceConfig, ctx: SourceContext): Promise<void> {
+    try {
+      await super.start(config, ctx)
+    } catch (err) {
+      throw this.refusal() ?? err
+    }
+    const refused = this.refusal()
+    if (refused) throw refused
+  }
+
+  override async poll(): Promise<SourceRecord[]> {
+    const refused = this.refusal()
+    if (refused) throw refused
+    try {
+      return await super.poll()
+    } catch (err) {
+      throw this.refusal() ?? err
+    }
+  }
+}
+
 const mongoSchema: ConfigSchema = {
   connectionString: { doc: 'Connection string of the MongoDB server holding the collection (a secret: sealed at rest, never returned).', type: 'string' },
   ...mongoSourceConfigSchema,
@@ -97,12 +141,12 @@ const mongodb: SourcePlugin = {
     checkEventTopic(c, faults)
     return firstPerField(faults)
   },
-  build(raw) {
+  build(raw, { guard }) {
     const { connectionString, ...rest } = raw
     const config = parseMongoSourceConfig(rest)
     const topics = [topicFor(config.eventType, config.topic)!]
-    const client = new MongoClient(connectionString as string, { serverSelectionTimeoutMS: 5000 })
-    return { connector: new MongoDbSource(client, topics), config: { ...config, topic: topics[0]!.name }, topics, close: () => client.close() }
+    const { client, refusal } = guardedMongoClient(connectionString as string, { serverSelectionTimeoutMS: 5000 }, guard, undefined, 'config.connectionString')
+    return { connector: new GuardedMongoDbSource(client, topics, refusal), config: { ...config, topic: topics[0]!.name }, topics, close: () => client.close() }
   },
 }
 

@@ -168,7 +168,7 @@ export function managementRouter(options: ManagementOptions): Router {
   }))
 
   // sources (source connectors: csv-drop, mongodb)
-  const sources = new SourceRegistry(cp.cols, cp.box, { dropRoot: options.sourceDropRoot ?? '' })
+  const sources = new SourceRegistry(cp.cols, cp.box, { dropRoot: options.sourceDropRoot ?? '', urlGuard: cp.guard })
   mountSourceRoutes(r, sources, h, create)
 
   // maintenance

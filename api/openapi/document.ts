@@ -359,7 +359,16 @@ export const openApiDocument = {
         type: 'object',
         additionalProperties: false,
         required: ['type', 'url'],
-        properties: { type: { const: 'webhook' }, url: { type: 'string', format: 'uri', maxLength: 2000 } },
+        properties: {
+          type: { const: 'webhook' },
+          url: {
+            type: 'string',
+            format: 'uri',
+            maxLength: 2000,
+            description:
+              'An http(s) URL without credentials. The SSRF guard refuses it (422) when its host is, or resolves to, an address that is not public (loopback, private, link-local and metadata, CGNAT, NAT64, 6to4, documentation, multicast, reserved...) unless allowlisted; a host that does not resolve yet is accepted. Every delivery connects only to an address the guard approved for that connection.',
+          },
+        },
       },
       RestSink: {
         type: 'object',
@@ -371,7 +380,7 @@ export const openApiDocument = {
             type: 'string',
             maxLength: 2000,
             description:
-              'URL or URL template: placeholders {key}, {eventId}, {eventType}, {topic} or {value.<field path>} after the host, each URL-encoded (e.g. https://crm.example/api/stock/{value.sku} with PUT: an upsert by external id). An event without a value for a placeholder is dead-lettered.',
+              'URL or URL template: placeholders {key}, {eventId}, {eventType}, {topic} or {value.<field path>} after the host, each URL-encoded (e.g. https://crm.example/api/stock/{value.sku} with PUT: an upsert by external id). An event without a value for a placeholder is dead-lettered. The SSRF guard applies as to a webhook URL (and to auth.tokenUrl).',
           },
           method: { type: 'string', enum: ['POST', 'PUT', 'PATCH'] },
           headers: { type: 'object', additionalProperties: { type: 'string', maxLength: 2000 }, description: 'Extra request headers; Idempotency-Key (the event id), Authorization and Content-Type are set by the platform.' },
@@ -421,7 +430,7 @@ export const openApiDocument = {
             pattern: '^mongodb(\\+srv)?://',
             maxLength: 4000,
             writeOnly: true,
-            description: 'Required on create; encrypted at rest, never returned. Every host (for mongodb+srv, every SRV target) must pass the SSRF guard: loopback, private, link-local and metadata addresses are refused unless allowlisted.',
+            description: 'Required on create; encrypted at rest, never returned. Every host (for mongodb+srv, every SRV target) must pass the SSRF guard: loopback, private, link-local and metadata addresses (every non-public range) are refused unless allowlisted; a host that does not resolve yet is accepted; a proxy (proxyHost) is refused. The worker connects only to addresses the guard approved for each connection.',
           },
           database: { type: 'string', minLength: 1, maxLength: 63, pattern: '^[^/\\\\. "$*<>:|?]+$', description: 'The partner\'s database (MongoDB naming rules).' },
           collection: {

@@ -18,7 +18,7 @@ const action = (summary: string, operationId: string, description: string) => ({
 const CONFIG_DOC =
   'The plug-in\'s settings, validated against its config schema (a fault is a 422 naming `config.<setting>`). ' +
   'csv-drop: dir (required, absolute), eventType, topic, columns, constants, delimiter, batchRows, settleMs, scanIntervalMs, stateDir, processedDir. ' +
-  'mongodb: connectionString (required, write-only: sealed at rest, never returned), database, collection (required), mode, eventType, topic, updatedAtField, offsetsCollection, batchSize, pollIntervalMs, lagMs.'
+  'mongodb: connectionString (required, write-only: sealed at rest, never returned; every host passes the SSRF guard as a MongoDB sink\'s does, a refusal is a 422 naming config.connectionString), database, collection (required), mode, eventType, topic, updatedAtField, offsetsCollection, batchSize, pollIntervalMs, lagMs.'
 
 export const sourceTag = { name: 'sources', description: 'Source connectors (CSV stock-file drop, MongoDB collection): declared here or in configuration, started, paused, resumed and stopped. HTTP ingestion is built in.' }
 

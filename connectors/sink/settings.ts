@@ -27,7 +27,7 @@ export function deliveryDefaults(config: AppConfig): DeliveryDefaults {
 /** Options of the process-wide WebhookClient, minus the guard (common/url-guard.ts, wired by the worker). */
 export function webhookClientSettings(config: AppConfig) {
   const w = config.delivery.webhook
-  return { connectionsPerOrigin: Math.max(1, w.connectionsPerOrigin), keepAliveTimeoutMs: w.keepAliveTimeoutMs, connectTimeoutMs: w.connectTimeoutMs, guardCacheMs: w.guardCacheMs }
+  return { connectionsPerOrigin: Math.max(1, w.connectionsPerOrigin), keepAliveTimeoutMs: w.keepAliveTimeoutMs, connectTimeoutMs: w.connectTimeoutMs }
 }
 
 /** Settings of the MongoDB sinks' shared clients (consumers/mongodb MongoClientPool), minus the guard. */

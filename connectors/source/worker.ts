@@ -16,6 +16,7 @@ import os from 'node:os'
 import type { Admin, Kafka } from 'kafkajs'
 import type { Db } from 'mongodb'
 import type { Logger } from '../../common/logger.ts'
+import type { UrlGuard } from '../../common/url-guard.ts'
 import type { SourceDeclaration, SourceRegistry } from '../../control-plane/sources.ts'
 import type { SourceDoc, SourceStatus } from '../../control-plane/types.ts'
 import { SOURCE_PLUGINS, type BuiltSource } from '../../producers/plugins.ts'
@@ -32,6 +33,8 @@ export interface SourceWorkerOptions {
   kafka: Kafka
   serde: AvroSerde
   logger: Logger
+  /** The SSRF guard the sources' outbound connections go through (MongoDB connection strings). */
+  urlGuard: UrlGuard
   /** Empty: <hostname>-<pid>-<random>. */
   workerId?: string
   /** Sources declared in configuration, upserted at start (retried while their publisher is missing). */
@@ -250,7 +253,7 @@ export class SourceWorker {
 
   private async startRunner(run: Run): Promise<void> {
     const doc = run.doc
-    const built = SOURCE_PLUGINS[doc.kind].build(this.opts.registry.openConfig(doc))
+    const built = SOURCE_PLUGINS[doc.kind].build(this.opts.registry.openConfig(doc), { guard: this.opts.urlGuard })
     try {
       if (!this.admin) {
         const admin = this.opts.kafka.admin()

@@ -1,8 +1,16 @@
 /**
  * The process-wide HTTP side of every HTTP sink (webhook, REST): one undici Agent (a keep-alive Pool
- * per origin) shared by every subscription, the injected URL guard (asked again at delivery time,
- * with a short cache of the origins it allowed), and the rules that turn an HTTP answer or a network
- * failure into an error class of common/errors.ts.
+ * per origin) shared by every subscription, the injected URL guard, and the rules that turn an HTTP
+ * answer or a network failure into an error class of common/errors.ts.
+ *
+ * The guard is pinned to the sockets: the Agent resolves host names through the guard's `lookup`
+ * when it opens a connection (every new connection, also after a kept-alive one expired), so a
+ * socket only ever connects to an address the guard approved at that moment; there is no earlier
+ * resolution that DNS rebinding could make disagree with the connect. Each call checks the URL's
+ * form and an IP-address host (no DNS; net never calls `lookup` for an IP address).
+ *  - refused by the guard (form, address): EndpointDisabledError('url-refused'); the runtime disables
+ *    the subscription and holds its records;
+ *  - the host does not resolve (NXDOMAIN, DNS down, a timeout): RetriableError, retried on schedule.
  *
  * Status rules (Standard Webhooks, Svix), the same for every HTTP sink:
  *  - 2xx: delivered.
@@ -18,30 +26,22 @@
  *  - timeouts, refused or reset connections, DNS and TLS failures: RetriableError.
  */
 import { Agent, type Dispatcher } from 'undici'
-import { DataError, EndpointDisabledError, PartnerRejectedError, RetriableError, SyndicationError } from '../../common/errors.ts'
+import { DataError, EndpointDisabledError, PartnerRejectedError, RetriableError, SyndicationError, UrlRefusedError } from '../../common/errors.ts'
+import type { UrlGuard } from '../../common/url-guard.ts'
 import { parseRetryAfter } from '../../connectors/retry.ts'
 import type { AttemptReport } from '../../connectors/sink/types.ts'
 
-/** Throws (any error) when the URL must not be called: loopback, private, metadata addresses... */
-export type UrlGuard = (url: string) => Promise<void>
-
 export interface HttpSinkClientOptions {
+  /** The SSRF guard (common/url-guard.ts): its `lookup` is what the Agent's sockets connect through. */
   guard: UrlGuard
   /** Keep-alive connections per origin (shared by all subscriptions calling that origin). */
   connectionsPerOrigin?: number
   keepAliveTimeoutMs?: number
   connectTimeoutMs?: number
-  /**
-   * How long an origin the guard allowed stays allowed without asking again (the guard may resolve
-   * DNS). Refusals are never cached. 0: ask on every attempt.
-   */
-  guardCacheMs?: number
   /** How much of an answer is kept for the delivery log. */
   excerptBytes?: number
   userAgent?: string
   now?: () => number
-  /** Replaces the client's own Agent (which is then not closed by `close()`). */
-  dispatcher?: Dispatcher
 }
 
 /** One HTTP call of a sink. Headers must already hold everything (auth, idempotency key...). */
@@ -76,31 +76,17 @@ const DRAIN_LIMIT_BYTES = 64 * 1024
 /** Node or undici error codes that say "the call could not be made", not "our code is wrong". */
 const PROGRAMMING_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_VALUE', 'ERR_INVALID_URL'])
 
-/**
- * What the guard decides on: the URL up to its path. WHATWG parsing ends the authority at the first
- * `/` (or `\`, `?`, `#`) after `//`, so every URL sharing this prefix has the same scheme, userinfo,
- * host and port; a cheap string cut, not a parse per call.
- */
-function guardKey(url: string): string {
-  const start = url.indexOf('//')
-  if (start < 0) return url
-  for (let i = start + 2; i < url.length; i++) {
-    const c = url.charCodeAt(i)
-    if (c === 47 /* / */ || c === 92 /* \ */ || c === 63 /* ? */ || c === 35 /* # */) return url.slice(0, i)
-  }
-  return url
-}
-
 export class HttpSinkClient {
   readonly #dispatcher: Dispatcher
-  readonly #ownsDispatcher: boolean
   readonly #guard: UrlGuard
   readonly #excerptBytes: number
   protected readonly userAgent: string
   protected readonly now: () => number
-  readonly #guardCacheMs: number
-  readonly #allowed = new Map<string, number>()
-  /** origin and path of each URL called, so that a call does not parse its URL again. */
+  /**
+   * Origin and path of each URL called, once its form passed the guard: a call neither parses its
+   * URL nor asks the guard again (the form and an IP-address host cannot change; host names are
+   * checked by the guard's lookup at every connect). Refusals are not kept.
+   */
   readonly #targets = new Map<string, { origin: string; path: string }>()
 
   constructor(options: HttpSinkClientOptions, defaultUserAgent = 'Distributary/0.1') {
@@ -108,29 +94,11 @@ export class HttpSinkClient {
     this.#excerptBytes = options.excerptBytes ?? 1024
     this.userAgent = options.userAgent ?? defaultUserAgent
     this.now = options.now ?? Date.now
-    this.#guardCacheMs = options.guardCacheMs ?? 60_000
-    this.#ownsDispatcher = options.dispatcher === undefined
-    this.#dispatcher =
-      options.dispatcher ??
-      new Agent({
-        connections: options.connectionsPerOrigin ?? 32,
-        keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
-        connect: { timeout: options.connectTimeoutMs ?? 10_000 },
-      })
-  }
-
-  /** Checks a URL with the guard; a refusal becomes EndpointDisabledError('url-refused'). */
-  async checkUrl(url: string): Promise<void> {
-    try {
-      await this.#guard(url)
-      if (this.#guardCacheMs > 0) {
-        if (this.#allowed.size > 10_000) this.#allowed.clear()
-        this.#allowed.set(guardKey(url), this.now() + this.#guardCacheMs)
-      }
-    } catch (err) {
-      if (err instanceof SyndicationError && err.retriable) throw err
-      throw new EndpointDisabledError('url-refused', `URL refused by the URL guard: ${err instanceof Error ? err.message : String(err)}`, { url }, { cause: err })
-    }
+    this.#dispatcher = new Agent({
+      connections: options.connectionsPerOrigin ?? 32,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
+      connect: { timeout: options.connectTimeoutMs ?? 10_000, lookup: options.guard.lookup },
+    })
   }
 
   /** One attempt: guard, call, classify. Never throws. `eventId` names the attempt in its report. */
@@ -138,13 +106,11 @@ export class HttpSinkClient {
     const startedAt = this.now()
     const t0 = performance.now()
     const report: AttemptReport = { eventId, target: call.url, startedAt, durationMs: 0, outcome: 'failed' }
-    const allowedUntil = this.#allowed.get(guardKey(call.url))
-    if (allowedUntil === undefined || allowedUntil <= startedAt) {
-      try {
-        await this.checkUrl(call.url)
-      } catch (err) {
-        return this.#finish(report, t0, err instanceof SyndicationError ? err : new DataError(String(err)))
-      }
+    let target: { origin: string; path: string }
+    try {
+      target = this.#target(call.url)
+    } catch (err) {
+      return this.#finish(report, t0, classifyFailure(err, { url: call.url, eventId }))
     }
     if (call.headers['user-agent'] === undefined) call.headers['user-agent'] = this.userAgent
     // The timeout is undici's headersTimeout/bodyTimeout (its timers tick about every 0.5 s, so the
@@ -153,10 +119,9 @@ export class HttpSinkClient {
     // in-flight calls end by themselves within the timeout, and the caller ignores their results.
     try {
       if (signal?.aborted) throw signal.reason
-      const { origin, path } = this.#target(call.url)
       const res = await this.#dispatcher.request({
-        origin,
-        path,
+        origin: target.origin,
+        path: target.path,
         method: call.method,
         headers: call.headers,
         body: call.body,
@@ -180,11 +145,11 @@ export class HttpSinkClient {
     }
   }
 
-  /** The URL split as undici wants it (what undici.request would parse on every call). */
+  /** The URL split as undici wants it (what undici.request would parse on every call), its form checked by the guard. */
   #target(url: string): { origin: string; path: string } {
     let t = this.#targets.get(url)
     if (t === undefined) {
-      const u = new URL(url)
+      const u = this.#guard.checkForm(url)
       t = { origin: u.origin, path: u.pathname + u.search }
       if (this.#targets.size >= 10_000) this.#targets.clear()
       this.#targets.set(url, t)
@@ -206,7 +171,7 @@ export class HttpSinkClient {
   }
 
   async close(): Promise<void> {
-    if (this.#ownsDispatcher) await this.#dispatcher.close()
+    await this.#dispatcher.close()
   }
 }
 
@@ -235,8 +200,13 @@ export function classifyStatus(
   return new PartnerRejectedError(`endpoint rejected the event with ${status}`, status, ctx)
 }
 
-/** A call that produced no HTTP answer: network and timeouts are retriable, our own bugs are not. */
+/**
+ * A call that produced no HTTP answer: network, DNS and timeouts are retriable, our own bugs are not,
+ * and a URL or address the guard refused (before the call, or when the socket resolved the host)
+ * disables the endpoint.
+ */
 export function classifyFailure(err: unknown, context: Record<string, unknown> = {}, signal?: AbortSignal): SyndicationError {
+  if (err instanceof UrlRefusedError) return new EndpointDisabledError('url-refused', `URL refused by the URL guard: ${err.message}`, { ...context, ...err.context }, { cause: err })
   if (err instanceof SyndicationError) return err
   if (signal?.aborted) return new RetriableError('delivery aborted (subscription stopped)', undefined, { ...context, aborted: true }, { cause: err })
   const code = (err as { code?: unknown })?.code

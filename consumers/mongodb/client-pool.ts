@@ -5,15 +5,17 @@
  *
  * The key is the exact connection string (credentials included: two users of one server are two
  * clients, since a pool authenticates as one user). A client is connected once; concurrent
- * acquirers wait for the same connect. The seed hosts pass the URL guard before the first connect,
- * and every server the driver discovers later (replica set members named by `hello`) is checked
- * too: a refused one disables the sinks on that client (EndpointDisabledError 'url-refused').
+ * acquirers wait for the same connect. Every connection of the client is pinned to the URL guard
+ * (guardedMongoClient in connection.ts: seeds, SRV targets, servers a replica set names, reconnects):
+ * a host refused when the client connects fails the acquire (UrlRefusedError); one refused later
+ * (DNS changed, a member added) disables the sinks on that client (EndpointDisabledError
+ * 'url-refused'). A host that does not resolve is retriable, like an unreachable server.
  */
-import { MongoClient, type MongoClientOptions, type ServerOpeningEvent } from 'mongodb'
-import { EndpointDisabledError, SyndicationError, UrlRefusedError } from '../../common/errors.ts'
+import type { MongoClient, MongoClientOptions } from 'mongodb'
+import { EndpointDisabledError, UrlRefusedError } from '../../common/errors.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { UrlGuard } from '../../common/url-guard.ts'
-import { connectionSecrets, guardConnection, guardHost, parseConnectionString, type ParsedConnection, type SrvResolver } from './connection.ts'
+import { connectionSecrets, guardedMongoClient, type ParsedConnection } from './connection.ts'
 import { classifyMongoError } from './errors.ts'
 
 export interface MongoSinkClientSettings {
@@ -31,8 +33,6 @@ export interface MongoClientPoolOptions {
   logger: Logger
   settings?: Partial<MongoSinkClientSettings>
   appName?: string
-  /** SRV resolver for mongodb+srv:// (tests). */
-  resolveSrv?: SrvResolver
 }
 
 /** A subscription's use of a shared client; `release()` once when the subscription stops. */
@@ -41,8 +41,8 @@ export interface MongoLease {
   readonly connection: ParsedConnection
   /** Strings scrubbed from every error message (the connection string, its password). */
   readonly secrets: readonly string[]
-  /** Throws when a server the driver discovered was refused by the URL guard; waits for pending checks. */
-  ensureSafe(): Promise<void> | void
+  /** Throws EndpointDisabledError('url-refused') once the URL guard refused a host the client was to connect to. */
+  ensureSafe(): void
   release(): Promise<void>
 }
 
@@ -53,8 +53,7 @@ interface Entry {
   secrets: string[]
   users: number
   ready: Promise<void>
-  pendingChecks: Set<Promise<void>>
-  refused: SyndicationError | null
+  refusal: () => UrlRefusedError | null
 }
 
 export class MongoClientPool {
@@ -62,13 +61,11 @@ export class MongoClientPool {
   readonly #guard: UrlGuard
   readonly #log: Logger
   readonly #options: MongoClientOptions
-  readonly #resolveSrv: SrvResolver | undefined
 
   constructor(options: MongoClientPoolOptions) {
     const s = { ...DEFAULT_MONGO_SINK_CLIENT, ...options.settings }
     this.#guard = options.guard
     this.#log = options.logger.child({ component: 'mongodb-sink-pool' })
-    this.#resolveSrv = options.resolveSrv
     this.#options = {
       serverSelectionTimeoutMS: s.serverSelectionTimeoutMs,
       connectTimeoutMS: s.connectTimeoutMs,
@@ -96,15 +93,26 @@ export class MongoClientPool {
    */
   async acquire(connectionString: string, context: Record<string, unknown> = {}): Promise<MongoLease> {
     let e = this.#entries.get(connectionString)
+    // a client the guard refused stays closed for its leases; a new acquire asks the guard afresh
+    if (e?.refusal()) {
+      this.#entries.delete(connectionString)
+      e = undefined
+    }
     if (!e) {
-      const connection = parseConnectionString(connectionString, this.#options)
-      const client = new MongoClient(connectionString, this.#options)
-      const entry: Entry = { key: connectionString, client, connection, secrets: connectionSecrets(connectionString), users: 0, ready: Promise.resolve(), pendingChecks: new Set(), refused: null }
-      client.on('serverOpening', (ev: ServerOpeningEvent) => this.#checkDiscovered(entry, ev.address))
-      entry.ready = (async () => {
-        await guardConnection(connection, this.#guard, this.#resolveSrv)
-        await client.connect()
-      })()
+      const onRefused = (err: UrlRefusedError) => this.#log.error('the URL guard refused a host of a partner MongoDB: its client is closed', { target: guarded.connection.display, host: err.context.host, reason: err.context.reason })
+      const guarded = guardedMongoClient(connectionString, this.#options, this.#guard, onRefused)
+      const { client, connection, refusal } = guarded
+      const entry: Entry = { key: connectionString, client, connection, secrets: connectionSecrets(connectionString), users: 0, ready: Promise.resolve(), refusal }
+      // a refusal while connecting closes the client: the connect fails with it, not with "topology closed"
+      entry.ready = client.connect().then(
+        () => {
+          const r = refusal()
+          if (r) throw r
+        },
+        (err: unknown) => {
+          throw refusal() ?? err
+        },
+      )
       entry.ready.catch(() => undefined)
       this.#entries.set(connectionString, (e = entry))
     }
@@ -122,8 +130,8 @@ export class MongoClientPool {
       connection: entry.connection,
       secrets: entry.secrets,
       ensureSafe: () => {
-        if (entry.pendingChecks.size > 0) return Promise.all(entry.pendingChecks).then(() => this.#throwIfRefused(entry))
-        this.#throwIfRefused(entry)
+        const r = entry.refusal()
+        if (r) throw new EndpointDisabledError('url-refused', `the URL guard refuses a host of the partner's MongoDB deployment: ${r.message}`, { ...r.context, target: entry.connection.display })
       },
       release: async () => {
         if (released) return
@@ -131,25 +139,6 @@ export class MongoClientPool {
         await this.#release(entry)
       },
     }
-  }
-
-  #throwIfRefused(entry: Entry): void {
-    if (entry.refused) throw entry.refused
-  }
-
-  /** A server the driver opens (a seed or one a replica set named): through the guard, once. */
-  #checkDiscovered(entry: Entry, address: string): void {
-    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address)
-    if (!m) return
-    const check: Promise<void> = guardHost(m[1]!, Number(m[2]), this.#guard)
-      .catch((err: unknown) => {
-        if (!(err instanceof UrlRefusedError)) return // unresolvable now: the driver cannot reach it either
-        entry.refused = new EndpointDisabledError('url-refused', `the partner's MongoDB deployment names a server the URL guard refuses: ${err.message}`, { host: m[1], target: entry.connection.display })
-        this.#log.error('partner MongoDB names a refused server: its client is closed', { target: entry.connection.display, host: m[1] })
-        void entry.client.close().catch(() => undefined)
-      })
-      .finally(() => entry.pendingChecks.delete(check))
-    entry.pendingChecks.add(check)
   }
 
   async #release(entry: Entry): Promise<void> {

@@ -1,20 +1,26 @@
 /**
- * A partner's MongoDB connection string: parsed by the driver (so we accept exactly what it
- * accepts), described without its credentials, and checked by the SSRF guard.
+ * A partner's MongoDB connection string (sinks), or a publisher's (MongoDB sources): parsed by the
+ * driver (so we accept exactly what it accepts), described without its credentials, and checked by
+ * the SSRF guard.
  *
- * Why the URL guard applies to MongoDB too: the connection string is typed by a partner and the
- * worker connects from inside our network. Without the guard, `mongodb://127.0.0.1:27017/` with the
- * control plane's database name would let a partner write into our own store (API keys, grants),
- * and any private address could be probed. So every host of the string (for mongodb+srv://, every
- * target of its SRV record) must pass the same guard as webhook URLs (loopback, private, link-local
- * and metadata addresses refused unless allowlisted; tests allowlist 127.0.0.1). The guard runs when
- * the subscription is saved (422 naming sink.connectionString) and again when the sink starts
- * (DNS can change); the shared client also checks every server the driver discovers later (a
- * replica set's `hello` can name other hosts), see client-pool.ts. Unix domain sockets are refused.
+ * Why the URL guard applies to MongoDB too: the connection string is typed by a partner or a
+ * publisher and the worker connects from inside our network. Without the guard,
+ * `mongodb://127.0.0.1:27017/` with the control plane's database name would let a partner write into
+ * our own store (API keys, grants), and any private address could be probed. So every host the
+ * driver connects to (a seed, every target of a mongodb+srv SRV record, every server a replica set
+ * names) must pass the same guard as webhook URLs (loopback, private, link-local and metadata
+ * addresses refused unless allowlisted; tests allowlist 127.0.0.1). Unix domain sockets are refused.
+ *
+ * When the string is saved, `guardConnection` resolves every host (and the SRV record) and answers a
+ * 422 naming the field. When the worker connects, `guardedMongoClient` pins the driver to the guard:
+ * the driver's sockets resolve host names through the guard's `lookup` (every connection, also
+ * reconnects and servers discovered later), so they only connect to addresses the guard approved at
+ * that moment; an IP-address host (net never calls `lookup` for one) is checked before the client
+ * exists (seeds) or when the driver opens it (servers a replica set names).
  */
 import dns from 'node:dns/promises'
 import net from 'node:net'
-import { MongoClient, type MongoClientOptions } from 'mongodb'
+import { MongoClient, type MongoClientOptions, type ServerOpeningEvent } from 'mongodb'
 import { ConfigError, RetriableError, UrlRefusedError } from '../../common/errors.ts'
 import type { UrlGuard } from '../../common/url-guard.ts'
 
@@ -55,22 +61,27 @@ export interface ParsedConnection {
   hasCredentials: boolean
 }
 
-/** Parses with the driver (no connection). A string the driver refuses is a ConfigError that never quotes it. */
-export function parseConnectionString(connectionString: string, options: MongoClientOptions = {}): ParsedConnection {
+/**
+ * Parses with the driver (no connection). A string the driver refuses is a ConfigError naming
+ * `field` that never quotes it.
+ */
+export function parseConnectionString(connectionString: string, options: MongoClientOptions = {}, field = 'sink.connectionString'): ParsedConnection {
   if (typeof connectionString !== 'string' || !/^mongodb(\+srv)?:\/\//.test(connectionString)) {
-    throw new ConfigError('sink.connectionString must start with mongodb:// or mongodb+srv://', { field: 'sink.connectionString' })
+    throw new ConfigError(`${field} must start with mongodb:// or mongodb+srv://`, { field })
   }
   let client: MongoClient
   try {
     client = new MongoClient(connectionString, options)
   } catch (err) {
     const reason = scrub(err instanceof Error ? err.message : String(err), connectionSecrets(connectionString))
-    throw new ConfigError(`sink.connectionString is not a valid MongoDB connection string: ${reason}`, { field: 'sink.connectionString' })
+    throw new ConfigError(`${field} is not a valid MongoDB connection string: ${reason}`, { field })
   }
   const o = client.options
+  // a SOCKS5 proxy would connect on our behalf to a destination it resolves itself, past the guard
+  if (o.proxyHost) throw new ConfigError(`${field} must not name a proxy (proxyHost): the worker connects to the MongoDB hosts directly`, { field })
   const hosts: ParsedConnection['hosts'] = []
   for (const h of o.hosts) {
-    if (h.socketPath) throw new ConfigError('sink.connectionString must not name a Unix domain socket', { field: 'sink.connectionString' })
+    if (h.socketPath) throw new ConfigError(`${field} must not name a Unix domain socket`, { field })
     hosts.push({ host: h.host ?? '', port: h.port ?? 27017 })
   }
   const srvHost = o.srvHost ?? null
@@ -81,9 +92,10 @@ export function parseConnectionString(connectionString: string, options: MongoCl
 export type SrvResolver = (name: string) => Promise<Array<{ name: string; port: number }>>
 
 /**
- * Runs the URL guard over every host the connection string makes the driver connect to. A refused
- * host is a UrlRefusedError naming it (never the credentials); a name that does not resolve now is
- * retriable (DNS may be down), except at save time where the caller reports it as a field error.
+ * Save time: runs the URL guard over every host the connection string makes the driver connect to.
+ * A refused host is a UrlRefusedError naming it (never the credentials); a name (or SRV record) that
+ * does not resolve now is a RetriableError (DNS may be down, the record may not exist yet): the
+ * callers accept the string, the worker's connection is guarded again (guardedMongoClient).
  */
 export async function guardConnection(parsed: ParsedConnection, guard: UrlGuard, resolveSrv: SrvResolver = (n) => dns.resolveSrv(n)): Promise<void> {
   let targets = parsed.hosts
@@ -97,16 +109,74 @@ export async function guardConnection(parsed: ParsedConnection, guard: UrlGuard,
   for (const t of targets) await guardHost(t.host, t.port, guard)
 }
 
-/** One host:port through the URL guard (which speaks URLs: the host is wrapped in one). */
+/** One host:port through the URL guard, resolving a host name now (save time). */
 export async function guardHost(host: string, port: number, guard: UrlGuard): Promise<void> {
-  const h = net.isIPv6(host) ? `[${host}]` : host
   try {
-    await guard.check(`http://${h}:${port}/`)
+    await guard.resolve(host)
   } catch (err) {
-    if (err instanceof UrlRefusedError) {
-      if (err.context.reason === 'unresolvable') throw new RetriableError(`MongoDB host ${host} does not resolve`, undefined, { host }, { cause: err })
-      throw new UrlRefusedError(`MongoDB host ${host}:${port} refused: ${err.message}`, { ...err.context, host, port })
-    }
-    throw err
+    throw mongoRefusal(err, host, port)
   }
+}
+
+/** A UrlRefusedError of the guard as a MongoDB host refusal naming host:port; anything else as is. */
+function mongoRefusal(err: unknown, host: string, port?: number): unknown {
+  if (!(err instanceof UrlRefusedError)) return err
+  const at = port === undefined ? host : `${host}:${port}`
+  return new UrlRefusedError(`MongoDB host ${at} refused: ${err.message}`, { ...err.context, host, ...(port === undefined ? {} : { port }) }, { cause: err })
+}
+
+/** A MongoClient whose every connection is guarded (see the top of this file). */
+export interface GuardedMongoClient {
+  client: MongoClient
+  connection: ParsedConnection
+  /** The guard's first refusal of a host the driver was about to connect to, or null. */
+  refusal(): UrlRefusedError | null
+}
+
+/**
+ * A MongoClient pinned to the URL guard: its sockets resolve through `guard.lookup`, IP-address
+ * seeds are checked now (UrlRefusedError thrown) and IP-address servers the deployment names later
+ * when the driver opens them. On the first refusal the client is closed and `onRefused` is told; the
+ * refused address is never connected to (a host name), or at most by the monitor's first attempt
+ * racing the close (an IP address a replica set names: the driver offers no hook before it).
+ */
+export function guardedMongoClient(
+  connectionString: string,
+  options: MongoClientOptions,
+  guard: UrlGuard,
+  onRefused: (err: UrlRefusedError) => void = () => undefined,
+  field = 'sink.connectionString',
+): GuardedMongoClient {
+  const connection = parseConnectionString(connectionString, options, field)
+  for (const h of connection.hosts) {
+    try {
+      guard.checkHost(h.host)
+    } catch (err) {
+      throw mongoRefusal(err, h.host, h.port)
+    }
+  }
+  let refusal: UrlRefusedError | null = null
+  const refuse = (err: unknown, host: string, port?: number) => {
+    const e = mongoRefusal(err, host, port)
+    if (refusal || !(e instanceof UrlRefusedError)) return
+    refusal = e
+    onRefused(e)
+    void client.close().catch(() => undefined)
+  }
+  const lookup: net.LookupFunction = (hostname, opts, callback) =>
+    guard.lookup(hostname, opts, (err, address, family) => {
+      if (err) refuse(err, hostname)
+      callback(err, address, family)
+    })
+  const client = new MongoClient(connectionString, { ...options, lookup })
+  client.on('serverOpening', (ev: ServerOpeningEvent) => {
+    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(ev.address)
+    if (!m) return
+    try {
+      guard.checkHost(m[1]!)
+    } catch (err) {
+      refuse(err, m[1]!, Number(m[2]))
+    }
+  })
+  return { client, connection, refusal: () => refusal }
 }

@@ -164,7 +164,7 @@ export class MongoProjectionSink implements SinkConnector<MongoSinkConfig> {
       const report: AttemptReport = { eventId: record.eventId, target: this.#target, startedAt, durationMs: 0, outcome: 'failed' }
       try {
         if (options.signal?.aborted) throw new RetriableError('delivery aborted (subscription stopped)', undefined, { aborted: true })
-        await lease.ensureSafe()
+        lease.ensureSafe()
         const outcome = await this.write(collection, record)
         report.outcome = 'delivered'
         report.responseExcerpt = outcome === 'stale' ? 'stale: a newer version is stored; skipped' : outcome === 'absent' ? 'tombstone: no older document to delete' : outcome

@@ -4,6 +4,7 @@
  */
 import http, { type IncomingHttpHeaders, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { createUrlGuard, type UrlGuard } from '../../common/url-guard.ts'
 
 export interface Received {
   headers: IncomingHttpHeaders
@@ -23,8 +24,11 @@ export interface Receiver {
   close(): Promise<void>
 }
 
-/** Whether to keep the request bodies (benchmarks count only). */
-export async function startReceiver(handler?: ReceiverHandler, options: { keep?: boolean } = {}): Promise<Receiver> {
+/**
+ * `keep`: whether to keep the request bodies (benchmarks count only); `host` and `port`: where to
+ * listen (default 127.0.0.1, an ephemeral port).
+ */
+export async function startReceiver(handler?: ReceiverHandler, options: { keep?: boolean; host?: string; port?: number } = {}): Promise<Receiver> {
   let current: ReceiverHandler = handler ?? ((_r, res) => res.writeHead(204).end())
   const keep = options.keep ?? true
   let count = 0
@@ -41,10 +45,11 @@ export async function startReceiver(handler?: ReceiverHandler, options: { keep?:
   })
   server.keepAliveTimeout = 60_000
   server.on('connection', () => state.connections++)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const host = options.host ?? '127.0.0.1'
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve))
   const port = (server.address() as AddressInfo).port
   return {
-    url: `http://127.0.0.1:${port}/hooks`,
+    url: `http://${host}:${port}/hooks`,
     port,
     received,
     get connections() {
@@ -61,7 +66,5 @@ export async function startReceiver(handler?: ReceiverHandler, options: { keep?:
   }
 }
 
-/** A guard that allows 127.0.0.1 only, as the tests' allowlist. */
-export async function loopbackOnlyGuard(url: string): Promise<void> {
-  if (new URL(url).hostname !== '127.0.0.1') throw new Error(`${url} is not allowlisted`)
-}
+/** The URL guard with the tests' allowlist: public addresses, and 127.0.0.1 (where the receivers listen). */
+export const loopbackOnlyGuard: UrlGuard = createUrlGuard({ allowlist: '127.0.0.1' })

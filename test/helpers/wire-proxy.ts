@@ -13,12 +13,21 @@ export type WireVerdict = 'forward' | 'cut'
 export interface WireProxy {
   host: string
   port: number
+  /** Client connections accepted so far. */
+  readonly connections: number
   close(): Promise<void>
 }
 
-export async function startWireProxy(target: { host: string; port: number }, onMessage: (message: Buffer) => WireVerdict | Promise<WireVerdict>): Promise<WireProxy> {
+/** `listen`: where the proxy listens (default 127.0.0.1, an ephemeral port). */
+export async function startWireProxy(
+  target: { host: string; port: number },
+  onMessage: (message: Buffer) => WireVerdict | Promise<WireVerdict>,
+  listen: { host?: string; port?: number } = {},
+): Promise<WireProxy> {
   const sockets = new Set<net.Socket>()
+  let connections = 0
   const server = net.createServer((client) => {
+    connections++
     const upstream = net.connect(target.port, target.host)
     sockets.add(client)
     sockets.add(upstream)
@@ -52,11 +61,15 @@ export async function startWireProxy(target: { host: string; port: number }, onM
       }
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const host = listen.host ?? '127.0.0.1'
+  await new Promise<void>((resolve) => server.listen(listen.port ?? 0, host, resolve))
   const { port } = server.address() as net.AddressInfo
   return {
-    host: '127.0.0.1',
+    host,
     port,
+    get connections() {
+      return connections
+    },
     async close() {
       for (const s of sockets) s.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))

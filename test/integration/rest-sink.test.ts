@@ -204,7 +204,7 @@ describe('REST sink against a CRM-like API and an OAuth2 token endpoint', functi
       expect(timeout).to.be.instanceOf(RetriableError)
       expect(timeout.context).to.include({ timeout: true })
       expect(Date.now() - t0).to.be.below(3000)
-      const refused = await start({ url: 'http://localhost:9/x/{key}', method: 'POST', auth: { type: 'none' } })
+      const refused = await start({ url: 'http://127.0.0.2:9/x/{key}', method: 'POST', auth: { type: 'none' } })
       const g = await failure(refused.put([level('S', 1)]))
       expect(g).to.be.instanceOf(EndpointDisabledError)
       expect((g as EndpointDisabledError).reason).to.equal('url-refused')

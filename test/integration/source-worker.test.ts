@@ -9,6 +9,7 @@ import { expect } from 'chai'
 import type { Admin, Kafka } from 'kafkajs'
 import type { Db, MongoClient } from 'mongodb'
 import { createSecretBox, generateKeyRingEntry, parseKeyRing } from '../../common/secret-box.ts'
+import { createUrlGuard } from '../../common/url-guard.ts'
 import { SourceWorker } from '../../connectors/source/worker.ts'
 import { SourceRegistry } from '../../control-plane/sources.ts'
 import { collections, ensureIndexes } from '../../control-plane/store.ts'
@@ -65,7 +66,7 @@ describe('source worker: one instance per source across workers', function () {
       config: { dir, topic, settleMs: 0, scanIntervalMs: 50, constants: { manufacturerId: 'acme', unitOfMeasure: 'EA', locationId: 'L1' } },
     })
     const serde = new AvroSerde(new RegistryClient({ url: registry.url }))
-    const make = (id: string) => new SourceWorker({ registry: sources, db, kafka, serde, logger: quietLogger, workerId: id, passMs: 200, leaseTtlMs: 2000, statusIntervalMs: 500, idleMs: 20 })
+    const make = (id: string) => new SourceWorker({ registry: sources, db, kafka, serde, logger: quietLogger, urlGuard: createUrlGuard({ allowlist: '127.0.0.1' }), workerId: id, passMs: 200, leaseTtlMs: 2000, statusIntervalMs: 500, idleMs: 20 })
     const [w1, w2] = [make('w1'), make('w2')]
     workers.push(w1, w2)
     await Promise.all([w1.start(), w2.start()])

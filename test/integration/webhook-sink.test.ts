@@ -203,7 +203,7 @@ describe('webhook sink (Standard Webhooks) against real receivers', function () 
 
   it('refuses a URL the guard does not allow, without calling it', async () => {
     const rx = await open()
-    const url = rx.url.replace('127.0.0.1', 'localhost')
+    const url = rx.url.replace('127.0.0.1', '127.0.0.2') // loopback, not in the tests' allowlist
     const e = await failure((await sinkFor({ url })).put([rec(1)]))
     expect(e).to.be.instanceOf(EndpointDisabledError)
     expect((e as EndpointDisabledError).reason).to.equal('url-refused')

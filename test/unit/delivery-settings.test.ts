@@ -10,7 +10,7 @@ describe('delivery settings', () => {
     expect(d.policy.delaysMs).to.deep.equal([...STANDARD_WEBHOOKS_SCHEDULE_MS])
     expect(d.policy.jitter).to.equal(0.1)
     expect(d).to.include({ concurrency: 32, parkAfterFailures: 5, disableAfterMs: 5 * 24 * 3600_000, webhookTimeoutMs: 15_000 })
-    expect(webhookClientSettings(loadConfig({ env: {} }))).to.include({ connectionsPerOrigin: 32, guardCacheMs: 60_000 })
+    expect(webhookClientSettings(loadConfig({ env: {} }))).to.include({ connectionsPerOrigin: 32, connectTimeoutMs: 10_000 })
   })
 
   it('read the schedule and jitter from the environment', () => {
