@@ -77,6 +77,7 @@ const col = (title: string, key: string): Column => ({ title, get: (r) => key.sp
 const USAGE = `usage:
   distributary partners [list] [--json]
   distributary subscriptions [list] [--json]
+  distributary grants [list] | show <id> | accept <id> | decline <id>  [--json]
   distributary connectors [list] | status <id> | pause <id> | resume <id> | replay <id> --from <ISO time|earliest|latest|snapshot> [--follow]  [--json]
   distributary dlq list <subscriptionId> | retry <subscriptionId> [eventId]  [--json]
   distributary sources [list] | status <id> [--follow] | pause <id> | resume <id> | stop <id> | start <id>  [--json]
@@ -95,6 +96,30 @@ export async function apiCommand(config: AppConfig, command: string, args: strin
       case 'partners list': {
         const rows = await listAll(config, `/organizations?kind=${flags.kind ?? 'partner'}`)
         out(rows, () => renderTable(rows, [col('ID', 'id'), col('SLUG', 'slug'), col('NAME', 'name'), col('KIND', 'kind'), col('CREATED', 'createdAt')]))
+        return 0
+      }
+      case 'grants list': {
+        const rows = await listAll(config, '/grants')
+        out(rows, () => renderTable(rows, [col('ID', 'id'), col('PUBLISHER', 'publisherId'), col('PARTNER', 'partnerId'), col('STATUS', 'status'), col('ACCEPTED', 'acceptedEventTypes'), col('PENDING', 'pendingEventTypes')]))
+        return 0
+      }
+      case 'grants show': {
+        const g = (await call(config, 'GET', `/grants/${encodeURIComponent(need('id', id))}`)) as Record<string, unknown>
+        out(g, () => JSON.stringify(g, null, 2) + '\n')
+        return 0
+      }
+      case 'grants accept': {
+        // Accept the version read here, so a change the publisher makes meanwhile is not accepted unseen.
+        const grantId = encodeURIComponent(need('id', id))
+        const read = (await call(config, 'GET', `/grants/${grantId}`)) as Record<string, unknown>
+        const g = (await call(config, 'POST', `/grants/${grantId}/accept`, { version: read.version })) as Record<string, unknown>
+        out(g, () => `${String(g.id)}: accepted (${(g.acceptedEventTypes as string[]).join(', ')}) from ${String(g.publisherId)}\n`)
+        return 0
+      }
+      case 'grants decline': {
+        const grantId = need('id', id)
+        await call(config, 'DELETE', `/grants/${encodeURIComponent(grantId)}`)
+        out({ id: grantId, ended: true }, () => `${grantId}: ended; nothing more is delivered under it\n`)
         return 0
       }
       case 'subscriptions list': {

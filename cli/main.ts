@@ -29,6 +29,9 @@ commands:
   stack status [--json]  what runs, truthfully (exit 1 when a server is not running)
   partners [list]        partner organizations          } over the management API
   subscriptions [list]   partner subscriptions          } (DISTRIBUTARY_API_URL, DISTRIBUTARY_API_KEY);
+  grants [list] | show|accept|decline <id>
+                         a partner accepts a publisher's offered grant (nothing is delivered before),
+                         or ends one (decline an offer, revoke an accepted grant)
   connectors [list] | status|pause|resume <id> | replay <id> --from <ISO time|earliest|latest|snapshot> [--follow]
   dlq list <subscriptionId> | retry <subscriptionId> [eventId]
   sources [list] | status|pause|resume|stop|start <id> [--follow]
@@ -138,6 +141,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'partners':
     case 'subscriptions':
+    case 'grants':
     case 'connectors':
     case 'dlq':
     case 'sources':

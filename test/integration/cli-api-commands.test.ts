@@ -16,6 +16,8 @@ describe('CLI: partners, subscriptions, connectors, dlq over the management API'
   let platform: Platform
   let env: NodeJS.ProcessEnv
   let subId: string
+  let offerId: string
+  let partnerEnv: Record<string, string>
 
   before(async () => {
     platform = await startPlatform(config, createLogger({ level: 'error', write: () => undefined }), { stopStackOnClose: false, roles: 'api' })
@@ -28,6 +30,11 @@ describe('CLI: partners, subscriptions, connectors, dlq over the management API'
     const partner = await call('/v1/organizations', { kind: 'partner', name: 'Northwind Distribution', slug: 'northwind-cli' })
     const grant = await call('/v1/grants', { publisherId: pub.id, partnerId: partner.id, entitlements: [{ eventType: 'inventory.level.changed' }] })
     await call(`/v1/grants/${grant.id}/accept`, {})
+    // a second publisher's offer, and the partner's own key to answer it with
+    const globex = await call('/v1/organizations', { kind: 'publisher', name: 'Globex', slug: 'globex-cli' })
+    offerId = (await call('/v1/grants', { publisherId: globex.id, partnerId: partner.id, entitlements: [{ eventType: 'deal.registered' }] })).id
+    const partnerKey = (await call('/v1/api-keys', { scope: 'partner', organizationId: partner.id, name: 'cli' })) as unknown as { key: string }
+    partnerEnv = { ...env, DISTRIBUTARY_API_KEY: partnerKey.key }
     subId = (await call('/v1/subscriptions', { partnerId: partner.id, name: 'erp', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } })).id
   })
 
@@ -65,6 +72,21 @@ describe('CLI: partners, subscriptions, connectors, dlq over the management API'
     const snapshot = await cli(['connectors', 'replay', subId, '--from', 'snapshot', '--json'], env)
     expect(snapshot.code, snapshot.err).to.equal(0)
     expect((JSON.parse(snapshot.out) as { offsetReset: { to: string } }).offsetReset.to).to.equal('snapshot')
+  })
+
+  it('grants: a partner sees an offer as offered, accepts it, and can end it', async () => {
+    const table = await cli(['grants'], partnerEnv)
+    expect(table.code, table.err).to.equal(0)
+    expect(table.out.split('\n')[0]).to.match(/^ID\s+PUBLISHER\s+PARTNER\s+STATUS\s+ACCEPTED\s+PENDING$/)
+    expect(table.out.split('\n').find((l) => l.startsWith(offerId))).to.match(/\soffered\s+\[\]\s+\["deal.registered"\]$/)
+    const accepted = await cli(['grants', 'accept', offerId], partnerEnv)
+    expect(accepted.code, accepted.err).to.equal(0)
+    expect(accepted.out).to.match(new RegExp(`^${offerId}: accepted \\(deal.registered\\) from org_`))
+    const shown = JSON.parse((await cli(['grants', 'show', offerId, '--json'], partnerEnv)).out) as { status: string }
+    expect(shown.status).to.equal('active')
+    expect((await cli(['grants', 'decline', offerId], partnerEnv)).out).to.equal(`${offerId}: ended; nothing more is delivered under it\n`)
+    const gone = await cli(['grants', 'show', offerId], partnerEnv)
+    expect(gone.code).to.equal(1)
   })
 
   it('dlq list shows an empty table for a subscription without dead letters; retry is accepted', async () => {
