@@ -35,10 +35,19 @@ export interface ReadRecord {
 const headerStrings = (h: IHeaders | undefined): Record<string, string> =>
   Object.fromEntries(Object.entries(h ?? {}).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('utf8') : String(v)]))
 
-/** Reads every record of a topic (all partitions, up to the current end), decoded. */
-export async function readTopic(kafka: Kafka, admin: Admin, serde: AvroSerde, topic: string, timeoutMs = 30_000): Promise<ReadRecord[]> {
+/** The end offset of each partition of a topic now (what `readTopic(..., since)` reads after). */
+export async function topicEnds(admin: Admin, topic: string): Promise<Map<number, number>> {
+  return new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.high)]))
+}
+
+/**
+ * Reads every record of a topic (all partitions, up to the current end), decoded; with `since`
+ * (topicEnds taken earlier), only the records written after it (a shared topic's own records).
+ */
+export async function readTopic(kafka: Kafka, admin: Admin, serde: AvroSerde, topic: string, timeoutMs = 30_000, since?: Map<number, number>): Promise<ReadRecord[]> {
   const ends = await admin.fetchTopicOffsets(topic)
-  const want = new Map(ends.filter((o) => Number(o.high) > Number(o.low)).map((o) => [o.partition, Number(o.high)]))
+  const from = (o: { partition: number; low: string }) => Math.max(Number(o.low), since?.get(o.partition) ?? 0)
+  const want = new Map(ends.filter((o) => Number(o.high) > from(o)).map((o) => [o.partition, Number(o.high)]))
   if (want.size === 0) return []
   const consumer = kafka.consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 200 })
   const out: ReadRecord[] = []
@@ -48,12 +57,12 @@ export async function readTopic(kafka: Kafka, admin: Admin, serde: AvroSerde, to
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`reading ${topic}: only ${out.length} records within ${timeoutMs} ms`)), timeoutMs)
       const done = new Set<number>()
-      consumer
+      const running = consumer
         .run({
           eachMessage: async ({ partition, message }) => {
             const off = Number(message.offset)
             const high = want.get(partition)
-            if (high === undefined || off >= high) return
+            if (high === undefined || off >= high || off < (since?.get(partition) ?? 0)) return
             out.push({
               partition,
               offset: off,
@@ -68,7 +77,8 @@ export async function readTopic(kafka: Kafka, admin: Admin, serde: AvroSerde, to
             }
           },
         })
-        .catch(reject)
+      running.catch(reject)
+      if (since) for (const o of ends) if (want.has(o.partition)) consumer.seek({ topic, partition: o.partition, offset: String(from(o)) })
     })
   } finally {
     await consumer.disconnect()
