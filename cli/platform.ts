@@ -11,7 +11,7 @@ import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import type { RequestHandler } from 'express'
-import { createApp, sendProblem } from '../api/index.ts'
+import { createApp, publisherAuthentication, sendProblem } from '../api/index.ts'
 import { createKafka, createMongoClient } from '../common/clients.ts'
 import type { Logger } from '../common/logger.ts'
 import { Metrics } from '../common/metrics.ts'
@@ -257,7 +257,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   }
 
   // Event ingestion (POST /v1/events/{eventType}) needs the serde: it is mounted now and answers
-  // 503 until the contracts are ready. Only publisher keys may publish.
+  // 503 until the contracts are ready. Only publisher keys may publish, each at most ingest.rateLimit events/s.
   let ingest: HttpIngest | undefined
   const ingestRoute: RequestHandler = (req, res, next) => {
     if (ingest) return ingest.router(req, res, next)
@@ -270,11 +270,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       kafka: createKafka(config, logger, `${config.kafka.clientId}-ingest`),
       serde,
       logger,
-      authenticate: async (req) => {
-        const m = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')
-        const principal = m ? await controlPlane.keys.authenticate(m[1]!) : null
-        return principal?.scope === 'publisher' && principal.organizationId ? { organizationId: principal.organizationId } : undefined
-      },
+      authenticate: publisherAuthentication(controlPlane.keys),
+      rateLimit: { perSecond: config.ingest.rateLimit.eventsPerSecond, burst: config.ingest.rateLimit.burst },
       idempotency: { collection: mongo.db(config.mongodb.database).collection('ingest_idempotency'), windowMs: config.ingest.idempotencyWindowMs },
       maxEvents: config.ingest.maxEvents,
       bodyLimitBytes: config.ingest.bodyLimitBytes,

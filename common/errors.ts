@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'REQUEST_INVALID'
   | 'SINK_ENDPOINT_DISABLED'
+  | 'RATE_LIMITED'
 
 export type ErrorContext = Record<string, unknown>
 
@@ -90,6 +91,22 @@ export class UrlRefusedError extends SyndicationError {
 export class SecretUnreadableError extends SyndicationError {
   constructor(message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
     super('SECRET_UNREADABLE', message, false, context, options)
+  }
+}
+
+/**
+ * A request refused before any expensive work: the caller exceeded a rate limit (`policy` names it:
+ * HTTP 429), or a bounded resource is busy (`policy` null: HTTP 503). Either way it may try again
+ * after `retryAfterMs`.
+ */
+export class RateLimitedError extends SyndicationError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+    readonly policy: { name: string; perSecond: number; burst: number } | null,
+    context: ErrorContext = {},
+  ) {
+    super('RATE_LIMITED', message, true, context)
   }
 }
 

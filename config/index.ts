@@ -29,6 +29,9 @@ export interface AppConfig {
     idempotencyTtlSeconds: number
     sweepIntervalMs: number
     apiKeyCacheMs: number
+    keyAttempts: { perSecond: number; burst: number }
+    keyVerifyConcurrency: number
+    keyVerifyQueue: number
   }
   secrets: { encryptionKeys: string; currentKeyId: string }
   urlGuard: { allowlist: string }
@@ -57,7 +60,7 @@ export interface AppConfig {
   }
   sources: { file: string; dropRoot: string }
   bench: { csvRows: number; latencyRate: number; latencyBrokerWarmupMs: number; partnersSubscriptions: number; partnersRate: number }
-  ingest: { maxEvents: number; bodyLimitBytes: number; idempotencyWindowMs: number; bufferCapacity: number; retryAfterSeconds: number }
+  ingest: { maxEvents: number; bodyLimitBytes: number; idempotencyWindowMs: number; bufferCapacity: number; retryAfterSeconds: number; rateLimit: { eventsPerSecond: number; burst: number } }
   outbox: { relayEnabled: boolean; pollMs: number; leaseTtlMs: number }
   cli: { apiUrl: string; apiKey: string }
   stack: {
@@ -108,6 +111,13 @@ convict.addFormat({
       throw new Error('must be a comma-separated list of durations such as 5s,5m,30m,2h')
     }
   },
+})
+convict.addFormat({
+  name: 'positive-int',
+  validate(value: unknown) {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new Error('must be a positive integer')
+  },
+  coerce: (v: string) => Number(v),
 })
 convict.addFormat({
   name: 'fraction',

@@ -4,11 +4,25 @@
  * The plaintext exists once, in the answer to the create or rotate call.
  *
  * A verified key is trusted for `cacheMs` without re-hashing (scrypt costs tens of milliseconds by
- * design); a revocation in this process clears it at once, in other processes within `cacheMs`.
+ * design); a revocation in this process clears it at once, in other processes within `cacheMs`. After
+ * that the key is checked again with one read (not revoked, not expired, the same stored hash) but not
+ * re-hashed: the process remembers the SHA-256 of each key it verified (the most recent 10,000).
+ *
+ * Hashing is the expensive part, and it runs in libuv's thread pool, which DNS lookups and file I/O
+ * share. So a key this process has not verified yet must first pass `attempts`: token buckets per
+ * client address and per key prefix, charged before the lookup and the hash and given back when the
+ * key is valid, so only failures count, and while a bucket is empty the answer is a RateLimitedError
+ * (429) without any lookup or hash. At most `verifyConcurrency` hashes run at once, `verifyQueue` more
+ * wait, and beyond that a verification is refused as busy (503). Concurrent requests with the same
+ * key share one verification.
  */
 import crypto from 'node:crypto'
 import { promisify } from 'node:util'
 import type { Logger } from '../common/logger.ts'
+import { RateLimitedError } from '../common/errors.ts'
+import { Limiter } from '../common/limiter.ts'
+import { LruMap } from '../common/lru-map.ts'
+import { TokenBuckets, type RateLimit } from '../common/token-buckets.ts'
 import type { Collections } from './store.ts'
 import { newId } from './store.ts'
 import type { ApiKeyDoc, Principal, Scope } from './types.ts'
@@ -17,6 +31,8 @@ const scrypt = promisify(crypto.scrypt) as (password: string, salt: Buffer, keyl
 const SCRYPT = { N: 16384, r: 8, p: 1, maxmem: 64 * 1024 * 1024 }
 const KEY_FORMAT = /^(dk_[0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/
 const LAST_USED_THROTTLE_MS = 60_000
+/** Verified keys remembered (by SHA-256) so that they are never hashed again in this process. */
+const KNOWN_KEYS = 10_000
 
 export const BOOTSTRAP_KEY_ID = 'bootstrap'
 
@@ -25,6 +41,12 @@ export interface ApiKeyOptions {
   bootstrapKey: string
   cacheMs: number
   logger: Logger
+  /** Failed key attempts per client address and per key prefix (token buckets); absent or perSecond 0: unlimited. */
+  attempts?: RateLimit
+  /** Key verifications (scrypt) running at once at most. Default 2 (libuv's pool has 4 threads). */
+  verifyConcurrency?: number
+  /** Key verifications waiting for a slot at most; beyond, a verification is refused as busy. Default 32. */
+  verifyQueue?: number
 }
 
 export interface CreatedKey {
@@ -44,23 +66,45 @@ export interface CreateKeyInput {
 
 const sha256 = (s: string) => crypto.createHash('sha256').update(s).digest()
 
+function usable(doc: ApiKeyDoc, now: number): boolean {
+  return doc.revokedAt === null && (doc.expiresAt === null || doc.expiresAt.getTime() > now)
+}
+
+interface KnownKey {
+  principal: Principal
+  /** Trusted without any read until then. */
+  until: number
+  expiresAt: number | null
+  /** The stored hash this key matched: a later check needs the record, not the hash. */
+  hash: string
+}
+
 export class ApiKeys {
-  private readonly cache = new Map<string, { principal: Principal; until: number; expiresAt: number | null }>()
+  private readonly cache = new LruMap<string, KnownKey>(KNOWN_KEYS)
+  private readonly pending = new Map<string, Promise<Principal | null>>()
   private readonly lastUsedWrites = new Map<string, number>()
   private readonly bootstrapDigest: Buffer | null
+  private readonly attempts: TokenBuckets | null
+  private readonly hashing: Limiter
+  private readonly verifyQueue: number
+  /** Key verifications hashed so far (the expensive work the attempt limits protect). */
+  verifications = 0
 
   constructor(
     private readonly cols: Collections,
     private readonly options: ApiKeyOptions,
   ) {
     this.bootstrapDigest = options.bootstrapKey !== '' ? sha256(options.bootstrapKey) : null
+    this.attempts = options.attempts && options.attempts.perSecond > 0 ? new TokenBuckets(options.attempts) : null
+    this.hashing = new Limiter(options.verifyConcurrency ?? 2)
+    this.verifyQueue = options.verifyQueue ?? 32
   }
 
   async create(input: CreateKeyInput): Promise<CreatedKey> {
     const prefix = `dk_${crypto.randomBytes(6).toString('hex')}`
     const secret = crypto.randomBytes(32).toString('base64url')
     const salt = crypto.randomBytes(16)
-    const hash = await scrypt(secret, salt, 32, SCRYPT)
+    const hash = await this.hashing.run(() => scrypt(secret, salt, 32, SCRYPT))
     const doc: ApiKeyDoc = {
       _id: newId('key'),
       prefix,
@@ -80,31 +124,90 @@ export class ApiKeys {
     return { doc, key: `${prefix}.${secret}` }
   }
 
-  /** The principal of a presented key, or null (unknown, wrong, revoked or expired: all alike). */
-  async authenticate(presented: string): Promise<Principal | null> {
-    if (this.bootstrapDigest !== null) {
-      const d = sha256(presented)
-      if (crypto.timingSafeEqual(d, this.bootstrapDigest)) return { keyId: BOOTSTRAP_KEY_ID, scope: 'admin', organizationId: null }
+  /**
+   * The principal of a presented key, or null (unknown, wrong, revoked or expired: all alike).
+   * `client` is the caller's address (its partition for the attempt limit). Throws RateLimitedError
+   * when the client or the key prefix has no attempts left, or when too many verifications wait.
+   */
+  async authenticate(presented: string, client = 'unknown'): Promise<Principal | null> {
+    const digest = sha256(presented)
+    if (this.bootstrapDigest !== null && crypto.timingSafeEqual(digest, this.bootstrapDigest)) return { keyId: BOOTSTRAP_KEY_ID, scope: 'admin', organizationId: null }
+    const id = digest.toString('base64')
+    const now = Date.now()
+    const known = this.cache.get(id)
+    if (known && known.until > now && (known.expiresAt === null || known.expiresAt > now)) {
+      this.touch(known.principal.keyId, now)
+      return known.principal
     }
+    if (known) return this.once(id, () => this.recheck(id, known))
+    const charged = this.charge(client, KEY_FORMAT.exec(presented)?.[1])
+    try {
+      const principal = await this.once(id, () => this.verify(presented, id))
+      if (principal) this.refund(charged)
+      return principal
+    } catch (err) {
+      this.refund(charged)
+      throw err
+    }
+  }
+
+  /** One verification per presented key at a time: concurrent requests with it wait for the same one. */
+  private once(id: string, verify: () => Promise<Principal | null>): Promise<Principal | null> {
+    let p = this.pending.get(id)
+    if (!p) {
+      p = verify().finally(() => this.pending.delete(id))
+      this.pending.set(id, p)
+    }
+    return p
+  }
+
+  private async verify(presented: string, id: string): Promise<Principal | null> {
     const m = KEY_FORMAT.exec(presented)
     if (!m) return null
-    const now = Date.now()
-    const cacheKey = sha256(presented).toString('base64')
-    const hit = this.cache.get(cacheKey)
-    if (hit && hit.until > now && (hit.expiresAt === null || hit.expiresAt > now)) {
-      this.touch(hit.principal.keyId, now)
-      return hit.principal
-    }
-    this.cache.delete(cacheKey)
     const doc = await this.cols.apiKeys.findOne({ prefix: m[1]! })
-    if (!doc || doc.revokedAt !== null || (doc.expiresAt !== null && doc.expiresAt.getTime() <= now)) return null
-    const hash = await scrypt(m[2]!, Buffer.from(doc.salt, 'base64'), 32, SCRYPT)
+    if (!doc || !usable(doc, Date.now())) return null
+    if (this.hashing.size >= this.hashing.max + this.verifyQueue) throw new RateLimitedError('too many API key verifications at once; retry shortly', 1000, null)
+    const hash = await this.hashing.run(() => {
+      this.verifications++
+      return scrypt(m[2]!, Buffer.from(doc.salt, 'base64'), 32, SCRYPT)
+    })
     if (!crypto.timingSafeEqual(hash, Buffer.from(doc.hash, 'base64'))) return null
+    return this.remember(id, doc)
+  }
+
+  /** A key verified before whose trust ran out: still there, not revoked or expired, the same hash. */
+  private async recheck(id: string, known: KnownKey): Promise<Principal | null> {
+    const doc = await this.cols.apiKeys.findOne({ _id: known.principal.keyId })
+    if (doc && usable(doc, Date.now()) && doc.hash === known.hash) return this.remember(id, doc)
+    this.cache.delete(id)
+    return null
+  }
+
+  private remember(id: string, doc: ApiKeyDoc): Principal {
+    const now = Date.now()
     const principal: Principal = { keyId: doc._id, scope: doc.scope, organizationId: doc.organizationId }
-    if (this.cache.size > 10_000) this.cache.clear()
-    this.cache.set(cacheKey, { principal, until: now + this.options.cacheMs, expiresAt: doc.expiresAt?.getTime() ?? null })
+    this.cache.set(id, { principal, until: now + this.options.cacheMs, expiresAt: doc.expiresAt?.getTime() ?? null, hash: doc.hash })
     this.touch(doc._id, now)
     return principal
+  }
+
+  /** Takes an attempt from the client's bucket and the prefix's; throws when either is empty. */
+  private charge(client: string, prefix: string | undefined): string[] {
+    if (!this.attempts) return []
+    const taken: string[] = []
+    for (const [bucket, what] of [[`client:${client}`, 'from this client'], ...(prefix ? [[`prefix:${prefix}`, `for key prefix ${prefix}`]] : [])] as const) {
+      const wait = this.attempts.take(bucket)
+      if (wait > 0) {
+        this.refund(taken)
+        throw new RateLimitedError(`too many failed API key attempts ${what}; retry after ${wait} s`, wait * 1000, { name: 'key-attempts', ...this.attempts.limit }, { bucket })
+      }
+      taken.push(bucket)
+    }
+    return taken
+  }
+
+  private refund(buckets: string[]): void {
+    for (const b of buckets) this.attempts?.refund(b)
   }
 
   /** Revokes at once (idempotent). */
@@ -125,7 +228,7 @@ export class ApiKeys {
   }
 
   private forget(keyId: string): void {
-    for (const [k, v] of this.cache) if (v.principal.keyId === keyId) this.cache.delete(k)
+    for (const [k, v] of this.cache.entries()) if (v.principal.keyId === keyId) this.cache.delete(k)
   }
 
   /** lastUsedAt, written at most once a minute per key, never on the request's critical path. */

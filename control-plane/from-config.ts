@@ -17,6 +17,7 @@ export function controlPlaneFromConfig(config: AppConfig, db: Db, logger: Logger
     logger: logger.child({ component: 'control-plane' }),
     bootstrapKey: config.management.adminApiKey,
     apiKeyCacheMs: config.management.apiKeyCacheMs,
+    apiKeyVerification: { attempts: config.management.keyAttempts, verifyConcurrency: config.management.keyVerifyConcurrency, verifyQueue: config.management.keyVerifyQueue },
     idempotencyTtlSeconds: config.management.idempotencyTtlSeconds,
     ...extra,
   })

@@ -22,7 +22,7 @@ import { mongoSinkConfigProblems } from '../consumers/mongodb/sink.ts'
 import { ALL_TOPICS } from '../schemas/topics.ts'
 import type { UrlGuard } from '../common/url-guard.ts'
 import { restSinkProblems } from '../consumers/rest/config.ts'
-import { ApiKeys, type CreatedKey } from './api-keys.ts'
+import { ApiKeys, type ApiKeyOptions, type CreatedKey } from './api-keys.ts'
 import { DeliveryLog } from './deliveries.ts'
 import { checkEntitlements, checkKnownEventTypes, checkWithinGrants, grantAccepts } from './entitlements.ts'
 import { encodePins, pinsOf } from './schema-pins.ts'
@@ -60,6 +60,8 @@ export interface ControlPlaneOptions {
   logger: Logger
   bootstrapKey: string
   apiKeyCacheMs: number
+  /** Limits on verifying API keys (failed attempts per client and prefix, hashes at once): see ApiKeys. */
+  apiKeyVerification?: Pick<ApiKeyOptions, 'attempts' | 'verifyConcurrency' | 'verifyQueue'>
   idempotencyTtlSeconds: number
   /** Topic of the partner-profile events (default partners.profiles; tests use their own). */
   partnerProfileTopic?: string
@@ -150,7 +152,7 @@ export class ControlPlane {
     this.box = options.box
     this.guard = options.urlGuard
     this.logger = options.logger
-    this.keys = new ApiKeys(this.cols, { bootstrapKey: options.bootstrapKey, cacheMs: options.apiKeyCacheMs, logger: options.logger })
+    this.keys = new ApiKeys(this.cols, { bootstrapKey: options.bootstrapKey, cacheMs: options.apiKeyCacheMs, logger: options.logger, ...options.apiKeyVerification })
     this.deliveries = new DeliveryLog(this.cols)
     this.idempotency = new IdempotencyStore(this.cols, options.box, options.idempotencyTtlSeconds)
     this.db = options.db

@@ -1,66 +1,53 @@
 /**
  * Authentication (Bearer API key on every management route but the document) and a token-bucket
- * rate limit per key (per client address for requests without a valid key, which also slows down
- * guessing). 401 and 429 are problems; 429 carries Retry-After.
+ * rate limit per key. A key this process has not verified yet first passes the attempt limits of
+ * ApiKeys (per client address and per key prefix, before any lookup or hash). 401, 429 and 503 are
+ * problems; 429 and 503 carry Retry-After, and every admitted answer the RateLimit fields.
  */
-import type { RequestHandler } from 'express'
-import type { ControlPlane } from '../../control-plane/index.ts'
+import type { Request, RequestHandler } from 'express'
+import { RateLimitedError } from '../../common/errors.ts'
+import type { ApiKeys, ControlPlane } from '../../control-plane/index.ts'
+import type { Principal as IngestPrincipal } from '../../producers/http-ingest/index.ts'
 import { sendProblem } from '../problem.ts'
+import { clientOf, sendRefusal, type HttpRateLimit } from '../rate-limit.ts'
 
-export interface RateLimit {
-  perSecond: number
-  burst: number
-}
+/** The key of `Authorization: Bearer <key>`, or undefined. */
+export const bearerKey = (req: Request): string | undefined => /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')?.[1]
 
-export class TokenBuckets {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>()
-
-  constructor(private readonly limit: RateLimit) {}
-
-  /** 0 when allowed, else the seconds to wait. */
-  take(id: string, now = Date.now()): number {
-    const { perSecond, burst } = this.limit
-    if (perSecond <= 0) return 0
-    const b = this.buckets.get(id) ?? { tokens: burst, at: now }
-    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * perSecond)
-    b.at = now
-    if (this.buckets.size > 50_000) this.buckets.clear()
-    this.buckets.set(id, b)
-    if (b.tokens >= 1) {
-      b.tokens -= 1
-      return 0
-    }
-    return Math.max(1, Math.ceil((1 - b.tokens) / perSecond))
-  }
-}
-
-function tooMany(res: Parameters<RequestHandler>[1], wait: number): void {
-  res.setHeader('Retry-After', String(wait))
-  sendProblem(res, { title: 'Too Many Requests', status: 429, detail: `rate limit exceeded; retry after ${wait} s` })
-}
-
-export function authenticate(cp: ControlPlane, buckets: TokenBuckets, publicPaths: ReadonlySet<string>): RequestHandler {
+export function authenticate(cp: ControlPlane, perKey: HttpRateLimit, publicPaths: ReadonlySet<string>): RequestHandler {
   return async (req, res, next) => {
     if (req.method === 'GET' && publicPaths.has(req.path)) return next()
-    const header = req.get('authorization') ?? ''
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header)
-    const principal = m ? await cp.keys.authenticate(m[1]!).catch(next) : null
-    if (principal === undefined) return
+    const key = bearerKey(req)
+    let principal
+    try {
+      principal = key !== undefined ? await cp.keys.authenticate(key, clientOf(req)) : null
+    } catch (err) {
+      return err instanceof RateLimitedError ? sendRefusal(res, err) : next(err)
+    }
     if (!principal) {
-      const wait = buckets.take(`ip:${req.ip ?? 'unknown'}`)
-      if (wait > 0) return tooMany(res, wait)
       res.setHeader('WWW-Authenticate', 'Bearer realm="distributary"')
       sendProblem(res, {
         title: 'Unauthorized',
         status: 401,
-        detail: m ? 'the API key is unknown, revoked or expired' : 'send an API key as Authorization: Bearer <key>',
-        errors: [{ field: 'Authorization', message: m ? 'is not a valid API key' : 'is missing' }],
+        detail: key !== undefined ? 'the API key is unknown, revoked or expired' : 'send an API key as Authorization: Bearer <key>',
+        errors: [{ field: 'Authorization', message: key !== undefined ? 'is not a valid API key' : 'is missing' }],
       })
       return
     }
-    const wait = buckets.take(`key:${principal.keyId}`)
-    if (wait > 0) return tooMany(res, wait)
+    if (!perKey.admit(res, `key:${principal.keyId}`)) return
     res.locals.principal = principal
     next()
+  }
+}
+
+/**
+ * The authentication of event ingestion: a publisher key (the request's events are its
+ * organization's), else undefined (401). Throws RateLimitedError as ApiKeys.authenticate does.
+ */
+export function publisherAuthentication(keys: ApiKeys): (req: Request) => Promise<IngestPrincipal | undefined> {
+  return async (req) => {
+    const key = bearerKey(req)
+    const principal = key !== undefined ? await keys.authenticate(key, clientOf(req)) : null
+    return principal?.scope === 'publisher' && principal.organizationId ? { organizationId: principal.organizationId, keyId: principal.keyId } : undefined
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The management API under /v1: authentication → rate limit → JSON body (size-limited) → request
+ * The management API under /v1: authentication (attempt limits before a key is verified) → rate limit per key → JSON body (size-limited) → request
  * validation against the OpenAPI document → the routes below. Every route here is in the document
  * and the other way round (a test compares them).
  */
@@ -9,7 +9,9 @@ import type { Logger } from '../../common/logger.ts'
 import type { ControlPlane, DesiredState } from '../../control-plane/index.ts'
 import { ForbiddenError, NotFoundError, RequestInvalidError } from '../../control-plane/index.ts'
 import { openApiDocument, openApiDocumentCopy } from '../openapi/document.ts'
-import { authenticate, TokenBuckets, type RateLimit } from './auth.ts'
+import { authenticate } from './auth.ts'
+import { HttpRateLimit } from '../rate-limit.ts'
+import type { RateLimit } from '../../common/token-buckets.ts'
 import { SourceRegistry } from '../../control-plane/sources.ts'
 import { mountSourceRoutes } from './sources.ts'
 import {
@@ -48,7 +50,7 @@ export function managementRouter(options: ManagementOptions): Router {
   const h = (handler: Handler) => op(cp, handler)
   const create = (handler: Handler) => op(cp, handler, { idempotent: true })
 
-  r.use(authenticate(cp, new TokenBuckets(options.rateLimit), new Set(['/openapi.json'])))
+  r.use(authenticate(cp, new HttpRateLimit('management', options.rateLimit), new Set(['/openapi.json'])))
   r.use(express.json({ limit: options.bodyLimit }))
   r.use(
     OpenApiValidator.middleware({

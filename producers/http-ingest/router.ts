@@ -13,6 +13,9 @@
  *   applies are the grants of that publisher);
  * - 202 with the event ids once the broker acked every event (acks=all); 503 + Retry-After when
  *   they are not stored (Kafka down, buffer full): never a 2xx for data that is not in Kafka;
+ * - `rateLimit`: events per second per API key (a token bucket), checked before the body is read and
+ *   charged with the request's events once parsed; over it 429 + Retry-After + the RateLimit fields,
+ *   and nothing is produced. An authentication refused as rate-limited or busy is a 429 or 503;
  * - Idempotency-Key: the first answer (202 or 400) is stored and replayed for the window; a key
  *   still in progress is 409, a key reused with another body is 422.
  */
@@ -27,6 +30,9 @@ import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import type { Logger } from '../../common/logger.ts'
 import { RetriableError } from '../../common/errors.ts'
 import { sendProblem, type Problem } from '../../api/problem.ts'
+import { HttpRateLimit, sendRefusal } from '../../api/rate-limit.ts'
+import { RateLimitedError } from '../../common/errors.ts'
+import type { RateLimit } from '../../common/token-buckets.ts'
 import { createConverter, type Converter } from '../../connectors/source/json-avro.ts'
 import { SourceRunner } from '../../connectors/source/runner.ts'
 import type { SourceRecord } from '../../connectors/source/types.ts'
@@ -36,6 +42,8 @@ import { IdempotencyStore, fingerprint, type IdempotencyDoc, type StoredResponse
 
 export interface Principal {
   organizationId: string
+  /** The API key of the request: the partition of the rate limit (absent: the organization). */
+  keyId?: string
   /** An admin key may publish on behalf of any publisher: the event's manufacturerId names it. */
   admin?: boolean
 }
@@ -64,6 +72,8 @@ export interface HttpIngestOptions {
   metrics?: Metrics
   /** Name of the source instance (ce_source /sources/<name>). Default http-ingest. */
   name?: string
+  /** Events per second per API key (token bucket; absent or perSecond 0: unlimited). */
+  rateLimit?: RateLimit
 }
 
 export interface HttpIngest {
@@ -108,6 +118,7 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
   }
   const knownTypes = [...routes.keys()].sort()
   const store = options.idempotency ? new IdempotencyStore(options.idempotency.collection, options.idempotency.windowMs) : undefined
+  const perKey = options.rateLimit && options.rateLimit.perSecond > 0 ? new HttpRateLimit('ingest', options.rateLimit) : undefined
 
   const source = new HttpIngestSource()
   const name = options.name ?? 'http-ingest'
@@ -131,6 +142,8 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
         res.setHeader('WWW-Authenticate', 'Bearer')
         return sendProblem(res, { title: 'Unauthorized', status: 401, detail: 'a valid publisher API key is required', errors: [{ field: 'header:authorization', message: 'missing or invalid API key' }] })
       }
+      const rateKey = principal.keyId ?? principal.organizationId
+      if (perKey && !perKey.admit(res, rateKey, 0, 'events')) return
       const eventType = String(req.params.eventType)
       const route = routes.get(eventType)
       if (!route) {
@@ -179,6 +192,7 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
       }
 
       const body = parsed.value
+      if (perKey && !perKey.admit(res, rateKey, Array.isArray(body) ? Math.max(1, body.length) : 1, 'events')) return
       const scope = principal.organizationId
       if (store && key !== undefined) {
         const print = fingerprint(scope, eventType, JSON.stringify(body))
@@ -195,6 +209,7 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
       }
       return send(res, await handle(req, eventType, route, body, principal))
     } catch (err) {
+      if (err instanceof RateLimitedError && !res.headersSent) return sendRefusal(res, err)
       next(err)
     }
   })

@@ -54,7 +54,7 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
   const config = loadConfig({
     overrides: {
       log: { level: 'debug' },
-      management: { adminApiKey: adminKey, rateLimit: { perSecond: 1000, burst: 1000 }, ...(options.overrides?.management as object) },
+      management: { adminApiKey: adminKey, rateLimit: { perSecond: 1000, burst: 1000 }, keyAttempts: { perSecond: 1000, burst: 1000 }, ...(options.overrides?.management as object) },
       secrets: { encryptionKeys: options.encryptionKeys ?? TEST_KEY_RING, currentKeyId: options.currentKeyId ?? '' },
       urlGuard: { allowlist: '' },
       ...Object.fromEntries(Object.entries(options.overrides ?? {}).filter(([k]) => k !== 'management')),
