@@ -52,7 +52,7 @@ export const benchmark: Benchmark = {
         return { n, sec: (Date.now() - t0) / 1000 }
       }
 
-      // Platform
+      // Platform (without the per-key rate limit, INGEST_RATE_LIMIT_EVENTS_PER_SECOND: the figure is the pipeline's capacity)
       const ingest = createHttpIngest({ kafka: env.kafka, serde: env.serde, logger: createLogger({ level: 'error' }), authenticate: async () => ({ organizationId: inventoryEvent.manufacturerId }), topics: [env.topic], maxEvents: BATCH }) // the publisher of the events (ingestion refuses another manufacturer's)
       await ingest.start()
       const app = express()

@@ -95,7 +95,9 @@ export const benchmark: Benchmark = {
       const worker = await h.childWorker('bench-latency-worker', { leaseTtlMs: w.leaseTtlMs, heartbeatMs: w.heartbeatMs, pollMs: w.pollMs, cursorFlushMs: w.cursorFlushMs, statusIntervalMs: w.statusIntervalMs, maxBuffered: w.maxBuffered, maxCatchUpReaders: w.maxCatchUpReaders, logDelivered: w.logDelivered })
       ctx.progress(`sink worker: process ${worker.pid} (successful deliveries logged: ${config.worker.logDelivered})`)
 
-      const ingest = createHttpIngest({ kafka: testKafka('bench-latency-ingest'), serde: h.serde, logger: createLogger({ level: 'error' }), authenticate: async () => ({ organizationId: h.publisherId }), topics: [h.topic] })
+      // With the configured per-key ingestion limit, as an api process has it (one key: the publisher).
+      const limit = { perSecond: config.ingest.rateLimit.eventsPerSecond, burst: config.ingest.rateLimit.burst }
+      const ingest = createHttpIngest({ kafka: testKafka('bench-latency-ingest'), serde: h.serde, logger: createLogger({ level: 'error' }), authenticate: async () => ({ organizationId: h.publisherId }), topics: [h.topic], rateLimit: limit })
       await ingest.start()
       const app = express()
       // When the ingest answered 202 (the event is accepted: the broker acked it), by the publisher's sequence header.

@@ -4,7 +4,7 @@
  * Every request body carries an example that is valid against its schema (the tests use them).
  */
 import { eventSchemas, ingestionPaths } from './events.ts'
-import { body, dateTime, IDEMPOTENCY, json, mutation, nullableDateTime, ok, PAGE, read, ref } from './parts.ts'
+import { body, dateTime, headerComponents, IDEMPOTENCY, json, mutation, nullableDateTime, ok, PAGE, RATE_LIMIT_HEADERS, read, ref, RETRY_AFTER } from './parts.ts'
 import { sourcePaths, sourceSchemas, sourceTag } from './sources.ts'
 
 const listOf = (item: string) => ({
@@ -54,7 +54,11 @@ export const openApiDocument = {
       'Every route but /openapi.json needs `Authorization: Bearer <API key>`. Admin keys see everything; a publisher key sees its grants and ' +
       'the subscriptions of partners to its event types; a partner key sees and changes only its own subscriptions, deliveries and keys. ' +
       'Ids of other organizations answer 404. Errors are RFC 9457 problem+json naming the field at fault. Lists page with `cursor`. ' +
-      'Creates accept an `Idempotency-Key`. Keys and webhook secrets are shown once, in the answer that creates them.',
+      'Creates accept an `Idempotency-Key`. Keys and webhook secrets are shown once, in the answer that creates them. ' +
+      'Each key has a rate limit (a token bucket; every answer carries the RateLimit and RateLimit-Policy fields of ' +
+      'draft-ietf-httpapi-ratelimit-headers-11, e.g. `RateLimit-Policy: "management";q=20;w=1`); failed keys are limited per client address ' +
+      'and per key prefix before they are checked (`"key-attempts"`). Over a limit: 429 with Retry-After; a key this process has not ' +
+      'verified yet while too many verifications wait: 503 with Retry-After.',
     license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
   },
   servers: [{ url: '/v1' }],
@@ -221,9 +225,18 @@ export const openApiDocument = {
         [413, 'The body is too large.'],
         [415, 'The body is not JSON: send Content-Type application/json.'],
         [422, 'Well-formed but refused (exceeds a grant, refused URL, unknown reference); `errors` names each field.'],
-        [429, 'Rate limit exceeded; see Retry-After.'],
-      ].map(([code, description]) => [`Problem${code}`, { description, content: { 'application/problem+json': { schema: ref('Problem') } } }]),
+        [429, 'Rate limit exceeded: the key\'s, or the failed-attempt limit of the client address or key prefix; see Retry-After and RateLimit.'],
+        [503, 'API key verification is busy (too many keys waiting to be checked); see Retry-After.'],
+      ].map(([code, description]) => [
+        `Problem${code}`,
+        {
+          description,
+          ...(code === 429 ? { headers: { ...RETRY_AFTER, ...RATE_LIMIT_HEADERS } } : code === 503 ? { headers: RETRY_AFTER } : {}),
+          content: { 'application/problem+json': { schema: ref('Problem') } },
+        },
+      ]),
     ),
+    headers: headerComponents,
     schemas: {
       ...eventSchemas,
       Problem: {

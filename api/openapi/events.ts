@@ -10,6 +10,7 @@
  */
 import { contractSchema, type ContractName } from '../../schemas/contracts.ts'
 import { ALL_TOPICS, PUBLISHER_TOPICS } from '../../schemas/topics.ts'
+import { RATE_LIMIT_HEADERS, RETRY_AFTER } from './parts.ts'
 
 type Avro = string | Avro[] | { type: Avro; [k: string]: unknown }
 type Json = Record<string, unknown>
@@ -161,7 +162,10 @@ export const ingestionPaths = {
         ' is published by the platform alone (403)' +
         '. An invalid batch is refused whole (400, every fault by JSON Pointer) and nothing is produced. 202 comes only after the broker ' +
         'acknowledged every event (acks=all), with their event ids; 503 with Retry-After when they could not be stored. ' +
-        'Idempotency-Key replays the first answer for the window; a key still in progress is 409, a key reused with another body 422.',
+        'Idempotency-Key replays the first answer for the window; a key still in progress is 409, a key reused with another body 422. ' +
+        'Each API key may send INGEST_RATE_LIMIT_EVENTS_PER_SECOND events per second (default 10,000; a token bucket of INGEST_RATE_LIMIT_BURST, ' +
+        'default 20,000): a request is admitted while the key has a unit left and is charged its number of events; beyond, 429 with Retry-After ' +
+        'before the body is read, and nothing is produced. Every answer carries RateLimit and RateLimit-Policy (policy "ingest", quota units: events).',
       parameters: [
         { name: 'eventType', in: 'path', required: true, description: 'The event type (ce_type).', schema: { type: 'string', enum: eventTypes } },
         { name: 'Idempotency-Key', in: 'header', required: false, description: 'Repeat a batch safely: the same key and body return the first answer.', schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' } },
@@ -179,6 +183,7 @@ export const ingestionPaths = {
       responses: {
         '202': {
           description: 'Stored in Kafka (acknowledged by every in-sync replica).',
+          headers: RATE_LIMIT_HEADERS,
           content: {
             'application/json': {
               schema: {
@@ -197,7 +202,8 @@ export const ingestionPaths = {
         '413': problem('The body or the batch is larger than the limit.'),
         '415': problem('The body is not application/json.'),
         '422': problem('The Idempotency-Key was used with another body or event type.'),
-        '503': problem('The events were not stored (Kafka unavailable, buffer full); nothing was accepted. Retry after Retry-After.', { 'Retry-After': { schema: { type: 'integer' } } }),
+        '429': problem('The key sent more events than its rate limit allows, or the client address or key prefix failed too many API key attempts; nothing was accepted. Retry after Retry-After.', { ...RETRY_AFTER, ...RATE_LIMIT_HEADERS }),
+        '503': problem('The events were not stored (Kafka unavailable, buffer full), or the API key could not be verified now (too many verifications waiting); nothing was accepted. Retry after Retry-After.', { 'Retry-After': { schema: { type: 'integer' } } }),
       },
     },
   },

@@ -13,13 +13,34 @@ export const IDEMPOTENCY = { $ref: '#/components/parameters/IdempotencyKey' }
 export const dateTime = { type: 'string', format: 'date-time' }
 export const nullableDateTime = { type: ['string', 'null'], format: 'date-time' }
 
+/**
+ * Response headers of the rate limits (draft-ietf-httpapi-ratelimit-headers-11), defined once in
+ * components.headers: every admitted answer of a limited route carries RateLimit and RateLimit-Policy,
+ * a 429 also Retry-After.
+ */
+export const headerComponents = {
+  RetryAfter: { description: 'Seconds to wait before trying again.', schema: { type: 'integer', minimum: 1 }, example: 2 },
+  RateLimit: {
+    description: 'What is left of the quota policy now (draft-ietf-httpapi-ratelimit-headers-11): `r` units available, `t` the seconds that applies for (when r=0: until a unit is free again).',
+    schema: { type: 'string' },
+    example: '"ingest";r=0;t=2',
+  },
+  RateLimitPolicy: {
+    description: 'The quota policy (draft-ietf-httpapi-ratelimit-headers-11): `q` units per `w` seconds sustained; a token bucket, so a burst may exceed q at once.',
+    schema: { type: 'string' },
+    example: '"ingest";q=10000;w=1',
+  },
+}
+export const RATE_LIMIT_HEADERS = { RateLimit: { $ref: '#/components/headers/RateLimit' }, 'RateLimit-Policy': { $ref: '#/components/headers/RateLimitPolicy' } }
+export const RETRY_AFTER = { 'Retry-After': { $ref: '#/components/headers/RetryAfter' } }
+
 /** A change: with a body it may also be too large (413) or not JSON (415). */
 export const mutation = (summary: string, tag: string, operationId: string, params: unknown[], responses: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
   summary,
   tags: [tag],
   operationId,
   parameters: params,
-  responses: { ...responses, ...problems(400, 401, 403, 404, 409, ...(extra.requestBody ? [413, 415] : []), 422, 429) },
+  responses: { ...responses, ...problems(400, 401, 403, 404, 409, ...(extra.requestBody ? [413, 415] : []), 422, 429, 503) },
   ...extra,
 })
 
@@ -29,5 +50,5 @@ export const read = (summary: string, tag: string, operationId: string, params: 
   tags: [tag],
   operationId,
   parameters: params,
-  responses: { '200': response, ...problems(400, 401, 404, ...(params.includes(PAGE[1]) ? [422] : []), 429) },
+  responses: { '200': response, ...problems(400, 401, 404, ...(params.includes(PAGE[1]) ? [422] : []), 429, 503) },
 })

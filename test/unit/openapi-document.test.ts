@@ -108,6 +108,20 @@ describe('OpenAPI document', () => {
     }
   })
 
+  it('documents the rate limits: every authenticated operation answers 429 with Retry-After and the RateLimit fields, ingestion announces them on its 202', () => {
+    const doc = openApiDocument as any
+    const resolved = (r: any) => (r.$ref ? doc.components.responses[r.$ref.split('/').pop()] : r)
+    for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+      for (const [method, o] of Object.entries(item)) {
+        if (Array.isArray(o.security) && o.security.length === 0) continue // public: no key, no limit
+        expect(o.responses, `${method} ${path}`).to.include.keys('429', '503')
+        expect(resolved(o.responses['429']).headers, `${method} ${path}`).to.include.keys('Retry-After', 'RateLimit', 'RateLimit-Policy')
+      }
+    }
+    const ingest = doc.paths['/events/{eventType}'].post
+    expect(ingest.responses['202'].headers).to.include.keys('RateLimit', 'RateLimit-Policy')
+  })
+
   it('gives every operation a unique operationId and every request body an example', () => {
     const ops = operations('all')
     expect(new Set(ops.map((o) => o.operationId)).size).to.equal(ops.length)
