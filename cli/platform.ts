@@ -29,7 +29,7 @@ import { SinkWorker } from '../connectors/sink/worker.ts'
 import { deliveryDefaults, mongoSinkClientSettings, webhookClientSettings } from '../connectors/sink/settings.ts'
 import { sinkFactoryByType } from '../consumers/index.ts'
 import { WebhookClient, webhookSinkFactory } from '../consumers/webhook/index.ts'
-import { OAuth2TokenCache, restSinkFactory } from '../consumers/rest/index.ts'
+import { MappingSandbox, OAuth2TokenCache, restSinkFactory } from '../consumers/rest/index.ts'
 import { MongoClientPool, mongoSinkFactory } from '../consumers/mongodb/index.ts'
 
 export type PlatformRole = 'api' | 'worker' | 'all'
@@ -151,6 +151,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   let sinkWorker: SinkWorker | undefined
   let webhookClient: WebhookClient | undefined
   let mongoSinkClients: MongoClientPool | undefined
+  let mappings: MappingSandbox | undefined
   const startWorker = async (): Promise<SinkWorker> => {
     const { serde } = await contracts
     const guard = controlPlane.guard
@@ -158,6 +159,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     mongoSinkClients = new MongoClientPool({ guard, logger, settings: mongoSinkClientSettings(config), appName: `${config.kafka.clientId}-sinks` })
     const defaults = deliveryDefaults(config)
     const tokens = new OAuth2TokenCache(webhookClient)
+    // JSONata body mappings of REST sinks run in sandbox processes, off this event loop
+    mappings ??= new MappingSandbox(config.delivery.mapping, logger)
     for (let attempt = 1; ; attempt++) {
       try {
         await prepareControlPlane()
@@ -170,7 +173,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
           createSink: sinkFactoryByType({
             webhook: webhookSinkFactory(webhookClient, controlPlane, defaults.webhookTimeoutMs),
             // the REST sink shares the webhook client's keep-alive pools, URL guard and status rules
-            rest: restSinkFactory(webhookClient, tokens, controlPlane, defaults.webhookTimeoutMs),
+            rest: restSinkFactory(webhookClient, tokens, mappings, controlPlane, defaults.webhookTimeoutMs),
             mongodb: mongoSinkFactory(mongoSinkClients, controlPlane, ALL_TOPICS),
           }),
           defaults,
@@ -249,6 +252,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
         await sinkWorker?.stop()
         await webhookClient?.close()
         await mongoSinkClients?.close()
+      await mappings?.close()
         await Promise.allSettled([admin.disconnect(), mongo.close()])
         if (startedStack && options.stopStackOnClose !== false) await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
         logger.info('platform stopped')
@@ -356,6 +360,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       await sinkWorker?.stop()
       await webhookClient?.close()
       await mongoSinkClients?.close()
+      await mappings?.close()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         server.closeIdleConnections()

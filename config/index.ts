@@ -56,6 +56,7 @@ export interface AppConfig {
     parkAfterFailures: number
     disableAfterMs: number
     webhook: { timeoutMs: number; connectionsPerOrigin: number; keepAliveTimeoutMs: number; connectTimeoutMs: number }
+    mapping: { processes: number; timeLimitMs: number; memoryLimitMb: number; maxOutputBytes: number }
     mongodb: { serverSelectionTimeoutMs: number; connectTimeoutMs: number; socketTimeoutMs: number; maxPoolSize: number }
   }
   sources: { file: string; dropRoot: string }

@@ -225,6 +225,12 @@ export const configSchema = {
       keepAliveTimeoutMs: { doc: 'How long an idle webhook connection is kept open, in milliseconds.', format: 'nat', default: 30000, env: 'WEBHOOK_KEEP_ALIVE_TIMEOUT_MS' },
       connectTimeoutMs: { doc: 'Timeout of one TCP/TLS connection attempt to a partner, in milliseconds.', format: 'nat', default: 10000, env: 'WEBHOOK_CONNECT_TIMEOUT_MS' },
     },
+    mapping: {
+      processes: { doc: 'REST sinks: sandbox processes that evaluate JSONata body mappings (started on first use, about 40 MB of RSS each). A mapping that hangs or exhausts its limits holds one of them until it is killed, so keep at least 2: the other subscriptions\' mappings go on in the others.', format: 'nat', default: 2, env: 'MAPPING_SANDBOX_PROCESSES' },
+      timeLimitMs: { doc: 'REST sinks: time one body mapping evaluation may take, in milliseconds (its process is killed about 100 ms after it); an event whose mapping exceeds it is dead-lettered with the reason.', format: 'nat', default: 1000, env: 'MAPPING_TIME_LIMIT_MS' },
+      memoryLimitMb: { doc: 'REST sinks: heap of a mapping sandbox process (V8 old generation), in MB (at least 16); an event whose mapping exhausts it is dead-lettered with the reason and the process replaced.', format: 'nat', default: 64, env: 'MAPPING_MEMORY_LIMIT_MB' },
+      maxOutputBytes: { doc: 'REST sinks: largest body one event\'s mapping may produce, in bytes (UTF-8 JSON); a larger one is refused in the sandbox (the event is dead-lettered with the reason).', format: 'nat', default: 1048576, env: 'MAPPING_MAX_OUTPUT_BYTES' },
+    },
     mongodb: {
       serverSelectionTimeoutMs: { doc: 'MongoDB sinks: how long a write waits for a reachable partner server before it fails (retriable), in milliseconds.', format: 'nat', default: 10000, env: 'MONGODB_SINK_SERVER_SELECTION_TIMEOUT_MS' },
       connectTimeoutMs: { doc: 'MongoDB sinks: timeout of one TCP/TLS connection attempt to a partner server, in milliseconds.', format: 'nat', default: 10000, env: 'MONGODB_SINK_CONNECT_TIMEOUT_MS' },

@@ -9,6 +9,7 @@ import type { ControlPlane } from '../../control-plane/service.ts'
 import type { SubscriptionDoc } from '../../control-plane/types.ts'
 import { MAX_HTTP_TIMEOUT_MS, MIN_HTTP_TIMEOUT_MS, type HttpSinkClient } from '../http/client.ts'
 import { DEFAULT_BATCH_WAIT_MS, MAX_BATCH_EVENTS, type RestAuth, type RestSinkConfig } from './config.ts'
+import type { MappingSandbox } from './mapping-sandbox.ts'
 import type { OAuth2TokenCache } from './oauth2.ts'
 import { RestSink } from './sink.ts'
 
@@ -30,9 +31,9 @@ export function restSinkConfig(sub: SubscriptionDoc, controlPlane: ControlPlane,
 }
 
 /** A SinkFactory (connectors/sink/worker.ts) for REST subscriptions; other sink types are refused with a ConfigError. */
-export function restSinkFactory(client: HttpSinkClient, tokens: OAuth2TokenCache, controlPlane: ControlPlane, defaultTimeoutMs: number) {
+export function restSinkFactory(client: HttpSinkClient, tokens: OAuth2TokenCache, mappings: MappingSandbox, controlPlane: ControlPlane, defaultTimeoutMs: number) {
   return async (sub: SubscriptionDoc, ctx: SinkContext): Promise<SinkConnector<unknown>> => {
-    const sink = new RestSink(client, tokens)
+    const sink = new RestSink(client, tokens, mappings)
     await sink.start(restSinkConfig(sub, controlPlane, defaultTimeoutMs), ctx)
     return sink as SinkConnector<unknown>
   }

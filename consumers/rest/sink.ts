@@ -4,7 +4,8 @@
  * the webhook status rules) and one OAuth2 token cache.
  *
  * Per event: the URL from the template (placeholders URL-encoded; PUT/PATCH to
- * `.../{value.sku}` is an upsert by external id), the body from the JSONata mapping (or the value),
+ * `.../{value.sku}` is an upsert by external id), the body from the JSONata mapping (run in the
+ * worker's mapping sandbox, mapping-sandbox.ts) or the value,
  * `Idempotency-Key: <event id>` on every attempt, the auth header (OAuth2: a cached token, refreshed
  * once on a 401 and the call retried at once).
  *
@@ -26,6 +27,7 @@ import { attemptOutcome, DEFAULT_HTTP_TIMEOUT_MS, type AttemptResult, type HttpS
 import { MicroBatcher } from './batcher.ts'
 import { restSinkProblems, type RestAuth, type RestSinkConfig } from './config.ts'
 import { BodyMapping, eventBody } from './mapping.ts'
+import type { MappingSandbox } from './mapping-sandbox.ts'
 import { TokenError, type OAuth2Credentials, type OAuth2TokenCache } from './oauth2.ts'
 import { parseUrlTemplate, renderUrl, type UrlTemplate } from './template.ts'
 
@@ -49,6 +51,8 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
   constructor(
     private readonly client: HttpSinkClient,
     private readonly tokens: OAuth2TokenCache,
+    /** Where body mappings run (shared by the worker's REST subscriptions). */
+    private readonly mappings: MappingSandbox,
   ) {}
 
   async start(config: RestSinkConfig, ctx: SinkContext): Promise<void> {
@@ -62,7 +66,8 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
     this.#config = config
     this.#ctx = ctx
     this.#template = parseUrlTemplate(config.url)
-    this.#mapping = config.bodyMapping !== undefined ? new BodyMapping(config.bodyMapping) : undefined
+    this.#mapping = config.bodyMapping !== undefined ? new BodyMapping(config.bodyMapping, this.mappings, ctx.subscriptionId) : undefined
+    if (this.#mapping) this.mappings.warm()
     this.#baseHeaders = { 'content-type': 'application/json', accept: 'application/json', ...lowerKeys(config.headers ?? {}) }
     const auth: RestAuth = config.auth ?? { type: 'none' }
     this.#oauth = auth.type === 'oauth2' ? auth : undefined
@@ -74,7 +79,7 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
   async put(records: SinkRecord[], options: PutOptions = {}): Promise<void> {
     if (!this.#config || !this.#ctx) throw new Error('RestSink.put called before start')
     for (const record of records) {
-      const prepared = await this.#prepare(record)
+      const prepared = await this.#prepare(record, options.signal)
       if (this.#batcher) {
         await this.#batcher.add(prepared.url, prepared, options.signal)
         continue
@@ -91,9 +96,9 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
   }
 
   /** URL and body of one event; a DataError (dead letter) when the event cannot be mapped. */
-  async #prepare(record: SinkRecord): Promise<Prepared> {
+  async #prepare(record: SinkRecord, signal?: AbortSignal): Promise<Prepared> {
     try {
-      return { record, url: renderUrl(this.#template!, record), body: await eventBody(record, this.#mapping) }
+      return { record, url: renderUrl(this.#template!, record), body: await eventBody(record, this.#mapping, signal) }
     } catch (err) {
       if (err instanceof Error && 'context' in err) Object.assign((err as SyndicationError).context, this.#where(record))
       throw err

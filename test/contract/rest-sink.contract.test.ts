@@ -4,7 +4,7 @@
  */
 import { createLogger } from '../../common/logger.ts'
 import { HttpSinkClient } from '../../consumers/http/index.ts'
-import { OAuth2TokenCache, RestSink, type RestSinkConfig } from '../../consumers/rest/index.ts'
+import { MappingSandbox, OAuth2TokenCache, RestSink, type RestSinkConfig } from '../../consumers/rest/index.ts'
 import { startCrm } from '../helpers/crm.ts'
 import { loopbackOnlyGuard } from '../helpers/receiver.ts'
 import { contractRecord, runSinkContract, type PartnerMode } from './sink-contract.ts'
@@ -14,6 +14,7 @@ for (const batched of [false, true]) {
     const crm = await startCrm()
     const client = new HttpSinkClient({ guard: loopbackOnlyGuard })
     const tokens = new OAuth2TokenCache(client)
+    const mappings = new MappingSandbox()
     const config: RestSinkConfig = {
       url: batched ? `${crm.url}/api/stock` : `${crm.url}/api/stock/{key}`,
       method: batched ? 'POST' : 'PUT',
@@ -24,7 +25,7 @@ for (const batched of [false, true]) {
     }
     return {
       async start(subscriptionId, onAttempt) {
-        const sink = new RestSink(client, tokens)
+        const sink = new RestSink(client, tokens, mappings)
         await sink.start(config, { subscriptionId, logger: createLogger({ write: () => {} }), onAttempt })
         return {
           sink,
@@ -39,6 +40,7 @@ for (const batched of [false, true]) {
       // a value JSON cannot serialise: no body can be built (DataError)
       poisonRecord: (offset) => ({ ...contractRecord(offset), value: { n: BigInt(offset) } }),
       async close() {
+        await mappings.close()
         await client.close()
         await crm.close()
       },

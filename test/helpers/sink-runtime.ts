@@ -16,7 +16,7 @@ import { createUrlGuard } from '../../common/url-guard.ts'
 import { deliveryDefaults, type DeliveryDefaults } from '../../connectors/sink/settings.ts'
 import { SinkWorker, type SinkFactory, type SinkWorkerSettings } from '../../connectors/sink/worker.ts'
 import { WebhookClient, webhookSinkFactory } from '../../consumers/webhook/index.ts'
-import { OAuth2TokenCache, restSinkFactory } from '../../consumers/rest/index.ts'
+import { MappingSandbox, OAuth2TokenCache, restSinkFactory, type MappingSandboxSettings } from '../../consumers/rest/index.ts'
 import { sinkFactoryByType } from '../../consumers/index.ts'
 import { ControlPlane } from '../../control-plane/service.ts'
 import type { Principal, SubscriptionInput } from '../../control-plane/index.ts'
@@ -98,7 +98,7 @@ export const FAST: Partial<SinkWorkerSettings> = { leaseTtlMs: 3000, heartbeatMs
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '../..')
 
-export async function startSinkHarness(options: { partitions?: number; quiet?: boolean } = {}): Promise<SinkHarness> {
+export async function startSinkHarness(options: { partitions?: number; quiet?: boolean; mappingSandbox?: Partial<MappingSandboxSettings> } = {}): Promise<SinkHarness> {
   const logger = createLogger({ level: process.env.LOG_LEVEL === 'debug' ? 'debug' : 'error' })
   const dbName = uniqueName('sink').slice(0, 50)
   const mongo = testMongo()
@@ -145,6 +145,8 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
   const workers: SinkWorker[] = []
   const children: ChildProcess[] = []
   const clients: WebhookClient[] = []
+  // one per harness, shared by its in-process workers' REST sinks (as a platform process shares one)
+  const mappings = new MappingSandbox(options.mappingSandbox, logger)
   const groupId = uniqueName('sinks')
 
   const h: SinkHarness = {
@@ -204,7 +206,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
         db,
         serde,
         topics: [topic],
-        createSink: createSink ?? sinkFactoryByType({ webhook: webhookSinkFactory(client, cp, 2000), rest: restSinkFactory(client, new OAuth2TokenCache(client), cp, 2000) }),
+        createSink: createSink ?? sinkFactoryByType({ webhook: webhookSinkFactory(client, cp, 2000), rest: restSinkFactory(client, new OAuth2TokenCache(client), mappings, cp, 2000) }),
         defaults: { ...deliveryDefaults(testConfig()), ...defaults },
         logger,
         settings: { groupId, deadLetterTopic, ...FAST, ...settings },
@@ -237,6 +239,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
       await Promise.allSettled(workers.map((w) => w.stop()))
       await Promise.allSettled(clients.map((c) => c.close()))
+      await mappings.close()
       await producer.disconnect()
       await registry.close()
       await deleteTopics(topic.name, deadLetterTopic, registry.topic)

@@ -9,7 +9,7 @@ import { DataError, EndpointDisabledError, PartnerRejectedError, RetriableError,
 import { DeliveryQueue, type DeadLetterInfo } from '../../connectors/sink/delivery-queue.ts'
 import type { AttemptReport, SinkRecord } from '../../connectors/sink/types.ts'
 import { HttpSinkClient } from '../../consumers/http/index.ts'
-import { OAuth2TokenCache, RestSink, type RestSinkConfig } from '../../consumers/rest/index.ts'
+import { MappingSandbox, OAuth2TokenCache, RestSink, type RestSinkConfig } from '../../consumers/rest/index.ts'
 import { startCrm, type Crm } from '../helpers/crm.ts'
 import { waitFor } from '../helpers/env.ts'
 import { loopbackOnlyGuard, startReceiver } from '../helpers/receiver.ts'
@@ -37,10 +37,12 @@ describe('REST sink against a CRM-like API and an OAuth2 token endpoint', functi
   let tokens: OAuth2TokenCache
   let attempts: AttemptReport[]
   const sinks: RestSink[] = []
+  const mappings = new MappingSandbox()
+  after(() => mappings.close())
 
   const oauth = () => ({ type: 'oauth2' as const, tokenUrl: crm.tokenUrl, clientId: crm.clientId, clientSecret: crm.clientSecret, scope: 'stock:write', audience: 'https://crm.example/api' })
   const start = async (config: Partial<RestSinkConfig> = {}, id = 'sub-rest') => {
-    const sink = new RestSink(client, tokens)
+    const sink = new RestSink(client, tokens, mappings)
     await sink.start({ url: `${crm.url}/api/stock/{value.sku}`, method: 'PUT', auth: oauth(), timeoutMs: 2000, ...config }, { subscriptionId: id, logger: silent, onAttempt: (r) => attempts.push(r) })
     sinks.push(sink)
     return sink

@@ -2,7 +2,7 @@
 import { expect } from 'chai'
 import { DataError, RetriableError } from '../../common/errors.ts'
 import type { SinkRecord } from '../../connectors/sink/types.ts'
-import { BodyMapping, MicroBatcher, eventBody, mappingProblem, parseUrlTemplate, renderUrl, restSinkProblems, urlTemplateProblem } from '../../consumers/rest/index.ts'
+import { BodyMapping, MappingSandbox, MicroBatcher, eventBody, mappingProblem, parseUrlTemplate, renderUrl, restSinkProblems, urlTemplateProblem } from '../../consumers/rest/index.ts'
 
 const rec = (value: unknown, key: string | null = 'k1'): SinkRecord => ({ topic: 't', partition: 2, offset: '7', key, value, headers: {}, eventId: 'evt-1', eventType: 'inventory.level.changed', timestamp: 0 })
 
@@ -32,8 +32,11 @@ describe('REST sink: URL templates', () => {
 })
 
 describe('REST sink: body mappings (JSONata)', () => {
+  const sandbox = new MappingSandbox({ timeLimitMs: 250 })
+  after(() => sandbox.close())
+
   it('maps the envelope; without a mapping the body is the value', async () => {
-    const m = new BodyMapping('{ "externalId": value.sku, "qty": value.available, "id": eventId, "key": key, "at": timestamp, "where": topic & "/" & partition & "@" & offset }')
+    const m = new BodyMapping('{ "externalId": value.sku, "qty": value.available, "id": eventId, "key": key, "at": timestamp, "where": topic & "/" & partition & "@" & offset }', sandbox, 'sub-1')
     expect(JSON.parse(await eventBody(rec({ sku: 'S1', available: 5 }), m))).to.deep.equal({ externalId: 'S1', qty: 5, id: 'evt-1', key: 'k1', at: '1970-01-01T00:00:00.000Z', where: 't/2@7' })
     expect(await eventBody(rec({ sku: 'S1' }), undefined)).to.equal('{"sku":"S1"}')
   })
@@ -49,7 +52,7 @@ describe('REST sink: body mappings (JSONata)', () => {
   it('fails one event with a DataError: $error, no result, a function, a runaway recursion', async () => {
     const cases = ['$error("nope")', 'value.missing', 'function($x){ $x }', '{ "f": function($x){ $x } }', '( $f := function($n){ $f($n + 1) }; $f(0) )']
     for (const expr of cases) {
-      const m = new BodyMapping(expr)
+      const m = new BodyMapping(expr, sandbox, 'sub-1')
       const err = await eventBody(rec({ sku: 'S1' }), m).then(() => undefined, (e: unknown) => e)
       expect(err, expr).to.be.instanceOf(DataError)
     }
