@@ -91,7 +91,6 @@ interface Job {
   resolve(body: string): void
   reject(err: unknown): void
   signal: AbortSignal | undefined
-  onAbort: (() => void) | undefined
 }
 
 interface Request {
@@ -149,19 +148,8 @@ export class MappingSandbox {
     if (this.#closed) return Promise.reject(new RetriableError('mapping sandbox closed'))
     if (signal?.aborted) return Promise.reject(aborted())
     return new Promise<string>((resolve, reject) => {
-      const job: Job = { owner, source, input, eventId, alone: false, resolve, reject, signal, onAbort: undefined }
-      if (signal) {
-        job.onAbort = () => {
-          const q = this.#queues.get(owner)
-          const i = q?.indexOf(job) ?? -1
-          if (i < 0) return // in a process: it settles from there
-          q!.splice(i, 1)
-          if (q!.length === 0) this.#queues.delete(owner)
-          reject(aborted())
-        }
-        signal.addEventListener('abort', job.onAbort, { once: true })
-      }
-      this.#enqueue(job, false)
+      // an abort is looked at when the event's turn comes (no listener per event on the subscription's signal)
+      this.#enqueue({ owner, source, input, eventId, alone: false, resolve, reject, signal }, false)
       this.#dispatch()
     })
   }
@@ -182,6 +170,8 @@ export class MappingSandbox {
     clearTimeout(this.#retryTimer)
     const closing: Array<Promise<void>> = []
     for (const p of [...this.#procs]) {
+      // waited for with the process referenced again: an unreferenced one would let node exit first
+      p.child.ref()
       closing.push(new Promise<void>((resolve) => (p.child.exitCode !== null || p.child.signalCode !== null ? resolve() : p.child.once('close', () => resolve()))))
       this.#drop(p)
       p.child.kill('SIGKILL')
@@ -230,7 +220,13 @@ export class MappingSandbox {
       if (!q || q.length === 0) continue
       const jobs = takeBatch(q)
       if (q.length === 0) this.#queues.delete(owner)
-      this.#send(idle[0]!, owner, jobs)
+      const live: Job[] = []
+      for (const j of jobs) {
+        if (j.signal?.aborted) j.reject(aborted())
+        else live.push(j)
+      }
+      if (live.length > 0) this.#send(idle[0]!, owner, live)
+      else this.#takeTurn(owner)
     }
     // a process for each owner still waiting, as far as the pool allows (each dispatches once ready)
     let starting = 0
@@ -246,10 +242,11 @@ export class MappingSandbox {
 
   #send(proc: Proc, owner: string, jobs: Job[]): void {
     this.#inProcess.add(owner)
-    for (const j of jobs) if (j.onAbort) j.signal!.removeEventListener('abort', j.onAbort)
     const id = this.#nextId++
     const timer = setTimeout(() => this.#kill(proc), this.settings.timeLimitMs + KILL_GRACE_MS)
     proc.request = { id, owner, jobs, timer }
+    // referenced while it works (and while it is killed, until it is gone): an idle one never keeps node running
+    proc.child.ref()
     try {
       proc.child.send({ id, source: jobs[0]!.source, inputs: jobs.map((j) => j.input) })
     } catch {
@@ -262,6 +259,7 @@ export class MappingSandbox {
     if (!r || r.id !== message.id) return
     clearTimeout(r.timer)
     proc.request = undefined
+    proc.child.unref()
     this.#suspects.delete(r.owner)
     r.jobs.forEach((job, i) => {
       const result = message.results[i]
@@ -299,7 +297,7 @@ export class MappingSandbox {
     })
     const proc: Proc = { child, ready: false, request: undefined, stderr: '', gone: false, killedFor: undefined, startTimer: undefined }
     this.#procs.add(proc)
-    // neither the process nor its channel keeps the platform alive; a request's deadline timer does
+    // neither an idle process nor its channel keeps node running (see #send)
     child.unref()
     child.channel?.unref()
     child.stderr!.on('data', (d: Buffer) => (proc.stderr = (proc.stderr + d.toString()).slice(-4096)))
@@ -408,10 +406,7 @@ export class MappingSandbox {
   }
 
   #settleAll(jobs: Job[], error: () => unknown): void {
-    for (const j of jobs.splice(0)) {
-      if (j.onAbort) j.signal!.removeEventListener('abort', j.onAbort)
-      j.reject(error())
-    }
+    for (const j of jobs.splice(0)) j.reject(error())
   }
 }
 

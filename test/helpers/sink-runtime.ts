@@ -49,6 +49,8 @@ export interface SinkHarness {
   partnerId: string
   producer: Producer
   logger: Logger
+  /** The mapping sandbox of this harness's in-process workers' REST sinks. */
+  mappings: MappingSandbox
   /** The metrics every in-process worker of this harness reports to. */
   metrics: Metrics
   /** Produces levels (key = sku); returns the event ids in order. */
@@ -151,6 +153,7 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
 
   const h: SinkHarness = {
     metrics: new Metrics({ processMetrics: false }),
+    mappings,
     dbName,
     db,
     mongo,

@@ -32,6 +32,18 @@ describe('the platform bundle (cli/build.mjs)', function () {
     expect(code).to.not.match(/\bfrom\s*"tsx\b/)
   })
 
+  it('runs JSONata mappings in the sandbox processes from dist/ with plain node (their script and jsonata found from the project root)', async () => {
+    const outfile = path.join(ROOT, 'dist', `mapping-sandbox-check-${process.pid}.mjs`)
+    try {
+      await buildBundle(path.join(ROOT, 'test', 'fixtures', 'mapping-sandbox-child.ts'), outfile)
+      const res = spawnSync(process.execPath, [outfile], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' }, timeout: 30_000 })
+      expect(res.status, res.stderr).to.equal(0)
+      expect(JSON.parse(res.stdout)).to.deep.equal({ body: '{"externalId":"A-1"}', hostile: 'body mapping failed for event evt-2: the mapping of subscription sub-1 exceeded its 250 ms time limit' })
+    } finally {
+      for (const f of [outfile, `${outfile}.map`]) fs.rmSync(f, { force: true })
+    }
+  })
+
   it('is rewritten only when its content changes, and runs with plain node', async () => {
     await buildBundle()
     const before = fs.statSync(PLATFORM_BUNDLE).mtimeMs

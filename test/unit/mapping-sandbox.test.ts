@@ -143,6 +143,19 @@ describe('JSONata mapping sandbox', function () {
     expect(errors.every((e) => e instanceof DataError && e.context.mappingError === 'time-limit')).to.equal(true)
   })
 
+  it('drops an event whose delivery was aborted while it waited (retriable), and maps the others', async () => {
+    const first = map('sub-a', '$count([1..20000].($ * 2))', rec({}, 1))
+    const ac = new AbortController()
+    const dropped = failure(sandbox.map('sub-a', 'value', mappingInput(rec({ n: 2 }, 2)), 'evt-2', ac.signal))
+    const kept = map('sub-a', 'value', rec({ n: 3 }, 3))
+    ac.abort()
+    const err = await dropped
+    expect(err).to.be.instanceOf(RetriableError)
+    expect(err.context).to.include({ aborted: true })
+    expect(await kept).to.equal('{"n":3}')
+    expect(await first).to.equal('20000')
+  })
+
   it('fails waiting and running evaluations retriably on close', async () => {
     const running = failure(map('sub-a', CATASTROPHIC_REGEX, rec({}, 1)))
     const waiting = failure(map('sub-a', 'value', rec({}, 2)))
