@@ -401,7 +401,7 @@ export const openApiDocument = {
             type: 'string',
             maxLength: 20000,
             description:
-              'JSONata expression (https://jsonata.org) over {key, value, eventId, eventType, timestamp, topic, partition, offset} giving the JSON body, e.g. {"externalId": value.sku, "available": value.available}. Checked when saved (422 naming sink.bodyMapping with the position); an event it cannot map is dead-lettered with the reason. Absent: the event value is the body.',
+              'JSONata expression (https://jsonata.org) over {key, value, eventId, eventType, timestamp, topic, partition, offset} giving the JSON body, e.g. {"externalId": value.sku, "available": value.available}. Checked when saved (422 naming sink.bodyMapping with the position). Evaluated in sandbox processes with a time, memory and output limit (MAPPING_TIME_LIMIT_MS, MAPPING_MEMORY_LIMIT_MB, MAPPING_MAX_OUTPUT_BYTES); an event it cannot map, or whose mapping exceeds a limit, is dead-lettered with the reason. Absent: the event value is the body.',
           },
           batchWaitMs: {
             type: 'integer',

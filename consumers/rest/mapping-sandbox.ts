@@ -21,9 +21,9 @@
  *   subscription and the limit). A process that dies for another reason fails the event retriably.
  * - Fairness: a subscription has at most one request in a process at a time and subscriptions take
  *   turns (round robin), so a hostile mapping occupies one process, and the others keep flowing
- *   through the rest of the pool. A subscription whose last request was killed runs only while
- *   another process stays free, and a killed process is replaced at once, so the others never wait
- *   for a process to start either. `processes` should be at least 2.
+ *   through the rest of the pool. A killed process is replaced at once, and while that one starts
+ *   the subscription whose request was killed does not take the last idle process from the others,
+ *   so they do not wait for a process to start either. `processes` should be at least 2.
  *
  * Processes are started on first use (a worker without body mappings starts none) and run plain
  * node on consumers/rest/mapping-sandbox-process.cjs with an empty environment.
@@ -208,9 +208,9 @@ export class MappingSandbox {
       const idle = this.#idleProcesses()
       if (idle.length === 0) break
       const owner = this.#turns[i]!
-      // a subscription whose last request was killed takes a process only if another stays free for the
-      // others: otherwise its next kill would leave them waiting for a process to start
-      if (this.#suspects.has(owner) && idle.length < 2 && this.settings.processes > 1) {
+      // a subscription whose last request was killed does not take the last idle process while its
+      // replacement starts: its next kill would leave the others waiting for a start
+      if (this.#suspects.has(owner) && idle.length < 2 && this.#starting() > 0) {
         i++
         continue
       }
@@ -229,9 +229,14 @@ export class MappingSandbox {
       else this.#takeTurn(owner)
     }
     // a process for each owner still waiting, as far as the pool allows (each dispatches once ready)
-    let starting = 0
-    for (const p of this.#procs) if (!p.ready) starting++
+    let starting = this.#starting()
     while (this.#turns.length > starting && this.#procs.size < this.settings.processes && this.#start()) starting++
+  }
+
+  #starting(): number {
+    let n = 0
+    for (const p of this.#procs) if (!p.ready) n++
+    return n
   }
 
   #idleProcesses(): Proc[] {
