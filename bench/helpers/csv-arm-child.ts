@@ -31,7 +31,8 @@ import { keySubject, TOPICS, valueSubject, type TopicSpec } from '../../schemas/
 
 const [arm, registryUrl, topicName, drop, settingsJson] = process.argv.slice(2) as [string, string, string, string, string]
 const topic: TopicSpec = { ...TOPICS.inventoryLevels, name: topicName }
-const config = parseCsvDropConfig(JSON.parse(settingsJson))
+// Confined as the platform runs it (the drop folder's parent standing for the publisher's drop folder): real paths checked on every scan.
+const config = parseCsvDropConfig(JSON.parse(settingsJson), path.dirname(drop))
 const kafka = createKafka(loadConfig(), undefined, `bench-csv-${arm}`)
 const serde = new AvroSerde(new RegistryClient({ url: registryUrl }))
 const logger = createLogger({ level: 'error' })

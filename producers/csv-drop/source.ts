@@ -9,6 +9,10 @@
  * and the size of the reject file at that row, written atomically after each ack. A restart (even
  * after kill -9) reads the header row again, truncates the reject file to that size, and continues
  * at that byte; rows acked but not yet committed are found in Kafka by the runner's recovery scan.
+ *
+ * Folders: a source run by the platform is confined to its publisher's drop folder (`root`, see
+ * folders.ts): its folders are checked by real path at start and on every scan, and files are opened
+ * without following symbolic links, so nothing outside that folder is read, moved or written.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -17,16 +21,22 @@ import { createConverter, type Converter } from '../../connectors/source/json-av
 import type { SourceConnector, SourceContext, SourceRecord } from '../../connectors/source/types.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
 import { ALL_TOPICS, type TopicSpec } from '../../schemas/topics.ts'
+import { ConfigError, DataError } from '../../common/errors.ts'
 import type { Logger } from '../../common/logger.ts'
-import { ConfigError } from '../../common/errors.ts'
 import { CsvParser, type CsvRow } from './csv-parser.ts'
+import { confineFolders, openNoFollow } from './folders.ts'
 
 export interface CsvDropConfig {
+  /**
+   * The publisher's drop folder: every folder below must lie inside it, by real path (not a setting:
+   * the runtime sets it). Empty: no confinement (a source built directly, as in tests and benchmarks).
+   */
+  root: string
   /** Folder watched for *.csv files. */
   dir: string
   /** ce_type of every row; selects the contract. */
   eventType: string
-  /** Topic to write (default: the declared topic of eventType). */
+  /** Topic to write (default: the declared topic of eventType; the platform allows no other). */
   topic: string
   /** Avro field → CSV header (fields not listed are looked up under their own name). */
   columns: Record<string, string>
@@ -46,27 +56,32 @@ export interface CsvDropConfig {
 }
 
 export const csvDropConfigSchema: ConfigSchema = {
-  dir: { doc: 'Folder watched for *.csv files.', type: 'string' },
-  eventType: { doc: 'Event type of every row (selects the Avro contract).', type: 'string', default: 'inventory.level.changed' },
-  topic: { doc: 'Topic to write; empty: the declared topic of eventType.', type: 'string', default: '' },
+  dir: { doc: 'Folder watched for *.csv files, inside the publisher\'s drop folder (<SOURCES_DROP_ROOT>/<publisherId>/): relative to it (e.g. stock), or absolute inside it.', type: 'string' },
+  eventType: { doc: 'Event type of every row (selects the Avro contract, and with it the topic).', type: 'string', default: 'inventory.level.changed' },
+  topic: { doc: 'Topic to write: the declared topic of eventType (no other is accepted); empty: that topic.', type: 'string', default: '' },
   columns: { doc: 'Avro field → CSV header name.', type: 'string-map', default: {} },
   constants: { doc: 'Avro field → constant value for fields the file lacks.', type: 'string-map', default: {} },
   delimiter: { doc: 'Field delimiter (one ASCII character).', type: 'string', default: ',' },
   batchRows: { doc: 'Rows per poll, produced as one request when the runner\'s maxBatch (default 2000) allows; larger polls are split.', type: 'integer', default: 2000, min: 1, max: 100_000 },
   settleMs: { doc: 'A file is taken once unchanged this long (ms).', type: 'integer', default: 1000, min: 0 },
   scanIntervalMs: { doc: 'How often the folder is listed when idle (ms).', type: 'integer', default: 1000, min: 10 },
-  stateDir: { doc: 'Folder of the resume points; empty: <dir>/.distributary.', type: 'string', default: '' },
-  processedDir: { doc: 'Folder of finished files; empty: <dir>/processed.', type: 'string', default: '' },
+  stateDir: { doc: 'Folder of the resume points, inside the publisher\'s drop folder as dir; empty: <dir>/.distributary.', type: 'string', default: '' },
+  processedDir: { doc: 'Folder of finished files, inside the publisher\'s drop folder as dir; empty: <dir>/processed.', type: 'string', default: '' },
 }
 
-export function parseCsvDropConfig(raw: unknown): CsvDropConfig {
-  const c = validateConfig<CsvDropConfig>('csv-drop', csvDropConfigSchema, raw)
+/** The config with defaults; with a `root` (the publisher's drop folder), relative folders are taken from it. */
+export function parseCsvDropConfig(raw: unknown, root = ''): CsvDropConfig {
+  const c = validateConfig<Omit<CsvDropConfig, 'root'>>('csv-drop', csvDropConfigSchema, raw)
   const spec = ALL_TOPICS.find((t) => t.eventTypes.includes(c.eventType))
+  const at = (p: string) => (root ? path.resolve(root, p) : p)
+  const dir = at(c.dir)
   return {
     ...c,
+    root,
+    dir,
     topic: c.topic || (spec?.name ?? ''),
-    stateDir: c.stateDir || path.join(c.dir, '.distributary'),
-    processedDir: c.processedDir || path.join(c.dir, 'processed'),
+    stateDir: c.stateDir ? at(c.stateDir) : path.join(dir, '.distributary'),
+    processedDir: c.processedDir ? at(c.processedDir) : path.join(dir, 'processed'),
   }
 }
 
@@ -130,7 +145,8 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
 
   constructor(private readonly topics: readonly TopicSpec[] = ALL_TOPICS) {}
 
-  async start(config: CsvDropConfig, ctx: SourceContext): Promise<void> {
+  async start(given: CsvDropConfig, ctx: SourceContext): Promise<void> {
+    const config = given.root ? { ...given, ...confineFolders(given.root, given) } : given
     this.config = config
     this.publisherId = ctx.publisherId
     const claimed = config.constants.manufacturerId
@@ -147,8 +163,15 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
     // A file in progress when the process died: its state file.
     for (const f of fs.readdirSync(config.stateDir)) {
       if (!f.endsWith('.json')) continue
-      const s = JSON.parse(fs.readFileSync(path.join(config.stateDir, f), 'utf8')) as State
-      if (!fs.existsSync(path.join(config.dir, s.file))) fs.rmSync(path.join(config.stateDir, f), { force: true }) // finished, state left behind
+      const fd = openNoFollow(path.join(config.stateDir, f), 'r', config.root !== '')
+      let s: State
+      try {
+        s = JSON.parse(fs.readFileSync(fd, 'utf8')) as State
+      } finally {
+        fs.closeSync(fd)
+      }
+      // finished (state left behind), or not this file's state (it names a file of its own, never a path)
+      if (s.file !== f.slice(0, -'.json'.length) || !fs.existsSync(path.join(config.dir, s.file))) fs.rmSync(path.join(config.stateDir, f), { force: true })
       else this.pendingState = s
     }
   }
@@ -222,12 +245,23 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
     }
   }
 
+  /** A confined source's folders still are what they were at start (none replaced by a symbolic link since). */
+  private checkFolders(): void {
+    if (!this.config.root) return
+    for (const key of ['dir', 'stateDir', 'processedDir'] as const) {
+      if (fs.realpathSync(this.config[key]) !== this.config[key]) throw new ConfigError(`csv-drop: config.${key} now leads elsewhere (replaced by a symbolic link)`, { field: `config.${key}` })
+    }
+  }
+
   private pickFile(): { name: string; mtimeMs: number } | undefined {
+    this.checkFolders()
     const now = Date.now()
+    // Regular files only: a symbolic link (d.isFile() is false for one) is never taken.
     const files = fs
       .readdirSync(this.config.dir, { withFileTypes: true })
       .filter((d) => d.isFile() && /\.csv$/i.test(d.name) && !/\.rejects\.csv$/i.test(d.name))
-      .map((d) => ({ name: d.name, stat: fs.statSync(path.join(this.config.dir, d.name)) }))
+      .map((d) => ({ name: d.name, stat: fs.lstatSync(path.join(this.config.dir, d.name)) }))
+      .filter((f) => f.stat.isFile())
       .filter((f) => now - f.stat.mtimeMs >= this.config.settleMs || this.pendingState?.file === f.name)
       .sort((a, b) => a.stat.mtimeMs - b.stat.mtimeMs || a.name.localeCompare(b.name))
     const inProgress = files.find((f) => f.name === this.pendingState?.file)
@@ -237,12 +271,17 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
 
   private async open(pick: { name: string; mtimeMs: number }): Promise<void> {
     const p = path.join(this.config.dir, pick.name)
-    const st = fs.statSync(p)
+    // One descriptor for the header and the rows, opened without following a link that replaced the file since the scan.
+    const fd = openNoFollow(p, 'r', this.config.root !== '')
+    const st = fs.fstatSync(fd)
+    if (!st.isFile()) {
+      fs.closeSync(fd)
+      throw new DataError(`csv-drop: ${pick.name} is not a regular file`, { file: pick.name })
+    }
     const fileId = `${st.ino}-${st.size}-${Math.round(st.mtimeMs)}`
     // The header row, read again on every open.
     const headParser = new CsvParser({ delimiter: this.config.delimiter })
     let headerRow: CsvRow | undefined
-    const fd = fs.openSync(p, 'r')
     try {
       const chunk = Buffer.allocUnsafe(64 * 1024)
       let at = 0
@@ -253,8 +292,9 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
         if (n === 0) break
         at += n
       }
-    } finally {
+    } catch (err) {
       fs.closeSync(fd)
+      throw err
     }
     const state = this.pendingState?.file === pick.name && this.pendingState.fileId === fileId ? this.pendingState : undefined
     this.pendingState = undefined
@@ -262,12 +302,17 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
     const rejectPath = p.replace(/\.csv$/i, '') + '.rejects.csv'
     let rejectFd: number | undefined
     let rejectBytes = 0
-    if (state && state.rejects > 0 && fs.existsSync(rejectPath)) {
-      fs.truncateSync(rejectPath, state.rejects) // drop rejects of rows after the resume point
-      rejectFd = fs.openSync(rejectPath, 'a')
-      rejectBytes = state.rejects
-    } else {
-      fs.rmSync(rejectPath, { force: true })
+    try {
+      if (state && state.rejects > 0 && fs.existsSync(rejectPath)) {
+        rejectFd = openNoFollow(rejectPath, 'a', this.config.root !== '')
+        fs.ftruncateSync(rejectFd, state.rejects) // drop rejects of rows after the resume point
+        rejectBytes = state.rejects
+      } else {
+        fs.rmSync(rejectPath, { force: true })
+      }
+    } catch (err) {
+      fs.closeSync(fd)
+      throw err
     }
     const header = headerRow?.fields.map((h) => h.trim()) ?? []
     const index = new Map<string, number>()
@@ -276,7 +321,7 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
       const i = header.indexOf(col)
       if (i >= 0) index.set(field, i)
     }
-    const stream = fs.createReadStream(p, { start: start.byte, highWaterMark: 256 * 1024 })[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+    const stream = fs.createReadStream(p, { fd, start: start.byte, highWaterMark: 256 * 1024 })[Symbol.asyncIterator]() as AsyncIterator<Buffer>
     this.current = {
       name: pick.name,
       path: p,
@@ -365,7 +410,7 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
 
   private reject(f: OpenFile, line: number, field: string, column: string, error: string, fields: string[]): void {
     if (f.rejectFd === undefined) {
-      f.rejectFd = fs.openSync(f.path.replace(/\.csv$/i, '') + '.rejects.csv', 'a')
+      f.rejectFd = openNoFollow(f.path.replace(/\.csv$/i, '') + '.rejects.csv', 'a', this.config.root !== '')
       if (f.rejectBytes === 0) f.rejectBytes += fs.writeSync(f.rejectFd, REJECT_HEADER)
     }
     const raw = fields.map(csvCell).join(this.config.delimiter)
@@ -374,6 +419,8 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
 
   private finish(f: OpenFile): void {
     if (f.rejectFd !== undefined) fs.closeSync(f.rejectFd)
+    f.rejectFd = undefined
+    this.checkFolders()
     const dest = (name: string) => {
       const d = path.join(this.config.processedDir, name)
       return fs.existsSync(d) ? path.join(this.config.processedDir, `${Date.now()}-${name}`) : d
@@ -395,7 +442,7 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
   private writeState(s: State): void {
     const p = this.statePath(s.file)
     const tmp = `${p}.tmp`
-    const fd = fs.openSync(tmp, 'w')
+    const fd = openNoFollow(tmp, 'w', this.config.root !== '')
     try {
       fs.writeSync(fd, JSON.stringify(s))
       fs.fsyncSync(fd)

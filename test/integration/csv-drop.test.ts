@@ -2,6 +2,8 @@
  * The CSV stock file drop against the real broker and the in-process registry: good, bad and mixed
  * files, header mapping, rejects by line and field, files moved to processed/, and a kill -9 of the
  * source process mid-file twice: every good row ends up in Kafka exactly once, in file order per key.
+ * Each source is confined to a publisher's drop folder, as the platform runs it: a symbolic link to a
+ * file or folder elsewhere is not followed, at start or later.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
@@ -27,25 +29,40 @@ const HEADER_ROW = 'Item No,Description,Warehouse,On Hand,Allocated,Available,Se
 
 describe('csv drop source', function () {
   this.timeout(180_000)
+  /** A drop root, the publisher's drop folder in it, and the source's folder (`in`) in that. */
+  let root: string
+  let folder: string
   let dir: string
+  /** A folder beside the drop root: what no source may read or write. */
+  let outside: string
   const suite = sourceSuite()
   beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'csv-drop-'))
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'csv-drop-'))
+    folder = path.join(root, 'drop', 'org_p')
+    dir = path.join(folder, 'in')
+    outside = path.join(root, 'outside')
+    fs.mkdirSync(dir, { recursive: true })
+    fs.mkdirSync(outside)
   })
   afterEach(() => {
-    fs.rmSync(dir, { recursive: true, force: true })
+    fs.rmSync(root, { recursive: true, force: true })
   })
 
-  async function runUntilProcessed(t: TopicSpec, file: string, extra: Record<string, unknown> = {}) {
+  function startSource(t: TopicSpec, extra: Record<string, unknown> = {}) {
     const source = new CsvDropSource([t])
-    const runner = new SourceRunner(source, parseCsvDropConfig({ dir, topic: t.name, settleMs: 0, scanIntervalMs: 20, ...MAPPING, ...extra }), {
-      name: `csv-${path.basename(dir)}`,
+    const runner = new SourceRunner(source, parseCsvDropConfig({ dir: 'in', topic: t.name, settleMs: 0, scanIntervalMs: 20, ...MAPPING, ...extra }, folder), {
+      name: `csv-${path.basename(root)}`,
       kafka: suite.kafka,
       serde: suite.serde,
       topics: [t],
       logger: quietLogger,
       idleMs: 20,
     })
+    return { source, runner }
+  }
+
+  async function runUntilProcessed(t: TopicSpec, file: string, extra: Record<string, unknown> = {}) {
+    const { source, runner } = startSource(t, extra)
     await runner.start()
     try {
       await waitFor(() => source.finished.includes(file), { timeoutMs: 60_000, what: `${file} processed` })
@@ -139,7 +156,8 @@ describe('csv drop source', function () {
       registryUrl: suite.registry.url,
       topic: t,
       name: 'csv-kill',
-      config: { dir, topic: t.name, settleMs: 0, scanIntervalMs: 20, batchRows: 250, ...MAPPING },
+      root: folder,
+      config: { dir: 'in', topic: t.name, settleMs: 0, scanIntervalMs: 20, batchRows: 250, ...MAPPING },
       ...extra,
     })
     const spawnChild = (args = argsOf({})): ChildProcess => {
@@ -192,5 +210,72 @@ describe('csv drop source', function () {
     }
     const rejected = fs.readFileSync(path.join(dir, 'processed', 'big.rejects.csv'), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[0]))
     expect(rejected).to.deep.equal(bad)
+  })
+
+  describe('confined to its publisher\'s drop folder', () => {
+    const stockFile = (p: string, sku: string, rows = 3) => fs.writeFileSync(p, [HEADER_ROW, ...Array.from({ length: rows }, (_, i) => `${sku},Bolt,DE-HAM,${i},0,${i},${i + 1}`)].join('\n') + '\n')
+
+    it('a symbolic link to a file elsewhere is neither read nor moved; the regular file beside it is', async () => {
+      const t = await suite.topic()
+      stockFile(path.join(outside, 'secret.csv'), 'SECRET', 5)
+      fs.symlinkSync(path.join(outside, 'secret.csv'), path.join(dir, 'a-link.csv'))
+      stockFile(path.join(dir, 'b-real.csv'), 'REAL', 3)
+      const { source, runner } = startSource(t)
+      await runner.start()
+      try {
+        await waitFor(() => source.finished.includes('b-real.csv'), { timeoutMs: 30_000, what: 'b-real.csv processed' })
+        await new Promise((r) => setTimeout(r, 300)) // a few more scans
+        expect(source.finished).to.deep.equal(['b-real.csv'])
+      } finally {
+        await runner.stop()
+      }
+      const records = await readTopic(suite.kafka, suite.admin, suite.serde, t.name)
+      expect(records.map((r) => r.value.sku)).to.deep.equal(['REAL', 'REAL', 'REAL'])
+      expect(fs.lstatSync(path.join(dir, 'a-link.csv')).isSymbolicLink(), 'the link left where it was').to.equal(true)
+      expect(fs.readdirSync(outside)).to.deep.equal(['secret.csv'])
+    })
+
+    it('a folder that leads out through a symbolic link is refused at start, naming the setting, and nothing is created there', async () => {
+      const t = await suite.topic()
+      fs.rmSync(dir, { recursive: true })
+      fs.symlinkSync(outside, dir)
+      stockFile(path.join(outside, 'stock.csv'), 'OUT')
+      let err: any
+      try {
+        await startSource(t).runner.start()
+      } catch (e) {
+        err = e
+      }
+      expect(err?.code).to.equal('CONFIG_INVALID')
+      expect(err.message).to.match(/config\.dir leads out of the publisher's drop folder/)
+      fs.rmSync(dir)
+      fs.mkdirSync(dir)
+      fs.symlinkSync(outside, path.join(dir, 'done'))
+      const e2 = await startSource(t, { processedDir: 'in/done' }).runner.start().then(() => undefined, (e: Error) => e)
+      expect(e2?.message).to.match(/config\.processedDir leads out/)
+      const e3 = await startSource(t, { stateDir: '/tmp' }).runner.start().then(() => undefined, (e: Error) => e)
+      expect(e3?.message).to.match(/config\.stateDir must be a folder inside the publisher's drop folder/)
+      expect(fs.readdirSync(outside)).to.deep.equal(['stock.csv'])
+      expect(await countRecords(suite.admin, t.name)).to.equal(0)
+    })
+
+    it('a folder replaced by a symbolic link while the source runs: the next scan fails the source, the file there is not read', async () => {
+      const t = await suite.topic()
+      const { source, runner } = startSource(t)
+      await runner.start()
+      try {
+        stockFile(path.join(dir, 'first.csv'), 'FIRST')
+        await waitFor(() => source.finished.includes('first.csv'), { timeoutMs: 30_000, what: 'first.csv processed' })
+        stockFile(path.join(outside, 'second.csv'), 'SECOND')
+        fs.renameSync(dir, path.join(folder, 'old'))
+        fs.symlinkSync(outside, dir)
+        await waitFor(() => runner.state === 'failed', { timeoutMs: 10_000, what: 'the source failed' })
+        expect(runner.error?.message).to.match(/config\.dir now leads elsewhere/)
+      } finally {
+        await runner.stop()
+      }
+      expect((await readTopic(suite.kafka, suite.admin, suite.serde, t.name)).map((r) => r.value.sku)).to.deep.equal(['FIRST', 'FIRST', 'FIRST'])
+      expect(fs.readdirSync(outside)).to.deep.equal(['second.csv'])
+    })
   })
 })
