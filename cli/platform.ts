@@ -23,7 +23,7 @@ import { SourceWorker } from '../connectors/source/worker.ts'
 import { createHttpIngest, type HttpIngest } from '../producers/http-ingest/index.ts'
 import { createOutboxRelay, type OutboxRelay } from '../producers/outbox/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, registerTopicSchemas, startSchemaRegistry, type RegistryServer } from '../schemas/index.ts'
-import { stackDown, stackSettings, stackUp } from '../stack/index.ts'
+import { sourcesDropRoot, stackDown, stackSettings, stackUp } from '../stack/index.ts'
 import { ALL_TOPICS } from '../schemas/topics.ts'
 import { SinkWorker } from '../connectors/sink/worker.ts'
 import { deliveryDefaults, mongoSinkClientSettings, webhookClientSettings } from '../connectors/sink/settings.ts'
@@ -200,7 +200,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
 
   // Source worker: runs the declared source connectors (csv-drop, mongodb), one instance each across workers.
   let sourceWorker: SourceWorker | undefined
-  const sourceRegistry = new SourceRegistry(controlPlane.cols, controlPlane.box)
+  const dropRoot = sourcesDropRoot(config)
+  const sourceRegistry = new SourceRegistry(controlPlane.cols, controlPlane.box, { dropRoot })
   const startSources = async (): Promise<SourceWorker> => {
     const { serde } = await contracts
     for (let attempt = 1; ; attempt++) {
@@ -316,7 +317,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     logger,
     metrics,
     routers: [ingestRoute],
-    management: { controlPlane, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit, sourceDropRoot: config.sources.dropRoot },
+    management: { controlPlane, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit, sourceDropRoot: dropRoot },
     readiness: {
       kafka: async () => {
         await admin.connect() // a no-op when connected; reconnects after an outage

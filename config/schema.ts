@@ -153,7 +153,7 @@ export const configSchema = {
       env: 'SOURCES_FILE',
     },
     dropRoot: {
-      doc: 'Folder that every CSV drop source declared through the management API must live in (dir, stateDir and processedDir; 422 otherwise), so that an API key cannot point the worker at any folder of its host. Empty: any absolute folder (development).',
+      doc: 'Folder holding one drop folder per publisher, <dropRoot>/<publisher id>/: a CSV drop source\'s dir, stateDir and processedDir lie inside its publisher\'s (relative to it, or absolute inside it; 422 otherwise, and checked by real path when the source starts), so that no source reads, moves or writes files elsewhere on the worker\'s host. Empty: drop/ in the stack folder (STACK_DIR, by default .stack/drop).',
       format: String,
       default: '',
       env: 'SOURCES_DROP_ROOT',

@@ -7,19 +7,22 @@
  * Declared through the management API or in configuration (`sources.file`, upserted by name at
  * start: config changes apply, a desired state changed through the API is kept).
  *
+ * Confinement (producers/plugins.ts): a source writes only to its contract's topic, and a csv-drop
+ * source's folders lie in its publisher's drop folder `<dropRoot>/<publisherId>/`, whoever declares
+ * it (the publisher's key, an admin key naming the publisher, the sources file).
+ *
  * Visibility as for the rest of the control plane: admin sees everything, a publisher only its own
  * sources (others' are 404), a partner none. Writes follow the store's one-writer rule: the API
  * writes `sources`, the worker holding a source's lease writes its `source_status` document.
  */
 import fs from 'node:fs'
-import path from 'node:path'
 import type { Filter } from 'mongodb'
 import { ConfigError, RetriableError, UrlRefusedError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
 import type { SecretBox } from '../common/secret-box.ts'
 import type { UrlGuard } from '../common/url-guard.ts'
 import { guardConnection, parseConnectionString } from '../consumers/mongodb/connection.ts'
-import { isSourceKind, SOURCE_KINDS, SOURCE_PLUGINS } from '../producers/plugins.ts'
+import { isSourceKind, SOURCE_KINDS, SOURCE_PLUGINS, type SourceOwner } from '../producers/plugins.ts'
 import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
 import { newId, page, type Collections, type Page, type PageRequest } from './store.ts'
 import type { DesiredState, OrganizationDoc, Principal, SourceDoc, SourceKindName, SourceStatus } from './types.ts'
@@ -56,14 +59,15 @@ const STATES: readonly DesiredState[] = ['running', 'paused', 'stopped']
 
 const secretPaths = (kind: SourceKindName) => SOURCE_PLUGINS[kind].secretPaths
 
-/** Faults of a config against its plug-in, as `config.<setting>` fields. */
-export function checkSourceConfig(kind: SourceKindName, config: unknown, prefix = 'config'): FieldError[] {
-  return SOURCE_PLUGINS[kind].check(config).map((f) => ({ field: f.field ? `${prefix}.${f.field}` : prefix, message: f.message }))
+/** Faults of a config against its plug-in (for its owner when known), as `config.<setting>` fields. */
+export function checkSourceConfig(kind: SourceKindName, config: unknown, prefix = 'config', owner?: SourceOwner): FieldError[] {
+  return SOURCE_PLUGINS[kind].check(config, owner).map((f) => ({ field: f.field ? `${prefix}.${f.field}` : prefix, message: f.message }))
 }
 
 /**
  * Reads and checks the `sources.file` declarations: a ConfigError naming every bad one
- * (`sources.file[2].config.dir: must be an absolute path`).
+ * (`sources.file[2].config.dir: must not contain '..'`). What depends on the publisher (a folder
+ * outside its drop folder) is checked when the worker starts the source, and reported in its status.
  */
 export function loadSourceDeclarations(file: string): SourceDeclaration[] {
   if (file === '') return []
@@ -97,8 +101,8 @@ export function loadSourceDeclarations(file: string): SourceDeclaration[] {
 const getPath = (o: Record<string, unknown>, key: string) => o[key]
 
 export interface SourceRegistryOptions {
-  /** Folder every csv-drop folder declared through the API must be inside ('' : any). */
-  dropRoot?: string
+  /** The folder holding each publisher's drop folder, `<dropRoot>/<publisherId>/` (config sources.dropRoot, resolved). */
+  dropRoot: string
   /** SSRF guard for the connection strings declared through the API (none: not checked here; the worker's connections always are). */
   urlGuard?: UrlGuard
 }
@@ -107,23 +111,12 @@ export class SourceRegistry {
   constructor(
     private readonly cols: Collections,
     private readonly box: SecretBox,
-    private readonly options: SourceRegistryOptions = {},
+    private readonly options: SourceRegistryOptions,
   ) {}
 
-  /** The plug-in's faults, and csv-drop folders outside the drop root. */
-  private checkApiConfig(kind: SourceKindName, config: Record<string, unknown>): FieldError[] {
-    const errors = checkSourceConfig(kind, config)
-    const root = this.options.dropRoot
-    if (kind === 'csv-drop' && root) {
-      const base = path.resolve(root)
-      for (const key of ['dir', 'stateDir', 'processedDir']) {
-        const v = config[key]
-        if (typeof v !== 'string' || v === '' || errors.some((e) => e.field === `config.${key}`)) continue
-        const rel = path.relative(base, path.resolve(v))
-        if (rel.startsWith('..') || path.isAbsolute(rel)) errors.push({ field: `config.${key}`, message: `must be inside the drop root ${base} (SOURCES_DROP_ROOT)` })
-      }
-    }
-    return errors
+  /** Whose a source of this publisher is, for its checks and its build. */
+  ownerOf(publisherId: string): SourceOwner {
+    return { publisherId, dropRoot: this.options.dropRoot }
   }
 
   /**
@@ -237,7 +230,7 @@ export class SourceRegistry {
     const publisherId = input.publisherId ?? p.organizationId
     if (publisherId === null) throw new RequestInvalidError([{ field: 'publisherId', message: 'is required with an admin key' }])
     await this.publisher(publisherId, 'publisherId', p)
-    const errors = this.checkApiConfig(input.kind, input.config)
+    const errors = checkSourceConfig(input.kind, input.config, 'config', this.ownerOf(publisherId))
     if (errors.length > 0) throw new RequestInvalidError(errors)
     await this.checkEgress(input.kind, input.config)
     const doc = this.newDoc({ name: input.name, kind: input.kind, publisherId, origin: 'api', config: input.config, desiredState: input.desiredState })
@@ -258,7 +251,7 @@ export class SourceRegistry {
     // A secret left out keeps the stored one: validate as if it were given.
     const probe = { ...patch.config }
     for (const key of secretPaths(doc.kind)) if (probe[key] === undefined && typeof doc.config[key] === 'string') probe[key] = 'mongodb://kept'
-    const errors = this.checkApiConfig(doc.kind, probe)
+    const errors = checkSourceConfig(doc.kind, probe, 'config', this.ownerOf(doc.publisherId))
     if (errors.length > 0) throw new RequestInvalidError(errors)
     await this.checkEgress(doc.kind, patch.config)
     const updated = await this.cols.sources.findOneAndUpdate(

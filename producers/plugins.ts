@@ -4,15 +4,21 @@
  * its secret settings (sealed at rest, never returned), and how the runtime builds it.
  *
  * HTTP ingestion is not here: it is built into the platform (POST /v1/events/{eventType}).
+ *
+ * Confinement: a source writes only to the topic of its contract (its event type's declared topic;
+ * a `topic` setting naming another is a fault), never to partners.profiles (only the platform's
+ * outbox publishes partner profiles); a csv-drop source's folders lie in its publisher's drop folder
+ * (csv-drop/folders.ts). The same checks run when a source is declared (API, sources file) and when
+ * the runtime builds it, so a source stored before them fails to start, naming the setting.
  */
-import path from 'node:path'
 import type { MongoClient } from 'mongodb'
-import type { UrlRefusedError } from '../common/errors.ts'
+import { ConfigError, type UrlRefusedError } from '../common/errors.ts'
 import type { UrlGuard } from '../common/url-guard.ts'
 import { checkConfig, type ConfigSchema, type SettingFault } from '../connectors/source/config.ts'
 import type { SourceConnector, SourceContext, SourceRecord } from '../connectors/source/types.ts'
 import { guardedMongoClient } from '../consumers/mongodb/connection.ts'
-import { ALL_TOPICS, type TopicSpec } from '../schemas/topics.ts'
+import { ALL_TOPICS, TOPICS, type TopicSpec } from '../schemas/topics.ts'
+import { FOLDER_SETTINGS, folderFaults, folderTextFault, publisherDropFolder } from './csv-drop/folders.ts'
 import { CsvDropSource, csvDropConfigSchema, parseCsvDropConfig } from './csv-drop/source.ts'
 import { MongoDbSource, mongoSourceConfigSchema, parseMongoSourceConfig, type MongoSourceConfig } from './mongodb/source.ts'
 
@@ -27,15 +33,24 @@ export interface BuiltSource {
   close(): Promise<void>
 }
 
+/** Whose source it is: its publisher, and the drop root holding each publisher's drop folder (SOURCES_DROP_ROOT). */
+export interface SourceOwner {
+  publisherId: string
+  dropRoot: string
+}
+
 export interface SourcePlugin {
   kind: SourceKind
   /** Every setting of the resource's `config`. */
   schema: ConfigSchema
   /** Settings that are secrets (sealed at rest, write-only in the API). */
   secretPaths: readonly string[]
-  /** Every fault of a config (by setting name); [] when it is valid. */
-  check(raw: unknown): SettingFault[]
-  /** Builds the connector from a valid config (secrets already opened). */
+  /**
+   * Every fault of a config (by setting name); [] when it is valid. Without an owner only what holds
+   * for any owner (a sources file is read before its publishers are known).
+   */
+  check(raw: unknown, owner?: SourceOwner): SettingFault[]
+  /** Builds the connector from a checked config (secrets already opened). */
   build(raw: Record<string, unknown>, ctx: BuildContext): BuiltSource
 }
 
@@ -43,21 +58,29 @@ export interface SourcePlugin {
 export interface BuildContext {
   /** The SSRF guard every outbound connection of a source goes through (MongoDB connection strings). */
   guard: UrlGuard
+  /** Whose source it is (its topic and folders). */
+  owner: SourceOwner
 }
 
-const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/
+/** partners.profiles: written by the platform's outbox only, never by a source. */
+const PLATFORM_ONLY = TOPICS.partnerProfiles
 
-/** The topic declaration of an event type, under the configured topic name. */
-function topicFor(eventType: string, topic: string): TopicSpec | undefined {
+/**
+ * The topic a source of this event type writes: its contract's declared topic. A `topic` setting
+ * may only repeat it; partner profiles are refused. Faults go to `faults` (by setting name).
+ */
+function contractTopic(c: { eventType?: unknown; topic?: unknown }, defaultEventType: string, faults: SettingFault[]): TopicSpec | undefined {
+  const before = faults.length
+  const eventType = typeof c.eventType === 'string' ? c.eventType : defaultEventType
   const spec = ALL_TOPICS.find((t) => t.eventTypes.includes(eventType))
-  return spec ? { ...spec, name: topic || spec.name } : undefined
-}
-
-function checkEventTopic(c: { eventType?: unknown; topic?: unknown }, faults: SettingFault[]): void {
-  if (typeof c.eventType === 'string' && !topicFor(c.eventType, '')) {
-    faults.push({ field: 'eventType', message: `is not a known event type (known: ${ALL_TOPICS.flatMap((t) => t.eventTypes).join(', ')})` })
-  }
-  if (typeof c.topic === 'string' && c.topic !== '' && !TOPIC_NAME.test(c.topic)) faults.push({ field: 'topic', message: 'must be a Kafka topic name (letters, digits, . _ -)' })
+  if (!spec) faults.push({ field: 'eventType', message: `is not a known event type (known: ${ALL_TOPICS.filter((t) => t !== PLATFORM_ONLY).flatMap((t) => t.eventTypes).join(', ')})` })
+  else if (spec === PLATFORM_ONLY) faults.push({ field: 'eventType', message: `${eventType} is published by the platform only (the organizations' outbox), not by a source` })
+  const topic = c.topic
+  if (typeof topic !== 'string' || topic === '' || topic === spec?.name) return faults.length === before ? spec : undefined
+  if (topic === PLATFORM_ONLY.name) faults.push({ field: 'topic', message: `${topic} is written by the platform only (the organizations' outbox), not by a source` })
+  else if (spec && spec !== PLATFORM_ONLY) faults.push({ field: 'topic', message: `must be ${spec.name}, the topic of ${eventType} (or left out): a source writes only to its contract's topic` })
+  else faults.push({ field: 'topic', message: 'must be left out: a source writes only to the topic of its event type' })
+  return undefined
 }
 
 const rawObject = (raw: unknown): Record<string, unknown> => (raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {})
@@ -68,25 +91,29 @@ function firstPerField(faults: SettingFault[]): SettingFault[] {
   return faults.filter((f) => !seen.has(f.field) && seen.add(f.field))
 }
 
+const defaultEventType = (schema: ConfigSchema) => schema.eventType!.default as string
+
 const csvDrop: SourcePlugin = {
   kind: 'csv-drop',
   schema: csvDropConfigSchema,
   secretPaths: [],
-  check(raw) {
+  check(raw, owner) {
     const faults: SettingFault[] = [...checkConfig('csv-drop', csvDropConfigSchema, raw).faults]
     const c = rawObject(raw)
-    for (const key of ['dir', 'stateDir', 'processedDir'] as const) {
+    for (const key of FOLDER_SETTINGS) {
       const v = c[key]
-      if (typeof v === 'string' && v !== '' && !path.isAbsolute(v)) faults.push({ field: key, message: 'must be an absolute path' })
+      const fault = typeof v === 'string' ? folderTextFault(v) : undefined
+      if (fault) faults.push({ field: key, message: fault })
     }
+    if (owner) faults.push(...folderFaults(publisherDropFolder(owner.dropRoot, owner.publisherId), c))
     if (typeof c.delimiter === 'string' && c.delimiter.length !== 1) faults.push({ field: 'delimiter', message: 'must be one character' })
-    checkEventTopic(c, faults)
+    contractTopic(c, defaultEventType(csvDropConfigSchema), faults)
     return firstPerField(faults)
   },
-  build(raw) {
-    const config = parseCsvDropConfig(raw)
-    const topics = [topicFor(config.eventType, config.topic)!]
-    return { connector: new CsvDropSource(topics), config, topics, close: async () => undefined }
+  build(raw, { owner }) {
+    const config = parseCsvDropConfig(raw, publisherDropFolder(owner.dropRoot, owner.publisherId))
+    const topics = [contractTopic(config, '', [])!]
+    return { connector: new CsvDropSource(topics), config: { ...config, topic: topics[0]!.name }, topics, close: async () => undefined }
   },
 }
 
@@ -138,19 +165,34 @@ const mongodb: SourcePlugin = {
     const faults: SettingFault[] = [...checkConfig('mongodb', mongoSchema, raw).faults]
     const c = rawObject(raw)
     if (typeof c.connectionString === 'string' && !/^mongodb(\+srv)?:\/\/\S+$/.test(c.connectionString)) faults.push({ field: 'connectionString', message: 'must start with mongodb:// or mongodb+srv://' })
-    checkEventTopic(c, faults)
+    contractTopic(c, defaultEventType(mongoSchema), faults)
     return firstPerField(faults)
   },
   build(raw, { guard }) {
     const { connectionString, ...rest } = raw
     const config = parseMongoSourceConfig(rest)
-    const topics = [topicFor(config.eventType, config.topic)!]
+    const topics = [contractTopic(config, '', [])!]
     const { client, refusal } = guardedMongoClient(connectionString as string, { serverSelectionTimeoutMS: 5000 }, guard, undefined, 'config.connectionString')
     return { connector: new GuardedMongoDbSource(client, topics, refusal), config: { ...config, topic: topics[0]!.name }, topics, close: () => client.close() }
   },
 }
 
 export const SOURCE_PLUGINS: Record<SourceKind, SourcePlugin> = { 'csv-drop': csvDrop, mongodb }
+
+/**
+ * Builds a source for the runtime after checking its config for its owner: a source stored before a
+ * check existed (a foreign topic, a folder outside its publisher's) fails here with a ConfigError
+ * naming each bad setting (`config.topic ...`), which the worker reports as the source's last error.
+ */
+export function buildSource(kind: SourceKind, raw: Record<string, unknown>, ctx: BuildContext): BuiltSource {
+  const plugin = SOURCE_PLUGINS[kind]
+  const faults = plugin.check(raw, ctx.owner)
+  if (faults.length > 0) {
+    const fields = faults.map((f) => ({ field: f.field ? `config.${f.field}` : 'config', message: f.message }))
+    throw new ConfigError(`${kind}: invalid config: ${fields.map((f) => `${f.field} ${f.message}`).join('; ')}`, { plugin: kind, fields })
+  }
+  return plugin.build(raw, ctx)
+}
 
 export function isSourceKind(kind: unknown): kind is SourceKind {
   return typeof kind === 'string' && (SOURCE_KINDS as readonly string[]).includes(kind)

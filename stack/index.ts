@@ -12,7 +12,7 @@ import { isAlive, isOurs, portOpen, readPid, spawnDetached, stopProcess, tail } 
 import type { ServiceDefinition, ServiceName, ServiceStatus } from './service.ts'
 import type { StackSettings } from './settings.ts'
 
-export { stackSettings, defaultCacheDir, PROJECT_ROOT } from './settings.ts'
+export { stackSettings, sourcesDropRoot, defaultCacheDir, PROJECT_ROOT } from './settings.ts'
 export type { StackSettings } from './settings.ts'
 export type { ServiceName, ServiceState, ServiceStatus } from './service.ts'
 export { ferretdbVersion } from './ferretdb.ts'

@@ -23,6 +23,11 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(base, 'distributary')
 }
 
+/** The folder of the publishers' drop folders (sources.dropRoot), by default drop/ in the stack folder. */
+export function sourcesDropRoot(config: AppConfig): string {
+  return config.sources.dropRoot !== '' ? path.resolve(config.sources.dropRoot) : path.join(stackSettings(config).dir, 'drop')
+}
+
 export function stackSettings(config: AppConfig): StackSettings {
   const services: StackSettings['services'] = []
   if (config.kafka.brokers === '') services.push('kafka')

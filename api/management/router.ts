@@ -36,8 +36,8 @@ export interface ManagementOptions {
   logger: Logger
   bodyLimit: string
   rateLimit: RateLimit
-  /** Folder every csv-drop source declared through the API must live in ('' or absent: any). */
-  sourceDropRoot?: string
+  /** The folder of the publishers' drop folders (csv-drop folders lie in `<sourceDropRoot>/<publisherId>/`). */
+  sourceDropRoot: string
   /** Check every answer against the OpenAPI document too (an answer that does not conform becomes a 500): on in the tests. */
   validateResponses?: boolean
 }
@@ -170,7 +170,7 @@ export function managementRouter(options: ManagementOptions): Router {
   }))
 
   // sources (source connectors: csv-drop, mongodb)
-  const sources = new SourceRegistry(cp.cols, cp.box, { dropRoot: options.sourceDropRoot ?? '', urlGuard: cp.guard })
+  const sources = new SourceRegistry(cp.cols, cp.box, { dropRoot: options.sourceDropRoot, urlGuard: cp.guard })
   mountSourceRoutes(r, sources, h, create)
 
   // maintenance

@@ -19,7 +19,7 @@ import type { Logger } from '../../common/logger.ts'
 import type { UrlGuard } from '../../common/url-guard.ts'
 import type { SourceDeclaration, SourceRegistry } from '../../control-plane/sources.ts'
 import type { SourceDoc, SourceStatus } from '../../control-plane/types.ts'
-import { SOURCE_PLUGINS, type BuiltSource } from '../../producers/plugins.ts'
+import { buildSource, type BuiltSource } from '../../producers/plugins.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import type { SourceConnector } from './types.ts'
 import { ensureTopics } from '../../schemas/topics.ts'
@@ -253,7 +253,8 @@ export class SourceWorker {
 
   private async startRunner(run: Run): Promise<void> {
     const doc = run.doc
-    const built = SOURCE_PLUGINS[doc.kind].build(this.opts.registry.openConfig(doc), { guard: this.opts.urlGuard })
+    const owner = this.opts.registry.ownerOf(doc.publisherId)
+    const built = buildSource(doc.kind, this.opts.registry.openConfig(doc), { guard: this.opts.urlGuard, owner }) // checked again: the topic and folders it may use
     try {
       if (!this.admin) {
         const admin = this.opts.kafka.admin()

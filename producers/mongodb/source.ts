@@ -45,7 +45,7 @@ export const mongoSourceConfigSchema: ConfigSchema = {
   collection: { doc: 'The watched collection.', type: 'string' },
   mode: { doc: 'auto (change streams where supported, else polling), poll or changeStream.', type: 'string', default: 'auto', enum: ['auto', 'poll', 'changeStream'] },
   eventType: { doc: 'Event type of the published changes (selects the contract).', type: 'string', default: 'inventory.level.changed' },
-  topic: { doc: 'Topic to write; empty: the declared topic of eventType.', type: 'string', default: '' },
+  topic: { doc: 'Topic to write: the declared topic of eventType (no other is accepted); empty: that topic.', type: 'string', default: '' },
   updatedAtField: { doc: 'Date field every write sets (polling watermark).', type: 'string', default: 'updatedAt' },
   offsetsCollection: { doc: 'Collection (same database) holding the resume point of each source.', type: 'string', default: 'source_offsets' },
   batchSize: { doc: 'Documents per poll.', type: 'integer', default: 1000, min: 1, max: 100_000 },

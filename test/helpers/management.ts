@@ -11,6 +11,7 @@ import { createLogger } from '../../common/logger.ts'
 import { generateKeyRingEntry } from '../../common/secret-box.ts'
 import { loadConfig, type AppConfig } from '../../config/index.ts'
 import { controlPlaneFromConfig, type ControlPlane } from '../../control-plane/index.ts'
+import { sourcesDropRoot } from '../../stack/settings.ts'
 import { testMongo, uniqueName, dropDatabaseLater } from './env.ts'
 
 export interface ApiAnswer {
@@ -78,7 +79,7 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
   const app = createApp({
     logger,
     readiness: {},
-    management: { controlPlane: cp, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit, validateResponses: true },
+    management: { controlPlane: cp, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit, sourceDropRoot: sourcesDropRoot(config), validateResponses: true },
   })
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s))

@@ -182,7 +182,7 @@ describe('egress pinned to what the URL guard checked', function () {
       await cols.organizations.insertOne({ _id: 'org_000000000000000000000001', kind: 'publisher', name: 'Acme', slug: 'acme', profile: {}, createdAt: now, updatedAt: now, version: 1 })
       const lookup = rebinding(PUBLIC)
       const guard = createUrlGuard({ lookup })
-      const sources = new SourceRegistry(cols, createSecretBox(parseKeyRing(generateKeyRingEntry('e1'))), { urlGuard: guard })
+      const sources = new SourceRegistry(cols, createSecretBox(parseKeyRing(generateKeyRingEntry('e1'))), { dropRoot: '/nonexistent/drop', urlGuard: guard })
       const input = (connectionString: string) => ({ name: uniqueName('inv').slice(0, 40), kind: 'mongodb' as const, publisherId: 'org_000000000000000000000001', desiredState: 'stopped' as const, config: { connectionString, database: 'inv', collection: 'stock', mode: 'poll' } })
       for (const cs of ['mongodb://127.0.0.1:27017/', 'mongodb://u:secret-pw@[::ffff:a9fe:a9fe]/', 'mongodb://[64:ff9b::a00:1]/', 'mongodb://db.example.com/?proxyHost=10.0.0.1']) {
         const err = await failure(sources.create(ADMIN, input(cs)))
@@ -192,7 +192,7 @@ describe('egress pinned to what the URL guard checked', function () {
       }
       const loopback = await wireProxy({ host: '127.0.0.1' })
       const doc = await sources.create(ADMIN, input(`mongodb://localhost:${loopback.port}/?directConnection=true`)) // the save-time answer is public
-      const built = SOURCE_PLUGINS.mongodb.build(sources.openConfig(doc), { guard })
+      const built = SOURCE_PLUGINS.mongodb.build(sources.openConfig(doc), { guard, owner: sources.ownerOf(doc.publisherId) })
       closers.push(() => built.close())
       const err = await failure(built.connector.start(built.config, { name: doc.name, source: `/sources/mongodb/${doc.name}`, logger: silent, signal: new AbortController().signal }))
       expect(err).to.be.instanceOf(UrlRefusedError)

@@ -444,12 +444,12 @@ describe('management API: every route', function () {
     ok('getSource', async () => {
       const r = await f.h.call('GET', `/v1/sources/${f.srcP}`, { key: f.keys.P })
       expect(r.status).to.equal(200)
-      expect(r.body.config).to.deep.equal({ dir: '/tmp/p-drop' })
+      expect(r.body.config).to.deep.equal({ dir: 'p-drop' })
       expect(r.body.status).to.include({ state: 'unassigned', desiredState: 'running', pendingChanges: true })
       expect((await f.h.call('GET', `/v1/sources/${f.srcP}`, { key: f.keys.Q })).status).to.equal(404)
     })
     ok('updateSource', async () => {
-      const r = await f.h.call('PATCH', `/v1/sources/${f.srcP}`, { key: f.keys.P, body: { config: { dir: '/tmp/p-drop', batchRows: 100 } } })
+      const r = await f.h.call('PATCH', `/v1/sources/${f.srcP}`, { key: f.keys.P, body: { config: { dir: 'p-drop', batchRows: 100 } } })
       expect(r.status, r.text).to.equal(200)
       expect(r.body.config.batchRows).to.equal(100)
       const bad = await f.h.call('PATCH', `/v1/sources/${f.srcP}`, { key: f.keys.P, body: { config: { batchRows: 100 } } })
@@ -476,7 +476,7 @@ describe('management API: every route', function () {
       })
     }
     ok('deleteSource', async () => {
-      const c = await f.h.call('POST', '/v1/sources', { key: f.keys.P, body: { name: 'p-gone', kind: 'csv-drop', config: { dir: '/tmp/p-gone' } } })
+      const c = await f.h.call('POST', '/v1/sources', { key: f.keys.P, body: { name: 'p-gone', kind: 'csv-drop', config: { dir: 'p-gone' } } })
       expect((await f.h.call('DELETE', `/v1/sources/${c.body.id}`, { key: f.keys.Q })).status).to.equal(404)
       expect((await f.h.call('DELETE', `/v1/sources/${c.body.id}`, { key: f.keys.P })).status).to.equal(204)
       expect((await f.h.call('GET', `/v1/sources/${c.body.id}`)).status).to.equal(404)

@@ -54,7 +54,7 @@ export async function buildFixture(options: HarnessOptions = {}): Promise<Fixtur
   })
   expect(s.status, s.text).to.equal(201)
   const subA = s.body.id as string
-  const src = await h.call('POST', '/v1/sources', { key: kP.key, body: { name: 'p-drop', kind: 'csv-drop', config: { dir: '/tmp/p-drop' } } })
+  const src = await h.call('POST', '/v1/sources', { key: kP.key, body: { name: 'p-drop', kind: 'csv-drop', config: { dir: 'p-drop' } } })
   expect(src.status, src.text).to.equal(201)
   const base = { subscriptionId: subA, partnerId: orgs.A, publisherId: orgs.P, eventType: 'inventory.level.changed' }
   await h.cp.deliveries.recordAttempt({ ...base, eventId: 'e1', key: 'sku-1', status: 'delivered', attempt: { at: new Date(), durationMs: 12, statusCode: 200, error: null, responseExcerpt: 'ok' } })

@@ -40,7 +40,7 @@ describe('management API: organizations are isolated', function () {
     expect(org.body.name).to.equal('PARTNER-A')
     const src = await f.h.call('GET', `/v1/sources/${f.srcP}`, { key: f.keys.P })
     expect(src.body).to.include({ desiredState: 'running', generation: 1 })
-    expect(src.body.config).to.deep.equal({ dir: '/tmp/p-drop' })
+    expect(src.body.config).to.deep.equal({ dir: 'p-drop' })
   })
 
   it('refuses a subscription beyond the grants with 422 naming what exceeds', async () => {

@@ -29,7 +29,7 @@ function expressRoutes(): string[] {
     apiKeyCacheMs: 0,
     idempotencyTtlSeconds: 60,
   })
-  const router = managementRouter({ controlPlane: cp, logger: createLogger({ write: () => undefined }), bodyLimit: '1kb', rateLimit: { perSecond: 1, burst: 1 } })
+  const router = managementRouter({ controlPlane: cp, logger: createLogger({ write: () => undefined }), bodyLimit: '1kb', rateLimit: { perSecond: 1, burst: 1 }, sourceDropRoot: '/nonexistent/drop' })
   // Event ingestion is mounted at the app's root with full /v1 paths (no I/O until it is started).
   const ingest = createHttpIngest({
     kafka: new Kafka({ brokers: ['127.0.0.1:1'] }),

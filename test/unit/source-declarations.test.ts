@@ -20,7 +20,8 @@ describe('source connector configs and declarations', () => {
 
   it('names every bad setting of a plug-in config as config.<setting>', () => {
     expect(checkSourceConfig('csv-drop', { dir: '/in' })).to.deep.equal([])
-    const faults = checkSourceConfig('csv-drop', { dir: 'in', batchRows: 0, columns: { sku: 1 }, eventType: 'nope.nope', extra: true })
+    expect(checkSourceConfig('csv-drop', { dir: 'in/stock' })).to.deep.equal([])
+    const faults = checkSourceConfig('csv-drop', { dir: 'in/../..', batchRows: 0, columns: { sku: 1 }, eventType: 'nope.nope', extra: true })
     expect(faults.map((f) => f.field)).to.have.members(['config.dir', 'config.batchRows', 'config.columns', 'config.eventType', 'config.extra'])
     const mongo = checkSourceConfig('mongodb', { connectionString: 'postgres://x', database: 'd', mode: 'always' })
     expect(mongo.map((f) => f.field)).to.have.members(['config.connectionString', 'config.collection', 'config.mode'])
@@ -34,7 +35,7 @@ describe('source connector configs and declarations', () => {
     const bad = [
       { name: 'Bad Name', kind: 'csv-drop', publisher: 'acme', config: { dir: '/in' } },
       { name: 'x', kind: 'ftp', publisher: 'acme', config: {} },
-      { name: 'y', kind: 'csv-drop', config: { dir: 'rel' }, desiredState: 'later', extra: 1 },
+      { name: 'y', kind: 'csv-drop', config: { dir: '../other' }, desiredState: 'later', extra: 1 },
       { name: 'y', kind: 'csv-drop', publisher: 'acme', config: { dir: '/in' } },
     ]
     let err: unknown
