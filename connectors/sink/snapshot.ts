@@ -237,7 +237,7 @@ export function scanLatest(o: ScanOptions): Scan {
       await c.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
-        eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+        eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
           const k = tpKey(batch.topic, batch.partition)
           const r = byKey.get(k)
           const table = tables.get(k)
@@ -245,6 +245,10 @@ export function scanLatest(o: ScanOptions): Scan {
           let n = 0
           for (const m of batch.messages) {
             if (!isRunning() || isStale() || aborted) break
+            // The fetch position moves only past resolved offsets (eachBatchAutoResolve is off): without
+            // this, a partition larger than one fetch (maxBytesPerPartition) was fetched from the same
+            // offset forever and the scan never ended.
+            resolveOffset(m.offset)
             const offset = Number(m.offset)
             if (offset < next.get(k)!) continue // before the seek, or fetched again
             if (offset >= r.high) {

@@ -8,8 +8,10 @@
 import { expect } from 'chai'
 import { connectorStatusView } from '../../api/management/http.ts'
 import type { SnapshotProgress } from '../../control-plane/types.ts'
-import { SNAPSHOT_COLLECTION, SnapshotStore } from '../../connectors/sink/snapshot.ts'
-import { waitFor } from '../helpers/env.ts'
+import { SNAPSHOT_COLLECTION, SnapshotStore, scanLatest } from '../../connectors/sink/snapshot.ts'
+import { createTopicsReady } from '../../common/kafka-admin.ts'
+import { testKafka, uniqueName, waitFor } from '../helpers/env.ts'
+import { deleteTopics } from '../helpers/registry.ts'
 import { startReceiver, type Receiver } from '../helpers/receiver.ts'
 import { ADMIN, startSinkHarness, type Level, type SinkHarness } from '../helpers/sink-runtime.ts'
 import { levels, verified, type Got } from '../helpers/sink-assertions.ts'
@@ -131,6 +133,40 @@ describe('sink worker: snapshot bootstrap', function () {
     const doc = await new SnapshotStore(h.db).get(s.id)
     expect(Object.keys(doc!.highs)).to.have.length(h.topic.partitions)
     expect(doc!.total).to.equal(40)
+  })
+
+  it('scans a partition larger than one fetch to its end (it was fetched from the same offset forever)', async () => {
+    const topic = uniqueName('big-partition')
+    const kafka = testKafka()
+    const admin = kafka.admin()
+    await admin.connect()
+    const producer = kafka.producer()
+    try {
+      await createTopicsReady(admin, [{ topic, numPartitions: 1 }])
+      await producer.connect()
+      // 3,000 records of 2 KiB over 1,000 keys: 6 MB, several fetches of maxBytesPerPartition (1 MiB)
+      const pad = 'x'.repeat(2048)
+      for (let b = 0; b < 3; b++) {
+        for (let part = 0; part < 1000; part += 250) {
+          await producer.send({ topic, messages: Array.from({ length: 250 }, (_, i) => ({ key: `k${part + i}`, value: `${b}:${pad}` })) }) // under the broker's 1 MB request limit
+        }
+      }
+      const t0 = Date.now()
+      let scanned = 0
+      const scan = scanLatest({ kafka, groupId: uniqueName('scan'), ranges: [{ topic, partition: 0, from: 0, high: 3000 }], deliverable: () => true, onScanned: (n) => (scanned += n), logger: h.logger })
+      const result = await Promise.race([scan.result, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`scan stalled at ${scanned} of 3000 records`)), 30_000))]).finally(() => scan.abort())
+      expect(scanned).to.equal(3000)
+      // each key's latest record is the third round's: offsets 2000..2999
+      const winners = [...result.get(`${topic}|0`)!]
+      expect(winners).to.have.length(1000)
+      expect(winners[0]).to.equal(2000)
+      expect(winners.at(-1)).to.equal(2999)
+      console.log(`      scanned 3,000 records (6 MB) in ${Date.now() - t0} ms`)
+    } finally {
+      await producer.disconnect()
+      await admin.disconnect()
+      await deleteTopics(topic)
+    }
   })
 
   it('the snapshot record keeps the high watermarks of dotted topic names (inventory.levels) in the store', async () => {

@@ -35,7 +35,7 @@ interface Answer {
 const payloads = (rx: Receiver) => rx.received.map((r) => JSON.parse(r.body) as { data?: Record<string, unknown> } & Record<string, unknown>).map((b) => (b.data ?? b) as Record<string, unknown>)
 
 describe('tenancy: two publishers and two partners on one platform', function () {
-  this.timeout(300_000) // the snapshot scans the platform's whole inventory.levels topic, which every suite writes to
+  this.timeout(240_000)
   const { config, adminKey } = testPlatformConfig('tenancy')
   Object.assign(config.worker, { pollMs: 300, heartbeatMs: 300, cursorFlushMs: 300, statusIntervalMs: 1000 })
   const logger = createLogger({ level: 'error', write: () => undefined })
@@ -255,7 +255,7 @@ describe('tenancy: two publishers and two partners on one platform', function ()
     try {
       const s = await call('POST', '/v1/subscriptions', { name: 'snap', eventTypes: ['inventory.level.changed'], startFrom: 'snapshot', filter: { sku: { in: [SKU] } }, sink: { type: 'webhook', url: rx.url } }, key.northwind)
       expect(s.status, s.text).to.equal(201)
-      await waitFor(() => rx.received.length >= 2, { timeoutMs: 150_000, what: async () => `the snapshot of both rows (got ${rx.received.length}; status ${(await call('GET', `/v1/connectors/${s.body.id}/status`, undefined, key.northwind)).text})` })
+      await waitFor(() => rx.received.length >= 2, { timeoutMs: 60_000, what: async () => `the snapshot of both rows (got ${rx.received.length}; status ${(await call('GET', `/v1/connectors/${s.body.id}/status`, undefined, key.northwind)).text})` })
       await sleep(500)
       expect(payloads(rx).map((v) => [v.manufacturerId, v.onHand]).sort()).to.deep.equal([[org.acme, 10], [org.globex, 20]].sort())
       expect((await call('DELETE', `/v1/subscriptions/${s.body.id}`, undefined, key.northwind)).status).to.equal(204)
