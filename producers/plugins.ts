@@ -106,6 +106,11 @@ const csvDrop: SourcePlugin = {
       if (fault) faults.push({ field: key, message: fault })
     }
     if (owner) faults.push(...folderFaults(publisherDropFolder(owner.dropRoot, owner.publisherId), c))
+    // The platform stamps the source's owner on every row; a constant naming another is refused, never believed.
+    const constants = c.constants as Record<string, unknown> | undefined
+    if (owner && constants && typeof constants === 'object' && 'manufacturerId' in constants && constants.manufacturerId !== owner.publisherId) {
+      faults.push({ field: 'constants.manufacturerId', message: `names ${String(constants.manufacturerId)}, but the source publishes for its owner ${owner.publisherId}: leave it out (the platform fills it in)` })
+    }
     if (typeof c.delimiter === 'string' && c.delimiter.length !== 1) faults.push({ field: 'delimiter', message: 'must be one character' })
     contractTopic(c, defaultEventType(csvDropConfigSchema), faults)
     return firstPerField(faults)

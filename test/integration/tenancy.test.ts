@@ -21,6 +21,9 @@ import { createLogger } from '../../common/logger.ts'
 import { mongoUri } from '../../config/index.ts'
 import { dropDatabaseLater, testKafka, testPlatformConfig, uniqueName, waitFor } from '../helpers/env.ts'
 import { startReceiver, type Receiver } from '../helpers/receiver.ts'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { readTopic, topicEnds } from '../helpers/sources.ts'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -37,6 +40,7 @@ const payloads = (rx: Receiver) => rx.received.map((r) => JSON.parse(r.body) as 
 describe('tenancy: two publishers and two partners on one platform', function () {
   this.timeout(240_000)
   const { config, adminKey } = testPlatformConfig('tenancy')
+  config.sources.dropRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'tenancy-drop-'))
   Object.assign(config.worker, { pollMs: 300, heartbeatMs: 300, cursorFlushMs: 300, statusIntervalMs: 1000 })
   const logger = createLogger({ level: 'error', write: () => undefined })
   const run = uniqueName('t').slice(-8) // this run's codes: the topics are the platform's own, shared with other runs
@@ -114,6 +118,7 @@ describe('tenancy: two publishers and two partners on one platform', function ()
     await admin?.disconnect()
     await mongo?.close()
     for (const rx of [rxNw, rxNwRest, rxCo]) await rx?.close()
+    fs.rmSync(config.sources.dropRoot, { recursive: true, force: true })
   })
 
   it('an offer covers nothing until the partner accepts it: no subscription on it, only the partner\'s name visible to the publisher', async () => {
@@ -217,6 +222,29 @@ describe('tenancy: two publishers and two partners on one platform', function ()
     await sleep(1000)
     expect(payloads(rxNw).some((v) => v.sku === `2002-${run}`), 'the forged document').to.equal(false)
     expect(payloads(rxCo).some((v) => String(v.sku).startsWith('2001-')), 'Contoso never accepted Globex').to.equal(false)
+    expect((await call('DELETE', `/v1/sources/${s.body.id}`, undefined, key.globex)).status).to.equal(204)
+  })
+
+  it('a csv-drop source publishes as its owner: a constant naming another is a 422, a row naming another goes to the reject file', async () => {
+    const declare = (constants: Record<string, unknown>) => call('POST', '/v1/sources', { name: `globex-drop-${run}`, kind: 'csv-drop', config: { dir: 'stock', settleMs: 0, scanIntervalMs: 100, constants } }, key.globex)
+    const forged = await declare({ manufacturerId: org.acme, unitOfMeasure: 'EA' })
+    expect(forged.status, forged.text).to.equal(422)
+    expect(forged.body.errors.map((e: { field: string }) => e.field)).to.deep.equal(['config.constants.manufacturerId'])
+    const s = await declare({ unitOfMeasure: 'EA', locationType: 'WAREHOUSE' })
+    expect(s.status, s.text).to.equal(201)
+    const dir = path.join(config.sources.dropRoot, org.globex, 'stock')
+    fs.mkdirSync(dir, { recursive: true })
+    const rows = ['manufacturerId,sku,locationId,onHand,reserved,available', `${org.globex},3001-${run},${LOC},5,0,5`, `${org.acme},3002-${run},${LOC},6,0,6`, `,3003-${run},${LOC},7,0,7`]
+    fs.writeFileSync(path.join(dir, 'levels.csv'), rows.join('\n') + '\n')
+    await waitFor(() => fs.existsSync(path.join(dir, 'processed', 'levels.csv')), { timeoutMs: 30_000, what: 'the file processed' })
+    const rejects = fs.readFileSync(path.join(dir, 'processed', 'levels.rejects.csv'), 'utf8')
+    expect(rejects).to.include(`names manufacturer ${org.acme}, but this source publishes for ${org.globex}`)
+    expect(rejects).to.include(`3002-${run}`)
+    await waitFor(() => payloads(rxNw).some((v) => v.sku === `3001-${run}`), { what: 'Globex\'s own row at Northwind' })
+    await sleep(1000)
+    const got = payloads(rxNw).filter((v) => String(v.sku).startsWith('300')).map((v) => [v.sku, v.manufacturerId])
+    expect(got).to.not.deep.include([`3002-${run}`, org.acme])
+    expect(got.filter(([sku]) => sku === `3002-${run}`), 'the forged row reaches nobody').to.deep.equal([])
     expect((await call('DELETE', `/v1/sources/${s.body.id}`, undefined, key.globex)).status).to.equal(204)
   })
 
