@@ -6,12 +6,21 @@
 import { expect } from 'chai'
 import { SourceRunner } from '../../connectors/source/runner.ts'
 import type { SourceConnector, SourceRecord } from '../../connectors/source/types.ts'
+import { DataError } from '../../common/errors.ts'
 import { HEADER } from '../../schemas/headers.ts'
 import { waitFor } from '../helpers/env.ts'
 import { quietLogger } from '../helpers/registry.ts'
 import { readTopic, sourceSuite } from '../helpers/sources.ts'
 
 const KEYS = 7
+
+/** One inventory level of manufacturer acme, keyed as the topic's contract says. */
+class ListSourceRecord implements SourceRecord {
+  key: unknown = { manufacturerId: 'acme', sku: 'SKU-0', locationId: 'DC-1' }
+  value: Record<string, unknown> = { manufacturerId: 'acme', sku: 'SKU-0', gtin: null, locationId: 'DC-1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 1, reserved: 0, available: 1, incoming: [], safetyStock: null, sequence: 1, occurredAt: 1_732_000_000_000 }
+  type = 'inventory.level.changed'
+  constructor(readonly topic: string) {}
+}
 
 /** A pull source over a fixed list of inventory levels: `perPoll` per poll, position = index. */
 class ListSource implements SourceConnector<unknown> {
@@ -122,5 +131,26 @@ describe('source runner pipeline', function () {
     const records = await readTopic(suite.kafka, suite.admin, suite.serde, t.name)
     expect(records).to.have.length(total)
     expect(new Set(records.map((r) => r.value.sequence)).size).to.equal(total)
+  })
+
+  it('publishing for an owner: every record carries the owner, and one naming another manufacturer is refused before anything is produced', async () => {
+    const t = await suite.topic()
+    const runner = new SourceRunner(new ListSource(t.name, 0, 1), {}, { name: 'owner-test', kafka: suite.kafka, serde: suite.serde, topics: [t], logger: quietLogger, publisherId: 'acme' })
+    await runner.start()
+    try {
+      const record = (over: Partial<SourceRecord>) => ({ ...new ListSourceRecord(t.name), ...over })
+      await runner.produce([record({})])
+      for (const forged of [record({ publisherId: 'globex' }), record({ key: { manufacturerId: 'globex', sku: 'S', locationId: 'DC-1' } }), { ...new ListSourceRecord(t.name), value: { ...new ListSourceRecord(t.name).value, manufacturerId: 'globex' } }]) {
+        let refused: unknown
+        await runner.produce([record({}), forged]).catch((err: unknown) => (refused = err))
+        expect(refused, JSON.stringify(forged.key)).to.be.instanceOf(DataError)
+        expect((refused as Error).message).to.match(/names manufacturer globex in (publisherId|key\.manufacturerId|value\.manufacturerId), but the source publishes for acme/)
+      }
+    } finally {
+      await runner.stop()
+    }
+    const records = await readTopic(suite.kafka, suite.admin, suite.serde, t.name)
+    expect(records, 'only the first, valid request was produced').to.have.length(1)
+    expect(records[0]!.headers[HEADER.publisherId]).to.equal('acme')
   })
 })
