@@ -201,38 +201,79 @@ export interface Scan {
 export function scanLatest(o: ScanOptions): Scan {
   const winners = new Map<string, Float64Array>()
   const tables = new Map<string, LatestOffsetTable>()
+  for (const r of o.ranges) if (r.from < r.high) tables.set(tpKey(r.topic, r.partition), new LatestOffsetTable())
+  const read = readRanges({
+    kafka: o.kafka,
+    groupId: o.groupId,
+    ranges: o.ranges,
+    label: 'snapshot scan',
+    onMessage: (r, m) => tables.get(tpKey(r.topic, r.partition))!.set(m.key ?? null, Number(m.offset), m.value !== null && o.deliverable(r.topic, m)),
+    onRangeDone: (r) => {
+      const k = tpKey(r.topic, r.partition)
+      winners.set(k, tables.get(k)?.winners() ?? new Float64Array(0))
+      tables.delete(k)
+    },
+    ...(o.onScanned ? { onScanned: o.onScanned } : {}),
+  })
+  return { result: read.done.then(() => winners), abort: read.abort }
+}
+
+export interface RangeReadOptions {
+  kafka: Kafka
+  groupId: string
+  ranges: ScanRange[]
+  /** Each record of a range below its high watermark, in offset order; a throw fails the read. */
+  onMessage: (range: ScanRange, message: KafkaMessage) => void | Promise<void>
+  /** A range was read to its end (empty ranges at once). */
+  onRangeDone?: (range: ScanRange) => void
+  onScanned?: (n: number) => void
+  /** Names the read in its abort error ("<label> aborted"). */
+  label?: string
+}
+
+/** A running read of ranges: `done` resolves once every range was read to its end; `abort` stops it. */
+export interface RangeRead {
+  done: Promise<void>
+  abort(): Promise<void>
+}
+
+/**
+ * Reads [from, high) of every range with a consumer of its own (a group of its own, no commits):
+ * the snapshot scan, and tools that read a topic up to its current end (cli/migrate-keys.ts).
+ */
+export function readRanges(o: RangeReadOptions): RangeRead {
+  const label = o.label ?? 'range read'
   const byKey = new Map(o.ranges.map((r) => [tpKey(r.topic, r.partition), r]))
   const next = new Map<string, number>()
   const pending = new Set<string>()
   for (const [k, r] of byKey) {
     if (r.from < r.high) {
       pending.add(k)
-      tables.set(k, new LatestOffsetTable())
       next.set(k, r.from)
-    } else winners.set(k, new Float64Array(0))
+    } else o.onRangeDone?.(r)
   }
   let consumer: Consumer | null = null
   let settle: { resolve: () => void; reject: (e: unknown) => void } | null = null
   let aborted = false
+  let failed = false
   const finished = new Promise<void>((resolve, reject) => (settle = { resolve, reject }))
   finished.catch(() => undefined)
 
   const finish = (k: string) => {
     if (!pending.delete(k)) return
-    winners.set(k, tables.get(k)!.winners())
-    tables.delete(k)
     const r = byKey.get(k)!
+    o.onRangeDone?.(r)
     consumer?.pause([{ topic: r.topic, partitions: [r.partition] }])
     if (pending.size === 0) settle!.resolve()
   }
 
-  const run = async (): Promise<Map<string, Float64Array>> => {
-    if (pending.size === 0) return winners
+  const run = async (): Promise<void> => {
+    if (pending.size === 0) return
     const c = o.kafka.consumer({ groupId: `${o.groupId}.${randomUUID().slice(0, 8)}`, maxWaitTimeInMs: 100, allowAutoTopicCreation: false, maxBytes: 4 << 20 })
     consumer = c
     try {
       await c.connect()
-      if (aborted) throw new Error('snapshot scan aborted')
+      if (aborted) throw new Error(`${label} aborted`)
       await c.subscribe({ topics: [...new Set(o.ranges.map((r) => r.topic))], fromBeginning: true })
       await c.run({
         autoCommit: false,
@@ -240,11 +281,10 @@ export function scanLatest(o: ScanOptions): Scan {
         eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
           const k = tpKey(batch.topic, batch.partition)
           const r = byKey.get(k)
-          const table = tables.get(k)
-          if (!r || !table || !pending.has(k)) return
+          if (!r || !pending.has(k)) return
           let n = 0
           for (const m of batch.messages) {
-            if (!isRunning() || isStale() || aborted) break
+            if (!isRunning() || isStale() || aborted || failed) break
             // The fetch position moves only past resolved offsets (eachBatchAutoResolve is off): without
             // this, a partition larger than one fetch (maxBytesPerPartition) was fetched from the same
             // offset forever and the scan never ended.
@@ -255,7 +295,13 @@ export function scanLatest(o: ScanOptions): Scan {
               finish(k)
               break
             }
-            table.set(m.key ?? null, offset, m.value !== null && o.deliverable(batch.topic, m))
+            try {
+              await o.onMessage(r, m)
+            } catch (err) {
+              failed = true
+              settle!.reject(err)
+              break
+            }
             next.set(k, offset + 1)
             n++
             if (offset >= r.high - 1) {
@@ -272,18 +318,17 @@ export function scanLatest(o: ScanOptions): Scan {
         else c.pause([{ topic: r.topic, partitions: [r.partition] }])
       }
       await finished
-      if (aborted) throw new Error('snapshot scan aborted')
-      return winners
+      if (aborted) throw new Error(`${label} aborted`)
     } finally {
       await c.disconnect().catch(() => undefined)
     }
   }
 
   return {
-    result: run(),
+    done: run(),
     async abort() {
       aborted = true
-      settle?.reject(new Error('snapshot scan aborted'))
+      settle?.reject(new Error(`${label} aborted`))
       await consumer?.disconnect().catch(() => undefined)
     },
   }
