@@ -2,6 +2,7 @@
  * The `distributary` command. Usage:
  *   distributary start                    run the platform (brings the local stack up when needed)
  *   distributary stack up|down|status     the local Kafka + MongoDB-compatible stack [--json]
+ *   distributary migrate keys             version-1 keys of the publisher topics to version 2 (docs/tenancy.md)
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, SyndicationError } from '../common/errors.ts'
@@ -10,6 +11,7 @@ import { loadConfig, type AppConfig } from '../config/index.ts'
 import { stackDown, stackSettings, stackStatus, stackUp } from '../stack/index.ts'
 import { apiCommand } from './api-commands.ts'
 import { runDemo } from './demo.ts'
+import { migrateCommand } from './migrate-keys.ts'
 import { startPlatform, type PlatformRole } from './platform.ts'
 
 const USAGE = `usage: distributary <command>
@@ -37,6 +39,12 @@ commands:
   sources [list] | status|pause|resume|stop|start <id> [--follow]
                          source connectors (csv-drop, mongodb); status --follow shows a CSV import's progress
                          tables by default, the API's JSON with --json
+  migrate keys [--topic inventory.levels|deals.registrations|all] [--dry-run] [--json]
+                         rows written before keys carried their publisher (version-1 keys): re-produce
+                         each stamped row under its version-2 key, tombstone the version-1 keys; rows
+                         without a ce_publisherid stamp are listed, not re-produced (docs/tenancy.md).
+                         Reads Kafka and the platform's schema registry (SCHEMA_REGISTRY_URL, or
+                         SCHEMA_REGISTRY_HOST:SCHEMA_REGISTRY_PORT); --dry-run writes nothing
 `
 
 async function stackCommand(config: AppConfig, sub: string | undefined, json: boolean): Promise<number> {
@@ -100,6 +108,8 @@ export async function main(argv: string[]): Promise<number> {
       follow: { type: 'boolean', default: false },
       events: { type: 'string' },
       rate: { type: 'string' },
+      topic: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
     },
   })
   const [command, sub] = positionals
@@ -146,6 +156,8 @@ export async function main(argv: string[]): Promise<number> {
     case 'dlq':
     case 'sources':
       return apiCommand(config, command, positionals.slice(1), { json: values.json, from: values.from, kind: values.kind, follow: values.follow })
+    case 'migrate':
+      return migrateCommand(config, positionals.slice(1), { topic: values.topic, dryRun: values['dry-run'], json: values.json })
     default:
       process.stderr.write(`distributary: unknown command "${command}"\n\n${USAGE}`)
       return 2
