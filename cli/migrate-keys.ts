@@ -362,25 +362,33 @@ export async function migrateKeys(deps: MigrateKeysDeps, options: MigrateKeysOpt
 
 const n = (x: number) => x.toLocaleString('en-US')
 
+const byPosition = (a: MigratedRow, b: MigratedRow) => a.partition - b.partition || Number(a.offset) - Number(b.offset)
+
 /** The report for a person at a terminal. */
 export function renderMigrationReport(r: MigrationReport): string {
   const out: string[] = []
-  const will = (done: string, todo: string) => (r.dryRun ? todo : done)
   if (r.dryRun) out.push('dry run: nothing was written; `distributary migrate keys` would do what follows.')
+  const labels = r.dryRun
+    ? { reproduced: 'to re-produce under a version-2 key', kept: 'kept: a newer version-2 key exists', skipped: 'not re-produced: owner unknown', tombstoned: 'version-1 keys to tombstone' }
+    : { reproduced: 're-produced under a version-2 key', kept: 'kept: a newer version-2 key exists', skipped: 'not re-produced: owner unknown', tombstoned: 'version-1 keys tombstoned' }
+  const width = Math.max(...Object.values(labels).map((l) => l.length))
+  const line = (label: string, count: number, note = '') => out.push(`  ${label.padEnd(width)}  ${n(count).padStart(9)}${note ? `  ${note}` : ''}`)
+  const rows = <T extends MigratedRow>(list: { count: number; first: T[] }, describe: (row: T) => string) => {
+    for (const row of [...list.first].sort(byPosition)) out.push(`      ${row.key} (partition ${row.partition} offset ${row.offset})${describe(row)}`)
+    if (list.count > list.first.length) out.push(`      ... and ${n(list.count - list.first.length)} more`)
+  }
   for (const t of r.topics) {
     if (!t.exists) {
       out.push(`${t.topic}: the topic does not exist; nothing to migrate`)
       continue
     }
     out.push(`${t.topic}: ${n(t.recordsScanned)} records read, ${n(t.v1Keys)} version-1 keys (${n(t.v1KeysLive)} with live rows), ${n(t.v2Keys)} version-2 keys${t.undecodableKeys > 0 ? `, ${n(t.undecodableKeys)} records with undecodable keys (left alone)` : ''}`)
-    out.push(`  ${will('re-produced', 'to re-produce')} under a version-2 key:  ${n(t.reproduced.count)}`)
-    for (const row of t.reproduced.first) out.push(`    ${row.key} (partition ${row.partition} offset ${row.offset}) -> ${row.to}`)
-    if (t.reproduced.count > t.reproduced.first.length) out.push(`    ... and ${n(t.reproduced.count - t.reproduced.first.length)} more`)
-    out.push(`  kept, a newer version-2 key exists:    ${n(t.keptNewer)}`)
-    out.push(`  not re-produced, owner unknown:        ${n(t.skipped.count)}${t.skipped.count > 0 ? ' (their publisher re-sends its current state)' : ''}`)
-    for (const row of t.skipped.first) out.push(`    ${row.key} (partition ${row.partition} offset ${row.offset}): ${row.reason}`)
-    if (t.skipped.count > t.skipped.first.length) out.push(`    ... and ${n(t.skipped.count - t.skipped.first.length)} more`)
-    out.push(`  version-1 keys ${will('tombstoned', 'to tombstone')}:          ${n(t.tombstonedKeys)} (${n(t.tombstones)} tombstones)`)
+    line(labels.reproduced, t.reproduced.count)
+    rows(t.reproduced, (row) => ` -> ${row.to}`)
+    line(labels.kept, t.keptNewer)
+    line(labels.skipped, t.skipped.count, t.skipped.count > 0 ? '(their publishers re-send their current state)' : '')
+    rows(t.skipped, (row) => `: ${row.reason}`)
+    line(labels.tombstoned, t.tombstonedKeys, `(${n(t.tombstones)} tombstones)`)
   }
   return out.join('\n') + '\n'
 }
