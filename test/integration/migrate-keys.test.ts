@@ -8,7 +8,7 @@
  * its version-1 document and gains the version-2 one.
  */
 import { expect } from 'chai'
-import type { Admin, IHeaders, Kafka } from 'kafkajs'
+import type { IHeaders, Kafka } from 'kafkajs'
 import { migrateCommand, migrateKeys, MIGRATED_FROM_HEADER, MIGRATION_SOURCE, type MigrationReport, type TopicMigration } from '../../cli/migrate-keys.ts'
 import { murmur2 } from '../../common/kafkajs-partitioner.ts'
 import { createUrlGuard } from '../../common/url-guard.ts'
@@ -17,14 +17,12 @@ import { sinkFactoryByType } from '../../consumers/index.ts'
 import { MongoClientPool, mongoSinkFactory } from '../../consumers/mongodb/index.ts'
 import { releasedVersions } from '../../schemas/contracts.ts'
 import { envelope, fromHeaders, HEADER, isUuidV7, toHeaders } from '../../schemas/headers.ts'
-import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
+import type { AvroSerde } from '../../schemas/serde/index.ts'
 import { keySubject, registerTopicSchemas, TOPICS, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
 import { runCli } from '../helpers/cli.ts'
 import { dropDatabaseLater, testConfig, testKafka, uniqueName, waitFor } from '../helpers/env.ts'
-import { deleteTopics, startTestRegistry } from '../helpers/registry.ts'
 import { ADMIN, startSinkHarness } from '../helpers/sink-runtime.ts'
-import { closedPort, createTopics, readTopic, topicEnds, uniqueTopic, type ReadRecord } from '../helpers/sources.ts'
-import type { RegistryServer } from '../../schemas/registry/index.ts'
+import { closedPort, readTopic, sourceSuite, topicEnds, uniqueTopic, type ReadRecord } from '../helpers/sources.ts'
 
 const A = 'org-acme'
 const B = 'org-globex'
@@ -139,58 +137,39 @@ function expectFirstRun(t: TopicMigration, sent: Awaited<ReturnType<typeof seed>
 
 describe('distributary migrate keys: version-1 keys of a topic to version 2', function () {
   this.timeout(120_000)
-  let registry: RegistryServer
-  let serde: AvroSerde
-  let kafka: Kafka
-  let admin: Admin
-  const topics: string[] = []
-
-  before(async () => {
-    registry = await startTestRegistry()
-    serde = new AvroSerde(new RegistryClient({ url: registry.url }))
-    kafka = testKafka()
-    admin = kafka.admin()
-    await admin.connect()
-  })
-  after(async () => {
-    await admin.disconnect()
-    await registry.close()
-    await deleteTopics(...topics, (registry as RegistryServer & { topic: string }).topic)
-  })
+  const suite = sourceSuite() // a registry of its own, a Kafka client, fresh topics deleted afterwards
 
   const freshTopic = async () => {
-    const topic = uniqueTopic(TOPICS.inventoryLevels)
-    topics.push(topic.name)
-    await createTopics(admin, [topic])
-    const ids = await registerContracts(serde, topic)
-    return { topic, ids, ...(await seed(kafka, serde, topic, ids)) }
+    const topic = await suite.topic()
+    const ids = await registerContracts(suite.serde, topic)
+    return { topic, ids, ...(await seed(suite.kafka, suite.serde, topic, ids)) }
   }
 
   it('re-produces each stamped row under its version-2 key, tombstones every live version-1 key, reports the rest; a second run writes nothing', async () => {
     const { topic, ids, sent } = await freshTopic()
-    const before = await topicEnds(admin, topic.name)
+    const before = await topicEnds(suite.admin, topic.name)
 
     // the command's function, with this test's registry, client and topic (its --json answer)
     let out = ''
     let err = ''
-    const code = await migrateCommand(testConfig(), ['keys'], { dryRun: false, json: true }, { kafka, serde, topics: [topic] }, { out: { write: (s: string) => ((out += s), true) } as never, err: { write: (s: string) => ((err += s), true) } as never })
+    const code = await migrateCommand(testConfig(), ['keys'], { dryRun: false, json: true }, { kafka: suite.kafka, serde: suite.serde, topics: [topic] }, { out: { write: (s: string) => ((out += s), true) } as never, err: { write: (s: string) => ((err += s), true) } as never })
     expect(code, err).to.equal(0)
     const report = JSON.parse(out) as MigrationReport
     expect(report.dryRun).to.equal(false)
     expect(report.topics).to.have.length(1)
     expectFirstRun(report.topics[0]!, sent)
 
-    const written = await readTopic(kafka, admin, serde, topic.name, 30_000, before)
+    const written = await readTopic(suite.kafka, suite.admin, suite.serde, topic.name, 30_000, before)
     const values = written.filter((r) => r.value !== null)
     const tombstones = written.filter((r) => r.value === null)
 
     // exactly two records under version-2 keys: A's latest row and B's, with their values unchanged
     expect(values.map((r) => JSON.stringify(r.key)).sort()).to.deep.equal([v2Text(A, 'S-SHARED'), v2Text(B, 'S-SHARED')].sort())
     const check = async (r: ReadRecord, from: Sent, stamp: string) => {
-      expect(r.value).to.deep.equal(await serde.decode(from.value!)) // the row's latest value, unchanged
+      expect(r.value).to.deep.equal(await suite.serde.decode(from.value!)) // the row's latest value, unchanged
       expect(r.value.manufacturerId).to.equal(stamp)
       // where the platform's partitioner puts the version-2 key
-      const keyBytes = serde.encodeSync(ids.v2Key, { manufacturerId: stamp, sku: 'S-SHARED', locationId: LOC })
+      const keyBytes = suite.serde.encodeSync(ids.v2Key, { manufacturerId: stamp, sku: 'S-SHARED', locationId: LOC })
       expect(r.partition).to.equal((murmur2(keyBytes) & 0x7fffffff) % topic.partitions)
       const original = textOf(from.headers)
       expect(r.headers[HEADER.id]).to.satisfy(isUuidV7).and.not.equal(original[HEADER.id])
@@ -221,25 +200,25 @@ describe('distributary migrate keys: version-1 keys of a topic to version 2', fu
     expect(written).to.have.length(7)
 
     // a second run: the version-1 rows are tombstones now, the version-2 keys exist
-    const again = await topicEnds(admin, topic.name)
-    const second = await migrateKeys({ config: testConfig(), kafka, serde }, { topics: [topic], dryRun: false })
+    const again = await topicEnds(suite.admin, topic.name)
+    const second = await migrateKeys({ config: testConfig(), kafka: suite.kafka, serde: suite.serde }, { topics: [topic], dryRun: false })
     expect(second.topics[0]).to.deep.include({ recordsScanned: 16, v1Keys: 5, v1KeysLive: 0, v2Keys: 3, keptNewer: 0, tombstonedKeys: 0, tombstones: 0 })
     expect(second.topics[0]!.reproduced.count).to.equal(0)
     expect(second.topics[0]!.skipped.count).to.equal(0)
-    expect(await topicEnds(admin, topic.name)).to.deep.equal(again)
+    expect(await topicEnds(suite.admin, topic.name)).to.deep.equal(again)
   })
 
   it('--dry-run reports what the migration would do and writes nothing', async () => {
     const { topic, sent } = await freshTopic()
-    const before = await topicEnds(admin, topic.name)
-    const report = await migrateKeys({ config: testConfig(), kafka, serde }, { topics: [topic], dryRun: true })
+    const before = await topicEnds(suite.admin, topic.name)
+    const report = await migrateKeys({ config: testConfig(), kafka: suite.kafka, serde: suite.serde }, { topics: [topic], dryRun: true })
     expect(report.dryRun).to.equal(true)
     expectFirstRun(report.topics[0]!, sent)
-    expect(await topicEnds(admin, topic.name)).to.deep.equal(before)
+    expect(await topicEnds(suite.admin, topic.name)).to.deep.equal(before)
 
     // the text a person reads, through the command's function
     let out = ''
-    const code = await migrateCommand(testConfig(), ['keys'], { dryRun: true, json: false }, { kafka, serde, topics: [topic] }, { out: { write: (s: string) => ((out += s), true) } as never, err: { write: () => true } as never })
+    const code = await migrateCommand(testConfig(), ['keys'], { dryRun: true, json: false }, { kafka: suite.kafka, serde: suite.serde, topics: [topic] }, { out: { write: (s: string) => ((out += s), true) } as never, err: { write: () => true } as never })
     expect(code).to.equal(0)
     expect(out).to.contain('dry run: nothing was written')
     expect(out).to.contain(`${topic.name}: 9 records read, 5 version-1 keys (4 with live rows), 1 version-2 keys`)
@@ -247,14 +226,14 @@ describe('distributary migrate keys: version-1 keys of a topic to version 2', fu
     expect(out).to.contain(`\n      ${v1Text('S-UNSTAMPED')} (partition ${sent.unstamped.partition} offset ${sent.unstamped.offset}): no ce_publisherid stamp`)
     expect(out).to.contain(`\n      ${v1Text('S-SHARED')} (partition ${sent.b3.partition} offset ${sent.b3.offset}) -> ${v2Text(B, 'S-SHARED')}\n`)
     expect(out).to.match(/\n  version-1 keys to tombstone +4  \(5 tombstones\)\n/)
-    expect(await topicEnds(admin, topic.name)).to.deep.equal(before)
+    expect(await topicEnds(suite.admin, topic.name)).to.deep.equal(before)
   })
 
   it('a topic that does not exist is reported, not created', async () => {
     const topic = uniqueTopic(TOPICS.dealRegistrations)
-    const report = await migrateKeys({ config: testConfig(), kafka, serde }, { topics: [topic], dryRun: false })
+    const report = await migrateKeys({ config: testConfig(), kafka: suite.kafka, serde: suite.serde }, { topics: [topic], dryRun: false })
     expect(report.topics[0]).to.deep.include({ topic: topic.name, exists: false, recordsScanned: 0, tombstones: 0 })
-    expect(await admin.listTopics()).to.not.include(topic.name)
+    expect(await suite.admin.listTopics()).to.not.include(topic.name)
   })
 
   describe('the distributary binary', () => {
