@@ -703,10 +703,13 @@ export class SinkWorker {
   // ------------------------------------------------------------------ delivery
 
   async #deliver(run: Run, original: SinkRecord, signal: AbortSignal): Promise<void> {
-    const poison = undeliverable(original, run.sink)
-    if (poison) throw poison
+    // Entitlement first: a record no accepted grant covers (a tombstone or an undecodable record of
+    // another publisher included) is none of this partner's business, not even as a dead letter
+    // showing its key and publisher in the partner's delivery log.
     const record = this.#entitled(run, original)
     if (!record) return // not entitled: done, nothing delivered
+    const poison = undeliverable(original, run.sink)
+    if (poison) throw poison
     run.inflight.set(record.eventId, { record, forceLog: false })
     try {
       await run.sink!.put([record], { signal })
@@ -1274,9 +1277,9 @@ export class SinkWorker {
     const poison = undeliverable(decoded, run.sink)
     const policy = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
     try {
-      if (poison) throw poison
       const record = this.#entitled(run, decoded)
       if (!record) throw new SyndicationError('FORBIDDEN', 'not entitled: no current grant covers this record, so it is not re-delivered', false, { subscriptionId: run.id, eventId: decoded.eventId })
+      if (poison) throw poison
       await withRetry(async () => {
         run.inflight.set(record.eventId, { record, forceLog: true })
         try {

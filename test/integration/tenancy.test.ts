@@ -25,6 +25,9 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { readTopic, topicEnds } from '../helpers/sources.ts'
+import { envelope, HEADER, toHeaders } from '../../schemas/headers.ts'
+import { keySubject, valueSubject } from '../../schemas/topics.ts'
+import { contractSchema } from '../../schemas/contracts.ts'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -300,6 +303,34 @@ describe('tenancy: two publishers and two partners on one platform', function ()
     await sleep(1000)
     const replayed = payloads(rxCo).slice(before).filter((v) => String(v.sku).endsWith(run))
     expect(new Set(replayed.map((v) => v.manufacturerId))).to.deep.equal(new Set([org.acme]))
+  })
+
+  it('a tombstone reaches only partners whose accepted grant covers its publisher: a projection deletes that row alone, others never hear of it', async () => {
+    const { serde } = await p.contracts
+    // the ids of the contracts as the platform's producers register them (not "latest": another
+    // version of the platform sharing the registry may have registered an older contract after them)
+    const keyIds = { id: await serde.register(keySubject('inventory.levels'), contractSchema('inventory-level-key')) }
+    const valueSchema = contractSchema('inventory-level')
+    await serde.register(valueSubject('inventory.levels'), valueSchema)
+    const valueVersion = (await serde.client.lookup(valueSubject('inventory.levels'), valueSchema)).version
+    const env = envelope({ type: 'inventory.level.changed', source: '/test/tenancy', schemaSubject: valueSubject('inventory.levels'), schemaVersion: valueVersion })
+    const producer = testKafka().producer()
+    await producer.connect()
+    try {
+      // Globex deletes its row of SKU/LOC (stamped, as the platform's producers stamp)
+      await producer.send({ topic: 'inventory.levels', messages: [{ key: serde.encodeSync(keyIds.id, { manufacturerId: org.globex, sku: SKU, locationId: LOC }), value: null, headers: { ...toHeaders(env), [HEADER.publisherId]: org.globex } }] })
+    } finally {
+      await producer.disconnect()
+    }
+    const mirror = mongo.db(mirrorDb).collection('levels')
+    await waitFor(async () => (await mirror.countDocuments({ sku: SKU })) === 1, { what: async () => `Globex's row deleted from the projection (the mirror's delivery of the tombstone: ${(await call('GET', `/v1/subscriptions/${sub.nwMirror}/deliveries/${env.id}`, undefined, key.northwind)).text})` })
+    expect((await mirror.findOne({ sku: SKU }))!.manufacturerId, 'Acme\'s row of the same SKU and location stays').to.equal(org.acme)
+    // Northwind's webhook (Globex accepted) dead-letters it (a webhook has no use for a tombstone) ...
+    await waitFor(async () => (await call('GET', `/v1/subscriptions/${sub.nwHooks}/deliveries/${env.id}`, undefined, key.northwind)).body?.status === 'dead', { what: 'the tombstone in Northwind\'s dead letters' })
+    // ... and Contoso, which never accepted Globex, does not even see it in its delivery log
+    await sleep(1000)
+    expect((await call('GET', `/v1/subscriptions/${sub.coHooks}/deliveries/${env.id}`, undefined, key.contoso)).status).to.equal(404)
+    expect((await call('GET', `/v1/subscriptions/${sub.coHooks}/dead-letters`, undefined, key.contoso)).body.items).to.deep.equal([])
   })
 
   it('the partner ends a relationship: nothing more of that publisher, live or through a dead-letter retry', async () => {
