@@ -4,7 +4,7 @@
  * per-key order, pause and resume, replays, poison and dead letters, retry requests, isolation.
  */
 import { expect } from 'chai'
-import { DEAD_LETTER_HEADER } from '../../schemas/index.ts'
+import { DEAD_LETTER_HEADER, HEADER } from '../../schemas/index.ts'
 import type { SinkWorker } from '../../connectors/sink/worker.ts'
 import { testKafka, uniqueName, waitFor } from '../helpers/env.ts'
 import { startReceiver, type Receiver, type ReceiverHandler } from '../helpers/receiver.ts'
@@ -119,9 +119,12 @@ describe('sink worker: Kafka to webhooks', function () {
     worker = await h.worker()
     await waitFor(async () => (await status(sa.id))?.state === 'running')
     await h.produce(levels(2, 1))
-    await h.produceRaw(Buffer.from('not-avro-key'), Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]))
+    // poison of the granted publisher (stamped, as the platform's producers stamp) is the partner's dead letter;
+    // unstamped poison belongs to no publisher, so no partner hears of it (docs/tenancy.md)
+    await h.produceRaw(Buffer.from('not-avro-key'), Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]), { [HEADER.publisherId]: h.publisherId })
+    await h.produceRaw(Buffer.from('not-avro-key'), Buffer.from([0, 0, 0, 0, 98, 1, 2, 3]))
     await h.produce(levels(3, 1, 2))
-    // 0,1,3,4 delivered; 2 rejected (400) -> dead; the poison -> dead
+    // 0,1,3,4 delivered; 2 rejected (400) -> dead; the stamped poison -> dead; the unstamped one: dropped
     await waitFor(() => new Set(verified(sa.secret, a).filter((g) => g.seq !== 2).map((g) => g.id)).size === 4, { what: 'good deliveries' })
     const dead = await waitFor(async () => {
       const page = await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })
