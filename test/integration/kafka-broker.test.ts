@@ -2,8 +2,8 @@
  * kafkajs 2.2.4 against the real broker: the operations the platform depends on.
  */
 import { expect } from 'chai'
-import type { Admin, Consumer, Kafka, Producer } from 'kafkajs'
-import { createTopicsReady } from '../../common/kafka-admin.ts'
+import { ConfigResourceTypes, ConfigSource, type Admin, type Consumer, type Kafka, type Producer } from 'kafkajs'
+import { createTopicsReady, replicationFor } from '../../common/kafka-admin.ts'
 import { testKafka, uniqueName, waitFor } from '../helpers/env.ts'
 
 describe('Kafka broker (kafkajs against the real local broker)', function () {
@@ -41,11 +41,17 @@ describe('Kafka broker (kafkajs against the real local broker)', function () {
     return topic
   }
 
-  it('creates a topic with the requested partitions (admin)', async () => {
+  it('creates a topic with the requested partitions (admin), replicated as the cluster affords', async () => {
     const topic = await createTopic(4)
     const meta = await admin.fetchTopicMetadata({ topics: [topic] })
     expect(meta.topics[0]?.partitions).to.have.length(4)
     expect(await admin.listTopics()).to.include(topic)
+    // one broker (the local stack): one copy, one replica acknowledges; three or more: three and two
+    const { replicationFactor, minInsyncReplicas } = replicationFor((await admin.describeCluster()).brokers.length)
+    for (const p of meta.topics[0]!.partitions) expect(p.replicas).to.have.length(replicationFactor)
+    const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['min.insync.replicas'] }] })
+    const isr = described.resources[0]!.configEntries[0]!
+    expect([isr.configValue, isr.configSource]).to.deep.equal([String(minInsyncReplicas), ConfigSource.TOPIC_CONFIG])
   })
 
   it('produces keyed messages with acks=all (idempotent producer) and a consumer group reads them all in per-key order', async () => {
