@@ -26,9 +26,10 @@ commands:
                          watch the platform syndicate a manufacturer's stock changes and deals to two
                          distributors with different grants (webhooks and a MongoDB projection), live;
                          Ctrl-C (or after N stock changes) stops it and leaves nothing running
-  stack up               provision and start the local Kafka and FerretDB (idempotent)
+  stack up               provision and start the local Kafka and FerretDB (idempotent; three Kafka
+                         nodes with STACK_KAFKA_BROKERS=3)
   stack down             stop the servers the stack started
-  stack status [--json]  what runs, truthfully (exit 1 when a server is not running)
+  stack status [--json]  what runs, truthfully, one line per server (exit 1 when one is not running)
   partners [list]        partner organizations          } over the management API
   subscriptions [list]   partner subscriptions          } (DISTRIBUTARY_API_URL, DISTRIBUTARY_API_KEY);
   grants [list] | show|accept|decline <id>

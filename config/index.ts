@@ -67,7 +67,7 @@ export interface AppConfig {
   stack: {
     dir: string
     cacheDir: string
-    kafka: { version: string; port: number; controllerPort: number; heap: string }
+    kafka: { version: string; brokers: number; port: number; controllerPort: number; heap: string }
     mongodb: { port: number }
     readyTimeoutMs: number
   }
@@ -117,6 +117,15 @@ convict.addFormat({
   name: 'positive-int',
   validate(value: unknown) {
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new Error('must be a positive integer')
+  },
+  coerce: (v: string) => Number(v),
+})
+/** The sizes of local Kafka cluster the stack provisions (a KRaft controller quorum wants an odd count). */
+export const STACK_KAFKA_NODE_COUNTS = [1, 3] as const
+convict.addFormat({
+  name: 'kafka-node-count',
+  validate(value: unknown) {
+    if (!(STACK_KAFKA_NODE_COUNTS as readonly unknown[]).includes(value)) throw new Error(`must be ${STACK_KAFKA_NODE_COUNTS.join(' or ')}`)
   },
   coerce: (v: string) => Number(v),
 })
@@ -179,6 +188,14 @@ function checkCombinations(config: AppConfig): void {
   if (config.management.adminApiKey !== '' && config.management.adminApiKey.length < 32) {
     throw new ConfigError('invalid configuration: management.adminApiKey (env ADMIN_API_KEY) must be at least 32 characters (e.g. `openssl rand -base64 32`)', { key: 'management.adminApiKey' })
   }
+  const { port: first, brokers } = config.stack.kafka
+  const controllers = localControllerPorts(config)
+  if (controllers.some((p) => p >= first && p < first + brokers) || controllers[controllers.length - 1]! > 65535 || first + brokers - 1 > 65535) {
+    throw new ConfigError(
+      `invalid configuration: stack.kafka.controllerPort (env STACK_KAFKA_CONTROLLER_PORT): the local Kafka nodes' controller ports ${controllers.join(', ')} must be free of their broker ports ${localBrokerPorts(config).join(', ')} and at most 65535 (0 places them after the brokers)`,
+      { key: 'stack.kafka.controllerPort' },
+    )
+  }
   if (config.kafka.ssl.caFile !== '' && !fs.existsSync(config.kafka.ssl.caFile)) {
     throw new ConfigError(`invalid configuration: kafka.ssl.caFile (env KAFKA_SSL_CA_FILE): file ${config.kafka.ssl.caFile} does not exist`, { key: 'kafka.ssl.caFile' })
   }
@@ -206,8 +223,20 @@ export function usesLocalMongo(config: AppConfig): boolean {
   return config.mongodb.uri === ''
 }
 
+/** Broker ports of the local stack's Kafka nodes: stack.kafka.port and the next ones, one per node. */
+export function localBrokerPorts(config: AppConfig): number[] {
+  const { port, brokers } = config.stack.kafka
+  return Array.from({ length: brokers }, (_, i) => port + i)
+}
+/** Controller ports of the local stack's Kafka nodes: stack.kafka.controllerPort (0: after the broker ports) and the next ones. */
+export function localControllerPorts(config: AppConfig): number[] {
+  const { port, brokers, controllerPort } = config.stack.kafka
+  const first = controllerPort !== 0 ? controllerPort : port + brokers
+  return Array.from({ length: brokers }, (_, i) => first + i)
+}
+
 export function kafkaBrokers(config: AppConfig): string[] {
-  return usesLocalKafka(config) ? [`127.0.0.1:${config.stack.kafka.port}`] : config.kafka.brokers.split(',').map((b) => b.trim())
+  return usesLocalKafka(config) ? localBrokerPorts(config).map((p) => `127.0.0.1:${p}`) : config.kafka.brokers.split(',').map((b) => b.trim())
 }
 export function mongoUri(config: AppConfig): string {
   return usesLocalMongo(config) ? `mongodb://127.0.0.1:${config.stack.mongodb.port}/` : config.mongodb.uri

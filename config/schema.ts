@@ -18,7 +18,7 @@ export const configSchema = {
   },
   kafka: {
     brokers: {
-      doc: 'Comma-separated host:port list of an external Kafka cluster. Empty: use the local stack (provisioned by `distributary stack up`).',
+      doc: 'Comma-separated host:port list of an external Kafka cluster. Empty: use the local stack (provisioned by `distributary stack up`): its broker, or its three with STACK_KAFKA_BROKERS=3.',
       format: 'broker-list',
       default: '',
       env: 'KAFKA_BROKERS',
@@ -180,9 +180,15 @@ export const configSchema = {
     },
     kafka: {
       version: { doc: 'Apache Kafka version resolved from Maven Central (org.apache.kafka:kafka_2.13).', format: String, default: '4.1.1', env: 'STACK_KAFKA_VERSION' },
-      port: port('Port of the local Kafka broker.', 9092, 'STACK_KAFKA_PORT'),
-      controllerPort: port('Port of the local KRaft controller.', 9093, 'STACK_KAFKA_CONTROLLER_PORT'),
-      heap: { doc: 'JVM heap of the local broker (-Xmx), sized for a 2-core machine.', format: String, default: '512m', env: 'STACK_KAFKA_HEAP' },
+      brokers: {
+        doc: 'Kafka nodes of the local stack: 1 (one broker+controller node) or 3 (three broker+controller nodes, node ids 1 to 3, forming the KRaft controller quorum; a broker may fail without losing acknowledged events). KAFKA_BROKERS for the platform then lists the three brokers.',
+        format: 'kafka-node-count',
+        default: 1,
+        env: 'STACK_KAFKA_BROKERS',
+      },
+      port: port('Port of the local Kafka broker; with several, of the first (the others take the next ports: 9092, 9093, 9094).', 9092, 'STACK_KAFKA_PORT'),
+      controllerPort: port('Port of the local KRaft controller; with several nodes, of the first (the others take the next ports). 0: the port after the last broker\'s (9093 with one broker, 9095 to 9097 with three).', 0, 'STACK_KAFKA_CONTROLLER_PORT'),
+      heap: { doc: 'JVM heap of each local Kafka node (-Xmx), sized for a 2-core machine.', format: String, default: '512m', env: 'STACK_KAFKA_HEAP' },
     },
     mongodb: {
       port: port('Port of the local MongoDB-compatible server (FerretDB).', 27017, 'STACK_MONGODB_PORT'),

@@ -133,6 +133,7 @@ export function ferretdbEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 
 export const ferretdbService: ServiceDefinition = {
   name: 'mongodb',
+  service: 'mongodb',
   port: (s) => s.mongodb.port,
   address: (s) => `mongodb://127.0.0.1:${s.mongodb.port}/`,
   marker: (s) => path.join(s.dir, 'mongodb', 'data'),

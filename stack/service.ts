@@ -1,10 +1,17 @@
 import type { StackSettings } from './settings.ts'
 
 export type ServiceName = 'kafka' | 'mongodb'
+/**
+ * One server process of the stack: a service's only server has the service's name (its pid file is
+ * <name>.pid, its folder <name>/); the nodes of a local Kafka cluster are kafka-1, kafka-2, kafka-3.
+ */
+export type ServerName = ServiceName | `kafka-${number}`
 
 /** One server of the local stack: how to install and start it, and how to ask it whether it serves. */
 export interface ServiceDefinition {
-  name: ServiceName
+  name: ServerName
+  /** The service it is (or is a node of). */
+  service: ServiceName
   port(s: StackSettings): number
   address(s: StackSettings): string
   /** A string in the process's command line that proves the pid is this checkout's server. */
@@ -24,7 +31,7 @@ export interface ServiceDefinition {
 export type ServiceState = 'running' | 'starting' | 'crashed' | 'stopped' | 'foreign'
 
 export interface ServiceStatus {
-  name: ServiceName
+  name: ServerName
   state: ServiceState
   address: string
   pid?: number

@@ -4,7 +4,10 @@ import path from 'node:path'
 import { expect } from 'chai'
 import { StackError } from '../../common/errors.ts'
 import { isAlive, isOurs, readPid, requireTool } from '../../stack/processes.ts'
-import { newClusterId } from '../../stack/kafka.ts'
+import { replicationFor } from '../../common/kafka-admin.ts'
+import { loadConfig } from '../../config/index.ts'
+import { kafkaNodes, newClusterId, serverProperties } from '../../stack/kafka.ts'
+import { stackSettings } from '../../stack/settings.ts'
 import { ferretdbEnv } from '../../stack/ferretdb.ts'
 
 describe('stack process helpers', () => {
@@ -58,5 +61,54 @@ describe('FerretDB environment', () => {
     expect(ferretdbEnv({ PATH: '/bin' })).to.deep.equal({ PATH: '/bin', GOMAXPROCS: '1' })
     expect(ferretdbEnv({ PATH: '/bin', GOMAXPROCS: '' }).GOMAXPROCS).to.equal('1')
     expect(ferretdbEnv({ GOMAXPROCS: '4' }).GOMAXPROCS).to.equal('4')
+  })
+})
+
+describe('replication of the platform\'s topics', () => {
+  it('three copies and two acknowledging replicas from three brokers on, fewer copies and one below', () => {
+    expect([0, 1, 2, 3, 5].map(replicationFor)).to.deep.equal([
+      { replicationFactor: 1, minInsyncReplicas: 1 },
+      { replicationFactor: 1, minInsyncReplicas: 1 },
+      { replicationFactor: 2, minInsyncReplicas: 1 },
+      { replicationFactor: 3, minInsyncReplicas: 2 },
+      { replicationFactor: 3, minInsyncReplicas: 2 },
+    ])
+  })
+})
+
+describe('local Kafka nodes', () => {
+  const props = (text: string) => Object.fromEntries(text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
+
+  it('one node: kafka in .stack/kafka, broker 9092, controller 9093, one copy of everything', () => {
+    const s = stackSettings(loadConfig({ env: { STACK_DIR: '/tmp/st' } }))
+    const nodes = kafkaNodes(s)
+    expect(nodes).to.deep.equal([{ id: 1, name: 'kafka', home: '/tmp/st/kafka', port: 9092, controllerPort: 9093 }])
+    const p = props(serverProperties(s, nodes[0]!, '/tmp/st/kafka/data'))
+    expect(p).to.include({ 'node.id': '1', 'controller.quorum.voters': '1@127.0.0.1:9093', listeners: 'PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093', 'default.replication.factor': '1', 'min.insync.replicas': '1', 'offsets.topic.replication.factor': '1' })
+    expect(p).to.not.have.property('broker.session.timeout.ms')
+  })
+
+  it('three nodes: kafka-1..3 in folders of their own, one quorum of three controllers, internal topics on three', () => {
+    const s = stackSettings(loadConfig({ env: { STACK_DIR: '/tmp/st', STACK_KAFKA_BROKERS: '3' } }))
+    const nodes = kafkaNodes(s)
+    expect(nodes.map((n) => [n.name, n.home, n.port, n.controllerPort])).to.deep.equal([
+      ['kafka-1', '/tmp/st/kafka-1', 9092, 9095],
+      ['kafka-2', '/tmp/st/kafka-2', 9093, 9096],
+      ['kafka-3', '/tmp/st/kafka-3', 9094, 9097],
+    ])
+    const p = props(serverProperties(s, nodes[1]!, '/tmp/st/kafka-2/data'))
+    expect(p).to.include({
+      'node.id': '2',
+      'process.roles': 'broker,controller',
+      'controller.quorum.voters': '1@127.0.0.1:9095,2@127.0.0.1:9096,3@127.0.0.1:9097',
+      listeners: 'PLAINTEXT://127.0.0.1:9093,CONTROLLER://127.0.0.1:9096',
+      'advertised.listeners': 'PLAINTEXT://127.0.0.1:9093',
+      'log.dirs': '/tmp/st/kafka-2/data',
+      'default.replication.factor': '3',
+      'min.insync.replicas': '2',
+      'offsets.topic.replication.factor': '3',
+      'transaction.state.log.replication.factor': '3',
+      'transaction.state.log.min.isr': '2',
+    })
   })
 })
