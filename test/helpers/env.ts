@@ -3,6 +3,7 @@
  * KAFKA_BROKERS / MONGODB_URI runs the suite against external servers.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
+import net from 'node:net'
 import { createKafka, createMongoClient } from '../../common/clients.ts'
 import { generateKeyRingEntry } from '../../common/secret-box.ts'
 import { loadConfig, type AppConfig } from '../../config/index.ts'
@@ -72,11 +73,13 @@ export async function dropPendingDatabases(): Promise<void> {
 /**
  * A platform configuration for one test suite: ephemeral HTTP and registry ports, a database of its
  * own (dropped after the run), a bootstrap admin key and a secrets key, webhooks allowed to 127.0.0.1.
+ * `env`: the environment to read the other settings from (default: this process's).
  */
-export function testPlatformConfig(what: string): { config: AppConfig; dbName: string; adminKey: string } {
+export function testPlatformConfig(what: string, env?: NodeJS.ProcessEnv): { config: AppConfig; dbName: string; adminKey: string } {
   const dbName = uniqueName(what).slice(0, 60)
   const adminKey = randomBytes(32).toString('base64url')
   const config = loadConfig({
+    ...(env ? { env } : {}),
     overrides: {
       http: { host: '127.0.0.1', port: 0 },
       schemaRegistry: { port: 0 },
@@ -88,4 +91,22 @@ export function testPlatformConfig(what: string): { config: AppConfig; dbName: s
   })
   dropDatabaseLater(dbName)
   return { config, dbName, adminKey }
+}
+
+/** `count` consecutive TCP ports that nothing listens on at 127.0.0.1 now; returns the first. */
+export async function freePortRange(count: number): Promise<number> {
+  const bindable = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const srv = net.createServer()
+      srv.once('error', () => resolve(false))
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
+    })
+  for (let attempt = 0; attempt < 100; attempt++) {
+    // below Linux's ephemeral range (32768+), where outgoing connections would take ports meanwhile
+    const first = 20_000 + Math.floor(Math.random() * (12_000 - count))
+    let free = true
+    for (let p = first; p < first + count && free; p++) free = await bindable(p)
+    if (free) return first
+  }
+  throw new Error(`no ${count} consecutive free ports found`)
 }
