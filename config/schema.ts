@@ -196,9 +196,9 @@ export const configSchema = {
     readyTimeoutMs: { doc: 'How long `stack up` waits for each server to answer, in milliseconds.', format: 'nat', default: 120000, env: 'STACK_READY_TIMEOUT_MS' },
   },
   worker: {
-    id: { doc: 'Id of this sink worker process in leases and status reports. Empty: <hostname>-<pid>-<random>.', format: String, default: '', env: 'WORKER_ID' },
+    id: { doc: 'Id of this sink worker process in leases and status reports (one per live process: a second live process with the same id refuses to start; a process restarted with it takes its predecessor\'s subscriptions back). Empty: <hostname>-<pid>-<random>.', format: String, default: '', env: 'WORKER_ID' },
     groupId: {
-      doc: 'Prefix of the Kafka consumer groups of the sink workers: each worker process reads every partition once in the group <groupId>.<worker id> and commits the minimum delivered position of the subscriptions it holds.',
+      doc: 'Prefix of the Kafka consumer groups of the sink workers: each worker process reads every partition once in a group of its own, <groupId>.<worker id>.<8 hex digits, new at every start>, and commits the minimum delivered position of the subscriptions it holds.',
       format: String,
       default: 'distributary-sinks',
       env: 'WORKER_GROUP_ID',

@@ -4,12 +4,15 @@
  *
  *  - Subscriptions are spread over the worker processes by leases in MongoDB (store.ts): each worker
  *    holds about its fair share, renews its leases every heartbeat, and takes over expired ones, so a
- *    killed worker's subscriptions resume elsewhere after about `leaseTtlMs`, from their cursors.
+ *    killed worker's subscriptions resume elsewhere after about `leaseTtlMs`, from their cursors. A
+ *    process restarted under the same worker id takes its previous incarnation's leases over at once
+ *    (identity.ts: how it tells a gone predecessor from a live process misconfigured with its id).
  *  - The SHARED reader: one kafkajs consumer per worker process reads every partition once (group
- *    `<groupId>.<workerId>`: a group shared by processes would spread the partitions over them, while
- *    a worker needs every partition of the subscriptions it holds). Each record is decoded once per
- *    reader schema and offered to every held subscription that is attached on that partition: enqueued
- *    into the DeliveryQueue when it wants the event type, skipped otherwise. The group commits, per
+ *    `<groupId>.<workerId>.<incarnation>`, one per process start (#startShared): a group shared by
+ *    processes would spread the partitions over them, while a worker needs every partition of the
+ *    subscriptions it holds). Each record is decoded once per reader schema and offered to every
+ *    held subscription that is attached on that partition: enqueued into the DeliveryQueue when it
+ *    wants the event type, skipped otherwise. The group commits, per
  *    partition, the minimum safe offset of the attached subscriptions (never past an undelivered record).
  *  - A CURSOR per subscription (one MongoDB document: its next offset per topic-partition), written by
  *    the lease holder every `cursorFlushMs` and on pause, stop and hand-over, is the durable truth.
@@ -58,6 +61,7 @@ import { DispatchIndex } from './dispatch.ts'
 import { pinsOf } from '../../control-plane/schema-pins.ts'
 import type { DeliveryDefaults } from './settings.ts'
 import { SinkStore, tpKey, type CursorDoc, type LeaseDoc } from './store.ts'
+import { identityLost, releaseIdentity, takeIdentity, tryTakeIdentity } from './identity.ts'
 import { finishedProgress, scanLatest, snapshotDecision, SnapshotRun, SnapshotStore, type SnapshotDoc } from './snapshot.ts'
 import type { AttemptReport, SinkConnector, SinkContext, SinkRecord } from './types.ts'
 import type { AppConfig } from '../../config/index.ts'
@@ -239,13 +243,17 @@ export class SinkWorker {
   #catchUps = 0
   /** The current grants per partner of the held subscriptions, and when they were read. */
   readonly #grants = new Map<string, { grants: GrantDoc[]; at: number }>()
+  /** This process start (identity.ts): held in the heartbeat and in every lease. */
+  readonly #incarnation = randomUUID()
+  /** Whether this incarnation holds its worker id (false after another process took it over). */
+  #identity = false
 
   constructor(deps: SinkWorkerDeps) {
     this.#d = deps
     this.settings = { workerId: deps.settings.workerId || defaultWorkerId(), ...WORKER_DEFAULTS, ...stripUndefined(deps.settings) } as SinkWorkerSettings
     if (!this.settings.workerId) this.settings.workerId = defaultWorkerId()
     this.#log = deps.logger.child({ component: 'sink-worker', workerId: this.settings.workerId })
-    this.store = new SinkStore(deps.db)
+    this.store = new SinkStore(deps.db, this.#incarnation)
     this.snapshots = new SnapshotStore(deps.db)
     this.queue = new DeliveryQueue(
       {
@@ -284,6 +292,26 @@ export class SinkWorker {
     const s = this.settings
     this.#startedAt = new Date()
     await this.store.init()
+    // The worker id first (a predecessor under the same id: gone, or start fails before connecting anything).
+    const { previous, reason } = await takeIdentity(this.store, { ...this.#identityOptions(), pollMs: s.heartbeatMs })
+    this.#identity = true
+    if (previous) this.#log.info('worker id taken over from a previous process', { previousIncarnation: previous.incarnation ?? null, previousHost: previous.host ?? null, reason })
+    try {
+      await this.#startWithIdentity()
+    } catch (err) {
+      // a failed start gives the id and its connections up (the platform retries with a new worker)
+      await this.#shared?.disconnect().catch(() => undefined)
+      await this.#producer?.disconnect().catch(() => undefined)
+      await this.#admin?.disconnect().catch(() => undefined)
+      await releaseIdentity(this.store, s.workerId, this.#incarnation).catch(() => undefined)
+      this.#identity = false
+      throw err
+    }
+  }
+
+  async #startWithIdentity(): Promise<void> {
+    const d = this.#d
+    const s = this.settings
     this.#admin = d.kafka.admin()
     await this.#admin.connect()
     await createTopicsReady(this.#admin, [deadLetterTopicConfig(s.deadLetterTopic)])
@@ -294,7 +322,7 @@ export class SinkWorker {
 
     // Claim a first share, then start the shared reader where the held subscriptions' cursors are,
     // so that after a restart they attach at once instead of each catching up on its own.
-    await this.store.heartbeat(s.workerId, this.#startedAt, s.leaseTtlMs)
+    if (!(await this.store.heartbeat(s.workerId, this.#incarnation, s.leaseTtlMs))) throw new RetriableError('this worker id was taken over by another process while this one started', 1000, { workerId: s.workerId })
     this.#renewedAt = Date.now()
     const claimed = await this.#claimShare()
     const cursors = await this.store.getCursors(claimed)
@@ -348,7 +376,7 @@ export class SinkWorker {
     clearTimeout(timer)
     if (late) this.#log.warn('stopped before the delivery log caught up: some attempts are not in the log', { pending: this.#logPending })
     this.queue.close()
-    await this.store.removeWorker(this.settings.workerId).catch(() => undefined)
+    if (this.#identity) await releaseIdentity(this.store, this.settings.workerId, this.#incarnation).catch(() => undefined)
     await this.#producer?.disconnect().catch(() => undefined)
     await this.#admin?.disconnect().catch(() => undefined)
     this.#log.info('sink worker stopped')
@@ -356,20 +384,31 @@ export class SinkWorker {
 
   // ------------------------------------------------------------------ leases
 
-  /** Claims free or expired leases up to this worker's fair share; returns the ids it claimed. */
+  #identityOptions() {
+    return { workerId: this.settings.workerId, incarnation: this.#incarnation, startedAt: this.#startedAt, ttlMs: this.settings.leaseTtlMs }
+  }
+
+  /**
+   * Claims free or expired leases up to this worker's fair share, and every lease a previous
+   * incarnation of this worker id left (it is gone: identity.ts), first; returns the ids it claimed.
+   */
   async #claimShare(): Promise<string[]> {
     const s = this.settings
+    if (!this.#identity) return []
     const now = new Date()
     const workers = Math.max(1, (await this.store.liveWorkers(now)).length)
     const connectors = await this.#d.controlPlane.cols.connectors.find({ desiredState: { $ne: 'stopped' } }, { projection: { _id: 1 } }).toArray()
     const leases = new Map((await this.store.all()).map((l) => [l._id, l] as [string, LeaseDoc]))
-    const mine = [...leases.values()].filter((l) => l.workerId === s.workerId).length
+    const ours = (l: LeaseDoc) => l.workerId === s.workerId && l.incarnation === this.#incarnation
+    const predecessor = (l: LeaseDoc | undefined) => l !== undefined && l.workerId === s.workerId && l.incarnation !== this.#incarnation
+    const mine = [...leases.values()].filter(ours).length
     const target = Math.ceil(connectors.length / workers)
     const free = connectors.filter((c) => {
       const l = leases.get(c._id)
-      return !l || (l.expiresAt <= now && l.workerId !== s.workerId)
+      return !l || l.expiresAt <= now || predecessor(l)
     })
     shuffle(free)
+    free.sort((a, b) => Number(predecessor(leases.get(b._id))) - Number(predecessor(leases.get(a._id))))
     // One batch (two commands), not a round trip per subscription: 1,000 are claimed in seconds.
     const wanted = free
       .filter((c) => !this.#runs.has(c._id) && !this.#starting.has(c._id))
@@ -389,7 +428,7 @@ export class SinkWorker {
 
   async #leasePass(): Promise<void> {
     const s = this.settings
-    await this.store.heartbeat(s.workerId, this.#startedAt, s.leaseTtlMs)
+    if (!(await this.store.heartbeat(s.workerId, this.#incarnation, s.leaseTtlMs)) && !(await this.#retakeIdentity())) return
     const ids = [...this.#runs.keys(), ...this.#starting.keys()]
     const t0 = Date.now()
     const held = await this.store.renew(s.workerId, ids, s.leaseTtlMs)
@@ -411,6 +450,28 @@ export class SinkWorker {
     const claimed = await this.#claimShare()
     void this.#startRunsTracked(claimed)
     if (Math.random() < 0.05) await this.store.sweepWorkers(new Date(Date.now() - 10 * s.leaseTtlMs))
+  }
+
+  /**
+   * The heartbeat is no longer this incarnation's: another process took the worker id over (this one
+   * could not renew it for a lease TTL), or it was swept. Takes it back when it is free again; else
+   * stops every subscription here (their leases are the other process's now) and claims nothing.
+   */
+  async #retakeIdentity(): Promise<boolean> {
+    const r = await tryTakeIdentity(this.store, this.#identityOptions())
+    if (r.taken) {
+      if (!this.#identity) this.#log.warn('worker id free again: this process holds it and claims subscriptions again')
+      this.#identity = true
+      return true
+    }
+    if (this.#identity) {
+      this.#identity = false
+      identityLost(this.#incarnation)
+      this.#log.error('another process holds this worker id now: every subscription stops here, and none is claimed while it holds the id', { holderIncarnation: r.holder?.incarnation ?? null, holderHost: r.holder?.host ?? null })
+    }
+    const runs = [...this.#runs.values()]
+    await Promise.all(runs.map((run) => this.#serial(run, () => this.#stopRun(run, { flush: false, release: false }))))
+    return false
   }
 
   /** Cursor writes only while the leases are surely ours (renewed within the TTL, with a margin). */
@@ -996,7 +1057,10 @@ export class SinkWorker {
         start.set(k, Math.max(pos, this.#low.get(k) ?? 0))
       }
     }
-    const consumer = d.kafka.consumer({ groupId: `${s.groupId}.${s.workerId}`, ...READER_OPTIONS })
+    // A group per process start: a process restarted under the same worker id after kill -9 would
+    // otherwise wait for its predecessor's member to time out of the group (sessionTimeout, 10 s)
+    // before it reads anything. Nothing depends on the group's offsets: the start is the cursors'.
+    const consumer = d.kafka.consumer({ groupId: `${s.groupId}.${s.workerId}.${this.#incarnation.slice(0, 8)}`, ...READER_OPTIONS })
     this.#shared = consumer
     await consumer.connect()
     await consumer.subscribe({ topics: d.topics.map((t) => t.name), fromBeginning: false })
