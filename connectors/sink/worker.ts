@@ -34,8 +34,14 @@
  *    retries): a record no current grant covers is dropped (its position advances, nothing is logged
  *    as a delivery, deliveries{outcome="filtered"} counts it), the rest is projected. The grants of the
  *    partners this worker serves are held in memory and re-read in full every `pollMs` (at least 1 s; a deleted grant
- *    leaves no trace to poll for); grants older than `#grantsMaxAgeMs` hold delivery back (retriable)
- *    rather than deliver under a grant that may have been revoked.
+ *    leaves no trace to poll for).
+ *  - A CONTROL-PLANE OUTAGE holds delivery (#deliverable): while the leases are not surely this
+ *    worker's (not renewed for 0.8 x leaseTtlMs: another worker may take them over soon) or a partner's
+ *    grants are older than `#grantsMaxAgeMs` (a revoked grant must not be delivered under), every
+ *    delivery waits before calling the partner. It is not an attempt: nothing is logged, no retry
+ *    schedule advances, nothing parks, disables or dead-letters; records stay in their lanes (the
+ *    readers stop at maxBuffered). Delivery resumes at the first lease renewal and grants read that
+ *    succeed (within about a heartbeat of the store's return).
  *  - Dead letters go to the dead-letter topic and the delivery log (with the record's bytes, so a retry
  *    request re-delivers from there); every attempt goes to the delivery log.
  */
@@ -243,6 +249,10 @@ export class SinkWorker {
   #catchUps = 0
   /** The current grants per partner of the held subscriptions, and when they were read. */
   readonly #grants = new Map<string, { grants: GrantDoc[]; at: number }>()
+  /** Resolved, and replaced, after every lease and grants pass: deliveries held by #deliverable look again. */
+  #passed = signalled()
+  /** Since when deliveries are held (#deliverable), 0 while they are not. */
+  #heldSince = 0
   /** This process start (identity.ts): held in the heartbeat and in every lease. */
   readonly #incarnation = randomUUID()
   /** Whether this incarnation holds its worker id (false after another process took it over). */
@@ -344,12 +354,12 @@ export class SinkWorker {
       }, ms)
       this.#timers.push(t)
     }
-    every(s.heartbeatMs, 'leases', () => this.#leasePass())
+    every(s.heartbeatMs, 'leases', () => this.#leasePass().finally(() => this.#wake()))
     every(s.pollMs, 'control', () => this.#controlPass())
     every(s.cursorFlushMs, 'flush', () => this.#flushPass())
     every(Math.min(250, s.cursorFlushMs), 'catch-up', async () => this.#catchUpPass())
     every(s.statusIntervalMs, 'status', () => this.#statusPass())
-    every(Math.max(s.pollMs, 1000), 'grants', () => this.#grantsPass())
+    every(Math.max(s.pollMs, 1000), 'grants', () => this.#grantsPass().finally(() => this.#wake()))
     this.#log.info('sink worker started', { held: claimed.length, topics: d.topics.map((t) => t.name) })
   }
 
@@ -685,6 +695,7 @@ export class SinkWorker {
       await this.#d.controlPlane.reportConnectorStatuses(reports).catch(() => undefined)
     }
     for (const run of stopping) if (this.queue.has(run.id)) this.queue.removeSubscription(run.id)
+    this.#wake() // held deliveries of these runs see their abort
     await Promise.all(stopping.map((run) => run.sink?.stop().catch(() => undefined)))
     for (const run of stopping) this.#runs.delete(run.id)
     if (opts.release) await this.store.releaseMany(stopping.map((r) => r.id), this.settings.workerId).catch(() => undefined)
@@ -767,6 +778,7 @@ export class SinkWorker {
     // Entitlement first: a record no accepted grant covers (a tombstone or an undecodable record of
     // another publisher included) is none of this partner's business, not even as a dead letter
     // showing its key and publisher in the partner's delivery log.
+    await this.#deliverable(run, signal)
     const record = this.#entitled(run, original)
     if (!record) return // not entitled: done, nothing delivered
     const poison = undeliverable(original, run.sink)
@@ -777,6 +789,42 @@ export class SinkWorker {
     } finally {
       run.inflight.delete(record.eventId)
     }
+  }
+
+  /** Why deliveries of this run are held now (the control plane does not answer), or null. */
+  #holdReason(run: Run): string | null {
+    if (!this.#leaseValid()) return 'the leases could not be renewed'
+    const held = this.#grants.get(run.sub.partnerId)
+    if (!held || Date.now() - held.at > this.#grantsMaxAgeMs()) return 'the partner grants could not be read'
+    return null
+  }
+
+  /**
+   * Waits while the control plane does not answer (#holdReason): a held delivery is no attempt, so no
+   * retry schedule advances and nothing parks or dead-letters. Looked at again after every lease and
+   * grants pass; rejects with the signal's reason once the run is stopped.
+   */
+  async #deliverable(run: Run, signal: AbortSignal | undefined): Promise<void> {
+    for (;;) {
+      if (signal?.aborted) throw signal.reason
+      const why = this.#holdReason(run)
+      if (why === null) break
+      if (this.#heldSince === 0) {
+        this.#heldSince = Date.now()
+        this.#log.warn('control-plane store not answering: delivery held (no attempts; retry schedules, parking and dead letters untouched) until it answers', { reason: why })
+      }
+      await this.#passed.promise
+    }
+    if (this.#heldSince !== 0) {
+      this.#log.info('control-plane store answers again: delivery resumed', { heldMs: Date.now() - this.#heldSince })
+      this.#heldSince = 0
+    }
+  }
+
+  #wake(): void {
+    const passed = this.#passed
+    this.#passed = signalled()
+    passed.resolve()
   }
 
   // ------------------------------------------------------------------ entitlements
@@ -1341,6 +1389,7 @@ export class SinkWorker {
     const poison = undeliverable(decoded, run.sink)
     const policy = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
     try {
+      await this.#deliverable(run, undefined)
       const record = this.#entitled(run, decoded)
       if (!record) throw new SyndicationError('FORBIDDEN', 'not entitled: no current grant covers this record, so it is not re-delivered', false, { subscriptionId: run.id, eventId: decoded.eventId })
       if (poison) throw poison
@@ -1466,6 +1515,13 @@ export function deliveryPolicy(sub: SubscriptionDoc, defaults: DeliveryDefaults)
   const seconds = sub.deliveryPolicy?.retrySchedule
   if (!Array.isArray(seconds) || seconds.length === 0) return defaults.policy
   return { ...defaults.policy, delaysMs: seconds.map((s) => Math.max(0, s * 1000)) }
+}
+
+/** A promise and its resolve (Promise.withResolvers from Node 22). */
+function signalled(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void
+  const promise = new Promise<void>((r) => (resolve = r))
+  return { promise, resolve }
 }
 
 function splitKey(k: string): [string, number] {

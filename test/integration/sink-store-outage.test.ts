@@ -1,0 +1,87 @@
+/**
+ * A control-plane store outage is not a partner failure: a worker whose control plane is reached
+ * through a TCP proxy in front of the real MongoDB-compatible server loses it for about 15 s (every
+ * message cut, every new connection too). Delivery holds (no attempt, no retry schedule consumed,
+ * nothing parked or dead-lettered) and resumes within seconds of the store's return.
+ */
+import { expect } from 'chai'
+import { MongoClient } from 'mongodb'
+import type { SinkWorker } from '../../connectors/sink/worker.ts'
+import { parseConnectionString } from '../../consumers/mongodb/connection.ts'
+import { mongoUri } from '../../config/index.ts'
+import { testConfig, waitFor } from '../helpers/env.ts'
+import { startReceiver, type Receiver } from '../helpers/receiver.ts'
+import { ADMIN, startSinkHarness, type SinkHarness } from '../helpers/sink-runtime.ts'
+import { expectPerKeyOrder, levels, verified } from '../helpers/sink-assertions.ts'
+import { startWireProxy, type WireProxy } from '../helpers/wire-proxy.ts'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe('sink worker: a control-plane store outage', function () {
+  this.timeout(120_000)
+  let h: SinkHarness
+  let rx: Receiver
+  let proxy: WireProxy
+  let client: MongoClient
+  let down = false
+
+  afterEach(async () => {
+    down = false // a failed test must not leave the worker's store away
+    await h?.close()
+    await client?.close().catch(() => undefined)
+    await proxy?.close()
+    await rx?.close()
+  })
+
+  it('holds delivery without charging the partner, and resumes within seconds of the store\'s return', async () => {
+    h = await startSinkHarness({ partitions: 1 })
+    rx = await startReceiver()
+    const sub = await h.subscribe({ name: 'outage', url: rx.url, deliveryPolicy: { retrySchedule: [0.05, 0.1, 0.2], timeoutMs: 2000 } })
+    proxy = await startWireProxy(parseConnectionString(mongoUri(testConfig())).hosts[0]!, () => (down ? 'cut' : 'forward'))
+    client = new MongoClient(`mongodb://${proxy.host}:${proxy.port}/`, { directConnection: true, serverSelectionTimeoutMS: 60_000 })
+    await client.connect()
+    const db = client.db(h.dbName)
+    const worker: SinkWorker = await h.worker({}, {}, undefined, { cp: await h.controlPlane(db), db })
+    await waitFor(async () => (await h.cp.getConnector(ADMIN, sub.id)).status?.state === 'running', { what: 'running' })
+    const ids = await h.produce(levels(5, 5))
+    const got = () => new Set(verified(sub.secret, rx).map((g) => g.id))
+    await waitFor(() => got().size === 5, { what: 'the first events' })
+
+    down = true
+    const downAt = Date.now()
+    await sleep(6000) // the leases are no longer surely this worker's (0.8 x 3 s)
+    const held = await h.produce(levels(5, 5, 5))
+    await sleep(6000) // and now the grants are older than they may be (10 s) too
+    const late = await h.produce(levels(5, 5, 10))
+    await sleep(Math.max(0, 15_000 - (Date.now() - downAt)))
+    expect([...held, ...late].filter((id) => got().has(id)), 'delivered while the store was away').to.deep.equal([])
+    down = false
+    const upAt = Date.now()
+    await waitFor(() => got().size === 15, { what: 'every event after the store returned', timeoutMs: 30_000 })
+    const resumedMs = Date.now() - upAt
+    console.log(`      (store away ${upAt - downAt} ms; every held event delivered ${resumedMs} ms after it returned)`)
+    expect(resumedMs, 'resumed within seconds of the store\'s return').to.be.below(5000)
+    expectPerKeyOrder(verified(sub.secret, rx))
+    expect(rx.received, 'each event once').to.have.length(15)
+
+    // Nothing was charged to the partner: no failed attempt, nothing parked, nothing dead.
+    const stats = worker.queue.stats(sub.id)
+    expect(stats.status).to.equal('active')
+    expect(stats.consecutiveFailures).to.equal(0)
+    const log = await waitFor(async () => {
+      const docs = await h.cp.cols.deliveries.find({ subscriptionId: sub.id }).toArray()
+      return docs.length === 15 && docs.every((d) => d.status === 'delivered') ? docs : null
+    }, { what: 'every delivery logged as delivered' })
+    for (const d of log) {
+      expect(d.attemptCount, `attempts of ${d.eventId}`).to.equal(1)
+      expect(d.attempts.every((a) => a.error == null), `failed attempts of ${d.eventId}`).to.equal(true)
+    }
+    expect(new Set(log.map((d) => d.eventId))).to.deep.equal(new Set([...ids, ...held, ...late]))
+    const status = await waitFor(async () => {
+      const st = (await h.cp.getConnector(ADMIN, sub.id)).status
+      return st && st.reportedAt.getTime() > upAt ? st : null
+    }, { what: 'a status report after the outage' })
+    expect(status.state).to.equal('running')
+    expect(status.lastError).to.equal(null)
+  })
+})
