@@ -54,7 +54,7 @@ import type { Db } from 'mongodb'
 import { RetriableError, SyndicationError } from '../../common/errors.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { ControlPlane } from '../../control-plane/service.ts'
-import type { ConnectorDoc, ConnectorStatus, DeadLetterRecord, DeliveryDoc, GrantDoc, OffsetReset, SnapshotProgress, SubscriptionDoc } from '../../control-plane/types.ts'
+import type { ConnectorDoc, ConnectorStatus, DeadLetterRecord, DeliveryDoc, GrantDoc, OffsetReset, RetryRequestDoc, SnapshotProgress, SubscriptionDoc } from '../../control-plane/types.ts'
 import { DEAD_LETTER_HEADER, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { createTopicsReady } from '../../common/kafka-admin.ts'
@@ -136,6 +136,9 @@ export const READER_OPTIONS = {
  * webhook-id, after a crash; Kafka Connect commits every 60 s), never runs ahead.
  */
 export const MAX_CURSOR_WRITES_PER_FLUSH = 100
+
+/** How often a worker completes the retry requests of deleted subscriptions. */
+export const RETRY_SWEEP_MS = 30_000
 
 export function defaultWorkerId(): string {
   return `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`
@@ -253,6 +256,9 @@ export class SinkWorker {
   #passed = signalled()
   /** Since when deliveries are held (#deliverable), 0 while they are not. */
   #heldSince = 0
+  /** Retry requests being performed, per subscription (one at a time each). */
+  readonly #retrying = new Map<string, Promise<void>>()
+  #nextRetrySweep = 0
   /** This process start (identity.ts): held in the heartbeat and in every lease. */
   readonly #incarnation = randomUUID()
   /** Whether this incarnation holds its worker id (false after another process took it over). */
@@ -376,6 +382,7 @@ export class SinkWorker {
     const runs = [...this.#runs.values()]
     await Promise.allSettled(runs.map((run) => run.ops))
     await this.#stopRuns(runs, { flush: true, release: true, state: 'unassigned' })
+    await Promise.allSettled([...this.#retrying.values()])
     await this.#commitShared().catch(() => undefined)
     // The delivery log's backlog (a slow store after a burst) is waited for, but not for ever: the
     // deliveries themselves are confirmed and their positions written; a record left unwritten here is
@@ -1359,28 +1366,56 @@ export class SinkWorker {
     await this.#retryPass()
   }
 
-  /** Retry requests of held subscriptions: re-delivered from the stored dead letters. */
+  /**
+   * Retry requests: the oldest pending one of each held subscription, each subscription's in turn and
+   * in the background (one subscription's long retry holds up no other's, nor this pass). Requests of
+   * deleted subscriptions are completed with that outcome (every RETRY_SWEEP_MS); a stopped
+   * subscription's wait until it runs again (docs/sink-workers.md).
+   */
   async #retryPass(): Promise<void> {
     const cp = this.#d.controlPlane
-    const requests = (await cp.deliveries.pendingRetryRequests(100)).filter((r) => {
-      const run = this.#runs.get(r.subscriptionId)
-      return run && !run.failure && !run.stopped
-    })
-    for (const req of requests) {
-      const run = this.#runs.get(req.subscriptionId)!
-      const docs: DeliveryDoc[] =
-        req.kind === 'event'
-          ? [await cp.deliveries.get(req.subscriptionId, req.eventId!)].filter((d): d is DeliveryDoc => d !== null)
-          : await cp.cols.deliveries.find({ subscriptionId: req.subscriptionId, status: 'dead' }).limit(1000).toArray()
-      for (const doc of docs) await this.#redeliver(run, doc)
-      await cp.deliveries.completeRetryRequest(req._id)
+    if (Date.now() >= this.#nextRetrySweep) {
+      this.#nextRetrySweep = Date.now() + RETRY_SWEEP_MS
+      const completed = await cp.deliveries.completeRetryRequestsOfDeleted()
+      if (completed > 0) this.#log.info('retry requests of deleted subscriptions completed', { count: completed })
+    }
+    const idle = [...this.#runs.values()].filter((r) => !r.failure && !r.stopped && !this.#retrying.has(r.id)).map((r) => r.id)
+    for (const first of await cp.deliveries.nextRetryRequests(idle)) {
+      const run = this.#runs.get(first.subscriptionId)
+      if (!run || run.failure || run.stopped || this.#retrying.has(run.id)) continue
+      // this subscription's requests one after the other, until none is left (or the run stops)
+      const drain = async () => {
+        for (let req: RetryRequestDoc | undefined = first; req && (await this.#retryRequest(run, req)); ) req = (await cp.deliveries.nextRetryRequests([run.id]))[0]
+      }
+      const done = drain()
+        .catch((err: unknown) => this.#log.warn('retry request failed; it is taken up again', { subscriptionId: run.id, error: err }))
+        .finally(() => this.#retrying.delete(run.id))
+      this.#retrying.set(run.id, done)
     }
   }
 
-  async #redeliver(run: Run, doc: DeliveryDoc): Promise<void> {
+  /** Re-delivers what a retry request names from the stored dead letters, then completes it; false when the run stopped first (its next holder does it). */
+  async #retryRequest(run: Run, req: RetryRequestDoc): Promise<boolean> {
+    const cp = this.#d.controlPlane
+    const docs: DeliveryDoc[] =
+      req.kind === 'event'
+        ? [await cp.deliveries.get(req.subscriptionId, req.eventId!)].filter((d): d is DeliveryDoc => d !== null)
+        : await cp.cols.deliveries.find({ subscriptionId: req.subscriptionId, status: 'dead' }).limit(1000).toArray()
+    let delivered = 0
+    for (const doc of docs) {
+      if (run.stopped) return false
+      if (await this.#redeliver(run, doc)) delivered++
+    }
+    if (run.stopped) return false
+    await cp.deliveries.completeRetryRequest(req._id, `re-delivered ${delivered} of ${docs.length}`)
+    return true
+  }
+
+  /** True when the dead letter was delivered again. */
+  async #redeliver(run: Run, doc: DeliveryDoc): Promise<boolean> {
     if (!doc.deadLetter) {
       this.#log.warn('retry request for a delivery without a stored dead letter: nothing to re-deliver', { subscriptionId: run.id, eventId: doc.eventId, status: doc.status })
-      return
+      return false
     }
     const dl = doc.deadLetter
     const message = deadLetterMessage(dl)
@@ -1402,6 +1437,7 @@ export class SinkWorker {
         }
       }, policy)
       this.#log.info('dead letter re-delivered on request', { subscriptionId: run.id, eventId: record.eventId })
+      return true
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err)
       await this.#logWrite(run.id, doc.eventId, () =>
@@ -1416,6 +1452,7 @@ export class SinkWorker {
           source: doc.source,
           deadLetter: doc.deadLetter!,
         }), false)
+      return false
     }
   }
 

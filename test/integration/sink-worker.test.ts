@@ -167,6 +167,48 @@ describe('sink worker: Kafka to webhooks', function () {
     expect(verified(sa.secret, a).filter((g) => g.id === rejected.eventId).length).to.equal(2)
   })
 
+  it('performs a retry request of a held subscription behind 150 older ones of stopped and deleted subscriptions; completes the deleted ones\' and keeps the stopped one\'s until it runs', async () => {
+    let reject = true
+    const a = await rx((r, res) => {
+      const body = JSON.parse(r.body) as { data: { sku: string } }
+      res.writeHead(reject && body.data.sku === 'SKU-1' ? 400 : 204).end()
+    })
+    const sa = await h.subscribe({ name: 'held', url: a.url })
+    const stopped = await h.subscribe({ name: 'stopped', url: a.url })
+    await h.cp.setDesiredState(ADMIN, stopped.id, 'stopped')
+    // 150 requests older than any other: 110 of the stopped subscription, 40 of subscriptions deleted since
+    const old = Array.from({ length: 150 }, (_, i) => ({
+      _id: `rtr_${String(i).padStart(24, '0')}`,
+      subscriptionId: i < 110 ? stopped.id : `sub_deleted_${i % 7}`,
+      partnerId: h.partnerId,
+      kind: 'dead-letters' as const,
+      eventId: null,
+      status: 'pending' as const,
+      requestedAt: new Date(Date.now() - 3600_000),
+      requestedBy: 'test',
+      completedAt: null,
+    }))
+    await h.cp.cols.retryRequests.insertMany(old)
+    worker = await h.worker()
+    await waitFor(async () => (await status(sa.id))?.state === 'running')
+    await h.produce(levels(2, 2)) // SKU-0 delivered, SKU-1 rejected: dead
+    const dead = await waitFor(async () => (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items[0])
+    reject = false
+    const req = await h.cp.requestRetry(ADMIN, sa.id, null)
+    const t0 = Date.now()
+    await waitFor(async () => (await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.status === 'done', { what: 'the fresh request done', timeoutMs: 15_000 })
+    console.log(`      (the fresh request behind 150 stale ones was done in ${Date.now() - t0} ms)`)
+    expect((await h.cp.deliveries.get(sa.id, dead.eventId))?.status).to.equal('delivered')
+    expect((await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.outcome).to.equal('re-delivered 1 of 1')
+    await waitFor(async () => (await h.cp.cols.retryRequests.countDocuments({ subscriptionId: { $regex: '^sub_deleted_' }, status: 'done' })) === 40, { what: 'the deleted subscriptions\' requests done' })
+    const gone = await h.cp.cols.retryRequests.findOne({ subscriptionId: 'sub_deleted_3' })
+    expect(gone?.outcome).to.equal('not performed: the subscription was deleted')
+    expect(await h.cp.cols.retryRequests.countDocuments({ subscriptionId: stopped.id, status: 'pending' }), 'the stopped subscription\'s requests wait').to.equal(110)
+    // started again, its requests are performed, one after the other
+    await h.cp.setDesiredState(ADMIN, stopped.id, 'running')
+    await waitFor(async () => (await h.cp.cols.retryRequests.countDocuments({ subscriptionId: stopped.id, status: 'done' })) === 110, { what: 'the restarted subscription\'s requests done', timeoutMs: 30_000 })
+  })
+
   it('keeps at most deliveryPolicy.concurrency keys in flight per subscription, and the platform default without one', async () => {
     // each receiver holds every request 150 ms and records how many it held at once
     const holding = async () => {
