@@ -59,8 +59,8 @@ import { DEAD_LETTER_HEADER, valueSubject, type TopicSpec } from '../../schemas/
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { createTopicsReady } from '../../common/kafka-admin.ts'
 import { deadLetterTopicConfig } from '../../schemas/topics.ts'
-import { DEFAULT_SHORT_POLICY, withRetry, type SchedulePolicy } from '../retry.ts'
-import { DeliveryQueue, type DeadLetterInfo } from './delivery-queue.ts'
+import { DEFAULT_SHORT_POLICY, type SchedulePolicy } from '../retry.ts'
+import { DeliveryQueue, laneKey, type DeadLetterInfo } from './delivery-queue.ts'
 import { DecodedMessage, deadLetterMessage, loadSchemas, rawOf, undeliverable } from './records.ts'
 import { decide, publisherOf } from './entitlement.ts'
 import { DispatchIndex } from './dispatch.ts'
@@ -68,7 +68,7 @@ import { pinsOf } from '../../control-plane/schema-pins.ts'
 import type { DeliveryDefaults } from './settings.ts'
 import { SinkStore, tpKey, type CursorDoc, type LeaseDoc } from './store.ts'
 import { identityLost, releaseIdentity, takeIdentity, tryTakeIdentity } from './identity.ts'
-import { finishedProgress, scanLatest, snapshotDecision, SnapshotRun, SnapshotStore, type SnapshotDoc } from './snapshot.ts'
+import { countBelow, finishedProgress, scanLatest, snapshotDecision, SnapshotRun, SnapshotStore, type ScanRange, type SnapshotDoc } from './snapshot.ts'
 import type { AttemptReport, SinkConnector, SinkContext, SinkRecord } from './types.ts'
 import type { AppConfig } from '../../config/index.ts'
 import type { Metrics } from '../../common/metrics.ts'
@@ -139,6 +139,11 @@ export const MAX_CURSOR_WRITES_PER_FLUSH = 100
 
 /** How often a worker completes the retry requests of deleted subscriptions. */
 export const RETRY_SWEEP_MS = 30_000
+
+/** A dead letter delivered again on request: a few quick attempts, then it stays dead (with the reason). */
+const REDELIVERY_POLICY = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
+const NOT_ENTITLED = 'not entitled: no current grant covers this record, so it is not re-delivered'
+const SUPERSEDED = 'not re-delivered: a newer record of its key was read since (delivering it now would put an older version after a newer one)'
 
 export function defaultWorkerId(): string {
   return `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`
@@ -256,6 +261,8 @@ export class SinkWorker {
   #passed = signalled()
   /** Since when deliveries are held (#deliverable), 0 while they are not. */
   #heldSince = 0
+  /** Kafka scans of retry requests (#redeliverInLanes) at a time. */
+  readonly #retryScans = new Limiter(2)
   /** Retry requests being performed, per subscription (one at a time each). */
   readonly #retrying = new Map<string, Promise<void>>()
   #nextRetrySweep = 0
@@ -781,16 +788,18 @@ export class SinkWorker {
 
   // ------------------------------------------------------------------ delivery
 
-  async #deliver(run: Run, original: SinkRecord, signal: AbortSignal): Promise<void> {
+  /** One record to the run's sink; `redelivery`: a dead letter delivered again on request (refused when not entitled, always logged). */
+  async #deliver(run: Run, original: SinkRecord, signal: AbortSignal, redelivery = false): Promise<void> {
     // Entitlement first: a record no accepted grant covers (a tombstone or an undecodable record of
     // another publisher included) is none of this partner's business, not even as a dead letter
     // showing its key and publisher in the partner's delivery log.
     await this.#deliverable(run, signal)
     const record = this.#entitled(run, original)
+    if (!record && redelivery) throw new SyndicationError('FORBIDDEN', NOT_ENTITLED, false, { subscriptionId: run.id, eventId: original.eventId })
     if (!record) return // not entitled: done, nothing delivered
     const poison = undeliverable(original, run.sink)
     if (poison) throw poison
-    run.inflight.set(record.eventId, { record, forceLog: false })
+    run.inflight.set(record.eventId, { record, forceLog: redelivery })
     try {
       await run.sink!.put([record], { signal })
     } finally {
@@ -1401,59 +1410,129 @@ export class SinkWorker {
       req.kind === 'event'
         ? [await cp.deliveries.get(req.subscriptionId, req.eventId!)].filter((d): d is DeliveryDoc => d !== null)
         : await cp.cols.deliveries.find({ subscriptionId: req.subscriptionId, status: 'dead' }).limit(1000).toArray()
-    let delivered = 0
+    const out = { redelivered: 0, superseded: 0, failed: 0 }
+    const items: Array<{ doc: DeliveryDoc; record: SinkRecord }> = []
     for (const doc of docs) {
       if (run.stopped) return false
-      if (await this.#redeliver(run, doc)) delivered++
+      const record = await this.#deadLetterRecord(run, doc)
+      if (record) items.push({ doc, record })
+      else if (doc.deadLetter) out.failed++
     }
+    await this.#redeliverInLanes(run, items, out)
     if (run.stopped) return false
-    await cp.deliveries.completeRetryRequest(req._id, `re-delivered ${delivered} of ${docs.length}`)
+    const more = [out.superseded > 0 ? `${out.superseded} superseded by a newer record of their key` : '', out.failed > 0 ? `${out.failed} failed` : ''].filter(Boolean)
+    await cp.deliveries.completeRetryRequest(req._id, [`re-delivered ${out.redelivered} of ${docs.length}`, ...more].join('; '))
     return true
   }
 
-  /** True when the dead letter was delivered again. */
-  async #redeliver(run: Run, doc: DeliveryDoc): Promise<boolean> {
-    if (!doc.deadLetter) {
-      this.#log.warn('retry request for a delivery without a stored dead letter: nothing to re-deliver', { subscriptionId: run.id, eventId: doc.eventId, status: doc.status })
-      return false
-    }
+  /** The stored dead letter of `doc` as a record to deliver again; null when there is none, or it cannot be (poison, not entitled: so marked). */
+  async #deadLetterRecord(run: Run, doc: DeliveryDoc): Promise<SinkRecord | null> {
     const dl = doc.deadLetter
+    if (!dl) {
+      this.#log.warn('retry request for a delivery without a stored dead letter: nothing to re-deliver', { subscriptionId: run.id, eventId: doc.eventId, status: doc.status })
+      return null
+    }
     const message = deadLetterMessage(dl)
     await loadSchemas(this.#d.serde, [message], this.#unknownSchemas).catch(() => undefined)
-    const decoded = new DecodedMessage(this.#d.serde, dl.topic, dl.partition, message).record(run.readers.get(dl.topic))
-    const poison = undeliverable(decoded, run.sink)
-    const policy = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
-    try {
-      await this.#deliverable(run, undefined)
-      const record = this.#entitled(run, decoded)
-      if (!record) throw new SyndicationError('FORBIDDEN', 'not entitled: no current grant covers this record, so it is not re-delivered', false, { subscriptionId: run.id, eventId: decoded.eventId })
-      if (poison) throw poison
-      await withRetry(async () => {
-        run.inflight.set(record.eventId, { record, forceLog: true })
-        try {
-          await run.sink!.put([record])
-        } finally {
-          run.inflight.delete(record.eventId)
-        }
-      }, policy)
-      this.#log.info('dead letter re-delivered on request', { subscriptionId: run.id, eventId: record.eventId })
-      return true
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err)
-      await this.#logWrite(run.id, doc.eventId, () =>
-        this.#d.controlPlane.deliveries.markDead({
-          subscriptionId: run.id,
-          partnerId: run.sub.partnerId,
-          publisherId: doc.publisherId ?? null,
-          eventId: doc.eventId,
-          eventType: doc.eventType,
-          key: doc.key,
-          reason: `retry failed: ${poison ? 'poison: ' : ''}${message}`,
-          source: doc.source,
-          deadLetter: doc.deadLetter!,
-        }), false)
-      return false
+    const record = new DecodedMessage(this.#d.serde, dl.topic, dl.partition, message).record(run.readers.get(dl.topic))
+    // entitlement before poison, as in #deliver
+    await this.#deliverable(run, undefined)
+    if (!this.#entitled(run, record)) {
+      await this.#markDeadAgain(run, doc, `retry failed: ${NOT_ENTITLED}`)
+      return null
     }
+    const poison = undeliverable(record, run.sink)
+    if (poison) {
+      await this.#markDeadAgain(run, doc, `retry failed: poison: ${poison.message}`)
+      return null
+    }
+    return record
+  }
+
+  /**
+   * Delivers dead letters again, each in its key's lane (DeliveryQueue.inject: never beside nor
+   * before another record of its key), unless it is SUPERSEDED: a newer record of its key was read by
+   * the subscription since, and delivering it now would put an older version after a newer one. A
+   * dead letter is superseded by a later dead letter of its key in the request, by a newer record of its
+   * key in its partition below what the subscription had read when this began (one Kafka scan per
+   * request, from the oldest dead letter), by one enqueued since (a watch), or by one its lane holds.
+   * Superseded ones stay dead, with the reason. Resolves once every one is delivered or failed again.
+   */
+  async #redeliverInLanes(run: Run, items: Array<{ doc: DeliveryDoc; record: SinkRecord }>, out: { redelivered: number; superseded: number; failed: number }): Promise<void> {
+    if (items.length === 0 || run.stopped) return
+    const latest = new Map<string, number>()
+    for (const { record } of items) if (record.key !== null) latest.set(laneKey(record), Math.max(latest.get(laneKey(record)) ?? -1, Number(record.offset)))
+    const superseded: DeliveryDoc[] = []
+    const live = items.filter(({ doc, record }) => {
+      const keep = record.key === null || Number(record.offset) === latest.get(laneKey(record))
+      if (!keep) superseded.push(doc)
+      return keep
+    })
+    // In one tick: watch each key, and note how far the subscription has read each partition.
+    const watches = live.map(({ record }) => (record.key === null ? null : this.queue.watch(run.id, record)))
+    const ranges = new Map<string, ScanRange & { seed: Array<{ key: Buffer | null; offset: number }> }>()
+    const scanned = new Set<SinkRecord>()
+    for (const { record } of live) {
+      const k = tpKey(record.topic, record.partition)
+      const part = run.parts.get(k)
+      const offset = Number(record.offset)
+      if (record.key === null || !part || offset + 1 >= this.#seen(part)) continue
+      let range = ranges.get(k)
+      if (!range) ranges.set(k, (range = { topic: record.topic, partition: record.partition, from: offset + 1, high: this.#seen(part), seed: [] }))
+      range.from = Math.min(range.from, offset + 1)
+      range.seed.push({ key: rawOf(record)?.key ?? null, offset })
+      scanned.add(record)
+    }
+    const pending: Array<Promise<void>> = []
+    try {
+      const winners =
+        ranges.size === 0
+          ? new Map<string, Float64Array>()
+          : await this.#retryScans.run(() => scanLatest({ kafka: this.#d.kafka, groupId: `${this.settings.groupId}.retry.${run.id}`, ranges: [...ranges.values()], deliverable: () => true, logger: this.#log }).result)
+      if (run.stopped) return
+      // In one tick with the watches' verdicts: queued behind what the lane holds (or refused when it holds anything).
+      live.forEach(({ doc, record }, i) => {
+        const w = winners.get(tpKey(record.topic, record.partition))
+        const offset = Number(record.offset)
+        const newer = (scanned.has(record) && !(w && w[countBelow(w, offset)] === offset)) || watches[i]?.enqueuedSince() === true
+        const delivered = newer ? null : this.queue.inject(run.id, record, { deliver: (r, { signal }) => this.#deliver(run, r, signal, true), policy: REDELIVERY_POLICY, ifLatest: record.key !== null })
+        if (!delivered) return void superseded.push(doc)
+        pending.push(
+          delivered.then(
+            () => {
+              out.redelivered++
+              this.#log.info('dead letter re-delivered on request', { subscriptionId: run.id, eventId: record.eventId })
+            },
+            async (err: unknown) => {
+              if (run.stopped) return
+              out.failed++
+              await this.#markDeadAgain(run, doc, `retry failed: ${err instanceof Error ? err.message : String(err)}`)
+            },
+          ),
+        )
+      })
+    } finally {
+      for (const w of watches) w?.close()
+    }
+    await Promise.all(pending)
+    for (const doc of superseded) await this.#markDeadAgain(run, doc, SUPERSEDED)
+    out.superseded += superseded.length
+  }
+
+  /** The delivery stays dead, with a new reason (its dead letter kept for another request). */
+  #markDeadAgain(run: Run, doc: DeliveryDoc, reason: string): Promise<void> {
+    return this.#logWrite(run.id, doc.eventId, () =>
+      this.#d.controlPlane.deliveries.markDead({
+        subscriptionId: run.id,
+        partnerId: run.sub.partnerId,
+        publisherId: doc.publisherId ?? null,
+        eventId: doc.eventId,
+        eventType: doc.eventType,
+        key: doc.key,
+        reason,
+        source: doc.source,
+        deadLetter: doc.deadLetter!,
+      }), false)
   }
 
   async #statusPass(): Promise<void> {
