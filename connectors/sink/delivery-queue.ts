@@ -24,6 +24,7 @@
 import { EndpointDisabledError, isRetriable, type EndpointDisabledReason } from '../../common/errors.ts'
 import { createLogger, type Logger } from '../../common/logger.ts'
 import { DEFAULT_DELIVERY_POLICY, retryDelay, sleep, type RetryPolicy } from '../retry.ts'
+import { setMaxListeners } from 'node:events'
 import { Fifo } from './fifo.ts'
 import type { SinkRecord } from './types.ts'
 
@@ -214,7 +215,7 @@ export class DeliveryQueue {
       consecutiveFailures: 0,
       failingSince: undefined,
       partitions: new Map(),
-      controller: new AbortController(),
+      controller: quietController(),
       watched: new Map(),
     })
   }
@@ -578,4 +579,11 @@ export class DeliveryQueue {
       this.#logger.error('delivery queue event handler threw', { error: err })
     }
   }
+}
+
+/** A subscription's controller: its signal goes to every call in flight (up to `concurrency` listeners). */
+function quietController(): AbortController {
+  const c = new AbortController()
+  setMaxListeners(0, c.signal)
+  return c
 }

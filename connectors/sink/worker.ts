@@ -47,6 +47,7 @@
  */
 import { Limiter } from '../../common/limiter.ts'
 import { randomUUID } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import os from 'node:os'
 import type avro from 'avsc'
 import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type Producer } from 'kafkajs'
@@ -179,7 +180,11 @@ interface Run {
   catchUp: CatchUp | null
   /** The catch-up reader stopped because the subscription held maxBuffered records. */
   throttled: boolean
-  inflight: Map<string, { record: SinkRecord; forceLog: boolean }>
+  inflight: Map<string, { record: SinkRecord; forceLog: boolean; signal: AbortSignal }>
+  /** Aborts this run's partner calls in flight (stop, hand-over; the lease fence, which replaces it). */
+  calls: AbortController
+  /** The positions when the run stopped (its queue is gone by then). */
+  finalPositions: Record<string, string> | null
   lastError: { code: string; message: string; at: Date } | null
   lastReport: string
   lastReportAt: number
@@ -261,6 +266,8 @@ export class SinkWorker {
   #passed = signalled()
   /** Since when deliveries are held (#deliverable), 0 while they are not. */
   #heldSince = 0
+  /** The lease fence aborted the calls in flight and the leases were not renewed since (#fencePass). */
+  #fenced = false
   /** Kafka scans of retry requests (#redeliverInLanes) at a time. */
   readonly #retryScans = new Limiter(2)
   /** Retry requests being performed, per subscription (one at a time each). */
@@ -371,6 +378,7 @@ export class SinkWorker {
     every(s.pollMs, 'control', () => this.#controlPass())
     every(s.cursorFlushMs, 'flush', () => this.#flushPass())
     every(Math.min(250, s.cursorFlushMs), 'catch-up', async () => this.#catchUpPass())
+    every(Math.min(250, s.heartbeatMs), 'fence', async () => this.#fencePass())
     every(s.statusIntervalMs, 'status', () => this.#statusPass())
     every(Math.max(s.pollMs, 1000), 'grants', () => this.#grantsPass().finally(() => this.#wake()))
     this.#log.info('sink worker started', { held: claimed.length, topics: d.topics.map((t) => t.name) })
@@ -583,6 +591,8 @@ export class SinkWorker {
       catchUp: null,
       throttled: false,
       inflight: new Map(),
+      calls: callsController(),
+      finalPositions: null,
       lastError: null,
       lastReport: '',
       lastReportAt: 0,
@@ -690,17 +700,30 @@ export class SinkWorker {
     return this.#stopRuns([run], opts)
   }
 
-  /** Stops runs together: one cursor write, one status report and one lease release for all of them. */
+  /**
+   * Stops runs together: one cursor write, one status report and one lease release for all of them.
+   * First of all, in one tick, the partner calls in flight are aborted (a subscription handed over
+   * must not be called by two workers at once; those calls count as not delivered: the positions are
+   * taken before) and the readers offer the runs nothing more.
+   */
   async #stopRuns(runs: Run[], opts: StopOptions): Promise<void> {
     const stopping = runs.filter((r) => !r.stopped)
     if (stopping.length === 0) return
-    for (const run of stopping) run.stopped = true
+    for (const run of stopping) {
+      run.stopped = true
+      if (this.queue.has(run.id)) {
+        run.finalPositions = this.#positionsOf(run)
+        this.queue.removeSubscription(run.id)
+      }
+      run.calls.abort(STOPPED)
+      for (const t of run.topics) this.#byTopic.get(t)?.delete(run)
+    }
+    this.#dispatchVersion++
+    this.#wake() // held deliveries of these runs see their abort
     await Promise.all(stopping.map(async (run) => {
       await run.snapshot?.scan?.abort()
       await this.#stopCatchUp(run)
     }))
-    for (const run of stopping) for (const t of run.topics) this.#byTopic.get(t)?.delete(run)
-    this.#dispatchVersion++
     const flushable = stopping.filter((r) => !r.failure)
     if (opts.flush && this.#leaseValid() && flushable.length > 0) await this.#writeCursors(flushable, true).catch((err: unknown) => this.#log.warn('cursor write failed on stop', { subscriptions: flushable.length, error: err }))
     if (opts.state && this.#leaseValid()) {
@@ -708,8 +731,6 @@ export class SinkWorker {
       const reports = stopping.map((run) => [run.id, this.#status(state, run.generation, run.appliedResetId, run.failure ? {} : this.#positionsOf(run), null, run.lastError)] as const)
       await this.#d.controlPlane.reportConnectorStatuses(reports).catch(() => undefined)
     }
-    for (const run of stopping) if (this.queue.has(run.id)) this.queue.removeSubscription(run.id)
-    this.#wake() // held deliveries of these runs see their abort
     await Promise.all(stopping.map((run) => run.sink?.stop().catch(() => undefined)))
     for (const run of stopping) this.#runs.delete(run.id)
     if (opts.release) await this.store.releaseMany(stopping.map((r) => r.id), this.settings.workerId).catch(() => undefined)
@@ -788,23 +809,57 @@ export class SinkWorker {
 
   // ------------------------------------------------------------------ delivery
 
-  /** One record to the run's sink; `redelivery`: a dead letter delivered again on request (refused when not entitled, always logged). */
+  /**
+   * One record to the run's sink; `redelivery`: a dead letter delivered again on request (refused when
+   * not entitled, always logged). Held while the control plane does not answer (#deliverable); a call
+   * the lease fence aborted is no attempt: it waits for the leases and goes again.
+   */
   async #deliver(run: Run, original: SinkRecord, signal: AbortSignal, redelivery = false): Promise<void> {
     // Entitlement first: a record no accepted grant covers (a tombstone or an undecodable record of
     // another publisher included) is none of this partner's business, not even as a dead letter
     // showing its key and publisher in the partner's delivery log.
-    await this.#deliverable(run, signal)
-    const record = this.#entitled(run, original)
-    if (!record && redelivery) throw new SyndicationError('FORBIDDEN', NOT_ENTITLED, false, { subscriptionId: run.id, eventId: original.eventId })
-    if (!record) return // not entitled: done, nothing delivered
-    const poison = undeliverable(original, run.sink)
-    if (poison) throw poison
-    run.inflight.set(record.eventId, { record, forceLog: redelivery })
-    try {
-      await run.sink!.put([record], { signal })
-    } finally {
-      run.inflight.delete(record.eventId)
+    for (;;) {
+      await this.#deliverable(run, signal)
+      const record = this.#entitled(run, original)
+      if (!record && redelivery) throw new SyndicationError('FORBIDDEN', NOT_ENTITLED, false, { subscriptionId: run.id, eventId: original.eventId })
+      if (!record) return // not entitled: done, nothing delivered
+      const poison = undeliverable(original, run.sink)
+      if (poison) throw poison
+      const calls = run.calls
+      const entry = { record, forceLog: redelivery, signal: calls.signal }
+      run.inflight.set(record.eventId, entry)
+      try {
+        await run.sink!.put([record], { signal: calls.signal })
+        return
+      } catch (err) {
+        if (calls.signal.reason !== FENCED || run.stopped || signal.aborted) throw err
+      } finally {
+        if (run.inflight.get(record.eventId) === entry) run.inflight.delete(record.eventId)
+      }
     }
+  }
+
+  /**
+   * The lease fence: leases not renewed for 0.8 x leaseTtlMs may soon be another worker's, so the
+   * partner calls in flight are aborted (sent again once the leases are renewed, not counted as
+   * attempts: #deliver, #onAttempt) while no new one starts (#deliverable). Two workers never call a
+   * partner for one subscription at once, also when this one is cut off from the store.
+   */
+  #fencePass(): void {
+    if (this.#leaseValid() || this.#runs.size === 0) {
+      this.#fenced = false
+      return
+    }
+    if (this.#fenced) return
+    this.#fenced = true
+    let aborted = 0
+    for (const run of this.#runs.values()) {
+      aborted += run.inflight.size
+      const calls = run.calls
+      run.calls = callsController()
+      calls.abort(FENCED)
+    }
+    this.#log.warn('leases not renewed: no partner call starts, and those in flight were aborted (they are sent again once the leases are renewed)', { aborted })
   }
 
   /** Why deliveries of this run are held now (the control plane does not answer), or null. */
@@ -883,6 +938,7 @@ export class SinkWorker {
     const entry = run.inflight.get(report.eventId)
     if (!entry) return
     const delivered = report.outcome === 'delivered'
+    if (!delivered && entry.signal.aborted) return // aborted here (stop, hand-over, fence): not the partner's failure
     const m = this.#d.metrics
     if (m) {
       const sink = run.sub.sink.type
@@ -1303,6 +1359,7 @@ export class SinkWorker {
   // ------------------------------------------------------------------ positions, control, status
 
   #positionsOf(run: Run): Record<string, string> {
+    if (run.finalPositions) return run.finalPositions
     const out: Record<string, string> = {}
     if (!this.queue.has(run.id)) {
       for (const p of run.parts.values()) out[p.key] = String(p.next)
@@ -1631,6 +1688,17 @@ export function deliveryPolicy(sub: SubscriptionDoc, defaults: DeliveryDefaults)
   const seconds = sub.deliveryPolicy?.retrySchedule
   if (!Array.isArray(seconds) || seconds.length === 0) return defaults.policy
   return { ...defaults.policy, delaysMs: seconds.map((s) => Math.max(0, s * 1000)) }
+}
+
+/** Why a run's partner calls were aborted. */
+const STOPPED = new Error('subscription stopped here (handed over, changed or removed)')
+const FENCED = new Error('leases not renewed in time: the call is sent again once they are')
+
+/** The controller of a run's partner calls: one signal shared by every call of the run. */
+function callsController(): AbortController {
+  const c = new AbortController()
+  setMaxListeners(0, c.signal) // one listener per call in flight (up to the run's concurrency)
+  return c
 }
 
 /** A promise and its resolve (Promise.withResolvers from Node 22). */

@@ -2,7 +2,9 @@
  * A control-plane store outage is not a partner failure: a worker whose control plane is reached
  * through a TCP proxy in front of the real MongoDB-compatible server loses it for about 15 s (every
  * message cut, every new connection too). Delivery holds (no attempt, no retry schedule consumed,
- * nothing parked or dead-lettered) and resumes within seconds of the store's return.
+ * nothing parked or dead-lettered) and resumes within seconds of the store's return; a call in flight
+ * is aborted before the leases could expire (another worker could take them over then) and sent again
+ * afterwards.
  */
 import { expect } from 'chai'
 import { MongoClient } from 'mongodb'
@@ -10,7 +12,7 @@ import type { SinkWorker } from '../../connectors/sink/worker.ts'
 import { parseConnectionString } from '../../consumers/mongodb/connection.ts'
 import { mongoUri } from '../../config/index.ts'
 import { testConfig, waitFor } from '../helpers/env.ts'
-import { startReceiver, type Receiver } from '../helpers/receiver.ts'
+import { startReceiver, type Receiver, type ReceiverHandler } from '../helpers/receiver.ts'
 import { ADMIN, startSinkHarness, type SinkHarness } from '../helpers/sink-runtime.ts'
 import { expectPerKeyOrder, levels, verified } from '../helpers/sink-assertions.ts'
 import { startWireProxy, type WireProxy } from '../helpers/wire-proxy.ts'
@@ -33,16 +35,22 @@ describe('sink worker: a control-plane store outage', function () {
     await rx?.close()
   })
 
-  it('holds delivery without charging the partner, and resumes within seconds of the store\'s return', async () => {
+  /** A subscription to a receiver, and a worker whose control-plane store is behind the proxy. */
+  const setup = async (handler?: ReceiverHandler, timeoutMs = 2000) => {
     h = await startSinkHarness({ partitions: 1 })
-    rx = await startReceiver()
-    const sub = await h.subscribe({ name: 'outage', url: rx.url, deliveryPolicy: { retrySchedule: [0.05, 0.1, 0.2], timeoutMs: 2000 } })
+    rx = await startReceiver(handler)
+    const sub = await h.subscribe({ name: 'outage', url: rx.url, deliveryPolicy: { retrySchedule: [0.05, 0.1, 0.2], timeoutMs } })
     proxy = await startWireProxy(parseConnectionString(mongoUri(testConfig())).hosts[0]!, () => (down ? 'cut' : 'forward'))
     client = new MongoClient(`mongodb://${proxy.host}:${proxy.port}/`, { directConnection: true, serverSelectionTimeoutMS: 60_000 })
     await client.connect()
     const db = client.db(h.dbName)
     const worker: SinkWorker = await h.worker({}, {}, undefined, { cp: await h.controlPlane(db), db })
     await waitFor(async () => (await h.cp.getConnector(ADMIN, sub.id)).status?.state === 'running', { what: 'running' })
+    return { sub, worker }
+  }
+
+  it('holds delivery without charging the partner, and resumes within seconds of the store\'s return', async () => {
+    const { sub, worker } = await setup()
     const ids = await h.produce(levels(5, 5))
     const got = () => new Set(verified(sub.secret, rx).map((g) => g.id))
     await waitFor(() => got().size === 5, { what: 'the first events' })
@@ -83,5 +91,34 @@ describe('sink worker: a control-plane store outage', function () {
     }, { what: 'a status report after the outage' })
     expect(status.state).to.equal('running')
     expect(status.lastError).to.equal(null)
+  })
+
+  it('aborts a call in flight before the leases could expire, and sends it again once the store is back: one attempt, no failure', async () => {
+    let hold = true
+    let closedAt = 0
+    const { sub } = await setup((_r, res) => {
+      if (!hold) return res.writeHead(204).end()
+      res.on('close', () => {
+        if (!res.writableEnded) closedAt = Date.now()
+      })
+    }, 60_000)
+    const [id] = await h.produce(levels(1, 1))
+    await waitFor(() => rx.received.length === 1, { what: 'the call in flight' })
+    down = true
+    const downAt = Date.now()
+    await waitFor(() => closedAt > 0, { what: 'the call aborted', timeoutMs: 10_000 })
+    console.log(`      (the call in flight was aborted ${closedAt - downAt} ms after the store went away; lease TTL 3000 ms)`)
+    expect(closedAt - downAt, 'aborted before the leases could expire').to.be.below(3000)
+    await sleep(2000)
+    expect(rx.received, 'nothing sent while the store is away').to.have.length(1)
+    hold = false
+    down = false
+    await waitFor(() => rx.received.length === 2, { what: 'sent again once the store is back', timeoutMs: 20_000 })
+    const doc = await waitFor(async () => {
+      const d = await h.cp.deliveries.get(sub.id, id!)
+      return d?.status === 'delivered' ? d : null
+    }, { what: 'logged as delivered' })
+    expect(doc.attemptCount, 'the aborted call is no attempt').to.equal(1)
+    expect(doc.attempts.every((a) => a.error == null)).to.equal(true)
   })
 })

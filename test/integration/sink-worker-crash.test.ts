@@ -4,7 +4,8 @@
  * the same webhook-id), and when two workers share the subscriptions and one is killed, the other
  * takes its subscriptions over within seconds, from their cursors. A worker killed and started again
  * under the same WORKER_ID (systemd, a StatefulSet) takes its own subscriptions back; a second live
- * process given the same id refuses to start.
+ * process given the same id refuses to start. A subscription handed over to another worker has no
+ * call left at its partner from the first.
  *
  * Not covered here: a broker restart mid-stream (it needs the lead's stack tooling; the shared
  * broker must not be stopped by a test).
@@ -182,5 +183,44 @@ describe('sink worker: crash safety with worker processes', function () {
     const lease = await h.db.collection<LeaseDoc>(SINK_COLLECTIONS.leases).findOne({ _id: sub.id })
     expect(lease?.workerId).to.equal('moved-1')
     expect(lease?.incarnation).to.not.equal('gone')
+  })
+
+  it('a subscription handed over to a joining worker: the first worker\'s call in flight is aborted before the second sends the event again', async () => {
+    // Receivers that hold every request open until the test answers it, and count how many are open at once.
+    const holding = async () => {
+      const r = { open: 0, most: 0, closedEarly: 0, requests: 0, pending: [] as import('node:http').ServerResponse[], rx: null as unknown as Receiver }
+      r.rx = await startReceiver((_req, res) => {
+        r.requests++
+        r.most = Math.max(r.most, ++r.open)
+        res.on('close', () => {
+          r.open--
+          if (!res.writableEnded) r.closedEarly++
+        })
+        r.pending.push(res)
+      })
+      receivers.push(r.rx)
+      return r
+    }
+    const subs: Array<{ id: string; secret: string; r: Awaited<ReturnType<typeof holding>> }> = []
+    for (const name of ['x', 'y']) {
+      const r = await holding()
+      subs.push({ ...(await h.subscribe({ name, url: r.rx.url, deliveryPolicy: { retrySchedule: [0.2], timeoutMs: 60_000 } })), r })
+    }
+    const first = await h.worker({ workerId: 'first' })
+    await waitFor(() => first.held().length === 2, { what: 'both held by the first worker' })
+    await h.produce(levels(1, 1))
+    await waitFor(() => subs.every((s) => s.r.requests === 1), { what: 'both calls in flight at the first worker' })
+    const second = await h.worker({ workerId: 'second' })
+    await waitFor(() => second.held().length === 1 && first.held().length === 1, { what: 'one subscription handed over', timeoutMs: 20_000 })
+    const moved = subs.find((s) => s.id === second.held()[0])!
+    const kept = subs.find((s) => s !== moved)!
+    await waitFor(() => moved.r.requests === 2, { what: 'the second worker sends the event again' })
+    expect(moved.r.closedEarly, 'the first worker aborted its call').to.equal(1)
+    expect(moved.r.most, 'calls of the moved subscription at once').to.equal(1)
+    expect(kept.r.closedEarly, 'the call of the kept subscription goes on').to.equal(0)
+    for (const s of subs) for (const res of s.r.pending) if (!res.writableEnded && !res.destroyed) res.writeHead(204).end()
+    await waitFor(async () => (await h.cp.deliveries.search({ subscriptionId: moved.id, status: 'delivered' }, { limit: 5 })).items.length === 1, { what: 'delivered by the second worker' })
+    const doc = (await h.cp.deliveries.search({ subscriptionId: moved.id }, { limit: 5 })).items[0]!
+    expect(doc.attempts.filter((a) => a.error !== null), 'the aborted call is no failed attempt').to.have.length(0)
   })
 })
