@@ -51,7 +51,7 @@ import { setMaxListeners } from 'node:events'
 import os from 'node:os'
 import type avro from 'avsc'
 import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type Producer } from 'kafkajs'
-import type { Db } from 'mongodb'
+import { MongoError, MongoNetworkError, MongoServerSelectionError, type Db } from 'mongodb'
 import { RetriableError, SyndicationError } from '../../common/errors.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { ControlPlane } from '../../control-plane/service.ts'
@@ -60,7 +60,7 @@ import { DEAD_LETTER_HEADER, valueSubject, type TopicSpec } from '../../schemas/
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { createTopicsReady } from '../../common/kafka-admin.ts'
 import { deadLetterTopicConfig } from '../../schemas/topics.ts'
-import { DEFAULT_SHORT_POLICY, type SchedulePolicy } from '../retry.ts'
+import { DEFAULT_SHORT_POLICY, sleep, type SchedulePolicy } from '../retry.ts'
 import { DeliveryQueue, laneKey, type DeadLetterInfo } from './delivery-queue.ts'
 import { DecodedMessage, deadLetterMessage, loadSchemas, rawOf, undeliverable } from './records.ts'
 import { decide, publisherOf } from './entitlement.ts'
@@ -106,6 +106,7 @@ export const WORKER_DEFAULTS: Omit<SinkWorkerSettings, 'workerId'> = {
   maxBuffered: 2000,
   maxCatchUpReaders: 8,
   logDelivered: true,
+  logBacklogMax: 10_000,
 }
 
 /**
@@ -244,7 +245,12 @@ export class SinkWorker {
   readonly #partitions = new Map<string, number[]>()
   readonly #unknownSchemas = new Set<number>()
   readonly #logChains = new Map<string, Promise<void>>()
+  /** Delivery-log writes not written yet (the backlog: bounded by logBacklogMax with back-pressure). */
   #logPending = 0
+  /** Deliveries wait for the delivery log's backlog to fall below half of logBacklogMax. */
+  #logHeld = false
+  /** Aborted when the worker gives up on the delivery log's backlog (stop). */
+  readonly #logGiveUp = new AbortController()
   /** Delivery-log writes in flight at most: a burst must not starve lease and cursor writes of connections (or, on FerretDB, of SQLite's one writer). */
   readonly #logLimiter = new Limiter(4)
   #logDropped = 0
@@ -407,6 +413,7 @@ export class SinkWorker {
     const late = await Promise.race([logged.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 15_000)))])
     clearTimeout(timer)
     if (late) this.#log.warn('stopped before the delivery log caught up: some attempts are not in the log', { pending: this.#logPending })
+    this.#logGiveUp.abort()
     this.queue.close()
     if (this.#identity) await releaseIdentity(this.store, this.settings.workerId, this.#incarnation).catch(() => undefined)
     await this.#producer?.disconnect().catch(() => undefined)
@@ -865,6 +872,10 @@ export class SinkWorker {
   /** Why deliveries of this run are held now (the control plane does not answer), or null. */
   #holdReason(run: Run): string | null {
     if (!this.#leaseValid()) return 'the leases could not be renewed'
+    if (this.#logHeld || this.#logPending >= this.settings.logBacklogMax) {
+      this.#logHeld = this.#logPending >= this.settings.logBacklogMax / 2
+      if (this.#logHeld) return 'the delivery log is behind'
+    }
     const held = this.#grants.get(run.sub.partnerId)
     if (!held || Date.now() - held.at > this.#grantsMaxAgeMs()) return 'the partner grants could not be read'
     return null
@@ -979,27 +990,47 @@ export class SinkWorker {
   }
 
   /**
-   * Delivery-log writes of one (subscription, event) in order (one document, one writer at a time);
-   * successes may be dropped under overload. An event's first attempt joins the delivery log's batch
-   * insert (not limited here: the batch is one command); the others are upserts, a few at a time.
+   * Delivery-log writes of one (subscription, event) in order (one document, one writer at a time).
+   * An event's first attempt joins the delivery log's batch insert (not limited here: the batch is one
+   * command); the others are upserts, a few at a time. A write the store did not take (unreachable,
+   * a cleared pool) is tried again until it is written or the worker stops: the backlog of writes is
+   * bounded by back-pressure instead (logBacklogMax: no partner call starts while it is full, until
+   * half of it is written; #holdReason), and successes are not logged while it is more than half full.
    */
   #logWrite(subId: string, eventId: string, fn: () => Promise<void>, droppable: boolean, batchable = false): Promise<void> {
-    if (droppable && this.#logPending > 5000) {
+    if (droppable && this.#logPending > this.settings.logBacklogMax / 2) {
       if (this.#logDropped++ % 1000 === 0) this.#log.warn('delivery log behind: successful deliveries are not logged for now', { dropped: this.#logDropped })
       return Promise.resolve()
     }
     const key = `${subId}\u0000${eventId}`
     this.#logPending++
+    const write = async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await (batchable && this.#d.controlPlane.deliveries.isFirstWrite(subId, eventId) ? fn() : this.#logLimiter.run(fn))
+        } catch (err) {
+          if (!storeUnavailable(err) || this.#logGiveUp.signal.aborted) throw err
+          if (attempt === 1) this.#log.warn('delivery log write failed: the store does not answer; trying again', { subscriptionId: subId, eventId, error: err })
+          await sleep(Math.min(10_000, 250 * 2 ** attempt), this.#logGiveUp.signal)
+        }
+      }
+    }
     const prev = this.#logChains.get(key) ?? Promise.resolve()
     const next: Promise<void> = prev
-      .then(() => (batchable && this.#d.controlPlane.deliveries.isFirstWrite(subId, eventId) ? fn() : this.#logLimiter.run(fn)))
+      .then(write)
       .catch((err: unknown) => this.#log.warn('delivery log write failed', { subscriptionId: subId, eventId, error: err }))
       .finally(() => {
         this.#logPending--
         if (this.#logChains.get(key) === next) this.#logChains.delete(key)
+        if (this.#logHeld && this.#logPending < this.settings.logBacklogMax / 2) this.#wake()
       })
     this.#logChains.set(key, next)
     return next
+  }
+
+  /** Delivery-log writes not written yet. */
+  logBacklog(): number {
+    return this.#logPending
   }
 
   #noteError(id: string, error: unknown): void {
@@ -1688,6 +1719,11 @@ export function deliveryPolicy(sub: SubscriptionDoc, defaults: DeliveryDefaults)
   const seconds = sub.deliveryPolicy?.retrySchedule
   if (!Array.isArray(seconds) || seconds.length === 0) return defaults.policy
   return { ...defaults.policy, delaysMs: seconds.map((s) => Math.max(0, s * 1000)) }
+}
+
+/** The store did not take a write (unreachable, too slow to be selected, a cleared pool): worth writing again. */
+function storeUnavailable(err: unknown): boolean {
+  return err instanceof MongoNetworkError || err instanceof MongoServerSelectionError || (err instanceof MongoError && (err.hasErrorLabel('RetryableWriteError') || err.hasErrorLabel('ResetPool')))
 }
 
 /** Why a run's partner calls were aborted. */

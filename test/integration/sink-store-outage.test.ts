@@ -8,7 +8,8 @@
  */
 import { expect } from 'chai'
 import { MongoClient } from 'mongodb'
-import type { SinkWorker } from '../../connectors/sink/worker.ts'
+import type { SinkWorker, SinkWorkerSettings } from '../../connectors/sink/worker.ts'
+import type { DeliveryDefaults } from '../../connectors/sink/settings.ts'
 import { parseConnectionString } from '../../consumers/mongodb/connection.ts'
 import { mongoUri } from '../../config/index.ts'
 import { testConfig, waitFor } from '../helpers/env.ts'
@@ -26,9 +27,15 @@ describe('sink worker: a control-plane store outage', function () {
   let proxy: WireProxy
   let client: MongoClient
   let down = false
+  /** While set, delivery-log writes wait at the proxy until it resolves (a store too slow for them). */
+  let stallLog: Promise<void> | null = null
+  /** While set, every delivery-log write cuts its connection (the store refuses them). */
+  let cutLog = false
 
   afterEach(async () => {
     down = false // a failed test must not leave the worker's store away
+    stallLog = null
+    cutLog = false
     await h?.close()
     await client?.close().catch(() => undefined)
     await proxy?.close()
@@ -36,15 +43,18 @@ describe('sink worker: a control-plane store outage', function () {
   })
 
   /** A subscription to a receiver, and a worker whose control-plane store is behind the proxy. */
-  const setup = async (handler?: ReceiverHandler, timeoutMs = 2000) => {
+  const setup = async (handler?: ReceiverHandler, timeoutMs = 2000, settings: Partial<SinkWorkerSettings> = {}, defaults: Partial<DeliveryDefaults> = {}, retrySchedule = [0.05, 0.1, 0.2]) => {
     h = await startSinkHarness({ partitions: 1 })
     rx = await startReceiver(handler)
-    const sub = await h.subscribe({ name: 'outage', url: rx.url, deliveryPolicy: { retrySchedule: [0.05, 0.1, 0.2], timeoutMs } })
-    proxy = await startWireProxy(parseConnectionString(mongoUri(testConfig())).hosts[0]!, () => (down ? 'cut' : 'forward'))
+    const sub = await h.subscribe({ name: 'outage', url: rx.url, deliveryPolicy: { retrySchedule, timeoutMs } })
+    proxy = await startWireProxy(parseConnectionString(mongoUri(testConfig())).hosts[0]!, async (message) => {
+      if (stallLog && message.includes('deliveries')) await stallLog
+      return down || (cutLog && message.includes('deliveries')) ? 'cut' : 'forward'
+    })
     client = new MongoClient(`mongodb://${proxy.host}:${proxy.port}/`, { directConnection: true, serverSelectionTimeoutMS: 60_000 })
     await client.connect()
     const db = client.db(h.dbName)
-    const worker: SinkWorker = await h.worker({}, {}, undefined, { cp: await h.controlPlane(db), db })
+    const worker: SinkWorker = await h.worker(settings, defaults, undefined, { cp: await h.controlPlane(db), db })
     await waitFor(async () => (await h.cp.getConnector(ADMIN, sub.id)).status?.state === 'running', { what: 'running' })
     return { sub, worker }
   }
@@ -120,5 +130,56 @@ describe('sink worker: a control-plane store outage', function () {
     }, { what: 'logged as delivered' })
     expect(doc.attemptCount, 'the aborted call is no attempt').to.equal(1)
     expect(doc.attempts.every((a) => a.error == null)).to.equal(true)
+  })
+
+  it('while the delivery log cannot be written, its backlog stays bounded: no partner call starts once it is full, and every failed attempt is logged afterwards', async () => {
+    let answer = 503
+    let failedCalls = 0
+    const delivered = new Set<string>()
+    const { sub, worker } = await setup((r, res) => {
+      if (answer === 503) failedCalls++
+      else delivered.add(String(r.headers['webhook-id']))
+      res.writeHead(answer).end()
+    }, 2000, { logBacklogMax: 20 }, { parkAfterFailures: 10_000 }, Array(100).fill(0.05))
+    let release!: () => void
+    stallLog = new Promise<void>((r) => (release = r))
+    await h.produce(levels(10, 10)) // 10 keys, each failing every 50 ms
+    await waitFor(() => worker.logBacklog() >= 20, { what: 'the backlog full' })
+    await sleep(500)
+    const held = rx.received.length
+    await sleep(1500)
+    const most = worker.logBacklog()
+    console.log(`      (delivery log stalled: ${held} calls, then none; backlog ${most} writes, bound 20)`)
+    expect(rx.received.length, 'no partner call while the backlog is full').to.equal(held)
+    expect(most, 'the backlog: the bound, plus the calls that were in flight').to.be.at.most(20 + 10)
+    answer = 204
+    stallLog = null
+    release()
+    await waitFor(() => delivered.size === 10, { what: 'every event delivered', timeoutMs: 30_000 })
+    await waitFor(() => worker.logBacklog() === 0, { what: 'the backlog written' })
+    // Failed attempts are never dropped (successes may be, while the backlog is over half full).
+    const docs = await h.cp.cols.deliveries.find({ subscriptionId: sub.id }).toArray()
+    const loggedFailures = docs.reduce((n, d) => n + d.attemptCount - (d.status === 'delivered' ? 1 : 0), 0)
+    expect(loggedFailures, 'every failed call is in the delivery log').to.equal(failedCalls)
+  })
+
+  it('a delivery-log write the store refused for seconds is written once it takes writes again: no attempt is lost', async () => {
+    let answer = 503
+    const delivered = new Set<string>()
+    const { sub, worker } = await setup((r, res) => {
+      if (answer === 204) delivered.add(String(r.headers['webhook-id']))
+      res.writeHead(answer).end()
+    }, 2000, {}, { parkAfterFailures: 10_000 }, Array(100).fill(0.2))
+    cutLog = true
+    await h.produce(levels(5, 5))
+    await sleep(4000)
+    expect(rx.received.length, 'calls while the log was refused').to.be.greaterThan(10)
+    cutLog = false
+    answer = 204
+    await waitFor(() => delivered.size === 5, { what: 'every event delivered' })
+    await waitFor(() => worker.logBacklog() === 0, { what: 'the backlog written', timeoutMs: 30_000 })
+    const docs = await h.cp.cols.deliveries.find({ subscriptionId: sub.id }).toArray()
+    expect(docs.reduce((n, d) => n + d.attemptCount, 0), 'every call is in the delivery log').to.equal(rx.received.length)
+    expect(docs.every((d) => d.status === 'delivered')).to.equal(true)
   })
 })
