@@ -30,8 +30,8 @@
  *    subscription) restarts the subscription's run from its cursor. Status goes back with
  *    reportConnectorStatus on change and every `statusIntervalMs`.
  *  - Entitlements (entitlement.ts) are applied at DELIVERY time, in `#entitled`, on every path to a
- *    sink (the queue's `#deliver`: live, catch-up, replay, snapshot; and `#redeliver`: dead-letter
- *    retries): a record no current grant covers is dropped (its position advances, nothing is logged
+ *    sink (the queue's `#deliver`: live, catch-up, replay, snapshot, and dead-letter retries): a
+ *    record no current grant covers is dropped (its position advances, nothing is logged
  *    as a delivery, deliveries{outcome="filtered"} counts it), the rest is projected. The grants of the
  *    partners this worker serves are held in memory and re-read in full every `pollMs` (at least 1 s; a deleted grant
  *    leaves no trace to poll for).
@@ -41,9 +41,15 @@
  *    delivery waits before calling the partner. It is not an attempt: nothing is logged, no retry
  *    schedule advances, nothing parks, disables or dead-letters; records stay in their lanes (the
  *    readers stop at maxBuffered). Delivery resumes at the first lease renewal and grants read that
- *    succeed (within about a heartbeat of the store's return).
+ *    succeed (within about a heartbeat of the store's return). So does a delivery log that is
+ *    logBacklogMax writes behind (#logWrite).
+ *  - HAND-OVER: a stopping run aborts its partner calls in flight first (#stopRuns), and the lease
+ *    fence aborts them all when the leases are not renewed in time (#fencePass): two workers never call
+ *    a partner for one subscription at once.
  *  - Dead letters go to the dead-letter topic and the delivery log (with the record's bytes, so a retry
- *    request re-delivers from there); every attempt goes to the delivery log.
+ *    request re-delivers from there); every attempt goes to the delivery log. Retry requests are taken
+ *    per held subscription (#retryPass); a dead letter goes again in its key's lane, unless a newer
+ *    version of its key was read since (#redeliverInLanes).
  */
 import { Limiter } from '../../common/limiter.ts'
 import { randomUUID } from 'node:crypto'
