@@ -450,7 +450,8 @@ export class SinkWorker {
     const target = Math.ceil(connectors.length / workers)
     const free = connectors.filter((c) => {
       const l = leases.get(c._id)
-      return !l || l.expiresAt <= now || predecessor(l)
+      // an expired lease of this incarnation is one of its runs restarting (#apply), not free
+      return !l || (l.expiresAt <= now && !ours(l)) || predecessor(l)
     })
     shuffle(free)
     free.sort((a, b) => Number(predecessor(leases.get(b._id))) - Number(predecessor(leases.get(a._id))))
