@@ -47,6 +47,7 @@ export interface AppConfig {
     maxBuffered: number
     maxCatchUpReaders: number
     logDelivered: boolean
+    logBacklogMax: number
   }
   delivery: {
     retrySchedule: string

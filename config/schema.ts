@@ -196,9 +196,9 @@ export const configSchema = {
     readyTimeoutMs: { doc: 'How long `stack up` waits for each server to answer, in milliseconds.', format: 'nat', default: 120000, env: 'STACK_READY_TIMEOUT_MS' },
   },
   worker: {
-    id: { doc: 'Id of this sink worker process in leases and status reports. Empty: <hostname>-<pid>-<random>.', format: String, default: '', env: 'WORKER_ID' },
+    id: { doc: 'Id of this sink worker process in leases and status reports (one per live process: a second live process with the same id refuses to start; a process restarted with it takes its predecessor\'s subscriptions back). Empty: <hostname>-<pid>-<random>.', format: String, default: '', env: 'WORKER_ID' },
     groupId: {
-      doc: 'Prefix of the Kafka consumer groups of the sink workers: each worker process reads every partition once in the group <groupId>.<worker id> and commits the minimum delivered position of the subscriptions it holds.',
+      doc: 'Prefix of the Kafka consumer groups of the sink workers: each worker process reads every partition once in a group of its own, <groupId>.<worker id>.<8 hex digits, new at every start>, and commits the minimum delivered position of the subscriptions it holds.',
       format: String,
       default: 'distributary-sinks',
       env: 'WORKER_GROUP_ID',
@@ -212,6 +212,7 @@ export const configSchema = {
     maxBuffered: { doc: 'Records buffered per subscription before it leaves the shared stream for a catch-up reader of its own (back-pressure of a slow or parked partner).', format: 'nat', default: 2000, env: 'WORKER_MAX_BUFFERED' },
     maxCatchUpReaders: { doc: 'Catch-up readers (Kafka consumers of one subscription: replays, paused or slow partners) running at the same time per worker; others wait their turn.', format: 'nat', default: 8, env: 'WORKER_MAX_CATCH_UP_READERS' },
     logDelivered: { doc: 'Write successful deliveries to the delivery log too (failures and dead letters always are).', format: Boolean, default: true, env: 'WORKER_LOG_DELIVERED' },
+    logBacklogMax: { doc: 'Delivery-log writes a worker holds at most while the store is slow or away (each is tried again until written): at this many, no partner call starts until half of them are written (back-pressure); beyond half of it, successful deliveries are not logged.', format: 'nat', default: 10000, env: 'WORKER_LOG_BACKLOG_MAX' },
   },
   delivery: {
     retrySchedule: {

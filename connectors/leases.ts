@@ -3,6 +3,11 @@
  * item's id) in a collection of its own. FerretDB v1 does not isolate concurrent updates of one
  * document, so a claim is an insert (the unique `_id` decides), a takeover deletes exactly the stale
  * document it read before inserting a fresh one, and only the holder renews or releases.
+ *
+ * With an `incarnation` (the sink workers: one random value per process start), a lease is held by
+ * (workerId, incarnation): a process restarted under the same worker id does not renew, count or
+ * release the leases of its previous incarnation as its own; it takes them over like stale leases
+ * (connectors/sink/worker.ts decides when that is safe).
  */
 import type { Collection } from 'mongodb'
 
@@ -10,6 +15,8 @@ export interface LeaseDoc {
   /** The subscription id. */
   _id: string
   workerId: string
+  /** The holder process's incarnation (sink workers); absent in leases written without one. */
+  incarnation?: string
   acquiredAt: Date
   expiresAt: Date
 }
@@ -17,7 +24,19 @@ export interface LeaseDoc {
 const isDuplicateKey = (err: unknown) => (err as { code?: unknown })?.code === 11000
 
 export class Leases {
-  constructor(readonly leases: Collection<LeaseDoc>) {}
+  constructor(
+    readonly leases: Collection<LeaseDoc>,
+    readonly incarnation?: string,
+  ) {}
+
+  /** The filter of the leases this process holds under `workerId`. */
+  #holder(workerId: string): { workerId: string; incarnation?: string } {
+    return this.incarnation === undefined ? { workerId } : { workerId, incarnation: this.incarnation }
+  }
+
+  #fresh(id: string, workerId: string, now: Date, expiresAt: Date): LeaseDoc {
+    return { _id: id, ...this.#holder(workerId), acquiredAt: now, expiresAt }
+  }
 
   all(): Promise<LeaseDoc[]> {
     return this.leases.find({}).toArray()
@@ -33,7 +52,7 @@ export class Leases {
       if (del.deletedCount === 0) return false
     }
     try {
-      await this.leases.insertOne({ _id: id, workerId, acquiredAt: now, expiresAt: new Date(now.getTime() + ttlMs) })
+      await this.leases.insertOne(this.#fresh(id, workerId, now, new Date(now.getTime() + ttlMs)))
       return true
     } catch (err) {
       if (isDuplicateKey(err)) return false
@@ -43,8 +62,8 @@ export class Leases {
 
   /** Extends the leases this worker holds; returns the ids it still holds (a lease taken over is gone). */
   async renew(workerId: string, ids: string[], ttlMs: number, now = new Date()): Promise<Set<string>> {
-    if (ids.length > 0) await this.leases.updateMany({ _id: { $in: ids }, workerId }, { $set: { expiresAt: new Date(now.getTime() + ttlMs) } })
-    const held = await this.leases.find({ workerId }, { projection: { _id: 1 } }).toArray()
+    if (ids.length > 0) await this.leases.updateMany({ _id: { $in: ids }, ...this.#holder(workerId) }, { $set: { expiresAt: new Date(now.getTime() + ttlMs) } })
+    const held = await this.leases.find(this.#holder(workerId), { projection: { _id: 1 } }).toArray()
     return new Set(held.map((l) => l._id))
   }
 
@@ -62,23 +81,23 @@ export class Leases {
     if (deletes.length > 0) await this.leases.bulkWrite(deletes, { ordered: false })
     const expiresAt = new Date(now.getTime() + ttlMs)
     try {
-      await this.leases.insertMany(ids.map((id) => ({ _id: id, workerId, acquiredAt: now, expiresAt })), { ordered: false })
+      await this.leases.insertMany(ids.map((id) => this.#fresh(id, workerId, now, expiresAt)), { ordered: false })
     } catch (err) {
       const writeErrors = (err as { writeErrors?: unknown }).writeErrors
       const errors = Array.isArray(writeErrors) ? writeErrors : []
       if (!(errors.length > 0 && errors.every(isDuplicateKey))) throw err
     }
-    const held = await this.leases.find({ _id: { $in: ids }, workerId, acquiredAt: now }, { projection: { _id: 1 } }).toArray()
+    const held = await this.leases.find({ _id: { $in: ids }, ...this.#holder(workerId), acquiredAt: now }, { projection: { _id: 1 } }).toArray()
     return new Set(held.map((l) => l._id))
   }
 
   async release(id: string, workerId: string): Promise<void> {
-    await this.leases.deleteOne({ _id: id, workerId })
+    await this.leases.deleteOne({ _id: id, ...this.#holder(workerId) })
   }
 
   async releaseMany(ids: string[], workerId: string): Promise<void> {
     if (ids.length === 0) return
     if (ids.length === 1) return this.release(ids[0]!, workerId)
-    await this.leases.deleteMany({ _id: { $in: ids }, workerId })
+    await this.leases.deleteMany({ _id: { $in: ids }, ...this.#holder(workerId) })
   }
 }

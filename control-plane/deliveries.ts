@@ -348,12 +348,42 @@ export class DeliveryLog {
     return doc
   }
 
-  /** For the runtime: the oldest pending retry requests. */
+  /** The oldest pending retry requests (of every subscription). */
   pendingRetryRequests(limit = 100): Promise<RetryRequestDoc[]> {
     return this.cols.retryRequests.find({ status: 'pending' }).sort({ _id: 1 }).limit(limit).toArray()
   }
 
-  async completeRetryRequest(id: string): Promise<void> {
-    await this.cols.retryRequests.updateOne({ _id: id }, { $set: { status: 'done', completedAt: new Date() } })
+  /**
+   * For the runtime: the oldest pending retry request of each of these subscriptions (those a worker
+   * holds) that has one. Per subscription, so neither many requests of one subscription nor requests
+   * no worker runs (a stopped subscription's) hold up another's.
+   */
+  async nextRetryRequests(subscriptionIds: string[]): Promise<RetryRequestDoc[]> {
+    if (subscriptionIds.length === 0) return []
+    const waiting = (await this.cols.retryRequests.distinct('subscriptionId', { status: 'pending', subscriptionId: { $in: subscriptionIds } })) as string[]
+    const next = await Promise.all(waiting.map((subscriptionId) => this.cols.retryRequests.find({ subscriptionId, status: 'pending' }).sort({ _id: 1 }).limit(1).next()))
+    return next.filter((r): r is RetryRequestDoc => r !== null)
+  }
+
+  /** Done, with what came of it. */
+  async completeRetryRequest(id: string, outcome: string | null = null): Promise<void> {
+    await this.cols.retryRequests.updateOne({ _id: id }, { $set: { status: 'done', completedAt: new Date(), outcome } })
+  }
+
+  /**
+   * Completes the pending retry requests of subscriptions that no longer exist (outcome: why); returns
+   * how many. Any worker may run it: every write sets the same values.
+   */
+  async completeRetryRequestsOfDeleted(): Promise<number> {
+    const waiting = (await this.cols.retryRequests.distinct('subscriptionId', { status: 'pending' })) as string[]
+    if (waiting.length === 0) return 0
+    const existing = new Set((await this.cols.subscriptions.find({ _id: { $in: waiting } }, { projection: { _id: 1 } }).toArray()).map((s) => s._id))
+    const gone = waiting.filter((id) => !existing.has(id))
+    if (gone.length === 0) return 0
+    const r = await this.cols.retryRequests.updateMany(
+      { subscriptionId: { $in: gone }, status: 'pending' },
+      { $set: { status: 'done', completedAt: new Date(), outcome: 'not performed: the subscription was deleted' } },
+    )
+    return r.modifiedCount
   }
 }

@@ -92,6 +92,7 @@ export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
   retryRequests: [
     { key: { status: 1, _id: 1 }, name: 'status_id' },
     { key: { subscriptionId: 1, _id: 1 }, name: 'subscription_id' },
+    { key: { subscriptionId: 1, status: 1, _id: 1 }, name: 'subscription_status_id' },
   ],
   idempotency: [{ key: { expiresAt: 1 }, name: 'expires_at' }],
   outboxRelay: [],
@@ -136,6 +137,7 @@ export const QUERY_SHAPES: Record<string, QueryShape> = {
   'deliveries.byEvent': { collection: 'deliveries', equality: ['subscriptionId', 'eventId'] },
   'retryRequests.pending': { collection: 'retryRequests', equality: ['status'] },
   'retryRequests.bySubscription': { collection: 'retryRequests', equality: ['subscriptionId'] },
+  'retryRequests.pendingBySubscription': { collection: 'retryRequests', equality: ['subscriptionId', 'status'] },
   'idempotency.expired': { collection: 'idempotency', equality: [], sort: 'expiresAt' },
   'sources.all': { collection: 'sources', equality: [] },
   'sources.byPublisher': { collection: 'sources', equality: ['publisherId'] },

@@ -335,6 +335,8 @@ export interface RetryRequestDoc {
   requestedAt: Date
   requestedBy: string
   completedAt: Date | null
+  /** What came of it, once done (e.g. re-delivered and superseded counts, or why nothing was). */
+  outcome?: string | null
 }
 
 export interface IdempotencyDoc {

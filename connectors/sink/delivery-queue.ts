@@ -15,17 +15,33 @@
  *  - exhausted or rejected records go to `onDeadLetter` (awaited: the offset only counts as done
  *    once the dead letter is stored);
  *  - `safeOffset` is, per topic-partition, the offset below which every record was delivered,
- *    dead-lettered or skipped: what a Kafka consumer may commit for this subscription.
+ *    dead-lettered or skipped: what a Kafka consumer may commit for this subscription;
+ *  - `inject` queues a record outside the positions (a dead letter delivered again on request) in its
+ *    key's lane, so that it never overtakes, nor runs beside, another record of its key.
  *
  * The cost of an idle subscription is a few small objects; lanes exist only while they hold records.
  */
 import { EndpointDisabledError, isRetriable, type EndpointDisabledReason } from '../../common/errors.ts'
 import { createLogger, type Logger } from '../../common/logger.ts'
 import { DEFAULT_DELIVERY_POLICY, retryDelay, sleep, type RetryPolicy } from '../retry.ts'
+import { setMaxListeners } from 'node:events'
 import { Fifo } from './fifo.ts'
 import type { SinkRecord } from './types.ts'
 
 export type DeliverFn = (record: SinkRecord, info: { attempt: number; signal: AbortSignal }) => Promise<void>
+
+/** How `inject` delivers a record (instead of the subscription's deliver function and policy). */
+export interface InjectOptions {
+  deliver?: DeliverFn
+  policy?: RetryPolicy
+  /** Refuse (null) when its lane holds records: they are newer versions of its key. */
+  ifLatest?: boolean
+}
+
+/** The lane of a record: its (topic, key), or its (topic, partition) when it has no key. */
+export function laneKey(record: SinkRecord): string {
+  return record.key === null ? `\u0000${record.topic}\u0000${record.partition}` : `${record.topic}\u0000${record.key}`
+}
 
 export interface SubscriptionOptions {
   id: string
@@ -112,12 +128,21 @@ interface PartitionTrack {
   floor: number
 }
 
+interface Injected {
+  deliver: DeliverFn | undefined
+  policy: RetryPolicy | undefined
+  resolve(): void
+  reject(err: unknown): void
+}
+
 interface Entry {
   record: SinkRecord
-  pos: PosEntry
-  track: PartitionTrack
+  /** Null for an injected record (no position of the subscription). */
+  pos: PosEntry | null
+  track: PartitionTrack | null
   attempts: number
   firstAttemptAt: number
+  injected: Injected | null
 }
 
 type LaneState = 'ready' | 'inflight' | 'waiting' | 'due'
@@ -151,6 +176,8 @@ interface Sub {
   failingSince: number | undefined
   partitions: Map<string, PartitionTrack>
   controller: AbortController
+  /** Watched lane keys (`watch`): how many records of each were enqueued since. */
+  watched: Map<string, { refs: number; enqueued: number }>
 }
 
 export class DeliveryQueue {
@@ -188,7 +215,8 @@ export class DeliveryQueue {
       consecutiveFailures: 0,
       failingSince: undefined,
       partitions: new Map(),
-      controller: new AbortController(),
+      controller: quietController(),
+      watched: new Map(),
     })
   }
 
@@ -198,7 +226,10 @@ export class DeliveryQueue {
     if (!sub) return
     sub.removed = true
     sub.controller.abort(new Error(`subscription ${id} removed from the delivery queue`))
-    for (const lane of sub.lanes.values()) if (lane.timer) clearTimeout(lane.timer)
+    for (const lane of sub.lanes.values()) {
+      if (lane.timer) clearTimeout(lane.timer)
+      for (const entry of lane.entries) entry.injected?.reject(sub.controller.signal.reason)
+    }
     this.#subs.delete(id)
   }
 
@@ -222,20 +253,66 @@ export class DeliveryQueue {
     const pos: PosEntry = { offset, done: false }
     track.pending.push(pos)
     track.floor = offset + 1
-    const key = record.key === null ? `\u0000${record.topic}\u0000${record.partition}` : `${record.topic}\u0000${record.key}`
-    const entry: Entry = { record, pos, track, attempts: 0, firstAttemptAt: 0 }
+    const key = laneKey(record)
+    if (sub.watched.size > 0) {
+      const w = sub.watched.get(key)
+      if (w) w.enqueued++
+    }
+    this.#append(sub, key, { record, pos, track, attempts: 0, firstAttemptAt: 0, injected: null })
+    return true
+  }
+
+  /**
+   * Queues a record that is no position of the subscription (a dead letter delivered again on request)
+   * at the end of its key's lane: after the records of its key the lane holds, before those enqueued
+   * later, never at the same time as one of them. Resolves once it is delivered; rejects with the error
+   * that ended it (rejected, its retries exhausted, the subscription removed): nothing of it goes to
+   * onDeadLetter. Null (nothing queued) with `ifLatest` when its lane holds records.
+   */
+  inject(id: string, record: SinkRecord, options: InjectOptions = {}): Promise<void> | null {
+    const sub = this.#sub(id)
+    const key = laneKey(record)
+    if (options.ifLatest && sub.lanes.has(key)) return null
+    return new Promise<void>((resolve, reject) => {
+      this.#append(sub, key, { record, pos: null, track: null, attempts: 0, firstAttemptAt: 0, injected: { deliver: options.deliver, policy: options.policy, resolve, reject } })
+    })
+  }
+
+  /**
+   * Watches the lane of `record`: `enqueuedSince()` is true once a record of its key was enqueued
+   * after the watch began. `close()` ends the watch.
+   */
+  watch(id: string, record: SinkRecord): { enqueuedSince(): boolean; close(): void } {
+    const sub = this.#sub(id)
+    const key = laneKey(record)
+    let w = sub.watched.get(key)
+    if (!w) sub.watched.set(key, (w = { refs: 0, enqueued: 0 }))
+    const watch = w
+    watch.refs++
+    const at = watch.enqueued
+    let open = true
+    return {
+      enqueuedSince: () => watch.enqueued !== at,
+      close: () => {
+        if (!open) return
+        open = false
+        if (--watch.refs === 0 && sub.watched.get(key) === watch) sub.watched.delete(key)
+      },
+    }
+  }
+
+  #append(sub: Sub, key: string, entry: Entry): void {
     sub.buffered++
     let lane = sub.lanes.get(key)
     if (lane) {
       lane.entries.push(entry)
-      return true
+      return
     }
     lane = { key, entries: new Fifo(), state: 'ready', timer: undefined }
     lane.entries.push(entry)
     sub.lanes.set(key, lane)
     sub.ready.push(lane)
     this.#pump(sub)
-    return true
   }
 
   /** A record the subscription does not want (filtered out): its offset counts as done. */
@@ -342,7 +419,7 @@ export class DeliveryQueue {
     const attempt = entry.attempts
     let pending: Promise<void>
     try {
-      pending = sub.deliver(entry.record, { attempt, signal: sub.controller.signal })
+      pending = (entry.injected?.deliver ?? sub.deliver)(entry.record, { attempt, signal: sub.controller.signal })
     } catch (err) {
       pending = Promise.reject(err)
     }
@@ -370,6 +447,7 @@ export class DeliveryQueue {
       }
     }
     this.#completeHead(sub, lane)
+    entry.injected?.resolve()
     this.#pump(sub)
   }
 
@@ -388,7 +466,8 @@ export class DeliveryQueue {
       this.#emit(() => this.#events.onAttemptFailed?.(sub.id, entry.record, { attempt: entry.attempts, error: err }))
       sub.consecutiveFailures = 0
       sub.failingSince = undefined
-      void this.#deadLetter(sub, lane, entry, err, 'rejected')
+      if (entry.injected) this.#giveUp(sub, lane, entry, err)
+      else void this.#deadLetter(sub, lane, entry, err, 'rejected')
       this.#pump(sub)
       return
     }
@@ -400,9 +479,10 @@ export class DeliveryQueue {
       this.#disable(sub, 'failing', err)
       return
     }
-    const delay = retryDelay(sub.policy, entry.attempts, err, this.#random)
+    const delay = retryDelay(entry.injected?.policy ?? sub.policy, entry.attempts, err, this.#random)
     this.#emit(() => this.#events.onAttemptFailed?.(sub.id, entry.record, { attempt: entry.attempts, error: err, ...(delay !== undefined ? { retryInMs: delay } : {}) }))
-    if (delay === undefined) {
+    if (delay === undefined && entry.injected) this.#giveUp(sub, lane, entry, err)
+    else if (delay === undefined) {
       this.#logger.warn('delivery exhausted its retries: dead letter', { ...ctx, error: err })
       void this.#deadLetter(sub, lane, entry, err, 'exhausted')
     } else {
@@ -423,6 +503,12 @@ export class DeliveryQueue {
       this.#emit(() => this.#events.onParked?.(sub.id, { consecutiveFailures: sub.consecutiveFailures, error: err }))
     }
     this.#pump(sub)
+  }
+
+  /** An injected record that failed for good: out of its lane, its promise rejected. */
+  #giveUp(sub: Sub, lane: Lane, entry: Entry, err: unknown): void {
+    this.#completeHead(sub, lane)
+    entry.injected!.reject(err)
   }
 
   /** The head stays first in line, to be tried again when the subscription is re-enabled. */
@@ -465,9 +551,11 @@ export class DeliveryQueue {
   #completeHead(sub: Sub, lane: Lane): void {
     const entry = lane.entries.shift()!
     sub.buffered--
-    entry.pos.done = true
-    const pending = entry.track.pending
-    while (pending.peek()?.done) pending.shift()
+    if (entry.pos) {
+      entry.pos.done = true
+      const pending = entry.track!.pending
+      while (pending.peek()?.done) pending.shift()
+    }
     if (lane.entries.length > 0) {
       lane.state = 'ready'
       sub.ready.push(lane)
@@ -491,4 +579,11 @@ export class DeliveryQueue {
       this.#logger.error('delivery queue event handler threw', { error: err })
     }
   }
+}
+
+/** A subscription's controller: its signal goes to every call in flight (up to `concurrency` listeners). */
+function quietController(): AbortController {
+  const c = new AbortController()
+  setMaxListeners(0, c.signal)
+  return c
 }

@@ -179,6 +179,11 @@ export interface ScanRange {
   from: number
   /** The captured high watermark: offsets below it are the snapshot. */
   high: number
+  /**
+   * Records counted as scanned before `from` (deliverable), e.g. dead letters whose key may have a
+   * newer record in [from, high): a seed is a winner only when none has.
+   */
+  seed?: ReadonlyArray<{ key: Buffer | null; offset: number }>
 }
 
 export interface ScanOptions {
@@ -201,7 +206,11 @@ export interface Scan {
 export function scanLatest(o: ScanOptions): Scan {
   const winners = new Map<string, Float64Array>()
   const tables = new Map<string, LatestOffsetTable>()
-  for (const r of o.ranges) if (r.from < r.high) tables.set(tpKey(r.topic, r.partition), new LatestOffsetTable())
+  for (const r of o.ranges) {
+    const table = new LatestOffsetTable()
+    for (const s of r.seed ?? []) table.set(s.key, s.offset, true)
+    tables.set(tpKey(r.topic, r.partition), table)
+  }
   const read = readRanges({
     kafka: o.kafka,
     groupId: o.groupId,

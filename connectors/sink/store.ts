@@ -8,6 +8,11 @@
  * it holds and the cursors of the subscriptions it holds. Claims are inserts (`_id` = subscription
  * id); taking over an expired lease deletes that exact stale document (its holder and expiry in the
  * filter) and inserts a fresh one, so of two workers racing for it one insert wins.
+ *
+ * A worker process's identity is its worker id plus an INCARNATION (random per start): its heartbeat
+ * document and its leases carry both, so a process restarted under the same id (systemd, a Kubernetes
+ * StatefulSet) can tell its predecessor's leases from its own (identity.ts decides when it may take
+ * them), and a process that lost its id to another one renews nothing.
  */
 import type { Collection, Db } from 'mongodb'
 import { Leases, type LeaseDoc } from '../leases.ts'
@@ -15,8 +20,22 @@ import { bulkWriteBounded } from '../../control-plane/store.ts'
 
 export type { LeaseDoc }
 
+/** Where a worker process runs: enough to tell, on the same host, whether it still exists. */
+export interface WorkerHost {
+  hostname: string
+  /** Linux: /proc/sys/kernel/random/boot_id; null elsewhere. */
+  bootId: string | null
+  /** Linux: the pid namespace (/proc/self/ns/pid), within which a pid names one process; null elsewhere. */
+  pidNamespace: string | null
+  pid: number
+}
+
+/** A worker process's heartbeat (`_id` = its worker id). */
 export interface WorkerDoc {
   _id: string
+  /** Random per process start; absent in documents of earlier versions. */
+  incarnation?: string
+  host?: WorkerHost
   startedAt: Date
   expiresAt: Date
 }
@@ -57,8 +76,9 @@ export class SinkStore extends Leases {
   readonly workers: Collection<WorkerDoc>
   readonly cursors: Collection<CursorDoc>
 
-  constructor(db: Db) {
-    super(db.collection(SINK_COLLECTIONS.leases))
+  /** `incarnation`: this process's, held in its heartbeat and its leases (identity.ts). */
+  constructor(db: Db, incarnation?: string) {
+    super(db.collection(SINK_COLLECTIONS.leases), incarnation)
     this.workers = db.collection(SINK_COLLECTIONS.workers)
     this.cursors = db.collection(SINK_COLLECTIONS.cursors)
   }
@@ -68,17 +88,39 @@ export class SinkStore extends Leases {
     if (!existing.has('worker')) await this.leases.createIndexes([{ key: { workerId: 1 }, name: 'worker' }])
   }
 
-  /** This worker is alive until `expiresAt` (its own document). */
-  async heartbeat(workerId: string, startedAt: Date, ttlMs: number, now = new Date()): Promise<void> {
-    await this.workers.replaceOne({ _id: workerId }, { startedAt, expiresAt: new Date(now.getTime() + ttlMs) }, { upsert: true })
+  /** The heartbeat document of a worker id (whichever process holds it). */
+  identity(workerId: string): Promise<WorkerDoc | null> {
+    return this.workers.findOne({ _id: workerId })
+  }
+
+  /**
+   * Takes a worker id: inserts `doc`, after deleting exactly `stale` (as read) when there is one. False
+   * when another process got it first (the unique `_id` decides, as for leases).
+   */
+  async claimIdentity(doc: WorkerDoc, stale: WorkerDoc | null): Promise<boolean> {
+    if (stale) await this.workers.deleteOne({ _id: stale._id, startedAt: stale.startedAt, expiresAt: stale.expiresAt })
+    try {
+      await this.workers.insertOne(doc)
+      return true
+    } catch (err) {
+      if ((err as { code?: unknown })?.code === 11000) return false
+      throw err
+    }
+  }
+
+  /** This process is alive until `expiresAt`; false when its worker id's document is no longer its own. */
+  async heartbeat(workerId: string, incarnation: string, ttlMs: number, now = new Date()): Promise<boolean> {
+    const r = await this.workers.updateOne({ _id: workerId, incarnation }, { $set: { expiresAt: new Date(now.getTime() + ttlMs) } })
+    return r.matchedCount === 1
   }
 
   async liveWorkers(now = new Date()): Promise<string[]> {
     return (await this.workers.find({ expiresAt: { $gt: now } }, { projection: { _id: 1 } }).toArray()).map((w) => w._id)
   }
 
-  async removeWorker(workerId: string): Promise<void> {
-    await this.workers.deleteOne({ _id: workerId })
+  /** Removes this process's heartbeat (not a later incarnation's). */
+  async removeWorker(workerId: string, incarnation: string): Promise<void> {
+    await this.workers.deleteOne({ _id: workerId, incarnation })
   }
 
   /** Deletes heartbeats that expired long ago (any worker may; the doc's owner is gone). */

@@ -4,12 +4,15 @@
  *
  *  - Subscriptions are spread over the worker processes by leases in MongoDB (store.ts): each worker
  *    holds about its fair share, renews its leases every heartbeat, and takes over expired ones, so a
- *    killed worker's subscriptions resume elsewhere after about `leaseTtlMs`, from their cursors.
+ *    killed worker's subscriptions resume elsewhere after about `leaseTtlMs`, from their cursors. A
+ *    process restarted under the same worker id takes its previous incarnation's leases over at once
+ *    (identity.ts: how it tells a gone predecessor from a live process misconfigured with its id).
  *  - The SHARED reader: one kafkajs consumer per worker process reads every partition once (group
- *    `<groupId>.<workerId>`: a group shared by processes would spread the partitions over them, while
- *    a worker needs every partition of the subscriptions it holds). Each record is decoded once per
- *    reader schema and offered to every held subscription that is attached on that partition: enqueued
- *    into the DeliveryQueue when it wants the event type, skipped otherwise. The group commits, per
+ *    `<groupId>.<workerId>.<incarnation>`, one per process start (#startShared): a group shared by
+ *    processes would spread the partitions over them, while a worker needs every partition of the
+ *    subscriptions it holds). Each record is decoded once per reader schema and offered to every
+ *    held subscription that is attached on that partition: enqueued into the DeliveryQueue when it
+ *    wants the event type, skipped otherwise. The group commits, per
  *    partition, the minimum safe offset of the attached subscriptions (never past an undelivered record).
  *  - A CURSOR per subscription (one MongoDB document: its next offset per topic-partition), written by
  *    the lease holder every `cursorFlushMs` and on pause, stop and hand-over, is the durable truth.
@@ -27,38 +30,52 @@
  *    subscription) restarts the subscription's run from its cursor. Status goes back with
  *    reportConnectorStatus on change and every `statusIntervalMs`.
  *  - Entitlements (entitlement.ts) are applied at DELIVERY time, in `#entitled`, on every path to a
- *    sink (the queue's `#deliver`: live, catch-up, replay, snapshot; and `#redeliver`: dead-letter
- *    retries): a record no current grant covers is dropped (its position advances, nothing is logged
+ *    sink (the queue's `#deliver`: live, catch-up, replay, snapshot, and dead-letter retries): a
+ *    record no current grant covers is dropped (its position advances, nothing is logged
  *    as a delivery, deliveries{outcome="filtered"} counts it), the rest is projected. The grants of the
  *    partners this worker serves are held in memory and re-read in full every `pollMs` (at least 1 s; a deleted grant
- *    leaves no trace to poll for); grants older than `#grantsMaxAgeMs` hold delivery back (retriable)
- *    rather than deliver under a grant that may have been revoked.
+ *    leaves no trace to poll for).
+ *  - A CONTROL-PLANE OUTAGE holds delivery (#deliverable): while the leases are not surely this
+ *    worker's (not renewed for 0.8 x leaseTtlMs: another worker may take them over soon) or a partner's
+ *    grants are older than `#grantsMaxAgeMs` (a revoked grant must not be delivered under), every
+ *    delivery waits before calling the partner. It is not an attempt: nothing is logged, no retry
+ *    schedule advances, nothing parks, disables or dead-letters; records stay in their lanes (the
+ *    readers stop at maxBuffered). Delivery resumes at the first lease renewal and grants read that
+ *    succeed (within about a heartbeat of the store's return). So does a delivery log that is
+ *    logBacklogMax writes behind (#logWrite).
+ *  - HAND-OVER: a stopping run aborts its partner calls in flight first (#stopRuns), and the lease
+ *    fence aborts them all when the leases are not renewed in time (#fencePass): two workers never call
+ *    a partner for one subscription at once.
  *  - Dead letters go to the dead-letter topic and the delivery log (with the record's bytes, so a retry
- *    request re-delivers from there); every attempt goes to the delivery log.
+ *    request re-delivers from there); every attempt goes to the delivery log. Retry requests are taken
+ *    per held subscription (#retryPass); a dead letter goes again in its key's lane, unless a newer
+ *    version of its key was read since (#redeliverInLanes).
  */
 import { Limiter } from '../../common/limiter.ts'
 import { randomUUID } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import os from 'node:os'
 import type avro from 'avsc'
 import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type Producer } from 'kafkajs'
-import type { Db } from 'mongodb'
+import { MongoError, MongoNetworkError, MongoServerSelectionError, type Db } from 'mongodb'
 import { RetriableError, SyndicationError } from '../../common/errors.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { ControlPlane } from '../../control-plane/service.ts'
-import type { ConnectorDoc, ConnectorStatus, DeadLetterRecord, DeliveryDoc, GrantDoc, OffsetReset, SnapshotProgress, SubscriptionDoc } from '../../control-plane/types.ts'
+import type { ConnectorDoc, ConnectorStatus, DeadLetterRecord, DeliveryDoc, GrantDoc, OffsetReset, RetryRequestDoc, SnapshotProgress, SubscriptionDoc } from '../../control-plane/types.ts'
 import { DEAD_LETTER_HEADER, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { createTopicsReady } from '../../common/kafka-admin.ts'
 import { deadLetterTopicConfig } from '../../schemas/topics.ts'
-import { DEFAULT_SHORT_POLICY, withRetry, type SchedulePolicy } from '../retry.ts'
-import { DeliveryQueue, type DeadLetterInfo } from './delivery-queue.ts'
+import { DEFAULT_SHORT_POLICY, sleep, type SchedulePolicy } from '../retry.ts'
+import { DeliveryQueue, laneKey, type DeadLetterInfo } from './delivery-queue.ts'
 import { DecodedMessage, deadLetterMessage, loadSchemas, rawOf, undeliverable } from './records.ts'
 import { decide, publisherOf } from './entitlement.ts'
 import { DispatchIndex } from './dispatch.ts'
 import { pinsOf } from '../../control-plane/schema-pins.ts'
 import type { DeliveryDefaults } from './settings.ts'
 import { SinkStore, tpKey, type CursorDoc, type LeaseDoc } from './store.ts'
-import { finishedProgress, scanLatest, snapshotDecision, SnapshotRun, SnapshotStore, type SnapshotDoc } from './snapshot.ts'
+import { identityLost, releaseIdentity, takeIdentity, tryTakeIdentity } from './identity.ts'
+import { countBelow, finishedProgress, scanLatest, snapshotDecision, SnapshotRun, SnapshotStore, type ScanRange, type SnapshotDoc } from './snapshot.ts'
 import type { AttemptReport, SinkConnector, SinkContext, SinkRecord } from './types.ts'
 import type { AppConfig } from '../../config/index.ts'
 import type { Metrics } from '../../common/metrics.ts'
@@ -95,6 +112,7 @@ export const WORKER_DEFAULTS: Omit<SinkWorkerSettings, 'workerId'> = {
   maxBuffered: 2000,
   maxCatchUpReaders: 8,
   logDelivered: true,
+  logBacklogMax: 10_000,
 }
 
 /**
@@ -126,6 +144,14 @@ export const READER_OPTIONS = {
  * webhook-id, after a crash; Kafka Connect commits every 60 s), never runs ahead.
  */
 export const MAX_CURSOR_WRITES_PER_FLUSH = 100
+
+/** How often a worker completes the retry requests of deleted subscriptions. */
+export const RETRY_SWEEP_MS = 30_000
+
+/** A dead letter delivered again on request: a few quick attempts, then it stays dead (with the reason). */
+const REDELIVERY_POLICY = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
+const NOT_ENTITLED = 'not entitled: no current grant covers this record, so it is not re-delivered'
+const SUPERSEDED = 'not re-delivered: a newer record of its key was read since (delivering it now would put an older version after a newer one)'
 
 export function defaultWorkerId(): string {
   return `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`
@@ -161,7 +187,11 @@ interface Run {
   catchUp: CatchUp | null
   /** The catch-up reader stopped because the subscription held maxBuffered records. */
   throttled: boolean
-  inflight: Map<string, { record: SinkRecord; forceLog: boolean }>
+  inflight: Map<string, { record: SinkRecord; forceLog: boolean; signal: AbortSignal }>
+  /** Aborts this run's partner calls in flight (stop, hand-over; the lease fence, which replaces it). */
+  calls: AbortController
+  /** The positions when the run stopped (its queue is gone by then). */
+  finalPositions: Record<string, string> | null
   lastError: { code: string; message: string; at: Date } | null
   lastReport: string
   lastReportAt: number
@@ -221,7 +251,12 @@ export class SinkWorker {
   readonly #partitions = new Map<string, number[]>()
   readonly #unknownSchemas = new Set<number>()
   readonly #logChains = new Map<string, Promise<void>>()
+  /** Delivery-log writes not written yet (the backlog: bounded by logBacklogMax with back-pressure). */
   #logPending = 0
+  /** Deliveries wait for the delivery log's backlog to fall below half of logBacklogMax. */
+  #logHeld = false
+  /** Aborted when the worker gives up on the delivery log's backlog (stop). */
+  readonly #logGiveUp = new AbortController()
   /** Delivery-log writes in flight at most: a burst must not starve lease and cursor writes of connections (or, on FerretDB, of SQLite's one writer). */
   readonly #logLimiter = new Limiter(4)
   #logDropped = 0
@@ -239,13 +274,28 @@ export class SinkWorker {
   #catchUps = 0
   /** The current grants per partner of the held subscriptions, and when they were read. */
   readonly #grants = new Map<string, { grants: GrantDoc[]; at: number }>()
+  /** Resolved, and replaced, after every lease and grants pass: deliveries held by #deliverable look again. */
+  #passed = signalled()
+  /** Since when deliveries are held (#deliverable), 0 while they are not. */
+  #heldSince = 0
+  /** The lease fence aborted the calls in flight and the leases were not renewed since (#fencePass). */
+  #fenced = false
+  /** Kafka scans of retry requests (#redeliverInLanes) at a time. */
+  readonly #retryScans = new Limiter(2)
+  /** Retry requests being performed, per subscription (one at a time each). */
+  readonly #retrying = new Map<string, Promise<void>>()
+  #nextRetrySweep = 0
+  /** This process start (identity.ts): held in the heartbeat and in every lease. */
+  readonly #incarnation = randomUUID()
+  /** Whether this incarnation holds its worker id (false after another process took it over). */
+  #identity = false
 
   constructor(deps: SinkWorkerDeps) {
     this.#d = deps
     this.settings = { workerId: deps.settings.workerId || defaultWorkerId(), ...WORKER_DEFAULTS, ...stripUndefined(deps.settings) } as SinkWorkerSettings
     if (!this.settings.workerId) this.settings.workerId = defaultWorkerId()
     this.#log = deps.logger.child({ component: 'sink-worker', workerId: this.settings.workerId })
-    this.store = new SinkStore(deps.db)
+    this.store = new SinkStore(deps.db, this.#incarnation)
     this.snapshots = new SnapshotStore(deps.db)
     this.queue = new DeliveryQueue(
       {
@@ -284,6 +334,26 @@ export class SinkWorker {
     const s = this.settings
     this.#startedAt = new Date()
     await this.store.init()
+    // The worker id first (a predecessor under the same id: gone, or start fails before connecting anything).
+    const { previous, reason } = await takeIdentity(this.store, { ...this.#identityOptions(), pollMs: s.heartbeatMs })
+    this.#identity = true
+    if (previous) this.#log.info('worker id taken over from a previous process', { previousIncarnation: previous.incarnation ?? null, previousHost: previous.host ?? null, reason })
+    try {
+      await this.#startWithIdentity()
+    } catch (err) {
+      // a failed start gives the id and its connections up (the platform retries with a new worker)
+      await this.#shared?.disconnect().catch(() => undefined)
+      await this.#producer?.disconnect().catch(() => undefined)
+      await this.#admin?.disconnect().catch(() => undefined)
+      await releaseIdentity(this.store, s.workerId, this.#incarnation).catch(() => undefined)
+      this.#identity = false
+      throw err
+    }
+  }
+
+  async #startWithIdentity(): Promise<void> {
+    const d = this.#d
+    const s = this.settings
     this.#admin = d.kafka.admin()
     await this.#admin.connect()
     await createTopicsReady(this.#admin, [deadLetterTopicConfig(s.deadLetterTopic)])
@@ -294,7 +364,7 @@ export class SinkWorker {
 
     // Claim a first share, then start the shared reader where the held subscriptions' cursors are,
     // so that after a restart they attach at once instead of each catching up on its own.
-    await this.store.heartbeat(s.workerId, this.#startedAt, s.leaseTtlMs)
+    if (!(await this.store.heartbeat(s.workerId, this.#incarnation, s.leaseTtlMs))) throw new RetriableError('this worker id was taken over by another process while this one started', 1000, { workerId: s.workerId })
     this.#renewedAt = Date.now()
     const claimed = await this.#claimShare()
     const cursors = await this.store.getCursors(claimed)
@@ -316,12 +386,13 @@ export class SinkWorker {
       }, ms)
       this.#timers.push(t)
     }
-    every(s.heartbeatMs, 'leases', () => this.#leasePass())
+    every(s.heartbeatMs, 'leases', () => this.#leasePass().finally(() => this.#wake()))
     every(s.pollMs, 'control', () => this.#controlPass())
     every(s.cursorFlushMs, 'flush', () => this.#flushPass())
     every(Math.min(250, s.cursorFlushMs), 'catch-up', async () => this.#catchUpPass())
+    every(Math.min(250, s.heartbeatMs), 'fence', async () => this.#fencePass())
     every(s.statusIntervalMs, 'status', () => this.#statusPass())
-    every(Math.max(s.pollMs, 1000), 'grants', () => this.#grantsPass())
+    every(Math.max(s.pollMs, 1000), 'grants', () => this.#grantsPass().finally(() => this.#wake()))
     this.#log.info('sink worker started', { held: claimed.length, topics: d.topics.map((t) => t.name) })
   }
 
@@ -338,6 +409,7 @@ export class SinkWorker {
     const runs = [...this.#runs.values()]
     await Promise.allSettled(runs.map((run) => run.ops))
     await this.#stopRuns(runs, { flush: true, release: true, state: 'unassigned' })
+    await Promise.allSettled([...this.#retrying.values()])
     await this.#commitShared().catch(() => undefined)
     // The delivery log's backlog (a slow store after a burst) is waited for, but not for ever: the
     // deliveries themselves are confirmed and their positions written; a record left unwritten here is
@@ -347,8 +419,9 @@ export class SinkWorker {
     const late = await Promise.race([logged.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 15_000)))])
     clearTimeout(timer)
     if (late) this.#log.warn('stopped before the delivery log caught up: some attempts are not in the log', { pending: this.#logPending })
+    this.#logGiveUp.abort()
     this.queue.close()
-    await this.store.removeWorker(this.settings.workerId).catch(() => undefined)
+    if (this.#identity) await releaseIdentity(this.store, this.settings.workerId, this.#incarnation).catch(() => undefined)
     await this.#producer?.disconnect().catch(() => undefined)
     await this.#admin?.disconnect().catch(() => undefined)
     this.#log.info('sink worker stopped')
@@ -356,20 +429,32 @@ export class SinkWorker {
 
   // ------------------------------------------------------------------ leases
 
-  /** Claims free or expired leases up to this worker's fair share; returns the ids it claimed. */
+  #identityOptions() {
+    return { workerId: this.settings.workerId, incarnation: this.#incarnation, startedAt: this.#startedAt, ttlMs: this.settings.leaseTtlMs }
+  }
+
+  /**
+   * Claims free or expired leases up to this worker's fair share, and every lease a previous
+   * incarnation of this worker id left (it is gone: identity.ts), first; returns the ids it claimed.
+   */
   async #claimShare(): Promise<string[]> {
     const s = this.settings
+    if (!this.#identity) return []
     const now = new Date()
     const workers = Math.max(1, (await this.store.liveWorkers(now)).length)
     const connectors = await this.#d.controlPlane.cols.connectors.find({ desiredState: { $ne: 'stopped' } }, { projection: { _id: 1 } }).toArray()
     const leases = new Map((await this.store.all()).map((l) => [l._id, l] as [string, LeaseDoc]))
-    const mine = [...leases.values()].filter((l) => l.workerId === s.workerId).length
+    const ours = (l: LeaseDoc) => l.workerId === s.workerId && l.incarnation === this.#incarnation
+    const predecessor = (l: LeaseDoc | undefined) => l !== undefined && l.workerId === s.workerId && l.incarnation !== this.#incarnation
+    const mine = [...leases.values()].filter(ours).length
     const target = Math.ceil(connectors.length / workers)
     const free = connectors.filter((c) => {
       const l = leases.get(c._id)
-      return !l || (l.expiresAt <= now && l.workerId !== s.workerId)
+      // an expired lease of this incarnation is one of its runs restarting (#apply), not free
+      return !l || (l.expiresAt <= now && !ours(l)) || predecessor(l)
     })
     shuffle(free)
+    free.sort((a, b) => Number(predecessor(leases.get(b._id))) - Number(predecessor(leases.get(a._id))))
     // One batch (two commands), not a round trip per subscription: 1,000 are claimed in seconds.
     const wanted = free
       .filter((c) => !this.#runs.has(c._id) && !this.#starting.has(c._id))
@@ -389,7 +474,7 @@ export class SinkWorker {
 
   async #leasePass(): Promise<void> {
     const s = this.settings
-    await this.store.heartbeat(s.workerId, this.#startedAt, s.leaseTtlMs)
+    if (!(await this.store.heartbeat(s.workerId, this.#incarnation, s.leaseTtlMs)) && !(await this.#retakeIdentity())) return
     const ids = [...this.#runs.keys(), ...this.#starting.keys()]
     const t0 = Date.now()
     const held = await this.store.renew(s.workerId, ids, s.leaseTtlMs)
@@ -411,6 +496,28 @@ export class SinkWorker {
     const claimed = await this.#claimShare()
     void this.#startRunsTracked(claimed)
     if (Math.random() < 0.05) await this.store.sweepWorkers(new Date(Date.now() - 10 * s.leaseTtlMs))
+  }
+
+  /**
+   * The heartbeat is no longer this incarnation's: another process took the worker id over (this one
+   * could not renew it for a lease TTL), or it was swept. Takes it back when it is free again; else
+   * stops every subscription here (their leases are the other process's now) and claims nothing.
+   */
+  async #retakeIdentity(): Promise<boolean> {
+    const r = await tryTakeIdentity(this.store, this.#identityOptions())
+    if (r.taken) {
+      if (!this.#identity) this.#log.warn('worker id free again: this process holds it and claims subscriptions again')
+      this.#identity = true
+      return true
+    }
+    if (this.#identity) {
+      this.#identity = false
+      identityLost(this.#incarnation)
+      this.#log.error('another process holds this worker id now: every subscription stops here, and none is claimed while it holds the id', { holderIncarnation: r.holder?.incarnation ?? null, holderHost: r.holder?.host ?? null })
+    }
+    const runs = [...this.#runs.values()]
+    await Promise.all(runs.map((run) => this.#serial(run, () => this.#stopRun(run, { flush: false, release: false }))))
+    return false
   }
 
   /** Cursor writes only while the leases are surely ours (renewed within the TTL, with a margin). */
@@ -498,6 +605,8 @@ export class SinkWorker {
       catchUp: null,
       throttled: false,
       inflight: new Map(),
+      calls: callsController(),
+      finalPositions: null,
       lastError: null,
       lastReport: '',
       lastReportAt: 0,
@@ -605,17 +714,30 @@ export class SinkWorker {
     return this.#stopRuns([run], opts)
   }
 
-  /** Stops runs together: one cursor write, one status report and one lease release for all of them. */
+  /**
+   * Stops runs together: one cursor write, one status report and one lease release for all of them.
+   * First of all, in one tick, the partner calls in flight are aborted (a subscription handed over
+   * must not be called by two workers at once; those calls count as not delivered: the positions are
+   * taken before) and the readers offer the runs nothing more.
+   */
   async #stopRuns(runs: Run[], opts: StopOptions): Promise<void> {
     const stopping = runs.filter((r) => !r.stopped)
     if (stopping.length === 0) return
-    for (const run of stopping) run.stopped = true
+    for (const run of stopping) {
+      run.stopped = true
+      if (this.queue.has(run.id)) {
+        run.finalPositions = this.#positionsOf(run)
+        this.queue.removeSubscription(run.id)
+      }
+      run.calls.abort(STOPPED)
+      for (const t of run.topics) this.#byTopic.get(t)?.delete(run)
+    }
+    this.#dispatchVersion++
+    this.#wake() // held deliveries of these runs see their abort
     await Promise.all(stopping.map(async (run) => {
       await run.snapshot?.scan?.abort()
       await this.#stopCatchUp(run)
     }))
-    for (const run of stopping) for (const t of run.topics) this.#byTopic.get(t)?.delete(run)
-    this.#dispatchVersion++
     const flushable = stopping.filter((r) => !r.failure)
     if (opts.flush && this.#leaseValid() && flushable.length > 0) await this.#writeCursors(flushable, true).catch((err: unknown) => this.#log.warn('cursor write failed on stop', { subscriptions: flushable.length, error: err }))
     if (opts.state && this.#leaseValid()) {
@@ -623,7 +745,6 @@ export class SinkWorker {
       const reports = stopping.map((run) => [run.id, this.#status(state, run.generation, run.appliedResetId, run.failure ? {} : this.#positionsOf(run), null, run.lastError)] as const)
       await this.#d.controlPlane.reportConnectorStatuses(reports).catch(() => undefined)
     }
-    for (const run of stopping) if (this.queue.has(run.id)) this.queue.removeSubscription(run.id)
     await Promise.all(stopping.map((run) => run.sink?.stop().catch(() => undefined)))
     for (const run of stopping) this.#runs.delete(run.id)
     if (opts.release) await this.store.releaseMany(stopping.map((r) => r.id), this.settings.workerId).catch(() => undefined)
@@ -702,20 +823,97 @@ export class SinkWorker {
 
   // ------------------------------------------------------------------ delivery
 
-  async #deliver(run: Run, original: SinkRecord, signal: AbortSignal): Promise<void> {
+  /**
+   * One record to the run's sink; `redelivery`: a dead letter delivered again on request (refused when
+   * not entitled, always logged). Held while the control plane does not answer (#deliverable); a call
+   * the lease fence aborted is no attempt: it waits for the leases and goes again.
+   */
+  async #deliver(run: Run, original: SinkRecord, signal: AbortSignal, redelivery = false): Promise<void> {
     // Entitlement first: a record no accepted grant covers (a tombstone or an undecodable record of
     // another publisher included) is none of this partner's business, not even as a dead letter
     // showing its key and publisher in the partner's delivery log.
-    const record = this.#entitled(run, original)
-    if (!record) return // not entitled: done, nothing delivered
-    const poison = undeliverable(original, run.sink)
-    if (poison) throw poison
-    run.inflight.set(record.eventId, { record, forceLog: false })
-    try {
-      await run.sink!.put([record], { signal })
-    } finally {
-      run.inflight.delete(record.eventId)
+    for (;;) {
+      await this.#deliverable(run, signal)
+      const record = this.#entitled(run, original)
+      if (!record && redelivery) throw new SyndicationError('FORBIDDEN', NOT_ENTITLED, false, { subscriptionId: run.id, eventId: original.eventId })
+      if (!record) return // not entitled: done, nothing delivered
+      const poison = undeliverable(original, run.sink)
+      if (poison) throw poison
+      const calls = run.calls
+      const entry = { record, forceLog: redelivery, signal: calls.signal }
+      run.inflight.set(record.eventId, entry)
+      try {
+        await run.sink!.put([record], { signal: calls.signal })
+        return
+      } catch (err) {
+        if (calls.signal.reason !== FENCED || run.stopped || signal.aborted) throw err
+      } finally {
+        if (run.inflight.get(record.eventId) === entry) run.inflight.delete(record.eventId)
+      }
     }
+  }
+
+  /**
+   * The lease fence: leases not renewed for 0.8 x leaseTtlMs may soon be another worker's, so the
+   * partner calls in flight are aborted (sent again once the leases are renewed, not counted as
+   * attempts: #deliver, #onAttempt) while no new one starts (#deliverable). Two workers never call a
+   * partner for one subscription at once, also when this one is cut off from the store.
+   */
+  #fencePass(): void {
+    if (this.#leaseValid() || this.#runs.size === 0) {
+      this.#fenced = false
+      return
+    }
+    if (this.#fenced) return
+    this.#fenced = true
+    let aborted = 0
+    for (const run of this.#runs.values()) {
+      aborted += run.inflight.size
+      const calls = run.calls
+      run.calls = callsController()
+      calls.abort(FENCED)
+    }
+    this.#log.warn('leases not renewed: no partner call starts, and those in flight were aborted (they are sent again once the leases are renewed)', { aborted })
+  }
+
+  /** Why deliveries of this run are held now (the control plane does not answer), or null. */
+  #holdReason(run: Run): string | null {
+    if (!this.#leaseValid()) return 'the leases could not be renewed'
+    if (this.#logHeld || this.#logPending >= this.settings.logBacklogMax) {
+      this.#logHeld = this.#logPending >= this.settings.logBacklogMax / 2
+      if (this.#logHeld) return 'the delivery log is behind'
+    }
+    const held = this.#grants.get(run.sub.partnerId)
+    if (!held || Date.now() - held.at > this.#grantsMaxAgeMs()) return 'the partner grants could not be read'
+    return null
+  }
+
+  /**
+   * Waits while the control plane does not answer (#holdReason): a held delivery is no attempt, so no
+   * retry schedule advances and nothing parks or dead-letters. Looked at again after every lease and
+   * grants pass; rejects with the signal's reason once the run is stopped.
+   */
+  async #deliverable(run: Run, signal: AbortSignal | undefined): Promise<void> {
+    for (;;) {
+      if (signal?.aborted) throw signal.reason
+      const why = this.#holdReason(run)
+      if (why === null) break
+      if (this.#heldSince === 0) {
+        this.#heldSince = Date.now()
+        this.#log.warn('control-plane store not answering: delivery held (no attempts; retry schedules, parking and dead letters untouched) until it answers', { reason: why })
+      }
+      await this.#passed.promise
+    }
+    if (this.#heldSince !== 0) {
+      this.#log.info('control-plane store answers again: delivery resumed', { heldMs: Date.now() - this.#heldSince })
+      this.#heldSince = 0
+    }
+  }
+
+  #wake(): void {
+    const passed = this.#passed
+    this.#passed = signalled()
+    passed.resolve()
   }
 
   // ------------------------------------------------------------------ entitlements
@@ -758,6 +956,7 @@ export class SinkWorker {
     const entry = run.inflight.get(report.eventId)
     if (!entry) return
     const delivered = report.outcome === 'delivered'
+    if (!delivered && entry.signal.aborted) return // aborted here (stop, hand-over, fence): not the partner's failure
     const m = this.#d.metrics
     if (m) {
       const sink = run.sub.sink.type
@@ -798,27 +997,47 @@ export class SinkWorker {
   }
 
   /**
-   * Delivery-log writes of one (subscription, event) in order (one document, one writer at a time);
-   * successes may be dropped under overload. An event's first attempt joins the delivery log's batch
-   * insert (not limited here: the batch is one command); the others are upserts, a few at a time.
+   * Delivery-log writes of one (subscription, event) in order (one document, one writer at a time).
+   * An event's first attempt joins the delivery log's batch insert (not limited here: the batch is one
+   * command); the others are upserts, a few at a time. A write the store did not take (unreachable,
+   * a cleared pool) is tried again until it is written or the worker stops: the backlog of writes is
+   * bounded by back-pressure instead (logBacklogMax: no partner call starts while it is full, until
+   * half of it is written; #holdReason), and successes are not logged while it is more than half full.
    */
   #logWrite(subId: string, eventId: string, fn: () => Promise<void>, droppable: boolean, batchable = false): Promise<void> {
-    if (droppable && this.#logPending > 5000) {
+    if (droppable && this.#logPending > this.settings.logBacklogMax / 2) {
       if (this.#logDropped++ % 1000 === 0) this.#log.warn('delivery log behind: successful deliveries are not logged for now', { dropped: this.#logDropped })
       return Promise.resolve()
     }
     const key = `${subId}\u0000${eventId}`
     this.#logPending++
+    const write = async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await (batchable && this.#d.controlPlane.deliveries.isFirstWrite(subId, eventId) ? fn() : this.#logLimiter.run(fn))
+        } catch (err) {
+          if (!storeUnavailable(err) || this.#logGiveUp.signal.aborted) throw err
+          if (attempt === 1) this.#log.warn('delivery log write failed: the store does not answer; trying again', { subscriptionId: subId, eventId, error: err })
+          await sleep(Math.min(10_000, 250 * 2 ** attempt), this.#logGiveUp.signal)
+        }
+      }
+    }
     const prev = this.#logChains.get(key) ?? Promise.resolve()
     const next: Promise<void> = prev
-      .then(() => (batchable && this.#d.controlPlane.deliveries.isFirstWrite(subId, eventId) ? fn() : this.#logLimiter.run(fn)))
+      .then(write)
       .catch((err: unknown) => this.#log.warn('delivery log write failed', { subscriptionId: subId, eventId, error: err }))
       .finally(() => {
         this.#logPending--
         if (this.#logChains.get(key) === next) this.#logChains.delete(key)
+        if (this.#logHeld && this.#logPending < this.settings.logBacklogMax / 2) this.#wake()
       })
     this.#logChains.set(key, next)
     return next
+  }
+
+  /** Delivery-log writes not written yet. */
+  logBacklog(): number {
+    return this.#logPending
   }
 
   #noteError(id: string, error: unknown): void {
@@ -996,7 +1215,10 @@ export class SinkWorker {
         start.set(k, Math.max(pos, this.#low.get(k) ?? 0))
       }
     }
-    const consumer = d.kafka.consumer({ groupId: `${s.groupId}.${s.workerId}`, ...READER_OPTIONS })
+    // A group per process start: a process restarted under the same worker id after kill -9 would
+    // otherwise wait for its predecessor's member to time out of the group (sessionTimeout, 10 s)
+    // before it reads anything. Nothing depends on the group's offsets: the start is the cursors'.
+    const consumer = d.kafka.consumer({ groupId: `${s.groupId}.${s.workerId}.${this.#incarnation.slice(0, 8)}`, ...READER_OPTIONS })
     this.#shared = consumer
     await consumer.connect()
     await consumer.subscribe({ topics: d.topics.map((t) => t.name), fromBeginning: false })
@@ -1175,6 +1397,7 @@ export class SinkWorker {
   // ------------------------------------------------------------------ positions, control, status
 
   #positionsOf(run: Run): Record<string, string> {
+    if (run.finalPositions) return run.finalPositions
     const out: Record<string, string> = {}
     if (!this.queue.has(run.id)) {
       for (const p of run.parts.values()) out[p.key] = String(p.next)
@@ -1247,63 +1470,164 @@ export class SinkWorker {
     await this.#retryPass()
   }
 
-  /** Retry requests of held subscriptions: re-delivered from the stored dead letters. */
+  /**
+   * Retry requests: the oldest pending one of each held subscription, each subscription's in turn and
+   * in the background (one subscription's long retry holds up no other's, nor this pass). Requests of
+   * deleted subscriptions are completed with that outcome (every RETRY_SWEEP_MS); a stopped
+   * subscription's wait until it runs again (docs/sink-workers.md).
+   */
   async #retryPass(): Promise<void> {
     const cp = this.#d.controlPlane
-    const requests = (await cp.deliveries.pendingRetryRequests(100)).filter((r) => {
-      const run = this.#runs.get(r.subscriptionId)
-      return run && !run.failure && !run.stopped
-    })
-    for (const req of requests) {
-      const run = this.#runs.get(req.subscriptionId)!
-      const docs: DeliveryDoc[] =
-        req.kind === 'event'
-          ? [await cp.deliveries.get(req.subscriptionId, req.eventId!)].filter((d): d is DeliveryDoc => d !== null)
-          : await cp.cols.deliveries.find({ subscriptionId: req.subscriptionId, status: 'dead' }).limit(1000).toArray()
-      for (const doc of docs) await this.#redeliver(run, doc)
-      await cp.deliveries.completeRetryRequest(req._id)
+    if (Date.now() >= this.#nextRetrySweep) {
+      this.#nextRetrySweep = Date.now() + RETRY_SWEEP_MS
+      const completed = await cp.deliveries.completeRetryRequestsOfDeleted()
+      if (completed > 0) this.#log.info('retry requests of deleted subscriptions completed', { count: completed })
+    }
+    const idle = [...this.#runs.values()].filter((r) => !r.failure && !r.stopped && !this.#retrying.has(r.id)).map((r) => r.id)
+    for (const first of await cp.deliveries.nextRetryRequests(idle)) {
+      const run = this.#runs.get(first.subscriptionId)
+      if (!run || run.failure || run.stopped || this.#retrying.has(run.id)) continue
+      // this subscription's requests one after the other, until none is left (or the run stops)
+      const drain = async () => {
+        for (let req: RetryRequestDoc | undefined = first; req && (await this.#retryRequest(run, req)); ) req = (await cp.deliveries.nextRetryRequests([run.id]))[0]
+      }
+      const done = drain()
+        .catch((err: unknown) => this.#log.warn('retry request failed; it is taken up again', { subscriptionId: run.id, error: err }))
+        .finally(() => this.#retrying.delete(run.id))
+      this.#retrying.set(run.id, done)
     }
   }
 
-  async #redeliver(run: Run, doc: DeliveryDoc): Promise<void> {
-    if (!doc.deadLetter) {
-      this.#log.warn('retry request for a delivery without a stored dead letter: nothing to re-deliver', { subscriptionId: run.id, eventId: doc.eventId, status: doc.status })
-      return
+  /** Re-delivers what a retry request names from the stored dead letters, then completes it; false when the run stopped first (its next holder does it). */
+  async #retryRequest(run: Run, req: RetryRequestDoc): Promise<boolean> {
+    const cp = this.#d.controlPlane
+    const docs: DeliveryDoc[] =
+      req.kind === 'event'
+        ? [await cp.deliveries.get(req.subscriptionId, req.eventId!)].filter((d): d is DeliveryDoc => d !== null)
+        : await cp.cols.deliveries.find({ subscriptionId: req.subscriptionId, status: 'dead' }).limit(1000).toArray()
+    const out = { redelivered: 0, superseded: 0, failed: 0 }
+    const items: Array<{ doc: DeliveryDoc; record: SinkRecord }> = []
+    for (const doc of docs) {
+      if (run.stopped) return false
+      const record = await this.#deadLetterRecord(run, doc)
+      if (record) items.push({ doc, record })
+      else if (doc.deadLetter) out.failed++
     }
+    await this.#redeliverInLanes(run, items, out)
+    if (run.stopped) return false
+    const more = [out.superseded > 0 ? `${out.superseded} superseded by a newer record of their key` : '', out.failed > 0 ? `${out.failed} failed` : ''].filter(Boolean)
+    await cp.deliveries.completeRetryRequest(req._id, [`re-delivered ${out.redelivered} of ${docs.length}`, ...more].join('; '))
+    return true
+  }
+
+  /** The stored dead letter of `doc` as a record to deliver again; null when there is none, or it cannot be (poison, not entitled: so marked). */
+  async #deadLetterRecord(run: Run, doc: DeliveryDoc): Promise<SinkRecord | null> {
     const dl = doc.deadLetter
+    if (!dl) {
+      this.#log.warn('retry request for a delivery without a stored dead letter: nothing to re-deliver', { subscriptionId: run.id, eventId: doc.eventId, status: doc.status })
+      return null
+    }
     const message = deadLetterMessage(dl)
     await loadSchemas(this.#d.serde, [message], this.#unknownSchemas).catch(() => undefined)
-    const decoded = new DecodedMessage(this.#d.serde, dl.topic, dl.partition, message).record(run.readers.get(dl.topic))
-    const poison = undeliverable(decoded, run.sink)
-    const policy = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
-    try {
-      const record = this.#entitled(run, decoded)
-      if (!record) throw new SyndicationError('FORBIDDEN', 'not entitled: no current grant covers this record, so it is not re-delivered', false, { subscriptionId: run.id, eventId: decoded.eventId })
-      if (poison) throw poison
-      await withRetry(async () => {
-        run.inflight.set(record.eventId, { record, forceLog: true })
-        try {
-          await run.sink!.put([record])
-        } finally {
-          run.inflight.delete(record.eventId)
-        }
-      }, policy)
-      this.#log.info('dead letter re-delivered on request', { subscriptionId: run.id, eventId: record.eventId })
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err)
-      await this.#logWrite(run.id, doc.eventId, () =>
-        this.#d.controlPlane.deliveries.markDead({
-          subscriptionId: run.id,
-          partnerId: run.sub.partnerId,
-          publisherId: doc.publisherId ?? null,
-          eventId: doc.eventId,
-          eventType: doc.eventType,
-          key: doc.key,
-          reason: `retry failed: ${poison ? 'poison: ' : ''}${message}`,
-          source: doc.source,
-          deadLetter: doc.deadLetter!,
-        }), false)
+    const record = new DecodedMessage(this.#d.serde, dl.topic, dl.partition, message).record(run.readers.get(dl.topic))
+    // entitlement before poison, as in #deliver
+    await this.#deliverable(run, undefined)
+    if (!this.#entitled(run, record)) {
+      await this.#markDeadAgain(run, doc, `retry failed: ${NOT_ENTITLED}`)
+      return null
     }
+    const poison = undeliverable(record, run.sink)
+    if (poison) {
+      await this.#markDeadAgain(run, doc, `retry failed: poison: ${poison.message}`)
+      return null
+    }
+    return record
+  }
+
+  /**
+   * Delivers dead letters again, each in its key's lane (DeliveryQueue.inject: never beside nor
+   * before another record of its key), unless it is SUPERSEDED: a newer record of its key was read by
+   * the subscription since, and delivering it now would put an older version after a newer one. A
+   * dead letter is superseded by a later dead letter of its key in the request, by a newer record of its
+   * key in its partition below what the subscription had read when this began (one Kafka scan per
+   * request, from the oldest dead letter), by one enqueued since (a watch), or by one its lane holds.
+   * Superseded ones stay dead, with the reason. Resolves once every one is delivered or failed again.
+   */
+  async #redeliverInLanes(run: Run, items: Array<{ doc: DeliveryDoc; record: SinkRecord }>, out: { redelivered: number; superseded: number; failed: number }): Promise<void> {
+    if (items.length === 0 || run.stopped) return
+    const latest = new Map<string, number>()
+    for (const { record } of items) if (record.key !== null) latest.set(laneKey(record), Math.max(latest.get(laneKey(record)) ?? -1, Number(record.offset)))
+    const superseded: DeliveryDoc[] = []
+    const live = items.filter(({ doc, record }) => {
+      const keep = record.key === null || Number(record.offset) === latest.get(laneKey(record))
+      if (!keep) superseded.push(doc)
+      return keep
+    })
+    // In one tick: watch each key, and note how far the subscription has read each partition.
+    const watches = live.map(({ record }) => (record.key === null ? null : this.queue.watch(run.id, record)))
+    const ranges = new Map<string, ScanRange & { seed: Array<{ key: Buffer | null; offset: number }> }>()
+    const scanned = new Set<SinkRecord>()
+    for (const { record } of live) {
+      const k = tpKey(record.topic, record.partition)
+      const part = run.parts.get(k)
+      const offset = Number(record.offset)
+      if (record.key === null || !part || offset + 1 >= this.#seen(part)) continue
+      let range = ranges.get(k)
+      if (!range) ranges.set(k, (range = { topic: record.topic, partition: record.partition, from: offset + 1, high: this.#seen(part), seed: [] }))
+      range.from = Math.min(range.from, offset + 1)
+      range.seed.push({ key: rawOf(record)?.key ?? null, offset })
+      scanned.add(record)
+    }
+    const pending: Array<Promise<void>> = []
+    try {
+      const winners =
+        ranges.size === 0
+          ? new Map<string, Float64Array>()
+          : await this.#retryScans.run(() => scanLatest({ kafka: this.#d.kafka, groupId: `${this.settings.groupId}.retry.${run.id}`, ranges: [...ranges.values()], deliverable: () => true, logger: this.#log }).result)
+      if (run.stopped) return
+      // In one tick with the watches' verdicts: queued behind what the lane holds (or refused when it holds anything).
+      live.forEach(({ doc, record }, i) => {
+        const w = winners.get(tpKey(record.topic, record.partition))
+        const offset = Number(record.offset)
+        const newer = (scanned.has(record) && !(w && w[countBelow(w, offset)] === offset)) || watches[i]?.enqueuedSince() === true
+        const delivered = newer ? null : this.queue.inject(run.id, record, { deliver: (r, { signal }) => this.#deliver(run, r, signal, true), policy: REDELIVERY_POLICY, ifLatest: record.key !== null })
+        if (!delivered) return void superseded.push(doc)
+        pending.push(
+          delivered.then(
+            () => {
+              out.redelivered++
+              this.#log.info('dead letter re-delivered on request', { subscriptionId: run.id, eventId: record.eventId })
+            },
+            async (err: unknown) => {
+              if (run.stopped) return
+              out.failed++
+              await this.#markDeadAgain(run, doc, `retry failed: ${err instanceof Error ? err.message : String(err)}`)
+            },
+          ),
+        )
+      })
+    } finally {
+      for (const w of watches) w?.close()
+    }
+    await Promise.all(pending)
+    for (const doc of superseded) await this.#markDeadAgain(run, doc, SUPERSEDED)
+    out.superseded += superseded.length
+  }
+
+  /** The delivery stays dead, with a new reason (its dead letter kept for another request). */
+  #markDeadAgain(run: Run, doc: DeliveryDoc, reason: string): Promise<void> {
+    return this.#logWrite(run.id, doc.eventId, () =>
+      this.#d.controlPlane.deliveries.markDead({
+        subscriptionId: run.id,
+        partnerId: run.sub.partnerId,
+        publisherId: doc.publisherId ?? null,
+        eventId: doc.eventId,
+        eventType: doc.eventType,
+        key: doc.key,
+        reason,
+        source: doc.source,
+        deadLetter: doc.deadLetter!,
+      }), false)
   }
 
   async #statusPass(): Promise<void> {
@@ -1402,6 +1726,29 @@ export function deliveryPolicy(sub: SubscriptionDoc, defaults: DeliveryDefaults)
   const seconds = sub.deliveryPolicy?.retrySchedule
   if (!Array.isArray(seconds) || seconds.length === 0) return defaults.policy
   return { ...defaults.policy, delaysMs: seconds.map((s) => Math.max(0, s * 1000)) }
+}
+
+/** The store did not take a write (unreachable, too slow to be selected, a cleared pool): worth writing again. */
+function storeUnavailable(err: unknown): boolean {
+  return err instanceof MongoNetworkError || err instanceof MongoServerSelectionError || (err instanceof MongoError && (err.hasErrorLabel('RetryableWriteError') || err.hasErrorLabel('ResetPool')))
+}
+
+/** Why a run's partner calls were aborted. */
+const STOPPED = new Error('subscription stopped here (handed over, changed or removed)')
+const FENCED = new Error('leases not renewed in time: the call is sent again once they are')
+
+/** The controller of a run's partner calls: one signal shared by every call of the run. */
+function callsController(): AbortController {
+  const c = new AbortController()
+  setMaxListeners(0, c.signal) // one listener per call in flight (up to the run's concurrency)
+  return c
+}
+
+/** A promise and its resolve (Promise.withResolvers from Node 22). */
+function signalled(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void
+  const promise = new Promise<void>((r) => (resolve = r))
+  return { promise, resolve }
 }
 
 function splitKey(k: string): [string, number] {

@@ -114,9 +114,10 @@ export class HttpSinkClient {
     }
     if (call.headers['user-agent'] === undefined) call.headers['user-agent'] = this.userAgent
     // The timeout is undici's headersTimeout/bodyTimeout (its timers tick about every 0.5 s, so the
-    // bound holds to within about a second). No AbortSignal is handed to undici: one per request costs
-    // more CPU than the rest of the call (measured in bench/fanout); a stopped subscription's
-    // in-flight calls end by themselves within the timeout, and the caller ignores their results.
+    // bound holds to within about a second). No AbortSignal is made per request (one per request cost
+    // more CPU than the rest of the call, measured in bench/fanout): the caller's signal, one per
+    // subscription's run, is handed on, so that a subscription handed over to another worker (or
+    // fenced, its leases not renewed) has no call left at the partner.
     try {
       if (signal?.aborted) throw signal.reason
       const res = await this.#dispatcher.request({
@@ -127,6 +128,7 @@ export class HttpSinkClient {
         body: call.body,
         headersTimeout: call.timeoutMs,
         bodyTimeout: call.timeoutMs,
+        ...(signal ? { signal } : {}),
       })
       report.status = res.statusCode
       if (res.statusCode >= 200 && res.statusCode < 300) {

@@ -60,8 +60,13 @@ export interface SinkHarness {
   /** Produces tombstones (the key, a null value, a valid envelope) for these skus; returns the event ids. */
   produceTombstones(skus: string[]): Promise<string[]>
   subscribe(input: Partial<SubscriptionInput> & { url: string; name: string }): Promise<{ id: string; secret: string }>
-  /** A worker in this process; `createSink` replaces the webhook sink factory (e.g. another sink type). */
-  worker(settings?: Partial<SinkWorkerSettings>, defaults?: Partial<DeliveryDefaults>, createSink?: SinkFactory): Promise<SinkWorker>
+  /**
+   * A worker in this process; `createSink` replaces the webhook sink factory (e.g. another sink type);
+   * `store`: its control plane and database on another client of the harness database (e.g. through a proxy).
+   */
+  worker(settings?: Partial<SinkWorkerSettings>, defaults?: Partial<DeliveryDefaults>, createSink?: SinkFactory, store?: { cp: ControlPlane; db: Db }): Promise<SinkWorker>
+  /** A control plane over `db` (the harness database through another client) with the harness's secrets key. */
+  controlPlane(db: Db): Promise<ControlPlane>
   /** A worker in a child process (killable with SIGKILL). */
   childWorker(workerId: string, settings?: Partial<SinkWorkerSettings>): Promise<ChildProcess>
   close(): Promise<void>
@@ -107,16 +112,20 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
   await mongo.connect()
   const db = mongo.db(dbName)
   const encryptionKeys = generateKeyRingEntry('t1')
-  const cp = new ControlPlane({
-    db,
-    box: createSecretBox(parseKeyRing(encryptionKeys)),
-    urlGuard: createUrlGuard({ allowlist: '127.0.0.1' }),
-    logger,
-    bootstrapKey: '',
-    apiKeyCacheMs: 1000,
-    idempotencyTtlSeconds: 60,
-  })
-  await cp.init()
+  const controlPlane = async (on: Db) => {
+    const c = new ControlPlane({
+      db: on,
+      box: createSecretBox(parseKeyRing(encryptionKeys)),
+      urlGuard: createUrlGuard({ allowlist: '127.0.0.1' }),
+      logger,
+      bootstrapKey: '',
+      apiKeyCacheMs: 1000,
+      idempotencyTtlSeconds: 60,
+    })
+    await c.init()
+    return c
+  }
+  const cp = await controlPlane(db)
   const registry = await startTestRegistry()
   const serde = new AvroSerde(new RegistryClient({ url: registry.url }))
   const topic: TopicSpec = {
@@ -200,16 +209,17 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
       })
       return { id: r.subscription._id, secret: r.webhookSecret! }
     },
-    async worker(settings = {}, defaults = {}, createSink) {
+    controlPlane,
+    async worker(settings = {}, defaults = {}, createSink, store) {
       const client = new WebhookClient({ guard: createUrlGuard({ allowlist: '127.0.0.1' }) })
       clients.push(client)
       const w = new SinkWorker({
         kafka: testKafka(),
-        controlPlane: cp,
-        db,
+        controlPlane: store?.cp ?? cp,
+        db: store?.db ?? db,
         serde,
         topics: [topic],
-        createSink: createSink ?? sinkFactoryByType({ webhook: webhookSinkFactory(client, cp, 2000), rest: restSinkFactory(client, new OAuth2TokenCache(client), mappings, cp, 2000) }),
+        createSink: createSink ?? sinkFactoryByType({ webhook: webhookSinkFactory(client, store?.cp ?? cp, 2000), rest: restSinkFactory(client, new OAuth2TokenCache(client), mappings, store?.cp ?? cp, 2000) }),
         defaults: { ...deliveryDefaults(testConfig()), ...defaults },
         logger,
         settings: { groupId, deadLetterTopic, ...FAST, ...settings },

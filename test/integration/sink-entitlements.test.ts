@@ -44,7 +44,8 @@ describe('sink entitlements: grants enforced at delivery', function () {
     let reject = true
     const a = await rx((r, res) => {
       const b = JSON.parse(r.body) as Body
-      if (reject && b.data.sku === 'SKU-1' && b.data.sequence === 1) return res.writeHead(400).end('no')
+      // the last version of SKU-1: a dead letter that no newer record of its key supersedes
+      if (reject && b.data.sku === 'SKU-1' && b.data.sequence === 28) return res.writeHead(400).end('no')
       res.writeHead(204).end()
     })
     // Subscribed while the grant was wide: it asks for onHand and every SKU.
@@ -66,7 +67,7 @@ describe('sink entitlements: grants enforced at delivery', function () {
     }
     const live = bodies(a)
     expectEntitled(live)
-    expect(new Set(live.map((b) => b.data.sequence)).size, 'the 20 rows of SKU-0 and SKU-1 (seq 1 received, refused, dead)').to.equal(20)
+    expect(new Set(live.map((b) => b.data.sequence)).size, 'the 20 rows of SKU-0 and SKU-1 (seq 28 received, refused, dead)').to.equal(20)
     expect(verified(sa.secret, a).length, 'signatures verify over the projected bodies').to.equal(live.length)
     const dead = await waitFor(async () => (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items[0], { what: 'the dead letter' })
     // nothing filtered is in the delivery log

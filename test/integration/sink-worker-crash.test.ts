@@ -2,7 +2,10 @@
  * Crash safety of the sink worker with workers in child processes: kill -9 mid-stream and a restart
  * lose nothing (every event reaches every subscription, per-key order intact, duplicates only with
  * the same webhook-id), and when two workers share the subscriptions and one is killed, the other
- * takes its subscriptions over within seconds, from their cursors.
+ * takes its subscriptions over within seconds, from their cursors. A worker killed and started again
+ * under the same WORKER_ID (systemd, a StatefulSet) takes its own subscriptions back; a second live
+ * process given the same id refuses to start. A subscription handed over to another worker has no
+ * call left at its partner from the first.
  *
  * Not covered here: a broker restart mid-stream (it needs the lead's stack tooling; the shared
  * broker must not be stopped by a test).
@@ -12,6 +15,7 @@ import { ADMIN, startSinkHarness, type SinkHarness } from '../helpers/sink-runti
 import { startReceiver, type Receiver } from '../helpers/receiver.ts'
 import { waitFor } from '../helpers/env.ts'
 import { expectPerKeyOrder, levels, verified } from '../helpers/sink-assertions.ts'
+import { SINK_COLLECTIONS, type LeaseDoc, type WorkerDoc } from '../../connectors/sink/store.ts'
 
 describe('sink worker: crash safety with worker processes', function () {
   this.timeout(240_000)
@@ -112,5 +116,111 @@ describe('sink worker: crash safety with worker processes', function () {
     // Every event, including those produced after the kill, delivered by the survivor: seconds too.
     expect(resumedMs, 'all delivered after the kill').to.be.below(30_000)
     console.log(`      (take-over after kill -9 in ${tookOverMs} ms; everything delivered after ${resumedMs} ms)`)
+  })
+
+  it('a worker killed with -9 and started again under the same WORKER_ID takes its subscriptions back and delivers', async () => {
+    const rx = await startReceiver()
+    receivers.push(rx)
+    const sub = await h.subscribe({ name: 'solo', url: rx.url })
+    let child = await h.childWorker('solo-1')
+    await waitFor(async () => (await h.cp.getConnector(ADMIN, sub.id)).status?.state === 'running', { what: 'running on solo-1' })
+    const first = await h.produce(levels(10, 5))
+    await waitFor(() => new Set(rx.received.map((r) => String(r.headers['webhook-id']))).size >= 10, { what: 'first events' })
+    child.kill('SIGKILL')
+    await new Promise((r) => child.once('exit', r))
+    const startedAt = Date.now()
+    child = await h.childWorker('solo-1')
+    const readyMs = Date.now() - startedAt
+    const restartedAt = Date.now()
+    const second = await h.produce(levels(10, 5, 10))
+    await waitFor(() => new Set(rx.received.map((r) => String(r.headers['webhook-id']))).size >= 20, {
+      what: async () => `events after the restart under the same id: ${JSON.stringify(await h.cp.getConnector(ADMIN, sub.id))}`,
+      timeoutMs: 60_000,
+    })
+    const deliveredMs = Date.now() - restartedAt
+    checkAll(sub.secret, rx, [...first, ...second])
+    const st = (await h.cp.getConnector(ADMIN, sub.id)).status
+    expect(st?.workerId).to.equal('solo-1')
+    console.log(`      (restarted under the same id: ready after ${readyMs} ms, the next events delivered ${deliveredMs} ms after that)`)
+    // Seconds: the killed process is provably gone (its pid no longer exists on this host), so its
+    // leases are taken over at once; the shared reader then rejoins its Kafka group.
+    expect(deliveredMs, 'delivery after the restart under the same id').to.be.below(25_000)
+  })
+
+  it('a second live process started with the same WORKER_ID refuses to start; the first keeps delivering', async () => {
+    const rx = await startReceiver()
+    receivers.push(rx)
+    const sub = await h.subscribe({ name: 'twin', url: rx.url })
+    await h.childWorker('twin-1')
+    await waitFor(async () => (await h.cp.getConnector(ADMIN, sub.id)).status?.state === 'running', { what: 'running on twin-1' })
+    let refused: Error | null = null
+    await h.childWorker('twin-1').catch((err: Error) => (refused = err))
+    expect(refused, 'the second process with the same id').to.be.an('error')
+    expect(String(refused)).to.match(/WORKER_ID twin-1 is in use by another live sink worker process/)
+    const ids = await h.produce(levels(10, 5))
+    await waitFor(() => new Set(rx.received.map((r) => String(r.headers['webhook-id']))).size >= 10, { what: 'events after the refused start' })
+    expect(checkAll(sub.secret, rx, ids), 'duplicates').to.equal(0)
+    expect((await h.cp.getConnector(ADMIN, sub.id)).status?.workerId).to.equal('twin-1')
+  })
+
+  it('a predecessor under the same WORKER_ID that may be alive elsewhere is waited for until its heartbeat expires; then even its unexpired leases are taken over', async () => {
+    const rx = await startReceiver()
+    receivers.push(rx)
+    const sub = await h.subscribe({ name: 'elsewhere', url: rx.url })
+    // What a process killed on another host leaves: a heartbeat that expires in 2 s, a lease for a minute.
+    const now = Date.now()
+    const host = { hostname: 'another-host', bootId: 'another-boot', pidNamespace: 'pid:[1]', pid: 4242 }
+    await h.db.collection<WorkerDoc>(SINK_COLLECTIONS.workers).insertOne({ _id: 'moved-1', incarnation: 'gone', host, startedAt: new Date(now - 60_000), expiresAt: new Date(now + 2000) })
+    await h.db.collection<LeaseDoc>(SINK_COLLECTIONS.leases).insertOne({ _id: sub.id, workerId: 'moved-1', incarnation: 'gone', acquiredAt: new Date(now - 60_000), expiresAt: new Date(now + 60_000) })
+    const t0 = Date.now()
+    const worker = await h.worker({ workerId: 'moved-1' })
+    const startedMs = Date.now() - t0
+    expect(startedMs, 'waited for the heartbeat to expire').to.be.at.least(1500)
+    expect(worker.held()).to.deep.equal([sub.id])
+    const ids = await h.produce(levels(5, 5))
+    await waitFor(() => new Set(rx.received.map((r) => String(r.headers['webhook-id']))).size >= 5, { what: 'events delivered by the new incarnation' })
+    checkAll(sub.secret, rx, ids)
+    const lease = await h.db.collection<LeaseDoc>(SINK_COLLECTIONS.leases).findOne({ _id: sub.id })
+    expect(lease?.workerId).to.equal('moved-1')
+    expect(lease?.incarnation).to.not.equal('gone')
+  })
+
+  it('a subscription handed over to a joining worker: the first worker\'s call in flight is aborted before the second sends the event again', async () => {
+    // Receivers that hold every request open until the test answers it, and count how many are open at once.
+    const holding = async () => {
+      const r = { open: 0, most: 0, closedEarly: 0, requests: 0, pending: [] as import('node:http').ServerResponse[], rx: null as unknown as Receiver }
+      r.rx = await startReceiver((_req, res) => {
+        r.requests++
+        r.most = Math.max(r.most, ++r.open)
+        res.on('close', () => {
+          r.open--
+          if (!res.writableEnded) r.closedEarly++
+        })
+        r.pending.push(res)
+      })
+      receivers.push(r.rx)
+      return r
+    }
+    const subs: Array<{ id: string; secret: string; r: Awaited<ReturnType<typeof holding>> }> = []
+    for (const name of ['x', 'y']) {
+      const r = await holding()
+      subs.push({ ...(await h.subscribe({ name, url: r.rx.url, deliveryPolicy: { retrySchedule: [0.2], timeoutMs: 60_000 } })), r })
+    }
+    const first = await h.worker({ workerId: 'first' })
+    await waitFor(() => first.held().length === 2, { what: 'both held by the first worker' })
+    await h.produce(levels(1, 1))
+    await waitFor(() => subs.every((s) => s.r.requests === 1), { what: 'both calls in flight at the first worker' })
+    const second = await h.worker({ workerId: 'second' })
+    await waitFor(() => second.held().length === 1 && first.held().length === 1, { what: 'one subscription handed over', timeoutMs: 20_000 })
+    const moved = subs.find((s) => s.id === second.held()[0])!
+    const kept = subs.find((s) => s !== moved)!
+    await waitFor(() => moved.r.requests === 2, { what: 'the second worker sends the event again' })
+    expect(moved.r.closedEarly, 'the first worker aborted its call').to.equal(1)
+    expect(moved.r.most, 'calls of the moved subscription at once').to.equal(1)
+    expect(kept.r.closedEarly, 'the call of the kept subscription goes on').to.equal(0)
+    for (const s of subs) for (const res of s.r.pending) if (!res.writableEnded && !res.destroyed) res.writeHead(204).end()
+    await waitFor(async () => (await h.cp.deliveries.search({ subscriptionId: moved.id, status: 'delivered' }, { limit: 5 })).items.length === 1, { what: 'delivered by the second worker' })
+    const doc = (await h.cp.deliveries.search({ subscriptionId: moved.id }, { limit: 5 })).items[0]!
+    expect(doc.attempts.filter((a) => a.error !== null), 'the aborted call is no failed attempt').to.have.length(0)
   })
 })

@@ -112,7 +112,7 @@ describe('sink worker: Kafka to webhooks', function () {
     let reject = true
     const a = await rx((r, res) => {
       const body = JSON.parse(r.body) as { data: { sequence: number } }
-      if (reject && body.data.sequence === 2) return res.writeHead(400).end('bad sku')
+      if (reject && body.data.sequence === 4) return res.writeHead(400).end('bad sku')
       res.writeHead(204).end()
     })
     const sa = await h.subscribe({ name: 'a', url: a.url })
@@ -124,8 +124,8 @@ describe('sink worker: Kafka to webhooks', function () {
     await h.produceRaw(Buffer.from('not-avro-key'), Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]), { [HEADER.publisherId]: h.publisherId })
     await h.produceRaw(Buffer.from('not-avro-key'), Buffer.from([0, 0, 0, 0, 98, 1, 2, 3]))
     await h.produce(levels(3, 1, 2))
-    // 0,1,3,4 delivered; 2 rejected (400) -> dead; the stamped poison -> dead; the unstamped one: dropped
-    await waitFor(() => new Set(verified(sa.secret, a).filter((g) => g.seq !== 2).map((g) => g.id)).size === 4, { what: 'good deliveries' })
+    // 0,1,2,3 delivered; 4, the latest of its key, rejected (400) -> dead; the stamped poison -> dead; the unstamped one: dropped
+    await waitFor(() => new Set(verified(sa.secret, a).filter((g) => g.seq !== 4).map((g) => g.id)).size === 4, { what: 'good deliveries' })
     const dead = await waitFor(async () => {
       const page = await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })
       return page.items.length === 2 ? page.items : null
@@ -165,6 +165,102 @@ describe('sink worker: Kafka to webhooks', function () {
     await waitFor(async () => (await h.cp.deliveries.get(sa.id, rejected.eventId))?.status === 'delivered', { what: 'retried delivery' })
     expect((await h.cp.deliveries.get(sa.id, poison.eventId))?.status).to.equal('dead')
     expect(verified(sa.secret, a).filter((g) => g.id === rejected.eventId).length).to.equal(2)
+  })
+
+  it('re-delivers a dead letter in its key\'s lane, and never after a newer version of its key', async () => {
+    const rejected = new Set([0, 1])
+    const a = await rx((r, res) => {
+      const body = JSON.parse(r.body) as { data: { sequence: number } }
+      res.writeHead(rejected.has(body.data.sequence) ? 400 : 204).end()
+    })
+    const sa = await h.subscribe({ name: 'a', url: a.url })
+    worker = await h.worker()
+    await waitFor(async () => (await status(sa.id))?.state === 'running')
+    // v1 of SKU-0 and the only version of SKU-1 are rejected: dead letters
+    const [v1, only] = await h.produce([{ sku: 'SKU-0', seq: 0 }, { sku: 'SKU-1', seq: 1 }])
+    await waitFor(async () => (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items.length === 2, { what: 'two dead letters' })
+    // the partner fixes its side; v2 of SKU-0 is delivered
+    rejected.clear()
+    const [v2] = await h.produce([{ sku: 'SKU-0', seq: 2 }])
+    await waitFor(() => verified(sa.secret, a).some((g) => g.id === v2), { what: 'v2 delivered' })
+    const req = await h.cp.requestRetry(ADMIN, sa.id, null)
+    const done = await waitFor(async () => {
+      const r = await h.cp.cols.retryRequests.findOne({ _id: req._id })
+      return r?.status === 'done' ? r : null
+    }, { what: 'the retry request done' })
+    await new Promise((r) => setTimeout(r, 300))
+    const ids = verified(sa.secret, a).map((g) => g.id)
+    expect(ids.lastIndexOf(v1!), 'v1 of SKU-0 never after its v2').to.be.below(ids.indexOf(v2!))
+    expect(ids.filter((id) => id === only), 'SKU-1 rejected once, then re-delivered').to.have.length(2)
+    expect((await h.cp.deliveries.get(sa.id, only!))?.status).to.equal('delivered')
+    const stale = await h.cp.deliveries.get(sa.id, v1!)
+    expect(stale?.status).to.equal('dead')
+    expect(stale?.deadReason).to.match(/^not re-delivered: a newer record of its key was read since/)
+    expect(done.outcome).to.equal('re-delivered 1 of 2; 1 superseded by a newer record of their key')
+  })
+
+  it('a paused subscription re-delivers a dead letter when resumed, before the versions of its key read since', async () => {
+    let reject = true
+    const a = await rx((_r, res) => res.writeHead(reject ? 400 : 204).end())
+    const sa = await h.subscribe({ name: 'a', url: a.url })
+    worker = await h.worker()
+    await waitFor(async () => (await status(sa.id))?.state === 'running')
+    const [v1] = await h.produce([{ sku: 'SKU-0', seq: 0 }])
+    await waitFor(async () => (await h.cp.deliveries.get(sa.id, v1!))?.status === 'dead', { what: 'v1 dead' })
+    reject = false
+    await h.cp.setDesiredState(ADMIN, sa.id, 'paused')
+    await waitFor(async () => (await status(sa.id))?.state === 'paused', { what: 'paused' })
+    const req = await h.cp.requestRetry(ADMIN, sa.id, null)
+    await new Promise((r) => setTimeout(r, 1500)) // the request is taken up; the paused lane holds it
+    const [v2] = await h.produce([{ sku: 'SKU-0', seq: 1 }])
+    await new Promise((r) => setTimeout(r, 500))
+    expect(a.received, 'nothing delivered while paused').to.have.length(1)
+    await h.cp.setDesiredState(ADMIN, sa.id, 'running')
+    await waitFor(async () => (await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.status === 'done', { what: 'the retry request done' })
+    await waitFor(() => verified(sa.secret, a).some((g) => g.id === v2), { what: 'v2 delivered' })
+    expect(verified(sa.secret, a).map((g) => g.id), 'v1 rejected, v1 re-delivered, then v2').to.deep.equal([v1, v1, v2])
+  })
+
+  it('performs a retry request of a held subscription behind 150 older ones of stopped and deleted subscriptions; completes the deleted ones\' and keeps the stopped one\'s until it runs', async () => {
+    let reject = true
+    const a = await rx((r, res) => {
+      const body = JSON.parse(r.body) as { data: { sku: string } }
+      res.writeHead(reject && body.data.sku === 'SKU-1' ? 400 : 204).end()
+    })
+    const sa = await h.subscribe({ name: 'held', url: a.url })
+    const stopped = await h.subscribe({ name: 'stopped', url: a.url })
+    await h.cp.setDesiredState(ADMIN, stopped.id, 'stopped')
+    // 150 requests older than any other: 110 of the stopped subscription, 40 of subscriptions deleted since
+    const old = Array.from({ length: 150 }, (_, i) => ({
+      _id: `rtr_${String(i).padStart(24, '0')}`,
+      subscriptionId: i < 110 ? stopped.id : `sub_deleted_${i % 7}`,
+      partnerId: h.partnerId,
+      kind: 'dead-letters' as const,
+      eventId: null,
+      status: 'pending' as const,
+      requestedAt: new Date(Date.now() - 3600_000),
+      requestedBy: 'test',
+      completedAt: null,
+    }))
+    await h.cp.cols.retryRequests.insertMany(old)
+    worker = await h.worker()
+    await waitFor(async () => (await status(sa.id))?.state === 'running')
+    await h.produce(levels(2, 2)) // SKU-0 delivered, SKU-1 rejected: dead
+    const dead = await waitFor(async () => (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items[0])
+    reject = false
+    const req = await h.cp.requestRetry(ADMIN, sa.id, null)
+    const t0 = Date.now()
+    await waitFor(async () => (await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.status === 'done', { what: 'the fresh request done', timeoutMs: 15_000 })
+    console.log(`      (the fresh request behind 150 stale ones was done in ${Date.now() - t0} ms)`)
+    expect((await h.cp.deliveries.get(sa.id, dead.eventId))?.status).to.equal('delivered')
+    expect((await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.outcome).to.equal('re-delivered 1 of 1')
+    await waitFor(async () => (await h.cp.cols.retryRequests.countDocuments({ subscriptionId: { $regex: '^sub_deleted_' }, status: 'done' })) === 40, { what: 'the deleted subscriptions\' requests done' })
+    const gone = await h.cp.cols.retryRequests.findOne({ subscriptionId: 'sub_deleted_3' })
+    expect(gone?.outcome).to.equal('not performed: the subscription was deleted')
+    expect(await h.cp.cols.retryRequests.countDocuments({ subscriptionId: stopped.id, status: 'pending' }), 'the stopped subscription\'s requests wait').to.equal(110)
+    // started again, its requests are performed, one after the other
+    await h.cp.setDesiredState(ADMIN, stopped.id, 'running')
+    await waitFor(async () => (await h.cp.cols.retryRequests.countDocuments({ subscriptionId: stopped.id, status: 'done' })) === 110, { what: 'the restarted subscription\'s requests done', timeoutMs: 30_000 })
   })
 
   it('keeps at most deliveryPolicy.concurrency keys in flight per subscription, and the platform default without one', async () => {

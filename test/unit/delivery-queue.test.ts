@@ -316,4 +316,54 @@ describe('DeliveryQueue', () => {
     const perSub = (process.memoryUsage().heapUsed - before) / 1000
     expect(perSub).to.be.below(20_000) // bytes of bookkeeping per subscription, generous
   })
+
+  it('inject: a record outside the positions runs in its key\'s lane (after what it holds, before what comes later, never beside), resolves or rejects without a dead letter', async () => {
+    const r = recorder()
+    q = new DeliveryQueue(r.handlers, { logger: silent })
+    const seen: string[] = []
+    let inFlightA = 0
+    let peakA = 0
+    let release: () => void = () => {}
+    q.addSubscription({
+      id: 's',
+      policy: quick,
+      concurrency: 8,
+      deliver: async (record) => {
+        if (record.key === 'A') peakA = Math.max(peakA, ++inFlightA)
+        if (record.offset === '5') await new Promise<void>((res) => (release = res))
+        seen.push(`${record.key}:${record.offset}`)
+        if (record.key === 'A') inFlightA--
+      },
+    })
+    q.enqueue('s', rec(5, 'A')) // held in flight until released
+    await tick(10)
+    expect(q.inject('s', rec(1, 'A'), { ifLatest: true }), 'refused: its lane holds a newer record').to.equal(null)
+    const watch = q.watch('s', rec(1, 'B'))
+    const old = q.inject('s', rec(1, 'A'))! // queued behind offset 5
+    q.enqueue('s', rec(6, 'A')) // and offset 6 behind it
+    expect(watch.enqueuedSince()).to.equal(false)
+    q.enqueue('s', rec(7, 'B'))
+    expect(watch.enqueuedSince()).to.equal(true)
+    watch.close()
+    release()
+    await old
+    await waitFor(() => seen.length === 4)
+    expect(seen.filter((x) => x.startsWith('A:'))).to.deep.equal(['A:5', 'A:1', 'A:6'])
+    expect(peakA, 'one record of a key at a time').to.equal(1)
+    expect(q.safeOffset('s', 't', 0), 'an injected record is no position').to.equal('8')
+    // a failure rejects (after its own policy) and goes to no dead letter
+    q.addSubscription({ id: 'f', policy: quick, deliver: async () => Promise.reject(new PartnerRejectedError('no', 400)) })
+    let err: unknown
+    await q.inject('f', rec(1, 'A'), { policy: { ...quick, delaysMs: [] } })!.catch((e: unknown) => (err = e))
+    expect(err).to.be.instanceOf(PartnerRejectedError)
+    expect(r.dead).to.have.length(0)
+    expect(q.buffered('f')).to.equal(0)
+    // removal rejects what is still queued
+    q.pause('f')
+    const queued = q.inject('f', rec(2, 'A'))!
+    q.removeSubscription('f')
+    let removed: unknown
+    await queued.catch((e: unknown) => (removed = e))
+    expect(String(removed)).to.match(/removed from the delivery queue/)
+  })
 })
