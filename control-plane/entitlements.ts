@@ -22,10 +22,14 @@ const show = (vs: unknown[]) => vs.map((v) => JSON.stringify(v)).join(', ')
  * written before consent existed: all of its types).
  */
 export function grantAccepts(g: Pick<GrantDoc, 'status' | 'eventTypes' | 'acceptedEventTypes'>): string[] {
-  if (g.status === undefined) return g.eventTypes
-  if (g.status !== 'active') return []
-  const accepted = g.acceptedEventTypes ?? []
-  return g.eventTypes.filter((t) => accepted.includes(t))
+  return g.eventTypes.filter((t) => grantAcceptsType(g, t))
+}
+
+/** Is the grant in force for this event type? Allocates nothing: the sink runtime asks it per record. */
+export function grantAcceptsType(g: Pick<GrantDoc, 'status' | 'eventTypes' | 'acceptedEventTypes'>, eventType: string): boolean {
+  if (!g.eventTypes.includes(eventType)) return false
+  if (g.status === undefined) return true
+  return g.status === 'active' && (g.acceptedEventTypes ?? []).includes(eventType)
 }
 
 /** A field path is within a projection when it is one of its paths or below one. */

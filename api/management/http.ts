@@ -12,6 +12,7 @@ import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError, fing
 import type {
   ApiKeyDoc,
   ConnectorDoc,
+  ConnectorStatus,
   ControlPlane,
   DeliveryDoc,
   GrantDoc,
@@ -236,7 +237,7 @@ export const subscriptionView = (s: SubscriptionDoc) => ({
 })
 
 /** A publisher sees that a partner's connector failed and when, not the message (it may name the partner's endpoint). */
-function lastErrorFor(p: Principal | undefined, e: ConnectorDoc['status'] extends infer S ? (S extends { lastError: infer L } ? L : never) : never) {
+function lastErrorFor(p: Principal | undefined, e: ConnectorStatus['lastError']) {
   if (!e || p?.scope !== 'publisher') return e ?? null
   return { code: e.code, message: 'the delivery to the partner failed (the details are visible to the partner)', at: e.at }
 }

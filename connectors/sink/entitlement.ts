@@ -19,7 +19,7 @@
  *   through an array projects each element.
  */
 import { decodeKey } from '../../control-plane/stored-keys.ts'
-import { fieldAllowed, grantAccepts } from '../../control-plane/entitlements.ts'
+import { fieldAllowed, grantAcceptsType } from '../../control-plane/entitlements.ts'
 import type { Entitlement, GrantDoc, RowFilter } from '../../control-plane/types.ts'
 import { HEADER } from '../../schemas/headers.ts'
 import type { SinkRecord } from './types.ts'
@@ -61,9 +61,7 @@ export function publisherOf(record: Pick<SinkRecord, 'headers' | 'value'> & { ke
 }
 
 /** Is a grant in force: accepted by its partner (offers cover nothing), for this event type? */
-export function grantCovers(g: GrantDoc, eventType: string): boolean {
-  return grantAccepts(g).includes(eventType)
-}
+export const grantCovers = grantAcceptsType
 
 /** The values at a dot path; arrays on the way contribute each element. Undefined: the path is missing. */
 export function valuesAt(value: unknown, path: string): unknown[] | undefined {
