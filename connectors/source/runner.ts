@@ -7,7 +7,8 @@
  *   contracts (TopicNameStrategy subjects), registered or found once per topic;
  * - keys and CloudEvents envelope headers (event id UUIDv7, type, source, time, traceparent);
  * - a kafkajs idempotent producer, acks=all, one request in flight (per-key order survives retries),
- *   the next batch polled and encoded while the previous one waits for its ack (see run);
+ *   the next batch polled and encoded while the previous one waits for its ack (see run), and
+ *   replaced by a fresh one (a new producer id) after any failed produce (see sendEncoded);
  * - `commit(records)` only after the broker acked them; a failed commit is retried, never produced
  *   again; a failed produce is retried for pull sources and reported with `fail` for push sources;
  * - start / pause / resume / stop, and recovery after a crash (see SourceConnector.recovery).
@@ -130,16 +131,8 @@ export class SourceRunner<C = unknown, V = unknown> {
     if (this._state === 'running' || this._state === 'paused') return
     this.abort = new AbortController()
     this._error = undefined
-    const r = this.opts.producerRetry ?? { retries: 5, maxRetryTime: 5000, initialRetryTime: 200 }
-    this.producer = this.opts.kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: KeyHashPartitioner, // the DefaultPartitioner's partitions, computed without Long
-      retry: { retries: r.retries, maxRetryTime: r.maxRetryTime, initialRetryTime: r.initialRetryTime ?? 200 },
-    })
-    this.producer.on(this.producer.events.DISCONNECT, () => {
-      this.connected = false
-    })
+    this.producer = this.newProducer()
+    this.spoiled = false
     const ctx: SourceContext = {
       name: this.name,
       source: this.source,
@@ -195,6 +188,28 @@ export class SourceRunner<C = unknown, V = unknown> {
     this.connected = false
     this.log.info('source stopped', this.stats)
   }
+
+  private newProducer(): Producer {
+    const r = this.opts.producerRetry ?? { retries: 5, maxRetryTime: 5000, initialRetryTime: 200 }
+    const producer = this.opts.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: KeyHashPartitioner, // the DefaultPartitioner's partitions, computed without Long
+      retry: { retries: r.retries, maxRetryTime: r.maxRetryTime, initialRetryTime: r.initialRetryTime ?? 200 },
+    })
+    producer.on(producer.events.DISCONNECT, () => {
+      if (this.producer === producer) this.connected = false
+    })
+    return producer
+  }
+
+  /** Producer sessions (producer ids) used so far; a failed produce starts the next one. */
+  get producerSessions(): number {
+    return this.sessions
+  }
+  private sessions = 1
+  /** Set when a produce failed: the producer's sequence numbers can no longer be trusted. */
+  private spoiled = false
 
   /** Key/value schema ids and the value schema version of a topic (registered once). */
   topicIds(topic: string): Promise<TopicIds> {
@@ -443,7 +458,26 @@ export class SourceRunner<C = unknown, V = unknown> {
     throw new DataError(`a record of source ${this.name} names manufacturer ${String(claim)} in ${field}, but the source publishes for ${stamped}`, { connector: this.name, topic: r.topic, field })
   }
 
+  /**
+   * Sends one encoded batch. A failed send spoils the producer: kafkajs gives a failed request's
+   * sequence numbers back to its partitions, yet the broker may have appended that request (its
+   * answer lost with a broker killed or a connection cut). The next, different batch would then carry
+   * the same sequence numbers, and a broker that sees the same first and last sequence as a batch it
+   * holds answers "duplicate" with success: the new records would be acknowledged and never written
+   * (seen once as an accepted event missing after a broker was killed). The Java producer bumps its
+   * epoch in that case (KIP-360); kafkajs cannot, so the next send goes through a new producer (a new
+   * producer id, sequences from 0). A pull source's retry may then write its batch twice, which
+   * at-least-once allows (the same event ids); nothing acknowledged is lost.
+   */
   private async sendEncoded(batch: SourceRecord<V>[], topicMessages: TopicMessages[]): Promise<void> {
+    if (this.spoiled && this.producer) {
+      const old = this.producer
+      this.producer = this.newProducer()
+      this.connected = false
+      this.spoiled = false
+      this.sessions++
+      await old.disconnect().catch(() => undefined)
+    }
     const producer = this.producer
     if (!producer) throw new RetriableError('source runner is not started', undefined, { connector: this.name })
     if (!this.connected) {
@@ -457,6 +491,7 @@ export class SourceRunner<C = unknown, V = unknown> {
     try {
       await producer.sendBatch({ acks: -1, topicMessages })
     } catch (err) {
+      this.spoiled = true
       throw new RetriableError(`produce failed: ${(err as Error).message}`, 5000, { connector: this.name, stage: 'produce', topics: topicMessages.map((t) => t.topic) }, { cause: err })
     }
     this.stats.produced += batch.length

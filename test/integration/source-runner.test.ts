@@ -8,7 +8,10 @@ import { SourceRunner } from '../../connectors/source/runner.ts'
 import type { SourceConnector, SourceRecord } from '../../connectors/source/types.ts'
 import { DataError } from '../../common/errors.ts'
 import { HEADER } from '../../schemas/headers.ts'
-import { waitFor } from '../helpers/env.ts'
+import { createKafka } from '../../common/clients.ts'
+import { HttpIngestSource } from '../../producers/http-ingest/source.ts'
+import { testConfig, uniqueName, waitFor } from '../helpers/env.ts'
+import { faultySockets } from '../helpers/kafka-faults.ts'
 import { quietLogger } from '../helpers/registry.ts'
 import { readTopic, sourceSuite } from '../helpers/sources.ts'
 
@@ -152,5 +155,53 @@ describe('source runner pipeline', function () {
     const records = await readTopic(suite.kafka, suite.admin, suite.serde, t.name)
     expect(records, 'only the first, valid request was produced').to.have.length(1)
     expect(records[0]!.headers[HEADER.publisherId]).to.equal('acme')
+  })
+})
+
+describe('source runner: a produce whose answer was lost', function () {
+  this.timeout(60_000)
+  const suite = sourceSuite()
+
+  it('an event acknowledged after a failed produce is in Kafka: the next batch goes through a new producer, not the failed one\'s sequence numbers', async () => {
+    // Without a new producer the second event below carries the sequence numbers of the first request
+    // (kafkajs gives them back when a request fails), which the broker appended: it answers "duplicate"
+    // with success, and the second event is acknowledged without being written.
+    const t = await suite.topic()
+    const faults = faultySockets()
+    const kafka = createKafka(testConfig(), undefined, uniqueName('lost-answer'), { socketFactory: faults.socketFactory })
+    const source = new HttpIngestSource()
+    const runner = new SourceRunner(source, { bufferCapacity: 100, maxBatch: 100, pollWaitMs: 20 }, {
+      name: 'lost-answer',
+      kafka,
+      serde: suite.serde,
+      topics: [t],
+      logger: quietLogger,
+      producerRetry: { retries: 1, maxRetryTime: 1000, initialRetryTime: 100 },
+    })
+    const level = (onHand: number): SourceRecord => ({
+      topic: t.name,
+      key: { manufacturerId: 'acme', sku: 'SKU-1', locationId: 'DC-1' },
+      value: { manufacturerId: 'acme', sku: 'SKU-1', gtin: null, locationId: 'DC-1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand, reserved: 0, available: onHand, incoming: [], safetyStock: null, sequence: onHand, occurredAt: 1_732_000_000_000 + onHand },
+      type: 'inventory.level.changed',
+    })
+    await runner.start()
+    try {
+      await source.offer([level(1)]) // the producer's first request: sequence 0 of its partition
+      faults.loseNextProduceAnswer(3000)
+      const second = level(2)
+      const failed = await source.offer([second]).then(() => undefined, (err: Error) => err)
+      expect(failed?.message, 'the request whose answer was lost fails (the caller is told 503)').to.match(/produce failed/)
+      expect([faults.lost, faults.refused > 0]).to.deep.equal([1, true])
+      await new Promise((r) => setTimeout(r, 3000)) // the network is back
+      const third = level(3)
+      await source.offer([third]) // acknowledged: it must be in the topic
+      const records = await readTopic(suite.kafka, suite.admin, suite.serde, t.name)
+      const ids = records.map((r) => r.headers[HEADER.id])
+      expect(ids, 'the acknowledged event is in Kafka').to.include(third.id)
+      expect(records.map((r) => r.value.onHand), 'the first event once, the unacknowledged one at most once, the acknowledged one').to.satisfy((v: number[]) => v[0] === 1 && v.at(-1) === 3 && v.length <= 3)
+      expect(runner.producerSessions, 'a new producer after the failed produce').to.equal(2)
+    } finally {
+      await runner.stop()
+    }
   })
 })
