@@ -268,6 +268,10 @@ export class SourceRunner<C = unknown, V = unknown> {
         if (pending) {
           records = pending
           pending = undefined
+          if (this.connector.resend && !(await this.connector.resend(records).catch(() => false))) {
+            this.log.info('failed records not produced again: the source no longer sends them', { count: records.length })
+            continue
+          }
         } else {
           const t0 = Date.now()
           records = await this.connector.poll()

@@ -75,6 +75,12 @@ export interface SourceConnector<C = unknown, V = unknown> {
    * those topics from that time on, collects the positions this source produced since, and hands them
    * to `reconcile`, which moves the resume point past them before the first `poll`.
    */
+  /**
+   * A pull source's records failed to produce and are about to be produced again: false drops them
+   * (the source will hand them out again, or another process now sends them, e.g. a relay that lost
+   * its lease while Kafka was away). Absent: always produced again.
+   */
+  resend?(records: SourceRecord<V>[]): Promise<boolean>
   recovery?(): { sinceMs: number; topics: string[] } | undefined
   reconcile?(positions: unknown[]): Promise<void>
   /** Where the source stands now (its resume point, JSON-serialisable), for status reports. */

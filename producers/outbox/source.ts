@@ -11,7 +11,11 @@
  *
  * A crash between the ack and the commit produces those entries again at the next start, with the
  * same event id (ce_id), so consumers recognise the duplicates. One relay sends at a time across
- * processes: a lease in `outbox_relay_lease`, checked before every batch. Each document keeps a
+ * processes: a lease in `outbox_relay_lease`, checked before every batch and renewed on a timer while
+ * held, also while the runner retries a batch through a long Kafka outage (a lapsed lease would let a
+ * second relay send newer entries that the first one's retry then overtakes). A relay that lost the
+ * lease anyway (the store out of its reach) drops its failed batch instead of sending it again, and a
+ * commit never moves `sentSequence` back. Each document keeps a
  * single writer (FerretDB v1 does not isolate concurrent updates of one document): organizations are
  * written by the API, `outbox_relay` and the lease by the relay holding it.
  */
@@ -62,6 +66,9 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
   private scanFrom = new Date(0)
   private lastFullScan = 0
   private heldUntil = 0
+  private renewTimer: NodeJS.Timeout | undefined
+  /** Lease operations one at a time (the renewal timer and polls share the lease document). */
+  private leaseOps: Promise<unknown> = Promise.resolve()
   /** Sent sequence per organization (this relay is the only writer while it holds the lease). */
   private readonly sent = new Map<string, number>()
   /** Organization and sequence of the records in flight, by event id. */
@@ -82,6 +89,11 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
     this.signal = ctx.signal
     this.signal.addEventListener('abort', () => this.wake?.(), { once: true })
     this.nudged = true
+    const every = Math.max(50, Math.floor(this.options.leaseTtlMs / 3))
+    this.renewTimer = setInterval(() => {
+      if (this.heldUntil > 0) void this.holdLease().catch((err) => this.log?.warn('outbox relay lease renewal failed', { code: 'RETRIABLE', stage: 'outbox-lease', err }))
+    }, every)
+    this.renewTimer.unref()
   }
 
   /** Something was written to an outbox: scan now instead of at the next interval. */
@@ -105,17 +117,25 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
   }
 
   /** Holds (or takes over, or renews) the relay lease; false while another relay holds it. */
-  private async holdLease(): Promise<boolean> {
+  private holdLease(): Promise<boolean> {
+    const op = this.leaseOps.then(() => this.holdLeaseNow())
+    this.leaseOps = op.catch(() => undefined)
+    return op
+  }
+
+  private async holdLeaseNow(): Promise<boolean> {
     const now = Date.now()
     const ttl = this.options.leaseTtlMs
     if (this.heldUntil - now > ttl / 2) return true
     const me = this.options.holderId
     const until = new Date(now + ttl)
+    const held = this.heldUntil > 0
     const renewed = await this.lease.updateOne({ _id: 'relay', holder: me }, { $set: { expiresAt: until } })
     if (renewed.matchedCount === 1) {
       this.heldUntil = until.getTime()
       return true
     }
+    if (held) this.lostLease()
     const current = await this.lease.findOne({ _id: 'relay' })
     if (current && current.expiresAt.getTime() > now) {
       this.heldUntil = 0
@@ -138,6 +158,34 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
     return true
   }
 
+  /** Another relay took the lease over: what this one knew of the sent sequences is stale. */
+  private lostLease(): void {
+    this.heldUntil = 0
+    this.sent.clear()
+    this.scanFrom = new Date(0)
+    this.log?.warn('outbox relay lease lost', { holder: this.options.holderId })
+  }
+
+  /**
+   * Before the runner produces a failed batch again: only while this relay still holds the lease
+   * (renewing it if due). Otherwise the batch is dropped; whoever holds the lease sends those entries,
+   * and this relay scans them again if it gets the lease back. A store out of reach counts as held
+   * until the lease would expire.
+   */
+  async resend(records: SourceRecord<Value>[]): Promise<boolean> {
+    let held: boolean
+    try {
+      held = await this.holdLease()
+    } catch {
+      held = this.heldUntil > Date.now()
+    }
+    if (!held) {
+      for (const r of records) this.inFlight.delete(r.id!)
+      if (this.heldUntil === 0) this.scanFrom = new Date(0)
+    }
+    return held
+  }
+
   /** A failing store (MongoDB down) is retried at the next interval; the runner must not fail for it. */
   async poll(): Promise<SourceRecord<Value>[]> {
     if (!this.more) await this.idle(this.options.pollMs)
@@ -148,6 +196,7 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
       return await this.scan()
     } catch (err) {
       this.heldUntil = 0
+      this.sent.clear()
       this.log?.warn('outbox scan failed; retrying', { code: 'RETRIABLE', stage: 'outbox-scan', err })
       return []
     }
@@ -202,15 +251,28 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
     }
     const now = new Date()
     for (const [organizationId, s] of last) {
-      await this.relay.updateOne({ _id: organizationId }, { $set: { sentSequence: s.sequence, lastEventId: s.eventId, sentAt: now } }, { upsert: true })
-      this.sent.set(organizationId, s.sequence)
+      // Never back: a relay that lost the lease while its batch was in flight commits after the new
+      // holder may have sent (and committed) more of this organization's entries.
+      try {
+        await this.relay.updateOne(
+          { _id: organizationId, $or: [{ sentSequence: { $lt: s.sequence } }, { sentSequence: { $exists: false } }] },
+          { $set: { sentSequence: s.sequence, lastEventId: s.eventId, sentAt: now } },
+          { upsert: true },
+        )
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 11000) throw err // 11000: already further along
+      }
+      this.sent.set(organizationId, Math.max(s.sequence, this.sent.get(organizationId) ?? 0))
     }
     for (const r of records) this.inFlight.delete(r.id!)
     this.stats.relayed += records.length
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.renewTimer)
+    this.renewTimer = undefined
     this.wake?.()
+    await this.leaseOps // a renewal under way finishes before the lease is given back
     if (this.heldUntil > 0) {
       await this.lease.deleteOne({ _id: 'relay', holder: this.options.holderId }).catch(() => undefined)
       this.heldUntil = 0

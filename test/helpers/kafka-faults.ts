@@ -6,6 +6,8 @@
  * `loseNextProduceAnswer(refuseMs)`: the next Produce request reaches the broker (which appends it),
  * its answer never reaches the client (the connection is cut 300 ms later), and Produce requests in
  * the following `refuseMs` are cut before they are sent, so the client's own retries fail too.
+ * `refuseProduce(ms)`: every Produce request in the next `ms` is cut before it is sent (Kafka out of
+ * reach for this client only).
  */
 import net from 'node:net'
 import type { ISocketFactory } from 'kafkajs'
@@ -15,6 +17,7 @@ const PRODUCE = 0 // Kafka API key of Produce
 export interface FaultySockets {
   socketFactory: ISocketFactory
   loseNextProduceAnswer(refuseMs: number): void
+  refuseProduce(ms: number): void
   /** Produce requests whose answer was lost, and those cut before they were sent. */
   readonly lost: number
   readonly refused: number
@@ -62,6 +65,9 @@ export function faultySockets(): FaultySockets {
     loseNextProduceAnswer(ms: number) {
       loseNext = true
       refuseMs = ms
+    },
+    refuseProduce(ms: number) {
+      refuseUntil = Date.now() + ms
     },
     get lost() {
       return lost

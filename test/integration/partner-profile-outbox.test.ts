@@ -10,10 +10,12 @@ import type { Admin, Kafka } from 'kafkajs'
 import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
 import { TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import { HEADER } from '../../schemas/headers.ts'
+import { createKafka } from '../../common/clients.ts'
+import { faultySockets } from '../helpers/kafka-faults.ts'
 import { createOutboxRelay, type OutboxRelay } from '../../producers/outbox/index.ts'
 import type { OrganizationDoc, OutboxRelayDoc } from '../../control-plane/index.ts'
 import { startManagement, type ManagementHarness } from '../helpers/management.ts'
-import { testKafka, waitFor } from '../helpers/env.ts'
+import { testConfig, testKafka, uniqueName, waitFor } from '../helpers/env.ts'
 import { deleteTopics, quietLogger, startTestRegistry } from '../helpers/registry.ts'
 import { countRecords, createTopics, readTopic, uniqueTopic, type ReadRecord } from '../helpers/sources.ts'
 import type { RegistryServer } from '../../schemas/registry/index.ts'
@@ -41,8 +43,18 @@ describe('partner profile events through the outbox', function () {
   let h: ManagementHarness
   const relays: OutboxRelay[] = []
 
-  const startRelay = async (holderId: string) => {
-    const relay = createOutboxRelay({ kafka, serde, db: h.db, logger: quietLogger, pollMs: 200, leaseTtlMs: 3000, topics: [topic], holderId })
+  const startRelay = async (holderId: string, options: { kafka?: Kafka; leaseTtlMs?: number } = {}) => {
+    const relay = createOutboxRelay({
+      kafka: options.kafka ?? kafka,
+      serde,
+      db: h.db,
+      logger: quietLogger,
+      pollMs: 200,
+      leaseTtlMs: options.leaseTtlMs ?? 3000,
+      topics: [topic],
+      holderId,
+      producerRetry: { retries: 1, maxRetryTime: 500, initialRetryTime: 100 },
+    })
     await relay.start()
     const off = h.cp.onOutboxWrite(() => relay.nudge())
     const stop = relay.stop
@@ -205,5 +217,43 @@ describe('partner profile events through the outbox', function () {
     b.nudge()
     await waitForEvents(later.body.id, 1)
     expect(b.source.stats.leaseAcquired).to.equal(1)
+  })
+
+  it('keeps its lease while it retries through a Kafka outage longer than the lease: no second relay sends meanwhile', async () => {
+    // Without renewal the lease lapses while the holder retries; the other relay takes over and sends,
+    // and the holder's retry then lands after what the other sent (an older profile after a newer one).
+    const faults = faultySockets()
+    const a = await startRelay('relay-retrying', { kafka: createKafka(testConfig(), undefined, uniqueName('outbox-faulty'), { socketFactory: faults.socketFactory }), leaseTtlMs: 1500 })
+    await waitFor(async () => (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.holder === 'relay-retrying')
+    const b = await startRelay('relay-waiting', { leaseTtlMs: 1500 })
+    faults.refuseProduce(6000) // four lease lifetimes
+    const created = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'Outage', slug: 'outage-outbox', profile: PROFILE } })
+    expect(created.status, created.text).to.equal(201)
+    await waitFor(() => faults.refused > 0, { what: 'the holder trying to produce during the outage' })
+    await new Promise((r) => setTimeout(r, 5000))
+    expect(b.source.stats.leaseAcquired, 'the waiting relay never took the lease over').to.equal(0)
+    const [event] = await waitForEvents(created.body.id, 1)
+    await new Promise((r) => setTimeout(r, 1000))
+    expect((await eventsOf(created.body.id)).map((e) => e.headers[HEADER.id]), 'sent once, by the holder').to.deep.equal([event!.headers[HEADER.id]])
+    expect([a.source.stats.relayed, b.source.stats.relayed]).to.deep.equal([1, 0])
+  })
+
+  it('drops its failed batch when it lost the lease during the outage, and never moves the sent sequence back', async () => {
+    const faults = faultySockets()
+    const a = await startRelay('relay-stale', { kafka: createKafka(testConfig(), undefined, uniqueName('outbox-faulty'), { socketFactory: faults.socketFactory }), leaseTtlMs: 1500 })
+    await waitFor(async () => (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.holder === 'relay-stale')
+    faults.refuseProduce(4000)
+    const created = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'Stolen', slug: 'stolen-outbox', profile: PROFILE } })
+    const id = created.body.id as string
+    await waitFor(() => faults.refused > 0, { what: 'the holder trying to produce during the outage' })
+    // Another relay holds the lease now (as after the holder lost the store for longer than the lease).
+    await h.db.collection('outbox_relay_lease').updateOne({ _id: 'relay' as never }, { $set: { holder: 'relay-other', expiresAt: new Date(Date.now() + 60_000) } })
+    // ... and has sent further than this relay's batch: sequence 5 of this organization.
+    await h.db.collection<OutboxRelayDoc>('outbox_relay').updateOne({ _id: id }, { $set: { sentSequence: 5, lastEventId: 'other', sentAt: new Date() } }, { upsert: true })
+    await new Promise((r) => setTimeout(r, 6000)) // the outage is over and the holder has retried
+    expect(await eventsOf(id), 'the relay without the lease did not send its failed batch again').to.have.length(0)
+    expect(a.source.stats.relayed).to.equal(0)
+    expect((await h.db.collection<OutboxRelayDoc>('outbox_relay').findOne({ _id: id }))?.sentSequence).to.equal(5)
+    await h.db.collection('outbox_relay_lease').deleteOne({ _id: 'relay' as never, holder: 'relay-other' })
   })
 })
