@@ -12,6 +12,9 @@
  *    the subscription and holds its records;
  *  - the host does not resolve (NXDOMAIN, DNS down, a timeout): RetriableError, retried on schedule.
  *
+ * The origin's connections are shared fairly between the subscriptions calling it (fair-share.ts):
+ * a call waits for its lane's share instead of queueing in the pool behind another subscription's.
+ *
  * Status rules (Standard Webhooks, Svix), the same for every HTTP sink:
  *  - 2xx: delivered.
  *  - 3xx: a failure, never followed (a redirect target would bypass the URL guard). Retriable, as
@@ -30,6 +33,7 @@ import { DataError, EndpointDisabledError, PartnerRejectedError, RetriableError,
 import type { UrlGuard } from '../../common/url-guard.ts'
 import { parseRetryAfter } from '../../connectors/retry.ts'
 import type { AttemptReport } from '../../connectors/sink/types.ts'
+import { FairShare } from './fair-share.ts'
 
 export interface HttpSinkClientOptions {
   /** The SSRF guard (common/url-guard.ts): its `lookup` is what the Agent's sockets connect through. */
@@ -78,6 +82,7 @@ const PROGRAMMING_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED
 
 export class HttpSinkClient {
   readonly #dispatcher: Dispatcher
+  readonly #fair: FairShare
   readonly #guard: UrlGuard
   readonly #excerptBytes: number
   protected readonly userAgent: string
@@ -94,8 +99,10 @@ export class HttpSinkClient {
     this.#excerptBytes = options.excerptBytes ?? 1024
     this.userAgent = options.userAgent ?? defaultUserAgent
     this.now = options.now ?? Date.now
+    const connections = options.connectionsPerOrigin ?? 32
+    this.#fair = new FairShare(connections)
     this.#dispatcher = new Agent({
-      connections: options.connectionsPerOrigin ?? 32,
+      connections,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
       connect: { timeout: options.connectTimeoutMs ?? 10_000, lookup: options.guard.lookup },
     })
@@ -118,8 +125,13 @@ export class HttpSinkClient {
     // more CPU than the rest of the call, measured in bench/fanout): the caller's signal, one per
     // subscription's run, is handed on, so that a subscription handed over to another worker (or
     // fenced, its leases not renewed) has no call left at the partner.
+    let acquired = false
     try {
       if (signal?.aborted) throw signal.reason
+      // a fair share of the origin's connections (fair-share.ts): the lane is the subscription's run signal
+      const wait = this.#fair.acquire(target.origin, signal, signal)
+      if (wait !== undefined) await wait
+      acquired = true
       const res = await this.#dispatcher.request({
         origin: target.origin,
         path: target.path,
@@ -144,6 +156,8 @@ export class HttpSinkClient {
       return this.#finish(report, t0, classifyStatus(res.statusCode, res.headers, { url: call.url, eventId, excerpt: report.responseExcerpt }, this.now()))
     } catch (err) {
       return this.#finish(report, t0, classifyFailure(err, { url: call.url, eventId }, signal))
+    } finally {
+      if (acquired) this.#fair.release(target.origin, signal)
     }
   }
 
