@@ -46,6 +46,7 @@ export interface AppConfig {
     statusIntervalMs: number
     maxBuffered: number
     maxCatchUpReaders: number
+    catchUpSliceMs: number
     logDelivered: boolean
     logBacklogMax: number
   }

@@ -24,7 +24,9 @@
  *    partition attaches when the catch-up reader's next offset reaches the shared reader's next offset,
  *    and the queue ignores offsets below what it already holds. Catch-up readers are limited to
  *    `maxCatchUpReaders` at a time; one stops when its subscription holds `maxBuffered` records and
- *    starts again once half of them are delivered.
+ *    starts again once half of them are delivered. The slots are shared in turns: subscriptions
+ *    waiting for one get it in the order they started waiting, and while any waits, a reader that
+ *    has run for `catchUpSliceMs` yields its slot (its position kept) and queues again.
  *  - Control: connector changes are polled (connectorsChangedSince, plus a full reconciliation with the
  *    lease pass); pause and resume apply in place, anything else (offset reset, restart, changed
  *    subscription) restarts the subscription's run from its cursor. Status goes back with
@@ -111,6 +113,7 @@ export const WORKER_DEFAULTS: Omit<SinkWorkerSettings, 'workerId'> = {
   statusIntervalMs: 5000,
   maxBuffered: 2000,
   maxCatchUpReaders: 8,
+  catchUpSliceMs: 30_000,
   logDelivered: true,
   logBacklogMax: 10_000,
 }
@@ -187,6 +190,8 @@ interface Run {
   catchUp: CatchUp | null
   /** The catch-up reader stopped because the subscription held maxBuffered records. */
   throttled: boolean
+  /** Since when the run waits for a catch-up reader slot (0: not waiting). */
+  waitingForReader: number
   inflight: Map<string, { record: SinkRecord; forceLog: boolean; signal: AbortSignal }>
   /** Aborts this run's partner calls in flight (stop, hand-over; the lease fence, which replaces it). */
   calls: AbortController
@@ -226,6 +231,7 @@ interface Preloaded {
 interface CatchUp {
   consumer: Consumer
   stopping: Promise<void> | null
+  startedAt: number
 }
 
 
@@ -322,6 +328,12 @@ export class SinkWorker {
   catchUpReaders(): number {
     return this.#catchUps
   }
+
+  /** Catch-up readers that yielded their slot to a waiting subscription since the start. */
+  get catchUpYields(): number {
+    return this.#catchUpYields
+  }
+  #catchUpYields = 0
 
   /** Where a held subscription is (for tests and status). */
   positions(id: string): Record<string, string> | undefined {
@@ -604,6 +616,7 @@ export class SinkWorker {
       parts: new Map(),
       catchUp: null,
       throttled: false,
+      waitingForReader: 0,
       inflight: new Map(),
       calls: callsController(),
       finalPositions: null,
@@ -1286,33 +1299,66 @@ export class SinkWorker {
     return index
   }
 
-  /** Starts and stops catch-up readers, re-attaches caught-up partitions. */
+  /** Starts and stops catch-up readers, re-attaches caught-up partitions; shares the slots in turns. */
   #catchUpPass(): void {
+    const now = Date.now()
+    const waiting: Run[] = []
     for (const run of this.#runs.values()) {
-      if (run.stopped || run.failure) continue
-      if (run.snapshot && this.#snapshotPass(run)) continue
-      let detached = 0
-      for (const part of run.parts.values()) {
-        if (part.attached) continue
-        const shared = this.#sharedNext.get(part.key)
-        if (run.desiredState === 'running' && shared !== undefined && part.next >= shared) {
-          this.#attach(run, part)
-          continue
-        }
-        detached++
-      }
-      if (detached === 0 || run.desiredState !== 'running') {
-        if (run.catchUp) void this.#stopCatchUp(run)
+      if (!this.#wantsReader(run)) {
+        run.waitingForReader = 0
         continue
       }
-      if (run.catchUp) continue
-      const buffered = this.queue.buffered(run.id)
-      if (run.throttled && buffered > this.settings.maxBuffered / 2) continue
-      if (this.queue.stats(run.id).status === 'disabled') continue
-      if (this.#catchUps >= this.settings.maxCatchUpReaders) continue
+      if (run.waitingForReader === 0) run.waitingForReader = now
+      waiting.push(run)
+    }
+    if (waiting.length === 0) return
+    waiting.sort((a, b) => a.waitingForReader - b.waitingForReader)
+    let started = 0
+    for (const run of waiting) {
+      if (this.#catchUps >= this.settings.maxCatchUpReaders) break
+      run.waitingForReader = 0
       run.throttled = false
       this.#startCatchUp(run)
+      started++
     }
+    // Others still wait: readers that had their turn yield their slots (the next pass starts the waiters).
+    let yielding = waiting.length - started
+    if (yielding <= 0) return
+    const turnsOver = [...this.#runs.values()]
+      .filter((r) => r.catchUp !== null && r.catchUp.stopping === null && now - r.catchUp.startedAt >= this.settings.catchUpSliceMs)
+      .sort((a, b) => a.catchUp!.startedAt - b.catchUp!.startedAt)
+    for (const run of turnsOver) {
+      if (yielding-- <= 0) break
+      this.#log.info('catch-up reader yields its slot to a waiting subscription', { subscriptionId: run.id, ranMs: now - run.catchUp!.startedAt })
+      run.waitingForReader = now // back of the line
+      this.#catchUpYields++
+      void this.#stopCatchUp(run)
+    }
+  }
+
+  /** Re-attaches caught-up partitions, stops a reader no longer needed; true when the run needs a catch-up reader it does not have. */
+  #wantsReader(run: Run): boolean {
+    if (run.stopped || run.failure) return false
+    if (run.snapshot && this.#snapshotPass(run)) return false
+    let detached = 0
+    for (const part of run.parts.values()) {
+      if (part.attached) continue
+      const shared = this.#sharedNext.get(part.key)
+      if (run.desiredState === 'running' && shared !== undefined && part.next >= shared) {
+        this.#attach(run, part)
+        continue
+      }
+      detached++
+    }
+    if (detached === 0 || run.desiredState !== 'running') {
+      if (run.catchUp) void this.#stopCatchUp(run)
+      return false
+    }
+    if (run.catchUp) return false
+    const buffered = this.queue.buffered(run.id)
+    if (run.throttled && buffered > this.settings.maxBuffered / 2) return false
+    if (this.queue.stats(run.id).status === 'disabled') return false
+    return true
   }
 
   #attach(run: Run, part: Part): void {
@@ -1323,7 +1369,7 @@ export class SinkWorker {
 
   #startCatchUp(run: Run): void {
     const consumer = this.#d.kafka.consumer({ groupId: `${this.settings.groupId}.catch-up.${run.id}.${randomUUID().slice(0, 8)}`, ...READER_OPTIONS })
-    const cu: CatchUp = { consumer, stopping: null }
+    const cu: CatchUp = { consumer, stopping: null, startedAt: Date.now() }
     run.catchUp = cu
     this.#catchUps++
     const begin = async () => {

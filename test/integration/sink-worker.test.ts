@@ -263,6 +263,27 @@ describe('sink worker: Kafka to webhooks', function () {
     await waitFor(async () => (await h.cp.cols.retryRequests.countDocuments({ subscriptionId: stopped.id, status: 'done' })) === 110, { what: 'the restarted subscription\'s requests done', timeoutMs: 30_000 })
   })
 
+  it('shares catch-up reader slots in turns: a long replay yields its slot to a waiting subscription, and both get everything in order', async function () {
+    this.timeout(150_000)
+    // One slot, a backlog that takes one reader longer than a turn to read: before turns, the second
+    // subscription's reader waited until the first had read all of it.
+    const a = await rx()
+    const b = await rx()
+    const all: string[] = []
+    for (let i = 0; i < 5; i++) all.push(...(await h.produce(levels(2000, 50, i * 2000))))
+    const policy = { retrySchedule: [0.05, 0.1, 0.2], timeoutMs: 10_000 } // a loaded test machine is not a failing partner
+    const sa = await h.subscribe({ name: 'replay-a', url: a.url, startFrom: 'earliest', deliveryPolicy: policy })
+    const sb = await h.subscribe({ name: 'replay-b', url: b.url, startFrom: 'earliest', deliveryPolicy: policy })
+    worker = await h.worker({ maxCatchUpReaders: 1, catchUpSliceMs: 100, maxBuffered: 100_000 })
+    await waitFor(() => distinct(verified(sa.secret, a)) === all.length && distinct(verified(sb.secret, b)) === all.length, { timeoutMs: 120_000, what: () => `both replays delivered: ${distinct(verified(sa.secret, a))} and ${distinct(verified(sb.secret, b))} of ${all.length}, ${worker.catchUpYields} yields` })
+    expect(worker.catchUpYields, 'readers yielded their slot while the other subscription waited').to.be.greaterThan(0)
+    for (const [s, r] of [[sa, a], [sb, b]] as const) {
+      const got = verified(s.secret, r)
+      expect(new Set(got.map((g) => g.id)).size).to.equal(all.length)
+      expectPerKeyOrder(got)
+    }
+  })
+
   it('keeps at most deliveryPolicy.concurrency keys in flight per subscription, and the platform default without one', async () => {
     // each receiver holds every request 150 ms and records how many it held at once
     const holding = async () => {
