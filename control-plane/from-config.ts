@@ -6,6 +6,7 @@ import type { Logger } from '../common/logger.ts'
 import { createSecretBox, parseKeyRing } from '../common/secret-box.ts'
 import { createUrlGuard } from '../common/url-guard.ts'
 import type { AppConfig } from '../config/index.ts'
+import { parseSchedule } from '../connectors/retry.ts'
 import { ControlPlane, type ControlPlaneOptions } from './service.ts'
 
 /** `encryptionKeys` overrides config.secrets.encryptionKeys (the platform passes a local-stack key file's ring). */
@@ -19,6 +20,12 @@ export function controlPlaneFromConfig(config: AppConfig, db: Db, logger: Logger
     apiKeyCacheMs: config.management.apiKeyCacheMs,
     apiKeyVerification: { attempts: config.management.keyAttempts, verifyConcurrency: config.management.keyVerifyConcurrency, verifyQueue: config.management.keyVerifyQueue },
     idempotencyTtlSeconds: config.management.idempotencyTtlSeconds,
+    deliveryDefaults: {
+      retrySchedule: parseSchedule(config.delivery.retrySchedule, 'delivery.retrySchedule').map((ms) => ms / 1000),
+      timeoutMs: config.delivery.webhook.timeoutMs,
+      concurrency: config.delivery.concurrency,
+      disableAfterFailingSeconds: Math.round(config.delivery.disableAfterMs / 1000),
+    },
     ...extra,
   })
 }

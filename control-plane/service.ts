@@ -65,11 +65,18 @@ export interface ControlPlaneOptions {
   idempotencyTtlSeconds: number
   /** Topic of the partner-profile events (default partners.profiles; tests use their own). */
   partnerProfileTopic?: string
+  /** The platform's delivery defaults (config delivery.*): what a subscription inherits for the fields it did not set. */
+  deliveryDefaults?: Partial<DeliveryPolicy>
 }
 
 /** Pending events kept per organization at most while the relay is down (each is a full snapshot: the oldest go first). */
 export const MAX_OUTBOX_ENTRIES = 100
 
+/**
+ * The delivery policy's defaults when the configuration names none. They were once copied into every
+ * subscription; documents from then are recognized (all five fields, no deliveryPolicyOwn) and the
+ * values equal to these are taken as inherited (migrateDeliveryPolicies).
+ */
 export const DEFAULT_DELIVERY_POLICY: DeliveryPolicy = {
   retrySchedule: [5, 300, 1800, 7200, 18000, 36000, 36000],
   timeoutMs: 10_000,
@@ -157,6 +164,15 @@ export class ControlPlane {
     this.idempotency = new IdempotencyStore(this.cols, options.box, options.idempotencyTtlSeconds)
     this.db = options.db
     this.partnerProfileTopic = options.partnerProfileTopic ?? PARTNER_PROFILE_TOPIC
+    this.deliveryDefaults = { ...DEFAULT_DELIVERY_POLICY, ...options.deliveryDefaults }
+  }
+
+  /** The platform's delivery defaults a subscription inherits. */
+  readonly deliveryDefaults: DeliveryPolicy
+
+  /** What applies to a subscription's deliveries now: its own values over the platform's defaults. */
+  effectiveDeliveryPolicy(sub: SubscriptionDoc): DeliveryPolicy {
+    return { ...this.deliveryDefaults, ...ownDeliveryPolicy(sub) }
   }
 
   /** Called after every write that added an outbox entry (the relay in this process wakes up). */
@@ -171,8 +187,21 @@ export class ControlPlane {
 
   private readonly db: Db
 
-  init(): Promise<void> {
-    return ensureIndexes(this.db)
+  async init(): Promise<void> {
+    await ensureIndexes(this.db)
+    await this.migrateDeliveryPolicies()
+  }
+
+  /**
+   * Subscriptions stored with a frozen copy of the default delivery policy: the values equal to the
+   * old defaults become inherited, the rest stay the subscription's own. Idempotent (marks each).
+   */
+  private async migrateDeliveryPolicies(): Promise<void> {
+    const legacy = await this.cols.subscriptions.find({ deliveryPolicyOwn: { $exists: false } }, { projection: { _id: 1, deliveryPolicy: 1, version: 1 } }).toArray()
+    for (const s of legacy) {
+      await this.cols.subscriptions.updateOne({ _id: s._id, deliveryPolicyOwn: { $exists: false } }, { $set: { deliveryPolicy: ownDeliveryPolicy(s as SubscriptionDoc), deliveryPolicyOwn: true } })
+    }
+    if (legacy.length > 0) this.logger.info('delivery policies migrated: default values are inherited now', { subscriptions: legacy.length })
   }
 
   // ---------------------------------------------------------------- visibility
@@ -559,7 +588,8 @@ export class ControlPlane {
       ...(input.fields !== undefined ? { fields: input.fields } : {}),
       schemaVersions: encodePins(input.schemaVersions ?? {}),
       sink,
-      deliveryPolicy: { ...DEFAULT_DELIVERY_POLICY, ...input.deliveryPolicy },
+      deliveryPolicy: { ...input.deliveryPolicy },
+      deliveryPolicyOwn: true,
       startFrom: input.startFrom ?? 'latest',
       webhookSecrets: secret ? [secret.doc] : [],
       createdAt: now,
@@ -597,7 +627,10 @@ export class ControlPlane {
     if (merged.fields !== undefined) set.fields = merged.fields
     else unset.fields = ''
     if (patch.name !== undefined) set.name = patch.name
-    if (patch.deliveryPolicy !== undefined) set.deliveryPolicy = { ...sub.deliveryPolicy, ...patch.deliveryPolicy }
+    if (patch.deliveryPolicy !== undefined) {
+      set.deliveryPolicy = { ...ownDeliveryPolicy(sub), ...patch.deliveryPolicy }
+      set.deliveryPolicyOwn = true
+    }
     let webhookSecret: string | null = null
     if (patch.sink !== undefined && sealedSink) {
       set.sink = sealedSink
@@ -822,4 +855,19 @@ export class ControlPlane {
     }
     return { idempotency, webhookSecrets }
   }
+}
+
+const LEGACY_POLICY_FIELDS = ['retrySchedule', 'timeoutMs', 'rateLimitPerSecond', 'batchSize', 'disableAfterFailingSeconds'] as const
+
+/**
+ * The delivery policy a subscription set itself. A document from before deliveryPolicyOwn holds all
+ * five fields (a copy of DEFAULT_DELIVERY_POLICY merged with the input): the values equal to the
+ * defaults are taken as inherited.
+ */
+export function ownDeliveryPolicy(sub: Pick<SubscriptionDoc, 'deliveryPolicy' | 'deliveryPolicyOwn'>): Partial<DeliveryPolicy> {
+  const policy = sub.deliveryPolicy ?? {}
+  if (sub.deliveryPolicyOwn || !LEGACY_POLICY_FIELDS.every((f) => policy[f] !== undefined)) return policy
+  const own: Partial<DeliveryPolicy> = { ...policy }
+  for (const f of LEGACY_POLICY_FIELDS) if (JSON.stringify(policy[f]) === JSON.stringify(DEFAULT_DELIVERY_POLICY[f])) delete own[f]
+  return own
 }

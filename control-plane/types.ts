@@ -206,7 +206,13 @@ export interface SubscriptionDoc {
   /** Set by the registry's pinned-reader check in `flag` mode (control-plane/pinned-readers.ts). */
   schemaIssues?: SchemaIssue[]
   sink: SinkConfig
-  deliveryPolicy: DeliveryPolicy
+  /**
+   * What the subscription itself set; every other field is the platform's default at delivery time
+   * (DELIVERY_RETRY_SCHEDULE, WEBHOOK_TIMEOUT_MS, ...), so a changed default reaches it.
+   */
+  deliveryPolicy: Partial<DeliveryPolicy>
+  /** Set once deliveryPolicy holds only the subscription's own values (documents before held a frozen copy of the defaults). */
+  deliveryPolicyOwn?: true
   startFrom: StartFrom
   webhookSecrets: WebhookSecretDoc[]
   createdAt: Date

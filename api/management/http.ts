@@ -8,13 +8,14 @@ import { grantAccepts } from '../../control-plane/entitlements.ts'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { Logger } from '../../common/logger.ts'
 import { SyndicationError } from '../../common/errors.ts'
-import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError, fingerprint, pinsOf, SINK_SECRET_PATHS } from '../../control-plane/index.ts'
+import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError, fingerprint, ownDeliveryPolicy, pinsOf, SINK_SECRET_PATHS } from '../../control-plane/index.ts'
 import type {
   ApiKeyDoc,
   ConnectorDoc,
   ConnectorStatus,
   ControlPlane,
   DeliveryDoc,
+  DeliveryPolicy,
   GrantDoc,
   OrganizationDoc,
   Page,
@@ -204,7 +205,7 @@ function sinkView(sink: SubscriptionDoc['sink']) {
  * event types, pinned versions, state), never where to (the sink's type only), how (delivery policy,
  * filter, fields) or its secrets.
  */
-export const subscriptionViewFor = (p: Principal) => (s: SubscriptionDoc) =>
+export const subscriptionViewFor = (p: Principal, policies: PolicyDefaults) => (s: SubscriptionDoc) =>
   p.scope === 'publisher'
     ? {
         id: s._id,
@@ -217,9 +218,14 @@ export const subscriptionViewFor = (p: Principal) => (s: SubscriptionDoc) =>
         createdAt: s.createdAt,
         updatedAt: s.updatedAt,
       }
-    : subscriptionView(s)
+    : subscriptionView(s, policies)
 
-export const subscriptionView = (s: SubscriptionDoc) => ({
+/** Resolves what applies to a subscription's deliveries (the control plane, with the platform's defaults). */
+export interface PolicyDefaults {
+  effectiveDeliveryPolicy(s: SubscriptionDoc): DeliveryPolicy
+}
+
+export const subscriptionView = (s: SubscriptionDoc, policies: PolicyDefaults) => ({
   id: s._id,
   partnerId: s.partnerId,
   name: s.name,
@@ -229,7 +235,8 @@ export const subscriptionView = (s: SubscriptionDoc) => ({
   schemaVersions: pinsOf(s),
   ...(s.schemaIssues?.length ? { schemaIssues: s.schemaIssues } : {}),
   sink: sinkView(s.sink),
-  deliveryPolicy: s.deliveryPolicy,
+  deliveryPolicy: ownDeliveryPolicy(s),
+  effectiveDeliveryPolicy: policies.effectiveDeliveryPolicy(s),
   startFrom: s.startFrom,
   webhookSecrets: s.webhookSecrets.map((w) => ({ id: w.id, createdAt: w.createdAt, expiresAt: w.expiresAt })),
   createdAt: s.createdAt,

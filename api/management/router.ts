@@ -111,13 +111,13 @@ export function managementRouter(options: ManagementOptions): Router {
   }))
 
   // subscriptions
-  const withSecret = (s: Parameters<typeof subscriptionView>[0], secret: string | null) => ({ ...subscriptionView(s), ...(secret !== null ? { webhookSecret: secret } : {}) })
-  r.get('/subscriptions', h(async ({ principal, query }) => ({ status: 200, body: pageView(await cp.listSubscriptions(principal, { partnerId: query.partnerId, eventType: query.eventType }, pageRequest(query)), subscriptionViewFor(principal)) })))
+  const withSecret = (s: Parameters<typeof subscriptionView>[0], secret: string | null) => ({ ...subscriptionView(s, cp), ...(secret !== null ? { webhookSecret: secret } : {}) })
+  r.get('/subscriptions', h(async ({ principal, query }) => ({ status: 200, body: pageView(await cp.listSubscriptions(principal, { partnerId: query.partnerId, eventType: query.eventType }, pageRequest(query)), subscriptionViewFor(principal, cp)) })))
   r.post('/subscriptions', create(async ({ principal, body }) => {
     const { subscription, webhookSecret } = await cp.createSubscription(principal, body)
     return { status: 201, body: withSecret(subscription, webhookSecret) }
   }))
-  r.get('/subscriptions/:subscriptionId', h(async ({ principal, params }) => ({ status: 200, body: subscriptionViewFor(principal)(await cp.getSubscription(principal, params.subscriptionId!)) })))
+  r.get('/subscriptions/:subscriptionId', h(async ({ principal, params }) => ({ status: 200, body: subscriptionViewFor(principal, cp)(await cp.getSubscription(principal, params.subscriptionId!)) })))
   r.patch('/subscriptions/:subscriptionId', h(async ({ principal, params, body }) => {
     const { subscription, webhookSecret } = await cp.updateSubscription(principal, params.subscriptionId!, body)
     return { status: 200, body: withSecret(subscription, webhookSecret) }

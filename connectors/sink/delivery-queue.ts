@@ -53,6 +53,12 @@ export interface SubscriptionOptions {
   parkAfterFailures?: number
   /** Failing without a single success for this long disables the subscription. */
   disableAfterMs?: number
+  /**
+   * Deliveries started per second at most (deliveryPolicy.rateLimitPerSecond; 0 or absent: no limit).
+   * A token bucket of one second's worth: a quiet subscription may start that many at once, then
+   * one every 1/rate s. Retries and probes count too: it is what the partner's endpoint receives.
+   */
+  rateLimitPerSecond?: number
 }
 
 export interface DeliveredInfo {
@@ -178,6 +184,8 @@ interface Sub {
   controller: AbortController
   /** Watched lane keys (`watch`): how many records of each were enqueued since. */
   watched: Map<string, { refs: number; enqueued: number }>
+  /** The rate limit's bucket (undefined: unlimited) and the timer that pumps when a token is due. */
+  rate: { perSecond: number; tokens: number; at: number; timer: NodeJS.Timeout | undefined } | undefined
 }
 
 export class DeliveryQueue {
@@ -217,6 +225,7 @@ export class DeliveryQueue {
       partitions: new Map(),
       controller: quietController(),
       watched: new Map(),
+      rate: options.rateLimitPerSecond && options.rateLimitPerSecond > 0 ? { perSecond: options.rateLimitPerSecond, tokens: Math.max(1, options.rateLimitPerSecond), at: this.#now(), timer: undefined } : undefined,
     })
   }
 
@@ -226,6 +235,7 @@ export class DeliveryQueue {
     if (!sub) return
     sub.removed = true
     sub.controller.abort(new Error(`subscription ${id} removed from the delivery queue`))
+    if (sub.rate?.timer) clearTimeout(sub.rate.timer)
     for (const lane of sub.lanes.values()) {
       if (lane.timer) clearTimeout(lane.timer)
       for (const entry of lane.entries) entry.injected?.reject(sub.controller.signal.reason)
@@ -397,16 +407,37 @@ export class DeliveryQueue {
     if (sub.removed || sub.paused || sub.status === 'disabled') return
     if (sub.status === 'active') {
       while (sub.inFlight < sub.concurrency) {
-        const lane = sub.due.shift() ?? sub.ready.shift()
-        if (!lane) return
-        this.#start(sub, lane)
+        if (sub.due.length === 0 && sub.ready.length === 0) return
+        if (sub.rate && !this.#token(sub, sub.rate)) return
+        this.#start(sub, (sub.due.shift() ?? sub.ready.shift())!)
       }
       return
     }
     // parked: one probe at a time; fresh records only when no failed one is waiting for its turn.
     if (sub.inFlight > 0) return
-    const lane = sub.due.shift() ?? (sub.waiting === 0 ? sub.ready.shift() : undefined)
-    if (lane) this.#start(sub, lane)
+    if (sub.due.length === 0 && (sub.waiting > 0 || sub.ready.length === 0)) return
+    if (sub.rate && !this.#token(sub, sub.rate)) return
+    this.#start(sub, (sub.due.shift() ?? sub.ready.shift())!)
+  }
+
+  /** Takes a token of the subscription's rate limit; without one, pumps again when the next is due. */
+  #token(sub: Sub, rate: NonNullable<Sub['rate']>): boolean {
+    const now = this.#now()
+    rate.tokens = Math.min(Math.max(1, rate.perSecond), rate.tokens + ((now - rate.at) / 1000) * rate.perSecond)
+    rate.at = now
+    if (rate.tokens >= 1) {
+      rate.tokens -= 1
+      return true
+    }
+    if (rate.timer === undefined) {
+      const waitMs = Math.max(1, Math.ceil(((1 - rate.tokens) / rate.perSecond) * 1000))
+      rate.timer = setTimeout(() => {
+        rate.timer = undefined
+        this.#guarded(sub, () => this.#pump(sub))
+      }, waitMs)
+      rate.timer.unref?.()
+    }
+    return false
   }
 
   #start(sub: Sub, lane: Lane): void {

@@ -693,6 +693,7 @@ export class SinkWorker {
       concurrency: sub.sink.type === 'rest' ? Math.max(concurrency, sub.deliveryPolicy?.batchSize ?? 1) : concurrency,
       parkAfterFailures: this.#d.defaults.parkAfterFailures,
       disableAfterMs: Math.min(this.#d.defaults.disableAfterMs, (sub.deliveryPolicy?.disableAfterFailingSeconds ?? Infinity) * 1000),
+      rateLimitPerSecond: sub.deliveryPolicy?.rateLimitPerSecond ?? 0,
       deliver: (record, { signal }) => this.#deliver(run, record, signal),
     })
     const paused = conn.desiredState === 'paused'

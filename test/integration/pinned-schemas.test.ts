@@ -105,10 +105,10 @@ describe('pinned schema versions', function () {
     expect((await register(v2())).status).to.equal(200)
     const r = await register(v3())
     expect(r.status).to.equal(200)
-    const view = subscriptionView(await h.cp.getSubscription(ADMIN, sp.id)) as { schemaIssues?: Array<{ version: number; pinnedVersion: number; fields: string[] }> }
+    const view = subscriptionView(await h.cp.getSubscription(ADMIN, sp.id), h.cp) as { schemaIssues?: Array<{ version: number; pinnedVersion: number; fields: string[] }> }
     expect(view.schemaIssues).to.have.length(1)
     expect(view.schemaIssues![0]).to.include({ version: 3, pinnedVersion: 1 })
     expect(view.schemaIssues![0]!.fields.join(' ')).to.include('unitOfMeasure')
-    expect(subscriptionView(await h.cp.getSubscription(ADMIN, other.id))).to.not.have.property('schemaIssues')
+    expect(subscriptionView(await h.cp.getSubscription(ADMIN, other.id), h.cp)).to.not.have.property('schemaIssues')
   })
 })

@@ -366,4 +366,26 @@ describe('DeliveryQueue', () => {
     await queued.catch((e: unknown) => (removed = e))
     expect(String(removed)).to.match(/removed from the delivery queue/)
   })
+
+  it('starts at most rateLimitPerSecond deliveries per second (a burst of one second, then one every 1/rate s); unlimited without it', async () => {
+    const run = async (rateLimitPerSecond: number | undefined) => {
+      const r = recorder()
+      q = new DeliveryQueue(r.handlers, { logger: silent })
+      const starts: number[] = []
+      const t0 = Date.now()
+      q.addSubscription({ id: 's', concurrency: 64, ...(rateLimitPerSecond !== undefined ? { rateLimitPerSecond } : {}), deliver: async () => void starts.push(Date.now() - t0) })
+      for (let i = 0; i < 40; i++) q.enqueue('s', rec(i, `K${i}`))
+      await tick(500)
+      const early = starts.length
+      await waitFor(() => r.delivered.length === 40, { timeoutMs: 10_000, what: 'every record delivered' })
+      q.close()
+      return { early, starts }
+    }
+    const unlimited = await run(undefined)
+    expect(unlimited.early, 'without a limit every key starts at once').to.equal(40)
+    const limited = await run(20)
+    // a slow machine starts fewer, never more: upper bounds only
+    expect(limited.early, 'within 0.5 s: the burst of 20 and about 10 more').to.be.at.most(31)
+    expect(limited.starts.at(-1)!, 'the 40th start comes after about 1 s').to.be.at.least(900)
+  })
 })
