@@ -74,15 +74,6 @@ export function renderTable(rows: Array<Record<string, unknown>>, columns: Colum
 
 const col = (title: string, key: string): Column => ({ title, get: (r) => key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], r) })
 
-const USAGE = `usage:
-  distributary partners [list] [--json]
-  distributary subscriptions [list] [--json]
-  distributary grants [list] | show <id> | accept <id> | decline <id>  [--json]
-  distributary connectors [list] | status <id> | pause <id> | resume <id> | replay <id> --from <ISO time|earliest|latest|snapshot> [--follow]  [--json]
-  distributary dlq list <subscriptionId> | retry <subscriptionId> [eventId]  [--json]
-  distributary sources [list] | status <id> [--follow] | pause <id> | resume <id> | stop <id> | start <id>  [--json]
-The API is DISTRIBUTARY_API_URL (default http://127.0.0.1:8080); the key DISTRIBUTARY_API_KEY (default ADMIN_API_KEY).
-`
 
 export async function apiCommand(config: AppConfig, command: string, args: string[], flags: ApiCommandFlags): Promise<number> {
   const [sub = 'list', id, extra] = args
@@ -191,12 +182,12 @@ export async function apiCommand(config: AppConfig, command: string, args: strin
         return 0
       }
       default:
-        process.stderr.write(`distributary: unknown command "${command} ${sub}"\n\n${USAGE}`)
+        process.stderr.write(`distributary: unknown command "${command} ${sub}" (see distributary ${command} --help)\n`)
         return 2
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`distributary: ${err.message}\n\n${USAGE}`)
+      process.stderr.write(`distributary: ${err.message} (see distributary ${command} --help)\n`)
       return 2
     }
     if (err instanceof ApiError) {

@@ -4,6 +4,7 @@
  *   distributary stack up|down|status     the local Kafka + MongoDB-compatible stack [--json]
  *   distributary migrate keys             version-1 keys of the publisher topics to version 2 (docs/tenancy.md)
  */
+import fs from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError, SyndicationError } from '../common/errors.ts'
 import { createLogger } from '../common/logger.ts'
@@ -14,39 +15,72 @@ import { runDemo } from './demo.ts'
 import { migrateCommand } from './migrate-keys.ts'
 import { startPlatform, type PlatformRole } from './platform.ts'
 
-const USAGE = `usage: distributary <command>
-
-commands:
-  start [--role api|worker|all]
+/** Each command's help: the first line names it with its arguments, the rest explains. */
+const COMMANDS: Array<[string, string]> = [
+  ['start', `start [--role api|worker|all]
                          run the platform on 127.0.0.1:8080 (brings the local stack up when no
                          external KAFKA_BROKERS / MONGODB_URI is configured); --role api serves
                          HTTP only, --role worker delivers to the subscriptions only (run several:
-                         they share the subscriptions and the declared sources), all (the default) does both
-  demo [--events N] [--rate R] [--json]
+                         they share the subscriptions and the declared sources), all (the default) does both`],
+  ['demo', `demo [--events N] [--rate R] [--json]
                          watch the platform syndicate a manufacturer's stock changes and deals to two
                          distributors with different grants (webhooks and a MongoDB projection), live;
-                         Ctrl-C (or after N stock changes) stops it and leaves nothing running
-  stack up               provision and start the local Kafka and FerretDB (idempotent; three Kafka
+                         Ctrl-C (or after N stock changes) stops it and leaves nothing running`],
+  ['stack', `stack up               provision and start the local Kafka and FerretDB (idempotent; three Kafka
                          nodes with STACK_KAFKA_BROKERS=3)
   stack down             stop the servers the stack started
-  stack status [--json]  what runs, truthfully, one line per server (exit 1 when one is not running)
-  partners [list]        partner organizations          } over the management API
-  subscriptions [list]   partner subscriptions          } (DISTRIBUTARY_API_URL, DISTRIBUTARY_API_KEY);
-  grants [list] | show|accept|decline <id>
+  stack status [--json]  what runs, truthfully, one line per server (exit 1 when one is not running)`],
+  ['partners', `partners [list] [--kind partner|publisher] [--json]
+                         organizations, over the management API (DISTRIBUTARY_API_URL, DISTRIBUTARY_API_KEY)`],
+  ['subscriptions', `subscriptions [list] [--json]
+                         partner subscriptions, over the management API`],
+  ['grants', `grants [list] | show|accept|decline <id> [--json]
                          a partner accepts a publisher's offered grant (nothing is delivered before),
-                         or ends one (decline an offer, revoke an accepted grant)
-  connectors [list] | status|pause|resume <id> | replay <id> --from <ISO time|earliest|latest|snapshot> [--follow]
-  dlq list <subscriptionId> | retry <subscriptionId> [eventId]
-  sources [list] | status|pause|resume|stop|start <id> [--follow]
+                         or ends one (decline an offer, revoke an accepted grant)`],
+  ['connectors', `connectors [list] | status|pause|resume <id> | replay <id> --from <ISO time|earliest|latest|snapshot> [--follow] [--json]`],
+  ['dlq', `dlq list <subscriptionId> | retry <subscriptionId> [eventId] [--json]`],
+  ['sources', `sources [list] | status|pause|resume|stop|start <id> [--follow] [--json]
                          source connectors (csv-drop, mongodb); status --follow shows a CSV import's progress
-                         tables by default, the API's JSON with --json
-  migrate keys [--topic inventory.levels|deals.registrations|all] [--dry-run] [--json]
+                         tables by default, the API's JSON with --json`],
+  ['migrate', `migrate keys [--topic inventory.levels|deals.registrations|all] [--dry-run] [--json]
                          rows written before keys carried their publisher (version-1 keys): re-produce
                          each stamped row under its version-2 key, tombstone the version-1 keys; rows
                          without a ce_publisherid stamp are listed, not re-produced (docs/tenancy.md).
                          Reads Kafka and the platform's schema registry (SCHEMA_REGISTRY_URL, or
-                         SCHEMA_REGISTRY_HOST:SCHEMA_REGISTRY_PORT); --dry-run writes nothing
+                         SCHEMA_REGISTRY_HOST:SCHEMA_REGISTRY_PORT); --dry-run writes nothing`],
+]
+
+const USAGE = `usage: distributary <command> [options]   (distributary <command> --help, distributary --version)
+
+commands:
+${COMMANDS.map(([, text]) => `  ${text}`).join('\n')}
 `
+
+/** The help of one command, or undefined for a command that does not exist. */
+export function commandHelp(command: string): string | undefined {
+  const entry = COMMANDS.find(([name]) => name === command)
+  return entry ? `usage: distributary ${entry[1].replace(/^ {2}stack /gm, '       distributary stack ')}\n` : undefined
+}
+
+/** The platform's version (package.json, one folder above this file and above the built bundle). */
+function version(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+  } catch {
+    return 'unknown'
+  }
+}
+
+/** One line for a command line parseArgs refused (an unknown option, a value missing or given to a flag). */
+function argumentError(err: unknown): string | undefined {
+  const code = (err as { code?: unknown })?.code
+  if (typeof code !== 'string' || !code.startsWith('ERR_PARSE_ARGS_')) return undefined
+  const message = (err as Error).message
+  const option = /'(-[^']*)'/.exec(message)?.[1]
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option ?? message}`
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return option ? `option ${option.split(' ')[0]} ${/argument missing/.test(message) ? 'needs a value' : 'takes no value'}` : message.split('.')[0]!
+  return message.split('.')[0]!
+}
 
 async function stackCommand(config: AppConfig, sub: string | undefined, json: boolean): Promise<number> {
   const settings = stackSettings(config)
@@ -71,7 +105,7 @@ async function stackCommand(config: AppConfig, sub: string | undefined, json: bo
       return status.every((s) => s.state === 'running') ? 0 : 1
     }
     default:
-      process.stderr.write(USAGE)
+      process.stderr.write(sub === undefined ? `distributary: stack needs up, down or status (see distributary stack --help)\n` : `distributary: unknown stack command "${sub}" (up, down or status; see distributary stack --help)\n`)
       return 2
   }
 }
@@ -97,26 +131,49 @@ async function start(config: AppConfig, role: PlatformRole): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-      role: { type: 'string', default: 'all' },
-      from: { type: 'string' },
-      kind: { type: 'string' },
-      follow: { type: 'boolean', default: false },
-      events: { type: 'string' },
-      rate: { type: 'string' },
-      topic: { type: 'string' },
-      'dry-run': { type: 'boolean', default: false },
-    },
-  })
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', short: 'v', default: false },
+        role: { type: 'string', default: 'all' },
+        from: { type: 'string' },
+        kind: { type: 'string' },
+        follow: { type: 'boolean', default: false },
+        events: { type: 'string' },
+        rate: { type: 'string' },
+        topic: { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+      },
+    })
+  } catch (err) {
+    const line = argumentError(err)
+    if (line === undefined) throw err
+    process.stderr.write(`distributary: ${line} (see distributary --help)\n`)
+    return 2
+  }
+  const { positionals, values } = parsed
   const [command, sub] = positionals
-  if (values.help || command === undefined) {
-    process.stdout.write(USAGE)
-    return command === undefined && !values.help ? 2 : 0
+  if (values.version) {
+    process.stdout.write(values.json ? JSON.stringify({ version: version() }) + '\n' : `distributary ${version()}\n`)
+    return 0
+  }
+  if (command === undefined) {
+    ;(values.help ? process.stdout : process.stderr).write(USAGE)
+    return values.help ? 0 : 2
+  }
+  const help = commandHelp(command)
+  if (help === undefined) {
+    process.stderr.write(`distributary: unknown command "${command}" (commands: ${COMMANDS.map(([name]) => name).join(', ')}; see distributary --help)\n`)
+    return 2
+  }
+  if (values.help) {
+    process.stdout.write(help)
+    return 0
   }
   const config = loadConfig()
   switch (command) {
@@ -160,8 +217,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'migrate':
       return migrateCommand(config, positionals.slice(1), { topic: values.topic, dryRun: values['dry-run'], json: values.json })
     default:
-      process.stderr.write(`distributary: unknown command "${command}"\n\n${USAGE}`)
-      return 2
+      return 2 // every command of COMMANDS is handled above
   }
 }
 
