@@ -1,6 +1,6 @@
 # The platform image used by docker-compose.yml. Kafka and MongoDB come from their official images,
 # so nothing is provisioned here (KAFKA_BROKERS and MONGODB_URI are set by compose).
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -83,6 +83,10 @@ function argumentError(err: unknown): string | undefined {
 }
 
 async function stackCommand(config: AppConfig, sub: string | undefined, json: boolean): Promise<number> {
+  if (sub !== 'up' && sub !== 'down' && sub !== 'status') {
+    process.stderr.write(sub === undefined ? `distributary: stack needs up, down or status (see distributary stack --help)\n` : `distributary: unknown stack command "${sub}" (up, down or status; see distributary stack --help)\n`)
+    return 2
+  }
   const settings = stackSettings(config)
   const say = (msg: string) => process.stdout.write(`stack: ${msg}\n`)
   if (settings.services.length === 0) {
@@ -104,9 +108,6 @@ async function stackCommand(config: AppConfig, sub: string | undefined, json: bo
       else for (const s of status) say(`${s.name.padEnd(8)} ${s.state.padEnd(8)} ${s.address}${s.pid ? ` pid ${s.pid}` : ''}`)
       return status.every((s) => s.state === 'running') ? 0 : 1
     }
-    default:
-      process.stderr.write(sub === undefined ? `distributary: stack needs up, down or status (see distributary stack --help)\n` : `distributary: unknown stack command "${sub}" (up, down or status; see distributary stack --help)\n`)
-      return 2
   }
 }
 

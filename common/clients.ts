@@ -9,9 +9,11 @@ import { MongoClient } from 'mongodb'
 import { kafkaBrokers, mongoUri, type AppConfig } from '../config/index.ts'
 import type { Logger } from './logger.ts'
 import { installKafkaEncoderPatch } from './kafkajs-encoder.ts'
+import { installKafkaTimeoutPatch } from './kafkajs-timeouts.ts'
 
 // Every process that builds a Kafka client from here encodes produce requests from pooled buffers (common/kafkajs-encoder.ts).
 installKafkaEncoderPatch()
+installKafkaTimeoutPatch()
 
 export function kafkaConfig(config: AppConfig, clientId = config.kafka.clientId): KafkaConfig {
   const k = config.kafka

@@ -29,12 +29,27 @@ function isLambda(v) {
 class OutputLimit extends Error {}
 
 /**
+ * The heap limit (--max-old-space-size) checked again after each evaluation. Node 20's V8 aborts the
+ * process when one string would take the heap past it; Node 24's lets a single large allocation go
+ * beyond it (a 300 MB string in a 64 MB heap was seen to live on). A step that ends above the limit
+ * ends this process as V8 would (the parent reads "heap out of memory" on stderr: a memory-limit
+ * failure of the event, and a new process), before the result is written out or kept.
+ */
+function overHeapLimit(memoryLimitMb) {
+  if (!memoryLimitMb) return
+  const used = require('node:v8').getHeapStatistics().used_heap_size
+  if (used <= memoryLimitMb * 1024 * 1024) return
+  process.stderr.write(`FATAL ERROR: heap out of memory: ${Math.round(used / 1048576)} MB used after a mapping step, over the ${memoryLimitMb} MB limit\n`)
+  process.exit(134)
+}
+
+/**
  * `evaluate(source, inputs)`: the results of one expression over several envelopes (JSON text),
  * evaluated one after the other. `timeLimitMs` is also jsonata's own cooperative timeout, which stops
  * a loop between two steps without killing the process; a single step that never returns (a
  * catastrophic regular expression) is what the parent's deadline is for.
  */
-function createEvaluator({ timeLimitMs, maxOutputBytes }) {
+function createEvaluator({ timeLimitMs, maxOutputBytes, memoryLimitMb }) {
   const options = { timeout: timeLimitMs, stack: STACK, sequence: SEQUENCE }
   const cache = new Map()
 
@@ -60,6 +75,7 @@ function createEvaluator({ timeLimitMs, maxOutputBytes }) {
     } catch (err) {
       return failure(err)
     }
+    overHeapLimit(memoryLimitMb)
     if (out === undefined) return { fail: 'no-value' }
     if (typeof out === 'function' || isLambda(out)) return { fail: 'function' }
     let size = 0

@@ -295,7 +295,7 @@ export class MappingSandbox {
       return false
     }
     const s = this.settings
-    const child = spawn(process.execPath, [`--max-old-space-size=${s.memoryLimitMb}`, '--disallow-code-generation-from-strings', SANDBOX_SCRIPT, JSON.stringify({ timeLimitMs: s.timeLimitMs, maxOutputBytes: s.maxOutputBytes })], {
+    const child = spawn(process.execPath, [`--max-old-space-size=${s.memoryLimitMb}`, '--disallow-code-generation-from-strings', SANDBOX_SCRIPT, JSON.stringify({ timeLimitMs: s.timeLimitMs, maxOutputBytes: s.maxOutputBytes, memoryLimitMb: s.memoryLimitMb })], {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'advanced',
       env: {},
