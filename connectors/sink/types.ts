@@ -1,5 +1,5 @@
 /**
- * The sink half of the connector contract (ARCHITECTURE.md, after Kafka Connect's SinkTask): a sink
+ * The sink half of the connector contract (docs/architecture.md, after Kafka Connect's SinkTask): a sink
  * delivers records to one partner's system; the runtime owns positions, retries, dead letters and
  * the delivery log. `put` resolves when the partner confirmed every record and throws a classified
  * error from common/errors.ts otherwise.

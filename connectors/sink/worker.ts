@@ -1,5 +1,5 @@
 /**
- * The sink worker: moves records from Kafka to the subscriptions' sinks (ARCHITECTURE.md "Positions
+ * The sink worker: moves records from Kafka to the subscriptions' sinks (docs/architecture.md "Positions
  * at scale").
  *
  *  - Subscriptions are spread over the worker processes by leases in MongoDB (store.ts): each worker

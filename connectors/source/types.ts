@@ -1,5 +1,5 @@
 /**
- * The source half of the connector contract (../shared/ARCHITECTURE.md, after Kafka Connect's
+ * The source half of the connector contract (docs/architecture.md, after Kafka Connect's
  * SourceTask): a plug-in produces records, the runtime (SourceRunner) owns batching, encoding,
  * keys, envelope headers and producing, and calls `commit(records)` only after the broker acked them,
  * which is when the plug-in stores its resume point.
