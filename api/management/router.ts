@@ -9,6 +9,7 @@ import type { Logger } from '../../common/logger.ts'
 import type { ControlPlane, DesiredState } from '../../control-plane/index.ts'
 import { ForbiddenError, NotFoundError, RequestInvalidError } from '../../control-plane/index.ts'
 import { openApiDocument, openApiDocumentCopy } from '../openapi/document.ts'
+import { asyncApiDocument } from '../openapi/asyncapi.ts'
 import { authenticate } from './auth.ts'
 import { HttpRateLimit } from '../rate-limit.ts'
 import type { RateLimit } from '../../common/token-buckets.ts'
@@ -50,7 +51,7 @@ export function managementRouter(options: ManagementOptions): Router {
   const h = (handler: Handler) => op(cp, handler)
   const create = (handler: Handler) => op(cp, handler, { idempotent: true })
 
-  r.use(authenticate(cp, new HttpRateLimit('management', options.rateLimit), new Set(['/openapi.json'])))
+  r.use(authenticate(cp, new HttpRateLimit('management', options.rateLimit), new Set(['/openapi.json', '/asyncapi.json'])))
   r.use(express.json({ limit: options.bodyLimit }))
   r.use(
     OpenApiValidator.middleware({
@@ -78,6 +79,10 @@ export function managementRouter(options: ManagementOptions): Router {
 
   r.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument)
+  })
+  const asyncApi = asyncApiDocument()
+  r.get('/asyncapi.json', (_req, res) => {
+    res.json(asyncApi)
   })
 
   // organizations

@@ -51,7 +51,7 @@ export const openApiDocument = {
     version: '1.0.0',
     summary: 'Partners, API keys, grants, subscriptions, connectors, deliveries and source connectors.',
     description:
-      'Every route but /openapi.json needs `Authorization: Bearer <API key>`. Admin keys see everything; a publisher key sees its grants and ' +
+      'Every route but /openapi.json and /asyncapi.json needs `Authorization: Bearer <API key>`. Admin keys see everything; a publisher key sees its grants and ' +
       'the subscriptions of partners to its event types; a partner key sees and changes only its own subscriptions, deliveries and keys. ' +
       'Ids of other organizations answer 404. Errors are RFC 9457 problem+json naming the field at fault. Lists page with `cursor`. ' +
       'Creates accept an `Idempotency-Key`. Keys and webhook secrets are shown once, in the answer that creates them. ' +
@@ -77,6 +77,16 @@ export const openApiDocument = {
   paths: {
     '/openapi.json': {
       get: { summary: 'This document', tags: ['maintenance'], operationId: 'getOpenApiDocument', security: [], responses: { '200': ok('The OpenAPI document.', { type: 'object' }) } },
+    },
+    '/asyncapi.json': {
+      get: {
+        summary: 'The event catalog (AsyncAPI 3.0)',
+        description: 'Every Kafka topic with its Avro contracts, CloudEvents headers and examples, and the signed webhook a partner receives; generated from the contracts (docs/event-catalog.md is the same, as a page).',
+        tags: ['maintenance'],
+        operationId: 'getAsyncApiDocument',
+        security: [],
+        responses: { '200': ok('The AsyncAPI document.', { type: 'object' }) },
+      },
     },
     '/organizations': {
       get: read('List organizations', 'organizations', 'listOrganizations', [...PAGE, query('kind', { type: 'string', enum: ['publisher', 'partner'] }, 'Only this kind.')], ok('A page of organizations.', listOf('Organization'))),

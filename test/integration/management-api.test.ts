@@ -80,6 +80,12 @@ describe('management API: every route', function () {
       expect(r.status).to.equal(200)
       expect(r.body.openapi).to.equal('3.1.0')
     })
+    ok('getAsyncApiDocument', async () => {
+      const r = await f.h.call('GET', '/v1/asyncapi.json', { key: null })
+      expect(r.status).to.equal(200)
+      expect(r.body.asyncapi).to.equal('3.0.0')
+      expect(Object.values(r.body.channels as Record<string, { address: string }>).map((c) => c.address)).to.include.members(['inventory.levels', 'deals.registrations', 'partners.profiles', '{webhookUrl}'])
+    })
     ok('listOrganizations', async () => {
       const all = await f.h.call('GET', '/v1/organizations?limit=2')
       expect(all.status).to.equal(200)
