@@ -21,6 +21,17 @@ function send(res: Response, status: number, body: unknown): void {
 }
 
 const flag = (req: Request, name: string): boolean => String(req.query[name] ?? '').toLowerCase() === 'true'
+const text = (req: Request, name: string): string => (typeof req.query[name] === 'string' ? (req.query[name] as string) : '')
+/** offset and limit (Confluent: offset 0, limit -1 = all); a value that is not an integer is a 400, as JAX-RS answers. */
+function page(req: Request): { offset: number; limit: number } {
+  const int = (name: string, dflt: number): number => {
+    const v = text(req, name)
+    if (v === '') return dflt
+    if (!/^-?\d+$/.test(v)) throw errors.invalidParam(name, v)
+    return Number(v)
+  }
+  return { offset: int('offset', 0), limit: int('limit', -1) }
+}
 const param = (req: Request, name: string): string => String((req.params as Record<string, string>)[name] ?? '')
 
 function schemaId(req: Request): number {
@@ -51,31 +62,68 @@ export function createRegistryApp(registry: SchemaRegistryService, logger: Logge
   app.get('/', h(() => ({})))
   app.get('/schemas/types', h(() => [...SCHEMA_TYPES]))
 
-  app.get('/subjects', h((req) => registry.listSubjects(flag(req, 'deleted'), String(req.query.subjectPrefix ?? ''))))
-  app.get('/subjects/:subject/versions', h((req) => registry.listVersions(param(req, 'subject'), flag(req, 'deleted'))))
-  app.post('/subjects/:subject/versions', h(async (req) => ({ id: (await registry.register(param(req, 'subject'), req.body ?? {})).id })))
-  app.get('/subjects/:subject/versions/:version', h((req) => registry.getVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'deleted'))))
+  app.get(
+    '/subjects',
+    h((req) => registry.listSubjects({ deleted: flag(req, 'deleted'), deletedOnly: flag(req, 'deletedOnly'), prefix: text(req, 'subjectPrefix'), ...page(req) })),
+  )
+  app.get(
+    '/subjects/:subject/versions',
+    h((req) => registry.listVersions(param(req, 'subject'), { deleted: flag(req, 'deleted'), deletedOnly: flag(req, 'deletedOnly'), ...page(req) })),
+  )
+  app.post(
+    '/subjects/:subject/versions',
+    h((req) => registry.register(param(req, 'subject'), req.body ?? {}, { normalize: flag(req, 'normalize'), force: flag(req, 'force') })),
+  )
+  app.get(
+    '/subjects/:subject/versions/:version',
+    h((req) => {
+      const v = registry.getVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'deleted'))
+      const format = text(req, 'format')
+      return format ? { ...v, schema: registry.formatted(v.id, format) } : v
+    }),
+  )
   app.get(
     '/subjects/:subject/versions/:version/schema',
     h((req, res) => {
       const v = registry.getVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'deleted'))
-      raw(res, 200, v.schema)
+      raw(res, 200, registry.formatted(v.id, text(req, 'format')))
     }),
   )
-  app.get('/subjects/:subject/versions/:version/referencedby', h((req) => registry.referencedBy(param(req, 'subject'), param(req, 'version'))))
+  app.get(
+    '/subjects/:subject/versions/:version/referencedby',
+    h((req) => registry.referencedBy(param(req, 'subject'), param(req, 'version'), { deleted: flag(req, 'deleted'), ...page(req) })),
+  )
   app.delete('/subjects/:subject/versions/:version', h((req) => registry.deleteVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'permanent'))))
-  app.post('/subjects/:subject', h((req) => registry.lookup(param(req, 'subject'), req.body ?? {}, flag(req, 'deleted'))))
+  app.post(
+    '/subjects/:subject',
+    h((req) => {
+      const v = registry.lookup(param(req, 'subject'), req.body ?? {}, { deleted: flag(req, 'deleted'), normalize: flag(req, 'normalize') })
+      const format = text(req, 'format')
+      return format ? { ...v, schema: registry.formatted(v.id, format) } : v
+    }),
+  )
   app.delete('/subjects/:subject', h((req) => registry.deleteSubject(param(req, 'subject'), flag(req, 'permanent'))))
 
-  app.get('/schemas/ids/:id', h((req) => registry.getById(schemaId(req))))
+  app.get(
+    '/schemas',
+    h((req) => registry.listSchemas({ prefix: text(req, 'subjectPrefix'), deleted: flag(req, 'deleted'), latestOnly: flag(req, 'latestOnly'), ...page(req) })),
+  )
+  app.get('/schemas/ids/:id', h((req) => registry.getById(schemaId(req), { subject: text(req, 'subject'), format: text(req, 'format'), fetchMaxId: flag(req, 'fetchMaxId') })))
   app.get(
     '/schemas/ids/:id/schema',
     h((req, res) => {
-      raw(res, 200, registry.getById(schemaId(req)).schema)
+      raw(res, 200, registry.getById(schemaId(req), { subject: text(req, 'subject'), format: text(req, 'format') }).schema)
     }),
   )
-  app.get('/schemas/ids/:id/subjects', h((req) => registry.subjectsOf(schemaId(req), flag(req, 'deleted'))))
-  app.get('/schemas/ids/:id/versions', h((req) => registry.versionsOfId(schemaId(req), flag(req, 'deleted'))))
+  app.get('/schemas/ids/:id/subjects', h((req) => registry.subjectsOf(schemaId(req), { deleted: flag(req, 'deleted'), subject: text(req, 'subject'), ...page(req) })))
+  app.get('/schemas/ids/:id/versions', h((req) => registry.versionsOfId(schemaId(req), { deleted: flag(req, 'deleted'), subject: text(req, 'subject'), ...page(req) })))
+  app.get('/schemas/guids/:guid', h((req) => registry.getByGuid(param(req, 'guid'), text(req, 'format'))))
+  app.get(
+    '/schemas/guids/:guid/schema',
+    h((req, res) => {
+      raw(res, 200, registry.getByGuid(param(req, 'guid'), text(req, 'format')).schema)
+    }),
+  )
 
   app.get('/config', h(() => registry.getGlobalConfig()))
   app.put('/config', h((req) => registry.setConfig(null, req.body)))
@@ -84,10 +132,18 @@ export function createRegistryApp(registry: SchemaRegistryService, logger: Logge
   app.put('/config/:subject', h((req) => registry.setConfig(param(req, 'subject'), req.body)))
   app.delete('/config/:subject', h((req) => registry.deleteConfig(param(req, 'subject'))))
 
+  app.get('/mode', h(() => registry.getMode(null, true)))
+  app.put('/mode', h((req) => registry.setMode(null, req.body, flag(req, 'force'))))
+  app.delete('/mode', h(() => registry.deleteMode(null)))
+  app.get('/mode/:subject', h((req) => registry.getMode(param(req, 'subject'), flag(req, 'defaultToGlobal'))))
+  app.put('/mode/:subject', h((req) => registry.setMode(param(req, 'subject'), req.body, flag(req, 'force'))))
+  app.delete('/mode/:subject', h((req) => registry.deleteMode(param(req, 'subject'))))
+
   const compat = (withVersion: boolean) =>
     h((req) => {
-      const r = registry.checkCompatibility(param(req, 'subject'), withVersion ? param(req, 'version') : undefined, req.body ?? {})
-      return flag(req, 'verbose') ? r : { is_compatible: r.is_compatible }
+      const verbose = flag(req, 'verbose')
+      const r = registry.checkCompatibility(param(req, 'subject'), withVersion ? param(req, 'version') : undefined, req.body ?? {}, { verbose, normalize: flag(req, 'normalize') })
+      return verbose ? r : { is_compatible: r.is_compatible }
     })
   app.post('/compatibility/subjects/:subject/versions/:version', compat(true))
   app.post('/compatibility/subjects/:subject/versions', compat(false))

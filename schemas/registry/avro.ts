@@ -6,6 +6,7 @@
  */
 import avro from 'avsc'
 import { errors } from './errors.ts'
+import { avroText, inlineNamedObjects, namedDefinitions } from './avro-canonical.ts'
 
 export const COMPATIBILITY_LEVELS = [
   'NONE',
@@ -63,15 +64,27 @@ export function parseReferences(value: unknown): Reference[] {
   })
 }
 
+/** A compiled Avro schema: the avsc type, the schema's JSON, and the named types its references define. */
+export interface CompiledAvro {
+  type: avro.Type
+  json: unknown
+  referenced: Map<string, Record<string, unknown>>
+}
+
 /**
  * Builds the avsc type of a schema: referenced schemas first (depth first, each once) into one
  * registry of named types, then the schema itself, which may use those names.
  */
 export function parseAvro(source: SchemaSource, lookup: ReferenceLookup, opts: Partial<avro.ForSchemaOptions> = {}): avro.Type {
+  return compileAvro(source, lookup, opts).type
+}
+
+export function compileAvro(source: SchemaSource, lookup: ReferenceLookup, opts: Partial<avro.ForSchemaOptions> = {}): CompiledAvro {
   if (Buffer.byteLength(source.schema) > MAX_SCHEMA_BYTES) {
     throw errors.invalidSchema(`schema is ${Buffer.byteLength(source.schema)} bytes, more than the ${MAX_SCHEMA_BYTES} allowed`)
   }
   const registry: Record<string, avro.Type> = {}
+  const referenced = new Map<string, Record<string, unknown>>()
   const seen = new Set<string>()
   const load = (refs: Reference[], path: string[]) => {
     for (const ref of refs) {
@@ -82,25 +95,33 @@ export function parseAvro(source: SchemaSource, lookup: ReferenceLookup, opts: P
       if (!target) throw errors.invalidSchema(`reference '${ref.name}' points at subject '${ref.subject}' version ${ref.version}, which does not exist`)
       load(target.references, [...path, key])
       seen.add(key)
+      const json = inlineNamedObjects(parseJson(target.schema, `referenced schema ${key}`))
       try {
-        avro.Type.forSchema(parseJson(target.schema, `referenced schema ${key}`) as avro.Schema, { ...opts, registry })
+        avro.Type.forSchema(json as avro.Schema, { ...opts, registry })
       } catch (err) {
         if (err instanceof Error && err.name === 'RegistryError') throw err
         throw errors.invalidSchema(`referenced schema ${key} is not valid Avro: ${(err as Error).message}`)
       }
+      namedDefinitions(json, referenced)
       if (!registry[ref.name] && !Object.keys(registry).some((n) => n.endsWith(`.${ref.name}`))) {
         throw errors.invalidSchema(`reference '${ref.name}': subject '${ref.subject}' version ${ref.version} does not define a type named '${ref.name}'`)
       }
     }
   }
   load(source.references, [])
-  const json = parseJson(source.schema, 'schema')
-  if (json === null || (typeof json !== 'object' && typeof json !== 'string')) throw errors.invalidSchema('an Avro schema is a JSON object, array or type name')
+  const parsed = parseJson(source.schema, 'schema')
+  if (parsed === null || (typeof parsed !== 'object' && typeof parsed !== 'string')) throw errors.invalidSchema('an Avro schema is a JSON object, array or type name')
+  const json = inlineNamedObjects(parsed)
   try {
-    return avro.Type.forSchema(json as avro.Schema, { ...opts, registry })
+    return { type: avro.Type.forSchema(json as avro.Schema, { ...opts, registry }), json, referenced }
   } catch (err) {
     throw errors.invalidSchema(`not a valid Avro schema: ${(err as Error).message}`)
   }
+}
+
+/** The schema text as Confluent stores it (see avro-canonical.ts): canonical, or normalized when asked. */
+export function avroStoredText(c: CompiledAvro, normalize: boolean): string {
+  return avroText(c.json, normalize ? 'normalized' : 'canonical', c.referenced)
 }
 
 const PRIMITIVES = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string'])
