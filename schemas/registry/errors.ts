@@ -33,7 +33,8 @@ export const OPERATION_NOT_PERMITTED = 42205
 export const REFERENCE_EXISTS = 42206
 export const ID_DOES_NOT_MATCH = 42207
 export const INVALID_SUBJECT = 42208
-export const UNAUTHORIZED = 40101
+/** Confluent's basic-auth realm answers 401 with error_code 401; its RBAC plugin 403 with 40301. */
+export const UNAUTHORIZED = 401
 export const FORBIDDEN = 40301
 export const STORE_ERROR = 50001
 export const OPERATION_TIMEOUT = 50002

@@ -20,3 +20,5 @@ export {
   readFailure,
 } from './avro.ts'
 export type { CompatibilityLevel, Reference, SchemaSource, ReferenceLookup, VersionedType } from './avro.ts'
+export { INTERNAL_USER, internalPassword, adminPrincipal, credentialsOf } from './auth.ts'
+export type { RegistryAuth, RegistryPrincipal } from './auth.ts'

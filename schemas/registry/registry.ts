@@ -79,6 +79,8 @@ export interface Page {
   offset?: number
   /** -1 or undefined: no limit. */
   limit?: number
+  /** Only the subjects the caller may read (applied before offset and limit). */
+  visible?: (subject: string) => boolean
 }
 
 const MAX_ATTEMPTS = 50
@@ -282,7 +284,7 @@ export class SchemaRegistryService {
   listSubjects(opts: { deleted?: boolean; deletedOnly?: boolean; prefix?: string } & Page = {}): string[] {
     const prefix = opts.prefix ?? ''
     const subjects = [...this.state.subjects.keys()].filter((s) => {
-      if (!s.startsWith(prefix)) return false
+      if (!s.startsWith(prefix) || (opts.visible && !opts.visible(s))) return false
       const vs = this.state.versionsOf(s, true)
       if (opts.deletedOnly) return vs.some((v) => v.deleted)
       return vs.some((v) => opts.deleted || !v.deleted)
@@ -312,7 +314,7 @@ export class SchemaRegistryService {
   /** GET /schemas: every version of the subjects with the prefix (only the latest with latestOnly), by subject then version. */
   listSchemas(opts: { prefix?: string; deleted?: boolean; latestOnly?: boolean } & Page = {}): SubjectVersion[] {
     const out: SubjectVersion[] = []
-    for (const subject of [...this.state.subjects.keys()].filter((s) => s.startsWith(opts.prefix ?? '')).sort()) {
+    for (const subject of [...this.state.subjects.keys()].filter((s) => s.startsWith(opts.prefix ?? '') && (!opts.visible || opts.visible(s))).sort()) {
       const vs = this.state.versionsOf(subject, opts.deleted === true)
       for (const v of opts.latestOnly ? vs.slice(-1) : vs) out.push(this.view(subject, v.version, v.id, v))
     }
@@ -534,9 +536,10 @@ export class SchemaRegistryService {
    * GET /schemas/ids/{id}. With `subject`, the version of that subject using the id (soft-deleted
    * included) gives subject, version, ts and deleted; without, the first use gives ts and deleted.
    */
-  getById(id: number, opts: { subject?: string; format?: string; fetchMaxId?: boolean } = {}): SchemaString {
+  getById(id: number, opts: { subject?: string; format?: string; fetchMaxId?: boolean; visible?: (subject: string) => boolean } = {}): SchemaString {
     const s = this.state.schemas.get(id)
     const uses = s ? this.state.usesOf(id, true) : []
+    if (uses.length > 0 && opts.visible && !uses.some((u) => opts.visible!(u.subject))) throw errors.forbidden(`User is denied operation Read on schema id ${id}`)
     if (!s || uses.length === 0) throw errors.schemaNotFound(id)
     const out: SchemaString = { schemaType: s.schemaType, schema: opts.format ? this.formatted(id, opts.format) : s.schema, guid: guidOf(s.schema, s.references) }
     if (s.references.length > 0) out.references = s.references
@@ -555,10 +558,10 @@ export class SchemaRegistryService {
   }
 
   /** GET /schemas/guids/{guid}. */
-  getByGuid(guid: string, format = ''): SchemaString {
+  getByGuid(guid: string, format = '', visible?: (subject: string) => boolean): SchemaString {
     for (const id of this.state.schemas.keys()) {
       if (this.guid(id) === guid && this.state.usesOf(id, true).length > 0) {
-        const { subject: _s, version: _v, maxId: _m, ...rest } = this.getById(id, { format })
+        const { subject: _s, version: _v, maxId: _m, ...rest } = this.getById(id, visible ? { format, visible } : { format })
         return rest
       }
     }
@@ -566,15 +569,17 @@ export class SchemaRegistryService {
   }
 
   subjectsOf(id: number, opts: { deleted?: boolean; subject?: string } & Page = {}): string[] {
-    this.getById(id)
-    const subjects = [...new Set(this.state.usesOf(id, opts.deleted === true).map((u) => u.subject))].filter((s) => !opts.subject || s === opts.subject)
+    this.getById(id, opts.visible ? { visible: opts.visible } : {})
+    const subjects = [...new Set(this.state.usesOf(id, opts.deleted === true).map((u) => u.subject))].filter(
+      (s) => (!opts.subject || s === opts.subject) && (!opts.visible || opts.visible(s)),
+    )
     return paged(subjects, opts)
   }
 
   versionsOfId(id: number, opts: { deleted?: boolean; subject?: string } & Page = {}): Array<{ subject: string; version: number }> {
-    this.getById(id)
+    this.getById(id, opts.visible ? { visible: opts.visible } : {})
     return paged(
-      this.state.usesOf(id, opts.deleted === true).filter((u) => !opts.subject || u.subject === opts.subject),
+      this.state.usesOf(id, opts.deleted === true).filter((u) => (!opts.subject || u.subject === opts.subject) && (!opts.visible || opts.visible(u.subject))),
       opts,
     )
   }

@@ -6,6 +6,7 @@
 import { DataError, RetriableError } from '../../common/errors.ts'
 import type { AppConfig } from '../../config/index.ts'
 import type { Reference } from '../registry/avro.ts'
+import { INTERNAL_USER, internalPassword } from '../registry/auth.ts'
 
 export interface RegistryClientOptions {
   url: string
@@ -36,14 +37,19 @@ export class RegistryClient {
     this.timeoutMs = options.timeoutMs ?? 10_000
   }
 
-  /** The registry the platform uses: the external one when schemaRegistry.url is set, else ours. */
-  static fromConfig(config: AppConfig, builtInUrl?: string): RegistryClient {
+  /**
+   * The registry the platform uses: the external one when schemaRegistry.url is set (with
+   * schemaRegistry.username/password), else ours, as the platform's internal principal: `keyRing` is
+   * the secrets key ring every platform process has (see schemas/registry/auth.ts internalPassword).
+   */
+  static fromConfig(config: AppConfig, keyRing: string, builtInUrl?: string): RegistryClient {
     const r = config.schemaRegistry
-    const url = r.url !== '' ? r.url : (builtInUrl ?? `http://${r.host}:${r.port}`)
-    return new RegistryClient({ url, username: r.username, password: r.password })
+    if (r.url !== '') return new RegistryClient({ url: r.url, username: r.username, password: r.password })
+    const host = r.host === '0.0.0.0' ? '127.0.0.1' : r.host === '::' ? '::1' : r.host
+    return new RegistryClient({ url: builtInUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${r.port}`, username: INTERNAL_USER, password: internalPassword(keyRing) })
   }
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async request<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const headers: Record<string, string> = { accept: CT }
     if (body !== undefined) headers['content-type'] = CT
     if (this.auth) headers.authorization = this.auth
@@ -53,7 +59,7 @@ export class RegistryClient {
         method,
         headers,
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       })
     } catch (err) {
       throw new RetriableError(`schema registry ${this.url} unreachable: ${(err as Error).message}`, undefined, { method, path }, { cause: err })

@@ -14,9 +14,13 @@ import { kafkaBrokers } from '../../config/index.ts'
 import { AvroSerde, RegistryClient, TOPICS, registerTopicSchemas, type RegistryServer } from '../../schemas/index.ts'
 import { stackSettings } from '../../stack/index.ts'
 import { testConfig, testKafka, uniqueName } from '../helpers/env.ts'
-import { deleteTopics, startTestRegistry } from '../helpers/registry.ts'
+import { deleteTopics, quietLogger } from '../helpers/registry.ts'
+import { adminPrincipal, startSchemaRegistry } from '../../schemas/registry/index.ts'
 
 const CONFLUENT_KAFKA = '2.16.1'
+const USER = 'apikey'
+const PASSWORD = 'dk_0123456789ab.' + 'p'.repeat(43)
+const ourClient = (url: string) => new RegistryClient({ url, username: USER, password: PASSWORD })
 const SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), 'confluent_check.py')
 
 /**
@@ -54,7 +58,15 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
       this.skip()
     }
     python = (found as { python: string }).python
-    reg = await startTestRegistry()
+    // Authenticated as the platform's registry is: the Python client sends basic.auth.user.info.
+    const topic = uniqueName('schemas')
+    const r = await startSchemaRegistry(testConfig(), quietLogger, {
+      port: 0,
+      host: '127.0.0.1',
+      topic,
+      auth: { authenticate: async (user, password) => (user === USER && password === PASSWORD ? adminPrincipal('python') : null) },
+    })
+    reg = Object.assign(r, { topic })
   })
 
   after(async () => {
@@ -65,7 +77,7 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
   // Asynchronous on purpose: the registry serves from this very process while Python talks to it.
   async function run(command: 'consume' | 'produce', topic: string): Promise<unknown> {
     const child = spawn(python, [SCRIPT, command, topic], {
-      env: { ...process.env, BROKERS: kafkaBrokers(testConfig()).join(','), REGISTRY_URL: reg.url },
+      env: { ...process.env, BROKERS: kafkaBrokers(testConfig()).join(','), REGISTRY_URL: reg.url, REGISTRY_AUTH: `${USER}:${PASSWORD}` },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''
@@ -91,7 +103,7 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
 
   it('AvroDeserializer decodes an inventory event our serde produced (key and value)', async () => {
     const topic = await newTopic()
-    const serde = new AvroSerde(new RegistryClient({ url: reg.url }))
+    const serde = new AvroSerde(ourClient(reg.url))
     const ids = (await registerTopicSchemas(serde, [{ ...TOPICS.inventoryLevels, name: topic }]))[topic]!
     const value = {
       manufacturerId: 'acme',
@@ -126,7 +138,7 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
   it('our serde decodes what AvroSerializer registered and produced', async () => {
     const topic = await newTopic()
     const { id } = (await run('produce', topic)) as { id: number }
-    const subject = (await (await fetch(`${reg.url}/schemas/ids/${id}/subjects`)).json()) as string[]
+    const subject = await ourClient(reg.url).request<string[]>('GET', `/schemas/ids/${id}/subjects`)
     expect(subject).to.deep.equal([`${topic}-value`])
 
     const consumer = testKafka().consumer({ groupId: uniqueName('confluent') })
@@ -136,7 +148,7 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
       void consumer.run({ eachMessage: async ({ message }) => resolve(message.value!) })
     })
     await consumer.disconnect()
-    const serde = new AvroSerde(new RegistryClient({ url: reg.url }))
+    const serde = new AvroSerde(ourClient(reg.url))
     expect({ ...(await serde.decode(raw) as object) }).to.deep.equal({ sku: 'SKU-PY', qty: 42, note: 'from confluent-kafka' })
   })
 })

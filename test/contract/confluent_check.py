@@ -3,7 +3,7 @@
   consume TOPIC      read the first message of TOPIC with AvroDeserializer; print it as JSON
   produce TOPIC      register a schema with SchemaRegistryClient and produce one message with
                      AvroSerializer; print {"id": schema id}
-Environment: BROKERS, REGISTRY_URL.
+Environment: BROKERS, REGISTRY_URL, REGISTRY_AUTH ("user:password", sent as basic.auth.user.info).
 """
 import json
 import os
@@ -15,7 +15,10 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 brokers = os.environ["BROKERS"]
-registry = SchemaRegistryClient({"url": os.environ["REGISTRY_URL"]})
+registry_conf = {"url": os.environ["REGISTRY_URL"]}
+if os.environ.get("REGISTRY_AUTH"):
+    registry_conf["basic.auth.user.info"] = os.environ["REGISTRY_AUTH"]
+registry = SchemaRegistryClient(registry_conf)
 command, topic = sys.argv[1], sys.argv[2]
 
 if command == "consume":
