@@ -5,12 +5,8 @@
  */
 import { createHash } from 'node:crypto'
 import type avro from 'avsc'
-import { avroText } from './avro-canonical.ts'
 import {
   DEFAULT_COMPATIBILITY,
-  avroStoredText,
-  compatibilityErrors,
-  compileAvro,
   identityOf,
   parseLevel,
   parseReferences,
@@ -18,8 +14,9 @@ import {
   type CompatibilityLevel,
   type Reference,
   type SchemaSource,
-  type VersionedType,
 } from './avro.ts'
+import { SCHEMA_TYPES, compatibilityErrorsOf, parseSchema, parseSchemaType, type ParsedSchema, type VersionedSchema } from './schema-types.ts'
+import { serializedDescriptor } from './protobuf.ts'
 import { INVALID_SCHEMA, RegistryError, errors } from './errors.ts'
 import { CONFIG_FIELDS, MODES, configKey, deleteSubjectKey, modeKey, readConfig, schemaKey, schemaValue, type Mode, type RegistryConfig, type RegistryState } from './state.ts'
 
@@ -87,7 +84,7 @@ const MAX_ATTEMPTS = 50
 const MAX_VERSION = 2 ** 31 - 1
 const DEFAULT_MODE: Mode = 'READWRITE'
 
-export const SCHEMA_TYPES = ['AVRO'] as const
+export { SCHEMA_TYPES }
 
 /** 'latest', -1 or 1..2^31-1; anything else is 42202. */
 export function parseVersion(v: string): number | 'latest' {
@@ -130,7 +127,7 @@ interface Candidate {
   schema: string
   references: Reference[]
   identity: string
-  type: avro.Type
+  parsed: ParsedSchema
   /** The schema with every referenced type written out: how a "fully inlined" schema is matched. */
   resolved: string
 }
@@ -161,13 +158,8 @@ export interface RegisterOptions {
   force?: boolean
 }
 
-interface Compiled {
-  type: avro.Type
-  resolved: string
-}
-
 export class SchemaRegistryService {
-  private readonly compiled = new Map<number, Compiled>()
+  private readonly compiled = new Map<number, ParsedSchema>()
   private writes: Promise<unknown> = Promise.resolve()
   /** See BeforeRegisterHook (cli/platform.ts sets the pinned-reader check). */
   beforeRegister: BeforeRegisterHook | undefined
@@ -193,36 +185,33 @@ export class SchemaRegistryService {
     return s ? { schema: s.schema, references: s.references } : undefined
   }
 
-  /** The compiled type of a registered schema id and its resolved text (cached: ids are immutable). */
-  private compiledOf(id: number): Compiled {
+  /** A registered schema id, parsed (cached: ids are immutable). */
+  private compiledOf(id: number): ParsedSchema {
     let c = this.compiled.get(id)
     if (!c) {
       const s = this.state.schemas.get(id)
       if (!s) throw errors.schemaNotFound(id)
-      const a = compileAvro({ schema: s.schema, references: s.references }, this.lookupRef)
-      c = { type: a.type, resolved: avroText(a.json, 'resolved', a.referenced) }
+      c = parseSchema(parseSchemaType(s.schemaType), { schema: s.schema, references: s.references }, this.lookupRef, false)
       this.compiled.set(id, c)
     }
     return c
   }
 
-  /** The compiled type of a registered schema id. */
+  /** The compiled Avro type of a registered schema id (a DataError-free 42201 when it is not Avro). */
   typeOf(id: number): avro.Type {
-    return this.compiledOf(id).type
+    const c = this.compiledOf(id)
+    if (!c.avro) throw errors.invalidSchema(`schema ${id} is ${c.schemaType}, not AVRO`)
+    return c.avro
   }
 
   private candidate(body: SchemaBody, normalize: boolean): Candidate {
     if (body === null || typeof body !== 'object') throw errors.invalidSchema('the request body must be a JSON object with a "schema" string')
-    const schemaType = body.schemaType ?? 'AVRO'
-    if (schemaType !== 'AVRO') {
-      throw errors.invalidSchema(`schemaType ${JSON.stringify(schemaType)} is not supported; this registry supports ${SCHEMA_TYPES.join(', ')}`)
-    }
-    if (typeof body.schema !== 'string' || body.schema.trim() === '') throw errors.invalidSchema('"schema" must be a non-empty string holding the Avro schema as JSON')
+    const schemaType = parseSchemaType(body.schemaType)
+    if (typeof body.schema !== 'string' || body.schema.trim() === '') throw errors.invalidSchema(`"schema" must be a non-empty string holding the ${schemaType} schema`)
     let references = parseReferences(body.references)
     if (normalize) references = sortedReferences(references)
-    const a = compileAvro({ schema: body.schema, references }, this.lookupRef)
-    const schema = avroStoredText(a, normalize)
-    return { schema, references, identity: identityOf('AVRO', schema, references), type: a.type, resolved: avroText(a.json, 'resolved', a.referenced) }
+    const parsed = parseSchema(schemaType, { schema: body.schema, references }, this.lookupRef, normalize)
+    return { schema: parsed.stored, references, identity: identityOf(schemaType, parsed.stored, references), parsed, resolved: parsed.resolved }
   }
 
   // ---- config and mode ------------------------------------------------------------------------
@@ -248,8 +237,8 @@ export class SchemaRegistryService {
     if (mode === 'READONLY' || mode === 'READONLY_OVERRIDE') throw errors.notPermitted(`Subject ${subject ?? '(global)'} is in read-only mode`)
   }
 
-  private earlierTypes(subject: string): VersionedType[] {
-    return this.state.versionsOf(subject).map((v) => ({ version: v.version, type: this.typeOf(v.id) }))
+  private earlierSchemas(subject: string): VersionedSchema[] {
+    return this.state.versionsOf(subject).map((v) => ({ version: v.version, parsed: this.compiledOf(v.id) }))
   }
 
   private guid(id: number): string {
@@ -274,8 +263,11 @@ export class SchemaRegistryService {
 
   /** The stored text, or format=resolved (Avro: every referenced type written out). */
   formatted(id: number, format: string): string {
-    if (format.toLowerCase() === 'resolved') return this.compiledOf(id).resolved
-    return this.state.schemas.get(id)!.schema
+    const f = format.toLowerCase()
+    const s = this.state.schemas.get(id)!
+    if (f === 'resolved' && s.schemaType === 'AVRO') return this.compiledOf(id).resolved
+    if (f === 'serialized' && s.schemaType === 'PROTOBUF') return serializedDescriptor(this.compiledOf(id).proto!)
+    return s.schema
   }
 
   // ---- subjects ------------------------------------------------------------------------------
@@ -351,7 +343,7 @@ export class SchemaRegistryService {
     if (same) return same
     return vs.find((v) => {
       const prev = this.state.schemas.get(v.id)
-      if (!prev || prev.schemaType !== 'AVRO') return false
+      if (!prev || prev.schemaType !== c.parsed.schemaType) return false
       const refsOk = (c.references.length === 0 && prev.references.length > 0) || sameReferences(c.references, prev.references)
       if (!refsOk) return false
       try {
@@ -417,7 +409,7 @@ export class SchemaRegistryService {
           if (live && (wantedId === undefined || live.id === wantedId)) return this.registered(subject, live.version, live.id)
         }
         if (mode !== 'IMPORT' && !opts.force) {
-          const problems = compatibilityErrors(this.effectiveLevel(subject), c.type, this.earlierTypes(subject))
+          const problems = compatibilityErrorsOf(this.effectiveLevel(subject), c.parsed, this.earlierSchemas(subject))
           if (problems.length > 0) throw errors.incompatible(subject, problems)
         }
         const next = st.maxVersion(subject) + 1
@@ -428,21 +420,22 @@ export class SchemaRegistryService {
         const taken = st.subjects.get(subject)?.get(newVersion)
         if (taken && taken.id !== (wantedId ?? existingId)) throw errors.notPermitted(`Subject ${subject} version ${newVersion} is already registered with another schema (id ${taken.id})`)
         const id = wantedId ?? existingId ?? st.maxId + 1
-        const after = this.beforeRegister
+        // The hook guards the Avro contracts' pinned readers; other types have none.
+        const after = this.beforeRegister && c.parsed.avro
           ? await this.beforeRegister({
               subject,
               version: newVersion,
               schema: c.schema,
-              type: c.type,
+              type: c.parsed.avro,
               readerOf: (v) => {
                 const e = this.state.versionsOf(subject).find((x) => x.version === v)
-                return e ? this.typeOf(e.id) : undefined
+                return e ? this.compiledOf(e.id).avro : undefined
               },
             })
           : undefined
         await this.log.append(
           schemaKey(subject, newVersion),
-          schemaValue({ subject, version: newVersion, id, schemaType: 'AVRO', schema: c.schema, references: c.references, deleted: false }),
+          schemaValue({ subject, version: newVersion, id, schemaType: c.parsed.schemaType, schema: c.schema, references: c.references, deleted: false }),
         )
         const slot = st.subjects.get(subject)?.get(newVersion)
         if (slot && slot.id === id && !slot.deleted && st.schemas.get(id)?.identity === c.identity) {
@@ -705,8 +698,8 @@ export class SchemaRegistryService {
     opts: { verbose?: boolean; normalize?: boolean } = {},
   ): { is_compatible: boolean; messages: string[] } {
     const wanted = versionParam === undefined ? undefined : parseVersion(versionParam)
-    const earlier = this.earlierTypes(subject)
-    let against: VersionedType[]
+    const earlier = this.earlierSchemas(subject)
+    let against: VersionedSchema[]
     if (wanted === undefined) against = earlier
     else if (wanted === 'latest') against = earlier.slice(-1)
     else {
@@ -721,7 +714,7 @@ export class SchemaRegistryService {
       if (opts.verbose && err instanceof RegistryError && err.errorCode === INVALID_SCHEMA) return { is_compatible: false, messages: [err.message] }
       throw err
     }
-    const messages = compatibilityErrors(this.effectiveLevel(subject), c.type, against)
+    const messages = compatibilityErrorsOf(this.effectiveLevel(subject), c.parsed, against)
     return { is_compatible: messages.length === 0, messages }
   }
 }

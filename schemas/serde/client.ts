@@ -83,6 +83,30 @@ export class RegistryClient {
     return this.request('GET', `/schemas/ids/${id}`)
   }
 
+  async registerTyped(subject: string, schemaType: 'AVRO' | 'JSON' | 'PROTOBUF', schema: string, references: Reference[] = []): Promise<number> {
+    const body: Record<string, unknown> = { schema, schemaType }
+    if (references.length > 0) body.references = references
+    const r = await this.request<{ id: number }>('POST', `/subjects/${encodeURIComponent(subject)}/versions`, body)
+    return r.id
+  }
+
+  /** The schema of an id and, depth first, every schema its references point at (by subject/version). */
+  async schemaWithReferences(id: number): Promise<{ schema: string; schemaType: string; references: Reference[]; lookup: (r: Reference) => { schema: string; references: Reference[] } | undefined }> {
+    const found = await this.getSchemaById(id)
+    const refs = new Map<string, { schema: string; references: Reference[] }>()
+    const visit = async (list: Reference[]) => {
+      for (const r of list) {
+        const k = `${r.subject}/${r.version}`
+        if (refs.has(k)) continue
+        const v = await this.getVersion(r.subject, r.version)
+        refs.set(k, { schema: v.schema, references: v.references ?? [] })
+        await visit(v.references ?? [])
+      }
+    }
+    await visit(found.references ?? [])
+    return { schema: found.schema, schemaType: found.schemaType ?? 'AVRO', references: found.references ?? [], lookup: (r) => refs.get(`${r.subject}/${r.version}`) }
+  }
+
   getVersion(subject: string, version: number | 'latest'): Promise<RegisteredSchema> {
     return this.request('GET', `/subjects/${encodeURIComponent(subject)}/versions/${version}`)
   }

@@ -32,7 +32,7 @@ describe('schema registry REST API', function () {
     expect(r.type).to.equal(CT)
     const o = await http(`${u}/subjects/${subject}/versions`, 'POST', { schema: A1 }, 'application/octet-stream')
     expect(o.body).to.deep.equal(r.body)
-    expect((await http(`${u}/schemas/types`)).body).to.deep.equal(['AVRO'])
+    expect((await http(`${u}/schemas/types`)).body).to.deep.equal(['JSON', 'PROTOBUF', 'AVRO'])
   })
 
   it('GET /subjects, versions, version, latest, .../schema and POST /subjects/{s} lookup', async () => {
@@ -115,7 +115,8 @@ describe('schema registry REST API', function () {
       [{ schema: 'not json at all' }, /not valid JSON/],
       [{ schema: JSON.stringify({ type: 'record', name: 'X', fields: [{ name: 'a', type: 'Nope' }] }) }, /undefined type name: Nope/],
       [{ schema: JSON.stringify({ type: 'wibble' }) }, /not a valid Avro schema/],
-      [{ schema: A1, schemaType: 'PROTOBUF' }, /PROTOBUF.*not supported/],
+      [{ schema: A1, schemaType: 'XML' }, /XML.*not supported/],
+      [{ schema: A1, schemaType: 'PROTOBUF' }, /not a valid Protobuf schema/],
       [{}, /"schema" must be/],
       [{ schema: A1, references: [{ name: 'x.Y', subject: 'no-such-subject', version: 1 }] }, /does not exist/],
       [{ schema: rec('Big', [{ name: 'a', type: 'string', doc: 'x'.repeat(600 * 1024) }]) }, /bytes, more than/],
