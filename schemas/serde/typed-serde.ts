@@ -9,7 +9,7 @@
  * - Protobuf: magic byte 0, the schema id, the message indexes (a zigzag varint count then each index
  *   as a zigzag varint; the first message of the file is the single byte 0), the Protobuf binary.
  */
-import type protobuf from 'protobufjs'
+import protobuf from 'protobufjs'
 import { DataError } from '../../common/errors.ts'
 import { compileJsonSchema, type CompiledJson } from '../registry/json-schema.ts'
 import { compileProto, messageAt, messageIndexes, type CompiledProto } from '../registry/protobuf.ts'
@@ -70,13 +70,11 @@ abstract class TypedSerde<C> {
     return c
   }
 
-  protected static header(id: number, body: Buffer | Uint8Array, prefix?: Buffer): Buffer {
-    const out = Buffer.allocUnsafe(HEADER_SIZE + (prefix?.length ?? 0) + body.length)
+  protected static header(id: number, body: Buffer | Uint8Array): Buffer {
+    const out = Buffer.allocUnsafe(HEADER_SIZE + body.length)
     out[0] = MAGIC_BYTE
     out.writeInt32BE(id, 1)
-    let at = HEADER_SIZE
-    if (prefix) at += prefix.copy(out, at)
-    out.set(body, at)
+    out.set(body, HEADER_SIZE)
     return out
   }
 }
@@ -177,10 +175,42 @@ export interface ProtobufDecoded {
   value: Record<string, unknown>
 }
 
+interface ProtoTarget {
+  type: protobuf.Type
+  /** Its message indexes. */
+  indexes: number[]
+  /** Its full name without the leading dot. */
+  name: string
+}
+
 interface ProtoWriter {
   compiled: CompiledProto
-  /** Per message type: its index prefix, computed once. */
-  prefixes: Map<protobuf.Type, Buffer>
+  /** The file's first message (index [0], the common case), and the targets by name asked, computed once. */
+  first: ProtoTarget
+  targets: Map<string, ProtoTarget>
+  byType: Map<protobuf.Type, ProtoTarget>
+}
+
+function target(c: CompiledProto, type: protobuf.Type): ProtoTarget {
+  return { type, indexes: messageIndexes(c, type), name: type.fullName.slice(1) }
+}
+
+const bswap32 = (n: number) => (((n & 0xff) << 24) | ((n & 0xff00) << 8) | ((n >>> 8) & 0xff00) | (n >>> 24)) >>> 0
+
+/**
+ * The header written by the same protobufjs Writer as the body, so the message is built in one buffer:
+ * magic 0 (a varint 0), the id big-endian (fixed32 is little-endian: byte-swapped), the indexes as
+ * zigzag varints (sint32), [0] as the single byte 0.
+ */
+function headerWriter(id: number, indexes: number[]): protobuf.Writer {
+  const w = protobuf.Writer.create()
+  w.uint32(MAGIC_BYTE).fixed32(bswap32(id))
+  if (indexes.length === 1 && indexes[0] === 0) w.uint32(0)
+  else {
+    w.sint32(indexes.length)
+    for (const i of indexes) w.sint32(i)
+  }
+  return w
 }
 
 export class ProtobufSerde extends TypedSerde<ProtoWriter> {
@@ -193,7 +223,26 @@ export class ProtobufSerde extends TypedSerde<ProtoWriter> {
   }
 
   protected compile(schema: string, references: Reference[], lookup: (r: Reference) => { schema: string; references: Reference[] } | undefined): ProtoWriter {
-    return { compiled: compileProto({ schema, references }, lookup), prefixes: new Map() }
+    const compiled = compileProto({ schema, references }, lookup)
+    const first = target(compiled, compiled.messages[0]!)
+    return { compiled, first, targets: new Map(), byType: new Map([[first.type, first]]) }
+  }
+
+  private targetOf(id: number, w: ProtoWriter, name: string | undefined): ProtoTarget {
+    if (name === undefined) return w.first
+    let t = w.targets.get(name)
+    if (!t) {
+      let type: protobuf.Type
+      try {
+        type = this.messageType(id, name)
+      } catch (err) {
+        throw new DataError(`schema ${id} has no message type ${name}: ${(err as Error).message}`, { schemaId: id })
+      }
+      t = w.byType.get(type) ?? target(w.compiled, type)
+      w.byType.set(type, t)
+      w.targets.set(name, t)
+    }
+    return t
   }
 
   /** The message type to write: by name (full, or relative to the package), default the file's first message. */
@@ -205,27 +254,28 @@ export class ProtobufSerde extends TypedSerde<ProtoWriter> {
     return t
   }
 
-  encodeSync(id: number, value: Record<string, unknown>, messageName?: string): Buffer {
+  /**
+   * Encodes a value of a message type (default: the file's first message). A message instance of that
+   * type (made with create/fromObject/decode, as Confluent's serializers take typed messages) is
+   * written as it is. A plain object is checked with protobufjs's verify and written as it is; when it
+   * holds enum names or 64-bit integers as decimal strings (the Protobuf JSON mapping), it is converted
+   * with fromObject and verified again.
+   */
+  encodeSync(id: number, value: Record<string, unknown> | protobuf.Message, messageName?: string): Buffer {
     const w = this.loaded(id)
-    let type: protobuf.Type
-    try {
-      type = this.messageType(id, messageName)
-    } catch (err) {
-      throw new DataError(`schema ${id} has no message type ${messageName}: ${(err as Error).message}`, { schemaId: id })
+    const t = this.targetOf(id, w, messageName)
+    if (value instanceof t.type.ctor) return t.type.encode(value, headerWriter(id, t.indexes)).finish() as Buffer
+    let message: Record<string, unknown> | protobuf.Message = value
+    let why = t.type.verify(value)
+    if (why && /integer\|Long expected|enum value expected/.test(why)) {
+      message = t.type.fromObject(value)
+      why = t.type.verify(message)
     }
-    let prefix = w.prefixes.get(type)
-    if (!prefix) {
-      prefix = encodeMessageIndexes(messageIndexes(w.compiled, type))
-      w.prefixes.set(type, prefix)
-    }
-    let why = type.verify(value)
-    // 64-bit integers and enums may come as decimal strings and names (as the Protobuf JSON mapping writes them): verify the converted message then.
-    if (why && /integer\|Long expected|enum value expected/.test(why)) why = type.verify(type.fromObject(value))
-    if (why) throw new DataError(`value does not match message ${type.fullName.slice(1)} of schema ${id}: ${why}`, { schemaId: id })
-    return TypedSerde.header(id, type.encode(type.fromObject(value)).finish(), prefix)
+    if (why) throw new DataError(`value does not match message ${t.name} of schema ${id}: ${why}`, { schemaId: id })
+    return t.type.encode(message, headerWriter(id, t.indexes)).finish() as Buffer
   }
 
-  async encode(id: number, value: Record<string, unknown>, messageName?: string): Promise<Buffer> {
+  async encode(id: number, value: Record<string, unknown> | protobuf.Message, messageName?: string): Promise<Buffer> {
     await this.load(id)
     return this.encodeSync(id, value, messageName)
   }
@@ -233,14 +283,29 @@ export class ProtobufSerde extends TypedSerde<ProtoWriter> {
   decodeSync(buf: Buffer): ProtobufDecoded {
     const id = AvroSerde.schemaIdOf(buf)
     const w = this.loaded(id)
-    const { indexes, offset } = decodeMessageIndexes(buf, HEADER_SIZE)
-    const type = messageAt(w.compiled, indexes)
-    if (!type) throw new DataError(`message indexes [${indexes.join(', ')}] name no message type of schema ${id}`, { schemaId: id })
+    let t: ProtoTarget | undefined
+    let offset: number
+    if (buf[HEADER_SIZE] === 0) {
+      // The first message of the file: the single index byte 0 (the common case, no allocation).
+      t = w.first
+      offset = HEADER_SIZE + 1
+    } else {
+      const read = decodeMessageIndexes(buf, HEADER_SIZE)
+      offset = read.offset
+      const type = messageAt(w.compiled, read.indexes)
+      if (!type) throw new DataError(`message indexes [${read.indexes.join(', ')}] name no message type of schema ${id}`, { schemaId: id })
+      t = w.byType.get(type)
+      if (!t) {
+        t = target(w.compiled, type)
+        w.byType.set(type, t)
+      }
+    }
     try {
-      const msg = type.decode(buf.subarray(offset))
-      return { type: type.fullName.slice(1), value: type.toObject(msg, this.toObject) }
+      const reader = protobuf.Reader.create(buf)
+      reader.pos = offset
+      return { type: t.name, value: t.type.toObject(t.type.decode(reader), this.toObject) }
     } catch (err) {
-      throw new DataError(`message body does not decode as ${type.fullName.slice(1)} (schema ${id}): ${(err as Error).message}`, { schemaId: id }, { cause: err })
+      throw new DataError(`message body does not decode as ${t.name} (schema ${id}): ${(err as Error).message}`, { schemaId: id }, { cause: err })
     }
   }
 
