@@ -108,7 +108,7 @@ export function createRegistryApp(registry: SchemaRegistryService, logger: Logge
   )
   app.get(
     '/subjects/:subject/versions',
-    h((req, res) => read(req, res) && registry.listVersions(param(req, 'subject'), { deleted: flag(req, 'deleted'), deletedOnly: flag(req, 'deletedOnly'), ...page(req) })),
+    h((req, res) => read(req, res) && registry.listVersions(param(req, 'subject'), { deleted: flag(req, 'deleted'), deletedOnly: flag(req, 'deletedOnly'), deletedAsNegative: flag(req, 'deletedAsNegative'), ...page(req) })),
   )
   app.post(
     '/subjects/:subject/versions',

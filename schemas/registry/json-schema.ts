@@ -1,8 +1,8 @@
 /**
  * JSON Schema for the registry (schemaType JSON), with Confluent's semantics where we implement them:
  *
- * - a schema is valid when ajv (draft-07, the default of Confluent's JSON serializers; draft 2019-09
- *   when `$schema` names it) compiles it, its references registered first under their `name`, which is
+ * - a schema is valid when ajv compiles it (draft-07, the default of Confluent's JSON serializers;
+ *   draft-06 and 2019-09 when `$schema` names them; draft-04 read as draft-07, 2020-12 as 2019-09), its references registered first under their `name`, which is
  *   the URI a `$ref` uses (e.g. "customer.json", as Confluent's JsonSchema resolves references);
  * - the stored text is the compact JSON (Confluent's JsonSchema.canonicalString: Jackson's
  *   JsonNode.toString(), keys as written); normalize=true sorts the keys of every object;
@@ -18,6 +18,7 @@ const require = createRequire(import.meta.url)
 type Validator = ((value: unknown) => boolean) & { errors?: Array<{ instancePath?: string; dataPath?: string; message?: string }> | null }
 interface AjvLike {
   addSchema(schema: object, key: string): unknown
+  addMetaSchema(schema: object): unknown
   compile(schema: object | boolean): Validator
 }
 type AjvCtor = new (options: Record<string, unknown>) => AjvLike
@@ -52,8 +53,13 @@ const sortKeys = (v: unknown): unknown => {
 export function compileJsonSchema(source: SchemaSource, lookup: ReferenceLookup): CompiledJson {
   const json = parse(source.schema, 'schema')
   if (typeof json !== 'boolean' && (json === null || typeof json !== 'object' || Array.isArray(json))) throw errors.invalidSchema('a JSON Schema is a JSON object or a boolean')
-  const draft2019 = typeof json === 'object' && typeof (json as { $schema?: unknown }).$schema === 'string' && /2019-09|2020-12/.test((json as { $schema: string }).$schema)
+  // ajv 7 knows draft-07 and 2019-09, and draft-06 with its meta-schema; a draft-04 schema is read as
+  // draft-07 and a 2020-12 one as 2019-09 (their $schema set aside), the closest drafts it has.
+  const declared = typeof json === 'object' && typeof (json as { $schema?: unknown }).$schema === 'string' ? (json as { $schema: string }).$schema : ''
+  const draft2019 = /2019-09|2020-12/.test(declared)
   const ajv = new (draft2019 ? Ajv2019 : Ajv)({ strict: false, allErrors: true, validateSchema: true, addUsedSchema: false })
+  if (/draft-06/.test(declared)) ajv.addMetaSchema(require('ajv/dist/refs/json-schema-draft-06.json'))
+  const compilable = /draft-04|2020-12/.test(declared) ? (({ $schema: _s, ...rest }) => rest)(json as Record<string, unknown>) : json
   const seen = new Set<string>()
   const load = (refs: Reference[], path: string[]) => {
     for (const ref of refs) {
@@ -76,7 +82,7 @@ export function compileJsonSchema(source: SchemaSource, lookup: ReferenceLookup)
   }
   load(source.references, [])
   try {
-    const validate = ajv.compile(json as object | boolean)
+    const validate = ajv.compile(compilable as object | boolean)
     return { json, validate }
   } catch (err) {
     throw errors.invalidSchema(`not a valid JSON Schema: ${(err as Error).message}`)

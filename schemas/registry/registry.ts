@@ -207,6 +207,13 @@ export class SchemaRegistryService {
   private candidate(body: SchemaBody, normalize: boolean): Candidate {
     if (body === null || typeof body !== 'object') throw errors.invalidSchema('the request body must be a JSON object with a "schema" string')
     const schemaType = parseSchemaType(body.schemaType)
+    // Data contracts (metadata, rule sets) are not kept: refuse them rather than drop them silently.
+    for (const k of ['metadata', 'ruleSet'] as const) {
+      const v = (body as Record<string, unknown>)[k]
+      if (v !== undefined && v !== null && !(typeof v === 'object' && Object.keys(v as object).length === 0)) {
+        throw errors.invalidSchema(`"${k}" (Confluent data contracts) is not supported by this registry; send the schema without it`)
+      }
+    }
     if (typeof body.schema !== 'string' || body.schema.trim() === '') throw errors.invalidSchema(`"schema" must be a non-empty string holding the ${schemaType} schema`)
     let references = parseReferences(body.references)
     if (normalize) references = sortedReferences(references)
@@ -284,12 +291,13 @@ export class SchemaRegistryService {
     return paged(subjects.sort(), opts)
   }
 
-  listVersions(subject: string, opts: { deleted?: boolean; deletedOnly?: boolean } & Page = {}): number[] {
+  /** deletedAsNegative (with deleted): soft-deleted versions as negative numbers, as Confluent. */
+  listVersions(subject: string, opts: { deleted?: boolean; deletedOnly?: boolean; deletedAsNegative?: boolean } & Page = {}): number[] {
     const all = this.state.versionsOf(subject, true)
     const vs = all.filter((v) => (opts.deletedOnly ? v.deleted : opts.deleted || !v.deleted))
     if (vs.length === 0 && (opts.deletedOnly ? all.length === 0 : true)) throw errors.subjectNotFound(subject)
     return paged(
-      vs.map((v) => v.version),
+      vs.map((v) => (opts.deletedAsNegative && v.deleted ? -v.version : v.version)),
       opts,
     )
   }

@@ -158,6 +158,9 @@ describe('schema registry: Confluent parity', function () {
     expect((await http(`${u}/subjects/${subject}/versions`)).body).to.deep.equal([1, 2, 3])
     const badType = await register(subject, { schema: c, version: 'two' })
     expect(badType.body.error_code).to.equal(42201)
+    // Data contracts are refused, not dropped silently; empty ones (as clients send them) are fine.
+    expect((await register(subject, { schema: c, ruleSet: { domainRules: [{ name: 'r' }] } })).body.message).to.match(/ruleSet.*not supported/)
+    expect((await register(subject, { schema: c, metadata: null, ruleSet: {} })).body.version).to.equal(3)
   })
 
   it('PUT/GET/DELETE /config/{subject} keep every field Confluent has, merging updates', async () => {
@@ -258,6 +261,7 @@ describe('schema registry: Confluent parity', function () {
     expect((await http(`${u}/subjects?subjectPrefix=${prefix}&deletedOnly=true`)).body).to.deep.equal([a])
     expect((await http(`${u}/subjects/${a}/versions?deletedOnly=true`)).body).to.deep.equal([1])
     expect((await http(`${u}/subjects/${a}/versions?offset=1&limit=1`)).body).to.deep.equal([3])
+    expect((await http(`${u}/subjects/${a}/versions?deleted=true&deletedAsNegative=true`)).body).to.deep.equal([-1, 2, 3])
     expect((await http(`${u}/subjects?limit=x`)).status).to.equal(400)
   })
 

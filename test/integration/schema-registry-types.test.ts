@@ -47,6 +47,11 @@ describe('schema registry: JSON Schema and Protobuf', function () {
       const bad = await register(s(), { schemaType: 'JSON', schema: JSON.stringify({ type: 'nonsense' }) })
       expect([bad.status, bad.body.error_code]).to.deep.equal([422, 42201])
       expect(bad.body.message).to.match(/not a valid JSON Schema/)
+      // Every draft Confluent accepts registers (draft-04 and 2020-12 read as the closest drafts ajv 7 has).
+      for (const draft of ['http://json-schema.org/draft-04/schema#', 'http://json-schema.org/draft-06/schema#', 'https://json-schema.org/draft/2019-09/schema', 'https://json-schema.org/draft/2020-12/schema']) {
+        const d = await register(s(), { schemaType: 'JSON', schema: JSON.stringify({ $schema: draft, title: run, type: 'object', properties: { a: { type: 'string' } } }) })
+        expect(d.status, `${draft}: ${JSON.stringify(d.body)}`).to.equal(200)
+      }
       // The same text under AVRO is another schema, and cannot be an Avro one.
       expect((await register(subject, { schema: pretty })).body.error_code).to.equal(42201)
     })
