@@ -64,6 +64,34 @@ export function parseReferences(value: unknown): Reference[] {
   })
 }
 
+/**
+ * Visits the schemas that `refs` point at, depth first (a schema's own references before it), each
+ * once (by subject/version, or by the reference's name for JSON Schema and Protobuf, whose references
+ * are resolved by name), refusing circular and dangling references with 42201. Every schema type uses it.
+ */
+export function visitReferences(
+  refs: Reference[],
+  lookup: ReferenceLookup,
+  visit: (ref: Reference, target: SchemaSource, key: string) => void,
+  onceBy: 'version' | 'name' = 'version',
+): void {
+  const seen = new Set<string>()
+  const load = (list: Reference[], path: string[]) => {
+    for (const ref of list) {
+      const key = `${ref.subject}/${ref.version}`
+      if (path.includes(key)) throw errors.invalidSchema(`circular reference through subject '${ref.subject}' version ${ref.version}`)
+      const once = onceBy === 'name' ? ref.name : key
+      if (seen.has(once)) continue
+      const target = lookup(ref)
+      if (!target) throw errors.invalidSchema(`reference '${ref.name}' points at subject '${ref.subject}' version ${ref.version}, which does not exist`)
+      load(target.references, [...path, key])
+      seen.add(once)
+      visit(ref, target, key)
+    }
+  }
+  load(refs, [])
+}
+
 /** A compiled Avro schema: the avsc type, the schema's JSON, and the named types its references define. */
 export interface CompiledAvro {
   type: avro.Type
@@ -85,30 +113,19 @@ export function compileAvro(source: SchemaSource, lookup: ReferenceLookup, opts:
   }
   const registry: Record<string, avro.Type> = {}
   const referenced = new Map<string, Record<string, unknown>>()
-  const seen = new Set<string>()
-  const load = (refs: Reference[], path: string[]) => {
-    for (const ref of refs) {
-      const key = `${ref.subject}/${ref.version}`
-      if (seen.has(key)) continue
-      if (path.includes(key)) throw errors.invalidSchema(`circular reference through subject '${ref.subject}' version ${ref.version}`)
-      const target = lookup(ref)
-      if (!target) throw errors.invalidSchema(`reference '${ref.name}' points at subject '${ref.subject}' version ${ref.version}, which does not exist`)
-      load(target.references, [...path, key])
-      seen.add(key)
-      const json = inlineNamedObjects(parseJson(target.schema, `referenced schema ${key}`))
-      try {
-        avro.Type.forSchema(json as avro.Schema, { ...opts, registry })
-      } catch (err) {
-        if (err instanceof Error && err.name === 'RegistryError') throw err
-        throw errors.invalidSchema(`referenced schema ${key} is not valid Avro: ${(err as Error).message}`)
-      }
-      namedDefinitions(json, referenced)
-      if (!registry[ref.name] && !Object.keys(registry).some((n) => n.endsWith(`.${ref.name}`))) {
-        throw errors.invalidSchema(`reference '${ref.name}': subject '${ref.subject}' version ${ref.version} does not define a type named '${ref.name}'`)
-      }
+  visitReferences(source.references, lookup, (ref, target, key) => {
+    const json = inlineNamedObjects(parseJson(target.schema, `referenced schema ${key}`))
+    try {
+      avro.Type.forSchema(json as avro.Schema, { ...opts, registry })
+    } catch (err) {
+      if (err instanceof Error && err.name === 'RegistryError') throw err
+      throw errors.invalidSchema(`referenced schema ${key} is not valid Avro: ${(err as Error).message}`)
     }
-  }
-  load(source.references, [])
+    namedDefinitions(json, referenced)
+    if (!registry[ref.name] && !Object.keys(registry).some((n) => n.endsWith(`.${ref.name}`))) {
+      throw errors.invalidSchema(`reference '${ref.name}': subject '${ref.subject}' version ${ref.version} does not define a type named '${ref.name}'`)
+    }
+  })
   const parsed = parseJson(source.schema, 'schema')
   if (parsed === null || (typeof parsed !== 'object' && typeof parsed !== 'string')) throw errors.invalidSchema('an Avro schema is a JSON object, array or type name')
   const json = inlineNamedObjects(parsed)
@@ -171,34 +188,4 @@ export function readFailure(reader: avro.Type, writer: avro.Type): string | null
   } catch (err) {
     return (err as Error).message
   }
-}
-
-export interface VersionedType {
-  version: number
-  type: avro.Type
-}
-
-/**
- * Compatibility of `candidate` with the earlier versions (oldest first, deleted ones excluded), as
- * Confluent defines the levels: BACKWARD = the new schema reads data written with the previous one;
- * FORWARD = the previous schema reads data written with the new one; FULL = both; *_TRANSITIVE =
- * against every earlier version instead of the latest only. Returns the reasons it is not (empty: ok).
- */
-export function compatibilityErrors(level: CompatibilityLevel, candidate: avro.Type, earlier: VersionedType[]): string[] {
-  if (level === 'NONE' || earlier.length === 0) return []
-  const against = level.endsWith('_TRANSITIVE') ? earlier : earlier.slice(-1)
-  const backward = level.startsWith('BACKWARD') || level.startsWith('FULL')
-  const forward = level.startsWith('FORWARD') || level.startsWith('FULL')
-  const out: string[] = []
-  for (const prev of against) {
-    if (backward) {
-      const why = readFailure(candidate, prev.type)
-      if (why) out.push(`${level}: the new schema cannot read data written with version ${prev.version} (${why})`)
-    }
-    if (forward) {
-      const why = readFailure(prev.type, candidate)
-      if (why) out.push(`${level}: version ${prev.version} cannot read data written with the new schema (${why})`)
-    }
-  }
-  return out
 }

@@ -11,7 +11,7 @@
  */
 import { createRequire } from 'node:module'
 import { errors } from './errors.ts'
-import type { Reference, ReferenceLookup, SchemaSource } from './avro.ts'
+import { visitReferences, type ReferenceLookup, type SchemaSource } from './avro.ts'
 
 const require = createRequire(import.meta.url)
 // ajv 7 ships CommonJS; its draft 2019-09 class lives in ajv/dist/2019.
@@ -60,16 +60,10 @@ export function compileJsonSchema(source: SchemaSource, lookup: ReferenceLookup)
   const ajv = new (draft2019 ? Ajv2019 : Ajv)({ strict: false, allErrors: true, validateSchema: true, addUsedSchema: false })
   if (/draft-06/.test(declared)) ajv.addMetaSchema(require('ajv/dist/refs/json-schema-draft-06.json'))
   const compilable = /draft-04|2020-12/.test(declared) ? (({ $schema: _s, ...rest }) => rest)(json as Record<string, unknown>) : json
-  const seen = new Set<string>()
-  const load = (refs: Reference[], path: string[]) => {
-    for (const ref of refs) {
-      const key = `${ref.subject}/${ref.version}`
-      if (path.includes(key)) throw errors.invalidSchema(`circular reference through subject '${ref.subject}' version ${ref.version}`)
-      if (seen.has(ref.name)) continue
-      const target = lookup(ref)
-      if (!target) throw errors.invalidSchema(`reference '${ref.name}' points at subject '${ref.subject}' version ${ref.version}, which does not exist`)
-      load(target.references, [...path, key])
-      seen.add(ref.name)
+  visitReferences(
+    source.references,
+    lookup,
+    (ref, target, key) => {
       const refJson = parse(target.schema, `referenced schema ${key}`) as object
       try {
         // Registered under the reference's name, which `$ref` uses; an `$id` inside would shadow it.
@@ -78,9 +72,9 @@ export function compileJsonSchema(source: SchemaSource, lookup: ReferenceLookup)
       } catch (err) {
         throw errors.invalidSchema(`referenced schema ${key} is not a valid JSON Schema: ${(err as Error).message}`)
       }
-    }
-  }
-  load(source.references, [])
+    },
+    'name',
+  )
   try {
     const validate = ajv.compile(compilable as object | boolean)
     return { json, validate }

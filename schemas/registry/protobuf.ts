@@ -14,7 +14,7 @@
 import { createRequire } from 'node:module'
 import protobuf from 'protobufjs'
 import { errors } from './errors.ts'
-import type { Reference, ReferenceLookup, SchemaSource } from './avro.ts'
+import { visitReferences, type ReferenceLookup, type SchemaSource } from './avro.ts'
 
 const require = createRequire(import.meta.url)
 const descriptor = require('protobufjs/ext/descriptor') as {
@@ -114,19 +114,15 @@ export function compileProto(source: SchemaSource, lookup: ReferenceLookup): Com
   const text = protoText(source.schema)
   const root = new protobuf.Root()
   const seen = new Set<string>()
-  const load = (refs: Reference[], path: string[]) => {
-    for (const ref of refs) {
-      const key = `${ref.subject}/${ref.version}`
-      if (path.includes(key)) throw errors.invalidSchema(`circular reference through subject '${ref.subject}' version ${ref.version}`)
-      if (seen.has(ref.name)) continue
-      const target = lookup(ref)
-      if (!target) throw errors.invalidSchema(`reference '${ref.name}' points at subject '${ref.subject}' version ${ref.version}, which does not exist`)
-      load(target.references, [...path, key])
+  visitReferences(
+    source.references,
+    lookup,
+    (ref, target, key) => {
       seen.add(ref.name)
       parseInto(protoText(target.schema), root, `referenced schema ${key} (${ref.name})`)
-    }
-  }
-  load(source.references, [])
+    },
+    'name',
+  )
   // The file alone: its package, imports and own types in declaration order (the message indexes).
   const own = parseInto(text, new protobuf.Root(), 'schema')
   const imports = [...(own.imports ?? []), ...(own.weakImports ?? [])]

@@ -24,8 +24,9 @@ if os.environ.get("REGISTRY_AUTH"):
 registry = SchemaRegistryClient(registry_conf)
 command, topic = sys.argv[1], sys.argv[2]
 
-if command == "consume":
-    deserialize = AvroDeserializer(registry)
+
+def consume_first(read):
+    """The first message of the topic, through read(msg)."""
     consumer = Consumer({"bootstrap.servers": brokers, "group.id": "confluent-check-" + topic, "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     try:
@@ -33,13 +34,29 @@ if command == "consume":
             msg = consumer.poll(1.0)
             if msg is None or msg.error():
                 continue
-            value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
-            key = deserialize(msg.key(), SerializationContext(topic, MessageField.KEY))
-            print(json.dumps({"key": key, "value": value}, default=str))
-            sys.exit(0)
+            return read(msg)
     finally:
         consumer.close()
     sys.exit("no message within 60 s")
+
+
+def produce_one(payload):
+    producer = Producer({"bootstrap.servers": brokers})
+    producer.produce(topic, value=payload)
+    if producer.flush(30) != 0:
+        sys.exit("message not delivered")
+    print(json.dumps({"id": int.from_bytes(payload[1:5], "big")}))
+    sys.exit(0)
+
+
+if command == "consume":
+    deserialize = AvroDeserializer(registry)
+    key_and_value = consume_first(lambda msg: {
+        "key": deserialize(msg.key(), SerializationContext(topic, MessageField.KEY)),
+        "value": deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE)),
+    })
+    print(json.dumps(key_and_value, default=str))
+    sys.exit(0)
 
 if command == "produce":
     schema = json.dumps({
@@ -48,13 +65,8 @@ if command == "produce":
                    {"name": "note", "type": ["null", "string"], "default": None}],
     })
     serialize = AvroSerializer(registry, schema)
-    producer = Producer({"bootstrap.servers": brokers})
-    payload = serialize({"sku": "SKU-PY", "qty": 42, "note": "from confluent-kafka"}, SerializationContext(topic, MessageField.VALUE))
-    producer.produce(topic, value=payload)
-    if producer.flush(30) != 0:
-        sys.exit("message not delivered")
-    print(json.dumps({"id": int.from_bytes(payload[1:5], "big")}))
-    sys.exit(0)
+    produce_one(serialize({"sku": "SKU-PY", "qty": 42, "note": "from confluent-kafka"}, SerializationContext(topic, MessageField.VALUE)))
+
 
 STOCK_PING_JSON = json.dumps({
     "$schema": "http://json-schema.org/draft-07/schema#", "title": "StockPing", "type": "object",
@@ -76,29 +88,6 @@ def stock_ping_class():
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("example.partner.StockPing"))
 
 
-def consume_first(deserialize):
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": "confluent-check-" + topic, "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    try:
-        for _ in range(60):
-            msg = consumer.poll(1.0)
-            if msg is None or msg.error():
-                continue
-            return deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
-    finally:
-        consumer.close()
-    sys.exit("no message within 60 s")
-
-
-def produce_one(payload):
-    producer = Producer({"bootstrap.servers": brokers})
-    producer.produce(topic, value=payload)
-    if producer.flush(30) != 0:
-        sys.exit("message not delivered")
-    print(json.dumps({"id": int.from_bytes(payload[1:5], "big")}))
-    sys.exit(0)
-
-
 if command == "produce-json":
     from confluent_kafka.schema_registry.json_schema import JSONSerializer
     serialize = JSONSerializer(STOCK_PING_JSON, registry)
@@ -106,7 +95,7 @@ if command == "produce-json":
 
 if command == "consume-json":
     from confluent_kafka.schema_registry.json_schema import JSONDeserializer
-    value = consume_first(JSONDeserializer(None, schema_registry_client=registry))
+    value = consume_first(lambda msg: JSONDeserializer(None, schema_registry_client=registry)(msg.value(), SerializationContext(topic, MessageField.VALUE)))
     print(json.dumps({"value": value}))
     sys.exit(0)
 
@@ -120,7 +109,8 @@ if command == "consume-protobuf":
     from google.protobuf import json_format
     from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer
     StockPing = stock_ping_class()
-    msg = consume_first(ProtobufDeserializer(StockPing, {"use.deprecated.format": False}, schema_registry_client=registry))
+    deserialize = ProtobufDeserializer(StockPing, {"use.deprecated.format": False}, schema_registry_client=registry)
+    msg = consume_first(lambda m: deserialize(m.value(), SerializationContext(topic, MessageField.VALUE)))
     print(json.dumps({"value": json_format.MessageToDict(msg, preserving_proto_field_name=True)}))
     sys.exit(0)
 
