@@ -425,6 +425,12 @@ export class SchemaRegistryService {
           throw errors.invalidSchema(`Version is not one more than previous version: version ${version} was asked, the next version of subject '${subject}' is ${next}`)
         }
         const newVersion = version > 0 ? version : next
+        if (version > 0 && mode !== 'IMPORT') {
+          // Confluent would register the same schema again as this new version; the log keeps one live
+          // version per schema and subject (state.ts), so this is refused instead of lost in the replay.
+          const live = existingId === undefined ? undefined : st.versionsOf(subject).find((v) => v.id === existingId)
+          if (live) throw errors.invalidSchema(`the schema is already registered as version ${live.version} of subject '${subject}'; a subject holds one live version per schema here`)
+        }
         const taken = st.subjects.get(subject)?.get(newVersion)
         if (taken && taken.id !== (wantedId ?? existingId)) throw errors.notPermitted(`Subject ${subject} version ${newVersion} is already registered with another schema (id ${taken.id})`)
         const id = wantedId ?? existingId ?? st.maxId + 1

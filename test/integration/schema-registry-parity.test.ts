@@ -153,6 +153,10 @@ describe('schema registry: Confluent parity', function () {
     // Asking again for version 2 fails even with the same schema, as in Confluent's register (only an
     // IMPORT with the same id and version is answered as already registered).
     expect((await register(subject, { schema: b, version: 2 })).body.error_code).to.equal(42201)
+    // The next version with a schema already live in the subject: Confluent duplicates it, we refuse (docs).
+    const dup = await register(subject, { schema: a, version: 3 })
+    expect([dup.status, dup.body.error_code]).to.deep.equal([422, 42201])
+    expect(dup.body.message).to.match(/already registered as version 1/)
     // -1: only an equal latest version counts as already registered.
     expect((await register(subject, { schema: c, version: -1 })).body.version).to.equal(3)
     expect((await http(`${u}/subjects/${subject}/versions`)).body).to.deep.equal([1, 2, 3])
