@@ -40,6 +40,9 @@ import { envelope, HEADER, toHeaders, uuidv7 } from '../schemas/headers.ts'
 import { AvroSerde, RegistryClient } from '../schemas/serde/index.ts'
 import { keySubject, PUBLISHER_TOPICS, valueSubject, type TopicSpec } from '../schemas/topics.ts'
 import { createProgress, type ProgressStream } from './progress.ts'
+import { encryptionKeys } from './key-ring.ts'
+import { createLogger } from '../common/logger.ts'
+import { stackSettings } from '../stack/index.ts'
 
 /** The key field naming the publisher (version 2 of the publisher topics' key contracts). */
 const OWNER_FIELD = 'manufacturerId'
@@ -149,7 +152,9 @@ async function platformSerde(deps: MigrateKeysDeps): Promise<AvroSerde> {
   if (!deps.serde && config.schemaRegistry.url === '' && config.schemaRegistry.port === 0) {
     throw new SyndicationError('CONFIG_INVALID', 'migrate keys needs the schema registry the platform uses: set SCHEMA_REGISTRY_URL to it, or SCHEMA_REGISTRY_PORT to the port the api process serves the built-in registry on (not 0)', false, { field: 'schemaRegistry.port' })
   }
-  const serde = deps.serde ?? new AvroSerde(RegistryClient.fromConfig(config))
+  // The built-in registry takes the platform's internal credentials, derived from the secrets key ring.
+  const keyRing = config.schemaRegistry.url === '' && !deps.serde ? encryptionKeys(config, stackSettings(config).dir, createLogger({ level: 'warn' })) : ''
+  const serde = deps.serde ?? new AvroSerde(RegistryClient.fromConfig(config, keyRing))
   try {
     await serde.client.request('GET', '/subjects')
   } catch (err) {

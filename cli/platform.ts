@@ -15,16 +15,17 @@ import { createApp, publisherAuthentication, sendProblem } from '../api/index.ts
 import { createKafka, createMongoClient } from '../common/clients.ts'
 import type { Logger } from '../common/logger.ts'
 import { Metrics } from '../common/metrics.ts'
-import { generateKeyRingEntry } from '../common/secret-box.ts'
 import { ConfigError } from '../common/errors.ts'
 import { usesLocalMongo, type AppConfig } from '../config/index.ts'
-import { controlPlaneFromConfig, loadSourceDeclarations, pinnedReaderCheck, SourceRegistry } from '../control-plane/index.ts'
+import { controlPlaneFromConfig, loadSourceDeclarations, pinnedReaderCheck, registryAccess, SourceRegistry } from '../control-plane/index.ts'
 import { SourceWorker } from '../connectors/source/worker.ts'
 import { createHttpIngest, type HttpIngest } from '../producers/http-ingest/index.ts'
 import { createOutboxRelay, type OutboxRelay } from '../producers/outbox/index.ts'
 import { AvroSerde, RegistryClient, ensureTopics, registerTopicSchemas, startSchemaRegistry, type RegistryServer } from '../schemas/index.ts'
+import { internalPassword } from '../schemas/registry/auth.ts'
 import { sourcesDropRoot, stackDown, stackSettings, stackUp } from '../stack/index.ts'
 import { ALL_TOPICS } from '../schemas/topics.ts'
+import { encryptionKeys } from './key-ring.ts'
 import { SinkWorker } from '../connectors/sink/worker.ts'
 import { deliveryDefaults, mongoSinkClientSettings, webhookClientSettings } from '../connectors/sink/settings.ts'
 import { sinkFactoryByType } from '../consumers/index.ts'
@@ -88,6 +89,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   } else {
     logger.info('using external Kafka and MongoDB; nothing to provision')
   }
+  // The secrets key ring: sealing secrets at rest, and the internal credentials of the built-in registry.
+  const keyRing = encryptionKeys(config, settings.dir, logger)
 
   // Readiness asks each dependency afresh: one attempt, short timeouts, never a cached answer.
   const kafka = createKafka(config, logger, `${config.kafka.clientId}-health`, { connectionTimeout: 1000, retry: { retries: 0 } })
@@ -105,11 +108,13 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
         // the worker role uses the API process's built-in registry (or the external one)
         if (runApi && config.schemaRegistry.url === '' && !registry) {
           registry = await startSchemaRegistry(config, logger, {
+            // API keys (admin, publisher, partner) and the platform's own processes (see docs/schema-registry.md)
+            auth: registryAccess({ controlPlane: () => controlPlane, internalPassword: internalPassword(keyRing), anonymousLoopbackReads: config.schemaRegistry.anonymousLoopbackReads }),
             // lazy: the control plane is created below, after the bootstrap started
             beforeRegister: (candidate) => pinnedReaderCheck({ cols: controlPlane.cols, topics: ALL_TOPICS, policy: config.schemaRegistry.pinnedReaderPolicy, logger })(candidate),
           })
         }
-        const serde = new AvroSerde(RegistryClient.fromConfig(config, registry?.url))
+        const serde = new AvroSerde(RegistryClient.fromConfig(config, keyRing, registry?.url))
         const created = await ensureTopics(admin)
         if (created.length > 0) logger.info('created topics', { topics: created })
         await registerTopicSchemas(serde)
@@ -129,7 +134,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   contracts.catch(() => undefined) // observed through /ready and the handle
 
   // Management API: the control plane's indexes first (idempotent), then secrets moved to the current key.
-  const controlPlane = controlPlaneFromConfig(config, mongo.db(config.mongodb.database), logger, encryptionKeys(config, settings.dir, logger))
+  const controlPlane = controlPlaneFromConfig(config, mongo.db(config.mongodb.database), logger, keyRing)
   // MongoDB may be down at start (/ready says so): retry until the indexes exist.
   let controlPlaneReady: Promise<void> | null = null
   const prepareControlPlane = (): Promise<void> =>
@@ -330,8 +335,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       },
       schemaRegistry: async () => {
         if (!contractsState.ready) throw new Error(`event contracts not ready: ${contractsState.error}`)
-        const res = await fetch(`${contractsState.value.schemaRegistryUrl}/subjects`, { signal: AbortSignal.timeout(2000) })
-        if (!res.ok) throw new Error(`registry answered ${res.status}`)
+        // With the platform's own credentials: the built-in registry answers nobody without them.
+        await contractsState.value.serde.client.request('GET', '/subjects?limit=1', undefined, 2000)
       },
     },
   })
@@ -380,16 +385,3 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
  * The key ring for secrets at rest: from the configuration; with the local stack and none
  * configured, a key file in the stack folder (created once, mode 0600) so a dev install just works.
  */
-function encryptionKeys(config: AppConfig, stackDir: string, logger: Logger): string {
-  if (config.secrets.encryptionKeys !== '') return config.secrets.encryptionKeys
-  if (!usesLocalMongo(config)) {
-    throw new ConfigError('invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS) is required with an external MongoDB: e.g. SECRETS_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32)', { key: 'secrets.encryptionKeys' })
-  }
-  const file = path.join(stackDir, 'secrets.key')
-  if (!fs.existsSync(file)) {
-    fs.mkdirSync(stackDir, { recursive: true })
-    fs.writeFileSync(file, generateKeyRingEntry('local1') + '\n', { mode: 0o600, flag: 'wx' })
-    logger.warn('no SECRETS_ENCRYPTION_KEYS configured: created a local key file for the local stack', { file })
-  }
-  return fs.readFileSync(file, 'utf8').trim()
-}

@@ -21,7 +21,7 @@ export interface AppConfig {
     requestTimeoutMs: number
   }
   mongodb: { uri: string; database: string; serverSelectionTimeoutMs: number; maxPoolSize: number }
-  schemaRegistry: { url: string; username: string; password: string; host: string; port: number; topic: string; pinnedReaderPolicy: 'refuse' | 'flag' }
+  schemaRegistry: { url: string; username: string; password: string; host: string; port: number; anonymousLoopbackReads: boolean; topic: string; pinnedReaderPolicy: 'refuse' | 'flag' }
   management: {
     adminApiKey: string
     bodyLimit: string

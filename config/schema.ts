@@ -65,6 +65,12 @@ export const configSchema = {
     password: { doc: 'Basic-auth password of the external registry.', format: String, default: '', env: 'SCHEMA_REGISTRY_PASSWORD', sensitive: true },
     host: { doc: 'Address the built-in registry listens on.', format: String, default: '127.0.0.1', env: 'SCHEMA_REGISTRY_HOST' },
     port: port('Port of the built-in registry.', 8081, 'SCHEMA_REGISTRY_PORT'),
+    anonymousLoopbackReads: {
+      doc: 'Let requests without credentials from a loopback address (127.0.0.0/8, ::1) read the built-in registry (subjects, schemas, config), for development. Writes always need credentials (see docs/schema-registry.md).',
+      format: Boolean,
+      default: false,
+      env: 'SCHEMA_REGISTRY_ANONYMOUS_LOOPBACK_READS',
+    },
     topic: { doc: 'Compacted single-partition topic holding the built-in registry\'s schemas (Confluent\'s kafkastore.topic); created when missing.', format: String, default: '_schemas', env: 'SCHEMA_REGISTRY_TOPIC' },
     pinnedReaderPolicy: {
       doc: 'What the built-in registry does with a new version of a value subject that a subscription\'s pinned reader schema cannot read: refuse (409 naming the subscriptions and fields) or flag (register it and mark the affected subscriptions with schemaIssues).',

@@ -8,6 +8,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from '../../common/logger.ts'
 import { RegistryError, errors, INVALID_SCHEMA } from './errors.ts'
 import { SCHEMA_TYPES, type SchemaRegistryService } from './registry.ts'
+import { adminPrincipal, principalOf, type RegistryAuth, type RegistryPrincipal } from './auth.ts'
 
 export const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json'
 const BODY_LIMIT = 2 * 1024 * 1024
@@ -21,6 +22,29 @@ function send(res: Response, status: number, body: unknown): void {
 }
 
 const flag = (req: Request, name: string): boolean => String(req.query[name] ?? '').toLowerCase() === 'true'
+const text = (req: Request, name: string): string => (typeof req.query[name] === 'string' ? (req.query[name] as string) : '')
+/** offset and limit (Confluent: offset 0, limit -1 = all); a value that is not an integer is a 400, as JAX-RS answers. */
+const read = (req: Request, res: Response): true => {
+  canRead(res, param(req, 'subject'))
+  return true
+}
+const manage = (req: Request, res: Response): true => {
+  canManage(res, param(req, 'subject'))
+  return true
+}
+const vis = (res: Response): { visible?: (s: string) => boolean } => {
+  const v = visible(res)
+  return v ? { visible: v } : {}
+}
+function page(req: Request, res?: Response): { offset: number; limit: number; visible?: (s: string) => boolean } {
+  const int = (name: string, dflt: number): number => {
+    const v = text(req, name)
+    if (v === '') return dflt
+    if (!/^-?\d+$/.test(v)) throw errors.invalidParam(name, v)
+    return Number(v)
+  }
+  return { offset: int('offset', 0), limit: int('limit', -1), ...(res ? vis(res) : {}) }
+}
 const param = (req: Request, name: string): string => String((req.params as Record<string, string>)[name] ?? '')
 
 function schemaId(req: Request): number {
@@ -42,52 +66,134 @@ const h =
     }
   }
 
-export function createRegistryApp(registry: SchemaRegistryService, logger: Logger): express.Express {
+const OPEN = adminPrincipal('open')
+const who = (res: Response): RegistryPrincipal => res.locals.principal as RegistryPrincipal
+function need(p: RegistryPrincipal, ok: boolean, operation: string, subject: string | null): void {
+  if (!ok) throw errors.forbidden(`User ${p.name} is denied operation ${operation} on ${subject === null ? 'the global config and mode' : `Subject: ${subject}`}`)
+}
+const canRead = (res: Response, subject: string) => need(who(res), who(res).canRead(subject), 'Read', subject)
+const canManage = (res: Response, subject: string | null) => need(who(res), subject === null ? who(res).admin : who(res).canManage(subject), 'Write', subject)
+const visible = (res: Response) => (who(res).admin ? undefined : (s: string) => who(res).canRead(s))
+
+/**
+ * `auth` undefined: no authentication (embedding and tests); the platform always passes one (see
+ * cli/platform.ts and docs/schema-registry.md).
+ */
+export function createRegistryApp(registry: SchemaRegistryService, logger: Logger, auth?: RegistryAuth): express.Express {
   const app = express()
   app.disable('x-powered-by')
   app.set('etag', false)
+  // Authentication before the body is read: an anonymous caller gets its 401 without any parsing.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (!auth) {
+      res.locals.principal = OPEN
+      return next()
+    }
+    principalOf(auth, req).then(
+      (p) => {
+        res.locals.principal = p
+        next()
+      },
+      next,
+    )
+  })
   app.use(express.json({ type: () => true, limit: BODY_LIMIT }))
 
   app.get('/', h(() => ({})))
   app.get('/schemas/types', h(() => [...SCHEMA_TYPES]))
 
-  app.get('/subjects', h((req) => registry.listSubjects(flag(req, 'deleted'), String(req.query.subjectPrefix ?? ''))))
-  app.get('/subjects/:subject/versions', h((req) => registry.listVersions(param(req, 'subject'), flag(req, 'deleted'))))
-  app.post('/subjects/:subject/versions', h(async (req) => ({ id: (await registry.register(param(req, 'subject'), req.body ?? {})).id })))
-  app.get('/subjects/:subject/versions/:version', h((req) => registry.getVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'deleted'))))
+  app.get(
+    '/subjects',
+    h((req, res) => registry.listSubjects({ deleted: flag(req, 'deleted'), deletedOnly: flag(req, 'deletedOnly'), prefix: text(req, 'subjectPrefix'), ...page(req, res) })),
+  )
+  app.get(
+    '/subjects/:subject/versions',
+    h((req, res) => read(req, res) && registry.listVersions(param(req, 'subject'), { deleted: flag(req, 'deleted'), deletedOnly: flag(req, 'deletedOnly'), deletedAsNegative: flag(req, 'deletedAsNegative'), ...page(req) })),
+  )
+  app.post(
+    '/subjects/:subject/versions',
+    h((req, res) => {
+      const subject = param(req, 'subject')
+      need(who(res), who(res).canRegister(subject), 'Write', subject)
+      const refs = (req.body as { references?: unknown } | undefined)?.references
+      if (Array.isArray(refs)) for (const r of refs) if (typeof (r as { subject?: unknown })?.subject === 'string') canRead(res, (r as { subject: string }).subject)
+      return registry.register(subject, req.body ?? {}, { normalize: flag(req, 'normalize'), force: flag(req, 'force') })
+    }),
+  )
+  app.get(
+    '/subjects/:subject/versions/:version',
+    h((req, res) => {
+      read(req, res)
+      const v = registry.getVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'deleted'))
+      const format = text(req, 'format')
+      return format ? { ...v, schema: registry.formatted(v.id, format) } : v
+    }),
+  )
   app.get(
     '/subjects/:subject/versions/:version/schema',
     h((req, res) => {
+      read(req, res)
       const v = registry.getVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'deleted'))
-      raw(res, 200, v.schema)
+      raw(res, 200, registry.formatted(v.id, text(req, 'format')))
     }),
   )
-  app.get('/subjects/:subject/versions/:version/referencedby', h((req) => registry.referencedBy(param(req, 'subject'), param(req, 'version'))))
-  app.delete('/subjects/:subject/versions/:version', h((req) => registry.deleteVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'permanent'))))
-  app.post('/subjects/:subject', h((req) => registry.lookup(param(req, 'subject'), req.body ?? {}, flag(req, 'deleted'))))
-  app.delete('/subjects/:subject', h((req) => registry.deleteSubject(param(req, 'subject'), flag(req, 'permanent'))))
+  app.get(
+    '/subjects/:subject/versions/:version/referencedby',
+    h((req, res) => read(req, res) && registry.referencedBy(param(req, 'subject'), param(req, 'version'), { deleted: flag(req, 'deleted'), ...page(req) })),
+  )
+  app.delete('/subjects/:subject/versions/:version', h((req, res) => manage(req, res) && registry.deleteVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'permanent'))))
+  app.post(
+    '/subjects/:subject',
+    h((req, res) => {
+      read(req, res)
+      const v = registry.lookup(param(req, 'subject'), req.body ?? {}, { deleted: flag(req, 'deleted'), normalize: flag(req, 'normalize') })
+      const format = text(req, 'format')
+      return format ? { ...v, schema: registry.formatted(v.id, format) } : v
+    }),
+  )
+  app.delete('/subjects/:subject', h((req, res) => manage(req, res) && registry.deleteSubject(param(req, 'subject'), flag(req, 'permanent'))))
 
-  app.get('/schemas/ids/:id', h((req) => registry.getById(schemaId(req))))
+  app.get(
+    '/schemas',
+    h((req, res) => registry.listSchemas({ prefix: text(req, 'subjectPrefix'), deleted: flag(req, 'deleted'), latestOnly: flag(req, 'latestOnly'), ...page(req, res) })),
+  )
+  app.get('/schemas/ids/:id', h((req, res) => registry.getById(schemaId(req), { subject: text(req, 'subject'), format: text(req, 'format'), fetchMaxId: flag(req, 'fetchMaxId'), ...vis(res) })))
   app.get(
     '/schemas/ids/:id/schema',
     h((req, res) => {
-      raw(res, 200, registry.getById(schemaId(req)).schema)
+      raw(res, 200, registry.getById(schemaId(req), { subject: text(req, 'subject'), format: text(req, 'format'), ...vis(res) }).schema)
     }),
   )
-  app.get('/schemas/ids/:id/subjects', h((req) => registry.subjectsOf(schemaId(req), flag(req, 'deleted'))))
-  app.get('/schemas/ids/:id/versions', h((req) => registry.versionsOfId(schemaId(req), flag(req, 'deleted'))))
+  app.get('/schemas/ids/:id/subjects', h((req, res) => registry.subjectsOf(schemaId(req), { deleted: flag(req, 'deleted'), subject: text(req, 'subject'), ...page(req, res) })))
+  app.get('/schemas/ids/:id/versions', h((req, res) => registry.versionsOfId(schemaId(req), { deleted: flag(req, 'deleted'), subject: text(req, 'subject'), ...page(req, res) })))
+  app.get('/schemas/guids/:guid', h((req, res) => registry.getByGuid(param(req, 'guid'), text(req, 'format'), visible(res))))
+  app.get(
+    '/schemas/guids/:guid/schema',
+    h((req, res) => {
+      raw(res, 200, registry.getByGuid(param(req, 'guid'), text(req, 'format'), visible(res)).schema)
+    }),
+  )
 
   app.get('/config', h(() => registry.getGlobalConfig()))
-  app.put('/config', h((req) => registry.setConfig(null, req.body)))
-  app.delete('/config', h(() => registry.deleteConfig(null)))
-  app.get('/config/:subject', h((req) => registry.getSubjectConfig(param(req, 'subject'), flag(req, 'defaultToGlobal'))))
-  app.put('/config/:subject', h((req) => registry.setConfig(param(req, 'subject'), req.body)))
-  app.delete('/config/:subject', h((req) => registry.deleteConfig(param(req, 'subject'))))
+  app.put('/config', h((req, res) => canManage(res, null) ?? registry.setConfig(null, req.body)))
+  app.delete('/config', h((_req, res) => canManage(res, null) ?? registry.deleteConfig(null)))
+  app.get('/config/:subject', h((req, res) => read(req, res) && registry.getSubjectConfig(param(req, 'subject'), flag(req, 'defaultToGlobal'))))
+  app.put('/config/:subject', h((req, res) => manage(req, res) && registry.setConfig(param(req, 'subject'), req.body)))
+  app.delete('/config/:subject', h((req, res) => manage(req, res) && registry.deleteConfig(param(req, 'subject'))))
+
+  app.get('/mode', h(() => registry.getMode(null, true)))
+  app.put('/mode', h((req, res) => canManage(res, null) ?? registry.setMode(null, req.body, flag(req, 'force'))))
+  app.delete('/mode', h((_req, res) => canManage(res, null) ?? registry.deleteMode(null)))
+  app.get('/mode/:subject', h((req, res) => read(req, res) && registry.getMode(param(req, 'subject'), flag(req, 'defaultToGlobal'))))
+  app.put('/mode/:subject', h((req, res) => manage(req, res) && registry.setMode(param(req, 'subject'), req.body, flag(req, 'force'))))
+  app.delete('/mode/:subject', h((req, res) => manage(req, res) && registry.deleteMode(param(req, 'subject'))))
 
   const compat = (withVersion: boolean) =>
-    h((req) => {
-      const r = registry.checkCompatibility(param(req, 'subject'), withVersion ? param(req, 'version') : undefined, req.body ?? {})
-      return flag(req, 'verbose') ? r : { is_compatible: r.is_compatible }
+    h((req, res) => {
+      read(req, res)
+      const verbose = flag(req, 'verbose')
+      const r = registry.checkCompatibility(param(req, 'subject'), withVersion ? param(req, 'version') : undefined, req.body ?? {}, { verbose, normalize: flag(req, 'normalize') })
+      return verbose ? r : { is_compatible: r.is_compatible }
     })
   app.post('/compatibility/subjects/:subject/versions/:version', compat(true))
   app.post('/compatibility/subjects/:subject/versions', compat(false))
@@ -97,6 +203,7 @@ export function createRegistryApp(registry: SchemaRegistryService, logger: Logge
   })
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof RegistryError) {
+      if (err.status === 401) res.set('WWW-Authenticate', 'Basic realm="SchemaRegistry", charset="UTF-8"')
       send(res, err.status, { error_code: err.errorCode, message: err.message })
       return
     }

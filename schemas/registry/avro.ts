@@ -6,6 +6,7 @@
  */
 import avro from 'avsc'
 import { errors } from './errors.ts'
+import { avroText, inlineNamedObjects, namedDefinitions } from './avro-canonical.ts'
 
 export const COMPATIBILITY_LEVELS = [
   'NONE',
@@ -64,43 +65,80 @@ export function parseReferences(value: unknown): Reference[] {
 }
 
 /**
+ * Visits the schemas that `refs` point at, depth first (a schema's own references before it), each
+ * once (by subject/version, or by the reference's name for JSON Schema and Protobuf, whose references
+ * are resolved by name), refusing circular and dangling references with 42201. Every schema type uses it.
+ */
+export function visitReferences(
+  refs: Reference[],
+  lookup: ReferenceLookup,
+  visit: (ref: Reference, target: SchemaSource, key: string) => void,
+  onceBy: 'version' | 'name' = 'version',
+): void {
+  const seen = new Set<string>()
+  const load = (list: Reference[], path: string[]) => {
+    for (const ref of list) {
+      const key = `${ref.subject}/${ref.version}`
+      if (path.includes(key)) throw errors.invalidSchema(`circular reference through subject '${ref.subject}' version ${ref.version}`)
+      const once = onceBy === 'name' ? ref.name : key
+      if (seen.has(once)) continue
+      const target = lookup(ref)
+      if (!target) throw errors.invalidSchema(`reference '${ref.name}' points at subject '${ref.subject}' version ${ref.version}, which does not exist`)
+      load(target.references, [...path, key])
+      seen.add(once)
+      visit(ref, target, key)
+    }
+  }
+  load(refs, [])
+}
+
+/** A compiled Avro schema: the avsc type, the schema's JSON, and the named types its references define. */
+export interface CompiledAvro {
+  type: avro.Type
+  json: unknown
+  referenced: Map<string, Record<string, unknown>>
+}
+
+/**
  * Builds the avsc type of a schema: referenced schemas first (depth first, each once) into one
  * registry of named types, then the schema itself, which may use those names.
  */
 export function parseAvro(source: SchemaSource, lookup: ReferenceLookup, opts: Partial<avro.ForSchemaOptions> = {}): avro.Type {
+  return compileAvro(source, lookup, opts).type
+}
+
+export function compileAvro(source: SchemaSource, lookup: ReferenceLookup, opts: Partial<avro.ForSchemaOptions> = {}): CompiledAvro {
   if (Buffer.byteLength(source.schema) > MAX_SCHEMA_BYTES) {
     throw errors.invalidSchema(`schema is ${Buffer.byteLength(source.schema)} bytes, more than the ${MAX_SCHEMA_BYTES} allowed`)
   }
   const registry: Record<string, avro.Type> = {}
-  const seen = new Set<string>()
-  const load = (refs: Reference[], path: string[]) => {
-    for (const ref of refs) {
-      const key = `${ref.subject}/${ref.version}`
-      if (seen.has(key)) continue
-      if (path.includes(key)) throw errors.invalidSchema(`circular reference through subject '${ref.subject}' version ${ref.version}`)
-      const target = lookup(ref)
-      if (!target) throw errors.invalidSchema(`reference '${ref.name}' points at subject '${ref.subject}' version ${ref.version}, which does not exist`)
-      load(target.references, [...path, key])
-      seen.add(key)
-      try {
-        avro.Type.forSchema(parseJson(target.schema, `referenced schema ${key}`) as avro.Schema, { ...opts, registry })
-      } catch (err) {
-        if (err instanceof Error && err.name === 'RegistryError') throw err
-        throw errors.invalidSchema(`referenced schema ${key} is not valid Avro: ${(err as Error).message}`)
-      }
-      if (!registry[ref.name] && !Object.keys(registry).some((n) => n.endsWith(`.${ref.name}`))) {
-        throw errors.invalidSchema(`reference '${ref.name}': subject '${ref.subject}' version ${ref.version} does not define a type named '${ref.name}'`)
-      }
+  const referenced = new Map<string, Record<string, unknown>>()
+  visitReferences(source.references, lookup, (ref, target, key) => {
+    const json = inlineNamedObjects(parseJson(target.schema, `referenced schema ${key}`))
+    try {
+      avro.Type.forSchema(json as avro.Schema, { ...opts, registry })
+    } catch (err) {
+      if (err instanceof Error && err.name === 'RegistryError') throw err
+      throw errors.invalidSchema(`referenced schema ${key} is not valid Avro: ${(err as Error).message}`)
     }
-  }
-  load(source.references, [])
-  const json = parseJson(source.schema, 'schema')
-  if (json === null || (typeof json !== 'object' && typeof json !== 'string')) throw errors.invalidSchema('an Avro schema is a JSON object, array or type name')
+    namedDefinitions(json, referenced)
+    if (!registry[ref.name] && !Object.keys(registry).some((n) => n.endsWith(`.${ref.name}`))) {
+      throw errors.invalidSchema(`reference '${ref.name}': subject '${ref.subject}' version ${ref.version} does not define a type named '${ref.name}'`)
+    }
+  })
+  const parsed = parseJson(source.schema, 'schema')
+  if (parsed === null || (typeof parsed !== 'object' && typeof parsed !== 'string')) throw errors.invalidSchema('an Avro schema is a JSON object, array or type name')
+  const json = inlineNamedObjects(parsed)
   try {
-    return avro.Type.forSchema(json as avro.Schema, { ...opts, registry })
+    return { type: avro.Type.forSchema(json as avro.Schema, { ...opts, registry }), json, referenced }
   } catch (err) {
     throw errors.invalidSchema(`not a valid Avro schema: ${(err as Error).message}`)
   }
+}
+
+/** The schema text as Confluent stores it (see avro-canonical.ts): canonical, or normalized when asked. */
+export function avroStoredText(c: CompiledAvro, normalize: boolean): string {
+  return avroText(c.json, normalize ? 'normalized' : 'canonical', c.referenced)
 }
 
 const PRIMITIVES = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string'])
@@ -150,34 +188,4 @@ export function readFailure(reader: avro.Type, writer: avro.Type): string | null
   } catch (err) {
     return (err as Error).message
   }
-}
-
-export interface VersionedType {
-  version: number
-  type: avro.Type
-}
-
-/**
- * Compatibility of `candidate` with the earlier versions (oldest first, deleted ones excluded), as
- * Confluent defines the levels: BACKWARD = the new schema reads data written with the previous one;
- * FORWARD = the previous schema reads data written with the new one; FULL = both; *_TRANSITIVE =
- * against every earlier version instead of the latest only. Returns the reasons it is not (empty: ok).
- */
-export function compatibilityErrors(level: CompatibilityLevel, candidate: avro.Type, earlier: VersionedType[]): string[] {
-  if (level === 'NONE' || earlier.length === 0) return []
-  const against = level.endsWith('_TRANSITIVE') ? earlier : earlier.slice(-1)
-  const backward = level.startsWith('BACKWARD') || level.startsWith('FULL')
-  const forward = level.startsWith('FORWARD') || level.startsWith('FULL')
-  const out: string[] = []
-  for (const prev of against) {
-    if (backward) {
-      const why = readFailure(candidate, prev.type)
-      if (why) out.push(`${level}: the new schema cannot read data written with version ${prev.version} (${why})`)
-    }
-    if (forward) {
-      const why = readFailure(prev.type, candidate)
-      if (why) out.push(`${level}: version ${prev.version} cannot read data written with the new schema (${why})`)
-    }
-  }
-  return out
 }

@@ -22,11 +22,20 @@ export const SUBJECT_NOT_SOFT_DELETED = 40405
 export const VERSION_SOFT_DELETED = 40406
 export const VERSION_NOT_SOFT_DELETED = 40407
 export const SUBJECT_COMPATIBILITY_NOT_CONFIGURED = 40408
-export const INCOMPATIBLE_SCHEMA = 409
+export const SUBJECT_MODE_NOT_CONFIGURED = 40409
+/** Confluent answered 409 with error_code 409 before 7.x; the latest releases use 40901. */
+export const INCOMPATIBLE_SCHEMA = 40901
 export const INVALID_SCHEMA = 42201
 export const INVALID_VERSION = 42202
 export const INVALID_COMPATIBILITY_LEVEL = 42203
+export const INVALID_MODE = 42204
+export const OPERATION_NOT_PERMITTED = 42205
 export const REFERENCE_EXISTS = 42206
+export const ID_DOES_NOT_MATCH = 42207
+export const INVALID_SUBJECT = 42208
+/** Confluent's basic-auth realm answers 401 with error_code 401; its RBAC plugin 403 with 40301. */
+export const UNAUTHORIZED = 401
+export const FORBIDDEN = 40301
 export const STORE_ERROR = 50001
 export const OPERATION_TIMEOUT = 50002
 
@@ -50,6 +59,18 @@ export const errors = {
       INCOMPATIBLE_SCHEMA,
       `Schema being registered is incompatible with an earlier schema for subject "${subject}", details: [${messages.join(', ')}]`,
     ),
+  subjectModeNotConfigured: (s: string | null) =>
+    new RegistryError(404, SUBJECT_MODE_NOT_CONFIGURED, s === null ? 'Mode not configured' : `Subject '${s}' does not have subject-level mode configured`),
+  invalidMode: (mode: unknown) =>
+    new RegistryError(422, INVALID_MODE, `Invalid mode${typeof mode === 'string' ? ` '${mode}'` : ''}. Valid values are READWRITE, READONLY, READONLY_OVERRIDE and IMPORT`),
+  notPermitted: (detail: string) => new RegistryError(422, OPERATION_NOT_PERMITTED, detail),
+  invalidSubject: (s: string) => new RegistryError(422, INVALID_SUBJECT, `Invalid subject ${JSON.stringify(s)}: a subject name may not be empty or contain control characters`),
+  unauthorized: (detail: string) => new RegistryError(401, UNAUTHORIZED, detail),
+  forbidden: (detail: string) => new RegistryError(403, FORBIDDEN, detail),
+  idDoesNotMatch: (existing: number, wanted: number) =>
+    new RegistryError(422, ID_DOES_NOT_MATCH, `Schema already registered with id ${existing} instead of input id ${wanted}`),
+  invalidParam: (name: string, value: string) => new RegistryError(400, 400, `Query parameter ${name} must be an integer, not ${JSON.stringify(value)}`),
+  invalidConfig: (detail: string) => new RegistryError(422, INVALID_SCHEMA, `Invalid config: ${detail}`),
   invalidSchema: (detail: string) => new RegistryError(422, INVALID_SCHEMA, `Invalid schema: ${detail}`),
   invalidVersion: (v: string) =>
     new RegistryError(422, INVALID_VERSION, `The specified version '${v}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string "latest"`),

@@ -13,10 +13,13 @@ export {
   COMPATIBILITY_LEVELS,
   DEFAULT_COMPATIBILITY,
   MAX_SCHEMA_BYTES,
-  compatibilityErrors,
   identityOf,
   parseAvro,
   parseLevel,
   readFailure,
 } from './avro.ts'
-export type { CompatibilityLevel, Reference, SchemaSource, ReferenceLookup, VersionedType } from './avro.ts'
+export type { CompatibilityLevel, Reference, SchemaSource, ReferenceLookup } from './avro.ts'
+export { compatibilityErrorsOf, parseSchema, parseSchemaType, readErrors } from './schema-types.ts'
+export type { ParsedSchema, SchemaType, VersionedSchema } from './schema-types.ts'
+export { INTERNAL_USER, internalPassword, adminPrincipal, credentialsOf } from './auth.ts'
+export type { RegistryAuth, RegistryPrincipal } from './auth.ts'

@@ -3,23 +3,22 @@
  * log (store.ts). Reads answer from memory; writes append to the log, wait for their own record and
  * check that it won (see the rule in state.ts), retrying with fresh numbers when it did not.
  */
+import { createHash } from 'node:crypto'
 import type avro from 'avsc'
 import {
   DEFAULT_COMPATIBILITY,
-  compact,
-  compatibilityErrors,
   identityOf,
-  parseAvro,
   parseLevel,
   parseReferences,
 
   type CompatibilityLevel,
   type Reference,
   type SchemaSource,
-  type VersionedType,
 } from './avro.ts'
-import { errors } from './errors.ts'
-import { configKey, deleteSubjectKey, schemaKey, schemaValue, type RegistryState } from './state.ts'
+import { SCHEMA_TYPES, compatibilityErrorsOf, parseSchema, parseSchemaType, type ParsedSchema, type VersionedSchema } from './schema-types.ts'
+import { serializedDescriptor } from './protobuf.ts'
+import { INVALID_SCHEMA, RegistryError, errors } from './errors.ts'
+import { CONFIG_FIELDS, MODES, configKey, deleteSubjectKey, modeKey, readConfig, schemaKey, schemaValue, type Mode, type RegistryConfig, type RegistryState } from './state.ts'
 
 /** What the registry needs from its storage: the replayed state and an append that reads its own write. */
 export interface SchemaLog {
@@ -31,21 +30,61 @@ export interface SchemaBody {
   schema?: unknown
   schemaType?: unknown
   references?: unknown
+  /** Register: the version wanted (compare-and-set, or as given in IMPORT mode); -1: compare with the latest only. */
+  version?: unknown
+  /** Register in IMPORT mode: the id the schema must get. */
+  id?: unknown
 }
 
+/** A subject version as Confluent 8 answers it. */
 export interface SubjectVersion {
   subject: string
   version: number
   id: number
-  schemaType?: string
+  guid: string
+  schemaType: string
+  references?: Reference[]
+  schema: string
+  ts?: number
+  deleted?: boolean
+}
+
+/** GET /schemas/ids/{id}: Confluent's SchemaString (subject and version when ?subject= names a user of the id). */
+export interface SchemaString {
+  schemaType: string
   schema: string
   references?: Reference[]
+  guid: string
+  subject?: string
+  version?: number
+  ts?: number
+  deleted?: boolean
+  maxId?: number
+}
+
+/** What Confluent's register answers (8.x; older releases answered {id} only). */
+export interface RegisterResult {
+  id: number
+  version: number
+  guid: string
+  schemaType: string
+  references?: Reference[]
+  schema: string
+}
+
+export interface Page {
+  offset?: number
+  /** -1 or undefined: no limit. */
+  limit?: number
+  /** Only the subjects the caller may read (applied before offset and limit). */
+  visible?: (subject: string) => boolean
 }
 
 const MAX_ATTEMPTS = 50
 const MAX_VERSION = 2 ** 31 - 1
+const DEFAULT_MODE: Mode = 'READWRITE'
 
-export const SCHEMA_TYPES = ['AVRO'] as const
+export { SCHEMA_TYPES }
 
 /** 'latest', -1 or 1..2^31-1; anything else is 42202. */
 export function parseVersion(v: string): number | 'latest' {
@@ -56,11 +95,41 @@ export function parseVersion(v: string): number | 'latest' {
   return n
 }
 
+/**
+ * Confluent's rule (QualifiedSubject.isValidSubject): no ISO control characters, and not the names it
+ * reserves for the global config and mode.
+ */
+export function assertValidSubject(subject: string): void {
+  // eslint-disable-next-line no-control-regex
+  if (subject === '' || /[\u0000-\u001f\u007f-\u009f]/.test(subject) || subject === '__GLOBAL' || subject === '__EMPTY') throw errors.invalidSubject(subject)
+}
+
+/** Confluent's guid of a schema: the UUID made of the MD5 of its text and references (Schema.getGuid). */
+export function guidOf(schema: string, references: Reference[]): string {
+  const md5 = createHash('md5').update(schema, 'utf8')
+  for (const r of references) {
+    md5.update(r.name, 'utf8').update(r.subject, 'utf8')
+    const v = Buffer.alloc(4)
+    v.writeInt32BE(r.version)
+    md5.update(v)
+  }
+  const h = md5.digest('hex')
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
+}
+
+function paged<T>(items: T[], page: Page = {}): T[] {
+  const offset = Math.max(0, page.offset ?? 0)
+  const limit = page.limit === undefined || page.limit < 0 ? Infinity : page.limit
+  return items.slice(offset, offset + limit)
+}
+
 interface Candidate {
   schema: string
   references: Reference[]
   identity: string
-  type: avro.Type
+  parsed: ParsedSchema
+  /** The schema with every referenced type written out: how a "fully inlined" schema is matched. */
+  resolved: string
 }
 
 /** What a register hook is shown: a new version about to be registered under a subject. */
@@ -81,8 +150,16 @@ export interface RegisterCandidate {
  */
 export type BeforeRegisterHook = (candidate: RegisterCandidate) => Promise<(() => Promise<void>) | void>
 
+
+export interface RegisterOptions {
+  /** ?normalize=true (the subject's or global config `normalize` applies too). */
+  normalize?: boolean
+  /** ?force=true: skip the compatibility check. */
+  force?: boolean
+}
+
 export class SchemaRegistryService {
-  private readonly types = new Map<number, avro.Type>()
+  private readonly compiled = new Map<number, ParsedSchema>()
   private writes: Promise<unknown> = Promise.resolve()
   /** See BeforeRegisterHook (cli/platform.ts sets the pinned-reader check). */
   beforeRegister: BeforeRegisterHook | undefined
@@ -108,58 +185,121 @@ export class SchemaRegistryService {
     return s ? { schema: s.schema, references: s.references } : undefined
   }
 
-  /** The compiled type of a registered schema id (cached: ids are immutable). */
-  typeOf(id: number): avro.Type {
-    let t = this.types.get(id)
-    if (!t) {
+  /** A registered schema id, parsed (cached: ids are immutable). */
+  private compiledOf(id: number): ParsedSchema {
+    let c = this.compiled.get(id)
+    if (!c) {
       const s = this.state.schemas.get(id)
       if (!s) throw errors.schemaNotFound(id)
-      t = parseAvro({ schema: s.schema, references: s.references }, this.lookupRef)
-      this.types.set(id, t)
+      c = parseSchema(parseSchemaType(s.schemaType), { schema: s.schema, references: s.references }, this.lookupRef, false)
+      this.compiled.set(id, c)
     }
-    return t
+    return c
   }
 
-  private candidate(body: SchemaBody): Candidate {
+  /** The compiled Avro type of a registered schema id (a DataError-free 42201 when it is not Avro). */
+  typeOf(id: number): avro.Type {
+    const c = this.compiledOf(id)
+    if (!c.avro) throw errors.invalidSchema(`schema ${id} is ${c.schemaType}, not AVRO`)
+    return c.avro
+  }
+
+  private candidate(body: SchemaBody, normalize: boolean): Candidate {
     if (body === null || typeof body !== 'object') throw errors.invalidSchema('the request body must be a JSON object with a "schema" string')
-    const schemaType = body.schemaType ?? 'AVRO'
-    if (schemaType !== 'AVRO') {
-      throw errors.invalidSchema(`schemaType ${JSON.stringify(schemaType)} is not supported; this registry supports ${SCHEMA_TYPES.join(', ')}`)
+    const schemaType = parseSchemaType(body.schemaType)
+    // Data contracts (metadata, rule sets) are not kept: refuse them rather than drop them silently.
+    for (const k of ['metadata', 'ruleSet'] as const) {
+      const v = (body as Record<string, unknown>)[k]
+      if (v !== undefined && v !== null && !(typeof v === 'object' && Object.keys(v as object).length === 0)) {
+        throw errors.invalidSchema(`"${k}" (Confluent data contracts) is not supported by this registry; send the schema without it`)
+      }
     }
-    if (typeof body.schema !== 'string' || body.schema.trim() === '') throw errors.invalidSchema('"schema" must be a non-empty string holding the Avro schema as JSON')
-    const references = parseReferences(body.references)
-    const type = parseAvro({ schema: body.schema, references }, this.lookupRef)
-    const schema = compact(body.schema)
-    return { schema, references, identity: identityOf('AVRO', schema, references), type }
+    if (typeof body.schema !== 'string' || body.schema.trim() === '') throw errors.invalidSchema(`"schema" must be a non-empty string holding the ${schemaType} schema`)
+    let references = parseReferences(body.references)
+    if (normalize) references = sortedReferences(references)
+    const parsed = parseSchema(schemaType, { schema: body.schema, references }, this.lookupRef, normalize)
+    return { schema: parsed.stored, references, identity: identityOf(schemaType, parsed.stored, references), parsed, resolved: parsed.resolved }
+  }
+
+  // ---- config and mode ------------------------------------------------------------------------
+
+  private configInScope(subject: string | null): RegistryConfig {
+    return (subject === null ? undefined : this.state.subjectConfigs.get(subject)) ?? this.state.globalConfig ?? {}
   }
 
   effectiveLevel(subject: string): CompatibilityLevel {
-    return this.state.subjectLevels.get(subject) ?? this.state.globalLevel ?? DEFAULT_COMPATIBILITY
+    return this.state.subjectConfigs.get(subject)?.compatibilityLevel ?? this.state.globalConfig?.compatibilityLevel ?? DEFAULT_COMPATIBILITY
   }
 
-  private earlierTypes(subject: string): VersionedType[] {
-    return this.state.versionsOf(subject).map((v) => ({ version: v.version, type: this.typeOf(v.id) }))
+  private normalizeFor(subject: string, asked: boolean | undefined): boolean {
+    return asked === true || this.configInScope(subject).normalize === true
   }
 
-  private view(subject: string, version: number, id: number): SubjectVersion {
+  modeOf(subject: string | null): Mode {
+    return (subject === null ? undefined : this.state.subjectModes.get(subject)) ?? this.state.globalMode ?? DEFAULT_MODE
+  }
+
+  private assertWritable(subject: string | null): void {
+    const mode = this.modeOf(subject)
+    if (mode === 'READONLY' || mode === 'READONLY_OVERRIDE') throw errors.notPermitted(`Subject ${subject ?? '(global)'} is in read-only mode`)
+  }
+
+  private earlierSchemas(subject: string): VersionedSchema[] {
+    return this.state.versionsOf(subject).map((v) => ({ version: v.version, parsed: this.compiledOf(v.id) }))
+  }
+
+  private guid(id: number): string {
+    const s = this.state.schemas.get(id)!
+    return guidOf(s.schema, s.references)
+  }
+
+  private view(subject: string, version: number, id: number, meta?: { ts: number; deleted: boolean }): SubjectVersion {
     const s = this.state.schemas.get(id)
     if (!s) throw errors.schemaNotFound(id)
-    const out: SubjectVersion = { subject, version, id, schema: s.schema }
-    if (s.schemaType !== 'AVRO') out.schemaType = s.schemaType
+    const out: SubjectVersion = { subject, version, id, guid: guidOf(s.schema, s.references), schemaType: s.schemaType, schema: '' }
     if (s.references.length > 0) out.references = s.references
+    delete (out as Partial<SubjectVersion>).schema
+    out.schema = s.schema
+    const e = meta ?? this.state.subjects.get(subject)?.get(version)
+    if (e) {
+      out.ts = e.ts
+      out.deleted = e.deleted
+    }
     return out
+  }
+
+  /** The stored text, or format=resolved (Avro: every referenced type written out). */
+  formatted(id: number, format: string): string {
+    const f = format.toLowerCase()
+    const s = this.state.schemas.get(id)!
+    if (f === 'resolved' && s.schemaType === 'AVRO') return this.compiledOf(id).resolved
+    if (f === 'serialized' && s.schemaType === 'PROTOBUF') return serializedDescriptor(this.compiledOf(id).proto!)
+    return s.schema
   }
 
   // ---- subjects ------------------------------------------------------------------------------
 
-  listSubjects(includeDeleted: boolean, prefix = ''): string[] {
-    return [...this.state.subjects.keys()].filter((s) => s.startsWith(prefix) && this.state.versionsOf(s, includeDeleted).length > 0).sort()
+  /** deletedOnly: subjects with at least one soft-deleted version (Confluent's DELETED_ONLY filter). */
+  listSubjects(opts: { deleted?: boolean; deletedOnly?: boolean; prefix?: string } & Page = {}): string[] {
+    const prefix = opts.prefix ?? ''
+    const subjects = [...this.state.subjects.keys()].filter((s) => {
+      if (!s.startsWith(prefix) || (opts.visible && !opts.visible(s))) return false
+      const vs = this.state.versionsOf(s, true)
+      if (opts.deletedOnly) return vs.some((v) => v.deleted)
+      return vs.some((v) => opts.deleted || !v.deleted)
+    })
+    return paged(subjects.sort(), opts)
   }
 
-  listVersions(subject: string, includeDeleted: boolean): number[] {
-    const vs = this.state.versionsOf(subject, includeDeleted)
-    if (vs.length === 0) throw errors.subjectNotFound(subject)
-    return vs.map((v) => v.version)
+  /** deletedAsNegative (with deleted): soft-deleted versions as negative numbers, as Confluent. */
+  listVersions(subject: string, opts: { deleted?: boolean; deletedOnly?: boolean; deletedAsNegative?: boolean } & Page = {}): number[] {
+    const all = this.state.versionsOf(subject, true)
+    const vs = all.filter((v) => (opts.deletedOnly ? v.deleted : opts.deleted || !v.deleted))
+    if (vs.length === 0 && (opts.deletedOnly ? all.length === 0 : true)) throw errors.subjectNotFound(subject)
+    return paged(
+      vs.map((v) => (opts.deletedAsNegative && v.deleted ? -v.version : v.version)),
+      opts,
+    )
   }
 
   getVersion(subject: string, versionParam: string, includeDeleted: boolean): SubjectVersion {
@@ -168,61 +308,153 @@ export class SchemaRegistryService {
     if (vs.length === 0) throw errors.subjectNotFound(subject)
     const found = wanted === 'latest' ? vs[vs.length - 1] : vs.find((v) => v.version === wanted)
     if (!found) throw errors.versionNotFound(wanted)
-    return this.view(subject, found.version, found.id)
+    return this.view(subject, found.version, found.id, found)
   }
 
-  /** Ids of schemas whose references point at subject/version. */
-  referencedBy(subject: string, versionParam: string): number[] {
+  /** GET /schemas: every version of the subjects with the prefix (only the latest with latestOnly), by subject then version. */
+  listSchemas(opts: { prefix?: string; deleted?: boolean; latestOnly?: boolean } & Page = {}): SubjectVersion[] {
+    const out: SubjectVersion[] = []
+    for (const subject of [...this.state.subjects.keys()].filter((s) => s.startsWith(opts.prefix ?? '') && (!opts.visible || opts.visible(s))).sort()) {
+      const vs = this.state.versionsOf(subject, opts.deleted === true)
+      for (const v of opts.latestOnly ? vs.slice(-1) : vs) out.push(this.view(subject, v.version, v.id, v))
+    }
+    return paged(out, opts)
+  }
+
+  /**
+   * Ids of schemas whose references point at subject/version. Referrers whose every version is
+   * soft-deleted are left out unless asked (as Confluent's referencedby).
+   */
+  referencedBy(subject: string, versionParam: string, opts: { deleted?: boolean } & Page = {}): number[] {
     const v = this.getVersion(subject, versionParam, true)
+    return paged(this.referrers(subject, v.version, opts.deleted === true), opts)
+  }
+
+  private referrers(subject: string, version: number, includeDeleted: boolean): number[] {
     return [...this.state.schemas.values()]
-      .filter((s) => s.references.some((r) => r.subject === subject && r.version === v.version) && this.state.usesOf(s.id, true).length > 0)
+      .filter((s) => s.references.some((r) => r.subject === subject && r.version === version) && this.state.usesOf(s.id, includeDeleted).length > 0)
       .map((s) => s.id)
       .sort((a, b) => a - b)
   }
 
-  lookup(subject: string, body: SchemaBody, includeDeleted: boolean): SubjectVersion {
-    const c = this.candidate(body)
-    const vs = this.state.versionsOf(subject, includeDeleted)
-    if (vs.length === 0) throw errors.subjectNotFound(subject)
+  /**
+   * The version of `subject` that `c` is, newest first: the same registration (schema text and
+   * references), or, as Confluent's ParsedSchema.canLookup, an equal schema once references are
+   * resolved, when `c` has no references and the version has (a schema sent "fully inlined") or
+   * both have the same references.
+   */
+  private findExisting(subject: string, c: Candidate, includeDeleted: boolean, latestOnly = false): { version: number; id: number } | undefined {
+    let vs = this.state.versionsOf(subject, includeDeleted).reverse()
+    if (latestOnly) vs = vs.slice(0, 1)
     const id = this.state.idByIdentity.get(c.identity)
-    const found = id === undefined ? undefined : [...vs].reverse().find((v) => v.id === id)
+    const same = id === undefined ? undefined : vs.find((v) => v.id === id)
+    if (same) return same
+    return vs.find((v) => {
+      const prev = this.state.schemas.get(v.id)
+      if (!prev || prev.schemaType !== c.parsed.schemaType) return false
+      const refsOk = (c.references.length === 0 && prev.references.length > 0) || sameReferences(c.references, prev.references)
+      if (!refsOk) return false
+      try {
+        return this.compiledOf(v.id).resolved === c.resolved
+      } catch {
+        return false
+      }
+    })
+  }
+
+  lookup(subject: string, body: SchemaBody, opts: { deleted?: boolean; normalize?: boolean } = {}): SubjectVersion {
+    const c = this.candidate(body, this.normalizeFor(subject, opts.normalize))
+    const vs = this.state.versionsOf(subject, opts.deleted === true)
+    if (vs.length === 0) throw errors.subjectNotFound(subject)
+    const found = this.findExisting(subject, c, opts.deleted === true)
     if (!found) throw errors.schemaNotFound()
     return this.view(subject, found.version, found.id)
   }
 
-  register(subject: string, body: SchemaBody): Promise<{ id: number; version: number }> {
-    if (subject === '') throw errors.invalidSchema('the subject name is empty')
-    const c = this.candidate(body)
+  private registered(subject: string, version: number, id: number): RegisterResult {
+    const s = this.state.schemas.get(id)!
+    const out: RegisterResult = { id, version, guid: guidOf(s.schema, s.references), schemaType: s.schemaType, schema: '' }
+    if (s.references.length > 0) out.references = s.references
+    delete (out as Partial<RegisterResult>).schema
+    out.schema = s.schema
+    return out
+  }
+
+  /**
+   * POST /subjects/{s}/versions, as Confluent's registerOrForward and register:
+   * - an equal schema already live under the subject is answered as it is (version -1: only when it is
+   *   the latest; an explicit version: only when it is that version);
+   * - READONLY refuses (42205); an `id` needs IMPORT mode and IMPORT needs an `id` (42205);
+   * - `version` > 0 is compare-and-set: it must be the subject's next version (42201 otherwise), except
+   *   in IMPORT mode, where the version and id are taken as given and compatibility is not checked;
+   * - `force=true` skips the compatibility check.
+   */
+  register(subject: string, body: SchemaBody, opts: RegisterOptions = {}): Promise<RegisterResult> {
+    assertValidSubject(subject)
+    const normalize = this.normalizeFor(subject, opts.normalize)
+    const c = this.candidate(body, normalize)
+    const version = parseRequestedVersion(body.version)
+    const wantedId = parseRequestedId(body.id)
+    const pre = this.findExisting(subject, c, false, version === -1)
+    if (pre && (version <= 0 ? wantedId === undefined || wantedId === pre.id : wantedId === pre.id && version === pre.version)) {
+      return Promise.resolve(this.registered(subject, pre.version, pre.id))
+    }
+    const mode = this.modeOf(subject)
+    this.assertWritable(subject)
+    if (wantedId !== undefined && mode !== 'IMPORT') throw errors.notPermitted(`Subject ${subject} is not in import mode`)
+    if (wantedId === undefined && mode !== 'READWRITE') throw errors.notPermitted(`Subject ${subject} is not in read-write mode`)
     return this.serialize(async () => {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const st = this.state
         const existingId = st.idByIdentity.get(c.identity)
-        if (existingId !== undefined) {
-          const live = st.versionsOf(subject).find((v) => v.id === existingId)
-          if (live) return { id: existingId, version: live.version }
+        if (wantedId !== undefined) {
+          const bound = st.schemas.get(wantedId)
+          if (bound && bound.identity !== c.identity) throw errors.notPermitted(`Overwrite new schema with id ${wantedId} is not permitted.`)
+          if (existingId !== undefined && existingId !== wantedId) throw errors.idDoesNotMatch(existingId, wantedId)
         }
-        const level = this.effectiveLevel(subject)
-        const problems = compatibilityErrors(level, c.type, this.earlierTypes(subject))
-        if (problems.length > 0) throw errors.incompatible(subject, problems)
-        const id = existingId ?? st.maxId + 1
-        const version = st.maxVersion(subject) + 1
-        const after = this.beforeRegister
+        if (version <= 0) {
+          const live = this.findExisting(subject, c, false, version === -1)
+          if (live && (wantedId === undefined || live.id === wantedId)) return this.registered(subject, live.version, live.id)
+        }
+        if (mode !== 'IMPORT' && !opts.force) {
+          const problems = compatibilityErrorsOf(this.effectiveLevel(subject), c.parsed, this.earlierSchemas(subject))
+          if (problems.length > 0) throw errors.incompatible(subject, problems)
+        }
+        const next = st.maxVersion(subject) + 1
+        if (version > 0 && version !== next && mode !== 'IMPORT') {
+          throw errors.invalidSchema(`Version is not one more than previous version: version ${version} was asked, the next version of subject '${subject}' is ${next}`)
+        }
+        const newVersion = version > 0 ? version : next
+        if (version > 0 && mode !== 'IMPORT') {
+          // Confluent would register the same schema again as this new version; the log keeps one live
+          // version per schema and subject (state.ts), so this is refused instead of lost in the replay.
+          const live = existingId === undefined ? undefined : st.versionsOf(subject).find((v) => v.id === existingId)
+          if (live) throw errors.invalidSchema(`the schema is already registered as version ${live.version} of subject '${subject}'; a subject holds one live version per schema here`)
+        }
+        const taken = st.subjects.get(subject)?.get(newVersion)
+        if (taken && taken.id !== (wantedId ?? existingId)) throw errors.notPermitted(`Subject ${subject} version ${newVersion} is already registered with another schema (id ${taken.id})`)
+        const id = wantedId ?? existingId ?? st.maxId + 1
+        // The hook guards the Avro contracts' pinned readers; other types have none.
+        const after = this.beforeRegister && c.parsed.avro
           ? await this.beforeRegister({
               subject,
-              version,
+              version: newVersion,
               schema: c.schema,
-              type: c.type,
+              type: c.parsed.avro,
               readerOf: (v) => {
                 const e = this.state.versionsOf(subject).find((x) => x.version === v)
-                return e ? this.typeOf(e.id) : undefined
+                return e ? this.compiledOf(e.id).avro : undefined
               },
             })
           : undefined
-        await this.log.append(schemaKey(subject, version), schemaValue({ subject, version, id, schemaType: 'AVRO', schema: c.schema, references: c.references, deleted: false }))
-        const slot = st.subjects.get(subject)?.get(version)
-        if (slot && slot.id === id && st.schemas.get(id)?.identity === c.identity) {
+        await this.log.append(
+          schemaKey(subject, newVersion),
+          schemaValue({ subject, version: newVersion, id, schemaType: c.parsed.schemaType, schema: c.schema, references: c.references, deleted: false }),
+        )
+        const slot = st.subjects.get(subject)?.get(newVersion)
+        if (slot && slot.id === id && !slot.deleted && st.schemas.get(id)?.identity === c.identity) {
           if (after) await after().catch(() => undefined) // the hook logs its own failures; the version is registered
-          return { id, version }
+          return this.registered(subject, newVersion, id)
         }
         // Lost a race with another instance: put the winner back as the last record of the slot, so
         // that compaction keeps it, then try again from the state that now includes the winner.
@@ -230,23 +462,28 @@ export class SchemaRegistryService {
           const w = st.schemas.get(slot.id)
           if (w) {
             await this.log.append(
-              schemaKey(subject, version),
-              schemaValue({ subject, version, id: w.id, schemaType: w.schemaType, schema: w.schema, references: w.references, deleted: slot.deleted }),
+              schemaKey(subject, newVersion),
+              schemaValue({ subject, version: newVersion, id: w.id, schemaType: w.schemaType, schema: w.schema, references: w.references, deleted: slot.deleted }),
             )
           }
         }
+        if (version > 0 || wantedId !== undefined) throw errors.notPermitted(`Subject ${subject} version ${newVersion} was registered concurrently with another schema`)
         await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 20 * (attempt + 1))))
       }
       throw errors.store(`could not register a schema under '${subject}' after ${MAX_ATTEMPTS} attempts (too much contention)`)
     })
   }
 
-  private assertNotReferenced(subject: string, versions: number[]): void {
-    for (const s of this.state.schemas.values()) {
-      const ref = s.references.find((r) => r.subject === subject && versions.includes(r.version))
-      if (!ref) continue
-      const users = this.state.usesOf(s.id, true)
-      if (users.length > 0) throw errors.referenceExists(subject, ref.version, users.map((u) => `${u.subject} version ${u.version}`).join(', '))
+  /**
+   * Referrers block a delete as in Confluent: a soft delete only while a referrer has a live version;
+   * a permanent delete while any referrer version exists, soft-deleted ones included (restorable).
+   */
+  private assertNotReferenced(subject: string, versions: number[], permanent: boolean): void {
+    for (const version of versions) {
+      const ids = this.referrers(subject, version, permanent)
+      if (ids.length === 0) continue
+      const users = ids.flatMap((id) => this.state.usesOf(id, permanent))
+      throw errors.referenceExists(subject, version, users.map((u) => `${u.subject} version ${u.version}`).join(', '))
     }
   }
 
@@ -255,6 +492,7 @@ export class SchemaRegistryService {
     return this.serialize(async () => {
       const all = this.state.versionsOf(subject, true)
       if (all.length === 0) throw errors.subjectNotFound(subject)
+      this.assertWritable(subject)
       let v
       if (wanted === 'latest') {
         const pool = permanent ? all : all.filter((x) => !x.deleted)
@@ -264,14 +502,14 @@ export class SchemaRegistryService {
       const s = this.state.schemas.get(v.id)!
       if (!permanent) {
         if (v.deleted) throw errors.versionSoftDeleted(subject, v.version)
-        this.assertNotReferenced(subject, [v.version])
+        this.assertNotReferenced(subject, [v.version], false)
         await this.log.append(
           schemaKey(subject, v.version),
           schemaValue({ subject, version: v.version, id: v.id, schemaType: s.schemaType, schema: s.schema, references: s.references, deleted: true }),
         )
       } else {
         if (!v.deleted) throw errors.versionNotSoftDeleted(subject, v.version)
-        this.assertNotReferenced(subject, [v.version])
+        this.assertNotReferenced(subject, [v.version], true)
         await this.log.append(schemaKey(subject, v.version), null)
       }
       return v.version
@@ -282,100 +520,250 @@ export class SchemaRegistryService {
     return this.serialize(async () => {
       const all = this.state.versionsOf(subject, true)
       if (all.length === 0) throw errors.subjectNotFound(subject)
+      this.assertWritable(subject)
       const live = all.filter((v) => !v.deleted)
       if (!permanent) {
         if (live.length === 0) throw errors.subjectSoftDeleted(subject)
-        this.assertNotReferenced(subject, live.map((v) => v.version))
+        this.assertNotReferenced(subject, live.map((v) => v.version), false)
         await this.log.append(deleteSubjectKey(subject), JSON.stringify({ subject, version: live[live.length - 1]!.version }))
         return live.map((v) => v.version)
       }
       if (live.length > 0) throw errors.subjectNotSoftDeleted(subject)
-      this.assertNotReferenced(subject, all.map((v) => v.version))
+      this.assertNotReferenced(subject, all.map((v) => v.version), true)
       for (const v of all) await this.log.append(schemaKey(subject, v.version), null)
-      if (this.state.subjectLevels.has(subject)) await this.log.append(configKey(subject), null)
+      if (this.state.subjectConfigs.has(subject)) await this.log.append(configKey(subject), null)
+      if (this.state.subjectModes.has(subject)) await this.log.append(modeKey(subject), null)
       return all.map((v) => v.version)
     })
   }
 
   // ---- schemas by id -------------------------------------------------------------------------
 
-  getById(id: number): { schema: string; schemaType?: string; references?: Reference[] } {
+  /**
+   * GET /schemas/ids/{id}. With `subject`, the version of that subject using the id (soft-deleted
+   * included) gives subject, version, ts and deleted; without, the first use gives ts and deleted.
+   */
+  getById(id: number, opts: { subject?: string; format?: string; fetchMaxId?: boolean; visible?: (subject: string) => boolean } = {}): SchemaString {
     const s = this.state.schemas.get(id)
-    if (!s || this.state.usesOf(id, true).length === 0) throw errors.schemaNotFound(id)
-    const out: { schema: string; schemaType?: string; references?: Reference[] } = { schema: s.schema }
-    if (s.schemaType !== 'AVRO') out.schemaType = s.schemaType
+    const uses = s ? this.state.usesOf(id, true) : []
+    if (uses.length > 0 && opts.visible && !uses.some((u) => opts.visible!(u.subject))) throw errors.forbidden(`User is denied operation Read on schema id ${id}`)
+    if (!s || uses.length === 0) throw errors.schemaNotFound(id)
+    const out: SchemaString = { schemaType: s.schemaType, schema: opts.format ? this.formatted(id, opts.format) : s.schema, guid: guidOf(s.schema, s.references) }
     if (s.references.length > 0) out.references = s.references
+    const use = (opts.subject ? uses.find((u) => u.subject === opts.subject) : undefined) ?? uses[0]!
+    if (opts.subject && use.subject === opts.subject) {
+      out.subject = use.subject
+      out.version = use.version
+    }
+    const e = this.state.subjects.get(use.subject)?.get(use.version)
+    if (e) {
+      out.ts = e.ts
+      out.deleted = e.deleted
+    }
+    if (opts.fetchMaxId) out.maxId = this.state.maxId
     return out
   }
 
-  subjectsOf(id: number, includeDeleted: boolean): string[] {
-    this.getById(id)
-    return [...new Set(this.state.usesOf(id, includeDeleted).map((u) => u.subject))]
+  /** GET /schemas/guids/{guid}. */
+  getByGuid(guid: string, format = '', visible?: (subject: string) => boolean): SchemaString {
+    for (const id of this.state.schemas.keys()) {
+      if (this.guid(id) === guid && this.state.usesOf(id, true).length > 0) {
+        const { subject: _s, version: _v, maxId: _m, ...rest } = this.getById(id, visible ? { format, visible } : { format })
+        return rest
+      }
+    }
+    throw errors.schemaNotFound()
   }
 
-  versionsOfId(id: number, includeDeleted: boolean): Array<{ subject: string; version: number }> {
-    this.getById(id)
-    return this.state.usesOf(id, includeDeleted)
+  subjectsOf(id: number, opts: { deleted?: boolean; subject?: string } & Page = {}): string[] {
+    this.getById(id, opts.visible ? { visible: opts.visible } : {})
+    const subjects = [...new Set(this.state.usesOf(id, opts.deleted === true).map((u) => u.subject))].filter(
+      (s) => (!opts.subject || s === opts.subject) && (!opts.visible || opts.visible(s)),
+    )
+    return paged(subjects, opts)
+  }
+
+  versionsOfId(id: number, opts: { deleted?: boolean; subject?: string } & Page = {}): Array<{ subject: string; version: number }> {
+    this.getById(id, opts.visible ? { visible: opts.visible } : {})
+    return paged(
+      this.state.usesOf(id, opts.deleted === true).filter((u) => (!opts.subject || u.subject === opts.subject) && (!opts.visible || opts.visible(u.subject))),
+      opts,
+    )
   }
 
   // ---- config --------------------------------------------------------------------------------
 
-  getGlobalConfig(): { compatibilityLevel: CompatibilityLevel } {
-    return { compatibilityLevel: this.state.globalLevel ?? DEFAULT_COMPATIBILITY }
+  getGlobalConfig(): RegistryConfig {
+    return withLevel(this.state.globalConfig ?? {}, this.state.globalConfig?.compatibilityLevel ?? DEFAULT_COMPATIBILITY)
   }
 
-  getSubjectConfig(subject: string, defaultToGlobal: boolean): { compatibilityLevel: CompatibilityLevel } {
-    const level = this.state.subjectLevels.get(subject)
-    if (level) return { compatibilityLevel: level }
+  getSubjectConfig(subject: string, defaultToGlobal: boolean): RegistryConfig {
+    const c = this.state.subjectConfigs.get(subject)
+    if (c) return ordered(c)
     if (defaultToGlobal) return this.getGlobalConfig()
     throw errors.subjectCompatibilityNotConfigured(subject)
   }
 
-  setConfig(subject: string | null, body: unknown): Promise<{ compatibility: CompatibilityLevel }> {
-    const raw = body !== null && typeof body === 'object' ? (body as { compatibility?: unknown; compatibilityLevel?: unknown }) : {}
-    const level = parseLevel(raw.compatibility ?? raw.compatibilityLevel)
+  /**
+   * PUT /config[/{subject}]: the fields given replace the stored ones, the others are kept (as
+   * Confluent's ConfigValue.update). Answers the resulting config with `compatibility` for the level,
+   * as Confluent's ConfigUpdateRequest.
+   */
+  setConfig(subject: string | null, body: unknown): Promise<Record<string, unknown>> {
+    if (subject !== null) assertValidSubject(subject)
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw errors.invalidSchema('the config must be a JSON object')
+    const raw = body as Record<string, unknown>
+    const update: RegistryConfig = {}
+    const level = raw.compatibility ?? raw.compatibilityLevel
+    if (level !== undefined && level !== null) update.compatibilityLevel = parseLevel(level)
+    for (const k of ['alias', 'aliasForDeks', 'compatibilityGroup', 'compatibilityPolicy'] as const) {
+      if (raw[k] === undefined || raw[k] === null) continue
+      if (typeof raw[k] !== 'string') throw errors.invalidConfig(`${k} must be a string`)
+      update[k] = raw[k] as string
+    }
+    for (const k of ['normalize', 'validateFields', 'validateRules', 'validateNewSchemas'] as const) {
+      if (raw[k] === undefined || raw[k] === null) continue
+      if (typeof raw[k] !== 'boolean') throw errors.invalidConfig(`${k} must be true or false`)
+      update[k] = raw[k] as boolean
+    }
+    for (const k of ['defaultMetadata', 'overrideMetadata', 'defaultRuleSet', 'overrideRuleSet'] as const) {
+      if (raw[k] === undefined || raw[k] === null) continue
+      if (typeof raw[k] !== 'object' || Array.isArray(raw[k])) throw errors.invalidConfig(`${k} must be a JSON object`)
+      update[k] = raw[k]
+    }
     return this.serialize(async () => {
-      await this.log.append(configKey(subject), JSON.stringify({ compatibilityLevel: level }))
-      return { compatibility: level }
+      this.assertWritable(subject)
+      const old = subject === null ? this.state.globalConfig : this.state.subjectConfigs.get(subject)
+      const merged = ordered({ ...(old ?? {}), ...update })
+      await this.log.append(configKey(subject), JSON.stringify(merged))
+      const { compatibilityLevel, ...rest } = merged
+      return compatibilityLevel === undefined ? rest : { compatibility: compatibilityLevel, ...rest }
     })
   }
 
-  deleteConfig(subject: string | null): Promise<{ compatibilityLevel: CompatibilityLevel }> {
+  deleteConfig(subject: string | null): Promise<RegistryConfig> {
     return this.serialize(async () => {
+      this.assertWritable(subject)
       if (subject === null) {
         const prev = this.getGlobalConfig()
         await this.log.append(configKey(null), null)
         return prev
       }
-      const level = this.state.subjectLevels.get(subject)
-      if (!level) {
+      const c = this.state.subjectConfigs.get(subject)
+      if (!c) {
         if (this.state.versionsOf(subject, true).length === 0) throw errors.subjectNotFound(subject)
         throw errors.subjectCompatibilityNotConfigured(subject)
       }
       await this.log.append(configKey(subject), null)
-      return { compatibilityLevel: level }
+      return ordered(c)
+    })
+  }
+
+  // ---- mode ----------------------------------------------------------------------------------
+
+  getMode(subject: string | null, defaultToGlobal: boolean): { mode: Mode } {
+    if (subject === null) return { mode: this.modeOf(null) }
+    const m = this.state.subjectModes.get(subject)
+    if (m) return { mode: m }
+    if (defaultToGlobal) return { mode: this.modeOf(null) }
+    throw errors.subjectModeNotConfigured(subject)
+  }
+
+  /**
+   * PUT /mode[/{subject}]. Switching to IMPORT needs no live subject in scope unless force=true
+   * (Confluent also hard-deletes the soft-deleted versions then; we leave them, see the docs).
+   */
+  setMode(subject: string | null, body: unknown, force: boolean): Promise<{ mode: Mode }> {
+    if (subject !== null) assertValidSubject(subject)
+    const raw = body !== null && typeof body === 'object' ? (body as { mode?: unknown }).mode : undefined
+    const mode = typeof raw === 'string' ? raw.toUpperCase() : raw
+    if (!(MODES as readonly unknown[]).includes(mode)) throw errors.invalidMode(raw)
+    return this.serialize(async () => {
+      if (mode === 'IMPORT' && this.modeOf(subject) !== 'IMPORT' && !force) {
+        const live = subject === null ? this.listSubjects() : this.state.versionsOf(subject).length > 0 ? [subject] : []
+        if (live.length > 0) throw errors.notPermitted('Cannot import since found existing subjects')
+      }
+      await this.log.append(modeKey(subject), JSON.stringify(subject === null ? { mode } : { subject, mode }))
+      return { mode: mode as Mode }
+    })
+  }
+
+  deleteMode(subject: string | null): Promise<{ mode: Mode }> {
+    return this.serialize(async () => {
+      const prev = subject === null ? this.state.globalMode : this.state.subjectModes.get(subject)
+      if (subject !== null && prev === undefined) throw errors.subjectModeNotConfigured(subject)
+      await this.log.append(modeKey(subject), null)
+      return { mode: prev ?? DEFAULT_MODE }
     })
   }
 
   // ---- compatibility -------------------------------------------------------------------------
 
-  /** versionParam undefined: against all versions (as POST /compatibility/subjects/{s}/versions). */
-  checkCompatibility(subject: string, versionParam: string | undefined, body: SchemaBody): { is_compatible: boolean; messages: string[] } {
+  /**
+   * POST /compatibility/subjects/{s}/versions[/{v}], as Confluent's CompatibilityResource: with a
+   * version, against that version only ('latest': the latest; none yet: compatible); without, against
+   * the subject's versions as the level says (non-transitive: the latest, transitive: all). An
+   * invalid schema with verbose is `is_compatible: false` with the reason; without verbose, 42201.
+   */
+  checkCompatibility(
+    subject: string,
+    versionParam: string | undefined,
+    body: SchemaBody,
+    opts: { verbose?: boolean; normalize?: boolean } = {},
+  ): { is_compatible: boolean; messages: string[] } {
     const wanted = versionParam === undefined ? undefined : parseVersion(versionParam)
-    const c = this.candidate(body)
-    const level = this.effectiveLevel(subject)
-    const earlier = this.earlierTypes(subject)
-    let messages: string[]
-    if (wanted === 'latest') {
-      messages = compatibilityErrors(level, c.type, earlier)
-    } else if (wanted === undefined) {
-      messages = compatibilityErrors(level.endsWith('_TRANSITIVE') || level === 'NONE' ? level : (`${level}_TRANSITIVE` as CompatibilityLevel), c.type, earlier)
-    } else {
+    const earlier = this.earlierSchemas(subject)
+    let against: VersionedSchema[]
+    if (wanted === undefined) against = earlier
+    else if (wanted === 'latest') against = earlier.slice(-1)
+    else {
       const one = earlier.find((e) => e.version === wanted)
       if (!one) throw errors.versionNotFound(wanted)
-      messages = compatibilityErrors(level, c.type, [one])
+      against = [one]
     }
+    let c: Candidate
+    try {
+      c = this.candidate(body, this.normalizeFor(subject, opts.normalize))
+    } catch (err) {
+      if (opts.verbose && err instanceof RegistryError && err.errorCode === INVALID_SCHEMA) return { is_compatible: false, messages: [err.message] }
+      throw err
+    }
+    const messages = compatibilityErrorsOf(this.effectiveLevel(subject), c.parsed, against)
     return { is_compatible: messages.length === 0, messages }
   }
 }
 
+function parseRequestedVersion(v: unknown): number {
+  if (v === undefined || v === null || v === 0) return 0
+  if (v === -1) return -1
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > MAX_VERSION) throw errors.invalidSchema(`"version" must be -1, 0 or an integer between 1 and 2^31-1, not ${JSON.stringify(v)}`)
+  return v as number
+}
+
+function parseRequestedId(v: unknown): number | undefined {
+  if (v === undefined || v === null || v === -1) return undefined
+  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_VERSION) throw errors.invalidSchema(`"id" must be a non-negative integer, not ${JSON.stringify(v)}`)
+  return v as number
+}
+
+function sameReferences(a: Reference[], b: Reference[]): boolean {
+  return a.length === b.length && a.every((r, i) => r.name === b[i]!.name && r.subject === b[i]!.subject && r.version === b[i]!.version)
+}
+
+/** Confluent's normalize sorts references (by name, then subject, then version) and drops duplicates. */
+function sortedReferences(refs: Reference[]): Reference[] {
+  const key = (r: Reference) => JSON.stringify([r.name, r.subject, r.version])
+  const unique = [...new Map(refs.map((r) => [key(r), r])).values()]
+  return unique.sort((x, y) => (x.name !== y.name ? (x.name < y.name ? -1 : 1) : x.subject !== y.subject ? (x.subject < y.subject ? -1 : 1) : x.version - y.version))
+}
+
+/** A config with its fields in Confluent's order (stable answers and log records). */
+function ordered(c: RegistryConfig): RegistryConfig {
+  const out: Record<string, unknown> = {}
+  for (const k of CONFIG_FIELDS) if (c[k] !== undefined) out[k] = c[k]
+  return readConfig(out) && (out as RegistryConfig)
+}
+
+function withLevel(c: RegistryConfig, level: CompatibilityLevel): RegistryConfig {
+  return ordered({ ...c, compatibilityLevel: level })
+}

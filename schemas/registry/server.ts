@@ -9,6 +9,7 @@ import type { Logger } from '../../common/logger.ts'
 import type { AppConfig } from '../../config/index.ts'
 import { createRegistryApp } from './app.ts'
 import { SchemaRegistryService, type BeforeRegisterHook } from './registry.ts'
+import type { RegistryAuth } from './auth.ts'
 import { KafkaSchemaStore } from './store.ts'
 
 export interface RegistryServer {
@@ -25,9 +26,14 @@ export interface RegistryServerOptions {
   topic?: string
   /** Checks a new version before it is registered (e.g. against the subscriptions' pinned readers). */
   beforeRegister?: BeforeRegisterHook
+  /**
+   * Who may do what (schemas/registry/auth.ts). Required: 'none' serves without authentication, for
+   * tests and benchmarks on loopback; the platform always passes its API-key access (cli/platform.ts).
+   */
+  auth: RegistryAuth | 'none'
 }
 
-export async function startSchemaRegistry(config: AppConfig, logger: Logger, options: RegistryServerOptions = {}): Promise<RegistryServer> {
+export async function startSchemaRegistry(config: AppConfig, logger: Logger, options: RegistryServerOptions): Promise<RegistryServer> {
   const log = logger.child({ component: 'schema-registry' })
   const kafka = createKafka(config, log, `${config.kafka.clientId}-schema-registry`)
   const store = new KafkaSchemaStore(kafka, log, { topic: options.topic ?? config.schemaRegistry.topic, groupPrefix: `${config.kafka.clientId}-schema-registry` })
@@ -38,7 +44,7 @@ export async function startSchemaRegistry(config: AppConfig, logger: Logger, opt
     throw err
   }
   const registry = new SchemaRegistryService(store, options.beforeRegister ? { beforeRegister: options.beforeRegister } : {})
-  const app = createRegistryApp(registry, log)
+  const app = createRegistryApp(registry, log, options.auth === 'none' ? undefined : options.auth)
   const host = options.host ?? config.schemaRegistry.host
   const port = options.port ?? config.schemaRegistry.port
   let server: Server

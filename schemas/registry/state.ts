@@ -5,10 +5,13 @@
  *
  *   key {"keytype":"SCHEMA","subject":s,"version":v,"magic":1}
  *       value {"subject","version","id","schemaType","schema","references","deleted"}, null = hard delete
- *   key {"keytype":"CONFIG","subject":s,"magic":0} (no subject: global)  value {"compatibilityLevel"}, null = unset
+ *   key {"keytype":"CONFIG","subject":s,"magic":0} (no subject: global)  value {"compatibilityLevel", "normalize",
+ *       "alias", ... every field of Confluent's ConfigValue}, null = unset
+ *   key {"keytype":"MODE","subject":s,"magic":0} (no subject: global)  value {"mode"}, null = unset
  *   key {"keytype":"DELETE_SUBJECT","subject":s,"magic":0}  value {"subject","version"}: soft-deletes
  *       every version up to `version`
- *   anything else (NOOP, MODE, CONTEXT, ...) is ignored.
+ *   anything else (NOOP, CONTEXT, CLEAR_SUBJECT, ...) is ignored.
+ * A version's `ts` is the timestamp of the Kafka record that wrote it (as Confluent's).
  *
  * Several registry instances may write to the log at once without a leader. What keeps them from
  * handing out one id for two schemas is a rule every instance applies identically while replaying
@@ -35,6 +38,52 @@
  * both the record and its tombstone, the id can be handed out again: Confluent has the same limit.
  */
 import { compact, identityOf, parseLevel, type CompatibilityLevel, type Reference } from './avro.ts'
+
+/** A subject's or the global config: every field Confluent's ConfigValue has (see registry.ts for which act). */
+export interface RegistryConfig {
+  compatibilityLevel?: CompatibilityLevel
+  normalize?: boolean
+  alias?: string
+  aliasForDeks?: string
+  validateFields?: boolean
+  validateRules?: boolean
+  validateNewSchemas?: boolean
+  compatibilityGroup?: string
+  compatibilityPolicy?: string
+  defaultMetadata?: unknown
+  overrideMetadata?: unknown
+  defaultRuleSet?: unknown
+  overrideRuleSet?: unknown
+}
+export const CONFIG_FIELDS = [
+  'alias',
+  'aliasForDeks',
+  'normalize',
+  'validateFields',
+  'validateRules',
+  'validateNewSchemas',
+  'compatibilityLevel',
+  'compatibilityPolicy',
+  'compatibilityGroup',
+  'defaultMetadata',
+  'overrideMetadata',
+  'defaultRuleSet',
+  'overrideRuleSet',
+] as const
+
+export const MODES = ['READWRITE', 'READONLY', 'READONLY_OVERRIDE', 'IMPORT'] as const
+export type Mode = (typeof MODES)[number]
+
+/** A stored config value as read from the log; unknown or mistyped fields are dropped. */
+export function readConfig(value: Record<string, unknown>): RegistryConfig {
+  const out: RegistryConfig = {}
+  const level = value.compatibilityLevel ?? value.compatibility
+  if (level !== undefined && level !== null) out.compatibilityLevel = parseLevel(level)
+  for (const k of ['alias', 'aliasForDeks', 'compatibilityGroup', 'compatibilityPolicy'] as const) if (typeof value[k] === 'string') out[k] = value[k] as string
+  for (const k of ['normalize', 'validateFields', 'validateRules', 'validateNewSchemas'] as const) if (typeof value[k] === 'boolean') out[k] = value[k] as boolean
+  for (const k of ['defaultMetadata', 'overrideMetadata', 'defaultRuleSet', 'overrideRuleSet'] as const) if (value[k] !== undefined && value[k] !== null) out[k] = value[k]
+  return out
+}
 
 export interface SchemaKey {
   keytype: 'SCHEMA'
@@ -63,6 +112,8 @@ export interface StoredSchema {
 export interface VersionEntry {
   id: number
   deleted: boolean
+  /** Timestamp (ms) of the record that wrote this version last. */
+  ts: number
 }
 
 export function schemaKey(subject: string, version: number): string {
@@ -70,6 +121,9 @@ export function schemaKey(subject: string, version: number): string {
 }
 export function configKey(subject: string | null): string {
   return subject === null ? JSON.stringify({ keytype: 'CONFIG', magic: 0 }) : JSON.stringify({ keytype: 'CONFIG', subject, magic: 0 })
+}
+export function modeKey(subject: string | null): string {
+  return subject === null ? JSON.stringify({ keytype: 'MODE', magic: 0 }) : JSON.stringify({ keytype: 'MODE', subject, magic: 0 })
 }
 export function deleteSubjectKey(subject: string): string {
   return JSON.stringify({ keytype: 'DELETE_SUBJECT', subject, magic: 0 })
@@ -85,14 +139,16 @@ export class RegistryState {
   readonly schemas = new Map<number, StoredSchema>()
   readonly idByIdentity = new Map<string, number>()
   readonly subjects = new Map<string, Map<number, VersionEntry>>()
-  readonly subjectLevels = new Map<string, CompatibilityLevel>()
-  globalLevel: CompatibilityLevel | undefined
+  readonly subjectConfigs = new Map<string, RegistryConfig>()
+  globalConfig: RegistryConfig | undefined
+  readonly subjectModes = new Map<string, Mode>()
+  globalMode: Mode | undefined
   maxId = 0
   /** Records ignored by the first-wins rule (losers of concurrent writes) or unreadable. */
   rejected = 0
 
   /** Applies one record of the log. Never throws: a malformed record is counted and skipped. */
-  apply(keyText: string | null, valueText: string | null): void {
+  apply(keyText: string | null, valueText: string | null, ts = Date.now()): void {
     if (keyText === null) return
     let key: Record<string, unknown>
     try {
@@ -112,9 +168,11 @@ export class RegistryState {
     }
     switch (key.keytype) {
       case 'SCHEMA':
-        return this.applySchema(key, value)
+        return this.applySchema(key, value, ts)
       case 'CONFIG':
         return this.applyConfig(key, value)
+      case 'MODE':
+        return this.applyMode(key, value)
       case 'DELETE_SUBJECT':
         return this.applyDeleteSubject(key, value)
       default:
@@ -122,7 +180,7 @@ export class RegistryState {
     }
   }
 
-  private applySchema(key: Record<string, unknown>, value: Record<string, unknown> | null): void {
+  private applySchema(key: Record<string, unknown>, value: Record<string, unknown> | null, ts: number): void {
     const subject = key.subject
     const version = key.version
     if (typeof subject !== 'string' || typeof version !== 'number') {
@@ -167,7 +225,7 @@ export class RegistryState {
       vs = new Map()
       this.subjects.set(subject, vs)
     }
-    vs.set(version, { id, deleted })
+    vs.set(version, { id, deleted, ts })
   }
 
   private reject(): void {
@@ -176,18 +234,33 @@ export class RegistryState {
 
   private applyConfig(key: Record<string, unknown>, value: Record<string, unknown> | null): void {
     const subject = typeof key.subject === 'string' && key.subject !== '' ? key.subject : null
-    let level: CompatibilityLevel | undefined
+    let config: RegistryConfig | undefined
     if (value !== null) {
       try {
-        level = parseLevel(value.compatibilityLevel ?? value.compatibility)
+        config = readConfig(value)
       } catch {
         this.rejected++
         return
       }
     }
-    if (subject === null) this.globalLevel = level
-    else if (level === undefined) this.subjectLevels.delete(subject)
-    else this.subjectLevels.set(subject, level)
+    if (subject === null) this.globalConfig = config
+    else if (config === undefined) this.subjectConfigs.delete(subject)
+    else this.subjectConfigs.set(subject, config)
+  }
+
+  private applyMode(key: Record<string, unknown>, value: Record<string, unknown> | null): void {
+    const subject = typeof key.subject === 'string' && key.subject !== '' ? key.subject : null
+    let mode: Mode | undefined
+    if (value !== null) {
+      if (!(MODES as readonly unknown[]).includes(value.mode)) {
+        this.rejected++
+        return
+      }
+      mode = value.mode as Mode
+    }
+    if (subject === null) this.globalMode = mode
+    else if (mode === undefined) this.subjectModes.delete(subject)
+    else this.subjectModes.set(subject, mode)
   }
 
   private applyDeleteSubject(key: Record<string, unknown>, value: Record<string, unknown> | null): void {
@@ -202,12 +275,12 @@ export class RegistryState {
   // ---- queries -----------------------------------------------------------------------------
 
   /** Versions of a subject, ascending; soft-deleted ones only when asked. */
-  versionsOf(subject: string, includeDeleted = false): Array<{ version: number; id: number; deleted: boolean }> {
+  versionsOf(subject: string, includeDeleted = false): Array<{ version: number; id: number; deleted: boolean; ts: number }> {
     const vs = this.subjects.get(subject)
     if (!vs) return []
     return [...vs.entries()]
       .filter(([, e]) => includeDeleted || !e.deleted)
-      .map(([version, e]) => ({ version, id: e.id, deleted: e.deleted }))
+      .map(([version, e]) => ({ version, id: e.id, deleted: e.deleted, ts: e.ts }))
       .sort((a, b) => a.version - b.version)
   }
 

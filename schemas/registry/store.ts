@@ -63,7 +63,7 @@ export class KafkaSchemaStore {
     await this.consumer.run({
       autoCommit: false,
       eachMessage: async ({ message }) => {
-        this.state.apply(message.key ? message.key.toString('utf8') : null, message.value ? message.value.toString('utf8') : null)
+        this.state.apply(message.key ? message.key.toString('utf8') : null, message.value ? message.value.toString('utf8') : null, Number(message.timestamp))
         this.advance(Number(message.offset))
       },
     })

@@ -12,11 +12,18 @@ import { Partitioners } from 'kafkajs'
 import { createTopicsReady } from '../../common/kafka-admin.ts'
 import { kafkaBrokers } from '../../config/index.ts'
 import { AvroSerde, RegistryClient, TOPICS, registerTopicSchemas, type RegistryServer } from '../../schemas/index.ts'
+import { JsonSerde, ProtobufSerde } from '../../schemas/serde/index.ts'
 import { stackSettings } from '../../stack/index.ts'
 import { testConfig, testKafka, uniqueName } from '../helpers/env.ts'
-import { deleteTopics, startTestRegistry } from '../helpers/registry.ts'
+import { deleteTopics, quietLogger } from '../helpers/registry.ts'
+import { adminPrincipal, startSchemaRegistry } from '../../schemas/registry/index.ts'
 
 const CONFLUENT_KAFKA = '2.16.1'
+/** The Avro, JSON Schema and Protobuf serdes and the registry client. */
+const EXTRAS = 'avro,json,protobuf,schemaregistry'
+const USER = 'apikey'
+const PASSWORD = 'dk_0123456789ab.' + 'p'.repeat(43)
+const ourClient = (url: string) => new RegistryClient({ url, username: USER, password: PASSWORD })
 const SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), 'confluent_check.py')
 
 /**
@@ -24,14 +31,14 @@ const SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), 'confl
  * (no python3, or PyPI unreachable), and the test is skipped saying so.
  */
 function confluentPython(): { python: string } | { missing: string } {
-  const venv = path.join(stackSettings(testConfig()).cacheDir, `python-confluent-kafka-${CONFLUENT_KAFKA}`)
+  const venv = path.join(stackSettings(testConfig()).cacheDir, `python-confluent-kafka-${CONFLUENT_KAFKA}-${EXTRAS.replace(/,/g, '-')}`)
   const python = path.join(venv, 'bin', 'python')
   if (fs.existsSync(path.join(venv, '.complete'))) return { python }
   const probe = spawnSync('python3', ['--version'], { encoding: 'utf8' })
   if (probe.status !== 0) return { missing: 'python3 is not installed' }
   const steps: string[][] = [
     ['python3', '-m', 'venv', venv],
-    [python, '-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `confluent-kafka[avro,schemaregistry]==${CONFLUENT_KAFKA}`],
+    [python, '-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `confluent-kafka[${EXTRAS}]==${CONFLUENT_KAFKA}`],
   ]
   for (const [cmd, ...args] of steps) {
     const res = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 300_000 })
@@ -54,7 +61,15 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
       this.skip()
     }
     python = (found as { python: string }).python
-    reg = await startTestRegistry()
+    // Authenticated as the platform's registry is: the Python client sends basic.auth.user.info.
+    const topic = uniqueName('schemas')
+    const r = await startSchemaRegistry(testConfig(), quietLogger, {
+      port: 0,
+      host: '127.0.0.1',
+      topic,
+      auth: { authenticate: async (user, password) => (user === USER && password === PASSWORD ? adminPrincipal('python') : null) },
+    })
+    reg = Object.assign(r, { topic })
   })
 
   after(async () => {
@@ -63,9 +78,9 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
   })
 
   // Asynchronous on purpose: the registry serves from this very process while Python talks to it.
-  async function run(command: 'consume' | 'produce', topic: string): Promise<unknown> {
+  async function run(command: 'consume' | 'produce' | 'consume-json' | 'produce-json' | 'consume-protobuf' | 'produce-protobuf', topic: string): Promise<unknown> {
     const child = spawn(python, [SCRIPT, command, topic], {
-      env: { ...process.env, BROKERS: kafkaBrokers(testConfig()).join(','), REGISTRY_URL: reg.url },
+      env: { ...process.env, BROKERS: kafkaBrokers(testConfig()).join(','), REGISTRY_URL: reg.url, REGISTRY_AUTH: `${USER}:${PASSWORD}` },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''
@@ -91,7 +106,7 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
 
   it('AvroDeserializer decodes an inventory event our serde produced (key and value)', async () => {
     const topic = await newTopic()
-    const serde = new AvroSerde(new RegistryClient({ url: reg.url }))
+    const serde = new AvroSerde(ourClient(reg.url))
     const ids = (await registerTopicSchemas(serde, [{ ...TOPICS.inventoryLevels, name: topic }]))[topic]!
     const value = {
       manufacturerId: 'acme',
@@ -126,9 +141,13 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
   it('our serde decodes what AvroSerializer registered and produced', async () => {
     const topic = await newTopic()
     const { id } = (await run('produce', topic)) as { id: number }
-    const subject = (await (await fetch(`${reg.url}/schemas/ids/${id}/subjects`)).json()) as string[]
+    const subject = await ourClient(reg.url).request<string[]>('GET', `/schemas/ids/${id}/subjects`)
     expect(subject).to.deep.equal([`${topic}-value`])
 
+    const serde = new AvroSerde(ourClient(reg.url))
+    expect({ ...(await serde.decode(await firstValue(topic)) as object) }).to.deep.equal({ sku: 'SKU-PY', qty: 42, note: 'from confluent-kafka' })
+  })
+  async function firstValue(topic: string): Promise<Buffer> {
     const consumer = testKafka().consumer({ groupId: uniqueName('confluent') })
     await consumer.connect()
     await consumer.subscribe({ topic, fromBeginning: true })
@@ -136,7 +155,51 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
       void consumer.run({ eachMessage: async ({ message }) => resolve(message.value!) })
     })
     await consumer.disconnect()
-    const serde = new AvroSerde(new RegistryClient({ url: reg.url }))
-    expect({ ...(await serde.decode(raw) as object) }).to.deep.equal({ sku: 'SKU-PY', qty: 42, note: 'from confluent-kafka' })
+    return raw
+  }
+  async function produceValue(topic: string, value: Buffer): Promise<void> {
+    const producer = testKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner })
+    await producer.connect()
+    await producer.send({ topic, acks: -1, messages: [{ value }] })
+    await producer.disconnect()
+  }
+  const STOCK_PING_JSON = JSON.stringify({
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'StockPing',
+    type: 'object',
+    properties: { sku: { type: 'string' }, qty: { type: 'integer' }, note: { type: ['null', 'string'] } },
+    required: ['sku', 'qty'],
+  })
+  const STOCK_PING_PROTO = 'syntax = "proto3";\npackage example.partner;\n\nmessage StockPing {\n  string sku = 1;\n  int64 qty = 2;\n  string note = 3;\n}\n'
+
+  it('JSONSerializer registers and produces, our JsonSerde reads it; JSONDeserializer reads what our serde wrote', async () => {
+    const topic = await newTopic()
+    const { id } = (await run('produce-json', topic)) as { id: number }
+    expect((await ourClient(reg.url).request<{ schemaType: string }>('GET', `/schemas/ids/${id}`)).schemaType).to.equal('JSON')
+    expect(await new JsonSerde(ourClient(reg.url)).decode(await firstValue(topic))).to.deep.equal({ sku: 'SKU-PY', qty: 42, note: 'from confluent-kafka' })
+
+    const back = await newTopic()
+    const serde = new JsonSerde(ourClient(reg.url))
+    const ours = await serde.register(`${back}-value`, STOCK_PING_JSON)
+    await produceValue(back, serde.encodeSync(ours, { sku: 'SKU-TS', qty: 7, note: null }))
+    expect(((await run('consume-json', back)) as { value: unknown }).value).to.deep.equal({ sku: 'SKU-TS', qty: 7, note: null })
+  })
+
+  it('ProtobufSerializer registers a FileDescriptorProto and produces, our ProtobufSerde reads it; ProtobufDeserializer reads what our serde wrote', async () => {
+    const topic = await newTopic()
+    const { id } = (await run('produce-protobuf', topic)) as { id: number }
+    const stored = await ourClient(reg.url).request<{ schemaType: string; schema: string }>('GET', `/schemas/ids/${id}`)
+    expect(stored.schemaType).to.equal('PROTOBUF')
+    expect(stored.schema).to.match(/message StockPing \{/)
+    expect(await new ProtobufSerde(ourClient(reg.url)).decode(await firstValue(topic))).to.deep.equal({
+      type: 'example.partner.StockPing',
+      value: { sku: 'SKU-PY', qty: '42', note: 'from confluent-kafka' },
+    })
+
+    const back = await newTopic()
+    const serde = new ProtobufSerde(ourClient(reg.url))
+    const ours = await serde.register(`${back}-value`, STOCK_PING_PROTO)
+    await produceValue(back, serde.encodeSync(ours, { sku: 'SKU-TS', qty: '7', note: 'from distributary' }))
+    expect(((await run('consume-protobuf', back)) as { value: unknown }).value).to.deep.equal({ sku: 'SKU-TS', qty: '7', note: 'from distributary' })
   })
 })

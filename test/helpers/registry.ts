@@ -7,7 +7,7 @@ import { testConfig, testKafka, uniqueName } from './env.ts'
 export const quietLogger = process.env.LOG_LEVEL === 'debug' ? createLogger({ level: 'debug' }) : createLogger({ level: 'error', write: () => undefined })
 
 export async function startTestRegistry(topic = uniqueName('schemas')): Promise<RegistryServer & { topic: string }> {
-  const r = await startSchemaRegistry(testConfig(), quietLogger, { port: 0, host: '127.0.0.1', topic })
+  const r = await startSchemaRegistry(testConfig(), quietLogger, { port: 0, host: '127.0.0.1', topic, auth: 'none' })
   return Object.assign(r, { topic })
 }
 

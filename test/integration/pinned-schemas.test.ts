@@ -85,7 +85,7 @@ describe('pinned schema versions', function () {
     expect((await register(v2())).status).to.equal(200)
     const r = await register(v3())
     expect(r.status).to.equal(409)
-    expect(r.body.error_code).to.equal(409)
+    expect(r.body.error_code).to.equal(40901)
     expect(r.body.message).to.include(sp.id).and.include('erp-v1').and.include('unitOfMeasure')
     const versions = await http(`${h.registryUrl}/subjects/${subject()}/versions`)
     expect(versions.body).to.deep.equal([1, 2])

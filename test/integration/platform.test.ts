@@ -43,8 +43,10 @@ describe('platform start', function () {
 
   it('answers /health, and /ready 200 when Kafka, MongoDB and the registry all answer', async () => {
     platform = await startPlatform(loadConfig({ env: { ...externalEnv, HTTP_PORT: '0' } }), quiet)
-    const { schemaRegistryUrl } = await platform.contracts
-    const subjects = (await (await fetch(`${schemaRegistryUrl}/subjects`)).json()) as string[]
+    const { schemaRegistryUrl, serde } = await platform.contracts
+    // The built-in registry answers nobody without credentials; the platform uses its internal ones.
+    expect((await fetch(`${schemaRegistryUrl}/subjects`)).status).to.equal(401)
+    const subjects = await serde.client.request<string[]>('GET', '/subjects')
     expect(subjects).to.include.members(['inventory.levels-value', 'inventory.levels-key'])
     const health = await fetch(`${platform.url}/health`)
     expect(health.status).to.equal(200)

@@ -32,7 +32,7 @@ describe('schema registry REST API', function () {
     expect(r.type).to.equal(CT)
     const o = await http(`${u}/subjects/${subject}/versions`, 'POST', { schema: A1 }, 'application/octet-stream')
     expect(o.body).to.deep.equal(r.body)
-    expect((await http(`${u}/schemas/types`)).body).to.deep.equal(['AVRO'])
+    expect((await http(`${u}/schemas/types`)).body).to.deep.equal(['JSON', 'PROTOBUF', 'AVRO'])
   })
 
   it('GET /subjects, versions, version, latest, .../schema and POST /subjects/{s} lookup', async () => {
@@ -42,13 +42,17 @@ describe('schema registry REST API', function () {
     expect((await http(`${u}/subjects`)).body).to.include(subject)
     expect((await http(`${u}/subjects/${subject}/versions`)).body).to.deep.equal([1, 2])
     const v1 = await http(`${u}/subjects/${subject}/versions/1`)
-    expect(v1.body).to.deep.equal({ subject, version: 1, id: r1.id, schema: A1 })
+    // Confluent 8's fields: schemaType (also for AVRO), guid (the UUID of the MD5 of the schema), ts, deleted.
+    expect(v1.body).to.deep.include({ subject, version: 1, id: r1.id, schemaType: 'AVRO', schema: A1, deleted: false })
+    expect(v1.body.guid).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+    expect(v1.body.ts).to.be.within(Date.now() - 120_000, Date.now() + 1000)
+    expect(r1).to.deep.equal({ id: v1.body.id, version: 1, guid: v1.body.guid, schemaType: 'AVRO', schema: A1 })
     expect((await http(`${u}/subjects/${subject}/versions/latest`)).body.id).to.equal(r2.id)
     expect((await http(`${u}/subjects/${subject}/versions/-1`)).body.version).to.equal(2)
     const raw = await http(`${u}/subjects/${subject}/versions/2/schema`)
     expect(raw.body).to.deep.equal(JSON.parse(A2))
     const look = await http(`${u}/subjects/${subject}`, 'POST', { schema: A1 })
-    expect(look.body).to.deep.equal({ subject, version: 1, id: r1.id, schema: A1 })
+    expect(look.body).to.deep.include({ subject, version: 1, id: r1.id, schema: A1 })
     // Whitespace and key order do not make another schema.
     const pretty = JSON.stringify(JSON.parse(A1), null, 2)
     expect((await http(`${u}/subjects/${subject}`, 'POST', { schema: pretty })).body.id).to.equal(r1.id)
@@ -61,7 +65,13 @@ describe('schema registry REST API', function () {
     const b = s()
     const { body } = await register(a, rec('Ids', [{ name: 'x', type: 'long' }]))
     await register(b, rec('Ids', [{ name: 'x', type: 'long' }]))
-    expect((await http(`${u}/schemas/ids/${body.id}`)).body).to.deep.equal({ schema: rec('Ids', [{ name: 'x', type: 'long' }]) })
+    const byId = (await http(`${u}/schemas/ids/${body.id}`)).body
+    expect(byId).to.deep.include({ schemaType: 'AVRO', schema: rec('Ids', [{ name: 'x', type: 'long' }]), guid: body.guid, deleted: false })
+    expect(byId).to.not.have.any.keys('subject', 'version', 'maxId')
+    const withSubject = (await http(`${u}/schemas/ids/${body.id}?subject=${b}&fetchMaxId=true`)).body
+    expect(withSubject).to.deep.include({ subject: b, version: 1 })
+    expect(withSubject.maxId).to.be.at.least(body.id)
+    expect((await http(`${u}/schemas/guids/${body.guid}`)).body.schema).to.equal(byId.schema)
     expect((await http(`${u}/schemas/ids/${body.id}/schema`)).body).to.deep.equal(JSON.parse(rec('Ids', [{ name: 'x', type: 'long' }])))
     expect((await http(`${u}/schemas/ids/${body.id}/subjects`)).body).to.have.members([a, b])
     expect((await http(`${u}/schemas/ids/${body.id}/versions`)).body).to.have.deep.members([
@@ -105,7 +115,8 @@ describe('schema registry REST API', function () {
       [{ schema: 'not json at all' }, /not valid JSON/],
       [{ schema: JSON.stringify({ type: 'record', name: 'X', fields: [{ name: 'a', type: 'Nope' }] }) }, /undefined type name: Nope/],
       [{ schema: JSON.stringify({ type: 'wibble' }) }, /not a valid Avro schema/],
-      [{ schema: A1, schemaType: 'PROTOBUF' }, /PROTOBUF.*not supported/],
+      [{ schema: A1, schemaType: 'XML' }, /XML.*not supported/],
+      [{ schema: A1, schemaType: 'PROTOBUF' }, /not a valid Protobuf schema/],
       [{}, /"schema" must be/],
       [{ schema: A1, references: [{ name: 'x.Y', subject: 'no-such-subject', version: 1 }] }, /does not exist/],
       [{ schema: rec('Big', [{ name: 'a', type: 'string', doc: 'x'.repeat(600 * 1024) }]) }, /bytes, more than/],
@@ -126,7 +137,7 @@ describe('schema registry REST API', function () {
     }
     const lvl = await http(`${u}/config`, 'PUT', { compatibility: 'SOMETIMES' })
     expect([lvl.status, lvl.body.error_code]).to.deep.equal([422, 42203])
-    expect((await http(`${u}/config/${subject}`, 'PUT', {})).body.error_code).to.equal(42203)
+    expect((await http(`${u}/config/${subject}`, 'PUT', { compatibility: 'SOMETIMES' })).body.error_code).to.equal(42203)
   })
 
   it('soft delete, then permanent delete, with 40404 40405 40406 40407', async () => {
@@ -238,7 +249,7 @@ describe('schema registry REST API', function () {
     expect((await http(`${u}/compatibility/subjects/${s()}/versions/latest`, 'POST', { schema: A3 })).body).to.deep.equal({ is_compatible: true })
     const reg409 = await register(subject, A3)
     expect(reg409.status).to.equal(409)
-    expect(reg409.body.error_code).to.equal(409)
+    expect(reg409.body.error_code).to.equal(40901) // Confluent's code since 7.x (409 before)
     expect(reg409.body.message).to.match(/incompatible with an earlier schema.*no matching field for default-less test\.api\.A\.c/)
   })
 

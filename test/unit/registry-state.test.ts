@@ -14,7 +14,7 @@ const rec = (subject: string, version: number, id: number, schema: string, delet
 ]
 function replay(log: Array<[string, string | null]>): RegistryState {
   const st = new RegistryState()
-  for (const [k, v] of log) st.apply(k, v)
+  for (const [k, v] of log) st.apply(k, v, 1)
   return st
 }
 function compactLog(log: Array<[string, string | null]>): Array<[string, string | null]> {
@@ -44,7 +44,7 @@ describe('registry state replay', () => {
 
   it('one schema never gets two ids; the same schema in two subjects shares its id', () => {
     const st = replay([rec('a', 1, 1, S('A')), rec('b', 1, 2, S('A')), rec('b', 1, 1, S('A'))])
-    expect(st.versionsOf('b')).to.deep.equal([{ version: 1, id: 1, deleted: false }])
+    expect(st.versionsOf('b')).to.deep.equal([{ version: 1, id: 1, deleted: false, ts: 1 }])
     expect(st.schemas.has(2)).to.equal(false)
   })
 
@@ -60,9 +60,9 @@ describe('registry state replay', () => {
       ['{"keytype":"NOOP","magic":0}', null],
       ['not json', 'x'],
     ])
-    expect(st.versionsOf('s', true)).to.deep.equal([{ version: 2, id: 2, deleted: true }])
-    expect(st.subjectLevels.get('s')).to.equal('FULL')
-    expect(st.globalLevel).to.equal('NONE')
+    expect(st.versionsOf('s', true)).to.deep.equal([{ version: 2, id: 2, deleted: true, ts: 1 }])
+    expect(st.subjectConfigs.get('s')).to.deep.equal({ compatibilityLevel: 'FULL' })
+    expect(st.globalConfig).to.deep.equal({ compatibilityLevel: 'NONE' })
     expect(st.rejected).to.equal(1)
   })
 
@@ -107,7 +107,7 @@ describe('registry state replay', () => {
       byN.set(r.n, r.id)
     }
     expect(new Set(byN.values()).size).to.equal(20)
-    expect(a.listVersions('s', false)).to.deep.equal(b.listVersions('s', false))
+    expect(a.listVersions('s')).to.deep.equal(b.listVersions('s'))
     const fresh = replay(log)
     const freshCompacted = replay(compactLog(log))
     for (const [n, id] of byN) {

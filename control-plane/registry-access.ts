@@ -1,0 +1,89 @@
+/**
+ * Who may do what on the built-in schema registry (schemas/registry/auth.ts), with the platform's
+ * API keys. Credentials are HTTP basic auth as Confluent clients send them (basic.auth.user.info):
+ *
+ *   - "<any user>:<API key>" (e.g. "apikey:dk_0123456789ab.<secret>"): the whole key is the password;
+ *   - "<key prefix>:<secret>" (e.g. "dk_0123456789ab:<secret>"): the key's id and secret apart;
+ *   - "distributary-internal:<internal password>": the platform's own processes (see internalPassword);
+ *   - or `Authorization: Bearer <API key>` (bearer.auth.token).
+ *
+ * Subjects: the platform's contract subjects are `<topic>-key` and `<topic>-value` of its topics
+ * (TopicNameStrategy); a publisher's own namespace is every subject starting with `<organization id>.`.
+ *
+ * | principal  | read (GET, lookup, compatibility)                         | register                              | delete, config, mode |
+ * |------------|-----------------------------------------------------------|---------------------------------------|----------------------|
+ * | admin key, internal | everything                                       | everything                            | everything, global too |
+ * | publisher  | contract subjects of the topics publishers write; its namespace | the same                         | its namespace only   |
+ * | partner    | contract subjects of topics with an event type of an accepted grant; the namespaces of the publishers that granted it | nothing | nothing |
+ *
+ * A publisher may register a new version of a contract subject of the event types it publishes: the
+ * registry's compatibility check and the pinned-reader check (pinned-readers.ts) still apply, and the
+ * platform keeps producing with the contract version it registered itself. Only an admin may delete
+ * contract versions or change their config or mode (that would change every publisher's contract).
+ */
+import crypto from 'node:crypto'
+import { RateLimitedError } from '../common/errors.ts'
+import { INTERNAL_USER, adminPrincipal, type RegistryAuth, type RegistryPrincipal } from '../schemas/registry/auth.ts'
+import { RegistryError } from '../schemas/registry/errors.ts'
+import { ALL_TOPICS, keySubject, valueSubject, type TopicSpec } from '../schemas/topics.ts'
+import { grantAccepts } from './entitlements.ts'
+import type { ControlPlane } from './service.ts'
+
+const KEY_PREFIX = /^dk_[0-9a-f]{12}$/
+
+const subjectsOf = (topics: readonly TopicSpec[]): Set<string> => new Set(topics.flatMap((t) => [keySubject(t.name), valueSubject(t.name)]))
+
+export interface RegistryAccessOptions {
+  /** The control plane (a function: the platform creates it after the registry starts). */
+  controlPlane: () => ControlPlane
+  /** The password of INTERNAL_USER (internalPassword of the key ring). */
+  internalPassword: string
+  anonymousLoopbackReads?: boolean
+  topics?: readonly TopicSpec[]
+}
+
+export function registryAccess(options: RegistryAccessOptions): RegistryAuth {
+  const topics = options.topics ?? ALL_TOPICS
+  const publisherSubjects = subjectsOf(topics.filter((t) => t.writtenBy === 'publishers'))
+  const internal = crypto.createHash('sha256').update(options.internalPassword).digest()
+  const internalPrincipal = adminPrincipal('internal')
+  return {
+    anonymousLoopbackReads: options.anonymousLoopbackReads ?? false,
+    async authenticate(user, password, client): Promise<RegistryPrincipal | null> {
+      if (user === INTERNAL_USER) {
+        return crypto.timingSafeEqual(crypto.createHash('sha256').update(password).digest(), internal) ? internalPrincipal : null
+      }
+      const key = KEY_PREFIX.test(user) && !password.includes('.') ? `${user}.${password}` : password
+      const cp = options.controlPlane()
+      let p
+      try {
+        p = await cp.keys.authenticate(key, client)
+      } catch (err) {
+        if (err instanceof RateLimitedError) throw new RegistryError(429, 429, err.message)
+        throw err
+      }
+      if (!p) return null
+      const name = p.keyId
+      if (p.scope === 'admin') return adminPrincipal(name)
+      const org = p.organizationId ?? ''
+      const own = (s: string) => org !== '' && s.startsWith(`${org}.`)
+      if (p.scope === 'publisher') {
+        const mine = (s: string) => publisherSubjects.has(s) || own(s)
+        return { name, admin: false, canRead: mine, canRegister: mine, canManage: own }
+      }
+      // A partner: what its accepted grants cover, read at authentication (each request).
+      const grants = await cp.cols.grants.find({ partnerId: org }, { projection: { publisherId: 1, status: 1, eventTypes: 1, acceptedEventTypes: 1 } }).toArray()
+      const accepted = new Set<string>()
+      const publishers = new Set<string>()
+      for (const g of grants) {
+        const types = grantAccepts(g)
+        if (types.length === 0) continue
+        publishers.add(g.publisherId)
+        for (const t of types) accepted.add(t)
+      }
+      const readable = subjectsOf(topics.filter((t) => t.eventTypes.some((e) => accepted.has(e))))
+      const canRead = (s: string) => readable.has(s) || [...publishers].some((pub) => s.startsWith(`${pub}.`))
+      return { name, admin: false, canRead, canRegister: () => false, canManage: () => false }
+    },
+  }
+}
