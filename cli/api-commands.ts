@@ -4,6 +4,7 @@
  * fault) and exit 1.
  */
 import type { AppConfig } from '../config/index.ts'
+import { sleep } from '../common/timers.ts'
 import { createProgress } from './progress.ts'
 
 export interface ApiCommandFlags {
@@ -219,7 +220,6 @@ interface StatusView {
  */
 async function followReplay(config: AppConfig, id: string, resetId: string, pollMs = 1000): Promise<number> {
   const progress = createProgress(`replay ${id}`, { unit: 'events' })
-  const sleep = () => new Promise((r) => setTimeout(r, pollMs))
   let total: number | null = null
   for (;;) {
     const s = (await call(config, 'GET', `/connectors/${encodeURIComponent(id)}/status`)) as StatusView
@@ -235,7 +235,7 @@ async function followReplay(config: AppConfig, id: string, resetId: string, poll
         return 0
       }
     } else if (total === null) progress.update(0)
-    await sleep()
+    await sleep(pollMs)
   }
 }
 

@@ -32,6 +32,7 @@ import { sinkFactoryByType } from '../consumers/index.ts'
 import { WebhookClient, webhookSinkFactory } from '../consumers/webhook/index.ts'
 import { MappingSandbox, OAuth2TokenCache, restSinkFactory } from '../consumers/rest/index.ts'
 import { MongoClientPool, mongoSinkFactory } from '../consumers/mongodb/index.ts'
+import { sleep } from '../common/timers.ts'
 
 export type PlatformRole = 'api' | 'worker' | 'all'
 
@@ -66,7 +67,6 @@ export interface StartOptions {
   roles?: PlatformRole
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export async function startPlatform(config: AppConfig, logger: Logger, options: StartOptions = {}): Promise<Platform> {
   const roles = options.roles ?? 'all'

@@ -7,8 +7,8 @@
  * leader in the metadata and the leaders answer for their offsets.
  */
 import type { Admin, ITopicConfig } from 'kafkajs'
+import { sleep } from './timers.ts'
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export async function waitForTopicLeaders(admin: Admin, topics: Array<{ topic: string; numPartitions?: number }>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs

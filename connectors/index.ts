@@ -27,7 +27,6 @@ export {
   withRetry,
   retryDelay,
   maxAttempts,
-  sleep,
   parseDuration,
   parseSchedule,
   parseRetryAfter,

@@ -10,6 +10,7 @@
  * (connectors/sink/worker.ts decides when that is safe).
  */
 import type { Collection } from 'mongodb'
+import { isDuplicateKey } from '../common/store-errors.ts'
 
 export interface LeaseDoc {
   /** The subscription id. */
@@ -21,7 +22,6 @@ export interface LeaseDoc {
   expiresAt: Date
 }
 
-const isDuplicateKey = (err: unknown) => (err as { code?: unknown })?.code === 11000
 
 export class Leases {
   constructor(

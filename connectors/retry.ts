@@ -5,6 +5,7 @@
  * peer's Retry-After (carried by RetriableError.retryAfterMs) is honoured as a lower bound.
  */
 import { ConfigError, RetriableError, isRetriable } from '../common/errors.ts'
+import { sleep } from '../common/timers.ts'
 
 /** Delays between attempts grow by `multiplier` from `initialDelayMs` up to `maxDelayMs`. */
 export interface ExponentialPolicy {
@@ -103,22 +104,6 @@ export async function withRetry<T>(op: (attempt: number, signal: AbortSignal | u
       await sleep(delayMs, signal)
     }
   }
-}
-
-/** setTimeout as a promise that an AbortSignal interrupts (rejecting with the signal's reason). */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason)
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(signal?.reason)
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
 }
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: SECOND, m: MINUTE, h: HOUR, d: 24 * HOUR }

@@ -94,7 +94,7 @@ function duplicateIndexes(err: unknown, count: number): Set<number> {
   const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors]
   const dup = new Set<number>()
   for (const e of errors) {
-    if (e.code !== 11000) throw err
+    if (!isDuplicateKey(e)) throw err
     dup.add(e.index)
   }
   if (dup.size === 0 || dup.size > count) throw err

@@ -39,7 +39,4 @@ export class RequestInvalidError extends SyndicationError {
   }
 }
 
-/** MongoDB duplicate key (E11000). */
-export function isDuplicateKey(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 11000
-}
+export { isDuplicateKey } from '../common/store-errors.ts'

@@ -11,6 +11,7 @@ import { kafkaServices } from './kafka.ts'
 import { isAlive, isOurs, portOpen, readPid, spawnDetached, stopProcess, tail, type PidRecord } from './processes.ts'
 import type { ServerName, ServiceDefinition, ServiceName, ServiceStatus } from './service.ts'
 import type { StackSettings } from './settings.ts'
+import { sleep } from '../common/timers.ts'
 
 export { stackSettings, sourcesDropRoot, defaultCacheDir, PROJECT_ROOT } from './settings.ts'
 export type { StackSettings } from './settings.ts'
@@ -30,7 +31,6 @@ const files = (s: StackSettings, name: ServerName) => ({
   log: path.join(s.dir, name, 'server.log'),
 })
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function statusOf(s: StackSettings, def: ServiceDefinition): Promise<ServiceStatus> {
   const f = files(s, def.name)

@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { StackError } from '../common/errors.ts'
+import { sleep } from '../common/timers.ts'
 
 export interface PidRecord {
   pid: number
@@ -80,7 +81,6 @@ export function spawnDetached(spec: SpawnSpec): PidRecord {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** SIGTERM, then SIGKILL after `graceMs`. Only for a process `isOurs` confirmed. */
 export async function stopProcess(rec: PidRecord, graceMs: number): Promise<'stopped' | 'killed'> {

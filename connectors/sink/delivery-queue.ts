@@ -23,7 +23,8 @@
  */
 import { EndpointDisabledError, isRetriable, type EndpointDisabledReason } from '../../common/errors.ts'
 import { createLogger, type Logger } from '../../common/logger.ts'
-import { DEFAULT_DELIVERY_POLICY, retryDelay, sleep, type RetryPolicy } from '../retry.ts'
+import { DEFAULT_DELIVERY_POLICY, retryDelay, type RetryPolicy } from '../retry.ts'
+import { sleep } from '../../common/timers.ts'
 import { setMaxListeners } from 'node:events'
 import { Fifo } from './fifo.ts'
 import type { SinkRecord } from './types.ts'

@@ -23,7 +23,7 @@
 import { readFileSync, readlinkSync } from 'node:fs'
 import os from 'node:os'
 import { ConfigError } from '../../common/errors.ts'
-import { sleep } from '../retry.ts'
+import { sleep } from '../../common/timers.ts'
 import type { SinkStore, WorkerDoc, WorkerHost } from './store.ts'
 
 /** Incarnations of sink workers alive in this process (several workers may share a process in tests). */

@@ -17,6 +17,7 @@
 import type { Collection, Db } from 'mongodb'
 import { Leases, type LeaseDoc } from '../leases.ts'
 import { bulkWriteBounded } from '../../control-plane/store.ts'
+import { isDuplicateKey } from '../../common/store-errors.ts'
 
 export type { LeaseDoc }
 
@@ -103,7 +104,7 @@ export class SinkStore extends Leases {
       await this.workers.insertOne(doc)
       return true
     } catch (err) {
-      if ((err as { code?: unknown })?.code === 11000) return false
+      if (isDuplicateKey(err)) return false
       throw err
     }
   }

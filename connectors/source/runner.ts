@@ -15,6 +15,7 @@
  */
 import { type Kafka, type Message, type Producer, type TopicMessages } from 'kafkajs'
 import { KeyHashPartitioner } from '../../common/kafkajs-partitioner.ts'
+import { idle as sleep } from '../../common/timers.ts'
 import type { Logger } from '../../common/logger.ts'
 import { DataError, RetriableError } from '../../common/errors.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
@@ -69,18 +70,6 @@ interface TopicIds {
   subject: string
   version: number
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve()
-    const t = setTimeout(done, ms)
-    function done() {
-      clearTimeout(t)
-      signal?.removeEventListener('abort', done)
-      resolve()
-    }
-    signal?.addEventListener('abort', done, { once: true })
-  })
 
 /** Where a record keeps its encoded message once encoded (the runner's, not the plug-in's). */
 const ENCODED = Symbol('encoded message')

@@ -51,9 +51,7 @@ const AUTH_CODES = new Set([
 
 const RETRIABLE_LABELS = ['RetryableWriteError', 'ResetPool', 'SystemOverloadedError', 'TransientTransactionError', 'NoWritesPerformed']
 
-export function isDuplicateKeyError(err: unknown): boolean {
-  return err instanceof MongoServerError && (err.code === 11000 || err.code === 11001)
-}
+export { isDuplicateKey as isDuplicateKeyError } from '../../common/store-errors.ts'
 
 export function isAuthError(err: unknown): boolean {
   if (!(err instanceof MongoError)) return false

@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { Collection } from 'mongodb'
+import { isDuplicateKey } from '../../common/store-errors.ts'
 
 export interface StoredResponse {
   status: number
@@ -58,7 +59,7 @@ export class IdempotencyStore {
         await this.collection.insertOne({ _id, fingerprint: print, state: 'pending', createdAt: now, expiresAt: new Date(now.getTime() + this.pendingMs) })
         return { claimed: true }
       } catch (err) {
-        if ((err as { code?: number }).code !== 11000) throw err
+        if (!isDuplicateKey(err)) throw err
       }
       const doc = await this.collection.findOne({ _id })
       if (!doc) continue // released meanwhile: claim again

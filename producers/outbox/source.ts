@@ -24,6 +24,7 @@ import type { Logger } from '../../common/logger.ts'
 import type { SourceConnector, SourceContext, SourceRecord } from '../../connectors/source/types.ts'
 import { COLLECTION_NAMES } from '../../control-plane/store.ts'
 import type { OrganizationDoc, OutboxRelayDoc } from '../../control-plane/types.ts'
+import { isDuplicateKey } from '../../common/store-errors.ts'
 
 export const OUTBOX_LEASE_COLLECTION = 'outbox_relay_lease'
 
@@ -146,7 +147,7 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
     try {
       await this.lease.insertOne({ _id: 'relay', holder: me, expiresAt: until })
     } catch (err) {
-      if ((err as { code?: unknown }).code === 11000) return false
+      if (isDuplicateKey(err)) return false
       throw err
     }
     this.heldUntil = until.getTime()
@@ -260,7 +261,7 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
           { upsert: true },
         )
       } catch (err) {
-        if ((err as { code?: unknown }).code !== 11000) throw err // 11000: already further along
+        if (!isDuplicateKey(err)) throw err // already further along
       }
       this.sent.set(organizationId, Math.max(s.sequence, this.sent.get(organizationId) ?? 0))
     }
