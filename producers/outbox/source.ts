@@ -25,14 +25,13 @@ import type { SourceConnector, SourceContext, SourceRecord } from '../../connect
 import { COLLECTION_NAMES } from '../../control-plane/store.ts'
 import type { OrganizationDoc, OutboxRelayDoc } from '../../control-plane/types.ts'
 import { isDuplicateKey } from '../../common/store-errors.ts'
+import { Leases, type LeaseDoc } from '../../connectors/leases.ts'
 
 export const OUTBOX_LEASE_COLLECTION = 'outbox_relay_lease'
+const RELAY = 'relay'
 
-export interface OutboxLeaseDoc {
-  _id: string
-  holder: string
-  expiresAt: Date
-}
+/** The relay's lease: one document, `_id` 'relay', held through connectors/leases.ts (workerId = the relay's holder id). */
+export type OutboxLeaseDoc = LeaseDoc
 
 export interface OutboxSourceOptions {
   db: Db
@@ -56,6 +55,7 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
   private readonly orgs: Collection<OrganizationDoc>
   private readonly relay: Collection<OutboxRelayDoc>
   private readonly lease: Collection<OutboxLeaseDoc>
+  private readonly leases: Leases
   private readonly scanBatch: number
   private readonly scanMarginMs: number
   private readonly fullScanMs: number
@@ -80,6 +80,7 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
     this.orgs = options.db.collection(COLLECTION_NAMES.organizations)
     this.relay = options.db.collection(COLLECTION_NAMES.outboxRelay)
     this.lease = options.db.collection(OUTBOX_LEASE_COLLECTION)
+    this.leases = new Leases(this.lease)
     this.scanBatch = options.scanBatch ?? 200
     this.scanMarginMs = options.scanMarginMs ?? 60_000
     this.fullScanMs = options.fullScanMs ?? 5 * 60_000
@@ -131,25 +132,18 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
     const me = this.options.holderId
     const until = new Date(now + ttl)
     const held = this.heldUntil > 0
-    const renewed = await this.lease.updateOne({ _id: 'relay', holder: me }, { $set: { expiresAt: until } })
-    if (renewed.matchedCount === 1) {
+    if ((await this.leases.renew(me, [RELAY], ttl, new Date(now))).has(RELAY)) {
       this.heldUntil = until.getTime()
       return true
     }
     if (held) this.lostLease()
-    const current = await this.lease.findOne({ _id: 'relay' })
+    const current = await this.lease.findOne({ _id: RELAY })
     if (current && current.expiresAt.getTime() > now) {
       this.heldUntil = 0
       return false
     }
-    // Free or expired: remove exactly the stale document (not one a rival wrote meanwhile), then claim.
-    if (current) await this.lease.deleteOne({ _id: 'relay', holder: current.holder, expiresAt: current.expiresAt })
-    try {
-      await this.lease.insertOne({ _id: 'relay', holder: me, expiresAt: until })
-    } catch (err) {
-      if (isDuplicateKey(err)) return false
-      throw err
-    }
+    // Free or expired: the stale document is removed exactly as read (not one a rival wrote meanwhile), then claimed.
+    if (!(await this.leases.claim(RELAY, me, ttl, current ?? undefined, new Date(now)))) return false
     this.heldUntil = until.getTime()
     // Another relay may have sent meanwhile: forget what we knew and scan everything again.
     this.sent.clear()
@@ -275,7 +269,7 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
     this.wake?.()
     await this.leaseOps // a renewal under way finishes before the lease is given back
     if (this.heldUntil > 0) {
-      await this.lease.deleteOne({ _id: 'relay', holder: this.options.holderId }).catch(() => undefined)
+      await this.leases.release(RELAY, this.options.holderId).catch(() => undefined)
       this.heldUntil = 0
     }
   }

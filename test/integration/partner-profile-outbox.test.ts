@@ -202,7 +202,7 @@ describe('partner profile events through the outbox', function () {
 
   it('lets one relay send at a time (lease)', async () => {
     const a = await startRelay('relay-a')
-    await waitFor(async () => (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.holder === 'relay-a')
+    await waitFor(async () => (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.workerId === 'relay-a')
     const b = await startRelay('relay-b')
     const created = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'Leased', slug: 'leased-outbox', profile: PROFILE } })
     await waitForEvents(created.body.id, 1)
@@ -224,7 +224,7 @@ describe('partner profile events through the outbox', function () {
     // and the holder's retry then lands after what the other sent (an older profile after a newer one).
     const faults = faultySockets()
     const a = await startRelay('relay-retrying', { kafka: createKafka(testConfig(), undefined, uniqueName('outbox-faulty'), { socketFactory: faults.socketFactory }), leaseTtlMs: 1500 })
-    await waitFor(async () => (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.holder === 'relay-retrying')
+    await waitFor(async () => (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.workerId === 'relay-retrying')
     const b = await startRelay('relay-waiting', { leaseTtlMs: 1500 })
     faults.refuseProduce(6000) // four lease lifetimes
     const created = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'Outage', slug: 'outage-outbox', profile: PROFILE } })
@@ -241,19 +241,19 @@ describe('partner profile events through the outbox', function () {
   it('drops its failed batch when it lost the lease during the outage, and never moves the sent sequence back', async () => {
     const faults = faultySockets()
     const a = await startRelay('relay-stale', { kafka: createKafka(testConfig(), undefined, uniqueName('outbox-faulty'), { socketFactory: faults.socketFactory }), leaseTtlMs: 1500 })
-    await waitFor(async () => (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.holder === 'relay-stale')
+    await waitFor(async () => (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.workerId === 'relay-stale')
     faults.refuseProduce(4000)
     const created = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'Stolen', slug: 'stolen-outbox', profile: PROFILE } })
     const id = created.body.id as string
     await waitFor(() => faults.refused > 0, { what: 'the holder trying to produce during the outage' })
     // Another relay holds the lease now (as after the holder lost the store for longer than the lease).
-    await h.db.collection('outbox_relay_lease').updateOne({ _id: 'relay' as never }, { $set: { holder: 'relay-other', expiresAt: new Date(Date.now() + 60_000) } })
+    await h.db.collection('outbox_relay_lease').updateOne({ _id: 'relay' as never }, { $set: { workerId: 'relay-other', expiresAt: new Date(Date.now() + 60_000) } })
     // ... and has sent further than this relay's batch: sequence 5 of this organization.
     await h.db.collection<OutboxRelayDoc>('outbox_relay').updateOne({ _id: id }, { $set: { sentSequence: 5, lastEventId: 'other', sentAt: new Date() } }, { upsert: true })
     await new Promise((r) => setTimeout(r, 6000)) // the outage is over and the holder has retried
     expect(await eventsOf(id), 'the relay without the lease did not send its failed batch again').to.have.length(0)
     expect(a.source.stats.relayed).to.equal(0)
     expect((await h.db.collection<OutboxRelayDoc>('outbox_relay').findOne({ _id: id }))?.sentSequence).to.equal(5)
-    await h.db.collection('outbox_relay_lease').deleteOne({ _id: 'relay' as never, holder: 'relay-other' })
+    await h.db.collection('outbox_relay_lease').deleteOne({ _id: 'relay' as never, workerId: 'relay-other' })
   })
 })
