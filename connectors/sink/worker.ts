@@ -193,6 +193,8 @@ interface Run {
   throttled: boolean
   /** Since when the run waits for a catch-up reader slot (0: not waiting). */
   waitingForReader: number
+  /** Its lease was taken over, or it is being handed over: no partner call starts; its stop is queued. */
+  leaving: boolean
   inflight: Map<string, { record: SinkRecord; forceLog: boolean; signal: AbortSignal }>
   /** Aborts this run's partner calls in flight (stop, hand-over; the lease fence, which replaces it). */
   calls: AbortController
@@ -400,6 +402,7 @@ export class SinkWorker {
       this.#timers.push(t)
     }
     every(s.heartbeatMs, 'leases', () => this.#leasePass().finally(() => this.#wake()))
+    every(s.heartbeatMs, 'claims', () => this.#claimPass())
     every(s.pollMs, 'control', () => this.#controlPass())
     every(s.cursorFlushMs, 'flush', () => this.#flushPass())
     every(Math.min(250, s.cursorFlushMs), 'catch-up', async () => this.#catchUpPass())
@@ -475,16 +478,24 @@ export class SinkWorker {
       .map((c) => c._id)
     const claimed = [...(await this.store.claimMany(wanted, s.workerId, s.leaseTtlMs, leases, now))]
     // More than the fair share (another worker joined): hand the surplus over.
-    const held = [...this.#runs.values()]
+    const held = [...this.#runs.values()].filter((r) => !r.leaving && !r.stopped)
     if (workers > 1 && held.length > target) {
       for (const run of held.slice(0, held.length - target)) {
         this.#log.info('handing a subscription over to balance the workers', { subscriptionId: run.id })
-        await this.#serial(run, () => this.#stopRun(run, { flush: true, release: true, state: 'unassigned' }))
+        this.#leave(run, { flush: true, release: true, state: 'unassigned' })
       }
     }
     return claimed
   }
 
+  /**
+   * Renews the heartbeat and the leases, and nothing else that could wait: a lease pass that waited
+   * for slow stops (a catch-up reader's disconnect, a cursor flush, a run's queued operations) renewed
+   * late, the other leases expired too and moved between the workers, and the fence fired again and
+   * again (the first full chaos run: delivery never caught up after a store outage). A lost lease
+   * stops its run's partner calls at once (#leave); the stop itself runs in the run's own turn, and
+   * reconciliation and claiming run in a pass of their own (#claimPass).
+   */
   async #leasePass(): Promise<void> {
     const s = this.settings
     if (!(await this.store.heartbeat(s.workerId, this.#incarnation, s.leaseTtlMs)) && !(await this.#retakeIdentity())) return
@@ -493,15 +504,21 @@ export class SinkWorker {
     const held = await this.store.renew(s.workerId, ids, s.leaseTtlMs)
     this.#renewedAt = t0
     for (const run of [...this.#runs.values()]) {
-      if (!held.has(run.id)) {
+      if (!held.has(run.id) && !run.leaving && !run.stopped) {
         this.#log.warn('lease lost (taken over after expiry): stopping the subscription here', { subscriptionId: run.id })
-        await this.#serial(run, () => this.#stopRun(run, { flush: false, release: false }))
+        this.#leave(run, { flush: false, release: false })
       }
     }
-    // Reconcile with the control plane: deleted, stopped or changed connectors of held runs.
+  }
+
+  /** Reconciles held runs with the control plane (deleted, stopped or changed connectors) and claims this worker's share. */
+  async #claimPass(): Promise<void> {
+    const s = this.settings
+    if (!this.#leaseValid()) return
     const connectors = await this.#d.controlPlane.cols.connectors.find({ _id: { $in: [...this.#runs.keys()] } }).toArray()
     const byId = new Map(connectors.map((c) => [c._id, c]))
     for (const run of [...this.#runs.values()]) {
+      if (run.leaving) continue
       const c = byId.get(run.id)
       if (!c) this.#serialBg(run, () => this.#removed(run))
       else if (c.generation !== run.generation) this.#serialBg(run, () => this.#apply(run, c))
@@ -509,6 +526,18 @@ export class SinkWorker {
     const claimed = await this.#claimShare()
     void this.#startRunsTracked(claimed)
     if (Math.random() < 0.05) await this.store.sweepWorkers(new Date(Date.now() - 10 * s.leaseTtlMs))
+  }
+
+  /**
+   * The run leaves this worker: no partner call starts from now on and those in flight are aborted
+   * (sent again by whoever holds the lease), and its stop is queued in the run's turn, not awaited.
+   */
+  #leave(run: Run, opts: StopOptions): void {
+    run.leaving = true
+    const calls = run.calls
+    run.calls = callsController()
+    calls.abort(FENCED)
+    this.#serialBg(run, () => this.#stopRun(run, opts))
   }
 
   /**
@@ -618,6 +647,7 @@ export class SinkWorker {
       catchUp: null,
       throttled: false,
       waitingForReader: 0,
+      leaving: false,
       inflight: new Map(),
       calls: callsController(),
       finalPositions: null,
@@ -894,6 +924,7 @@ export class SinkWorker {
   /** Why deliveries of this run are held now (the control plane does not answer), or null. */
   #holdReason(run: Run): string | null {
     if (!this.#leaseValid()) return 'the leases could not be renewed'
+    if (run.leaving) return 'the subscription is leaving this worker'
     if (this.#logHeld || this.#logPending >= this.settings.logBacklogMax) {
       this.#logHeld = this.#logPending >= this.settings.logBacklogMax / 2
       if (this.#logHeld) return 'the delivery log is behind'
