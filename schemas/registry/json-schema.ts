@@ -6,8 +6,7 @@
  *   the URI a `$ref` uses (e.g. "customer.json", as Confluent's JsonSchema resolves references);
  * - the stored text is the compact JSON (Confluent's JsonSchema.canonicalString: Jackson's
  *   JsonNode.toString(), keys as written); normalize=true sorts the keys of every object;
- * - compatibility is a subset of Confluent's JsonSchemaDiff (see `jsonReadErrors` for which
- *   differences are checked, each named as Confluent names it).
+ * - compatibility is Confluent's JsonSchemaDiff, ported in json-schema-diff.ts.
  */
 import { createRequire } from 'node:module'
 import { errors } from './errors.ts'
@@ -29,6 +28,8 @@ export interface CompiledJson {
   json: unknown
   /** Validates a value against the schema (references included). */
   validate: Validator
+  /** The referenced schemas by reference name (what a `$ref` names), for the compatibility diff. */
+  refs: Map<string, unknown>
 }
 
 function parse(text: string, what: string): unknown {
@@ -60,11 +61,13 @@ export function compileJsonSchema(source: SchemaSource, lookup: ReferenceLookup)
   const ajv = new (draft2019 ? Ajv2019 : Ajv)({ strict: false, allErrors: true, validateSchema: true, addUsedSchema: false })
   if (/draft-06/.test(declared)) ajv.addMetaSchema(require('ajv/dist/refs/json-schema-draft-06.json'))
   const compilable = /draft-04|2020-12/.test(declared) ? (({ $schema: _s, ...rest }) => rest)(json as Record<string, unknown>) : json
+  const refs = new Map<string, unknown>()
   visitReferences(
     source.references,
     lookup,
     (ref, target, key) => {
       const refJson = parse(target.schema, `referenced schema ${key}`) as object
+      refs.set(ref.name, refJson)
       try {
         // Registered under the reference's name, which `$ref` uses; an `$id` inside would shadow it.
         const { $id: _id, ...rest } = refJson as Record<string, unknown>
@@ -77,7 +80,7 @@ export function compileJsonSchema(source: SchemaSource, lookup: ReferenceLookup)
   )
   try {
     const validate = ajv.compile(compilable as object | boolean)
-    return { json, validate }
+    return { json, validate, refs }
   } catch (err) {
     throw errors.invalidSchema(`not a valid JSON Schema: ${(err as Error).message}`)
   }
@@ -87,65 +90,3 @@ export function compileJsonSchema(source: SchemaSource, lookup: ReferenceLookup)
 export function jsonStoredText(c: CompiledJson, normalize: boolean): string {
   return JSON.stringify(normalize ? sortKeys(c.json) : c.json)
 }
-
-type S = Record<string, unknown>
-const isObj = (v: unknown): v is S => v !== null && typeof v === 'object' && !Array.isArray(v)
-const typesOf = (s: S): string[] => (Array.isArray(s.type) ? (s.type as string[]) : typeof s.type === 'string' ? [s.type] : [])
-/** An object schema is an open content model unless additionalProperties is false (Confluent's term). */
-const isOpen = (s: S): boolean => s.additionalProperties !== false && !(isObj(s.additionalProperties) && Object.keys(s.additionalProperties).length > 0)
-
-/**
- * Why data valid against `writer` may not be valid against `reader` (Confluent's BACKWARD check is
- * reader = new schema, writer = old one), as Confluent's JsonSchemaDiff names it. Checked: TYPE_CHANGED
- * (integer to number is TYPE_EXTENDED, compatible), REQUIRED_ATTRIBUTE_ADDED, PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL,
- * REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL, PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL,
- * ADDITIONAL_PROPERTIES_NARROWED/REMOVED, ENUM_ARRAY_NARROWED, MAX_LENGTH/MIN_LENGTH/MAXIMUM/MINIMUM/
- * MAX_ITEMS/MIN_ITEMS/MAX_PROPERTIES/MIN_PROPERTIES narrowed (added or tightened), PATTERN_CHANGED,
- * recursing into properties and items. `$ref`s are compared by their text, not followed.
- */
-export function jsonReadErrors(reader: unknown, writer: unknown, path = '#'): string[] {
-  if (reader === true || writer === false) return []
-  if (reader === false) return [`${path}: SCHEMA_NARROWED: the new schema accepts nothing`]
-  if (!isObj(reader) || !isObj(writer)) return []
-  const out: string[] = []
-  const r = reader
-  const w = writer
-  const rt = typesOf(r)
-  const wt = typesOf(w)
-  if (rt.length > 0) {
-    const lost = (wt.length === 0 ? ['any type'] : wt).filter((t) => !rt.includes(t) && !(t === 'integer' && rt.includes('number')))
-    if (lost.length > 0) out.push(`${path}: TYPE_CHANGED (or TYPE_NARROWED): ${JSON.stringify(w.type ?? 'any')} to ${JSON.stringify(r.type)}`)
-  }
-  if (typeof r.$ref === 'string' && r.$ref !== w.$ref) out.push(`${path}: TYPE_CHANGED: $ref ${JSON.stringify(w.$ref)} to ${JSON.stringify(r.$ref)}`)
-  if (Array.isArray(r.enum)) {
-    const wEnum = Array.isArray(w.enum) ? (w.enum as unknown[]) : null
-    if (!wEnum || wEnum.some((x) => !(r.enum as unknown[]).some((y) => JSON.stringify(y) === JSON.stringify(x)))) out.push(`${path}: ENUM_ARRAY_NARROWED`)
-  }
-  if ('const' in r && JSON.stringify(r.const) !== JSON.stringify(w.const)) out.push(`${path}: CONST_CHANGED`)
-  if (typeof r.pattern === 'string' && r.pattern !== w.pattern) out.push(`${path}: PATTERN_${w.pattern === undefined ? 'ADDED' : 'CHANGED'}`)
-  const upper = ['maxLength', 'maximum', 'exclusiveMaximum', 'maxItems', 'maxProperties'] as const
-  const lower = ['minLength', 'minimum', 'exclusiveMinimum', 'minItems', 'minProperties'] as const
-  for (const k of upper) if (typeof r[k] === 'number' && (typeof w[k] !== 'number' || (r[k] as number) < (w[k] as number))) out.push(`${path}: ${snake(k)}_${w[k] === undefined ? 'ADDED' : 'DECREASED'}`)
-  for (const k of lower) if (typeof r[k] === 'number' && (typeof w[k] !== 'number' || (r[k] as number) > (w[k] as number))) out.push(`${path}: ${snake(k)}_${w[k] === undefined ? 'ADDED' : 'INCREASED'}`)
-
-  const rProps = isObj(r.properties) ? r.properties : {}
-  const wProps = isObj(w.properties) ? w.properties : {}
-  const rReq = new Set(Array.isArray(r.required) ? (r.required as string[]) : [])
-  const wReq = new Set(Array.isArray(w.required) ? (w.required as string[]) : [])
-  for (const name of rReq) if (!wReq.has(name)) out.push(`${path}/properties/${name}: REQUIRED_${name in wProps ? 'ATTRIBUTE' : 'PROPERTY'}_ADDED${name in wProps ? '' : '_TO_UNOPEN_CONTENT_MODEL'}`)
-  for (const [name, rs] of Object.entries(rProps)) {
-    if (name in wProps) out.push(...jsonReadErrors(rs, wProps[name], `${path}/properties/${name}`))
-    else if (isOpen(w) && !rReq.has(name)) {
-      // Old data may hold this property with any value (open content model): only an "anything" schema is safe.
-      if (!(rs === true || (isObj(rs) && Object.keys(rs).length === 0))) out.push(`${path}/properties/${name}: PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL`)
-    }
-  }
-  for (const name of Object.keys(wProps)) {
-    if (!(name in rProps) && !isOpen(r)) out.push(`${path}/properties/${name}: PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL`)
-  }
-  if (isOpen(w) && !isOpen(r)) out.push(`${path}: ADDITIONAL_PROPERTIES_${r.additionalProperties === false ? 'REMOVED' : 'NARROWED'}`)
-  if (r.items !== undefined && !Array.isArray(r.items)) out.push(...jsonReadErrors(r.items, w.items ?? {}, `${path}/items`))
-  return out
-}
-
-const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()
