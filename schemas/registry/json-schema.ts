@@ -1,9 +1,13 @@
 /**
  * JSON Schema for the registry (schemaType JSON), with Confluent's semantics where we implement them:
  *
- * - a schema is valid when ajv compiles it (draft-07, the default of Confluent's JSON serializers;
- *   draft-06 and 2019-09 when `$schema` names them; draft-04 read as draft-07, 2020-12 as 2019-09), its references registered first under their `name`, which is
- *   the URI a `$ref` uses (e.g. "customer.json", as Confluent's JsonSchema resolves references);
+ * - a schema is valid when ajv 8 compiles it with the draft its `$schema` names: draft-07 (the default
+ *   of Confluent's JSON serializers) and draft-06 with ajv's default class, 2019-09 and 2020-12 with
+ *   ajv/dist/2019 and ajv/dist/2020; draft-04 is read as draft-07, its `$schema` set aside (ajv 8 needs
+ *   the ajv-draft-04 package for it, whose peer dependency on ajv 8 cannot be installed beside the
+ *   ajv 7 that @kafkajs/confluent-schema-registry needs: see docs/schema-registry.md). Its references
+ *   are registered first under their `name`, which is the URI a `$ref` uses (e.g. "customer.json", as
+ *   Confluent's JsonSchema resolves references);
  * - the stored text is the compact JSON (Confluent's JsonSchema.canonicalString: Jackson's
  *   JsonNode.toString(), keys as written); normalize=true sorts the keys of every object;
  * - compatibility is Confluent's JsonSchemaDiff, ported in json-schema-diff.ts.
@@ -13,7 +17,8 @@ import { errors } from './errors.ts'
 import { visitReferences, type ReferenceLookup, type SchemaSource } from './avro.ts'
 
 const require = createRequire(import.meta.url)
-// ajv 7 ships CommonJS; its draft 2019-09 class lives in ajv/dist/2019.
+// ajv 8 under the alias "ajv8" (package.json): the top-level "ajv" stays 7.2.4 for
+// @kafkajs/confluent-schema-registry, which depends on ajv ^7. ajv ships CommonJS.
 type Validator = ((value: unknown) => boolean) & { errors?: Array<{ instancePath?: string; dataPath?: string; message?: string }> | null }
 interface AjvLike {
   addSchema(schema: object, key: string): unknown
@@ -21,8 +26,9 @@ interface AjvLike {
   compile(schema: object | boolean): Validator
 }
 type AjvCtor = new (options: Record<string, unknown>) => AjvLike
-const Ajv = require('ajv').default as AjvCtor
-const Ajv2019 = require('ajv/dist/2019').default as AjvCtor
+const Ajv = require('ajv8').default as AjvCtor
+const Ajv2019 = require('ajv8/dist/2019').default as AjvCtor
+const Ajv2020 = require('ajv8/dist/2020').default as AjvCtor
 
 export interface CompiledJson {
   json: unknown
@@ -54,13 +60,11 @@ const sortKeys = (v: unknown): unknown => {
 export function compileJsonSchema(source: SchemaSource, lookup: ReferenceLookup): CompiledJson {
   const json = parse(source.schema, 'schema')
   if (typeof json !== 'boolean' && (json === null || typeof json !== 'object' || Array.isArray(json))) throw errors.invalidSchema('a JSON Schema is a JSON object or a boolean')
-  // ajv 7 knows draft-07 and 2019-09, and draft-06 with its meta-schema; a draft-04 schema is read as
-  // draft-07 and a 2020-12 one as 2019-09 (their $schema set aside), the closest drafts it has.
   const declared = typeof json === 'object' && typeof (json as { $schema?: unknown }).$schema === 'string' ? (json as { $schema: string }).$schema : ''
-  const draft2019 = /2019-09|2020-12/.test(declared)
-  const ajv = new (draft2019 ? Ajv2019 : Ajv)({ strict: false, allErrors: true, validateSchema: true, addUsedSchema: false })
-  if (/draft-06/.test(declared)) ajv.addMetaSchema(require('ajv/dist/refs/json-schema-draft-06.json'))
-  const compilable = /draft-04|2020-12/.test(declared) ? (({ $schema: _s, ...rest }) => rest)(json as Record<string, unknown>) : json
+  const Ctor = /2020-12/.test(declared) ? Ajv2020 : /2019-09/.test(declared) ? Ajv2019 : Ajv
+  const ajv = new Ctor({ strict: false, allErrors: true, validateSchema: true, addUsedSchema: false })
+  if (/draft-06/.test(declared)) ajv.addMetaSchema(require('ajv8/dist/refs/json-schema-draft-06.json'))
+  const compilable = /draft-04/.test(declared) ? (({ $schema: _s, ...rest }) => rest)(json as Record<string, unknown>) : json
   const refs = new Map<string, unknown>()
   visitReferences(
     source.references,
