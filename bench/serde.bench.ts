@@ -72,24 +72,29 @@ const protoEvent = {
   incoming: inventoryEvent.incoming.map((i) => (i.reference === null ? { quantity: i.quantity, expectedDate: i.expectedDate } : i)),
 }
 
-/** Ops per second of `op`, run in batches until `ms` elapsed. */
+/**
+ * Ops per CPU second of `op` (this process's user + system time, process.cpuUsage), run in batches
+ * until `ms` of wall-clock time elapsed. CPU time rather than wall-clock time: on a shared machine
+ * (load averages of 8 to 12 on 2 cores were seen) a slice of wall-clock time gets anything from a fifth
+ * of a core to a whole one, and two arms measured one after the other differed by 0.7x to 1.5x from that
+ * alone; the CPU time each arm spends per op is what the comparison is about.
+ */
 function rate(op: () => unknown, ms: number): number {
   const batch = 2_000
   let n = 0
-  const t0 = process.hrtime.bigint()
-  const end = t0 + BigInt(ms) * 1_000_000n
-  let now = t0
-  while (now < end) {
+  const end = process.hrtime.bigint() + BigInt(ms) * 1_000_000n
+  const c0 = process.cpuUsage()
+  do {
     for (let i = 0; i < batch; i++) op()
     n += batch
-    now = process.hrtime.bigint()
-  }
-  return n / (Number(now - t0) / 1e9)
+  } while (process.hrtime.bigint() < end)
+  const c = process.cpuUsage(c0)
+  return n / ((c.user + c.system) / 1e6)
 }
 
-/** Alternates the contenders in rounds (so drift hits them alike) and keeps each one's best round. */
+/** Alternates the contenders in short rounds (so drift hits them alike) and keeps each one's best round. */
 function compare(contenders: Record<string, () => unknown>, totalMs: number): Record<string, number> {
-  const rounds = 5
+  const rounds = 10
   const per = Math.max(50, Math.floor(totalMs / rounds / Object.keys(contenders).length))
   const best: Record<string, number> = {}
   for (const op of Object.values(contenders)) rate(op, Math.min(300, per)) // warm-up

@@ -8,7 +8,8 @@ import type avro from 'avsc'
 import { avroText } from './avro-canonical.ts'
 import { avroStoredText, compileAvro, readFailure, type CompatibilityLevel, type ReferenceLookup, type SchemaSource } from './avro.ts'
 import { errors } from './errors.ts'
-import { compileJsonSchema, jsonReadErrors, jsonStoredText, type CompiledJson } from './json-schema.ts'
+import { compileJsonSchema, jsonStoredText, type CompiledJson } from './json-schema.ts'
+import { jsonIncompatibilities } from './json-schema-diff.ts'
 import { compileProto, protoReadErrors, type CompiledProto } from './protobuf.ts'
 
 /** As Confluent's GET /schemas/types answers. */
@@ -55,7 +56,8 @@ export function readErrors(reader: ParsedSchema, writer: ParsedSchema): string[]
     const why = readFailure(reader.avro, writer.avro)
     return why ? [why] : []
   }
-  if (reader.json && writer.json) return jsonReadErrors(reader.json.json, writer.json.json)
+  // Confluent's diff runs from the earlier schema (original: the writer under BACKWARD) to the new one.
+  if (reader.json && writer.json) return jsonIncompatibilities({ root: writer.json.json, refs: writer.json.refs }, { root: reader.json.json, refs: reader.json.refs })
   if (reader.proto && writer.proto) return protoReadErrors(reader.proto, writer.proto)
   return []
 }

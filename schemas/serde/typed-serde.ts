@@ -213,8 +213,19 @@ function headerWriter(id: number, indexes: number[]): protobuf.Writer {
   return w
 }
 
+const NO_BYTES = Buffer.alloc(0)
+
 export class ProtobufSerde extends TypedSerde<ProtoWriter> {
   private readonly toObject: protobuf.IConversionOptions
+  /**
+   * One reader for every decode, pointed at each message in turn: decoding is synchronous and never
+   * re-entered, and protobufjs would otherwise allocate a reader per message. It lets go of the message
+   * after each decode.
+   */
+  private readonly reader = protobuf.Reader.create(NO_BYTES)
+  /** The schema of the last message decoded: consecutive messages mostly share one. */
+  private lastId = -1
+  private last: ProtoWriter | undefined
 
   /** `toObject`: how decoded messages become plain objects (default: enums and 64-bit integers as strings, as JSON mapping does). */
   constructor(client: RegistryClient, options: { toObject?: protobuf.IConversionOptions } = {}) {
@@ -281,8 +292,14 @@ export class ProtobufSerde extends TypedSerde<ProtoWriter> {
   }
 
   decodeSync(buf: Buffer): ProtobufDecoded {
-    const id = AvroSerde.schemaIdOf(buf)
-    const w = this.loaded(id)
+    if (buf.length < HEADER_SIZE || buf[0] !== MAGIC_BYTE) AvroSerde.schemaIdOf(buf) // throws the DataError
+    const id = buf.readInt32BE(1)
+    let w = this.last
+    if (id !== this.lastId || !w) {
+      w = this.loaded(id)
+      this.last = w
+      this.lastId = id
+    }
     let t: ProtoTarget | undefined
     let offset: number
     if (buf[HEADER_SIZE] === 0) {
@@ -300,12 +317,17 @@ export class ProtobufSerde extends TypedSerde<ProtoWriter> {
         w.byType.set(type, t)
       }
     }
+    const reader = this.reader
+    reader.buf = buf
+    reader.pos = offset
+    reader.len = buf.length
     try {
-      const reader = protobuf.Reader.create(buf)
-      reader.pos = offset
       return { type: t.name, value: t.type.toObject(t.type.decode(reader), this.toObject) }
     } catch (err) {
       throw new DataError(`message body does not decode as ${t.name} (schema ${id}): ${(err as Error).message}`, { schemaId: id }, { cause: err })
+    } finally {
+      reader.buf = NO_BYTES
+      reader.len = 0
     }
   }
 

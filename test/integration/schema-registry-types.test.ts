@@ -65,7 +65,14 @@ describe('schema registry: JSON Schema and Protobuf', function () {
       expect(withRef.status, JSON.stringify(withRef.body)).to.equal(200)
       expect((await register(s(), { schemaType: 'JSON', schema: obj({ home: { $ref: 'address.json' } }) })).body.error_code).to.equal(42201)
 
-      const check = async (subj: string, schema: string) => (await http(`${u}/compatibility/subjects/${subj}/versions/latest?verbose=true`, 'POST', { schemaType: 'JSON', schema })).body
+      const check = async (subj: string, schema: string, references?: unknown[]) => (await http(`${u}/compatibility/subjects/${subj}/versions/latest?verbose=true`, 'POST', { schemaType: 'JSON', schema, references })).body
+      // $ref targets are followed: the same text referring to another subject whose city is an integer is a type change there.
+      const addr2 = s()
+      await register(addr2, { schemaType: 'JSON', schema: JSON.stringify({ type: 'object', properties: { city: { type: 'integer' } }, required: ['city'] }) })
+      expect((await check(subject, obj({ home: { $ref: 'address.json' } }), refs)).is_compatible).to.equal(true)
+      const moved = await check(subject, obj({ home: { $ref: 'address.json' } }), [{ name: 'address.json', subject: addr2, version: 1 }])
+      expect(moved.is_compatible).to.equal(false)
+      expect(moved.messages.join()).to.match(/#\/properties\/home\/properties\/city: TYPE_CHANGED/)
       const open = s()
       await register(open, { schemaType: 'JSON', schema: obj({ a: { type: 'string' }, b: { type: 'integer' } }) })
       // BACKWARD: adding a property to an open content model is not compatible (old data may hold it with any value) ...

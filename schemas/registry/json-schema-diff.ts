@@ -1,0 +1,666 @@
+/**
+ * JSON Schema compatibility as Confluent's registry defines it: a port of json-schema-provider's
+ * `io.confluent.kafka.schemaregistry.json.diff` package (SchemaDiff, CombinedSchemaDiff, NotSchemaDiff,
+ * ObjectSchemaDiff, ArraySchemaDiff, String/Number/Enum/ConstSchemaDiff, Context), read from
+ * confluentinc/schema-registry master (8.x).
+ *
+ * Confluent diffs the everit library's schema model, not the raw JSON, so `loadModel` first reads a
+ * schema the way everit's SchemaLoader does: `true`/`{}` are the empty schema, `false` the false
+ * schema, `$ref` a reference (followed: local `#/definitions/...`/`#/$defs/...` pointers and other
+ * subjects' schemas by reference name), `type: [a, b]` an anyOf of one schema per type, and a schema
+ * with several of enum / allOf / anyOf / oneOf / not / const / a type an allOf of each (everit's
+ * "synthetic" allOf). `compare(original, update)` then lists every Difference, each with its JSON path;
+ * the change is compatible when all are in COMPATIBLE_CHANGES (Confluent's STRICT set, its default
+ * policy). BACKWARD compares original = the earlier version with update = the new schema.
+ */
+
+type S = Record<string, unknown>
+const isObj = (v: unknown): v is S => v !== null && typeof v === 'object' && !Array.isArray(v)
+
+/** Confluent's COMPATIBLE_CHANGES_STRICT (SchemaDiff). Every other Difference.Type is incompatible. */
+export const COMPATIBLE_CHANGES: ReadonlySet<string> = new Set([
+  'ID_CHANGED', 'DESCRIPTION_CHANGED', 'TITLE_CHANGED', 'DEFAULT_CHANGED', 'SCHEMA_REMOVED', 'TYPE_EXTENDED',
+  'MAX_LENGTH_INCREASED', 'MAX_LENGTH_REMOVED', 'MIN_LENGTH_DECREASED', 'MIN_LENGTH_REMOVED', 'PATTERN_REMOVED',
+  'MAXIMUM_INCREASED', 'MAXIMUM_REMOVED', 'MINIMUM_DECREASED', 'MINIMUM_REMOVED', 'EXCLUSIVE_MAXIMUM_INCREASED',
+  'EXCLUSIVE_MAXIMUM_REMOVED', 'EXCLUSIVE_MINIMUM_DECREASED', 'EXCLUSIVE_MINIMUM_REMOVED', 'MULTIPLE_OF_REDUCED', 'MULTIPLE_OF_REMOVED',
+  'REQUIRED_ATTRIBUTE_WITH_DEFAULT_ADDED', 'REQUIRED_ATTRIBUTE_REMOVED', 'DEPENDENCY_ARRAY_NARROWED', 'DEPENDENCY_ARRAY_REMOVED',
+  'DEPENDENCY_SCHEMA_REMOVED', 'MAX_PROPERTIES_INCREASED', 'MAX_PROPERTIES_REMOVED', 'MIN_PROPERTIES_DECREASED', 'MIN_PROPERTIES_REMOVED',
+  'ADDITIONAL_PROPERTIES_ADDED', 'ADDITIONAL_PROPERTIES_EXTENDED', 'UNEVALUATED_PROPERTIES_ADDED', 'UNEVALUATED_PROPERTIES_EXTENDED',
+  'PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL', 'REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL',
+  'OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL', 'PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL',
+  'PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL', 'PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
+  'PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
+  'MAX_ITEMS_INCREASED', 'MAX_ITEMS_REMOVED', 'MIN_ITEMS_DECREASED', 'MIN_ITEMS_REMOVED', 'MAX_CONTAINS_INCREASED', 'MAX_CONTAINS_REMOVED',
+  'MIN_CONTAINS_DECREASED', 'MIN_CONTAINS_REMOVED', 'UNIQUE_ITEMS_REMOVED', 'ADDITIONAL_ITEMS_ADDED', 'ADDITIONAL_ITEMS_EXTENDED',
+  'UNEVALUATED_ITEMS_ADDED', 'UNEVALUATED_ITEMS_EXTENDED', 'ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL',
+  'ITEM_ADDED_TO_CLOSED_CONTENT_MODEL', 'ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL', 'ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL',
+  'ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL', 'ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
+  'ENUM_ARRAY_EXTENDED', 'COMBINED_TYPE_EXTENDED', 'PRODUCT_TYPE_NARROWED', 'SUM_TYPE_EXTENDED', 'NOT_TYPE_NARROWED',
+])
+
+export interface Difference {
+  type: string
+  /** JSON path in Confluent's form, e.g. "#/properties/a/oneOf/0". */
+  path: string
+}
+
+/** A JSON Schema document: the one registered, or one of its references (by reference name). */
+export interface JsonDocuments {
+  root: unknown
+  /** Referenced schemas by reference name (the URI a `$ref` names), transitively. */
+  refs: ReadonlyMap<string, unknown>
+}
+
+type Criterion = 'allOf' | 'anyOf' | 'oneOf'
+interface Base {
+  raw: unknown
+}
+type Model = Base &
+  (
+    | { kind: 'empty' }
+    | { kind: 'false' }
+    | { kind: 'ref'; ref: string; target: Model | null }
+    | { kind: 'combined'; criterion: Criterion; subs: Model[]; synthetic: boolean }
+    | { kind: 'not'; sub: Model }
+    | { kind: 'const'; value: unknown }
+    | { kind: 'enum'; values: unknown[] }
+    | { kind: 'string'; n: S }
+    | { kind: 'number'; n: S; integer: boolean }
+    | { kind: 'boolean' }
+    | { kind: 'null' }
+    | { kind: 'object'; n: S; properties: Map<string, Model>; patternProperties: Array<[RegExp, Model]>; additional: boolean | Model; propertyDeps: Map<string, string[]>; schemaDeps: Map<string, Model>; unevaluated: Model | null }
+    | { kind: 'array'; n: S; all: Model | null; tuple: Model[] | null; additional: boolean | Model; unevaluated: Model | null }
+  )
+
+const TYPE_KEYWORDS: Record<string, string[]> = {
+  string: ['minLength', 'maxLength', 'pattern', 'format'],
+  number: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'],
+  object: ['properties', 'required', 'additionalProperties', 'patternProperties', 'dependencies', 'dependentRequired', 'dependentSchemas', 'minProperties', 'maxProperties', 'propertyNames', 'unevaluatedProperties'],
+  array: ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems', 'contains', 'unevaluatedItems'],
+}
+
+/** Reads JSON Schema documents into everit's model, one model per schema node (so identity means "same schema"). */
+class Loader {
+  private readonly cache = new WeakMap<object, Model>()
+  private readonly empty: Model = { kind: 'empty', raw: true }
+  private readonly falsy: Model = { kind: 'false', raw: false }
+  private readonly draft2020: boolean
+  constructor(private readonly docs: JsonDocuments) {
+    this.draft2020 = isObj(docs.root) && typeof docs.root.$schema === 'string' && docs.root.$schema.includes('2020-12')
+  }
+
+  root(): Model {
+    return this.load(this.docs.root, this.docs.root)
+  }
+
+  load(node: unknown, doc: unknown): Model {
+    if (node === false) return this.falsy
+    if (!isObj(node)) return this.empty
+    const hit = this.cache.get(node)
+    if (hit) return hit
+    if (typeof node.$ref === 'string') {
+      // A reference is resolved lazily: recursive schemas refer to themselves.
+      const ref = node.$ref
+      const loader = this
+      let resolved: Model | null | undefined
+      const model = {
+        kind: 'ref' as const, ref, raw: node,
+        get target(): Model | null {
+          if (resolved === undefined) resolved = loader.resolve(ref, doc)
+          return resolved
+        },
+      }
+      this.cache.set(node, model)
+      return model
+    }
+    const parts: Model[] = []
+    const placeholder: Model = { kind: 'combined', criterion: 'allOf', subs: parts, synthetic: true, raw: node }
+    this.cache.set(node, placeholder) // a cycle without $ref cannot occur in parsed JSON, but keep identity stable
+    if (Array.isArray(node.enum)) parts.push({ kind: 'enum', values: node.enum as unknown[], raw: node })
+    for (const c of ['allOf', 'anyOf', 'oneOf'] as const) {
+      if (Array.isArray(node[c])) parts.push({ kind: 'combined', criterion: c, subs: (node[c] as unknown[]).map((s) => this.load(s, doc)), synthetic: false, raw: node })
+    }
+    if ('not' in node) parts.push({ kind: 'not', sub: this.load(node.not, doc), raw: node })
+    if ('const' in node) parts.push({ kind: 'const', value: node.const, raw: node })
+    const types = Array.isArray(node.type) ? (node.type as string[]) : typeof node.type === 'string' ? [node.type] : []
+    if (types.length === 1) parts.push(this.typed(types[0]!, node, doc))
+    else if (types.length > 1) parts.push({ kind: 'combined', criterion: 'anyOf', subs: types.map((t) => this.typed(t, node, doc)), synthetic: true, raw: node })
+    else {
+      // No `type`: everit builds the schemas the keywords imply, each accepting other types too.
+      for (const t of ['array', 'object', 'number', 'string']) if (TYPE_KEYWORDS[t]!.some((k) => k in node)) parts.push(this.typed(t, node, doc))
+    }
+    const model: Model = parts.length === 0 ? { kind: 'empty', raw: node } : parts.length === 1 ? parts[0]! : placeholder
+    this.cache.set(node, model)
+    return model
+  }
+
+  private typed(type: string, n: S, doc: unknown): Model {
+    const child = (v: unknown) => this.load(v, doc)
+    switch (type) {
+      case 'string':
+        return { kind: 'string', n, raw: n }
+      case 'integer':
+      case 'number':
+        return { kind: 'number', n, integer: type === 'integer', raw: n }
+      case 'boolean':
+        return { kind: 'boolean', raw: n }
+      case 'null':
+        return { kind: 'null', raw: n }
+      case 'object': {
+        const properties = new Map(Object.entries(isObj(n.properties) ? n.properties : {}).map(([k, v]) => [k, child(v)] as [string, Model]))
+        const patternProperties = Object.entries(isObj(n.patternProperties) ? n.patternProperties : {}).map(([p, v]) => [safeRegExp(p), child(v)] as [RegExp, Model])
+        const propertyDeps = new Map<string, string[]>()
+        const schemaDeps = new Map<string, Model>()
+        for (const deps of [n.dependencies, n.dependentRequired, n.dependentSchemas]) {
+          for (const [k, v] of Object.entries(isObj(deps) ? deps : {})) {
+            if (Array.isArray(v)) propertyDeps.set(k, v as string[])
+            else schemaDeps.set(k, child(v))
+          }
+        }
+        const additional = typeof n.additionalProperties === 'boolean' || n.additionalProperties === undefined ? n.additionalProperties !== false : child(n.additionalProperties)
+        return { kind: 'object', n, properties, patternProperties, additional, propertyDeps, schemaDeps, unevaluated: 'unevaluatedProperties' in n ? child(n.unevaluatedProperties) : null, raw: n }
+      }
+      case 'array': {
+        // Draft 2020-12 spells a tuple prefixItems and its additional items `items`; without
+        // prefixItems, Confluent reads a boolean `items` of a 2020-12 schema as additionalItems and a
+        // schema as the schema of all items (its test vectors).
+        const prefixed = Array.isArray(n.prefixItems)
+        const itemsAreAdditional = prefixed || (this.draft2020 && typeof n.items === 'boolean')
+        const tupleRaw = prefixed ? n.prefixItems : Array.isArray(n.items) ? n.items : null
+        const allRaw = !itemsAreAdditional && n.items !== undefined && !Array.isArray(n.items) ? n.items : undefined
+        const addRaw = itemsAreAdditional ? n.items : n.additionalItems
+        const additional = typeof addRaw === 'boolean' || addRaw === undefined ? addRaw !== false : child(addRaw)
+        return {
+          kind: 'array', n, raw: n, additional,
+          all: allRaw === undefined ? null : child(allRaw),
+          tuple: tupleRaw ? (tupleRaw as unknown[]).map(child) : null,
+          unevaluated: 'unevaluatedItems' in n ? child(n.unevaluatedItems) : null,
+        }
+      }
+      default:
+        return { kind: 'empty', raw: n }
+    }
+  }
+
+  /** A `$ref`: a JSON pointer into this document, or another subject's schema by reference name (with a pointer). */
+  private resolve(ref: string, doc: unknown): Model | null {
+    const hash = ref.indexOf('#')
+    const base = hash < 0 ? ref : ref.slice(0, hash)
+    const pointer = hash < 0 ? '' : ref.slice(hash + 1)
+    let target: unknown
+    if (base === '' || (isObj(doc) && doc.$id === base)) target = doc
+    else if (this.docs.refs.has(base)) target = this.docs.refs.get(base)
+    else return null
+    const targetDoc = target
+    for (const seg of pointer.split('/').slice(1)) {
+      const key = decodeURIComponent(seg).replace(/~1/g, '/').replace(/~0/g, '~')
+      target = isObj(target) || Array.isArray(target) ? (target as Record<string, unknown>)[key] : undefined
+      if (target === undefined) return null
+    }
+    return this.load(target, targetDoc)
+  }
+}
+
+function safeRegExp(p: string): RegExp {
+  try {
+    return new RegExp(p, 'u')
+  } catch {
+    return new RegExp(p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+  }
+}
+
+const jsonEq = (a: unknown, b: unknown) => JSON.stringify(canon(a)) === JSON.stringify(canon(b))
+const canon = (v: unknown): unknown =>
+  Array.isArray(v) ? v.map(canon) : isObj(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon(v[k])])) : v
+const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined)
+
+type Pair = string
+/** Confluent's Context: the differences found at a path, with memoization and cycle truncation shared by sub-contexts. */
+class Context {
+  readonly diffs: Difference[] = []
+  private readonly path: string[] = []
+  constructor(
+    private readonly shared: { memo: Map<Pair, Difference[]>; inProgress: Set<Pair>; seed: Map<Pair, Difference[]>; optimism: boolean; ids: WeakMap<object, number>; next: number },
+  ) {}
+
+  sub(): Context {
+    const c = new Context(this.shared)
+    c.path.push(...this.path)
+    return c
+  }
+
+  at<T>(segment: string, f: () => T): T {
+    this.path.push(segment)
+    try {
+      return f()
+    } finally {
+      this.path.pop()
+    }
+  }
+
+  add(type: string, segment?: string): void {
+    const p = segment === undefined ? this.path : [...this.path, segment]
+    this.diffs.push({ type, path: '#/' + p.join('/') })
+  }
+
+  addAll(d: Difference[]): void {
+    this.diffs.push(...d)
+  }
+
+  compatible(): boolean {
+    return this.diffs.every((d) => COMPATIBLE_CHANGES.has(d.type))
+  }
+
+  private id(m: Model): number {
+    let i = this.shared.ids.get(m)
+    if (i === undefined) this.shared.ids.set(m, (i = this.shared.next++))
+    return i
+  }
+
+  /** Compares a pair once; a pair met again while being compared is a recursive cycle, assumed compatible. */
+  memoized(o: Model, u: Model, f: (c: Context) => void): void {
+    const key = `${this.id(o)}:${this.id(u)}`
+    let result = this.shared.memo.get(key)
+    if (!result) {
+      if (this.shared.inProgress.has(key)) {
+        result = this.shared.seed.get(key)
+        if (!result) {
+          this.shared.optimism = true
+          return
+        }
+      } else {
+        this.shared.inProgress.add(key)
+        try {
+          const c = new Context(this.shared)
+          f(c)
+          result = c.diffs
+          this.shared.memo.set(key, result)
+        } finally {
+          this.shared.inProgress.delete(key)
+        }
+      }
+    }
+    const prefix = '#/' + this.path.join('/')
+    for (const d of result) this.diffs.push({ type: d.type, path: this.path.length === 0 ? d.path : d.path.length <= 2 ? prefix : `${prefix}/${d.path.slice(2)}` })
+  }
+
+  incompatiblePairs(): Map<Pair, Difference[]> {
+    return new Map([...this.shared.memo].filter(([, d]) => d.some((x) => !COMPATIBLE_CHANGES.has(x.type))))
+  }
+
+  get optimism(): boolean {
+    return this.shared.optimism
+  }
+}
+
+/**
+ * Every difference from `original` to `update` (Confluent's SchemaDiff.compare), iterated to a
+ * fixpoint as Confluent does so that a recursive cycle assumed compatible is re-checked once it is
+ * known incompatible.
+ */
+export function jsonSchemaDiff(original: JsonDocuments, update: JsonDocuments): Difference[] {
+  const o = new Loader(original).root()
+  const u = new Loader(update).root()
+  let seed = new Map<Pair, Difference[]>()
+  for (;;) {
+    const ctx = new Context({ memo: new Map(), inProgress: new Set(), seed, optimism: false, ids: new WeakMap(), next: 0 })
+    compare(ctx, o, u)
+    const bad = ctx.incompatiblePairs()
+    if (!ctx.optimism || sameKeys(bad, seed)) return ctx.diffs
+    seed = bad
+  }
+}
+
+const sameKeys = (a: Map<string, unknown>, b: Map<string, unknown>) => a.size === b.size && [...a.keys()].every((k) => b.has(k))
+
+/** The incompatible differences, as "path: TYPE" (empty: compatible). */
+export function jsonIncompatibilities(original: JsonDocuments, update: JsonDocuments): string[] {
+  return jsonSchemaDiff(original, update)
+    .filter((d) => !COMPATIBLE_CHANGES.has(d.type))
+    .map((d) => `${d.path}: ${d.type}`)
+}
+
+function compare(ctx: Context, original: Model | null | undefined, update: Model | null | undefined): void {
+  if (!original && !update) return
+  if (!original) return ctx.add('SCHEMA_ADDED')
+  if (!update) return ctx.add('SCHEMA_REMOVED')
+  const o = deref(original)
+  const u = deref(update)
+  if (o.kind === 'ref' || u.kind === 'ref') {
+    // An unresolvable $ref (Confluent refuses the schema): equal references are the same type.
+    if (!(o.kind === 'ref' && u.kind === 'ref' && o.ref === u.ref)) ctx.add('TYPE_CHANGED')
+    return
+  }
+  ctx.memoized(o, u, (c) => compareTypes(c, o, u))
+}
+
+function deref(m: Model): Model {
+  const seen = new Set<Model>()
+  while (m.kind === 'ref' && m.target && !seen.has(m)) {
+    seen.add(m)
+    m = m.target
+  }
+  return m
+}
+
+function compareTypes(ctx: Context, o: Model, u: Model): void {
+  if (o.kind !== 'combined' && u.kind === 'combined') {
+    if (u.subs.length === 1) {
+      const sub = ctx.sub()
+      compare(sub, o, u.subs[0])
+      if (sub.compatible()) return ctx.addAll(sub.diffs)
+    } else if (u.criterion === 'anyOf' || u.criterion === 'oneOf') {
+      for (const s of u.subs) {
+        const sub = ctx.sub()
+        compare(sub, o, s)
+        if (sub.compatible()) {
+          ctx.addAll(sub.diffs)
+          return ctx.add('SUM_TYPE_EXTENDED')
+        }
+      }
+    }
+  } else if (o.kind === 'combined' && u.kind !== 'combined') {
+    if (o.subs.length === 1) {
+      const sub = ctx.sub()
+      compare(sub, o.subs[0], u)
+      if (sub.compatible()) return ctx.addAll(sub.diffs)
+    } else if (o.criterion === 'allOf') {
+      for (const s of o.subs) {
+        const sub = ctx.sub()
+        compare(sub, s, u)
+        if (sub.compatible()) {
+          ctx.addAll(sub.diffs)
+          return ctx.add('PRODUCT_TYPE_NARROWED')
+        }
+      }
+    }
+  }
+  if (o.kind !== u.kind) {
+    if (o.kind === 'false' || u.kind === 'empty') return
+    const connect = (m: Model) => (isObj(m.raw) ? m.raw['connect.type'] : undefined)
+    // Confluent treats two types that both carry connect.type "bytes" as the same (its decimal fix).
+    if (connect(o) === 'bytes' && connect(u) === 'bytes') return
+    return ctx.add('TYPE_CHANGED')
+  }
+  if (isObj(o.raw) && isObj(u.raw) && !o.kind.startsWith('combined')) {
+    for (const [k, t] of [['$id', 'ID_CHANGED'], ['title', 'TITLE_CHANGED'], ['description', 'DESCRIPTION_CHANGED'], ['default', 'DEFAULT_CHANGED']] as const) {
+      if (!jsonEq(o.raw[k], u.raw[k])) ctx.add(t)
+    }
+  }
+  switch (o.kind) {
+    case 'string':
+      return stringDiff(ctx, o.n, (u as typeof o).n)
+    case 'number':
+      return numberDiff(ctx, o, u as typeof o)
+    case 'const':
+      if (!jsonEq(o.value, (u as typeof o).value)) ctx.add('ENUM_ARRAY_CHANGED', 'const')
+      return
+    case 'enum':
+      return enumDiff(ctx, o.values, (u as typeof o).values)
+    case 'combined':
+      return combinedDiff(ctx, o, u as typeof o)
+    case 'not':
+      return ctx.at('not', () => {
+        // Reversed: `not A` to `not B` narrows when B accepts what A did.
+        const sub = ctx.sub()
+        compare(sub, (u as typeof o).sub, o.sub)
+        ctx.add(sub.compatible() ? 'NOT_TYPE_NARROWED' : 'NOT_TYPE_EXTENDED')
+      })
+    case 'object':
+      return objectDiff(ctx, o, u as typeof o)
+    case 'array':
+      return arrayDiff(ctx, o, u as typeof o)
+  }
+}
+
+/** Added / removed / increased / decreased, as each bound keyword is named. */
+function bound(ctx: Context, keyword: string, o: number | undefined, u: number | undefined): void {
+  if (o === u) return
+  const name = keyword.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()
+  if (o === undefined) ctx.add(`${name}_ADDED`, keyword)
+  else if (u === undefined) ctx.add(`${name}_REMOVED`, keyword)
+  else ctx.add(`${name}_${o < u ? 'INCREASED' : 'DECREASED'}`, keyword)
+}
+
+function stringDiff(ctx: Context, o: S, u: S): void {
+  bound(ctx, 'maxLength', num(o.maxLength), num(u.maxLength))
+  bound(ctx, 'minLength', num(o.minLength), num(u.minLength))
+  const op = typeof o.pattern === 'string' ? o.pattern : undefined
+  const up = typeof u.pattern === 'string' ? u.pattern : undefined
+  if (op === undefined && up !== undefined) ctx.add('PATTERN_ADDED', 'pattern')
+  else if (op !== undefined && up === undefined) ctx.add('PATTERN_REMOVED', 'pattern')
+  else if (op !== up) ctx.add('PATTERN_CHANGED', 'pattern')
+}
+
+function numberDiff(ctx: Context, o: { n: S; integer: boolean }, u: { n: S; integer: boolean }): void {
+  bound(ctx, 'maximum', num(o.n.maximum), num(u.n.maximum))
+  bound(ctx, 'minimum', num(o.n.minimum), num(u.n.minimum))
+  bound(ctx, 'exclusiveMaximum', num(o.n.exclusiveMaximum), num(u.n.exclusiveMaximum))
+  bound(ctx, 'exclusiveMinimum', num(o.n.exclusiveMinimum), num(u.n.exclusiveMinimum))
+  const om = num(o.n.multipleOf)
+  const um = num(u.n.multipleOf)
+  if (om !== um) {
+    // multiples compared exactly, as Confluent's BigDecimal remainder (0.1 * 3 is not 0.3 in floats)
+    const divides = (a: number, b: number) => a !== 0 && Number.isInteger(Number((b / a).toPrecision(12)))
+    if (om === undefined) ctx.add('MULTIPLE_OF_ADDED', 'multipleOf')
+    else if (um === undefined) ctx.add('MULTIPLE_OF_REMOVED', 'multipleOf')
+    else if (divides(om, um)) ctx.add('MULTIPLE_OF_EXPANDED', 'multipleOf')
+    else if (divides(um, om)) ctx.add('MULTIPLE_OF_REDUCED', 'multipleOf')
+    else ctx.add('MULTIPLE_OF_CHANGED', 'multipleOf')
+  }
+  if (o.integer !== u.integer) ctx.add(o.integer ? 'TYPE_EXTENDED' : 'TYPE_NARROWED')
+}
+
+function enumDiff(ctx: Context, o: unknown[], u: unknown[]): void {
+  const has = (list: unknown[], x: unknown) => list.some((y) => jsonEq(x, y))
+  const uHasAll = o.every((x) => has(u, x))
+  const oHasAll = u.every((x) => has(o, x))
+  if (uHasAll && oHasAll) return
+  ctx.add(uHasAll ? 'ENUM_ARRAY_EXTENDED' : oHasAll ? 'ENUM_ARRAY_NARROWED' : 'ENUM_ARRAY_CHANGED', 'enum')
+}
+
+function combinedDiff(ctx: Context, o: Extract<Model, { kind: 'combined' }>, u: Extract<Model, { kind: 'combined' }>): void {
+  // compareCriteria
+  if (o.criterion !== u.criterion) {
+    const single = (m: typeof o) => m.subs.length === 1
+    const extended = u.criterion === 'anyOf' || (single(o) && single(u)) || (single(o) && u.criterion === 'oneOf') || (single(u) && o.criterion === 'allOf')
+    ctx.add(extended ? 'COMBINED_TYPE_EXTENDED' : 'COMBINED_TYPE_CHANGED')
+    if (!extended) return
+  }
+  // Duplicate subschemas collapse (Confluent puts them in a set of JsonSchema, equal by their text).
+  const dedupe = (subs: Model[]) => subs.filter((s, i) => subs.findIndex((t) => jsonEq(t.raw, s.raw) && t.kind === s.kind) === i)
+  const os = dedupe(o.subs)
+  const us = dedupe(u.subs)
+  if (os.length < us.length) ctx.add(u.criterion === 'allOf' ? 'PRODUCT_TYPE_EXTENDED' : 'SUM_TYPE_EXTENDED')
+  else if (os.length > us.length) ctx.add(o.criterion === 'allOf' ? 'PRODUCT_TYPE_NARROWED' : 'SUM_TYPE_NARROWED')
+  // Compatible pairs (original subschema, update subschema), then a maximum matching between them.
+  const edges: Array<Array<Difference[] | null>> = os.map((s, i) =>
+    ctx.at(`${o.criterion}/${i}`, () =>
+      us.map((t) => {
+        const sub = ctx.sub()
+        compare(sub, s, t)
+        return sub.compatible() ? sub.diffs : null
+      }),
+    ),
+  )
+  const matchOfUpdate: number[] = us.map(() => -1)
+  const augment = (i: number, seen: boolean[]): boolean => {
+    for (let j = 0; j < us.length; j++) {
+      if (!edges[i]![j] || seen[j]) continue
+      seen[j] = true
+      if (matchOfUpdate[j] === -1 || augment(matchOfUpdate[j]!, seen)) {
+        matchOfUpdate[j] = i
+        return true
+      }
+    }
+    return false
+  }
+  let matched = 0
+  for (let i = 0; i < os.length; i++) if (augment(i, us.map(() => false))) matched++
+  matchOfUpdate.forEach((i, j) => i >= 0 && ctx.addAll(edges[i]![j]!))
+  if (matched < Math.min(os.length, us.length)) ctx.add('COMBINED_TYPE_SUBSCHEMAS_CHANGED')
+}
+
+type ObjectModel = Extract<Model, { kind: 'object' }>
+
+/** Open: additionalProperties absent or true, no patternProperties, unevaluatedProperties absent or true. */
+function isOpenObject(m: ObjectModel): boolean {
+  return m.additional === true && m.patternProperties.length === 0 && (m.unevaluated === null || m.unevaluated.kind === 'empty')
+}
+
+/** The schema a partially open content model gives a property it does not name (patternProperties first). */
+function partialObject(m: ObjectModel, key: string): Model | null {
+  for (const [re, s] of m.patternProperties) if (re.test(key)) return s
+  if (typeof m.additional === 'object') return m.additional
+  if (m.additional === true && m.unevaluated && m.unevaluated.kind !== 'false' && m.unevaluated.kind !== 'empty') return m.unevaluated
+  return null
+}
+
+const hasDefault = (m: Model | undefined) => isObj(m?.raw) && 'default' in m.raw
+
+function objectDiff(ctx: Context, o: ObjectModel, u: ObjectModel): void {
+  const req = (m: ObjectModel) => new Set(Array.isArray(m.n.required) ? (m.n.required as string[]) : [])
+  const oReq = req(o)
+  const uReq = req(u)
+  ctx.at('required', () => {
+    for (const key of o.properties.keys()) {
+      if (!u.properties.has(key)) continue
+      if (oReq.has(key) && !uReq.has(key)) ctx.add('REQUIRED_ATTRIBUTE_REMOVED', key)
+      else if (!oReq.has(key) && uReq.has(key)) ctx.add(hasDefault(u.properties.get(key)) ? 'REQUIRED_ATTRIBUTE_WITH_DEFAULT_ADDED' : 'REQUIRED_ATTRIBUTE_ADDED', key)
+    }
+  })
+  ctx.at('properties', () => {
+    for (const key of new Set([...o.properties.keys(), ...u.properties.keys()])) {
+      ctx.at(key, () => {
+        const os = o.properties.get(key)
+        const us = u.properties.get(key)
+        if (!us) {
+          if (isOpenObject(u)) return ctx.add('PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL')
+          const partial = partialObject(u, key)
+          if (partial) {
+            const sub = ctx.sub()
+            compare(sub, os, partial)
+            ctx.addAll(sub.diffs)
+            return ctx.add(sub.compatible() ? 'PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL' : 'PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL')
+          }
+          return ctx.add(os!.kind === 'false' ? 'PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL' : 'PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL')
+        }
+        if (!os) {
+          if (isOpenObject(o)) {
+            if (us.kind === 'empty') return ctx.add('PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL')
+            if (uReq.has(key)) return ctx.add(hasDefault(us) ? 'REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_OPEN_CONTENT_MODEL' : 'REQUIRED_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL')
+            return ctx.add('OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL')
+          }
+          const partial = partialObject(o, key)
+          if (partial) {
+            const sub = ctx.sub()
+            compare(sub, partial, us)
+            ctx.addAll(sub.diffs)
+            ctx.add(sub.compatible() ? 'PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL' : 'PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL')
+          }
+          if (uReq.has(key)) return ctx.add(hasDefault(us) ? 'REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL' : 'REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL')
+          return ctx.add('OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL')
+        }
+        compare(ctx, os, us)
+      })
+    }
+  })
+  ctx.at('dependencies', () => {
+    for (const key of new Set([...o.propertyDeps.keys(), ...u.propertyDeps.keys()])) {
+      const od = o.propertyDeps.get(key)
+      const ud = u.propertyDeps.get(key)
+      if (!ud) ctx.add('DEPENDENCY_ARRAY_REMOVED', key)
+      else if (!od) ctx.add('DEPENDENCY_ARRAY_ADDED', key)
+      else {
+        const uAll = od.every((x) => ud.includes(x))
+        const oAll = ud.every((x) => od.includes(x))
+        if (!(uAll && oAll)) ctx.add(uAll ? 'DEPENDENCY_ARRAY_EXTENDED' : oAll ? 'DEPENDENCY_ARRAY_NARROWED' : 'DEPENDENCY_ARRAY_CHANGED', key)
+      }
+    }
+    for (const key of new Set([...o.schemaDeps.keys(), ...u.schemaDeps.keys()])) {
+      const os = o.schemaDeps.get(key)
+      const us = u.schemaDeps.get(key)
+      if (!us) ctx.add('DEPENDENCY_SCHEMA_REMOVED', key)
+      else if (!os) ctx.add('DEPENDENCY_SCHEMA_ADDED', key)
+      else ctx.at(key, () => compare(ctx, os, us))
+    }
+  })
+  ctx.at('additionalProperties', () => additionalDiff(ctx, 'PROPERTIES', o.additional, u.additional))
+  unevaluatedDiff(ctx, 'unevaluatedProperties', o.unevaluated, u.unevaluated)
+  bound(ctx, 'maxProperties', num(o.n.maxProperties), num(u.n.maxProperties))
+  bound(ctx, 'minProperties', num(o.n.minProperties), num(u.n.minProperties))
+}
+
+/** additionalProperties / additionalItems: permitted or not, then their schemas. */
+function additionalDiff(ctx: Context, what: 'PROPERTIES' | 'ITEMS', o: boolean | Model, u: boolean | Model): void {
+  const permits = (x: boolean | Model) => x !== false
+  if (permits(o) !== permits(u)) ctx.add(`ADDITIONAL_${what}_${permits(u) ? 'ADDED' : 'REMOVED'}`)
+  else if (o === true && typeof u === 'object') ctx.add(`ADDITIONAL_${what}_NARROWED`)
+  else if (u === true && typeof o === 'object') ctx.add(`ADDITIONAL_${what}_EXTENDED`)
+  else if (typeof o === 'object' && typeof u === 'object') compare(ctx, o, u)
+}
+
+function unevaluatedDiff(ctx: Context, keyword: 'unevaluatedProperties' | 'unevaluatedItems', o: Model | null, u: Model | null): void {
+  if (!o && !u) return
+  const name = keyword === 'unevaluatedProperties' ? 'UNEVALUATED_PROPERTIES' : 'UNEVALUATED_ITEMS'
+  ctx.at(keyword, () => {
+    if (!o) ctx.add(`${name}_${u!.kind === 'false' ? 'REMOVED' : 'NARROWED'}`)
+    else if (!u) ctx.add(`${name}_${o.kind === 'false' ? 'ADDED' : 'EXTENDED'}`)
+    else if (o.kind === 'false' && u.kind !== 'false') ctx.add(`${name}_ADDED`)
+    else if (o.kind !== 'false' && u.kind === 'false') ctx.add(`${name}_REMOVED`)
+    else if (o.kind === 'empty' && u.kind !== 'empty') ctx.add(`${name}_NARROWED`)
+    else if (o.kind !== 'empty' && u.kind === 'empty') ctx.add(`${name}_EXTENDED`)
+    else compare(ctx, o, u)
+  })
+}
+
+type ArrayModel = Extract<Model, { kind: 'array' }>
+
+function isOpenArray(m: ArrayModel): boolean {
+  return m.additional === true && (m.unevaluated === null || m.unevaluated.kind === 'empty')
+}
+
+function partialArray(m: ArrayModel): Model | null {
+  if (typeof m.additional === 'object') return m.additional
+  if (m.additional === true && m.unevaluated && m.unevaluated.kind !== 'false' && m.unevaluated.kind !== 'empty') return m.unevaluated
+  return null
+}
+
+function arrayDiff(ctx: Context, o: ArrayModel, u: ArrayModel): void {
+  ctx.at('items', () => compare(ctx, o.all, u.all))
+  const ot = o.tuple ?? []
+  const ut = u.tuple ?? []
+  for (let i = 0; i < Math.max(ot.length, ut.length); i++) {
+    ctx.at(`items/${i}`, () => {
+      if (i < ot.length && i < ut.length) return compare(ctx, ot[i], ut[i])
+      if (i < ot.length) {
+        // an item position the update no longer names
+        if (isOpenArray(u)) return ctx.add('ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL')
+        const partial = partialArray(u)
+        if (partial) {
+          const sub = ctx.sub()
+          compare(sub, ot[i], partial)
+          ctx.addAll(sub.diffs)
+          return ctx.add(sub.compatible() ? 'ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL' : 'ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL')
+        }
+        return ctx.add(ot[i]!.kind === 'false' ? 'ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL' : 'ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL')
+      }
+      if (isOpenArray(o)) return ctx.add(ut[i]!.kind === 'empty' ? 'ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL' : 'ITEM_ADDED_TO_OPEN_CONTENT_MODEL')
+      const partial = partialArray(o)
+      if (partial) {
+        const sub = ctx.sub()
+        compare(sub, partial, ut[i])
+        ctx.addAll(sub.diffs)
+        return ctx.add(sub.compatible() ? 'ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL' : 'ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL')
+      }
+      ctx.add('ITEM_ADDED_TO_CLOSED_CONTENT_MODEL')
+    })
+  }
+  ctx.at('additionalItems', () => additionalDiff(ctx, 'ITEMS', o.additional, u.additional))
+  unevaluatedDiff(ctx, 'unevaluatedItems', o.unevaluated, u.unevaluated)
+  bound(ctx, 'maxItems', num(o.n.maxItems), num(u.n.maxItems))
+  bound(ctx, 'minItems', num(o.n.minItems), num(u.n.minItems))
+  if ((o.n.uniqueItems === true) !== (u.n.uniqueItems === true)) ctx.add(o.n.uniqueItems === true ? 'UNIQUE_ITEMS_REMOVED' : 'UNIQUE_ITEMS_ADDED', 'uniqueItems')
+  bound(ctx, 'maxContains', num(o.n.maxContains), num(u.n.maxContains))
+  bound(ctx, 'minContains', num(o.n.minContains), num(u.n.minContains))
+}
