@@ -5,6 +5,7 @@ import { healthRouter, type ReadinessChecks } from './health.ts'
 import { docsRouter } from './management/docs.ts'
 import { managementRouter, type ManagementOptions } from './management/router.ts'
 import { sendProblem } from './problem.ts'
+import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from '../common/store-errors.ts'
 
 export interface AppDeps {
   logger: Logger
@@ -51,6 +52,13 @@ export function createApp(deps: AppDeps): express.Express {
     const status = (err as { status?: number }).status
     if (typeof status === 'number' && status >= 400 && status < 500) {
       sendProblem(res, { title: (err as Error).message, status })
+      return
+    }
+    if (isStoreUnavailable(err)) {
+      // e.g. an API key checked against the store while it is away: the request was not accepted
+      deps.logger.warn('request held: the store is unreachable (503)', { method: req.method, path: req.path, code: 'RETRIABLE', err })
+      res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS))
+      sendProblem(res, { title: 'Service Unavailable', status: 503, detail: 'the platform\'s store is unreachable for a moment; retry later (nothing was accepted)' })
       return
     }
     deps.logger.error('request failed', { method: req.method, path: req.path, err })

@@ -8,6 +8,7 @@ import { grantAccepts } from '../../control-plane/entitlements.ts'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { Logger } from '../../common/logger.ts'
 import { SyndicationError } from '../../common/errors.ts'
+import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from '../../common/store-errors.ts'
 import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError, fingerprint, ownDeliveryPolicy, pinsOf, SINK_SECRET_PATHS } from '../../control-plane/index.ts'
 import type {
   ApiKeyDoc,
@@ -87,6 +88,12 @@ export function problemHandler(logger: Logger) {
       const allow = (err as { headers?: Record<string, string> }).headers
       if (allow) for (const [k, v] of Object.entries(allow)) res.setHeader(k, v)
       sendProblem(res, problem)
+      return
+    }
+    if (isStoreUnavailable(err)) {
+      logger.warn('management request held: the store is unreachable (503)', { method: req.method, path: req.path, code: 'RETRIABLE', err })
+      res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS))
+      sendProblem(res, { title: 'Service Unavailable', status: 503, detail: 'the platform\'s store is unreachable for a moment; retry later (nothing was changed)' })
       return
     }
     logger.error('management request failed', { method: req.method, path: req.path, code: err instanceof SyndicationError ? err.code : undefined, err })

@@ -8,7 +8,11 @@ import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
 import express from 'express'
 import { Kafka, logLevel, type Admin } from 'kafkajs'
-import type { MongoClient } from 'mongodb'
+import { MongoClient } from 'mongodb'
+import { createApp } from '../../api/app.ts'
+import { publisherAuthentication } from '../../api/management/auth.ts'
+import { ApiKeys } from '../../control-plane/api-keys.ts'
+import { collections } from '../../control-plane/store.ts'
 import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
 import { TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import { HEADER } from '../../schemas/headers.ts'
@@ -332,5 +336,29 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
         await deleteTopics(topic.name)
       }
     })
+  })
+})
+
+describe('HTTP ingestion while the store is away', function () {
+  this.timeout(30_000)
+
+  it('answers 503 with Retry-After, not 500, when the API key cannot be checked (the store unreachable); nothing is accepted', async () => {
+    // The key check reads the store (after the key cache expired); here the store does not answer at all.
+    const away = new MongoClient(`mongodb://127.0.0.1:${await closedPort()}/`, { serverSelectionTimeoutMS: 300, connectTimeoutMS: 300 })
+    const keys = new ApiKeys(collections(away.db('away')), { bootstrapKey: '', cacheMs: 0, logger: quietLogger })
+    const kafka = testKafka()
+    const ingest = createHttpIngest({ kafka, serde: undefined as never, logger: quietLogger, authenticate: publisherAuthentication(keys), topics: [TOPICS.inventoryLevels] })
+    const app = createApp({ logger: quietLogger, readiness: {}, routers: [ingest.router] })
+    const { server, url } = await listen(app)
+    try {
+      const res = await fetch(`${url}/v1/events/inventory.level.changed`, { method: 'POST', headers: { authorization: `Bearer dk_0123456789ab.${'s'.repeat(43)}`, 'content-type': 'application/json' }, body: '[]' })
+      const body = (await res.json()) as { title?: string; detail?: string }
+      expect([res.status, res.headers.get('retry-after'), body.title]).to.deep.equal([503, '5', 'Service Unavailable'])
+      expect(body.detail).to.match(/store is unreachable/)
+    } finally {
+      server.closeAllConnections()
+      await new Promise((r) => server.close(r))
+      await away.close()
+    }
   })
 })
