@@ -3,9 +3,10 @@
  *
  * - a schema is valid when ajv 8 compiles it with the draft its `$schema` names: draft-07 (the default
  *   of Confluent's JSON serializers) and draft-06 with ajv's default class, 2019-09 and 2020-12 with
- *   ajv/dist/2019 and ajv/dist/2020; draft-04 is read as draft-07, its `$schema` set aside (ajv 8 needs
- *   the ajv-draft-04 package for it, whose peer dependency on ajv 8 cannot be installed beside the
- *   ajv 7 that @kafkajs/confluent-schema-registry needs: see docs/schema-registry.md). Its references
+ *   ajv/dist/2019 and ajv/dist/2020; draft-04 is migrated to draft-07 first (`draft04To07`: `id` becomes
+ *   `$id`, boolean exclusiveMinimum/exclusiveMaximum become the numbers, as json-schema-migrate does;
+ *   ajv 8 would need the ajv-draft-04 package, whose peer dependency on ajv 8 cannot be installed
+ *   beside the ajv 7 that @kafkajs/confluent-schema-registry needs). Its references
  *   are registered first under their `name`, which is the URI a `$ref` uses (e.g. "customer.json", as
  *   Confluent's JsonSchema resolves references);
  * - the stored text is the compact JSON (Confluent's JsonSchema.canonicalString: Jackson's
@@ -64,7 +65,7 @@ export function compileJsonSchema(source: SchemaSource, lookup: ReferenceLookup)
   const Ctor = /2020-12/.test(declared) ? Ajv2020 : /2019-09/.test(declared) ? Ajv2019 : Ajv
   const ajv = new Ctor({ strict: false, allErrors: true, validateSchema: true, addUsedSchema: false })
   if (/draft-06/.test(declared)) ajv.addMetaSchema(require('ajv8/dist/refs/json-schema-draft-06.json'))
-  const compilable = /draft-04/.test(declared) ? (({ $schema: _s, ...rest }) => rest)(json as Record<string, unknown>) : json
+  const compilable = /draft-04/.test(declared) ? draft04To07(json) : json
   const refs = new Map<string, unknown>()
   visitReferences(
     source.references,
@@ -93,4 +94,38 @@ export function compileJsonSchema(source: SchemaSource, lookup: ReferenceLookup)
 /** The stored text: compact JSON, keys sorted when normalizing. */
 export function jsonStoredText(c: CompiledJson, normalize: boolean): string {
   return JSON.stringify(normalize ? sortKeys(c.json) : c.json)
+}
+
+/** Keywords whose value is one subschema, a list of them, or a map of them (draft-04). */
+const ONE = ['additionalProperties', 'additionalItems', 'not', 'items']
+const LIST = ['allOf', 'anyOf', 'oneOf', 'items']
+const MAP = ['properties', 'patternProperties', 'definitions', 'dependencies']
+
+/**
+ * A draft-04 schema in draft-07 form, with the same meaning: `id` is `$id`; `exclusiveMaximum: true`
+ * beside `maximum: x` is `exclusiveMaximum: x` (and false is dropped), the same for the minimum;
+ * `$schema` names draft-07. Applied to every subschema. What draft-07 reads the same is left as is.
+ */
+export function draft04To07(schema: unknown, root = true): unknown {
+  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) return schema
+  const out: Record<string, unknown> = { ...(schema as Record<string, unknown>) }
+  if (root) out.$schema = 'http://json-schema.org/draft-07/schema#'
+  else delete out.$schema
+  if (typeof out.id === 'string' && out.$id === undefined) {
+    out.$id = out.id
+    delete out.id
+  }
+  for (const [flag, bound] of [['exclusiveMaximum', 'maximum'], ['exclusiveMinimum', 'minimum']] as const) {
+    if (out[flag] === true && typeof out[bound] === 'number') {
+      out[flag] = out[bound]
+      delete out[bound]
+    } else if (typeof out[flag] === 'boolean') delete out[flag]
+  }
+  for (const k of ONE) if (out[k] !== undefined && !Array.isArray(out[k])) out[k] = draft04To07(out[k], false)
+  for (const k of LIST) if (Array.isArray(out[k])) out[k] = (out[k] as unknown[]).map((x) => draft04To07(x, false))
+  for (const k of MAP) {
+    const m = out[k]
+    if (m && typeof m === 'object' && !Array.isArray(m)) out[k] = Object.fromEntries(Object.entries(m).map(([n, v]) => [n, Array.isArray(v) ? v : draft04To07(v, false)]))
+  }
+  return out
 }
