@@ -26,9 +26,9 @@ const COMMANDS: Array<[string, string]> = [
                          watch the platform syndicate a manufacturer's stock changes and deals to two
                          distributors with different grants (webhooks and a MongoDB projection), live;
                          Ctrl-C (or after N stock changes) stops it and leaves nothing running`],
-  ['stack', `stack up               provision and start the local Kafka and FerretDB (idempotent; three Kafka
+  ['stack', `stack up [--json]      provision and start the local Kafka and FerretDB (idempotent; three Kafka
                          nodes with STACK_KAFKA_BROKERS=3)
-  stack down             stop the servers the stack started
+  stack down [--json]    stop the servers the stack started
   stack status [--json]  what runs, truthfully, one line per server (exit 1 when one is not running)`],
   ['partners', `partners [list] [--kind partner|publisher] [--json]
                          organizations, over the management API (DISTRIBUTARY_API_URL, DISTRIBUTARY_API_KEY)`],
@@ -88,19 +88,23 @@ async function stackCommand(config: AppConfig, sub: string | undefined, json: bo
     return 2
   }
   const settings = stackSettings(config)
-  const say = (msg: string) => process.stdout.write(`stack: ${msg}\n`)
+  // with --json, the progress lines go to stderr and stdout holds one JSON document
+  const say = (msg: string) => (json ? process.stderr : process.stdout).write(`stack: ${msg}\n`)
   if (settings.services.length === 0) {
     say('KAFKA_BROKERS and MONGODB_URI point at external servers: there is no local stack to manage')
+    if (json) process.stdout.write(JSON.stringify(sub === 'status' ? [] : { external: true, results: [] }) + '\n')
     return 0
   }
   switch (sub) {
     case 'up': {
       const results = await stackUp(settings, say)
       if (results.every((r) => r.action === 'already running')) say('everything was already running; nothing to do')
+      if (json) process.stdout.write(JSON.stringify({ results }) + '\n')
       return 0
     }
     case 'down':
       await stackDown(settings, say)
+      if (json) process.stdout.write(JSON.stringify({ status: await stackStatus(settings) }) + '\n')
       return 0
     case 'status': {
       const status = await stackStatus(settings)
