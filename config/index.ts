@@ -140,7 +140,7 @@ convict.addFormat({
 })
 
 /** Environment variables the schema declares, plus the one naming the config file. */
-function knownEnvNames(): Set<string> {
+export function knownEnvNames(): Set<string> {
   return new Set(['DISTRIBUTARY_CONFIG', ...envNamesByKey().values()])
 }
 
