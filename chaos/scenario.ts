@@ -3,6 +3,7 @@
  * own (three Kafka brokers, a FerretDB), two publishers publishing keyed events at a steady rate to
  * six partners with different grants, and one fault after another, each followed by a quiet phase:
  *
+ *   warm-up             no fault, not measured
  *   baseline            no fault: the healthy partners' latency every fault is compared with
  *   worker-kill-new-id  kill -9 of worker w1; a new worker, w3, starts
  *   worker-kill-same-id kill -9 of worker w2; it starts again as w2 (systemd, a StatefulSet)
@@ -245,6 +246,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const everyone = specs.map((x) => x.name)
     let victim = ''
     const phases: Phase[] = [
+      { name: 'warm-up', what: 'no fault, not measured: readers join the shared stream, the JIT warms up', affects: [], quietMs: t.warmupMs },
       { name: 'baseline', what: 'no fault', affects: [], quietMs: t.baselineMs },
       {
         name: 'worker-kill-new-id',
