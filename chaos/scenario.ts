@@ -245,6 +245,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const setMode = (name: string, mode: PartnerMode) => partner(name).setMode(mode)
     const everyone = specs.map((x) => x.name)
     let victim = ''
+    /** A partner's endpoint behaving as `mode` for the partner-fault time, then answering again. */
+    const partnerFault = (name: string, who: string, mode: PartnerMode, what: string): Phase => ({
+      name,
+      what: `partner ${who} ${what}, for ${t.partnerFaultMs / 1000} s`,
+      affects: [who],
+      faultMs: t.partnerFaultMs,
+      inject: async () => (setMode(who, mode), `${who} ${what}`),
+      heal: async () => (setMode(who, 'ok'), `${who} answers 204 again`),
+      quietMs: t.quietMs,
+    })
     const phases: Phase[] = [
       { name: 'warm-up', what: 'no fault, not measured: readers join the shared stream, the JIT warms up', affects: [], quietMs: t.warmupMs },
       { name: 'baseline', what: 'no fault', affects: [], quietMs: t.baselineMs },
@@ -303,24 +313,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         heal: async () => (await s.startStore(), 'started FerretDB'),
         quietMs: t.quietMs,
       },
-      {
-        name: 'partner-failing',
-        what: `partner failing-c answers 500 for ${t.partnerFaultMs / 1000} s`,
-        affects: ['failing-c'],
-        faultMs: t.partnerFaultMs,
-        inject: async () => (setMode('failing-c', 'fail'), 'failing-c answers 500'),
-        heal: async () => (setMode('failing-c', 'ok'), 'failing-c answers 204'),
-        quietMs: t.quietMs,
-      },
-      {
-        name: 'partner-hanging',
-        what: `partner hanging-d accepts requests and never answers, for ${t.partnerFaultMs / 1000} s`,
-        affects: ['hanging-d'],
-        faultMs: t.partnerFaultMs,
-        inject: async () => (setMode('hanging-d', 'hang'), 'hanging-d hangs'),
-        heal: async () => (setMode('hanging-d', 'ok'), 'hanging-d answers 204'),
-        quietMs: t.quietMs,
-      },
+      partnerFault('partner-failing', 'failing-c', 'fail', 'answers 500'),
+      partnerFault('partner-hanging', 'hanging-d', 'hang', 'accepts requests and never answers'),
       {
         name: 'partner-dns',
         what: `partner dns-e's host name ${CHAOS_HOST} does not resolve, for ${t.partnerFaultMs / 1000} s`,
