@@ -75,6 +75,8 @@ export interface PartnerFigures {
   unaccepted: number
   orderViolations: number
   problems: number
+  /** First deliveries per second over the last 30 s before the analysis: tells a slow partner from a stalled one. */
+  endRatePerSec: number
 }
 
 export interface PhaseFigures {
@@ -164,7 +166,10 @@ export function analyse(input: AnalyseInput): ChaosReport {
     }
     let duplicates = 0
     let unaccepted = 0
+    let recent = 0
+    const since = Date.now() - 30_000
     for (const [id, a] of p.arrivals) {
+      if (a.ack > since) recent++
       duplicates += Math.max(0, a.acks - 1)
       if (!accepted.has(id)) unaccepted++
     }
@@ -180,7 +185,7 @@ export function analyse(input: AnalyseInput): ChaosReport {
     // around the first step back only: a key has thousands of events in a full run
     for (const v of violations) orderViolations.push({ partner: spec.name, key: v.key, at: v.at, seqs: v.seqs.slice(Math.max(0, v.at - 5), v.at + 5) })
     for (const pr of p.problems) problems.push({ partner: spec.name, ...pr })
-    partnerFigures.push({ name: spec.name, what: spec.what, entitled, delivered, lost: lostHere, duplicates, unaccepted, orderViolations: violations.length, problems: p.problems.length })
+    partnerFigures.push({ name: spec.name, what: spec.what, entitled, delivered, lost: lostHere, duplicates, unaccepted, orderViolations: violations.length, problems: p.problems.length, endRatePerSec: recent / 30 })
   }
 
   // Latency of the healthy partners: from the 202 to the first acknowledged arrival.
@@ -281,8 +286,9 @@ export function formatReport(r: ChaosReport): string {
     lines.push(`  publisher ${p.name}: ${p.accepted} events accepted in ${p.requests} requests (${statuses}); longest time between two 202s ${ms(p.longestGapMs)}`)
   }
   lines.push(`  events accepted: ${f.accepted}; lost: ${f.lost} (goal 0); duplicates: ${f.duplicates}; order violations: ${f.orderViolations} (goal 0); drain ${ms(f.drainMs)}`, '')
-  lines.push(`  ${'partner'.padEnd(12)} ${'entitled'.padStart(9)} ${'delivered'.padStart(9)} ${'lost'.padStart(5)} ${'dups'.padStart(6)} ${'unacc.'.padStart(6)} ${'order'.padStart(5)}  grant`)
-  for (const p of f.partners) lines.push(`  ${p.name.padEnd(12)} ${String(p.entitled).padStart(9)} ${String(p.delivered).padStart(9)} ${String(p.lost).padStart(5)} ${String(p.duplicates).padStart(6)} ${String(p.unaccepted).padStart(6)} ${String(p.orderViolations).padStart(5)}  ${p.what}`)
+  lines.push(`  ${'partner'.padEnd(12)} ${'entitled'.padStart(9)} ${'delivered'.padStart(9)} ${'lost'.padStart(6)} ${'dups'.padStart(6)} ${'unacc.'.padStart(6)} ${'order'.padStart(5)} ${'end/s'.padStart(6)}  grant`)
+  for (const p of f.partners) lines.push(`  ${p.name.padEnd(12)} ${String(p.entitled).padStart(9)} ${String(p.delivered).padStart(9)} ${String(p.lost).padStart(6)} ${String(p.duplicates).padStart(6)} ${String(p.unaccepted).padStart(6)} ${String(p.orderViolations).padStart(5)} ${p.endRatePerSec.toFixed(1).padStart(6)}  ${p.what}`)
+  if (f.lost > 0) lines.push('  (lost: not delivered when the run ended; end/s: first deliveries per second in its last 30 s, above 0: still arriving, late rather than lost)')
   lines.push('')
   lines.push(`  ${'phase'.padEnd(20)} ${'fault'.padStart(8)} ${'recovery'.padStart(9)} ${'samples'.padStart(8)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'p99/base'.padStart(9)}  (healthy partners' latency, 202 to arrival; goal ≤ 1.5x)`)
   for (const p of f.phases) {
