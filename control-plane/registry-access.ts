@@ -13,13 +13,14 @@
  * | principal  | read (GET, lookup, compatibility)                         | register                              | delete, config, mode |
  * |------------|-----------------------------------------------------------|---------------------------------------|----------------------|
  * | admin key, internal | everything                                       | everything                            | everything, global too |
- * | publisher  | contract subjects of the topics publishers write; its namespace | the same                         | its namespace only   |
+ * | publisher  | contract subjects of the topics publishers write; its namespace | its namespace                  | its namespace only   |
  * | partner    | contract subjects of topics with an event type of an accepted grant; the namespaces of the publishers that granted it | nothing | nothing |
  *
- * A publisher may register a new version of a contract subject of the event types it publishes: the
- * registry's compatibility check and the pinned-reader check (pinned-readers.ts) still apply, and the
- * platform keeps producing with the contract version it registered itself. Only an admin may delete
- * contract versions or change their config or mode (that would change every publisher's contract).
+ * The contract subjects are shared by every publisher: a version one publisher registered there would
+ * become every publisher's latest, the baseline every later contract version must be compatible with,
+ * and (pinned-readers.ts) a schema issue flagged on other publishers' partners' subscriptions. So a
+ * publisher reads and looks them up (what Confluent's serializers need with auto.register.schemas=false)
+ * but only the platform and admins register, delete or configure them.
  */
 import crypto from 'node:crypto'
 import { RateLimitedError } from '../common/errors.ts'
@@ -69,7 +70,7 @@ export function registryAccess(options: RegistryAccessOptions): RegistryAuth {
       const own = (s: string) => org !== '' && s.startsWith(`${org}.`)
       if (p.scope === 'publisher') {
         const mine = (s: string) => publisherSubjects.has(s) || own(s)
-        return { name, admin: false, canRead: mine, canRegister: mine, canManage: own }
+        return { name, admin: false, canRead: mine, canRegister: own, canManage: own }
       }
       // A partner: what its accepted grants cover, read at authentication (each request).
       const grants = await cp.cols.grants.find({ partnerId: org }, { projection: { publisherId: 1, status: 1, eventTypes: 1, acceptedEventTypes: 1 } }).toArray()

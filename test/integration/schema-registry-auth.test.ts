@@ -76,7 +76,7 @@ describe('schema registry authentication and authorization (platform API keys)',
     expect((await sr('DELETE', `/subjects/${subject}`, basic('x', adminKey))).status).to.equal(200)
   })
 
-  it('a publisher reads and registers the subjects of the event types it publishes and owns its namespace; nothing else', async () => {
+  it('a publisher reads the subjects of the event types it publishes and owns its namespace; nothing else', async () => {
     const mine = `${org.acme}.${uniqueName('own')}-value`
     // basic.auth.user.info as "<anything>:<key>" or "<key prefix>:<secret>"
     const [prefix, secret] = key.acme!.split('.') as [string, string]
@@ -86,6 +86,8 @@ describe('schema registry authentication and authorization (platform API keys)',
     const refused: Array<[string, string, unknown?]> = [
       ['GET', '/subjects/partners.profiles-value/versions'], // written by the platform only
       ['POST', `/subjects/${org.globex}.theirs-value/versions`, schema('Theirs')],
+      // shared by every publisher: a version here would be everyone's latest and their compatibility baseline
+      ['POST', '/subjects/inventory.levels-value/versions', schema('Shared')],
       ['DELETE', '/subjects/inventory.levels-value/versions/1'],
       ['PUT', '/config/inventory.levels-value', { compatibility: 'NONE' }],
       ['PUT', '/config', { compatibility: 'NONE' }],
