@@ -62,7 +62,7 @@ import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Ka
 import { MongoError, MongoNetworkError, MongoServerSelectionError, type Db } from 'mongodb'
 import { RetriableError, SyndicationError } from '../../common/errors.ts'
 import type { Logger } from '../../common/logger.ts'
-import type { ControlPlane } from '../../control-plane/service.ts'
+import { ownDeliveryPolicy, type ControlPlane } from '../../control-plane/service.ts'
 import type { ConnectorDoc, ConnectorStatus, DeadLetterRecord, DeliveryDoc, GrantDoc, OffsetReset, RetryRequestDoc, SnapshotProgress, SubscriptionDoc } from '../../control-plane/types.ts'
 import { DEAD_LETTER_HEADER, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
@@ -619,7 +619,9 @@ export class SinkWorker {
    */
   async #startRun(id: string, pre?: Preloaded, started?: Run[]): Promise<void> {
     const cp = this.#d.controlPlane
-    const [sub, conn] = pre ? [pre.sub, pre.conn] : await Promise.all([cp.cols.subscriptions.findOne({ _id: id }), cp.cols.connectors.findOne({ _id: id })])
+    const [stored, conn] = pre ? [pre.sub, pre.conn] : await Promise.all([cp.cols.subscriptions.findOne({ _id: id }), cp.cols.connectors.findOne({ _id: id })])
+    // what the subscription set itself (a frozen copy of old defaults, not migrated yet, counts as inherited)
+    const sub = stored && { ...stored, deliveryPolicy: ownDeliveryPolicy(stored) }
     if (!sub || !conn) {
       await this.store.release(id, this.settings.workerId)
       return

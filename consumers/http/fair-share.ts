@@ -105,10 +105,12 @@ export class FairShare {
   /** Hands free slots to waiting lanes: the first in round-robin order below its share, one call each. */
   #grant(o: Origin): void {
     while (o.running < this.connections && o.ready.length > 0) {
+      // every lane in `ready` is active: one share for all of them (counted once per slot, not per lane)
+      const share = Math.max(1, Math.floor(this.connections / this.#lanes(o)))
       let picked = -1
       for (let i = 0; i < o.ready.length; i++) {
         const lane = o.ready[i]!
-        if ((o.held.get(lane) ?? 0) < this.#share(o, lane)) {
+        if ((o.held.get(lane) ?? 0) < share) {
           picked = i
           break
         }
