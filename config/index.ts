@@ -17,6 +17,7 @@ export interface AppConfig {
     clientId: string
     ssl: { enabled: boolean; caFile: string; rejectUnauthorized: boolean }
     sasl: { mechanism: (typeof SASL_MECHANISMS)[number]; username: string; password: string }
+    partners: { bootstrapServers: string; securityProtocol: '' | 'SASL_SSL' | 'SASL_PLAINTEXT'; topicPrefix: string }
     connectionTimeoutMs: number
     requestTimeoutMs: number
   }
@@ -69,7 +70,7 @@ export interface AppConfig {
   stack: {
     dir: string
     cacheDir: string
-    kafka: { version: string; brokers: number; port: number; controllerPort: number; heap: string }
+    kafka: { version: string; brokers: number; port: number; controllerPort: number; partnerPort: number; heap: string }
     mongodb: { port: number }
     readyTimeoutMs: number
   }
@@ -82,6 +83,15 @@ convict.addFormat({
     if (value === '') return
     for (const b of value.split(',')) {
       if (!/^[^\s:,]+:\d{1,5}$/.test(b.trim())) throw new Error(`"${b}" is not host:port (expected e.g. broker1:9092,broker2:9092)`)
+    }
+  },
+})
+convict.addFormat({
+  name: 'kafka-name-prefix',
+  validate(value: unknown) {
+    // a Kafka topic name's characters; the prefix must end with a separator so that one partner's names never prefix another's
+    if (typeof value !== 'string' || !/^[A-Za-z0-9._-]{1,100}[._-]$/.test(value)) {
+      throw new Error('must be 2 to 101 characters of letters, digits, ".", "_" or "-", ending with ".", "_" or "-"')
     }
   },
 })
@@ -198,6 +208,14 @@ function checkCombinations(config: AppConfig): void {
       { key: 'stack.kafka.controllerPort' },
     )
   }
+  const partners = localPartnerPorts(config)
+  const taken = new Set([...localBrokerPorts(config), ...controllers])
+  if (partners.some((p) => taken.has(p)) || partners[partners.length - 1]! > 65535) {
+    throw new ConfigError(
+      `invalid configuration: stack.kafka.partnerPort (env STACK_KAFKA_PARTNER_PORT): the local Kafka nodes' partner listener ports ${partners.join(', ')} must be free of their broker and controller ports ${[...taken].join(', ')} and at most 65535 (0 places them after the controllers)`,
+      { key: 'stack.kafka.partnerPort' },
+    )
+  }
   if (config.kafka.ssl.caFile !== '' && !fs.existsSync(config.kafka.ssl.caFile)) {
     throw new ConfigError(`invalid configuration: kafka.ssl.caFile (env KAFKA_SSL_CA_FILE): file ${config.kafka.ssl.caFile} does not exist`, { key: 'kafka.ssl.caFile' })
   }
@@ -235,6 +253,31 @@ export function localControllerPorts(config: AppConfig): number[] {
   const { port, brokers, controllerPort } = config.stack.kafka
   const first = controllerPort !== 0 ? controllerPort : port + brokers
   return Array.from({ length: brokers }, (_, i) => first + i)
+}
+
+/** Partner (SASL) listener ports of the local stack's Kafka nodes: stack.kafka.partnerPort (0: after the controller ports) and the next ones. */
+export function localPartnerPorts(config: AppConfig): number[] {
+  const { brokers, partnerPort } = config.stack.kafka
+  const controllers = localControllerPorts(config)
+  const first = partnerPort !== 0 ? partnerPort : controllers[controllers.length - 1]! + 1
+  return Array.from({ length: brokers }, (_, i) => first + i)
+}
+
+export interface PartnerKafkaAccess {
+  /** What partners' clients bootstrap from (the brokers' SASL listener); empty: partners get no Kafka access. */
+  bootstrapServers: string[]
+  securityProtocol: 'SASL_SSL' | 'SASL_PLAINTEXT'
+  topicPrefix: string
+}
+
+/** Where partners read their kafka-topic subscriptions (kafka.partners.*, or the local stack's partner listener). */
+export function partnerKafkaAccess(config: AppConfig): PartnerKafkaAccess {
+  const p = config.kafka.partners
+  const local = usesLocalKafka(config)
+  const bootstrapServers =
+    p.bootstrapServers !== '' ? p.bootstrapServers.split(',').map((b) => b.trim()) : local ? localPartnerPorts(config).map((port) => `127.0.0.1:${port}`) : []
+  const securityProtocol = p.securityProtocol !== '' ? p.securityProtocol : local && p.bootstrapServers === '' ? 'SASL_PLAINTEXT' : 'SASL_SSL'
+  return { bootstrapServers, securityProtocol, topicPrefix: p.topicPrefix }
 }
 
 export function kafkaBrokers(config: AppConfig): string[] {

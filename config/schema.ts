@@ -34,6 +34,26 @@ export const configSchema = {
       username: { doc: 'SASL user name.', format: String, default: '', env: 'KAFKA_SASL_USERNAME' },
       password: { doc: 'SASL password.', format: String, default: '', env: 'KAFKA_SASL_PASSWORD', sensitive: true },
     },
+    partners: {
+      bootstrapServers: {
+        doc: 'Comma-separated host:port list partners connect to for their kafka-topic subscriptions (the brokers\' SASL listener, as partners reach it). Empty: the local stack\'s partner listener when the local stack is used; otherwise partners get no Kafka access (kafka-topic subscriptions are refused).',
+        format: 'broker-list',
+        default: '',
+        env: 'KAFKA_PARTNER_BOOTSTRAP_SERVERS',
+      },
+      securityProtocol: {
+        doc: 'Security protocol of that listener as partners\' clients name it (security.protocol). Production clusters: SASL_SSL. Empty: SASL_PLAINTEXT for the local stack (loopback only), SASL_SSL otherwise.',
+        format: ['', 'SASL_SSL', 'SASL_PLAINTEXT'],
+        default: '',
+        env: 'KAFKA_PARTNER_SECURITY_PROTOCOL',
+      },
+      topicPrefix: {
+        doc: 'Prefix of every partner topic, consumer group and Kafka user: <prefix><partner-slug>.<event-type>. Partners are granted ACLs on their own names under it only.',
+        format: 'kafka-name-prefix',
+        default: 'partner.',
+        env: 'KAFKA_PARTNER_TOPIC_PREFIX',
+      },
+    },
     connectionTimeoutMs: { doc: 'Timeout of one connection attempt to a broker, in milliseconds.', format: 'nat', default: 3000, env: 'KAFKA_CONNECTION_TIMEOUT_MS' },
     requestTimeoutMs: { doc: 'Timeout of one Kafka request, in milliseconds.', format: 'nat', default: 30000, env: 'KAFKA_REQUEST_TIMEOUT_MS' },
   },
@@ -194,6 +214,11 @@ export const configSchema = {
       },
       port: port('Port of the local Kafka broker; with several, of the first (the others take the next ports: 9092, 9093, 9094).', 9092, 'STACK_KAFKA_PORT'),
       controllerPort: port('Port of the local KRaft controller; with several nodes, of the first (the others take the next ports). 0: the port after the last broker\'s (9093 with one broker, 9095 to 9097 with three).', 0, 'STACK_KAFKA_CONTROLLER_PORT'),
+      partnerPort: port(
+        'Port of the local Kafka broker\'s partner listener (SASL_PLAINTEXT with SCRAM-SHA-512, ACLs enforced: partners read their own topics there); with several nodes, of the first. 0: the port after the last controller\'s (9094 with one node, 9098 to 9100 with three).',
+        0,
+        'STACK_KAFKA_PARTNER_PORT',
+      ),
       heap: { doc: 'JVM heap of each local Kafka node (-Xmx), sized for a 2-core machine.', format: String, default: '512m', env: 'STACK_KAFKA_HEAP' },
     },
     mongodb: {

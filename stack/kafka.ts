@@ -48,13 +48,15 @@ export interface KafkaNode {
   home: string
   port: number
   controllerPort: number
+  /** The partners' listener: SASL SCRAM-SHA-512, ACLs enforced. */
+  partnerPort: number
 }
 
 export function kafkaNodes(s: StackSettings): KafkaNode[] {
-  const { brokers, port, controllerPort } = s.kafka
+  const { brokers, port, controllerPort, partnerPort } = s.kafka
   return Array.from({ length: brokers }, (_, i) => {
     const name: ServerName = brokers === 1 ? 'kafka' : `kafka-${i + 1}`
-    return { id: i + 1, name, home: path.join(s.dir, name), port: port + i, controllerPort: controllerPort + i }
+    return { id: i + 1, name, home: path.join(s.dir, name), port: port + i, controllerPort: controllerPort + i, partnerPort: partnerPort + i }
   })
 }
 
@@ -70,11 +72,21 @@ export function serverProperties(s: StackSettings, node: KafkaNode, dataDir: str
 process.roles=broker,controller
 node.id=${node.id}
 controller.quorum.voters=${nodes.map((n) => `${n.id}@127.0.0.1:${n.controllerPort}`).join(',')}
-listeners=PLAINTEXT://127.0.0.1:${node.port},CONTROLLER://127.0.0.1:${node.controllerPort}
-advertised.listeners=PLAINTEXT://127.0.0.1:${node.port}
+# PLAINTEXT: the platform's own listener (loopback only; its principal ANONYMOUS is the super user).
+# PARTNER: what partners' Kafka clients connect to, SCRAM-SHA-512 users the platform creates, each
+# allowed by ACLs to read its own topics and groups only (docs/partner-topics.md). In production the
+# platform authenticates too and the partner listener is SASL_SSL.
+listeners=PLAINTEXT://127.0.0.1:${node.port},CONTROLLER://127.0.0.1:${node.controllerPort},PARTNER://127.0.0.1:${node.partnerPort}
+advertised.listeners=PLAINTEXT://127.0.0.1:${node.port},PARTNER://127.0.0.1:${node.partnerPort}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PARTNER:SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.partner.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.partner.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
 log.dirs=${dataDir}
 # The platform declares and creates its topics; a typo must not create one.
 auto.create.topics.enable=false

@@ -1,7 +1,7 @@
 import os from 'node:os'
 import path from 'node:path'
 import { PROJECT_ROOT } from '../common/paths.ts'
-import { localControllerPorts, type AppConfig } from '../config/index.ts'
+import { localControllerPorts, localPartnerPorts, type AppConfig } from '../config/index.ts'
 
 /** Where the project lives: stack/ferretdb (the Go module) and the default .stack/ are under it. */
 export { PROJECT_ROOT }
@@ -13,9 +13,9 @@ export interface StackSettings {
   cacheDir: string
   /**
    * Kafka nodes (broker+controller each): `brokers` of them, broker ports from `port` on, controller
-   * ports from `controllerPort` on (resolved: never 0 here).
+   * ports from `controllerPort` on, partner (SASL SCRAM) listener ports from `partnerPort` on (resolved: never 0 here).
    */
-  kafka: { version: string; brokers: number; port: number; controllerPort: number; heap: string }
+  kafka: { version: string; brokers: number; port: number; controllerPort: number; partnerPort: number; heap: string }
   mongodb: { port: number }
   readyTimeoutMs: number
   /** Which services this stack manages (the platform skips those configured as external). */
@@ -39,7 +39,7 @@ export function stackSettings(config: AppConfig): StackSettings {
   return {
     dir: path.resolve(config.stack.dir !== '' ? config.stack.dir : path.join(PROJECT_ROOT, '.stack')),
     cacheDir: path.resolve(config.stack.cacheDir !== '' ? config.stack.cacheDir : defaultCacheDir()),
-    kafka: { ...config.stack.kafka, controllerPort: localControllerPorts(config)[0]! },
+    kafka: { ...config.stack.kafka, controllerPort: localControllerPorts(config)[0]!, partnerPort: localPartnerPorts(config)[0]! },
     mongodb: { ...config.stack.mongodb },
     readyTimeoutMs: config.stack.readyTimeoutMs,
     services,
