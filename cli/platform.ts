@@ -12,11 +12,14 @@ import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import type { RequestHandler } from 'express'
 import { createApp, publisherAuthentication, sendProblem } from '../api/index.ts'
-import { createKafka, createMongoClient } from '../common/clients.ts'
+import { createKafka, createMongoClient, kafkaConfig } from '../common/clients.ts'
+import { KafkaScramAdmin } from '../common/kafka-scram.ts'
+import { PartnerKafka } from '../control-plane/partner-kafka.ts'
+import type { Admin } from 'kafkajs'
 import type { Logger } from '../common/logger.ts'
 import { Metrics } from '../common/metrics.ts'
 import { ConfigError } from '../common/errors.ts'
-import { usesLocalMongo, type AppConfig } from '../config/index.ts'
+import { partnerKafkaAccess, usesLocalMongo, type AppConfig } from '../config/index.ts'
 import { controlPlaneFromConfig, loadSourceDeclarations, pinnedReaderCheck, registryAccess, SourceRegistry } from '../control-plane/index.ts'
 import { SourceWorker } from '../connectors/source/worker.ts'
 import { createHttpIngest, type HttpIngest } from '../producers/http-ingest/index.ts'
@@ -29,6 +32,7 @@ import { encryptionKeys } from './key-ring.ts'
 import { SinkWorker } from '../connectors/sink/worker.ts'
 import { deliveryDefaults, mongoSinkClientSettings, webhookClientSettings } from '../connectors/sink/settings.ts'
 import { sinkFactoryByType } from '../consumers/index.ts'
+import { kafkaTopicSinkFactory, SharedPartnerTopicWriter } from '../consumers/kafka-topic/index.ts'
 import { WebhookClient, webhookSinkFactory } from '../consumers/webhook/index.ts'
 import { MappingSandbox, OAuth2TokenCache, restSinkFactory } from '../consumers/rest/index.ts'
 import { MongoClientPool, mongoSinkFactory } from '../consumers/mongodb/index.ts'
@@ -68,6 +72,9 @@ export interface StartOptions {
 }
 
 
+/** How often every partner's Kafka ACLs are compared with the store (heals a change made while Kafka was down). */
+const PARTNER_RECONCILE_MS = 60_000
+
 export async function startPlatform(config: AppConfig, logger: Logger, options: StartOptions = {}): Promise<Platform> {
   const roles = options.roles ?? 'all'
   const runApi = roles !== 'worker'
@@ -101,6 +108,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   // the key/value schemas of each topic registered under TopicNameStrategy subjects.
   let closed = false
   let registry: RegistryServer | undefined
+  // set below, in the API role, when partners have Kafka access (the registry accepts their credentials)
+  let partnerKafka: PartnerKafka | undefined
   let contractsState: { ready: true; value: Contracts } | { ready: false; error: string } = { ready: false, error: 'starting' }
   const bootstrap = async (): Promise<Contracts> => {
     for (let attempt = 1; ; attempt++) {
@@ -109,7 +118,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
         if (runApi && config.schemaRegistry.url === '' && !registry) {
           registry = await startSchemaRegistry(config, logger, {
             // API keys (admin, publisher, partner) and the platform's own processes (see docs/schema-registry.md)
-            auth: registryAccess({ controlPlane: () => controlPlane, internalPassword: internalPassword(keyRing), anonymousLoopbackReads: config.schemaRegistry.anonymousLoopbackReads }),
+            auth: registryAccess({ controlPlane: () => controlPlane, internalPassword: internalPassword(keyRing), anonymousLoopbackReads: config.schemaRegistry.anonymousLoopbackReads, partnerKafka: () => partnerKafka }),
             // lazy: the control plane is created below, after the bootstrap started
             beforeRegister: (candidate) => pinnedReaderCheck({ cols: controlPlane.cols, topics: ALL_TOPICS, policy: config.schemaRegistry.pinnedReaderPolicy, logger })(candidate),
           })
@@ -156,12 +165,14 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   let sinkWorker: SinkWorker | undefined
   let webhookClient: WebhookClient | undefined
   let mongoSinkClients: MongoClientPool | undefined
+  let partnerTopicWriter!: SharedPartnerTopicWriter
   let mappings: MappingSandbox | undefined
   const startWorker = async (): Promise<SinkWorker> => {
     const { serde } = await contracts
     const guard = controlPlane.guard
     webhookClient = new WebhookClient({ guard, ...webhookClientSettings(config) })
     mongoSinkClients = new MongoClientPool({ guard, logger, settings: mongoSinkClientSettings(config), appName: `${config.kafka.clientId}-sinks` })
+    partnerTopicWriter = new SharedPartnerTopicWriter(createKafka(config, logger, `${config.kafka.clientId}-partner-topics`), serde, logger)
     const defaults = deliveryDefaults(config)
     const tokens = new OAuth2TokenCache(webhookClient)
     // JSONata body mappings of REST sinks run in sandbox processes, off this event loop
@@ -180,6 +191,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
             // the REST sink shares the webhook client's keep-alive pools, URL guard and status rules
             rest: restSinkFactory(webhookClient, tokens, mappings, controlPlane, defaults.webhookTimeoutMs),
             mongodb: mongoSinkFactory(mongoSinkClients, controlPlane, ALL_TOPICS),
+            'kafka-topic': kafkaTopicSinkFactory(partnerTopicWriter, ALL_TOPICS),
           }),
           defaults,
           logger,
@@ -258,6 +270,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
         await sinkWorker?.stop()
         await webhookClient?.close()
         await mongoSinkClients?.close()
+        await partnerTopicWriter?.close()
       await mappings?.close()
         await Promise.allSettled([admin.disconnect(), mongo.close()])
         if (startedStack && options.stopStackOnClose !== false) await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
@@ -318,11 +331,36 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     }).catch((err: unknown) => logger.error('outbox relay did not start', { err }))
   }
 
+  // Partners' own Kafka topics: their SCRAM users and ACLs, reconciled after each change and every minute.
+  const partnerAccess = partnerKafkaAccess(config)
+  let partnerKafkaAdmin: Admin | undefined
+  let partnerReconcile: NodeJS.Timeout | undefined
+  if (partnerAccess.bootstrapServers.length > 0) {
+    partnerKafkaAdmin = createKafka(config, logger, `${config.kafka.clientId}-partner-access`).admin()
+    const pk = new PartnerKafka({
+      cols: controlPlane.cols,
+      access: partnerAccess,
+      admin: partnerKafkaAdmin,
+      scram: new KafkaScramAdmin(kafkaConfig(config, `${config.kafka.clientId}-partner-access`)),
+      logger: logger.child({ component: 'partner-kafka' }),
+      registryUrl: () => (contractsState.ready ? contractsState.value.schemaRegistryUrl : config.schemaRegistry.url),
+    })
+    partnerKafka = pk
+    controlPlane.onPartnerAccessChange(async ({ partnerId, removedTopics }) => {
+      for (const t of removedTopics) await pk.deleteTopic(t)
+      await pk.reconcile(partnerId)
+    })
+    partnerReconcile = setInterval(() => {
+      pk.reconcileAll().catch((err: unknown) => logger.warn('partner Kafka access reconcile failed; retrying in a minute', { err }))
+    }, PARTNER_RECONCILE_MS)
+    partnerReconcile.unref()
+  }
+
   const app = createApp({
     logger,
     metrics,
     routers: [ingestRoute],
-    management: { controlPlane, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit, sourceDropRoot: dropRoot },
+    management: { controlPlane, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit, sourceDropRoot: dropRoot, ...(partnerKafka ? { partnerKafka } : {}) },
     readiness: {
       kafka: async () => {
         await admin.connect() // a no-op when connected; reconnects after an outage
@@ -372,7 +410,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
         server.closeIdleConnections()
       })
       await registry?.close()
-      await Promise.allSettled([admin.disconnect(), mongo.close()])
+      clearInterval(partnerReconcile)
+      await Promise.allSettled([admin.disconnect(), mongo.close(), ...(partnerKafkaAdmin ? [partnerKafkaAdmin.disconnect()] : [])])
       if (startedStack && options.stopStackOnClose !== false) {
         await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
       }

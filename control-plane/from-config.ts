@@ -5,7 +5,7 @@ import type { Db } from 'mongodb'
 import type { Logger } from '../common/logger.ts'
 import { createSecretBox, parseKeyRing } from '../common/secret-box.ts'
 import { createUrlGuard } from '../common/url-guard.ts'
-import type { AppConfig } from '../config/index.ts'
+import { partnerKafkaAccess, type AppConfig } from '../config/index.ts'
 import { parseSchedule } from '../connectors/retry.ts'
 import { ControlPlane, type ControlPlaneOptions } from './service.ts'
 
@@ -26,6 +26,7 @@ export function controlPlaneFromConfig(config: AppConfig, db: Db, logger: Logger
       concurrency: config.delivery.concurrency,
       disableAfterFailingSeconds: Math.round(config.delivery.disableAfterMs / 1000),
     },
+    ...(partnerKafkaAccess(config).bootstrapServers.length > 0 ? { partnerKafka: { topicPrefix: config.kafka.partners.topicPrefix } } : {}),
     ...extra,
   })
 }

@@ -5,6 +5,9 @@
  *   - "<any user>:<API key>" (e.g. "apikey:dk_0123456789ab.<secret>"): the whole key is the password;
  *   - "<key prefix>:<secret>" (e.g. "dk_0123456789ab:<secret>"): the key's id and secret apart;
  *   - "distributary-internal:<internal password>": the platform's own processes (see internalPassword);
+ *   - "<partner Kafka user>:<its password>" (e.g. "partner.northwind:dkp_..."): the SCRAM credentials of a
+ *     partner's kafka-topic subscriptions (control-plane/partner-kafka.ts), so one pair serves both its
+ *     Kafka client and its deserializer; they read the partner's own topics' subjects and nothing else;
  *   - or `Authorization: Bearer <API key>` (bearer.auth.token).
  *
  * Subjects: the platform's contract subjects are `<topic>-key` and `<topic>-value` of its topics
@@ -14,7 +17,8 @@
  * |------------|-----------------------------------------------------------|---------------------------------------|----------------------|
  * | admin key, internal | everything                                       | everything                            | everything, global too |
  * | publisher  | contract subjects of the topics publishers write; its namespace | its namespace                  | its namespace only   |
- * | partner    | contract subjects of topics with an event type of an accepted grant; the namespaces of the publishers that granted it | nothing | nothing |
+ * | partner    | contract subjects of topics with an event type of an accepted grant; the namespaces of the publishers that granted it; its partner topics' subjects | nothing | nothing |
+ * | partner Kafka user | its partner topics' subjects (`<prefix><slug>.*`)          | nothing                               | nothing              |
  *
  * The contract subjects are shared by every publisher: a version one publisher registered there would
  * become every publisher's latest, the baseline every later contract version must be compatible with,
@@ -29,6 +33,7 @@ import { RegistryError } from '../schemas/registry/errors.ts'
 import { ALL_TOPICS, keySubject, valueSubject, type TopicSpec } from '../schemas/topics.ts'
 import { grantAccepts } from './entitlements.ts'
 import type { ControlPlane } from './service.ts'
+import { partnerNames, type PartnerKafka } from './partner-kafka.ts'
 
 const KEY_PREFIX = /^dk_[0-9a-f]{12}$/
 
@@ -41,6 +46,8 @@ export interface RegistryAccessOptions {
   internalPassword: string
   anonymousLoopbackReads?: boolean
   topics?: readonly TopicSpec[]
+  /** Partners' Kafka access (absent: none); its users' credentials are accepted and name the partner. */
+  partnerKafka?: () => PartnerKafka | undefined
 }
 
 export function registryAccess(options: RegistryAccessOptions): RegistryAuth {
@@ -54,8 +61,22 @@ export function registryAccess(options: RegistryAccessOptions): RegistryAuth {
       if (user === INTERNAL_USER) {
         return crypto.timingSafeEqual(crypto.createHash('sha256').update(password).digest(), internal) ? internalPrincipal : null
       }
-      const key = KEY_PREFIX.test(user) && !password.includes('.') ? `${user}.${password}` : password
       const cp = options.controlPlane()
+      const pk = options.partnerKafka?.()
+      // a partner's own topics (kafka-topic subscriptions) are under `<prefix><slug>.`
+      const partnerTopicsOf = async (partnerId: string): Promise<(s: string) => boolean> => {
+        const org = pk ? await cp.cols.organizations.findOne({ _id: partnerId, kind: 'partner' }, { projection: { slug: 1 } }) : null
+        if (!pk || !org) return () => false
+        const prefix = partnerNames(pk.access.topicPrefix, org.slug).topicPrefix
+        return (s: string) => s.startsWith(prefix)
+      }
+      if (pk && user.startsWith(pk.access.topicPrefix) && !KEY_PREFIX.test(user)) {
+        const partnerId = await pk.verify(user, password)
+        if (partnerId === null) return null
+        const own = await partnerTopicsOf(partnerId)
+        return { name: user, admin: false, canRead: own, canRegister: () => false, canManage: () => false }
+      }
+      const key = KEY_PREFIX.test(user) && !password.includes('.') ? `${user}.${password}` : password
       let p
       try {
         p = await cp.keys.authenticate(key, client)
@@ -83,7 +104,8 @@ export function registryAccess(options: RegistryAccessOptions): RegistryAuth {
         for (const t of types) accepted.add(t)
       }
       const readable = subjectsOf(topics.filter((t) => t.eventTypes.some((e) => accepted.has(e))))
-      const canRead = (s: string) => readable.has(s) || [...publishers].some((pub) => s.startsWith(`${pub}.`))
+      const ownTopics = await partnerTopicsOf(org)
+      const canRead = (s: string) => readable.has(s) || [...publishers].some((pub) => s.startsWith(`${pub}.`)) || ownTopics(s)
       return { name, admin: false, canRead, canRegister: () => false, canManage: () => false }
     },
   }

@@ -29,6 +29,7 @@ import { encodePins, pinsOf } from './schema-pins.ts'
 import { entitlementsOf, filterOf, storedEntitlements, storedFilter } from './stored-keys.ts'
 import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
 import { IdempotencyStore } from './idempotency.ts'
+import { PARTNER_TOPIC_NAME, partnerNames } from './partner-kafka.ts'
 import { freeFormErrors } from './free-form.ts'
 import { partnerProfileEntry, partnerProfileValue, PARTNER_PROFILE_TOPIC } from './partner-profile.ts'
 import { bulkWriteBounded, collections, ensureIndexes, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
@@ -67,6 +68,18 @@ export interface ControlPlaneOptions {
   partnerProfileTopic?: string
   /** The platform's delivery defaults (config delivery.*): what a subscription inherits for the fields it did not set. */
   deliveryDefaults?: Partial<DeliveryPolicy>
+  /**
+   * Kafka access for partners (kafka-topic subscriptions): the prefix of partner topics, users and
+   * groups; absent: kafka-topic subscriptions are refused (no partner listener is configured).
+   */
+  partnerKafka?: { topicPrefix: string }
+}
+
+/** What changed a partner's Kafka access (control-plane/partner-kafka.ts reconciles on it). */
+export interface PartnerAccessChange {
+  partnerId: string
+  /** Partner topics whose subscription was deleted (the topic goes too). */
+  removedTopics: string[]
 }
 
 /** Pending events kept per organization at most while the relay is down (each is a full snapshot: the oldest go first). */
@@ -90,9 +103,10 @@ export const SINK_SECRET_PATHS: Record<SinkConfig['type'], string[]> = {
   webhook: [],
   rest: ['auth.token', 'auth.password', 'auth.clientSecret', 'auth.headerValue'],
   mongodb: ['connectionString'],
+  'kafka-topic': [],
 }
 /** URL fields of each sink type that the SSRF guard checks. */
-const SINK_URL_PATHS: Record<SinkConfig['type'], string[]> = { webhook: ['url'], rest: ['url', 'auth.tokenUrl'], mongodb: [] }
+const SINK_URL_PATHS: Record<SinkConfig['type'], string[]> = { webhook: ['url'], rest: ['url', 'auth.tokenUrl'], mongodb: [], 'kafka-topic': [] }
 
 const getPath = (o: unknown, path: string): unknown => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o)
 const setPath = (o: Record<string, unknown>, path: string, value: unknown) => {
@@ -153,6 +167,8 @@ export class ControlPlane {
   private readonly logger: Logger
   private readonly partnerProfileTopic: string
   private readonly outboxListeners = new Set<() => void>()
+  private readonly accessListeners = new Set<(change: PartnerAccessChange) => Promise<void>>()
+  private readonly partnerKafka: { topicPrefix: string } | undefined
 
   constructor(options: ControlPlaneOptions) {
     this.cols = collections(options.db)
@@ -165,6 +181,26 @@ export class ControlPlane {
     this.db = options.db
     this.partnerProfileTopic = options.partnerProfileTopic ?? PARTNER_PROFILE_TOPIC
     this.deliveryDefaults = { ...DEFAULT_DELIVERY_POLICY, ...options.deliveryDefaults }
+    this.partnerKafka = options.partnerKafka
+  }
+
+  /**
+   * Called (and awaited) after every change that can alter a partner's Kafka access. A listener that
+   * fails is logged, not thrown: the change is stored, and the periodic reconcile applies it later.
+   */
+  onPartnerAccessChange(listener: (change: PartnerAccessChange) => Promise<void>): () => void {
+    this.accessListeners.add(listener)
+    return () => this.accessListeners.delete(listener)
+  }
+
+  private async accessChanged(partnerId: string, removedTopics: string[] = []): Promise<void> {
+    for (const l of this.accessListeners) {
+      try {
+        await l({ partnerId, removedTopics })
+      } catch (err) {
+        this.logger.warn('partner Kafka access not reconciled now (the periodic reconcile retries)', { partnerId, error: err })
+      }
+    }
   }
 
   /** The platform's delivery defaults a subscription inherits. */
@@ -442,6 +478,7 @@ export class ControlPlane {
       { returnDocument: 'after' },
     )
     if (!updated) throw new ConflictError('the grant changed concurrently; read it again and retry')
+    await this.accessChanged(updated.partnerId)
     return updated
   }
 
@@ -462,6 +499,7 @@ export class ControlPlane {
       { returnDocument: 'after' },
     )
     if (!updated) throw new ConflictError('the grant changed concurrently; read it again and accept again', 'version')
+    await this.accessChanged(updated.partnerId)
     return updated
   }
 
@@ -469,6 +507,7 @@ export class ControlPlane {
     const g = await this.getGrant(p, id)
     this.canEndGrant(p, g)
     await this.cols.grants.deleteOne({ _id: id })
+    await this.accessChanged(g.partnerId)
   }
 
   // ---------------------------------------------------------------- subscriptions
@@ -579,8 +618,10 @@ export class ControlPlane {
     this.checkSinkConfig(sink)
     const now = new Date()
     const secret = input.sink.type === 'webhook' ? this.newWebhookSecret() : null
+    const id = newId('sub')
+    const partnerTopic = sink.type === 'kafka-topic' ? await this.reservePartnerTopic(partnerId, id, sink, input.eventTypes) : null
     const doc: SubscriptionDoc = {
-      _id: newId('sub'),
+      _id: id,
       partnerId,
       name: input.name,
       eventTypes: input.eventTypes,
@@ -599,10 +640,12 @@ export class ControlPlane {
     try {
       await this.cols.subscriptions.insertOne(doc)
     } catch (err) {
+      if (partnerTopic) await this.cols.partnerTopics.deleteOne({ _id: partnerTopic, subscriptionId: id })
       if (isDuplicateKey(err)) throw new ConflictError(`partner ${partnerId} already has a subscription named ${input.name}`, 'name')
       throw err
     }
     await this.ensureConnector(doc)
+    if (partnerTopic) await this.accessChanged(partnerId)
     return { subscription: doc, webhookSecret: secret?.plain ?? null }
   }
 
@@ -618,7 +661,8 @@ export class ControlPlane {
     await this.checkAgainstGrants(sub.partnerId, merged)
     if (patch.sink) await this.checkSinkUrls(patch.sink)
     await this.checkMongoSink(patch.sink ?? sub.sink, merged.eventTypes, sub.sink, patch.sink === undefined)
-    const sealedSink = patch.sink ? this.sealSink(patch.sink, sub.sink) : undefined
+    if (patch.sink || patch.eventTypes) this.checkKafkaTopicChange(sub, patch.sink, merged.eventTypes)
+    const sealedSink = patch.sink ? (patch.sink.type === 'kafka-topic' ? sub.sink : this.sealSink(patch.sink, sub.sink)) : undefined
     if (sealedSink) this.checkSinkConfig(sealedSink)
     const set: Partial<SubscriptionDoc> = { updatedAt: new Date(), eventTypes: merged.eventTypes, schemaVersions: encodePins(merged.schemaVersions) }
     const unset: Record<string, ''> = {}
@@ -654,6 +698,7 @@ export class ControlPlane {
     }
     if (!updated) throw new ConflictError('the subscription changed concurrently; read it again and retry')
     await this.touchConnector(id)
+    if (updated.sink.type === 'kafka-topic') await this.accessChanged(updated.partnerId)
     return { subscription: updated, webhookSecret }
   }
 
@@ -664,6 +709,56 @@ export class ControlPlane {
     await this.cols.connectors.deleteOne({ _id: id })
     await this.cols.subscriptions.deleteOne({ _id: id })
     await this.cols.connectorStatus.deleteOne({ _id: id })
+    if (sub.sink.type === 'kafka-topic') {
+      const topics = (await this.cols.partnerTopics.find({ subscriptionId: id }).toArray()).map((t) => t._id)
+      await this.cols.partnerTopics.deleteMany({ subscriptionId: id })
+      await this.accessChanged(sub.partnerId, topics)
+    }
+  }
+
+  /**
+   * A kafka-topic subscription's topic: `<prefix><partner slug>.<sink.name, or the source topic>`,
+   * reserved in partnerTopics (its _id is the name, so no two subscriptions write one topic). The
+   * subscription reads one topic: the partner topic mirrors it (partitions, compaction, per-key order).
+   */
+  private async reservePartnerTopic(partnerId: string, subscriptionId: string, sink: SinkConfig & { type: 'kafka-topic' }, eventTypes: readonly string[]): Promise<string> {
+    if (!this.partnerKafka) {
+      throw new RequestInvalidError([{ field: 'sink.type', message: 'this installation gives partners no Kafka access (KAFKA_PARTNER_BOOTSTRAP_SERVERS is not set and the local stack is not used)' }])
+    }
+    const read = topicsOf(eventTypes, ALL_TOPICS)
+    if (read.length !== 1) {
+      throw new RequestInvalidError([{ field: 'eventTypes', message: `a kafka-topic subscription reads one topic; these event types are in ${read.length} (${read.join(', ')}): subscribe each topic in its own subscription` }])
+    }
+    const name = sink.name ?? read[0]!
+    if (!PARTNER_TOPIC_NAME.test(name)) throw new RequestInvalidError([{ field: 'sink.name', message: 'must be 1 to 200 letters, digits, ".", "_" or "-", not starting with "."' }])
+    const org = await this.cols.organizations.findOne({ _id: partnerId }, { projection: { slug: 1 } })
+    const topic = `${partnerNames(this.partnerKafka.topicPrefix, org!.slug).topicPrefix}${name}`
+    if (topic.length > 249) throw new RequestInvalidError([{ field: 'sink.name', message: `makes the topic name ${topic.length} characters long; Kafka allows 249` }])
+    try {
+      await this.cols.partnerTopics.insertOne({ _id: topic, partnerId, subscriptionId, sourceTopic: read[0]!, createdAt: new Date() })
+    } catch (err) {
+      if (isDuplicateKey(err)) throw new ConflictError(`another subscription of the partner writes topic ${topic}; choose another sink.name`, 'sink.name')
+      throw err
+    }
+    sink.topic = topic
+    return topic
+  }
+
+  /** A kafka-topic subscription keeps its topic: no change of sink type, name or source topic (422). */
+  private checkKafkaTopicChange(sub: SubscriptionDoc, sink: SinkConfig | undefined, eventTypes: readonly string[]): void {
+    const was = sub.sink.type === 'kafka-topic'
+    const to = sink ? sink.type === 'kafka-topic' : was
+    if (was !== to) throw new RequestInvalidError([{ field: 'sink.type', message: 'a subscription cannot change to or from a kafka-topic sink; create a new subscription' }])
+    if (!was) return
+    const current = sub.sink as SinkConfig & { type: 'kafka-topic' }
+    if (sink && sink.type === 'kafka-topic' && sink.name !== undefined && sink.name !== (current.name ?? undefined) && `${current.topic}`.endsWith(`.${sink.name}`) === false) {
+      throw new RequestInvalidError([{ field: 'sink.name', message: `the partner topic (${current.topic}) cannot be renamed; create a new subscription` }])
+    }
+    const read = topicsOf(eventTypes, ALL_TOPICS)
+    const source = topicsOf(sub.eventTypes, ALL_TOPICS)
+    if (read.length !== 1 || read[0] !== source[0]) {
+      throw new RequestInvalidError([{ field: 'eventTypes', message: `a kafka-topic subscription reads one topic, ${source[0]}, for good; these event types are in ${read.join(', ') || 'no topic'}` }])
+    }
   }
 
   /** New webhook secret; the current ones stay valid (and are signed with) for `overlapSeconds`. */

@@ -16,6 +16,8 @@ import type {
   IdempotencyDoc,
   OrganizationDoc,
   OutboxRelayDoc,
+  PartnerKafkaUserDoc,
+  PartnerTopicDoc,
   RetryRequestDoc,
   SourceDoc,
   SourceStatusDoc,
@@ -40,6 +42,10 @@ export interface Collections {
   sources: Collection<SourceDoc>
   /** Written only by the worker holding the source's lease (see connectorStatus). */
   sourceStatus: Collection<SourceStatusDoc>
+  /** Partner topics of kafka-topic subscriptions (control-plane/partner-kafka.ts). */
+  partnerTopics: Collection<PartnerTopicDoc>
+  /** Partners' Kafka (SCRAM) users. */
+  partnerKafkaUsers: Collection<PartnerKafkaUserDoc>
 }
 
 export const COLLECTION_NAMES: Record<keyof Collections, string> = {
@@ -55,6 +61,8 @@ export const COLLECTION_NAMES: Record<keyof Collections, string> = {
   outboxRelay: 'outbox_relay',
   sources: 'sources',
   sourceStatus: 'source_status',
+  partnerTopics: 'partner_topics',
+  partnerKafkaUsers: 'partner_kafka_users',
 }
 
 export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
@@ -101,6 +109,8 @@ export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
     { key: { publisherId: 1, _id: 1 }, name: 'publisher_id' },
   ],
   sourceStatus: [],
+  partnerTopics: [{ key: { partnerId: 1, _id: 1 }, name: 'partner_id' }],
+  partnerKafkaUsers: [{ key: { username: 1 }, name: 'username_unique', unique: true }],
 }
 
 /** Every list/poll query: its equality (or $in) fields; `_id` (or `sort`) orders and pages it. */
@@ -143,6 +153,10 @@ export const QUERY_SHAPES: Record<string, QueryShape> = {
   'sources.byPublisher': { collection: 'sources', equality: ['publisherId'] },
   'sources.byName': { collection: 'sources', equality: ['name'] },
   'sourceStatus.byIds': { collection: 'sourceStatus', equality: ['_id'] },
+  'partnerTopics.all': { collection: 'partnerTopics', equality: [] },
+  'partnerTopics.byPartner': { collection: 'partnerTopics', equality: ['partnerId'] },
+  'partnerKafkaUsers.all': { collection: 'partnerKafkaUsers', equality: [] },
+  'partnerKafkaUsers.byUsername': { collection: 'partnerKafkaUsers', equality: ['username'] },
 }
 
 export function collections(db: Db): Collections {

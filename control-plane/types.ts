@@ -153,7 +153,43 @@ export interface MongoSink {
   collection: string
 }
 
-export type SinkConfig = WebhookSink | RestSink | MongoSink
+/**
+ * A topic of the partner's own on the platform's Kafka cluster (docs/partner-topics.md): the
+ * subscription's records as it would receive them anywhere else, re-encoded in Avro under the partner
+ * topic's subject, read by the partner's Kafka client with its SCRAM credentials.
+ */
+export interface KafkaTopicSink {
+  type: 'kafka-topic'
+  /** What follows `<prefix><partner slug>.` in the topic's name (absent: the source topic's name). Fixed once created. */
+  name?: string
+  /** The partner topic, resolved when the subscription is created (read-only). */
+  topic?: string
+}
+
+export type SinkConfig = WebhookSink | RestSink | MongoSink | KafkaTopicSink
+
+/** A partner topic (its name is the _id, so two subscriptions can never write one). */
+export interface PartnerTopicDoc {
+  _id: string
+  partnerId: string
+  subscriptionId: string
+  /** The platform topic it is projected from. */
+  sourceTopic: string
+  createdAt: Date
+}
+
+/** A partner's Kafka user (SCRAM); the password is never stored, only a check for the registry's basic auth. */
+export interface PartnerKafkaUserDoc {
+  /** The partner's organization id. */
+  _id: string
+  username: string
+  mechanism: 'SCRAM-SHA-512'
+  /** scrypt of the password (base64), with its salt: the registry accepts the same credentials. */
+  check: { salt: string; hash: string }
+  createdAt: Date
+  rotatedAt: Date
+  version: number
+}
 
 export interface DeliveryPolicy {
   /** Seconds to wait before each retry (Standard Webhooks style schedule). */

@@ -14,6 +14,8 @@ import { authenticate } from './auth.ts'
 import { HttpRateLimit } from '../rate-limit.ts'
 import type { RateLimit } from '../../common/token-buckets.ts'
 import { SourceRegistry } from '../../control-plane/sources.ts'
+import type { PartnerKafka } from '../../control-plane/partner-kafka.ts'
+import type { Principal } from '../../control-plane/types.ts'
 import { mountSourceRoutes } from './sources.ts'
 import {
   apiKeyView,
@@ -41,6 +43,8 @@ export interface ManagementOptions {
   sourceDropRoot: string
   /** Check every answer against the OpenAPI document too (an answer that does not conform becomes a 500): on in the tests. */
   validateResponses?: boolean
+  /** Partners' Kafka access (absent: no partner listener is configured; its routes answer 404). */
+  partnerKafka?: PartnerKafka
 }
 
 const date = (s: string | undefined) => (s === undefined ? undefined : new Date(s))
@@ -90,6 +94,30 @@ export function managementRouter(options: ManagementOptions): Router {
   r.post('/organizations', create(async ({ principal, body }) => ({ status: 201, body: organizationView(await cp.createOrganization(principal, body)) })))
   r.get('/organizations/:organizationId', h(async ({ principal, params }) => ({ status: 200, body: organizationView(await cp.getOrganization(principal, params.organizationId!)) })))
   r.patch('/organizations/:organizationId', h(async ({ principal, params, body }) => ({ status: 200, body: organizationView(await cp.updateOrganization(principal, params.organizationId!, body)) })))
+
+  // a partner's Kafka access: the partner itself or an admin
+  const kafkaAccessOf = async (principal: Principal, organizationId: string): Promise<PartnerKafka> => {
+    const org = await cp.getOrganization(principal, organizationId)
+    if (org.kind !== 'partner') throw new NotFoundError('partner', { organizationId })
+    if (!(principal.scope === 'admin' || (principal.scope === 'partner' && principal.organizationId === organizationId))) {
+      throw new ForbiddenError('only the partner itself (or an admin) manages its Kafka access')
+    }
+    if (!options.partnerKafka) throw new NotFoundError('Kafka access (this installation gives partners none: KAFKA_PARTNER_BOOTSTRAP_SERVERS)', { organizationId })
+    return options.partnerKafka
+  }
+  r.get('/organizations/:organizationId/kafka-access', h(async ({ principal, params }) => {
+    const pk = await kafkaAccessOf(principal, params.organizationId!)
+    return { status: 200, body: await pk.connectionSettings(params.organizationId!) }
+  }))
+  r.post('/organizations/:organizationId/kafka-access/credentials', create(async ({ principal, params }) => {
+    const pk = await kafkaAccessOf(principal, params.organizationId!)
+    return { status: 201, body: await pk.issueCredentials(params.organizationId!) }
+  }))
+  r.delete('/organizations/:organizationId/kafka-access/credentials', h(async ({ principal, params }) => {
+    const pk = await kafkaAccessOf(principal, params.organizationId!)
+    if (!(await pk.revokeCredentials(params.organizationId!))) throw new NotFoundError('Kafka credentials', { organizationId: params.organizationId })
+    return { status: 204 }
+  }))
 
   // API keys
   r.get('/api-keys', h(async ({ principal, query }) => ({ status: 200, body: pageView(await cp.listKeys(principal, { organizationId: query.organizationId, prefix: query.prefix }, pageRequest(query)), apiKeyView) })))

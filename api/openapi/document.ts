@@ -68,6 +68,7 @@ export const openApiDocument = {
     { name: 'api-keys', description: 'Shown once, stored as a slow hash, revocable, rotatable with an overlap.' },
     { name: 'grants', description: 'What a publisher lets a partner receive: event types, row filter, field projection.' },
     { name: 'subscriptions', description: 'A partner\'s sink connector, bounded by its grants.' },
+    { name: 'kafka-access', description: 'A partner\'s own Kafka topics (kafka-topic subscriptions): SCRAM credentials, ACLs, connection settings.' },
     { name: 'deliveries', description: 'The delivery log, dead letters and retry requests.' },
     { name: 'connectors', description: 'Kafka Connect style control of each subscription\'s connector.' },
     sourceTag,
@@ -99,6 +100,25 @@ export const openApiDocument = {
       patch: mutation('Change an organization\'s name or profile', 'organizations', 'updateOrganization', [ORG], { '200': ok('Changed.', ref('Organization')) }, {
         requestBody: body(ref('OrganizationPatch'), { name: 'Northwind Distribution GmbH' }),
       }),
+    },
+    '/organizations/{organizationId}/kafka-access': {
+      get: read(
+        'A partner\'s Kafka connection settings: bootstrap servers, SASL mechanism, its user name, its topics and the registry (docs/partner-topics.md)',
+        'kafka-access',
+        'getKafkaAccess',
+        [ORG],
+        ok('What the partner\'s Kafka client needs (the password is shown only when credentials are issued).', ref('KafkaAccess')),
+      ),
+    },
+    '/organizations/{organizationId}/kafka-access/credentials': {
+      post: mutation(
+        'Issue the partner\'s Kafka credentials (SCRAM-SHA-512), or rotate them: a new password, shown once; the old one stops working at once',
+        'kafka-access',
+        'issueKafkaCredentials',
+        [ORG, IDEMPOTENCY],
+        { '201': ok('Issued; `password` is shown only now.', ref('KafkaCredentials')) },
+      ),
+      delete: mutation('Revoke the partner\'s Kafka credentials and every ACL of its user', 'kafka-access', 'revokeKafkaCredentials', [ORG], { '204': { description: 'Revoked: the user can no longer authenticate.' } }),
     },
     '/api-keys': {
       get: read('List API keys (never their secrets)', 'api-keys', 'listApiKeys', [...PAGE, query('organizationId', id('org'), 'Only keys of this organization.'), query('prefix', { type: 'string', pattern: '^dk_[0-9a-f]{12}$' }, 'The key with this prefix.')], ok('A page of keys.', listOf('ApiKey'))),
@@ -465,7 +485,69 @@ export const openApiDocument = {
           },
         },
       },
-      Sink: { oneOf: [ref('WebhookSink'), ref('RestSink'), ref('MongoSink')], discriminator: { propertyName: 'type', mapping: { webhook: '#/components/schemas/WebhookSink', rest: '#/components/schemas/RestSink', mongodb: '#/components/schemas/MongoSink' } } },
+      KafkaTopicSink: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type'],
+        description: 'A topic of the partner\'s own on the platform\'s Kafka cluster, read with its SCRAM credentials (GET /organizations/{id}/kafka-access). The subscription reads one topic; the partner topic mirrors its partitions and compaction, carries the records in Avro (Confluent wire format) in the pinned schema version, projected and filtered by the grants, and tombstones.',
+        properties: {
+          type: { const: 'kafka-topic' },
+          name: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_-][A-Za-z0-9._-]*$', description: 'What follows `<prefix><partner slug>.` in the topic name. Default: the source topic\'s name. Fixed once created.' },
+          topic: { type: 'string', readOnly: true, description: 'The partner topic, e.g. partner.northwind.inventory.levels.' },
+        },
+      },
+      KafkaAccess: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['bootstrapServers', 'securityProtocol', 'saslMechanism', 'username', 'credentialsIssuedAt', 'consumerGroupPrefix', 'topics', 'schemaRegistry'],
+        properties: {
+          bootstrapServers: { type: 'array', items: { type: 'string' }, description: 'bootstrap.servers' },
+          securityProtocol: { type: 'string', enum: ['SASL_SSL', 'SASL_PLAINTEXT'], description: 'security.protocol' },
+          saslMechanism: { type: 'string', enum: ['SCRAM-SHA-512'], description: 'sasl.mechanism' },
+          username: { type: ['string', 'null'], description: 'sasl.username; null until credentials are issued.' },
+          credentialsIssuedAt: nullableDateTime,
+          consumerGroupPrefix: { type: 'string', description: 'group.id must start with it.' },
+          topics: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['topic', 'subscriptionId', 'sourceTopic', 'eventTypes', 'readable', 'valueSubject', 'keySubject'],
+              properties: {
+                topic: { type: 'string' },
+                subscriptionId: { type: 'string' },
+                sourceTopic: { type: 'string' },
+                eventTypes: { type: 'array', items: { type: 'string' } },
+                readable: { type: 'boolean', description: 'False while no accepted grant covers the subscription (its ACL is removed).' },
+                valueSubject: { type: 'string' },
+                keySubject: { type: 'string' },
+              },
+            },
+          },
+          schemaRegistry: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['url', 'basicAuth'],
+            properties: { url: { type: 'string' }, basicAuth: { type: 'string', description: 'basic.auth.user.info: the Kafka user name and password, or an API key.' } },
+          },
+        },
+      },
+      KafkaCredentials: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['username', 'password', 'saslMechanism', 'rotated', 'issuedAt'],
+        properties: {
+          username: { type: 'string' },
+          password: { type: 'string', description: 'Shown only now; the platform keeps only a check of it.' },
+          saslMechanism: { type: 'string', enum: ['SCRAM-SHA-512'] },
+          rotated: { type: 'boolean', description: 'True when this replaced an earlier password (which no longer works).' },
+          issuedAt: dateTime,
+        },
+      },
+      Sink: {
+        oneOf: [ref('WebhookSink'), ref('RestSink'), ref('MongoSink'), ref('KafkaTopicSink')],
+        discriminator: { propertyName: 'type', mapping: { webhook: '#/components/schemas/WebhookSink', rest: '#/components/schemas/RestSink', mongodb: '#/components/schemas/MongoSink', 'kafka-topic': '#/components/schemas/KafkaTopicSink' } },
+      },
       DeliveryPolicy: {
         type: 'object',
         additionalProperties: false,

@@ -34,7 +34,7 @@ export interface EntitledSubscription {
 }
 
 export type EntitlementDecision =
-  | { deliver: true; value: unknown; projected: boolean; publisherId: string }
+  | { deliver: true; value: unknown; projected: boolean; publisherId: string; fields?: string[] }
   | { deliver: false; reason: string }
 
 /** The `"manufacturerId":"..."` of a key's JSON text (keys of contract version 2 begin with it), if any. */
@@ -183,5 +183,5 @@ export function decide(record: Pick<SinkRecord, 'headers' | 'value' | 'eventType
   }
   if (passed === 0) return { deliver: false, reason: `outside the grant's filter (${failed})` }
   const paths = intersectFields(fields, sub.fields)
-  return { deliver: true, value: project(record.value, paths), projected: paths !== undefined, publisherId: publisher }
+  return { deliver: true, value: project(record.value, paths), projected: paths !== undefined, publisherId: publisher, ...(paths !== undefined ? { fields: paths } : {}) }
 }

@@ -51,6 +51,21 @@ export function undeliverable(record: SinkRecord, sink: { acceptsTombstones?: bo
   return poison
 }
 
+/**
+ * The record with a projected value (a subscription's grants and fields), still tied to its original
+ * bytes, poison and tombstone marks; `fields` are the paths it was projected to (sinks that carry a
+ * schema derive the projected one from them).
+ */
+export function projected(record: SinkRecord, value: unknown, fields: readonly string[] | undefined): SinkRecord {
+  const out: SinkRecord = { ...record, value, ...(fields !== undefined ? { fields } : {}) }
+  const raw = raws.get(record)
+  if (raw) raws.set(out, raw)
+  const poison = poisons.get(record)
+  if (poison) poisons.set(out, poison)
+  if (tombstones.has(record)) tombstones.add(out)
+  return out
+}
+
 export function textHeaders(h: IHeaders | undefined): Record<string, string> {
   const out: Record<string, string> = {}
   for (const name in h ?? {}) {

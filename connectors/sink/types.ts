@@ -22,6 +22,8 @@ export interface SinkRecord<V = unknown> {
   eventType: string
   /** When the event happened (ms since the epoch). */
   timestamp: number
+  /** The field paths the value was projected to by the grants and the subscription (absent: every field). */
+  fields?: readonly string[]
 }
 
 /** What one attempt at the partner looked like, for the delivery log. */

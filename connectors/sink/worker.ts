@@ -71,7 +71,7 @@ import { deadLetterTopicConfig } from '../../schemas/topics.ts'
 import { DEFAULT_SHORT_POLICY, type SchedulePolicy } from '../retry.ts'
 import { sleep } from '../../common/timers.ts'
 import { DeliveryQueue, laneKey, type DeadLetterInfo } from './delivery-queue.ts'
-import { DecodedMessage, deadLetterMessage, loadSchemas, rawOf, undeliverable } from './records.ts'
+import { DecodedMessage, deadLetterMessage, loadSchemas, projected, rawOf, undeliverable } from './records.ts'
 import { decide, publisherOf } from './entitlement.ts'
 import { DispatchIndex } from './dispatch.ts'
 import { pinsOf } from '../../control-plane/schema-pins.ts'
@@ -983,7 +983,7 @@ export class SinkWorker {
       this.#log.debug('record not entitled: dropped', { subscriptionId: run.id, eventId: record.eventId, topic: record.topic, partition: record.partition, offset: record.offset, reason: d.reason })
       return null
     }
-    return d.projected ? { ...record, value: d.value } : record
+    return d.projected ? projected(record, d.value, d.fields) : record
   }
 
   /** Reads the full grant set of these partners (a deleted grant is noticed by its absence). */

@@ -4,8 +4,7 @@
  * into a virtualenv in the user cache. It reads what the platform's serde wrote through our
  * registry, and what it writes through our registry our serde reads.
  */
-import { spawn, spawnSync } from 'node:child_process'
-import fs from 'node:fs'
+import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { expect } from 'chai'
 import { Partitioners } from 'kafkajs'
@@ -13,40 +12,15 @@ import { createTopicsReady } from '../../common/kafka-admin.ts'
 import { kafkaBrokers } from '../../config/index.ts'
 import { AvroSerde, RegistryClient, TOPICS, registerTopicSchemas, type RegistryServer } from '../../schemas/index.ts'
 import { JsonSerde, ProtobufSerde } from '../../schemas/serde/index.ts'
-import { stackSettings } from '../../stack/index.ts'
 import { testConfig, testKafka, uniqueName } from '../helpers/env.ts'
+import { confluentPython } from '../helpers/confluent-python.ts'
 import { deleteTopics, quietLogger } from '../helpers/registry.ts'
 import { adminPrincipal, startSchemaRegistry } from '../../schemas/registry/index.ts'
 
-const CONFLUENT_KAFKA = '2.16.1'
-/** The Avro, JSON Schema and Protobuf serdes and the registry client. */
-const EXTRAS = 'avro,json,protobuf,schemaregistry'
 const USER = 'apikey'
 const PASSWORD = 'dk_0123456789ab.' + 'p'.repeat(43)
 const ourClient = (url: string) => new RegistryClient({ url, username: USER, password: PASSWORD })
 const SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), 'confluent_check.py')
-
-/**
- * A virtualenv with confluent-kafka, made once per user. A string: why it cannot be had here
- * (no python3, or PyPI unreachable), and the test is skipped saying so.
- */
-function confluentPython(): { python: string } | { missing: string } {
-  const venv = path.join(stackSettings(testConfig()).cacheDir, `python-confluent-kafka-${CONFLUENT_KAFKA}-${EXTRAS.replace(/,/g, '-')}`)
-  const python = path.join(venv, 'bin', 'python')
-  if (fs.existsSync(path.join(venv, '.complete'))) return { python }
-  const probe = spawnSync('python3', ['--version'], { encoding: 'utf8' })
-  if (probe.status !== 0) return { missing: 'python3 is not installed' }
-  const steps: string[][] = [
-    ['python3', '-m', 'venv', venv],
-    [python, '-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `confluent-kafka[${EXTRAS}]==${CONFLUENT_KAFKA}`],
-  ]
-  for (const [cmd, ...args] of steps) {
-    const res = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 300_000 })
-    if (res.status !== 0) return { missing: `${cmd} ${args.join(' ')} failed: ${(res.stderr || res.stdout).trim().split('\n').pop()}` }
-  }
-  fs.writeFileSync(path.join(venv, '.complete'), new Date().toISOString())
-  return { python }
-}
 
 describe("contract: Confluent's Python client (confluent-kafka) reads and writes through our registry", function () {
   this.timeout(360_000)
