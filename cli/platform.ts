@@ -37,6 +37,10 @@ import { WebhookClient, webhookSinkFactory } from '../consumers/webhook/index.ts
 import { MappingSandbox, OAuth2TokenCache, restSinkFactory } from '../consumers/rest/index.ts'
 import { MongoClientPool, mongoSinkFactory } from '../consumers/mongodb/index.ts'
 import { sleep } from '../common/timers.ts'
+import { backoffDelay, type Backoff } from '../connectors/retry.ts'
+
+/** The startup's retries (contracts, sink worker, source worker): 1 s, doubling up to 10 s. */
+const STARTUP_BACKOFF: Backoff = { initialDelayMs: 1000, maxDelayMs: 10_000 }
 
 export type PlatformRole = 'api' | 'worker' | 'all'
 
@@ -134,7 +138,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
         if (closed) throw err
         contractsState = { ready: false, error: err instanceof Error ? err.message : String(err) }
         logger.warn('event contracts not ready; retrying', { attempt, err })
-        await sleep(Math.min(10_000, 500 * 2 ** Math.min(attempt, 5)))
+        await sleep(backoffDelay(STARTUP_BACKOFF, attempt))
         if (closed) throw new Error('platform closed before its event contracts were ready')
       }
     }
@@ -208,7 +212,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       } catch (err) {
         if (closed) throw err
         logger.warn('sink worker not started; retrying', { attempt, err })
-        await sleep(Math.min(10_000, 500 * 2 ** Math.min(attempt, 5)))
+        await sleep(backoffDelay(STARTUP_BACKOFF, attempt))
       }
     }
   }
@@ -248,7 +252,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       } catch (err) {
         if (closed) throw err
         logger.warn('source worker not started; retrying', { attempt, err })
-        await sleep(Math.min(10_000, 500 * 2 ** Math.min(attempt, 5)))
+        await sleep(backoffDelay(STARTUP_BACKOFF, attempt))
       }
     }
   }

@@ -26,6 +26,7 @@ export type {
 export {
   withRetry,
   retryDelay,
+  backoffDelay,
   maxAttempts,
   parseDuration,
   parseSchedule,
@@ -34,4 +35,4 @@ export {
   DEFAULT_DELIVERY_POLICY,
   DEFAULT_SHORT_POLICY,
 } from './retry.ts'
-export type { RetryPolicy, ExponentialPolicy, SchedulePolicy, RetryOptions } from './retry.ts'
+export type { Backoff, RetryPolicy, ExponentialPolicy, SchedulePolicy, RetryOptions } from './retry.ts'

@@ -1,21 +1,33 @@
 /**
- * Retry policies shared by every connector: exponential backoff with jitter and a cap for short
- * in-process retries, and an explicit schedule for long partner outages (Standard Webhooks suggests
- * now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). Only what `isRetriable` accepts is retried, and a
- * peer's Retry-After (carried by RetriableError.retryAfterMs) is honoured as a lower bound.
+ * The one retry helper of the code base. Retry policies shared by every connector: exponential backoff
+ * with jitter and a cap for short in-process retries, and an explicit schedule for long partner outages
+ * (Standard Webhooks suggests now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). Only what `isRetriable`
+ * accepts is retried, and a peer's Retry-After (carried by RetriableError.retryAfterMs) is honoured as a
+ * lower bound.
+ *
+ * Loops that retry until they succeed or stop (a source's restart, a produce or commit the broker or the
+ * store refused, a delivery-log write, a dead letter, the platform's startup) take their delays from
+ * `backoffDelay`: nothing else in the code base doubles a delay of its own (issue 22).
  */
 import { ConfigError, RetriableError, isRetriable } from '../common/errors.ts'
 import { sleep } from '../common/timers.ts'
 
+/** Delays that grow by `multiplier` from `initialDelayMs` up to `maxDelayMs`, with no limit on attempts. */
+export interface Backoff {
+  initialDelayMs: number
+  maxDelayMs: number
+  /** Default 2 (each delay doubles). */
+  multiplier?: number
+  /** 0..1, default 0: each delay is spread uniformly over ±jitter of itself (never above maxDelayMs). */
+  jitter?: number
+}
+
 /** Delays between attempts grow by `multiplier` from `initialDelayMs` up to `maxDelayMs`. */
-export interface ExponentialPolicy {
+export interface ExponentialPolicy extends Backoff {
   kind: 'exponential'
   /** Attempts in all, the first included. */
   maxAttempts: number
-  initialDelayMs: number
-  maxDelayMs: number
   multiplier: number
-  /** 0..1: each delay is spread uniformly over ±jitter of itself. */
   jitter: number
   /** Upper bound on a peer's Retry-After (a peer asking for a day waits this long instead). */
   maxRetryAfterMs: number
@@ -55,6 +67,30 @@ export const DEFAULT_SHORT_POLICY: ExponentialPolicy = {
   maxRetryAfterMs: 30 * SECOND,
 }
 
+/** `base` spread uniformly over ±jitter of itself. */
+function spread(base: number, jitter: number, random: () => number): number {
+  return base * (1 + jitter * (2 * random() - 1))
+}
+
+/**
+ * How long to wait after `failedAttempts` failures in a row (1, 2, 3, ...): `initialDelayMs`, then
+ * `multiplier` times the previous delay, never more than `maxDelayMs` (jitter included), in whole ms.
+ * Throws on a backoff that cannot be waited (a field named): these are constants of the code, so a bad
+ * one is a bug to see at once, not a loop that spins.
+ */
+export function backoffDelay(b: Backoff, failedAttempts: number, random: () => number = Math.random): number {
+  const multiplier = b.multiplier ?? 2
+  const jitter = b.jitter ?? 0
+  if (!(b.initialDelayMs >= 0)) throw new RangeError(`backoff.initialDelayMs: ${b.initialDelayMs} is not a delay (0 or more ms)`)
+  if (!(b.maxDelayMs >= b.initialDelayMs)) throw new RangeError(`backoff.maxDelayMs: ${b.maxDelayMs} is below initialDelayMs (${b.initialDelayMs})`)
+  if (!(multiplier >= 1)) throw new RangeError(`backoff.multiplier: ${multiplier} would shrink the delays (1 or more)`)
+  if (!(jitter >= 0 && jitter <= 1)) throw new RangeError(`backoff.jitter: ${jitter} is not a fraction (0..1)`)
+  if (!Number.isInteger(failedAttempts) || failedAttempts < 1) throw new RangeError(`failedAttempts: ${failedAttempts} is not a count of failures (1 or more)`)
+  // initialDelayMs 0 stays 0 (0 × Infinity would be NaN once the power overflows)
+  const base = b.initialDelayMs === 0 ? 0 : Math.min(b.maxDelayMs, b.initialDelayMs * multiplier ** (failedAttempts - 1))
+  return Math.max(0, Math.round(Math.min(b.maxDelayMs, spread(base, jitter, random))))
+}
+
 export function maxAttempts(policy: RetryPolicy): number {
   return policy.kind === 'schedule' ? policy.delaysMs.length + 1 : policy.maxAttempts
 }
@@ -66,14 +102,7 @@ export function maxAttempts(policy: RetryPolicy): number {
 export function retryDelay(policy: RetryPolicy, failedAttempts: number, err: unknown, random: () => number = Math.random): number | undefined {
   if (!isRetriable(err)) return undefined
   if (failedAttempts >= maxAttempts(policy)) return undefined
-  let base: number
-  if (policy.kind === 'schedule') {
-    base = policy.delaysMs[failedAttempts - 1] ?? 0
-  } else {
-    base = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier ** (failedAttempts - 1))
-  }
-  let delay = base * (1 + policy.jitter * (2 * random() - 1))
-  if (policy.kind === 'exponential') delay = Math.min(policy.maxDelayMs, delay)
+  let delay = policy.kind === 'schedule' ? spread(policy.delaysMs[failedAttempts - 1] ?? 0, policy.jitter, random) : backoffDelay(policy, failedAttempts, random)
   const after = err instanceof RetriableError ? err.retryAfterMs : undefined
   if (after !== undefined && after > delay) delay = Math.min(after, policy.maxRetryAfterMs)
   return Math.max(0, Math.round(delay))

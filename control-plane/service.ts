@@ -28,7 +28,7 @@ import { checkEntitlements, checkKnownEventTypes, checkWithinGrants, grantAccept
 import { encodePins, pinsOf } from './schema-pins.ts'
 import { entitlementsOf, filterOf, storedEntitlements, storedFilter } from './stored-keys.ts'
 import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
-import { IdempotencyStore } from './idempotency.ts'
+import { IdempotencyStore } from '../common/idempotency.ts'
 import { PARTNER_TOPIC_NAME, partnerNames } from './partner-kafka.ts'
 import { freeFormErrors } from './free-form.ts'
 import { partnerProfileEntry, partnerProfileValue, PARTNER_PROFILE_TOPIC } from './partner-profile.ts'
@@ -177,7 +177,8 @@ export class ControlPlane {
     this.logger = options.logger
     this.keys = new ApiKeys(this.cols, { bootstrapKey: options.bootstrapKey, cacheMs: options.apiKeyCacheMs, logger: options.logger, ...options.apiKeyVerification })
     this.deliveries = new DeliveryLog(this.cols)
-    this.idempotency = new IdempotencyStore(this.cols, options.box, options.idempotencyTtlSeconds)
+    // a create's answer may hold a key or a secret shown once: stored sealed
+    this.idempotency = new IdempotencyStore(this.cols.idempotency, { windowMs: options.idempotencyTtlSeconds * 1000, seal: options.box })
     this.db = options.db
     this.partnerProfileTopic = options.partnerProfileTopic ?? PARTNER_PROFILE_TOPIC
     this.deliveryDefaults = { ...DEFAULT_DELIVERY_POLICY, ...options.deliveryDefaults }
@@ -929,9 +930,9 @@ export class ControlPlane {
       const r = await this.cols.subscriptions.updateOne({ _id: sub._id, version: sub.version }, { $set: { sink: sink as unknown as SinkConfig, webhookSecrets } })
       changed += r.modifiedCount
     }
-    for await (const rec of this.cols.idempotency.find({ sealedBody: { $ne: null } })) {
-      if (!stale(rec.sealedBody)) continue
-      const r = await this.cols.idempotency.updateOne({ _id: rec._id }, { $set: { sealedBody: this.box.reseal(rec.sealedBody!) } })
+    for await (const rec of this.cols.idempotency.find({ state: 'done' })) {
+      if (!rec.response || !stale(rec.response.body)) continue
+      const r = await this.cols.idempotency.updateOne({ _id: rec._id, state: 'done' }, { $set: { response: { ...rec.response, body: this.box.reseal(rec.response.body) } } })
       changed += r.modifiedCount
     }
     if (changed > 0) this.logger.info('secrets re-encrypted with the current key', { count: changed, keyId: current })

@@ -381,17 +381,8 @@ export interface RetryRequestDoc {
   outcome?: string | null
 }
 
-export interface IdempotencyDoc {
-  /** `<api key id>:<Idempotency-Key>` */
-  _id: string
-  fingerprint: string
-  state: 'in-progress' | 'done'
-  status: number | null
-  /** The response body, sealed (it may hold a secret shown once). */
-  sealedBody: string | null
-  createdAt: Date
-  expiresAt: Date
-}
+/** Idempotency-Key records of the management API's creates (`<api key id>:<Idempotency-Key>`; body sealed). */
+export type { IdempotencyDoc } from '../common/idempotency.ts'
 
 /** A source connector's plug-in (HTTP ingestion is built in and not a resource). */
 export type SourceKindName = 'csv-drop' | 'mongodb'

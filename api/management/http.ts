@@ -9,7 +9,8 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { Logger } from '../../common/logger.ts'
 import { SyndicationError } from '../../common/errors.ts'
 import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from '../../common/store-errors.ts'
-import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError, fingerprint, ownDeliveryPolicy, pinsOf, SINK_SECRET_PATHS } from '../../control-plane/index.ts'
+import { fingerprint, type IdempotencyClaim } from '../../common/idempotency.ts'
+import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError, ownDeliveryPolicy, pinsOf, SINK_SECRET_PATHS } from '../../control-plane/index.ts'
 import type {
   ApiKeyDoc,
   ConnectorDoc,
@@ -111,24 +112,31 @@ export function op(cp: ControlPlane, handler: Handler, options: OpOptions = {}):
     const principal = principalOf(res)
     const ctx: Ctx = { principal, params: req.params as Record<string, string>, query: req.query as Record<string, string | undefined>, body: req.body, req }
     const idemKey = options.idempotent ? req.get('Idempotency-Key') : undefined
-    let recordId: string | null = null
+    let claim: IdempotencyClaim | null = null
     try {
       if (idemKey !== undefined) {
-        const start = await cp.idempotency.begin(principal.keyId, idemKey, fingerprint(req.method, req.originalUrl.split('?')[0]!, req.body))
-        if (start.kind === 'replay') {
+        // the same request: method, path (no query) and JSON body, under the caller's API key
+        const print = fingerprint(req.method, req.originalUrl.split('?')[0]!, JSON.stringify(req.body ?? null))
+        const outcome = await cp.idempotency.claim(`${principal.keyId}:${idemKey}`, print)
+        if (outcome.kind === 'reused') {
+          throw new RequestInvalidError([{ field: 'Idempotency-Key', message: 'was already used with a different request; use a new key for a new request' }])
+        }
+        if (outcome.kind === 'in-progress') throw new ConflictError('a request with this Idempotency-Key is still in progress; retry later', 'Idempotency-Key')
+        if (outcome.kind === 'replay') {
           res.setHeader('Idempotent-Replayed', 'true')
-          res.status(start.status).json(start.body)
+          res.status(outcome.response.status).json(JSON.parse(outcome.response.body))
           return
         }
-        recordId = start.recordId
+        claim = outcome.claim
       }
       const reply = await handler(ctx)
-      if (recordId !== null) await cp.idempotency.complete(recordId, reply.status, reply.body ?? null)
+      if (claim !== null) await cp.idempotency.complete(claim, { status: reply.status, headers: {}, body: JSON.stringify(reply.body ?? null) })
       for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v)
       if (reply.body === undefined) res.status(reply.status).end()
       else res.status(reply.status).json(reply.body)
     } catch (err) {
-      if (recordId !== null) await cp.idempotency.abandon(recordId).catch(() => undefined)
+      // the request failed: forget the key so that a retry runs again
+      if (claim !== null) await cp.idempotency.release(claim).catch(() => undefined)
       next(err)
     }
   }

@@ -23,7 +23,7 @@
  */
 import { EndpointDisabledError, isRetriable, type EndpointDisabledReason } from '../../common/errors.ts'
 import { createLogger, type Logger } from '../../common/logger.ts'
-import { DEFAULT_DELIVERY_POLICY, retryDelay, type RetryPolicy } from '../retry.ts'
+import { backoffDelay, DEFAULT_DELIVERY_POLICY, retryDelay, type RetryPolicy } from '../retry.ts'
 import { sleep } from '../../common/timers.ts'
 import { setMaxListeners } from 'node:events'
 import { Fifo } from './fifo.ts'
@@ -568,7 +568,7 @@ export class DeliveryQueue {
         if (sub.removed) return
         this.#logger.error('dead letter could not be stored; retrying', { subscriptionId: sub.id, offset: entry.record.offset, attempt, error: err })
         try {
-          await sleep(Math.min(30_000, 100 * 2 ** attempt), sub.controller.signal)
+          await sleep(backoffDelay({ initialDelayMs: 200, maxDelayMs: 30_000 }, attempt), sub.controller.signal)
         } catch {
           return
         }

@@ -68,7 +68,7 @@ import { DEAD_LETTER_HEADER, valueSubject, type TopicSpec } from '../../schemas/
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { createTopicsReady } from '../../common/kafka-admin.ts'
 import { deadLetterTopicConfig } from '../../schemas/topics.ts'
-import { DEFAULT_SHORT_POLICY, type SchedulePolicy } from '../retry.ts'
+import { backoffDelay, DEFAULT_SHORT_POLICY, type SchedulePolicy } from '../retry.ts'
 import { sleep } from '../../common/timers.ts'
 import { DeliveryQueue, laneKey, type DeadLetterInfo } from './delivery-queue.ts'
 import { DecodedMessage, deadLetterMessage, loadSchemas, projected, rawOf, undeliverable } from './records.ts'
@@ -1066,7 +1066,7 @@ export class SinkWorker {
         } catch (err) {
           if (!storeUnavailable(err) || this.#logGiveUp.signal.aborted) throw err
           if (attempt === 1) this.#log.warn('delivery log write failed: the store does not answer; trying again', { subscriptionId: subId, eventId, error: err })
-          await sleep(Math.min(10_000, 250 * 2 ** attempt), this.#logGiveUp.signal)
+          await sleep(backoffDelay({ initialDelayMs: 500, maxDelayMs: 10_000 }, attempt), this.#logGiveUp.signal)
         }
       }
     }

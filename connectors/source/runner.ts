@@ -22,6 +22,7 @@ import { contractSchema } from '../../schemas/contracts.ts'
 import { HEADER, envelopeHeaders, newTraceparent, uuidv7 } from '../../schemas/headers.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { keySubject, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
+import { backoffDelay, type Backoff } from '../retry.ts'
 import { POSITION_HEADER, positionHeader, scanPositions } from './recovery.ts'
 import type { SourceConnector, SourceContext, SourceRecord, SourceState } from './types.ts'
 
@@ -47,9 +48,8 @@ export interface SourceRunnerOptions {
   maxBatch?: number
   /** Pause after an empty poll, in ms. Default 100. */
   idleMs?: number
-  /** Retry schedule of a pull source's failed produce: first delay and cap, in ms. */
-  retryBackoffMs?: number
-  retryBackoffMaxMs?: number
+  /** Retry delays of a pull source's failed produce. Default PRODUCE_BACKOFF. */
+  produceBackoff?: Backoff
   /**
    * kafkajs producer retries before a produce counts as failed (then `fail` or our own retry).
    * Bounded so that a push source can answer 503 in seconds rather than hang while Kafka is down.
@@ -63,6 +63,11 @@ export interface SourceRunnerOptions {
    */
   overlapPoll?: boolean
 }
+
+/** A pull source's failed produce is retried after 500 ms, doubling up to 10 s. */
+const PRODUCE_BACKOFF: Backoff = { initialDelayMs: 500, maxDelayMs: 10_000 }
+/** A failed commit (the records are in Kafka) is retried after 200 ms, doubling up to 5 s. */
+const COMMIT_BACKOFF: Backoff = { initialDelayMs: 200, maxDelayMs: 5000 }
 
 interface TopicIds {
   keyId: number
@@ -229,8 +234,7 @@ export class SourceRunner<C = unknown, V = unknown> {
    */
   private async run(): Promise<void> {
     const signal = this.abort.signal
-    let retryDelay = this.opts.retryBackoffMs ?? 500
-    const retryMax = this.opts.retryBackoffMaxMs ?? 10_000
+    let failures = 0 // failed produces (or encodes) in a row
     let pending: SourceRecord<V>[] | undefined // a pull source's records awaiting a retry
     try {
       while (!signal.aborted) {
@@ -249,7 +253,7 @@ export class SourceRunner<C = unknown, V = unknown> {
           await this.commits
           if (failed) {
             pending = pending ? [...failed, ...pending] : failed
-            retryDelay = await this.backoff(pending.length, retryDelay, retryMax, signal)
+            await this.backoff(pending.length, ++failures, signal)
             continue
           }
         }
@@ -270,7 +274,7 @@ export class SourceRunner<C = unknown, V = unknown> {
               const failed = await this.settle()
               if (failed) {
                 pending = failed
-                retryDelay = await this.backoff(failed.length, retryDelay, retryMax, signal)
+                await this.backoff(failed.length, ++failures, signal)
               }
               continue
             }
@@ -293,7 +297,7 @@ export class SourceRunner<C = unknown, V = unknown> {
           if (failed) {
             // Pull source: the failed batch and everything after it (not sent) go again, in order.
             pending = [...failed, ...records.slice(i)]
-            retryDelay = await this.backoff(pending.length, retryDelay, retryMax, signal)
+            await this.backoff(pending.length, ++failures, signal)
             break
           }
           if (encodeError || !topicMessages) {
@@ -306,10 +310,10 @@ export class SourceRunner<C = unknown, V = unknown> {
             }
             if (e instanceof DataError) throw e
             pending = records.slice(i) // e.g. the registry unreachable: try again
-            retryDelay = await this.backoff(pending.length, retryDelay, retryMax, signal)
+            await this.backoff(pending.length, ++failures, signal)
             break
           }
-          retryDelay = this.opts.retryBackoffMs ?? 500
+          failures = 0
           this.flight = { batch, done: this.send(batch, topicMessages, signal) }
         }
       }
@@ -338,10 +342,10 @@ export class SourceRunner<C = unknown, V = unknown> {
     return f.batch
   }
 
-  private async backoff(count: number, delay: number, max: number, signal: AbortSignal): Promise<number> {
+  private async backoff(count: number, failures: number, signal: AbortSignal): Promise<void> {
+    const delay = backoffDelay(this.opts.produceBackoff ?? PRODUCE_BACKOFF, failures)
     this.log.warn('produce failed; retrying', { code: 'RETRIABLE', count, retryInMs: delay })
     await sleep(delay, signal)
-    return Math.min(max, delay * 2)
   }
 
   /** Produces an encoded batch; on the ack, chains its commit. Resolves with the error, never rejects. */
@@ -363,8 +367,7 @@ export class SourceRunner<C = unknown, V = unknown> {
 
   private async commit(batch: SourceRecord<V>[], signal: AbortSignal): Promise<void> {
     if (!this.connector.commit) return
-    let delay = 200
-    for (;;) {
+    for (let failures = 1; ; failures++) {
       try {
         await this.connector.commit(batch)
         return
@@ -373,8 +376,7 @@ export class SourceRunner<C = unknown, V = unknown> {
         this.stats.commitRetries++
         this.log.warn('commit failed; retrying', { code: 'RETRIABLE', stage: 'commit', err })
         if (signal.aborted) return
-        await sleep(delay)
-        delay = Math.min(5000, delay * 2)
+        await sleep(backoffDelay(COMMIT_BACKOFF, failures))
       }
     }
   }

@@ -25,6 +25,7 @@ import type { SourceConnector } from './types.ts'
 import { ensureTopics } from '../../schemas/topics.ts'
 import { SourceLeases, type SourceLeaseDoc } from './leases.ts'
 import { SourceRunner } from './runner.ts'
+import { backoffDelay, type Backoff } from '../retry.ts'
 
 export interface SourceWorkerOptions {
   registry: SourceRegistry
@@ -58,12 +59,14 @@ interface Run {
   busy: Promise<void> | null
   lastError: SourceStatus['lastError']
   retryAt: number
-  backoffMs: number
+  /** Failed starts and runs in a row (their restarts back off: RESTART_BACKOFF). */
+  failures: number
   lastReport: string
   lastReportAt: number
 }
 
-const MAX_BACKOFF_MS = 60_000
+/** Restarts of a failed source: 1 s, doubling up to a minute. */
+const RESTART_BACKOFF: Backoff = { initialDelayMs: 1000, maxDelayMs: 60_000 }
 
 /**
  * The connector behind a gate: while closed, `poll` finds nothing. A source whose desired state is
@@ -183,7 +186,7 @@ export class SourceWorker {
         const lease = leases.get(doc._id)
         if (lease && lease.expiresAt.getTime() > now) continue // another worker runs it
         if (!(await this.leases.claim(doc._id, this.workerId, this.ttl, lease))) continue
-        run = { id: doc._id, name: doc.name, doc, runner: null, built: null, configVersion: doc.configVersion, busy: null, lastError: null, retryAt: 0, backoffMs: 1000, lastReport: '', lastReportAt: 0 }
+        run = { id: doc._id, name: doc.name, doc, runner: null, built: null, configVersion: doc.configVersion, busy: null, lastError: null, retryAt: 0, failures: 0, lastReport: '', lastReportAt: 0 }
         this.runs.set(doc._id, run)
         this.log.info('source claimed', { source: doc.name, kind: doc.kind })
       }
@@ -193,14 +196,19 @@ export class SourceWorker {
     }
   }
 
+  /** The run failed once more: its next start waits longer. */
+  private retryLater(run: Run): void {
+    run.failures++
+    run.retryAt = Date.now() + backoffDelay(RESTART_BACKOFF, run.failures)
+  }
+
   /** Runs `op` as the run's one operation in progress; errors become its last error. */
   private settle(run: Run, op: () => Promise<void>): Promise<void> {
     const p = op()
       .catch((err: unknown) => {
         const e = err as { code?: string; message?: string }
         run.lastError = { code: e.code ?? 'SOURCE_FAILED', message: e.message ?? String(err), at: new Date() }
-        run.retryAt = Date.now() + run.backoffMs
-        run.backoffMs = Math.min(MAX_BACKOFF_MS, run.backoffMs * 2)
+        this.retryLater(run)
         this.log.error('source failed; retrying', { code: e.code ?? 'SOURCE_FAILED', source: run.name, retryInMs: run.retryAt - Date.now(), err })
       })
       .finally(() => {
@@ -226,8 +234,7 @@ export class SourceWorker {
     if (r && r.state === 'failed') {
       const err = r.error
       run.lastError = { code: (err as { code?: string } | undefined)?.code ?? 'SOURCE_FAILED', message: err?.message ?? 'failed', at: new Date() }
-      run.retryAt = Date.now() + run.backoffMs
-      run.backoffMs = Math.min(MAX_BACKOFF_MS, run.backoffMs * 2)
+      this.retryLater(run)
       await this.stopRunner(run)
     } else if (r && doc.configVersion !== run.configVersion) {
       this.log.info('source config changed: restarting it', { source: run.name })
@@ -285,7 +292,7 @@ export class SourceWorker {
       run.built = built
       run.configVersion = doc.configVersion
       run.lastError = null
-      run.backoffMs = 1000
+      run.failures = 0
       this.log.info('source running', { source: doc.name, kind: doc.kind, topics: built.topics.map((t) => t.name) })
     } catch (err) {
       await built.close().catch(() => undefined)

@@ -16,8 +16,9 @@
  * - `rateLimit`: events per second per API key (a token bucket), checked before the body is read and
  *   charged with the request's events once parsed; over it 429 + Retry-After + the RateLimit fields,
  *   and nothing is produced. An authentication refused as rate-limited or busy is a 429 or 503;
- * - Idempotency-Key: the first answer (202 or 400) is stored and replayed for the window; a key
- *   still in progress is 409, a key reused with another body is 422.
+ * - Idempotency-Key (common/idempotency.ts, per organization): the first answer (202 or 400) is stored
+ *   and replayed for the window; a key still in progress is 409, a key reused with another body is 422;
+ *   a 503 stored nothing, so it frees the key for the retry.
  */
 import { Router, type NextFunction, type Request, type Response } from 'express'
 import type { Metrics } from '../../common/metrics.ts'
@@ -37,7 +38,7 @@ import { SourceRunner } from '../../connectors/source/runner.ts'
 import type { SourceRecord } from '../../connectors/source/types.ts'
 import { HttpIngestSource } from './source.ts'
 import { readJsonBody } from './body.ts'
-import { IdempotencyStore, fingerprint, type IdempotencyDoc, type StoredResponse } from './idempotency.ts'
+import { IdempotencyStore, fingerprint, type ClaimOutcome, type IdempotencyDoc, type StoredResponse } from '../../common/idempotency.ts'
 
 export interface Principal {
   organizationId: string
@@ -116,7 +117,7 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
     for (const type of t.eventTypes) routes.set(type, { topic: t, converter, keyOf })
   }
   const knownTypes = [...routes.keys()].sort()
-  const store = options.idempotency ? new IdempotencyStore(options.idempotency.collection, options.idempotency.windowMs) : undefined
+  const store = options.idempotency ? new IdempotencyStore(options.idempotency.collection, { windowMs: options.idempotency.windowMs }) : undefined
   const perKey = options.rateLimit && options.rateLimit.perSecond > 0 ? new HttpRateLimit('ingest', options.rateLimit) : undefined
 
   const source = new HttpIngestSource()
@@ -194,15 +195,15 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
       if (perKey && !perKey.admit(res, rateKey, Array.isArray(body) ? Math.max(1, body.length) : 1, 'events')) return
       const scope = principal.organizationId
       if (store && key !== undefined) {
-        const print = fingerprint(scope, eventType, JSON.stringify(body))
-        const claim = await store.claim(scope, key, print)
-        if (!claim.claimed) return replay(res, claim.doc, print, key)
+        const outcome = await store.claim(`${scope}\u0000${key}`, fingerprint(scope, eventType, JSON.stringify(body)))
+        if (outcome.kind !== 'claimed') return replay(res, outcome, key)
+        const claim = outcome.claim
         let answer: StoredResponse | undefined
         try {
           answer = await handle(req, eventType, route, body, principal)
         } finally {
-          if (answer && answer.status !== 503) await store.complete(scope, key, answer)
-          else await store.release(scope, key).catch((err) => log.warn('idempotency key release failed', { err }))
+          if (answer && answer.status !== 503) await store.complete(claim, answer)
+          else await store.release(claim).catch((err) => log.warn('idempotency key release failed', { err }))
         }
         return send(res, answer)
       }
@@ -213,16 +214,16 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
     }
   })
 
-  function replay(res: Response, doc: IdempotencyDoc, print: string, key: string): void {
-    if (doc.fingerprint !== print) {
+  function replay(res: Response, outcome: Exclude<ClaimOutcome, { kind: 'claimed' }>, key: string): void {
+    if (outcome.kind === 'reused') {
       return sendProblem(res, { title: 'Idempotency-Key reused', status: 422, detail: `Idempotency-Key "${key}" was used for a different request`, errors: [{ field: 'header:idempotency-key', message: 'already used with another body or event type' }] })
     }
-    if (doc.state !== 'done' || !doc.response) {
+    if (outcome.kind === 'in-progress') {
       res.setHeader('Retry-After', '1')
       return sendProblem(res, { title: 'Request in progress', status: 409, detail: `a request with Idempotency-Key "${key}" is still being processed`, errors: [{ field: 'header:idempotency-key', message: 'in progress' }] })
     }
     res.setHeader('Idempotent-Replayed', 'true')
-    send(res, doc.response)
+    send(res, outcome.response)
   }
 
   /** Written directly (no ETag, no content-type negotiation: the answer is complete as stored). */

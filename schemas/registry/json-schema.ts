@@ -19,7 +19,8 @@ import { visitReferences, type ReferenceLookup, type SchemaSource } from './avro
 
 const require = createRequire(import.meta.url)
 // ajv 8 under the alias "ajv8" (package.json): the top-level "ajv" stays 7.2.4 for
-// @kafkajs/confluent-schema-registry, which depends on ajv ^7. ajv ships CommonJS.
+// @kafkajs/confluent-schema-registry (the tests' registry client, a dev dependency), which depends on
+// ajv ^7. ajv ships CommonJS.
 type Validator = ((value: unknown) => boolean) & { errors?: Array<{ instancePath?: string; dataPath?: string; message?: string }> | null }
 interface AjvLike {
   addSchema(schema: object, key: string): unknown

@@ -15,6 +15,8 @@ import {
   type Reference,
   type SchemaSource,
 } from './avro.ts'
+import { sleep } from '../../common/timers.ts'
+import { backoffDelay, type Backoff } from '../../connectors/retry.ts'
 import { SCHEMA_TYPES, compatibilityErrorsOf, parseSchema, parseSchemaType, type ParsedSchema, type VersionedSchema } from './schema-types.ts'
 import { serializedDescriptor } from './protobuf.ts'
 import { INVALID_SCHEMA, RegistryError, errors } from './errors.ts'
@@ -81,6 +83,8 @@ export interface Page {
 }
 
 const MAX_ATTEMPTS = 50
+/** Between tries after a lost registration race: spread over all of 0..2 × (10 ms doubling, 500 ms at most). */
+const CONTENTION_BACKOFF: Backoff = { initialDelayMs: 10, maxDelayMs: 500, jitter: 1 }
 const MAX_VERSION = 2 ** 31 - 1
 const DEFAULT_MODE: Mode = 'READWRITE'
 
@@ -468,7 +472,7 @@ export class SchemaRegistryService {
           }
         }
         if (version > 0 || wantedId !== undefined) throw errors.notPermitted(`Subject ${subject} version ${newVersion} was registered concurrently with another schema`)
-        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 20 * (attempt + 1))))
+        await sleep(backoffDelay(CONTENTION_BACKOFF, attempt + 1))
       }
       throw errors.store(`could not register a schema under '${subject}' after ${MAX_ATTEMPTS} attempts (too much contention)`)
     })

@@ -200,6 +200,11 @@ describe('management API: state survives a restart', function () {
       expect(paused.body.desiredState).to.equal('paused')
       const stopped = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'second', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/2' } } })
       await f.h.call('PUT', `/v1/connectors/${stopped.body.id}/stop`, { key: f.keys.A })
+      // An idempotent create's answer (a secret shown once) is stored sealed under k1.
+      const idem = { 'Idempotency-Key': 'rotate-ring-0001' }
+      const third = { name: 'third', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/3' } }
+      const created = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, headers: idem, body: third })
+      expect(created.status, created.text).to.equal(201)
       await f.h.stop()
 
       // A new platform instance on the same database, with a new current key (k1 kept to decrypt).
@@ -227,6 +232,11 @@ describe('management API: state survives a restart', function () {
       try {
         const sub = await h3.cp.cols.subscriptions.findOne({ _id: f.subA })
         expect(h3.cp.webhookSecretsOf(sub!)).to.deep.equal([f.webhookSecretA])
+        // the idempotency record was re-sealed too: its replay opens under k2 alone
+        const replayed = await h3.call('POST', '/v1/subscriptions', { key: f.keys.A, headers: idem, body: third })
+        expect(replayed.status, replayed.text).to.equal(201)
+        expect(replayed.headers.get('idempotent-replayed')).to.equal('true')
+        expect(replayed.body.webhookSecret).to.equal(created.body.webhookSecret)
       } finally {
         await h3.stop()
       }

@@ -1,6 +1,10 @@
+import fs from 'node:fs'
+import path from 'node:path'
 import { expect } from 'chai'
+import { PROJECT_ROOT } from '../../common/paths.ts'
 import { DataError, PartnerRejectedError, RetriableError } from '../../common/errors.ts'
 import {
+  backoffDelay,
   DEFAULT_DELIVERY_POLICY,
   STANDARD_WEBHOOKS_SCHEDULE_MS,
   maxAttempts,
@@ -67,6 +71,58 @@ describe('retry policies', () => {
     expect(parseRetryAfter('Tue, 31 Dec 2024 00:00:00 GMT', now)).to.equal(0)
     expect(parseRetryAfter('soon', now)).to.equal(undefined)
     expect(parseRetryAfter(undefined, now)).to.equal(undefined)
+  })
+})
+
+describe('backoffDelay: the one exponential backoff', () => {
+  it('doubles from the first delay up to the cap, for any number of failures', () => {
+    const b = { initialDelayMs: 500, maxDelayMs: 10_000 }
+    expect([1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelay(b, n))).to.deep.equal([500, 1000, 2000, 4000, 8000, 10_000, 10_000])
+    // a loop that retries for days: the power overflows to Infinity, the delay stays the cap
+    expect(backoffDelay(b, 5000)).to.equal(10_000)
+    expect(backoffDelay({ initialDelayMs: 0, maxDelayMs: 100 }, 5000)).to.equal(0)
+    expect(backoffDelay({ initialDelayMs: 100, maxDelayMs: 1000, multiplier: 3 }, 3)).to.equal(900)
+    expect(backoffDelay({ initialDelayMs: 100, maxDelayMs: 1000, multiplier: 1 }, 9)).to.equal(100)
+  })
+
+  it('spreads each delay by the jitter fraction, never above the cap', () => {
+    const b = { initialDelayMs: 100, maxDelayMs: 1000, jitter: 0.5 }
+    expect(backoffDelay(b, 2, () => 0)).to.equal(100)
+    expect(backoffDelay(b, 2, () => 0.5)).to.equal(200)
+    expect(backoffDelay(b, 2, () => 1)).to.equal(300)
+    expect(backoffDelay(b, 10, () => 1)).to.equal(1000)
+    expect(backoffDelay({ ...b, jitter: 1 }, 1, () => 0)).to.equal(0)
+  })
+
+  it('is what the exponential retry policy waits (Retry-After aside)', () => {
+    for (let n = 1; n < exp.maxAttempts; n++) expect(retryDelay(exp, n, transient())).to.equal(backoffDelay(exp, n))
+  })
+
+  it('refuses a backoff that cannot be waited, naming the field', () => {
+    expect(() => backoffDelay({ initialDelayMs: -1, maxDelayMs: 10 }, 1)).to.throw(/initialDelayMs/)
+    expect(() => backoffDelay({ initialDelayMs: 100, maxDelayMs: 10 }, 1)).to.throw(/maxDelayMs/)
+    expect(() => backoffDelay({ initialDelayMs: 1, maxDelayMs: 10, multiplier: 0.5 }, 1)).to.throw(/multiplier/)
+    expect(() => backoffDelay({ initialDelayMs: 1, maxDelayMs: 10, jitter: 2 }, 1)).to.throw(/jitter/)
+    expect(() => backoffDelay({ initialDelayMs: 1, maxDelayMs: 10 }, 0)).to.throw(/failedAttempts/)
+    expect(() => backoffDelay({ initialDelayMs: Number.NaN, maxDelayMs: 10 }, 1)).to.throw(/initialDelayMs/)
+  })
+
+  it('is the only doubling of a delay in the runtime code', () => {
+    // Retry loops take their delays from backoffDelay (issue 22: the sources and the runtime each
+    // rolled their own doubling). A delay doubled by hand, or a power of two times a delay, fails here.
+    const offenders: string[] = []
+    const roots = ['api', 'cli', 'common', 'connectors', 'consumers', 'control-plane', 'producers', 'schemas', 'stack']
+    const walk = (dir: string): string[] =>
+      fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []))
+    for (const file of roots.flatMap((r) => walk(path.join(PROJECT_ROOT, r)))) {
+      if (file.endsWith(path.join('connectors', 'retry.ts'))) continue
+      fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+        if (/(delay|backoff|wait)\w*\s*\*=?\s*2\b|\b2\s*\*\*\s*[A-Za-z_(]/i.test(line)) {
+          offenders.push(`${path.relative(PROJECT_ROOT, file)}:${i + 1}: ${line.trim()}`)
+        }
+      })
+    }
+    expect(offenders).to.deep.equal([])
   })
 })
 
