@@ -15,14 +15,7 @@
  * dot, so one partner's prefix never covers another's names.
  */
 import crypto from 'node:crypto'
-import {
-  AclOperationTypes,
-  AclPermissionTypes,
-  AclResourceTypes,
-  ResourcePatternTypes,
-  type Admin,
-  type AclEntry,
-} from 'kafkajs'
+import kafkajs, { type Admin, type AclEntry } from 'kafkajs'
 import type { PartnerKafkaAccess } from '../config/index.ts'
 import type { Logger } from '../common/logger.ts'
 import { RetriableError } from '../common/errors.ts'
@@ -80,6 +73,9 @@ export interface KafkaConnectionSettings {
   topics: PartnerTopicView[]
   schemaRegistry: { url: string; basicAuth: string }
 }
+
+// kafkajs is CommonJS; Node's ESM named-export detection does not find these (the bundle needs the default import)
+const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } = kafkajs
 
 const READ_OPS = [AclOperationTypes.READ, AclOperationTypes.DESCRIBE]
 

@@ -107,13 +107,13 @@ describe('sink entitlement: one record, one subscription, the partner grants', (
   it('projects the grant fields intersected with the subscription fields', () => {
     const g = [grant('pub1', 'org_a', [{ eventType: 'inventory.level.changed', fields: ['sku', 'locationId', 'available', 'incoming.quantity'] }])]
     const only = decide(rec(level()), { partnerId: 'org_a' }, g)
-    expect(only).to.deep.equal({ deliver: true, value: { sku: 'S1', locationId: 'WH1', available: 8, incoming: [{ quantity: 5 }] }, projected: true, publisherId: 'pub1' })
+    expect(only).to.deep.equal({ deliver: true, value: { sku: 'S1', locationId: 'WH1', available: 8, incoming: [{ quantity: 5 }] }, projected: true, publisherId: 'pub1', fields: ['sku', 'locationId', 'available', 'incoming.quantity'] })
     // the subscription asks for onHand (outside the grant) and sku: it gets sku only
     const narrowed = decide(rec(level()), { partnerId: 'org_a', fields: ['sku', 'onHand', 'incoming'] }, g)
-    expect(narrowed).to.deep.equal({ deliver: true, value: { sku: 'S1', incoming: [{ quantity: 5 }] }, projected: true, publisherId: 'pub1' })
+    expect(narrowed).to.deep.equal({ deliver: true, value: { sku: 'S1', incoming: [{ quantity: 5 }] }, projected: true, publisherId: 'pub1', fields: ['sku', 'incoming.quantity'] })
     // grant without fields: the subscription's own projection
     const g2 = [grant('pub1', 'org_a', [{ eventType: 'inventory.level.changed' }])]
-    expect(decide(rec(level()), { partnerId: 'org_a', fields: ['sku'] }, g2)).to.deep.equal({ deliver: true, value: { sku: 'S1' }, projected: true, publisherId: 'pub1' })
+    expect(decide(rec(level()), { partnerId: 'org_a', fields: ['sku'] }, g2)).to.deep.equal({ deliver: true, value: { sku: 'S1' }, projected: true, publisherId: 'pub1', fields: ['sku'] })
   })
 
   it('field lists and projection helpers', () => {

@@ -82,10 +82,18 @@ describe('local Kafka nodes', () => {
   it('one node: kafka in .stack/kafka, broker 9092, controller 9093, one copy of everything', () => {
     const s = stackSettings(loadConfig({ env: { STACK_DIR: '/tmp/st' } }))
     const nodes = kafkaNodes(s)
-    expect(nodes).to.deep.equal([{ id: 1, name: 'kafka', home: '/tmp/st/kafka', port: 9092, controllerPort: 9093 }])
+    expect(nodes).to.deep.equal([{ id: 1, name: 'kafka', home: '/tmp/st/kafka', port: 9092, controllerPort: 9093, partnerPort: 9094 }])
     const p = props(serverProperties(s, nodes[0]!, '/tmp/st/kafka/data'))
-    expect(p).to.include({ 'node.id': '1', 'controller.quorum.voters': '1@127.0.0.1:9093', listeners: 'PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093', 'default.replication.factor': '1', 'min.insync.replicas': '1', 'offsets.topic.replication.factor': '1' })
+    expect(p).to.include({ 'node.id': '1', 'controller.quorum.voters': '1@127.0.0.1:9093', listeners: 'PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,PARTNER://127.0.0.1:9094', 'default.replication.factor': '1', 'min.insync.replicas': '1', 'offsets.topic.replication.factor': '1' })
     expect(p).to.not.have.property('broker.session.timeout.ms')
+    // partners: SCRAM on their own listener, ACLs enforced, the platform's own listener the super user
+    expect(p).to.include({
+      'listener.security.protocol.map': 'CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PARTNER:SASL_PLAINTEXT',
+      'listener.name.partner.sasl.enabled.mechanisms': 'SCRAM-SHA-512',
+      'authorizer.class.name': 'org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+      'super.users': 'User:ANONYMOUS',
+      'allow.everyone.if.no.acl.found': 'false',
+    })
   })
 
   it('three nodes: kafka-1..3 in folders of their own, one quorum of three controllers, internal topics on three', () => {
@@ -101,8 +109,8 @@ describe('local Kafka nodes', () => {
       'node.id': '2',
       'process.roles': 'broker,controller',
       'controller.quorum.voters': '1@127.0.0.1:9095,2@127.0.0.1:9096,3@127.0.0.1:9097',
-      listeners: 'PLAINTEXT://127.0.0.1:9093,CONTROLLER://127.0.0.1:9096',
-      'advertised.listeners': 'PLAINTEXT://127.0.0.1:9093',
+      listeners: 'PLAINTEXT://127.0.0.1:9093,CONTROLLER://127.0.0.1:9096,PARTNER://127.0.0.1:9099',
+      'advertised.listeners': 'PLAINTEXT://127.0.0.1:9093,PARTNER://127.0.0.1:9099',
       'log.dirs': '/tmp/st/kafka-2/data',
       'default.replication.factor': '3',
       'min.insync.replicas': '2',
