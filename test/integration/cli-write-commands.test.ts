@@ -107,7 +107,7 @@ describe('CLI: create and update organizations, keys, grants and subscriptions',
     expect(listed.map((g) => [g.id, g.pendingEventTypes])).to.deep.equal([[grantId, ['deal.registered']]])
   })
 
-  it('subscriptions: create with flags (the webhook secret shown once), show, update from a file and flags, delete', async () => {
+  it('subscriptions: create with flags (the webhook secret shown once) or a REST sink from stdin, show, update from a file and flags, delete', async () => {
     const created = await cli(['subscriptions', 'create', '--partner-id', partnerId, '--name', 'erp', '--event-type', 'inventory.level.changed', '--webhook-url', 'http://127.0.0.1:9/hook', '--fields', 'sku'])
     expect(created.code, created.err).to.equal(0)
     const [line, secretLine] = created.out.split('\n')
@@ -123,6 +123,11 @@ describe('CLI: create and update organizations, keys, grants and subscriptions',
     expect([shown.name, shown.fields]).to.deep.equal(['erp-stock', ['sku']])
     const listed = await cli(['subscriptions', 'list', '--partner-id', partnerId])
     expect(listed.out).to.match(new RegExp(`^${subId}\\s+${partnerId}\\s+erp-stock\\s+\\["inventory.level.changed"\\]\\s+webhook\\s+http://127.0.0.1:9/stock$`, 'm'))
+
+    // a sink the flags do not cover, from stdin
+    const rest = { partnerId, name: 'crm', eventTypes: ['inventory.level.changed'], sink: { type: 'rest', url: 'http://127.0.0.1:9/stock/{value.sku}', method: 'PUT' }, deliveryPolicy: { timeoutMs: 8000 } }
+    const restSub = await cliJson<{ id: string; sink: { type: string; method: string }; webhookSecret?: string }>(['subscriptions', 'create', '--from-file', '-'], env, JSON.stringify(rest))
+    expect([restSub.sink.type, restSub.sink.method, restSub.webhookSecret]).to.deep.equal(['rest', 'PUT', undefined])
 
     const deleted = await cli(['subscriptions', 'delete', subId])
     expect([deleted.code, deleted.out]).to.deep.equal([0, `${subId}: deleted, with its connector\n`])
