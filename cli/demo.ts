@@ -12,6 +12,7 @@ import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { MongoClient } from 'mongodb'
+import { createManagementClient, data, type Schemas } from '../client/index.ts'
 import { createLogger } from '../common/logger.ts'
 import { generateKeyRingEntry } from '../common/secret-box.ts'
 import { loadConfig, mongoUri, type AppConfig } from '../config/index.ts'
@@ -180,20 +181,12 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
   try {
     await platform.contracts
     await platform.worker
-    const api = async (method: string, path: string, body?: unknown, key = adminKey): Promise<any> => {
-      const res = await fetch(`${platform.url}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      })
-      const text = await res.text()
-      if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`)
-      return text ? JSON.parse(text) : undefined
-    }
+    const api = createManagementClient({ baseUrl: platform.url, apiKey: adminKey })
 
     say('creating the manufacturer Acme Components and its publisher key')
-    const acme = await api('POST', '/v1/organizations', { kind: 'publisher', name: 'Acme Components', slug: 'acme-components' })
-    const publisherKey = (await api('POST', '/v1/api-keys', { scope: 'publisher', name: 'acme-erp', organizationId: acme.id })).key as string
+    const acme = await data(api.POST('/organizations', { body: { kind: 'publisher', name: 'Acme Components', slug: 'acme-components' } }))
+    const publisherKey = (await data(api.POST('/api-keys', { body: { scope: 'publisher', name: 'acme-erp', organizationId: acme.id } }))).key
+    const publisher = createManagementClient({ baseUrl: platform.url, apiKey: publisherKey })
     const dealTypes = ['deal.registered']
 
     const partners: Partner[] = []
@@ -202,38 +195,44 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
       { name: 'Contoso Supply', slug: 'contoso', profile: { partnerType: 'DISTRIBUTOR', tier: 'SILVER', headquartersCountry: 'FR' }, locations: TIER2_LOCATIONS, fields: TIER2_FIELDS },
     ]
     for (const def of definitions) {
-      const org = await api('POST', '/v1/organizations', { kind: 'partner', name: def.name, slug: def.slug, profile: def.profile })
-      const stock: Record<string, unknown> = { eventType: 'inventory.level.changed' }
-      if (def.locations) stock.filter = { locationId: { in: def.locations } }
-      if (def.fields) stock.fields = def.fields
-      const grant = await api('POST', '/v1/grants', {
-        publisherId: acme.id,
-        partnerId: org.id,
-        entitlements: [stock, ...dealTypes.map((eventType) => ({ eventType, filter: { partnerId: { in: ['$partnerId'] } } }))],
-      })
+      const org = await data(api.POST('/organizations', { body: { kind: 'partner', name: def.name, slug: def.slug, profile: def.profile } }))
+      const stock: Schemas['Entitlement'] = { eventType: 'inventory.level.changed' }
+      if (def.locations) stock.filter = { locationId: { in: [...def.locations] } }
+      if (def.fields) stock.fields = [...def.fields]
+      const grant = await data(api.POST('/grants', {
+        body: {
+          publisherId: acme.id,
+          partnerId: org.id,
+          entitlements: [stock, ...dealTypes.map((eventType) => ({ eventType, filter: { partnerId: { in: ['$partnerId'] } } }))],
+        },
+      }))
       // A grant is an offer until the partner accepts it (the demo's admin key acts for the partner here).
-      await api('POST', `/v1/grants/${grant.id as string}/accept`, {})
+      await data(api.POST('/grants/{grantId}/accept', { params: { path: { grantId: grant.id } }, body: {} }))
       const secretRef = { secret: '' }
-      const receiver = await startReceiver(secretRef, () => org.id as string)
+      const receiver = await startReceiver(secretRef, () => org.id)
       receivers.push(receiver)
-      const sub = await api('POST', '/v1/subscriptions', {
-        partnerId: org.id,
-        name: `${def.slug}-webhook`,
-        eventTypes: ['inventory.level.changed', ...dealTypes],
-        startFrom: 'latest',
-        sink: { type: 'webhook', url: receiver.url },
-      })
-      secretRef.secret = sub.webhookSecret as string
-      const partner: Partner = { name: def.name, id: org.id as string, receiver, ...(def.locations ? { locations: def.locations } : {}), ...(def.fields ? { fields: def.fields } : {}) }
+      const sub = await data(api.POST('/subscriptions', {
+        body: {
+          partnerId: org.id,
+          name: `${def.slug}-webhook`,
+          eventTypes: ['inventory.level.changed', ...dealTypes],
+          startFrom: 'latest',
+          sink: { type: 'webhook', url: receiver.url },
+        },
+      }))
+      secretRef.secret = sub.webhookSecret ?? ''
+      const partner: Partner = { name: def.name, id: org.id, receiver, ...(def.locations ? { locations: def.locations } : {}), ...(def.fields ? { fields: def.fields } : {}) }
       if (def.projection) {
         partner.projection = { db: projectionDb, collection: 'stock_levels' }
-        await api('POST', '/v1/subscriptions', {
-          partnerId: org.id,
-          name: `${def.slug}-stock-projection`,
-          eventTypes: ['inventory.level.changed'],
-          startFrom: 'latest',
-          sink: { type: 'mongodb', connectionString: mongoUri(config), database: projectionDb, collection: 'stock_levels' },
-        })
+        await data(api.POST('/subscriptions', {
+          body: {
+            partnerId: org.id,
+            name: `${def.slug}-stock-projection`,
+            eventTypes: ['inventory.level.changed'],
+            startFrom: 'latest',
+            sink: { type: 'mongodb', connectionString: mongoUri(config), database: projectionDb, collection: 'stock_levels' },
+          },
+        }))
       }
       partners.push(partner)
       say(`${def.name}: grant ${def.locations ? `locations ${def.locations.join(', ')}` : 'every location'}, ${def.fields ? `fields ${def.fields.join(', ')}` : 'every field'}, own deals only; webhook ${receiver.url}${def.projection ? `, MongoDB projection ${projectionDb}.stock_levels` : ''}`)
@@ -242,7 +241,7 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
     // Every subscription running before the first event (they start at "latest").
     const deadline = Date.now() + 60_000
     for (;;) {
-      const connectors = (await api('GET', '/v1/connectors?limit=50')).items as Array<{ status: { state: string } }>
+      const connectors = (await data(api.GET('/connectors', { params: { query: { limit: 50 } } }))).items
       if (connectors.length >= 3 && connectors.every((c) => c.status.state === 'running')) break
       if (Date.now() > deadline) throw new Error(`the subscriptions did not start within 60 s: ${JSON.stringify(connectors.map((c) => c.status.state))}`)
       await new Promise((r) => setTimeout(r, 250))
@@ -279,7 +278,7 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
     while (!stopRequested && (options.events === undefined || published.stock < options.events)) {
       const started = Date.now()
       const n = Math.min(perTick, options.events === undefined ? perTick : options.events - published.stock)
-      const batch = []
+      const batch: Schemas['InventoryLevelEvent'][] = []
       for (let i = 0; i < n; i++) {
         const sku = PRODUCTS[Math.floor(Math.random() * PRODUCTS.length)]!
         const locationId = LOCATIONS[Math.floor(Math.random() * LOCATIONS.length)]!
@@ -309,13 +308,13 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
         })
       }
       if (batch.length > 0) {
-        await api('POST', '/v1/events/inventory.level.changed', batch, publisherKey)
+        await data(publisher.POST('/events/{eventType}', { params: { path: { eventType: 'inventory.level.changed' } }, body: batch }))
         published.stock += batch.length
       }
       if (Math.floor(published.stock / 25) > published.deals) {
         const who = partners[published.deals % partners.length]!
         const sku = PRODUCTS[published.deals % PRODUCTS.length]!
-        await api('POST', '/v1/events/deal.registered', [
+        await data(publisher.POST('/events/{eventType}', { params: { path: { eventType: 'deal.registered' } }, body: [
           {
             dealId: randomUUID(),
             manufacturerId: acme.id,
@@ -330,7 +329,7 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
             sequence: 1,
             occurredAt: new Date().toISOString(),
           },
-        ], publisherKey)
+        ] }))
         published.deals++
         expected[partners.indexOf(who)]!.deals++
       }

@@ -10,7 +10,7 @@ import { ConfigError, SyndicationError } from '../common/errors.ts'
 import { createLogger } from '../common/logger.ts'
 import { loadConfig, type AppConfig } from '../config/index.ts'
 import { stackDown, stackSettings, stackStatus, stackUp } from '../stack/index.ts'
-import { apiCommand } from './api-commands.ts'
+import { API_OPTIONS, API_SUMMARY, apiCommand, apiCommandHelp, SUBS } from './api-commands.ts'
 import { runDemo } from './demo.ts'
 import { migrateCommand } from './migrate-keys.ts'
 import { startPlatform, type PlatformRole } from './platform.ts'
@@ -30,18 +30,8 @@ const COMMANDS: Array<[string, string]> = [
                          nodes with STACK_KAFKA_BROKERS=3)
   stack down [--json]    stop the servers the stack started
   stack status [--json]  what runs, truthfully, one line per server (exit 1 when one is not running)`],
-  ['partners', `partners [list] [--kind partner|publisher] [--json]
-                         organizations, over the management API (DISTRIBUTARY_API_URL, DISTRIBUTARY_API_KEY)`],
-  ['subscriptions', `subscriptions [list] [--json]
-                         partner subscriptions, over the management API`],
-  ['grants', `grants [list] | show|accept|decline <id> [--json]
-                         a partner accepts a publisher's offered grant (nothing is delivered before),
-                         or ends one (decline an offer, revoke an accepted grant)`],
-  ['connectors', `connectors [list] | status|pause|resume <id> | replay <id> --from <ISO time|earliest|latest|snapshot> [--follow] [--json]`],
-  ['dlq', `dlq list <subscriptionId> | retry <subscriptionId> [eventId] [--json]`],
-  ['sources', `sources [list] | status|pause|resume|stop|start <id> [--follow] [--json]
-                         source connectors (csv-drop, mongodb); status --follow shows a CSV import's progress
-                         tables by default, the API's JSON with --json`],
+  // the commands over the management API (partners ... sources) describe themselves: cli/api-commands.ts
+  ...Object.entries(SUBS).map(([name, subs]): [string, string] => [name, `${name} [${Object.keys(subs).join('|')}] ... [--json]\n${' '.repeat(25)}${API_SUMMARY[name]}`]),
   ['migrate', `migrate keys [--topic inventory.levels|deals.registrations|all] [--dry-run] [--json]
                          rows written before keys carried their publisher (version-1 keys): re-produce
                          each stamped row under its version-2 key, tombstone the version-1 keys; rows
@@ -58,6 +48,8 @@ ${COMMANDS.map(([, text]) => `  ${text}`).join('\n')}
 
 /** The help of one command, or undefined for a command that does not exist. */
 export function commandHelp(command: string): string | undefined {
+  const api = apiCommandHelp(command)
+  if (api !== undefined) return api
   const entry = COMMANDS.find(([name]) => name === command)
   return entry ? `usage: distributary ${entry[1].replace(/^ {2}stack /gm, '       distributary stack ')}\n` : undefined
 }
@@ -146,14 +138,13 @@ export async function main(argv: string[]): Promise<number> {
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'v', default: false },
         role: { type: 'string', default: 'all' },
-        from: { type: 'string' },
-        kind: { type: 'string' },
-        follow: { type: 'boolean', default: false },
         events: { type: 'string' },
         rate: { type: 'string' },
         topic: { type: 'string' },
         'dry-run': { type: 'boolean', default: false },
+        ...API_OPTIONS,
       },
+      tokens: true,
     })
   } catch (err) {
     const line = argumentError(err)
@@ -161,7 +152,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`distributary: ${line} (see distributary --help)\n`)
     return 2
   }
-  const { positionals, values } = parsed
+  const { positionals, values, tokens } = parsed
   const [command, sub] = positionals
   if (values.version) {
     process.stdout.write(values.json ? JSON.stringify({ version: version() }) + '\n' : `distributary ${version()}\n`)
@@ -181,6 +172,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   }
   const config = loadConfig()
+  if (Object.hasOwn(SUBS, command)) {
+    return apiCommand(config, command, positionals.slice(1), values, new Set(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : []))))
+  }
   switch (command) {
     case 'start': {
       const role = values.role
@@ -212,13 +206,6 @@ export async function main(argv: string[]): Promise<number> {
       const summary = await runDemo(config, { ...(events !== undefined ? { events } : {}), ...(rate !== undefined ? { rate } : {}), json: values.json, signal: stop.signal })
       return summary.complete ? 0 : 1
     }
-    case 'partners':
-    case 'subscriptions':
-    case 'grants':
-    case 'connectors':
-    case 'dlq':
-    case 'sources':
-      return apiCommand(config, command, positionals.slice(1), { json: values.json, from: values.from, kind: values.kind, follow: values.follow })
     case 'migrate':
       return migrateCommand(config, positionals.slice(1), { topic: values.topic, dryRun: values['dry-run'], json: values.json })
     default:

@@ -26,7 +26,7 @@ describe('CLI habits', function () {
   })
 
   it('<command> --help prints that command\'s usage on stdout, exit 0; --help alone the whole list', () => {
-    for (const command of ['start', 'demo', 'stack', 'partners', 'subscriptions', 'grants', 'connectors', 'dlq', 'sources', 'migrate']) {
+    for (const command of ['start', 'demo', 'stack', 'partners', 'organizations', 'keys', 'subscriptions', 'grants', 'connectors', 'dlq', 'sources', 'migrate']) {
       const r = run(command, '--help')
       expect([r.code, r.err], command).to.deep.equal([0, ''])
       expect(r.out, command).to.match(new RegExp(`^usage: distributary ${command}\\b`))
@@ -37,6 +37,18 @@ describe('CLI habits', function () {
     expect(all.out).to.contain('migrate keys')
   })
 
+  it('the help of a command over the API shows each subcommand with the flags it takes, and what each flag sets', () => {
+    const help = run('subscriptions', '--help').out
+    expect(help).to.match(/^ +distributary subscriptions create \[--partner-id <org id>\] \[--name <name>\] \[--event-type <type>\]\.\.\. \[--webhook-url <url>\].* \[--from-file <file\|->\] \[--json\]$/m)
+    expect(help).to.match(/^ +distributary subscriptions update <id> .*\[--from-file <file\|->\] \[--json\]$/m)
+    expect(help).to.match(/^ +distributary subscriptions delete <id> \[--json\]$/m)
+    expect(help).to.match(/^ {2}create --from-file <file\|->\n +the API's request JSON, SubscriptionCreate of GET \/v1\/openapi.json/m)
+    for (const [command, flags] of [['organizations', ['--kind', '--name', '--slug']], ['keys', ['--scope', '--organization-id', '--overlap-seconds']], ['grants', ['--partner-id', '--publisher-id', '--event-type', '--fields', '--filter']]] as const) {
+      const text = run(command, '--help').out
+      for (const flag of [...flags, '--from-file', '--json']) expect(text, `${command} ${flag}`).to.contain(flag)
+    }
+  })
+
   it('an unknown command, subcommand or option, or an option without its value: one line on stderr, exit 2', () => {
     const cases: Array<[string[], RegExp]> = [
       [['frobnicate'], /^distributary: unknown command "frobnicate" \(commands: .*\)\n$/],
@@ -44,6 +56,12 @@ describe('CLI habits', function () {
       [['start', '--colour'], /^distributary: unknown option --colour \(see distributary --help\)\n$/],
       [['start', '--role'], /^distributary: option --role needs a value .*\n$/],
       [['grants', '--json=yes'], /^distributary: option --json takes no value .*\n$/],
+      [['grants', 'frobnicate'], /^distributary: unknown command "grants frobnicate" \(list, show, create, .*; see distributary grants --help\)\n$/],
+      // a flag another subcommand takes, a file that is not there, an update without a change: refused before any request
+      [['grants', 'list', '--name', 'x'], /^distributary: grants list does not take --name \(see distributary grants --help\)\n$/],
+      [['organizations', 'create', '--from-file', '/nonexistent/org.json'], /^distributary: --from-file \/nonexistent\/org.json: no such file \(see distributary organizations --help\)\n$/],
+      [['subscriptions', 'update', 'sub_000000000000000000000000'], /^distributary: subscriptions update: nothing to change \(give --name, --event-type, --webhook-url, --fields, --filter or --from-file\) .*\n$/],
+      [['grants', 'create', '--filter', 'region'], /^distributary: --filter "region": expected <field>=<value>\[,<value>...\] .*\n$/],
       [[], /^usage: distributary <command>/],
     ]
     for (const [args, expected] of cases) {
