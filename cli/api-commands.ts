@@ -33,6 +33,8 @@ export const API_OPTIONS = {
   'webhook-url': { type: 'string' },
   'start-from': { type: 'string' },
   'overlap-seconds': { type: 'string' },
+  issue: { type: 'boolean' },
+  revoke: { type: 'boolean' },
 } as const
 
 type OptionName = keyof typeof API_OPTIONS
@@ -57,6 +59,8 @@ const VALUE: Record<OptionName, string> = {
   'webhook-url': 'url',
   'start-from': 'latest|earliest|snapshot',
   'overlap-seconds': 'seconds',
+  issue: '',
+  revoke: '',
 }
 
 /** One subcommand: its arguments, the options it takes (with what each means there), what it does. */
@@ -242,6 +246,41 @@ export const SUBS: Record<string, Record<string, Sub>> = {
       flags: { kind: 'list this kind of organization instead (default partner)' },
       help: 'partner organizations',
       run: (ctx) => listOrganizations(ctx, ctx.flags.kind ?? 'partner'),
+    },
+    'kafka-credentials': {
+      args: '<partner-id>',
+      flags: {
+        issue: 'issue the partner\'s SCRAM credentials, or rotate them (the password is shown once; an old one stops working at once)',
+        revoke: 'revoke them: the Kafka user and its ACLs are removed',
+      },
+      help: 'the partner\'s Kafka connection settings for its kafka-topic subscriptions (docs/partner-topics.md)',
+      run: async (ctx) => {
+        const organizationId = ctx.need(0, 'partner-id')
+        const params = path('organizationId', organizationId)
+        if (ctx.flags.issue && ctx.flags.revoke) throw new UsageError('--issue and --revoke exclude each other')
+        if (ctx.flags.revoke) {
+          await data(ctx.api.DELETE('/organizations/{organizationId}/kafka-access/credentials', { params }))
+          ctx.out({ partnerId: organizationId, revoked: true }, () => `${organizationId}: Kafka credentials revoked\n`)
+          return 0
+        }
+        const issued = ctx.flags.issue ? await data(ctx.api.POST('/organizations/{organizationId}/kafka-access/credentials', { params })) : null
+        const s = await data(ctx.api.GET('/organizations/{organizationId}/kafka-access', { params }))
+        ctx.out(issued ? { ...s, password: issued.password, rotated: issued.rotated } : s, () => {
+          const lines = [
+            `bootstrap.servers=${s.bootstrapServers.join(',')}`,
+            `security.protocol=${s.securityProtocol}`,
+            `sasl.mechanism=${s.saslMechanism}`,
+            `sasl.username=${s.username ?? '(none yet: --issue)'}`,
+            ...(issued ? [`sasl.password=${issued.password}`] : []),
+            `group.id=${s.consumerGroupPrefix}<your group>`,
+            `schema.registry.url=${s.schemaRegistry.url}`,
+            ...(issued ? [`basic.auth.user.info=${issued.username}:${issued.password}`] : []),
+            ...s.topics.map((t) => `# topic ${t.topic} (subscription ${t.subscriptionId}${t.readable ? '' : ', not readable: no accepted grant covers it'})`),
+          ]
+          return `${lines.join('\n')}\n${issued ? `# the password is shown only now${issued.rotated ? '; the previous one no longer works' : ''}\n` : ''}`
+        })
+        return 0
+      },
     },
   },
   organizations: {

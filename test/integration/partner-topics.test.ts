@@ -15,6 +15,7 @@ import { partnerKafkaAccess } from '../../config/index.ts'
 import { HEADER } from '../../schemas/headers.ts'
 import { AvroSerde, RegistryClient } from '../../schemas/index.ts'
 import { confluentPython } from '../helpers/confluent-python.ts'
+import { runCli } from '../helpers/cli.ts'
 import { testKafka, testPlatformConfig, uniqueName, waitFor } from '../helpers/env.ts'
 
 const SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'contract', 'partner_topic_check.py')
@@ -293,5 +294,28 @@ describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the
     } finally {
       await admin.disconnect()
     }
+  })
+
+  it('distributary partners kafka-credentials shows the settings, issues credentials once and revokes them', async () => {
+    const env = { DISTRIBUTARY_API_URL: p.url, DISTRIBUTARY_API_KEY: keyB }
+    const shown = await runCli(['partners', 'kafka-credentials', partnerB], env, 60_000)
+    expect(shown.code, shown.err).to.equal(0)
+    expect(shown.out).to.include(`bootstrap.servers=${access.bootstrapServers.join(',')}`)
+    expect(shown.out).to.include('sasl.username=(none yet: --issue)')
+    const issued = await runCli(['partners', 'kafka-credentials', partnerB, '--issue', '--json'], env, 60_000)
+    expect(issued.code, issued.err).to.equal(0)
+    const creds = JSON.parse(issued.out) as { username: string; password: string; saslMechanism: string }
+    expect(creds).to.include({ username: `${access.topicPrefix}${slugB}`, saslMechanism: 'SCRAM-SHA-512' })
+    const admin = partnerKafka(creds.username, creds.password).admin()
+    await admin.connect() // SASL authentication succeeded
+    await admin.disconnect()
+    expect((await runCli(['partners', 'kafka-credentials', partnerB, '--revoke'], env, 60_000)).code).to.equal(0)
+    const denied = partnerKafka(creds.username, creds.password).admin()
+    const error = await denied.connect().then(() => 'connected', (err: Error) => err.message)
+    await denied.disconnect().catch(() => undefined)
+    expect(error).to.match(/SASL|authentication failed/i)
+    const both = await runCli(['partners', 'kafka-credentials', partnerB, '--issue', '--revoke'], env, 60_000)
+    expect(both.code).to.equal(2)
+    expect(both.err.trim().split('\n')).to.have.length(1)
   })
 })
