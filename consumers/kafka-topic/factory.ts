@@ -2,7 +2,7 @@
  * The kafka-topic sink as the sink worker builds it for a subscription, and the producer every such
  * sink of a worker shares.
  */
-import type { Kafka, Producer } from 'kafkajs'
+import type { Kafka, Message, Producer } from 'kafkajs'
 import { ConfigError } from '../../common/errors.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { SinkConnector, SinkContext } from '../../connectors/sink/types.ts'
@@ -22,15 +22,34 @@ export function kafkaTopicSinkConfig(sub: SubscriptionDoc, topics: readonly Topi
   return { topic: sub.sink.topic, sourceTopic: spec.name, ...(pinned !== undefined ? { pinnedVersion: pinned } : {}) }
 }
 
-/** One idempotent producer for the partner topics of a worker, replaced after a failed send. */
+interface Pending {
+  topic: string
+  messages: Message[]
+  resolve: () => void
+  reject: (err: unknown) => void
+}
+
+/**
+ * One idempotent producer for the partner topics of a worker, replaced after a failed send, with
+ * group commit: the records of every kafka-topic sink's `put` that arrive while the producer's
+ * requests are in flight go out together in the next produce request (one `sendBatch` over all their
+ * topics), as librdkafka's linger would gather them, but without waiting when the producer is idle.
+ * A `put` resolves when its own records are acknowledged. Per-key order holds: the runtime never has
+ * two puts of one key in flight, and the idempotent producer keeps the order of its requests per
+ * partition (at most 5 in flight).
+ */
 export class SharedPartnerTopicWriter implements PartnerTopicWriter {
   #producer: Promise<Producer> | null = null
+  #pending: Pending[] = []
+  #pendingRecords = 0
+  #inFlight = 0
   readonly admin
 
   constructor(
     private readonly kafka: Kafka,
     readonly serde: AvroSerde,
     private readonly logger: Logger,
+    private readonly options: { maxInFlight?: number; maxBatchRecords?: number } = {},
   ) {
     this.admin = kafka.admin()
   }
@@ -53,6 +72,54 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
       this.#producer = null
       p.disconnect().catch((err: unknown) => this.logger.debug('partner topic producer did not disconnect cleanly', { err }))
     }, () => undefined)
+  }
+
+  send(topic: string, messages: Message[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ topic, messages, resolve, reject })
+      this.#pendingRecords += messages.length
+      this.#flush()
+    })
+  }
+
+  #flush(): void {
+    const maxInFlight = this.options.maxInFlight ?? 5
+    const maxRecords = this.options.maxBatchRecords ?? 5000
+    while (this.#pending.length > 0 && this.#inFlight < maxInFlight) {
+      // one request: pending puts in arrival order, up to maxRecords (a single larger put goes alone)
+      const batch: Pending[] = []
+      let records = 0
+      while (this.#pending.length > 0 && (batch.length === 0 || records + this.#pending[0]!.messages.length <= maxRecords)) {
+        const next = this.#pending.shift()!
+        records += next.messages.length
+        batch.push(next)
+      }
+      this.#pendingRecords -= records
+      this.#inFlight++
+      void this.#sendBatch(batch).finally(() => {
+        this.#inFlight--
+        this.#flush()
+      })
+    }
+  }
+
+  async #sendBatch(batch: Pending[]): Promise<void> {
+    const byTopic = new Map<string, Message[]>()
+    for (const b of batch) {
+      const list = byTopic.get(b.topic)
+      if (list) list.push(...b.messages)
+      else byTopic.set(b.topic, [...b.messages])
+    }
+    let producer: Producer | undefined
+    try {
+      producer = await this.producer()
+      await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) })
+    } catch (err) {
+      if (producer) this.failed(producer)
+      for (const b of batch) b.reject(err)
+      return
+    }
+    for (const b of batch) b.resolve()
   }
 
   async close(): Promise<void> {

@@ -12,7 +12,7 @@
  * - `put` resolves once the partner topic acknowledged every record (acks=all, idempotent producer),
  *   and only then does the runtime move the subscription's position: at least once.
  */
-import type { Admin, Producer } from 'kafkajs'
+import type { Admin, Message } from 'kafkajs'
 import { DataError, RetriableError, SyndicationError } from '../../common/errors.ts'
 import type { PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
 import { isTombstone, rawOf } from '../../connectors/sink/records.ts'
@@ -30,11 +30,10 @@ export interface KafkaTopicSinkConfig {
   pinnedVersion?: number
 }
 
-/** What every kafka-topic sink of a worker shares: one producer (re-created after a failed send), one admin. */
+/** What every kafka-topic sink of a worker shares: one producer (group commit, re-created after a failed send), one admin. */
 export interface PartnerTopicWriter {
-  producer(): Promise<Producer>
-  /** A send failed: the producer's sequence numbers are no longer to be trusted (see the source runner). */
-  failed(p: Producer): void
+  /** Resolves when the partner topic acknowledged every message (acks=all). */
+  send(topic: string, messages: Message[]): Promise<void>
   admin: Admin
   serde: AvroSerde
 }
@@ -115,7 +114,7 @@ export class KafkaTopicSink implements SinkConnector<KafkaTopicSinkConfig> {
   }
 
   async put(records: SinkRecord[], _options?: PutOptions): Promise<void> {
-    const messages = []
+    const messages: Message[] = []
     for (const r of records) {
       const raw = rawOf(r)
       const key = await this.#key(raw?.key ?? null)
@@ -133,11 +132,9 @@ export class KafkaTopicSink implements SinkConnector<KafkaTopicSinkConfig> {
       })
     }
     const started = Date.now()
-    const producer = await this.writer.producer()
     try {
-      await producer.send({ topic: this.#config.topic, acks: -1, messages })
+      await this.writer.send(this.#config.topic, messages)
     } catch (err) {
-      this.writer.failed(producer)
       for (const r of records) this.#report(r, started, 'retriable', err)
       throw new RetriableError(`partner topic ${this.#config.topic} did not acknowledge: ${(err as Error).message}`, undefined, { topic: this.#config.topic }, { cause: err })
     }
