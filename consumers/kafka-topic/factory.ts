@@ -4,6 +4,7 @@
  */
 import type { Kafka, Message, Producer } from 'kafkajs'
 import { ConfigError } from '../../common/errors.ts'
+import { Limiter } from '../../common/limiter.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { SinkConnector, SinkContext } from '../../connectors/sink/types.ts'
 import { pinsOf } from '../../control-plane/schema-pins.ts'
@@ -43,6 +44,7 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
   #pending: Pending[] = []
   #pendingRecords = 0
   #inFlight = 0
+  readonly #preparations = new Limiter(1)
   readonly admin
 
   constructor(
@@ -64,6 +66,16 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
       this.#producer = ready
     }
     return this.#producer
+  }
+
+  /**
+   * One topic preparation at a time: kafkajs' admin refreshes the metadata of every topic it has been
+   * asked about, so while one sink's new topic is not in the brokers' metadata yet, another sink's
+   * metadata call on the shared admin fails with UNKNOWN_TOPIC_OR_PARTITION; 100 sinks starting at
+   * once kept failing each other that way.
+   */
+  preparing<T>(task: () => Promise<T>): Promise<T> {
+    return this.#preparations.run(task)
   }
 
   failed(p: Producer): void {

@@ -34,6 +34,8 @@ export interface KafkaTopicSinkConfig {
 export interface PartnerTopicWriter {
   /** Resolves when the partner topic acknowledged every message (acks=all). */
   send(topic: string, messages: Message[]): Promise<void>
+  /** Runs the preparation of one partner topic (creation, subject config) after the others: see SharedPartnerTopicWriter. */
+  preparing<T>(task: () => Promise<T>): Promise<T>
   admin: Admin
   serde: AvroSerde
 }
@@ -54,9 +56,17 @@ export class KafkaTopicSink implements SinkConnector<KafkaTopicSinkConfig> {
   async start(config: KafkaTopicSinkConfig, ctx: SinkContext): Promise<void> {
     this.#config = config
     this.#ctx = ctx
-    const { admin } = this.writer
     try {
-      await admin.connect()
+      await this.writer.preparing(() => this.#prepare(config))
+    } catch (err) {
+      throw err instanceof SyndicationError ? err : new RetriableError(`partner topic ${config.topic} could not be prepared: ${(err as Error).message}`, undefined, { topic: config.topic }, { cause: err })
+    }
+  }
+
+  async #prepare(config: KafkaTopicSinkConfig): Promise<void> {
+    const { admin } = this.writer
+    await admin.connect()
+    {
       const meta = await admin.fetchTopicMetadata({ topics: [config.sourceTopic] })
       this.#partitions = meta.topics[0]!.partitions.length
       const described = await admin.describeConfigs({ resources: [{ type: 2, name: config.sourceTopic, configNames: ['cleanup.policy'] }], includeSynonyms: false })
@@ -68,8 +78,6 @@ export class KafkaTopicSink implements SinkConnector<KafkaTopicSinkConfig> {
       for (const subject of [valueSubject(config.topic), keySubject(config.topic)]) {
         await this.writer.serde.client.request('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: 'NONE' })
       }
-    } catch (err) {
-      throw err instanceof SyndicationError ? err : new RetriableError(`partner topic ${config.topic} could not be prepared: ${(err as Error).message}`, undefined, { topic: config.topic }, { cause: err })
     }
   }
 

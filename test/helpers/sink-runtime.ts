@@ -105,7 +105,7 @@ export const FAST: Partial<SinkWorkerSettings> = { leaseTtlMs: 3000, heartbeatMs
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '../..')
 
-export async function startSinkHarness(options: { partitions?: number; quiet?: boolean; mappingSandbox?: Partial<MappingSandboxSettings> } = {}): Promise<SinkHarness> {
+export async function startSinkHarness(options: { partitions?: number; quiet?: boolean; mappingSandbox?: Partial<MappingSandboxSettings>; partnerTopicPrefix?: string } = {}): Promise<SinkHarness> {
   const logger = createLogger({ level: process.env.LOG_LEVEL === 'debug' ? 'debug' : 'error' })
   const dbName = uniqueName('sink').slice(0, 50)
   const mongo = testMongo()
@@ -121,6 +121,8 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
       bootstrapKey: '',
       apiKeyCacheMs: 1000,
       idempotencyTtlSeconds: 60,
+      // kafka-topic subscriptions (partner topics) when asked for
+      ...(options.partnerTopicPrefix !== undefined ? { partnerKafka: { topicPrefix: options.partnerTopicPrefix } } : {}),
     })
     await c.init()
     return c
