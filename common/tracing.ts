@@ -42,7 +42,7 @@ import { SyndicationError } from './errors.ts'
 import type { Logger } from './logger.ts'
 import { PROJECT_ROOT } from './paths.ts'
 
-export { SpanKind, type Context, type Span }
+export { ROOT_CONTEXT, SpanKind, type Context, type Span }
 
 /**
  * Attribute names of OpenTelemetry's semantic conventions still marked incubating (messaging,

@@ -454,22 +454,28 @@ export class DeliveryQueue {
     const attempt = entry.attempts
     const deliver = entry.injected?.deliver ?? sub.deliver
     const span = tracingOn() ? deliverySpan(sub.id, entry, attempt) : undefined
-    let pending: Promise<void>
-    try {
-      pending = span ? runInSpan(span, () => deliver(entry.record, { attempt, signal: sub.controller.signal }), eventContext(entry.record.headers)) : deliver(entry.record, { attempt, signal: sub.controller.signal })
-    } catch (err) {
-      pending = Promise.reject(err)
+    const run = () => {
+      let pending: Promise<void>
+      try {
+        pending = deliver(entry.record, { attempt, signal: sub.controller.signal })
+      } catch (err) {
+        pending = Promise.reject(err)
+      }
+      pending.then(
+        () => {
+          if (span) endSpan(span)
+          this.#guarded(sub, () => this.#succeeded(sub, lane, entry))
+        },
+        (err: unknown) => {
+          if (span) endSpan(span, err)
+          this.#guarded(sub, () => this.#failed(sub, lane, entry, err, startedAt))
+        },
+      )
     }
-    pending.then(
-      () => {
-        if (span) endSpan(span)
-        this.#guarded(sub, () => this.#succeeded(sub, lane, entry))
-      },
-      (err: unknown) => {
-        if (span) endSpan(span, err)
-        this.#guarded(sub, () => this.#failed(sub, lane, entry, err, startedAt))
-      },
-    )
+    // with tracing on, the attempt's outcome is handled in its span's context too: a dead letter or
+    // a parking logged because of it carries its trace_id
+    if (span) runInSpan(span, run, eventContext(entry.record.headers))
+    else run()
   }
 
   #succeeded(sub: Sub, lane: Lane, entry: Entry): void {

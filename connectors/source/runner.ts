@@ -19,7 +19,7 @@ import { type Kafka, type Message, type Producer, type TopicMessages } from 'kaf
 import { KeyHashPartitioner } from '../../common/kafkajs-partitioner.ts'
 import { idle as sleep } from '../../common/timers.ts'
 import type { Logger } from '../../common/logger.ts'
-import { ATTR, endSpan, extractContext, headersOf, kafkaAttributes, linkOf, SpanKind, startSpan, tracingOn, type Span } from '../../common/tracing.ts'
+import { ATTR, endSpan, extractContext, headersOf, kafkaAttributes, linkOf, ROOT_CONTEXT, SpanKind, startSpan, tracingOn, type Span } from '../../common/tracing.ts'
 import { DataError, RetriableError } from '../../common/errors.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
 import { HEADER, envelopeHeaders, newTraceparent, uuidv7 } from '../../schemas/headers.ts'
@@ -473,7 +473,7 @@ export class SourceRunner<C = unknown, V = unknown> {
         },
         links,
       },
-      carried[0] ?? extractContext({}),
+      carried[0] ?? ROOT_CONTEXT, // not the loop's context: a batch's trace is its records'
     )
   }
 

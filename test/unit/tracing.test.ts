@@ -165,6 +165,17 @@ describe('tracing on (in-memory exporter)', () => {
     expect(logged.every((l) => l.trace_id === PUBLISHER_TRACE)).to.equal(true)
   })
 
+  it('the queue\'s own log lines about an attempt (a dead letter) carry its trace ids', async () => {
+    const lines: string[] = []
+    const q = new DeliveryQueue({ onDeadLetter: () => undefined }, { logger: createLogger({ write: (l) => lines.push(l) }) })
+    q.addSubscription({ id: 'sub-dl', policy: { kind: 'schedule', delaysMs: [], jitter: 0, maxRetryAfterMs: 1000 }, deliver: async () => Promise.reject(new RetriableError('down')) })
+    q.enqueue('sub-dl', rec(3))
+    await waitFor(() => lines.length > 0, { timeoutMs: 5000 })
+    q.close()
+    const attempt = named(exporter.getFinishedSpans(), 'deliver')[0]!
+    expect(JSON.parse(lines[0]!)).to.include({ msg: 'delivery exhausted its retries: dead letter', trace_id: PUBLISHER_TRACE, span_id: attempt.spanContext().spanId })
+  })
+
   it('a webhook call is a CLIENT span under the attempt, and the partner receives its traceparent', async () => {
     const client = new WebhookClient({ guard: loopbackOnlyGuard })
     try {
