@@ -18,6 +18,7 @@ import { PartnerKafka } from '../control-plane/partner-kafka.ts'
 import type { Admin } from 'kafkajs'
 import type { Logger } from '../common/logger.ts'
 import { Metrics } from '../common/metrics.ts'
+import { tracingFromConfig } from '../common/tracing.ts'
 import { ConfigError } from '../common/errors.ts'
 import { partnerKafkaAccess, usesLocalMongo, type AppConfig } from '../config/index.ts'
 import { controlPlaneFromConfig, loadSourceDeclarations, pinnedReaderCheck, registryAccess, SourceRegistry } from '../control-plane/index.ts'
@@ -102,6 +103,9 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   }
   // The secrets key ring: sealing secrets at rest, and the internal credentials of the built-in registry.
   const keyRing = encryptionKeys(config, settings.dir, logger)
+
+  // Tracing (docs/tracing.md) before anything that makes spans; off unless an exporter is configured.
+  const tracing = await tracingFromConfig(config, logger)
 
   // Readiness asks each dependency afresh: one attempt, short timeouts, never a cached answer.
   const kafka = createKafka(config, logger, `${config.kafka.clientId}-health`, { connectionTimeout: 1000, retry: { retries: 0 } })
@@ -277,6 +281,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
         await partnerTopicWriter?.close()
       await mappings?.close()
         await Promise.allSettled([admin.disconnect(), mongo.close()])
+        await tracing?.shutdown() // the spans still buffered are exported first
         if (startedStack && options.stopStackOnClose !== false) await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
         logger.info('platform stopped')
       },
@@ -416,6 +421,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       await registry?.close()
       clearInterval(partnerReconcile)
       await Promise.allSettled([admin.disconnect(), mongo.close(), ...(partnerKafkaAdmin ? [partnerKafkaAdmin.disconnect()] : [])])
+      await tracing?.shutdown() // the spans still buffered are exported first
       if (startedStack && options.stopStackOnClose !== false) {
         await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
       }

@@ -1,7 +1,11 @@
 /**
  * Structured JSON logs, one object a line. Keys that can carry secrets are redacted wherever they
- * appear in the context, so a password or a connection string never reaches a log line.
+ * appear in the context, so a password or a connection string never reaches a log line. A line
+ * written while a trace span is active carries its `trace_id` and `span_id` (OpenTelemetry's names
+ * for trace context in logs; docs/tracing.md): only with tracing on, when spans are active at all.
  */
+import { context, trace } from '@opentelemetry/api'
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 }
@@ -48,7 +52,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const write = options.write ?? ((line: string) => process.stdout.write(line + '\n'))
   const emit = (level: LogLevel, msg: string, ctx?: Record<string, unknown>) => {
     if (ORDER[level] < threshold) return
-    const record = { time: new Date().toISOString(), level, msg, ...bindings, ...(redact(ctx ?? {}) as object) }
+    // without a context manager (tracing off) the active context is always the empty root
+    const span = trace.getSpanContext(context.active())
+    const ids = span !== undefined ? { trace_id: span.traceId, span_id: span.spanId } : undefined
+    const record = { time: new Date().toISOString(), level, msg, ...ids, ...bindings, ...(redact(ctx ?? {}) as object) }
     write(JSON.stringify(record))
   }
   return {

@@ -5,12 +5,22 @@
 import fs from 'node:fs'
 import convict from 'convict'
 import { ConfigError } from '../common/errors.ts'
-import { configSchema, LOG_LEVELS, SASL_MECHANISMS } from './schema.ts'
+import { configSchema, LOG_LEVELS, SASL_MECHANISMS, TRACES_EXPORTERS, TRACES_SAMPLERS } from './schema.ts'
 
 export { configSchema } from './schema.ts'
 
 export interface AppConfig {
   log: { level: (typeof LOG_LEVELS)[number] }
+  tracing: {
+    exporter: (typeof TRACES_EXPORTERS)[number]
+    endpoint: string
+    tracesEndpoint: string
+    headers: string
+    serviceName: string
+    resourceAttributes: string
+    sampler: (typeof TRACES_SAMPLERS)[number]
+    samplerArg: number
+  }
   http: { host: string; port: number }
   kafka: {
     brokers: string
@@ -117,6 +127,14 @@ convict.addFormat({
   },
 })
 
+/** OpenTelemetry's key=value,key=value lists (OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES); see parseKeyValueList. */
+convict.addFormat({
+  name: 'key-value-list',
+  validate(value: unknown) {
+    if (typeof value !== 'string') throw new Error('must be a string')
+    parseKeyValueList(value)
+  },
+})
 convict.addFormat({
   name: 'duration-list',
   validate(value: unknown) {
@@ -148,6 +166,27 @@ convict.addFormat({
   },
   coerce: (v: string) => Number(v),
 })
+
+/**
+ * `k1=v1,k2=v2` with percent-encoded values (the W3C Baggage form OpenTelemetry's variables use), as
+ * a record; '' is none. Throws naming the pair at fault (convict adds the setting).
+ */
+export function parseKeyValueList(value: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  if (value.trim() === '') return out
+  // the pair at fault is named by its position, never shown: a header value may be a credential
+  value.split(',').forEach((pair, i) => {
+    const at = pair.indexOf('=')
+    const key = at > 0 ? pair.slice(0, at).trim() : ''
+    if (key === '' || /\s/.test(key)) throw new Error(`pair ${i + 1} is not key=value (expected e.g. key1=value1,key2=value2)`)
+    try {
+      out[key] = decodeURIComponent(pair.slice(at + 1).trim())
+    } catch {
+      throw new Error(`the value of ${key} is not percent-encoded text`)
+    }
+  })
+  return out
+}
 
 /** Environment variables the schema declares, plus the one naming the config file. */
 export function knownEnvNames(): Set<string> {

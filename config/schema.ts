@@ -5,12 +5,42 @@
  */
 export const SASL_MECHANISMS = ['none', 'plain', 'scram-sha-256', 'scram-sha-512'] as const
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const
+export const TRACES_EXPORTERS = ['', 'none', 'otlp'] as const
+export const TRACES_SAMPLERS = ['parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio', 'always_on', 'always_off', 'traceidratio'] as const
 
 const port = (doc: string, def: number, env: string) => ({ doc, format: 'port', default: def, env })
 
 export const configSchema = {
   log: {
     level: { doc: 'Minimum level of the JSON log lines written to stdout.', format: [...LOG_LEVELS], default: 'info', env: 'LOG_LEVEL' },
+  },
+  // OpenTelemetry's own variable names (docs/tracing.md), so that an environment set up for an
+  // OpenTelemetry SDK configures this one too.
+  tracing: {
+    exporter: {
+      doc: 'Where spans go: otlp (OTLP over HTTP, JSON encoding) or none. Empty: otlp when an OTLP endpoint is set, else none, so tracing is off by default (an event\'s traceparent still travels to partners, see docs/tracing.md).',
+      format: [...TRACES_EXPORTERS],
+      default: '',
+      env: 'OTEL_TRACES_EXPORTER',
+    },
+    endpoint: { doc: 'Base URL of an OTLP/HTTP collector, e.g. http://otel-collector:4318 (Jaeger, Tempo and the OpenTelemetry Collector listen there); spans go to <endpoint>/v1/traces.', format: 'url-or-empty', default: '', env: 'OTEL_EXPORTER_OTLP_ENDPOINT' },
+    tracesEndpoint: { doc: 'Full URL spans are posted to (wins over OTEL_EXPORTER_OTLP_ENDPOINT), e.g. http://otel-collector:4318/v1/traces.', format: 'url-or-empty', default: '', env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' },
+    headers: {
+      doc: 'Headers of every OTLP export request, as comma-separated key=value pairs with percent-encoded values, e.g. authorization=Bearer%20<token> for a hosted collector.',
+      format: 'key-value-list',
+      default: '',
+      env: 'OTEL_EXPORTER_OTLP_HEADERS',
+      sensitive: true,
+    },
+    serviceName: { doc: 'service.name of every span this process exports.', format: String, default: 'distributary', env: 'OTEL_SERVICE_NAME' },
+    resourceAttributes: { doc: 'More resource attributes of every span, as comma-separated key=value pairs with percent-encoded values, e.g. deployment.environment.name=production.', format: 'key-value-list', default: '', env: 'OTEL_RESOURCE_ATTRIBUTES' },
+    sampler: {
+      doc: 'Which traces are recorded. parentbased_*: a request or event whose traceparent says sampled (or not) is recorded (or not) as its caller decided; new traces follow the rest of the name: always_on, always_off, or traceidratio (OTEL_TRACES_SAMPLER_ARG of them).',
+      format: [...TRACES_SAMPLERS],
+      default: 'parentbased_always_on',
+      env: 'OTEL_TRACES_SAMPLER',
+    },
+    samplerArg: { doc: 'The fraction of new traces the traceidratio samplers record, from 0 to 1.', format: 'fraction', default: 1, env: 'OTEL_TRACES_SAMPLER_ARG' },
   },
   http: {
     host: { doc: 'Address the API and ingestion server listens on.', format: String, default: '127.0.0.1', env: 'HTTP_HOST' },

@@ -1,8 +1,10 @@
 /**
  * The envelope of every event, carried as Kafka headers in CloudEvents' Kafka protocol binding
  * (binary content mode: `ce_` attributes, `content-type`), so that any CloudEvents-aware consumer
- * understands it, plus the W3C Trace Context `traceparent` header that OpenTelemetry's Kafka
- * instrumentation propagates. The schema subject and version are CloudEvents extension attributes.
+ * understands it, plus the W3C Trace Context `traceparent` (and `tracestate`) headers that
+ * OpenTelemetry's Kafka instrumentation propagates, which are also CloudEvents' distributed tracing
+ * extension in the Kafka binding (docs/tracing.md). The schema subject and version are CloudEvents
+ * extension attributes.
  */
 import { randomFillSync } from 'node:crypto'
 import type { IHeaders } from 'kafkajs'
@@ -33,6 +35,8 @@ export const HEADER = {
   schemaSubject: 'ce_schemasubject',
   schemaVersion: 'ce_schemaversion',
   traceparent: 'traceparent',
+  /** W3C Trace Context vendor entries that came with the traceparent (only when there are some). */
+  tracestate: 'tracestate',
   /**
    * CloudEvents extension: the organization that published the event (set by ingestion from the
    * authenticated publisher; the sink runtime ties the event to that publisher's grants).

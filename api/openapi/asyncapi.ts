@@ -37,7 +37,8 @@ const KAFKA_HEADERS: Json = {
     [HEADER.contentType]: { type: 'string', const: 'application/vnd.confluent.avro', description: 'The value is Avro in the Confluent wire format (magic byte 0, 4-byte schema id, Avro binary).' },
     [HEADER.schemaSubject]: { type: 'string', description: 'Registry subject of the value schema (TopicNameStrategy: <topic>-value).' },
     [HEADER.schemaVersion]: { type: 'string', description: 'Version of the value schema in that subject.' },
-    [HEADER.traceparent]: { type: 'string', description: 'W3C trace context of the request or source that produced the event.' },
+    [HEADER.traceparent]: { type: 'string', description: 'W3C trace context of the event (docs/tracing.md): the ingestion request\'s (with tracing on, its create span\'s), or the produce batch\'s.' },
+    [HEADER.tracestate]: { type: 'string', description: 'W3C tracestate that came with the traceparent of the ingestion request, when there was one.' },
     [HEADER.publisherId]: { type: 'string', description: 'The organization that published the event, stamped by the platform (never taken from the payload; docs/tenancy.md).' },
   },
 }
@@ -54,6 +55,7 @@ const WEBHOOK_HEADERS: Json = {
       description: 'Space-separated `v1,<base64>` signatures: HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the base64 part of each `whsec_` secret in force (two during a rotation). Verify with any Standard Webhooks library.',
     },
     'content-type': { type: 'string', const: 'application/json' },
+    traceparent: { type: 'string', description: 'W3C trace context of the event: continue it to join the publisher\'s trace. With tracing on, the span of this call; off, the event\'s as the publisher sent it (docs/tracing.md). Not signed.' },
   },
 }
 

@@ -17,12 +17,15 @@
  *  - `safeOffset` is, per topic-partition, the offset below which every record was delivered,
  *    dead-lettered or skipped: what a Kafka consumer may commit for this subscription;
  *  - `inject` queues a record outside the positions (a dead letter delivered again on request) in its
- *    key's lane, so that it never overtakes, nor runs beside, another record of its key.
+ *    key's lane, so that it never overtakes, nor runs beside, another record of its key;
+ *  - with tracing on, every attempt is a `deliver <topic>` span, a child of the trace context the
+ *    event carries in its headers, active while the deliver function runs (docs/tracing.md).
  *
  * The cost of an idle subscription is a few small objects; lanes exist only while they hold records.
  */
 import { EndpointDisabledError, isRetriable, type EndpointDisabledReason } from '../../common/errors.ts'
 import { createLogger, type Logger } from '../../common/logger.ts'
+import { ATTR, endSpan, eventContext, kafkaAttributes, runInSpan, SpanKind, startSpan, tracingOn, type Span } from '../../common/tracing.ts'
 import { backoffDelay, DEFAULT_DELIVERY_POLICY, retryDelay, type RetryPolicy } from '../retry.ts'
 import { sleep } from '../../common/timers.ts'
 import { setMaxListeners } from 'node:events'
@@ -449,16 +452,30 @@ export class DeliveryQueue {
     if (entry.attempts === 1) entry.firstAttemptAt = this.#now()
     const startedAt = this.#now()
     const attempt = entry.attempts
-    let pending: Promise<void>
-    try {
-      pending = (entry.injected?.deliver ?? sub.deliver)(entry.record, { attempt, signal: sub.controller.signal })
-    } catch (err) {
-      pending = Promise.reject(err)
+    const deliver = entry.injected?.deliver ?? sub.deliver
+    const span = tracingOn() ? deliverySpan(sub.id, entry, attempt) : undefined
+    const run = () => {
+      let pending: Promise<void>
+      try {
+        pending = deliver(entry.record, { attempt, signal: sub.controller.signal })
+      } catch (err) {
+        pending = Promise.reject(err)
+      }
+      pending.then(
+        () => {
+          if (span) endSpan(span)
+          this.#guarded(sub, () => this.#succeeded(sub, lane, entry))
+        },
+        (err: unknown) => {
+          if (span) endSpan(span, err)
+          this.#guarded(sub, () => this.#failed(sub, lane, entry, err, startedAt))
+        },
+      )
     }
-    pending.then(
-      () => this.#guarded(sub, () => this.#succeeded(sub, lane, entry)),
-      (err: unknown) => this.#guarded(sub, () => this.#failed(sub, lane, entry, err, startedAt)),
-    )
+    // with tracing on, the attempt's outcome is handled in its span's context too: a dead letter or
+    // a parking logged because of it carries its trace_id
+    if (span) runInSpan(span, run, eventContext(entry.record.headers))
+    else run()
   }
 
   #succeeded(sub: Sub, lane: Lane, entry: Entry): void {
@@ -611,6 +628,32 @@ export class DeliveryQueue {
       this.#logger.error('delivery queue event handler threw', { error: err })
     }
   }
+}
+
+/**
+ * The span of one delivery attempt (OpenTelemetry's messaging conventions: a `process` operation),
+ * a child of the event's trace context: the ingestion request's or the source's produce.
+ */
+function deliverySpan(subscriptionId: string, entry: Entry, attempt: number): Span {
+  const r = entry.record
+  return startSpan(
+    `deliver ${r.topic}`,
+    {
+      kind: SpanKind.CONSUMER,
+      attributes: {
+        ...kafkaAttributes('process', 'deliver', r.topic),
+        [ATTR.messagingDestinationPartitionId]: String(r.partition),
+        [ATTR.messagingKafkaOffset]: Number(r.offset),
+        [ATTR.messagingMessageId]: r.eventId,
+        [ATTR.cloudeventsEventId]: r.eventId,
+        [ATTR.cloudeventsEventType]: r.eventType,
+        'distributary.subscription.id': subscriptionId,
+        'distributary.delivery.attempt': attempt,
+        ...(entry.injected ? { 'distributary.delivery.redelivery': true } : {}),
+      },
+    },
+    eventContext(r.headers),
+  )
 }
 
 /** A subscription's controller: its signal goes to every call in flight (up to `concurrency` listeners). */

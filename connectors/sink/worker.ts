@@ -62,6 +62,7 @@ import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Ka
 import { MongoError, MongoNetworkError, MongoServerSelectionError, type Db } from 'mongodb'
 import { RetriableError, SyndicationError } from '../../common/errors.ts'
 import type { Logger } from '../../common/logger.ts'
+import { activeSpan } from '../../common/tracing.ts'
 import { ownDeliveryPolicy, type ControlPlane } from '../../control-plane/service.ts'
 import type { ConnectorDoc, ConnectorStatus, DeadLetterRecord, DeliveryDoc, GrantDoc, OffsetReset, RetryRequestDoc, SnapshotProgress, SubscriptionDoc } from '../../control-plane/types.ts'
 import { DEAD_LETTER_HEADER, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
@@ -883,7 +884,7 @@ export class SinkWorker {
       await this.#deliverable(run, signal)
       const record = this.#entitled(run, original)
       if (!record && redelivery) throw new SyndicationError('FORBIDDEN', NOT_ENTITLED, false, { subscriptionId: run.id, eventId: original.eventId })
-      if (!record) return // not entitled: done, nothing delivered
+      if (!record) return void activeSpan()?.setAttribute('distributary.delivery.filtered', true) // not entitled: done, nothing delivered
       const poison = undeliverable(original, run.sink)
       if (poison) throw poison
       const calls = run.calls

@@ -6,9 +6,11 @@
  * - Avro in the Confluent wire format through the serde, key and value schemas of the topic's
  *   contracts (TopicNameStrategy subjects), registered or found once per topic;
  * - keys and CloudEvents envelope headers (event id UUIDv7, type, source, time, traceparent);
+ * - with tracing on, a `send` span per produce request (docs/tracing.md), linked to the trace
+ *   contexts its records carry and the trace context of those that carry none;
  * - a kafkajs idempotent producer, acks=all, one request in flight (per-key order survives retries),
  *   the next batch polled and encoded while the previous one waits for its ack (see run), and
- *   replaced by a fresh one (a new producer id) after any failed produce (see sendEncoded);
+ *   replaced by a fresh one (a new producer id) after any failed produce (see sendOnce);
  * - `commit(records)` only after the broker acked them; a failed commit is retried, never produced
  *   again; a failed produce is retried for pull sources and reported with `fail` for push sources;
  * - start / pause / resume / stop, and recovery after a crash (see SourceConnector.recovery).
@@ -17,6 +19,7 @@ import { type Kafka, type Message, type Producer, type TopicMessages } from 'kaf
 import { KeyHashPartitioner } from '../../common/kafkajs-partitioner.ts'
 import { idle as sleep } from '../../common/timers.ts'
 import type { Logger } from '../../common/logger.ts'
+import { ATTR, endSpan, extractContext, headersOf, kafkaAttributes, linkOf, ROOT_CONTEXT, SpanKind, startSpan, tracingOn, type Span } from '../../common/tracing.ts'
 import { DataError, RetriableError } from '../../common/errors.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
 import { HEADER, envelopeHeaders, newTraceparent, uuidv7 } from '../../schemas/headers.ts'
@@ -326,6 +329,8 @@ export class SourceRunner<C = unknown, V = unknown> {
   private flight: { batch: SourceRecord<V>[]; done: Promise<Error | undefined> } | undefined
   /** The chain of commits, in ack order. */
   private commits: Promise<void> = Promise.resolve()
+  /** The `send` span of each encoded batch (tracing on), ended when the broker answered. */
+  private readonly spans = new WeakMap<TopicMessages[], Span>()
 
   /**
    * Waits for the batch in flight. Returns its records when producing them failed and the source is
@@ -393,8 +398,21 @@ export class SourceRunner<C = unknown, V = unknown> {
   async encode(batch: SourceRecord<V>[]): Promise<TopicMessages[]> {
     const byTopic = new Map<string, { ids: TopicIds; messages: Message[] }>()
     for (const r of batch) if (!byTopic.has(r.topic)) byTopic.set(r.topic, { ids: await this.topicIds(r.topic), messages: [] })
-    // Records without a trace context share one root per produce request (the span that produced them).
-    const batchTrace = newTraceparent()
+    // Records without a trace context share the produce request's: its send span's, or (tracing off) a new trace.
+    if (!tracingOn()) return this.encodeMessages(batch, byTopic, newTraceparent())
+    const span = this.sendSpan(batch, byTopic.keys())
+    let out: TopicMessages[]
+    try {
+      out = this.encodeMessages(batch, byTopic, headersOf(span.spanContext()).traceparent)
+    } catch (err) {
+      endSpan(span, err)
+      throw err
+    }
+    this.spans.set(out, span)
+    return out
+  }
+
+  private encodeMessages(batch: SourceRecord<V>[], byTopic: Map<string, { ids: TopicIds; messages: Message[] }>, batchTrace: string): TopicMessages[] {
     const serde = this.opts.serde
     const now = new Date()
     // The records encoded here that carry a position share a batch tag (see positionHeader): after a
@@ -417,6 +435,7 @@ export class SourceRunner<C = unknown, V = unknown> {
       const id = r.id ?? uuidv7()
       r.id = id
       const headers = envelopeHeaders(id, r.type, this.source, r.occurredAt ?? now, ids.subject, ids.version, r.traceparent ?? batchTrace)
+      if (r.tracestate !== undefined && r.traceparent !== undefined) headers[HEADER.tracestate] = r.tracestate
       if (r.position !== undefined) headers[POSITION_HEADER] = positionHeader(r.position, tag)
       const publisher = this.publisherOf(r)
       if (publisher !== undefined) headers[HEADER.publisherId] = publisher
@@ -430,6 +449,32 @@ export class SourceRunner<C = unknown, V = unknown> {
       ;(r as { value: unknown }).value = undefined
     }
     return [...byTopic].map(([topic, t]) => ({ topic, messages: t.messages }))
+  }
+
+  /**
+   * The span of one produce request (OpenTelemetry's messaging conventions: `send`). Records that
+   * carry a trace context (an ingestion request's) are linked, the first one as the parent so the
+   * request's trace shows its produce; the others keep this span's context as their creation context.
+   */
+  private sendSpan(batch: SourceRecord<V>[], topics: Iterable<string>): Span {
+    const contexts = new Map<string, string | undefined>()
+    for (const r of batch) if (r.traceparent !== undefined && !contexts.has(r.traceparent)) contexts.set(r.traceparent, r.tracestate)
+    const carried = [...contexts].map(([traceparent, tracestate]) => extractContext(tracestate !== undefined ? { traceparent, tracestate } : { traceparent }))
+    const names = [...topics]
+    const links = carried.slice(1).flatMap((c) => linkOf(c) ?? [])
+    return startSpan(
+      names.length === 1 ? `send ${names[0]}` : 'send',
+      {
+        kind: SpanKind.PRODUCER,
+        attributes: {
+          ...kafkaAttributes('send', 'send', names.length === 1 ? names[0] : undefined),
+          [ATTR.messagingBatchMessageCount]: batch.length,
+          [ATTR.cloudeventsEventSource]: this.source,
+        },
+        links,
+      },
+      carried[0] ?? ROOT_CONTEXT, // not the loop's context: a batch's trace is its records'
+    )
   }
 
   /**
@@ -453,6 +498,20 @@ export class SourceRunner<C = unknown, V = unknown> {
     throw new DataError(`a record of source ${this.name} names manufacturer ${String(claim)} in ${field}, but the source publishes for ${stamped}`, { connector: this.name, topic: r.topic, field })
   }
 
+  /** Sends one encoded batch (sendOnce) and ends its send span (tracing on) with the broker's answer. */
+  private async sendEncoded(batch: SourceRecord<V>[], topicMessages: TopicMessages[]): Promise<void> {
+    const span = this.spans.get(topicMessages)
+    if (!span) return this.sendOnce(batch, topicMessages)
+    this.spans.delete(topicMessages)
+    try {
+      await this.sendOnce(batch, topicMessages)
+    } catch (err) {
+      endSpan(span, err)
+      throw err
+    }
+    endSpan(span)
+  }
+
   /**
    * Sends one encoded batch. A failed send spoils the producer: kafkajs gives a failed request's
    * sequence numbers back to its partitions, yet the broker may have appended that request (its
@@ -464,7 +523,7 @@ export class SourceRunner<C = unknown, V = unknown> {
    * producer id, sequences from 0). A pull source's retry may then write its batch twice, which
    * at-least-once allows (the same event ids); nothing acknowledged is lost.
    */
-  private async sendEncoded(batch: SourceRecord<V>[], topicMessages: TopicMessages[]): Promise<void> {
+  private async sendOnce(batch: SourceRecord<V>[], topicMessages: TopicMessages[]): Promise<void> {
     if (this.spoiled && this.producer) {
       const old = this.producer
       this.producer = this.newProducer()

@@ -23,7 +23,13 @@ export interface SourceRecord<V = unknown> {
   id?: string
   /** When it happened in the source system (ce_time); now when absent. */
   occurredAt?: Date
+  /**
+   * W3C trace context of the event (docs/tracing.md): e.g. the ingestion request's. Absent: the
+   * produce batch's (a new trace per batch when tracing is off).
+   */
   traceparent?: string
+  /** W3C tracestate that goes with `traceparent` (the tracestate header, when given). */
+  tracestate?: string
   /**
    * The organization publishing it (ce_publisherid): ties the record to that publisher's grants. A
    * runner that publishes for one organization (SourceRunnerOptions.publisherId) stamps that one and

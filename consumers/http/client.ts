@@ -27,12 +27,18 @@
  *  - 408, 429, 5xx: RetriableError, with the Retry-After header (seconds or HTTP date) honoured.
  *  - other 4xx: PartnerRejectedError (dead letter, no retry).
  *  - timeouts, refused or reset connections, DNS and TLS failures: RetriableError.
+ *
+ * A call that carries events (`HttpCall.trace`) sends their trace context as `traceparent`
+ * (docs/tracing.md): with tracing on, that of a CLIENT span of the call, a child of the delivery
+ * attempt; off, the event's own, as it came. tracestate is not sent: its entries belong to the
+ * publisher's tracing vendors, and the partner is another organization.
  */
 import { Agent, type Dispatcher } from 'undici'
 import { DataError, EndpointDisabledError, PartnerRejectedError, RetriableError, SyndicationError, UrlRefusedError } from '../../common/errors.ts'
 import type { UrlGuard } from '../../common/url-guard.ts'
 import { parseRetryAfter } from '../../connectors/retry.ts'
 import type { AttemptReport } from '../../connectors/sink/types.ts'
+import { endSpan, headersOf, linkOf, SpanKind, startSpan, tracingOn, type Context, type Span } from '../../common/tracing.ts'
 import { FairShare } from './fair-share.ts'
 
 export interface HttpSinkClientOptions {
@@ -59,6 +65,18 @@ export interface HttpCall {
   timeoutMs: number
   /** Keep the body of a 2xx answer (up to `maxBodyBytes`) in `AttemptResult.body`, e.g. an OAuth token. */
   keepBody?: boolean
+  /** The events the call carries: the trace context it continues (absent: none is sent, e.g. a token request). */
+  trace?: CallTrace
+}
+
+export interface CallTrace {
+  /** The (first) event's traceparent header: what the partner receives while tracing is off. */
+  traceparent: string | undefined
+  /**
+   * Tracing on: the delivery attempts the call carries (the first one the parent of its span, the
+   * others linked; a REST batch). Absent: the active context (the delivery attempt running it).
+   */
+  attempts?: readonly Context[]
 }
 
 export interface AttemptResult {
@@ -110,6 +128,20 @@ export class HttpSinkClient {
 
   /** One attempt: guard, call, classify. Never throws. `eventId` names the attempt in its report. */
   async call(call: HttpCall, eventId: string, signal?: AbortSignal): Promise<AttemptResult> {
+    if (call.trace === undefined) return this.#call(call, eventId, signal)
+    if (!tracingOn()) {
+      if (call.trace.traceparent !== undefined) call.headers.traceparent = call.trace.traceparent
+      return this.#call(call, eventId, signal)
+    }
+    const span = clientSpan(call, call.trace)
+    call.headers.traceparent = headersOf(span.spanContext()).traceparent
+    const result = await this.#call(call, eventId, signal)
+    if (result.report.status !== undefined) span.setAttribute('http.response.status_code', result.report.status)
+    endSpan(span, result.error)
+    return result
+  }
+
+  async #call(call: HttpCall, eventId: string, signal?: AbortSignal): Promise<AttemptResult> {
     const startedAt = this.now()
     const t0 = performance.now()
     const report: AttemptReport = { eventId, target: call.url, startedAt, durationMs: 0, outcome: 'failed' }
@@ -189,6 +221,24 @@ export class HttpSinkClient {
   async close(): Promise<void> {
     await this.#dispatcher.close()
   }
+}
+
+/** The CLIENT span of one call (OpenTelemetry's HTTP client conventions; the query string is left out: it may hold a credential). */
+function clientSpan(call: HttpCall, trace: CallTrace): Span {
+  const attributes: Record<string, string | number> = { 'http.request.method': call.method }
+  try {
+    const u = new URL(call.url)
+    Object.assign(attributes, {
+      'server.address': u.hostname,
+      'server.port': Number(u.port || (u.protocol === 'https:' ? 443 : 80)),
+      'url.full': `${u.origin}${u.pathname}`,
+    })
+  } catch {
+    // a URL the guard refuses anyway: the span says so through its error
+  }
+  const [first, ...others] = trace.attempts ?? []
+  const links = others.flatMap((c) => linkOf(c) ?? [])
+  return startSpan(call.method, { kind: SpanKind.CLIENT, attributes, ...(links.length > 0 ? { links } : {}) }, first)
 }
 
 /** The delivery-log outcome of a classified error. */

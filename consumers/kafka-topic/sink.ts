@@ -9,6 +9,8 @@
  *   (schema-projection.ts), registered under the partner topic's value subject. Keys keep their
  *   bytes, their schema registered under the key subject (same schema, same id).
  * - Tombstones are passed on (null value), so a compacted partner topic forgets deleted keys too.
+ * - The headers are the event's, with the trace context as a webhook sends it (docs/tracing.md): the
+ *   delivery attempt's traceparent with tracing on, no tracestate (the publisher's vendors' entries).
  * - `put` resolves once the partner topic acknowledged every record (acks=all, idempotent producer),
  *   and only then does the runtime move the subscription's position: at least once.
  */
@@ -20,6 +22,7 @@ import { createTopicsReady } from '../../common/kafka-admin.ts'
 import { AvroSerde } from '../../schemas/serde/serde.ts'
 import { keySubject, valueSubject } from '../../schemas/topics.ts'
 import { projectSchema } from './schema-projection.ts'
+import { activeSpan, headersOf } from '../../common/tracing.ts'
 
 export interface KafkaTopicSinkConfig {
   /** The partner topic. */
@@ -136,7 +139,7 @@ export class KafkaTopicSink implements SinkConnector<KafkaTopicSinkConfig> {
         key,
         value,
         partition: r.partition % Math.max(1, this.#partitions),
-        headers: r.headers,
+        headers: partnerHeaders(r.headers),
       })
     }
     const started = Date.now()
@@ -161,4 +164,14 @@ export class KafkaTopicSink implements SinkConnector<KafkaTopicSinkConfig> {
   }
 
   async stop(): Promise<void> {}
+}
+
+/** The event's headers as the partner receives them: see the header comment. */
+function partnerHeaders(headers: Record<string, string>): Record<string, string> {
+  const span = activeSpan()
+  if (span === undefined && headers.tracestate === undefined) return headers
+  const out = { ...headers }
+  delete out.tracestate
+  if (span) out.traceparent = headersOf(span.spanContext()).traceparent
+  return out
 }

@@ -19,11 +19,14 @@
  *  - rejected (other 4xx) with more than one event: the batch is re-sent one event per request, so
  *    only the events the partner rejects on their own are dead-lettered (a partner cannot tell us
  *    which item it refused in one answer).
+ * Every request sends the trace context of its (first) event as traceparent (docs/tracing.md); with
+ * tracing on, its span links the delivery attempts of the other events of a batch.
  */
 import { createHash } from 'node:crypto'
 import { ConfigError, PartnerRejectedError, type SyndicationError } from '../../common/errors.ts'
 import type { PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
-import { attemptOutcome, DEFAULT_HTTP_TIMEOUT_MS, type AttemptResult, type HttpSinkClient } from '../http/client.ts'
+import { attemptOutcome, DEFAULT_HTTP_TIMEOUT_MS, type AttemptResult, type CallTrace, type HttpSinkClient } from '../http/client.ts'
+import { activeContext, tracingOn, type Context } from '../../common/tracing.ts'
 import { MicroBatcher } from './batcher.ts'
 import { restSinkProblems, type RestAuth, type RestSinkConfig } from './config.ts'
 import { BodyMapping, eventBody } from './mapping.ts'
@@ -35,6 +38,8 @@ interface Prepared {
   record: SinkRecord
   url: string
   body: string
+  /** Tracing on: the delivery attempt the event is in (a batch is sent from a timer, outside of it). */
+  attempt?: Context
 }
 
 export class RestSink implements SinkConnector<RestSinkConfig> {
@@ -98,7 +103,9 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
   /** URL and body of one event; a DataError (dead letter) when the event cannot be mapped. */
   async #prepare(record: SinkRecord, signal?: AbortSignal): Promise<Prepared> {
     try {
-      return { record, url: renderUrl(this.#template!, record), body: await eventBody(record, this.#mapping, signal) }
+      const prepared: Prepared = { record, url: renderUrl(this.#template!, record), body: await eventBody(record, this.#mapping, signal) }
+      if (tracingOn()) prepared.attempt = activeContext()
+      return prepared
     } catch (err) {
       if (err instanceof Error && 'context' in err) Object.assign((err as SyndicationError).context, this.#where(record))
       throw err
@@ -144,7 +151,7 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
         }
         headers.authorization = `Bearer ${token}`
       } else if (this.#staticAuth) headers[this.#staticAuth[0]] = this.#staticAuth[1]
-      result = await this.client.call({ method: config.method, url, headers, body, timeoutMs }, first, signal)
+      result = await this.client.call({ method: config.method, url, headers, body, timeoutMs, trace: callTrace(items) }, first, signal)
       if (result.report.status === 401 && token !== undefined && attempt === 0) {
         // the token was revoked or expired early: one fresh token, one immediate retry
         this.tokens.invalidate(this.#oauth!, token)
@@ -168,6 +175,13 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
     if (!onAttempt) return
     for (const item of items) onAttempt(item.record.eventId === report.eventId ? report : { ...report, eventId: item.record.eventId })
   }
+}
+
+/** The trace context a request carrying `items` continues: their delivery attempts (tracing on), else the first event's traceparent. */
+function callTrace(items: Prepared[]): CallTrace {
+  const traceparent = items[0]!.record.headers.traceparent
+  if (items[0]!.attempt === undefined) return { traceparent }
+  return { traceparent, attempts: items.flatMap((i) => i.attempt ?? []) }
 }
 
 function lowerKeys(h: Record<string, string>): Record<string, string> {

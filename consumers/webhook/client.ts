@@ -3,7 +3,7 @@
  * POSTed with webhook-id, a fresh webhook-timestamp and one signature per key in force; the status
  * rules, keep-alive pool and URL guard are those of every HTTP sink (consumers/http/client.ts).
  */
-import { HttpSinkClient, type AttemptResult, type HttpSinkClientOptions } from '../http/client.ts'
+import { HttpSinkClient, type AttemptResult, type CallTrace, type HttpCall, type HttpSinkClientOptions } from '../http/client.ts'
 import { signatureHeader, type SigningKey } from './signature.ts'
 
 export type WebhookClientOptions = HttpSinkClientOptions
@@ -20,6 +20,8 @@ export interface WebhookMessage {
   id: string
   /** The JSON text, or its UTF-8 bytes (one Buffer shared by every subscription sending the record). */
   body: string | Buffer
+  /** The event's trace context, sent on as traceparent (docs/tracing.md). */
+  trace?: CallTrace
 }
 
 export class WebhookClient extends HttpSinkClient {
@@ -38,6 +40,8 @@ export class WebhookClient extends HttpSinkClient {
       'webhook-signature': signatureHeader(target.keys, message.id, timestamp, message.body),
     }
     for (const name in target.headers) headers[name] = target.headers[name]!
-    return this.call({ method: 'POST', url: target.url, headers, body: message.body, timeoutMs: target.timeoutMs }, message.id, signal)
+    const call: HttpCall = { method: 'POST', url: target.url, headers, body: message.body, timeoutMs: target.timeoutMs }
+    if (message.trace !== undefined) call.trace = message.trace
+    return this.call(call, message.id, signal)
   }
 }

@@ -2,7 +2,8 @@
  * The webhook sink connector: one instance per subscription, all sharing one WebhookClient (and so
  * one keep-alive pool per partner origin). Each record is one Standard Webhooks message: body
  * `{type, timestamp, data}`, webhook-id = the event id (the same on every retry), a fresh
- * webhook-timestamp and signature per attempt, one signature per secret in force (rotation overlap).
+ * webhook-timestamp and signature per attempt, one signature per secret in force (rotation overlap),
+ * and the event's trace context as traceparent (docs/tracing.md).
  */
 import { ConfigError, DataError } from '../../common/errors.ts'
 import type { PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
@@ -147,7 +148,7 @@ export class WebhookSink implements SinkConnector<WebhookSinkConfig> {
     const target = this.#currentTarget(config)
     for (const record of records) {
       const body = webhookBodyBytes(record)
-      const { report, error } = await this.client.send(target, { id: record.eventId, body }, options.signal)
+      const { report, error } = await this.client.send(target, { id: record.eventId, body, trace: { traceparent: record.headers.traceparent } }, options.signal)
       ctx.onAttempt?.(report)
       if (error) {
         Object.assign(error.context, { subscriptionId: ctx.subscriptionId, topic: record.topic, partition: record.partition, offset: record.offset })

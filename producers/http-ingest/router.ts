@@ -19,12 +19,17 @@
  * - Idempotency-Key (common/idempotency.ts, per organization): the first answer (202 or 400) is stored
  *   and replayed for the window; a key still in progress is 409, a key reused with another body is 422;
  *   a 503 stored nothing, so it frees the key for the retry.
+ * - trace context (docs/tracing.md): the request's events carry one, in their traceparent and
+ *   tracestate headers. With tracing on, a server span continues the caller's W3C headers and a
+ *   `create <topic>` span, ended once the events are stored, is the context its events carry; off,
+ *   they carry the caller's traceparent as it came (a valid one), else a new trace.
  */
 import { Router, type NextFunction, type Request, type Response } from 'express'
 import type { Metrics } from '../../common/metrics.ts'
 import type { Kafka } from 'kafkajs'
 import type { Collection } from 'mongodb'
-import { isTraceparent, newTraceparent } from '../../schemas/headers.ts'
+import { newTraceparent } from '../../schemas/headers.ts'
+import { ATTR, callerTrace, endSpan, headersOf, inServerSpan, kafkaAttributes, SpanKind, startSpan, tracingOn, type TraceHeaders } from '../../common/tracing.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
 import { ALL_TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
@@ -135,7 +140,12 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
   })
 
   const router = Router()
-  router.post('/v1/events/:eventType', async (req: Request, res: Response, next: NextFunction) => {
+  router.post('/v1/events/:eventType', (req: Request, res: Response, next: NextFunction) => {
+    if (!tracingOn()) return void ingestRequest(req, res, next)
+    inServerSpan({ req, res }, '/v1/events/{eventType}', { [ATTR.cloudeventsEventType]: String(req.params.eventType) }, () => void ingestRequest(req, res, next))
+  })
+
+  async function ingestRequest(req: Request, res: Response, next: NextFunction): Promise<void> {
     try {
       const principal = await options.authenticate(req)
       if (!principal) {
@@ -212,7 +222,7 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
       if (err instanceof RateLimitedError && !res.headersSent) return sendRefusal(res, err)
       next(err)
     }
-  })
+  }
 
   function replay(res: Response, outcome: Exclude<ClaimOutcome, { kind: 'claimed' }>, key: string): void {
     if (outcome.kind === 'reused') {
@@ -278,10 +288,22 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
         errors: foreign,
       })
     }
-    const tp = req.get('traceparent')
-    // One trace context per request: the caller's, or a new root shared by the request's events.
-    const traceparent = tp !== undefined && isTraceparent(tp) ? tp : newTraceparent()
     const topic = route.topic.name
+    // One trace context per request, carried by each of its events: the create span's (tracing on),
+    // else the caller's, else a new trace.
+    const create = tracingOn()
+      ? startSpan(`create ${topic}`, {
+          kind: SpanKind.PRODUCER,
+          attributes: {
+            ...kafkaAttributes('create', 'create', topic),
+            [ATTR.messagingBatchMessageCount]: values.length,
+            [ATTR.cloudeventsEventType]: eventType,
+            'distributary.publisher.id': principal.organizationId,
+          },
+        })
+      : undefined
+    const trace: TraceHeaders = create ? headersOf(create.spanContext()) : (callerTrace(req.headers) ?? { traceparent: newTraceparent() })
+    const { traceparent, tracestate } = trace
     const records: SourceRecord[] = new Array(values.length)
     for (let i = 0; i < values.length; i++) {
       const v = values[i] as Record<string, unknown>
@@ -294,6 +316,7 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
         publisherId: publisherOf(v, principal),
         occurredAt: typeof v.occurredAt === 'number' ? new Date(v.occurredAt) : undefined,
         traceparent,
+        tracestate,
       }
     }
     // The records now hold the events; the parsed array and the checked list are let go (the runner
@@ -302,7 +325,9 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
     values.length = 0
     try {
       await source.offer(records)
+      if (create) endSpan(create)
     } catch (err) {
+      if (create) endSpan(create, err)
       const e = err as RetriableError
       log.warn('events not stored; answering 503', { code: e.code ?? 'RETRIABLE', organizationId: principal.organizationId, eventType, count: records.length, err })
       options.metrics?.ingestedEvents.inc({ event_type: eventType, outcome: 'unavailable' }, records.length)
