@@ -165,7 +165,9 @@ describe('the Docker image (Dockerfile)', function () {
 
 describe('the platform service in docker-compose', () => {
   const compose = parse(fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Record<string, unknown>> }
-  const three = parse(fs.readFileSync(path.join(ROOT, 'docker-compose.three-brokers.yml'), 'utf8'), { merge: true }) as { services: Record<string, Record<string, unknown>> }
+  // Compose's own tag (2.24+): the override's ports replace the base service's instead of adding to them
+  const override = { tag: '!override', collection: 'seq' as const, resolve: (v: unknown) => v }
+  const three = parse(fs.readFileSync(path.join(ROOT, 'docker-compose.three-brokers.yml'), 'utf8'), { merge: true, customTags: [override] }) as { services: Record<string, Record<string, unknown>> }
   const service = compose.services.distributary!
 
   it('restarts the platform and checks its health as the image does', () => {
@@ -177,6 +179,19 @@ describe('the platform service in docker-compose', () => {
     expect(hc.timeout).to.be.a('string')
     expect(hc.retries).to.be.a('number')
     expect(hc.start_period).to.be.a('string')
+  })
+
+  it('runs the partners\' listener (SCRAM, ACLs enforced) as the local stack does, one per broker with three', () => {
+    const env = compose.services.kafka!.environment as Record<string, string>
+    expect(env.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP).to.include('PARTNER:SASL_PLAINTEXT')
+    expect(env.KAFKA_LISTENER_NAME_PARTNER_SASL_ENABLED_MECHANISMS).to.equal('SCRAM-SHA-512')
+    expect(env.KAFKA_AUTHORIZER_CLASS_NAME).to.equal('org.apache.kafka.metadata.authorizer.StandardAuthorizer')
+    expect(env.KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND).to.equal('false')
+    expect(compose.services.kafka!.ports).to.include('127.0.0.1:9094:9094')
+    expect((service.environment as Record<string, string>).KAFKA_PARTNER_BOOTSTRAP_SERVERS).to.equal('127.0.0.1:9094')
+    const hostPorts = (['kafka', 'kafka-2', 'kafka-3'] as const).flatMap((n) => (three.services[n]!.ports as string[]).map((p) => p.split(':')[1]))
+    expect(hostPorts, 'no host port twice across the three brokers').to.deep.equal([...new Set(hostPorts)])
+    expect((three.services.distributary!.environment as Record<string, string>).KAFKA_PARTNER_BOOTSTRAP_SERVERS).to.equal('127.0.0.1:9098,127.0.0.1:9099,127.0.0.1:9100')
   })
 
   it('keeps both in the three-broker override, which changes only the brokers', () => {
