@@ -25,8 +25,6 @@ import { kafkaConfig } from '../common/clients.ts'
 import { KafkaScramAdmin } from '../common/kafka-scram.ts'
 import { loadConfig, partnerKafkaAccess } from '../config/index.ts'
 import { PartnerKafka } from '../control-plane/partner-kafka.ts'
-import { sinkFactoryByType } from '../consumers/index.ts'
-import { kafkaTopicSinkFactory, SharedPartnerTopicWriter } from '../consumers/kafka-topic/index.ts'
 import { createHttpIngest } from '../producers/http-ingest/index.ts'
 import { ensureTopics } from '../schemas/index.ts'
 import { ADMIN, levelMessage, startSinkHarness, type SinkHarness } from '../test/helpers/sink-runtime.ts'
@@ -244,10 +242,13 @@ export const benchmark: Benchmark = {
     const events = Number(process.env.BENCH_PARTNER_TOPICS_EVENTS ?? 2000)
     // the configured prefix: the partner's ACLs (its topics, its groups) are granted under it
     const h = await startSinkHarness({ partitions: 3, partnerTopicPrefix: partnerKafkaAccess(loadConfig()).topicPrefix })
-    const writer = new SharedPartnerTopicWriter(testKafka('bench-pt-sinks'), h.serde, h.logger)
     const cleanup: string[] = []
     try {
-      await h.worker(process.env.BENCH_LOG_DELIVERED === 'false' ? { logDelivered: false } : {}, {}, sinkFactoryByType({ 'kafka-topic': kafkaTopicSinkFactory(writer, [h.topic]) }))
+      // The sink worker in its own process, as `distributary start --role worker` runs it, with the
+      // worker settings of the configuration (the delivery log of successful deliveries included).
+      const w = loadConfig().worker
+      const worker = await h.childWorker('bench-partner-topics-worker', { leaseTtlMs: w.leaseTtlMs, heartbeatMs: w.heartbeatMs, pollMs: w.pollMs, cursorFlushMs: w.cursorFlushMs, statusIntervalMs: w.statusIntervalMs, maxBuffered: w.maxBuffered, maxCatchUpReaders: w.maxCatchUpReaders, logDelivered: w.logDelivered })
+      ctx.progress(`sink worker: process ${worker.pid} (successful deliveries logged: ${w.logDelivered})`)
       if (process.env.BENCH_PARTNER_TOPICS_SKIP_LATENCY === '1') return [...(await throughputOnly(h, events, ctx.progress, cleanup))]
       ctx.progress(`latency: ${LATENCY_RATE} events/s for ${ctx.durationMs} ms after ${WARMUP_MS} ms of warm-up, one kafka-topic subscription`)
       const lat = await latency(h, ctx.durationMs, ctx.progress)
@@ -264,7 +265,6 @@ export const benchmark: Benchmark = {
         figure('partner-topics.latency.p99', lat.p99, 'ms', null, 50, true),
       ]
     } finally {
-      await writer.close()
       await h.close()
       if (cleanup.length > 0) await deleteTopics(...cleanup)
     }

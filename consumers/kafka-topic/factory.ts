@@ -2,7 +2,7 @@
  * The kafka-topic sink as the sink worker builds it for a subscription, and the producer every such
  * sink of a worker shares.
  */
-import type { Kafka, Message, Producer } from 'kafkajs'
+import type { Admin, Kafka, Message, Producer } from 'kafkajs'
 import { ConfigError } from '../../common/errors.ts'
 import { Limiter } from '../../common/limiter.ts'
 import type { Logger } from '../../common/logger.ts'
@@ -45,16 +45,13 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
   #pendingRecords = 0
   #inFlight = 0
   readonly #preparations = new Limiter(1)
-  readonly admin
 
   constructor(
     private readonly kafka: Kafka,
     readonly serde: AvroSerde,
     private readonly logger: Logger,
     private readonly options: { maxInFlight?: number; maxBatchRecords?: number } = {},
-  ) {
-    this.admin = kafka.admin()
-  }
+  ) {}
 
   producer(): Promise<Producer> {
     if (!this.#producer) {
@@ -69,13 +66,22 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
   }
 
   /**
-   * One topic preparation at a time: kafkajs' admin refreshes the metadata of every topic it has been
-   * asked about, so while one sink's new topic is not in the brokers' metadata yet, another sink's
-   * metadata call on the shared admin fails with UNKNOWN_TOPIC_OR_PARTITION; 100 sinks starting at
-   * once kept failing each other that way.
+   * One topic preparation at a time, each with an admin client of its own: kafkajs' admin refreshes
+   * the metadata of every topic it has ever been asked about, so on a shared admin a topic not in the
+   * brokers' metadata yet (being created by another sink) or no longer (a deleted subscription's)
+   * failed every later call with UNKNOWN_TOPIC_OR_PARTITION; 100 sinks starting at once kept failing
+   * each other, and after one partner topic was deleted no sink could start again.
    */
-  preparing<T>(task: () => Promise<T>): Promise<T> {
-    return this.#preparations.run(task)
+  preparing<T>(task: (admin: Admin) => Promise<T>): Promise<T> {
+    return this.#preparations.run(async () => {
+      const admin = this.kafka.admin()
+      await admin.connect()
+      try {
+        return await task(admin)
+      } finally {
+        await admin.disconnect().catch(() => undefined)
+      }
+    })
   }
 
   failed(p: Producer): void {
@@ -137,7 +143,7 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
   async close(): Promise<void> {
     const p = this.#producer
     this.#producer = null
-    await Promise.allSettled([p?.then((x) => x.disconnect()), this.admin.disconnect()])
+    await p?.then((x) => x.disconnect()).catch(() => undefined)
   }
 }
 

@@ -37,9 +37,8 @@ export interface KafkaTopicSinkConfig {
 export interface PartnerTopicWriter {
   /** Resolves when the partner topic acknowledged every message (acks=all). */
   send(topic: string, messages: Message[]): Promise<void>
-  /** Runs the preparation of one partner topic (creation, subject config) after the others: see SharedPartnerTopicWriter. */
-  preparing<T>(task: () => Promise<T>): Promise<T>
-  admin: Admin
+  /** Runs the preparation of one partner topic (creation, subject config) with an admin client, after the others: see SharedPartnerTopicWriter. */
+  preparing<T>(task: (admin: Admin) => Promise<T>): Promise<T>
   serde: AvroSerde
 }
 
@@ -60,27 +59,23 @@ export class KafkaTopicSink implements SinkConnector<KafkaTopicSinkConfig> {
     this.#config = config
     this.#ctx = ctx
     try {
-      await this.writer.preparing(() => this.#prepare(config))
+      await this.writer.preparing((admin) => this.#prepare(admin, config))
     } catch (err) {
       throw err instanceof SyndicationError ? err : new RetriableError(`partner topic ${config.topic} could not be prepared: ${(err as Error).message}`, undefined, { topic: config.topic }, { cause: err })
     }
   }
 
-  async #prepare(config: KafkaTopicSinkConfig): Promise<void> {
-    const { admin } = this.writer
-    await admin.connect()
-    {
-      const meta = await admin.fetchTopicMetadata({ topics: [config.sourceTopic] })
-      this.#partitions = meta.topics[0]!.partitions.length
-      const described = await admin.describeConfigs({ resources: [{ type: 2, name: config.sourceTopic, configNames: ['cleanup.policy'] }], includeSynonyms: false })
-      const cleanup = described.resources[0]?.configEntries.find((e) => e.configName === 'cleanup.policy')?.configValue ?? 'delete'
-      await createTopicsReady(admin, [{ topic: config.topic, numPartitions: this.#partitions, configEntries: [{ name: 'cleanup.policy', value: cleanup }] }])
-      // The partner topic's subjects follow its projection, which changes with the grants: the
-      // partner's deserializer reads each record with its own writer schema id, so no compatibility
-      // rule between versions is needed there, and one would stop delivery when a grant changes.
-      for (const subject of [valueSubject(config.topic), keySubject(config.topic)]) {
-        await this.writer.serde.client.request('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: 'NONE' })
-      }
+  async #prepare(admin: Admin, config: KafkaTopicSinkConfig): Promise<void> {
+    const meta = await admin.fetchTopicMetadata({ topics: [config.sourceTopic] })
+    this.#partitions = meta.topics[0]!.partitions.length
+    const described = await admin.describeConfigs({ resources: [{ type: 2, name: config.sourceTopic, configNames: ['cleanup.policy'] }], includeSynonyms: false })
+    const cleanup = described.resources[0]?.configEntries.find((e) => e.configName === 'cleanup.policy')?.configValue ?? 'delete'
+    await createTopicsReady(admin, [{ topic: config.topic, numPartitions: this.#partitions, configEntries: [{ name: 'cleanup.policy', value: cleanup }] }])
+    // The partner topic's subjects follow its projection, which changes with the grants: the
+    // partner's deserializer reads each record with its own writer schema id, so no compatibility
+    // rule between versions is needed there, and one would stop delivery when a grant changes.
+    for (const subject of [valueSubject(config.topic), keySubject(config.topic)]) {
+      await this.writer.serde.client.request('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: 'NONE' })
     }
   }
 

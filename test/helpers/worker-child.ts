@@ -9,6 +9,8 @@ import { createUrlGuard } from '../../common/url-guard.ts'
 import { deliveryDefaults } from '../../connectors/sink/settings.ts'
 import { SinkWorker } from '../../connectors/sink/worker.ts'
 import { WebhookClient, webhookSinkFactory } from '../../consumers/webhook/index.ts'
+import { sinkFactoryByType } from '../../consumers/index.ts'
+import { kafkaTopicSinkFactory, SharedPartnerTopicWriter } from '../../consumers/kafka-topic/index.ts'
 import { ControlPlane } from '../../control-plane/service.ts'
 import { loadConfig } from '../../config/index.ts'
 import { AvroSerde, RegistryClient } from '../../schemas/index.ts'
@@ -22,13 +24,16 @@ const db = mongo.db(args.dbName)
 const guard = createUrlGuard({ allowlist: '127.0.0.1' })
 const cp = new ControlPlane({ db, box: createSecretBox(parseKeyRing(args.encryptionKeys)), urlGuard: guard, logger, bootstrapKey: '', apiKeyCacheMs: 1000, idempotencyTtlSeconds: 60 })
 const client = new WebhookClient({ guard })
+const serde = new AvroSerde(new RegistryClient({ url: args.registryUrl }))
+// kafka-topic subscriptions too (partner topics): one shared writer, as a platform worker has
+const partnerTopics = new SharedPartnerTopicWriter(createKafka(config, undefined, `worker-child-${process.pid}-partner-topics`), serde, logger)
 const worker = new SinkWorker({
   kafka: createKafka(config, undefined, `worker-child-${process.pid}`),
   controlPlane: cp,
   db,
-  serde: new AvroSerde(new RegistryClient({ url: args.registryUrl })),
+  serde,
   topics: [args.topic],
-  createSink: webhookSinkFactory(client, cp, 2000),
+  createSink: sinkFactoryByType({ webhook: webhookSinkFactory(client, cp, 2000), 'kafka-topic': kafkaTopicSinkFactory(partnerTopics, [args.topic]) }),
   defaults: deliveryDefaults(config),
   logger,
   settings: args.settings,
@@ -36,5 +41,8 @@ const worker = new SinkWorker({
 await worker.start()
 process.stdout.write('worker-ready\n')
 process.once('SIGTERM', () => {
-  worker.stop().finally(() => process.exit(0))
+  worker
+    .stop()
+    .then(() => partnerTopics.close())
+    .finally(() => process.exit(0))
 })
