@@ -63,6 +63,12 @@ export interface SinkConnector<C, V = unknown> {
    * value, `value: null`) and deletes the key. Other sinks never see them (they are dead-lettered).
    */
   readonly acceptsTombstones?: boolean
+  /**
+   * True for a sink whose destination is itself an ordered, durable record of what it received (a
+   * Kafka topic: offsets, timestamps, the event id in the headers): its successful deliveries are not
+   * written to the delivery log again (failures, retries and dead letters are, as for every sink).
+   */
+  readonly recordsDeliveries?: boolean
   start(config: C, ctx: SinkContext): Promise<void>
   /** Resolve = every record delivered; throw = a classified error (DataError, RetriableError, PartnerRejectedError, EndpointDisabledError). */
   put(records: SinkRecord<V>[], options?: PutOptions): Promise<void>

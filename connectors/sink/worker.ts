@@ -197,6 +197,8 @@ interface Run {
   /** Its lease was taken over, or it is being handed over: no partner call starts; its stop is queued. */
   leaving: boolean
   inflight: Map<string, { record: SinkRecord; forceLog: boolean; signal: AbortSignal }>
+  /** Events with a failed attempt in the delivery log: their success is logged even where successes are not (it closes the entry). */
+  failedLogged: Set<string>
   /** Aborts this run's partner calls in flight (stop, hand-over; the lease fence, which replaces it). */
   calls: AbortController
   /** The positions when the run stopped (its queue is gone by then). */
@@ -652,6 +654,7 @@ export class SinkWorker {
       waitingForReader: 0,
       leaving: false,
       inflight: new Map(),
+      failedLogged: new Set(),
       calls: callsController(),
       finalPositions: null,
       lastError: null,
@@ -1017,7 +1020,9 @@ export class SinkWorker {
       }
     }
     if (!delivered) run.lastError = { code: report.code ?? 'FAILED', message: report.message ?? report.outcome, at: new Date(report.startedAt) }
-    if (delivered && !this.settings.logDelivered && !entry.forceLog) return
+    if (!delivered) run.failedLogged.add(report.eventId)
+    else if (run.failedLogged.delete(report.eventId)) entry.forceLog = true
+    if (delivered && (!this.settings.logDelivered || run.sink?.recordsDeliveries === true) && !entry.forceLog) return
     const r = entry.record
     this.#logWrite(
       run.id,
@@ -1098,6 +1103,7 @@ export class SinkWorker {
   /** The dead-letter topic first, then the delivery log; a throw makes the queue try again (the offset waits). */
   async #deadLetter(id: string, record: SinkRecord, info: DeadLetterInfo): Promise<void> {
     const run = this.#runs.get(id)
+    run?.failedLogged.delete(record.eventId) // its entry is closed as dead below
     const raw = rawOf(record)
     const err = info.error
     const poison = undeliverable(record, run?.sink)

@@ -45,6 +45,8 @@ export interface PartnerTopicWriter {
 export class KafkaTopicSink implements SinkConnector<KafkaTopicSinkConfig> {
   readonly kind = 'sink' as const
   readonly acceptsTombstones = true
+  /** The partner topic is the record of what was delivered: the delivery log keeps failures only. */
+  readonly recordsDeliveries = true
   #config!: KafkaTopicSinkConfig
   #ctx!: SinkContext
   #partitions = 0

@@ -7,7 +7,11 @@ import { spawn } from 'node:child_process'
 import { appendFileSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
-import { Kafka, logLevel, type KafkaMessage } from 'kafkajs'
+import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLevel, ResourcePatternTypes, type KafkaMessage } from 'kafkajs'
+import { kafkaConfig } from '../../common/clients.ts'
+import { KafkaScramAdmin } from '../../common/kafka-scram.ts'
+import { PartnerKafka } from '../../control-plane/partner-kafka.ts'
+import { collections } from '../../control-plane/store.ts'
 import { startPlatform, type Platform } from '../../cli/platform.ts'
 import { createLogger } from '../../common/logger.ts'
 import { PROJECT_ROOT } from '../../common/paths.ts'
@@ -16,13 +20,13 @@ import { HEADER } from '../../schemas/headers.ts'
 import { AvroSerde, RegistryClient } from '../../schemas/index.ts'
 import { confluentPython } from '../helpers/confluent-python.ts'
 import { runCli } from '../helpers/cli.ts'
-import { testKafka, testPlatformConfig, uniqueName, waitFor } from '../helpers/env.ts'
+import { testKafka, testMongo, testPlatformConfig, uniqueName, waitFor } from '../helpers/env.ts'
 
 const SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'contract', 'partner_topic_check.py')
 
 describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the real broker', function () {
   this.timeout(300_000)
-  const { config, adminKey } = testPlatformConfig('partner-topics')
+  const { config, adminKey, dbName } = testPlatformConfig('partner-topics')
   const access = partnerKafkaAccess(config)
   const logger = createLogger({ level: process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'warn', write: process.env.TEST_LOG_FILE ? (l) => appendFileSync(process.env.TEST_LOG_FILE!, l + '\n') : () => undefined })
   let p: Platform
@@ -269,6 +273,36 @@ describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the
     expect(sameKey.map((m) => m.value === null)).to.deep.equal([false, true])
   })
 
+  it('mirrors the source topic (partitions, compaction) and bootstraps a new subscription from a snapshot of the latest state per key', async () => {
+    const admin = testKafka().admin()
+    await admin.connect()
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics: ['inventory.levels', subB.sink.topic] })
+      const parts = (t: string) => meta.topics.find((x) => x.name === t)!.partitions.length
+      expect(parts(subB.sink.topic)).to.equal(parts('inventory.levels'))
+      const configs = await admin.describeConfigs({ resources: ['inventory.levels', subB.sink.topic].map((name) => ({ type: 2, name, configNames: ['cleanup.policy'] })), includeSynonyms: false })
+      const policy = (t: string) => configs.resources.find((r) => r.resourceName === t)!.configEntries.find((e) => e.configName === 'cleanup.policy')!.configValue
+      expect(policy(subB.sink.topic)).to.equal(policy('inventory.levels'))
+    } finally {
+      await admin.disconnect()
+    }
+    // SKU-1 changes again; a snapshot subscription gets each key's latest state once (SKU-2 was deleted)
+    await waitFor(async () => (await call('POST', '/v1/events/inventory.level.changed', [event('SKU-1', 'WAREHOUSE', 11)], pubKey)).status === 202, { what: 'ingestion accepted' })
+    await consumeAs(credsB, subB.sink.topic, 5, `${credsB.username}.before-snapshot`)
+    const snap = await call('POST', '/v1/subscriptions', { name: 'snap', eventTypes: ['inventory.level.changed'], startFrom: 'snapshot', sink: { type: 'kafka-topic', name: 'snapshot' } }, keyB)
+    expect(snap.status, JSON.stringify(snap.body)).to.equal(201)
+    const { serde } = await p.contracts
+    const asB = new AvroSerde(new RegistryClient({ url: serde.client.url, username: credsB.username, password: credsB.password }))
+    const got = await consumeAs(credsB, snap.body.sink.topic, 2, `${credsB.username}.snapshot`)
+    await new Promise((r) => setTimeout(r, 2000)) // nothing more arrives
+    const values = plain(await Promise.all(got.filter((m) => m.value !== null).map((m) => asB.decode(m.value!))))
+    expect(values.map((v) => [v.sku, v.available])).to.deep.equal([
+      ['SKU-1', 11],
+      ['SKU-3', 30],
+    ])
+    expect((await call('DELETE', `/v1/subscriptions/${snap.body.id}`, undefined, keyB)).status).to.equal(204)
+  })
+
   it('rotated-away credentials are refused; a revoked grant removes the topic ACL; revoked credentials stop everything', async () => {
     const old = credsA
     const rotated = await call('POST', `/v1/organizations/${partnerA}/kafka-access/credentials`, undefined, keyA)
@@ -317,5 +351,29 @@ describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the
     const both = await runCli(['partners', 'kafka-credentials', partnerB, '--issue', '--revoke'], env, 60_000)
     expect(both.code).to.equal(2)
     expect(both.err.trim().split('\n')).to.have.length(1)
+  })
+
+  it('the periodic reconcile removes a user under the prefix that the store does not know, with its ACLs', async () => {
+    const stray = `${access.topicPrefix}stray-${run}`
+    const scram = new KafkaScramAdmin(kafkaConfig(config, 'test-scram'))
+    await scram.upsert(stray, 'stray-password')
+    const admin = testKafka().admin()
+    await admin.connect()
+    const mongo = testMongo()
+    await mongo.connect()
+    try {
+      await admin.createAcls({ acl: [{ resourceType: AclResourceTypes.TOPIC, resourceName: 'inventory.levels', resourcePatternType: ResourcePatternTypes.LITERAL, principal: `User:${stray}`, host: '*', operation: AclOperationTypes.READ, permissionType: AclPermissionTypes.ALLOW }] })
+      const pk = new PartnerKafka({ cols: collections(mongo.db(dbName)), access, admin, scram, logger, registryUrl: () => '' })
+      await pk.reconcileAll()
+      const left = await admin.describeAcls({ resourceType: AclResourceTypes.ANY, resourcePatternType: ResourcePatternTypes.ANY, principal: `User:${stray}`, operation: AclOperationTypes.ANY, permissionType: AclPermissionTypes.ANY })
+      expect(left.resources).to.deep.equal([])
+      expect(await scram.describe([stray])).to.deep.equal([])
+      // the partners the store knows keep theirs: A's group ACL is still there
+      const kept = await admin.describeAcls({ resourceType: AclResourceTypes.ANY, resourcePatternType: ResourcePatternTypes.ANY, principal: `User:${credsA.username}`, operation: AclOperationTypes.ANY, permissionType: AclPermissionTypes.ANY })
+      expect(kept.resources.map((r) => r.resourceName)).to.include(`${credsA.username}.`)
+    } finally {
+      await mongo.close()
+      await admin.disconnect()
+    }
   })
 })
