@@ -293,6 +293,10 @@ describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the
     expect(snap.status, JSON.stringify(snap.body)).to.equal(201)
     const { serde } = await p.contracts
     const asB = new AvroSerde(new RegistryClient({ url: serde.client.url, username: credsB.username, password: credsB.password }))
+    const admin2 = testKafka().admin()
+    await admin2.connect()
+    await waitFor(async () => (await admin2.listTopics()).includes(snap.body.sink.topic), { timeoutMs: 60_000, what: 'the snapshot subscription\'s topic' })
+    await admin2.disconnect()
     const got = await consumeAs(credsB, snap.body.sink.topic, 2, `${credsB.username}.snapshot`)
     await new Promise((r) => setTimeout(r, 2000)) // nothing more arrives
     const values = plain(await Promise.all(got.filter((m) => m.value !== null).map((m) => asB.decode(m.value!))))
@@ -310,8 +314,8 @@ describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the
     expect(rotated.body.rotated).to.equal(true)
     credsA = rotated.body
     expect(await refusal(old, subA.sink.topic, `${old.username}.old`)).to.match(/SASL|authentication failed/i)
-    // A: its two warehouse records and the SKU-2 tombstone (a deleted key of a granted event type)
-    expect(await consumeAs(credsA, subA.sink.topic, 3, `${credsA.username}.rotated`)).to.have.length(3)
+    // A: its warehouse records (SKU-1 twice, SKU-3) and the SKU-2 tombstone (a deleted key of a granted event type)
+    expect(await consumeAs(credsA, subA.sink.topic, 4, `${credsA.username}.rotated`)).to.have.length(4)
     // the publisher revokes the grant: the partner topic's ACL goes
     expect((await call('DELETE', `/v1/grants/${grantA}`, undefined, pubKey)).status).to.equal(204)
     expect((await call('GET', `/v1/organizations/${partnerA}/kafka-access`, undefined, keyA)).body.topics[0].readable).to.equal(false)
