@@ -219,28 +219,32 @@ describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the
     expect(await refusal(credsA, subA.sink.topic, 'someone-elses-group')).to.match(/GROUP_AUTHORIZATION_FAILED|Not authorized to access group|Failed to find group coordinator/)
   })
 
+  /** Runs partner_topic_check.py with Confluent's Python client as this partner; null when it cannot be installed here. */
+  async function py(args: string[], creds: { username: string; password: string }, group: string): Promise<any> {
+    const found = confluentPython()
+    if ('missing' in found) return null
+    const python = found.python
+    const { serde } = await p.contracts
+    const child = spawn(python, [SCRIPT, ...args], {
+      env: { ...process.env, BROKERS: access.bootstrapServers.join(','), USERNAME: creds.username, PASSWORD: creds.password, GROUP: group, REGISTRY_URL: serde.client.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 150_000)
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+    clearTimeout(timer)
+    expect(code, `${out}\n${err}`).to.equal(0)
+    return JSON.parse(out.trim().split('\n').pop()!)
+  }
+
   it("Confluent's Python client reads the partner topic with the partner's credentials and is refused elsewhere", async function () {
     const found = confluentPython()
     if ('missing' in found) {
       console.warn(`    SKIPPED: confluent-kafka for Python cannot be installed here (${found.missing})`)
       this.skip()
-    }
-    const python = (found as { python: string }).python
-    const { serde } = await p.contracts
-    const py = async (args: string[], creds: { username: string; password: string }, group: string): Promise<any> => {
-      const child = spawn(python, [SCRIPT, ...args], {
-        env: { ...process.env, BROKERS: access.bootstrapServers.join(','), USERNAME: creds.username, PASSWORD: creds.password, GROUP: group, REGISTRY_URL: serde.client.url },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-      let out = ''
-      let err = ''
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-      child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-      const timer = setTimeout(() => child.kill('SIGKILL'), 150_000)
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-      clearTimeout(timer)
-      expect(code, `${out}\n${err}`).to.equal(0)
-      return JSON.parse(out.trim().split('\n').pop()!)
     }
     const read = await py(['consume', subA.sink.topic, '2'], credsA, `${credsA.username}.python`)
     expect(plain(read.records.map((r: { value: unknown }) => r.value))).to.deep.equal([
@@ -314,6 +318,8 @@ describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the
     expect(rotated.body.rotated).to.equal(true)
     credsA = rotated.body
     expect(await refusal(old, subA.sink.topic, `${old.username}.old`)).to.match(/SASL|authentication failed/i)
+    const python = await py(['try', subA.sink.topic], old, `${old.username}.python-old`)
+    if (python !== null) expect(python.error).to.match(/AUTHENTICATION/)
     // A: its warehouse records (SKU-1 twice, SKU-3) and the SKU-2 tombstone (a deleted key of a granted event type)
     expect(await consumeAs(credsA, subA.sink.topic, 4, `${credsA.username}.rotated`)).to.have.length(4)
     // the publisher revokes the grant: the partner topic's ACL goes
