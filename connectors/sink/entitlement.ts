@@ -114,12 +114,13 @@ function unionFields(a: string[] | undefined, b: readonly string[] | undefined):
   return [...new Set([...a, ...b])]
 }
 
-interface Trie {
+/** Field paths as a tree: `whole` where a listed path ends (everything below it is kept). */
+export interface Trie {
   whole: boolean
   children: Map<string, Trie>
 }
 
-function trieOf(paths: readonly string[]): Trie {
+export function trieOf(paths: readonly string[]): Trie {
   const root: Trie = { whole: false, children: new Map() }
   for (const p of paths) {
     let node = root

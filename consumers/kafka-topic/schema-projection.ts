@@ -15,29 +15,12 @@
  * which drops attributes it does not model (logicalType uuid, enum defaults).
  */
 
+import { trieOf, type Trie } from '../../connectors/sink/entitlement.ts'
+
 type Json = string | number | boolean | null | Json[] | { [k: string]: Json }
 type Obj = { [k: string]: Json }
 
-interface Trie {
-  whole: boolean
-  children: Map<string, Trie>
-}
-
 const PRIMITIVES = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string'])
-
-export function trieOf(paths: readonly string[]): Trie {
-  const root: Trie = { whole: false, children: new Map() }
-  for (const p of paths) {
-    let node = root
-    for (const name of p.split('.')) {
-      let child = node.children.get(name)
-      if (!child) node.children.set(name, (child = { whole: false, children: new Map() }))
-      node = child
-    }
-    node.whole = true
-  }
-  return root
-}
 
 const signature = (t: Trie): string => (t.whole ? '*' : `{${[...t.children.keys()].sort().map((k) => `${k}:${signature(t.children.get(k)!)}`).join(',')}}`)
 
