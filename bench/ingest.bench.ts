@@ -17,12 +17,9 @@ import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { Partitioners } from 'kafkajs'
 import { createLogger } from '../common/logger.ts'
-import { contractSchema } from '../schemas/contracts.ts'
-import { keySubject, valueSubject } from '../schemas/topics.ts'
-import { HEADER, envelopeHeaders, newTraceparent, uuidv7 } from '../schemas/headers.ts'
 import { createHttpIngest } from '../producers/http-ingest/index.ts'
 import { inventoryEvent } from './serde.bench.ts'
-import { benchEnv } from './sources-common.ts'
+import { benchEnv, inventoryEvents, inventoryRecords } from './sources-common.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -35,7 +32,7 @@ export const benchmark: Benchmark = {
   async run(ctx): Promise<Figure[]> {
     const env = await benchEnv('ingest')
     try {
-      const events = Array.from({ length: BATCH }, (_, i) => ({ ...inventoryEvent, sku: `SKU-${i % 97}`, locationId: `LOC-${i % 7}`, sequence: i }))
+      const events = inventoryEvents(BATCH)
       const body = JSON.stringify(events)
 
       const timed = async (op: () => Promise<void>, ms: number) => {
@@ -73,15 +70,7 @@ export const benchmark: Benchmark = {
       // Baseline: raw kafkajs, the same producer settings, the same messages already encoded: Avro
       // key and value, and the envelope headers of each event (own id, time, one traceparent per batch,
       // the publisher the ingest stamps on every event).
-      const keyId = await env.serde.register(keySubject(env.topic.name), contractSchema('inventory-level-key'))
-      const valueId = await env.serde.register(valueSubject(env.topic.name), contractSchema('inventory-level'))
-      const messages = events.map((e) => ({ key: env.serde.encodeSync(keyId, { manufacturerId: e.manufacturerId, sku: e.sku, locationId: e.locationId }), value: env.serde.encodeSync(valueId, e) }))
-      const ids = await ingest.runner.topicIds(env.topic.name)
-      const traceparent = newTraceparent()
-      const withHeaders = events.map((e, i) => ({
-        ...messages[i]!,
-        headers: { ...envelopeHeaders(uuidv7(), 'inventory.level.changed', ingest.runner.source, new Date(e.occurredAt), ids.subject, ids.version, traceparent), [HEADER.publisherId]: inventoryEvent.manufacturerId },
-      }))
+      const { plain: messages, withHeaders } = await inventoryRecords(env, events, ingest.runner.source)
       const producer = env.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
       await producer.connect()
       const sendHeaders = async () => {

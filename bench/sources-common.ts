@@ -2,13 +2,16 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { randomUUID } from 'node:crypto'
-import type { Admin, Kafka } from 'kafkajs'
+import type { Admin, Kafka, Message } from 'kafkajs'
 import { createKafka } from '../common/clients.ts'
 import { createLogger } from '../common/logger.ts'
 import { loadConfig, type AppConfig } from '../config/index.ts'
 import { createRegistryApp, MemorySchemaLog, SchemaRegistryService } from '../schemas/registry/index.ts'
 import { AvroSerde, RegistryClient } from '../schemas/serde/index.ts'
-import { TOPICS, topicConfig, type TopicSpec } from '../schemas/topics.ts'
+import { contractSchema } from '../schemas/contracts.ts'
+import { HEADER, envelopeHeaders, newTraceparent, uuidv7 } from '../schemas/headers.ts'
+import { TOPICS, keySubject, topicConfig, valueSubject, type TopicSpec } from '../schemas/topics.ts'
+import { inventoryEvent } from './serde.bench.ts'
 
 export interface BenchEnv {
   config: AppConfig
@@ -21,7 +24,8 @@ export interface BenchEnv {
   close(): Promise<void>
 }
 
-export async function benchEnv(what: string): Promise<BenchEnv> {
+/** `topic` overrides the bench topic's shape (e.g. its partition count); by default it is shaped as inventory.levels. */
+export async function benchEnv(what: string, topic: Partial<Omit<TopicSpec, 'name'>> = {}): Promise<BenchEnv> {
   const config = loadConfig()
   const logger = createLogger({ level: 'error' })
   const app = createRegistryApp(new SchemaRegistryService(new MemorySchemaLog()), logger)
@@ -33,12 +37,12 @@ export async function benchEnv(what: string): Promise<BenchEnv> {
   const kafka = createKafka(config, undefined, `bench-${what}`)
   const admin = kafka.admin()
   await admin.connect()
-  const topic: TopicSpec = { ...TOPICS.inventoryLevels, name: `bench-${what}-${randomUUID()}` }
-  await admin.createTopics({ topics: [topicConfig(topic)], waitForLeaders: false })
+  const spec: TopicSpec = { ...TOPICS.inventoryLevels, ...topic, name: `bench-${what}-${randomUUID()}` }
+  await admin.createTopics({ topics: [topicConfig(spec)], waitForLeaders: false })
   for (let i = 0; i < 300; i++) {
-    const meta = await admin.fetchTopicMetadata({ topics: [topic.name] }).catch(() => undefined)
+    const meta = await admin.fetchTopicMetadata({ topics: [spec.name] }).catch(() => undefined)
     const t = meta?.topics[0]
-    if (t && t.partitions.length === topic.partitions && t.partitions.every((p) => p.leader >= 0)) break
+    if (t && t.partitions.length === spec.partitions && t.partitions.every((p) => p.leader >= 0)) break
     await new Promise((r) => setTimeout(r, 100))
   }
   return {
@@ -47,9 +51,9 @@ export async function benchEnv(what: string): Promise<BenchEnv> {
     admin,
     serde,
     registryUrl,
-    topic,
+    topic: spec,
     async close() {
-      await admin.deleteTopics({ topics: [topic.name] }).catch(() => undefined)
+      await admin.deleteTopics({ topics: [spec.name] }).catch(() => undefined)
       await admin.disconnect()
       server.closeAllConnections()
       await new Promise((r) => server.close(r))
@@ -68,4 +72,31 @@ export async function withPeakRss<T>(op: () => Promise<T>): Promise<{ result: T;
   } finally {
     clearInterval(timer)
   }
+}
+
+/** `n` inventory events as the ingest benchmarks post them (97 SKUs at 7 locations, so keys spread over the partitions). */
+export function inventoryEvents(n: number) {
+  return Array.from({ length: n }, (_, i) => ({ ...inventoryEvent, sku: `SKU-${i % 97}`, locationId: `LOC-${i % 7}`, sequence: i }))
+}
+
+/**
+ * The records the HTTP ingest produces for these events, built before any clock starts: Avro key and
+ * value in the Confluent wire format (the contracts registered under the bench topic's subjects), and
+ * `withHeaders` the same with the ten headers the ingest puts on every event (the CloudEvents/traceparent
+ * envelope with its own id and time, one traceparent per batch, the publisher). `source` is the
+ * ingest's ce_source (its runner's `source`).
+ */
+export async function inventoryRecords(env: BenchEnv, events: ReturnType<typeof inventoryEvents>, source = '/sources/http-ingest'): Promise<{ plain: Message[]; withHeaders: Message[] }> {
+  const keyId = await env.serde.register(keySubject(env.topic.name), contractSchema('inventory-level-key'))
+  const subject = valueSubject(env.topic.name)
+  const valueSchema = contractSchema('inventory-level')
+  const valueId = await env.serde.register(subject, valueSchema)
+  const { version } = await env.serde.client.lookup(subject, valueSchema)
+  const plain = events.map((e) => ({ key: env.serde.encodeSync(keyId, { manufacturerId: e.manufacturerId, sku: e.sku, locationId: e.locationId }), value: env.serde.encodeSync(valueId, e) }))
+  const traceparent = newTraceparent()
+  const withHeaders = events.map((e, i) => ({
+    ...plain[i]!,
+    headers: { ...envelopeHeaders(uuidv7(), 'inventory.level.changed', source, new Date(e.occurredAt), subject, version, traceparent), [HEADER.publisherId]: e.manufacturerId },
+  }))
+  return { plain, withHeaders }
 }
