@@ -9,7 +9,10 @@ import type { Db, MongoClient } from 'mongodb'
 import { createApp } from '../../api/index.ts'
 import { createLogger } from '../../common/logger.ts'
 import { generateKeyRingEntry } from '../../common/secret-box.ts'
-import { loadConfig, type AppConfig } from '../../config/index.ts'
+import { loadConfig, partnerKafkaAccess, type AppConfig } from '../../config/index.ts'
+import { createKafka, kafkaConfig } from '../../common/clients.ts'
+import { KafkaScramAdmin } from '../../common/kafka-scram.ts'
+import { PartnerKafka } from '../../control-plane/partner-kafka.ts'
 import { controlPlaneFromConfig, type ControlPlane } from '../../control-plane/index.ts'
 import { sourcesDropRoot } from '../../stack/settings.ts'
 import { testMongo, uniqueName, dropDatabaseLater } from './env.ts'
@@ -76,10 +79,30 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
   const cp = controlPlaneFromConfig(config, db, logger, undefined, options.partnerProfileTopic !== undefined ? { partnerProfileTopic: options.partnerProfileTopic } : {})
   await cp.init()
   await cp.resealSecrets()
+  // Partners' Kafka access, as the platform wires it, when there is a partner listener
+  const access = partnerKafkaAccess(config)
+  const kafkaAdmin = access.bootstrapServers.length > 0 ? createKafka(config, undefined, 'mgmt-test-partner-access').admin() : undefined
+  const partnerKafka = kafkaAdmin
+    ? new PartnerKafka({ cols: cp.cols, access, admin: kafkaAdmin, scram: new KafkaScramAdmin(kafkaConfig(config, 'mgmt-test-scram')), logger, registryUrl: () => '' })
+    : undefined
+  if (partnerKafka) {
+    cp.onPartnerAccessChange(async ({ partnerId, removedTopics }) => {
+      for (const t of removedTopics) await partnerKafka.deleteTopic(t)
+      await partnerKafka.reconcile(partnerId)
+    })
+  }
   const app = createApp({
     logger,
     readiness: {},
-    management: { controlPlane: cp, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit, sourceDropRoot: sourcesDropRoot(config), validateResponses: true },
+    management: {
+      controlPlane: cp,
+      logger,
+      bodyLimit: config.management.bodyLimit,
+      rateLimit: config.management.rateLimit,
+      sourceDropRoot: sourcesDropRoot(config),
+      validateResponses: true,
+      ...(partnerKafka ? { partnerKafka } : {}),
+    },
   })
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s))
@@ -125,6 +148,7 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
     stop,
     async close() {
       await stop()
+      await kafkaAdmin?.disconnect()
       dropDatabaseLater(db.databaseName)
       await mongo.close()
     },

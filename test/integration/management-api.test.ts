@@ -494,6 +494,23 @@ describe('management API: every route', function () {
       expect((await f.h.call('POST', '/v1/maintenance/reencrypt-secrets', { key: f.keys.A })).status).to.equal(403)
     })
 
+    ok('getKafkaAccess', async () => {
+      const r = await f.h.call('GET', `/v1/organizations/${f.orgs.A}/kafka-access`, { key: f.keys.A })
+      expect(r.status, r.text).to.equal(200)
+      expect(r.body).to.include({ saslMechanism: 'SCRAM-SHA-512', username: null })
+      expect((await f.h.call('GET', `/v1/organizations/${f.orgs.A}/kafka-access`, { key: f.keys.B })).status).to.be.oneOf([403, 404])
+    })
+    ok('issueKafkaCredentials', async () => {
+      const r = await f.h.call('POST', `/v1/organizations/${f.orgs.A}/kafka-access/credentials`, { key: f.keys.A })
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body.password).to.match(/^dkp_/)
+      expect((await f.h.call('GET', `/v1/organizations/${f.orgs.A}/kafka-access`, { key: f.keys.A })).body.username).to.equal(r.body.username)
+    })
+    ok('revokeKafkaCredentials', async () => {
+      expect((await f.h.call('DELETE', `/v1/organizations/${f.orgs.A}/kafka-access/credentials`, { key: f.keys.A })).status).to.equal(204)
+      expect((await f.h.call('DELETE', `/v1/organizations/${f.orgs.A}/kafka-access/credentials`, { key: f.keys.A })).status).to.equal(404)
+    })
+
     it('covers every operation of the document', () => {
       const missing = operations().map((o) => o.operationId).filter((id) => !done.has(id))
       expect(missing, 'operations without a success test').to.deep.equal([])
