@@ -30,15 +30,17 @@ export interface ChaosStack {
 }
 
 export async function startChaosStack(dir: string, say: (msg: string) => void): Promise<ChaosStack> {
-  // three broker ports, three controller ports (STACK_KAFKA_CONTROLLER_PORT=0: after the brokers), the store's
-  const first = await freePortRange(7)
+  // three broker ports, three controller ports (STACK_KAFKA_CONTROLLER_PORT=0: after the brokers), three
+  // partner listener ports (STACK_KAFKA_PARTNER_PORT=0: after the controllers), the store's
+  const first = await freePortRange(10)
   const env: NodeJS.ProcessEnv = {
     STACK_DIR: dir,
     STACK_KAFKA_BROKERS: '3',
     STACK_KAFKA_PORT: String(first),
     STACK_KAFKA_CONTROLLER_PORT: '0',
     STACK_KAFKA_HEAP: process.env.STACK_KAFKA_HEAP || '384m',
-    STACK_MONGODB_PORT: String(first + 6),
+    STACK_KAFKA_PARTNER_PORT: '0',
+    STACK_MONGODB_PORT: String(first + 9),
     KAFKA_BROKERS: '', // both services are this stack's
     MONGODB_URI: '',
     ...(process.env.STACK_CACHE_DIR ? { STACK_CACHE_DIR: process.env.STACK_CACHE_DIR } : {}),

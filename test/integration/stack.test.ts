@@ -66,11 +66,12 @@ describe('local stack tooling', function () {
 
     before(async () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distributary-stack-test-'))
-      const [kafkaPort, controllerPort, mongoPort] = [await freePort(), await freePort(), await freePort()]
+      const [kafkaPort, controllerPort, partnerPort, mongoPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
       env = {
         STACK_DIR: dir,
         STACK_KAFKA_PORT: String(kafkaPort),
         STACK_KAFKA_CONTROLLER_PORT: String(controllerPort),
+        STACK_KAFKA_PARTNER_PORT: String(partnerPort),
         STACK_MONGODB_PORT: String(mongoPort),
         STACK_KAFKA_HEAP: '256m',
       }

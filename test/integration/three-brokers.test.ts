@@ -63,13 +63,14 @@ describe('three-broker local cluster: a broker killed during ingestion', functio
   before(async function () {
     this.timeout(180_000)
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distributary-three-brokers-'))
-    const first = await freePortRange(6) // three broker ports, then three controller ports (STACK_KAFKA_CONTROLLER_PORT=0)
+    const first = await freePortRange(9) // three broker ports, three controller ports, three partner listener ports (STACK_KAFKA_CONTROLLER_PORT=0, STACK_KAFKA_PARTNER_PORT=0)
     env = {
       ...process.env,
       STACK_DIR: dir,
       STACK_KAFKA_BROKERS: '3',
       STACK_KAFKA_PORT: String(first),
       STACK_KAFKA_CONTROLLER_PORT: '0',
+      STACK_KAFKA_PARTNER_PORT: '0',
       STACK_KAFKA_HEAP: '384m',
       KAFKA_BROKERS: '', // the platform derives the brokers from the stack settings
       MONGODB_URI: mongoUri(testConfig()), // the store the other tests use
