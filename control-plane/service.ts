@@ -15,13 +15,12 @@
 import type { Db, Filter } from 'mongodb'
 import type { Logger } from '../common/logger.ts'
 import { generateWebhookSecret, type SecretBox } from '../common/secret-box.ts'
-import { ConfigError, RetriableError, UrlRefusedError } from '../common/errors.ts'
-import { guardConnection, parseConnectionString } from '../consumers/mongodb/connection.ts'
-import { topicsOf } from '../consumers/mongodb/factory.ts'
-import { mongoSinkConfigProblems } from '../consumers/mongodb/sink.ts'
+import { RetriableError, UrlRefusedError } from '../common/errors.ts'
+import type { SinkCheck, SinkControl } from '../consumers/plugin.ts'
+import { sinkPlugin } from '../consumers/plugins.ts'
+import { configValue, openSecrets, sealSecrets, setConfigValue } from '../consumers/secrets.ts'
 import { ALL_TOPICS } from '../schemas/topics.ts'
 import type { UrlGuard } from '../common/url-guard.ts'
-import { restSinkProblems } from '../consumers/rest/config.ts'
 import { ApiKeys, type ApiKeyOptions, type CreatedKey } from './api-keys.ts'
 import { DeliveryLog } from './deliveries.ts'
 import { checkEntitlements, checkKnownEventTypes, checkWithinGrants, grantAccepts } from './entitlements.ts'
@@ -29,7 +28,6 @@ import { encodePins, pinsOf } from './schema-pins.ts'
 import { entitlementsOf, filterOf, storedEntitlements, storedFilter } from './stored-keys.ts'
 import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
 import { IdempotencyStore } from '../common/idempotency.ts'
-import { PARTNER_TOPIC_NAME, partnerNames } from './partner-kafka.ts'
 import { freeFormErrors } from './free-form.ts'
 import { partnerProfileEntry, partnerProfileValue, PARTNER_PROFILE_TOPIC } from './partner-profile.ts'
 import { bulkWriteBounded, collections, ensureIndexes, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
@@ -96,28 +94,6 @@ export const DEFAULT_DELIVERY_POLICY: DeliveryPolicy = {
   rateLimitPerSecond: 0,
   batchSize: 1,
   disableAfterFailingSeconds: 5 * 24 * 3600,
-}
-
-/** Config paths of each sink type that are secrets: sealed at rest, never returned. */
-export const SINK_SECRET_PATHS: Record<SinkConfig['type'], string[]> = {
-  webhook: [],
-  rest: ['auth.token', 'auth.password', 'auth.clientSecret', 'auth.headerValue'],
-  mongodb: ['connectionString'],
-  'kafka-topic': [],
-}
-/** URL fields of each sink type that the SSRF guard checks. */
-const SINK_URL_PATHS: Record<SinkConfig['type'], string[]> = { webhook: ['url'], rest: ['url', 'auth.tokenUrl'], mongodb: [], 'kafka-topic': [] }
-
-const getPath = (o: unknown, path: string): unknown => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o)
-const setPath = (o: Record<string, unknown>, path: string, value: unknown) => {
-  const keys = path.split('.')
-  let cur = o
-  for (const k of keys.slice(0, -1)) {
-    if (!cur[k] || typeof cur[k] !== 'object') return
-    cur = cur[k] as Record<string, unknown>
-  }
-  if (value === undefined) delete cur[keys[keys.length - 1]!]
-  else cur[keys[keys.length - 1]!] = value
 }
 
 /** An organization as a caller may see it; `relationship: 'offered'` marks a partner of which a publisher sees only the public name. */
@@ -526,11 +502,11 @@ export class ControlPlane {
     return doc
   }
 
-  /** SSRF guard on every URL of a sink; 422 naming the field. */
+  /** SSRF guard on every URL of a sink (its type's urlPaths); 422 naming the field. */
   private async checkSinkUrls(sink: SinkConfig): Promise<void> {
     const errors: FieldError[] = []
-    for (const path of SINK_URL_PATHS[sink.type]) {
-      const value = getPath(sink, path)
+    for (const path of sinkPlugin(sink.type).urlPaths) {
+      const value = configValue(sink, path)
       if (typeof value !== 'string') continue
       try {
         await this.guard.check(value)
@@ -544,52 +520,20 @@ export class ControlPlane {
     if (errors.length > 0) throw new RequestInvalidError(errors)
   }
 
-  /** The sink type's own rules (a REST sink's URL template, auth, JSONata mapping): 422 naming each field. */
-  private checkSinkConfig(sealed: SinkConfig): void {
-    const errors: FieldError[] = sealed.type === 'rest' ? restSinkProblems(sealed).map((e) => ({ ...e, field: `sink.${e.field}` })) : []
+  /** The sink type's own rules (its plug-in, consumers/plugins.ts) on the sink to store: 422 naming each field. */
+  private async checkSink(sink: SinkConfig, check: Pick<SinkCheck, 'eventTypes' | 'sent' | 'previous'>): Promise<void> {
+    const errors = await sinkPlugin(sink.type).validate(sink, { ...check, topics: ALL_TOPICS, guard: this.guard, logger: this.logger, partnerKafka: this.partnerKafka })
     if (errors.length > 0) throw new RequestInvalidError(errors)
   }
 
-  /**
-   * A MongoDB sink: its connection string parses and every host passes the SSRF guard (the worker
-   * checks again when it connects), it is present unless kept from the previous mongodb sink, and
-   * the subscription reads one topic (a projection collection holds one key space).
-   */
-  private async checkMongoSink(sink: SinkConfig, eventTypes: readonly string[], previous?: SinkConfig, stored = false): Promise<void> {
-    if (sink.type !== 'mongodb') return
-    const errors: FieldError[] = []
-    const topics = topicsOf(eventTypes, ALL_TOPICS)
-    for (const p of mongoSinkConfigProblems({ ...sink, connectionString: 'mongodb://placeholder' })) errors.push({ field: `sink.${p.field}`, message: p.message })
-    if (topics.length > 1) errors.push({ field: 'eventTypes', message: `a mongodb sink projects the keys of one topic; these event types come from ${topics.join(', ')}: subscribe each topic into its own collection` })
-    if (stored) {
-      // the stored string is sealed and was checked when it was saved
-    } else if (typeof sink.connectionString !== 'string') {
-      if (previous?.type !== 'mongodb') errors.push({ field: 'sink.connectionString', message: 'is required' })
-    } else {
-      try {
-        await guardConnection(parseConnectionString(sink.connectionString), this.guard)
-      } catch (err) {
-        // a host that does not resolve yet is accepted: the worker guards it again when it connects
-        if (err instanceof RetriableError) this.logger.info('mongodb sink host does not resolve now; checked again at connect', { error: err })
-        else if (err instanceof ConfigError || err instanceof UrlRefusedError) errors.push({ field: 'sink.connectionString', message: err.message.replace(/^sink\.connectionString /, '') })
-        else throw err
-      }
-    }
-    if (errors.length > 0) throw new RequestInvalidError(errors)
-  }
-
-  /** Seals the secret fields of a sink; a secret left out keeps the previous sealed value. */
+  /** Seals the secret fields of a sink; a secret left out keeps the previous sealed value (of a sink of the same type). */
   private sealSink(sink: SinkConfig, previous?: SinkConfig): SinkConfig {
-    const out = structuredClone(sink) as unknown as Record<string, unknown>
-    for (const path of SINK_SECRET_PATHS[sink.type]) {
-      const value = getPath(out, path)
-      if (typeof value === 'string') setPath(out, path, this.box.seal(value))
-      else if (previous && previous.type === sink.type) {
-        const old = getPath(previous, path)
-        if (typeof old === 'string') setPath(out, path, old)
-      }
-    }
-    return out as unknown as SinkConfig
+    return sealSecrets(sink, sinkPlugin(sink.type).secretPaths, this.box, previous?.type === sink.type ? previous : undefined)
+  }
+
+  /** What a sink type that keeps resources beside its subscriptions (a partner topic) works with. */
+  private sinkControl(): SinkControl {
+    return { cols: this.cols, partnerKafka: this.partnerKafka }
   }
 
   private async checkAgainstGrants(partnerId: string, s: { eventTypes: string[]; filter?: RowFilter | undefined; fields?: string[] | undefined; schemaVersions?: Record<string, number> | undefined }): Promise<void> {
@@ -614,13 +558,13 @@ export class ControlPlane {
     await this.requireOrganization(partnerId, 'partner', 'partnerId')
     await this.checkAgainstGrants(partnerId, input)
     await this.checkSinkUrls(input.sink)
-    await this.checkMongoSink(input.sink, input.eventTypes)
-    const sink = this.sealSink(input.sink)
-    this.checkSinkConfig(sink)
+    const plugin = sinkPlugin(input.sink.type)
+    const sealed = this.sealSink(input.sink)
+    await this.checkSink(sealed, { eventTypes: input.eventTypes, sent: input.sink })
     const now = new Date()
-    const secret = input.sink.type === 'webhook' ? this.newWebhookSecret() : null
+    const secret = plugin.signingSecrets ? this.newWebhookSecret() : null
     const id = newId('sub')
-    const partnerTopic = sink.type === 'kafka-topic' ? await this.reservePartnerTopic(partnerId, id, sink, input.eventTypes) : null
+    const sink = plugin.reserve ? await plugin.reserve(sealed, { id, partnerId, eventTypes: input.eventTypes }, this.sinkControl()) : sealed
     const doc: SubscriptionDoc = {
       _id: id,
       partnerId,
@@ -641,12 +585,12 @@ export class ControlPlane {
     try {
       await this.cols.subscriptions.insertOne(doc)
     } catch (err) {
-      if (partnerTopic) await this.cols.partnerTopics.deleteOne({ _id: partnerTopic, subscriptionId: id })
+      if (plugin.reserve) await plugin.release?.(id, this.sinkControl())
       if (isDuplicateKey(err)) throw new ConflictError(`partner ${partnerId} already has a subscription named ${input.name}`, 'name')
       throw err
     }
     await this.ensureConnector(doc)
-    if (partnerTopic) await this.accessChanged(partnerId)
+    if (plugin.partnerAccess) await this.accessChanged(partnerId)
     return { subscription: doc, webhookSecret: secret?.plain ?? null }
   }
 
@@ -661,10 +605,13 @@ export class ControlPlane {
     }
     await this.checkAgainstGrants(sub.partnerId, merged)
     if (patch.sink) await this.checkSinkUrls(patch.sink)
-    await this.checkMongoSink(patch.sink ?? sub.sink, merged.eventTypes, sub.sink, patch.sink === undefined)
-    if (patch.sink || patch.eventTypes) this.checkKafkaTopicChange(sub, patch.sink, merged.eventTypes)
-    const sealedSink = patch.sink ? (patch.sink.type === 'kafka-topic' ? sub.sink : this.sealSink(patch.sink, sub.sink)) : undefined
-    if (sealedSink) this.checkSinkConfig(sealedSink)
+    if (patch.sink && patch.sink.type !== sub.sink.type) {
+      const fixed = [sub.sink.type, patch.sink.type].find((t) => sinkPlugin(t).fixed)
+      if (fixed) throw new RequestInvalidError([{ field: 'sink.type', message: `a subscription cannot change to or from a ${fixed} sink; create a new subscription` }])
+    }
+    // a fixed sink type keeps its stored config (its validate refuses what a request would change)
+    const sealedSink = patch.sink ? (sinkPlugin(patch.sink.type).fixed ? sub.sink : this.sealSink(patch.sink, sub.sink)) : undefined
+    await this.checkSink(sealedSink ?? sub.sink, { eventTypes: merged.eventTypes, sent: patch.sink, previous: { sink: sub.sink, eventTypes: sub.eventTypes } })
     const set: Partial<SubscriptionDoc> = { updatedAt: new Date(), eventTypes: merged.eventTypes, schemaVersions: encodePins(merged.schemaVersions) }
     const unset: Record<string, ''> = {}
     if (merged.filter !== undefined) set.filter = storedFilter(merged.filter)!
@@ -680,7 +627,7 @@ export class ControlPlane {
     if (patch.sink !== undefined && sealedSink) {
       set.sink = sealedSink
       const now = new Date()
-      if (patch.sink.type === 'webhook' && !sub.webhookSecrets.some((s) => s.expiresAt === null || s.expiresAt > now)) {
+      if (sinkPlugin(patch.sink.type).signingSecrets && !sub.webhookSecrets.some((s) => s.expiresAt === null || s.expiresAt > now)) {
         const secret = this.newWebhookSecret()
         set.webhookSecrets = [secret.doc]
         webhookSecret = secret.plain
@@ -699,7 +646,7 @@ export class ControlPlane {
     }
     if (!updated) throw new ConflictError('the subscription changed concurrently; read it again and retry')
     await this.touchConnector(id)
-    if (updated.sink.type === 'kafka-topic') await this.accessChanged(updated.partnerId)
+    if (sinkPlugin(updated.sink.type).partnerAccess) await this.accessChanged(updated.partnerId)
     return { subscription: updated, webhookSecret }
   }
 
@@ -710,63 +657,16 @@ export class ControlPlane {
     await this.cols.connectors.deleteOne({ _id: id })
     await this.cols.subscriptions.deleteOne({ _id: id })
     await this.cols.connectorStatus.deleteOne({ _id: id })
-    if (sub.sink.type === 'kafka-topic') {
-      const topics = (await this.cols.partnerTopics.find({ subscriptionId: id }).toArray()).map((t) => t._id)
-      await this.cols.partnerTopics.deleteMany({ subscriptionId: id })
-      await this.accessChanged(sub.partnerId, topics)
-    }
-  }
-
-  /**
-   * A kafka-topic subscription's topic: `<prefix><partner slug>.<sink.name, or the source topic>`,
-   * reserved in partnerTopics (its _id is the name, so no two subscriptions write one topic). The
-   * subscription reads one topic: the partner topic mirrors it (partitions, compaction, per-key order).
-   */
-  private async reservePartnerTopic(partnerId: string, subscriptionId: string, sink: SinkConfig & { type: 'kafka-topic' }, eventTypes: readonly string[]): Promise<string> {
-    if (!this.partnerKafka) {
-      throw new RequestInvalidError([{ field: 'sink.type', message: 'this installation gives partners no Kafka access (KAFKA_PARTNER_BOOTSTRAP_SERVERS is not set and the local stack is not used)' }])
-    }
-    const read = topicsOf(eventTypes, ALL_TOPICS)
-    if (read.length !== 1) {
-      throw new RequestInvalidError([{ field: 'eventTypes', message: `a kafka-topic subscription reads one topic; these event types are in ${read.length} (${read.join(', ')}): subscribe each topic in its own subscription` }])
-    }
-    const name = sink.name ?? read[0]!
-    if (!PARTNER_TOPIC_NAME.test(name)) throw new RequestInvalidError([{ field: 'sink.name', message: 'must be 1 to 200 letters, digits, ".", "_" or "-", not starting with "."' }])
-    const org = await this.cols.organizations.findOne({ _id: partnerId }, { projection: { slug: 1 } })
-    const topic = `${partnerNames(this.partnerKafka.topicPrefix, org!.slug).topicPrefix}${name}`
-    if (topic.length > 249) throw new RequestInvalidError([{ field: 'sink.name', message: `makes the topic name ${topic.length} characters long; Kafka allows 249` }])
-    try {
-      await this.cols.partnerTopics.insertOne({ _id: topic, partnerId, subscriptionId, sourceTopic: read[0]!, createdAt: new Date() })
-    } catch (err) {
-      if (isDuplicateKey(err)) throw new ConflictError(`another subscription of the partner writes topic ${topic}; choose another sink.name`, 'sink.name')
-      throw err
-    }
-    sink.topic = topic
-    return topic
-  }
-
-  /** A kafka-topic subscription keeps its topic: no change of sink type, name or source topic (422). */
-  private checkKafkaTopicChange(sub: SubscriptionDoc, sink: SinkConfig | undefined, eventTypes: readonly string[]): void {
-    const was = sub.sink.type === 'kafka-topic'
-    const to = sink ? sink.type === 'kafka-topic' : was
-    if (was !== to) throw new RequestInvalidError([{ field: 'sink.type', message: 'a subscription cannot change to or from a kafka-topic sink; create a new subscription' }])
-    if (!was) return
-    const current = sub.sink as SinkConfig & { type: 'kafka-topic' }
-    if (sink && sink.type === 'kafka-topic' && sink.name !== undefined && sink.name !== (current.name ?? undefined) && `${current.topic}`.endsWith(`.${sink.name}`) === false) {
-      throw new RequestInvalidError([{ field: 'sink.name', message: `the partner topic (${current.topic}) cannot be renamed; create a new subscription` }])
-    }
-    const read = topicsOf(eventTypes, ALL_TOPICS)
-    const source = topicsOf(sub.eventTypes, ALL_TOPICS)
-    if (read.length !== 1 || read[0] !== source[0]) {
-      throw new RequestInvalidError([{ field: 'eventTypes', message: `a kafka-topic subscription reads one topic, ${source[0]}, for good; these event types are in ${read.join(', ') || 'no topic'}` }])
-    }
+    const plugin = sinkPlugin(sub.sink.type)
+    const removedTopics = (await plugin.release?.(id, this.sinkControl())) ?? []
+    if (plugin.partnerAccess) await this.accessChanged(sub.partnerId, removedTopics)
   }
 
   /** New webhook secret; the current ones stay valid (and are signed with) for `overlapSeconds`. */
   async rotateWebhookSecret(p: Principal, id: string, overlapSeconds: number): Promise<{ subscription: SubscriptionDoc; webhookSecret: string }> {
     const sub = await this.getSubscription(p, id)
     this.canChangeSubscription(p, sub)
-    if (sub.sink.type !== 'webhook') throw new ConflictError('only webhook subscriptions have webhook secrets')
+    if (!sinkPlugin(sub.sink.type).signingSecrets) throw new ConflictError('only webhook subscriptions have webhook secrets')
     const now = new Date()
     const until = new Date(now.getTime() + overlapSeconds * 1000)
     const kept = sub.webhookSecrets
@@ -793,12 +693,7 @@ export class ControlPlane {
 
   /** For the sink runtime: the sink config with its secrets decrypted. */
   openSink(sink: SinkConfig): SinkConfig {
-    const out = structuredClone(sink) as unknown as Record<string, unknown>
-    for (const path of SINK_SECRET_PATHS[sink.type]) {
-      const v = getPath(out, path)
-      if (typeof v === 'string') setPath(out, path, this.box.open(v))
-    }
-    return out as unknown as SinkConfig
+    return openSecrets(sink, sinkPlugin(sink.type).secretPaths, this.box)
   }
 
   // ---------------------------------------------------------------- connectors
@@ -920,11 +815,11 @@ export class ControlPlane {
     const current = this.box.currentKeyId
     const stale = (s: unknown) => typeof s === 'string' && this.box.keyIdOf(s) !== current
     for await (const sub of this.cols.subscriptions.find({})) {
-      const secretPaths = SINK_SECRET_PATHS[sub.sink.type].filter((path) => stale(getPath(sub.sink, path)))
+      const secretPaths = sinkPlugin(sub.sink.type).secretPaths.filter((path) => stale(configValue(sub.sink, path)))
       const staleSecrets = sub.webhookSecrets.some((s) => stale(s.sealed))
       if (secretPaths.length === 0 && !staleSecrets) continue
       const sink = structuredClone(sub.sink) as unknown as Record<string, unknown>
-      for (const path of secretPaths) setPath(sink, path, this.box.reseal(getPath(sink, path) as string))
+      for (const path of secretPaths) setConfigValue(sink, path, this.box.reseal(configValue(sink, path) as string))
       const webhookSecrets = sub.webhookSecrets.map((s) => ({ ...s, sealed: this.box.reseal(s.sealed) }))
       // Same version on purpose: a reseal changes no meaning, and a concurrent edit wins (and seals anew).
       const r = await this.cols.subscriptions.updateOne({ _id: sub._id, version: sub.version }, { $set: { sink: sink as unknown as SinkConfig, webhookSecrets } })

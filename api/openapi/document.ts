@@ -6,6 +6,10 @@
 import { eventSchemas, ingestionPaths } from './events.ts'
 import { body, dateTime, headerComponents, IDEMPOTENCY, json, mutation, nullableDateTime, ok, PAGE, RATE_LIMIT_HEADERS, read, ref, RETRY_AFTER } from './parts.ts'
 import { sourcePaths, sourceSchemas, sourceTag } from './sources.ts'
+import { SINK_PLUGINS, SINK_TYPES } from '../../consumers/plugins.ts'
+
+/** Each sink type's config schema, under its name (WebhookSink, RestSink, ...). */
+const sinkSchemas = Object.fromEntries(SINK_TYPES.map((t) => [SINK_PLUGINS[t].schemaName, SINK_PLUGINS[t].schema]))
 
 const listOf = (item: string) => ({
   type: 'object',
@@ -398,104 +402,8 @@ export const openApiDocument = {
         required: ['entitlements'],
         properties: { entitlements: { type: 'array', minItems: 1, maxItems: 100, items: ref('Entitlement') } },
       },
-      WebhookSink: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['type', 'url'],
-        properties: {
-          type: { const: 'webhook' },
-          url: {
-            type: 'string',
-            format: 'uri',
-            maxLength: 2000,
-            description:
-              'An http(s) URL without credentials. The SSRF guard refuses it (422) when its host is, or resolves to, an address that is not public (loopback, private, link-local and metadata, CGNAT, NAT64, 6to4, documentation, multicast, reserved...) unless allowlisted; a host that does not resolve yet is accepted. Every delivery connects only to an address the guard approved for that connection.',
-          },
-        },
-      },
-      RestSink: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['type', 'url', 'method'],
-        properties: {
-          type: { const: 'rest' },
-          url: {
-            type: 'string',
-            maxLength: 2000,
-            description:
-              'URL or URL template: placeholders {key}, {eventId}, {eventType}, {topic} or {value.<field path>} after the host, each URL-encoded (e.g. https://crm.example/api/stock/{value.sku} with PUT: an upsert by external id). An event without a value for a placeholder is dead-lettered. The SSRF guard applies as to a webhook URL (and to auth.tokenUrl).',
-          },
-          method: { type: 'string', enum: ['POST', 'PUT', 'PATCH'] },
-          headers: { type: 'object', additionalProperties: { type: 'string', maxLength: 2000 }, description: 'Extra request headers; Idempotency-Key (the event id), Authorization and Content-Type are set by the platform.' },
-          bodyMapping: {
-            type: 'string',
-            maxLength: 20000,
-            description:
-              'JSONata expression (https://jsonata.org) over {key, value, eventId, eventType, timestamp, topic, partition, offset} giving the JSON body, e.g. {"externalId": value.sku, "available": value.available}. Checked when saved (422 naming sink.bodyMapping with the position). Evaluated in sandbox processes with a time, memory and output limit (MAPPING_TIME_LIMIT_MS, MAPPING_MEMORY_LIMIT_MB, MAPPING_MAX_OUTPUT_BYTES); an event it cannot map, or whose mapping exceeds a limit, is dead-lettered with the reason. Absent: the event value is the body.',
-          },
-          batchWaitMs: {
-            type: 'integer',
-            minimum: 0,
-            maximum: 10000,
-            default: 50,
-            description: 'With deliveryPolicy.batchSize > 1: how long a batch waits for more events. A batch is a JSON array of bodies, never two events of one key; a 2xx delivers all, a rejected batch is re-sent one event per request.',
-          },
-          auth: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['type'],
-            description: 'token, password, clientSecret and headerValue are write-only (encrypted at rest, never returned).',
-            properties: {
-              type: { type: 'string', enum: ['none', 'bearer', 'basic', 'oauth2', 'header'] },
-              token: { type: 'string', writeOnly: true },
-              username: { type: 'string' },
-              password: { type: 'string', writeOnly: true },
-              tokenUrl: { type: 'string', format: 'uri' },
-              clientId: { type: 'string' },
-              clientSecret: { type: 'string', writeOnly: true },
-              scope: { type: 'string' },
-              audience: { type: 'string', description: 'OAuth2 audience parameter (e.g. Auth0).' },
-              clientAuth: { type: 'string', enum: ['basic', 'body'], default: 'basic', description: 'How the client authenticates at the token endpoint: HTTP Basic or form fields.' },
-              headerName: { type: 'string' },
-              headerValue: { type: 'string', writeOnly: true },
-            },
-          },
-        },
-      },
-      MongoSink: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['type', 'database', 'collection'],
-        properties: {
-          type: { const: 'mongodb' },
-          connectionString: {
-            type: 'string',
-            pattern: '^mongodb(\\+srv)?://',
-            maxLength: 4000,
-            writeOnly: true,
-            description: 'Required on create; encrypted at rest, never returned. Every host (for mongodb+srv, every SRV target) must pass the SSRF guard: loopback, private, link-local and metadata addresses (every non-public range) are refused unless allowlisted; a host that does not resolve yet is accepted; a proxy (proxyHost) is refused. The worker connects only to addresses the guard approved for each connection.',
-          },
-          database: { type: 'string', minLength: 1, maxLength: 63, pattern: '^[^/\\\\. "$*<>:|?]+$', description: 'The partner\'s database (MongoDB naming rules).' },
-          collection: {
-            type: 'string',
-            minLength: 1,
-            maxLength: 120,
-            pattern: '^[^$]+$',
-            description: 'One document per key: _id = the event key, the value\'s fields, and _meta (version = Kafka offset, topic, partition, eventId, eventType, occurredAt, writtenAt). Tombstones delete. A subscription with a mongodb sink reads one topic.',
-          },
-        },
-      },
-      KafkaTopicSink: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['type'],
-        description: 'A topic of the partner\'s own on the platform\'s Kafka cluster, read with its SCRAM credentials (GET /organizations/{id}/kafka-access). The subscription reads one topic; the partner topic mirrors its partitions and compaction, carries the records in Avro (Confluent wire format) in the pinned schema version, projected and filtered by the grants, and tombstones.',
-        properties: {
-          type: { const: 'kafka-topic' },
-          name: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_-][A-Za-z0-9._-]*$', description: 'What follows `<prefix><partner slug>.` in the topic name. Default: the source topic\'s name. Fixed once created.' },
-          topic: { type: 'string', readOnly: true, description: 'The partner topic, e.g. partner.northwind.inventory.levels.' },
-        },
-      },
+      // the sink types' config schemas (consumers/plugins.ts), then Sink, the choice of one
+      ...sinkSchemas,
       KafkaAccess: {
         type: 'object',
         additionalProperties: false,
@@ -545,8 +453,8 @@ export const openApiDocument = {
         },
       },
       Sink: {
-        oneOf: [ref('WebhookSink'), ref('RestSink'), ref('MongoSink'), ref('KafkaTopicSink')],
-        discriminator: { propertyName: 'type', mapping: { webhook: '#/components/schemas/WebhookSink', rest: '#/components/schemas/RestSink', mongodb: '#/components/schemas/MongoSink', 'kafka-topic': '#/components/schemas/KafkaTopicSink' } },
+        oneOf: SINK_TYPES.map((t) => ref(SINK_PLUGINS[t].schemaName)),
+        discriminator: { propertyName: 'type', mapping: Object.fromEntries(SINK_TYPES.map((t) => [t, `#/components/schemas/${SINK_PLUGINS[t].schemaName}`])) },
       },
       DeliveryPolicy: {
         type: 'object',

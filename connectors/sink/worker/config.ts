@@ -9,17 +9,15 @@ import type { Logger } from '../../../common/logger.ts'
 import type { Metrics } from '../../../common/metrics.ts'
 import type { AppConfig } from '../../../config/index.ts'
 import type { ControlPlane } from '../../../control-plane/service.ts'
-import type { SubscriptionDoc } from '../../../control-plane/types.ts'
 import type { AvroSerde } from '../../../schemas/serde/serde.ts'
 import type { TopicSpec } from '../../../schemas/topics.ts'
 import type { DeliveryDefaults } from '../settings.ts'
-import type { SinkConnector, SinkContext } from '../types.ts'
+import type { SinkFactory } from '../types.ts'
 
 /** The `worker.*` settings (config/schema.ts), with the worker's id resolved. */
 export type SinkWorkerSettings = Omit<AppConfig['worker'], 'id'> & { workerId: string }
 
-/** Builds and starts the sink of a subscription (the runtime owns positions, retries and dead letters). */
-export type SinkFactory = (sub: SubscriptionDoc, ctx: SinkContext) => Promise<SinkConnector<unknown>>
+export type { SinkFactory }
 
 export interface SinkWorkerDeps {
   kafka: Kafka

@@ -157,7 +157,7 @@ export class Runs {
       id,
       policy,
       // a batching sink (REST) gathers concurrent keys into one request: let batchSize keys be in flight
-      concurrency: sub.sink.type === 'rest' ? Math.max(concurrency, sub.deliveryPolicy?.batchSize ?? 1) : concurrency,
+      concurrency: run.sink?.batchSize !== undefined ? Math.max(concurrency, run.sink.batchSize) : concurrency,
       parkAfterFailures: d.defaults.parkAfterFailures,
       disableAfterMs: Math.min(d.defaults.disableAfterMs, (sub.deliveryPolicy?.disableAfterFailingSeconds ?? Infinity) * 1000),
       rateLimitPerSecond: sub.deliveryPolicy?.rateLimitPerSecond ?? 0,
