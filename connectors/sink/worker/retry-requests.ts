@@ -9,7 +9,7 @@ import type { DeliveryDoc, RetryRequestDoc } from '../../../control-plane/types.
 import { DEFAULT_SHORT_POLICY } from '../../retry.ts'
 import { laneKey, type DeliveryQueue } from '../delivery-queue.ts'
 import { DecodedMessage, deadLetterMessage, loadSchemas, rawOf, undeliverable } from '../records.ts'
-import { countBelow, scanLatest, type ScanRange } from '../snapshot.ts'
+import { countBelow, scanLatest, type ScanRange } from '../scan.ts'
 import { tpKey } from '../store.ts'
 import type { SinkRecord } from '../types.ts'
 import type { SinkWorkerDeps, SinkWorkerSettings } from './config.ts'
