@@ -6,8 +6,6 @@
  * bootstrapped in the background and retried until Kafka is reachable, and /ready says which part
  * is not ready yet. `startPlatform` returns a handle whose `close()` undoes all of it.
  */
-import fs from 'node:fs'
-import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import type { RequestHandler } from 'express'
@@ -20,7 +18,7 @@ import type { Logger } from '../common/logger.ts'
 import { Metrics } from '../common/metrics.ts'
 import { tracingFromConfig } from '../common/tracing.ts'
 import { ConfigError } from '../common/errors.ts'
-import { partnerKafkaAccess, usesLocalMongo, type AppConfig } from '../config/index.ts'
+import { partnerKafkaAccess, type AppConfig } from '../config/index.ts'
 import { controlPlaneFromConfig, loadSourceDeclarations, pinnedReaderCheck, registryAccess, SourceRegistry } from '../control-plane/index.ts'
 import { SourceWorker } from '../connectors/source/worker.ts'
 import { createHttpIngest, type HttpIngest } from '../producers/http-ingest/index.ts'
