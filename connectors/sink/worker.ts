@@ -67,7 +67,6 @@ export class SinkWorker {
   readonly #delivery: Delivery
   readonly #shared: SharedReader
   readonly #catchUp: CatchUpReaders
-  readonly #status: StatusReports
   readonly #runs: Runs
   readonly #retries: RetryRequests
   readonly #control: ControlLoop
@@ -119,7 +118,7 @@ export class SinkWorker {
     const delivery = (this.#delivery = new Delivery({ grants, outcomes, log, leaseValid }))
     const readers = { deps, settings, queue, held, positions, log, unknownSchemas }
     this.#shared = new SharedReader(readers)
-    const status = (this.#status = new StatusReports({ controlPlane: deps.controlPlane, settings, queue, positions, metrics: deps.metrics, leaseValid }))
+    const status = new StatusReports({ controlPlane: deps.controlPlane, settings, queue, positions, metrics: deps.metrics, leaseValid })
     const snapshots = new SnapshotBootstrap({ deps, settings, store: this.snapshots, held, positions, slots: this.#slots, log, admin, leaseValid, report: (run) => status.reportRun(run, true) })
     const catchUp = (this.#catchUp = new CatchUpReaders({ ...readers, slots: this.#slots, snapshots }))
     this.#runs = new Runs({ deps, settings, queue, store: this.store, held, positions, grants, outcomes, delivery, catchUp, snapshots, status, log, leaseValid })

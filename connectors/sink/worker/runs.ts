@@ -5,7 +5,7 @@
  */
 import { SyndicationError } from '../../../common/errors.ts'
 import type { Logger } from '../../../common/logger.ts'
-import { ownDeliveryPolicy } from '../../../control-plane/service.ts'
+import { ownDeliveryPolicy } from '../../../control-plane/delivery-policy.ts'
 import { pinsOf } from '../../../control-plane/schema-pins.ts'
 import type { SubscriptionDoc } from '../../../control-plane/types.ts'
 import { valueSubject } from '../../../schemas/topics.ts'
