@@ -95,3 +95,17 @@ export interface SinkPlugin<S extends SinkConfig = SinkConfig> {
   /** The runtime's factory of this type's sinks. */
   create(runtime: SinkRuntime): SinkFactory
 }
+
+/**
+ * A sink type's config schema as the API document holds it: an object closed to other fields, its
+ * `type` the sink type's name and required, then the type's own `required` fields and `properties`.
+ */
+export function sinkSchema(type: SinkType, o: { required: readonly string[]; description?: string; properties: Record<string, unknown> }): Readonly<Record<string, unknown>> {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['type', ...o.required],
+    ...(o.description !== undefined ? { description: o.description } : {}),
+    properties: { type: { const: type }, ...o.properties },
+  }
+}

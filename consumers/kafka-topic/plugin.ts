@@ -6,7 +6,7 @@ import { ConflictError, isDuplicateKey, RequestInvalidError, type FieldError } f
 import { PARTNER_TOPIC_NAME, partnerNames } from '../../control-plane/partner-kafka.ts'
 import type { KafkaTopicSink } from '../../control-plane/types.ts'
 import { topicsOf } from '../../schemas/topics.ts'
-import type { SinkCheck, SinkControl, SinkPlugin } from '../plugin.ts'
+import { sinkSchema, type SinkCheck, type SinkControl, type SinkPlugin } from '../plugin.ts'
 import { kafkaTopicSinkFactory } from './factory.ts'
 
 const NAME_RULE = 'must be 1 to 200 letters, digits, ".", "_" or "-", not starting with "."'
@@ -65,17 +65,14 @@ async function release(subscriptionId: string, control: SinkControl): Promise<st
 export const kafkaTopicPlugin: SinkPlugin<KafkaTopicSink> = {
   type: 'kafka-topic',
   schemaName: 'KafkaTopicSink',
-  schema: {
-  type: 'object',
-  additionalProperties: false,
-  required: ['type'],
-  description: 'A topic of the partner\'s own on the platform\'s Kafka cluster, read with its SCRAM credentials (GET /organizations/{id}/kafka-access). The subscription reads one topic; the partner topic mirrors its partitions and compaction, carries the records in Avro (Confluent wire format) in the pinned schema version, projected and filtered by the grants, and tombstones.',
-  properties: {
-    type: { const: 'kafka-topic' },
-    name: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_-][A-Za-z0-9._-]*$', description: 'What follows `<prefix><partner slug>.` in the topic name. Default: the source topic\'s name. Fixed once created.' },
-    topic: { type: 'string', readOnly: true, description: 'The partner topic, e.g. partner.northwind.inventory.levels.' },
-  },
-},
+  schema: sinkSchema('kafka-topic', {
+    required: [],
+    description: 'A topic of the partner\'s own on the platform\'s Kafka cluster, read with its SCRAM credentials (GET /organizations/{id}/kafka-access). The subscription reads one topic; the partner topic mirrors its partitions and compaction, carries the records in Avro (Confluent wire format) in the pinned schema version, projected and filtered by the grants, and tombstones.',
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_-][A-Za-z0-9._-]*$', description: 'What follows `<prefix><partner slug>.` in the topic name. Default: the source topic\'s name. Fixed once created.' },
+      topic: { type: 'string', readOnly: true, description: 'The partner topic, e.g. partner.northwind.inventory.levels.' },
+    },
+  }),
   secretPaths: [],
   urlPaths: [],
   fixed: true,

@@ -5,7 +5,7 @@ import { ConfigError, RetriableError, UrlRefusedError } from '../../common/error
 import type { FieldError } from '../../control-plane/errors.ts'
 import type { MongoSink } from '../../control-plane/types.ts'
 import { topicsOf } from '../../schemas/topics.ts'
-import type { SinkCheck, SinkPlugin } from '../plugin.ts'
+import { sinkSchema, type SinkCheck, type SinkPlugin } from '../plugin.ts'
 import { guardConnection, parseConnectionString } from './connection.ts'
 import { MONGO_SECRET_PATHS, mongoSinkFactory } from './factory.ts'
 import { mongoSinkConfigProblems } from './sink.ts'
@@ -41,29 +41,26 @@ async function validate(sink: MongoSink, check: SinkCheck): Promise<FieldError[]
 export const mongoPlugin: SinkPlugin<MongoSink> = {
   type: 'mongodb',
   schemaName: 'MongoSink',
-  schema: {
-  type: 'object',
-  additionalProperties: false,
-  required: ['type', 'database', 'collection'],
-  properties: {
-    type: { const: 'mongodb' },
-    connectionString: {
-      type: 'string',
-      pattern: '^mongodb(\\+srv)?://',
-      maxLength: 4000,
-      writeOnly: true,
-      description: 'Required on create; encrypted at rest, never returned. Every host (for mongodb+srv, every SRV target) must pass the SSRF guard: loopback, private, link-local and metadata addresses (every non-public range) are refused unless allowlisted; a host that does not resolve yet is accepted; a proxy (proxyHost) is refused. The worker connects only to addresses the guard approved for each connection.',
+  schema: sinkSchema('mongodb', {
+    required: ['database', 'collection'],
+    properties: {
+      connectionString: {
+        type: 'string',
+        pattern: '^mongodb(\\+srv)?://',
+        maxLength: 4000,
+        writeOnly: true,
+        description: 'Required on create; encrypted at rest, never returned. Every host (for mongodb+srv, every SRV target) must pass the SSRF guard: loopback, private, link-local and metadata addresses (every non-public range) are refused unless allowlisted; a host that does not resolve yet is accepted; a proxy (proxyHost) is refused. The worker connects only to addresses the guard approved for each connection.',
+      },
+      database: { type: 'string', minLength: 1, maxLength: 63, pattern: '^[^/\\\\. "$*<>:|?]+$', description: 'The partner\'s database (MongoDB naming rules).' },
+      collection: {
+        type: 'string',
+        minLength: 1,
+        maxLength: 120,
+        pattern: '^[^$]+$',
+        description: 'One document per key: _id = the event key, the value\'s fields, and _meta (version = Kafka offset, topic, partition, eventId, eventType, occurredAt, writtenAt). Tombstones delete. A subscription with a mongodb sink reads one topic.',
+      },
     },
-    database: { type: 'string', minLength: 1, maxLength: 63, pattern: '^[^/\\\\. "$*<>:|?]+$', description: 'The partner\'s database (MongoDB naming rules).' },
-    collection: {
-      type: 'string',
-      minLength: 1,
-      maxLength: 120,
-      pattern: '^[^$]+$',
-      description: 'One document per key: _id = the event key, the value\'s fields, and _meta (version = Kafka offset, topic, partition, eventId, eventType, occurredAt, writtenAt). Tombstones delete. A subscription with a mongodb sink reads one topic.',
-    },
-  },
-},
+  }),
   secretPaths: MONGO_SECRET_PATHS,
   // the connection string's hosts are guarded by validate (a connection string is no URL)
   urlPaths: [],
