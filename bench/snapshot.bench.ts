@@ -7,7 +7,7 @@
  */
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { LatestOffsetTable } from '../connectors/sink/snapshot.ts'
+import { LatestOffsetTable } from '../connectors/sink/scan.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
 const KEYS = 1_000_000

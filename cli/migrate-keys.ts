@@ -33,7 +33,7 @@ import { DataError, RetriableError, SyndicationError } from '../common/errors.ts
 import type { AppConfig } from '../config/index.ts'
 import { publisherOf } from '../connectors/sink/entitlement.ts'
 import { textHeaders } from '../connectors/sink/records.ts'
-import { readRanges, type ScanRange } from '../connectors/sink/snapshot.ts'
+import { readRanges, type ScanRange } from '../connectors/sink/scan.ts'
 import { POSITION_HEADER } from '../connectors/source/recovery.ts'
 import { contractSchema } from '../schemas/contracts.ts'
 import { envelope, HEADER, toHeaders, uuidv7 } from '../schemas/headers.ts'

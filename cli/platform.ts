@@ -6,8 +6,6 @@
  * bootstrapped in the background and retried until Kafka is reachable, and /ready says which part
  * is not ready yet. `startPlatform` returns a handle whose `close()` undoes all of it.
  */
-import fs from 'node:fs'
-import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import type { RequestHandler } from 'express'
@@ -20,7 +18,7 @@ import type { Logger } from '../common/logger.ts'
 import { Metrics } from '../common/metrics.ts'
 import { tracingFromConfig } from '../common/tracing.ts'
 import { ConfigError } from '../common/errors.ts'
-import { partnerKafkaAccess, usesLocalMongo, type AppConfig } from '../config/index.ts'
+import { partnerKafkaAccess, type AppConfig } from '../config/index.ts'
 import { controlPlaneFromConfig, loadSourceDeclarations, pinnedReaderCheck, registryAccess, SourceRegistry } from '../control-plane/index.ts'
 import { SourceWorker } from '../connectors/source/worker.ts'
 import { createHttpIngest, type HttpIngest } from '../producers/http-ingest/index.ts'
@@ -31,12 +29,9 @@ import { sourcesDropRoot, stackDown, stackSettings, stackUp } from '../stack/ind
 import { ALL_TOPICS } from '../schemas/topics.ts'
 import { encryptionKeys } from './key-ring.ts'
 import { SinkWorker } from '../connectors/sink/worker.ts'
-import { deliveryDefaults, mongoSinkClientSettings, webhookClientSettings } from '../connectors/sink/settings.ts'
-import { sinkFactoryByType } from '../consumers/index.ts'
-import { kafkaTopicSinkFactory, SharedPartnerTopicWriter } from '../consumers/kafka-topic/index.ts'
-import { WebhookClient, webhookSinkFactory } from '../consumers/webhook/index.ts'
-import { MappingSandbox, OAuth2TokenCache, restSinkFactory } from '../consumers/rest/index.ts'
-import { MongoClientPool, mongoSinkFactory } from '../consumers/mongodb/index.ts'
+import { deliveryDefaults } from '../connectors/sink/settings.ts'
+import { sinkFactory } from '../consumers/plugins.ts'
+import { openSinkRuntime, type OpenedSinkRuntime } from '../consumers/runtime.ts'
 import { sleep } from '../common/timers.ts'
 import { backoffDelay, type Backoff } from '../connectors/retry.ts'
 
@@ -112,42 +107,61 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   const admin = kafka.admin({ retry: { retries: 0 } })
   const mongo = createMongoClient(config)
 
+  // Aborted by close(): the parts still starting give up.
+  const closing = new AbortController()
+  const closed = () => closing.signal.aborted
+  /**
+   * Starts a part of the platform once what it needs answers (Kafka, the store, the contracts):
+   * `start` is tried until it succeeds, STARTUP_BACKOFF apart, and given up when the platform closes
+   * (a part `stop` is given for, started just then, is stopped again).
+   */
+  const startWithRetry = async <T>(name: string, start: () => Promise<T>, o: { stop?: (part: T) => Promise<void>; failed?: (err: unknown) => void } = {}): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const part = await start()
+        if (closed() && o.stop) {
+          await o.stop(part)
+          throw new Error(`platform closed while the ${name} started`)
+        }
+        return part
+      } catch (err) {
+        if (closed()) throw err
+        o.failed?.(err)
+        logger.warn(`${name} not ready; retrying`, { attempt, err })
+        await sleep(backoffDelay(STARTUP_BACKOFF, attempt), closing.signal).catch(() => {
+          throw new Error(`platform closed before it could start the ${name}`)
+        })
+      }
+    }
+  }
+
   // Event contracts: the built-in registry (unless an external one is configured), the topics, and
   // the key/value schemas of each topic registered under TopicNameStrategy subjects.
-  let closed = false
   let registry: RegistryServer | undefined
   // set below, in the API role, when partners have Kafka access (the registry accepts their credentials)
   let partnerKafka: PartnerKafka | undefined
   let contractsState: { ready: true; value: Contracts } | { ready: false; error: string } = { ready: false, error: 'starting' }
   const bootstrap = async (): Promise<Contracts> => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        // the worker role uses the API process's built-in registry (or the external one)
-        if (runApi && config.schemaRegistry.url === '' && !registry) {
-          registry = await startSchemaRegistry(config, logger, {
-            // API keys (admin, publisher, partner) and the platform's own processes (see docs/schema-registry.md)
-            auth: registryAccess({ controlPlane: () => controlPlane, internalPassword: internalPassword(keyRing), anonymousLoopbackReads: config.schemaRegistry.anonymousLoopbackReads, partnerKafka: () => partnerKafka }),
-            // lazy: the control plane is created below, after the bootstrap started
-            beforeRegister: (candidate) => pinnedReaderCheck({ cols: controlPlane.cols, topics: ALL_TOPICS, policy: config.schemaRegistry.pinnedReaderPolicy, logger })(candidate),
-          })
-        }
-        const serde = new AvroSerde(RegistryClient.fromConfig(config, keyRing, registry?.url))
-        const created = await ensureTopics(admin)
-        if (created.length > 0) logger.info('created topics', { topics: created })
-        await registerTopicSchemas(serde)
-        const value = { schemaRegistryUrl: serde.client.url, serde }
-        contractsState = { ready: true, value }
-        return value
-      } catch (err) {
-        if (closed) throw err
-        contractsState = { ready: false, error: err instanceof Error ? err.message : String(err) }
-        logger.warn('event contracts not ready; retrying', { attempt, err })
-        await sleep(backoffDelay(STARTUP_BACKOFF, attempt))
-        if (closed) throw new Error('platform closed before its event contracts were ready')
-      }
+    // the worker role uses the API process's built-in registry (or the external one)
+    if (runApi && config.schemaRegistry.url === '' && !registry) {
+      registry = await startSchemaRegistry(config, logger, {
+        // API keys (admin, publisher, partner) and the platform's own processes (see docs/schema-registry.md)
+        auth: registryAccess({ controlPlane: () => controlPlane, internalPassword: internalPassword(keyRing), anonymousLoopbackReads: config.schemaRegistry.anonymousLoopbackReads, partnerKafka: () => partnerKafka }),
+        // lazy: the control plane is created below, after the bootstrap started
+        beforeRegister: (candidate) => pinnedReaderCheck({ cols: controlPlane.cols, topics: ALL_TOPICS, policy: config.schemaRegistry.pinnedReaderPolicy, logger })(candidate),
+      })
     }
+    const serde = new AvroSerde(RegistryClient.fromConfig(config, keyRing, registry?.url))
+    const created = await ensureTopics(admin)
+    if (created.length > 0) logger.info('created topics', { topics: created })
+    await registerTopicSchemas(serde)
+    const value = { schemaRegistryUrl: serde.client.url, serde }
+    contractsState = { ready: true, value }
+    return value
   }
-  const contracts = bootstrap()
+  const contracts = startWithRetry('event contracts', bootstrap, {
+    failed: (err) => (contractsState = { ready: false, error: err instanceof Error ? err.message : String(err) }),
+  })
   contracts.catch(() => undefined) // observed through /ready and the handle
 
   // Management API: the control plane's indexes first (idempotent), then secrets moved to the current key.
@@ -171,54 +185,30 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
 
   // Sink worker: once the contracts and the control plane are ready (retried until they are).
   let sinkWorker: SinkWorker | undefined
-  let webhookClient: WebhookClient | undefined
-  let mongoSinkClients: MongoClientPool | undefined
-  let partnerTopicWriter!: SharedPartnerTopicWriter
-  let mappings: MappingSandbox | undefined
+  let sinks: OpenedSinkRuntime | undefined
   const startWorker = async (): Promise<SinkWorker> => {
     const { serde } = await contracts
-    const guard = controlPlane.guard
-    webhookClient = new WebhookClient({ guard, ...webhookClientSettings(config) })
-    mongoSinkClients = new MongoClientPool({ guard, logger, settings: mongoSinkClientSettings(config), appName: `${config.kafka.clientId}-sinks` })
-    partnerTopicWriter = new SharedPartnerTopicWriter(createKafka(config, logger, `${config.kafka.clientId}-partner-topics`), serde, logger)
-    const defaults = deliveryDefaults(config)
-    const tokens = new OAuth2TokenCache(webhookClient)
-    // JSONata body mappings of REST sinks run in sandbox processes, off this event loop
-    mappings ??= new MappingSandbox(config.delivery.mapping, logger)
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await prepareControlPlane()
-        const w = new SinkWorker({
-          kafka: createKafka(config, logger, `${config.kafka.clientId}-sinks`),
-          controlPlane,
-          db: mongo.db(config.mongodb.database),
-          serde,
-          topics: ALL_TOPICS,
-          createSink: sinkFactoryByType({
-            webhook: webhookSinkFactory(webhookClient, controlPlane, defaults.webhookTimeoutMs),
-            // the REST sink shares the webhook client's keep-alive pools, URL guard and status rules
-            rest: restSinkFactory(webhookClient, tokens, mappings, controlPlane, defaults.webhookTimeoutMs),
-            mongodb: mongoSinkFactory(mongoSinkClients, controlPlane, ALL_TOPICS),
-            'kafka-topic': kafkaTopicSinkFactory(partnerTopicWriter, ALL_TOPICS),
-          }),
-          defaults,
-          logger,
-          settings: { ...config.worker, workerId: config.worker.id },
-          metrics,
-        })
-        await w.start()
-        if (closed) {
-          await w.stop()
-          throw new Error('platform closed while the sink worker started')
-        }
-        sinkWorker = w
-        return w
-      } catch (err) {
-        if (closed) throw err
-        logger.warn('sink worker not started; retrying', { attempt, err })
-        await sleep(backoffDelay(STARTUP_BACKOFF, attempt))
-      }
+    // the clients every sink of this worker shares (consumers/runtime.ts), each sink built by its type's plug-in
+    sinks = openSinkRuntime(config, { guard: controlPlane.guard, secrets: controlPlane, serde, topics: ALL_TOPICS, logger })
+    const createSink = sinkFactory(sinks.runtime)
+    const start = async () => {
+      await prepareControlPlane()
+      const w = new SinkWorker({
+        kafka: createKafka(config, logger, `${config.kafka.clientId}-sinks`),
+        controlPlane,
+        db: mongo.db(config.mongodb.database),
+        serde,
+        topics: ALL_TOPICS,
+        createSink,
+        defaults: deliveryDefaults(config),
+        logger,
+        settings: { ...config.worker, workerId: config.worker.id },
+        metrics,
+      })
+      await w.start()
+      return w
     }
+    return (sinkWorker = await startWithRetry('sink worker', start, { stop: (w) => w.stop() }))
   }
   const worker = runWorker ? startWorker() : null
   worker?.catch(() => undefined)
@@ -229,36 +219,26 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   const sourceRegistry = new SourceRegistry(controlPlane.cols, controlPlane.box, { dropRoot })
   const startSources = async (): Promise<SourceWorker> => {
     const { serde } = await contracts
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await prepareControlPlane()
-        await sourceRegistry.resealSecrets()
-        const w = new SourceWorker({
-          registry: sourceRegistry,
-          db: mongo.db(config.mongodb.database),
-          kafka: createKafka(config, logger, `${config.kafka.clientId}-sources`),
-          serde,
-          logger,
-          urlGuard: controlPlane.guard,
-          workerId: config.worker.id,
-          declarations,
-          leaseTtlMs: config.worker.leaseTtlMs,
-          passMs: config.worker.pollMs,
-          statusIntervalMs: config.worker.statusIntervalMs,
-        })
-        await w.start()
-        if (closed) {
-          await w.stop()
-          throw new Error('platform closed while the source worker started')
-        }
-        sourceWorker = w
-        return w
-      } catch (err) {
-        if (closed) throw err
-        logger.warn('source worker not started; retrying', { attempt, err })
-        await sleep(backoffDelay(STARTUP_BACKOFF, attempt))
-      }
+    const start = async () => {
+      await prepareControlPlane()
+      await sourceRegistry.resealSecrets()
+      const w = new SourceWorker({
+        registry: sourceRegistry,
+        db: mongo.db(config.mongodb.database),
+        kafka: createKafka(config, logger, `${config.kafka.clientId}-sources`),
+        serde,
+        logger,
+        urlGuard: controlPlane.guard,
+        workerId: config.worker.id,
+        declarations,
+        leaseTtlMs: config.worker.leaseTtlMs,
+        passMs: config.worker.pollMs,
+        statusIntervalMs: config.worker.statusIntervalMs,
+      })
+      await w.start()
+      return w
     }
+    return (sourceWorker = await startWithRetry('source worker', start, { stop: (w) => w.stop() }))
   }
   const sources = runWorker ? startSources() : null
   sources?.catch(() => undefined)
@@ -272,14 +252,11 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       sources,
       metrics,
       async close() {
-        closed = true
+        closing.abort()
         clearInterval(sweep)
         await sourceWorker?.stop()
         await sinkWorker?.stop()
-        await webhookClient?.close()
-        await mongoSinkClients?.close()
-        await partnerTopicWriter?.close()
-      await mappings?.close()
+        await sinks?.close()
         await Promise.allSettled([admin.disconnect(), mongo.close()])
         await tracing?.shutdown() // the spans still buffered are exported first
         if (startedStack && options.stopStackOnClose !== false) await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
@@ -312,7 +289,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       metrics,
     })
     await candidate.start()
-    if (closed) return candidate.stop()
+    if (closed()) return candidate.stop()
     ingest = candidate
     logger.info('event ingestion ready', { path: '/v1/events/{eventType}' })
   }).catch((err: unknown) => logger.error('event ingestion did not start', { err }))
@@ -333,7 +310,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
         leaseTtlMs: config.outbox.leaseTtlMs,
       })
       await candidate.start()
-      if (closed) return candidate.stop()
+      if (closed()) return candidate.stop()
       relay = candidate
       stopOutboxNudge = controlPlane.onOutboxWrite(() => candidate.nudge())
       logger.info('outbox relay running')
@@ -404,16 +381,14 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     worker,
     sources,
     async close() {
-      closed = true
+      closing.abort()
       clearInterval(sweep)
       await ingest?.stop()
       stopOutboxNudge?.()
       await relay?.stop()
       await sourceWorker?.stop()
       await sinkWorker?.stop()
-      await webhookClient?.close()
-      await mongoSinkClients?.close()
-      await mappings?.close()
+      await sinks?.close()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         server.closeIdleConnections()
@@ -429,8 +404,3 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     },
   }
 }
-
-/**
- * The key ring for secrets at rest: from the configuration; with the local stack and none
- * configured, a key file in the stack folder (created once, mode 0600) so a dev install just works.
- */

@@ -951,6 +951,52 @@ export interface components {
         GrantPatch: {
             entitlements: components["schemas"]["Entitlement"][];
         };
+        KafkaAccess: {
+            /** @description bootstrap.servers */
+            bootstrapServers: string[];
+            /**
+             * @description security.protocol
+             * @enum {string}
+             */
+            securityProtocol: "SASL_SSL" | "SASL_PLAINTEXT";
+            /**
+             * @description sasl.mechanism
+             * @enum {string}
+             */
+            saslMechanism: "SCRAM-SHA-512";
+            /** @description sasl.username; null until credentials are issued. */
+            username: string | null;
+            /** Format: date-time */
+            credentialsIssuedAt: string | null;
+            /** @description group.id must start with it. */
+            consumerGroupPrefix: string;
+            topics: {
+                topic: string;
+                subscriptionId: string;
+                sourceTopic: string;
+                eventTypes: string[];
+                /** @description False while no accepted grant covers the subscription (its ACL is removed). */
+                readable: boolean;
+                valueSubject: string;
+                keySubject: string;
+            }[];
+            schemaRegistry: {
+                url: string;
+                /** @description basic.auth.user.info: the Kafka user name and password, or an API key. */
+                basicAuth: string;
+            };
+        };
+        KafkaCredentials: {
+            username: string;
+            /** @description Shown only now; the platform keeps only a check of it. */
+            password: string;
+            /** @enum {string} */
+            saslMechanism: "SCRAM-SHA-512";
+            /** @description True when this replaced an earlier password (which no longer works). */
+            rotated: boolean;
+            /** Format: date-time */
+            issuedAt: string;
+        };
         WebhookSink: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -1032,52 +1078,6 @@ export interface components {
             name?: string;
             /** @description The partner topic, e.g. partner.northwind.inventory.levels. */
             readonly topic?: string;
-        };
-        KafkaAccess: {
-            /** @description bootstrap.servers */
-            bootstrapServers: string[];
-            /**
-             * @description security.protocol
-             * @enum {string}
-             */
-            securityProtocol: "SASL_SSL" | "SASL_PLAINTEXT";
-            /**
-             * @description sasl.mechanism
-             * @enum {string}
-             */
-            saslMechanism: "SCRAM-SHA-512";
-            /** @description sasl.username; null until credentials are issued. */
-            username: string | null;
-            /** Format: date-time */
-            credentialsIssuedAt: string | null;
-            /** @description group.id must start with it. */
-            consumerGroupPrefix: string;
-            topics: {
-                topic: string;
-                subscriptionId: string;
-                sourceTopic: string;
-                eventTypes: string[];
-                /** @description False while no accepted grant covers the subscription (its ACL is removed). */
-                readable: boolean;
-                valueSubject: string;
-                keySubject: string;
-            }[];
-            schemaRegistry: {
-                url: string;
-                /** @description basic.auth.user.info: the Kafka user name and password, or an API key. */
-                basicAuth: string;
-            };
-        };
-        KafkaCredentials: {
-            username: string;
-            /** @description Shown only now; the platform keeps only a check of it. */
-            password: string;
-            /** @enum {string} */
-            saslMechanism: "SCRAM-SHA-512";
-            /** @description True when this replaced an earlier password (which no longer works). */
-            rotated: boolean;
-            /** Format: date-time */
-            issuedAt: string;
         };
         Sink: components["schemas"]["WebhookSink"] | components["schemas"]["RestSink"] | components["schemas"]["MongoSink"] | components["schemas"]["KafkaTopicSink"];
         DeliveryPolicy: {
@@ -1250,6 +1250,16 @@ export interface components {
             /** Format: date-time */
             retryRequestedAt?: string | null;
         };
+        RetryRequest: {
+            id: string;
+            subscriptionId: string;
+            /** @enum {string} */
+            kind: "event" | "dead-letters";
+            eventId?: string | null;
+            status: string;
+            /** Format: date-time */
+            requestedAt: string;
+        };
         SourceCreate: {
             /** @description Unique across the platform. */
             name: string;
@@ -1314,16 +1324,6 @@ export interface components {
             reportedAt?: string | null;
             /** @description A change (state, config) no worker has applied yet. */
             pendingChanges: boolean;
-        };
-        RetryRequest: {
-            id: string;
-            subscriptionId: string;
-            /** @enum {string} */
-            kind: "event" | "dead-letters";
-            eventId?: string | null;
-            status: string;
-            /** Format: date-time */
-            requestedAt: string;
         };
     };
     responses: {

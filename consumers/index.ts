@@ -1,2 +1,6 @@
 export { sinkFactoryByType } from './sinks.ts'
 export type { SinkFactories } from './sinks.ts'
+export { SINK_PLUGINS, SINK_TYPES, sinkPlugin, sinkFactory } from './plugins.ts'
+export type { SinkCheck, SinkControl, SinkPlugin, SinkRuntime, SinkSecrets, SinkType } from './plugin.ts'
+export { openSinkRuntime } from './runtime.ts'
+export type { OpenedSinkRuntime } from './runtime.ts'

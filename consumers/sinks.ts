@@ -4,7 +4,7 @@
  * naming the type, so the subscription reports a clear failure instead of running the wrong sink.
  */
 import { ConfigError } from '../common/errors.ts'
-import type { SinkFactory } from '../connectors/sink/worker.ts'
+import type { SinkFactory } from '../connectors/sink/types.ts'
 import type { SinkConfig } from '../control-plane/types.ts'
 
 export type SinkFactories = Partial<Record<SinkConfig['type'], SinkFactory>>

@@ -1,4 +1,4 @@
-export { ControlPlane, DEFAULT_DELIVERY_POLICY, SINK_SECRET_PATHS, MAX_OUTBOX_ENTRIES, ownDeliveryPolicy } from './service.ts'
+export { ControlPlane, DEFAULT_DELIVERY_POLICY, MAX_OUTBOX_ENTRIES, ownDeliveryPolicy } from './service.ts'
 export { partnerProfileValue, partnerProfileEntry, PARTNER_PROFILE_TOPIC, PARTNER_PROFILE_CHANGED, PLATFORM_PROFILE_FIELDS, UNKNOWN_COUNTRY } from './partner-profile.ts'
 export type { ControlPlaneOptions, OrganizationInput, SubscriptionInput, SubscriptionPatch, SubscriptionCreated } from './service.ts'
 export { ApiKeys, BOOTSTRAP_KEY_ID } from './api-keys.ts'

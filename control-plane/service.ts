@@ -11,54 +11,33 @@
  *    them (decline or revoke) at any time.
  * Whatever a caller may not see is NotFound (404), never Forbidden: ids of other organizations do
  * not leak. Forbidden (403) is only for what a caller can see but its scope may not change.
+ *
+ * Here: organizations, API keys, grants and maintenance; the subscriptions and their connectors are
+ * the class this one extends (subscriptions.ts), the scopes visibility.ts, the delivery policy's
+ * defaults delivery-policy.ts.
  */
 import type { Db, Filter } from 'mongodb'
-import type { Logger } from '../common/logger.ts'
-import { generateWebhookSecret, type SecretBox } from '../common/secret-box.ts'
-import { ConfigError, RetriableError, UrlRefusedError } from '../common/errors.ts'
-import { guardConnection, parseConnectionString } from '../consumers/mongodb/connection.ts'
-import { topicsOf } from '../consumers/mongodb/factory.ts'
-import { mongoSinkConfigProblems } from '../consumers/mongodb/sink.ts'
-import { ALL_TOPICS } from '../schemas/topics.ts'
-import type { UrlGuard } from '../common/url-guard.ts'
-import { restSinkProblems } from '../consumers/rest/config.ts'
-import { ApiKeys, type ApiKeyOptions, type CreatedKey } from './api-keys.ts'
-import { DeliveryLog } from './deliveries.ts'
-import { checkEntitlements, checkKnownEventTypes, checkWithinGrants, grantAccepts } from './entitlements.ts'
-import { encodePins, pinsOf } from './schema-pins.ts'
-import { entitlementsOf, filterOf, storedEntitlements, storedFilter } from './stored-keys.ts'
-import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
+import { sinkPlugin } from '../consumers/plugins.ts'
+import { configValue, setConfigValue } from '../consumers/secrets.ts'
 import { IdempotencyStore } from '../common/idempotency.ts'
-import { PARTNER_TOPIC_NAME, partnerNames } from './partner-kafka.ts'
+import { ApiKeys, type ApiKeyOptions, type CreatedKey } from './api-keys.ts'
+import { DEFAULT_DELIVERY_POLICY, migrateDeliveryPolicies, ownDeliveryPolicy } from './delivery-policy.ts'
+import { checkEntitlements, checkKnownEventTypes, grantAccepts } from './entitlements.ts'
+import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError } from './errors.ts'
 import { freeFormErrors } from './free-form.ts'
 import { partnerProfileEntry, partnerProfileValue, PARTNER_PROFILE_TOPIC } from './partner-profile.ts'
-import { bulkWriteBounded, collections, ensureIndexes, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
-import type {
-  ApiKeyDoc,
-  ConnectorDoc,
-  ConnectorStatus,
-  DeliveryPolicy,
-  DesiredState,
-  Entitlement,
-  GrantDoc,
-  OffsetReset,
-  OrganizationDoc,
-  OrganizationKind,
-  OutboxEntry,
-  Principal,
-  RowFilter,
-  Scope,
-  SinkConfig,
-  StartFrom,
-  SubscriptionDoc,
-  WebhookSecretDoc,
-} from './types.ts'
+import { ensureIndexes, newId, page, type Page, type PageRequest } from './store.ts'
+import { storedEntitlements } from './stored-keys.ts'
+import { ControlPlaneSubscriptions, type SubscriptionsOptions } from './subscriptions.ts'
+import type { ApiKeyDoc, DeliveryPolicy, Entitlement, GrantDoc, OrganizationDoc, OrganizationKind, OutboxEntry, Principal, Scope, SinkConfig, SubscriptionDoc } from './types.ts'
+import { grantScope, isAdmin, organizationScope, requireOrganization, visibleOrganizations, type VisibleOrganization } from './visibility.ts'
 
-export interface ControlPlaneOptions {
+export { DEFAULT_DELIVERY_POLICY, ownDeliveryPolicy } from './delivery-policy.ts'
+export type { PartnerAccessChange, SubscriptionCreated, SubscriptionInput, SubscriptionPatch } from './subscriptions.ts'
+export type { VisibleOrganization } from './visibility.ts'
+
+export interface ControlPlaneOptions extends SubscriptionsOptions {
   db: Db
-  box: SecretBox
-  urlGuard: UrlGuard
-  logger: Logger
   bootstrapKey: string
   apiKeyCacheMs: number
   /** Limits on verifying API keys (failed attempts per client and prefix, hashes at once): see ApiKeys. */
@@ -68,60 +47,10 @@ export interface ControlPlaneOptions {
   partnerProfileTopic?: string
   /** The platform's delivery defaults (config delivery.*): what a subscription inherits for the fields it did not set. */
   deliveryDefaults?: Partial<DeliveryPolicy>
-  /**
-   * Kafka access for partners (kafka-topic subscriptions): the prefix of partner topics, users and
-   * groups; absent: kafka-topic subscriptions are refused (no partner listener is configured).
-   */
-  partnerKafka?: { topicPrefix: string }
-}
-
-/** What changed a partner's Kafka access (control-plane/partner-kafka.ts reconciles on it). */
-export interface PartnerAccessChange {
-  partnerId: string
-  /** Partner topics whose subscription was deleted (the topic goes too). */
-  removedTopics: string[]
 }
 
 /** Pending events kept per organization at most while the relay is down (each is a full snapshot: the oldest go first). */
 export const MAX_OUTBOX_ENTRIES = 100
-
-/**
- * The delivery policy's defaults when the configuration names none. They were once copied into every
- * subscription; documents from then are recognized (all five fields, no deliveryPolicyOwn) and the
- * values equal to these are taken as inherited (migrateDeliveryPolicies).
- */
-export const DEFAULT_DELIVERY_POLICY: DeliveryPolicy = {
-  retrySchedule: [5, 300, 1800, 7200, 18000, 36000, 36000],
-  timeoutMs: 10_000,
-  rateLimitPerSecond: 0,
-  batchSize: 1,
-  disableAfterFailingSeconds: 5 * 24 * 3600,
-}
-
-/** Config paths of each sink type that are secrets: sealed at rest, never returned. */
-export const SINK_SECRET_PATHS: Record<SinkConfig['type'], string[]> = {
-  webhook: [],
-  rest: ['auth.token', 'auth.password', 'auth.clientSecret', 'auth.headerValue'],
-  mongodb: ['connectionString'],
-  'kafka-topic': [],
-}
-/** URL fields of each sink type that the SSRF guard checks. */
-const SINK_URL_PATHS: Record<SinkConfig['type'], string[]> = { webhook: ['url'], rest: ['url', 'auth.tokenUrl'], mongodb: [], 'kafka-topic': [] }
-
-const getPath = (o: unknown, path: string): unknown => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o)
-const setPath = (o: Record<string, unknown>, path: string, value: unknown) => {
-  const keys = path.split('.')
-  let cur = o
-  for (const k of keys.slice(0, -1)) {
-    if (!cur[k] || typeof cur[k] !== 'object') return
-    cur = cur[k] as Record<string, unknown>
-  }
-  if (value === undefined) delete cur[keys[keys.length - 1]!]
-  else cur[keys[keys.length - 1]!] = value
-}
-
-/** An organization as a caller may see it; `relationship: 'offered'` marks a partner of which a publisher sees only the public name. */
-export type VisibleOrganization = OrganizationDoc & { relationship?: 'offered' | 'active' | undefined }
 
 export interface OrganizationInput {
   kind: OrganizationKind
@@ -130,78 +59,26 @@ export interface OrganizationInput {
   profile?: Record<string, unknown>
 }
 
-export interface SubscriptionInput {
-  partnerId?: string
-  name: string
-  eventTypes: string[]
-  filter?: RowFilter
-  fields?: string[]
-  schemaVersions?: Record<string, number>
-  sink: SinkConfig
-  deliveryPolicy?: Partial<DeliveryPolicy>
-  startFrom?: StartFrom
-}
-
-export type SubscriptionPatch = Partial<Omit<SubscriptionInput, 'partnerId' | 'startFrom'>>
-
-export interface SubscriptionCreated {
-  subscription: SubscriptionDoc
-  /** The webhook secret, once (webhook sinks). */
-  webhookSecret: string | null
-}
-
 /** A profile every supported store keeps as sent, or a 422 naming the fields at fault. */
 function checkFreeForm(profile: Record<string, unknown> | undefined): void {
   const errors = profile === undefined ? [] : freeFormErrors(profile, 'profile')
   if (errors.length > 0) throw new RequestInvalidError(errors)
 }
 
-export class ControlPlane {
-  readonly cols: Collections
+export class ControlPlane extends ControlPlaneSubscriptions {
   readonly keys: ApiKeys
-  readonly deliveries: DeliveryLog
   readonly idempotency: IdempotencyStore
-  readonly box: SecretBox
-  /** The SSRF guard of this process (sink URLs and connection strings; the workers' sockets connect through it). */
-  readonly guard: UrlGuard
-  private readonly logger: Logger
   private readonly partnerProfileTopic: string
   private readonly outboxListeners = new Set<() => void>()
-  private readonly accessListeners = new Set<(change: PartnerAccessChange) => Promise<void>>()
-  private readonly partnerKafka: { topicPrefix: string } | undefined
 
   constructor(options: ControlPlaneOptions) {
-    this.cols = collections(options.db)
-    this.box = options.box
-    this.guard = options.urlGuard
-    this.logger = options.logger
+    super(options.db, options)
     this.keys = new ApiKeys(this.cols, { bootstrapKey: options.bootstrapKey, cacheMs: options.apiKeyCacheMs, logger: options.logger, ...options.apiKeyVerification })
-    this.deliveries = new DeliveryLog(this.cols)
     // a create's answer may hold a key or a secret shown once: stored sealed
     this.idempotency = new IdempotencyStore(this.cols.idempotency, { windowMs: options.idempotencyTtlSeconds * 1000, seal: options.box })
     this.db = options.db
     this.partnerProfileTopic = options.partnerProfileTopic ?? PARTNER_PROFILE_TOPIC
     this.deliveryDefaults = { ...DEFAULT_DELIVERY_POLICY, ...options.deliveryDefaults }
-    this.partnerKafka = options.partnerKafka
-  }
-
-  /**
-   * Called (and awaited) after every change that can alter a partner's Kafka access. A listener that
-   * fails is logged, not thrown: the change is stored, and the periodic reconcile applies it later.
-   */
-  onPartnerAccessChange(listener: (change: PartnerAccessChange) => Promise<void>): () => void {
-    this.accessListeners.add(listener)
-    return () => this.accessListeners.delete(listener)
-  }
-
-  private async accessChanged(partnerId: string, removedTopics: string[] = []): Promise<void> {
-    for (const l of this.accessListeners) {
-      try {
-        await l({ partnerId, removedTopics })
-      } catch (err) {
-        this.logger.warn('partner Kafka access not reconciled now (the periodic reconcile retries)', { partnerId, error: err })
-      }
-    }
   }
 
   /** The platform's delivery defaults a subscription inherits. */
@@ -226,86 +103,26 @@ export class ControlPlane {
 
   async init(): Promise<void> {
     await ensureIndexes(this.db)
-    await this.migrateDeliveryPolicies()
-  }
-
-  /**
-   * Subscriptions stored with a frozen copy of the default delivery policy: the values equal to the
-   * old defaults become inherited, the rest stay the subscription's own. Idempotent (marks each).
-   */
-  private async migrateDeliveryPolicies(): Promise<void> {
-    const legacy = await this.cols.subscriptions.find({ deliveryPolicyOwn: { $exists: false } }, { projection: { _id: 1, deliveryPolicy: 1, version: 1 } }).toArray()
-    for (const s of legacy) {
-      await this.cols.subscriptions.updateOne({ _id: s._id, deliveryPolicyOwn: { $exists: false } }, { $set: { deliveryPolicy: ownDeliveryPolicy(s as SubscriptionDoc), deliveryPolicyOwn: true } })
-    }
-    if (legacy.length > 0) this.logger.info('delivery policies migrated: default values are inherited now', { subscriptions: legacy.length })
-  }
-
-  // ---------------------------------------------------------------- visibility
-
-  private isAdmin(p: Principal): boolean {
-    return p.scope === 'admin'
-  }
-
-  /** The partners a publisher has a grant with: accepted (the relationship is on) or only offered. */
-  private async grantedPartners(publisherId: string): Promise<{ all: string[]; accepted: Set<string> }> {
-    const grants = await this.cols.grants.find({ publisherId }, { projection: { partnerId: 1, status: 1, eventTypes: 1, acceptedEventTypes: 1 } }).toArray()
-    return { all: grants.map((g) => g.partnerId), accepted: new Set(grants.filter((g) => grantAccepts(g).length > 0).map((g) => g.partnerId)) }
-  }
-
-  private async organizationScope(p: Principal): Promise<Filter<OrganizationDoc>> {
-    if (this.isAdmin(p)) return {}
-    const own = p.organizationId!
-    if (p.scope === 'publisher') return { _id: { $in: [own, ...(await this.grantedPartners(own)).all] } }
-    return { _id: own }
-  }
-
-  /**
-   * What a caller may see of organizations: a publisher sees of a partner whose grant it has only
-   * offered (or whose acceptance was withdrawn) the public name, marked `relationship: 'offered'`.
-   */
-  private async visibleOrganizations(p: Principal, docs: OrganizationDoc[]): Promise<VisibleOrganization[]> {
-    if (p.scope !== 'publisher') return docs
-    const { accepted } = await this.grantedPartners(p.organizationId!)
-    return docs.map((d) => (d._id === p.organizationId || accepted.has(d._id) ? { ...d, relationship: d._id === p.organizationId ? undefined : 'active' } : { ...d, relationship: 'offered' }))
-  }
-
-  private grantScope(p: Principal): Filter<GrantDoc> {
-    if (this.isAdmin(p)) return {}
-    return p.scope === 'publisher' ? { publisherId: p.organizationId! } : { partnerId: p.organizationId! }
-  }
-
-  /** Subscriptions (and so connectors and deliveries) a caller can read: a publisher, those to the event types its partners accepted. */
-  private async subscriptionScope(p: Principal): Promise<Filter<SubscriptionDoc>> {
-    if (this.isAdmin(p)) return {}
-    if (p.scope === 'partner') return { partnerId: p.organizationId! }
-    const grants = (await this.cols.grants.find({ publisherId: p.organizationId! }).toArray()).map((g) => ({ partnerId: g.partnerId, types: grantAccepts(g) })).filter((g) => g.types.length > 0)
-    if (grants.length === 0) return { _id: { $in: [] } }
-    return { $or: grants.map((g) => ({ partnerId: g.partnerId, eventTypes: { $in: g.types } })) }
-  }
-
-  private canChangeSubscription(p: Principal, sub: SubscriptionDoc): void {
-    if (this.isAdmin(p) || (p.scope === 'partner' && p.organizationId === sub.partnerId)) return
-    throw new ForbiddenError('only the partner that owns a subscription (or an admin) may change it')
+    await migrateDeliveryPolicies(this.cols, this.logger)
   }
 
   // ---------------------------------------------------------------- organizations
 
   async listOrganizations(p: Principal, q: { kind?: OrganizationKind | undefined }, req: PageRequest): Promise<Page<VisibleOrganization>> {
-    const filter: Filter<OrganizationDoc> = { ...(await this.organizationScope(p)) }
+    const filter: Filter<OrganizationDoc> = { ...(await organizationScope(this.cols, p)) }
     if (q.kind) filter.kind = q.kind
     const found = await page(this.cols.organizations, filter, req)
-    return { ...found, items: await this.visibleOrganizations(p, found.items) }
+    return { ...found, items: await visibleOrganizations(this.cols, p, found.items) }
   }
 
   async getOrganization(p: Principal, id: string): Promise<VisibleOrganization> {
-    const doc = await this.cols.organizations.findOne({ $and: [{ _id: id }, await this.organizationScope(p)] })
+    const doc = await this.cols.organizations.findOne({ $and: [{ _id: id }, await organizationScope(this.cols, p)] })
     if (!doc) throw new NotFoundError('organization', { organizationId: id })
-    return (await this.visibleOrganizations(p, [doc]))[0]!
+    return (await visibleOrganizations(this.cols, p, [doc]))[0]!
   }
 
   async createOrganization(p: Principal, input: OrganizationInput): Promise<OrganizationDoc> {
-    if (!this.isAdmin(p)) throw new ForbiddenError('only an admin key may create organizations')
+    if (!isAdmin(p)) throw new ForbiddenError('only an admin key may create organizations')
     checkFreeForm(input.profile)
     const now = new Date()
     const doc: OrganizationDoc = { _id: newId('org'), kind: input.kind, name: input.name, slug: input.slug, profile: input.profile ?? {}, createdAt: now, updatedAt: now, version: 1 }
@@ -333,7 +150,7 @@ export class ControlPlane {
 
   async updateOrganization(p: Principal, id: string, patch: { name?: string; profile?: Record<string, unknown> }): Promise<OrganizationDoc> {
     const org = await this.getOrganization(p, id)
-    if (!this.isAdmin(p) && p.organizationId !== org._id) throw new ForbiddenError('a key may only change its own organization')
+    if (!isAdmin(p) && p.organizationId !== org._id) throw new ForbiddenError('a key may only change its own organization')
     checkFreeForm(patch.profile)
     const now = new Date()
     const set: Partial<OrganizationDoc> = { updatedAt: now }
@@ -352,23 +169,15 @@ export class ControlPlane {
     return updated
   }
 
-  private async requireOrganization(id: string, kind: OrganizationKind, field: string, visibleTo?: Principal): Promise<OrganizationDoc> {
-    const filter: Filter<OrganizationDoc> = visibleTo ? { $and: [{ _id: id }, await this.organizationScope(visibleTo)] } : { _id: id }
-    const org = await this.cols.organizations.findOne(filter)
-    if (!org) throw new RequestInvalidError([{ field, message: `no such organization ${id}` }])
-    if (org.kind !== kind) throw new RequestInvalidError([{ field, message: `organization ${id} is a ${org.kind}, not a ${kind}` }])
-    return org
-  }
-
   // ---------------------------------------------------------------- API keys
 
   private keyScope(p: Principal): Filter<ApiKeyDoc> {
-    return this.isAdmin(p) ? {} : { organizationId: p.organizationId! }
+    return isAdmin(p) ? {} : { organizationId: p.organizationId! }
   }
 
   listKeys(p: Principal, q: { organizationId?: string | undefined; prefix?: string | undefined }, req: PageRequest): Promise<Page<ApiKeyDoc>> {
     const filter: Filter<ApiKeyDoc> = { ...this.keyScope(p) }
-    if (q.organizationId !== undefined) filter.organizationId = this.isAdmin(p) || q.organizationId === p.organizationId ? q.organizationId : '\u0000none'
+    if (q.organizationId !== undefined) filter.organizationId = isAdmin(p) || q.organizationId === p.organizationId ? q.organizationId : '\u0000none'
     if (q.prefix !== undefined) filter.prefix = q.prefix
     return page(this.cols.apiKeys, filter, req)
   }
@@ -382,14 +191,14 @@ export class ControlPlane {
   async createKey(p: Principal, input: { scope: Scope; organizationId?: string; name: string }): Promise<CreatedKey> {
     let organizationId: string | null = null
     if (input.scope === 'admin') {
-      if (!this.isAdmin(p)) throw new ForbiddenError('only an admin key may create admin keys')
+      if (!isAdmin(p)) throw new ForbiddenError('only an admin key may create admin keys')
       if (input.organizationId !== undefined) throw new RequestInvalidError([{ field: 'organizationId', message: 'admin keys belong to no organization' }])
     } else {
       organizationId = input.organizationId ?? p.organizationId
       if (organizationId === null) throw new RequestInvalidError([{ field: 'organizationId', message: `is required for a ${input.scope} key` }])
-      if (!this.isAdmin(p) && organizationId !== p.organizationId) throw new RequestInvalidError([{ field: 'organizationId', message: `no such organization ${organizationId}` }])
-      if (!this.isAdmin(p) && input.scope !== p.scope) throw new ForbiddenError(`a ${p.scope} key may only create ${p.scope} keys`)
-      await this.requireOrganization(organizationId, input.scope, 'organizationId')
+      if (!isAdmin(p) && organizationId !== p.organizationId) throw new RequestInvalidError([{ field: 'organizationId', message: `no such organization ${organizationId}` }])
+      if (!isAdmin(p) && input.scope !== p.scope) throw new ForbiddenError(`a ${p.scope} key may only create ${p.scope} keys`)
+      await requireOrganization(this.cols, organizationId, input.scope, 'organizationId')
     }
     return this.keys.create({ scope: input.scope, organizationId, name: input.name, createdBy: p.keyId })
   }
@@ -409,26 +218,26 @@ export class ControlPlane {
   // ---------------------------------------------------------------- grants
 
   listGrants(p: Principal, q: { partnerId?: string | undefined; publisherId?: string | undefined }, req: PageRequest): Promise<Page<GrantDoc>> {
-    const filter: Filter<GrantDoc> = { ...this.grantScope(p) }
+    const filter: Filter<GrantDoc> = { ...grantScope(p) }
     if (q.partnerId !== undefined) filter.partnerId = filter.partnerId !== undefined && filter.partnerId !== q.partnerId ? '\u0000none' : q.partnerId
     if (q.publisherId !== undefined) filter.publisherId = filter.publisherId !== undefined && filter.publisherId !== q.publisherId ? '\u0000none' : q.publisherId
     return page(this.cols.grants, filter, req)
   }
 
   async getGrant(p: Principal, id: string): Promise<GrantDoc> {
-    const doc = await this.cols.grants.findOne({ $and: [{ _id: id }, this.grantScope(p)] })
+    const doc = await this.cols.grants.findOne({ $and: [{ _id: id }, grantScope(p)] })
     if (!doc) throw new NotFoundError('grant', { grantId: id })
     return doc
   }
 
   private canChangeGrant(p: Principal, g: GrantDoc): void {
-    if (this.isAdmin(p) || (p.scope === 'publisher' && p.organizationId === g.publisherId)) return
+    if (isAdmin(p) || (p.scope === 'publisher' && p.organizationId === g.publisherId)) return
     throw new ForbiddenError('only the publisher that gave a grant (or an admin) may change its entitlements; the partner accepts it or ends it (DELETE)')
   }
 
   /** Either side of a relationship may end it: the publisher revokes its offer, the partner declines or revokes. */
   private canEndGrant(p: Principal, g: GrantDoc): void {
-    if (this.isAdmin(p) || (p.scope === 'publisher' && p.organizationId === g.publisherId) || (p.scope === 'partner' && p.organizationId === g.partnerId)) return
+    if (isAdmin(p) || (p.scope === 'publisher' && p.organizationId === g.publisherId) || (p.scope === 'partner' && p.organizationId === g.partnerId)) return
     throw new ForbiddenError('only the publisher or the partner of a grant (or an admin) may end it')
   }
 
@@ -436,9 +245,9 @@ export class ControlPlane {
     if (p.scope === 'partner') throw new ForbiddenError('a partner key cannot give grants')
     const publisherId = input.publisherId ?? p.organizationId
     if (publisherId === null) throw new RequestInvalidError([{ field: 'publisherId', message: 'is required with an admin key' }])
-    if (!this.isAdmin(p) && publisherId !== p.organizationId) throw new RequestInvalidError([{ field: 'publisherId', message: `no such organization ${publisherId}` }])
-    await this.requireOrganization(publisherId, 'publisher', 'publisherId')
-    await this.requireOrganization(input.partnerId, 'partner', 'partnerId')
+    if (!isAdmin(p) && publisherId !== p.organizationId) throw new RequestInvalidError([{ field: 'publisherId', message: `no such organization ${publisherId}` }])
+    await requireOrganization(this.cols, publisherId, 'publisher', 'publisherId')
+    await requireOrganization(this.cols, input.partnerId, 'partner', 'partnerId')
     const errors = [...checkKnownEventTypes(input.entitlements), ...checkEntitlements(input.entitlements)]
     if (errors.length > 0) throw new RequestInvalidError(errors)
     const now = new Date()
@@ -490,7 +299,7 @@ export class ControlPlane {
    */
   async acceptGrant(p: Principal, id: string, version?: number): Promise<GrantDoc> {
     const g = await this.getGrant(p, id)
-    if (!this.isAdmin(p) && !(p.scope === 'partner' && p.organizationId === g.partnerId)) throw new ForbiddenError('only the partner a grant is offered to (or an admin) may accept it')
+    if (!isAdmin(p) && !(p.scope === 'partner' && p.organizationId === g.partnerId)) throw new ForbiddenError('only the partner a grant is offered to (or an admin) may accept it')
     if (version !== undefined && version !== g.version) throw new ConflictError(`the grant is at version ${g.version}, not ${version}: read it again before accepting`, 'version')
     if (g.status === 'active' && grantAccepts(g).length === g.eventTypes.length) return g
     const now = new Date()
@@ -511,407 +320,6 @@ export class ControlPlane {
     await this.accessChanged(g.partnerId)
   }
 
-  // ---------------------------------------------------------------- subscriptions
-
-  async listSubscriptions(p: Principal, q: { partnerId?: string | undefined; eventType?: string | undefined }, req: PageRequest): Promise<Page<SubscriptionDoc>> {
-    const parts: Filter<SubscriptionDoc>[] = [await this.subscriptionScope(p)]
-    if (q.partnerId !== undefined) parts.push({ partnerId: q.partnerId })
-    if (q.eventType !== undefined) parts.push({ eventTypes: q.eventType })
-    return page(this.cols.subscriptions, parts.length === 1 ? parts[0]! : { $and: parts }, req)
-  }
-
-  async getSubscription(p: Principal, id: string): Promise<SubscriptionDoc> {
-    const doc = await this.cols.subscriptions.findOne({ $and: [{ _id: id }, await this.subscriptionScope(p)] })
-    if (!doc) throw new NotFoundError('subscription', { subscriptionId: id })
-    return doc
-  }
-
-  /** SSRF guard on every URL of a sink; 422 naming the field. */
-  private async checkSinkUrls(sink: SinkConfig): Promise<void> {
-    const errors: FieldError[] = []
-    for (const path of SINK_URL_PATHS[sink.type]) {
-      const value = getPath(sink, path)
-      if (typeof value !== 'string') continue
-      try {
-        await this.guard.check(value)
-      } catch (err) {
-        // a host that does not resolve yet is accepted: every connection to it is guarded when it is made
-        if (err instanceof RetriableError) this.logger.info('sink URL host does not resolve now; guarded again at connect', { field: `sink.${path}`, error: err })
-        else if (err instanceof UrlRefusedError) errors.push({ field: `sink.${path}`, message: `URL refused: ${err.message}` })
-        else throw err
-      }
-    }
-    if (errors.length > 0) throw new RequestInvalidError(errors)
-  }
-
-  /** The sink type's own rules (a REST sink's URL template, auth, JSONata mapping): 422 naming each field. */
-  private checkSinkConfig(sealed: SinkConfig): void {
-    const errors: FieldError[] = sealed.type === 'rest' ? restSinkProblems(sealed).map((e) => ({ ...e, field: `sink.${e.field}` })) : []
-    if (errors.length > 0) throw new RequestInvalidError(errors)
-  }
-
-  /**
-   * A MongoDB sink: its connection string parses and every host passes the SSRF guard (the worker
-   * checks again when it connects), it is present unless kept from the previous mongodb sink, and
-   * the subscription reads one topic (a projection collection holds one key space).
-   */
-  private async checkMongoSink(sink: SinkConfig, eventTypes: readonly string[], previous?: SinkConfig, stored = false): Promise<void> {
-    if (sink.type !== 'mongodb') return
-    const errors: FieldError[] = []
-    const topics = topicsOf(eventTypes, ALL_TOPICS)
-    for (const p of mongoSinkConfigProblems({ ...sink, connectionString: 'mongodb://placeholder' })) errors.push({ field: `sink.${p.field}`, message: p.message })
-    if (topics.length > 1) errors.push({ field: 'eventTypes', message: `a mongodb sink projects the keys of one topic; these event types come from ${topics.join(', ')}: subscribe each topic into its own collection` })
-    if (stored) {
-      // the stored string is sealed and was checked when it was saved
-    } else if (typeof sink.connectionString !== 'string') {
-      if (previous?.type !== 'mongodb') errors.push({ field: 'sink.connectionString', message: 'is required' })
-    } else {
-      try {
-        await guardConnection(parseConnectionString(sink.connectionString), this.guard)
-      } catch (err) {
-        // a host that does not resolve yet is accepted: the worker guards it again when it connects
-        if (err instanceof RetriableError) this.logger.info('mongodb sink host does not resolve now; checked again at connect', { error: err })
-        else if (err instanceof ConfigError || err instanceof UrlRefusedError) errors.push({ field: 'sink.connectionString', message: err.message.replace(/^sink\.connectionString /, '') })
-        else throw err
-      }
-    }
-    if (errors.length > 0) throw new RequestInvalidError(errors)
-  }
-
-  /** Seals the secret fields of a sink; a secret left out keeps the previous sealed value. */
-  private sealSink(sink: SinkConfig, previous?: SinkConfig): SinkConfig {
-    const out = structuredClone(sink) as unknown as Record<string, unknown>
-    for (const path of SINK_SECRET_PATHS[sink.type]) {
-      const value = getPath(out, path)
-      if (typeof value === 'string') setPath(out, path, this.box.seal(value))
-      else if (previous && previous.type === sink.type) {
-        const old = getPath(previous, path)
-        if (typeof old === 'string') setPath(out, path, old)
-      }
-    }
-    return out as unknown as SinkConfig
-  }
-
-  private async checkAgainstGrants(partnerId: string, s: { eventTypes: string[]; filter?: RowFilter | undefined; fields?: string[] | undefined; schemaVersions?: Record<string, number> | undefined }): Promise<void> {
-    const grants = (await this.cols.grants.find({ partnerId }).toArray()).map((g) => ({ ...g, entitlements: entitlementsOf(g.entitlements) }))
-    const errors = checkWithinGrants(s, grants)
-    for (const t of Object.keys(s.schemaVersions ?? {})) {
-      if (!s.eventTypes.includes(t)) errors.push({ field: `schemaVersions.${t}`, message: `pins a version for ${t}, which the subscription does not subscribe to` })
-    }
-    if (errors.length > 0) throw new RequestInvalidError(errors)
-  }
-
-  private newWebhookSecret(): { plain: string; doc: WebhookSecretDoc } {
-    const plain = generateWebhookSecret()
-    return { plain, doc: { id: newId('whs'), sealed: this.box.seal(plain), createdAt: new Date(), expiresAt: null } }
-  }
-
-  async createSubscription(p: Principal, input: SubscriptionInput): Promise<SubscriptionCreated> {
-    if (p.scope === 'publisher') throw new ForbiddenError('a publisher key cannot create subscriptions: partners subscribe')
-    const partnerId = input.partnerId ?? p.organizationId
-    if (partnerId === null) throw new RequestInvalidError([{ field: 'partnerId', message: 'is required with an admin key' }])
-    if (!this.isAdmin(p) && partnerId !== p.organizationId) throw new RequestInvalidError([{ field: 'partnerId', message: `no such organization ${partnerId}` }])
-    await this.requireOrganization(partnerId, 'partner', 'partnerId')
-    await this.checkAgainstGrants(partnerId, input)
-    await this.checkSinkUrls(input.sink)
-    await this.checkMongoSink(input.sink, input.eventTypes)
-    const sink = this.sealSink(input.sink)
-    this.checkSinkConfig(sink)
-    const now = new Date()
-    const secret = input.sink.type === 'webhook' ? this.newWebhookSecret() : null
-    const id = newId('sub')
-    const partnerTopic = sink.type === 'kafka-topic' ? await this.reservePartnerTopic(partnerId, id, sink, input.eventTypes) : null
-    const doc: SubscriptionDoc = {
-      _id: id,
-      partnerId,
-      name: input.name,
-      eventTypes: input.eventTypes,
-      ...(input.filter !== undefined ? { filter: storedFilter(input.filter)! } : {}),
-      ...(input.fields !== undefined ? { fields: input.fields } : {}),
-      schemaVersions: encodePins(input.schemaVersions ?? {}),
-      sink,
-      deliveryPolicy: { ...input.deliveryPolicy },
-      deliveryPolicyOwn: true,
-      startFrom: input.startFrom ?? 'latest',
-      webhookSecrets: secret ? [secret.doc] : [],
-      createdAt: now,
-      updatedAt: now,
-      version: 1,
-    }
-    try {
-      await this.cols.subscriptions.insertOne(doc)
-    } catch (err) {
-      if (partnerTopic) await this.cols.partnerTopics.deleteOne({ _id: partnerTopic, subscriptionId: id })
-      if (isDuplicateKey(err)) throw new ConflictError(`partner ${partnerId} already has a subscription named ${input.name}`, 'name')
-      throw err
-    }
-    await this.ensureConnector(doc)
-    if (partnerTopic) await this.accessChanged(partnerId)
-    return { subscription: doc, webhookSecret: secret?.plain ?? null }
-  }
-
-  async updateSubscription(p: Principal, id: string, patch: SubscriptionPatch): Promise<SubscriptionCreated> {
-    const sub = await this.getSubscription(p, id)
-    this.canChangeSubscription(p, sub)
-    const merged = {
-      eventTypes: patch.eventTypes ?? sub.eventTypes,
-      filter: 'filter' in patch ? patch.filter : filterOf(sub.filter),
-      fields: 'fields' in patch ? patch.fields : sub.fields,
-      schemaVersions: patch.schemaVersions ?? pinsOf(sub),
-    }
-    await this.checkAgainstGrants(sub.partnerId, merged)
-    if (patch.sink) await this.checkSinkUrls(patch.sink)
-    await this.checkMongoSink(patch.sink ?? sub.sink, merged.eventTypes, sub.sink, patch.sink === undefined)
-    if (patch.sink || patch.eventTypes) this.checkKafkaTopicChange(sub, patch.sink, merged.eventTypes)
-    const sealedSink = patch.sink ? (patch.sink.type === 'kafka-topic' ? sub.sink : this.sealSink(patch.sink, sub.sink)) : undefined
-    if (sealedSink) this.checkSinkConfig(sealedSink)
-    const set: Partial<SubscriptionDoc> = { updatedAt: new Date(), eventTypes: merged.eventTypes, schemaVersions: encodePins(merged.schemaVersions) }
-    const unset: Record<string, ''> = {}
-    if (merged.filter !== undefined) set.filter = storedFilter(merged.filter)!
-    else unset.filter = ''
-    if (merged.fields !== undefined) set.fields = merged.fields
-    else unset.fields = ''
-    if (patch.name !== undefined) set.name = patch.name
-    if (patch.deliveryPolicy !== undefined) {
-      set.deliveryPolicy = { ...ownDeliveryPolicy(sub), ...patch.deliveryPolicy }
-      set.deliveryPolicyOwn = true
-    }
-    let webhookSecret: string | null = null
-    if (patch.sink !== undefined && sealedSink) {
-      set.sink = sealedSink
-      const now = new Date()
-      if (patch.sink.type === 'webhook' && !sub.webhookSecrets.some((s) => s.expiresAt === null || s.expiresAt > now)) {
-        const secret = this.newWebhookSecret()
-        set.webhookSecrets = [secret.doc]
-        webhookSecret = secret.plain
-      }
-    }
-    let updated: SubscriptionDoc | null
-    try {
-      updated = await this.cols.subscriptions.findOneAndUpdate(
-        { _id: id, version: sub.version },
-        { $set: set, ...(Object.keys(unset).length > 0 ? { $unset: unset } : {}), $inc: { version: 1 } },
-        { returnDocument: 'after' },
-      )
-    } catch (err) {
-      if (isDuplicateKey(err)) throw new ConflictError(`partner ${sub.partnerId} already has a subscription named ${patch.name}`, 'name')
-      throw err
-    }
-    if (!updated) throw new ConflictError('the subscription changed concurrently; read it again and retry')
-    await this.touchConnector(id)
-    if (updated.sink.type === 'kafka-topic') await this.accessChanged(updated.partnerId)
-    return { subscription: updated, webhookSecret }
-  }
-
-  async deleteSubscription(p: Principal, id: string): Promise<void> {
-    const sub = await this.getSubscription(p, id)
-    this.canChangeSubscription(p, sub)
-    // Connector first: a worker stops delivering before the subscription disappears.
-    await this.cols.connectors.deleteOne({ _id: id })
-    await this.cols.subscriptions.deleteOne({ _id: id })
-    await this.cols.connectorStatus.deleteOne({ _id: id })
-    if (sub.sink.type === 'kafka-topic') {
-      const topics = (await this.cols.partnerTopics.find({ subscriptionId: id }).toArray()).map((t) => t._id)
-      await this.cols.partnerTopics.deleteMany({ subscriptionId: id })
-      await this.accessChanged(sub.partnerId, topics)
-    }
-  }
-
-  /**
-   * A kafka-topic subscription's topic: `<prefix><partner slug>.<sink.name, or the source topic>`,
-   * reserved in partnerTopics (its _id is the name, so no two subscriptions write one topic). The
-   * subscription reads one topic: the partner topic mirrors it (partitions, compaction, per-key order).
-   */
-  private async reservePartnerTopic(partnerId: string, subscriptionId: string, sink: SinkConfig & { type: 'kafka-topic' }, eventTypes: readonly string[]): Promise<string> {
-    if (!this.partnerKafka) {
-      throw new RequestInvalidError([{ field: 'sink.type', message: 'this installation gives partners no Kafka access (KAFKA_PARTNER_BOOTSTRAP_SERVERS is not set and the local stack is not used)' }])
-    }
-    const read = topicsOf(eventTypes, ALL_TOPICS)
-    if (read.length !== 1) {
-      throw new RequestInvalidError([{ field: 'eventTypes', message: `a kafka-topic subscription reads one topic; these event types are in ${read.length} (${read.join(', ')}): subscribe each topic in its own subscription` }])
-    }
-    const name = sink.name ?? read[0]!
-    if (!PARTNER_TOPIC_NAME.test(name)) throw new RequestInvalidError([{ field: 'sink.name', message: 'must be 1 to 200 letters, digits, ".", "_" or "-", not starting with "."' }])
-    const org = await this.cols.organizations.findOne({ _id: partnerId }, { projection: { slug: 1 } })
-    const topic = `${partnerNames(this.partnerKafka.topicPrefix, org!.slug).topicPrefix}${name}`
-    if (topic.length > 249) throw new RequestInvalidError([{ field: 'sink.name', message: `makes the topic name ${topic.length} characters long; Kafka allows 249` }])
-    try {
-      await this.cols.partnerTopics.insertOne({ _id: topic, partnerId, subscriptionId, sourceTopic: read[0]!, createdAt: new Date() })
-    } catch (err) {
-      if (isDuplicateKey(err)) throw new ConflictError(`another subscription of the partner writes topic ${topic}; choose another sink.name`, 'sink.name')
-      throw err
-    }
-    sink.topic = topic
-    return topic
-  }
-
-  /** A kafka-topic subscription keeps its topic: no change of sink type, name or source topic (422). */
-  private checkKafkaTopicChange(sub: SubscriptionDoc, sink: SinkConfig | undefined, eventTypes: readonly string[]): void {
-    const was = sub.sink.type === 'kafka-topic'
-    const to = sink ? sink.type === 'kafka-topic' : was
-    if (was !== to) throw new RequestInvalidError([{ field: 'sink.type', message: 'a subscription cannot change to or from a kafka-topic sink; create a new subscription' }])
-    if (!was) return
-    const current = sub.sink as SinkConfig & { type: 'kafka-topic' }
-    if (sink && sink.type === 'kafka-topic' && sink.name !== undefined && sink.name !== (current.name ?? undefined) && `${current.topic}`.endsWith(`.${sink.name}`) === false) {
-      throw new RequestInvalidError([{ field: 'sink.name', message: `the partner topic (${current.topic}) cannot be renamed; create a new subscription` }])
-    }
-    const read = topicsOf(eventTypes, ALL_TOPICS)
-    const source = topicsOf(sub.eventTypes, ALL_TOPICS)
-    if (read.length !== 1 || read[0] !== source[0]) {
-      throw new RequestInvalidError([{ field: 'eventTypes', message: `a kafka-topic subscription reads one topic, ${source[0]}, for good; these event types are in ${read.join(', ') || 'no topic'}` }])
-    }
-  }
-
-  /** New webhook secret; the current ones stay valid (and are signed with) for `overlapSeconds`. */
-  async rotateWebhookSecret(p: Principal, id: string, overlapSeconds: number): Promise<{ subscription: SubscriptionDoc; webhookSecret: string }> {
-    const sub = await this.getSubscription(p, id)
-    this.canChangeSubscription(p, sub)
-    if (sub.sink.type !== 'webhook') throw new ConflictError('only webhook subscriptions have webhook secrets')
-    const now = new Date()
-    const until = new Date(now.getTime() + overlapSeconds * 1000)
-    const kept = sub.webhookSecrets
-      .filter((s) => s.expiresAt === null || s.expiresAt > now)
-      .map((s) => ({ ...s, expiresAt: s.expiresAt === null || s.expiresAt > until ? until : s.expiresAt }))
-    const secret = this.newWebhookSecret()
-    const updated = await this.cols.subscriptions.findOneAndUpdate(
-      { _id: id, version: sub.version },
-      { $set: { webhookSecrets: [...kept, secret.doc], updatedAt: now }, $inc: { version: 1 } },
-      { returnDocument: 'after' },
-    )
-    if (!updated) throw new ConflictError('the subscription changed concurrently; retry')
-    await this.touchConnector(id)
-    return { subscription: updated, webhookSecret: secret.plain }
-  }
-
-  /** For the sink runtime: the webhook secrets to sign with now (current first). */
-  webhookSecretsOf(sub: SubscriptionDoc, now = new Date()): string[] {
-    return sub.webhookSecrets
-      .filter((s) => s.expiresAt === null || s.expiresAt > now)
-      .sort((a, b) => Number(a.expiresAt !== null) - Number(b.expiresAt !== null))
-      .map((s) => this.box.open(s.sealed))
-  }
-
-  /** For the sink runtime: the sink config with its secrets decrypted. */
-  openSink(sink: SinkConfig): SinkConfig {
-    const out = structuredClone(sink) as unknown as Record<string, unknown>
-    for (const path of SINK_SECRET_PATHS[sink.type]) {
-      const v = getPath(out, path)
-      if (typeof v === 'string') setPath(out, path, this.box.open(v))
-    }
-    return out as unknown as SinkConfig
-  }
-
-  // ---------------------------------------------------------------- connectors
-
-  private async ensureConnector(sub: SubscriptionDoc): Promise<ConnectorDoc> {
-    const now = new Date()
-    const doc = await this.cols.connectors.findOneAndUpdate(
-      { _id: sub._id },
-      {
-        $setOnInsert: {
-          subscriptionId: sub._id,
-          partnerId: sub.partnerId,
-          desiredState: 'running',
-          generation: 1,
-          restartRequestedAt: null,
-          offsetReset: null,
-          status: null,
-          createdAt: now,
-          updatedAt: now,
-        },
-      },
-      { upsert: true, returnDocument: 'after' },
-    )
-    return doc!
-  }
-
-  /** A subscription change a worker must pick up: bump the generation. */
-  private async touchConnector(id: string): Promise<void> {
-    await this.cols.connectors.updateOne({ _id: id }, { $inc: { generation: 1 }, $set: { updatedAt: new Date() } })
-  }
-
-  async listConnectors(p: Principal, req: PageRequest): Promise<Page<ConnectorDoc>> {
-    let result: Page<ConnectorDoc>
-    if (this.isAdmin(p)) result = await page(this.cols.connectors, {}, req)
-    else if (p.scope === 'partner') result = await page(this.cols.connectors, { partnerId: p.organizationId! }, req)
-    else {
-      const subs = await this.cols.subscriptions.find(await this.subscriptionScope(p), { projection: { _id: 1 } }).toArray()
-      result = await page(this.cols.connectors, { _id: { $in: subs.map((s) => s._id) } }, req)
-    }
-    return { ...result, items: await this.withStatus(result.items) }
-  }
-
-  async getConnector(p: Principal, id: string): Promise<ConnectorDoc> {
-    const sub = await this.getSubscription(p, id)
-    const doc = (await this.cols.connectors.findOne({ _id: id })) ?? (await this.ensureConnector(sub))
-    return (await this.withStatus([doc]))[0]!
-  }
-
-  /** The runtime's status lives in connector_status (one writer: the worker holding the connector). */
-  private async withStatus(docs: ConnectorDoc[]): Promise<ConnectorDoc[]> {
-    if (docs.length === 0) return docs
-    const statuses = await this.cols.connectorStatus.find({ _id: { $in: docs.map((d) => d._id) } }).toArray()
-    const byId = new Map(statuses.map(({ _id, ...status }) => [_id, status as ConnectorStatus]))
-    return docs.map((d) => ({ ...d, status: byId.get(d._id) ?? d.status ?? null }))
-  }
-
-  private async changeConnector(p: Principal, id: string, update: { set: Partial<ConnectorDoc>; onlyIf?: Filter<ConnectorDoc> }): Promise<ConnectorDoc> {
-    const sub = await this.getSubscription(p, id)
-    this.canChangeSubscription(p, sub)
-    await this.getConnector(p, id)
-    const updated = await this.cols.connectors.findOneAndUpdate(
-      { _id: id, ...(update.onlyIf ?? {}) },
-      { $set: { ...update.set, updatedAt: new Date() }, $inc: { generation: 1 } },
-      { returnDocument: 'after' },
-    )
-    return updated ?? (await this.cols.connectors.findOne({ _id: id }))!
-  }
-
-  setDesiredState(p: Principal, id: string, state: DesiredState): Promise<ConnectorDoc> {
-    // Setting the state it already has changes nothing (no generation bump).
-    return this.changeConnector(p, id, { set: { desiredState: state }, onlyIf: { desiredState: { $ne: state } } })
-  }
-
-  restartConnector(p: Principal, id: string): Promise<ConnectorDoc> {
-    return this.changeConnector(p, id, { set: { restartRequestedAt: new Date() } })
-  }
-
-  resetConnector(p: Principal, id: string, to: OffsetReset['to'], timestamp: Date | null): Promise<ConnectorDoc> {
-    return this.changeConnector(p, id, {
-      set: { offsetReset: { id: newId('rst'), to, timestamp: to === 'timestamp' ? timestamp : null, requestedAt: new Date(), requestedBy: p.keyId } },
-    })
-  }
-
-  /** For the sink runtime: connectors whose desired state changed after `since` (poll; no change streams). */
-  connectorsChangedSince(since: Date, limit = 1000): Promise<ConnectorDoc[]> {
-    return this.cols.connectors.find({ updatedAt: { $gt: since } }).sort({ updatedAt: 1 }).limit(limit).toArray()
-  }
-
-  /** For the sink runtime: what a worker observes (status does not bump the generation). */
-  async reportConnectorStatus(id: string, status: ConnectorStatus): Promise<void> {
-    await this.cols.connectorStatus.replaceOne({ _id: id }, { ...status }, { upsert: true })
-  }
-
-  /** Many status reports in a few commands (a sink worker reports the subscriptions it holds together). */
-  async reportConnectorStatuses(reports: ReadonlyArray<readonly [id: string, status: ConnectorStatus]>): Promise<void> {
-    if (reports.length === 0) return
-    await bulkWriteBounded(this.cols.connectorStatus, reports.map(([id, status]) => ({ replaceOne: { filter: { _id: id }, replacement: { ...status }, upsert: true } })))
-  }
-
-  // ---------------------------------------------------------------- deliveries
-
-  /** The publisher whose events' deliveries a caller may see (undefined: all of them, for a partner or an admin). */
-  deliveryPublisherScope(p: Principal): string | undefined {
-    return p.scope === 'publisher' ? p.organizationId! : undefined
-  }
-
-  async requestRetry(p: Principal, subscriptionId: string, eventId: string | null) {
-    const sub = await this.getSubscription(p, subscriptionId)
-    this.canChangeSubscription(p, sub)
-    if (eventId !== null && !(await this.deliveries.get(subscriptionId, eventId))) throw new NotFoundError('delivery', { eventId })
-    return this.deliveries.requestRetry({ subscriptionId, partnerId: sub.partnerId, eventId, requestedBy: p.keyId })
-  }
-
   // ---------------------------------------------------------------- maintenance
 
   /** Key rotation: re-seals every secret at rest with the current key. Returns how many changed. */
@@ -920,11 +328,11 @@ export class ControlPlane {
     const current = this.box.currentKeyId
     const stale = (s: unknown) => typeof s === 'string' && this.box.keyIdOf(s) !== current
     for await (const sub of this.cols.subscriptions.find({})) {
-      const secretPaths = SINK_SECRET_PATHS[sub.sink.type].filter((path) => stale(getPath(sub.sink, path)))
+      const secretPaths = sinkPlugin(sub.sink.type).secretPaths.filter((path) => stale(configValue(sub.sink, path)))
       const staleSecrets = sub.webhookSecrets.some((s) => stale(s.sealed))
       if (secretPaths.length === 0 && !staleSecrets) continue
       const sink = structuredClone(sub.sink) as unknown as Record<string, unknown>
-      for (const path of secretPaths) setPath(sink, path, this.box.reseal(getPath(sink, path) as string))
+      for (const path of secretPaths) setConfigValue(sink, path, this.box.reseal(configValue(sink, path) as string))
       const webhookSecrets = sub.webhookSecrets.map((s) => ({ ...s, sealed: this.box.reseal(s.sealed) }))
       // Same version on purpose: a reseal changes no meaning, and a concurrent edit wins (and seals anew).
       const r = await this.cols.subscriptions.updateOne({ _id: sub._id, version: sub.version }, { $set: { sink: sink as unknown as SinkConfig, webhookSecrets } })
@@ -951,19 +359,4 @@ export class ControlPlane {
     }
     return { idempotency, webhookSecrets }
   }
-}
-
-const LEGACY_POLICY_FIELDS = ['retrySchedule', 'timeoutMs', 'rateLimitPerSecond', 'batchSize', 'disableAfterFailingSeconds'] as const
-
-/**
- * The delivery policy a subscription set itself. A document from before deliveryPolicyOwn holds all
- * five fields (a copy of DEFAULT_DELIVERY_POLICY merged with the input): the values equal to the
- * defaults are taken as inherited.
- */
-export function ownDeliveryPolicy(sub: Pick<SubscriptionDoc, 'deliveryPolicy' | 'deliveryPolicyOwn'>): Partial<DeliveryPolicy> {
-  const policy = sub.deliveryPolicy ?? {}
-  if (sub.deliveryPolicyOwn || !LEGACY_POLICY_FIELDS.every((f) => policy[f] !== undefined)) return policy
-  const own: Partial<DeliveryPolicy> = { ...policy }
-  for (const f of LEGACY_POLICY_FIELDS) if (JSON.stringify(policy[f]) === JSON.stringify(DEFAULT_DELIVERY_POLICY[f])) delete own[f]
-  return own
 }

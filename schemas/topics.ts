@@ -76,6 +76,16 @@ export const ALL_TOPICS: readonly TopicSpec[] = Object.values(TOPICS)
 /** The topics publishers write (through ingestion or a source); the others only the platform writes. */
 export const PUBLISHER_TOPICS: readonly TopicSpec[] = ALL_TOPICS.filter((t) => t.writtenBy === 'publishers')
 
+/** The topics a set of event types (or topic names) is read from, in the order first named. */
+export function topicsOf(eventTypes: readonly string[], topics: readonly TopicSpec[] = ALL_TOPICS): string[] {
+  const out = new Set<string>()
+  for (const t of eventTypes) {
+    const spec = topics.find((s) => s.name === t || s.eventTypes.includes(t))
+    if (spec) out.add(spec.name)
+  }
+  return [...out]
+}
+
 /**
  * The dead-letter topic of the sink runtime (its name is config worker.deadLetterTopic). Not an Avro
  * contract: the value is the original record's bytes as they were (poison included), the key the

@@ -10,7 +10,9 @@ import type { Logger } from '../../common/logger.ts'
 import { SyndicationError } from '../../common/errors.ts'
 import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from '../../common/store-errors.ts'
 import { fingerprint, type IdempotencyClaim } from '../../common/idempotency.ts'
-import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError, ownDeliveryPolicy, pinsOf, SINK_SECRET_PATHS } from '../../control-plane/index.ts'
+import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError, ownDeliveryPolicy, pinsOf } from '../../control-plane/index.ts'
+import { sinkPlugin } from '../../consumers/plugins.ts'
+import { withoutSecrets } from '../../consumers/secrets.ts'
 import type {
   ApiKeyDoc,
   ConnectorDoc,
@@ -200,19 +202,8 @@ export const grantView = (g: GrantDoc) => {
 
 /** The sink with its secret fields removed; `secretsSet` names those that are set. */
 function sinkView(sink: SubscriptionDoc['sink']) {
-  const out = structuredClone(sink) as unknown as Record<string, unknown>
-  const set: string[] = []
-  for (const path of SINK_SECRET_PATHS[sink.type]) {
-    const keys = path.split('.')
-    let cur: Record<string, unknown> | undefined = out
-    for (const k of keys.slice(0, -1)) cur = cur && typeof cur[k] === 'object' ? (cur[k] as Record<string, unknown>) : undefined
-    const last = keys[keys.length - 1]!
-    if (cur && cur[last] !== undefined) {
-      delete cur[last]
-      set.push(path)
-    }
-  }
-  return set.length > 0 ? { ...out, secretsSet: set } : out
+  const { config, set } = withoutSecrets(sink, sinkPlugin(sink.type).secretPaths)
+  return set.length > 0 ? { ...config, secretsSet: set } : config
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
- * The building blocks of the management API document, shared by its parts (document.ts, sources.ts):
- * references, JSON bodies, and the operations with the problem answers every one of them may give.
+ * The building blocks of the management API document, shared by its parts (document.ts, sources.ts,
+ * subscriptions.ts): references, JSON bodies, the operations with the problem answers every one of
+ * them may give, and the ids and values several parts name.
  */
 
 export const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
@@ -52,3 +53,27 @@ export const read = (summary: string, tag: string, operationId: string, params: 
   parameters: params,
   responses: { '200': response, ...problems(400, 401, 404, ...(params.includes(PAGE[1]) ? [422] : []), 429, 503) },
 })
+
+// ids, lists and values the parts of the document share
+export const listOf = (item: string) => ({
+  type: 'object',
+  required: ['items', 'nextCursor'],
+  properties: { items: { type: 'array', items: ref(item) }, nextCursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page; null on the last page.' } },
+})
+export const pathId = (name: string, prefix: string, what: string) => ({
+  name,
+  in: 'path',
+  required: true,
+  description: `Id of the ${what}.`,
+  schema: { type: 'string', pattern: `^${prefix}_[0-9a-f]{24}$` },
+})
+export const query = (name: string, schema: unknown, description: string) => ({ name, in: 'query', required: false, description, schema })
+
+export const id = (prefix: string) => ({ type: 'string', pattern: `^${prefix}_[0-9a-f]{24}$` })
+export const eventType = { type: 'string', pattern: '^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)+$', maxLength: 200, description: 'e.g. inventory.level.changed' }
+export const fieldPath = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$', maxLength: 200 }
+export const overlap = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { overlapSeconds: { type: 'integer', minimum: 0, maximum: 30 * 24 * 3600, default: 86400, description: 'How long the previous credential stays valid.' } },
+}

@@ -22,175 +22,21 @@
  *    event carries in its headers, active while the deliver function runs (docs/tracing.md).
  *
  * The cost of an idle subscription is a few small objects; lanes exist only while they hold records.
+ * What the queue takes, reports and keeps per subscription (lanes, entries, tracks): queue-model.ts.
  */
 import { EndpointDisabledError, isRetriable, type EndpointDisabledReason } from '../../common/errors.ts'
 import { createLogger, type Logger } from '../../common/logger.ts'
-import { ATTR, endSpan, eventContext, kafkaAttributes, runInSpan, SpanKind, startSpan, tracingOn, type Span } from '../../common/tracing.ts'
-import { backoffDelay, DEFAULT_DELIVERY_POLICY, retryDelay, type RetryPolicy } from '../retry.ts'
+import { endSpan, eventContext, runInSpan, tracingOn } from '../../common/tracing.ts'
+import { backoffDelay, DEFAULT_DELIVERY_POLICY, retryDelay } from '../retry.ts'
 import { sleep } from '../../common/timers.ts'
-import { setMaxListeners } from 'node:events'
 import { Fifo } from './fifo.ts'
+import { deliverySpan, laneKey, quietController, type DeadLetterInfo, type DeliveryQueueEvents, type DeliveryQueueOptions, type Entry, type InjectOptions, type Lane, type PartitionTrack, type PosEntry, type Position, type Sub, type SubscriptionOptions, type SubscriptionStats } from './queue-model.ts'
 import type { SinkRecord } from './types.ts'
 
-export type DeliverFn = (record: SinkRecord, info: { attempt: number; signal: AbortSignal }) => Promise<void>
-
-/** How `inject` delivers a record (instead of the subscription's deliver function and policy). */
-export interface InjectOptions {
-  deliver?: DeliverFn
-  policy?: RetryPolicy
-  /** Refuse (null) when its lane holds records: they are newer versions of its key. */
-  ifLatest?: boolean
-}
-
-/** The lane of a record: its (topic, key), or its (topic, partition) when it has no key. */
-export function laneKey(record: SinkRecord): string {
-  return record.key === null ? `\u0000${record.topic}\u0000${record.partition}` : `${record.topic}\u0000${record.key}`
-}
-
-export interface SubscriptionOptions {
-  id: string
-  deliver: DeliverFn
-  policy?: RetryPolicy
-  /** Lanes (keys) delivered at the same time. */
-  concurrency?: number
-  /** Consecutive retriable failures (no success in between) that park the subscription. */
-  parkAfterFailures?: number
-  /** Failing without a single success for this long disables the subscription. */
-  disableAfterMs?: number
-  /**
-   * Deliveries started per second at most (deliveryPolicy.rateLimitPerSecond; 0 or absent: no limit).
-   * A token bucket of one second's worth: a quiet subscription may start that many at once, then
-   * one every 1/rate s. Retries and probes count too: it is what the partner's endpoint receives.
-   */
-  rateLimitPerSecond?: number
-}
-
-export interface DeliveredInfo {
-  attempts: number
-  firstAttemptAt: number
-  /** From the first attempt to the confirmation. */
-  latencyMs: number
-}
-
-export interface FailedAttemptInfo {
-  attempt: number
-  error: unknown
-  /** Undefined when no retry follows (dead letter or disabled). */
-  retryInMs?: number
-}
-
-export interface DeadLetterInfo {
-  attempts: number
-  firstAttemptAt: number
-  error: unknown
-  /** exhausted: the retry schedule ran out; rejected: an error that is never retried. */
-  reason: 'exhausted' | 'rejected'
-}
-
-export interface DeliveryQueueEvents {
-  onDelivered?(subscriptionId: string, record: SinkRecord, info: DeliveredInfo): void
-  onAttemptFailed?(subscriptionId: string, record: SinkRecord, info: FailedAttemptInfo): void
-  /** Store the dead letter (topic + delivery log); a throw is retried, the lane waits meanwhile. */
-  onDeadLetter(subscriptionId: string, record: SinkRecord, info: DeadLetterInfo): Promise<void> | void
-  onParked?(subscriptionId: string, info: { consecutiveFailures: number; error: unknown }): void
-  onUnparked?(subscriptionId: string): void
-  onDisabled?(subscriptionId: string, info: { reason: EndpointDisabledReason; error: unknown }): void
-}
-
-export interface DeliveryQueueOptions {
-  logger?: Logger
-  random?: () => number
-  now?: () => number
-}
-
-export type SubscriptionStatus = 'active' | 'parked' | 'disabled'
-
-export interface SubscriptionStats {
-  status: SubscriptionStatus
-  paused: boolean
-  buffered: number
-  inFlight: number
-  lanes: number
-  /** Lanes whose head waits for a retry timer. */
-  waiting: number
-  consecutiveFailures: number
-}
-
-export interface Position {
-  topic: string
-  partition: number
-  /** The next offset to read: everything below it is delivered, dead-lettered or skipped. */
-  offset: string
-}
+export { laneKey } from './queue-model.ts'
+export type { DeadLetterInfo, DeliveredInfo, DeliverFn, DeliveryQueueEvents, DeliveryQueueOptions, FailedAttemptInfo, InjectOptions, Position, SubscriptionOptions, SubscriptionStats, SubscriptionStatus } from './queue-model.ts'
 
 const DEFAULTS = { concurrency: 8, parkAfterFailures: 5, disableAfterMs: 5 * 24 * 3600_000 }
-
-interface PosEntry {
-  offset: number
-  done: boolean
-}
-
-interface PartitionTrack {
-  topic: string
-  partition: number
-  pending: Fifo<PosEntry>
-  /** One past the highest offset enqueued or skipped. */
-  floor: number
-}
-
-interface Injected {
-  deliver: DeliverFn | undefined
-  policy: RetryPolicy | undefined
-  resolve(): void
-  reject(err: unknown): void
-}
-
-interface Entry {
-  record: SinkRecord
-  /** Null for an injected record (no position of the subscription). */
-  pos: PosEntry | null
-  track: PartitionTrack | null
-  attempts: number
-  firstAttemptAt: number
-  injected: Injected | null
-}
-
-type LaneState = 'ready' | 'inflight' | 'waiting' | 'due'
-
-interface Lane {
-  key: string
-  entries: Fifo<Entry>
-  state: LaneState
-  timer: NodeJS.Timeout | undefined
-}
-
-interface Sub {
-  id: string
-  deliver: DeliverFn
-  policy: RetryPolicy
-  concurrency: number
-  parkAfterFailures: number
-  disableAfterMs: number
-  lanes: Map<string, Lane>
-  /** Lanes with a fresh head, oldest first. */
-  ready: Fifo<Lane>
-  /** Lanes whose retry is due: served before fresh lanes. */
-  due: Fifo<Lane>
-  inFlight: number
-  waiting: number
-  buffered: number
-  status: SubscriptionStatus
-  paused: boolean
-  removed: boolean
-  consecutiveFailures: number
-  failingSince: number | undefined
-  partitions: Map<string, PartitionTrack>
-  controller: AbortController
-  /** Watched lane keys (`watch`): how many records of each were enqueued since. */
-  watched: Map<string, { refs: number; enqueued: number }>
-  /** The rate limit's bucket (undefined: unlimited) and the timer that pumps when a token is due. */
-  rate: { perSecond: number; tokens: number; at: number; timer: NodeJS.Timeout | undefined } | undefined
-}
 
 export class DeliveryQueue {
   readonly #subs = new Map<string, Sub>()
@@ -628,37 +474,4 @@ export class DeliveryQueue {
       this.#logger.error('delivery queue event handler threw', { error: err })
     }
   }
-}
-
-/**
- * The span of one delivery attempt (OpenTelemetry's messaging conventions: a `process` operation),
- * a child of the event's trace context: the ingestion request's or the source's produce.
- */
-function deliverySpan(subscriptionId: string, entry: Entry, attempt: number): Span {
-  const r = entry.record
-  return startSpan(
-    `deliver ${r.topic}`,
-    {
-      kind: SpanKind.CONSUMER,
-      attributes: {
-        ...kafkaAttributes('process', 'deliver', r.topic),
-        [ATTR.messagingDestinationPartitionId]: String(r.partition),
-        [ATTR.messagingKafkaOffset]: Number(r.offset),
-        [ATTR.messagingMessageId]: r.eventId,
-        [ATTR.cloudeventsEventId]: r.eventId,
-        [ATTR.cloudeventsEventType]: r.eventType,
-        'distributary.subscription.id': subscriptionId,
-        'distributary.delivery.attempt': attempt,
-        ...(entry.injected ? { 'distributary.delivery.redelivery': true } : {}),
-      },
-    },
-    eventContext(r.headers),
-  )
-}
-
-/** A subscription's controller: its signal goes to every call in flight (up to `concurrency` listeners). */
-function quietController(): AbortController {
-  const c = new AbortController()
-  setMaxListeners(0, c.signal)
-  return c
 }

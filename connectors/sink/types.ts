@@ -5,6 +5,7 @@
  * error from common/errors.ts otherwise.
  */
 import type { Logger } from '../../common/logger.ts'
+import type { SubscriptionDoc } from '../../control-plane/types.ts'
 
 /** One decoded, filtered and projected event on its way to one subscription. */
 export interface SinkRecord<V = unknown> {
@@ -69,8 +70,16 @@ export interface SinkConnector<C, V = unknown> {
    * written to the delivery log again (failures, retries and dead letters are, as for every sink).
    */
   readonly recordsDeliveries?: boolean
+  /**
+   * Records of different keys it sends together in one call at most (a batching sink: REST with a
+   * batchSize): the worker lets at least this many keys be in flight at once, so that a batch can fill.
+   */
+  readonly batchSize?: number
   start(config: C, ctx: SinkContext): Promise<void>
   /** Resolve = every record delivered; throw = a classified error (DataError, RetriableError, PartnerRejectedError, EndpointDisabledError). */
   put(records: SinkRecord<V>[], options?: PutOptions): Promise<void>
   stop(): Promise<void>
 }
+
+/** Builds and starts the sink of a subscription (the runtime owns positions, retries and dead letters). */
+export type SinkFactory = (sub: SubscriptionDoc, ctx: SinkContext) => Promise<SinkConnector<unknown>>

@@ -3,9 +3,9 @@
  * commit), and owns everything the plug-ins share:
  *
  * - batching: each poll's records go out as one produce request (up to `maxBatch`);
- * - Avro in the Confluent wire format through the serde, key and value schemas of the topic's
- *   contracts (TopicNameStrategy subjects), registered or found once per topic;
- * - keys and CloudEvents envelope headers (event id UUIDv7, type, source, time, traceparent);
+ * - encoding (encoder.ts): Avro in the Confluent wire format through the serde, key and value
+ *   schemas of the topic's contracts (TopicNameStrategy subjects), registered or found once per
+ *   topic; keys and CloudEvents envelope headers (event id UUIDv7, type, source, time, traceparent);
  * - with tracing on, a `send` span per produce request (docs/tracing.md), linked to the trace
  *   contexts its records carry and the trace context of those that carry none;
  * - a kafkajs idempotent producer, acks=all, one request in flight (per-key order survives retries),
@@ -15,18 +15,17 @@
  *   again; a failed produce is retried for pull sources and reported with `fail` for push sources;
  * - start / pause / resume / stop, and recovery after a crash (see SourceConnector.recovery).
  */
-import { type Kafka, type Message, type Producer, type TopicMessages } from 'kafkajs'
+import { type Kafka, type Producer, type TopicMessages } from 'kafkajs'
 import { KeyHashPartitioner } from '../../common/kafkajs-partitioner.ts'
 import { idle as sleep } from '../../common/timers.ts'
 import type { Logger } from '../../common/logger.ts'
-import { ATTR, endSpan, extractContext, headersOf, kafkaAttributes, linkOf, ROOT_CONTEXT, SpanKind, startSpan, tracingOn, type Span } from '../../common/tracing.ts'
+import { endSpan } from '../../common/tracing.ts'
 import { DataError, RetriableError } from '../../common/errors.ts'
-import { contractSchema } from '../../schemas/contracts.ts'
-import { HEADER, envelopeHeaders, newTraceparent, uuidv7 } from '../../schemas/headers.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
-import { keySubject, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
+import type { TopicSpec } from '../../schemas/topics.ts'
 import { backoffDelay, type Backoff } from '../retry.ts'
-import { POSITION_HEADER, positionHeader, scanPositions } from './recovery.ts'
+import { RecordEncoder, type TopicIds } from './encoder.ts'
+import { scanPositions } from './recovery.ts'
 import type { SourceConnector, SourceContext, SourceRecord, SourceState } from './types.ts'
 
 export interface SourceRunnerOptions {
@@ -72,23 +71,11 @@ const PRODUCE_BACKOFF: Backoff = { initialDelayMs: 500, maxDelayMs: 10_000 }
 /** A failed commit (the records are in Kafka) is retried after 200 ms, doubling up to 5 s. */
 const COMMIT_BACKOFF: Backoff = { initialDelayMs: 200, maxDelayMs: 5000 }
 
-interface TopicIds {
-  keyId: number
-  valueId: number
-  subject: string
-  version: number
-}
-
-/** Where a record keeps its encoded message once encoded (the runner's, not the plug-in's). */
-const ENCODED = Symbol('encoded message')
-type Encoded = { [ENCODED]?: Message }
-
 export class SourceRunner<C = unknown, V = unknown> {
   readonly name: string
   readonly source: string
   private readonly log: Logger
-  private readonly topics: Map<string, TopicSpec>
-  private readonly ids = new Map<string, Promise<TopicIds>>()
+  private readonly encoder: RecordEncoder<V>
   private readonly maxBatch: number
   private readonly idleMs: number
   private readonly overlapPoll: boolean
@@ -110,7 +97,7 @@ export class SourceRunner<C = unknown, V = unknown> {
     this.name = opts.name
     this.source = opts.source ?? `/sources/${opts.name}`
     this.log = opts.logger.child({ component: 'source-runner', connector: opts.name })
-    this.topics = new Map(opts.topics.map((t) => [t.name, t]))
+    this.encoder = new RecordEncoder({ name: opts.name, source: this.source, serde: opts.serde, topics: opts.topics, ...(opts.publisherId !== undefined ? { publisherId: opts.publisherId } : {}) })
     this.maxBatch = opts.maxBatch ?? 2000
     this.overlapPoll = opts.overlapPoll ?? !connector.fail
     this.idleMs = opts.idleMs ?? 100
@@ -207,26 +194,6 @@ export class SourceRunner<C = unknown, V = unknown> {
   private sessions = 1
   /** Set when a produce failed: the producer's sequence numbers can no longer be trusted. */
   private spoiled = false
-
-  /** Key/value schema ids and the value schema version of a topic (registered once). */
-  topicIds(topic: string): Promise<TopicIds> {
-    let p = this.ids.get(topic)
-    if (!p) {
-      const spec = this.topics.get(topic)
-      if (!spec) return Promise.reject(new DataError(`topic ${topic} is not one of this source's topics`, { connector: this.name, topic }))
-      p = (async () => {
-        const keyId = await this.opts.serde.register(keySubject(topic), contractSchema(spec.keySchema))
-        const subject = valueSubject(topic)
-        const valueSchema = contractSchema(spec.valueSchema)
-        const valueId = await this.opts.serde.register(subject, valueSchema)
-        const found = await this.opts.serde.client.lookup(subject, valueSchema)
-        return { keyId, valueId, subject, version: found.version }
-      })()
-      p.catch(() => this.ids.delete(topic))
-      this.ids.set(topic, p)
-    }
-    return p
-  }
 
   /**
    * The loop is a two-stage pipeline: while one batch is in flight (waiting for the broker's ack),
@@ -329,8 +296,6 @@ export class SourceRunner<C = unknown, V = unknown> {
   private flight: { batch: SourceRecord<V>[]; done: Promise<Error | undefined> } | undefined
   /** The chain of commits, in ack order. */
   private commits: Promise<void> = Promise.resolve()
-  /** The `send` span of each encoded batch (tracing on), ended when the broker answered. */
-  private readonly spans = new WeakMap<TopicMessages[], Span>()
 
   /**
    * Waits for the batch in flight. Returns its records when producing them failed and the source is
@@ -391,118 +356,20 @@ export class SourceRunner<C = unknown, V = unknown> {
     await this.sendEncoded(batch, await this.encode(batch))
   }
 
-  /**
-   * Keys and values in the Confluent wire format, envelope headers and the position header, grouped
-   * by topic. Assigns each record its event id (kept on a retry, so the same event keeps its id).
-   */
-  async encode(batch: SourceRecord<V>[]): Promise<TopicMessages[]> {
-    const byTopic = new Map<string, { ids: TopicIds; messages: Message[] }>()
-    for (const r of batch) if (!byTopic.has(r.topic)) byTopic.set(r.topic, { ids: await this.topicIds(r.topic), messages: [] })
-    // Records without a trace context share the produce request's: its send span's, or (tracing off) a new trace.
-    if (!tracingOn()) return this.encodeMessages(batch, byTopic, newTraceparent())
-    const span = this.sendSpan(batch, byTopic.keys())
-    let out: TopicMessages[]
-    try {
-      out = this.encodeMessages(batch, byTopic, headersOf(span.spanContext()).traceparent)
-    } catch (err) {
-      endSpan(span, err)
-      throw err
-    }
-    this.spans.set(out, span)
-    return out
+  /** Key/value schema ids and the value schema version of a topic, registered once (encoder.ts). */
+  topicIds(topic: string): Promise<TopicIds> {
+    return this.encoder.topicIds(topic)
   }
 
-  private encodeMessages(batch: SourceRecord<V>[], byTopic: Map<string, { ids: TopicIds; messages: Message[] }>, batchTrace: string): TopicMessages[] {
-    const serde = this.opts.serde
-    const now = new Date()
-    // The records encoded here that carry a position share a batch tag (see positionHeader): after a
-    // crash, recovery trusts a batch's positions only if all of its records reached Kafka.
-    let positioned = 0
-    for (const r of batch) if (r.position !== undefined && (r as Encoded)[ENCODED] === undefined) positioned++
-    const tag = positioned > 0 ? `${uuidv7()} ${positioned}` : ''
-    let last: { topic: string; ids: TopicIds; messages: Message[] } | undefined
-    for (const r of batch) {
-      if (last?.topic !== r.topic) {
-        const t = byTopic.get(r.topic)!
-        last = { topic: r.topic, ids: t.ids, messages: t.messages }
-      }
-      const kept = (r as Encoded)[ENCODED]
-      if (kept !== undefined) {
-        last.messages.push(kept) // a retry: the same bytes, id and headers as the first time
-        continue
-      }
-      const ids = last.ids
-      const id = r.id ?? uuidv7()
-      r.id = id
-      const headers = envelopeHeaders(id, r.type, this.source, r.occurredAt ?? now, ids.subject, ids.version, r.traceparent ?? batchTrace)
-      if (r.tracestate !== undefined && r.traceparent !== undefined) headers[HEADER.tracestate] = r.tracestate
-      if (r.position !== undefined) headers[POSITION_HEADER] = positionHeader(r.position, tag)
-      const publisher = this.publisherOf(r)
-      if (publisher !== undefined) headers[HEADER.publisherId] = publisher
-      const message: Message = { key: serde.encodeSync(ids.keyId, r.key), value: serde.encodeSync(ids.valueId, r.value), headers }
-      last.messages.push(message)
-      // From here on the record is its bytes: its key and value objects are let go, so that a batch
-      // waiting for its ack (and the one encoded behind it) holds no per-event object graph that the
-      // garbage collector would copy and promote (see SourceRecord: read them before they are polled).
-      ;(r as Encoded)[ENCODED] = message
-      ;(r as { key: unknown }).key = undefined
-      ;(r as { value: unknown }).value = undefined
-    }
-    return [...byTopic].map(([topic, t]) => ({ topic, messages: t.messages }))
-  }
-
-  /**
-   * The span of one produce request (OpenTelemetry's messaging conventions: `send`). Records that
-   * carry a trace context (an ingestion request's) are linked, the first one as the parent so the
-   * request's trace shows its produce; the others keep this span's context as their creation context.
-   */
-  private sendSpan(batch: SourceRecord<V>[], topics: Iterable<string>): Span {
-    const contexts = new Map<string, string | undefined>()
-    for (const r of batch) if (r.traceparent !== undefined && !contexts.has(r.traceparent)) contexts.set(r.traceparent, r.tracestate)
-    const carried = [...contexts].map(([traceparent, tracestate]) => extractContext(tracestate !== undefined ? { traceparent, tracestate } : { traceparent }))
-    const names = [...topics]
-    const links = carried.slice(1).flatMap((c) => linkOf(c) ?? [])
-    return startSpan(
-      names.length === 1 ? `send ${names[0]}` : 'send',
-      {
-        kind: SpanKind.PRODUCER,
-        attributes: {
-          ...kafkaAttributes('send', 'send', names.length === 1 ? names[0] : undefined),
-          [ATTR.messagingBatchMessageCount]: batch.length,
-          [ATTR.cloudeventsEventSource]: this.source,
-        },
-        links,
-      },
-      carried[0] ?? ROOT_CONTEXT, // not the loop's context: a batch's trace is its records'
-    )
-  }
-
-  /**
-   * The publisher stamped on a record: the runner's own (a source's owner) or the record's. A record
-   * that names another manufacturer than that (in publisherId, the value's or the key's
-   * manufacturerId) is never produced: the platform stamps, the payload only claims.
-   */
-  private publisherOf(r: SourceRecord<V>): string | undefined {
-    const stamped = this.opts.publisherId ?? r.publisherId
-    if (stamped === undefined) return undefined
-    // checked per record on the ingest's hot path: no allocation unless a claim differs
-    if (r.publisherId !== undefined && r.publisherId !== stamped) this.foreign(r, 'publisherId', r.publisherId, stamped)
-    const value = r.value as { manufacturerId?: unknown } | null
-    if (value !== null && typeof value === 'object' && value.manufacturerId !== undefined && value.manufacturerId !== stamped) this.foreign(r, 'value.manufacturerId', value.manufacturerId, stamped)
-    const key = r.key as { manufacturerId?: unknown } | null
-    if (key !== null && typeof key === 'object' && key.manufacturerId !== undefined && key.manufacturerId !== stamped) this.foreign(r, 'key.manufacturerId', key.manufacturerId, stamped)
-    return stamped
-  }
-
-  private foreign(r: SourceRecord<V>, field: string, claim: unknown, stamped: string): never {
-    throw new DataError(`a record of source ${this.name} names manufacturer ${String(claim)} in ${field}, but the source publishes for ${stamped}`, { connector: this.name, topic: r.topic, field })
+  /** A batch as Kafka messages grouped by topic, each record given its event id (encoder.ts). */
+  encode(batch: SourceRecord<V>[]): Promise<TopicMessages[]> {
+    return this.encoder.encode(batch)
   }
 
   /** Sends one encoded batch (sendOnce) and ends its send span (tracing on) with the broker's answer. */
   private async sendEncoded(batch: SourceRecord<V>[], topicMessages: TopicMessages[]): Promise<void> {
-    const span = this.spans.get(topicMessages)
+    const span = this.encoder.takeSpan(topicMessages)
     if (!span) return this.sendOnce(batch, topicMessages)
-    this.spans.delete(topicMessages)
     try {
       await this.sendOnce(batch, topicMessages)
     } catch (err) {

@@ -10,8 +10,7 @@ import type { SinkConnector, SinkContext } from '../../connectors/sink/types.ts'
 import { pinsOf } from '../../control-plane/schema-pins.ts'
 import type { SubscriptionDoc } from '../../control-plane/types.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
-import type { TopicSpec } from '../../schemas/topics.ts'
-import { topicsOf } from '../mongodb/factory.ts'
+import { topicsOf, type TopicSpec } from '../../schemas/topics.ts'
 import { KafkaTopicSink, type KafkaTopicSinkConfig, type PartnerTopicWriter } from './sink.ts'
 
 export function kafkaTopicSinkConfig(sub: SubscriptionDoc, topics: readonly TopicSpec[]): KafkaTopicSinkConfig {
@@ -147,7 +146,7 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
   }
 }
 
-/** A SinkFactory (connectors/sink/worker.ts) for kafka-topic subscriptions. */
+/** A SinkFactory (connectors/sink/types.ts) for kafka-topic subscriptions. */
 export function kafkaTopicSinkFactory(writer: PartnerTopicWriter, topics: readonly TopicSpec[]) {
   return async (sub: SubscriptionDoc, ctx: SinkContext): Promise<SinkConnector<unknown>> => {
     const sink = new KafkaTopicSink(writer)

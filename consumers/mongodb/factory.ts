@@ -8,23 +8,16 @@
  */
 import { ConfigError } from '../../common/errors.ts'
 import type { SinkConnector, SinkContext } from '../../connectors/sink/types.ts'
-import type { ControlPlane } from '../../control-plane/service.ts'
-import type { SubscriptionDoc } from '../../control-plane/types.ts'
-import type { TopicSpec } from '../../schemas/topics.ts'
+import type { MongoSink, SubscriptionDoc } from '../../control-plane/types.ts'
+import { topicsOf, type TopicSpec } from '../../schemas/topics.ts'
+import { openSecrets, type SinkSecrets } from '../secrets.ts'
 import type { MongoClientPool } from './client-pool.ts'
 import { MongoProjectionSink, type MongoSinkConfig } from './sink.ts'
 
-/** The topics a set of event types (or topic names) is read from. */
-export function topicsOf(eventTypes: readonly string[], topics: readonly TopicSpec[]): string[] {
-  const out = new Set<string>()
-  for (const t of eventTypes) {
-    const spec = topics.find((s) => s.name === t || s.eventTypes.includes(t))
-    if (spec) out.add(spec.name)
-  }
-  return [...out]
-}
+/** Settings of a MongoDB sink that are secrets: sealed at rest, never returned. */
+export const MONGO_SECRET_PATHS = ['connectionString'] as const
 
-export function mongoSinkConfig(sub: SubscriptionDoc, controlPlane: ControlPlane, topics: readonly TopicSpec[]): MongoSinkConfig {
+export function mongoSinkConfig(sub: SubscriptionDoc, secrets: SinkSecrets, topics: readonly TopicSpec[]): MongoSinkConfig {
   if (sub.sink.type !== 'mongodb') throw new ConfigError(`subscription ${sub._id} has a ${sub.sink.type} sink, not mongodb`, { subscriptionId: sub._id })
   const read = topicsOf(sub.eventTypes, topics)
   if (read.length > 1) {
@@ -33,16 +26,15 @@ export function mongoSinkConfig(sub: SubscriptionDoc, controlPlane: ControlPlane
       field: 'eventTypes',
     })
   }
-  const sink = controlPlane.openSink(sub.sink)
-  if (sink.type !== 'mongodb') throw new ConfigError('unreachable')
+  const sink = openSecrets<MongoSink>(sub.sink, MONGO_SECRET_PATHS, secrets.box)
   return { connectionString: sink.connectionString, database: sink.database, collection: sink.collection }
 }
 
-/** A SinkFactory (connectors/sink/worker.ts) for mongodb subscriptions. */
-export function mongoSinkFactory(pool: MongoClientPool, controlPlane: ControlPlane, topics: readonly TopicSpec[]) {
+/** A SinkFactory (connectors/sink/types.ts) for mongodb subscriptions. */
+export function mongoSinkFactory(pool: MongoClientPool, secrets: SinkSecrets, topics: readonly TopicSpec[]) {
   return async (sub: SubscriptionDoc, ctx: SinkContext): Promise<SinkConnector<unknown>> => {
     const sink = new MongoProjectionSink(pool)
-    await sink.start(mongoSinkConfig(sub, controlPlane, topics), ctx)
+    await sink.start(mongoSinkConfig(sub, secrets, topics), ctx)
     return sink as SinkConnector<unknown>
   }
 }

@@ -6,4 +6,4 @@ export { parseConnectionString, guardConnection, guardHost, guardedMongoClient, 
 export type { ParsedConnection, SrvResolver, GuardedMongoClient } from './connection.ts'
 export { classifyMongoError, isAuthError, isDuplicateKeyError } from './errors.ts'
 export type { MongoPhase } from './errors.ts'
-export { mongoSinkFactory, mongoSinkConfig, topicsOf } from './factory.ts'
+export { mongoSinkFactory, mongoSinkConfig, MONGO_SECRET_PATHS } from './factory.ts'

@@ -36,6 +36,9 @@ export interface RestSinkConfig {
 export const REST_METHODS: readonly RestMethod[] = ['POST', 'PUT', 'PATCH']
 export const DEFAULT_BATCH_WAIT_MS = 50
 export const MAX_BATCH_WAIT_MS = 10_000
+/** Settings of a REST sink that are secrets: sealed at rest, never returned. */
+export const REST_SECRET_PATHS = ['auth.token', 'auth.password', 'auth.clientSecret', 'auth.headerValue'] as const
+
 export const MAX_BATCH_EVENTS = 1000
 /** Headers the sink sets itself (or the HTTP layer owns): a subscription cannot override them. */
 export const RESERVED_HEADERS = new Set(['idempotency-key', 'authorization', 'content-type', 'content-length', 'host', 'transfer-encoding', 'connection', 'user-agent'])

@@ -1,6 +1,6 @@
 export { RestSink } from './sink.ts'
 export { restSinkFactory, restSinkConfig } from './factory.ts'
-export { restSinkProblems, REST_METHODS, DEFAULT_BATCH_WAIT_MS, MAX_BATCH_WAIT_MS, MAX_BATCH_EVENTS } from './config.ts'
+export { restSinkProblems, REST_SECRET_PATHS, REST_METHODS, DEFAULT_BATCH_WAIT_MS, MAX_BATCH_WAIT_MS, MAX_BATCH_EVENTS } from './config.ts'
 export type { RestSinkConfig, RestAuth, RestMethod } from './config.ts'
 export { OAuth2TokenCache, TokenError } from './oauth2.ts'
 export type { OAuth2Credentials, OAuth2TokenCacheOptions } from './oauth2.ts'

@@ -60,6 +60,11 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
     private readonly mappings: MappingSandbox,
   ) {}
 
+  /** Events per request at most (the subscription's batchSize; 1 without batching). */
+  get batchSize(): number {
+    return this.#config?.batch?.maxEvents ?? 1
+  }
+
   async start(config: RestSinkConfig, ctx: SinkContext): Promise<void> {
     const problems = restSinkProblems({ ...config, batch: undefined })
     if (config.batch && (!Number.isInteger(config.batch.maxEvents) || config.batch.maxEvents < 1 || !Number.isInteger(config.batch.maxWaitMs) || config.batch.maxWaitMs < 0)) {

@@ -174,19 +174,19 @@ export function createRegistryApp(registry: SchemaRegistryService, logger: Logge
     }),
   )
 
-  app.get('/config', h(() => registry.getGlobalConfig()))
-  app.put('/config', h((req, res) => canManage(res, null) ?? registry.setConfig(null, req.body)))
-  app.delete('/config', h((_req, res) => canManage(res, null) ?? registry.deleteConfig(null)))
-  app.get('/config/:subject', h((req, res) => read(req, res) && registry.getSubjectConfig(param(req, 'subject'), flag(req, 'defaultToGlobal'))))
-  app.put('/config/:subject', h((req, res) => manage(req, res) && registry.setConfig(param(req, 'subject'), req.body)))
-  app.delete('/config/:subject', h((req, res) => manage(req, res) && registry.deleteConfig(param(req, 'subject'))))
+  app.get('/config', h(() => registry.settings.getGlobalConfig()))
+  app.put('/config', h((req, res) => canManage(res, null) ?? registry.settings.setConfig(null, req.body)))
+  app.delete('/config', h((_req, res) => canManage(res, null) ?? registry.settings.deleteConfig(null)))
+  app.get('/config/:subject', h((req, res) => read(req, res) && registry.settings.getSubjectConfig(param(req, 'subject'), flag(req, 'defaultToGlobal'))))
+  app.put('/config/:subject', h((req, res) => manage(req, res) && registry.settings.setConfig(param(req, 'subject'), req.body)))
+  app.delete('/config/:subject', h((req, res) => manage(req, res) && registry.settings.deleteConfig(param(req, 'subject'))))
 
-  app.get('/mode', h(() => registry.getMode(null, true)))
-  app.put('/mode', h((req, res) => canManage(res, null) ?? registry.setMode(null, req.body, flag(req, 'force'))))
-  app.delete('/mode', h((_req, res) => canManage(res, null) ?? registry.deleteMode(null)))
-  app.get('/mode/:subject', h((req, res) => read(req, res) && registry.getMode(param(req, 'subject'), flag(req, 'defaultToGlobal'))))
-  app.put('/mode/:subject', h((req, res) => manage(req, res) && registry.setMode(param(req, 'subject'), req.body, flag(req, 'force'))))
-  app.delete('/mode/:subject', h((req, res) => manage(req, res) && registry.deleteMode(param(req, 'subject'))))
+  app.get('/mode', h(() => registry.settings.getMode(null, true)))
+  app.put('/mode', h((req, res) => canManage(res, null) ?? registry.settings.setMode(null, req.body, flag(req, 'force'))))
+  app.delete('/mode', h((_req, res) => canManage(res, null) ?? registry.settings.deleteMode(null)))
+  app.get('/mode/:subject', h((req, res) => read(req, res) && registry.settings.getMode(param(req, 'subject'), flag(req, 'defaultToGlobal'))))
+  app.put('/mode/:subject', h((req, res) => manage(req, res) && registry.settings.setMode(param(req, 'subject'), req.body, flag(req, 'force'))))
+  app.delete('/mode/:subject', h((req, res) => manage(req, res) && registry.settings.deleteMode(param(req, 'subject'))))
 
   const compat = (withVersion: boolean) =>
     h((req, res) => {

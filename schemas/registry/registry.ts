@@ -3,173 +3,54 @@
  * log (store.ts). Reads answer from memory; writes append to the log, wait for their own record and
  * check that it won (see the rule in state.ts), retrying with fresh numbers when it did not.
  */
-import { createHash } from 'node:crypto'
 import type avro from 'avsc'
-import {
-  DEFAULT_COMPATIBILITY,
-  identityOf,
-  parseLevel,
-  parseReferences,
-
-  type CompatibilityLevel,
-  type Reference,
-  type SchemaSource,
-} from './avro.ts'
+import { identityOf, parseReferences, type Reference, type SchemaSource } from './avro.ts'
 import { sleep } from '../../common/timers.ts'
 import { backoffDelay, type Backoff } from '../../connectors/retry.ts'
 import { SCHEMA_TYPES, compatibilityErrorsOf, parseSchema, parseSchemaType, type ParsedSchema, type VersionedSchema } from './schema-types.ts'
 import { serializedDescriptor } from './protobuf.ts'
 import { INVALID_SCHEMA, RegistryError, errors } from './errors.ts'
-import { CONFIG_FIELDS, MODES, configKey, deleteSubjectKey, modeKey, readConfig, schemaKey, schemaValue, type Mode, type RegistryConfig, type RegistryState } from './state.ts'
-
-/** What the registry needs from its storage: the replayed state and an append that reads its own write. */
-export interface SchemaLog {
-  readonly state: RegistryState
-  append(key: string, value: string | null): Promise<number>
-}
-
-export interface SchemaBody {
-  schema?: unknown
-  schemaType?: unknown
-  references?: unknown
-  /** Register: the version wanted (compare-and-set, or as given in IMPORT mode); -1: compare with the latest only. */
-  version?: unknown
-  /** Register in IMPORT mode: the id the schema must get. */
-  id?: unknown
-}
-
-/** A subject version as Confluent 8 answers it. */
-export interface SubjectVersion {
-  subject: string
-  version: number
-  id: number
-  guid: string
-  schemaType: string
-  references?: Reference[]
-  schema: string
-  ts?: number
-  deleted?: boolean
-}
-
-/** GET /schemas/ids/{id}: Confluent's SchemaString (subject and version when ?subject= names a user of the id). */
-export interface SchemaString {
-  schemaType: string
-  schema: string
-  references?: Reference[]
-  guid: string
-  subject?: string
-  version?: number
-  ts?: number
-  deleted?: boolean
-  maxId?: number
-}
-
-/** What Confluent's register answers (8.x; older releases answered {id} only). */
-export interface RegisterResult {
-  id: number
-  version: number
-  guid: string
-  schemaType: string
-  references?: Reference[]
-  schema: string
-}
-
-export interface Page {
-  offset?: number
-  /** -1 or undefined: no limit. */
-  limit?: number
-  /** Only the subjects the caller may read (applied before offset and limit). */
-  visible?: (subject: string) => boolean
-}
+import {
+  assertValidSubject,
+  guidOf,
+  paged,
+  parseRequestedId,
+  parseRequestedVersion,
+  parseVersion,
+  sameReferences,
+  sortedReferences,
+  type BeforeRegisterHook,
+  type Candidate,
+  type Page,
+  type RegisterOptions,
+  type RegisterResult,
+  type SchemaBody,
+  type SchemaLog,
+  type SchemaString,
+  type SubjectVersion,
+} from './requests.ts'
+import { RegistrySettings } from './settings.ts'
+import { configKey, deleteSubjectKey, modeKey, schemaKey, schemaValue, type RegistryState } from './state.ts'
 
 const MAX_ATTEMPTS = 50
 /** Between tries after a lost registration race: spread over all of 0..2 × (10 ms doubling, 500 ms at most). */
 const CONTENTION_BACKOFF: Backoff = { initialDelayMs: 10, maxDelayMs: 500, jitter: 1 }
-const MAX_VERSION = 2 ** 31 - 1
-const DEFAULT_MODE: Mode = 'READWRITE'
 
 export { SCHEMA_TYPES }
-
-/** 'latest', -1 or 1..2^31-1; anything else is 42202. */
-export function parseVersion(v: string): number | 'latest' {
-  if (v === 'latest' || v === '-1') return 'latest'
-  if (!/^\d+$/.test(v)) throw errors.invalidVersion(v)
-  const n = Number(v)
-  if (n < 1 || n > MAX_VERSION) throw errors.invalidVersion(v)
-  return n
-}
-
-/**
- * Confluent's rule (QualifiedSubject.isValidSubject): no ISO control characters, and not the names it
- * reserves for the global config and mode.
- */
-export function assertValidSubject(subject: string): void {
-  // eslint-disable-next-line no-control-regex
-  if (subject === '' || /[\u0000-\u001f\u007f-\u009f]/.test(subject) || subject === '__GLOBAL' || subject === '__EMPTY') throw errors.invalidSubject(subject)
-}
-
-/** Confluent's guid of a schema: the UUID made of the MD5 of its text and references (Schema.getGuid). */
-export function guidOf(schema: string, references: Reference[]): string {
-  const md5 = createHash('md5').update(schema, 'utf8')
-  for (const r of references) {
-    md5.update(r.name, 'utf8').update(r.subject, 'utf8')
-    const v = Buffer.alloc(4)
-    v.writeInt32BE(r.version)
-    md5.update(v)
-  }
-  const h = md5.digest('hex')
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
-}
-
-function paged<T>(items: T[], page: Page = {}): T[] {
-  const offset = Math.max(0, page.offset ?? 0)
-  const limit = page.limit === undefined || page.limit < 0 ? Infinity : page.limit
-  return items.slice(offset, offset + limit)
-}
-
-interface Candidate {
-  schema: string
-  references: Reference[]
-  identity: string
-  parsed: ParsedSchema
-  /** The schema with every referenced type written out: how a "fully inlined" schema is matched. */
-  resolved: string
-}
-
-/** What a register hook is shown: a new version about to be registered under a subject. */
-export interface RegisterCandidate {
-  subject: string
-  /** The version it will get. */
-  version: number
-  schema: string
-  type: avro.Type
-  /** The compiled schema of an existing (not deleted) version of the subject. */
-  readerOf(version: number): avro.Type | undefined
-}
-
-/**
- * Called before a NEW version of a subject is registered (after the compatibility check): throw a
- * RegistryError to refuse it; return a function to run once it is registered (or nothing).
- * Injected by the composition root, so that schemas/ depends on nothing above it.
- */
-export type BeforeRegisterHook = (candidate: RegisterCandidate) => Promise<(() => Promise<void>) | void>
-
-
-export interface RegisterOptions {
-  /** ?normalize=true (the subject's or global config `normalize` applies too). */
-  normalize?: boolean
-  /** ?force=true: skip the compatibility check. */
-  force?: boolean
-}
+export { assertValidSubject, guidOf, parseVersion } from './requests.ts'
+export type { BeforeRegisterHook, Page, RegisterCandidate, RegisterOptions, RegisterResult, SchemaBody, SchemaLog, SchemaString, SubjectVersion } from './requests.ts'
 
 export class SchemaRegistryService {
   private readonly compiled = new Map<number, ParsedSchema>()
   private writes: Promise<unknown> = Promise.resolve()
   /** See BeforeRegisterHook (cli/platform.ts sets the pinned-reader check). */
   beforeRegister: BeforeRegisterHook | undefined
+  /** GET, PUT and DELETE /config and /mode (settings.ts). */
+  readonly settings: RegistrySettings
 
   constructor(private readonly log: SchemaLog, options: { beforeRegister?: BeforeRegisterHook } = {}) {
     this.beforeRegister = options.beforeRegister
+    this.settings = new RegistrySettings(log, (op) => this.serialize(op), () => this.listSubjects())
   }
 
   private get state(): RegistryState {
@@ -223,29 +104,6 @@ export class SchemaRegistryService {
     if (normalize) references = sortedReferences(references)
     const parsed = parseSchema(schemaType, { schema: body.schema, references }, this.lookupRef, normalize)
     return { schema: parsed.stored, references, identity: identityOf(schemaType, parsed.stored, references), parsed, resolved: parsed.resolved }
-  }
-
-  // ---- config and mode ------------------------------------------------------------------------
-
-  private configInScope(subject: string | null): RegistryConfig {
-    return (subject === null ? undefined : this.state.subjectConfigs.get(subject)) ?? this.state.globalConfig ?? {}
-  }
-
-  effectiveLevel(subject: string): CompatibilityLevel {
-    return this.state.subjectConfigs.get(subject)?.compatibilityLevel ?? this.state.globalConfig?.compatibilityLevel ?? DEFAULT_COMPATIBILITY
-  }
-
-  private normalizeFor(subject: string, asked: boolean | undefined): boolean {
-    return asked === true || this.configInScope(subject).normalize === true
-  }
-
-  modeOf(subject: string | null): Mode {
-    return (subject === null ? undefined : this.state.subjectModes.get(subject)) ?? this.state.globalMode ?? DEFAULT_MODE
-  }
-
-  private assertWritable(subject: string | null): void {
-    const mode = this.modeOf(subject)
-    if (mode === 'READONLY' || mode === 'READONLY_OVERRIDE') throw errors.notPermitted(`Subject ${subject ?? '(global)'} is in read-only mode`)
   }
 
   private earlierSchemas(subject: string): VersionedSchema[] {
@@ -367,7 +225,7 @@ export class SchemaRegistryService {
   }
 
   lookup(subject: string, body: SchemaBody, opts: { deleted?: boolean; normalize?: boolean } = {}): SubjectVersion {
-    const c = this.candidate(body, this.normalizeFor(subject, opts.normalize))
+    const c = this.candidate(body, this.settings.normalizeFor(subject, opts.normalize))
     const vs = this.state.versionsOf(subject, opts.deleted === true)
     if (vs.length === 0) throw errors.subjectNotFound(subject)
     const found = this.findExisting(subject, c, opts.deleted === true)
@@ -395,7 +253,7 @@ export class SchemaRegistryService {
    */
   register(subject: string, body: SchemaBody, opts: RegisterOptions = {}): Promise<RegisterResult> {
     assertValidSubject(subject)
-    const normalize = this.normalizeFor(subject, opts.normalize)
+    const normalize = this.settings.normalizeFor(subject, opts.normalize)
     const c = this.candidate(body, normalize)
     const version = parseRequestedVersion(body.version)
     const wantedId = parseRequestedId(body.id)
@@ -403,8 +261,8 @@ export class SchemaRegistryService {
     if (pre && (version <= 0 ? wantedId === undefined || wantedId === pre.id : wantedId === pre.id && version === pre.version)) {
       return Promise.resolve(this.registered(subject, pre.version, pre.id))
     }
-    const mode = this.modeOf(subject)
-    this.assertWritable(subject)
+    const mode = this.settings.modeOf(subject)
+    this.settings.assertWritable(subject)
     if (wantedId !== undefined && mode !== 'IMPORT') throw errors.notPermitted(`Subject ${subject} is not in import mode`)
     if (wantedId === undefined && mode !== 'READWRITE') throw errors.notPermitted(`Subject ${subject} is not in read-write mode`)
     return this.serialize(async () => {
@@ -421,7 +279,7 @@ export class SchemaRegistryService {
           if (live && (wantedId === undefined || live.id === wantedId)) return this.registered(subject, live.version, live.id)
         }
         if (mode !== 'IMPORT' && !opts.force) {
-          const problems = compatibilityErrorsOf(this.effectiveLevel(subject), c.parsed, this.earlierSchemas(subject))
+          const problems = compatibilityErrorsOf(this.settings.effectiveLevel(subject), c.parsed, this.earlierSchemas(subject))
           if (problems.length > 0) throw errors.incompatible(subject, problems)
         }
         const next = st.maxVersion(subject) + 1
@@ -496,7 +354,7 @@ export class SchemaRegistryService {
     return this.serialize(async () => {
       const all = this.state.versionsOf(subject, true)
       if (all.length === 0) throw errors.subjectNotFound(subject)
-      this.assertWritable(subject)
+      this.settings.assertWritable(subject)
       let v
       if (wanted === 'latest') {
         const pool = permanent ? all : all.filter((x) => !x.deleted)
@@ -524,7 +382,7 @@ export class SchemaRegistryService {
     return this.serialize(async () => {
       const all = this.state.versionsOf(subject, true)
       if (all.length === 0) throw errors.subjectNotFound(subject)
-      this.assertWritable(subject)
+      this.settings.assertWritable(subject)
       const live = all.filter((v) => !v.deleted)
       if (!permanent) {
         if (live.length === 0) throw errors.subjectSoftDeleted(subject)
@@ -595,112 +453,6 @@ export class SchemaRegistryService {
     )
   }
 
-  // ---- config --------------------------------------------------------------------------------
-
-  getGlobalConfig(): RegistryConfig {
-    return withLevel(this.state.globalConfig ?? {}, this.state.globalConfig?.compatibilityLevel ?? DEFAULT_COMPATIBILITY)
-  }
-
-  getSubjectConfig(subject: string, defaultToGlobal: boolean): RegistryConfig {
-    const c = this.state.subjectConfigs.get(subject)
-    if (c) return ordered(c)
-    if (defaultToGlobal) return this.getGlobalConfig()
-    throw errors.subjectCompatibilityNotConfigured(subject)
-  }
-
-  /**
-   * PUT /config[/{subject}]: the fields given replace the stored ones, the others are kept (as
-   * Confluent's ConfigValue.update). Answers the resulting config with `compatibility` for the level,
-   * as Confluent's ConfigUpdateRequest.
-   */
-  setConfig(subject: string | null, body: unknown): Promise<Record<string, unknown>> {
-    if (subject !== null) assertValidSubject(subject)
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw errors.invalidSchema('the config must be a JSON object')
-    const raw = body as Record<string, unknown>
-    const update: RegistryConfig = {}
-    const level = raw.compatibility ?? raw.compatibilityLevel
-    if (level !== undefined && level !== null) update.compatibilityLevel = parseLevel(level)
-    for (const k of ['alias', 'aliasForDeks', 'compatibilityGroup', 'compatibilityPolicy'] as const) {
-      if (raw[k] === undefined || raw[k] === null) continue
-      if (typeof raw[k] !== 'string') throw errors.invalidConfig(`${k} must be a string`)
-      update[k] = raw[k] as string
-    }
-    for (const k of ['normalize', 'validateFields', 'validateRules', 'validateNewSchemas'] as const) {
-      if (raw[k] === undefined || raw[k] === null) continue
-      if (typeof raw[k] !== 'boolean') throw errors.invalidConfig(`${k} must be true or false`)
-      update[k] = raw[k] as boolean
-    }
-    for (const k of ['defaultMetadata', 'overrideMetadata', 'defaultRuleSet', 'overrideRuleSet'] as const) {
-      if (raw[k] === undefined || raw[k] === null) continue
-      if (typeof raw[k] !== 'object' || Array.isArray(raw[k])) throw errors.invalidConfig(`${k} must be a JSON object`)
-      update[k] = raw[k]
-    }
-    return this.serialize(async () => {
-      this.assertWritable(subject)
-      const old = subject === null ? this.state.globalConfig : this.state.subjectConfigs.get(subject)
-      const merged = ordered({ ...(old ?? {}), ...update })
-      await this.log.append(configKey(subject), JSON.stringify(merged))
-      const { compatibilityLevel, ...rest } = merged
-      return compatibilityLevel === undefined ? rest : { compatibility: compatibilityLevel, ...rest }
-    })
-  }
-
-  deleteConfig(subject: string | null): Promise<RegistryConfig> {
-    return this.serialize(async () => {
-      this.assertWritable(subject)
-      if (subject === null) {
-        const prev = this.getGlobalConfig()
-        await this.log.append(configKey(null), null)
-        return prev
-      }
-      const c = this.state.subjectConfigs.get(subject)
-      if (!c) {
-        if (this.state.versionsOf(subject, true).length === 0) throw errors.subjectNotFound(subject)
-        throw errors.subjectCompatibilityNotConfigured(subject)
-      }
-      await this.log.append(configKey(subject), null)
-      return ordered(c)
-    })
-  }
-
-  // ---- mode ----------------------------------------------------------------------------------
-
-  getMode(subject: string | null, defaultToGlobal: boolean): { mode: Mode } {
-    if (subject === null) return { mode: this.modeOf(null) }
-    const m = this.state.subjectModes.get(subject)
-    if (m) return { mode: m }
-    if (defaultToGlobal) return { mode: this.modeOf(null) }
-    throw errors.subjectModeNotConfigured(subject)
-  }
-
-  /**
-   * PUT /mode[/{subject}]. Switching to IMPORT needs no live subject in scope unless force=true
-   * (Confluent also hard-deletes the soft-deleted versions then; we leave them, see the docs).
-   */
-  setMode(subject: string | null, body: unknown, force: boolean): Promise<{ mode: Mode }> {
-    if (subject !== null) assertValidSubject(subject)
-    const raw = body !== null && typeof body === 'object' ? (body as { mode?: unknown }).mode : undefined
-    const mode = typeof raw === 'string' ? raw.toUpperCase() : raw
-    if (!(MODES as readonly unknown[]).includes(mode)) throw errors.invalidMode(raw)
-    return this.serialize(async () => {
-      if (mode === 'IMPORT' && this.modeOf(subject) !== 'IMPORT' && !force) {
-        const live = subject === null ? this.listSubjects() : this.state.versionsOf(subject).length > 0 ? [subject] : []
-        if (live.length > 0) throw errors.notPermitted('Cannot import since found existing subjects')
-      }
-      await this.log.append(modeKey(subject), JSON.stringify(subject === null ? { mode } : { subject, mode }))
-      return { mode: mode as Mode }
-    })
-  }
-
-  deleteMode(subject: string | null): Promise<{ mode: Mode }> {
-    return this.serialize(async () => {
-      const prev = subject === null ? this.state.globalMode : this.state.subjectModes.get(subject)
-      if (subject !== null && prev === undefined) throw errors.subjectModeNotConfigured(subject)
-      await this.log.append(modeKey(subject), null)
-      return { mode: prev ?? DEFAULT_MODE }
-    })
-  }
-
   // ---- compatibility -------------------------------------------------------------------------
 
   /**
@@ -727,47 +479,12 @@ export class SchemaRegistryService {
     }
     let c: Candidate
     try {
-      c = this.candidate(body, this.normalizeFor(subject, opts.normalize))
+      c = this.candidate(body, this.settings.normalizeFor(subject, opts.normalize))
     } catch (err) {
       if (opts.verbose && err instanceof RegistryError && err.errorCode === INVALID_SCHEMA) return { is_compatible: false, messages: [err.message] }
       throw err
     }
-    const messages = compatibilityErrorsOf(this.effectiveLevel(subject), c.parsed, against)
+    const messages = compatibilityErrorsOf(this.settings.effectiveLevel(subject), c.parsed, against)
     return { is_compatible: messages.length === 0, messages }
   }
-}
-
-function parseRequestedVersion(v: unknown): number {
-  if (v === undefined || v === null || v === 0) return 0
-  if (v === -1) return -1
-  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > MAX_VERSION) throw errors.invalidSchema(`"version" must be -1, 0 or an integer between 1 and 2^31-1, not ${JSON.stringify(v)}`)
-  return v as number
-}
-
-function parseRequestedId(v: unknown): number | undefined {
-  if (v === undefined || v === null || v === -1) return undefined
-  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_VERSION) throw errors.invalidSchema(`"id" must be a non-negative integer, not ${JSON.stringify(v)}`)
-  return v as number
-}
-
-function sameReferences(a: Reference[], b: Reference[]): boolean {
-  return a.length === b.length && a.every((r, i) => r.name === b[i]!.name && r.subject === b[i]!.subject && r.version === b[i]!.version)
-}
-
-/** Confluent's normalize sorts references (by name, then subject, then version) and drops duplicates. */
-function sortedReferences(refs: Reference[]): Reference[] {
-  const key = (r: Reference) => JSON.stringify([r.name, r.subject, r.version])
-  const unique = [...new Map(refs.map((r) => [key(r), r])).values()]
-  return unique.sort((x, y) => (x.name !== y.name ? (x.name < y.name ? -1 : 1) : x.subject !== y.subject ? (x.subject < y.subject ? -1 : 1) : x.version - y.version))
-}
-
-/** A config with its fields in Confluent's order (stable answers and log records). */
-function ordered(c: RegistryConfig): RegistryConfig {
-  const out: Record<string, unknown> = {}
-  for (const k of CONFIG_FIELDS) if (c[k] !== undefined) out[k] = c[k]
-  return readConfig(out) && (out as RegistryConfig)
-}
-
-function withLevel(c: RegistryConfig, level: CompatibilityLevel): RegistryConfig {
-  return ordered({ ...c, compatibilityLevel: level })
 }

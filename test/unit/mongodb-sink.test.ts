@@ -17,10 +17,9 @@ import {
   projectedDocument,
   scrub,
   supersedes,
-  topicsOf,
   type ProjectionMeta,
 } from '../../consumers/mongodb/index.ts'
-import { ALL_TOPICS } from '../../schemas/topics.ts'
+import { ALL_TOPICS, topicsOf } from '../../schemas/topics.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import type { KafkaMessage } from 'kafkajs'
 

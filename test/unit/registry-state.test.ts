@@ -91,7 +91,7 @@ describe('registry state replay', () => {
     const rb = replica()
     const a = new SchemaRegistryService(ra)
     const b = new SchemaRegistryService(rb)
-    await a.setConfig(null, { compatibility: 'NONE' })
+    await a.settings.setConfig(null, { compatibility: 'NONE' })
     rb.catchUp()
     const jobs = []
     for (let n = 0; n < 20; n++) {

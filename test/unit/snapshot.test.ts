@@ -1,6 +1,7 @@
 /** The snapshot bootstrap's pure parts: the key -> latest offset table, the winners, the restart decision, progress. */
 import { expect } from 'chai'
-import { countBelow, LatestOffsetTable, snapshotDecision, SnapshotRun, type SnapshotDoc } from '../../connectors/sink/snapshot.ts'
+import { countBelow, LatestOffsetTable } from '../../connectors/sink/scan.ts'
+import { snapshotDecision, SnapshotRun, type SnapshotDoc } from '../../connectors/sink/snapshot.ts'
 
 const key = (i: number) => Buffer.from(`{"sku":"SKU-${i}","locationId":"WH1"}`)
 

@@ -1,0 +1,192 @@
+/**
+ * What the API commands (api-commands.ts) share: their options, a subcommand's context, tables, and
+ * the request bodies built from flags and `--from-file` (flags given with a file replace its fields).
+ */
+import fs from 'node:fs'
+import type { ManagementClient, Schemas } from '../client/index.ts'
+
+/** The options of the API commands, for parseArgs (cli/main.ts); none has a default, so undefined is "not given". */
+export const API_OPTIONS = {
+  kind: { type: 'string' },
+  from: { type: 'string' },
+  follow: { type: 'boolean' },
+  'from-file': { type: 'string' },
+  name: { type: 'string' },
+  slug: { type: 'string' },
+  scope: { type: 'string' },
+  'organization-id': { type: 'string' },
+  'publisher-id': { type: 'string' },
+  'partner-id': { type: 'string' },
+  'event-type': { type: 'string', multiple: true },
+  fields: { type: 'string' },
+  filter: { type: 'string', multiple: true },
+  'webhook-url': { type: 'string' },
+  'start-from': { type: 'string' },
+  'overlap-seconds': { type: 'string' },
+  issue: { type: 'boolean' },
+  revoke: { type: 'boolean' },
+} as const
+
+export type OptionName = keyof typeof API_OPTIONS
+type OptionValue<O> = O extends { type: 'boolean' } ? boolean : O extends { multiple: true } ? string[] : string
+export type ApiCommandFlags = { json: boolean } & { [K in OptionName]?: OptionValue<(typeof API_OPTIONS)[K]> | undefined }
+
+/** How each option's value reads in the help. */
+export const VALUE: Record<OptionName, string> = {
+  kind: 'publisher|partner',
+  from: 'ISO time|earliest|latest|snapshot',
+  follow: '',
+  'from-file': 'file|-',
+  name: 'name',
+  slug: 'slug',
+  scope: 'admin|publisher|partner',
+  'organization-id': 'org id',
+  'publisher-id': 'org id',
+  'partner-id': 'org id',
+  'event-type': 'type',
+  fields: 'field,field...',
+  filter: 'field=value,value...',
+  'webhook-url': 'url',
+  'start-from': 'latest|earliest|snapshot',
+  'overlap-seconds': 'seconds',
+  issue: '',
+  revoke: '',
+}
+
+/** One subcommand: its arguments, the options it takes (with what each means there), what it does. */
+export interface Sub {
+  args?: string
+  flags?: Partial<Record<OptionName, string>>
+  help: string
+  run(ctx: Ctx): Promise<number>
+}
+
+export interface Ctx {
+  api: ManagementClient
+  command: string
+  sub: string
+  spec: Sub
+  /** Positional arguments after the subcommand. */
+  args: string[]
+  flags: ApiCommandFlags
+  /** Prints `value` as the API's JSON with --json, else what `human` gives. */
+  out(value: unknown, human: () => string): void
+  /** The n-th argument (`<what>` in the help), or a usage error. */
+  need(n: number, what: string): string
+}
+
+export interface Column {
+  title: string
+  get(row: Record<string, unknown>): unknown
+}
+
+export class UsageError extends Error {}
+
+export function renderTable(rows: Array<Record<string, unknown>>, columns: Column[]): string {
+  const cells = rows.map((r) => columns.map((c) => {
+    const v = c.get(r)
+    return v === null || v === undefined ? '-' : v instanceof Object ? JSON.stringify(v) : String(v)
+  }))
+  const widths = columns.map((c, i) => Math.max(c.title.length, ...cells.map((row) => row[i]!.length)))
+  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()
+  return [line(columns.map((c) => c.title)), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n') + '\n'
+}
+
+export const col = (title: string, key: string): Column => ({ title, get: (r) => key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], r) })
+
+export const PAGE = 200
+export const path = <K extends string>(name: K, value: string) => ({ path: { [name]: value } as Record<K, string> })
+
+// ---- request bodies from flags and --from-file ----------------------------------------------------
+
+/** The --from-file JSON object (`-`: stdin), or {} without the flag. */
+function fileBody(flags: ApiCommandFlags): Record<string, unknown> {
+  const file = flags['from-file']
+  if (file === undefined) return {}
+  let text: string
+  try {
+    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8')
+  } catch (err) {
+    throw new UsageError(`--from-file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (err) {
+    throw new UsageError(`--from-file ${file}: not JSON (${(err as Error).message})`)
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`--from-file ${file}: the request must be a JSON object`)
+  return parsed as Record<string, unknown>
+}
+
+/** The file's JSON with each field a flag gives set over it (undefined: not given); an update must change something. */
+export function requestBody(ctx: Ctx, fromFlags: Record<string, unknown>, update = false): Record<string, unknown> {
+  const body = fileBody(ctx.flags)
+  for (const [k, v] of Object.entries(fromFlags)) if (v !== undefined) body[k] = v
+  if (update && Object.keys(body).length === 0) {
+    const flags = Object.keys(ctx.spec.flags ?? {}).map((f) => `--${f}`)
+    throw new UsageError(`${ctx.command} ${ctx.sub}: nothing to change (give ${flags.slice(0, -1).join(', ')} or ${flags.at(-1)})`)
+  }
+  return body
+}
+
+/** `a,b, c` → ['a', 'b', 'c']; several occurrences of a repeatable flag add up. */
+const list = (v: string | string[] | undefined): string[] | undefined => {
+  if (v === undefined) return undefined
+  const items = (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '')
+  return items.length > 0 ? items : undefined
+}
+
+/** `--filter region=EU,US` (repeatable) → the API's row filter { region: { in: ['EU', 'US'] } }; values are strings. */
+function rowFilter(flags: ApiCommandFlags): Schemas['RowFilter'] | undefined {
+  if (flags.filter === undefined) return undefined
+  const filter: Schemas['RowFilter'] = {}
+  for (const f of flags.filter) {
+    const eq = f.indexOf('=')
+    const values = list(f.slice(eq + 1))
+    if (eq < 1 || !values) throw new UsageError(`--filter "${f}": expected <field>=<value>[,<value>...]`)
+    filter[f.slice(0, eq)] = { in: values }
+  }
+  return filter
+}
+
+/** --event-type (each with --fields and --filter) → a grant's entitlements. */
+export function entitlements(flags: ApiCommandFlags): Schemas['Entitlement'][] | undefined {
+  const types = list(flags['event-type'])
+  const fields = list(flags.fields)
+  const filter = rowFilter(flags)
+  return types?.map((eventType) => ({ eventType, ...(filter ? { filter } : {}), ...(fields ? { fields } : {}) }))
+}
+
+/** The subscription fields the flags give. */
+export function subscriptionFields(flags: ApiCommandFlags): Record<string, unknown> {
+  return {
+    name: flags.name,
+    eventTypes: list(flags['event-type']),
+    fields: list(flags.fields),
+    filter: rowFilter(flags),
+    sink: flags['webhook-url'] === undefined ? undefined : { type: 'webhook', url: flags['webhook-url'] },
+  }
+}
+
+export function overlapSeconds(flags: ApiCommandFlags): number | undefined {
+  const v = flags['overlap-seconds']
+  if (v === undefined) return undefined
+  if (!/^\d+$/.test(v)) throw new UsageError(`--overlap-seconds must be a whole number of seconds (got "${v}")`)
+  return Number(v)
+}
+
+
+/** A list: a table of `columns` (the API's JSON with --json). */
+export async function printList(ctx: Ctx, rows: Promise<Array<Record<string, unknown>>>, columns: Column[]): Promise<number> {
+  const all = await rows
+  ctx.out(all, () => renderTable(all, columns))
+  return 0
+}
+
+/** One resource (a `show`): its JSON, with or without --json. */
+export async function printOne(ctx: Ctx, item: Promise<unknown>): Promise<number> {
+  const value = await item
+  ctx.out(value, () => JSON.stringify(value, null, 2) + '\n')
+  return 0
+}

@@ -1,0 +1,192 @@
+/**
+ * CATCH-UP readers. A subscription that is paused, replaying (offset reset), new with startFrom
+ * earliest, taken over behind the shared stream, or slow (more than `maxBuffered` records held) is
+ * DETACHED: the shared reader ignores it, and a catch-up reader of its own (a consumer in a unique
+ * group, no commits, seeking to its positions) feeds it until, per partition, it reaches the shared
+ * reader's position, where it re-attaches. The hand-over is exact because both readers run on one
+ * event loop: a partition attaches when the catch-up reader's next offset reaches the shared reader's
+ * next offset, and the queue ignores offsets below what it already holds. Catch-up readers are limited
+ * to `maxCatchUpReaders` at a time; one stops when its subscription holds `maxBuffered` records and
+ * starts again once half of them are delivered. The slots are shared in turns: subscriptions waiting
+ * for one get it in the order they started waiting, and while any waits, a reader that has run for
+ * `catchUpSliceMs` yields its slot (its position kept) and queues again.
+ */
+import { randomUUID } from 'node:crypto'
+import type { EachBatchPayload } from 'kafkajs'
+import type { Logger } from '../../../common/logger.ts'
+import type { DeliveryQueue } from '../delivery-queue.ts'
+import { DecodedMessage, loadSchemas } from '../records.ts'
+import { tpKey } from '../store.ts'
+import type { SinkWorkerDeps, SinkWorkerSettings } from './config.ts'
+import type { Positions } from './positions.ts'
+import type { CatchUp, HeldRuns, Part, ReaderSlots, Run } from './run.ts'
+import { offer, READER_OPTIONS } from './shared-reader.ts'
+import type { SnapshotBootstrap } from './snapshots.ts'
+
+export interface CatchUpOptions {
+  deps: SinkWorkerDeps
+  settings: SinkWorkerSettings
+  queue: DeliveryQueue
+  held: HeldRuns
+  positions: Positions
+  slots: ReaderSlots
+  snapshots: SnapshotBootstrap
+  log: Logger
+  unknownSchemas: Set<number>
+}
+
+export class CatchUpReaders {
+  readonly #o: CatchUpOptions
+  /** Catch-up readers that yielded their slot to a waiting subscription since the start. */
+  yields = 0
+
+  constructor(o: CatchUpOptions) {
+    this.#o = o
+  }
+
+  /** Starts and stops catch-up readers, re-attaches caught-up partitions; shares the slots in turns. */
+  pass(): void {
+    const { held, settings, slots, log } = this.#o
+    const now = Date.now()
+    const waiting: Run[] = []
+    for (const run of held.runs.values()) {
+      if (!this.#wantsReader(run)) {
+        run.waitingForReader = 0
+        continue
+      }
+      if (run.waitingForReader === 0) run.waitingForReader = now
+      waiting.push(run)
+    }
+    if (waiting.length === 0) return
+    waiting.sort((a, b) => a.waitingForReader - b.waitingForReader)
+    let started = 0
+    for (const run of waiting) {
+      if (!slots.free) break
+      run.waitingForReader = 0
+      run.throttled = false
+      this.#start(run)
+      started++
+    }
+    // Others still wait: readers that had their turn yield their slots (the next pass starts the waiters).
+    let yielding = waiting.length - started
+    if (yielding <= 0) return
+    const turnsOver = [...held.runs.values()]
+      .filter((r) => r.catchUp !== null && r.catchUp.stopping === null && now - r.catchUp.startedAt >= settings.catchUpSliceMs)
+      .sort((a, b) => a.catchUp!.startedAt - b.catchUp!.startedAt)
+    for (const run of turnsOver) {
+      if (yielding-- <= 0) break
+      log.info('catch-up reader yields its slot to a waiting subscription', { subscriptionId: run.id, ranMs: now - run.catchUp!.startedAt })
+      run.waitingForReader = now // back of the line
+      this.yields++
+      void this.stop(run)
+    }
+  }
+
+  /** Re-attaches caught-up partitions, stops a reader no longer needed; true when the run needs a catch-up reader it does not have. */
+  #wantsReader(run: Run): boolean {
+    const { queue, settings, positions } = this.#o
+    if (run.stopped || run.failure) return false
+    if (run.snapshot && this.#o.snapshots.pass(run)) return false
+    let detached = 0
+    for (const part of run.parts.values()) {
+      if (part.attached) continue
+      const shared = positions.sharedNext.get(part.key)
+      if (run.desiredState === 'running' && shared !== undefined && part.next >= shared) {
+        this.#attach(run, part)
+        continue
+      }
+      detached++
+    }
+    if (detached === 0 || run.desiredState !== 'running') {
+      if (run.catchUp) void this.stop(run)
+      return false
+    }
+    if (run.catchUp) return false
+    const buffered = queue.buffered(run.id)
+    if (run.throttled && buffered > settings.maxBuffered / 2) return false
+    if (queue.stats(run.id).status === 'disabled') return false
+    return true
+  }
+
+  #attach(run: Run, part: Part): void {
+    part.attached = true
+    this.#o.held.changed()
+    run.catchUp?.consumer.pause([{ topic: part.topic, partitions: [part.partition] }])
+  }
+
+  #start(run: Run): void {
+    const { deps, settings, slots, log } = this.#o
+    const consumer = deps.kafka.consumer({ groupId: `${settings.groupId}.catch-up.${run.id}.${randomUUID().slice(0, 8)}`, ...READER_OPTIONS })
+    const cu: CatchUp = { consumer, stopping: null, startedAt: Date.now() }
+    run.catchUp = cu
+    slots.used++
+    const begin = async () => {
+      await consumer.connect()
+      await consumer.subscribe({ topics: run.topics, fromBeginning: true })
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (payload) => this.#batch(run, cu, payload) })
+      for (const part of run.parts.values()) {
+        if (part.attached) consumer.pause([{ topic: part.topic, partitions: [part.partition] }])
+        else consumer.seek({ topic: part.topic, partition: part.partition, offset: String(part.next) })
+      }
+    }
+    log.info('catch-up reader started', { subscriptionId: run.id, from: Object.fromEntries([...run.parts.values()].filter((p) => !p.attached).map((p) => [p.key, p.next])) })
+    begin().catch((err: unknown) => {
+      log.warn('catch-up reader failed; it will be started again', { subscriptionId: run.id, error: err })
+      void this.stop(run)
+    })
+  }
+
+  async #batch(run: Run, cu: CatchUp, { batch, resolveOffset, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const { deps, queue, settings, positions } = this.#o
+    if (run.catchUp !== cu || cu.stopping || run.stopped) return
+    const { topic, partition } = batch
+    const k = tpKey(topic, partition)
+    const part = run.parts.get(k)
+    if (!part || part.attached) return
+    const high = Number(batch.highWatermark)
+    if (high > (positions.high.get(k) ?? 0)) positions.high.set(k, high)
+    await loadSchemas(deps.serde, batch.messages, this.#o.unknownSchemas)
+    if (run.catchUp !== cu || cu.stopping || run.stopped || part.attached) return
+    for (const message of batch.messages) {
+      if (!isRunning() || isStale()) break
+      const offset = Number(message.offset)
+      if (offset < part.next) {
+        resolveOffset(message.offset)
+        continue
+      }
+      const shared = positions.sharedNext.get(k)
+      if (shared !== undefined && offset >= shared) {
+        this.#attach(run, part)
+        break
+      }
+      offer(queue, run, new DecodedMessage(deps.serde, topic, partition, message))
+      part.next = offset + 1
+      resolveOffset(message.offset)
+      if (shared !== undefined && part.next >= shared) {
+        this.#attach(run, part)
+        break
+      }
+      if (queue.buffered(run.id) >= settings.maxBuffered) {
+        run.throttled = true
+        void this.stop(run)
+        break
+      }
+    }
+  }
+
+  /** Stops the run's catch-up reader (its position stays in the run's parts) and frees its slot. */
+  stop(run: Run): Promise<void> {
+    const cu = run.catchUp
+    if (!cu) return Promise.resolve()
+    if (!cu.stopping) {
+      cu.stopping = cu.consumer
+        .disconnect()
+        .catch(() => undefined)
+        .finally(() => {
+          if (run.catchUp === cu) run.catchUp = null
+          this.#o.slots.used--
+        })
+    }
+    return cu.stopping
+  }
+}

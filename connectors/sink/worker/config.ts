@@ -1,0 +1,65 @@
+/**
+ * What a sink worker is built from: its dependencies and its settings (config/schema.ts `worker.*`).
+ */
+import { randomUUID } from 'node:crypto'
+import os from 'node:os'
+import type { Kafka } from 'kafkajs'
+import type { Db } from 'mongodb'
+import type { Logger } from '../../../common/logger.ts'
+import type { Metrics } from '../../../common/metrics.ts'
+import type { AppConfig } from '../../../config/index.ts'
+import type { ControlPlane } from '../../../control-plane/service.ts'
+import type { AvroSerde } from '../../../schemas/serde/serde.ts'
+import type { TopicSpec } from '../../../schemas/topics.ts'
+import type { DeliveryDefaults } from '../settings.ts'
+import type { SinkFactory } from '../types.ts'
+
+/** The `worker.*` settings (config/schema.ts), with the worker's id resolved. */
+export type SinkWorkerSettings = Omit<AppConfig['worker'], 'id'> & { workerId: string }
+
+export type { SinkFactory }
+
+export interface SinkWorkerDeps {
+  kafka: Kafka
+  controlPlane: ControlPlane
+  db: Db
+  serde: AvroSerde
+  /** The topics this worker serves (the platform's TopicSpecs). */
+  topics: readonly TopicSpec[]
+  createSink: SinkFactory
+  defaults: DeliveryDefaults
+  logger: Logger
+  settings: Partial<SinkWorkerSettings>
+  /** Delivery counters, latency and lag per subscription (GET /metrics). */
+  metrics?: Metrics
+}
+
+export const WORKER_DEFAULTS: Omit<SinkWorkerSettings, 'workerId'> = {
+  groupId: 'distributary-sinks',
+  deadLetterTopic: 'distributary.dead-letters',
+  leaseTtlMs: 6000,
+  heartbeatMs: 1000,
+  pollMs: 1000,
+  cursorFlushMs: 1000,
+  statusIntervalMs: 5000,
+  maxBuffered: 2000,
+  maxCatchUpReaders: 8,
+  catchUpSliceMs: 30_000,
+  logDelivered: true,
+  logBacklogMax: 10_000,
+}
+
+export function defaultWorkerId(): string {
+  return `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`
+}
+
+/** The settings given over the defaults (unset and empty ones left out), with a worker id. */
+export function workerSettings(given: Partial<SinkWorkerSettings>): SinkWorkerSettings {
+  const settings = { workerId: given.workerId || defaultWorkerId(), ...WORKER_DEFAULTS, ...stripUndefined(given) } as SinkWorkerSettings
+  if (!settings.workerId) settings.workerId = defaultWorkerId()
+  return settings
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== '')) as Partial<T>
+}

@@ -1,0 +1,162 @@
+/**
+ * The worker's control: connector changes are polled (connectorsChangedSince, plus a full
+ * reconciliation with the claim pass); pause and resume apply in place, anything else (offset reset,
+ * restart, changed subscription) restarts the subscription's run from its cursor. A run that leaves
+ * (its lease lost, handed over) stops its partner calls at once and stops in its own turn. Status
+ * goes back on change and every `statusIntervalMs`; cursors are flushed every `cursorFlushMs`.
+ */
+import type { Logger } from '../../../common/logger.ts'
+import type { ConnectorDoc } from '../../../control-plane/types.ts'
+import type { DeliveryQueue } from '../delivery-queue.ts'
+import type { SnapshotStore } from '../snapshot.ts'
+import type { SinkStore } from '../store.ts'
+import type { CatchUpReaders } from './catch-up.ts'
+import type { SinkWorkerDeps, SinkWorkerSettings } from './config.ts'
+import type { Ownership } from './ownership.ts'
+import { MAX_CURSOR_WRITES_PER_FLUSH, type Positions } from './positions.ts'
+import type { RetryRequests } from './retry-requests.ts'
+import { fenceCalls, serial, serialBg, type HeldRuns, type Run, type StopOptions } from './run.ts'
+import type { Runs } from './runs.ts'
+import type { SharedReader } from './shared-reader.ts'
+import type { StatusReports } from './status.ts'
+
+export interface ControlLoopOptions {
+  deps: SinkWorkerDeps
+  settings: SinkWorkerSettings
+  queue: DeliveryQueue
+  store: SinkStore
+  snapshotStore: SnapshotStore
+  held: HeldRuns
+  ownership: Ownership
+  positions: Positions
+  runs: Runs
+  catchUp: CatchUpReaders
+  shared: SharedReader
+  retries: RetryRequests
+  status: StatusReports
+  log: Logger
+}
+
+export class ControlLoop {
+  readonly #o: ControlLoopOptions
+  /** Connector changes after this were not seen yet (less a margin: connectorsChangedSince). */
+  #since = new Date(0)
+
+  constructor(o: ControlLoopOptions) {
+    this.#o = o
+  }
+
+  /** From the start on, changes are polled from a little before now. */
+  pollFromNow(): void {
+    this.#since = new Date(Date.now() - 5000)
+  }
+
+  /**
+   * The run leaves this worker: no partner call starts from now on and those in flight are aborted
+   * (sent again by whoever holds the lease), and its stop is queued in the run's turn, not awaited.
+   */
+  leave(run: Run, opts: StopOptions): void {
+    run.leaving = true
+    fenceCalls(run)
+    serialBg(run, () => this.#o.runs.stop(run, opts), this.#o.log)
+  }
+
+  /** Stops every run here, each in its turn (another process holds this worker id: ownership.ts). */
+  async stopAll(): Promise<void> {
+    const runs = [...this.#o.held.runs.values()]
+    await Promise.all(runs.map((run) => serial(run, () => this.#o.runs.stop(run, { flush: false, release: false }), this.#o.log)))
+  }
+
+  /** Reconciles held runs with the control plane (deleted, stopped or changed connectors) and claims this worker's share. */
+  async claimPass(): Promise<void> {
+    const { deps, settings: s, held, ownership, store, log } = this.#o
+    if (!ownership.leaseValid()) return
+    const connectors = await deps.controlPlane.cols.connectors.find({ _id: { $in: [...held.runs.keys()] } }).toArray()
+    const byId = new Map(connectors.map((c) => [c._id, c]))
+    for (const run of [...held.runs.values()]) {
+      if (run.leaving) continue
+      const c = byId.get(run.id)
+      if (!c) serialBg(run, () => this.#removed(run), log)
+      else if (c.generation !== run.generation) serialBg(run, () => this.#apply(run, c), log)
+    }
+    const claimed = await ownership.claimShare()
+    void this.#o.runs.startTracked(claimed)
+    if (Math.random() < 0.05) await store.sweepWorkers(new Date(Date.now() - 10 * s.leaseTtlMs))
+  }
+
+  /** Connector changes since the last pass, then the retry requests. */
+  async controlPass(): Promise<void> {
+    const { deps, held, log } = this.#o
+    const changed = await deps.controlPlane.connectorsChangedSince(new Date(this.#since.getTime() - 2000))
+    for (const c of changed) {
+      if (c.updatedAt > this.#since) this.#since = c.updatedAt
+      const run = held.runs.get(c._id)
+      if (run && c.generation !== run.generation) serialBg(run, () => this.#apply(run, c), log)
+    }
+    await this.#o.retries.pass()
+  }
+
+  /** Cursors first, then the shared group's commit (the minimum of the attached subscriptions). */
+  async flushPass(): Promise<void> {
+    await this.#o.positions.writeCursors([...this.#o.held.runs.values()].filter((r) => !r.stopped), false, MAX_CURSOR_WRITES_PER_FLUSH)
+    await this.#o.shared.commit()
+  }
+
+  /** Watermarks read again (for lag), then the statuses that changed or are due. */
+  async statusPass(): Promise<void> {
+    for (const t of this.#o.deps.topics) await this.#o.positions.refresh(t.name).catch(() => undefined)
+    await this.#o.status.reportRuns([...this.#o.held.runs.values()], false)
+  }
+
+  /** The connector or subscription is gone. */
+  async #removed(run: Run): Promise<void> {
+    this.#o.log.info('subscription deleted: stopping it', { subscriptionId: run.id })
+    await this.#o.runs.stop(run, { flush: false, release: true })
+    await this.#o.store.deleteCursor(run.id).catch(() => undefined)
+    await this.#o.snapshotStore.delete(run.id).catch(() => undefined)
+  }
+
+  /** Applies a connector change: pause/resume in place; reset, restart or a changed subscription restart the run. */
+  async #apply(run: Run, c: ConnectorDoc): Promise<void> {
+    const { deps, runs, log } = this.#o
+    if (run.stopped || c.generation === run.generation) return
+    const sub = await deps.controlPlane.cols.subscriptions.findOne({ _id: run.id })
+    if (!sub) return this.#removed(run)
+    if (c.desiredState === 'stopped') {
+      log.info('connector stopped', { subscriptionId: run.id })
+      await runs.stop(run, { flush: true, release: true, state: 'stopped' })
+      return
+    }
+    const resetId = c.offsetReset?.id ?? null
+    const restartAt = c.restartRequestedAt?.getTime() ?? null
+    if (sub.version !== run.sub.version || (resetId !== run.resetId && resetId !== run.appliedResetId) || restartAt !== run.restartAt || run.failure) {
+      log.info('restarting subscription', { subscriptionId: run.id, reset: resetId !== run.resetId, restart: restartAt !== run.restartAt, changed: sub.version !== run.sub.version })
+      await runs.stop(run, { flush: true, release: false })
+      await runs.start(run.id)
+      return
+    }
+    run.generation = c.generation
+    if (c.desiredState !== run.desiredState) {
+      run.desiredState = c.desiredState
+      if (c.desiredState === 'paused') this.#pause(run)
+      else this.#resume(run)
+      await this.#o.positions.writeCursors([run], true)
+    }
+    await this.#o.status.reportRun(run, true)
+  }
+
+  #pause(run: Run): void {
+    if (run.failure) return
+    this.#o.queue.pause(run.id)
+    this.#o.positions.detachAll(run)
+    void this.#o.catchUp.stop(run)
+    this.#o.log.info('subscription paused', { subscriptionId: run.id })
+  }
+
+  #resume(run: Run): void {
+    if (run.failure) return
+    this.#o.queue.resume(run.id)
+    this.#o.queue.enable(run.id)
+    this.#o.log.info('subscription resumed', { subscriptionId: run.id })
+  }
+}

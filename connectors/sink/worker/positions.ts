@@ -1,0 +1,152 @@
+/**
+ * Where the worker and each held subscription are: the shared reader's next offset per
+ * topic-partition, the watermarks, and a subscription's positions (per partition, below its oldest
+ * undelivered record: DeliveryQueue.safeOffset). A CURSOR per subscription (one MongoDB document: its
+ * next offset per topic-partition), written by the lease holder every `cursorFlushMs` and on pause,
+ * stop and hand-over, is the durable truth.
+ */
+import type { Admin } from 'kafkajs'
+import type { Logger } from '../../../common/logger.ts'
+import type { OffsetReset, SubscriptionDoc } from '../../../control-plane/types.ts'
+import type { DeliveryQueue } from '../delivery-queue.ts'
+import { tpKey, type CursorDoc, type SinkStore } from '../store.ts'
+import type { HeldRuns, Part, Run } from './run.ts'
+
+/**
+ * Cursor writes per flush pass at most. On FerretDB (SQLite) a cursor upsert costs the server about
+ * 1.2 ms of CPU (it was 2 to 40 ms before the _id index fix, stack/ferretdb.ts), so a worker holding
+ * 1,000 busy subscriptions that wrote every cursor every second kept the store, which leases and
+ * statuses also need, and the machine busy: at 250 a flush the partners benchmark's p99 was 244 ms, at
+ * 100 it is 47 ms. Beyond this many, the flush writes the cursors written longest ago first: a cursor
+ * then lags by a few intervals (1,000 busy subscriptions: 10 s; more re-deliveries, with the same
+ * webhook-id, after a crash; Kafka Connect commits every 60 s), never runs ahead.
+ */
+export const MAX_CURSOR_WRITES_PER_FLUSH = 100
+
+export interface PositionsOptions {
+  queue: DeliveryQueue
+  store: SinkStore
+  held: HeldRuns
+  workerId: string
+  log: Logger
+  /** The worker's Kafka admin (connected at start). */
+  admin(): Admin
+  /** Whether the leases are surely this worker's (ownership.ts): cursors are written only then. */
+  leaseValid(): boolean
+}
+
+export class Positions {
+  /** The shared reader's next offset per topic-partition. */
+  readonly sharedNext = new Map<string, number>()
+  /** High watermarks (for lag) and low watermarks (for resets), per topic-partition. */
+  readonly high = new Map<string, number>()
+  readonly low = new Map<string, number>()
+  readonly partitions = new Map<string, number[]>()
+  readonly #o: PositionsOptions
+
+  constructor(o: PositionsOptions) {
+    this.#o = o
+  }
+
+  /** A run's positions: per topic-partition, the offset below which everything was delivered, dead-lettered or skipped. */
+  of(run: Run): Record<string, string> {
+    const queue = this.#o.queue
+    if (run.finalPositions) return run.finalPositions
+    const out: Record<string, string> = {}
+    if (!queue.has(run.id)) {
+      for (const p of run.parts.values()) out[p.key] = String(p.next)
+      return out
+    }
+    for (const p of run.parts.values()) out[p.key] = queue.safeOffset(run.id, p.topic, p.partition, this.seen(p)) ?? String(p.next)
+    return out
+  }
+
+  /** Everything below this offset was offered to the part's subscription or left out by the dispatch index. */
+  seen(part: Part): number {
+    return part.attached ? (this.sharedNext.get(part.key) ?? part.next) : part.next
+  }
+
+  /** Where a run starts from its cursor, or, without one, where the subscription starts (startFrom). */
+  fromCursor(sub: SubscriptionDoc, topics: string[], cursor: CursorDoc | null): Map<string, number> {
+    const positions = new Map<string, number>()
+    for (const t of topics) {
+      for (const p of this.partitions.get(t) ?? []) {
+        const k = tpKey(t, p)
+        const stored = cursor?.positions[k]
+        let pos: number
+        if (stored !== undefined) pos = Number(stored)
+        else if (cursor || sub.startFrom !== 'latest') pos = this.low.get(k) ?? 0 // a partition added later, or earliest/snapshot
+        else pos = this.sharedNext.get(k) ?? this.high.get(k) ?? 0
+        const low = this.low.get(k) ?? 0
+        if (pos < low) {
+          this.#o.log.warn('cursor is below the earliest retained offset: records in between were deleted by retention', { subscriptionId: sub._id, topic: t, partition: p, cursor: pos, earliest: low })
+          pos = low
+        }
+        positions.set(k, pos)
+      }
+    }
+    return positions
+  }
+
+  /** Where an offset reset puts a run. */
+  async reset(topics: string[], reset: OffsetReset): Promise<Map<string, number>> {
+    const admin = this.#o.admin()
+    const out = new Map<string, number>()
+    for (const t of topics) {
+      const offsets = await admin.fetchTopicOffsets(t)
+      const byTime = reset.to === 'timestamp' && reset.timestamp ? await admin.fetchTopicOffsetsByTimestamp(t, new Date(reset.timestamp).getTime()) : []
+      for (const o of offsets) {
+        const k = tpKey(t, o.partition)
+        let pos = reset.to === 'earliest' || reset.to === 'snapshot' ? Number(o.low) : Number(o.high)
+        if (reset.to === 'timestamp') {
+          const found = byTime.find((b) => b.partition === o.partition)
+          const v = found ? Number(found.offset) : -1
+          pos = v >= 0 ? v : Number(o.high)
+        }
+        out.set(k, Math.max(pos, Number(o.low)))
+      }
+    }
+    return out
+  }
+
+  /** A topic's partitions and watermarks, read again. */
+  async refresh(topic: string): Promise<void> {
+    const offsets = await this.#o.admin().fetchTopicOffsets(topic)
+    this.partitions.set(topic, offsets.map((o) => o.partition).sort((a, b) => a - b))
+    for (const o of offsets) {
+      const k = tpKey(topic, o.partition)
+      this.low.set(k, Number(o.low))
+      if (Number(o.high) > (this.high.get(k) ?? 0)) this.high.set(k, Number(o.high))
+    }
+  }
+
+  /** Leaves the shared stream: from here on the catch-up reader feeds every partition. */
+  detachAll(run: Run): void {
+    for (const part of run.parts.values()) {
+      if (!part.attached) continue
+      part.attached = false
+      part.next = this.sharedNext.get(part.key) ?? part.next
+    }
+    this.#o.held.changed()
+  }
+
+  /** Writes the cursors that changed (all with `force`); at most `limit`, those written longest ago first. */
+  async writeCursors(runs: Run[], force = false, limit = Infinity): Promise<void> {
+    if (!this.#o.leaseValid()) return
+    let changed: Array<{ run: Run; json: string; positions: Record<string, string> }> = []
+    for (const run of runs) {
+      if (run.failure) continue
+      const positions = this.of(run)
+      const json = JSON.stringify([positions, run.appliedResetId])
+      if (!force && json === run.lastCursor) continue
+      changed.push({ run, json, positions })
+    }
+    if (changed.length > limit) changed = changed.sort((a, b) => a.run.lastCursorAt - b.run.lastCursorAt).slice(0, limit)
+    const now = new Date()
+    await this.#o.store.writeCursors(changed.map(({ run, positions }) => ({ _id: run.id, positions, appliedResetId: run.appliedResetId, workerId: this.#o.workerId, updatedAt: now })))
+    for (const { run, json } of changed) {
+      run.lastCursor = json
+      run.lastCursorAt = now.getTime()
+    }
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * A run's snapshot bootstrap (snapshot.ts): the scan for the latest record of every key, which counts
+ * against maxCatchUpReaders, then the delivery of those records before the run goes live.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Admin } from 'kafkajs'
+import type { Logger } from '../../../common/logger.ts'
+import type { OffsetReset } from '../../../control-plane/types.ts'
+import { scanLatest } from '../scan.ts'
+import { finishedProgress, snapshotDecision, SnapshotRun, type SnapshotDoc, type SnapshotStore } from '../snapshot.ts'
+import { tpKey } from '../store.ts'
+import type { SinkWorkerDeps, SinkWorkerSettings } from './config.ts'
+import type { Positions } from './positions.ts'
+import { serialBg, splitKey, type HeldRuns, type ReaderSlots, type Run } from './run.ts'
+
+export interface SnapshotBootstrapOptions {
+  deps: SinkWorkerDeps
+  settings: SinkWorkerSettings
+  store: SnapshotStore
+  held: HeldRuns
+  positions: Positions
+  slots: ReaderSlots
+  log: Logger
+  admin(): Admin
+  leaseValid(): boolean
+  /** Reports the run's status when it changed (status.ts). */
+  report(run: Run): Promise<void>
+}
+
+export class SnapshotBootstrap {
+  readonly #o: SnapshotBootstrapOptions
+
+  constructor(o: SnapshotBootstrapOptions) {
+    this.#o = o
+  }
+
+  /** Starts a new snapshot, resumes an unfinished one, or only loads the last one for the status. Before the cursor is written. */
+  async prepare(run: Run, a: { hasCursor: boolean; cursorResetId: string | null; applyingReset: OffsetReset | null; positions: Map<string, number> }): Promise<void> {
+    const { store, settings, log } = this.#o
+    const existing = await store.get(run.id)
+    const decision = snapshotDecision({ startFrom: run.sub.startFrom, hasCursor: a.hasCursor, cursorResetId: a.cursorResetId, applyingReset: a.applyingReset, existing })
+    let doc: SnapshotDoc
+    if (decision === 'new') {
+      const highs: Record<string, string> = {}
+      for (const t of run.topics) for (const o of await this.#o.admin().fetchTopicOffsets(t)) highs[tpKey(t, o.partition)] = o.high
+      const now = new Date()
+      doc = { _id: run.id, snapshotId: `snp_${randomUUID().replaceAll('-', '').slice(0, 20)}`, resetId: a.applyingReset?.id ?? null, highs, phase: 'scanning', total: null, done: 0, startedAt: now, completedAt: null, workerId: settings.workerId, updatedAt: now }
+      await store.put(doc) // before the cursor: a cursor of this start always has its snapshot document
+      log.info('snapshot started', { subscriptionId: run.id, snapshotId: doc.snapshotId, highs })
+    } else if (decision === 'resume') {
+      doc = { ...existing!, phase: 'scanning', workerId: settings.workerId }
+      log.info('snapshot resumed from the cursor', { subscriptionId: run.id, snapshotId: doc.snapshotId, done: doc.done, total: doc.total })
+    } else {
+      if (existing && a.applyingReset) await store.delete(run.id) // another reset replaces the snapshot
+      else if (existing?.phase === 'live') run.lastSnapshot = finishedProgress(existing)
+      return
+    }
+    run.snapshot = new SnapshotRun(doc, a.positions)
+  }
+
+  /** The catch-up pass for a snapshotting run: true while it scans (no reader feeds it yet). */
+  pass(run: Run): boolean {
+    const { slots, log } = this.#o
+    const snap = run.snapshot!
+    if (snap.phase === 'scanning') {
+      // a scan is a reader of its own: it counts against maxCatchUpReaders
+      if (!snap.scan && run.desiredState === 'running' && Date.now() >= snap.retryAt && slots.free) this.#startScan(run, snap)
+      return true
+    }
+    if (snap.phase === 'delivering' && snap.complete(this.#o.positions.of(run))) {
+      snap.finished()
+      run.snapshot = null
+      this.#o.held.changed()
+      run.lastSnapshot = finishedProgress(snap.doc)
+      log.info('snapshot complete: live from here on', { subscriptionId: run.id, snapshotId: snap.doc.snapshotId, keys: snap.doc.total })
+      this.#saveAndReport(run, snap.doc)
+    }
+    return false
+  }
+
+  #startScan(run: Run, snap: SnapshotRun): void {
+    const { deps, settings, slots, log } = this.#o
+    snap.scanned = 0
+    const ranges = [...snap.highs].map(([k, high]) => {
+      const [topic, partition] = splitKey(k)
+      return { topic, partition, from: Math.min(high, run.parts.get(k)?.next ?? high), high }
+    })
+    const scan = scanLatest({
+      kafka: deps.kafka,
+      groupId: `${settings.groupId}.snapshot.${run.id}`,
+      ranges,
+      deliverable: (topic, m) => {
+        const h = m.headers?.ce_type
+        const type = h === undefined ? undefined : String(Array.isArray(h) ? h[h.length - 1] : h)
+        return run.wanted.has(topic) || type === undefined || run.wanted.has(type)
+      },
+      onScanned: (n) => (snap.scanned += n),
+      logger: log,
+    })
+    snap.scan = scan
+    slots.used++
+    scan.result.then(
+      (winners) => {
+        slots.used--
+        if (run.stopped || run.snapshot !== snap || snap.scan !== scan) return
+        snap.scan = null
+        snap.scannedAll(winners)
+        log.info('snapshot scanned: delivering the latest record of every key', { subscriptionId: run.id, snapshotId: snap.doc.snapshotId, keys: snap.doc.total, scanned: snap.scanned })
+        this.#saveAndReport(run, snap.doc)
+      },
+      (err: unknown) => {
+        slots.used--
+        if (snap.scan === scan) snap.scan = null
+        snap.retryAt = Date.now() + 5000
+        if (!run.stopped) log.warn('snapshot scan failed; it starts again', { subscriptionId: run.id, error: err })
+      },
+    )
+  }
+
+  /** Saves the snapshot's progress and reports the run, in the run's turn. */
+  #saveAndReport(run: Run, doc: SnapshotDoc): void {
+    serialBg(run, async () => {
+      await this.#save(run, doc)
+      await this.#o.report(run)
+    }, this.#o.log)
+  }
+
+  async #save(run: Run, doc: SnapshotDoc): Promise<void> {
+    if (run.stopped || !this.#o.leaseValid()) return
+    await this.#o.store.put({ ...doc, workerId: this.#o.settings.workerId, updatedAt: new Date() })
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * What the worker reports of each held subscription (reportConnectorStatus): its state, positions,
+ * lag, last error and snapshot, on change and every `statusIntervalMs`, by the lease holder only.
+ */
+import type { Metrics } from '../../../common/metrics.ts'
+import type { ControlPlane } from '../../../control-plane/service.ts'
+import type { ConnectorStatus } from '../../../control-plane/types.ts'
+import type { DeliveryQueue } from '../delivery-queue.ts'
+import type { SinkWorkerSettings } from './config.ts'
+import type { Positions } from './positions.ts'
+import { splitKey, type Run } from './run.ts'
+
+export interface StatusOptions {
+  controlPlane: ControlPlane
+  settings: SinkWorkerSettings
+  queue: DeliveryQueue
+  positions: Positions
+  metrics: Metrics | undefined
+  leaseValid(): boolean
+}
+
+export class StatusReports {
+  readonly #o: StatusOptions
+
+  constructor(o: StatusOptions) {
+    this.#o = o
+  }
+
+  reportRun(run: Run, changedOnly: boolean): Promise<void> {
+    return this.reportRuns([run], changedOnly)
+  }
+
+  /** The statuses of runs that changed (or are due), in one command. */
+  async reportRuns(runs: Run[], changedOnly: boolean): Promise<void> {
+    if (!this.#o.leaseValid()) return
+    const reports: Array<[string, ConnectorStatus]> = []
+    for (const run of runs) {
+      const status = this.#statusOf(run, changedOnly)
+      if (status) reports.push([run.id, status])
+    }
+    if (reports.length === 1) await this.report(reports[0]![0], reports[0]![1])
+    else await this.#o.controlPlane.reportConnectorStatuses(reports)
+  }
+
+  /** The run's status when it is to be reported (changed, or due), else null. */
+  #statusOf(run: Run, changedOnly: boolean): ConnectorStatus | null {
+    const { queue, positions: at, settings } = this.#o
+    if (run.stopped) return null
+    let state: ConnectorStatus['state'] = run.desiredState === 'paused' ? 'paused' : 'running'
+    if (run.failure || (queue.has(run.id) && queue.stats(run.id).status === 'disabled')) state = 'failed'
+    const positions = run.failure ? {} : at.of(run)
+    let lag = 0
+    for (const [k, v] of Object.entries(positions)) lag += Math.max(0, (at.high.get(k) ?? 0) - Number(v))
+    const snapshot = run.snapshot ? run.snapshot.progress(positions) : run.lastSnapshot
+    if (state === 'running' && snapshot && snapshot.phase !== 'live') state = 'snapshotting'
+    const status = { ...this.status(state, run.generation, run.appliedResetId, positions, lag, run.lastError), snapshot }
+    this.#o.metrics?.subscriptionLag.set({ subscription: run.id }, lag)
+    const key = JSON.stringify([state, run.generation, run.appliedResetId, run.lastError?.message ?? null, snapshot?.phase ?? null])
+    if (changedOnly && key === run.lastReport) return null
+    if (!changedOnly && key === run.lastReport && Date.now() - run.lastReportAt < settings.statusIntervalMs / 2) return null
+    run.lastReport = key
+    run.lastReportAt = Date.now()
+    return status
+  }
+
+  status(state: ConnectorStatus['state'], generation: number, resetId: string | null, positions: Record<string, string>, lag: number | null, lastError: Run['lastError']): ConnectorStatus {
+    return {
+      state,
+      workerId: this.#o.settings.workerId,
+      positions: Object.entries(positions).map(([k, offset]) => {
+        const [topic, partition] = splitKey(k)
+        return { topic, partition, offset }
+      }),
+      lag,
+      lastError,
+      appliedGeneration: generation,
+      appliedResetId: resetId,
+      reportedAt: new Date(),
+    }
+  }
+
+  report(id: string, status: ConnectorStatus): Promise<void> {
+    return this.#o.controlPlane.reportConnectorStatus(id, status)
+  }
+}
