@@ -365,10 +365,43 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     },
   })
 
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(config.http.port, config.http.host, () => resolve(s))
-    s.once('error', reject)
-  })
+  let server: Server | undefined
+  const close = async (): Promise<void> => {
+    closing.abort()
+    clearInterval(sweep)
+    await ingest?.stop()
+    stopOutboxNudge?.()
+    await relay?.stop()
+    await sourceWorker?.stop()
+    await sinkWorker?.stop()
+    await sinks?.close()
+    if (server) {
+      const s = server
+      await new Promise<void>((resolve) => {
+        s.close(() => resolve())
+        s.closeIdleConnections()
+      })
+    }
+    await registry?.close()
+    clearInterval(partnerReconcile)
+    await Promise.allSettled([admin.disconnect(), mongo.close(), ...(partnerKafkaAdmin ? [partnerKafkaAdmin.disconnect()] : [])])
+    await tracing?.shutdown() // the spans still buffered are exported first
+    if (startedStack && options.stopStackOnClose !== false) {
+      await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
+    }
+    logger.info('platform stopped')
+  }
+
+  try {
+    server = await new Promise<Server>((resolve, reject) => {
+      // Express 5 calls back on a failed listen too (e.g. EADDRINUSE), with the error
+      const s = app.listen(config.http.port, config.http.host, (err?: Error) => (err ? reject(err) : resolve(s)))
+    })
+  } catch (err) {
+    // nothing started here may outlive the failed start (workers, clients, the registry)
+    await close().catch(() => undefined)
+    throw new ConfigError(`the platform cannot listen on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(err as Error).message}`, { field: 'http.port' }, { cause: err })
+  }
   server.keepAliveTimeout = 65_000
   const addr = server.address() as AddressInfo
   const url = `http://${addr.address}:${addr.port}`
@@ -380,27 +413,6 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     metrics,
     worker,
     sources,
-    async close() {
-      closing.abort()
-      clearInterval(sweep)
-      await ingest?.stop()
-      stopOutboxNudge?.()
-      await relay?.stop()
-      await sourceWorker?.stop()
-      await sinkWorker?.stop()
-      await sinks?.close()
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeIdleConnections()
-      })
-      await registry?.close()
-      clearInterval(partnerReconcile)
-      await Promise.allSettled([admin.disconnect(), mongo.close(), ...(partnerKafkaAdmin ? [partnerKafkaAdmin.disconnect()] : [])])
-      await tracing?.shutdown() // the spans still buffered are exported first
-      if (startedStack && options.stopStackOnClose !== false) {
-        await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
-      }
-      logger.info('platform stopped')
-    },
+    close,
   }
 }

@@ -78,8 +78,12 @@ export async function dropPendingDatabases(): Promise<void> {
 export function testPlatformConfig(what: string, env?: NodeJS.ProcessEnv): { config: AppConfig; dbName: string; adminKey: string } {
   const dbName = uniqueName(what).slice(0, 60)
   const adminKey = randomBytes(32).toString('base64url')
+  // A platform of its own per test, on free ports: the environment's HTTP and registry addresses (which
+  // convict would put above the overrides) are for the operator's platform, not for these.
+  const own = { ...(env ?? process.env) }
+  for (const name of ['HTTP_HOST', 'HTTP_PORT', 'SCHEMA_REGISTRY_HOST', 'SCHEMA_REGISTRY_PORT']) delete own[name]
   const config = loadConfig({
-    ...(env ? { env } : {}),
+    env: own,
     overrides: {
       http: { host: '127.0.0.1', port: 0 },
       schemaRegistry: { port: 0 },
