@@ -28,10 +28,11 @@ function validate(stored: KafkaTopicSink, check: SinkCheck): FieldError[] {
     if (name !== undefined && !PARTNER_TOPIC_NAME.test(name)) errors.push({ field: 'sink.name', message: NAME_RULE })
     return errors
   }
-  if (sent && sent.name !== undefined && sent.name !== (stored.name ?? undefined) && `${stored.topic}`.endsWith(`.${sent.name}`) === false) {
+  const source = topicsOf(previous.eventTypes, check.topics)
+  // the name in force: the one set at creation, else the source topic's (a name sent again is fine)
+  if (sent && sent.name !== undefined && sent.name !== (stored.name ?? source[0])) {
     return [{ field: 'sink.name', message: `the partner topic (${stored.topic}) cannot be renamed; create a new subscription` }]
   }
-  const source = topicsOf(previous.eventTypes, check.topics)
   if (read.length !== 1 || read[0] !== source[0]) {
     return [{ field: 'eventTypes', message: `a kafka-topic subscription reads one topic, ${source[0]}, for good; these event types are in ${read.join(', ') || 'no topic'}` }]
   }

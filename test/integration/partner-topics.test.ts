@@ -149,6 +149,11 @@ describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the
     const change = await call('PATCH', `/v1/subscriptions/${subA.id}`, { sink: { type: 'webhook', url: 'http://127.0.0.1:9/h' } }, keyA)
     expect(change.status).to.equal(422)
     expect(JSON.stringify(change.body)).to.include('sink.type')
+    // a rename is refused, even to a suffix of the topic's name; the name in force may be sent again
+    const rename = await call('PATCH', `/v1/subscriptions/${subA.id}`, { sink: { type: 'kafka-topic', name: 'levels' } }, keyA)
+    expect(rename.status).to.equal(422)
+    expect(JSON.stringify(rename.body)).to.include('sink.name')
+    expect((await call('PATCH', `/v1/subscriptions/${subA.id}`, { sink: { type: 'kafka-topic', name: 'inventory.levels' } }, keyA)).status).to.equal(200)
     // B pins the contract's first release (no gtin, no safetyStock), registered if this registry lacks it
     const { serde } = await p.contracts
     const released = readFileSync(path.join(PROJECT_ROOT, 'schemas', 'released', 'inventory-level', 'v1.avsc'), 'utf8')
@@ -209,6 +214,10 @@ describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the
     expect(subjectsA).to.include(`${subA.sink.topic}-value`)
     expect(subjectsA).to.not.include(`${subB.sink.topic}-value`)
     expect(subjectsA).to.not.include('inventory.levels-value')
+    // a wrong password reads nothing (and costs an attempt, as a wrong API key does)
+    const wrong = new RegistryClient({ url: serde.client.url, username: credsA.username, password: `${credsA.password}x` })
+    const refused = await wrong.request('GET', '/subjects').then(() => 'read', (err: Error) => err.message)
+    expect(refused).to.match(/401/)
   })
 
   it('refuses a partner another partner\'s topic, the platform\'s topics and groups outside its prefix', async () => {
