@@ -191,6 +191,27 @@ export class ApiKeys {
     return principal
   }
 
+  /**
+   * Another secret checked under the same limits as a key (a partner's Kafka password for the
+   * registry, control-plane/partner-kafka.ts): a failed check costs an attempt of the client and of
+   * `subject` (the user name), the hashing runs in the shared bounded pool. Throws RateLimitedError as
+   * `authenticate` does.
+   */
+  async limitedCheck(client: string, subject: string, check: () => Promise<boolean>): Promise<boolean> {
+    const charged = this.charge(client, subject)
+    if (this.hashing.size >= this.hashing.max + this.verifyQueue) {
+      this.refund(charged)
+      throw new RateLimitedError('too many credential verifications at once; retry shortly', 1000, null)
+    }
+    let ok = false
+    try {
+      ok = await this.hashing.run(check)
+      return ok
+    } finally {
+      if (ok) this.refund(charged)
+    }
+  }
+
   /** Takes an attempt from the client's bucket and the prefix's; throws when either is empty. */
   private charge(client: string, prefix: string | undefined): string[] {
     if (!this.attempts) return []

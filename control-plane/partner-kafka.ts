@@ -154,16 +154,22 @@ export class PartnerKafka {
     for (const [k, v] of this.#verified) if (k.startsWith(`${username}\u0000`) || v.until < Date.now()) this.#verified.delete(k)
   }
 
-  /** The partner whose Kafka credentials these are (registry basic auth), or null. */
-  async verify(username: string, password: string): Promise<string | null> {
+  /**
+   * The partner whose Kafka credentials these are (registry basic auth), or null. `limited` runs the
+   * scrypt check under the API keys' attempt limits and hashing pool (ApiKeys.limitedCheck).
+   */
+  async verify(username: string, password: string, limited: (check: () => Promise<boolean>) => Promise<boolean> = (check) => check()): Promise<string | null> {
     if (!username.startsWith(this.#o.access.topicPrefix)) return null
     const memo = `${username}\u0000${crypto.createHash('sha256').update(password).digest('base64')}`
     const hit = this.#verified.get(memo)
     if (hit && hit.until > Date.now()) return hit.partnerId
     const user = await this.#o.cols.partnerKafkaUsers.findOne({ username })
-    if (!user) return null
-    const hash = await scrypt(password, Buffer.from(user.check.salt, 'base64'))
-    if (!crypto.timingSafeEqual(hash, Buffer.from(user.check.hash, 'base64'))) return null
+    const ok = await limited(async () => {
+      if (!user) return false
+      const hash = await scrypt(password, Buffer.from(user.check.salt, 'base64'))
+      return crypto.timingSafeEqual(hash, Buffer.from(user.check.hash, 'base64'))
+    })
+    if (!ok || !user) return null
     this.#verified.set(memo, { partnerId: user._id, until: Date.now() + 60_000 })
     return user._id
   }

@@ -71,7 +71,13 @@ export function registryAccess(options: RegistryAccessOptions): RegistryAuth {
         return (s: string) => s.startsWith(prefix)
       }
       if (pk && user.startsWith(pk.access.topicPrefix) && !KEY_PREFIX.test(user)) {
-        const partnerId = await pk.verify(user, password)
+        let partnerId: string | null
+        try {
+          partnerId = await pk.verify(user, password, (check) => cp.keys.limitedCheck(client ?? 'unknown', user, check))
+        } catch (err) {
+          if (err instanceof RateLimitedError) throw new RegistryError(429, 429, err.message)
+          throw err
+        }
         if (partnerId === null) return null
         const own = await partnerTopicsOf(partnerId)
         return { name: user, admin: false, canRead: own, canRegister: () => false, canManage: () => false }
