@@ -133,7 +133,7 @@ export const benchmark: Benchmark = {
       // each child stops its source when disconnected; the folder it watches goes only after it exited
       await Promise.all(
         arms.map((c) => {
-          if (c.exitCode !== null || c.signalCode !== null) return undefined
+          if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve()
           const exited = new Promise<void>((resolve) => {
             const kill = setTimeout(() => c.kill('SIGKILL'), 10_000)
             c.once('exit', () => {

@@ -23,7 +23,7 @@ import { startSinkHarness } from '../test/helpers/sink-runtime.ts'
 import { testKafka, uniqueName } from '../test/helpers/env.ts'
 import { deleteTopics } from '../test/helpers/registry.ts'
 import { withPeakRss } from './sources-common.ts'
-import { openLoop, percentile, rawProduceConsume, startHooks, waitUntil } from './helpers/latency.ts'
+import { percentile, rawProduceConsume, startHooks, waitUntil } from './helpers/latency.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
 const RECEIVER_SERVERS = 8

@@ -17,7 +17,7 @@ const names = new Set((process.env.CHAOS_DNS_NAMES ?? '').split(',').map((n) => 
 
 /** The addresses the hosts file gives `name` now (empty: it does not resolve). */
 function fromHostsFile(name) {
-  let text = ''
+  let text
   try {
     text = fs.readFileSync(file, 'utf8')
   } catch {

@@ -52,6 +52,7 @@ export class Partner {
   ) {}
 
   static async start(name: string, outsideGrant: (p: WebhookPayload) => string | undefined = () => undefined): Promise<Partner> {
+    // eslint-disable-next-line prefer-const -- the receiver's handler refers to it before it exists
     let self: Partner | undefined
     const rx = await startReceiver((r, res) => self!.handle(r, res), { keep: false })
     self = new Partner(name, rx, outsideGrant)

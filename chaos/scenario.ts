@@ -174,6 +174,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     say(`chaos: platform up at ${api} (api pid ${apiProc.child.pid}, workers w1 pid ${workers.get('w1')!.child.pid}, w2 pid ${workers.get('w2')!.child.pid}); logs in ${path.join(runDir, 'logs')}`)
 
     // 4. Organizations, grants and subscriptions, through the management API.
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the scenario reads fields of untyped JSON answers
     const call = async (method: string, p: string, body?: unknown, key = adminKey): Promise<any> => {
       for (let attempt = 1; ; attempt++) {
         const res = await fetch(api + p, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) })

@@ -12,7 +12,7 @@ import { sleep } from './timers.ts'
 
 export async function waitForTopicLeaders(admin: Admin, topics: Array<{ topic: string; numPartitions?: number }>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  let last = 'no metadata yet'
+  let last: string
   for (;;) {
     try {
       const meta = await admin.fetchTopicMetadata({ topics: topics.map((t) => t.topic) })

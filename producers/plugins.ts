@@ -27,6 +27,7 @@ export type SourceKind = (typeof SOURCE_KINDS)[number]
 
 /** What the runtime runs for one source: the connector, its parsed config, its topic, and what to close after it stopped. */
 export interface BuiltSource {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each plug-in's own record type
   connector: SourceConnector<any>
   config: unknown
   topics: TopicSpec[]

@@ -168,7 +168,7 @@ export async function stackUp(s: StackSettings, report: Reporter = () => undefin
  */
 function otherKafkaLayout(s: StackSettings): Array<{ name: ServerName; file: string }> {
   const current = new Set<string>(kafkaServices(s).map((d) => d.name))
-  let entries: string[] = []
+  let entries: string[]
   try {
     entries = fs.readdirSync(s.dir)
   } catch {

@@ -39,6 +39,8 @@ export interface Ctx {
   principal: Principal
   params: Record<string, string>
   query: Record<string, string | undefined>
+  // validated against the OpenAPI document before a handler runs; each handler narrows it
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   body: any
   req: Request
 }

@@ -162,6 +162,7 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
     const s = resolve(schema)
     const known = nodes.get(s)
     if (known) return known
+    // eslint-disable-next-line prefer-const -- the placeholder above refers to it before it is built (recursive types)
     let impl: Node | undefined
     nodes.set(s, (v, path, faults, seg) => impl!(v, path, faults, seg))
     impl = build(s)

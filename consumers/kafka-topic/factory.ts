@@ -41,7 +41,6 @@ interface Pending {
 export class SharedPartnerTopicWriter implements PartnerTopicWriter {
   #producer: Promise<Producer> | null = null
   #pending: Pending[] = []
-  #pendingRecords = 0
   #inFlight = 0
   readonly #preparations = new Limiter(1)
 
@@ -94,7 +93,6 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
   send(topic: string, messages: Message[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ topic, messages, resolve, reject })
-      this.#pendingRecords += messages.length
       this.#flush()
     })
   }
@@ -111,7 +109,6 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
         records += next.messages.length
         batch.push(next)
       }
-      this.#pendingRecords -= records
       this.#inFlight++
       void this.#sendBatch(batch).finally(() => {
         this.#inFlight--

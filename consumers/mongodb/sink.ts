@@ -74,6 +74,7 @@ export interface ProjectedDocument extends Document {
 export type ProjectionCollection = Collection<{ _id: string; [field: string]: unknown }>
 type KeyFilter = Filter<{ _id: string; [field: string]: unknown }>
 
+// eslint-disable-next-line no-control-regex -- NUL is one of the characters MongoDB forbids in a database name
 const DB_FORBIDDEN = /[/\\. "$*<>:|?\u0000]/
 
 /** Every problem with a MongoDB sink configuration, each naming its field (for RFC 9457 answers). */

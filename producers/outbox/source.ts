@@ -107,13 +107,12 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
   private idle(ms: number): Promise<void> {
     return new Promise((resolve) => {
       if (this.signal?.aborted || this.nudged) return resolve()
-      const t = setTimeout(done, ms)
-      const self = this
-      function done() {
+      const done = (): void => {
         clearTimeout(t)
-        self.wake = undefined
+        this.wake = undefined
         resolve()
       }
+      const t = setTimeout(done, ms)
       this.wake = done
     })
   }

@@ -64,12 +64,12 @@ export class Loader {
     if (typeof node.$ref === 'string') {
       // A reference is resolved lazily: recursive schemas refer to themselves.
       const ref = node.$ref
-      const loader = this
+      const resolve = (): Model | null => this.resolve(ref, doc)
       let resolved: Model | null | undefined
       const model = {
         kind: 'ref' as const, ref, raw: node,
         get target(): Model | null {
-          if (resolved === undefined) resolved = loader.resolve(ref, doc)
+          if (resolved === undefined) resolved = resolve()
           return resolved
         },
       }

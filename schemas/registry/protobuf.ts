@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- protobufjs' FileDescriptorProto.toObject gives untyped JSON */
 /**
  * Protobuf for the registry (schemaType PROTOBUF), with protobufjs, as Confluent's registry treats it:
  *

@@ -137,7 +137,7 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
       if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json'
       const res = await fetch(url + path, { method, headers, ...(body !== undefined ? { body } : {}) })
       const text = await res.text()
-      let parsed: unknown = undefined
+      let parsed: unknown
       try {
         parsed = text === '' ? undefined : JSON.parse(text)
       } catch {

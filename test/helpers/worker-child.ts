@@ -41,7 +41,7 @@ const worker = new SinkWorker({
 await worker.start()
 process.stdout.write('worker-ready\n')
 process.once('SIGTERM', () => {
-  worker
+  void worker
     .stop()
     .then(() => partnerTopics.close())
     .finally(() => process.exit(0))

@@ -5,7 +5,6 @@
  * MongoDB projection at the latest version of every key; and the process leaves nothing running.
  */
 import { spawn } from 'node:child_process'
-import path from 'node:path'
 import { expect } from 'chai'
 import { MongoClient } from 'mongodb'
 import { kafkaBrokers, loadConfig, mongoUri } from '../../config/index.ts'

@@ -222,10 +222,10 @@ describe('distributary migrate keys: version-1 keys of a topic to version 2', fu
     expect(code).to.equal(0)
     expect(out).to.contain('dry run: nothing was written')
     expect(out).to.contain(`${topic.name}: 9 records read, 5 version-1 keys (4 with live rows), 1 version-2 keys`)
-    expect(out).to.match(/\n  to re-produce under a version-2 key +2\n/)
+    expect(out).to.match(/\n {2}to re-produce under a version-2 key +2\n/)
     expect(out).to.contain(`\n      ${v1Text('S-UNSTAMPED')} (partition ${sent.unstamped.partition} offset ${sent.unstamped.offset}): no ce_publisherid stamp`)
     expect(out).to.contain(`\n      ${v1Text('S-SHARED')} (partition ${sent.b3.partition} offset ${sent.b3.offset}) -> ${v2Text(B, 'S-SHARED')}\n`)
-    expect(out).to.match(/\n  version-1 keys to tombstone +4  \(5 tombstones\)\n/)
+    expect(out).to.match(/\n {2}version-1 keys to tombstone +4 {2}\(5 tombstones\)\n/)
     expect(await topicEnds(suite.admin, topic.name)).to.deep.equal(before)
   })
 

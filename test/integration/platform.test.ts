@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
-import path from 'node:path'
 import { expect } from 'chai'
 import { startPlatform, type Platform } from '../../cli/platform.ts'
 import { createLogger } from '../../common/logger.ts'

@@ -159,7 +159,7 @@ describe('three-broker local cluster: a broker killed during ingestion', functio
       for (let i = 0; !stop; i++) {
         const event = { manufacturerId: pub.body.id as string, sku: `SKU-${n}-${i % 8}`, locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: i, reserved: 0, available: i, incoming: [], sequence: ++seq, occurredAt: new Date().toISOString() }
         const start = Date.now()
-        let status = 0
+        let status: number
         let ids: string[] = []
         try {
           const res = await fetch(`${p.url}/v1/events/inventory.level.changed`, {

@@ -21,8 +21,8 @@ describe('FairShare', () => {
     const a = {}
     const b = {}
     const granted: string[] = []
-    f.acquire(O, a)
-    f.acquire(O, a)
+    void f.acquire(O, a) // granted at once: the first two of the two slots
+    void f.acquire(O, a)
     // a queues three more calls, then b one: first come would serve b after all of a's
     const waits = [
       f.acquire(O, a)!.then(() => granted.push('a3')),
@@ -49,7 +49,7 @@ describe('FairShare', () => {
     const f = new FairShare(1)
     const lanes = { a: {}, b: {}, c: {} }
     const granted: string[] = []
-    f.acquire(O, lanes.a)
+    void f.acquire(O, lanes.a) // granted at once
     const waits: Promise<unknown>[] = []
     for (const name of ['a', 'a', 'a', 'b', 'b', 'c'] as const) waits.push(f.acquire(O, lanes[name])!.then(() => granted.push(name)))
     let holder: object = lanes.a
@@ -67,7 +67,7 @@ describe('FairShare', () => {
     const a = {}
     const ctl = new AbortController()
     const b = ctl.signal
-    f.acquire(O, a)
+    void f.acquire(O, a) // granted at once
     const aborted = f.acquire(O, b, ctl.signal)!.then(() => 'granted', (err: Error) => err.message)
     const next = f.acquire(O, {})!.then(() => 'granted')
     ctl.abort(new Error('handed over'))

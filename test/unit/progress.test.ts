@@ -37,6 +37,7 @@ describe('progress display', () => {
     t = 2000
     p.update(10)
     p.finish()
+    // eslint-disable-next-line no-control-regex -- the escape that clears the rest of the line
     expect(writes[0]).to.match(/^\rimport \[#+\.+\] 5\/10 rows {2}50% {2}5 rows\/s {2}ETA 1s\u001b\[K$/)
     expect(writes.at(-2)).to.match(/^\rimport \[#{10,}\] 10\/10 rows {2}100%/)
     expect(writes.at(-1)).to.equal('\n')

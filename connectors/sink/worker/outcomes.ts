@@ -102,7 +102,8 @@ export class Outcomes {
     else if (run.failedLogged.delete(report.eventId)) entry.forceLog = true
     if (delivered && (!this.#o.settings.logDelivered || run.sink?.recordsDeliveries === true) && !entry.forceLog) return
     const r = entry.record
-    this.#logWrite(
+    // #logWrite never rejects: a write that keeps failing is logged there
+    void this.#logWrite(
       run.id,
       r.eventId,
       () =>

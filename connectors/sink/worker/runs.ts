@@ -227,7 +227,7 @@ export class Runs {
       const reports = stopping.map((run) => [run.id, status.status(state, run.generation, run.appliedResetId, run.failure ? {} : positions.of(run), null, run.lastError)] as const)
       await deps.controlPlane.reportConnectorStatuses(reports).catch(() => undefined)
     }
-    await Promise.all(stopping.map((run) => run.sink?.stop().catch(() => undefined)))
+    await Promise.all(stopping.flatMap((run) => (run.sink ? [run.sink.stop().catch(() => undefined)] : [])))
     for (const run of stopping) held.runs.delete(run.id)
     if (opts.release) await store.releaseMany(stopping.map((r) => r.id), settings.workerId).catch(() => undefined)
   }
