@@ -6,15 +6,46 @@ import tseslint from 'typescript-eslint'
 
 const node = Object.fromEntries(
   [
-    'process', 'console', 'Buffer', 'URL', 'URLSearchParams', 'setTimeout', 'clearTimeout', 'setInterval',
-    'clearInterval', 'setImmediate', 'clearImmediate', 'structuredClone', 'fetch', 'AbortController',
-    'AbortSignal', 'TextEncoder', 'TextDecoder', 'queueMicrotask', 'performance', 'globalThis', 'require',
-    'module', '__dirname', '__filename', 'exports',
-  ].map(name => [name, 'readonly']),
+    'process',
+    'console',
+    'Buffer',
+    'URL',
+    'URLSearchParams',
+    'setTimeout',
+    'clearTimeout',
+    'setInterval',
+    'clearInterval',
+    'setImmediate',
+    'clearImmediate',
+    'structuredClone',
+    'fetch',
+    'AbortController',
+    'AbortSignal',
+    'TextEncoder',
+    'TextDecoder',
+    'queueMicrotask',
+    'performance',
+    'globalThis',
+    'require',
+    'module',
+    '__dirname',
+    '__filename',
+    'exports',
+  ].map((name) => [name, 'readonly']),
 )
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.stack/**', 'scratch/**', 'coverage/**', 'test-results/**', 'client/openapi.d.ts'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      '.stack/**',
+      'scratch/**',
+      'coverage/**',
+      'test-results/**',
+      'client/openapi.d.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -56,9 +56,18 @@ export function createApp(deps: AppDeps): express.Express {
     }
     if (isStoreUnavailable(err)) {
       // e.g. an API key checked against the store while it is away: the request was not accepted
-      deps.logger.warn('request held: the store is unreachable (503)', { method: req.method, path: req.path, code: 'RETRIABLE', err })
+      deps.logger.warn('request held: the store is unreachable (503)', {
+        method: req.method,
+        path: req.path,
+        code: 'RETRIABLE',
+        err,
+      })
       res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS))
-      sendProblem(res, { title: 'Service Unavailable', status: 503, detail: 'the platform\'s store is unreachable for a moment; retry later (nothing was accepted)' })
+      sendProblem(res, {
+        title: 'Service Unavailable',
+        status: 503,
+        detail: "the platform's store is unreachable for a moment; retry later (nothing was accepted)",
+      })
       return
     }
     deps.logger.error('request failed', { method: req.method, path: req.path, err })

@@ -11,7 +11,10 @@ export interface ReadinessChecks {
 }
 
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
-  Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())])
+  Promise.race([
+    p,
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref()),
+  ])
 
 export function healthRouter(checks: ReadinessChecks, timeoutMs = 3000): Router {
   const router = Router()
@@ -27,7 +30,10 @@ export function healthRouter(checks: ReadinessChecks, timeoutMs = 3000): Router 
           await withTimeout(check(), timeoutMs)
           return [name, { status: 'up', latencyMs: Date.now() - t0 }] as const
         } catch (err) {
-          return [name, { status: 'down', latencyMs: Date.now() - t0, error: err instanceof Error ? err.message : String(err) }] as const
+          return [
+            name,
+            { status: 'down', latencyMs: Date.now() - t0, error: err instanceof Error ? err.message : String(err) },
+          ] as const
         }
       }),
     )

@@ -12,5 +12,8 @@ export interface Problem {
 }
 
 export function sendProblem(res: Response, problem: Problem): void {
-  res.status(problem.status).type('application/problem+json').send(JSON.stringify({ type: 'about:blank', ...problem }))
+  res
+    .status(problem.status)
+    .type('application/problem+json')
+    .send(JSON.stringify({ type: 'about:blank', ...problem }))
 }

@@ -75,12 +75,22 @@ export class HttpRateLimit {
     const now = Date.now()
     const wait = this.buckets.take(id, cost, now)
     if (wait > 0) {
-      sendRefusal(res, new RateLimitedError(`rate limit of ${this.#policy.perSecond} ${what} per second exceeded; retry after ${wait} s`, wait * 1000, this.#policy))
+      sendRefusal(
+        res,
+        new RateLimitedError(
+          `rate limit of ${this.#policy.perSecond} ${what} per second exceeded; retry after ${wait} s`,
+          wait * 1000,
+          this.#policy,
+        ),
+      )
       return false
     }
     const left = this.buckets.tokens(id, now)
     res.setHeader('RateLimit-Policy', this.#field)
-    res.setHeader('RateLimit', `"${this.#policy.name}";r=${Math.max(0, Math.floor(left))};t=${left >= 1 ? 1 : this.buckets.waitSeconds(id, now)}`)
+    res.setHeader(
+      'RateLimit',
+      `"${this.#policy.name}";r=${Math.max(0, Math.floor(left))};t=${left >= 1 ? 1 : this.buckets.waitSeconds(id, now)}`,
+    )
     return true
   }
 }

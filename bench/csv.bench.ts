@@ -32,15 +32,29 @@ interface Reply {
 }
 
 /** A child running one arm; `ask` sends a message and resolves with its answer. */
-async function startArm(arm: 'platform' | 'raw', args: string[]): Promise<{ child: ChildProcess; rssMb: number; ask(msg: object): Promise<Reply> }> {
+async function startArm(
+  arm: 'platform' | 'raw',
+  args: string[],
+): Promise<{ child: ChildProcess; rssMb: number; ask(msg: object): Promise<Reply> }> {
   // BENCH_CSV_CPU_PROF=<dir>: a V8 CPU profile of the platform arm's process is written there
-  const profile = arm === 'platform' && process.env.BENCH_CSV_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CSV_CPU_PROF}`] : []
+  const profile =
+    arm === 'platform' && process.env.BENCH_CSV_CPU_PROF
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CSV_CPU_PROF}`]
+      : []
   // bundled like the platform (cli/build.mjs) and run by plain node, as `npm start` runs the platform
-  const bundle = await buildBundle(path.join(here, 'helpers', 'csv-arm-child.ts'), path.join(ROOT, 'dist', 'bench', 'csv-arm-child.mjs'))
-  const child = fork(bundle, [arm, ...args], { execArgv: ['--enable-source-maps', ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const bundle = await buildBundle(
+    path.join(here, 'helpers', 'csv-arm-child.ts'),
+    path.join(ROOT, 'dist', 'bench', 'csv-arm-child.mjs'),
+  )
+  const child = fork(bundle, [arm, ...args], {
+    execArgv: ['--enable-source-maps', ...profile],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
   const waiting: Array<{ resolve: (m: Reply) => void; reject: (e: Error) => void }> = []
   child.on('message', (m: Reply) => waiting.shift()?.resolve(m))
-  child.on('exit', (code) => waiting.splice(0).forEach((w) => w.reject(new Error(`csv ${arm} child exited with ${code}`))))
+  child.on('exit', (code) =>
+    waiting.splice(0).forEach((w) => w.reject(new Error(`csv ${arm} child exited with ${code}`))),
+  )
   const next = () => new Promise<Reply>((resolve, reject) => waiting.push({ resolve, reject }))
   const ready = await next()
   return {
@@ -58,7 +72,8 @@ async function startArm(arm: 'platform' | 'raw', args: string[]): Promise<{ chil
 
 export const benchmark: Benchmark = {
   name: 'csv',
-  description: 'CSV stock file → Kafka through the csv-drop source vs raw kafkajs with the same messages pre-encoded (headers included, same batch size), rows/s and peak RSS, each arm in its own process',
+  description:
+    'CSV stock file → Kafka through the csv-drop source vs raw kafkajs with the same messages pre-encoded (headers included, same batch size), rows/s and peak RSS, each arm in its own process',
   async run(ctx): Promise<Figure[]> {
     const env = await benchEnv('csv')
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-csv-'))
@@ -90,7 +105,14 @@ export const benchmark: Benchmark = {
         settleMs: 0,
         scanIntervalMs: 10,
         batchRows: BATCH,
-        columns: { sku: 'Item', locationId: 'Warehouse', onHand: 'OnHand', reserved: 'Reserved', available: 'Available', sequence: 'Seq' },
+        columns: {
+          sku: 'Item',
+          locationId: 'Warehouse',
+          onHand: 'OnHand',
+          reserved: 'Reserved',
+          available: 'Available',
+          sequence: 'Seq',
+        },
         constants: { manufacturerId: 'acme', unitOfMeasure: 'EA' },
       }
       const args = [env.registryUrl, env.topic.name, drop, JSON.stringify(settings)]
@@ -115,7 +137,9 @@ export const benchmark: Benchmark = {
       let peakMb = 0
       for (let round = 1; round <= 2; round++) {
         const p = await platformRun(round)
-        ctx.progress(`round ${round}: platform ${Math.round(rows / p.sec!)} rows/s, peak RSS ${Math.round(p.peakMb!)} MB`)
+        ctx.progress(
+          `round ${round}: platform ${Math.round(rows / p.sec!)} rows/s, peak RSS ${Math.round(p.peakMb!)} MB`,
+        )
         platformSec += p.sec!
         peakMb = Math.max(peakMb, p.peakMb!)
         const r = await raw.ask({ rows, headers: true })

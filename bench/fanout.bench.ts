@@ -33,7 +33,10 @@ function cpuPer(since: NodeJS.CpuUsage, deliveries: number): number {
 }
 
 async function startReceivers(n: number): Promise<{ child: ChildProcess; urls: string[] }> {
-  const child = fork(path.join(here, 'helpers', 'receivers-child.ts'), [String(n)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(path.join(here, 'helpers', 'receivers-child.ts'), [String(n)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
   const ports = await new Promise<number[]>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { ports: number[] }).ports))
     child.once('exit', (code) => reject(new Error(`receivers exited with ${code}`)))
@@ -47,7 +50,13 @@ function record(seq: number): SinkRecord {
     partition: 0,
     offset: String(seq),
     key: `SKU-${seq % KEYS}`,
-    value: { sku: `SKU-${seq % KEYS}`, warehouse: 'DC-01', onHand: seq % 500, reserved: 3, updatedAt: '2025-03-01T12:00:00Z' },
+    value: {
+      sku: `SKU-${seq % KEYS}`,
+      warehouse: 'DC-01',
+      onHand: seq % 500,
+      reserved: 3,
+      updatedAt: '2025-03-01T12:00:00Z',
+    },
     headers: {},
     eventId: `evt_${seq}`,
     eventType: 'inventory.level.changed',
@@ -57,7 +66,10 @@ function record(seq: number): SinkRecord {
 
 /** Platform: the delivery queue feeding one webhook sink per subscription. */
 async function platform(urls: string[], durationMs: number): Promise<number> {
-  const client = new WebhookClient({ guard: createUrlGuard({ allowlist: '127.0.0.1' }), connectionsPerOrigin: CONCURRENCY })
+  const client = new WebhookClient({
+    guard: createUrlGuard({ allowlist: '127.0.0.1' }),
+    connectionsPerOrigin: CONCURRENCY,
+  })
   let delivered = 0
   let seq = 0
   const ids: string[] = []
@@ -81,7 +93,10 @@ async function platform(urls: string[], durationMs: number): Promise<number> {
   for (let i = 0; i < urls.length; i++) {
     const id = `sub-${i}`
     const sink = new WebhookSink(client)
-    await sink.start({ url: urls[i]!, secrets: [{ secret: generateSecret() }], timeoutMs: 10_000 }, { subscriptionId: id, logger: createLogger({ write: () => {} }) })
+    await sink.start(
+      { url: urls[i]!, secrets: [{ secret: generateSecret() }], timeoutMs: 10_000 },
+      { subscriptionId: id, logger: createLogger({ write: () => {} }) },
+    )
     queue.addSubscription({ id, concurrency: CONCURRENCY, deliver: (r, { signal }) => sink.put([r], { signal }) })
     ids.push(id)
   }
@@ -106,7 +121,12 @@ async function raw(urls: string[], durationMs: number): Promise<number> {
   let stop = false
   const worker = async (url: string) => {
     while (!stop) {
-      const res = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/json' }, dispatcher: agent })
+      const res = await request(url, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json' },
+        dispatcher: agent,
+      })
       await res.body.dump()
       done++
     }

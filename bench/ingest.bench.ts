@@ -50,7 +50,14 @@ export const benchmark: Benchmark = {
       }
 
       // Platform (without the per-key rate limit, INGEST_RATE_LIMIT_EVENTS_PER_SECOND: the figure is the pipeline's capacity)
-      const ingest = createHttpIngest({ kafka: env.kafka, serde: env.serde, logger: createLogger({ level: 'error' }), authenticate: async () => ({ organizationId: inventoryEvent.manufacturerId }), topics: [env.topic], maxEvents: BATCH }) // the publisher of the events (ingestion refuses another manufacturer's)
+      const ingest = createHttpIngest({
+        kafka: env.kafka,
+        serde: env.serde,
+        logger: createLogger({ level: 'error' }),
+        authenticate: async () => ({ organizationId: inventoryEvent.manufacturerId }),
+        topics: [env.topic],
+        maxEvents: BATCH,
+      }) // the publisher of the events (ingestion refuses another manufacturer's)
       await ingest.start()
       const app = express()
       app.use(ingest.router)
@@ -60,10 +67,15 @@ export const benchmark: Benchmark = {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events/inventory.level.changed`
       // The clients run in a child process (publishers are other machines), like the receivers of
       // the fanout benchmark: the measured process does the ingest only.
-      const clients = fork(path.join(here, 'helpers', 'ingest-clients-child.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      const clients = fork(path.join(here, 'helpers', 'ingest-clients-child.ts'), [], {
+        execArgv: ['--import', 'tsx'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      })
       const post = (ms: number) =>
         new Promise<{ n: number; sec: number }>((resolve, reject) => {
-          clients.once('message', (m: { n: number; sec: number; error?: string }) => (m.error ? reject(new Error(m.error)) : resolve(m)))
+          clients.once('message', (m: { n: number; sec: number; error?: string }) =>
+            m.error ? reject(new Error(m.error)) : resolve(m),
+          )
           clients.send({ url, body, senders: SENDERS, ms, batch: BATCH })
         })
 
@@ -71,7 +83,11 @@ export const benchmark: Benchmark = {
       // key and value, and the envelope headers of each event (own id, time, one traceparent per batch,
       // the publisher the ingest stamps on every event).
       const { plain: messages, withHeaders } = await inventoryRecords(env, events, ingest.runner.source)
-      const producer = env.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+      const producer = env.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      })
       await producer.connect()
       const sendHeaders = async () => {
         await producer.send({ topic: env.topic.name, acks: -1, messages: withHeaders })
@@ -103,7 +119,10 @@ export const benchmark: Benchmark = {
       const platform = arms.platform.n / arms.platform.sec
       const raw = arms.raw.n / arms.raw.sec
       const rawNoHeaders = arms.plain.n / arms.plain.sec
-      return [figure('ingest.http.events', platform, 'events/s', raw, 0.8), figure('ingest.http.vs-raw-no-headers', platform, 'events/s', rawNoHeaders, null)]
+      return [
+        figure('ingest.http.events', platform, 'events/s', raw, 0.8),
+        figure('ingest.http.vs-raw-no-headers', platform, 'events/s', rawNoHeaders, null),
+      ]
     } finally {
       await env.close()
     }

@@ -31,7 +31,15 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { Producer as KafkajsProducer } from 'kafkajs'
-import { Consumer, Producer, ProduceAcks, stringSerializer, type MessageToProduce, type ProducerOptions, type SASLMechanismValue } from '@platformatic/kafka'
+import {
+  Consumer,
+  Producer,
+  ProduceAcks,
+  stringSerializer,
+  type MessageToProduce,
+  type ProducerOptions,
+  type SASLMechanismValue,
+} from '@platformatic/kafka'
 import { kafkaConfig } from '../common/clients.ts'
 import { KeyHashPartitioner, murmur2 } from '../common/kafkajs-partitioner.ts'
 import type { AppConfig } from '../config/index.ts'
@@ -92,7 +100,15 @@ function platformaticBase(config: AppConfig, clientId: string) {
     connectTimeout: k.connectionTimeout,
     timeout: k.requestTimeout,
     ...(k.ssl ? { tls: k.ssl === true ? {} : k.ssl } : {}),
-    ...(sasl ? { sasl: { mechanism: sasl.mechanism.toUpperCase() as SASLMechanismValue, username: sasl.username, password: sasl.password } } : {}),
+    ...(sasl
+      ? {
+          sasl: {
+            mechanism: sasl.mechanism.toUpperCase() as SASLMechanismValue,
+            username: sasl.username,
+            password: sasl.password,
+          },
+        }
+      : {}),
   }
 }
 
@@ -101,7 +117,10 @@ interface Clients {
   /** Key, value and header bytes of the records (for the reader). */
   sizes: { key: number; value: number; headers: number }
   kafkajs: { idempotent: KafkajsProducer; pipelined: KafkajsProducer }
-  platformatic: { idempotent: Producer<Buffer, Buffer, string, string>; pipelined: Producer<Buffer, Buffer, string, string> }
+  platformatic: {
+    idempotent: Producer<Buffer, Buffer, string, string>
+    pipelined: Producer<Buffer, Buffer, string, string>
+  }
   send(arm: Arm, producer: 'idempotent' | 'pipelined', batch: 'all' | number): Promise<number>
   close(): Promise<void>
 }
@@ -110,10 +129,19 @@ async function clients(env: BenchEnv): Promise<Clients> {
   const { withHeaders } = await inventoryRecords(env, inventoryEvents(BATCH))
   const topic = env.topic.name
   const kMessages = withHeaders
-  const pMessages: MessageToProduce<Buffer, Buffer, string, string>[] = withHeaders.map((m) => ({ topic, key: m.key as Buffer, value: m.value as Buffer, headers: m.headers as Record<string, string> }))
+  const pMessages: MessageToProduce<Buffer, Buffer, string, string>[] = withHeaders.map((m) => ({
+    topic,
+    key: m.key as Buffer,
+    value: m.value as Buffer,
+    headers: m.headers as Record<string, string>,
+  }))
   const kafkajs = {
     idempotent: env.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: KeyHashPartitioner }),
-    pipelined: env.kafka.producer({ idempotent: false, maxInFlightRequests: IN_FLIGHT, createPartitioner: KeyHashPartitioner }),
+    pipelined: env.kafka.producer({
+      idempotent: false,
+      maxInFlightRequests: IN_FLIGHT,
+      createPartitioner: KeyHashPartitioner,
+    }),
   }
   await Promise.all([kafkajs.idempotent.connect(), kafkajs.pipelined.connect()])
   // The header names and values are strings, as the platform gives them to kafkajs (which turns them into
@@ -131,31 +159,58 @@ async function clients(env: BenchEnv): Promise<Clients> {
     partitioner: (m) => murmur2(m.key!) & 0x7fffffff,
   })
   const platformatic = { idempotent: new Producer(options(true)), pipelined: new Producer(options(false)) }
-  const bytes = (f: (m: (typeof pMessages)[number]) => number) => Math.round(pMessages.reduce((sum, m) => sum + f(m), 0) / pMessages.length)
+  const bytes = (f: (m: (typeof pMessages)[number]) => number) =>
+    Math.round(pMessages.reduce((sum, m) => sum + f(m), 0) / pMessages.length)
   return {
     sizes: {
       key: bytes((m) => m.key!.length),
       value: bytes((m) => m.value!.length),
-      headers: bytes((m) => Object.entries(m.headers as Record<string, string>).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v), 0)),
+      headers: bytes((m) =>
+        Object.entries(m.headers as Record<string, string>).reduce(
+          (sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v),
+          0,
+        ),
+      ),
     },
     kafkajs,
     platformatic,
     async send(arm, producer, batch) {
       if (arm === 'kafkajs') {
-        await kafkajs[producer].send({ topic, acks: -1, messages: batch === 'all' ? kMessages : [kMessages[batch % BATCH]!] })
+        await kafkajs[producer].send({
+          topic,
+          acks: -1,
+          messages: batch === 'all' ? kMessages : [kMessages[batch % BATCH]!],
+        })
       } else {
-        await platformatic[producer].send({ messages: batch === 'all' ? pMessages : [pMessages[batch % BATCH]!], acks: ProduceAcks.ALL })
+        await platformatic[producer].send({
+          messages: batch === 'all' ? pMessages : [pMessages[batch % BATCH]!],
+          acks: ProduceAcks.ALL,
+        })
       }
       return batch === 'all' ? BATCH : 1
     },
     async close() {
-      await Promise.all([kafkajs.idempotent.disconnect(), kafkajs.pipelined.disconnect(), platformatic.idempotent.close(), platformatic.pipelined.close()].map((p) => p.catch(() => undefined)))
+      await Promise.all(
+        [
+          kafkajs.idempotent.disconnect(),
+          kafkajs.pipelined.disconnect(),
+          platformatic.idempotent.close(),
+          platformatic.pipelined.close(),
+        ].map((p) => p.catch(() => undefined)),
+      )
     },
   }
 }
 
 /** `senders` loops each sending whole batches until `ms` passed; the records acknowledged. */
-async function throughput(c: Clients, arm: Arm, producer: 'idempotent' | 'pipelined', senders: number, ms: number, into?: Tally): Promise<number> {
+async function throughput(
+  c: Clients,
+  arm: Arm,
+  producer: 'idempotent' | 'pipelined',
+  senders: number,
+  ms: number,
+  into?: Tally,
+): Promise<number> {
   let n = 0
   const c0 = process.cpuUsage()
   const t0 = performance.now()
@@ -173,7 +228,13 @@ async function throughput(c: Clients, arm: Arm, producer: 'idempotent' | 'pipeli
 }
 
 /** One record per send at `rate`/s for `ms`; the latencies (ms from the intended send time to the ack). */
-async function latency(c: Clients, arm: Arm, recordsPerSecond: number, ms: number, into?: Tally): Promise<{ latencies: number[]; failed: number }> {
+async function latency(
+  c: Clients,
+  arm: Arm,
+  recordsPerSecond: number,
+  ms: number,
+  into?: Tally,
+): Promise<{ latencies: number[]; failed: number }> {
   const latencies: number[] = []
   let failed = 0
   const c0 = process.cpuUsage()
@@ -190,7 +251,12 @@ async function latency(c: Clients, arm: Arm, recordsPerSecond: number, ms: numbe
 }
 
 /** A consumer group of its own reads the topic from the beginning until `records` arrived (or the deadline). */
-async function consume(env: BenchEnv, arm: Arm, records: number, groups: string[]): Promise<{ n: number; ms: number; cpu: NodeJS.CpuUsage }> {
+async function consume(
+  env: BenchEnv,
+  arm: Arm,
+  records: number,
+  groups: string[],
+): Promise<{ n: number; ms: number; cpu: NodeJS.CpuUsage }> {
   const groupId = `bench-kafka-client-${arm}-${randomUUID()}`
   groups.push(groupId)
   let n = 0
@@ -204,16 +270,39 @@ async function consume(env: BenchEnv, arm: Arm, records: number, groups: string[
   }
   let close: () => Promise<void>
   if (arm === 'kafkajs') {
-    const consumer = env.kafka.consumer({ groupId, maxWaitTimeInMs: 100, minBytes: 1, maxBytes: FETCH_BYTES, maxBytesPerPartition: FETCH_BYTES, sessionTimeout: 10_000, heartbeatInterval: 1000, rebalanceTimeout: 10_000 })
+    const consumer = env.kafka.consumer({
+      groupId,
+      maxWaitTimeInMs: 100,
+      minBytes: 1,
+      maxBytes: FETCH_BYTES,
+      maxBytesPerPartition: FETCH_BYTES,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+      rebalanceTimeout: 10_000,
+    })
     consumer.on(consumer.events.GROUP_JOIN, join)
     await consumer.connect()
     await consumer.subscribe({ topics: [env.topic.name], fromBeginning: true })
     await consumer.run({ autoCommitInterval: 1000, eachBatch: async ({ batch }) => count(batch.messages.length) })
     close = () => consumer.disconnect()
   } else {
-    const consumer = new Consumer({ ...platformaticBase(env.config, 'bench-kafka-client'), groupId, maxWaitTime: 100, minBytes: 1, maxBytes: FETCH_BYTES, sessionTimeout: 10_000, heartbeatInterval: 1000, rebalanceTimeout: 10_000 })
+    const consumer = new Consumer({
+      ...platformaticBase(env.config, 'bench-kafka-client'),
+      groupId,
+      maxWaitTime: 100,
+      minBytes: 1,
+      maxBytes: FETCH_BYTES,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+      rebalanceTimeout: 10_000,
+    })
     consumer.on('consumer:group:join', join)
-    const stream = await consumer.consume({ topics: [env.topic.name], mode: 'committed', fallbackMode: 'earliest', autocommit: 1000 })
+    const stream = await consumer.consume({
+      topics: [env.topic.name],
+      mode: 'committed',
+      fallbackMode: 'earliest',
+      autocommit: 1000,
+    })
     stream.on('data', () => count(1))
     close = async () => {
       await stream.close()
@@ -261,7 +350,9 @@ export const benchmark: Benchmark = {
       const idempotent = arms()
       for (const [i, order] of ORDER.entries()) {
         for (const arm of order) {
-          produced += await round(`produce, idempotent, round ${i + 1}, ${arm}`, idempotent[arm], () => throughput(c, arm, 'idempotent', 1, half, idempotent[arm]))
+          produced += await round(`produce, idempotent, round ${i + 1}, ${arm}`, idempotent[arm], () =>
+            throughput(c, arm, 'idempotent', 1, half, idempotent[arm]),
+          )
         }
       }
 
@@ -270,7 +361,9 @@ export const benchmark: Benchmark = {
       const pipelined = arms()
       for (const [i, order] of ORDER.entries()) {
         for (const arm of order) {
-          produced += await round(`produce, ${IN_FLIGHT} in flight, round ${i + 1}, ${arm}`, pipelined[arm], () => throughput(c, arm, 'pipelined', SENDERS, half, pipelined[arm]))
+          produced += await round(`produce, ${IN_FLIGHT} in flight, round ${i + 1}, ${arm}`, pipelined[arm], () =>
+            throughput(c, arm, 'pipelined', SENDERS, half, pipelined[arm]),
+          )
         }
       }
 
@@ -282,7 +375,9 @@ export const benchmark: Benchmark = {
         for (const arm of order) {
           const r = await latency(c, arm, recordsPerSecond, half, single[arm])
           const failed = r.failed > 0 ? `, ${r.failed} sends failed` : ''
-          ctx.progress(`produce latency, round ${i + 1}, ${arm}: p50 ${percentile(r.latencies, 0.5).toFixed(2)} ms, p99 ${percentile(r.latencies, 0.99).toFixed(2)} ms${failed}`)
+          ctx.progress(
+            `produce latency, round ${i + 1}, ${arm}: p50 ${percentile(r.latencies, 0.5).toFixed(2)} ms, p99 ${percentile(r.latencies, 0.99).toFixed(2)} ms${failed}`,
+          )
           latencies[arm].push(...r.latencies)
           produced += r.latencies.length
         }
@@ -295,23 +390,42 @@ export const benchmark: Benchmark = {
       const read = arms()
       for (const [i, order] of ORDER.entries()) {
         for (const arm of order) {
-          await round(`consume ${records.toLocaleString('en-US')} records from the beginning, round ${i + 1}, ${arm}`, read[arm], async () => {
-            const r = await consume(env, arm, records, groups)
-            if (r.n < records) ctx.progress(`only ${r.n} records within ${CONSUME_DEADLINE_MS / 1000} s`)
-            add(read[arm], r.n, r.ms, r.cpu)
-            return r.n
-          })
+          await round(
+            `consume ${records.toLocaleString('en-US')} records from the beginning, round ${i + 1}, ${arm}`,
+            read[arm],
+            async () => {
+              const r = await consume(env, arm, records, groups)
+              if (r.n < records) ctx.progress(`only ${r.n} records within ${CONSUME_DEADLINE_MS / 1000} s`)
+              add(read[arm], r.n, r.ms, r.cpu)
+              return r.n
+            },
+          )
         }
       }
 
-      const pair = (name: string, unit: string, f: (t: Tally) => number, t: Record<Arm, Tally>, lower = false) => figure(name, f(t.platformatic), unit, f(t.kafkajs), null, lower)
+      const pair = (name: string, unit: string, f: (t: Tally) => number, t: Record<Arm, Tally>, lower = false) =>
+        figure(name, f(t.platformatic), unit, f(t.kafkajs), null, lower)
       return [
         pair('kafka-client.produce.idempotent', 'rec/s', rate, idempotent),
         pair('kafka-client.produce.idempotent.cpu', 'µs/rec', cpuPerRecord, idempotent, true),
         pair(`kafka-client.produce.${IN_FLIGHT}-in-flight`, 'rec/s', rate, pipelined),
         pair(`kafka-client.produce.${IN_FLIGHT}-in-flight.cpu`, 'µs/rec', cpuPerRecord, pipelined, true),
-        figure('kafka-client.produce.p50', percentile(latencies.platformatic, 0.5), 'ms', percentile(latencies.kafkajs, 0.5), null, true),
-        figure('kafka-client.produce.p99', percentile(latencies.platformatic, 0.99), 'ms', percentile(latencies.kafkajs, 0.99), null, true),
+        figure(
+          'kafka-client.produce.p50',
+          percentile(latencies.platformatic, 0.5),
+          'ms',
+          percentile(latencies.kafkajs, 0.5),
+          null,
+          true,
+        ),
+        figure(
+          'kafka-client.produce.p99',
+          percentile(latencies.platformatic, 0.99),
+          'ms',
+          percentile(latencies.kafkajs, 0.99),
+          null,
+          true,
+        ),
         pair('kafka-client.produce.single.cpu', 'µs/rec', cpuPerRecord, single, true),
         pair('kafka-client.consume', 'rec/s', rate, read),
         pair('kafka-client.consume.cpu', 'µs/rec', cpuPerRecord, read, true),

@@ -58,7 +58,8 @@ export const benchmark: Benchmark = {
   // 20,000 events at the default rate: a p99 of 5,000 events rests on its 50 slowest, which one ~50 ms
   // stall of a shared 2-core machine decides alone (5-s runs gave 9.7 to 28.8 ms; 20-s runs 9.5 to 16.0)
   defaultDurationMs: 20_000,
-  description: 'POST /v1/events accepted -> webhook received (open loop, one event per request) vs raw kafkajs produce -> consume at the same rate, p50/p99 ms',
+  description:
+    'POST /v1/events accepted -> webhook received (open loop, one event per request) vs raw kafkajs produce -> consume at the same rate, p50/p99 ms',
   async run(ctx): Promise<Figure[]> {
     const config = loadConfig()
     const rate = config.bench.latencyRate
@@ -84,27 +85,57 @@ export const benchmark: Benchmark = {
       const value = Buffer.from(JSON.stringify(levelEvent(0)))
       if (brokerWarmupMs > 0) {
         ctx.progress(`broker warm-up: raw kafkajs at ${rate} events/s for ${brokerWarmupMs} ms`)
-        const bw = await rawProduceConsume(testKafka('bench-latency-broker-warmup'), brokerWarmupTopic.name, rate, 0, brokerWarmupMs, value, uniqueName('latency-broker-warmup'))
+        const bw = await rawProduceConsume(
+          testKafka('bench-latency-broker-warmup'),
+          brokerWarmupTopic.name,
+          rate,
+          0,
+          brokerWarmupMs,
+          value,
+          uniqueName('latency-broker-warmup'),
+        )
         const sixth = Math.max(1, Math.floor(bw.latencies.length / 6))
-        ctx.progress(`broker warm-up: produce -> consume p99 ${percentile(bw.latencies.slice(0, sixth), 0.99).toFixed(1)} ms in its first sixth, ${percentile(bw.latencies.slice(-sixth), 0.99).toFixed(1)} ms in its last`)
+        ctx.progress(
+          `broker warm-up: produce -> consume p99 ${percentile(bw.latencies.slice(0, sixth), 0.99).toFixed(1)} ms in its first sixth, ${percentile(bw.latencies.slice(-sixth), 0.99).toFixed(1)} ms in its last`,
+        )
       }
       await h.subscribe({ url: `${hooks.bases[0]}/hooks`, name: 'latency' })
       // The sink worker in its own process, as `distributary start --role worker` runs it beside the api
       // process (here: this one, with the ingest), with the worker settings of the configuration.
       const w = config.worker
-      const worker = await h.childWorker('bench-latency-worker', { leaseTtlMs: w.leaseTtlMs, heartbeatMs: w.heartbeatMs, pollMs: w.pollMs, cursorFlushMs: w.cursorFlushMs, statusIntervalMs: w.statusIntervalMs, maxBuffered: w.maxBuffered, maxCatchUpReaders: w.maxCatchUpReaders, logDelivered: w.logDelivered })
+      const worker = await h.childWorker('bench-latency-worker', {
+        leaseTtlMs: w.leaseTtlMs,
+        heartbeatMs: w.heartbeatMs,
+        pollMs: w.pollMs,
+        cursorFlushMs: w.cursorFlushMs,
+        statusIntervalMs: w.statusIntervalMs,
+        maxBuffered: w.maxBuffered,
+        maxCatchUpReaders: w.maxCatchUpReaders,
+        logDelivered: w.logDelivered,
+      })
       ctx.progress(`sink worker: process ${worker.pid} (successful deliveries logged: ${config.worker.logDelivered})`)
 
       // With the configured per-key ingestion limit, as an api process has it (one key: the publisher).
       const limit = { perSecond: config.ingest.rateLimit.eventsPerSecond, burst: config.ingest.rateLimit.burst }
-      const ingest = createHttpIngest({ kafka: testKafka('bench-latency-ingest'), serde: h.serde, logger: createLogger({ level: 'error' }), authenticate: async () => ({ organizationId: h.publisherId }), topics: [h.topic], rateLimit: limit })
+      const ingest = createHttpIngest({
+        kafka: testKafka('bench-latency-ingest'),
+        serde: h.serde,
+        logger: createLogger({ level: 'error' }),
+        authenticate: async () => ({ organizationId: h.publisherId }),
+        topics: [h.topic],
+        rateLimit: limit,
+      })
       await ingest.start()
       const app = express()
       // When the ingest answered 202 (the event is accepted: the broker acked it), by the publisher's sequence header.
       const acceptedAt = new Map<number, number>()
       app.use((req, res, next) => {
         const seq = Number(req.headers['x-bench-seq'])
-        if (Number.isInteger(seq)) res.once('finish', () => res.statusCode === 202 && acceptedAt.set(seq, performance.timeOrigin + performance.now()))
+        if (Number.isInteger(seq))
+          res.once(
+            'finish',
+            () => res.statusCode === 202 && acceptedAt.set(seq, performance.timeOrigin + performance.now()),
+          )
         next()
       })
       app.use(ingest.router)
@@ -117,7 +148,10 @@ export const benchmark: Benchmark = {
       let failed = 0
       let answered = 0
       ctx.progress('platform: warm-up and measuring')
-      const publisher = fork(path.join(here, 'helpers', 'publisher-child.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      const publisher = fork(path.join(here, 'helpers', 'publisher-child.ts'), [], {
+        execArgv: ['--import', 'tsx'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      })
       const sent = await new Promise<number>((resolve, reject) => {
         publisher.on('message', (m) => {
           const msg = m as { sent?: number[]; answered?: number[]; done?: number }
@@ -158,16 +192,33 @@ export const benchmark: Benchmark = {
         if (a > at) beforeAccept++
         fromAccepted.push(Math.max(0, at - a))
       }
-      const platform: LatencyRun = { latencies: fromAccepted, sent: sent - warm, missing: sent - warm - fromAccepted.length }
+      const platform: LatencyRun = {
+        latencies: fromAccepted,
+        sent: sent - warm,
+        missing: sent - warm - fromAccepted.length,
+      }
       if (process.env.BENCH_LATENCY_DUMP) {
         // one line per event: seq, intended send, 202 received, webhook received (ms since the epoch), to find where the tail comes from
-        const rows = [...intended].map(([seq, t]) => [seq, t, acceptedAt.get(seq) ?? null, accepted.get(seq) ?? null, arrivedAt.get(seq) ?? null].join(','))
-        writeFileSync(process.env.BENCH_LATENCY_DUMP, ['seq,intended,accepted,answer-received,arrived', ...rows].join('\n') + '\n')
+        const rows = [...intended].map(([seq, t]) =>
+          [seq, t, acceptedAt.get(seq) ?? null, accepted.get(seq) ?? null, arrivedAt.get(seq) ?? null].join(','),
+        )
+        writeFileSync(
+          process.env.BENCH_LATENCY_DUMP,
+          ['seq,intended,accepted,answer-received,arrived', ...rows].join('\n') + '\n',
+        )
         ctx.progress(`per-event times written to ${process.env.BENCH_LATENCY_DUMP}`)
       }
-      ctx.progress(summary('platform, 202 -> received', platform) + (failed > 0 ? `, ${failed} requests not accepted` : '') + ` (${beforeAccept} webhooks arrived before the 202 was written)`)
-      ctx.progress(`platform, from the POST being sent: p50 ${percentile(fromSend, 0.5).toFixed(1)} ms, p99 ${percentile(fromSend, 0.99).toFixed(1)} ms, max ${percentile(fromSend, 1).toFixed(1)} ms`)
-      ctx.progress(`platform cold start (the ${WARMUP_MS} ms warm-up, fresh processes): 202 -> received p99 ${percentile(coldStart, 0.99).toFixed(1)} ms, from the POST being sent p99 ${percentile(coldStartFromSend, 0.99).toFixed(1)} ms`)
+      ctx.progress(
+        summary('platform, 202 -> received', platform) +
+          (failed > 0 ? `, ${failed} requests not accepted` : '') +
+          ` (${beforeAccept} webhooks arrived before the 202 was written)`,
+      )
+      ctx.progress(
+        `platform, from the POST being sent: p50 ${percentile(fromSend, 0.5).toFixed(1)} ms, p99 ${percentile(fromSend, 0.99).toFixed(1)} ms, max ${percentile(fromSend, 1).toFixed(1)} ms`,
+      )
+      ctx.progress(
+        `platform cold start (the ${WARMUP_MS} ms warm-up, fresh processes): 202 -> received p99 ${percentile(coldStart, 0.99).toFixed(1)} ms, from the POST being sent p99 ${percentile(coldStartFromSend, 0.99).toFixed(1)} ms`,
+      )
       ctx.progress('platform: stopping')
       await ingest.stop()
       server.closeAllConnections()
@@ -181,7 +232,15 @@ export const benchmark: Benchmark = {
 
       // Baseline: raw kafkajs on a topic of the same shape, the same value bytes.
       ctx.progress('raw kafkajs: warm-up and measuring')
-      const raw = await rawProduceConsume(testKafka('bench-latency-raw'), rawTopic.name, rate, WARMUP_MS, ctx.durationMs, value, uniqueName('latency-raw'))
+      const raw = await rawProduceConsume(
+        testKafka('bench-latency-raw'),
+        rawTopic.name,
+        rate,
+        WARMUP_MS,
+        ctx.durationMs,
+        value,
+        uniqueName('latency-raw'),
+      )
       ctx.progress(summary('raw kafkajs', raw))
 
       const p99 = percentile(platform.latencies, 0.99)
@@ -190,7 +249,14 @@ export const benchmark: Benchmark = {
         figure('latency.p99', p99, 'ms', percentile(raw.latencies, 0.99), 2, true),
         figure('latency.p99.abs', p99, 'ms', null, 25, true),
         figure('latency.from-send.p99', percentile(fromSend, 0.99), 'ms', percentile(raw.latencies, 0.99), null, true),
-        figure('latency.cold-start.p99', percentile(coldStart, 0.99), 'ms', percentile(raw.warmup ?? [], 0.99), null, true),
+        figure(
+          'latency.cold-start.p99',
+          percentile(coldStart, 0.99),
+          'ms',
+          percentile(raw.warmup ?? [], 0.99),
+          null,
+          true,
+        ),
       ]
     } finally {
       if (server) {

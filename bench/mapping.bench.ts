@@ -14,11 +14,22 @@ import { inProcessEvaluator, MappingSandbox, mappingInput, type MappingEvaluator
 import { inventoryEvent } from './serde.bench.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
-const MAPPING = '{ "externalId": value.sku, "location": value.locationId, "available": value.available, "incoming": value.incoming.{ "qty": quantity, "ref": reference }, "updatedAt": timestamp, "eventId": eventId }'
+const MAPPING =
+  '{ "externalId": value.sku, "location": value.locationId, "available": value.available, "incoming": value.incoming.{ "qty": quantity, "ref": reference }, "updatedAt": timestamp, "eventId": eventId }'
 const SUBSCRIPTIONS = 4
 const IN_FLIGHT = 32
 
-const record = (n: number): SinkRecord => ({ topic: 'inventory.levels', partition: n % 3, offset: String(n), key: `sku-${n % 1000}`, value: { ...inventoryEvent, sku: `sku-${n % 1000}` }, headers: {}, eventId: `evt-${n}`, eventType: 'inventory.level.changed', timestamp: 1_732_000_000_123 + n })
+const record = (n: number): SinkRecord => ({
+  topic: 'inventory.levels',
+  partition: n % 3,
+  offset: String(n),
+  key: `sku-${n % 1000}`,
+  value: { ...inventoryEvent, sku: `sku-${n % 1000}` },
+  headers: {},
+  eventId: `evt-${n}`,
+  eventType: 'inventory.level.changed',
+  timestamp: 1_732_000_000_123 + n,
+})
 
 interface Arm {
   name: string
@@ -58,7 +69,8 @@ async function single(arm: Arm, count: number): Promise<number> {
 
 export const benchmark: Benchmark = {
   name: 'mapping',
-  description: 'JSONata body mappings in the sandbox processes vs the same evaluator on the event loop, inventory event, events/s',
+  description:
+    'JSONata body mappings in the sandbox processes vs the same evaluator on the event loop, inventory event, events/s',
   async run(ctx): Promise<Figure[]> {
     const sandbox = new MappingSandbox()
     const evaluate: MappingEvaluator = inProcessEvaluator()
@@ -87,7 +99,9 @@ export const benchmark: Benchmark = {
           const r = await throughput(arm, per)
           const rate = r.events / (r.ms / 1000)
           const prev = best.get(arm.name)
-          ctx.progress(`${arm.name}: ${Math.round(rate)} events/s, ${(r.cpuUs / r.events).toFixed(1)} µs CPU per event on this thread`)
+          ctx.progress(
+            `${arm.name}: ${Math.round(rate)} events/s, ${(r.cpuUs / r.events).toFixed(1)} µs CPU per event on this thread`,
+          )
           if (!prev || rate > prev.rate) best.set(arm.name, { rate, cpuPerEventUs: r.cpuUs / r.events })
         }
       }

@@ -37,7 +37,8 @@ async function closedLoop(op: (i: number) => Promise<unknown>, ms: number): Prom
 
 export const benchmark: Benchmark = {
   name: 'mongo-sink',
-  description: 'MongoDB projection sink writes/s (guarded replace, and a stale replay) beside raw driver upserts, same server and concurrency',
+  description:
+    'MongoDB projection sink writes/s (guarded replace, and a stale replay) beside raw driver upserts, same server and concurrency',
   async run(ctx) {
     const config = loadConfig()
     const uri = mongoUri(config)
@@ -45,11 +46,17 @@ export const benchmark: Benchmark = {
     const raw = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 })
     await raw.connect()
     const silent = createLogger({ write: () => {} })
-    const pool = new MongoClientPool({ guard: createUrlGuard({ allowlist: ['127.0.0.1', '::1', 'localhost', config.urlGuard.allowlist].join(',') }), logger: silent })
+    const pool = new MongoClientPool({
+      guard: createUrlGuard({ allowlist: ['127.0.0.1', '::1', 'localhost', config.urlGuard.allowlist].join(',') }),
+      logger: silent,
+    })
     const sink = new MongoProjectionSink(pool)
     const phaseMs = Math.min(ctx.durationMs, 4000)
     try {
-      await sink.start({ connectionString: uri, database: dbName, collection: 'sink' }, { subscriptionId: 'bench', logger: silent, onAttempt: () => {} })
+      await sink.start(
+        { connectionString: uri, database: dbName, collection: 'sink' },
+        { subscriptionId: 'bench', logger: silent, onAttempt: () => {} },
+      )
       const rawCol = raw.db(dbName).collection<{ _id: string }>('raw')
       const record = (i: number, offset: number): SinkRecord => ({
         topic: 'inventory.levels',
@@ -62,7 +69,8 @@ export const benchmark: Benchmark = {
         eventType: 'inventory.level.changed',
         timestamp: Date.now(),
       })
-      const rawWrite = (i: number) => rawCol.replaceOne({ _id: `K${i % KEYS}` }, { ...inventoryEvent, sequence: i }, { upsert: true })
+      const rawWrite = (i: number) =>
+        rawCol.replaceOne({ _id: `K${i % KEYS}` }, { ...inventoryEvent, sequence: i }, { upsert: true })
       // warm-up: every key exists in both collections (the sink's at a high version, for the replay)
       ctx.progress('warming up (one write per key)')
       for (let i = 0; i < KEYS; i++) {
@@ -85,7 +93,10 @@ export const benchmark: Benchmark = {
       await sink.stop().catch(() => undefined)
       await pool.close()
       // dropped only after every write of this run finished (FerretDB v1 and late writes, see test/helpers/env.ts)
-      await raw.db(dbName).dropDatabase().catch(() => undefined)
+      await raw
+        .db(dbName)
+        .dropDatabase()
+        .catch(() => undefined)
       await raw.close()
     }
   },

@@ -59,12 +59,22 @@ async function running(h: SinkHarness, ids: string[], progress: (m: string) => v
 }
 
 async function subscribe(h: SinkHarness, name: string, sinkName: string): Promise<{ id: string; topic: string }> {
-  const r = await h.cp.createSubscription(ADMIN, { partnerId: h.partnerId, name, eventTypes: ['inventory.level.changed'], sink: { type: 'kafka-topic', name: sinkName }, startFrom: 'latest' })
+  const r = await h.cp.createSubscription(ADMIN, {
+    partnerId: h.partnerId,
+    name,
+    eventTypes: ['inventory.level.changed'],
+    sink: { type: 'kafka-topic', name: sinkName },
+    startFrom: 'latest',
+  })
   return { id: r.subscription._id, topic: (r.subscription.sink as { topic: string }).topic }
 }
 
 /** Phase 2: 202 from ingestion -> the partner's consumer has the record, at LATENCY_RATE events/s. */
-async function latency(h: SinkHarness, durationMs: number, progress: (m: string) => void): Promise<{ p50: number; p99: number; arrived: number; sent: number }> {
+async function latency(
+  h: SinkHarness,
+  durationMs: number,
+  progress: (m: string) => void,
+): Promise<{ p50: number; p99: number; arrived: number; sent: number }> {
   const config = loadConfig()
   const access = partnerKafkaAccess(config)
   const sub = await subscribe(h, 'latency', 'latency')
@@ -74,9 +84,21 @@ async function latency(h: SinkHarness, durationMs: number, progress: (m: string)
   let group = `bench-${Date.now()}`
   if (access.bootstrapServers.length > 0) {
     const adminClient = testKafka('bench-partner-access').admin()
-    const pk = new PartnerKafka({ cols: h.cp.cols, access, admin: adminClient, scram: new KafkaScramAdmin(kafkaConfig(testConfig(), 'bench-scram')), logger: h.logger, registryUrl: () => h.registryUrl })
+    const pk = new PartnerKafka({
+      cols: h.cp.cols,
+      access,
+      admin: adminClient,
+      scram: new KafkaScramAdmin(kafkaConfig(testConfig(), 'bench-scram')),
+      logger: h.logger,
+      registryUrl: () => h.registryUrl,
+    })
     const creds = await pk.issueCredentials(h.partnerId)
-    partnerClient = new Kafka({ clientId: 'bench-partner', brokers: access.bootstrapServers, sasl: { mechanism: 'scram-sha-512', username: creds.username, password: creds.password }, logLevel: logLevel.NOTHING })
+    partnerClient = new Kafka({
+      clientId: 'bench-partner',
+      brokers: access.bootstrapServers,
+      sasl: { mechanism: 'scram-sha-512', username: creds.username, password: creds.password },
+      logLevel: logLevel.NOTHING,
+    })
     group = `${creds.username}.bench-${Date.now()}`
     progress(`partner consumer: SCRAM user ${creds.username} on ${access.bootstrapServers.join(',')}`)
     await adminClient.disconnect()
@@ -94,15 +116,28 @@ async function latency(h: SinkHarness, durationMs: number, progress: (m: string)
       if (!arrivedAt.has(v.sequence)) arrivedAt.set(v.sequence, at)
     },
   })
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the partner consumer did not join group ${group} within 60 s`)), 60_000).unref())
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`the partner consumer did not join group ${group} within 60 s`)), 60_000).unref(),
+  )
   await Promise.race([joined, timeout])
-  const ingest = createHttpIngest({ kafka: testKafka('bench-pt-ingest'), serde: h.serde, logger: createLogger({ level: 'error' }), authenticate: async () => ({ organizationId: h.publisherId }), topics: [h.topic], rateLimit: { perSecond: 100_000, burst: 100_000 } })
+  const ingest = createHttpIngest({
+    kafka: testKafka('bench-pt-ingest'),
+    serde: h.serde,
+    logger: createLogger({ level: 'error' }),
+    authenticate: async () => ({ organizationId: h.publisherId }),
+    topics: [h.topic],
+    rateLimit: { perSecond: 100_000, burst: 100_000 },
+  })
   await ingest.start()
   const acceptedAt = new Map<number, number>()
   const app = express()
   app.use((req, res, next) => {
     const seq = Number(req.headers['x-bench-seq'])
-    if (Number.isInteger(seq)) res.once('finish', () => res.statusCode === 202 && acceptedAt.set(seq, performance.timeOrigin + performance.now()))
+    if (Number.isInteger(seq))
+      res.once(
+        'finish',
+        () => res.statusCode === 202 && acceptedAt.set(seq, performance.timeOrigin + performance.now()),
+      )
     next()
   })
   app.use(ingest.router)
@@ -111,7 +146,10 @@ async function latency(h: SinkHarness, durationMs: number, progress: (m: string)
   })
   try {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events/inventory.level.changed`
-    const publisher = fork(path.join(here, 'helpers', 'publisher-child.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const publisher = fork(path.join(here, 'helpers', 'publisher-child.ts'), [], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
     let answered = 0
     const sent = await new Promise<number>((resolve, reject) => {
       publisher.on('message', (m) => {
@@ -120,7 +158,13 @@ async function latency(h: SinkHarness, durationMs: number, progress: (m: string)
         if (msg.done !== undefined) resolve(msg.done)
       })
       publisher.once('exit', (code) => reject(new Error(`the publisher exited with ${code}`)))
-      publisher.send({ url, rate: LATENCY_RATE, ms: WARMUP_MS + durationMs, manufacturerId: h.publisherId, firstSeq: 0 })
+      publisher.send({
+        url,
+        rate: LATENCY_RATE,
+        ms: WARMUP_MS + durationMs,
+        manufacturerId: h.publisherId,
+        firstSeq: 0,
+      })
     })
     publisher.disconnect()
     await waitUntil(() => answered >= sent && arrivedAt.size >= acceptedAt.size, 20_000)
@@ -143,7 +187,11 @@ async function latency(h: SinkHarness, durationMs: number, progress: (m: string)
 }
 
 /** Phase 1, platform: live fan-out of `events` source events into 100 partner topics. */
-async function platformThroughput(h: SinkHarness, events: number, progress: (m: string) => void): Promise<{ perSecond: number; topics: string[] }> {
+async function platformThroughput(
+  h: SinkHarness,
+  events: number,
+  progress: (m: string) => void,
+): Promise<{ perSecond: number; topics: string[] }> {
   const topics: string[] = []
   const ids: string[] = []
   for (let i = 0; i < SUBSCRIPTIONS; i++) {
@@ -157,7 +205,10 @@ async function platformThroughput(h: SinkHarness, events: number, progress: (m: 
     await running(h, ids, progress)
     // warm-up: every partner topic created, every sink started and every connection up
     const produce = async (from: number, n: number) => {
-      for (let i = from; i < from + n; i += 500) await h.produce(Array.from({ length: Math.min(500, from + n - i) }, (_, k) => ({ sku: `SKU-${(i + k) % 1000}`, seq: i + k })))
+      for (let i = from; i < from + n; i += 500)
+        await h.produce(
+          Array.from({ length: Math.min(500, from + n - i) }, (_, k) => ({ sku: `SKU-${(i + k) % 1000}`, seq: i + k })),
+        )
     }
     await produce(0, 200)
     let last = 0
@@ -175,7 +226,10 @@ async function platformThroughput(h: SinkHarness, events: number, progress: (m: 
     progress(`platform: ${events} events into ${SUBSCRIPTIONS} partner topics`)
     const t0 = now()
     await produce(200, events)
-    const done = await waitUntilAsync(async () => (await totalOffsets(admin, topics)) - base >= events * SUBSCRIPTIONS, 300_000)
+    const done = await waitUntilAsync(
+      async () => (await totalOffsets(admin, topics)) - base >= events * SUBSCRIPTIONS,
+      300_000,
+    )
     const seconds = (now() - t0) / 1000
     const delivered = (await totalOffsets(admin, topics)) - base
     if (!done) progress(`platform: only ${delivered} of ${events * SUBSCRIPTIONS} records within 300 s`)
@@ -199,22 +253,35 @@ async function rawThroughput(h: SinkHarness, events: number): Promise<{ perSecon
   const topics = Array.from({ length: SUBSCRIPTIONS }, (_, i) => uniqueName(`pt-raw-${i}`))
   const admin = testKafka().admin()
   await admin.connect()
-  await ensureTopics(admin, topics.map((name) => ({ ...h.topic, name })))
+  await ensureTopics(
+    admin,
+    topics.map((name) => ({ ...h.topic, name })),
+  )
   await admin.disconnect()
   // the records as the source topic holds them (the partner topics' are the same size: no projection here)
-  const ids = { keyId: await h.serde.idOf(`${h.topic.name}-key`, 'latest'), valueId: await h.serde.idOf(`${h.topic.name}-value`, 'latest') }
-  const records: Message[] = Array.from({ length: events }, (_, i) => levelMessage(h.serde, ids, h.topic.name, h.publisherId, { sku: `SKU-${i % 1000}`, seq: i }))
+  const ids = {
+    keyId: await h.serde.idOf(`${h.topic.name}-key`, 'latest'),
+    valueId: await h.serde.idOf(`${h.topic.name}-value`, 'latest'),
+  }
+  const records: Message[] = Array.from({ length: events }, (_, i) =>
+    levelMessage(h.serde, ids, h.topic.name, h.publisherId, { sku: `SKU-${i % 1000}`, seq: i }),
+  )
   const producer = testKafka('bench-pt-raw').producer({ idempotent: true, maxInFlightRequests: 5 })
   await producer.connect()
   try {
     // each topic's records in requests of 500, five requests in flight (the producer's limit when idempotent)
-    await producer.sendBatch({ acks: -1, topicMessages: topics.map((topic) => ({ topic, messages: records.slice(0, 1) })) }) // warm-up: connections, metadata
+    await producer.sendBatch({
+      acks: -1,
+      topicMessages: topics.map((topic) => ({ topic, messages: records.slice(0, 1) })),
+    }) // warm-up: connections, metadata
     const per = 500
     const t0 = now()
     const inFlight = new Set<Promise<unknown>>()
     for (const topic of topics) {
       for (let i = 0; i < events; i += per) {
-        const p = producer.send({ topic, acks: -1, messages: records.slice(i, i + per) }).finally(() => inFlight.delete(p))
+        const p = producer
+          .send({ topic, acks: -1, messages: records.slice(i, i + per) })
+          .finally(() => inFlight.delete(p))
         inFlight.add(p)
         if (inFlight.size >= 5) await Promise.race(inFlight)
       }
@@ -227,7 +294,12 @@ async function rawThroughput(h: SinkHarness, events: number): Promise<{ perSecon
   }
 }
 
-async function throughputOnly(h: SinkHarness, events: number, progress: (m: string) => void, cleanup: string[]): Promise<Figure[]> {
+async function throughputOnly(
+  h: SinkHarness,
+  events: number,
+  progress: (m: string) => void,
+  cleanup: string[],
+): Promise<Figure[]> {
   const platform = await platformThroughput(h, events, progress)
   cleanup.push(...platform.topics)
   progress(`platform: ${Math.round(platform.perSecond)} records/s into ${SUBSCRIPTIONS} partner topics`)
@@ -240,22 +312,40 @@ async function throughputOnly(h: SinkHarness, events: number, progress: (m: stri
 export const benchmark: Benchmark = {
   name: 'partner-topics',
   defaultDurationMs: 20_000,
-  description: 'live fan-out into 100 partner topics (kafka-topic sinks) vs raw kafkajs producing the same records, records/s; ingestion -> partner Kafka consumer p99 at 1,000 events/s',
+  description:
+    'live fan-out into 100 partner topics (kafka-topic sinks) vs raw kafkajs producing the same records, records/s; ingestion -> partner Kafka consumer p99 at 1,000 events/s',
   async run(ctx): Promise<Figure[]> {
     const events = Number(process.env.BENCH_PARTNER_TOPICS_EVENTS ?? 2000)
     // the configured prefix: the partner's ACLs (its topics, its groups) are granted under it
-    const h = await startSinkHarness({ partitions: 3, partnerTopicPrefix: partnerKafkaAccess(loadConfig()).topicPrefix })
+    const h = await startSinkHarness({
+      partitions: 3,
+      partnerTopicPrefix: partnerKafkaAccess(loadConfig()).topicPrefix,
+    })
     const cleanup: string[] = []
     try {
       // The sink worker in its own process, as `distributary start --role worker` runs it, with the
       // worker settings of the configuration (the delivery log of successful deliveries included).
       const w = loadConfig().worker
-      const worker = await h.childWorker('bench-partner-topics-worker', { leaseTtlMs: w.leaseTtlMs, heartbeatMs: w.heartbeatMs, pollMs: w.pollMs, cursorFlushMs: w.cursorFlushMs, statusIntervalMs: w.statusIntervalMs, maxBuffered: w.maxBuffered, maxCatchUpReaders: w.maxCatchUpReaders, logDelivered: w.logDelivered })
+      const worker = await h.childWorker('bench-partner-topics-worker', {
+        leaseTtlMs: w.leaseTtlMs,
+        heartbeatMs: w.heartbeatMs,
+        pollMs: w.pollMs,
+        cursorFlushMs: w.cursorFlushMs,
+        statusIntervalMs: w.statusIntervalMs,
+        maxBuffered: w.maxBuffered,
+        maxCatchUpReaders: w.maxCatchUpReaders,
+        logDelivered: w.logDelivered,
+      })
       ctx.progress(`sink worker: process ${worker.pid} (successful deliveries logged: ${w.logDelivered})`)
-      if (process.env.BENCH_PARTNER_TOPICS_SKIP_LATENCY === '1') return [...(await throughputOnly(h, events, ctx.progress, cleanup))]
-      ctx.progress(`latency: ${LATENCY_RATE} events/s for ${ctx.durationMs} ms after ${WARMUP_MS} ms of warm-up, one kafka-topic subscription`)
+      if (process.env.BENCH_PARTNER_TOPICS_SKIP_LATENCY === '1')
+        return [...(await throughputOnly(h, events, ctx.progress, cleanup))]
+      ctx.progress(
+        `latency: ${LATENCY_RATE} events/s for ${ctx.durationMs} ms after ${WARMUP_MS} ms of warm-up, one kafka-topic subscription`,
+      )
       const lat = await latency(h, ctx.durationMs, ctx.progress)
-      ctx.progress(`latency: ${lat.arrived}/${lat.sent} measured events arrived, p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms`)
+      ctx.progress(
+        `latency: ${lat.arrived}/${lat.sent} measured events arrived, p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms`,
+      )
       const platform = await platformThroughput(h, events, ctx.progress)
       cleanup.push(...platform.topics)
       ctx.progress(`platform: ${Math.round(platform.perSecond)} records/s into ${SUBSCRIPTIONS} partner topics`)

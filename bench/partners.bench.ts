@@ -33,7 +33,8 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 
 export const benchmark: Benchmark = {
   name: 'partners',
-  description: 'N active webhook subscriptions, each with its own rows, on one sink worker at an aggregate event rate: p99 produce -> received, peak RSS',
+  description:
+    'N active webhook subscriptions, each with its own rows, on one sink worker at an aggregate event rate: p99 produce -> received, peak RSS',
   async run(ctx): Promise<Figure[]> {
     const config = loadConfig()
     const subs = Math.max(1, config.bench.partnersSubscriptions)
@@ -56,7 +57,9 @@ export const benchmark: Benchmark = {
     const h = await startSinkHarness({ partitions: 3 })
     const rawTopic = { ...h.topic, name: uniqueName('partners-raw') }
     try {
-      ctx.progress(`${subs} subscriptions over ${RECEIVER_SERVERS} receiver servers, subscription i filtered to SKU-i; ${rate} events/s spread over them (${(rate / subs).toFixed(2)} events/s each)`)
+      ctx.progress(
+        `${subs} subscriptions over ${RECEIVER_SERVERS} receiver servers, subscription i filtered to SKU-i; ${rate} events/s spread over them (${(rate / subs).toFixed(2)} events/s each)`,
+      )
       const t0 = Date.now()
       let next = 0
       const creating = ctx.meter('creating subscriptions', { total: subs, unit: 'subscriptions' })
@@ -64,7 +67,12 @@ export const benchmark: Benchmark = {
         Array.from({ length: CREATE_CONCURRENCY }, async () => {
           while (next < subs) {
             const i = next++
-            await h.subscribe({ url: `${hooks.bases[i % RECEIVER_SERVERS]}/hooks/${i}`, name: `partner-${i}`, filter: { sku: { in: [`SKU-${i}`] } }, deliveryPolicy: { retrySchedule: [1, 5], timeoutMs: 10_000 } })
+            await h.subscribe({
+              url: `${hooks.bases[i % RECEIVER_SERVERS]}/hooks/${i}`,
+              name: `partner-${i}`,
+              filter: { sku: { in: [`SKU-${i}`] } },
+              deliveryPolicy: { retrySchedule: [1, 5], timeoutMs: 10_000 },
+            })
             creating.update(next)
           }
         }),
@@ -74,18 +82,33 @@ export const benchmark: Benchmark = {
       const { result: run, peakMb } = await withPeakRss(async () => {
         const t1 = Date.now()
         // long leases and calm control passes: 1,000 subscriptions are claimed one by one at start
-        const worker = await h.worker({ logDelivered: false, leaseTtlMs: 60_000, heartbeatMs: 5000, pollMs: 1000, cursorFlushMs: 1000, statusIntervalMs: 30_000 })
+        const worker = await h.worker({
+          logDelivered: false,
+          leaseTtlMs: 60_000,
+          heartbeatMs: 5000,
+          pollMs: 1000,
+          cursorFlushMs: 1000,
+          statusIntervalMs: 30_000,
+        })
         const claiming = ctx.meter('claiming on one worker', { total: subs, unit: 'subscriptions' })
-        const running = await waitUntil(() => (claiming.update(worker.held().length), worker.held().length >= subs), 180_000)
+        const running = await waitUntil(
+          () => (claiming.update(worker.held().length), worker.held().length >= subs),
+          180_000,
+        )
         claiming.finish()
-        ctx.progress(`${worker.held().length} subscriptions running on one worker after ${Date.now() - t1} ms${running ? '' : ' (not all: measuring anyway)'}`)
+        ctx.progress(
+          `${worker.held().length} subscriptions running on one worker after ${Date.now() - t1} ms${running ? '' : ' (not all: measuring anyway)'}`,
+        )
         const rssBefore = process.memoryUsage().rss / 1024 / 1024
         const warmEvents = Math.ceil((rate * WARMUP_MS) / 1000)
         measureFrom = warmEvents
         measuredArrived = [...firstArrival.keys()].filter((seq) => seq >= measureFrom).length
         const held = worker.held().length
         // The producer is a child process (bench/helpers/producer-child.ts), as manufacturers are other machines.
-        const producer = fork(path.join(here, 'helpers', 'producer-child.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+        const producer = fork(path.join(here, 'helpers', 'producer-child.ts'), [], {
+          execArgv: ['--import', 'tsx'],
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        })
         const produced = await new Promise<{ done: number; failed: number }>((resolve, reject) => {
           producer.on('message', (m) => {
             const msg = m as { sent?: number[]; done?: number; failed?: number }
@@ -93,7 +116,15 @@ export const benchmark: Benchmark = {
             if (msg.done !== undefined) resolve({ done: msg.done, failed: msg.failed ?? 0 })
           })
           producer.once('exit', (code) => reject(new Error(`the producer exited with ${code}`)))
-          producer.send({ topic: h.topic, registryUrl: h.registryUrl, publisherId: h.publisherId, rate, ms: WARMUP_MS + ctx.durationMs, keys: subs, firstSeq: 0 })
+          producer.send({
+            topic: h.topic,
+            registryUrl: h.registryUrl,
+            publisherId: h.publisherId,
+            rate,
+            ms: WARMUP_MS + ctx.durationMs,
+            keys: subs,
+            firstSeq: 0,
+          })
         })
         producer.disconnect()
         const sent = produced.done
@@ -110,17 +141,31 @@ export const benchmark: Benchmark = {
         const t = intended.get(seq)
         if (seq >= measureFrom && t !== undefined) latencies.push(at - t)
       }
-      ctx.progress(`${run.sent} events (${run.sent - measureFrom} measured), ${latencies.length}/${run.expected} measured deliveries arrived (${deliveries} in all, ${twice} events delivered more than once)`)
-      ctx.progress(`platform: p50 ${percentile(latencies, 0.5).toFixed(1)} ms, p99 ${percentile(latencies, 0.99).toFixed(1)} ms, max ${percentile(latencies, 1).toFixed(1)} ms; RSS ${run.rssBefore.toFixed(0)} MB with all running, peak ${peakMb.toFixed(0)} MB`)
+      ctx.progress(
+        `${run.sent} events (${run.sent - measureFrom} measured), ${latencies.length}/${run.expected} measured deliveries arrived (${deliveries} in all, ${twice} events delivered more than once)`,
+      )
+      ctx.progress(
+        `platform: p50 ${percentile(latencies, 0.5).toFixed(1)} ms, p99 ${percentile(latencies, 0.99).toFixed(1)} ms, max ${percentile(latencies, 1).toFixed(1)} ms; RSS ${run.rssBefore.toFixed(0)} MB with all running, peak ${peakMb.toFixed(0)} MB`,
+      )
 
       // Reference: raw kafkajs produce -> consume at the aggregate rate.
       const admin = testKafka().admin()
       await admin.connect()
       await ensureTopics(admin, [rawTopic])
       await admin.disconnect()
-      const raw = await rawProduceConsume(testKafka('bench-partners-raw'), rawTopic.name, rate, WARMUP_MS, ctx.durationMs, Buffer.alloc(200, 1), uniqueName('partners-raw'))
+      const raw = await rawProduceConsume(
+        testKafka('bench-partners-raw'),
+        rawTopic.name,
+        rate,
+        WARMUP_MS,
+        ctx.durationMs,
+        Buffer.alloc(200, 1),
+        uniqueName('partners-raw'),
+      )
       const rawP99 = percentile(raw.latencies, 0.99)
-      ctx.progress(`raw kafkajs at ${rate} messages/s: ${raw.latencies.length}/${raw.sent} arrived, p50 ${percentile(raw.latencies, 0.5).toFixed(1)} ms, p99 ${rawP99.toFixed(1)} ms (reference)`)
+      ctx.progress(
+        `raw kafkajs at ${rate} messages/s: ${raw.latencies.length}/${raw.sent} arrived, p50 ${percentile(raw.latencies, 0.5).toFixed(1)} ms, p99 ${rawP99.toFixed(1)} ms (reference)`,
+      )
       return [
         figure('partners.p99', percentile(latencies, 0.99), 'ms', null, 100, true),
         figure('partners.peak-rss', peakMb, 'MB', null, 512, true),

@@ -15,7 +15,11 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 
 /** Every benchmark's name: its file name without .bench.ts (the file's `benchmark.name` is the same). */
 export function benchmarkNames(): string[] {
-  return fs.readdirSync(here).filter((f) => f.endsWith('.bench.ts')).map((f) => f.slice(0, -'.bench.ts'.length)).sort()
+  return fs
+    .readdirSync(here)
+    .filter((f) => f.endsWith('.bench.ts'))
+    .map((f) => f.slice(0, -'.bench.ts'.length))
+    .sort()
 }
 
 /**
@@ -27,7 +31,10 @@ export async function loadBenchmarks(names: string[] = benchmarkNames()): Promis
   for (const name of names) {
     const mod = (await import(pathToFileURL(path.join(here, `${name}.bench.ts`)).href)) as { benchmark?: Benchmark }
     if (!mod.benchmark) continue
-    if (mod.benchmark.name !== name) throw new Error(`bench/${name}.bench.ts exports a benchmark named ${mod.benchmark.name}; the file and the name must match`)
+    if (mod.benchmark.name !== name)
+      throw new Error(
+        `bench/${name}.bench.ts exports a benchmark named ${mod.benchmark.name}; the file and the name must match`,
+      )
     out.push(mod.benchmark)
   }
   return out
@@ -41,8 +48,19 @@ function fmt(n: number | null): string {
 
 export function formatFigure(f: Figure): string {
   const meets =
-    f.goal === null ? '' : f.ratio !== null ? (f.lower ? f.ratio <= f.goal : f.ratio >= f.goal) : f.lower ? f.value <= f.goal : f.value >= f.goal
-  const goal = f.goal === null ? '' : `  goal ${f.lower ? '<=' : '>='} ${fmt(f.goal)}${f.ratio !== null ? 'x' : ' ' + f.unit} ${meets ? 'met' : 'NOT MET'}`
+    f.goal === null
+      ? ''
+      : f.ratio !== null
+        ? f.lower
+          ? f.ratio <= f.goal
+          : f.ratio >= f.goal
+        : f.lower
+          ? f.value <= f.goal
+          : f.value >= f.goal
+  const goal =
+    f.goal === null
+      ? ''
+      : `  goal ${f.lower ? '<=' : '>='} ${fmt(f.goal)}${f.ratio !== null ? 'x' : ' ' + f.unit} ${meets ? 'met' : 'NOT MET'}`
   return `${f.name.padEnd(28)} ${fmt(f.value).padStart(12)} ${f.unit.padEnd(8)} baseline ${fmt(f.baseline).padStart(12)}  ratio ${fmt(f.ratio).padStart(6)}${goal}`
 }
 
@@ -65,8 +83,15 @@ async function main(): Promise<void> {
     // heap growth of one benchmark must not tilt the next.
     let failed = 0
     for (const name of names) {
-      const args = [...process.execArgv, fileURLToPath(import.meta.url), name, ...process.argv.slice(2).filter((a) => !positionals.includes(a))]
-      const code = await new Promise<number | null>((resolve) => spawn(process.execPath, args, { stdio: 'inherit' }).once('exit', resolve))
+      const args = [
+        ...process.execArgv,
+        fileURLToPath(import.meta.url),
+        name,
+        ...process.argv.slice(2).filter((a) => !positionals.includes(a)),
+      ]
+      const code = await new Promise<number | null>((resolve) =>
+        spawn(process.execPath, args, { stdio: 'inherit' }).once('exit', resolve),
+      )
       if (code !== 0) failed++
     }
     process.exit(failed > 0 ? 1 : 0)
@@ -74,13 +99,19 @@ async function main(): Promise<void> {
   const chosen = await loadBenchmarks(names)
   const given = values['duration-ms'] === undefined ? undefined : Number(values['duration-ms'])
   if (given !== undefined && !(Number.isInteger(given) && given > 0)) {
-    process.stderr.write(`--duration-ms must be a positive whole number of milliseconds, got ${values['duration-ms']}\n`)
+    process.stderr.write(
+      `--duration-ms must be a positive whole number of milliseconds, got ${values['duration-ms']}\n`,
+    )
     process.exit(2)
   }
   for (const b of chosen) {
     const durationMs = given ?? b.defaultDurationMs ?? 5000
     process.stderr.write(`# ${b.name}: ${b.description}\n`)
-    const figures = await b.run({ durationMs, progress: (m) => process.stderr.write(`  ${m}\n`), meter: (label, o) => createProgress(`  ${label}`, o ?? {}) })
+    const figures = await b.run({
+      durationMs,
+      progress: (m) => process.stderr.write(`  ${m}\n`),
+      meter: (label, o) => createProgress(`  ${label}`, o ?? {}),
+    })
     for (const f of figures) process.stdout.write((values.json ? JSON.stringify(f) : formatFigure(f)) + '\n')
   }
   // the databases the benchmarks' sink harnesses made (a latency run leaves ~35 MB otherwise)

@@ -69,7 +69,9 @@ enum LocationType {
 const protoEvent = {
   ...inventoryEvent,
   locationType: 1,
-  incoming: inventoryEvent.incoming.map((i) => (i.reference === null ? { quantity: i.quantity, expectedDate: i.expectedDate } : i)),
+  incoming: inventoryEvent.incoming.map((i) =>
+    i.reference === null ? { quantity: i.quantity, expectedDate: i.expectedDate } : i,
+  ),
 }
 
 /**
@@ -106,7 +108,8 @@ function compare(contenders: Record<string, () => unknown>, totalMs: number): Re
 
 export const benchmark: Benchmark = {
   name: 'serde',
-  description: 'platform serde (Confluent wire format) vs raw avsc toBuffer/fromBuffer and JSON, and its Protobuf path vs raw protobufjs, inventory event, ops/s',
+  description:
+    'platform serde (Confluent wire format) vs raw avsc toBuffer/fromBuffer and JSON, and its Protobuf path vs raw protobufjs, inventory event, ops/s',
   async run(ctx): Promise<Figure[]> {
     const logger = createLogger({ level: 'error' })
     const app = createRegistryApp(new SchemaRegistryService(new MemorySchemaLog()), logger)
@@ -151,13 +154,17 @@ export const benchmark: Benchmark = {
       // toObject with the same conversion options, on the same event. Both arms encode a message
       // instance (as Confluent's serializers take typed messages); a plain object costs the serde a
       // verification on top, printed for information.
-      const ptype = protobuf.parse(INVENTORY_PROTO, { keepCase: true }).root.lookupType('bench.inventory.InventoryLevel')
+      const ptype = protobuf
+        .parse(INVENTORY_PROTO, { keepCase: true })
+        .root.lookupType('bench.inventory.InventoryLevel')
       // A message of the serde's own compiled type (as a producer using it makes them).
       const pmessage = proto.messageType(pid).fromObject(protoEvent)
       const pwire = proto.encodeSync(pid, pmessage)
       const pbody = ptype.encode(pmessage).finish()
       const toObject = { enums: String, longs: String, bytes: String, defaults: false, oneofs: true }
-      ctx.progress(`event: ${pbody.length} bytes Protobuf (+${pwire.length - pbody.length} wire header and message index)`)
+      ctx.progress(
+        `event: ${pbody.length} bytes Protobuf (+${pwire.length - pbody.length} wire header and message index)`,
+      )
       ctx.progress('protobuf encode ...')
       const penc = compare(
         {
@@ -176,7 +183,10 @@ export const benchmark: Benchmark = {
       )
       // After the measured arms: mixing object shapes in one call site slows every one of them.
       ctx.progress('protobuf encode of a plain object ...')
-      const pplain = compare({ plain: () => proto.encodeSync(pid, protoEvent), protobufjs: () => ptype.encode(pmessage).finish() }, ctx.durationMs / 2)
+      const pplain = compare(
+        { plain: () => proto.encodeSync(pid, protoEvent), protobufjs: () => ptype.encode(pmessage).finish() },
+        ctx.durationMs / 2,
+      )
       return [
         figure('serde.encode', enc.serde!, 'ops/s', enc.avsc!, 0.9),
         figure('serde.decode', dec.serde!, 'ops/s', dec.avsc!, 0.9),

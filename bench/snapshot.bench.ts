@@ -27,7 +27,8 @@ const used = () => {
 }
 
 /** A key as the scan sees it: the Confluent-framed Avro key bytes (here: a JSON-ish stand-in of similar length). */
-const keyOf = (i: number) => Buffer.from(`\u0000\u0000\u0000\u0000\u0001{"sku":"HX-${i}-B","locationId":"DE-HAM-DC${i % 7}"}`)
+const keyOf = (i: number) =>
+  Buffer.from(`\u0000\u0000\u0000\u0000\u0001{"sku":"HX-${i}-B","locationId":"DE-HAM-DC${i % 7}"}`)
 
 export const benchmark: Benchmark = {
   name: 'snapshot',

@@ -76,7 +76,12 @@ export async function withPeakRss<T>(op: () => Promise<T>): Promise<{ result: T;
 
 /** `n` inventory events as the ingest benchmarks post them (97 SKUs at 7 locations, so keys spread over the partitions). */
 export function inventoryEvents(n: number) {
-  return Array.from({ length: n }, (_, i) => ({ ...inventoryEvent, sku: `SKU-${i % 97}`, locationId: `LOC-${i % 7}`, sequence: i }))
+  return Array.from({ length: n }, (_, i) => ({
+    ...inventoryEvent,
+    sku: `SKU-${i % 97}`,
+    locationId: `LOC-${i % 7}`,
+    sequence: i,
+  }))
 }
 
 /**
@@ -86,17 +91,35 @@ export function inventoryEvents(n: number) {
  * envelope with its own id and time, one traceparent per batch, the publisher). `source` is the
  * ingest's ce_source (its runner's `source`).
  */
-export async function inventoryRecords(env: BenchEnv, events: ReturnType<typeof inventoryEvents>, source = '/sources/http-ingest'): Promise<{ plain: Message[]; withHeaders: Message[] }> {
+export async function inventoryRecords(
+  env: BenchEnv,
+  events: ReturnType<typeof inventoryEvents>,
+  source = '/sources/http-ingest',
+): Promise<{ plain: Message[]; withHeaders: Message[] }> {
   const keyId = await env.serde.register(keySubject(env.topic.name), contractSchema('inventory-level-key'))
   const subject = valueSubject(env.topic.name)
   const valueSchema = contractSchema('inventory-level')
   const valueId = await env.serde.register(subject, valueSchema)
   const { version } = await env.serde.client.lookup(subject, valueSchema)
-  const plain = events.map((e) => ({ key: env.serde.encodeSync(keyId, { manufacturerId: e.manufacturerId, sku: e.sku, locationId: e.locationId }), value: env.serde.encodeSync(valueId, e) }))
+  const plain = events.map((e) => ({
+    key: env.serde.encodeSync(keyId, { manufacturerId: e.manufacturerId, sku: e.sku, locationId: e.locationId }),
+    value: env.serde.encodeSync(valueId, e),
+  }))
   const traceparent = newTraceparent()
   const withHeaders = events.map((e, i) => ({
     ...plain[i]!,
-    headers: { ...envelopeHeaders(uuidv7(), 'inventory.level.changed', source, new Date(e.occurredAt), subject, version, traceparent), [HEADER.publisherId]: e.manufacturerId },
+    headers: {
+      ...envelopeHeaders(
+        uuidv7(),
+        'inventory.level.changed',
+        source,
+        new Date(e.occurredAt),
+        subject,
+        version,
+        traceparent,
+      ),
+      [HEADER.publisherId]: e.manufacturerId,
+    },
   }))
   return { plain, withHeaders }
 }

@@ -36,7 +36,14 @@ export interface Benchmark {
   run(ctx: BenchContext): Promise<Figure[]>
 }
 
-export function figure(name: string, value: number, unit: string, baseline: number | null, goal: number | null, lower = false): Figure {
+export function figure(
+  name: string,
+  value: number,
+  unit: string,
+  baseline: number | null,
+  goal: number | null,
+  lower = false,
+): Figure {
   const ratio = baseline === null || baseline === 0 ? null : value / baseline
   return { name, value, unit, baseline, ratio, goal, lower }
 }

@@ -13,7 +13,12 @@ import dns from 'node:dns'
 import fs from 'node:fs'
 
 const file = process.env.CHAOS_HOSTS_FILE ?? ''
-const names = new Set((process.env.CHAOS_DNS_NAMES ?? '').split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== ''))
+const names = new Set(
+  (process.env.CHAOS_DNS_NAMES ?? '')
+    .split(',')
+    .map((n) => n.trim().toLowerCase())
+    .filter((n) => n !== ''),
+)
 
 /** The addresses the hosts file gives `name` now (empty: it does not resolve). */
 function fromHostsFile(name) {
@@ -26,7 +31,8 @@ function fromHostsFile(name) {
   const out = []
   for (const line of text.split('\n')) {
     const [address, ...hosts] = line.replace(/#.*/, '').trim().split(/\s+/)
-    if (address && hosts.some((h) => h.toLowerCase() === name)) out.push({ address, family: address.includes(':') ? 6 : 4 })
+    if (address && hosts.some((h) => h.toLowerCase() === name))
+      out.push({ address, family: address.includes(':') ? 6 : 4 })
   }
   return out
 }
@@ -44,7 +50,9 @@ function notFound(hostname) {
 function answer(hostname, options) {
   const opts = typeof options === 'number' ? { family: options } : (options ?? {})
   const family = opts.family === 'IPv4' ? 4 : opts.family === 'IPv6' ? 6 : opts.family
-  const found = fromHostsFile(hostname.toLowerCase()).filter((a) => !(family === 4 || family === 6) || a.family === family)
+  const found = fromHostsFile(hostname.toLowerCase()).filter(
+    (a) => !(family === 4 || family === 6) || a.family === family,
+  )
   if (found.length === 0) return { error: notFound(hostname) }
   return { all: opts.all === true, found }
 }
@@ -64,7 +72,8 @@ if (file !== '' && names.size > 0) {
     return {}
   }
   dns.promises.lookup = async function lookup(hostname, options) {
-    if (typeof hostname !== 'string' || !names.has(hostname.toLowerCase())) return realPromiseLookup.call(this, hostname, options)
+    if (typeof hostname !== 'string' || !names.has(hostname.toLowerCase()))
+      return realPromiseLookup.call(this, hostname, options)
     const a = answer(hostname, options)
     if (a.error) throw a.error
     return a.all ? a.found : a.found[0]

@@ -31,9 +31,27 @@ export interface Timings {
 
 export const TIMINGS: Record<Mode, Timings> = {
   // ≥ 100,000 events, every fault once, about 30 minutes with provisioning and the drain
-  full: { warmupMs: 30_000, baselineMs: 60_000, quietMs: 120_000, workerDownMs: 10_000, brokerDownMs: 30_000, storeDownMs: 60_000, partnerFaultMs: 60_000, drainMs: 300_000 },
+  full: {
+    warmupMs: 30_000,
+    baselineMs: 60_000,
+    quietMs: 120_000,
+    workerDownMs: 10_000,
+    brokerDownMs: 30_000,
+    storeDownMs: 60_000,
+    partnerFaultMs: 60_000,
+    drainMs: 300_000,
+  },
   // CI: a few thousand events, every fault once, about 5 minutes
-  short: { warmupMs: 10_000, baselineMs: 15_000, quietMs: 10_000, workerDownMs: 4_000, brokerDownMs: 5_000, storeDownMs: 15_000, partnerFaultMs: 15_000, drainMs: 120_000 },
+  short: {
+    warmupMs: 10_000,
+    baselineMs: 15_000,
+    quietMs: 10_000,
+    workerDownMs: 4_000,
+    brokerDownMs: 5_000,
+    storeDownMs: 15_000,
+    partnerFaultMs: 15_000,
+    drainMs: 120_000,
+  },
 }
 
 export const DEFAULT_EVENTS: Record<Mode, number> = { full: 100_000, short: 4_000 }
@@ -68,7 +86,8 @@ export function scenarioMs(t: Timings): number {
 
 function positiveInt(raw: string | undefined, what: string): number | undefined {
   if (raw === undefined || raw === '') return undefined
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) <= 0) throw new ChaosOptionError(`${what} must be a positive whole number, got "${raw}"`)
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) <= 0)
+    throw new ChaosOptionError(`${what} must be a positive whole number, got "${raw}"`)
   return Number(raw)
 }
 
@@ -82,12 +101,23 @@ export const USAGE = `usage: npm run chaos -- [--short] [--events N] [--rate R] 
   --keep-data    keep the run's Kafka and FerretDB data after a passing run
 `
 
-export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env, say: (msg: string) => void = (m) => process.stderr.write(m + '\n')): ChaosOptions {
+export function parseOptions(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  say: (msg: string) => void = (m) => process.stderr.write(m + '\n'),
+): ChaosOptions {
   let values: Record<string, string | boolean | undefined>
   try {
     values = parseArgs({
       args: argv,
-      options: { short: { type: 'boolean', default: false }, events: { type: 'string' }, rate: { type: 'string' }, dir: { type: 'string' }, 'keep-data': { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
+      options: {
+        short: { type: 'boolean', default: false },
+        events: { type: 'string' },
+        rate: { type: 'string' },
+        dir: { type: 'string' },
+        'keep-data': { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
     }).values
   } catch (err) {
     throw new ChaosOptionError((err as Error).message)
@@ -95,11 +125,18 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   if (values.help) throw new ChaosOptionError('')
   const mode: Mode = values.short || env.CHAOS_SHORT === '1' ? 'short' : 'full'
   const timings = TIMINGS[mode]
-  const events = positiveInt(values.events as string | undefined, '--events') ?? positiveInt(env.CHAOS_EVENTS, 'CHAOS_EVENTS') ?? DEFAULT_EVENTS[mode]
+  const events =
+    positiveInt(values.events as string | undefined, '--events') ??
+    positiveInt(env.CHAOS_EVENTS, 'CHAOS_EVENTS') ??
+    DEFAULT_EVENTS[mode]
   const scenario = scenarioMs(timings)
   // by default the events are spread over the scenario, so that every phase publishes
-  const rate = positiveInt(values.rate as string | undefined, '--rate') ?? positiveInt(env.CHAOS_RATE, 'CHAOS_RATE') ?? Math.max(1, Math.floor(events / (scenario / 1000)))
-  if (rate > 2000) throw new ChaosOptionError(`--rate (CHAOS_RATE) is ${rate} events/s; at most 2000 on a shared machine`)
+  const rate =
+    positiveInt(values.rate as string | undefined, '--rate') ??
+    positiveInt(env.CHAOS_RATE, 'CHAOS_RATE') ??
+    Math.max(1, Math.floor(events / (scenario / 1000)))
+  if (rate > 2000)
+    throw new ChaosOptionError(`--rate (CHAOS_RATE) is ${rate} events/s; at most 2000 on a shared machine`)
   const publishMs = (events / rate) * 1000
   if (publishMs < scenario) {
     throw new ChaosOptionError(
@@ -107,7 +144,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     )
   }
   if (publishMs > MAX_PUBLISH_MS[mode]) {
-    throw new ChaosOptionError(`${events} events at ${rate}/s last ${Math.round(publishMs / 60_000)} min; the ${mode} run publishes for ${MAX_PUBLISH_MS[mode] / 60_000} min at most: raise --rate (CHAOS_RATE) or lower --events (CHAOS_EVENTS)`)
+    throw new ChaosOptionError(
+      `${events} events at ${rate}/s last ${Math.round(publishMs / 60_000)} min; the ${mode} run publishes for ${MAX_PUBLISH_MS[mode] / 60_000} min at most: raise --rate (CHAOS_RATE) or lower --events (CHAOS_EVENTS)`,
+    )
   }
   const dirRaw = (values.dir as string | undefined) ?? (env.CHAOS_DIR || undefined)
   if (dirRaw !== undefined && dirRaw.trim() === '') throw new ChaosOptionError('--dir (CHAOS_DIR) must not be empty')

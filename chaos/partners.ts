@@ -36,7 +36,8 @@ export class Partner {
   /** Event ids in the order of their first arrival. */
   readonly order: string[] = []
   /** Problems seen on arrival: a bad signature, another body under an id, a row or field outside the grant. */
-  readonly problems: Array<{ kind: 'signature' | 'same-id-other-body' | 'outside-grant'; id: string; detail: string }> = []
+  readonly problems: Array<{ kind: 'signature' | 'same-id-other-body' | 'outside-grant'; id: string; detail: string }> =
+    []
   mode: PartnerMode = 'ok'
   secret = ''
   organizationId = ''
@@ -51,7 +52,10 @@ export class Partner {
     private readonly outsideGrant: (p: WebhookPayload) => string | undefined,
   ) {}
 
-  static async start(name: string, outsideGrant: (p: WebhookPayload) => string | undefined = () => undefined): Promise<Partner> {
+  static async start(
+    name: string,
+    outsideGrant: (p: WebhookPayload) => string | undefined = () => undefined,
+  ): Promise<Partner> {
     // eslint-disable-next-line prefer-const -- the receiver's handler refers to it before it exists
     let self: Partner | undefined
     const rx = await startReceiver((r, res) => self!.handle(r, res), { keep: false })

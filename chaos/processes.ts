@@ -42,7 +42,14 @@ export class PlatformProcesses {
     })
     fs.closeSync(out)
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-    const p: PlatformProcess = { name, child, log, exited, alive: () => child.exitCode === null && child.signalCode === null, killed: false }
+    const p: PlatformProcess = {
+      name,
+      child,
+      log,
+      exited,
+      alive: () => child.exitCode === null && child.signalCode === null,
+      killed: false,
+    }
     this.all.push(p)
     return p
   }

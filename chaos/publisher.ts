@@ -48,7 +48,19 @@ export class Publisher {
     const sku = `SKU-${i % SKUS}`
     const locationId = LOCATIONS[Math.floor(i / SKUS)]!
     const available = seq % 997
-    return { manufacturerId: this.organizationId, sku, locationId, locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: available + 3, reserved: 3, available, incoming: [], sequence: seq, occurredAt: new Date().toISOString() }
+    return {
+      manufacturerId: this.organizationId,
+      sku,
+      locationId,
+      locationType: 'WAREHOUSE',
+      unitOfMeasure: 'EA',
+      onHand: available + 3,
+      reserved: 3,
+      available,
+      incoming: [],
+      sequence: seq,
+      occurredAt: new Date().toISOString(),
+    }
   }
 
   /**
@@ -101,7 +113,14 @@ export class Publisher {
         if (ids.length !== batch.length) throw new Error(`202 with ${ids.length} event ids for ${batch.length} events`)
         ids.forEach((id, i) => {
           const e = batch[i]!
-          this.accepted.set(id, { publisher: this.name, key: `${this.organizationId}/${e.sku}/${e.locationId}`, sku: e.sku, locationId: e.locationId, seq: e.sequence, at })
+          this.accepted.set(id, {
+            publisher: this.name,
+            key: `${this.organizationId}/${e.sku}/${e.locationId}`,
+            sku: e.sku,
+            locationId: e.locationId,
+            seq: e.sequence,
+            at,
+          })
         })
         this.stats.accepted += ids.length
       }

@@ -46,7 +46,13 @@ export interface AnalyseInput {
   mode: Mode
   runId: string
   runDir: string
-  options: { events: number; rate: number; timings: Timings; compressedTime: Record<string, string>; deliveryPolicy: { retrySchedule: number[]; timeoutMs: number } }
+  options: {
+    events: number
+    rate: number
+    timings: Timings
+    compressedTime: Record<string, string>
+    deliveryPolicy: { retrySchedule: number[]; timeoutMs: number }
+  }
   specs: PartnerSpec[]
   partners: Map<string, Partner>
   accepted: Map<string, Accepted>
@@ -161,7 +167,16 @@ export function analyse(input: AnalyseInput): ChaosReport {
       if (a && a.ack > 0) delivered++
       else {
         lostHere++
-        lost.push({ partner: spec.name, id, publisher: e.publisher, key: e.key, seq: e.seq, acceptedAt: new Date(e.at).toISOString(), phase: phaseAt(phases, e.at), unacknowledgedArrivals: a?.receipts ?? 0 })
+        lost.push({
+          partner: spec.name,
+          id,
+          publisher: e.publisher,
+          key: e.key,
+          seq: e.seq,
+          acceptedAt: new Date(e.at).toISOString(),
+          phase: phaseAt(phases, e.at),
+          unacknowledgedArrivals: a?.receipts ?? 0,
+        })
       }
     }
     let duplicates = 0
@@ -183,9 +198,26 @@ export function analyse(input: AnalyseInput): ChaosReport {
       })(),
     )
     // around the first step back only: a key has thousands of events in a full run
-    for (const v of violations) orderViolations.push({ partner: spec.name, key: v.key, at: v.at, seqs: v.seqs.slice(Math.max(0, v.at - 5), v.at + 5) })
+    for (const v of violations)
+      orderViolations.push({
+        partner: spec.name,
+        key: v.key,
+        at: v.at,
+        seqs: v.seqs.slice(Math.max(0, v.at - 5), v.at + 5),
+      })
     for (const pr of p.problems) problems.push({ partner: spec.name, ...pr })
-    partnerFigures.push({ name: spec.name, what: spec.what, entitled, delivered, lost: lostHere, duplicates, unaccepted, orderViolations: violations.length, problems: p.problems.length, endRatePerSec: recent / 30 })
+    partnerFigures.push({
+      name: spec.name,
+      what: spec.what,
+      entitled,
+      delivered,
+      lost: lostHere,
+      duplicates,
+      unaccepted,
+      orderViolations: violations.length,
+      problems: p.problems.length,
+      endRatePerSec: recent / 30,
+    })
   }
 
   // Latency of the healthy partners: from the 202 to the first acknowledged arrival.
@@ -240,12 +272,41 @@ export function analyse(input: AnalyseInput): ChaosReport {
   const total = (f: (p: PartnerFigures) => number) => partnerFigures.reduce((n, p) => n + f(p), 0)
   const count = (kind: string) => problems.filter((p) => p.kind === kind).length
   const checks: Check[] = [
-    { name: 'every entitled accepted event delivered at least once', passed: lost.length === 0, detail: lost.length === 0 ? `${total((p) => p.delivered)} deliveries of ${total((p) => p.entitled)} entitled` : `${lost.length} entitled deliveries missing (findings.lost)` },
-    { name: 'nothing outside a grant (publisher, row filter, projection)', passed: count('outside-grant') === 0, detail: `${count('outside-grant')} deliveries outside a grant` },
-    { name: 'every signature verifies', passed: count('signature') === 0, detail: `${count('signature')} requests failed verification` },
-    { name: 'duplicates only with the same webhook-id and body', passed: count('same-id-other-body') === 0, detail: `${total((p) => p.duplicates)} duplicates; ${count('same-id-other-body')} with another body under the same webhook-id` },
-    { name: 'per-key order at every partner', passed: orderViolations.length === 0, detail: `${orderViolations.length} keys out of order` },
-    { name: 'no platform process exited by itself', passed: input.unexpectedExits.length === 0, detail: input.unexpectedExits.map((x) => `${x.name} (pid ${x.pid}) exited with ${x.signal ?? x.code}`).join('; ') || 'none' },
+    {
+      name: 'every entitled accepted event delivered at least once',
+      passed: lost.length === 0,
+      detail:
+        lost.length === 0
+          ? `${total((p) => p.delivered)} deliveries of ${total((p) => p.entitled)} entitled`
+          : `${lost.length} entitled deliveries missing (findings.lost)`,
+    },
+    {
+      name: 'nothing outside a grant (publisher, row filter, projection)',
+      passed: count('outside-grant') === 0,
+      detail: `${count('outside-grant')} deliveries outside a grant`,
+    },
+    {
+      name: 'every signature verifies',
+      passed: count('signature') === 0,
+      detail: `${count('signature')} requests failed verification`,
+    },
+    {
+      name: 'duplicates only with the same webhook-id and body',
+      passed: count('same-id-other-body') === 0,
+      detail: `${total((p) => p.duplicates)} duplicates; ${count('same-id-other-body')} with another body under the same webhook-id`,
+    },
+    {
+      name: 'per-key order at every partner',
+      passed: orderViolations.length === 0,
+      detail: `${orderViolations.length} keys out of order`,
+    },
+    {
+      name: 'no platform process exited by itself',
+      passed: input.unexpectedExits.length === 0,
+      detail:
+        input.unexpectedExits.map((x) => `${x.name} (pid ${x.pid}) exited with ${x.signal ?? x.code}`).join('; ') ||
+        'none',
+    },
   ]
   return {
     passed: checks.every((c) => c.passed),
@@ -266,7 +327,12 @@ export function analyse(input: AnalyseInput): ChaosReport {
       phases: phaseFigures,
       drainMs: input.drainMs,
     },
-    findings: { lost: lost.slice(0, LIST_MAX), orderViolations: orderViolations.slice(0, LIST_MAX), problems: problems.slice(0, LIST_MAX), unexpectedExits: input.unexpectedExits },
+    findings: {
+      lost: lost.slice(0, LIST_MAX),
+      orderViolations: orderViolations.slice(0, LIST_MAX),
+      problems: problems.slice(0, LIST_MAX),
+      unexpectedExits: input.unexpectedExits,
+    },
     phases,
     platformLogs: input.platformLogs,
   }
@@ -282,24 +348,49 @@ export function formatReport(r: ChaosReport): string {
   for (const c of r.checks) lines.push(`  ${c.passed ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`)
   lines.push('')
   for (const p of f.publishers) {
-    const statuses = Object.entries(p.statuses).map(([s, n]) => `${s === '-1' ? 'no answer' : s} x${n}`).join(', ')
-    lines.push(`  publisher ${p.name}: ${p.accepted} events accepted in ${p.requests} requests (${statuses}); longest time between two 202s ${ms(p.longestGapMs)}`)
+    const statuses = Object.entries(p.statuses)
+      .map(([s, n]) => `${s === '-1' ? 'no answer' : s} x${n}`)
+      .join(', ')
+    lines.push(
+      `  publisher ${p.name}: ${p.accepted} events accepted in ${p.requests} requests (${statuses}); longest time between two 202s ${ms(p.longestGapMs)}`,
+    )
   }
-  lines.push(`  events accepted: ${f.accepted}; lost: ${f.lost} (goal 0); duplicates: ${f.duplicates}; order violations: ${f.orderViolations} (goal 0); drain ${ms(f.drainMs)}`, '')
-  lines.push(`  ${'partner'.padEnd(12)} ${'entitled'.padStart(9)} ${'delivered'.padStart(9)} ${'lost'.padStart(6)} ${'dups'.padStart(6)} ${'unacc.'.padStart(6)} ${'order'.padStart(5)} ${'end/s'.padStart(6)}  grant`)
-  for (const p of f.partners) lines.push(`  ${p.name.padEnd(12)} ${String(p.entitled).padStart(9)} ${String(p.delivered).padStart(9)} ${String(p.lost).padStart(6)} ${String(p.duplicates).padStart(6)} ${String(p.unaccepted).padStart(6)} ${String(p.orderViolations).padStart(5)} ${p.endRatePerSec.toFixed(1).padStart(6)}  ${p.what}`)
-  if (f.lost > 0) lines.push('  (lost: not delivered when the run ended; end/s: first deliveries per second in its last 30 s, above 0: still arriving, late rather than lost)')
+  lines.push(
+    `  events accepted: ${f.accepted}; lost: ${f.lost} (goal 0); duplicates: ${f.duplicates}; order violations: ${f.orderViolations} (goal 0); drain ${ms(f.drainMs)}`,
+    '',
+  )
+  lines.push(
+    `  ${'partner'.padEnd(12)} ${'entitled'.padStart(9)} ${'delivered'.padStart(9)} ${'lost'.padStart(6)} ${'dups'.padStart(6)} ${'unacc.'.padStart(6)} ${'order'.padStart(5)} ${'end/s'.padStart(6)}  grant`,
+  )
+  for (const p of f.partners)
+    lines.push(
+      `  ${p.name.padEnd(12)} ${String(p.entitled).padStart(9)} ${String(p.delivered).padStart(9)} ${String(p.lost).padStart(6)} ${String(p.duplicates).padStart(6)} ${String(p.unaccepted).padStart(6)} ${String(p.orderViolations).padStart(5)} ${p.endRatePerSec.toFixed(1).padStart(6)}  ${p.what}`,
+    )
+  if (f.lost > 0)
+    lines.push(
+      '  (lost: not delivered when the run ended; end/s: first deliveries per second in its last 30 s, above 0: still arriving, late rather than lost)',
+    )
   lines.push('')
-  lines.push(`  ${'phase'.padEnd(20)} ${'fault'.padStart(8)} ${'recovery'.padStart(9)} ${'samples'.padStart(8)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'p99/base'.padStart(9)}  (healthy partners' latency, 202 to arrival; goal ≤ 1.5x)`)
+  lines.push(
+    `  ${'phase'.padEnd(20)} ${'fault'.padStart(8)} ${'recovery'.padStart(9)} ${'samples'.padStart(8)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'p99/base'.padStart(9)}  (healthy partners' latency, 202 to arrival; goal ≤ 1.5x)`,
+  )
   for (const p of f.phases) {
     const ratio = p.p99Ratio === null ? '-' : `${p.p99Ratio.toFixed(2)}x${p.p99Ratio > 1.5 ? ' !' : ''}`
-    lines.push(`  ${p.name.padEnd(20)} ${ms(p.faultMs).padStart(8)} ${(p.faultMs === null ? '-' : p.recoveryMs === null ? 'never' : ms(p.recoveryMs)).padStart(9)} ${String(p.samples).padStart(8)} ${ms(p.p50Ms).padStart(8)} ${ms(p.p99Ms).padStart(8)} ${ratio.padStart(9)}`)
+    lines.push(
+      `  ${p.name.padEnd(20)} ${ms(p.faultMs).padStart(8)} ${(p.faultMs === null ? '-' : p.recoveryMs === null ? 'never' : ms(p.recoveryMs)).padStart(9)} ${String(p.samples).padStart(8)} ${ms(p.p50Ms).padStart(8)} ${ms(p.p99Ms).padStart(8)} ${ratio.padStart(9)}`,
+    )
   }
   if (r.findings.lost.length > 0) {
     lines.push('', `  lost (first ${r.findings.lost.length}):`)
-    for (const l of r.findings.lost.slice(0, 10)) lines.push(`    ${l.partner} ${l.id} ${l.key} seq ${l.seq} accepted ${l.acceptedAt} in ${l.phase}; unacknowledged arrivals ${l.unacknowledgedArrivals}`)
+    for (const l of r.findings.lost.slice(0, 10))
+      lines.push(
+        `    ${l.partner} ${l.id} ${l.key} seq ${l.seq} accepted ${l.acceptedAt} in ${l.phase}; unacknowledged arrivals ${l.unacknowledgedArrivals}`,
+      )
   }
-  for (const v of r.findings.orderViolations.slice(0, 10)) lines.push(`  order: ${v.partner} ${v.key}: first arrivals ... ${v.seqs.join(', ')} ... (step back at arrival ${v.at})`)
+  for (const v of r.findings.orderViolations.slice(0, 10))
+    lines.push(
+      `  order: ${v.partner} ${v.key}: first arrivals ... ${v.seqs.join(', ')} ... (step back at arrival ${v.at})`,
+    )
   for (const p of r.findings.problems.slice(0, 10)) lines.push(`  ${p.kind}: ${p.partner} ${p.id}: ${p.detail}`)
   lines.push('', `  report: ${r.runDir}/report.json; platform logs: ${r.runDir}/logs/`)
   return lines.join('\n')

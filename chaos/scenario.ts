@@ -81,7 +81,11 @@ function sleep(ms: number): Promise<void> {
   })
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await Promise.resolve(fn()).catch(() => undefined)
@@ -111,7 +115,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   // bounded in time whatever happens: provisioning, publishing, the drain, and a margin
   const boundMs = MAX_PUBLISH_MS[o.mode] + t.drainMs + 10 * 60_000
   const bound = new AbortController()
-  const boundTimer = setTimeout(() => bound.abort(new Error(`the run exceeded its bound of ${Math.round(boundMs / 60_000)} min`)), boundMs)
+  const boundTimer = setTimeout(
+    () => bound.abort(new Error(`the run exceeded its bound of ${Math.round(boundMs / 60_000)} min`)),
+    boundMs,
+  )
   runSignal = o.signal ? AbortSignal.any([o.signal, bound.signal]) : bound.signal
   undo.push(async () => clearTimeout(boundTimer))
   try {
@@ -154,7 +161,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         LOG_LEVEL: 'info',
         ...COMPRESSED_TIME,
         // fault injection at the resolver: partner E's name resolves from the run's hosts file
-        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${pathToFileURL(path.join(here, 'dns-preload.mjs')).href}`.trim(),
+        NODE_OPTIONS:
+          `${process.env.NODE_OPTIONS ?? ''} --import ${pathToFileURL(path.join(here, 'dns-preload.mjs')).href}`.trim(),
         CHAOS_HOSTS_FILE: hostsFile,
         CHAOS_DNS_NAMES: CHAOS_HOST,
       }),
@@ -171,13 +179,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     })
     startWorker('w1')
     startWorker('w2')
-    say(`chaos: platform up at ${api} (api pid ${apiProc.child.pid}, workers w1 pid ${workers.get('w1')!.child.pid}, w2 pid ${workers.get('w2')!.child.pid}); logs in ${path.join(runDir, 'logs')}`)
+    say(
+      `chaos: platform up at ${api} (api pid ${apiProc.child.pid}, workers w1 pid ${workers.get('w1')!.child.pid}, w2 pid ${workers.get('w2')!.child.pid}); logs in ${path.join(runDir, 'logs')}`,
+    )
 
     // 4. Organizations, grants and subscriptions, through the management API.
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the scenario reads fields of untyped JSON answers
     const call = async (method: string, p: string, body?: unknown, key = adminKey): Promise<any> => {
       for (let attempt = 1; ; attempt++) {
-        const res = await fetch(api + p, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) })
+        const res = await fetch(api + p, {
+          method,
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        })
         const text = await res.text()
         if (res.ok) return text ? JSON.parse(text) : undefined
         if ((res.status === 429 || res.status === 503) && attempt < 20) {
@@ -187,42 +201,110 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         throw new Error(`${method} ${p}: ${res.status} ${text}`)
       }
     }
-    const org = (kind: 'publisher' | 'partner', name: string, slug: string) => call('POST', '/v1/organizations', { kind, name, slug }).then((b) => b.id as string)
+    const org = (kind: 'publisher' | 'partner', name: string, slug: string) =>
+      call('POST', '/v1/organizations', { kind, name, slug }).then((b) => b.id as string)
     const acme = await org('publisher', 'Acme (chaos)', 'acme-chaos')
     const globex = await org('publisher', 'Globex (chaos)', 'globex-chaos')
-    const publisherKey = async (id: string) => (await call('POST', '/v1/api-keys', { scope: 'publisher', organizationId: id, name: 'chaos' })).key as string
+    const publisherKey = async (id: string) =>
+      (await call('POST', '/v1/api-keys', { scope: 'publisher', organizationId: id, name: 'chaos' })).key as string
     const accepted = new Map<string, Accepted>()
-    const publishers = [new Publisher('acme', api, await publisherKey(acme), acme, accepted), new Publisher('globex', api, await publisherKey(globex), globex, accepted)]
-    const pubName = (orgId: unknown) => (orgId === acme ? 'acme' : orgId === globex ? 'globex' : `unknown ${String(orgId)}`)
+    const publishers = [
+      new Publisher('acme', api, await publisherKey(acme), acme, accepted),
+      new Publisher('globex', api, await publisherKey(globex), globex, accepted),
+    ]
+    const pubName = (orgId: unknown) =>
+      orgId === acme ? 'acme' : orgId === globex ? 'globex' : `unknown ${String(orgId)}`
 
     const B_FIELDS = ['manufacturerId', 'sku', 'locationId', 'available', 'sequence']
     /** Acme's events only (a partner with no grant from Globex, or one granted Acme only). */
-    const acmeOnly = (p: WebhookPayload) => (p.data.manufacturerId !== acme ? `an event of ${pubName(p.data.manufacturerId)}, which granted nothing to this partner` : undefined)
+    const acmeOnly = (p: WebhookPayload) =>
+      p.data.manufacturerId !== acme
+        ? `an event of ${pubName(p.data.manufacturerId)}, which granted nothing to this partner`
+        : undefined
     const specs: PartnerSpec[] = [
-      { name: 'healthy-a', what: 'Acme and Globex: every inventory event', healthy: true, grants: [{ from: acme }, { from: globex }], entitled: () => true, outside: () => undefined },
+      {
+        name: 'healthy-a',
+        what: 'Acme and Globex: every inventory event',
+        healthy: true,
+        grants: [{ from: acme }, { from: globex }],
+        entitled: () => true,
+        outside: () => undefined,
+      },
       {
         name: 'healthy-b',
         what: `Acme: rows of DC1 only, fields ${B_FIELDS.join(', ')}`,
         healthy: true,
         grants: [{ from: acme, filter: { locationId: { in: ['DC1'] } }, fields: B_FIELDS }],
         entitled: (e) => e.publisher === 'acme' && e.locationId === 'DC1',
-        outside: (p) => acmeOnly(p) ?? (p.data.locationId !== 'DC1' ? `a row of ${String(p.data.locationId)}, outside the row filter` : undefined) ?? (Object.keys(p.data).some((k) => !B_FIELDS.includes(k)) ? `fields outside the projection: ${Object.keys(p.data).filter((k) => !B_FIELDS.includes(k)).join(', ')}` : undefined),
+        outside: (p) =>
+          acmeOnly(p) ??
+          (p.data.locationId !== 'DC1' ? `a row of ${String(p.data.locationId)}, outside the row filter` : undefined) ??
+          (Object.keys(p.data).some((k) => !B_FIELDS.includes(k))
+            ? `fields outside the projection: ${Object.keys(p.data)
+                .filter((k) => !B_FIELDS.includes(k))
+                .join(', ')}`
+            : undefined),
       },
-      { name: 'failing-c', what: 'Acme: every inventory event; answers 500 for a while', healthy: false, grants: [{ from: acme }], entitled: (e) => e.publisher === 'acme', outside: acmeOnly },
-      { name: 'hanging-d', what: 'Acme: every inventory event; hangs for a while', healthy: false, grants: [{ from: acme }], entitled: (e) => e.publisher === 'acme', outside: acmeOnly },
-      { name: 'dns-e', what: `Acme: every inventory event; at ${CHAOS_HOST}, whose name stops resolving for a while`, healthy: false, grants: [{ from: acme }], entitled: (e) => e.publisher === 'acme', outside: acmeOnly },
-      { name: 'acme-only-f', what: 'Acme: every inventory event; no grant from Globex', healthy: true, grants: [{ from: acme }], entitled: (e) => e.publisher === 'acme', outside: acmeOnly },
+      {
+        name: 'failing-c',
+        what: 'Acme: every inventory event; answers 500 for a while',
+        healthy: false,
+        grants: [{ from: acme }],
+        entitled: (e) => e.publisher === 'acme',
+        outside: acmeOnly,
+      },
+      {
+        name: 'hanging-d',
+        what: 'Acme: every inventory event; hangs for a while',
+        healthy: false,
+        grants: [{ from: acme }],
+        entitled: (e) => e.publisher === 'acme',
+        outside: acmeOnly,
+      },
+      {
+        name: 'dns-e',
+        what: `Acme: every inventory event; at ${CHAOS_HOST}, whose name stops resolving for a while`,
+        healthy: false,
+        grants: [{ from: acme }],
+        entitled: (e) => e.publisher === 'acme',
+        outside: acmeOnly,
+      },
+      {
+        name: 'acme-only-f',
+        what: 'Acme: every inventory event; no grant from Globex',
+        healthy: true,
+        grants: [{ from: acme }],
+        entitled: (e) => e.publisher === 'acme',
+        outside: acmeOnly,
+      },
     ]
     for (const spec of specs) {
       const partner = await Partner.start(spec.name, spec.outside)
       partners.set(spec.name, partner)
       partner.organizationId = await org('partner', spec.name, `${spec.name}-chaos`)
       for (const g of spec.grants) {
-        const grant = await call('POST', '/v1/grants', { publisherId: g.from, partnerId: partner.organizationId, entitlements: [{ eventType: EVENT_TYPE, ...(g.filter ? { filter: g.filter } : {}), ...(g.fields ? { fields: g.fields } : {}) }] })
+        const grant = await call('POST', '/v1/grants', {
+          publisherId: g.from,
+          partnerId: partner.organizationId,
+          entitlements: [
+            {
+              eventType: EVENT_TYPE,
+              ...(g.filter ? { filter: g.filter } : {}),
+              ...(g.fields ? { fields: g.fields } : {}),
+            },
+          ],
+        })
         await call('POST', `/v1/grants/${grant.id}/accept`, {})
       }
       const url = spec.name === 'dns-e' ? `http://${CHAOS_HOST}:${partner.receiver.port}/hooks` : partner.receiver.url
-      const sub = await call('POST', '/v1/subscriptions', { partnerId: partner.organizationId, name: `${spec.name}-stock`, eventTypes: [EVENT_TYPE], startFrom: 'earliest', sink: { type: 'webhook', url }, deliveryPolicy: COMPRESSED_POLICY })
+      const sub = await call('POST', '/v1/subscriptions', {
+        partnerId: partner.organizationId,
+        name: `${spec.name}-stock`,
+        eventTypes: [EVENT_TYPE],
+        startFrom: 'earliest',
+        sink: { type: 'webhook', url },
+        deliveryPolicy: COMPRESSED_POLICY,
+      })
       partner.subscriptionId = sub.id
       partner.setSecret(sub.webhookSecret)
     }
@@ -254,7 +336,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       quietMs: t.quietMs,
     })
     const phases: Phase[] = [
-      { name: 'warm-up', what: 'no fault, not measured: readers join the shared stream, the JIT warms up', affects: [], quietMs: t.warmupMs },
+      {
+        name: 'warm-up',
+        what: 'no fault, not measured: readers join the shared stream, the JIT warms up',
+        affects: [],
+        quietMs: t.warmupMs,
+      },
       { name: 'baseline', what: 'no fault', affects: [], quietMs: t.baselineMs },
       {
         name: 'worker-kill-new-id',
@@ -319,14 +406,20 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         affects: ['dns-e'],
         faultMs: t.partnerFaultMs,
         // Connection: close on every answer, so that each next call needs a new connection (and a lookup)
-        inject: async () => (setMode('dns-e', 'close'), dnsDown(), `${CHAOS_HOST} removed from the hosts file; dns-e closes its connections`),
+        inject: async () => (
+          setMode('dns-e', 'close'),
+          dnsDown(),
+          `${CHAOS_HOST} removed from the hosts file; dns-e closes its connections`
+        ),
         heal: async () => (dnsUp(), setMode('dns-e', 'ok'), `${CHAOS_HOST} resolves again`),
         quietMs: t.quietMs,
       },
     ]
 
     let faultsDone = false
-    const publishing = publishers.map((p) => p.run(o.rate / publishers.length, Math.ceil(o.events / publishers.length), () => !faultsDone))
+    const publishing = publishers.map((p) =>
+      p.run(o.rate / publishers.length, Math.ceil(o.events / publishers.length), () => !faultsDone),
+    )
     // a publisher that fails (an unexpected answer) stops the run at once
     let publisherError: unknown
     const publishDone = Promise.all(publishing).catch((err) => {
@@ -347,7 +440,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     undo.push(async () => clearInterval(progress))
     for (const ph of phases) {
       if (publisherError) break
-      const rec: PhaseRecord = { name: ph.name, what: ph.what, affects: ph.affects, start: Date.now(), end: 0, notes: [] }
+      const rec: PhaseRecord = {
+        name: ph.name,
+        what: ph.what,
+        affects: ph.affects,
+        start: Date.now(),
+        end: 0,
+        notes: [],
+      }
       records.push(rec)
       say(`chaos: phase ${ph.name}: ${ph.what}`)
       if (ph.inject && ph.heal) {
@@ -366,7 +466,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await publishDone
     if (publisherError) throw publisherError
     const publishedAt = Date.now()
-    say(`chaos: publishing done: ${accepted.size} events accepted; waiting up to ${t.drainMs / 1000} s for every entitled event to arrive`)
+    say(
+      `chaos: publishing done: ${accepted.size} events accepted; waiting up to ${t.drainMs / 1000} s for every entitled event to arrive`,
+    )
 
     // 6. The drain: every entitled accepted event acknowledged by each partner entitled to it.
     const missing = () => {
@@ -384,13 +486,23 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       left = missing()
     }
     await sleep(2000) // late redeliveries (duplicates) of the last events
-    say(left === 0 ? `chaos: everything arrived ${Date.now() - publishedAt} ms after publishing ended` : `chaos: ${left} entitled deliveries still missing after ${t.drainMs / 1000} s`)
+    say(
+      left === 0
+        ? `chaos: everything arrived ${Date.now() - publishedAt} ms after publishing ended`
+        : `chaos: ${left} entitled deliveries still missing after ${t.drainMs / 1000} s`,
+    )
 
     const report = analyse({
       mode: o.mode,
       runId,
       runDir,
-      options: { events: o.events, rate: o.rate, timings: t, compressedTime: COMPRESSED_TIME, deliveryPolicy: COMPRESSED_POLICY },
+      options: {
+        events: o.events,
+        rate: o.rate,
+        timings: t,
+        compressedTime: COMPRESSED_TIME,
+        deliveryPolicy: COMPRESSED_POLICY,
+      },
       specs,
       partners,
       accepted,
@@ -398,13 +510,22 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       phases: records,
       drainMs: Date.now() - publishedAt,
       platformLogs: procs.all.map((p) => p.log).filter((l, i, all) => all.indexOf(l) === i),
-      unexpectedExits: procs.all.filter((p) => !p.alive() && !p.killed).map((p) => ({ name: p.name, pid: p.child.pid ?? 0, code: p.child.exitCode, signal: p.child.signalCode, log: p.log })),
+      unexpectedExits: procs.all
+        .filter((p) => !p.alive() && !p.killed)
+        .map((p) => ({
+          name: p.name,
+          pid: p.child.pid ?? 0,
+          code: p.child.exitCode,
+          signal: p.child.signalCode,
+          log: p.log,
+        })),
     })
     fs.writeFileSync(path.join(runDir, 'report.json'), JSON.stringify(report, null, 2) + '\n')
     passed = report.passed
     return report
   } finally {
-    for (const u of undo.reverse()) await u().catch((err: unknown) => say(`chaos: cleanup step failed: ${(err as Error).message}`))
+    for (const u of undo.reverse())
+      await u().catch((err: unknown) => say(`chaos: cleanup step failed: ${(err as Error).message}`))
     if (passed && !o.keepData) fs.rmSync(path.join(runDir, 'stack'), { recursive: true, force: true })
     else if (stack) say(`chaos: the run's stack data and server logs are kept in ${path.join(runDir, 'stack')}`)
   }

@@ -7,7 +7,15 @@
 import path from 'node:path'
 import { Kafka, logLevel } from 'kafkajs'
 import { loadConfig } from '../config/index.ts'
-import { kafkaNodes, stackDown, stackSettings, stackStatus, stackUp, type KafkaNode, type StackSettings } from '../stack/index.ts'
+import {
+  kafkaNodes,
+  stackDown,
+  stackSettings,
+  stackStatus,
+  stackUp,
+  type KafkaNode,
+  type StackSettings,
+} from '../stack/index.ts'
 import { isOurs, readPid, stopProcess } from '../stack/processes.ts'
 import { freePortRange } from '../test/helpers/env.ts'
 
@@ -53,7 +61,10 @@ export async function startChaosStack(dir: string, say: (msg: string) => void): 
   const brokers = nodes.map((n) => `127.0.0.1:${n.port}`)
   const pidOf = (node: KafkaNode) => {
     const rec = readPid(path.join(settings.dir, `${node.name}.pid`))
-    if (!rec || !isOurs(rec)) throw new Error(`${node.name} is not running as this stack's process (no live pid in ${settings.dir}/${node.name}.pid)`)
+    if (!rec || !isOurs(rec))
+      throw new Error(
+        `${node.name} is not running as this stack's process (no live pid in ${settings.dir}/${node.name}.pid)`,
+      )
     return rec
   }
   await stackUp(settings, report)
@@ -62,7 +73,12 @@ export async function startChaosStack(dir: string, say: (msg: string) => void): 
     brokers,
     mongoUri: `mongodb://127.0.0.1:${settings.mongodb.port}/`,
     async busiestLeader(topic) {
-      const kafka = new Kafka({ clientId: 'distributary-chaos', brokers, logLevel: logLevel.NOTHING, retry: { retries: 5 } })
+      const kafka = new Kafka({
+        clientId: 'distributary-chaos',
+        brokers,
+        logLevel: logLevel.NOTHING,
+        retry: { retries: 5 },
+      })
       const admin = kafka.admin()
       await admin.connect()
       try {
@@ -91,7 +107,8 @@ export async function startChaosStack(dir: string, say: (msg: string) => void): 
     async down() {
       await stackDown(settings, report)
       const left = (await stackStatus(settings)).filter((s) => s.state === 'running' || s.state === 'starting')
-      if (left.length > 0) say(`stack: still running after stack down: ${left.map((s) => `${s.name} pid ${s.pid}`).join(', ')}`)
+      if (left.length > 0)
+        say(`stack: still running after stack down: ${left.map((s) => `${s.name} pid ${s.pid}`).join(', ')}`)
     },
   }
 }

@@ -29,7 +29,9 @@ export const API_OPTIONS = {
 
 export type OptionName = keyof typeof API_OPTIONS
 type OptionValue<O> = O extends { type: 'boolean' } ? boolean : O extends { multiple: true } ? string[] : string
-export type ApiCommandFlags = { json: boolean } & { [K in OptionName]?: OptionValue<(typeof API_OPTIONS)[K]> | undefined }
+export type ApiCommandFlags = { json: boolean } & {
+  [K in OptionName]?: OptionValue<(typeof API_OPTIONS)[K]> | undefined
+}
 
 /** How each option's value reads in the help. */
 export const VALUE: Record<OptionName, string> = {
@@ -83,16 +85,27 @@ export interface Column {
 export class UsageError extends Error {}
 
 export function renderTable(rows: Array<Record<string, unknown>>, columns: Column[]): string {
-  const cells = rows.map((r) => columns.map((c) => {
-    const v = c.get(r)
-    return v === null || v === undefined ? '-' : v instanceof Object ? JSON.stringify(v) : String(v)
-  }))
+  const cells = rows.map((r) =>
+    columns.map((c) => {
+      const v = c.get(r)
+      return v === null || v === undefined ? '-' : v instanceof Object ? JSON.stringify(v) : String(v)
+    }),
+  )
   const widths = columns.map((c, i) => Math.max(c.title.length, ...cells.map((row) => row[i]!.length)))
-  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()
-  return [line(columns.map((c) => c.title)), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n') + '\n'
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd()
+  return (
+    [line(columns.map((c) => c.title)), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n') + '\n'
+  )
 }
 
-export const col = (title: string, key: string): Column => ({ title, get: (r) => key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], r) })
+export const col = (title: string, key: string): Column => ({
+  title,
+  get: (r) => key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], r),
+})
 
 export const PAGE = 200
 export const path = <K extends string>(name: K, value: string) => ({ path: { [name]: value } as Record<K, string> })
@@ -107,7 +120,9 @@ function fileBody(flags: ApiCommandFlags): Record<string, unknown> {
   try {
     text = fs.readFileSync(file === '-' ? 0 : file, 'utf8')
   } catch (err) {
-    throw new UsageError(`--from-file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`)
+    throw new UsageError(
+      `--from-file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+    )
   }
   let parsed: unknown
   try {
@@ -115,7 +130,8 @@ function fileBody(flags: ApiCommandFlags): Record<string, unknown> {
   } catch (err) {
     throw new UsageError(`--from-file ${file}: not JSON (${(err as Error).message})`)
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`--from-file ${file}: the request must be a JSON object`)
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new UsageError(`--from-file ${file}: the request must be a JSON object`)
   return parsed as Record<string, unknown>
 }
 
@@ -125,7 +141,9 @@ export function requestBody(ctx: Ctx, fromFlags: Record<string, unknown>, update
   for (const [k, v] of Object.entries(fromFlags)) if (v !== undefined) body[k] = v
   if (update && Object.keys(body).length === 0) {
     const flags = Object.keys(ctx.spec.flags ?? {}).map((f) => `--${f}`)
-    throw new UsageError(`${ctx.command} ${ctx.sub}: nothing to change (give ${flags.slice(0, -1).join(', ')} or ${flags.at(-1)})`)
+    throw new UsageError(
+      `${ctx.command} ${ctx.sub}: nothing to change (give ${flags.slice(0, -1).join(', ')} or ${flags.at(-1)})`,
+    )
   }
   return body
 }
@@ -133,7 +151,10 @@ export function requestBody(ctx: Ctx, fromFlags: Record<string, unknown>, update
 /** `a,b, c` → ['a', 'b', 'c']; several occurrences of a repeatable flag add up. */
 const list = (v: string | string[] | undefined): string[] | undefined => {
   if (v === undefined) return undefined
-  const items = (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '')
+  const items = (Array.isArray(v) ? v : [v])
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
   return items.length > 0 ? items : undefined
 }
 
@@ -176,9 +197,12 @@ export function overlapSeconds(flags: ApiCommandFlags): number | undefined {
   return Number(v)
 }
 
-
 /** A list: a table of `columns` (the API's JSON with --json). */
-export async function printList(ctx: Ctx, rows: Promise<Array<Record<string, unknown>>>, columns: Column[]): Promise<number> {
+export async function printList(
+  ctx: Ctx,
+  rows: Promise<Array<Record<string, unknown>>>,
+  columns: Column[],
+): Promise<number> {
   const all = await rows
   ctx.out(all, () => renderTable(all, columns))
   return 0

@@ -11,7 +11,15 @@
  */
 import { ApiProblem, ApiUnreachable, createManagementClient, type ManagementClient } from '../client/index.ts'
 import type { AppConfig } from '../config/index.ts'
-import { API_OPTIONS, UsageError, VALUE, type ApiCommandFlags, type Ctx, type OptionName, type Sub } from './api-args.ts'
+import {
+  API_OPTIONS,
+  UsageError,
+  VALUE,
+  type ApiCommandFlags,
+  type Ctx,
+  type OptionName,
+  type Sub,
+} from './api-args.ts'
 import { SUBS } from './api-subcommands.ts'
 
 export { API_OPTIONS, renderTable } from './api-args.ts'
@@ -23,17 +31,20 @@ export const API_SUMMARY: Record<string, string> = {
   organizations: 'publishers and partners',
   keys: 'API keys (a new key is shown once)',
   grants: 'what a publisher lets a partner receive: an offer until the partner accepts it',
-  subscriptions: 'a partner\'s subscriptions (sink connectors), within its grants',
-  connectors: 'each subscription\'s connector: state, lag, pause and resume, replay',
-  dlq: 'a subscription\'s dead letters',
+  subscriptions: "a partner's subscriptions (sink connectors), within its grants",
+  connectors: "each subscription's connector: state, lag, pause and resume, replay",
+  dlq: "a subscription's dead letters",
   sources: 'source connectors (csv-drop, mongodb)',
 }
 
 /** `--name <value>` as the help shows a flag (a repeatable one with `...` after the brackets in the usage). */
-const flagText = (f: string) => `--${f}${API_OPTIONS[f as OptionName].type === 'string' ? ` <${VALUE[f as OptionName]}>` : ''}`
+const flagText = (f: string) =>
+  `--${f}${API_OPTIONS[f as OptionName].type === 'string' ? ` <${VALUE[f as OptionName]}>` : ''}`
 
 const usageLine = (command: string, name: string, sub: Sub, first: boolean) => {
-  const flags = Object.keys(sub.flags ?? {}).map((f) => ` [${flagText(f)}]${'multiple' in API_OPTIONS[f as OptionName] ? '...' : ''}`)
+  const flags = Object.keys(sub.flags ?? {}).map(
+    (f) => ` [${flagText(f)}]${'multiple' in API_OPTIONS[f as OptionName] ? '...' : ''}`,
+  )
   return `distributary ${command} ${first ? `[${name}]` : name}${sub.args ? ` ${sub.args}` : ''}${flags.join('')} [--json]`
 }
 
@@ -43,9 +54,15 @@ export function apiCommandHelp(command: string): string | undefined {
   if (!subs) return undefined
   const indent = ' '.repeat(24)
   const entries = Object.entries(subs)
-  const lines = entries.map(([name, sub], i) => `${i === 0 ? 'usage:' : '      '} ${usageLine(command, name, sub, i === 0)}\n${indent}${sub.help}`)
-  const flagLines = entries.flatMap(([name, sub]) => Object.entries(sub.flags ?? {}).map(([f, text]) => `  ${name} ${flagText(f)}\n${indent}${text}`))
-  const env = 'over the management API at DISTRIBUTARY_API_URL (default http://127.0.0.1:8080) with DISTRIBUTARY_API_KEY (default ADMIN_API_KEY)'
+  const lines = entries.map(
+    ([name, sub], i) =>
+      `${i === 0 ? 'usage:' : '      '} ${usageLine(command, name, sub, i === 0)}\n${indent}${sub.help}`,
+  )
+  const flagLines = entries.flatMap(([name, sub]) =>
+    Object.entries(sub.flags ?? {}).map(([f, text]) => `  ${name} ${flagText(f)}\n${indent}${text}`),
+  )
+  const env =
+    'over the management API at DISTRIBUTARY_API_URL (default http://127.0.0.1:8080) with DISTRIBUTARY_API_KEY (default ADMIN_API_KEY)'
   return `${lines.join('\n')}\n\n${API_SUMMARY[command]}, ${env}.\n${flagLines.length ? `\nflags:\n${flagLines.join('\n')}\n` : ''}  --json                the API's JSON instead of a table or a line\n`
 }
 
@@ -57,24 +74,36 @@ function baseUrl(config: AppConfig): string {
 
 /** The typed client the CLI talks through: the configured URL and key (DISTRIBUTARY_API_KEY, else ADMIN_API_KEY). */
 export function cliClient(config: AppConfig): ManagementClient {
-  return createManagementClient({ baseUrl: baseUrl(config), apiKey: config.cli.apiKey !== '' ? config.cli.apiKey : config.management.adminApiKey })
+  return createManagementClient({
+    baseUrl: baseUrl(config),
+    apiKey: config.cli.apiKey !== '' ? config.cli.apiKey : config.management.adminApiKey,
+  })
 }
 
 /**
  * Runs `distributary <command> [sub] [args]`. `given`: the options the command line named (parseArgs
  * tokens), so one the subcommand does not take is refused instead of silently ignored.
  */
-export async function apiCommand(config: AppConfig, command: string, args: string[], flags: ApiCommandFlags, given: ReadonlySet<string> = new Set()): Promise<number> {
+export async function apiCommand(
+  config: AppConfig,
+  command: string,
+  args: string[],
+  flags: ApiCommandFlags,
+  given: ReadonlySet<string> = new Set(),
+): Promise<number> {
   const subs = SUBS[command]!
   const [name = Object.keys(subs)[0]!, ...rest] = args
   try {
     const sub = Object.hasOwn(subs, name) ? subs[name]! : undefined
     if (!sub) {
-      process.stderr.write(`distributary: unknown command "${command} ${name}" (${Object.keys(subs).join(', ')}; see distributary ${command} --help)\n`)
+      process.stderr.write(
+        `distributary: unknown command "${command} ${name}" (${Object.keys(subs).join(', ')}; see distributary ${command} --help)\n`,
+      )
       return 2
     }
     const stray = [...given].filter((f) => f !== 'json' && f !== 'help' && !(f in (sub.flags ?? {})))
-    if (stray.length > 0) throw new UsageError(`${command} ${name} does not take ${stray.map((f) => `--${f}`).join(', ')}`)
+    if (stray.length > 0)
+      throw new UsageError(`${command} ${name} does not take ${stray.map((f) => `--${f}`).join(', ')}`)
     const ctx: Ctx = {
       api: cliClient(config),
       command,

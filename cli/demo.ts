@@ -33,7 +33,20 @@ export interface DemoOptions {
 }
 
 const LOCATIONS = ['DE-HAM-1', 'FR-PAR-1', 'US-CHI-1', 'US-DAL-1'] as const
-const PRODUCTS = ['DRL-2000', 'DRL-2100', 'SAW-310', 'SAW-320', 'GRN-115', 'GRN-125', 'BAT-18V2', 'BAT-18V5', 'CHG-FAST', 'LVL-60', 'MTR-5M', 'KIT-PRO']
+const PRODUCTS = [
+  'DRL-2000',
+  'DRL-2100',
+  'SAW-310',
+  'SAW-320',
+  'GRN-115',
+  'GRN-125',
+  'BAT-18V2',
+  'BAT-18V5',
+  'CHG-FAST',
+  'LVL-60',
+  'MTR-5M',
+  'KIT-PRO',
+]
 /** What the tier-2 distributor may see of a stock level (no on-hand, reserved or incoming). */
 const TIER2_FIELDS = ['manufacturerId', 'sku', 'locationId', 'unitOfMeasure', 'available', 'sequence', 'occurredAt']
 const TIER2_LOCATIONS = ['DE-HAM-1', 'FR-PAR-1']
@@ -158,13 +171,19 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
       schemaRegistry: { port: 0 },
       mongodb: { database: controlDb },
       management: { adminApiKey: adminKey },
-      secrets: { encryptionKeys: base.secrets.encryptionKeys || generateKeyRingEntry(`demo${randomBytes(2).toString('hex')}`) },
+      secrets: {
+        encryptionKeys: base.secrets.encryptionKeys || generateKeyRingEntry(`demo${randomBytes(2).toString('hex')}`),
+      },
       // the demo's receivers and projection database are on this machine
       urlGuard: { allowlist: [base.urlGuard.allowlist, '127.0.0.1'].filter((s) => s !== '').join(',') },
       worker: { statusIntervalMs: 1000 },
     },
   })
-  const logger = createLogger({ level: 'error', bindings: { service: 'distributary', role: 'demo' }, write: (line) => err.write(line.endsWith('\n') ? line : `${line}\n`) })
+  const logger = createLogger({
+    level: 'error',
+    bindings: { service: 'distributary', role: 'demo' },
+    write: (line) => err.write(line.endsWith('\n') ? line : `${line}\n`),
+  })
 
   say('starting the platform (the local stack comes up first when no external servers are configured)')
   const stack = stackSettings(config)
@@ -184,58 +203,97 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
     const api = createManagementClient({ baseUrl: platform.url, apiKey: adminKey })
 
     say('creating the manufacturer Acme Components and its publisher key')
-    const acme = await data(api.POST('/organizations', { body: { kind: 'publisher', name: 'Acme Components', slug: 'acme-components' } }))
-    const publisherKey = (await data(api.POST('/api-keys', { body: { scope: 'publisher', name: 'acme-erp', organizationId: acme.id } }))).key
+    const acme = await data(
+      api.POST('/organizations', { body: { kind: 'publisher', name: 'Acme Components', slug: 'acme-components' } }),
+    )
+    const publisherKey = (
+      await data(api.POST('/api-keys', { body: { scope: 'publisher', name: 'acme-erp', organizationId: acme.id } }))
+    ).key
     const publisher = createManagementClient({ baseUrl: platform.url, apiKey: publisherKey })
     const dealTypes = ['deal.registered']
 
     const partners: Partner[] = []
     const definitions = [
-      { name: 'Northwind Distribution', slug: 'northwind', profile: { partnerType: 'DISTRIBUTOR', tier: 'GOLD', headquartersCountry: 'DE' }, projection: true },
-      { name: 'Contoso Supply', slug: 'contoso', profile: { partnerType: 'DISTRIBUTOR', tier: 'SILVER', headquartersCountry: 'FR' }, locations: TIER2_LOCATIONS, fields: TIER2_FIELDS },
+      {
+        name: 'Northwind Distribution',
+        slug: 'northwind',
+        profile: { partnerType: 'DISTRIBUTOR', tier: 'GOLD', headquartersCountry: 'DE' },
+        projection: true,
+      },
+      {
+        name: 'Contoso Supply',
+        slug: 'contoso',
+        profile: { partnerType: 'DISTRIBUTOR', tier: 'SILVER', headquartersCountry: 'FR' },
+        locations: TIER2_LOCATIONS,
+        fields: TIER2_FIELDS,
+      },
     ]
     for (const def of definitions) {
-      const org = await data(api.POST('/organizations', { body: { kind: 'partner', name: def.name, slug: def.slug, profile: def.profile } }))
+      const org = await data(
+        api.POST('/organizations', { body: { kind: 'partner', name: def.name, slug: def.slug, profile: def.profile } }),
+      )
       const stock: Schemas['Entitlement'] = { eventType: 'inventory.level.changed' }
       if (def.locations) stock.filter = { locationId: { in: [...def.locations] } }
       if (def.fields) stock.fields = [...def.fields]
-      const grant = await data(api.POST('/grants', {
-        body: {
-          publisherId: acme.id,
-          partnerId: org.id,
-          entitlements: [stock, ...dealTypes.map((eventType) => ({ eventType, filter: { partnerId: { in: ['$partnerId'] } } }))],
-        },
-      }))
+      const grant = await data(
+        api.POST('/grants', {
+          body: {
+            publisherId: acme.id,
+            partnerId: org.id,
+            entitlements: [
+              stock,
+              ...dealTypes.map((eventType) => ({ eventType, filter: { partnerId: { in: ['$partnerId'] } } })),
+            ],
+          },
+        }),
+      )
       // A grant is an offer until the partner accepts it (the demo's admin key acts for the partner here).
       await data(api.POST('/grants/{grantId}/accept', { params: { path: { grantId: grant.id } }, body: {} }))
       const secretRef = { secret: '' }
       const receiver = await startReceiver(secretRef, () => org.id)
       receivers.push(receiver)
-      const sub = await data(api.POST('/subscriptions', {
-        body: {
-          partnerId: org.id,
-          name: `${def.slug}-webhook`,
-          eventTypes: ['inventory.level.changed', ...dealTypes],
-          startFrom: 'latest',
-          sink: { type: 'webhook', url: receiver.url },
-        },
-      }))
-      secretRef.secret = sub.webhookSecret ?? ''
-      const partner: Partner = { name: def.name, id: org.id, receiver, ...(def.locations ? { locations: def.locations } : {}), ...(def.fields ? { fields: def.fields } : {}) }
-      if (def.projection) {
-        partner.projection = { db: projectionDb, collection: 'stock_levels' }
-        await data(api.POST('/subscriptions', {
+      const sub = await data(
+        api.POST('/subscriptions', {
           body: {
             partnerId: org.id,
-            name: `${def.slug}-stock-projection`,
-            eventTypes: ['inventory.level.changed'],
+            name: `${def.slug}-webhook`,
+            eventTypes: ['inventory.level.changed', ...dealTypes],
             startFrom: 'latest',
-            sink: { type: 'mongodb', connectionString: mongoUri(config), database: projectionDb, collection: 'stock_levels' },
+            sink: { type: 'webhook', url: receiver.url },
           },
-        }))
+        }),
+      )
+      secretRef.secret = sub.webhookSecret ?? ''
+      const partner: Partner = {
+        name: def.name,
+        id: org.id,
+        receiver,
+        ...(def.locations ? { locations: def.locations } : {}),
+        ...(def.fields ? { fields: def.fields } : {}),
+      }
+      if (def.projection) {
+        partner.projection = { db: projectionDb, collection: 'stock_levels' }
+        await data(
+          api.POST('/subscriptions', {
+            body: {
+              partnerId: org.id,
+              name: `${def.slug}-stock-projection`,
+              eventTypes: ['inventory.level.changed'],
+              startFrom: 'latest',
+              sink: {
+                type: 'mongodb',
+                connectionString: mongoUri(config),
+                database: projectionDb,
+                collection: 'stock_levels',
+              },
+            },
+          }),
+        )
       }
       partners.push(partner)
-      say(`${def.name}: grant ${def.locations ? `locations ${def.locations.join(', ')}` : 'every location'}, ${def.fields ? `fields ${def.fields.join(', ')}` : 'every field'}, own deals only; webhook ${receiver.url}${def.projection ? `, MongoDB projection ${projectionDb}.stock_levels` : ''}`)
+      say(
+        `${def.name}: grant ${def.locations ? `locations ${def.locations.join(', ')}` : 'every location'}, ${def.fields ? `fields ${def.fields.join(', ')}` : 'every field'}, own deals only; webhook ${receiver.url}${def.projection ? `, MongoDB projection ${projectionDb}.stock_levels` : ''}`,
+      )
     }
 
     // Every subscription running before the first event (they start at "latest").
@@ -243,7 +301,10 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
     for (;;) {
       const connectors = (await data(api.GET('/connectors', { params: { query: { limit: 50 } } }))).items
       if (connectors.length >= 3 && connectors.every((c) => c.status.state === 'running')) break
-      if (Date.now() > deadline) throw new Error(`the subscriptions did not start within 60 s: ${JSON.stringify(connectors.map((c) => c.status.state))}`)
+      if (Date.now() > deadline)
+        throw new Error(
+          `the subscriptions did not start within 60 s: ${JSON.stringify(connectors.map((c) => c.status.state))}`,
+        )
       await new Promise((r) => setTimeout(r, 250))
     }
 
@@ -272,7 +333,9 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
       for (const l of lines) err.write(live ? `${l}\u001b[K\n` : `${l}\n`)
       drawnLines = live ? lines.length : 0
     }
-    say(`streaming ${options.events ? `${options.events} stock changes` : 'stock changes until Ctrl-C'} at ${rate}/s, and a deal registration every 25`)
+    say(
+      `streaming ${options.events ? `${options.events} stock changes` : 'stock changes until Ctrl-C'} at ${rate}/s, and a deal registration every 25`,
+    )
     const tickMs = 200
     const perTick = Math.max(1, Math.round((rate * tickMs) / 1000))
     while (!stopRequested && (options.events === undefined || published.stock < options.events)) {
@@ -297,7 +360,16 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
           onHand,
           reserved,
           available: onHand - reserved,
-          incoming: onHand < 100 ? [{ quantity: 250, expectedDate: new Date(Date.now() + 7 * 86_400_000).toISOString().slice(0, 10), reference: `PO-${sequence}` }] : [],
+          incoming:
+            onHand < 100
+              ? [
+                  {
+                    quantity: 250,
+                    expectedDate: new Date(Date.now() + 7 * 86_400_000).toISOString().slice(0, 10),
+                    reference: `PO-${sequence}`,
+                  },
+                ]
+              : [],
           sequence,
           occurredAt: new Date().toISOString(),
         })
@@ -308,28 +380,38 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
         })
       }
       if (batch.length > 0) {
-        await data(publisher.POST('/events/{eventType}', { params: { path: { eventType: 'inventory.level.changed' } }, body: batch }))
+        await data(
+          publisher.POST('/events/{eventType}', {
+            params: { path: { eventType: 'inventory.level.changed' } },
+            body: batch,
+          }),
+        )
         published.stock += batch.length
       }
       if (Math.floor(published.stock / 25) > published.deals) {
         const who = partners[published.deals % partners.length]!
         const sku = PRODUCTS[published.deals % PRODUCTS.length]!
-        await data(publisher.POST('/events/{eventType}', { params: { path: { eventType: 'deal.registered' } }, body: [
-          {
-            dealId: randomUUID(),
-            manufacturerId: acme.id,
-            partnerId: who.id,
-            status: 'REGISTERED',
-            endCustomer: { name: `End customer ${published.deals + 1}`, country: 'DE' },
-            lines: [{ sku, quantity: 10 + published.deals, unitPrice: '199.00' }],
-            amount: `${(199 * (10 + published.deals)).toFixed(2)}`,
-            currency: 'EUR',
-            expectedCloseDate: new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10),
-            registeredAt: new Date().toISOString(),
-            sequence: 1,
-            occurredAt: new Date().toISOString(),
-          },
-        ] }))
+        await data(
+          publisher.POST('/events/{eventType}', {
+            params: { path: { eventType: 'deal.registered' } },
+            body: [
+              {
+                dealId: randomUUID(),
+                manufacturerId: acme.id,
+                partnerId: who.id,
+                status: 'REGISTERED',
+                endCustomer: { name: `End customer ${published.deals + 1}`, country: 'DE' },
+                lines: [{ sku, quantity: 10 + published.deals, unitPrice: '199.00' }],
+                amount: `${(199 * (10 + published.deals)).toFixed(2)}`,
+                currency: 'EUR',
+                expectedCloseDate: new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10),
+                registeredAt: new Date().toISOString(),
+                sequence: 1,
+                occurredAt: new Date().toISOString(),
+              },
+            ],
+          }),
+        )
         published.deals++
         expected[partners.indexOf(who)]!.deals++
       }
@@ -361,7 +443,11 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
     }
     const settleBy = Date.now() + 60_000
     let complete = await settled()
-    while (!complete && Date.now() < settleBy && !(stopRequested && options.signal?.aborted && Date.now() > settleBy - 45_000)) {
+    while (
+      !complete &&
+      Date.now() < settleBy &&
+      !(stopRequested && options.signal?.aborted && Date.now() > settleBy - 45_000)
+    ) {
       draw()
       await new Promise((r) => setTimeout(r, 500))
       complete = await settled()
@@ -374,7 +460,11 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
       const proj = await projectionState(p)
       summary.partners.push({
         name: p.name,
-        grant: { locations: p.locations ? [...p.locations] : 'all', fields: p.fields ? [...p.fields] : 'all', deals: 'own' },
+        grant: {
+          locations: p.locations ? [...p.locations] : 'all',
+          fields: p.fields ? [...p.fields] : 'all',
+          deals: 'own',
+        },
         webhook: {
           stockReceived: p.receiver.stockCount,
           stockExpected: e.stock,
@@ -392,7 +482,9 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
     }
     if (options.json) out.write(JSON.stringify(summary) + '\n')
     else {
-      out.write(`\n${complete ? 'Every partner received everything its grant allows, and nothing else.' : 'Not every delivery arrived in time (see the counts above).'}\n`)
+      out.write(
+        `\n${complete ? 'Every partner received everything its grant allows, and nothing else.' : 'Not every delivery arrived in time (see the counts above).'}\n`,
+      )
       for (const p of summary.partners) {
         out.write(
           `${p.name}: ${p.webhook.stockReceived} stock changes (${p.webhook.stockWithheldByGrant} withheld by its grant), ${p.webhook.dealsReceived} own deals (${p.webhook.dealsWithheldByGrant} of other partners withheld); ` +
@@ -408,11 +500,18 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
     await Promise.all(receivers.map((r) => r.close()))
     try {
       await mongo.connect()
-      for (const name of [controlDb, projectionDb]) await mongo.db(name).dropDatabase().catch(() => undefined)
+      for (const name of [controlDb, projectionDb])
+        await mongo
+          .db(name)
+          .dropDatabase()
+          .catch(() => undefined)
     } catch {
       // the store is gone: nothing to remove
     }
     await mongo.close().catch(() => undefined)
-    if (!stackWasUp) await stackDown(stack, (msg) => say(`stack: ${msg}`)).catch((e: unknown) => say(`stack down failed: ${String(e)}`))
+    if (!stackWasUp)
+      await stackDown(stack, (msg) => say(`stack: ${msg}`)).catch((e: unknown) =>
+        say(`stack down failed: ${String(e)}`),
+      )
   }
 }

@@ -18,7 +18,9 @@ export async function followReplay(api: ManagementClient, id: string, resetId: s
   for (;;) {
     const s = await data(api.GET('/connectors/{connectorId}/status', { params: path('connectorId', id) }))
     if (s.state === 'failed' || s.state === 'stopped') {
-      progress.finish(`connector ${s.state}${s.lastError ? `: ${String(s.lastError.code)} ${String(s.lastError.message)}` : ''}`)
+      progress.finish(
+        `connector ${s.state}${s.lastError ? `: ${String(s.lastError.code)} ${String(s.lastError.message)}` : ''}`,
+      )
       return 1
     }
     if (s.appliedResetId === resetId && s.lag !== null) {
@@ -71,12 +73,17 @@ export async function followImport(api: ManagementClient, id: string, pollMs = 1
     }
     if (progress && pos.byte != null) progress.update(pos.byte, pos.size ?? undefined)
     if (s.state === 'failed' || s.state === 'stopped') {
-      progress?.finish(`source ${s.state}${s.lastError ? `: ${String(s.lastError.code)} ${String(s.lastError.message)}` : ''}`)
+      progress?.finish(
+        `source ${s.state}${s.lastError ? `: ${String(s.lastError.code)} ${String(s.lastError.message)}` : ''}`,
+      )
       return s.state === 'failed' ? 1 : 0
     }
     // A file was imported (followed, or taken and finished between two looks): done. Until then: wait.
     if (!current && (seenFile || (pos.filesDone ?? 0) > doneAtStart)) {
-      if (!seenFile) process.stderr.write(`source ${id}: ${(pos.filesDone ?? 0) - doneAtStart} file(s) imported, ${produced} rows produced\n`)
+      if (!seenFile)
+        process.stderr.write(
+          `source ${id}: ${(pos.filesDone ?? 0) - doneAtStart} file(s) imported, ${produced} rows produced\n`,
+        )
       return 0
     }
     await sleep(pollMs)

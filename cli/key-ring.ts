@@ -12,7 +12,10 @@ import { usesLocalMongo, type AppConfig } from '../config/index.ts'
 export function encryptionKeys(config: AppConfig, stackDir: string, logger: Logger): string {
   if (config.secrets.encryptionKeys !== '') return config.secrets.encryptionKeys
   if (!usesLocalMongo(config)) {
-    throw new ConfigError('invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS) is required with an external MongoDB: e.g. SECRETS_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32)', { key: 'secrets.encryptionKeys' })
+    throw new ConfigError(
+      'invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS) is required with an external MongoDB: e.g. SECRETS_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32)',
+      { key: 'secrets.encryptionKeys' },
+    )
   }
   const file = path.join(stackDir, 'secrets.key')
   if (!fs.existsSync(file)) {

@@ -17,27 +17,42 @@ import { startPlatform, type PlatformRole } from './platform.ts'
 
 /** Each command's help: the first line names it with its arguments, the rest explains. */
 const COMMANDS: Array<[string, string]> = [
-  ['start', `start [--role api|worker|all]
+  [
+    'start',
+    `start [--role api|worker|all]
                          run the platform on 127.0.0.1:8080 (brings the local stack up when no
                          external KAFKA_BROKERS / MONGODB_URI is configured); --role api serves
                          HTTP only, --role worker delivers to the subscriptions only (run several:
-                         they share the subscriptions and the declared sources), all (the default) does both`],
-  ['demo', `demo [--events N] [--rate R] [--json]
+                         they share the subscriptions and the declared sources), all (the default) does both`,
+  ],
+  [
+    'demo',
+    `demo [--events N] [--rate R] [--json]
                          watch the platform syndicate a manufacturer's stock changes and deals to two
                          distributors with different grants (webhooks and a MongoDB projection), live;
-                         Ctrl-C (or after N stock changes) stops it and leaves nothing running`],
-  ['stack', `stack up [--json]      provision and start the local Kafka and FerretDB (idempotent; three Kafka
+                         Ctrl-C (or after N stock changes) stops it and leaves nothing running`,
+  ],
+  [
+    'stack',
+    `stack up [--json]      provision and start the local Kafka and FerretDB (idempotent; three Kafka
                          nodes with STACK_KAFKA_BROKERS=3)
   stack down [--json]    stop the servers the stack started
-  stack status [--json]  what runs, truthfully, one line per server (exit 1 when one is not running)`],
+  stack status [--json]  what runs, truthfully, one line per server (exit 1 when one is not running)`,
+  ],
   // the commands over the management API (partners ... sources) describe themselves: cli/api-commands.ts
-  ...Object.entries(SUBS).map(([name, subs]): [string, string] => [name, `${name} [${Object.keys(subs).join('|')}] ... [--json]\n${' '.repeat(25)}${API_SUMMARY[name]}`]),
-  ['migrate', `migrate keys [--topic inventory.levels|deals.registrations|all] [--dry-run] [--json]
+  ...Object.entries(SUBS).map(([name, subs]): [string, string] => [
+    name,
+    `${name} [${Object.keys(subs).join('|')}] ... [--json]\n${' '.repeat(25)}${API_SUMMARY[name]}`,
+  ]),
+  [
+    'migrate',
+    `migrate keys [--topic inventory.levels|deals.registrations|all] [--dry-run] [--json]
                          rows written before keys carried their publisher (version-1 keys): re-produce
                          each stamped row under its version-2 key, tombstone the version-1 keys; rows
                          without a ce_publisherid stamp are listed, not re-produced (docs/tenancy.md).
                          Reads Kafka and the platform's schema registry (SCHEMA_REGISTRY_URL, or
-                         SCHEMA_REGISTRY_HOST:SCHEMA_REGISTRY_PORT); --dry-run writes nothing`],
+                         SCHEMA_REGISTRY_HOST:SCHEMA_REGISTRY_PORT); --dry-run writes nothing`,
+  ],
 ]
 
 const USAGE = `usage: distributary <command> [options]   (distributary <command> --help, distributary --version)
@@ -57,7 +72,8 @@ export function commandHelp(command: string): string | undefined {
 /** The platform's version (package.json, one folder above this file and above the built bundle). */
 function version(): string {
   try {
-    return (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+    return (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+      .version
   } catch {
     return 'unknown'
   }
@@ -70,13 +86,20 @@ function argumentError(err: unknown): string | undefined {
   const message = (err as Error).message
   const option = /'(-[^']*)'/.exec(message)?.[1]
   if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option ?? message}`
-  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return option ? `option ${option.split(' ')[0]} ${/argument missing/.test(message) ? 'needs a value' : 'takes no value'}` : message.split('.')[0]!
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE')
+    return option
+      ? `option ${option.split(' ')[0]} ${/argument missing/.test(message) ? 'needs a value' : 'takes no value'}`
+      : message.split('.')[0]!
   return message.split('.')[0]!
 }
 
 async function stackCommand(config: AppConfig, sub: string | undefined, json: boolean): Promise<number> {
   if (sub !== 'up' && sub !== 'down' && sub !== 'status') {
-    process.stderr.write(sub === undefined ? `distributary: stack needs up, down or status (see distributary stack --help)\n` : `distributary: unknown stack command "${sub}" (up, down or status; see distributary stack --help)\n`)
+    process.stderr.write(
+      sub === undefined
+        ? `distributary: stack needs up, down or status (see distributary stack --help)\n`
+        : `distributary: unknown stack command "${sub}" (up, down or status; see distributary stack --help)\n`,
+    )
     return 2
   }
   const settings = stackSettings(config)
@@ -101,7 +124,9 @@ async function stackCommand(config: AppConfig, sub: string | undefined, json: bo
     case 'status': {
       const status = await stackStatus(settings)
       if (json) process.stdout.write(JSON.stringify(status) + '\n')
-      else for (const s of status) say(`${s.name.padEnd(8)} ${s.state.padEnd(8)} ${s.address}${s.pid ? ` pid ${s.pid}` : ''}`)
+      else
+        for (const s of status)
+          say(`${s.name.padEnd(8)} ${s.state.padEnd(8)} ${s.address}${s.pid ? ` pid ${s.pid}` : ''}`)
       return status.every((s) => s.state === 'running') ? 0 : 1
     }
   }
@@ -164,7 +189,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const help = commandHelp(command)
   if (help === undefined) {
-    process.stderr.write(`distributary: unknown command "${command}" (commands: ${COMMANDS.map(([name]) => name).join(', ')}; see distributary --help)\n`)
+    process.stderr.write(
+      `distributary: unknown command "${command}" (commands: ${COMMANDS.map(([name]) => name).join(', ')}; see distributary --help)\n`,
+    )
     return 2
   }
   if (values.help) {
@@ -173,7 +200,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   const config = loadConfig()
   if (Object.hasOwn(SUBS, command)) {
-    return apiCommand(config, command, positionals.slice(1), values, new Set(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : []))))
+    return apiCommand(
+      config,
+      command,
+      positionals.slice(1),
+      values,
+      new Set(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : []))),
+    )
   }
   switch (command) {
     case 'start': {
@@ -194,7 +227,9 @@ export async function main(argv: string[]): Promise<number> {
         return 2
       }
       if (rate !== undefined && (!Number.isFinite(rate) || rate <= 0 || rate > 5000)) {
-        process.stderr.write(`distributary: --rate must be a number of events per second between 1 and 5000 (got "${values.rate}")\n`)
+        process.stderr.write(
+          `distributary: --rate must be a number of events per second between 1 and 5000 (got "${values.rate}")\n`,
+        )
         return 2
       }
       const stop = new AbortController()
@@ -203,11 +238,20 @@ export async function main(argv: string[]): Promise<number> {
         stop.abort()
       })
       process.once('SIGTERM', () => stop.abort())
-      const summary = await runDemo(config, { ...(events !== undefined ? { events } : {}), ...(rate !== undefined ? { rate } : {}), json: values.json, signal: stop.signal })
+      const summary = await runDemo(config, {
+        ...(events !== undefined ? { events } : {}),
+        ...(rate !== undefined ? { rate } : {}),
+        json: values.json,
+        signal: stop.signal,
+      })
       return summary.complete ? 0 : 1
     }
     case 'migrate':
-      return migrateCommand(config, positionals.slice(1), { topic: values.topic, dryRun: values['dry-run'], json: values.json })
+      return migrateCommand(config, positionals.slice(1), {
+        topic: values.topic,
+        dryRun: values['dry-run'],
+        json: values.json,
+      })
     default:
       return 2 // every command of COMMANDS is handled above
   }

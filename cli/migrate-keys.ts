@@ -150,28 +150,53 @@ function registrySetting(config: AppConfig): string {
 async function platformSerde(deps: MigrateKeysDeps): Promise<AvroSerde> {
   const { config } = deps
   if (!deps.serde && config.schemaRegistry.url === '' && config.schemaRegistry.port === 0) {
-    throw new SyndicationError('CONFIG_INVALID', 'migrate keys needs the schema registry the platform uses: set SCHEMA_REGISTRY_URL to it, or SCHEMA_REGISTRY_PORT to the port the api process serves the built-in registry on (not 0)', false, { field: 'schemaRegistry.port' })
+    throw new SyndicationError(
+      'CONFIG_INVALID',
+      'migrate keys needs the schema registry the platform uses: set SCHEMA_REGISTRY_URL to it, or SCHEMA_REGISTRY_PORT to the port the api process serves the built-in registry on (not 0)',
+      false,
+      { field: 'schemaRegistry.port' },
+    )
   }
   // The built-in registry takes the platform's internal credentials, derived from the secrets key ring.
-  const keyRing = config.schemaRegistry.url === '' && !deps.serde ? encryptionKeys(config, stackSettings(config).dir, createLogger({ level: 'warn' })) : ''
+  const keyRing =
+    config.schemaRegistry.url === '' && !deps.serde
+      ? encryptionKeys(config, stackSettings(config).dir, createLogger({ level: 'warn' }))
+      : ''
   const serde = deps.serde ?? new AvroSerde(RegistryClient.fromConfig(config, keyRing))
   try {
     await serde.client.request('GET', '/subjects')
   } catch (err) {
-    throw new SyndicationError('RETRIABLE', `cannot reach the schema registry at ${serde.client.url}: ${(err as Error).message}. Check ${registrySetting(config)}`, true, { field: 'schemaRegistry' }, { cause: err })
+    throw new SyndicationError(
+      'RETRIABLE',
+      `cannot reach the schema registry at ${serde.client.url}: ${(err as Error).message}. Check ${registrySetting(config)}`,
+      true,
+      { field: 'schemaRegistry' },
+      { cause: err },
+    )
   }
   return serde
 }
 
 /** The registered id of a topic's current contract (the platform registers it when it starts). */
-async function registeredId(serde: AvroSerde, config: AppConfig, subject: string, schema: string): Promise<{ id: number; version: number }> {
+async function registeredId(
+  serde: AvroSerde,
+  config: AppConfig,
+  subject: string,
+  schema: string,
+): Promise<{ id: number; version: number }> {
   try {
     const found = await serde.client.lookup(subject, schema)
     await serde.load(found.id)
     return { id: found.id, version: found.version }
   } catch (err) {
     if (err instanceof DataError) {
-      throw new SyndicationError('NOT_FOUND', `the schema registry at ${serde.client.url} does not hold the current contract of ${subject}: upgrade the platform and start it once (it registers its contracts) before migrating, and check ${registrySetting(config)}`, false, { subject }, { cause: err })
+      throw new SyndicationError(
+        'NOT_FOUND',
+        `the schema registry at ${serde.client.url} does not hold the current contract of ${subject}: upgrade the platform and start it once (it registers its contracts) before migrating, and check ${registrySetting(config)}`,
+        false,
+        { subject },
+        { cause: err },
+      )
     }
     throw err
   }
@@ -180,7 +205,8 @@ async function registeredId(serde: AvroSerde, config: AppConfig, subject: string
 /** The field names of a record type (the version-2 key). */
 function fieldNames(type: avro.Type): string[] {
   const fields = (type as unknown as { fields?: Array<{ name: string }> }).fields
-  if (!fields || !fields.some((f) => f.name === OWNER_FIELD)) throw new DataError(`the key contract has no ${OWNER_FIELD} field: nothing to migrate to`, {})
+  if (!fields || !fields.some((f) => f.name === OWNER_FIELD))
+    throw new DataError(`the key contract has no ${OWNER_FIELD} field: nothing to migrate to`, {})
   return fields.map((f) => f.name)
 }
 
@@ -191,13 +217,28 @@ function identity(fields: string[], key: Record<string, unknown>, owner: string)
 
 async function topicRanges(admin: Admin, topic: string, from?: Map<number, number>): Promise<ScanRange[]> {
   const offsets = await admin.fetchTopicOffsets(topic)
-  return offsets.map((o) => ({ topic, partition: o.partition, from: Math.max(Number(o.low), from?.get(o.partition) ?? 0), high: Number(o.high) }))
+  return offsets.map((o) => ({
+    topic,
+    partition: o.partition,
+    from: Math.max(Number(o.low), from?.get(o.partition) ?? 0),
+    high: Number(o.high),
+  }))
 }
 
 /** Reads the ranges into the state; returns the high watermark per partition it read up to. */
-async function scan(kafka: Kafka, serde: AvroSerde, ranges: ScanRange[], fields: string[], state: ScanState, progress?: ProgressStream): Promise<Map<number, number>> {
+async function scan(
+  kafka: Kafka,
+  serde: AvroSerde,
+  ranges: ScanRange[],
+  fields: string[],
+  state: ScanState,
+  progress?: ProgressStream,
+): Promise<Map<number, number>> {
   const total = ranges.reduce((n, r) => n + Math.max(0, r.high - r.from), 0)
-  const bar = progress && total > 0 ? createProgress(`migrate keys: reading ${ranges[0]!.topic}`, { unit: 'records', total, stream: progress }) : undefined
+  const bar =
+    progress && total > 0
+      ? createProgress(`migrate keys: reading ${ranges[0]!.topic}`, { unit: 'records', total, stream: progress })
+      : undefined
   let done = 0
   const onMessage = async (r: ScanRange, m: KafkaMessage) => {
     state.scanned++
@@ -222,12 +263,27 @@ async function scan(kafka: Kafka, serde: AvroSerde, ranges: ScanRange[], fields:
     }
     const id = `${r.partition}|${m.key.toString('base64')}`
     let v1 = state.v1.get(id)
-    if (!v1) state.v1.set(id, (v1 = { partition: r.partition, bytes: Buffer.from(m.key), decoded, text: JSON.stringify(decoded), rows: new Map() }))
+    if (!v1)
+      state.v1.set(
+        id,
+        (v1 = {
+          partition: r.partition,
+          bytes: Buffer.from(m.key),
+          decoded,
+          text: JSON.stringify(decoded),
+          rows: new Map(),
+        }),
+      )
     const headers = textHeaders(m.headers)
     const stamp = headers[HEADER.publisherId] ?? ''
     // A tombstone without a stamp deleted the key: whose row it was is unknown, so it ends every row.
     if (m.value === null && stamp === '') v1.rows.clear()
-    v1.rows.set(stamp, { offset: m.offset, timestamp: Number(m.timestamp), value: m.value === null ? null : Buffer.from(m.value), headers })
+    v1.rows.set(stamp, {
+      offset: m.offset,
+      timestamp: Number(m.timestamp),
+      value: m.value === null ? null : Buffer.from(m.value),
+      headers,
+    })
   }
   const read = readRanges({
     kafka,
@@ -248,8 +304,22 @@ interface Plan {
   report: Omit<TopicMigration, 'topic' | 'exists' | 'recordsScanned' | 'undecodableKeys' | 'v2Keys'>
 }
 
-function plan(spec: TopicSpec, serde: AvroSerde, state: ScanState, fields: string[], ids: { keyId: number; valueVersion: number }): Plan {
-  const report: Plan['report'] = { v1Keys: state.v1.size, v1KeysLive: 0, reproduced: { count: 0, first: [] }, keptNewer: 0, skipped: { count: 0, first: [] }, tombstonedKeys: 0, tombstones: 0 }
+function plan(
+  spec: TopicSpec,
+  serde: AvroSerde,
+  state: ScanState,
+  fields: string[],
+  ids: { keyId: number; valueVersion: number },
+): Plan {
+  const report: Plan['report'] = {
+    v1Keys: state.v1.size,
+    v1KeysLive: 0,
+    reproduced: { count: 0, first: [] },
+    keptNewer: 0,
+    skipped: { count: 0, first: [] },
+    tombstonedKeys: 0,
+    tombstones: 0,
+  }
   // one re-produced record per version-2 key: the latest by time should a row live in two partitions (partitions added)
   const chosen = new Map<string, { message: Message; timestamp: number; row: MigratedRow & { to: string } }>()
   const tombstones: Message[] = []
@@ -265,8 +335,14 @@ function plan(spec: TopicSpec, serde: AvroSerde, state: ScanState, fields: strin
     // stamped tombstones first, the unstamped one (which ends every row) last
     live.sort(([a], [b]) => (a === '' ? 1 : 0) - (b === '' ? 1 : 0))
     for (const [stamp, latest] of live) {
-      const at: MigratedRow = { key: v1.text, partition: v1.partition, offset: latest.offset, publisherId: stamp === '' ? null : stamp }
-      if (stamp === '') skip({ ...at, reason: 'no ce_publisherid stamp: written before the platform stamped the publisher' })
+      const at: MigratedRow = {
+        key: v1.text,
+        partition: v1.partition,
+        offset: latest.offset,
+        publisherId: stamp === '' ? null : stamp,
+      }
+      if (stamp === '')
+        skip({ ...at, reason: 'no ce_publisherid stamp: written before the platform stamped the publisher' })
       else {
         let value: unknown
         try {
@@ -277,7 +353,10 @@ function plan(spec: TopicSpec, serde: AvroSerde, state: ScanState, fields: strin
         }
         if (value !== undefined) {
           if (publisherOf({ headers: latest.headers, value, key: null }) !== stamp) {
-            skip({ ...at, reason: `the value's ${OWNER_FIELD} (${String((value as Record<string, unknown>)[OWNER_FIELD])}) is not the stamp ${stamp}` })
+            skip({
+              ...at,
+              reason: `the value's ${OWNER_FIELD} (${String((value as Record<string, unknown>)[OWNER_FIELD])}) is not the stamp ${stamp}`,
+            })
           } else {
             const id = identity(fields, v1.decoded, stamp)
             if (state.v2.has(id)) report.keptNewer++
@@ -291,9 +370,17 @@ function plan(spec: TopicSpec, serde: AvroSerde, state: ScanState, fields: strin
               }
               const previous = chosen.get(id)
               if (keyBytes && (!previous || previous.timestamp < latest.timestamp)) {
-                const headers: IHeaders = { ...latest.headers, [HEADER.id]: uuidv7(), [MIGRATED_FROM_HEADER]: `${spec.name}/${v1.partition}/${latest.offset}` }
+                const headers: IHeaders = {
+                  ...latest.headers,
+                  [HEADER.id]: uuidv7(),
+                  [MIGRATED_FROM_HEADER]: `${spec.name}/${v1.partition}/${latest.offset}`,
+                }
                 delete headers[POSITION_HEADER] // a source's resume bookkeeping of the original produce, not part of the event
-                chosen.set(id, { message: { key: keyBytes, value: latest.value, headers }, timestamp: latest.timestamp, row: { ...at, to: JSON.stringify(key) } })
+                chosen.set(id, {
+                  message: { key: keyBytes, value: latest.value, headers },
+                  timestamp: latest.timestamp,
+                  row: { ...at, to: JSON.stringify(key) },
+                })
               }
             }
           }
@@ -303,9 +390,17 @@ function plan(spec: TopicSpec, serde: AvroSerde, state: ScanState, fields: strin
         type: latest.headers[HEADER.type] ?? spec.eventTypes[0]!,
         source: MIGRATION_SOURCE,
         schemaSubject: latest.headers[HEADER.schemaSubject] || valueSubject(spec.name),
-        schemaVersion: Number(latest.headers[HEADER.schemaVersion]) >= 1 ? Number(latest.headers[HEADER.schemaVersion]) : ids.valueVersion,
+        schemaVersion:
+          Number(latest.headers[HEADER.schemaVersion]) >= 1
+            ? Number(latest.headers[HEADER.schemaVersion])
+            : ids.valueVersion,
       })
-      tombstones.push({ key: v1.bytes, value: null, partition: v1.partition, headers: { ...toHeaders(env), ...(stamp !== '' ? { [HEADER.publisherId]: stamp } : {}) } })
+      tombstones.push({
+        key: v1.bytes,
+        value: null,
+        partition: v1.partition,
+        headers: { ...toHeaders(env), ...(stamp !== '' ? { [HEADER.publisherId]: stamp } : {}) },
+      })
     }
   }
   const reproduce: Message[] = []
@@ -319,8 +414,27 @@ function plan(spec: TopicSpec, serde: AvroSerde, state: ScanState, fields: strin
 }
 
 /** Migrates one topic; see the header. */
-async function migrateTopic(kafka: Kafka, admin: Admin, serde: AvroSerde, config: AppConfig, spec: TopicSpec, dryRun: boolean, progress?: ProgressStream): Promise<TopicMigration> {
-  const empty = { recordsScanned: 0, undecodableKeys: 0, v1Keys: 0, v1KeysLive: 0, v2Keys: 0, reproduced: { count: 0, first: [] }, keptNewer: 0, skipped: { count: 0, first: [] }, tombstonedKeys: 0, tombstones: 0 }
+async function migrateTopic(
+  kafka: Kafka,
+  admin: Admin,
+  serde: AvroSerde,
+  config: AppConfig,
+  spec: TopicSpec,
+  dryRun: boolean,
+  progress?: ProgressStream,
+): Promise<TopicMigration> {
+  const empty = {
+    recordsScanned: 0,
+    undecodableKeys: 0,
+    v1Keys: 0,
+    v1KeysLive: 0,
+    v2Keys: 0,
+    reproduced: { count: 0, first: [] },
+    keptNewer: 0,
+    skipped: { count: 0, first: [] },
+    tombstonedKeys: 0,
+    tombstones: 0,
+  }
   if (!(await admin.listTopics()).includes(spec.name)) return { topic: spec.name, exists: false, ...empty }
   const key = await registeredId(serde, config, keySubject(spec.name), contractSchema(spec.keySchema))
   const value = await registeredId(serde, config, valueSubject(spec.name), contractSchema(spec.valueSchema))
@@ -331,18 +445,31 @@ async function migrateTopic(kafka: Kafka, admin: Admin, serde: AvroSerde, config
   if (!dryRun) await scan(kafka, serde, await topicRanges(admin, spec.name, ends), fields, state)
   const p = plan(spec, serde, state, fields, { keyId: key.id, valueVersion: value.version })
   if (!dryRun && p.reproduce.length + p.tombstones.length > 0) {
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: KeyHashPartitioner, allowAutoTopicCreation: false })
+    const producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: KeyHashPartitioner,
+      allowAutoTopicCreation: false,
+    })
     await producer.connect()
     try {
       // every row under its new key first: an interrupted run never leaves a tombstone without its copy
       for (const messages of [p.reproduce, p.tombstones]) {
-        for (let i = 0; i < messages.length; i += SEND_BATCH) await producer.send({ topic: spec.name, acks: -1, messages: messages.slice(i, i + SEND_BATCH) })
+        for (let i = 0; i < messages.length; i += SEND_BATCH)
+          await producer.send({ topic: spec.name, acks: -1, messages: messages.slice(i, i + SEND_BATCH) })
       }
     } finally {
       await producer.disconnect().catch(() => undefined)
     }
   }
-  return { topic: spec.name, exists: true, recordsScanned: state.scanned, undecodableKeys: state.undecodable, v2Keys: state.v2.size, ...p.report }
+  return {
+    topic: spec.name,
+    exists: true,
+    recordsScanned: state.scanned,
+    undecodableKeys: state.undecodable,
+    v2Keys: state.v2.size,
+    ...p.report,
+  }
 }
 
 /** Runs the migration of the topics (see the file header); throws a SyndicationError naming what is wrong. */
@@ -354,11 +481,17 @@ export async function migrateKeys(deps: MigrateKeysDeps, options: MigrateKeysOpt
   try {
     await admin.connect()
   } catch (err) {
-    throw new RetriableError(`cannot reach Kafka: ${(err as Error).message}. Check KAFKA_BROKERS (kafka.brokers; empty: the local stack) and the KAFKA_SSL / KAFKA_SASL_* settings`, undefined, { field: 'kafka.brokers' }, { cause: err })
+    throw new RetriableError(
+      `cannot reach Kafka: ${(err as Error).message}. Check KAFKA_BROKERS (kafka.brokers; empty: the local stack) and the KAFKA_SSL / KAFKA_SASL_* settings`,
+      undefined,
+      { field: 'kafka.brokers' },
+      { cause: err },
+    )
   }
   try {
     const topics: TopicMigration[] = []
-    for (const spec of options.topics) topics.push(await migrateTopic(kafka, admin, serde, config, spec, options.dryRun, deps.progress))
+    for (const spec of options.topics)
+      topics.push(await migrateTopic(kafka, admin, serde, config, spec, options.dryRun, deps.progress))
     return { dryRun: options.dryRun, topics }
   } finally {
     await admin.disconnect().catch(() => undefined)
@@ -374,12 +507,24 @@ export function renderMigrationReport(r: MigrationReport): string {
   const out: string[] = []
   if (r.dryRun) out.push('dry run: nothing was written; `distributary migrate keys` would do what follows.')
   const labels = r.dryRun
-    ? { reproduced: 'to re-produce under a version-2 key', kept: 'kept: a newer version-2 key exists', skipped: 'not re-produced: owner unknown', tombstoned: 'version-1 keys to tombstone' }
-    : { reproduced: 're-produced under a version-2 key', kept: 'kept: a newer version-2 key exists', skipped: 'not re-produced: owner unknown', tombstoned: 'version-1 keys tombstoned' }
+    ? {
+        reproduced: 'to re-produce under a version-2 key',
+        kept: 'kept: a newer version-2 key exists',
+        skipped: 'not re-produced: owner unknown',
+        tombstoned: 'version-1 keys to tombstone',
+      }
+    : {
+        reproduced: 're-produced under a version-2 key',
+        kept: 'kept: a newer version-2 key exists',
+        skipped: 'not re-produced: owner unknown',
+        tombstoned: 'version-1 keys tombstoned',
+      }
   const width = Math.max(...Object.values(labels).map((l) => l.length))
-  const line = (label: string, count: number, note = '') => out.push(`  ${label.padEnd(width)}  ${n(count).padStart(9)}${note ? `  ${note}` : ''}`)
+  const line = (label: string, count: number, note = '') =>
+    out.push(`  ${label.padEnd(width)}  ${n(count).padStart(9)}${note ? `  ${note}` : ''}`)
   const rows = <T extends MigratedRow>(list: { count: number; first: T[] }, describe: (row: T) => string) => {
-    for (const row of [...list.first].sort(byPosition)) out.push(`      ${row.key} (partition ${row.partition} offset ${row.offset})${describe(row)}`)
+    for (const row of [...list.first].sort(byPosition))
+      out.push(`      ${row.key} (partition ${row.partition} offset ${row.offset})${describe(row)}`)
     if (list.count > list.first.length) out.push(`      ... and ${n(list.count - list.first.length)} more`)
   }
   for (const t of r.topics) {
@@ -387,7 +532,9 @@ export function renderMigrationReport(r: MigrationReport): string {
       out.push(`${t.topic}: the topic does not exist; nothing to migrate`)
       continue
     }
-    out.push(`${t.topic}: ${n(t.recordsScanned)} records read, ${n(t.v1Keys)} version-1 keys (${n(t.v1KeysLive)} with live rows), ${n(t.v2Keys)} version-2 keys${t.undecodableKeys > 0 ? `, ${n(t.undecodableKeys)} records with undecodable keys (left alone)` : ''}`)
+    out.push(
+      `${t.topic}: ${n(t.recordsScanned)} records read, ${n(t.v1Keys)} version-1 keys (${n(t.v1KeysLive)} with live rows), ${n(t.v2Keys)} version-2 keys${t.undecodableKeys > 0 ? `, ${n(t.undecodableKeys)} records with undecodable keys (left alone)` : ''}`,
+    )
     line(labels.reproduced, t.reproduced.count)
     rows(t.reproduced, (row) => ` -> ${row.to}`)
     line(labels.kept, t.keptNewer)
@@ -430,11 +577,15 @@ export async function migrateCommand(
   }
   const topics = deps.topics ?? PUBLISHER_TOPICS.filter((t) => choice === 'all' || t.name === choice)
   try {
-    const report = await migrateKeys({ config, ...deps, ...(flags.json ? {} : { progress: err }) }, { topics, dryRun: flags.dryRun })
+    const report = await migrateKeys(
+      { config, ...deps, ...(flags.json ? {} : { progress: err }) },
+      { topics, dryRun: flags.dryRun },
+    )
     out.write(flags.json ? JSON.stringify(report) + '\n' : renderMigrationReport(report))
     return 0
   } catch (e) {
-    const message = e instanceof SyndicationError ? `[${e.code}] ${e.message}` : e instanceof Error ? e.message : String(e)
+    const message =
+      e instanceof SyndicationError ? `[${e.code}] ${e.message}` : e instanceof Error ? e.message : String(e)
     err.write(`distributary: migrate keys: ${message}\n`)
     return 1
   }

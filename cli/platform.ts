@@ -19,11 +19,24 @@ import { Metrics } from '../common/metrics.ts'
 import { tracingFromConfig } from '../common/tracing.ts'
 import { ConfigError } from '../common/errors.ts'
 import { partnerKafkaAccess, type AppConfig } from '../config/index.ts'
-import { controlPlaneFromConfig, loadSourceDeclarations, pinnedReaderCheck, registryAccess, SourceRegistry } from '../control-plane/index.ts'
+import {
+  controlPlaneFromConfig,
+  loadSourceDeclarations,
+  pinnedReaderCheck,
+  registryAccess,
+  SourceRegistry,
+} from '../control-plane/index.ts'
 import { SourceWorker } from '../connectors/source/worker.ts'
 import { createHttpIngest, type HttpIngest } from '../producers/http-ingest/index.ts'
 import { createOutboxRelay, type OutboxRelay } from '../producers/outbox/index.ts'
-import { AvroSerde, RegistryClient, ensureTopics, registerTopicSchemas, startSchemaRegistry, type RegistryServer } from '../schemas/index.ts'
+import {
+  AvroSerde,
+  RegistryClient,
+  ensureTopics,
+  registerTopicSchemas,
+  startSchemaRegistry,
+  type RegistryServer,
+} from '../schemas/index.ts'
 import { internalPassword } from '../schemas/registry/auth.ts'
 import { sourcesDropRoot, stackDown, stackSettings, stackUp } from '../stack/index.ts'
 import { ALL_TOPICS } from '../schemas/topics.ts'
@@ -71,7 +84,6 @@ export interface StartOptions {
   roles?: PlatformRole
 }
 
-
 /** How often every partner's Kafka ACLs are compared with the store (heals a change made while Kafka was down). */
 const PARTNER_RECONCILE_MS = 60_000
 
@@ -81,9 +93,12 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   const runWorker = roles !== 'api'
   if (!runApi && config.schemaRegistry.url === '' && config.schemaRegistry.port === 0) {
     // A worker finds the API process's built-in registry at schemaRegistry.host:port; port 0 names no address.
-    throw new ConfigError('the worker role uses the built-in schema registry of the api process: set SCHEMA_REGISTRY_URL to it, or SCHEMA_REGISTRY_PORT to the port the api process serves it on (not 0)', {
-      field: 'schemaRegistry.port',
-    })
+    throw new ConfigError(
+      'the worker role uses the built-in schema registry of the api process: set SCHEMA_REGISTRY_URL to it, or SCHEMA_REGISTRY_PORT to the port the api process serves it on (not 0)',
+      {
+        field: 'schemaRegistry.port',
+      },
+    )
   }
   // Declared sources are checked before anything starts: a bad file is a ConfigError at boot.
   const declarations = runWorker ? loadSourceDeclarations(config.sources.file) : []
@@ -103,7 +118,10 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   const tracing = await tracingFromConfig(config, logger)
 
   // Readiness asks each dependency afresh: one attempt, short timeouts, never a cached answer.
-  const kafka = createKafka(config, logger, `${config.kafka.clientId}-health`, { connectionTimeout: 1000, retry: { retries: 0 } })
+  const kafka = createKafka(config, logger, `${config.kafka.clientId}-health`, {
+    connectionTimeout: 1000,
+    retry: { retries: 0 },
+  })
   const admin = kafka.admin({ retry: { retries: 0 } })
   const mongo = createMongoClient(config)
 
@@ -115,7 +133,11 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
    * `start` is tried until it succeeds, STARTUP_BACKOFF apart, and given up when the platform closes
    * (a part `stop` is given for, started just then, is stopped again).
    */
-  const startWithRetry = async <T>(name: string, start: () => Promise<T>, o: { stop?: (part: T) => Promise<void>; failed?: (err: unknown) => void } = {}): Promise<T> => {
+  const startWithRetry = async <T>(
+    name: string,
+    start: () => Promise<T>,
+    o: { stop?: (part: T) => Promise<void>; failed?: (err: unknown) => void } = {},
+  ): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
       try {
         const part = await start()
@@ -140,15 +162,29 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   let registry: RegistryServer | undefined
   // set below, in the API role, when partners have Kafka access (the registry accepts their credentials)
   let partnerKafka: PartnerKafka | undefined
-  let contractsState: { ready: true; value: Contracts } | { ready: false; error: string } = { ready: false, error: 'starting' }
+  let contractsState: { ready: true; value: Contracts } | { ready: false; error: string } = {
+    ready: false,
+    error: 'starting',
+  }
   const bootstrap = async (): Promise<Contracts> => {
     // the worker role uses the API process's built-in registry (or the external one)
     if (runApi && config.schemaRegistry.url === '' && !registry) {
       registry = await startSchemaRegistry(config, logger, {
         // API keys (admin, publisher, partner) and the platform's own processes (see docs/schema-registry.md)
-        auth: registryAccess({ controlPlane: () => controlPlane, internalPassword: internalPassword(keyRing), anonymousLoopbackReads: config.schemaRegistry.anonymousLoopbackReads, partnerKafka: () => partnerKafka }),
+        auth: registryAccess({
+          controlPlane: () => controlPlane,
+          internalPassword: internalPassword(keyRing),
+          anonymousLoopbackReads: config.schemaRegistry.anonymousLoopbackReads,
+          partnerKafka: () => partnerKafka,
+        }),
         // lazy: the control plane is created below, after the bootstrap started
-        beforeRegister: (candidate) => pinnedReaderCheck({ cols: controlPlane.cols, topics: ALL_TOPICS, policy: config.schemaRegistry.pinnedReaderPolicy, logger })(candidate),
+        beforeRegister: (candidate) =>
+          pinnedReaderCheck({
+            cols: controlPlane.cols,
+            topics: ALL_TOPICS,
+            policy: config.schemaRegistry.pinnedReaderPolicy,
+            logger,
+          })(candidate),
       })
     }
     const serde = new AvroSerde(RegistryClient.fromConfig(config, keyRing, registry?.url))
@@ -169,11 +205,19 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   // MongoDB may be down at start (/ready says so): retry until the indexes exist.
   let controlPlaneReady: Promise<void> | null = null
   const prepareControlPlane = (): Promise<void> =>
-    (controlPlaneReady ??= controlPlane.init().then(() => controlPlane.resealSecrets()).then(() => undefined, (err: unknown) => {
-      controlPlaneReady = null
-      throw err
-    }))
-  await prepareControlPlane().catch((err: unknown) => logger.error('control plane not ready (indexes); retrying', { err }))
+    (controlPlaneReady ??= controlPlane
+      .init()
+      .then(() => controlPlane.resealSecrets())
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          controlPlaneReady = null
+          throw err
+        },
+      ))
+  await prepareControlPlane().catch((err: unknown) =>
+    logger.error('control plane not ready (indexes); retrying', { err }),
+  )
   const sweep = setInterval(() => {
     prepareControlPlane()
       .then(() => controlPlane.sweep())
@@ -189,7 +233,13 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   const startWorker = async (): Promise<SinkWorker> => {
     const { serde } = await contracts
     // the clients every sink of this worker shares (consumers/runtime.ts), each sink built by its type's plug-in
-    sinks = openSinkRuntime(config, { guard: controlPlane.guard, secrets: controlPlane, serde, topics: ALL_TOPICS, logger })
+    sinks = openSinkRuntime(config, {
+      guard: controlPlane.guard,
+      secrets: controlPlane,
+      serde,
+      topics: ALL_TOPICS,
+      logger,
+    })
     const createSink = sinkFactory(sinks.runtime)
     const start = async () => {
       await prepareControlPlane()
@@ -259,7 +309,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
         await sinks?.close()
         await Promise.allSettled([admin.disconnect(), mongo.close()])
         await tracing?.shutdown() // the spans still buffered are exported first
-        if (startedStack && options.stopStackOnClose !== false) await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
+        if (startedStack && options.stopStackOnClose !== false)
+          await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
         logger.info('platform stopped')
       },
     }
@@ -272,27 +323,36 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     if (ingest) return ingest.router(req, res, next)
     if (!req.path.startsWith('/v1/events/')) return next()
     res.setHeader('Retry-After', '5')
-    sendProblem(res, { title: 'Service Unavailable', status: 503, detail: 'event ingestion is starting: the event contracts are not ready yet' })
-  }
-  void contracts.then(async ({ serde }) => {
-    const candidate = createHttpIngest({
-      kafka: createKafka(config, logger, `${config.kafka.clientId}-ingest`),
-      serde,
-      logger,
-      authenticate: publisherAuthentication(controlPlane.keys),
-      rateLimit: { perSecond: config.ingest.rateLimit.eventsPerSecond, burst: config.ingest.rateLimit.burst },
-      idempotency: { collection: mongo.db(config.mongodb.database).collection('ingest_idempotency'), windowMs: config.ingest.idempotencyWindowMs },
-      maxEvents: config.ingest.maxEvents,
-      bodyLimitBytes: config.ingest.bodyLimitBytes,
-      bufferCapacity: config.ingest.bufferCapacity,
-      retryAfterSeconds: config.ingest.retryAfterSeconds,
-      metrics,
+    sendProblem(res, {
+      title: 'Service Unavailable',
+      status: 503,
+      detail: 'event ingestion is starting: the event contracts are not ready yet',
     })
-    await candidate.start()
-    if (closed()) return candidate.stop()
-    ingest = candidate
-    logger.info('event ingestion ready', { path: '/v1/events/{eventType}' })
-  }).catch((err: unknown) => logger.error('event ingestion did not start', { err }))
+  }
+  void contracts
+    .then(async ({ serde }) => {
+      const candidate = createHttpIngest({
+        kafka: createKafka(config, logger, `${config.kafka.clientId}-ingest`),
+        serde,
+        logger,
+        authenticate: publisherAuthentication(controlPlane.keys),
+        rateLimit: { perSecond: config.ingest.rateLimit.eventsPerSecond, burst: config.ingest.rateLimit.burst },
+        idempotency: {
+          collection: mongo.db(config.mongodb.database).collection('ingest_idempotency'),
+          windowMs: config.ingest.idempotencyWindowMs,
+        },
+        maxEvents: config.ingest.maxEvents,
+        bodyLimitBytes: config.ingest.bodyLimitBytes,
+        bufferCapacity: config.ingest.bufferCapacity,
+        retryAfterSeconds: config.ingest.retryAfterSeconds,
+        metrics,
+      })
+      await candidate.start()
+      if (closed()) return candidate.stop()
+      ingest = candidate
+      logger.info('event ingestion ready', { path: '/v1/events/{eventType}' })
+    })
+    .catch((err: unknown) => logger.error('event ingestion did not start', { err }))
 
   // The outbox relay runs in the API role: the API writes the outbox entries (a partner's profile
   // event with the change), so a write in this process wakes its relay at once; with several API
@@ -300,21 +360,23 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   let relay: OutboxRelay | undefined
   let stopOutboxNudge: (() => void) | undefined
   if (config.outbox.relayEnabled) {
-    void contracts.then(async ({ serde }) => {
-      const candidate = createOutboxRelay({
-        kafka: createKafka(config, logger, `${config.kafka.clientId}-outbox`),
-        serde,
-        db: mongo.db(config.mongodb.database),
-        logger,
-        pollMs: config.outbox.pollMs,
-        leaseTtlMs: config.outbox.leaseTtlMs,
+    void contracts
+      .then(async ({ serde }) => {
+        const candidate = createOutboxRelay({
+          kafka: createKafka(config, logger, `${config.kafka.clientId}-outbox`),
+          serde,
+          db: mongo.db(config.mongodb.database),
+          logger,
+          pollMs: config.outbox.pollMs,
+          leaseTtlMs: config.outbox.leaseTtlMs,
+        })
+        await candidate.start()
+        if (closed()) return candidate.stop()
+        relay = candidate
+        stopOutboxNudge = controlPlane.onOutboxWrite(() => candidate.nudge())
+        logger.info('outbox relay running')
       })
-      await candidate.start()
-      if (closed()) return candidate.stop()
-      relay = candidate
-      stopOutboxNudge = controlPlane.onOutboxWrite(() => candidate.nudge())
-      logger.info('outbox relay running')
-    }).catch((err: unknown) => logger.error('outbox relay did not start', { err }))
+      .catch((err: unknown) => logger.error('outbox relay did not start', { err }))
   }
 
   // Partners' own Kafka topics: their SCRAM users and ACLs, reconciled after each change and every minute.
@@ -337,7 +399,9 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       await pk.reconcile(partnerId)
     })
     partnerReconcile = setInterval(() => {
-      pk.reconcileAll().catch((err: unknown) => logger.warn('partner Kafka access reconcile failed; retrying in a minute', { err }))
+      pk.reconcileAll().catch((err: unknown) =>
+        logger.warn('partner Kafka access reconcile failed; retrying in a minute', { err }),
+      )
     }, PARTNER_RECONCILE_MS)
     partnerReconcile.unref()
   }
@@ -346,7 +410,14 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     logger,
     metrics,
     routers: [ingestRoute],
-    management: { controlPlane, logger, bodyLimit: config.management.bodyLimit, rateLimit: config.management.rateLimit, sourceDropRoot: dropRoot, ...(partnerKafka ? { partnerKafka } : {}) },
+    management: {
+      controlPlane,
+      logger,
+      bodyLimit: config.management.bodyLimit,
+      rateLimit: config.management.rateLimit,
+      sourceDropRoot: dropRoot,
+      ...(partnerKafka ? { partnerKafka } : {}),
+    },
     readiness: {
       kafka: async () => {
         await admin.connect() // a no-op when connected; reconnects after an outage
@@ -384,7 +455,11 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     }
     await registry?.close()
     clearInterval(partnerReconcile)
-    await Promise.allSettled([admin.disconnect(), mongo.close(), ...(partnerKafkaAdmin ? [partnerKafkaAdmin.disconnect()] : [])])
+    await Promise.allSettled([
+      admin.disconnect(),
+      mongo.close(),
+      ...(partnerKafkaAdmin ? [partnerKafkaAdmin.disconnect()] : []),
+    ])
     await tracing?.shutdown() // the spans still buffered are exported first
     if (startedStack && options.stopStackOnClose !== false) {
       await stackDown(settings, (msg) => logger.info(msg, { component: 'stack' }))
@@ -400,7 +475,11 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   } catch (err) {
     // nothing started here may outlive the failed start (workers, clients, the registry)
     await close().catch(() => undefined)
-    throw new ConfigError(`the platform cannot listen on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(err as Error).message}`, { field: 'http.port' }, { cause: err })
+    throw new ConfigError(
+      `the platform cannot listen on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(err as Error).message}`,
+      { field: 'http.port' },
+      { cause: err },
+    )
   }
   server.keepAliveTimeout = 65_000
   const addr = server.address() as AddressInfo

@@ -57,10 +57,13 @@ export function createProgress(label: string, options: ProgressOptions = {}): Pr
   const describe = (): string => {
     const elapsed = Math.max(1, now() - started)
     const rate = (done * 1000) / elapsed
-    const parts = [total !== undefined ? `${fmt.format(done)}/${fmt.format(total)} ${unit}` : `${fmt.format(done)} ${unit}`]
+    const parts = [
+      total !== undefined ? `${fmt.format(done)}/${fmt.format(total)} ${unit}` : `${fmt.format(done)} ${unit}`,
+    ]
     if (total !== undefined && total > 0) parts.push(`${Math.min(100, Math.floor((done * 100) / total))}%`)
     parts.push(`${fmt.format(rate)} ${unit}/s`)
-    if (total !== undefined && done < total) parts.push(`ETA ${rate > 0 ? formatDuration(((total - done) / rate) * 1000) : '?'}`)
+    if (total !== undefined && done < total)
+      parts.push(`ETA ${rate > 0 ? formatDuration(((total - done) / rate) * 1000) : '?'}`)
     else parts.push(`in ${formatDuration(now() - started)}`)
     return parts.join('  ')
   }

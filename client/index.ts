@@ -42,12 +42,30 @@ export class ApiProblem extends Error {
   /** The fields at fault (`body.name`, `profile.tier`, `Authorization`, ...), as the API names them. */
   readonly errors: FieldError[]
 
-  constructor(readonly status: number, body: unknown, statusText = '') {
-    const p = (body !== null && typeof body === 'object' ? body : {}) as { title?: unknown; detail?: unknown; type?: unknown; errors?: unknown }
+  constructor(
+    readonly status: number,
+    body: unknown,
+    statusText = '',
+  ) {
+    const p = (body !== null && typeof body === 'object' ? body : {}) as {
+      title?: unknown
+      detail?: unknown
+      type?: unknown
+      errors?: unknown
+    }
     const title = typeof p.title === 'string' ? p.title : statusText
     // an answer that is not problem+json (a proxy's error page): its text, shortened, is the detail
-    const detail = typeof p.detail === 'string' ? p.detail : typeof body === 'string' && body.trim() !== '' ? body.trim().slice(0, 200) : undefined
-    const errors = Array.isArray(p.errors) ? (p.errors as Array<Partial<FieldError>>).filter((e) => typeof e?.field === 'string').map((e) => ({ field: e.field!, message: String(e.message ?? 'is invalid') })) : []
+    const detail =
+      typeof p.detail === 'string'
+        ? p.detail
+        : typeof body === 'string' && body.trim() !== ''
+          ? body.trim().slice(0, 200)
+          : undefined
+    const errors = Array.isArray(p.errors)
+      ? (p.errors as Array<Partial<FieldError>>)
+          .filter((e) => typeof e?.field === 'string')
+          .map((e) => ({ field: e.field!, message: String(e.message ?? 'is invalid') }))
+      : []
     // One line naming every field at fault once: a 400's detail lists them all already ("slug: must match
     // ..."), a 409's detail is its one field's message (then "slug: " leads it), the rest follow in brackets.
     let text = detail
@@ -70,7 +88,10 @@ export class ApiProblem extends Error {
 /** The platform does not answer at all (not started, wrong URL): the connection failed. */
 export class ApiUnreachable extends Error {
   override readonly name = 'ApiUnreachable'
-  constructor(readonly baseUrl: string, cause: unknown) {
+  constructor(
+    readonly baseUrl: string,
+    cause: unknown,
+  ) {
     super(`the management API at ${baseUrl} does not answer`, { cause })
   }
 }
@@ -106,17 +127,24 @@ export function createManagementClient(options: ManagementClientOptions): Manage
  * The body of a call's 2xx answer, typed by the operation (undefined for a 204). A non-2xx answer
  * never gets here: the client threw an ApiProblem for it.
  */
-export async function data<A extends { data?: unknown; error?: unknown; response: Response }>(call: Promise<A>): Promise<Body<A>> {
+export async function data<A extends { data?: unknown; error?: unknown; response: Response }>(
+  call: Promise<A>,
+): Promise<Body<A>> {
   const answer = await call
-  if (answer.error !== undefined || !answer.response.ok) throw new ApiProblem(answer.response.status, answer.error, answer.response.statusText)
+  if (answer.error !== undefined || !answer.response.ok)
+    throw new ApiProblem(answer.response.status, answer.error, answer.response.statusText)
   return answer.data as Body<A>
 }
 
 /** The 2xx body's type; undefined for an answer without one (204, typed `never` by openapi-fetch). */
-type Body<A extends { data?: unknown }> = [Exclude<A['data'], undefined>] extends [never] ? undefined : Exclude<A['data'], undefined>
+type Body<A extends { data?: unknown }> = [Exclude<A['data'], undefined>] extends [never]
+  ? undefined
+  : Exclude<A['data'], undefined>
 
 /** Every item of a list, page after page (`nextCursor` until null); `page(cursor)` reads one page. */
-export async function allPages<T>(page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor: string | null }>): Promise<T[]> {
+export async function allPages<T>(
+  page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor: string | null }>,
+): Promise<T[]> {
   const items: T[] = []
   let cursor: string | undefined
   do {

@@ -38,7 +38,11 @@ export function kafkaConfig(config: AppConfig, clientId = config.kafka.clientId)
 
 /** The messages of the broker error codes kafkajs retries by itself (not leader, coordinator loading, ...). */
 const RETRIABLE_BROKER_ERRORS = new Set(
-  (createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as { errorCodes: Array<{ message: string; retriable: boolean }> }).errorCodes
+  (
+    createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as {
+      errorCodes: Array<{ message: string; retriable: boolean }>
+    }
+  ).errorCodes
     .filter((e) => e.retriable)
     .map((e) => e.message),
 )
@@ -56,11 +60,22 @@ const RETRIABLE_BROKER_ERRORS = new Set(
  */
 export function kafkaLogCreator(logger: Logger) {
   return () =>
-    ({ namespace, level, log }: { namespace: string; level: number; log: { message: string } & Record<string, unknown> }) => {
+    ({
+      namespace,
+      level,
+      log,
+    }: {
+      namespace: string
+      level: number
+      log: { message: string } & Record<string, unknown>
+    }) => {
       const { message, timestamp: _t, logger: _l, ...rest } = log
       const ctx = { component: 'kafkajs', namespace, ...rest }
       const routine =
-        (namespace === 'Connection' && message.startsWith('Response ') && typeof rest.error === 'string' && RETRIABLE_BROKER_ERRORS.has(rest.error)) ||
+        (namespace === 'Connection' &&
+          message.startsWith('Response ') &&
+          typeof rest.error === 'string' &&
+          RETRIABLE_BROKER_ERRORS.has(rest.error)) ||
         message.startsWith('Limiting retries for the idempotent producer')
       if (routine) logger.debug(message, ctx)
       else if (level === logLevel.ERROR) logger.error(message, ctx)
@@ -68,7 +83,12 @@ export function kafkaLogCreator(logger: Logger) {
     }
 }
 
-export function createKafka(config: AppConfig, logger?: Logger, clientId?: string, overrides: Partial<KafkaConfig> = {}): Kafka {
+export function createKafka(
+  config: AppConfig,
+  logger?: Logger,
+  clientId?: string,
+  overrides: Partial<KafkaConfig> = {},
+): Kafka {
   const cfg = { ...kafkaConfig(config, clientId), ...overrides }
   if (logger) {
     cfg.logLevel = logLevel.WARN

@@ -75,7 +75,12 @@ export class RetriableError extends SyndicationError {
 
 /** The partner's system refused the record (4xx other than 408/429). */
 export class PartnerRejectedError extends SyndicationError {
-  constructor(message: string, readonly status: number, context: ErrorContext = {}, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly status: number,
+    context: ErrorContext = {},
+    options?: { cause?: unknown },
+  ) {
     super('PARTNER_REJECTED', message, false, context, options)
   }
 }
@@ -120,7 +125,12 @@ export type EndpointDisabledReason = 'gone' | 'url-refused' | 'failing' | 'auth-
  * neither retried nor dead-lettered), so re-enabling it resumes where it stopped.
  */
 export class EndpointDisabledError extends SyndicationError {
-  constructor(readonly reason: EndpointDisabledReason, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+  constructor(
+    readonly reason: EndpointDisabledReason,
+    message: string,
+    context: ErrorContext = {},
+    options?: { cause?: unknown },
+  ) {
     super('SINK_ENDPOINT_DISABLED', message, false, context, options)
   }
 }

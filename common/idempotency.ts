@@ -91,9 +91,14 @@ export class IdempotencyStore {
     this.pendingMs = options.pendingMs ?? 60_000
     this.purgeEveryMs = options.purgeEveryMs ?? 60_000
     // windowMs 0 replays nothing (every answer expires as it is stored); a claim must block its key a while
-    if (!Number.isFinite(this.windowMs) || this.windowMs < 0) throw new RangeError(`idempotency.windowMs: ${this.windowMs} is not a duration (0 ms or more)`)
-    for (const [field, v] of [['pendingMs', this.pendingMs], ['purgeEveryMs', this.purgeEveryMs]] as const) {
-      if (!Number.isFinite(v) || v <= 0) throw new RangeError(`idempotency.${field}: ${v} is not a duration (more than 0 ms)`)
+    if (!Number.isFinite(this.windowMs) || this.windowMs < 0)
+      throw new RangeError(`idempotency.windowMs: ${this.windowMs} is not a duration (0 ms or more)`)
+    for (const [field, v] of [
+      ['pendingMs', this.pendingMs],
+      ['purgeEveryMs', this.purgeEveryMs],
+    ] as const) {
+      if (!Number.isFinite(v) || v <= 0)
+        throw new RangeError(`idempotency.${field}: ${v} is not a duration (more than 0 ms)`)
     }
   }
 
@@ -103,7 +108,13 @@ export class IdempotencyStore {
     for (let takeover = 0; takeover < MAX_TAKEOVERS; takeover++) {
       const now = new Date()
       try {
-        await this.collection.insertOne({ _id: id, fingerprint: print, state: 'pending', createdAt: now, expiresAt: new Date(now.getTime() + this.pendingMs) })
+        await this.collection.insertOne({
+          _id: id,
+          fingerprint: print,
+          state: 'pending',
+          createdAt: now,
+          expiresAt: new Date(now.getTime() + this.pendingMs),
+        })
         return { kind: 'claimed', claim: { id, createdAt: now } }
       } catch (err) {
         if (!isDuplicateKey(err)) throw err
@@ -121,7 +132,14 @@ export class IdempotencyStore {
     if (doc.fingerprint !== print) return { kind: 'reused' }
     if (doc.state !== 'done' || !doc.response) return { kind: 'in-progress' }
     const r = doc.response
-    return { kind: 'replay', response: { status: r.status, headers: r.headers ?? {}, body: this.options.seal ? this.options.seal.open(r.body) : r.body } }
+    return {
+      kind: 'replay',
+      response: {
+        status: r.status,
+        headers: r.headers ?? {},
+        body: this.options.seal ? this.options.seal.open(r.body) : r.body,
+      },
+    }
   }
 
   /** Stores the claim's answer, replayed from now on for `windowMs`. */

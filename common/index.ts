@@ -1,4 +1,16 @@
-export { SyndicationError, ConfigError, StackError, DataError, RetriableError, PartnerRejectedError, UrlRefusedError, SecretUnreadableError, EndpointDisabledError, RateLimitedError, isRetriable } from './errors.ts'
+export {
+  SyndicationError,
+  ConfigError,
+  StackError,
+  DataError,
+  RetriableError,
+  PartnerRejectedError,
+  UrlRefusedError,
+  SecretUnreadableError,
+  EndpointDisabledError,
+  RateLimitedError,
+  isRetriable,
+} from './errors.ts'
 export type { ErrorCode, ErrorContext, EndpointDisabledReason } from './errors.ts'
 export { createLogger, redact } from './logger.ts'
 export type { Logger, LogLevel, LoggerOptions } from './logger.ts'

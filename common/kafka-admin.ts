@@ -9,8 +9,11 @@
 import type { Admin, ITopicConfig } from 'kafkajs'
 import { sleep } from './timers.ts'
 
-
-export async function waitForTopicLeaders(admin: Admin, topics: Array<{ topic: string; numPartitions?: number }>, timeoutMs = 30_000): Promise<void> {
+export async function waitForTopicLeaders(
+  admin: Admin,
+  topics: Array<{ topic: string; numPartitions?: number }>,
+  timeoutMs = 30_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last: string
   for (;;) {
@@ -59,7 +62,9 @@ export async function withClusterReplication(admin: Admin, topics: ITopicConfig[
   return topics.map((t) => {
     if (t.replicationFactor !== undefined && t.replicationFactor !== -1) return t
     const entries = t.configEntries ?? []
-    const isr = entries.some((e) => e.name === 'min.insync.replicas') ? [] : [{ name: 'min.insync.replicas', value: String(minInsyncReplicas) }]
+    const isr = entries.some((e) => e.name === 'min.insync.replicas')
+      ? []
+      : [{ name: 'min.insync.replicas', value: String(minInsyncReplicas) }]
     return { ...t, replicationFactor, configEntries: [...entries, ...isr] }
   })
 }
@@ -77,7 +82,8 @@ export async function createTopicsReady(admin: Admin, topics: ITopicConfig[], ti
     } catch (err) {
       // Another process may have created one of them meanwhile: that is fine, the wait below decides.
       const e = err as { type?: string; errors?: Array<{ type?: string }> }
-      const onlyExists = e.type === 'TOPIC_ALREADY_EXISTS' || (e.errors ?? []).every((x) => x.type === 'TOPIC_ALREADY_EXISTS')
+      const onlyExists =
+        e.type === 'TOPIC_ALREADY_EXISTS' || (e.errors ?? []).every((x) => x.type === 'TOPIC_ALREADY_EXISTS')
       if (!onlyExists || (e.errors === undefined && e.type === undefined)) throw err
     }
   }

@@ -21,7 +21,10 @@ const require = createRequire(import.meta.url)
 const Broker = require('kafkajs/src/broker') as new (o: object) => KafkajsBroker
 const ConnectionPool = require('kafkajs/src/network/connectionPool') as new (o: object) => KafkajsPool
 const defaultSocketFactory = require('kafkajs/src/network/socketFactory') as () => unknown
-const { createLogger, LEVELS } = require('kafkajs/src/loggers') as { createLogger: (o: object) => unknown; LEVELS: Record<string, number> }
+const { createLogger, LEVELS } = require('kafkajs/src/loggers') as {
+  createLogger: (o: object) => unknown
+  LEVELS: Record<string, number>
+}
 const Encoder = require('kafkajs/src/protocol/encoder') as new () => KafkajsEncoder
 const Decoder = require('kafkajs/src/protocol/decoder') as new (b: Buffer) => KafkajsDecoder
 
@@ -109,7 +112,8 @@ export function saltedPassword(mechanism: ScramMechanism, password: string, salt
 function brokerAddress(cfg: KafkaConfig, i: number): { host: string; port: number } {
   const list = Array.isArray(cfg.brokers) ? cfg.brokers : []
   const b = list[i % Math.max(1, list.length)]
-  if (b === undefined) throw new ConfigError('no Kafka broker is configured for SCRAM administration', { key: 'kafka.brokers' })
+  if (b === undefined)
+    throw new ConfigError('no Kafka broker is configured for SCRAM administration', { key: 'kafka.brokers' })
   const at = b.lastIndexOf(':')
   return { host: b.slice(0, at), port: Number(b.slice(at + 1)) }
 }
@@ -118,7 +122,9 @@ function errorOf(code: number, message: string | null, user: string): ScramAdmin
   if (code === 0) return null
   const name = ERRORS[code] ?? `KAFKA_ERROR_${code}`
   const err = new ScramAdminError(`SCRAM credential of "${user}": ${name}${message ? `: ${message}` : ''}`, name)
-  return RETRIABLE.has(code) ? (new RetriableError(err.message, undefined, { user, code: name }, { cause: err }) as unknown as ScramAdminError) : err
+  return RETRIABLE.has(code)
+    ? (new RetriableError(err.message, undefined, { user, code: name }, { cause: err }) as unknown as ScramAdminError)
+    : err
 }
 
 /**
@@ -162,7 +168,10 @@ export class KafkaScramAdmin {
       try {
         for (const api of [API_DESCRIBE, API_ALTER]) {
           if (!broker.versions?.[api]) {
-            throw new ScramAdminError(`the Kafka cluster does not support ${api === API_ALTER ? 'AlterUserScramCredentials' : 'DescribeUserScramCredentials'} (KIP-554, Kafka 2.7+ and KRaft 3.5+)`, 'UNSUPPORTED_VERSION')
+            throw new ScramAdminError(
+              `the Kafka cluster does not support ${api === API_ALTER ? 'AlterUserScramCredentials' : 'DescribeUserScramCredentials'} (KIP-554, Kafka 2.7+ and KRaft 3.5+)`,
+              'UNSUPPORTED_VERSION',
+            )
           }
         }
         return await fn(pool, broker)
@@ -170,7 +179,12 @@ export class KafkaScramAdmin {
         await broker.disconnect().catch(() => undefined)
       }
     }
-    throw new RetriableError(`no Kafka broker reachable for SCRAM administration: ${(last as Error)?.message ?? "unknown"}`, undefined, {}, { cause: last })
+    throw new RetriableError(
+      `no Kafka broker reachable for SCRAM administration: ${(last as Error)?.message ?? 'unknown'}`,
+      undefined,
+      {},
+      { cause: last },
+    )
   }
 
   /** Sets (creates or replaces) and deletes credentials in one request; throws the first failure. */
@@ -188,7 +202,10 @@ export class KafkaScramAdmin {
         const mechanism = u.mechanism ?? 'SCRAM-SHA-512'
         const iterations = u.iterations ?? SCRAM_MIN_ITERATIONS
         if (iterations < SCRAM_MIN_ITERATIONS || iterations > SCRAM_MAX_ITERATIONS) {
-          throw new ConfigError(`SCRAM iterations must be between ${SCRAM_MIN_ITERATIONS} and ${SCRAM_MAX_ITERATIONS}, got ${iterations}`, { field: 'iterations' })
+          throw new ConfigError(
+            `SCRAM iterations must be between ${SCRAM_MIN_ITERATIONS} and ${SCRAM_MAX_ITERATIONS}, got ${iterations}`,
+            { field: 'iterations' },
+          )
         }
         const salt = randomBytes(32)
         enc.writeUVarIntString(u.user)
@@ -203,7 +220,12 @@ export class KafkaScramAdmin {
     }
     const results = await this.#withBroker((pool) =>
       pool.send<Array<{ user: string; code: number; message: string | null }>>({
-        request: { apiKey: API_ALTER, apiVersion: 0, apiName: 'AlterUserScramCredentials', encode: async () => body(new Encoder()) },
+        request: {
+          apiKey: API_ALTER,
+          apiVersion: 0,
+          apiName: 'AlterUserScramCredentials',
+          encode: async () => body(new Encoder()),
+        },
         response: {
           decode: async (raw: Buffer) => {
             const d = new Decoder(raw)
@@ -249,7 +271,16 @@ export class KafkaScramAdmin {
   /** The users with credentials and their mechanisms (all users, or the ones named; unknown names are left out). */
   async describe(users?: string[]): Promise<ScramCredentialInfo[]> {
     const results = await this.#withBroker((pool) =>
-      pool.send<{ code: number; message: string | null; results: Array<{ user: string; code: number; message: string | null; credentials: ScramCredentialInfo['credentials'] }> }>({
+      pool.send<{
+        code: number
+        message: string | null
+        results: Array<{
+          user: string
+          code: number
+          message: string | null
+          credentials: ScramCredentialInfo['credentials']
+        }>
+      }>({
         request: {
           apiKey: API_DESCRIBE,
           apiVersion: 0,
@@ -257,7 +288,8 @@ export class KafkaScramAdmin {
           encode: async () => {
             const enc = new Encoder()
             enc.writeUVarInt(0)
-            if (users === undefined) enc.writeUVarInt(0) // null: every user
+            if (users === undefined)
+              enc.writeUVarInt(0) // null: every user
             else {
               enc.writeUVarInt(users.length + 1)
               for (const u of users) {

@@ -56,7 +56,13 @@ export function installKafkaEncoderPatch(): boolean {
   if (!Encoder) return false
   if (original) return true
   const proto = Encoder.prototype
-  original = { nextPowerOfTwo: Encoder.nextPowerOfTwo, ensureAvailable: proto.ensureAvailable, writeUVarInt: proto.writeUVarInt, writeEncoderArray: proto.writeEncoderArray, writeArray: proto.writeArray }
+  original = {
+    nextPowerOfTwo: Encoder.nextPowerOfTwo,
+    ensureAvailable: proto.ensureAvailable,
+    writeUVarInt: proto.writeUVarInt,
+    writeEncoderArray: proto.writeEncoderArray,
+    writeArray: proto.writeArray,
+  }
   // Used by the constructor (Buffer.alloc of this size) and the stock ensureAvailable only, both replaced here.
   Encoder.nextPowerOfTwo = () => 0
   proto.ensureAvailable = function (this: EncoderLike, length: number): void {
@@ -69,7 +75,10 @@ export function installKafkaEncoderPatch(): boolean {
     this.buf.copy(next, 0, 0, this.offset)
     this.buf = next
   }
-  proto.writeUVarInt = function (this: EncoderLike & { ensureAvailable(length: number): void }, value: number): EncoderLike {
+  proto.writeUVarInt = function (
+    this: EncoderLike & { ensureAvailable(length: number): void },
+    value: number,
+  ): EncoderLike {
     this.ensureAvailable(5)
     const buf = this.buf
     let offset = this.offset
@@ -84,7 +93,10 @@ export function installKafkaEncoderPatch(): boolean {
   // The records of a batch (and the headers of a record): one allocation for all of them instead of
   // doubling from 256 bytes while they are appended (a 2,000-record batch grew through 12 buffers), and
   // each one's bytes copied from its buffer directly rather than through a `buffer` slice per record.
-  proto.writeEncoderArray = function (this: EncoderLike & { ensureAvailable(length: number): void }, value: EncoderLike[]): EncoderLike {
+  proto.writeEncoderArray = function (
+    this: EncoderLike & { ensureAvailable(length: number): void },
+    value: EncoderLike[],
+  ): EncoderLike {
     if (!Array.isArray(value) || value.some((v) => v == null || !Buffer.isBuffer(v.buf))) {
       throw new Error('all values should be an instance of Encoder[]')
     }
@@ -101,8 +113,18 @@ export function installKafkaEncoderPatch(): boolean {
   // one: presized, instead of doubling through every element (a 1 MB request grew through 185 KB,
   // 371 KB, 742 KB and 1.4 MB). Arrays holding anything else take the stock path.
   const stockWriteArray = original.writeArray
-  proto.writeArray = function (this: EncoderLike & EncoderClass['prototype'], array: unknown[], type?: string, length?: number): EncoderLike {
-    if (type === undefined && Array.isArray(array) && array.length > 0 && array.every((v) => v != null && typeof v === 'object' && Buffer.isBuffer((v as EncoderLike).buf))) {
+  proto.writeArray = function (
+    this: EncoderLike & EncoderClass['prototype'],
+    array: unknown[],
+    type?: string,
+    length?: number,
+  ): EncoderLike {
+    if (
+      type === undefined &&
+      Array.isArray(array) &&
+      array.length > 0 &&
+      array.every((v) => v != null && typeof v === 'object' && Buffer.isBuffer((v as EncoderLike).buf))
+    ) {
       this.writeInt32(length == null ? array.length : length)
       return this.writeEncoderArray(array as EncoderLike[])
     }

@@ -43,10 +43,13 @@ export function installKafkaTimeoutPatch(): boolean {
     let scheduleAt = this.throttledUntil - Date.now()
     if (!this.throttleCheckTimeoutId) {
       if (this.pending.length > 0) scheduleAt = scheduleAt > 0 ? scheduleAt : CHECK_PENDING_REQUESTS_INTERVAL
-      this.throttleCheckTimeoutId = setTimeout(() => {
-        this.throttleCheckTimeoutId = null
-        this.checkPendingRequests()
-      }, Math.max(0, scheduleAt))
+      this.throttleCheckTimeoutId = setTimeout(
+        () => {
+          this.throttleCheckTimeoutId = null
+          this.checkPendingRequests()
+        },
+        Math.max(0, scheduleAt),
+      )
     }
   }
   return true

@@ -23,7 +23,8 @@ export class Limiter {
       return await task()
     } finally {
       const next = this.#waiting.shift()
-      if (next) next() // the slot passes on directly
+      if (next)
+        next() // the slot passes on directly
       else this.#running--
     }
   }

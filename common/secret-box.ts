@@ -30,18 +30,41 @@ const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/
 /** Parses `id:base64,id:base64` (the first is current unless `currentKeyId` names another). */
 export function parseKeyRing(spec: string, currentKeyId = ''): KeyRing {
   const keys = new Map<string, Buffer>()
-  for (const entry of spec.split(',').map((e) => e.trim()).filter((e) => e !== '')) {
+  for (const entry of spec
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '')) {
     const i = entry.indexOf(':')
     const id = i > 0 ? entry.slice(0, i) : ''
-    if (!KEY_ID.test(id)) throw new ConfigError('invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS): each entry is <id>:<base64 of 32 bytes>, the id of letters, digits, _ or -', { key: 'secrets.encryptionKeys' })
+    if (!KEY_ID.test(id))
+      throw new ConfigError(
+        'invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS): each entry is <id>:<base64 of 32 bytes>, the id of letters, digits, _ or -',
+        { key: 'secrets.encryptionKeys' },
+      )
     const key = Buffer.from(entry.slice(i + 1), 'base64')
-    if (key.length !== 32) throw new ConfigError(`invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS): key ${id} is ${key.length} bytes, AES-256 needs 32 (e.g. \`openssl rand -base64 32\`)`, { key: 'secrets.encryptionKeys', keyId: id })
-    if (keys.has(id)) throw new ConfigError(`invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS): key id ${id} appears twice`, { key: 'secrets.encryptionKeys' })
+    if (key.length !== 32)
+      throw new ConfigError(
+        `invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS): key ${id} is ${key.length} bytes, AES-256 needs 32 (e.g. \`openssl rand -base64 32\`)`,
+        { key: 'secrets.encryptionKeys', keyId: id },
+      )
+    if (keys.has(id))
+      throw new ConfigError(
+        `invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS): key id ${id} appears twice`,
+        { key: 'secrets.encryptionKeys' },
+      )
     keys.set(id, key)
   }
-  if (keys.size === 0) throw new ConfigError('invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS) is empty: give at least one <id>:<base64 of 32 bytes>', { key: 'secrets.encryptionKeys' })
+  if (keys.size === 0)
+    throw new ConfigError(
+      'invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS) is empty: give at least one <id>:<base64 of 32 bytes>',
+      { key: 'secrets.encryptionKeys' },
+    )
   const current = currentKeyId !== '' ? currentKeyId : [...keys.keys()][0]!
-  if (!keys.has(current)) throw new ConfigError(`invalid configuration: secrets.currentKeyId (env SECRETS_CURRENT_KEY_ID) ${current} is not in secrets.encryptionKeys`, { key: 'secrets.currentKeyId' })
+  if (!keys.has(current))
+    throw new ConfigError(
+      `invalid configuration: secrets.currentKeyId (env SECRETS_CURRENT_KEY_ID) ${current} is not in secrets.encryptionKeys`,
+      { key: 'secrets.currentKeyId' },
+    )
   return { currentKeyId: current, keys }
 }
 
@@ -55,7 +78,12 @@ export function createSecretBox(ring: KeyRing): SecretBox {
     const parts = sealed.startsWith(PREFIX) ? sealed.slice(PREFIX.length).split(':') : []
     if (parts.length !== 4) throw new SecretUnreadableError('not a sealed secret', {})
     const [kid, iv, tag, ct] = parts as [string, string, string, string]
-    return { kid, iv: Buffer.from(iv, 'base64url'), tag: Buffer.from(tag, 'base64url'), ct: Buffer.from(ct, 'base64url') }
+    return {
+      kid,
+      iv: Buffer.from(iv, 'base64url'),
+      tag: Buffer.from(tag, 'base64url'),
+      ct: Buffer.from(ct, 'base64url'),
+    }
   }
   const box: SecretBox = {
     currentKeyId: ring.currentKeyId,
@@ -69,13 +97,18 @@ export function createSecretBox(ring: KeyRing): SecretBox {
     open(sealed) {
       const { kid, iv, tag, ct } = parse(sealed)
       const key = ring.keys.get(kid)
-      if (!key) throw new SecretUnreadableError(`secret sealed with key ${kid}, which is not in the key ring`, { keyId: kid })
+      if (!key)
+        throw new SecretUnreadableError(`secret sealed with key ${kid}, which is not in the key ring`, { keyId: kid })
       try {
         const decipher = crypto.createDecipheriv('aes-256-gcm', key, iv)
         decipher.setAuthTag(tag)
         return Buffer.concat([decipher.update(ct), decipher.final()]).toString('utf8')
       } catch (err) {
-        throw new SecretUnreadableError('secret failed authentication (wrong key or tampered)', { keyId: kid }, { cause: err })
+        throw new SecretUnreadableError(
+          'secret failed authentication (wrong key or tampered)',
+          { keyId: kid },
+          { cause: err },
+        )
       }
     },
     keyIdOf: (sealed) => parse(sealed).kid,

@@ -8,7 +8,15 @@ export function isDuplicateKey(err: unknown): boolean {
   return code === 11000 || code === 11001
 }
 
-const UNAVAILABLE = new Set(['MongoNetworkError', 'MongoNetworkTimeoutError', 'MongoServerSelectionError', 'MongoTopologyClosedError', 'MongoNotConnectedError', 'PoolClearedError', 'PoolClearedOnNetworkError'])
+const UNAVAILABLE = new Set([
+  'MongoNetworkError',
+  'MongoNetworkTimeoutError',
+  'MongoServerSelectionError',
+  'MongoTopologyClosedError',
+  'MongoNotConnectedError',
+  'PoolClearedError',
+  'PoolClearedOnNetworkError',
+])
 
 /**
  * The store could not be reached (no server to select, a dropped or closed connection): a moment's
@@ -16,7 +24,11 @@ const UNAVAILABLE = new Set(['MongoNetworkError', 'MongoNetworkTimeoutError', 'M
  * client retrying 503s keeps its events (the chaos run saw ingestion answer 500 while the store was away).
  */
 export function isStoreUnavailable(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+  for (
+    let e: unknown = err, depth = 0;
+    e && typeof e === 'object' && depth < 4;
+    e = (e as { cause?: unknown }).cause, depth++
+  ) {
     if (UNAVAILABLE.has((e as { name?: string }).name ?? '')) return true
   }
   return false

@@ -65,7 +65,11 @@ export const ATTR = {
 } as const
 
 /** The messaging attributes of a Kafka operation: `create` and `send` (producing), `process` (delivering). */
-export function kafkaAttributes(type: 'create' | 'send' | 'process', name: string, topic: string | undefined): Attributes {
+export function kafkaAttributes(
+  type: 'create' | 'send' | 'process',
+  name: string,
+  topic: string | undefined,
+): Attributes {
   return {
     [ATTR.messagingSystem]: 'kafka',
     [ATTR.messagingOperationType]: type,
@@ -153,7 +157,8 @@ export function endSpan(span: Span, error?: unknown): void {
   if (error !== undefined) {
     const message = error instanceof Error ? error.message : String(error)
     span.setStatus({ code: SpanStatusCode.ERROR, message })
-    if (error instanceof SyndicationError) span.setAttributes({ 'error.type': error.code, 'distributary.retriable': error.retriable })
+    if (error instanceof SyndicationError)
+      span.setAttributes({ 'error.type': error.code, 'distributary.retriable': error.retriable })
     else {
       span.setAttribute('error.type', error instanceof Error ? error.name : 'Error')
       if (error instanceof Error) span.recordException(error)
@@ -207,7 +212,9 @@ export function inServerSpan<T>(x: ServerExchange, route: string, attributes: At
         'url.scheme': 'http',
         ...(x.req.socket.localPort !== undefined ? { 'server.port': x.req.socket.localPort } : {}),
         ...(x.req.socket.remoteAddress !== undefined ? { 'client.address': x.req.socket.remoteAddress } : {}),
-        ...(typeof x.req.headers['user-agent'] === 'string' ? { 'user_agent.original': x.req.headers['user-agent'] } : {}),
+        ...(typeof x.req.headers['user-agent'] === 'string'
+          ? { 'user_agent.original': x.req.headers['user-agent'] }
+          : {}),
         ...attributes,
       },
     },
@@ -257,7 +264,11 @@ export async function startTracing(options: TracingOptions): Promise<Tracing> {
     const { resourceFromAttributes } = await import('@opentelemetry/resources')
     if (!state) {
       const provider = new NodeTracerProvider({
-        resource: resourceFromAttributes({ 'service.name': options.serviceName ?? 'distributary', 'service.version': VERSION, ...options.resourceAttributes }),
+        resource: resourceFromAttributes({
+          'service.name': options.serviceName ?? 'distributary',
+          'service.version': VERSION,
+          ...options.resourceAttributes,
+        }),
         sampler: options.sampler ?? new ParentBasedSampler({ root: new AlwaysOnSampler() }),
         spanProcessors: options.spanProcessors,
       })
@@ -324,17 +335,30 @@ export async function tracingFromConfig(config: AppConfig, logger: Logger): Prom
     serviceName: t.serviceName,
     resourceAttributes: { 'service.instance.id': randomUUID(), ...parseKeyValueList(t.resourceAttributes) },
     sampler: await samplerOf(t.sampler, t.samplerArg),
-    onShutdownError: (err) => log.warn('tracing: the last spans were not exported at shutdown', { code: 'RETRIABLE', err }),
+    onShutdownError: (err) =>
+      log.warn('tracing: the last spans were not exported at shutdown', { code: 'RETRIABLE', err }),
   })
   const shown = new URL(url)
-  logger.info('tracing on: spans are exported over OTLP/HTTP', { endpoint: `${shown.origin}${shown.pathname}`, sampler: t.sampler, ...(t.sampler.endsWith('traceidratio') ? { ratio: t.samplerArg } : {}) })
+  logger.info('tracing on: spans are exported over OTLP/HTTP', {
+    endpoint: `${shown.origin}${shown.pathname}`,
+    sampler: t.sampler,
+    ...(t.sampler.endsWith('traceidratio') ? { ratio: t.samplerArg } : {}),
+  })
   return tracing
 }
 
 async function samplerOf(name: AppConfig['tracing']['sampler'], ratio: number): Promise<Sampler> {
-  const { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler } = await import('@opentelemetry/sdk-trace-node')
-  const [parentBased, root] = name.startsWith('parentbased_') ? [true, name.slice('parentbased_'.length)] : [false, name]
-  const sampler = root === 'always_off' ? new AlwaysOffSampler() : root === 'traceidratio' ? new TraceIdRatioBasedSampler(ratio) : new AlwaysOnSampler()
+  const { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler } =
+    await import('@opentelemetry/sdk-trace-node')
+  const [parentBased, root] = name.startsWith('parentbased_')
+    ? [true, name.slice('parentbased_'.length)]
+    : [false, name]
+  const sampler =
+    root === 'always_off'
+      ? new AlwaysOffSampler()
+      : root === 'traceidratio'
+        ? new TraceIdRatioBasedSampler(ratio)
+        : new AlwaysOnSampler()
   return parentBased ? new ParentBasedSampler({ root: sampler }) : sampler
 }
 
@@ -354,7 +378,10 @@ function installDiagLogger(log: Logger): void {
     suppressed = 0
   }
   const quiet = () => undefined
-  diag.setLogger({ error: (m, ...a) => report(m, a), warn: (m, ...a) => report(m, a), info: quiet, debug: quiet, verbose: quiet }, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })
+  diag.setLogger(
+    { error: (m, ...a) => report(m, a), warn: (m, ...a) => report(m, a), info: quiet, debug: quiet, verbose: quiet },
+    { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
+  )
 }
 
 /** The message of what the SDK reports: an error, or an error it turned into JSON (its error handler does). */

@@ -127,7 +127,10 @@ function ipv6Groups(ip: string): number[] {
 
 /** An address without brackets or an IPv6 zone (`fe80::1%eth0`), lower case. */
 function plainAddress(address: string): string {
-  return address.replace(/^\[|\]$/g, '').replace(/%.*$/, '').toLowerCase()
+  return address
+    .replace(/^\[|\]$/g, '')
+    .replace(/%.*$/, '')
+    .toLowerCase()
 }
 
 /** `::ffff:a.b.c.d` (IPv4-mapped IPv6, in any notation) as the IPv4 address it carries, else the input. */
@@ -156,7 +159,9 @@ interface Allowlist {
 }
 
 export function parseAllowlist(spec: string | readonly string[] = []): Allowlist {
-  const entries = (typeof spec === 'string' ? spec.split(',') : [...spec]).map((e) => e.trim().toLowerCase()).filter((e) => e !== '')
+  const entries = (typeof spec === 'string' ? spec.split(',') : [...spec])
+    .map((e) => e.trim().toLowerCase())
+    .filter((e) => e !== '')
   const out: Allowlist = { hosts: new Set(), suffixes: [], addresses: new net.BlockList() }
   for (const e of entries) {
     const [addr, bits] = e.split('/') as [string, string | undefined]
@@ -186,7 +191,11 @@ export function createUrlGuard(options: UrlGuardOptions = {}): UrlGuard {
     const reason = forbiddenReason(address)
     if (reason === null || hostAllowed(host) || addressAllowed(address)) return
     const via = net.isIP(plainAddress(host)) ? '' : ` (${host} resolves to ${address})`
-    throw new UrlRefusedError(`address ${address}${via} is ${reason} and not in the allowlist`, { reason, host, address })
+    throw new UrlRefusedError(`address ${address}${via} is ${reason} and not in the allowlist`, {
+      reason,
+      host,
+      address,
+    })
   }
   const checkHost = (raw: string) => {
     const host = plainAddress(raw)
@@ -203,9 +212,18 @@ export function createUrlGuard(options: UrlGuardOptions = {}): UrlGuard {
       found = await lookupFn(host)
     } catch (err) {
       const code = (err as { code?: unknown })?.code
-      throw new RetriableError(`host ${host} does not resolve now (${typeof code === 'string' ? code : (err as Error)?.message})`, undefined, { reason: 'unresolvable', host, errorCode: code }, { cause: err })
+      throw new RetriableError(
+        `host ${host} does not resolve now (${typeof code === 'string' ? code : (err as Error)?.message})`,
+        undefined,
+        { reason: 'unresolvable', host, errorCode: code },
+        { cause: err },
+      )
     }
-    if (found.length === 0) throw new RetriableError(`host ${host} does not resolve now (no address)`, undefined, { reason: 'unresolvable', host })
+    if (found.length === 0)
+      throw new RetriableError(`host ${host} does not resolve now (no address)`, undefined, {
+        reason: 'unresolvable',
+        host,
+      })
     for (const a of found) checkAddress(host, a.address)
     return found.map((a) => ({ address: a.address, family: a.family }))
   }
@@ -217,10 +235,14 @@ export function createUrlGuard(options: UrlGuardOptions = {}): UrlGuard {
       throw new UrlRefusedError('not a valid absolute URL', { reason: 'invalid' })
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new UrlRefusedError(`scheme ${url.protocol.replace(/:$/, '')} is not allowed: only http and https`, { reason: 'scheme' })
+      throw new UrlRefusedError(`scheme ${url.protocol.replace(/:$/, '')} is not allowed: only http and https`, {
+        reason: 'scheme',
+      })
     }
     if (url.username !== '' || url.password !== '') {
-      throw new UrlRefusedError('credentials in the URL are not allowed: use the sink\'s auth settings', { reason: 'credentials' })
+      throw new UrlRefusedError("credentials in the URL are not allowed: use the sink's auth settings", {
+        reason: 'credentials',
+      })
     }
     checkHost(url.hostname)
     return url
@@ -231,7 +253,10 @@ export function createUrlGuard(options: UrlGuardOptions = {}): UrlGuard {
         const family = opts.family === 'IPv4' ? 4 : opts.family === 'IPv6' ? 6 : opts.family
         const usable = family === 4 || family === 6 ? found.filter((a) => a.family === family) : found
         if (usable.length === 0) {
-          const err = new RetriableError(`host ${hostname} has no IPv${family} address`, undefined, { reason: 'unresolvable', host: hostname })
+          const err = new RetriableError(`host ${hostname} has no IPv${family} address`, undefined, {
+            reason: 'unresolvable',
+            host: hostname,
+          })
           return callback(err as unknown as NodeJS.ErrnoException, '', 0)
         }
         if (opts.all) callback(null, usable)

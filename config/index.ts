@@ -32,7 +32,16 @@ export interface AppConfig {
     requestTimeoutMs: number
   }
   mongodb: { uri: string; database: string; serverSelectionTimeoutMs: number; maxPoolSize: number }
-  schemaRegistry: { url: string; username: string; password: string; host: string; port: number; anonymousLoopbackReads: boolean; topic: string; pinnedReaderPolicy: 'refuse' | 'flag' }
+  schemaRegistry: {
+    url: string
+    username: string
+    password: string
+    host: string
+    port: number
+    anonymousLoopbackReads: boolean
+    topic: string
+    pinnedReaderPolicy: 'refuse' | 'flag'
+  }
   management: {
     adminApiKey: string
     bodyLimit: string
@@ -70,11 +79,29 @@ export interface AppConfig {
     disableAfterMs: number
     webhook: { timeoutMs: number; connectionsPerOrigin: number; keepAliveTimeoutMs: number; connectTimeoutMs: number }
     mapping: { processes: number; timeLimitMs: number; memoryLimitMb: number; maxOutputBytes: number }
-    mongodb: { serverSelectionTimeoutMs: number; connectTimeoutMs: number; socketTimeoutMs: number; maxPoolSize: number }
+    mongodb: {
+      serverSelectionTimeoutMs: number
+      connectTimeoutMs: number
+      socketTimeoutMs: number
+      maxPoolSize: number
+    }
   }
   sources: { file: string; dropRoot: string }
-  bench: { csvRows: number; latencyRate: number; latencyBrokerWarmupMs: number; partnersSubscriptions: number; partnersRate: number }
-  ingest: { maxEvents: number; bodyLimitBytes: number; idempotencyWindowMs: number; bufferCapacity: number; retryAfterSeconds: number; rateLimit: { eventsPerSecond: number; burst: number } }
+  bench: {
+    csvRows: number
+    latencyRate: number
+    latencyBrokerWarmupMs: number
+    partnersSubscriptions: number
+    partnersRate: number
+  }
+  ingest: {
+    maxEvents: number
+    bodyLimitBytes: number
+    idempotencyWindowMs: number
+    bufferCapacity: number
+    retryAfterSeconds: number
+    rateLimit: { eventsPerSecond: number; burst: number }
+  }
   outbox: { relayEnabled: boolean; pollMs: number; leaseTtlMs: number }
   cli: { apiUrl: string; apiKey: string }
   stack: {
@@ -92,7 +119,8 @@ convict.addFormat({
     if (typeof value !== 'string') throw new Error('must be a comma-separated list of host:port')
     if (value === '') return
     for (const b of value.split(',')) {
-      if (!/^[^\s:,]+:\d{1,5}$/.test(b.trim())) throw new Error(`"${b}" is not host:port (expected e.g. broker1:9092,broker2:9092)`)
+      if (!/^[^\s:,]+:\d{1,5}$/.test(b.trim()))
+        throw new Error(`"${b}" is not host:port (expected e.g. broker1:9092,broker2:9092)`)
     }
   },
 })
@@ -109,7 +137,8 @@ convict.addFormat({
   name: 'mongodb-uri',
   validate(value: unknown) {
     if (typeof value !== 'string') throw new Error('must be a string')
-    if (value !== '' && !/^mongodb(\+srv)?:\/\/[^\s]+$/.test(value)) throw new Error('must start with mongodb:// or mongodb+srv://')
+    if (value !== '' && !/^mongodb(\+srv)?:\/\/[^\s]+$/.test(value))
+      throw new Error('must start with mongodb:// or mongodb+srv://')
   },
 })
 convict.addFormat({
@@ -138,7 +167,10 @@ convict.addFormat({
 convict.addFormat({
   name: 'duration-list',
   validate(value: unknown) {
-    if (typeof value !== 'string' || !/^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*(,\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*)*$/.test(value)) {
+    if (
+      typeof value !== 'string' ||
+      !/^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*(,\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*)*$/.test(value)
+    ) {
       throw new Error('must be a comma-separated list of durations such as 5s,5m,30m,2h')
     }
   },
@@ -146,7 +178,8 @@ convict.addFormat({
 convict.addFormat({
   name: 'positive-int',
   validate(value: unknown) {
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new Error('must be a positive integer')
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
+      throw new Error('must be a positive integer')
   },
   coerce: (v: string) => Number(v),
 })
@@ -155,7 +188,8 @@ export const STACK_KAFKA_NODE_COUNTS = [1, 3] as const
 convict.addFormat({
   name: 'kafka-node-count',
   validate(value: unknown) {
-    if (!(STACK_KAFKA_NODE_COUNTS as readonly unknown[]).includes(value)) throw new Error(`must be ${STACK_KAFKA_NODE_COUNTS.join(' or ')}`)
+    if (!(STACK_KAFKA_NODE_COUNTS as readonly unknown[]).includes(value))
+      throw new Error(`must be ${STACK_KAFKA_NODE_COUNTS.join(' or ')}`)
   },
   coerce: (v: string) => Number(v),
 })
@@ -178,7 +212,8 @@ export function parseKeyValueList(value: string): Record<string, string> {
   value.split(',').forEach((pair, i) => {
     const at = pair.indexOf('=')
     const key = at > 0 ? pair.slice(0, at).trim() : ''
-    if (key === '' || /\s/.test(key)) throw new Error(`pair ${i + 1} is not key=value (expected e.g. key1=value1,key2=value2)`)
+    if (key === '' || /\s/.test(key))
+      throw new Error(`pair ${i + 1} is not key=value (expected e.g. key1=value1,key2=value2)`)
     try {
       out[key] = decodeURIComponent(pair.slice(at + 1).trim())
     } catch {
@@ -204,13 +239,17 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
   const known = knownEnvNames()
   const unknownEnv = Object.keys(env).filter((k) => k.startsWith('DISTRIBUTARY_') && !known.has(k))
   if (unknownEnv.length > 0) {
-    throw new ConfigError(`unknown setting ${unknownEnv.join(', ')}: no such environment variable; see the configuration table in README.md`, { keys: unknownEnv })
+    throw new ConfigError(
+      `unknown setting ${unknownEnv.join(', ')}: no such environment variable; see the configuration table in README.md`,
+      { keys: unknownEnv },
+    )
   }
   try {
     const conf = convict(configSchema as never, { env: env as Record<string, string>, args: [] })
     const file = env.DISTRIBUTARY_CONFIG
     if (file) {
-      if (!fs.existsSync(file)) throw new ConfigError(`DISTRIBUTARY_CONFIG: file ${file} does not exist`, { key: 'DISTRIBUTARY_CONFIG' })
+      if (!fs.existsSync(file))
+        throw new ConfigError(`DISTRIBUTARY_CONFIG: file ${file} does not exist`, { key: 'DISTRIBUTARY_CONFIG' })
       conf.loadFile(file)
     }
     if (options.overrides) conf.load(options.overrides)
@@ -225,7 +264,9 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
     const envOf = envNamesByKey()
     const named = message
       .split('\n')
-      .map((line) => line.replace(/^([\w.]+): /, (m, key: string) => (envOf.get(key) ? `${key} (env ${envOf.get(key)}): ` : m)))
+      .map((line) =>
+        line.replace(/^([\w.]+): /, (m, key: string) => (envOf.get(key) ? `${key} (env ${envOf.get(key)}): ` : m)),
+      )
       .join('\n')
     throw new ConfigError(`invalid configuration: ${named}`, {}, { cause: err })
   }
@@ -234,14 +275,25 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
 function checkCombinations(config: AppConfig): void {
   const { sasl } = config.kafka
   if (sasl.mechanism !== 'none' && (sasl.username === '' || sasl.password === '')) {
-    throw new ConfigError('invalid configuration: kafka.sasl.username (env KAFKA_SASL_USERNAME) and kafka.sasl.password (env KAFKA_SASL_PASSWORD) are required when kafka.sasl.mechanism is ' + sasl.mechanism, { key: 'kafka.sasl' })
+    throw new ConfigError(
+      'invalid configuration: kafka.sasl.username (env KAFKA_SASL_USERNAME) and kafka.sasl.password (env KAFKA_SASL_PASSWORD) are required when kafka.sasl.mechanism is ' +
+        sasl.mechanism,
+      { key: 'kafka.sasl' },
+    )
   }
   if (config.management.adminApiKey !== '' && config.management.adminApiKey.length < 32) {
-    throw new ConfigError('invalid configuration: management.adminApiKey (env ADMIN_API_KEY) must be at least 32 characters (e.g. `openssl rand -base64 32`)', { key: 'management.adminApiKey' })
+    throw new ConfigError(
+      'invalid configuration: management.adminApiKey (env ADMIN_API_KEY) must be at least 32 characters (e.g. `openssl rand -base64 32`)',
+      { key: 'management.adminApiKey' },
+    )
   }
   const { port: first, brokers } = config.stack.kafka
   const controllers = localControllerPorts(config)
-  if (controllers.some((p) => p >= first && p < first + brokers) || controllers[controllers.length - 1]! > 65535 || first + brokers - 1 > 65535) {
+  if (
+    controllers.some((p) => p >= first && p < first + brokers) ||
+    controllers[controllers.length - 1]! > 65535 ||
+    first + brokers - 1 > 65535
+  ) {
     throw new ConfigError(
       `invalid configuration: stack.kafka.controllerPort (env STACK_KAFKA_CONTROLLER_PORT): the local Kafka nodes' controller ports ${controllers.join(', ')} must be free of their broker ports ${localBrokerPorts(config).join(', ')} and at most 65535 (0 places them after the brokers)`,
       { key: 'stack.kafka.controllerPort' },
@@ -256,7 +308,10 @@ function checkCombinations(config: AppConfig): void {
     )
   }
   if (config.kafka.ssl.caFile !== '' && !fs.existsSync(config.kafka.ssl.caFile)) {
-    throw new ConfigError(`invalid configuration: kafka.ssl.caFile (env KAFKA_SSL_CA_FILE): file ${config.kafka.ssl.caFile} does not exist`, { key: 'kafka.ssl.caFile' })
+    throw new ConfigError(
+      `invalid configuration: kafka.ssl.caFile (env KAFKA_SSL_CA_FILE): file ${config.kafka.ssl.caFile} does not exist`,
+      { key: 'kafka.ssl.caFile' },
+    )
   }
 }
 
@@ -314,13 +369,20 @@ export function partnerKafkaAccess(config: AppConfig): PartnerKafkaAccess {
   const p = config.kafka.partners
   const local = usesLocalKafka(config)
   const bootstrapServers =
-    p.bootstrapServers !== '' ? p.bootstrapServers.split(',').map((b) => b.trim()) : local ? localPartnerPorts(config).map((port) => `127.0.0.1:${port}`) : []
-  const securityProtocol = p.securityProtocol !== '' ? p.securityProtocol : local && p.bootstrapServers === '' ? 'SASL_PLAINTEXT' : 'SASL_SSL'
+    p.bootstrapServers !== ''
+      ? p.bootstrapServers.split(',').map((b) => b.trim())
+      : local
+        ? localPartnerPorts(config).map((port) => `127.0.0.1:${port}`)
+        : []
+  const securityProtocol =
+    p.securityProtocol !== '' ? p.securityProtocol : local && p.bootstrapServers === '' ? 'SASL_PLAINTEXT' : 'SASL_SSL'
   return { bootstrapServers, securityProtocol, topicPrefix: p.topicPrefix }
 }
 
 export function kafkaBrokers(config: AppConfig): string[] {
-  return usesLocalKafka(config) ? localBrokerPorts(config).map((p) => `127.0.0.1:${p}`) : config.kafka.brokers.split(',').map((b) => b.trim())
+  return usesLocalKafka(config)
+    ? localBrokerPorts(config).map((p) => `127.0.0.1:${p}`)
+    : config.kafka.brokers.split(',').map((b) => b.trim())
 }
 export function mongoUri(config: AppConfig): string {
   return usesLocalMongo(config) ? `mongodb://127.0.0.1:${config.stack.mongodb.port}/` : config.mongodb.uri

@@ -1,4 +1,18 @@
-export { DeliveryQueue, Fifo, deliveryDefaults, webhookClientSettings, SinkWorker, WORKER_DEFAULTS, defaultWorkerId, deliveryPolicy, SinkStore, SINK_COLLECTIONS, tpKey, SnapshotStore, SNAPSHOT_COLLECTION } from './sink/index.ts'
+export {
+  DeliveryQueue,
+  Fifo,
+  deliveryDefaults,
+  webhookClientSettings,
+  SinkWorker,
+  WORKER_DEFAULTS,
+  defaultWorkerId,
+  deliveryPolicy,
+  SinkStore,
+  SINK_COLLECTIONS,
+  tpKey,
+  SnapshotStore,
+  SNAPSHOT_COLLECTION,
+} from './sink/index.ts'
 export type {
   SinkConnector,
   SinkContext,

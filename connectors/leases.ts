@@ -22,7 +22,6 @@ export interface LeaseDoc {
   expiresAt: Date
 }
 
-
 export class Leases {
   constructor(
     readonly leases: Collection<LeaseDoc>,
@@ -62,7 +61,11 @@ export class Leases {
 
   /** Extends the leases this worker holds; returns the ids it still holds (a lease taken over is gone). */
   async renew(workerId: string, ids: string[], ttlMs: number, now = new Date()): Promise<Set<string>> {
-    if (ids.length > 0) await this.leases.updateMany({ _id: { $in: ids }, ...this.#holder(workerId) }, { $set: { expiresAt: new Date(now.getTime() + ttlMs) } })
+    if (ids.length > 0)
+      await this.leases.updateMany(
+        { _id: { $in: ids }, ...this.#holder(workerId) },
+        { $set: { expiresAt: new Date(now.getTime() + ttlMs) } },
+      )
     const held = await this.leases.find(this.#holder(workerId), { projection: { _id: 1 } }).toArray()
     return new Set(held.map((l) => l._id))
   }
@@ -72,7 +75,13 @@ export class Leases {
    * unordered insert): returns the ids this worker now holds. The same rule as `claim`: the unique
    * `_id` decides, so of two workers racing for an item one insert wins.
    */
-  async claimMany(ids: string[], workerId: string, ttlMs: number, stale: ReadonlyMap<string, LeaseDoc>, now = new Date()): Promise<Set<string>> {
+  async claimMany(
+    ids: string[],
+    workerId: string,
+    ttlMs: number,
+    stale: ReadonlyMap<string, LeaseDoc>,
+    now = new Date(),
+  ): Promise<Set<string>> {
     if (ids.length === 0) return new Set()
     const deletes = ids.flatMap((id) => {
       const l = stale.get(id)
@@ -81,13 +90,18 @@ export class Leases {
     if (deletes.length > 0) await this.leases.bulkWrite(deletes, { ordered: false })
     const expiresAt = new Date(now.getTime() + ttlMs)
     try {
-      await this.leases.insertMany(ids.map((id) => this.#fresh(id, workerId, now, expiresAt)), { ordered: false })
+      await this.leases.insertMany(
+        ids.map((id) => this.#fresh(id, workerId, now, expiresAt)),
+        { ordered: false },
+      )
     } catch (err) {
       const writeErrors = (err as { writeErrors?: unknown }).writeErrors
       const errors = Array.isArray(writeErrors) ? writeErrors : []
       if (!(errors.length > 0 && errors.every(isDuplicateKey))) throw err
     }
-    const held = await this.leases.find({ _id: { $in: ids }, ...this.#holder(workerId), acquiredAt: now }, { projection: { _id: 1 } }).toArray()
+    const held = await this.leases
+      .find({ _id: { $in: ids }, ...this.#holder(workerId), acquiredAt: now }, { projection: { _id: 1 } })
+      .toArray()
     return new Set(held.map((l) => l._id))
   }
 

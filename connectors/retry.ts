@@ -48,7 +48,15 @@ const MINUTE = 60 * SECOND
 const HOUR = 60 * MINUTE
 
 /** Standard Webhooks' suggested schedule after the immediate first attempt. */
-export const STANDARD_WEBHOOKS_SCHEDULE_MS: readonly number[] = [5 * SECOND, 5 * MINUTE, 30 * MINUTE, 2 * HOUR, 5 * HOUR, 10 * HOUR, 10 * HOUR]
+export const STANDARD_WEBHOOKS_SCHEDULE_MS: readonly number[] = [
+  5 * SECOND,
+  5 * MINUTE,
+  30 * MINUTE,
+  2 * HOUR,
+  5 * HOUR,
+  10 * HOUR,
+  10 * HOUR,
+]
 
 export const DEFAULT_DELIVERY_POLICY: SchedulePolicy = {
   kind: 'schedule',
@@ -81,13 +89,17 @@ function spread(base: number, jitter: number, random: () => number): number {
 export function backoffDelay(b: Backoff, failedAttempts: number, random: () => number = Math.random): number {
   const multiplier = b.multiplier ?? 2
   const jitter = b.jitter ?? 0
-  if (!(b.initialDelayMs >= 0)) throw new RangeError(`backoff.initialDelayMs: ${b.initialDelayMs} is not a delay (0 or more ms)`)
-  if (!(b.maxDelayMs >= b.initialDelayMs)) throw new RangeError(`backoff.maxDelayMs: ${b.maxDelayMs} is below initialDelayMs (${b.initialDelayMs})`)
+  if (!(b.initialDelayMs >= 0))
+    throw new RangeError(`backoff.initialDelayMs: ${b.initialDelayMs} is not a delay (0 or more ms)`)
+  if (!(b.maxDelayMs >= b.initialDelayMs))
+    throw new RangeError(`backoff.maxDelayMs: ${b.maxDelayMs} is below initialDelayMs (${b.initialDelayMs})`)
   if (!(multiplier >= 1)) throw new RangeError(`backoff.multiplier: ${multiplier} would shrink the delays (1 or more)`)
   if (!(jitter >= 0 && jitter <= 1)) throw new RangeError(`backoff.jitter: ${jitter} is not a fraction (0..1)`)
-  if (!Number.isInteger(failedAttempts) || failedAttempts < 1) throw new RangeError(`failedAttempts: ${failedAttempts} is not a count of failures (1 or more)`)
+  if (!Number.isInteger(failedAttempts) || failedAttempts < 1)
+    throw new RangeError(`failedAttempts: ${failedAttempts} is not a count of failures (1 or more)`)
   // initialDelayMs 0 stays 0 (0 × Infinity would be NaN once the power overflows)
-  const base = b.initialDelayMs === 0 ? 0 : Math.min(b.maxDelayMs, b.initialDelayMs * multiplier ** (failedAttempts - 1))
+  const base =
+    b.initialDelayMs === 0 ? 0 : Math.min(b.maxDelayMs, b.initialDelayMs * multiplier ** (failedAttempts - 1))
   return Math.max(0, Math.round(Math.min(b.maxDelayMs, spread(base, jitter, random))))
 }
 
@@ -99,10 +111,18 @@ export function maxAttempts(policy: RetryPolicy): number {
  * How long to wait after `failedAttempts` attempts failed with `err`, or undefined when the policy
  * is exhausted or the error is not worth another try.
  */
-export function retryDelay(policy: RetryPolicy, failedAttempts: number, err: unknown, random: () => number = Math.random): number | undefined {
+export function retryDelay(
+  policy: RetryPolicy,
+  failedAttempts: number,
+  err: unknown,
+  random: () => number = Math.random,
+): number | undefined {
   if (!isRetriable(err)) return undefined
   if (failedAttempts >= maxAttempts(policy)) return undefined
-  let delay = policy.kind === 'schedule' ? spread(policy.delaysMs[failedAttempts - 1] ?? 0, policy.jitter, random) : backoffDelay(policy, failedAttempts, random)
+  let delay =
+    policy.kind === 'schedule'
+      ? spread(policy.delaysMs[failedAttempts - 1] ?? 0, policy.jitter, random)
+      : backoffDelay(policy, failedAttempts, random)
   const after = err instanceof RetriableError ? err.retryAfterMs : undefined
   if (after !== undefined && after > delay) delay = Math.min(after, policy.maxRetryAfterMs)
   return Math.max(0, Math.round(delay))
@@ -119,7 +139,11 @@ export interface RetryOptions {
  * Runs `op` until it resolves, it throws something not retriable, the policy is exhausted (the last
  * error is thrown) or `signal` aborts (its reason is thrown, also in the middle of a wait).
  */
-export async function withRetry<T>(op: (attempt: number, signal: AbortSignal | undefined) => Promise<T>, policy: RetryPolicy, options: RetryOptions = {}): Promise<T> {
+export async function withRetry<T>(
+  op: (attempt: number, signal: AbortSignal | undefined) => Promise<T>,
+  policy: RetryPolicy,
+  options: RetryOptions = {},
+): Promise<T> {
   const { signal } = options
   for (let attempt = 1; ; attempt++) {
     signal?.throwIfAborted()
@@ -146,8 +170,12 @@ export function parseDuration(text: string, field = 'duration'): number {
 
 /** Parses a schedule such as "5s,5m,30m,2h,5h,10h,10h" into delays in milliseconds. */
 export function parseSchedule(text: string, field = 'schedule'): number[] {
-  const parts = text.split(',').map((p) => p.trim()).filter((p) => p !== '')
-  if (parts.length === 0) throw new ConfigError(`${field}: a schedule needs at least one delay (e.g. 5s,5m,30m)`, { field })
+  const parts = text
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '')
+  if (parts.length === 0)
+    throw new ConfigError(`${field}: a schedule needs at least one delay (e.g. 5s,5m,30m)`, { field })
   return parts.map((p, i) => parseDuration(p, `${field}[${i}]`))
 }
 

@@ -89,7 +89,11 @@ export interface SinkPlugin<S extends SinkConfig = SinkConfig> {
    * Reserves what a new subscription of this type keeps beside it, before the subscription is stored;
    * resolves to the sink as stored. Refusals are 409 or 422 naming the field.
    */
-  reserve?(sink: S, sub: { id: string; partnerId: string; eventTypes: readonly string[] }, control: SinkControl): Promise<S>
+  reserve?(
+    sink: S,
+    sub: { id: string; partnerId: string; eventTypes: readonly string[] },
+    control: SinkControl,
+  ): Promise<S>
   /** Frees what `reserve` took (the subscription was not stored, or was deleted); resolves to the partner topics removed. */
   release?(subscriptionId: string, control: SinkControl): Promise<string[]>
   /** The runtime's factory of this type's sinks. */
@@ -100,7 +104,10 @@ export interface SinkPlugin<S extends SinkConfig = SinkConfig> {
  * A sink type's config schema as the API document holds it: an object closed to other fields, its
  * `type` the sink type's name and required, then the type's own `required` fields and `properties`.
  */
-export function sinkSchema(type: SinkType, o: { required: readonly string[]; description?: string; properties: Record<string, unknown> }): Readonly<Record<string, unknown>> {
+export function sinkSchema(
+  type: SinkType,
+  o: { required: readonly string[]; description?: string; properties: Record<string, unknown> },
+): Readonly<Record<string, unknown>> {
   return {
     type: 'object',
     additionalProperties: false,

@@ -25,7 +25,8 @@ export const SINK_TYPES = Object.keys(SINK_PLUGINS) as SinkType[]
 /** The record of a sink type; a ConfigError naming `sink.type` for a type this platform does not have. */
 export function sinkPlugin(type: string): SinkPlugin {
   const plugin = (SINK_PLUGINS as Record<string, SinkPlugin | undefined>)[type]
-  if (!plugin) throw new ConfigError(`no sink of type "${type}" (known: ${SINK_TYPES.join(', ')})`, { field: 'sink.type' })
+  if (!plugin)
+    throw new ConfigError(`no sink of type "${type}" (known: ${SINK_TYPES.join(', ')})`, { field: 'sink.type' })
   return plugin
 }
 

@@ -24,11 +24,23 @@ export interface OpenedSinkRuntime {
   close(): Promise<void>
 }
 
-export function openSinkRuntime(config: AppConfig, o: { guard: UrlGuard; secrets: SinkSecrets; serde: AvroSerde; topics: readonly TopicSpec[]; logger: Logger }): OpenedSinkRuntime {
+export function openSinkRuntime(
+  config: AppConfig,
+  o: { guard: UrlGuard; secrets: SinkSecrets; serde: AvroSerde; topics: readonly TopicSpec[]; logger: Logger },
+): OpenedSinkRuntime {
   const { guard, logger } = o
   const http = new WebhookClient({ guard, ...webhookClientSettings(config) })
-  const mongo = new MongoClientPool({ guard, logger, settings: mongoSinkClientSettings(config), appName: `${config.kafka.clientId}-sinks` })
-  const partnerTopics = new SharedPartnerTopicWriter(createKafka(config, logger, `${config.kafka.clientId}-partner-topics`), o.serde, logger)
+  const mongo = new MongoClientPool({
+    guard,
+    logger,
+    settings: mongoSinkClientSettings(config),
+    appName: `${config.kafka.clientId}-sinks`,
+  })
+  const partnerTopics = new SharedPartnerTopicWriter(
+    createKafka(config, logger, `${config.kafka.clientId}-partner-topics`),
+    o.serde,
+    logger,
+  )
   // JSONata body mappings of REST sinks run in sandbox processes, off the worker's event loop
   const mappings = new MappingSandbox(config.delivery.mapping, logger)
   const runtime: SinkRuntime = {

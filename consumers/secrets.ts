@@ -11,7 +11,9 @@ export interface SinkSecrets {
 
 /** The value at a dotted path, or undefined. */
 export function configValue(o: unknown, path: string): unknown {
-  return path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o)
+  return path
+    .split('.')
+    .reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o)
 }
 
 /** Sets the value at a dotted path whose parents exist (undefined deletes it). */
@@ -27,7 +29,11 @@ export function setConfigValue(o: Record<string, unknown>, path: string, value: 
 }
 
 /** A copy of the config with each secret set at `paths` replaced by `fn` of it. */
-function mapSecrets<S>(config: S, paths: readonly string[], fn: (value: string, path: string) => string | undefined): S {
+function mapSecrets<S>(
+  config: S,
+  paths: readonly string[],
+  fn: (value: string, path: string) => string | undefined,
+): S {
   const out = structuredClone(config) as unknown as Record<string, unknown>
   for (const path of paths) {
     const v = configValue(out, path)
@@ -45,7 +51,8 @@ export function openSecrets<S>(config: S, paths: readonly string[], box: Pick<Se
 export function sealSecrets<S>(config: S, paths: readonly string[], box: Pick<SecretBox, 'seal'>, previous?: S): S {
   const out = mapSecrets(config, paths, (v) => box.seal(v)) as unknown as Record<string, unknown>
   for (const path of paths) {
-    const old = previous === undefined || typeof configValue(out, path) === 'string' ? undefined : configValue(previous, path)
+    const old =
+      previous === undefined || typeof configValue(out, path) === 'string' ? undefined : configValue(previous, path)
     if (typeof old === 'string') setConfigValue(out, path, old)
   }
   return out as unknown as S

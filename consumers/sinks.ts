@@ -13,10 +13,13 @@ export function sinkFactoryByType(factories: SinkFactories): SinkFactory {
   return async (sub, ctx) => {
     const factory = factories[sub.sink.type]
     if (!factory) {
-      throw new ConfigError(`no sink of type "${sub.sink.type}" is available in this worker (available: ${Object.keys(factories).join(', ')})`, {
-        subscriptionId: sub._id,
-        field: 'sink.type',
-      })
+      throw new ConfigError(
+        `no sink of type "${sub.sink.type}" is available in this worker (available: ${Object.keys(factories).join(', ')})`,
+        {
+          subscriptionId: sub._id,
+          field: 'sink.type',
+        },
+      )
     }
     return factory(sub, ctx)
   }

@@ -27,7 +27,12 @@ import type { Collections } from './store.ts'
 import { newId } from './store.ts'
 import type { ApiKeyDoc, Principal, Scope } from './types.ts'
 
-const scrypt = promisify(crypto.scrypt) as (password: string, salt: Buffer, keylen: number, options: crypto.ScryptOptions) => Promise<Buffer>
+const scrypt = promisify(crypto.scrypt) as (
+  password: string,
+  salt: Buffer,
+  keylen: number,
+  options: crypto.ScryptOptions,
+) => Promise<Buffer>
 const SCRYPT = { N: 16384, r: 8, p: 1, maxmem: 64 * 1024 * 1024 }
 const KEY_FORMAT = /^(dk_[0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/
 const LAST_USED_THROTTLE_MS = 60_000
@@ -131,7 +136,8 @@ export class ApiKeys {
    */
   async authenticate(presented: string, client = 'unknown'): Promise<Principal | null> {
     const digest = sha256(presented)
-    if (this.bootstrapDigest !== null && crypto.timingSafeEqual(digest, this.bootstrapDigest)) return { keyId: BOOTSTRAP_KEY_ID, scope: 'admin', organizationId: null }
+    if (this.bootstrapDigest !== null && crypto.timingSafeEqual(digest, this.bootstrapDigest))
+      return { keyId: BOOTSTRAP_KEY_ID, scope: 'admin', organizationId: null }
     const id = digest.toString('base64')
     const now = Date.now()
     const known = this.cache.get(id)
@@ -166,7 +172,8 @@ export class ApiKeys {
     if (!m) return null
     const doc = await this.cols.apiKeys.findOne({ prefix: m[1]! })
     if (!doc || !usable(doc, Date.now())) return null
-    if (this.hashing.size >= this.hashing.max + this.verifyQueue) throw new RateLimitedError('too many API key verifications at once; retry shortly', 1000, null)
+    if (this.hashing.size >= this.hashing.max + this.verifyQueue)
+      throw new RateLimitedError('too many API key verifications at once; retry shortly', 1000, null)
     const hash = await this.hashing.run(() => {
       this.verifications++
       return scrypt(m[2]!, Buffer.from(doc.salt, 'base64'), 32, SCRYPT)
@@ -186,7 +193,12 @@ export class ApiKeys {
   private remember(id: string, doc: ApiKeyDoc): Principal {
     const now = Date.now()
     const principal: Principal = { keyId: doc._id, scope: doc.scope, organizationId: doc.organizationId }
-    this.cache.set(id, { principal, until: now + this.options.cacheMs, expiresAt: doc.expiresAt?.getTime() ?? null, hash: doc.hash })
+    this.cache.set(id, {
+      principal,
+      until: now + this.options.cacheMs,
+      expiresAt: doc.expiresAt?.getTime() ?? null,
+      hash: doc.hash,
+    })
     this.touch(doc._id, now)
     return principal
   }
@@ -216,11 +228,19 @@ export class ApiKeys {
   private charge(client: string, prefix: string | undefined): string[] {
     if (!this.attempts) return []
     const taken: string[] = []
-    for (const [bucket, what] of [[`client:${client}`, 'from this client'], ...(prefix ? [[`prefix:${prefix}`, `for key prefix ${prefix}`]] : [])] as const) {
+    for (const [bucket, what] of [
+      [`client:${client}`, 'from this client'],
+      ...(prefix ? [[`prefix:${prefix}`, `for key prefix ${prefix}`]] : []),
+    ] as const) {
       const wait = this.attempts.take(bucket)
       if (wait > 0) {
         this.refund(taken)
-        throw new RateLimitedError(`too many failed API key attempts ${what}; retry after ${wait} s`, wait * 1000, { name: 'key-attempts', ...this.attempts.limit }, { bucket })
+        throw new RateLimitedError(
+          `too many failed API key attempts ${what}; retry after ${wait} s`,
+          wait * 1000,
+          { name: 'key-attempts', ...this.attempts.limit },
+          { bucket },
+        )
       }
       taken.push(bucket)
     }
@@ -240,7 +260,13 @@ export class ApiKeys {
 
   /** A new key with the same scope and organization; the old one stays valid for `overlapSeconds`. */
   async rotate(old: ApiKeyDoc, overlapSeconds: number, by: string, name?: string): Promise<CreatedKey> {
-    const created = await this.create({ scope: old.scope, organizationId: old.organizationId, name: name ?? old.name, createdBy: by, rotatedFrom: old._id })
+    const created = await this.create({
+      scope: old.scope,
+      organizationId: old.organizationId,
+      name: name ?? old.name,
+      createdBy: by,
+      rotatedFrom: old._id,
+    })
     const end = new Date(Date.now() + overlapSeconds * 1000)
     const expiresAt = old.expiresAt !== null && old.expiresAt < end ? old.expiresAt : end
     await this.cols.apiKeys.updateOne({ _id: old._id }, { $set: { expiresAt } })

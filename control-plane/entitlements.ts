@@ -26,7 +26,10 @@ export function grantAccepts(g: Pick<GrantDoc, 'status' | 'eventTypes' | 'accept
 }
 
 /** Is the grant in force for this event type? Allocates nothing: the sink runtime asks it per record. */
-export function grantAcceptsType(g: Pick<GrantDoc, 'status' | 'eventTypes' | 'acceptedEventTypes'>, eventType: string): boolean {
+export function grantAcceptsType(
+  g: Pick<GrantDoc, 'status' | 'eventTypes' | 'acceptedEventTypes'>,
+  eventType: string,
+): boolean {
   if (!g.eventTypes.includes(eventType)) return false
   if (g.status === undefined) return true
   return g.status === 'active' && (g.acceptedEventTypes ?? []).includes(eventType)
@@ -45,12 +48,16 @@ export function excessOver(req: EntitlementRequest, ent: Entitlement): FieldErro
     if (!asked) continue
     const extra = asked.in.filter((v) => !allowed.in.some((a) => a === v))
     if (extra.length > 0) {
-      out.push({ field: `filter.${field}`, message: `${show(extra)} exceed the grant for ${ent.eventType} (granted: ${show(allowed.in)})` })
+      out.push({
+        field: `filter.${field}`,
+        message: `${show(extra)} exceed the grant for ${ent.eventType} (granted: ${show(allowed.in)})`,
+      })
     }
   }
   if (ent.fields !== undefined && req.fields !== undefined) {
     req.fields.forEach((f, i) => {
-      if (!fieldAllowed(f, ent.fields!)) out.push({ field: `fields[${i}]`, message: `field ${f} is not in the grant's projection for ${ent.eventType}` })
+      if (!fieldAllowed(f, ent.fields!))
+        out.push({ field: `fields[${i}]`, message: `field ${f} is not in the grant's projection for ${ent.eventType}` })
     })
   }
   return out
@@ -60,7 +67,9 @@ export function excessOver(req: EntitlementRequest, ent: Entitlement): FieldErro
 export function checkWithinGrants(req: EntitlementRequest, grants: readonly GrantDoc[]): FieldError[] {
   const errors: FieldError[] = []
   req.eventTypes.forEach((eventType, i) => {
-    const covering = grants.filter((g) => grantAccepts(g).includes(eventType)).flatMap((g) => g.entitlements.filter((e) => e.eventType === eventType))
+    const covering = grants
+      .filter((g) => grantAccepts(g).includes(eventType))
+      .flatMap((g) => g.entitlements.filter((e) => e.eventType === eventType))
     if (covering.length === 0) {
       const offered = grants.find((g) => g.eventTypes.includes(eventType))
       const message = offered
@@ -79,10 +88,17 @@ export function checkWithinGrants(req: EntitlementRequest, grants: readonly Gran
 const KNOWN_EVENT_TYPES: readonly string[] = ALL_TOPICS.flatMap((t) => t.eventTypes)
 
 /** Every entitlement names an event type the platform declares (schemas/topics.ts). */
-export function checkKnownEventTypes(entitlements: readonly Entitlement[], known: readonly string[] = KNOWN_EVENT_TYPES): FieldError[] {
+export function checkKnownEventTypes(
+  entitlements: readonly Entitlement[],
+  known: readonly string[] = KNOWN_EVENT_TYPES,
+): FieldError[] {
   const errors: FieldError[] = []
   entitlements.forEach((e, i) => {
-    if (!known.includes(e.eventType)) errors.push({ field: `entitlements[${i}].eventType`, message: `unknown event type ${e.eventType}; known: ${known.join(', ')}` })
+    if (!known.includes(e.eventType))
+      errors.push({
+        field: `entitlements[${i}].eventType`,
+        message: `unknown event type ${e.eventType}; known: ${known.join(', ')}`,
+      })
   })
   return errors
 }
@@ -92,7 +108,8 @@ export function checkEntitlements(entitlements: readonly Entitlement[]): FieldEr
   const errors: FieldError[] = []
   const seen = new Set<string>()
   entitlements.forEach((e, i) => {
-    if (seen.has(e.eventType)) errors.push({ field: `entitlements[${i}].eventType`, message: `event type ${e.eventType} appears twice` })
+    if (seen.has(e.eventType))
+      errors.push({ field: `entitlements[${i}].eventType`, message: `event type ${e.eventType} appears twice` })
     seen.add(e.eventType)
   })
   return errors

@@ -13,7 +13,10 @@ export interface FieldError {
 
 /** Not there, or not visible to the caller: both look the same from outside (404). */
 export class NotFoundError extends SyndicationError {
-  constructor(readonly what: string, context: ErrorContext = {}) {
+  constructor(
+    readonly what: string,
+    context: ErrorContext = {},
+  ) {
     super('NOT_FOUND', `${what} not found`, false, context)
   }
 }
@@ -27,14 +30,21 @@ export class ForbiddenError extends SyndicationError {
 
 /** Would duplicate something unique, or clashes with the current state (409). */
 export class ConflictError extends SyndicationError {
-  constructor(message: string, readonly field?: string, context: ErrorContext = {}) {
+  constructor(
+    message: string,
+    readonly field?: string,
+    context: ErrorContext = {},
+  ) {
     super('CONFLICT', message, false, context)
   }
 }
 
 /** Well-formed but not acceptable: exceeds a grant, a refused URL, an unknown reference (422). */
 export class RequestInvalidError extends SyndicationError {
-  constructor(readonly errors: FieldError[], context: ErrorContext = {}) {
+  constructor(
+    readonly errors: FieldError[],
+    context: ErrorContext = {},
+  ) {
     super('REQUEST_INVALID', errors.map((e) => `${e.field}: ${e.message}`).join('; '), false, context)
   }
 }

@@ -16,7 +16,8 @@ export function freeFormErrors(value: unknown, field: string, limit = 10): Field
   const walk = (v: unknown, path: string, depth: number, inArray: boolean): void => {
     if (errors.length >= limit) return
     if (typeof v === 'string') {
-      if (LONE_SURROGATE.test(v)) errors.push({ field: path, message: 'holds a lone UTF-16 surrogate (not valid Unicode text)' })
+      if (LONE_SURROGATE.test(v))
+        errors.push({ field: path, message: 'holds a lone UTF-16 surrogate (not valid Unicode text)' })
       return
     }
     if (v === null || typeof v !== 'object') return
@@ -26,7 +27,10 @@ export function freeFormErrors(value: unknown, field: string, limit = 10): Field
     }
     if (Array.isArray(v)) {
       if (inArray) {
-        errors.push({ field: path, message: 'is an array directly inside an array (not storable; wrap it in an object)' })
+        errors.push({
+          field: path,
+          message: 'is an array directly inside an array (not storable; wrap it in an object)',
+        })
         return
       }
       v.forEach((x, i) => walk(x, `${path}[${i}]`, depth + 1, true))
@@ -36,8 +40,10 @@ export function freeFormErrors(value: unknown, field: string, limit = 10): Field
       const at = `${path}.${k}`
       if (k.startsWith('$')) errors.push({ field: at, message: 'is a field name starting with $ (not storable)' })
       else if (k.includes('.')) errors.push({ field: at, message: 'is a field name holding a dot (not storable)' })
-      else if (k.includes('\u0000')) errors.push({ field: at, message: 'is a field name holding a NUL character (not storable)' })
-      else if (LONE_SURROGATE.test(k)) errors.push({ field: at, message: 'is a field name holding a lone UTF-16 surrogate (not valid Unicode text)' })
+      else if (k.includes('\u0000'))
+        errors.push({ field: at, message: 'is a field name holding a NUL character (not storable)' })
+      else if (LONE_SURROGATE.test(k))
+        errors.push({ field: at, message: 'is a field name holding a lone UTF-16 surrogate (not valid Unicode text)' })
       else walk(x, at, depth + 1, false)
       if (errors.length >= limit) return
     }

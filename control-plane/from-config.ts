@@ -10,7 +10,13 @@ import { parseSchedule } from '../connectors/retry.ts'
 import { ControlPlane, type ControlPlaneOptions } from './service.ts'
 
 /** `encryptionKeys` overrides config.secrets.encryptionKeys (the platform passes a local-stack key file's ring). */
-export function controlPlaneFromConfig(config: AppConfig, db: Db, logger: Logger, encryptionKeys = config.secrets.encryptionKeys, extra: Pick<ControlPlaneOptions, 'partnerProfileTopic'> = {}): ControlPlane {
+export function controlPlaneFromConfig(
+  config: AppConfig,
+  db: Db,
+  logger: Logger,
+  encryptionKeys = config.secrets.encryptionKeys,
+  extra: Pick<ControlPlaneOptions, 'partnerProfileTopic'> = {},
+): ControlPlane {
   return new ControlPlane({
     db,
     box: createSecretBox(parseKeyRing(encryptionKeys, config.secrets.currentKeyId)),
@@ -18,7 +24,11 @@ export function controlPlaneFromConfig(config: AppConfig, db: Db, logger: Logger
     logger: logger.child({ component: 'control-plane' }),
     bootstrapKey: config.management.adminApiKey,
     apiKeyCacheMs: config.management.apiKeyCacheMs,
-    apiKeyVerification: { attempts: config.management.keyAttempts, verifyConcurrency: config.management.keyVerifyConcurrency, verifyQueue: config.management.keyVerifyQueue },
+    apiKeyVerification: {
+      attempts: config.management.keyAttempts,
+      verifyConcurrency: config.management.keyVerifyConcurrency,
+      verifyQueue: config.management.keyVerifyQueue,
+    },
     idempotencyTtlSeconds: config.management.idempotencyTtlSeconds,
     deliveryDefaults: {
       retrySchedule: parseSchedule(config.delivery.retrySchedule, 'delivery.retrySchedule').map((ms) => ms / 1000),
@@ -26,7 +36,9 @@ export function controlPlaneFromConfig(config: AppConfig, db: Db, logger: Logger
       concurrency: config.delivery.concurrency,
       disableAfterFailingSeconds: Math.round(config.delivery.disableAfterMs / 1000),
     },
-    ...(partnerKafkaAccess(config).bootstrapServers.length > 0 ? { partnerKafka: { topicPrefix: config.kafka.partners.topicPrefix } } : {}),
+    ...(partnerKafkaAccess(config).bootstrapServers.length > 0
+      ? { partnerKafka: { topicPrefix: config.kafka.partners.topicPrefix } }
+      : {}),
     ...extra,
   })
 }

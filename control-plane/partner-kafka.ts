@@ -97,7 +97,9 @@ export function partnerNames(prefix: string, slug: string): { username: string; 
 export const PARTNER_TOPIC_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/
 
 function scrypt(password: string, salt: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => crypto.scrypt(password, salt, 32, (err, key) => (err ? reject(err) : resolve(key))))
+  return new Promise((resolve, reject) =>
+    crypto.scrypt(password, salt, 32, (err, key) => (err ? reject(err) : resolve(key))),
+  )
 }
 
 export class PartnerKafka {
@@ -114,7 +116,10 @@ export class PartnerKafka {
   }
 
   async #partner(partnerId: string): Promise<{ slug: string }> {
-    const org = await this.#o.cols.organizations.findOne({ _id: partnerId, kind: 'partner' }, { projection: { slug: 1 } })
+    const org = await this.#o.cols.organizations.findOne(
+      { _id: partnerId, kind: 'partner' },
+      { projection: { slug: 1 } },
+    )
     if (!org) throw new NotFoundError('partner', { partnerId })
     return org
   }
@@ -131,7 +136,11 @@ export class PartnerKafka {
     const now = new Date()
     const before = await this.#o.cols.partnerKafkaUsers.findOneAndUpdate(
       { _id: partnerId },
-      { $set: { username, mechanism: 'SCRAM-SHA-512', check, rotatedAt: now }, $setOnInsert: { createdAt: now }, $inc: { version: 1 } },
+      {
+        $set: { username, mechanism: 'SCRAM-SHA-512', check, rotatedAt: now },
+        $setOnInsert: { createdAt: now },
+        $inc: { version: 1 },
+      },
       { upsert: true, returnDocument: 'before' },
     )
     this.#forget(username)
@@ -151,14 +160,19 @@ export class PartnerKafka {
   }
 
   #forget(username: string): void {
-    for (const [k, v] of this.#verified) if (k.startsWith(`${username}\u0000`) || v.until < Date.now()) this.#verified.delete(k)
+    for (const [k, v] of this.#verified)
+      if (k.startsWith(`${username}\u0000`) || v.until < Date.now()) this.#verified.delete(k)
   }
 
   /**
    * The partner whose Kafka credentials these are (registry basic auth), or null. `limited` runs the
    * scrypt check under the API keys' attempt limits and hashing pool (ApiKeys.limitedCheck).
    */
-  async verify(username: string, password: string, limited: (check: () => Promise<boolean>) => Promise<boolean> = (check) => check()): Promise<string | null> {
+  async verify(
+    username: string,
+    password: string,
+    limited: (check: () => Promise<boolean>) => Promise<boolean> = (check) => check(),
+  ): Promise<string | null> {
     if (!username.startsWith(this.#o.access.topicPrefix)) return null
     const memo = `${username}\u0000${crypto.createHash('sha256').update(password).digest('base64')}`
     const hit = this.#verified.get(memo)
@@ -179,7 +193,9 @@ export class PartnerKafka {
     const [topics, subs, grants] = await Promise.all([
       this.#o.cols.partnerTopics.find({ partnerId }).toArray(),
       this.#o.cols.subscriptions.find({ partnerId }, { projection: { _id: 1, eventTypes: 1 } }).toArray(),
-      this.#o.cols.grants.find({ partnerId }, { projection: { status: 1, eventTypes: 1, acceptedEventTypes: 1 } }).toArray(),
+      this.#o.cols.grants
+        .find({ partnerId }, { projection: { status: 1, eventTypes: 1, acceptedEventTypes: 1 } })
+        .toArray(),
     ])
     const accepted = new Set(grants.flatMap((g) => grantAccepts(g)))
     const out: PartnerTopicView[] = []
@@ -211,7 +227,10 @@ export class PartnerKafka {
       credentialsIssuedAt: user?.rotatedAt ?? null,
       consumerGroupPrefix: names.topicPrefix,
       topics: await this.topicsOf(partnerId),
-      schemaRegistry: { url: this.#o.registryUrl(), basicAuth: '<username>:<password> of these Kafka credentials, or an API key of the partner' },
+      schemaRegistry: {
+        url: this.#o.registryUrl(),
+        basicAuth: '<username>:<password> of these Kafka credentials, or an API key of the partner',
+      },
     }
   }
 
@@ -220,10 +239,21 @@ export class PartnerKafka {
     const user = await this.#o.cols.partnerKafkaUsers.findOne({ _id: partnerId })
     if (!user) return
     const names = partnerNames(this.#o.access.topicPrefix, user.username.slice(this.#o.access.topicPrefix.length))
-    const wanted: Binding[] = READ_OPS.map((operation) => ({ resourceType: AclResourceTypes.GROUP, resourceName: names.topicPrefix, resourcePatternType: ResourcePatternTypes.PREFIXED, operation }))
+    const wanted: Binding[] = READ_OPS.map((operation) => ({
+      resourceType: AclResourceTypes.GROUP,
+      resourceName: names.topicPrefix,
+      resourcePatternType: ResourcePatternTypes.PREFIXED,
+      operation,
+    }))
     for (const t of await this.topicsOf(partnerId)) {
       if (!t.readable) continue
-      for (const operation of READ_OPS) wanted.push({ resourceType: AclResourceTypes.TOPIC, resourceName: t.topic, resourcePatternType: ResourcePatternTypes.LITERAL, operation })
+      for (const operation of READ_OPS)
+        wanted.push({
+          resourceType: AclResourceTypes.TOPIC,
+          resourceName: t.topic,
+          resourcePatternType: ResourcePatternTypes.LITERAL,
+          operation,
+        })
     }
     await this.#applyAcls(user.username, wanted)
   }
@@ -237,7 +267,11 @@ export class PartnerKafka {
     for (const u of users) await this.reconcile(u._id)
     const known = new Set(users.map((u: PartnerKafkaUserDoc) => `User:${u.username}`))
     const all = await this.#describe(null)
-    const strays = new Set(all.filter((a) => a.principal.startsWith(`User:${this.#o.access.topicPrefix}`) && !known.has(a.principal)).map((a) => a.principal))
+    const strays = new Set(
+      all
+        .filter((a) => a.principal.startsWith(`User:${this.#o.access.topicPrefix}`) && !known.has(a.principal))
+        .map((a) => a.principal),
+    )
     for (const principal of strays) {
       const username = principal.slice('User:'.length)
       await this.#applyAcls(username, [])
@@ -252,12 +286,16 @@ export class PartnerKafka {
       await this.#o.admin.deleteTopics({ topics: [topic], timeout: 10_000 })
     } catch (err) {
       const e = err as { type?: string; errors?: Array<{ type?: string }> }
-      const unknown = e.type === 'UNKNOWN_TOPIC_OR_PARTITION' || (e.errors ?? []).every((x) => x.type === 'UNKNOWN_TOPIC_OR_PARTITION')
+      const unknown =
+        e.type === 'UNKNOWN_TOPIC_OR_PARTITION' ||
+        (e.errors ?? []).every((x) => x.type === 'UNKNOWN_TOPIC_OR_PARTITION')
       if (!unknown) throw err
     }
   }
 
-  async #describe(principal: string | null): Promise<Array<Binding & { principal: string; host: string; permissionType: number }>> {
+  async #describe(
+    principal: string | null,
+  ): Promise<Array<Binding & { principal: string; host: string; permissionType: number }>> {
     const res = await this.#kafka('read ACLs', () =>
       this.#o.admin.describeAcls({
         resourceType: AclResourceTypes.ANY,
@@ -268,7 +306,15 @@ export class PartnerKafka {
       }),
     )
     return res.resources.flatMap((r) =>
-      r.acls.map((a) => ({ resourceType: r.resourceType, resourceName: r.resourceName, resourcePatternType: r.resourcePatternType, operation: a.operation, principal: a.principal, host: a.host, permissionType: a.permissionType })),
+      r.acls.map((a) => ({
+        resourceType: r.resourceType,
+        resourceName: r.resourceName,
+        resourcePatternType: r.resourcePatternType,
+        operation: a.operation,
+        principal: a.principal,
+        host: a.host,
+        permissionType: a.permissionType,
+      })),
     )
   }
 
@@ -276,14 +322,26 @@ export class PartnerKafka {
     const principal = `User:${username}`
     const have = await this.#describe(principal)
     const want = new Map(wanted.map((b) => [bindingKey(b), b]))
-    const extra = have.filter((a) => !(a.permissionType === AclPermissionTypes.ALLOW && a.host === '*' && want.has(bindingKey(a))))
-    const present = new Set(have.filter((a) => a.permissionType === AclPermissionTypes.ALLOW && a.host === '*').map(bindingKey))
+    const extra = have.filter(
+      (a) => !(a.permissionType === AclPermissionTypes.ALLOW && a.host === '*' && want.has(bindingKey(a))),
+    )
+    const present = new Set(
+      have.filter((a) => a.permissionType === AclPermissionTypes.ALLOW && a.host === '*').map(bindingKey),
+    )
     const missing = [...want.values()].filter((b) => !present.has(bindingKey(b)))
     const entry = (b: Binding & { host?: string; permissionType?: number }): AclEntry =>
-      ({ ...b, principal, host: b.host ?? '*', permissionType: b.permissionType ?? AclPermissionTypes.ALLOW }) as AclEntry
-    if (missing.length > 0) await this.#kafka('create ACLs', () => this.#o.admin.createAcls({ acl: missing.map(entry) }))
-    if (extra.length > 0) await this.#kafka('delete ACLs', () => this.#o.admin.deleteAcls({ filters: extra.map(entry) }))
-    if (missing.length + extra.length > 0) this.#o.logger.info('partner Kafka ACLs reconciled', { username, created: missing.length, deleted: extra.length })
+      ({
+        ...b,
+        principal,
+        host: b.host ?? '*',
+        permissionType: b.permissionType ?? AclPermissionTypes.ALLOW,
+      }) as AclEntry
+    if (missing.length > 0)
+      await this.#kafka('create ACLs', () => this.#o.admin.createAcls({ acl: missing.map(entry) }))
+    if (extra.length > 0)
+      await this.#kafka('delete ACLs', () => this.#o.admin.deleteAcls({ filters: extra.map(entry) }))
+    if (missing.length + extra.length > 0)
+      this.#o.logger.info('partner Kafka ACLs reconciled', { username, created: missing.length, deleted: extra.length })
   }
 
   /** A Kafka call whose failure is retriable for the caller (503), named for the message. */

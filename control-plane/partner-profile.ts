@@ -38,7 +38,8 @@ function contract(): { converter: Converter; enumDefaults: Record<string, string
     enumDefaults = {}
     for (const f of schema.fields) {
       const t = f.type as { type?: unknown; default?: unknown }
-      if (t && typeof t === 'object' && t.type === 'enum' && typeof t.default === 'string') enumDefaults[f.name] = t.default
+      if (t && typeof t === 'object' && t.type === 'enum' && typeof t.default === 'string')
+        enumDefaults[f.name] = t.default
     }
   }
   return { converter, enumDefaults }
@@ -46,7 +47,10 @@ function contract(): { converter: Converter; enumDefaults: Record<string, string
 
 /** `/contacts/0/email` → `profile.contacts.0.email` (RFC 6901 unescaped). */
 function fieldName(pointer: string): string {
-  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+  const parts = pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
   return ['profile', ...parts].join('.')
 }
 
@@ -59,11 +63,25 @@ export interface ProfileSubject {
  * The partner-profile event value of a partner after a change, or the faults of its profile.
  * `sequence` is the organization's version after the change; `at` when it changed.
  */
-export function partnerProfileValue(org: ProfileSubject, profile: Record<string, unknown>, sequence: number, at: Date): { value: Record<string, unknown>; errors: [] } | { value: undefined; errors: FieldError[] } {
+export function partnerProfileValue(
+  org: ProfileSubject,
+  profile: Record<string, unknown>,
+  sequence: number,
+  at: Date,
+): { value: Record<string, unknown>; errors: [] } | { value: undefined; errors: FieldError[] } {
   const { converter: conv, enumDefaults: enums } = contract()
   const errors: FieldError[] = []
-  for (const f of PLATFORM_PROFILE_FIELDS) if (f in profile) errors.push({ field: `profile.${f}`, message: 'is set by the platform; leave it out' })
-  const input: Record<string, unknown> = { legalName: org.name, headquartersCountry: UNKNOWN_COUNTRY, ...enums, ...profile, partnerId: org._id, sequence, occurredAt: at.getTime() }
+  for (const f of PLATFORM_PROFILE_FIELDS)
+    if (f in profile) errors.push({ field: `profile.${f}`, message: 'is set by the platform; leave it out' })
+  const input: Record<string, unknown> = {
+    legalName: org.name,
+    headquartersCountry: UNKNOWN_COUNTRY,
+    ...enums,
+    ...profile,
+    partnerId: org._id,
+    sequence,
+    occurredAt: at.getTime(),
+  }
   const r = conv.convert(input)
   for (const fault of r.faults) {
     const field = fieldName(fault.path)
@@ -74,6 +92,20 @@ export function partnerProfileValue(org: ProfileSubject, profile: Record<string,
 }
 
 /** The outbox entry announcing a partner's profile after a change. */
-export function partnerProfileEntry(partnerId: string, value: Record<string, unknown>, sequence: number, at: Date, topic: string = PARTNER_PROFILE_TOPIC): OutboxEntry {
-  return { eventId: uuidv7(at.getTime()), topic, type: PARTNER_PROFILE_CHANGED, key: { partnerId }, value, sequence, occurredAt: at }
+export function partnerProfileEntry(
+  partnerId: string,
+  value: Record<string, unknown>,
+  sequence: number,
+  at: Date,
+  topic: string = PARTNER_PROFILE_TOPIC,
+): OutboxEntry {
+  return {
+    eventId: uuidv7(at.getTime()),
+    topic,
+    type: PARTNER_PROFILE_CHANGED,
+    key: { partnerId },
+    value,
+    sequence,
+    occurredAt: at,
+  }
 }

@@ -50,7 +50,8 @@ export function unreadableFields(reader: avro.Type, writer: avro.Type): string[]
   for (const f of r.fields) {
     const wf = w.fields.find((x) => x.name === f.name || f.aliases.includes(x.name))
     if (!wf) {
-      if (f.defaultValue() === undefined) out.push(`${f.name}: missing from the new schema and without a default in the pinned version`)
+      if (f.defaultValue() === undefined)
+        out.push(`${f.name}: missing from the new schema and without a default in the pinned version`)
       continue
     }
     const fieldWhy = readFailure(f.type, wf.type)
@@ -60,7 +61,11 @@ export function unreadableFields(reader: avro.Type, writer: avro.Type): string[]
 }
 
 /** The subscriptions whose pinned reader of the candidate's topic cannot read it. */
-export async function pinnedReaderConflicts(cols: Pick<Collections, 'subscriptions'>, topics: readonly TopicSpec[], c: RegisterCandidate): Promise<PinnedReaderConflict[]> {
+export async function pinnedReaderConflicts(
+  cols: Pick<Collections, 'subscriptions'>,
+  topics: readonly TopicSpec[],
+  c: RegisterCandidate,
+): Promise<PinnedReaderConflict[]> {
   const topic = topics.find((t) => valueSubject(t.name) === c.subject)
   if (!topic) return []
   const types = [...topic.eventTypes, topic.name]
@@ -72,35 +77,60 @@ export async function pinnedReaderConflicts(cols: Pick<Collections, 'subscriptio
       const reader = c.readerOf(version)
       if (!reader) continue
       const fields = unreadableFields(reader, c.type)
-      if (fields.length > 0) out.push({ subscriptionId: s._id, name: s.name, eventType, pinnedVersion: version, fields })
+      if (fields.length > 0)
+        out.push({ subscriptionId: s._id, name: s.name, eventType, pinnedVersion: version, fields })
     }
   }
   return out
 }
 
 export function describeConflicts(subject: string, version: number, conflicts: PinnedReaderConflict[]): string {
-  const each = conflicts.map((x) => `subscription ${x.subscriptionId} ("${x.name}") pins ${x.eventType} version ${x.pinnedVersion}: ${x.fields.join('; ')}`)
+  const each = conflicts.map(
+    (x) =>
+      `subscription ${x.subscriptionId} ("${x.name}") pins ${x.eventType} version ${x.pinnedVersion}: ${x.fields.join('; ')}`,
+  )
   return `Schema being registered is incompatible with a pinned reader schema for subject "${subject}" (it would be version ${version}), details: [${each.join(', ')}]`
 }
 
 /** The registry hook: refuse (409) or flag the affected subscriptions, by policy. */
-export function pinnedReaderCheck(opts: { cols: Pick<Collections, 'subscriptions'>; topics: readonly TopicSpec[]; policy: PinnedReaderPolicy; logger: Logger }): BeforeRegisterHook {
+export function pinnedReaderCheck(opts: {
+  cols: Pick<Collections, 'subscriptions'>
+  topics: readonly TopicSpec[]
+  policy: PinnedReaderPolicy
+  logger: Logger
+}): BeforeRegisterHook {
   const log = opts.logger.child({ component: 'pinned-readers' })
   return async (c) => {
     const conflicts = await pinnedReaderConflicts(opts.cols, opts.topics, c)
     if (conflicts.length === 0) return
     const message = describeConflicts(c.subject, c.version, conflicts)
     if (opts.policy === 'refuse') {
-      log.warn('new schema refused: a pinned partner could not read it', { subject: c.subject, subscriptions: conflicts.map((x) => x.subscriptionId) })
+      log.warn('new schema refused: a pinned partner could not read it', {
+        subject: c.subject,
+        subscriptions: conflicts.map((x) => x.subscriptionId),
+      })
       throw new RegistryError(409, INCOMPATIBLE_SCHEMA, message)
     }
     return async () => {
       const at = new Date()
       for (const x of conflicts) {
-        const issue: SchemaIssue = { subject: c.subject, version: c.version, eventType: x.eventType, pinnedVersion: x.pinnedVersion, fields: x.fields, at }
-        await opts.cols.subscriptions.updateOne({ _id: x.subscriptionId }, { $push: { schemaIssues: issue } }).catch((err: unknown) => log.warn('could not flag a subscription', { subscriptionId: x.subscriptionId, err }))
+        const issue: SchemaIssue = {
+          subject: c.subject,
+          version: c.version,
+          eventType: x.eventType,
+          pinnedVersion: x.pinnedVersion,
+          fields: x.fields,
+          at,
+        }
+        await opts.cols.subscriptions
+          .updateOne({ _id: x.subscriptionId }, { $push: { schemaIssues: issue } })
+          .catch((err: unknown) => log.warn('could not flag a subscription', { subscriptionId: x.subscriptionId, err }))
       }
-      log.warn('new schema registered; subscriptions whose pinned reader cannot read it are flagged', { subject: c.subject, version: c.version, subscriptions: conflicts.map((x) => x.subscriptionId) })
+      log.warn('new schema registered; subscriptions whose pinned reader cannot read it are flagged', {
+        subject: c.subject,
+        version: c.version,
+        subscriptions: conflicts.map((x) => x.subscriptionId),
+      })
     }
   }
 }

@@ -37,7 +37,8 @@ import { partnerNames, type PartnerKafka } from './partner-kafka.ts'
 
 const KEY_PREFIX = /^dk_[0-9a-f]{12}$/
 
-const subjectsOf = (topics: readonly TopicSpec[]): Set<string> => new Set(topics.flatMap((t) => [keySubject(t.name), valueSubject(t.name)]))
+const subjectsOf = (topics: readonly TopicSpec[]): Set<string> =>
+  new Set(topics.flatMap((t) => [keySubject(t.name), valueSubject(t.name)]))
 
 export interface RegistryAccessOptions {
   /** The control plane (a function: the platform creates it after the registry starts). */
@@ -59,13 +60,17 @@ export function registryAccess(options: RegistryAccessOptions): RegistryAuth {
     anonymousLoopbackReads: options.anonymousLoopbackReads ?? false,
     async authenticate(user, password, client): Promise<RegistryPrincipal | null> {
       if (user === INTERNAL_USER) {
-        return crypto.timingSafeEqual(crypto.createHash('sha256').update(password).digest(), internal) ? internalPrincipal : null
+        return crypto.timingSafeEqual(crypto.createHash('sha256').update(password).digest(), internal)
+          ? internalPrincipal
+          : null
       }
       const cp = options.controlPlane()
       const pk = options.partnerKafka?.()
       // a partner's own topics (kafka-topic subscriptions) are under `<prefix><slug>.`
       const partnerTopicsOf = async (partnerId: string): Promise<(s: string) => boolean> => {
-        const org = pk ? await cp.cols.organizations.findOne({ _id: partnerId, kind: 'partner' }, { projection: { slug: 1 } }) : null
+        const org = pk
+          ? await cp.cols.organizations.findOne({ _id: partnerId, kind: 'partner' }, { projection: { slug: 1 } })
+          : null
         if (!pk || !org) return () => false
         const prefix = partnerNames(pk.access.topicPrefix, org.slug).topicPrefix
         return (s: string) => s.startsWith(prefix)
@@ -100,7 +105,9 @@ export function registryAccess(options: RegistryAccessOptions): RegistryAuth {
         return { name, admin: false, canRead: mine, canRegister: own, canManage: own }
       }
       // A partner: what its accepted grants cover, read at authentication (each request).
-      const grants = await cp.cols.grants.find({ partnerId: org }, { projection: { publisherId: 1, status: 1, eventTypes: 1, acceptedEventTypes: 1 } }).toArray()
+      const grants = await cp.cols.grants
+        .find({ partnerId: org }, { projection: { publisherId: 1, status: 1, eventTypes: 1, acceptedEventTypes: 1 } })
+        .toArray()
       const accepted = new Set<string>()
       const publishers = new Set<string>()
       for (const g of grants) {
@@ -111,7 +118,8 @@ export function registryAccess(options: RegistryAccessOptions): RegistryAuth {
       }
       const readable = subjectsOf(topics.filter((t) => t.eventTypes.some((e) => accepted.has(e))))
       const ownTopics = await partnerTopicsOf(org)
-      const canRead = (s: string) => readable.has(s) || [...publishers].some((pub) => s.startsWith(`${pub}.`)) || ownTopics(s)
+      const canRead = (s: string) =>
+        readable.has(s) || [...publishers].some((pub) => s.startsWith(`${pub}.`)) || ownTopics(s)
       return { name, admin: false, canRead, canRegister: () => false, canManage: () => false }
     },
   }

@@ -29,8 +29,27 @@ import { partnerProfileEntry, partnerProfileValue, PARTNER_PROFILE_TOPIC } from 
 import { ensureIndexes, newId, page, type Page, type PageRequest } from './store.ts'
 import { storedEntitlements } from './stored-keys.ts'
 import { ControlPlaneSubscriptions, type SubscriptionsOptions } from './subscriptions.ts'
-import type { ApiKeyDoc, DeliveryPolicy, Entitlement, GrantDoc, OrganizationDoc, OrganizationKind, OutboxEntry, Principal, Scope, SinkConfig, SubscriptionDoc } from './types.ts'
-import { grantScope, isAdmin, organizationScope, requireOrganization, visibleOrganizations, type VisibleOrganization } from './visibility.ts'
+import type {
+  ApiKeyDoc,
+  DeliveryPolicy,
+  Entitlement,
+  GrantDoc,
+  OrganizationDoc,
+  OrganizationKind,
+  OutboxEntry,
+  Principal,
+  Scope,
+  SinkConfig,
+  SubscriptionDoc,
+} from './types.ts'
+import {
+  grantScope,
+  isAdmin,
+  organizationScope,
+  requireOrganization,
+  visibleOrganizations,
+  type VisibleOrganization,
+} from './visibility.ts'
 
 export { DEFAULT_DELIVERY_POLICY, ownDeliveryPolicy } from './delivery-policy.ts'
 export type { PartnerAccessChange, SubscriptionCreated, SubscriptionInput, SubscriptionPatch } from './subscriptions.ts'
@@ -73,9 +92,17 @@ export class ControlPlane extends ControlPlaneSubscriptions {
 
   constructor(options: ControlPlaneOptions) {
     super(options.db, options)
-    this.keys = new ApiKeys(this.cols, { bootstrapKey: options.bootstrapKey, cacheMs: options.apiKeyCacheMs, logger: options.logger, ...options.apiKeyVerification })
+    this.keys = new ApiKeys(this.cols, {
+      bootstrapKey: options.bootstrapKey,
+      cacheMs: options.apiKeyCacheMs,
+      logger: options.logger,
+      ...options.apiKeyVerification,
+    })
     // a create's answer may hold a key or a secret shown once: stored sealed
-    this.idempotency = new IdempotencyStore(this.cols.idempotency, { windowMs: options.idempotencyTtlSeconds * 1000, seal: options.box })
+    this.idempotency = new IdempotencyStore(this.cols.idempotency, {
+      windowMs: options.idempotencyTtlSeconds * 1000,
+      seal: options.box,
+    })
     this.db = options.db
     this.partnerProfileTopic = options.partnerProfileTopic ?? PARTNER_PROFILE_TOPIC
     this.deliveryDefaults = { ...DEFAULT_DELIVERY_POLICY, ...options.deliveryDefaults }
@@ -108,7 +135,11 @@ export class ControlPlane extends ControlPlaneSubscriptions {
 
   // ---------------------------------------------------------------- organizations
 
-  async listOrganizations(p: Principal, q: { kind?: OrganizationKind | undefined }, req: PageRequest): Promise<Page<VisibleOrganization>> {
+  async listOrganizations(
+    p: Principal,
+    q: { kind?: OrganizationKind | undefined },
+    req: PageRequest,
+  ): Promise<Page<VisibleOrganization>> {
     const filter: Filter<OrganizationDoc> = { ...(await organizationScope(this.cols, p)) }
     if (q.kind) filter.kind = q.kind
     const found = await page(this.cols.organizations, filter, req)
@@ -125,7 +156,16 @@ export class ControlPlane extends ControlPlaneSubscriptions {
     if (!isAdmin(p)) throw new ForbiddenError('only an admin key may create organizations')
     checkFreeForm(input.profile)
     const now = new Date()
-    const doc: OrganizationDoc = { _id: newId('org'), kind: input.kind, name: input.name, slug: input.slug, profile: input.profile ?? {}, createdAt: now, updatedAt: now, version: 1 }
+    const doc: OrganizationDoc = {
+      _id: newId('org'),
+      kind: input.kind,
+      name: input.name,
+      slug: input.slug,
+      profile: input.profile ?? {},
+      createdAt: now,
+      updatedAt: now,
+      version: 1,
+    }
     if (doc.kind === 'partner') {
       // The event goes in the same single-document write as the partner (see OrganizationDoc.outbox).
       doc.outbox = [this.profileEvent(doc, doc.profile, doc.version, now)]
@@ -142,15 +182,25 @@ export class ControlPlane extends ControlPlaneSubscriptions {
   }
 
   /** The partner-profile event of a partner after a change; 422 naming each field of the profile at fault. */
-  private profileEvent(org: { _id: string; name: string }, profile: Record<string, unknown>, sequence: number, at: Date): OutboxEntry {
+  private profileEvent(
+    org: { _id: string; name: string },
+    profile: Record<string, unknown>,
+    sequence: number,
+    at: Date,
+  ): OutboxEntry {
     const r = partnerProfileValue(org, profile, sequence, at)
     if (r.value === undefined) throw new RequestInvalidError(r.errors, { organizationId: org._id })
     return partnerProfileEntry(org._id, r.value, sequence, at, this.partnerProfileTopic)
   }
 
-  async updateOrganization(p: Principal, id: string, patch: { name?: string; profile?: Record<string, unknown> }): Promise<OrganizationDoc> {
+  async updateOrganization(
+    p: Principal,
+    id: string,
+    patch: { name?: string; profile?: Record<string, unknown> },
+  ): Promise<OrganizationDoc> {
     const org = await this.getOrganization(p, id)
-    if (!isAdmin(p) && p.organizationId !== org._id) throw new ForbiddenError('a key may only change its own organization')
+    if (!isAdmin(p) && p.organizationId !== org._id)
+      throw new ForbiddenError('a key may only change its own organization')
     checkFreeForm(patch.profile)
     const now = new Date()
     const set: Partial<OrganizationDoc> = { updatedAt: now }
@@ -158,12 +208,21 @@ export class ControlPlane extends ControlPlaneSubscriptions {
     if (patch.profile !== undefined) set.profile = patch.profile
     if (org.kind === 'partner') {
       // Every change of a partner publishes its profile: the event rides in this very write.
-      const entry = this.profileEvent({ _id: org._id, name: set.name ?? org.name }, set.profile ?? org.profile, org.version + 1, now)
+      const entry = this.profileEvent(
+        { _id: org._id, name: set.name ?? org.name },
+        set.profile ?? org.profile,
+        org.version + 1,
+        now,
+      )
       const sent = (await this.cols.outboxRelay.findOne({ _id: org._id }))?.sentSequence ?? 0
       set.outbox = [...(org.outbox ?? []).filter((e) => e.sequence > sent), entry].slice(-MAX_OUTBOX_ENTRIES)
       set.outboxAt = now
     }
-    const updated = await this.cols.organizations.findOneAndUpdate({ _id: id, version: org.version }, { $set: set, $inc: { version: 1 } }, { returnDocument: 'after' })
+    const updated = await this.cols.organizations.findOneAndUpdate(
+      { _id: id, version: org.version },
+      { $set: set, $inc: { version: 1 } },
+      { returnDocument: 'after' },
+    )
     if (!updated) throw new ConflictError('the organization changed concurrently; read it again and retry')
     if (set.outbox) this.outboxWritten()
     return updated
@@ -175,9 +234,14 @@ export class ControlPlane extends ControlPlaneSubscriptions {
     return isAdmin(p) ? {} : { organizationId: p.organizationId! }
   }
 
-  listKeys(p: Principal, q: { organizationId?: string | undefined; prefix?: string | undefined }, req: PageRequest): Promise<Page<ApiKeyDoc>> {
+  listKeys(
+    p: Principal,
+    q: { organizationId?: string | undefined; prefix?: string | undefined },
+    req: PageRequest,
+  ): Promise<Page<ApiKeyDoc>> {
     const filter: Filter<ApiKeyDoc> = { ...this.keyScope(p) }
-    if (q.organizationId !== undefined) filter.organizationId = isAdmin(p) || q.organizationId === p.organizationId ? q.organizationId : '\u0000none'
+    if (q.organizationId !== undefined)
+      filter.organizationId = isAdmin(p) || q.organizationId === p.organizationId ? q.organizationId : '\u0000none'
     if (q.prefix !== undefined) filter.prefix = q.prefix
     return page(this.cols.apiKeys, filter, req)
   }
@@ -192,12 +256,16 @@ export class ControlPlane extends ControlPlaneSubscriptions {
     let organizationId: string | null = null
     if (input.scope === 'admin') {
       if (!isAdmin(p)) throw new ForbiddenError('only an admin key may create admin keys')
-      if (input.organizationId !== undefined) throw new RequestInvalidError([{ field: 'organizationId', message: 'admin keys belong to no organization' }])
+      if (input.organizationId !== undefined)
+        throw new RequestInvalidError([{ field: 'organizationId', message: 'admin keys belong to no organization' }])
     } else {
       organizationId = input.organizationId ?? p.organizationId
-      if (organizationId === null) throw new RequestInvalidError([{ field: 'organizationId', message: `is required for a ${input.scope} key` }])
-      if (!isAdmin(p) && organizationId !== p.organizationId) throw new RequestInvalidError([{ field: 'organizationId', message: `no such organization ${organizationId}` }])
-      if (!isAdmin(p) && input.scope !== p.scope) throw new ForbiddenError(`a ${p.scope} key may only create ${p.scope} keys`)
+      if (organizationId === null)
+        throw new RequestInvalidError([{ field: 'organizationId', message: `is required for a ${input.scope} key` }])
+      if (!isAdmin(p) && organizationId !== p.organizationId)
+        throw new RequestInvalidError([{ field: 'organizationId', message: `no such organization ${organizationId}` }])
+      if (!isAdmin(p) && input.scope !== p.scope)
+        throw new ForbiddenError(`a ${p.scope} key may only create ${p.scope} keys`)
       await requireOrganization(this.cols, organizationId, input.scope, 'organizationId')
     }
     return this.keys.create({ scope: input.scope, organizationId, name: input.name, createdBy: p.keyId })
@@ -211,16 +279,24 @@ export class ControlPlane extends ControlPlaneSubscriptions {
   async rotateKey(p: Principal, id: string, overlapSeconds: number): Promise<CreatedKey> {
     const old = await this.getKey(p, id)
     if (old.revokedAt !== null) throw new ConflictError('a revoked key cannot be rotated')
-    if (old.expiresAt !== null && old.expiresAt <= new Date()) throw new ConflictError('an expired key cannot be rotated')
+    if (old.expiresAt !== null && old.expiresAt <= new Date())
+      throw new ConflictError('an expired key cannot be rotated')
     return this.keys.rotate(old, overlapSeconds, p.keyId)
   }
 
   // ---------------------------------------------------------------- grants
 
-  listGrants(p: Principal, q: { partnerId?: string | undefined; publisherId?: string | undefined }, req: PageRequest): Promise<Page<GrantDoc>> {
+  listGrants(
+    p: Principal,
+    q: { partnerId?: string | undefined; publisherId?: string | undefined },
+    req: PageRequest,
+  ): Promise<Page<GrantDoc>> {
     const filter: Filter<GrantDoc> = { ...grantScope(p) }
-    if (q.partnerId !== undefined) filter.partnerId = filter.partnerId !== undefined && filter.partnerId !== q.partnerId ? '\u0000none' : q.partnerId
-    if (q.publisherId !== undefined) filter.publisherId = filter.publisherId !== undefined && filter.publisherId !== q.publisherId ? '\u0000none' : q.publisherId
+    if (q.partnerId !== undefined)
+      filter.partnerId = filter.partnerId !== undefined && filter.partnerId !== q.partnerId ? '\u0000none' : q.partnerId
+    if (q.publisherId !== undefined)
+      filter.publisherId =
+        filter.publisherId !== undefined && filter.publisherId !== q.publisherId ? '\u0000none' : q.publisherId
     return page(this.cols.grants, filter, req)
   }
 
@@ -232,20 +308,32 @@ export class ControlPlane extends ControlPlaneSubscriptions {
 
   private canChangeGrant(p: Principal, g: GrantDoc): void {
     if (isAdmin(p) || (p.scope === 'publisher' && p.organizationId === g.publisherId)) return
-    throw new ForbiddenError('only the publisher that gave a grant (or an admin) may change its entitlements; the partner accepts it or ends it (DELETE)')
+    throw new ForbiddenError(
+      'only the publisher that gave a grant (or an admin) may change its entitlements; the partner accepts it or ends it (DELETE)',
+    )
   }
 
   /** Either side of a relationship may end it: the publisher revokes its offer, the partner declines or revokes. */
   private canEndGrant(p: Principal, g: GrantDoc): void {
-    if (isAdmin(p) || (p.scope === 'publisher' && p.organizationId === g.publisherId) || (p.scope === 'partner' && p.organizationId === g.partnerId)) return
+    if (
+      isAdmin(p) ||
+      (p.scope === 'publisher' && p.organizationId === g.publisherId) ||
+      (p.scope === 'partner' && p.organizationId === g.partnerId)
+    )
+      return
     throw new ForbiddenError('only the publisher or the partner of a grant (or an admin) may end it')
   }
 
-  async createGrant(p: Principal, input: { publisherId?: string; partnerId: string; entitlements: Entitlement[] }): Promise<GrantDoc> {
+  async createGrant(
+    p: Principal,
+    input: { publisherId?: string; partnerId: string; entitlements: Entitlement[] },
+  ): Promise<GrantDoc> {
     if (p.scope === 'partner') throw new ForbiddenError('a partner key cannot give grants')
     const publisherId = input.publisherId ?? p.organizationId
-    if (publisherId === null) throw new RequestInvalidError([{ field: 'publisherId', message: 'is required with an admin key' }])
-    if (!isAdmin(p) && publisherId !== p.organizationId) throw new RequestInvalidError([{ field: 'publisherId', message: `no such organization ${publisherId}` }])
+    if (publisherId === null)
+      throw new RequestInvalidError([{ field: 'publisherId', message: 'is required with an admin key' }])
+    if (!isAdmin(p) && publisherId !== p.organizationId)
+      throw new RequestInvalidError([{ field: 'publisherId', message: `no such organization ${publisherId}` }])
     await requireOrganization(this.cols, publisherId, 'publisher', 'publisherId')
     await requireOrganization(this.cols, input.partnerId, 'partner', 'partnerId')
     const errors = [...checkKnownEventTypes(input.entitlements), ...checkEntitlements(input.entitlements)]
@@ -268,7 +356,11 @@ export class ControlPlane extends ControlPlaneSubscriptions {
     try {
       await this.cols.grants.insertOne(doc)
     } catch (err) {
-      if (isDuplicateKey(err)) throw new ConflictError(`publisher ${publisherId} already has a grant for partner ${input.partnerId}: change that one`, 'partnerId')
+      if (isDuplicateKey(err))
+        throw new ConflictError(
+          `publisher ${publisherId} already has a grant for partner ${input.partnerId}: change that one`,
+          'partnerId',
+        )
       throw err
     }
     return doc
@@ -284,7 +376,16 @@ export class ControlPlane extends ControlPlaneSubscriptions {
     const accepted = grantAccepts(g).filter((t) => eventTypes.includes(t))
     const updated = await this.cols.grants.findOneAndUpdate(
       { _id: id, version: g.version },
-      { $set: { entitlements: storedEntitlements(patch.entitlements), eventTypes, acceptedEventTypes: accepted, status: g.status === 'offered' ? 'offered' : 'active', updatedAt: new Date() }, $inc: { version: 1 } },
+      {
+        $set: {
+          entitlements: storedEntitlements(patch.entitlements),
+          eventTypes,
+          acceptedEventTypes: accepted,
+          status: g.status === 'offered' ? 'offered' : 'active',
+          updatedAt: new Date(),
+        },
+        $inc: { version: 1 },
+      },
       { returnDocument: 'after' },
     )
     if (!updated) throw new ConflictError('the grant changed concurrently; read it again and retry')
@@ -299,13 +400,21 @@ export class ControlPlane extends ControlPlaneSubscriptions {
    */
   async acceptGrant(p: Principal, id: string, version?: number): Promise<GrantDoc> {
     const g = await this.getGrant(p, id)
-    if (!isAdmin(p) && !(p.scope === 'partner' && p.organizationId === g.partnerId)) throw new ForbiddenError('only the partner a grant is offered to (or an admin) may accept it')
-    if (version !== undefined && version !== g.version) throw new ConflictError(`the grant is at version ${g.version}, not ${version}: read it again before accepting`, 'version')
+    if (!isAdmin(p) && !(p.scope === 'partner' && p.organizationId === g.partnerId))
+      throw new ForbiddenError('only the partner a grant is offered to (or an admin) may accept it')
+    if (version !== undefined && version !== g.version)
+      throw new ConflictError(
+        `the grant is at version ${g.version}, not ${version}: read it again before accepting`,
+        'version',
+      )
     if (g.status === 'active' && grantAccepts(g).length === g.eventTypes.length) return g
     const now = new Date()
     const updated = await this.cols.grants.findOneAndUpdate(
       { _id: id, version: g.version },
-      { $set: { status: 'active', acceptedEventTypes: g.eventTypes, acceptedAt: now, updatedAt: now }, $inc: { version: 1 } },
+      {
+        $set: { status: 'active', acceptedEventTypes: g.eventTypes, acceptedAt: now, updatedAt: now },
+        $inc: { version: 1 },
+      },
       { returnDocument: 'after' },
     )
     if (!updated) throw new ConflictError('the grant changed concurrently; read it again and accept again', 'version')
@@ -335,12 +444,18 @@ export class ControlPlane extends ControlPlaneSubscriptions {
       for (const path of secretPaths) setConfigValue(sink, path, this.box.reseal(configValue(sink, path) as string))
       const webhookSecrets = sub.webhookSecrets.map((s) => ({ ...s, sealed: this.box.reseal(s.sealed) }))
       // Same version on purpose: a reseal changes no meaning, and a concurrent edit wins (and seals anew).
-      const r = await this.cols.subscriptions.updateOne({ _id: sub._id, version: sub.version }, { $set: { sink: sink as unknown as SinkConfig, webhookSecrets } })
+      const r = await this.cols.subscriptions.updateOne(
+        { _id: sub._id, version: sub.version },
+        { $set: { sink: sink as unknown as SinkConfig, webhookSecrets } },
+      )
       changed += r.modifiedCount
     }
     for await (const rec of this.cols.idempotency.find({ state: 'done' })) {
       if (!rec.response || !stale(rec.response.body)) continue
-      const r = await this.cols.idempotency.updateOne({ _id: rec._id, state: 'done' }, { $set: { response: { ...rec.response, body: this.box.reseal(rec.response.body) } } })
+      const r = await this.cols.idempotency.updateOne(
+        { _id: rec._id, state: 'done' },
+        { $set: { response: { ...rec.response, body: this.box.reseal(rec.response.body) } } },
+      )
       changed += r.modifiedCount
     }
     if (changed > 0) this.logger.info('secrets re-encrypted with the current key', { count: changed, keyId: current })
@@ -354,7 +469,10 @@ export class ControlPlane extends ControlPlaneSubscriptions {
     for await (const sub of this.cols.subscriptions.find({ 'webhookSecrets.expiresAt': { $lte: now } })) {
       const kept = sub.webhookSecrets.filter((s) => s.expiresAt === null || s.expiresAt > now)
       if (kept.length === sub.webhookSecrets.length) continue
-      const r = await this.cols.subscriptions.updateOne({ _id: sub._id, version: sub.version }, { $set: { webhookSecrets: kept } })
+      const r = await this.cols.subscriptions.updateOne(
+        { _id: sub._id, version: sub.version },
+        { $set: { webhookSecrets: kept } },
+      )
       webhookSecrets += r.modifiedCount ? sub.webhookSecrets.length - kept.length : 0
     }
     return { idempotency, webhookSecrets }

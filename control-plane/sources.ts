@@ -23,7 +23,14 @@ import type { SecretBox } from '../common/secret-box.ts'
 import type { UrlGuard } from '../common/url-guard.ts'
 import { guardConnection, parseConnectionString } from '../consumers/mongodb/connection.ts'
 import { isSourceKind, SOURCE_KINDS, SOURCE_PLUGINS, type SourceOwner } from '../producers/plugins.ts'
-import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
+import {
+  ConflictError,
+  ForbiddenError,
+  isDuplicateKey,
+  NotFoundError,
+  RequestInvalidError,
+  type FieldError,
+} from './errors.ts'
 import { newId, page, type Collections, type Page, type PageRequest } from './store.ts'
 import type { DesiredState, OrganizationDoc, Principal, SourceDoc, SourceKindName, SourceStatus } from './types.ts'
 
@@ -60,8 +67,15 @@ const STATES: readonly DesiredState[] = ['running', 'paused', 'stopped']
 const secretPaths = (kind: SourceKindName) => SOURCE_PLUGINS[kind].secretPaths
 
 /** Faults of a config against its plug-in (for its owner when known), as `config.<setting>` fields. */
-export function checkSourceConfig(kind: SourceKindName, config: unknown, prefix = 'config', owner?: SourceOwner): FieldError[] {
-  return SOURCE_PLUGINS[kind].check(config, owner).map((f) => ({ field: f.field ? `${prefix}.${f.field}` : prefix, message: f.message }))
+export function checkSourceConfig(
+  kind: SourceKindName,
+  config: unknown,
+  prefix = 'config',
+  owner?: SourceOwner,
+): FieldError[] {
+  return SOURCE_PLUGINS[kind]
+    .check(config, owner)
+    .map((f) => ({ field: f.field ? `${prefix}.${f.field}` : prefix, message: f.message }))
 }
 
 /**
@@ -76,25 +90,40 @@ export function loadSourceDeclarations(file: string): SourceDeclaration[] {
   try {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'))
   } catch (err) {
-    throw new ConfigError(`invalid configuration: ${where}: ${file} is not a readable JSON file: ${(err as Error).message}`, { key: 'sources.file' })
+    throw new ConfigError(
+      `invalid configuration: ${where}: ${file} is not a readable JSON file: ${(err as Error).message}`,
+      { key: 'sources.file' },
+    )
   }
-  if (!Array.isArray(raw)) throw new ConfigError(`invalid configuration: ${where}: ${file} must hold a JSON array of sources`, { key: 'sources.file' })
+  if (!Array.isArray(raw))
+    throw new ConfigError(`invalid configuration: ${where}: ${file} must hold a JSON array of sources`, {
+      key: 'sources.file',
+    })
   const faults: string[] = []
   const names = new Set<string>()
   raw.forEach((d: unknown, i) => {
     const at = `sources.file[${i}]`
     if (d === null || typeof d !== 'object' || Array.isArray(d)) return void faults.push(`${at}: must be an object`)
     const o = d as Record<string, unknown>
-    for (const k of Object.keys(o)) if (!['name', 'kind', 'publisher', 'config', 'desiredState'].includes(k)) faults.push(`${at}.${k}: is not a field of a source declaration`)
+    for (const k of Object.keys(o))
+      if (!['name', 'kind', 'publisher', 'config', 'desiredState'].includes(k))
+        faults.push(`${at}.${k}: is not a field of a source declaration`)
     if (typeof o.name !== 'string' || !NAME.test(o.name)) faults.push(`${at}.name: must match ${NAME.source}`)
     else if (names.has(o.name)) faults.push(`${at}.name: ${o.name} is declared twice`)
     else names.add(o.name)
-    if (typeof o.publisher !== 'string' || o.publisher === '') faults.push(`${at}.publisher: is required (the publisher organization's id or slug)`)
-    if (o.desiredState !== undefined && !STATES.includes(o.desiredState as DesiredState)) faults.push(`${at}.desiredState: must be one of ${STATES.join(', ')}`)
+    if (typeof o.publisher !== 'string' || o.publisher === '')
+      faults.push(`${at}.publisher: is required (the publisher organization's id or slug)`)
+    if (o.desiredState !== undefined && !STATES.includes(o.desiredState as DesiredState))
+      faults.push(`${at}.desiredState: must be one of ${STATES.join(', ')}`)
     if (!isSourceKind(o.kind)) faults.push(`${at}.kind: must be one of ${SOURCE_KINDS.join(', ')}`)
-    else for (const f of checkSourceConfig(o.kind, o.config ?? {}, `${at}.config`)) faults.push(`${f.field}: ${f.message}`)
+    else
+      for (const f of checkSourceConfig(o.kind, o.config ?? {}, `${at}.config`)) faults.push(`${f.field}: ${f.message}`)
   })
-  if (faults.length > 0) throw new ConfigError(`invalid configuration: ${where} ${file}: ${faults.join('; ')}`, { key: 'sources.file', faults })
+  if (faults.length > 0)
+    throw new ConfigError(`invalid configuration: ${where} ${file}: ${faults.join('; ')}`, {
+      key: 'sources.file',
+      faults,
+    })
   return raw as SourceDeclaration[]
 }
 
@@ -132,7 +161,10 @@ export class SourceRegistry {
       await guardConnection(parseConnectionString(cs, {}, 'config.connectionString'), guard)
     } catch (err) {
       if (err instanceof RetriableError) return
-      if (err instanceof ConfigError || err instanceof UrlRefusedError) throw new RequestInvalidError([{ field: 'config.connectionString', message: err.message.replace(/^config\.connectionString /, '') }])
+      if (err instanceof ConfigError || err instanceof UrlRefusedError)
+        throw new RequestInvalidError([
+          { field: 'config.connectionString', message: err.message.replace(/^config\.connectionString /, '') },
+        ])
       throw err
     }
   }
@@ -147,21 +179,36 @@ export class SourceRegistry {
 
   private async publisher(id: string, field: string, p?: Principal): Promise<OrganizationDoc> {
     const org = await this.cols.organizations.findOne({ _id: id })
-    if (!org || (p && p.scope !== 'admin' && p.organizationId !== id)) throw new RequestInvalidError([{ field, message: `no such organization ${id}` }])
-    if (org.kind !== 'publisher') throw new RequestInvalidError([{ field, message: `organization ${id} is a ${org.kind}, not a publisher` }])
+    if (!org || (p && p.scope !== 'admin' && p.organizationId !== id))
+      throw new RequestInvalidError([{ field, message: `no such organization ${id}` }])
+    if (org.kind !== 'publisher')
+      throw new RequestInvalidError([{ field, message: `organization ${id} is a ${org.kind}, not a publisher` }])
     return org
   }
 
   private canChange(p: Principal, doc: SourceDoc, what: string): void {
     if (doc.origin === 'config' && (what === 'update' || what === 'delete')) {
-      throw new ConflictError(`source ${doc.name} is declared in configuration (sources.file): change it there`, 'origin')
+      throw new ConflictError(
+        `source ${doc.name} is declared in configuration (sources.file): change it there`,
+        'origin',
+      )
     }
   }
 
   // ---------------------------------------------------------------- secrets
 
   /** A new source document (its secrets sealed), declared through the API or in the sources file. */
-  private newDoc(d: { name: string; kind: SourceKindName; publisherId: string; origin: SourceDoc['origin']; config: Record<string, unknown>; desiredState?: SourceDoc['desiredState'] | undefined }, now = new Date()): SourceDoc {
+  private newDoc(
+    d: {
+      name: string
+      kind: SourceKindName
+      publisherId: string
+      origin: SourceDoc['origin']
+      config: Record<string, unknown>
+      desiredState?: SourceDoc['desiredState'] | undefined
+    },
+    now = new Date(),
+  ): SourceDoc {
     return {
       _id: newId('src'),
       name: d.name,
@@ -182,7 +229,8 @@ export class SourceRegistry {
     for (const key of secretPaths(kind)) {
       const v = getPath(out, key)
       if (typeof v === 'string') out[key] = this.box.seal(v)
-      else if (previous && previous.kind === kind && typeof previous.config[key] === 'string') out[key] = previous.config[key]
+      else if (previous && previous.kind === kind && typeof previous.config[key] === 'string')
+        out[key] = previous.config[key]
     }
     return out
   }
@@ -190,7 +238,8 @@ export class SourceRegistry {
   /** For the runtime: the config with its secrets opened. */
   openConfig(doc: SourceDoc): Record<string, unknown> {
     const out = structuredClone(doc.config)
-    for (const key of secretPaths(doc.kind)) if (typeof out[key] === 'string') out[key] = this.box.open(out[key] as string)
+    for (const key of secretPaths(doc.kind))
+      if (typeof out[key] === 'string') out[key] = this.box.open(out[key] as string)
     return out
   }
 
@@ -201,7 +250,8 @@ export class SourceRegistry {
       const set: Record<string, string> = {}
       for (const key of secretPaths(doc.kind)) {
         const v = doc.config[key]
-        if (typeof v === 'string' && this.box.keyIdOf(v) !== this.box.currentKeyId) set[`config.${key}`] = this.box.reseal(v)
+        if (typeof v === 'string' && this.box.keyIdOf(v) !== this.box.currentKeyId)
+          set[`config.${key}`] = this.box.reseal(v)
       }
       if (Object.keys(set).length === 0) continue
       const r = await this.cols.sources.updateOne({ _id: doc._id, configVersion: doc.configVersion }, { $set: set })
@@ -214,7 +264,9 @@ export class SourceRegistry {
 
   async list(p: Principal, q: { publisherId?: string | undefined }, req: PageRequest): Promise<Page<SourceWithStatus>> {
     const filter: Filter<SourceDoc> = { ...this.scope(p) }
-    if (q.publisherId !== undefined) filter.publisherId = filter.publisherId !== undefined && filter.publisherId !== q.publisherId ? '\u0000none' : q.publisherId
+    if (q.publisherId !== undefined)
+      filter.publisherId =
+        filter.publisherId !== undefined && filter.publisherId !== q.publisherId ? '\u0000none' : q.publisherId
     const result = await page(this.cols.sources, filter, req)
     return { ...result, items: await this.withStatus(result.items) }
   }
@@ -228,12 +280,20 @@ export class SourceRegistry {
   async create(p: Principal, input: SourceInput): Promise<SourceWithStatus> {
     if (p.scope === 'partner') throw new ForbiddenError('a partner key cannot declare sources: publishers publish')
     const publisherId = input.publisherId ?? p.organizationId
-    if (publisherId === null) throw new RequestInvalidError([{ field: 'publisherId', message: 'is required with an admin key' }])
+    if (publisherId === null)
+      throw new RequestInvalidError([{ field: 'publisherId', message: 'is required with an admin key' }])
     await this.publisher(publisherId, 'publisherId', p)
     const errors = checkSourceConfig(input.kind, input.config, 'config', this.ownerOf(publisherId))
     if (errors.length > 0) throw new RequestInvalidError(errors)
     await this.checkEgress(input.kind, input.config)
-    const doc = this.newDoc({ name: input.name, kind: input.kind, publisherId, origin: 'api', config: input.config, desiredState: input.desiredState })
+    const doc = this.newDoc({
+      name: input.name,
+      kind: input.kind,
+      publisherId,
+      origin: 'api',
+      config: input.config,
+      desiredState: input.desiredState,
+    })
     try {
       await this.cols.sources.insertOne(doc)
     } catch (err) {
@@ -250,13 +310,17 @@ export class SourceRegistry {
     if (patch.config === undefined) return doc
     // A secret left out keeps the stored one: validate as if it were given.
     const probe = { ...patch.config }
-    for (const key of secretPaths(doc.kind)) if (probe[key] === undefined && typeof doc.config[key] === 'string') probe[key] = 'mongodb://kept'
+    for (const key of secretPaths(doc.kind))
+      if (probe[key] === undefined && typeof doc.config[key] === 'string') probe[key] = 'mongodb://kept'
     const errors = checkSourceConfig(doc.kind, probe, 'config', this.ownerOf(doc.publisherId))
     if (errors.length > 0) throw new RequestInvalidError(errors)
     await this.checkEgress(doc.kind, patch.config)
     const updated = await this.cols.sources.findOneAndUpdate(
       { _id: id, configVersion: doc.configVersion },
-      { $set: { config: this.seal(doc.kind, patch.config, doc), updatedAt: new Date() }, $inc: { generation: 1, configVersion: 1 } },
+      {
+        $set: { config: this.seal(doc.kind, patch.config, doc), updatedAt: new Date() },
+        $inc: { generation: 1, configVersion: 1 },
+      },
       { returnDocument: 'after' },
     )
     if (!updated) throw new ConflictError('the source changed concurrently; read it again and retry')
@@ -274,7 +338,10 @@ export class SourceRegistry {
   async setDesiredState(p: Principal, id: string, state: DesiredState): Promise<SourceWithStatus> {
     await this.get(p, id)
     // The state it already has changes nothing (no generation bump).
-    await this.cols.sources.updateOne({ _id: id, desiredState: { $ne: state } }, { $set: { desiredState: state, updatedAt: new Date() }, $inc: { generation: 1 } })
+    await this.cols.sources.updateOne(
+      { _id: id, desiredState: { $ne: state } },
+      { $set: { desiredState: state, updatedAt: new Date() }, $inc: { generation: 1 } },
+    )
     return this.get(p, id)
   }
 
@@ -306,14 +373,28 @@ export class SourceRegistry {
     for (const d of decls) {
       const org = await this.cols.organizations.findOne({ $or: [{ _id: d.publisher }, { slug: d.publisher }] })
       if (!org || org.kind !== 'publisher') {
-        logger.warn('declared source waits for its publisher organization', { code: 'CONFIG_INVALID', source: d.name, publisher: d.publisher })
+        logger.warn('declared source waits for its publisher organization', {
+          code: 'CONFIG_INVALID',
+          source: d.name,
+          publisher: d.publisher,
+        })
         pending.push(d)
         continue
       }
       const existing = await this.cols.sources.findOne({ name: d.name })
       const now = new Date()
       if (!existing) {
-        const doc = this.newDoc({ name: d.name, kind: d.kind, publisherId: org._id, origin: 'config', config: d.config, desiredState: d.desiredState }, now)
+        const doc = this.newDoc(
+          {
+            name: d.name,
+            kind: d.kind,
+            publisherId: org._id,
+            origin: 'config',
+            config: d.config,
+            desiredState: d.desiredState,
+          },
+          now,
+        )
         try {
           await this.cols.sources.insertOne(doc)
           logger.info('declared source created', { source: d.name, kind: d.kind })
@@ -322,11 +403,24 @@ export class SourceRegistry {
         }
         continue
       }
-      const same = existing.kind === d.kind && existing.publisherId === org._id && existing.origin === 'config' && JSON.stringify(this.openConfig(existing)) === JSON.stringify(d.config)
+      const same =
+        existing.kind === d.kind &&
+        existing.publisherId === org._id &&
+        existing.origin === 'config' &&
+        JSON.stringify(this.openConfig(existing)) === JSON.stringify(d.config)
       if (same) continue
       await this.cols.sources.updateOne(
         { _id: existing._id, configVersion: existing.configVersion },
-        { $set: { kind: d.kind, publisherId: org._id, origin: 'config', config: this.seal(d.kind, d.config), updatedAt: now }, $inc: { generation: 1, configVersion: 1 } },
+        {
+          $set: {
+            kind: d.kind,
+            publisherId: org._id,
+            origin: 'config',
+            config: this.seal(d.kind, d.config),
+            updatedAt: now,
+          },
+          $inc: { generation: 1, configVersion: 1 },
+        },
       )
       logger.info('declared source updated from configuration', { source: d.name, kind: d.kind })
     }

@@ -5,7 +5,15 @@
  * and cursor); a unit test checks each is served by an index prefix. Uniqueness lives in unique
  * indexes (the store has no transactions: writes are single-document and idempotent).
  */
-import { ObjectId, type AnyBulkWriteOperation, type Collection, type Db, type Document, type Filter, type IndexDescription } from 'mongodb'
+import {
+  ObjectId,
+  type AnyBulkWriteOperation,
+  type Collection,
+  type Db,
+  type Document,
+  type Filter,
+  type IndexDescription,
+} from 'mongodb'
 import { Limiter } from '../common/limiter.ts'
 import type {
   ApiKeyDoc,
@@ -136,7 +144,11 @@ export const QUERY_SHAPES: Record<string, QueryShape> = {
   'subscriptions.all': { collection: 'subscriptions', equality: [] },
   'subscriptions.byPartner': { collection: 'subscriptions', equality: ['partnerId'] },
   'subscriptions.byEventType': { collection: 'subscriptions', equality: ['eventTypes'] },
-  'subscriptions.expiredWebhookSecrets': { collection: 'subscriptions', equality: [], sort: 'webhookSecrets.expiresAt' },
+  'subscriptions.expiredWebhookSecrets': {
+    collection: 'subscriptions',
+    equality: [],
+    sort: 'webhookSecrets.expiresAt',
+  },
   'connectors.all': { collection: 'connectors', equality: [] },
   'connectors.byPartner': { collection: 'connectors', equality: ['partnerId'] },
   'connectors.changedSince': { collection: 'connectors', equality: [], sort: 'updatedAt' },
@@ -161,7 +173,8 @@ export const QUERY_SHAPES: Record<string, QueryShape> = {
 
 export function collections(db: Db): Collections {
   const out = {} as Record<keyof Collections, Collection<never>>
-  for (const [k, name] of Object.entries(COLLECTION_NAMES) as Array<[keyof Collections, string]>) out[k] = db.collection(name)
+  for (const [k, name] of Object.entries(COLLECTION_NAMES) as Array<[keyof Collections, string]>)
+    out[k] = db.collection(name)
   return out as unknown as Collections
 }
 
@@ -180,8 +193,16 @@ export async function ensureIndexes(db: Db): Promise<void> {
   const ferret = await isFerretDb(db)
   for (const [k, indexes] of Object.entries(INDEXES) as Array<[keyof Collections, IndexDescription[]]>) {
     const col = cols[k] as unknown as Collection<Document>
-    const existing = new Set((await col.listIndexes().toArray().catch(() => [] as Document[])).map((i) => i.name as string))
-    for (const index of indexes) if (!existing.has(index.name!) && (index.unique || !ferret)) await col.createIndexes([index])
+    const existing = new Set(
+      (
+        await col
+          .listIndexes()
+          .toArray()
+          .catch(() => [] as Document[])
+      ).map((i) => i.name as string),
+    )
+    for (const index of indexes)
+      if (!existing.has(index.name!) && (index.unique || !ferret)) await col.createIndexes([index])
   }
 }
 
@@ -204,7 +225,10 @@ const bulkCommands = new Limiter(2)
  * it. Real MongoDB has no such limit; small commands cost it one round trip each. Unordered: a failed
  * statement does not stop the others; the first error is thrown once all ran.
  */
-export async function bulkWriteBounded<T extends Document>(col: Collection<T>, ops: ReadonlyArray<AnyBulkWriteOperation<T>>): Promise<void> {
+export async function bulkWriteBounded<T extends Document>(
+  col: Collection<T>,
+  ops: ReadonlyArray<AnyBulkWriteOperation<T>>,
+): Promise<void> {
   let first: unknown
   for (let i = 0; i < ops.length; i += BULK_CHUNK) {
     const chunk = ops.slice(i, i + BULK_CHUNK)
@@ -250,7 +274,8 @@ export function decodeCursor(cursor: string): Cursor {
     const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { after?: unknown; at?: unknown }
     if (typeof v.after === 'string' && v.after.length > 0 && v.after.length < 200) {
       if (v.at === undefined) return { after: v.after }
-      if (typeof v.at === 'number' && Number.isSafeInteger(v.at) && !Number.isNaN(new Date(v.at).getTime())) return { after: v.after, at: new Date(v.at) }
+      if (typeof v.at === 'number' && Number.isSafeInteger(v.at) && !Number.isNaN(new Date(v.at).getTime()))
+        return { after: v.after, at: new Date(v.at) }
     }
   } catch {
     /* fall through */
@@ -262,14 +287,23 @@ export function decodeCursor(cursor: string): Cursor {
  * One page of `filter`, ordered by `_id` (or by the date field `by`, then `_id`), continuing after
  * the cursor.
  */
-export async function page<T extends { _id: string }>(col: Collection<T>, filter: Filter<T>, req: PageRequest, by?: keyof T & string): Promise<Page<T>> {
+export async function page<T extends { _id: string }>(
+  col: Collection<T>,
+  filter: Filter<T>,
+  req: PageRequest,
+  by?: keyof T & string,
+): Promise<Page<T>> {
   const dir = req.descending ? -1 : 1
   const op = dir === 1 ? '$gt' : '$lt'
   let query = filter
   if (req.cursor !== undefined) {
     const c = decodeCursor(req.cursor)
-    if ((by === undefined) !== (c.at === undefined)) throw new RequestInvalidError([{ field: 'cursor', message: 'is not a cursor of this list' }])
-    const cond = by === undefined ? { _id: { [op]: c.after } } : { $or: [{ [by]: { [op]: c.at } }, { [by]: c.at, _id: { [op]: c.after } }] }
+    if ((by === undefined) !== (c.at === undefined))
+      throw new RequestInvalidError([{ field: 'cursor', message: 'is not a cursor of this list' }])
+    const cond =
+      by === undefined
+        ? { _id: { [op]: c.after } }
+        : { $or: [{ [by]: { [op]: c.at } }, { [by]: c.at, _id: { [op]: c.after } }] }
     query = { $and: [filter, cond as Filter<T>] } as Filter<T>
   }
   const docs = (await col
@@ -280,5 +314,9 @@ export async function page<T extends { _id: string }>(col: Collection<T>, filter
   const more = docs.length > req.limit
   const items = more ? docs.slice(0, req.limit) : docs
   const last = items[items.length - 1]
-  return { items, nextCursor: more && last ? encodeCursor(last._id, by === undefined ? undefined : (last[by] as unknown as Date)) : null }
+  return {
+    items,
+    nextCursor:
+      more && last ? encodeCursor(last._id, by === undefined ? undefined : (last[by] as unknown as Date)) : null,
+  }
 }

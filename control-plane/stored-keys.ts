@@ -18,9 +18,13 @@ export function decodeKeys<T>(map: Record<string, T>): Record<string, T> {
 }
 
 /** A row filter as stored (undefined stays undefined). */
-export const storedFilter = (f: RowFilter | undefined): RowFilter | undefined => (f === undefined ? undefined : encodeKeys(f))
+export const storedFilter = (f: RowFilter | undefined): RowFilter | undefined =>
+  f === undefined ? undefined : encodeKeys(f)
 /** A row filter as the API and the checks see it. */
-export const filterOf = (f: RowFilter | undefined): RowFilter | undefined => (f === undefined ? undefined : decodeKeys(f))
+export const filterOf = (f: RowFilter | undefined): RowFilter | undefined =>
+  f === undefined ? undefined : decodeKeys(f)
 
-export const storedEntitlements = (ents: Entitlement[]): Entitlement[] => ents.map((e) => (e.filter ? { ...e, filter: encodeKeys(e.filter) } : e))
-export const entitlementsOf = (ents: Entitlement[]): Entitlement[] => ents.map((e) => (e.filter ? { ...e, filter: decodeKeys(e.filter) } : e))
+export const storedEntitlements = (ents: Entitlement[]): Entitlement[] =>
+  ents.map((e) => (e.filter ? { ...e, filter: encodeKeys(e.filter) } : e))
+export const entitlementsOf = (ents: Entitlement[]): Entitlement[] =>
+  ents.map((e) => (e.filter ? { ...e, filter: decodeKeys(e.filter) } : e))

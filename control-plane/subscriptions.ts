@@ -17,11 +17,30 @@ import { ALL_TOPICS } from '../schemas/topics.ts'
 import { DeliveryLog } from './deliveries.ts'
 import { ownDeliveryPolicy } from './delivery-policy.ts'
 import { checkWithinGrants } from './entitlements.ts'
-import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
+import {
+  ConflictError,
+  ForbiddenError,
+  isDuplicateKey,
+  NotFoundError,
+  RequestInvalidError,
+  type FieldError,
+} from './errors.ts'
 import { encodePins, pinsOf } from './schema-pins.ts'
 import { bulkWriteBounded, collections, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
 import { entitlementsOf, filterOf, storedFilter } from './stored-keys.ts'
-import type { ConnectorDoc, ConnectorStatus, DeliveryPolicy, DesiredState, OffsetReset, Principal, RowFilter, SinkConfig, StartFrom, SubscriptionDoc, WebhookSecretDoc } from './types.ts'
+import type {
+  ConnectorDoc,
+  ConnectorStatus,
+  DeliveryPolicy,
+  DesiredState,
+  OffsetReset,
+  Principal,
+  RowFilter,
+  SinkConfig,
+  StartFrom,
+  SubscriptionDoc,
+  WebhookSecretDoc,
+} from './types.ts'
 import { canChangeSubscription, isAdmin, requireOrganization, subscriptionScope } from './visibility.ts'
 
 export interface SubscriptionInput {
@@ -95,14 +114,21 @@ export class ControlPlaneSubscriptions {
       try {
         await l({ partnerId, removedTopics })
       } catch (err) {
-        this.logger.warn('partner Kafka access not reconciled now (the periodic reconcile retries)', { partnerId, error: err })
+        this.logger.warn('partner Kafka access not reconciled now (the periodic reconcile retries)', {
+          partnerId,
+          error: err,
+        })
       }
     }
   }
 
   // ---------------------------------------------------------------- subscriptions
 
-  async listSubscriptions(p: Principal, q: { partnerId?: string | undefined; eventType?: string | undefined }, req: PageRequest): Promise<Page<SubscriptionDoc>> {
+  async listSubscriptions(
+    p: Principal,
+    q: { partnerId?: string | undefined; eventType?: string | undefined },
+    req: PageRequest,
+  ): Promise<Page<SubscriptionDoc>> {
     const parts: Filter<SubscriptionDoc>[] = [await subscriptionScope(this.cols, p)]
     if (q.partnerId !== undefined) parts.push({ partnerId: q.partnerId })
     if (q.eventType !== undefined) parts.push({ eventTypes: q.eventType })
@@ -125,8 +151,13 @@ export class ControlPlaneSubscriptions {
         await this.guard.check(value)
       } catch (err) {
         // a host that does not resolve yet is accepted: every connection to it is guarded when it is made
-        if (err instanceof RetriableError) this.logger.info('sink URL host does not resolve now; guarded again at connect', { field: `sink.${path}`, error: err })
-        else if (err instanceof UrlRefusedError) errors.push({ field: `sink.${path}`, message: `URL refused: ${err.message}` })
+        if (err instanceof RetriableError)
+          this.logger.info('sink URL host does not resolve now; guarded again at connect', {
+            field: `sink.${path}`,
+            error: err,
+          })
+        else if (err instanceof UrlRefusedError)
+          errors.push({ field: `sink.${path}`, message: `URL refused: ${err.message}` })
         else throw err
       }
     }
@@ -135,13 +166,24 @@ export class ControlPlaneSubscriptions {
 
   /** The sink type's own rules (its plug-in, consumers/plugins.ts) on the sink to store: 422 naming each field. */
   private async checkSink(sink: SinkConfig, check: Pick<SinkCheck, 'eventTypes' | 'sent' | 'previous'>): Promise<void> {
-    const errors = await sinkPlugin(sink.type).validate(sink, { ...check, topics: ALL_TOPICS, guard: this.guard, logger: this.logger, partnerKafka: this.partnerKafka })
+    const errors = await sinkPlugin(sink.type).validate(sink, {
+      ...check,
+      topics: ALL_TOPICS,
+      guard: this.guard,
+      logger: this.logger,
+      partnerKafka: this.partnerKafka,
+    })
     if (errors.length > 0) throw new RequestInvalidError(errors)
   }
 
   /** Seals the secret fields of a sink; a secret left out keeps the previous sealed value (of a sink of the same type). */
   private sealSink(sink: SinkConfig, previous?: SinkConfig): SinkConfig {
-    return sealSecrets(sink, sinkPlugin(sink.type).secretPaths, this.box, previous?.type === sink.type ? previous : undefined)
+    return sealSecrets(
+      sink,
+      sinkPlugin(sink.type).secretPaths,
+      this.box,
+      previous?.type === sink.type ? previous : undefined,
+    )
   }
 
   /** What a sink type that keeps resources beside its subscriptions (a partner topic) works with. */
@@ -149,11 +191,26 @@ export class ControlPlaneSubscriptions {
     return { cols: this.cols, partnerKafka: this.partnerKafka }
   }
 
-  private async checkAgainstGrants(partnerId: string, s: { eventTypes: string[]; filter?: RowFilter | undefined; fields?: string[] | undefined; schemaVersions?: Record<string, number> | undefined }): Promise<void> {
-    const grants = (await this.cols.grants.find({ partnerId }).toArray()).map((g) => ({ ...g, entitlements: entitlementsOf(g.entitlements) }))
+  private async checkAgainstGrants(
+    partnerId: string,
+    s: {
+      eventTypes: string[]
+      filter?: RowFilter | undefined
+      fields?: string[] | undefined
+      schemaVersions?: Record<string, number> | undefined
+    },
+  ): Promise<void> {
+    const grants = (await this.cols.grants.find({ partnerId }).toArray()).map((g) => ({
+      ...g,
+      entitlements: entitlementsOf(g.entitlements),
+    }))
     const errors = checkWithinGrants(s, grants)
     for (const t of Object.keys(s.schemaVersions ?? {})) {
-      if (!s.eventTypes.includes(t)) errors.push({ field: `schemaVersions.${t}`, message: `pins a version for ${t}, which the subscription does not subscribe to` })
+      if (!s.eventTypes.includes(t))
+        errors.push({
+          field: `schemaVersions.${t}`,
+          message: `pins a version for ${t}, which the subscription does not subscribe to`,
+        })
     }
     if (errors.length > 0) throw new RequestInvalidError(errors)
   }
@@ -164,10 +221,13 @@ export class ControlPlaneSubscriptions {
   }
 
   async createSubscription(p: Principal, input: SubscriptionInput): Promise<SubscriptionCreated> {
-    if (p.scope === 'publisher') throw new ForbiddenError('a publisher key cannot create subscriptions: partners subscribe')
+    if (p.scope === 'publisher')
+      throw new ForbiddenError('a publisher key cannot create subscriptions: partners subscribe')
     const partnerId = input.partnerId ?? p.organizationId
-    if (partnerId === null) throw new RequestInvalidError([{ field: 'partnerId', message: 'is required with an admin key' }])
-    if (!isAdmin(p) && partnerId !== p.organizationId) throw new RequestInvalidError([{ field: 'partnerId', message: `no such organization ${partnerId}` }])
+    if (partnerId === null)
+      throw new RequestInvalidError([{ field: 'partnerId', message: 'is required with an admin key' }])
+    if (!isAdmin(p) && partnerId !== p.organizationId)
+      throw new RequestInvalidError([{ field: 'partnerId', message: `no such organization ${partnerId}` }])
     await requireOrganization(this.cols, partnerId, 'partner', 'partnerId')
     await this.checkAgainstGrants(partnerId, input)
     await this.checkSinkUrls(input.sink)
@@ -177,7 +237,9 @@ export class ControlPlaneSubscriptions {
     const now = new Date()
     const secret = plugin.signingSecrets ? this.newWebhookSecret() : null
     const id = newId('sub')
-    const sink = plugin.reserve ? await plugin.reserve(sealed, { id, partnerId, eventTypes: input.eventTypes }, this.sinkControl()) : sealed
+    const sink = plugin.reserve
+      ? await plugin.reserve(sealed, { id, partnerId, eventTypes: input.eventTypes }, this.sinkControl())
+      : sealed
     const doc: SubscriptionDoc = {
       _id: id,
       partnerId,
@@ -199,7 +261,8 @@ export class ControlPlaneSubscriptions {
       await this.cols.subscriptions.insertOne(doc)
     } catch (err) {
       if (plugin.reserve) await plugin.release?.(id, this.sinkControl())
-      if (isDuplicateKey(err)) throw new ConflictError(`partner ${partnerId} already has a subscription named ${input.name}`, 'name')
+      if (isDuplicateKey(err))
+        throw new ConflictError(`partner ${partnerId} already has a subscription named ${input.name}`, 'name')
       throw err
     }
     await this.ensureConnector(doc)
@@ -220,12 +283,30 @@ export class ControlPlaneSubscriptions {
     if (patch.sink) await this.checkSinkUrls(patch.sink)
     if (patch.sink && patch.sink.type !== sub.sink.type) {
       const fixed = [sub.sink.type, patch.sink.type].find((t) => sinkPlugin(t).fixed)
-      if (fixed) throw new RequestInvalidError([{ field: 'sink.type', message: `a subscription cannot change to or from a ${fixed} sink; create a new subscription` }])
+      if (fixed)
+        throw new RequestInvalidError([
+          {
+            field: 'sink.type',
+            message: `a subscription cannot change to or from a ${fixed} sink; create a new subscription`,
+          },
+        ])
     }
     // a fixed sink type keeps its stored config (its validate refuses what a request would change)
-    const sealedSink = patch.sink ? (sinkPlugin(patch.sink.type).fixed ? sub.sink : this.sealSink(patch.sink, sub.sink)) : undefined
-    await this.checkSink(sealedSink ?? sub.sink, { eventTypes: merged.eventTypes, sent: patch.sink, previous: { sink: sub.sink, eventTypes: sub.eventTypes } })
-    const set: Partial<SubscriptionDoc> = { updatedAt: new Date(), eventTypes: merged.eventTypes, schemaVersions: encodePins(merged.schemaVersions) }
+    const sealedSink = patch.sink
+      ? sinkPlugin(patch.sink.type).fixed
+        ? sub.sink
+        : this.sealSink(patch.sink, sub.sink)
+      : undefined
+    await this.checkSink(sealedSink ?? sub.sink, {
+      eventTypes: merged.eventTypes,
+      sent: patch.sink,
+      previous: { sink: sub.sink, eventTypes: sub.eventTypes },
+    })
+    const set: Partial<SubscriptionDoc> = {
+      updatedAt: new Date(),
+      eventTypes: merged.eventTypes,
+      schemaVersions: encodePins(merged.schemaVersions),
+    }
     const unset: Record<string, ''> = {}
     if (merged.filter !== undefined) set.filter = storedFilter(merged.filter)!
     else unset.filter = ''
@@ -240,7 +321,10 @@ export class ControlPlaneSubscriptions {
     if (patch.sink !== undefined && sealedSink) {
       set.sink = sealedSink
       const now = new Date()
-      if (sinkPlugin(patch.sink.type).signingSecrets && !sub.webhookSecrets.some((s) => s.expiresAt === null || s.expiresAt > now)) {
+      if (
+        sinkPlugin(patch.sink.type).signingSecrets &&
+        !sub.webhookSecrets.some((s) => s.expiresAt === null || s.expiresAt > now)
+      ) {
         const secret = this.newWebhookSecret()
         set.webhookSecrets = [secret.doc]
         webhookSecret = secret.plain
@@ -254,7 +338,8 @@ export class ControlPlaneSubscriptions {
         { returnDocument: 'after' },
       )
     } catch (err) {
-      if (isDuplicateKey(err)) throw new ConflictError(`partner ${sub.partnerId} already has a subscription named ${patch.name}`, 'name')
+      if (isDuplicateKey(err))
+        throw new ConflictError(`partner ${sub.partnerId} already has a subscription named ${patch.name}`, 'name')
       throw err
     }
     if (!updated) throw new ConflictError('the subscription changed concurrently; read it again and retry')
@@ -276,10 +361,15 @@ export class ControlPlaneSubscriptions {
   }
 
   /** New webhook secret; the current ones stay valid (and are signed with) for `overlapSeconds`. */
-  async rotateWebhookSecret(p: Principal, id: string, overlapSeconds: number): Promise<{ subscription: SubscriptionDoc; webhookSecret: string }> {
+  async rotateWebhookSecret(
+    p: Principal,
+    id: string,
+    overlapSeconds: number,
+  ): Promise<{ subscription: SubscriptionDoc; webhookSecret: string }> {
     const sub = await this.getSubscription(p, id)
     canChangeSubscription(p, sub)
-    if (!sinkPlugin(sub.sink.type).signingSecrets) throw new ConflictError('only webhook subscriptions have webhook secrets')
+    if (!sinkPlugin(sub.sink.type).signingSecrets)
+      throw new ConflictError('only webhook subscriptions have webhook secrets')
     const now = new Date()
     const until = new Date(now.getTime() + overlapSeconds * 1000)
     const kept = sub.webhookSecrets
@@ -343,7 +433,9 @@ export class ControlPlaneSubscriptions {
     if (isAdmin(p)) result = await page(this.cols.connectors, {}, req)
     else if (p.scope === 'partner') result = await page(this.cols.connectors, { partnerId: p.organizationId! }, req)
     else {
-      const subs = await this.cols.subscriptions.find(await subscriptionScope(this.cols, p), { projection: { _id: 1 } }).toArray()
+      const subs = await this.cols.subscriptions
+        .find(await subscriptionScope(this.cols, p), { projection: { _id: 1 } })
+        .toArray()
       result = await page(this.cols.connectors, { _id: { $in: subs.map((s) => s._id) } }, req)
     }
     return { ...result, items: await this.withStatus(result.items) }
@@ -363,7 +455,11 @@ export class ControlPlaneSubscriptions {
     return docs.map((d) => ({ ...d, status: byId.get(d._id) ?? d.status ?? null }))
   }
 
-  private async changeConnector(p: Principal, id: string, update: { set: Partial<ConnectorDoc>; onlyIf?: Filter<ConnectorDoc> }): Promise<ConnectorDoc> {
+  private async changeConnector(
+    p: Principal,
+    id: string,
+    update: { set: Partial<ConnectorDoc>; onlyIf?: Filter<ConnectorDoc> },
+  ): Promise<ConnectorDoc> {
     const sub = await this.getSubscription(p, id)
     canChangeSubscription(p, sub)
     await this.getConnector(p, id)
@@ -386,13 +482,25 @@ export class ControlPlaneSubscriptions {
 
   resetConnector(p: Principal, id: string, to: OffsetReset['to'], timestamp: Date | null): Promise<ConnectorDoc> {
     return this.changeConnector(p, id, {
-      set: { offsetReset: { id: newId('rst'), to, timestamp: to === 'timestamp' ? timestamp : null, requestedAt: new Date(), requestedBy: p.keyId } },
+      set: {
+        offsetReset: {
+          id: newId('rst'),
+          to,
+          timestamp: to === 'timestamp' ? timestamp : null,
+          requestedAt: new Date(),
+          requestedBy: p.keyId,
+        },
+      },
     })
   }
 
   /** For the sink runtime: connectors whose desired state changed after `since` (poll; no change streams). */
   connectorsChangedSince(since: Date, limit = 1000): Promise<ConnectorDoc[]> {
-    return this.cols.connectors.find({ updatedAt: { $gt: since } }).sort({ updatedAt: 1 }).limit(limit).toArray()
+    return this.cols.connectors
+      .find({ updatedAt: { $gt: since } })
+      .sort({ updatedAt: 1 })
+      .limit(limit)
+      .toArray()
   }
 
   /** For the sink runtime: what a worker observes (status does not bump the generation). */
@@ -403,7 +511,12 @@ export class ControlPlaneSubscriptions {
   /** Many status reports in a few commands (a sink worker reports the subscriptions it holds together). */
   async reportConnectorStatuses(reports: ReadonlyArray<readonly [id: string, status: ConnectorStatus]>): Promise<void> {
     if (reports.length === 0) return
-    await bulkWriteBounded(this.cols.connectorStatus, reports.map(([id, status]) => ({ replaceOne: { filter: { _id: id }, replacement: { ...status }, upsert: true } })))
+    await bulkWriteBounded(
+      this.cols.connectorStatus,
+      reports.map(([id, status]) => ({
+        replaceOne: { filter: { _id: id }, replacement: { ...status }, upsert: true },
+      })),
+    )
   }
 
   // ---------------------------------------------------------------- deliveries
@@ -416,7 +529,8 @@ export class ControlPlaneSubscriptions {
   async requestRetry(p: Principal, subscriptionId: string, eventId: string | null) {
     const sub = await this.getSubscription(p, subscriptionId)
     canChangeSubscription(p, sub)
-    if (eventId !== null && !(await this.deliveries.get(subscriptionId, eventId))) throw new NotFoundError('delivery', { eventId })
+    if (eventId !== null && !(await this.deliveries.get(subscriptionId, eventId)))
+      throw new NotFoundError('delivery', { eventId })
     return this.deliveries.requestRetry({ subscriptionId, partnerId: sub.partnerId, eventId, requestedBy: p.keyId })
   }
 }

@@ -17,9 +17,17 @@ export function isAdmin(p: Principal): boolean {
 }
 
 /** The partners a publisher has a grant with: accepted (the relationship is on) or only offered. */
-async function grantedPartners(cols: Collections, publisherId: string): Promise<{ all: string[]; accepted: Set<string> }> {
-  const grants = await cols.grants.find({ publisherId }, { projection: { partnerId: 1, status: 1, eventTypes: 1, acceptedEventTypes: 1 } }).toArray()
-  return { all: grants.map((g) => g.partnerId), accepted: new Set(grants.filter((g) => grantAccepts(g).length > 0).map((g) => g.partnerId)) }
+async function grantedPartners(
+  cols: Collections,
+  publisherId: string,
+): Promise<{ all: string[]; accepted: Set<string> }> {
+  const grants = await cols.grants
+    .find({ publisherId }, { projection: { partnerId: 1, status: 1, eventTypes: 1, acceptedEventTypes: 1 } })
+    .toArray()
+  return {
+    all: grants.map((g) => g.partnerId),
+    accepted: new Set(grants.filter((g) => grantAccepts(g).length > 0).map((g) => g.partnerId)),
+  }
 }
 
 export async function organizationScope(cols: Collections, p: Principal): Promise<Filter<OrganizationDoc>> {
@@ -33,10 +41,18 @@ export async function organizationScope(cols: Collections, p: Principal): Promis
  * What a caller may see of organizations: a publisher sees of a partner whose grant it has only
  * offered (or whose acceptance was withdrawn) the public name, marked `relationship: 'offered'`.
  */
-export async function visibleOrganizations(cols: Collections, p: Principal, docs: OrganizationDoc[]): Promise<VisibleOrganization[]> {
+export async function visibleOrganizations(
+  cols: Collections,
+  p: Principal,
+  docs: OrganizationDoc[],
+): Promise<VisibleOrganization[]> {
   if (p.scope !== 'publisher') return docs
   const { accepted } = await grantedPartners(cols, p.organizationId!)
-  return docs.map((d) => (d._id === p.organizationId || accepted.has(d._id) ? { ...d, relationship: d._id === p.organizationId ? undefined : 'active' } : { ...d, relationship: 'offered' }))
+  return docs.map((d) =>
+    d._id === p.organizationId || accepted.has(d._id)
+      ? { ...d, relationship: d._id === p.organizationId ? undefined : 'active' }
+      : { ...d, relationship: 'offered' },
+  )
 }
 
 export function grantScope(p: Principal): Filter<GrantDoc> {
@@ -48,7 +64,9 @@ export function grantScope(p: Principal): Filter<GrantDoc> {
 export async function subscriptionScope(cols: Collections, p: Principal): Promise<Filter<SubscriptionDoc>> {
   if (isAdmin(p)) return {}
   if (p.scope === 'partner') return { partnerId: p.organizationId! }
-  const grants = (await cols.grants.find({ publisherId: p.organizationId! }).toArray()).map((g) => ({ partnerId: g.partnerId, types: grantAccepts(g) })).filter((g) => g.types.length > 0)
+  const grants = (await cols.grants.find({ publisherId: p.organizationId! }).toArray())
+    .map((g) => ({ partnerId: g.partnerId, types: grantAccepts(g) }))
+    .filter((g) => g.types.length > 0)
   if (grants.length === 0) return { _id: { $in: [] } }
   return { $or: grants.map((g) => ({ partnerId: g.partnerId, eventTypes: { $in: g.types } })) }
 }
@@ -59,10 +77,19 @@ export function canChangeSubscription(p: Principal, sub: SubscriptionDoc): void 
 }
 
 /** The organization `id` of this kind (visible to the caller when given), or a 422 naming `field`. */
-export async function requireOrganization(cols: Collections, id: string, kind: OrganizationKind, field: string, visibleTo?: Principal): Promise<OrganizationDoc> {
-  const filter: Filter<OrganizationDoc> = visibleTo ? { $and: [{ _id: id }, await organizationScope(cols, visibleTo)] } : { _id: id }
+export async function requireOrganization(
+  cols: Collections,
+  id: string,
+  kind: OrganizationKind,
+  field: string,
+  visibleTo?: Principal,
+): Promise<OrganizationDoc> {
+  const filter: Filter<OrganizationDoc> = visibleTo
+    ? { $and: [{ _id: id }, await organizationScope(cols, visibleTo)] }
+    : { _id: id }
   const org = await cols.organizations.findOne(filter)
   if (!org) throw new RequestInvalidError([{ field, message: `no such organization ${id}` }])
-  if (org.kind !== kind) throw new RequestInvalidError([{ field, message: `organization ${id} is a ${org.kind}, not a ${kind}` }])
+  if (org.kind !== kind)
+    throw new RequestInvalidError([{ field, message: `organization ${id} is a ${org.kind}, not a ${kind}` }])
   return org
 }

@@ -20,7 +20,12 @@ import { guardedMongoClient } from '../consumers/mongodb/connection.ts'
 import { ALL_TOPICS, TOPICS, type TopicSpec } from '../schemas/topics.ts'
 import { FOLDER_SETTINGS, folderFaults, folderTextFault, publisherDropFolder } from './csv-drop/folders.ts'
 import { CsvDropSource, csvDropConfigSchema, parseCsvDropConfig } from './csv-drop/source.ts'
-import { MongoDbSource, mongoSourceConfigSchema, parseMongoSourceConfig, type MongoSourceConfig } from './mongodb/source.ts'
+import {
+  MongoDbSource,
+  mongoSourceConfigSchema,
+  parseMongoSourceConfig,
+  type MongoSourceConfig,
+} from './mongodb/source.ts'
 
 export const SOURCE_KINDS = ['csv-drop', 'mongodb'] as const
 export type SourceKind = (typeof SOURCE_KINDS)[number]
@@ -70,21 +75,45 @@ const PLATFORM_ONLY = TOPICS.partnerProfiles
  * The topic a source of this event type writes: its contract's declared topic. A `topic` setting
  * may only repeat it; partner profiles are refused. Faults go to `faults` (by setting name).
  */
-function contractTopic(c: { eventType?: unknown; topic?: unknown }, defaultEventType: string, faults: SettingFault[]): TopicSpec | undefined {
+function contractTopic(
+  c: { eventType?: unknown; topic?: unknown },
+  defaultEventType: string,
+  faults: SettingFault[],
+): TopicSpec | undefined {
   const before = faults.length
   const eventType = typeof c.eventType === 'string' ? c.eventType : defaultEventType
   const spec = ALL_TOPICS.find((t) => t.eventTypes.includes(eventType))
-  if (!spec) faults.push({ field: 'eventType', message: `is not a known event type (known: ${ALL_TOPICS.filter((t) => t !== PLATFORM_ONLY).flatMap((t) => t.eventTypes).join(', ')})` })
-  else if (spec === PLATFORM_ONLY) faults.push({ field: 'eventType', message: `${eventType} is published by the platform only (the organizations' outbox), not by a source` })
+  if (!spec)
+    faults.push({
+      field: 'eventType',
+      message: `is not a known event type (known: ${ALL_TOPICS.filter((t) => t !== PLATFORM_ONLY)
+        .flatMap((t) => t.eventTypes)
+        .join(', ')})`,
+    })
+  else if (spec === PLATFORM_ONLY)
+    faults.push({
+      field: 'eventType',
+      message: `${eventType} is published by the platform only (the organizations' outbox), not by a source`,
+    })
   const topic = c.topic
-  if (typeof topic !== 'string' || topic === '' || topic === spec?.name) return faults.length === before ? spec : undefined
-  if (topic === PLATFORM_ONLY.name) faults.push({ field: 'topic', message: `${topic} is written by the platform only (the organizations' outbox), not by a source` })
-  else if (spec && spec !== PLATFORM_ONLY) faults.push({ field: 'topic', message: `must be ${spec.name}, the topic of ${eventType} (or left out): a source writes only to its contract's topic` })
+  if (typeof topic !== 'string' || topic === '' || topic === spec?.name)
+    return faults.length === before ? spec : undefined
+  if (topic === PLATFORM_ONLY.name)
+    faults.push({
+      field: 'topic',
+      message: `${topic} is written by the platform only (the organizations' outbox), not by a source`,
+    })
+  else if (spec && spec !== PLATFORM_ONLY)
+    faults.push({
+      field: 'topic',
+      message: `must be ${spec.name}, the topic of ${eventType} (or left out): a source writes only to its contract's topic`,
+    })
   else faults.push({ field: 'topic', message: 'must be left out: a source writes only to the topic of its event type' })
   return undefined
 }
 
-const rawObject = (raw: unknown): Record<string, unknown> => (raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {})
+const rawObject = (raw: unknown): Record<string, unknown> =>
+  raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {}
 
 /** One fault per setting: the schema's (type, bounds) before the plug-in's own checks. */
 function firstPerField(faults: SettingFault[]): SettingFault[] {
@@ -109,17 +138,32 @@ const csvDrop: SourcePlugin = {
     if (owner) faults.push(...folderFaults(publisherDropFolder(owner.dropRoot, owner.publisherId), c))
     // The platform stamps the source's owner on every row; a constant naming another is refused, never believed.
     const constants = c.constants as Record<string, unknown> | undefined
-    if (owner && constants && typeof constants === 'object' && 'manufacturerId' in constants && constants.manufacturerId !== owner.publisherId) {
-      faults.push({ field: 'constants.manufacturerId', message: `names ${String(constants.manufacturerId)}, but the source publishes for its owner ${owner.publisherId}: leave it out (the platform fills it in)` })
+    if (
+      owner &&
+      constants &&
+      typeof constants === 'object' &&
+      'manufacturerId' in constants &&
+      constants.manufacturerId !== owner.publisherId
+    ) {
+      faults.push({
+        field: 'constants.manufacturerId',
+        message: `names ${String(constants.manufacturerId)}, but the source publishes for its owner ${owner.publisherId}: leave it out (the platform fills it in)`,
+      })
     }
-    if (typeof c.delimiter === 'string' && c.delimiter.length !== 1) faults.push({ field: 'delimiter', message: 'must be one character' })
+    if (typeof c.delimiter === 'string' && c.delimiter.length !== 1)
+      faults.push({ field: 'delimiter', message: 'must be one character' })
     contractTopic(c, defaultEventType(csvDropConfigSchema), faults)
     return firstPerField(faults)
   },
   build(raw, { owner }) {
     const config = parseCsvDropConfig(raw, publisherDropFolder(owner.dropRoot, owner.publisherId))
     const topics = [contractTopic(config, '', [])!]
-    return { connector: new CsvDropSource(topics), config: { ...config, topic: topics[0]!.name }, topics, close: async () => undefined }
+    return {
+      connector: new CsvDropSource(topics),
+      config: { ...config, topic: topics[0]!.name },
+      topics,
+      close: async () => undefined,
+    }
   },
 }
 
@@ -159,7 +203,10 @@ class GuardedMongoDbSource extends MongoDbSource {
 }
 
 const mongoSchema: ConfigSchema = {
-  connectionString: { doc: 'Connection string of the MongoDB server holding the collection (a secret: sealed at rest, never returned).', type: 'string' },
+  connectionString: {
+    doc: 'Connection string of the MongoDB server holding the collection (a secret: sealed at rest, never returned).',
+    type: 'string',
+  },
   ...mongoSourceConfigSchema,
 }
 
@@ -170,7 +217,8 @@ const mongodb: SourcePlugin = {
   check(raw) {
     const faults: SettingFault[] = [...checkConfig('mongodb', mongoSchema, raw).faults]
     const c = rawObject(raw)
-    if (typeof c.connectionString === 'string' && !/^mongodb(\+srv)?:\/\/\S+$/.test(c.connectionString)) faults.push({ field: 'connectionString', message: 'must start with mongodb:// or mongodb+srv://' })
+    if (typeof c.connectionString === 'string' && !/^mongodb(\+srv)?:\/\/\S+$/.test(c.connectionString))
+      faults.push({ field: 'connectionString', message: 'must start with mongodb:// or mongodb+srv://' })
     contractTopic(c, defaultEventType(mongoSchema), faults)
     return firstPerField(faults)
   },
@@ -178,8 +226,19 @@ const mongodb: SourcePlugin = {
     const { connectionString, ...rest } = raw
     const config = parseMongoSourceConfig(rest)
     const topics = [contractTopic(config, '', [])!]
-    const { client, refusal } = guardedMongoClient(connectionString as string, { serverSelectionTimeoutMS: 5000 }, guard, undefined, 'config.connectionString')
-    return { connector: new GuardedMongoDbSource(client, topics, refusal), config: { ...config, topic: topics[0]!.name }, topics, close: () => client.close() }
+    const { client, refusal } = guardedMongoClient(
+      connectionString as string,
+      { serverSelectionTimeoutMS: 5000 },
+      guard,
+      undefined,
+      'config.connectionString',
+    )
+    return {
+      connector: new GuardedMongoDbSource(client, topics, refusal),
+      config: { ...config, topic: topics[0]!.name },
+      topics,
+      close: () => client.close(),
+    }
   },
 }
 
@@ -195,7 +254,10 @@ export function buildSource(kind: SourceKind, raw: Record<string, unknown>, ctx:
   const faults = plugin.check(raw, ctx.owner)
   if (faults.length > 0) {
     const fields = faults.map((f) => ({ field: f.field ? `config.${f.field}` : 'config', message: f.message }))
-    throw new ConfigError(`${kind}: invalid config: ${fields.map((f) => `${f.field} ${f.message}`).join('; ')}`, { plugin: kind, fields })
+    throw new ConfigError(`${kind}: invalid config: ${fields.map((f) => `${f.field} ${f.message}`).join('; ')}`, {
+      plugin: kind,
+      fields,
+    })
   }
   return plugin.build(raw, ctx)
 }

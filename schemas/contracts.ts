@@ -40,6 +40,9 @@ export function releasedVersions(name: string): Array<{ version: number; schema:
     .readdirSync(dir)
     .map((f) => /^v(\d+)\.avsc$/.exec(f))
     .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ version: Number(m[1]), schema: JSON.stringify(JSON.parse(fs.readFileSync(path.join(dir, m[0]), 'utf8'))) }))
+    .map((m) => ({
+      version: Number(m[1]),
+      schema: JSON.stringify(JSON.parse(fs.readFileSync(path.join(dir, m[0]), 'utf8'))),
+    }))
     .sort((a, b) => a.version - b.version)
 }

@@ -82,11 +82,11 @@ function incrementLast(): boolean {
     last[i] = (last[i]! + 1) & 0xff
     if (last[i] !== 0) return true
   }
-  if ((last[8]! & 0x3f) !== 0x3f) return (last[8]! += 1), true
+  if ((last[8]! & 0x3f) !== 0x3f) return ((last[8]! += 1), true)
   last[8] = 0x80
-  if (last[7] !== 0xff) return (last[7]! += 1), true
+  if (last[7] !== 0xff) return ((last[7]! += 1), true)
   last[7] = 0
-  if ((last[6]! & 0x0f) !== 0x0f) return (last[6]! += 1), true
+  if ((last[6]! & 0x0f) !== 0x0f) return ((last[6]! += 1), true)
   return false
 }
 
@@ -140,7 +140,10 @@ export function isTraceparent(s: string): boolean {
   return m !== null && !/^0+$/.test(m[1]!) && !/^0+$/.test(m[2]!)
 }
 
-export function envelope(fields: Omit<EventEnvelope, 'id' | 'traceparent' | 'occurredAt'> & Partial<Pick<EventEnvelope, 'id' | 'traceparent' | 'occurredAt'>>): EventEnvelope {
+export function envelope(
+  fields: Omit<EventEnvelope, 'id' | 'traceparent' | 'occurredAt'> &
+    Partial<Pick<EventEnvelope, 'id' | 'traceparent' | 'occurredAt'>>,
+): EventEnvelope {
   return {
     id: fields.id ?? uuidv7(),
     traceparent: fields.traceparent ?? newTraceparent(),
@@ -173,7 +176,15 @@ let isoText = ''
  * The same headers as `toHeaders(envelope(...))`, built in one step for the producing hot path (no
  * intermediate envelope object; the ISO time of consecutive events in one millisecond is reused).
  */
-export function envelopeHeaders(id: string, type: string, source: string, occurredAt: Date, schemaSubject: string, schemaVersion: number, traceparent: string): IHeaders {
+export function envelopeHeaders(
+  id: string,
+  type: string,
+  source: string,
+  occurredAt: Date,
+  schemaSubject: string,
+  schemaVersion: number,
+  traceparent: string,
+): IHeaders {
   const ms = occurredAt.getTime()
   if (ms !== isoMs) {
     isoText = occurredAt.toISOString()
@@ -210,10 +221,25 @@ export function fromHeaders(h: IHeaders | undefined): EventEnvelope {
   if (!isUuidV7(id)) throw new DataError(`event header ${HEADER.id} is not a UUIDv7: ${id}`, { header: HEADER.id })
   const time = need(HEADER.time)
   const occurredAt = new Date(time)
-  if (Number.isNaN(occurredAt.getTime())) throw new DataError(`event header ${HEADER.time} is not an RFC 3339 timestamp: ${time}`, { header: HEADER.time })
+  if (Number.isNaN(occurredAt.getTime()))
+    throw new DataError(`event header ${HEADER.time} is not an RFC 3339 timestamp: ${time}`, { header: HEADER.time })
   const version = Number(need(HEADER.schemaVersion))
-  if (!Number.isInteger(version) || version < 1) throw new DataError(`event header ${HEADER.schemaVersion} is not a positive integer`, { header: HEADER.schemaVersion })
+  if (!Number.isInteger(version) || version < 1)
+    throw new DataError(`event header ${HEADER.schemaVersion} is not a positive integer`, {
+      header: HEADER.schemaVersion,
+    })
   const traceparent = need(HEADER.traceparent)
-  if (!isTraceparent(traceparent)) throw new DataError(`event header traceparent is not a W3C traceparent: ${traceparent}`, { header: HEADER.traceparent })
-  return { id, type: need(HEADER.type), source: need(HEADER.source), occurredAt, schemaSubject: need(HEADER.schemaSubject), schemaVersion: version, traceparent }
+  if (!isTraceparent(traceparent))
+    throw new DataError(`event header traceparent is not a W3C traceparent: ${traceparent}`, {
+      header: HEADER.traceparent,
+    })
+  return {
+    id,
+    type: need(HEADER.type),
+    source: need(HEADER.source),
+    occurredAt,
+    schemaSubject: need(HEADER.schemaSubject),
+    schemaVersion: version,
+    traceparent,
+  }
 }

@@ -56,7 +56,15 @@ export const TOPICS = {
     writtenBy: 'publishers',
     keySchema: 'deal-registration-key',
     valueSchema: 'deal-registration',
-    eventTypes: ['deal.registered', 'deal.updated', 'deal.approved', 'deal.rejected', 'deal.won', 'deal.lost', 'deal.expired'],
+    eventTypes: [
+      'deal.registered',
+      'deal.updated',
+      'deal.approved',
+      'deal.rejected',
+      'deal.won',
+      'deal.lost',
+      'deal.expired',
+    ],
   },
   partnerProfiles: {
     name: 'partners.profiles',
@@ -117,7 +125,10 @@ export function deadLetterTopicConfig(name: string = DEAD_LETTERS.name, replicat
     topic: name,
     numPartitions: DEAD_LETTERS.partitions,
     replicationFactor,
-    configEntries: [{ name: 'cleanup.policy', value: DEAD_LETTERS.cleanupPolicy }, ...Object.entries(DEAD_LETTERS.config).map(([n, value]) => ({ name: n, value }))],
+    configEntries: [
+      { name: 'cleanup.policy', value: DEAD_LETTERS.cleanupPolicy },
+      ...Object.entries(DEAD_LETTERS.config).map(([n, value]) => ({ name: n, value })),
+    ],
   }
 }
 
@@ -134,7 +145,10 @@ export function topicConfig(spec: TopicSpec, replicationFactor = -1): ITopicConf
     topic: spec.name,
     numPartitions: spec.partitions,
     replicationFactor,
-    configEntries: [{ name: 'cleanup.policy', value: spec.cleanupPolicy }, ...Object.entries(spec.config).map(([name, value]) => ({ name, value }))],
+    configEntries: [
+      { name: 'cleanup.policy', value: spec.cleanupPolicy },
+      ...Object.entries(spec.config).map(([name, value]) => ({ name, value })),
+    ],
   }
 }
 
@@ -143,7 +157,10 @@ export function topicConfig(spec: TopicSpec, replicationFactor = -1): ITopicConf
  * settings differ: changing a live topic is an operator's decision). Returns the names it created.
  */
 export async function ensureTopics(admin: Admin, topics: readonly TopicSpec[] = ALL_TOPICS): Promise<string[]> {
-  return createTopicsReady(admin, topics.map((t) => topicConfig(t)))
+  return createTopicsReady(
+    admin,
+    topics.map((t) => topicConfig(t)),
+  )
 }
 
 /** Registers the key and value contracts of each topic (TopicNameStrategy); returns their ids. */

@@ -19,7 +19,8 @@ const MODULE_DIR = path.join(PROJECT_ROOT, 'stack', 'ferretdb')
 export function ferretdbVersion(): string {
   const mod = fs.readFileSync(path.join(MODULE_DIR, 'go.mod'), 'utf8')
   const m = /github\.com\/FerretDB\/FerretDB (v[\w.-]+)/.exec(mod)
-  if (!m?.[1]) throw new StackError('STACK_PROVISION_FAILED', `${MODULE_DIR}/go.mod does not require github.com/FerretDB/FerretDB`)
+  if (!m?.[1])
+    throw new StackError('STACK_PROVISION_FAILED', `${MODULE_DIR}/go.mod does not require github.com/FerretDB/FerretDB`)
   return m[1]
 }
 
@@ -49,10 +50,16 @@ async function patchedModule(go: string, home: string): Promise<string> {
   const module = `github.com/FerretDB/FerretDB@${ferretdbVersion()}`
   let dir: string
   try {
-    const { stdout } = await promisify(execFile)(go, ['mod', 'download', '-json', module], { cwd: MODULE_DIR, maxBuffer: 4 << 20 })
+    const { stdout } = await promisify(execFile)(go, ['mod', 'download', '-json', module], {
+      cwd: MODULE_DIR,
+      maxBuffer: 4 << 20,
+    })
     dir = (JSON.parse(stdout) as { Dir?: string }).Dir ?? ''
   } catch (err) {
-    throw new StackError('STACK_PROVISION_FAILED', `go mod download ${module} failed: ${(err as { stderr?: string }).stderr || (err as Error).message}`)
+    throw new StackError(
+      'STACK_PROVISION_FAILED',
+      `go mod download ${module} failed: ${(err as { stderr?: string }).stderr || (err as Error).message}`,
+    )
   }
   if (!dir) throw new StackError('STACK_PROVISION_FAILED', `go mod download ${module} did not say where the module is`)
   const copy = path.join(home, 'FerretDB')
@@ -60,17 +67,27 @@ async function patchedModule(go: string, home: string): Promise<string> {
   fs.cpSync(dir, copy, { recursive: true })
   // The module cache's files and folders are read-only, and so are their copies: writable, so that the
   // patch can be written and the copy removed (also by a user who is not root).
-  for (const entry of [copy, ...(fs.readdirSync(copy, { recursive: true }) as string[]).map((f) => path.join(copy, f))]) {
+  for (const entry of [
+    copy,
+    ...(fs.readdirSync(copy, { recursive: true }) as string[]).map((f) => path.join(copy, f)),
+  ]) {
     fs.chmodSync(entry, fs.statSync(entry).isDirectory() ? 0o755 : 0o644)
   }
   for (const p of FERRETDB_PATCHES) {
     const file = path.join(copy, p.file)
     const text = fs.readFileSync(file, 'utf8')
-    if (text.split(p.find).length !== 2) throw new StackError('STACK_PROVISION_FAILED', `FerretDB patch (${p.why}): ${p.file} of ${module} does not contain ${p.find} exactly once; review FERRETDB_PATCHES in stack/ferretdb.ts for this version`)
+    if (text.split(p.find).length !== 2)
+      throw new StackError(
+        'STACK_PROVISION_FAILED',
+        `FerretDB patch (${p.why}): ${p.file} of ${module} does not contain ${p.find} exactly once; review FERRETDB_PATCHES in stack/ferretdb.ts for this version`,
+      )
     fs.writeFileSync(file, text.replace(p.find, p.replace))
   }
   const modfile = path.join(home, 'go.mod')
-  fs.writeFileSync(modfile, `${fs.readFileSync(path.join(MODULE_DIR, 'go.mod'), 'utf8')}\nreplace github.com/FerretDB/FerretDB => ${copy}\n`)
+  fs.writeFileSync(
+    modfile,
+    `${fs.readFileSync(path.join(MODULE_DIR, 'go.mod'), 'utf8')}\nreplace github.com/FerretDB/FerretDB => ${copy}\n`,
+  )
   fs.copyFileSync(path.join(MODULE_DIR, 'go.sum'), path.join(home, 'go.sum'))
   return modfile
 }
@@ -144,7 +161,14 @@ export const ferretdbService: ServiceDefinition = {
     quarantineEmptyDatabases(path.join(home, 'data'), report)
     return {
       command: bin,
-      args: ['--listen-addr', `127.0.0.1:${s.mongodb.port}`, '--data-dir', path.join(home, 'data'), '--log-level', 'warn'],
+      args: [
+        '--listen-addr',
+        `127.0.0.1:${s.mongodb.port}`,
+        '--data-dir',
+        path.join(home, 'data'),
+        '--log-level',
+        'warn',
+      ],
       cwd: home,
       env: ferretdbEnv(process.env),
     }

@@ -31,7 +31,6 @@ const files = (s: StackSettings, name: ServerName) => ({
   log: path.join(s.dir, name, 'server.log'),
 })
 
-
 async function statusOf(s: StackSettings, def: ServiceDefinition): Promise<ServiceStatus> {
   const f = files(s, def.name)
   const base = { name: def.name, address: def.address(s), log: f.log }
@@ -53,12 +52,20 @@ async function waitReady(s: StackSettings, def: ServiceDefinition, pid: number):
   const deadline = Date.now() + s.readyTimeoutMs
   while (Date.now() < deadline) {
     if (!isAlive(pid)) {
-      throw new StackError('STACK_NOT_READY', `${def.name} exited while starting; last lines of ${f.log}:\n${tail(f.log)}`, { service: def.name })
+      throw new StackError(
+        'STACK_NOT_READY',
+        `${def.name} exited while starting; last lines of ${f.log}:\n${tail(f.log)}`,
+        { service: def.name },
+      )
     }
     if (await def.probe(s, 1000)) return
     await sleep(250)
   }
-  throw new StackError('STACK_NOT_READY', `${def.name} did not answer on ${def.address(s)} within ${s.readyTimeoutMs} ms; see ${f.log}`, { service: def.name })
+  throw new StackError(
+    'STACK_NOT_READY',
+    `${def.name} did not answer on ${def.address(s)} within ${s.readyTimeoutMs} ms; see ${f.log}`,
+    { service: def.name },
+  )
 }
 
 type Action = 'started' | 'restarted' | 'already running'
@@ -107,7 +114,8 @@ async function launch(s: StackSettings, def: ServiceDefinition, report: Reporter
       }
     }
   }
-  if (st.state === 'crashed') report(`${def.name}: the server this stack started is gone (crashed or killed); restarting it. Its log: ${f.log}`)
+  if (st.state === 'crashed')
+    report(`${def.name}: the server this stack started is gone (crashed or killed); restarting it. Its log: ${f.log}`)
   return start(st.state === 'crashed' ? 'restarted' : 'started')
 }
 
@@ -138,7 +146,8 @@ async function withLock<T>(s: StackSettings, fn: () => Promise<T>): Promise<T> {
         fs.rmSync(lock, { force: true }) // left by a process that died
         continue
       }
-      if (Date.now() > deadline) throw new StackError('STACK_NOT_READY', `another stack command (pid ${holder}) holds ${lock}`)
+      if (Date.now() > deadline)
+        throw new StackError('STACK_NOT_READY', `another stack command (pid ${holder}) holds ${lock}`)
       await sleep(200)
     }
   }
@@ -195,7 +204,11 @@ async function stopServer(name: ServerName, pidFile: string, graceMs: number, re
 export async function stackDown(s: StackSettings, report: Reporter = () => undefined): Promise<void> {
   await withLock(s, async () => {
     for (const name of [...s.services].reverse()) {
-      const servers = serversOf(s, name).map((def) => ({ name: def.name, file: files(s, def.name).pid, graceMs: def.stopGraceMs }))
+      const servers = serversOf(s, name).map((def) => ({
+        name: def.name,
+        file: files(s, def.name).pid,
+        graceMs: def.stopGraceMs,
+      }))
       if (name === 'kafka') servers.push(...otherKafkaLayout(s).map((x) => ({ ...x, graceMs: servers[0]!.graceMs })))
       await Promise.all(servers.map((x) => stopServer(x.name, x.file, x.graceMs, report)))
     }

@@ -16,7 +16,11 @@ const run = promisify(execFile)
 export const NODE_VERSIONS = { 24: '24.22.3', 22: '22.23.5' } as const
 
 /** The path of `node` of this version in the cache, fetched from the npm registry when missing. */
-export async function nodeRuntime(version: string, cacheDir: string, report: (msg: string) => void = () => undefined): Promise<string> {
+export async function nodeRuntime(
+  version: string,
+  cacheDir: string,
+  report: (msg: string) => void = () => undefined,
+): Promise<string> {
   if (!/^\d+\.\d+\.\d+$/.test(version)) throw new Error(`a Node.js version is major.minor.patch, got "${version}"`)
   const home = path.join(cacheDir, 'node', version)
   const binary = path.join(home, 'bin', 'node')
@@ -26,7 +30,11 @@ export async function nodeRuntime(version: string, cacheDir: string, report: (ms
   fs.mkdirSync(path.dirname(home), { recursive: true })
   const tmp = fs.mkdtempSync(`${home}.tmp-`)
   try {
-    const { stdout } = await run('npm', ['pack', pkg, '--pack-destination', tmp, '--silent'], { cwd: tmp, timeout: 300_000, maxBuffer: 1 << 20 })
+    const { stdout } = await run('npm', ['pack', pkg, '--pack-destination', tmp, '--silent'], {
+      cwd: tmp,
+      timeout: 300_000,
+      maxBuffer: 1 << 20,
+    })
     const tarball = path.join(tmp, stdout.trim().split('\n').pop()!)
     await run('tar', ['xzf', tarball, '-C', tmp], { timeout: 120_000 })
     fs.rmSync(tarball)

@@ -71,7 +71,8 @@ export function spawnDetached(spec: SpawnSpec): PidRecord {
       stdio: ['ignore', out, out],
       env: spec.env ?? process.env,
     })
-    if (child.pid === undefined) throw new StackError('STACK_PROVISION_FAILED', `could not start ${spec.command}`, { command: spec.command })
+    if (child.pid === undefined)
+      throw new StackError('STACK_PROVISION_FAILED', `could not start ${spec.command}`, { command: spec.command })
     child.unref()
     const rec: PidRecord = { pid: child.pid, marker: spec.marker, startedAt: new Date().toISOString() }
     fs.writeFileSync(spec.pidFile, JSON.stringify(rec) + '\n')
@@ -80,7 +81,6 @@ export function spawnDetached(spec: SpawnSpec): PidRecord {
     fs.closeSync(out)
   }
 }
-
 
 /** SIGTERM, then SIGKILL after `graceMs`. Only for a process `isOurs` confirmed. */
 export async function stopProcess(rec: PidRecord, graceMs: number): Promise<'stopped' | 'killed'> {
@@ -155,7 +155,9 @@ export function runLogged(
     const out = fs.openSync(opts.logFile, 'a')
     const child = spawn(command, args, { cwd: opts.cwd, stdio: ['ignore', out, out], env: opts.env ?? process.env })
     const t0 = Date.now()
-    const timer = opts.heartbeat ? setInterval(() => opts.heartbeat!(Math.round((Date.now() - t0) / 1000)), 15_000) : undefined
+    const timer = opts.heartbeat
+      ? setInterval(() => opts.heartbeat!(Math.round((Date.now() - t0) / 1000)), 15_000)
+      : undefined
     child.once('exit', () => clearInterval(timer))
     child.once('error', (err) => {
       clearInterval(timer)
@@ -165,7 +167,14 @@ export function runLogged(
     child.once('exit', (code, signal) => {
       fs.closeSync(out)
       if (code === 0) resolve()
-      else reject(new StackError('STACK_PROVISION_FAILED', `${command} ${args.join(' ')} failed (${signal ?? 'exit ' + code}); see ${opts.logFile}:\n${tail(opts.logFile)}`, { command, code }))
+      else
+        reject(
+          new StackError(
+            'STACK_PROVISION_FAILED',
+            `${command} ${args.join(' ')} failed (${signal ?? 'exit ' + code}); see ${opts.logFile}:\n${tail(opts.logFile)}`,
+            { command, code },
+          ),
+        )
     })
   })
 }

@@ -17,7 +17,10 @@ export interface ServiceDefinition {
   /** A string in the process's command line that proves the pid is this checkout's server. */
   marker(s: StackSettings): string
   /** Installs (cached) and writes configuration; returns the command that runs the server (and its environment, when not this process's). */
-  prepare(s: StackSettings, report: (msg: string) => void): Promise<{ command: string; args: string[]; cwd: string; env?: NodeJS.ProcessEnv }>
+  prepare(
+    s: StackSettings,
+    report: (msg: string) => void,
+  ): Promise<{ command: string; args: string[]; cwd: string; env?: NodeJS.ProcessEnv }>
   /** A real request: Kafka metadata, MongoDB ping. */
   probe(s: StackSettings, timeoutMs: number): Promise<boolean>
   stopGraceMs: number

@@ -29,7 +29,9 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /** The folder of the publishers' drop folders (sources.dropRoot), by default drop/ in the stack folder. */
 export function sourcesDropRoot(config: AppConfig): string {
-  return config.sources.dropRoot !== '' ? path.resolve(config.sources.dropRoot) : path.join(stackSettings(config).dir, 'drop')
+  return config.sources.dropRoot !== ''
+    ? path.resolve(config.sources.dropRoot)
+    : path.join(stackSettings(config).dir, 'drop')
 }
 
 export function stackSettings(config: AppConfig): StackSettings {
@@ -39,7 +41,11 @@ export function stackSettings(config: AppConfig): StackSettings {
   return {
     dir: path.resolve(config.stack.dir !== '' ? config.stack.dir : path.join(PROJECT_ROOT, '.stack')),
     cacheDir: path.resolve(config.stack.cacheDir !== '' ? config.stack.cacheDir : defaultCacheDir()),
-    kafka: { ...config.stack.kafka, controllerPort: localControllerPorts(config)[0]!, partnerPort: localPartnerPorts(config)[0]! },
+    kafka: {
+      ...config.stack.kafka,
+      controllerPort: localControllerPorts(config)[0]!,
+      partnerPort: localPartnerPorts(config)[0]!,
+    },
     mongodb: { ...config.stack.mongodb },
     readyTimeoutMs: config.stack.readyTimeoutMs,
     services,

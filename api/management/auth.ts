@@ -12,9 +12,14 @@ import { sendProblem } from '../problem.ts'
 import { clientOf, sendRefusal, type HttpRateLimit } from '../rate-limit.ts'
 
 /** The key of `Authorization: Bearer <key>`, or undefined. */
-export const bearerKey = (req: Request): string | undefined => /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')?.[1]
+export const bearerKey = (req: Request): string | undefined =>
+  /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')?.[1]
 
-export function authenticate(cp: ControlPlane, perKey: HttpRateLimit, publicPaths: ReadonlySet<string>): RequestHandler {
+export function authenticate(
+  cp: ControlPlane,
+  perKey: HttpRateLimit,
+  publicPaths: ReadonlySet<string>,
+): RequestHandler {
   return async (req, res, next) => {
     if (req.method === 'GET' && publicPaths.has(req.path)) return next()
     const key = bearerKey(req)
@@ -29,7 +34,10 @@ export function authenticate(cp: ControlPlane, perKey: HttpRateLimit, publicPath
       sendProblem(res, {
         title: 'Unauthorized',
         status: 401,
-        detail: key !== undefined ? 'the API key is unknown, revoked or expired' : 'send an API key as Authorization: Bearer <key>',
+        detail:
+          key !== undefined
+            ? 'the API key is unknown, revoked or expired'
+            : 'send an API key as Authorization: Bearer <key>',
         errors: [{ field: 'Authorization', message: key !== undefined ? 'is not a valid API key' : 'is missing' }],
       })
       return
@@ -48,6 +56,8 @@ export function publisherAuthentication(keys: ApiKeys): (req: Request) => Promis
   return async (req) => {
     const key = bearerKey(req)
     const principal = key !== undefined ? await keys.authenticate(key, clientOf(req)) : null
-    return principal?.scope === 'publisher' && principal.organizationId ? { organizationId: principal.organizationId, keyId: principal.keyId } : undefined
+    return principal?.scope === 'publisher' && principal.organizationId
+      ? { organizationId: principal.organizationId, keyId: principal.keyId }
+      : undefined
   }
 }

@@ -26,7 +26,10 @@ export function docsRouter(): Router {
   const dist = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'))
   const r = Router()
   const csp = (_req: express.Request, res: express.Response, next: express.NextFunction) => {
-    res.setHeader('Content-Security-Policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:")
+    res.setHeader(
+      'Content-Security-Policy',
+      "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+    )
     next()
   }
   r.get(['/docs', '/docs/'], csp, (_req, res) => {

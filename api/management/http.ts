@@ -10,7 +10,14 @@ import type { Logger } from '../../common/logger.ts'
 import { SyndicationError } from '../../common/errors.ts'
 import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from '../../common/store-errors.ts'
 import { fingerprint, type IdempotencyClaim } from '../../common/idempotency.ts'
-import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError, ownDeliveryPolicy, pinsOf } from '../../control-plane/index.ts'
+import {
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  RequestInvalidError,
+  ownDeliveryPolicy,
+  pinsOf,
+} from '../../control-plane/index.ts'
 import { sinkPlugin } from '../../consumers/plugins.ts'
 import { withoutSecrets } from '../../consumers/secrets.ts'
 import type {
@@ -53,34 +60,83 @@ export function principalOf(res: Response): Principal {
 
 /** Field name from an express-openapi-validator path: /body/sink/url → sink.url, /query/limit → limit. */
 export function fieldOf(path: string): { field: string; in: string } {
-  const parts = path.replace(/^\./, '/').split(/[/.]/).filter((p) => p !== '')
+  const parts = path
+    .replace(/^\./, '/')
+    .split(/[/.]/)
+    .filter((p) => p !== '')
   const where = parts[0] ?? 'body'
   const rest = parts.slice(1)
   const location = where === 'params' ? 'path' : where === 'headers' ? 'header' : where
-  if (location === 'header' && rest[0]) return { field: rest[0].replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase()), in: location }
+  if (location === 'header' && rest[0])
+    return { field: rest[0].replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase()), in: location }
   return { field: rest.join('.') || where, in: location }
 }
 
 export function problemOf(err: unknown): Problem | null {
   if (err instanceof NotFoundError) return { title: 'Not Found', status: 404, detail: err.message }
   if (err instanceof ForbiddenError) return { title: 'Forbidden', status: 403, detail: err.message }
-  if (err instanceof ConflictError) return { title: 'Conflict', status: 409, detail: err.message, ...(err.field ? { errors: [{ field: err.field, message: err.message }] } : {}) }
-  if (err instanceof RequestInvalidError) return { title: 'Unprocessable Content', status: 422, detail: err.message, errors: err.errors }
-  const e = err as { status?: unknown; type?: unknown; errors?: unknown; message?: unknown; headers?: Record<string, string> }
-  if (e && e.type === 'entity.too.large') return { title: 'Content Too Large', status: 413, detail: 'the request body exceeds the limit', errors: [{ field: 'body', message: 'too large' }] }
-  if (e && e.type === 'entity.parse.failed') return { title: 'Bad Request', status: 400, detail: 'the body is not valid JSON', errors: [{ field: 'body', message: 'is not valid JSON' }] }
+  if (err instanceof ConflictError)
+    return {
+      title: 'Conflict',
+      status: 409,
+      detail: err.message,
+      ...(err.field ? { errors: [{ field: err.field, message: err.message }] } : {}),
+    }
+  if (err instanceof RequestInvalidError)
+    return { title: 'Unprocessable Content', status: 422, detail: err.message, errors: err.errors }
+  const e = err as {
+    status?: unknown
+    type?: unknown
+    errors?: unknown
+    message?: unknown
+    headers?: Record<string, string>
+  }
+  if (e && e.type === 'entity.too.large')
+    return {
+      title: 'Content Too Large',
+      status: 413,
+      detail: 'the request body exceeds the limit',
+      errors: [{ field: 'body', message: 'too large' }],
+    }
+  if (e && e.type === 'entity.parse.failed')
+    return {
+      title: 'Bad Request',
+      status: 400,
+      detail: 'the body is not valid JSON',
+      errors: [{ field: 'body', message: 'is not valid JSON' }],
+    }
   if (e && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
     if (e.status === 404 || e.status === 405) {
-      return { title: e.status === 404 ? 'Not Found' : 'Method Not Allowed', status: e.status, detail: e.status === 404 ? 'no such route' : 'method not allowed on this route' }
+      return {
+        title: e.status === 404 ? 'Not Found' : 'Method Not Allowed',
+        status: e.status,
+        detail: e.status === 404 ? 'no such route' : 'method not allowed on this route',
+      }
     }
     const list = Array.isArray(e.errors) ? (e.errors as Array<{ path?: string; message?: string }>) : []
     const errors = list.map((x) => {
       const f = fieldOf(x.path ?? '')
       return { field: f.field, in: f.in, message: x.message ?? 'is invalid' }
     })
-    const titles: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 413: 'Content Too Large', 415: 'Unsupported Media Type' }
-    const detail = errors.length > 0 ? errors.map((x) => `${x.field}: ${x.message}`).join('; ') : typeof e.message === 'string' ? e.message : undefined
-    return { title: titles[e.status] ?? 'Bad Request', status: e.status, ...(detail ? { detail } : {}), ...(errors.length > 0 ? { errors } : {}) }
+    const titles: Record<number, string> = {
+      400: 'Bad Request',
+      404: 'Not Found',
+      405: 'Method Not Allowed',
+      413: 'Content Too Large',
+      415: 'Unsupported Media Type',
+    }
+    const detail =
+      errors.length > 0
+        ? errors.map((x) => `${x.field}: ${x.message}`).join('; ')
+        : typeof e.message === 'string'
+          ? e.message
+          : undefined
+    return {
+      title: titles[e.status] ?? 'Bad Request',
+      status: e.status,
+      ...(detail ? { detail } : {}),
+      ...(errors.length > 0 ? { errors } : {}),
+    }
   }
   return null
 }
@@ -96,12 +152,26 @@ export function problemHandler(logger: Logger) {
       return
     }
     if (isStoreUnavailable(err)) {
-      logger.warn('management request held: the store is unreachable (503)', { method: req.method, path: req.path, code: 'RETRIABLE', err })
+      logger.warn('management request held: the store is unreachable (503)', {
+        method: req.method,
+        path: req.path,
+        code: 'RETRIABLE',
+        err,
+      })
       res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS))
-      sendProblem(res, { title: 'Service Unavailable', status: 503, detail: 'the platform\'s store is unreachable for a moment; retry later (nothing was changed)' })
+      sendProblem(res, {
+        title: 'Service Unavailable',
+        status: 503,
+        detail: "the platform's store is unreachable for a moment; retry later (nothing was changed)",
+      })
       return
     }
-    logger.error('management request failed', { method: req.method, path: req.path, code: err instanceof SyndicationError ? err.code : undefined, err })
+    logger.error('management request failed', {
+      method: req.method,
+      path: req.path,
+      code: err instanceof SyndicationError ? err.code : undefined,
+      err,
+    })
     sendProblem(res, { title: 'Internal Server Error', status: 500 })
   }
 }
@@ -114,7 +184,13 @@ export interface OpOptions {
 export function op(cp: ControlPlane, handler: Handler, options: OpOptions = {}): RequestHandler {
   return async (req, res, next) => {
     const principal = principalOf(res)
-    const ctx: Ctx = { principal, params: req.params as Record<string, string>, query: req.query as Record<string, string | undefined>, body: req.body, req }
+    const ctx: Ctx = {
+      principal,
+      params: req.params as Record<string, string>,
+      query: req.query as Record<string, string | undefined>,
+      body: req.body,
+      req,
+    }
     const idemKey = options.idempotent ? req.get('Idempotency-Key') : undefined
     let claim: IdempotencyClaim | null = null
     try {
@@ -123,9 +199,18 @@ export function op(cp: ControlPlane, handler: Handler, options: OpOptions = {}):
         const print = fingerprint(req.method, req.originalUrl.split('?')[0]!, JSON.stringify(req.body ?? null))
         const outcome = await cp.idempotency.claim(`${principal.keyId}:${idemKey}`, print)
         if (outcome.kind === 'reused') {
-          throw new RequestInvalidError([{ field: 'Idempotency-Key', message: 'was already used with a different request; use a new key for a new request' }])
+          throw new RequestInvalidError([
+            {
+              field: 'Idempotency-Key',
+              message: 'was already used with a different request; use a new key for a new request',
+            },
+          ])
         }
-        if (outcome.kind === 'in-progress') throw new ConflictError('a request with this Idempotency-Key is still in progress; retry later', 'Idempotency-Key')
+        if (outcome.kind === 'in-progress')
+          throw new ConflictError(
+            'a request with this Idempotency-Key is still in progress; retry later',
+            'Idempotency-Key',
+          )
         if (outcome.kind === 'replay') {
           res.setHeader('Idempotent-Replayed', 'true')
           res.status(outcome.response.status).json(JSON.parse(outcome.response.body))
@@ -134,7 +219,12 @@ export function op(cp: ControlPlane, handler: Handler, options: OpOptions = {}):
         claim = outcome.claim
       }
       const reply = await handler(ctx)
-      if (claim !== null) await cp.idempotency.complete(claim, { status: reply.status, headers: {}, body: JSON.stringify(reply.body ?? null) })
+      if (claim !== null)
+        await cp.idempotency.complete(claim, {
+          status: reply.status,
+          headers: {},
+          body: JSON.stringify(reply.body ?? null),
+        })
       for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v)
       if (reply.body === undefined) res.status(reply.status).end()
       else res.status(reply.status).json(reply.body)
@@ -254,7 +344,11 @@ export const subscriptionView = (s: SubscriptionDoc, policies: PolicyDefaults) =
 /** A publisher sees that a partner's connector failed and when, not the message (it may name the partner's endpoint). */
 function lastErrorFor(p: Principal | undefined, e: ConnectorStatus['lastError']) {
   if (!e || p?.scope !== 'publisher') return e ?? null
-  return { code: e.code, message: 'the delivery to the partner failed (the details are visible to the partner)', at: e.at }
+  return {
+    code: e.code,
+    message: 'the delivery to the partner failed (the details are visible to the partner)',
+    at: e.at,
+  }
 }
 
 export const connectorStatusView = (c: ConnectorDoc, p?: Principal) => ({

@@ -55,7 +55,9 @@ export function managementRouter(options: ManagementOptions): Router {
   const h = (handler: Handler) => op(cp, handler)
   const create = (handler: Handler) => op(cp, handler, { idempotent: true })
 
-  r.use(authenticate(cp, new HttpRateLimit('management', options.rateLimit), new Set(['/openapi.json', '/asyncapi.json'])))
+  r.use(
+    authenticate(cp, new HttpRateLimit('management', options.rateLimit), new Set(['/openapi.json', '/asyncapi.json'])),
+  )
   r.use(express.json({ limit: options.bodyLimit }))
   r.use(
     OpenApiValidator.middleware({
@@ -90,127 +92,347 @@ export function managementRouter(options: ManagementOptions): Router {
   })
 
   // organizations
-  r.get('/organizations', h(async ({ principal, query }) => ({ status: 200, body: pageView(await cp.listOrganizations(principal, { kind: query.kind as never }, pageRequest(query)), organizationView) })))
-  r.post('/organizations', create(async ({ principal, body }) => ({ status: 201, body: organizationView(await cp.createOrganization(principal, body)) })))
-  r.get('/organizations/:organizationId', h(async ({ principal, params }) => ({ status: 200, body: organizationView(await cp.getOrganization(principal, params.organizationId!)) })))
-  r.patch('/organizations/:organizationId', h(async ({ principal, params, body }) => ({ status: 200, body: organizationView(await cp.updateOrganization(principal, params.organizationId!, body)) })))
+  r.get(
+    '/organizations',
+    h(async ({ principal, query }) => ({
+      status: 200,
+      body: pageView(
+        await cp.listOrganizations(principal, { kind: query.kind as never }, pageRequest(query)),
+        organizationView,
+      ),
+    })),
+  )
+  r.post(
+    '/organizations',
+    create(async ({ principal, body }) => ({
+      status: 201,
+      body: organizationView(await cp.createOrganization(principal, body)),
+    })),
+  )
+  r.get(
+    '/organizations/:organizationId',
+    h(async ({ principal, params }) => ({
+      status: 200,
+      body: organizationView(await cp.getOrganization(principal, params.organizationId!)),
+    })),
+  )
+  r.patch(
+    '/organizations/:organizationId',
+    h(async ({ principal, params, body }) => ({
+      status: 200,
+      body: organizationView(await cp.updateOrganization(principal, params.organizationId!, body)),
+    })),
+  )
 
   // a partner's Kafka access: the partner itself or an admin
   const kafkaAccessOf = async (principal: Principal, organizationId: string): Promise<PartnerKafka> => {
     const org = await cp.getOrganization(principal, organizationId)
     if (org.kind !== 'partner') throw new NotFoundError('partner', { organizationId })
-    if (!(principal.scope === 'admin' || (principal.scope === 'partner' && principal.organizationId === organizationId))) {
+    if (!(
+      principal.scope === 'admin' ||
+      (principal.scope === 'partner' && principal.organizationId === organizationId)
+    )) {
       throw new ForbiddenError('only the partner itself (or an admin) manages its Kafka access')
     }
-    if (!options.partnerKafka) throw new NotFoundError('Kafka access (this installation gives partners none: KAFKA_PARTNER_BOOTSTRAP_SERVERS)', { organizationId })
+    if (!options.partnerKafka)
+      throw new NotFoundError('Kafka access (this installation gives partners none: KAFKA_PARTNER_BOOTSTRAP_SERVERS)', {
+        organizationId,
+      })
     return options.partnerKafka
   }
-  r.get('/organizations/:organizationId/kafka-access', h(async ({ principal, params }) => {
-    const pk = await kafkaAccessOf(principal, params.organizationId!)
-    return { status: 200, body: await pk.connectionSettings(params.organizationId!) }
-  }))
-  r.post('/organizations/:organizationId/kafka-access/credentials', create(async ({ principal, params }) => {
-    const pk = await kafkaAccessOf(principal, params.organizationId!)
-    return { status: 201, body: await pk.issueCredentials(params.organizationId!) }
-  }))
-  r.delete('/organizations/:organizationId/kafka-access/credentials', h(async ({ principal, params }) => {
-    const pk = await kafkaAccessOf(principal, params.organizationId!)
-    if (!(await pk.revokeCredentials(params.organizationId!))) throw new NotFoundError('Kafka credentials', { organizationId: params.organizationId })
-    return { status: 204 }
-  }))
+  r.get(
+    '/organizations/:organizationId/kafka-access',
+    h(async ({ principal, params }) => {
+      const pk = await kafkaAccessOf(principal, params.organizationId!)
+      return { status: 200, body: await pk.connectionSettings(params.organizationId!) }
+    }),
+  )
+  r.post(
+    '/organizations/:organizationId/kafka-access/credentials',
+    create(async ({ principal, params }) => {
+      const pk = await kafkaAccessOf(principal, params.organizationId!)
+      return { status: 201, body: await pk.issueCredentials(params.organizationId!) }
+    }),
+  )
+  r.delete(
+    '/organizations/:organizationId/kafka-access/credentials',
+    h(async ({ principal, params }) => {
+      const pk = await kafkaAccessOf(principal, params.organizationId!)
+      if (!(await pk.revokeCredentials(params.organizationId!)))
+        throw new NotFoundError('Kafka credentials', { organizationId: params.organizationId })
+      return { status: 204 }
+    }),
+  )
 
   // API keys
-  r.get('/api-keys', h(async ({ principal, query }) => ({ status: 200, body: pageView(await cp.listKeys(principal, { organizationId: query.organizationId, prefix: query.prefix }, pageRequest(query)), apiKeyView) })))
-  r.post('/api-keys', create(async ({ principal, body }) => {
-    const { doc, key } = await cp.createKey(principal, body)
-    return { status: 201, body: { ...apiKeyView(doc), key } }
-  }))
-  r.get('/api-keys/:keyId', h(async ({ principal, params }) => ({ status: 200, body: apiKeyView(await cp.getKey(principal, params.keyId!)) })))
-  r.delete('/api-keys/:keyId', h(async ({ principal, params }) => ({ status: 200, body: apiKeyView(await cp.revokeKey(principal, params.keyId!)) })))
-  r.post('/api-keys/:keyId/rotate', create(async ({ principal, params, body }) => {
-    const { doc, key } = await cp.rotateKey(principal, params.keyId!, body?.overlapSeconds ?? 86400)
-    return { status: 201, body: { ...apiKeyView(doc), key } }
-  }))
+  r.get(
+    '/api-keys',
+    h(async ({ principal, query }) => ({
+      status: 200,
+      body: pageView(
+        await cp.listKeys(
+          principal,
+          { organizationId: query.organizationId, prefix: query.prefix },
+          pageRequest(query),
+        ),
+        apiKeyView,
+      ),
+    })),
+  )
+  r.post(
+    '/api-keys',
+    create(async ({ principal, body }) => {
+      const { doc, key } = await cp.createKey(principal, body)
+      return { status: 201, body: { ...apiKeyView(doc), key } }
+    }),
+  )
+  r.get(
+    '/api-keys/:keyId',
+    h(async ({ principal, params }) => ({ status: 200, body: apiKeyView(await cp.getKey(principal, params.keyId!)) })),
+  )
+  r.delete(
+    '/api-keys/:keyId',
+    h(async ({ principal, params }) => ({
+      status: 200,
+      body: apiKeyView(await cp.revokeKey(principal, params.keyId!)),
+    })),
+  )
+  r.post(
+    '/api-keys/:keyId/rotate',
+    create(async ({ principal, params, body }) => {
+      const { doc, key } = await cp.rotateKey(principal, params.keyId!, body?.overlapSeconds ?? 86400)
+      return { status: 201, body: { ...apiKeyView(doc), key } }
+    }),
+  )
 
   // grants
-  r.get('/grants', h(async ({ principal, query }) => ({ status: 200, body: pageView(await cp.listGrants(principal, { partnerId: query.partnerId, publisherId: query.publisherId }, pageRequest(query)), grantView) })))
-  r.post('/grants', create(async ({ principal, body }) => ({ status: 201, body: grantView(await cp.createGrant(principal, body)) })))
-  r.get('/grants/:grantId', h(async ({ principal, params }) => ({ status: 200, body: grantView(await cp.getGrant(principal, params.grantId!)) })))
-  r.patch('/grants/:grantId', h(async ({ principal, params, body }) => ({ status: 200, body: grantView(await cp.updateGrant(principal, params.grantId!, body)) })))
-  r.post('/grants/:grantId/accept', h(async ({ principal, params, body }) => ({ status: 200, body: grantView(await cp.acceptGrant(principal, params.grantId!, body?.version)) })))
-  r.delete('/grants/:grantId', h(async ({ principal, params }) => {
-    await cp.deleteGrant(principal, params.grantId!)
-    return { status: 204 }
-  }))
+  r.get(
+    '/grants',
+    h(async ({ principal, query }) => ({
+      status: 200,
+      body: pageView(
+        await cp.listGrants(
+          principal,
+          { partnerId: query.partnerId, publisherId: query.publisherId },
+          pageRequest(query),
+        ),
+        grantView,
+      ),
+    })),
+  )
+  r.post(
+    '/grants',
+    create(async ({ principal, body }) => ({ status: 201, body: grantView(await cp.createGrant(principal, body)) })),
+  )
+  r.get(
+    '/grants/:grantId',
+    h(async ({ principal, params }) => ({
+      status: 200,
+      body: grantView(await cp.getGrant(principal, params.grantId!)),
+    })),
+  )
+  r.patch(
+    '/grants/:grantId',
+    h(async ({ principal, params, body }) => ({
+      status: 200,
+      body: grantView(await cp.updateGrant(principal, params.grantId!, body)),
+    })),
+  )
+  r.post(
+    '/grants/:grantId/accept',
+    h(async ({ principal, params, body }) => ({
+      status: 200,
+      body: grantView(await cp.acceptGrant(principal, params.grantId!, body?.version)),
+    })),
+  )
+  r.delete(
+    '/grants/:grantId',
+    h(async ({ principal, params }) => {
+      await cp.deleteGrant(principal, params.grantId!)
+      return { status: 204 }
+    }),
+  )
 
   // subscriptions
-  const withSecret = (s: Parameters<typeof subscriptionView>[0], secret: string | null) => ({ ...subscriptionView(s, cp), ...(secret !== null ? { webhookSecret: secret } : {}) })
-  r.get('/subscriptions', h(async ({ principal, query }) => ({ status: 200, body: pageView(await cp.listSubscriptions(principal, { partnerId: query.partnerId, eventType: query.eventType }, pageRequest(query)), subscriptionViewFor(principal, cp)) })))
-  r.post('/subscriptions', create(async ({ principal, body }) => {
-    const { subscription, webhookSecret } = await cp.createSubscription(principal, body)
-    return { status: 201, body: withSecret(subscription, webhookSecret) }
-  }))
-  r.get('/subscriptions/:subscriptionId', h(async ({ principal, params }) => ({ status: 200, body: subscriptionViewFor(principal, cp)(await cp.getSubscription(principal, params.subscriptionId!)) })))
-  r.patch('/subscriptions/:subscriptionId', h(async ({ principal, params, body }) => {
-    const { subscription, webhookSecret } = await cp.updateSubscription(principal, params.subscriptionId!, body)
-    return { status: 200, body: withSecret(subscription, webhookSecret) }
-  }))
-  r.delete('/subscriptions/:subscriptionId', h(async ({ principal, params }) => {
-    await cp.deleteSubscription(principal, params.subscriptionId!)
-    return { status: 204 }
-  }))
-  r.post('/subscriptions/:subscriptionId/webhook-secrets/rotate', create(async ({ principal, params, body }) => {
-    const { subscription, webhookSecret } = await cp.rotateWebhookSecret(principal, params.subscriptionId!, body?.overlapSeconds ?? 86400)
-    return { status: 201, body: withSecret(subscription, webhookSecret) }
-  }))
+  const withSecret = (s: Parameters<typeof subscriptionView>[0], secret: string | null) => ({
+    ...subscriptionView(s, cp),
+    ...(secret !== null ? { webhookSecret: secret } : {}),
+  })
+  r.get(
+    '/subscriptions',
+    h(async ({ principal, query }) => ({
+      status: 200,
+      body: pageView(
+        await cp.listSubscriptions(
+          principal,
+          { partnerId: query.partnerId, eventType: query.eventType },
+          pageRequest(query),
+        ),
+        subscriptionViewFor(principal, cp),
+      ),
+    })),
+  )
+  r.post(
+    '/subscriptions',
+    create(async ({ principal, body }) => {
+      const { subscription, webhookSecret } = await cp.createSubscription(principal, body)
+      return { status: 201, body: withSecret(subscription, webhookSecret) }
+    }),
+  )
+  r.get(
+    '/subscriptions/:subscriptionId',
+    h(async ({ principal, params }) => ({
+      status: 200,
+      body: subscriptionViewFor(principal, cp)(await cp.getSubscription(principal, params.subscriptionId!)),
+    })),
+  )
+  r.patch(
+    '/subscriptions/:subscriptionId',
+    h(async ({ principal, params, body }) => {
+      const { subscription, webhookSecret } = await cp.updateSubscription(principal, params.subscriptionId!, body)
+      return { status: 200, body: withSecret(subscription, webhookSecret) }
+    }),
+  )
+  r.delete(
+    '/subscriptions/:subscriptionId',
+    h(async ({ principal, params }) => {
+      await cp.deleteSubscription(principal, params.subscriptionId!)
+      return { status: 204 }
+    }),
+  )
+  r.post(
+    '/subscriptions/:subscriptionId/webhook-secrets/rotate',
+    create(async ({ principal, params, body }) => {
+      const { subscription, webhookSecret } = await cp.rotateWebhookSecret(
+        principal,
+        params.subscriptionId!,
+        body?.overlapSeconds ?? 86400,
+      )
+      return { status: 201, body: withSecret(subscription, webhookSecret) }
+    }),
+  )
 
   // deliveries
-  r.get('/subscriptions/:subscriptionId/deliveries', h(async ({ principal, params, query }) => {
-    const sub = await cp.getSubscription(principal, params.subscriptionId!)
-    const found = await cp.deliveries.search(
-      { subscriptionId: sub._id, publisherId: cp.deliveryPublisherScope(principal), eventId: query.eventId, key: query.key, status: query.status as never, since: date(query.since), until: date(query.until) },
-      pageRequest(query),
-    )
-    return { status: 200, body: pageView(found, deliveryView) }
-  }))
-  r.get('/subscriptions/:subscriptionId/deliveries/:eventId', h(async ({ principal, params }) => {
-    const sub = await cp.getSubscription(principal, params.subscriptionId!)
-    const d = await cp.deliveries.get(sub._id, params.eventId!)
-    const own = cp.deliveryPublisherScope(principal)
-    if (!d || (own !== undefined && d.publisherId !== own)) throw new NotFoundError('delivery', { eventId: params.eventId })
-    return { status: 200, body: deliveryView(d) }
-  }))
-  r.post('/subscriptions/:subscriptionId/deliveries/:eventId/retry', create(async ({ principal, params }) => ({ status: 202, body: retryRequestView(await cp.requestRetry(principal, params.subscriptionId!, params.eventId!)) })))
-  r.get('/subscriptions/:subscriptionId/dead-letters', h(async ({ principal, params, query }) => {
-    const sub = await cp.getSubscription(principal, params.subscriptionId!)
-    return { status: 200, body: pageView(await cp.deliveries.search({ subscriptionId: sub._id, publisherId: cp.deliveryPublisherScope(principal), status: 'dead' }, pageRequest(query)), deliveryView) }
-  }))
-  r.post('/subscriptions/:subscriptionId/dead-letters/retry', create(async ({ principal, params }) => ({ status: 202, body: retryRequestView(await cp.requestRetry(principal, params.subscriptionId!, null)) })))
+  r.get(
+    '/subscriptions/:subscriptionId/deliveries',
+    h(async ({ principal, params, query }) => {
+      const sub = await cp.getSubscription(principal, params.subscriptionId!)
+      const found = await cp.deliveries.search(
+        {
+          subscriptionId: sub._id,
+          publisherId: cp.deliveryPublisherScope(principal),
+          eventId: query.eventId,
+          key: query.key,
+          status: query.status as never,
+          since: date(query.since),
+          until: date(query.until),
+        },
+        pageRequest(query),
+      )
+      return { status: 200, body: pageView(found, deliveryView) }
+    }),
+  )
+  r.get(
+    '/subscriptions/:subscriptionId/deliveries/:eventId',
+    h(async ({ principal, params }) => {
+      const sub = await cp.getSubscription(principal, params.subscriptionId!)
+      const d = await cp.deliveries.get(sub._id, params.eventId!)
+      const own = cp.deliveryPublisherScope(principal)
+      if (!d || (own !== undefined && d.publisherId !== own))
+        throw new NotFoundError('delivery', { eventId: params.eventId })
+      return { status: 200, body: deliveryView(d) }
+    }),
+  )
+  r.post(
+    '/subscriptions/:subscriptionId/deliveries/:eventId/retry',
+    create(async ({ principal, params }) => ({
+      status: 202,
+      body: retryRequestView(await cp.requestRetry(principal, params.subscriptionId!, params.eventId!)),
+    })),
+  )
+  r.get(
+    '/subscriptions/:subscriptionId/dead-letters',
+    h(async ({ principal, params, query }) => {
+      const sub = await cp.getSubscription(principal, params.subscriptionId!)
+      return {
+        status: 200,
+        body: pageView(
+          await cp.deliveries.search(
+            { subscriptionId: sub._id, publisherId: cp.deliveryPublisherScope(principal), status: 'dead' },
+            pageRequest(query),
+          ),
+          deliveryView,
+        ),
+      }
+    }),
+  )
+  r.post(
+    '/subscriptions/:subscriptionId/dead-letters/retry',
+    create(async ({ principal, params }) => ({
+      status: 202,
+      body: retryRequestView(await cp.requestRetry(principal, params.subscriptionId!, null)),
+    })),
+  )
 
   // connectors
-  r.get('/connectors', h(async ({ principal, query }) => ({ status: 200, body: pageView(await cp.listConnectors(principal, pageRequest(query)), (c) => connectorView(c, principal)) })))
-  r.get('/connectors/:connectorId', h(async ({ principal, params }) => ({ status: 200, body: connectorView(await cp.getConnector(principal, params.connectorId!), principal) })))
-  r.get('/connectors/:connectorId/status', h(async ({ principal, params }) => ({ status: 200, body: connectorStatusView(await cp.getConnector(principal, params.connectorId!), principal) })))
-  const setState = (state: DesiredState) => h(async ({ principal, params }) => ({ status: 202, body: connectorView(await cp.setDesiredState(principal, params.connectorId!, state)) }))
+  r.get(
+    '/connectors',
+    h(async ({ principal, query }) => ({
+      status: 200,
+      body: pageView(await cp.listConnectors(principal, pageRequest(query)), (c) => connectorView(c, principal)),
+    })),
+  )
+  r.get(
+    '/connectors/:connectorId',
+    h(async ({ principal, params }) => ({
+      status: 200,
+      body: connectorView(await cp.getConnector(principal, params.connectorId!), principal),
+    })),
+  )
+  r.get(
+    '/connectors/:connectorId/status',
+    h(async ({ principal, params }) => ({
+      status: 200,
+      body: connectorStatusView(await cp.getConnector(principal, params.connectorId!), principal),
+    })),
+  )
+  const setState = (state: DesiredState) =>
+    h(async ({ principal, params }) => ({
+      status: 202,
+      body: connectorView(await cp.setDesiredState(principal, params.connectorId!, state)),
+    }))
   r.put('/connectors/:connectorId/pause', setState('paused'))
   r.put('/connectors/:connectorId/resume', setState('running'))
   r.put('/connectors/:connectorId/stop', setState('stopped'))
-  r.post('/connectors/:connectorId/restart', h(async ({ principal, params }) => ({ status: 202, body: connectorView(await cp.restartConnector(principal, params.connectorId!)) })))
-  r.post('/connectors/:connectorId/offsets/reset', h(async ({ principal, params, body }) => {
-    if (body.to === 'timestamp' && body.timestamp === undefined) throw new RequestInvalidError([{ field: 'timestamp', message: 'is required when to is timestamp' }])
-    const ts = body.timestamp !== undefined ? new Date(body.timestamp) : null
-    return { status: 202, body: connectorView(await cp.resetConnector(principal, params.connectorId!, body.to, ts)) }
-  }))
+  r.post(
+    '/connectors/:connectorId/restart',
+    h(async ({ principal, params }) => ({
+      status: 202,
+      body: connectorView(await cp.restartConnector(principal, params.connectorId!)),
+    })),
+  )
+  r.post(
+    '/connectors/:connectorId/offsets/reset',
+    h(async ({ principal, params, body }) => {
+      if (body.to === 'timestamp' && body.timestamp === undefined)
+        throw new RequestInvalidError([{ field: 'timestamp', message: 'is required when to is timestamp' }])
+      const ts = body.timestamp !== undefined ? new Date(body.timestamp) : null
+      return { status: 202, body: connectorView(await cp.resetConnector(principal, params.connectorId!, body.to, ts)) }
+    }),
+  )
 
   // sources (source connectors: csv-drop, mongodb)
   const sources = new SourceRegistry(cp.cols, cp.box, { dropRoot: options.sourceDropRoot, urlGuard: cp.guard })
   mountSourceRoutes(r, sources, h, create)
 
   // maintenance
-  r.post('/maintenance/reencrypt-secrets', h(async ({ principal }) => {
-    if (principal.scope !== 'admin') throw new ForbiddenError('only an admin key may re-encrypt secrets')
-    return { status: 200, body: { reencrypted: (await cp.resealSecrets()) + (await sources.resealSecrets()) } }
-  }))
+  r.post(
+    '/maintenance/reencrypt-secrets',
+    h(async ({ principal }) => {
+      if (principal.scope !== 'admin') throw new ForbiddenError('only an admin key may re-encrypt secrets')
+      return { status: 200, body: { reencrypted: (await cp.resealSecrets()) + (await sources.resealSecrets()) } }
+    }),
+  )
 
   r.use(problemHandler(options.logger))
   return r

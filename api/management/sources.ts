@@ -30,7 +30,8 @@ export const sourceStatusView = (s: SourceWithStatus) => ({
   counts: s.status?.counts ?? { produced: 0, batches: 0, failedBatches: 0 },
   lastError: s.status?.lastError ?? null,
   reportedAt: s.status?.reportedAt ?? null,
-  pendingChanges: (s.status?.appliedGeneration ?? 0) < s.generation && !(s.desiredState === 'stopped' && s.status === null),
+  pendingChanges:
+    (s.status?.appliedGeneration ?? 0) < s.generation && !(s.desiredState === 'stopped' && s.status === null),
 })
 
 export const sourceView = (s: SourceWithStatus) => ({
@@ -48,17 +49,56 @@ export const sourceView = (s: SourceWithStatus) => ({
 })
 
 /** Mounts the routes on the management router (beside the others, so the request validator and the route table see them). */
-export function mountSourceRoutes(r: Router, sources: SourceRegistry, h: (handler: Handler) => RequestHandler, create: (handler: Handler) => RequestHandler): void {
-  r.get('/sources', h(async ({ principal, query }) => ({ status: 200, body: pageView(await sources.list(principal, { publisherId: query.publisherId }, pageRequest(query)), sourceView) })))
-  r.post('/sources', create(async ({ principal, body }) => ({ status: 201, body: sourceView(await sources.create(principal, body)) })))
-  r.get('/sources/:sourceId', h(async ({ principal, params }) => ({ status: 200, body: sourceView(await sources.get(principal, params.sourceId!)) })))
-  r.patch('/sources/:sourceId', h(async ({ principal, params, body }) => ({ status: 200, body: sourceView(await sources.update(principal, params.sourceId!, body)) })))
-  r.delete('/sources/:sourceId', h(async ({ principal, params }) => {
-    await sources.delete(principal, params.sourceId!)
-    return { status: 204 }
-  }))
-  r.get('/sources/:sourceId/status', h(async ({ principal, params }) => ({ status: 200, body: sourceStatusView(await sources.get(principal, params.sourceId!)) })))
-  const setState = (state: DesiredState) => h(async ({ principal, params }) => ({ status: 202, body: sourceView(await sources.setDesiredState(principal, params.sourceId!, state)) }))
+export function mountSourceRoutes(
+  r: Router,
+  sources: SourceRegistry,
+  h: (handler: Handler) => RequestHandler,
+  create: (handler: Handler) => RequestHandler,
+): void {
+  r.get(
+    '/sources',
+    h(async ({ principal, query }) => ({
+      status: 200,
+      body: pageView(await sources.list(principal, { publisherId: query.publisherId }, pageRequest(query)), sourceView),
+    })),
+  )
+  r.post(
+    '/sources',
+    create(async ({ principal, body }) => ({ status: 201, body: sourceView(await sources.create(principal, body)) })),
+  )
+  r.get(
+    '/sources/:sourceId',
+    h(async ({ principal, params }) => ({
+      status: 200,
+      body: sourceView(await sources.get(principal, params.sourceId!)),
+    })),
+  )
+  r.patch(
+    '/sources/:sourceId',
+    h(async ({ principal, params, body }) => ({
+      status: 200,
+      body: sourceView(await sources.update(principal, params.sourceId!, body)),
+    })),
+  )
+  r.delete(
+    '/sources/:sourceId',
+    h(async ({ principal, params }) => {
+      await sources.delete(principal, params.sourceId!)
+      return { status: 204 }
+    }),
+  )
+  r.get(
+    '/sources/:sourceId/status',
+    h(async ({ principal, params }) => ({
+      status: 200,
+      body: sourceStatusView(await sources.get(principal, params.sourceId!)),
+    })),
+  )
+  const setState = (state: DesiredState) =>
+    h(async ({ principal, params }) => ({
+      status: 202,
+      body: sourceView(await sources.setDesiredState(principal, params.sourceId!, state)),
+    }))
   r.put('/sources/:sourceId/start', setState('running'))
   r.put('/sources/:sourceId/pause', setState('paused'))
   r.put('/sources/:sourceId/resume', setState('running'))

@@ -27,19 +27,51 @@ const AVRO_FORMAT = 'application/vnd.apache.avro+json;version=1.9.0'
 /** The CloudEvents Kafka headers every event carries (schemas/headers.ts). */
 const KAFKA_HEADERS: Json = {
   type: 'object',
-  required: [HEADER.specVersion, HEADER.id, HEADER.type, HEADER.source, HEADER.time, HEADER.contentType, HEADER.schemaSubject, HEADER.schemaVersion],
+  required: [
+    HEADER.specVersion,
+    HEADER.id,
+    HEADER.type,
+    HEADER.source,
+    HEADER.time,
+    HEADER.contentType,
+    HEADER.schemaSubject,
+    HEADER.schemaVersion,
+  ],
   properties: {
     [HEADER.specVersion]: { type: 'string', const: '1.0', description: 'CloudEvents spec version.' },
-    [HEADER.id]: { type: 'string', format: 'uuid', description: 'Event id, a UUIDv7: unique and time-ordered; the webhook-id and idempotency key partners see on every retry.' },
+    [HEADER.id]: {
+      type: 'string',
+      format: 'uuid',
+      description:
+        'Event id, a UUIDv7: unique and time-ordered; the webhook-id and idempotency key partners see on every retry.',
+    },
     [HEADER.type]: { type: 'string', description: 'The event type, e.g. inventory.level.changed.' },
     [HEADER.source]: { type: 'string', description: 'URI reference of the producer, e.g. /sources/http-ingest.' },
     [HEADER.time]: { type: 'string', format: 'date-time', description: 'When it happened in the source system.' },
-    [HEADER.contentType]: { type: 'string', const: 'application/vnd.confluent.avro', description: 'The value is Avro in the Confluent wire format (magic byte 0, 4-byte schema id, Avro binary).' },
-    [HEADER.schemaSubject]: { type: 'string', description: 'Registry subject of the value schema (TopicNameStrategy: <topic>-value).' },
+    [HEADER.contentType]: {
+      type: 'string',
+      const: 'application/vnd.confluent.avro',
+      description: 'The value is Avro in the Confluent wire format (magic byte 0, 4-byte schema id, Avro binary).',
+    },
+    [HEADER.schemaSubject]: {
+      type: 'string',
+      description: 'Registry subject of the value schema (TopicNameStrategy: <topic>-value).',
+    },
     [HEADER.schemaVersion]: { type: 'string', description: 'Version of the value schema in that subject.' },
-    [HEADER.traceparent]: { type: 'string', description: 'W3C trace context of the event (docs/tracing.md): the ingestion request\'s (with tracing on, its create span\'s), or the produce batch\'s.' },
-    [HEADER.tracestate]: { type: 'string', description: 'W3C tracestate that came with the traceparent of the ingestion request, when there was one.' },
-    [HEADER.publisherId]: { type: 'string', description: 'The organization that published the event, stamped by the platform (never taken from the payload; docs/tenancy.md).' },
+    [HEADER.traceparent]: {
+      type: 'string',
+      description:
+        "W3C trace context of the event (docs/tracing.md): the ingestion request's (with tracing on, its create span's), or the produce batch's.",
+    },
+    [HEADER.tracestate]: {
+      type: 'string',
+      description: 'W3C tracestate that came with the traceparent of the ingestion request, when there was one.',
+    },
+    [HEADER.publisherId]: {
+      type: 'string',
+      description:
+        'The organization that published the event, stamped by the platform (never taken from the payload; docs/tenancy.md).',
+    },
   },
 }
 
@@ -49,19 +81,30 @@ const WEBHOOK_HEADERS: Json = {
   required: ['webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type'],
   properties: {
     'webhook-id': { type: 'string', description: 'The event id (ce_id): the same on every retry; deduplicate on it.' },
-    'webhook-timestamp': { type: 'string', pattern: '^[0-9]+$', description: 'Seconds since the epoch when this attempt was signed (fresh on every attempt).' },
+    'webhook-timestamp': {
+      type: 'string',
+      pattern: '^[0-9]+$',
+      description: 'Seconds since the epoch when this attempt was signed (fresh on every attempt).',
+    },
     'webhook-signature': {
       type: 'string',
-      description: 'Space-separated `v1,<base64>` signatures: HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the base64 part of each `whsec_` secret in force (two during a rotation). Verify with any Standard Webhooks library.',
+      description:
+        'Space-separated `v1,<base64>` signatures: HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the base64 part of each `whsec_` secret in force (two during a rotation). Verify with any Standard Webhooks library.',
     },
     'content-type': { type: 'string', const: 'application/json' },
-    traceparent: { type: 'string', description: 'W3C trace context of the event: continue it to join the publisher\'s trace. With tracing on, the span of this call; off, the event\'s as the publisher sent it (docs/tracing.md). Not signed.' },
+    traceparent: {
+      type: 'string',
+      description:
+        "W3C trace context of the event: continue it to join the publisher's trace. With tracing on, the span of this call; off, the event's as the publisher sent it (docs/tracing.md). Not signed.",
+    },
   },
 }
 
-const messageName = (eventType: string) => eventType.replace(/\.([a-z])/g, (_m, c: string) => c.toUpperCase()).replace(/^[a-z]/, (c) => c.toUpperCase())
+const messageName = (eventType: string) =>
+  eventType.replace(/\.([a-z])/g, (_m, c: string) => c.toUpperCase()).replace(/^[a-z]/, (c) => c.toUpperCase())
 const channelId = (t: TopicSpec) => t.name.replace(/[^A-Za-z0-9]/g, '-')
-const docOf = (contract: ContractName): string | undefined => (JSON.parse(contractSchema(contract)) as { doc?: string }).doc
+const docOf = (contract: ContractName): string | undefined =>
+  (JSON.parse(contractSchema(contract)) as { doc?: string }).doc
 
 function topicMessages(t: TopicSpec): Record<string, Json> {
   const out: Record<string, Json> = {}
@@ -74,8 +117,23 @@ function topicMessages(t: TopicSpec): Record<string, Json> {
       contentType: 'application/vnd.confluent.avro',
       headers: KAFKA_HEADERS,
       payload: { schemaFormat: AVRO_FORMAT, schema: JSON.parse(contractSchema(t.valueSchema)) },
-      ...(example ? { examples: [{ name: type, summary: 'The JSON form a publisher posts to POST /v1/events/{eventType} (Avro on the topic).', payload: example }] } : {}),
-      bindings: { kafka: { key: { type: 'string', description: `Avro (Confluent wire format) of ${t.keySchema}: ${t.key}` }, bindingVersion: '0.5.0' } },
+      ...(example
+        ? {
+            examples: [
+              {
+                name: type,
+                summary: 'The JSON form a publisher posts to POST /v1/events/{eventType} (Avro on the topic).',
+                payload: example,
+              },
+            ],
+          }
+        : {}),
+      bindings: {
+        kafka: {
+          key: { type: 'string', description: `Avro (Confluent wire format) of ${t.keySchema}: ${t.key}` },
+          bindingVersion: '0.5.0',
+        },
+      },
     }
   }
   return out
@@ -111,14 +169,18 @@ export function asyncApiDocument(version = '0.1.0'): Json {
     operations[`publish-${id}`] = {
       action: 'send',
       title: `Events to ${t.name}`,
-      summary: t.writtenBy === 'publishers' ? 'The platform produces what publishers post and what sources read, stamped with the publisher.' : 'The platform produces these itself (from its outbox).',
+      summary:
+        t.writtenBy === 'publishers'
+          ? 'The platform produces what publishers post and what sources read, stamped with the publisher.'
+          : 'The platform produces these itself (from its outbox).',
       channel: { $ref: `#/channels/${id}` },
       messages: Object.keys(msgs).map((m) => ({ $ref: `#/channels/${id}/messages/${m}` })),
     }
     operations[`consume-${id}`] = {
       action: 'receive',
       title: `Reading ${t.name}`,
-      summary: 'Sink workers (and the platform operator\'s own Kafka clients) read the topic; values decode with the registry.',
+      summary:
+        "Sink workers (and the platform operator's own Kafka clients) read the topic; values decode with the registry.",
       channel: { $ref: `#/channels/${id}` },
       messages: Object.keys(msgs).map((m) => ({ $ref: `#/channels/${id}/messages/${m}` })),
     }
@@ -146,7 +208,9 @@ export function asyncApiDocument(version = '0.1.0'): Json {
             data: { $ref: `#/components/schemas/${messageName(t.eventTypes[0]!)}Data` },
           },
         },
-        ...(example ? { examples: [{ name: type, payload: { type, timestamp: '2026-11-24T10:00:00.000Z', data: example } }] } : {}),
+        ...(example
+          ? { examples: [{ name: type, payload: { type, timestamp: '2026-11-24T10:00:00.000Z', data: example } }] }
+          : {}),
       }
     }
   }
@@ -154,15 +218,16 @@ export function asyncApiDocument(version = '0.1.0'): Json {
   channels.webhook = {
     address: '{webhookUrl}',
     title: 'Partner webhook',
-    description: 'A partner subscription\'s webhook endpoint (Standard Webhooks). Answer 2xx to confirm; 408, 429 and 5xx are retried on the subscription\'s schedule (Retry-After honoured), 410 disables the subscription, other 4xx dead-letter the event. Deliveries are at least once, in order per key.',
-    parameters: { webhookUrl: { description: 'The URL of the subscription\'s webhook sink.' } },
+    description:
+      "A partner subscription's webhook endpoint (Standard Webhooks). Answer 2xx to confirm; 408, 429 and 5xx are retried on the subscription's schedule (Retry-After honoured), 410 disables the subscription, other 4xx dead-letter the event. Deliveries are at least once, in order per key.",
+    parameters: { webhookUrl: { description: "The URL of the subscription's webhook sink." } },
     messages: Object.fromEntries(Object.keys(webhookMessages).map((m) => [m, { $ref: `#/components/messages/${m}` }])),
     bindings: { http: { bindingVersion: '0.3.0' } },
   }
   operations['deliver-webhook'] = {
     action: 'send',
     title: 'Webhook delivery',
-    summary: 'The platform POSTs each entitled event to the subscription\'s URL, signed.',
+    summary: "The platform POSTs each entitled event to the subscription's URL, signed.",
     channel: { $ref: '#/channels/webhook' },
     messages: Object.keys(webhookMessages).map((m) => ({ $ref: `#/channels/webhook/messages/${m}` })),
     bindings: { http: { method: 'POST', bindingVersion: '0.3.0' } },
@@ -173,12 +238,17 @@ export function asyncApiDocument(version = '0.1.0'): Json {
     info: {
       title: 'Distributary events',
       version,
-      description: 'Every event the platform carries: the Kafka topics with their Avro contracts and CloudEvents headers, and the signed webhook each partner receives. Generated from the contracts in schemas/; the same as docs/event-catalog.md.',
+      description:
+        'Every event the platform carries: the Kafka topics with their Avro contracts and CloudEvents headers, and the signed webhook each partner receives. Generated from the contracts in schemas/; the same as docs/event-catalog.md.',
       license: { name: 'Apache-2.0' },
     },
     defaultContentType: 'application/json',
     servers: {
-      kafka: { host: '127.0.0.1:9092', protocol: 'kafka', description: 'The local stack\'s broker (KAFKA_BROKERS in production).' },
+      kafka: {
+        host: '127.0.0.1:9092',
+        protocol: 'kafka',
+        description: "The local stack's broker (KAFKA_BROKERS in production).",
+      },
     },
     channels,
     operations,
@@ -201,12 +271,21 @@ export function eventCatalogMarkdown(): string {
     '',
   ]
   for (const t of ALL_TOPICS) {
-    const schema = JSON.parse(contractSchema(t.valueSchema)) as { name: string; doc?: string; fields: Array<{ name: string; type: unknown; doc?: string; default?: unknown }> }
+    const schema = JSON.parse(contractSchema(t.valueSchema)) as {
+      name: string
+      doc?: string
+      fields: Array<{ name: string; type: unknown; doc?: string; default?: unknown }>
+    }
     lines.push(`## ${t.eventTypes.join(', ')}`, '')
-    lines.push(`Topic \`${t.name}\` (${t.partitions} partitions, ${t.cleanupPolicy}), key ${t.key}; written by ${t.writtenBy === 'publishers' ? 'publishers' : 'the platform only'}.`)
+    lines.push(
+      `Topic \`${t.name}\` (${t.partitions} partitions, ${t.cleanupPolicy}), key ${t.key}; written by ${t.writtenBy === 'publishers' ? 'publishers' : 'the platform only'}.`,
+    )
     if (schema.doc) lines.push('', schema.doc)
     lines.push('', '| Field | Type | Description |', '|---|---|---|')
-    for (const f of schema.fields) lines.push(`| \`${f.name}\` | ${typeText(f.type)} | ${(f.doc ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')}${f.default !== undefined ? ` Default: \`${JSON.stringify(f.default)}\`.` : ''} |`)
+    for (const f of schema.fields)
+      lines.push(
+        `| \`${f.name}\` | ${typeText(f.type)} | ${(f.doc ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')}${f.default !== undefined ? ` Default: \`${JSON.stringify(f.default)}\`.` : ''} |`,
+      )
     lines.push('')
   }
   return lines.join('\n')

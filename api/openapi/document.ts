@@ -4,7 +4,27 @@
  * Every request body carries an example that is valid against its schema (the tests use them).
  */
 import { eventSchemas, ingestionPaths } from './events.ts'
-import { body, dateTime, eventType, fieldPath, headerComponents, id, IDEMPOTENCY, listOf, mutation, nullableDateTime, ok, overlap, PAGE, pathId, query, RATE_LIMIT_HEADERS, read, ref, RETRY_AFTER } from './parts.ts'
+import {
+  body,
+  dateTime,
+  eventType,
+  fieldPath,
+  headerComponents,
+  id,
+  IDEMPOTENCY,
+  listOf,
+  mutation,
+  nullableDateTime,
+  ok,
+  overlap,
+  PAGE,
+  pathId,
+  query,
+  RATE_LIMIT_HEADERS,
+  read,
+  ref,
+  RETRY_AFTER,
+} from './parts.ts'
 import { sourcePaths, sourceSchemas, sourceTag } from './sources.ts'
 import { subscriptionPaths, subscriptionSchemas } from './subscriptions.ts'
 
@@ -13,7 +33,7 @@ const KEY = pathId('keyId', 'key', 'API key')
 const GRANT = pathId('grantId', 'grt', 'grant')
 
 const PROFILE_DOC =
-  'A publisher\'s profile is free-form. A partner\'s profile is the partner-profile contract (PartnerProfileEvent without partnerId, sequence ' +
+  "A publisher's profile is free-form. A partner's profile is the partner-profile contract (PartnerProfileEvent without partnerId, sequence " +
   'and occurredAt, which the platform sets): a field outside the contract or a wrong value is refused with 422 naming `profile.<field>`; ' +
   'legalName defaults to the name, partnerType and tier to OTHER, status to UNKNOWN, headquartersCountry to ZZ (unknown). Every create ' +
   'or change of a partner publishes a partner.profile.changed event (the full profile) to partners.profiles, keyed by the partner id.'
@@ -38,25 +58,45 @@ export const openApiDocument = {
   servers: [{ url: '/v1' }],
   security: [{ apiKey: [] }],
   tags: [
-    { name: 'organizations', description: 'Publishers (manufacturers, vendors) and partners (distributors, resellers, MSPs).' },
+    {
+      name: 'organizations',
+      description: 'Publishers (manufacturers, vendors) and partners (distributors, resellers, MSPs).',
+    },
     { name: 'api-keys', description: 'Shown once, stored as a slow hash, revocable, rotatable with an overlap.' },
-    { name: 'grants', description: 'What a publisher lets a partner receive: event types, row filter, field projection.' },
-    { name: 'subscriptions', description: 'A partner\'s sink connector, bounded by its grants.' },
-    { name: 'kafka-access', description: 'A partner\'s own Kafka topics (kafka-topic subscriptions): SCRAM credentials, ACLs, connection settings.' },
+    {
+      name: 'grants',
+      description: 'What a publisher lets a partner receive: event types, row filter, field projection.',
+    },
+    { name: 'subscriptions', description: "A partner's sink connector, bounded by its grants." },
+    {
+      name: 'kafka-access',
+      description:
+        "A partner's own Kafka topics (kafka-topic subscriptions): SCRAM credentials, ACLs, connection settings.",
+    },
     { name: 'deliveries', description: 'The delivery log, dead letters and retry requests.' },
-    { name: 'connectors', description: 'Kafka Connect style control of each subscription\'s connector.' },
+    { name: 'connectors', description: "Kafka Connect style control of each subscription's connector." },
     sourceTag,
     { name: 'maintenance', description: 'Operator tasks.' },
-    { name: 'events', description: 'Event ingestion over HTTP (publisher keys): each event type\'s body follows its Avro contract.' },
+    {
+      name: 'events',
+      description: "Event ingestion over HTTP (publisher keys): each event type's body follows its Avro contract.",
+    },
   ],
   paths: {
     '/openapi.json': {
-      get: { summary: 'This document', tags: ['maintenance'], operationId: 'getOpenApiDocument', security: [], responses: { '200': ok('The OpenAPI document.', { type: 'object' }) } },
+      get: {
+        summary: 'This document',
+        tags: ['maintenance'],
+        operationId: 'getOpenApiDocument',
+        security: [],
+        responses: { '200': ok('The OpenAPI document.', { type: 'object' }) },
+      },
     },
     '/asyncapi.json': {
       get: {
         summary: 'The event catalog (AsyncAPI 3.0)',
-        description: 'Every Kafka topic with its Avro contracts, CloudEvents headers and examples, and the signed webhook a partner receives; generated from the contracts (docs/event-catalog.md is the same, as a page).',
+        description:
+          'Every Kafka topic with its Avro contracts, CloudEvents headers and examples, and the signed webhook a partner receives; generated from the contracts (docs/event-catalog.md is the same, as a page).',
         tags: ['maintenance'],
         operationId: 'getAsyncApiDocument',
         security: [],
@@ -64,86 +104,232 @@ export const openApiDocument = {
       },
     },
     '/organizations': {
-      get: read('List organizations', 'organizations', 'listOrganizations', [...PAGE, query('kind', { type: 'string', enum: ['publisher', 'partner'] }, 'Only this kind.')], ok('A page of organizations.', listOf('Organization'))),
-      post: mutation('Create an organization (admin)', 'organizations', 'createOrganization', [IDEMPOTENCY], { '201': ok('Created.', ref('Organization')) }, {
-        requestBody: body(ref('OrganizationCreate'), { kind: 'partner', name: 'Northwind Distribution', slug: 'northwind', profile: { legalName: 'Northwind Distribution GmbH', partnerType: 'DISTRIBUTOR', tier: 'GOLD', status: 'ACTIVE', headquartersCountry: 'DE', regions: ['DE', 'AT'] } }),
-      }),
+      get: read(
+        'List organizations',
+        'organizations',
+        'listOrganizations',
+        [...PAGE, query('kind', { type: 'string', enum: ['publisher', 'partner'] }, 'Only this kind.')],
+        ok('A page of organizations.', listOf('Organization')),
+      ),
+      post: mutation(
+        'Create an organization (admin)',
+        'organizations',
+        'createOrganization',
+        [IDEMPOTENCY],
+        { '201': ok('Created.', ref('Organization')) },
+        {
+          requestBody: body(ref('OrganizationCreate'), {
+            kind: 'partner',
+            name: 'Northwind Distribution',
+            slug: 'northwind',
+            profile: {
+              legalName: 'Northwind Distribution GmbH',
+              partnerType: 'DISTRIBUTOR',
+              tier: 'GOLD',
+              status: 'ACTIVE',
+              headquartersCountry: 'DE',
+              regions: ['DE', 'AT'],
+            },
+          }),
+        },
+      ),
     },
     '/organizations/{organizationId}': {
-      get: read('Get an organization', 'organizations', 'getOrganization', [ORG], ok('The organization.', ref('Organization'))),
-      patch: mutation('Change an organization\'s name or profile', 'organizations', 'updateOrganization', [ORG], { '200': ok('Changed.', ref('Organization')) }, {
-        requestBody: body(ref('OrganizationPatch'), { name: 'Northwind Distribution GmbH' }),
-      }),
+      get: read(
+        'Get an organization',
+        'organizations',
+        'getOrganization',
+        [ORG],
+        ok('The organization.', ref('Organization')),
+      ),
+      patch: mutation(
+        "Change an organization's name or profile",
+        'organizations',
+        'updateOrganization',
+        [ORG],
+        { '200': ok('Changed.', ref('Organization')) },
+        {
+          requestBody: body(ref('OrganizationPatch'), { name: 'Northwind Distribution GmbH' }),
+        },
+      ),
     },
     '/organizations/{organizationId}/kafka-access': {
       get: read(
-        'A partner\'s Kafka connection settings: bootstrap servers, SASL mechanism, its user name, its topics and the registry (docs/partner-topics.md)',
+        "A partner's Kafka connection settings: bootstrap servers, SASL mechanism, its user name, its topics and the registry (docs/partner-topics.md)",
         'kafka-access',
         'getKafkaAccess',
         [ORG],
-        ok('What the partner\'s Kafka client needs (the password is shown only when credentials are issued).', ref('KafkaAccess')),
+        ok(
+          "What the partner's Kafka client needs (the password is shown only when credentials are issued).",
+          ref('KafkaAccess'),
+        ),
       ),
     },
     '/organizations/{organizationId}/kafka-access/credentials': {
       post: mutation(
-        'Issue the partner\'s Kafka credentials (SCRAM-SHA-512), or rotate them: a new password, shown once; the old one stops working at once',
+        "Issue the partner's Kafka credentials (SCRAM-SHA-512), or rotate them: a new password, shown once; the old one stops working at once",
         'kafka-access',
         'issueKafkaCredentials',
         [ORG, IDEMPOTENCY],
         { '201': ok('Issued; `password` is shown only now.', ref('KafkaCredentials')) },
       ),
-      delete: mutation('Revoke the partner\'s Kafka credentials and every ACL of its user', 'kafka-access', 'revokeKafkaCredentials', [ORG], { '204': { description: 'Revoked: the user can no longer authenticate.' } }),
+      delete: mutation(
+        "Revoke the partner's Kafka credentials and every ACL of its user",
+        'kafka-access',
+        'revokeKafkaCredentials',
+        [ORG],
+        { '204': { description: 'Revoked: the user can no longer authenticate.' } },
+      ),
     },
     '/api-keys': {
-      get: read('List API keys (never their secrets)', 'api-keys', 'listApiKeys', [...PAGE, query('organizationId', id('org'), 'Only keys of this organization.'), query('prefix', { type: 'string', pattern: '^dk_[0-9a-f]{12}$' }, 'The key with this prefix.')], ok('A page of keys.', listOf('ApiKey'))),
-      post: mutation('Create an API key (shown once)', 'api-keys', 'createApiKey', [IDEMPOTENCY], { '201': ok('Created; `key` is shown only now.', ref('ApiKeyCreated')) }, {
-        requestBody: body(ref('ApiKeyCreate'), { scope: 'partner', name: 'ordering platform' }),
-      }),
+      get: read(
+        'List API keys (never their secrets)',
+        'api-keys',
+        'listApiKeys',
+        [
+          ...PAGE,
+          query('organizationId', id('org'), 'Only keys of this organization.'),
+          query('prefix', { type: 'string', pattern: '^dk_[0-9a-f]{12}$' }, 'The key with this prefix.'),
+        ],
+        ok('A page of keys.', listOf('ApiKey')),
+      ),
+      post: mutation(
+        'Create an API key (shown once)',
+        'api-keys',
+        'createApiKey',
+        [IDEMPOTENCY],
+        { '201': ok('Created; `key` is shown only now.', ref('ApiKeyCreated')) },
+        {
+          requestBody: body(ref('ApiKeyCreate'), { scope: 'partner', name: 'ordering platform' }),
+        },
+      ),
     },
     '/api-keys/{keyId}': {
       get: read('Get an API key', 'api-keys', 'getApiKey', [KEY], ok('The key (without its secret).', ref('ApiKey'))),
-      delete: mutation('Revoke an API key (at once)', 'api-keys', 'revokeApiKey', [KEY], { '200': ok('Revoked.', ref('ApiKey')) }),
+      delete: mutation('Revoke an API key (at once)', 'api-keys', 'revokeApiKey', [KEY], {
+        '200': ok('Revoked.', ref('ApiKey')),
+      }),
     },
     '/api-keys/{keyId}/rotate': {
-      post: mutation('Rotate an API key: a new key now, the old one valid for the overlap', 'api-keys', 'rotateApiKey', [KEY, IDEMPOTENCY], { '201': ok('The new key, shown only now.', ref('ApiKeyCreated')) }, {
-        requestBody: body(overlap, { overlapSeconds: 3600 }),
-      }),
+      post: mutation(
+        'Rotate an API key: a new key now, the old one valid for the overlap',
+        'api-keys',
+        'rotateApiKey',
+        [KEY, IDEMPOTENCY],
+        { '201': ok('The new key, shown only now.', ref('ApiKeyCreated')) },
+        {
+          requestBody: body(overlap, { overlapSeconds: 3600 }),
+        },
+      ),
     },
     '/grants': {
-      get: read('List grants', 'grants', 'listGrants', [...PAGE, query('partnerId', id('org'), 'Only grants to this partner.'), query('publisherId', id('org'), 'Only grants of this publisher.')], ok('A page of grants.', listOf('Grant'))),
-      post: mutation('Give a partner a grant (publisher or admin)', 'grants', 'createGrant', [IDEMPOTENCY], { '201': ok('Created.', ref('Grant')) }, {
-        requestBody: body(ref('GrantCreate'), {
-          partnerId: 'org_65f000000000000000000001',
-          entitlements: [{ eventType: 'inventory.level.changed', filter: { region: { in: ['EU'] } }, fields: ['sku', 'available', 'warehouse'] }],
-        }),
-      }),
+      get: read(
+        'List grants',
+        'grants',
+        'listGrants',
+        [
+          ...PAGE,
+          query('partnerId', id('org'), 'Only grants to this partner.'),
+          query('publisherId', id('org'), 'Only grants of this publisher.'),
+        ],
+        ok('A page of grants.', listOf('Grant')),
+      ),
+      post: mutation(
+        'Give a partner a grant (publisher or admin)',
+        'grants',
+        'createGrant',
+        [IDEMPOTENCY],
+        { '201': ok('Created.', ref('Grant')) },
+        {
+          requestBody: body(ref('GrantCreate'), {
+            partnerId: 'org_65f000000000000000000001',
+            entitlements: [
+              {
+                eventType: 'inventory.level.changed',
+                filter: { region: { in: ['EU'] } },
+                fields: ['sku', 'available', 'warehouse'],
+              },
+            ],
+          }),
+        },
+      ),
     },
     '/grants/{grantId}': {
       get: read('Get a grant', 'grants', 'getGrant', [GRANT], ok('The grant.', ref('Grant'))),
-      patch: mutation('Replace a grant\'s entitlements', 'grants', 'updateGrant', [GRANT], { '200': ok('Changed.', ref('Grant')) }, {
-        requestBody: body(ref('GrantPatch'), { entitlements: [{ eventType: 'inventory.level.changed', fields: ['sku', 'available'] }] }),
-      }),
-      delete: mutation('End a grant: the publisher revokes it, or the partner declines the offer or revokes its acceptance', 'grants', 'deleteGrant', [GRANT], { '204': { description: 'Ended: nothing more is delivered under it.' } }),
+      patch: mutation(
+        "Replace a grant's entitlements",
+        'grants',
+        'updateGrant',
+        [GRANT],
+        { '200': ok('Changed.', ref('Grant')) },
+        {
+          requestBody: body(ref('GrantPatch'), {
+            entitlements: [{ eventType: 'inventory.level.changed', fields: ['sku', 'available'] }],
+          }),
+        },
+      ),
+      delete: mutation(
+        'End a grant: the publisher revokes it, or the partner declines the offer or revokes its acceptance',
+        'grants',
+        'deleteGrant',
+        [GRANT],
+        { '204': { description: 'Ended: nothing more is delivered under it.' } },
+      ),
     },
     '/grants/{grantId}/accept': {
-      post: mutation('Accept a grant (the partner it is offered to, or an admin): its event types are delivered from now on', 'grants', 'acceptGrant', [GRANT], { '200': ok('Accepted (accepting again changes nothing).', ref('Grant')) }, {
-        requestBody: { ...body(ref('GrantAccept'), { version: 1 }), required: false },
-      }),
+      post: mutation(
+        'Accept a grant (the partner it is offered to, or an admin): its event types are delivered from now on',
+        'grants',
+        'acceptGrant',
+        [GRANT],
+        { '200': ok('Accepted (accepting again changes nothing).', ref('Grant')) },
+        {
+          requestBody: { ...body(ref('GrantAccept'), { version: 1 }), required: false },
+        },
+      ),
     },
     ...subscriptionPaths,
     ...ingestionPaths,
     ...sourcePaths,
     '/maintenance/reencrypt-secrets': {
-      post: mutation('Re-encrypt every secret at rest with the current key (admin)', 'maintenance', 'reencryptSecrets', [], {
-        '200': ok('How many records were re-encrypted.', { type: 'object', required: ['reencrypted'], properties: { reencrypted: { type: 'integer' } } }),
-      }),
+      post: mutation(
+        'Re-encrypt every secret at rest with the current key (admin)',
+        'maintenance',
+        'reencryptSecrets',
+        [],
+        {
+          '200': ok('How many records were re-encrypted.', {
+            type: 'object',
+            required: ['reencrypted'],
+            properties: { reencrypted: { type: 'integer' } },
+          }),
+        },
+      ),
     },
   },
   components: {
-    securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: `dk_<prefix>.<secret>`, or the bootstrap ADMIN_API_KEY.' } },
+    securitySchemes: {
+      apiKey: {
+        type: 'http',
+        scheme: 'bearer',
+        description: 'An API key: `dk_<prefix>.<secret>`, or the bootstrap ADMIN_API_KEY.',
+      },
+    },
     parameters: {
-      Limit: { name: 'limit', in: 'query', required: false, description: 'Items per page.', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
-      Cursor: { name: 'cursor', in: 'query', required: false, description: 'The `nextCursor` of the previous page.', schema: { type: 'string', minLength: 1, maxLength: 300 } },
+      Limit: {
+        name: 'limit',
+        in: 'query',
+        required: false,
+        description: 'Items per page.',
+        schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
+      },
+      Cursor: {
+        name: 'cursor',
+        in: 'query',
+        required: false,
+        description: 'The `nextCursor` of the previous page.',
+        schema: { type: 'string', minLength: 1, maxLength: 300 },
+      },
       IdempotencyKey: {
         name: 'Idempotency-Key',
         in: 'header',
@@ -156,19 +342,26 @@ export const openApiDocument = {
       [
         [400, 'The request does not match the contract; `errors` names each field.'],
         [401, 'No valid API key.'],
-        [403, 'The key\'s scope may not do this.'],
+        [403, "The key's scope may not do this."],
         [404, 'No such resource, or not visible to this key.'],
         [409, 'Duplicate, or a concurrent change.'],
         [413, 'The body is too large.'],
         [415, 'The body is not JSON: send Content-Type application/json.'],
         [422, 'Well-formed but refused (exceeds a grant, refused URL, unknown reference); `errors` names each field.'],
-        [429, 'Rate limit exceeded: the key\'s, or the failed-attempt limit of the client address or key prefix; see Retry-After and RateLimit.'],
+        [
+          429,
+          "Rate limit exceeded: the key's, or the failed-attempt limit of the client address or key prefix; see Retry-After and RateLimit.",
+        ],
         [503, 'API key verification is busy (too many keys waiting to be checked); see Retry-After.'],
       ].map(([code, description]) => [
         `Problem${code}`,
         {
           description,
-          ...(code === 429 ? { headers: { ...RETRY_AFTER, ...RATE_LIMIT_HEADERS } } : code === 503 ? { headers: RETRY_AFTER } : {}),
+          ...(code === 429
+            ? { headers: { ...RETRY_AFTER, ...RATE_LIMIT_HEADERS } }
+            : code === 503
+              ? { headers: RETRY_AFTER }
+              : {}),
           content: { 'application/problem+json': { schema: ref('Problem') } },
         },
       ]),
@@ -186,13 +379,25 @@ export const openApiDocument = {
           detail: { type: 'string' },
           errors: {
             type: 'array',
-            items: { type: 'object', required: ['field', 'message'], properties: { field: { type: 'string' }, message: { type: 'string' }, position: { type: 'integer', description: 'Character offset of the error within the value (e.g. a JSONata body mapping).' } } },
+            items: {
+              type: 'object',
+              required: ['field', 'message'],
+              properties: {
+                field: { type: 'string' },
+                message: { type: 'string' },
+                position: {
+                  type: 'integer',
+                  description: 'Character offset of the error within the value (e.g. a JSONata body mapping).',
+                },
+              },
+            },
           },
         },
       },
       Organization: {
         type: 'object',
-        description: 'A publisher sees of a partner it has only offered a grant to (`relationship: offered`) its public name alone: id, kind and name.',
+        description:
+          'A publisher sees of a partner it has only offered a grant to (`relationship: offered`) its public name alone: id, kind and name.',
         required: ['id', 'kind', 'name'],
         properties: {
           id: id('org'),
@@ -202,7 +407,11 @@ export const openApiDocument = {
           profile: { type: 'object' },
           createdAt: dateTime,
           updatedAt: dateTime,
-          relationship: { type: 'string', enum: ['offered', 'active'], description: 'In a publisher\'s view of a partner: whether the partner accepted a grant of the publisher.' },
+          relationship: {
+            type: 'string',
+            enum: ['offered', 'active'],
+            description: "In a publisher's view of a partner: whether the partner accepted a grant of the publisher.",
+          },
         },
       },
       OrganizationCreate: {
@@ -220,11 +429,24 @@ export const openApiDocument = {
         type: 'object',
         additionalProperties: false,
         minProperties: 1,
-        properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, profile: { type: 'object', description: PROFILE_DOC } },
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: 200 },
+          profile: { type: 'object', description: PROFILE_DOC },
+        },
       },
       ApiKey: {
         type: 'object',
-        required: ['id', 'prefix', 'scope', 'organizationId', 'name', 'createdAt', 'expiresAt', 'revokedAt', 'lastUsedAt'],
+        required: [
+          'id',
+          'prefix',
+          'scope',
+          'organizationId',
+          'name',
+          'createdAt',
+          'expiresAt',
+          'revokedAt',
+          'lastUsedAt',
+        ],
         properties: {
           id: id('key'),
           prefix: { type: 'string' },
@@ -244,40 +466,84 @@ export const openApiDocument = {
         required: ['scope', 'name'],
         properties: {
           scope: { type: 'string', enum: ['admin', 'publisher', 'partner'] },
-          organizationId: { ...id('org'), description: 'Required for publisher and partner keys created with an admin key.' },
+          organizationId: {
+            ...id('org'),
+            description: 'Required for publisher and partner keys created with an admin key.',
+          },
           name: { type: 'string', minLength: 1, maxLength: 200 },
         },
       },
-      ApiKeyCreated: { allOf: [ref('ApiKey'), { type: 'object', required: ['key'], properties: { key: { type: 'string', description: 'The API key. Shown only in this answer.' } } }] },
+      ApiKeyCreated: {
+        allOf: [
+          ref('ApiKey'),
+          {
+            type: 'object',
+            required: ['key'],
+            properties: { key: { type: 'string', description: 'The API key. Shown only in this answer.' } },
+          },
+        ],
+      },
       RowFilter: {
         type: 'object',
-        description: 'Every listed field must hold one of the listed values. "$partnerId" stands for the receiving partner.',
+        description:
+          'Every listed field must hold one of the listed values. "$partnerId" stands for the receiving partner.',
         propertyNames: fieldPath,
         additionalProperties: {
           type: 'object',
           additionalProperties: false,
           required: ['in'],
-          properties: { in: { type: 'array', minItems: 1, maxItems: 1000, items: { type: ['string', 'number', 'boolean'] } } },
+          properties: {
+            in: { type: 'array', minItems: 1, maxItems: 1000, items: { type: ['string', 'number', 'boolean'] } },
+          },
         },
       },
       Entitlement: {
         type: 'object',
         additionalProperties: false,
         required: ['eventType'],
-        properties: { eventType, filter: ref('RowFilter'), fields: { type: 'array', items: fieldPath, minItems: 1, maxItems: 500, uniqueItems: true } },
+        properties: {
+          eventType,
+          filter: ref('RowFilter'),
+          fields: { type: 'array', items: fieldPath, minItems: 1, maxItems: 500, uniqueItems: true },
+        },
       },
       Grant: {
         type: 'object',
-        description: 'A relationship has two sides: a grant is an offer (`offered`) until its partner accepts it, and only accepted event types are delivered. A change that adds event types leaves those pending until the partner accepts again; either side may end the grant (DELETE).',
-        required: ['id', 'publisherId', 'partnerId', 'entitlements', 'status', 'acceptedEventTypes', 'pendingEventTypes', 'acceptedAt', 'version', 'createdAt', 'updatedAt'],
+        description:
+          'A relationship has two sides: a grant is an offer (`offered`) until its partner accepts it, and only accepted event types are delivered. A change that adds event types leaves those pending until the partner accepts again; either side may end the grant (DELETE).',
+        required: [
+          'id',
+          'publisherId',
+          'partnerId',
+          'entitlements',
+          'status',
+          'acceptedEventTypes',
+          'pendingEventTypes',
+          'acceptedAt',
+          'version',
+          'createdAt',
+          'updatedAt',
+        ],
         properties: {
           id: id('grt'),
           publisherId: id('org'),
           partnerId: id('org'),
           entitlements: { type: 'array', items: ref('Entitlement') },
-          status: { type: 'string', enum: ['offered', 'active'], description: 'offered: waiting for the partner, nothing is delivered; active: accepted.' },
-          acceptedEventTypes: { type: 'array', items: { type: 'string' }, description: 'Event types in force (delivered).' },
-          pendingEventTypes: { type: 'array', items: { type: 'string' }, description: 'Event types offered but not accepted yet.' },
+          status: {
+            type: 'string',
+            enum: ['offered', 'active'],
+            description: 'offered: waiting for the partner, nothing is delivered; active: accepted.',
+          },
+          acceptedEventTypes: {
+            type: 'array',
+            items: { type: 'string' },
+            description: 'Event types in force (delivered).',
+          },
+          pendingEventTypes: {
+            type: 'array',
+            items: { type: 'string' },
+            description: 'Event types offered but not accepted yet.',
+          },
           acceptedAt: nullableDateTime,
           version: { type: 'integer', description: 'Increases with every change; accept a version you have read.' },
           createdAt: dateTime,
@@ -287,14 +553,23 @@ export const openApiDocument = {
       GrantAccept: {
         type: 'object',
         additionalProperties: false,
-        properties: { version: { type: 'integer', minimum: 1, description: 'Accept only this version of the grant (409 if the publisher changed it since).' } },
+        properties: {
+          version: {
+            type: 'integer',
+            minimum: 1,
+            description: 'Accept only this version of the grant (409 if the publisher changed it since).',
+          },
+        },
       },
       GrantCreate: {
         type: 'object',
         additionalProperties: false,
         required: ['partnerId', 'entitlements'],
         properties: {
-          publisherId: { ...id('org'), description: 'Required with an admin key; a publisher key grants for its own organization.' },
+          publisherId: {
+            ...id('org'),
+            description: 'Required with an admin key; a publisher key grants for its own organization.',
+          },
           partnerId: id('org'),
           entitlements: { type: 'array', minItems: 1, maxItems: 100, items: ref('Entitlement') },
         },
@@ -308,7 +583,16 @@ export const openApiDocument = {
       KafkaAccess: {
         type: 'object',
         additionalProperties: false,
-        required: ['bootstrapServers', 'securityProtocol', 'saslMechanism', 'username', 'credentialsIssuedAt', 'consumerGroupPrefix', 'topics', 'schemaRegistry'],
+        required: [
+          'bootstrapServers',
+          'securityProtocol',
+          'saslMechanism',
+          'username',
+          'credentialsIssuedAt',
+          'consumerGroupPrefix',
+          'topics',
+          'schemaRegistry',
+        ],
         properties: {
           bootstrapServers: { type: 'array', items: { type: 'string' }, description: 'bootstrap.servers' },
           securityProtocol: { type: 'string', enum: ['SASL_SSL', 'SASL_PLAINTEXT'], description: 'security.protocol' },
@@ -321,13 +605,24 @@ export const openApiDocument = {
             items: {
               type: 'object',
               additionalProperties: false,
-              required: ['topic', 'subscriptionId', 'sourceTopic', 'eventTypes', 'readable', 'valueSubject', 'keySubject'],
+              required: [
+                'topic',
+                'subscriptionId',
+                'sourceTopic',
+                'eventTypes',
+                'readable',
+                'valueSubject',
+                'keySubject',
+              ],
               properties: {
                 topic: { type: 'string' },
                 subscriptionId: { type: 'string' },
                 sourceTopic: { type: 'string' },
                 eventTypes: { type: 'array', items: { type: 'string' } },
-                readable: { type: 'boolean', description: 'False while no accepted grant covers the subscription (its ACL is removed).' },
+                readable: {
+                  type: 'boolean',
+                  description: 'False while no accepted grant covers the subscription (its ACL is removed).',
+                },
                 valueSubject: { type: 'string' },
                 keySubject: { type: 'string' },
               },
@@ -337,7 +632,13 @@ export const openApiDocument = {
             type: 'object',
             additionalProperties: false,
             required: ['url', 'basicAuth'],
-            properties: { url: { type: 'string' }, basicAuth: { type: 'string', description: 'basic.auth.user.info: the Kafka user name and password, or an API key.' } },
+            properties: {
+              url: { type: 'string' },
+              basicAuth: {
+                type: 'string',
+                description: 'basic.auth.user.info: the Kafka user name and password, or an API key.',
+              },
+            },
           },
         },
       },
@@ -349,7 +650,10 @@ export const openApiDocument = {
           username: { type: 'string' },
           password: { type: 'string', description: 'Shown only now; the platform keeps only a check of it.' },
           saslMechanism: { type: 'string', enum: ['SCRAM-SHA-512'] },
-          rotated: { type: 'boolean', description: 'True when this replaced an earlier password (which no longer works).' },
+          rotated: {
+            type: 'boolean',
+            description: 'True when this replaced an earlier password (which no longer works).',
+          },
           issuedAt: dateTime,
         },
       },

@@ -49,7 +49,9 @@ export function avroToJsonSchema(schemaText: string): Json {
           ...doc,
           additionalProperties: false,
           required: fields.filter((f) => !('default' in f) && !nullable(f.type)).map((f) => f.name),
-          properties: Object.fromEntries(fields.map((f) => [f.name, { ...conv(f.type, ns), ...(f.doc ? { description: f.doc } : {}) }])),
+          properties: Object.fromEntries(
+            fields.map((f) => [f.name, { ...conv(f.type, ns), ...(f.doc ? { description: f.doc } : {}) }]),
+          ),
         }
       }
       case 'enum':
@@ -66,9 +68,25 @@ export function avroToJsonSchema(schemaText: string): Json {
 }
 
 function primitive(t: string, logical: string | undefined): Json {
-  if (logical === 'date') return { anyOf: [{ type: 'string', format: 'date' }, { type: 'integer', description: 'days since 1970-01-01' }] }
-  if (logical === 'timestamp-millis') return { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'integer', description: 'milliseconds since 1970-01-01T00:00:00Z' }] }
-  if (logical === 'decimal') return { anyOf: [{ type: 'string', pattern: '^-?\\d+(\\.\\d+)?$' }, { type: 'number' }], description: 'a decimal, best as a string such as "12.50"' }
+  if (logical === 'date')
+    return {
+      anyOf: [
+        { type: 'string', format: 'date' },
+        { type: 'integer', description: 'days since 1970-01-01' },
+      ],
+    }
+  if (logical === 'timestamp-millis')
+    return {
+      anyOf: [
+        { type: 'string', format: 'date-time' },
+        { type: 'integer', description: 'milliseconds since 1970-01-01T00:00:00Z' },
+      ],
+    }
+  if (logical === 'decimal')
+    return {
+      anyOf: [{ type: 'string', pattern: '^-?\\d+(\\.\\d+)?$' }, { type: 'number' }],
+      description: 'a decimal, best as a string such as "12.50"',
+    }
   if (logical === 'uuid') return { type: 'string', format: 'uuid' }
   switch (t) {
     case 'null':
@@ -90,7 +108,8 @@ function primitive(t: string, logical: string | undefined): Json {
 }
 
 /** Component name of each value contract's event schema, e.g. InventoryLevelEvent. */
-const componentName = (contract: ContractName) => `${contract.replace(/(^|-)([a-z])/g, (_m, _d: string, c: string) => c.toUpperCase())}Event`
+const componentName = (contract: ContractName) =>
+  `${contract.replace(/(^|-)([a-z])/g, (_m, _d: string, c: string) => c.toUpperCase())}Event`
 
 /** One example batch per event type, valid against its contract (checked by test/unit/openapi-document.test.ts). */
 export const EVENT_EXAMPLES: Record<string, unknown[]> = {
@@ -137,15 +156,24 @@ const DEAL = {
   sequence: 1,
   occurredAt: '2026-11-24T09:00:00Z',
 }
-for (const t of ALL_TOPICS.find((x) => x.valueSchema === 'deal-registration')?.eventTypes ?? []) EVENT_EXAMPLES[t] = [DEAL]
+for (const t of ALL_TOPICS.find((x) => x.valueSchema === 'deal-registration')?.eventTypes ?? [])
+  EVENT_EXAMPLES[t] = [DEAL]
 
 /** The event types publishers post; the platform's own (partner profiles, from its outbox) are refused with 403. */
-const eventTypes = PUBLISHER_TOPICS.flatMap((t) => t.eventTypes).slice().sort()
+const eventTypes = PUBLISHER_TOPICS.flatMap((t) => t.eventTypes)
+  .slice()
+  .sort()
 
 /** components.schemas of the event contracts. */
-export const eventSchemas: Record<string, Json> = Object.fromEntries(ALL_TOPICS.map((t) => [componentName(t.valueSchema), avroToJsonSchema(contractSchema(t.valueSchema))]))
+export const eventSchemas: Record<string, Json> = Object.fromEntries(
+  ALL_TOPICS.map((t) => [componentName(t.valueSchema), avroToJsonSchema(contractSchema(t.valueSchema))]),
+)
 
-const problem = (description: string, headers?: Json) => ({ description, ...(headers ? { headers } : {}), content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } })
+const problem = (description: string, headers?: Json) => ({
+  description,
+  ...(headers ? { headers } : {}),
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+})
 
 export const ingestionPaths = {
   '/events/{eventType}': {
@@ -155,10 +183,14 @@ export const ingestionPaths = {
       operationId: 'publishEvents',
       'x-distributary-router': 'ingest',
       description:
-        'A JSON array of events of one type, each checked against the event type\'s Avro contract: ' +
-        PUBLISHER_TOPICS.map((t) => `${t.eventTypes.join(', ')} → ${componentName(t.valueSchema)} on topic ${t.name}`).join('; ') +
-        '. The platform stamps the publisher (the key\'s organization) on every event, in the ce_publisherid header and in the Kafka key: an event whose manufacturerId names another organization is refused (403), and ' +
-        ALL_TOPICS.filter((t) => t.writtenBy === 'platform').flatMap((t) => t.eventTypes).join(', ') +
+        "A JSON array of events of one type, each checked against the event type's Avro contract: " +
+        PUBLISHER_TOPICS.map(
+          (t) => `${t.eventTypes.join(', ')} → ${componentName(t.valueSchema)} on topic ${t.name}`,
+        ).join('; ') +
+        ". The platform stamps the publisher (the key's organization) on every event, in the ce_publisherid header and in the Kafka key: an event whose manufacturerId names another organization is refused (403), and " +
+        ALL_TOPICS.filter((t) => t.writtenBy === 'platform')
+          .flatMap((t) => t.eventTypes)
+          .join(', ') +
         ' is published by the platform alone (403)' +
         '. An invalid batch is refused whole (400, every fault by JSON Pointer) and nothing is produced. 202 comes only after the broker ' +
         'acknowledged every event (acks=all), with their event ids; 503 with Retry-After when they could not be stored. ' +
@@ -167,16 +199,45 @@ export const ingestionPaths = {
         'default 20,000): a request is admitted while the key has a unit left and is charged its number of events; beyond, 429 with Retry-After ' +
         'before the body is read, and nothing is produced. Every answer carries RateLimit and RateLimit-Policy (policy "ingest", quota units: events).',
       parameters: [
-        { name: 'eventType', in: 'path', required: true, description: 'The event type (ce_type).', schema: { type: 'string', enum: eventTypes } },
-        { name: 'Idempotency-Key', in: 'header', required: false, description: 'Repeat a batch safely: the same key and body return the first answer.', schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' } },
-        { name: 'traceparent', in: 'header', required: false, description: 'W3C Trace Context of the caller, carried on every event of the batch.', schema: { type: 'string' } },
+        {
+          name: 'eventType',
+          in: 'path',
+          required: true,
+          description: 'The event type (ce_type).',
+          schema: { type: 'string', enum: eventTypes },
+        },
+        {
+          name: 'Idempotency-Key',
+          in: 'header',
+          required: false,
+          description: 'Repeat a batch safely: the same key and body return the first answer.',
+          schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' },
+        },
+        {
+          name: 'traceparent',
+          in: 'header',
+          required: false,
+          description: 'W3C Trace Context of the caller, carried on every event of the batch.',
+          schema: { type: 'string' },
+        },
       ],
       requestBody: {
         required: true,
         content: {
           'application/json': {
-            schema: { type: 'array', minItems: 1, maxItems: 1000, items: { anyOf: PUBLISHER_TOPICS.map((t) => ({ $ref: `#/components/schemas/${componentName(t.valueSchema)}` })) } },
-            examples: Object.fromEntries(Object.entries(EVENT_EXAMPLES).filter(([type]) => eventTypes.includes(type)).map(([type, value]) => [type, { summary: `A batch of ${type}`, value }])),
+            schema: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 1000,
+              items: {
+                anyOf: PUBLISHER_TOPICS.map((t) => ({ $ref: `#/components/schemas/${componentName(t.valueSchema)}` })),
+              },
+            },
+            examples: Object.fromEntries(
+              Object.entries(EVENT_EXAMPLES)
+                .filter(([type]) => eventTypes.includes(type))
+                .map(([type, value]) => [type, { summary: `A batch of ${type}`, value }]),
+            ),
           },
         },
       },
@@ -189,21 +250,38 @@ export const ingestionPaths = {
               schema: {
                 type: 'object',
                 required: ['accepted', 'eventType', 'topic', 'eventIds'],
-                properties: { accepted: { type: 'integer' }, eventType: { type: 'string' }, topic: { type: 'string' }, eventIds: { type: 'array', items: { type: 'string', format: 'uuid' } } },
+                properties: {
+                  accepted: { type: 'integer' },
+                  eventType: { type: 'string' },
+                  topic: { type: 'string' },
+                  eventIds: { type: 'array', items: { type: 'string', format: 'uuid' } },
+                },
               },
             },
           },
         },
-        '400': problem('Not a JSON array of valid events; `errors[].field` is the JSON Pointer of each fault (e.g. /3/onHand), `index` the event.'),
+        '400': problem(
+          'Not a JSON array of valid events; `errors[].field` is the JSON Pointer of each fault (e.g. /3/onHand), `index` the event.',
+        ),
         '401': problem('No valid publisher API key.'),
-        '403': problem('An event names another manufacturer than the publishing organization (`errors[].field` names it, e.g. /0/manufacturerId), or the event type is published by the platform alone (partner profiles); nothing was accepted.'),
+        '403': problem(
+          'An event names another manufacturer than the publishing organization (`errors[].field` names it, e.g. /0/manufacturerId), or the event type is published by the platform alone (partner profiles); nothing was accepted.',
+        ),
         '404': problem('No topic carries this event type; `knownTypes` lists those that do.'),
-        '409': problem('A request with this Idempotency-Key is still in progress.', { 'Retry-After': { schema: { type: 'integer' } } }),
+        '409': problem('A request with this Idempotency-Key is still in progress.', {
+          'Retry-After': { schema: { type: 'integer' } },
+        }),
         '413': problem('The body or the batch is larger than the limit.'),
         '415': problem('The body is not application/json.'),
         '422': problem('The Idempotency-Key was used with another body or event type.'),
-        '429': problem('The key sent more events than its rate limit allows, or the client address or key prefix failed too many API key attempts; nothing was accepted. Retry after Retry-After.', { ...RETRY_AFTER, ...RATE_LIMIT_HEADERS }),
-        '503': problem('The events were not stored (Kafka unavailable, buffer full), or the API key could not be verified now (too many verifications waiting); nothing was accepted. Retry after Retry-After.', { 'Retry-After': { schema: { type: 'integer' } } }),
+        '429': problem(
+          'The key sent more events than its rate limit allows, or the client address or key prefix failed too many API key attempts; nothing was accepted. Retry after Retry-After.',
+          { ...RETRY_AFTER, ...RATE_LIMIT_HEADERS },
+        ),
+        '503': problem(
+          'The events were not stored (Kafka unavailable, buffer full), or the API key could not be verified now (too many verifications waiting); nothing was accepted. Retry after Retry-After.',
+          { 'Retry-After': { schema: { type: 'integer' } } },
+        ),
       },
     },
   },

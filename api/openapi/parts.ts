@@ -5,8 +5,11 @@
  */
 
 export const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
-export const problems = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { $ref: `#/components/responses/Problem${c}` }]))
-export const json = (schema: unknown, example?: unknown) => ({ content: { 'application/json': { schema, ...(example !== undefined ? { example } : {}) } } })
+export const problems = (...codes: number[]) =>
+  Object.fromEntries(codes.map((c) => [String(c), { $ref: `#/components/responses/Problem${c}` }]))
+export const json = (schema: unknown, example?: unknown) => ({
+  content: { 'application/json': { schema, ...(example !== undefined ? { example } : {}) } },
+})
 export const body = (schema: unknown, example: unknown) => ({ required: true, ...json(schema, example) })
 export const ok = (description: string, schema: unknown) => ({ description, ...json(schema) })
 export const PAGE = [{ $ref: '#/components/parameters/Limit' }, { $ref: '#/components/parameters/Cursor' }]
@@ -20,28 +23,47 @@ export const nullableDateTime = { type: ['string', 'null'], format: 'date-time' 
  * a 429 also Retry-After.
  */
 export const headerComponents = {
-  RetryAfter: { description: 'Seconds to wait before trying again.', schema: { type: 'integer', minimum: 1 }, example: 2 },
+  RetryAfter: {
+    description: 'Seconds to wait before trying again.',
+    schema: { type: 'integer', minimum: 1 },
+    example: 2,
+  },
   RateLimit: {
-    description: 'What is left of the quota policy now (draft-ietf-httpapi-ratelimit-headers-11): `r` units available, `t` the seconds that applies for (when r=0: until a unit is free again).',
+    description:
+      'What is left of the quota policy now (draft-ietf-httpapi-ratelimit-headers-11): `r` units available, `t` the seconds that applies for (when r=0: until a unit is free again).',
     schema: { type: 'string' },
     example: '"ingest";r=0;t=2',
   },
   RateLimitPolicy: {
-    description: 'The quota policy (draft-ietf-httpapi-ratelimit-headers-11): `q` units per `w` seconds sustained; a token bucket, so a burst may exceed q at once.',
+    description:
+      'The quota policy (draft-ietf-httpapi-ratelimit-headers-11): `q` units per `w` seconds sustained; a token bucket, so a burst may exceed q at once.',
     schema: { type: 'string' },
     example: '"ingest";q=10000;w=1',
   },
 }
-export const RATE_LIMIT_HEADERS = { RateLimit: { $ref: '#/components/headers/RateLimit' }, 'RateLimit-Policy': { $ref: '#/components/headers/RateLimitPolicy' } }
+export const RATE_LIMIT_HEADERS = {
+  RateLimit: { $ref: '#/components/headers/RateLimit' },
+  'RateLimit-Policy': { $ref: '#/components/headers/RateLimitPolicy' },
+}
 export const RETRY_AFTER = { 'Retry-After': { $ref: '#/components/headers/RetryAfter' } }
 
 /** A change: with a body it may also be too large (413) or not JSON (415). */
-export const mutation = (summary: string, tag: string, operationId: string, params: unknown[], responses: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+export const mutation = (
+  summary: string,
+  tag: string,
+  operationId: string,
+  params: unknown[],
+  responses: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+) => ({
   summary,
   tags: [tag],
   operationId,
   parameters: params,
-  responses: { ...responses, ...problems(400, 401, 403, 404, 409, ...(extra.requestBody ? [413, 415] : []), 422, 429, 503) },
+  responses: {
+    ...responses,
+    ...problems(400, 401, 403, 404, 409, ...(extra.requestBody ? [413, 415] : []), 422, 429, 503),
+  },
   ...extra,
 })
 
@@ -58,7 +80,10 @@ export const read = (summary: string, tag: string, operationId: string, params: 
 export const listOf = (item: string) => ({
   type: 'object',
   required: ['items', 'nextCursor'],
-  properties: { items: { type: 'array', items: ref(item) }, nextCursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page; null on the last page.' } },
+  properties: {
+    items: { type: 'array', items: ref(item) },
+    nextCursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page; null on the last page.' },
+  },
 })
 export const pathId = (name: string, prefix: string, what: string) => ({
   name,
@@ -67,13 +92,36 @@ export const pathId = (name: string, prefix: string, what: string) => ({
   description: `Id of the ${what}.`,
   schema: { type: 'string', pattern: `^${prefix}_[0-9a-f]{24}$` },
 })
-export const query = (name: string, schema: unknown, description: string) => ({ name, in: 'query', required: false, description, schema })
+export const query = (name: string, schema: unknown, description: string) => ({
+  name,
+  in: 'query',
+  required: false,
+  description,
+  schema,
+})
 
 export const id = (prefix: string) => ({ type: 'string', pattern: `^${prefix}_[0-9a-f]{24}$` })
-export const eventType = { type: 'string', pattern: '^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)+$', maxLength: 200, description: 'e.g. inventory.level.changed' }
-export const fieldPath = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$', maxLength: 200 }
+export const eventType = {
+  type: 'string',
+  pattern: '^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)+$',
+  maxLength: 200,
+  description: 'e.g. inventory.level.changed',
+}
+export const fieldPath = {
+  type: 'string',
+  pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$',
+  maxLength: 200,
+}
 export const overlap = {
   type: 'object',
   additionalProperties: false,
-  properties: { overlapSeconds: { type: 'integer', minimum: 0, maximum: 30 * 24 * 3600, default: 86400, description: 'How long the previous credential stays valid.' } },
+  properties: {
+    overlapSeconds: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 30 * 24 * 3600,
+      default: 86400,
+      description: 'How long the previous credential stays valid.',
+    },
+  },
 }

@@ -2,61 +2,161 @@
  * The /sources part of the management API document (source connectors), spread into document.ts.
  */
 import { SOURCE_KINDS } from '../../producers/plugins.ts'
-import { dateTime, IDEMPOTENCY, json, mutation as change, nullableDateTime, ok, PAGE, read as get, ref } from './parts.ts'
+import {
+  dateTime,
+  IDEMPOTENCY,
+  json,
+  mutation as change,
+  nullableDateTime,
+  ok,
+  PAGE,
+  read as get,
+  ref,
+} from './parts.ts'
 
-const SRC = { name: 'sourceId', in: 'path', required: true, description: 'Id of the source.', schema: { type: 'string', pattern: '^src_[0-9a-f]{24}$' } }
+const SRC = {
+  name: 'sourceId',
+  in: 'path',
+  required: true,
+  description: 'Id of the source.',
+  schema: { type: 'string', pattern: '^src_[0-9a-f]{24}$' },
+}
 const orgId = { type: 'string', pattern: '^org_[0-9a-f]{24}$' }
 const desiredState = { type: 'string', enum: ['running', 'paused', 'stopped'] }
 
-const mutation = (summary: string, operationId: string, params: unknown[], responses: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
-  change(summary, 'sources', operationId, params, responses, extra)
-const read = (summary: string, operationId: string, params: unknown[], response: unknown) => get(summary, 'sources', operationId, params, response)
+const mutation = (
+  summary: string,
+  operationId: string,
+  params: unknown[],
+  responses: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+) => change(summary, 'sources', operationId, params, responses, extra)
+const read = (summary: string, operationId: string, params: unknown[], response: unknown) =>
+  get(summary, 'sources', operationId, params, response)
 const action = (summary: string, operationId: string, description: string) => ({
-  put: mutation(summary, operationId, [SRC], { '202': ok('Desired state recorded; the worker holding the source applies it within seconds, without a restart.', ref('Source')) }, { description }),
+  put: mutation(
+    summary,
+    operationId,
+    [SRC],
+    {
+      '202': ok(
+        'Desired state recorded; the worker holding the source applies it within seconds, without a restart.',
+        ref('Source'),
+      ),
+    },
+    { description },
+  ),
 })
 
 const CONFIG_DOC =
-  'The plug-in\'s settings, validated against its config schema (a fault is a 422 naming `config.<setting>`). ' +
+  "The plug-in's settings, validated against its config schema (a fault is a 422 naming `config.<setting>`). " +
   'csv-drop: dir (required), eventType, topic, columns, constants, delimiter, batchRows, settleMs, scanIntervalMs, stateDir, processedDir. ' +
-  'A source publishes for its owner (publisherId): the platform stamps it on every record and fills manufacturerId with it; constants.manufacturerId naming another organization is a 422, and a row or document naming another is refused (a csv-drop reject file, a MongoDB source\'s status). ' +
-  'mongodb: connectionString (required, write-only: sealed at rest, never returned; every host passes the SSRF guard as a MongoDB sink\'s does, a refusal is a 422 naming config.connectionString), database, collection (required), mode, eventType, topic, updatedAtField, offsetsCollection, batchSize, pollIntervalMs, lagMs. ' +
-  'Folders (csv-drop dir, stateDir, processedDir) lie inside the publisher\'s drop folder `<SOURCES_DROP_ROOT>/<publisherId>/`: a path relative to it (`wms` watches `<SOURCES_DROP_ROOT>/<publisherId>/wms/`), or an absolute path inside it; `..`, NUL bytes, another publisher\'s folder or any folder elsewhere, and a symbolic link leading out are a 422 naming the setting (`config.dir`), also for an admin key declaring a source for a publisher. ' +
+  "A source publishes for its owner (publisherId): the platform stamps it on every record and fills manufacturerId with it; constants.manufacturerId naming another organization is a 422, and a row or document naming another is refused (a csv-drop reject file, a MongoDB source's status). " +
+  "mongodb: connectionString (required, write-only: sealed at rest, never returned; every host passes the SSRF guard as a MongoDB sink's does, a refusal is a 422 naming config.connectionString), database, collection (required), mode, eventType, topic, updatedAtField, offsetsCollection, batchSize, pollIntervalMs, lagMs. " +
+  "Folders (csv-drop dir, stateDir, processedDir) lie inside the publisher's drop folder `<SOURCES_DROP_ROOT>/<publisherId>/`: a path relative to it (`wms` watches `<SOURCES_DROP_ROOT>/<publisherId>/wms/`), or an absolute path inside it; `..`, NUL bytes, another publisher's folder or any folder elsewhere, and a symbolic link leading out are a 422 naming the setting (`config.dir`), also for an admin key declaring a source for a publisher. " +
   'Topic: a source writes only to the topic of its contract, selected by eventType (inventory.level.changed → inventory.levels, deal.* → deals.registrations); `topic` may be left out or repeat it, any other is a 422 naming `config.topic`. partner.profile.changed / partners.profiles are published by the platform only: a 422 naming `config.eventType` or `config.topic`.'
 
-export const sourceTag = { name: 'sources', description: 'Source connectors (CSV stock-file drop, MongoDB collection): declared here or in configuration, started, paused, resumed and stopped. HTTP ingestion is built in.' }
+export const sourceTag = {
+  name: 'sources',
+  description:
+    'Source connectors (CSV stock-file drop, MongoDB collection): declared here or in configuration, started, paused, resumed and stopped. HTTP ingestion is built in.',
+}
 
 export const sourcePaths = {
   '/sources': {
-    get: read('List source connectors', 'listSources', [...PAGE, { name: 'publisherId', in: 'query', required: false, description: 'Only this publisher\'s.', schema: orgId }], ok('A page of sources.', {
-      type: 'object',
-      required: ['items', 'nextCursor'],
-      properties: { items: { type: 'array', items: ref('Source') }, nextCursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page; null on the last page.' } },
-    })),
-    post: mutation('Declare a source connector (publisher or admin)', 'createSource', [IDEMPOTENCY], { '201': ok('Declared; a worker starts it within seconds unless its desired state says otherwise.', ref('Source')) }, {
-      requestBody: {
-        required: true,
-        ...json(ref('SourceCreate'), {
-          name: 'acme-wms-drop',
-          kind: 'csv-drop',
-          config: { dir: 'wms', columns: { sku: 'Item No', locationId: 'Warehouse', onHand: 'On Hand' }, constants: { unitOfMeasure: 'EA' } },
-        }),
+    get: read(
+      'List source connectors',
+      'listSources',
+      [
+        ...PAGE,
+        { name: 'publisherId', in: 'query', required: false, description: "Only this publisher's.", schema: orgId },
+      ],
+      ok('A page of sources.', {
+        type: 'object',
+        required: ['items', 'nextCursor'],
+        properties: {
+          items: { type: 'array', items: ref('Source') },
+          nextCursor: {
+            type: ['string', 'null'],
+            description: 'Pass as `cursor` for the next page; null on the last page.',
+          },
+        },
+      }),
+    ),
+    post: mutation(
+      'Declare a source connector (publisher or admin)',
+      'createSource',
+      [IDEMPOTENCY],
+      {
+        '201': ok(
+          'Declared; a worker starts it within seconds unless its desired state says otherwise.',
+          ref('Source'),
+        ),
       },
-    }),
+      {
+        requestBody: {
+          required: true,
+          ...json(ref('SourceCreate'), {
+            name: 'acme-wms-drop',
+            kind: 'csv-drop',
+            config: {
+              dir: 'wms',
+              columns: { sku: 'Item No', locationId: 'Warehouse', onHand: 'On Hand' },
+              constants: { unitOfMeasure: 'EA' },
+            },
+          }),
+        },
+      },
+    ),
   },
   '/sources/{sourceId}': {
-    get: read('Get a source connector', 'getSource', [SRC], ok('The source (secret settings left out).', ref('Source'))),
-    patch: mutation('Replace a source\'s config (a running instance restarts with it)', 'updateSource', [SRC], { '200': ok('Changed.', ref('Source')) }, {
-      requestBody: { required: true, ...json(ref('SourcePatch'), { config: { dir: 'wms', batchRows: 2000 } }) },
+    get: read(
+      'Get a source connector',
+      'getSource',
+      [SRC],
+      ok('The source (secret settings left out).', ref('Source')),
+    ),
+    patch: mutation(
+      "Replace a source's config (a running instance restarts with it)",
+      'updateSource',
+      [SRC],
+      { '200': ok('Changed.', ref('Source')) },
+      {
+        requestBody: { required: true, ...json(ref('SourcePatch'), { config: { dir: 'wms', batchRows: 2000 } }) },
+      },
+    ),
+    delete: mutation('Delete a source connector (stopped first)', 'deleteSource', [SRC], {
+      '204': { description: 'Deleted.' },
     }),
-    delete: mutation('Delete a source connector (stopped first)', 'deleteSource', [SRC], { '204': { description: 'Deleted.' } }),
   },
   '/sources/{sourceId}/status': {
-    get: read('Source status: state, worker, position, counts, last error', 'getSourceStatus', [SRC], ok('The status.', ref('SourceStatusView'))),
+    get: read(
+      'Source status: state, worker, position, counts, last error',
+      'getSourceStatus',
+      [SRC],
+      ok('The status.', ref('SourceStatusView')),
+    ),
   },
-  '/sources/{sourceId}/start': action('Start the source', 'startSource', 'Runs a stopped source again from its stored resume point.'),
-  '/sources/{sourceId}/pause': action('Pause the source', 'pauseSource', 'Takes no new records after the batch in flight; keeps the lease and the position. Survives restarts.'),
-  '/sources/{sourceId}/resume': action('Resume the source', 'resumeSource', 'Takes records again from the kept position.'),
-  '/sources/{sourceId}/stop': action('Stop the source', 'stopSource', 'Stops the instance and releases its resources (the resume point is kept). Survives restarts.'),
+  '/sources/{sourceId}/start': action(
+    'Start the source',
+    'startSource',
+    'Runs a stopped source again from its stored resume point.',
+  ),
+  '/sources/{sourceId}/pause': action(
+    'Pause the source',
+    'pauseSource',
+    'Takes no new records after the batch in flight; keeps the lease and the position. Survives restarts.',
+  ),
+  '/sources/{sourceId}/resume': action(
+    'Resume the source',
+    'resumeSource',
+    'Takes records again from the kept position.',
+  ),
+  '/sources/{sourceId}/stop': action(
+    'Stop the source',
+    'stopSource',
+    'Stops the instance and releases its resources (the resume point is kept). Survives restarts.',
+  ),
 }
 
 export const sourceSchemas = {
@@ -67,7 +167,10 @@ export const sourceSchemas = {
     properties: {
       name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Unique across the platform.' },
       kind: { type: 'string', enum: [...SOURCE_KINDS] },
-      publisherId: { ...orgId, description: 'Required with an admin key; a publisher key declares sources of its own organization.' },
+      publisherId: {
+        ...orgId,
+        description: 'Required with an admin key; a publisher key declares sources of its own organization.',
+      },
       config: { type: 'object', description: CONFIG_DOC },
       desiredState: { ...desiredState, default: 'running' },
     },
@@ -76,18 +179,42 @@ export const sourceSchemas = {
     type: 'object',
     additionalProperties: false,
     required: ['config'],
-    properties: { config: { type: 'object', description: `The whole new config; a secret setting left out keeps its stored value. ${CONFIG_DOC}` } },
+    properties: {
+      config: {
+        type: 'object',
+        description: `The whole new config; a secret setting left out keeps its stored value. ${CONFIG_DOC}`,
+      },
+    },
   },
   Source: {
     type: 'object',
-    required: ['id', 'name', 'kind', 'publisherId', 'origin', 'config', 'desiredState', 'generation', 'status', 'createdAt', 'updatedAt'],
+    required: [
+      'id',
+      'name',
+      'kind',
+      'publisherId',
+      'origin',
+      'config',
+      'desiredState',
+      'generation',
+      'status',
+      'createdAt',
+      'updatedAt',
+    ],
     properties: {
       id: { type: 'string', pattern: '^src_[0-9a-f]{24}$' },
       name: { type: 'string' },
       kind: { type: 'string', enum: [...SOURCE_KINDS] },
       publisherId: orgId,
-      origin: { type: 'string', enum: ['api', 'config'], description: 'config: declared in sources.file (change it there; pause, resume, stop and start work here).' },
-      config: { type: 'object', description: 'The config without its secret settings; `secretsSet` lists those that are set.' },
+      origin: {
+        type: 'string',
+        enum: ['api', 'config'],
+        description: 'config: declared in sources.file (change it there; pause, resume, stop and start work here).',
+      },
+      config: {
+        type: 'object',
+        description: 'The config without its secret settings; `secretsSet` lists those that are set.',
+      },
       desiredState,
       generation: { type: 'integer' },
       status: ref('SourceStatusView'),
@@ -101,11 +228,20 @@ export const sourceSchemas = {
     properties: {
       id: { type: 'string' },
       name: { type: 'string' },
-      state: { type: 'string', enum: ['running', 'paused', 'stopped', 'failed', 'starting', 'unassigned'], description: 'What the runtime reports; unassigned when no worker runs it.' },
+      state: {
+        type: 'string',
+        enum: ['running', 'paused', 'stopped', 'failed', 'starting', 'unassigned'],
+        description: 'What the runtime reports; unassigned when no worker runs it.',
+      },
       desiredState,
       workerId: { type: ['string', 'null'] },
-      position: { description: 'The plug-in\'s progress: csv-drop { file, line, filesDone }; mongodb { mode, watermark }.' },
-      counts: { type: 'object', properties: { produced: { type: 'integer' }, batches: { type: 'integer' }, failedBatches: { type: 'integer' } } },
+      position: {
+        description: "The plug-in's progress: csv-drop { file, line, filesDone }; mongodb { mode, watermark }.",
+      },
+      counts: {
+        type: 'object',
+        properties: { produced: { type: 'integer' }, batches: { type: 'integer' }, failedBatches: { type: 'integer' } },
+      },
       lastError: { type: ['object', 'null'] },
       reportedAt: nullableDateTime,
       pendingChanges: { type: 'boolean', description: 'A change (state, config) no worker has applied yet.' },

@@ -4,83 +4,213 @@
  * come from the sink types' plug-ins (consumers/plugins.ts).
  */
 import { SINK_PLUGINS, SINK_TYPES } from '../../consumers/plugins.ts'
-import { body, dateTime, eventType, fieldPath, id, IDEMPOTENCY, listOf, mutation, nullableDateTime, ok, overlap, PAGE, pathId, query, read, ref } from './parts.ts'
+import {
+  body,
+  dateTime,
+  eventType,
+  fieldPath,
+  id,
+  IDEMPOTENCY,
+  listOf,
+  mutation,
+  nullableDateTime,
+  ok,
+  overlap,
+  PAGE,
+  pathId,
+  query,
+  read,
+  ref,
+} from './parts.ts'
 
 const SUB = pathId('subscriptionId', 'sub', 'subscription')
 const CONN = pathId('connectorId', 'sub', 'connector (the id of its subscription)')
-const EVENT = { name: 'eventId', in: 'path', required: true, description: 'Id of the event.', schema: { type: 'string', minLength: 1, maxLength: 200 } }
+const EVENT = {
+  name: 'eventId',
+  in: 'path',
+  required: true,
+  description: 'Id of the event.',
+  schema: { type: 'string', minLength: 1, maxLength: 200 },
+}
 const connectorAction = (verb: string, operationId: string, description: string) => ({
-  put: mutation(`${verb} the connector`, 'connectors', operationId, [CONN], { '202': ok('Desired state recorded; running workers apply it without a restart.', ref('Connector')) }, { description }),
+  put: mutation(
+    `${verb} the connector`,
+    'connectors',
+    operationId,
+    [CONN],
+    { '202': ok('Desired state recorded; running workers apply it without a restart.', ref('Connector')) },
+    { description },
+  ),
 })
 
 export const subscriptionPaths = {
   '/subscriptions': {
-    get: read('List subscriptions', 'subscriptions', 'listSubscriptions', [...PAGE, query('partnerId', id('org'), 'Only this partner\'s.'), query('eventType', eventType, 'Only those receiving this event type.')], ok('A page of subscriptions.', listOf('Subscription'))),
-    post: mutation('Create a subscription (within the partner\'s grants)', 'subscriptions', 'createSubscription', [IDEMPOTENCY], { '201': ok('Created; `webhookSecret` is shown only now.', ref('SubscriptionCreated')) }, {
-      requestBody: body(ref('SubscriptionCreate'), {
-        name: 'stock-to-erp',
-        eventTypes: ['inventory.level.changed'],
-        fields: ['sku', 'available'],
-        schemaVersions: { 'inventory.level.changed': 1 },
-        sink: { type: 'webhook', url: 'https://erp.example.com/hooks/stock' },
-        deliveryPolicy: { timeoutMs: 5000 },
-      }),
-    }),
+    get: read(
+      'List subscriptions',
+      'subscriptions',
+      'listSubscriptions',
+      [
+        ...PAGE,
+        query('partnerId', id('org'), "Only this partner's."),
+        query('eventType', eventType, 'Only those receiving this event type.'),
+      ],
+      ok('A page of subscriptions.', listOf('Subscription')),
+    ),
+    post: mutation(
+      "Create a subscription (within the partner's grants)",
+      'subscriptions',
+      'createSubscription',
+      [IDEMPOTENCY],
+      { '201': ok('Created; `webhookSecret` is shown only now.', ref('SubscriptionCreated')) },
+      {
+        requestBody: body(ref('SubscriptionCreate'), {
+          name: 'stock-to-erp',
+          eventTypes: ['inventory.level.changed'],
+          fields: ['sku', 'available'],
+          schemaVersions: { 'inventory.level.changed': 1 },
+          sink: { type: 'webhook', url: 'https://erp.example.com/hooks/stock' },
+          deliveryPolicy: { timeoutMs: 5000 },
+        }),
+      },
+    ),
   },
   '/subscriptions/{subscriptionId}': {
-    get: read('Get a subscription', 'subscriptions', 'getSubscription', [SUB], ok('The subscription (secrets left out).', ref('Subscription'))),
-    patch: mutation('Change a subscription (still within the grants)', 'subscriptions', 'updateSubscription', [SUB], { '200': ok('Changed.', ref('SubscriptionCreated')) }, {
-      requestBody: body(ref('SubscriptionPatch'), { deliveryPolicy: { timeoutMs: 8000 } }),
+    get: read(
+      'Get a subscription',
+      'subscriptions',
+      'getSubscription',
+      [SUB],
+      ok('The subscription (secrets left out).', ref('Subscription')),
+    ),
+    patch: mutation(
+      'Change a subscription (still within the grants)',
+      'subscriptions',
+      'updateSubscription',
+      [SUB],
+      { '200': ok('Changed.', ref('SubscriptionCreated')) },
+      {
+        requestBody: body(ref('SubscriptionPatch'), { deliveryPolicy: { timeoutMs: 8000 } }),
+      },
+    ),
+    delete: mutation('Delete a subscription and its connector', 'subscriptions', 'deleteSubscription', [SUB], {
+      '204': { description: 'Deleted.' },
     }),
-    delete: mutation('Delete a subscription and its connector', 'subscriptions', 'deleteSubscription', [SUB], { '204': { description: 'Deleted.' } }),
   },
   '/subscriptions/{subscriptionId}/webhook-secrets/rotate': {
-    post: mutation('Rotate the webhook secret: both sign during the overlap', 'subscriptions', 'rotateWebhookSecret', [SUB, IDEMPOTENCY], { '201': ok('The new secret, shown only now.', ref('SubscriptionCreated')) }, {
-      requestBody: body(overlap, { overlapSeconds: 86400 }),
-    }),
+    post: mutation(
+      'Rotate the webhook secret: both sign during the overlap',
+      'subscriptions',
+      'rotateWebhookSecret',
+      [SUB, IDEMPOTENCY],
+      { '201': ok('The new secret, shown only now.', ref('SubscriptionCreated')) },
+      {
+        requestBody: body(overlap, { overlapSeconds: 86400 }),
+      },
+    ),
   },
   '/subscriptions/{subscriptionId}/deliveries': {
-    get: read('Search the delivery log (newest first)', 'deliveries', 'listDeliveries', [
-      SUB,
-      ...PAGE,
-      query('eventId', { type: 'string', minLength: 1, maxLength: 200 }, 'Only this event.'),
-      query('key', { type: 'string', minLength: 1, maxLength: 500 }, 'Only events with this key.'),
-      query('status', { type: 'string', enum: ['pending', 'retrying', 'delivered', 'dead'] }, 'Only this status.'),
-      query('since', dateTime, 'First attempted at or after.'),
-      query('until', dateTime, 'First attempted at or before.'),
-    ], ok('A page of deliveries.', listOf('Delivery'))),
+    get: read(
+      'Search the delivery log (newest first)',
+      'deliveries',
+      'listDeliveries',
+      [
+        SUB,
+        ...PAGE,
+        query('eventId', { type: 'string', minLength: 1, maxLength: 200 }, 'Only this event.'),
+        query('key', { type: 'string', minLength: 1, maxLength: 500 }, 'Only events with this key.'),
+        query('status', { type: 'string', enum: ['pending', 'retrying', 'delivered', 'dead'] }, 'Only this status.'),
+        query('since', dateTime, 'First attempted at or after.'),
+        query('until', dateTime, 'First attempted at or before.'),
+      ],
+      ok('A page of deliveries.', listOf('Delivery')),
+    ),
   },
   '/subscriptions/{subscriptionId}/deliveries/{eventId}': {
-    get: read('One event\'s delivery and its attempts', 'deliveries', 'getDelivery', [SUB, EVENT], ok('The delivery.', ref('Delivery'))),
+    get: read(
+      "One event's delivery and its attempts",
+      'deliveries',
+      'getDelivery',
+      [SUB, EVENT],
+      ok('The delivery.', ref('Delivery')),
+    ),
   },
   '/subscriptions/{subscriptionId}/deliveries/{eventId}/retry': {
-    post: mutation('Deliver one event again', 'deliveries', 'retryDelivery', [SUB, EVENT, IDEMPOTENCY], { '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')) }),
+    post: mutation('Deliver one event again', 'deliveries', 'retryDelivery', [SUB, EVENT, IDEMPOTENCY], {
+      '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')),
+    }),
   },
   '/subscriptions/{subscriptionId}/dead-letters': {
-    get: read('Dead letters of a subscription (newest first)', 'deliveries', 'listDeadLetters', [SUB, ...PAGE], ok('A page of dead deliveries.', listOf('Delivery'))),
+    get: read(
+      'Dead letters of a subscription (newest first)',
+      'deliveries',
+      'listDeadLetters',
+      [SUB, ...PAGE],
+      ok('A page of dead deliveries.', listOf('Delivery')),
+    ),
   },
   '/subscriptions/{subscriptionId}/dead-letters/retry': {
-    post: mutation('Deliver every dead letter again', 'deliveries', 'retryDeadLetters', [SUB, IDEMPOTENCY], { '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')) }),
+    post: mutation('Deliver every dead letter again', 'deliveries', 'retryDeadLetters', [SUB, IDEMPOTENCY], {
+      '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')),
+    }),
   },
   '/connectors': {
-    get: read('List connectors', 'connectors', 'listConnectors', [...PAGE], ok('A page of connectors.', listOf('Connector'))),
+    get: read(
+      'List connectors',
+      'connectors',
+      'listConnectors',
+      [...PAGE],
+      ok('A page of connectors.', listOf('Connector')),
+    ),
   },
   '/connectors/{connectorId}': {
-    get: read('Get a connector: desired state and what the runtime reports', 'connectors', 'getConnector', [CONN], ok('The connector.', ref('Connector'))),
+    get: read(
+      'Get a connector: desired state and what the runtime reports',
+      'connectors',
+      'getConnector',
+      [CONN],
+      ok('The connector.', ref('Connector')),
+    ),
   },
   '/connectors/{connectorId}/status': {
-    get: read('Connector status: state, worker, positions, lag, last error', 'connectors', 'getConnectorStatus', [CONN], ok('The status.', ref('ConnectorStatusView'))),
+    get: read(
+      'Connector status: state, worker, positions, lag, last error',
+      'connectors',
+      'getConnectorStatus',
+      [CONN],
+      ok('The status.', ref('ConnectorStatusView')),
+    ),
   },
-  '/connectors/{connectorId}/pause': connectorAction('Pause', 'pauseConnector', 'Stops delivering, keeps the position. Survives restarts.'),
-  '/connectors/{connectorId}/resume': connectorAction('Resume', 'resumeConnector', 'Delivers again from the kept position.'),
-  '/connectors/{connectorId}/stop': connectorAction('Stop', 'stopConnector', 'Stops and releases the connector\'s resources. Survives restarts.'),
+  '/connectors/{connectorId}/pause': connectorAction(
+    'Pause',
+    'pauseConnector',
+    'Stops delivering, keeps the position. Survives restarts.',
+  ),
+  '/connectors/{connectorId}/resume': connectorAction(
+    'Resume',
+    'resumeConnector',
+    'Delivers again from the kept position.',
+  ),
+  '/connectors/{connectorId}/stop': connectorAction(
+    'Stop',
+    'stopConnector',
+    "Stops and releases the connector's resources. Survives restarts.",
+  ),
   '/connectors/{connectorId}/restart': {
-    post: mutation('Restart the connector', 'connectors', 'restartConnector', [CONN], { '202': ok('Restart requested.', ref('Connector')) }),
+    post: mutation('Restart the connector', 'connectors', 'restartConnector', [CONN], {
+      '202': ok('Restart requested.', ref('Connector')),
+    }),
   },
   '/connectors/{connectorId}/offsets/reset': {
-    post: mutation('Reset the position: earliest, latest, a timestamp (replay), or snapshot (each key\'s current state, then live)', 'connectors', 'resetConnectorOffsets', [CONN], { '202': ok('Reset requested.', ref('Connector')) }, {
-      requestBody: body(ref('OffsetResetRequest'), { to: 'timestamp', timestamp: '2026-01-01T00:00:00Z' }),
-    }),
+    post: mutation(
+      "Reset the position: earliest, latest, a timestamp (replay), or snapshot (each key's current state, then live)",
+      'connectors',
+      'resetConnectorOffsets',
+      [CONN],
+      { '202': ok('Reset requested.', ref('Connector')) },
+      {
+        requestBody: body(ref('OffsetResetRequest'), { to: 'timestamp', timestamp: '2026-01-01T00:00:00Z' }),
+      },
+    ),
   },
 }
 
@@ -89,22 +219,36 @@ export const subscriptionSchemas = {
   ...Object.fromEntries(SINK_TYPES.map((t) => [SINK_PLUGINS[t].schemaName, SINK_PLUGINS[t].schema])),
   Sink: {
     oneOf: SINK_TYPES.map((t) => ref(SINK_PLUGINS[t].schemaName)),
-    discriminator: { propertyName: 'type', mapping: Object.fromEntries(SINK_TYPES.map((t) => [t, `#/components/schemas/${SINK_PLUGINS[t].schemaName}`])) },
+    discriminator: {
+      propertyName: 'type',
+      mapping: Object.fromEntries(SINK_TYPES.map((t) => [t, `#/components/schemas/${SINK_PLUGINS[t].schemaName}`])),
+    },
   },
   DeliveryPolicy: {
     type: 'object',
     additionalProperties: false,
     properties: {
-      retrySchedule: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 7 * 24 * 3600 }, maxItems: 50, description: 'Seconds before each retry.' },
+      retrySchedule: {
+        type: 'array',
+        items: { type: 'integer', minimum: 0, maximum: 7 * 24 * 3600 },
+        maxItems: 50,
+        description: 'Seconds before each retry.',
+      },
       timeoutMs: { type: 'integer', minimum: 100, maximum: 120000 },
       rateLimitPerSecond: { type: 'integer', minimum: 0, maximum: 100000, description: '0: unlimited.' },
-      batchSize: { type: 'integer', minimum: 1, maximum: 1000, description: 'Events per request for sinks that batch (REST); 1: one event per request.' },
+      batchSize: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 1000,
+        description: 'Events per request for sinks that batch (REST); 1: one event per request.',
+      },
       disableAfterFailingSeconds: { type: 'integer', minimum: 60 },
       concurrency: {
         type: 'integer',
         minimum: 1,
         maximum: 256,
-        description: 'Keys delivered at the same time (each key stays in order); a batching REST sink keeps at least batchSize keys in flight. Absent: the platform default (DELIVERY_CONCURRENCY, 32). Lower it for an endpoint that cannot take parallel requests.',
+        description:
+          'Keys delivered at the same time (each key stays in order); a batching REST sink keeps at least batchSize keys in flight. Absent: the platform default (DELIVERY_CONCURRENCY, 32). Lower it for an endpoint that cannot take parallel requests.',
       },
     },
   },
@@ -118,7 +262,12 @@ export const subscriptionSchemas = {
       eventTypes: { type: 'array', items: eventType, minItems: 1, maxItems: 50, uniqueItems: true },
       filter: ref('RowFilter'),
       fields: { type: 'array', items: fieldPath, minItems: 1, maxItems: 500, uniqueItems: true },
-      schemaVersions: { type: 'object', propertyNames: eventType, additionalProperties: { type: 'integer', minimum: 1 }, description: 'Pinned reader schema version per event type.' },
+      schemaVersions: {
+        type: 'object',
+        propertyNames: eventType,
+        additionalProperties: { type: 'integer', minimum: 1 },
+        description: 'Pinned reader schema version per event type.',
+      },
       sink: ref('Sink'),
       deliveryPolicy: ref('DeliveryPolicy'),
       startFrom: { type: 'string', enum: ['latest', 'earliest', 'snapshot'], default: 'latest' },
@@ -133,7 +282,11 @@ export const subscriptionSchemas = {
       eventTypes: { type: 'array', items: eventType, minItems: 1, maxItems: 50, uniqueItems: true },
       filter: ref('RowFilter'),
       fields: { type: 'array', items: fieldPath, minItems: 1, maxItems: 500, uniqueItems: true },
-      schemaVersions: { type: 'object', propertyNames: eventType, additionalProperties: { type: 'integer', minimum: 1 } },
+      schemaVersions: {
+        type: 'object',
+        propertyNames: eventType,
+        additionalProperties: { type: 'integer', minimum: 1 },
+      },
       sink: ref('Sink'),
       deliveryPolicy: ref('DeliveryPolicy'),
     },
@@ -145,8 +298,19 @@ export const subscriptionSchemas = {
   },
   Subscription: {
     type: 'object',
-    description: 'A publisher sees of its partners\' subscriptions (to event types they accepted from it) the name, event types, pinned versions and the sink\'s type only: no sink configuration, filter, fields, delivery policy or secrets.',
-    required: ['id', 'partnerId', 'name', 'eventTypes', 'schemaVersions', 'sink', 'startFrom', 'createdAt', 'updatedAt'],
+    description:
+      "A publisher sees of its partners' subscriptions (to event types they accepted from it) the name, event types, pinned versions and the sink's type only: no sink configuration, filter, fields, delivery policy or secrets.",
+    required: [
+      'id',
+      'partnerId',
+      'name',
+      'eventTypes',
+      'schemaVersions',
+      'sink',
+      'startFrom',
+      'createdAt',
+      'updatedAt',
+    ],
     properties: {
       id: id('sub'),
       partnerId: id('org'),
@@ -157,23 +321,53 @@ export const subscriptionSchemas = {
       schemaVersions: { type: 'object' },
       schemaIssues: {
         type: 'array',
-        description: 'Writer schemas registered although this subscription\'s pinned reader cannot read them (schemaRegistry.pinnedReaderPolicy=flag): re-pin or expect those records in the dead letters.',
+        description:
+          "Writer schemas registered although this subscription's pinned reader cannot read them (schemaRegistry.pinnedReaderPolicy=flag): re-pin or expect those records in the dead letters.",
         items: {
           type: 'object',
-          properties: { subject: { type: 'string' }, version: { type: 'integer' }, eventType: { type: 'string' }, pinnedVersion: { type: 'integer' }, fields: { type: 'array', items: { type: 'string' } }, at: dateTime },
+          properties: {
+            subject: { type: 'string' },
+            version: { type: 'integer' },
+            eventType: { type: 'string' },
+            pinnedVersion: { type: 'integer' },
+            fields: { type: 'array', items: { type: 'string' } },
+            at: dateTime,
+          },
         },
       },
-      sink: { type: 'object', description: 'The sink without its secret fields; `secretsSet` lists those that are set.' },
-      deliveryPolicy: { allOf: [ref('DeliveryPolicy')], description: 'What the subscription set itself. Every field it did not set follows the platform\'s default at delivery time (DELIVERY_RETRY_SCHEDULE, WEBHOOK_TIMEOUT_MS, DELIVERY_CONCURRENCY, DELIVERY_DISABLE_AFTER_MS), so a changed default reaches it.' },
-      effectiveDeliveryPolicy: { allOf: [ref('DeliveryPolicy')], description: 'What applies to its deliveries now: its own values over the platform\'s defaults.' },
+      sink: {
+        type: 'object',
+        description: 'The sink without its secret fields; `secretsSet` lists those that are set.',
+      },
+      deliveryPolicy: {
+        allOf: [ref('DeliveryPolicy')],
+        description:
+          "What the subscription set itself. Every field it did not set follows the platform's default at delivery time (DELIVERY_RETRY_SCHEDULE, WEBHOOK_TIMEOUT_MS, DELIVERY_CONCURRENCY, DELIVERY_DISABLE_AFTER_MS), so a changed default reaches it.",
+      },
+      effectiveDeliveryPolicy: {
+        allOf: [ref('DeliveryPolicy')],
+        description: "What applies to its deliveries now: its own values over the platform's defaults.",
+      },
       startFrom: { type: 'string' },
-      webhookSecrets: { type: 'array', items: ref('WebhookSecretInfo'), description: 'Metadata only; the secret is shown once.' },
+      webhookSecrets: {
+        type: 'array',
+        items: ref('WebhookSecretInfo'),
+        description: 'Metadata only; the secret is shown once.',
+      },
       createdAt: dateTime,
       updatedAt: dateTime,
     },
   },
   SubscriptionCreated: {
-    allOf: [ref('Subscription'), { type: 'object', properties: { webhookSecret: { type: 'string', description: 'whsec_...: shown only in the answer that creates it.' } } }],
+    allOf: [
+      ref('Subscription'),
+      {
+        type: 'object',
+        properties: {
+          webhookSecret: { type: 'string', description: 'whsec_...: shown only in the answer that creates it.' },
+        },
+      },
+    ],
   },
   Connector: {
     type: 'object',
@@ -194,7 +388,11 @@ export const subscriptionSchemas = {
     type: 'object',
     required: ['state', 'desiredState', 'workerId', 'positions', 'lag', 'lastError', 'pendingChanges'],
     properties: {
-      state: { type: 'string', description: 'What the runtime reports: running, paused, stopped, failed, snapshotting; unassigned when no worker reported.' },
+      state: {
+        type: 'string',
+        description:
+          'What the runtime reports: running, paused, stopped, failed, snapshotting; unassigned when no worker reported.',
+      },
       desiredState: { type: 'string', enum: ['running', 'paused', 'stopped'] },
       workerId: { type: ['string', 'null'] },
       positions: { type: 'array', items: { type: 'object' } },
@@ -202,7 +400,8 @@ export const subscriptionSchemas = {
       lastError: { type: ['object', 'null'] },
       snapshot: {
         type: ['object', 'null'],
-        description: 'The current or last snapshot bootstrap (startFrom snapshot, or an offset reset to snapshot): scanning (done/total records read), delivering (done/total keys), live (complete).',
+        description:
+          'The current or last snapshot bootstrap (startFrom snapshot, or an offset reset to snapshot): scanning (done/total records read), delivering (done/total keys), live (complete).',
         properties: {
           id: { type: 'string' },
           phase: { type: 'string', enum: ['scanning', 'delivering', 'live'] },
@@ -214,7 +413,11 @@ export const subscriptionSchemas = {
       },
       reportedAt: nullableDateTime,
       pendingChanges: { type: 'boolean', description: 'A change (state, restart, reset) no worker has applied yet.' },
-      appliedResetId: { type: ['string', 'null'], description: 'Id of the last offset reset (replay) a worker has applied: compare with offsetReset.id of the connector to see a replay take effect.' },
+      appliedResetId: {
+        type: ['string', 'null'],
+        description:
+          'Id of the last offset reset (replay) a worker has applied: compare with offsetReset.id of the connector to see a replay take effect.',
+      },
     },
   },
   OffsetResetRequest: {
@@ -222,13 +425,28 @@ export const subscriptionSchemas = {
     additionalProperties: false,
     required: ['to'],
     properties: {
-      to: { type: 'string', enum: ['earliest', 'latest', 'timestamp', 'snapshot'], description: 'snapshot: the latest record of every key (below the current end), then every change after it.' },
+      to: {
+        type: 'string',
+        enum: ['earliest', 'latest', 'timestamp', 'snapshot'],
+        description: 'snapshot: the latest record of every key (below the current end), then every change after it.',
+      },
       timestamp: { ...dateTime, description: 'Required when `to` is timestamp.' },
     },
   },
   Delivery: {
     type: 'object',
-    required: ['id', 'subscriptionId', 'eventId', 'eventType', 'key', 'status', 'attemptCount', 'attempts', 'createdAt', 'updatedAt'],
+    required: [
+      'id',
+      'subscriptionId',
+      'eventId',
+      'eventType',
+      'key',
+      'status',
+      'attemptCount',
+      'attempts',
+      'createdAt',
+      'updatedAt',
+    ],
     properties: {
       id: id('dlv'),
       subscriptionId: id('sub'),
@@ -241,7 +459,13 @@ export const subscriptionSchemas = {
         type: 'array',
         items: {
           type: 'object',
-          properties: { at: dateTime, durationMs: { type: 'integer' }, statusCode: { type: ['integer', 'null'] }, error: { type: ['string', 'null'] }, responseExcerpt: { type: ['string', 'null'] } },
+          properties: {
+            at: dateTime,
+            durationMs: { type: 'integer' },
+            statusCode: { type: ['integer', 'null'] },
+            error: { type: ['string', 'null'] },
+            responseExcerpt: { type: ['string', 'null'] },
+          },
         },
       },
       source: { type: ['object', 'null'] },
@@ -256,6 +480,13 @@ export const subscriptionSchemas = {
   RetryRequest: {
     type: 'object',
     required: ['id', 'subscriptionId', 'kind', 'status', 'requestedAt'],
-    properties: { id: id('rtr'), subscriptionId: id('sub'), kind: { type: 'string', enum: ['event', 'dead-letters'] }, eventId: { type: ['string', 'null'] }, status: { type: 'string' }, requestedAt: dateTime },
+    properties: {
+      id: id('rtr'),
+      subscriptionId: id('sub'),
+      kind: { type: 'string', enum: ['event', 'dead-letters'] },
+      eventId: { type: ['string', 'null'] },
+      status: { type: 'string' },
+      requestedAt: dateTime,
+    },
   },
 }

@@ -29,7 +29,13 @@ import { envelopeHeaders, newTraceparent, uuidv7 } from '../../schemas/headers.t
 import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
 import { keySubject, TOPICS, valueSubject, type TopicSpec } from '../../schemas/topics.ts'
 
-const [arm, registryUrl, topicName, drop, settingsJson] = process.argv.slice(2) as [string, string, string, string, string]
+const [arm, registryUrl, topicName, drop, settingsJson] = process.argv.slice(2) as [
+  string,
+  string,
+  string,
+  string,
+  string,
+]
 const topic: TopicSpec = { ...TOPICS.inventoryLevels, name: topicName }
 // Confined as the platform runs it (the drop folder's parent standing for the publisher's drop folder): real paths checked on every scan.
 const config = parseCsvDropConfig(JSON.parse(settingsJson), path.dirname(drop))
@@ -43,7 +49,15 @@ let running: { source: CsvDropSource; runner: SourceRunner } | undefined
 async function platform(file: string, name: string): Promise<{ sec: number; peakMb: number }> {
   if (!running) {
     const source = new CsvDropSource([topic])
-    const runner = new SourceRunner(source, config, { name: 'bench-csv', kafka, serde, topics: [topic], logger, idleMs: 5, maxBatch: config.batchRows })
+    const runner = new SourceRunner(source, config, {
+      name: 'bench-csv',
+      kafka,
+      serde,
+      topics: [topic],
+      logger,
+      idleMs: 5,
+      maxBatch: config.batchRows,
+    })
     await runner.start()
     running = { source, runner }
   }
@@ -66,9 +80,19 @@ const raw = await (async () => {
   if (arm !== 'raw') return undefined
   const keyId = await serde.register(keySubject(topic.name), contractSchema('inventory-level-key'))
   const valueId = await serde.register(valueSubject(topic.name), contractSchema('inventory-level'))
-  const names = new SourceRunner(new CsvDropSource([topic]), config, { name: 'bench-csv', kafka, serde, topics: [topic], logger })
+  const names = new SourceRunner(new CsvDropSource([topic]), config, {
+    name: 'bench-csv',
+    kafka,
+    serde,
+    topics: [topic],
+    logger,
+  })
   const ids = await names.topicIds(topic.name)
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  })
   await producer.connect()
   return async (rows: number, withHeaders: boolean): Promise<{ sec: number }> => {
     let ms = 0
@@ -81,12 +105,40 @@ const raw = await (async () => {
       for (let i = start; i < end; i++) {
         const sku = `SKU-${i % 5000}`
         const locationId = `DC-${i % 7}`
-        const value = { manufacturerId: 'acme', sku, gtin: null, locationId, locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: i % 1000, reserved: i % 10, available: (i % 1000) - (i % 10), incoming: [], safetyStock: null, sequence: i, occurredAt: 0 }
-        const message = { key: serde.encodeSync(keyId, { manufacturerId: 'acme', sku, locationId }), value: serde.encodeSync(valueId, value) }
+        const value = {
+          manufacturerId: 'acme',
+          sku,
+          gtin: null,
+          locationId,
+          locationType: 'WAREHOUSE',
+          unitOfMeasure: 'EA',
+          onHand: i % 1000,
+          reserved: i % 10,
+          available: (i % 1000) - (i % 10),
+          incoming: [],
+          safetyStock: null,
+          sequence: i,
+          occurredAt: 0,
+        }
+        const message = {
+          key: serde.encodeSync(keyId, { manufacturerId: 'acme', sku, locationId }),
+          value: serde.encodeSync(valueId, value),
+        }
         if (!withHeaders) messages.push(message)
         else {
-          const headers = envelopeHeaders(uuidv7(), 'inventory.level.changed', names.source, occurredAt, ids.subject, ids.version, traceparent)
-          headers[POSITION_HEADER] = positionHeader({ file: 'stock.csv', fileId: '1234567-12345678-1732000000000', byte: i * 40, line: i + 1, rejects: 0 }, tag)
+          const headers = envelopeHeaders(
+            uuidv7(),
+            'inventory.level.changed',
+            names.source,
+            occurredAt,
+            ids.subject,
+            ids.version,
+            traceparent,
+          )
+          headers[POSITION_HEADER] = positionHeader(
+            { file: 'stock.csv', fileId: '1234567-12345678-1732000000000', byte: i * 40, line: i + 1, rejects: 0 },
+            tag,
+          )
           messages.push({ ...message, headers })
         }
       }

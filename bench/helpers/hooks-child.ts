@@ -18,7 +18,8 @@ for (let i = 0; i < count; i++) {
       const at = performance.timeOrigin + performance.now()
       res.writeHead(204).end()
       try {
-        const seq = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data?: { sequence?: number } }).data?.sequence
+        const seq = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data?: { sequence?: number } }).data
+          ?.sequence
         if (typeof seq === 'number') pending.push(seq, at)
       } catch {
         // not a benchmark delivery

@@ -20,7 +20,11 @@ process.on('message', (msg: Run) => {
       await Promise.all(
         Array.from({ length: msg.senders }, async () => {
           while (Date.now() - t0 < msg.ms) {
-            const res = await fetch(msg.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: msg.body })
+            const res = await fetch(msg.url, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: msg.body,
+            })
             await res.arrayBuffer()
             if (res.status !== 202) throw new Error(`ingest answered ${res.status}`)
             n += msg.batch

@@ -42,7 +42,12 @@ export function percentile(values: readonly number[], q: number): number {
  * Calls `send(seq, intendedAt)` at `rate` per second for `durationMs` (bursts catch up when the
  * event loop was late; `intendedAt` is the schedule, not the call time). Returns how many were sent.
  */
-export async function openLoop(rate: number, durationMs: number, send: (seq: number, intendedAt: number) => void, firstSeq = 0): Promise<number> {
+export async function openLoop(
+  rate: number,
+  durationMs: number,
+  send: (seq: number, intendedAt: number) => void,
+  firstSeq = 0,
+): Promise<number> {
   const t0 = now()
   const total = Math.floor((rate * durationMs) / 1000)
   let sent = 0
@@ -66,7 +71,10 @@ export interface Hooks {
 
 /** Receivers in a child process; `onHit(seq, at)` for every delivery that carried data.sequence. */
 export async function startHooks(servers: number, onHit: (seq: number, at: number) => void): Promise<Hooks> {
-  const child = fork(path.join(here, 'hooks-child.ts'), [String(servers)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(path.join(here, 'hooks-child.ts'), [String(servers)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
   const ports = await new Promise<number[]>((resolve, reject) => {
     child.on('message', (m) => {
       const msg = m as { ports?: number[]; hits?: number[] }
@@ -109,7 +117,15 @@ export interface LatencyRun {
  * (maxWaitTimeInMs 100, as the sink worker's reader) on `topic`, latency from the intended send time to
  * eachMessage. The first `warmupMs` are not counted.
  */
-export async function rawProduceConsume(kafka: Kafka, topic: string, rate: number, warmupMs: number, durationMs: number, value: Buffer, groupId: string): Promise<LatencyRun> {
+export async function rawProduceConsume(
+  kafka: Kafka,
+  topic: string,
+  rate: number,
+  warmupMs: number,
+  durationMs: number,
+  value: Buffer,
+  groupId: string,
+): Promise<LatencyRun> {
   const intended = new Map<number, number>()
   const latencies: number[] = []
   const warmup: number[] = []
@@ -138,7 +154,9 @@ export async function rawProduceConsume(kafka: Kafka, topic: string, rate: numbe
     let failed = 0
     const sent = await openLoop(rate, warmupMs + durationMs, (seq, at) => {
       intended.set(seq, at)
-      producer.send({ topic, acks: -1, messages: [{ key: `k-${seq % 100}`, value, headers: { 'bench-seq': String(seq) } }] }).catch(() => failed++)
+      producer
+        .send({ topic, acks: -1, messages: [{ key: `k-${seq % 100}`, value, headers: { 'bench-seq': String(seq) } }] })
+        .catch(() => failed++)
     })
     await waitUntil(() => received + failed >= sent, 15_000)
     return { latencies, sent: sent - warm, missing: sent - warm - latencies.length, warmup }

@@ -38,7 +38,12 @@ process.on('message', (msg: Run) => {
       (seq, at) => {
         sent.push(seq, at)
         open++
-        request(msg.url, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json', 'x-bench-seq': String(seq) }, body: JSON.stringify([levelEvent(seq, msg.manufacturerId)]) })
+        request(msg.url, {
+          method: 'POST',
+          dispatcher: agent,
+          headers: { 'content-type': 'application/json', 'x-bench-seq': String(seq) },
+          body: JSON.stringify([levelEvent(seq, msg.manufacturerId)]),
+        })
           .then(async (res) => {
             await res.body.dump()
             answered.push(seq, now(), res.statusCode)

@@ -30,11 +30,39 @@ import { endSpan, eventContext, runInSpan, tracingOn } from '../../common/tracin
 import { backoffDelay, DEFAULT_DELIVERY_POLICY, retryDelay } from '../retry.ts'
 import { sleep } from '../../common/timers.ts'
 import { Fifo } from './fifo.ts'
-import { deliverySpan, laneKey, quietController, type DeadLetterInfo, type DeliveryQueueEvents, type DeliveryQueueOptions, type Entry, type InjectOptions, type Lane, type PartitionTrack, type PosEntry, type Position, type Sub, type SubscriptionOptions, type SubscriptionStats } from './queue-model.ts'
+import {
+  deliverySpan,
+  laneKey,
+  quietController,
+  type DeadLetterInfo,
+  type DeliveryQueueEvents,
+  type DeliveryQueueOptions,
+  type Entry,
+  type InjectOptions,
+  type Lane,
+  type PartitionTrack,
+  type PosEntry,
+  type Position,
+  type Sub,
+  type SubscriptionOptions,
+  type SubscriptionStats,
+} from './queue-model.ts'
 import type { SinkRecord } from './types.ts'
 
 export { laneKey } from './queue-model.ts'
-export type { DeadLetterInfo, DeliveredInfo, DeliverFn, DeliveryQueueEvents, DeliveryQueueOptions, FailedAttemptInfo, InjectOptions, Position, SubscriptionOptions, SubscriptionStats, SubscriptionStatus } from './queue-model.ts'
+export type {
+  DeadLetterInfo,
+  DeliveredInfo,
+  DeliverFn,
+  DeliveryQueueEvents,
+  DeliveryQueueOptions,
+  FailedAttemptInfo,
+  InjectOptions,
+  Position,
+  SubscriptionOptions,
+  SubscriptionStats,
+  SubscriptionStatus,
+} from './queue-model.ts'
 
 const DEFAULTS = { concurrency: 8, parkAfterFailures: 5, disableAfterMs: 5 * 24 * 3600_000 }
 
@@ -75,7 +103,15 @@ export class DeliveryQueue {
       partitions: new Map(),
       controller: quietController(),
       watched: new Map(),
-      rate: options.rateLimitPerSecond && options.rateLimitPerSecond > 0 ? { perSecond: options.rateLimitPerSecond, tokens: Math.max(1, options.rateLimitPerSecond), at: this.#now(), timer: undefined } : undefined,
+      rate:
+        options.rateLimitPerSecond && options.rateLimitPerSecond > 0
+          ? {
+              perSecond: options.rateLimitPerSecond,
+              tokens: Math.max(1, options.rateLimitPerSecond),
+              at: this.#now(),
+              timer: undefined,
+            }
+          : undefined,
     })
   }
 
@@ -134,7 +170,14 @@ export class DeliveryQueue {
     const key = laneKey(record)
     if (options.ifLatest && sub.lanes.has(key)) return null
     return new Promise<void>((resolve, reject) => {
-      this.#append(sub, key, { record, pos: null, track: null, attempts: 0, firstAttemptAt: 0, injected: { deliver: options.deliver, policy: options.policy, resolve, reject } })
+      this.#append(sub, key, {
+        record,
+        pos: null,
+        track: null,
+        attempts: 0,
+        firstAttemptAt: 0,
+        injected: { deliver: options.deliver, policy: options.policy, resolve, reject },
+      })
     })
   }
 
@@ -196,12 +239,24 @@ export class DeliveryQueue {
   }
 
   positions(id: string): Position[] {
-    return [...this.#sub(id).partitions.values()].map((t) => ({ topic: t.topic, partition: t.partition, offset: String(this.#safe(t)) }))
+    return [...this.#sub(id).partitions.values()].map((t) => ({
+      topic: t.topic,
+      partition: t.partition,
+      offset: String(this.#safe(t)),
+    }))
   }
 
   stats(id: string): SubscriptionStats {
     const s = this.#sub(id)
-    return { status: s.status, paused: s.paused, buffered: s.buffered, inFlight: s.inFlight, lanes: s.lanes.size, waiting: s.waiting, consecutiveFailures: s.consecutiveFailures }
+    return {
+      status: s.status,
+      paused: s.paused,
+      buffered: s.buffered,
+      inFlight: s.inFlight,
+      lanes: s.lanes.size,
+      waiting: s.waiting,
+      consecutiveFailures: s.consecutiveFailures,
+    }
   }
 
   /** Records held for the subscription (buffered or in flight): the runtime's back-pressure signal. */
@@ -336,7 +391,11 @@ export class DeliveryQueue {
     }
     if (this.#events.onDelivered) {
       try {
-        this.#events.onDelivered(sub.id, entry.record, { attempts: entry.attempts, firstAttemptAt: entry.firstAttemptAt, latencyMs: this.#now() - entry.firstAttemptAt })
+        this.#events.onDelivered(sub.id, entry.record, {
+          attempts: entry.attempts,
+          firstAttemptAt: entry.firstAttemptAt,
+          latencyMs: this.#now() - entry.firstAttemptAt,
+        })
       } catch (err) {
         this.#logger.error('delivery queue event handler threw', { error: err })
       }
@@ -349,7 +408,14 @@ export class DeliveryQueue {
   #failed(sub: Sub, lane: Lane, entry: Entry, err: unknown, startedAt: number): void {
     if (sub.removed) return
     sub.inFlight--
-    const ctx = { subscriptionId: sub.id, topic: entry.record.topic, partition: entry.record.partition, offset: entry.record.offset, eventId: entry.record.eventId, attempt: entry.attempts }
+    const ctx = {
+      subscriptionId: sub.id,
+      topic: entry.record.topic,
+      partition: entry.record.partition,
+      offset: entry.record.offset,
+      eventId: entry.record.eventId,
+      attempt: entry.attempts,
+    }
     if (err instanceof EndpointDisabledError) {
       this.#emit(() => this.#events.onAttemptFailed?.(sub.id, entry.record, { attempt: entry.attempts, error: err }))
       this.#hold(sub, lane)
@@ -375,7 +441,13 @@ export class DeliveryQueue {
       return
     }
     const delay = retryDelay(entry.injected?.policy ?? sub.policy, entry.attempts, err, this.#random)
-    this.#emit(() => this.#events.onAttemptFailed?.(sub.id, entry.record, { attempt: entry.attempts, error: err, ...(delay !== undefined ? { retryInMs: delay } : {}) }))
+    this.#emit(() =>
+      this.#events.onAttemptFailed?.(sub.id, entry.record, {
+        attempt: entry.attempts,
+        error: err,
+        ...(delay !== undefined ? { retryInMs: delay } : {}),
+      }),
+    )
     if (delay === undefined && entry.injected) this.#giveUp(sub, lane, entry, err)
     else if (delay === undefined) {
       this.#logger.warn('delivery exhausted its retries: dead letter', { ...ctx, error: err })
@@ -394,7 +466,11 @@ export class DeliveryQueue {
     }
     if (sub.status === 'active' && sub.consecutiveFailures >= sub.parkAfterFailures) {
       sub.status = 'parked'
-      this.#logger.warn('subscription parked: its endpoint keeps failing; probing on the retry schedule', { subscriptionId: sub.id, consecutiveFailures: sub.consecutiveFailures, error: err })
+      this.#logger.warn('subscription parked: its endpoint keeps failing; probing on the retry schedule', {
+        subscriptionId: sub.id,
+        consecutiveFailures: sub.consecutiveFailures,
+        error: err,
+      })
       this.#emit(() => this.#events.onParked?.(sub.id, { consecutiveFailures: sub.consecutiveFailures, error: err }))
     }
     this.#pump(sub)
@@ -415,11 +491,21 @@ export class DeliveryQueue {
   #disable(sub: Sub, reason: EndpointDisabledReason, error: unknown): void {
     if (sub.status === 'disabled') return
     sub.status = 'disabled'
-    this.#logger.warn('subscription disabled: records are held until it is re-enabled', { subscriptionId: sub.id, reason, error })
+    this.#logger.warn('subscription disabled: records are held until it is re-enabled', {
+      subscriptionId: sub.id,
+      reason,
+      error,
+    })
     this.#emit(() => this.#events.onDisabled?.(sub.id, { reason, error }))
   }
 
-  async #deadLetter(sub: Sub, lane: Lane, entry: Entry, error: unknown, reason: DeadLetterInfo['reason']): Promise<void> {
+  async #deadLetter(
+    sub: Sub,
+    lane: Lane,
+    entry: Entry,
+    error: unknown,
+    reason: DeadLetterInfo['reason'],
+  ): Promise<void> {
     lane.state = 'inflight'
     sub.inFlight++
     const info: DeadLetterInfo = { attempts: entry.attempts, firstAttemptAt: entry.firstAttemptAt, error, reason }
@@ -429,7 +515,12 @@ export class DeliveryQueue {
         break
       } catch (err) {
         if (sub.removed) return
-        this.#logger.error('dead letter could not be stored; retrying', { subscriptionId: sub.id, offset: entry.record.offset, attempt, error: err })
+        this.#logger.error('dead letter could not be stored; retrying', {
+          subscriptionId: sub.id,
+          offset: entry.record.offset,
+          attempt,
+          error: err,
+        })
         try {
           await sleep(backoffDelay({ initialDelayMs: 200, maxDelayMs: 30_000 }, attempt), sub.controller.signal)
         } catch {

@@ -54,7 +54,13 @@ export function publisherOf(record: Pick<SinkRecord, 'headers' | 'value'> & { ke
   const header = record.headers[HEADER.publisherId]
   if (header === undefined || header === '') return null
   const v = record.value
-  if (v !== null && typeof v === 'object' && 'manufacturerId' in v && (v as Record<string, unknown>).manufacturerId !== header) return null
+  if (
+    v !== null &&
+    typeof v === 'object' &&
+    'manufacturerId' in v &&
+    (v as Record<string, unknown>).manufacturerId !== header
+  )
+    return null
   const k = keyManufacturer(record.key ?? null)
   if (k !== undefined && k !== header) return null
   return header
@@ -71,7 +77,8 @@ export function valuesAt(value: unknown, path: string): unknown[] | undefined {
     for (const c of current) {
       const items = Array.isArray(c) ? c : [c]
       for (const item of items) {
-        if (item === null || typeof item !== 'object' || Buffer.isBuffer(item) || !(name in (item as object))) return undefined
+        if (item === null || typeof item !== 'object' || Buffer.isBuffer(item) || !(name in (item as object)))
+          return undefined
         next.push((item as Record<string, unknown>)[name])
       }
     }
@@ -87,7 +94,11 @@ export function scalar(v: unknown): unknown {
 }
 
 /** Does the value hold every condition of the filter (`$partnerId` = partnerId)? */
-export function matchesFilter(value: unknown, filter: RowFilter | undefined, partnerId: string): { ok: true } | { ok: false; field: string } {
+export function matchesFilter(
+  value: unknown,
+  filter: RowFilter | undefined,
+  partnerId: string,
+): { ok: true } | { ok: false; field: string } {
   for (const [field, cond] of Object.entries(filter ?? {})) {
     const allowed = cond.in.map((a) => (a === PARTNER_ID_PLACEHOLDER ? partnerId : a))
     const path = decodeKey(field) // stored keys are encoded (control-plane/stored-keys.ts)
@@ -99,7 +110,10 @@ export function matchesFilter(value: unknown, filter: RowFilter | undefined, par
 }
 
 /** Field paths both lists allow (undefined: every field). */
-export function intersectFields(a: readonly string[] | undefined, b: readonly string[] | undefined): string[] | undefined {
+export function intersectFields(
+  a: readonly string[] | undefined,
+  b: readonly string[] | undefined,
+): string[] | undefined {
   if (a === undefined) return b ? [...b] : undefined
   if (b === undefined) return [...a]
   const out = new Set<string>()
@@ -155,16 +169,33 @@ export function project(value: unknown, paths: readonly string[] | undefined): u
 }
 
 /** The entitlements of the publisher's accepted grants to the partner for this event type. */
-export function entitlementsFor(grants: readonly GrantDoc[], partnerId: string, publisherId: string, eventType: string): Entitlement[] {
-  return grants.filter((g) => g.partnerId === partnerId && g.publisherId === publisherId && grantCovers(g, eventType)).flatMap((g) => g.entitlements.filter((e) => e.eventType === eventType))
+export function entitlementsFor(
+  grants: readonly GrantDoc[],
+  partnerId: string,
+  publisherId: string,
+  eventType: string,
+): Entitlement[] {
+  return grants
+    .filter((g) => g.partnerId === partnerId && g.publisherId === publisherId && grantCovers(g, eventType))
+    .flatMap((g) => g.entitlements.filter((e) => e.eventType === eventType))
 }
 
 /** Deliver (with the projected value) or drop one record for one subscription. */
-export function decide(record: Pick<SinkRecord, 'headers' | 'value' | 'eventType'> & { key?: string | null }, sub: EntitledSubscription, grants: readonly GrantDoc[]): EntitlementDecision {
+export function decide(
+  record: Pick<SinkRecord, 'headers' | 'value' | 'eventType'> & { key?: string | null },
+  sub: EntitledSubscription,
+  grants: readonly GrantDoc[],
+): EntitlementDecision {
   const publisher = publisherOf(record)
-  if (publisher === null) return { deliver: false, reason: 'the record carries no ce_publisherid stamp, or its manufacturerId (value or key) names another organization' }
+  if (publisher === null)
+    return {
+      deliver: false,
+      reason:
+        'the record carries no ce_publisherid stamp, or its manufacturerId (value or key) names another organization',
+    }
   const ents = entitlementsFor(grants, sub.partnerId, publisher, record.eventType)
-  if (ents.length === 0) return { deliver: false, reason: `no accepted grant of publisher ${publisher} covers ${record.eventType}` }
+  if (ents.length === 0)
+    return { deliver: false, reason: `no accepted grant of publisher ${publisher} covers ${record.eventType}` }
   // A tombstone (a deleted key, publisher named by its header) carries no row to filter or project:
   // the partner learns only that a key of a granted event type is gone (a sink holding that key drops it).
   if (record.value === null) return { deliver: true, value: null, projected: false, publisherId: publisher }
@@ -184,5 +215,11 @@ export function decide(record: Pick<SinkRecord, 'headers' | 'value' | 'eventType
   }
   if (passed === 0) return { deliver: false, reason: `outside the grant's filter (${failed})` }
   const paths = intersectFields(fields, sub.fields)
-  return { deliver: true, value: project(record.value, paths), projected: paths !== undefined, publisherId: publisher, ...(paths !== undefined ? { fields: paths } : {}) }
+  return {
+    deliver: true,
+    value: project(record.value, paths),
+    projected: paths !== undefined,
+    publisherId: publisher,
+    ...(paths !== undefined ? { fields: paths } : {}),
+  }
 }

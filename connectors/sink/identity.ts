@@ -55,8 +55,9 @@ export function holderGone(doc: WorkerDoc, now: Date, here: WorkerHost = current
   if (doc.expiresAt.getTime() <= now.getTime()) return 'its heartbeat expired'
   if (doc.incarnation !== undefined && liveHere.has(doc.incarnation)) return null
   const h = doc.host
-  if (!h || !here.bootId || !here.pidNamespace || h.bootId !== here.bootId || h.pidNamespace !== here.pidNamespace) return null
-  if (h.pid === here.pid) return 'its process id is this process\'s now'
+  if (!h || !here.bootId || !here.pidNamespace || h.bootId !== here.bootId || h.pidNamespace !== here.pidNamespace)
+    return null
+  if (h.pid === here.pid) return "its process id is this process's now"
   try {
     process.kill(h.pid, 0)
   } catch (err) {
@@ -73,11 +74,20 @@ export interface IdentityOptions {
 }
 
 function docOf(o: IdentityOptions, now: Date): WorkerDoc {
-  return { _id: o.workerId, incarnation: o.incarnation, host: currentHost(), startedAt: o.startedAt, expiresAt: new Date(now.getTime() + o.ttlMs) }
+  return {
+    _id: o.workerId,
+    incarnation: o.incarnation,
+    host: currentHost(),
+    startedAt: o.startedAt,
+    expiresAt: new Date(now.getTime() + o.ttlMs),
+  }
 }
 
 /** One attempt, without waiting: the id is taken when it is free or its holder surely gone. */
-export async function tryTakeIdentity(store: SinkStore, o: IdentityOptions): Promise<{ taken: boolean; holder: WorkerDoc | null; reason: string | null }> {
+export async function tryTakeIdentity(
+  store: SinkStore,
+  o: IdentityOptions,
+): Promise<{ taken: boolean; holder: WorkerDoc | null; reason: string | null }> {
   const now = new Date()
   const holder = await store.identity(o.workerId)
   if (holder?.incarnation === o.incarnation) return { taken: true, holder: null, reason: null }
@@ -93,7 +103,10 @@ export async function tryTakeIdentity(store: SinkStore, o: IdentityOptions): Pro
  * for a holder that may be alive; throws a ConfigError when another live process holds it. Returns
  * the previous holder (null: none) and why it was taken over.
  */
-export async function takeIdentity(store: SinkStore, o: IdentityOptions & { pollMs: number }): Promise<{ previous: WorkerDoc | null; reason: string }> {
+export async function takeIdentity(
+  store: SinkStore,
+  o: IdentityOptions & { pollMs: number },
+): Promise<{ previous: WorkerDoc | null; reason: string }> {
   let seen: WorkerDoc | null = null
   for (;;) {
     const r = await tryTakeIdentity(store, o)

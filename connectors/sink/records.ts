@@ -45,7 +45,10 @@ export function isTombstone(record: SinkRecord): boolean {
 }
 
 /** Why `record` cannot go to a sink (undefined: it can): its poison, unless it is a tombstone the sink accepts. */
-export function undeliverable(record: SinkRecord, sink: { acceptsTombstones?: boolean } | null | undefined): DataError | undefined {
+export function undeliverable(
+  record: SinkRecord,
+  sink: { acceptsTombstones?: boolean } | null | undefined,
+): DataError | undefined {
   const poison = poisons.get(record)
   if (poison && sink?.acceptsTombstones === true && tombstones.has(record)) return undefined
   return poison
@@ -149,7 +152,10 @@ export class DecodedMessage {
         try {
           value = this.serde.decodeSync(this.raw.value, reader)
         } catch (err) {
-          error = err instanceof DataError ? err : new DataError(`record cannot be decoded: ${(err as Error).message}`, ctx, { cause: err })
+          error =
+            err instanceof DataError
+              ? err
+              : new DataError(`record cannot be decoded: ${(err as Error).message}`, ctx, { cause: err })
         }
       }
     }
@@ -192,7 +198,12 @@ export function displayKey(serde: AvroSerde, key: Buffer | null): string | null 
 }
 
 /** The Kafka message of a stored dead letter (for retry requests). */
-export function deadLetterMessage(dl: { offset: string; key: string | null; value: string | null; headers: Record<string, string> }): KafkaMessage {
+export function deadLetterMessage(dl: {
+  offset: string
+  key: string | null
+  value: string | null
+  headers: Record<string, string>
+}): KafkaMessage {
   return {
     key: dl.key === null ? null : Buffer.from(dl.key, 'base64'),
     value: dl.value === null ? null : Buffer.from(dl.value, 'base64'),

@@ -186,7 +186,10 @@ export function scanLatest(o: ScanOptions): Scan {
     groupId: o.groupId,
     ranges: o.ranges,
     label: 'snapshot scan',
-    onMessage: (r, m) => tables.get(tpKey(r.topic, r.partition))!.set(m.key ?? null, Number(m.offset), m.value !== null && o.deliverable(r.topic, m)),
+    onMessage: (r, m) =>
+      tables
+        .get(tpKey(r.topic, r.partition))!
+        .set(m.key ?? null, Number(m.offset), m.value !== null && o.deliverable(r.topic, m)),
     onRangeDone: (r) => {
       const k = tpKey(r.topic, r.partition)
       winners.set(k, tables.get(k)?.winners() ?? new Float64Array(0))
@@ -248,7 +251,12 @@ export function readRanges(o: RangeReadOptions): RangeRead {
 
   const run = async (): Promise<void> => {
     if (pending.size === 0) return
-    const c = o.kafka.consumer({ groupId: `${o.groupId}.${randomUUID().slice(0, 8)}`, maxWaitTimeInMs: 100, allowAutoTopicCreation: false, maxBytes: 4 << 20 })
+    const c = o.kafka.consumer({
+      groupId: `${o.groupId}.${randomUUID().slice(0, 8)}`,
+      maxWaitTimeInMs: 100,
+      allowAutoTopicCreation: false,
+      maxBytes: 4 << 20,
+    })
     consumer = c
     try {
       await c.connect()

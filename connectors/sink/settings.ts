@@ -16,7 +16,12 @@ export interface DeliveryDefaults {
 export function deliveryDefaults(config: AppConfig): DeliveryDefaults {
   const d = config.delivery
   return {
-    policy: { kind: 'schedule', delaysMs: parseSchedule(d.retrySchedule, 'delivery.retrySchedule'), jitter: d.retryJitter, maxRetryAfterMs: d.maxRetryAfterMs },
+    policy: {
+      kind: 'schedule',
+      delaysMs: parseSchedule(d.retrySchedule, 'delivery.retrySchedule'),
+      jitter: d.retryJitter,
+      maxRetryAfterMs: d.maxRetryAfterMs,
+    },
     concurrency: Math.max(1, d.concurrency),
     parkAfterFailures: Math.max(1, d.parkAfterFailures),
     disableAfterMs: d.disableAfterMs,
@@ -27,11 +32,20 @@ export function deliveryDefaults(config: AppConfig): DeliveryDefaults {
 /** Options of the process-wide WebhookClient, minus the guard (common/url-guard.ts, wired by the worker). */
 export function webhookClientSettings(config: AppConfig) {
   const w = config.delivery.webhook
-  return { connectionsPerOrigin: Math.max(1, w.connectionsPerOrigin), keepAliveTimeoutMs: w.keepAliveTimeoutMs, connectTimeoutMs: w.connectTimeoutMs }
+  return {
+    connectionsPerOrigin: Math.max(1, w.connectionsPerOrigin),
+    keepAliveTimeoutMs: w.keepAliveTimeoutMs,
+    connectTimeoutMs: w.connectTimeoutMs,
+  }
 }
 
 /** Settings of the MongoDB sinks' shared clients (consumers/mongodb MongoClientPool), minus the guard. */
 export function mongoSinkClientSettings(config: AppConfig) {
   const m = config.delivery.mongodb
-  return { serverSelectionTimeoutMs: m.serverSelectionTimeoutMs, connectTimeoutMs: m.connectTimeoutMs, socketTimeoutMs: m.socketTimeoutMs, maxPoolSize: Math.max(1, m.maxPoolSize) }
+  return {
+    serverSelectionTimeoutMs: m.serverSelectionTimeoutMs,
+    connectTimeoutMs: m.connectTimeoutMs,
+    socketTimeoutMs: m.socketTimeoutMs,
+    maxPoolSize: Math.max(1, m.maxPoolSize),
+  }
 }

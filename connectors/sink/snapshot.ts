@@ -63,7 +63,9 @@ export interface SnapshotDoc {
 export const SNAPSHOT_COLLECTION = 'sink_snapshots'
 
 /** As stored: topic names hold dots, which field names must not (FerretDB refuses them), so the highs are a list. */
-type StoredSnapshotDoc = Omit<SnapshotDoc, 'highs'> & { highs: Array<{ topic: string; partition: number; high: string }> }
+type StoredSnapshotDoc = Omit<SnapshotDoc, 'highs'> & {
+  highs: Array<{ topic: string; partition: number; high: string }>
+}
 
 export class SnapshotStore {
   readonly col: Collection<StoredSnapshotDoc>
@@ -183,7 +185,14 @@ export class SnapshotRun {
       total = d.total ?? 0
     }
     d.done = Math.min(done, total)
-    return { id: d.snapshotId, phase: d.phase, done: Math.min(done, total), total, startedAt: d.startedAt, completedAt: d.completedAt }
+    return {
+      id: d.snapshotId,
+      phase: d.phase,
+      done: Math.min(done, total),
+      total,
+      startedAt: d.startedAt,
+      completedAt: d.completedAt,
+    }
   }
 
   finished(): void {
@@ -196,5 +205,12 @@ export class SnapshotRun {
 
 /** A finished snapshot's progress, for the status of later runs. */
 export function finishedProgress(doc: SnapshotDoc): SnapshotProgress {
-  return { id: doc.snapshotId, phase: doc.phase, done: doc.done, total: doc.total ?? 0, startedAt: doc.startedAt, completedAt: doc.completedAt }
+  return {
+    id: doc.snapshotId,
+    phase: doc.phase,
+    done: doc.done,
+    total: doc.total ?? 0,
+    startedAt: doc.startedAt,
+    completedAt: doc.completedAt,
+  }
 }

@@ -71,7 +71,6 @@ function decodeKeys(positions: Record<string, string> | undefined): Record<strin
   return Object.fromEntries(Object.entries(positions ?? {}).map(([k, v]) => [k.replaceAll('%2E', '.'), v]))
 }
 
-
 /** The sink workers' leases (on subscriptions), heartbeats and cursors. */
 export class SinkStore extends Leases {
   readonly workers: Collection<WorkerDoc>
@@ -85,7 +84,14 @@ export class SinkStore extends Leases {
   }
 
   async init(): Promise<void> {
-    const existing = new Set((await this.leases.listIndexes().toArray().catch(() => [])).map((i) => i.name as string))
+    const existing = new Set(
+      (
+        await this.leases
+          .listIndexes()
+          .toArray()
+          .catch(() => [])
+      ).map((i) => i.name as string),
+    )
     if (!existing.has('worker')) await this.leases.createIndexes([{ key: { workerId: 1 }, name: 'worker' }])
   }
 
@@ -111,12 +117,17 @@ export class SinkStore extends Leases {
 
   /** This process is alive until `expiresAt`; false when its worker id's document is no longer its own. */
   async heartbeat(workerId: string, incarnation: string, ttlMs: number, now = new Date()): Promise<boolean> {
-    const r = await this.workers.updateOne({ _id: workerId, incarnation }, { $set: { expiresAt: new Date(now.getTime() + ttlMs) } })
+    const r = await this.workers.updateOne(
+      { _id: workerId, incarnation },
+      { $set: { expiresAt: new Date(now.getTime() + ttlMs) } },
+    )
     return r.matchedCount === 1
   }
 
   async liveWorkers(now = new Date()): Promise<string[]> {
-    return (await this.workers.find({ expiresAt: { $gt: now } }, { projection: { _id: 1 } }).toArray()).map((w) => w._id)
+    return (await this.workers.find({ expiresAt: { $gt: now } }, { projection: { _id: 1 } }).toArray()).map(
+      (w) => w._id,
+    )
   }
 
   /** Removes this process's heartbeat (not a later incarnation's). */
@@ -146,7 +157,18 @@ export class SinkStore extends Leases {
     if (docs.length === 0) return
     await bulkWriteBounded(
       this.cursors,
-      docs.map((d) => ({ replaceOne: { filter: { _id: d._id }, replacement: { positions: encodeKeys(d.positions), appliedResetId: d.appliedResetId, workerId: d.workerId, updatedAt: d.updatedAt }, upsert: true } })),
+      docs.map((d) => ({
+        replaceOne: {
+          filter: { _id: d._id },
+          replacement: {
+            positions: encodeKeys(d.positions),
+            appliedResetId: d.appliedResetId,
+            workerId: d.workerId,
+            updatedAt: d.updatedAt,
+          },
+          upsert: true,
+        },
+      })),
     )
   }
 

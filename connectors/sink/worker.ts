@@ -92,7 +92,10 @@ export class SinkWorker {
         onAttemptFailed: (id, _record, info) => this.#outcomes.noteError(id, info.error),
         onDisabled: (id, info) => {
           this.#outcomes.noteError(id, info.error)
-          log.warn('subscription endpoint disabled: its records are held until it is re-enabled (restart the connector)', { subscriptionId: id, reason: info.reason })
+          log.warn(
+            'subscription endpoint disabled: its records are held until it is re-enabled (restart the connector)',
+            { subscriptionId: id, reason: info.reason },
+          )
         },
       },
       { logger: log },
@@ -112,16 +115,65 @@ export class SinkWorker {
       leave: (run, opts) => this.#control.leave(run, opts),
       stopAll: () => this.#control.stopAll(),
     })
-    const positions = (this.#positions = new Positions({ queue, store: this.store, held, workerId: settings.workerId, log, admin, leaseValid }))
+    const positions = (this.#positions = new Positions({
+      queue,
+      store: this.store,
+      held,
+      workerId: settings.workerId,
+      log,
+      admin,
+      leaseValid,
+    }))
     const grants = (this.#grants = new GrantsCache(deps.controlPlane, settings.pollMs, log, deps.metrics))
-    const outcomes = (this.#outcomes = new Outcomes({ controlPlane: deps.controlPlane, settings, held, log, metrics: deps.metrics, producer: () => this.#producer!, drained: () => this.#delivery.wake() }))
+    const outcomes = (this.#outcomes = new Outcomes({
+      controlPlane: deps.controlPlane,
+      settings,
+      held,
+      log,
+      metrics: deps.metrics,
+      producer: () => this.#producer!,
+      drained: () => this.#delivery.wake(),
+    }))
     const delivery = (this.#delivery = new Delivery({ grants, outcomes, log, leaseValid }))
     const readers = { deps, settings, queue, held, positions, log, unknownSchemas }
     this.#shared = new SharedReader(readers)
-    const status = new StatusReports({ controlPlane: deps.controlPlane, settings, queue, positions, metrics: deps.metrics, leaseValid })
-    const snapshots = new SnapshotBootstrap({ deps, settings, store: this.snapshots, held, positions, slots: this.#slots, log, admin, leaseValid, report: (run) => status.reportRun(run, true) })
+    const status = new StatusReports({
+      controlPlane: deps.controlPlane,
+      settings,
+      queue,
+      positions,
+      metrics: deps.metrics,
+      leaseValid,
+    })
+    const snapshots = new SnapshotBootstrap({
+      deps,
+      settings,
+      store: this.snapshots,
+      held,
+      positions,
+      slots: this.#slots,
+      log,
+      admin,
+      leaseValid,
+      report: (run) => status.reportRun(run, true),
+    })
     const catchUp = (this.#catchUp = new CatchUpReaders({ ...readers, slots: this.#slots, snapshots }))
-    this.#runs = new Runs({ deps, settings, queue, store: this.store, held, positions, grants, outcomes, delivery, catchUp, snapshots, status, log, leaseValid })
+    this.#runs = new Runs({
+      deps,
+      settings,
+      queue,
+      store: this.store,
+      held,
+      positions,
+      grants,
+      outcomes,
+      delivery,
+      catchUp,
+      snapshots,
+      status,
+      log,
+      leaseValid,
+    })
     this.#retries = new RetryRequests({ ...readers, delivery, grants, outcomes })
     this.#control = new ControlLoop({
       deps,
@@ -194,7 +246,10 @@ export class SinkWorker {
     await this.#admin.connect()
     await createTopicsReady(this.#admin, [deadLetterTopicConfig(s.deadLetterTopic)])
     // the partitioner named: kafkajs otherwise warns at every start that its default changed in v2
-    this.#producer = d.kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
+    this.#producer = d.kafka.producer({
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    })
     await this.#producer.connect()
     for (const t of d.topics) await this.#positions.refresh(t.name)
 

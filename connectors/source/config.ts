@@ -29,10 +29,15 @@ export interface SettingFault {
  * Checks a config against the schema: the config with defaults filled in, or every fault by
  * setting name (never both). `validateConfig` throws them as one ConfigError (context.fields).
  */
-export function checkConfig<C>(plugin: string, schema: ConfigSchema, raw: unknown): { config: C; faults: [] } | { config: undefined; faults: SettingFault[] } {
+export function checkConfig<C>(
+  plugin: string,
+  schema: ConfigSchema,
+  raw: unknown,
+): { config: C; faults: [] } | { config: undefined; faults: SettingFault[] } {
   const faults: SettingFault[] = []
   const fault = (field: string, message: string) => faults.push({ field, message })
-  if (raw !== undefined && raw !== null && (typeof raw !== 'object' || Array.isArray(raw))) return { config: undefined, faults: [{ field: '', message: 'must be an object' }] }
+  if (raw !== undefined && raw !== null && (typeof raw !== 'object' || Array.isArray(raw)))
+    return { config: undefined, faults: [{ field: '', message: 'must be an object' }] }
   const input = (raw ?? {}) as Record<string, unknown>
   const out: Record<string, unknown> = {}
   for (const [key, s] of Object.entries(schema)) {
@@ -49,13 +54,20 @@ export function checkConfig<C>(plugin: string, schema: ConfigSchema, raw: unknow
         break
       case 'integer':
         if (typeof v !== 'number' || !Number.isInteger(v)) fault(key, 'must be an integer')
-        else if ((s.min !== undefined && v < s.min) || (s.max !== undefined && v > s.max)) fault(key, `must be between ${s.min ?? '-∞'} and ${s.max ?? '∞'}`)
+        else if ((s.min !== undefined && v < s.min) || (s.max !== undefined && v > s.max))
+          fault(key, `must be between ${s.min ?? '-∞'} and ${s.max ?? '∞'}`)
         break
       case 'boolean':
         if (typeof v !== 'boolean') fault(key, 'must be true or false')
         break
       case 'string-map':
-        if (v === null || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) fault(key, 'must be an object of strings')
+        if (
+          v === null ||
+          typeof v !== 'object' ||
+          Array.isArray(v) ||
+          Object.values(v).some((x) => typeof x !== 'string')
+        )
+          fault(key, 'must be an object of strings')
         break
       case 'object':
         if (v === null || typeof v !== 'object' || Array.isArray(v)) fault(key, 'must be an object')
@@ -63,7 +75,8 @@ export function checkConfig<C>(plugin: string, schema: ConfigSchema, raw: unknow
     }
     out[key] = v
   }
-  for (const key of Object.keys(input)) if (!(key in schema)) fault(key, `is not a setting of ${plugin} (known: ${Object.keys(schema).join(', ')})`)
+  for (const key of Object.keys(input))
+    if (!(key in schema)) fault(key, `is not a setting of ${plugin} (known: ${Object.keys(schema).join(', ')})`)
   return faults.length > 0 ? { config: undefined, faults } : { config: out as C, faults: [] }
 }
 

@@ -6,7 +6,19 @@
  */
 import type { Message, TopicMessages } from 'kafkajs'
 import { DataError } from '../../common/errors.ts'
-import { ATTR, endSpan, extractContext, headersOf, kafkaAttributes, linkOf, ROOT_CONTEXT, SpanKind, startSpan, tracingOn, type Span } from '../../common/tracing.ts'
+import {
+  ATTR,
+  endSpan,
+  extractContext,
+  headersOf,
+  kafkaAttributes,
+  linkOf,
+  ROOT_CONTEXT,
+  SpanKind,
+  startSpan,
+  tracingOn,
+  type Span,
+} from '../../common/tracing.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
 import { HEADER, envelopeHeaders, newTraceparent, uuidv7 } from '../../schemas/headers.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
@@ -52,7 +64,10 @@ export class RecordEncoder<V = unknown> {
     let p = this.ids.get(topic)
     if (!p) {
       const spec = this.topics.get(topic)
-      if (!spec) return Promise.reject(new DataError(`topic ${topic} is not one of this source's topics`, { connector: this.o.name, topic }))
+      if (!spec)
+        return Promise.reject(
+          new DataError(`topic ${topic} is not one of this source's topics`, { connector: this.o.name, topic }),
+        )
       p = (async () => {
         const keyId = await this.o.serde.register(keySubject(topic), contractSchema(spec.keySchema))
         const subject = valueSubject(topic)
@@ -80,7 +95,8 @@ export class RecordEncoder<V = unknown> {
    */
   async encode(batch: SourceRecord<V>[]): Promise<TopicMessages[]> {
     const byTopic = new Map<string, { ids: TopicIds; messages: Message[] }>()
-    for (const r of batch) if (!byTopic.has(r.topic)) byTopic.set(r.topic, { ids: await this.topicIds(r.topic), messages: [] })
+    for (const r of batch)
+      if (!byTopic.has(r.topic)) byTopic.set(r.topic, { ids: await this.topicIds(r.topic), messages: [] })
     // Records without a trace context share the produce request's: its send span's, or (tracing off) a new trace.
     if (!tracingOn()) return this.encodeMessages(batch, byTopic, newTraceparent())
     const span = this.sendSpan(batch, byTopic.keys())
@@ -95,7 +111,11 @@ export class RecordEncoder<V = unknown> {
     return out
   }
 
-  private encodeMessages(batch: SourceRecord<V>[], byTopic: Map<string, { ids: TopicIds; messages: Message[] }>, batchTrace: string): TopicMessages[] {
+  private encodeMessages(
+    batch: SourceRecord<V>[],
+    byTopic: Map<string, { ids: TopicIds; messages: Message[] }>,
+    batchTrace: string,
+  ): TopicMessages[] {
     const serde = this.o.serde
     const now = new Date()
     // The records encoded here that carry a position share a batch tag (see positionHeader): after a
@@ -117,12 +137,24 @@ export class RecordEncoder<V = unknown> {
       const ids = last.ids
       const id = r.id ?? uuidv7()
       r.id = id
-      const headers = envelopeHeaders(id, r.type, this.o.source, r.occurredAt ?? now, ids.subject, ids.version, r.traceparent ?? batchTrace)
+      const headers = envelopeHeaders(
+        id,
+        r.type,
+        this.o.source,
+        r.occurredAt ?? now,
+        ids.subject,
+        ids.version,
+        r.traceparent ?? batchTrace,
+      )
       if (r.tracestate !== undefined && r.traceparent !== undefined) headers[HEADER.tracestate] = r.tracestate
       if (r.position !== undefined) headers[POSITION_HEADER] = positionHeader(r.position, tag)
       const publisher = this.publisherOf(r)
       if (publisher !== undefined) headers[HEADER.publisherId] = publisher
-      const message: Message = { key: serde.encodeSync(ids.keyId, r.key), value: serde.encodeSync(ids.valueId, r.value), headers }
+      const message: Message = {
+        key: serde.encodeSync(ids.keyId, r.key),
+        value: serde.encodeSync(ids.valueId, r.value),
+        headers,
+      }
       last.messages.push(message)
       // From here on the record is its bytes: its key and value objects are let go, so that a batch
       // waiting for its ack (and the one encoded behind it) holds no per-event object graph that the
@@ -141,8 +173,11 @@ export class RecordEncoder<V = unknown> {
    */
   private sendSpan(batch: SourceRecord<V>[], topics: Iterable<string>): Span {
     const contexts = new Map<string, string | undefined>()
-    for (const r of batch) if (r.traceparent !== undefined && !contexts.has(r.traceparent)) contexts.set(r.traceparent, r.tracestate)
-    const carried = [...contexts].map(([traceparent, tracestate]) => extractContext(tracestate !== undefined ? { traceparent, tracestate } : { traceparent }))
+    for (const r of batch)
+      if (r.traceparent !== undefined && !contexts.has(r.traceparent)) contexts.set(r.traceparent, r.tracestate)
+    const carried = [...contexts].map(([traceparent, tracestate]) =>
+      extractContext(tracestate !== undefined ? { traceparent, tracestate } : { traceparent }),
+    )
     const names = [...topics]
     const links = carried.slice(1).flatMap((c) => linkOf(c) ?? [])
     return startSpan(
@@ -171,13 +206,23 @@ export class RecordEncoder<V = unknown> {
     // checked per record on the ingest's hot path: no allocation unless a claim differs
     if (r.publisherId !== undefined && r.publisherId !== stamped) this.foreign(r, 'publisherId', r.publisherId, stamped)
     const value = r.value as { manufacturerId?: unknown } | null
-    if (value !== null && typeof value === 'object' && value.manufacturerId !== undefined && value.manufacturerId !== stamped) this.foreign(r, 'value.manufacturerId', value.manufacturerId, stamped)
+    if (
+      value !== null &&
+      typeof value === 'object' &&
+      value.manufacturerId !== undefined &&
+      value.manufacturerId !== stamped
+    )
+      this.foreign(r, 'value.manufacturerId', value.manufacturerId, stamped)
     const key = r.key as { manufacturerId?: unknown } | null
-    if (key !== null && typeof key === 'object' && key.manufacturerId !== undefined && key.manufacturerId !== stamped) this.foreign(r, 'key.manufacturerId', key.manufacturerId, stamped)
+    if (key !== null && typeof key === 'object' && key.manufacturerId !== undefined && key.manufacturerId !== stamped)
+      this.foreign(r, 'key.manufacturerId', key.manufacturerId, stamped)
     return stamped
   }
 
   private foreign(r: SourceRecord<V>, field: string, claim: unknown, stamped: string): never {
-    throw new DataError(`a record of source ${this.o.name} names manufacturer ${String(claim)} in ${field}, but the source publishes for ${stamped}`, { connector: this.o.name, topic: r.topic, field })
+    throw new DataError(
+      `a record of source ${this.o.name} names manufacturer ${String(claim)} in ${field}, but the source publishes for ${stamped}`,
+      { connector: this.o.name, topic: r.topic, field },
+    )
   }
 }

@@ -80,9 +80,25 @@ function plainInteger(s: string): number | undefined {
  */
 function fastUtcMillis(s: string): number | undefined {
   const n = s.length
-  if (n < 20 || n > 24 || s.charCodeAt(n - 1) !== 90 /* Z */ || s[4] !== '-' || s[7] !== '-' || s[10] !== 'T' || s[13] !== ':' || s[16] !== ':') return undefined
-  const y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2), h = digits(s, 11, 2), mi = digits(s, 14, 2), sec = digits(s, 17, 2)
-  if (y < 100 || mo < 1 || mo > 12 || d < 1 || d > 28 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return undefined
+  if (
+    n < 20 ||
+    n > 24 ||
+    s.charCodeAt(n - 1) !== 90 /* Z */ ||
+    s[4] !== '-' ||
+    s[7] !== '-' ||
+    s[10] !== 'T' ||
+    s[13] !== ':' ||
+    s[16] !== ':'
+  )
+    return undefined
+  const y = digits(s, 0, 4),
+    mo = digits(s, 5, 2),
+    d = digits(s, 8, 2),
+    h = digits(s, 11, 2),
+    mi = digits(s, 14, 2),
+    sec = digits(s, 17, 2)
+  if (y < 100 || mo < 1 || mo > 12 || d < 1 || d > 28 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59)
+    return undefined
   let ms = 0
   if (n > 20) {
     if (s[19] !== '.' || n === 21) return undefined
@@ -96,7 +112,9 @@ function fastUtcMillis(s: string): number | undefined {
 /** Days since the epoch of YYYY-MM-DD, the same way as Date.parse (undefined: not that form). */
 function fastUtcDays(s: string): number | undefined {
   if (s.length !== 10 || s[4] !== '-' || s[7] !== '-') return undefined
-  const y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2)
+  const y = digits(s, 0, 4),
+    mo = digits(s, 5, 2),
+    d = digits(s, 8, 2)
   if (y < 100 || mo < 1 || mo > 12 || d < 1 || d > 28) return undefined
   return Date.UTC(y, mo - 1, d) / DAY_MS
 }
@@ -176,7 +194,8 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
       const branches = s.filter((x) => resolve(x) !== 'null')
       const branchNodes = branches.map(compile)
       const isNull = (v: unknown) => v === null || v === undefined || (strings && v === '')
-      const onNull = (path: string, seg: string, faults: FieldFault[]) => (nullable ? null : fail(faults, path + seg, 'must not be null'))
+      const onNull = (path: string, seg: string, faults: FieldFault[]) =>
+        nullable ? null : fail(faults, path + seg, 'must not be null')
       if (branchNodes.length === 1) {
         const only = branchNodes[0]!
         return (v, path, faults, seg) => (isNull(v) ? onNull(path, seg, faults) : only(v, path, faults, seg))
@@ -197,12 +216,18 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
     const logical = typeof s === 'object' ? (s.logicalType as string | undefined) : undefined
     switch (t) {
       case 'null':
-        return (v, path, faults, seg) => (v === undefined ? fail(faults, path + seg, 'is required') : v === null || (strings && v === '') ? null : fail(faults, path + seg, `must be null, got ${kind(v)}`))
+        return (v, path, faults, seg) =>
+          v === undefined
+            ? fail(faults, path + seg, 'is required')
+            : v === null || (strings && v === '')
+              ? null
+              : fail(faults, path + seg, `must be null, got ${kind(v)}`)
       case 'boolean':
         return (v, path, faults, seg) => {
           if (typeof v === 'boolean') return v
           if (v === undefined) return fail(faults, path + seg, 'is required')
-          if (strings && typeof v === 'string' && /^(true|false|1|0)$/i.test(v.trim())) return /^(true|1)$/i.test(v.trim())
+          if (strings && typeof v === 'string' && /^(true|false|1|0)$/i.test(v.trim()))
+            return /^(true|1)$/i.test(v.trim())
           return fail(faults, path + seg, `must be a boolean, got ${kind(v)}`)
         }
       case 'int':
@@ -210,13 +235,19 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
         const isInt = t === 'int'
         const range = (n: number, path: string, faults: FieldFault[], seg: string) => {
           if (!Number.isInteger(n)) return fail(faults, path + seg, `must be an integer, got ${n}`)
-          if (isInt ? n < INT_MIN || n > INT_MAX : Math.abs(n) > LONG_MAX) return fail(faults, path + seg, isInt ? `is out of the 32-bit integer range: ${n}` : `is beyond ±2^53-1: ${n}`)
+          if (isInt ? n < INT_MIN || n > INT_MAX : Math.abs(n) > LONG_MAX)
+            return fail(
+              faults,
+              path + seg,
+              isInt ? `is out of the 32-bit integer range: ${n}` : `is beyond ±2^53-1: ${n}`,
+            )
           return n
         }
         const other = (v: unknown, path: string, faults: FieldFault[], seg: string) => {
           if (v === undefined) return fail(faults, path + seg, 'is required')
           if (typeof v === 'string') {
-            const fast = logical === 'timestamp-millis' ? fastUtcMillis(v) : logical === 'date' ? fastUtcDays(v) : undefined
+            const fast =
+              logical === 'timestamp-millis' ? fastUtcMillis(v) : logical === 'date' ? fastUtcDays(v) : undefined
             if (fast !== undefined) return fast
           }
           if (logical === 'date' && typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v.trim())) {
@@ -225,7 +256,8 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
             return fail(faults, path + seg, `is not a valid date: "${v}"`)
           }
           if (logical === 'timestamp-millis' && typeof v === 'string' && !/^-?\d+$/.test(v.trim())) {
-            if (!/^\d{4}-\d{2}-\d{2}T/.test(v.trim())) return fail(faults, path + seg, `must be an RFC 3339 timestamp or milliseconds, got "${v}"`)
+            if (!/^\d{4}-\d{2}-\d{2}T/.test(v.trim()))
+              return fail(faults, path + seg, `must be an RFC 3339 timestamp or milliseconds, got "${v}"`)
             const ms = Date.parse(v.trim())
             return Number.isNaN(ms) ? fail(faults, path + seg, `is not a valid RFC 3339 timestamp: "${v}"`) : ms
           }
@@ -234,9 +266,14 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
             if (n !== undefined) return range(n, path, faults, seg)
             if (/^\s*-?\d+\s*$/.test(v)) return range(Number(v), path, faults, seg)
           }
-          return fail(faults, path + seg, `must be an integer${logical === 'date' ? ' (days) or YYYY-MM-DD' : ''}, got ${kind(v)}${typeof v === 'string' ? ` "${v.slice(0, 40)}"` : ''}`)
+          return fail(
+            faults,
+            path + seg,
+            `must be an integer${logical === 'date' ? ' (days) or YYYY-MM-DD' : ''}, got ${kind(v)}${typeof v === 'string' ? ` "${v.slice(0, 40)}"` : ''}`,
+          )
         }
-        return (v, path, faults, seg) => (typeof v === 'number' ? range(v, path, faults, seg) : other(v, path, faults, seg))
+        return (v, path, faults, seg) =>
+          typeof v === 'number' ? range(v, path, faults, seg) : other(v, path, faults, seg)
       }
       case 'float':
       case 'double':
@@ -249,11 +286,21 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
       case 'string':
         if (logical === 'uuid') {
           return (v, path, faults, seg) => {
-            if (typeof v === 'string') return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v) ? v : fail(faults, path + seg, `must be a UUID, got "${v.slice(0, 40)}"`)
-            return v === undefined ? fail(faults, path + seg, 'is required') : fail(faults, path + seg, `must be a string, got ${kind(v)}`)
+            if (typeof v === 'string')
+              return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)
+                ? v
+                : fail(faults, path + seg, `must be a UUID, got "${v.slice(0, 40)}"`)
+            return v === undefined
+              ? fail(faults, path + seg, 'is required')
+              : fail(faults, path + seg, `must be a string, got ${kind(v)}`)
           }
         }
-        return (v, path, faults, seg) => (typeof v === 'string' ? v : v === undefined ? fail(faults, path + seg, 'is required') : fail(faults, path + seg, `must be a string, got ${kind(v)}`))
+        return (v, path, faults, seg) =>
+          typeof v === 'string'
+            ? v
+            : v === undefined
+              ? fail(faults, path + seg, 'is required')
+              : fail(faults, path + seg, `must be a string, got ${kind(v)}`)
       case 'bytes':
       case 'fixed': {
         if (logical === 'decimal') {
@@ -261,7 +308,8 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
           return (v, path, faults, seg) => {
             if (v === undefined) return fail(faults, path + seg, 'is required')
             const text = typeof v === 'number' ? String(v) : v
-            if (typeof text !== 'string') return fail(faults, path + seg, `must be a decimal string such as "12.50", got ${kind(v)}`)
+            if (typeof text !== 'string')
+              return fail(faults, path + seg, `must be a decimal string such as "12.50", got ${kind(v)}`)
             try {
               return decimalToBytes(text, scale)
             } catch (err) {
@@ -269,7 +317,12 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
             }
           }
         }
-        return (v, path, faults, seg) => (typeof v === 'string' ? Buffer.from(v, 'base64') : v === undefined ? fail(faults, path + seg, 'is required') : fail(faults, path + seg, `must be a base64 string, got ${kind(v)}`))
+        return (v, path, faults, seg) =>
+          typeof v === 'string'
+            ? Buffer.from(v, 'base64')
+            : v === undefined
+              ? fail(faults, path + seg, 'is required')
+              : fail(faults, path + seg, `must be a base64 string, got ${kind(v)}`)
       }
       case 'enum': {
         const symbols = (s as unknown as { symbols: string[] }).symbols
@@ -277,13 +330,20 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
         return (v, path, faults, seg) => {
           if (typeof v === 'string' && set.has(v)) return v
           if (v === undefined) return fail(faults, path + seg, 'is required')
-          return fail(faults, path + seg, `must be one of ${symbols.join(', ')}, got ${typeof v === 'string' ? `"${v.slice(0, 40)}"` : kind(v)}`)
+          return fail(
+            faults,
+            path + seg,
+            `must be one of ${symbols.join(', ')}, got ${typeof v === 'string' ? `"${v.slice(0, 40)}"` : kind(v)}`,
+          )
         }
       }
       case 'array': {
         const items = compile((s as unknown as { items: Schema }).items)
         return (v, path, faults, seg) => {
-          if (!Array.isArray(v)) return v === undefined ? fail(faults, path + seg, 'is required') : fail(faults, path + seg, `must be an array, got ${kind(v)}`)
+          if (!Array.isArray(v))
+            return v === undefined
+              ? fail(faults, path + seg, 'is required')
+              : fail(faults, path + seg, `must be an array, got ${kind(v)}`)
           // the input itself when no item changes (see the record node)
           let out: unknown[] | undefined
           const base = path + seg
@@ -303,7 +363,8 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
         const values = compile((s as unknown as { values: Schema }).values)
         return (v, path, faults, seg) => {
           if (v === undefined) return fail(faults, path + seg, 'is required')
-          if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(faults, path + seg, `must be an object, got ${kind(v)}`)
+          if (v === null || typeof v !== 'object' || Array.isArray(v))
+            return fail(faults, path + seg, `must be an object, got ${kind(v)}`)
           const out: Record<string, unknown> = {}
           const base = path + seg
           for (const [k, x] of Object.entries(v)) out[k] = values(x, base, faults, `/${esc(k)}`)
@@ -338,7 +399,8 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
         })
         return (v, path, faults, seg) => {
           if (v === undefined) return fail(faults, path + seg, 'is required')
-          if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(faults, path + seg, `must be an object, got ${kind(v)}`)
+          if (v === null || typeof v !== 'object' || Array.isArray(v))
+            return fail(faults, path + seg, `must be an object, got ${kind(v)}`)
           const obj = v as Record<string, unknown>
           // The fields' own paths are base + suffix, concatenated only when a fault names one.
           const base = path + seg
@@ -367,7 +429,8 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
             }
             if (out === undefined) {
               if (y === x) continue
-              if (inPlace && seg === '') out = obj // the top-level value only (seg '' is the root call)
+              if (inPlace && seg === '')
+                out = obj // the top-level value only (seg '' is the root call)
               else {
                 out = {}
                 for (let j = 0; j < i; j++) out[fields[j]!.name] = obj[fields[j]!.name]
@@ -376,7 +439,10 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
             out[f.name] = y
           }
           // Unknown fields: only when the object held more keys than the fields it matched.
-          if (keys !== present) for (const k in obj) if (Object.hasOwn(obj, k) && !known.has(k)) faults.push({ path: `${base}/${esc(k)}`, message: 'is not a field of the schema' })
+          if (keys !== present)
+            for (const k in obj)
+              if (Object.hasOwn(obj, k) && !known.has(k))
+                faults.push({ path: `${base}/${esc(k)}`, message: 'is not a field of the schema' })
           return out ?? obj
         }
       }
@@ -398,7 +464,10 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
   }
 
   const top = resolve(root)
-  const topFields = typeof top === 'object' && !Array.isArray(top) && top.type === 'record' ? (top.fields as Array<{ name: string; type: Schema; default?: unknown }>) : []
+  const topFields =
+    typeof top === 'object' && !Array.isArray(top) && top.type === 'record'
+      ? (top.fields as Array<{ name: string; type: Schema; default?: unknown }>)
+      : []
   const rootNode = compile(root)
   return {
     fields: topFields.map((f) => f.name),

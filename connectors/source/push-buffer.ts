@@ -37,7 +37,13 @@ export class PushBuffer<V = unknown> {
     if (this.closedWith) return Promise.reject(this.closedWith)
     if (records.length === 0) return Promise.resolve()
     if (this.queued > 0 && this.queued + records.length > this.capacity) {
-      return Promise.reject(new RetriableError(`ingestion buffer is full (${this.queued} of ${this.capacity} records waiting for Kafka)`, 1000, { stage: 'buffer' }))
+      return Promise.reject(
+        new RetriableError(
+          `ingestion buffer is full (${this.queued} of ${this.capacity} records waiting for Kafka)`,
+          1000,
+          { stage: 'buffer' },
+        ),
+      )
     }
     return new Promise<void>((resolve, reject) => {
       const g: Group<V> = { records, remaining: records.length, settled: false, resolve, reject }

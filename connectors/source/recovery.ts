@@ -42,7 +42,14 @@ const str = (v: unknown): string | undefined => {
   return one === undefined ? undefined : Buffer.isBuffer(one) ? one.toString('utf8') : String(one)
 }
 
-export async function scanPositions(kafka: Kafka, topics: string[], sinceMs: number, source: string, logger: Logger, timeoutMs = 60_000): Promise<unknown[]> {
+export async function scanPositions(
+  kafka: Kafka,
+  topics: string[],
+  sinceMs: number,
+  source: string,
+  logger: Logger,
+  timeoutMs = 60_000,
+): Promise<unknown[]> {
   const admin = kafka.admin()
   await admin.connect()
   // partition ranges to read: [from, high)
@@ -56,7 +63,8 @@ export async function scanPositions(kafka: Kafka, topics: string[], sinceMs: num
       for (const h of high) {
         const f = from.find((x) => x.partition === h.partition)
         const start = f && Number(f.offset) >= 0 ? Number(f.offset) : Number(h.offset)
-        if (start < Number(h.offset)) ranges.set(`${topic}\u0000${h.partition}`, { from: start, high: Number(h.offset) })
+        if (start < Number(h.offset))
+          ranges.set(`${topic}\u0000${h.partition}`, { from: start, high: Number(h.offset) })
       }
     }
   } finally {
@@ -111,7 +119,17 @@ export async function scanPositions(kafka: Kafka, topics: string[], sinceMs: num
     }
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RetriableError(`recovery scan did not reach the end of ${[...remaining].map((k) => k.replace('\u0000', '/')).join(', ')} within ${timeoutMs} ms`, undefined, { stage: 'recovery' })), timeoutMs)
+      timer = setTimeout(
+        () =>
+          reject(
+            new RetriableError(
+              `recovery scan did not reach the end of ${[...remaining].map((k) => k.replace('\u0000', '/')).join(', ')} within ${timeoutMs} ms`,
+              undefined,
+              { stage: 'recovery' },
+            ),
+          ),
+        timeoutMs,
+      )
     })
     try {
       await Promise.race([finished, timeout])
@@ -121,17 +139,21 @@ export async function scanPositions(kafka: Kafka, topics: string[], sinceMs: num
     // complete batches, in creation order, up to the first incomplete one
     const order = [...batches.keys()].sort()
     const cut = order.findIndex((id) => batches.get(id)!.ids.size < batches.get(id)!.size)
-    for (const id of cut < 0 ? order : order.slice(0, cut)) for (const p of batches.get(id)!.positions) positions.push(p)
+    for (const id of cut < 0 ? order : order.slice(0, cut))
+      for (const p of batches.get(id)!.positions) positions.push(p)
     if (cut >= 0) {
       const skipped = order.slice(cut)
       const first = batches.get(order[cut]!)!
-      logger.warn('a produce request reached Kafka only in part before the crash: its rows and those after it are produced again', {
-        batch: order[cut],
-        found: first.ids.size,
-        of: first.size,
-        batchesSkipped: skipped.length,
-        positionsSkipped: skipped.reduce((n, id) => n + batches.get(id)!.positions.length, 0),
-      })
+      logger.warn(
+        'a produce request reached Kafka only in part before the crash: its rows and those after it are produced again',
+        {
+          batch: order[cut],
+          found: first.ids.size,
+          of: first.size,
+          batchesSkipped: skipped.length,
+          positionsSkipped: skipped.reduce((n, id) => n + batches.get(id)!.positions.length, 0),
+        },
+      )
     }
     logger.debug('recovery scan done', { ranges: ranges.size, positions: positions.length })
   } finally {

@@ -97,7 +97,13 @@ export class SourceRunner<C = unknown, V = unknown> {
     this.name = opts.name
     this.source = opts.source ?? `/sources/${opts.name}`
     this.log = opts.logger.child({ component: 'source-runner', connector: opts.name })
-    this.encoder = new RecordEncoder({ name: opts.name, source: this.source, serde: opts.serde, topics: opts.topics, ...(opts.publisherId !== undefined ? { publisherId: opts.publisherId } : {}) })
+    this.encoder = new RecordEncoder({
+      name: opts.name,
+      source: this.source,
+      serde: opts.serde,
+      topics: opts.topics,
+      ...(opts.publisherId !== undefined ? { publisherId: opts.publisherId } : {}),
+    })
     this.maxBatch = opts.maxBatch ?? 2000
     this.overlapPoll = opts.overlapPoll ?? !connector.fail
     this.idleMs = opts.idleMs ?? 100
@@ -129,7 +135,8 @@ export class SourceRunner<C = unknown, V = unknown> {
       const rec = this.connector.recovery?.()
       if (rec && this.connector.reconcile) {
         const positions = await scanPositions(this.opts.kafka, rec.topics, rec.sinceMs, this.source, this.log)
-        if (positions.length > 0) this.log.info('recovered positions produced after the last commit', { count: positions.length })
+        if (positions.length > 0)
+          this.log.info('recovered positions produced after the last commit', { count: positions.length })
         await this.connector.reconcile(positions)
       }
     } catch (err) {
@@ -232,7 +239,9 @@ export class SourceRunner<C = unknown, V = unknown> {
           records = pending
           pending = undefined
           if (this.connector.resend && !(await this.connector.resend(records).catch(() => false))) {
-            this.log.info('failed records not produced again: the source no longer sends them', { count: records.length })
+            this.log.info('failed records not produced again: the source no longer sends them', {
+              count: records.length,
+            })
             continue
           }
         } else {
@@ -274,7 +283,11 @@ export class SourceRunner<C = unknown, V = unknown> {
             this.stats.failedBatches++
             const e = encodeError ?? new Error('nothing encoded')
             if (this.connector.fail) {
-              this.log.warn('encoding failed; reported to the source', { code: (e as { code?: string }).code ?? 'RETRIABLE', count: batch.length, err: e })
+              this.log.warn('encoding failed; reported to the source', {
+                code: (e as { code?: string }).code ?? 'RETRIABLE',
+                count: batch.length,
+                err: e,
+              })
               this.connector.fail(batch, e)
               continue
             }
@@ -319,14 +332,22 @@ export class SourceRunner<C = unknown, V = unknown> {
   }
 
   /** Produces an encoded batch; on the ack, chains its commit. Resolves with the error, never rejects. */
-  private async send(batch: SourceRecord<V>[], topicMessages: TopicMessages[], signal: AbortSignal): Promise<Error | undefined> {
+  private async send(
+    batch: SourceRecord<V>[],
+    topicMessages: TopicMessages[],
+    signal: AbortSignal,
+  ): Promise<Error | undefined> {
     try {
       await this.sendEncoded(batch, topicMessages)
     } catch (err) {
       this.stats.failedBatches++
       const e = err as Error
       if (this.connector.fail) {
-        this.log.warn('produce failed; reported to the source', { code: (e as { code?: string }).code ?? 'RETRIABLE', count: batch.length, err: e })
+        this.log.warn('produce failed; reported to the source', {
+          code: (e as { code?: string }).code ?? 'RETRIABLE',
+          count: batch.length,
+          err: e,
+        })
         this.connector.fail(batch, e)
       }
       return e
@@ -406,14 +427,24 @@ export class SourceRunner<C = unknown, V = unknown> {
         await producer.connect()
         this.connected = true
       } catch (err) {
-        throw new RetriableError(`Kafka unreachable: ${(err as Error).message}`, 5000, { connector: this.name, stage: 'connect' }, { cause: err })
+        throw new RetriableError(
+          `Kafka unreachable: ${(err as Error).message}`,
+          5000,
+          { connector: this.name, stage: 'connect' },
+          { cause: err },
+        )
       }
     }
     try {
       await producer.sendBatch({ acks: -1, topicMessages })
     } catch (err) {
       this.spoiled = true
-      throw new RetriableError(`produce failed: ${(err as Error).message}`, 5000, { connector: this.name, stage: 'produce', topics: topicMessages.map((t) => t.topic) }, { cause: err })
+      throw new RetriableError(
+        `produce failed: ${(err as Error).message}`,
+        5000,
+        { connector: this.name, stage: 'produce', topics: topicMessages.map((t) => t.topic) },
+        { cause: err },
+      )
     }
     this.stats.produced += batch.length
     this.stats.batches++

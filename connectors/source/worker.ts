@@ -119,7 +119,9 @@ export class SourceWorker {
     const tick = () => {
       if (this.stopped) return
       this.timer = setTimeout(() => {
-        this.runPass().catch((err: unknown) => this.log.warn('source pass failed', { code: 'RETRIABLE', err })).finally(tick)
+        this.runPass()
+          .catch((err: unknown) => this.log.warn('source pass failed', { code: 'RETRIABLE', err }))
+          .finally(tick)
       }, this.passMs)
     }
     tick()
@@ -186,7 +188,20 @@ export class SourceWorker {
         const lease = leases.get(doc._id)
         if (lease && lease.expiresAt.getTime() > now) continue // another worker runs it
         if (!(await this.leases.claim(doc._id, this.workerId, this.ttl, lease))) continue
-        run = { id: doc._id, name: doc.name, doc, runner: null, built: null, configVersion: doc.configVersion, busy: null, lastError: null, retryAt: 0, failures: 0, lastReport: '', lastReportAt: 0 }
+        run = {
+          id: doc._id,
+          name: doc.name,
+          doc,
+          runner: null,
+          built: null,
+          configVersion: doc.configVersion,
+          busy: null,
+          lastError: null,
+          retryAt: 0,
+          failures: 0,
+          lastReport: '',
+          lastReportAt: 0,
+        }
         this.runs.set(doc._id, run)
         this.log.info('source claimed', { source: doc.name, kind: doc.kind })
       }
@@ -209,7 +224,12 @@ export class SourceWorker {
         const e = err as { code?: string; message?: string }
         run.lastError = { code: e.code ?? 'SOURCE_FAILED', message: e.message ?? String(err), at: new Date() }
         this.retryLater(run)
-        this.log.error('source failed; retrying', { code: e.code ?? 'SOURCE_FAILED', source: run.name, retryInMs: run.retryAt - Date.now(), err })
+        this.log.error('source failed; retrying', {
+          code: e.code ?? 'SOURCE_FAILED',
+          source: run.name,
+          retryInMs: run.retryAt - Date.now(),
+          err,
+        })
       })
       .finally(() => {
         if (run.busy === p) run.busy = null
@@ -233,7 +253,11 @@ export class SourceWorker {
     const r = run.runner
     if (r && r.state === 'failed') {
       const err = r.error
-      run.lastError = { code: (err as { code?: string } | undefined)?.code ?? 'SOURCE_FAILED', message: err?.message ?? 'failed', at: new Date() }
+      run.lastError = {
+        code: (err as { code?: string } | undefined)?.code ?? 'SOURCE_FAILED',
+        message: err?.message ?? 'failed',
+        at: new Date(),
+      }
       this.retryLater(run)
       await this.stopRunner(run)
     } else if (r && doc.configVersion !== run.configVersion) {
@@ -317,7 +341,11 @@ export class SourceWorker {
       state,
       workerId: state === 'unassigned' ? null : this.workerId,
       position,
-      counts: { produced: stats?.produced ?? 0, batches: stats?.batches ?? 0, failedBatches: stats?.failedBatches ?? 0 },
+      counts: {
+        produced: stats?.produced ?? 0,
+        batches: stats?.batches ?? 0,
+        failedBatches: stats?.failedBatches ?? 0,
+      },
       lastError: run.lastError,
       appliedGeneration: state === 'starting' ? run.doc.generation - 1 : run.doc.generation,
     }

@@ -34,11 +34,27 @@
  * publisher's tracing vendors, and the partner is another organization.
  */
 import { Agent, type Dispatcher } from 'undici'
-import { DataError, EndpointDisabledError, PartnerRejectedError, RetriableError, SyndicationError, UrlRefusedError } from '../../common/errors.ts'
+import {
+  DataError,
+  EndpointDisabledError,
+  PartnerRejectedError,
+  RetriableError,
+  SyndicationError,
+  UrlRefusedError,
+} from '../../common/errors.ts'
 import type { UrlGuard } from '../../common/url-guard.ts'
 import { parseRetryAfter } from '../../connectors/retry.ts'
 import type { AttemptReport } from '../../connectors/sink/types.ts'
-import { endSpan, headersOf, linkOf, SpanKind, startSpan, tracingOn, type Context, type Span } from '../../common/tracing.ts'
+import {
+  endSpan,
+  headersOf,
+  linkOf,
+  SpanKind,
+  startSpan,
+  tracingOn,
+  type Context,
+  type Span,
+} from '../../common/tracing.ts'
 import { FairShare } from './fair-share.ts'
 
 export interface HttpSinkClientOptions {
@@ -96,7 +112,13 @@ export const DEFAULT_HTTP_TIMEOUT_MS = 15_000
 const DRAIN_LIMIT_BYTES = 64 * 1024
 
 /** Node or undici error codes that say "the call could not be made", not "our code is wrong". */
-const PROGRAMMING_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_VALUE', 'ERR_INVALID_URL'])
+const PROGRAMMING_CODES = new Set([
+  'UND_ERR_INVALID_ARG',
+  'UND_ERR_NOT_SUPPORTED',
+  'ERR_INVALID_ARG_TYPE',
+  'ERR_INVALID_ARG_VALUE',
+  'ERR_INVALID_URL',
+])
 
 export class HttpSinkClient {
   readonly #dispatcher: Dispatcher
@@ -185,7 +207,16 @@ export class HttpSinkClient {
         return this.#finish(report, t0)
       }
       report.responseExcerpt = await readExcerpt(res.body, this.#excerptBytes)
-      return this.#finish(report, t0, classifyStatus(res.statusCode, res.headers, { url: call.url, eventId, excerpt: report.responseExcerpt }, this.now()))
+      return this.#finish(
+        report,
+        t0,
+        classifyStatus(
+          res.statusCode,
+          res.headers,
+          { url: call.url, eventId, excerpt: report.responseExcerpt },
+          this.now(),
+        ),
+      )
     } catch (err) {
       return this.#finish(report, t0, classifyFailure(err, { url: call.url, eventId }, signal))
     } finally {
@@ -243,7 +274,13 @@ function clientSpan(call: HttpCall, trace: CallTrace): Span {
 
 /** The delivery-log outcome of a classified error. */
 export function attemptOutcome(error: SyndicationError): AttemptReport['outcome'] {
-  return error instanceof EndpointDisabledError ? 'disabled' : error.retriable ? 'retriable' : error instanceof PartnerRejectedError ? 'rejected' : 'failed'
+  return error instanceof EndpointDisabledError
+    ? 'disabled'
+    : error.retriable
+      ? 'retriable'
+      : error instanceof PartnerRejectedError
+        ? 'rejected'
+        : 'failed'
 }
 
 /** Undefined for 2xx, else the error that says what the runtime does next. */
@@ -257,9 +294,14 @@ export function classifyStatus(
   const ctx = { ...context, status }
   if (status >= 300 && status < 400) {
     const location = headers.location
-    return new RetriableError(`endpoint answered ${status} (redirects are not followed; update the sink URL)`, undefined, { ...ctx, location })
+    return new RetriableError(
+      `endpoint answered ${status} (redirects are not followed; update the sink URL)`,
+      undefined,
+      { ...ctx, location },
+    )
   }
-  if (status === 410) return new EndpointDisabledError('gone', 'endpoint answered 410 Gone: the partner retired it', ctx)
+  if (status === 410)
+    return new EndpointDisabledError('gone', 'endpoint answered 410 Gone: the partner retired it', ctx)
   if (status === 408 || status === 429 || status >= 500) {
     return new RetriableError(`endpoint answered ${status}`, parseRetryAfter(headers['retry-after'], now), ctx)
   }
@@ -271,21 +313,45 @@ export function classifyStatus(
  * and a URL or address the guard refused (before the call, or when the socket resolved the host)
  * disables the endpoint.
  */
-export function classifyFailure(err: unknown, context: Record<string, unknown> = {}, signal?: AbortSignal): SyndicationError {
-  if (err instanceof UrlRefusedError) return new EndpointDisabledError('url-refused', `URL refused by the URL guard: ${err.message}`, { ...context, ...err.context }, { cause: err })
+export function classifyFailure(
+  err: unknown,
+  context: Record<string, unknown> = {},
+  signal?: AbortSignal,
+): SyndicationError {
+  if (err instanceof UrlRefusedError)
+    return new EndpointDisabledError(
+      'url-refused',
+      `URL refused by the URL guard: ${err.message}`,
+      { ...context, ...err.context },
+      { cause: err },
+    )
   if (err instanceof SyndicationError) return err
-  if (signal?.aborted) return new RetriableError('delivery aborted (subscription stopped)', undefined, { ...context, aborted: true }, { cause: err })
+  if (signal?.aborted)
+    return new RetriableError(
+      'delivery aborted (subscription stopped)',
+      undefined,
+      { ...context, aborted: true },
+      { cause: err },
+    )
   const code = (err as { code?: unknown })?.code
   const message = err instanceof Error ? err.message : String(err)
   if (typeof code === 'string' && !PROGRAMMING_CODES.has(code)) {
     const timeout = code.endsWith('TIMEOUT') || code === 'ETIMEDOUT'
-    return new RetriableError(timeout ? `endpoint timed out (${code})` : `endpoint unreachable (${code}: ${message})`, undefined, { ...context, errorCode: code, timeout }, { cause: err })
+    return new RetriableError(
+      timeout ? `endpoint timed out (${code})` : `endpoint unreachable (${code}: ${message})`,
+      undefined,
+      { ...context, errorCode: code, timeout },
+      { cause: err },
+    )
   }
   return new DataError(`HTTP call failed: ${message}`, { ...context, errorCode: code }, { cause: err })
 }
 
 /** The first `limit` bytes of an answer as text; the rest is drained (up to a bound) so the connection is reused. */
-async function readExcerpt(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, limit: number): Promise<string> {
+async function readExcerpt(
+  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown },
+  limit: number,
+): Promise<string> {
   const kept: Buffer[] = []
   let keptBytes = 0
   let seen = 0

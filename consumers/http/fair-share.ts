@@ -44,7 +44,8 @@ export class FairShare {
   readonly #origins = new Map<string, Origin>()
 
   constructor(readonly connections: number) {
-    if (!Number.isInteger(connections) || connections < 1) throw new RangeError(`connections per origin must be a positive integer, got ${connections}`)
+    if (!Number.isInteger(connections) || connections < 1)
+      throw new RangeError(`connections per origin must be a positive integer, got ${connections}`)
   }
 
   /** Calls in flight and waiting at an origin (for tests and status). */
@@ -68,7 +69,10 @@ export class FairShare {
       this.#origins.set(origin, o)
     }
     const held = o.held.get(key) ?? 0
-    if (o.running < this.connections && (o.ready.length === 0 || (o.waiting.has(key) === false && held < this.#share(o, key)))) {
+    if (
+      o.running < this.connections &&
+      (o.ready.length === 0 || (o.waiting.has(key) === false && held < this.#share(o, key)))
+    ) {
       o.running++
       o.held.set(key, held + 1)
       return undefined
@@ -122,7 +126,8 @@ export class FairShare {
       o.ready.splice(picked, 1)
       const queue = o.waiting.get(lane)!
       const w = queue.shift()!
-      if (queue.length > 0) o.ready.push(lane) // back of the round
+      if (queue.length > 0)
+        o.ready.push(lane) // back of the round
       else o.waiting.delete(lane)
       if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort)
       o.running++

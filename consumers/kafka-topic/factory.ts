@@ -14,11 +14,21 @@ import { topicsOf, type TopicSpec } from '../../schemas/topics.ts'
 import { KafkaTopicSink, type KafkaTopicSinkConfig, type PartnerTopicWriter } from './sink.ts'
 
 export function kafkaTopicSinkConfig(sub: SubscriptionDoc, topics: readonly TopicSpec[]): KafkaTopicSinkConfig {
-  if (sub.sink.type !== 'kafka-topic' || !sub.sink.topic) throw new ConfigError(`subscription ${sub._id} has no partner topic`, { subscriptionId: sub._id, field: 'sink.type' })
+  if (sub.sink.type !== 'kafka-topic' || !sub.sink.topic)
+    throw new ConfigError(`subscription ${sub._id} has no partner topic`, {
+      subscriptionId: sub._id,
+      field: 'sink.type',
+    })
   const read = topicsOf(sub.eventTypes, topics)
-  if (read.length !== 1) throw new ConfigError(`kafka-topic subscription ${sub._id} reads ${read.length} topics; it reads one`, { subscriptionId: sub._id, field: 'eventTypes' })
+  if (read.length !== 1)
+    throw new ConfigError(`kafka-topic subscription ${sub._id} reads ${read.length} topics; it reads one`, {
+      subscriptionId: sub._id,
+      field: 'eventTypes',
+    })
   const spec = topics.find((t) => t.name === read[0])!
-  const pinned = Object.entries(pinsOf(sub)).find(([eventType]) => eventType === spec.name || spec.eventTypes.includes(eventType))?.[1]
+  const pinned = Object.entries(pinsOf(sub)).find(
+    ([eventType]) => eventType === spec.name || spec.eventTypes.includes(eventType),
+  )?.[1]
   return { topic: sub.sink.topic, sourceTopic: spec.name, ...(pinned !== undefined ? { pinnedVersion: pinned } : {}) }
 }
 
@@ -83,11 +93,16 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
   }
 
   failed(p: Producer): void {
-    void this.#producer?.then((current) => {
-      if (current !== p) return
-      this.#producer = null
-      p.disconnect().catch((err: unknown) => this.logger.debug('partner topic producer did not disconnect cleanly', { err }))
-    }, () => undefined)
+    void this.#producer?.then(
+      (current) => {
+        if (current !== p) return
+        this.#producer = null
+        p.disconnect().catch((err: unknown) =>
+          this.logger.debug('partner topic producer did not disconnect cleanly', { err }),
+        )
+      },
+      () => undefined,
+    )
   }
 
   send(topic: string, messages: Message[]): Promise<void> {
@@ -104,7 +119,10 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
       // one request: pending puts in arrival order, up to maxRecords (a single larger put goes alone)
       const batch: Pending[] = []
       let records = 0
-      while (this.#pending.length > 0 && (batch.length === 0 || records + this.#pending[0]!.messages.length <= maxRecords)) {
+      while (
+        this.#pending.length > 0 &&
+        (batch.length === 0 || records + this.#pending[0]!.messages.length <= maxRecords)
+      ) {
         const next = this.#pending.shift()!
         records += next.messages.length
         batch.push(next)
@@ -127,7 +145,10 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
     let producer: Producer | undefined
     try {
       producer = await this.producer()
-      await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) })
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      })
     } catch (err) {
       if (producer) this.failed(producer)
       for (const b of batch) b.reject(err)

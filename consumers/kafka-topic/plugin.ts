@@ -22,8 +22,17 @@ function validate(stored: KafkaTopicSink, check: SinkCheck): FieldError[] {
   const previous = check.previous
   if (!previous) {
     const errors: FieldError[] = []
-    if (!check.partnerKafka) errors.push({ field: 'sink.type', message: 'this installation gives partners no Kafka access (KAFKA_PARTNER_BOOTSTRAP_SERVERS is not set and the local stack is not used)' })
-    if (read.length !== 1) errors.push({ field: 'eventTypes', message: `a kafka-topic subscription reads one topic; these event types are in ${read.length} (${read.join(', ')}): subscribe each topic in its own subscription` })
+    if (!check.partnerKafka)
+      errors.push({
+        field: 'sink.type',
+        message:
+          'this installation gives partners no Kafka access (KAFKA_PARTNER_BOOTSTRAP_SERVERS is not set and the local stack is not used)',
+      })
+    if (read.length !== 1)
+      errors.push({
+        field: 'eventTypes',
+        message: `a kafka-topic subscription reads one topic; these event types are in ${read.length} (${read.join(', ')}): subscribe each topic in its own subscription`,
+      })
     const name = stored.name ?? read[0]
     if (name !== undefined && !PARTNER_TOPIC_NAME.test(name)) errors.push({ field: 'sink.name', message: NAME_RULE })
     return errors
@@ -31,10 +40,20 @@ function validate(stored: KafkaTopicSink, check: SinkCheck): FieldError[] {
   const source = topicsOf(previous.eventTypes, check.topics)
   // the name in force: the one set at creation, else the source topic's (a name sent again is fine)
   if (sent && sent.name !== undefined && sent.name !== (stored.name ?? source[0])) {
-    return [{ field: 'sink.name', message: `the partner topic (${stored.topic}) cannot be renamed; create a new subscription` }]
+    return [
+      {
+        field: 'sink.name',
+        message: `the partner topic (${stored.topic}) cannot be renamed; create a new subscription`,
+      },
+    ]
   }
   if (read.length !== 1 || read[0] !== source[0]) {
-    return [{ field: 'eventTypes', message: `a kafka-topic subscription reads one topic, ${source[0]}, for good; these event types are in ${read.join(', ') || 'no topic'}` }]
+    return [
+      {
+        field: 'eventTypes',
+        message: `a kafka-topic subscription reads one topic, ${source[0]}, for good; these event types are in ${read.join(', ') || 'no topic'}`,
+      },
+    ]
   }
   return []
 }
@@ -43,15 +62,32 @@ function validate(stored: KafkaTopicSink, check: SinkCheck): FieldError[] {
  * A kafka-topic subscription's topic: `<prefix><partner slug>.<sink.name, or the source topic>`,
  * reserved in partnerTopics (its _id is the name, so no two subscriptions write one topic).
  */
-async function reserve(sink: KafkaTopicSink, sub: { id: string; partnerId: string; eventTypes: readonly string[] }, control: SinkControl): Promise<KafkaTopicSink> {
+async function reserve(
+  sink: KafkaTopicSink,
+  sub: { id: string; partnerId: string; eventTypes: readonly string[] },
+  control: SinkControl,
+): Promise<KafkaTopicSink> {
   const source = topicsOf(sub.eventTypes)[0]!
   const org = await control.cols.organizations.findOne({ _id: sub.partnerId }, { projection: { slug: 1 } })
   const topic = `${partnerNames(control.partnerKafka!.topicPrefix, org!.slug).topicPrefix}${sink.name ?? source}`
-  if (topic.length > 249) throw new RequestInvalidError([{ field: 'sink.name', message: `makes the topic name ${topic.length} characters long; Kafka allows 249` }])
+  if (topic.length > 249)
+    throw new RequestInvalidError([
+      { field: 'sink.name', message: `makes the topic name ${topic.length} characters long; Kafka allows 249` },
+    ])
   try {
-    await control.cols.partnerTopics.insertOne({ _id: topic, partnerId: sub.partnerId, subscriptionId: sub.id, sourceTopic: source, createdAt: new Date() })
+    await control.cols.partnerTopics.insertOne({
+      _id: topic,
+      partnerId: sub.partnerId,
+      subscriptionId: sub.id,
+      sourceTopic: source,
+      createdAt: new Date(),
+    })
   } catch (err) {
-    if (isDuplicateKey(err)) throw new ConflictError(`another subscription of the partner writes topic ${topic}; choose another sink.name`, 'sink.name')
+    if (isDuplicateKey(err))
+      throw new ConflictError(
+        `another subscription of the partner writes topic ${topic}; choose another sink.name`,
+        'sink.name',
+      )
     throw err
   }
   return { ...sink, topic }
@@ -68,10 +104,22 @@ export const kafkaTopicPlugin: SinkPlugin<KafkaTopicSink> = {
   schemaName: 'KafkaTopicSink',
   schema: sinkSchema('kafka-topic', {
     required: [],
-    description: 'A topic of the partner\'s own on the platform\'s Kafka cluster, read with its SCRAM credentials (GET /organizations/{id}/kafka-access). The subscription reads one topic; the partner topic mirrors its partitions and compaction, carries the records in Avro (Confluent wire format) in the pinned schema version, projected and filtered by the grants, and tombstones.',
+    description:
+      "A topic of the partner's own on the platform's Kafka cluster, read with its SCRAM credentials (GET /organizations/{id}/kafka-access). The subscription reads one topic; the partner topic mirrors its partitions and compaction, carries the records in Avro (Confluent wire format) in the pinned schema version, projected and filtered by the grants, and tombstones.",
     properties: {
-      name: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_-][A-Za-z0-9._-]*$', description: 'What follows `<prefix><partner slug>.` in the topic name. Default: the source topic\'s name. Fixed once created.' },
-      topic: { type: 'string', readOnly: true, description: 'The partner topic, e.g. partner.northwind.inventory.levels.' },
+      name: {
+        type: 'string',
+        minLength: 1,
+        maxLength: 200,
+        pattern: '^[A-Za-z0-9_-][A-Za-z0-9._-]*$',
+        description:
+          "What follows `<prefix><partner slug>.` in the topic name. Default: the source topic's name. Fixed once created.",
+      },
+      topic: {
+        type: 'string',
+        readOnly: true,
+        description: 'The partner topic, e.g. partner.northwind.inventory.levels.',
+      },
     },
   }),
   secretPaths: [],

@@ -22,7 +22,13 @@ type Obj = { [k: string]: Json }
 
 const PRIMITIVES = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string'])
 
-const signature = (t: Trie): string => (t.whole ? '*' : `{${[...t.children.keys()].sort().map((k) => `${k}:${signature(t.children.get(k)!)}`).join(',')}}`)
+const signature = (t: Trie): string =>
+  t.whole
+    ? '*'
+    : `{${[...t.children.keys()]
+        .sort()
+        .map((k) => `${k}:${signature(t.children.get(k)!)}`)
+        .join(',')}}`
 
 const isObj = (j: Json): j is Obj => typeof j === 'object' && j !== null && !Array.isArray(j)
 
@@ -31,7 +37,11 @@ function fullName(name: string, namespace: string | undefined): string {
 }
 
 /** Named type definitions (record, enum, fixed) by full name, each with the namespace its members inherit. */
-function collectNamed(schema: Json, namespace: string | undefined, out: Map<string, { def: Obj; namespace: string | undefined }>): void {
+function collectNamed(
+  schema: Json,
+  namespace: string | undefined,
+  out: Map<string, { def: Obj; namespace: string | undefined }>,
+): void {
   if (Array.isArray(schema)) {
     for (const s of schema) collectNamed(s, namespace, out)
     return

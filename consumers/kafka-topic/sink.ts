@@ -63,16 +63,33 @@ export class KafkaTopicSink implements SinkConnector<KafkaTopicSinkConfig> {
     try {
       await this.writer.preparing((admin) => this.#prepare(admin, config))
     } catch (err) {
-      throw err instanceof SyndicationError ? err : new RetriableError(`partner topic ${config.topic} could not be prepared: ${(err as Error).message}`, undefined, { topic: config.topic }, { cause: err })
+      throw err instanceof SyndicationError
+        ? err
+        : new RetriableError(
+            `partner topic ${config.topic} could not be prepared: ${(err as Error).message}`,
+            undefined,
+            { topic: config.topic },
+            { cause: err },
+          )
     }
   }
 
   async #prepare(admin: Admin, config: KafkaTopicSinkConfig): Promise<void> {
     const meta = await admin.fetchTopicMetadata({ topics: [config.sourceTopic] })
     this.#partitions = meta.topics[0]!.partitions.length
-    const described = await admin.describeConfigs({ resources: [{ type: 2, name: config.sourceTopic, configNames: ['cleanup.policy'] }], includeSynonyms: false })
-    const cleanup = described.resources[0]?.configEntries.find((e) => e.configName === 'cleanup.policy')?.configValue ?? 'delete'
-    await createTopicsReady(admin, [{ topic: config.topic, numPartitions: this.#partitions, configEntries: [{ name: 'cleanup.policy', value: cleanup }] }])
+    const described = await admin.describeConfigs({
+      resources: [{ type: 2, name: config.sourceTopic, configNames: ['cleanup.policy'] }],
+      includeSynonyms: false,
+    })
+    const cleanup =
+      described.resources[0]?.configEntries.find((e) => e.configName === 'cleanup.policy')?.configValue ?? 'delete'
+    await createTopicsReady(admin, [
+      {
+        topic: config.topic,
+        numPartitions: this.#partitions,
+        configEntries: [{ name: 'cleanup.policy', value: cleanup }],
+      },
+    ])
     // The partner topic's subjects follow its projection, which changes with the grants: the
     // partner's deserializer reads each record with its own writer schema id, so no compatibility
     // rule between versions is needed there, and one would stop delivery when a grant changes.
@@ -95,7 +112,10 @@ export class KafkaTopicSink implements SinkConnector<KafkaTopicSinkConfig> {
     let schema: unknown
     if ((found.references ?? []).length > 0) {
       // a schema with references: inlined by avsc (its export keeps the fields, docs and defaults)
-      const type = this.#config.pinnedVersion !== undefined ? await serde.load(await serde.idOf(valueSubject(this.#config.sourceTopic), this.#config.pinnedVersion)) : await serde.load(sourceId)
+      const type =
+        this.#config.pinnedVersion !== undefined
+          ? await serde.load(await serde.idOf(valueSubject(this.#config.sourceTopic), this.#config.pinnedVersion))
+          : await serde.load(sourceId)
       schema = (type as unknown as { schema(o: object): unknown }).schema({ exportAttrs: true })
     } else schema = JSON.parse(found.schema)
     const projected = projectSchema(schema as never, record.fields)
@@ -128,7 +148,8 @@ export class KafkaTopicSink implements SinkConnector<KafkaTopicSinkConfig> {
       const key = await this.#key(raw?.key ?? null)
       let value: Buffer | null = null
       if (!isTombstone(r)) {
-        if (!raw?.value || raw.value.length < 5) throw new DataError('record has no Avro value to write to the partner topic', { eventId: r.eventId })
+        if (!raw?.value || raw.value.length < 5)
+          throw new DataError('record has no Avro value to write to the partner topic', { eventId: r.eventId })
         const id = await this.#valueSchemaId(r, raw.value.readInt32BE(1))
         value = await this.writer.serde.encode(id, r.value)
       }
@@ -144,7 +165,12 @@ export class KafkaTopicSink implements SinkConnector<KafkaTopicSinkConfig> {
       await this.writer.send(this.#config.topic, messages)
     } catch (err) {
       for (const r of records) this.#report(r, started, 'retriable', err)
-      throw new RetriableError(`partner topic ${this.#config.topic} did not acknowledge: ${(err as Error).message}`, undefined, { topic: this.#config.topic }, { cause: err })
+      throw new RetriableError(
+        `partner topic ${this.#config.topic} did not acknowledge: ${(err as Error).message}`,
+        undefined,
+        { topic: this.#config.topic },
+        { cause: err },
+      )
     }
     for (const r of records) this.#report(r, started, 'delivered')
   }

@@ -26,7 +26,12 @@ export interface MongoSinkClientSettings {
   maxPoolSize: number
 }
 
-export const DEFAULT_MONGO_SINK_CLIENT: MongoSinkClientSettings = { serverSelectionTimeoutMs: 10_000, connectTimeoutMs: 10_000, socketTimeoutMs: 30_000, maxPoolSize: 10 }
+export const DEFAULT_MONGO_SINK_CLIENT: MongoSinkClientSettings = {
+  serverSelectionTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  socketTimeoutMs: 30_000,
+  maxPoolSize: 10,
+}
 
 export interface MongoClientPoolOptions {
   guard: UrlGuard
@@ -99,10 +104,23 @@ export class MongoClientPool {
       e = undefined
     }
     if (!e) {
-      const onRefused = (err: UrlRefusedError) => this.#log.error('the URL guard refused a host of a partner MongoDB: its client is closed', { target: guarded.connection.display, host: err.context.host, reason: err.context.reason })
+      const onRefused = (err: UrlRefusedError) =>
+        this.#log.error('the URL guard refused a host of a partner MongoDB: its client is closed', {
+          target: guarded.connection.display,
+          host: err.context.host,
+          reason: err.context.reason,
+        })
       const guarded = guardedMongoClient(connectionString, this.#options, this.#guard, onRefused)
       const { client, connection, refusal } = guarded
-      const entry: Entry = { key: connectionString, client, connection, secrets: connectionSecrets(connectionString), users: 0, ready: Promise.resolve(), refusal }
+      const entry: Entry = {
+        key: connectionString,
+        client,
+        connection,
+        secrets: connectionSecrets(connectionString),
+        users: 0,
+        ready: Promise.resolve(),
+        refusal,
+      }
       // a refusal while connecting closes the client: the connect fails with it, not with "topology closed"
       entry.ready = client.connect().then(
         () => {
@@ -131,7 +149,12 @@ export class MongoClientPool {
       secrets: entry.secrets,
       ensureSafe: () => {
         const r = entry.refusal()
-        if (r) throw new EndpointDisabledError('url-refused', `the URL guard refuses a host of the partner's MongoDB deployment: ${r.message}`, { ...r.context, target: entry.connection.display })
+        if (r)
+          throw new EndpointDisabledError(
+            'url-refused',
+            `the URL guard refuses a host of the partner's MongoDB deployment: ${r.message}`,
+            { ...r.context, target: entry.connection.display },
+          )
       },
       release: async () => {
         if (released) return
@@ -145,7 +168,11 @@ export class MongoClientPool {
     entry.users--
     if (entry.users > 0) return
     if (this.#entries.get(entry.key) === entry) this.#entries.delete(entry.key)
-    await entry.client.close().catch((err: unknown) => this.#log.warn('closing a partner MongoDB client failed', { target: entry.connection.display, error: err }))
+    await entry.client
+      .close()
+      .catch((err: unknown) =>
+        this.#log.warn('closing a partner MongoDB client failed', { target: entry.connection.display, error: err }),
+      )
   }
 
   /** Closes every client (worker shutdown). */

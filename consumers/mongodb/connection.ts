@@ -65,7 +65,11 @@ export interface ParsedConnection {
  * Parses with the driver (no connection). A string the driver refuses is a ConfigError naming
  * `field` that never quotes it.
  */
-export function parseConnectionString(connectionString: string, options: MongoClientOptions = {}, field = 'sink.connectionString'): ParsedConnection {
+export function parseConnectionString(
+  connectionString: string,
+  options: MongoClientOptions = {},
+  field = 'sink.connectionString',
+): ParsedConnection {
   if (typeof connectionString !== 'string' || !/^mongodb(\+srv)?:\/\//.test(connectionString)) {
     throw new ConfigError(`${field} must start with mongodb:// or mongodb+srv://`, { field })
   }
@@ -78,14 +82,20 @@ export function parseConnectionString(connectionString: string, options: MongoCl
   }
   const o = client.options
   // a SOCKS5 proxy would connect on our behalf to a destination it resolves itself, past the guard
-  if (o.proxyHost) throw new ConfigError(`${field} must not name a proxy (proxyHost): the worker connects to the MongoDB hosts directly`, { field })
+  if (o.proxyHost)
+    throw new ConfigError(
+      `${field} must not name a proxy (proxyHost): the worker connects to the MongoDB hosts directly`,
+      { field },
+    )
   const hosts: ParsedConnection['hosts'] = []
   for (const h of o.hosts) {
     if (h.socketPath) throw new ConfigError(`${field} must not name a Unix domain socket`, { field })
     hosts.push({ host: h.host ?? '', port: h.port ?? 27017 })
   }
   const srvHost = o.srvHost ?? null
-  const display = srvHost ? `mongodb+srv://${srvHost}` : `mongodb://${hosts.map((h) => `${net.isIPv6(h.host) ? `[${h.host}]` : h.host}:${h.port}`).join(',')}`
+  const display = srvHost
+    ? `mongodb+srv://${srvHost}`
+    : `mongodb://${hosts.map((h) => `${net.isIPv6(h.host) ? `[${h.host}]` : h.host}:${h.port}`).join(',')}`
   return { hosts, srvHost, display, hasCredentials: o.credentials !== undefined }
 }
 
@@ -97,13 +107,22 @@ export type SrvResolver = (name: string) => Promise<Array<{ name: string; port: 
  * does not resolve now is a RetriableError (DNS may be down, the record may not exist yet): the
  * callers accept the string, the worker's connection is guarded again (guardedMongoClient).
  */
-export async function guardConnection(parsed: ParsedConnection, guard: UrlGuard, resolveSrv: SrvResolver = (n) => dns.resolveSrv(n)): Promise<void> {
+export async function guardConnection(
+  parsed: ParsedConnection,
+  guard: UrlGuard,
+  resolveSrv: SrvResolver = (n) => dns.resolveSrv(n),
+): Promise<void> {
   let targets = parsed.hosts
   if (parsed.srvHost) {
     try {
       targets = (await resolveSrv(`_mongodb._tcp.${parsed.srvHost}`)).map((r) => ({ host: r.name, port: r.port }))
     } catch (err) {
-      throw new RetriableError(`SRV record of ${parsed.srvHost} does not resolve: ${(err as Error).message}`, undefined, { host: parsed.srvHost }, { cause: err })
+      throw new RetriableError(
+        `SRV record of ${parsed.srvHost} does not resolve: ${(err as Error).message}`,
+        undefined,
+        { host: parsed.srvHost },
+        { cause: err },
+      )
     }
   }
   for (const t of targets) await guardHost(t.host, t.port, guard)
@@ -122,7 +141,11 @@ export async function guardHost(host: string, port: number, guard: UrlGuard): Pr
 function mongoRefusal(err: unknown, host: string, port?: number): unknown {
   if (!(err instanceof UrlRefusedError)) return err
   const at = port === undefined ? host : `${host}:${port}`
-  return new UrlRefusedError(`MongoDB host ${at} refused: ${err.message}`, { ...err.context, host, ...(port === undefined ? {} : { port }) }, { cause: err })
+  return new UrlRefusedError(
+    `MongoDB host ${at} refused: ${err.message}`,
+    { ...err.context, host, ...(port === undefined ? {} : { port }) },
+    { cause: err },
+  )
 }
 
 /** A MongoClient whose every connection is guarded (see the top of this file). */

@@ -11,7 +11,14 @@
  *  - the driver refuses the document before sending it (BSON too large or unserialisable): DataError.
  * Messages never carry the connection string or its password (they are scrubbed).
  */
-import { MongoError, MongoNetworkError, MongoOperationTimeoutError, MongoServerError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb'
+import {
+  MongoError,
+  MongoNetworkError,
+  MongoOperationTimeoutError,
+  MongoServerError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+} from 'mongodb'
 import { ConfigError, DataError, EndpointDisabledError, RetriableError, SyndicationError } from '../../common/errors.ts'
 import { scrub } from './connection.ts'
 
@@ -49,7 +56,13 @@ const AUTH_CODES = new Set([
   8000, // AtlasError (bad credentials on Atlas)
 ])
 
-const RETRIABLE_LABELS = ['RetryableWriteError', 'ResetPool', 'SystemOverloadedError', 'TransientTransactionError', 'NoWritesPerformed']
+const RETRIABLE_LABELS = [
+  'RetryableWriteError',
+  'ResetPool',
+  'SystemOverloadedError',
+  'TransientTransactionError',
+  'NoWritesPerformed',
+]
 
 export { isDuplicateKey as isDuplicateKeyError } from '../../common/store-errors.ts'
 
@@ -62,7 +75,12 @@ export function isAuthError(err: unknown): boolean {
 export type MongoPhase = 'connect' | 'write'
 
 /** The classified error of a failed connect or write; `secrets` are scrubbed from every message. */
-export function classifyMongoError(err: unknown, phase: MongoPhase, context: Record<string, unknown>, secrets: readonly string[] = []): SyndicationError {
+export function classifyMongoError(
+  err: unknown,
+  phase: MongoPhase,
+  context: Record<string, unknown>,
+  secrets: readonly string[] = [],
+): SyndicationError {
   if (err instanceof SyndicationError) return err
   const raw = err instanceof Error ? err.message : String(err)
   const message = scrub(raw, secrets)
@@ -71,7 +89,9 @@ export function classifyMongoError(err: unknown, phase: MongoPhase, context: Rec
   const ctx = { ...context, driverError: name, ...(code !== undefined ? { driverCode: code } : {}) }
   if (isAuthError(err)) {
     const text = `the partner's MongoDB server refused our credentials: ${message}`
-    return phase === 'connect' ? new ConfigError(text, { ...ctx, field: 'sink.connectionString' }) : new EndpointDisabledError('auth-failed', text, ctx)
+    return phase === 'connect'
+      ? new ConfigError(text, { ...ctx, field: 'sink.connectionString' })
+      : new EndpointDisabledError('auth-failed', text, ctx)
   }
   if (err instanceof MongoError) {
     const labelled = RETRIABLE_LABELS.some((l) => err.hasErrorLabel(l))
@@ -84,18 +104,29 @@ export function classifyMongoError(err: unknown, phase: MongoPhase, context: Rec
       ['MongoPoolClearedError', 'MongoWaitQueueTimeoutError', 'MongoNetworkTimeoutError'].includes(err.name) ||
       (typeof err.code === 'number' && RETRIABLE_CODES.has(err.code))
     ) {
-      return new RetriableError(`partner MongoDB unavailable (${name}${typeof code === 'number' ? ` ${code}` : ''}): ${message}`, undefined, ctx)
+      return new RetriableError(
+        `partner MongoDB unavailable (${name}${typeof code === 'number' ? ` ${code}` : ''}): ${message}`,
+        undefined,
+        ctx,
+      )
     }
-    if (err instanceof MongoServerError) return new DataError(`the partner's MongoDB server refused the document (${code}): ${message}`, ctx)
-    if (phase === 'connect') return new ConfigError(`cannot use the partner's MongoDB: ${message}`, { ...ctx, field: 'sink.connectionString' })
+    if (err instanceof MongoServerError)
+      return new DataError(`the partner's MongoDB server refused the document (${code}): ${message}`, ctx)
+    if (phase === 'connect')
+      return new ConfigError(`cannot use the partner's MongoDB: ${message}`, { ...ctx, field: 'sink.connectionString' })
     return new DataError(`the MongoDB driver refused the document: ${message}`, ctx)
   }
   // Node's own network failures (ECONNREFUSED, ENOTFOUND of an SRV lookup, ...) that escape the driver's classes.
-  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return new RetriableError(`partner MongoDB unreachable (${code}): ${message}`, undefined, ctx)
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code))
+    return new RetriableError(`partner MongoDB unreachable (${code}): ${message}`, undefined, ctx)
   // RangeError from the BSON serialiser (a document over the size limit), BSONError (a value BSON cannot hold).
   if (err instanceof RangeError || name === 'BSONError' || name === 'BSONVersionError') {
-    return new DataError(`the document cannot be written to MongoDB (too large or not BSON-serialisable): ${message}`, ctx)
+    return new DataError(
+      `the document cannot be written to MongoDB (too large or not BSON-serialisable): ${message}`,
+      ctx,
+    )
   }
-  if (phase === 'connect') return new ConfigError(`cannot use the partner's MongoDB: ${message}`, { ...ctx, field: 'sink.connectionString' })
+  if (phase === 'connect')
+    return new ConfigError(`cannot use the partner's MongoDB: ${message}`, { ...ctx, field: 'sink.connectionString' })
   return new DataError(`MongoDB write failed: ${message}`, ctx)
 }

@@ -17,14 +17,24 @@ import { MongoProjectionSink, type MongoSinkConfig } from './sink.ts'
 /** Settings of a MongoDB sink that are secrets: sealed at rest, never returned. */
 export const MONGO_SECRET_PATHS = ['connectionString'] as const
 
-export function mongoSinkConfig(sub: SubscriptionDoc, secrets: SinkSecrets, topics: readonly TopicSpec[]): MongoSinkConfig {
-  if (sub.sink.type !== 'mongodb') throw new ConfigError(`subscription ${sub._id} has a ${sub.sink.type} sink, not mongodb`, { subscriptionId: sub._id })
+export function mongoSinkConfig(
+  sub: SubscriptionDoc,
+  secrets: SinkSecrets,
+  topics: readonly TopicSpec[],
+): MongoSinkConfig {
+  if (sub.sink.type !== 'mongodb')
+    throw new ConfigError(`subscription ${sub._id} has a ${sub.sink.type} sink, not mongodb`, {
+      subscriptionId: sub._id,
+    })
   const read = topicsOf(sub.eventTypes, topics)
   if (read.length > 1) {
-    throw new ConfigError(`mongodb subscription ${sub._id} reads ${read.length} topics (${read.join(', ')}): a projection collection holds the keys of one topic; subscribe each topic into its own collection`, {
-      subscriptionId: sub._id,
-      field: 'eventTypes',
-    })
+    throw new ConfigError(
+      `mongodb subscription ${sub._id} reads ${read.length} topics (${read.join(', ')}): a projection collection holds the keys of one topic; subscribe each topic into its own collection`,
+      {
+        subscriptionId: sub._id,
+        field: 'eventTypes',
+      },
+    )
   }
   const sink = openSecrets<MongoSink>(sub.sink, MONGO_SECRET_PATHS, secrets.box)
   return { connectionString: sink.connectionString, database: sink.database, collection: sink.collection }

@@ -18,8 +18,13 @@ import { mongoSinkConfigProblems } from './sink.ts'
 async function validate(sink: MongoSink, check: SinkCheck): Promise<FieldError[]> {
   const errors: FieldError[] = []
   const topics = topicsOf(check.eventTypes, check.topics)
-  for (const p of mongoSinkConfigProblems({ ...sink, connectionString: 'mongodb://placeholder' })) errors.push({ field: `sink.${p.field}`, message: p.message })
-  if (topics.length > 1) errors.push({ field: 'eventTypes', message: `a mongodb sink projects the keys of one topic; these event types come from ${topics.join(', ')}: subscribe each topic into its own collection` })
+  for (const p of mongoSinkConfigProblems({ ...sink, connectionString: 'mongodb://placeholder' }))
+    errors.push({ field: `sink.${p.field}`, message: p.message })
+  if (topics.length > 1)
+    errors.push({
+      field: 'eventTypes',
+      message: `a mongodb sink projects the keys of one topic; these event types come from ${topics.join(', ')}: subscribe each topic into its own collection`,
+    })
   const sent = check.sent as Partial<MongoSink> | undefined
   if (!sent) {
     // the stored string is sealed and was checked when it was saved
@@ -30,8 +35,10 @@ async function validate(sink: MongoSink, check: SinkCheck): Promise<FieldError[]
       await guardConnection(parseConnectionString(sent.connectionString), check.guard)
     } catch (err) {
       // a host that does not resolve yet is accepted: the worker guards it again when it connects
-      if (err instanceof RetriableError) check.logger.info('mongodb sink host does not resolve now; checked again at connect', { error: err })
-      else if (err instanceof ConfigError || err instanceof UrlRefusedError) errors.push({ field: 'sink.connectionString', message: err.message.replace(/^sink\.connectionString /, '') })
+      if (err instanceof RetriableError)
+        check.logger.info('mongodb sink host does not resolve now; checked again at connect', { error: err })
+      else if (err instanceof ConfigError || err instanceof UrlRefusedError)
+        errors.push({ field: 'sink.connectionString', message: err.message.replace(/^sink\.connectionString /, '') })
       else throw err
     }
   }
@@ -49,15 +56,23 @@ export const mongoPlugin: SinkPlugin<MongoSink> = {
         pattern: '^mongodb(\\+srv)?://',
         maxLength: 4000,
         writeOnly: true,
-        description: 'Required on create; encrypted at rest, never returned. Every host (for mongodb+srv, every SRV target) must pass the SSRF guard: loopback, private, link-local and metadata addresses (every non-public range) are refused unless allowlisted; a host that does not resolve yet is accepted; a proxy (proxyHost) is refused. The worker connects only to addresses the guard approved for each connection.',
+        description:
+          'Required on create; encrypted at rest, never returned. Every host (for mongodb+srv, every SRV target) must pass the SSRF guard: loopback, private, link-local and metadata addresses (every non-public range) are refused unless allowlisted; a host that does not resolve yet is accepted; a proxy (proxyHost) is refused. The worker connects only to addresses the guard approved for each connection.',
       },
-      database: { type: 'string', minLength: 1, maxLength: 63, pattern: '^[^/\\\\. "$*<>:|?]+$', description: 'The partner\'s database (MongoDB naming rules).' },
+      database: {
+        type: 'string',
+        minLength: 1,
+        maxLength: 63,
+        pattern: '^[^/\\\\. "$*<>:|?]+$',
+        description: "The partner's database (MongoDB naming rules).",
+      },
       collection: {
         type: 'string',
         minLength: 1,
         maxLength: 120,
         pattern: '^[^$]+$',
-        description: 'One document per key: _id = the event key, the value\'s fields, and _meta (version = Kafka offset, topic, partition, eventId, eventType, occurredAt, writtenAt). Tombstones delete. A subscription with a mongodb sink reads one topic.',
+        description:
+          "One document per key: _id = the event key, the value's fields, and _meta (version = Kafka offset, topic, partition, eventId, eventType, occurredAt, writtenAt). Tombstones delete. A subscription with a mongodb sink reads one topic.",
       },
     },
   }),

@@ -87,21 +87,31 @@ export function mongoSinkConfigProblems(config: unknown): FieldProblem[] {
   }
   if (typeof c.database !== 'string' || c.database === '') out.push({ field: 'database', message: 'is required' })
   else if (Buffer.byteLength(c.database) > 63) out.push({ field: 'database', message: 'must be at most 63 bytes' })
-  else if (DB_FORBIDDEN.test(c.database)) out.push({ field: 'database', message: 'must not contain / \\ . space " $ * < > : | ? or NUL' })
+  else if (DB_FORBIDDEN.test(c.database))
+    out.push({ field: 'database', message: 'must not contain / \\ . space " $ * < > : | ? or NUL' })
   if (typeof c.collection !== 'string' || c.collection === '') out.push({ field: 'collection', message: 'is required' })
-  else if (Buffer.byteLength(c.collection) > 120) out.push({ field: 'collection', message: 'must be at most 120 bytes' })
-  else if (c.collection.includes('$') || c.collection.includes('\u0000')) out.push({ field: 'collection', message: 'must not contain $ or NUL' })
-  else if (c.collection.startsWith('system.')) out.push({ field: 'collection', message: 'must not start with "system." (reserved by MongoDB)' })
+  else if (Buffer.byteLength(c.collection) > 120)
+    out.push({ field: 'collection', message: 'must be at most 120 bytes' })
+  else if (c.collection.includes('$') || c.collection.includes('\u0000'))
+    out.push({ field: 'collection', message: 'must not contain $ or NUL' })
+  else if (c.collection.startsWith('system.'))
+    out.push({ field: 'collection', message: 'must not start with "system." (reserved by MongoDB)' })
   return out
 }
 
 /** The filter that matches the stored document of `id` only when `m` supersedes it (see the header). */
-export function supersedeFilter(id: string, m: Pick<ProjectionMeta, 'version' | 'topic' | 'partition' | 'occurredAt'>): KeyFilter {
+export function supersedeFilter(
+  id: string,
+  m: Pick<ProjectionMeta, 'version' | 'topic' | 'partition' | 'occurredAt'>,
+): KeyFilter {
   return {
     _id: id,
     $or: [
       { '_meta.topic': m.topic, '_meta.partition': m.partition, '_meta.version': { $lt: m.version } },
-      { $or: [{ '_meta.topic': { $ne: m.topic } }, { '_meta.partition': { $ne: m.partition } }], '_meta.occurredAt': { $lt: m.occurredAt } },
+      {
+        $or: [{ '_meta.topic': { $ne: m.topic } }, { '_meta.partition': { $ne: m.partition } }],
+        '_meta.occurredAt': { $lt: m.occurredAt },
+      },
       // a document this sink did not write (no version): the projection owns the collection
       { '_meta.version': { $exists: false } },
     ],
@@ -109,7 +119,10 @@ export function supersedeFilter(id: string, m: Pick<ProjectionMeta, 'version' | 
 }
 
 /** The same decision in code, for a stored `_meta` (undefined: nothing stored, or not ours). */
-export function supersedes(m: Pick<ProjectionMeta, 'version' | 'topic' | 'partition' | 'occurredAt'>, stored: Partial<ProjectionMeta> | undefined): boolean {
+export function supersedes(
+  m: Pick<ProjectionMeta, 'version' | 'topic' | 'partition' | 'occurredAt'>,
+  stored: Partial<ProjectionMeta> | undefined,
+): boolean {
   if (!stored || stored.version === undefined) return true
   if (stored.topic === m.topic && stored.partition === m.partition) return stored.version < m.version
   return stored.occurredAt instanceof Date && stored.occurredAt.getTime() < m.occurredAt.getTime()
@@ -136,16 +149,21 @@ export class MongoProjectionSink implements SinkConnector<MongoSinkConfig> {
   async start(config: MongoSinkConfig, ctx: SinkContext): Promise<void> {
     const problems = mongoSinkConfigProblems(config)
     if (problems.length > 0) {
-      throw new ConfigError(`mongodb subscription ${ctx.subscriptionId}: ${problems.map((p) => `sink.${p.field} ${p.message}`).join('; ')}`, {
-        subscriptionId: ctx.subscriptionId,
-        fields: problems.map((p) => ({ ...p, field: `sink.${p.field}` })),
-      })
+      throw new ConfigError(
+        `mongodb subscription ${ctx.subscriptionId}: ${problems.map((p) => `sink.${p.field} ${p.message}`).join('; ')}`,
+        {
+          subscriptionId: ctx.subscriptionId,
+          fields: problems.map((p) => ({ ...p, field: `sink.${p.field}` })),
+        },
+      )
     }
     await this.#releaseLease()
     const lease = await this.pool.acquire(config.connectionString, { subscriptionId: ctx.subscriptionId })
     this.#lease = lease
     this.#ctx = ctx
-    this.#collection = lease.client.db(config.database).collection<{ _id: string; [field: string]: unknown }>(config.collection)
+    this.#collection = lease.client
+      .db(config.database)
+      .collection<{ _id: string; [field: string]: unknown }>(config.collection)
     this.#target = `${lease.connection.display}/${config.database}.${config.collection}`
   }
 
@@ -162,15 +180,34 @@ export class MongoProjectionSink implements SinkConnector<MongoSinkConfig> {
     for (const record of records) {
       const startedAt = this.now()
       const t0 = performance.now()
-      const report: AttemptReport = { eventId: record.eventId, target: this.#target, startedAt, durationMs: 0, outcome: 'failed' }
+      const report: AttemptReport = {
+        eventId: record.eventId,
+        target: this.#target,
+        startedAt,
+        durationMs: 0,
+        outcome: 'failed',
+      }
       try {
-        if (options.signal?.aborted) throw new RetriableError('delivery aborted (subscription stopped)', undefined, { aborted: true })
+        if (options.signal?.aborted)
+          throw new RetriableError('delivery aborted (subscription stopped)', undefined, { aborted: true })
         lease.ensureSafe()
         const outcome = await this.write(collection, record)
         report.outcome = 'delivered'
-        report.responseExcerpt = outcome === 'stale' ? 'stale: a newer version is stored; skipped' : outcome === 'absent' ? 'tombstone: no older document to delete' : outcome
+        report.responseExcerpt =
+          outcome === 'stale'
+            ? 'stale: a newer version is stored; skipped'
+            : outcome === 'absent'
+              ? 'tombstone: no older document to delete'
+              : outcome
       } catch (err) {
-        const context = { subscriptionId: ctx.subscriptionId, topic: record.topic, partition: record.partition, offset: record.offset, eventId: record.eventId, target: this.#target }
+        const context = {
+          subscriptionId: ctx.subscriptionId,
+          topic: record.topic,
+          partition: record.partition,
+          offset: record.offset,
+          eventId: record.eventId,
+          target: this.#target,
+        }
         const error = classifyMongoError(err, 'write', context, lease.secrets)
         Object.assign(error.context, context)
         report.outcome = error.code === 'SINK_ENDPOINT_DISABLED' ? 'disabled' : error.retriable ? 'retriable' : 'failed'
@@ -187,7 +224,8 @@ export class MongoProjectionSink implements SinkConnector<MongoSinkConfig> {
 
   /** One record, one conditional write (plus a read after a duplicate-key refusal, or before the write during a replay). */
   async write(collection: ProjectionCollection, record: SinkRecord): Promise<WriteOutcome> {
-    if (record.key === null) throw new DataError('record has no key: a projection stores one document per key', { eventId: record.eventId })
+    if (record.key === null)
+      throw new DataError('record has no key: a projection stores one document per key', { eventId: record.eventId })
     const meta: ProjectionMeta = {
       version: Number(record.offset),
       topic: record.topic,
@@ -197,7 +235,8 @@ export class MongoProjectionSink implements SinkConnector<MongoSinkConfig> {
       occurredAt: new Date(record.timestamp),
       writtenAt: new Date(this.now()),
     }
-    if (!Number.isSafeInteger(meta.version)) throw new DataError(`offset ${record.offset} is not a safe integer version`, { offset: record.offset })
+    if (!Number.isSafeInteger(meta.version))
+      throw new DataError(`offset ${record.offset} is not a safe integer version`, { offset: record.offset })
     const filter = supersedeFilter(record.key, meta)
     // Replay shortcut: after a stale write, read the stored version first and skip without writing
     // while records keep being stale (on FerretDB a refused upsert costs about 10x a read). Safe:
@@ -217,7 +256,12 @@ export class MongoProjectionSink implements SinkConnector<MongoSinkConfig> {
     return outcome
   }
 
-  async #conditionalWrite(collection: ProjectionCollection, record: SinkRecord & { key: string }, meta: ProjectionMeta, filter: KeyFilter): Promise<WriteOutcome> {
+  async #conditionalWrite(
+    collection: ProjectionCollection,
+    record: SinkRecord & { key: string },
+    meta: ProjectionMeta,
+    filter: KeyFilter,
+  ): Promise<WriteOutcome> {
     if (record.value === null) {
       const r = await collection.deleteOne(filter)
       return r.deletedCount === 1 ? 'deleted' : 'absent'
@@ -234,7 +278,10 @@ export class MongoProjectionSink implements SinkConnector<MongoSinkConfig> {
       // FerretDB names no index: stale only if what is stored really is as new or newer
       const stored = await collection.findOne({ _id: record.key }, { projection: { [META_FIELD]: 1 } })
       if (stored && !supersedes(meta, stored[META_FIELD] as Partial<ProjectionMeta> | undefined)) return 'stale'
-      throw new DataError(`the partner's collection refused the document: a unique index other than _id already holds one of its values (${(err as Error).message})`, { eventId: record.eventId })
+      throw new DataError(
+        `the partner's collection refused the document: a unique index other than _id already holds one of its values (${(err as Error).message})`,
+        { eventId: record.eventId },
+      )
     }
   }
 
@@ -254,11 +301,18 @@ export class MongoProjectionSink implements SinkConnector<MongoSinkConfig> {
 export function projectedDocument(record: SinkRecord, meta: ProjectionMeta): ProjectedDocument {
   const v = record.value
   if (v === null || typeof v !== 'object' || Array.isArray(v) || Buffer.isBuffer(v) || v instanceof Date) {
-    throw new DataError(`event ${record.eventId} has a value that is not a record: a projection stores the fields of a record`, { eventId: record.eventId })
+    throw new DataError(
+      `event ${record.eventId} has a value that is not a record: a projection stores the fields of a record`,
+      { eventId: record.eventId },
+    )
   }
   const fields = { ...(v as Record<string, unknown>) }
   for (const reserved of ['_id', META_FIELD]) {
-    if (reserved in fields) throw new DataError(`event ${record.eventId} has a field named ${reserved}, which the projection reserves`, { eventId: record.eventId, field: reserved })
+    if (reserved in fields)
+      throw new DataError(`event ${record.eventId} has a field named ${reserved}, which the projection reserves`, {
+        eventId: record.eventId,
+        field: reserved,
+      })
   }
   return { _id: record.key!, ...fields, [META_FIELD]: meta } as ProjectedDocument
 }

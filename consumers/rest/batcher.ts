@@ -41,12 +41,16 @@ export class MicroBatcher<T> {
   /** Resolves when the item's batch was delivered; rejects with the item's classified error. */
   add(group: string, value: T, signal?: AbortSignal): Promise<void> {
     if (this.#closed) return Promise.reject(new RetriableError('REST sink stopped'))
-    if (signal?.aborted) return Promise.reject(new RetriableError('delivery aborted (subscription stopped)', undefined, { aborted: true }))
+    if (signal?.aborted)
+      return Promise.reject(new RetriableError('delivery aborted (subscription stopped)', undefined, { aborted: true }))
     return new Promise<void>((resolve, reject) => {
       const item: BatchItem<T> = { value, resolve, reject, signal, onAbort: undefined }
       let p = this.#pending.get(group)
       if (!p) {
-        const timer = this.maxWaitMs > 0 ? { timeout: setTimeout(() => this.#flush(group), this.maxWaitMs) } : { immediate: setImmediate(() => this.#flush(group)) }
+        const timer =
+          this.maxWaitMs > 0
+            ? { timeout: setTimeout(() => this.#flush(group), this.maxWaitMs) }
+            : { immediate: setImmediate(() => this.#flush(group)) }
         this.#pending.set(group, (p = { items: [], timer }))
       }
       p.items.push(item)

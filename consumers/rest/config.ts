@@ -41,7 +41,16 @@ export const REST_SECRET_PATHS = ['auth.token', 'auth.password', 'auth.clientSec
 
 export const MAX_BATCH_EVENTS = 1000
 /** Headers the sink sets itself (or the HTTP layer owns): a subscription cannot override them. */
-export const RESERVED_HEADERS = new Set(['idempotency-key', 'authorization', 'content-type', 'content-length', 'host', 'transfer-encoding', 'connection', 'user-agent'])
+export const RESERVED_HEADERS = new Set([
+  'idempotency-key',
+  'authorization',
+  'content-type',
+  'content-length',
+  'host',
+  'transfer-encoding',
+  'connection',
+  'user-agent',
+])
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 const str = (v: unknown): v is string => typeof v === 'string' && v !== ''
@@ -51,29 +60,45 @@ export function restSinkProblems(config: unknown): Array<FieldError & { position
   const out: Array<FieldError & { position?: number }> = []
   if (config === null || typeof config !== 'object') return [{ field: 'sink', message: 'must be an object' }]
   const c = config as Record<string, unknown>
-  if (typeof c.url !== 'string') out.push({ field: 'url', message: 'is required (an http:// or https:// URL, placeholders allowed after the host)' })
+  if (typeof c.url !== 'string')
+    out.push({ field: 'url', message: 'is required (an http:// or https:// URL, placeholders allowed after the host)' })
   else {
     const p = urlTemplateProblem(c.url)
     if (p) out.push({ field: 'url', message: p })
   }
-  if (!REST_METHODS.includes(c.method as RestMethod)) out.push({ field: 'method', message: `must be one of ${REST_METHODS.join(', ')}` })
+  if (!REST_METHODS.includes(c.method as RestMethod))
+    out.push({ field: 'method', message: `must be one of ${REST_METHODS.join(', ')}` })
   if (c.bodyMapping !== undefined) {
-    if (typeof c.bodyMapping !== 'string') out.push({ field: 'bodyMapping', message: 'must be a JSONata expression (a string)' })
+    if (typeof c.bodyMapping !== 'string')
+      out.push({ field: 'bodyMapping', message: 'must be a JSONata expression (a string)' })
     else {
       const p = mappingProblem(c.bodyMapping)
-      if (p) out.push({ field: 'bodyMapping', message: p.message, ...(p.position !== undefined ? { position: p.position } : {}) })
+      if (p)
+        out.push({
+          field: 'bodyMapping',
+          message: p.message,
+          ...(p.position !== undefined ? { position: p.position } : {}),
+        })
     }
   }
   if (c.headers !== undefined) {
-    if (c.headers === null || typeof c.headers !== 'object') out.push({ field: 'headers', message: 'must be an object of strings' })
+    if (c.headers === null || typeof c.headers !== 'object')
+      out.push({ field: 'headers', message: 'must be an object of strings' })
     else
       for (const [k, v] of Object.entries(c.headers)) {
         if (typeof v !== 'string') out.push({ field: `headers.${k}`, message: 'must be a string' })
         if (!TOKEN.test(k)) out.push({ field: `headers.${k}`, message: 'is not a valid header name' })
-        if (RESERVED_HEADERS.has(k.toLowerCase())) out.push({ field: `headers.${k}`, message: 'is set by the platform and cannot be overridden' })
+        if (RESERVED_HEADERS.has(k.toLowerCase()))
+          out.push({ field: `headers.${k}`, message: 'is set by the platform and cannot be overridden' })
       }
   }
-  if (c.batchWaitMs !== undefined && (typeof c.batchWaitMs !== 'number' || !Number.isInteger(c.batchWaitMs) || c.batchWaitMs < 0 || c.batchWaitMs > MAX_BATCH_WAIT_MS)) {
+  if (
+    c.batchWaitMs !== undefined &&
+    (typeof c.batchWaitMs !== 'number' ||
+      !Number.isInteger(c.batchWaitMs) ||
+      c.batchWaitMs < 0 ||
+      c.batchWaitMs > MAX_BATCH_WAIT_MS)
+  ) {
     out.push({ field: 'batchWaitMs', message: `must be an integer from 0 to ${MAX_BATCH_WAIT_MS}` })
   }
   if (c.auth !== undefined) out.push(...authProblems(c.auth))
@@ -83,7 +108,10 @@ export function restSinkProblems(config: unknown): Array<FieldError & { position
 function authProblems(auth: unknown): FieldError[] {
   if (auth === null || typeof auth !== 'object') return [{ field: 'auth', message: 'must be an object with a type' }]
   const a = auth as Record<string, unknown>
-  const need = (...fields: string[]) => fields.filter((f) => !str(a[f])).map((f) => ({ field: `auth.${f}`, message: `is required with auth type ${String(a.type)}` }))
+  const need = (...fields: string[]) =>
+    fields
+      .filter((f) => !str(a[f]))
+      .map((f) => ({ field: `auth.${f}`, message: `is required with auth type ${String(a.type)}` }))
   switch (a.type) {
     case 'none':
       return []
@@ -91,13 +119,19 @@ function authProblems(auth: unknown): FieldError[] {
       return need('token')
     case 'basic': {
       const out = need('username', 'password')
-      if (str(a.username) && a.username.includes(':')) out.push({ field: 'auth.username', message: 'must not contain ":" (HTTP Basic)' })
+      if (str(a.username) && a.username.includes(':'))
+        out.push({ field: 'auth.username', message: 'must not contain ":" (HTTP Basic)' })
       return out
     }
     case 'header': {
       const out = need('headerName', 'headerValue')
-      if (str(a.headerName) && !TOKEN.test(a.headerName)) out.push({ field: 'auth.headerName', message: 'is not a valid header name' })
-      else if (str(a.headerName) && RESERVED_HEADERS.has(a.headerName.toLowerCase()) && a.headerName.toLowerCase() !== 'authorization') {
+      if (str(a.headerName) && !TOKEN.test(a.headerName))
+        out.push({ field: 'auth.headerName', message: 'is not a valid header name' })
+      else if (
+        str(a.headerName) &&
+        RESERVED_HEADERS.has(a.headerName.toLowerCase()) &&
+        a.headerName.toLowerCase() !== 'authorization'
+      ) {
         out.push({ field: 'auth.headerName', message: 'is set by the platform; choose another header' })
       }
       return out
@@ -106,8 +140,11 @@ function authProblems(auth: unknown): FieldError[] {
       const out = need('tokenUrl', 'clientId', 'clientSecret')
       const problem = str(a.tokenUrl) ? httpUrlProblem(a.tokenUrl, 'use clientId and clientSecret') : null
       if (problem) out.push({ field: 'auth.tokenUrl', message: problem })
-      for (const f of ['scope', 'audience']) if (a[f] !== undefined && typeof a[f] !== 'string') out.push({ field: `auth.${f}`, message: 'must be a string' })
-      if (a.clientAuth !== undefined && a.clientAuth !== 'basic' && a.clientAuth !== 'body') out.push({ field: 'auth.clientAuth', message: 'must be basic or body' })
+      for (const f of ['scope', 'audience'])
+        if (a[f] !== undefined && typeof a[f] !== 'string')
+          out.push({ field: `auth.${f}`, message: 'must be a string' })
+      if (a.clientAuth !== undefined && a.clientAuth !== 'basic' && a.clientAuth !== 'body')
+        out.push({ field: 'auth.clientAuth', message: 'must be basic or body' })
       return out
     }
     default:

@@ -39,7 +39,9 @@ function overHeapLimit(memoryLimitMb) {
   if (!memoryLimitMb) return
   const used = require('node:v8').getHeapStatistics().used_heap_size
   if (used <= memoryLimitMb * 1024 * 1024) return
-  process.stderr.write(`FATAL ERROR: heap out of memory: ${Math.round(used / 1048576)} MB used after a mapping step, over the ${memoryLimitMb} MB limit\n`)
+  process.stderr.write(
+    `FATAL ERROR: heap out of memory: ${Math.round(used / 1048576)} MB used after a mapping step, over the ${memoryLimitMb} MB limit\n`,
+  )
   process.exit(134)
 }
 
@@ -65,7 +67,12 @@ function createEvaluator({ timeLimitMs, maxOutputBytes, memoryLimitMb }) {
     return expression
   }
 
-  const failure = (err) => ({ fail: 'error', message: err && err.message !== undefined ? String(err.message) : String(err), ...(err && err.code ? { code: String(err.code) } : {}), ...(err && typeof err.position === 'number' ? { position: err.position } : {}) })
+  const failure = (err) => ({
+    fail: 'error',
+    message: err && err.message !== undefined ? String(err.message) : String(err),
+    ...(err && err.code ? { code: String(err.code) } : {}),
+    ...(err && typeof err.position === 'number' ? { position: err.position } : {}),
+  })
 
   /** The body of one event, or why there is none. Strings are counted before they are written, so a huge one is refused, never copied. */
   const one = async (expression, input) => {
@@ -120,7 +127,11 @@ if (require.main === module) {
   process.on('message', (m) => {
     evaluate(m.source, m.inputs).then(
       (results) => process.send({ id: m.id, results }),
-      (err) => process.send({ id: m.id, results: m.inputs.map(() => ({ fail: 'error', message: err instanceof Error ? err.message : String(err) })) }),
+      (err) =>
+        process.send({
+          id: m.id,
+          results: m.inputs.map(() => ({ fail: 'error', message: err instanceof Error ? err.message : String(err) })),
+        }),
     )
   })
   process.send({ ready: true })

@@ -48,7 +48,12 @@ export interface MappingSandboxSettings {
   maxOutputBytes: number
 }
 
-export const DEFAULT_MAPPING_SANDBOX: MappingSandboxSettings = { processes: 2, timeLimitMs: 1000, memoryLimitMb: 64, maxOutputBytes: 1024 * 1024 }
+export const DEFAULT_MAPPING_SANDBOX: MappingSandboxSettings = {
+  processes: 2,
+  timeLimitMs: 1000,
+  memoryLimitMb: 64,
+  maxOutputBytes: 1024 * 1024,
+}
 
 /** How long after the time limit a request's process is killed (jsonata's own timeout usually answers first). */
 export const KILL_GRACE_MS = 100
@@ -76,8 +81,12 @@ export interface MappingEvaluator {
  * The sandbox's own evaluator loaded into this process, with jsonata's cooperative limits only: for
  * benchmarks and comparisons, never for deliveries (nothing stops a runaway step here).
  */
-export function inProcessEvaluator(settings: Pick<MappingSandboxSettings, 'timeLimitMs' | 'maxOutputBytes'> = DEFAULT_MAPPING_SANDBOX): MappingEvaluator {
-  const { createEvaluator } = createRequire(import.meta.url)(SANDBOX_SCRIPT) as { createEvaluator(o: { timeLimitMs: number; maxOutputBytes: number }): MappingEvaluator }
+export function inProcessEvaluator(
+  settings: Pick<MappingSandboxSettings, 'timeLimitMs' | 'maxOutputBytes'> = DEFAULT_MAPPING_SANDBOX,
+): MappingEvaluator {
+  const { createEvaluator } = createRequire(import.meta.url)(SANDBOX_SCRIPT) as {
+    createEvaluator(o: { timeLimitMs: number; maxOutputBytes: number }): MappingEvaluator
+  }
   return createEvaluator({ timeLimitMs: settings.timeLimitMs, maxOutputBytes: settings.maxOutputBytes })
 }
 
@@ -135,7 +144,12 @@ export class MappingSandbox {
 
   constructor(settings: Partial<MappingSandboxSettings> = {}, logger?: Logger) {
     const s = { ...DEFAULT_MAPPING_SANDBOX, ...settings }
-    this.settings = { processes: Math.max(1, s.processes), timeLimitMs: Math.max(1, s.timeLimitMs), memoryLimitMb: Math.max(16, s.memoryLimitMb), maxOutputBytes: Math.max(1, s.maxOutputBytes) }
+    this.settings = {
+      processes: Math.max(1, s.processes),
+      timeLimitMs: Math.max(1, s.timeLimitMs),
+      memoryLimitMb: Math.max(16, s.memoryLimitMb),
+      maxOutputBytes: Math.max(1, s.maxOutputBytes),
+    }
     this.#logger = logger
   }
 
@@ -172,7 +186,11 @@ export class MappingSandbox {
     for (const p of [...this.#procs]) {
       // waited for with the process referenced again: an unreferenced one would let node exit first
       p.child.ref()
-      closing.push(new Promise<void>((resolve) => (p.child.exitCode !== null || p.child.signalCode !== null ? resolve() : p.child.once('close', () => resolve()))))
+      closing.push(
+        new Promise<void>((resolve) =>
+          p.child.exitCode !== null || p.child.signalCode !== null ? resolve() : p.child.once('close', () => resolve()),
+        ),
+      )
       this.#drop(p)
       p.child.kill('SIGKILL')
       if (p.request) this.#settleAll(p.request.jobs, () => new RetriableError('mapping sandbox closed'))
@@ -204,7 +222,7 @@ export class MappingSandbox {
 
   #dispatch(): void {
     if (this.#closed) return
-    for (let i = 0; i < this.#turns.length; ) {
+    for (let i = 0; i < this.#turns.length;) {
       const idle = this.#idleProcesses()
       if (idle.length === 0) break
       const owner = this.#turns[i]!
@@ -295,12 +313,33 @@ export class MappingSandbox {
       return false
     }
     const s = this.settings
-    const child = spawn(process.execPath, [`--max-old-space-size=${s.memoryLimitMb}`, '--disallow-code-generation-from-strings', SANDBOX_SCRIPT, JSON.stringify({ timeLimitMs: s.timeLimitMs, maxOutputBytes: s.maxOutputBytes, memoryLimitMb: s.memoryLimitMb })], {
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      serialization: 'advanced',
-      env: {},
-    })
-    const proc: Proc = { child, ready: false, request: undefined, stderr: '', gone: false, killedFor: undefined, startTimer: undefined }
+    const child = spawn(
+      process.execPath,
+      [
+        `--max-old-space-size=${s.memoryLimitMb}`,
+        '--disallow-code-generation-from-strings',
+        SANDBOX_SCRIPT,
+        JSON.stringify({
+          timeLimitMs: s.timeLimitMs,
+          maxOutputBytes: s.maxOutputBytes,
+          memoryLimitMb: s.memoryLimitMb,
+        }),
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        serialization: 'advanced',
+        env: {},
+      },
+    )
+    const proc: Proc = {
+      child,
+      ready: false,
+      request: undefined,
+      stderr: '',
+      gone: false,
+      killedFor: undefined,
+      startTimer: undefined,
+    }
     this.#procs.add(proc)
     // neither an idle process nor its channel keeps node running (see #send)
     child.unref()
@@ -317,7 +356,9 @@ export class MappingSandbox {
     })
     child.on('error', () => this.#lost(proc, undefined))
     // 'close': after the exit AND the end of stderr, which says whether V8 ran out of heap
-    child.on('close', () => this.#lost(proc, /heap out of memory|Allocation failed/i.test(proc.stderr) ? 'memory' : proc.killedFor))
+    child.on('close', () =>
+      this.#lost(proc, /heap out of memory|Allocation failed/i.test(proc.stderr) ? 'memory' : proc.killedFor),
+    )
     return true
   }
 
@@ -352,10 +393,13 @@ export class MappingSandbox {
     proc.request = undefined
     if (!proc.ready) {
       this.#noStartUntil = Date.now() + START_BACKOFF_MS
-      const why = proc.stderr.trim().split('\n').slice(-3).join(' | ') || `exit ${proc.child.exitCode ?? proc.child.signalCode ?? 'unknown'}`
+      const why =
+        proc.stderr.trim().split('\n').slice(-3).join(' | ') ||
+        `exit ${proc.child.exitCode ?? proc.child.signalCode ?? 'unknown'}`
       this.#logger?.error('mapping sandbox process did not start', { script: SANDBOX_SCRIPT, stderr: why })
       // nothing can run until a process starts: the waiting events fail retriably (the runtime retries them)
-      for (const q of this.#queues.values()) this.#settleAll(q, () => new RetriableError(`mapping sandbox could not start: ${why}`))
+      for (const q of this.#queues.values())
+        this.#settleAll(q, () => new RetriableError(`mapping sandbox could not start: ${why}`))
       this.#queues.clear()
       this.#turns.length = 0
       this.#inTurns.clear()
@@ -371,7 +415,13 @@ export class MappingSandbox {
     this.replaced[limit ?? 'crash']++
     this.#suspects.add(r.owner)
     const [first] = r.jobs
-    this.#logger?.warn('mapping sandbox process replaced', { subscriptionId: r.owner, events: r.jobs.length, cause: limit ?? 'crash', pid: proc.child.pid, ...(limit === undefined ? { stderr: proc.stderr.slice(-500) } : {}) })
+    this.#logger?.warn('mapping sandbox process replaced', {
+      subscriptionId: r.owner,
+      events: r.jobs.length,
+      cause: limit ?? 'crash',
+      pid: proc.child.pid,
+      ...(limit === undefined ? { stderr: proc.stderr.slice(-500) } : {}),
+    })
     if (r.jobs.length > 1) {
       for (const job of [...r.jobs].reverse()) {
         job.alone = true
@@ -379,7 +429,15 @@ export class MappingSandbox {
         else this.#enqueue(job, true)
       }
     } else if (first) {
-      first.reject(limit ? this.#limitError(first, limit) : new RetriableError(`body mapping for event ${first.eventId}: its sandbox process exited (${proc.child.exitCode ?? proc.child.signalCode ?? 'unknown'})`, undefined, { eventId: first.eventId }))
+      first.reject(
+        limit
+          ? this.#limitError(first, limit)
+          : new RetriableError(
+              `body mapping for event ${first.eventId}: its sandbox process exited (${proc.child.exitCode ?? proc.child.signalCode ?? 'unknown'})`,
+              undefined,
+              { eventId: first.eventId },
+            ),
+      )
     }
     this.#finished(r.owner)
   }
@@ -389,7 +447,14 @@ export class MappingSandbox {
   #limitError(job: Job, limit: Limit): DataError {
     const s = this.settings
     const what = limit === 'time' ? `its ${s.timeLimitMs} ms time limit` : `its ${s.memoryLimitMb} MB memory limit`
-    return new DataError(`body mapping failed for event ${job.eventId}: the mapping of subscription ${job.owner} exceeded ${what}`, { eventId: job.eventId, mappingError: `${limit}-limit`, limit: limit === 'time' ? s.timeLimitMs : s.memoryLimitMb })
+    return new DataError(
+      `body mapping failed for event ${job.eventId}: the mapping of subscription ${job.owner} exceeded ${what}`,
+      {
+        eventId: job.eventId,
+        mappingError: `${limit}-limit`,
+        limit: limit === 'time' ? s.timeLimitMs : s.memoryLimitMb,
+      },
+    )
   }
 
   #failure(job: Job, r: Exclude<SandboxResult, { body: string }>): DataError {
@@ -398,15 +463,24 @@ export class MappingSandbox {
       case 'error':
         // D1012: jsonata's own timeout, the same limit
         if (r.code === 'D1012') return this.#limitError(job, 'time')
-        return new DataError(`body mapping failed for event ${job.eventId}: ${describeFailure(r)}`, { ...ctx, mappingError: r.code })
+        return new DataError(`body mapping failed for event ${job.eventId}: ${describeFailure(r)}`, {
+          ...ctx,
+          mappingError: r.code,
+        })
       case 'no-value':
-        return new DataError(`body mapping produced no value for event ${job.eventId} (the expression matched nothing)`, ctx)
+        return new DataError(
+          `body mapping produced no value for event ${job.eventId} (the expression matched nothing)`,
+          ctx,
+        )
       case 'function':
         return new DataError(`body mapping produced a function for event ${job.eventId}, not JSON`, ctx)
       case 'not-json':
         return new DataError(`event ${job.eventId} cannot be serialised to JSON: ${r.message}`, ctx)
       case 'output-limit':
-        return new DataError(`body mapping failed for event ${job.eventId}: the mapping of subscription ${job.owner} produced ${r.bytes !== undefined ? `${r.bytes} bytes, ` : ''}more than its ${this.settings.maxOutputBytes}-byte output limit`, { ...ctx, mappingError: 'output-limit', limit: this.settings.maxOutputBytes })
+        return new DataError(
+          `body mapping failed for event ${job.eventId}: the mapping of subscription ${job.owner} produced ${r.bytes !== undefined ? `${r.bytes} bytes, ` : ''}more than its ${this.settings.maxOutputBytes}-byte output limit`,
+          { ...ctx, mappingError: 'output-limit', limit: this.settings.maxOutputBytes },
+        )
     }
   }
 

@@ -40,7 +40,11 @@ export function mappingProblem(expression: string): MappingProblem | null {
     return null
   } catch (err) {
     const e = err as JsonataFailure
-    return { message: `is not a valid JSONata expression: ${describeFailure(e)}`, ...(e.position !== undefined ? { position: e.position } : {}), ...(e.code ? { code: e.code } : {}) }
+    return {
+      message: `is not a valid JSONata expression: ${describeFailure(e)}`,
+      ...(e.position !== undefined ? { position: e.position } : {}),
+      ...(e.code ? { code: e.code } : {}),
+    }
   }
 }
 
@@ -62,7 +66,12 @@ export function mappingInput(record: SinkRecord): string {
   }
 }
 
-const notJson = (record: SinkRecord, err: unknown) => new DataError(`event ${record.eventId} cannot be serialised to JSON: ${err instanceof Error ? err.message : String(err)}`, { eventId: record.eventId }, { cause: err })
+const notJson = (record: SinkRecord, err: unknown) =>
+  new DataError(
+    `event ${record.eventId} cannot be serialised to JSON: ${err instanceof Error ? err.message : String(err)}`,
+    { eventId: record.eventId },
+    { cause: err },
+  )
 
 /** A subscription's mapping: `body(record)` is the JSON request body of one event, mapped in the sandbox. */
 export class BodyMapping {
@@ -80,7 +89,11 @@ export class BodyMapping {
 }
 
 /** The JSON request body of one event: the mapped value, or the event value when there is no mapping. */
-export async function eventBody(record: SinkRecord, mapping: BodyMapping | undefined, signal?: AbortSignal): Promise<string> {
+export async function eventBody(
+  record: SinkRecord,
+  mapping: BodyMapping | undefined,
+  signal?: AbortSignal,
+): Promise<string> {
   if (mapping) return mapping.body(record, signal)
   let body: string | undefined
   try {

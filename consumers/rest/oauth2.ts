@@ -50,7 +50,10 @@ interface Entry {
 
 /** Thrown by `token()`: the classified error and the report of the token endpoint call. */
 export class TokenError extends Error {
-  constructor(readonly error: SyndicationError, readonly report: AttemptReport | undefined) {
+  constructor(
+    readonly error: SyndicationError,
+    readonly report: AttemptReport | undefined,
+  ) {
     super(error.message)
   }
 }
@@ -77,7 +80,16 @@ export class OAuth2TokenCache {
   /** The cache key of a set of credentials (a digest: the secret is not kept as a key). */
   static keyOf(c: OAuth2Credentials): string {
     return createHash('sha256')
-      .update(JSON.stringify([c.tokenUrl, c.clientId, c.clientSecret, c.scope ?? '', c.audience ?? '', c.clientAuth ?? 'basic']))
+      .update(
+        JSON.stringify([
+          c.tokenUrl,
+          c.clientId,
+          c.clientSecret,
+          c.scope ?? '',
+          c.audience ?? '',
+          c.clientAuth ?? 'basic',
+        ]),
+      )
       .digest('base64url')
   }
 
@@ -112,23 +124,34 @@ export class OAuth2TokenCache {
     const form = new URLSearchParams({ grant_type: 'client_credentials' })
     if (c.scope) form.set('scope', c.scope)
     if (c.audience) form.set('audience', c.audience)
-    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }
+    const headers: Record<string, string> = {
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+    }
     if ((c.clientAuth ?? 'basic') === 'basic') {
       // RFC 6749 §2.3.1: client id and secret are form-urlencoded before the Basic encoding
-      headers.authorization = 'Basic ' + Buffer.from(`${formEncode(c.clientId)}:${formEncode(c.clientSecret)}`).toString('base64')
+      headers.authorization =
+        'Basic ' + Buffer.from(`${formEncode(c.clientId)}:${formEncode(c.clientSecret)}`).toString('base64')
     } else {
       form.set('client_id', c.clientId)
       form.set('client_secret', c.clientSecret)
     }
     this.requests++
     const startedAt = this.#now()
-    const { report, error, body } = await this.client.call({ method: 'POST', url: c.tokenUrl, headers, body: form.toString(), timeoutMs, keepBody: true }, eventId)
+    const { report, error, body } = await this.client.call(
+      { method: 'POST', url: c.tokenUrl, headers, body: form.toString(), timeoutMs, keepBody: true },
+      eventId,
+    )
     const context = { stage: 'oauth2-token', tokenUrl: c.tokenUrl, clientId: c.clientId }
     if (error) {
       const oauthError = oauthErrorOf(report.responseExcerpt)
       let out: SyndicationError = error
       if (error instanceof PartnerRejectedError) {
-        out = new PartnerRejectedError(`OAuth2 token endpoint refused the client credentials with ${error.status}${oauthError ? ` (${oauthError})` : ''}`, error.status, { ...error.context, ...context, oauthError })
+        out = new PartnerRejectedError(
+          `OAuth2 token endpoint refused the client credentials with ${error.status}${oauthError ? ` (${oauthError})` : ''}`,
+          error.status,
+          { ...error.context, ...context, oauthError },
+        )
         entry.rejected = { error: out, until: this.#now() + this.#rejectionCacheMs }
       } else {
         out.message = `OAuth2 token endpoint: ${error.message}`
@@ -148,7 +171,11 @@ export class OAuth2TokenCache {
       throw new TokenError(err, { ...report, outcome: 'retriable', code: err.code, message: err.message })
     }
     if (parsed.token_type !== undefined && String(parsed.token_type).toLowerCase() !== 'bearer') {
-      const err = new PartnerRejectedError(`OAuth2 token endpoint issued a ${String(parsed.token_type)} token; only bearer tokens are supported`, report.status ?? 200, context)
+      const err = new PartnerRejectedError(
+        `OAuth2 token endpoint issued a ${String(parsed.token_type)} token; only bearer tokens are supported`,
+        report.status ?? 200,
+        context,
+      )
       throw new TokenError(err, { ...report, outcome: 'rejected', code: err.code, message: err.message })
     }
     const expiresIn = Number(parsed.expires_in)

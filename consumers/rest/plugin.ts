@@ -19,7 +19,12 @@ export const restPlugin: SinkPlugin<RestSink> = {
           'URL or URL template: placeholders {key}, {eventId}, {eventType}, {topic} or {value.<field path>} after the host, each URL-encoded (e.g. https://crm.example/api/stock/{value.sku} with PUT: an upsert by external id). An event without a value for a placeholder is dead-lettered. The SSRF guard applies as to a webhook URL (and to auth.tokenUrl).',
       },
       method: { type: 'string', enum: ['POST', 'PUT', 'PATCH'] },
-      headers: { type: 'object', additionalProperties: { type: 'string', maxLength: 2000 }, description: 'Extra request headers; Idempotency-Key (the event id), Authorization and Content-Type are set by the platform.' },
+      headers: {
+        type: 'object',
+        additionalProperties: { type: 'string', maxLength: 2000 },
+        description:
+          'Extra request headers; Idempotency-Key (the event id), Authorization and Content-Type are set by the platform.',
+      },
       bodyMapping: {
         type: 'string',
         maxLength: 20000,
@@ -31,13 +36,15 @@ export const restPlugin: SinkPlugin<RestSink> = {
         minimum: 0,
         maximum: 10000,
         default: 50,
-        description: 'With deliveryPolicy.batchSize > 1: how long a batch waits for more events. A batch is a JSON array of bodies, never two events of one key; a 2xx delivers all, a rejected batch is re-sent one event per request.',
+        description:
+          'With deliveryPolicy.batchSize > 1: how long a batch waits for more events. A batch is a JSON array of bodies, never two events of one key; a 2xx delivers all, a rejected batch is re-sent one event per request.',
       },
       auth: {
         type: 'object',
         additionalProperties: false,
         required: ['type'],
-        description: 'token, password, clientSecret and headerValue are write-only (encrypted at rest, never returned).',
+        description:
+          'token, password, clientSecret and headerValue are write-only (encrypted at rest, never returned).',
         properties: {
           type: { type: 'string', enum: ['none', 'bearer', 'basic', 'oauth2', 'header'] },
           token: { type: 'string', writeOnly: true },
@@ -48,7 +55,12 @@ export const restPlugin: SinkPlugin<RestSink> = {
           clientSecret: { type: 'string', writeOnly: true },
           scope: { type: 'string' },
           audience: { type: 'string', description: 'OAuth2 audience parameter (e.g. Auth0).' },
-          clientAuth: { type: 'string', enum: ['basic', 'body'], default: 'basic', description: 'How the client authenticates at the token endpoint: HTTP Basic or form fields.' },
+          clientAuth: {
+            type: 'string',
+            enum: ['basic', 'body'],
+            default: 'basic',
+            description: 'How the client authenticates at the token endpoint: HTTP Basic or form fields.',
+          },
           headerName: { type: 'string' },
           headerValue: { type: 'string', writeOnly: true },
         },

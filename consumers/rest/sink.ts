@@ -25,7 +25,13 @@
 import { createHash } from 'node:crypto'
 import { ConfigError, PartnerRejectedError, type SyndicationError } from '../../common/errors.ts'
 import type { PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
-import { attemptOutcome, DEFAULT_HTTP_TIMEOUT_MS, type AttemptResult, type CallTrace, type HttpSinkClient } from '../http/client.ts'
+import {
+  attemptOutcome,
+  DEFAULT_HTTP_TIMEOUT_MS,
+  type AttemptResult,
+  type CallTrace,
+  type HttpSinkClient,
+} from '../http/client.ts'
 import { activeContext, tracingOn, type Context } from '../../common/tracing.ts'
 import { MicroBatcher } from './batcher.ts'
 import { restSinkProblems, type RestAuth, type RestSinkConfig } from './config.ts'
@@ -67,23 +73,42 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
 
   async start(config: RestSinkConfig, ctx: SinkContext): Promise<void> {
     const problems = restSinkProblems({ ...config, batch: undefined })
-    if (config.batch && (!Number.isInteger(config.batch.maxEvents) || config.batch.maxEvents < 1 || !Number.isInteger(config.batch.maxWaitMs) || config.batch.maxWaitMs < 0)) {
+    if (
+      config.batch &&
+      (!Number.isInteger(config.batch.maxEvents) ||
+        config.batch.maxEvents < 1 ||
+        !Number.isInteger(config.batch.maxWaitMs) ||
+        config.batch.maxWaitMs < 0)
+    ) {
       problems.push({ field: 'batch', message: 'maxEvents must be an integer >= 1 and maxWaitMs an integer >= 0' })
     }
     if (problems.length > 0) {
-      throw new ConfigError(`REST subscription ${ctx.subscriptionId}: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`, { subscriptionId: ctx.subscriptionId, fields: problems })
+      throw new ConfigError(
+        `REST subscription ${ctx.subscriptionId}: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`,
+        { subscriptionId: ctx.subscriptionId, fields: problems },
+      )
     }
     this.#config = config
     this.#ctx = ctx
     this.#template = parseUrlTemplate(config.url)
-    this.#mapping = config.bodyMapping !== undefined ? new BodyMapping(config.bodyMapping, this.mappings, ctx.subscriptionId) : undefined
+    this.#mapping =
+      config.bodyMapping !== undefined
+        ? new BodyMapping(config.bodyMapping, this.mappings, ctx.subscriptionId)
+        : undefined
     if (this.#mapping) this.mappings.warm()
-    this.#baseHeaders = { 'content-type': 'application/json', accept: 'application/json', ...lowerKeys(config.headers ?? {}) }
+    this.#baseHeaders = {
+      'content-type': 'application/json',
+      accept: 'application/json',
+      ...lowerKeys(config.headers ?? {}),
+    }
     const auth: RestAuth = config.auth ?? { type: 'none' }
     this.#oauth = auth.type === 'oauth2' ? auth : undefined
     this.#staticAuth = staticAuthHeader(auth)
     this.#batcher?.close()
-    this.#batcher = config.batch && config.batch.maxEvents > 1 ? new MicroBatcher(config.batch.maxEvents, config.batch.maxWaitMs, (url, items) => this.#sendBatch(url, items)) : undefined
+    this.#batcher =
+      config.batch && config.batch.maxEvents > 1
+        ? new MicroBatcher(config.batch.maxEvents, config.batch.maxWaitMs, (url, items) => this.#sendBatch(url, items))
+        : undefined
   }
 
   async put(records: SinkRecord[], options: PutOptions = {}): Promise<void> {
@@ -108,24 +133,39 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
   /** URL and body of one event; a DataError (dead letter) when the event cannot be mapped. */
   async #prepare(record: SinkRecord, signal?: AbortSignal): Promise<Prepared> {
     try {
-      const prepared: Prepared = { record, url: renderUrl(this.#template!, record), body: await eventBody(record, this.#mapping, signal) }
+      const prepared: Prepared = {
+        record,
+        url: renderUrl(this.#template!, record),
+        body: await eventBody(record, this.#mapping, signal),
+      }
       if (tracingOn()) prepared.attempt = activeContext()
       return prepared
     } catch (err) {
-      if (err instanceof Error && 'context' in err) Object.assign((err as SyndicationError).context, this.#where(record))
+      if (err instanceof Error && 'context' in err)
+        Object.assign((err as SyndicationError).context, this.#where(record))
       throw err
     }
   }
 
   #where(record: SinkRecord): Record<string, unknown> {
-    return { subscriptionId: this.#ctx?.subscriptionId, topic: record.topic, partition: record.partition, offset: record.offset, eventId: record.eventId }
+    return {
+      subscriptionId: this.#ctx?.subscriptionId,
+      topic: record.topic,
+      partition: record.partition,
+      offset: record.offset,
+      eventId: record.eventId,
+    }
   }
 
   /** One batch; a rejected batch of several events is re-sent one event per request. */
   async #sendBatch(url: string, items: Prepared[]): Promise<Array<SyndicationError | undefined>> {
     const outcomes = await this.#send(url, items, true)
     if (items.length > 1 && outcomes[0] instanceof PartnerRejectedError) {
-      this.#ctx?.logger.info('batch rejected: re-sending its events one per request', { subscriptionId: this.#ctx.subscriptionId, events: items.length, status: outcomes[0].status })
+      this.#ctx?.logger.info('batch rejected: re-sending its events one per request', {
+        subscriptionId: this.#ctx.subscriptionId,
+        events: items.length,
+        status: outcomes[0].status,
+      })
       return Promise.all(items.map(async (item) => (await this.#send(url, [item], true))[0]))
     }
     return outcomes
@@ -135,7 +175,12 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
    * One request carrying `items` (an array body when `asArray`), with the OAuth2 refresh on 401.
    * Reports one attempt per event; answers one outcome per event (all alike).
    */
-  async #send(url: string, items: Prepared[], asArray: boolean, signal?: AbortSignal): Promise<Array<SyndicationError | undefined>> {
+  async #send(
+    url: string,
+    items: Prepared[],
+    asArray: boolean,
+    signal?: AbortSignal,
+  ): Promise<Array<SyndicationError | undefined>> {
     const config = this.#config!
     const timeoutMs = config.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS
     const first = items[0]!.record.eventId
@@ -151,16 +196,32 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
         } catch (err) {
           if (!(err instanceof TokenError)) throw err
           // no report: a refusal remembered from an earlier call, reported as such
-          const report = err.report ?? { eventId: first, target: this.#oauth.tokenUrl, startedAt: Date.now(), durationMs: 0, outcome: attemptOutcome(err.error), code: err.error.code, message: `${err.error.message} (remembered, not asked again)` }
+          const report = err.report ?? {
+            eventId: first,
+            target: this.#oauth.tokenUrl,
+            startedAt: Date.now(),
+            durationMs: 0,
+            outcome: attemptOutcome(err.error),
+            code: err.error.code,
+            message: `${err.error.message} (remembered, not asked again)`,
+          }
           return this.#settle(items, { report, error: err.error })
         }
         headers.authorization = `Bearer ${token}`
       } else if (this.#staticAuth) headers[this.#staticAuth[0]] = this.#staticAuth[1]
-      result = await this.client.call({ method: config.method, url, headers, body, timeoutMs, trace: callTrace(items) }, first, signal)
+      result = await this.client.call(
+        { method: config.method, url, headers, body, timeoutMs, trace: callTrace(items) },
+        first,
+        signal,
+      )
       if (result.report.status === 401 && token !== undefined && attempt === 0) {
         // the token was revoked or expired early: one fresh token, one immediate retry
         this.tokens.invalidate(this.#oauth!, token)
-        this.#report(items, { ...result.report, outcome: 'retriable', message: 'endpoint answered 401: access token refreshed, request retried at once' })
+        this.#report(items, {
+          ...result.report,
+          outcome: 'retriable',
+          message: 'endpoint answered 401: access token refreshed, request retried at once',
+        })
         continue
       }
       break
@@ -171,14 +232,21 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
   #settle(items: Prepared[], result: AttemptResult): Array<SyndicationError | undefined> {
     this.#report(items, result.report)
     const error = result.error
-    if (error) Object.assign(error.context, items.length === 1 ? this.#where(items[0]!.record) : { subscriptionId: this.#ctx?.subscriptionId, batch: items.length })
+    if (error)
+      Object.assign(
+        error.context,
+        items.length === 1
+          ? this.#where(items[0]!.record)
+          : { subscriptionId: this.#ctx?.subscriptionId, batch: items.length },
+      )
     return items.map(() => error)
   }
 
   #report(items: Prepared[], report: AttemptResult['report']): void {
     const onAttempt = this.#ctx?.onAttempt
     if (!onAttempt) return
-    for (const item of items) onAttempt(item.record.eventId === report.eventId ? report : { ...report, eventId: item.record.eventId })
+    for (const item of items)
+      onAttempt(item.record.eventId === report.eventId ? report : { ...report, eventId: item.record.eventId })
   }
 }
 
@@ -210,5 +278,10 @@ function staticAuthHeader(auth: RestAuth): [string, string] | undefined {
 
 /** The idempotency key of a batch: stable for the same events in the same order. */
 function batchKey(items: Prepared[]): string {
-  return 'batch-' + createHash('sha256').update(items.map((i) => i.record.eventId).join('\n')).digest('base64url')
+  return (
+    'batch-' +
+    createHash('sha256')
+      .update(items.map((i) => i.record.eventId).join('\n'))
+      .digest('base64url')
+  )
 }

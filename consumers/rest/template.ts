@@ -28,15 +28,18 @@ export function urlTemplateProblem(source: string): string | null {
     names.push(name)
     return 'x'
   })
-  if (/[{}]/.test(stripped)) return 'has an unbalanced { or }; placeholders are {key}, {eventId}, {eventType}, {topic} or {value.<field path>}'
+  if (/[{}]/.test(stripped))
+    return 'has an unbalanced { or }; placeholders are {key}, {eventId}, {eventType}, {topic} or {value.<field path>}'
   const bad = names.find((n) => !NAME.test(n))
-  if (bad !== undefined) return `has an unknown placeholder {${bad}}: use {key}, {eventId}, {eventType}, {topic} or {value.<field path>}`
+  if (bad !== undefined)
+    return `has an unknown placeholder {${bad}}: use {key}, {eventId}, {eventType}, {topic} or {value.<field path>}`
   const problem = httpUrlProblem(stripped, 'use auth')
   if (problem) return problem
   if (names.length > 0) {
     const first = source.indexOf('{')
     const authorityEnd = source.indexOf('/', source.indexOf('//') + 2)
-    if (authorityEnd < 0 || first < authorityEnd) return 'may hold placeholders only after the host (in the path or the query)'
+    if (authorityEnd < 0 || first < authorityEnd)
+      return 'may hold placeholders only after the host (in the path or the query)'
   }
   return null
 }
@@ -68,11 +71,17 @@ export function renderUrl(t: UrlTemplate, record: SinkRecord): string {
   let out = t.literals[0]!
   for (let i = 0; i < t.paths.length; i++) {
     const v = lookup(record, t.paths[i]!)
-    if ((typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean' && typeof v !== 'bigint') || v === '') {
-      throw new DataError(`URL placeholder {${t.paths[i]!.join('.')}} has no value in event ${record.eventId} (${v === undefined || v === null ? 'missing' : v === '' ? 'empty' : 'not a scalar'})`, {
-        placeholder: t.paths[i]!.join('.'),
-        eventId: record.eventId,
-      })
+    if (
+      (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean' && typeof v !== 'bigint') ||
+      v === ''
+    ) {
+      throw new DataError(
+        `URL placeholder {${t.paths[i]!.join('.')}} has no value in event ${record.eventId} (${v === undefined || v === null ? 'missing' : v === '' ? 'empty' : 'not a scalar'})`,
+        {
+          placeholder: t.paths[i]!.join('.'),
+          eventId: record.eventId,
+        },
+      )
     }
     out += encodeURIComponent(String(v)) + t.literals[i + 1]!
   }

@@ -3,7 +3,13 @@
  * POSTed with webhook-id, a fresh webhook-timestamp and one signature per key in force; the status
  * rules, keep-alive pool and URL guard are those of every HTTP sink (consumers/http/client.ts).
  */
-import { HttpSinkClient, type AttemptResult, type CallTrace, type HttpCall, type HttpSinkClientOptions } from '../http/client.ts'
+import {
+  HttpSinkClient,
+  type AttemptResult,
+  type CallTrace,
+  type HttpCall,
+  type HttpSinkClientOptions,
+} from '../http/client.ts'
 import { signatureHeader, type SigningKey } from './signature.ts'
 
 export type WebhookClientOptions = HttpSinkClientOptions

@@ -10,15 +10,27 @@ import type { SinkSecrets } from '../secrets.ts'
 import type { WebhookClient } from './client.ts'
 import { MAX_WEBHOOK_TIMEOUT_MS, MIN_WEBHOOK_TIMEOUT_MS, WebhookSink, type WebhookSinkConfig } from './sink.ts'
 
-export function webhookSinkConfig(sub: SubscriptionDoc, keys: SinkSecrets, defaultTimeoutMs: number, now = Date.now()): WebhookSinkConfig {
-  if (sub.sink.type !== 'webhook') throw new ConfigError(`subscription ${sub._id} has a ${sub.sink.type} sink, not a webhook`, { subscriptionId: sub._id })
+export function webhookSinkConfig(
+  sub: SubscriptionDoc,
+  keys: SinkSecrets,
+  defaultTimeoutMs: number,
+  now = Date.now(),
+): WebhookSinkConfig {
+  if (sub.sink.type !== 'webhook')
+    throw new ConfigError(`subscription ${sub._id} has a ${sub.sink.type} sink, not a webhook`, {
+      subscriptionId: sub._id,
+    })
   const live = sub.webhookSecrets.filter((s) => s.expiresAt === null || s.expiresAt.getTime() > now)
   const secrets = (live.length > 0 ? live : sub.webhookSecrets.slice(-1)).map((s) => ({
     secret: keys.box.open(s.sealed),
     ...(s.expiresAt !== null ? { expiresAt: s.expiresAt.getTime() } : {}),
   }))
   const timeout = sub.deliveryPolicy?.timeoutMs ?? defaultTimeoutMs
-  return { url: sub.sink.url, secrets, timeoutMs: Math.min(MAX_WEBHOOK_TIMEOUT_MS, Math.max(MIN_WEBHOOK_TIMEOUT_MS, timeout)) }
+  return {
+    url: sub.sink.url,
+    secrets,
+    timeoutMs: Math.min(MAX_WEBHOOK_TIMEOUT_MS, Math.max(MIN_WEBHOOK_TIMEOUT_MS, timeout)),
+  }
 }
 
 /** A SinkFactory (connectors/sink/types.ts) for webhook subscriptions; other sink types are refused with a ConfigError. */

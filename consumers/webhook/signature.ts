@@ -16,7 +16,8 @@ export const MIN_SECRET_BYTES = 24
 export function secretKey(secret: string): Buffer | string {
   if (!secret.startsWith(SECRET_PREFIX)) return `must start with "${SECRET_PREFIX}"`
   const b64 = secret.slice(SECRET_PREFIX.length)
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) return `must be "${SECRET_PREFIX}" followed by standard base64`
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0)
+    return `must be "${SECRET_PREFIX}" followed by standard base64`
   const key = Buffer.from(b64, 'base64')
   if (key.length < MIN_SECRET_BYTES) return `must carry at least ${MIN_SECRET_BYTES} bytes (it has ${key.length})`
   return key
@@ -32,7 +33,12 @@ export function sign(key: SigningKey, id: string, timestampSeconds: number, body
 }
 
 /** The webhook-signature header value: one signature per key, space-separated. */
-export function signatureHeader(keys: readonly SigningKey[], id: string, timestampSeconds: number, body: string | Buffer): string {
+export function signatureHeader(
+  keys: readonly SigningKey[],
+  id: string,
+  timestampSeconds: number,
+  body: string | Buffer,
+): string {
   if (keys.length === 1) return sign(keys[0]!, id, timestampSeconds, body)
   return keys.map((k) => sign(k, id, timestampSeconds, body)).join(' ')
 }

@@ -32,7 +32,16 @@ export interface WebhookSinkConfig {
 export const DEFAULT_WEBHOOK_TIMEOUT_MS = DEFAULT_HTTP_TIMEOUT_MS
 export const MAX_WEBHOOK_TIMEOUT_MS = MAX_HTTP_TIMEOUT_MS
 export const MIN_WEBHOOK_TIMEOUT_MS = MIN_HTTP_TIMEOUT_MS
-const RESERVED_HEADERS = new Set(['webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-type', 'content-length', 'host', 'transfer-encoding', 'connection'])
+const RESERVED_HEADERS = new Set([
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
+  'content-type',
+  'content-length',
+  'host',
+  'transfer-encoding',
+  'connection',
+])
 
 export interface FieldProblem {
   field: string
@@ -49,7 +58,8 @@ export function webhookConfigProblems(config: unknown): FieldProblem[] {
     const problem = httpUrlProblem(c.url, 'use headers')
     if (problem) out.push({ field: 'url', message: problem })
   }
-  if (!Array.isArray(c.secrets) || c.secrets.length === 0) out.push({ field: 'secrets', message: 'needs at least one whsec_ secret' })
+  if (!Array.isArray(c.secrets) || c.secrets.length === 0)
+    out.push({ field: 'secrets', message: 'needs at least one whsec_ secret' })
   else {
     c.secrets.forEach((s: unknown, i: number) => {
       const secret = (s as WebhookSecret | null)?.secret
@@ -57,18 +67,30 @@ export function webhookConfigProblems(config: unknown): FieldProblem[] {
       const key = secretKey(secret)
       if (typeof key === 'string') out.push({ field: `secrets[${i}].secret`, message: key })
       const exp = (s as WebhookSecret).expiresAt
-      if (exp !== undefined && (typeof exp !== 'number' || !Number.isFinite(exp))) out.push({ field: `secrets[${i}].expiresAt`, message: 'must be epoch milliseconds' })
+      if (exp !== undefined && (typeof exp !== 'number' || !Number.isFinite(exp)))
+        out.push({ field: `secrets[${i}].expiresAt`, message: 'must be epoch milliseconds' })
     })
   }
-  if (c.timeoutMs !== undefined && (typeof c.timeoutMs !== 'number' || !Number.isInteger(c.timeoutMs) || c.timeoutMs < MIN_WEBHOOK_TIMEOUT_MS || c.timeoutMs > MAX_WEBHOOK_TIMEOUT_MS)) {
-    out.push({ field: 'timeoutMs', message: `must be an integer from ${MIN_WEBHOOK_TIMEOUT_MS} to ${MAX_WEBHOOK_TIMEOUT_MS}` })
+  if (
+    c.timeoutMs !== undefined &&
+    (typeof c.timeoutMs !== 'number' ||
+      !Number.isInteger(c.timeoutMs) ||
+      c.timeoutMs < MIN_WEBHOOK_TIMEOUT_MS ||
+      c.timeoutMs > MAX_WEBHOOK_TIMEOUT_MS)
+  ) {
+    out.push({
+      field: 'timeoutMs',
+      message: `must be an integer from ${MIN_WEBHOOK_TIMEOUT_MS} to ${MAX_WEBHOOK_TIMEOUT_MS}`,
+    })
   }
   if (c.headers !== undefined) {
-    if (c.headers === null || typeof c.headers !== 'object') out.push({ field: 'headers', message: 'must be an object of strings' })
+    if (c.headers === null || typeof c.headers !== 'object')
+      out.push({ field: 'headers', message: 'must be an object of strings' })
     else
       for (const [k, v] of Object.entries(c.headers)) {
         if (typeof v !== 'string') out.push({ field: `headers.${k}`, message: 'must be a string' })
-        if (RESERVED_HEADERS.has(k.toLowerCase())) out.push({ field: `headers.${k}`, message: 'is set by the platform and cannot be overridden' })
+        if (RESERVED_HEADERS.has(k.toLowerCase()))
+          out.push({ field: `headers.${k}`, message: 'is set by the platform and cannot be overridden' })
       }
   }
   return out
@@ -89,16 +111,26 @@ export function webhookBodyBytes(record: SinkRecord): Buffer {
   const cached = bodies.get(record)
   if (cached !== undefined) return cached
   try {
-    const body = Buffer.from(JSON.stringify({ type: record.eventType, timestamp: new Date(record.timestamp).toISOString(), data: record.value }))
+    const body = Buffer.from(
+      JSON.stringify({
+        type: record.eventType,
+        timestamp: new Date(record.timestamp).toISOString(),
+        data: record.value,
+      }),
+    )
     bodies.set(record, body)
     return body
   } catch (err) {
-    throw new DataError(`event ${record.eventId} cannot be serialised to JSON: ${err instanceof Error ? err.message : String(err)}`, {
-      topic: record.topic,
-      partition: record.partition,
-      offset: record.offset,
-      eventId: record.eventId,
-    }, { cause: err })
+    throw new DataError(
+      `event ${record.eventId} cannot be serialised to JSON: ${err instanceof Error ? err.message : String(err)}`,
+      {
+        topic: record.topic,
+        partition: record.partition,
+        offset: record.offset,
+        eventId: record.eventId,
+      },
+      { cause: err },
+    )
   }
 }
 
@@ -118,15 +150,21 @@ export class WebhookSink implements SinkConnector<WebhookSinkConfig> {
   async start(config: WebhookSinkConfig, ctx: SinkContext): Promise<void> {
     const problems = webhookConfigProblems(config)
     if (problems.length > 0) {
-      throw new ConfigError(`webhook subscription ${ctx.subscriptionId}: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`, {
-        subscriptionId: ctx.subscriptionId,
-        fields: problems,
-      })
+      throw new ConfigError(
+        `webhook subscription ${ctx.subscriptionId}: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`,
+        {
+          subscriptionId: ctx.subscriptionId,
+          fields: problems,
+        },
+      )
     }
     this.#config = config
     this.#ctx = ctx
     this.#target = undefined
-    this.#secrets = config.secrets.map((s) => ({ key: secretKey(s.secret) as Buffer, ...(s.expiresAt !== undefined ? { expiresAt: s.expiresAt } : {}) }))
+    this.#secrets = config.secrets.map((s) => ({
+      key: secretKey(s.secret) as Buffer,
+      ...(s.expiresAt !== undefined ? { expiresAt: s.expiresAt } : {}),
+    }))
   }
 
   /** The target with the signing keys in force now: every unexpired secret, or the first one when all have expired. Rebuilt only when a secret expires. */
@@ -136,7 +174,12 @@ export class WebhookSink implements SinkConnector<WebhookSinkConfig> {
     const live = this.#secrets.filter((s) => s.expiresAt === undefined || s.expiresAt > now)
     const keys = live.length > 0 ? live.map((s) => s.key) : [this.#secrets[0]!.key]
     const until = Math.min(...live.map((s) => s.expiresAt ?? Infinity))
-    const value: WebhookTarget = { url: config.url, keys, timeoutMs: config.timeoutMs ?? DEFAULT_WEBHOOK_TIMEOUT_MS, headers: config.headers ?? {} }
+    const value: WebhookTarget = {
+      url: config.url,
+      keys,
+      timeoutMs: config.timeoutMs ?? DEFAULT_WEBHOOK_TIMEOUT_MS,
+      headers: config.headers ?? {},
+    }
     this.#target = { until, value }
     return value
   }
@@ -148,10 +191,19 @@ export class WebhookSink implements SinkConnector<WebhookSinkConfig> {
     const target = this.#currentTarget(config)
     for (const record of records) {
       const body = webhookBodyBytes(record)
-      const { report, error } = await this.client.send(target, { id: record.eventId, body, trace: { traceparent: record.headers.traceparent } }, options.signal)
+      const { report, error } = await this.client.send(
+        target,
+        { id: record.eventId, body, trace: { traceparent: record.headers.traceparent } },
+        options.signal,
+      )
       ctx.onAttempt?.(report)
       if (error) {
-        Object.assign(error.context, { subscriptionId: ctx.subscriptionId, topic: record.topic, partition: record.partition, offset: record.offset })
+        Object.assign(error.context, {
+          subscriptionId: ctx.subscriptionId,
+          topic: record.topic,
+          partition: record.partition,
+          offset: record.offset,
+        })
         throw error
       }
     }

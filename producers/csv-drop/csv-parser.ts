@@ -171,11 +171,21 @@ export class CsvParser {
           if (k >= n) {
             this.carry = Buffer.alloc(0)
             this.offset += n
-            rows.push({ fields: [], line: this.line, end: this.offset, error: `row longer than ${this.maxRowBytes} bytes` })
+            rows.push({
+              fields: [],
+              line: this.line,
+              end: this.offset,
+              error: `row longer than ${this.maxRowBytes} bytes`,
+            })
             return rows
           }
           pos = k + 1
-          rows.push({ fields: [], line: this.line, end: this.offset + pos, error: `row longer than ${this.maxRowBytes} bytes` })
+          rows.push({
+            fields: [],
+            line: this.line,
+            end: this.offset + pos,
+            error: `row longer than ${this.maxRowBytes} bytes`,
+          })
           this.line++
           continue
         }
@@ -194,7 +204,8 @@ export class CsvParser {
       this.line += lines
       pos = i
       const blank = fields.length === 1 && fields[0] === '' && error === undefined
-      if (!blank) rows.push(error ? { fields, line, end: this.offset + pos, error } : { fields, line, end: this.offset + pos })
+      if (!blank)
+        rows.push(error ? { fields, line, end: this.offset + pos, error } : { fields, line, end: this.offset + pos })
     }
     this.carry = pos >= n ? Buffer.alloc(0) : buf.subarray(pos)
     // keep a copy only when the carry pins a large chunk

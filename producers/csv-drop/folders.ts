@@ -20,7 +20,10 @@ const PUBLISHER_ID = /^[A-Za-z0-9_-]{1,64}$/
 
 /** The drop folder of a publisher: `<dropRoot>/<publisherId>`. */
 export function publisherDropFolder(dropRoot: string, publisherId: string): string {
-  if (!PUBLISHER_ID.test(publisherId)) throw new ConfigError(`csv-drop: publisher id ${JSON.stringify(publisherId)} cannot name a drop folder`, { publisherId })
+  if (!PUBLISHER_ID.test(publisherId))
+    throw new ConfigError(`csv-drop: publisher id ${JSON.stringify(publisherId)} cannot name a drop folder`, {
+      publisherId,
+    })
   return path.join(path.resolve(dropRoot), publisherId)
 }
 
@@ -33,11 +36,13 @@ export function isInside(base: string, p: string): boolean {
 /** What is wrong with a folder setting by its text alone (any host), or undefined. */
 export function folderTextFault(value: string): string | undefined {
   if (value.includes('\0')) return 'must not contain NUL bytes'
-  if (value.split(/[\\/]/).includes('..')) return "must not contain '..': a folder inside the publisher's drop folder, relative to it (e.g. stock)"
+  if (value.split(/[\\/]/).includes('..'))
+    return "must not contain '..': a folder inside the publisher's drop folder, relative to it (e.g. stock)"
   return undefined
 }
 
-const OUTSIDE = "must be a folder inside the publisher's drop folder (<SOURCES_DROP_ROOT>/<publisherId>/): a path relative to it (e.g. stock), or an absolute path inside it"
+const OUTSIDE =
+  "must be a folder inside the publisher's drop folder (<SOURCES_DROP_ROOT>/<publisherId>/): a path relative to it (e.g. stock), or an absolute path inside it"
 const LINK_OUT = "leads out of the publisher's drop folder through a symbolic link"
 
 /**
@@ -103,7 +108,10 @@ export function folderFaults(folder: string, config: Record<string, unknown>): S
  * The real paths of a source's folders, created when missing (the publisher's drop folder too),
  * or a ConfigError naming the first folder that lies outside the publisher's drop folder `root`.
  */
-export function confineFolders(root: string, folders: Record<(typeof FOLDER_SETTINGS)[number], string>): Record<(typeof FOLDER_SETTINGS)[number], string> {
+export function confineFolders(
+  root: string,
+  folders: Record<(typeof FOLDER_SETTINGS)[number], string>,
+): Record<(typeof FOLDER_SETTINGS)[number], string> {
   fs.mkdirSync(root, { recursive: true })
   const realRoot = fs.realpathSync(root)
   const out = { ...folders }
@@ -131,7 +139,12 @@ export function confineFolders(root: string, folders: Record<(typeof FOLDER_SETT
  */
 export function openNoFollow(p: string, flags: 'r' | 'w' | 'a', confined = false): number {
   const c = fs.constants
-  const mode = flags === 'r' ? c.O_RDONLY | c.O_NONBLOCK : flags === 'w' ? c.O_WRONLY | c.O_CREAT : c.O_WRONLY | c.O_CREAT | c.O_APPEND
+  const mode =
+    flags === 'r'
+      ? c.O_RDONLY | c.O_NONBLOCK
+      : flags === 'w'
+        ? c.O_WRONLY | c.O_CREAT
+        : c.O_WRONLY | c.O_CREAT | c.O_APPEND
   const fd = fs.openSync(p, mode | (c.O_NOFOLLOW ?? 0), 0o644)
   if (confined) {
     let where: string | undefined
@@ -142,7 +155,10 @@ export function openNoFollow(p: string, flags: 'r' | 'w' | 'a', confined = false
     }
     if (where !== undefined && path.dirname(where) !== path.dirname(p)) {
       fs.closeSync(fd)
-      throw new ConfigError(`csv-drop: ${path.basename(p)} was reached through a folder that now leads elsewhere (a symbolic link)`, { file: path.basename(p) })
+      throw new ConfigError(
+        `csv-drop: ${path.basename(p)} was reached through a folder that now leads elsewhere (a symbolic link)`,
+        { file: path.basename(p) },
+      )
     }
   }
   if (flags === 'w') fs.ftruncateSync(fd, 0)

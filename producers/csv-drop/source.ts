@@ -56,17 +56,42 @@ export interface CsvDropConfig {
 }
 
 export const csvDropConfigSchema: ConfigSchema = {
-  dir: { doc: 'Folder watched for *.csv files, inside the publisher\'s drop folder (<SOURCES_DROP_ROOT>/<publisherId>/): relative to it (e.g. stock), or absolute inside it.', type: 'string' },
-  eventType: { doc: 'Event type of every row (selects the Avro contract, and with it the topic).', type: 'string', default: 'inventory.level.changed' },
-  topic: { doc: 'Topic to write: the declared topic of eventType (no other is accepted); empty: that topic.', type: 'string', default: '' },
+  dir: {
+    doc: "Folder watched for *.csv files, inside the publisher's drop folder (<SOURCES_DROP_ROOT>/<publisherId>/): relative to it (e.g. stock), or absolute inside it.",
+    type: 'string',
+  },
+  eventType: {
+    doc: 'Event type of every row (selects the Avro contract, and with it the topic).',
+    type: 'string',
+    default: 'inventory.level.changed',
+  },
+  topic: {
+    doc: 'Topic to write: the declared topic of eventType (no other is accepted); empty: that topic.',
+    type: 'string',
+    default: '',
+  },
   columns: { doc: 'Avro field → CSV header name.', type: 'string-map', default: {} },
   constants: { doc: 'Avro field → constant value for fields the file lacks.', type: 'string-map', default: {} },
   delimiter: { doc: 'Field delimiter (one ASCII character).', type: 'string', default: ',' },
-  batchRows: { doc: 'Rows per poll, produced as one request when the runner\'s maxBatch (default 2000) allows; larger polls are split.', type: 'integer', default: 2000, min: 1, max: 100_000 },
+  batchRows: {
+    doc: "Rows per poll, produced as one request when the runner's maxBatch (default 2000) allows; larger polls are split.",
+    type: 'integer',
+    default: 2000,
+    min: 1,
+    max: 100_000,
+  },
   settleMs: { doc: 'A file is taken once unchanged this long (ms).', type: 'integer', default: 1000, min: 0 },
   scanIntervalMs: { doc: 'How often the folder is listed when idle (ms).', type: 'integer', default: 1000, min: 10 },
-  stateDir: { doc: 'Folder of the resume points, inside the publisher\'s drop folder as dir; empty: <dir>/.distributary.', type: 'string', default: '' },
-  processedDir: { doc: 'Folder of finished files, inside the publisher\'s drop folder as dir; empty: <dir>/processed.', type: 'string', default: '' },
+  stateDir: {
+    doc: "Folder of the resume points, inside the publisher's drop folder as dir; empty: <dir>/.distributary.",
+    type: 'string',
+    default: '',
+  },
+  processedDir: {
+    doc: "Folder of finished files, inside the publisher's drop folder as dir; empty: <dir>/processed.",
+    type: 'string',
+    default: '',
+  },
 }
 
 /** The config with defaults; with a `root` (the publisher's drop folder), relative folders are taken from it. */
@@ -121,7 +146,9 @@ interface OpenFile {
   emitted: Position
   committed: Position
   /** How each Avro field of a row is filled (computed on the first row): a column, a constant, or derived. */
-  plan?: Array<{ field: string; column: number } | { field: string; value: unknown } | { field: string; sequenceBase: number }>
+  plan?: Array<
+    { field: string; column: number } | { field: string; value: unknown } | { field: string; sequenceBase: number }
+  >
   /** occurredAt of the rows (the file's mtime), as the runner takes it. */
   occurredAt?: Date
 }
@@ -151,13 +178,20 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
     this.publisherId = ctx.publisherId
     const claimed = config.constants.manufacturerId
     if (this.publisherId !== undefined && claimed !== undefined && claimed !== this.publisherId) {
-      throw new ConfigError(`csv-drop: constants.manufacturerId is ${String(claimed)}, but the source publishes for ${this.publisherId}`, { field: 'constants.manufacturerId' })
+      throw new ConfigError(
+        `csv-drop: constants.manufacturerId is ${String(claimed)}, but the source publishes for ${this.publisherId}`,
+        { field: 'constants.manufacturerId' },
+      )
     }
     this.log = ctx.logger.child({ component: 'csv-drop', dir: config.dir })
-    const spec = this.topics.find((t) => t.name === config.topic) ?? ALL_TOPICS.find((t) => t.eventTypes.includes(config.eventType))
+    const spec =
+      this.topics.find((t) => t.name === config.topic) ??
+      ALL_TOPICS.find((t) => t.eventTypes.includes(config.eventType))
     if (!spec) throw new Error(`csv-drop: no topic for event type ${config.eventType}`)
     this.converter = createConverter(contractSchema(spec.valueSchema), { strings: true, inPlace: true }) // toRecord builds a fresh object per row
-    this.keyFields = (JSON.parse(contractSchema(spec.keySchema)) as { fields: Array<{ name: string }> }).fields.map((f) => f.name)
+    this.keyFields = (JSON.parse(contractSchema(spec.keySchema)) as { fields: Array<{ name: string }> }).fields.map(
+      (f) => f.name,
+    )
     fs.mkdirSync(config.stateDir, { recursive: true })
     fs.mkdirSync(config.processedDir, { recursive: true })
     // A file in progress when the process died: its state file.
@@ -171,7 +205,8 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
         fs.closeSync(fd)
       }
       // finished (state left behind), or not this file's state (it names a file of its own, never a path)
-      if (s.file !== f.slice(0, -'.json'.length) || !fs.existsSync(path.join(config.dir, s.file))) fs.rmSync(path.join(config.stateDir, f), { force: true })
+      if (s.file !== f.slice(0, -'.json'.length) || !fs.existsSync(path.join(config.dir, s.file)))
+        fs.rmSync(path.join(config.stateDir, f), { force: true })
       else this.pendingState = s
     }
   }
@@ -186,7 +221,11 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
     let best: Position | undefined
     for (const p of positions as Position[]) if (p.fileId === s.fileId && p.byte > (best?.byte ?? s.byte)) best = p
     if (best) {
-      this.log.info('moving past rows acked before the crash but not committed', { file: s.file, fromLine: s.line, toLine: best.line })
+      this.log.info('moving past rows acked before the crash but not committed', {
+        file: s.file,
+        fromLine: s.line,
+        toLine: best.line,
+      })
       this.pendingState = { ...best, committedAt: Date.now() }
       this.writeState(this.pendingState)
     }
@@ -231,9 +270,21 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
 
   /** The file in progress and the next line to read after the last acked row (status reports). */
   /** The resume point and progress: the current file, its next line, the bytes acked of its size. */
-  position(): { file: string | null; line: number | null; byte: number | null; size: number | null; filesDone: number } {
+  position(): {
+    file: string | null
+    line: number | null
+    byte: number | null
+    size: number | null
+    filesDone: number
+  } {
     const f = this.current
-    return { file: f?.name ?? null, line: f ? f.committed.line : null, byte: f ? f.committed.byte : null, size: f ? f.size : null, filesDone: this.finished.length }
+    return {
+      file: f?.name ?? null,
+      line: f ? f.committed.line : null,
+      byte: f ? f.committed.byte : null,
+      size: f ? f.size : null,
+      filesDone: this.finished.length,
+    }
   }
 
   async stop(): Promise<void> {
@@ -249,7 +300,10 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
   private checkFolders(): void {
     if (!this.config.root) return
     for (const key of ['dir', 'stateDir', 'processedDir'] as const) {
-      if (fs.realpathSync(this.config[key]) !== this.config[key]) throw new ConfigError(`csv-drop: config.${key} now leads elsewhere (replaced by a symbolic link)`, { field: `config.${key}` })
+      if (fs.realpathSync(this.config[key]) !== this.config[key])
+        throw new ConfigError(`csv-drop: config.${key} now leads elsewhere (replaced by a symbolic link)`, {
+          field: `config.${key}`,
+        })
     }
   }
 
@@ -296,9 +350,16 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
       fs.closeSync(fd)
       throw err
     }
-    const state = this.pendingState?.file === pick.name && this.pendingState.fileId === fileId ? this.pendingState : undefined
+    const state =
+      this.pendingState?.file === pick.name && this.pendingState.fileId === fileId ? this.pendingState : undefined
     this.pendingState = undefined
-    const start: Position = state ?? { file: pick.name, fileId, byte: headerRow?.end ?? 0, line: (headerRow?.line ?? 0) + 1, rejects: 0 }
+    const start: Position = state ?? {
+      file: pick.name,
+      fileId,
+      byte: headerRow?.end ?? 0,
+      line: (headerRow?.line ?? 0) + 1,
+      rejects: 0,
+    }
     const rejectPath = p.replace(/\.csv$/i, '') + '.rejects.csv'
     let rejectFd: number | undefined
     let rejectBytes = 0
@@ -321,7 +382,9 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
       const i = header.indexOf(col)
       if (i >= 0) index.set(field, i)
     }
-    const stream = fs.createReadStream(p, { fd, start: start.byte, highWaterMark: 256 * 1024 })[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+    const stream = fs
+      .createReadStream(p, { fd, start: start.byte, highWaterMark: 256 * 1024 })
+      [Symbol.asyncIterator]() as AsyncIterator<Buffer>
     this.current = {
       name: pick.name,
       path: p,
@@ -344,7 +407,9 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
     this.log.info(state ? 'resuming file' : 'taking file', { file: pick.name, line: start.line, byte: start.byte })
     const missing = Object.entries(this.config.columns).filter(([field]) => !index.has(field))
     if (!headerRow || missing.length > 0) {
-      const detail = !headerRow ? 'the file has no header row' : `header lacks ${missing.map(([f, c]) => `${c} (for ${f})`).join(', ')}`
+      const detail = !headerRow
+        ? 'the file has no header row'
+        : `header lacks ${missing.map(([f, c]) => `${c} (for ${f})`).join(', ')}`
       this.reject(this.current, 1, '', '', detail, headerRow?.fields ?? [])
       this.current.queue = []
       this.current.queueAt = 0
@@ -360,7 +425,9 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
     }
     const plan = (f.plan ??= this.planOf(f))
     const obj: Record<string, unknown> = {}
-    for (const p of plan) obj[p.field] = 'column' in p ? (row.fields[p.column] ?? '') : 'sequenceBase' in p ? p.sequenceBase + row.line : p.value
+    for (const p of plan)
+      obj[p.field] =
+        'column' in p ? (row.fields[p.column] ?? '') : 'sequenceBase' in p ? p.sequenceBase + row.line : p.value
     if (row.fields.length !== f.header.length) {
       this.reject(f, row.line, '', '', `row has ${row.fields.length} fields, the header ${f.header.length}`, row.fields)
       return undefined
@@ -378,12 +445,25 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
     if (this.publisherId !== undefined && 'manufacturerId' in value && value.manufacturerId !== this.publisherId) {
       // The platform stamps the publisher; a row naming another manufacturer is refused, never believed.
       const col = f.index.has('manufacturerId') ? f.header[f.index.get('manufacturerId')!]! : ''
-      this.reject(f, row.line, '/manufacturerId', col, `names manufacturer ${String(value.manufacturerId)}, but this source publishes for ${this.publisherId}`, row.fields)
+      this.reject(
+        f,
+        row.line,
+        '/manufacturerId',
+        col,
+        `names manufacturer ${String(value.manufacturerId)}, but this source publishes for ${this.publisherId}`,
+        row.fields,
+      )
       return undefined
     }
     const key: Record<string, unknown> = {}
     for (const k of this.keyFields) key[k] = value[k]
-    const position: Position = { file: f.name, fileId: f.fileId, byte: row.end, line: row.line + 1, rejects: f.rejectBytes }
+    const position: Position = {
+      file: f.name,
+      fileId: f.fileId,
+      byte: row.end,
+      line: row.line + 1,
+      rejects: f.rejectBytes,
+    }
     f.emitted = position
     let occurredAt: Date | undefined
     if (typeof value.occurredAt === 'number') {
@@ -401,8 +481,10 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
       const i = f.index.get(field)
       if (i !== undefined) plan.push({ field, column: i })
       else if (field in this.config.constants) plan.push({ field, value: this.config.constants[field] })
-      else if (field === 'manufacturerId' && this.publisherId !== undefined) plan.push({ field, value: this.publisherId }) // the source's owner
-      else if (field === 'sequence') plan.push({ field, sequenceBase: Math.floor(f.mtimeMs / 1000) * 2 ** 21 }) // + the line: strictly increasing per key within a file and across files
+      else if (field === 'manufacturerId' && this.publisherId !== undefined)
+        plan.push({ field, value: this.publisherId }) // the source's owner
+      else if (field === 'sequence')
+        plan.push({ field, sequenceBase: Math.floor(f.mtimeMs / 1000) * 2 ** 21 }) // + the line: strictly increasing per key within a file and across files
       else if (field === 'occurredAt') plan.push({ field, value: Math.round(f.mtimeMs) })
     }
     return plan
@@ -414,7 +496,10 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
       if (f.rejectBytes === 0) f.rejectBytes += fs.writeSync(f.rejectFd, REJECT_HEADER)
     }
     const raw = fields.map(csvCell).join(this.config.delimiter)
-    f.rejectBytes += fs.writeSync(f.rejectFd, `${line},${csvCell(field)},${csvCell(column)},${csvCell(error)},${csvCell(raw)}\n`)
+    f.rejectBytes += fs.writeSync(
+      f.rejectFd,
+      `${line},${csvCell(field)},${csvCell(column)},${csvCell(error)},${csvCell(raw)}\n`,
+    )
   }
 
   private finish(f: OpenFile): void {

@@ -23,7 +23,11 @@ const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)"?/i
 export function readJsonBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
   const charset = CHARSET.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase()
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
-    return drained(req, { status: 415, type: 'charset.unsupported', message: `unsupported charset "${charset.toUpperCase()}"` })
+    return drained(req, {
+      status: 415,
+      type: 'charset.unsupported',
+      message: `unsupported charset "${charset.toUpperCase()}"`,
+    })
   }
   const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length'])
   const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase().trim()
@@ -34,7 +38,12 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<BodyR
   if (encoding === 'gzip' || encoding === 'x-gzip') stream = req.pipe(zlib.createGunzip())
   else if (encoding === 'deflate') stream = req.pipe(zlib.createInflate())
   else if (encoding === 'br') stream = req.pipe(zlib.createBrotliDecompress())
-  else if (encoding !== 'identity') return drained(req, { status: 415, type: 'encoding.unsupported', message: `unsupported content encoding "${encoding}"` })
+  else if (encoding !== 'identity')
+    return drained(req, {
+      status: 415,
+      type: 'encoding.unsupported',
+      message: `unsupported content encoding "${encoding}"`,
+    })
 
   return new Promise<BodyResult>((resolve) => {
     const chunks: Buffer[] = []
@@ -52,12 +61,23 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<BodyR
     }
     const onData = (c: Buffer): void => {
       size += c.length
-      if (size > limit) return finish({ ok: false, error: { status: 413, type: 'entity.too.large', message: 'request entity too large' } })
+      if (size > limit)
+        return finish({
+          ok: false,
+          error: { status: 413, type: 'entity.too.large', message: 'request entity too large' },
+        })
       chunks.push(c)
     }
     stream.on('data', onData)
-    stream.once('error', (err: Error) => finish({ ok: false, error: { status: 400, type: 'entity.parse.failed', message: `the body could not be decoded: ${err.message}` } }))
-    req.once('aborted', () => finish({ ok: false, error: { status: 400, type: 'request.aborted', message: 'request aborted' } }))
+    stream.once('error', (err: Error) =>
+      finish({
+        ok: false,
+        error: { status: 400, type: 'entity.parse.failed', message: `the body could not be decoded: ${err.message}` },
+      }),
+    )
+    req.once('aborted', () =>
+      finish({ ok: false, error: { status: 400, type: 'request.aborted', message: 'request aborted' } }),
+    )
     stream.once('end', () => {
       if (done) return
       const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8')

@@ -29,7 +29,18 @@ import type { Metrics } from '../../common/metrics.ts'
 import type { Kafka } from 'kafkajs'
 import type { Collection } from 'mongodb'
 import { newTraceparent } from '../../schemas/headers.ts'
-import { ATTR, callerTrace, endSpan, headersOf, inServerSpan, kafkaAttributes, SpanKind, startSpan, tracingOn, type TraceHeaders } from '../../common/tracing.ts'
+import {
+  ATTR,
+  callerTrace,
+  endSpan,
+  headersOf,
+  inServerSpan,
+  kafkaAttributes,
+  SpanKind,
+  startSpan,
+  tracingOn,
+  type TraceHeaders,
+} from '../../common/tracing.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
 import { ALL_TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'
@@ -43,7 +54,13 @@ import { SourceRunner } from '../../connectors/source/runner.ts'
 import type { SourceRecord } from '../../connectors/source/types.ts'
 import { HttpIngestSource } from './source.ts'
 import { readJsonBody } from './body.ts'
-import { IdempotencyStore, fingerprint, type ClaimOutcome, type IdempotencyDoc, type StoredResponse } from '../../common/idempotency.ts'
+import {
+  IdempotencyStore,
+  fingerprint,
+  type ClaimOutcome,
+  type IdempotencyDoc,
+  type StoredResponse,
+} from '../../common/idempotency.ts'
 
 export interface Principal {
   organizationId: string
@@ -113,7 +130,9 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
   const routes = new Map<string, EventRoute>()
   for (const t of topics) {
     const converter = createConverter(contractSchema(t.valueSchema))
-    const keyFields = (JSON.parse(contractSchema(t.keySchema)) as { fields: Array<{ name: string }> }).fields.map((f) => f.name)
+    const keyFields = (JSON.parse(contractSchema(t.keySchema)) as { fields: Array<{ name: string }> }).fields.map(
+      (f) => f.name,
+    )
     const keyOf = (v: Record<string, unknown>) => {
       const key: Record<string, unknown> = {}
       for (const f of keyFields) key[f] = v[f]
@@ -122,27 +141,39 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
     for (const type of t.eventTypes) routes.set(type, { topic: t, converter, keyOf })
   }
   const knownTypes = [...routes.keys()].sort()
-  const store = options.idempotency ? new IdempotencyStore(options.idempotency.collection, { windowMs: options.idempotency.windowMs }) : undefined
-  const perKey = options.rateLimit && options.rateLimit.perSecond > 0 ? new HttpRateLimit('ingest', options.rateLimit) : undefined
+  const store = options.idempotency
+    ? new IdempotencyStore(options.idempotency.collection, { windowMs: options.idempotency.windowMs })
+    : undefined
+  const perKey =
+    options.rateLimit && options.rateLimit.perSecond > 0 ? new HttpRateLimit('ingest', options.rateLimit) : undefined
 
   const source = new HttpIngestSource()
   const name = options.name ?? 'http-ingest'
   const bufferCapacity = options.bufferCapacity ?? 20_000
-  const runner = new SourceRunner(source, { bufferCapacity, maxBatch: Math.max(maxEvents, 5000), pollWaitMs: 100 }, {
-    name,
-    kafka: options.kafka,
-    serde: options.serde,
-    topics,
-    logger: options.logger,
-    maxBatch: Number.MAX_SAFE_INTEGER, // the source drains whole requests; never split one
-    idleMs: 0,
-    ...(options.producerRetry ? { producerRetry: options.producerRetry } : {}),
-  })
+  const runner = new SourceRunner(
+    source,
+    { bufferCapacity, maxBatch: Math.max(maxEvents, 5000), pollWaitMs: 100 },
+    {
+      name,
+      kafka: options.kafka,
+      serde: options.serde,
+      topics,
+      logger: options.logger,
+      maxBatch: Number.MAX_SAFE_INTEGER, // the source drains whole requests; never split one
+      idleMs: 0,
+      ...(options.producerRetry ? { producerRetry: options.producerRetry } : {}),
+    },
+  )
 
   const router = Router()
   router.post('/v1/events/:eventType', (req: Request, res: Response, next: NextFunction) => {
     if (!tracingOn()) return void ingestRequest(req, res, next)
-    inServerSpan({ req, res }, '/v1/events/{eventType}', { [ATTR.cloudeventsEventType]: String(req.params.eventType) }, () => void ingestRequest(req, res, next))
+    inServerSpan(
+      { req, res },
+      '/v1/events/{eventType}',
+      { [ATTR.cloudeventsEventType]: String(req.params.eventType) },
+      () => void ingestRequest(req, res, next),
+    )
   })
 
   async function ingestRequest(req: Request, res: Response, next: NextFunction): Promise<void> {
@@ -150,7 +181,12 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
       const principal = await options.authenticate(req)
       if (!principal) {
         res.setHeader('WWW-Authenticate', 'Bearer')
-        return sendProblem(res, { title: 'Unauthorized', status: 401, detail: 'a valid publisher API key is required', errors: [{ field: 'header:authorization', message: 'missing or invalid API key' }] })
+        return sendProblem(res, {
+          title: 'Unauthorized',
+          status: 401,
+          detail: 'a valid publisher API key is required',
+          errors: [{ field: 'header:authorization', message: 'missing or invalid API key' }],
+        })
       }
       const rateKey = principal.keyId ?? principal.organizationId
       if (perKey && !perKey.admit(res, rateKey, 0, 'events')) return
@@ -186,19 +222,45 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
       }
       const key = req.get('idempotency-key')
       if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
-        return sendProblem(res, { title: 'Invalid Idempotency-Key', status: 400, detail: 'Idempotency-Key must be 1 to 255 visible ASCII characters', errors: [{ field: 'header:idempotency-key', message: 'must be 1 to 255 visible ASCII characters' }] })
+        return sendProblem(res, {
+          title: 'Invalid Idempotency-Key',
+          status: 400,
+          detail: 'Idempotency-Key must be 1 to 255 visible ASCII characters',
+          errors: [{ field: 'header:idempotency-key', message: 'must be 1 to 255 visible ASCII characters' }],
+        })
       }
       const parsed = await readJsonBody(req, bodyLimit)
       if (!parsed.ok) {
         const e = parsed.error
         if (e.type === 'entity.too.large') {
-          return sendProblem(res, { title: 'Content Too Large', status: 413, detail: `the body exceeds the limit of ${bodyLimit} bytes`, limitBytes: bodyLimit, errors: [{ field: 'body', message: `larger than ${bodyLimit} bytes` }] })
+          return sendProblem(res, {
+            title: 'Content Too Large',
+            status: 413,
+            detail: `the body exceeds the limit of ${bodyLimit} bytes`,
+            limitBytes: bodyLimit,
+            errors: [{ field: 'body', message: `larger than ${bodyLimit} bytes` }],
+          })
         }
         if (e.type === 'entity.parse.failed') {
-          return sendProblem(res, { title: 'Malformed JSON', status: 400, detail: `the body is not valid JSON: ${e.message}`, errors: [{ field: '', message: 'not valid JSON' }] })
+          return sendProblem(res, {
+            title: 'Malformed JSON',
+            status: 400,
+            detail: `the body is not valid JSON: ${e.message}`,
+            errors: [{ field: '', message: 'not valid JSON' }],
+          })
         }
-        const field = e.type === 'charset.unsupported' ? 'header:content-type' : e.type === 'encoding.unsupported' ? 'header:content-encoding' : 'body'
-        return sendProblem(res, { title: e.status === 415 ? 'Unsupported Media Type' : 'Bad Request', status: e.status, detail: e.message, errors: [{ field, message: e.message }] })
+        const field =
+          e.type === 'charset.unsupported'
+            ? 'header:content-type'
+            : e.type === 'encoding.unsupported'
+              ? 'header:content-encoding'
+              : 'body'
+        return sendProblem(res, {
+          title: e.status === 415 ? 'Unsupported Media Type' : 'Bad Request',
+          status: e.status,
+          detail: e.message,
+          errors: [{ field, message: e.message }],
+        })
       }
 
       const body = parsed.value
@@ -226,11 +288,21 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
 
   function replay(res: Response, outcome: Exclude<ClaimOutcome, { kind: 'claimed' }>, key: string): void {
     if (outcome.kind === 'reused') {
-      return sendProblem(res, { title: 'Idempotency-Key reused', status: 422, detail: `Idempotency-Key "${key}" was used for a different request`, errors: [{ field: 'header:idempotency-key', message: 'already used with another body or event type' }] })
+      return sendProblem(res, {
+        title: 'Idempotency-Key reused',
+        status: 422,
+        detail: `Idempotency-Key "${key}" was used for a different request`,
+        errors: [{ field: 'header:idempotency-key', message: 'already used with another body or event type' }],
+      })
     }
     if (outcome.kind === 'in-progress') {
       res.setHeader('Retry-After', '1')
-      return sendProblem(res, { title: 'Request in progress', status: 409, detail: `a request with Idempotency-Key "${key}" is still being processed`, errors: [{ field: 'header:idempotency-key', message: 'in progress' }] })
+      return sendProblem(res, {
+        title: 'Request in progress',
+        status: 409,
+        detail: `a request with Idempotency-Key "${key}" is still being processed`,
+        errors: [{ field: 'header:idempotency-key', message: 'in progress' }],
+      })
     }
     res.setHeader('Idempotent-Replayed', 'true')
     send(res, outcome.response)
@@ -246,16 +318,43 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
   }
 
   function problem(p: Problem, headers: Record<string, string> = {}): StoredResponse {
-    return { status: p.status, headers: { 'content-type': 'application/problem+json', ...headers }, body: JSON.stringify({ type: 'about:blank', ...p }) }
+    return {
+      status: p.status,
+      headers: { 'content-type': 'application/problem+json', ...headers },
+      body: JSON.stringify({ type: 'about:blank', ...p }),
+    }
   }
 
-  async function handle(req: Request, eventType: string, route: EventRoute, body: unknown, principal: Principal): Promise<StoredResponse> {
+  async function handle(
+    req: Request,
+    eventType: string,
+    route: EventRoute,
+    body: unknown,
+    principal: Principal,
+  ): Promise<StoredResponse> {
     if (!Array.isArray(body)) {
-      return problem({ title: 'Invalid batch', status: 400, detail: 'the body must be a JSON array of events', errors: [{ field: '', message: 'must be an array of events' }] })
+      return problem({
+        title: 'Invalid batch',
+        status: 400,
+        detail: 'the body must be a JSON array of events',
+        errors: [{ field: '', message: 'must be an array of events' }],
+      })
     }
-    if (body.length === 0) return problem({ title: 'Invalid batch', status: 400, detail: 'the batch is empty', errors: [{ field: '', message: 'must hold at least one event' }] })
+    if (body.length === 0)
+      return problem({
+        title: 'Invalid batch',
+        status: 400,
+        detail: 'the batch is empty',
+        errors: [{ field: '', message: 'must hold at least one event' }],
+      })
     if (body.length > maxEvents) {
-      return problem({ title: 'Content Too Large', status: 413, detail: `the batch holds ${body.length} events, more than the limit of ${maxEvents}`, maxEvents, errors: [{ field: '', message: `more than ${maxEvents} events` }] })
+      return problem({
+        title: 'Content Too Large',
+        status: 413,
+        detail: `the batch holds ${body.length} events, more than the limit of ${maxEvents}`,
+        maxEvents,
+        errors: [{ field: '', message: `more than ${maxEvents} events` }],
+      })
     }
     const errors: Array<{ index: number; field: string; message: string }> = []
     const values: unknown[] = []
@@ -277,7 +376,12 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
     const foreign: Array<{ index: number; field: string; message: string }> = []
     values.forEach((value, i) => {
       const m = (value as Record<string, unknown>).manufacturerId
-      if (typeof m === 'string' && m !== principal.organizationId && !principal.admin) foreign.push({ index: i, field: `/${i}/manufacturerId`, message: `must be the publishing organization ${principal.organizationId}, got ${m}` })
+      if (typeof m === 'string' && m !== principal.organizationId && !principal.admin)
+        foreign.push({
+          index: i,
+          field: `/${i}/manufacturerId`,
+          message: `must be the publishing organization ${principal.organizationId}, got ${m}`,
+        })
     })
     if (foreign.length > 0) {
       options.metrics?.ingestedEvents.inc({ event_type: eventType, outcome: 'rejected' }, body.length)
@@ -302,7 +406,9 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
           },
         })
       : undefined
-    const trace: TraceHeaders = create ? headersOf(create.spanContext()) : (callerTrace(req.headers) ?? { traceparent: newTraceparent() })
+    const trace: TraceHeaders = create
+      ? headersOf(create.spanContext())
+      : (callerTrace(req.headers) ?? { traceparent: newTraceparent() })
     const { traceparent, tracestate } = trace
     const records: SourceRecord[] = new Array(values.length)
     for (let i = 0; i < values.length; i++) {
@@ -329,16 +435,34 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
     } catch (err) {
       if (create) endSpan(create, err)
       const e = err as RetriableError
-      log.warn('events not stored; answering 503', { code: e.code ?? 'RETRIABLE', organizationId: principal.organizationId, eventType, count: records.length, err })
+      log.warn('events not stored; answering 503', {
+        code: e.code ?? 'RETRIABLE',
+        organizationId: principal.organizationId,
+        eventType,
+        count: records.length,
+        err,
+      })
       options.metrics?.ingestedEvents.inc({ event_type: eventType, outcome: 'unavailable' }, records.length)
       const seconds = e.retryAfterMs ? String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))) : retryAfter
-      return problem({ title: 'Service Unavailable', status: 503, detail: `the events were not stored: ${e.message}; retry later (nothing was accepted)` }, { 'retry-after': seconds })
+      return problem(
+        {
+          title: 'Service Unavailable',
+          status: 503,
+          detail: `the events were not stored: ${e.message}; retry later (nothing was accepted)`,
+        },
+        { 'retry-after': seconds },
+      )
     }
     options.metrics?.ingestedEvents.inc({ event_type: eventType, outcome: 'accepted' }, records.length)
     return {
       status: 202,
       headers: { 'content-type': 'application/json; charset=utf-8' },
-      body: JSON.stringify({ accepted: records.length, eventType, topic: route.topic.name, eventIds: records.map((r) => r.id) }),
+      body: JSON.stringify({
+        accepted: records.length,
+        eventType,
+        topic: route.topic.name,
+        eventIds: records.map((r) => r.id),
+      }),
     }
   }
 

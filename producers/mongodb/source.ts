@@ -43,19 +43,42 @@ export interface MongoSourceConfig {
 export const mongoSourceConfigSchema: ConfigSchema = {
   database: { doc: 'Database of the watched collection.', type: 'string' },
   collection: { doc: 'The watched collection.', type: 'string' },
-  mode: { doc: 'auto (change streams where supported, else polling), poll or changeStream.', type: 'string', default: 'auto', enum: ['auto', 'poll', 'changeStream'] },
-  eventType: { doc: 'Event type of the published changes (selects the contract).', type: 'string', default: 'inventory.level.changed' },
-  topic: { doc: 'Topic to write: the declared topic of eventType (no other is accepted); empty: that topic.', type: 'string', default: '' },
+  mode: {
+    doc: 'auto (change streams where supported, else polling), poll or changeStream.',
+    type: 'string',
+    default: 'auto',
+    enum: ['auto', 'poll', 'changeStream'],
+  },
+  eventType: {
+    doc: 'Event type of the published changes (selects the contract).',
+    type: 'string',
+    default: 'inventory.level.changed',
+  },
+  topic: {
+    doc: 'Topic to write: the declared topic of eventType (no other is accepted); empty: that topic.',
+    type: 'string',
+    default: '',
+  },
   updatedAtField: { doc: 'Date field every write sets (polling watermark).', type: 'string', default: 'updatedAt' },
-  offsetsCollection: { doc: 'Collection (same database) holding the resume point of each source.', type: 'string', default: 'source_offsets' },
+  offsetsCollection: {
+    doc: 'Collection (same database) holding the resume point of each source.',
+    type: 'string',
+    default: 'source_offsets',
+  },
   batchSize: { doc: 'Documents per poll.', type: 'integer', default: 1000, min: 1, max: 100_000 },
   pollIntervalMs: { doc: 'Pause between polls that found nothing (ms).', type: 'integer', default: 500, min: 10 },
-  lagMs: { doc: 'Polling reads only documents whose updatedAt is at least this old (ms).', type: 'integer', default: 0, min: 0 },
+  lagMs: {
+    doc: 'Polling reads only documents whose updatedAt is at least this old (ms).',
+    type: 'integer',
+    default: 0,
+    min: 0,
+  },
 }
 
 export function parseMongoSourceConfig(raw: unknown): MongoSourceConfig {
   const c = validateConfig<MongoSourceConfig>('mongodb', mongoSourceConfigSchema, raw)
-  if (!['auto', 'poll', 'changeStream'].includes(c.mode)) throw new Error(`mongodb: mode must be auto, poll or changeStream`)
+  if (!['auto', 'poll', 'changeStream'].includes(c.mode))
+    throw new Error(`mongodb: mode must be auto, poll or changeStream`)
   return { ...c, topic: c.topic || (ALL_TOPICS.find((t) => t.eventTypes.includes(c.eventType))?.name ?? '') }
 }
 
@@ -73,8 +96,10 @@ interface OffsetDoc {
 }
 
 function compareIds(a: unknown, b: unknown): number {
-  const ka = typeof a === 'object' && a !== null && 'toHexString' in a ? (a as { toHexString(): string }).toHexString() : a
-  const kb = typeof b === 'object' && b !== null && 'toHexString' in b ? (b as { toHexString(): string }).toHexString() : b
+  const ka =
+    typeof a === 'object' && a !== null && 'toHexString' in a ? (a as { toHexString(): string }).toHexString() : a
+  const kb =
+    typeof b === 'object' && b !== null && 'toHexString' in b ? (b as { toHexString(): string }).toHexString() : b
   if (typeof ka === 'number' && typeof kb === 'number') return ka - kb
   return String(ka) < String(kb) ? -1 : String(ka) > String(kb) ? 1 : 0
 }
@@ -112,10 +137,14 @@ export class MongoDbSource implements SourceConnector<MongoSourceConfig> {
     this.name = ctx.name
     this.publisherId = ctx.publisherId
     this.log = ctx.logger.child({ component: 'mongodb-source', collection: `${config.database}.${config.collection}` })
-    const spec = this.topics.find((t) => t.name === config.topic) ?? ALL_TOPICS.find((t) => t.eventTypes.includes(config.eventType))
+    const spec =
+      this.topics.find((t) => t.name === config.topic) ??
+      ALL_TOPICS.find((t) => t.eventTypes.includes(config.eventType))
     if (!spec) throw new Error(`mongodb source: no topic for event type ${config.eventType}`)
     this.converter = createConverter(contractSchema(spec.valueSchema))
-    this.keyFields = (JSON.parse(contractSchema(spec.keySchema)) as { fields: Array<{ name: string }> }).fields.map((f) => f.name)
+    this.keyFields = (JSON.parse(contractSchema(spec.keySchema)) as { fields: Array<{ name: string }> }).fields.map(
+      (f) => f.name,
+    )
     const db = this.client.db(config.database)
     this.coll = db.collection(config.collection)
     this.offsets = db.collection<OffsetDoc>(config.offsetsCollection)
@@ -126,7 +155,11 @@ export class MongoDbSource implements SourceConnector<MongoSourceConfig> {
     } else {
       // Stored before anything is produced, so that recovery knows where to look after a crash.
       this.committedAt = Date.now()
-      await this.offsets.replaceOne({ _id: this.name }, { position: null, committedAt: new Date(this.committedAt) }, { upsert: true })
+      await this.offsets.replaceOne(
+        { _id: this.name },
+        { position: null, committedAt: new Date(this.committedAt) },
+        { upsert: true },
+      )
     }
     this.mode = config.mode === 'auto' ? ((await this.supportsChangeStreams()) ? 'changeStream' : 'poll') : config.mode
     if (this.mode === 'changeStream') {
@@ -162,7 +195,13 @@ export class MongoDbSource implements SourceConnector<MongoSourceConfig> {
     let best = this.watermark
     for (const p of positions as Position[]) {
       if (p.t === undefined) continue
-      if (!best || best.t === undefined || p.t > best.t || (p.t === best.t && compareIds(EJSON.parse(p.id!), EJSON.parse(best.id!)) > 0)) best = p
+      if (
+        !best ||
+        best.t === undefined ||
+        p.t > best.t ||
+        (p.t === best.t && compareIds(EJSON.parse(p.id!), EJSON.parse(best.id!)) > 0)
+      )
+        best = p
     }
     if (best !== this.watermark) {
       this.log.info('moving past changes acked before the crash but not committed', { from: this.watermark, to: best })
@@ -214,7 +253,8 @@ export class MongoDbSource implements SourceConnector<MongoSourceConfig> {
       if (!change) break
       const doc = change.fullDocument
       if (!doc) continue
-      const at = doc[this.config.updatedAtField] instanceof Date ? (doc[this.config.updatedAtField] as Date) : new Date()
+      const at =
+        doc[this.config.updatedAtField] instanceof Date ? (doc[this.config.updatedAtField] as Date) : new Date()
       const rec = this.toRecord(doc, at, { token: EJSON.stringify(change._id, { relaxed: false }) })
       if (rec) out.push(rec)
     }
@@ -226,12 +266,14 @@ export class MongoDbSource implements SourceConnector<MongoSourceConfig> {
     for (const field of this.converter.fields) {
       let v = doc[field]
       if (v instanceof Date) v = v.getTime()
-      else if (v !== null && typeof v === 'object' && typeof (v as { toNumber?: unknown }).toNumber === 'function') v = (v as { toNumber(): number }).toNumber() // Long
+      else if (v !== null && typeof v === 'object' && typeof (v as { toNumber?: unknown }).toNumber === 'function')
+        v = (v as { toNumber(): number }).toNumber() // Long
       if (v !== undefined) obj[field] = v
     }
     obj.sequence ??= at.getTime()
     obj.occurredAt ??= at.getTime()
-    if (this.publisherId !== undefined && this.converter.fields.includes('manufacturerId')) obj.manufacturerId ??= this.publisherId
+    if (this.publisherId !== undefined && this.converter.fields.includes('manufacturerId'))
+      obj.manufacturerId ??= this.publisherId
     const r = this.converter.convert(obj)
     if (r.faults.length > 0) {
       this.refuse(doc, `does not match the contract: ${r.faults.map((f) => `${f.path} ${f.message}`).join('; ')}`)
@@ -240,12 +282,22 @@ export class MongoDbSource implements SourceConnector<MongoSourceConfig> {
     const value = r.value as Record<string, unknown>
     if (this.publisherId !== undefined && 'manufacturerId' in value && value.manufacturerId !== this.publisherId) {
       // The platform stamps the publisher; a document naming another manufacturer is refused, never believed.
-      this.refuse(doc, `manufacturerId names ${String(value.manufacturerId)}, but this source publishes for ${this.publisherId}`)
+      this.refuse(
+        doc,
+        `manufacturerId names ${String(value.manufacturerId)}, but this source publishes for ${this.publisherId}`,
+      )
       return undefined
     }
     const key: Record<string, unknown> = {}
     for (const k of this.keyFields) key[k] = value[k]
-    return { topic: this.config.topic, key, value, type: this.config.eventType, occurredAt: new Date(value.occurredAt as number), position }
+    return {
+      topic: this.config.topic,
+      key,
+      value,
+      type: this.config.eventType,
+      occurredAt: new Date(value.occurredAt as number),
+      position,
+    }
   }
 
   /** A document that is not produced: skipped (the watermark moves past it), logged with the reason and counted. */
@@ -268,9 +320,17 @@ export class MongoDbSource implements SourceConnector<MongoSourceConfig> {
   }
 
   /** The stored watermark (polling) or resume token (change streams), and the mode (status reports). */
-  position(): { mode: 'poll' | 'changeStream'; watermark: Position | null; refused: { count: number; last: { id: string; reason: string; at: string } | null } } {
+  position(): {
+    mode: 'poll' | 'changeStream'
+    watermark: Position | null
+    refused: { count: number; last: { id: string; reason: string; at: string } | null }
+  } {
     const last = this.refused.last
-    return { mode: this.mode, watermark: this.watermark, refused: { count: this.refused.count, last: last && { ...last, at: last.at.toISOString() } } }
+    return {
+      mode: this.mode,
+      watermark: this.watermark,
+      refused: { count: this.refused.count, last: last && { ...last, at: last.at.toISOString() } },
+    }
   }
 
   async stop(): Promise<void> {

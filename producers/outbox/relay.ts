@@ -14,7 +14,9 @@ import type { AvroSerde } from '../../schemas/serde/serde.ts'
 import { TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import { OutboxSource, type OutboxSourceOptions } from './source.ts'
 
-export interface OutboxRelayOptions extends Partial<Pick<OutboxSourceOptions, 'scanBatch' | 'scanMarginMs' | 'fullScanMs' | 'holderId'>> {
+export interface OutboxRelayOptions extends Partial<
+  Pick<OutboxSourceOptions, 'scanBatch' | 'scanMarginMs' | 'fullScanMs' | 'holderId'>
+> {
   kafka: Kafka
   serde: AvroSerde
   db: Db

@@ -93,7 +93,10 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
     this.nudged = true
     const every = Math.max(50, Math.floor(this.options.leaseTtlMs / 3))
     this.renewTimer = setInterval(() => {
-      if (this.heldUntil > 0) void this.holdLease().catch((err) => this.log?.warn('outbox relay lease renewal failed', { code: 'RETRIABLE', stage: 'outbox-lease', err }))
+      if (this.heldUntil > 0)
+        void this.holdLease().catch((err) =>
+          this.log?.warn('outbox relay lease renewal failed', { code: 'RETRIABLE', stage: 'outbox-lease', err }),
+        )
     }, every)
     this.renewTimer.unref()
   }
@@ -221,7 +224,15 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
       for (const e of pending) {
         this.inFlight.set(e.eventId, { organizationId: doc._id, sequence: e.sequence })
         // The organization the event is about publishes it: a partner owns its profile (ce_publisherid).
-        records.push({ topic: e.topic, key: e.key, value: e.value, type: e.type, id: e.eventId, occurredAt: new Date(e.occurredAt), publisherId: doc._id })
+        records.push({
+          topic: e.topic,
+          key: e.key,
+          value: e.value,
+          type: e.type,
+          id: e.eventId,
+          occurredAt: new Date(e.occurredAt),
+          publisherId: doc._id,
+        })
       }
     }
     if (docs.length === this.scanBatch) {

@@ -22,7 +22,8 @@ function send(res: Response, status: number, body: unknown): void {
 }
 
 const flag = (req: Request, name: string): boolean => String(req.query[name] ?? '').toLowerCase() === 'true'
-const text = (req: Request, name: string): string => (typeof req.query[name] === 'string' ? (req.query[name] as string) : '')
+const text = (req: Request, name: string): string =>
+  typeof req.query[name] === 'string' ? (req.query[name] as string) : ''
 /** offset and limit (Confluent: offset 0, limit -1 = all); a value that is not an integer is a 400, as JAX-RS answers. */
 const read = (req: Request, res: Response): true => {
   canRead(res, param(req, 'subject'))
@@ -69,17 +70,25 @@ const h =
 const OPEN = adminPrincipal('open')
 const who = (res: Response): RegistryPrincipal => res.locals.principal as RegistryPrincipal
 function need(p: RegistryPrincipal, ok: boolean, operation: string, subject: string | null): void {
-  if (!ok) throw errors.forbidden(`User ${p.name} is denied operation ${operation} on ${subject === null ? 'the global config and mode' : `Subject: ${subject}`}`)
+  if (!ok)
+    throw errors.forbidden(
+      `User ${p.name} is denied operation ${operation} on ${subject === null ? 'the global config and mode' : `Subject: ${subject}`}`,
+    )
 }
 const canRead = (res: Response, subject: string) => need(who(res), who(res).canRead(subject), 'Read', subject)
-const canManage = (res: Response, subject: string | null) => need(who(res), subject === null ? who(res).admin : who(res).canManage(subject), 'Write', subject)
+const canManage = (res: Response, subject: string | null) =>
+  need(who(res), subject === null ? who(res).admin : who(res).canManage(subject), 'Write', subject)
 const visible = (res: Response) => (who(res).admin ? undefined : (s: string) => who(res).canRead(s))
 
 /**
  * `auth` undefined: no authentication (embedding and tests); the platform always passes one (see
  * cli/platform.ts and docs/schema-registry.md).
  */
-export function createRegistryApp(registry: SchemaRegistryService, logger: Logger, auth?: RegistryAuth): express.Express {
+export function createRegistryApp(
+  registry: SchemaRegistryService,
+  logger: Logger,
+  auth?: RegistryAuth,
+): express.Express {
   const app = express()
   app.disable('x-powered-by')
   app.set('etag', false)
@@ -89,26 +98,45 @@ export function createRegistryApp(registry: SchemaRegistryService, logger: Logge
       res.locals.principal = OPEN
       return next()
     }
-    principalOf(auth, req).then(
-      (p) => {
-        res.locals.principal = p
-        next()
-      },
-      next,
-    )
+    principalOf(auth, req).then((p) => {
+      res.locals.principal = p
+      next()
+    }, next)
   })
   app.use(express.json({ type: () => true, limit: BODY_LIMIT }))
 
-  app.get('/', h(() => ({})))
-  app.get('/schemas/types', h(() => [...SCHEMA_TYPES]))
+  app.get(
+    '/',
+    h(() => ({})),
+  )
+  app.get(
+    '/schemas/types',
+    h(() => [...SCHEMA_TYPES]),
+  )
 
   app.get(
     '/subjects',
-    h((req, res) => registry.listSubjects({ deleted: flag(req, 'deleted'), deletedOnly: flag(req, 'deletedOnly'), prefix: text(req, 'subjectPrefix'), ...page(req, res) })),
+    h((req, res) =>
+      registry.listSubjects({
+        deleted: flag(req, 'deleted'),
+        deletedOnly: flag(req, 'deletedOnly'),
+        prefix: text(req, 'subjectPrefix'),
+        ...page(req, res),
+      }),
+    ),
   )
   app.get(
     '/subjects/:subject/versions',
-    h((req, res) => read(req, res) && registry.listVersions(param(req, 'subject'), { deleted: flag(req, 'deleted'), deletedOnly: flag(req, 'deletedOnly'), deletedAsNegative: flag(req, 'deletedAsNegative'), ...page(req) })),
+    h(
+      (req, res) =>
+        read(req, res) &&
+        registry.listVersions(param(req, 'subject'), {
+          deleted: flag(req, 'deleted'),
+          deletedOnly: flag(req, 'deletedOnly'),
+          deletedAsNegative: flag(req, 'deletedAsNegative'),
+          ...page(req),
+        }),
+    ),
   )
   app.post(
     '/subjects/:subject/versions',
@@ -116,8 +144,14 @@ export function createRegistryApp(registry: SchemaRegistryService, logger: Logge
       const subject = param(req, 'subject')
       need(who(res), who(res).canRegister(subject), 'Write', subject)
       const refs = (req.body as { references?: unknown } | undefined)?.references
-      if (Array.isArray(refs)) for (const r of refs) if (typeof (r as { subject?: unknown })?.subject === 'string') canRead(res, (r as { subject: string }).subject)
-      return registry.register(subject, req.body ?? {}, { normalize: flag(req, 'normalize'), force: flag(req, 'force') })
+      if (Array.isArray(refs))
+        for (const r of refs)
+          if (typeof (r as { subject?: unknown })?.subject === 'string')
+            canRead(res, (r as { subject: string }).subject)
+      return registry.register(subject, req.body ?? {}, {
+        normalize: flag(req, 'normalize'),
+        force: flag(req, 'force'),
+      })
     }),
   )
   app.get(
@@ -139,34 +173,97 @@ export function createRegistryApp(registry: SchemaRegistryService, logger: Logge
   )
   app.get(
     '/subjects/:subject/versions/:version/referencedby',
-    h((req, res) => read(req, res) && registry.referencedBy(param(req, 'subject'), param(req, 'version'), { deleted: flag(req, 'deleted'), ...page(req) })),
+    h(
+      (req, res) =>
+        read(req, res) &&
+        registry.referencedBy(param(req, 'subject'), param(req, 'version'), {
+          deleted: flag(req, 'deleted'),
+          ...page(req),
+        }),
+    ),
   )
-  app.delete('/subjects/:subject/versions/:version', h((req, res) => manage(req, res) && registry.deleteVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'permanent'))))
+  app.delete(
+    '/subjects/:subject/versions/:version',
+    h(
+      (req, res) =>
+        manage(req, res) &&
+        registry.deleteVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'permanent')),
+    ),
+  )
   app.post(
     '/subjects/:subject',
     h((req, res) => {
       read(req, res)
-      const v = registry.lookup(param(req, 'subject'), req.body ?? {}, { deleted: flag(req, 'deleted'), normalize: flag(req, 'normalize') })
+      const v = registry.lookup(param(req, 'subject'), req.body ?? {}, {
+        deleted: flag(req, 'deleted'),
+        normalize: flag(req, 'normalize'),
+      })
       const format = text(req, 'format')
       return format ? { ...v, schema: registry.formatted(v.id, format) } : v
     }),
   )
-  app.delete('/subjects/:subject', h((req, res) => manage(req, res) && registry.deleteSubject(param(req, 'subject'), flag(req, 'permanent'))))
+  app.delete(
+    '/subjects/:subject',
+    h((req, res) => manage(req, res) && registry.deleteSubject(param(req, 'subject'), flag(req, 'permanent'))),
+  )
 
   app.get(
     '/schemas',
-    h((req, res) => registry.listSchemas({ prefix: text(req, 'subjectPrefix'), deleted: flag(req, 'deleted'), latestOnly: flag(req, 'latestOnly'), ...page(req, res) })),
+    h((req, res) =>
+      registry.listSchemas({
+        prefix: text(req, 'subjectPrefix'),
+        deleted: flag(req, 'deleted'),
+        latestOnly: flag(req, 'latestOnly'),
+        ...page(req, res),
+      }),
+    ),
   )
-  app.get('/schemas/ids/:id', h((req, res) => registry.getById(schemaId(req), { subject: text(req, 'subject'), format: text(req, 'format'), fetchMaxId: flag(req, 'fetchMaxId'), ...vis(res) })))
+  app.get(
+    '/schemas/ids/:id',
+    h((req, res) =>
+      registry.getById(schemaId(req), {
+        subject: text(req, 'subject'),
+        format: text(req, 'format'),
+        fetchMaxId: flag(req, 'fetchMaxId'),
+        ...vis(res),
+      }),
+    ),
+  )
   app.get(
     '/schemas/ids/:id/schema',
     h((req, res) => {
-      raw(res, 200, registry.getById(schemaId(req), { subject: text(req, 'subject'), format: text(req, 'format'), ...vis(res) }).schema)
+      raw(
+        res,
+        200,
+        registry.getById(schemaId(req), { subject: text(req, 'subject'), format: text(req, 'format'), ...vis(res) })
+          .schema,
+      )
     }),
   )
-  app.get('/schemas/ids/:id/subjects', h((req, res) => registry.subjectsOf(schemaId(req), { deleted: flag(req, 'deleted'), subject: text(req, 'subject'), ...page(req, res) })))
-  app.get('/schemas/ids/:id/versions', h((req, res) => registry.versionsOfId(schemaId(req), { deleted: flag(req, 'deleted'), subject: text(req, 'subject'), ...page(req, res) })))
-  app.get('/schemas/guids/:guid', h((req, res) => registry.getByGuid(param(req, 'guid'), text(req, 'format'), visible(res))))
+  app.get(
+    '/schemas/ids/:id/subjects',
+    h((req, res) =>
+      registry.subjectsOf(schemaId(req), {
+        deleted: flag(req, 'deleted'),
+        subject: text(req, 'subject'),
+        ...page(req, res),
+      }),
+    ),
+  )
+  app.get(
+    '/schemas/ids/:id/versions',
+    h((req, res) =>
+      registry.versionsOfId(schemaId(req), {
+        deleted: flag(req, 'deleted'),
+        subject: text(req, 'subject'),
+        ...page(req, res),
+      }),
+    ),
+  )
+  app.get(
+    '/schemas/guids/:guid',
+    h((req, res) => registry.getByGuid(param(req, 'guid'), text(req, 'format'), visible(res))),
+  )
   app.get(
     '/schemas/guids/:guid/schema',
     h((req, res) => {
@@ -174,25 +271,69 @@ export function createRegistryApp(registry: SchemaRegistryService, logger: Logge
     }),
   )
 
-  app.get('/config', h(() => registry.settings.getGlobalConfig()))
-  app.put('/config', h((req, res) => canManage(res, null) ?? registry.settings.setConfig(null, req.body)))
-  app.delete('/config', h((_req, res) => canManage(res, null) ?? registry.settings.deleteConfig(null)))
-  app.get('/config/:subject', h((req, res) => read(req, res) && registry.settings.getSubjectConfig(param(req, 'subject'), flag(req, 'defaultToGlobal'))))
-  app.put('/config/:subject', h((req, res) => manage(req, res) && registry.settings.setConfig(param(req, 'subject'), req.body)))
-  app.delete('/config/:subject', h((req, res) => manage(req, res) && registry.settings.deleteConfig(param(req, 'subject'))))
+  app.get(
+    '/config',
+    h(() => registry.settings.getGlobalConfig()),
+  )
+  app.put(
+    '/config',
+    h((req, res) => canManage(res, null) ?? registry.settings.setConfig(null, req.body)),
+  )
+  app.delete(
+    '/config',
+    h((_req, res) => canManage(res, null) ?? registry.settings.deleteConfig(null)),
+  )
+  app.get(
+    '/config/:subject',
+    h(
+      (req, res) =>
+        read(req, res) && registry.settings.getSubjectConfig(param(req, 'subject'), flag(req, 'defaultToGlobal')),
+    ),
+  )
+  app.put(
+    '/config/:subject',
+    h((req, res) => manage(req, res) && registry.settings.setConfig(param(req, 'subject'), req.body)),
+  )
+  app.delete(
+    '/config/:subject',
+    h((req, res) => manage(req, res) && registry.settings.deleteConfig(param(req, 'subject'))),
+  )
 
-  app.get('/mode', h(() => registry.settings.getMode(null, true)))
-  app.put('/mode', h((req, res) => canManage(res, null) ?? registry.settings.setMode(null, req.body, flag(req, 'force'))))
-  app.delete('/mode', h((_req, res) => canManage(res, null) ?? registry.settings.deleteMode(null)))
-  app.get('/mode/:subject', h((req, res) => read(req, res) && registry.settings.getMode(param(req, 'subject'), flag(req, 'defaultToGlobal'))))
-  app.put('/mode/:subject', h((req, res) => manage(req, res) && registry.settings.setMode(param(req, 'subject'), req.body, flag(req, 'force'))))
-  app.delete('/mode/:subject', h((req, res) => manage(req, res) && registry.settings.deleteMode(param(req, 'subject'))))
+  app.get(
+    '/mode',
+    h(() => registry.settings.getMode(null, true)),
+  )
+  app.put(
+    '/mode',
+    h((req, res) => canManage(res, null) ?? registry.settings.setMode(null, req.body, flag(req, 'force'))),
+  )
+  app.delete(
+    '/mode',
+    h((_req, res) => canManage(res, null) ?? registry.settings.deleteMode(null)),
+  )
+  app.get(
+    '/mode/:subject',
+    h((req, res) => read(req, res) && registry.settings.getMode(param(req, 'subject'), flag(req, 'defaultToGlobal'))),
+  )
+  app.put(
+    '/mode/:subject',
+    h((req, res) => manage(req, res) && registry.settings.setMode(param(req, 'subject'), req.body, flag(req, 'force'))),
+  )
+  app.delete(
+    '/mode/:subject',
+    h((req, res) => manage(req, res) && registry.settings.deleteMode(param(req, 'subject'))),
+  )
 
   const compat = (withVersion: boolean) =>
     h((req, res) => {
       read(req, res)
       const verbose = flag(req, 'verbose')
-      const r = registry.checkCompatibility(param(req, 'subject'), withVersion ? param(req, 'version') : undefined, req.body ?? {}, { verbose, normalize: flag(req, 'normalize') })
+      const r = registry.checkCompatibility(
+        param(req, 'subject'),
+        withVersion ? param(req, 'version') : undefined,
+        req.body ?? {},
+        { verbose, normalize: flag(req, 'normalize') },
+      )
       return verbose ? r : { is_compatible: r.is_compatible }
     })
   app.post('/compatibility/subjects/:subject/versions/:version', compat(true))
@@ -209,11 +350,17 @@ export function createRegistryApp(registry: SchemaRegistryService, logger: Logge
     }
     const e = err as { type?: string; status?: number; length?: number; limit?: number; message?: string }
     if (e.type === 'entity.parse.failed') {
-      send(res, 422, { error_code: INVALID_SCHEMA, message: `Invalid schema: the request body is not valid JSON (${e.message})` })
+      send(res, 422, {
+        error_code: INVALID_SCHEMA,
+        message: `Invalid schema: the request body is not valid JSON (${e.message})`,
+      })
       return
     }
     if (e.type === 'entity.too.large') {
-      send(res, 422, { error_code: INVALID_SCHEMA, message: `Invalid schema: the request body is ${e.length} bytes, more than the ${e.limit} allowed` })
+      send(res, 422, {
+        error_code: INVALID_SCHEMA,
+        message: `Invalid schema: the request body is ${e.length} bytes, more than the ${e.limit} allowed`,
+      })
       return
     }
     if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {

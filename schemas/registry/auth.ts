@@ -38,7 +38,10 @@ export const INTERNAL_USER = 'distributary-internal'
  * and nobody without those keys can compute it.
  */
 export function internalPassword(keyRing: string): string {
-  return crypto.createHmac('sha256', keyRing).update('distributary built-in schema registry, internal principal, v1').digest('base64url')
+  return crypto
+    .createHmac('sha256', keyRing)
+    .update('distributary built-in schema registry, internal principal, v1')
+    .digest('base64url')
 }
 
 /** A principal that may do everything (the platform's own processes, admin keys). */
@@ -46,7 +49,13 @@ export function adminPrincipal(name: string): RegistryPrincipal {
   return { name, admin: true, canRead: () => true, canRegister: () => true, canManage: () => true }
 }
 
-const ANONYMOUS_READER: RegistryPrincipal = { name: 'anonymous', admin: false, canRead: () => true, canRegister: () => false, canManage: () => false }
+const ANONYMOUS_READER: RegistryPrincipal = {
+  name: 'anonymous',
+  admin: false,
+  canRead: () => true,
+  canRegister: () => false,
+  canManage: () => false,
+}
 
 /** Credentials of a request: basic (user, password) or bearer (no user); undefined: none sent. */
 export function credentialsOf(req: Request): { user: string; password: string } | undefined {
@@ -62,7 +71,8 @@ export function credentialsOf(req: Request): { user: string; password: string } 
   return header === '' ? undefined : { user: '', password: '' }
 }
 
-const isLoopback = (addr: string | undefined): boolean => !!addr && (addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.'))
+const isLoopback = (addr: string | undefined): boolean =>
+  !!addr && (addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.'))
 
 /** The principal of a request; throws the 401 when there is none. */
 export async function principalOf(auth: RegistryAuth, req: Request): Promise<RegistryPrincipal> {
@@ -70,9 +80,12 @@ export async function principalOf(auth: RegistryAuth, req: Request): Promise<Reg
   const client = req.socket.remoteAddress ?? 'unknown'
   if (!creds) {
     if (auth.anonymousLoopbackReads && isLoopback(req.socket.remoteAddress)) return ANONYMOUS_READER
-    throw errors.unauthorized('Unauthorized: send credentials with HTTP basic auth (basic.auth.user.info = "<user>:<API key>")')
+    throw errors.unauthorized(
+      'Unauthorized: send credentials with HTTP basic auth (basic.auth.user.info = "<user>:<API key>")',
+    )
   }
   const principal = creds.password === '' ? null : await auth.authenticate(creds.user, creds.password, client)
-  if (!principal) throw errors.unauthorized('Unauthorized: the credentials are not valid (unknown, revoked or expired API key)')
+  if (!principal)
+    throw errors.unauthorized('Unauthorized: the credentials are not valid (unknown, revoked or expired API key)')
   return principal
 }

@@ -18,7 +18,19 @@
 
 export const AVRO_PRIMITIVES = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string'])
 const COMPLEX = new Set(['record', 'error', 'enum', 'array', 'map', 'fixed'])
-const SCHEMA_RESERVED = new Set(['doc', 'fields', 'items', 'name', 'namespace', 'size', 'symbols', 'values', 'type', 'aliases', 'default'])
+const SCHEMA_RESERVED = new Set([
+  'doc',
+  'fields',
+  'items',
+  'name',
+  'namespace',
+  'size',
+  'symbols',
+  'values',
+  'type',
+  'aliases',
+  'default',
+])
 const FIELD_RESERVED = new Set(['default', 'doc', 'name', 'order', 'type', 'aliases'])
 
 type Obj = Record<string, unknown>
@@ -63,7 +75,11 @@ function qualified(n: Name, current: string | null): string {
 }
 
 /** Every named type a schema defines, by full name, with the JSON defining it. */
-export function namedDefinitions(schema: unknown, into = new Map<string, Obj>(), space: string | null = null): Map<string, Obj> {
+export function namedDefinitions(
+  schema: unknown,
+  into = new Map<string, Obj>(),
+  space: string | null = null,
+): Map<string, Obj> {
   if (Array.isArray(schema)) {
     for (const s of schema) namedDefinitions(s, into, space)
     return into
@@ -74,7 +90,8 @@ export function namedDefinitions(schema: unknown, into = new Map<string, Obj>(),
   if (t === 'record' || t === 'error' || t === 'enum' || t === 'fixed') {
     const n = nameOf(String(schema.name), schema.namespace, space)
     if (!into.has(n.full)) into.set(n.full, { ...schema, name: n.full, namespace: null })
-    if (Array.isArray(schema.fields)) for (const f of schema.fields) if (isObj(f)) namedDefinitions(f.type, into, n.space)
+    if (Array.isArray(schema.fields))
+      for (const f of schema.fields) if (isObj(f)) namedDefinitions(f.type, into, n.space)
   } else if (t === 'array') namedDefinitions(schema.items, into, space)
   else if (t === 'map') namedDefinitions(schema.values, into, space)
   return into
@@ -130,13 +147,24 @@ export function avroText(schema: unknown, form: AvroTextForm, referenced: Map<st
     if (written.has(n.full)) return norm ? j(n.full) : j(qualified(n, space))
     written.add(n.full)
     defined.set(n.full, n)
-    const head: Array<[string, string]> = norm ? [['name', j(n.full)], ['type', j(t)]] : [['type', j(t)], ['name', j(n.short)]]
+    const head: Array<[string, string]> = norm
+      ? [
+          ['name', j(n.full)],
+          ['type', j(t)],
+        ]
+      : [
+          ['type', j(t)],
+          ['name', j(n.short)],
+        ]
     if (!norm) {
       if (n.space !== null && n.space !== space) head.push(['namespace', j(n.space)])
       else if (n.space === null && space !== null) head.push(['namespace', '""'])
     }
     const doc = typeof s.doc === 'string' ? s.doc : undefined
-    const aliases = Array.isArray(s.aliases) && s.aliases.length > 0 ? (s.aliases as string[]).map((a) => nameOf(a, undefined, n.space)) : []
+    const aliases =
+      Array.isArray(s.aliases) && s.aliases.length > 0
+        ? (s.aliases as string[]).map((a) => nameOf(a, undefined, n.space))
+        : []
     const body: Array<[string, string]> = []
     if (t === 'record' || t === 'error') {
       const fields = (Array.isArray(s.fields) ? s.fields : []).filter(isObj).map((f) => field(f, n.space))
@@ -153,12 +181,16 @@ export function avroText(schema: unknown, form: AvroTextForm, referenced: Map<st
     }
     if (doc !== undefined) head.push(['doc', j(doc)])
     if (t === 'enum' && typeof s.default === 'string') body.push(['default', j(s.default)])
-    const tail: Array<[string, string]> = aliases.length > 0 ? [['aliases', j(aliases.map((a) => qualified(a, n.space)))]] : []
+    const tail: Array<[string, string]> =
+      aliases.length > 0 ? [['aliases', j(aliases.map((a) => qualified(a, n.space)))]] : []
     return obj([...head, ...body, ...props(s, SCHEMA_RESERVED), ...tail])
   }
 
   const field = (f: Obj, space: string | null): string => {
-    const pairs: Array<[string, string]> = [['name', j(f.name)], ['type', write(f.type, space)]]
+    const pairs: Array<[string, string]> = [
+      ['name', j(f.name)],
+      ['type', write(f.type, space)],
+    ]
     const order = typeof f.order === 'string' ? f.order.toUpperCase() : 'ASCENDING'
     const aliases = Array.isArray(f.aliases) && f.aliases.length > 0 ? (f.aliases as string[]) : []
     if (norm) {

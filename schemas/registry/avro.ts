@@ -57,9 +57,12 @@ export function parseReferences(value: unknown): Reference[] {
   if (!Array.isArray(value)) throw errors.invalidSchema('references must be an array of {name, subject, version}')
   return value.map((r, i) => {
     const ref = r as Partial<Reference>
-    if (typeof ref?.name !== 'string' || ref.name === '') throw errors.invalidSchema(`references[${i}].name must be a non-empty string`)
-    if (typeof ref.subject !== 'string' || ref.subject === '') throw errors.invalidSchema(`references[${i}].subject must be a non-empty string`)
-    if (!Number.isInteger(ref.version) || (ref.version as number) < 1) throw errors.invalidSchema(`references[${i}].version must be a positive integer`)
+    if (typeof ref?.name !== 'string' || ref.name === '')
+      throw errors.invalidSchema(`references[${i}].name must be a non-empty string`)
+    if (typeof ref.subject !== 'string' || ref.subject === '')
+      throw errors.invalidSchema(`references[${i}].subject must be a non-empty string`)
+    if (!Number.isInteger(ref.version) || (ref.version as number) < 1)
+      throw errors.invalidSchema(`references[${i}].version must be a positive integer`)
     return { name: ref.name, subject: ref.subject, version: ref.version as number }
   })
 }
@@ -79,11 +82,15 @@ export function visitReferences(
   const load = (list: Reference[], path: string[]) => {
     for (const ref of list) {
       const key = `${ref.subject}/${ref.version}`
-      if (path.includes(key)) throw errors.invalidSchema(`circular reference through subject '${ref.subject}' version ${ref.version}`)
+      if (path.includes(key))
+        throw errors.invalidSchema(`circular reference through subject '${ref.subject}' version ${ref.version}`)
       const once = onceBy === 'name' ? ref.name : key
       if (seen.has(once)) continue
       const target = lookup(ref)
-      if (!target) throw errors.invalidSchema(`reference '${ref.name}' points at subject '${ref.subject}' version ${ref.version}, which does not exist`)
+      if (!target)
+        throw errors.invalidSchema(
+          `reference '${ref.name}' points at subject '${ref.subject}' version ${ref.version}, which does not exist`,
+        )
       load(target.references, [...path, key])
       seen.add(once)
       visit(ref, target, key)
@@ -103,13 +110,23 @@ export interface CompiledAvro {
  * Builds the avsc type of a schema: referenced schemas first (depth first, each once) into one
  * registry of named types, then the schema itself, which may use those names.
  */
-export function parseAvro(source: SchemaSource, lookup: ReferenceLookup, opts: Partial<avro.ForSchemaOptions> = {}): avro.Type {
+export function parseAvro(
+  source: SchemaSource,
+  lookup: ReferenceLookup,
+  opts: Partial<avro.ForSchemaOptions> = {},
+): avro.Type {
   return compileAvro(source, lookup, opts).type
 }
 
-export function compileAvro(source: SchemaSource, lookup: ReferenceLookup, opts: Partial<avro.ForSchemaOptions> = {}): CompiledAvro {
+export function compileAvro(
+  source: SchemaSource,
+  lookup: ReferenceLookup,
+  opts: Partial<avro.ForSchemaOptions> = {},
+): CompiledAvro {
   if (Buffer.byteLength(source.schema) > MAX_SCHEMA_BYTES) {
-    throw errors.invalidSchema(`schema is ${Buffer.byteLength(source.schema)} bytes, more than the ${MAX_SCHEMA_BYTES} allowed`)
+    throw errors.invalidSchema(
+      `schema is ${Buffer.byteLength(source.schema)} bytes, more than the ${MAX_SCHEMA_BYTES} allowed`,
+    )
   }
   const registry: Record<string, avro.Type> = {}
   const referenced = new Map<string, Record<string, unknown>>()
@@ -123,11 +140,14 @@ export function compileAvro(source: SchemaSource, lookup: ReferenceLookup, opts:
     }
     namedDefinitions(json, referenced)
     if (!registry[ref.name] && !Object.keys(registry).some((n) => n.endsWith(`.${ref.name}`))) {
-      throw errors.invalidSchema(`reference '${ref.name}': subject '${ref.subject}' version ${ref.version} does not define a type named '${ref.name}'`)
+      throw errors.invalidSchema(
+        `reference '${ref.name}': subject '${ref.subject}' version ${ref.version} does not define a type named '${ref.name}'`,
+      )
     }
   })
   const parsed = parseJson(source.schema, 'schema')
-  if (parsed === null || (typeof parsed !== 'object' && typeof parsed !== 'string')) throw errors.invalidSchema('an Avro schema is a JSON object, array or type name')
+  if (parsed === null || (typeof parsed !== 'object' && typeof parsed !== 'string'))
+    throw errors.invalidSchema('an Avro schema is a JSON object, array or type name')
   const json = inlineNamedObjects(parsed)
   try {
     return { type: avro.Type.forSchema(json as avro.Schema, { ...opts, registry }), json, referenced }

@@ -17,23 +17,71 @@ import { deref, isObj, jsonEq, Loader, num, type JsonDocuments, type Model, type
 
 /** Confluent's COMPATIBLE_CHANGES_STRICT (SchemaDiff). Every other Difference.Type is incompatible. */
 export const COMPATIBLE_CHANGES: ReadonlySet<string> = new Set([
-  'ID_CHANGED', 'DESCRIPTION_CHANGED', 'TITLE_CHANGED', 'DEFAULT_CHANGED', 'SCHEMA_REMOVED', 'TYPE_EXTENDED',
-  'MAX_LENGTH_INCREASED', 'MAX_LENGTH_REMOVED', 'MIN_LENGTH_DECREASED', 'MIN_LENGTH_REMOVED', 'PATTERN_REMOVED',
-  'MAXIMUM_INCREASED', 'MAXIMUM_REMOVED', 'MINIMUM_DECREASED', 'MINIMUM_REMOVED', 'EXCLUSIVE_MAXIMUM_INCREASED',
-  'EXCLUSIVE_MAXIMUM_REMOVED', 'EXCLUSIVE_MINIMUM_DECREASED', 'EXCLUSIVE_MINIMUM_REMOVED', 'MULTIPLE_OF_REDUCED', 'MULTIPLE_OF_REMOVED',
-  'REQUIRED_ATTRIBUTE_WITH_DEFAULT_ADDED', 'REQUIRED_ATTRIBUTE_REMOVED', 'DEPENDENCY_ARRAY_NARROWED', 'DEPENDENCY_ARRAY_REMOVED',
-  'DEPENDENCY_SCHEMA_REMOVED', 'MAX_PROPERTIES_INCREASED', 'MAX_PROPERTIES_REMOVED', 'MIN_PROPERTIES_DECREASED', 'MIN_PROPERTIES_REMOVED',
-  'ADDITIONAL_PROPERTIES_ADDED', 'ADDITIONAL_PROPERTIES_EXTENDED', 'UNEVALUATED_PROPERTIES_ADDED', 'UNEVALUATED_PROPERTIES_EXTENDED',
-  'PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL', 'REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL',
-  'OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL', 'PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL',
-  'PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL', 'PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
+  'ID_CHANGED',
+  'DESCRIPTION_CHANGED',
+  'TITLE_CHANGED',
+  'DEFAULT_CHANGED',
+  'SCHEMA_REMOVED',
+  'TYPE_EXTENDED',
+  'MAX_LENGTH_INCREASED',
+  'MAX_LENGTH_REMOVED',
+  'MIN_LENGTH_DECREASED',
+  'MIN_LENGTH_REMOVED',
+  'PATTERN_REMOVED',
+  'MAXIMUM_INCREASED',
+  'MAXIMUM_REMOVED',
+  'MINIMUM_DECREASED',
+  'MINIMUM_REMOVED',
+  'EXCLUSIVE_MAXIMUM_INCREASED',
+  'EXCLUSIVE_MAXIMUM_REMOVED',
+  'EXCLUSIVE_MINIMUM_DECREASED',
+  'EXCLUSIVE_MINIMUM_REMOVED',
+  'MULTIPLE_OF_REDUCED',
+  'MULTIPLE_OF_REMOVED',
+  'REQUIRED_ATTRIBUTE_WITH_DEFAULT_ADDED',
+  'REQUIRED_ATTRIBUTE_REMOVED',
+  'DEPENDENCY_ARRAY_NARROWED',
+  'DEPENDENCY_ARRAY_REMOVED',
+  'DEPENDENCY_SCHEMA_REMOVED',
+  'MAX_PROPERTIES_INCREASED',
+  'MAX_PROPERTIES_REMOVED',
+  'MIN_PROPERTIES_DECREASED',
+  'MIN_PROPERTIES_REMOVED',
+  'ADDITIONAL_PROPERTIES_ADDED',
+  'ADDITIONAL_PROPERTIES_EXTENDED',
+  'UNEVALUATED_PROPERTIES_ADDED',
+  'UNEVALUATED_PROPERTIES_EXTENDED',
+  'PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL',
+  'REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL',
+  'OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL',
+  'PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL',
+  'PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL',
+  'PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
   'PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
-  'MAX_ITEMS_INCREASED', 'MAX_ITEMS_REMOVED', 'MIN_ITEMS_DECREASED', 'MIN_ITEMS_REMOVED', 'MAX_CONTAINS_INCREASED', 'MAX_CONTAINS_REMOVED',
-  'MIN_CONTAINS_DECREASED', 'MIN_CONTAINS_REMOVED', 'UNIQUE_ITEMS_REMOVED', 'ADDITIONAL_ITEMS_ADDED', 'ADDITIONAL_ITEMS_EXTENDED',
-  'UNEVALUATED_ITEMS_ADDED', 'UNEVALUATED_ITEMS_EXTENDED', 'ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL',
-  'ITEM_ADDED_TO_CLOSED_CONTENT_MODEL', 'ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL', 'ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL',
-  'ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL', 'ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
-  'ENUM_ARRAY_EXTENDED', 'COMBINED_TYPE_EXTENDED', 'PRODUCT_TYPE_NARROWED', 'SUM_TYPE_EXTENDED', 'NOT_TYPE_NARROWED',
+  'MAX_ITEMS_INCREASED',
+  'MAX_ITEMS_REMOVED',
+  'MIN_ITEMS_DECREASED',
+  'MIN_ITEMS_REMOVED',
+  'MAX_CONTAINS_INCREASED',
+  'MAX_CONTAINS_REMOVED',
+  'MIN_CONTAINS_DECREASED',
+  'MIN_CONTAINS_REMOVED',
+  'UNIQUE_ITEMS_REMOVED',
+  'ADDITIONAL_ITEMS_ADDED',
+  'ADDITIONAL_ITEMS_EXTENDED',
+  'UNEVALUATED_ITEMS_ADDED',
+  'UNEVALUATED_ITEMS_EXTENDED',
+  'ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL',
+  'ITEM_ADDED_TO_CLOSED_CONTENT_MODEL',
+  'ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL',
+  'ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL',
+  'ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
+  'ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
+  'ENUM_ARRAY_EXTENDED',
+  'COMBINED_TYPE_EXTENDED',
+  'PRODUCT_TYPE_NARROWED',
+  'SUM_TYPE_EXTENDED',
+  'NOT_TYPE_NARROWED',
 ])
 
 export type { JsonDocuments } from './json-schema-model.ts'
@@ -50,7 +98,14 @@ class Context {
   readonly diffs: Difference[] = []
   private readonly path: string[] = []
   constructor(
-    private readonly shared: { memo: Map<Pair, Difference[]>; inProgress: Set<Pair>; seed: Map<Pair, Difference[]>; optimism: boolean; ids: WeakMap<object, number>; next: number },
+    private readonly shared: {
+      memo: Map<Pair, Difference[]>
+      inProgress: Set<Pair>
+      seed: Map<Pair, Difference[]>
+      optimism: boolean
+      ids: WeakMap<object, number>
+      next: number
+    },
   ) {}
 
   sub(): Context {
@@ -111,7 +166,11 @@ class Context {
       }
     }
     const prefix = '#/' + this.path.join('/')
-    for (const d of result) this.diffs.push({ type: d.type, path: this.path.length === 0 ? d.path : d.path.length <= 2 ? prefix : `${prefix}/${d.path.slice(2)}` })
+    for (const d of result)
+      this.diffs.push({
+        type: d.type,
+        path: this.path.length === 0 ? d.path : d.path.length <= 2 ? prefix : `${prefix}/${d.path.slice(2)}`,
+      })
   }
 
   incompatiblePairs(): Map<Pair, Difference[]> {
@@ -133,7 +192,14 @@ export function jsonSchemaDiff(original: JsonDocuments, update: JsonDocuments): 
   const u = new Loader(update).root()
   let seed = new Map<Pair, Difference[]>()
   for (;;) {
-    const ctx = new Context({ memo: new Map(), inProgress: new Set(), seed, optimism: false, ids: new WeakMap(), next: 0 })
+    const ctx = new Context({
+      memo: new Map(),
+      inProgress: new Set(),
+      seed,
+      optimism: false,
+      ids: new WeakMap(),
+      next: 0,
+    })
     compare(ctx, o, u)
     const bad = ctx.incompatiblePairs()
     if (!ctx.optimism || sameKeys(bad, seed)) return ctx.diffs
@@ -141,7 +207,8 @@ export function jsonSchemaDiff(original: JsonDocuments, update: JsonDocuments): 
   }
 }
 
-const sameKeys = (a: Map<string, unknown>, b: Map<string, unknown>) => a.size === b.size && [...a.keys()].every((k) => b.has(k))
+const sameKeys = (a: Map<string, unknown>, b: Map<string, unknown>) =>
+  a.size === b.size && [...a.keys()].every((k) => b.has(k))
 
 /** The incompatible differences, as "path: TYPE" (empty: compatible). */
 export function jsonIncompatibilities(original: JsonDocuments, update: JsonDocuments): string[] {
@@ -204,7 +271,12 @@ function compareTypes(ctx: Context, o: Model, u: Model): void {
     return ctx.add('TYPE_CHANGED')
   }
   if (isObj(o.raw) && isObj(u.raw) && !o.kind.startsWith('combined')) {
-    for (const [k, t] of [['$id', 'ID_CHANGED'], ['title', 'TITLE_CHANGED'], ['description', 'DESCRIPTION_CHANGED'], ['default', 'DEFAULT_CHANGED']] as const) {
+    for (const [k, t] of [
+      ['$id', 'ID_CHANGED'],
+      ['title', 'TITLE_CHANGED'],
+      ['description', 'DESCRIPTION_CHANGED'],
+      ['default', 'DEFAULT_CHANGED'],
+    ] as const) {
       if (!jsonEq(o.raw[k], u.raw[k])) ctx.add(t)
     }
   }
@@ -280,16 +352,25 @@ function enumDiff(ctx: Context, o: unknown[], u: unknown[]): void {
   ctx.add(uHasAll ? 'ENUM_ARRAY_EXTENDED' : oHasAll ? 'ENUM_ARRAY_NARROWED' : 'ENUM_ARRAY_CHANGED', 'enum')
 }
 
-function combinedDiff(ctx: Context, o: Extract<Model, { kind: 'combined' }>, u: Extract<Model, { kind: 'combined' }>): void {
+function combinedDiff(
+  ctx: Context,
+  o: Extract<Model, { kind: 'combined' }>,
+  u: Extract<Model, { kind: 'combined' }>,
+): void {
   // compareCriteria
   if (o.criterion !== u.criterion) {
     const single = (m: typeof o) => m.subs.length === 1
-    const extended = u.criterion === 'anyOf' || (single(o) && single(u)) || (single(o) && u.criterion === 'oneOf') || (single(u) && o.criterion === 'allOf')
+    const extended =
+      u.criterion === 'anyOf' ||
+      (single(o) && single(u)) ||
+      (single(o) && u.criterion === 'oneOf') ||
+      (single(u) && o.criterion === 'allOf')
     ctx.add(extended ? 'COMBINED_TYPE_EXTENDED' : 'COMBINED_TYPE_CHANGED')
     if (!extended) return
   }
   // Duplicate subschemas collapse (Confluent puts them in a set of JsonSchema, equal by their text).
-  const dedupe = (subs: Model[]) => subs.filter((s, i) => subs.findIndex((t) => jsonEq(t.raw, s.raw) && t.kind === s.kind) === i)
+  const dedupe = (subs: Model[]) =>
+    subs.filter((s, i) => subs.findIndex((t) => jsonEq(t.raw, s.raw) && t.kind === s.kind) === i)
   const os = dedupe(o.subs)
   const us = dedupe(u.subs)
   if (os.length < us.length) ctx.add(u.criterion === 'allOf' ? 'PRODUCT_TYPE_EXTENDED' : 'SUM_TYPE_EXTENDED')
@@ -317,7 +398,14 @@ function combinedDiff(ctx: Context, o: Extract<Model, { kind: 'combined' }>, u: 
     return false
   }
   let matched = 0
-  for (let i = 0; i < os.length; i++) if (augment(i, us.map(() => false))) matched++
+  for (let i = 0; i < os.length; i++)
+    if (
+      augment(
+        i,
+        us.map(() => false),
+      )
+    )
+      matched++
   matchOfUpdate.forEach((i, j) => i >= 0 && ctx.addAll(edges[i]![j]!))
   if (matched < Math.min(os.length, us.length)) ctx.add('COMBINED_TYPE_SUBSCHEMAS_CHANGED')
 }
@@ -326,14 +414,19 @@ type ObjectModel = Extract<Model, { kind: 'object' }>
 
 /** Open: additionalProperties absent or true, no patternProperties, unevaluatedProperties absent or true. */
 function isOpenObject(m: ObjectModel): boolean {
-  return m.additional === true && m.patternProperties.length === 0 && (m.unevaluated === null || m.unevaluated.kind === 'empty')
+  return (
+    m.additional === true &&
+    m.patternProperties.length === 0 &&
+    (m.unevaluated === null || m.unevaluated.kind === 'empty')
+  )
 }
 
 /** The schema a partially open content model gives a property it does not name (patternProperties first). */
 function partialObject(m: ObjectModel, key: string): Model | null {
   for (const [re, s] of m.patternProperties) if (re.test(key)) return s
   if (typeof m.additional === 'object') return m.additional
-  if (m.additional === true && m.unevaluated && m.unevaluated.kind !== 'false' && m.unevaluated.kind !== 'empty') return m.unevaluated
+  if (m.additional === true && m.unevaluated && m.unevaluated.kind !== 'false' && m.unevaluated.kind !== 'empty')
+    return m.unevaluated
   return null
 }
 
@@ -347,7 +440,11 @@ function objectDiff(ctx: Context, o: ObjectModel, u: ObjectModel): void {
     for (const key of o.properties.keys()) {
       if (!u.properties.has(key)) continue
       if (oReq.has(key) && !uReq.has(key)) ctx.add('REQUIRED_ATTRIBUTE_REMOVED', key)
-      else if (!oReq.has(key) && uReq.has(key)) ctx.add(hasDefault(u.properties.get(key)) ? 'REQUIRED_ATTRIBUTE_WITH_DEFAULT_ADDED' : 'REQUIRED_ATTRIBUTE_ADDED', key)
+      else if (!oReq.has(key) && uReq.has(key))
+        ctx.add(
+          hasDefault(u.properties.get(key)) ? 'REQUIRED_ATTRIBUTE_WITH_DEFAULT_ADDED' : 'REQUIRED_ATTRIBUTE_ADDED',
+          key,
+        )
     }
   })
   ctx.at('properties', () => {
@@ -362,14 +459,27 @@ function objectDiff(ctx: Context, o: ObjectModel, u: ObjectModel): void {
             const sub = ctx.sub()
             compare(sub, os, partial)
             ctx.addAll(sub.diffs)
-            return ctx.add(sub.compatible() ? 'PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL' : 'PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL')
+            return ctx.add(
+              sub.compatible()
+                ? 'PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL'
+                : 'PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
+            )
           }
-          return ctx.add(os!.kind === 'false' ? 'PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL' : 'PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL')
+          return ctx.add(
+            os!.kind === 'false'
+              ? 'PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL'
+              : 'PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL',
+          )
         }
         if (!os) {
           if (isOpenObject(o)) {
             if (us.kind === 'empty') return ctx.add('PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL')
-            if (uReq.has(key)) return ctx.add(hasDefault(us) ? 'REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_OPEN_CONTENT_MODEL' : 'REQUIRED_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL')
+            if (uReq.has(key))
+              return ctx.add(
+                hasDefault(us)
+                  ? 'REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_OPEN_CONTENT_MODEL'
+                  : 'REQUIRED_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL',
+              )
             return ctx.add('OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL')
           }
           const partial = partialObject(o, key)
@@ -377,9 +487,18 @@ function objectDiff(ctx: Context, o: ObjectModel, u: ObjectModel): void {
             const sub = ctx.sub()
             compare(sub, partial, us)
             ctx.addAll(sub.diffs)
-            ctx.add(sub.compatible() ? 'PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL' : 'PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL')
+            ctx.add(
+              sub.compatible()
+                ? 'PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL'
+                : 'PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
+            )
           }
-          if (uReq.has(key)) return ctx.add(hasDefault(us) ? 'REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL' : 'REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL')
+          if (uReq.has(key))
+            return ctx.add(
+              hasDefault(us)
+                ? 'REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL'
+                : 'REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL',
+            )
           return ctx.add('OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL')
         }
         compare(ctx, os, us)
@@ -395,7 +514,11 @@ function objectDiff(ctx: Context, o: ObjectModel, u: ObjectModel): void {
       else {
         const uAll = od.every((x) => ud.includes(x))
         const oAll = ud.every((x) => od.includes(x))
-        if (!(uAll && oAll)) ctx.add(uAll ? 'DEPENDENCY_ARRAY_EXTENDED' : oAll ? 'DEPENDENCY_ARRAY_NARROWED' : 'DEPENDENCY_ARRAY_CHANGED', key)
+        if (!(uAll && oAll))
+          ctx.add(
+            uAll ? 'DEPENDENCY_ARRAY_EXTENDED' : oAll ? 'DEPENDENCY_ARRAY_NARROWED' : 'DEPENDENCY_ARRAY_CHANGED',
+            key,
+          )
       }
     }
     for (const key of new Set([...o.schemaDeps.keys(), ...u.schemaDeps.keys()])) {
@@ -421,7 +544,12 @@ function additionalDiff(ctx: Context, what: 'PROPERTIES' | 'ITEMS', o: boolean |
   else if (typeof o === 'object' && typeof u === 'object') compare(ctx, o, u)
 }
 
-function unevaluatedDiff(ctx: Context, keyword: 'unevaluatedProperties' | 'unevaluatedItems', o: Model | null, u: Model | null): void {
+function unevaluatedDiff(
+  ctx: Context,
+  keyword: 'unevaluatedProperties' | 'unevaluatedItems',
+  o: Model | null,
+  u: Model | null,
+): void {
   if (!o && !u) return
   const name = keyword === 'unevaluatedProperties' ? 'UNEVALUATED_PROPERTIES' : 'UNEVALUATED_ITEMS'
   ctx.at(keyword, () => {
@@ -443,7 +571,8 @@ function isOpenArray(m: ArrayModel): boolean {
 
 function partialArray(m: ArrayModel): Model | null {
   if (typeof m.additional === 'object') return m.additional
-  if (m.additional === true && m.unevaluated && m.unevaluated.kind !== 'false' && m.unevaluated.kind !== 'empty') return m.unevaluated
+  if (m.additional === true && m.unevaluated && m.unevaluated.kind !== 'false' && m.unevaluated.kind !== 'empty')
+    return m.unevaluated
   return null
 }
 
@@ -462,17 +591,34 @@ function arrayDiff(ctx: Context, o: ArrayModel, u: ArrayModel): void {
           const sub = ctx.sub()
           compare(sub, ot[i], partial)
           ctx.addAll(sub.diffs)
-          return ctx.add(sub.compatible() ? 'ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL' : 'ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL')
+          return ctx.add(
+            sub.compatible()
+              ? 'ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL'
+              : 'ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
+          )
         }
-        return ctx.add(ot[i]!.kind === 'false' ? 'ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL' : 'ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL')
+        return ctx.add(
+          ot[i]!.kind === 'false'
+            ? 'ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL'
+            : 'ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL',
+        )
       }
-      if (isOpenArray(o)) return ctx.add(ut[i]!.kind === 'empty' ? 'ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL' : 'ITEM_ADDED_TO_OPEN_CONTENT_MODEL')
+      if (isOpenArray(o))
+        return ctx.add(
+          ut[i]!.kind === 'empty'
+            ? 'ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL'
+            : 'ITEM_ADDED_TO_OPEN_CONTENT_MODEL',
+        )
       const partial = partialArray(o)
       if (partial) {
         const sub = ctx.sub()
         compare(sub, partial, ut[i])
         ctx.addAll(sub.diffs)
-        return ctx.add(sub.compatible() ? 'ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL' : 'ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL')
+        return ctx.add(
+          sub.compatible()
+            ? 'ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL'
+            : 'ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
+        )
       }
       ctx.add('ITEM_ADDED_TO_CLOSED_CONTENT_MODEL')
     })
@@ -481,7 +627,8 @@ function arrayDiff(ctx: Context, o: ArrayModel, u: ArrayModel): void {
   unevaluatedDiff(ctx, 'unevaluatedItems', o.unevaluated, u.unevaluated)
   bound(ctx, 'maxItems', num(o.n.maxItems), num(u.n.maxItems))
   bound(ctx, 'minItems', num(o.n.minItems), num(u.n.minItems))
-  if ((o.n.uniqueItems === true) !== (u.n.uniqueItems === true)) ctx.add(o.n.uniqueItems === true ? 'UNIQUE_ITEMS_REMOVED' : 'UNIQUE_ITEMS_ADDED', 'uniqueItems')
+  if ((o.n.uniqueItems === true) !== (u.n.uniqueItems === true))
+    ctx.add(o.n.uniqueItems === true ? 'UNIQUE_ITEMS_REMOVED' : 'UNIQUE_ITEMS_ADDED', 'uniqueItems')
   bound(ctx, 'maxContains', num(o.n.maxContains), num(u.n.maxContains))
   bound(ctx, 'minContains', num(o.n.minContains), num(u.n.minContains))
 }

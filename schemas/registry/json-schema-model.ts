@@ -31,15 +31,52 @@ export type Model = Base &
     | { kind: 'number'; n: S; integer: boolean }
     | { kind: 'boolean' }
     | { kind: 'null' }
-    | { kind: 'object'; n: S; properties: Map<string, Model>; patternProperties: Array<[RegExp, Model]>; additional: boolean | Model; propertyDeps: Map<string, string[]>; schemaDeps: Map<string, Model>; unevaluated: Model | null }
-    | { kind: 'array'; n: S; all: Model | null; tuple: Model[] | null; additional: boolean | Model; unevaluated: Model | null }
+    | {
+        kind: 'object'
+        n: S
+        properties: Map<string, Model>
+        patternProperties: Array<[RegExp, Model]>
+        additional: boolean | Model
+        propertyDeps: Map<string, string[]>
+        schemaDeps: Map<string, Model>
+        unevaluated: Model | null
+      }
+    | {
+        kind: 'array'
+        n: S
+        all: Model | null
+        tuple: Model[] | null
+        additional: boolean | Model
+        unevaluated: Model | null
+      }
   )
 
 const TYPE_KEYWORDS: Record<string, string[]> = {
   string: ['minLength', 'maxLength', 'pattern', 'format'],
   number: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'],
-  object: ['properties', 'required', 'additionalProperties', 'patternProperties', 'dependencies', 'dependentRequired', 'dependentSchemas', 'minProperties', 'maxProperties', 'propertyNames', 'unevaluatedProperties'],
-  array: ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems', 'contains', 'unevaluatedItems'],
+  object: [
+    'properties',
+    'required',
+    'additionalProperties',
+    'patternProperties',
+    'dependencies',
+    'dependentRequired',
+    'dependentSchemas',
+    'minProperties',
+    'maxProperties',
+    'propertyNames',
+    'unevaluatedProperties',
+  ],
+  array: [
+    'items',
+    'prefixItems',
+    'additionalItems',
+    'minItems',
+    'maxItems',
+    'uniqueItems',
+    'contains',
+    'unevaluatedItems',
+  ],
 }
 
 /** Reads JSON Schema documents into everit's model, one model per schema node (so identity means "same schema"). */
@@ -67,7 +104,9 @@ export class Loader {
       const resolve = (): Model | null => this.resolve(ref, doc)
       let resolved: Model | null | undefined
       const model = {
-        kind: 'ref' as const, ref, raw: node,
+        kind: 'ref' as const,
+        ref,
+        raw: node,
         get target(): Model | null {
           if (resolved === undefined) resolved = resolve()
           return resolved
@@ -81,18 +120,34 @@ export class Loader {
     this.cache.set(node, placeholder) // a cycle without $ref cannot occur in parsed JSON, but keep identity stable
     if (Array.isArray(node.enum)) parts.push({ kind: 'enum', values: node.enum as unknown[], raw: node })
     for (const c of ['allOf', 'anyOf', 'oneOf'] as const) {
-      if (Array.isArray(node[c])) parts.push({ kind: 'combined', criterion: c, subs: (node[c] as unknown[]).map((s) => this.load(s, doc)), synthetic: false, raw: node })
+      if (Array.isArray(node[c]))
+        parts.push({
+          kind: 'combined',
+          criterion: c,
+          subs: (node[c] as unknown[]).map((s) => this.load(s, doc)),
+          synthetic: false,
+          raw: node,
+        })
     }
     if ('not' in node) parts.push({ kind: 'not', sub: this.load(node.not, doc), raw: node })
     if ('const' in node) parts.push({ kind: 'const', value: node.const, raw: node })
     const types = Array.isArray(node.type) ? (node.type as string[]) : typeof node.type === 'string' ? [node.type] : []
     if (types.length === 1) parts.push(this.typed(types[0]!, node, doc))
-    else if (types.length > 1) parts.push({ kind: 'combined', criterion: 'anyOf', subs: types.map((t) => this.typed(t, node, doc)), synthetic: true, raw: node })
+    else if (types.length > 1)
+      parts.push({
+        kind: 'combined',
+        criterion: 'anyOf',
+        subs: types.map((t) => this.typed(t, node, doc)),
+        synthetic: true,
+        raw: node,
+      })
     else {
       // No `type`: everit builds the schemas the keywords imply, each accepting other types too.
-      for (const t of ['array', 'object', 'number', 'string']) if (TYPE_KEYWORDS[t]!.some((k) => k in node)) parts.push(this.typed(t, node, doc))
+      for (const t of ['array', 'object', 'number', 'string'])
+        if (TYPE_KEYWORDS[t]!.some((k) => k in node)) parts.push(this.typed(t, node, doc))
     }
-    const model: Model = parts.length === 0 ? { kind: 'empty', raw: node } : parts.length === 1 ? parts[0]! : placeholder
+    const model: Model =
+      parts.length === 0 ? { kind: 'empty', raw: node } : parts.length === 1 ? parts[0]! : placeholder
     this.cache.set(node, model)
     return model
   }
@@ -110,8 +165,12 @@ export class Loader {
       case 'null':
         return { kind: 'null', raw: n }
       case 'object': {
-        const properties = new Map(Object.entries(isObj(n.properties) ? n.properties : {}).map(([k, v]) => [k, child(v)] as [string, Model]))
-        const patternProperties = Object.entries(isObj(n.patternProperties) ? n.patternProperties : {}).map(([p, v]) => [safeRegExp(p), child(v)] as [RegExp, Model])
+        const properties = new Map(
+          Object.entries(isObj(n.properties) ? n.properties : {}).map(([k, v]) => [k, child(v)] as [string, Model]),
+        )
+        const patternProperties = Object.entries(isObj(n.patternProperties) ? n.patternProperties : {}).map(
+          ([p, v]) => [safeRegExp(p), child(v)] as [RegExp, Model],
+        )
         const propertyDeps = new Map<string, string[]>()
         const schemaDeps = new Map<string, Model>()
         for (const deps of [n.dependencies, n.dependentRequired, n.dependentSchemas]) {
@@ -120,8 +179,21 @@ export class Loader {
             else schemaDeps.set(k, child(v))
           }
         }
-        const additional = typeof n.additionalProperties === 'boolean' || n.additionalProperties === undefined ? n.additionalProperties !== false : child(n.additionalProperties)
-        return { kind: 'object', n, properties, patternProperties, additional, propertyDeps, schemaDeps, unevaluated: 'unevaluatedProperties' in n ? child(n.unevaluatedProperties) : null, raw: n }
+        const additional =
+          typeof n.additionalProperties === 'boolean' || n.additionalProperties === undefined
+            ? n.additionalProperties !== false
+            : child(n.additionalProperties)
+        return {
+          kind: 'object',
+          n,
+          properties,
+          patternProperties,
+          additional,
+          propertyDeps,
+          schemaDeps,
+          unevaluated: 'unevaluatedProperties' in n ? child(n.unevaluatedProperties) : null,
+          raw: n,
+        }
       }
       case 'array': {
         // Draft 2020-12 spells a tuple prefixItems and its additional items `items`; without
@@ -134,7 +206,10 @@ export class Loader {
         const addRaw = itemsAreAdditional ? n.items : n.additionalItems
         const additional = typeof addRaw === 'boolean' || addRaw === undefined ? addRaw !== false : child(addRaw)
         return {
-          kind: 'array', n, raw: n, additional,
+          kind: 'array',
+          n,
+          raw: n,
+          additional,
           all: allRaw === undefined ? null : child(allRaw),
           tuple: tupleRaw ? (tupleRaw as unknown[]).map(child) : null,
           unevaluated: 'unevaluatedItems' in n ? child(n.unevaluatedItems) : null,
@@ -174,7 +249,15 @@ function safeRegExp(p: string): RegExp {
 
 export const jsonEq = (a: unknown, b: unknown) => JSON.stringify(canon(a)) === JSON.stringify(canon(b))
 const canon = (v: unknown): unknown =>
-  Array.isArray(v) ? v.map(canon) : isObj(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon(v[k])])) : v
+  Array.isArray(v)
+    ? v.map(canon)
+    : isObj(v)
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, canon(v[k])]),
+        )
+      : v
 export const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined)
 
 /** Follows references to the schema they name (a cycle of references stops where it began). */

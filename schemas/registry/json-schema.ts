@@ -21,7 +21,9 @@ const require = createRequire(import.meta.url)
 // ajv 8 under the alias "ajv8" (package.json): the top-level "ajv" stays 7.2.4 for
 // @kafkajs/confluent-schema-registry (the tests' registry client, a dev dependency), which depends on
 // ajv ^7. ajv ships CommonJS.
-type Validator = ((value: unknown) => boolean) & { errors?: Array<{ instancePath?: string; dataPath?: string; message?: string }> | null }
+type Validator = ((value: unknown) => boolean) & {
+  errors?: Array<{ instancePath?: string; dataPath?: string; message?: string }> | null
+}
 interface AjvLike {
   addSchema(schema: object, key: string): unknown
   addMetaSchema(schema: object): unknown
@@ -61,8 +63,12 @@ const sortKeys = (v: unknown): unknown => {
 /** Compiles a JSON Schema with its references. Throws 42201 naming what is wrong. */
 export function compileJsonSchema(source: SchemaSource, lookup: ReferenceLookup): CompiledJson {
   const json = parse(source.schema, 'schema')
-  if (typeof json !== 'boolean' && (json === null || typeof json !== 'object' || Array.isArray(json))) throw errors.invalidSchema('a JSON Schema is a JSON object or a boolean')
-  const declared = typeof json === 'object' && typeof (json as { $schema?: unknown }).$schema === 'string' ? (json as { $schema: string }).$schema : ''
+  if (typeof json !== 'boolean' && (json === null || typeof json !== 'object' || Array.isArray(json)))
+    throw errors.invalidSchema('a JSON Schema is a JSON object or a boolean')
+  const declared =
+    typeof json === 'object' && typeof (json as { $schema?: unknown }).$schema === 'string'
+      ? (json as { $schema: string }).$schema
+      : ''
   const Ctor = /2020-12/.test(declared) ? Ajv2020 : /2019-09/.test(declared) ? Ajv2019 : Ajv
   const ajv = new Ctor({ strict: false, allErrors: true, validateSchema: true, addUsedSchema: false })
   if (/draft-06/.test(declared)) ajv.addMetaSchema(require('ajv8/dist/refs/json-schema-draft-06.json'))
@@ -116,7 +122,10 @@ export function draft04To07(schema: unknown, root = true): unknown {
     out.$id = out.id
     delete out.id
   }
-  for (const [flag, bound] of [['exclusiveMaximum', 'maximum'], ['exclusiveMinimum', 'minimum']] as const) {
+  for (const [flag, bound] of [
+    ['exclusiveMaximum', 'maximum'],
+    ['exclusiveMinimum', 'minimum'],
+  ] as const) {
     if (out[flag] === true && typeof out[bound] === 'number') {
       out[flag] = out[bound]
       delete out[bound]
@@ -126,7 +135,8 @@ export function draft04To07(schema: unknown, root = true): unknown {
   for (const k of LIST) if (Array.isArray(out[k])) out[k] = (out[k] as unknown[]).map((x) => draft04To07(x, false))
   for (const k of MAP) {
     const m = out[k]
-    if (m && typeof m === 'object' && !Array.isArray(m)) out[k] = Object.fromEntries(Object.entries(m).map(([n, v]) => [n, Array.isArray(v) ? v : draft04To07(v, false)]))
+    if (m && typeof m === 'object' && !Array.isArray(m))
+      out[k] = Object.fromEntries(Object.entries(m).map(([n, v]) => [n, Array.isArray(v) ? v : draft04To07(v, false)]))
   }
   return out
 }

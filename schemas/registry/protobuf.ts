@@ -50,18 +50,36 @@ function isDescriptorBase64(text: string): boolean {
 export function descriptorToText(b64: string): string {
   let fdp: Record<string, any>
   try {
-    fdp = descriptor.FileDescriptorProto.toObject(descriptor.FileDescriptorProto.decode(Buffer.from(b64, 'base64')), { enums: String, longs: Number, defaults: false }) as Record<string, any>
+    fdp = descriptor.FileDescriptorProto.toObject(descriptor.FileDescriptorProto.decode(Buffer.from(b64, 'base64')), {
+      enums: String,
+      longs: Number,
+      defaults: false,
+    }) as Record<string, any>
   } catch (err) {
-    throw errors.invalidSchema(`not a valid Protobuf schema: neither .proto text nor a base64 FileDescriptorProto (${(err as Error).message})`)
+    throw errors.invalidSchema(
+      `not a valid Protobuf schema: neither .proto text nor a base64 FileDescriptorProto (${(err as Error).message})`,
+    )
   }
   const lines: string[] = [`syntax = "${fdp.syntax === 'proto3' ? 'proto3' : 'proto2'}";`]
   const proto3 = fdp.syntax === 'proto3'
   if (fdp.package) lines.push(`package ${fdp.package};`)
   for (const d of fdp.dependency ?? []) lines.push(`import "${d}";`)
   const scalar: Record<string, string> = {
-    TYPE_DOUBLE: 'double', TYPE_FLOAT: 'float', TYPE_INT64: 'int64', TYPE_UINT64: 'uint64', TYPE_INT32: 'int32', TYPE_FIXED64: 'fixed64',
-    TYPE_FIXED32: 'fixed32', TYPE_BOOL: 'bool', TYPE_STRING: 'string', TYPE_BYTES: 'bytes', TYPE_UINT32: 'uint32', TYPE_SFIXED32: 'sfixed32',
-    TYPE_SFIXED64: 'sfixed64', TYPE_SINT32: 'sint32', TYPE_SINT64: 'sint64',
+    TYPE_DOUBLE: 'double',
+    TYPE_FLOAT: 'float',
+    TYPE_INT64: 'int64',
+    TYPE_UINT64: 'uint64',
+    TYPE_INT32: 'int32',
+    TYPE_FIXED64: 'fixed64',
+    TYPE_FIXED32: 'fixed32',
+    TYPE_BOOL: 'bool',
+    TYPE_STRING: 'string',
+    TYPE_BYTES: 'bytes',
+    TYPE_UINT32: 'uint32',
+    TYPE_SFIXED32: 'sfixed32',
+    TYPE_SFIXED64: 'sfixed64',
+    TYPE_SINT32: 'sint32',
+    TYPE_SINT64: 'sint64',
   }
   const typeOf = (f: Record<string, any>) => scalar[f.type] ?? String(f.typeName)
   const writeEnum = (e: Record<string, any>, indent: string) => {
@@ -80,7 +98,15 @@ export function descriptorToText(b64: string): string {
         const [k, v] = entry.field as Array<Record<string, any>>
         return `map<${typeOf(k!)}, ${typeOf(v!)}> ${f.name} = ${f.number};`
       }
-      const label = inOneof ? '' : f.label === 'LABEL_REPEATED' ? 'repeated ' : f.label === 'LABEL_REQUIRED' ? 'required ' : f.proto3Optional || (!proto3 && f.label === 'LABEL_OPTIONAL') ? 'optional ' : ''
+      const label = inOneof
+        ? ''
+        : f.label === 'LABEL_REPEATED'
+          ? 'repeated '
+          : f.label === 'LABEL_REQUIRED'
+            ? 'required '
+            : f.proto3Optional || (!proto3 && f.label === 'LABEL_OPTIONAL')
+              ? 'optional '
+              : ''
       return `${label}${typeOf(f)} ${f.name} = ${f.number};`
     }
     for (const f of m.field ?? []) {
@@ -133,7 +159,8 @@ export function compileProto(source: SchemaSource, lookup: ReferenceLookup): Com
       const alone = parseInto(refText, new protobuf.Root(), `referenced schema ${key} (${ref.name})`)
       const walk = (ns: protobuf.NamespaceBase) => {
         for (const x of ns.nestedArray) {
-          if (x instanceof protobuf.Type || x instanceof protobuf.Enum) origins.set(x.fullName.slice(1), { ref: key, pkg: alone.package ?? '' })
+          if (x instanceof protobuf.Type || x instanceof protobuf.Enum)
+            origins.set(x.fullName.slice(1), { ref: key, pkg: alone.package ?? '' })
           if (x instanceof protobuf.Namespace || x instanceof protobuf.Type) walk(x)
         }
       }
@@ -147,9 +174,15 @@ export function compileProto(source: SchemaSource, lookup: ReferenceLookup): Com
   for (const imp of imports) {
     if (seen.has(imp)) continue
     const wk = WELL_KNOWN.test(imp) ? protobuf.common.get(imp) : undefined
-    if (!wk) throw errors.invalidSchema(`import "${imp}" has no reference: add {"name": "${imp}", "subject": ..., "version": ...} to references`)
+    if (!wk)
+      throw errors.invalidSchema(
+        `import "${imp}" has no reference: add {"name": "${imp}", "subject": ..., "version": ...} to references`,
+      )
     root.addJSON((wk as { nested: protobuf.INamespace['nested'] }).nested!)
-    for (const name of Object.keys((wk as { nested: { google: { nested: { protobuf: { nested: object } } } } }).nested.google.nested.protobuf.nested)) origins.set(`google.protobuf.${name}`, { ref: imp, pkg: 'google.protobuf' })
+    for (const name of Object.keys(
+      (wk as { nested: { google: { nested: { protobuf: { nested: object } } } } }).nested.google.nested.protobuf.nested,
+    ))
+      origins.set(`google.protobuf.${name}`, { ref: imp, pkg: 'google.protobuf' })
     seen.add(imp)
   }
   parseInto(text, root, 'schema')
@@ -192,7 +225,21 @@ export function messageAt(c: CompiledProto, indexes: number[]): protobuf.Type | 
 }
 
 const SCALARS: Record<string, number> = {
-  double: 1, float: 2, int64: 3, uint64: 4, int32: 5, fixed64: 6, fixed32: 7, bool: 8, string: 9, bytes: 12, uint32: 13, sfixed32: 15, sfixed64: 16, sint32: 17, sint64: 18,
+  double: 1,
+  float: 2,
+  int64: 3,
+  uint64: 4,
+  int32: 5,
+  fixed64: 6,
+  fixed32: 7,
+  bool: 8,
+  string: 9,
+  bytes: 12,
+  uint32: 13,
+  sfixed32: 15,
+  sfixed64: 16,
+  sint32: 17,
+  sint64: 18,
 }
 
 /**
@@ -201,31 +248,50 @@ const SCALARS: Record<string, number> = {
  */
 export function serializedDescriptor(c: CompiledProto): string {
   const typeRef = (f: protobuf.Field) => (f.resolvedType ? '.' + f.resolvedType.fullName.slice(1) : undefined)
-  const enumDesc = (e: protobuf.Enum) => ({ name: e.name, value: Object.entries(e.values).map(([name, number]) => ({ name, number })) })
+  const enumDesc = (e: protobuf.Enum) => ({
+    name: e.name,
+    value: Object.entries(e.values).map(([name, number]) => ({ name, number })),
+  })
   const msgDesc = (t: protobuf.Type): Record<string, unknown> => {
     const nested: Array<Record<string, unknown>> = []
     const oneofs = t.oneofsArray
     const field = t.fieldsArray.map((f) => {
-      const d: Record<string, unknown> = { name: f.name, number: f.id, jsonName: f.name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()) }
+      const d: Record<string, unknown> = {
+        name: f.name,
+        number: f.id,
+        jsonName: f.name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()),
+      }
       if (f instanceof protobuf.MapField) {
         const entry = `${f.name.replace(/(^|_)([a-z])/g, (_, __, c: string) => c.toUpperCase())}Entry`
         const value: Record<string, unknown> = { name: 'value', number: 2, label: 1 }
-        if (f.resolvedType) Object.assign(value, { type: f.resolvedType instanceof protobuf.Enum ? 14 : 11, typeName: typeRef(f) })
+        if (f.resolvedType)
+          Object.assign(value, { type: f.resolvedType instanceof protobuf.Enum ? 14 : 11, typeName: typeRef(f) })
         else value.type = SCALARS[f.type]
-        nested.push({ name: entry, field: [{ name: 'key', number: 1, label: 1, type: SCALARS[f.keyType] }, value], options: { mapEntry: true } })
+        nested.push({
+          name: entry,
+          field: [{ name: 'key', number: 1, label: 1, type: SCALARS[f.keyType] }, value],
+          options: { mapEntry: true },
+        })
         return { ...d, label: 3, type: 11, typeName: `${'.' + t.fullName.slice(1)}.${entry}` }
       }
       d.label = f.repeated ? 3 : f.required ? 2 : 1
-      if (f.resolvedType) Object.assign(d, { type: f.resolvedType instanceof protobuf.Enum ? 14 : 11, typeName: typeRef(f) })
+      if (f.resolvedType)
+        Object.assign(d, { type: f.resolvedType instanceof protobuf.Enum ? 14 : 11, typeName: typeRef(f) })
       else d.type = SCALARS[f.type]
       if (f.partOf) {
         d.oneofIndex = oneofs.indexOf(f.partOf)
-        if (f.partOf.name.startsWith('_') && f.partOf.fieldsArray.length === 1 && c.syntax === 'proto3') d.proto3Optional = true
+        if (f.partOf.name.startsWith('_') && f.partOf.fieldsArray.length === 1 && c.syntax === 'proto3')
+          d.proto3Optional = true
       }
       return d
     })
     for (const n of t.nestedArray) if (n instanceof protobuf.Type) nested.push(msgDesc(n))
-    const out: Record<string, unknown> = { name: t.name, field, nestedType: nested, enumType: t.nestedArray.filter((n): n is protobuf.Enum => n instanceof protobuf.Enum).map(enumDesc) }
+    const out: Record<string, unknown> = {
+      name: t.name,
+      field,
+      nestedType: nested,
+      enumType: t.nestedArray.filter((n): n is protobuf.Enum => n instanceof protobuf.Enum).map(enumDesc),
+    }
     if (oneofs.length > 0) out.oneofDecl = oneofs.map((o) => ({ name: o.name }))
     return out
   }
@@ -241,7 +307,6 @@ export function serializedDescriptor(c: CompiledProto): string {
   return Buffer.from(descriptor.FileDescriptorProto.encode(msg).finish()).toString('base64')
 }
 
-
 /**
  * Protobuf compatibility as Confluent's registry defines it: a port of protobuf-provider's
  * `io.confluent.kafka.schemaregistry.protobuf.diff` package (SchemaDiff, MessageSchemaDiff,
@@ -250,9 +315,21 @@ export function serializedDescriptor(c: CompiledProto): string {
  * in PROTO_COMPATIBLE_CHANGES. BACKWARD compares original = the earlier version, update = the new one.
  */
 export const PROTO_COMPATIBLE_CHANGES: ReadonlySet<string> = new Set([
-  'MESSAGE_ADDED', 'MESSAGE_MOVED', 'ENUM_ADDED', 'ENUM_REMOVED', 'ENUM_CONST_ADDED', 'ENUM_CONST_CHANGED', 'ENUM_CONST_REMOVED',
-  'FIELD_ADDED', 'FIELD_REMOVED', 'FIELD_NAME_CHANGED', 'FIELD_STRING_OR_BYTES_LABEL_CHANGED', 'ONEOF_ADDED', 'ONEOF_REMOVED',
-  'ONEOF_FIELD_ADDED', 'ONEOF_FIELD_MOVED_TO_TOP_LEVEL',
+  'MESSAGE_ADDED',
+  'MESSAGE_MOVED',
+  'ENUM_ADDED',
+  'ENUM_REMOVED',
+  'ENUM_CONST_ADDED',
+  'ENUM_CONST_CHANGED',
+  'ENUM_CONST_REMOVED',
+  'FIELD_ADDED',
+  'FIELD_REMOVED',
+  'FIELD_NAME_CHANGED',
+  'FIELD_STRING_OR_BYTES_LABEL_CHANGED',
+  'ONEOF_ADDED',
+  'ONEOF_REMOVED',
+  'ONEOF_FIELD_ADDED',
+  'ONEOF_FIELD_MOVED_TO_TOP_LEVEL',
 ])
 
 export interface ProtoDifference {
@@ -304,7 +381,11 @@ export function protoReadErrors(reader: CompiledProto, writer: CompiledProto): s
     .map((d) => `${d.path}: ${d.type}`)
 }
 
-function compareTypeElements(ctx: ProtoContext, original: protobuf.ReflectionObject[], update: protobuf.ReflectionObject[]): void {
+function compareTypeElements(
+  ctx: ProtoContext,
+  original: protobuf.ReflectionObject[],
+  update: protobuf.ReflectionObject[],
+): void {
   const split = (list: protobuf.ReflectionObject[]) => {
     const messages = new Map<string, { t: protobuf.Type; index: number }>()
     const enums = new Map<string, protobuf.Enum>()
@@ -346,7 +427,8 @@ function compareTypeElements(ctx: ProtoContext, original: protobuf.ReflectionObj
 }
 
 /** A oneof as written (protobufjs models a proto3 `optional` field as a synthetic oneof: not one). */
-const realOneof = (f: protobuf.Field): protobuf.OneOf | null => (f.partOf && !(f.options as Record<string, unknown> | undefined)?.proto3_optional ? f.partOf : null)
+const realOneof = (f: protobuf.Field): protobuf.OneOf | null =>
+  f.partOf && !(f.options as Record<string, unknown> | undefined)?.proto3_optional ? f.partOf : null
 
 function compareMessage(ctx: ProtoContext, original: protobuf.Type, update: protobuf.Type): void {
   if (!ctx.inProgress.has(original)) {
@@ -357,7 +439,8 @@ function compareMessage(ctx: ProtoContext, original: protobuf.Type, update: prot
       ctx.inProgress.delete(original)
     }
   }
-  const nested = (t: protobuf.Type) => t.nestedArray.filter((x) => x instanceof protobuf.Type || x instanceof protobuf.Enum)
+  const nested = (t: protobuf.Type) =>
+    t.nestedArray.filter((x) => x instanceof protobuf.Type || x instanceof protobuf.Enum)
   compareTypeElements(ctx, nested(original), nested(update))
 }
 
@@ -379,7 +462,11 @@ function compareFields(ctx: ProtoContext, original: protobuf.Type, update: proto
   const o = collect(original)
   const u = collect(update)
   // A oneof removed with none of its members surviving anywhere is a complete (compatible) deletion.
-  const deleted = new Set([...o.oneofs].filter(([name, oo]) => !u.oneofs.has(name) && !oo.fieldsArray.some((f) => u.byTag.has(f.id))).map(([name]) => name))
+  const deleted = new Set(
+    [...o.oneofs]
+      .filter(([name, oo]) => !u.oneofs.has(name) && !oo.fieldsArray.some((f) => u.byTag.has(f.id)))
+      .map(([name]) => name),
+  )
   // Newly mutually exclusive fields: an update oneof whose earlier members come from more than one
   // original group (an original oneof, or a top-level field each).
   for (const oo of u.oneofs.values()) {
@@ -392,14 +479,23 @@ function compareFields(ctx: ProtoContext, original: protobuf.Type, update: proto
         movedIn++
       }
     }
-    if (groups.size > 1) ctx.add(movedIn > 1 ? 'MULTIPLE_FIELDS_MOVED_TO_ONEOF' : 'FIELD_MOVED_TO_EXISTING_ONEOF', oo.name)
+    if (groups.size > 1)
+      ctx.add(movedIn > 1 ? 'MULTIPLE_FIELDS_MOVED_TO_ONEOF' : 'FIELD_MOVED_TO_EXISTING_ONEOF', oo.name)
   }
   for (const name of [...new Set([...o.oneofs.keys(), ...u.oneofs.keys()])].sort()) {
     if (!u.oneofs.has(name)) ctx.add('ONEOF_REMOVED', name)
     else if (!o.oneofs.has(name)) ctx.add('ONEOF_ADDED', name)
   }
   const label = (f: protobuf.Field, c: CompiledProto): string | null =>
-    f.repeated && !(f instanceof protobuf.MapField) ? 'REPEATED' : f.required ? 'REQUIRED' : f instanceof protobuf.MapField || realOneof(f) ? null : (f.options as Record<string, unknown> | undefined)?.proto3_optional || c.syntax === 'proto2' ? 'OPTIONAL' : null
+    f.repeated && !(f instanceof protobuf.MapField)
+      ? 'REPEATED'
+      : f.required
+        ? 'REQUIRED'
+        : f instanceof protobuf.MapField || realOneof(f)
+          ? null
+          : (f.options as Record<string, unknown> | undefined)?.proto3_optional || c.syntax === 'proto2'
+            ? 'OPTIONAL'
+            : null
   for (const tag of [...new Set([...o.byTag.keys(), ...u.byTag.keys()])].sort((a, b) => a - b)) {
     const of = o.byTag.get(tag)
     const uf = u.byTag.get(tag)
@@ -426,20 +522,42 @@ function compareFields(ctx: ProtoContext, original: protobuf.Type, update: proto
 
 type ProtoType = { scalar: string } | { named: protobuf.Type | protobuf.Enum } | { key: ProtoType; value: ProtoType }
 const typeOf = (f: protobuf.Field): ProtoType => {
-  const value: ProtoType = f.resolvedType ? { named: f.resolvedType as protobuf.Type | protobuf.Enum } : { scalar: f.type }
+  const value: ProtoType = f.resolvedType
+    ? { named: f.resolvedType as protobuf.Type | protobuf.Enum }
+    : { scalar: f.type }
   return f instanceof protobuf.MapField ? { key: { scalar: f.keyType }, value } : value
 }
 /** Confluent's kinds: an enum is a scalar (a varint on the wire). */
-const kindOf = (t: ProtoType) => ('key' in t ? 'MAP' : 'named' in t && t.named instanceof protobuf.Type ? 'MESSAGE' : 'SCALAR')
+const kindOf = (t: ProtoType) =>
+  'key' in t ? 'MAP' : 'named' in t && t.named instanceof protobuf.Type ? 'MESSAGE' : 'SCALAR'
 /** Scalars whose wire encodings read each other's data (protobuf's "updating a message type" rules). */
 const SCALAR_KINDS: Record<string, string> = {
-  int32: 'GENERAL_NUMBER', int64: 'GENERAL_NUMBER', uint32: 'GENERAL_NUMBER', uint64: 'GENERAL_NUMBER', bool: 'GENERAL_NUMBER',
-  sint32: 'SIGNED_NUMBER', sint64: 'SIGNED_NUMBER', string: 'STRING_OR_BYTES', bytes: 'STRING_OR_BYTES',
-  fixed32: 'FIXED32', sfixed32: 'FIXED32', fixed64: 'FIXED64', sfixed64: 'FIXED64', float: 'FLOAT', double: 'DOUBLE',
+  int32: 'GENERAL_NUMBER',
+  int64: 'GENERAL_NUMBER',
+  uint32: 'GENERAL_NUMBER',
+  uint64: 'GENERAL_NUMBER',
+  bool: 'GENERAL_NUMBER',
+  sint32: 'SIGNED_NUMBER',
+  sint64: 'SIGNED_NUMBER',
+  string: 'STRING_OR_BYTES',
+  bytes: 'STRING_OR_BYTES',
+  fixed32: 'FIXED32',
+  sfixed32: 'FIXED32',
+  fixed64: 'FIXED64',
+  sfixed64: 'FIXED64',
+  float: 'FLOAT',
+  double: 'DOUBLE',
 }
-const scalarKind = (t: ProtoType) => ('named' in t ? 'GENERAL_NUMBER' : 'scalar' in t ? SCALAR_KINDS[t.scalar] : undefined)
+const scalarKind = (t: ProtoType) =>
+  'named' in t ? 'GENERAL_NUMBER' : 'scalar' in t ? SCALAR_KINDS[t.scalar] : undefined
 
-function compareLabelsAndTypes(ctx: ProtoContext, oLabel: string | null, uLabel: string | null, o: ProtoType, u: ProtoType): void {
+function compareLabelsAndTypes(
+  ctx: ProtoContext,
+  oLabel: string | null,
+  uLabel: string | null,
+  o: ProtoType,
+  u: ProtoType,
+): void {
   const ok = kindOf(o)
   if (ok !== kindOf(u)) return ctx.add('FIELD_KIND_CHANGED')
   if (ok === 'SCALAR') {
@@ -466,7 +584,10 @@ function compareMessageTypes(ctx: ProtoContext, o: protobuf.Type, u: protobuf.Ty
   const where = (t: protobuf.Type, c: CompiledProto) => {
     const full = t.fullName.slice(1)
     const origin = c.origins.get(full) ?? { ref: '', pkg: c.pkg }
-    return { local: origin.pkg && full.startsWith(origin.pkg + '.') ? full.slice(origin.pkg.length + 1) : full, ref: origin.ref }
+    return {
+      local: origin.pkg && full.startsWith(origin.pkg + '.') ? full.slice(origin.pkg.length + 1) : full,
+      ref: origin.ref,
+    }
   }
   const ow = where(o, ctx.original)
   const uw = where(u, ctx.update)

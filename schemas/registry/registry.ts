@@ -7,7 +7,14 @@ import type avro from 'avsc'
 import { identityOf, parseReferences, type Reference, type SchemaSource } from './avro.ts'
 import { sleep } from '../../common/timers.ts'
 import { backoffDelay, type Backoff } from '../../connectors/retry.ts'
-import { SCHEMA_TYPES, compatibilityErrorsOf, parseSchema, parseSchemaType, type ParsedSchema, type VersionedSchema } from './schema-types.ts'
+import {
+  SCHEMA_TYPES,
+  compatibilityErrorsOf,
+  parseSchema,
+  parseSchemaType,
+  type ParsedSchema,
+  type VersionedSchema,
+} from './schema-types.ts'
 import { serializedDescriptor } from './protobuf.ts'
 import { INVALID_SCHEMA, RegistryError, errors } from './errors.ts'
 import {
@@ -38,7 +45,17 @@ const CONTENTION_BACKOFF: Backoff = { initialDelayMs: 10, maxDelayMs: 500, jitte
 
 export { SCHEMA_TYPES }
 export { assertValidSubject, guidOf, parseVersion } from './requests.ts'
-export type { BeforeRegisterHook, Page, RegisterCandidate, RegisterOptions, RegisterResult, SchemaBody, SchemaLog, SchemaString, SubjectVersion } from './requests.ts'
+export type {
+  BeforeRegisterHook,
+  Page,
+  RegisterCandidate,
+  RegisterOptions,
+  RegisterResult,
+  SchemaBody,
+  SchemaLog,
+  SchemaString,
+  SubjectVersion,
+} from './requests.ts'
 
 export class SchemaRegistryService {
   private readonly compiled = new Map<number, ParsedSchema>()
@@ -48,9 +65,16 @@ export class SchemaRegistryService {
   /** GET, PUT and DELETE /config and /mode (settings.ts). */
   readonly settings: RegistrySettings
 
-  constructor(private readonly log: SchemaLog, options: { beforeRegister?: BeforeRegisterHook } = {}) {
+  constructor(
+    private readonly log: SchemaLog,
+    options: { beforeRegister?: BeforeRegisterHook } = {},
+  ) {
     this.beforeRegister = options.beforeRegister
-    this.settings = new RegistrySettings(log, (op) => this.serialize(op), () => this.listSubjects())
+    this.settings = new RegistrySettings(
+      log,
+      (op) => this.serialize(op),
+      () => this.listSubjects(),
+    )
   }
 
   private get state(): RegistryState {
@@ -76,7 +100,12 @@ export class SchemaRegistryService {
     if (!c) {
       const s = this.state.schemas.get(id)
       if (!s) throw errors.schemaNotFound(id)
-      c = parseSchema(parseSchemaType(s.schemaType), { schema: s.schema, references: s.references }, this.lookupRef, false)
+      c = parseSchema(
+        parseSchemaType(s.schemaType),
+        { schema: s.schema, references: s.references },
+        this.lookupRef,
+        false,
+      )
       this.compiled.set(id, c)
     }
     return c
@@ -90,20 +119,30 @@ export class SchemaRegistryService {
   }
 
   private candidate(body: SchemaBody, normalize: boolean): Candidate {
-    if (body === null || typeof body !== 'object') throw errors.invalidSchema('the request body must be a JSON object with a "schema" string')
+    if (body === null || typeof body !== 'object')
+      throw errors.invalidSchema('the request body must be a JSON object with a "schema" string')
     const schemaType = parseSchemaType(body.schemaType)
     // Data contracts (metadata, rule sets) are not kept: refuse them rather than drop them silently.
     for (const k of ['metadata', 'ruleSet'] as const) {
       const v = (body as Record<string, unknown>)[k]
       if (v !== undefined && v !== null && !(typeof v === 'object' && Object.keys(v as object).length === 0)) {
-        throw errors.invalidSchema(`"${k}" (Confluent data contracts) is not supported by this registry; send the schema without it`)
+        throw errors.invalidSchema(
+          `"${k}" (Confluent data contracts) is not supported by this registry; send the schema without it`,
+        )
       }
     }
-    if (typeof body.schema !== 'string' || body.schema.trim() === '') throw errors.invalidSchema(`"schema" must be a non-empty string holding the ${schemaType} schema`)
+    if (typeof body.schema !== 'string' || body.schema.trim() === '')
+      throw errors.invalidSchema(`"schema" must be a non-empty string holding the ${schemaType} schema`)
     let references = parseReferences(body.references)
     if (normalize) references = sortedReferences(references)
     const parsed = parseSchema(schemaType, { schema: body.schema, references }, this.lookupRef, normalize)
-    return { schema: parsed.stored, references, identity: identityOf(schemaType, parsed.stored, references), parsed, resolved: parsed.resolved }
+    return {
+      schema: parsed.stored,
+      references,
+      identity: identityOf(schemaType, parsed.stored, references),
+      parsed,
+      resolved: parsed.resolved,
+    }
   }
 
   private earlierSchemas(subject: string): VersionedSchema[] {
@@ -118,7 +157,14 @@ export class SchemaRegistryService {
   private view(subject: string, version: number, id: number, meta?: { ts: number; deleted: boolean }): SubjectVersion {
     const s = this.state.schemas.get(id)
     if (!s) throw errors.schemaNotFound(id)
-    const out: SubjectVersion = { subject, version, id, guid: guidOf(s.schema, s.references), schemaType: s.schemaType, schema: '' }
+    const out: SubjectVersion = {
+      subject,
+      version,
+      id,
+      guid: guidOf(s.schema, s.references),
+      schemaType: s.schemaType,
+      schema: '',
+    }
     if (s.references.length > 0) out.references = s.references
     delete (out as Partial<SubjectVersion>).schema
     out.schema = s.schema
@@ -154,7 +200,10 @@ export class SchemaRegistryService {
   }
 
   /** deletedAsNegative (with deleted): soft-deleted versions as negative numbers, as Confluent. */
-  listVersions(subject: string, opts: { deleted?: boolean; deletedOnly?: boolean; deletedAsNegative?: boolean } & Page = {}): number[] {
+  listVersions(
+    subject: string,
+    opts: { deleted?: boolean; deletedOnly?: boolean; deletedAsNegative?: boolean } & Page = {},
+  ): number[] {
     const all = this.state.versionsOf(subject, true)
     const vs = all.filter((v) => (opts.deletedOnly ? v.deleted : opts.deleted || !v.deleted))
     if (vs.length === 0 && (opts.deletedOnly ? all.length === 0 : true)) throw errors.subjectNotFound(subject)
@@ -176,7 +225,9 @@ export class SchemaRegistryService {
   /** GET /schemas: every version of the subjects with the prefix (only the latest with latestOnly), by subject then version. */
   listSchemas(opts: { prefix?: string; deleted?: boolean; latestOnly?: boolean } & Page = {}): SubjectVersion[] {
     const out: SubjectVersion[] = []
-    for (const subject of [...this.state.subjects.keys()].filter((s) => s.startsWith(opts.prefix ?? '') && (!opts.visible || opts.visible(s))).sort()) {
+    for (const subject of [...this.state.subjects.keys()]
+      .filter((s) => s.startsWith(opts.prefix ?? '') && (!opts.visible || opts.visible(s)))
+      .sort()) {
       const vs = this.state.versionsOf(subject, opts.deleted === true)
       for (const v of opts.latestOnly ? vs.slice(-1) : vs) out.push(this.view(subject, v.version, v.id, v))
     }
@@ -194,7 +245,11 @@ export class SchemaRegistryService {
 
   private referrers(subject: string, version: number, includeDeleted: boolean): number[] {
     return [...this.state.schemas.values()]
-      .filter((s) => s.references.some((r) => r.subject === subject && r.version === version) && this.state.usesOf(s.id, includeDeleted).length > 0)
+      .filter(
+        (s) =>
+          s.references.some((r) => r.subject === subject && r.version === version) &&
+          this.state.usesOf(s.id, includeDeleted).length > 0,
+      )
       .map((s) => s.id)
       .sort((a, b) => a - b)
   }
@@ -205,7 +260,12 @@ export class SchemaRegistryService {
    * resolved, when `c` has no references and the version has (a schema sent "fully inlined") or
    * both have the same references.
    */
-  private findExisting(subject: string, c: Candidate, includeDeleted: boolean, latestOnly = false): { version: number; id: number } | undefined {
+  private findExisting(
+    subject: string,
+    c: Candidate,
+    includeDeleted: boolean,
+    latestOnly = false,
+  ): { version: number; id: number } | undefined {
     let vs = this.state.versionsOf(subject, includeDeleted).reverse()
     if (latestOnly) vs = vs.slice(0, 1)
     const id = this.state.idByIdentity.get(c.identity)
@@ -214,7 +274,8 @@ export class SchemaRegistryService {
     return vs.find((v) => {
       const prev = this.state.schemas.get(v.id)
       if (!prev || prev.schemaType !== c.parsed.schemaType) return false
-      const refsOk = (c.references.length === 0 && prev.references.length > 0) || sameReferences(c.references, prev.references)
+      const refsOk =
+        (c.references.length === 0 && prev.references.length > 0) || sameReferences(c.references, prev.references)
       if (!refsOk) return false
       try {
         return this.compiledOf(v.id).resolved === c.resolved
@@ -235,7 +296,13 @@ export class SchemaRegistryService {
 
   private registered(subject: string, version: number, id: number): RegisterResult {
     const s = this.state.schemas.get(id)!
-    const out: RegisterResult = { id, version, guid: guidOf(s.schema, s.references), schemaType: s.schemaType, schema: '' }
+    const out: RegisterResult = {
+      id,
+      version,
+      guid: guidOf(s.schema, s.references),
+      schemaType: s.schemaType,
+      schema: '',
+    }
     if (s.references.length > 0) out.references = s.references
     delete (out as Partial<RegisterResult>).schema
     out.schema = s.schema
@@ -258,60 +325,88 @@ export class SchemaRegistryService {
     const version = parseRequestedVersion(body.version)
     const wantedId = parseRequestedId(body.id)
     const pre = this.findExisting(subject, c, false, version === -1)
-    if (pre && (version <= 0 ? wantedId === undefined || wantedId === pre.id : wantedId === pre.id && version === pre.version)) {
+    if (
+      pre &&
+      (version <= 0 ? wantedId === undefined || wantedId === pre.id : wantedId === pre.id && version === pre.version)
+    ) {
       return Promise.resolve(this.registered(subject, pre.version, pre.id))
     }
     const mode = this.settings.modeOf(subject)
     this.settings.assertWritable(subject)
-    if (wantedId !== undefined && mode !== 'IMPORT') throw errors.notPermitted(`Subject ${subject} is not in import mode`)
-    if (wantedId === undefined && mode !== 'READWRITE') throw errors.notPermitted(`Subject ${subject} is not in read-write mode`)
+    if (wantedId !== undefined && mode !== 'IMPORT')
+      throw errors.notPermitted(`Subject ${subject} is not in import mode`)
+    if (wantedId === undefined && mode !== 'READWRITE')
+      throw errors.notPermitted(`Subject ${subject} is not in read-write mode`)
     return this.serialize(async () => {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const st = this.state
         const existingId = st.idByIdentity.get(c.identity)
         if (wantedId !== undefined) {
           const bound = st.schemas.get(wantedId)
-          if (bound && bound.identity !== c.identity) throw errors.notPermitted(`Overwrite new schema with id ${wantedId} is not permitted.`)
+          if (bound && bound.identity !== c.identity)
+            throw errors.notPermitted(`Overwrite new schema with id ${wantedId} is not permitted.`)
           if (existingId !== undefined && existingId !== wantedId) throw errors.idDoesNotMatch(existingId, wantedId)
         }
         if (version <= 0) {
           const live = this.findExisting(subject, c, false, version === -1)
-          if (live && (wantedId === undefined || live.id === wantedId)) return this.registered(subject, live.version, live.id)
+          if (live && (wantedId === undefined || live.id === wantedId))
+            return this.registered(subject, live.version, live.id)
         }
         if (mode !== 'IMPORT' && !opts.force) {
-          const problems = compatibilityErrorsOf(this.settings.effectiveLevel(subject), c.parsed, this.earlierSchemas(subject))
+          const problems = compatibilityErrorsOf(
+            this.settings.effectiveLevel(subject),
+            c.parsed,
+            this.earlierSchemas(subject),
+          )
           if (problems.length > 0) throw errors.incompatible(subject, problems)
         }
         const next = st.maxVersion(subject) + 1
         if (version > 0 && version !== next && mode !== 'IMPORT') {
-          throw errors.invalidSchema(`Version is not one more than previous version: version ${version} was asked, the next version of subject '${subject}' is ${next}`)
+          throw errors.invalidSchema(
+            `Version is not one more than previous version: version ${version} was asked, the next version of subject '${subject}' is ${next}`,
+          )
         }
         const newVersion = version > 0 ? version : next
         if (version > 0 && mode !== 'IMPORT') {
           // Confluent would register the same schema again as this new version; the log keeps one live
           // version per schema and subject (state.ts), so this is refused instead of lost in the replay.
           const live = existingId === undefined ? undefined : st.versionsOf(subject).find((v) => v.id === existingId)
-          if (live) throw errors.invalidSchema(`the schema is already registered as version ${live.version} of subject '${subject}'; a subject holds one live version per schema here`)
+          if (live)
+            throw errors.invalidSchema(
+              `the schema is already registered as version ${live.version} of subject '${subject}'; a subject holds one live version per schema here`,
+            )
         }
         const taken = st.subjects.get(subject)?.get(newVersion)
-        if (taken && taken.id !== (wantedId ?? existingId)) throw errors.notPermitted(`Subject ${subject} version ${newVersion} is already registered with another schema (id ${taken.id})`)
+        if (taken && taken.id !== (wantedId ?? existingId))
+          throw errors.notPermitted(
+            `Subject ${subject} version ${newVersion} is already registered with another schema (id ${taken.id})`,
+          )
         const id = wantedId ?? existingId ?? st.maxId + 1
         // The hook guards the Avro contracts' pinned readers; other types have none.
-        const after = this.beforeRegister && c.parsed.avro
-          ? await this.beforeRegister({
-              subject,
-              version: newVersion,
-              schema: c.schema,
-              type: c.parsed.avro,
-              readerOf: (v) => {
-                const e = this.state.versionsOf(subject).find((x) => x.version === v)
-                return e ? this.compiledOf(e.id).avro : undefined
-              },
-            })
-          : undefined
+        const after =
+          this.beforeRegister && c.parsed.avro
+            ? await this.beforeRegister({
+                subject,
+                version: newVersion,
+                schema: c.schema,
+                type: c.parsed.avro,
+                readerOf: (v) => {
+                  const e = this.state.versionsOf(subject).find((x) => x.version === v)
+                  return e ? this.compiledOf(e.id).avro : undefined
+                },
+              })
+            : undefined
         await this.log.append(
           schemaKey(subject, newVersion),
-          schemaValue({ subject, version: newVersion, id, schemaType: c.parsed.schemaType, schema: c.schema, references: c.references, deleted: false }),
+          schemaValue({
+            subject,
+            version: newVersion,
+            id,
+            schemaType: c.parsed.schemaType,
+            schema: c.schema,
+            references: c.references,
+            deleted: false,
+          }),
         )
         const slot = st.subjects.get(subject)?.get(newVersion)
         if (slot && slot.id === id && !slot.deleted && st.schemas.get(id)?.identity === c.identity) {
@@ -325,14 +420,27 @@ export class SchemaRegistryService {
           if (w) {
             await this.log.append(
               schemaKey(subject, newVersion),
-              schemaValue({ subject, version: newVersion, id: w.id, schemaType: w.schemaType, schema: w.schema, references: w.references, deleted: slot.deleted }),
+              schemaValue({
+                subject,
+                version: newVersion,
+                id: w.id,
+                schemaType: w.schemaType,
+                schema: w.schema,
+                references: w.references,
+                deleted: slot.deleted,
+              }),
             )
           }
         }
-        if (version > 0 || wantedId !== undefined) throw errors.notPermitted(`Subject ${subject} version ${newVersion} was registered concurrently with another schema`)
+        if (version > 0 || wantedId !== undefined)
+          throw errors.notPermitted(
+            `Subject ${subject} version ${newVersion} was registered concurrently with another schema`,
+          )
         await sleep(backoffDelay(CONTENTION_BACKOFF, attempt + 1))
       }
-      throw errors.store(`could not register a schema under '${subject}' after ${MAX_ATTEMPTS} attempts (too much contention)`)
+      throw errors.store(
+        `could not register a schema under '${subject}' after ${MAX_ATTEMPTS} attempts (too much contention)`,
+      )
     })
   }
 
@@ -367,7 +475,15 @@ export class SchemaRegistryService {
         this.assertNotReferenced(subject, [v.version], false)
         await this.log.append(
           schemaKey(subject, v.version),
-          schemaValue({ subject, version: v.version, id: v.id, schemaType: s.schemaType, schema: s.schema, references: s.references, deleted: true }),
+          schemaValue({
+            subject,
+            version: v.version,
+            id: v.id,
+            schemaType: s.schemaType,
+            schema: s.schema,
+            references: s.references,
+            deleted: true,
+          }),
         )
       } else {
         if (!v.deleted) throw errors.versionNotSoftDeleted(subject, v.version)
@@ -386,12 +502,23 @@ export class SchemaRegistryService {
       const live = all.filter((v) => !v.deleted)
       if (!permanent) {
         if (live.length === 0) throw errors.subjectSoftDeleted(subject)
-        this.assertNotReferenced(subject, live.map((v) => v.version), false)
-        await this.log.append(deleteSubjectKey(subject), JSON.stringify({ subject, version: live[live.length - 1]!.version }))
+        this.assertNotReferenced(
+          subject,
+          live.map((v) => v.version),
+          false,
+        )
+        await this.log.append(
+          deleteSubjectKey(subject),
+          JSON.stringify({ subject, version: live[live.length - 1]!.version }),
+        )
         return live.map((v) => v.version)
       }
       if (live.length > 0) throw errors.subjectNotSoftDeleted(subject)
-      this.assertNotReferenced(subject, all.map((v) => v.version), true)
+      this.assertNotReferenced(
+        subject,
+        all.map((v) => v.version),
+        true,
+      )
       for (const v of all) await this.log.append(schemaKey(subject, v.version), null)
       if (this.state.subjectConfigs.has(subject)) await this.log.append(configKey(subject), null)
       if (this.state.subjectModes.has(subject)) await this.log.append(modeKey(subject), null)
@@ -405,12 +532,20 @@ export class SchemaRegistryService {
    * GET /schemas/ids/{id}. With `subject`, the version of that subject using the id (soft-deleted
    * included) gives subject, version, ts and deleted; without, the first use gives ts and deleted.
    */
-  getById(id: number, opts: { subject?: string; format?: string; fetchMaxId?: boolean; visible?: (subject: string) => boolean } = {}): SchemaString {
+  getById(
+    id: number,
+    opts: { subject?: string; format?: string; fetchMaxId?: boolean; visible?: (subject: string) => boolean } = {},
+  ): SchemaString {
     const s = this.state.schemas.get(id)
     const uses = s ? this.state.usesOf(id, true) : []
-    if (uses.length > 0 && opts.visible && !uses.some((u) => opts.visible!(u.subject))) throw errors.forbidden(`User is denied operation Read on schema id ${id}`)
+    if (uses.length > 0 && opts.visible && !uses.some((u) => opts.visible!(u.subject)))
+      throw errors.forbidden(`User is denied operation Read on schema id ${id}`)
     if (!s || uses.length === 0) throw errors.schemaNotFound(id)
-    const out: SchemaString = { schemaType: s.schemaType, schema: opts.format ? this.formatted(id, opts.format) : s.schema, guid: guidOf(s.schema, s.references) }
+    const out: SchemaString = {
+      schemaType: s.schemaType,
+      schema: opts.format ? this.formatted(id, opts.format) : s.schema,
+      guid: guidOf(s.schema, s.references),
+    }
     if (s.references.length > 0) out.references = s.references
     const use = (opts.subject ? uses.find((u) => u.subject === opts.subject) : undefined) ?? uses[0]!
     if (opts.subject && use.subject === opts.subject) {
@@ -430,7 +565,12 @@ export class SchemaRegistryService {
   getByGuid(guid: string, format = '', visible?: (subject: string) => boolean): SchemaString {
     for (const id of this.state.schemas.keys()) {
       if (this.guid(id) === guid && this.state.usesOf(id, true).length > 0) {
-        const { subject: _s, version: _v, maxId: _m, ...rest } = this.getById(id, visible ? { format, visible } : { format })
+        const {
+          subject: _s,
+          version: _v,
+          maxId: _m,
+          ...rest
+        } = this.getById(id, visible ? { format, visible } : { format })
         return rest
       }
     }
@@ -445,10 +585,15 @@ export class SchemaRegistryService {
     return paged(subjects, opts)
   }
 
-  versionsOfId(id: number, opts: { deleted?: boolean; subject?: string } & Page = {}): Array<{ subject: string; version: number }> {
+  versionsOfId(
+    id: number,
+    opts: { deleted?: boolean; subject?: string } & Page = {},
+  ): Array<{ subject: string; version: number }> {
     this.getById(id, opts.visible ? { visible: opts.visible } : {})
     return paged(
-      this.state.usesOf(id, opts.deleted === true).filter((u) => (!opts.subject || u.subject === opts.subject) && (!opts.visible || opts.visible(u.subject))),
+      this.state
+        .usesOf(id, opts.deleted === true)
+        .filter((u) => (!opts.subject || u.subject === opts.subject) && (!opts.visible || opts.visible(u.subject))),
       opts,
     )
   }
@@ -481,7 +626,8 @@ export class SchemaRegistryService {
     try {
       c = this.candidate(body, this.settings.normalizeFor(subject, opts.normalize))
     } catch (err) {
-      if (opts.verbose && err instanceof RegistryError && err.errorCode === INVALID_SCHEMA) return { is_compatible: false, messages: [err.message] }
+      if (opts.verbose && err instanceof RegistryError && err.errorCode === INVALID_SCHEMA)
+        return { is_compatible: false, messages: [err.message] }
       throw err
     }
     const messages = compatibilityErrorsOf(this.settings.effectiveLevel(subject), c.parsed, against)

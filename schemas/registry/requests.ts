@@ -86,7 +86,8 @@ export function parseVersion(v: string): number | 'latest' {
  */
 export function assertValidSubject(subject: string): void {
   // eslint-disable-next-line no-control-regex
-  if (subject === '' || /[\u0000-\u001f\u007f-\u009f]/.test(subject) || subject === '__GLOBAL' || subject === '__EMPTY') throw errors.invalidSubject(subject)
+  if (subject === '' || /[\u0000-\u001f\u007f-\u009f]/.test(subject) || subject === '__GLOBAL' || subject === '__EMPTY')
+    throw errors.invalidSubject(subject)
 }
 
 /** Confluent's guid of a schema: the UUID made of the MD5 of its text and references (Schema.getGuid). */
@@ -135,7 +136,6 @@ export interface RegisterCandidate {
  */
 export type BeforeRegisterHook = (candidate: RegisterCandidate) => Promise<(() => Promise<void>) | void>
 
-
 export interface RegisterOptions {
   /** ?normalize=true (the subject's or global config `normalize` applies too). */
   normalize?: boolean
@@ -146,24 +146,38 @@ export interface RegisterOptions {
 export function parseRequestedVersion(v: unknown): number {
   if (v === undefined || v === null || v === 0) return 0
   if (v === -1) return -1
-  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > MAX_VERSION) throw errors.invalidSchema(`"version" must be -1, 0 or an integer between 1 and 2^31-1, not ${JSON.stringify(v)}`)
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > MAX_VERSION)
+    throw errors.invalidSchema(`"version" must be -1, 0 or an integer between 1 and 2^31-1, not ${JSON.stringify(v)}`)
   return v as number
 }
 
 export function parseRequestedId(v: unknown): number | undefined {
   if (v === undefined || v === null || v === -1) return undefined
-  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_VERSION) throw errors.invalidSchema(`"id" must be a non-negative integer, not ${JSON.stringify(v)}`)
+  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_VERSION)
+    throw errors.invalidSchema(`"id" must be a non-negative integer, not ${JSON.stringify(v)}`)
   return v as number
 }
 
 export function sameReferences(a: Reference[], b: Reference[]): boolean {
-  return a.length === b.length && a.every((r, i) => r.name === b[i]!.name && r.subject === b[i]!.subject && r.version === b[i]!.version)
+  return (
+    a.length === b.length &&
+    a.every((r, i) => r.name === b[i]!.name && r.subject === b[i]!.subject && r.version === b[i]!.version)
+  )
 }
 
 /** Confluent's normalize sorts references (by name, then subject, then version) and drops duplicates. */
 export function sortedReferences(refs: Reference[]): Reference[] {
   const key = (r: Reference) => JSON.stringify([r.name, r.subject, r.version])
   const unique = [...new Map(refs.map((r) => [key(r), r])).values()]
-  return unique.sort((x, y) => (x.name !== y.name ? (x.name < y.name ? -1 : 1) : x.subject !== y.subject ? (x.subject < y.subject ? -1 : 1) : x.version - y.version))
+  return unique.sort((x, y) =>
+    x.name !== y.name
+      ? x.name < y.name
+        ? -1
+        : 1
+      : x.subject !== y.subject
+        ? x.subject < y.subject
+          ? -1
+          : 1
+        : x.version - y.version,
+  )
 }
-

@@ -6,7 +6,14 @@
  */
 import type avro from 'avsc'
 import { avroText } from './avro-canonical.ts'
-import { avroStoredText, compileAvro, readFailure, type CompatibilityLevel, type ReferenceLookup, type SchemaSource } from './avro.ts'
+import {
+  avroStoredText,
+  compileAvro,
+  readFailure,
+  type CompatibilityLevel,
+  type ReferenceLookup,
+  type SchemaSource,
+} from './avro.ts'
 import { errors } from './errors.ts'
 import { compileJsonSchema, jsonStoredText, type CompiledJson } from './json-schema.ts'
 import { jsonIncompatibilities } from './json-schema-diff.ts'
@@ -30,15 +37,27 @@ export interface ParsedSchema {
 export function parseSchemaType(value: unknown): SchemaType {
   const t = value ?? 'AVRO'
   if (typeof t !== 'string' || !(SCHEMA_TYPES as readonly string[]).includes(t.toUpperCase())) {
-    throw errors.invalidSchema(`schemaType ${JSON.stringify(value)} is not supported; this registry supports ${SCHEMA_TYPES.join(', ')}`)
+    throw errors.invalidSchema(
+      `schemaType ${JSON.stringify(value)} is not supported; this registry supports ${SCHEMA_TYPES.join(', ')}`,
+    )
   }
   return t.toUpperCase() as SchemaType
 }
 
-export function parseSchema(schemaType: SchemaType, source: SchemaSource, lookup: ReferenceLookup, normalize: boolean): ParsedSchema {
+export function parseSchema(
+  schemaType: SchemaType,
+  source: SchemaSource,
+  lookup: ReferenceLookup,
+  normalize: boolean,
+): ParsedSchema {
   if (schemaType === 'AVRO') {
     const a = compileAvro(source, lookup)
-    return { schemaType, stored: avroStoredText(a, normalize), resolved: avroText(a.json, 'resolved', a.referenced), avro: a.type }
+    return {
+      schemaType,
+      stored: avroStoredText(a, normalize),
+      resolved: avroText(a.json, 'resolved', a.referenced),
+      avro: a.type,
+    }
   }
   if (schemaType === 'JSON') {
     const json = compileJsonSchema(source, lookup)
@@ -57,7 +76,11 @@ export function readErrors(reader: ParsedSchema, writer: ParsedSchema): string[]
     return why ? [why] : []
   }
   // Confluent's diff runs from the earlier schema (original: the writer under BACKWARD) to the new one.
-  if (reader.json && writer.json) return jsonIncompatibilities({ root: writer.json.json, refs: writer.json.refs }, { root: reader.json.json, refs: reader.json.refs })
+  if (reader.json && writer.json)
+    return jsonIncompatibilities(
+      { root: writer.json.json, refs: writer.json.refs },
+      { root: reader.json.json, refs: reader.json.refs },
+    )
   if (reader.proto && writer.proto) return protoReadErrors(reader.proto, writer.proto)
   return []
 }
@@ -73,7 +96,11 @@ export interface VersionedSchema {
  * FORWARD = the previous schema reads data written with the new one; FULL = both; *_TRANSITIVE =
  * against every earlier version instead of the latest only. Returns the reasons it is not (empty: ok).
  */
-export function compatibilityErrorsOf(level: CompatibilityLevel, candidate: ParsedSchema, earlier: VersionedSchema[]): string[] {
+export function compatibilityErrorsOf(
+  level: CompatibilityLevel,
+  candidate: ParsedSchema,
+  earlier: VersionedSchema[],
+): string[] {
   if (level === 'NONE' || earlier.length === 0) return []
   const against = level.endsWith('_TRANSITIVE') ? earlier : earlier.slice(-1)
   const backward = level.startsWith('BACKWARD') || level.startsWith('FULL')
@@ -82,11 +109,13 @@ export function compatibilityErrorsOf(level: CompatibilityLevel, candidate: Pars
   for (const prev of against) {
     if (backward) {
       const why = readErrors(candidate, prev.parsed)
-      if (why.length > 0) out.push(`${level}: the new schema cannot read data written with version ${prev.version} (${why.join('; ')})`)
+      if (why.length > 0)
+        out.push(`${level}: the new schema cannot read data written with version ${prev.version} (${why.join('; ')})`)
     }
     if (forward) {
       const why = readErrors(prev.parsed, candidate)
-      if (why.length > 0) out.push(`${level}: version ${prev.version} cannot read data written with the new schema (${why.join('; ')})`)
+      if (why.length > 0)
+        out.push(`${level}: version ${prev.version} cannot read data written with the new schema (${why.join('; ')})`)
     }
   }
   return out

@@ -33,17 +33,27 @@ export interface RegistryServerOptions {
   auth: RegistryAuth | 'none'
 }
 
-export async function startSchemaRegistry(config: AppConfig, logger: Logger, options: RegistryServerOptions): Promise<RegistryServer> {
+export async function startSchemaRegistry(
+  config: AppConfig,
+  logger: Logger,
+  options: RegistryServerOptions,
+): Promise<RegistryServer> {
   const log = logger.child({ component: 'schema-registry' })
   const kafka = createKafka(config, log, `${config.kafka.clientId}-schema-registry`)
-  const store = new KafkaSchemaStore(kafka, log, { topic: options.topic ?? config.schemaRegistry.topic, groupPrefix: `${config.kafka.clientId}-schema-registry` })
+  const store = new KafkaSchemaStore(kafka, log, {
+    topic: options.topic ?? config.schemaRegistry.topic,
+    groupPrefix: `${config.kafka.clientId}-schema-registry`,
+  })
   try {
     await store.start()
   } catch (err) {
     await store.stop()
     throw err
   }
-  const registry = new SchemaRegistryService(store, options.beforeRegister ? { beforeRegister: options.beforeRegister } : {})
+  const registry = new SchemaRegistryService(
+    store,
+    options.beforeRegister ? { beforeRegister: options.beforeRegister } : {},
+  )
   const app = createRegistryApp(registry, log, options.auth === 'none' ? undefined : options.auth)
   const host = options.host ?? config.schemaRegistry.host
   const port = options.port ?? config.schemaRegistry.port

@@ -6,7 +6,16 @@
 import { DEFAULT_COMPATIBILITY, parseLevel, type CompatibilityLevel } from './avro.ts'
 import { errors } from './errors.ts'
 import { assertValidSubject, type SchemaLog } from './requests.ts'
-import { CONFIG_FIELDS, MODES, configKey, modeKey, readConfig, type Mode, type RegistryConfig, type RegistryState } from './state.ts'
+import {
+  CONFIG_FIELDS,
+  MODES,
+  configKey,
+  modeKey,
+  readConfig,
+  type Mode,
+  type RegistryConfig,
+  type RegistryState,
+} from './state.ts'
 
 const DEFAULT_MODE: Mode = 'READWRITE'
 
@@ -28,7 +37,11 @@ export class RegistrySettings {
   }
 
   effectiveLevel(subject: string): CompatibilityLevel {
-    return this.state.subjectConfigs.get(subject)?.compatibilityLevel ?? this.state.globalConfig?.compatibilityLevel ?? DEFAULT_COMPATIBILITY
+    return (
+      this.state.subjectConfigs.get(subject)?.compatibilityLevel ??
+      this.state.globalConfig?.compatibilityLevel ??
+      DEFAULT_COMPATIBILITY
+    )
   }
 
   normalizeFor(subject: string, asked: boolean | undefined): boolean {
@@ -36,19 +49,24 @@ export class RegistrySettings {
   }
 
   modeOf(subject: string | null): Mode {
-    return (subject === null ? undefined : this.state.subjectModes.get(subject)) ?? this.state.globalMode ?? DEFAULT_MODE
+    return (
+      (subject === null ? undefined : this.state.subjectModes.get(subject)) ?? this.state.globalMode ?? DEFAULT_MODE
+    )
   }
 
   assertWritable(subject: string | null): void {
     const mode = this.modeOf(subject)
-    if (mode === 'READONLY' || mode === 'READONLY_OVERRIDE') throw errors.notPermitted(`Subject ${subject ?? '(global)'} is in read-only mode`)
+    if (mode === 'READONLY' || mode === 'READONLY_OVERRIDE')
+      throw errors.notPermitted(`Subject ${subject ?? '(global)'} is in read-only mode`)
   }
-
 
   // ---- config --------------------------------------------------------------------------------
 
   getGlobalConfig(): RegistryConfig {
-    return withLevel(this.state.globalConfig ?? {}, this.state.globalConfig?.compatibilityLevel ?? DEFAULT_COMPATIBILITY)
+    return withLevel(
+      this.state.globalConfig ?? {},
+      this.state.globalConfig?.compatibilityLevel ?? DEFAULT_COMPATIBILITY,
+    )
   }
 
   getSubjectConfig(subject: string, defaultToGlobal: boolean): RegistryConfig {
@@ -65,7 +83,8 @@ export class RegistrySettings {
    */
   setConfig(subject: string | null, body: unknown): Promise<Record<string, unknown>> {
     if (subject !== null) assertValidSubject(subject)
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw errors.invalidSchema('the config must be a JSON object')
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw errors.invalidSchema('the config must be a JSON object')
     const raw = body as Record<string, unknown>
     const update: RegistryConfig = {}
     const level = raw.compatibility ?? raw.compatibilityLevel
@@ -150,7 +169,6 @@ export class RegistrySettings {
       return { mode: prev ?? DEFAULT_MODE }
     })
   }
-
 }
 
 /** A config with its fields in Confluent's order (stable answers and log records). */

@@ -79,9 +79,12 @@ export function readConfig(value: Record<string, unknown>): RegistryConfig {
   const out: RegistryConfig = {}
   const level = value.compatibilityLevel ?? value.compatibility
   if (level !== undefined && level !== null) out.compatibilityLevel = parseLevel(level)
-  for (const k of ['alias', 'aliasForDeks', 'compatibilityGroup', 'compatibilityPolicy'] as const) if (typeof value[k] === 'string') out[k] = value[k] as string
-  for (const k of ['normalize', 'validateFields', 'validateRules', 'validateNewSchemas'] as const) if (typeof value[k] === 'boolean') out[k] = value[k] as boolean
-  for (const k of ['defaultMetadata', 'overrideMetadata', 'defaultRuleSet', 'overrideRuleSet'] as const) if (value[k] !== undefined && value[k] !== null) out[k] = value[k]
+  for (const k of ['alias', 'aliasForDeks', 'compatibilityGroup', 'compatibilityPolicy'] as const)
+    if (typeof value[k] === 'string') out[k] = value[k] as string
+  for (const k of ['normalize', 'validateFields', 'validateRules', 'validateNewSchemas'] as const)
+    if (typeof value[k] === 'boolean') out[k] = value[k] as boolean
+  for (const k of ['defaultMetadata', 'overrideMetadata', 'defaultRuleSet', 'overrideRuleSet'] as const)
+    if (value[k] !== undefined && value[k] !== null) out[k] = value[k]
   return out
 }
 
@@ -120,16 +123,26 @@ export function schemaKey(subject: string, version: number): string {
   return JSON.stringify({ keytype: 'SCHEMA', subject, version, magic: 1 })
 }
 export function configKey(subject: string | null): string {
-  return subject === null ? JSON.stringify({ keytype: 'CONFIG', magic: 0 }) : JSON.stringify({ keytype: 'CONFIG', subject, magic: 0 })
+  return subject === null
+    ? JSON.stringify({ keytype: 'CONFIG', magic: 0 })
+    : JSON.stringify({ keytype: 'CONFIG', subject, magic: 0 })
 }
 export function modeKey(subject: string | null): string {
-  return subject === null ? JSON.stringify({ keytype: 'MODE', magic: 0 }) : JSON.stringify({ keytype: 'MODE', subject, magic: 0 })
+  return subject === null
+    ? JSON.stringify({ keytype: 'MODE', magic: 0 })
+    : JSON.stringify({ keytype: 'MODE', subject, magic: 0 })
 }
 export function deleteSubjectKey(subject: string): string {
   return JSON.stringify({ keytype: 'DELETE_SUBJECT', subject, magic: 0 })
 }
 export function schemaValue(v: SchemaValue): string {
-  const out: Record<string, unknown> = { subject: v.subject, version: v.version, id: v.id, schemaType: v.schemaType, schema: v.schema }
+  const out: Record<string, unknown> = {
+    subject: v.subject,
+    version: v.version,
+    id: v.id,
+    schemaType: v.schemaType,
+    schema: v.schema,
+  }
   if (v.references && v.references.length > 0) out.references = v.references
   out.deleted = v.deleted
   return JSON.stringify(out)
@@ -275,7 +288,10 @@ export class RegistryState {
   // ---- queries -----------------------------------------------------------------------------
 
   /** Versions of a subject, ascending; soft-deleted ones only when asked. */
-  versionsOf(subject: string, includeDeleted = false): Array<{ version: number; id: number; deleted: boolean; ts: number }> {
+  versionsOf(
+    subject: string,
+    includeDeleted = false,
+  ): Array<{ version: number; id: number; deleted: boolean; ts: number }> {
     const vs = this.subjects.get(subject)
     if (!vs) return []
     return [...vs.entries()]

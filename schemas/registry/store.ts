@@ -45,7 +45,11 @@ export class KafkaSchemaStore {
     this.topic = options.topic
     this.timeoutMs = options.timeoutMs ?? 30_000
     this.admin = kafka.admin()
-    this.producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false, maxInFlightRequests: 1 })
+    this.producer = kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+      maxInFlightRequests: 1,
+    })
     // A group of its own, never committed: every instance reads the whole log at start.
     this.consumer = kafka.consumer({
       groupId: `${options.groupPrefix ?? 'schema-registry'}-${randomUUID()}`,
@@ -63,7 +67,11 @@ export class KafkaSchemaStore {
     await this.consumer.run({
       autoCommit: false,
       eachMessage: async ({ message }) => {
-        this.state.apply(message.key ? message.key.toString('utf8') : null, message.value ? message.value.toString('utf8') : null, Number(message.timestamp))
+        this.state.apply(
+          message.key ? message.key.toString('utf8') : null,
+          message.value ? message.value.toString('utf8') : null,
+          Number(message.timestamp),
+        )
         this.advance(Number(message.offset))
       },
     })
@@ -71,17 +79,28 @@ export class KafkaSchemaStore {
     const [end] = await this.admin.fetchTopicOffsets(this.topic)
     const high = Number(end?.high ?? 0)
     if (high > 0) await this.waitForOffset(high - 1)
-    this.logger.info('schema store caught up', { topic: this.topic, offset: high, schemas: this.state.schemas.size, subjects: this.state.subjects.size })
+    this.logger.info('schema store caught up', {
+      topic: this.topic,
+      offset: high,
+      schemas: this.state.schemas.size,
+      subjects: this.state.subjects.size,
+    })
   }
 
   private async ensureTopic(): Promise<void> {
     const created = await createTopicsReady(this.admin, [
-      { topic: this.topic, numPartitions: 1, replicationFactor: -1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+      {
+        topic: this.topic,
+        numPartitions: 1,
+        replicationFactor: -1,
+        configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
+      },
     ])
     if (created.length > 0) this.logger.info('created the schema log topic', { topic: this.topic })
     const meta = await this.admin.fetchTopicMetadata({ topics: [this.topic] })
     const partitions = meta.topics[0]?.partitions.length ?? 0
-    if (partitions !== 1) throw errors.store(`topic ${this.topic} has ${partitions} partitions; the schema log needs exactly 1`)
+    if (partitions !== 1)
+      throw errors.store(`topic ${this.topic} has ${partitions} partitions; the schema log needs exactly 1`)
   }
 
   private advance(offset: number): void {
@@ -106,7 +125,11 @@ export class KafkaSchemaStore {
         reject,
         timer: setTimeout(() => {
           this.waiters = this.waiters.filter((x) => x !== w)
-          reject(errors.timeout(`the schema log did not reach offset ${offset} within ${this.timeoutMs} ms (at ${this.applied})`))
+          reject(
+            errors.timeout(
+              `the schema log did not reach offset ${offset} within ${this.timeoutMs} ms (at ${this.applied})`,
+            ),
+          )
         }, this.timeoutMs),
       }
       this.waiters.push(w)
@@ -123,7 +146,8 @@ export class KafkaSchemaStore {
     } catch (err) {
       throw errors.store(`could not write to ${this.topic}: ${(err as Error).message}`)
     }
-    if (!Number.isFinite(offset)) throw errors.store(`the broker did not return the offset of the record written to ${this.topic}`)
+    if (!Number.isFinite(offset))
+      throw errors.store(`the broker did not return the offset of the record written to ${this.topic}`)
     await this.waitForOffset(offset)
     return offset
   }

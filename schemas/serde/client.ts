@@ -33,7 +33,9 @@ export class RegistryClient {
 
   constructor(options: RegistryClientOptions) {
     this.url = options.url.replace(/\/+$/, '')
-    this.auth = options.username ? 'Basic ' + Buffer.from(`${options.username}:${options.password ?? ''}`).toString('base64') : undefined
+    this.auth = options.username
+      ? 'Basic ' + Buffer.from(`${options.username}:${options.password ?? ''}`).toString('base64')
+      : undefined
     this.timeoutMs = options.timeoutMs ?? 10_000
   }
 
@@ -46,7 +48,11 @@ export class RegistryClient {
     const r = config.schemaRegistry
     if (r.url !== '') return new RegistryClient({ url: r.url, username: r.username, password: r.password })
     const host = r.host === '0.0.0.0' ? '127.0.0.1' : r.host === '::' ? '::1' : r.host
-    return new RegistryClient({ url: builtInUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${r.port}`, username: INTERNAL_USER, password: internalPassword(keyRing) })
+    return new RegistryClient({
+      url: builtInUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${r.port}`,
+      username: INTERNAL_USER,
+      password: internalPassword(keyRing),
+    })
   }
 
   async request<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
@@ -62,7 +68,12 @@ export class RegistryClient {
         signal: AbortSignal.timeout(timeoutMs),
       })
     } catch (err) {
-      throw new RetriableError(`schema registry ${this.url} unreachable: ${(err as Error).message}`, undefined, { method, path }, { cause: err })
+      throw new RetriableError(
+        `schema registry ${this.url} unreachable: ${(err as Error).message}`,
+        undefined,
+        { method, path },
+        { cause: err },
+      )
     }
     const text = await res.text()
     let json: unknown
@@ -83,7 +94,12 @@ export class RegistryClient {
     return this.request('GET', `/schemas/ids/${id}`)
   }
 
-  async registerTyped(subject: string, schemaType: 'AVRO' | 'JSON' | 'PROTOBUF', schema: string, references: Reference[] = []): Promise<number> {
+  async registerTyped(
+    subject: string,
+    schemaType: 'AVRO' | 'JSON' | 'PROTOBUF',
+    schema: string,
+    references: Reference[] = [],
+  ): Promise<number> {
     const body: Record<string, unknown> = { schema, schemaType }
     if (references.length > 0) body.references = references
     const r = await this.request<{ id: number }>('POST', `/subjects/${encodeURIComponent(subject)}/versions`, body)
@@ -91,7 +107,14 @@ export class RegistryClient {
   }
 
   /** The schema of an id and, depth first, every schema its references point at (by subject/version). */
-  async schemaWithReferences(id: number): Promise<{ schema: string; schemaType: string; references: Reference[]; lookup: (r: Reference) => { schema: string; references: Reference[] } | undefined }> {
+  async schemaWithReferences(
+    id: number,
+  ): Promise<{
+    schema: string
+    schemaType: string
+    references: Reference[]
+    lookup: (r: Reference) => { schema: string; references: Reference[] } | undefined
+  }> {
     const found = await this.getSchemaById(id)
     const refs = new Map<string, { schema: string; references: Reference[] }>()
     const visit = async (list: Reference[]) => {
@@ -104,7 +127,12 @@ export class RegistryClient {
       }
     }
     await visit(found.references ?? [])
-    return { schema: found.schema, schemaType: found.schemaType ?? 'AVRO', references: found.references ?? [], lookup: (r) => refs.get(`${r.subject}/${r.version}`) }
+    return {
+      schema: found.schema,
+      schemaType: found.schemaType ?? 'AVRO',
+      references: found.references ?? [],
+      lookup: (r) => refs.get(`${r.subject}/${r.version}`),
+    }
   }
 
   getVersion(subject: string, version: number | 'latest'): Promise<RegisteredSchema> {

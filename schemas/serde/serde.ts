@@ -79,7 +79,8 @@ export class AvroSerde {
 
   private async fetchWriter(id: number): Promise<Writer> {
     const found = await this.client.getSchemaById(id)
-    if (found.schemaType && found.schemaType !== 'AVRO') throw new DataError(`schema ${id} is ${found.schemaType}, not AVRO`, { schemaId: id })
+    if (found.schemaType && found.schemaType !== 'AVRO')
+      throw new DataError(`schema ${id} is ${found.schemaType}, not AVRO`, { schemaId: id })
     const type = await this.compile({ schema: found.schema, references: found.references ?? [] })
     const w: Writer = { id, type, resolvers: new Map() }
     this.writers.set(id, w)
@@ -160,8 +161,10 @@ export class AvroSerde {
 
   /** The schema id of a Confluent-framed message (DataError when it is not one). */
   static schemaIdOf(buf: Buffer): number {
-    if (buf.length < HEADER_SIZE) throw new DataError(`message of ${buf.length} bytes is too short for the Confluent wire format`, {})
-    if (buf[0] !== MAGIC_BYTE) throw new DataError(`unknown magic byte ${buf[0]} (expected ${MAGIC_BYTE}): not Confluent wire format`, {})
+    if (buf.length < HEADER_SIZE)
+      throw new DataError(`message of ${buf.length} bytes is too short for the Confluent wire format`, {})
+    if (buf[0] !== MAGIC_BYTE)
+      throw new DataError(`unknown magic byte ${buf[0]} (expected ${MAGIC_BYTE}): not Confluent wire format`, {})
     return buf.readInt32BE(1)
   }
 
@@ -189,7 +192,11 @@ export class AvroSerde {
         try {
           resolver = reader.equals(w.type) ? null : reader.createResolver(w.type)
         } catch (err) {
-          throw new DataError(`data written with schema ${id} cannot be read with the requested reader schema: ${(err as Error).message}`, { schemaId: id }, { cause: err })
+          throw new DataError(
+            `data written with schema ${id} cannot be read with the requested reader schema: ${(err as Error).message}`,
+            { schemaId: id },
+            { cause: err },
+          )
         }
         w.resolvers.set(reader, resolver)
       }
@@ -200,13 +207,22 @@ export class AvroSerde {
       }
     }
     if (r.offset !== buf.length) {
-      throw new DataError(r.offset < 0 ? `message body is truncated for schema ${id}` : `message has ${buf.length - r.offset} trailing bytes after the body of schema ${id}`, { schemaId: id })
+      throw new DataError(
+        r.offset < 0
+          ? `message body is truncated for schema ${id}`
+          : `message has ${buf.length - r.offset} trailing bytes after the body of schema ${id}`,
+        { schemaId: id },
+      )
     }
     return r.value
   }
 
   private undecodable(id: number, err: unknown): DataError {
-    return new DataError(`message body does not decode with schema ${id}: ${(err as Error).message}`, { schemaId: id }, { cause: err })
+    return new DataError(
+      `message body does not decode with schema ${id}: ${(err as Error).message}`,
+      { schemaId: id },
+      { cause: err },
+    )
   }
 
   async decode(buf: Buffer, reader?: avro.Type): Promise<unknown> {

@@ -27,7 +27,11 @@ abstract class TypedSerde<C> {
     private readonly schemaType: 'JSON' | 'PROTOBUF',
   ) {}
 
-  protected abstract compile(schema: string, references: Reference[], lookup: (r: Reference) => { schema: string; references: Reference[] } | undefined): C
+  protected abstract compile(
+    schema: string,
+    references: Reference[],
+    lookup: (r: Reference) => { schema: string; references: Reference[] } | undefined,
+  ): C
 
   /** Registers a schema under a subject (or finds it) and loads it; returns its id. Cached. */
   async register(subject: string, schema: string, references: Reference[] = []): Promise<number> {
@@ -49,12 +53,17 @@ abstract class TypedSerde<C> {
     if (!p) {
       p = (async () => {
         const s = await this.client.schemaWithReferences(id)
-        if (s.schemaType !== this.schemaType) throw new DataError(`schema ${id} is ${s.schemaType}, not ${this.schemaType}`, { schemaId: id })
+        if (s.schemaType !== this.schemaType)
+          throw new DataError(`schema ${id} is ${s.schemaType}, not ${this.schemaType}`, { schemaId: id })
         let compiled: C
         try {
           compiled = this.compile(s.schema, s.references, s.lookup)
         } catch (err) {
-          throw new DataError(`schema ${id} cannot be compiled: ${(err as Error).message}`, { schemaId: id }, { cause: err })
+          throw new DataError(
+            `schema ${id} cannot be compiled: ${(err as Error).message}`,
+            { schemaId: id },
+            { cause: err },
+          )
         }
         this.schemas.set(id, compiled)
         return compiled
@@ -87,13 +96,19 @@ export class JsonSerde extends TypedSerde<CompiledJson> {
     this.validateOnDecode = options.validateOnDecode ?? true
   }
 
-  protected compile(schema: string, references: Reference[], lookup: (r: Reference) => { schema: string; references: Reference[] } | undefined): CompiledJson {
+  protected compile(
+    schema: string,
+    references: Reference[],
+    lookup: (r: Reference) => { schema: string; references: Reference[] } | undefined,
+  ): CompiledJson {
     return compileJsonSchema({ schema, references }, lookup)
   }
 
   private check(id: number, c: CompiledJson, value: unknown, what: string): void {
     if (c.validate(value)) return
-    const paths = (c.validate.errors ?? []).map((e) => `${e.instancePath ?? e.dataPath ?? ''} ${e.message ?? ''}`.trim() || '(root)')
+    const paths = (c.validate.errors ?? []).map(
+      (e) => `${e.instancePath ?? e.dataPath ?? ''} ${e.message ?? ''}`.trim() || '(root)',
+    )
     throw new DataError(`${what} does not match schema ${id}: ${paths.join(', ')}`, { schemaId: id, fields: paths })
   }
 
@@ -115,7 +130,11 @@ export class JsonSerde extends TypedSerde<CompiledJson> {
     try {
       value = JSON.parse(buf.toString('utf8', HEADER_SIZE))
     } catch (err) {
-      throw new DataError(`message body is not JSON (schema ${id}): ${(err as Error).message}`, { schemaId: id }, { cause: err })
+      throw new DataError(
+        `message body is not JSON (schema ${id}): ${(err as Error).message}`,
+        { schemaId: id },
+        { cause: err },
+      )
     }
     if (this.validateOnDecode) this.check(id, c, value, 'message')
     return value
@@ -233,7 +252,11 @@ export class ProtobufSerde extends TypedSerde<ProtoWriter> {
     this.toObject = options.toObject ?? { enums: String, longs: String, bytes: String, defaults: false, oneofs: true }
   }
 
-  protected compile(schema: string, references: Reference[], lookup: (r: Reference) => { schema: string; references: Reference[] } | undefined): ProtoWriter {
+  protected compile(
+    schema: string,
+    references: Reference[],
+    lookup: (r: Reference) => { schema: string; references: Reference[] } | undefined,
+  ): ProtoWriter {
     const compiled = compileProto({ schema, references }, lookup)
     const first = target(compiled, compiled.messages[0]!)
     return { compiled, first, targets: new Map(), byType: new Map([[first.type, first]]) }
@@ -260,7 +283,11 @@ export class ProtobufSerde extends TypedSerde<ProtoWriter> {
   messageType(id: number, name?: string): protobuf.Type {
     const w = this.loaded(id)
     if (name === undefined) return w.compiled.messages[0]!
-    const full = name.startsWith('.') ? name : w.compiled.pkg && !name.startsWith(`${w.compiled.pkg}.`) ? `${w.compiled.pkg}.${name}` : name
+    const full = name.startsWith('.')
+      ? name
+      : w.compiled.pkg && !name.startsWith(`${w.compiled.pkg}.`)
+        ? `${w.compiled.pkg}.${name}`
+        : name
     const t = w.compiled.root.lookupType(full)
     return t
   }
@@ -310,7 +337,10 @@ export class ProtobufSerde extends TypedSerde<ProtoWriter> {
       const read = decodeMessageIndexes(buf, HEADER_SIZE)
       offset = read.offset
       const type = messageAt(w.compiled, read.indexes)
-      if (!type) throw new DataError(`message indexes [${read.indexes.join(', ')}] name no message type of schema ${id}`, { schemaId: id })
+      if (!type)
+        throw new DataError(`message indexes [${read.indexes.join(', ')}] name no message type of schema ${id}`, {
+          schemaId: id,
+        })
       t = w.byType.get(type)
       if (!t) {
         t = target(w.compiled, type)
@@ -324,7 +354,11 @@ export class ProtobufSerde extends TypedSerde<ProtoWriter> {
     try {
       return { type: t.name, value: t.type.toObject(t.type.decode(reader), this.toObject) }
     } catch (err) {
-      throw new DataError(`message body does not decode as ${t.name} (schema ${id}): ${(err as Error).message}`, { schemaId: id }, { cause: err })
+      throw new DataError(
+        `message body does not decode as ${t.name} (schema ${id}): ${(err as Error).message}`,
+        { schemaId: id },
+        { cause: err },
+      )
     } finally {
       reader.buf = NO_BYTES
       reader.len = 0

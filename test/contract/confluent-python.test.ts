@@ -41,7 +41,10 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
       port: 0,
       host: '127.0.0.1',
       topic,
-      auth: { authenticate: async (user, password) => (user === USER && password === PASSWORD ? adminPrincipal('python') : null) },
+      auth: {
+        authenticate: async (user, password) =>
+          user === USER && password === PASSWORD ? adminPrincipal('python') : null,
+      },
     })
     reg = Object.assign(r, { topic })
   })
@@ -52,9 +55,17 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
   })
 
   // Asynchronous on purpose: the registry serves from this very process while Python talks to it.
-  async function run(command: 'consume' | 'produce' | 'consume-json' | 'produce-json' | 'consume-protobuf' | 'produce-protobuf', topic: string): Promise<unknown> {
+  async function run(
+    command: 'consume' | 'produce' | 'consume-json' | 'produce-json' | 'consume-protobuf' | 'produce-protobuf',
+    topic: string,
+  ): Promise<unknown> {
     const child = spawn(python, [SCRIPT, command, topic], {
-      env: { ...process.env, BROKERS: kafkaBrokers(testConfig()).join(','), REGISTRY_URL: reg.url, REGISTRY_AUTH: `${USER}:${PASSWORD}` },
+      env: {
+        ...process.env,
+        BROKERS: kafkaBrokers(testConfig()).join(','),
+        REGISTRY_URL: reg.url,
+        REGISTRY_AUTH: `${USER}:${PASSWORD}`,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''
@@ -102,13 +113,25 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
     await producer.send({
       topic,
       acks: -1,
-      messages: [{ key: serde.encodeSync(ids.keyId, { manufacturerId: 'acme', sku: 'SKU-1', locationId: 'DE-HAM-1' }), value: serde.encodeSync(ids.valueId, value) }],
+      messages: [
+        {
+          key: serde.encodeSync(ids.keyId, { manufacturerId: 'acme', sku: 'SKU-1', locationId: 'DE-HAM-1' }),
+          value: serde.encodeSync(ids.valueId, value),
+        },
+      ],
     })
     await producer.disconnect()
 
     const got = (await run('consume', topic)) as { key: Record<string, unknown>; value: Record<string, unknown> }
     expect(got.key).to.deep.equal({ manufacturerId: 'acme', sku: 'SKU-1', locationId: 'DE-HAM-1' })
-    expect(got.value).to.include({ manufacturerId: 'acme', sku: 'SKU-1', locationId: 'DE-HAM-1', onHand: 1200, available: 1000, sequence: 7 })
+    expect(got.value).to.include({
+      manufacturerId: 'acme',
+      sku: 'SKU-1',
+      locationId: 'DE-HAM-1',
+      onHand: 1200,
+      available: 1000,
+      sequence: 7,
+    })
     expect(got.value.occurredAt).to.match(/^2024-11-19 07:06:40\.123/) // timestamp-millis, as Confluent reads it
   })
 
@@ -119,7 +142,11 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
     expect(subject).to.deep.equal([`${topic}-value`])
 
     const serde = new AvroSerde(ourClient(reg.url))
-    expect({ ...(await serde.decode(await firstValue(topic)) as object) }).to.deep.equal({ sku: 'SKU-PY', qty: 42, note: 'from confluent-kafka' })
+    expect({ ...((await serde.decode(await firstValue(topic))) as object) }).to.deep.equal({
+      sku: 'SKU-PY',
+      qty: 42,
+      note: 'from confluent-kafka',
+    })
   })
   async function firstValue(topic: string): Promise<Buffer> {
     const consumer = testKafka().consumer({ groupId: uniqueName('confluent') })
@@ -144,19 +171,30 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
     properties: { sku: { type: 'string' }, qty: { type: 'integer' }, note: { type: ['null', 'string'] } },
     required: ['sku', 'qty'],
   })
-  const STOCK_PING_PROTO = 'syntax = "proto3";\npackage example.partner;\n\nmessage StockPing {\n  string sku = 1;\n  int64 qty = 2;\n  string note = 3;\n}\n'
+  const STOCK_PING_PROTO =
+    'syntax = "proto3";\npackage example.partner;\n\nmessage StockPing {\n  string sku = 1;\n  int64 qty = 2;\n  string note = 3;\n}\n'
 
   it('JSONSerializer registers and produces, our JsonSerde reads it; JSONDeserializer reads what our serde wrote', async () => {
     const topic = await newTopic()
     const { id } = (await run('produce-json', topic)) as { id: number }
-    expect((await ourClient(reg.url).request<{ schemaType: string }>('GET', `/schemas/ids/${id}`)).schemaType).to.equal('JSON')
-    expect(await new JsonSerde(ourClient(reg.url)).decode(await firstValue(topic))).to.deep.equal({ sku: 'SKU-PY', qty: 42, note: 'from confluent-kafka' })
+    expect((await ourClient(reg.url).request<{ schemaType: string }>('GET', `/schemas/ids/${id}`)).schemaType).to.equal(
+      'JSON',
+    )
+    expect(await new JsonSerde(ourClient(reg.url)).decode(await firstValue(topic))).to.deep.equal({
+      sku: 'SKU-PY',
+      qty: 42,
+      note: 'from confluent-kafka',
+    })
 
     const back = await newTopic()
     const serde = new JsonSerde(ourClient(reg.url))
     const ours = await serde.register(`${back}-value`, STOCK_PING_JSON)
     await produceValue(back, serde.encodeSync(ours, { sku: 'SKU-TS', qty: 7, note: null }))
-    expect(((await run('consume-json', back)) as { value: unknown }).value).to.deep.equal({ sku: 'SKU-TS', qty: 7, note: null })
+    expect(((await run('consume-json', back)) as { value: unknown }).value).to.deep.equal({
+      sku: 'SKU-TS',
+      qty: 7,
+      note: null,
+    })
   })
 
   it('ProtobufSerializer registers a FileDescriptorProto and produces, our ProtobufSerde reads it; ProtobufDeserializer reads what our serde wrote', async () => {
@@ -174,6 +212,10 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
     const serde = new ProtobufSerde(ourClient(reg.url))
     const ours = await serde.register(`${back}-value`, STOCK_PING_PROTO)
     await produceValue(back, serde.encodeSync(ours, { sku: 'SKU-TS', qty: '7', note: 'from distributary' }))
-    expect(((await run('consume-protobuf', back)) as { value: unknown }).value).to.deep.equal({ sku: 'SKU-TS', qty: '7', note: 'from distributary' })
+    expect(((await run('consume-protobuf', back)) as { value: unknown }).value).to.deep.equal({
+      sku: 'SKU-TS',
+      qty: '7',
+      note: 'from distributary',
+    })
   })
 })

@@ -48,7 +48,14 @@ runSinkContract('mongodb', async () => {
     async start(subscriptionId, onAttempt) {
       const sink = new MongoProjectionSink(pool)
       sinks.push(sink)
-      await sink.start({ connectionString: `mongodb://${proxy.host}:${proxy.port}/?directConnection=true`, database: dbName, collection: 'projection' }, { subscriptionId, logger: silent, onAttempt })
+      await sink.start(
+        {
+          connectionString: `mongodb://${proxy.host}:${proxy.port}/?directConnection=true`,
+          database: dbName,
+          collection: 'projection',
+        },
+        { subscriptionId, logger: silent, onAttempt },
+      )
       return {
         sink,
         partner: {

@@ -32,8 +32,15 @@ for (const batched of [false, true]) {
           partner: {
             // batched: the per-item event ids of every request; else the Idempotency-Key header
             receivedIds: () =>
-              crm.requests.filter((r) => r.status !== 401).flatMap((r) => (batched ? (r.body as Array<{ eventId: string }>).map((i) => i.eventId) : [String(r.headers['idempotency-key'])])),
-            setMode: (m: PartnerMode) => void (crm.apiMode = m === 'ok' ? 'ok' : m === 'retriable' ? 'unavailable' : 'reject'),
+              crm.requests
+                .filter((r) => r.status !== 401)
+                .flatMap((r) =>
+                  batched
+                    ? (r.body as Array<{ eventId: string }>).map((i) => i.eventId)
+                    : [String(r.headers['idempotency-key'])],
+                ),
+            setMode: (m: PartnerMode) =>
+              void (crm.apiMode = m === 'ok' ? 'ok' : m === 'retriable' ? 'unavailable' : 'reject'),
           },
         }
       },

@@ -23,7 +23,10 @@ export interface ContractPartner {
 
 export interface SinkContractHarness {
   /** A started sink (subscription `subscriptionId`) and the partner endpoint it delivers to. */
-  start(subscriptionId: string, onAttempt: (r: AttemptReport) => void): Promise<{ sink: SinkConnector<unknown>; partner: ContractPartner }>
+  start(
+    subscriptionId: string,
+    onAttempt: (r: AttemptReport) => void,
+  ): Promise<{ sink: SinkConnector<unknown>; partner: ContractPartner }>
   /** A record this sink cannot send at all (e.g. a value it cannot serialise). */
   poisonRecord(offset: number): SinkRecord
   close(): Promise<void>
@@ -33,7 +36,17 @@ const silent = createLogger({ write: () => {} })
 const TOPIC = 'contract.topic'
 
 export function contractRecord(offset: number, key = 'K'): SinkRecord {
-  return { topic: TOPIC, partition: 0, offset: String(offset), key, value: { key, n: offset }, headers: {}, eventId: `evt-contract-${offset}`, eventType: 'contract.event', timestamp: Date.now() }
+  return {
+    topic: TOPIC,
+    partition: 0,
+    offset: String(offset),
+    key,
+    value: { key, n: offset },
+    headers: {},
+    eventId: `evt-contract-${offset}`,
+    eventType: 'contract.event',
+    timestamp: Date.now(),
+  }
 }
 
 export function runSinkContract(name: string, makeHarness: () => Promise<SinkContractHarness>): void {
@@ -44,9 +57,16 @@ export function runSinkContract(name: string, makeHarness: () => Promise<SinkCon
     const dead: Array<{ record: SinkRecord; info: DeadLetterInfo }> = []
     const attempts: AttemptReport[] = []
 
-    const setup = async (policy = { kind: 'schedule' as const, delaysMs: [20, 20, 20], jitter: 0, maxRetryAfterMs: 100 }) => {
+    const setup = async (
+      policy = { kind: 'schedule' as const, delaysMs: [20, 20, 20], jitter: 0, maxRetryAfterMs: 100 },
+    ) => {
       const { sink, partner } = await harness.start('sub-contract', (r) => attempts.push(r))
-      queue.addSubscription({ id: 'sub-contract', policy, parkAfterFailures: 1000, deliver: (record, { signal }) => sink.put([record], { signal }) })
+      queue.addSubscription({
+        id: 'sub-contract',
+        policy,
+        parkAfterFailures: 1000,
+        deliver: (record, { signal }) => sink.put([record], { signal }),
+      })
       return { sink, partner }
     }
 
@@ -54,7 +74,10 @@ export function runSinkContract(name: string, makeHarness: () => Promise<SinkCon
       harness = await makeHarness()
       dead.length = 0
       attempts.length = 0
-      queue = new DeliveryQueue({ onDeadLetter: (_id, record, info) => void dead.push({ record, info }) }, { logger: silent })
+      queue = new DeliveryQueue(
+        { onDeadLetter: (_id, record, info) => void dead.push({ record, info }) },
+        { logger: silent },
+      )
     })
     afterEach(async () => {
       queue.close()
@@ -70,7 +93,12 @@ export function runSinkContract(name: string, makeHarness: () => Promise<SinkCon
     })
 
     it('commits after success only: the safe offset stays before an unconfirmed record', async () => {
-      const { partner } = await setup({ kind: 'schedule', delaysMs: [300, 300, 300, 300], jitter: 0, maxRetryAfterMs: 1000 })
+      const { partner } = await setup({
+        kind: 'schedule',
+        delaysMs: [300, 300, 300, 300],
+        jitter: 0,
+        maxRetryAfterMs: 1000,
+      })
       partner.setMode('retriable')
       queue.enqueue('sub-contract', contractRecord(0))
       queue.enqueue('sub-contract', contractRecord(1))

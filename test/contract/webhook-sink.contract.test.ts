@@ -15,7 +15,10 @@ runSinkContract('webhook', async () => {
   return {
     async start(subscriptionId, onAttempt) {
       const sink = new WebhookSink(client)
-      await sink.start({ url: rx.url, secrets: [{ secret: generateSecret() }], timeoutMs: 2000 }, { subscriptionId, logger: createLogger({ write: () => {} }), onAttempt })
+      await sink.start(
+        { url: rx.url, secrets: [{ secret: generateSecret() }], timeoutMs: 2000 },
+        { subscriptionId, logger: createLogger({ write: () => {} }), onAttempt },
+      )
       return {
         sink,
         partner: {

@@ -19,7 +19,12 @@ export function cliArgs(...args: string[]): string[] {
   return [path.join(PROJECT_ROOT, 'cli', 'bin.js'), ...args]
 }
 
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000, input?: string): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 120_000,
+  input?: string,
+): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, cliArgs(...args), { cwd: PROJECT_ROOT, env: { ...process.env, ...env } })
     let out = ''

@@ -17,20 +17,31 @@ const EXTRAS = 'avro,json,protobuf,schemaregistry'
  * (no python3, or PyPI unreachable), and the test is skipped saying so.
  */
 export function confluentPython(): { python: string } | { missing: string } {
-  const venv = path.join(stackSettings(testConfig()).cacheDir, `python-confluent-kafka-${CONFLUENT_KAFKA}-${EXTRAS.replace(/,/g, '-')}`)
+  const venv = path.join(
+    stackSettings(testConfig()).cacheDir,
+    `python-confluent-kafka-${CONFLUENT_KAFKA}-${EXTRAS.replace(/,/g, '-')}`,
+  )
   const python = path.join(venv, 'bin', 'python')
   if (fs.existsSync(path.join(venv, '.complete'))) return { python }
   const probe = spawnSync('python3', ['--version'], { encoding: 'utf8' })
   if (probe.status !== 0) return { missing: 'python3 is not installed' }
   const steps: string[][] = [
     ['python3', '-m', 'venv', venv],
-    [python, '-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `confluent-kafka[${EXTRAS}]==${CONFLUENT_KAFKA}`],
+    [
+      python,
+      '-m',
+      'pip',
+      'install',
+      '--quiet',
+      '--disable-pip-version-check',
+      `confluent-kafka[${EXTRAS}]==${CONFLUENT_KAFKA}`,
+    ],
   ]
   for (const [cmd, ...args] of steps) {
     const res = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 300_000 })
-    if (res.status !== 0) return { missing: `${cmd} ${args.join(' ')} failed: ${(res.stderr || res.stdout).trim().split('\n').pop()}` }
+    if (res.status !== 0)
+      return { missing: `${cmd} ${args.join(' ')} failed: ${(res.stderr || res.stdout).trim().split('\n').pop()}` }
   }
   fs.writeFileSync(path.join(venv, '.complete'), new Date().toISOString())
   return { python }
 }
-

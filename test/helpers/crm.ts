@@ -73,7 +73,10 @@ export async function startCrm(): Promise<Crm> {
     let via: 'basic' | 'body' = 'body'
     const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')
     if (basic) {
-      const [id, s] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':').map(decodeURIComponent) as [string, string]
+      const [id, s] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':').map(decodeURIComponent) as [
+        string,
+        string,
+      ]
       clientId = id
       secret = s
       via = 'basic'
@@ -81,9 +84,20 @@ export async function startCrm(): Promise<Crm> {
       clientId = req.body?.client_id
       secret = req.body?.client_secret
     }
-    crm.tokenRequests.push({ clientId: String(clientId), ...(req.body?.scope ? { scope: req.body.scope } : {}), ...(req.body?.audience ? { audience: req.body.audience } : {}), via })
-    if (crm.tokenMode === 'unavailable') return res.status(503).set('retry-after', '7').json({ error: 'temporarily_unavailable' })
-    if (crm.tokenMode === 'reject' || req.body?.grant_type !== 'client_credentials' || clientId !== crm.clientId || secret !== crm.clientSecret) {
+    crm.tokenRequests.push({
+      clientId: String(clientId),
+      ...(req.body?.scope ? { scope: req.body.scope } : {}),
+      ...(req.body?.audience ? { audience: req.body.audience } : {}),
+      via,
+    })
+    if (crm.tokenMode === 'unavailable')
+      return res.status(503).set('retry-after', '7').json({ error: 'temporarily_unavailable' })
+    if (
+      crm.tokenMode === 'reject' ||
+      req.body?.grant_type !== 'client_credentials' ||
+      clientId !== crm.clientId ||
+      secret !== crm.clientSecret
+    ) {
       return res.status(401).json({ error: 'invalid_client', error_description: 'client authentication failed' })
     }
     const token = `tok-${++n}-${Math.random().toString(36).slice(2)}`
@@ -96,22 +110,24 @@ export async function startCrm(): Promise<Crm> {
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')
     return crm.acceptTokens && m !== null && valid.has(m[1]!)
   }
-  const record = (req: Request, status: number) => crm.requests.push({ method: req.method, path: req.path, headers: req.headers, body: req.body, status })
+  const record = (req: Request, status: number) =>
+    crm.requests.push({ method: req.method, path: req.path, headers: req.headers, body: req.body, status })
 
   app.all('/api/stock/:sku', (req, res) => {
-    if (!authorized(req)) return record(req, 401), res.status(401).json({ error: 'invalid_token' })
-    if (crm.apiMode === 'unavailable') return record(req, 503), res.status(503).send('down')
-    if (crm.apiMode === 'reject') return record(req, 422), res.status(422).json({ error: 'invalid' })
+    if (!authorized(req)) return (record(req, 401), res.status(401).json({ error: 'invalid_token' }))
+    if (crm.apiMode === 'unavailable') return (record(req, 503), res.status(503).send('down'))
+    if (crm.apiMode === 'reject') return (record(req, 422), res.status(422).json({ error: 'invalid' }))
     record(req, 200)
     crm.records.set(String(req.params.sku), req.body)
     res.status(200).json({ id: req.params.sku })
   })
 
   app.post('/api/stock', (req, res) => {
-    if (!authorized(req)) return record(req, 401), res.status(401).json({ error: 'invalid_token' })
-    if (crm.apiMode === 'unavailable') return record(req, 503), res.status(503).send('down')
+    if (!authorized(req)) return (record(req, 401), res.status(401).json({ error: 'invalid_token' }))
+    if (crm.apiMode === 'unavailable') return (record(req, 503), res.status(503).send('down'))
     const items: Array<{ externalId?: string }> = Array.isArray(req.body) ? req.body : [req.body]
-    if (crm.apiMode === 'reject' || items.some((i) => i?.externalId === 'REJECT')) return record(req, 422), res.status(422).json({ error: 'invalid item' })
+    if (crm.apiMode === 'reject' || items.some((i) => i?.externalId === 'REJECT'))
+      return (record(req, 422), res.status(422).json({ error: 'invalid item' }))
     record(req, 200)
     for (const i of items) crm.records.set(String(i.externalId), i)
     res.status(200).json({ accepted: items.length })

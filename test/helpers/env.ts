@@ -25,7 +25,10 @@ export function uniqueName(what: string): string {
   return `test-${what}-${randomUUID()}`
 }
 
-export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: number; intervalMs?: number; what?: string | (() => string | Promise<string>) } = {}): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  fn: () => T | Promise<T>,
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string | (() => string | Promise<string>) } = {},
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000)
   let last: unknown
   for (;;) {
@@ -60,7 +63,10 @@ export async function dropPendingDatabases(): Promise<void> {
   try {
     await client.connect()
     for (const name of [...pendingDrops]) {
-      await client.db(name).dropDatabase().catch(() => undefined)
+      await client
+        .db(name)
+        .dropDatabase()
+        .catch(() => undefined)
       pendingDrops.delete(name)
     }
   } catch {
@@ -75,7 +81,10 @@ export async function dropPendingDatabases(): Promise<void> {
  * own (dropped after the run), a bootstrap admin key and a secrets key, webhooks allowed to 127.0.0.1.
  * `env`: the environment to read the other settings from (default: this process's).
  */
-export function testPlatformConfig(what: string, env?: NodeJS.ProcessEnv): { config: AppConfig; dbName: string; adminKey: string } {
+export function testPlatformConfig(
+  what: string,
+  env?: NodeJS.ProcessEnv,
+): { config: AppConfig; dbName: string; adminKey: string } {
   const dbName = uniqueName(what).slice(0, 60)
   const adminKey = randomBytes(32).toString('base64url')
   // A platform of its own per test, on free ports: the environment's HTTP and registry addresses (which

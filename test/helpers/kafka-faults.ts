@@ -24,7 +24,8 @@ export interface FaultySockets {
 }
 
 /** The API key of a request written by kafkajs (one buffer per request: int32 size, int16 api key, ...). */
-const apiKey = (chunk: unknown): number | undefined => (Buffer.isBuffer(chunk) && chunk.length >= 6 ? chunk.readInt16BE(4) : undefined)
+const apiKey = (chunk: unknown): number | undefined =>
+  Buffer.isBuffer(chunk) && chunk.length >= 6 ? chunk.readInt16BE(4) : undefined
 
 export function faultySockets(): FaultySockets {
   let loseNext = false
@@ -37,7 +38,8 @@ export function faultySockets(): FaultySockets {
     socket.setKeepAlive(true, 60_000)
     let muted = false
     const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean
-    socket.emit = ((event: string | symbol, ...args: unknown[]) => (event === 'data' && muted ? true : emit(event, ...args))) as typeof socket.emit
+    socket.emit = ((event: string | symbol, ...args: unknown[]) =>
+      event === 'data' && muted ? true : emit(event, ...args)) as typeof socket.emit
     const write = socket.write.bind(socket) as (...args: unknown[]) => boolean
     socket.write = ((chunk: unknown, ...rest: unknown[]) => {
       if (apiKey(chunk) === PRODUCE) {

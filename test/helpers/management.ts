@@ -33,7 +33,11 @@ export interface ManagementHarness {
   config: AppConfig
   adminKey: string
   logLines: string[]
-  call(method: string, path: string, opts?: { key?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> }): Promise<ApiAnswer>
+  call(
+    method: string,
+    path: string,
+    opts?: { key?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> },
+  ): Promise<ApiAnswer>
   /** Stops the HTTP server only (the database stays: a new harness can reopen it). */
   stop(): Promise<void>
   /** Stops and drops the database. */
@@ -58,7 +62,12 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
   const config = loadConfig({
     overrides: {
       log: { level: 'debug' },
-      management: { adminApiKey: adminKey, rateLimit: { perSecond: 1000, burst: 1000 }, keyAttempts: { perSecond: 1000, burst: 1000 }, ...(options.overrides?.management as object) },
+      management: {
+        adminApiKey: adminKey,
+        rateLimit: { perSecond: 1000, burst: 1000 },
+        keyAttempts: { perSecond: 1000, burst: 1000 },
+        ...(options.overrides?.management as object),
+      },
       secrets: { encryptionKeys: options.encryptionKeys ?? TEST_KEY_RING, currentKeyId: options.currentKeyId ?? '' },
       urlGuard: { allowlist: '' },
       ...Object.fromEntries(Object.entries(options.overrides ?? {}).filter(([k]) => k !== 'management')),
@@ -76,14 +85,28 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
   const mongo = testMongo()
   await mongo.connect()
   const db = mongo.db(dbName)
-  const cp = controlPlaneFromConfig(config, db, logger, undefined, options.partnerProfileTopic !== undefined ? { partnerProfileTopic: options.partnerProfileTopic } : {})
+  const cp = controlPlaneFromConfig(
+    config,
+    db,
+    logger,
+    undefined,
+    options.partnerProfileTopic !== undefined ? { partnerProfileTopic: options.partnerProfileTopic } : {},
+  )
   await cp.init()
   await cp.resealSecrets()
   // Partners' Kafka access, as the platform wires it, when there is a partner listener
   const access = partnerKafkaAccess(config)
-  const kafkaAdmin = access.bootstrapServers.length > 0 ? createKafka(config, undefined, 'mgmt-test-partner-access').admin() : undefined
+  const kafkaAdmin =
+    access.bootstrapServers.length > 0 ? createKafka(config, undefined, 'mgmt-test-partner-access').admin() : undefined
   const partnerKafka = kafkaAdmin
-    ? new PartnerKafka({ cols: cp.cols, access, admin: kafkaAdmin, scram: new KafkaScramAdmin(kafkaConfig(config, 'mgmt-test-scram')), logger, registryUrl: () => '' })
+    ? new PartnerKafka({
+        cols: cp.cols,
+        access,
+        admin: kafkaAdmin,
+        scram: new KafkaScramAdmin(kafkaConfig(config, 'mgmt-test-scram')),
+        logger,
+        registryUrl: () => '',
+      })
     : undefined
   if (partnerKafka) {
     cp.onPartnerAccessChange(async ({ partnerId, removedTopics }) => {

@@ -29,7 +29,8 @@ export function operations(which: 'management' | 'all' = 'management'): Operatio
         path,
         operationId: o.operationId,
         pathParams: [...path.matchAll(/\{(\w+)\}/g)].map((x) => x[1]!),
-        example: content?.example ?? (Object.values(content?.examples ?? {})[0] as { value?: unknown } | undefined)?.value,
+        example:
+          content?.example ?? (Object.values(content?.examples ?? {})[0] as { value?: unknown } | undefined)?.value,
         hasBody: content !== undefined,
         paged: (o.parameters ?? []).some((p: any) => p.$ref === '#/components/parameters/Limit'),
         public: Array.isArray(o.security) && o.security.length === 0,
@@ -43,7 +44,8 @@ export function operations(which: 'management' | 'all' = 'management'): Operatio
 export function fill(path: string, values: Record<string, string>): string {
   return path.replace(/\{(\w+)\}/g, (_m, name: string) => {
     const v = values[name]
-    if (v === undefined) throw new Error(`no fixture value for path parameter {${name}} of ${path}: add one to the table`)
+    if (v === undefined)
+      throw new Error(`no fixture value for path parameter {${name}} of ${path}: add one to the table`)
     return encodeURIComponent(v)
   })
 }

@@ -28,7 +28,10 @@ export interface Receiver {
  * `keep`: whether to keep the request bodies (benchmarks count only); `host` and `port`: where to
  * listen (default 127.0.0.1, an ephemeral port).
  */
-export async function startReceiver(handler?: ReceiverHandler, options: { keep?: boolean; host?: string; port?: number } = {}): Promise<Receiver> {
+export async function startReceiver(
+  handler?: ReceiverHandler,
+  options: { keep?: boolean; host?: string; port?: number } = {},
+): Promise<Receiver> {
   let current: ReceiverHandler = handler ?? ((_r, res) => res.writeHead(204).end())
   const keep = options.keep ?? true
   let count = 0

@@ -4,7 +4,10 @@ import { startSchemaRegistry, type RegistryServer } from '../../schemas/registry
 import { testConfig, testKafka, uniqueName } from './env.ts'
 
 // Tests provoke broker outages on purpose: their kafkajs errors stay out of the output unless LOG_LEVEL=debug.
-export const quietLogger = process.env.LOG_LEVEL === 'debug' ? createLogger({ level: 'debug' }) : createLogger({ level: 'error', write: () => undefined })
+export const quietLogger =
+  process.env.LOG_LEVEL === 'debug'
+    ? createLogger({ level: 'debug' })
+    : createLogger({ level: 'error', write: () => undefined })
 
 export async function startTestRegistry(topic = uniqueName('schemas')): Promise<RegistryServer & { topic: string }> {
   const r = await startSchemaRegistry(testConfig(), quietLogger, { port: 0, host: '127.0.0.1', topic, auth: 'none' })
@@ -21,7 +24,12 @@ export async function deleteTopics(...topics: string[]): Promise<void> {
   }
 }
 
-export async function http(url: string, method = 'GET', body?: unknown, contentType = 'application/vnd.schemaregistry.v1+json') {
+export async function http(
+  url: string,
+  method = 'GET',
+  body?: unknown,
+  contentType = 'application/vnd.schemaregistry.v1+json',
+) {
   const res = await fetch(url, {
     method,
     headers: body === undefined ? {} : { 'content-type': contentType },

@@ -23,7 +23,10 @@ export function verified(secret: string, rx: Receiver): Got[] {
 /** Per key, the first deliveries of each event are in sequence order; duplicates carry the same webhook-id and body. */
 export function expectPerKeyOrder(got: Got[]): void {
   const violations = perKeyOrderViolations(got.map((g) => ({ id: g.id, key: g.sku, seq: g.seq })))
-  expect(violations.map((v) => `order of ${v.key}: ${v.seqs.join(', ')}`), 'per-key order').to.deep.equal([])
+  expect(
+    violations.map((v) => `order of ${v.key}: ${v.seqs.join(', ')}`),
+    'per-key order',
+  ).to.deep.equal([])
 }
 
 export function levels(n: number, keys: number, from = 0): Level[] {

@@ -16,11 +16,27 @@ import { createUrlGuard } from '../../common/url-guard.ts'
 import { deliveryDefaults, type DeliveryDefaults } from '../../connectors/sink/settings.ts'
 import { SinkWorker, type SinkFactory, type SinkWorkerSettings } from '../../connectors/sink/worker.ts'
 import { WebhookClient, webhookSinkFactory } from '../../consumers/webhook/index.ts'
-import { MappingSandbox, OAuth2TokenCache, restSinkFactory, type MappingSandboxSettings } from '../../consumers/rest/index.ts'
+import {
+  MappingSandbox,
+  OAuth2TokenCache,
+  restSinkFactory,
+  type MappingSandboxSettings,
+} from '../../consumers/rest/index.ts'
 import { sinkFactoryByType } from '../../consumers/index.ts'
 import { ControlPlane } from '../../control-plane/service.ts'
 import type { Principal, SubscriptionInput } from '../../control-plane/index.ts'
-import { AvroSerde, RegistryClient, ensureTopics, envelope, HEADER, registerTopicSchemas, toHeaders, valueSubject, keySubject, type TopicSpec } from '../../schemas/index.ts'
+import {
+  AvroSerde,
+  RegistryClient,
+  ensureTopics,
+  envelope,
+  HEADER,
+  registerTopicSchemas,
+  toHeaders,
+  valueSubject,
+  keySubject,
+  type TopicSpec,
+} from '../../schemas/index.ts'
 import { testConfig, testKafka, testMongo, uniqueName, dropDatabaseLater } from './env.ts'
 import { deleteTopics, startTestRegistry } from './registry.ts'
 import type { RegistryServer } from '../../schemas/registry/index.ts'
@@ -64,7 +80,12 @@ export interface SinkHarness {
    * A worker in this process; `createSink` replaces the webhook sink factory (e.g. another sink type);
    * `store`: its control plane and database on another client of the harness database (e.g. through a proxy).
    */
-  worker(settings?: Partial<SinkWorkerSettings>, defaults?: Partial<DeliveryDefaults>, createSink?: SinkFactory, store?: { cp: ControlPlane; db: Db }): Promise<SinkWorker>
+  worker(
+    settings?: Partial<SinkWorkerSettings>,
+    defaults?: Partial<DeliveryDefaults>,
+    createSink?: SinkFactory,
+    store?: { cp: ControlPlane; db: Db },
+  ): Promise<SinkWorker>
   /** A control plane over `db` (the harness database through another client) with the harness's secrets key. */
   controlPlane(db: Db): Promise<ControlPlane>
   /** A worker in a child process (killable with SIGKILL). */
@@ -77,8 +98,19 @@ export interface SinkHarness {
  * producer processes of the benchmarks): key sku + WH1, the level's seq as onHand, available and
  * sequence, the envelope headers.
  */
-export function levelMessage(serde: AvroSerde, ids: { keyId: number; valueId: number }, topicName: string, publisherId: string, l: Level): { key: Buffer; value: Buffer; headers: IHeaders } {
-  const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: valueSubject(topicName), schemaVersion: 1 })
+export function levelMessage(
+  serde: AvroSerde,
+  ids: { keyId: number; valueId: number },
+  topicName: string,
+  publisherId: string,
+  l: Level,
+): { key: Buffer; value: Buffer; headers: IHeaders } {
+  const env = envelope({
+    type: 'inventory.level.changed',
+    source: '/test',
+    schemaSubject: valueSubject(topicName),
+    schemaVersion: 1,
+  })
   return {
     key: serde.encodeSync(ids.keyId, { manufacturerId: publisherId, sku: l.sku, locationId: 'WH1' }),
     value: serde.encodeSync(ids.valueId, {
@@ -100,12 +132,25 @@ export function levelMessage(serde: AvroSerde, ids: { keyId: number; valueId: nu
   }
 }
 
-export const FAST: Partial<SinkWorkerSettings> = { leaseTtlMs: 3000, heartbeatMs: 500, pollMs: 300, cursorFlushMs: 300, statusIntervalMs: 1000 }
+export const FAST: Partial<SinkWorkerSettings> = {
+  leaseTtlMs: 3000,
+  heartbeatMs: 500,
+  pollMs: 300,
+  cursorFlushMs: 300,
+  statusIntervalMs: 1000,
+}
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '../..')
 
-export async function startSinkHarness(options: { partitions?: number; quiet?: boolean; mappingSandbox?: Partial<MappingSandboxSettings>; partnerTopicPrefix?: string } = {}): Promise<SinkHarness> {
+export async function startSinkHarness(
+  options: {
+    partitions?: number
+    quiet?: boolean
+    mappingSandbox?: Partial<MappingSandboxSettings>
+    partnerTopicPrefix?: string
+  } = {},
+): Promise<SinkHarness> {
   const logger = createLogger({ level: process.env.LOG_LEVEL === 'debug' ? 'debug' : 'error' })
   const dbName = uniqueName('sink').slice(0, 50)
   const mongo = testMongo()
@@ -122,7 +167,9 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
       apiKeyCacheMs: 1000,
       idempotencyTtlSeconds: 60,
       // kafka-topic subscriptions (partner topics) when asked for
-      ...(options.partnerTopicPrefix !== undefined ? { partnerKafka: { topicPrefix: options.partnerTopicPrefix } } : {}),
+      ...(options.partnerTopicPrefix !== undefined
+        ? { partnerKafka: { topicPrefix: options.partnerTopicPrefix } }
+        : {}),
     })
     await c.init()
     return c
@@ -153,7 +200,11 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
   await producer.connect()
   const publisher = await cp.createOrganization(ADMIN, { kind: 'publisher', name: 'P', slug: uniqueName('p') })
   const partner = await cp.createOrganization(ADMIN, { kind: 'partner', name: 'A', slug: uniqueName('a') })
-  const grant = await cp.createGrant(ADMIN, { publisherId: publisher._id, partnerId: partner._id, entitlements: [{ eventType: 'inventory.level.changed' }] })
+  const grant = await cp.createGrant(ADMIN, {
+    publisherId: publisher._id,
+    partnerId: partner._id,
+    entitlements: [{ eventType: 'inventory.level.changed' }],
+  })
   await cp.acceptGrant(ADMIN, grant._id) // the partner's side of the relationship
   const workers: SinkWorker[] = []
   const children: ChildProcess[] = []
@@ -186,16 +237,33 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
       return messages.map((m) => String(m.headers[HEADER.id]))
     },
     async produceRaw(key, value, headers) {
-      const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: valueSubject(topic.name), schemaVersion: 1 })
-      await producer.send({ topic: topic.name, messages: [{ key, value, headers: { ...toHeaders(env), ...(headers ?? {}) } }] })
+      const env = envelope({
+        type: 'inventory.level.changed',
+        source: '/test',
+        schemaSubject: valueSubject(topic.name),
+        schemaVersion: 1,
+      })
+      await producer.send({
+        topic: topic.name,
+        messages: [{ key, value, headers: { ...toHeaders(env), ...(headers ?? {}) } }],
+      })
     },
     async produceTombstones(skus) {
       const out: string[] = []
       const messages = skus.map((sku) => {
-        const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: valueSubject(topic.name), schemaVersion: 1 })
+        const env = envelope({
+          type: 'inventory.level.changed',
+          source: '/test',
+          schemaSubject: valueSubject(topic.name),
+          schemaVersion: 1,
+        })
         out.push(env.id)
         // a tombstone has no payload: its publisher is named by the header, as the source runner stamps it
-        return { key: serde.encodeSync(keyId, { manufacturerId: publisher._id, sku, locationId: 'WH1' }), value: null, headers: { ...toHeaders(env), [HEADER.publisherId]: publisher._id } }
+        return {
+          key: serde.encodeSync(keyId, { manufacturerId: publisher._id, sku, locationId: 'WH1' }),
+          value: null,
+          headers: { ...toHeaders(env), [HEADER.publisherId]: publisher._id },
+        }
       })
       await producer.send({ topic: topic.name, messages })
       return out
@@ -221,7 +289,12 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
         db: store?.db ?? db,
         serde,
         topics: [topic],
-        createSink: createSink ?? sinkFactoryByType({ webhook: webhookSinkFactory(client, store?.cp ?? cp, 2000), rest: restSinkFactory(client, new OAuth2TokenCache(client), mappings, store?.cp ?? cp, 2000) }),
+        createSink:
+          createSink ??
+          sinkFactoryByType({
+            webhook: webhookSinkFactory(client, store?.cp ?? cp, 2000),
+            rest: restSinkFactory(client, new OAuth2TokenCache(client), mappings, store?.cp ?? cp, 2000),
+          }),
         defaults: { ...deliveryDefaults(testConfig()), ...defaults },
         logger,
         settings: { groupId, deadLetterTopic, ...FAST, ...settings },
@@ -232,8 +305,18 @@ export async function startSinkHarness(options: { partitions?: number; quiet?: b
       return w
     },
     async childWorker(workerId, settings = {}) {
-      const args = JSON.stringify({ dbName, registryUrl: registry.url, encryptionKeys, topic, settings: { groupId, deadLetterTopic, workerId, ...FAST, ...settings } })
-      const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'worker-child.ts'), args], { cwd: root, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] })
+      const args = JSON.stringify({
+        dbName,
+        registryUrl: registry.url,
+        encryptionKeys,
+        topic,
+        settings: { groupId, deadLetterTopic, workerId, ...FAST, ...settings },
+      })
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'worker-child.ts'), args], {
+        cwd: root,
+        env: process.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
       children.push(child)
       let err = ''
       child.stderr!.on('data', (d: Buffer) => {

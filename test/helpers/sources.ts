@@ -20,7 +20,10 @@ export async function createTopics(admin: Admin, specs: TopicSpec[]): Promise<vo
 /** Number of records in a topic (sum of high watermarks minus low). */
 export async function countRecords(admin: Admin, topic: string): Promise<number> {
   // Right after creation the broker may still answer NOT_LEADER for a moment: ask again.
-  const offsets = await waitFor(() => admin.fetchTopicOffsets(topic), { timeoutMs: 10_000, what: `offsets of ${topic}` })
+  const offsets = await waitFor(() => admin.fetchTopicOffsets(topic), {
+    timeoutMs: 10_000,
+    what: `offsets of ${topic}`,
+  })
   return offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0)
 }
 
@@ -44,7 +47,14 @@ export async function topicEnds(admin: Admin, topic: string): Promise<Map<number
  * Reads every record of a topic (all partitions, up to the current end), decoded; with `since`
  * (topicEnds taken earlier), only the records written after it (a shared topic's own records).
  */
-export async function readTopic(kafka: Kafka, admin: Admin, serde: AvroSerde, topic: string, timeoutMs = 30_000, since?: Map<number, number>): Promise<ReadRecord[]> {
+export async function readTopic(
+  kafka: Kafka,
+  admin: Admin,
+  serde: AvroSerde,
+  topic: string,
+  timeoutMs = 30_000,
+  since?: Map<number, number>,
+): Promise<ReadRecord[]> {
   const ends = await admin.fetchTopicOffsets(topic)
   const from = (o: { partition: number; low: string }) => Math.max(Number(o.low), since?.get(o.partition) ?? 0)
   const want = new Map(ends.filter((o) => Number(o.high) > from(o)).map((o) => [o.partition, Number(o.high)]))
@@ -55,30 +65,34 @@ export async function readTopic(kafka: Kafka, admin: Admin, serde: AvroSerde, to
     await consumer.connect()
     await consumer.subscribe({ topics: [topic], fromBeginning: true })
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`reading ${topic}: only ${out.length} records within ${timeoutMs} ms`)), timeoutMs)
+      const timer = setTimeout(
+        () => reject(new Error(`reading ${topic}: only ${out.length} records within ${timeoutMs} ms`)),
+        timeoutMs,
+      )
       const done = new Set<number>()
-      const running = consumer
-        .run({
-          eachMessage: async ({ partition, message }) => {
-            const off = Number(message.offset)
-            const high = want.get(partition)
-            if (high === undefined || off >= high || off < (since?.get(partition) ?? 0)) return
-            out.push({
-              partition,
-              offset: off,
-              key: message.key ? await serde.decode(message.key) : null,
-              value: message.value ? await serde.decode(message.value) : null,
-              headers: headerStrings(message.headers),
-            })
-            if (off >= high - 1) done.add(partition)
-            if (done.size === want.size) {
-              clearTimeout(timer)
-              resolve()
-            }
-          },
-        })
+      const running = consumer.run({
+        eachMessage: async ({ partition, message }) => {
+          const off = Number(message.offset)
+          const high = want.get(partition)
+          if (high === undefined || off >= high || off < (since?.get(partition) ?? 0)) return
+          out.push({
+            partition,
+            offset: off,
+            key: message.key ? await serde.decode(message.key) : null,
+            value: message.value ? await serde.decode(message.value) : null,
+            headers: headerStrings(message.headers),
+          })
+          if (off >= high - 1) done.add(partition)
+          if (done.size === want.size) {
+            clearTimeout(timer)
+            resolve()
+          }
+        },
+      })
       running.catch(reject)
-      if (since) for (const o of ends) if (want.has(o.partition)) consumer.seek({ topic, partition: o.partition, offset: String(from(o)) })
+      if (since)
+        for (const o of ends)
+          if (want.has(o.partition)) consumer.seek({ topic, partition: o.partition, offset: String(from(o)) })
     })
   } finally {
     await consumer.disconnect()

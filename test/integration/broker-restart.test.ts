@@ -50,8 +50,14 @@ describe('broker restart mid-stream (local stack)', function () {
     const first = await h.produce(levels(60, 6))
     await waitFor(() => rx!.received.length >= 10, { what: 'deliveries under way' })
     await restartBroker(1000)
-    const second = await waitFor(async () => h!.produce(levels(60, 6, 60)), { timeoutMs: 60_000, what: 'producing after the restart' })
-    await waitFor(() => new Set(verified(sub.secret, rx!).map((g) => g.id)).size >= 120, { timeoutMs: 120_000, what: 'all 120 events delivered' })
+    const second = await waitFor(async () => h!.produce(levels(60, 6, 60)), {
+      timeoutMs: 60_000,
+      what: 'producing after the restart',
+    })
+    await waitFor(() => new Set(verified(sub.secret, rx!).map((g) => g.id)).size >= 120, {
+      timeoutMs: 120_000,
+      what: 'all 120 events delivered',
+    })
     const got = verified(sub.secret, rx!)
     expect(new Set(got.map((g) => g.id))).to.deep.equal(new Set([...first, ...second]))
     const bodies = new Map<string, string>()
@@ -81,10 +87,30 @@ describe('broker restart mid-stream (local stack)', function () {
       const s = app.listen(0, '127.0.0.1', () => resolve(s))
     })
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events/inventory.level.changed`
-    const event = (seq: number) => ({ manufacturerId: 'acme', sku: 'SKU-R', locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: seq, reserved: 0, available: seq, incoming: [], sequence: seq, occurredAt: '2026-11-24T10:00:00.000Z' })
+    const event = (seq: number) => ({
+      manufacturerId: 'acme',
+      sku: 'SKU-R',
+      locationId: 'L1',
+      locationType: 'WAREHOUSE',
+      unitOfMeasure: 'EA',
+      onHand: seq,
+      reserved: 0,
+      available: seq,
+      incoming: [],
+      sequence: seq,
+      occurredAt: '2026-11-24T10:00:00.000Z',
+    })
     const post = async (seq: number) => {
-      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([event(seq)]) })
-      return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { eventIds?: string[] } }
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify([event(seq)]),
+      })
+      return {
+        status: res.status,
+        retryAfter: res.headers.get('retry-after'),
+        body: (await res.json()) as { eventIds?: string[] },
+      }
     }
     const count = async () => {
       const admin = testKafka().admin()
@@ -102,10 +128,13 @@ describe('broker restart mid-stream (local stack)', function () {
         expect(down.status).to.equal(503)
         expect(Number(down.retryAfter), 'Retry-After seconds').to.be.greaterThan(0)
       })
-      const back = await waitFor(async () => {
-        const r = await post(3)
-        return r.status === 202 ? r : undefined
-      }, { timeoutMs: 60_000, what: '202 after the restart' })
+      const back = await waitFor(
+        async () => {
+          const r = await post(3)
+          return r.status === 202 ? r : undefined
+        },
+        { timeoutMs: 60_000, what: '202 after the restart' },
+      )
       expect(back.body.eventIds).to.have.length(1)
       expect(await count(), 'the 503 stored nothing').to.equal(2)
     } finally {

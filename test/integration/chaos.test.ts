@@ -27,8 +27,20 @@ describe('chaos: the short fault scenario', function () {
     run = runChaos({ ...options, signal: abort.signal })
     const report = await run
     process.stdout.write(formatReport(report).replace(/^/gm, '  [chaos] ') + '\n')
-    expect(report.checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail}`), 'failed checks').to.deep.equal([])
+    expect(
+      report.checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail}`),
+      'failed checks',
+    ).to.deep.equal([])
     expect(report.figures.accepted, 'events accepted').to.be.at.least(options.events)
-    expect(report.figures.phases.map((p) => p.name)).to.include.members(['worker-kill-new-id', 'worker-kill-same-id', 'broker-kill', 'broker-restart', 'store-outage', 'partner-failing', 'partner-hanging', 'partner-dns'])
+    expect(report.figures.phases.map((p) => p.name)).to.include.members([
+      'worker-kill-new-id',
+      'worker-kill-same-id',
+      'broker-kill',
+      'broker-restart',
+      'store-outage',
+      'partner-failing',
+      'partner-hanging',
+      'partner-dns',
+    ])
   })
 })

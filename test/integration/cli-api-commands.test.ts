@@ -20,22 +20,54 @@ describe('CLI: partners, subscriptions, connectors, dlq over the management API'
   let partnerEnv: Record<string, string>
 
   before(async () => {
-    platform = await startPlatform(config, createLogger({ level: 'error', write: () => undefined }), { stopStackOnClose: false, roles: 'api' })
+    platform = await startPlatform(config, createLogger({ level: 'error', write: () => undefined }), {
+      stopStackOnClose: false,
+      roles: 'api',
+    })
     env = { DISTRIBUTARY_API_URL: platform.url, DISTRIBUTARY_API_KEY: adminKey }
     const call = async (p: string, body: unknown) => {
-      const res = await fetch(platform.url + p, { method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      const res = await fetch(platform.url + p, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
       return (await res.json()) as { id: string }
     }
     const pub = await call('/v1/organizations', { kind: 'publisher', name: 'Acme', slug: 'acme-cli' })
-    const partner = await call('/v1/organizations', { kind: 'partner', name: 'Northwind Distribution', slug: 'northwind-cli' })
-    const grant = await call('/v1/grants', { publisherId: pub.id, partnerId: partner.id, entitlements: [{ eventType: 'inventory.level.changed' }] })
+    const partner = await call('/v1/organizations', {
+      kind: 'partner',
+      name: 'Northwind Distribution',
+      slug: 'northwind-cli',
+    })
+    const grant = await call('/v1/grants', {
+      publisherId: pub.id,
+      partnerId: partner.id,
+      entitlements: [{ eventType: 'inventory.level.changed' }],
+    })
     await call(`/v1/grants/${grant.id}/accept`, {})
     // a second publisher's offer, and the partner's own key to answer it with
     const globex = await call('/v1/organizations', { kind: 'publisher', name: 'Globex', slug: 'globex-cli' })
-    offerId = (await call('/v1/grants', { publisherId: globex.id, partnerId: partner.id, entitlements: [{ eventType: 'deal.registered' }] })).id
-    const partnerKey = (await call('/v1/api-keys', { scope: 'partner', organizationId: partner.id, name: 'cli' })) as unknown as { key: string }
+    offerId = (
+      await call('/v1/grants', {
+        publisherId: globex.id,
+        partnerId: partner.id,
+        entitlements: [{ eventType: 'deal.registered' }],
+      })
+    ).id
+    const partnerKey = (await call('/v1/api-keys', {
+      scope: 'partner',
+      organizationId: partner.id,
+      name: 'cli',
+    })) as unknown as { key: string }
     partnerEnv = { ...env, DISTRIBUTARY_API_KEY: partnerKey.key }
-    subId = (await call('/v1/subscriptions', { partnerId: partner.id, name: 'erp', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } })).id
+    subId = (
+      await call('/v1/subscriptions', {
+        partnerId: partner.id,
+        name: 'erp',
+        eventTypes: ['inventory.level.changed'],
+        sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' },
+      })
+    ).id
   })
 
   after(async () => {
@@ -48,7 +80,10 @@ describe('CLI: partners, subscriptions, connectors, dlq over the management API'
     const lines = table.out.trim().split('\n')
     expect(lines[0]).to.match(/^ID\s+SLUG\s+NAME\s+KIND\s+CREATED$/)
     expect(lines.some((l) => /northwind-cli\s+Northwind Distribution\s+partner/.test(l))).to.equal(true)
-    expect(lines.some((l) => l.includes('acme-cli')), 'publishers are not partners').to.equal(false)
+    expect(
+      lines.some((l) => l.includes('acme-cli')),
+      'publishers are not partners',
+    ).to.equal(false)
     const json = await cli(['partners', 'list', '--json'], env)
     expect((JSON.parse(json.out) as Array<{ slug: string }>).map((p) => p.slug)).to.deep.equal(['northwind-cli'])
   })
@@ -78,13 +113,17 @@ describe('CLI: partners, subscriptions, connectors, dlq over the management API'
     const table = await cli(['grants'], partnerEnv)
     expect(table.code, table.err).to.equal(0)
     expect(table.out.split('\n')[0]).to.match(/^ID\s+PUBLISHER\s+PARTNER\s+STATUS\s+ACCEPTED\s+PENDING$/)
-    expect(table.out.split('\n').find((l) => l.startsWith(offerId))).to.match(/\soffered\s+\[\]\s+\["deal.registered"\]$/)
+    expect(table.out.split('\n').find((l) => l.startsWith(offerId))).to.match(
+      /\soffered\s+\[\]\s+\["deal.registered"\]$/,
+    )
     const accepted = await cli(['grants', 'accept', offerId], partnerEnv)
     expect(accepted.code, accepted.err).to.equal(0)
     expect(accepted.out).to.match(new RegExp(`^${offerId}: accepted \\(deal.registered\\) from org_`))
     const shown = JSON.parse((await cli(['grants', 'show', offerId, '--json'], partnerEnv)).out) as { status: string }
     expect(shown.status).to.equal('active')
-    expect((await cli(['grants', 'decline', offerId], partnerEnv)).out).to.equal(`${offerId}: ended; nothing more is delivered under it\n`)
+    expect((await cli(['grants', 'decline', offerId], partnerEnv)).out).to.equal(
+      `${offerId}: ended; nothing more is delivered under it\n`,
+    )
     const gone = await cli(['grants', 'show', offerId], partnerEnv)
     expect(gone.code).to.equal(1)
   })

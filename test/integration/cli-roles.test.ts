@@ -103,13 +103,19 @@ describe('CLI roles: one api process and two worker processes', function () {
     for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM')
     await Promise.all(procs.map((p) => Promise.race([exited(p), new Promise((r) => setTimeout(r, 20_000))])))
     for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
-    if (process.env.ROLES_LOG_DIR) for (const [i, p] of procs.entries()) (await import('node:fs')).writeFileSync(path.join(process.env.ROLES_LOG_DIR, `${i}-${p.role}.log`), p.output())
+    if (process.env.ROLES_LOG_DIR)
+      for (const [i, p] of procs.entries())
+        (await import('node:fs')).writeFileSync(path.join(process.env.ROLES_LOG_DIR, `${i}-${p.role}.log`), p.output())
     await Promise.all(receivers.map((r) => r.close()))
     await mongo?.close()
   })
 
   it('delivers every event to every subscription, shares the subscriptions, and survives a killed worker', async () => {
-    const pub = await call('POST', '/v1/organizations', { kind: 'publisher', name: 'Acme Roles', slug: `acme-${db.slice(-8)}` })
+    const pub = await call('POST', '/v1/organizations', {
+      kind: 'publisher',
+      name: 'Acme Roles',
+      slug: `acme-${db.slice(-8)}`,
+    })
     expect(pub.status, pub.text).to.equal(201)
     const pubKey = await call('POST', '/v1/api-keys', { scope: 'publisher', name: 'erp', organizationId: pub.body.id })
     expect(pubKey.status, pubKey.text).to.equal(201)
@@ -117,9 +123,17 @@ describe('CLI roles: one api process and two worker processes', function () {
     // Four partners, one webhook subscription each: enough for both workers to hold some.
     const subs: Array<{ id: string; receiver: Receiver }> = []
     for (let i = 0; i < 4; i++) {
-      const partner = await call('POST', '/v1/organizations', { kind: 'partner', name: `Partner ${i}`, slug: `p${i}-${db.slice(-8)}` })
+      const partner = await call('POST', '/v1/organizations', {
+        kind: 'partner',
+        name: `Partner ${i}`,
+        slug: `p${i}-${db.slice(-8)}`,
+      })
       expect(partner.status, partner.text).to.equal(201)
-      const grant = await call('POST', '/v1/grants', { publisherId: pub.body.id, partnerId: partner.body.id, entitlements: [{ eventType: 'inventory.level.changed' }] })
+      const grant = await call('POST', '/v1/grants', {
+        publisherId: pub.body.id,
+        partnerId: partner.body.id,
+        entitlements: [{ eventType: 'inventory.level.changed' }],
+      })
       expect(grant.status, grant.text).to.equal(201)
       expect((await call('POST', `/v1/grants/${grant.body.id}/accept`)).status).to.equal(200)
       const receiver = await startReceiver()
@@ -139,10 +153,16 @@ describe('CLI roles: one api process and two worker processes', function () {
     const leases = mongo.db(db).collection<LeaseDoc>(SINK_COLLECTIONS.leases)
     await waitFor(
       async () => {
-        const held = await leases.find({ _id: { $in: subs.map((s) => s.id) }, expiresAt: { $gt: new Date() } }).toArray()
+        const held = await leases
+          .find({ _id: { $in: subs.map((s) => s.id) }, expiresAt: { $gt: new Date() } })
+          .toArray()
         return held.length === subs.length && new Set(held.map((l) => l.workerId)).size === 2
       },
-      { timeoutMs: 60_000, what: async () => `leases: ${JSON.stringify(await leases.find({}).toArray())}\n${procs[1]!.output().slice(-2000)}\n${procs[2]!.output().slice(-2000)}` },
+      {
+        timeoutMs: 60_000,
+        what: async () =>
+          `leases: ${JSON.stringify(await leases.find({}).toArray())}\n${procs[1]!.output().slice(-2000)}\n${procs[2]!.output().slice(-2000)}`,
+      },
     )
     await waitFor(
       async () => {
@@ -178,19 +198,31 @@ describe('CLI roles: one api process and two worker processes', function () {
         expect(r.status, r.text).to.equal(202)
       }
     }
-    const seqs = (r: Receiver) => r.received.map((x) => JSON.parse(x.body) as { data: { sku: string; sequence: number } }).filter((b) => b.data.sku.includes(tag))
-    const allArrived = (total: number) => async () => subs.every((s) => new Set(seqs(s.receiver).map((b) => b.data.sequence)).size === total)
+    const seqs = (r: Receiver) =>
+      r.received
+        .map((x) => JSON.parse(x.body) as { data: { sku: string; sequence: number } })
+        .filter((b) => b.data.sku.includes(tag))
+    const allArrived = (total: number) => async () =>
+      subs.every((s) => new Set(seqs(s.receiver).map((b) => b.data.sequence)).size === total)
 
     const firstPublish = new Date()
     await publish(0, 200)
-    await waitFor(allArrived(200), { timeoutMs: 60_000, what: () => `received: ${subs.map((s) => new Set(seqs(s.receiver).map((b) => b.data.sequence)).size).join(', ')} of 200` })
+    await waitFor(allArrived(200), {
+      timeoutMs: 60_000,
+      what: () =>
+        `received: ${subs.map((s) => new Set(seqs(s.receiver).map((b) => b.data.sequence)).size).join(', ')} of 200`,
+    })
 
     // Kill -9 one worker; the other takes its subscriptions over and everything still arrives.
     const victim = procs[1]!
     victim.child.kill('SIGKILL')
     await exited(victim)
     await publish(200, 400)
-    await waitFor(allArrived(400), { timeoutMs: 90_000, what: () => `after the kill: ${subs.map((s) => new Set(seqs(s.receiver).map((b) => b.data.sequence)).size).join(', ')} of 400\n${procs[2]!.output().slice(-3000)}` })
+    await waitFor(allArrived(400), {
+      timeoutMs: 90_000,
+      what: () =>
+        `after the kill: ${subs.map((s) => new Set(seqs(s.receiver).map((b) => b.data.sequence)).size).join(', ')} of 400\n${procs[2]!.output().slice(-3000)}`,
+    })
     const held = await leases.find({ _id: { $in: subs.map((s) => s.id) } }).toArray()
     expect(new Set(held.map((l) => l.workerId))).to.deep.equal(new Set(['roles-w2']))
 
@@ -198,17 +230,26 @@ describe('CLI roles: one api process and two worker processes', function () {
     // the partner receives every event again.
     const target = subs[0]!
     const before = seqs(target.receiver).length
-    const replay = await cli(['connectors', 'replay', target.id, '--from', new Date(firstPublish.getTime() - 1000).toISOString(), '--follow'], {
-      ...env,
-      DISTRIBUTARY_API_URL: api,
-      DISTRIBUTARY_API_KEY: adminKey,
-    })
+    const replay = await cli(
+      ['connectors', 'replay', target.id, '--from', new Date(firstPublish.getTime() - 1000).toISOString(), '--follow'],
+      {
+        ...env,
+        DISTRIBUTARY_API_URL: api,
+        DISTRIBUTARY_API_KEY: adminKey,
+      },
+    )
     expect(replay.code, replay.err + replay.out).to.equal(0)
     expect(replay.err).to.match(new RegExp(`replay ${target.id}: caught up: \\d+ events replayed`))
-    await waitFor(() => seqs(target.receiver).length >= before + 400, { timeoutMs: 30_000, what: 'the replayed events' })
+    await waitFor(() => seqs(target.receiver).length >= before + 400, {
+      timeoutMs: 30_000,
+      what: 'the replayed events',
+    })
     const counts = new Map<number, number>()
     for (const b of seqs(target.receiver)) counts.set(b.data.sequence, (counts.get(b.data.sequence) ?? 0) + 1)
-    expect([...counts.values()].every((n) => n >= 2), 'every event arrived again').to.equal(true)
+    expect(
+      [...counts.values()].every((n) => n >= 2),
+      'every event arrived again',
+    ).to.equal(true)
 
     // Per-key order for every partner (redeliveries after the kill may repeat, never reorder what was new).
     for (const s of subs) {

@@ -33,7 +33,10 @@ describe('CLI: create and update organizations, keys, grants and subscriptions',
   let grantId: string
 
   before(async () => {
-    platform = await startPlatform(config, createLogger({ level: 'error', write: () => undefined }), { stopStackOnClose: false, roles: 'api' })
+    platform = await startPlatform(config, createLogger({ level: 'error', write: () => undefined }), {
+      stopStackOnClose: false,
+      roles: 'api',
+    })
     env = { DISTRIBUTARY_API_URL: platform.url, DISTRIBUTARY_API_KEY: adminKey }
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-write-'))
   })
@@ -44,15 +47,41 @@ describe('CLI: create and update organizations, keys, grants and subscriptions',
   })
 
   it('organizations: create with flags and from a file, list, show, update', async () => {
-    const created = await cli(['organizations', 'create', '--kind', 'publisher', '--name', 'Acme Components', '--slug', 'acme-write'])
+    const created = await cli([
+      'organizations',
+      'create',
+      '--kind',
+      'publisher',
+      '--name',
+      'Acme Components',
+      '--slug',
+      'acme-write',
+    ])
     expect(created.code, created.err).to.equal(0)
     expect(created.out).to.match(/^org_[0-9a-f]{24}: created publisher acme-write \(Acme Components\)\n$/)
     publisherId = created.out.slice(0, 28)
 
     const file = path.join(tmp, 'northwind.json')
-    fs.writeFileSync(file, JSON.stringify({ kind: 'partner', name: 'Northwind', slug: 'northwind-write', profile: { partnerType: 'DISTRIBUTOR', tier: 'GOLD', headquartersCountry: 'DE' } }))
-    const partner = await cliJson<{ id: string; slug: string; profile: { tier: string; partnerType: string } }>(['organizations', 'create', '--from-file', file])
-    expect([partner.slug, partner.profile.partnerType, partner.profile.tier]).to.deep.equal(['northwind-write', 'DISTRIBUTOR', 'GOLD'])
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        kind: 'partner',
+        name: 'Northwind',
+        slug: 'northwind-write',
+        profile: { partnerType: 'DISTRIBUTOR', tier: 'GOLD', headquartersCountry: 'DE' },
+      }),
+    )
+    const partner = await cliJson<{ id: string; slug: string; profile: { tier: string; partnerType: string } }>([
+      'organizations',
+      'create',
+      '--from-file',
+      file,
+    ])
+    expect([partner.slug, partner.profile.partnerType, partner.profile.tier]).to.deep.equal([
+      'northwind-write',
+      'DISTRIBUTOR',
+      'GOLD',
+    ])
     partnerId = partner.id
 
     const all = await cliJson<Array<{ id: string }>>(['organizations'])
@@ -62,7 +91,11 @@ describe('CLI: create and update organizations, keys, grants and subscriptions',
     expect(publishers.out).to.contain('acme-write').and.not.contain('northwind-write')
 
     // a flag replaces the file's field; the profile comes from stdin
-    const updated = await cli(['organizations', 'update', partnerId, '--from-file', '-', '--name', 'Northwind Distribution'], env, JSON.stringify({ name: 'ignored', profile: { tier: 'PLATINUM' } }))
+    const updated = await cli(
+      ['organizations', 'update', partnerId, '--from-file', '-', '--name', 'Northwind Distribution'],
+      env,
+      JSON.stringify({ name: 'ignored', profile: { tier: 'PLATINUM' } }),
+    )
     expect(updated.code, updated.err).to.equal(0)
     expect(updated.out).to.equal(`${partnerId}: updated partner northwind-write (Northwind Distribution)\n`)
     const shown = await cliJson<{ name: string; profile: { tier: string } }>(['organizations', 'show', partnerId])
@@ -70,7 +103,16 @@ describe('CLI: create and update organizations, keys, grants and subscriptions',
   })
 
   it('keys: create (the key shown once, and it works), list, rotate, revoke', async () => {
-    const created = await cli(['keys', 'create', '--scope', 'partner', '--organization-id', partnerId, '--name', 'northwind ops'])
+    const created = await cli([
+      'keys',
+      'create',
+      '--scope',
+      'partner',
+      '--organization-id',
+      partnerId,
+      '--name',
+      'northwind ops',
+    ])
     expect(created.code, created.err).to.equal(0)
     const [line, keyLine] = created.out.split('\n')
     expect(line).to.match(new RegExp(`^key_[0-9a-f]{24}: created partner key "northwind ops" of ${partnerId}$`))
@@ -82,7 +124,13 @@ describe('CLI: create and update organizations, keys, grants and subscriptions',
     const listed = await cliJson<Array<{ id: string; name: string }>>(['keys', 'list', '--organization-id', partnerId])
     expect(listed.map((k) => [k.id, k.name])).to.deep.equal([[keyId, 'northwind ops']])
 
-    const rotated = await cliJson<{ id: string; key: string; rotatedFrom: string }>(['keys', 'rotate', keyId, '--overlap-seconds', '0'])
+    const rotated = await cliJson<{ id: string; key: string; rotatedFrom: string }>([
+      'keys',
+      'rotate',
+      keyId,
+      '--overlap-seconds',
+      '0',
+    ])
     expect(rotated.rotatedFrom).to.equal(keyId)
     partnerEnv = { ...env, DISTRIBUTARY_API_KEY: rotated.key }
     const revoked = await cli(['keys', 'revoke', keyId])
@@ -91,42 +139,120 @@ describe('CLI: create and update organizations, keys, grants and subscriptions',
   })
 
   it('grants: create with flags (fields and a filter), the partner accepts, update adds a pending event type', async () => {
-    const created = await cli(['grants', 'create', '--publisher-id', publisherId, '--partner-id', partnerId, '--event-type', 'inventory.level.changed', '--fields', 'sku,available', '--filter', 'locationId=DE-HAM-1,FR-PAR-1'])
+    const created = await cli([
+      'grants',
+      'create',
+      '--publisher-id',
+      publisherId,
+      '--partner-id',
+      partnerId,
+      '--event-type',
+      'inventory.level.changed',
+      '--fields',
+      'sku,available',
+      '--filter',
+      'locationId=DE-HAM-1,FR-PAR-1',
+    ])
     expect(created.code, created.err).to.equal(0)
-    expect(created.out).to.match(new RegExp(`^grt_[0-9a-f]{24}: offered inventory.level.changed to ${partnerId} \\(offered; the partner accepts it with distributary grants accept grt_[0-9a-f]{24}\\)\\n$`))
+    expect(created.out).to.match(
+      new RegExp(
+        `^grt_[0-9a-f]{24}: offered inventory.level.changed to ${partnerId} \\(offered; the partner accepts it with distributary grants accept grt_[0-9a-f]{24}\\)\\n$`,
+      ),
+    )
     grantId = created.out.slice(0, 28)
     const shown = await cliJson<{ status: string; entitlements: unknown[] }>(['grants', 'show', grantId])
     expect(shown.status).to.equal('offered')
-    expect(shown.entitlements).to.deep.equal([{ eventType: 'inventory.level.changed', filter: { locationId: { in: ['DE-HAM-1', 'FR-PAR-1'] } }, fields: ['sku', 'available'] }])
+    expect(shown.entitlements).to.deep.equal([
+      {
+        eventType: 'inventory.level.changed',
+        filter: { locationId: { in: ['DE-HAM-1', 'FR-PAR-1'] } },
+        fields: ['sku', 'available'],
+      },
+    ])
 
     expect((await cli(['grants', 'accept', grantId], partnerEnv)).code).to.equal(0)
     const updated = await cli(['grants', 'update', grantId, '--event-type', 'inventory.level.changed,deal.registered'])
     expect(updated.code, updated.err).to.equal(0)
-    expect(updated.out).to.match(new RegExp(`^${grantId}: updated \\(version \\d+\\); delivered: inventory.level.changed; pending the partner's acceptance: deal.registered\\n$`))
-    const listed = await cliJson<Array<{ id: string; pendingEventTypes: string[] }>>(['grants', 'list', '--partner-id', partnerId])
+    expect(updated.out).to.match(
+      new RegExp(
+        `^${grantId}: updated \\(version \\d+\\); delivered: inventory.level.changed; pending the partner's acceptance: deal.registered\\n$`,
+      ),
+    )
+    const listed = await cliJson<Array<{ id: string; pendingEventTypes: string[] }>>([
+      'grants',
+      'list',
+      '--partner-id',
+      partnerId,
+    ])
     expect(listed.map((g) => [g.id, g.pendingEventTypes])).to.deep.equal([[grantId, ['deal.registered']]])
   })
 
   it('subscriptions: create with flags (the webhook secret shown once) or a REST sink from stdin, show, update from a file and flags, delete', async () => {
-    const created = await cli(['subscriptions', 'create', '--partner-id', partnerId, '--name', 'erp', '--event-type', 'inventory.level.changed', '--webhook-url', 'http://127.0.0.1:9/hook', '--fields', 'sku'])
+    const created = await cli([
+      'subscriptions',
+      'create',
+      '--partner-id',
+      partnerId,
+      '--name',
+      'erp',
+      '--event-type',
+      'inventory.level.changed',
+      '--webhook-url',
+      'http://127.0.0.1:9/hook',
+      '--fields',
+      'sku',
+    ])
     expect(created.code, created.err).to.equal(0)
     const [line, secretLine] = created.out.split('\n')
-    expect(line).to.match(new RegExp(`^sub_[0-9a-f]{24}: created erp for ${partnerId} \\(inventory.level.changed\\) → webhook http://127.0.0.1:9/hook$`))
+    expect(line).to.match(
+      new RegExp(
+        `^sub_[0-9a-f]{24}: created erp for ${partnerId} \\(inventory.level.changed\\) → webhook http://127.0.0.1:9/hook$`,
+      ),
+    )
     expect(secretLine).to.match(/^webhook secret: whsec_\S+$/)
     const subId = line!.slice(0, 28)
 
     const file = path.join(tmp, 'erp-patch.json')
     fs.writeFileSync(file, JSON.stringify({ deliveryPolicy: { timeoutMs: 8000, concurrency: 4 } }))
-    const updated = await cliJson<{ name: string; deliveryPolicy: unknown; sink: { url: string } }>(['subscriptions', 'update', subId, '--from-file', file, '--name', 'erp-stock', '--webhook-url', 'http://127.0.0.1:9/stock'])
-    expect([updated.name, updated.deliveryPolicy, updated.sink.url]).to.deep.equal(['erp-stock', { timeoutMs: 8000, concurrency: 4 }, 'http://127.0.0.1:9/stock'])
+    const updated = await cliJson<{ name: string; deliveryPolicy: unknown; sink: { url: string } }>([
+      'subscriptions',
+      'update',
+      subId,
+      '--from-file',
+      file,
+      '--name',
+      'erp-stock',
+      '--webhook-url',
+      'http://127.0.0.1:9/stock',
+    ])
+    expect([updated.name, updated.deliveryPolicy, updated.sink.url]).to.deep.equal([
+      'erp-stock',
+      { timeoutMs: 8000, concurrency: 4 },
+      'http://127.0.0.1:9/stock',
+    ])
     const shown = await cliJson<{ name: string; fields: string[] }>(['subscriptions', 'show', subId], partnerEnv)
     expect([shown.name, shown.fields]).to.deep.equal(['erp-stock', ['sku']])
     const listed = await cli(['subscriptions', 'list', '--partner-id', partnerId])
-    expect(listed.out).to.match(new RegExp(`^${subId}\\s+${partnerId}\\s+erp-stock\\s+\\["inventory.level.changed"\\]\\s+webhook\\s+http://127.0.0.1:9/stock$`, 'm'))
+    expect(listed.out).to.match(
+      new RegExp(
+        `^${subId}\\s+${partnerId}\\s+erp-stock\\s+\\["inventory.level.changed"\\]\\s+webhook\\s+http://127.0.0.1:9/stock$`,
+        'm',
+      ),
+    )
 
     // a sink the flags do not cover, from stdin
-    const rest = { partnerId, name: 'crm', eventTypes: ['inventory.level.changed'], sink: { type: 'rest', url: 'http://127.0.0.1:9/stock/{value.sku}', method: 'PUT' }, deliveryPolicy: { timeoutMs: 8000 } }
-    const restSub = await cliJson<{ id: string; sink: { type: string; method: string }; webhookSecret?: string }>(['subscriptions', 'create', '--from-file', '-'], env, JSON.stringify(rest))
+    const rest = {
+      partnerId,
+      name: 'crm',
+      eventTypes: ['inventory.level.changed'],
+      sink: { type: 'rest', url: 'http://127.0.0.1:9/stock/{value.sku}', method: 'PUT' },
+      deliveryPolicy: { timeoutMs: 8000 },
+    }
+    const restSub = await cliJson<{ id: string; sink: { type: string; method: string }; webhookSecret?: string }>(
+      ['subscriptions', 'create', '--from-file', '-'],
+      env,
+      JSON.stringify(rest),
+    )
     expect([restSub.sink.type, restSub.sink.method, restSub.webhookSecret]).to.deep.equal(['rest', 'PUT', undefined])
 
     const deleted = await cli(['subscriptions', 'delete', subId])
@@ -136,24 +262,65 @@ describe('CLI: create and update organizations, keys, grants and subscriptions',
   })
 
   it('a validation error of the API is one line naming the field, exit 1', async () => {
-    const badSlug = await cli(['organizations', 'create', '--kind', 'partner', '--name', 'Contoso', '--slug', 'Contoso Supply'])
+    const badSlug = await cli([
+      'organizations',
+      'create',
+      '--kind',
+      'partner',
+      '--name',
+      'Contoso',
+      '--slug',
+      'Contoso Supply',
+    ])
     expect([badSlug.code, badSlug.out]).to.deep.equal([1, ''])
-    expect(badSlug.err).to.equal('distributary: 400 Bad Request: slug: must match pattern "^[a-z0-9][a-z0-9-]{1,62}$"\n')
+    expect(badSlug.err).to.equal(
+      'distributary: 400 Bad Request: slug: must match pattern "^[a-z0-9][a-z0-9-]{1,62}$"\n',
+    )
 
     const missing = await cli(['organizations', 'create', '--kind', 'partner', '--name', 'Contoso'])
-    expect(missing.err).to.equal('distributary: 400 Bad Request: slug: must have required property \'slug\'\n')
+    expect(missing.err).to.equal("distributary: 400 Bad Request: slug: must have required property 'slug'\n")
 
-    const badProfile = await cli(['organizations', 'update', partnerId, '--from-file', '-'], env, JSON.stringify({ profile: { tier: 'DIAMOND' } }))
+    const badProfile = await cli(
+      ['organizations', 'update', partnerId, '--from-file', '-'],
+      env,
+      JSON.stringify({ profile: { tier: 'DIAMOND' } }),
+    )
     expect(badProfile.code).to.equal(1)
-    expect(badProfile.err).to.match(/^distributary: 422 Unprocessable Content: profile\.tier: must be one of .*, got "DIAMOND"\n$/)
+    expect(badProfile.err).to.match(
+      /^distributary: 422 Unprocessable Content: profile\.tier: must be one of .*, got "DIAMOND"\n$/,
+    )
 
-    const notGranted = await cli(['subscriptions', 'create', '--partner-id', partnerId, '--name', 'deals', '--event-type', 'deal.won', '--webhook-url', 'http://127.0.0.1:9/deals'])
+    const notGranted = await cli([
+      'subscriptions',
+      'create',
+      '--partner-id',
+      partnerId,
+      '--name',
+      'deals',
+      '--event-type',
+      'deal.won',
+      '--webhook-url',
+      'http://127.0.0.1:9/deals',
+    ])
     expect(notGranted.code).to.equal(1)
-    expect(notGranted.err).to.equal('distributary: 422 Unprocessable Content: eventTypes[0]: event type deal.won is not granted to this partner\n')
+    expect(notGranted.err).to.equal(
+      'distributary: 422 Unprocessable Content: eventTypes[0]: event type deal.won is not granted to this partner\n',
+    )
 
-    const duplicate = await cli(['organizations', 'create', '--kind', 'partner', '--name', 'Again', '--slug', 'northwind-write'])
+    const duplicate = await cli([
+      'organizations',
+      'create',
+      '--kind',
+      'partner',
+      '--name',
+      'Again',
+      '--slug',
+      'northwind-write',
+    ])
     expect(duplicate.code).to.equal(1)
-    expect(duplicate.err).to.equal('distributary: 409 Conflict: slug: an organization with slug northwind-write exists\n')
+    expect(duplicate.err).to.equal(
+      'distributary: 409 Conflict: slug: an organization with slug northwind-write exists\n',
+    )
 
     const notJson = await cli(['grants', 'create', '--from-file', '-'], env, '{"partnerId": ')
     expect(notJson.code).to.equal(2)

@@ -22,7 +22,14 @@ import { countRecords, readTopic, sourceSuite } from '../helpers/sources.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const MAPPING = {
-  columns: { sku: 'Item No', locationId: 'Warehouse', onHand: 'On Hand', reserved: 'Allocated', available: 'Available', sequence: 'Seq' },
+  columns: {
+    sku: 'Item No',
+    locationId: 'Warehouse',
+    onHand: 'On Hand',
+    reserved: 'Allocated',
+    available: 'Available',
+    sequence: 'Seq',
+  },
   constants: { manufacturerId: 'acme', unitOfMeasure: 'EA' },
 }
 const HEADER_ROW = 'Item No,Description,Warehouse,On Hand,Allocated,Available,Seq'
@@ -50,14 +57,18 @@ describe('csv drop source', function () {
 
   function startSource(t: TopicSpec, extra: Record<string, unknown> = {}) {
     const source = new CsvDropSource([t])
-    const runner = new SourceRunner(source, parseCsvDropConfig({ dir: 'in', topic: t.name, settleMs: 0, scanIntervalMs: 20, ...MAPPING, ...extra }, folder), {
-      name: `csv-${path.basename(root)}`,
-      kafka: suite.kafka,
-      serde: suite.serde,
-      topics: [t],
-      logger: quietLogger,
-      idleMs: 20,
-    })
+    const runner = new SourceRunner(
+      source,
+      parseCsvDropConfig({ dir: 'in', topic: t.name, settleMs: 0, scanIntervalMs: 20, ...MAPPING, ...extra }, folder),
+      {
+        name: `csv-${path.basename(root)}`,
+        kafka: suite.kafka,
+        serde: suite.serde,
+        topics: [t],
+        logger: quietLogger,
+        idleMs: 20,
+      },
+    )
     return { source, runner }
   }
 
@@ -83,13 +94,19 @@ describe('csv drop source', function () {
     fs.writeFileSync(path.join(dir, 'stock.csv'), rows.join('\r\n') + '\r\n')
     await runUntilProcessed(t, 'stock.csv')
     const records = await readTopic(suite.kafka, suite.admin, suite.serde, t.name)
-    expect(records.map((r) => [r.value.sku, r.value.onHand, r.value.sequence]).sort((a, b) => Number(a[2]) - Number(b[2]))).to.deep.equal([
+    expect(
+      records.map((r) => [r.value.sku, r.value.onHand, r.value.sequence]).sort((a, b) => Number(a[2]) - Number(b[2])),
+    ).to.deep.equal([
       ['HX-1', 100, 1],
       ['HX-2', 50, 2],
       ['HX-1', 80, 3],
     ])
     for (const r of records) {
-      expect({ ...r.key }, 'the key carries its owner').to.deep.equal({ manufacturerId: 'acme', sku: r.value.sku, locationId: 'DE-HAM' })
+      expect({ ...r.key }, 'the key carries its owner').to.deep.equal({
+        manufacturerId: 'acme',
+        sku: r.value.sku,
+        locationId: 'DE-HAM',
+      })
       expect(r.value.manufacturerId).to.equal('acme')
       expect(r.headers[HEADER.type]).to.equal('inventory.level.changed')
     }
@@ -100,11 +117,20 @@ describe('csv drop source', function () {
 
   it('a bad file: nothing produced, every bad row in the reject file by line and field', async () => {
     const t = await suite.topic()
-    const rows = [HEADER_ROW, 'HX-1,Bolt,DE-HAM,lots,10,90,1', 'HX-2,Nut,DE-HAM,50,0', ',Washer,DE-HAM,5,0,5,x', '"HX-4"oops,Nut,DE-HAM,1,1,0,4']
+    const rows = [
+      HEADER_ROW,
+      'HX-1,Bolt,DE-HAM,lots,10,90,1',
+      'HX-2,Nut,DE-HAM,50,0',
+      ',Washer,DE-HAM,5,0,5,x',
+      '"HX-4"oops,Nut,DE-HAM,1,1,0,4',
+    ]
     fs.writeFileSync(path.join(dir, 'bad.csv'), rows.join('\n') + '\n')
     await runUntilProcessed(t, 'bad.csv')
     expect(await countRecords(suite.admin, t.name)).to.equal(0)
-    const rejects = fs.readFileSync(path.join(dir, 'processed', 'bad.rejects.csv'), 'utf8').trim().split('\n')
+    const rejects = fs
+      .readFileSync(path.join(dir, 'processed', 'bad.rejects.csv'), 'utf8')
+      .trim()
+      .split('\n')
     expect(rejects[0]).to.equal('line,field,column,error,row')
     const byLine = rejects.slice(1).map((l) => l.split(',').slice(0, 3).join(','))
     expect(byLine).to.include.members(['2,/onHand,On Hand', '3,,', '5,,', '4,/sequence,Seq'])
@@ -130,7 +156,12 @@ describe('csv drop source', function () {
       const seqs = records.filter((r) => r.value.sku === `HX-${k}`).map((r) => r.value.sequence)
       expect(seqs).to.deep.equal([...seqs].sort((a, b) => a - b))
     }
-    const rejected = fs.readFileSync(path.join(dir, 'processed', 'mixed.rejects.csv'), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[0]))
+    const rejected = fs
+      .readFileSync(path.join(dir, 'processed', 'mixed.rejects.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => Number(l.split(',')[0]))
     expect(rejected).to.deep.equal([37, 74, 111, 148, 185, 222, 259, 296].map((i) => i + 1))
   })
 
@@ -151,22 +182,28 @@ describe('csv drop source', function () {
       }
     }
     fs.writeFileSync(path.join(dir, 'big.csv'), lines.join('\r\n') + '\r\n')
-    const argsOf = (extra: Record<string, unknown>) => JSON.stringify({
-      brokers: kafkaBrokers(testConfig()),
-      registryUrl: suite.registry.url,
-      topic: t,
-      name: 'csv-kill',
-      root: folder,
-      config: { dir: 'in', topic: t.name, settleMs: 0, scanIntervalMs: 20, batchRows: 250, ...MAPPING },
-      ...extra,
-    })
+    const argsOf = (extra: Record<string, unknown>) =>
+      JSON.stringify({
+        brokers: kafkaBrokers(testConfig()),
+        registryUrl: suite.registry.url,
+        topic: t,
+        name: 'csv-kill',
+        root: folder,
+        config: { dir: 'in', topic: t.name, settleMs: 0, scanIntervalMs: 20, batchRows: 250, ...MAPPING },
+        ...extra,
+      })
     const spawnChild = (args = argsOf({})): ChildProcess => {
-      const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, '..', 'fixtures', 'csv-drop-child.ts'), args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', path.join(here, '..', 'fixtures', 'csv-drop-child.ts'), args],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      )
       child.stderr!.on('data', () => undefined)
       child.stdout!.on('data', () => undefined)
       return child
     }
-    const exited = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())))
+    const exited = (c: ChildProcess) =>
+      new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())))
 
     // First a crash after the broker acked a batch and before its resume point was stored.
     const crashed = spawnChild(argsOf({ crashBeforeCommit: 12 }))
@@ -177,7 +214,11 @@ describe('csv drop source', function () {
     for (const killAt of [6_000, 15_000]) {
       const child = spawnChild()
       try {
-        await waitFor(async () => (await countRecords(suite.admin, t.name)) >= killAt, { timeoutMs: 90_000, intervalMs: 20, what: `${killAt} records` })
+        await waitFor(async () => (await countRecords(suite.admin, t.name)) >= killAt, {
+          timeoutMs: 90_000,
+          intervalMs: 20,
+          what: `${killAt} records`,
+        })
         child.kill('SIGKILL')
         await exited(child)
       } finally {
@@ -187,7 +228,10 @@ describe('csv drop source', function () {
     }
     const last = spawnChild()
     try {
-      await waitFor(() => fs.existsSync(path.join(dir, 'processed', 'big.csv')), { timeoutMs: 120_000, what: 'big.csv processed' })
+      await waitFor(() => fs.existsSync(path.join(dir, 'processed', 'big.csv')), {
+        timeoutMs: 120_000,
+        what: 'big.csv processed',
+      })
       last.kill('SIGTERM')
       await exited(last)
     } finally {
@@ -208,12 +252,22 @@ describe('csv drop source', function () {
       const s = perKey.map((r) => r.value.sequence)
       expect(s, `order of HX-${k}`).to.deep.equal([...s].sort((a, b) => a - b))
     }
-    const rejected = fs.readFileSync(path.join(dir, 'processed', 'big.rejects.csv'), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[0]))
+    const rejected = fs
+      .readFileSync(path.join(dir, 'processed', 'big.rejects.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => Number(l.split(',')[0]))
     expect(rejected).to.deep.equal(bad)
   })
 
-  describe('confined to its publisher\'s drop folder', () => {
-    const stockFile = (p: string, sku: string, rows = 3) => fs.writeFileSync(p, [HEADER_ROW, ...Array.from({ length: rows }, (_, i) => `${sku},Bolt,DE-HAM,${i},0,${i},${i + 1}`)].join('\n') + '\n')
+  describe("confined to its publisher's drop folder", () => {
+    const stockFile = (p: string, sku: string, rows = 3) =>
+      fs.writeFileSync(
+        p,
+        [HEADER_ROW, ...Array.from({ length: rows }, (_, i) => `${sku},Bolt,DE-HAM,${i},0,${i},${i + 1}`)].join('\n') +
+          '\n',
+      )
 
     it('a symbolic link to a file elsewhere is neither read nor moved; the regular file beside it is', async () => {
       const t = await suite.topic()
@@ -251,9 +305,19 @@ describe('csv drop source', function () {
       fs.rmSync(dir)
       fs.mkdirSync(dir)
       fs.symlinkSync(outside, path.join(dir, 'done'))
-      const e2 = await startSource(t, { processedDir: 'in/done' }).runner.start().then(() => undefined, (e: Error) => e)
+      const e2 = await startSource(t, { processedDir: 'in/done' })
+        .runner.start()
+        .then(
+          () => undefined,
+          (e: Error) => e,
+        )
       expect(e2?.message).to.match(/config\.processedDir leads out/)
-      const e3 = await startSource(t, { stateDir: '/tmp' }).runner.start().then(() => undefined, (e: Error) => e)
+      const e3 = await startSource(t, { stateDir: '/tmp' })
+        .runner.start()
+        .then(
+          () => undefined,
+          (e: Error) => e,
+        )
       expect(e3?.message).to.match(/config\.stateDir must be a folder inside the publisher's drop folder/)
       expect(fs.readdirSync(outside)).to.deep.equal(['stock.csv'])
       expect(await countRecords(suite.admin, t.name)).to.equal(0)
@@ -274,7 +338,11 @@ describe('csv drop source', function () {
       } finally {
         await runner.stop()
       }
-      expect((await readTopic(suite.kafka, suite.admin, suite.serde, t.name)).map((r) => r.value.sku)).to.deep.equal(['FIRST', 'FIRST', 'FIRST'])
+      expect((await readTopic(suite.kafka, suite.admin, suite.serde, t.name)).map((r) => r.value.sku)).to.deep.equal([
+        'FIRST',
+        'FIRST',
+        'FIRST',
+      ])
       expect(fs.readdirSync(outside)).to.deep.equal(['second.csv'])
     })
   })

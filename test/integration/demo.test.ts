@@ -48,9 +48,14 @@ describe('distributary demo (bounded, non-interactive)', function () {
     expect(contoso!.webhook.stockExpected).to.be.below(150)
     expect(contoso!.webhook.stockWithheldByGrant).to.equal(150 - contoso!.webhook.stockExpected)
     expect(contoso!.webhook.stockReceived).to.be.at.least(contoso!.webhook.stockExpected)
-    expect(contoso!.webhook.locationsSeen.every((l) => ['DE-HAM-1', 'FR-PAR-1'].includes(l)), contoso!.webhook.locationsSeen.join()).to.equal(true)
+    expect(
+      contoso!.webhook.locationsSeen.every((l) => ['DE-HAM-1', 'FR-PAR-1'].includes(l)),
+      contoso!.webhook.locationsSeen.join(),
+    ).to.equal(true)
     expect(contoso!.webhook.fieldsSeen).to.not.include.members(['onHand'])
-    expect(contoso!.webhook.fieldsSeen.filter((f) => ['onHand', 'reserved', 'incoming', 'gtin', 'locationType'].includes(f))).to.deep.equal([])
+    expect(
+      contoso!.webhook.fieldsSeen.filter((f) => ['onHand', 'reserved', 'incoming', 'gtin', 'locationType'].includes(f)),
+    ).to.deep.equal([])
     for (const p of [northwind!, contoso!]) {
       expect(p.webhook.foreignDeals, `${p.name} got another partner's deal`).to.equal(0)
       expect(p.webhook.dealsReceived).to.be.at.least(p.webhook.dealsExpected)

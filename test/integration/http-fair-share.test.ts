@@ -7,7 +7,7 @@ import { expect } from 'chai'
 import { WebhookClient } from '../../consumers/webhook/client.ts'
 import { loopbackOnlyGuard, startReceiver, type Receiver } from '../helpers/receiver.ts'
 
-describe('HTTP sinks: fair shares of an origin\'s connections', function () {
+describe("HTTP sinks: fair shares of an origin's connections", function () {
   this.timeout(30_000)
   let rx: Receiver
   let client: WebhookClient
@@ -21,11 +21,13 @@ describe('HTTP sinks: fair shares of an origin\'s connections', function () {
     await rx?.close()
   })
 
-  it('a call of a second subscription goes out after at most one round of the first one\'s backlog, not behind all of it', async () => {
+  it("a call of a second subscription goes out after at most one round of the first one's backlog, not behind all of it", async () => {
     const target = { url: rx.url, keys: [Buffer.alloc(32, 1)], timeoutMs: 10_000, headers: {} }
     const first = new AbortController()
     const second = new AbortController()
-    const backlog = Array.from({ length: 12 }, (_, i) => client.send(target, { id: `a-${i}`, body: '{}' }, first.signal))
+    const backlog = Array.from({ length: 12 }, (_, i) =>
+      client.send(target, { id: `a-${i}`, body: '{}' }, first.signal),
+    )
     await new Promise((r) => setImmediate(r))
     const mine = client.send(target, { id: 'b-0', body: '{}' }, second.signal)
     const results = await Promise.all([...backlog, mine])

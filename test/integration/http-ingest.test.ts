@@ -79,7 +79,8 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
   let server: Server
   let base: string
 
-  const authenticate = async (req: express.Request) => (req.get('authorization') === `Bearer ${API_KEY}` ? { organizationId: 'acme' } : undefined)
+  const authenticate = async (req: express.Request) =>
+    req.get('authorization') === `Bearer ${API_KEY}` ? { organizationId: 'acme' } : undefined
 
   before(async () => {
     registry = await startTestRegistry()
@@ -162,7 +163,10 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
     })
 
     it('413 for more events than the batch limit', async () => {
-      const r = await post(url(), Array.from({ length: 51 }, (_, i) => level('A', 'L1', i)))
+      const r = await post(
+        url(),
+        Array.from({ length: 51 }, (_, i) => level('A', 'L1', i)),
+      )
       expect(r.status).to.equal(413)
       expect(r.body.maxEvents).to.equal(50)
       await expectNothingProduced()
@@ -192,7 +196,14 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
       expect(r.status).to.equal(400)
       expect(r.type).to.match(/^application\/problem\+json/)
       const fields = r.body.errors.map((e: { field: string }) => e.field)
-      expect(fields).to.include.members(['/1/onHand', '/2/sku', '/3/locationType', '/3/incoming/0/quantity', '/3/incoming/0/expectedDate', '/4/colour'])
+      expect(fields).to.include.members([
+        '/1/onHand',
+        '/2/sku',
+        '/3/locationType',
+        '/3/incoming/0/quantity',
+        '/3/incoming/0/expectedDate',
+        '/4/colour',
+      ])
       expect(new Set(r.body.errors.map((e: { index: number }) => e.index))).to.deep.equal(new Set([1, 2, 3, 4]))
       expect(r.body.detail).to.contain('4 of 6')
       await expectNothingProduced()
@@ -202,7 +213,9 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
       const r = await post(url(), [level('A', 'L1', 1), level('B', 'L1', 1, { manufacturerId: 'globex' })])
       expect(r.status).to.equal(403)
       expect(r.type).to.match(/^application\/problem\+json/)
-      expect(r.body.errors).to.deep.equal([{ index: 1, field: '/1/manufacturerId', message: 'must be the publishing organization acme, got globex' }])
+      expect(r.body.errors).to.deep.equal([
+        { index: 1, field: '/1/manufacturerId', message: 'must be the publishing organization acme, got globex' },
+      ])
       await expectNothingProduced()
     })
   })
@@ -224,7 +237,11 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
         expect(x.headers[HEADER.traceparent]).to.equal(traceparent)
         expect(x.headers[HEADER.time]).to.equal('2026-11-20T10:00:00.000Z')
         expect(x.headers[HEADER.publisherId], 'the publishing organization is stamped').to.equal('acme')
-        expect({ ...x.key }, 'the key carries its owner').to.deep.equal({ manufacturerId: 'acme', sku: x.value.sku, locationId: x.value.locationId })
+        expect({ ...x.key }, 'the key carries its owner').to.deep.equal({
+          manufacturerId: 'acme',
+          sku: x.value.sku,
+          locationId: x.value.locationId,
+        })
       }
       const sku1 = records.filter((x) => x.value.sku === 'SKU-1')
       expect(new Set(sku1.map((x) => x.partition)).size).to.equal(1)
@@ -297,7 +314,13 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
   describe('Kafka unreachable', () => {
     it('503 with Retry-After while the broker address is dead, nothing stored, then 202 once it points at the live broker', async () => {
       let brokers = [`127.0.0.1:${await closedPort()}`]
-      const switchable = new Kafka({ clientId: uniqueName('switch'), brokers: async () => brokers, connectionTimeout: 500, logLevel: logLevel.NOTHING, retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 500 } })
+      const switchable = new Kafka({
+        clientId: uniqueName('switch'),
+        brokers: async () => brokers,
+        connectionTimeout: 500,
+        logLevel: logLevel.NOTHING,
+        retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 500 },
+      })
       const topic = uniqueTopic(TOPICS.inventoryLevels)
       await createTopics(admin, [topic])
       const dead = createHttpIngest({
@@ -317,7 +340,9 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
       try {
         const batch = [level('DOWN', 'L1', 1), level('DOWN', 'L1', 2)]
         const t0 = Date.now()
-        const r = await post(`${s.url}/v1/events/inventory.level.changed`, batch, { 'idempotency-key': 'during-outage' })
+        const r = await post(`${s.url}/v1/events/inventory.level.changed`, batch, {
+          'idempotency-key': 'during-outage',
+        })
         expect(r.status).to.equal(503)
         expect(r.type).to.match(/^application\/problem\+json/)
         expect(Number(r.headers.get('retry-after'))).to.be.greaterThan(0)
@@ -325,7 +350,9 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
         expect(await countRecords(admin, topic.name)).to.equal(0)
 
         brokers = kafkaBrokers(testConfig())
-        const ok = await post(`${s.url}/v1/events/inventory.level.changed`, batch, { 'idempotency-key': 'during-outage' })
+        const ok = await post(`${s.url}/v1/events/inventory.level.changed`, batch, {
+          'idempotency-key': 'during-outage',
+        })
         expect(ok.status).to.equal(202)
         const records = await readTopic(kafka, admin, serde, topic.name)
         expect(records.map((x) => x.value.sequence)).to.deep.equal([1, 2])
@@ -344,14 +371,27 @@ describe('HTTP ingestion while the store is away', function () {
 
   it('answers 503 with Retry-After, not 500, when the API key cannot be checked (the store unreachable); nothing is accepted', async () => {
     // The key check reads the store (after the key cache expired); here the store does not answer at all.
-    const away = new MongoClient(`mongodb://127.0.0.1:${await closedPort()}/`, { serverSelectionTimeoutMS: 300, connectTimeoutMS: 300 })
+    const away = new MongoClient(`mongodb://127.0.0.1:${await closedPort()}/`, {
+      serverSelectionTimeoutMS: 300,
+      connectTimeoutMS: 300,
+    })
     const keys = new ApiKeys(collections(away.db('away')), { bootstrapKey: '', cacheMs: 0, logger: quietLogger })
     const kafka = testKafka()
-    const ingest = createHttpIngest({ kafka, serde: undefined as never, logger: quietLogger, authenticate: publisherAuthentication(keys), topics: [TOPICS.inventoryLevels] })
+    const ingest = createHttpIngest({
+      kafka,
+      serde: undefined as never,
+      logger: quietLogger,
+      authenticate: publisherAuthentication(keys),
+      topics: [TOPICS.inventoryLevels],
+    })
     const app = createApp({ logger: quietLogger, readiness: {}, routers: [ingest.router] })
     const { server, url } = await listen(app)
     try {
-      const res = await fetch(`${url}/v1/events/inventory.level.changed`, { method: 'POST', headers: { authorization: `Bearer dk_0123456789ab.${'s'.repeat(43)}`, 'content-type': 'application/json' }, body: '[]' })
+      const res = await fetch(`${url}/v1/events/inventory.level.changed`, {
+        method: 'POST',
+        headers: { authorization: `Bearer dk_0123456789ab.${'s'.repeat(43)}`, 'content-type': 'application/json' },
+        body: '[]',
+      })
       const body = (await res.json()) as { title?: string; detail?: string }
       expect([res.status, res.headers.get('retry-after'), body.title]).to.deep.equal([503, '5', 'Service Unavailable'])
       expect(body.detail).to.match(/store is unreachable/)

@@ -107,7 +107,10 @@ describe('idempotency store (common/idempotency.ts)', function () {
     if (c.kind !== 'claimed') throw new Error(c.kind)
     await store.complete(c.claim, answer('{"key":"dst_secret_shown_once"}'))
     expect(JSON.stringify(await col.findOne({ _id: 'k1:sealed' }))).to.not.include('dst_secret_shown_once')
-    expect(await store.claim('k1:sealed', 'p')).to.deep.equal({ kind: 'replay', response: answer('{"key":"dst_secret_shown_once"}') })
+    expect(await store.claim('k1:sealed', 'p')).to.deep.equal({
+      kind: 'replay',
+      response: answer('{"key":"dst_secret_shown_once"}'),
+    })
   })
 
   it('refuses durations it cannot keep, naming the field', () => {

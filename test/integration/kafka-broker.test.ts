@@ -49,7 +49,10 @@ describe('Kafka broker (kafkajs against the real local broker)', function () {
     // one broker (the local stack): one copy, one replica acknowledges; three or more: three and two
     const { replicationFactor, minInsyncReplicas } = replicationFor((await admin.describeCluster()).brokers.length)
     for (const p of meta.topics[0]!.partitions) expect(p.replicas).to.have.length(replicationFactor)
-    const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['min.insync.replicas'] }] })
+    const described = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['min.insync.replicas'] }],
+    })
     const isr = described.resources[0]!.configEntries[0]!
     expect([isr.configValue, isr.configSource]).to.deep.equal([String(minInsyncReplicas), ConfigSource.TOPIC_CONFIG])
   })
@@ -58,7 +61,10 @@ describe('Kafka broker (kafkajs against the real local broker)', function () {
     const topic = await createTopic(3)
     const keys = ['sku-1@wh-a', 'sku-2@wh-a', 'sku-3@wh-b', 'sku-4@wh-c', 'sku-5@wh-c']
     const N = 500
-    const messages = Array.from({ length: N }, (_, i) => ({ key: keys[i % keys.length]!, value: JSON.stringify({ seq: i }) }))
+    const messages = Array.from({ length: N }, (_, i) => ({
+      key: keys[i % keys.length]!,
+      value: JSON.stringify({ seq: i }),
+    }))
     for (let i = 0; i < N; i += 100) {
       const res = await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 100) })
       expect(res.every((r) => r.errorCode === 0)).to.equal(true)
@@ -82,7 +88,10 @@ describe('Kafka broker (kafkajs against the real local broker)', function () {
     for (const key of keys) {
       const seqs = seen.get(key)!
       expect(seqs).to.have.length(N / keys.length)
-      expect(seqs).to.deep.equal([...seqs].sort((a, b) => a - b), `per-key order of ${key}`)
+      expect(seqs).to.deep.equal(
+        [...seqs].sort((a, b) => a - b),
+        `per-key order of ${key}`,
+      )
     }
   })
 
@@ -104,14 +113,17 @@ describe('Kafka broker (kafkajs against the real local broker)', function () {
     await start('a')
     await waitFor(() => assigned.get('a')?.length === 4, { what: 'first member owns all 4 partitions' })
     await start('b')
-    await waitFor(() => assigned.get('a')?.length === 2 && assigned.get('b')?.length === 2, { timeoutMs: 30_000, what: 'partitions split 2/2' })
+    await waitFor(() => assigned.get('a')?.length === 2 && assigned.get('b')?.length === 2, {
+      timeoutMs: 30_000,
+      what: 'partitions split 2/2',
+    })
     expect([...assigned.get('a')!, ...assigned.get('b')!].sort()).to.deep.equal([0, 1, 2, 3])
     const described = await admin.describeGroups([groupId])
     expect(described.groups[0]?.state).to.equal('Stable')
     expect(described.groups[0]?.members).to.have.length(2)
   })
 
-  it('resets a group\'s offsets to the earliest (admin), so the group reads everything again', async () => {
+  it("resets a group's offsets to the earliest (admin), so the group reads everything again", async () => {
     const topic = await createTopic(1)
     const groupId = uniqueName('group')
     await producer.send({ topic, acks: -1, messages: [{ value: 'a' }, { value: 'b' }, { value: 'c' }] })

@@ -13,7 +13,15 @@ describe('management API: every route', function () {
     await f?.h.close()
   })
 
-  const ids = () => ({ organizationId: f.orgs.A, keyId: f.keyIds.A, grantId: f.grantPA, subscriptionId: f.subA, connectorId: f.subA, eventId: 'e1', sourceId: f.srcP })
+  const ids = () => ({
+    organizationId: f.orgs.A,
+    keyId: f.keyIds.A,
+    grantId: f.grantPA,
+    subscriptionId: f.subA,
+    connectorId: f.subA,
+    eventId: 'e1',
+    sourceId: f.srcP,
+  })
 
   describe('authentication failure (table over the OpenAPI document)', () => {
     for (const op of operations()) {
@@ -46,7 +54,9 @@ describe('management API: every route', function () {
           }
         }
         if (op.hasBody) {
-          const r = await f.h.call(op.method, V1 + fill(op.path, ids()), { body: { ...(op.example as object), unexpectedField: 1 } })
+          const r = await f.h.call(op.method, V1 + fill(op.path, ids()), {
+            body: { ...(op.example as object), unexpectedField: 1 },
+          })
           expect(r.status, r.text).to.equal(400)
           expect(r.body.errors.map((e: any) => e.field)).to.include('unexpectedField')
           checked++
@@ -84,7 +94,9 @@ describe('management API: every route', function () {
       const r = await f.h.call('GET', '/v1/asyncapi.json', { key: null })
       expect(r.status).to.equal(200)
       expect(r.body.asyncapi).to.equal('3.0.0')
-      expect(Object.values(r.body.channels as Record<string, { address: string }>).map((c) => c.address)).to.include.members(['inventory.levels', 'deals.registrations', 'partners.profiles', '{webhookUrl}'])
+      expect(
+        Object.values(r.body.channels as Record<string, { address: string }>).map((c) => c.address),
+      ).to.include.members(['inventory.levels', 'deals.registrations', 'partners.profiles', '{webhookUrl}'])
     })
     ok('listOrganizations', async () => {
       const all = await f.h.call('GET', '/v1/organizations?limit=2')
@@ -100,28 +112,54 @@ describe('management API: every route', function () {
       expect(asB.body.items.map((o: any) => o.id)).to.deep.equal([f.orgs.B])
     })
     ok('createOrganization', async () => {
-      const r = await f.h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'C', slug: 'partner-c', profile: { tier: 'GOLD', headquartersCountry: 'FR' } } })
+      const r = await f.h.call('POST', '/v1/organizations', {
+        body: { kind: 'partner', name: 'C', slug: 'partner-c', profile: { tier: 'GOLD', headquartersCountry: 'FR' } },
+      })
       expect(r.status, r.text).to.equal(201)
       expect(r.body.profile).to.deep.equal({ tier: 'GOLD', headquartersCountry: 'FR' })
       // A partner's profile is the partner-profile contract: a value outside it is refused naming the field.
-      const bad = await f.h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'D', slug: 'partner-d', profile: { tier: 1 } } })
+      const bad = await f.h.call('POST', '/v1/organizations', {
+        body: { kind: 'partner', name: 'D', slug: 'partner-d', profile: { tier: 1 } },
+      })
       expect(bad.status, bad.text).to.equal(422)
       expect(bad.body.errors.map((e: any) => e.field)).to.deep.equal(['profile.tier'])
-      const dup = await f.h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'C2', slug: 'partner-c' } })
+      const dup = await f.h.call('POST', '/v1/organizations', {
+        body: { kind: 'partner', name: 'C2', slug: 'partner-c' },
+      })
       expect(dup.status).to.equal(409)
       expect(dup.body.errors[0].field).to.equal('slug')
-      const asPartner = await f.h.call('POST', '/v1/organizations', { key: f.keys.A, body: { kind: 'partner', name: 'X', slug: 'partner-x' } })
+      const asPartner = await f.h.call('POST', '/v1/organizations', {
+        key: f.keys.A,
+        body: { kind: 'partner', name: 'X', slug: 'partner-x' },
+      })
       expect(asPartner.status).to.equal(403)
       // A publisher's profile is free-form, within what every supported store keeps as sent.
-      const profile = { '': 1, tiers: [{ name: 'gold', skus: ['A', 'B'] }, null, 2.5], nested: { deeper: { ok: true, 'ünï©ødé 𝕏': 'yes' } } }
-      const pub = await f.h.call('POST', '/v1/organizations', { body: { kind: 'publisher', name: 'P', slug: 'publisher-free', profile } })
+      const profile = {
+        '': 1,
+        tiers: [{ name: 'gold', skus: ['A', 'B'] }, null, 2.5],
+        nested: { deeper: { ok: true, 'ünï©ødé 𝕏': 'yes' } },
+      }
+      const pub = await f.h.call('POST', '/v1/organizations', {
+        body: { kind: 'publisher', name: 'P', slug: 'publisher-free', profile },
+      })
       expect(pub.status, pub.text).to.equal(201)
       expect(pub.body.profile).to.deep.equal(profile)
       const unstorable = await f.h.call('POST', '/v1/organizations', {
-        body: { kind: 'publisher', name: 'Q', slug: 'publisher-unstorable', profile: { f: [[], null], $set: 1, 'a.b': 2, s: 'x\ud8ba', ok: { 'k\u0000': 3 } } },
+        body: {
+          kind: 'publisher',
+          name: 'Q',
+          slug: 'publisher-unstorable',
+          profile: { f: [[], null], $set: 1, 'a.b': 2, s: 'x\ud8ba', ok: { 'k\u0000': 3 } },
+        },
       })
       expect(unstorable.status, unstorable.text).to.equal(422)
-      expect(unstorable.body.errors.map((e: any) => e.field)).to.deep.equal(['profile.f[0]', 'profile.$set', 'profile.a.b', 'profile.s', 'profile.ok.k\u0000'])
+      expect(unstorable.body.errors.map((e: any) => e.field)).to.deep.equal([
+        'profile.f[0]',
+        'profile.$set',
+        'profile.a.b',
+        'profile.s',
+        'profile.ok.k\u0000',
+      ])
       expect(await f.h.cp.cols.organizations.countDocuments({ slug: 'publisher-unstorable' })).to.equal(0)
     })
     ok('getOrganization', async () => {
@@ -130,10 +168,16 @@ describe('management API: every route', function () {
       expect(r.body.slug).to.equal('partner-a')
     })
     ok('updateOrganization', async () => {
-      const r = await f.h.call('PATCH', `/v1/organizations/${f.orgs.A}`, { key: f.keys.A, body: { profile: { headquartersCountry: 'DE' } } })
+      const r = await f.h.call('PATCH', `/v1/organizations/${f.orgs.A}`, {
+        key: f.keys.A,
+        body: { profile: { headquartersCountry: 'DE' } },
+      })
       expect(r.status, r.text).to.equal(200)
       expect(r.body.profile).to.deep.equal({ headquartersCountry: 'DE' })
-      const bad = await f.h.call('PATCH', `/v1/organizations/${f.orgs.A}`, { key: f.keys.A, body: { profile: { country: 'DE' } } })
+      const bad = await f.h.call('PATCH', `/v1/organizations/${f.orgs.A}`, {
+        key: f.keys.A,
+        body: { profile: { country: 'DE' } },
+      })
       expect(bad.status, bad.text).to.equal(422)
       expect(bad.body.errors.map((e: any) => e.field)).to.deep.equal(['profile.country'])
     })
@@ -158,7 +202,10 @@ describe('management API: every route', function () {
       expect(JSON.stringify(stored)).to.not.include(r.body.key.split('.')[1])
       const escalate = await f.h.call('POST', '/v1/api-keys', { key: f.keys.A, body: { scope: 'admin', name: 'x' } })
       expect(escalate.status).to.equal(403)
-      const otherOrg = await f.h.call('POST', '/v1/api-keys', { key: f.keys.A, body: { scope: 'partner', name: 'x', organizationId: f.orgs.B } })
+      const otherOrg = await f.h.call('POST', '/v1/api-keys', {
+        key: f.keys.A,
+        body: { scope: 'partner', name: 'x', organizationId: f.orgs.B },
+      })
       expect(otherOrg.status).to.equal(422)
       expect(otherOrg.body.errors[0].field).to.equal('organizationId')
     })
@@ -169,18 +216,33 @@ describe('management API: every route', function () {
       expect(r.body.lastUsedAt).to.be.a('string')
     })
     ok('rotateApiKey', async () => {
-      const created = await f.h.call('POST', '/v1/api-keys', { key: f.keys.B, body: { scope: 'partner', name: 'to-rotate' } })
-      const r = await f.h.call('POST', `/v1/api-keys/${created.body.id}/rotate`, { key: f.keys.B, body: { overlapSeconds: 0 } })
+      const created = await f.h.call('POST', '/v1/api-keys', {
+        key: f.keys.B,
+        body: { scope: 'partner', name: 'to-rotate' },
+      })
+      const r = await f.h.call('POST', `/v1/api-keys/${created.body.id}/rotate`, {
+        key: f.keys.B,
+        body: { overlapSeconds: 0 },
+      })
       expect(r.status, r.text).to.equal(201)
       expect(r.body.rotatedFrom).to.equal(created.body.id)
       expect((await f.h.call('GET', '/v1/subscriptions', { key: r.body.key })).status).to.equal(200)
       expect((await f.h.call('GET', '/v1/subscriptions', { key: created.body.key })).status).to.equal(401)
-      const overlap = await f.h.call('POST', `/v1/api-keys/${r.body.id}/rotate`, { key: f.keys.B, body: { overlapSeconds: 600 } })
-      expect((await f.h.call('GET', '/v1/subscriptions', { key: r.body.key })).status, 'old key valid during the overlap').to.equal(200)
+      const overlap = await f.h.call('POST', `/v1/api-keys/${r.body.id}/rotate`, {
+        key: f.keys.B,
+        body: { overlapSeconds: 600 },
+      })
+      expect(
+        (await f.h.call('GET', '/v1/subscriptions', { key: r.body.key })).status,
+        'old key valid during the overlap',
+      ).to.equal(200)
       expect((await f.h.call('GET', '/v1/subscriptions', { key: overlap.body.key })).status).to.equal(200)
     })
     ok('revokeApiKey', async () => {
-      const created = await f.h.call('POST', '/v1/api-keys', { key: f.keys.B, body: { scope: 'partner', name: 'to-revoke' } })
+      const created = await f.h.call('POST', '/v1/api-keys', {
+        key: f.keys.B,
+        body: { scope: 'partner', name: 'to-revoke' },
+      })
       expect((await f.h.call('GET', '/v1/subscriptions', { key: created.body.key })).status).to.equal(200)
       const r = await f.h.call('DELETE', `/v1/api-keys/${created.body.id}`, { key: f.keys.B })
       expect(r.status).to.equal(200)
@@ -198,22 +260,46 @@ describe('management API: every route', function () {
       expect(filtered.body.items).to.deep.equal([])
     })
     ok('createGrant', async () => {
-      const r = await f.h.call('POST', '/v1/grants', { key: f.keys.Q, body: { partnerId: f.orgs.B, entitlements: [{ eventType: 'inventory.level.changed' }] } })
+      const r = await f.h.call('POST', '/v1/grants', {
+        key: f.keys.Q,
+        body: { partnerId: f.orgs.B, entitlements: [{ eventType: 'inventory.level.changed' }] },
+      })
       expect(r.status, r.text).to.equal(201)
       expect(r.body.publisherId).to.equal(f.orgs.Q)
-      const dup = await f.h.call('POST', '/v1/grants', { key: f.keys.Q, body: { partnerId: f.orgs.B, entitlements: [{ eventType: 'deal.registered' }] } })
+      const dup = await f.h.call('POST', '/v1/grants', {
+        key: f.keys.Q,
+        body: { partnerId: f.orgs.B, entitlements: [{ eventType: 'deal.registered' }] },
+      })
       expect(dup.status).to.equal(409)
-      const twice = await f.h.call('POST', '/v1/grants', { body: { publisherId: f.orgs.P, partnerId: f.orgs.B, entitlements: [{ eventType: 'deal.won' }, { eventType: 'deal.won' }] } })
+      const twice = await f.h.call('POST', '/v1/grants', {
+        body: {
+          publisherId: f.orgs.P,
+          partnerId: f.orgs.B,
+          entitlements: [{ eventType: 'deal.won' }, { eventType: 'deal.won' }],
+        },
+      })
       expect(twice.status).to.equal(422)
       expect(twice.body.errors[0].field).to.equal('entitlements[1].eventType')
-      const unknown = await f.h.call('POST', '/v1/grants', { body: { publisherId: f.orgs.P, partnerId: f.orgs.B, entitlements: [{ eventType: 'a.b' }] } })
+      const unknown = await f.h.call('POST', '/v1/grants', {
+        body: { publisherId: f.orgs.P, partnerId: f.orgs.B, entitlements: [{ eventType: 'a.b' }] },
+      })
       expect(unknown.status).to.equal(422)
       expect(unknown.body.errors[0].field).to.equal('entitlements[0].eventType')
       expect(unknown.body.errors[0].message).to.contain('unknown event type a.b; known: inventory.level.changed')
-      const notPartner = await f.h.call('POST', '/v1/grants', { key: f.keys.P, body: { partnerId: f.orgs.Q, entitlements: [{ eventType: 'a.b' }] } })
+      const notPartner = await f.h.call('POST', '/v1/grants', {
+        key: f.keys.P,
+        body: { partnerId: f.orgs.Q, entitlements: [{ eventType: 'a.b' }] },
+      })
       expect(notPartner.status).to.equal(422)
       expect(notPartner.body.errors[0].field).to.equal('partnerId')
-      expect((await f.h.call('POST', '/v1/grants', { key: f.keys.A, body: { partnerId: f.orgs.A, entitlements: [{ eventType: 'a.b' }] } })).status).to.equal(403)
+      expect(
+        (
+          await f.h.call('POST', '/v1/grants', {
+            key: f.keys.A,
+            body: { partnerId: f.orgs.A, entitlements: [{ eventType: 'a.b' }] },
+          })
+        ).status,
+      ).to.equal(403)
     })
     ok('getGrant', async () => {
       const r = await f.h.call('GET', `/v1/grants/${f.grantPA}`, { key: f.keys.A })
@@ -221,14 +307,31 @@ describe('management API: every route', function () {
       expect(r.body.entitlements).to.have.length(2)
     })
     ok('updateGrant', async () => {
-      const g = await f.h.call('POST', '/v1/grants', { key: f.keys.P, body: { partnerId: f.orgs.B, entitlements: [{ eventType: 'inventory.level.changed' }] } })
-      const r = await f.h.call('PATCH', `/v1/grants/${g.body.id}`, { key: f.keys.P, body: { entitlements: [{ eventType: 'inventory.level.changed', fields: ['sku'] }] } })
+      const g = await f.h.call('POST', '/v1/grants', {
+        key: f.keys.P,
+        body: { partnerId: f.orgs.B, entitlements: [{ eventType: 'inventory.level.changed' }] },
+      })
+      const r = await f.h.call('PATCH', `/v1/grants/${g.body.id}`, {
+        key: f.keys.P,
+        body: { entitlements: [{ eventType: 'inventory.level.changed', fields: ['sku'] }] },
+      })
       expect(r.status, r.text).to.equal(200)
       expect(r.body.entitlements[0].fields).to.deep.equal(['sku'])
-      expect((await f.h.call('PATCH', `/v1/grants/${g.body.id}`, { key: f.keys.B, body: { entitlements: [{ eventType: 'x.y' }] } })).status, 'partner may read, not change').to.equal(403)
+      expect(
+        (
+          await f.h.call('PATCH', `/v1/grants/${g.body.id}`, {
+            key: f.keys.B,
+            body: { entitlements: [{ eventType: 'x.y' }] },
+          })
+        ).status,
+        'partner may read, not change',
+      ).to.equal(403)
     })
     ok('acceptGrant', async () => {
-      const g = await f.h.call('POST', '/v1/grants', { key: f.keys.Q, body: { partnerId: f.orgs.A, entitlements: [{ eventType: 'deal.registered' }] } })
+      const g = await f.h.call('POST', '/v1/grants', {
+        key: f.keys.Q,
+        body: { partnerId: f.orgs.A, entitlements: [{ eventType: 'deal.registered' }] },
+      })
       expect(g.status, g.text).to.equal(201)
       expect(g.body).to.include({ status: 'offered', acceptedAt: null })
       expect(g.body.pendingEventTypes).to.deep.equal(['deal.registered'])
@@ -238,17 +341,25 @@ describe('management API: every route', function () {
       const stale = await f.h.call('POST', `/v1/grants/${g.body.id}/accept`, { key: f.keys.A, body: { version: 7 } })
       expect(stale.status).to.equal(409)
       expect(stale.body.errors[0].field).to.equal('version')
-      const r = await f.h.call('POST', `/v1/grants/${g.body.id}/accept`, { key: f.keys.A, body: { version: g.body.version } })
+      const r = await f.h.call('POST', `/v1/grants/${g.body.id}/accept`, {
+        key: f.keys.A,
+        body: { version: g.body.version },
+      })
       expect(r.status, r.text).to.equal(200)
       expect(r.body).to.include({ status: 'active' })
       expect(r.body.acceptedEventTypes).to.deep.equal(['deal.registered'])
       expect(r.body.pendingEventTypes).to.deep.equal([])
       const again = await f.h.call('POST', `/v1/grants/${g.body.id}/accept`, { key: f.keys.A })
       expect(again.body.version, 'accepting again changes nothing').to.equal(r.body.version)
-      expect((await f.h.call('DELETE', `/v1/grants/${g.body.id}`, { key: f.keys.A })).status, 'the partner may end it').to.equal(204)
+      expect(
+        (await f.h.call('DELETE', `/v1/grants/${g.body.id}`, { key: f.keys.A })).status,
+        'the partner may end it',
+      ).to.equal(204)
     })
     ok('deleteGrant', async () => {
-      const g = await f.h.call('POST', '/v1/grants', { body: { publisherId: f.orgs.Q, partnerId: f.orgs.A, entitlements: [{ eventType: 'inventory.level.changed' }] } })
+      const g = await f.h.call('POST', '/v1/grants', {
+        body: { publisherId: f.orgs.Q, partnerId: f.orgs.A, entitlements: [{ eventType: 'inventory.level.changed' }] },
+      })
       expect(g.status, g.text).to.equal(201)
       const r = await f.h.call('DELETE', `/v1/grants/${g.body.id}`, { key: f.keys.Q })
       expect(r.status).to.equal(204)
@@ -258,14 +369,25 @@ describe('management API: every route', function () {
       const asA = await f.h.call('GET', '/v1/subscriptions', { key: f.keys.A })
       expect(asA.body.items.map((s: any) => s.id)).to.deep.equal([f.subA])
       const asP = await f.h.call('GET', '/v1/subscriptions', { key: f.keys.P })
-      expect(asP.body.items.map((s: any) => s.id), 'publisher sees subscriptions to its event types').to.deep.equal([f.subA])
+      expect(
+        asP.body.items.map((s: any) => s.id),
+        'publisher sees subscriptions to its event types',
+      ).to.deep.equal([f.subA])
       const asQ = await f.h.call('GET', '/v1/subscriptions', { key: f.keys.Q })
       expect(asQ.body.items).to.deep.equal([])
       const byType = await f.h.call('GET', '/v1/subscriptions?eventType=deal.registered')
       expect(byType.body.items).to.deep.equal([])
     })
     ok('createSubscription', async () => {
-      const r = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'deals', eventTypes: ['deal.registered'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/deals' }, startFrom: 'earliest' } })
+      const r = await f.h.call('POST', '/v1/subscriptions', {
+        key: f.keys.A,
+        body: {
+          name: 'deals',
+          eventTypes: ['deal.registered'],
+          sink: { type: 'webhook', url: 'http://127.0.0.1:9/deals' },
+          startFrom: 'earliest',
+        },
+      })
       expect(r.status, r.text).to.equal(201)
       expect(r.body.webhookSecret).to.match(/^whsec_[A-Za-z0-9+/]{43}=$/)
       expect(Buffer.from(r.body.webhookSecret.slice(6), 'base64').length).to.be.at.least(24)
@@ -274,7 +396,14 @@ describe('management API: every route', function () {
       expect(again.text).to.not.include(r.body.webhookSecret)
       const conn = await f.h.call('GET', `/v1/connectors/${r.body.id}`, { key: f.keys.A })
       expect(conn.body.desiredState).to.equal('running')
-      const dup = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'deals', eventTypes: ['deal.registered'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/deals' } } })
+      const dup = await f.h.call('POST', '/v1/subscriptions', {
+        key: f.keys.A,
+        body: {
+          name: 'deals',
+          eventTypes: ['deal.registered'],
+          sink: { type: 'webhook', url: 'http://127.0.0.1:9/deals' },
+        },
+      })
       expect(dup.status).to.equal(409)
       expect(dup.body.errors[0].field).to.equal('name')
     })
@@ -286,36 +415,62 @@ describe('management API: every route', function () {
       const asP = await f.h.call('GET', `/v1/subscriptions/${f.subA}`, { key: f.keys.P })
       expect(asP.status).to.equal(200)
       expect(asP.body.sink).to.deep.equal({ type: 'webhook' })
-      for (const hidden of ['filter', 'fields', 'deliveryPolicy', 'webhookSecrets']) expect(asP.body, hidden).to.not.have.property(hidden)
+      for (const hidden of ['filter', 'fields', 'deliveryPolicy', 'webhookSecrets'])
+        expect(asP.body, hidden).to.not.have.property(hidden)
       expect(asP.text).to.not.include('127.0.0.1:9/hook')
     })
     ok('updateSubscription', async () => {
-      const r = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, { key: f.keys.A, body: { deliveryPolicy: { timeoutMs: 2000 } } })
+      const r = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, {
+        key: f.keys.A,
+        body: { deliveryPolicy: { timeoutMs: 2000 } },
+      })
       expect(r.status, r.text).to.equal(200)
       expect(r.body.deliveryPolicy.timeoutMs).to.equal(2000)
       expect(r.body).to.not.have.property('webhookSecret')
-      const limited = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, { key: f.keys.A, body: { deliveryPolicy: { concurrency: 4 } } })
+      const limited = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, {
+        key: f.keys.A,
+        body: { deliveryPolicy: { concurrency: 4 } },
+      })
       expect(limited.status, limited.text).to.equal(200)
       expect(limited.body.deliveryPolicy).to.include({ concurrency: 4, timeoutMs: 2000 })
       for (const concurrency of [0, 257, 1.5, '4']) {
-        const bad = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, { key: f.keys.A, body: { deliveryPolicy: { concurrency } } })
+        const bad = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, {
+          key: f.keys.A,
+          body: { deliveryPolicy: { concurrency } },
+        })
         expect(bad.status, `concurrency ${JSON.stringify(concurrency)}`).to.equal(400)
         expect(bad.body.errors.map((e: any) => e.field)).to.deep.equal(['deliveryPolicy.concurrency'])
       }
-      const wider = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, { key: f.keys.A, body: { fields: ['sku', 'cost'] } })
+      const wider = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, {
+        key: f.keys.A,
+        body: { fields: ['sku', 'cost'] },
+      })
       expect(wider.status).to.equal(422)
       expect(wider.body.errors[0].field).to.equal('fields[1]')
-      expect((await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, { key: f.keys.P, body: { name: 'x' } })).status, 'publisher reads, cannot change').to.equal(403)
+      expect(
+        (await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, { key: f.keys.P, body: { name: 'x' } })).status,
+        'publisher reads, cannot change',
+      ).to.equal(403)
     })
     ok('deleteSubscription', async () => {
-      const s = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'gone', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/x' } } })
+      const s = await f.h.call('POST', '/v1/subscriptions', {
+        key: f.keys.A,
+        body: {
+          name: 'gone',
+          eventTypes: ['inventory.level.changed'],
+          sink: { type: 'webhook', url: 'http://127.0.0.1:9/x' },
+        },
+      })
       const r = await f.h.call('DELETE', `/v1/subscriptions/${s.body.id}`, { key: f.keys.A })
       expect(r.status).to.equal(204)
       expect((await f.h.call('GET', `/v1/subscriptions/${s.body.id}`)).status).to.equal(404)
       expect((await f.h.call('GET', `/v1/connectors/${s.body.id}`)).status).to.equal(404)
     })
     ok('rotateWebhookSecret', async () => {
-      const r = await f.h.call('POST', `/v1/subscriptions/${f.subA}/webhook-secrets/rotate`, { key: f.keys.A, body: { overlapSeconds: 3600 } })
+      const r = await f.h.call('POST', `/v1/subscriptions/${f.subA}/webhook-secrets/rotate`, {
+        key: f.keys.A,
+        body: { overlapSeconds: 3600 },
+      })
       expect(r.status, r.text).to.equal(201)
       expect(r.body.webhookSecret).to.match(/^whsec_/)
       expect(r.body.webhookSecret).to.not.equal(f.webhookSecretA)
@@ -335,18 +490,32 @@ describe('management API: every route', function () {
       expect(all.body.items.map((d: any) => d.eventId)).to.deep.equal(['e2', 'e1'])
       const byKey = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?key=sku-1`, { key: f.keys.A })
       expect(byKey.body.items.map((d: any) => d.eventId)).to.deep.equal(['e1'])
-      const byStatus = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?status=delivered`, { key: f.keys.A })
+      const byStatus = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?status=delivered`, {
+        key: f.keys.A,
+      })
       expect(byStatus.body.items.map((d: any) => d.eventId)).to.deep.equal(['e1'])
       const byEvent = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?eventId=e2`, { key: f.keys.A })
       expect(byEvent.body.items).to.have.length(1)
       const future = new Date(Date.now() + 3600_000).toISOString()
-      const later = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?since=${encodeURIComponent(future)}`, { key: f.keys.A })
+      const later = await f.h.call(
+        'GET',
+        `/v1/subscriptions/${f.subA}/deliveries?since=${encodeURIComponent(future)}`,
+        { key: f.keys.A },
+      )
       expect(later.body.items).to.deep.equal([])
       const past = new Date(Date.now() - 3600_000).toISOString()
-      const earlier = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?until=${encodeURIComponent(past)}`, { key: f.keys.A })
+      const earlier = await f.h.call(
+        'GET',
+        `/v1/subscriptions/${f.subA}/deliveries?until=${encodeURIComponent(past)}`,
+        { key: f.keys.A },
+      )
       expect(earlier.body.items).to.deep.equal([])
       const paged = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?limit=1`, { key: f.keys.A })
-      const next = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries?limit=1&cursor=${paged.body.nextCursor}`, { key: f.keys.A })
+      const next = await f.h.call(
+        'GET',
+        `/v1/subscriptions/${f.subA}/deliveries?limit=1&cursor=${paged.body.nextCursor}`,
+        { key: f.keys.A },
+      )
       expect([paged.body.items[0].eventId, next.body.items[0].eventId]).to.deep.equal(['e2', 'e1'])
       expect(next.body.nextCursor).to.equal(null)
     })
@@ -356,7 +525,9 @@ describe('management API: every route', function () {
       expect(r.body.attemptCount).to.equal(2)
       expect(r.body.attempts.map((a: any) => a.statusCode)).to.deep.equal([500, 500])
       expect(r.body.deadReason).to.equal('retries exhausted')
-      expect((await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries/nope`, { key: f.keys.A })).status).to.equal(404)
+      expect((await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries/nope`, { key: f.keys.A })).status).to.equal(
+        404,
+      )
     })
     ok('retryDelivery', async () => {
       const r = await f.h.call('POST', `/v1/subscriptions/${f.subA}/deliveries/e2/retry`, { key: f.keys.A })
@@ -364,7 +535,10 @@ describe('management API: every route', function () {
       expect(r.body.kind).to.equal('event')
       const pending = await f.h.cp.deliveries.pendingRetryRequests()
       expect(pending.map((p) => p._id)).to.include(r.body.id)
-      expect((await f.h.call('POST', `/v1/subscriptions/${f.subA}/deliveries/e2/retry`, { key: f.keys.P })).status, 'publisher cannot retry').to.equal(403)
+      expect(
+        (await f.h.call('POST', `/v1/subscriptions/${f.subA}/deliveries/e2/retry`, { key: f.keys.P })).status,
+        'publisher cannot retry',
+      ).to.equal(403)
     })
     ok('listDeadLetters', async () => {
       const r = await f.h.call('GET', `/v1/subscriptions/${f.subA}/dead-letters`, { key: f.keys.A })
@@ -395,11 +569,24 @@ describe('management API: every route', function () {
       const before = await f.h.call('GET', `/v1/connectors/${f.subA}/status`, { key: f.keys.A })
       expect(before.body.state).to.equal('unassigned')
       const c = await f.h.cp.cols.connectors.findOne({ _id: f.subA })
-      await f.h.cp.reportConnectorStatus(f.subA, { state: 'running', workerId: 'w1', positions: [{ topic: 't', partition: 0, offset: '42' }], lag: 3, lastError: null, appliedGeneration: c!.generation, appliedResetId: null, reportedAt: new Date() })
+      await f.h.cp.reportConnectorStatus(f.subA, {
+        state: 'running',
+        workerId: 'w1',
+        positions: [{ topic: 't', partition: 0, offset: '42' }],
+        lag: 3,
+        lastError: null,
+        appliedGeneration: c!.generation,
+        appliedResetId: null,
+        reportedAt: new Date(),
+      })
       const r = await f.h.call('GET', `/v1/connectors/${f.subA}/status`, { key: f.keys.A })
       expect(r.body).to.include({ state: 'running', workerId: 'w1', lag: 3, pendingChanges: false })
     })
-    for (const [opId, verb, state] of [['pauseConnector', 'pause', 'paused'], ['stopConnector', 'stop', 'stopped'], ['resumeConnector', 'resume', 'running']] as const) {
+    for (const [opId, verb, state] of [
+      ['pauseConnector', 'pause', 'paused'],
+      ['stopConnector', 'stop', 'stopped'],
+      ['resumeConnector', 'resume', 'running'],
+    ] as const) {
       ok(opId, async () => {
         const before = await f.h.call('GET', `/v1/connectors/${f.subA}`, { key: f.keys.A })
         const r = await f.h.call('PUT', `/v1/connectors/${f.subA}/${verb}`, { key: f.keys.A })
@@ -407,7 +594,10 @@ describe('management API: every route', function () {
         expect(r.body.desiredState).to.equal(state)
         expect(r.body.generation).to.equal(before.body.generation + 1)
         expect(r.body.status.pendingChanges).to.equal(true)
-        expect((await f.h.call('PUT', `/v1/connectors/${f.subA}/${verb}`, { key: f.keys.P })).status, 'publisher cannot control').to.equal(403)
+        expect(
+          (await f.h.call('PUT', `/v1/connectors/${f.subA}/${verb}`, { key: f.keys.P })).status,
+          'publisher cannot control',
+        ).to.equal(403)
       })
     }
     ok('restartConnector', async () => {
@@ -416,17 +606,29 @@ describe('management API: every route', function () {
       expect(r.body.restartRequestedAt).to.be.a('string')
     })
     ok('resetConnectorOffsets', async () => {
-      const r = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, { key: f.keys.A, body: { to: 'timestamp', timestamp: '2026-01-01T00:00:00Z' } })
+      const r = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, {
+        key: f.keys.A,
+        body: { to: 'timestamp', timestamp: '2026-01-01T00:00:00Z' },
+      })
       expect(r.status, r.text).to.equal(202)
       expect(r.body.offsetReset).to.include({ to: 'timestamp', timestamp: '2026-01-01T00:00:00.000Z' })
-      const early = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, { key: f.keys.A, body: { to: 'earliest' } })
+      const early = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, {
+        key: f.keys.A,
+        body: { to: 'earliest' },
+      })
       expect(early.body.offsetReset).to.include({ to: 'earliest', timestamp: null })
-      const snapshot = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, { key: f.keys.A, body: { to: 'snapshot' } })
+      const snapshot = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, {
+        key: f.keys.A,
+        body: { to: 'snapshot' },
+      })
       expect(snapshot.status, snapshot.text).to.equal(202)
       expect(snapshot.body.offsetReset).to.include({ to: 'snapshot', timestamp: null })
       const st = await f.h.call('GET', `/v1/connectors/${f.subA}/status`, { key: f.keys.A })
       expect(st.body, 'snapshot progress is part of the status (null: none)').to.have.property('snapshot', null)
-      const missing = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, { key: f.keys.A, body: { to: 'timestamp' } })
+      const missing = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, {
+        key: f.keys.A,
+        body: { to: 'timestamp' },
+      })
       expect(missing.status).to.equal(422)
       expect(missing.body.errors[0].field).to.equal('timestamp')
     })
@@ -438,12 +640,27 @@ describe('management API: every route', function () {
       expect((await f.h.call('GET', `/v1/sources?publisherId=${f.orgs.P}`)).body.items).to.have.length(1)
     })
     ok('createSource', async () => {
-      const r = await f.h.call('POST', '/v1/sources', { key: f.keys.Q, body: { name: 'q-mongo', kind: 'mongodb', desiredState: 'stopped', config: { connectionString: 'mongodb://user:pw@127.0.0.1:1/', database: 'inv', collection: 'stock' } } })
+      const r = await f.h.call('POST', '/v1/sources', {
+        key: f.keys.Q,
+        body: {
+          name: 'q-mongo',
+          kind: 'mongodb',
+          desiredState: 'stopped',
+          config: { connectionString: 'mongodb://user:pw@127.0.0.1:1/', database: 'inv', collection: 'stock' },
+        },
+      })
       expect(r.status, r.text).to.equal(201)
       expect(r.body).to.include({ kind: 'mongodb', publisherId: f.orgs.Q, desiredState: 'stopped', origin: 'api' })
       expect(r.body.config).to.deep.equal({ database: 'inv', collection: 'stock', secretsSet: ['connectionString'] })
       expect(JSON.stringify(await f.h.db.collection('sources').findOne({ _id: r.body.id }))).to.not.include('user:pw')
-      const bad = await f.h.call('POST', '/v1/sources', { key: f.keys.Q, body: { name: 'q-bad', kind: 'mongodb', config: { connectionString: 'http://x', database: 'inv', collection: 'stock', mode: 'sometimes' } } })
+      const bad = await f.h.call('POST', '/v1/sources', {
+        key: f.keys.Q,
+        body: {
+          name: 'q-bad',
+          kind: 'mongodb',
+          config: { connectionString: 'http://x', database: 'inv', collection: 'stock', mode: 'sometimes' },
+        },
+      })
       expect(bad.status).to.equal(422)
       expect(bad.body.errors.map((e: any) => e.field)).to.have.members(['config.connectionString', 'config.mode'])
     })
@@ -455,34 +672,65 @@ describe('management API: every route', function () {
       expect((await f.h.call('GET', `/v1/sources/${f.srcP}`, { key: f.keys.Q })).status).to.equal(404)
     })
     ok('updateSource', async () => {
-      const r = await f.h.call('PATCH', `/v1/sources/${f.srcP}`, { key: f.keys.P, body: { config: { dir: 'p-drop', batchRows: 100 } } })
+      const r = await f.h.call('PATCH', `/v1/sources/${f.srcP}`, {
+        key: f.keys.P,
+        body: { config: { dir: 'p-drop', batchRows: 100 } },
+      })
       expect(r.status, r.text).to.equal(200)
       expect(r.body.config.batchRows).to.equal(100)
-      const bad = await f.h.call('PATCH', `/v1/sources/${f.srcP}`, { key: f.keys.P, body: { config: { batchRows: 100 } } })
+      const bad = await f.h.call('PATCH', `/v1/sources/${f.srcP}`, {
+        key: f.keys.P,
+        body: { config: { batchRows: 100 } },
+      })
       expect(bad.status).to.equal(422)
       expect(bad.body.errors[0].field).to.equal('config.dir')
     })
     ok('getSourceStatus', async () => {
       const src = await f.h.call('GET', `/v1/sources/${f.srcP}`)
-      await f.h.db.collection('source_status').replaceOne({ _id: f.srcP } as never, { state: 'running', workerId: 'w1', position: { file: 'a.csv', line: 7, filesDone: 0 }, counts: { produced: 6, batches: 1, failedBatches: 0 }, lastError: null, appliedGeneration: src.body.generation, reportedAt: new Date() }, { upsert: true })
+      await f.h.db
+        .collection('source_status')
+        .replaceOne(
+          { _id: f.srcP } as never,
+          {
+            state: 'running',
+            workerId: 'w1',
+            position: { file: 'a.csv', line: 7, filesDone: 0 },
+            counts: { produced: 6, batches: 1, failedBatches: 0 },
+            lastError: null,
+            appliedGeneration: src.body.generation,
+            reportedAt: new Date(),
+          },
+          { upsert: true },
+        )
       const r = await f.h.call('GET', `/v1/sources/${f.srcP}/status`, { key: f.keys.P })
       expect(r.status).to.equal(200)
       expect(r.body).to.include({ state: 'running', workerId: 'w1', pendingChanges: false })
       expect(r.body.position).to.deep.equal({ file: 'a.csv', line: 7, filesDone: 0 })
       expect(r.body.counts.produced).to.equal(6)
     })
-    for (const [opId, verb, state] of [['pauseSource', 'pause', 'paused'], ['resumeSource', 'resume', 'running'], ['stopSource', 'stop', 'stopped'], ['startSource', 'start', 'running']] as const) {
+    for (const [opId, verb, state] of [
+      ['pauseSource', 'pause', 'paused'],
+      ['resumeSource', 'resume', 'running'],
+      ['stopSource', 'stop', 'stopped'],
+      ['startSource', 'start', 'running'],
+    ] as const) {
       ok(opId, async () => {
         const before = await f.h.call('GET', `/v1/sources/${f.srcP}`)
         const r = await f.h.call('PUT', `/v1/sources/${f.srcP}/${verb}`, { key: f.keys.P })
         expect(r.status, r.text).to.equal(202)
         expect(r.body.desiredState).to.equal(state)
         expect(r.body.generation).to.equal(before.body.generation + (before.body.desiredState === state ? 0 : 1))
-        expect((await f.h.call('PUT', `/v1/sources/${f.srcP}/${verb}`, { key: f.keys.A })).status, 'a partner cannot see it').to.equal(404)
+        expect(
+          (await f.h.call('PUT', `/v1/sources/${f.srcP}/${verb}`, { key: f.keys.A })).status,
+          'a partner cannot see it',
+        ).to.equal(404)
       })
     }
     ok('deleteSource', async () => {
-      const c = await f.h.call('POST', '/v1/sources', { key: f.keys.P, body: { name: 'p-gone', kind: 'csv-drop', config: { dir: 'p-gone' } } })
+      const c = await f.h.call('POST', '/v1/sources', {
+        key: f.keys.P,
+        body: { name: 'p-gone', kind: 'csv-drop', config: { dir: 'p-gone' } },
+      })
       expect((await f.h.call('DELETE', `/v1/sources/${c.body.id}`, { key: f.keys.Q })).status).to.equal(404)
       expect((await f.h.call('DELETE', `/v1/sources/${c.body.id}`, { key: f.keys.P })).status).to.equal(204)
       expect((await f.h.call('GET', `/v1/sources/${c.body.id}`)).status).to.equal(404)
@@ -498,21 +746,31 @@ describe('management API: every route', function () {
       const r = await f.h.call('GET', `/v1/organizations/${f.orgs.A}/kafka-access`, { key: f.keys.A })
       expect(r.status, r.text).to.equal(200)
       expect(r.body).to.include({ saslMechanism: 'SCRAM-SHA-512', username: null })
-      expect((await f.h.call('GET', `/v1/organizations/${f.orgs.A}/kafka-access`, { key: f.keys.B })).status).to.be.oneOf([403, 404])
+      expect(
+        (await f.h.call('GET', `/v1/organizations/${f.orgs.A}/kafka-access`, { key: f.keys.B })).status,
+      ).to.be.oneOf([403, 404])
     })
     ok('issueKafkaCredentials', async () => {
       const r = await f.h.call('POST', `/v1/organizations/${f.orgs.A}/kafka-access/credentials`, { key: f.keys.A })
       expect(r.status, r.text).to.equal(201)
       expect(r.body.password).to.match(/^dkp_/)
-      expect((await f.h.call('GET', `/v1/organizations/${f.orgs.A}/kafka-access`, { key: f.keys.A })).body.username).to.equal(r.body.username)
+      expect(
+        (await f.h.call('GET', `/v1/organizations/${f.orgs.A}/kafka-access`, { key: f.keys.A })).body.username,
+      ).to.equal(r.body.username)
     })
     ok('revokeKafkaCredentials', async () => {
-      expect((await f.h.call('DELETE', `/v1/organizations/${f.orgs.A}/kafka-access/credentials`, { key: f.keys.A })).status).to.equal(204)
-      expect((await f.h.call('DELETE', `/v1/organizations/${f.orgs.A}/kafka-access/credentials`, { key: f.keys.A })).status).to.equal(404)
+      expect(
+        (await f.h.call('DELETE', `/v1/organizations/${f.orgs.A}/kafka-access/credentials`, { key: f.keys.A })).status,
+      ).to.equal(204)
+      expect(
+        (await f.h.call('DELETE', `/v1/organizations/${f.orgs.A}/kafka-access/credentials`, { key: f.keys.A })).status,
+      ).to.equal(404)
     })
 
     it('covers every operation of the document', () => {
-      const missing = operations().map((o) => o.operationId).filter((id) => !done.has(id))
+      const missing = operations()
+        .map((o) => o.operationId)
+        .filter((id) => !done.has(id))
       expect(missing, 'operations without a success test').to.deep.equal([])
     })
   })

@@ -19,13 +19,21 @@ export interface Fixture {
 }
 
 export async function buildFixture(options: HarnessOptions = {}): Promise<Fixture> {
-  const h = await startManagement({ ...options, overrides: { urlGuard: { allowlist: '127.0.0.1' }, ...(options.overrides ?? {}) } })
+  const h = await startManagement({
+    ...options,
+    overrides: { urlGuard: { allowlist: '127.0.0.1' }, ...(options.overrides ?? {}) },
+  })
   const mk = async (kind: string, slug: string) => {
     const r = await h.call('POST', '/v1/organizations', { body: { kind, name: slug.toUpperCase(), slug } })
     expect(r.status, r.text).to.equal(201)
     return r.body.id as string
   }
-  const orgs = { P: await mk('publisher', 'pub-p'), Q: await mk('publisher', 'pub-q'), A: await mk('partner', 'partner-a'), B: await mk('partner', 'partner-b') }
+  const orgs = {
+    P: await mk('publisher', 'pub-p'),
+    Q: await mk('publisher', 'pub-q'),
+    A: await mk('partner', 'partner-a'),
+    B: await mk('partner', 'partner-b'),
+  }
   const key = async (scope: string, organizationId: string) => {
     const r = await h.call('POST', '/v1/api-keys', { body: { scope, organizationId, name: `${scope}-key` } })
     expect(r.status, r.text).to.equal(201)
@@ -40,7 +48,11 @@ export async function buildFixture(options: HarnessOptions = {}): Promise<Fixtur
     body: {
       partnerId: orgs.A,
       entitlements: [
-        { eventType: 'inventory.level.changed', filter: { region: { in: ['EU', 'US'] } }, fields: ['sku', 'available', 'warehouse'] },
+        {
+          eventType: 'inventory.level.changed',
+          filter: { region: { in: ['EU', 'US'] } },
+          fields: ['sku', 'available', 'warehouse'],
+        },
         { eventType: 'deal.registered', filter: { partnerId: { in: ['$partnerId'] } } },
       ],
     },
@@ -50,16 +62,44 @@ export async function buildFixture(options: HarnessOptions = {}): Promise<Fixtur
   expect(accepted.status, accepted.text).to.equal(200)
   const s = await h.call('POST', '/v1/subscriptions', {
     key: kA.key,
-    body: { name: 'stock', eventTypes: ['inventory.level.changed'], fields: ['sku', 'available'], filter: { region: { in: ['EU'] } }, sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } },
+    body: {
+      name: 'stock',
+      eventTypes: ['inventory.level.changed'],
+      fields: ['sku', 'available'],
+      filter: { region: { in: ['EU'] } },
+      sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' },
+    },
   })
   expect(s.status, s.text).to.equal(201)
   const subA = s.body.id as string
-  const src = await h.call('POST', '/v1/sources', { key: kP.key, body: { name: 'p-drop', kind: 'csv-drop', config: { dir: 'p-drop' } } })
+  const src = await h.call('POST', '/v1/sources', {
+    key: kP.key,
+    body: { name: 'p-drop', kind: 'csv-drop', config: { dir: 'p-drop' } },
+  })
   expect(src.status, src.text).to.equal(201)
   const base = { subscriptionId: subA, partnerId: orgs.A, publisherId: orgs.P, eventType: 'inventory.level.changed' }
-  await h.cp.deliveries.recordAttempt({ ...base, eventId: 'e1', key: 'sku-1', status: 'delivered', attempt: { at: new Date(), durationMs: 12, statusCode: 200, error: null, responseExcerpt: 'ok' } })
-  await h.cp.deliveries.recordAttempt({ ...base, eventId: 'e2', key: 'sku-2', status: 'retrying', attempt: { at: new Date(), durationMs: 30, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' } })
-  await h.cp.deliveries.recordAttempt({ ...base, eventId: 'e2', key: 'sku-2', status: 'dead', deadReason: 'retries exhausted', attempt: { at: new Date(), durationMs: 31, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' } })
+  await h.cp.deliveries.recordAttempt({
+    ...base,
+    eventId: 'e1',
+    key: 'sku-1',
+    status: 'delivered',
+    attempt: { at: new Date(), durationMs: 12, statusCode: 200, error: null, responseExcerpt: 'ok' },
+  })
+  await h.cp.deliveries.recordAttempt({
+    ...base,
+    eventId: 'e2',
+    key: 'sku-2',
+    status: 'retrying',
+    attempt: { at: new Date(), durationMs: 30, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' },
+  })
+  await h.cp.deliveries.recordAttempt({
+    ...base,
+    eventId: 'e2',
+    key: 'sku-2',
+    status: 'dead',
+    deadReason: 'retries exhausted',
+    attempt: { at: new Date(), durationMs: 31, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' },
+  })
   return {
     h,
     orgs,

@@ -15,12 +15,23 @@ describe('management API: organizations are isolated', function () {
 
   // Partner A's resources (and publisher P's grant to A and source). A new route with a new id parameter has no
   // entry here, so `fill` throws and the test fails until the route is added and checked.
-  const foreignIds = () => ({ organizationId: f.orgs.A, keyId: f.keyIds.A, grantId: f.grantPA, subscriptionId: f.subA, connectorId: f.subA, eventId: 'e1', sourceId: f.srcP })
+  const foreignIds = () => ({
+    organizationId: f.orgs.A,
+    keyId: f.keyIds.A,
+    grantId: f.grantPA,
+    subscriptionId: f.subA,
+    connectorId: f.subA,
+    eventId: 'e1',
+    sourceId: f.srcP,
+  })
 
   for (const op of operations().filter((o) => o.pathParams.length > 0)) {
     it(`${op.method} ${op.path}: another organization's id is 404 for a partner and for a publisher`, async () => {
       for (const who of ['B', 'Q'] as const) {
-        const r = await f.h.call(op.method, '/v1' + fill(op.path, foreignIds()), { key: f.keys[who], body: op.hasBody ? op.example : undefined })
+        const r = await f.h.call(op.method, '/v1' + fill(op.path, foreignIds()), {
+          key: f.keys[who],
+          body: op.hasBody ? op.example : undefined,
+        })
         expect(r.status, `${who}: ${r.text}`).to.equal(404)
         expect(r.headers.get('content-type')).to.match(/application\/problem\+json/)
       }
@@ -48,9 +59,21 @@ describe('management API: organizations are isolated', function () {
     const cases: Array<[object, string, RegExp]> = [
       [{ eventTypes: ['inventory.level.changed', 'pricing.lists'] }, 'eventTypes[1]', /pricing\.lists is not granted/],
       [{ eventTypes: ['inventory.level.changed'], fields: ['sku', 'onHand'] }, 'fields[1]', /onHand/],
-      [{ eventTypes: ['inventory.level.changed'], filter: { region: { in: ['EU', 'APAC'] } } }, 'filter.region', /"APAC"/],
-      [{ eventTypes: ['deal.registered'], filter: { partnerId: { in: ['someone-else'] } } }, 'filter.partnerId', /someone-else/],
-      [{ eventTypes: ['inventory.level.changed'], schemaVersions: { 'deal.registered': 2 } }, 'schemaVersions.deal.registered', /does not subscribe/],
+      [
+        { eventTypes: ['inventory.level.changed'], filter: { region: { in: ['EU', 'APAC'] } } },
+        'filter.region',
+        /"APAC"/,
+      ],
+      [
+        { eventTypes: ['deal.registered'], filter: { partnerId: { in: ['someone-else'] } } },
+        'filter.partnerId',
+        /someone-else/,
+      ],
+      [
+        { eventTypes: ['inventory.level.changed'], schemaVersions: { 'deal.registered': 2 } },
+        'schemaVersions.deal.registered',
+        /does not subscribe/,
+      ],
     ]
     for (const [body, field, message] of cases) {
       const r = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { ...base, ...body } })
@@ -59,26 +82,61 @@ describe('management API: organizations are isolated', function () {
       expect(e, r.text).to.not.equal(undefined)
       expect(e.message).to.match(message)
     }
-    const narrower = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { ...base, eventTypes: ['inventory.level.changed'], fields: ['sku', 'warehouse.id'], filter: { region: { in: ['US'] }, sku: { in: ['A'] } } } })
+    const narrower = await f.h.call('POST', '/v1/subscriptions', {
+      key: f.keys.A,
+      body: {
+        ...base,
+        eventTypes: ['inventory.level.changed'],
+        fields: ['sku', 'warehouse.id'],
+        filter: { region: { in: ['US'] }, sku: { in: ['A'] } },
+      },
+    })
     expect(narrower.status, narrower.text).to.equal(201)
-    const partnerB = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.B, body: { ...base, eventTypes: ['inventory.level.changed'] } })
+    const partnerB = await f.h.call('POST', '/v1/subscriptions', {
+      key: f.keys.B,
+      body: { ...base, eventTypes: ['inventory.level.changed'] },
+    })
     expect(partnerB.status, 'B holds no grant').to.equal(422)
   })
 
   it('refuses webhook and REST URLs the SSRF guard refuses with 422 naming the field', async () => {
-    const urls = ['http://10.1.2.3/h', 'http://169.254.169.254/latest/meta-data', 'http://[::ffff:169.254.169.254]/', 'http://[fd00::1]/', 'http://100.64.0.1/', 'http://0.0.0.0/', 'ftp://127.0.0.1/x', 'http://224.0.0.1/']
+    const urls = [
+      'http://10.1.2.3/h',
+      'http://169.254.169.254/latest/meta-data',
+      'http://[::ffff:169.254.169.254]/',
+      'http://[fd00::1]/',
+      'http://100.64.0.1/',
+      'http://0.0.0.0/',
+      'ftp://127.0.0.1/x',
+      'http://224.0.0.1/',
+    ]
     for (const url of urls) {
-      const r = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'ssrf', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url } } })
+      const r = await f.h.call('POST', '/v1/subscriptions', {
+        key: f.keys.A,
+        body: { name: 'ssrf', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url } },
+      })
       expect(r.status, `${url}: ${r.text}`).to.be.oneOf([422, 400])
       expect(r.body.errors[0].field, url).to.equal('sink.url')
     }
     const rest = await f.h.call('POST', '/v1/subscriptions', {
       key: f.keys.A,
-      body: { name: 'ssrf-rest', eventTypes: ['inventory.level.changed'], sink: { type: 'rest', url: 'http://127.0.0.1:9/api', method: 'PUT', auth: { type: 'oauth2', tokenUrl: 'http://192.168.1.1/token', clientId: 'c', clientSecret: 's3cr3t-value' } } },
+      body: {
+        name: 'ssrf-rest',
+        eventTypes: ['inventory.level.changed'],
+        sink: {
+          type: 'rest',
+          url: 'http://127.0.0.1:9/api',
+          method: 'PUT',
+          auth: { type: 'oauth2', tokenUrl: 'http://192.168.1.1/token', clientId: 'c', clientSecret: 's3cr3t-value' },
+        },
+      },
     })
     expect(rest.status, rest.text).to.equal(422)
     expect(rest.body.errors[0].field).to.equal('sink.auth.tokenUrl')
-    const patch = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, { key: f.keys.A, body: { sink: { type: 'webhook', url: 'http://169.254.169.254/' } } })
+    const patch = await f.h.call('PATCH', `/v1/subscriptions/${f.subA}`, {
+      key: f.keys.A,
+      body: { sink: { type: 'webhook', url: 'http://169.254.169.254/' } },
+    })
     expect(patch.status).to.equal(422)
     expect(patch.body.errors[0].field).to.equal('sink.url')
   })
@@ -88,16 +146,42 @@ describe('management API: organizations are isolated', function () {
     const mongoUri = 'mongodb://user:pw-' + Math.random().toString(36).slice(2) + '@partner-db.example:27017/'
     const rest = await f.h.call('POST', '/v1/subscriptions', {
       key: f.keys.A,
-      body: { name: 'crm', eventTypes: ['inventory.level.changed'], sink: { type: 'rest', url: 'http://127.0.0.1:9/api/{key}', method: 'PUT', auth: { type: 'oauth2', tokenUrl: 'http://127.0.0.1:9/token', clientId: 'cid', clientSecret: secret } } },
+      body: {
+        name: 'crm',
+        eventTypes: ['inventory.level.changed'],
+        sink: {
+          type: 'rest',
+          url: 'http://127.0.0.1:9/api/{key}',
+          method: 'PUT',
+          auth: { type: 'oauth2', tokenUrl: 'http://127.0.0.1:9/token', clientId: 'cid', clientSecret: secret },
+        },
+      },
     })
     expect(rest.status, rest.text).to.equal(201)
     expect(rest.text).to.not.include(secret)
     expect(rest.body.sink.secretsSet).to.deep.equal(['auth.clientSecret'])
-    const mongo = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'mirror', eventTypes: ['inventory.level.changed'], sink: { type: 'mongodb', connectionString: mongoUri, database: 'd', collection: 'c' } } })
+    const mongo = await f.h.call('POST', '/v1/subscriptions', {
+      key: f.keys.A,
+      body: {
+        name: 'mirror',
+        eventTypes: ['inventory.level.changed'],
+        sink: { type: 'mongodb', connectionString: mongoUri, database: 'd', collection: 'c' },
+      },
+    })
     expect(mongo.status, mongo.text).to.equal(201)
     expect(mongo.text).to.not.include(mongoUri)
     // A sink change that leaves the secret out keeps it.
-    const patched = await f.h.call('PATCH', `/v1/subscriptions/${rest.body.id}`, { key: f.keys.A, body: { sink: { type: 'rest', url: 'http://127.0.0.1:9/v2/{key}', method: 'PATCH', auth: { type: 'oauth2', tokenUrl: 'http://127.0.0.1:9/token', clientId: 'cid' } } } })
+    const patched = await f.h.call('PATCH', `/v1/subscriptions/${rest.body.id}`, {
+      key: f.keys.A,
+      body: {
+        sink: {
+          type: 'rest',
+          url: 'http://127.0.0.1:9/v2/{key}',
+          method: 'PATCH',
+          auth: { type: 'oauth2', tokenUrl: 'http://127.0.0.1:9/token', clientId: 'cid' },
+        },
+      },
+    })
     expect(patched.status, patched.text).to.equal(200)
     const stored = await f.h.cp.cols.subscriptions.findOne({ _id: rest.body.id })
     const storedText = JSON.stringify(stored)
@@ -105,7 +189,12 @@ describe('management API: organizations are isolated', function () {
     expect((f.h.cp.openSink(stored!.sink) as any).auth.clientSecret).to.equal(secret)
     const storedMongo = await f.h.cp.cols.subscriptions.findOne({ _id: mongo.body.id })
     expect(JSON.stringify(storedMongo)).to.not.include('partner-db.example')
-    for (const path of ['/v1/subscriptions', `/v1/subscriptions/${rest.body.id}`, `/v1/subscriptions/${mongo.body.id}`, `/v1/connectors/${rest.body.id}`]) {
+    for (const path of [
+      '/v1/subscriptions',
+      `/v1/subscriptions/${rest.body.id}`,
+      `/v1/subscriptions/${mongo.body.id}`,
+      `/v1/connectors/${rest.body.id}`,
+    ]) {
       const r = await f.h.call('GET', path, { key: f.keys.A })
       expect(r.text).to.not.include(secret)
       expect(r.text).to.not.include(mongoUri)
@@ -113,7 +202,8 @@ describe('management API: organizations are isolated', function () {
     }
     // No key, webhook secret or credential in any log line of this whole run.
     const logs = f.h.logLines.join('\n')
-    for (const s of [secret, mongoUri, f.webhookSecretA, f.keys.A, f.keys.B, f.keys.P, f.h.adminKey]) expect(logs).to.not.include(s)
+    for (const s of [secret, mongoUri, f.webhookSecretA, f.keys.A, f.keys.B, f.keys.P, f.h.adminKey])
+      expect(logs).to.not.include(s)
   })
 
   it('no log line carries the API key of a request that failed inside the handler', async () => {
@@ -150,35 +240,62 @@ describe('management API: limits and idempotency', function () {
   it('refuses a body over the limit with 413 and replays an idempotent create', async () => {
     const h = await startManagement({ overrides: { management: { bodyLimit: '2kb' } } })
     try {
-      const big = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'x', slug: 'big-one', profile: { blob: 'x'.repeat(4000) } } })
+      const big = await h.call('POST', '/v1/organizations', {
+        body: { kind: 'partner', name: 'x', slug: 'big-one', profile: { blob: 'x'.repeat(4000) } },
+      })
       expect(big.status).to.equal(413)
       expect(big.body.errors[0].field).to.equal('body')
 
       const headers = { 'Idempotency-Key': 'create-key-0001' }
-      const org = await h.call('POST', '/v1/organizations', { headers, body: { kind: 'partner', name: 'Once', slug: 'once' } })
+      const org = await h.call('POST', '/v1/organizations', {
+        headers,
+        body: { kind: 'partner', name: 'Once', slug: 'once' },
+      })
       expect(org.status).to.equal(201)
-      const again = await h.call('POST', '/v1/organizations', { headers, body: { kind: 'partner', name: 'Once', slug: 'once' } })
+      const again = await h.call('POST', '/v1/organizations', {
+        headers,
+        body: { kind: 'partner', name: 'Once', slug: 'once' },
+      })
       expect(again.status).to.equal(201)
       expect(again.headers.get('idempotent-replayed')).to.equal('true')
       expect(again.body.id).to.equal(org.body.id)
       expect(await h.db.collection('organizations').countDocuments({ slug: 'once' })).to.equal(1)
-      const other = await h.call('POST', '/v1/organizations', { headers, body: { kind: 'partner', name: 'Other', slug: 'other' } })
+      const other = await h.call('POST', '/v1/organizations', {
+        headers,
+        body: { kind: 'partner', name: 'Other', slug: 'other' },
+      })
       expect(other.status).to.equal(422)
       expect(other.body.errors[0].field).to.equal('Idempotency-Key')
 
       // A created key is replayed (sealed in the record, never stored in clear).
       const kh = { 'Idempotency-Key': 'create-key-0002' }
-      const k1 = await h.call('POST', '/v1/api-keys', { headers: kh, body: { scope: 'partner', organizationId: org.body.id, name: 'k' } })
-      const k2 = await h.call('POST', '/v1/api-keys', { headers: kh, body: { scope: 'partner', organizationId: org.body.id, name: 'k' } })
+      const k1 = await h.call('POST', '/v1/api-keys', {
+        headers: kh,
+        body: { scope: 'partner', organizationId: org.body.id, name: 'k' },
+      })
+      const k2 = await h.call('POST', '/v1/api-keys', {
+        headers: kh,
+        body: { scope: 'partner', organizationId: org.body.id, name: 'k' },
+      })
       expect(k2.body.key).to.equal(k1.body.key)
       const records = await h.db.collection('idempotency').find({}).toArray()
       expect(JSON.stringify(records)).to.not.include(k1.body.key.split('.')[1])
 
       // A failed create forgets the key, so a corrected retry runs.
       const fh = { 'Idempotency-Key': 'create-key-0003' }
-      const dup = await h.call('POST', '/v1/organizations', { headers: fh, body: { kind: 'partner', name: 'Dup', slug: 'once' } })
+      const dup = await h.call('POST', '/v1/organizations', {
+        headers: fh,
+        body: { kind: 'partner', name: 'Dup', slug: 'once' },
+      })
       expect(dup.status).to.equal(409)
-      expect((await h.call('POST', '/v1/organizations', { headers: fh, body: { kind: 'partner', name: 'Dup', slug: 'once' } })).status).to.equal(409)
+      expect(
+        (
+          await h.call('POST', '/v1/organizations', {
+            headers: fh,
+            body: { kind: 'partner', name: 'Dup', slug: 'once' },
+          })
+        ).status,
+      ).to.equal(409)
 
       // The sweep deletes expired records (no TTL index in the store).
       const swept = await h.cp.sweep(new Date(Date.now() + 2 * 86400_000))
@@ -198,11 +315,22 @@ describe('management API: state survives a restart', function () {
     try {
       const paused = await f.h.call('PUT', `/v1/connectors/${f.subA}/pause`, { key: f.keys.A })
       expect(paused.body.desiredState).to.equal('paused')
-      const stopped = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: { name: 'second', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/2' } } })
+      const stopped = await f.h.call('POST', '/v1/subscriptions', {
+        key: f.keys.A,
+        body: {
+          name: 'second',
+          eventTypes: ['inventory.level.changed'],
+          sink: { type: 'webhook', url: 'http://127.0.0.1:9/2' },
+        },
+      })
       await f.h.call('PUT', `/v1/connectors/${stopped.body.id}/stop`, { key: f.keys.A })
       // An idempotent create's answer (a secret shown once) is stored sealed under k1.
       const idem = { 'Idempotency-Key': 'rotate-ring-0001' }
-      const third = { name: 'third', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/3' } }
+      const third = {
+        name: 'third',
+        eventTypes: ['inventory.level.changed'],
+        sink: { type: 'webhook', url: 'http://127.0.0.1:9/3' },
+      }
       const created = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, headers: idem, body: third })
       expect(created.status, created.text).to.equal(201)
       await f.h.stop()

@@ -13,7 +13,6 @@ import { dropDatabaseLater, testConfig, uniqueName, waitFor } from '../helpers/e
 import { levels } from '../helpers/sink-assertions.ts'
 import { ADMIN, startSinkHarness, type Level, type SinkHarness } from '../helpers/sink-runtime.ts'
 
-
 describe('MongoDB projection sink: Kafka to a partner collection through the sink worker', function () {
   this.timeout(120_000)
   let h: SinkHarness
@@ -22,7 +21,11 @@ describe('MongoDB projection sink: Kafka to a partner collection through the sin
 
   beforeEach(async () => {
     h = await startSinkHarness()
-    pool = new MongoClientPool({ guard: createUrlGuard({ allowlist: '127.0.0.1' }), logger: h.logger, settings: { serverSelectionTimeoutMs: 3000 } })
+    pool = new MongoClientPool({
+      guard: createUrlGuard({ allowlist: '127.0.0.1' }),
+      logger: h.logger,
+      settings: { serverSelectionTimeoutMs: 3000 },
+    })
     partnerDb = uniqueName('partner').slice(0, 40)
     dropDatabaseLater(partnerDb)
   })
@@ -33,7 +36,12 @@ describe('MongoDB projection sink: Kafka to a partner collection through the sin
 
   /** A projected document's _id: the key's text, which carries its owner (the harness publisher). */
   const keyOf = (sku: string) => JSON.stringify({ manufacturerId: h.publisherId, sku, locationId: 'WH1' })
-  const delivered = async () => Number(/^distributary_deliveries_total\{sink="mongodb",outcome="delivered"\} (\d+)$/m.exec((await h.metrics.render()).body)?.[1] ?? 0)
+  const delivered = async () =>
+    Number(
+      /^distributary_deliveries_total\{sink="mongodb",outcome="delivered"\} (\d+)$/m.exec(
+        (await h.metrics.render()).body,
+      )?.[1] ?? 0,
+    )
   const docs = () => h.mongo.db(partnerDb).collection('levels').find({}).sort({ _id: 1 }).toArray()
   const subscribeMongo = async (name = 'mirror') => {
     const r = await h.cp.createSubscription(ADMIN, {
@@ -46,7 +54,8 @@ describe('MongoDB projection sink: Kafka to a partner collection through the sin
     return r.subscription._id
   }
   const startWorker = () => h.worker({}, {}, sinkFactoryByType({ mongodb: mongoSinkFactory(pool, h.cp, [h.topic]) }))
-  const running = (id: string) => waitFor(async () => (await h.cp.getConnector(ADMIN, id)).status?.state === 'running', { what: 'running status' })
+  const running = (id: string) =>
+    waitFor(async () => (await h.cp.getConnector(ADMIN, id)).status?.state === 'running', { what: 'running status' })
 
   /** The latest state per key of what was produced, in order: null for a tombstone. */
   const latest = (steps: Array<Level[] | { tombstones: string[] }>) => {
@@ -55,9 +64,12 @@ describe('MongoDB projection sink: Kafka to a partner collection through the sin
       if (Array.isArray(step)) for (const l of step) state.set(l.sku, l.seq)
       else for (const sku of step.tombstones) state.set(sku, null)
     }
-    return [...state].filter(([, seq]) => seq !== null).map(([sku, seq]) => ({ _id: keyOf(sku), sku, onHand: seq, sequence: seq }))
+    return [...state]
+      .filter(([, seq]) => seq !== null)
+      .map(([sku, seq]) => ({ _id: keyOf(sku), sku, onHand: seq, sequence: seq }))
   }
-  const projection = (all: Document[]) => all.map((d) => ({ _id: d._id, sku: d.sku, onHand: d.onHand, sequence: d.sequence }))
+  const projection = (all: Document[]) =>
+    all.map((d) => ({ _id: d._id, sku: d.sku, onHand: d.onHand, sequence: d.sequence }))
 
   it('replayed twice from the earliest offset, the collection equals the latest state per key, and no older version overwrote a newer one', async () => {
     const id = await subscribeMongo()
@@ -70,7 +82,9 @@ describe('MongoDB projection sink: Kafka to a partner collection through the sin
     await h.produce(again)
     const total = first.length + 3 + again.length
     await waitFor(async () => (await delivered()) === total, { what: 'every record projected', timeoutMs: 60_000 })
-    const expected = latest([first, { tombstones: ['SKU-3', 'SKU-4', 'SKU-5'] }, again]).sort((a, b) => a._id.localeCompare(b._id))
+    const expected = latest([first, { tombstones: ['SKU-3', 'SKU-4', 'SKU-5'] }, again]).sort((a, b) =>
+      a._id.localeCompare(b._id),
+    )
     const live = await docs()
     expect(projection(live)).to.deep.equal(expected)
     // metadata: the event and the version (the offset) of the state stored
@@ -82,27 +96,42 @@ describe('MongoDB projection sink: Kafka to a partner collection through the sin
 
     for (const round of [1, 2]) {
       await h.cp.resetConnector(ADMIN, id, 'earliest', null)
-      await waitFor(async () => (await delivered()) === total * (1 + round), { what: `replay ${round} projected`, timeoutMs: 60_000 })
+      await waitFor(async () => (await delivered()) === total * (1 + round), {
+        what: `replay ${round} projected`,
+        timeoutMs: 60_000,
+      })
       // the same documents, down to when they were written: every replayed older version was skipped
       expect(await docs(), `after replay ${round}`).to.deep.equal(live)
     }
     const st = (await h.cp.getConnector(ADMIN, id)).status
     expect(st?.lastError ?? null).to.equal(null)
     // nothing was dead-lettered: tombstones reached the sink (the webhook sink dead-letters them)
-    expect((await h.cp.deliveries.search({ subscriptionId: id, status: 'dead' }, { limit: 10 })).items).to.have.length(0)
+    expect((await h.cp.deliveries.search({ subscriptionId: id, status: 'dead' }, { limit: 10 })).items).to.have.length(
+      0,
+    )
   })
 
   it('a tombstone deletes the key, and a later state creates it again', async () => {
     const id = await subscribeMongo()
     await startWorker()
     await running(id)
-    await h.produce([{ sku: 'A', seq: 1 }, { sku: 'B', seq: 2 }])
+    await h.produce([
+      { sku: 'A', seq: 1 },
+      { sku: 'B', seq: 2 },
+    ])
     await waitFor(async () => (await docs()).length === 2, { what: 'two documents' })
     await h.produceTombstones(['A'])
     await waitFor(async () => (await docs()).length === 1, { what: 'A deleted' })
     expect((await docs()).map((d) => d._id)).to.deep.equal([keyOf('B')])
     await h.produce([{ sku: 'A', seq: 3 }])
     await waitFor(async () => (await docs()).length === 2, { what: 'A again' })
-    expect(projection(await docs())).to.deep.equal(latest([[{ sku: 'A', seq: 3 }, { sku: 'B', seq: 2 }]]).sort((a, b) => a._id.localeCompare(b._id)))
+    expect(projection(await docs())).to.deep.equal(
+      latest([
+        [
+          { sku: 'A', seq: 3 },
+          { sku: 'B', seq: 2 },
+        ],
+      ]).sort((a, b) => a._id.localeCompare(b._id)),
+    )
   })
 })

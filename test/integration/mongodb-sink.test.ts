@@ -16,8 +16,24 @@ const silent = createLogger({ write: () => {} })
 const TOPIC = 'inventory.levels'
 const T0 = Date.parse('2025-03-01T12:00:00Z')
 
-function rec(offset: number, key: string | null = 'SKU-1', value: unknown = { sku: key, onHand: offset }, extra: Partial<SinkRecord> = {}): SinkRecord {
-  return { topic: TOPIC, partition: 0, offset: String(offset), key, value, headers: {}, eventId: `evt-${offset}`, eventType: 'inventory.level.changed', timestamp: T0 + offset * 1000, ...extra }
+function rec(
+  offset: number,
+  key: string | null = 'SKU-1',
+  value: unknown = { sku: key, onHand: offset },
+  extra: Partial<SinkRecord> = {},
+): SinkRecord {
+  return {
+    topic: TOPIC,
+    partition: 0,
+    offset: String(offset),
+    key,
+    value,
+    headers: {},
+    eventId: `evt-${offset}`,
+    eventType: 'inventory.level.changed',
+    timestamp: T0 + offset * 1000,
+    ...extra,
+  }
 }
 
 async function failure(p: Promise<unknown>): Promise<SyndicationError> {
@@ -42,7 +58,12 @@ describe('MongoDB projection sink against the real MongoDB-compatible server', f
   let dbName: string
   const sinks: MongoProjectionSink[] = []
 
-  const config = (over: Partial<MongoSinkConfig> = {}): MongoSinkConfig => ({ connectionString: uri, database: dbName, collection: 'levels', ...over })
+  const config = (over: Partial<MongoSinkConfig> = {}): MongoSinkConfig => ({
+    connectionString: uri,
+    database: dbName,
+    collection: 'levels',
+    ...over,
+  })
   const start = async (over: Partial<MongoSinkConfig> = {}, reports: AttemptReport[] = [], p = pool) => {
     const sink = new MongoProjectionSink(p)
     sinks.push(sink)
@@ -61,7 +82,11 @@ describe('MongoDB projection sink against the real MongoDB-compatible server', f
   beforeEach(() => {
     dbName = uniqueName('msink').slice(0, 40)
     dropDatabaseLater(dbName)
-    pool = new MongoClientPool({ guard: createUrlGuard({ allowlist: '127.0.0.1' }), logger: silent, settings: { serverSelectionTimeoutMs: 1500, connectTimeoutMs: 1000 } })
+    pool = new MongoClientPool({
+      guard: createUrlGuard({ allowlist: '127.0.0.1' }),
+      logger: silent,
+      settings: { serverSelectionTimeoutMs: 1500, connectTimeoutMs: 1000 },
+    })
   })
   afterEach(async () => {
     await Promise.allSettled(sinks.splice(0).map((s) => s.stop()))
@@ -78,7 +103,13 @@ describe('MongoDB projection sink against the real MongoDB-compatible server', f
       ['SKU-2', 4],
     ])
     const meta = all[0]!._meta
-    expect(meta).to.include({ version: 7, topic: TOPIC, partition: 0, eventId: 'evt-7', eventType: 'inventory.level.changed' })
+    expect(meta).to.include({
+      version: 7,
+      topic: TOPIC,
+      partition: 0,
+      eventId: 'evt-7',
+      eventType: 'inventory.level.changed',
+    })
     expect(meta.occurredAt.getTime()).to.equal(T0 + 7000)
     expect(reports.map((r) => [r.eventId, r.outcome, r.responseExcerpt])).to.deep.equal([
       ['evt-3', 'delivered', 'inserted'],
@@ -93,9 +124,15 @@ describe('MongoDB projection sink against the real MongoDB-compatible server', f
     const sink = await start({}, reports)
     await sink.put([rec(10, 'SKU-1', { sku: 'SKU-1', onHand: 10, note: 'newest' })])
     const before = await docs()
-    await sink.put([rec(9, 'SKU-1', { sku: 'SKU-1', onHand: 9 }), rec(2), rec(10, 'SKU-1', { sku: 'SKU-1', onHand: -1 })])
+    await sink.put([
+      rec(9, 'SKU-1', { sku: 'SKU-1', onHand: 9 }),
+      rec(2),
+      rec(10, 'SKU-1', { sku: 'SKU-1', onHand: -1 }),
+    ])
     expect(await docs()).to.deep.equal(before)
-    expect(reports.slice(1).map((r) => [r.outcome, r.responseExcerpt])).to.deep.equal(Array(3).fill(['delivered', 'stale: a newer version is stored; skipped']))
+    expect(reports.slice(1).map((r) => [r.outcome, r.responseExcerpt])).to.deep.equal(
+      Array(3).fill(['delivered', 'stale: a newer version is stored; skipped']),
+    )
   })
 
   it('replaces the whole state: a field the newer version no longer has disappears', async () => {
@@ -114,7 +151,11 @@ describe('MongoDB projection sink against the real MongoDB-compatible server', f
     await sink.put([rec(4, 'B', null)]) // older than the stored version 5
     expect((await docs()).map((d) => [d._id, d.onHand])).to.deep.equal([['B', 5]])
     await sink.put([rec(3, 'A', null)]) // again: nothing left to delete
-    expect(reports.slice(-3).map((r) => r.responseExcerpt)).to.deep.equal(['deleted', 'tombstone: no older document to delete', 'tombstone: no older document to delete'])
+    expect(reports.slice(-3).map((r) => r.responseExcerpt)).to.deep.equal([
+      'deleted',
+      'tombstone: no older document to delete',
+      'tombstone: no older document to delete',
+    ])
   })
 
   it('after a partition change, the event time decides between versions of different partitions', async () => {
@@ -129,7 +170,10 @@ describe('MongoDB projection sink against the real MongoDB-compatible server', f
   })
 
   it('overwrites a document it did not write (no _meta): the projection owns its collection', async () => {
-    await mongo.db(dbName).collection<{ _id: string; stale: boolean }>('levels').insertOne({ _id: 'SKU-1', stale: true })
+    await mongo
+      .db(dbName)
+      .collection<{ _id: string; stale: boolean }>('levels')
+      .insertOne({ _id: 'SKU-1', stale: true })
     const sink = await start()
     await sink.put([rec(1)])
     const [d] = await docs()
@@ -181,21 +225,42 @@ describe('MongoDB projection sink against the real MongoDB-compatible server', f
   it('reports refused credentials as a ConfigError without the password', async () => {
     const password = `pw-${Math.random().toString(36).slice(2)}`
     const sink = new MongoProjectionSink(pool)
-    const err = await failure(sink.start(config({ connectionString: withCredentials(uri, 'nobody', password) }), { subscriptionId: 'sub-auth', logger: silent }))
+    const err = await failure(
+      sink.start(config({ connectionString: withCredentials(uri, 'nobody', password) }), {
+        subscriptionId: 'sub-auth',
+        logger: silent,
+      }),
+    )
     expect(err).to.be.instanceOf(ConfigError)
     expect(err.message).to.match(/credentials/)
-    expect(JSON.stringify({ m: err.message, c: err.context, cause: String((err as Error).cause ?? '') })).to.not.contain(password)
+    expect(
+      JSON.stringify({ m: err.message, c: err.context, cause: String((err as Error).cause ?? '') }),
+    ).to.not.contain(password)
     expect(pool.clients).to.equal(0)
   })
 
   it('treats an unreachable server as retriable, and the URL guard refuses hosts outside the allowlist', async () => {
     const sink = new MongoProjectionSink(pool)
-    const down = await failure(sink.start(config({ connectionString: 'mongodb://127.0.0.1:1/' }), { subscriptionId: 'sub-down', logger: silent }))
+    const down = await failure(
+      sink.start(config({ connectionString: 'mongodb://127.0.0.1:1/' }), {
+        subscriptionId: 'sub-down',
+        logger: silent,
+      }),
+    )
     expect(down).to.be.instanceOf(RetriableError)
-    const strict = new MongoClientPool({ guard: createUrlGuard(), logger: silent, settings: { serverSelectionTimeoutMs: 1000 } })
+    const strict = new MongoClientPool({
+      guard: createUrlGuard(),
+      logger: silent,
+      settings: { serverSelectionTimeoutMs: 1000 },
+    })
     try {
       for (const cs of [uri, 'mongodb://10.1.2.3:27017/', 'mongodb://169.254.169.254/', 'mongodb://localhost:27017/']) {
-        const err = await failure(new MongoProjectionSink(strict).start(config({ connectionString: cs }), { subscriptionId: 'sub-ssrf', logger: silent }))
+        const err = await failure(
+          new MongoProjectionSink(strict).start(config({ connectionString: cs }), {
+            subscriptionId: 'sub-ssrf',
+            logger: silent,
+          }),
+        )
         expect(err, cs).to.be.instanceOf(UrlRefusedError)
       }
       expect(strict.clients).to.equal(0)

@@ -63,14 +63,25 @@ describe('mongodb collection source (polling, FerretDB)', function () {
   })
 
   function runner(source: MongoDbSource) {
-    return new SourceRunner(source, parseMongoSourceConfig({ database: dbName, collection: 'inventory', mode: 'auto', topic: topic.name, pollIntervalMs: 50, batchSize: 7 }), {
-      name: 'inventory-db',
-      kafka,
-      serde,
-      topics: [topic],
-      logger: quietLogger,
-      idleMs: 20,
-    })
+    return new SourceRunner(
+      source,
+      parseMongoSourceConfig({
+        database: dbName,
+        collection: 'inventory',
+        mode: 'auto',
+        topic: topic.name,
+        pollIntervalMs: 50,
+        batchSize: 7,
+      }),
+      {
+        name: 'inventory-db',
+        kafka,
+        serde,
+        topics: [topic],
+        logger: quietLogger,
+        idleMs: 20,
+      },
+    )
   }
 
   it('publishes inserts and updates in order per key, and a restart resumes without loss or duplicates, even after acked-uncommitted changes', async () => {
@@ -80,7 +91,11 @@ describe('mongodb collection source (polling, FerretDB)', function () {
       const s = (seq.get(sku) ?? 0) + 1
       seq.set(sku, s)
       if (s === 1) await coll.insertOne(doc(sku, s, s * 10))
-      else await coll.updateOne({ sku }, { $set: { sequence: s, onHand: s * 10, available: s * 10, updatedAt: new Date(), occurredAt: new Date() } })
+      else
+        await coll.updateOne(
+          { sku },
+          { $set: { sequence: s, onHand: s * 10, available: s * 10, updatedAt: new Date(), occurredAt: new Date() } },
+        )
     }
     const source1 = new MongoDbSource(mongo, [topic])
     const r1 = runner(source1)
@@ -96,7 +111,9 @@ describe('mongodb collection source (polling, FerretDB)', function () {
     await new Promise((r) => setTimeout(r, 300)) // the updates above may still be in flight
     const before = await countRecords(admin, topic.name)
     for (let i = 1; i < 10; i += 2) await bump(`SKU-${i}`)
-    await waitFor(async () => (await countRecords(admin, topic.name)) >= before + 5, { what: 'acked-uncommitted updates' })
+    await waitFor(async () => (await countRecords(admin, topic.name)) >= before + 5, {
+      what: 'acked-uncommitted updates',
+    })
     await r1.stop()
 
     // While stopped: more changes.
@@ -126,7 +143,11 @@ describe('mongodb collection source (polling, FerretDB)', function () {
       const id = `${x.value.sku}#${x.value.sequence}`
       expect(seen.has(id), `duplicate ${id}`).to.equal(false)
       seen.add(id)
-      expect({ ...x.key }, 'the key carries its owner').to.deep.equal({ manufacturerId: 'acme', sku: x.value.sku, locationId: 'DE-HAM' })
+      expect({ ...x.key }, 'the key carries its owner').to.deep.equal({
+        manufacturerId: 'acme',
+        sku: x.value.sku,
+        locationId: 'DE-HAM',
+      })
       expect(x.headers[HEADER.source]).to.equal('/sources/inventory-db')
     }
     for (const sku of seq.keys()) {

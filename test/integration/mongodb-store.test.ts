@@ -26,11 +26,31 @@ describe('MongoDB-compatible store (mongodb driver)', function () {
   it('bulk replacements of many existing documents finish, also many of them at once (bulkWriteBounded)', async function () {
     this.timeout(120_000)
     const col = db.collection<{ _id: string; round: number }>('bulk_bounded')
-    const write = (round: number, from: number) => bulkWriteBounded(col, Array.from({ length: 300 }, (_, i) => ({ replaceOne: { filter: { _id: `c-${from + i}` }, replacement: { round }, upsert: true } })))
-    const deadline = <T>(p: Promise<T>, what: string) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer in 30 s (the store is stuck)`)), 30_000))])
+    const write = (round: number, from: number) =>
+      bulkWriteBounded(
+        col,
+        Array.from({ length: 300 }, (_, i) => ({
+          replaceOne: { filter: { _id: `c-${from + i}` }, replacement: { round }, upsert: true },
+        })),
+      )
+    const deadline = <T>(p: Promise<T>, what: string) =>
+      Promise.race([
+        p,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error(`${what}: no answer in 30 s (the store is stuck)`)), 30_000),
+        ),
+      ])
     await deadline(write(1, 0), 'first write (inserts)')
     await deadline(write(2, 0), 'second write (replacements)')
-    await deadline(Promise.all([write(3, 0), write(3, 0), write(3, 0), ...Array.from({ length: 60 }, (_, i) => col.updateOne({ _id: `c-${i}` }, { $set: { round: 3 } }))]), 'concurrent writes')
+    await deadline(
+      Promise.all([
+        write(3, 0),
+        write(3, 0),
+        write(3, 0),
+        ...Array.from({ length: 60 }, (_, i) => col.updateOne({ _id: `c-${i}` }, { $set: { round: 3 } })),
+      ]),
+      'concurrent writes',
+    )
     expect(await col.countDocuments({ round: 3 })).to.equal(300)
     expect((await db.command({ ping: 1 })).ok).to.equal(1)
   })
@@ -41,9 +61,16 @@ describe('MongoDB-compatible store (mongodb driver)', function () {
 
   it('inserts and finds documents', async () => {
     const col = db.collection<{ sku: string; qty: number }>('inventory')
-    await col.insertMany([{ sku: 'A', qty: 1 }, { sku: 'B', qty: 2 }, { sku: 'C', qty: 3 }])
+    await col.insertMany([
+      { sku: 'A', qty: 1 },
+      { sku: 'B', qty: 2 },
+      { sku: 'C', qty: 3 },
+    ])
     const found = await col.find({ qty: { $gte: 2 } }, { sort: { sku: 1 }, projection: { _id: 0 } }).toArray()
-    expect(found).to.deep.equal([{ sku: 'B', qty: 2 }, { sku: 'C', qty: 3 }])
+    expect(found).to.deep.equal([
+      { sku: 'B', qty: 2 },
+      { sku: 'C', qty: 3 },
+    ])
   })
 
   it('upserts: the first update inserts, the second modifies', async () => {
@@ -86,7 +113,9 @@ describe('MongoDB-compatible store (mongodb driver)', function () {
   it('a unique key admits exactly one of many concurrent inserts', async () => {
     const col = db.collection('claims')
     await col.createIndex({ key: 1 }, { unique: true })
-    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => col.insertOne({ key: 'evt-1', writer: i })))
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) => col.insertOne({ key: 'evt-1', writer: i })),
+    )
     expect(results.filter((r) => r.status === 'fulfilled')).to.have.length(1)
     for (const r of results) if (r.status === 'rejected') expect((r.reason as { code?: number }).code).to.equal(11000)
     expect(await col.countDocuments({ key: 'evt-1' })).to.equal(1)
@@ -97,12 +126,22 @@ describe('MongoDB-compatible store (mongodb driver)', function () {
     const col = db.collection<{ _id: string; n: number }>('by_id')
     await col.insertMany(Array.from({ length: 2000 }, (_, i) => ({ _id: `doc-${i}`, n: i })))
     // the plan of a query by _id (stack/ferretdb.ts FERRETDB_PATCHES: the stock v1.24.2 says SCAN)
-    const plan = (await db.command({ explain: { find: 'by_id', filter: { _id: 'doc-5' } } })) as { queryPlanner?: { Plan?: string[] } }
+    const plan = (await db.command({ explain: { find: 'by_id', filter: { _id: 'doc-5' } } })) as {
+      queryPlanner?: { Plan?: string[] }
+    }
     expect(plan.queryPlanner?.Plan?.join(' '), JSON.stringify(plan)).to.match(/SEARCH .* USING INDEX/)
     // updates and upserts by _id (the same WHERE clause, in UPDATE statements) still do what they should
     await col.updateOne({ _id: 'doc-7' }, { $set: { n: -1 } })
     await col.updateOne({ _id: 'doc-new' }, { $set: { n: -2 } }, { upsert: true })
-    expect(await col.find({ n: { $lt: 0 } }).sort({ _id: 1 }).toArray()).to.deep.equal([{ _id: 'doc-7', n: -1 }, { _id: 'doc-new', n: -2 }])
+    expect(
+      await col
+        .find({ n: { $lt: 0 } })
+        .sort({ _id: 1 })
+        .toArray(),
+    ).to.deep.equal([
+      { _id: 'doc-7', n: -1 },
+      { _id: 'doc-new', n: -2 },
+    ])
   })
 
   it('creates every declared index on MongoDB, and only the unique ones on FerretDB (it reads through no other)', async () => {

@@ -20,18 +20,24 @@ describe('Node.js 24', function () {
   let node = ''
   before(async function () {
     this.timeout(600_000)
-    node = await nodeRuntime(NODE_VERSIONS[24], defaultCacheDir(), (msg) => process.stdout.write(`  [node 24] ${msg}\n`))
+    node = await nodeRuntime(NODE_VERSIONS[24], defaultCacheDir(), (msg) =>
+      process.stdout.write(`  [node 24] ${msg}\n`),
+    )
     expect(spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()).to.equal(`v${NODE_VERSIONS[24]}`)
   })
 
   it('runs the unit tests', () => {
-    const res = spawnSync(node, ['node_modules/mocha/bin/mocha.js', '--config', '.mocharc.unit.json', '--reporter', 'dot'], {
-      cwd: PROJECT_ROOT,
-      encoding: 'utf8',
-      env: { ...process.env, NODE_OPTIONS: '', PATH: `${node.replace(/\/node$/, '')}:${process.env.PATH}` },
-      timeout: 540_000,
-      maxBuffer: 32 << 20,
-    })
+    const res = spawnSync(
+      node,
+      ['node_modules/mocha/bin/mocha.js', '--config', '.mocharc.unit.json', '--reporter', 'dot'],
+      {
+        cwd: PROJECT_ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, NODE_OPTIONS: '', PATH: `${node.replace(/\/node$/, '')}:${process.env.PATH}` },
+        timeout: 540_000,
+        maxBuffer: 32 << 20,
+      },
+    )
     const tail = (res.stdout + res.stderr).slice(-3000)
     expect(res.status, tail).to.equal(0)
     expect(res.stdout, tail).to.match(/\d+ passing/)
@@ -66,15 +72,34 @@ describe('Node.js 24', function () {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
     const api = `http://127.0.0.1:${port}`
     try {
-      await waitFor(async () => (await fetch(`${api}/ready`).catch(() => null))?.status === 200, { timeoutMs: 120_000, what: () => `ready on Node 24:\n${out.slice(-3000)}` })
+      await waitFor(async () => (await fetch(`${api}/ready`).catch(() => null))?.status === 200, {
+        timeoutMs: 120_000,
+        what: () => `ready on Node 24:\n${out.slice(-3000)}`,
+      })
       const call = async (path: string, body: unknown, key = adminKey) => {
-        const res = await fetch(api + path, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+        const res = await fetch(api + path, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        })
         return { status: res.status, body: (await res.json()) as any }
       }
       const pub = await call('/v1/organizations', { kind: 'publisher', name: 'Acme 24', slug: `acme-${db.slice(-8)}` })
       expect(pub.status).to.equal(201)
       const key = await call('/v1/api-keys', { scope: 'publisher', name: 'erp', organizationId: pub.body.id })
-      const event = { manufacturerId: pub.body.id, sku: 'SKU-24', locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 24, reserved: 0, available: 24, incoming: [], sequence: 1, occurredAt: new Date().toISOString() }
+      const event = {
+        manufacturerId: pub.body.id,
+        sku: 'SKU-24',
+        locationId: 'L1',
+        locationType: 'WAREHOUSE',
+        unitOfMeasure: 'EA',
+        onHand: 24,
+        reserved: 0,
+        available: 24,
+        incoming: [],
+        sequence: 1,
+        occurredAt: new Date().toISOString(),
+      }
       const accepted = await call('/v1/events/inventory.level.changed', [event], key.body.key)
       expect(accepted.status, JSON.stringify(accepted.body)).to.equal(202)
     } finally {

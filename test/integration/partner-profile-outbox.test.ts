@@ -67,12 +67,17 @@ describe('partner profile events through the outbox', function () {
   }
   // Decoded avsc records as plain JSON (their classes would fail deep equality).
   const eventsOf = async (partnerId: string): Promise<ReadRecord[]> =>
-    (await readTopic(kafka, admin, serde, topic.name)).filter((r) => r.key?.partnerId === partnerId).map((r) => ({ ...r, key: JSON.parse(JSON.stringify(r.key)), value: JSON.parse(JSON.stringify(r.value)) }))
+    (await readTopic(kafka, admin, serde, topic.name))
+      .filter((r) => r.key?.partnerId === partnerId)
+      .map((r) => ({ ...r, key: JSON.parse(JSON.stringify(r.key)), value: JSON.parse(JSON.stringify(r.value)) }))
   const waitForEvents = (partnerId: string, n: number) =>
-    waitFor(async () => {
-      const got = await eventsOf(partnerId)
-      return got.length >= n ? got : undefined
-    }, { timeoutMs: 30_000, intervalMs: 300, what: `${n} profile events of ${partnerId}` })
+    waitFor(
+      async () => {
+        const got = await eventsOf(partnerId)
+        return got.length >= n ? got : undefined
+      },
+      { timeoutMs: 30_000, intervalMs: 300, what: `${n} profile events of ${partnerId}` },
+    )
 
   before(async () => {
     registry = await startTestRegistry()
@@ -96,11 +101,15 @@ describe('partner profile events through the outbox', function () {
 
   it('creating and updating a partner publishes its profile event, keyed by the partner, decodable with the serde', async () => {
     await startRelay('relay-1')
-    const created = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'Northwind', slug: 'northwind-outbox', profile: PROFILE } })
+    const created = await h.call('POST', '/v1/organizations', {
+      body: { kind: 'partner', name: 'Northwind', slug: 'northwind-outbox', profile: PROFILE },
+    })
     expect(created.status, created.text).to.equal(201)
     const id = created.body.id as string
     expect(created.body.profile).to.deep.equal(PROFILE)
-    const changed = await h.call('PATCH', `/v1/organizations/${id}`, { body: { profile: { ...PROFILE, tier: 'PLATINUM', regions: ['DE'] } } })
+    const changed = await h.call('PATCH', `/v1/organizations/${id}`, {
+      body: { profile: { ...PROFILE, tier: 'PLATINUM', regions: ['DE'] } },
+    })
     expect(changed.status, changed.text).to.equal(200)
     const renamed = await h.call('PATCH', `/v1/organizations/${id}`, { body: { name: 'Northwind Group' } })
     expect(renamed.status, renamed.text).to.equal(200)
@@ -110,12 +119,24 @@ describe('partner profile events through the outbox', function () {
     expect(new Set(events.map((e) => e.partition)).size, 'one partition: in order per partner').to.equal(1)
     expect(events.map((e) => e.key)).to.deep.equal([{ partnerId: id }, { partnerId: id }, { partnerId: id }])
     const [first, second, third] = events.map((e) => e.value)
-    expect(first).to.include({ partnerId: id, legalName: PROFILE.legalName, tradingName: 'Northwind', partnerType: 'DISTRIBUTOR', tier: 'GOLD', status: 'ACTIVE', headquartersCountry: 'DE', website: PROFILE.website, taxId: null })
+    expect(first).to.include({
+      partnerId: id,
+      legalName: PROFILE.legalName,
+      tradingName: 'Northwind',
+      partnerType: 'DISTRIBUTOR',
+      tier: 'GOLD',
+      status: 'ACTIVE',
+      headquartersCountry: 'DE',
+      website: PROFILE.website,
+      taxId: null,
+    })
     expect(first.regions).to.deep.equal(['DE', 'AT', 'CH'])
     expect(first.certifications).to.have.length(1)
     expect(first.certifications[0]).to.include({ code: 'NET-PRO', expiresOn: null })
     expect(first.certifications[0].issuedOn).to.equal(Date.parse('2025-03-01T00:00:00Z') / 86_400_000)
-    expect(first.contacts).to.deep.equal([{ role: 'primary', name: 'Ada Weber', email: 'ada@northwind.example', phone: null }])
+    expect(first.contacts).to.deep.equal([
+      { role: 'primary', name: 'Ada Weber', email: 'ada@northwind.example', phone: null },
+    ])
     expect(second).to.include({ tier: 'PLATINUM' })
     expect(second.regions).to.deep.equal(['DE'])
     expect(third).to.include({ tier: 'PLATINUM', legalName: PROFILE.legalName })
@@ -128,7 +149,9 @@ describe('partner profile events through the outbox', function () {
     expect(new Set(events.map((e) => e.headers[HEADER.id])).size).to.equal(3)
 
     // The relay recorded what it sent; the next change prunes the sent entries from the document.
-    const state = await waitFor(() => h.db.collection<OutboxRelayDoc>('outbox_relay').findOne({ _id: id, sentSequence: 3 }))
+    const state = await waitFor(() =>
+      h.db.collection<OutboxRelayDoc>('outbox_relay').findOne({ _id: id, sentSequence: 3 }),
+    )
     expect(state.lastEventId).to.equal(events[2]!.headers[HEADER.id])
     await h.call('PATCH', `/v1/organizations/${id}`, { body: { profile: { ...PROFILE, status: 'SUSPENDED' } } })
     const doc = await h.db.collection<OrganizationDoc>('organizations').findOne({ _id: id })
@@ -138,29 +161,53 @@ describe('partner profile events through the outbox', function () {
 
   it('a partner created with a name only publishes a valid profile with the derived fields', async () => {
     await startRelay('relay-2')
-    const created = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'Plain Partner', slug: 'plain-outbox' } })
+    const created = await h.call('POST', '/v1/organizations', {
+      body: { kind: 'partner', name: 'Plain Partner', slug: 'plain-outbox' },
+    })
     expect(created.status, created.text).to.equal(201)
     const [event] = await waitForEvents(created.body.id, 1)
-    expect(event!.value).to.include({ partnerId: created.body.id, legalName: 'Plain Partner', partnerType: 'OTHER', tier: 'OTHER', status: 'UNKNOWN', headquartersCountry: 'ZZ' })
+    expect(event!.value).to.include({
+      partnerId: created.body.id,
+      legalName: 'Plain Partner',
+      partnerType: 'OTHER',
+      tier: 'OTHER',
+      status: 'UNKNOWN',
+      headquartersCountry: 'ZZ',
+    })
   })
 
   it('refuses an invalid profile with 422 naming each field, and publishes nothing', async () => {
     await startRelay('relay-3')
     const before = await countRecords(admin, topic.name)
     const bad = await h.call('POST', '/v1/organizations', {
-      body: { kind: 'partner', name: 'Bad', slug: 'bad-outbox', profile: { ...PROFILE, tier: 'DIAMOND', contacts: [{ name: 'No Mail' }], shoeSize: 42, partnerId: 'org_x' } },
+      body: {
+        kind: 'partner',
+        name: 'Bad',
+        slug: 'bad-outbox',
+        profile: { ...PROFILE, tier: 'DIAMOND', contacts: [{ name: 'No Mail' }], shoeSize: 42, partnerId: 'org_x' },
+      },
     })
     expect(bad.status, bad.text).to.equal(422)
     expect(bad.headers.get('content-type')).to.match(/application\/problem\+json/)
     const fields = bad.body.errors.map((e: { field: string }) => e.field)
-    expect(fields).to.include.members(['profile.tier', 'profile.contacts.0.role', 'profile.contacts.0.email', 'profile.shoeSize', 'profile.partnerId'])
+    expect(fields).to.include.members([
+      'profile.tier',
+      'profile.contacts.0.role',
+      'profile.contacts.0.email',
+      'profile.shoeSize',
+      'profile.partnerId',
+    ])
     expect(bad.body.errors.find((e: { field: string }) => e.field === 'profile.tier').message).to.match(/PLATINUM/)
     expect(await h.db.collection('organizations').countDocuments({ slug: 'bad-outbox' })).to.equal(0)
 
-    const ok = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'Good', slug: 'good-outbox', profile: PROFILE } })
+    const ok = await h.call('POST', '/v1/organizations', {
+      body: { kind: 'partner', name: 'Good', slug: 'good-outbox', profile: PROFILE },
+    })
     expect(ok.status, ok.text).to.equal(201)
     await waitForEvents(ok.body.id, 1)
-    const patch = await h.call('PATCH', `/v1/organizations/${ok.body.id}`, { body: { profile: { ...PROFILE, headquartersCountry: 49 } } })
+    const patch = await h.call('PATCH', `/v1/organizations/${ok.body.id}`, {
+      body: { profile: { ...PROFILE, headquartersCountry: 49 } },
+    })
     expect(patch.status, patch.text).to.equal(422)
     expect(patch.body.errors.map((e: { field: string }) => e.field)).to.deep.equal(['profile.headquartersCountry'])
     const doc = await h.db.collection<OrganizationDoc>('organizations').findOne({ _id: ok.body.id })
@@ -168,7 +215,9 @@ describe('partner profile events through the outbox', function () {
     expect(doc!.profile).to.deep.equal(PROFILE)
 
     // A publisher's profile stays free-form and publishes nothing either.
-    const pub = await h.call('POST', '/v1/organizations', { body: { kind: 'publisher', name: 'Acme', slug: 'acme-outbox', profile: { anything: true } } })
+    const pub = await h.call('POST', '/v1/organizations', {
+      body: { kind: 'publisher', name: 'Acme', slug: 'acme-outbox', profile: { anything: true } },
+    })
     expect(pub.status, pub.text).to.equal(201)
     relays[0]!.nudge()
     await new Promise((r) => setTimeout(r, 1500))
@@ -176,7 +225,9 @@ describe('partner profile events through the outbox', function () {
   })
 
   it('publishes an entry written while no relay ran once a relay starts, and sends it again with the same event id after a crash before the commit', async () => {
-    const created = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'Offline', slug: 'offline-outbox', profile: PROFILE } })
+    const created = await h.call('POST', '/v1/organizations', {
+      body: { kind: 'partner', name: 'Offline', slug: 'offline-outbox', profile: PROFILE },
+    })
     expect(created.status, created.text).to.equal(201)
     const id = created.body.id as string
     const doc = await h.db.collection<OrganizationDoc>('organizations').findOne({ _id: id })
@@ -202,9 +253,14 @@ describe('partner profile events through the outbox', function () {
 
   it('lets one relay send at a time (lease)', async () => {
     const a = await startRelay('relay-a')
-    await waitFor(async () => (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.workerId === 'relay-a')
+    await waitFor(
+      async () =>
+        (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.workerId === 'relay-a',
+    )
     const b = await startRelay('relay-b')
-    const created = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'Leased', slug: 'leased-outbox', profile: PROFILE } })
+    const created = await h.call('POST', '/v1/organizations', {
+      body: { kind: 'partner', name: 'Leased', slug: 'leased-outbox', profile: PROFILE },
+    })
     await waitForEvents(created.body.id, 1)
     await new Promise((r) => setTimeout(r, 500))
     expect(a.source.stats.relayed).to.be.greaterThan(0)
@@ -213,7 +269,9 @@ describe('partner profile events through the outbox', function () {
     // The holder stops (releasing the lease): the other takes over.
     await a.stop()
     relays.splice(relays.indexOf(a), 1)
-    const later = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'Later', slug: 'later-outbox', profile: PROFILE } })
+    const later = await h.call('POST', '/v1/organizations', {
+      body: { kind: 'partner', name: 'Later', slug: 'later-outbox', profile: PROFILE },
+    })
     b.nudge()
     await waitForEvents(later.body.id, 1)
     expect(b.source.stats.leaseAcquired).to.equal(1)
@@ -223,33 +281,59 @@ describe('partner profile events through the outbox', function () {
     // Without renewal the lease lapses while the holder retries; the other relay takes over and sends,
     // and the holder's retry then lands after what the other sent (an older profile after a newer one).
     const faults = faultySockets()
-    const a = await startRelay('relay-retrying', { kafka: createKafka(testConfig(), undefined, uniqueName('outbox-faulty'), { socketFactory: faults.socketFactory }), leaseTtlMs: 1500 })
-    await waitFor(async () => (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.workerId === 'relay-retrying')
+    const a = await startRelay('relay-retrying', {
+      kafka: createKafka(testConfig(), undefined, uniqueName('outbox-faulty'), { socketFactory: faults.socketFactory }),
+      leaseTtlMs: 1500,
+    })
+    await waitFor(
+      async () =>
+        (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.workerId === 'relay-retrying',
+    )
     const b = await startRelay('relay-waiting', { leaseTtlMs: 1500 })
     faults.refuseProduce(6000) // four lease lifetimes
-    const created = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'Outage', slug: 'outage-outbox', profile: PROFILE } })
+    const created = await h.call('POST', '/v1/organizations', {
+      body: { kind: 'partner', name: 'Outage', slug: 'outage-outbox', profile: PROFILE },
+    })
     expect(created.status, created.text).to.equal(201)
     await waitFor(() => faults.refused > 0, { what: 'the holder trying to produce during the outage' })
     await new Promise((r) => setTimeout(r, 5000))
     expect(b.source.stats.leaseAcquired, 'the waiting relay never took the lease over').to.equal(0)
     const [event] = await waitForEvents(created.body.id, 1)
     await new Promise((r) => setTimeout(r, 1000))
-    expect((await eventsOf(created.body.id)).map((e) => e.headers[HEADER.id]), 'sent once, by the holder').to.deep.equal([event!.headers[HEADER.id]])
+    expect(
+      (await eventsOf(created.body.id)).map((e) => e.headers[HEADER.id]),
+      'sent once, by the holder',
+    ).to.deep.equal([event!.headers[HEADER.id]])
     expect([a.source.stats.relayed, b.source.stats.relayed]).to.deep.equal([1, 0])
   })
 
   it('drops its failed batch when it lost the lease during the outage, and never moves the sent sequence back', async () => {
     const faults = faultySockets()
-    const a = await startRelay('relay-stale', { kafka: createKafka(testConfig(), undefined, uniqueName('outbox-faulty'), { socketFactory: faults.socketFactory }), leaseTtlMs: 1500 })
-    await waitFor(async () => (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.workerId === 'relay-stale')
+    const a = await startRelay('relay-stale', {
+      kafka: createKafka(testConfig(), undefined, uniqueName('outbox-faulty'), { socketFactory: faults.socketFactory }),
+      leaseTtlMs: 1500,
+    })
+    await waitFor(
+      async () =>
+        (await h.db.collection('outbox_relay_lease').findOne({ _id: 'relay' as never }))?.workerId === 'relay-stale',
+    )
     faults.refuseProduce(4000)
-    const created = await h.call('POST', '/v1/organizations', { body: { kind: 'partner', name: 'Stolen', slug: 'stolen-outbox', profile: PROFILE } })
+    const created = await h.call('POST', '/v1/organizations', {
+      body: { kind: 'partner', name: 'Stolen', slug: 'stolen-outbox', profile: PROFILE },
+    })
     const id = created.body.id as string
     await waitFor(() => faults.refused > 0, { what: 'the holder trying to produce during the outage' })
     // Another relay holds the lease now (as after the holder lost the store for longer than the lease).
-    await h.db.collection('outbox_relay_lease').updateOne({ _id: 'relay' as never }, { $set: { workerId: 'relay-other', expiresAt: new Date(Date.now() + 60_000) } })
+    await h.db
+      .collection('outbox_relay_lease')
+      .updateOne(
+        { _id: 'relay' as never },
+        { $set: { workerId: 'relay-other', expiresAt: new Date(Date.now() + 60_000) } },
+      )
     // ... and has sent further than this relay's batch: sequence 5 of this organization.
-    await h.db.collection<OutboxRelayDoc>('outbox_relay').updateOne({ _id: id }, { $set: { sentSequence: 5, lastEventId: 'other', sentAt: new Date() } }, { upsert: true })
+    await h.db
+      .collection<OutboxRelayDoc>('outbox_relay')
+      .updateOne({ _id: id }, { $set: { sentSequence: 5, lastEventId: 'other', sentAt: new Date() } }, { upsert: true })
     await new Promise((r) => setTimeout(r, 6000)) // the outage is over and the holder has retried
     expect(await eventsOf(id), 'the relay without the lease did not send its failed batch again').to.have.length(0)
     expect(a.source.stats.relayed).to.equal(0)

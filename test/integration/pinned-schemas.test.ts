@@ -39,9 +39,15 @@ describe('pinned schema versions', function () {
   let h: SinkHarness
   const receivers: Receiver[] = []
   const subject = () => valueSubject(h.topic.name)
-  const register = (schema: AvroRecordSchema) => http(`${h.registryUrl}/subjects/${subject()}/versions`, 'POST', { schema: JSON.stringify(schema) })
+  const register = (schema: AvroRecordSchema) =>
+    http(`${h.registryUrl}/subjects/${subject()}/versions`, 'POST', { schema: JSON.stringify(schema) })
   const useCheck = (policy: PinnedReaderPolicy) => {
-    h.registry.registry.beforeRegister = pinnedReaderCheck({ cols: h.cp.cols, topics: [h.topic], policy, logger: h.logger })
+    h.registry.registry.beforeRegister = pinnedReaderCheck({
+      cols: h.cp.cols,
+      topics: [h.topic],
+      policy,
+      logger: h.logger,
+    })
   }
 
   beforeEach(async () => {
@@ -62,26 +68,65 @@ describe('pinned schema versions', function () {
     const r = await register(v2())
     expect(r.status, JSON.stringify(r.body)).to.equal(200)
     const v2id = r.body.id as number
-    const keyId = ((await http(`${h.registryUrl}/subjects/${keySubject(h.topic.name)}/versions/latest`)).body as { id: number }).id
+    const keyId = (
+      (await http(`${h.registryUrl}/subjects/${keySubject(h.topic.name)}/versions/latest`)).body as { id: number }
+    ).id
     await h.serde.load(v2id)
     await h.serde.load(keyId)
     await h.worker()
     await waitFor(async () => (await h.cp.getConnector(ADMIN, sp.id)).status?.state === 'running', { what: 'running' })
-    const value = { manufacturerId: h.publisherId, sku: 'S-2', gtin: null, locationId: 'WH1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 5, reserved: 0, available: 5, incoming: [], safetyStock: null, sequence: 1, occurredAt: Date.now(), zone: 'Z9' }
-    const env = envelope({ type: 'inventory.level.changed', source: '/test', schemaSubject: subject(), schemaVersion: 2 })
-    await h.producer.send({ topic: h.topic.name, messages: [{ key: h.serde.encodeSync(keyId, { manufacturerId: h.publisherId, sku: 'S-2', locationId: 'WH1' }), value: h.serde.encodeSync(v2id, value), headers: { ...toHeaders(env), [HEADER.publisherId]: h.publisherId } }] })
+    const value = {
+      manufacturerId: h.publisherId,
+      sku: 'S-2',
+      gtin: null,
+      locationId: 'WH1',
+      locationType: 'WAREHOUSE',
+      unitOfMeasure: 'EA',
+      onHand: 5,
+      reserved: 0,
+      available: 5,
+      incoming: [],
+      safetyStock: null,
+      sequence: 1,
+      occurredAt: Date.now(),
+      zone: 'Z9',
+    }
+    const env = envelope({
+      type: 'inventory.level.changed',
+      source: '/test',
+      schemaSubject: subject(),
+      schemaVersion: 2,
+    })
+    await h.producer.send({
+      topic: h.topic.name,
+      messages: [
+        {
+          key: h.serde.encodeSync(keyId, { manufacturerId: h.publisherId, sku: 'S-2', locationId: 'WH1' }),
+          value: h.serde.encodeSync(v2id, value),
+          headers: { ...toHeaders(env), [HEADER.publisherId]: h.publisherId },
+        },
+      ],
+    })
     await waitFor(() => pinned.received.length >= 1 && latest.received.length >= 1, { what: 'both deliveries' })
     const asV1 = (JSON.parse(pinned.received[0]!.body) as { data: Record<string, unknown> }).data
     const asV2 = (JSON.parse(latest.received[0]!.body) as { data: Record<string, unknown> }).data
     expect(asV2.zone).to.equal('Z9')
     expect(asV1).to.not.have.property('zone')
-    expect(Object.keys(asV1).sort()).to.deep.equal(v1().fields.map((f) => f.name).sort())
+    expect(Object.keys(asV1).sort()).to.deep.equal(
+      v1()
+        .fields.map((f) => f.name)
+        .sort(),
+    )
     expect(asV1.unitOfMeasure).to.equal('EA')
   })
 
   it('refuses a v3 that a pinned partner cannot read: 409 with a Confluent error_code naming the subscription and the field', async () => {
     useCheck('refuse')
-    const sp = await h.subscribe({ name: 'erp-v1', url: 'http://127.0.0.1:9/hook', schemaVersions: { 'inventory.level.changed': 1 } })
+    const sp = await h.subscribe({
+      name: 'erp-v1',
+      url: 'http://127.0.0.1:9/hook',
+      schemaVersions: { 'inventory.level.changed': 1 },
+    })
     expect((await register(v2())).status).to.equal(200)
     const r = await register(v3())
     expect(r.status).to.equal(409)
@@ -100,12 +145,18 @@ describe('pinned schema versions', function () {
 
   it('policy flag: registers the v3 and flags the affected subscription (visible on the subscription)', async () => {
     useCheck('flag')
-    const sp = await h.subscribe({ name: 'erp-v1', url: 'http://127.0.0.1:9/hook', schemaVersions: { 'inventory.level.changed': 1 } })
+    const sp = await h.subscribe({
+      name: 'erp-v1',
+      url: 'http://127.0.0.1:9/hook',
+      schemaVersions: { 'inventory.level.changed': 1 },
+    })
     const other = await h.subscribe({ name: 'latest', url: 'http://127.0.0.1:9/hook2' })
     expect((await register(v2())).status).to.equal(200)
     const r = await register(v3())
     expect(r.status).to.equal(200)
-    const view = subscriptionView(await h.cp.getSubscription(ADMIN, sp.id), h.cp) as { schemaIssues?: Array<{ version: number; pinnedVersion: number; fields: string[] }> }
+    const view = subscriptionView(await h.cp.getSubscription(ADMIN, sp.id), h.cp) as {
+      schemaIssues?: Array<{ version: number; pinnedVersion: number; fields: string[] }>
+    }
     expect(view.schemaIssues).to.have.length(1)
     expect(view.schemaIssues![0]).to.include({ version: 3, pinnedVersion: 1 })
     expect(view.schemaIssues![0]!.fields.join(' ')).to.include('unitOfMeasure')

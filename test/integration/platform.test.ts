@@ -60,7 +60,10 @@ describe('platform start', function () {
 
   it('/ready is 503 and names Kafka when no broker answers, while MongoDB is up', async () => {
     const port = await closedPort()
-    platform = await startPlatform(loadConfig({ env: { ...externalEnv, KAFKA_BROKERS: `127.0.0.1:${port}`, HTTP_PORT: '0' } }), quiet)
+    platform = await startPlatform(
+      loadConfig({ env: { ...externalEnv, KAFKA_BROKERS: `127.0.0.1:${port}`, HTTP_PORT: '0' } }),
+      quiet,
+    )
     const ready = await fetch(`${platform.url}/ready`)
     const body = (await ready.json()) as { status: string; checks: Record<string, { status: string; error?: string }> }
     expect(ready.status).to.equal(503)
@@ -73,7 +76,14 @@ describe('platform start', function () {
   it('/ready is 503 and names MongoDB when the store does not answer', async () => {
     const port = await closedPort()
     platform = await startPlatform(
-      loadConfig({ env: { ...externalEnv, MONGODB_URI: `mongodb://127.0.0.1:${port}/`, MONGODB_SERVER_SELECTION_TIMEOUT_MS: '500', HTTP_PORT: '0' } }),
+      loadConfig({
+        env: {
+          ...externalEnv,
+          MONGODB_URI: `mongodb://127.0.0.1:${port}/`,
+          MONGODB_SERVER_SELECTION_TIMEOUT_MS: '500',
+          HTTP_PORT: '0',
+        },
+      }),
       quiet,
     )
     const ready = await fetch(`${platform.url}/ready`)
@@ -126,7 +136,13 @@ describe('platform start', function () {
     const lines = out.trim().split('\n')
     for (const line of lines) {
       const rec = JSON.parse(line) as { time: string; level: string; msg: string }
-      expect(rec).to.have.keys(['time', 'level', 'msg', 'service', ...Object.keys(rec).filter((k) => !['time', 'level', 'msg', 'service'].includes(k))])
+      expect(rec).to.have.keys([
+        'time',
+        'level',
+        'msg',
+        'service',
+        ...Object.keys(rec).filter((k) => !['time', 'level', 'msg', 'service'].includes(k)),
+      ])
     }
     expect(lines.some((l) => (JSON.parse(l) as { msg: string }).msg === 'platform stopped')).to.equal(true)
   })

@@ -29,7 +29,14 @@ interface Answer {
 }
 
 /** One request from a given local address (a different client to the server). */
-function callFrom(localAddress: string, base: string, method: string, path: string, key: string | null, body?: string): Promise<Answer> {
+function callFrom(
+  localAddress: string,
+  base: string,
+  method: string,
+  path: string,
+  key: string | null,
+  body?: string,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {}
     if (key !== null) headers.authorization = `Bearer ${key}`
@@ -69,7 +76,9 @@ function expectAttemptRefusal(a: Answer) {
 async function createKey(h: ManagementHarness, kind: 'publisher' | 'partner', slug: string) {
   const org = await h.call('POST', '/v1/organizations', { body: { kind, name: slug, slug } })
   expect(org.status, org.text).to.equal(201)
-  const k = await h.call('POST', '/v1/api-keys', { body: { scope: kind, organizationId: org.body.id, name: `${slug}-key` } })
+  const k = await h.call('POST', '/v1/api-keys', {
+    body: { scope: kind, organizationId: org.body.id, name: `${slug}-key` },
+  })
   expect(k.status, k.text).to.equal(201)
   return { orgId: org.body.id as string, key: k.body.key as string }
 }
@@ -78,7 +87,9 @@ describe('API key attempts are limited before verification', function () {
   this.timeout(60_000)
 
   it('answers a flood of bad keys 429 after the burst without hashing them, while valid keys of other clients pass', async () => {
-    const h = await startManagement({ overrides: { management: { keyAttempts: { perSecond: 1, burst: 5 }, apiKeyCacheMs: 300 } } })
+    const h = await startManagement({
+      overrides: { management: { keyAttempts: { perSecond: 1, burst: 5 }, apiKeyCacheMs: 300 } },
+    })
     try {
       const P = await createKey(h, 'publisher', 'flood-p')
       const A = await createKey(h, 'partner', 'flood-a')
@@ -88,7 +99,9 @@ describe('API key attempts are limited before verification', function () {
       const before = h.cp.keys.verifications
 
       // 30 guesses at P's secret at once from 127.0.0.1 (the burst is 5).
-      const flood = await Promise.all(Array.from({ length: 30 }, () => callFrom('127.0.0.1', h.url, 'GET', '/v1/organizations', wrongSecret(P.key))))
+      const flood = await Promise.all(
+        Array.from({ length: 30 }, () => callFrom('127.0.0.1', h.url, 'GET', '/v1/organizations', wrongSecret(P.key))),
+      )
       const unauthorized = count(flood, 401)
       expect(unauthorized, 'the burst (plus at most one refill)').to.be.within(5, 6)
       expect(count(flood, 429)).to.equal(30 - unauthorized)
@@ -103,21 +116,42 @@ describe('API key attempts are limited before verification', function () {
       // P's prefix is exhausted: guesses from a third address are refused too (the bucket refills 1/s,
       // so the time since the flood may have given it one attempt back)...
       const third = []
-      for (let i = 0; i < 3; i++) third.push(await callFrom('127.0.0.3', h.url, 'GET', '/v1/organizations', wrongSecret(P.key)))
+      for (let i = 0; i < 3; i++)
+        third.push(await callFrom('127.0.0.3', h.url, 'GET', '/v1/organizations', wrongSecret(P.key)))
       expect(count(third, 429)).to.be.at.least(2)
       for (const a of third.filter((x) => x.status === 429)) expectAttemptRefusal(a)
       // ...yet P itself, known to this process, passes after its trust ran out (one read, no hash).
       await sleep(400)
       expect((await callFrom('127.0.0.2', h.url, 'GET', '/v1/organizations', P.key)).status).to.equal(200)
       // The flooding address, emptied again: a key known here passes, a key never verified here must wait.
-      for (let i = 0; i < 3; i++) await callFrom('127.0.0.1', h.url, 'GET', '/v1/organizations', `dk_${crypto.randomBytes(6).toString('hex')}.${'A'.repeat(43)}`)
+      for (let i = 0; i < 3; i++)
+        await callFrom(
+          '127.0.0.1',
+          h.url,
+          'GET',
+          '/v1/organizations',
+          `dk_${crypto.randomBytes(6).toString('hex')}.${'A'.repeat(43)}`,
+        )
       expect((await callFrom('127.0.0.1', h.url, 'GET', '/v1/organizations', A.key)).status).to.equal(200)
       expectAttemptRefusal(await callFrom('127.0.0.1', h.url, 'GET', '/v1/organizations', B.key))
       const third401 = count(third, 401)
-      expect(h.cp.keys.verifications - before, 'no hash after the flood but A\'s first use and a refilled guess').to.equal(unauthorized + 1 + third401)
+      expect(
+        h.cp.keys.verifications - before,
+        "no hash after the flood but A's first use and a refilled guess",
+      ).to.equal(unauthorized + 1 + third401)
 
       // A flood of made-up prefixes from one address is limited by the address alone.
-      const made = await Promise.all(Array.from({ length: 12 }, () => callFrom('127.0.0.4', h.url, 'GET', '/v1/organizations', `dk_${crypto.randomBytes(6).toString('hex')}.${'A'.repeat(43)}`)))
+      const made = await Promise.all(
+        Array.from({ length: 12 }, () =>
+          callFrom(
+            '127.0.0.4',
+            h.url,
+            'GET',
+            '/v1/organizations',
+            `dk_${crypto.randomBytes(6).toString('hex')}.${'A'.repeat(43)}`,
+          ),
+        ),
+      )
       expect(count(made, 401)).to.be.within(5, 6)
       expect(count(made, 429)).to.equal(12 - count(made, 401))
     } finally {
@@ -131,7 +165,9 @@ describe('API key attempts are limited before verification', function () {
       const keys = []
       for (let i = 0; i < 6; i++) keys.push(await createKey(h, 'partner', `busy-${i}`))
       const before = h.cp.keys.verifications
-      const answers = await Promise.all(keys.map((k, i) => callFrom(`127.0.1.${i + 1}`, h.url, 'GET', '/v1/organizations', k.key)))
+      const answers = await Promise.all(
+        keys.map((k, i) => callFrom(`127.0.1.${i + 1}`, h.url, 'GET', '/v1/organizations', k.key)),
+      )
       const busy = answers.filter((a) => a.status === 503)
       expect(busy.length, JSON.stringify(answers.map((a) => a.status))).to.be.greaterThan(0)
       for (const a of busy) {
@@ -170,7 +206,9 @@ describe('event ingestion: a rate limit per API key', function () {
     await createTopics(admin, [topic])
     h = await startManagement({ overrides: { management: { keyAttempts: { perSecond: 1, burst: 3 } } } })
     P = await createKey(h, 'publisher', 'ingest-p')
-    const k2 = await h.call('POST', '/v1/api-keys', { body: { scope: 'publisher', organizationId: P.orgId, name: 'second' } })
+    const k2 = await h.call('POST', '/v1/api-keys', {
+      body: { scope: 'publisher', organizationId: P.orgId, name: 'second' },
+    })
     secondKey = k2.body.key
     ingest = createHttpIngest({
       kafka,
@@ -215,7 +253,8 @@ describe('event ingestion: a rate limit per API key', function () {
         occurredAt: '2026-11-20T10:00:00.000Z',
       })),
     )
-  const post = (key: string, body: string, from = '127.0.0.1') => callFrom(from, base, 'POST', '/v1/events/inventory.level.changed', key, body)
+  const post = (key: string, body: string, from = '127.0.0.1') =>
+    callFrom(from, base, 'POST', '/v1/events/inventory.level.changed', key, body)
 
   it('answers 429 with Retry-After and the RateLimit fields once a key sent its events, produces nothing of the refused request, and leaves another key alone', async () => {
     const first = await post(P.key, events(10))
@@ -245,12 +284,17 @@ describe('event ingestion: a rate limit per API key', function () {
   })
 
   it('charges a batch larger than the burst whole, then refuses until the debt is repaid', async () => {
-    const k = await h.call('POST', '/v1/api-keys', { body: { scope: 'publisher', organizationId: P.orgId, name: 'batch' } })
+    const k = await h.call('POST', '/v1/api-keys', {
+      body: { scope: 'publisher', organizationId: P.orgId, name: 'batch' },
+    })
     const big = await post(k.body.key, events(25, 400))
     expect(big.status).to.equal(202)
     const next = await post(k.body.key, events(1, 500))
     expect(next.status).to.equal(429)
-    expect(Number(next.headers['retry-after']), '(1 - (10 - 25)) / 1 s, less what refilled meanwhile').to.be.within(15, 16)
+    expect(Number(next.headers['retry-after']), '(1 - (10 - 25)) / 1 s, less what refilled meanwhile').to.be.within(
+      15,
+      16,
+    )
   })
 
   it('limits failed key attempts at ingestion too, before hashing (429, key-attempts)', async () => {

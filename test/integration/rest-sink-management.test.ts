@@ -22,7 +22,10 @@ describe('management API: REST sink validation', function () {
   })
 
   it('refuses a body mapping that is not valid JSONata with a 422 naming sink.bodyMapping and the position', async () => {
-    const r = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: rest({ bodyMapping: '{ "sku": value.sku, "qty": }' }) })
+    const r = await f.h.call('POST', '/v1/subscriptions', {
+      key: f.keys.A,
+      body: rest({ bodyMapping: '{ "sku": value.sku, "qty": }' }),
+    })
     expect(r.status, r.text).to.equal(422)
     expect(r.headers.get('content-type')).to.match(/^application\/problem\+json/)
     const e = r.body.errors.find((x: { field: string }) => x.field === 'sink.bodyMapping')
@@ -34,11 +37,22 @@ describe('management API: REST sink validation', function () {
   it('refuses a placeholder in the host, an unknown placeholder and incomplete auth, each named', async () => {
     const r = await f.h.call('POST', '/v1/subscriptions', {
       key: f.keys.A,
-      body: rest({ url: 'http://127.0.0.1:9/api/{valu.sku}', auth: { type: 'oauth2', tokenUrl: 'http://127.0.0.1:9/token', clientId: 'cid' }, headers: { 'Idempotency-Key': 'x' } }),
+      body: rest({
+        url: 'http://127.0.0.1:9/api/{valu.sku}',
+        auth: { type: 'oauth2', tokenUrl: 'http://127.0.0.1:9/token', clientId: 'cid' },
+        headers: { 'Idempotency-Key': 'x' },
+      }),
     })
     expect(r.status, r.text).to.equal(422)
-    expect(r.body.errors.map((x: { field: string }) => x.field).sort()).to.deep.equal(['sink.auth.clientSecret', 'sink.headers.Idempotency-Key', 'sink.url'])
-    const host = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, body: rest({ url: 'http://{key}.example.com/api' }) })
+    expect(r.body.errors.map((x: { field: string }) => x.field).sort()).to.deep.equal([
+      'sink.auth.clientSecret',
+      'sink.headers.Idempotency-Key',
+      'sink.url',
+    ])
+    const host = await f.h.call('POST', '/v1/subscriptions', {
+      key: f.keys.A,
+      body: rest({ url: 'http://{key}.example.com/api' }),
+    })
     expect(host.status, host.text).to.equal(422)
     expect(host.body.errors[0].field).to.equal('sink.url')
   })
@@ -53,7 +67,14 @@ describe('management API: REST sink validation', function () {
             method: 'POST',
             bodyMapping: '{ "externalId": value.sku, "available": value.available }',
             batchWaitMs: 100,
-            auth: { type: 'oauth2', tokenUrl: 'http://127.0.0.1:9/token', clientId: 'cid', clientSecret: 's3cret', audience: 'https://crm.example', clientAuth: 'body' },
+            auth: {
+              type: 'oauth2',
+              tokenUrl: 'http://127.0.0.1:9/token',
+              clientId: 'cid',
+              clientSecret: 's3cret',
+              audience: 'https://crm.example',
+              clientAuth: 'body',
+            },
           },
           'crm-batch',
         ),
@@ -62,7 +83,10 @@ describe('management API: REST sink validation', function () {
     })
     expect(ok.status, ok.text).to.equal(201)
     expect(ok.body.sink.bodyMapping).to.include('externalId')
-    const bad = await f.h.call('PATCH', `/v1/subscriptions/${ok.body.id}`, { key: f.keys.A, body: { sink: { type: 'rest', url: 'http://127.0.0.1:9/api/stock', method: 'POST', bodyMapping: '$$$(' } } })
+    const bad = await f.h.call('PATCH', `/v1/subscriptions/${ok.body.id}`, {
+      key: f.keys.A,
+      body: { sink: { type: 'rest', url: 'http://127.0.0.1:9/api/stock', method: 'POST', bodyMapping: '$$$(' } },
+    })
     expect(bad.status, bad.text).to.equal(422)
     expect(bad.body.errors[0].field).to.equal('sink.bodyMapping')
   })

@@ -7,14 +7,22 @@ import type { RegistryServer } from '../../schemas/registry/index.ts'
 const CT = 'application/vnd.schemaregistry.v1+json'
 const rec = (name: string, fields: unknown[]) => JSON.stringify({ type: 'record', name, namespace: 'test.api', fields })
 const A1 = rec('A', [{ name: 'a', type: 'string' }])
-const A2 = rec('A', [{ name: 'a', type: 'string' }, { name: 'b', type: 'int', default: 0 }])
-const A3 = rec('A', [{ name: 'a', type: 'string' }, { name: 'b', type: 'int', default: 0 }, { name: 'c', type: 'string' }])
+const A2 = rec('A', [
+  { name: 'a', type: 'string' },
+  { name: 'b', type: 'int', default: 0 },
+])
+const A3 = rec('A', [
+  { name: 'a', type: 'string' },
+  { name: 'b', type: 'int', default: 0 },
+  { name: 'c', type: 'string' },
+])
 
 describe('schema registry REST API', function () {
   let reg: RegistryServer & { topic: string }
   let u: string
   const s = () => uniqueName('api') + '-value'
-  const register = async (subject: string, schema: string, extra: Record<string, unknown> = {}) => http(`${u}/subjects/${subject}/versions`, 'POST', { schema, ...extra })
+  const register = async (subject: string, schema: string, extra: Record<string, unknown> = {}) =>
+    http(`${u}/subjects/${subject}/versions`, 'POST', { schema, ...extra })
 
   before(async () => {
     reg = await startTestRegistry()
@@ -66,13 +74,20 @@ describe('schema registry REST API', function () {
     const { body } = await register(a, rec('Ids', [{ name: 'x', type: 'long' }]))
     await register(b, rec('Ids', [{ name: 'x', type: 'long' }]))
     const byId = (await http(`${u}/schemas/ids/${body.id}`)).body
-    expect(byId).to.deep.include({ schemaType: 'AVRO', schema: rec('Ids', [{ name: 'x', type: 'long' }]), guid: body.guid, deleted: false })
+    expect(byId).to.deep.include({
+      schemaType: 'AVRO',
+      schema: rec('Ids', [{ name: 'x', type: 'long' }]),
+      guid: body.guid,
+      deleted: false,
+    })
     expect(byId).to.not.have.any.keys('subject', 'version', 'maxId')
     const withSubject = (await http(`${u}/schemas/ids/${body.id}?subject=${b}&fetchMaxId=true`)).body
     expect(withSubject).to.deep.include({ subject: b, version: 1 })
     expect(withSubject.maxId).to.be.at.least(body.id)
     expect((await http(`${u}/schemas/guids/${body.guid}`)).body.schema).to.equal(byId.schema)
-    expect((await http(`${u}/schemas/ids/${body.id}/schema`)).body).to.deep.equal(JSON.parse(rec('Ids', [{ name: 'x', type: 'long' }])))
+    expect((await http(`${u}/schemas/ids/${body.id}/schema`)).body).to.deep.equal(
+      JSON.parse(rec('Ids', [{ name: 'x', type: 'long' }])),
+    )
     expect((await http(`${u}/schemas/ids/${body.id}/subjects`)).body).to.have.members([a, b])
     expect((await http(`${u}/schemas/ids/${body.id}/versions`)).body).to.have.deep.members([
       { subject: a, version: 1 },
@@ -103,7 +118,10 @@ describe('schema registry REST API', function () {
     expect([v.status, v.body]).to.deep.equal([404, { error_code: 40402, message: 'Version 7 not found.' }])
     const other = await http(`${u}/subjects/${subject}`, 'POST', { schema: A2 })
     expect([other.status, other.body.error_code]).to.deep.equal([404, 40403])
-    expect((await http(`${u}/subjects/${missing}/versions/1`)).body).to.deep.equal({ error_code: 40401, message: `Subject '${missing}' not found.` })
+    expect((await http(`${u}/subjects/${missing}/versions/1`)).body).to.deep.equal({
+      error_code: 40401,
+      message: `Subject '${missing}' not found.`,
+    })
     const route = await http(`${u}/nope`)
     expect([route.status, route.body.error_code]).to.deep.equal([404, 404])
   })
@@ -113,7 +131,10 @@ describe('schema registry REST API', function () {
     const bad: Array<[unknown, RegExp]> = [
       ['{not json', /not valid JSON/],
       [{ schema: 'not json at all' }, /not valid JSON/],
-      [{ schema: JSON.stringify({ type: 'record', name: 'X', fields: [{ name: 'a', type: 'Nope' }] }) }, /undefined type name: Nope/],
+      [
+        { schema: JSON.stringify({ type: 'record', name: 'X', fields: [{ name: 'a', type: 'Nope' }] }) },
+        /undefined type name: Nope/,
+      ],
       [{ schema: JSON.stringify({ type: 'wibble' }) }, /not a valid Avro schema/],
       [{ schema: A1, schemaType: 'XML' }, /XML.*not supported/],
       [{ schema: A1, schemaType: 'PROTOBUF' }, /not a valid Protobuf schema/],
@@ -137,14 +158,19 @@ describe('schema registry REST API', function () {
     }
     const lvl = await http(`${u}/config`, 'PUT', { compatibility: 'SOMETIMES' })
     expect([lvl.status, lvl.body.error_code]).to.deep.equal([422, 42203])
-    expect((await http(`${u}/config/${subject}`, 'PUT', { compatibility: 'SOMETIMES' })).body.error_code).to.equal(42203)
+    expect((await http(`${u}/config/${subject}`, 'PUT', { compatibility: 'SOMETIMES' })).body.error_code).to.equal(
+      42203,
+    )
   })
 
   it('soft delete, then permanent delete, with 40404 40405 40406 40407', async () => {
     const subject = s()
     // Schemas of their own: ids are global, and A1 is used by other tests.
     const D1 = rec('Del', [{ name: 'a', type: 'string' }])
-    const D2 = rec('Del', [{ name: 'a', type: 'string' }, { name: 'b', type: 'int', default: 0 }])
+    const D2 = rec('Del', [
+      { name: 'a', type: 'string' },
+      { name: 'b', type: 'int', default: 0 },
+    ])
     const { body: one } = await register(subject, D1)
     await register(subject, D2)
 
@@ -189,21 +215,38 @@ describe('schema registry REST API', function () {
 
   it('GET/PUT/DELETE /config and /config/{subject}', async () => {
     const subject = s()
-    expect((await http(`${u}/config/${subject}`, 'PUT', { compatibility: 'full_transitive' })).body).to.deep.equal({ compatibility: 'FULL_TRANSITIVE' })
+    expect((await http(`${u}/config/${subject}`, 'PUT', { compatibility: 'full_transitive' })).body).to.deep.equal({
+      compatibility: 'FULL_TRANSITIVE',
+    })
     expect((await http(`${u}/config/${subject}`)).body).to.deep.equal({ compatibilityLevel: 'FULL_TRANSITIVE' })
-    expect((await http(`${u}/config/${subject}`, 'DELETE')).body).to.deep.equal({ compatibilityLevel: 'FULL_TRANSITIVE' })
+    expect((await http(`${u}/config/${subject}`, 'DELETE')).body).to.deep.equal({
+      compatibilityLevel: 'FULL_TRANSITIVE',
+    })
     expect((await http(`${u}/config/${subject}`)).body.error_code).to.equal(40408)
     const global = (await http(`${u}/config`)).body.compatibilityLevel
-    expect((await http(`${u}/config/${subject}?defaultToGlobal=true`)).body).to.deep.equal({ compatibilityLevel: global })
+    expect((await http(`${u}/config/${subject}?defaultToGlobal=true`)).body).to.deep.equal({
+      compatibilityLevel: global,
+    })
     expect(global).to.equal('BACKWARD')
   })
 
   it('all seven compatibility levels, decided by Avro resolution', async () => {
     // Adding a field with a default: backward and forward. Adding one without: forward only.
     // Removing a field without default: backward only.
-    const base = rec('L', [{ name: 'a', type: 'string' }, { name: 'r', type: 'string' }])
-    const addDefault = rec('L', [{ name: 'a', type: 'string' }, { name: 'r', type: 'string' }, { name: 'd', type: 'int', default: 0 }])
-    const addRequired = rec('L', [{ name: 'a', type: 'string' }, { name: 'r', type: 'string' }, { name: 'n', type: 'int' }])
+    const base = rec('L', [
+      { name: 'a', type: 'string' },
+      { name: 'r', type: 'string' },
+    ])
+    const addDefault = rec('L', [
+      { name: 'a', type: 'string' },
+      { name: 'r', type: 'string' },
+      { name: 'd', type: 'int', default: 0 },
+    ])
+    const addRequired = rec('L', [
+      { name: 'a', type: 'string' },
+      { name: 'r', type: 'string' },
+      { name: 'n', type: 'int' },
+    ])
     const removeR = rec('L', [{ name: 'a', type: 'string' }])
     const expected: Record<string, [boolean, boolean, boolean]> = {
       // [addDefault, addRequired, removeR]
@@ -219,17 +262,31 @@ describe('schema registry REST API', function () {
       const subject = s()
       await http(`${u}/config/${subject}`, 'PUT', { compatibility: level })
       await register(subject, base)
-      const check = async (schema: string) => (await http(`${u}/compatibility/subjects/${subject}/versions/latest`, 'POST', { schema })).body.is_compatible
-      expect([await check(addDefault), await check(addRequired), await check(removeR)], level).to.deep.equal([d, rq, rm])
+      const check = async (schema: string) =>
+        (await http(`${u}/compatibility/subjects/${subject}/versions/latest`, 'POST', { schema })).body.is_compatible
+      expect([await check(addDefault), await check(addRequired), await check(removeR)], level).to.deep.equal([
+        d,
+        rq,
+        rm,
+      ])
       expect((await register(subject, addRequired)).status, level).to.equal(rq ? 200 : 409)
     }
   })
 
   it('transitive levels check every earlier version, non-transitive only the latest', async () => {
     const v1 = rec('T', [{ name: 'a', type: 'string' }])
-    const v2 = rec('T', [{ name: 'a', type: 'string' }, { name: 'b', type: 'int', default: 0 }])
-    const v3 = rec('T', [{ name: 'a', type: 'string' }, { name: 'b', type: 'int' }]) // reads v2, not v1
-    for (const [level, ok] of [['BACKWARD', true], ['BACKWARD_TRANSITIVE', false]] as const) {
+    const v2 = rec('T', [
+      { name: 'a', type: 'string' },
+      { name: 'b', type: 'int', default: 0 },
+    ])
+    const v3 = rec('T', [
+      { name: 'a', type: 'string' },
+      { name: 'b', type: 'int' },
+    ]) // reads v2, not v1
+    for (const [level, ok] of [
+      ['BACKWARD', true],
+      ['BACKWARD_TRANSITIVE', false],
+    ] as const) {
       const subject = s()
       await http(`${u}/config/${subject}`, 'PUT', { compatibility: level })
       await register(subject, v1)
@@ -245,33 +302,59 @@ describe('schema registry REST API', function () {
     expect(r.body.is_compatible).to.equal(false)
     expect(r.body.messages).to.be.an('array').with.length(1)
     expect(r.body.messages[0]).to.match(/cannot read data written with version 1/)
-    expect((await http(`${u}/compatibility/subjects/${subject}/versions/1`, 'POST', { schema: A2 })).body).to.deep.equal({ is_compatible: true })
-    expect((await http(`${u}/compatibility/subjects/${s()}/versions/latest`, 'POST', { schema: A3 })).body).to.deep.equal({ is_compatible: true })
+    expect(
+      (await http(`${u}/compatibility/subjects/${subject}/versions/1`, 'POST', { schema: A2 })).body,
+    ).to.deep.equal({ is_compatible: true })
+    expect(
+      (await http(`${u}/compatibility/subjects/${s()}/versions/latest`, 'POST', { schema: A3 })).body,
+    ).to.deep.equal({ is_compatible: true })
     const reg409 = await register(subject, A3)
     expect(reg409.status).to.equal(409)
     expect(reg409.body.error_code).to.equal(40901) // Confluent's code since 7.x (409 before)
-    expect(reg409.body.message).to.match(/incompatible with an earlier schema.*no matching field for default-less test\.api\.A\.c/)
+    expect(reg409.body.message).to.match(
+      /incompatible with an earlier schema.*no matching field for default-less test\.api\.A\.c/,
+    )
   })
 
   it('schema references: registration, lookup, compatibility and refusal of dangling ones', async () => {
     const addrSubject = s()
-    const address = JSON.stringify({ type: 'record', name: 'Address', namespace: 'test.ref', fields: [{ name: 'city', type: 'string' }] })
+    const address = JSON.stringify({
+      type: 'record',
+      name: 'Address',
+      namespace: 'test.ref',
+      fields: [{ name: 'city', type: 'string' }],
+    })
     await register(addrSubject, address)
     const refs = [{ name: 'test.ref.Address', subject: addrSubject, version: 1 }]
-    const customer = JSON.stringify({ type: 'record', name: 'Customer', namespace: 'test.ref', fields: [{ name: 'home', type: 'test.ref.Address' }] })
+    const customer = JSON.stringify({
+      type: 'record',
+      name: 'Customer',
+      namespace: 'test.ref',
+      fields: [{ name: 'home', type: 'test.ref.Address' }],
+    })
     const subject = s()
     const r = await register(subject, customer, { references: refs })
     expect(r.status).to.equal(200)
     const got = await http(`${u}/subjects/${subject}/versions/1`)
     expect(got.body.references).to.deep.equal(refs)
     expect((await http(`${u}/schemas/ids/${r.body.id}`)).body.references).to.deep.equal(refs)
-    expect((await http(`${u}/subjects/${subject}`, 'POST', { schema: customer, references: refs })).body.id).to.equal(r.body.id)
+    expect((await http(`${u}/subjects/${subject}`, 'POST', { schema: customer, references: refs })).body.id).to.equal(
+      r.body.id,
+    )
     // Without the reference the name is unknown.
     expect((await register(s(), customer)).body.error_code).to.equal(42201)
     const wrongVersion = await register(s(), customer, { references: [{ ...refs[0], version: 9 }] })
     expect(wrongVersion.body.message).to.match(/version 9, which does not exist/)
     const compatible = await http(`${u}/compatibility/subjects/${subject}/versions/latest`, 'POST', {
-      schema: JSON.stringify({ type: 'record', name: 'Customer', namespace: 'test.ref', fields: [{ name: 'home', type: 'test.ref.Address' }, { name: 'work', type: ['null', 'test.ref.Address'], default: null }] }),
+      schema: JSON.stringify({
+        type: 'record',
+        name: 'Customer',
+        namespace: 'test.ref',
+        fields: [
+          { name: 'home', type: 'test.ref.Address' },
+          { name: 'work', type: ['null', 'test.ref.Address'], default: null },
+        ],
+      }),
       references: refs,
     })
     expect(compatible.body).to.deep.equal({ is_compatible: true })

@@ -29,7 +29,9 @@ describe('schema registry with @kafkajs/confluent-schema-registry', function () 
     const { id } = await client.register({ type: SchemaType.AVRO, schema: JSON.stringify(v1) }, { subject })
     expect(id).to.be.a('number').greaterThan(0)
     expect(await client.getLatestSchemaId(subject)).to.equal(id)
-    expect(await client.getRegistryIdBySchema(subject, { type: SchemaType.AVRO, schema: JSON.stringify(v1) })).to.equal(id)
+    expect(await client.getRegistryIdBySchema(subject, { type: SchemaType.AVRO, schema: JSON.stringify(v1) })).to.equal(
+      id,
+    )
     // The client set the subject's compatibility on first registration, through PUT /config/{subject}.
     expect((await http(`${reg.url}/config/${subject}`)).body).to.deep.equal({ compatibilityLevel: 'BACKWARD' })
 
@@ -79,7 +81,10 @@ describe('schema registry with @kafkajs/confluent-schema-registry', function () 
 
   it('a client configured for another compatibility level is told the subject differs', async () => {
     const subject = uniqueName('level') + '-value'
-    await client.register({ type: SchemaType.AVRO, schema: JSON.stringify(v1) }, { subject, compatibility: COMPATIBILITY.FULL })
+    await client.register(
+      { type: SchemaType.AVRO, schema: JSON.stringify(v1) },
+      { subject, compatibility: COMPATIBILITY.FULL },
+    )
     expect((await http(`${reg.url}/config/${subject}`)).body).to.deep.equal({ compatibilityLevel: 'FULL' })
     let message = ''
     try {

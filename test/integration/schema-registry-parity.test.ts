@@ -12,8 +12,10 @@ describe('schema registry: Confluent parity', function () {
   let u: string
   let ns: string
   const s = () => uniqueName('parity') + '-value'
-  const register = (subject: string, body: Record<string, unknown>, query = '') => http(`${u}/subjects/${encodeURIComponent(subject)}/versions${query}`, 'POST', body)
-  const rec = (name: string, fields: unknown[], extra: Record<string, unknown> = {}) => JSON.stringify({ type: 'record', name, namespace: ns, fields, ...extra })
+  const register = (subject: string, body: Record<string, unknown>, query = '') =>
+    http(`${u}/subjects/${encodeURIComponent(subject)}/versions${query}`, 'POST', body)
+  const rec = (name: string, fields: unknown[], extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ type: 'record', name, namespace: ns, fields, ...extra })
 
   before(async () => {
     reg = await startTestRegistry()
@@ -84,7 +86,15 @@ describe('schema registry: Confluent parity', function () {
     const address = { type: 'record', name: 'Address', namespace: ns, fields: [{ name: 'city', type: 'string' }] }
     await register(addrSubject, { schema: JSON.stringify(address) })
     const refs = [{ name: `${ns}.Address`, subject: addrSubject, version: 1 }]
-    const customer = { type: 'record', name: 'Customer', namespace: ns, fields: [{ name: 'home', type: `${ns}.Address` }, { name: 'work', type: ['null', `${ns}.Address`], default: null }] }
+    const customer = {
+      type: 'record',
+      name: 'Customer',
+      namespace: ns,
+      fields: [
+        { name: 'home', type: `${ns}.Address` },
+        { name: 'work', type: ['null', `${ns}.Address`], default: null },
+      ],
+    }
     const subject = s()
     const r = await register(subject, { schema: JSON.stringify(customer), references: refs })
     expect(r.status).to.equal(200)
@@ -98,7 +108,11 @@ describe('schema registry: Confluent parity', function () {
     expect((await http(`${u}/subjects/${subject}/versions`)).body).to.deep.equal([1])
     // format=resolved writes the referenced types out.
     const resolved = (await http(`${u}/subjects/${subject}/versions/1?format=resolved`)).body.schema
-    expect(JSON.parse(resolved).fields[0].type).to.deep.equal({ type: 'record', name: 'Address', fields: [{ name: 'city', type: 'string' }] })
+    expect(JSON.parse(resolved).fields[0].type).to.deep.equal({
+      type: 'record',
+      name: 'Address',
+      fields: [{ name: 'city', type: 'string' }],
+    })
     // Another schema, inlined, is still not found.
     const other = JSON.stringify({ ...customer, fields: [{ name: 'home', type: address }] })
     expect((await http(`${u}/subjects/${subject}`, 'POST', { schema: other })).body.error_code).to.equal(40403)
@@ -106,9 +120,16 @@ describe('schema registry: Confluent parity', function () {
 
   it('compatibility checks: a named version checks only it; without a version, the level decides (non-transitive: latest only)', async () => {
     const v1 = rec('T', [{ name: 'a', type: 'string' }])
-    const v2 = rec('T', [{ name: 'a', type: 'string' }, { name: 'b', type: 'int', default: 0 }])
-    const v3 = rec('T', [{ name: 'a', type: 'string' }, { name: 'b', type: 'int' }]) // reads v2, not v1
-    const check = async (subject: string, path: string) => (await http(`${u}/compatibility/subjects/${subject}/versions${path}`, 'POST', { schema: v3 })).body.is_compatible
+    const v2 = rec('T', [
+      { name: 'a', type: 'string' },
+      { name: 'b', type: 'int', default: 0 },
+    ])
+    const v3 = rec('T', [
+      { name: 'a', type: 'string' },
+      { name: 'b', type: 'int' },
+    ]) // reads v2, not v1
+    const check = async (subject: string, path: string) =>
+      (await http(`${u}/compatibility/subjects/${subject}/versions${path}`, 'POST', { schema: v3 })).body.is_compatible
     const transitive = s()
     await http(`${u}/config/${transitive}`, 'PUT', { compatibility: 'BACKWARD_TRANSITIVE' })
     await register(transitive, { schema: v1 })
@@ -143,8 +164,14 @@ describe('schema registry: Confluent parity', function () {
   it('"version" in a register request is compare-and-set', async () => {
     const subject = s()
     const a = rec('Cas', [{ name: 'a', type: 'string' }])
-    const b = rec('Cas', [{ name: 'a', type: 'string' }, { name: 'b', type: 'int', default: 0 }])
-    const c = rec('Cas', [{ name: 'a', type: 'string' }, { name: 'c', type: 'int', default: 0 }])
+    const b = rec('Cas', [
+      { name: 'a', type: 'string' },
+      { name: 'b', type: 'int', default: 0 },
+    ])
+    const c = rec('Cas', [
+      { name: 'a', type: 'string' },
+      { name: 'c', type: 'int', default: 0 },
+    ])
     expect((await register(subject, { schema: a, version: 1 })).body.version).to.equal(1)
     const stale = await register(subject, { schema: b, version: 1 })
     expect([stale.status, stale.body.error_code]).to.deep.equal([422, 42201])
@@ -163,7 +190,9 @@ describe('schema registry: Confluent parity', function () {
     const badType = await register(subject, { schema: c, version: 'two' })
     expect(badType.body.error_code).to.equal(42201)
     // Data contracts are refused, not dropped silently; empty ones (as clients send them) are fine.
-    expect((await register(subject, { schema: c, ruleSet: { domainRules: [{ name: 'r' }] } })).body.message).to.match(/ruleSet.*not supported/)
+    expect((await register(subject, { schema: c, ruleSet: { domainRules: [{ name: 'r' }] } })).body.message).to.match(
+      /ruleSet.*not supported/,
+    )
     expect((await register(subject, { schema: c, metadata: null, ruleSet: {} })).body.version).to.equal(3)
   })
 
@@ -186,9 +215,16 @@ describe('schema registry: Confluent parity', function () {
     const { compatibility, ...rest } = full
     expect((await http(`${u}/config/${subject}`)).body).to.deep.equal({ ...rest, compatibilityLevel: compatibility })
     // An update changes only what it names.
-    expect((await http(`${u}/config/${subject}`, 'PUT', { compatibility: 'NONE' })).body).to.deep.include({ compatibility: 'NONE', alias: 'other-subject', normalize: true })
+    expect((await http(`${u}/config/${subject}`, 'PUT', { compatibility: 'NONE' })).body).to.deep.include({
+      compatibility: 'NONE',
+      alias: 'other-subject',
+      normalize: true,
+    })
     expect((await http(`${u}/config/${subject}`, 'PUT', { normalize: 'yes' })).body.error_code).to.equal(42201)
-    expect((await http(`${u}/config/${subject}`, 'DELETE')).body).to.deep.include({ compatibilityLevel: 'NONE', compatibilityGroup: 'app.major' })
+    expect((await http(`${u}/config/${subject}`, 'DELETE')).body).to.deep.include({
+      compatibilityLevel: 'NONE',
+      compatibilityGroup: 'app.major',
+    })
     expect((await http(`${u}/config/${subject}`)).body.error_code).to.equal(40408)
   })
 
@@ -201,7 +237,12 @@ describe('schema registry: Confluent parity', function () {
 
     await register(subject, { schema: rec('M', [{ name: 'a', type: 'string' }]) })
     expect((await http(`${u}/mode/${subject}`, 'PUT', { mode: 'READONLY' })).body).to.deep.equal({ mode: 'READONLY' })
-    const ro = await register(subject, { schema: rec('M', [{ name: 'a', type: 'string' }, { name: 'b', type: 'int', default: 0 }]) })
+    const ro = await register(subject, {
+      schema: rec('M', [
+        { name: 'a', type: 'string' },
+        { name: 'b', type: 'int', default: 0 },
+      ]),
+    })
     expect([ro.status, ro.body.error_code]).to.deep.equal([422, 42205])
     expect((await http(`${u}/subjects/${subject}/versions/1`, 'DELETE')).body.error_code).to.equal(42205)
     expect((await http(`${u}/config/${subject}`, 'PUT', { compatibility: 'NONE' })).body.error_code).to.equal(42205)
@@ -220,7 +261,9 @@ describe('schema registry: Confluent parity', function () {
     const r = await register(imp, { schema, id, version: 5 })
     expect(r.body).to.include({ id, version: 5 })
     // Compatibility is not checked in IMPORT mode.
-    expect((await register(imp, { schema: rec('Imported', [{ name: 'z', type: 'int' }]), id: id + 1, version: 6 })).status).to.equal(200)
+    expect(
+      (await register(imp, { schema: rec('Imported', [{ name: 'z', type: 'int' }]), id: id + 1, version: 6 })).status,
+    ).to.equal(200)
     const clash = await register(imp, { schema: rec('Imported', [{ name: 'q', type: 'int' }]), id, version: 7 })
     expect(clash.body.error_code).to.equal(42205)
     await http(`${u}/mode/${imp}`, 'DELETE')
@@ -231,9 +274,14 @@ describe('schema registry: Confluent parity', function () {
 
   it('soft-deleted referrers do not block a soft delete; a permanent delete waits until they are gone', async () => {
     const target = s()
-    await register(target, { schema: JSON.stringify({ type: 'record', name: 'Ref', namespace: ns, fields: [{ name: 'x', type: 'int' }] }) })
+    await register(target, {
+      schema: JSON.stringify({ type: 'record', name: 'Ref', namespace: ns, fields: [{ name: 'x', type: 'int' }] }),
+    })
     const user = s()
-    const r = await register(user, { schema: rec('User', [{ name: 'r', type: `${ns}.Ref` }]), references: [{ name: `${ns}.Ref`, subject: target, version: 1 }] })
+    const r = await register(user, {
+      schema: rec('User', [{ name: 'r', type: `${ns}.Ref` }]),
+      references: [{ name: `${ns}.Ref`, subject: target, version: 1 }],
+    })
     expect((await http(`${u}/subjects/${target}/versions/1`, 'DELETE')).body.error_code).to.equal(42206)
     expect((await http(`${u}/subjects/${user}`, 'DELETE')).body).to.deep.equal([1])
     expect((await http(`${u}/subjects/${target}/versions/1/referencedby`)).body).to.deep.equal([])
@@ -259,13 +307,23 @@ describe('schema registry: Confluent parity', function () {
     ])
     expect(all[0]).to.include.keys('id', 'guid', 'schema', 'schemaType', 'ts')
     expect(((await http(`${u}/schemas?subjectPrefix=${prefix}&deleted=true`)).body as unknown[]).length).to.equal(4)
-    expect(((await http(`${u}/schemas?subjectPrefix=${prefix}&latestOnly=true`)).body as Array<{ version: number }>).map((x) => x.version)).to.deep.equal([3, 1])
-    expect(((await http(`${u}/schemas?subjectPrefix=${prefix}&offset=1&limit=1`)).body as Array<{ version: number }>).map((x) => x.version)).to.deep.equal([3])
+    expect(
+      ((await http(`${u}/schemas?subjectPrefix=${prefix}&latestOnly=true`)).body as Array<{ version: number }>).map(
+        (x) => x.version,
+      ),
+    ).to.deep.equal([3, 1])
+    expect(
+      ((await http(`${u}/schemas?subjectPrefix=${prefix}&offset=1&limit=1`)).body as Array<{ version: number }>).map(
+        (x) => x.version,
+      ),
+    ).to.deep.equal([3])
     expect((await http(`${u}/subjects?subjectPrefix=${prefix}&offset=1&limit=5`)).body).to.deep.equal([b])
     expect((await http(`${u}/subjects?subjectPrefix=${prefix}&deletedOnly=true`)).body).to.deep.equal([a])
     expect((await http(`${u}/subjects/${a}/versions?deletedOnly=true`)).body).to.deep.equal([1])
     expect((await http(`${u}/subjects/${a}/versions?offset=1&limit=1`)).body).to.deep.equal([3])
-    expect((await http(`${u}/subjects/${a}/versions?deleted=true&deletedAsNegative=true`)).body).to.deep.equal([-1, 2, 3])
+    expect((await http(`${u}/subjects/${a}/versions?deleted=true&deletedAsNegative=true`)).body).to.deep.equal([
+      -1, 2, 3,
+    ])
     expect((await http(`${u}/subjects?limit=x`)).status).to.equal(400)
   })
 
@@ -274,6 +332,8 @@ describe('schema registry: Confluent parity', function () {
       const r = await register(bad, { schema: rec('C', [{ name: 'a', type: 'string' }]) })
       expect([r.status, r.body.error_code], JSON.stringify(bad)).to.deep.equal([422, 42208])
     }
-    expect((await http(`${u}/config/${encodeURIComponent('a\u0007b')}`, 'PUT', { compatibility: 'NONE' })).body.error_code).to.equal(42208)
+    expect(
+      (await http(`${u}/config/${encodeURIComponent('a\u0007b')}`, 'PUT', { compatibility: 'NONE' })).body.error_code,
+    ).to.equal(42208)
   })
 })

@@ -6,7 +6,8 @@ import { expect } from 'chai'
 import { deleteTopics, http, startTestRegistry } from '../helpers/registry.ts'
 import { testKafka, uniqueName } from '../helpers/env.ts'
 
-const schemaN = (n: number) => JSON.stringify({ type: 'record', name: `R${n}`, namespace: 'test.repl', fields: [{ name: 'f', type: 'string' }] })
+const schemaN = (n: number) =>
+  JSON.stringify({ type: 'record', name: `R${n}`, namespace: 'test.repl', fields: [{ name: 'f', type: 'string' }] })
 
 describe('schema registry log replay', function () {
   const topics: string[] = []
@@ -22,7 +23,8 @@ describe('schema registry log replay', function () {
     const ids: number[] = []
     try {
       await http(`${first.url}/config/${subject}`, 'PUT', { compatibility: 'NONE' })
-      for (let i = 0; i < 3; i++) ids.push((await http(`${first.url}/subjects/${subject}/versions`, 'POST', { schema: schemaN(i) })).body.id)
+      for (let i = 0; i < 3; i++)
+        ids.push((await http(`${first.url}/subjects/${subject}/versions`, 'POST', { schema: schemaN(i) })).body.id)
       await http(`${first.url}/subjects/${subject}/versions/2`, 'DELETE')
     } finally {
       await first.close()
@@ -31,7 +33,8 @@ describe('schema registry log replay', function () {
     try {
       expect((await http(`${second.url}/subjects/${subject}/versions`)).body).to.deep.equal([1, 3])
       expect((await http(`${second.url}/subjects/${subject}/versions?deleted=true`)).body).to.deep.equal([1, 2, 3])
-      for (let i = 0; i < 3; i++) expect((await http(`${second.url}/schemas/ids/${ids[i]}`)).body.schema).to.equal(schemaN(i))
+      for (let i = 0; i < 3; i++)
+        expect((await http(`${second.url}/schemas/ids/${ids[i]}`)).body.schema).to.equal(schemaN(i))
       expect((await http(`${second.url}/config/${subject}`)).body).to.deep.equal({ compatibilityLevel: 'NONE' })
       const next = (await http(`${second.url}/subjects/${subject}/versions`, 'POST', { schema: schemaN(9) })).body.id
       expect(next).to.be.greaterThan(Math.max(...ids))
@@ -44,14 +47,24 @@ describe('schema registry log replay', function () {
     const records: Array<{ key: string; value: string | null }> = []
     await consumer.connect()
     await consumer.subscribe({ topic, fromBeginning: true })
-    await consumer.run({ eachMessage: async ({ message }) => void records.push({ key: message.key!.toString(), value: message.value ? message.value.toString() : null }) })
+    await consumer.run({
+      eachMessage: async ({ message }) =>
+        void records.push({ key: message.key!.toString(), value: message.value ? message.value.toString() : null }),
+    })
     const deadline = Date.now() + 15_000
     while (records.length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
     await consumer.disconnect()
     expect(records[0]!.key).to.equal(JSON.stringify({ keytype: 'CONFIG', subject, magic: 0 }))
     expect(JSON.parse(records[0]!.value!)).to.deep.equal({ compatibilityLevel: 'NONE' })
     expect(records[1]!.key).to.equal(JSON.stringify({ keytype: 'SCHEMA', subject, version: 1, magic: 1 }))
-    expect(JSON.parse(records[1]!.value!)).to.deep.equal({ subject, version: 1, id: ids[0], schemaType: 'AVRO', schema: schemaN(0), deleted: false })
+    expect(JSON.parse(records[1]!.value!)).to.deep.equal({
+      subject,
+      version: 1,
+      id: ids[0],
+      schemaType: 'AVRO',
+      schema: schemaN(0),
+      deleted: false,
+    })
     expect(JSON.parse(records[4]!.value!)).to.include({ version: 2, deleted: true })
   })
 
@@ -69,9 +82,22 @@ describe('schema registry log replay', function () {
       for (let n = 0; n < 24; n++) {
         for (const inst of [a, b]) {
           const subject = subjects[n % 2]!
-          jobs.push(http(`${inst.url}/subjects/${subject}/versions`, 'POST', { schema: schemaN(n) }).then((r) => ({ n, id: r.body.id as number, via: inst.url })))
+          jobs.push(
+            http(`${inst.url}/subjects/${subject}/versions`, 'POST', { schema: schemaN(n) }).then((r) => ({
+              n,
+              id: r.body.id as number,
+              via: inst.url,
+            })),
+          )
         }
-        if (n < 6) jobs.push(http(`${b.url}/subjects/${subjects[(n + 1) % 2]}/versions`, 'POST', { schema: schemaN(n) }).then((r) => ({ n, id: r.body.id as number, via: b.url })))
+        if (n < 6)
+          jobs.push(
+            http(`${b.url}/subjects/${subjects[(n + 1) % 2]}/versions`, 'POST', { schema: schemaN(n) }).then((r) => ({
+              n,
+              id: r.body.id as number,
+              via: b.url,
+            })),
+          )
       }
       const results = await Promise.all(jobs)
       const idOf = new Map<number, number>()
@@ -101,7 +127,10 @@ describe('schema registry log replay', function () {
       const c = await startTestRegistry(topic)
       try {
         for (const [n, id] of idOf) expect((await http(`${c.url}/schemas/ids/${id}`)).body.schema).to.equal(schemaN(n))
-        for (const s of subjects) expect((await http(`${c.url}/subjects/${s}/versions`)).body).to.deep.equal((await http(`${a.url}/subjects/${s}/versions`)).body)
+        for (const s of subjects)
+          expect((await http(`${c.url}/subjects/${s}/versions`)).body).to.deep.equal(
+            (await http(`${a.url}/subjects/${s}/versions`)).body,
+          )
       } finally {
         await c.close()
       }

@@ -142,17 +142,28 @@ describe('serde: Confluent wire format on Kafka', function () {
       occurredAt: 1_732_000_000_123,
     }
     const key = serde.encodeSync(ids.keyId, { manufacturerId: 'acme', sku: 'SKU-1', locationId: 'DE-HAM-1' })
-    const env = envelope({ type: 'inventory.level.changed', source: '/manufacturers/acme/erp', schemaSubject: valueSubject(topic), schemaVersion: 1 })
+    const env = envelope({
+      type: 'inventory.level.changed',
+      source: '/manufacturers/acme/erp',
+      schemaSubject: valueSubject(topic),
+      schemaVersion: 1,
+    })
     const producer = testKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner })
     await producer.connect()
-    await producer.send({ topic, messages: [{ key, value: serde.encodeSync(ids.valueId, value), headers: toHeaders(env) }] })
+    await producer.send({
+      topic,
+      messages: [{ key, value: serde.encodeSync(ids.valueId, value), headers: toHeaders(env) }],
+    })
     await producer.disconnect()
 
     const consumer = testKafka().consumer({ groupId: uniqueName('wire') })
     await consumer.connect()
     await consumer.subscribe({ topic, fromBeginning: true })
     const got = await new Promise<{ key: Buffer; value: Buffer; headers: any }>((resolve) => {
-      void consumer.run({ eachMessage: async ({ message }) => resolve({ key: message.key!, value: message.value!, headers: message.headers }) })
+      void consumer.run({
+        eachMessage: async ({ message }) =>
+          resolve({ key: message.key!, value: message.value!, headers: message.headers }),
+      })
     })
     await consumer.disconnect()
 
@@ -163,7 +174,9 @@ describe('serde: Confluent wire format on Kafka', function () {
     expect(v.value).to.deep.equal(value)
     expect(fromHeaders(got.headers)).to.deep.equal(env)
     // The subjects follow TopicNameStrategy.
-    expect(((await (await fetch(`${reg.url}/subjects/${keySubject(topic)}/versions/latest`)).json()) as { id: number }).id).to.equal(ids.keyId)
+    expect(
+      ((await (await fetch(`${reg.url}/subjects/${keySubject(topic)}/versions/latest`)).json()) as { id: number }).id,
+    ).to.equal(ids.keyId)
   })
 
   it('decodes an old version into a newer reader (and back) with cached resolvers, no I/O after the first', async () => {
@@ -171,7 +184,18 @@ describe('serde: Confluent wire format on Kafka', function () {
     const serde = new AvroSerde(client)
     const subject = uniqueName('evolve') + '-value'
     const v1 = JSON.stringify({ type: 'record', name: 'E', fields: [{ name: 'a', type: 'string' }] })
-    const v2 = JSON.stringify({ type: 'record', name: 'E', fields: [{ name: 'a', type: 'string' }, { name: 'price', type: ['null', { type: 'bytes', logicalType: 'decimal', precision: 9, scale: 2 }], default: null }] })
+    const v2 = JSON.stringify({
+      type: 'record',
+      name: 'E',
+      fields: [
+        { name: 'a', type: 'string' },
+        {
+          name: 'price',
+          type: ['null', { type: 'bytes', logicalType: 'decimal', precision: 9, scale: 2 }],
+          default: null,
+        },
+      ],
+    })
     const id1 = await serde.register(subject, v1)
     const id2 = await serde.register(subject, v2)
     const reader2 = await serde.readerFor(subject, 2)

@@ -29,8 +29,10 @@ describe('sink entitlements: grants enforced at delivery', function () {
     return r
   }
   const status = async (id: string) => (await h.cp.getConnector(ADMIN, id)).status
-  const done = async (id: string, n: number) => (await status(id))?.positions.reduce((s, p) => s + Number(p.offset), 0) === n
-  const grantId = async () => (await h.cp.cols.grants.findOne({ partnerId: h.partnerId, publisherId: h.publisherId }))!._id
+  const done = async (id: string, n: number) =>
+    (await status(id))?.positions.reduce((s, p) => s + Number(p.offset), 0) === n
+  const grantId = async () =>
+    (await h.cp.cols.grants.findOne({ partnerId: h.partnerId, publisherId: h.publisherId }))!._id
 
   beforeEach(async () => {
     h = await startSinkHarness()
@@ -49,10 +51,21 @@ describe('sink entitlements: grants enforced at delivery', function () {
       res.writeHead(204).end()
     })
     // Subscribed while the grant was wide: it asks for onHand and every SKU.
-    const sa = await h.subscribe({ name: 'a', url: a.url, fields: ['sku', 'locationId', 'onHand', 'available', 'sequence'], filter: { sku: { in: ['SKU-0', 'SKU-1', 'SKU-2'] } } })
+    const sa = await h.subscribe({
+      name: 'a',
+      url: a.url,
+      fields: ['sku', 'locationId', 'onHand', 'available', 'sequence'],
+      filter: { sku: { in: ['SKU-0', 'SKU-1', 'SKU-2'] } },
+    })
     // The publisher narrows the grant afterwards: SKU-0 and SKU-1 only, without onHand.
     await h.cp.updateGrant(ADMIN, await grantId(), {
-      entitlements: [{ eventType: 'inventory.level.changed', filter: { sku: { in: ['SKU-0', 'SKU-1'] } }, fields: ['sku', 'locationId', 'available', 'sequence', 'reserved'] }],
+      entitlements: [
+        {
+          eventType: 'inventory.level.changed',
+          filter: { sku: { in: ['SKU-0', 'SKU-1'] } },
+          fields: ['sku', 'locationId', 'available', 'sequence', 'reserved'],
+        },
+      ],
     })
     worker = await h.worker()
     await waitFor(async () => (await status(sa.id))?.state === 'running', { what: 'running' })
@@ -67,14 +80,25 @@ describe('sink entitlements: grants enforced at delivery', function () {
     }
     const live = bodies(a)
     expectEntitled(live)
-    expect(new Set(live.map((b) => b.data.sequence)).size, 'the 20 rows of SKU-0 and SKU-1 (seq 28 received, refused, dead)').to.equal(20)
+    expect(
+      new Set(live.map((b) => b.data.sequence)).size,
+      'the 20 rows of SKU-0 and SKU-1 (seq 28 received, refused, dead)',
+    ).to.equal(20)
     expect(verified(sa.secret, a).length, 'signatures verify over the projected bodies').to.equal(live.length)
-    const dead = await waitFor(async () => (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items[0], { what: 'the dead letter' })
+    const dead = await waitFor(
+      async () => (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items[0],
+      { what: 'the dead letter' },
+    )
     // nothing filtered is in the delivery log
     const logged = await h.cp.cols.deliveries.find({ subscriptionId: sa.id }).toArray()
-    expect(logged.every((d) => d.key.includes('SKU-0') || d.key.includes('SKU-1')), 'filtered records are not logged as deliveries').to.equal(true)
+    expect(
+      logged.every((d) => d.key.includes('SKU-0') || d.key.includes('SKU-1')),
+      'filtered records are not logged as deliveries',
+    ).to.equal(true)
     const metrics = (await h.metrics.render()).body
-    expect(Number(/^distributary_deliveries_total\{sink="webhook",outcome="filtered"\} (\d+)$/m.exec(metrics)?.[1])).to.be.at.least(10)
+    expect(
+      Number(/^distributary_deliveries_total\{sink="webhook",outcome="filtered"\} (\d+)$/m.exec(metrics)?.[1]),
+    ).to.be.at.least(10)
 
     // Replay from earliest: the same 20 rows, the same projection.
     a.received.length = 0
@@ -87,7 +111,9 @@ describe('sink entitlements: grants enforced at delivery', function () {
     reject = false
     a.received.length = 0
     await h.cp.requestRetry(ADMIN, sa.id, dead.eventId)
-    await waitFor(async () => (await h.cp.deliveries.get(sa.id, dead.eventId))?.status === 'delivered', { what: 'retried delivery' })
+    await waitFor(async () => (await h.cp.deliveries.get(sa.id, dead.eventId))?.status === 'delivered', {
+      what: 'retried delivery',
+    })
     expect(bodies(a)).to.have.length(1)
     expectEntitled(bodies(a))
   })
@@ -96,8 +122,16 @@ describe('sink entitlements: grants enforced at delivery', function () {
     // 25 subscriptions of one SKU each, one of two SKUs (and a second condition), one without a filter,
     // one whose filter matches nothing; SKU-25 to SKU-29 have no subscription of their own.
     const specs: Array<{ name: string; filter?: Record<string, { in: string[] }>; skus: string[] | 'all' }> = [
-      ...Array.from({ length: 25 }, (_, i) => ({ name: `one-${i}`, filter: { sku: { in: [`SKU-${i}`] } }, skus: [`SKU-${i}`] })),
-      { name: 'two', filter: { sku: { in: ['SKU-0', 'SKU-1'] }, locationId: { in: ['WH1'] } }, skus: ['SKU-0', 'SKU-1'] },
+      ...Array.from({ length: 25 }, (_, i) => ({
+        name: `one-${i}`,
+        filter: { sku: { in: [`SKU-${i}`] } },
+        skus: [`SKU-${i}`],
+      })),
+      {
+        name: 'two',
+        filter: { sku: { in: ['SKU-0', 'SKU-1'] }, locationId: { in: ['WH1'] } },
+        skus: ['SKU-0', 'SKU-1'],
+      },
       { name: 'all', skus: 'all' },
       { name: 'none', filter: { locationId: { in: ['WH2'] } }, skus: [] },
     ]
@@ -108,9 +142,15 @@ describe('sink entitlements: grants enforced at delivery', function () {
       subs.push({ ...spec, id, r })
     }
     worker = await h.worker()
-    await waitFor(async () => (await Promise.all(subs.map((s) => status(s.id)))).every((st) => st?.state === 'running'), { what: 'all running' })
+    await waitFor(
+      async () => (await Promise.all(subs.map((s) => status(s.id)))).every((st) => st?.state === 'running'),
+      { what: 'all running' },
+    )
     await h.produce(levels(300, 30)) // SKU-0 .. SKU-29, 10 each
-    await waitFor(async () => (await Promise.all(subs.map((s) => done(s.id, 300)))).every(Boolean), { what: 'every position at the end', timeoutMs: 30_000 })
+    await waitFor(async () => (await Promise.all(subs.map((s) => done(s.id, 300)))).every(Boolean), {
+      what: 'every position at the end',
+      timeoutMs: 30_000,
+    })
     const expectRows = (perSku: number) => {
       for (const s of subs) {
         const got = bodies(s.r).map((b) => `${b.data.sku as string}#${b.data.sequence as number}`)
@@ -118,21 +158,33 @@ describe('sink entitlements: grants enforced at delivery', function () {
           .filter((l) => s.skus === 'all' || s.skus.includes(l.sku))
           .map((l) => `${l.sku}#${l.seq}`)
         // per key in order; across keys in any order
-        const bySku = (xs: string[]) => xs.reduce((m, x) => m.set(x.split('#')[0]!, [...(m.get(x.split('#')[0]!) ?? []), x]), new Map<string, string[]>())
-        expect(Object.fromEntries(bySku(got)), `${s.name}: exactly its rows, in order per key`).to.deep.equal(Object.fromEntries(bySku(want)))
+        const bySku = (xs: string[]) =>
+          xs.reduce(
+            (m, x) => m.set(x.split('#')[0]!, [...(m.get(x.split('#')[0]!) ?? []), x]),
+            new Map<string, string[]>(),
+          )
+        expect(Object.fromEntries(bySku(got)), `${s.name}: exactly its rows, in order per key`).to.deep.equal(
+          Object.fromEntries(bySku(want)),
+        )
       }
     }
     expectRows(10)
     // Every subscription was offered or left out of every record, and each left-out one counts as filtered:
     // 28 subscriptions x 300 records, minus the 250 + 20 + 300 delivered.
     const text = (await h.metrics.render()).body
-    expect(Number(/^distributary_deliveries_total\{sink="webhook",outcome="filtered"\} (\d+)$/m.exec(text)?.[1]), 'filtered count').to.equal(28 * 300 - 570)
+    expect(
+      Number(/^distributary_deliveries_total\{sink="webhook",outcome="filtered"\} (\d+)$/m.exec(text)?.[1]),
+      'filtered count',
+    ).to.equal(28 * 300 - 570)
 
     // Restart: the positions were stored (none of them behind), so only the new rows arrive, once.
     await worker.stop()
     await h.produce(levels(30, 30, 300))
     worker = await h.worker()
-    await waitFor(async () => (await Promise.all(subs.map((s) => done(s.id, 330)))).every(Boolean), { what: 'every position at the end after the restart', timeoutMs: 30_000 })
+    await waitFor(async () => (await Promise.all(subs.map((s) => done(s.id, 330)))).every(Boolean), {
+      what: 'every position at the end after the restart',
+      timeoutMs: 30_000,
+    })
     expectRows(11)
   })
 
@@ -149,12 +201,17 @@ describe('sink entitlements: grants enforced at delivery', function () {
     const dead = (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items
     expect(dead.map((d) => d.key).every((k) => k.includes('SKU-1'))).to.equal(true)
     expect(dead).to.have.length(2)
-    await h.cp.updateGrant(ADMIN, await grantId(), { entitlements: [{ eventType: 'inventory.level.changed', filter: { sku: { in: ['SKU-0'] } } }] })
+    await h.cp.updateGrant(ADMIN, await grantId(), {
+      entitlements: [{ eventType: 'inventory.level.changed', filter: { sku: { in: ['SKU-0'] } } }],
+    })
     await new Promise((r) => setTimeout(r, 1000)) // more than pollMs: the worker holds the new grant
     a.setHandler((_r, res) => res.writeHead(204).end())
     a.received.length = 0
     await h.cp.requestRetry(ADMIN, sa.id, null)
-    await waitFor(async () => (await h.cp.cols.retryRequests.countDocuments({ subscriptionId: sa.id, status: 'done' })) === 1, { what: 'retry request done' })
+    await waitFor(
+      async () => (await h.cp.cols.retryRequests.countDocuments({ subscriptionId: sa.id, status: 'done' })) === 1,
+      { what: 'retry request done' },
+    )
     expect(a.received, 'nothing re-delivered').to.have.length(0)
     for (const d of dead) {
       const doc = await h.cp.deliveries.get(sa.id, d.eventId)
@@ -173,7 +230,16 @@ describe('sink entitlements: grants enforced at delivery', function () {
       }
       res.writeHead(503).end()
     })
-    const sa = await h.subscribe({ name: 'a', url: a.url, deliveryPolicy: { retrySchedule: [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5], timeoutMs: 2000 } })
+    const sa = await h.subscribe({
+      name: 'a',
+      url: a.url,
+      deliveryPolicy: {
+        retrySchedule: [
+          0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5,
+        ],
+        timeoutMs: 2000,
+      },
+    })
     worker = await h.worker()
     await waitFor(async () => (await status(sa.id))?.state === 'running', { what: 'running' })
     await h.produce(levels(3, 3))

@@ -46,12 +46,14 @@ function expectSnapshotThenLive(got: Got[], produced: Level[], before: Level[]):
     const start = seqs.indexOf(r[0]!)
     expect(start, `${sku}: first received ${r[0]} was produced`).to.be.at.least(0)
     expect(r, `${sku}: a contiguous suffix (no gap, in order)`).to.deep.equal(seqs.slice(start))
-    if (lastBefore.has(sku)) expect(r[0]!, `${sku}: nothing older than its state at subscription time`).to.be.at.least(lastBefore.get(sku)!)
+    if (lastBefore.has(sku))
+      expect(r[0]!, `${sku}: nothing older than its state at subscription time`).to.be.at.least(lastBefore.get(sku)!)
     expect(r[r.length - 1], `${sku}: ends at the current state`).to.equal(seqs[seqs.length - 1])
   }
 }
 
-const slow = (ms: number) => (_r: unknown, res: { writeHead(n: number): { end(): void } }) => setTimeout(() => res.writeHead(204).end(), ms)
+const slow = (ms: number) => (_r: unknown, res: { writeHead(n: number): { end(): void } }) =>
+  setTimeout(() => res.writeHead(204).end(), ms)
 
 describe('sink worker: snapshot bootstrap', function () {
   this.timeout(120_000)
@@ -126,7 +128,10 @@ describe('sink worker: snapshot bootstrap', function () {
     expect(final.total).to.equal(40)
     expect(final.done).to.equal(final.total)
     expect(final.completedAt).to.not.equal(null)
-    expect(seen.some((p) => p.phase !== 'live'), `progress seen before completion: ${JSON.stringify(seen.slice(0, 3))}`).to.equal(true)
+    expect(
+      seen.some((p) => p.phase !== 'live'),
+      `progress seen before completion: ${JSON.stringify(seen.slice(0, 3))}`,
+    ).to.equal(true)
     for (const p of seen) expect(p.done).to.be.at.most(p.total)
     expect(states.has('snapshotting'), `states seen: ${[...states].join(',')}`).to.equal(true)
     expect((await statusView(s.id)).state).to.equal('running')
@@ -149,13 +154,28 @@ describe('sink worker: snapshot bootstrap', function () {
       const pad = 'x'.repeat(2048)
       for (let b = 0; b < 3; b++) {
         for (let part = 0; part < 1000; part += 250) {
-          await producer.send({ topic, messages: Array.from({ length: 250 }, (_, i) => ({ key: `k${part + i}`, value: `${b}:${pad}` })) }) // under the broker's 1 MB request limit
+          await producer.send({
+            topic,
+            messages: Array.from({ length: 250 }, (_, i) => ({ key: `k${part + i}`, value: `${b}:${pad}` })),
+          }) // under the broker's 1 MB request limit
         }
       }
       const t0 = Date.now()
       let scanned = 0
-      const scan = scanLatest({ kafka, groupId: uniqueName('scan'), ranges: [{ topic, partition: 0, from: 0, high: 3000 }], deliverable: () => true, onScanned: (n) => (scanned += n), logger: h.logger })
-      const result = await Promise.race([scan.result, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`scan stalled at ${scanned} of 3000 records`)), 30_000))]).finally(() => scan.abort())
+      const scan = scanLatest({
+        kafka,
+        groupId: uniqueName('scan'),
+        ranges: [{ topic, partition: 0, from: 0, high: 3000 }],
+        deliverable: () => true,
+        onScanned: (n) => (scanned += n),
+        logger: h.logger,
+      })
+      const result = await Promise.race([
+        scan.result,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error(`scan stalled at ${scanned} of 3000 records`)), 30_000),
+        ),
+      ]).finally(() => scan.abort())
       expect(scanned).to.equal(3000)
       // each key's latest record is the third round's: offsets 2000..2999
       const winners = [...result.get(`${topic}|0`)!]
@@ -174,7 +194,19 @@ describe('sink worker: snapshot bootstrap', function () {
     const store = new SnapshotStore(h.db)
     const now = new Date()
     const highs = { 'inventory.levels|0': '12', 'inventory.levels|5': '7', 'partners.profiles|2': '0' }
-    await store.put({ _id: 'sub_dots', snapshotId: 'snp_1', resetId: null, highs, phase: 'delivering', total: 3, done: 1, startedAt: now, completedAt: null, workerId: 'w', updatedAt: now })
+    await store.put({
+      _id: 'sub_dots',
+      snapshotId: 'snp_1',
+      resetId: null,
+      highs,
+      phase: 'delivering',
+      total: 3,
+      done: 1,
+      startedAt: now,
+      completedAt: null,
+      workerId: 'w',
+      updatedAt: now,
+    })
     const back = await store.get('sub_dots')
     expect(back!.highs).to.deep.equal(highs)
     expect(back).to.include({ phase: 'delivering', total: 3, snapshotId: 'snp_1' })
@@ -189,7 +221,10 @@ describe('sink worker: snapshot bootstrap', function () {
     const r = await rx(100)
     const s = await h.subscribe({ name: 'snap', url: r.url, startFrom: 'snapshot' })
     let child = await h.childWorker('snap-1')
-    await waitFor(() => new Set(r.received.map((x) => String(x.headers['webhook-id']))).size >= 30, { what: 'snapshot under way', timeoutMs: 30_000 })
+    await waitFor(() => new Set(r.received.map((x) => String(x.headers['webhook-id']))).size >= 30, {
+      what: 'snapshot under way',
+      timeoutMs: 30_000,
+    })
     const mid = (await statusView(s.id)).snapshot
     child.kill('SIGKILL')
     await new Promise((res) => child.once('exit', res))
@@ -199,11 +234,19 @@ describe('sink worker: snapshot bootstrap', function () {
     await h.produce(after)
     child = await h.childWorker('snap-2')
     const produced = [...before, ...after]
-    await waitFor(() => perKey(verified(s.secret, r)).size === 150 && [...perKey(verified(s.secret, r)).values()].every((seqs) => seqs[seqs.length - 1]! >= 600), {
-      what: 'every key at its current state after the restart',
-      timeoutMs: 60_000,
+    await waitFor(
+      () =>
+        perKey(verified(s.secret, r)).size === 150 &&
+        [...perKey(verified(s.secret, r)).values()].every((seqs) => seqs[seqs.length - 1]! >= 600),
+      {
+        what: 'every key at its current state after the restart',
+        timeoutMs: 60_000,
+      },
+    )
+    await waitFor(async () => (await statusView(s.id)).snapshot?.phase === 'live', {
+      what: 'snapshot live after resume',
+      timeoutMs: 30_000,
     })
-    await waitFor(async () => (await statusView(s.id)).snapshot?.phase === 'live', { what: 'snapshot live after resume', timeoutMs: 30_000 })
     const got = verified(s.secret, r)
     expectSnapshotThenLive(got, produced, before)
     // duplicates carry the same event (same id, same body)
@@ -233,7 +276,10 @@ describe('sink worker: snapshot bootstrap', function () {
     first.forEach((l, i) => latestId.set(l.sku, ids[i]!))
     r.received.splice(0)
     const c = await h.cp.resetConnector(ADMIN, s.id, 'snapshot', null)
-    await waitFor(async () => (await statusView(s.id)).snapshot?.phase === 'live' && verified(s.secret, r).length >= 15, { what: 'snapshot after reset' })
+    await waitFor(
+      async () => (await statusView(s.id)).snapshot?.phase === 'live' && verified(s.secret, r).length >= 15,
+      { what: 'snapshot after reset' },
+    )
     const got = verified(s.secret, r)
     expect(got).to.have.length(15)
     // each key's latest version, with its original event id (a re-delivery of the same event)
@@ -246,7 +292,11 @@ describe('sink worker: snapshot bootstrap', function () {
     const more = await h.produce(levels(15, 15, 90))
     await waitFor(() => verified(s.secret, r).length >= 15, { what: 'live after the snapshot' })
     await new Promise((res) => setTimeout(res, 500))
-    expect(verified(s.secret, r).map((g) => g.id).sort()).to.deep.equal([...more].sort())
+    expect(
+      verified(s.secret, r)
+        .map((g) => g.id)
+        .sort(),
+    ).to.deep.equal([...more].sort())
   })
 
   it("startFrom 'latest' and 'earliest' are unchanged: no snapshot, latest gets only new records, earliest every record", async () => {
@@ -257,9 +307,17 @@ describe('sink worker: snapshot bootstrap', function () {
     const sl = await h.subscribe({ name: 'latest', url: rl.url, startFrom: 'latest' })
     const se = await h.subscribe({ name: 'earliest', url: re.url, startFrom: 'earliest' })
     await h.worker()
-    await waitFor(async () => (await statusView(sl.id)).state === 'running' && (await statusView(se.id)).state === 'running', { what: 'running' })
+    await waitFor(
+      async () => (await statusView(sl.id)).state === 'running' && (await statusView(se.id)).state === 'running',
+      { what: 'running' },
+    )
     const afterIds = await h.produce(levels(30, 10, 60))
-    await waitFor(() => new Set(verified(se.secret, re).map((g) => g.id)).size === 90 && new Set(verified(sl.secret, rl).map((g) => g.id)).size === 30, { what: 'deliveries' })
+    await waitFor(
+      () =>
+        new Set(verified(se.secret, re).map((g) => g.id)).size === 90 &&
+        new Set(verified(sl.secret, rl).map((g) => g.id)).size === 30,
+      { what: 'deliveries' },
+    )
     await new Promise((res) => setTimeout(res, 500))
     expect(new Set(verified(se.secret, re).map((g) => g.id))).to.deep.equal(new Set([...beforeIds, ...afterIds]))
     expect(new Set(verified(sl.secret, rl).map((g) => g.id))).to.deep.equal(new Set(afterIds))

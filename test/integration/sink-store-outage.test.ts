@@ -43,7 +43,13 @@ describe('sink worker: a control-plane store outage', function () {
   })
 
   /** A subscription to a receiver, and a worker whose control-plane store is behind the proxy. */
-  const setup = async (handler?: ReceiverHandler, timeoutMs = 2000, settings: Partial<SinkWorkerSettings> = {}, defaults: Partial<DeliveryDefaults> = {}, retrySchedule = [0.05, 0.1, 0.2]) => {
+  const setup = async (
+    handler?: ReceiverHandler,
+    timeoutMs = 2000,
+    settings: Partial<SinkWorkerSettings> = {},
+    defaults: Partial<DeliveryDefaults> = {},
+    retrySchedule = [0.05, 0.1, 0.2],
+  ) => {
     h = await startSinkHarness({ partitions: 1 })
     rx = await startReceiver(handler)
     const sub = await h.subscribe({ name: 'outage', url: rx.url, deliveryPolicy: { retrySchedule, timeoutMs } })
@@ -51,7 +57,10 @@ describe('sink worker: a control-plane store outage', function () {
       if (stallLog && message.includes('deliveries')) await stallLog
       return down || (cutLog && message.includes('deliveries')) ? 'cut' : 'forward'
     })
-    client = new MongoClient(`mongodb://${proxy.host}:${proxy.port}/`, { directConnection: true, serverSelectionTimeoutMS: 60_000 })
+    client = new MongoClient(`mongodb://${proxy.host}:${proxy.port}/`, {
+      directConnection: true,
+      serverSelectionTimeoutMS: 60_000,
+    })
     await client.connect()
     const db = client.db(h.dbName)
     const worker: SinkWorker = await h.worker(settings, defaults, undefined, { cp: await h.controlPlane(db), db })
@@ -59,7 +68,7 @@ describe('sink worker: a control-plane store outage', function () {
     return { sub, worker }
   }
 
-  it('holds delivery without charging the partner, and resumes within seconds of the store\'s return', async () => {
+  it("holds delivery without charging the partner, and resumes within seconds of the store's return", async () => {
     const { sub, worker } = await setup()
     const ids = await h.produce(levels(5, 5))
     const got = () => new Set(verified(sub.secret, rx).map((g) => g.id))
@@ -72,13 +81,16 @@ describe('sink worker: a control-plane store outage', function () {
     await sleep(6000) // and now the grants are older than they may be (10 s) too
     const late = await h.produce(levels(5, 5, 10))
     await sleep(Math.max(0, 15_000 - (Date.now() - downAt)))
-    expect([...held, ...late].filter((id) => got().has(id)), 'delivered while the store was away').to.deep.equal([])
+    expect(
+      [...held, ...late].filter((id) => got().has(id)),
+      'delivered while the store was away',
+    ).to.deep.equal([])
     down = false
     const upAt = Date.now()
     await waitFor(() => got().size === 15, { what: 'every event after the store returned', timeoutMs: 30_000 })
     const resumedMs = Date.now() - upAt
     console.log(`      (store away ${upAt - downAt} ms; every held event delivered ${resumedMs} ms after it returned)`)
-    expect(resumedMs, 'resumed within seconds of the store\'s return').to.be.below(5000)
+    expect(resumedMs, "resumed within seconds of the store's return").to.be.below(5000)
     expectPerKeyOrder(verified(sub.secret, rx))
     expect(rx.received, 'each event once').to.have.length(15)
 
@@ -86,19 +98,28 @@ describe('sink worker: a control-plane store outage', function () {
     const stats = worker.queue.stats(sub.id)
     expect(stats.status).to.equal('active')
     expect(stats.consecutiveFailures).to.equal(0)
-    const log = await waitFor(async () => {
-      const docs = await h.cp.cols.deliveries.find({ subscriptionId: sub.id }).toArray()
-      return docs.length === 15 && docs.every((d) => d.status === 'delivered') ? docs : null
-    }, { what: 'every delivery logged as delivered' })
+    const log = await waitFor(
+      async () => {
+        const docs = await h.cp.cols.deliveries.find({ subscriptionId: sub.id }).toArray()
+        return docs.length === 15 && docs.every((d) => d.status === 'delivered') ? docs : null
+      },
+      { what: 'every delivery logged as delivered' },
+    )
     for (const d of log) {
       expect(d.attemptCount, `attempts of ${d.eventId}`).to.equal(1)
-      expect(d.attempts.every((a) => a.error == null), `failed attempts of ${d.eventId}`).to.equal(true)
+      expect(
+        d.attempts.every((a) => a.error == null),
+        `failed attempts of ${d.eventId}`,
+      ).to.equal(true)
     }
     expect(new Set(log.map((d) => d.eventId))).to.deep.equal(new Set([...ids, ...held, ...late]))
-    const status = await waitFor(async () => {
-      const st = (await h.cp.getConnector(ADMIN, sub.id)).status
-      return st && st.reportedAt.getTime() > upAt ? st : null
-    }, { what: 'a status report after the outage' })
+    const status = await waitFor(
+      async () => {
+        const st = (await h.cp.getConnector(ADMIN, sub.id)).status
+        return st && st.reportedAt.getTime() > upAt ? st : null
+      },
+      { what: 'a status report after the outage' },
+    )
     expect(status.state).to.equal('running')
     expect(status.lastError).to.equal(null)
   })
@@ -117,17 +138,22 @@ describe('sink worker: a control-plane store outage', function () {
     down = true
     const downAt = Date.now()
     await waitFor(() => closedAt > 0, { what: 'the call aborted', timeoutMs: 10_000 })
-    console.log(`      (the call in flight was aborted ${closedAt - downAt} ms after the store went away; lease TTL 3000 ms)`)
+    console.log(
+      `      (the call in flight was aborted ${closedAt - downAt} ms after the store went away; lease TTL 3000 ms)`,
+    )
     expect(closedAt - downAt, 'aborted before the leases could expire').to.be.below(3000)
     await sleep(2000)
     expect(rx.received, 'nothing sent while the store is away').to.have.length(1)
     hold = false
     down = false
     await waitFor(() => rx.received.length === 2, { what: 'sent again once the store is back', timeoutMs: 20_000 })
-    const doc = await waitFor(async () => {
-      const d = await h.cp.deliveries.get(sub.id, id!)
-      return d?.status === 'delivered' ? d : null
-    }, { what: 'logged as delivered' })
+    const doc = await waitFor(
+      async () => {
+        const d = await h.cp.deliveries.get(sub.id, id!)
+        return d?.status === 'delivered' ? d : null
+      },
+      { what: 'logged as delivered' },
+    )
     expect(doc.attemptCount, 'the aborted call is no attempt').to.equal(1)
     expect(doc.attempts.every((a) => a.error == null)).to.equal(true)
   })
@@ -136,11 +162,17 @@ describe('sink worker: a control-plane store outage', function () {
     let answer = 503
     let failedCalls = 0
     const delivered = new Set<string>()
-    const { sub, worker } = await setup((r, res) => {
-      if (answer === 503) failedCalls++
-      else delivered.add(String(r.headers['webhook-id']))
-      res.writeHead(answer).end()
-    }, 2000, { logBacklogMax: 20 }, { parkAfterFailures: 10_000 }, Array(100).fill(0.05))
+    const { sub, worker } = await setup(
+      (r, res) => {
+        if (answer === 503) failedCalls++
+        else delivered.add(String(r.headers['webhook-id']))
+        res.writeHead(answer).end()
+      },
+      2000,
+      { logBacklogMax: 20 },
+      { parkAfterFailures: 10_000 },
+      Array(100).fill(0.05),
+    )
     let release!: () => void
     stallLog = new Promise<void>((r) => (release = r))
     await h.produce(levels(10, 10)) // 10 keys, each failing every 50 ms
@@ -166,10 +198,16 @@ describe('sink worker: a control-plane store outage', function () {
   it('a delivery-log write the store refused for seconds is written once it takes writes again: no attempt is lost', async () => {
     let answer = 503
     const delivered = new Set<string>()
-    const { sub, worker } = await setup((r, res) => {
-      if (answer === 204) delivered.add(String(r.headers['webhook-id']))
-      res.writeHead(answer).end()
-    }, 2000, {}, { parkAfterFailures: 10_000 }, Array(100).fill(0.2))
+    const { sub, worker } = await setup(
+      (r, res) => {
+        if (answer === 204) delivered.add(String(r.headers['webhook-id']))
+        res.writeHead(answer).end()
+      },
+      2000,
+      {},
+      { parkAfterFailures: 10_000 },
+      Array(100).fill(0.2),
+    )
     cutLog = true
     await h.produce(levels(5, 5))
     await sleep(4000)
@@ -179,7 +217,10 @@ describe('sink worker: a control-plane store outage', function () {
     await waitFor(() => delivered.size === 5, { what: 'every event delivered' })
     await waitFor(() => worker.logBacklog() === 0, { what: 'the backlog written', timeoutMs: 30_000 })
     const docs = await h.cp.cols.deliveries.find({ subscriptionId: sub.id }).toArray()
-    expect(docs.reduce((n, d) => n + d.attemptCount, 0), 'every call is in the delivery log').to.equal(rx.received.length)
+    expect(
+      docs.reduce((n, d) => n + d.attemptCount, 0),
+      'every call is in the delivery log',
+    ).to.equal(rx.received.length)
     expect(docs.every((d) => d.status === 'delivered')).to.equal(true)
   })
 })

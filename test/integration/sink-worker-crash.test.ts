@@ -30,7 +30,14 @@ describe('sink worker: crash safety with worker processes', function () {
     await Promise.all(receivers.splice(0).map((r) => r.close()))
   })
 
-  const produceSteadily = async (total: number, keys: number, perBatch: number, gapMs: number, onBatch?: (sent: number) => Promise<void> | void, from = 0) => {
+  const produceSteadily = async (
+    total: number,
+    keys: number,
+    perBatch: number,
+    gapMs: number,
+    onBatch?: (sent: number) => Promise<void> | void,
+    from = 0,
+  ) => {
     const ids: string[] = []
     for (let i = 0; i < total; i += perBatch) {
       ids.push(...(await h.produce(levels(Math.min(perBatch, total - i), keys, from + i))))
@@ -74,13 +81,19 @@ describe('sink worker: crash safety with worker processes', function () {
         restartedAt = Date.now()
       }
     })
-    for (const s of subs) await waitFor(() => new Set(s.rx.received.map((r) => String(r.headers['webhook-id']))).size >= 300, { what: `all events at ${s.id}`, timeoutMs: 90_000 })
+    for (const s of subs)
+      await waitFor(() => new Set(s.rx.received.map((r) => String(r.headers['webhook-id']))).size >= 300, {
+        what: `all events at ${s.id}`,
+        timeoutMs: 90_000,
+      })
     const caughtUpMs = Date.now() - restartedAt
     let dups = 0
     for (const s of subs) dups += checkAll(s.secret, s.rx, ids)
     // the killed worker's lease expired and the restarted one continued from the cursor
     expect((await h.cp.getConnector(ADMIN, subs[0]!.id)).status?.workerId).to.equal('crash-2')
-    console.log(`      (duplicates after kill -9: ${dups}; everything delivered ${caughtUpMs} ms after the restarted worker was up)`)
+    console.log(
+      `      (duplicates after kill -9: ${dups}; everything delivered ${caughtUpMs} ms after the restarted worker was up)`,
+    )
     // Recovery means seconds (lease TTL 3 s here, then the claim and a catch-up reader); a generous
     // bound for a loaded 2-core machine (measured 3 to 6 s).
     expect(caughtUpMs, 'recovery after the restart').to.be.below(30_000)
@@ -96,11 +109,15 @@ describe('sink worker: crash safety with worker processes', function () {
     const w1 = await h.childWorker('share-1')
     await h.childWorker('share-2')
     // both hold a share
-    const owners = async () => Promise.all(subs.map(async (s) => (await h.cp.getConnector(ADMIN, s.id)).status?.workerId ?? null))
-    await waitFor(async () => {
-      const o = await owners()
-      return o.filter((w) => w === 'share-1').length === 2 && o.filter((w) => w === 'share-2').length === 2
-    }, { what: 'two subscriptions per worker', timeoutMs: 20_000 })
+    const owners = async () =>
+      Promise.all(subs.map(async (s) => (await h.cp.getConnector(ADMIN, s.id)).status?.workerId ?? null))
+    await waitFor(
+      async () => {
+        const o = await owners()
+        return o.filter((w) => w === 'share-1').length === 2 && o.filter((w) => w === 'share-2').length === 2
+      },
+      { what: 'two subscriptions per worker', timeoutMs: 20_000 },
+    )
     const first = await h.produce(levels(40, 8))
     for (const s of subs) await waitFor(() => s.rx.received.length >= 40, { what: 'first events' })
     const killedAt = Date.now()
@@ -108,7 +125,11 @@ describe('sink worker: crash safety with worker processes', function () {
     const second = await produceSteadily(60, 8, 10, 50, undefined, 40)
     await waitFor(async () => (await owners()).every((w) => w === 'share-2'), { what: 'take-over', timeoutMs: 30_000 })
     const tookOverMs = Date.now() - killedAt
-    for (const s of subs) await waitFor(() => new Set(s.rx.received.map((r) => String(r.headers['webhook-id']))).size >= 100, { what: `all events at ${s.id}`, timeoutMs: 90_000 })
+    for (const s of subs)
+      await waitFor(() => new Set(s.rx.received.map((r) => String(r.headers['webhook-id']))).size >= 100, {
+        what: `all events at ${s.id}`,
+        timeoutMs: 90_000,
+      })
     const resumedMs = Date.now() - killedAt
     for (const s of subs) checkAll(s.secret, s.rx, [...first, ...second])
     // A generous bound (lease TTL 3 s here; measured 4.8 to 11.6 s on a loaded 2-core machine): the point is "seconds", not a figure.
@@ -123,9 +144,13 @@ describe('sink worker: crash safety with worker processes', function () {
     receivers.push(rx)
     const sub = await h.subscribe({ name: 'solo', url: rx.url })
     let child = await h.childWorker('solo-1')
-    await waitFor(async () => (await h.cp.getConnector(ADMIN, sub.id)).status?.state === 'running', { what: 'running on solo-1' })
+    await waitFor(async () => (await h.cp.getConnector(ADMIN, sub.id)).status?.state === 'running', {
+      what: 'running on solo-1',
+    })
     const first = await h.produce(levels(10, 5))
-    await waitFor(() => new Set(rx.received.map((r) => String(r.headers['webhook-id']))).size >= 10, { what: 'first events' })
+    await waitFor(() => new Set(rx.received.map((r) => String(r.headers['webhook-id']))).size >= 10, {
+      what: 'first events',
+    })
     child.kill('SIGKILL')
     await new Promise((r) => child.once('exit', r))
     const startedAt = Date.now()
@@ -134,14 +159,17 @@ describe('sink worker: crash safety with worker processes', function () {
     const restartedAt = Date.now()
     const second = await h.produce(levels(10, 5, 10))
     await waitFor(() => new Set(rx.received.map((r) => String(r.headers['webhook-id']))).size >= 20, {
-      what: async () => `events after the restart under the same id: ${JSON.stringify(await h.cp.getConnector(ADMIN, sub.id))}`,
+      what: async () =>
+        `events after the restart under the same id: ${JSON.stringify(await h.cp.getConnector(ADMIN, sub.id))}`,
       timeoutMs: 60_000,
     })
     const deliveredMs = Date.now() - restartedAt
     checkAll(sub.secret, rx, [...first, ...second])
     const st = (await h.cp.getConnector(ADMIN, sub.id)).status
     expect(st?.workerId).to.equal('solo-1')
-    console.log(`      (restarted under the same id: ready after ${readyMs} ms, the next events delivered ${deliveredMs} ms after that)`)
+    console.log(
+      `      (restarted under the same id: ready after ${readyMs} ms, the next events delivered ${deliveredMs} ms after that)`,
+    )
     // Seconds: the killed process is provably gone (its pid no longer exists on this host), so its
     // leases are taken over at once; the shared reader then rejoins its Kafka group.
     expect(deliveredMs, 'delivery after the restart under the same id').to.be.below(25_000)
@@ -152,13 +180,17 @@ describe('sink worker: crash safety with worker processes', function () {
     receivers.push(rx)
     const sub = await h.subscribe({ name: 'twin', url: rx.url })
     await h.childWorker('twin-1')
-    await waitFor(async () => (await h.cp.getConnector(ADMIN, sub.id)).status?.state === 'running', { what: 'running on twin-1' })
+    await waitFor(async () => (await h.cp.getConnector(ADMIN, sub.id)).status?.state === 'running', {
+      what: 'running on twin-1',
+    })
     let refused: Error | null = null
     await h.childWorker('twin-1').catch((err: Error) => (refused = err))
     expect(refused, 'the second process with the same id').to.be.an('error')
     expect(String(refused)).to.match(/WORKER_ID twin-1 is in use by another live sink worker process/)
     const ids = await h.produce(levels(10, 5))
-    await waitFor(() => new Set(rx.received.map((r) => String(r.headers['webhook-id']))).size >= 10, { what: 'events after the refused start' })
+    await waitFor(() => new Set(rx.received.map((r) => String(r.headers['webhook-id']))).size >= 10, {
+      what: 'events after the refused start',
+    })
     expect(checkAll(sub.secret, rx, ids), 'duplicates').to.equal(0)
     expect((await h.cp.getConnector(ADMIN, sub.id)).status?.workerId).to.equal('twin-1')
   })
@@ -170,25 +202,50 @@ describe('sink worker: crash safety with worker processes', function () {
     // What a process killed on another host leaves: a heartbeat that expires in 2 s, a lease for a minute.
     const now = Date.now()
     const host = { hostname: 'another-host', bootId: 'another-boot', pidNamespace: 'pid:[1]', pid: 4242 }
-    await h.db.collection<WorkerDoc>(SINK_COLLECTIONS.workers).insertOne({ _id: 'moved-1', incarnation: 'gone', host, startedAt: new Date(now - 60_000), expiresAt: new Date(now + 2000) })
-    await h.db.collection<LeaseDoc>(SINK_COLLECTIONS.leases).insertOne({ _id: sub.id, workerId: 'moved-1', incarnation: 'gone', acquiredAt: new Date(now - 60_000), expiresAt: new Date(now + 60_000) })
+    await h.db
+      .collection<WorkerDoc>(SINK_COLLECTIONS.workers)
+      .insertOne({
+        _id: 'moved-1',
+        incarnation: 'gone',
+        host,
+        startedAt: new Date(now - 60_000),
+        expiresAt: new Date(now + 2000),
+      })
+    await h.db
+      .collection<LeaseDoc>(SINK_COLLECTIONS.leases)
+      .insertOne({
+        _id: sub.id,
+        workerId: 'moved-1',
+        incarnation: 'gone',
+        acquiredAt: new Date(now - 60_000),
+        expiresAt: new Date(now + 60_000),
+      })
     const t0 = Date.now()
     const worker = await h.worker({ workerId: 'moved-1' })
     const startedMs = Date.now() - t0
     expect(startedMs, 'waited for the heartbeat to expire').to.be.at.least(1500)
     expect(worker.held()).to.deep.equal([sub.id])
     const ids = await h.produce(levels(5, 5))
-    await waitFor(() => new Set(rx.received.map((r) => String(r.headers['webhook-id']))).size >= 5, { what: 'events delivered by the new incarnation' })
+    await waitFor(() => new Set(rx.received.map((r) => String(r.headers['webhook-id']))).size >= 5, {
+      what: 'events delivered by the new incarnation',
+    })
     checkAll(sub.secret, rx, ids)
     const lease = await h.db.collection<LeaseDoc>(SINK_COLLECTIONS.leases).findOne({ _id: sub.id })
     expect(lease?.workerId).to.equal('moved-1')
     expect(lease?.incarnation).to.not.equal('gone')
   })
 
-  it('a subscription handed over to a joining worker: the first worker\'s call in flight is aborted before the second sends the event again', async () => {
+  it("a subscription handed over to a joining worker: the first worker's call in flight is aborted before the second sends the event again", async () => {
     // Receivers that hold every request open until the test answers it, and count how many are open at once.
     const holding = async () => {
-      const r = { open: 0, most: 0, closedEarly: 0, requests: 0, pending: [] as import('node:http').ServerResponse[], rx: null as unknown as Receiver }
+      const r = {
+        open: 0,
+        most: 0,
+        closedEarly: 0,
+        requests: 0,
+        pending: [] as import('node:http').ServerResponse[],
+        rx: null as unknown as Receiver,
+      }
       r.rx = await startReceiver((_req, res) => {
         r.requests++
         r.most = Math.max(r.most, ++r.open)
@@ -204,23 +261,38 @@ describe('sink worker: crash safety with worker processes', function () {
     const subs: Array<{ id: string; secret: string; r: Awaited<ReturnType<typeof holding>> }> = []
     for (const name of ['x', 'y']) {
       const r = await holding()
-      subs.push({ ...(await h.subscribe({ name, url: r.rx.url, deliveryPolicy: { retrySchedule: [0.2], timeoutMs: 60_000 } })), r })
+      subs.push({
+        ...(await h.subscribe({ name, url: r.rx.url, deliveryPolicy: { retrySchedule: [0.2], timeoutMs: 60_000 } })),
+        r,
+      })
     }
     const first = await h.worker({ workerId: 'first' })
     await waitFor(() => first.held().length === 2, { what: 'both held by the first worker' })
     await h.produce(levels(1, 1))
     await waitFor(() => subs.every((s) => s.r.requests === 1), { what: 'both calls in flight at the first worker' })
     const second = await h.worker({ workerId: 'second' })
-    await waitFor(() => second.held().length === 1 && first.held().length === 1, { what: 'one subscription handed over', timeoutMs: 20_000 })
+    await waitFor(() => second.held().length === 1 && first.held().length === 1, {
+      what: 'one subscription handed over',
+      timeoutMs: 20_000,
+    })
     const moved = subs.find((s) => s.id === second.held()[0])!
     const kept = subs.find((s) => s !== moved)!
     await waitFor(() => moved.r.requests === 2, { what: 'the second worker sends the event again' })
     expect(moved.r.closedEarly, 'the first worker aborted its call').to.equal(1)
     expect(moved.r.most, 'calls of the moved subscription at once').to.equal(1)
     expect(kept.r.closedEarly, 'the call of the kept subscription goes on').to.equal(0)
-    for (const s of subs) for (const res of s.r.pending) if (!res.writableEnded && !res.destroyed) res.writeHead(204).end()
-    await waitFor(async () => (await h.cp.deliveries.search({ subscriptionId: moved.id, status: 'delivered' }, { limit: 5 })).items.length === 1, { what: 'delivered by the second worker' })
+    for (const s of subs)
+      for (const res of s.r.pending) if (!res.writableEnded && !res.destroyed) res.writeHead(204).end()
+    await waitFor(
+      async () =>
+        (await h.cp.deliveries.search({ subscriptionId: moved.id, status: 'delivered' }, { limit: 5 })).items.length ===
+        1,
+      { what: 'delivered by the second worker' },
+    )
     const doc = (await h.cp.deliveries.search({ subscriptionId: moved.id }, { limit: 5 })).items[0]!
-    expect(doc.attempts.filter((a) => a.error !== null), 'the aborted call is no failed attempt').to.have.length(0)
+    expect(
+      doc.attempts.filter((a) => a.error !== null),
+      'the aborted call is no failed attempt',
+    ).to.have.length(0)
   })
 })

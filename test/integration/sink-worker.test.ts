@@ -39,16 +39,29 @@ describe('sink worker: Kafka to webhooks', function () {
     const sa = await h.subscribe({ name: 'a', url: a.url })
     const sb = await h.subscribe({ name: 'b', url: b.url })
     worker = await h.worker()
-    await waitFor(async () => (await status(sa.id))?.state === 'running' && (await status(sb.id))?.state === 'running', { what: 'running status' })
+    await waitFor(
+      async () => (await status(sa.id))?.state === 'running' && (await status(sb.id))?.state === 'running',
+      { what: 'running status' },
+    )
     const ids = await h.produce(levels(90, 9))
-    await waitFor(() => distinct(verified(sa.secret, a)) === 90 && distinct(verified(sb.secret, b)) === 90, { what: 'all deliveries' })
-    for (const [s, r] of [[sa, a], [sb, b]] as const) {
+    await waitFor(() => distinct(verified(sa.secret, a)) === 90 && distinct(verified(sb.secret, b)) === 90, {
+      what: 'all deliveries',
+    })
+    for (const [s, r] of [
+      [sa, a],
+      [sb, b],
+    ] as const) {
       const got = verified(s.secret, r)
       expect(new Set(got.map((g) => g.id))).to.deep.equal(new Set(ids))
       expectPerKeyOrder(got)
     }
     // positions advance to the end and lag drops to 0 in the reported status
-    await waitFor(async () => (await status(sa.id))?.lag === 0 && (await status(sa.id))?.positions.reduce((n, p) => n + Number(p.offset), 0) === 90, { what: 'status at the end' })
+    await waitFor(
+      async () =>
+        (await status(sa.id))?.lag === 0 &&
+        (await status(sa.id))?.positions.reduce((n, p) => n + Number(p.offset), 0) === 90,
+      { what: 'status at the end' },
+    )
     const st = (await status(sa.id))!
     expect(st.workerId).to.equal(worker.workerId)
     // successes are in the delivery log
@@ -56,7 +69,9 @@ describe('sink worker: Kafka to webhooks', function () {
     expect(log.items.length).to.be.greaterThan(0)
     // and in the metrics: every delivery counted, lag 0 per subscription
     const text = (await h.metrics.render()).body
-    const delivered = Number(/^distributary_deliveries_total\{sink="webhook",outcome="delivered"\} (\d+)$/m.exec(text)?.[1])
+    const delivered = Number(
+      /^distributary_deliveries_total\{sink="webhook",outcome="delivered"\} (\d+)$/m.exec(text)?.[1],
+    )
     expect(delivered).to.be.at.least(180)
     expect(text).to.match(new RegExp(`^distributary_subscription_lag_records\\{subscription="${sa.id}"\\} 0$`, 'm'))
   })
@@ -75,7 +90,9 @@ describe('sink worker: Kafka to webhooks', function () {
     await new Promise((r) => setTimeout(r, 1500))
     expect(a.received.length, 'delivered while paused').to.equal(before)
     await h.cp.setDesiredState(ADMIN, sa.id, 'running')
-    await waitFor(() => new Set(verified(sa.secret, a).map((g) => g.id)).size === 30, { what: 'deliveries after resume' })
+    await waitFor(() => new Set(verified(sa.secret, a).map((g) => g.id)).size === 30, {
+      what: 'deliveries after resume',
+    })
     const got = verified(sa.secret, a)
     for (const id of ids) expect(got.some((g) => g.id === id)).to.equal(true)
     expectPerKeyOrder(got)
@@ -121,15 +138,28 @@ describe('sink worker: Kafka to webhooks', function () {
     await h.produce(levels(2, 1))
     // poison of the granted publisher (stamped, as the platform's producers stamp) is the partner's dead letter;
     // unstamped poison belongs to no publisher, so no partner hears of it (docs/tenancy.md)
-    await h.produceRaw(Buffer.from('not-avro-key'), Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]), { [HEADER.publisherId]: h.publisherId })
+    await h.produceRaw(Buffer.from('not-avro-key'), Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]), {
+      [HEADER.publisherId]: h.publisherId,
+    })
     await h.produceRaw(Buffer.from('not-avro-key'), Buffer.from([0, 0, 0, 0, 98, 1, 2, 3]))
     await h.produce(levels(3, 1, 2))
     // 0,1,2,3 delivered; 4, the latest of its key, rejected (400) -> dead; the stamped poison -> dead; the unstamped one: dropped
-    await waitFor(() => new Set(verified(sa.secret, a).filter((g) => g.seq !== 4).map((g) => g.id)).size === 4, { what: 'good deliveries' })
-    const dead = await waitFor(async () => {
-      const page = await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })
-      return page.items.length === 2 ? page.items : null
-    }, { what: 'two dead deliveries in the log' })
+    await waitFor(
+      () =>
+        new Set(
+          verified(sa.secret, a)
+            .filter((g) => g.seq !== 4)
+            .map((g) => g.id),
+        ).size === 4,
+      { what: 'good deliveries' },
+    )
+    const dead = await waitFor(
+      async () => {
+        const page = await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })
+        return page.items.length === 2 ? page.items : null
+      },
+      { what: 'two dead deliveries in the log' },
+    )
     const poison = dead.find((d) => d.deadReason?.startsWith('poison'))!
     expect(poison, 'poison delivery').to.exist
     expect(poison.attemptCount).to.equal(0)
@@ -162,12 +192,14 @@ describe('sink worker: Kafka to webhooks', function () {
     // the partner fixes its side; a retry request re-delivers the rejected one (the poison stays dead)
     reject = false
     await h.cp.requestRetry(ADMIN, sa.id, null)
-    await waitFor(async () => (await h.cp.deliveries.get(sa.id, rejected.eventId))?.status === 'delivered', { what: 'retried delivery' })
+    await waitFor(async () => (await h.cp.deliveries.get(sa.id, rejected.eventId))?.status === 'delivered', {
+      what: 'retried delivery',
+    })
     expect((await h.cp.deliveries.get(sa.id, poison.eventId))?.status).to.equal('dead')
     expect(verified(sa.secret, a).filter((g) => g.id === rejected.eventId).length).to.equal(2)
   })
 
-  it('re-delivers a dead letter in its key\'s lane, and never after a newer version of its key', async () => {
+  it("re-delivers a dead letter in its key's lane, and never after a newer version of its key", async () => {
     const rejected = new Set([0, 1])
     const a = await rx((r, res) => {
       const body = JSON.parse(r.body) as { data: { sequence: number } }
@@ -177,21 +209,34 @@ describe('sink worker: Kafka to webhooks', function () {
     worker = await h.worker()
     await waitFor(async () => (await status(sa.id))?.state === 'running')
     // v1 of SKU-0 and the only version of SKU-1 are rejected: dead letters
-    const [v1, only] = await h.produce([{ sku: 'SKU-0', seq: 0 }, { sku: 'SKU-1', seq: 1 }])
-    await waitFor(async () => (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items.length === 2, { what: 'two dead letters' })
+    const [v1, only] = await h.produce([
+      { sku: 'SKU-0', seq: 0 },
+      { sku: 'SKU-1', seq: 1 },
+    ])
+    await waitFor(
+      async () =>
+        (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items.length === 2,
+      { what: 'two dead letters' },
+    )
     // the partner fixes its side; v2 of SKU-0 is delivered
     rejected.clear()
     const [v2] = await h.produce([{ sku: 'SKU-0', seq: 2 }])
     await waitFor(() => verified(sa.secret, a).some((g) => g.id === v2), { what: 'v2 delivered' })
     const req = await h.cp.requestRetry(ADMIN, sa.id, null)
-    const done = await waitFor(async () => {
-      const r = await h.cp.cols.retryRequests.findOne({ _id: req._id })
-      return r?.status === 'done' ? r : null
-    }, { what: 'the retry request done' })
+    const done = await waitFor(
+      async () => {
+        const r = await h.cp.cols.retryRequests.findOne({ _id: req._id })
+        return r?.status === 'done' ? r : null
+      },
+      { what: 'the retry request done' },
+    )
     await new Promise((r) => setTimeout(r, 300))
     const ids = verified(sa.secret, a).map((g) => g.id)
     expect(ids.lastIndexOf(v1!), 'v1 of SKU-0 never after its v2').to.be.below(ids.indexOf(v2!))
-    expect(ids.filter((id) => id === only), 'SKU-1 rejected once, then re-delivered').to.have.length(2)
+    expect(
+      ids.filter((id) => id === only),
+      'SKU-1 rejected once, then re-delivered',
+    ).to.have.length(2)
     expect((await h.cp.deliveries.get(sa.id, only!))?.status).to.equal('delivered')
     const stale = await h.cp.deliveries.get(sa.id, v1!)
     expect(stale?.status).to.equal('dead')
@@ -216,12 +261,17 @@ describe('sink worker: Kafka to webhooks', function () {
     await new Promise((r) => setTimeout(r, 500))
     expect(a.received, 'nothing delivered while paused').to.have.length(1)
     await h.cp.setDesiredState(ADMIN, sa.id, 'running')
-    await waitFor(async () => (await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.status === 'done', { what: 'the retry request done' })
+    await waitFor(async () => (await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.status === 'done', {
+      what: 'the retry request done',
+    })
     await waitFor(() => verified(sa.secret, a).some((g) => g.id === v2), { what: 'v2 delivered' })
-    expect(verified(sa.secret, a).map((g) => g.id), 'v1 rejected, v1 re-delivered, then v2').to.deep.equal([v1, v1, v2])
+    expect(
+      verified(sa.secret, a).map((g) => g.id),
+      'v1 rejected, v1 re-delivered, then v2',
+    ).to.deep.equal([v1, v1, v2])
   })
 
-  it('performs a retry request of a held subscription behind 150 older ones of stopped and deleted subscriptions; completes the deleted ones\' and keeps the stopped one\'s until it runs', async () => {
+  it("performs a retry request of a held subscription behind 150 older ones of stopped and deleted subscriptions; completes the deleted ones' and keeps the stopped one's until it runs", async () => {
     let reject = true
     const a = await rx((r, res) => {
       const body = JSON.parse(r.body) as { data: { sku: string } }
@@ -246,21 +296,40 @@ describe('sink worker: Kafka to webhooks', function () {
     worker = await h.worker()
     await waitFor(async () => (await status(sa.id))?.state === 'running')
     await h.produce(levels(2, 2)) // SKU-0 delivered, SKU-1 rejected: dead
-    const dead = await waitFor(async () => (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items[0])
+    const dead = await waitFor(
+      async () => (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items[0],
+    )
     reject = false
     const req = await h.cp.requestRetry(ADMIN, sa.id, null)
     const t0 = Date.now()
-    await waitFor(async () => (await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.status === 'done', { what: 'the fresh request done', timeoutMs: 15_000 })
+    await waitFor(async () => (await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.status === 'done', {
+      what: 'the fresh request done',
+      timeoutMs: 15_000,
+    })
     console.log(`      (the fresh request behind 150 stale ones was done in ${Date.now() - t0} ms)`)
     expect((await h.cp.deliveries.get(sa.id, dead.eventId))?.status).to.equal('delivered')
     expect((await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.outcome).to.equal('re-delivered 1 of 1')
-    await waitFor(async () => (await h.cp.cols.retryRequests.countDocuments({ subscriptionId: { $regex: '^sub_deleted_' }, status: 'done' })) === 40, { what: 'the deleted subscriptions\' requests done' })
+    await waitFor(
+      async () =>
+        (await h.cp.cols.retryRequests.countDocuments({
+          subscriptionId: { $regex: '^sub_deleted_' },
+          status: 'done',
+        })) === 40,
+      { what: "the deleted subscriptions' requests done" },
+    )
     const gone = await h.cp.cols.retryRequests.findOne({ subscriptionId: 'sub_deleted_3' })
     expect(gone?.outcome).to.equal('not performed: the subscription was deleted')
-    expect(await h.cp.cols.retryRequests.countDocuments({ subscriptionId: stopped.id, status: 'pending' }), 'the stopped subscription\'s requests wait').to.equal(110)
+    expect(
+      await h.cp.cols.retryRequests.countDocuments({ subscriptionId: stopped.id, status: 'pending' }),
+      "the stopped subscription's requests wait",
+    ).to.equal(110)
     // started again, its requests are performed, one after the other
     await h.cp.setDesiredState(ADMIN, stopped.id, 'running')
-    await waitFor(async () => (await h.cp.cols.retryRequests.countDocuments({ subscriptionId: stopped.id, status: 'done' })) === 110, { what: 'the restarted subscription\'s requests done', timeoutMs: 30_000 })
+    await waitFor(
+      async () =>
+        (await h.cp.cols.retryRequests.countDocuments({ subscriptionId: stopped.id, status: 'done' })) === 110,
+      { what: "the restarted subscription's requests done", timeoutMs: 30_000 },
+    )
   })
 
   it('shares catch-up reader slots in turns: a long replay yields its slot to a waiting subscription, and both get everything in order', async function () {
@@ -276,12 +345,37 @@ describe('sink worker: Kafka to webhooks', function () {
     const mine = all.filter((_, i) => i % 100 === 0) // SKU-0
     const policy = { retrySchedule: [0.05, 0.1, 0.2], timeoutMs: 30_000 } // a loaded test machine is not a failing partner
     const filter = { sku: { in: ['SKU-0'] } }
-    const sa = await h.subscribe({ name: 'replay-a', url: a.url, startFrom: 'earliest', filter, deliveryPolicy: policy })
-    const sb = await h.subscribe({ name: 'replay-b', url: b.url, startFrom: 'earliest', filter, deliveryPolicy: policy })
-    worker = await h.worker({ maxCatchUpReaders: 1, catchUpSliceMs: 300, maxBuffered: 100_000 }, { parkAfterFailures: 1000 })
-    await waitFor(() => distinct(verified(sa.secret, a)) === mine.length && distinct(verified(sb.secret, b)) === mine.length, { timeoutMs: 240_000, what: () => `both replays delivered: ${distinct(verified(sa.secret, a))} and ${distinct(verified(sb.secret, b))} of ${mine.length}, ${worker.catchUpYields} yields` })
+    const sa = await h.subscribe({
+      name: 'replay-a',
+      url: a.url,
+      startFrom: 'earliest',
+      filter,
+      deliveryPolicy: policy,
+    })
+    const sb = await h.subscribe({
+      name: 'replay-b',
+      url: b.url,
+      startFrom: 'earliest',
+      filter,
+      deliveryPolicy: policy,
+    })
+    worker = await h.worker(
+      { maxCatchUpReaders: 1, catchUpSliceMs: 300, maxBuffered: 100_000 },
+      { parkAfterFailures: 1000 },
+    )
+    await waitFor(
+      () => distinct(verified(sa.secret, a)) === mine.length && distinct(verified(sb.secret, b)) === mine.length,
+      {
+        timeoutMs: 240_000,
+        what: () =>
+          `both replays delivered: ${distinct(verified(sa.secret, a))} and ${distinct(verified(sb.secret, b))} of ${mine.length}, ${worker.catchUpYields} yields`,
+      },
+    )
     expect(worker.catchUpYields, 'readers yielded their slot while the other subscription waited').to.be.greaterThan(0)
-    for (const [s, r] of [[sa, a], [sb, b]] as const) {
+    for (const [s, r] of [
+      [sa, a],
+      [sb, b],
+    ] as const) {
       const got = verified(s.secret, r)
       expect(new Set(got.map((g) => g.id))).to.deep.equal(new Set(mine))
       expectPerKeyOrder(got)
@@ -303,13 +397,23 @@ describe('sink worker: Kafka to webhooks', function () {
     }
     const two = await holding()
     const dflt = await holding()
-    const s2 = await h.subscribe({ name: 'two', url: two.r.url, deliveryPolicy: { retrySchedule: [0.05], timeoutMs: 2000, concurrency: 2 } })
+    const s2 = await h.subscribe({
+      name: 'two',
+      url: two.r.url,
+      deliveryPolicy: { retrySchedule: [0.05], timeoutMs: 2000, concurrency: 2 },
+    })
     const sd = await h.subscribe({ name: 'default', url: dflt.r.url })
     worker = await h.worker({}, { concurrency: 5 })
-    await waitFor(async () => (await status(s2.id))?.state === 'running' && (await status(sd.id))?.state === 'running', { what: 'running status' })
+    await waitFor(
+      async () => (await status(s2.id))?.state === 'running' && (await status(sd.id))?.state === 'running',
+      { what: 'running status' },
+    )
     await h.produce(levels(40, 20)) // 20 keys, 2 events each
-    await waitFor(() => distinct(verified(s2.secret, two.r)) === 40 && distinct(verified(sd.secret, dflt.r)) === 40, { what: 'all deliveries', timeoutMs: 20_000 })
-    expect(two.seen.max, 'the subscription\'s own limit').to.equal(2)
+    await waitFor(() => distinct(verified(s2.secret, two.r)) === 40 && distinct(verified(sd.secret, dflt.r)) === 40, {
+      what: 'all deliveries',
+      timeoutMs: 20_000,
+    })
+    expect(two.seen.max, "the subscription's own limit").to.equal(2)
     expect(dflt.seen.max, 'the platform default').to.equal(5)
     expectPerKeyOrder(verified(s2.secret, two.r))
   })
@@ -318,8 +422,16 @@ describe('sink worker: Kafka to webhooks', function () {
     const failing = await rx((_r, res) => res.writeHead(500).end('down'))
     const hanging = await rx(() => {})
     const healthy = await rx()
-    await h.subscribe({ name: 'failing', url: failing.url, deliveryPolicy: { retrySchedule: [0.2, 0.5, 1, 2, 5], timeoutMs: 1000 } })
-    await h.subscribe({ name: 'hanging', url: hanging.url, deliveryPolicy: { retrySchedule: [0.2, 0.5, 1, 2, 5], timeoutMs: 1000 } })
+    await h.subscribe({
+      name: 'failing',
+      url: failing.url,
+      deliveryPolicy: { retrySchedule: [0.2, 0.5, 1, 2, 5], timeoutMs: 1000 },
+    })
+    await h.subscribe({
+      name: 'hanging',
+      url: hanging.url,
+      deliveryPolicy: { retrySchedule: [0.2, 0.5, 1, 2, 5], timeoutMs: 1000 },
+    })
     const ok = await h.subscribe({ name: 'healthy', url: healthy.url })
     worker = await h.worker({ maxBuffered: 50 })
     await waitFor(async () => (await status(ok.id))?.state === 'running')
@@ -329,7 +441,8 @@ describe('sink worker: Kafka to webhooks', function () {
       await new Promise((r) => setTimeout(r, 50))
     }
     await waitFor(() => distinct(verified(ok.secret, healthy)) === 300, {
-      what: async () => `healthy partner receives everything: got ${distinct(verified(ok.secret, healthy))} of 300; its status ${JSON.stringify(await status(ok.id))}`,
+      what: async () =>
+        `healthy partner receives everything: got ${distinct(verified(ok.secret, healthy))} of 300; its status ${JSON.stringify(await status(ok.id))}`,
       timeoutMs: 15_000,
     })
     const elapsed = Date.now() - t0

@@ -23,7 +23,14 @@ import { readTopic, topicEnds } from '../helpers/sources.ts'
 import { runCli } from '../helpers/cli.ts'
 
 const MAPPING = {
-  columns: { sku: 'Item No', locationId: 'Warehouse', onHand: 'On Hand', reserved: 'Allocated', available: 'Available', sequence: 'Seq' },
+  columns: {
+    sku: 'Item No',
+    locationId: 'Warehouse',
+    onHand: 'On Hand',
+    reserved: 'Allocated',
+    available: 'Available',
+    sequence: 'Seq',
+  },
   constants: { unitOfMeasure: 'EA' }, // manufacturerId: the source's owner, filled by the platform
 }
 const HEADER_ROW = 'Item No,Description,Warehouse,On Hand,Allocated,Available,Seq'
@@ -61,7 +68,11 @@ describe('source connectors: declared, run and controlled by the platform', func
   let from: Map<number, number>
 
   const call = async (method: string, p: string, body?: unknown, key = adminKey) => {
-    const res = await fetch(platform.url + p, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) })
+    const res = await fetch(platform.url + p, {
+      method,
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    })
     const text = await res.text()
     return { status: res.status, body: (text ? JSON.parse(text) : null) as any, text }
   }
@@ -69,12 +80,24 @@ describe('source connectors: declared, run and controlled by the platform', func
   const processed = (dir: string, name: string) => fs.existsSync(path.join(dir, 'processed', name))
   /** The records a source produced to inventory.levels during this suite. */
   const recordsOf = async (kind: string, name: string) =>
-    (await readTopic(testKafka(), admin, (await platform.contracts).serde, topic, 30_000, from)).filter((r) => r.headers[HEADER.source] === `/sources/${kind}/${name}`)
+    (await readTopic(testKafka(), admin, (await platform.contracts).serde, topic, 30_000, from)).filter(
+      (r) => r.headers[HEADER.source] === `/sources/${kind}/${name}`,
+    )
   const countOf = async (kind: string, name: string) => (await recordsOf(kind, name)).length
 
   before(async () => {
     const file = path.join(root, 'sources.json')
-    fs.writeFileSync(file, JSON.stringify([{ name: cfgName, kind: 'csv-drop', publisher: slug, config: { dir: 'cfg', settleMs: 0, scanIntervalMs: 50, ...MAPPING } }]))
+    fs.writeFileSync(
+      file,
+      JSON.stringify([
+        {
+          name: cfgName,
+          kind: 'csv-drop',
+          publisher: slug,
+          config: { dir: 'cfg', settleMs: 0, scanIntervalMs: 50, ...MAPPING },
+        },
+      ]),
+    )
     config.sources.file = file
     config.worker.statusIntervalMs = 1000
     config.management.rateLimit = { perSecond: 1000, burst: 1000 }
@@ -93,7 +116,8 @@ describe('source connectors: declared, run and controlled by the platform', func
     dirs.cfg = path.join(root, orgs.P, 'cfg')
     dirs.api = path.join(root, orgs.P, 'api')
     const partner = await org('partner', `${slug}-a`)
-    const key = async (scope: string, organizationId: string) => (await call('POST', '/v1/api-keys', { scope, organizationId, name: 'k' })).body.key as string
+    const key = async (scope: string, organizationId: string) =>
+      (await call('POST', '/v1/api-keys', { scope, organizationId, name: 'k' })).body.key as string
     keys = { P: await key('publisher', orgs.P), Q: await key('publisher', orgs.Q), A: await key('partner', partner) }
   })
 
@@ -104,20 +128,26 @@ describe('source connectors: declared, run and controlled by the platform', func
   })
 
   it('a source declared in configuration is created once its publisher exists, starts with the platform, and its file reaches Kafka', async () => {
-    const listed = await waitFor(async () => {
-      const r = await call('GET', '/v1/sources')
-      return r.body.items.find((s: any) => s.origin === 'config')
-    }, { what: 'the declared source' })
+    const listed = await waitFor(
+      async () => {
+        const r = await call('GET', '/v1/sources')
+        return r.body.items.find((s: any) => s.origin === 'config')
+      },
+      { what: 'the declared source' },
+    )
     expect(listed.kind).to.equal('csv-drop')
     expect(listed.publisherId).to.equal(orgs.P)
     expect(listed.desiredState).to.equal('running')
     drop(dirs.cfg, 'cfg-1.csv', 20)
     await waitFor(() => processed(dirs.cfg, 'cfg-1.csv'), { timeoutMs: 30_000, what: 'cfg-1.csv processed' })
     expect(await countOf('csv-drop', cfgName)).to.equal(20)
-    const s = await waitFor(async () => {
-      const st = await status(listed.id)
-      return st.state === 'running' && st.counts.produced === 20 ? st : undefined
-    }, { what: 'status with counts' })
+    const s = await waitFor(
+      async () => {
+        const st = await status(listed.id)
+        return st.state === 'running' && st.counts.produced === 20 ? st : undefined
+      },
+      { what: 'status with counts' },
+    )
     expect(s.workerId).to.be.a('string')
     expect(s.position.filesDone).to.equal(1)
     // Declared in configuration: changed there, not through the API.
@@ -126,8 +156,17 @@ describe('source connectors: declared, run and controlled by the platform', func
     expect(patch.body.errors[0].field).to.equal('origin')
   })
 
-  it('declared through the API (publisher key): a dropped file\'s rows reach Kafka with the source\'s ce_source', async () => {
-    const r = await call('POST', '/v1/sources', { name: uniqueName('api').slice(0, 40), kind: 'csv-drop', config: { dir: 'api', topic, settleMs: 0, scanIntervalMs: 50, ...MAPPING } }, keys.P)
+  it("declared through the API (publisher key): a dropped file's rows reach Kafka with the source's ce_source", async () => {
+    const r = await call(
+      'POST',
+      '/v1/sources',
+      {
+        name: uniqueName('api').slice(0, 40),
+        kind: 'csv-drop',
+        config: { dir: 'api', topic, settleMs: 0, scanIntervalMs: 50, ...MAPPING },
+      },
+      keys.P,
+    )
     expect(r.status, r.text).to.equal(201)
     expect(r.body.publisherId).to.equal(orgs.P)
     expect(r.body.origin).to.equal('api')
@@ -138,7 +177,9 @@ describe('source connectors: declared, run and controlled by the platform', func
     await waitFor(() => processed(dirs.api, 'a.csv'), { timeoutMs: 30_000, what: 'a.csv processed' })
     const records = await recordsOf('csv-drop', apiName)
     expect(records).to.have.length(30)
-    expect(records.map((x) => x.value.sequence).sort((a: number, b: number) => a - b)).to.deep.equal(Array.from({ length: 30 }, (_, i) => i + 1))
+    expect(records.map((x) => x.value.sequence).sort((a: number, b: number) => a - b)).to.deep.equal(
+      Array.from({ length: 30 }, (_, i) => i + 1),
+    )
     expect(records[0]!.headers[HEADER.source]).to.equal(`/sources/csv-drop/${r.body.name}`)
   })
 
@@ -153,46 +194,88 @@ describe('source connectors: declared, run and controlled by the platform', func
     expect(processed(dirs.api, 'b.csv'), 'processed while paused').to.equal(false)
     expect(fs.existsSync(path.join(dirs.api, 'b.csv'))).to.equal(true)
     expect(await countOf('csv-drop', apiName)).to.equal(before)
-    expect((await call('PUT', `/v1/sources/${apiSource}/resume`, undefined, keys.P)).body.desiredState).to.equal('running')
+    expect((await call('PUT', `/v1/sources/${apiSource}/resume`, undefined, keys.P)).body.desiredState).to.equal(
+      'running',
+    )
     await waitFor(() => processed(dirs.api, 'b.csv'), { timeoutMs: 30_000, what: 'b.csv processed after resume' })
     expect(await countOf('csv-drop', apiName)).to.equal(before + 10)
   })
 
   it('stop: the instance goes and a new file waits; start: it runs again from its resume point', async () => {
     expect((await call('PUT', `/v1/sources/${apiSource}/stop`, undefined, keys.P)).status).to.equal(202)
-    const st = await waitFor(async () => {
-      const s = await status(apiSource)
-      return s.state === 'stopped' ? s : undefined
-    }, { what: 'stopped' })
+    const st = await waitFor(
+      async () => {
+        const s = await status(apiSource)
+        return s.state === 'stopped' ? s : undefined
+      },
+      { what: 'stopped' },
+    )
     expect(st.pendingChanges).to.equal(false)
     const before = await countOf('csv-drop', apiName)
     drop(dirs.api, 'c.csv', 5, 200)
     await sleep(2500)
     expect(processed(dirs.api, 'c.csv'), 'processed while stopped').to.equal(false)
-    expect((await call('PUT', `/v1/sources/${apiSource}/start`, undefined, keys.P)).body.desiredState).to.equal('running')
+    expect((await call('PUT', `/v1/sources/${apiSource}/start`, undefined, keys.P)).body.desiredState).to.equal(
+      'running',
+    )
     await waitFor(() => processed(dirs.api, 'c.csv'), { timeoutMs: 30_000, what: 'c.csv processed after start' })
     expect(await countOf('csv-drop', apiName)).to.equal(before + 5)
   })
 
   it('config faults are 422 naming config.<setting>; contract faults are 400 naming the field', async () => {
-    const bad = await call('POST', '/v1/sources', { name: 'bad-one', kind: 'csv-drop', config: { dir: 'relative/dir', batchRows: 0, delimiter: ';;', bogus: 1 } }, keys.P)
+    const bad = await call(
+      'POST',
+      '/v1/sources',
+      { name: 'bad-one', kind: 'csv-drop', config: { dir: 'relative/dir', batchRows: 0, delimiter: ';;', bogus: 1 } },
+      keys.P,
+    )
     expect(bad.status, bad.text).to.equal(422)
     const fields = bad.body.errors.map((e: any) => e.field)
     expect(fields).to.include.members(['config.batchRows', 'config.bogus'])
-    const bad2 = await call('POST', '/v1/sources', { name: 'bad-two', kind: 'csv-drop', config: { dir: 'relative/../dir', eventType: 'no.such.event', delimiter: ';;' } }, keys.P)
+    const bad2 = await call(
+      'POST',
+      '/v1/sources',
+      {
+        name: 'bad-two',
+        kind: 'csv-drop',
+        config: { dir: 'relative/../dir', eventType: 'no.such.event', delimiter: ';;' },
+      },
+      keys.P,
+    )
     expect(bad2.status, bad2.text).to.equal(422)
-    expect(bad2.body.errors.map((e: any) => e.field)).to.have.members(['config.dir', 'config.eventType', 'config.delimiter'])
-    const missing = await call('POST', '/v1/sources', { name: 'bad-three', kind: 'mongodb', config: { database: 'x' } }, keys.P)
+    expect(bad2.body.errors.map((e: any) => e.field)).to.have.members([
+      'config.dir',
+      'config.eventType',
+      'config.delimiter',
+    ])
+    const missing = await call(
+      'POST',
+      '/v1/sources',
+      { name: 'bad-three', kind: 'mongodb', config: { database: 'x' } },
+      keys.P,
+    )
     expect(missing.status).to.equal(422)
-    expect(missing.body.errors.map((e: any) => e.field)).to.include.members(['config.connectionString', 'config.collection'])
+    expect(missing.body.errors.map((e: any) => e.field)).to.include.members([
+      'config.connectionString',
+      'config.collection',
+    ])
     const kind = await call('POST', '/v1/sources', { name: 'bad-four', kind: 'ftp', config: {} }, keys.P)
     expect(kind.status).to.equal(400)
     expect(kind.body.errors.map((e: any) => e.field)).to.include('kind')
-    const noPublisher = await call('POST', '/v1/sources', { name: 'bad-five', kind: 'csv-drop', config: { dir: 'api' } })
+    const noPublisher = await call('POST', '/v1/sources', {
+      name: 'bad-five',
+      kind: 'csv-drop',
+      config: { dir: 'api' },
+    })
     expect(noPublisher.status).to.equal(422)
     expect(noPublisher.body.errors[0].field).to.equal('publisherId')
     const dup = await call('GET', `/v1/sources/${apiSource}`)
-    const again = await call('POST', '/v1/sources', { name: dup.body.name, kind: 'csv-drop', publisherId: orgs.P, config: { dir: 'api' } })
+    const again = await call('POST', '/v1/sources', {
+      name: dup.body.name,
+      kind: 'csv-drop',
+      publisherId: orgs.P,
+      config: { dir: 'api' },
+    })
     expect(again.status).to.equal(409)
     expect(again.body.errors[0].field).to.equal('name')
     const patch = await call('PATCH', `/v1/sources/${apiSource}`, { config: { dir: 'api', settleMs: -1 } }, keys.P)
@@ -200,7 +283,7 @@ describe('source connectors: declared, run and controlled by the platform', func
     expect(patch.body.errors[0].field).to.equal('config.settleMs')
   })
 
-  it('a csv-drop folder stays in its publisher\'s drop folder: .., elsewhere, another publisher\'s folder, a symbolic link out and NUL are 422 naming the setting, for an admin key too', async () => {
+  it("a csv-drop folder stays in its publisher's drop folder: .., elsewhere, another publisher's folder, a symbolic link out and NUL are 422 naming the setting, for an admin key too", async () => {
     const own = path.join(root, orgs.P)
     const theirs = path.join(root, orgs.Q)
     fs.mkdirSync(path.join(theirs, 'in'), { recursive: true })
@@ -208,11 +291,25 @@ describe('source connectors: declared, run and controlled by the platform', func
     fs.symlinkSync(theirs, path.join(own, 'to-q'))
     fs.symlinkSync(os.tmpdir(), path.join(own, 'to-tmp'))
     const create = (config: Record<string, unknown>, key = keys.P, publisherId?: string) =>
-      call('POST', '/v1/sources', { name: uniqueName('confined').slice(0, 40), kind: 'csv-drop', desiredState: 'stopped', ...(publisherId ? { publisherId } : {}), config }, key)
+      call(
+        'POST',
+        '/v1/sources',
+        {
+          name: uniqueName('confined').slice(0, 40),
+          kind: 'csv-drop',
+          desiredState: 'stopped',
+          ...(publisherId ? { publisherId } : {}),
+          config,
+        },
+        key,
+      )
     const refused = async (config: Record<string, unknown>, field: string, key = keys.P, publisherId?: string) => {
       const r = await create(config, key, publisherId)
       expect(r.status, `${JSON.stringify(config)}: ${r.text}`).to.equal(422)
-      expect(r.body.errors.map((e: any) => e.field), JSON.stringify(config)).to.deep.equal([field])
+      expect(
+        r.body.errors.map((e: any) => e.field),
+        JSON.stringify(config),
+      ).to.deep.equal([field])
       return r.body.errors[0].message as string
     }
     expect(await refused({ dir: '../x' }, 'config.dir')).to.include("'..'")
@@ -235,20 +332,36 @@ describe('source connectors: declared, run and controlled by the platform', func
     const absolute = await create({ dir: path.join(own, 'abs') })
     expect(absolute.status, absolute.text).to.equal(201)
     expect(absolute.body.config.dir).to.equal(path.join(own, 'abs'))
-    for (const id of [byAdmin.body.id, absolute.body.id]) expect((await call('DELETE', `/v1/sources/${id}`)).status).to.equal(204)
+    for (const id of [byAdmin.body.id, absolute.body.id])
+      expect((await call('DELETE', `/v1/sources/${id}`)).status).to.equal(204)
     // The same rule on a change.
     const patch = await call('PATCH', `/v1/sources/${apiSource}`, { config: { dir: `../${orgs.Q}/in` } }, keys.P)
     expect(patch.status).to.equal(422)
     expect(patch.body.errors.map((e: any) => e.field)).to.deep.equal(['config.dir'])
   })
 
-  it('a source writes only to its contract\'s topic: another topic is 422 naming config.topic; partners.profiles is refused', async () => {
-    const create = (kind: string, config: Record<string, unknown>) => call('POST', '/v1/sources', { name: uniqueName('topic').slice(0, 40), kind, desiredState: 'stopped', config }, keys.P)
+  it("a source writes only to its contract's topic: another topic is 422 naming config.topic; partners.profiles is refused", async () => {
+    const create = (kind: string, config: Record<string, unknown>) =>
+      call(
+        'POST',
+        '/v1/sources',
+        { name: uniqueName('topic').slice(0, 40), kind, desiredState: 'stopped', config },
+        keys.P,
+      )
     const mongo = { connectionString: 'mongodb://127.0.0.1:1/', database: 'x', collection: 'y' }
-    for (const [kind, base] of [['csv-drop', { dir: 'api' }], ['mongodb', mongo]] as const) {
+    for (const [kind, base] of [
+      ['csv-drop', { dir: 'api' }],
+      ['mongodb', mongo],
+    ] as const) {
       const other = await create(kind, { ...base, topic: 'deals.registrations' })
       expect(other.status, other.text).to.equal(422)
-      expect(other.body.errors).to.deep.equal([{ field: 'config.topic', message: "must be inventory.levels, the topic of inventory.level.changed (or left out): a source writes only to its contract's topic" }])
+      expect(other.body.errors).to.deep.equal([
+        {
+          field: 'config.topic',
+          message:
+            "must be inventory.levels, the topic of inventory.level.changed (or left out): a source writes only to its contract's topic",
+        },
+      ])
       const made = await create(kind, { ...base, topic: 'my-own-topic' })
       expect(made.body.errors?.map((e: any) => e.field)).to.deep.equal(['config.topic'])
       const profiles = await create(kind, { ...base, topic: 'partners.profiles' })
@@ -264,7 +377,7 @@ describe('source connectors: declared, run and controlled by the platform', func
     }
   })
 
-  it('a publisher sees and changes only its own sources (404 for others\'), a partner none', async () => {
+  it("a publisher sees and changes only its own sources (404 for others'), a partner none", async () => {
     const asQ = await call('GET', '/v1/sources', undefined, keys.Q)
     expect(asQ.status).to.equal(200)
     expect(asQ.body.items).to.deep.equal([])
@@ -272,14 +385,21 @@ describe('source connectors: declared, run and controlled by the platform', func
     expect((await call('GET', `/v1/sources/${apiSource}/status`, undefined, keys.Q)).status).to.equal(404)
     expect((await call('PUT', `/v1/sources/${apiSource}/pause`, undefined, keys.Q)).status).to.equal(404)
     expect((await call('DELETE', `/v1/sources/${apiSource}`, undefined, keys.Q)).status).to.equal(404)
-    const otherOrg = await call('POST', '/v1/sources', { name: 'q-for-p', kind: 'csv-drop', publisherId: orgs.P, config: { dir: 'api' } }, keys.Q)
+    const otherOrg = await call(
+      'POST',
+      '/v1/sources',
+      { name: 'q-for-p', kind: 'csv-drop', publisherId: orgs.P, config: { dir: 'api' } },
+      keys.Q,
+    )
     expect(otherOrg.status).to.equal(422)
     expect(otherOrg.body.errors[0].field).to.equal('publisherId')
     const asP = await call('GET', '/v1/sources', undefined, keys.P)
     expect(asP.body.items.map((s: any) => s.id)).to.include(apiSource)
     expect(asP.body.items.every((s: any) => s.publisherId === orgs.P)).to.equal(true)
     expect((await call('GET', '/v1/sources', undefined, keys.A)).body.items).to.deep.equal([])
-    expect((await call('POST', '/v1/sources', { name: 'a-src', kind: 'csv-drop', config: { dir: 'api' } }, keys.A)).status).to.equal(403)
+    expect(
+      (await call('POST', '/v1/sources', { name: 'a-src', kind: 'csv-drop', config: { dir: 'api' } }, keys.A)).status,
+    ).to.equal(403)
     expect((await call('GET', `/v1/sources/${apiSource}`, undefined, keys.A)).status).to.equal(404)
     const page1 = await call('GET', '/v1/sources?limit=1')
     expect(page1.body.items).to.have.length(1)
@@ -287,49 +407,123 @@ describe('source connectors: declared, run and controlled by the platform', func
     expect(page2.body.items[0].id).to.not.equal(page1.body.items[0].id)
   })
 
-  it('a MongoDB source: the connection string is sealed at rest and never returned; its collection\'s documents reach Kafka', async () => {
+  it("a MongoDB source: the connection string is sealed at rest and never returned; its collection's documents reach Kafka", async () => {
     const db = uniqueName('srcdb').slice(0, 40)
     const uri = mongoUri(config)
     const client = new MongoClient(uri)
     try {
       await client.connect()
       const now = Date.now()
-      await client.db(db).collection('stock').insertMany(
-        [1, 2, 3].map((i) => ({ sku: `M-${i}`, locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: i, reserved: 0, available: i, incoming: [], sequence: i, updatedAt: new Date(now - 10_000 + i) })),
-      )
+      await client
+        .db(db)
+        .collection('stock')
+        .insertMany(
+          [1, 2, 3].map((i) => ({
+            sku: `M-${i}`,
+            locationId: 'L1',
+            locationType: 'WAREHOUSE',
+            unitOfMeasure: 'EA',
+            onHand: i,
+            reserved: 0,
+            available: i,
+            incoming: [],
+            sequence: i,
+            updatedAt: new Date(now - 10_000 + i),
+          })),
+        )
       // a document naming another manufacturer is refused, never published under the source's owner or the one it names
-      await client.db(db).collection('stock').insertOne({ manufacturerId: 'org_globex', sku: 'M-X', locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 9, reserved: 0, available: 9, incoming: [], sequence: 9, updatedAt: new Date(now - 5_000) })
+      await client
+        .db(db)
+        .collection('stock')
+        .insertOne({
+          manufacturerId: 'org_globex',
+          sku: 'M-X',
+          locationId: 'L1',
+          locationType: 'WAREHOUSE',
+          unitOfMeasure: 'EA',
+          onHand: 9,
+          reserved: 0,
+          available: 9,
+          incoming: [],
+          sequence: 9,
+          updatedAt: new Date(now - 5_000),
+        })
       const mongoName = uniqueName('mongo').slice(0, 40)
-      const r = await call('POST', '/v1/sources', { name: mongoName, kind: 'mongodb', config: { connectionString: uri, database: db, collection: 'stock', mode: 'poll', pollIntervalMs: 100 } }, keys.P)
+      const r = await call(
+        'POST',
+        '/v1/sources',
+        {
+          name: mongoName,
+          kind: 'mongodb',
+          config: { connectionString: uri, database: db, collection: 'stock', mode: 'poll', pollIntervalMs: 100 },
+        },
+        keys.P,
+      )
       expect(r.status, r.text).to.equal(201)
       expect(r.body.config).to.not.have.property('connectionString')
       expect(r.body.config.secretsSet).to.deep.equal(['connectionString'])
-      const stored = await platform.contracts.then(() => client.db(config.mongodb.database).collection('sources').findOne({ _id: r.body.id } as never))
+      const stored = await platform.contracts.then(() =>
+        client
+          .db(config.mongodb.database)
+          .collection('sources')
+          .findOne({ _id: r.body.id } as never),
+      )
       expect(stored!.config.connectionString).to.be.a('string').and.not.equal(uri)
       expect(JSON.stringify(stored)).to.not.include(uri)
-      await waitFor(async () => (await countOf('mongodb', mongoName)) === 3, { timeoutMs: 30_000, what: '3 documents in Kafka' })
-      const st = await waitFor(async () => {
-        const s = await status(r.body.id)
-        return s.counts.produced === 3 ? s : undefined
-      }, { what: 'mongodb status' })
+      await waitFor(async () => (await countOf('mongodb', mongoName)) === 3, {
+        timeoutMs: 30_000,
+        what: '3 documents in Kafka',
+      })
+      const st = await waitFor(
+        async () => {
+          const s = await status(r.body.id)
+          return s.counts.produced === 3 ? s : undefined
+        },
+        { what: 'mongodb status' },
+      )
       expect(st.position.mode).to.equal('poll')
       expect(st.position.refused.count).to.equal(1)
       expect(st.position.refused.last.reason).to.include('org_globex')
       // A config change without the secret keeps it, and restarts the instance with the new config.
-      const patched = await call('PATCH', `/v1/sources/${r.body.id}`, { config: { database: db, collection: 'stock', mode: 'poll', topic, pollIntervalMs: 200 } }, keys.P)
+      const patched = await call(
+        'PATCH',
+        `/v1/sources/${r.body.id}`,
+        { config: { database: db, collection: 'stock', mode: 'poll', topic, pollIntervalMs: 200 } },
+        keys.P,
+      )
       expect(patched.status, patched.text).to.equal(200)
       expect(patched.body.config.secretsSet).to.deep.equal(['connectionString'])
-      await client.db(db).collection('stock').insertOne({ sku: 'M-4', locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 4, reserved: 0, available: 4, incoming: [], sequence: 4, updatedAt: new Date() })
-      await waitFor(async () => (await countOf('mongodb', mongoName)) === 4, { timeoutMs: 30_000, what: 'the 4th document after the config change' })
+      await client
+        .db(db)
+        .collection('stock')
+        .insertOne({
+          sku: 'M-4',
+          locationId: 'L1',
+          locationType: 'WAREHOUSE',
+          unitOfMeasure: 'EA',
+          onHand: 4,
+          reserved: 0,
+          available: 4,
+          incoming: [],
+          sequence: 4,
+          updatedAt: new Date(),
+        })
+      await waitFor(async () => (await countOf('mongodb', mongoName)) === 4, {
+        timeoutMs: 30_000,
+        what: 'the 4th document after the config change',
+      })
       expect((await call('DELETE', `/v1/sources/${r.body.id}`, undefined, keys.P)).status).to.equal(204)
       expect((await call('GET', `/v1/sources/${r.body.id}`, undefined, keys.P)).status).to.equal(404)
     } finally {
-      await client.db(db).dropDatabase().catch(() => undefined)
+      await client
+        .db(db)
+        .dropDatabase()
+        .catch(() => undefined)
       await client.close()
     }
   })
 
-  it('the CLI lists the sources, shows one\'s status, pauses and resumes it', async () => {
+  it("the CLI lists the sources, shows one's status, pauses and resumes it", async () => {
     const env = { DISTRIBUTARY_API_URL: platform.url, DISTRIBUTARY_API_KEY: keys.P }
     const name = (await call('GET', `/v1/sources/${apiSource}`)).body.name as string
     const list = await cli(['sources'], env)
@@ -363,10 +557,13 @@ describe('source connectors: declared, run and controlled by the platform', func
     await platform.sources
     const before = await countOf('csv-drop', apiName)
     drop(dirs.api, 'd.csv', 4, 300)
-    await waitFor(async () => {
-      const s = await status(apiSource)
-      return s.state === 'paused' && s.reportedAt !== null
-    }, { what: 'paused after the restart' })
+    await waitFor(
+      async () => {
+        const s = await status(apiSource)
+        return s.state === 'paused' && s.reportedAt !== null
+      },
+      { what: 'paused after the restart' },
+    )
     await sleep(2500)
     expect(processed(dirs.api, 'd.csv'), 'processed while paused').to.equal(false)
     expect(await countOf('csv-drop', apiName)).to.equal(before)

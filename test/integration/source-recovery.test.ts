@@ -19,14 +19,22 @@ describe('source recovery: batches that reached Kafka only in part', function ()
   const suite = sourceSuite()
 
   /** Produces records as a runner would have: value bytes are irrelevant to the scan, the headers are what it reads. */
-  async function produce(t: string, records: Array<{ id: string; position: string; source?: string; partition: number }>): Promise<void> {
+  async function produce(
+    t: string,
+    records: Array<{ id: string; position: string; source?: string; partition: number }>,
+  ): Promise<void> {
     const producer = suite.kafka.producer()
     await producer.connect()
     try {
       await producer.send({
         topic: t,
         acks: -1,
-        messages: records.map((r) => ({ partition: r.partition, key: r.id, value: 'x', headers: { [HEADER.id]: r.id, [HEADER.source]: r.source ?? SOURCE, [POSITION_HEADER]: r.position } })),
+        messages: records.map((r) => ({
+          partition: r.partition,
+          key: r.id,
+          value: 'x',
+          headers: { [HEADER.id]: r.id, [HEADER.source]: r.source ?? SOURCE, [POSITION_HEADER]: r.position },
+        })),
       })
     } finally {
       await producer.disconnect()
@@ -65,11 +73,29 @@ describe('source recovery: batches that reached Kafka only in part', function ()
   it('the runner tags the records it encodes for one request with one batch id and their count; a retried record keeps its tag', async () => {
     const t = await suite.topic()
     const idle: SourceConnector = { kind: 'source', start: async () => {}, poll: async () => [], stop: async () => {} }
-    const runner = new SourceRunner(idle, {}, { name: 'recovery-tags', kafka: suite.kafka, serde: suite.serde, topics: [t], logger: quietLogger })
+    const runner = new SourceRunner(
+      idle,
+      {},
+      { name: 'recovery-tags', kafka: suite.kafka, serde: suite.serde, topics: [t], logger: quietLogger },
+    )
     const record = (i: number, position?: unknown): SourceRecord => ({
       topic: t.name,
       key: { sku: `SKU-${i}`, locationId: 'DC-1' },
-      value: { manufacturerId: 'acme', sku: `SKU-${i}`, gtin: null, locationId: 'DC-1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: i, reserved: 0, available: i, incoming: [], safetyStock: null, sequence: i, occurredAt: 1_732_000_000_000 },
+      value: {
+        manufacturerId: 'acme',
+        sku: `SKU-${i}`,
+        gtin: null,
+        locationId: 'DC-1',
+        locationType: 'WAREHOUSE',
+        unitOfMeasure: 'EA',
+        onHand: i,
+        reserved: 0,
+        available: i,
+        incoming: [],
+        safetyStock: null,
+        sequence: i,
+        occurredAt: 1_732_000_000_000,
+      },
       type: 'inventory.level.changed',
       ...(position !== undefined ? { position } : {}),
     })

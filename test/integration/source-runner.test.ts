@@ -20,7 +20,21 @@ const KEYS = 7
 /** One inventory level of manufacturer acme, keyed as the topic's contract says. */
 class ListSourceRecord implements SourceRecord {
   key: unknown = { manufacturerId: 'acme', sku: 'SKU-0', locationId: 'DC-1' }
-  value: Record<string, unknown> = { manufacturerId: 'acme', sku: 'SKU-0', gtin: null, locationId: 'DC-1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 1, reserved: 0, available: 1, incoming: [], safetyStock: null, sequence: 1, occurredAt: 1_732_000_000_000 }
+  value: Record<string, unknown> = {
+    manufacturerId: 'acme',
+    sku: 'SKU-0',
+    gtin: null,
+    locationId: 'DC-1',
+    locationType: 'WAREHOUSE',
+    unitOfMeasure: 'EA',
+    onHand: 1,
+    reserved: 0,
+    available: 1,
+    incoming: [],
+    safetyStock: null,
+    sequence: 1,
+    occurredAt: 1_732_000_000_000,
+  }
   type = 'inventory.level.changed'
   constructor(readonly topic: string) {}
 }
@@ -52,7 +66,21 @@ class ListSource implements SourceConnector<unknown> {
       out.push({
         topic: this.topic,
         key: { sku, locationId: 'DC-1' },
-        value: { manufacturerId: 'acme', sku, gtin: null, locationId: 'DC-1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: i, reserved: 0, available: i, incoming: [], safetyStock: null, sequence: i, occurredAt: 1_732_000_000_000 + i },
+        value: {
+          manufacturerId: 'acme',
+          sku,
+          gtin: null,
+          locationId: 'DC-1',
+          locationType: 'WAREHOUSE',
+          unitOfMeasure: 'EA',
+          onHand: i,
+          reserved: 0,
+          available: i,
+          incoming: [],
+          safetyStock: null,
+          sequence: i,
+          occurredAt: 1_732_000_000_000 + i,
+        },
         type: 'inventory.level.changed',
         position: i,
       })
@@ -63,7 +91,11 @@ class ListSource implements SourceConnector<unknown> {
   async commit(records: SourceRecord[]): Promise<void> {
     // Slow like a durable store, so the next batch is in flight while this one commits.
     await new Promise((r) => setTimeout(r, 5))
-    this.commits.push({ first: records[0]!.position as number, last: records.at(-1)!.position as number, producedAtCommit: this.runner!.stats.produced })
+    this.commits.push({
+      first: records[0]!.position as number,
+      last: records.at(-1)!.position as number,
+      producedAtCommit: this.runner!.stats.produced,
+    })
   }
 }
 
@@ -76,11 +108,26 @@ describe('source runner pipeline', function () {
     const total = 1_000
     const source = new ListSource(t.name, total, 50)
     // maxBatch 20: each poll of 50 goes out as 20 + 20 + 10, one request at a time.
-    const runner = new SourceRunner(source, {}, { name: 'pipeline-test', kafka: suite.kafka, serde: suite.serde, topics: [t], logger: quietLogger, maxBatch: 20, idleMs: 10 })
+    const runner = new SourceRunner(
+      source,
+      {},
+      {
+        name: 'pipeline-test',
+        kafka: suite.kafka,
+        serde: suite.serde,
+        topics: [t],
+        logger: quietLogger,
+        maxBatch: 20,
+        idleMs: 10,
+      },
+    )
     source.runner = runner
     await runner.start()
     try {
-      await waitFor(() => source.commits.at(-1)?.last === total - 1, { timeoutMs: 60_000, what: 'every record committed' })
+      await waitFor(() => source.commits.at(-1)?.last === total - 1, {
+        timeoutMs: 60_000,
+        what: 'every record committed',
+      })
     } finally {
       await runner.stop()
     }
@@ -113,7 +160,18 @@ describe('source runner pipeline', function () {
     const t = await suite.topic()
     const total = 3_000
     const source = new ListSource(t.name, total, 20)
-    const runner = new SourceRunner(source, {}, { name: 'pipeline-pause-test', kafka: suite.kafka, serde: suite.serde, topics: [t], logger: quietLogger, idleMs: 10 })
+    const runner = new SourceRunner(
+      source,
+      {},
+      {
+        name: 'pipeline-pause-test',
+        kafka: suite.kafka,
+        serde: suite.serde,
+        topics: [t],
+        logger: quietLogger,
+        idleMs: 10,
+      },
+    )
     source.runner = runner
     await runner.start()
     try {
@@ -127,7 +185,10 @@ describe('source runner pipeline', function () {
       expect(runner.stats.produced).to.equal(produced) // and nothing more is produced
       expect(produced).to.be.below(total)
       runner.resume()
-      await waitFor(() => source.commits.at(-1)?.last === total - 1, { timeoutMs: 60_000, what: 'every record committed after resume' })
+      await waitFor(() => source.commits.at(-1)?.last === total - 1, {
+        timeoutMs: 60_000,
+        what: 'every record committed after resume',
+      })
     } finally {
       await runner.stop()
     }
@@ -138,16 +199,33 @@ describe('source runner pipeline', function () {
 
   it('publishing for an owner: every record carries the owner, and one naming another manufacturer is refused before anything is produced', async () => {
     const t = await suite.topic()
-    const runner = new SourceRunner(new ListSource(t.name, 0, 1), {}, { name: 'owner-test', kafka: suite.kafka, serde: suite.serde, topics: [t], logger: quietLogger, publisherId: 'acme' })
+    const runner = new SourceRunner(
+      new ListSource(t.name, 0, 1),
+      {},
+      {
+        name: 'owner-test',
+        kafka: suite.kafka,
+        serde: suite.serde,
+        topics: [t],
+        logger: quietLogger,
+        publisherId: 'acme',
+      },
+    )
     await runner.start()
     try {
       const record = (over: Partial<SourceRecord>) => ({ ...new ListSourceRecord(t.name), ...over })
       await runner.produce([record({})])
-      for (const forged of [record({ publisherId: 'globex' }), record({ key: { manufacturerId: 'globex', sku: 'S', locationId: 'DC-1' } }), { ...new ListSourceRecord(t.name), value: { ...new ListSourceRecord(t.name).value, manufacturerId: 'globex' } }]) {
+      for (const forged of [
+        record({ publisherId: 'globex' }),
+        record({ key: { manufacturerId: 'globex', sku: 'S', locationId: 'DC-1' } }),
+        { ...new ListSourceRecord(t.name), value: { ...new ListSourceRecord(t.name).value, manufacturerId: 'globex' } },
+      ]) {
         let refused: unknown
         await runner.produce([record({}), forged]).catch((err: unknown) => (refused = err))
         expect(refused, JSON.stringify(forged.key)).to.be.instanceOf(DataError)
-        expect((refused as Error).message).to.match(/names manufacturer globex in (publisherId|key\.manufacturerId|value\.manufacturerId), but the source publishes for acme/)
+        expect((refused as Error).message).to.match(
+          /names manufacturer globex in (publisherId|key\.manufacturerId|value\.manufacturerId), but the source publishes for acme/,
+        )
       }
     } finally {
       await runner.stop()
@@ -162,26 +240,46 @@ describe('source runner: a produce whose answer was lost', function () {
   this.timeout(60_000)
   const suite = sourceSuite()
 
-  it('an event acknowledged after a failed produce is in Kafka: the next batch goes through a new producer, not the failed one\'s sequence numbers', async () => {
+  it("an event acknowledged after a failed produce is in Kafka: the next batch goes through a new producer, not the failed one's sequence numbers", async () => {
     // Without a new producer the second event below carries the sequence numbers of the first request
     // (kafkajs gives them back when a request fails), which the broker appended: it answers "duplicate"
     // with success, and the second event is acknowledged without being written.
     const t = await suite.topic()
     const faults = faultySockets()
-    const kafka = createKafka(testConfig(), undefined, uniqueName('lost-answer'), { socketFactory: faults.socketFactory })
-    const source = new HttpIngestSource()
-    const runner = new SourceRunner(source, { bufferCapacity: 100, maxBatch: 100, pollWaitMs: 20 }, {
-      name: 'lost-answer',
-      kafka,
-      serde: suite.serde,
-      topics: [t],
-      logger: quietLogger,
-      producerRetry: { retries: 1, maxRetryTime: 1000, initialRetryTime: 100 },
+    const kafka = createKafka(testConfig(), undefined, uniqueName('lost-answer'), {
+      socketFactory: faults.socketFactory,
     })
+    const source = new HttpIngestSource()
+    const runner = new SourceRunner(
+      source,
+      { bufferCapacity: 100, maxBatch: 100, pollWaitMs: 20 },
+      {
+        name: 'lost-answer',
+        kafka,
+        serde: suite.serde,
+        topics: [t],
+        logger: quietLogger,
+        producerRetry: { retries: 1, maxRetryTime: 1000, initialRetryTime: 100 },
+      },
+    )
     const level = (onHand: number): SourceRecord => ({
       topic: t.name,
       key: { manufacturerId: 'acme', sku: 'SKU-1', locationId: 'DC-1' },
-      value: { manufacturerId: 'acme', sku: 'SKU-1', gtin: null, locationId: 'DC-1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand, reserved: 0, available: onHand, incoming: [], safetyStock: null, sequence: onHand, occurredAt: 1_732_000_000_000 + onHand },
+      value: {
+        manufacturerId: 'acme',
+        sku: 'SKU-1',
+        gtin: null,
+        locationId: 'DC-1',
+        locationType: 'WAREHOUSE',
+        unitOfMeasure: 'EA',
+        onHand,
+        reserved: 0,
+        available: onHand,
+        incoming: [],
+        safetyStock: null,
+        sequence: onHand,
+        occurredAt: 1_732_000_000_000 + onHand,
+      },
       type: 'inventory.level.changed',
     })
     await runner.start()
@@ -189,8 +287,13 @@ describe('source runner: a produce whose answer was lost', function () {
       await source.offer([level(1)]) // the producer's first request: sequence 0 of its partition
       faults.loseNextProduceAnswer(3000)
       const second = level(2)
-      const failed = await source.offer([second]).then(() => undefined, (err: Error) => err)
-      expect(failed?.message, 'the request whose answer was lost fails (the caller is told 503)').to.match(/produce failed/)
+      const failed = await source.offer([second]).then(
+        () => undefined,
+        (err: Error) => err,
+      )
+      expect(failed?.message, 'the request whose answer was lost fails (the caller is told 503)').to.match(
+        /produce failed/,
+      )
       expect([faults.lost, faults.refused > 0]).to.deep.equal([1, true])
       await new Promise((r) => setTimeout(r, 3000)) // the network is back
       const third = level(3)
@@ -198,7 +301,10 @@ describe('source runner: a produce whose answer was lost', function () {
       const records = await readTopic(suite.kafka, suite.admin, suite.serde, t.name)
       const ids = records.map((r) => r.headers[HEADER.id])
       expect(ids, 'the acknowledged event is in Kafka').to.include(third.id)
-      expect(records.map((r) => r.value.onHand), 'the first event once, the unacknowledged one at most once, the acknowledged one').to.satisfy((v: number[]) => v[0] === 1 && v.at(-1) === 3 && v.length <= 3)
+      expect(
+        records.map((r) => r.value.onHand),
+        'the first event once, the unacknowledged one at most once, the acknowledged one',
+      ).to.satisfy((v: number[]) => v[0] === 1 && v.at(-1) === 3 && v.length <= 3)
       expect(runner.producerSessions, 'a new producer after the failed produce').to.equal(2)
     } finally {
       await runner.stop()

@@ -68,14 +68,38 @@ describe('source worker: one instance per source across workers', function () {
   })
 
   const make = (sources: SourceRegistry, id: string) =>
-    new SourceWorker({ registry: sources, db, kafka, serde, logger: quietLogger, urlGuard: createUrlGuard({ allowlist: '127.0.0.1' }), workerId: id, passMs: 200, leaseTtlMs: 2000, statusIntervalMs: 500, idleMs: 20 })
-  const ofSource = async (name: string) => (await readTopic(kafka, admin, serde, topic, 30_000, from)).filter((r) => r.headers[HEADER.source] === `/sources/csv-drop/${name}`)
+    new SourceWorker({
+      registry: sources,
+      db,
+      kafka,
+      serde,
+      logger: quietLogger,
+      urlGuard: createUrlGuard({ allowlist: '127.0.0.1' }),
+      workerId: id,
+      passMs: 200,
+      leaseTtlMs: 2000,
+      statusIntervalMs: 500,
+      idleMs: 20,
+    })
+  const ofSource = async (name: string) =>
+    (await readTopic(kafka, admin, serde, topic, 30_000, from)).filter(
+      (r) => r.headers[HEADER.source] === `/sources/csv-drop/${name}`,
+    )
 
   it('runs the source on exactly one worker, and hands it over when that worker stops', async () => {
     const cols = collections(db)
     const sources = new SourceRegistry(cols, box, { dropRoot })
     const now = new Date()
-    await cols.organizations.insertOne({ _id: PUBLISHER, kind: 'publisher', name: 'Acme', slug: 'acme', profile: {}, createdAt: now, updatedAt: now, version: 1 })
+    await cols.organizations.insertOne({
+      _id: PUBLISHER,
+      kind: 'publisher',
+      name: 'Acme',
+      slug: 'acme',
+      profile: {},
+      createdAt: now,
+      updatedAt: now,
+      version: 1,
+    })
     const name = uniqueName('lease').slice(0, 40)
     const admin0 = { keyId: 'test', scope: 'admin' as const, organizationId: null }
     await sources.create(admin0, {
@@ -88,7 +112,10 @@ describe('source worker: one instance per source across workers', function () {
     const [w1, w2] = [make(sources, 'w1'), make(sources, 'w2')]
     workers.push(w1, w2)
     await Promise.all([w1.start(), w2.start()])
-    const holder = await waitFor(() => (w1.runnerOf(name)?.state === 'running' ? w1 : w2.runnerOf(name)?.state === 'running' ? w2 : undefined), { what: 'one worker running the source' })
+    const holder = await waitFor(
+      () => (w1.runnerOf(name)?.state === 'running' ? w1 : w2.runnerOf(name)?.state === 'running' ? w2 : undefined),
+      { what: 'one worker running the source' },
+    )
     const other = holder === w1 ? w2 : w1
     for (let i = 0; i < 10; i++) {
       expect(other.runnerOf(name), 'the source runs on both workers').to.equal(undefined)
@@ -98,13 +125,24 @@ describe('source worker: one instance per source across workers', function () {
     expect(lease!.workerId).to.equal(holder.workerId)
 
     await holder.stop()
-    await waitFor(() => other.runnerOf(name)?.state === 'running', { timeoutMs: 20_000, what: 'the other worker taking over' })
-    fs.writeFileSync(path.join(dir, 'x.tmp'), 'sku,onHand,reserved,available,locationType,sequence\nA,1,0,1,WAREHOUSE,1\nB,2,0,2,WAREHOUSE,2\n')
+    await waitFor(() => other.runnerOf(name)?.state === 'running', {
+      timeoutMs: 20_000,
+      what: 'the other worker taking over',
+    })
+    fs.writeFileSync(
+      path.join(dir, 'x.tmp'),
+      'sku,onHand,reserved,available,locationType,sequence\nA,1,0,1,WAREHOUSE,1\nB,2,0,2,WAREHOUSE,2\n',
+    )
     fs.renameSync(path.join(dir, 'x.tmp'), path.join(dir, 'x.csv'))
-    await waitFor(() => fs.existsSync(path.join(dir, 'processed', 'x.csv')), { timeoutMs: 30_000, what: 'x.csv processed by the new holder' })
+    await waitFor(() => fs.existsSync(path.join(dir, 'processed', 'x.csv')), {
+      timeoutMs: 30_000,
+      what: 'x.csv processed by the new holder',
+    })
     expect((await ofSource(name)).map((r) => r.value.sku)).to.have.members(['A', 'B'])
     const status = await cols.sourceStatus.findOne({})
-    await waitFor(async () => (await cols.sourceStatus.findOne({}))?.workerId === other.workerId, { what: 'status from the new holder' })
+    await waitFor(async () => (await cols.sourceStatus.findOne({}))?.workerId === other.workerId, {
+      what: 'status from the new holder',
+    })
     expect(status).to.not.equal(null)
   })
 
@@ -112,16 +150,27 @@ describe('source worker: one instance per source across workers', function () {
     const cols = collections(db)
     const sources = new SourceRegistry(cols, box, { dropRoot })
     const port = await closedPort()
-    const created = await sources.create({ keyId: 'test', scope: 'admin', organizationId: null }, {
-      name: uniqueName('dead').slice(0, 40),
-      kind: 'mongodb',
-      publisherId: PUBLISHER,
-      config: { connectionString: `mongodb://reader:pw-secret-1@127.0.0.1:${port}/`, database: 'x', collection: 'y', mode: 'poll' },
-    })
-    const s = await waitFor(async () => {
-      const st = await cols.sourceStatus.findOne({ _id: created._id })
-      return st?.state === 'failed' && st.lastError ? st : undefined
-    }, { timeoutMs: 30_000, what: 'failed status' })
+    const created = await sources.create(
+      { keyId: 'test', scope: 'admin', organizationId: null },
+      {
+        name: uniqueName('dead').slice(0, 40),
+        kind: 'mongodb',
+        publisherId: PUBLISHER,
+        config: {
+          connectionString: `mongodb://reader:pw-secret-1@127.0.0.1:${port}/`,
+          database: 'x',
+          collection: 'y',
+          mode: 'poll',
+        },
+      },
+    )
+    const s = await waitFor(
+      async () => {
+        const st = await cols.sourceStatus.findOne({ _id: created._id })
+        return st?.state === 'failed' && st.lastError ? st : undefined
+      },
+      { timeoutMs: 30_000, what: 'failed status' },
+    )
     expect(s.lastError!.message).to.match(/ECONNREFUSED|connect|Server selection/i)
     expect(JSON.stringify(s), 'the password in a status').to.not.include('pw-secret-1')
   })
@@ -140,10 +189,28 @@ describe('source worker: one instance per source across workers', function () {
       // Written as an older version stored them, past today's checks.
       const legacy = (name: string, config: Record<string, unknown>): SourceDoc => {
         const now = new Date()
-        return { _id: newId('src'), name, kind: 'csv-drop', publisherId: PUBLISHER, origin: 'api', config, desiredState: 'running', generation: 1, configVersion: 1, createdAt: now, updatedAt: now }
+        return {
+          _id: newId('src'),
+          name,
+          kind: 'csv-drop',
+          publisherId: PUBLISHER,
+          origin: 'api',
+          config,
+          desiredState: 'running',
+          generation: 1,
+          configVersion: 1,
+          createdAt: now,
+          updatedAt: now,
+        }
       }
       const docs = [
-        legacy(uniqueName('old-topic').slice(0, 40), { dir: 'topic', topic: 'deals.registrations', settleMs: 0, scanIntervalMs: 50, constants }),
+        legacy(uniqueName('old-topic').slice(0, 40), {
+          dir: 'topic',
+          topic: 'deals.registrations',
+          settleMs: 0,
+          scanIntervalMs: 50,
+          constants,
+        }),
         legacy(uniqueName('old-dir').slice(0, 40), { dir: outside, settleMs: 0, scanIntervalMs: 50, constants }),
         legacy(uniqueName('old-link').slice(0, 40), { dir: 'linked', settleMs: 0, scanIntervalMs: 50, constants }),
       ]
@@ -152,11 +219,18 @@ describe('source worker: one instance per source across workers', function () {
       workers.push(w)
       await w.start()
       const failed = async (id: string) =>
-        waitFor(async () => {
-          const st = await cols.sourceStatus.findOne({ _id: id })
-          return st?.state === 'failed' && st.lastError ? st.lastError : undefined
-        }, { timeoutMs: 30_000, what: `failed status of ${id}` })
-      const [topicErr, dirErr, linkErr] = [await failed(docs[0]!._id), await failed(docs[1]!._id), await failed(docs[2]!._id)]
+        waitFor(
+          async () => {
+            const st = await cols.sourceStatus.findOne({ _id: id })
+            return st?.state === 'failed' && st.lastError ? st.lastError : undefined
+          },
+          { timeoutMs: 30_000, what: `failed status of ${id}` },
+        )
+      const [topicErr, dirErr, linkErr] = [
+        await failed(docs[0]!._id),
+        await failed(docs[1]!._id),
+        await failed(docs[2]!._id),
+      ]
       expect(topicErr.code).to.equal('CONFIG_INVALID')
       expect(topicErr.message).to.include('config.topic must be inventory.levels')
       expect(dirErr.message).to.include("config.dir must be a folder inside the publisher's drop folder")

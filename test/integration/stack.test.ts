@@ -57,7 +57,10 @@ describe('local stack tooling', function () {
     expect(local.services.map((n) => readPid(path.join(local.dir, `${n}.pid`))?.pid)).to.deep.equal(pidsBefore)
     const status = cli(['stack', 'status', '--json'])
     expect(status.code).to.equal(0)
-    expect((JSON.parse(status.out) as Array<{ state: string }>).map((s) => s.state)).to.deep.equal(['running', 'running'])
+    expect((JSON.parse(status.out) as Array<{ state: string }>).map((s) => s.state)).to.deep.equal([
+      'running',
+      'running',
+    ])
   })
 
   describe('lifecycle of a second stack', () => {
@@ -66,7 +69,12 @@ describe('local stack tooling', function () {
 
     before(async () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distributary-stack-test-'))
-      const [kafkaPort, controllerPort, partnerPort, mongoPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
+      const [kafkaPort, controllerPort, partnerPort, mongoPort] = [
+        await freePort(),
+        await freePort(),
+        await freePort(),
+        await freePort(),
+      ]
       env = {
         STACK_DIR: dir,
         STACK_KAFKA_PORT: String(kafkaPort),

@@ -42,10 +42,18 @@ async function startCollector(): Promise<Collector> {
     req.on('data', (d: Buffer) => chunks.push(d))
     req.on('end', () => {
       c.requests++
-      if (req.url !== '/v1/traces' || !String(req.headers['content-type']).startsWith('application/json')) return void res.writeHead(415).end()
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans: Array<{ resource: { attributes: OtlpSpan['attributes'] }; scopeSpans: Array<{ spans: OtlpSpan[] }> }> }
+      if (req.url !== '/v1/traces' || !String(req.headers['content-type']).startsWith('application/json'))
+        return void res.writeHead(415).end()
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        resourceSpans: Array<{
+          resource: { attributes: OtlpSpan['attributes'] }
+          scopeSpans: Array<{ spans: OtlpSpan[] }>
+        }>
+      }
       for (const rs of body.resourceSpans) {
-        c.resources.push(Object.fromEntries(rs.resource.attributes.map((a) => [a.key, a.value.stringValue ?? a.value.intValue])))
+        c.resources.push(
+          Object.fromEntries(rs.resource.attributes.map((a) => [a.key, a.value.stringValue ?? a.value.intValue])),
+        )
         for (const ss of rs.scopeSpans) c.spans.push(...ss.spans)
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
@@ -71,32 +79,79 @@ const KIND = { server: 2, client: 3, producer: 4, consumer: 5 }
 async function scenario(what: string, env: NodeJS.ProcessEnv, receiver: Receiver) {
   const { config, adminKey } = testPlatformConfig(what, { ...process.env, ...env })
   Object.assign(config.worker, { pollMs: 300, heartbeatMs: 300, cursorFlushMs: 300, statusIntervalMs: 1000 })
-  const p = await startPlatform(config, createLogger({ level: 'error', write: () => undefined }), { stopStackOnClose: false })
-  const call = async (method: string, path: string, body?: unknown, key = adminKey, headers: Record<string, string> = {}) => {
-    const res = await fetch(p.url + path, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) })
+  const p = await startPlatform(config, createLogger({ level: 'error', write: () => undefined }), {
+    stopStackOnClose: false,
+  })
+  const call = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    key = adminKey,
+    headers: Record<string, string> = {},
+  ) => {
+    const res = await fetch(p.url + path, {
+      method,
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    })
     return { status: res.status, body: (await res.json().catch(() => null)) as any }
   }
   const run = uniqueName('tr').slice(-8)
   const pub = await call('POST', '/v1/organizations', { kind: 'publisher', name: `P ${run}`, slug: `pub-${run}` })
   const partner = await call('POST', '/v1/organizations', { kind: 'partner', name: `N ${run}`, slug: `partner-${run}` })
-  const pubKey = (await call('POST', '/v1/api-keys', { scope: 'publisher', organizationId: pub.body.id, name: 'erp' })).body.key as string
-  const grant = await call('POST', '/v1/grants', { publisherId: pub.body.id, partnerId: partner.body.id, entitlements: [{ eventType: 'inventory.level.changed' }] })
+  const pubKey = (await call('POST', '/v1/api-keys', { scope: 'publisher', organizationId: pub.body.id, name: 'erp' }))
+    .body.key as string
+  const grant = await call('POST', '/v1/grants', {
+    publisherId: pub.body.id,
+    partnerId: partner.body.id,
+    entitlements: [{ eventType: 'inventory.level.changed' }],
+  })
   expect((await call('POST', `/v1/grants/${grant.body.id}/accept`)).status).to.equal(200)
-  const sub = await call('POST', '/v1/subscriptions', { partnerId: partner.body.id, name: 'hooks', eventTypes: ['inventory.level.changed'], sink: { type: 'webhook', url: receiver.url } })
+  const sub = await call('POST', '/v1/subscriptions', {
+    partnerId: partner.body.id,
+    name: 'hooks',
+    eventTypes: ['inventory.level.changed'],
+    sink: { type: 'webhook', url: receiver.url },
+  })
   expect(sub.status).to.equal(201)
-  await waitFor(async () => (await call('GET', `/v1/connectors/${sub.body.id}/status`)).body?.state === 'running', { timeoutMs: 60_000, what: 'the subscription running' })
+  await waitFor(async () => (await call('GET', `/v1/connectors/${sub.body.id}/status`)).body?.state === 'running', {
+    timeoutMs: 60_000,
+    what: 'the subscription running',
+  })
   const sku = `SKU-${run}`
   /** Posts one event with `traceparent` (ingestion may still be starting: 503 until then). */
   const publish = async (traceparent: string) => {
-    const event = { manufacturerId: pub.body.id as string, sku, locationId: 'L1', locationType: 'WAREHOUSE', unitOfMeasure: 'EA', onHand: 5, reserved: 0, available: 5, incoming: [], sequence: 1, occurredAt: new Date().toISOString() }
+    const event = {
+      manufacturerId: pub.body.id as string,
+      sku,
+      locationId: 'L1',
+      locationType: 'WAREHOUSE',
+      unitOfMeasure: 'EA',
+      onHand: 5,
+      reserved: 0,
+      available: 5,
+      incoming: [],
+      sequence: 1,
+      occurredAt: new Date().toISOString(),
+    }
     let answer: { status: number; body: any } | undefined
-    await waitFor(async () => (answer = await call('POST', '/v1/events/inventory.level.changed', [event], pubKey, { traceparent, tracestate: 'pub=1' })).status !== 503, { timeoutMs: 30_000, what: 'ingestion ready' })
+    await waitFor(
+      async () =>
+        (answer = await call('POST', '/v1/events/inventory.level.changed', [event], pubKey, {
+          traceparent,
+          tracestate: 'pub=1',
+        })).status !== 503,
+      { timeoutMs: 30_000, what: 'ingestion ready' },
+    )
     expect(answer!.status).to.equal(202)
     return answer!.body.eventIds[0] as string
   }
   /** The webhook request carrying the event. */
   const delivered = async (eventId: string) => {
-    await waitFor(() => receiver.received.some((r) => r.headers['webhook-id'] === eventId), { timeoutMs: 30_000, what: 'the webhook' })
+    await waitFor(() => receiver.received.some((r) => r.headers['webhook-id'] === eventId), {
+      timeoutMs: 30_000,
+      what: 'the webhook',
+    })
     return receiver.received.find((r) => r.headers['webhook-id'] === eventId)!
   }
   return { p, publish, delivered }
@@ -119,7 +174,11 @@ describe('tracing: ingestion → Kafka → delivery attempts in one trace', func
   })
 
   it('exports ingestion, create, send, deliver and the webhook call as one trace; the partner gets its traceparent', async () => {
-    const s = await scenario('tracing-on', { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_SERVICE_NAME: 'distributary-test' }, receiver)
+    const s = await scenario(
+      'tracing-on',
+      { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_SERVICE_NAME: 'distributary-test' },
+      receiver,
+    )
     platform = s.p
     expect(tracingOn()).to.equal(true)
     const traceId = randomBytes(16).toString('hex')
@@ -163,7 +222,11 @@ describe('tracing: ingestion → Kafka → delivery attempts in one trace', func
   })
 
   it('off: nothing is exported, and the partner gets the traceparent as the publisher sent it', async () => {
-    const s = await scenario('tracing-off', { OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: collector.url }, receiver)
+    const s = await scenario(
+      'tracing-off',
+      { OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: collector.url },
+      receiver,
+    )
     platform = s.p
     expect(tracingOn()).to.equal(false)
     const traceparent = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`

@@ -11,13 +11,29 @@ import type { AttemptReport, SinkRecord } from '../../connectors/sink/types.ts'
 import type { SchedulePolicy } from '../../connectors/retry.ts'
 import { WebhookClient, WebhookSink, generateSecret } from '../../consumers/webhook/index.ts'
 import { waitFor } from '../helpers/env.ts'
-import { loopbackOnlyGuard, startReceiver, type Received, type Receiver, type ReceiverHandler } from '../helpers/receiver.ts'
+import {
+  loopbackOnlyGuard,
+  startReceiver,
+  type Received,
+  type Receiver,
+  type ReceiverHandler,
+} from '../helpers/receiver.ts'
 
 const silent = createLogger({ write: () => {} })
 const TOPIC = 'inventory.levels'
 
 function rec(offset: number, key: string, partition = 0): SinkRecord {
-  return { topic: TOPIC, partition, offset: String(offset), key, value: { key, seq: offset }, headers: {}, eventId: `evt_${partition}_${offset}`, eventType: 'inventory.level.changed', timestamp: Date.now() }
+  return {
+    topic: TOPIC,
+    partition,
+    offset: String(offset),
+    key,
+    value: { key, seq: offset },
+    headers: {},
+    eventId: `evt_${partition}_${offset}`,
+    eventType: 'inventory.level.changed',
+    timestamp: Date.now(),
+  }
 }
 
 interface Partner {
@@ -29,7 +45,11 @@ interface Partner {
 }
 
 function verifiedData(p: Partner, r: Received): { key: string; seq: number } {
-  const headers = { 'webhook-id': String(r.headers['webhook-id']), 'webhook-timestamp': String(r.headers['webhook-timestamp']), 'webhook-signature': String(r.headers['webhook-signature']) }
+  const headers = {
+    'webhook-id': String(r.headers['webhook-id']),
+    'webhook-timestamp': String(r.headers['webhook-timestamp']),
+    'webhook-signature': String(r.headers['webhook-signature']),
+  }
   const payload = new Webhook(p.secret).verify(r.body, headers) as { data: { key: string; seq: number } }
   return payload.data
 }
@@ -42,12 +62,19 @@ describe('delivery queue + webhook sink against real receivers', function () {
   const dead: Array<{ sub: string; record: SinkRecord; info: DeadLetterInfo }> = []
   const delivered = new Map<string, number>()
 
-  const partner = async (id: string, handler: ReceiverHandler | undefined, opts: { policy: SchedulePolicy; timeoutMs?: number; concurrency?: number; parkAfterFailures?: number }) => {
+  const partner = async (
+    id: string,
+    handler: ReceiverHandler | undefined,
+    opts: { policy: SchedulePolicy; timeoutMs?: number; concurrency?: number; parkAfterFailures?: number },
+  ) => {
     const secret = generateSecret()
     const rx = await startReceiver(handler)
     const sink = new WebhookSink(client)
     const reports: AttemptReport[] = []
-    await sink.start({ url: rx.url, secrets: [{ secret }], timeoutMs: opts.timeoutMs ?? 2000 }, { subscriptionId: id, logger: silent, onAttempt: (r) => reports.push(r) })
+    await sink.start(
+      { url: rx.url, secrets: [{ secret }], timeoutMs: opts.timeoutMs ?? 2000 },
+      { subscriptionId: id, logger: silent, onAttempt: (r) => reports.push(r) },
+    )
     queue.addSubscription({
       id,
       policy: opts.policy,
@@ -141,15 +168,26 @@ describe('delivery queue + webhook sink against real receivers', function () {
     expect(attempts.every((a) => a.responseExcerpt === 'maintenance')).to.equal(true)
     expect(delivered.get('dlq')).to.equal(9)
     // K1 (odd seqs) stayed in order around the dead letter
-    const k1 = p.rx.received.map((r) => verifiedData(p, r)).filter((d) => d.key === 'K1').map((d) => d.seq)
+    const k1 = p.rx.received
+      .map((r) => verifiedData(p, r))
+      .filter((d) => d.key === 'K1')
+      .map((d) => d.seq)
     expect(k1.filter((s) => s !== 3)).to.deep.equal([1, 5, 7, 9])
   })
 
   it('isolates partners: one answering 500 and one hanging until timeout while the others keep receiving', async () => {
-    const policy: SchedulePolicy = { kind: 'schedule', delaysMs: [100, 200, 400, 800, 1600, 3200], jitter: 0.1, maxRetryAfterMs: 1000 }
+    const policy: SchedulePolicy = {
+      kind: 'schedule',
+      delaysMs: [100, 200, 400, 800, 1600, 3200],
+      jitter: 0.1,
+      maxRetryAfterMs: 1000,
+    }
     const failing = await partner('failing', (_r, res) => res.writeHead(500).end(), { policy, parkAfterFailures: 5 })
     const hanging = await partner('hanging', () => {}, { policy, timeoutMs: 1000, parkAfterFailures: 5 })
-    const healthy = [await partner('healthy-1', undefined, { policy }), await partner('healthy-2', undefined, { policy })]
+    const healthy = [
+      await partner('healthy-1', undefined, { policy }),
+      await partner('healthy-2', undefined, { policy }),
+    ]
     const N = 300
     const enqueuedAt = new Map<string, number>()
     // paced input: 10 records every 10 ms (about 1,000/s), fanned out to all four partners

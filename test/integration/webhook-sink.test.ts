@@ -1,6 +1,12 @@
 import { expect } from 'chai'
 import { Webhook } from 'standardwebhooks'
-import { ConfigError, EndpointDisabledError, PartnerRejectedError, RetriableError, SyndicationError } from '../../common/errors.ts'
+import {
+  ConfigError,
+  EndpointDisabledError,
+  PartnerRejectedError,
+  RetriableError,
+  SyndicationError,
+} from '../../common/errors.ts'
 import { createLogger } from '../../common/logger.ts'
 import type { AttemptReport, SinkRecord } from '../../connectors/sink/types.ts'
 import { WebhookClient, WebhookSink, generateSecret, type WebhookSinkConfig } from '../../consumers/webhook/index.ts'
@@ -9,11 +15,25 @@ import { loopbackOnlyGuard, startReceiver, type Receiver } from '../helpers/rece
 const silent = createLogger({ write: () => {} })
 
 function rec(offset: number, value: unknown = { sku: 'SKU-1', qty: offset }): SinkRecord {
-  return { topic: 'inventory.levels', partition: 0, offset: String(offset), key: 'SKU-1', value, headers: {}, eventId: `msg_${offset}_${Math.random().toString(36).slice(2)}`, eventType: 'inventory.level.changed', timestamp: Date.parse('2025-03-01T12:00:00Z') }
+  return {
+    topic: 'inventory.levels',
+    partition: 0,
+    offset: String(offset),
+    key: 'SKU-1',
+    value,
+    headers: {},
+    eventId: `msg_${offset}_${Math.random().toString(36).slice(2)}`,
+    eventType: 'inventory.level.changed',
+    timestamp: Date.parse('2025-03-01T12:00:00Z'),
+  }
 }
 
 function hdrs(r: { headers: Record<string, unknown> }): Record<string, string> {
-  return { 'webhook-id': String(r.headers['webhook-id']), 'webhook-timestamp': String(r.headers['webhook-timestamp']), 'webhook-signature': String(r.headers['webhook-signature']) }
+  return {
+    'webhook-id': String(r.headers['webhook-id']),
+    'webhook-timestamp': String(r.headers['webhook-timestamp']),
+    'webhook-signature': String(r.headers['webhook-signature']),
+  }
 }
 
 describe('webhook sink (Standard Webhooks) against real receivers', function () {
@@ -27,7 +47,10 @@ describe('webhook sink (Standard Webhooks) against real receivers', function () 
   }
   const sinkFor = async (config: Partial<WebhookSinkConfig> & { url: string }, reports: AttemptReport[] = []) => {
     const sink = new WebhookSink(client)
-    await sink.start({ secrets: [{ secret: generateSecret() }], ...config }, { subscriptionId: 'sub-test', logger: silent, onAttempt: (r) => reports.push(r) })
+    await sink.start(
+      { secrets: [{ secret: generateSecret() }], ...config },
+      { subscriptionId: 'sub-test', logger: silent, onAttempt: (r) => reports.push(r) },
+    )
     return sink
   }
   const failure = async (p: Promise<unknown>) => {
@@ -58,7 +81,11 @@ describe('webhook sink (Standard Webhooks) against real receivers', function () 
     expect(rx.received).to.have.length(1)
     const got = rx.received[0]!
     const payload = new Webhook(secret).verify(got.body, hdrs(got)) as Record<string, unknown>
-    expect(payload).to.deep.equal({ type: 'inventory.level.changed', timestamp: '2025-03-01T12:00:00.000Z', data: { sku: 'SKU-1', qty: 1 } })
+    expect(payload).to.deep.equal({
+      type: 'inventory.level.changed',
+      timestamp: '2025-03-01T12:00:00.000Z',
+      data: { sku: 'SKU-1', qty: 1 },
+    })
     expect(got.headers['webhook-id']).to.equal(record.eventId)
     expect(got.headers['content-type']).to.equal('application/json')
     const ts = Number(got.headers['webhook-timestamp'])
@@ -76,7 +103,10 @@ describe('webhook sink (Standard Webhooks) against real receivers', function () 
     const newSecret = generateSecret()
     let now = Date.now()
     const sink = new WebhookSink(client, () => now)
-    await sink.start({ url: rx.url, secrets: [{ secret: newSecret }, { secret: oldSecret, expiresAt: now + 60_000 }] }, { subscriptionId: 's', logger: silent })
+    await sink.start(
+      { url: rx.url, secrets: [{ secret: newSecret }, { secret: oldSecret, expiresAt: now + 60_000 }] },
+      { subscriptionId: 's', logger: silent },
+    )
     await sink.put([rec(1)])
     const during = rx.received[0]!
     expect(String(during.headers['webhook-signature']).split(' ')).to.have.length(2)
@@ -219,10 +249,16 @@ describe('webhook sink (Standard Webhooks) against real receivers', function () 
       expect((e as Error).message).to.match(field)
     }
     await bad({ url: 'ftp://x', secrets: [{ secret: generateSecret() }] }, /url/)
-    await bad({ url: 'http://127.0.0.1/', secrets: [{ secret: 'whsec_' + Buffer.alloc(16).toString('base64') }] }, /secrets\[0\]\.secret.*24 bytes/)
+    await bad(
+      { url: 'http://127.0.0.1/', secrets: [{ secret: 'whsec_' + Buffer.alloc(16).toString('base64') }] },
+      /secrets\[0\]\.secret.*24 bytes/,
+    )
     await bad({ url: 'http://127.0.0.1/', secrets: [{ secret: 'abc' }] }, /secrets\[0\]\.secret.*whsec_/)
     await bad({ url: 'http://127.0.0.1/', secrets: [] }, /secrets/)
-    await bad({ url: 'http://127.0.0.1/', secrets: [{ secret: generateSecret() }], headers: { 'webhook-id': 'x' } }, /headers\.webhook-id/)
+    await bad(
+      { url: 'http://127.0.0.1/', secrets: [{ secret: generateSecret() }], headers: { 'webhook-id': 'x' } },
+      /headers\.webhook-id/,
+    )
     await bad({ url: 'http://127.0.0.1/', secrets: [{ secret: generateSecret() }], timeoutMs: 0 }, /timeoutMs/)
   })
 

@@ -24,19 +24,40 @@ describe('AsyncAPI event catalog', function () {
     expect(document, 'a parsed document').to.not.equal(undefined)
     // every event type is a message of its topic's channel, with the CloudEvents headers and the Avro payload
     for (const t of ALL_TOPICS) {
-      const channel = document!.channels().all().find((c) => c.address() === t.name)
+      const channel = document!
+        .channels()
+        .all()
+        .find((c) => c.address() === t.name)
       expect(channel, t.name).to.not.equal(undefined)
-      const names = channel!.messages().all().map((m) => m.name())
+      const names = channel!
+        .messages()
+        .all()
+        .map((m) => m.name())
       expect(names.sort(), t.name).to.deep.equal([...t.eventTypes].sort())
       for (const m of channel!.messages().all()) {
         expect(m.headers()?.properties()?.['ce_id'], `${m.name()} headers`).to.not.equal(undefined)
-        expect(m.payload()?.properties()?.['sequence'], `${m.name()} payload from the Avro contract`).to.not.equal(undefined)
+        expect(m.payload()?.properties()?.['sequence'], `${m.name()} payload from the Avro contract`).to.not.equal(
+          undefined,
+        )
       }
     }
     // the webhook channel: every event type with the signature headers
-    const webhook = document!.channels().all().find((c) => c.id() === 'webhook')!
-    expect(webhook.messages().all().map((m) => m.name()).sort()).to.deep.equal(ALL_TOPICS.flatMap((t) => t.eventTypes).sort())
-    expect(Object.keys(webhook.messages().all()[0]!.headers()!.properties()!)).to.include.members(['webhook-id', 'webhook-timestamp', 'webhook-signature'])
+    const webhook = document!
+      .channels()
+      .all()
+      .find((c) => c.id() === 'webhook')!
+    expect(
+      webhook
+        .messages()
+        .all()
+        .map((m) => m.name())
+        .sort(),
+    ).to.deep.equal(ALL_TOPICS.flatMap((t) => t.eventTypes).sort())
+    expect(Object.keys(webhook.messages().all()[0]!.headers()!.properties()!)).to.include.members([
+      'webhook-id',
+      'webhook-timestamp',
+      'webhook-signature',
+    ])
   })
 
   it('is refused by the parser when broken (the validation can fail)', async () => {
@@ -47,6 +68,8 @@ describe('AsyncAPI event catalog', function () {
   })
 
   it('docs/event-catalog.md is current (npm run catalog rewrites it)', () => {
-    expect(fs.readFileSync(path.join(PROJECT_ROOT, 'docs', 'event-catalog.md'), 'utf8')).to.equal(eventCatalogMarkdown())
+    expect(fs.readFileSync(path.join(PROJECT_ROOT, 'docs', 'event-catalog.md'), 'utf8')).to.equal(
+      eventCatalogMarkdown(),
+    )
   })
 })

@@ -26,7 +26,9 @@ describe('the platform bundle (cli/build.mjs)', function () {
     const file = await buildBundle()
     expect(file).to.equal(PLATFORM_BUNDLE)
     const code = fs.readFileSync(file, 'utf8')
-    const specifiers = [...code.matchAll(/(?:^|\n)\s*import\s[^;]*?from\s*"([^"]+)"|import\(\s*"([^"]+)"\s*\)/g)].map((m) => m[1] ?? m[2] ?? '')
+    const specifiers = [...code.matchAll(/(?:^|\n)\s*import\s[^;]*?from\s*"([^"]+)"|import\(\s*"([^"]+)"\s*\)/g)].map(
+      (m) => m[1] ?? m[2] ?? '',
+    )
     expect(specifiers).to.include('kafkajs')
     expect(specifiers.filter((s) => s.startsWith('.') || s.startsWith('/') || s.endsWith('.ts'))).to.deep.equal([])
     expect(code).to.not.match(/\bfrom\s*"tsx\b/)
@@ -36,9 +38,17 @@ describe('the platform bundle (cli/build.mjs)', function () {
     const outfile = path.join(ROOT, 'dist', `mapping-sandbox-check-${process.pid}.mjs`)
     try {
       await buildBundle(path.join(ROOT, 'test', 'fixtures', 'mapping-sandbox-child.ts'), outfile)
-      const res = spawnSync(process.execPath, [outfile], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' }, timeout: 30_000 })
+      const res = spawnSync(process.execPath, [outfile], {
+        encoding: 'utf8',
+        env: { ...process.env, NODE_OPTIONS: '' },
+        timeout: 30_000,
+      })
       expect(res.status, res.stderr).to.equal(0)
-      expect(JSON.parse(res.stdout)).to.deep.equal({ body: '{"externalId":"A-1"}', hostile: 'body mapping failed for event evt-2: the mapping of subscription sub-1 exceeded its 250 ms time limit' })
+      expect(JSON.parse(res.stdout)).to.deep.equal({
+        body: '{"externalId":"A-1"}',
+        hostile:
+          'body mapping failed for event evt-2: the mapping of subscription sub-1 exceeded its 250 ms time limit',
+      })
     } finally {
       for (const f of [outfile, `${outfile}.map`]) fs.rmSync(f, { force: true })
     }
@@ -50,8 +60,13 @@ describe('the platform bundle (cli/build.mjs)', function () {
     await new Promise((r) => setTimeout(r, 20))
     await buildBundle()
     expect(fs.statSync(PLATFORM_BUNDLE).mtimeMs).to.equal(before)
-    const res = spawnSync(process.execPath, [PLATFORM_BUNDLE, 'no-such-command'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } })
-    expect(res.stderr).to.match(/^distributary: unknown command "no-such-command" \(commands: start, .*; see distributary --help\)\n$/)
+    const res = spawnSync(process.execPath, [PLATFORM_BUNDLE, 'no-such-command'], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    })
+    expect(res.stderr).to.match(
+      /^distributary: unknown command "no-such-command" \(commands: start, .*; see distributary --help\)\n$/,
+    )
     expect(res.status).to.equal(2)
   })
 })

@@ -9,7 +9,11 @@ import { expect } from 'chai'
 import { buildBundle, PLATFORM_BUNDLE, ROOT } from '../../cli/build.mjs'
 
 const run = (...args: string[]) => {
-  const res = spawnSync(process.execPath, [PLATFORM_BUNDLE, ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } })
+  const res = spawnSync(process.execPath, [PLATFORM_BUNDLE, ...args], {
+    encoding: 'utf8',
+    cwd: ROOT,
+    env: { ...process.env, NODE_OPTIONS: '' },
+  })
   return { code: res.status, out: res.stdout, err: res.stderr }
 }
 
@@ -25,8 +29,21 @@ describe('CLI habits', function () {
     expect(JSON.parse(run('-v', '--json').out)).to.deep.equal({ version })
   })
 
-  it('<command> --help prints that command\'s usage on stdout, exit 0; --help alone the whole list', () => {
-    for (const command of ['start', 'demo', 'stack', 'partners', 'organizations', 'keys', 'subscriptions', 'grants', 'connectors', 'dlq', 'sources', 'migrate']) {
+  it("<command> --help prints that command's usage on stdout, exit 0; --help alone the whole list", () => {
+    for (const command of [
+      'start',
+      'demo',
+      'stack',
+      'partners',
+      'organizations',
+      'keys',
+      'subscriptions',
+      'grants',
+      'connectors',
+      'dlq',
+      'sources',
+      'migrate',
+    ]) {
       const r = run(command, '--help')
       expect([r.code, r.err], command).to.deep.equal([0, ''])
       expect(r.out, command).to.match(new RegExp(`^usage: distributary ${command}\\b`))
@@ -39,11 +56,19 @@ describe('CLI habits', function () {
 
   it('the help of a command over the API shows each subcommand with the flags it takes, and what each flag sets', () => {
     const help = run('subscriptions', '--help').out
-    expect(help).to.match(/^ +distributary subscriptions create \[--partner-id <org id>\] \[--name <name>\] \[--event-type <type>\]\.\.\. \[--webhook-url <url>\].* \[--from-file <file\|->\] \[--json\]$/m)
+    expect(help).to.match(
+      /^ +distributary subscriptions create \[--partner-id <org id>\] \[--name <name>\] \[--event-type <type>\]\.\.\. \[--webhook-url <url>\].* \[--from-file <file\|->\] \[--json\]$/m,
+    )
     expect(help).to.match(/^ +distributary subscriptions update <id> .*\[--from-file <file\|->\] \[--json\]$/m)
     expect(help).to.match(/^ +distributary subscriptions delete <id> \[--json\]$/m)
-    expect(help).to.match(/^ {2}create --from-file <file\|->\n +the API's request JSON, SubscriptionCreate of GET \/v1\/openapi.json/m)
-    for (const [command, flags] of [['organizations', ['--kind', '--name', '--slug']], ['keys', ['--scope', '--organization-id', '--overlap-seconds']], ['grants', ['--partner-id', '--publisher-id', '--event-type', '--fields', '--filter']]] as const) {
+    expect(help).to.match(
+      /^ {2}create --from-file <file\|->\n +the API's request JSON, SubscriptionCreate of GET \/v1\/openapi.json/m,
+    )
+    for (const [command, flags] of [
+      ['organizations', ['--kind', '--name', '--slug']],
+      ['keys', ['--scope', '--organization-id', '--overlap-seconds']],
+      ['grants', ['--partner-id', '--publisher-id', '--event-type', '--fields', '--filter']],
+    ] as const) {
       const text = run(command, '--help').out
       for (const flag of [...flags, '--from-file', '--json']) expect(text, `${command} ${flag}`).to.contain(flag)
     }
@@ -56,12 +81,27 @@ describe('CLI habits', function () {
       [['start', '--colour'], /^distributary: unknown option --colour \(see distributary --help\)\n$/],
       [['start', '--role'], /^distributary: option --role needs a value .*\n$/],
       [['grants', '--json=yes'], /^distributary: option --json takes no value .*\n$/],
-      [['grants', 'frobnicate'], /^distributary: unknown command "grants frobnicate" \(list, show, create, .*; see distributary grants --help\)\n$/],
+      [
+        ['grants', 'frobnicate'],
+        /^distributary: unknown command "grants frobnicate" \(list, show, create, .*; see distributary grants --help\)\n$/,
+      ],
       // a flag another subcommand takes, a file that is not there, an update without a change: refused before any request
-      [['grants', 'list', '--name', 'x'], /^distributary: grants list does not take --name \(see distributary grants --help\)\n$/],
-      [['organizations', 'create', '--from-file', '/nonexistent/org.json'], /^distributary: --from-file \/nonexistent\/org.json: no such file \(see distributary organizations --help\)\n$/],
-      [['subscriptions', 'update', 'sub_000000000000000000000000'], /^distributary: subscriptions update: nothing to change \(give --name, --event-type, --webhook-url, --fields, --filter or --from-file\) .*\n$/],
-      [['grants', 'create', '--filter', 'region'], /^distributary: --filter "region": expected <field>=<value>\[,<value>...\] .*\n$/],
+      [
+        ['grants', 'list', '--name', 'x'],
+        /^distributary: grants list does not take --name \(see distributary grants --help\)\n$/,
+      ],
+      [
+        ['organizations', 'create', '--from-file', '/nonexistent/org.json'],
+        /^distributary: --from-file \/nonexistent\/org.json: no such file \(see distributary organizations --help\)\n$/,
+      ],
+      [
+        ['subscriptions', 'update', 'sub_000000000000000000000000'],
+        /^distributary: subscriptions update: nothing to change \(give --name, --event-type, --webhook-url, --fields, --filter or --from-file\) .*\n$/,
+      ],
+      [
+        ['grants', 'create', '--filter', 'region'],
+        /^distributary: --filter "region": expected <field>=<value>\[,<value>...\] .*\n$/,
+      ],
       [[], /^usage: distributary <command>/],
     ]
     for (const [args, expected] of cases) {

@@ -53,9 +53,15 @@ describe('typed management client', function () {
     })
 
     it('sends the key as a bearer token and the body as JSON under /v1, and returns the typed answer', async () => {
-      answer = () => [201, 'application/json', JSON.stringify({ id: 'org_1', kind: 'partner', name: 'Northwind', slug: 'northwind' })]
+      answer = () => [
+        201,
+        'application/json',
+        JSON.stringify({ id: 'org_1', kind: 'partner', name: 'Northwind', slug: 'northwind' }),
+      ]
       const api = createManagementClient({ baseUrl: url, apiKey: 'dk_abc.secret' })
-      const org = await data(api.POST('/organizations', { body: { kind: 'partner', name: 'Northwind', slug: 'northwind' } }))
+      const org = await data(
+        api.POST('/organizations', { body: { kind: 'partner', name: 'Northwind', slug: 'northwind' } }),
+      )
       expect(org.slug).to.equal('northwind')
       expect(seen).to.have.length(1)
       expect(seen[0]!.method).to.equal('POST')
@@ -69,37 +75,101 @@ describe('typed management client', function () {
       answer = (req) => {
         if (req.method === 'DELETE') return [204, 'application/json', '']
         const cursor = new URL(req.url, 'http://x').searchParams.get('cursor')
-        return [200, 'application/json', JSON.stringify(cursor ? { items: [{ id: 'grt_2' }], nextCursor: null } : { items: [{ id: 'grt_1' }], nextCursor: 'c1' })]
+        return [
+          200,
+          'application/json',
+          JSON.stringify(
+            cursor ? { items: [{ id: 'grt_2' }], nextCursor: null } : { items: [{ id: 'grt_1' }], nextCursor: 'c1' },
+          ),
+        ]
       }
       const api = createManagementClient({ baseUrl: url })
-      expect(await data(api.DELETE('/grants/{grantId}', { params: { path: { grantId: 'grt_1' } } }))).to.equal(undefined)
+      expect(await data(api.DELETE('/grants/{grantId}', { params: { path: { grantId: 'grt_1' } } }))).to.equal(
+        undefined,
+      )
       const rows = await allPages((cursor) => data(api.GET('/grants', { params: { query: { limit: 1, cursor } } })))
       expect(rows.map((r) => r.id)).to.deep.equal(['grt_1', 'grt_2'])
-      expect(seen.map((s) => s.url)).to.deep.equal(['/v1/grants/grt_1', '/v1/grants?limit=1', '/v1/grants?limit=1&cursor=c1'])
+      expect(seen.map((s) => s.url)).to.deep.equal([
+        '/v1/grants/grt_1',
+        '/v1/grants?limit=1',
+        '/v1/grants?limit=1&cursor=c1',
+      ])
       expect(seen[0]!.headers.authorization, 'no key, no header').to.equal(undefined)
     })
 
     it('throws a problem+json answer as one ApiProblem line: status, title, detail and each field at fault, once', async () => {
       const api = createManagementClient({ baseUrl: url, apiKey: 'k' })
-      answer = () => [422, 'application/problem+json', JSON.stringify({ type: 'about:blank', title: 'Unprocessable Content', status: 422, detail: 'publisherId: is required with an admin key', errors: [{ field: 'publisherId', message: 'is required with an admin key' }] })]
-      const err = await api.POST('/grants', { body: { partnerId: 'org_1', entitlements: [{ eventType: 'a.b' }] } }).then(() => undefined, (e: unknown) => e)
+      answer = () => [
+        422,
+        'application/problem+json',
+        JSON.stringify({
+          type: 'about:blank',
+          title: 'Unprocessable Content',
+          status: 422,
+          detail: 'publisherId: is required with an admin key',
+          errors: [{ field: 'publisherId', message: 'is required with an admin key' }],
+        }),
+      ]
+      const err = await api
+        .POST('/grants', { body: { partnerId: 'org_1', entitlements: [{ eventType: 'a.b' }] } })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )
       expect(err).to.be.instanceOf(ApiProblem)
       const p = err as ApiProblem
       expect(p.message).to.equal('422 Unprocessable Content: publisherId: is required with an admin key')
-      expect([p.status, p.title, p.errors]).to.deep.equal([422, 'Unprocessable Content', [{ field: 'publisherId', message: 'is required with an admin key' }]])
+      expect([p.status, p.title, p.errors]).to.deep.equal([
+        422,
+        'Unprocessable Content',
+        [{ field: 'publisherId', message: 'is required with an admin key' }],
+      ])
 
-      answer = () => [401, 'application/problem+json', JSON.stringify({ title: 'Unauthorized', status: 401, detail: 'the API key is unknown, revoked or expired', errors: [{ field: 'Authorization', message: 'is not a valid API key' }] })]
-      const unauthorized = await api.GET('/grants').then(() => undefined, (e: unknown) => e)
-      expect((unauthorized as ApiProblem).message).to.equal('401 Unauthorized: the API key is unknown, revoked or expired (Authorization: is not a valid API key)')
+      answer = () => [
+        401,
+        'application/problem+json',
+        JSON.stringify({
+          title: 'Unauthorized',
+          status: 401,
+          detail: 'the API key is unknown, revoked or expired',
+          errors: [{ field: 'Authorization', message: 'is not a valid API key' }],
+        }),
+      ]
+      const unauthorized = await api.GET('/grants').then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect((unauthorized as ApiProblem).message).to.equal(
+        '401 Unauthorized: the API key is unknown, revoked or expired (Authorization: is not a valid API key)',
+      )
 
-      answer = () => [409, 'application/problem+json', JSON.stringify({ title: 'Conflict', status: 409, detail: 'an organization with slug acme exists', errors: [{ field: 'slug', message: 'an organization with slug acme exists' }] })]
-      const conflict = await api.POST('/organizations', { body: { kind: 'publisher', name: 'Acme', slug: 'acme' } }).then(() => undefined, (e: unknown) => e)
+      answer = () => [
+        409,
+        'application/problem+json',
+        JSON.stringify({
+          title: 'Conflict',
+          status: 409,
+          detail: 'an organization with slug acme exists',
+          errors: [{ field: 'slug', message: 'an organization with slug acme exists' }],
+        }),
+      ]
+      const conflict = await api
+        .POST('/organizations', { body: { kind: 'publisher', name: 'Acme', slug: 'acme' } })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )
       expect((conflict as ApiProblem).message).to.equal('409 Conflict: slug: an organization with slug acme exists')
     })
 
     it('an answer that is not problem+json keeps its status text and (shortened, on one line) its text', async () => {
       answer = () => [502, 'text/html', '<html>\n<body>Bad gateway</body>\n</html>']
-      const err = await createManagementClient({ baseUrl: url }).GET('/connectors').then(() => undefined, (e: unknown) => e)
+      const err = await createManagementClient({ baseUrl: url })
+        .GET('/connectors')
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )
       expect(err).to.be.instanceOf(ApiProblem)
       expect((err as ApiProblem).message).to.equal('502 Bad Gateway: <html> <body>Bad gateway</body> </html>')
     })
@@ -110,7 +180,12 @@ describe('typed management client', function () {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
     const port = (closed.address() as AddressInfo).port
     await new Promise<void>((resolve) => closed.close(() => resolve()))
-    const err = await createManagementClient({ baseUrl: `http://127.0.0.1:${port}` }).GET('/connectors').then(() => undefined, (e: unknown) => e)
+    const err = await createManagementClient({ baseUrl: `http://127.0.0.1:${port}` })
+      .GET('/connectors')
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
     expect(err).to.be.instanceOf(ApiUnreachable)
     expect((err as Error).message).to.equal(`the management API at http://127.0.0.1:${port} does not answer`)
   })

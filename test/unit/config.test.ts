@@ -25,7 +25,9 @@ describe('configuration', () => {
   })
 
   it('uses external servers when KAFKA_BROKERS / MONGODB_URI are set', () => {
-    const c = loadConfig({ env: { KAFKA_BROKERS: 'b1:9092, b2:9093', MONGODB_URI: 'mongodb+srv://u:p@cluster0.example.net/?tls=true' } })
+    const c = loadConfig({
+      env: { KAFKA_BROKERS: 'b1:9092, b2:9093', MONGODB_URI: 'mongodb+srv://u:p@cluster0.example.net/?tls=true' },
+    })
     expect(kafkaBrokers(c)).to.deep.equal(['b1:9092', 'b2:9093'])
     expect(mongoUri(c)).to.equal('mongodb+srv://u:p@cluster0.example.net/?tls=true')
   })
@@ -35,14 +37,21 @@ describe('configuration', () => {
     expect(kafkaBrokers(c)).to.deep.equal(['127.0.0.1:9092', '127.0.0.1:9093', '127.0.0.1:9094'])
     expect(localControllerPorts(c)).to.deep.equal([9095, 9096, 9097])
     expect(localControllerPorts(loadConfig({ env: {} })), 'one node: the controller port of old').to.deep.equal([9093])
-    const moved = loadConfig({ env: { STACK_KAFKA_BROKERS: '3', STACK_KAFKA_PORT: '19092', STACK_KAFKA_CONTROLLER_PORT: '19192' } })
+    const moved = loadConfig({
+      env: { STACK_KAFKA_BROKERS: '3', STACK_KAFKA_PORT: '19092', STACK_KAFKA_CONTROLLER_PORT: '19192' },
+    })
     expect(kafkaBrokers(moved)).to.deep.equal(['127.0.0.1:19092', '127.0.0.1:19093', '127.0.0.1:19094'])
     expect(localControllerPorts(moved)).to.deep.equal([19192, 19193, 19194])
-    expect(kafkaBrokers(loadConfig({ env: { STACK_KAFKA_BROKERS: '3', KAFKA_BROKERS: 'b1:9092' } })), 'an external cluster wins').to.deep.equal(['b1:9092'])
+    expect(
+      kafkaBrokers(loadConfig({ env: { STACK_KAFKA_BROKERS: '3', KAFKA_BROKERS: 'b1:9092' } })),
+      'an external cluster wins',
+    ).to.deep.equal(['b1:9092'])
   })
 
   it('refuses a local Kafka size other than 1 or 3, and controller ports among the broker ports', () => {
-    expect(fails({ STACK_KAFKA_BROKERS: '2' }).message).to.contain('stack.kafka.brokers (env STACK_KAFKA_BROKERS): must be 1 or 3')
+    expect(fails({ STACK_KAFKA_BROKERS: '2' }).message).to.contain(
+      'stack.kafka.brokers (env STACK_KAFKA_BROKERS): must be 1 or 3',
+    )
     const clash = fails({ STACK_KAFKA_BROKERS: '3', STACK_KAFKA_CONTROLLER_PORT: '9093' })
     expect(clash.message).to.contain('stack.kafka.controllerPort (env STACK_KAFKA_CONTROLLER_PORT)')
     expect(clash.message).to.contain('9093, 9094, 9095')

@@ -12,7 +12,8 @@ function parseChunked(buf: Buffer, size: number, opts = {}): CsvRow[] {
 }
 
 describe('csv parser (RFC 4180, streaming over bytes)', () => {
-  const text = '\uFEFFsku,name,qty\r\nA-1,"Bolt, M6",10\r\n\r\nB-2,"He said ""hi""",20\r\nC-3,"two\r\nlines",30\r\nD-4,Ä€,40'
+  const text =
+    '\uFEFFsku,name,qty\r\nA-1,"Bolt, M6",10\r\n\r\nB-2,"He said ""hi""",20\r\nC-3,"two\r\nlines",30\r\nD-4,Ä€,40'
   const buf = Buffer.from(text, 'utf8')
 
   it('handles BOM, CRLF, quoted delimiters, escaped quotes, line breaks in fields, blank lines, no final newline', () => {
@@ -56,18 +57,74 @@ describe('csv parser (RFC 4180, streaming over bytes)', () => {
 describe('json-avro converter', () => {
   const conv = createConverter(contractSchema('inventory-level'))
   it('names every fault by JSON Pointer', () => {
-    const r = conv.convert({ manufacturerId: 'm', sku: 1, locationId: 'L', unitOfMeasure: 'EA', onHand: 1.5, reserved: 0, available: 0, incoming: [{ quantity: 'x', expectedDate: 'soon' }], sequence: 1, occurredAt: 'yesterday', extra: true }, '/7')
-    expect(r.faults.map((f) => f.path).sort()).to.deep.equal(['/7/extra', '/7/incoming/0/expectedDate', '/7/incoming/0/quantity', '/7/occurredAt', '/7/onHand', '/7/sku'])
+    const r = conv.convert(
+      {
+        manufacturerId: 'm',
+        sku: 1,
+        locationId: 'L',
+        unitOfMeasure: 'EA',
+        onHand: 1.5,
+        reserved: 0,
+        available: 0,
+        incoming: [{ quantity: 'x', expectedDate: 'soon' }],
+        sequence: 1,
+        occurredAt: 'yesterday',
+        extra: true,
+      },
+      '/7',
+    )
+    expect(r.faults.map((f) => f.path).sort()).to.deep.equal([
+      '/7/extra',
+      '/7/incoming/0/expectedDate',
+      '/7/incoming/0/quantity',
+      '/7/occurredAt',
+      '/7/onHand',
+      '/7/sku',
+    ])
   })
   it('reads CSV cells in strings mode: numbers, empty as null, dates', () => {
     const c = createConverter(contractSchema('inventory-level'), { strings: true })
-    const r = c.convert({ manufacturerId: 'm', sku: 'S', gtin: '', locationId: 'L', unitOfMeasure: 'EA', onHand: '12', reserved: '2', available: '10', safetyStock: '', sequence: '7', occurredAt: '2026-01-01T00:00:00Z' })
+    const r = c.convert({
+      manufacturerId: 'm',
+      sku: 'S',
+      gtin: '',
+      locationId: 'L',
+      unitOfMeasure: 'EA',
+      onHand: '12',
+      reserved: '2',
+      available: '10',
+      safetyStock: '',
+      sequence: '7',
+      occurredAt: '2026-01-01T00:00:00Z',
+    })
     expect(r.faults).to.deep.equal([])
-    expect(r.value).to.include({ onHand: 12, gtin: null, safetyStock: null, sequence: 7, occurredAt: Date.parse('2026-01-01T00:00:00Z'), locationType: 'WAREHOUSE' })
+    expect(r.value).to.include({
+      onHand: 12,
+      gtin: null,
+      safetyStock: null,
+      sequence: 7,
+      occurredAt: Date.parse('2026-01-01T00:00:00Z'),
+      locationType: 'WAREHOUSE',
+    })
   })
   it('fills defaults (a fresh array per value), names missing fields and escapes unknown keys, the same on every call', () => {
-    const base = { manufacturerId: 'm', sku: 'S', locationId: 'L', unitOfMeasure: 'EA', onHand: 1, reserved: 0, available: 1, sequence: 1, occurredAt: 0 }
-    const a = conv.convert(base).value as { incoming: unknown[]; gtin: unknown; locationType: string; safetyStock: unknown }
+    const base = {
+      manufacturerId: 'm',
+      sku: 'S',
+      locationId: 'L',
+      unitOfMeasure: 'EA',
+      onHand: 1,
+      reserved: 0,
+      available: 1,
+      sequence: 1,
+      occurredAt: 0,
+    }
+    const a = conv.convert(base).value as {
+      incoming: unknown[]
+      gtin: unknown
+      locationType: string
+      safetyStock: unknown
+    }
     const b = conv.convert(base).value as { incoming: unknown[] }
     expect(a).to.include({ gtin: null, locationType: 'WAREHOUSE', safetyStock: null })
     expect(a.incoming).to.deep.equal([])
@@ -77,7 +134,19 @@ describe('json-avro converter', () => {
       const r = conv.convert({ sku: 'S', 'a/b~c': 1, incoming: [{ quantity: 1, expectedDate: 3 }, {}] }, `/${i}`)
       expect(r.value).to.equal(undefined)
       expect(r.faults.map((f) => `${f.path} ${f.message}`).sort()).to.deep.equal(
-        [`/${i}/a~1b~0c is not a field of the schema`, `/${i}/available is required`, `/${i}/incoming/1/expectedDate is required`, `/${i}/incoming/1/quantity is required`, `/${i}/locationId is required`, `/${i}/manufacturerId is required`, `/${i}/occurredAt is required`, `/${i}/onHand is required`, `/${i}/reserved is required`, `/${i}/sequence is required`, `/${i}/unitOfMeasure is required`].sort(),
+        [
+          `/${i}/a~1b~0c is not a field of the schema`,
+          `/${i}/available is required`,
+          `/${i}/incoming/1/expectedDate is required`,
+          `/${i}/incoming/1/quantity is required`,
+          `/${i}/locationId is required`,
+          `/${i}/manufacturerId is required`,
+          `/${i}/occurredAt is required`,
+          `/${i}/onHand is required`,
+          `/${i}/reserved is required`,
+          `/${i}/sequence is required`,
+          `/${i}/unitOfMeasure is required`,
+        ].sort(),
       )
     }
   })

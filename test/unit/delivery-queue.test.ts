@@ -12,7 +12,17 @@ const silent = createLogger({ write: () => {} })
 const quick: SchedulePolicy = { kind: 'schedule', delaysMs: [20, 20, 20], jitter: 0, maxRetryAfterMs: 1000 }
 
 function rec(offset: number, key: string | null, partition = 0, topic = 't'): SinkRecord {
-  return { topic, partition, offset: String(offset), key, value: { n: offset }, headers: {}, eventId: `evt-${topic}-${partition}-${offset}`, eventType: 'test.event', timestamp: 0 }
+  return {
+    topic,
+    partition,
+    offset: String(offset),
+    key,
+    value: { n: offset },
+    headers: {},
+    eventId: `evt-${topic}-${partition}-${offset}`,
+    eventType: 'test.event',
+    timestamp: 0,
+  }
 }
 
 function recorder() {
@@ -104,7 +114,10 @@ describe('DeliveryQueue', () => {
     q.skip('s', 't', 0, 13) // filtered out for this subscription
     await waitFor(() => gates.size === 4)
     expect(q.safeOffset('s', 't', 0)).to.equal('10')
-    expect(q.safeOffset('s', 't', 0, 40), 'a reader that left records out (seen 40): still 10 while 10 is pending').to.equal('10')
+    expect(
+      q.safeOffset('s', 't', 0, 40),
+      'a reader that left records out (seen 40): still 10 while 10 is pending',
+    ).to.equal('10')
     expect(q.safeOffset('s', 't', 5, 40), 'a partition never offered anything: what the reader has seen').to.equal('40')
     gates.get('0:11')!()
     gates.get('0:12')!()
@@ -112,7 +125,10 @@ describe('DeliveryQueue', () => {
     expect(q.safeOffset('s', 't', 0)).to.equal('10') // 10 still in flight: nothing above it may be committed
     gates.get('0:10')!()
     await waitFor(() => q.safeOffset('s', 't', 0) === '14')
-    expect(q.safeOffset('s', 't', 0, 40), 'nothing pending: the reader has offered everything below 40 that the subscription wants').to.equal('40')
+    expect(
+      q.safeOffset('s', 't', 0, 40),
+      'nothing pending: the reader has offered everything below 40 that the subscription wants',
+    ).to.equal('40')
     expect(q.safeOffset('s', 't', 0, 12), 'never below what was enqueued or skipped').to.equal('14')
     expect(q.safeOffset('s', 't', 1)).to.equal('7')
     gates.get('1:7')!()
@@ -259,7 +275,13 @@ describe('DeliveryQueue', () => {
   it('disables a subscription failing for longer than disableAfterMs', async () => {
     const r = recorder()
     q = new DeliveryQueue(r.handlers, { logger: silent })
-    q.addSubscription({ id: 's', policy: quick, disableAfterMs: 50, parkAfterFailures: 100, deliver: async () => Promise.reject(new RetriableError('503')) })
+    q.addSubscription({
+      id: 's',
+      policy: quick,
+      disableAfterMs: 50,
+      parkAfterFailures: 100,
+      deliver: async () => Promise.reject(new RetriableError('503')),
+    })
     q.enqueue('s', rec(0, 'A'))
     await waitFor(() => r.events.includes('disabled:s:failing'), { timeoutMs: 3000 })
     expect(r.dead).to.have.length(0)
@@ -326,7 +348,7 @@ describe('DeliveryQueue', () => {
     expect(perSub).to.be.below(20_000) // bytes of bookkeeping per subscription, generous
   })
 
-  it('inject: a record outside the positions runs in its key\'s lane (after what it holds, before what comes later, never beside), resolves or rejects without a dead letter', async () => {
+  it("inject: a record outside the positions runs in its key's lane (after what it holds, before what comes later, never beside), resolves or rejects without a dead letter", async () => {
     const r = recorder()
     q = new DeliveryQueue(r.handlers, { logger: silent })
     const seen: string[] = []
@@ -361,7 +383,11 @@ describe('DeliveryQueue', () => {
     expect(peakA, 'one record of a key at a time').to.equal(1)
     expect(q.safeOffset('s', 't', 0), 'an injected record is no position').to.equal('8')
     // a failure rejects (after its own policy) and goes to no dead letter
-    q.addSubscription({ id: 'f', policy: quick, deliver: async () => Promise.reject(new PartnerRejectedError('no', 400)) })
+    q.addSubscription({
+      id: 'f',
+      policy: quick,
+      deliver: async () => Promise.reject(new PartnerRejectedError('no', 400)),
+    })
     let err: unknown
     await q.inject('f', rec(1, 'A'), { policy: { ...quick, delaysMs: [] } })!.catch((e: unknown) => (err = e))
     expect(err).to.be.instanceOf(PartnerRejectedError)
@@ -382,7 +408,12 @@ describe('DeliveryQueue', () => {
       q = new DeliveryQueue(r.handlers, { logger: silent })
       const starts: number[] = []
       const t0 = Date.now()
-      q.addSubscription({ id: 's', concurrency: 64, ...(rateLimitPerSecond !== undefined ? { rateLimitPerSecond } : {}), deliver: async () => void starts.push(Date.now() - t0) })
+      q.addSubscription({
+        id: 's',
+        concurrency: 64,
+        ...(rateLimitPerSecond !== undefined ? { rateLimitPerSecond } : {}),
+        deliver: async () => void starts.push(Date.now() - t0),
+      })
       for (let i = 0; i < 40; i++) q.enqueue('s', rec(i, `K${i}`))
       await tick(500)
       const early = starts.length

@@ -51,7 +51,8 @@ describe('FairShare', () => {
     const granted: string[] = []
     void f.acquire(O, lanes.a) // granted at once
     const waits: Promise<unknown>[] = []
-    for (const name of ['a', 'a', 'a', 'b', 'b', 'c'] as const) waits.push(f.acquire(O, lanes[name])!.then(() => granted.push(name)))
+    for (const name of ['a', 'a', 'a', 'b', 'b', 'c'] as const)
+      waits.push(f.acquire(O, lanes[name])!.then(() => granted.push(name)))
     let holder: object = lanes.a
     for (let i = 0; i < 6; i++) {
       f.release(O, holder)
@@ -68,7 +69,10 @@ describe('FairShare', () => {
     const ctl = new AbortController()
     const b = ctl.signal
     void f.acquire(O, a) // granted at once
-    const aborted = f.acquire(O, b, ctl.signal)!.then(() => 'granted', (err: Error) => err.message)
+    const aborted = f.acquire(O, b, ctl.signal)!.then(
+      () => 'granted',
+      (err: Error) => err.message,
+    )
     const next = f.acquire(O, {})!.then(() => 'granted')
     ctl.abort(new Error('handed over'))
     expect(await aborted).to.equal('handed over')

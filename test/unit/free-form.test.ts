@@ -21,6 +21,8 @@ describe('free-form JSON (what every supported store keeps as sent)', () => {
     for (let i = 0; i < MAX_FREE_FORM_DEPTH; i++) deep = { d: deep }
     expect(freeFormErrors(deep, 'p')).to.deep.equal([])
     expect(freeFormErrors({ d: deep }, 'p')).to.have.length(1)
-    expect(freeFormErrors(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`$${i}`, i])), 'p')).to.have.length(10)
+    expect(freeFormErrors(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`$${i}`, i])), 'p')).to.have.length(
+      10,
+    )
   })
 })

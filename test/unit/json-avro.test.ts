@@ -2,7 +2,14 @@ import { expect } from 'chai'
 import { createConverter } from '../../connectors/source/json-avro.ts'
 
 describe('JSON to Avro values (connectors/source/json-avro.ts)', () => {
-  const times = createConverter({ type: 'record', name: 'R', fields: [{ name: 't', type: { type: 'long', logicalType: 'timestamp-millis' } }, { name: 'd', type: { type: 'int', logicalType: 'date' } }] })
+  const times = createConverter({
+    type: 'record',
+    name: 'R',
+    fields: [
+      { name: 't', type: { type: 'long', logicalType: 'timestamp-millis' } },
+      { name: 'd', type: { type: 'int', logicalType: 'date' } },
+    ],
+  })
 
   it('reads timestamps and dates exactly as Date.parse does, in every form (the fast path and the fallback agree)', () => {
     let seed = 7
@@ -31,7 +38,11 @@ describe('JSON to Avro values (connectors/source/json-avro.ts)', () => {
         { name: 'id', type: 'string' },
         { name: 'n', type: ['null', 'long'], default: null },
         { name: 'kind', type: { type: 'enum', name: 'K', symbols: ['A', 'B'] }, default: 'A' },
-        { name: 'items', type: { type: 'array', items: { type: 'record', name: 'I', fields: [{ name: 'q', type: 'int' }] } }, default: [] },
+        {
+          name: 'items',
+          type: { type: 'array', items: { type: 'record', name: 'I', fields: [{ name: 'q', type: 'int' }] } },
+          default: [],
+        },
       ],
     })
     expect(c.convert({ id: 'x' })).to.deep.equal({ value: { id: 'x', n: null, kind: 'A', items: [] }, faults: [] })
@@ -48,7 +59,11 @@ describe('JSON to Avro values (connectors/source/json-avro.ts)', () => {
   })
 
   it('a default that is an object is a fresh copy for each event', () => {
-    const c = createConverter({ type: 'record', name: 'E', fields: [{ name: 'tags', type: { type: 'array', items: 'string' }, default: [] }] })
+    const c = createConverter({
+      type: 'record',
+      name: 'E',
+      fields: [{ name: 'tags', type: { type: 'array', items: 'string' }, default: [] }],
+    })
     const a = c.convert({}).value as { tags: string[] }
     a.tags.push('changed')
     expect(c.convert({}).value).to.deep.equal({ tags: [] })
@@ -62,20 +77,58 @@ describe('JSON to Avro values (connectors/source/json-avro.ts)', () => {
         { name: 'id', type: 'string' },
         { name: 'at', type: { type: 'long', logicalType: 'timestamp-millis' } },
         { name: 'note', type: ['null', 'string'], default: null },
-        { name: 'items', type: { type: 'array', items: { type: 'record', name: 'I', fields: [{ name: 'q', type: 'int' }, { name: 'when', type: ['null', { type: 'long', logicalType: 'timestamp-millis' }], default: null }] } } },
+        {
+          name: 'items',
+          type: {
+            type: 'array',
+            items: {
+              type: 'record',
+              name: 'I',
+              fields: [
+                { name: 'q', type: 'int' },
+                { name: 'when', type: ['null', { type: 'long', logicalType: 'timestamp-millis' }], default: null },
+              ],
+            },
+          },
+        },
       ],
     })
-    const complete = { id: 'a', at: 5, note: 'n', items: [{ q: 1, when: null }, { q: 2, when: 7 }] }
+    const complete = {
+      id: 'a',
+      at: 5,
+      note: 'n',
+      items: [
+        { q: 1, when: null },
+        { q: 2, when: 7 },
+      ],
+    }
     const same = c.convert(complete)
     expect(same.faults).to.deep.equal([])
     expect(same.value, 'nothing to convert: no copy').to.equal(complete)
 
     // a logical form in the third item, and a default in the first field after id
-    const input = { id: 'b', at: '2026-01-01T00:00:00Z', items: [{ q: 1, when: null }, { q: 2, when: 7 }, { q: 3, when: '2026-01-02T00:00:00Z' }] }
+    const input = {
+      id: 'b',
+      at: '2026-01-01T00:00:00Z',
+      items: [
+        { q: 1, when: null },
+        { q: 2, when: 7 },
+        { q: 3, when: '2026-01-02T00:00:00Z' },
+      ],
+    }
     const before = structuredClone(input)
     const r = c.convert(input)
     expect(r.faults).to.deep.equal([])
-    expect(r.value).to.deep.equal({ id: 'b', at: Date.UTC(2026, 0, 1), note: null, items: [{ q: 1, when: null }, { q: 2, when: 7 }, { q: 3, when: Date.UTC(2026, 0, 2) }] })
+    expect(r.value).to.deep.equal({
+      id: 'b',
+      at: Date.UTC(2026, 0, 1),
+      note: null,
+      items: [
+        { q: 1, when: null },
+        { q: 2, when: 7 },
+        { q: 3, when: Date.UTC(2026, 0, 2) },
+      ],
+    })
     expect(input, 'the input is left as it was').to.deep.equal(before)
     const items = (r.value as { items: unknown[] }).items
     expect(items).to.not.equal(input.items)
@@ -84,7 +137,15 @@ describe('JSON to Avro values (connectors/source/json-avro.ts)', () => {
   })
 
   it('inPlace: a caller-owned row is converted into itself (CSV), with the same result as a copy', () => {
-    const schema = { type: 'record', name: 'R', fields: [{ name: 'sku', type: 'string' }, { name: 'n', type: 'int' }, { name: 'note', type: ['null', 'string'], default: null }] }
+    const schema = {
+      type: 'record',
+      name: 'R',
+      fields: [
+        { name: 'sku', type: 'string' },
+        { name: 'n', type: 'int' },
+        { name: 'note', type: ['null', 'string'], default: null },
+      ],
+    }
     const row = { sku: 'A', n: '12', note: '' }
     const copy = createConverter(schema, { strings: true }).convert({ ...row })
     const r = createConverter(schema, { strings: true, inPlace: true }).convert(row)
@@ -93,7 +154,14 @@ describe('JSON to Avro values (connectors/source/json-avro.ts)', () => {
     expect(row).to.deep.equal({ sku: 'A', n: 12, note: null })
 
     // a nested object (e.g. a constant shared by every row) is copied, not converted into
-    const nested = createConverter({ type: 'record', name: 'O', fields: [{ name: 'inner', type: { type: 'record', name: 'In', fields: [{ name: 'q', type: 'int' }] } }] }, { strings: true, inPlace: true })
+    const nested = createConverter(
+      {
+        type: 'record',
+        name: 'O',
+        fields: [{ name: 'inner', type: { type: 'record', name: 'In', fields: [{ name: 'q', type: 'int' }] } }],
+      },
+      { strings: true, inPlace: true },
+    )
     const shared = { q: '7' }
     const out = nested.convert({ inner: shared })
     expect(out.value).to.deep.equal({ inner: { q: 7 } })
@@ -104,10 +172,29 @@ describe('JSON to Avro values (connectors/source/json-avro.ts)', () => {
     const c = createConverter({ type: 'record', name: 'R', fields: [{ name: 'n', type: 'long' }] }, { strings: true })
     let seed = 11
     const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n
-    const parts = ['0', '7', '12', '-', '+', ' ', '1e3', '0x10', '.5', '9007199254740993', '123456789012345', '1234567890123456', '']
+    const parts = [
+      '0',
+      '7',
+      '12',
+      '-',
+      '+',
+      ' ',
+      '1e3',
+      '0x10',
+      '.5',
+      '9007199254740993',
+      '123456789012345',
+      '1234567890123456',
+      '',
+    ]
     for (let i = 0; i < 5000; i++) {
       const cell = Array.from({ length: 1 + rnd(3) }, () => parts[rnd(parts.length)]).join('')
-      const reference = /^\s*-?\d+\s*$/.test(cell) && Number.isInteger(Number(cell)) && Math.abs(Number(cell)) <= Number.MAX_SAFE_INTEGER ? Number(cell) : undefined
+      const reference =
+        /^\s*-?\d+\s*$/.test(cell) &&
+        Number.isInteger(Number(cell)) &&
+        Math.abs(Number(cell)) <= Number.MAX_SAFE_INTEGER
+          ? Number(cell)
+          : undefined
       const r = c.convert({ n: cell })
       if (reference === undefined) expect(r.faults, JSON.stringify(cell)).to.not.be.empty
       else expect(r, JSON.stringify(cell)).to.deep.equal({ value: { n: reference }, faults: [] })

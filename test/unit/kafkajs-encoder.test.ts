@@ -10,13 +10,18 @@ import { installKafkaEncoderPatch, uninstallKafkaEncoderPatch } from '../../comm
 const require = createRequire(import.meta.url)
 type ProduceRequest = (args: Record<string, unknown>) => { encode(): Promise<{ buffer: Buffer }> }
 const produceV3 = require('kafkajs/src/protocol/requests/produce/v3/request.js') as ProduceRequest
-const { Types } = require('kafkajs/src/protocol/message/compression/index.js') as { Types: { None: number; GZIP: number } }
+const { Types } = require('kafkajs/src/protocol/message/compression/index.js') as {
+  Types: { None: number; GZIP: number }
+}
 const Long = require('kafkajs/src/utils/long.js') as { fromInt(n: number): unknown; fromNumber(n: number): unknown }
 
 let seed = 11
 const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n
 const CHARS = ['a', 'z', ' ', '"', 'é', '中', 'α', '😀']
-const text = (n: number) => Array.from({ length: Math.ceil(n / 64) }, () => CHARS[rnd(CHARS.length)]!.repeat(64)).join('').slice(0, n)
+const text = (n: number) =>
+  Array.from({ length: Math.ceil(n / 64) }, () => CHARS[rnd(CHARS.length)]!.repeat(64))
+    .join('')
+    .slice(0, n)
 const bytes = (n: number) => Buffer.alloc(n, rnd(256))
 const SIZES = [0, 1, 5, 63, 64, 127, 128, 255, 256, 300, 4095, 4097, 20_000, 70_000]
 // large fields only in small batches (a request stays under a few MB)
@@ -45,7 +50,12 @@ function request(compression: number) {
             key: field(false),
             value: field(n <= 8 && i < 3),
             timestamp: String(t0 + rnd(100_000)),
-            headers: Object.fromEntries(Array.from({ length: rnd(12) }, (_, h) => [`h${h}-${text(rnd(8))}`, rnd(5) === 0 ? [text(rnd(40)), bytes(rnd(40))] : rnd(2) ? text(SIZES[rnd(11)]!) : bytes(rnd(64))])),
+            headers: Object.fromEntries(
+              Array.from({ length: rnd(12) }, (_, h) => [
+                `h${h}-${text(rnd(8))}`,
+                rnd(5) === 0 ? [text(rnd(40)), bytes(rnd(40))] : rnd(2) ? text(SIZES[rnd(11)]!) : bytes(rnd(64)),
+              ]),
+            ),
           }))
         })(),
       })),
@@ -67,7 +77,10 @@ describe('kafkajs encoder patch', () => {
       const stock = (await produceV3(req).encode()).buffer
       installKafkaEncoderPatch()
       const patched = (await produceV3(req).encode()).buffer
-      expect(patched.equals(stock), `request ${i} (seed ${s}): ${stock.length} bytes stock, ${patched.length} patched`).to.equal(true)
+      expect(
+        patched.equals(stock),
+        `request ${i} (seed ${s}): ${stock.length} bytes stock, ${patched.length} patched`,
+      ).to.equal(true)
     }
   })
 })

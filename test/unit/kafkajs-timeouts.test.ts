@@ -8,7 +8,9 @@ import { expect } from 'chai'
 import { installKafkaTimeoutPatch, uninstallKafkaTimeoutPatch } from '../../common/kafkajs-timeouts.ts'
 
 const require = createRequire(import.meta.url)
-const RequestQueue = require('kafkajs/src/network/requestQueue/index.js') as { prototype: { scheduleCheckPendingRequests(): void } }
+const RequestQueue = require('kafkajs/src/network/requestQueue/index.js') as {
+  prototype: { scheduleCheckPendingRequests(): void }
+}
 
 /** The delays scheduleCheckPendingRequests passes to setTimeout for a queue in this state. */
 function delaysFor(state: { throttledUntil: number; pending: unknown[] }): number[] {

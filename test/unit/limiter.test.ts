@@ -19,7 +19,14 @@ describe('Limiter', () => {
     const results = await Promise.allSettled([0, 1, 2, 3, 4, 5].map((i) => limiter.run(task(i))))
     expect(peak).to.equal(2)
     expect(started).to.deep.equal([0, 1, 2, 3, 4, 5])
-    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).to.deep.equal([0, 10, 20, 'task 3 failed', 40, 50])
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).to.deep.equal([
+      0,
+      10,
+      20,
+      'task 3 failed',
+      40,
+      50,
+    ])
     expect(limiter.size).to.equal(0)
   })
 

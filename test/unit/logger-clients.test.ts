@@ -43,7 +43,15 @@ describe('Kafka client configuration', () => {
 
   it('a managed cluster: TLS and SCRAM from the settings', () => {
     const k = kafkaConfig(
-      loadConfig({ env: { KAFKA_BROKERS: 'b1:9096', KAFKA_SSL: 'true', KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: 'svc', KAFKA_SASL_PASSWORD: 'pw' } }),
+      loadConfig({
+        env: {
+          KAFKA_BROKERS: 'b1:9096',
+          KAFKA_SSL: 'true',
+          KAFKA_SASL_MECHANISM: 'scram-sha-512',
+          KAFKA_SASL_USERNAME: 'svc',
+          KAFKA_SASL_PASSWORD: 'pw',
+        },
+      }),
     )
     expect(k.ssl).to.deep.equal({ rejectUnauthorized: true })
     expect(k.sasl).to.deep.equal({ mechanism: 'scram-sha-512', username: 'svc', password: 'pw' })

@@ -10,7 +10,17 @@ import { DataError, RetriableError, type SyndicationError } from '../../common/e
 import type { SinkRecord } from '../../connectors/sink/types.ts'
 import { KILL_GRACE_MS, MappingSandbox, mappingInput } from '../../consumers/rest/index.ts'
 
-const rec = (value: unknown, n = 1): SinkRecord => ({ topic: 'levels', partition: 1, offset: String(n), key: `k${n}`, value, headers: {}, eventId: `evt-${n}`, eventType: 'inventory.level.changed', timestamp: Date.UTC(2026, 0, 1, 0, 0, n) })
+const rec = (value: unknown, n = 1): SinkRecord => ({
+  topic: 'levels',
+  partition: 1,
+  offset: String(n),
+  key: `k${n}`,
+  value,
+  headers: {},
+  eventId: `evt-${n}`,
+  eventType: 'inventory.level.changed',
+  timestamp: Date.UTC(2026, 0, 1, 0, 0, n),
+})
 
 /** Backtracks 2^40 ways in V8's irregexp (26 a's already take 5 s): one step jsonata's own timeout cannot interrupt. */
 const CATASTROPHIC_REGEX = '$match("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!", /(a+)+$/)'
@@ -53,10 +63,23 @@ describe('JSONata mapping sandbox', function () {
       'key = "k3" ? { "third": true } : [value.sku, value.available]',
     ]
     const records = [...Array(12).keys()].map((i) =>
-      rec({ sku: `sku-${i}`, available: i * 7, tags: ['a', i % 2 ? 'b' : 'a', 'c'], incoming: [{ quantity: 5 + i, expectedAt: 1_700_000_000_000 + i }, { quantity: 50, expectedAt: 1_800_000_000_000 }] }, i),
+      rec(
+        {
+          sku: `sku-${i}`,
+          available: i * 7,
+          tags: ['a', i % 2 ? 'b' : 'a', 'c'],
+          incoming: [
+            { quantity: 5 + i, expectedAt: 1_700_000_000_000 + i },
+            { quantity: 50, expectedAt: 1_800_000_000_000 },
+          ],
+        },
+        i,
+      ),
     )
     for (const expr of expressions) {
-      const inProcess = await Promise.all(records.map(async (r) => JSON.stringify(await jsonata(expr).evaluate(JSON.parse(mappingInput(r))))))
+      const inProcess = await Promise.all(
+        records.map(async (r) => JSON.stringify(await jsonata(expr).evaluate(JSON.parse(mappingInput(r))))),
+      )
       // concurrent calls of one subscription: the first goes alone, the others wait for it and go together
       const sandboxed = await Promise.all(records.map((r) => map('sub-a', expr, r)))
       expect(sandboxed, expr).to.deep.equal(inProcess)
@@ -68,7 +91,9 @@ describe('JSONata mapping sandbox', function () {
     const err = await failure(map('sub-hostile', CATASTROPHIC_REGEX, rec({})))
     const tookMs = Date.now() - started
     expect(err).to.be.instanceOf(DataError)
-    expect(err.message).to.equal(`body mapping failed for event evt-1: the mapping of subscription sub-hostile exceeded its ${TIME_LIMIT_MS} ms time limit`)
+    expect(err.message).to.equal(
+      `body mapping failed for event evt-1: the mapping of subscription sub-hostile exceeded its ${TIME_LIMIT_MS} ms time limit`,
+    )
     expect(err.context).to.include({ mappingError: 'time-limit', limit: TIME_LIMIT_MS })
     expect(sandbox.replaced.time).to.equal(1)
     // the limit plus the grace, plus starting a process (~50 ms) on a busy machine
@@ -77,7 +102,7 @@ describe('JSONata mapping sandbox', function () {
     expect(await map('sub-hostile', 'value.sku', rec({ sku: 'after' }))).to.equal('"after"')
   })
 
-  it('stops an endless loop with jsonata\'s own timeout, without killing the process', async () => {
+  it("stops an endless loop with jsonata's own timeout, without killing the process", async () => {
     const err = await failure(map('sub-loop', '( $f := function($n){ $f($n + 1) }; $f(0) )', rec({})))
     expect(err).to.be.instanceOf(DataError)
     expect(err.message).to.include(`exceeded its ${TIME_LIMIT_MS} ms time limit`)
@@ -89,7 +114,9 @@ describe('JSONata mapping sandbox', function () {
     const rssBefore = process.memoryUsage().rss
     const err = await failure(map('sub-huge', HUGE_STRING, rec({})))
     expect(err).to.be.instanceOf(DataError)
-    expect(err.message).to.equal('body mapping failed for event evt-1: the mapping of subscription sub-huge exceeded its 64 MB memory limit')
+    expect(err.message).to.equal(
+      'body mapping failed for event evt-1: the mapping of subscription sub-huge exceeded its 64 MB memory limit',
+    )
     expect(err.context).to.include({ mappingError: 'memory-limit', limit: 64 })
     expect(sandbox.replaced.memory).to.equal(1)
     expect(process.memoryUsage().rss - rssBefore, 'this process did not hold the string').to.be.below(100 * 1024 * 1024)
@@ -119,24 +146,36 @@ describe('JSONata mapping sandbox', function () {
   it('dead-letters only the event that exceeds a limit when it shared a request with others', async () => {
     await roomToDie()
     const expr = `value.hostile = "regex" ? ${CATASTROPHIC_REGEX} : value.hostile = "memory" ? ${HUGE_STRING} : { "sku": value.sku }`
-    const values = [{ sku: 'a' }, { sku: 'b', hostile: 'regex' }, { sku: 'c' }, { sku: 'd', hostile: 'memory' }, { sku: 'e' }]
+    const values = [
+      { sku: 'a' },
+      { sku: 'b', hostile: 'regex' },
+      { sku: 'c' },
+      { sku: 'd', hostile: 'memory' },
+      { sku: 'e' },
+    ]
     const outcomes = await Promise.allSettled(values.map((v, i) => map('sub-mixed', expr, rec(v, i))))
-    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as DataError).context.mappingError))).to.deep.equal(['{"sku":"a"}', 'time-limit', '{"sku":"c"}', 'memory-limit', '{"sku":"e"}'])
+    expect(
+      outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as DataError).context.mappingError)),
+    ).to.deep.equal(['{"sku":"a"}', 'time-limit', '{"sku":"c"}', 'memory-limit', '{"sku":"e"}'])
   })
 
-  it('keeps other subscriptions\' mappings flowing while a hostile one holds a process', async () => {
+  it("keeps other subscriptions' mappings flowing while a hostile one holds a process", async () => {
     // ten hostile events queued: served alone one after the other they hold a process for about 3.5 s
     const hostile = [...Array(10).keys()].map((i) => failure(map('sub-hostile', CATASTROPHIC_REGEX, rec({}, i))))
     const waits: number[] = []
     const until = Date.now() + 1500
     for (let i = 0; Date.now() < until; i++) {
       const t = Date.now()
-      expect(await map(`sub-healthy-${i % 3}`, '{ "sku": value.sku }', rec({ sku: `s${i}` }, i))).to.equal(`{"sku":"s${i}"}`)
+      expect(await map(`sub-healthy-${i % 3}`, '{ "sku": value.sku }', rec({ sku: `s${i}` }, i))).to.equal(
+        `{"sku":"s${i}"}`,
+      )
       waits.push(Date.now() - t)
       await new Promise((r) => setTimeout(r, 20))
     }
     const sorted = [...waits].sort((a, b) => a - b)
-    console.log(`      healthy mappings while a hostile one runs: ${waits.length} evaluations, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${Math.max(...waits.slice(1))} ms after the first (${waits[0]} ms: a process starting)`)
+    console.log(
+      `      healthy mappings while a hostile one runs: ${waits.length} evaluations, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${Math.max(...waits.slice(1))} ms after the first (${waits[0]} ms: a process starting)`,
+    )
     // a healthy mapping never waits for the hostile one's kill (a few ms each; the first waits for a process to start)
     expect(Math.max(...waits.slice(1))).to.be.below(TIME_LIMIT_MS)
     const errors = await Promise.all(hostile)

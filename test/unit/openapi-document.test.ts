@@ -29,7 +29,13 @@ function expressRoutes(): string[] {
     apiKeyCacheMs: 0,
     idempotencyTtlSeconds: 60,
   })
-  const router = managementRouter({ controlPlane: cp, logger: createLogger({ write: () => undefined }), bodyLimit: '1kb', rateLimit: { perSecond: 1, burst: 1 }, sourceDropRoot: '/nonexistent/drop' })
+  const router = managementRouter({
+    controlPlane: cp,
+    logger: createLogger({ write: () => undefined }),
+    bodyLimit: '1kb',
+    rateLimit: { perSecond: 1, burst: 1 },
+    sourceDropRoot: '/nonexistent/drop',
+  })
   // Event ingestion is mounted at the app's root with full /v1 paths (no I/O until it is started).
   const ingest = createHttpIngest({
     kafka: new Kafka({ brokers: ['127.0.0.1:1'] }),
@@ -42,9 +48,12 @@ function expressRoutes(): string[] {
 
 function routesOf(router: unknown, strip: string): string[] {
   const out: string[] = []
-  for (const layer of (router as { stack: Array<{ route?: { path: string; methods: Record<string, boolean> } }> }).stack) {
+  for (const layer of (router as { stack: Array<{ route?: { path: string; methods: Record<string, boolean> } }> })
+    .stack) {
     if (!layer.route) continue
-    const path = layer.route.path.startsWith(strip) ? layer.route.path.slice(strip.length) : `(outside ${strip}) ${layer.route.path}`
+    const path = layer.route.path.startsWith(strip)
+      ? layer.route.path.slice(strip.length)
+      : `(outside ${strip}) ${layer.route.path}`
     for (const [m, on] of Object.entries(layer.route.methods)) {
       if (on && m !== '_all') out.push(`${m.toUpperCase()} ${path.replace(/:(\w+)/g, '{$1}')}`)
     }
@@ -63,10 +72,18 @@ describe('OpenAPI document', () => {
 
   it('documents every route express serves, and express serves every documented operation', () => {
     const served = expressRoutes().sort()
-    const documented = operations('all').map((o) => `${o.method} ${o.path}`).sort()
+    const documented = operations('all')
+      .map((o) => `${o.method} ${o.path}`)
+      .sort()
     expect(served).to.include('POST /events/{eventType}')
-    expect(served.filter((r) => !documented.includes(r)), 'served but not documented').to.deep.equal([])
-    expect(documented.filter((r) => !served.includes(r)), 'documented but not served').to.deep.equal([])
+    expect(
+      served.filter((r) => !documented.includes(r)),
+      'served but not documented',
+    ).to.deep.equal([])
+    expect(
+      documented.filter((r) => !served.includes(r)),
+      'documented but not served',
+    ).to.deep.equal([])
     expect(served.length).to.be.greaterThan(30)
   })
 
@@ -96,14 +113,24 @@ describe('OpenAPI document', () => {
         const params = (o.parameters ?? []).map((p: any) => p.$ref ?? p.name)
         const answer = o.responses['200']?.content?.['application/json']?.schema
         if (answer?.required?.includes('nextCursor')) {
-          expect(params, `${method} ${path}`).to.include.members(['#/components/parameters/Limit', '#/components/parameters/Cursor'])
+          expect(params, `${method} ${path}`).to.include.members([
+            '#/components/parameters/Limit',
+            '#/components/parameters/Cursor',
+          ])
           expect(o.responses, `${method} ${path}: a foreign cursor is a 422`).to.have.property('422')
         }
         // A JSON body may be too large or not JSON at all: both answers are documented.
-        if (o.requestBody?.content?.['application/json']) expect(o.responses, `${method} ${path}`).to.include.keys('413', '415')
+        if (o.requestBody?.content?.['application/json'])
+          expect(o.responses, `${method} ${path}`).to.include.keys('413', '415')
         // A create answers 201, or 202 for a request the runtime performs (a retry request), except connector state changes (idempotent by nature).
-        const creates = o.responses['201'] !== undefined || (method === 'post' && o.responses['202'] !== undefined && o.tags[0] !== 'connectors')
-        if (creates) expect(params.some((p: string) => p === '#/components/parameters/IdempotencyKey' || p === 'Idempotency-Key'), `${method} ${path} takes no Idempotency-Key`).to.equal(true)
+        const creates =
+          o.responses['201'] !== undefined ||
+          (method === 'post' && o.responses['202'] !== undefined && o.tags[0] !== 'connectors')
+        if (creates)
+          expect(
+            params.some((p: string) => p === '#/components/parameters/IdempotencyKey' || p === 'Idempotency-Key'),
+            `${method} ${path} takes no Idempotency-Key`,
+          ).to.equal(true)
       }
     }
   })
@@ -115,7 +142,11 @@ describe('OpenAPI document', () => {
       for (const [method, o] of Object.entries(item)) {
         if (Array.isArray(o.security) && o.security.length === 0) continue // public: no key, no limit
         expect(o.responses, `${method} ${path}`).to.include.keys('429', '503')
-        expect(resolved(o.responses['429']).headers, `${method} ${path}`).to.include.keys('Retry-After', 'RateLimit', 'RateLimit-Policy')
+        expect(resolved(o.responses['429']).headers, `${method} ${path}`).to.include.keys(
+          'Retry-After',
+          'RateLimit',
+          'RateLimit-Policy',
+        )
       }
     }
     const ingest = doc.paths['/events/{eventType}'].post

@@ -19,7 +19,11 @@ describe('README', () => {
 
   it('CI runs exactly the README test command', () => {
     const ci = fs.readFileSync(path.join(PROJECT_ROOT, '.ci', 'run'), 'utf8')
-    expect(ci.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#') && !l.startsWith('set ') && !l.startsWith('cd '))).to.deep.equal(['npm ci && npm test'])
+    expect(
+      ci
+        .split('\n')
+        .filter((l) => l.trim() !== '' && !l.startsWith('#') && !l.startsWith('set ') && !l.startsWith('cd ')),
+    ).to.deep.equal(['npm ci && npm test'])
   })
 
   it('documents every setting in the configuration table', () => {

@@ -32,7 +32,12 @@ describe('registry state replay', () => {
   })
 
   it('a slot claimed twice goes to the first; the repair record keeps the winner after compaction', () => {
-    const log: Array<[string, string | null]> = [rec('s', 1, 1, S('A')), rec('s', 1, 2, S('B')), rec('s', 1, 1, S('A')), rec('s', 2, 2, S('B'))]
+    const log: Array<[string, string | null]> = [
+      rec('s', 1, 1, S('A')),
+      rec('s', 1, 2, S('B')),
+      rec('s', 1, 1, S('A')),
+      rec('s', 2, 2, S('B')),
+    ]
     for (const l of [log, compactLog(log)]) {
       const st = replay(l)
       expect(st.versionsOf('s').map((v) => [v.version, v.id])).to.deep.equal([

@@ -17,7 +17,15 @@ import {
   type SchedulePolicy,
 } from '../../connectors/retry.ts'
 
-const exp: ExponentialPolicy = { kind: 'exponential', maxAttempts: 4, initialDelayMs: 100, maxDelayMs: 300, multiplier: 2, jitter: 0, maxRetryAfterMs: 1000 }
+const exp: ExponentialPolicy = {
+  kind: 'exponential',
+  maxAttempts: 4,
+  initialDelayMs: 100,
+  maxDelayMs: 300,
+  multiplier: 2,
+  jitter: 0,
+  maxRetryAfterMs: 1000,
+}
 const fast: ExponentialPolicy = { ...exp, initialDelayMs: 5, maxDelayMs: 20 }
 const transient = () => new RetriableError('transient')
 
@@ -77,7 +85,9 @@ describe('retry policies', () => {
 describe('backoffDelay: the one exponential backoff', () => {
   it('doubles from the first delay up to the cap, for any number of failures', () => {
     const b = { initialDelayMs: 500, maxDelayMs: 10_000 }
-    expect([1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelay(b, n))).to.deep.equal([500, 1000, 2000, 4000, 8000, 10_000, 10_000])
+    expect([1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelay(b, n))).to.deep.equal([
+      500, 1000, 2000, 4000, 8000, 10_000, 10_000,
+    ])
     // a loop that retries for days: the power overflows to Infinity, the delay stays the cap
     expect(backoffDelay(b, 5000)).to.equal(10_000)
     expect(backoffDelay({ initialDelayMs: 0, maxDelayMs: 100 }, 5000)).to.equal(0)
@@ -113,14 +123,20 @@ describe('backoffDelay: the one exponential backoff', () => {
     const offenders: string[] = []
     const roots = ['api', 'cli', 'common', 'connectors', 'consumers', 'control-plane', 'producers', 'schemas', 'stack']
     const walk = (dir: string): string[] =>
-      fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []))
+      fs
+        .readdirSync(dir, { withFileTypes: true })
+        .flatMap((e) =>
+          e.isDirectory() ? walk(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
+        )
     for (const file of roots.flatMap((r) => walk(path.join(PROJECT_ROOT, r)))) {
       if (file.endsWith(path.join('connectors', 'retry.ts'))) continue
-      fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-        if (/(delay|backoff|wait)\w*\s*\*=?\s*2\b|\b2\s*\*\*\s*[A-Za-z_(]/i.test(line)) {
-          offenders.push(`${path.relative(PROJECT_ROOT, file)}:${i + 1}: ${line.trim()}`)
-        }
-      })
+      fs.readFileSync(file, 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (/(delay|backoff|wait)\w*\s*\*=?\s*2\b|\b2\s*\*\*\s*[A-Za-z_(]/i.test(line)) {
+            offenders.push(`${path.relative(PROJECT_ROOT, file)}:${i + 1}: ${line.trim()}`)
+          }
+        })
     }
     expect(offenders).to.deep.equal([])
   })
@@ -178,9 +194,13 @@ describe('withRetry', () => {
     const slow: ExponentialPolicy = { ...exp, initialDelayMs: 10_000, maxDelayMs: 10_000 }
     const t0 = Date.now()
     setTimeout(() => ac.abort(new Error('stopping')), 50)
-    const err = await withRetry(async () => {
-      throw transient()
-    }, slow, { signal: ac.signal }).catch((e: unknown) => e)
+    const err = await withRetry(
+      async () => {
+        throw transient()
+      },
+      slow,
+      { signal: ac.signal },
+    ).catch((e: unknown) => e)
     expect((err as Error).message).to.equal('stopping')
     expect(Date.now() - t0).to.be.below(1000)
   })

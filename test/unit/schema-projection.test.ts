@@ -29,7 +29,14 @@ describe('kafka-topic sink: the Avro schema of a projected value', () => {
     const full = compile(deal)
     const random = full.fromBuffer(full.toBuffer(full.random())) as Record<string, any>
     expect(roundTrip(deal, random, paths)).to.deep.equal(
-      JSON.parse(JSON.stringify({ dealId: random.dealId, status: random.status, endCustomer: { name: random.endCustomer.name }, lines: random.lines.map((l: { sku: string }) => ({ sku: l.sku })) })),
+      JSON.parse(
+        JSON.stringify({
+          dealId: random.dealId,
+          status: random.status,
+          endCustomer: { name: random.endCustomer.name },
+          lines: random.lines.map((l: { sku: string }) => ({ sku: l.sku })),
+        }),
+      ),
     )
   })
 
@@ -47,26 +54,71 @@ describe('kafka-topic sink: the Avro schema of a projected value', () => {
       namespace: 'n',
       fields: [
         { name: 'id', type: 'string' },
-        { name: 'site', type: ['null', { type: 'record', name: 'Site', fields: [{ name: 'city', type: 'string' }, { name: 'zip', type: 'string' }] }], default: null },
+        {
+          name: 'site',
+          type: [
+            'null',
+            {
+              type: 'record',
+              name: 'Site',
+              fields: [
+                { name: 'city', type: 'string' },
+                { name: 'zip', type: 'string' },
+              ],
+            },
+          ],
+          default: null,
+        },
         { name: 'count', type: 'int' },
       ],
     }
     const paths = ['id', 'site.city', 'count.deeper']
-    const projected = projectSchema(schema as never, paths) as { fields: Array<{ name: string; type: unknown; default?: unknown }> }
+    const projected = projectSchema(schema as never, paths) as {
+      fields: Array<{ name: string; type: unknown; default?: unknown }>
+    }
     expect(projected.fields.map((f) => f.name)).to.deep.equal(['id', 'site'])
     expect(projected.fields[1]!.default).to.equal(null)
-    expect(roundTrip(schema, { id: 'a', site: { city: 'Hamburg', zip: '20095' }, count: 1 }, paths)).to.deep.equal({ id: 'a', site: { city: 'Hamburg' } })
+    expect(roundTrip(schema, { id: 'a', site: { city: 'Hamburg', zip: '20095' }, count: 1 }, paths)).to.deep.equal({
+      id: 'a',
+      site: { city: 'Hamburg' },
+    })
     expect(roundTrip(schema, { id: 'b', site: null, count: 1 }, paths)).to.deep.equal({ id: 'b', site: null })
   })
 
   it('a named type projected differently at two places gets a second name; the same projection is referenced', () => {
-    const addr = { type: 'record', name: 'Address', fields: [{ name: 'city', type: 'string' }, { name: 'street', type: 'string' }] }
-    const schema = { type: 'record', name: 'Order', namespace: 'shop', fields: [{ name: 'billing', type: addr }, { name: 'shipping', type: 'Address' }, { name: 'returns', type: 'Address' }] }
-    const projected = projectSchema(schema as never, ['billing.city', 'shipping.street', 'returns.city']) as { fields: Array<{ type: any }> }
+    const addr = {
+      type: 'record',
+      name: 'Address',
+      fields: [
+        { name: 'city', type: 'string' },
+        { name: 'street', type: 'string' },
+      ],
+    }
+    const schema = {
+      type: 'record',
+      name: 'Order',
+      namespace: 'shop',
+      fields: [
+        { name: 'billing', type: addr },
+        { name: 'shipping', type: 'Address' },
+        { name: 'returns', type: 'Address' },
+      ],
+    }
+    const projected = projectSchema(schema as never, ['billing.city', 'shipping.street', 'returns.city']) as {
+      fields: Array<{ type: any }>
+    }
     expect(projected.fields[0]!.type.name).to.equal('shop.Address')
     expect(projected.fields[1]!.type.name).to.equal('shop.Address_2')
     expect(projected.fields[2]!.type).to.equal('shop.Address')
-    const v = { billing: { city: 'A', street: 'a' }, shipping: { city: 'B', street: 'b' }, returns: { city: 'C', street: 'c' } }
-    expect(roundTrip(schema, v, ['billing.city', 'shipping.street', 'returns.city'])).to.deep.equal({ billing: { city: 'A' }, shipping: { street: 'b' }, returns: { city: 'C' } })
+    const v = {
+      billing: { city: 'A', street: 'a' },
+      shipping: { city: 'B', street: 'b' },
+      returns: { city: 'C', street: 'c' },
+    }
+    expect(roundTrip(schema, v, ['billing.city', 'shipping.street', 'returns.city'])).to.deep.equal({
+      billing: { city: 'A' },
+      shipping: { street: 'b' },
+      returns: { city: 'C' },
+    })
   })
 })

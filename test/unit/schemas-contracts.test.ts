@@ -31,17 +31,22 @@ describe('event contracts (schemas/avro)', () => {
         const all: Array<{ path: string; field: any }> = []
         fields(json, json.name, all)
         expect(all.length).to.be.greaterThan(0)
-        for (const { path, field } of all) expect(field.doc, `${path} has no doc`).to.be.a('string').with.length.greaterThan(5)
+        for (const { path, field } of all)
+          expect(field.doc, `${path} has no doc`).to.be.a('string').with.length.greaterThan(5)
         const named = JSON.stringify(json).match(/"type":"(enum|record)"/g) ?? []
         const documented = JSON.stringify(json).match(/"type":"(enum|record)","name":"[^"]+","doc":/g) ?? []
-        expect(documented.length + (json.doc ? 0 : 0), 'every enum and record has a doc').to.be.at.least(named.length - 1)
+        expect(documented.length + (json.doc ? 0 : 0), 'every enum and record has a doc').to.be.at.least(
+          named.length - 1,
+        )
       })
       it('evolves BACKWARD-compatibly from every released version', () => {
         const released = releasedVersions(name)
         expect(released.length, 'a released version is kept under schemas/released/').to.be.greaterThan(0)
         const current = avro.Type.forSchema(json)
         for (const r of released) {
-          expect(readFailure(current, avro.Type.forSchema(JSON.parse(r.schema))), `cannot read v${r.version}`).to.equal(null)
+          expect(readFailure(current, avro.Type.forSchema(JSON.parse(r.schema))), `cannot read v${r.version}`).to.equal(
+            null,
+          )
         }
       })
     })
@@ -59,7 +64,9 @@ describe('event contracts (schemas/avro)', () => {
     const json = JSON.parse(contractSchema('inventory-level'))
     json.fields.push({ name: 'mandatoryNew', type: 'string', doc: 'no default' })
     const released = releasedVersions('inventory-level').at(-1)!
-    expect(readFailure(avro.Type.forSchema(json), avro.Type.forSchema(JSON.parse(released.schema)))).to.match(/mandatoryNew/)
+    expect(readFailure(avro.Type.forSchema(json), avro.Type.forSchema(JSON.parse(released.schema)))).to.match(
+      /mandatoryNew/,
+    )
   })
 
   it('declares each topic once, state topics compacted, with contracts that exist', () => {

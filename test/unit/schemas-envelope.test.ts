@@ -13,7 +13,14 @@ describe('event envelope headers', () => {
     expect([...ids].sort()).to.deep.equal(ids)
     expect(new Set(ids).size).to.equal(ids.length)
     expect(parseInt(ids[0]!.replace(/-/g, '').slice(0, 12), 16)).to.equal(t)
-    expect(parseInt(uuidv7(t + 1).replace(/-/g, '').slice(0, 12), 16)).to.equal(t + 1)
+    expect(
+      parseInt(
+        uuidv7(t + 1)
+          .replace(/-/g, '')
+          .slice(0, 12),
+        16,
+      ),
+    ).to.equal(t + 1)
   })
 
   it('uuidv7 from the clock: unique, ordered, the random bits fresh in each new millisecond', () => {
@@ -24,13 +31,20 @@ describe('event envelope headers', () => {
     expect(new Set(ids).size).to.equal(ids.length)
     expect([...ids].sort()).to.deep.equal(ids)
     // the first id of each millisecond draws new random bits: across milliseconds they are not a counter
-    const firsts = ids.filter((id, i) => i === 0 || id.slice(0, 13) !== ids[i - 1]!.slice(0, 13)).map((id) => id.replace(/-/g, '').slice(13))
+    const firsts = ids
+      .filter((id, i) => i === 0 || id.slice(0, 13) !== ids[i - 1]!.slice(0, 13))
+      .map((id) => id.replace(/-/g, '').slice(13))
     expect(firsts.length).to.be.greaterThan(3)
     expect(new Set(firsts.map((r) => r.slice(0, 4))).size, 'leading random digits vary').to.be.greaterThan(1)
   })
 
   it('round-trips through Kafka headers (as Buffers, the way consumers get them)', () => {
-    const e = envelope({ type: 'deal.approved', source: '/manufacturers/acme/crm', schemaSubject: 'deals.registrations-value', schemaVersion: 3 })
+    const e = envelope({
+      type: 'deal.approved',
+      source: '/manufacturers/acme/crm',
+      schemaSubject: 'deals.registrations-value',
+      schemaVersion: 3,
+    })
     expect(isTraceparent(e.traceparent)).to.equal(true)
     const asBuffers = Object.fromEntries(Object.entries(toHeaders(e)).map(([k, v]) => [k, Buffer.from(String(v))]))
     expect(fromHeaders(asBuffers)).to.deep.equal(e)
@@ -53,7 +67,7 @@ describe('event envelope headers', () => {
 })
 
 describe('decimal bytes', () => {
-  it('round-trips exact decimals through two\'s complement big-endian bytes', () => {
+  it("round-trips exact decimals through two's complement big-endian bytes", () => {
     for (const [v, scale, hex] of [
       ['0.00', 2, '00'],
       ['1.27', 2, '7f'],

@@ -26,7 +26,10 @@ describe('secret box (AES-256-GCM key ring)', () => {
     expect(ring.keyIdOf(moved)).to.equal('k2')
     expect(ring.reseal(moved)).to.equal(moved)
     expect(createSecretBox(parseKeyRing(k2)).open(moved)).to.equal('s3cret')
-    expect(() => createSecretBox(parseKeyRing(k2)).open(sealed)).to.throw(SecretUnreadableError, /k1.*not in the key ring/)
+    expect(() => createSecretBox(parseKeyRing(k2)).open(sealed)).to.throw(
+      SecretUnreadableError,
+      /k1.*not in the key ring/,
+    )
     expect(createSecretBox(parseKeyRing(`${k2},${k1}`, 'k1')).currentKeyId).to.equal('k1')
   })
 

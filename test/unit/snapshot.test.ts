@@ -33,7 +33,7 @@ describe('snapshot: latest offset per key', () => {
     expect(w.length).to.equal(n)
     expect(w[0]).to.equal(n)
     expect(w[n - 1]).to.equal(2 * n - 1)
-    expect(t.bytes).to.be.at.most(n * 20 * 2 / 0.75 + 1024)
+    expect(t.bytes).to.be.at.most((n * 20 * 2) / 0.75 + 1024)
   })
 
   it('countBelow is a binary search', () => {
@@ -49,15 +49,36 @@ describe('snapshot: decision on start', () => {
     expect(snapshotDecision(base)).to.equal('new')
     expect(snapshotDecision({ ...base, startFrom: 'latest' })).to.equal('none')
     expect(snapshotDecision({ ...base, startFrom: 'earliest' })).to.equal('none')
-    expect(snapshotDecision({ ...base, startFrom: 'latest', hasCursor: true, applyingReset: { id: 'r1', to: 'snapshot' } })).to.equal('new')
+    expect(
+      snapshotDecision({ ...base, startFrom: 'latest', hasCursor: true, applyingReset: { id: 'r1', to: 'snapshot' } }),
+    ).to.equal('new')
     expect(snapshotDecision({ ...base, hasCursor: true, applyingReset: { id: 'r1', to: 'earliest' } })).to.equal('none')
   })
   it('resumes an unfinished snapshot of the cursor’s reset; not a finished one, not another reset’s', () => {
-    expect(snapshotDecision({ ...base, hasCursor: true, existing: { phase: 'delivering', resetId: null } })).to.equal('resume')
-    expect(snapshotDecision({ ...base, hasCursor: true, existing: { phase: 'scanning', resetId: null } })).to.equal('resume')
+    expect(snapshotDecision({ ...base, hasCursor: true, existing: { phase: 'delivering', resetId: null } })).to.equal(
+      'resume',
+    )
+    expect(snapshotDecision({ ...base, hasCursor: true, existing: { phase: 'scanning', resetId: null } })).to.equal(
+      'resume',
+    )
     expect(snapshotDecision({ ...base, hasCursor: true, existing: { phase: 'live', resetId: null } })).to.equal('none')
-    expect(snapshotDecision({ ...base, hasCursor: true, cursorResetId: 'r2', existing: { phase: 'delivering', resetId: 'r1' } })).to.equal('none')
-    expect(snapshotDecision({ ...base, startFrom: 'latest', hasCursor: true, cursorResetId: 'r1', existing: { phase: 'delivering', resetId: 'r1' } })).to.equal('resume')
+    expect(
+      snapshotDecision({
+        ...base,
+        hasCursor: true,
+        cursorResetId: 'r2',
+        existing: { phase: 'delivering', resetId: 'r1' },
+      }),
+    ).to.equal('none')
+    expect(
+      snapshotDecision({
+        ...base,
+        startFrom: 'latest',
+        hasCursor: true,
+        cursorResetId: 'r1',
+        existing: { phase: 'delivering', resetId: 'r1' },
+      }),
+    ).to.equal('resume')
   })
 })
 
@@ -78,11 +99,30 @@ describe('snapshot: a run', () => {
   })
 
   it('below H only winners are wanted, from H on everything; progress counts keys done', () => {
-    const run = new SnapshotRun(doc(), new Map([['t|0', 0], ['t|1', 0]]))
+    const run = new SnapshotRun(
+      doc(),
+      new Map([
+        ['t|0', 0],
+        ['t|1', 0],
+      ]),
+    )
     expect(run.progress({}).total).to.equal(14) // scanning: records below H
-    run.scannedAll(new Map([['t|0', new Float64Array([3, 8, 9])], ['t|1', new Float64Array([2])]]))
+    run.scannedAll(
+      new Map([
+        ['t|0', new Float64Array([3, 8, 9])],
+        ['t|1', new Float64Array([2])],
+      ]),
+    )
     expect(run.phase).to.equal('delivering')
-    expect([0, 3, 4, 8, 9, 10, 11].map((o) => run.wants('t|0', o))).to.deep.equal([false, true, false, true, true, true, true])
+    expect([0, 3, 4, 8, 9, 10, 11].map((o) => run.wants('t|0', o))).to.deep.equal([
+      false,
+      true,
+      false,
+      true,
+      true,
+      true,
+      true,
+    ])
     expect(run.wants('t|2', 0), 'a partition outside the snapshot').to.equal(true)
     expect(run.progress({ 't|0': '9', 't|1': '0' })).to.include({ phase: 'delivering', done: 2, total: 4 })
     expect(run.complete({ 't|0': '9', 't|1': '4' })).to.equal(false)
@@ -93,8 +133,19 @@ describe('snapshot: a run', () => {
 
   it('a resumed run keeps the first total and counts what was done before it', () => {
     // first run found 10 keys; the cursor is past 6 of them, so the re-scan from the cursor finds 4
-    const run = new SnapshotRun(doc({ phase: 'delivering', total: 10 }), new Map([['t|0', 5], ['t|1', 4]]))
-    run.scannedAll(new Map([['t|0', new Float64Array([6, 7, 8, 9])], ['t|1', new Float64Array(0)]]))
+    const run = new SnapshotRun(
+      doc({ phase: 'delivering', total: 10 }),
+      new Map([
+        ['t|0', 5],
+        ['t|1', 4],
+      ]),
+    )
+    run.scannedAll(
+      new Map([
+        ['t|0', new Float64Array([6, 7, 8, 9])],
+        ['t|1', new Float64Array(0)],
+      ]),
+    )
     expect(run.progress({ 't|0': '5', 't|1': '4' })).to.include({ done: 6, total: 10 })
     expect(run.progress({ 't|0': '8', 't|1': '4' })).to.include({ done: 8, total: 10 })
   })

@@ -9,7 +9,13 @@ import path from 'node:path'
 import { expect } from 'chai'
 import { ConfigError } from '../../common/errors.ts'
 import { checkSourceConfig } from '../../control-plane/sources.ts'
-import { confineFolders, folderTextFault, isInside, openNoFollow, publisherDropFolder } from '../../producers/csv-drop/folders.ts'
+import {
+  confineFolders,
+  folderTextFault,
+  isInside,
+  openNoFollow,
+  publisherDropFolder,
+} from '../../producers/csv-drop/folders.ts'
 import { buildSource, type SourceOwner } from '../../producers/plugins.ts'
 import { TOPICS } from '../../schemas/topics.ts'
 import { createUrlGuard } from '../../common/url-guard.ts'
@@ -33,7 +39,8 @@ describe('source confinement', () => {
   })
   afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
-  const fields = (config: Record<string, unknown>, o: SourceOwner | undefined = owner) => checkSourceConfig('csv-drop', config, 'config', o).map((f) => f.field)
+  const fields = (config: Record<string, unknown>, o: SourceOwner | undefined = owner) =>
+    checkSourceConfig('csv-drop', config, 'config', o).map((f) => f.field)
 
   it('names a folder by its text: NUL bytes and .. segments are faults on any host', () => {
     expect(folderTextFault('stock/in')).to.equal(undefined)
@@ -43,14 +50,17 @@ describe('source confinement', () => {
     expect(folderTextFault('..\\b')).to.match(/'\.\.'/)
     expect(folderTextFault('a\0b')).to.match(/NUL/)
     expect(fields({ dir: '..' }, undefined)).to.deep.equal(['config.dir'])
-    expect(fields({ dir: 'in', stateDir: 'x/../../y', processedDir: 'p\0' }, undefined)).to.have.members(['config.stateDir', 'config.processedDir'])
+    expect(fields({ dir: 'in', stateDir: 'x/../../y', processedDir: 'p\0' }, undefined)).to.have.members([
+      'config.stateDir',
+      'config.processedDir',
+    ])
     expect(isInside('/d/p', '/d/p/..x')).to.equal(true)
     expect(isInside('/d/p', '/d/p')).to.equal(true)
     expect(isInside('/d/p', '/d/px')).to.equal(false)
     expect(isInside('/d/p', '/d')).to.equal(false)
   })
 
-  it('for a publisher: relative folders and absolute ones inside its drop folder pass; elsewhere, another publisher\'s folder and links out are faults', () => {
+  it("for a publisher: relative folders and absolute ones inside its drop folder pass; elsewhere, another publisher's folder and links out are faults", () => {
     expect(fields({ dir: 'in' })).to.deep.equal([])
     expect(fields({ dir: 'not/yet/made' })).to.deep.equal([])
     expect(fields({ dir: path.join(own, 'in'), stateDir: own, processedDir: 'done' })).to.deep.equal([])
@@ -71,7 +81,11 @@ describe('source confinement', () => {
   })
 
   it('at start: missing folders are made inside; a folder leading out is a ConfigError naming it, and nothing is made outside', () => {
-    const made = confineFolders(own, { dir: path.join(own, 'a/b'), stateDir: path.join(own, 'a/b/.state'), processedDir: path.join(own, 'done') })
+    const made = confineFolders(own, {
+      dir: path.join(own, 'a/b'),
+      stateDir: path.join(own, 'a/b/.state'),
+      processedDir: path.join(own, 'done'),
+    })
     expect(made.dir).to.equal(fs.realpathSync(path.join(own, 'a/b')))
     expect(fs.statSync(made.stateDir).isDirectory()).to.equal(true)
     fs.symlinkSync(outside, path.join(own, 'out'))
@@ -84,8 +98,12 @@ describe('source confinement', () => {
       }
       throw new Error('not refused')
     }
-    expect(fault({ dir: path.join(own, 'out/new'), stateDir: path.join(own, 's'), processedDir: path.join(own, 'p') })).to.match(/config\.dir leads out/)
-    expect(fault({ dir: path.join(own, 'in'), stateDir: path.join(own, 'in/.s'), processedDir: outside })).to.match(/config\.processedDir must be a folder inside/)
+    expect(
+      fault({ dir: path.join(own, 'out/new'), stateDir: path.join(own, 's'), processedDir: path.join(own, 'p') }),
+    ).to.match(/config\.dir leads out/)
+    expect(fault({ dir: path.join(own, 'in'), stateDir: path.join(own, 'in/.s'), processedDir: outside })).to.match(
+      /config\.processedDir must be a folder inside/,
+    )
     expect(fs.readdirSync(outside)).to.deep.equal([])
   })
 
@@ -93,7 +111,8 @@ describe('source confinement', () => {
     const secret = path.join(outside, 'secret.csv')
     fs.writeFileSync(secret, 'secret\n')
     fs.symlinkSync(secret, path.join(own, 'link.csv'))
-    for (const flags of ['r', 'a', 'w'] as const) expect(() => openNoFollow(path.join(own, 'link.csv'), flags), flags).to.throw(/ELOOP/)
+    for (const flags of ['r', 'a', 'w'] as const)
+      expect(() => openNoFollow(path.join(own, 'link.csv'), flags), flags).to.throw(/ELOOP/)
     expect(fs.readFileSync(secret, 'utf8')).to.equal('secret\n')
     const fd = openNoFollow(path.join(own, 'plain.csv'), 'a', true)
     fs.writeSync(fd, 'xy')
@@ -106,14 +125,19 @@ describe('source confinement', () => {
     fs.writeFileSync(path.join(outside, 'x.json.tmp'), 'keep')
     fs.symlinkSync(outside, path.join(own, 'swapped'))
     if (fs.existsSync('/proc/self/fd')) {
-      for (const flags of ['r', 'a', 'w'] as const) expect(() => openNoFollow(path.join(own, 'swapped', 'x.json.tmp'), flags, true), flags).to.throw(ConfigError, /now leads elsewhere/)
+      for (const flags of ['r', 'a', 'w'] as const)
+        expect(() => openNoFollow(path.join(own, 'swapped', 'x.json.tmp'), flags, true), flags).to.throw(
+          ConfigError,
+          /now leads elsewhere/,
+        )
       expect(fs.readFileSync(path.join(outside, 'x.json.tmp'), 'utf8'), 'not truncated').to.equal('keep')
     }
   })
 
-  it('a source writes only to its contract\'s topic, and never to partners.profiles', () => {
+  it("a source writes only to its contract's topic, and never to partners.profiles", () => {
     const topicFaults = (kind: 'csv-drop' | 'mongodb', extra: Record<string, unknown>) => {
-      const base = kind === 'csv-drop' ? { dir: 'in' } : { connectionString: 'mongodb://h/', database: 'd', collection: 'c' }
+      const base =
+        kind === 'csv-drop' ? { dir: 'in' } : { connectionString: 'mongodb://h/', database: 'd', collection: 'c' }
       return checkSourceConfig(kind, { ...base, ...extra }, 'config', owner)
     }
     for (const kind of ['csv-drop', 'mongodb'] as const) {
@@ -123,18 +147,39 @@ describe('source confinement', () => {
       expect(topicFaults(kind, { topic: 'deals.registrations' }).map((f) => f.field)).to.deep.equal(['config.topic'])
       expect(topicFaults(kind, { topic: 'test-anything' }).map((f) => f.field)).to.deep.equal(['config.topic'])
       expect(topicFaults(kind, { topic: 'partners.profiles' })[0]!.message).to.include('platform only')
-      expect(topicFaults(kind, { eventType: 'partner.profile.changed' }).map((f) => f.field)).to.deep.equal(['config.eventType'])
-      expect(topicFaults(kind, { eventType: 'partner.profile.changed', topic: 'partners.profiles' }).map((f) => f.field)).to.deep.equal(['config.eventType'])
+      expect(topicFaults(kind, { eventType: 'partner.profile.changed' }).map((f) => f.field)).to.deep.equal([
+        'config.eventType',
+      ])
+      expect(
+        topicFaults(kind, { eventType: 'partner.profile.changed', topic: 'partners.profiles' }).map((f) => f.field),
+      ).to.deep.equal(['config.eventType'])
     }
   })
 
-  it('builds a source for its contract\'s topic and its publisher\'s folder, and refuses a stored config past the checks', async () => {
+  it("builds a source for its contract's topic and its publisher's folder, and refuses a stored config past the checks", async () => {
     const built = buildSource('csv-drop', { dir: 'in' }, { guard, owner })
     expect(built.topics).to.deep.equal([TOPICS.inventoryLevels])
-    expect(built.config).to.deep.include({ root: own, dir: path.join(own, 'in'), topic: 'inventory.levels', processedDir: path.join(own, 'in', 'processed') })
+    expect(built.config).to.deep.include({
+      root: own,
+      dir: path.join(own, 'in'),
+      topic: 'inventory.levels',
+      processedDir: path.join(own, 'in', 'processed'),
+    })
     await built.close()
-    expect(() => buildSource('csv-drop', { dir: 'in', topic: 'deals.registrations' }, { guard, owner })).to.throw(ConfigError, /config\.topic must be inventory\.levels/)
-    expect(() => buildSource('csv-drop', { dir: outside }, { guard, owner })).to.throw(ConfigError, /config\.dir must be a folder inside/)
-    expect(() => buildSource('mongodb', { connectionString: 'mongodb://h/', database: 'd', collection: 'c', eventType: 'partner.profile.changed' }, { guard, owner })).to.throw(ConfigError, /config\.eventType/)
+    expect(() => buildSource('csv-drop', { dir: 'in', topic: 'deals.registrations' }, { guard, owner })).to.throw(
+      ConfigError,
+      /config\.topic must be inventory\.levels/,
+    )
+    expect(() => buildSource('csv-drop', { dir: outside }, { guard, owner })).to.throw(
+      ConfigError,
+      /config\.dir must be a folder inside/,
+    )
+    expect(() =>
+      buildSource(
+        'mongodb',
+        { connectionString: 'mongodb://h/', database: 'd', collection: 'c', eventType: 'partner.profile.changed' },
+        { guard, owner },
+      ),
+    ).to.throw(ConfigError, /config\.eventType/)
   })
 })

@@ -21,8 +21,20 @@ describe('source connector configs and declarations', () => {
   it('names every bad setting of a plug-in config as config.<setting>', () => {
     expect(checkSourceConfig('csv-drop', { dir: '/in' })).to.deep.equal([])
     expect(checkSourceConfig('csv-drop', { dir: 'in/stock' })).to.deep.equal([])
-    const faults = checkSourceConfig('csv-drop', { dir: 'in/../..', batchRows: 0, columns: { sku: 1 }, eventType: 'nope.nope', extra: true })
-    expect(faults.map((f) => f.field)).to.have.members(['config.dir', 'config.batchRows', 'config.columns', 'config.eventType', 'config.extra'])
+    const faults = checkSourceConfig('csv-drop', {
+      dir: 'in/../..',
+      batchRows: 0,
+      columns: { sku: 1 },
+      eventType: 'nope.nope',
+      extra: true,
+    })
+    expect(faults.map((f) => f.field)).to.have.members([
+      'config.dir',
+      'config.batchRows',
+      'config.columns',
+      'config.eventType',
+      'config.extra',
+    ])
     const mongo = checkSourceConfig('mongodb', { connectionString: 'postgres://x', database: 'd', mode: 'always' })
     expect(mongo.map((f) => f.field)).to.have.members(['config.connectionString', 'config.collection', 'config.mode'])
     expect(checkSourceConfig('csv-drop', 'not an object')[0]!.field).to.equal('config')
@@ -30,7 +42,9 @@ describe('source connector configs and declarations', () => {
 
   it('reads a declaration file, and refuses a bad one with a ConfigError naming each fault by index and field', () => {
     expect(loadSourceDeclarations('')).to.deep.equal([])
-    const good = [{ name: 'acme-drop', kind: 'csv-drop', publisher: 'acme', config: { dir: '/in' }, desiredState: 'paused' }]
+    const good = [
+      { name: 'acme-drop', kind: 'csv-drop', publisher: 'acme', config: { dir: '/in' }, desiredState: 'paused' },
+    ]
     expect(loadSourceDeclarations(write(good))).to.deep.equal(good)
     const bad = [
       { name: 'Bad Name', kind: 'csv-drop', publisher: 'acme', config: { dir: '/in' } },
@@ -46,7 +60,15 @@ describe('source connector configs and declarations', () => {
     }
     expect(err).to.be.instanceOf(ConfigError)
     const msg = (err as Error).message
-    for (const part of ['sources.file[0].name', 'sources.file[1].kind', 'sources.file[2].publisher', 'sources.file[2].config.dir', 'sources.file[2].desiredState', 'sources.file[2].extra', 'sources.file[3].name: y is declared twice']) {
+    for (const part of [
+      'sources.file[0].name',
+      'sources.file[1].kind',
+      'sources.file[2].publisher',
+      'sources.file[2].config.dir',
+      'sources.file[2].desiredState',
+      'sources.file[2].extra',
+      'sources.file[3].name: y is declared twice',
+    ]) {
       expect(msg).to.include(part)
     }
     expect(() => loadSourceDeclarations(write('{"not": "an array"}'))).to.throw(ConfigError, /JSON array/)

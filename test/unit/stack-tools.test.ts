@@ -20,7 +20,9 @@ describe('stack process helpers', () => {
     }
     expect(err).to.be.instanceOf(StackError)
     expect((err as StackError).code).to.equal('STACK_TOOL_MISSING')
-    expect((err as Error).message).to.equal('mvn not found on PATH: install Apache Maven 3.6+ (Debian: apt-get install maven)')
+    expect((err as Error).message).to.equal(
+      'mvn not found on PATH: install Apache Maven 3.6+ (Debian: apt-get install maven)',
+    )
   })
 
   it('finds a tool that is on PATH', () => {
@@ -29,7 +31,9 @@ describe('stack process helpers', () => {
 
   it('a pid is ours only while alive and carrying our marker', () => {
     expect(isOurs({ pid: process.pid, marker: 'mocha', startedAt: '' })).to.equal(true)
-    expect(isOurs({ pid: process.pid, marker: 'not-in-my-command-line-' + Math.random(), startedAt: '' })).to.equal(false)
+    expect(isOurs({ pid: process.pid, marker: 'not-in-my-command-line-' + Math.random(), startedAt: '' })).to.equal(
+      false,
+    )
     expect(isAlive(2 ** 22 + 12345)).to.equal(false)
   })
 
@@ -44,7 +48,11 @@ describe('stack process helpers', () => {
 describe('KRaft cluster id', () => {
   it('is 22 URL-safe base64 characters and never starts with "-" (the storage tool would read it as an option)', () => {
     // 0xf8 as first byte encodes to a leading '-' in base64url; the generator must draw again.
-    const draws = ['f8000000-0000-4000-8000-000000000000', 'f8ffffff-0000-4000-8000-000000000000', '0123abcd-0000-4000-8000-000000000001']
+    const draws = [
+      'f8000000-0000-4000-8000-000000000000',
+      'f8ffffff-0000-4000-8000-000000000000',
+      '0123abcd-0000-4000-8000-000000000001',
+    ]
     let calls = 0
     const id = newClusterId(() => draws[calls++]!)
     expect(calls).to.equal(3)
@@ -64,7 +72,7 @@ describe('FerretDB environment', () => {
   })
 })
 
-describe('replication of the platform\'s topics', () => {
+describe("replication of the platform's topics", () => {
   it('three copies and two acknowledging replicas from three brokers on, fewer copies and one below', () => {
     expect([0, 1, 2, 3, 5].map(replicationFor)).to.deep.equal([
       { replicationFactor: 1, minInsyncReplicas: 1 },
@@ -77,14 +85,29 @@ describe('replication of the platform\'s topics', () => {
 })
 
 describe('local Kafka nodes', () => {
-  const props = (text: string) => Object.fromEntries(text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
+  const props = (text: string) =>
+    Object.fromEntries(
+      text
+        .split('\n')
+        .filter((l) => l !== '' && !l.startsWith('#'))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    )
 
   it('one node: kafka in .stack/kafka, broker 9092, controller 9093, one copy of everything', () => {
     const s = stackSettings(loadConfig({ env: { STACK_DIR: '/tmp/st' } }))
     const nodes = kafkaNodes(s)
-    expect(nodes).to.deep.equal([{ id: 1, name: 'kafka', home: '/tmp/st/kafka', port: 9092, controllerPort: 9093, partnerPort: 9094 }])
+    expect(nodes).to.deep.equal([
+      { id: 1, name: 'kafka', home: '/tmp/st/kafka', port: 9092, controllerPort: 9093, partnerPort: 9094 },
+    ])
     const p = props(serverProperties(s, nodes[0]!, '/tmp/st/kafka/data'))
-    expect(p).to.include({ 'node.id': '1', 'controller.quorum.voters': '1@127.0.0.1:9093', listeners: 'PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,PARTNER://127.0.0.1:9094', 'default.replication.factor': '1', 'min.insync.replicas': '1', 'offsets.topic.replication.factor': '1' })
+    expect(p).to.include({
+      'node.id': '1',
+      'controller.quorum.voters': '1@127.0.0.1:9093',
+      listeners: 'PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,PARTNER://127.0.0.1:9094',
+      'default.replication.factor': '1',
+      'min.insync.replicas': '1',
+      'offsets.topic.replication.factor': '1',
+    })
     expect(p).to.not.have.property('broker.session.timeout.ms')
     // partners: SCRAM on their own listener, ACLs enforced, the platform's own listener the super user
     expect(p).to.include({

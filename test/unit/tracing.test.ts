@@ -11,7 +11,17 @@ import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
 import { ConfigError, RetriableError } from '../../common/errors.ts'
 import { createLogger } from '../../common/logger.ts'
-import { activeSpan, callerTrace, runInSpan, startSpan, startTracing, tracesUrl, tracingFromConfig, tracingOn, type Tracing } from '../../common/tracing.ts'
+import {
+  activeSpan,
+  callerTrace,
+  runInSpan,
+  startSpan,
+  startTracing,
+  tracesUrl,
+  tracingFromConfig,
+  tracingOn,
+  type Tracing,
+} from '../../common/tracing.ts'
 import { loadConfig } from '../../config/index.ts'
 import { DeliveryQueue } from '../../connectors/sink/delivery-queue.ts'
 import type { SinkRecord } from '../../connectors/sink/types.ts'
@@ -46,17 +56,37 @@ const named = (spans: ReadableSpan[], prefix: string) => spans.filter((s) => s.n
 describe('tracing settings', () => {
   it('is off by default; an OTLP endpoint turns it on; OTEL_TRACES_EXPORTER=none keeps it off', () => {
     expect(tracesUrl(loadConfig({ env: {} }))).to.equal(undefined)
-    expect(tracesUrl(loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' } }))).to.equal('http://collector:4318/v1/traces')
-    expect(tracesUrl(loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/base/' } }))).to.equal('http://collector:4318/base/v1/traces')
-    expect(tracesUrl(loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:4318/traces' } }))).to.equal('http://b:4318/traces')
+    expect(tracesUrl(loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' } }))).to.equal(
+      'http://collector:4318/v1/traces',
+    )
+    expect(tracesUrl(loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/base/' } }))).to.equal(
+      'http://collector:4318/base/v1/traces',
+    )
+    expect(
+      tracesUrl(
+        loadConfig({
+          env: {
+            OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318',
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:4318/traces',
+          },
+        }),
+      ),
+    ).to.equal('http://b:4318/traces')
     expect(tracesUrl(loadConfig({ env: { OTEL_TRACES_EXPORTER: 'otlp' } }))).to.equal('http://localhost:4318/v1/traces')
-    expect(tracesUrl(loadConfig({ env: { OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' } }))).to.equal(undefined)
+    expect(
+      tracesUrl(
+        loadConfig({ env: { OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' } }),
+      ),
+    ).to.equal(undefined)
   })
 
   it('refuses a bad value naming the setting, and never shows an export header value', () => {
     expect(() => loadConfig({ env: { OTEL_TRACES_EXPORTER: 'zipkin' } })).to.throw(ConfigError, 'OTEL_TRACES_EXPORTER')
     expect(() => loadConfig({ env: { OTEL_TRACES_SAMPLER_ARG: '2' } })).to.throw(ConfigError, 'OTEL_TRACES_SAMPLER_ARG')
-    expect(() => loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' } })).to.throw(ConfigError, 'OTEL_EXPORTER_OTLP_ENDPOINT')
+    expect(() => loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' } })).to.throw(
+      ConfigError,
+      'OTEL_EXPORTER_OTLP_ENDPOINT',
+    )
     let message = ''
     try {
       loadConfig({ env: { OTEL_EXPORTER_OTLP_HEADERS: 'x-team=a,Bearer-s3cr3t-t0ken' } })
@@ -64,11 +94,16 @@ describe('tracing settings', () => {
       message = (err as Error).message
     }
     expect(message).to.include('OTEL_EXPORTER_OTLP_HEADERS').and.include('pair 2').and.not.include('s3cr3t')
-    const ok = loadConfig({ env: { OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20t,x-team=a', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod' } })
+    const ok = loadConfig({
+      env: {
+        OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20t,x-team=a',
+        OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod',
+      },
+    })
     expect(ok.tracing.headers).to.equal('authorization=Bearer%20t,x-team=a')
   })
 
-  it('reads a caller\'s W3C headers, and ignores an invalid traceparent', () => {
+  it("reads a caller's W3C headers, and ignores an invalid traceparent", () => {
     expect(callerTrace({ traceparent, tracestate: 'a=1' })).to.deep.equal({ traceparent, tracestate: 'a=1' })
     expect(callerTrace({})).to.equal(undefined)
     expect(callerTrace({ traceparent: `00-${'0'.repeat(32)}-${PUBLISHER_SPAN}-01` })).to.equal(undefined)
@@ -88,12 +123,15 @@ describe('tracing off', () => {
     await receiver.close()
   })
 
-  it('records nothing, and a webhook carries the event\'s traceparent as it came (no tracestate)', async () => {
+  it("records nothing, and a webhook carries the event's traceparent as it came (no tracestate)", async () => {
     expect(tracingOn()).to.equal(false)
     const lines: string[] = []
     const logger = createLogger({ write: (l) => lines.push(l) })
     const sink = new WebhookSink(client)
-    await sink.start({ url: receiver.url, secrets: [{ secret: generateSecret() }] }, { subscriptionId: 'sub-off', logger })
+    await sink.start(
+      { url: receiver.url, secrets: [{ secret: generateSecret() }] },
+      { subscriptionId: 'sub-off', logger },
+    )
     const q = new DeliveryQueue({ onDeadLetter: () => undefined }, { logger: silent })
     q.addSubscription({
       id: 'sub-off',
@@ -129,7 +167,7 @@ describe('tracing on (in-memory exporter)', () => {
     receiver.received.length = 0
   })
 
-  it('a span per delivery attempt, each a child of the event\'s trace context, active while it runs; failures marked', async () => {
+  it("a span per delivery attempt, each a child of the event's trace context, active while it runs; failures marked", async () => {
     const lines: string[] = []
     const logger = createLogger({ write: (l) => lines.push(l) })
     const q = new DeliveryQueue({ onDeadLetter: () => undefined }, { logger: silent })
@@ -152,7 +190,14 @@ describe('tracing on (in-memory exporter)', () => {
       expect(s.kind).to.equal(SpanKind.CONSUMER)
       expect(s.spanContext().traceId).to.equal(PUBLISHER_TRACE)
       expect(parentOf(s)).to.equal(PUBLISHER_SPAN)
-      expect(s.attributes).to.include({ 'messaging.system': 'kafka', 'messaging.destination.name': 'inventory.levels', 'messaging.destination.partition.id': '1', 'messaging.kafka.offset': 7, 'cloudevents.event_id': 'evt-7', 'distributary.subscription.id': 'sub-1' })
+      expect(s.attributes).to.include({
+        'messaging.system': 'kafka',
+        'messaging.destination.name': 'inventory.levels',
+        'messaging.destination.partition.id': '1',
+        'messaging.kafka.offset': 7,
+        'cloudevents.event_id': 'evt-7',
+        'distributary.subscription.id': 'sub-1',
+      })
     }
     expect(first!.attributes['distributary.delivery.attempt']).to.equal(1)
     expect(first!.status).to.deep.include({ code: SpanStatusCode.ERROR, message: 'endpoint answered 503' })
@@ -165,22 +210,36 @@ describe('tracing on (in-memory exporter)', () => {
     expect(logged.every((l) => l.trace_id === PUBLISHER_TRACE)).to.equal(true)
   })
 
-  it('the queue\'s own log lines about an attempt (a dead letter) carry its trace ids', async () => {
+  it("the queue's own log lines about an attempt (a dead letter) carry its trace ids", async () => {
     const lines: string[] = []
-    const q = new DeliveryQueue({ onDeadLetter: () => undefined }, { logger: createLogger({ write: (l) => lines.push(l) }) })
-    q.addSubscription({ id: 'sub-dl', policy: { kind: 'schedule', delaysMs: [], jitter: 0, maxRetryAfterMs: 1000 }, deliver: async () => Promise.reject(new RetriableError('down')) })
+    const q = new DeliveryQueue(
+      { onDeadLetter: () => undefined },
+      { logger: createLogger({ write: (l) => lines.push(l) }) },
+    )
+    q.addSubscription({
+      id: 'sub-dl',
+      policy: { kind: 'schedule', delaysMs: [], jitter: 0, maxRetryAfterMs: 1000 },
+      deliver: async () => Promise.reject(new RetriableError('down')),
+    })
     q.enqueue('sub-dl', rec(3))
     await waitFor(() => lines.length > 0, { timeoutMs: 5000 })
     q.close()
     const attempt = named(exporter.getFinishedSpans(), 'deliver')[0]!
-    expect(JSON.parse(lines[0]!)).to.include({ msg: 'delivery exhausted its retries: dead letter', trace_id: PUBLISHER_TRACE, span_id: attempt.spanContext().spanId })
+    expect(JSON.parse(lines[0]!)).to.include({
+      msg: 'delivery exhausted its retries: dead letter',
+      trace_id: PUBLISHER_TRACE,
+      span_id: attempt.spanContext().spanId,
+    })
   })
 
   it('a webhook call is a CLIENT span under the attempt, and the partner receives its traceparent', async () => {
     const client = new WebhookClient({ guard: loopbackOnlyGuard })
     try {
       const sink = new WebhookSink(client)
-      await sink.start({ url: receiver.url, secrets: [{ secret: generateSecret() }] }, { subscriptionId: 'sub-wh', logger: silent })
+      await sink.start(
+        { url: receiver.url, secrets: [{ secret: generateSecret() }] },
+        { subscriptionId: 'sub-wh', logger: silent },
+      )
       const q = new DeliveryQueue({ onDeadLetter: () => undefined }, { logger: silent })
       q.addSubscription({ id: 'sub-wh', deliver: (r) => sink.put([r]) })
       q.enqueue('sub-wh', rec(1))
@@ -194,7 +253,12 @@ describe('tracing on (in-memory exporter)', () => {
     const post = spans.find((s) => s.name === 'POST')!
     expect(post.kind).to.equal(SpanKind.CLIENT)
     expect(parentOf(post)).to.equal(deliver.spanContext().spanId)
-    expect(post.attributes).to.include({ 'http.request.method': 'POST', 'server.address': '127.0.0.1', 'http.response.status_code': 204, 'url.full': receiver.url })
+    expect(post.attributes).to.include({
+      'http.request.method': 'POST',
+      'server.address': '127.0.0.1',
+      'http.response.status_code': 204,
+      'url.full': receiver.url,
+    })
     expect(receiver.received[0]!.headers.traceparent).to.equal(`00-${PUBLISHER_TRACE}-${post.spanContext().spanId}-01`)
     expect(receiver.received[0]!.headers.tracestate).to.equal(undefined)
   })
@@ -204,7 +268,10 @@ describe('tracing on (in-memory exporter)', () => {
     const mappings = new MappingSandbox()
     try {
       const sink = new RestSink(client, new OAuth2TokenCache(client), mappings)
-      await sink.start({ url: `http://127.0.0.1:${receiver.port}/stock`, method: 'POST', batch: { maxEvents: 3, maxWaitMs: 200 } }, { subscriptionId: 'sub-rest', logger: silent })
+      await sink.start(
+        { url: `http://127.0.0.1:${receiver.port}/stock`, method: 'POST', batch: { maxEvents: 3, maxWaitMs: 200 } },
+        { subscriptionId: 'sub-rest', logger: silent },
+      )
       const q = new DeliveryQueue({ onDeadLetter: () => undefined }, { logger: silent })
       q.addSubscription({ id: 'sub-rest', concurrency: 3, deliver: (r) => sink.put([r]) })
       for (const o of [1, 2, 3]) q.enqueue('sub-rest', rec(o))
@@ -222,8 +289,12 @@ describe('tracing on (in-memory exporter)', () => {
     expect(post).to.have.length(1)
     const parent = parentOf(post[0]!)!
     expect(attempts).to.include(parent)
-    expect(post[0]!.links.map((l) => l.context.spanId).sort()).to.deep.equal(attempts.filter((a) => a !== parent).sort())
-    expect(receiver.received[0]!.headers.traceparent).to.equal(`00-${PUBLISHER_TRACE}-${post[0]!.spanContext().spanId}-01`)
+    expect(post[0]!.links.map((l) => l.context.spanId).sort()).to.deep.equal(
+      attempts.filter((a) => a !== parent).sort(),
+    )
+    expect(receiver.received[0]!.headers.traceparent).to.equal(
+      `00-${PUBLISHER_TRACE}-${post[0]!.spanContext().spanId}-01`,
+    )
   })
 
   it('log lines carry trace_id and span_id only inside a span', () => {
@@ -235,7 +306,11 @@ describe('tracing on (in-memory exporter)', () => {
     span.end()
     const [outside, inside] = lines.map((l) => JSON.parse(l) as Record<string, unknown>)
     expect(outside).to.not.have.any.keys('trace_id', 'span_id')
-    expect(inside).to.include({ trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId, msg: 'inside' })
+    expect(inside).to.include({
+      trace_id: span.spanContext().traceId,
+      span_id: span.spanContext().spanId,
+      msg: 'inside',
+    })
   })
 
   it('a second start shares the provider; tracing stays on until the last one shuts down', async () => {
@@ -269,7 +344,12 @@ describe('tracing export failures', () => {
     const lines: string[] = []
     try {
       const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`
-      const t = await tracingFromConfig(loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20s3cr3t' } }), createLogger({ write: (l) => lines.push(l) }))
+      const t = await tracingFromConfig(
+        loadConfig({
+          env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20s3cr3t' },
+        }),
+        createLogger({ write: (l) => lines.push(l) }),
+      )
       expect(tracingOn()).to.equal(true)
       startSpan('lost', {}).end()
       await t!.shutdown()
@@ -279,8 +359,9 @@ describe('tracing export failures', () => {
     expect(tracingOn()).to.equal(false)
     const logged = lines.map((l) => JSON.parse(l) as { level: string; msg: string; endpoint?: string })
     expect(logged[0]).to.include({ level: 'info', msg: 'tracing on: spans are exported over OTLP/HTTP' })
-    expect(logged.some((l) => l.level === 'warn' && l.msg === 'tracing: the last spans were not exported at shutdown')).to.equal(true)
+    expect(
+      logged.some((l) => l.level === 'warn' && l.msg === 'tracing: the last spans were not exported at shutdown'),
+    ).to.equal(true)
     expect(lines.join('\n')).to.not.include('s3cr3t')
   })
 })
-

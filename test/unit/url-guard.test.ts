@@ -4,15 +4,23 @@ import type { LookupOptions } from 'node:dns'
 import { RetriableError, UrlRefusedError } from '../../common/errors.ts'
 import type { UrlGuard } from '../../common/url-guard.ts'
 
-const resolver = (table: Record<string, string[]>): LookupFn => async (host) => {
-  const a = table[host]
-  if (!a) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' })
-  return a.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }))
-}
+const resolver =
+  (table: Record<string, string[]>): LookupFn =>
+  async (host) => {
+    const a = table[host]
+    if (!a) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' })
+    return a.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }))
+  }
 
 /** One call of the guard's net-style lookup, its callback's arguments as an object. */
-function lookupOnce(guard: UrlGuard, host: string, options: LookupOptions): Promise<{ err: unknown; address: unknown; family: unknown }> {
-  return new Promise((resolve) => guard.lookup(host, options, (err, address, family) => resolve({ err, address, family })))
+function lookupOnce(
+  guard: UrlGuard,
+  host: string,
+  options: LookupOptions,
+): Promise<{ err: unknown; address: unknown; family: unknown }> {
+  return new Promise((resolve) =>
+    guard.lookup(host, options, (err, address, family) => resolve({ err, address, family })),
+  )
 }
 
 async function refusal(p: Promise<unknown>): Promise<UrlRefusedError> {
@@ -109,9 +117,34 @@ describe('url guard', () => {
     ]
     for (const [ip, reason] of cases) expect(forbiddenReason(ip), ip).to.match(reason)
     const publicOnes = [
-      '8.8.8.8', '1.1.1.1', '9.255.255.255', '11.0.0.0', '100.63.255.255', '100.128.0.1', '126.255.255.255', '128.0.0.0', '169.253.255.255', '172.15.255.255', '172.32.0.1',
-      '192.0.1.255', '192.0.3.0', '192.88.98.255', '192.88.100.0', '192.167.255.255', '192.169.0.0', '198.17.255.255', '198.20.0.0', '223.255.255.255',
-      '2606:4700:4700::1111', '2001:200::1', '2001:4860:4860::8888', '2003::1', '2a00:1450::1', '3ffe::1', '3fff:1000::1', '::ffff:8.8.8.8',
+      '8.8.8.8',
+      '1.1.1.1',
+      '9.255.255.255',
+      '11.0.0.0',
+      '100.63.255.255',
+      '100.128.0.1',
+      '126.255.255.255',
+      '128.0.0.0',
+      '169.253.255.255',
+      '172.15.255.255',
+      '172.32.0.1',
+      '192.0.1.255',
+      '192.0.3.0',
+      '192.88.98.255',
+      '192.88.100.0',
+      '192.167.255.255',
+      '192.169.0.0',
+      '198.17.255.255',
+      '198.20.0.0',
+      '223.255.255.255',
+      '2606:4700:4700::1111',
+      '2001:200::1',
+      '2001:4860:4860::8888',
+      '2003::1',
+      '2a00:1450::1',
+      '3ffe::1',
+      '3fff:1000::1',
+      '::ffff:8.8.8.8',
     ]
     for (const ip of publicOnes) expect(forbiddenReason(ip), ip).to.equal(null)
   })
@@ -136,13 +169,26 @@ describe('url guard', () => {
 
   it('refuses literal addresses, including decimal and hex IPv4 forms', async () => {
     const guard = createUrlGuard({ lookup: resolver({}) })
-    for (const url of ['http://127.0.0.1/', 'http://2130706433/', 'http://0x7f.1/', 'http://[::1]/', 'http://[::ffff:169.254.169.254]/', 'http://169.254.169.254/latest/meta-data/']) {
+    for (const url of [
+      'http://127.0.0.1/',
+      'http://2130706433/',
+      'http://0x7f.1/',
+      'http://[::1]/',
+      'http://[::ffff:169.254.169.254]/',
+      'http://169.254.169.254/latest/meta-data/',
+    ]) {
       await refusal(guard.check(url))
     }
   })
 
   it('refuses a host name when any address it resolves to is not public', async () => {
-    const guard = createUrlGuard({ lookup: resolver({ 'rebind.example': ['93.184.216.34', '10.0.0.5'], 'meta.example': ['169.254.169.254'], 'v6.example': ['fd00::2'] }) })
+    const guard = createUrlGuard({
+      lookup: resolver({
+        'rebind.example': ['93.184.216.34', '10.0.0.5'],
+        'meta.example': ['169.254.169.254'],
+        'v6.example': ['fd00::2'],
+      }),
+    })
     const e = await refusal(guard.check('https://rebind.example/'))
     expect(e.message).to.match(/rebind\.example resolves to 10\.0\.0\.5/)
     await refusal(guard.check('https://meta.example/'))
@@ -152,7 +198,10 @@ describe('url guard', () => {
   it('a host that does not resolve is a retriable failure, never a refusal', async () => {
     const guard = createUrlGuard({ lookup: resolver({ 'empty.example': [] }) })
     for (const url of ['https://nowhere.example/', 'https://empty.example/']) {
-      const err = await guard.check(url).then(() => null, (e: unknown) => e)
+      const err = await guard.check(url).then(
+        () => null,
+        (e: unknown) => e,
+      )
       expect(err, url).to.be.instanceOf(RetriableError)
       expect((err as RetriableError).context.reason).to.equal('unresolvable')
     }
@@ -174,10 +223,18 @@ describe('url guard', () => {
   })
 
   it('lookup (as net.connect calls it) answers only approved addresses, in both callback forms', async () => {
-    const guard = createUrlGuard({ lookup: resolver({ 'ok.example': ['93.184.216.34', '2606:2800:220:1::1'], 'mixed.example': ['93.184.216.34', '::ffff:10.0.0.1'] }) })
+    const guard = createUrlGuard({
+      lookup: resolver({
+        'ok.example': ['93.184.216.34', '2606:2800:220:1::1'],
+        'mixed.example': ['93.184.216.34', '::ffff:10.0.0.1'],
+      }),
+    })
     const all = await lookupOnce(guard, 'ok.example', { all: true })
     expect(all.err).to.equal(null)
-    expect(all.address).to.deep.equal([{ address: '93.184.216.34', family: 4 }, { address: '2606:2800:220:1::1', family: 6 }])
+    expect(all.address).to.deep.equal([
+      { address: '93.184.216.34', family: 4 },
+      { address: '2606:2800:220:1::1', family: 6 },
+    ])
     const one = await lookupOnce(guard, 'ok.example', { family: 6 })
     expect([one.address, one.family]).to.deep.equal(['2606:2800:220:1::1', 6])
     const v4 = await lookupOnce(guard, 'ok.example', {})
@@ -189,7 +246,12 @@ describe('url guard', () => {
   })
 
   it('lets the allowlist permit hosts, addresses and CIDRs, and nothing else', async () => {
-    const lookup = resolver({ 'localhost': ['127.0.0.1'], 'svc.internal.test': ['10.9.0.7'], 'other.test': ['10.8.0.1'], 'crm.corp.test': ['192.168.5.5'] })
+    const lookup = resolver({
+      localhost: ['127.0.0.1'],
+      'svc.internal.test': ['10.9.0.7'],
+      'other.test': ['10.8.0.1'],
+      'crm.corp.test': ['192.168.5.5'],
+    })
     const guard = createUrlGuard({ allowlist: '127.0.0.1, 10.9.0.0/16, *.corp.test', lookup })
     await guard.check('http://127.0.0.1:8080/')
     await guard.check('http://localhost/')

@@ -71,11 +71,17 @@ export class CatchUpReaders {
     let yielding = waiting.length - started
     if (yielding <= 0) return
     const turnsOver = [...held.runs.values()]
-      .filter((r) => r.catchUp !== null && r.catchUp.stopping === null && now - r.catchUp.startedAt >= settings.catchUpSliceMs)
+      .filter(
+        (r) =>
+          r.catchUp !== null && r.catchUp.stopping === null && now - r.catchUp.startedAt >= settings.catchUpSliceMs,
+      )
       .sort((a, b) => a.catchUp!.startedAt - b.catchUp!.startedAt)
     for (const run of turnsOver) {
       if (yielding-- <= 0) break
-      log.info('catch-up reader yields its slot to a waiting subscription', { subscriptionId: run.id, ranMs: now - run.catchUp!.startedAt })
+      log.info('catch-up reader yields its slot to a waiting subscription', {
+        subscriptionId: run.id,
+        ranMs: now - run.catchUp!.startedAt,
+      })
       run.waitingForReader = now // back of the line
       this.yields++
       void this.stop(run)
@@ -116,20 +122,30 @@ export class CatchUpReaders {
 
   #start(run: Run): void {
     const { deps, settings, slots, log } = this.#o
-    const consumer = deps.kafka.consumer({ groupId: `${settings.groupId}.catch-up.${run.id}.${randomUUID().slice(0, 8)}`, ...READER_OPTIONS })
+    const consumer = deps.kafka.consumer({
+      groupId: `${settings.groupId}.catch-up.${run.id}.${randomUUID().slice(0, 8)}`,
+      ...READER_OPTIONS,
+    })
     const cu: CatchUp = { consumer, stopping: null, startedAt: Date.now() }
     run.catchUp = cu
     slots.used++
     const begin = async () => {
       await consumer.connect()
       await consumer.subscribe({ topics: run.topics, fromBeginning: true })
-      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (payload) => this.#batch(run, cu, payload) })
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: (payload) => this.#batch(run, cu, payload),
+      })
       for (const part of run.parts.values()) {
         if (part.attached) consumer.pause([{ topic: part.topic, partitions: [part.partition] }])
         else consumer.seek({ topic: part.topic, partition: part.partition, offset: String(part.next) })
       }
     }
-    log.info('catch-up reader started', { subscriptionId: run.id, from: Object.fromEntries([...run.parts.values()].filter((p) => !p.attached).map((p) => [p.key, p.next])) })
+    log.info('catch-up reader started', {
+      subscriptionId: run.id,
+      from: Object.fromEntries([...run.parts.values()].filter((p) => !p.attached).map((p) => [p.key, p.next])),
+    })
     begin().catch((err: unknown) => {
       log.warn('catch-up reader failed; it will be started again', { subscriptionId: run.id, error: err })
       void this.stop(run)

@@ -55,7 +55,11 @@ export function defaultWorkerId(): string {
 
 /** The settings given over the defaults (unset and empty ones left out), with a worker id. */
 export function workerSettings(given: Partial<SinkWorkerSettings>): SinkWorkerSettings {
-  const settings = { workerId: given.workerId || defaultWorkerId(), ...WORKER_DEFAULTS, ...stripUndefined(given) } as SinkWorkerSettings
+  const settings = {
+    workerId: given.workerId || defaultWorkerId(),
+    ...WORKER_DEFAULTS,
+    ...stripUndefined(given),
+  } as SinkWorkerSettings
   if (!settings.workerId) settings.workerId = defaultWorkerId()
   return settings
 }

@@ -64,7 +64,9 @@ export class ControlLoop {
   /** Stops every run here, each in its turn (another process holds this worker id: ownership.ts). */
   async stopAll(): Promise<void> {
     const runs = [...this.#o.held.runs.values()]
-    await Promise.all(runs.map((run) => serial(run, () => this.#o.runs.stop(run, { flush: false, release: false }), this.#o.log)))
+    await Promise.all(
+      runs.map((run) => serial(run, () => this.#o.runs.stop(run, { flush: false, release: false }), this.#o.log)),
+    )
   }
 
   /** Reconciles held runs with the control plane (deleted, stopped or changed connectors) and claims this worker's share. */
@@ -98,7 +100,11 @@ export class ControlLoop {
 
   /** Cursors first, then the shared group's commit (the minimum of the attached subscriptions). */
   async flushPass(): Promise<void> {
-    await this.#o.positions.writeCursors([...this.#o.held.runs.values()].filter((r) => !r.stopped), false, MAX_CURSOR_WRITES_PER_FLUSH)
+    await this.#o.positions.writeCursors(
+      [...this.#o.held.runs.values()].filter((r) => !r.stopped),
+      false,
+      MAX_CURSOR_WRITES_PER_FLUSH,
+    )
     await this.#o.shared.commit()
   }
 
@@ -129,8 +135,18 @@ export class ControlLoop {
     }
     const resetId = c.offsetReset?.id ?? null
     const restartAt = c.restartRequestedAt?.getTime() ?? null
-    if (sub.version !== run.sub.version || (resetId !== run.resetId && resetId !== run.appliedResetId) || restartAt !== run.restartAt || run.failure) {
-      log.info('restarting subscription', { subscriptionId: run.id, reset: resetId !== run.resetId, restart: restartAt !== run.restartAt, changed: sub.version !== run.sub.version })
+    if (
+      sub.version !== run.sub.version ||
+      (resetId !== run.resetId && resetId !== run.appliedResetId) ||
+      restartAt !== run.restartAt ||
+      run.failure
+    ) {
+      log.info('restarting subscription', {
+        subscriptionId: run.id,
+        reset: resetId !== run.resetId,
+        restart: restartAt !== run.restartAt,
+        changed: sub.version !== run.sub.version,
+      })
       await runs.stop(run, { flush: true, release: false })
       await runs.start(run.id)
       return

@@ -50,7 +50,11 @@ export class Delivery {
     for (;;) {
       await this.deliverable(run, signal)
       const record = this.#o.grants.entitled(run, original)
-      if (!record && redelivery) throw new SyndicationError('FORBIDDEN', NOT_ENTITLED, false, { subscriptionId: run.id, eventId: original.eventId })
+      if (!record && redelivery)
+        throw new SyndicationError('FORBIDDEN', NOT_ENTITLED, false, {
+          subscriptionId: run.id,
+          eventId: original.eventId,
+        })
       if (!record) return void activeSpan()?.setAttribute('distributary.delivery.filtered', true) // not entitled: done, nothing delivered
       const poison = undeliverable(original, run.sink)
       if (poison) throw poison
@@ -89,7 +93,10 @@ export class Delivery {
       if (why === null) break
       if (this.#heldSince === 0) {
         this.#heldSince = Date.now()
-        this.#o.log.warn('control-plane store not answering: delivery held (no attempts; retry schedules, parking and dead letters untouched) until it answers', { reason: why })
+        this.#o.log.warn(
+          'control-plane store not answering: delivery held (no attempts; retry schedules, parking and dead letters untouched) until it answers',
+          { reason: why },
+        )
       }
       await this.#passed.promise
     }

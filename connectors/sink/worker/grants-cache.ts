@@ -42,12 +42,22 @@ export class GrantsCache {
   entitled(run: Run, record: SinkRecord): SinkRecord | null {
     const held = this.#grants.get(run.sub.partnerId)
     if (!held || Date.now() - held.at > this.maxAgeMs()) {
-      throw new RetriableError('the partner grants could not be read recently: delivery waits for current ones', 1000, { subscriptionId: run.id, partnerId: run.sub.partnerId })
+      throw new RetriableError('the partner grants could not be read recently: delivery waits for current ones', 1000, {
+        subscriptionId: run.id,
+        partnerId: run.sub.partnerId,
+      })
     }
     const d = decide(record, run.sub, held.grants)
     if (!d.deliver) {
       this.metrics?.deliveries.inc({ sink: run.sub.sink.type, outcome: 'filtered' })
-      this.log.debug('record not entitled: dropped', { subscriptionId: run.id, eventId: record.eventId, topic: record.topic, partition: record.partition, offset: record.offset, reason: d.reason })
+      this.log.debug('record not entitled: dropped', {
+        subscriptionId: run.id,
+        eventId: record.eventId,
+        topic: record.topic,
+        partition: record.partition,
+        offset: record.offset,
+        reason: d.reason,
+      })
       return null
     }
     return d.projected ? projected(record, d.value, d.fields) : record

@@ -75,9 +75,15 @@ export class Outcomes {
   async drain(timeoutMs: number): Promise<void> {
     const logged = Promise.allSettled([...this.#logChains.values()])
     let timer: NodeJS.Timeout | undefined
-    const late = await Promise.race([logged.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs)))])
+    const late = await Promise.race([
+      logged.then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs))),
+    ])
     clearTimeout(timer)
-    if (late) this.#o.log.warn('stopped before the delivery log caught up: some attempts are not in the log', { pending: this.#logPending })
+    if (late)
+      this.#o.log.warn('stopped before the delivery log caught up: some attempts are not in the log', {
+        pending: this.#logPending,
+      })
     this.#logGiveUp.abort()
   }
 
@@ -97,7 +103,12 @@ export class Outcomes {
         m.subscriptionFreshness.set({ subscription: run.id }, ageSeconds)
       }
     }
-    if (!delivered) run.lastError = { code: report.code ?? 'FAILED', message: report.message ?? report.outcome, at: new Date(report.startedAt) }
+    if (!delivered)
+      run.lastError = {
+        code: report.code ?? 'FAILED',
+        message: report.message ?? report.outcome,
+        at: new Date(report.startedAt),
+      }
     if (!delivered) run.failedLogged.add(report.eventId)
     else if (run.failedLogged.delete(report.eventId)) entry.forceLog = true
     if (delivered && (!this.#o.settings.logDelivered || run.sink?.recordsDeliveries === true) && !entry.forceLog) return
@@ -137,10 +148,17 @@ export class Outcomes {
    * bounded by back-pressure instead (logBacklogMax: no partner call starts while it is full, until
    * half of it is written; `holds`), and successes are not logged while it is more than half full.
    */
-  #logWrite(subId: string, eventId: string, fn: () => Promise<void>, droppable: boolean, batchable = false): Promise<void> {
+  #logWrite(
+    subId: string,
+    eventId: string,
+    fn: () => Promise<void>,
+    droppable: boolean,
+    batchable = false,
+  ): Promise<void> {
     const { settings, log, controlPlane } = this.#o
     if (droppable && this.#logPending > settings.logBacklogMax / 2) {
-      if (this.#logDropped++ % 1000 === 0) log.warn('delivery log behind: successful deliveries are not logged for now', { dropped: this.#logDropped })
+      if (this.#logDropped++ % 1000 === 0)
+        log.warn('delivery log behind: successful deliveries are not logged for now', { dropped: this.#logDropped })
       return Promise.resolve()
     }
     const key = `${subId}\u0000${eventId}`
@@ -148,10 +166,17 @@ export class Outcomes {
     const write = async () => {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await (batchable && controlPlane.deliveries.isFirstWrite(subId, eventId) ? fn() : this.#logLimiter.run(fn))
+          return await (batchable && controlPlane.deliveries.isFirstWrite(subId, eventId)
+            ? fn()
+            : this.#logLimiter.run(fn))
         } catch (err) {
           if (!storeUnavailable(err) || this.#logGiveUp.signal.aborted) throw err
-          if (attempt === 1) log.warn('delivery log write failed: the store does not answer; trying again', { subscriptionId: subId, eventId, error: err })
+          if (attempt === 1)
+            log.warn('delivery log write failed: the store does not answer; trying again', {
+              subscriptionId: subId,
+              eventId,
+              error: err,
+            })
           await sleep(backoffDelay({ initialDelayMs: 500, maxDelayMs: 10_000 }, attempt), this.#logGiveUp.signal)
         }
       }
@@ -173,7 +198,11 @@ export class Outcomes {
   noteError(id: string, error: unknown): void {
     const run = this.#o.held.runs.get(id)
     if (!run) return
-    run.lastError = { code: error instanceof SyndicationError ? error.code : 'INTERNAL', message: error instanceof Error ? error.message : String(error), at: new Date() }
+    run.lastError = {
+      code: error instanceof SyndicationError ? error.code : 'INTERNAL',
+      message: error instanceof Error ? error.message : String(error),
+      at: new Date(),
+    }
   }
 
   /** The dead-letter topic first, then the delivery log; a throw makes the queue try again (the offset waits). */
@@ -186,7 +215,11 @@ export class Outcomes {
     const poison = undeliverable(record, run?.sink)
     const code = err instanceof SyndicationError ? err.code : 'INTERNAL'
     const message = err instanceof Error ? err.message : String(err)
-    const reason = poison ? `poison: ${message}` : info.reason === 'exhausted' ? `retries exhausted after ${info.attempts} attempts: ${message}` : `rejected: ${message}`
+    const reason = poison
+      ? `poison: ${message}`
+      : info.reason === 'exhausted'
+        ? `retries exhausted after ${info.attempts} attempts: ${message}`
+        : `rejected: ${message}`
     const headers: Record<string, string> = {
       ...(raw?.headers ?? {}),
       [DEAD_LETTER_HEADER.reason]: reason,
@@ -199,7 +232,9 @@ export class Outcomes {
       [DEAD_LETTER_HEADER.eventId]: record.eventId,
       [DEAD_LETTER_HEADER.at]: new Date().toISOString(),
     }
-    const [meta] = await this.#o.producer().send({ topic: settings.deadLetterTopic, messages: [{ key: id, value: raw?.value ?? null, headers }] })
+    const [meta] = await this.#o
+      .producer()
+      .send({ topic: settings.deadLetterTopic, messages: [{ key: id, value: raw?.value ?? null, headers }] })
     const deadLetter: DeadLetterRecord = {
       topic: record.topic,
       partition: record.partition,
@@ -207,9 +242,19 @@ export class Outcomes {
       key: raw?.key ? raw.key.toString('base64') : null,
       value: raw?.value ? raw.value.toString('base64') : null,
       headers: raw?.headers ?? {},
-      deadLetterTopic: meta ? { topic: settings.deadLetterTopic, partition: meta.partition, offset: meta.baseOffset ?? meta.offset ?? '' } : null,
+      deadLetterTopic: meta
+        ? { topic: settings.deadLetterTopic, partition: meta.partition, offset: meta.baseOffset ?? meta.offset ?? '' }
+        : null,
     }
-    log.warn('record dead-lettered', { subscriptionId: id, topic: record.topic, partition: record.partition, offset: record.offset, eventId: record.eventId, code, reason })
+    log.warn('record dead-lettered', {
+      subscriptionId: id,
+      topic: record.topic,
+      partition: record.partition,
+      offset: record.offset,
+      eventId: record.eventId,
+      code,
+      reason,
+    })
     await this.#logWrite(
       id,
       record.eventId,
@@ -231,22 +276,31 @@ export class Outcomes {
 
   /** The delivery stays dead, with a new reason (its dead letter kept for another request). */
   markDeadAgain(run: Run, doc: DeliveryDoc, reason: string): Promise<void> {
-    return this.#logWrite(run.id, doc.eventId, () =>
-      this.#o.controlPlane.deliveries.markDead({
-        subscriptionId: run.id,
-        partnerId: run.sub.partnerId,
-        publisherId: doc.publisherId ?? null,
-        eventId: doc.eventId,
-        eventType: doc.eventType,
-        key: doc.key,
-        reason,
-        source: doc.source,
-        deadLetter: doc.deadLetter!,
-      }), false)
+    return this.#logWrite(
+      run.id,
+      doc.eventId,
+      () =>
+        this.#o.controlPlane.deliveries.markDead({
+          subscriptionId: run.id,
+          partnerId: run.sub.partnerId,
+          publisherId: doc.publisherId ?? null,
+          eventId: doc.eventId,
+          eventType: doc.eventType,
+          key: doc.key,
+          reason,
+          source: doc.source,
+          deadLetter: doc.deadLetter!,
+        }),
+      false,
+    )
   }
 }
 
 /** The store did not take a write (unreachable, too slow to be selected, a cleared pool): worth writing again. */
 function storeUnavailable(err: unknown): boolean {
-  return err instanceof MongoNetworkError || err instanceof MongoServerSelectionError || (err instanceof MongoError && (err.hasErrorLabel('RetryableWriteError') || err.hasErrorLabel('ResetPool')))
+  return (
+    err instanceof MongoNetworkError ||
+    err instanceof MongoServerSelectionError ||
+    (err instanceof MongoError && (err.hasErrorLabel('RetryableWriteError') || err.hasErrorLabel('ResetPool')))
+  )
 }

@@ -53,21 +53,33 @@ export class Ownership {
 
   /** The worker id first (a predecessor under the same id: gone, or start fails before connecting anything). */
   async takeIdentity(): Promise<void> {
-    const { previous, reason } = await takeIdentity(this.#o.store, { ...this.#identityOptions(), pollMs: this.#o.settings.heartbeatMs })
+    const { previous, reason } = await takeIdentity(this.#o.store, {
+      ...this.#identityOptions(),
+      pollMs: this.#o.settings.heartbeatMs,
+    })
     this.identity = true
-    if (previous) this.#o.log.info('worker id taken over from a previous process', { previousIncarnation: previous.incarnation ?? null, previousHost: previous.host ?? null, reason })
+    if (previous)
+      this.#o.log.info('worker id taken over from a previous process', {
+        previousIncarnation: previous.incarnation ?? null,
+        previousHost: previous.host ?? null,
+        reason,
+      })
   }
 
   /** Gives the worker id up (a stop, a failed start). */
   async releaseIdentity(): Promise<void> {
-    if (this.identity) await releaseIdentity(this.#o.store, this.#o.settings.workerId, this.incarnation).catch(() => undefined)
+    if (this.identity)
+      await releaseIdentity(this.#o.store, this.#o.settings.workerId, this.incarnation).catch(() => undefined)
     this.identity = false
   }
 
   /** The first heartbeat, before anything is claimed. */
   async firstHeartbeat(): Promise<void> {
     const s = this.#o.settings
-    if (!(await this.#o.store.heartbeat(s.workerId, this.incarnation, s.leaseTtlMs))) throw new RetriableError('this worker id was taken over by another process while this one started', 1000, { workerId: s.workerId })
+    if (!(await this.#o.store.heartbeat(s.workerId, this.incarnation, s.leaseTtlMs)))
+      throw new RetriableError('this worker id was taken over by another process while this one started', 1000, {
+        workerId: s.workerId,
+      })
     this.renewedAt = Date.now()
   }
 
@@ -80,10 +92,13 @@ export class Ownership {
     if (!this.identity) return []
     const now = new Date()
     const workers = Math.max(1, (await store.liveWorkers(now)).length)
-    const connectors = await this.#o.controlPlane.cols.connectors.find({ desiredState: { $ne: 'stopped' } }, { projection: { _id: 1 } }).toArray()
+    const connectors = await this.#o.controlPlane.cols.connectors
+      .find({ desiredState: { $ne: 'stopped' } }, { projection: { _id: 1 } })
+      .toArray()
     const leases = new Map((await store.all()).map((l) => [l._id, l] as [string, LeaseDoc]))
     const ours = (l: LeaseDoc) => l.workerId === s.workerId && l.incarnation === this.incarnation
-    const predecessor = (l: LeaseDoc | undefined) => l !== undefined && l.workerId === s.workerId && l.incarnation !== this.incarnation
+    const predecessor = (l: LeaseDoc | undefined) =>
+      l !== undefined && l.workerId === s.workerId && l.incarnation !== this.incarnation
     const mine = [...leases.values()].filter(ours).length
     const target = Math.ceil(connectors.length / workers)
     const free = connectors.filter((c) => {
@@ -127,7 +142,9 @@ export class Ownership {
     this.renewedAt = t0
     for (const run of [...held.runs.values()]) {
       if (!renewed.has(run.id) && !run.leaving && !run.stopped) {
-        this.#o.log.warn('lease lost (taken over after expiry): stopping the subscription here', { subscriptionId: run.id })
+        this.#o.log.warn('lease lost (taken over after expiry): stopping the subscription here', {
+          subscriptionId: run.id,
+        })
         this.#o.leave(run, { flush: false, release: false })
       }
     }
@@ -149,7 +166,10 @@ export class Ownership {
     if (this.identity) {
       this.identity = false
       identityLost(this.incarnation)
-      log.error('another process holds this worker id now: every subscription stops here, and none is claimed while it holds the id', { holderIncarnation: r.holder?.incarnation ?? null, holderHost: r.holder?.host ?? null })
+      log.error(
+        'another process holds this worker id now: every subscription stops here, and none is claimed while it holds the id',
+        { holderIncarnation: r.holder?.incarnation ?? null, holderHost: r.holder?.host ?? null },
+      )
     }
     await this.#o.stopAll()
     return false
@@ -179,7 +199,10 @@ export class Ownership {
       aborted += run.inflight.size
       fenceCalls(run)
     }
-    this.#o.log.warn('leases not renewed: no partner call starts, and those in flight were aborted (they are sent again once the leases are renewed)', { aborted })
+    this.#o.log.warn(
+      'leases not renewed: no partner call starts, and those in flight were aborted (they are sent again once the leases are renewed)',
+      { aborted },
+    )
   }
 }
 

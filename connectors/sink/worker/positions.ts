@@ -57,7 +57,8 @@ export class Positions {
       for (const p of run.parts.values()) out[p.key] = String(p.next)
       return out
     }
-    for (const p of run.parts.values()) out[p.key] = queue.safeOffset(run.id, p.topic, p.partition, this.seen(p)) ?? String(p.next)
+    for (const p of run.parts.values())
+      out[p.key] = queue.safeOffset(run.id, p.topic, p.partition, this.seen(p)) ?? String(p.next)
     return out
   }
 
@@ -75,11 +76,15 @@ export class Positions {
         const stored = cursor?.positions[k]
         let pos: number
         if (stored !== undefined) pos = Number(stored)
-        else if (cursor || sub.startFrom !== 'latest') pos = this.low.get(k) ?? 0 // a partition added later, or earliest/snapshot
+        else if (cursor || sub.startFrom !== 'latest')
+          pos = this.low.get(k) ?? 0 // a partition added later, or earliest/snapshot
         else pos = this.sharedNext.get(k) ?? this.high.get(k) ?? 0
         const low = this.low.get(k) ?? 0
         if (pos < low) {
-          this.#o.log.warn('cursor is below the earliest retained offset: records in between were deleted by retention', { subscriptionId: sub._id, topic: t, partition: p, cursor: pos, earliest: low })
+          this.#o.log.warn(
+            'cursor is below the earliest retained offset: records in between were deleted by retention',
+            { subscriptionId: sub._id, topic: t, partition: p, cursor: pos, earliest: low },
+          )
           pos = low
         }
         positions.set(k, pos)
@@ -94,7 +99,10 @@ export class Positions {
     const out = new Map<string, number>()
     for (const t of topics) {
       const offsets = await admin.fetchTopicOffsets(t)
-      const byTime = reset.to === 'timestamp' && reset.timestamp ? await admin.fetchTopicOffsetsByTimestamp(t, new Date(reset.timestamp).getTime()) : []
+      const byTime =
+        reset.to === 'timestamp' && reset.timestamp
+          ? await admin.fetchTopicOffsetsByTimestamp(t, new Date(reset.timestamp).getTime())
+          : []
       for (const o of offsets) {
         const k = tpKey(t, o.partition)
         let pos = reset.to === 'earliest' || reset.to === 'snapshot' ? Number(o.low) : Number(o.high)
@@ -112,7 +120,10 @@ export class Positions {
   /** A topic's partitions and watermarks, read again. */
   async refresh(topic: string): Promise<void> {
     const offsets = await this.#o.admin().fetchTopicOffsets(topic)
-    this.partitions.set(topic, offsets.map((o) => o.partition).sort((a, b) => a - b))
+    this.partitions.set(
+      topic,
+      offsets.map((o) => o.partition).sort((a, b) => a - b),
+    )
     for (const o of offsets) {
       const k = tpKey(topic, o.partition)
       this.low.set(k, Number(o.low))
@@ -141,9 +152,18 @@ export class Positions {
       if (!force && json === run.lastCursor) continue
       changed.push({ run, json, positions })
     }
-    if (changed.length > limit) changed = changed.sort((a, b) => a.run.lastCursorAt - b.run.lastCursorAt).slice(0, limit)
+    if (changed.length > limit)
+      changed = changed.sort((a, b) => a.run.lastCursorAt - b.run.lastCursorAt).slice(0, limit)
     const now = new Date()
-    await this.#o.store.writeCursors(changed.map(({ run, positions }) => ({ _id: run.id, positions, appliedResetId: run.appliedResetId, workerId: this.#o.workerId, updatedAt: now })))
+    await this.#o.store.writeCursors(
+      changed.map(({ run, positions }) => ({
+        _id: run.id,
+        positions,
+        appliedResetId: run.appliedResetId,
+        workerId: this.#o.workerId,
+        updatedAt: now,
+      })),
+    )
     for (const { run, json } of changed) {
       run.lastCursor = json
       run.lastCursorAt = now.getTime()

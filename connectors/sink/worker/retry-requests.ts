@@ -24,7 +24,8 @@ export const RETRY_SWEEP_MS = 30_000
 
 /** A dead letter delivered again on request: a few quick attempts, then it stays dead (with the reason). */
 const REDELIVERY_POLICY = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
-const SUPERSEDED = 'not re-delivered: a newer record of its key was read since (delivering it now would put an older version after a newer one)'
+const SUPERSEDED =
+  'not re-delivered: a newer record of its key was read since (delivering it now would put an older version after a newer one)'
 
 export interface RetryRequestsOptions {
   deps: SinkWorkerDeps
@@ -72,16 +73,21 @@ export class RetryRequests {
       const completed = await cp.deliveries.completeRetryRequestsOfDeleted()
       if (completed > 0) log.info('retry requests of deleted subscriptions completed', { count: completed })
     }
-    const idle = [...held.runs.values()].filter((r) => !r.failure && !r.stopped && !this.#retrying.has(r.id)).map((r) => r.id)
+    const idle = [...held.runs.values()]
+      .filter((r) => !r.failure && !r.stopped && !this.#retrying.has(r.id))
+      .map((r) => r.id)
     for (const first of await cp.deliveries.nextRetryRequests(idle)) {
       const run = held.runs.get(first.subscriptionId)
       if (!run || run.failure || run.stopped || this.#retrying.has(run.id)) continue
       // this subscription's requests one after the other, until none is left (or the run stops)
       const drain = async () => {
-        for (let req: RetryRequestDoc | undefined = first; req && (await this.#request(run, req)); ) req = (await cp.deliveries.nextRetryRequests([run.id]))[0]
+        for (let req: RetryRequestDoc | undefined = first; req && (await this.#request(run, req));)
+          req = (await cp.deliveries.nextRetryRequests([run.id]))[0]
       }
       const done = drain()
-        .catch((err: unknown) => log.warn('retry request failed; it is taken up again', { subscriptionId: run.id, error: err }))
+        .catch((err: unknown) =>
+          log.warn('retry request failed; it is taken up again', { subscriptionId: run.id, error: err }),
+        )
         .finally(() => this.#retrying.delete(run.id))
       this.#retrying.set(run.id, done)
     }
@@ -104,8 +110,14 @@ export class RetryRequests {
     }
     await this.#redeliverInLanes(run, items, out)
     if (run.stopped) return false
-    const more = [out.superseded > 0 ? `${out.superseded} superseded by a newer record of their key` : '', out.failed > 0 ? `${out.failed} failed` : ''].filter(Boolean)
-    await cp.deliveries.completeRetryRequest(req._id, [`re-delivered ${out.redelivered} of ${docs.length}`, ...more].join('; '))
+    const more = [
+      out.superseded > 0 ? `${out.superseded} superseded by a newer record of their key` : '',
+      out.failed > 0 ? `${out.failed} failed` : '',
+    ].filter(Boolean)
+    await cp.deliveries.completeRetryRequest(
+      req._id,
+      [`re-delivered ${out.redelivered} of ${docs.length}`, ...more].join('; '),
+    )
     return true
   }
 
@@ -114,7 +126,11 @@ export class RetryRequests {
     const { deps, outcomes } = this.#o
     const dl = doc.deadLetter
     if (!dl) {
-      this.#o.log.warn('retry request for a delivery without a stored dead letter: nothing to re-deliver', { subscriptionId: run.id, eventId: doc.eventId, status: doc.status })
+      this.#o.log.warn('retry request for a delivery without a stored dead letter: nothing to re-deliver', {
+        subscriptionId: run.id,
+        eventId: doc.eventId,
+        status: doc.status,
+      })
       return null
     }
     const message = deadLetterMessage(dl)
@@ -143,11 +159,17 @@ export class RetryRequests {
    * request, from the oldest dead letter), by one enqueued since (a watch), or by one its lane holds.
    * Superseded ones stay dead, with the reason. Resolves once every one is delivered or failed again.
    */
-  async #redeliverInLanes(run: Run, items: Array<{ doc: DeliveryDoc; record: SinkRecord }>, out: Counts): Promise<void> {
+  async #redeliverInLanes(
+    run: Run,
+    items: Array<{ doc: DeliveryDoc; record: SinkRecord }>,
+    out: Counts,
+  ): Promise<void> {
     const { queue, positions, outcomes, log } = this.#o
     if (items.length === 0 || run.stopped) return
     const latest = new Map<string, number>()
-    for (const { record } of items) if (record.key !== null) latest.set(laneKey(record), Math.max(latest.get(laneKey(record)) ?? -1, Number(record.offset)))
+    for (const { record } of items)
+      if (record.key !== null)
+        latest.set(laneKey(record), Math.max(latest.get(laneKey(record)) ?? -1, Number(record.offset)))
     const superseded: DeliveryDoc[] = []
     const live = items.filter(({ doc, record }) => {
       const keep = record.key === null || Number(record.offset) === latest.get(laneKey(record))
@@ -164,7 +186,17 @@ export class RetryRequests {
       const offset = Number(record.offset)
       if (record.key === null || !part || offset + 1 >= positions.seen(part)) continue
       let range = ranges.get(k)
-      if (!range) ranges.set(k, (range = { topic: record.topic, partition: record.partition, from: offset + 1, high: positions.seen(part), seed: [] }))
+      if (!range)
+        ranges.set(
+          k,
+          (range = {
+            topic: record.topic,
+            partition: record.partition,
+            from: offset + 1,
+            high: positions.seen(part),
+            seed: [],
+          }),
+        )
       range.from = Math.min(range.from, offset + 1)
       range.seed.push({ key: rawOf(record)?.key ?? null, offset })
       scanned.add(record)
@@ -174,14 +206,30 @@ export class RetryRequests {
       const winners =
         ranges.size === 0
           ? new Map<string, Float64Array>()
-          : await this.#scans.run(() => scanLatest({ kafka: this.#o.deps.kafka, groupId: `${this.#o.settings.groupId}.retry.${run.id}`, ranges: [...ranges.values()], deliverable: () => true, logger: log }).result)
+          : await this.#scans.run(
+              () =>
+                scanLatest({
+                  kafka: this.#o.deps.kafka,
+                  groupId: `${this.#o.settings.groupId}.retry.${run.id}`,
+                  ranges: [...ranges.values()],
+                  deliverable: () => true,
+                  logger: log,
+                }).result,
+            )
       if (run.stopped) return
       // In one tick with the watches' verdicts: queued behind what the lane holds (or refused when it holds anything).
       live.forEach(({ doc, record }, i) => {
         const w = winners.get(tpKey(record.topic, record.partition))
         const offset = Number(record.offset)
-        const newer = (scanned.has(record) && !(w && w[countBelow(w, offset)] === offset)) || watches[i]?.enqueuedSince() === true
-        const delivered = newer ? null : queue.inject(run.id, record, { deliver: (r, { signal }) => this.#o.delivery.deliver(run, r, signal, true), policy: REDELIVERY_POLICY, ifLatest: record.key !== null })
+        const newer =
+          (scanned.has(record) && !(w && w[countBelow(w, offset)] === offset)) || watches[i]?.enqueuedSince() === true
+        const delivered = newer
+          ? null
+          : queue.inject(run.id, record, {
+              deliver: (r, { signal }) => this.#o.delivery.deliver(run, r, signal, true),
+              policy: REDELIVERY_POLICY,
+              ifLatest: record.key !== null,
+            })
         if (!delivered) return void superseded.push(doc)
         pending.push(
           delivered.then(
@@ -192,7 +240,11 @@ export class RetryRequests {
             async (err: unknown) => {
               if (run.stopped) return
               out.failed++
-              await outcomes.markDeadAgain(run, doc, `retry failed: ${err instanceof Error ? err.message : String(err)}`)
+              await outcomes.markDeadAgain(
+                run,
+                doc,
+                `retry failed: ${err instanceof Error ? err.message : String(err)}`,
+              )
             },
           ),
         )

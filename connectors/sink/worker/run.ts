@@ -174,7 +174,9 @@ export function fenceCalls(run: Run): void {
 /** Runs `fn` after the run's earlier control operations (one at a time per run). */
 export function serial(run: Run, fn: () => Promise<void>, log: Logger): Promise<void> {
   const next = run.ops.then(fn, fn)
-  run.ops = next.catch((err: unknown) => log.error('subscription control operation failed', { subscriptionId: run.id, error: err }))
+  run.ops = next.catch((err: unknown) =>
+    log.error('subscription control operation failed', { subscriptionId: run.id, error: err }),
+  )
   return next
 }
 

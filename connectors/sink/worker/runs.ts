@@ -70,8 +70,12 @@ export class Runs {
       const started: Run[] = []
       await Promise.all(ids.map((id) => this.start(id, pre.get(id), started).catch((err: unknown) => release(id, err))))
       const live = started.filter((r) => !r.stopped)
-      await positions.writeCursors(live, true).catch((err: unknown) => log.warn('first cursor write failed; the next flush writes them', { error: err }))
-      await status.reportRuns(live, true).catch((err: unknown) => log.warn('status report failed; the next status pass reports', { error: err }))
+      await positions
+        .writeCursors(live, true)
+        .catch((err: unknown) => log.warn('first cursor write failed; the next flush writes them', { error: err }))
+      await status
+        .reportRuns(live, true)
+        .catch((err: unknown) => log.warn('status report failed; the next status pass reports', { error: err }))
     })()
     const p: Promise<void> = all.finally(() => {
       for (const id of ids) if (held.starting.get(id) === p) held.starting.delete(id)
@@ -89,7 +93,12 @@ export class Runs {
     ])
     const subById = new Map(subs.map((d) => [d._id, d]))
     const connById = new Map(conns.map((d) => [d._id, d]))
-    return new Map(ids.map((id) => [id, { sub: subById.get(id) ?? null, conn: connById.get(id) ?? null, cursor: curs.get(id) ?? null }]))
+    return new Map(
+      ids.map((id) => [
+        id,
+        { sub: subById.get(id) ?? null, conn: connById.get(id) ?? null, cursor: curs.get(id) ?? null },
+      ]),
+    )
   }
 
   /**
@@ -99,7 +108,9 @@ export class Runs {
   async start(id: string, pre?: Preloaded, started?: Run[]): Promise<void> {
     const { deps: d, settings, store, held, queue, positions, status, log } = this.#o
     const cp = d.controlPlane
-    const [stored, conn] = pre ? [pre.sub, pre.conn] : await Promise.all([cp.cols.subscriptions.findOne({ _id: id }), cp.cols.connectors.findOne({ _id: id })])
+    const [stored, conn] = pre
+      ? [pre.sub, pre.conn]
+      : await Promise.all([cp.cols.subscriptions.findOne({ _id: id }), cp.cols.connectors.findOne({ _id: id })])
     // what the subscription set itself (a frozen copy of old defaults, not migrated yet, counts as inherited)
     const sub = stored && { ...stored, deliveryPolicy: ownDeliveryPolicy(stored) }
     if (!sub || !conn) {
@@ -111,7 +122,9 @@ export class Runs {
       await store.release(id, settings.workerId)
       return
     }
-    const topics = d.topics.filter((t) => sub.eventTypes.includes(t.name) || t.eventTypes.some((e) => sub.eventTypes.includes(e))).map((t) => t.name)
+    const topics = d.topics
+      .filter((t) => sub.eventTypes.includes(t.name) || t.eventTypes.some((e) => sub.eventTypes.includes(e)))
+      .map((t) => t.name)
     const run = newRun(id, sub, conn, topics)
     try {
       for (const [eventType, version] of Object.entries(pinsOf(sub))) {
@@ -126,7 +139,10 @@ export class Runs {
       })
     } catch (err) {
       if (err instanceof SyndicationError && err.retriable) throw err
-      run.failure = { code: err instanceof SyndicationError ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) }
+      run.failure = {
+        code: err instanceof SyndicationError ? err.code : 'INTERNAL',
+        message: err instanceof Error ? err.message : String(err),
+      }
       run.lastError = { ...run.failure, at: new Date() }
       held.runs.set(id, run)
       log.error('subscription cannot run: its sink does not start', { subscriptionId: id, error: err })
@@ -148,7 +164,12 @@ export class Runs {
       at = positions.fromCursor(sub, topics, cursor)
     }
 
-    await this.#o.snapshots.prepare(run, { hasCursor: cursor !== null, cursorResetId: cursor?.appliedResetId ?? null, applyingReset, positions: at })
+    await this.#o.snapshots.prepare(run, {
+      hasCursor: cursor !== null,
+      cursorResetId: cursor?.appliedResetId ?? null,
+      applyingReset,
+      positions: at,
+    })
     await this.#o.grants.load([sub.partnerId])
 
     const policy = deliveryPolicy(sub, d.defaults)
@@ -159,7 +180,10 @@ export class Runs {
       // a batching sink (REST) gathers concurrent keys into one request: let batchSize keys be in flight
       concurrency: run.sink?.batchSize !== undefined ? Math.max(concurrency, run.sink.batchSize) : concurrency,
       parkAfterFailures: d.defaults.parkAfterFailures,
-      disableAfterMs: Math.min(d.defaults.disableAfterMs, (sub.deliveryPolicy?.disableAfterFailingSeconds ?? Infinity) * 1000),
+      disableAfterMs: Math.min(
+        d.defaults.disableAfterMs,
+        (sub.deliveryPolicy?.disableAfterFailingSeconds ?? Infinity) * 1000,
+      ),
       rateLimitPerSecond: sub.deliveryPolicy?.rateLimitPerSecond ?? 0,
       deliver: (record, { signal }) => this.#o.delivery.deliver(run, record, signal),
     })
@@ -171,7 +195,13 @@ export class Runs {
         const pos = at.get(k) ?? 0
         queue.skip(id, t, p, pos - 1) // the queue's floor: nothing below the cursor is offered again
         const shared = positions.sharedNext.get(k)
-        run.parts.set(k, { topic: t, partition: p, key: k, next: pos, attached: !paused && !run.snapshot && shared !== undefined && pos >= shared })
+        run.parts.set(k, {
+          topic: t,
+          partition: p,
+          key: k,
+          next: pos,
+          attached: !paused && !run.snapshot && shared !== undefined && pos >= shared,
+        })
       }
       let set = held.byTopic.get(t)
       if (!set) held.byTopic.set(t, (set = new Set()))
@@ -184,7 +214,11 @@ export class Runs {
       await positions.writeCursors([run], true)
       await status.reportRun(run, true)
     }
-    log.info('subscription running', { subscriptionId: id, state: conn.desiredState, detached: [...run.parts.values()].filter((p) => !p.attached).length })
+    log.info('subscription running', {
+      subscriptionId: id,
+      state: conn.desiredState,
+      detached: [...run.parts.values()].filter((p) => !p.attached).length,
+    })
   }
 
   /**
@@ -216,20 +250,46 @@ export class Runs {
     }
     held.changed()
     this.#o.delivery.wake() // held deliveries of these runs see their abort
-    await Promise.all(stopping.map(async (run) => {
-      await run.snapshot?.scan?.abort()
-      await this.#o.catchUp.stop(run)
-    }))
+    await Promise.all(
+      stopping.map(async (run) => {
+        await run.snapshot?.scan?.abort()
+        await this.#o.catchUp.stop(run)
+      }),
+    )
     const flushable = stopping.filter((r) => !r.failure)
-    if (opts.flush && leaseValid() && flushable.length > 0) await positions.writeCursors(flushable, true).catch((err: unknown) => log.warn('cursor write failed on stop', { subscriptions: flushable.length, error: err }))
+    if (opts.flush && leaseValid() && flushable.length > 0)
+      await positions
+        .writeCursors(flushable, true)
+        .catch((err: unknown) =>
+          log.warn('cursor write failed on stop', { subscriptions: flushable.length, error: err }),
+        )
     if (opts.state && leaseValid()) {
       const state = opts.state
-      const reports = stopping.map((run) => [run.id, status.status(state, run.generation, run.appliedResetId, run.failure ? {} : positions.of(run), null, run.lastError)] as const)
+      const reports = stopping.map(
+        (run) =>
+          [
+            run.id,
+            status.status(
+              state,
+              run.generation,
+              run.appliedResetId,
+              run.failure ? {} : positions.of(run),
+              null,
+              run.lastError,
+            ),
+          ] as const,
+      )
       await deps.controlPlane.reportConnectorStatuses(reports).catch(() => undefined)
     }
     await Promise.all(stopping.flatMap((run) => (run.sink ? [run.sink.stop().catch(() => undefined)] : [])))
     for (const run of stopping) held.runs.delete(run.id)
-    if (opts.release) await store.releaseMany(stopping.map((r) => r.id), settings.workerId).catch(() => undefined)
+    if (opts.release)
+      await store
+        .releaseMany(
+          stopping.map((r) => r.id),
+          settings.workerId,
+        )
+        .catch(() => undefined)
   }
 }
 

@@ -39,7 +39,9 @@ export const READER_OPTIONS = {
 /** Offers one message to a run: enqueue when wanted, skip otherwise. */
 export function offer(queue: DeliveryQueue, run: Run, m: DecodedMessage): void {
   const type = m.eventType
-  const wanted = (run.wanted.has(m.topic) || (type !== undefined && run.wanted.has(type)) || type === undefined) && (!run.snapshot || run.snapshot.wants(tpKey(m.topic, m.partition), Number(m.offset)))
+  const wanted =
+    (run.wanted.has(m.topic) || (type !== undefined && run.wanted.has(type)) || type === undefined) &&
+    (!run.snapshot || run.snapshot.wants(tpKey(m.topic, m.partition), Number(m.offset)))
   if (wanted) queue.enqueue(run.id, m.record(run.readers.get(m.topic)))
   else queue.skip(run.id, m.topic, m.partition, m.offset)
 }
@@ -84,7 +86,10 @@ export class SharedReader {
     // A group per process start: a process restarted under the same worker id after kill -9 would
     // otherwise wait for its predecessor's member to time out of the group (sessionTimeout, 10 s)
     // before it reads anything. Nothing depends on the group's offsets: the start is the cursors'.
-    const consumer = d.kafka.consumer({ groupId: `${s.groupId}.${s.workerId}.${incarnation.slice(0, 8)}`, ...READER_OPTIONS })
+    const consumer = d.kafka.consumer({
+      groupId: `${s.groupId}.${s.workerId}.${incarnation.slice(0, 8)}`,
+      ...READER_OPTIONS,
+    })
     this.#consumer = consumer
     await consumer.connect()
     await consumer.subscribe({ topics: d.topics.map((t) => t.name), fromBeginning: false })
@@ -100,7 +105,9 @@ export class SharedReader {
       positions.sharedNext.set(k, offset)
     }
     // a re-join resumes from the group's offsets: commit the start at once, never a later default
-    await consumer.commitOffsets([...start].map(([k, offset]) => ({ topic: splitKey(k)[0], partition: splitKey(k)[1], offset: String(offset) })))
+    await consumer.commitOffsets(
+      [...start].map(([k, offset]) => ({ topic: splitKey(k)[0], partition: splitKey(k)[1], offset: String(offset) })),
+    )
     for (const [k, offset] of start) this.#committed.set(k, offset)
   }
 
@@ -117,7 +124,9 @@ export class SharedReader {
     await loadSchemas(d.serde, batch.messages, this.#o.unknownSchemas)
     const targets: Run[] = []
     const metrics = d.metrics
-    const filtered = metrics ? (sink: string, count: number) => metrics.deliveries.inc({ sink, outcome: 'filtered' }, count) : undefined
+    const filtered = metrics
+      ? (sink: string, count: number) => metrics.deliveries.inc({ sink, outcome: 'filtered' }, count)
+      : undefined
     let n = 0
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) break
@@ -132,7 +141,10 @@ export class SharedReader {
           if (!run.parts.get(k)?.attached) continue // detached by an earlier record of this loop
           offer(queue, run, m)
           if (queue.buffered(run.id) >= settings.maxBuffered) {
-            log.info('subscription falls behind: leaving the shared stream for a catch-up reader', { subscriptionId: run.id, buffered: queue.buffered(run.id) })
+            log.info('subscription falls behind: leaving the shared stream for a catch-up reader', {
+              subscriptionId: run.id,
+              buffered: queue.buffered(run.id),
+            })
             positions.detachAll(run)
             run.throttled = true
           }
@@ -151,7 +163,13 @@ export class SharedReader {
     const entries = []
     for (const run of held.byTopic.get(topic) ?? []) {
       if (!run.parts.get(k)?.attached) continue
-      entries.push({ run, filter: run.sub.filter, partnerId: run.sub.partnerId, sinkType: run.sub.sink.type, indexable: !run.readers.has(topic) && !run.snapshot })
+      entries.push({
+        run,
+        filter: run.sub.filter,
+        partnerId: run.sub.partnerId,
+        sinkType: run.sub.sink.type,
+        indexable: !run.readers.has(topic) && !run.snapshot,
+      })
     }
     const index = new DispatchIndex(entries)
     this.#dispatch.set(k, { version: held.dispatchVersion, index })

@@ -35,23 +35,56 @@ export class SnapshotBootstrap {
   }
 
   /** Starts a new snapshot, resumes an unfinished one, or only loads the last one for the status. Before the cursor is written. */
-  async prepare(run: Run, a: { hasCursor: boolean; cursorResetId: string | null; applyingReset: OffsetReset | null; positions: Map<string, number> }): Promise<void> {
+  async prepare(
+    run: Run,
+    a: {
+      hasCursor: boolean
+      cursorResetId: string | null
+      applyingReset: OffsetReset | null
+      positions: Map<string, number>
+    },
+  ): Promise<void> {
     const { store, settings, log } = this.#o
     const existing = await store.get(run.id)
-    const decision = snapshotDecision({ startFrom: run.sub.startFrom, hasCursor: a.hasCursor, cursorResetId: a.cursorResetId, applyingReset: a.applyingReset, existing })
+    const decision = snapshotDecision({
+      startFrom: run.sub.startFrom,
+      hasCursor: a.hasCursor,
+      cursorResetId: a.cursorResetId,
+      applyingReset: a.applyingReset,
+      existing,
+    })
     let doc: SnapshotDoc
     if (decision === 'new') {
       const highs: Record<string, string> = {}
-      for (const t of run.topics) for (const o of await this.#o.admin().fetchTopicOffsets(t)) highs[tpKey(t, o.partition)] = o.high
+      for (const t of run.topics)
+        for (const o of await this.#o.admin().fetchTopicOffsets(t)) highs[tpKey(t, o.partition)] = o.high
       const now = new Date()
-      doc = { _id: run.id, snapshotId: `snp_${randomUUID().replaceAll('-', '').slice(0, 20)}`, resetId: a.applyingReset?.id ?? null, highs, phase: 'scanning', total: null, done: 0, startedAt: now, completedAt: null, workerId: settings.workerId, updatedAt: now }
+      doc = {
+        _id: run.id,
+        snapshotId: `snp_${randomUUID().replaceAll('-', '').slice(0, 20)}`,
+        resetId: a.applyingReset?.id ?? null,
+        highs,
+        phase: 'scanning',
+        total: null,
+        done: 0,
+        startedAt: now,
+        completedAt: null,
+        workerId: settings.workerId,
+        updatedAt: now,
+      }
       await store.put(doc) // before the cursor: a cursor of this start always has its snapshot document
       log.info('snapshot started', { subscriptionId: run.id, snapshotId: doc.snapshotId, highs })
     } else if (decision === 'resume') {
       doc = { ...existing!, phase: 'scanning', workerId: settings.workerId }
-      log.info('snapshot resumed from the cursor', { subscriptionId: run.id, snapshotId: doc.snapshotId, done: doc.done, total: doc.total })
+      log.info('snapshot resumed from the cursor', {
+        subscriptionId: run.id,
+        snapshotId: doc.snapshotId,
+        done: doc.done,
+        total: doc.total,
+      })
     } else {
-      if (existing && a.applyingReset) await store.delete(run.id) // another reset replaces the snapshot
+      if (existing && a.applyingReset)
+        await store.delete(run.id) // another reset replaces the snapshot
       else if (existing?.phase === 'live') run.lastSnapshot = finishedProgress(existing)
       return
     }
@@ -64,7 +97,8 @@ export class SnapshotBootstrap {
     const snap = run.snapshot!
     if (snap.phase === 'scanning') {
       // a scan is a reader of its own: it counts against maxCatchUpReaders
-      if (!snap.scan && run.desiredState === 'running' && Date.now() >= snap.retryAt && slots.free) this.#startScan(run, snap)
+      if (!snap.scan && run.desiredState === 'running' && Date.now() >= snap.retryAt && slots.free)
+        this.#startScan(run, snap)
       return true
     }
     if (snap.phase === 'delivering' && snap.complete(this.#o.positions.of(run))) {
@@ -72,7 +106,11 @@ export class SnapshotBootstrap {
       run.snapshot = null
       this.#o.held.changed()
       run.lastSnapshot = finishedProgress(snap.doc)
-      log.info('snapshot complete: live from here on', { subscriptionId: run.id, snapshotId: snap.doc.snapshotId, keys: snap.doc.total })
+      log.info('snapshot complete: live from here on', {
+        subscriptionId: run.id,
+        snapshotId: snap.doc.snapshotId,
+        keys: snap.doc.total,
+      })
       this.#saveAndReport(run, snap.doc)
     }
     return false
@@ -105,7 +143,12 @@ export class SnapshotBootstrap {
         if (run.stopped || run.snapshot !== snap || snap.scan !== scan) return
         snap.scan = null
         snap.scannedAll(winners)
-        log.info('snapshot scanned: delivering the latest record of every key', { subscriptionId: run.id, snapshotId: snap.doc.snapshotId, keys: snap.doc.total, scanned: snap.scanned })
+        log.info('snapshot scanned: delivering the latest record of every key', {
+          subscriptionId: run.id,
+          snapshotId: snap.doc.snapshotId,
+          keys: snap.doc.total,
+          scanned: snap.scanned,
+        })
         this.#saveAndReport(run, snap.doc)
       },
       (err: unknown) => {
@@ -119,10 +162,14 @@ export class SnapshotBootstrap {
 
   /** Saves the snapshot's progress and reports the run, in the run's turn. */
   #saveAndReport(run: Run, doc: SnapshotDoc): void {
-    serialBg(run, async () => {
-      await this.#save(run, doc)
-      await this.#o.report(run)
-    }, this.#o.log)
+    serialBg(
+      run,
+      async () => {
+        await this.#save(run, doc)
+        await this.#o.report(run)
+      },
+      this.#o.log,
+    )
   }
 
   async #save(run: Run, doc: SnapshotDoc): Promise<void> {

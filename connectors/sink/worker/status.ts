@@ -53,17 +53,34 @@ export class StatusReports {
     for (const [k, v] of Object.entries(positions)) lag += Math.max(0, (at.high.get(k) ?? 0) - Number(v))
     const snapshot = run.snapshot ? run.snapshot.progress(positions) : run.lastSnapshot
     if (state === 'running' && snapshot && snapshot.phase !== 'live') state = 'snapshotting'
-    const status = { ...this.status(state, run.generation, run.appliedResetId, positions, lag, run.lastError), snapshot }
+    const status = {
+      ...this.status(state, run.generation, run.appliedResetId, positions, lag, run.lastError),
+      snapshot,
+    }
     this.#o.metrics?.subscriptionLag.set({ subscription: run.id }, lag)
-    const key = JSON.stringify([state, run.generation, run.appliedResetId, run.lastError?.message ?? null, snapshot?.phase ?? null])
+    const key = JSON.stringify([
+      state,
+      run.generation,
+      run.appliedResetId,
+      run.lastError?.message ?? null,
+      snapshot?.phase ?? null,
+    ])
     if (changedOnly && key === run.lastReport) return null
-    if (!changedOnly && key === run.lastReport && Date.now() - run.lastReportAt < settings.statusIntervalMs / 2) return null
+    if (!changedOnly && key === run.lastReport && Date.now() - run.lastReportAt < settings.statusIntervalMs / 2)
+      return null
     run.lastReport = key
     run.lastReportAt = Date.now()
     return status
   }
 
-  status(state: ConnectorStatus['state'], generation: number, resetId: string | null, positions: Record<string, string>, lag: number | null, lastError: Run['lastError']): ConnectorStatus {
+  status(
+    state: ConnectorStatus['state'],
+    generation: number,
+    resetId: string | null,
+    positions: Record<string, string>,
+    lag: number | null,
+    lastError: Run['lastError'],
+  ): ConnectorStatus {
     return {
       state,
       workerId: this.#o.settings.workerId,
