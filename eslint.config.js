@@ -52,6 +52,8 @@ export default tseslint.config(
     languageOptions: { globals: node },
     rules: {
       'max-len': ['error', { code: 120, ignoreUrls: true }],
+      // Prettier's layout of a member call on its own line (`stream\n  [Symbol.asyncIterator]()`) is not a hazard
+      'no-unexpected-multiline': 'off',
       '@typescript-eslint/no-unused-vars': [
         'error',
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', ignoreRestSiblings: true },

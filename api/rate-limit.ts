@@ -87,10 +87,8 @@ export class HttpRateLimit {
     }
     const left = this.buckets.tokens(id, now)
     res.setHeader('RateLimit-Policy', this.#field)
-    res.setHeader(
-      'RateLimit',
-      `"${this.#policy.name}";r=${Math.max(0, Math.floor(left))};t=${left >= 1 ? 1 : this.buckets.waitSeconds(id, now)}`,
-    )
+    const t = left >= 1 ? 1 : this.buckets.waitSeconds(id, now)
+    res.setHeader('RateLimit', `"${this.#policy.name}";r=${Math.max(0, Math.floor(left))};t=${t}`)
     return true
   }
 }

@@ -73,7 +73,9 @@ async function startArm(
 export const benchmark: Benchmark = {
   name: 'csv',
   description:
-    'CSV stock file → Kafka through the csv-drop source vs raw kafkajs with the same messages pre-encoded (headers included, same batch size), rows/s and peak RSS, each arm in its own process',
+    'CSV stock file → Kafka through the csv-drop source vs raw kafkajs with the ' +
+    'same messages pre-encoded (headers included, same batch size), rows/s and ' +
+    'peak RSS, each arm in its own process',
   async run(ctx): Promise<Figure[]> {
     const env = await benchEnv('csv')
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-csv-'))

@@ -147,7 +147,10 @@ async function raw(urls: string[], durationMs: number): Promise<number> {
 
 export const benchmark: Benchmark = {
   name: 'fanout',
-  description: `deliveries/s to ${SUBSCRIPTIONS} webhook subscriptions (delivery queue + Standard Webhooks sink) vs raw undici.request, ${CONCURRENCY} in flight per endpoint`,
+  description:
+    `deliveries/s to ${SUBSCRIPTIONS} webhook subscriptions (delivery queue + ` +
+    `Standard Webhooks sink) vs raw undici.request, ${CONCURRENCY} in flight per ` +
+    `endpoint`,
   async run(ctx): Promise<Figure[]> {
     const { child, urls } = await startReceivers(SUBSCRIPTIONS)
     try {

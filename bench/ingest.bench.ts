@@ -1,6 +1,7 @@
 /**
  * Events/s accepted by POST /v1/events/inventory.level.changed (batches of 500, Avro, acks=all,
- * 202 after the ack; the clients in a child process) beside raw kafkajs producing the same messages pre-encoded (Avro key and value
+ * 202 after the ack; the clients in a child process) beside raw kafkajs producing the same messages pre-encoded (Avro
+ * key and value
  * in the Confluent wire format and the same nine CloudEvents/traceparent headers the platform puts on
  * every event, all built before the clock starts), in the same batch sizes, with the same number of
  * concurrent senders, the same producer settings (idempotent, acks=all, no compression), in the
@@ -28,7 +29,10 @@ const SENDERS = 4
 
 export const benchmark: Benchmark = {
   name: 'ingest',
-  description: `POST /v1/events (batches of ${BATCH}, ${SENDERS} concurrent clients in a child process, Avro, acks=all) vs raw kafkajs sending the same messages pre-encoded (envelope headers included), events/s`,
+  description:
+    `POST /v1/events (batches of ${BATCH}, ${SENDERS} concurrent clients in a ` +
+    `child process, Avro, acks=all) vs raw kafkajs sending the same messages ` +
+    `pre-encoded (envelope headers included), events/s`,
   async run(ctx): Promise<Figure[]> {
     const env = await benchEnv('ingest')
     try {
@@ -49,7 +53,8 @@ export const benchmark: Benchmark = {
         return { n, sec: (Date.now() - t0) / 1000 }
       }
 
-      // Platform (without the per-key rate limit, INGEST_RATE_LIMIT_EVENTS_PER_SECOND: the figure is the pipeline's capacity)
+      // Platform (without the per-key rate limit, INGEST_RATE_LIMIT_EVENTS_PER_SECOND: the figure is the pipeline's
+      // capacity)
       const ingest = createHttpIngest({
         kafka: env.kafka,
         serde: env.serde,

@@ -87,10 +87,16 @@ const cpuPerRecord = (t: Tally) => t.cpuUs / Math.max(1, t.n)
 /** One round's figures for the progress lines (the rounds' spread shows how much the machine drifted). */
 function roundFigures(t: Tally, before: Tally): string {
   const n = t.n - before.n
-  return `${Math.round(n / (t.sec - before.sec)).toLocaleString('en-US')} rec/s, ${((t.cpuUs - before.cpuUs) / Math.max(1, n)).toFixed(1)} µs CPU/rec`
+  return (
+    `${Math.round(n / (t.sec - before.sec)).toLocaleString('en-US')} rec/s, ` +
+    `${((t.cpuUs - before.cpuUs) / Math.max(1, n)).toFixed(1)} µs CPU/rec`
+  )
 }
 
-/** @platformatic/kafka's connection options from the platform's Kafka settings (brokers, timeouts, TLS, SASL), as kafkajs gets them. */
+/**
+ * @platformatic/kafka's connection options from the platform's Kafka settings (brokers, timeouts, TLS, SASL), as
+ * kafkajs gets them.
+ */
 function platformaticBase(config: AppConfig, clientId: string) {
   const k = kafkaConfig(config, clientId)
   const sasl = k.sasl as { mechanism: string; username: string; password: string } | undefined
@@ -320,7 +326,12 @@ async function consume(
 
 export const benchmark: Benchmark = {
   name: 'kafka-client',
-  description: `kafkajs (the platform's, patched) vs @platformatic/kafka on one topic of ${PARTITIONS} partitions: produce (the ingest's records, ${BATCH} per send, acks=all; idempotent one at a time, then ${IN_FLIGHT} in flight), produce latency (one record per send), consume (a group from the beginning); records/s, ms, CPU µs per record`,
+  description:
+    `kafkajs (the platform's, patched) vs @platformatic/kafka on one topic of ` +
+    `${PARTITIONS} partitions: produce (the ingest's records, ${BATCH} per send, ` +
+    `acks=all; idempotent one at a time, then ${IN_FLIGHT} in flight), produce ` +
+    `latency (one record per send), consume (a group from the beginning); ` +
+    `records/s, ms, CPU µs per record`,
   defaultDurationMs: 4000,
   async run(ctx): Promise<Figure[]> {
     const recordsPerSecond = positiveInt('BENCH_KAFKA_CLIENT_RATE', 1000)
@@ -376,7 +387,9 @@ export const benchmark: Benchmark = {
           const r = await latency(c, arm, recordsPerSecond, half, single[arm])
           const failed = r.failed > 0 ? `, ${r.failed} sends failed` : ''
           ctx.progress(
-            `produce latency, round ${i + 1}, ${arm}: p50 ${percentile(r.latencies, 0.5).toFixed(2)} ms, p99 ${percentile(r.latencies, 0.99).toFixed(2)} ms${failed}`,
+            `produce latency, round ${i + 1}, ${arm}: p50 ` +
+              `${percentile(r.latencies, 0.5).toFixed(2)} ms, p99 ` +
+              `${percentile(r.latencies, 0.99).toFixed(2)} ms${failed}`,
           )
           latencies[arm].push(...r.latencies)
           produced += r.latencies.length

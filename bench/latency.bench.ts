@@ -50,7 +50,12 @@ const WARMUP_MS = 8000
 const here = path.dirname(fileURLToPath(import.meta.url))
 
 function summary(name: string, r: LatencyRun): string {
-  return `${name}: ${r.latencies.length}/${r.sent} measured events arrived, p50 ${percentile(r.latencies, 0.5).toFixed(1)} ms, p99 ${percentile(r.latencies, 0.99).toFixed(1)} ms, max ${percentile(r.latencies, 1).toFixed(1)} ms`
+  return (
+    `${name}: ${r.latencies.length}/${r.sent} measured events arrived, p50 ` +
+    `${percentile(r.latencies, 0.5).toFixed(1)} ms, p99 ` +
+    `${percentile(r.latencies, 0.99).toFixed(1)} ms, max ` +
+    `${percentile(r.latencies, 1).toFixed(1)} ms`
+  )
 }
 
 export const benchmark: Benchmark = {
@@ -59,12 +64,14 @@ export const benchmark: Benchmark = {
   // stall of a shared 2-core machine decides alone (5-s runs gave 9.7 to 28.8 ms; 20-s runs 9.5 to 16.0)
   defaultDurationMs: 20_000,
   description:
-    'POST /v1/events accepted -> webhook received (open loop, one event per request) vs raw kafkajs produce -> consume at the same rate, p50/p99 ms',
+    'POST /v1/events accepted -> webhook received (open loop, one event per ' +
+    'request) vs raw kafkajs produce -> consume at the same rate, p50/p99 ms',
   async run(ctx): Promise<Figure[]> {
     const config = loadConfig()
     const rate = config.bench.latencyRate
     const brokerWarmupMs = config.bench.latencyBrokerWarmupMs
-    // Times by event sequence: intended send and 202 (from the publisher child), first arrival (from the receivers child).
+    // Times by event sequence: intended send and 202 (from the publisher child), first arrival (from the receivers
+    // child).
     const intended = new Map<number, number>()
     const accepted = new Map<number, number>()
     const arrivedAt = new Map<number, number>()
@@ -96,7 +103,10 @@ export const benchmark: Benchmark = {
         )
         const sixth = Math.max(1, Math.floor(bw.latencies.length / 6))
         ctx.progress(
-          `broker warm-up: produce -> consume p99 ${percentile(bw.latencies.slice(0, sixth), 0.99).toFixed(1)} ms in its first sixth, ${percentile(bw.latencies.slice(-sixth), 0.99).toFixed(1)} ms in its last`,
+          `broker warm-up: produce -> consume p99 ` +
+            `${percentile(bw.latencies.slice(0, sixth), 0.99).toFixed(1)} ms in its ` +
+            `first sixth, ${percentile(bw.latencies.slice(-sixth), 0.99).toFixed(1)} ms ` +
+            `in its last`,
         )
       }
       await h.subscribe({ url: `${hooks.bases[0]}/hooks`, name: 'latency' })
@@ -144,7 +154,8 @@ export const benchmark: Benchmark = {
       })
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events/inventory.level.changed`
 
-      // Platform: the publisher is a child process (bench/helpers/publisher-child.ts), as publishers are other machines.
+      // Platform: the publisher is a child process (bench/helpers/publisher-child.ts), as publishers are other
+      // machines.
       let failed = 0
       let answered = 0
       ctx.progress('platform: warm-up and measuring')
@@ -198,7 +209,8 @@ export const benchmark: Benchmark = {
         missing: sent - warm - fromAccepted.length,
       }
       if (process.env.BENCH_LATENCY_DUMP) {
-        // one line per event: seq, intended send, 202 received, webhook received (ms since the epoch), to find where the tail comes from
+        // one line per event: seq, intended send, 202 received, webhook received (ms since the epoch), to find where
+        // the tail comes from
         const rows = [...intended].map(([seq, t]) =>
           [seq, t, acceptedAt.get(seq) ?? null, accepted.get(seq) ?? null, arrivedAt.get(seq) ?? null].join(','),
         )
@@ -214,10 +226,15 @@ export const benchmark: Benchmark = {
           ` (${beforeAccept} webhooks arrived before the 202 was written)`,
       )
       ctx.progress(
-        `platform, from the POST being sent: p50 ${percentile(fromSend, 0.5).toFixed(1)} ms, p99 ${percentile(fromSend, 0.99).toFixed(1)} ms, max ${percentile(fromSend, 1).toFixed(1)} ms`,
+        `platform, from the POST being sent: p50 ` +
+          `${percentile(fromSend, 0.5).toFixed(1)} ms, p99 ` +
+          `${percentile(fromSend, 0.99).toFixed(1)} ms, max ` +
+          `${percentile(fromSend, 1).toFixed(1)} ms`,
       )
       ctx.progress(
-        `platform cold start (the ${WARMUP_MS} ms warm-up, fresh processes): 202 -> received p99 ${percentile(coldStart, 0.99).toFixed(1)} ms, from the POST being sent p99 ${percentile(coldStartFromSend, 0.99).toFixed(1)} ms`,
+        `platform cold start (the ${WARMUP_MS} ms warm-up, fresh processes): 202 -> ` +
+          `received p99 ${percentile(coldStart, 0.99).toFixed(1)} ms, from the POST ` +
+          `being sent p99 ${percentile(coldStartFromSend, 0.99).toFixed(1)} ms`,
       )
       ctx.progress('platform: stopping')
       await ingest.stop()

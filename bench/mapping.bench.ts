@@ -15,7 +15,9 @@ import { inventoryEvent } from './serde.bench.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
 const MAPPING =
-  '{ "externalId": value.sku, "location": value.locationId, "available": value.available, "incoming": value.incoming.{ "qty": quantity, "ref": reference }, "updatedAt": timestamp, "eventId": eventId }'
+  '{ "externalId": value.sku, "location": value.locationId, "available": ' +
+  'value.available, "incoming": value.incoming.{ "qty": quantity, "ref": ' +
+  'reference }, "updatedAt": timestamp, "eventId": eventId }'
 const SUBSCRIPTIONS = 4
 const IN_FLIGHT = 32
 
@@ -100,7 +102,8 @@ export const benchmark: Benchmark = {
           const rate = r.events / (r.ms / 1000)
           const prev = best.get(arm.name)
           ctx.progress(
-            `${arm.name}: ${Math.round(rate)} events/s, ${(r.cpuUs / r.events).toFixed(1)} µs CPU per event on this thread`,
+            `${arm.name}: ${Math.round(rate)} events/s, ` +
+              `${(r.cpuUs / r.events).toFixed(1)} µs CPU per event on this thread`,
           )
           if (!prev || rate > prev.rate) best.set(arm.name, { rate, cpuPerEventUs: r.cpuUs / r.events })
         }

@@ -313,7 +313,9 @@ export const benchmark: Benchmark = {
   name: 'partner-topics',
   defaultDurationMs: 20_000,
   description:
-    'live fan-out into 100 partner topics (kafka-topic sinks) vs raw kafkajs producing the same records, records/s; ingestion -> partner Kafka consumer p99 at 1,000 events/s',
+    'live fan-out into 100 partner topics (kafka-topic sinks) vs raw kafkajs ' +
+    'producing the same records, records/s; ingestion -> partner Kafka consumer ' +
+    'p99 at 1,000 events/s',
   async run(ctx): Promise<Figure[]> {
     const events = Number(process.env.BENCH_PARTNER_TOPICS_EVENTS ?? 2000)
     // the configured prefix: the partner's ACLs (its topics, its groups) are granted under it
@@ -340,11 +342,13 @@ export const benchmark: Benchmark = {
       if (process.env.BENCH_PARTNER_TOPICS_SKIP_LATENCY === '1')
         return [...(await throughputOnly(h, events, ctx.progress, cleanup))]
       ctx.progress(
-        `latency: ${LATENCY_RATE} events/s for ${ctx.durationMs} ms after ${WARMUP_MS} ms of warm-up, one kafka-topic subscription`,
+        `latency: ${LATENCY_RATE} events/s for ${ctx.durationMs} ms after ` +
+          `${WARMUP_MS} ms of warm-up, one kafka-topic subscription`,
       )
       const lat = await latency(h, ctx.durationMs, ctx.progress)
       ctx.progress(
-        `latency: ${lat.arrived}/${lat.sent} measured events arrived, p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms`,
+        `latency: ${lat.arrived}/${lat.sent} measured events arrived, p50 ` +
+          `${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms`,
       )
       const platform = await platformThroughput(h, events, ctx.progress)
       cleanup.push(...platform.topics)

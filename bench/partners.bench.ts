@@ -34,7 +34,8 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 export const benchmark: Benchmark = {
   name: 'partners',
   description:
-    'N active webhook subscriptions, each with its own rows, on one sink worker at an aggregate event rate: p99 produce -> received, peak RSS',
+    'N active webhook subscriptions, each with its own rows, on one sink worker ' +
+    'at an aggregate event rate: p99 produce -> received, peak RSS',
   async run(ctx): Promise<Figure[]> {
     const config = loadConfig()
     const subs = Math.max(1, config.bench.partnersSubscriptions)
@@ -58,7 +59,9 @@ export const benchmark: Benchmark = {
     const rawTopic = { ...h.topic, name: uniqueName('partners-raw') }
     try {
       ctx.progress(
-        `${subs} subscriptions over ${RECEIVER_SERVERS} receiver servers, subscription i filtered to SKU-i; ${rate} events/s spread over them (${(rate / subs).toFixed(2)} events/s each)`,
+        `${subs} subscriptions over ${RECEIVER_SERVERS} receiver servers, ` +
+          `subscription i filtered to SKU-i; ${rate} events/s spread over them ` +
+          `(${(rate / subs).toFixed(2)} events/s each)`,
       )
       const t0 = Date.now()
       let next = 0
@@ -97,7 +100,8 @@ export const benchmark: Benchmark = {
         )
         claiming.finish()
         ctx.progress(
-          `${worker.held().length} subscriptions running on one worker after ${Date.now() - t1} ms${running ? '' : ' (not all: measuring anyway)'}`,
+          `${worker.held().length} subscriptions running on one worker after ` +
+            `${Date.now() - t1} ms${running ? '' : ' (not all: measuring anyway)'}`,
         )
         const rssBefore = process.memoryUsage().rss / 1024 / 1024
         const warmEvents = Math.ceil((rate * WARMUP_MS) / 1000)
@@ -142,10 +146,15 @@ export const benchmark: Benchmark = {
         if (seq >= measureFrom && t !== undefined) latencies.push(at - t)
       }
       ctx.progress(
-        `${run.sent} events (${run.sent - measureFrom} measured), ${latencies.length}/${run.expected} measured deliveries arrived (${deliveries} in all, ${twice} events delivered more than once)`,
+        `${run.sent} events (${run.sent - measureFrom} measured), ` +
+          `${latencies.length}/${run.expected} measured deliveries arrived ` +
+          `(${deliveries} in all, ${twice} events delivered more than once)`,
       )
       ctx.progress(
-        `platform: p50 ${percentile(latencies, 0.5).toFixed(1)} ms, p99 ${percentile(latencies, 0.99).toFixed(1)} ms, max ${percentile(latencies, 1).toFixed(1)} ms; RSS ${run.rssBefore.toFixed(0)} MB with all running, peak ${peakMb.toFixed(0)} MB`,
+        `platform: p50 ${percentile(latencies, 0.5).toFixed(1)} ms, p99 ` +
+          `${percentile(latencies, 0.99).toFixed(1)} ms, max ` +
+          `${percentile(latencies, 1).toFixed(1)} ms; RSS ${run.rssBefore.toFixed(0)} ` +
+          `MB with all running, peak ${peakMb.toFixed(0)} MB`,
       )
 
       // Reference: raw kafkajs produce -> consume at the aggregate rate.
@@ -164,7 +173,9 @@ export const benchmark: Benchmark = {
       )
       const rawP99 = percentile(raw.latencies, 0.99)
       ctx.progress(
-        `raw kafkajs at ${rate} messages/s: ${raw.latencies.length}/${raw.sent} arrived, p50 ${percentile(raw.latencies, 0.5).toFixed(1)} ms, p99 ${rawP99.toFixed(1)} ms (reference)`,
+        `raw kafkajs at ${rate} messages/s: ${raw.latencies.length}/${raw.sent} ` +
+          `arrived, p50 ${percentile(raw.latencies, 0.5).toFixed(1)} ms, p99 ` +
+          `${rawP99.toFixed(1)} ms (reference)`,
       )
       return [
         figure('partners.p99', percentile(latencies, 0.99), 'ms', null, 100, true),

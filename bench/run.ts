@@ -60,8 +60,14 @@ export function formatFigure(f: Figure): string {
   const goal =
     f.goal === null
       ? ''
-      : `  goal ${f.lower ? '<=' : '>='} ${fmt(f.goal)}${f.ratio !== null ? 'x' : ' ' + f.unit} ${meets ? 'met' : 'NOT MET'}`
-  return `${f.name.padEnd(28)} ${fmt(f.value).padStart(12)} ${f.unit.padEnd(8)} baseline ${fmt(f.baseline).padStart(12)}  ratio ${fmt(f.ratio).padStart(6)}${goal}`
+      : `  goal ${f.lower ? '<=' : '>='} ` +
+        `${fmt(f.goal)}${f.ratio !== null ? 'x' : ' ' + f.unit} ` +
+        `${meets ? 'met' : 'NOT MET'}`
+  return (
+    `${f.name.padEnd(28)} ${fmt(f.value).padStart(12)} ${f.unit.padEnd(8)} ` +
+    `baseline ${fmt(f.baseline).padStart(12)}  ratio ` +
+    `${fmt(f.ratio).padStart(6)}${goal}`
+  )
 }
 
 async function main(): Promise<void> {

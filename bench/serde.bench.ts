@@ -109,7 +109,8 @@ function compare(contenders: Record<string, () => unknown>, totalMs: number): Re
 export const benchmark: Benchmark = {
   name: 'serde',
   description:
-    'platform serde (Confluent wire format) vs raw avsc toBuffer/fromBuffer and JSON, and its Protobuf path vs raw protobufjs, inventory event, ops/s',
+    'platform serde (Confluent wire format) vs raw avsc toBuffer/fromBuffer and ' +
+    'JSON, and its Protobuf path vs raw protobufjs, inventory event, ops/s',
   async run(ctx): Promise<Figure[]> {
     const logger = createLogger({ level: 'error' })
     const app = createRegistryApp(new SchemaRegistryService(new MemorySchemaLog()), logger)

@@ -24,7 +24,9 @@ export interface BenchEnv {
   close(): Promise<void>
 }
 
-/** `topic` overrides the bench topic's shape (e.g. its partition count); by default it is shaped as inventory.levels. */
+/**
+ * `topic` overrides the bench topic's shape (e.g. its partition count); by default it is shaped as inventory.levels.
+ */
 export async function benchEnv(what: string, topic: Partial<Omit<TopicSpec, 'name'>> = {}): Promise<BenchEnv> {
   const config = loadConfig()
   const logger = createLogger({ level: 'error' })
@@ -74,7 +76,9 @@ export async function withPeakRss<T>(op: () => Promise<T>): Promise<{ result: T;
   }
 }
 
-/** `n` inventory events as the ingest benchmarks post them (97 SKUs at 7 locations, so keys spread over the partitions). */
+/**
+ * `n` inventory events as the ingest benchmarks post them (97 SKUs at 7 locations, so keys spread over the partitions).
+ */
 export function inventoryEvents(n: number) {
   return Array.from({ length: n }, (_, i) => ({
     ...inventoryEvent,

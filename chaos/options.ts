@@ -11,7 +11,9 @@ export type Mode = 'full' | 'short'
 
 /** How long each part of the scenario lasts in a mode, in milliseconds. */
 export interface Timings {
-  /** Publishing before the baseline, not measured: the subscriptions' readers join the shared stream, the JIT warms up. */
+  /**
+   * Publishing before the baseline, not measured: the subscriptions' readers join the shared stream, the JIT warms up.
+   */
   warmupMs: number
   /** The quiet phase at the start whose latencies are the baseline. */
   baselineMs: number
@@ -140,12 +142,16 @@ export function parseOptions(
   const publishMs = (events / rate) * 1000
   if (publishMs < scenario) {
     throw new ChaosOptionError(
-      `${events} events at ${rate}/s last ${Math.round(publishMs / 1000)} s, shorter than the ${mode} scenario's ${Math.round(scenario / 1000)} s of faults: raise --events (CHAOS_EVENTS) or lower --rate (CHAOS_RATE)`,
+      `${events} events at ${rate}/s last ${Math.round(publishMs / 1000)} s, ` +
+        `shorter than the ${mode} scenario's ${Math.round(scenario / 1000)} s of ` +
+        `faults: raise --events (CHAOS_EVENTS) or lower --rate (CHAOS_RATE)`,
     )
   }
   if (publishMs > MAX_PUBLISH_MS[mode]) {
     throw new ChaosOptionError(
-      `${events} events at ${rate}/s last ${Math.round(publishMs / 60_000)} min; the ${mode} run publishes for ${MAX_PUBLISH_MS[mode] / 60_000} min at most: raise --rate (CHAOS_RATE) or lower --events (CHAOS_EVENTS)`,
+      `${events} events at ${rate}/s last ${Math.round(publishMs / 60_000)} min; ` +
+        `the ${mode} run publishes for ${MAX_PUBLISH_MS[mode] / 60_000} min at most: ` +
+        `raise --rate (CHAOS_RATE) or lower --events (CHAOS_EVENTS)`,
     )
   }
   const dirRaw = (values.dir as string | undefined) ?? (env.CHAOS_DIR || undefined)

@@ -89,7 +89,10 @@ export interface PhaseFigures {
   name: string
   what: string
   faultMs: number | null
-  /** From the fault's end until the affected partners had every entitled event accepted before it; null: some never arrived. */
+  /**
+   * From the fault's end until the affected partners had every entitled event accepted before it; null: some never
+   * arrived.
+   */
   recoveryMs: number | null
   /** Healthy partners' deliveries of events accepted during the fault (the baseline: during the phase). */
   samples: number
@@ -293,7 +296,9 @@ export function analyse(input: AnalyseInput): ChaosReport {
     {
       name: 'duplicates only with the same webhook-id and body',
       passed: count('same-id-other-body') === 0,
-      detail: `${total((p) => p.duplicates)} duplicates; ${count('same-id-other-body')} with another body under the same webhook-id`,
+      detail:
+        `${total((p) => p.duplicates)} duplicates; ${count('same-id-other-body')} ` +
+        `with another body under the same webhook-id`,
     },
     {
       name: 'per-key order at every partner',
@@ -352,39 +357,57 @@ export function formatReport(r: ChaosReport): string {
       .map(([s, n]) => `${s === '-1' ? 'no answer' : s} x${n}`)
       .join(', ')
     lines.push(
-      `  publisher ${p.name}: ${p.accepted} events accepted in ${p.requests} requests (${statuses}); longest time between two 202s ${ms(p.longestGapMs)}`,
+      `  publisher ${p.name}: ${p.accepted} events accepted in ${p.requests} ` +
+        `requests (${statuses}); longest time between two 202s ${ms(p.longestGapMs)}`,
     )
   }
   lines.push(
-    `  events accepted: ${f.accepted}; lost: ${f.lost} (goal 0); duplicates: ${f.duplicates}; order violations: ${f.orderViolations} (goal 0); drain ${ms(f.drainMs)}`,
+    `  events accepted: ${f.accepted}; lost: ${f.lost} (goal 0); duplicates: ` +
+      `${f.duplicates}; order violations: ${f.orderViolations} (goal 0); drain ` +
+      `${ms(f.drainMs)}`,
     '',
   )
   lines.push(
-    `  ${'partner'.padEnd(12)} ${'entitled'.padStart(9)} ${'delivered'.padStart(9)} ${'lost'.padStart(6)} ${'dups'.padStart(6)} ${'unacc.'.padStart(6)} ${'order'.padStart(5)} ${'end/s'.padStart(6)}  grant`,
+    `  ${'partner'.padEnd(12)} ${'entitled'.padStart(9)} ` +
+      `${'delivered'.padStart(9)} ${'lost'.padStart(6)} ${'dups'.padStart(6)} ` +
+      `${'unacc.'.padStart(6)} ${'order'.padStart(5)} ${'end/s'.padStart(6)}  ` +
+      `grant`,
   )
   for (const p of f.partners)
     lines.push(
-      `  ${p.name.padEnd(12)} ${String(p.entitled).padStart(9)} ${String(p.delivered).padStart(9)} ${String(p.lost).padStart(6)} ${String(p.duplicates).padStart(6)} ${String(p.unaccepted).padStart(6)} ${String(p.orderViolations).padStart(5)} ${p.endRatePerSec.toFixed(1).padStart(6)}  ${p.what}`,
+      `  ${p.name.padEnd(12)} ${String(p.entitled).padStart(9)} ` +
+        `${String(p.delivered).padStart(9)} ${String(p.lost).padStart(6)} ` +
+        `${String(p.duplicates).padStart(6)} ${String(p.unaccepted).padStart(6)} ` +
+        `${String(p.orderViolations).padStart(5)} ` +
+        `${p.endRatePerSec.toFixed(1).padStart(6)}  ${p.what}`,
     )
   if (f.lost > 0)
     lines.push(
-      '  (lost: not delivered when the run ended; end/s: first deliveries per second in its last 30 s, above 0: still arriving, late rather than lost)',
+      '  (lost: not delivered when the run ended; end/s: first deliveries per ' +
+        'second in its last 30 s, above 0: still arriving, late rather than lost)',
     )
   lines.push('')
   lines.push(
-    `  ${'phase'.padEnd(20)} ${'fault'.padStart(8)} ${'recovery'.padStart(9)} ${'samples'.padStart(8)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ${'p99/base'.padStart(9)}  (healthy partners' latency, 202 to arrival; goal ≤ 1.5x)`,
+    `  ${'phase'.padEnd(20)} ${'fault'.padStart(8)} ${'recovery'.padStart(9)} ` +
+      `${'samples'.padStart(8)} ${'p50'.padStart(8)} ${'p99'.padStart(8)} ` +
+      `${'p99/base'.padStart(9)}  (healthy partners' latency, 202 to arrival; goal ` +
+      `≤ 1.5x)`,
   )
   for (const p of f.phases) {
     const ratio = p.p99Ratio === null ? '-' : `${p.p99Ratio.toFixed(2)}x${p.p99Ratio > 1.5 ? ' !' : ''}`
     lines.push(
-      `  ${p.name.padEnd(20)} ${ms(p.faultMs).padStart(8)} ${(p.faultMs === null ? '-' : p.recoveryMs === null ? 'never' : ms(p.recoveryMs)).padStart(9)} ${String(p.samples).padStart(8)} ${ms(p.p50Ms).padStart(8)} ${ms(p.p99Ms).padStart(8)} ${ratio.padStart(9)}`,
+      `  ${p.name.padEnd(20)} ${ms(p.faultMs).padStart(8)} ` +
+        `${(p.faultMs === null ? '-' : p.recoveryMs === null ? 'never' : ms(p.recoveryMs)).padStart(9)} ` +
+        `${String(p.samples).padStart(8)} ${ms(p.p50Ms).padStart(8)} ` +
+        `${ms(p.p99Ms).padStart(8)} ${ratio.padStart(9)}`,
     )
   }
   if (r.findings.lost.length > 0) {
     lines.push('', `  lost (first ${r.findings.lost.length}):`)
     for (const l of r.findings.lost.slice(0, 10))
       lines.push(
-        `    ${l.partner} ${l.id} ${l.key} seq ${l.seq} accepted ${l.acceptedAt} in ${l.phase}; unacknowledged arrivals ${l.unacknowledgedArrivals}`,
+        `    ${l.partner} ${l.id} ${l.key} seq ${l.seq} accepted ${l.acceptedAt} in ` +
+          `${l.phase}; unacknowledged arrivals ${l.unacknowledgedArrivals}`,
       )
   }
   for (const v of r.findings.orderViolations.slice(0, 10))

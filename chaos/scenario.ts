@@ -180,7 +180,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     startWorker('w1')
     startWorker('w2')
     say(
-      `chaos: platform up at ${api} (api pid ${apiProc.child.pid}, workers w1 pid ${workers.get('w1')!.child.pid}, w2 pid ${workers.get('w2')!.child.pid}); logs in ${path.join(runDir, 'logs')}`,
+      `chaos: platform up at ${api} (api pid ${apiProc.child.pid}, workers w1 pid ` +
+        `${workers.get('w1')!.child.pid}, w2 pid ${workers.get('w2')!.child.pid}); ` +
+        `logs in ${path.join(runDir, 'logs')}`,
     )
 
     // 4. Organizations, grants and subscriptions, through the management API.
@@ -384,7 +386,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           victim = b.node.name
           const t1 = Date.now()
           const pid = await s.stopBroker(b.node)
-          return `stopped ${b.node.name} (pid ${pid}, leader of ${b.led} of ${b.partitions} partitions) with SIGTERM in ${Date.now() - t1} ms`
+          return (
+            `stopped ${b.node.name} (pid ${pid}, leader of ${b.led} of ${b.partitions} ` +
+            `partitions) with SIGTERM in ${Date.now() - t1} ms`
+          )
         },
         heal: async () => (await s.up(), `stack up restarted ${victim}`),
         quietMs: t.quietMs,
@@ -467,7 +472,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     if (publisherError) throw publisherError
     const publishedAt = Date.now()
     say(
-      `chaos: publishing done: ${accepted.size} events accepted; waiting up to ${t.drainMs / 1000} s for every entitled event to arrive`,
+      `chaos: publishing done: ${accepted.size} events accepted; waiting up to ` +
+        `${t.drainMs / 1000} s for every entitled event to arrive`,
     )
 
     // 6. The drain: every entitled accepted event acknowledged by each partner entitled to it.

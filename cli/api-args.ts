@@ -121,7 +121,8 @@ function fileBody(flags: ApiCommandFlags): Record<string, unknown> {
     text = fs.readFileSync(file === '-' ? 0 : file, 'utf8')
   } catch (err) {
     throw new UsageError(
-      `--from-file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+      `--from-file ${file}: ` +
+        `${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
     )
   }
   let parsed: unknown

@@ -45,7 +45,11 @@ const usageLine = (command: string, name: string, sub: Sub, first: boolean) => {
   const flags = Object.keys(sub.flags ?? {}).map(
     (f) => ` [${flagText(f)}]${'multiple' in API_OPTIONS[f as OptionName] ? '...' : ''}`,
   )
-  return `distributary ${command} ${first ? `[${name}]` : name}${sub.args ? ` ${sub.args}` : ''}${flags.join('')} [--json]`
+  return (
+    `distributary ${command} ` +
+    `${first ? `[${name}]` : name}${sub.args ? ` ${sub.args}` : ''}${flags.join('')} ` +
+    `[--json]`
+  )
 }
 
 /** `distributary <command> --help` of an API command: each subcommand's usage and what it does, then each flag. */
@@ -63,7 +67,11 @@ export function apiCommandHelp(command: string): string | undefined {
   )
   const env =
     'over the management API at DISTRIBUTARY_API_URL (default http://127.0.0.1:8080) with DISTRIBUTARY_API_KEY (default ADMIN_API_KEY)'
-  return `${lines.join('\n')}\n\n${API_SUMMARY[command]}, ${env}.\n${flagLines.length ? `\nflags:\n${flagLines.join('\n')}\n` : ''}  --json                the API's JSON instead of a table or a line\n`
+  return (
+    `${lines.join('\n')}\n\n${API_SUMMARY[command]}, ` +
+    `${env}.\n${flagLines.length ? `\nflags:\n${flagLines.join('\n')}\n` : ''}  ` +
+    `--json                the API's JSON instead of a table or a line\n`
+  )
 }
 
 function baseUrl(config: AppConfig): string {
@@ -97,7 +105,8 @@ export async function apiCommand(
     const sub = Object.hasOwn(subs, name) ? subs[name]! : undefined
     if (!sub) {
       process.stderr.write(
-        `distributary: unknown command "${command} ${name}" (${Object.keys(subs).join(', ')}; see distributary ${command} --help)\n`,
+        `distributary: unknown command "${command} ${name}" ` +
+          `(${Object.keys(subs).join(', ')}; see distributary ${command} --help)\n`,
       )
       return 2
     }

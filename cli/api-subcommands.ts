@@ -114,7 +114,8 @@ async function connectorAction(ctx: Ctx, action: 'pause' | 'resume'): Promise<nu
 }
 
 const FROM_FILE = (schema: string, note = '') =>
-  `the API's request JSON, ${schema} of GET /v1/openapi.json (- reads stdin; flags given too replace its fields)${note ? `: ${note}` : ''}`
+  `the API's request JSON, ${schema} of GET /v1/openapi.json (- reads stdin; ` +
+  `flags given too replace its fields)${note ? `: ${note}` : ''}`
 
 /** Every API command and its subcommands; the first subcommand is the default (`distributary grants` lists). */
 export const SUBS: Record<string, Record<string, Sub>> = {
@@ -128,7 +129,8 @@ export const SUBS: Record<string, Record<string, Sub>> = {
       args: '<partner-id>',
       flags: {
         issue:
-          "issue the partner's SCRAM credentials, or rotate them (the password is shown once; an old one stops working at once)",
+          "issue the partner's SCRAM credentials, or rotate them (the password is shown " +
+          'once; an old one stops working at once)',
         revoke: 'revoke them: the Kafka user and its ACLs are removed',
       },
       help: "the partner's Kafka connection settings for its kafka-topic subscriptions (docs/partner-topics.md)",
@@ -157,10 +159,14 @@ export const SUBS: Record<string, Record<string, Sub>> = {
             ...(issued ? [`basic.auth.user.info=${issued.username}:${issued.password}`] : []),
             ...s.topics.map(
               (t) =>
-                `# topic ${t.topic} (subscription ${t.subscriptionId}${t.readable ? '' : ', not readable: no accepted grant covers it'})`,
+                `# topic ${t.topic} (subscription ` +
+                `${t.subscriptionId}${t.readable ? '' : ', not readable: no accepted grant covers it'})`,
             ),
           ]
-          return `${lines.join('\n')}\n${issued ? `# the password is shown only now${issued.rotated ? '; the previous one no longer works' : ''}\n` : ''}`
+          const shownOnce = issued
+            ? `# the password is shown only now${issued.rotated ? '; the previous one no longer works' : ''}\n`
+            : ''
+          return `${lines.join('\n')}\n${shownOnce}`
         })
         return 0
       },
@@ -252,7 +258,9 @@ export const SUBS: Record<string, Record<string, Sub>> = {
         ctx.out(
           k,
           () =>
-            `${k.id}: created ${k.scope} key "${k.name}"${k.organizationId ? ` of ${k.organizationId}` : ''}\nkey: ${k.key}\n(shown only now: store it)\n`,
+            `${k.id}: created ${k.scope} key ` +
+            `"${k.name}"${k.organizationId ? ` of ${k.organizationId}` : ''}\nkey: ` +
+            `${k.key}\n(shown only now: store it)\n`,
         )
         return 0
       },
@@ -322,7 +330,9 @@ export const SUBS: Record<string, Record<string, Sub>> = {
         ctx.out(
           g,
           () =>
-            `${g.id}: offered ${g.entitlements.map((e) => e.eventType).join(', ')} to ${g.partnerId} (${g.status}; the partner accepts it with distributary grants accept ${g.id})\n`,
+            `${g.id}: offered ${g.entitlements.map((e) => e.eventType).join(', ')} to ` +
+            `${g.partnerId} (${g.status}; the partner accepts it with distributary ` +
+            `grants accept ${g.id})\n`,
         )
         return 0
       },
@@ -347,7 +357,8 @@ export const SUBS: Record<string, Record<string, Sub>> = {
         ctx.out(
           g,
           () =>
-            `${g.id}: updated (version ${g.version}); delivered: ${g.acceptedEventTypes.join(', ') || 'none'}${pending}\n`,
+            `${g.id}: updated (version ${g.version}); delivered: ` +
+            `${g.acceptedEventTypes.join(', ') || 'none'}${pending}\n`,
         )
         return 0
       },
@@ -419,7 +430,8 @@ export const SUBS: Record<string, Record<string, Sub>> = {
         ctx.out(
           s,
           () =>
-            `${s.id}: created ${s.name} for ${s.partnerId} (${s.eventTypes.join(', ')}) → ${String(s.sink.type)}${s.sink.url ? ` ${String(s.sink.url)}` : ''}\n${secret}`,
+            `${s.id}: created ${s.name} for ${s.partnerId} (${s.eventTypes.join(', ')}) ` +
+            `→ ${String(s.sink.type)}${s.sink.url ? ` ${String(s.sink.url)}` : ''}\n${secret}`,
         )
         return 0
       },
@@ -447,7 +459,8 @@ export const SUBS: Record<string, Record<string, Sub>> = {
         ctx.out(
           s,
           () =>
-            `${s.id}: updated ${s.name} (${s.eventTypes.join(', ')}) → ${String(s.sink.type)}${s.sink.url ? ` ${String(s.sink.url)}` : ''}\n`,
+            `${s.id}: updated ${s.name} (${s.eventTypes.join(', ')}) → ` +
+            `${String(s.sink.type)}${s.sink.url ? ` ${String(s.sink.url)}` : ''}\n`,
         )
         return 0
       },

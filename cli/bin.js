@@ -22,7 +22,9 @@ if (canBuild) {
   execFileSync(process.execPath, [fileURLToPath(new URL('./build.mjs', import.meta.url))], { stdio: 'inherit' })
 } else if (!fs.existsSync(bundle)) {
   process.stderr.write(
-    'distributary: dist/distributary.mjs is not built, and esbuild (a dev dependency) is not installed to build it: run `npm ci && npm run build` first\n',
+    'distributary: dist/distributary.mjs is not built, and esbuild (a dev ' +
+      'dependency) is not installed to build it: run `npm ci && npm run build` ' +
+      'first\n',
   )
   process.exit(1)
 }

@@ -292,7 +292,10 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
       }
       partners.push(partner)
       say(
-        `${def.name}: grant ${def.locations ? `locations ${def.locations.join(', ')}` : 'every location'}, ${def.fields ? `fields ${def.fields.join(', ')}` : 'every field'}, own deals only; webhook ${receiver.url}${def.projection ? `, MongoDB projection ${projectionDb}.stock_levels` : ''}`,
+        `${def.name}: grant ${def.locations ? `locations ${def.locations.join(', ')}` : 'every location'}, ` +
+          `${def.fields ? `fields ${def.fields.join(', ')}` : 'every field'}, own ` +
+          (`deals only; webhook ` +
+            `${receiver.url}${def.projection ? `, MongoDB projection ${projectionDb}.stock_levels` : ''}`),
       )
     }
 
@@ -324,8 +327,11 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
       partners.forEach((p, i) => {
         const e = expected[i]!
         lines.push(
-          `  ${p.name.padEnd(24)} received ${String(p.receiver.stockCount).padStart(5)} stock, ${String(p.receiver.deals).padStart(3)} deals` +
-            `   withheld by grant ${String(published.stock - e.stock).padStart(5)} stock, ${String(published.deals - e.deals).padStart(3)} deals` +
+          `  ${p.name.padEnd(24)} received ` +
+            `${String(p.receiver.stockCount).padStart(5)} stock, ` +
+            `${String(p.receiver.deals).padStart(3)} deals` +
+            (`   withheld by grant ${String(published.stock - e.stock).padStart(5)} ` +
+              `stock, ${String(published.deals - e.deals).padStart(3)} deals`) +
             `   fields: ${[...p.receiver.fieldsSeen].length || '-'}`,
         )
       })
@@ -334,7 +340,8 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
       drawnLines = live ? lines.length : 0
     }
     say(
-      `streaming ${options.events ? `${options.events} stock changes` : 'stock changes until Ctrl-C'} at ${rate}/s, and a deal registration every 25`,
+      `streaming ${options.events ? `${options.events} stock changes` : 'stock changes until Ctrl-C'} ` +
+        `at ${rate}/s, and a deal registration every 25`,
     )
     const tickMs = 200
     const perTick = Math.max(1, Math.round((rate * tickMs) / 1000))
@@ -482,13 +489,21 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
     }
     if (options.json) out.write(JSON.stringify(summary) + '\n')
     else {
-      out.write(
-        `\n${complete ? 'Every partner received everything its grant allows, and nothing else.' : 'Not every delivery arrived in time (see the counts above).'}\n`,
-      )
+      const verdict = complete
+        ? 'Every partner received everything its grant allows, and nothing else.'
+        : 'Not every delivery arrived in time (see the counts above).'
+      out.write(`\n${verdict}\n`)
       for (const p of summary.partners) {
+        const projection = p.mongodb
+          ? `; MongoDB projection: ${p.mongodb.documents} documents, ` +
+            `${p.mongodb.upToDate} of ${p.mongodb.keysExpected} keys at their latest version`
+          : ''
         out.write(
-          `${p.name}: ${p.webhook.stockReceived} stock changes (${p.webhook.stockWithheldByGrant} withheld by its grant), ${p.webhook.dealsReceived} own deals (${p.webhook.dealsWithheldByGrant} of other partners withheld); ` +
-            `fields it saw: ${p.webhook.fieldsSeen.join(', ')}${p.mongodb ? `; MongoDB projection: ${p.mongodb.documents} documents, ${p.mongodb.upToDate} of ${p.mongodb.keysExpected} keys at their latest version` : ''}\n`,
+          `${p.name}: ${p.webhook.stockReceived} stock changes ` +
+            `(${p.webhook.stockWithheldByGrant} withheld by its grant), ` +
+            `${p.webhook.dealsReceived} own deals (${p.webhook.dealsWithheldByGrant} of ` +
+            `other partners withheld); ` +
+            `fields it saw: ${p.webhook.fieldsSeen.join(', ')}${projection}\n`,
         )
       }
     }

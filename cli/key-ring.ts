@@ -13,7 +13,9 @@ export function encryptionKeys(config: AppConfig, stackDir: string, logger: Logg
   if (config.secrets.encryptionKeys !== '') return config.secrets.encryptionKeys
   if (!usesLocalMongo(config)) {
     throw new ConfigError(
-      'invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS) is required with an external MongoDB: e.g. SECRETS_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32)',
+      'invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS) ' +
+        'is required with an external MongoDB: e.g. ' +
+        'SECRETS_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32)',
       { key: 'secrets.encryptionKeys' },
     )
   }

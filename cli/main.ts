@@ -190,7 +190,8 @@ export async function main(argv: string[]): Promise<number> {
   const help = commandHelp(command)
   if (help === undefined) {
     process.stderr.write(
-      `distributary: unknown command "${command}" (commands: ${COMMANDS.map(([name]) => name).join(', ')}; see distributary --help)\n`,
+      `distributary: unknown command "${command}" (commands: ` +
+        `${COMMANDS.map(([name]) => name).join(', ')}; see distributary --help)\n`,
     )
     return 2
   }

@@ -60,7 +60,9 @@ export interface MigrateKeysDeps {
   config: AppConfig
   /** Default: a client from the configuration. */
   kafka?: Kafka
-  /** Default: the registry the platform uses (SCHEMA_REGISTRY_URL, or the built-in one at SCHEMA_REGISTRY_HOST:PORT). */
+  /**
+   * Default: the registry the platform uses (SCHEMA_REGISTRY_URL, or the built-in one at SCHEMA_REGISTRY_HOST:PORT).
+   */
   serde?: AvroSerde
   /** Progress of the scan (default: none). */
   progress?: ProgressStream
@@ -143,7 +145,9 @@ interface ScanState {
 function registrySetting(config: AppConfig): string {
   return config.schemaRegistry.url !== ''
     ? 'SCHEMA_REGISTRY_URL (schemaRegistry.url)'
-    : 'SCHEMA_REGISTRY_HOST and SCHEMA_REGISTRY_PORT (schemaRegistry.host/port: the built-in registry of the api process), or SCHEMA_REGISTRY_URL for an external registry'
+    : 'SCHEMA_REGISTRY_HOST and SCHEMA_REGISTRY_PORT (schemaRegistry.host/port: the ' +
+        'built-in registry of the api process), or SCHEMA_REGISTRY_URL for an ' +
+        'external registry'
 }
 
 /** The registry the platform uses; an error naming the setting when it has no address or does not answer. */
@@ -152,7 +156,9 @@ async function platformSerde(deps: MigrateKeysDeps): Promise<AvroSerde> {
   if (!deps.serde && config.schemaRegistry.url === '' && config.schemaRegistry.port === 0) {
     throw new SyndicationError(
       'CONFIG_INVALID',
-      'migrate keys needs the schema registry the platform uses: set SCHEMA_REGISTRY_URL to it, or SCHEMA_REGISTRY_PORT to the port the api process serves the built-in registry on (not 0)',
+      'migrate keys needs the schema registry the platform uses: set ' +
+        'SCHEMA_REGISTRY_URL to it, or SCHEMA_REGISTRY_PORT to the port the api ' +
+        'process serves the built-in registry on (not 0)',
       false,
       { field: 'schemaRegistry.port' },
     )
@@ -168,7 +174,8 @@ async function platformSerde(deps: MigrateKeysDeps): Promise<AvroSerde> {
   } catch (err) {
     throw new SyndicationError(
       'RETRIABLE',
-      `cannot reach the schema registry at ${serde.client.url}: ${(err as Error).message}. Check ${registrySetting(config)}`,
+      `cannot reach the schema registry at ${serde.client.url}: ` +
+        `${(err as Error).message}. Check ${registrySetting(config)}`,
       true,
       { field: 'schemaRegistry' },
       { cause: err },
@@ -192,7 +199,10 @@ async function registeredId(
     if (err instanceof DataError) {
       throw new SyndicationError(
         'NOT_FOUND',
-        `the schema registry at ${serde.client.url} does not hold the current contract of ${subject}: upgrade the platform and start it once (it registers its contracts) before migrating, and check ${registrySetting(config)}`,
+        `the schema registry at ${serde.client.url} does not hold the current ` +
+          `contract of ${subject}: upgrade the platform and start it once (it ` +
+          `registers its contracts) before migrating, and check ` +
+          `${registrySetting(config)}`,
         false,
         { subject },
         { cause: err },
@@ -355,7 +365,10 @@ function plan(
           if (publisherOf({ headers: latest.headers, value, key: null }) !== stamp) {
             skip({
               ...at,
-              reason: `the value's ${OWNER_FIELD} (${String((value as Record<string, unknown>)[OWNER_FIELD])}) is not the stamp ${stamp}`,
+              reason:
+                `the value's ${OWNER_FIELD} ` +
+                `(${String((value as Record<string, unknown>)[OWNER_FIELD])}) is not the ` +
+                `stamp ${stamp}`,
             })
           } else {
             const id = identity(fields, v1.decoded, stamp)
@@ -375,7 +388,8 @@ function plan(
                   [HEADER.id]: uuidv7(),
                   [MIGRATED_FROM_HEADER]: `${spec.name}/${v1.partition}/${latest.offset}`,
                 }
-                delete headers[POSITION_HEADER] // a source's resume bookkeeping of the original produce, not part of the event
+                // a source's resume bookkeeping of the original produce, not part of the event
+                delete headers[POSITION_HEADER]
                 chosen.set(id, {
                   message: { key: keyBytes, value: latest.value, headers },
                   timestamp: latest.timestamp,
@@ -482,7 +496,9 @@ export async function migrateKeys(deps: MigrateKeysDeps, options: MigrateKeysOpt
     await admin.connect()
   } catch (err) {
     throw new RetriableError(
-      `cannot reach Kafka: ${(err as Error).message}. Check KAFKA_BROKERS (kafka.brokers; empty: the local stack) and the KAFKA_SSL / KAFKA_SASL_* settings`,
+      `cannot reach Kafka: ${(err as Error).message}. Check KAFKA_BROKERS ` +
+        `(kafka.brokers; empty: the local stack) and the KAFKA_SSL / KAFKA_SASL_* ` +
+        `settings`,
       undefined,
       { field: 'kafka.brokers' },
       { cause: err },
@@ -533,7 +549,9 @@ export function renderMigrationReport(r: MigrationReport): string {
       continue
     }
     out.push(
-      `${t.topic}: ${n(t.recordsScanned)} records read, ${n(t.v1Keys)} version-1 keys (${n(t.v1KeysLive)} with live rows), ${n(t.v2Keys)} version-2 keys${t.undecodableKeys > 0 ? `, ${n(t.undecodableKeys)} records with undecodable keys (left alone)` : ''}`,
+      `${t.topic}: ${n(t.recordsScanned)} records read, ${n(t.v1Keys)} version-1 ` +
+        `keys (${n(t.v1KeysLive)} with live rows), ${n(t.v2Keys)} version-2 ` +
+        `keys${t.undecodableKeys > 0 ? `, ${n(t.undecodableKeys)} records with undecodable keys (left alone)` : ''}`,
     )
     line(labels.reproduced, t.reproduced.count)
     rows(t.reproduced, (row) => ` -> ${row.to}`)

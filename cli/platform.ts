@@ -94,7 +94,9 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   if (!runApi && config.schemaRegistry.url === '' && config.schemaRegistry.port === 0) {
     // A worker finds the API process's built-in registry at schemaRegistry.host:port; port 0 names no address.
     throw new ConfigError(
-      'the worker role uses the built-in schema registry of the api process: set SCHEMA_REGISTRY_URL to it, or SCHEMA_REGISTRY_PORT to the port the api process serves it on (not 0)',
+      'the worker role uses the built-in schema registry of the api process: set ' +
+        'SCHEMA_REGISTRY_URL to it, or SCHEMA_REGISTRY_PORT to the port the api ' +
+        'process serves it on (not 0)',
       {
         field: 'schemaRegistry.port',
       },
@@ -476,7 +478,8 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     // nothing started here may outlive the failed start (workers, clients, the registry)
     await close().catch(() => undefined)
     throw new ConfigError(
-      `the platform cannot listen on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(err as Error).message}`,
+      `the platform cannot listen on ${config.http.host}:${config.http.port} ` +
+        `(HTTP_HOST, HTTP_PORT): ${(err as Error).message}`,
       { field: 'http.port' },
       { cause: err },
     )

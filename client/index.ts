@@ -4,7 +4,8 @@
  * parameter or a body the API does not accept is a compile error, not a 400 at run time.
  *
  *   const api = createManagementClient({ baseUrl: 'http://127.0.0.1:8080', apiKey })
- *   const org = await data(api.POST('/organizations', { body: { kind: 'partner', name: 'Northwind', slug: 'northwind' } }))
+ *   const org = await data(api.POST('/organizations', { body: { kind: 'partner', name: 'Northwind', slug: 'northwind' }
+ * }))
  *
  * Every answer that is not 2xx is thrown as one ApiProblem (status, title, detail and the fields at
  * fault, from the API's RFC 9457 problem+json), and a server that does not answer as ApiUnreachable
@@ -33,7 +34,9 @@ interface FieldError {
   message: string
 }
 
-/** An answer that is not 2xx, read from its problem+json (or, from something else than the API, its status and text). */
+/**
+ * An answer that is not 2xx, read from its problem+json (or, from something else than the API, its status and text).
+ */
 export class ApiProblem extends Error {
   override readonly name = 'ApiProblem'
   readonly title: string
@@ -76,7 +79,8 @@ export class ApiProblem extends Error {
       if (text === e.message) text = named
       else others.push(named)
     }
-    const line = `${status}${title ? ` ${title}` : ''}${text ? `: ${text}` : ''}${others.length > 0 ? ` (${others.join('; ')})` : ''}`
+    const more = others.length > 0 ? ` (${others.join('; ')})` : ''
+    const line = `${status}${title ? ` ${title}` : ''}${text ? `: ${text}` : ''}${more}`
     super(line.replace(/\s*\n\s*/g, ' '))
     this.title = title
     this.detail = detail

@@ -11,7 +11,8 @@ import type { Logger } from './logger.ts'
 import { installKafkaEncoderPatch } from './kafkajs-encoder.ts'
 import { installKafkaTimeoutPatch } from './kafkajs-timeouts.ts'
 
-// Every process that builds a Kafka client from here encodes produce requests from pooled buffers (common/kafkajs-encoder.ts).
+// Every process that builds a Kafka client from here encodes produce requests from pooled buffers
+// (common/kafkajs-encoder.ts).
 installKafkaEncoderPatch()
 installKafkaTimeoutPatch()
 

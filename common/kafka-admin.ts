@@ -26,7 +26,8 @@ export async function waitForTopicLeaders(
         return m.partitions.some((p) => p.leader < 0)
       })
       if (pending.length === 0) {
-        for (const t of topics) await admin.fetchTopicOffsets(t.topic) // throws NOT_LEADER while the leader is not serving yet
+        // throws NOT_LEADER while the leader is not serving yet
+        for (const t of topics) await admin.fetchTopicOffsets(t.topic)
         return
       }
       last = `waiting for leaders of ${pending.map((t) => t.topic).join(', ')}`

@@ -169,7 +169,9 @@ export class KafkaScramAdmin {
         for (const api of [API_DESCRIBE, API_ALTER]) {
           if (!broker.versions?.[api]) {
             throw new ScramAdminError(
-              `the Kafka cluster does not support ${api === API_ALTER ? 'AlterUserScramCredentials' : 'DescribeUserScramCredentials'} (KIP-554, Kafka 2.7+ and KRaft 3.5+)`,
+              `the Kafka cluster does not support ` +
+                `${api === API_ALTER ? 'AlterUserScramCredentials' : 'DescribeUserScramCredentials'} ` +
+                `(KIP-554, Kafka 2.7+ and KRaft 3.5+)`,
               'UNSUPPORTED_VERSION',
             )
           }

@@ -50,7 +50,10 @@ function encoderClass(): EncoderClass | undefined {
   return require('kafkajs/src/protocol/encoder.js') as EncoderClass
 }
 
-/** Installs the pooled encoder buffers (idempotent). False when the installed kafkajs is not the version this was written for. */
+/**
+ * Installs the pooled encoder buffers (idempotent). False when the installed kafkajs is not the version this was
+ * written for.
+ */
 export function installKafkaEncoderPatch(): boolean {
   const Encoder = encoderClass()
   if (!Encoder) return false

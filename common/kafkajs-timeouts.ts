@@ -33,7 +33,9 @@ function requestQueueClass(): RequestQueueClass | undefined {
   return require('kafkajs/src/network/requestQueue/index.js') as RequestQueueClass
 }
 
-/** Installs the clamped delay (idempotent). False when the installed kafkajs is not the version this was written for. */
+/**
+ * Installs the clamped delay (idempotent). False when the installed kafkajs is not the version this was written for.
+ */
 export function installKafkaTimeoutPatch(): boolean {
   const RequestQueue = requestQueueClass()
   if (!RequestQueue) return false

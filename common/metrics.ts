@@ -54,7 +54,9 @@ export class Metrics {
 
   readonly subscriptionFreshness = new Gauge({
     name: 'distributary_subscription_freshness_seconds',
-    help: 'Age, when the partner confirmed it, of the last event the subscription delivered (how far behind the partner runs).',
+    help:
+      'Age, when the partner confirmed it, of the last event the subscription ' +
+      'delivered (how far behind the partner runs).',
     labelNames: ['subscription'] as const,
     registers: [this.registry],
   })

@@ -38,13 +38,16 @@ export function parseKeyRing(spec: string, currentKeyId = ''): KeyRing {
     const id = i > 0 ? entry.slice(0, i) : ''
     if (!KEY_ID.test(id))
       throw new ConfigError(
-        'invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS): each entry is <id>:<base64 of 32 bytes>, the id of letters, digits, _ or -',
+        'invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS): ' +
+          'each entry is <id>:<base64 of 32 bytes>, the id of letters, digits, _ or -',
         { key: 'secrets.encryptionKeys' },
       )
     const key = Buffer.from(entry.slice(i + 1), 'base64')
     if (key.length !== 32)
       throw new ConfigError(
-        `invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS): key ${id} is ${key.length} bytes, AES-256 needs 32 (e.g. \`openssl rand -base64 32\`)`,
+        `invalid configuration: secrets.encryptionKeys (env ` +
+          `SECRETS_ENCRYPTION_KEYS): key ${id} is ${key.length} bytes, AES-256 needs ` +
+          `32 (e.g. \`openssl rand -base64 32\`)`,
         { key: 'secrets.encryptionKeys', keyId: id },
       )
     if (keys.has(id))
@@ -56,13 +59,15 @@ export function parseKeyRing(spec: string, currentKeyId = ''): KeyRing {
   }
   if (keys.size === 0)
     throw new ConfigError(
-      'invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS) is empty: give at least one <id>:<base64 of 32 bytes>',
+      'invalid configuration: secrets.encryptionKeys (env SECRETS_ENCRYPTION_KEYS) ' +
+        'is empty: give at least one <id>:<base64 of 32 bytes>',
       { key: 'secrets.encryptionKeys' },
     )
   const current = currentKeyId !== '' ? currentKeyId : [...keys.keys()][0]!
   if (!keys.has(current))
     throw new ConfigError(
-      `invalid configuration: secrets.currentKeyId (env SECRETS_CURRENT_KEY_ID) ${current} is not in secrets.encryptionKeys`,
+      `invalid configuration: secrets.currentKeyId (env SECRETS_CURRENT_KEY_ID) ` +
+        `${current} is not in secrets.encryptionKeys`,
       { key: 'secrets.currentKeyId' },
     )
   return { currentKeyId: current, keys }

@@ -47,9 +47,13 @@ export interface UrlGuard {
   check(url: string): Promise<CheckedUrl>
   /** Delivery time, no DNS: the URL's form, and its host when it is an IP address. Throws UrlRefusedError. */
   checkForm(url: string): URL
-  /** No DNS: an IP address host (brackets allowed) is checked, a host name is left to `lookup`. Throws UrlRefusedError. */
+  /**
+   * No DNS: an IP address host (brackets allowed) is checked, a host name is left to `lookup`. Throws UrlRefusedError.
+   */
   checkHost(host: string): void
-  /** The addresses of a host, every one permitted (UrlRefusedError otherwise; RetriableError when it does not resolve). */
+  /**
+   * The addresses of a host, every one permitted (UrlRefusedError otherwise; RetriableError when it does not resolve).
+   */
   resolve(host: string): Promise<LookupAddress[]>
   /** For net.connect / tls.connect / undici `connect` / the MongoDB driver: resolves through `resolve`. */
   readonly lookup: net.LookupFunction

@@ -127,7 +127,8 @@ convict.addFormat({
 convict.addFormat({
   name: 'kafka-name-prefix',
   validate(value: unknown) {
-    // a Kafka topic name's characters; the prefix must end with a separator so that one partner's names never prefix another's
+    // a Kafka topic name's characters; the prefix must end with a separator so that one partner's names never prefix
+    // another's
     if (typeof value !== 'string' || !/^[A-Za-z0-9._-]{1,100}[._-]$/.test(value)) {
       throw new Error('must be 2 to 101 characters of letters, digits, ".", "_" or "-", ending with ".", "_" or "-"')
     }
@@ -156,7 +157,10 @@ convict.addFormat({
   },
 })
 
-/** OpenTelemetry's key=value,key=value lists (OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES); see parseKeyValueList. */
+/**
+ * OpenTelemetry's key=value,key=value lists (OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES); see
+ * parseKeyValueList.
+ */
 convict.addFormat({
   name: 'key-value-list',
   validate(value: unknown) {
@@ -240,7 +244,8 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
   const unknownEnv = Object.keys(env).filter((k) => k.startsWith('DISTRIBUTARY_') && !known.has(k))
   if (unknownEnv.length > 0) {
     throw new ConfigError(
-      `unknown setting ${unknownEnv.join(', ')}: no such environment variable; see the configuration table in README.md`,
+      `unknown setting ${unknownEnv.join(', ')}: no such environment variable; ` +
+        `see the configuration table in README.md`,
       { keys: unknownEnv },
     )
   }
@@ -276,14 +281,17 @@ function checkCombinations(config: AppConfig): void {
   const { sasl } = config.kafka
   if (sasl.mechanism !== 'none' && (sasl.username === '' || sasl.password === '')) {
     throw new ConfigError(
-      'invalid configuration: kafka.sasl.username (env KAFKA_SASL_USERNAME) and kafka.sasl.password (env KAFKA_SASL_PASSWORD) are required when kafka.sasl.mechanism is ' +
+      'invalid configuration: kafka.sasl.username (env KAFKA_SASL_USERNAME) and ' +
+        'kafka.sasl.password (env KAFKA_SASL_PASSWORD) are required when ' +
+        'kafka.sasl.mechanism is ' +
         sasl.mechanism,
       { key: 'kafka.sasl' },
     )
   }
   if (config.management.adminApiKey !== '' && config.management.adminApiKey.length < 32) {
     throw new ConfigError(
-      'invalid configuration: management.adminApiKey (env ADMIN_API_KEY) must be at least 32 characters (e.g. `openssl rand -base64 32`)',
+      'invalid configuration: management.adminApiKey (env ADMIN_API_KEY) must be at ' +
+        'least 32 characters (e.g. `openssl rand -base64 32`)',
       { key: 'management.adminApiKey' },
     )
   }
@@ -295,7 +303,11 @@ function checkCombinations(config: AppConfig): void {
     first + brokers - 1 > 65535
   ) {
     throw new ConfigError(
-      `invalid configuration: stack.kafka.controllerPort (env STACK_KAFKA_CONTROLLER_PORT): the local Kafka nodes' controller ports ${controllers.join(', ')} must be free of their broker ports ${localBrokerPorts(config).join(', ')} and at most 65535 (0 places them after the brokers)`,
+      `invalid configuration: stack.kafka.controllerPort (env ` +
+        `STACK_KAFKA_CONTROLLER_PORT): the local Kafka nodes' controller ports ` +
+        `${controllers.join(', ')} must be free of their broker ports ` +
+        `${localBrokerPorts(config).join(', ')} and at most 65535 (0 places them ` +
+        `after the brokers)`,
       { key: 'stack.kafka.controllerPort' },
     )
   }
@@ -303,7 +315,11 @@ function checkCombinations(config: AppConfig): void {
   const taken = new Set([...localBrokerPorts(config), ...controllers])
   if (partners.some((p) => taken.has(p)) || partners[partners.length - 1]! > 65535) {
     throw new ConfigError(
-      `invalid configuration: stack.kafka.partnerPort (env STACK_KAFKA_PARTNER_PORT): the local Kafka nodes' partner listener ports ${partners.join(', ')} must be free of their broker and controller ports ${[...taken].join(', ')} and at most 65535 (0 places them after the controllers)`,
+      `invalid configuration: stack.kafka.partnerPort (env ` +
+        `STACK_KAFKA_PARTNER_PORT): the local Kafka nodes' partner listener ports ` +
+        `${partners.join(', ')} must be free of their broker and controller ports ` +
+        `${[...taken].join(', ')} and at most 65535 (0 places them after the ` +
+        `controllers)`,
       { key: 'stack.kafka.partnerPort' },
     )
   }
@@ -342,14 +358,20 @@ export function localBrokerPorts(config: AppConfig): number[] {
   const { port, brokers } = config.stack.kafka
   return Array.from({ length: brokers }, (_, i) => port + i)
 }
-/** Controller ports of the local stack's Kafka nodes: stack.kafka.controllerPort (0: after the broker ports) and the next ones. */
+/**
+ * Controller ports of the local stack's Kafka nodes: stack.kafka.controllerPort (0: after the broker ports) and the
+ * next ones.
+ */
 export function localControllerPorts(config: AppConfig): number[] {
   const { port, brokers, controllerPort } = config.stack.kafka
   const first = controllerPort !== 0 ? controllerPort : port + brokers
   return Array.from({ length: brokers }, (_, i) => first + i)
 }
 
-/** Partner (SASL) listener ports of the local stack's Kafka nodes: stack.kafka.partnerPort (0: after the controller ports) and the next ones. */
+/**
+ * Partner (SASL) listener ports of the local stack's Kafka nodes: stack.kafka.partnerPort (0: after the controller
+ * ports) and the next ones.
+ */
 export function localPartnerPorts(config: AppConfig): number[] {
   const { brokers, partnerPort } = config.stack.kafka
   const controllers = localControllerPorts(config)

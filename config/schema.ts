@@ -30,7 +30,10 @@ export const configSchema = {
   // OpenTelemetry SDK configures this one too.
   tracing: {
     exporter: {
-      doc: "Where spans go: otlp (OTLP over HTTP, JSON encoding) or none. Empty: otlp when an OTLP endpoint is set, else none, so tracing is off by default (an event's traceparent still travels to partners, see docs/tracing.md).",
+      doc:
+        'Where spans go: otlp (OTLP over HTTP, JSON encoding) or none. Empty: otlp ' +
+        'when an OTLP endpoint is set, else none, so tracing is off by default (an ' +
+        "event's traceparent still travels to partners, see docs/tracing.md).",
       format: [...TRACES_EXPORTERS],
       default: '',
       env: 'OTEL_TRACES_EXPORTER',
@@ -48,7 +51,10 @@ export const configSchema = {
       env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
     },
     headers: {
-      doc: 'Headers of every OTLP export request, as comma-separated key=value pairs with percent-encoded values, e.g. authorization=Bearer%20<token> for a hosted collector.',
+      doc:
+        'Headers of every OTLP export request, as comma-separated key=value pairs ' +
+        'with percent-encoded values, e.g. authorization=Bearer%20<token> for a ' +
+        'hosted collector.',
       format: 'key-value-list',
       default: '',
       env: 'OTEL_EXPORTER_OTLP_HEADERS',
@@ -61,13 +67,19 @@ export const configSchema = {
       env: 'OTEL_SERVICE_NAME',
     },
     resourceAttributes: {
-      doc: 'More resource attributes of every span, as comma-separated key=value pairs with percent-encoded values, e.g. deployment.environment.name=production.',
+      doc:
+        'More resource attributes of every span, as comma-separated key=value pairs ' +
+        'with percent-encoded values, e.g. deployment.environment.name=production.',
       format: 'key-value-list',
       default: '',
       env: 'OTEL_RESOURCE_ATTRIBUTES',
     },
     sampler: {
-      doc: 'Which traces are recorded. parentbased_*: a request or event whose traceparent says sampled (or not) is recorded (or not) as its caller decided; new traces follow the rest of the name: always_on, always_off, or traceidratio (OTEL_TRACES_SAMPLER_ARG of them).',
+      doc:
+        'Which traces are recorded. parentbased_*: a request or event whose ' +
+        'traceparent says sampled (or not) is recorded (or not) as its caller ' +
+        'decided; new traces follow the rest of the name: always_on, always_off, or ' +
+        'traceidratio (OTEL_TRACES_SAMPLER_ARG of them).',
       format: [...TRACES_SAMPLERS],
       default: 'parentbased_always_on',
       env: 'OTEL_TRACES_SAMPLER',
@@ -90,7 +102,10 @@ export const configSchema = {
   },
   kafka: {
     brokers: {
-      doc: 'Comma-separated host:port list of an external Kafka cluster. Empty: use the local stack (provisioned by `distributary stack up`): its broker, or its three with STACK_KAFKA_BROKERS=3.',
+      doc:
+        'Comma-separated host:port list of an external Kafka cluster. Empty: use the ' +
+        'local stack (provisioned by `distributary stack up`): its broker, or its ' +
+        'three with STACK_KAFKA_BROKERS=3.',
       format: 'broker-list',
       default: '',
       env: 'KAFKA_BROKERS',
@@ -128,19 +143,29 @@ export const configSchema = {
     },
     partners: {
       bootstrapServers: {
-        doc: "Comma-separated host:port list partners connect to for their kafka-topic subscriptions (the brokers' SASL listener, as partners reach it). Empty: the local stack's partner listener when the local stack is used; otherwise partners get no Kafka access (kafka-topic subscriptions are refused).",
+        doc:
+          'Comma-separated host:port list partners connect to for their kafka-topic ' +
+          "subscriptions (the brokers' SASL listener, as partners reach it). Empty: the " +
+          "local stack's partner listener when the local stack is used; otherwise " +
+          'partners get no Kafka access (kafka-topic subscriptions are refused).',
         format: 'broker-list',
         default: '',
         env: 'KAFKA_PARTNER_BOOTSTRAP_SERVERS',
       },
       securityProtocol: {
-        doc: "Security protocol of that listener as partners' clients name it (security.protocol). Production clusters: SASL_SSL. Empty: SASL_PLAINTEXT for the local stack (loopback only), SASL_SSL otherwise.",
+        doc:
+          "Security protocol of that listener as partners' clients name it " +
+          '(security.protocol). Production clusters: SASL_SSL. Empty: SASL_PLAINTEXT ' +
+          'for the local stack (loopback only), SASL_SSL otherwise.',
         format: ['', 'SASL_SSL', 'SASL_PLAINTEXT'],
         default: '',
         env: 'KAFKA_PARTNER_SECURITY_PROTOCOL',
       },
       topicPrefix: {
-        doc: 'Prefix of every partner topic, consumer group and Kafka user: <prefix><partner-slug>.<event-type>. Partners are granted ACLs on their own names under it only.',
+        doc:
+          'Prefix of every partner topic, consumer group and Kafka user: ' +
+          '<prefix><partner-slug>.<event-type>. Partners are granted ACLs on their own ' +
+          'names under it only.',
         format: 'kafka-name-prefix',
         default: 'partner.',
         env: 'KAFKA_PARTNER_TOPIC_PREFIX',
@@ -174,7 +199,11 @@ export const configSchema = {
       env: 'MONGODB_DATABASE',
     },
     maxPoolSize: {
-      doc: 'Connections to MongoDB per process at most. Kept well under 50 by default: FerretDB v1 (the local stack) serves each database from 100 SQLite connections and an update can hold two of them, so about 50 concurrent updates from one process could take them all and wait for ever.',
+      doc:
+        'Connections to MongoDB per process at most. Kept well under 50 by default: ' +
+        'FerretDB v1 (the local stack) serves each database from 100 SQLite ' +
+        'connections and an update can hold two of them, so about 50 concurrent ' +
+        'updates from one process could take them all and wait for ever.',
       format: 'nat',
       default: 24,
       env: 'MONGODB_MAX_POOL_SIZE',
@@ -214,19 +243,28 @@ export const configSchema = {
     },
     port: port('Port of the built-in registry.', 8081, 'SCHEMA_REGISTRY_PORT'),
     anonymousLoopbackReads: {
-      doc: 'Let requests without credentials from a loopback address (127.0.0.0/8, ::1) read the built-in registry (subjects, schemas, config), for development. Writes always need credentials (see docs/schema-registry.md).',
+      doc:
+        'Let requests without credentials from a loopback address (127.0.0.0/8, ::1) ' +
+        'read the built-in registry (subjects, schemas, config), for development. ' +
+        'Writes always need credentials (see docs/schema-registry.md).',
       format: Boolean,
       default: false,
       env: 'SCHEMA_REGISTRY_ANONYMOUS_LOOPBACK_READS',
     },
     topic: {
-      doc: "Compacted single-partition topic holding the built-in registry's schemas (Confluent's kafkastore.topic); created when missing.",
+      doc:
+        "Compacted single-partition topic holding the built-in registry's schemas " +
+        "(Confluent's kafkastore.topic); created when missing.",
       format: String,
       default: '_schemas',
       env: 'SCHEMA_REGISTRY_TOPIC',
     },
     pinnedReaderPolicy: {
-      doc: "What the built-in registry does with a new version of a value subject that a subscription's pinned reader schema cannot read: refuse (409 naming the subscriptions and fields) or flag (register it and mark the affected subscriptions with schemaIssues).",
+      doc:
+        'What the built-in registry does with a new version of a value subject that a ' +
+        "subscription's pinned reader schema cannot read: refuse (409 naming the " +
+        'subscriptions and fields) or flag (register it and mark the affected ' +
+        'subscriptions with schemaIssues).',
       format: ['refuse', 'flag'],
       default: 'refuse',
       env: 'SCHEMA_REGISTRY_PINNED_READER_POLICY',
@@ -234,7 +272,10 @@ export const configSchema = {
   },
   management: {
     adminApiKey: {
-      doc: 'Bootstrap admin API key (at least 32 characters), accepted on every management route so that a fresh install can create organizations and keys without a database edit. Empty: no bootstrap key.',
+      doc:
+        'Bootstrap admin API key (at least 32 characters), accepted on every ' +
+        'management route so that a fresh install can create organizations and keys ' +
+        'without a database edit. Empty: no bootstrap key.',
       format: String,
       default: '',
       env: 'ADMIN_API_KEY',
@@ -273,33 +314,47 @@ export const configSchema = {
       env: 'MANAGEMENT_SWEEP_INTERVAL_MS',
     },
     apiKeyCacheMs: {
-      doc: 'How long a verified API key is trusted without reading its record again, in milliseconds (bounds how long a revocation takes to reach other processes). Afterwards one read confirms it; a key is hashed once per process.',
+      doc:
+        'How long a verified API key is trusted without reading its record again, in ' +
+        'milliseconds (bounds how long a revocation takes to reach other processes). ' +
+        'Afterwards one read confirms it; a key is hashed once per process.',
       format: 'nat',
       default: 30000,
       env: 'MANAGEMENT_API_KEY_CACHE_MS',
     },
     keyAttempts: {
       perSecond: {
-        doc: 'Failed API key attempts per second allowed per client address (IPv6: per /64) and per key prefix, on the management API and ingestion alike (token bucket refill rate; 0: unlimited). Checked before the key is looked up or hashed: an empty bucket answers 429 without that work. A valid key gives its attempt back.',
+        doc:
+          'Failed API key attempts per second allowed per client address (IPv6: per ' +
+          '/64) and per key prefix, on the management API and ingestion alike (token ' +
+          'bucket refill rate; 0: unlimited). Checked before the key is looked up or ' +
+          'hashed: an empty bucket answers 429 without that work. A valid key gives its ' +
+          'attempt back.',
         format: 'nat',
         default: 1,
         env: 'MANAGEMENT_KEY_ATTEMPTS_PER_SECOND',
       },
       burst: {
-        doc: 'Failed API key attempts a client address or a key prefix may make at once before the attempt limit applies (token bucket size).',
+        doc:
+          'Failed API key attempts a client address or a key prefix may make at once ' +
+          'before the attempt limit applies (token bucket size).',
         format: 'nat',
         default: 20,
         env: 'MANAGEMENT_KEY_ATTEMPTS_BURST',
       },
     },
     keyVerifyConcurrency: {
-      doc: "API key verifications (scrypt, in libuv's thread pool of 4 threads shared with DNS lookups and file I/O) running at once per process.",
+      doc:
+        "API key verifications (scrypt, in libuv's thread pool of 4 threads shared " +
+        'with DNS lookups and file I/O) running at once per process.',
       format: 'positive-int',
       default: 2,
       env: 'MANAGEMENT_KEY_VERIFY_CONCURRENCY',
     },
     keyVerifyQueue: {
-      doc: 'API key verifications waiting for a slot at most; beyond, a request with a key this process has not verified yet answers 503 with Retry-After.',
+      doc:
+        'API key verifications waiting for a slot at most; beyond, a request with a ' +
+        'key this process has not verified yet answers 503 with Retry-After.',
       format: 'nat',
       default: 32,
       env: 'MANAGEMENT_KEY_VERIFY_QUEUE',
@@ -307,7 +362,12 @@ export const configSchema = {
   },
   secrets: {
     encryptionKeys: {
-      doc: 'Key ring for secrets at rest (webhook secrets, sink credentials): comma-separated id:base64 pairs of 32-byte AES-256-GCM keys, e.g. k2:<base64>,k1:<base64>. Older keys stay to decrypt until re-encryption. Empty with the local stack: a key file in the stack folder is created and used.',
+      doc:
+        'Key ring for secrets at rest (webhook secrets, sink credentials): ' +
+        'comma-separated id:base64 pairs of 32-byte AES-256-GCM keys, e.g. ' +
+        'k2:<base64>,k1:<base64>. Older keys stay to decrypt until re-encryption. ' +
+        'Empty with the local stack: a key file in the stack folder is created and ' +
+        'used.',
       format: String,
       default: '',
       env: 'SECRETS_ENCRYPTION_KEYS',
@@ -322,7 +382,12 @@ export const configSchema = {
   },
   urlGuard: {
     allowlist: {
-      doc: 'Comma-separated host names (*.suffix for a domain), IP addresses or CIDRs that outbound connections (webhook and REST sinks, OAuth token URLs, MongoDB sinks and sources) may reach although they are not public: loopback, private, link-local, or any other special-purpose range (e.g. 127.0.0.1 for tests). Empty: only public addresses.',
+      doc:
+        'Comma-separated host names (*.suffix for a domain), IP addresses or CIDRs ' +
+        'that outbound connections (webhook and REST sinks, OAuth token URLs, MongoDB ' +
+        'sinks and sources) may reach although they are not public: loopback, ' +
+        'private, link-local, or any other special-purpose range (e.g. 127.0.0.1 for ' +
+        'tests). Empty: only public addresses.',
       format: String,
       default: '',
       env: 'URL_GUARD_ALLOWLIST',
@@ -361,7 +426,12 @@ export const configSchema = {
     },
     rateLimit: {
       eventsPerSecond: {
-        doc: 'Events per second allowed per API key on POST /v1/events/{eventType}, per process (token bucket refill rate; 0: unlimited). A request is admitted while the key has a token left and is charged its number of events; beyond, 429 with Retry-After and the RateLimit headers, before the body is read. Well above the 1,000 to 5,000 events/s of the latency benchmark.',
+        doc:
+          'Events per second allowed per API key on POST /v1/events/{eventType}, per ' +
+          'process (token bucket refill rate; 0: unlimited). A request is admitted ' +
+          'while the key has a token left and is charged its number of events; beyond, ' +
+          '429 with Retry-After and the RateLimit headers, before the body is read. ' +
+          'Well above the 1,000 to 5,000 events/s of the latency benchmark.',
         format: 'nat',
         default: 10000,
         env: 'INGEST_RATE_LIMIT_EVENTS_PER_SECOND',
@@ -376,19 +446,27 @@ export const configSchema = {
   },
   outbox: {
     relayEnabled: {
-      doc: "Run the outbox relay in API processes: it produces the events the control plane writes with its changes (a partner's profile to partners.profiles). One relay sends at a time (a lease); turn it off only where another API process relays.",
+      doc:
+        'Run the outbox relay in API processes: it produces the events the control ' +
+        "plane writes with its changes (a partner's profile to partners.profiles). " +
+        'One relay sends at a time (a lease); turn it off only where another API ' +
+        'process relays.',
       format: Boolean,
       default: true,
       env: 'OUTBOX_RELAY_ENABLED',
     },
     pollMs: {
-      doc: "Interval of the outbox relay's scan for events written by other API processes, in milliseconds (writes in its own process wake it at once).",
+      doc:
+        "Interval of the outbox relay's scan for events written by other API " +
+        'processes, in milliseconds (writes in its own process wake it at once).',
       format: 'nat',
       default: 1000,
       env: 'OUTBOX_POLL_MS',
     },
     leaseTtlMs: {
-      doc: "How long the outbox relay's lease lasts without renewal; another API process takes the relay over after about this long, in milliseconds.",
+      doc:
+        "How long the outbox relay's lease lasts without renewal; another API process " +
+        'takes the relay over after about this long, in milliseconds.',
       format: 'nat',
       default: 10000,
       env: 'OUTBOX_LEASE_TTL_MS',
@@ -396,13 +474,23 @@ export const configSchema = {
   },
   sources: {
     file: {
-      doc: 'JSON file declaring source connectors, upserted by name when a worker starts: an array of { name, kind (csv-drop | mongodb), publisher (organization id or slug), config, desiredState? }. A state set through the API is kept across restarts. Empty: none.',
+      doc:
+        'JSON file declaring source connectors, upserted by name when a worker ' +
+        'starts: an array of { name, kind (csv-drop | mongodb), publisher ' +
+        '(organization id or slug), config, desiredState? }. A state set through the ' +
+        'API is kept across restarts. Empty: none.',
       format: String,
       default: '',
       env: 'SOURCES_FILE',
     },
     dropRoot: {
-      doc: "Folder holding one drop folder per publisher, <dropRoot>/<publisher id>/: a CSV drop source's dir, stateDir and processedDir lie inside its publisher's (relative to it, or absolute inside it; 422 otherwise, and checked by real path when the source starts), so that no source reads, moves or writes files elsewhere on the worker's host. Empty: drop/ in the stack folder (STACK_DIR, by default .stack/drop).",
+      doc:
+        'Folder holding one drop folder per publisher, <dropRoot>/<publisher id>/: a ' +
+        "CSV drop source's dir, stateDir and processedDir lie inside its publisher's " +
+        '(relative to it, or absolute inside it; 422 otherwise, and checked by real ' +
+        'path when the source starts), so that no source reads, moves or writes files ' +
+        "elsewhere on the worker's host. Empty: drop/ in the stack folder (STACK_DIR, " +
+        'by default .stack/drop).',
       format: String,
       default: '',
       env: 'SOURCES_DROP_ROOT',
@@ -416,13 +504,19 @@ export const configSchema = {
       env: 'BENCH_CSV_ROWS',
     },
     latencyRate: {
-      doc: 'Open-loop rate of `npm run bench -- latency` (POST /v1/events, one event each, and the raw kafkajs baseline), in events/s (the issue: 1000).',
+      doc:
+        'Open-loop rate of `npm run bench -- latency` (POST /v1/events, one event ' +
+        'each, and the raw kafkajs baseline), in events/s (the issue: 1000).',
       format: 'nat',
       default: 1000,
       env: 'BENCH_LATENCY_RATE',
     },
     latencyBrokerWarmupMs: {
-      doc: 'Raw kafkajs traffic at the latency rate that `npm run bench -- latency` sends the broker before either arm, in milliseconds (a broker fresh from `npm run stack:up` compiles its produce and fetch paths over its first tens of seconds of traffic); 0 skips it.',
+      doc:
+        'Raw kafkajs traffic at the latency rate that `npm run bench -- latency` ' +
+        'sends the broker before either arm, in milliseconds (a broker fresh from ' +
+        '`npm run stack:up` compiles its produce and fetch paths over its first tens ' +
+        'of seconds of traffic); 0 skips it.',
       format: 'nat',
       default: 30000,
       env: 'BENCH_LATENCY_BROKER_WARMUP_MS',
@@ -434,7 +528,10 @@ export const configSchema = {
       env: 'BENCH_PARTNERS_SUBSCRIPTIONS',
     },
     partnersRate: {
-      doc: 'Aggregate events/s of `npm run bench -- partners` (the issue: 1000), spread over the subscriptions: each wants its own rows (subscription i is filtered to SKU-i) and event n is SKU-(n mod subscriptions).',
+      doc:
+        'Aggregate events/s of `npm run bench -- partners` (the issue: 1000), spread ' +
+        'over the subscriptions: each wants its own rows (subscription i is filtered ' +
+        'to SKU-i) and event n is SKU-(n mod subscriptions).',
       format: 'nat',
       default: 1000,
       env: 'BENCH_PARTNERS_RATE',
@@ -463,7 +560,10 @@ export const configSchema = {
       env: 'STACK_DIR',
     },
     cacheDir: {
-      doc: 'User-level cache of what the stack downloads or builds (Kafka jars, the FerretDB binary), shared by every checkout. Empty: $XDG_CACHE_HOME/distributary or ~/.cache/distributary.',
+      doc:
+        'User-level cache of what the stack downloads or builds (Kafka jars, the ' +
+        'FerretDB binary), shared by every checkout. Empty: ' +
+        '$XDG_CACHE_HOME/distributary or ~/.cache/distributary.',
       format: String,
       default: '',
       env: 'STACK_CACHE_DIR',
@@ -476,23 +576,33 @@ export const configSchema = {
         env: 'STACK_KAFKA_VERSION',
       },
       brokers: {
-        doc: 'Kafka nodes of the local stack: 1 (one broker+controller node) or 3 (three broker+controller nodes, node ids 1 to 3, forming the KRaft controller quorum; a broker may fail without losing acknowledged events). KAFKA_BROKERS for the platform then lists the three brokers.',
+        doc:
+          'Kafka nodes of the local stack: 1 (one broker+controller node) or 3 (three ' +
+          'broker+controller nodes, node ids 1 to 3, forming the KRaft controller ' +
+          'quorum; a broker may fail without losing acknowledged events). KAFKA_BROKERS ' +
+          'for the platform then lists the three brokers.',
         format: 'kafka-node-count',
         default: 1,
         env: 'STACK_KAFKA_BROKERS',
       },
       port: port(
-        'Port of the local Kafka broker; with several, of the first (the others take the next ports: 9092, 9093, 9094).',
+        'Port of the local Kafka broker; with several, of the first (the others take ' +
+          'the next ports: 9092, 9093, 9094).',
         9092,
         'STACK_KAFKA_PORT',
       ),
       controllerPort: port(
-        "Port of the local KRaft controller; with several nodes, of the first (the others take the next ports). 0: the port after the last broker's (9093 with one broker, 9095 to 9097 with three).",
+        'Port of the local KRaft controller; with several nodes, of the first (the ' +
+          "others take the next ports). 0: the port after the last broker's (9093 with " +
+          'one broker, 9095 to 9097 with three).',
         0,
         'STACK_KAFKA_CONTROLLER_PORT',
       ),
       partnerPort: port(
-        "Port of the local Kafka broker's partner listener (SASL_PLAINTEXT with SCRAM-SHA-512, ACLs enforced: partners read their own topics there); with several nodes, of the first. 0: the port after the last controller's (9094 with one node, 9098 to 9100 with three).",
+        "Port of the local Kafka broker's partner listener (SASL_PLAINTEXT with " +
+          'SCRAM-SHA-512, ACLs enforced: partners read their own topics there); with ' +
+          "several nodes, of the first. 0: the port after the last controller's (9094 " +
+          'with one node, 9098 to 9100 with three).',
         0,
         'STACK_KAFKA_PARTNER_PORT',
       ),
@@ -515,25 +625,38 @@ export const configSchema = {
   },
   worker: {
     id: {
-      doc: "Id of this sink worker process in leases and status reports (one per live process: a second live process with the same id refuses to start; a process restarted with it takes its predecessor's subscriptions back). Empty: <hostname>-<pid>-<random>.",
+      doc:
+        'Id of this sink worker process in leases and status reports (one per live ' +
+        'process: a second live process with the same id refuses to start; a process ' +
+        "restarted with it takes its predecessor's subscriptions back). Empty: " +
+        '<hostname>-<pid>-<random>.',
       format: String,
       default: '',
       env: 'WORKER_ID',
     },
     groupId: {
-      doc: 'Prefix of the Kafka consumer groups of the sink workers: each worker process reads every partition once in a group of its own, <groupId>.<worker id>.<8 hex digits, new at every start>, and commits the minimum delivered position of the subscriptions it holds.',
+      doc:
+        'Prefix of the Kafka consumer groups of the sink workers: each worker process ' +
+        'reads every partition once in a group of its own, <groupId>.<worker id>.<8 ' +
+        'hex digits, new at every start>, and commits the minimum delivered position ' +
+        'of the subscriptions it holds.',
       format: String,
       default: 'distributary-sinks',
       env: 'WORKER_GROUP_ID',
     },
     deadLetterTopic: {
-      doc: 'Topic receiving dead letters (key: subscription id; value: the original bytes; headers: the reason and origin). Created when missing.',
+      doc:
+        'Topic receiving dead letters (key: subscription id; value: the original ' +
+        'bytes; headers: the reason and origin). Created when missing.',
       format: String,
       default: 'distributary.dead-letters',
       env: 'WORKER_DEAD_LETTER_TOPIC',
     },
     leaseTtlMs: {
-      doc: "How long a worker's claim on a subscription lasts without renewal; a killed worker's subscriptions move to the others after about this long, in milliseconds.",
+      doc:
+        "How long a worker's claim on a subscription lasts without renewal; a killed " +
+        "worker's subscriptions move to the others after about this long, in " +
+        'milliseconds.',
       format: 'nat',
       default: 6000,
       env: 'WORKER_LEASE_TTL_MS',
@@ -551,31 +674,44 @@ export const configSchema = {
       env: 'WORKER_POLL_MS',
     },
     cursorFlushMs: {
-      doc: "Interval of writing each subscription's delivered position to MongoDB and committing the shared group, in milliseconds (a crash re-delivers at most about this much).",
+      doc:
+        "Interval of writing each subscription's delivered position to MongoDB and " +
+        'committing the shared group, in milliseconds (a crash re-delivers at most ' +
+        'about this much).',
       format: 'nat',
       default: 1000,
       env: 'WORKER_CURSOR_FLUSH_MS',
     },
     statusIntervalMs: {
-      doc: 'Interval of the position and lag report of an unchanged connector, in milliseconds (changes are reported at once).',
+      doc:
+        'Interval of the position and lag report of an unchanged connector, in ' +
+        'milliseconds (changes are reported at once).',
       format: 'nat',
       default: 5000,
       env: 'WORKER_STATUS_INTERVAL_MS',
     },
     maxBuffered: {
-      doc: 'Records buffered per subscription before it leaves the shared stream for a catch-up reader of its own (back-pressure of a slow or parked partner).',
+      doc:
+        'Records buffered per subscription before it leaves the shared stream for a ' +
+        'catch-up reader of its own (back-pressure of a slow or parked partner).',
       format: 'nat',
       default: 2000,
       env: 'WORKER_MAX_BUFFERED',
     },
     maxCatchUpReaders: {
-      doc: 'Catch-up readers (Kafka consumers of one subscription: replays, paused or slow partners) running at the same time per worker; others wait their turn.',
+      doc:
+        'Catch-up readers (Kafka consumers of one subscription: replays, paused or ' +
+        'slow partners) running at the same time per worker; others wait their turn.',
       format: 'nat',
       default: 8,
       env: 'WORKER_MAX_CATCH_UP_READERS',
     },
     catchUpSliceMs: {
-      doc: 'How long a catch-up reader keeps its slot while other subscriptions wait for one, in milliseconds: then it yields (its position kept) to the subscription waiting longest and queues again, so that one long replay cannot hold up the others.',
+      doc:
+        'How long a catch-up reader keeps its slot while other subscriptions wait for ' +
+        'one, in milliseconds: then it yields (its position kept) to the subscription ' +
+        'waiting longest and queues again, so that one long replay cannot hold up the ' +
+        'others.',
       format: 'nat',
       default: 30000,
       env: 'WORKER_CATCH_UP_SLICE_MS',
@@ -587,7 +723,11 @@ export const configSchema = {
       env: 'WORKER_LOG_DELIVERED',
     },
     logBacklogMax: {
-      doc: 'Delivery-log writes a worker holds at most while the store is slow or away (each is tried again until written): at this many, no partner call starts until half of them are written (back-pressure); beyond half of it, successful deliveries are not logged.',
+      doc:
+        'Delivery-log writes a worker holds at most while the store is slow or away ' +
+        '(each is tried again until written): at this many, no partner call starts ' +
+        'until half of them are written (back-pressure); beyond half of it, ' +
+        'successful deliveries are not logged.',
       format: 'nat',
       default: 10000,
       env: 'WORKER_LOG_BACKLOG_MAX',
@@ -595,7 +735,10 @@ export const configSchema = {
   },
   delivery: {
     retrySchedule: {
-      doc: 'Default retry schedule of a subscription: delays after the immediate first attempt (Standard Webhooks: 5s,5m,30m,2h,5h,10h,10h); a subscription may set its own.',
+      doc:
+        'Default retry schedule of a subscription: delays after the immediate first ' +
+        'attempt (Standard Webhooks: 5s,5m,30m,2h,5h,10h,10h); a subscription may set ' +
+        'its own.',
       format: 'duration-list',
       default: '5s,5m,30m,2h,5h,10h,10h',
       env: 'DELIVERY_RETRY_SCHEDULE',
@@ -613,26 +756,36 @@ export const configSchema = {
       env: 'DELIVERY_MAX_RETRY_AFTER_MS',
     },
     concurrency: {
-      doc: "Default number of keys delivered at the same time per subscription (each key stays in order); a subscription's deliveryPolicy.concurrency overrides it. As many as the keep-alive connections per origin: with 8, one receiver slowing for a few milliseconds queued the worker's deliveries behind it.",
+      doc:
+        'Default number of keys delivered at the same time per subscription (each key ' +
+        "stays in order); a subscription's deliveryPolicy.concurrency overrides it. " +
+        'As many as the keep-alive connections per origin: with 8, one receiver ' +
+        "slowing for a few milliseconds queued the worker's deliveries behind it.",
       format: 'nat',
       default: 32,
       env: 'DELIVERY_CONCURRENCY',
     },
     parkAfterFailures: {
-      doc: 'Consecutive failed attempts (no success between) that park a subscription: one probe at a time until its endpoint answers.',
+      doc:
+        'Consecutive failed attempts (no success between) that park a subscription: ' +
+        'one probe at a time until its endpoint answers.',
       format: 'nat',
       default: 5,
       env: 'DELIVERY_PARK_AFTER_FAILURES',
     },
     disableAfterMs: {
-      doc: 'A subscription failing without a single success for this long is disabled (an event and a log line say so), in milliseconds.',
+      doc:
+        'A subscription failing without a single success for this long is disabled ' +
+        '(an event and a log line say so), in milliseconds.',
       format: 'nat',
       default: 432000000,
       env: 'DELIVERY_DISABLE_AFTER_MS',
     },
     webhook: {
       timeoutMs: {
-        doc: 'Default webhook timeout (answer headers, and between body chunks), in milliseconds; precise to about 1 s.',
+        doc:
+          'Default webhook timeout (answer headers, and between body chunks), in ' +
+          'milliseconds; precise to about 1 s.',
         format: 'nat',
         default: 15000,
         env: 'WEBHOOK_TIMEOUT_MS',
@@ -658,25 +811,38 @@ export const configSchema = {
     },
     mapping: {
       processes: {
-        doc: "REST sinks: sandbox processes that evaluate JSONata body mappings (started on first use, about 40 MB of RSS each). A mapping that hangs or exhausts its limits holds one of them until it is killed, so keep at least 2: the other subscriptions' mappings go on in the others.",
+        doc:
+          'REST sinks: sandbox processes that evaluate JSONata body mappings (started ' +
+          'on first use, about 40 MB of RSS each). A mapping that hangs or exhausts its ' +
+          'limits holds one of them until it is killed, so keep at least 2: the other ' +
+          "subscriptions' mappings go on in the others.",
         format: 'nat',
         default: 2,
         env: 'MAPPING_SANDBOX_PROCESSES',
       },
       timeLimitMs: {
-        doc: 'REST sinks: time one body mapping evaluation may take, in milliseconds (its process is killed about 100 ms after it); an event whose mapping exceeds it is dead-lettered with the reason.',
+        doc:
+          'REST sinks: time one body mapping evaluation may take, in milliseconds (its ' +
+          'process is killed about 100 ms after it); an event whose mapping exceeds it ' +
+          'is dead-lettered with the reason.',
         format: 'nat',
         default: 1000,
         env: 'MAPPING_TIME_LIMIT_MS',
       },
       memoryLimitMb: {
-        doc: 'REST sinks: heap of a mapping sandbox process (V8 old generation), in MB (at least 16); an event whose mapping exhausts it is dead-lettered with the reason and the process replaced.',
+        doc:
+          'REST sinks: heap of a mapping sandbox process (V8 old generation), in MB (at ' +
+          'least 16); an event whose mapping exhausts it is dead-lettered with the ' +
+          'reason and the process replaced.',
         format: 'nat',
         default: 64,
         env: 'MAPPING_MEMORY_LIMIT_MB',
       },
       maxOutputBytes: {
-        doc: "REST sinks: largest body one event's mapping may produce, in bytes (UTF-8 JSON); a larger one is refused in the sandbox (the event is dead-lettered with the reason).",
+        doc:
+          "REST sinks: largest body one event's mapping may produce, in bytes (UTF-8 " +
+          'JSON); a larger one is refused in the sandbox (the event is dead-lettered ' +
+          'with the reason).',
         format: 'nat',
         default: 1048576,
         env: 'MAPPING_MAX_OUTPUT_BYTES',
@@ -684,7 +850,9 @@ export const configSchema = {
     },
     mongodb: {
       serverSelectionTimeoutMs: {
-        doc: 'MongoDB sinks: how long a write waits for a reachable partner server before it fails (retriable), in milliseconds.',
+        doc:
+          'MongoDB sinks: how long a write waits for a reachable partner server before ' +
+          'it fails (retriable), in milliseconds.',
         format: 'nat',
         default: 10000,
         env: 'MONGODB_SINK_SERVER_SELECTION_TIMEOUT_MS',
@@ -696,13 +864,17 @@ export const configSchema = {
         env: 'MONGODB_SINK_CONNECT_TIMEOUT_MS',
       },
       socketTimeoutMs: {
-        doc: 'MongoDB sinks: how long a write waits for the partner server to answer before it fails (retriable), in milliseconds (0: no limit).',
+        doc:
+          'MongoDB sinks: how long a write waits for the partner server to answer ' +
+          'before it fails (retriable), in milliseconds (0: no limit).',
         format: 'nat',
         default: 30000,
         env: 'MONGODB_SINK_SOCKET_TIMEOUT_MS',
       },
       maxPoolSize: {
-        doc: 'MongoDB sinks: connections per partner connection string at most, shared by every subscription using that string.',
+        doc:
+          'MongoDB sinks: connections per partner connection string at most, shared by ' +
+          'every subscription using that string.',
         format: 'nat',
         default: 10,
         env: 'MONGODB_SINK_MAX_POOL_SIZE',

@@ -77,7 +77,10 @@ export interface SinkPlugin<S extends SinkConfig = SinkConfig> {
    * the stored one (what it could change is refused by `validate`).
    */
   readonly fixed?: boolean
-  /** The partner reads it with its own Kafka access: creating, changing or deleting such a subscription reconciles that access. */
+  /**
+   * The partner reads it with its own Kafka access: creating, changing or deleting such a subscription reconciles that
+   * access.
+   */
   readonly partnerAccess?: boolean
   /**
    * The type's own rules, as 422 faults naming the field (`sink.<path>`, `eventTypes`). `sink` is
@@ -94,7 +97,10 @@ export interface SinkPlugin<S extends SinkConfig = SinkConfig> {
     sub: { id: string; partnerId: string; eventTypes: readonly string[] },
     control: SinkControl,
   ): Promise<S>
-  /** Frees what `reserve` took (the subscription was not stored, or was deleted); resolves to the partner topics removed. */
+  /**
+   * Frees what `reserve` took (the subscription was not stored, or was deleted); resolves to the partner topics
+   * removed.
+   */
   release?(subscriptionId: string, control: SinkControl): Promise<string[]>
   /** The runtime's factory of this type's sinks. */
   create(runtime: SinkRuntime): SinkFactory

@@ -47,7 +47,10 @@ export function openSecrets<S>(config: S, paths: readonly string[], box: Pick<Se
   return mapSecrets(config, paths, (v) => box.open(v))
 }
 
-/** The config with its secrets sealed; a secret left out keeps its value in `previous` (the stored config of the same type). */
+/**
+ * The config with its secrets sealed; a secret left out keeps its value in `previous` (the stored config of the same
+ * type).
+ */
 export function sealSecrets<S>(config: S, paths: readonly string[], box: Pick<SecretBox, 'seal'>, previous?: S): S {
   const out = mapSecrets(config, paths, (v) => box.seal(v)) as unknown as Record<string, unknown>
   for (const path of paths) {

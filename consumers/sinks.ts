@@ -14,7 +14,8 @@ export function sinkFactoryByType(factories: SinkFactories): SinkFactory {
     const factory = factories[sub.sink.type]
     if (!factory) {
       throw new ConfigError(
-        `no sink of type "${sub.sink.type}" is available in this worker (available: ${Object.keys(factories).join(', ')})`,
+        `no sink of type "${sub.sink.type}" is available in this worker (available: ` +
+          `${Object.keys(factories).join(', ')})`,
         {
           subscriptionId: sub._id,
           field: 'sink.type',

@@ -373,7 +373,8 @@ export class DeliveryLog {
     const doc =
       (await this.cols.deliveries.findOne({
         _id: this.#idOf(`${subscriptionId}|${eventId}`, subscriptionId, eventId),
-      })) ?? (await this.cols.deliveries.findOne({ subscriptionId, eventId })) // written by an earlier version, under a random _id
+        // written by an earlier version, under a random _id
+      })) ?? (await this.cols.deliveries.findOne({ subscriptionId, eventId }))
     return doc && complete(doc)
   }
 
@@ -400,7 +401,8 @@ export class DeliveryLog {
       const { subscriptionId, eventId } = input
       const id = this.#idOf(`${subscriptionId}|${eventId}`, subscriptionId, eventId)
       if ((await this.cols.deliveries.updateOne({ _id: id }, { $set: { retryRequestedAt: now } })).matchedCount === 0) {
-        await this.cols.deliveries.updateOne({ subscriptionId, eventId }, { $set: { retryRequestedAt: now } }) // an earlier version's document
+        // an earlier version's document
+        await this.cols.deliveries.updateOne({ subscriptionId, eventId }, { $set: { retryRequestedAt: now } })
       }
     } else {
       await this.cols.deliveries.updateMany(

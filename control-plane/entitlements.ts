@@ -73,7 +73,8 @@ export function checkWithinGrants(req: EntitlementRequest, grants: readonly Gran
     if (covering.length === 0) {
       const offered = grants.find((g) => g.eventTypes.includes(eventType))
       const message = offered
-        ? `event type ${eventType} is offered in grant ${offered._id} but not accepted yet: accept it first (POST /v1/grants/${offered._id}/accept)`
+        ? `event type ${eventType} is offered in grant ${offered._id} but not ` +
+          `accepted yet: accept it first (POST /v1/grants/${offered._id}/accept)`
         : `event type ${eventType} is not granted to this partner`
       errors.push({ field: `eventTypes[${i}]`, message })
       return

@@ -87,9 +87,14 @@ export async function pinnedReaderConflicts(
 export function describeConflicts(subject: string, version: number, conflicts: PinnedReaderConflict[]): string {
   const each = conflicts.map(
     (x) =>
-      `subscription ${x.subscriptionId} ("${x.name}") pins ${x.eventType} version ${x.pinnedVersion}: ${x.fields.join('; ')}`,
+      `subscription ${x.subscriptionId} ("${x.name}") pins ${x.eventType} version ` +
+      `${x.pinnedVersion}: ${x.fields.join('; ')}`,
   )
-  return `Schema being registered is incompatible with a pinned reader schema for subject "${subject}" (it would be version ${version}), details: [${each.join(', ')}]`
+  return (
+    `Schema being registered is incompatible with a pinned reader schema for ` +
+    `subject "${subject}" (it would be version ${version}), details: ` +
+    `[${each.join(', ')}]`
+  )
 }
 
 /** The registry hook: refuse (409) or flag the affected subscriptions, by policy. */

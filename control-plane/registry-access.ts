@@ -13,12 +13,14 @@
  * Subjects: the platform's contract subjects are `<topic>-key` and `<topic>-value` of its topics
  * (TopicNameStrategy); a publisher's own namespace is every subject starting with `<organization id>.`.
  *
- * | principal  | read (GET, lookup, compatibility)                         | register                              | delete, config, mode |
- * |------------|-----------------------------------------------------------|---------------------------------------|----------------------|
- * | admin key, internal | everything                                       | everything                            | everything, global too |
- * | publisher  | contract subjects of the topics publishers write; its namespace | its namespace                  | its namespace only   |
- * | partner    | contract subjects of topics with an event type of an accepted grant; the namespaces of the publishers that granted it; its partner topics' subjects | nothing | nothing |
- * | partner Kafka user | its partner topics' subjects (`<prefix><slug>.*`)          | nothing                               | nothing              |
+ * Who may do what:
+ * - admin key, internal: read everything; register everything; delete, config and mode everything,
+ *   the global ones too.
+ * - publisher: read the contract subjects of the topics publishers write, and its namespace; register in
+ *   its namespace; delete, config and mode in its namespace only.
+ * - partner: read the contract subjects of topics with an event type of an accepted grant, the namespaces
+ *   of the publishers that granted it, and its partner topics' subjects; nothing else.
+ * - partner Kafka user: read its partner topics' subjects (`<prefix><slug>.*`); nothing else.
  *
  * The contract subjects are shared by every publisher: a version one publisher registered there would
  * become every publisher's latest, the baseline every later contract version must be compatible with,

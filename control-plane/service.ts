@@ -64,11 +64,15 @@ export interface ControlPlaneOptions extends SubscriptionsOptions {
   idempotencyTtlSeconds: number
   /** Topic of the partner-profile events (default partners.profiles; tests use their own). */
   partnerProfileTopic?: string
-  /** The platform's delivery defaults (config delivery.*): what a subscription inherits for the fields it did not set. */
+  /**
+   * The platform's delivery defaults (config delivery.*): what a subscription inherits for the fields it did not set.
+   */
   deliveryDefaults?: Partial<DeliveryPolicy>
 }
 
-/** Pending events kept per organization at most while the relay is down (each is a full snapshot: the oldest go first). */
+/**
+ * Pending events kept per organization at most while the relay is down (each is a full snapshot: the oldest go first).
+ */
 export const MAX_OUTBOX_ENTRIES = 100
 
 export interface OrganizationInput {
@@ -309,7 +313,8 @@ export class ControlPlane extends ControlPlaneSubscriptions {
   private canChangeGrant(p: Principal, g: GrantDoc): void {
     if (isAdmin(p) || (p.scope === 'publisher' && p.organizationId === g.publisherId)) return
     throw new ForbiddenError(
-      'only the publisher that gave a grant (or an admin) may change its entitlements; the partner accepts it or ends it (DELETE)',
+      'only the publisher that gave a grant (or an admin) may change its ' +
+        'entitlements; the partner accepts it or ends it (DELETE)',
     )
   }
 

@@ -130,9 +130,14 @@ export function loadSourceDeclarations(file: string): SourceDeclaration[] {
 const getPath = (o: Record<string, unknown>, key: string) => o[key]
 
 export interface SourceRegistryOptions {
-  /** The folder holding each publisher's drop folder, `<dropRoot>/<publisherId>/` (config sources.dropRoot, resolved). */
+  /**
+   * The folder holding each publisher's drop folder, `<dropRoot>/<publisherId>/` (config sources.dropRoot, resolved).
+   */
   dropRoot: string
-  /** SSRF guard for the connection strings declared through the API (none: not checked here; the worker's connections always are). */
+  /**
+   * SSRF guard for the connection strings declared through the API (none: not checked here; the worker's connections
+   * always are).
+   */
   urlGuard?: UrlGuard
 }
 

@@ -39,7 +39,10 @@ export interface Collections {
   grants: Collection<GrantDoc>
   subscriptions: Collection<SubscriptionDoc>
   connectors: Collection<ConnectorDoc>
-  /** Written only by the worker that holds the connector (a document of its own: FerretDB v1 does not isolate concurrent updates of one document, so the API's desired-state writes and a worker's status writes never touch the same one). */
+  /**
+   * Written only by the worker that holds the connector (a document of its own: FerretDB v1 does not isolate concurrent
+   * updates of one document, so the API's desired-state writes and a worker's status writes never touch the same one).
+   */
   connectorStatus: Collection<ConnectorStatusDoc>
   deliveries: Collection<DeliveryDoc>
   retryRequests: Collection<RetryRequestDoc>

@@ -176,7 +176,9 @@ export class ControlPlaneSubscriptions {
     if (errors.length > 0) throw new RequestInvalidError(errors)
   }
 
-  /** Seals the secret fields of a sink; a secret left out keeps the previous sealed value (of a sink of the same type). */
+  /**
+   * Seals the secret fields of a sink; a secret left out keeps the previous sealed value (of a sink of the same type).
+   */
   private sealSink(sink: SinkConfig, previous?: SinkConfig): SinkConfig {
     return sealSecrets(
       sink,

@@ -134,7 +134,9 @@ export interface RestSinkAuth {
 
 export interface RestSink {
   type: 'rest'
-  /** URL template: `{key}`, `{eventId}`, `{eventType}`, `{topic}`, `{value.<path>}` after the host, each URL-encoded. */
+  /**
+   * URL template: `{key}`, `{eventId}`, `{eventType}`, `{topic}`, `{value.<path>}` after the host, each URL-encoded.
+   */
   url: string
   method: 'POST' | 'PUT' | 'PATCH'
   auth?: RestSinkAuth
@@ -160,7 +162,9 @@ export interface MongoSink {
  */
 export interface KafkaTopicSink {
   type: 'kafka-topic'
-  /** What follows `<prefix><partner slug>.` in the topic's name (absent: the source topic's name). Fixed once created. */
+  /**
+   * What follows `<prefix><partner slug>.` in the topic's name (absent: the source topic's name). Fixed once created.
+   */
   name?: string
   /** The partner topic, resolved when the subscription is created (read-only). */
   topic?: string
@@ -247,7 +251,10 @@ export interface SubscriptionDoc {
    * (DELIVERY_RETRY_SCHEDULE, WEBHOOK_TIMEOUT_MS, ...), so a changed default reaches it.
    */
   deliveryPolicy: Partial<DeliveryPolicy>
-  /** Set once deliveryPolicy holds only the subscription's own values (documents before held a frozen copy of the defaults). */
+  /**
+   * Set once deliveryPolicy holds only the subscription's own values (documents before held a frozen copy of the
+   * defaults).
+   */
   deliveryPolicyOwn?: true
   startFrom: StartFrom
   webhookSecrets: WebhookSecretDoc[]

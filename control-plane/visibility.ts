@@ -9,7 +9,10 @@ import { ForbiddenError, RequestInvalidError } from './errors.ts'
 import type { Collections } from './store.ts'
 import type { GrantDoc, OrganizationDoc, OrganizationKind, Principal, SubscriptionDoc } from './types.ts'
 
-/** An organization as a caller may see it; `relationship: 'offered'` marks a partner of which a publisher sees only the public name. */
+/**
+ * An organization as a caller may see it; `relationship: 'offered'` marks a partner of which a publisher sees only the
+ * public name.
+ */
 export type VisibleOrganization = OrganizationDoc & { relationship?: 'offered' | 'active' | undefined }
 
 export function isAdmin(p: Principal): boolean {
@@ -60,7 +63,10 @@ export function grantScope(p: Principal): Filter<GrantDoc> {
   return p.scope === 'publisher' ? { publisherId: p.organizationId! } : { partnerId: p.organizationId! }
 }
 
-/** Subscriptions (and so connectors and deliveries) a caller can read: a publisher, those to the event types its partners accepted. */
+/**
+ * Subscriptions (and so connectors and deliveries) a caller can read: a publisher, those to the event types its
+ * partners accepted.
+ */
 export async function subscriptionScope(cols: Collections, p: Principal): Promise<Filter<SubscriptionDoc>> {
   if (isAdmin(p)) return {}
   if (p.scope === 'partner') return { partnerId: p.organizationId! }

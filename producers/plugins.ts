@@ -30,7 +30,10 @@ import {
 export const SOURCE_KINDS = ['csv-drop', 'mongodb'] as const
 export type SourceKind = (typeof SOURCE_KINDS)[number]
 
-/** What the runtime runs for one source: the connector, its parsed config, its topic, and what to close after it stopped. */
+/**
+ * What the runtime runs for one source: the connector, its parsed config, its topic, and what to close after it
+ * stopped.
+ */
 export interface BuiltSource {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each plug-in's own record type
   connector: SourceConnector<any>
@@ -106,7 +109,9 @@ function contractTopic(
   else if (spec && spec !== PLATFORM_ONLY)
     faults.push({
       field: 'topic',
-      message: `must be ${spec.name}, the topic of ${eventType} (or left out): a source writes only to its contract's topic`,
+      message:
+        `must be ${spec.name}, the topic of ${eventType} (or left out): a source ` +
+        `writes only to its contract's topic`,
     })
   else faults.push({ field: 'topic', message: 'must be left out: a source writes only to the topic of its event type' })
   return undefined
@@ -147,7 +152,9 @@ const csvDrop: SourcePlugin = {
     ) {
       faults.push({
         field: 'constants.manufacturerId',
-        message: `names ${String(constants.manufacturerId)}, but the source publishes for its owner ${owner.publisherId}: leave it out (the platform fills it in)`,
+        message:
+          `names ${String(constants.manufacturerId)}, but the source publishes for ` +
+          `its owner ${owner.publisherId}: leave it out (the platform fills it in)`,
       })
     }
     if (typeof c.delimiter === 'string' && c.delimiter.length !== 1)

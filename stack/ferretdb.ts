@@ -79,7 +79,9 @@ async function patchedModule(go: string, home: string): Promise<string> {
     if (text.split(p.find).length !== 2)
       throw new StackError(
         'STACK_PROVISION_FAILED',
-        `FerretDB patch (${p.why}): ${p.file} of ${module} does not contain ${p.find} exactly once; review FERRETDB_PATCHES in stack/ferretdb.ts for this version`,
+        `FerretDB patch (${p.why}): ${p.file} of ${module} does not contain ` +
+          `${p.find} exactly once; review FERRETDB_PATCHES in stack/ferretdb.ts for ` +
+          `this version`,
       )
     fs.writeFileSync(file, text.replace(p.find, p.replace))
   }

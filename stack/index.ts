@@ -84,7 +84,9 @@ async function launch(s: StackSettings, def: ServiceDefinition, report: Reporter
   if (st.state === 'foreign') {
     throw new StackError(
       'STACK_PORT_IN_USE',
-      `${def.name}: port ${def.port(s)} is in use by a process this stack did not start. Stop it, choose another port (see STACK_* settings), or point the platform at it (${def.service === 'kafka' ? 'KAFKA_BROKERS' : 'MONGODB_URI'}).`,
+      `${def.name}: port ${def.port(s)} is in use by a process this stack did not ` +
+        `start. Stop it, choose another port (see STACK_* settings), or point the ` +
+        `platform at it (${def.service === 'kafka' ? 'KAFKA_BROKERS' : 'MONGODB_URI'}).`,
       { service: def.name, port: def.port(s) },
     )
   }

@@ -268,7 +268,8 @@ function kafkaNodeService(node: KafkaNode): ServiceDefinition {
       }
       return {
         command: 'java',
-        // the broker's GC log beside its server.log, as Kafka's own start script keeps one: pauses explain latency tails
+        // the broker's GC log beside its server.log, as Kafka's own start script keeps one: pauses explain latency
+        // tails
         args: javaArgs(
           s,
           node,

@@ -171,7 +171,8 @@ export function runLogged(
         reject(
           new StackError(
             'STACK_PROVISION_FAILED',
-            `${command} ${args.join(' ')} failed (${signal ?? 'exit ' + code}); see ${opts.logFile}:\n${tail(opts.logFile)}`,
+            `${command} ${args.join(' ')} failed (${signal ?? 'exit ' + code}); see ` +
+              `${opts.logFile}:\n${tail(opts.logFile)}`,
             { command, code },
           ),
         )

@@ -16,7 +16,10 @@ export interface ServiceDefinition {
   address(s: StackSettings): string
   /** A string in the process's command line that proves the pid is this checkout's server. */
   marker(s: StackSettings): string
-  /** Installs (cached) and writes configuration; returns the command that runs the server (and its environment, when not this process's). */
+  /**
+   * Installs (cached) and writes configuration; returns the command that runs the server (and its environment, when not
+   * this process's).
+   */
   prepare(
     s: StackSettings,
     report: (msg: string) => void,

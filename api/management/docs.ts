@@ -20,7 +20,9 @@ const PAGE = `<!doctype html>
 </body>
 </html>
 `
-const INIT = `window.ui = SwaggerUIBundle({ url: '/v1/openapi.json', dom_id: '#swagger-ui', deepLinking: true, persistAuthorization: false })\n`
+const INIT =
+  `window.ui = SwaggerUIBundle({ url: '/v1/openapi.json', dom_id: ` +
+  `'#swagger-ui', deepLinking: true, persistAuthorization: false })\n`
 
 export function docsRouter(): Router {
   const dist = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'))

@@ -341,7 +341,9 @@ export const subscriptionView = (s: SubscriptionDoc, policies: PolicyDefaults) =
   updatedAt: s.updatedAt,
 })
 
-/** A publisher sees that a partner's connector failed and when, not the message (it may name the partner's endpoint). */
+/**
+ * A publisher sees that a partner's connector failed and when, not the message (it may name the partner's endpoint).
+ */
 function lastErrorFor(p: Principal | undefined, e: ConnectorStatus['lastError']) {
   if (!e || p?.scope !== 'publisher') return e ?? null
   return {

@@ -1,5 +1,6 @@
 /**
- * The management API under /v1: authentication (attempt limits before a key is verified) → rate limit per key → JSON body (size-limited) → request
+ * The management API under /v1: authentication (attempt limits before a key is verified) → rate limit per key → JSON
+ * body (size-limited) → request
  * validation against the OpenAPI document → the routes below. Every route here is in the document
  * and the other way round (a test compares them).
  */
@@ -41,7 +42,10 @@ export interface ManagementOptions {
   rateLimit: RateLimit
   /** The folder of the publishers' drop folders (csv-drop folders lie in `<sourceDropRoot>/<publisherId>/`). */
   sourceDropRoot: string
-  /** Check every answer against the OpenAPI document too (an answer that does not conform becomes a 500): on in the tests. */
+  /**
+   * Check every answer against the OpenAPI document too (an answer that does not conform becomes a 500): on in the
+   * tests.
+   */
   validateResponses?: boolean
   /** Partners' Kafka access (absent: no partner listener is configured; its routes answer 404). */
   partnerKafka?: PartnerKafka

@@ -48,7 +48,10 @@ export const sourceView = (s: SourceWithStatus) => ({
   updatedAt: s.updatedAt,
 })
 
-/** Mounts the routes on the management router (beside the others, so the request validator and the route table see them). */
+/**
+ * Mounts the routes on the management router (beside the others, so the request validator and the route table see
+ * them).
+ */
 export function mountSourceRoutes(
   r: Router,
   sources: SourceRegistry,

@@ -61,7 +61,8 @@ const KAFKA_HEADERS: Json = {
     [HEADER.traceparent]: {
       type: 'string',
       description:
-        "W3C trace context of the event (docs/tracing.md): the ingestion request's (with tracing on, its create span's), or the produce batch's.",
+        "W3C trace context of the event (docs/tracing.md): the ingestion request's " +
+        "(with tracing on, its create span's), or the produce batch's.",
     },
     [HEADER.tracestate]: {
       type: 'string',
@@ -70,7 +71,8 @@ const KAFKA_HEADERS: Json = {
     [HEADER.publisherId]: {
       type: 'string',
       description:
-        'The organization that published the event, stamped by the platform (never taken from the payload; docs/tenancy.md).',
+        'The organization that published the event, stamped by the platform (never ' +
+        'taken from the payload; docs/tenancy.md).',
     },
   },
 }
@@ -89,13 +91,18 @@ const WEBHOOK_HEADERS: Json = {
     'webhook-signature': {
       type: 'string',
       description:
-        'Space-separated `v1,<base64>` signatures: HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the base64 part of each `whsec_` secret in force (two during a rotation). Verify with any Standard Webhooks library.',
+        'Space-separated `v1,<base64>` signatures: HMAC-SHA256 of ' +
+        '`<webhook-id>.<webhook-timestamp>.<body>` keyed with the base64 part of each ' +
+        '`whsec_` secret in force (two during a rotation). Verify with any Standard ' +
+        'Webhooks library.',
     },
     'content-type': { type: 'string', const: 'application/json' },
     traceparent: {
       type: 'string',
       description:
-        "W3C trace context of the event: continue it to join the publisher's trace. With tracing on, the span of this call; off, the event's as the publisher sent it (docs/tracing.md). Not signed.",
+        "W3C trace context of the event: continue it to join the publisher's trace. " +
+        "With tracing on, the span of this call; off, the event's as the publisher " +
+        'sent it (docs/tracing.md). Not signed.',
     },
   },
 }
@@ -152,7 +159,11 @@ export function asyncApiDocument(version = '0.1.0'): Json {
     channels[id] = {
       address: t.name,
       title: t.name,
-      description: `${t.cleanupPolicy === 'compact' ? 'State topic (compacted: the latest value per key is kept)' : 'Event topic'}, keyed by ${t.key}; written by ${t.writtenBy === 'publishers' ? 'publishers (HTTP ingestion and sources)' : 'the platform only'}.`,
+      description:
+        (t.cleanupPolicy === 'compact' ? 'State topic (compacted: the latest value per key is kept)' : 'Event topic') +
+        `, keyed by ${t.key}; written by ` +
+        (t.writtenBy === 'publishers' ? 'publishers (HTTP ingestion and sources)' : 'the platform only') +
+        '.',
       messages: Object.fromEntries(Object.keys(msgs).map((m) => [m, { $ref: `#/components/messages/${m}` }])),
       bindings: {
         kafka: {
@@ -196,7 +207,9 @@ export function asyncApiDocument(version = '0.1.0'): Json {
       webhookMessages[name] = {
         name: type,
         title: `${type} (webhook)`,
-        summary: `The delivery of ${type} to a partner's webhook: after the grant's row filter and field projection, in the schema version the subscription pinned.`,
+        summary:
+          `The delivery of ${type} to a partner's webhook: after the grant's row ` +
+          `filter and field projection, in the schema version the subscription pinned.`,
         contentType: 'application/json',
         headers: WEBHOOK_HEADERS,
         payload: {
@@ -219,7 +232,10 @@ export function asyncApiDocument(version = '0.1.0'): Json {
     address: '{webhookUrl}',
     title: 'Partner webhook',
     description:
-      "A partner subscription's webhook endpoint (Standard Webhooks). Answer 2xx to confirm; 408, 429 and 5xx are retried on the subscription's schedule (Retry-After honoured), 410 disables the subscription, other 4xx dead-letter the event. Deliveries are at least once, in order per key.",
+      "A partner subscription's webhook endpoint (Standard Webhooks). Answer 2xx to " +
+      "confirm; 408, 429 and 5xx are retried on the subscription's schedule " +
+      '(Retry-After honoured), 410 disables the subscription, other 4xx dead-letter ' +
+      'the event. Deliveries are at least once, in order per key.',
     parameters: { webhookUrl: { description: "The URL of the subscription's webhook sink." } },
     messages: Object.fromEntries(Object.keys(webhookMessages).map((m) => [m, { $ref: `#/components/messages/${m}` }])),
     bindings: { http: { bindingVersion: '0.3.0' } },
@@ -239,7 +255,9 @@ export function asyncApiDocument(version = '0.1.0'): Json {
       title: 'Distributary events',
       version,
       description:
-        'Every event the platform carries: the Kafka topics with their Avro contracts and CloudEvents headers, and the signed webhook each partner receives. Generated from the contracts in schemas/; the same as docs/event-catalog.md.',
+        'Every event the platform carries: the Kafka topics with their Avro contracts ' +
+        'and CloudEvents headers, and the signed webhook each partner receives. ' +
+        'Generated from the contracts in schemas/; the same as docs/event-catalog.md.',
       license: { name: 'Apache-2.0' },
     },
     defaultContentType: 'application/json',
@@ -278,14 +296,17 @@ export function eventCatalogMarkdown(): string {
     }
     lines.push(`## ${t.eventTypes.join(', ')}`, '')
     lines.push(
-      `Topic \`${t.name}\` (${t.partitions} partitions, ${t.cleanupPolicy}), key ${t.key}; written by ${t.writtenBy === 'publishers' ? 'publishers' : 'the platform only'}.`,
+      `Topic \`${t.name}\` (${t.partitions} partitions, ${t.cleanupPolicy}), key ` +
+        `${t.key}; written by ` +
+        `${t.writtenBy === 'publishers' ? 'publishers' : 'the platform only'}.`,
     )
     if (schema.doc) lines.push('', schema.doc)
     lines.push('', '| Field | Type | Description |', '|---|---|---|')
-    for (const f of schema.fields)
-      lines.push(
-        `| \`${f.name}\` | ${typeText(f.type)} | ${(f.doc ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')}${f.default !== undefined ? ` Default: \`${JSON.stringify(f.default)}\`.` : ''} |`,
-      )
+    for (const f of schema.fields) {
+      const doc = (f.doc ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')
+      const byDefault = f.default !== undefined ? ` Default: \`${JSON.stringify(f.default)}\`.` : ''
+      lines.push(`| \`${f.name}\` | ${typeText(f.type)} | ${doc}${byDefault} |`)
+    }
     lines.push('')
   }
   return lines.join('\n')

@@ -24,7 +24,8 @@ const HEADER = `/**
 
 export async function clientTypesSource(): Promise<string> {
   const ast = await openapiTS(openApiDocumentCopy() as unknown as OpenAPI3, {
-    // `{ type: 'object' }` without properties (a profile, a sink as returned) is any JSON object, not `Record<string, never>`
+    // `{ type: 'object' }` without properties (a profile, a sink as returned) is any JSON object, not `Record<string,
+    // never>`
     emptyObjectsUnknown: true,
     // a field with a default may be left out of a request (startFrom, clientAuth, batchWaitMs)
     defaultNonNullable: false,

@@ -33,10 +33,14 @@ const KEY = pathId('keyId', 'key', 'API key')
 const GRANT = pathId('grantId', 'grt', 'grant')
 
 const PROFILE_DOC =
-  "A publisher's profile is free-form. A partner's profile is the partner-profile contract (PartnerProfileEvent without partnerId, sequence " +
-  'and occurredAt, which the platform sets): a field outside the contract or a wrong value is refused with 422 naming `profile.<field>`; ' +
-  'legalName defaults to the name, partnerType and tier to OTHER, status to UNKNOWN, headquartersCountry to ZZ (unknown). Every create ' +
-  'or change of a partner publishes a partner.profile.changed event (the full profile) to partners.profiles, keyed by the partner id.'
+  "A publisher's profile is free-form. A partner's profile is the " +
+  'partner-profile contract (PartnerProfileEvent without partnerId, sequence ' +
+  ('and occurredAt, which the platform sets): a field outside the contract or a ' +
+    'wrong value is refused with 422 naming `profile.<field>`; ') +
+  ('legalName defaults to the name, partnerType and tier to OTHER, status to ' +
+    'UNKNOWN, headquartersCountry to ZZ (unknown). Every create ') +
+  ('or change of a partner publishes a partner.profile.changed event (the full ' +
+    'profile) to partners.profiles, keyed by the partner id.')
 
 export const openApiDocument = {
   openapi: '3.1.0',
@@ -45,13 +49,20 @@ export const openApiDocument = {
     version: '1.0.0',
     summary: 'Partners, API keys, grants, subscriptions, connectors, deliveries and source connectors.',
     description:
-      'Every route but /openapi.json and /asyncapi.json needs `Authorization: Bearer <API key>`. Admin keys see everything; a publisher key sees its grants and ' +
-      'the subscriptions of partners to its event types; a partner key sees and changes only its own subscriptions, deliveries and keys. ' +
-      'Ids of other organizations answer 404. Errors are RFC 9457 problem+json naming the field at fault. Lists page with `cursor`. ' +
-      'Creates accept an `Idempotency-Key`. Keys and webhook secrets are shown once, in the answer that creates them. ' +
+      'Every route but /openapi.json and /asyncapi.json needs `Authorization: ' +
+      'Bearer <API key>`. Admin keys see everything; a publisher key sees its ' +
+      'grants and ' +
+      ('the subscriptions of partners to its event types; a partner key sees and ' +
+        'changes only its own subscriptions, deliveries and keys. ') +
+      ('Ids of other organizations answer 404. Errors are RFC 9457 problem+json ' +
+        'naming the field at fault. Lists page with `cursor`. ') +
+      ('Creates accept an `Idempotency-Key`. Keys and webhook secrets are shown ' +
+        'once, in the answer that creates them. ') +
       'Each key has a rate limit (a token bucket; every answer carries the RateLimit and RateLimit-Policy fields of ' +
-      'draft-ietf-httpapi-ratelimit-headers-11, e.g. `RateLimit-Policy: "management";q=20;w=1`); failed keys are limited per client address ' +
-      'and per key prefix before they are checked (`"key-attempts"`). Over a limit: 429 with Retry-After; a key this process has not ' +
+      ('draft-ietf-httpapi-ratelimit-headers-11, e.g. `RateLimit-Policy: ' +
+        '"management";q=20;w=1`); failed keys are limited per client address ') +
+      ('and per key prefix before they are checked (`"key-attempts"`). Over a limit: ' +
+        '429 with Retry-After; a key this process has not ') +
       'verified yet while too many verifications wait: 503 with Retry-After.',
     license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
   },
@@ -96,7 +107,9 @@ export const openApiDocument = {
       get: {
         summary: 'The event catalog (AsyncAPI 3.0)',
         description:
-          'Every Kafka topic with its Avro contracts, CloudEvents headers and examples, and the signed webhook a partner receives; generated from the contracts (docs/event-catalog.md is the same, as a page).',
+          'Every Kafka topic with its Avro contracts, CloudEvents headers and examples, ' +
+          'and the signed webhook a partner receives; generated from the contracts ' +
+          '(docs/event-catalog.md is the same, as a page).',
         tags: ['maintenance'],
         operationId: 'getAsyncApiDocument',
         security: [],
@@ -155,7 +168,8 @@ export const openApiDocument = {
     },
     '/organizations/{organizationId}/kafka-access': {
       get: read(
-        "A partner's Kafka connection settings: bootstrap servers, SASL mechanism, its user name, its topics and the registry (docs/partner-topics.md)",
+        "A partner's Kafka connection settings: bootstrap servers, SASL mechanism, " +
+          'its user name, its topics and the registry (docs/partner-topics.md)',
         'kafka-access',
         'getKafkaAccess',
         [ORG],
@@ -167,7 +181,8 @@ export const openApiDocument = {
     },
     '/organizations/{organizationId}/kafka-access/credentials': {
       post: mutation(
-        "Issue the partner's Kafka credentials (SCRAM-SHA-512), or rotate them: a new password, shown once; the old one stops working at once",
+        "Issue the partner's Kafka credentials (SCRAM-SHA-512), or rotate them: a new " +
+          'password, shown once; the old one stops working at once',
         'kafka-access',
         'issueKafkaCredentials',
         [ORG, IDEMPOTENCY],
@@ -350,7 +365,8 @@ export const openApiDocument = {
         [422, 'Well-formed but refused (exceeds a grant, refused URL, unknown reference); `errors` names each field.'],
         [
           429,
-          "Rate limit exceeded: the key's, or the failed-attempt limit of the client address or key prefix; see Retry-After and RateLimit.",
+          "Rate limit exceeded: the key's, or the failed-attempt limit of the client " +
+            'address or key prefix; see Retry-After and RateLimit.',
         ],
         [503, 'API key verification is busy (too many keys waiting to be checked); see Retry-After.'],
       ].map(([code, description]) => [
@@ -397,7 +413,8 @@ export const openApiDocument = {
       Organization: {
         type: 'object',
         description:
-          'A publisher sees of a partner it has only offered a grant to (`relationship: offered`) its public name alone: id, kind and name.',
+          'A publisher sees of a partner it has only offered a grant to (`relationship: ' +
+          'offered`) its public name alone: id, kind and name.',
         required: ['id', 'kind', 'name'],
         properties: {
           id: id('org'),
@@ -510,7 +527,10 @@ export const openApiDocument = {
       Grant: {
         type: 'object',
         description:
-          'A relationship has two sides: a grant is an offer (`offered`) until its partner accepts it, and only accepted event types are delivered. A change that adds event types leaves those pending until the partner accepts again; either side may end the grant (DELETE).',
+          'A relationship has two sides: a grant is an offer (`offered`) until its ' +
+          'partner accepts it, and only accepted event types are delivered. A change ' +
+          'that adds event types leaves those pending until the partner accepts again; ' +
+          'either side may end the grant (DELETE).',
         required: [
           'id',
           'publisherId',

@@ -187,17 +187,25 @@ export const ingestionPaths = {
         PUBLISHER_TOPICS.map(
           (t) => `${t.eventTypes.join(', ')} → ${componentName(t.valueSchema)} on topic ${t.name}`,
         ).join('; ') +
-        ". The platform stamps the publisher (the key's organization) on every event, in the ce_publisherid header and in the Kafka key: an event whose manufacturerId names another organization is refused (403), and " +
+        (". The platform stamps the publisher (the key's organization) on every event, " +
+          'in the ce_publisherid header and in the Kafka key: an event whose ' +
+          'manufacturerId names another organization is refused (403), and ') +
         ALL_TOPICS.filter((t) => t.writtenBy === 'platform')
           .flatMap((t) => t.eventTypes)
           .join(', ') +
         ' is published by the platform alone (403)' +
-        '. An invalid batch is refused whole (400, every fault by JSON Pointer) and nothing is produced. 202 comes only after the broker ' +
-        'acknowledged every event (acks=all), with their event ids; 503 with Retry-After when they could not be stored. ' +
-        'Idempotency-Key replays the first answer for the window; a key still in progress is 409, a key reused with another body 422. ' +
-        'Each API key may send INGEST_RATE_LIMIT_EVENTS_PER_SECOND events per second (default 10,000; a token bucket of INGEST_RATE_LIMIT_BURST, ' +
-        'default 20,000): a request is admitted while the key has a unit left and is charged its number of events; beyond, 429 with Retry-After ' +
-        'before the body is read, and nothing is produced. Every answer carries RateLimit and RateLimit-Policy (policy "ingest", quota units: events).',
+        ('. An invalid batch is refused whole (400, every fault by JSON Pointer) and ' +
+          'nothing is produced. 202 comes only after the broker ') +
+        ('acknowledged every event (acks=all), with their event ids; 503 with ' +
+          'Retry-After when they could not be stored. ') +
+        ('Idempotency-Key replays the first answer for the window; a key still in ' +
+          'progress is 409, a key reused with another body 422. ') +
+        ('Each API key may send INGEST_RATE_LIMIT_EVENTS_PER_SECOND events per second ' +
+          '(default 10,000; a token bucket of INGEST_RATE_LIMIT_BURST, ') +
+        ('default 20,000): a request is admitted while the key has a unit left and is ' +
+          'charged its number of events; beyond, 429 with Retry-After ') +
+        ('before the body is read, and nothing is produced. Every answer carries ' +
+          'RateLimit and RateLimit-Policy (policy "ingest", quota units: events).'),
       parameters: [
         {
           name: 'eventType',
@@ -261,11 +269,14 @@ export const ingestionPaths = {
           },
         },
         '400': problem(
-          'Not a JSON array of valid events; `errors[].field` is the JSON Pointer of each fault (e.g. /3/onHand), `index` the event.',
+          'Not a JSON array of valid events; `errors[].field` is the JSON Pointer of ' +
+            'each fault (e.g. /3/onHand), `index` the event.',
         ),
         '401': problem('No valid publisher API key.'),
         '403': problem(
-          'An event names another manufacturer than the publishing organization (`errors[].field` names it, e.g. /0/manufacturerId), or the event type is published by the platform alone (partner profiles); nothing was accepted.',
+          'An event names another manufacturer than the publishing organization ' +
+            '(`errors[].field` names it, e.g. /0/manufacturerId), or the event type is ' +
+            'published by the platform alone (partner profiles); nothing was accepted.',
         ),
         '404': problem('No topic carries this event type; `knownTypes` lists those that do.'),
         '409': problem('A request with this Idempotency-Key is still in progress.', {
@@ -275,11 +286,15 @@ export const ingestionPaths = {
         '415': problem('The body is not application/json.'),
         '422': problem('The Idempotency-Key was used with another body or event type.'),
         '429': problem(
-          'The key sent more events than its rate limit allows, or the client address or key prefix failed too many API key attempts; nothing was accepted. Retry after Retry-After.',
+          'The key sent more events than its rate limit allows, or the client address ' +
+            'or key prefix failed too many API key attempts; nothing was accepted. Retry ' +
+            'after Retry-After.',
           { ...RETRY_AFTER, ...RATE_LIMIT_HEADERS },
         ),
         '503': problem(
-          'The events were not stored (Kafka unavailable, buffer full), or the API key could not be verified now (too many verifications waiting); nothing was accepted. Retry after Retry-After.',
+          'The events were not stored (Kafka unavailable, buffer full), or the API key ' +
+            'could not be verified now (too many verifications waiting); nothing was ' +
+            'accepted. Retry after Retry-After.',
           { 'Retry-After': { schema: { type: 'integer' } } },
         ),
       },

@@ -30,13 +30,16 @@ export const headerComponents = {
   },
   RateLimit: {
     description:
-      'What is left of the quota policy now (draft-ietf-httpapi-ratelimit-headers-11): `r` units available, `t` the seconds that applies for (when r=0: until a unit is free again).',
+      'What is left of the quota policy now ' +
+      '(draft-ietf-httpapi-ratelimit-headers-11): `r` units available, `t` the ' +
+      'seconds that applies for (when r=0: until a unit is free again).',
     schema: { type: 'string' },
     example: '"ingest";r=0;t=2',
   },
   RateLimitPolicy: {
     description:
-      'The quota policy (draft-ietf-httpapi-ratelimit-headers-11): `q` units per `w` seconds sustained; a token bucket, so a burst may exceed q at once.',
+      'The quota policy (draft-ietf-httpapi-ratelimit-headers-11): `q` units per ' +
+      '`w` seconds sustained; a token bucket, so a burst may exceed q at once.',
     schema: { type: 'string' },
     example: '"ingest";q=10000;w=1',
   },

@@ -50,16 +50,36 @@ const action = (summary: string, operationId: string, description: string) => ({
 
 const CONFIG_DOC =
   "The plug-in's settings, validated against its config schema (a fault is a 422 naming `config.<setting>`). " +
-  'csv-drop: dir (required), eventType, topic, columns, constants, delimiter, batchRows, settleMs, scanIntervalMs, stateDir, processedDir. ' +
-  "A source publishes for its owner (publisherId): the platform stamps it on every record and fills manufacturerId with it; constants.manufacturerId naming another organization is a 422, and a row or document naming another is refused (a csv-drop reject file, a MongoDB source's status). " +
-  "mongodb: connectionString (required, write-only: sealed at rest, never returned; every host passes the SSRF guard as a MongoDB sink's does, a refusal is a 422 naming config.connectionString), database, collection (required), mode, eventType, topic, updatedAtField, offsetsCollection, batchSize, pollIntervalMs, lagMs. " +
-  "Folders (csv-drop dir, stateDir, processedDir) lie inside the publisher's drop folder `<SOURCES_DROP_ROOT>/<publisherId>/`: a path relative to it (`wms` watches `<SOURCES_DROP_ROOT>/<publisherId>/wms/`), or an absolute path inside it; `..`, NUL bytes, another publisher's folder or any folder elsewhere, and a symbolic link leading out are a 422 naming the setting (`config.dir`), also for an admin key declaring a source for a publisher. " +
-  'Topic: a source writes only to the topic of its contract, selected by eventType (inventory.level.changed → inventory.levels, deal.* → deals.registrations); `topic` may be left out or repeat it, any other is a 422 naming `config.topic`. partner.profile.changed / partners.profiles are published by the platform only: a 422 naming `config.eventType` or `config.topic`.'
+  ('csv-drop: dir (required), eventType, topic, columns, constants, delimiter, ' +
+    'batchRows, settleMs, scanIntervalMs, stateDir, processedDir. ') +
+  ('A source publishes for its owner (publisherId): the platform stamps it on ' +
+    'every record and fills manufacturerId with it; constants.manufacturerId ' +
+    'naming another organization is a 422, and a row or document naming another ' +
+    "is refused (a csv-drop reject file, a MongoDB source's status). ") +
+  ('mongodb: connectionString (required, write-only: sealed at rest, never ' +
+    "returned; every host passes the SSRF guard as a MongoDB sink's does, a " +
+    'refusal is a 422 naming config.connectionString), database, collection ' +
+    '(required), mode, eventType, topic, updatedAtField, offsetsCollection, ' +
+    'batchSize, pollIntervalMs, lagMs. ') +
+  ("Folders (csv-drop dir, stateDir, processedDir) lie inside the publisher's " +
+    'drop folder `<SOURCES_DROP_ROOT>/<publisherId>/`: a path relative to it ' +
+    '(`wms` watches `<SOURCES_DROP_ROOT>/<publisherId>/wms/`), or an absolute ' +
+    "path inside it; `..`, NUL bytes, another publisher's folder or any folder " +
+    'elsewhere, and a symbolic link leading out are a 422 naming the setting ' +
+    '(`config.dir`), also for an admin key declaring a source for a publisher. ') +
+  ('Topic: a source writes only to the topic of its contract, selected by ' +
+    'eventType (inventory.level.changed → inventory.levels, deal.* → ' +
+    'deals.registrations); `topic` may be left out or repeat it, any other is a ' +
+    '422 naming `config.topic`. partner.profile.changed / partners.profiles are ' +
+    'published by the platform only: a 422 naming `config.eventType` or ' +
+    '`config.topic`.')
 
 export const sourceTag = {
   name: 'sources',
   description:
-    'Source connectors (CSV stock-file drop, MongoDB collection): declared here or in configuration, started, paused, resumed and stopped. HTTP ingestion is built in.',
+    'Source connectors (CSV stock-file drop, MongoDB collection): declared here ' +
+    'or in configuration, started, paused, resumed and stopped. HTTP ingestion is ' +
+    'built in.',
 }
 
 export const sourcePaths = {

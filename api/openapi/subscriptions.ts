@@ -248,7 +248,10 @@ export const subscriptionSchemas = {
         minimum: 1,
         maximum: 256,
         description:
-          'Keys delivered at the same time (each key stays in order); a batching REST sink keeps at least batchSize keys in flight. Absent: the platform default (DELIVERY_CONCURRENCY, 32). Lower it for an endpoint that cannot take parallel requests.',
+          'Keys delivered at the same time (each key stays in order); a batching REST ' +
+          'sink keeps at least batchSize keys in flight. Absent: the platform default ' +
+          '(DELIVERY_CONCURRENCY, 32). Lower it for an endpoint that cannot take ' +
+          'parallel requests.',
       },
     },
   },
@@ -299,7 +302,9 @@ export const subscriptionSchemas = {
   Subscription: {
     type: 'object',
     description:
-      "A publisher sees of its partners' subscriptions (to event types they accepted from it) the name, event types, pinned versions and the sink's type only: no sink configuration, filter, fields, delivery policy or secrets.",
+      "A publisher sees of its partners' subscriptions (to event types they " +
+      "accepted from it) the name, event types, pinned versions and the sink's type " +
+      'only: no sink configuration, filter, fields, delivery policy or secrets.',
     required: [
       'id',
       'partnerId',
@@ -322,7 +327,9 @@ export const subscriptionSchemas = {
       schemaIssues: {
         type: 'array',
         description:
-          "Writer schemas registered although this subscription's pinned reader cannot read them (schemaRegistry.pinnedReaderPolicy=flag): re-pin or expect those records in the dead letters.",
+          "Writer schemas registered although this subscription's pinned reader cannot " +
+          'read them (schemaRegistry.pinnedReaderPolicy=flag): re-pin or expect those ' +
+          'records in the dead letters.',
         items: {
           type: 'object',
           properties: {
@@ -342,7 +349,10 @@ export const subscriptionSchemas = {
       deliveryPolicy: {
         allOf: [ref('DeliveryPolicy')],
         description:
-          "What the subscription set itself. Every field it did not set follows the platform's default at delivery time (DELIVERY_RETRY_SCHEDULE, WEBHOOK_TIMEOUT_MS, DELIVERY_CONCURRENCY, DELIVERY_DISABLE_AFTER_MS), so a changed default reaches it.",
+          'What the subscription set itself. Every field it did not set follows the ' +
+          "platform's default at delivery time (DELIVERY_RETRY_SCHEDULE, " +
+          'WEBHOOK_TIMEOUT_MS, DELIVERY_CONCURRENCY, DELIVERY_DISABLE_AFTER_MS), so a ' +
+          'changed default reaches it.',
       },
       effectiveDeliveryPolicy: {
         allOf: [ref('DeliveryPolicy')],
@@ -391,7 +401,8 @@ export const subscriptionSchemas = {
       state: {
         type: 'string',
         description:
-          'What the runtime reports: running, paused, stopped, failed, snapshotting; unassigned when no worker reported.',
+          'What the runtime reports: running, paused, stopped, failed, snapshotting; ' +
+          'unassigned when no worker reported.',
       },
       desiredState: { type: 'string', enum: ['running', 'paused', 'stopped'] },
       workerId: { type: ['string', 'null'] },
@@ -401,7 +412,9 @@ export const subscriptionSchemas = {
       snapshot: {
         type: ['object', 'null'],
         description:
-          'The current or last snapshot bootstrap (startFrom snapshot, or an offset reset to snapshot): scanning (done/total records read), delivering (done/total keys), live (complete).',
+          'The current or last snapshot bootstrap (startFrom snapshot, or an offset ' +
+          'reset to snapshot): scanning (done/total records read), delivering ' +
+          '(done/total keys), live (complete).',
         properties: {
           id: { type: 'string' },
           phase: { type: 'string', enum: ['scanning', 'delivering', 'live'] },
@@ -416,7 +429,8 @@ export const subscriptionSchemas = {
       appliedResetId: {
         type: ['string', 'null'],
         description:
-          'Id of the last offset reset (replay) a worker has applied: compare with offsetReset.id of the connector to see a replay take effect.',
+          'Id of the last offset reset (replay) a worker has applied: compare with ' +
+          'offsetReset.id of the connector to see a replay take effect.',
       },
     },
   },

@@ -37,13 +37,17 @@ const [arm, registryUrl, topicName, drop, settingsJson] = process.argv.slice(2) 
   string,
 ]
 const topic: TopicSpec = { ...TOPICS.inventoryLevels, name: topicName }
-// Confined as the platform runs it (the drop folder's parent standing for the publisher's drop folder): real paths checked on every scan.
+// Confined as the platform runs it (the drop folder's parent standing for the publisher's drop folder): real paths
+// checked on every scan.
 const config = parseCsvDropConfig(JSON.parse(settingsJson), path.dirname(drop))
 const kafka = createKafka(loadConfig(), undefined, `bench-csv-${arm}`)
 const serde = new AvroSerde(new RegistryClient({ url: registryUrl }))
 const logger = createLogger({ level: 'error' })
 
-/** The source runs for the whole benchmark, watching its folder, as it does in the platform: each file dropped is timed from its arrival to its last row acked. */
+/**
+ * The source runs for the whole benchmark, watching its folder, as it does in the platform: each file dropped is timed
+ * from its arrival to its last row acked.
+ */
 let running: { source: CsvDropSource; runner: SourceRunner } | undefined
 
 async function platform(file: string, name: string): Promise<{ sec: number; peakMb: number }> {

@@ -4,8 +4,10 @@
  * keys), the harness's message: test/helpers/sink-runtime.ts levelMessage) at `rate` per second for
  * `ms` (open loop: each event has its intended time on a fixed schedule), sending the events that came
  * due every LINGER_MS in one request, as a producer with linger.ms would (the wait counts in the
- * measured latency, which starts at the intended time), and reports to the parent in batches over IPC: `sent` (seq, intended
- * time, ...), then { done: number sent, failed: events not produced }. Producers of a deployment are other machines; here
+ * measured latency, which starts at the intended time), and reports to the parent in batches over IPC: `sent` (seq,
+ * intended
+ * time, ...), then { done: number sent, failed: events not produced }. Producers of a deployment are other machines;
+ * here
  * another process, so that the measured process only runs the sink worker.
  */
 import { AvroSerde, RegistryClient, registerTopicSchemas, type TopicSpec } from '../../schemas/index.ts'

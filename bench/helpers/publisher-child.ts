@@ -2,7 +2,8 @@
  * Child process of the latency benchmark: the publisher. On { url, rate, ms, manufacturerId, firstSeq }
  * it POSTs one inventory event per request (its sequence in the x-bench-seq header) to `url` at
  * `rate` per second for `ms` (open loop: each event has an intended send time on a fixed schedule, a
- * late event loop sends the overdue ones at once), and reports to the parent in batches over IPC: `sent` (seq, intended time, ...) and
+ * late event loop sends the overdue ones at once), and reports to the parent in batches over IPC: `sent` (seq, intended
+ * time, ...) and
  * `answered` (seq, answer time, status, ...; status 0 = no answer), then { done: number sent }.
  * Publishers of a real deployment are other machines; here they are another process, so that the
  * measured process only runs the platform.

@@ -116,7 +116,9 @@ export async function takeIdentity(
     if (seen && (holder.incarnation !== seen.incarnation || holder.expiresAt.getTime() !== seen.expiresAt.getTime())) {
       const where = holder.host ? ` (host ${holder.host.hostname}, pid ${holder.host.pid})` : ''
       throw new ConfigError(
-        `WORKER_ID ${o.workerId} is in use by another live sink worker process${where}: its heartbeat was renewed while this one waited. Give each worker process an id of its own (or leave WORKER_ID empty).`,
+        `WORKER_ID ${o.workerId} is in use by another live sink worker ` +
+          `process${where}: its heartbeat was renewed while this one waited. Give each ` +
+          `worker process an id of its own (or leave WORKER_ID empty).`,
         { workerId: o.workerId, holder: holder.incarnation ?? null },
       )
     }

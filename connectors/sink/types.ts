@@ -76,7 +76,10 @@ export interface SinkConnector<C, V = unknown> {
    */
   readonly batchSize?: number
   start(config: C, ctx: SinkContext): Promise<void>
-  /** Resolve = every record delivered; throw = a classified error (DataError, RetriableError, PartnerRejectedError, EndpointDisabledError). */
+  /**
+   * Resolve = every record delivered; throw = a classified error (DataError, RetriableError, PartnerRejectedError,
+   * EndpointDisabledError).
+   */
   put(records: SinkRecord<V>[], options?: PutOptions): Promise<void>
   stop(): Promise<void>
 }

@@ -221,7 +221,8 @@ export class RecordEncoder<V = unknown> {
 
   private foreign(r: SourceRecord<V>, field: string, claim: unknown, stamped: string): never {
     throw new DataError(
-      `a record of source ${this.o.name} names manufacturer ${String(claim)} in ${field}, but the source publishes for ${stamped}`,
+      `a record of source ${this.o.name} names manufacturer ${String(claim)} in ` +
+        `${field}, but the source publishes for ${stamped}`,
       { connector: this.o.name, topic: r.topic, field },
     )
   }

@@ -269,7 +269,8 @@ export function createConverter(schemaText: string | object, opts: ConverterOpti
           return fail(
             faults,
             path + seg,
-            `must be an integer${logical === 'date' ? ' (days) or YYYY-MM-DD' : ''}, got ${kind(v)}${typeof v === 'string' ? ` "${v.slice(0, 40)}"` : ''}`,
+            `must be an integer${logical === 'date' ? ' (days) or YYYY-MM-DD' : ''}, ` +
+              `got ${kind(v)}${typeof v === 'string' ? ` "${v.slice(0, 40)}"` : ''}`,
           )
         }
         return (v, path, faults, seg) =>

@@ -16,7 +16,10 @@ interface Group<V> {
   reject: (err: Error) => void
 }
 
-/** The group a record was offered in, kept on the record itself (a WeakMap entry per event cost more than the rest of its bookkeeping, in lookups and in garbage collection). */
+/**
+ * The group a record was offered in, kept on the record itself (a WeakMap entry per event cost more than the rest of
+ * its bookkeeping, in lookups and in garbage collection).
+ */
 const GROUP = Symbol('push-buffer group')
 type Grouped<V> = SourceRecord<V> & { [GROUP]?: Group<V> }
 

@@ -123,7 +123,9 @@ export async function scanPositions(
         () =>
           reject(
             new RetriableError(
-              `recovery scan did not reach the end of ${[...remaining].map((k) => k.replace('\u0000', '/')).join(', ')} within ${timeoutMs} ms`,
+              `recovery scan did not reach the end of ` +
+                `${[...remaining].map((k) => k.replace('\u0000', '/')).join(', ')} within ` +
+                `${timeoutMs} ms`,
               undefined,
               { stage: 'recovery' },
             ),

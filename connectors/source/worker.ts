@@ -285,7 +285,8 @@ export class SourceWorker {
   private async startRunner(run: Run): Promise<void> {
     const doc = run.doc
     const owner = this.opts.registry.ownerOf(doc.publisherId)
-    const built = buildSource(doc.kind, this.opts.registry.openConfig(doc), { guard: this.opts.urlGuard, owner }) // checked again: the topic and folders it may use
+    // checked again: the topic and folders it may use
+    const built = buildSource(doc.kind, this.opts.registry.openConfig(doc), { guard: this.opts.urlGuard, owner })
     try {
       if (!this.admin) {
         const admin = this.opts.kafka.admin()

@@ -224,7 +224,9 @@ export class HttpSinkClient {
     }
   }
 
-  /** The URL split as undici wants it (what undici.request would parse on every call), its form checked by the guard. */
+  /**
+   * The URL split as undici wants it (what undici.request would parse on every call), its form checked by the guard.
+   */
   #target(url: string): { origin: string; path: string } {
     let t = this.#targets.get(url)
     if (t === undefined) {
@@ -254,7 +256,10 @@ export class HttpSinkClient {
   }
 }
 
-/** The CLIENT span of one call (OpenTelemetry's HTTP client conventions; the query string is left out: it may hold a credential). */
+/**
+ * The CLIENT span of one call (OpenTelemetry's HTTP client conventions; the query string is left out: it may hold a
+ * credential).
+ */
 function clientSpan(call: HttpCall, trace: CallTrace): Span {
   const attributes: Record<string, string | number> = { 'http.request.method': call.method }
   try {

@@ -1,6 +1,9 @@
 /** The shape every outbound sink URL must have (the URL guard checks where it points, at save and delivery time). */
 
-/** Why a URL is not an absolute http(s) URL without credentials, or null. `credentialsHint` says where credentials go instead. */
+/**
+ * Why a URL is not an absolute http(s) URL without credentials, or null. `credentialsHint` says where credentials go
+ * instead.
+ */
 export function httpUrlProblem(url: string, credentialsHint: string): string | null {
   let u: URL
   try {

@@ -26,12 +26,16 @@ function validate(stored: KafkaTopicSink, check: SinkCheck): FieldError[] {
       errors.push({
         field: 'sink.type',
         message:
-          'this installation gives partners no Kafka access (KAFKA_PARTNER_BOOTSTRAP_SERVERS is not set and the local stack is not used)',
+          'this installation gives partners no Kafka access ' +
+          '(KAFKA_PARTNER_BOOTSTRAP_SERVERS is not set and the local stack is not used)',
       })
     if (read.length !== 1)
       errors.push({
         field: 'eventTypes',
-        message: `a kafka-topic subscription reads one topic; these event types are in ${read.length} (${read.join(', ')}): subscribe each topic in its own subscription`,
+        message:
+          `a kafka-topic subscription reads one topic; these event types are in ` +
+          `${read.length} (${read.join(', ')}): subscribe each topic in its own ` +
+          `subscription`,
       })
     const name = stored.name ?? read[0]
     if (name !== undefined && !PARTNER_TOPIC_NAME.test(name)) errors.push({ field: 'sink.name', message: NAME_RULE })
@@ -51,7 +55,9 @@ function validate(stored: KafkaTopicSink, check: SinkCheck): FieldError[] {
     return [
       {
         field: 'eventTypes',
-        message: `a kafka-topic subscription reads one topic, ${source[0]}, for good; these event types are in ${read.join(', ') || 'no topic'}`,
+        message:
+          `a kafka-topic subscription reads one topic, ${source[0]}, for good; these ` +
+          `event types are in ${read.join(', ') || 'no topic'}`,
       },
     ]
   }
@@ -105,7 +111,11 @@ export const kafkaTopicPlugin: SinkPlugin<KafkaTopicSink> = {
   schema: sinkSchema('kafka-topic', {
     required: [],
     description:
-      "A topic of the partner's own on the platform's Kafka cluster, read with its SCRAM credentials (GET /organizations/{id}/kafka-access). The subscription reads one topic; the partner topic mirrors its partitions and compaction, carries the records in Avro (Confluent wire format) in the pinned schema version, projected and filtered by the grants, and tombstones.",
+      "A topic of the partner's own on the platform's Kafka cluster, read with its " +
+      'SCRAM credentials (GET /organizations/{id}/kafka-access). The subscription ' +
+      'reads one topic; the partner topic mirrors its partitions and compaction, ' +
+      'carries the records in Avro (Confluent wire format) in the pinned schema ' +
+      'version, projected and filtered by the grants, and tombstones.',
     properties: {
       name: {
         type: 'string',
@@ -113,7 +123,8 @@ export const kafkaTopicPlugin: SinkPlugin<KafkaTopicSink> = {
         maxLength: 200,
         pattern: '^[A-Za-z0-9_-][A-Za-z0-9._-]*$',
         description:
-          "What follows `<prefix><partner slug>.` in the topic name. Default: the source topic's name. Fixed once created.",
+          'What follows `<prefix><partner slug>.` in the topic name. Default: the ' +
+          "source topic's name. Fixed once created.",
       },
       topic: {
         type: 'string',

@@ -33,11 +33,17 @@ export interface KafkaTopicSinkConfig {
   pinnedVersion?: number
 }
 
-/** What every kafka-topic sink of a worker shares: one producer (group commit, re-created after a failed send), one admin. */
+/**
+ * What every kafka-topic sink of a worker shares: one producer (group commit, re-created after a failed send), one
+ * admin.
+ */
 export interface PartnerTopicWriter {
   /** Resolves when the partner topic acknowledged every message (acks=all). */
   send(topic: string, messages: Message[]): Promise<void>
-  /** Runs the preparation of one partner topic (creation, subject config) with an admin client, after the others: see SharedPartnerTopicWriter. */
+  /**
+   * Runs the preparation of one partner topic (creation, subject config) with an admin client, after the others: see
+   * SharedPartnerTopicWriter.
+   */
   preparing<T>(task: (admin: Admin) => Promise<T>): Promise<T>
   serde: AvroSerde
 }

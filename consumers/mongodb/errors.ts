@@ -22,7 +22,10 @@ import {
 import { ConfigError, DataError, EndpointDisabledError, RetriableError, SyndicationError } from '../../common/errors.ts'
 import { scrub } from './connection.ts'
 
-/** Server codes that say "try again later" (from the server's error_codes.yml, the retryable-writes spec and network errors). */
+/**
+ * Server codes that say "try again later" (from the server's error_codes.yml, the retryable-writes spec and network
+ * errors).
+ */
 const RETRIABLE_CODES = new Set([
   6, // HostUnreachable
   7, // HostNotFound

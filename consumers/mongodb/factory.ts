@@ -29,7 +29,9 @@ export function mongoSinkConfig(
   const read = topicsOf(sub.eventTypes, topics)
   if (read.length > 1) {
     throw new ConfigError(
-      `mongodb subscription ${sub._id} reads ${read.length} topics (${read.join(', ')}): a projection collection holds the keys of one topic; subscribe each topic into its own collection`,
+      `mongodb subscription ${sub._id} reads ${read.length} topics ` +
+        `(${read.join(', ')}): a projection collection holds the keys of one topic; ` +
+        `subscribe each topic into its own collection`,
       {
         subscriptionId: sub._id,
         field: 'eventTypes',

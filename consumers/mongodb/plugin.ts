@@ -23,7 +23,9 @@ async function validate(sink: MongoSink, check: SinkCheck): Promise<FieldError[]
   if (topics.length > 1)
     errors.push({
       field: 'eventTypes',
-      message: `a mongodb sink projects the keys of one topic; these event types come from ${topics.join(', ')}: subscribe each topic into its own collection`,
+      message:
+        `a mongodb sink projects the keys of one topic; these event types come from ` +
+        `${topics.join(', ')}: subscribe each topic into its own collection`,
     })
   const sent = check.sent as Partial<MongoSink> | undefined
   if (!sent) {
@@ -57,7 +59,12 @@ export const mongoPlugin: SinkPlugin<MongoSink> = {
         maxLength: 4000,
         writeOnly: true,
         description:
-          'Required on create; encrypted at rest, never returned. Every host (for mongodb+srv, every SRV target) must pass the SSRF guard: loopback, private, link-local and metadata addresses (every non-public range) are refused unless allowlisted; a host that does not resolve yet is accepted; a proxy (proxyHost) is refused. The worker connects only to addresses the guard approved for each connection.',
+          'Required on create; encrypted at rest, never returned. Every host (for ' +
+          'mongodb+srv, every SRV target) must pass the SSRF guard: loopback, private, ' +
+          'link-local and metadata addresses (every non-public range) are refused ' +
+          'unless allowlisted; a host that does not resolve yet is accepted; a proxy ' +
+          '(proxyHost) is refused. The worker connects only to addresses the guard ' +
+          'approved for each connection.',
       },
       database: {
         type: 'string',
@@ -72,7 +79,10 @@ export const mongoPlugin: SinkPlugin<MongoSink> = {
         maxLength: 120,
         pattern: '^[^$]+$',
         description:
-          "One document per key: _id = the event key, the value's fields, and _meta (version = Kafka offset, topic, partition, eventId, eventType, occurredAt, writtenAt). Tombstones delete. A subscription with a mongodb sink reads one topic.",
+          "One document per key: _id = the event key, the value's fields, and _meta " +
+          '(version = Kafka offset, topic, partition, eventId, eventType, occurredAt, ' +
+          'writtenAt). Tombstones delete. A subscription with a mongodb sink reads one ' +
+          'topic.',
       },
     },
   }),

@@ -222,7 +222,9 @@ export class MongoProjectionSink implements SinkConnector<MongoSinkConfig> {
     }
   }
 
-  /** One record, one conditional write (plus a read after a duplicate-key refusal, or before the write during a replay). */
+  /**
+   * One record, one conditional write (plus a read after a duplicate-key refusal, or before the write during a replay).
+   */
   async write(collection: ProjectionCollection, record: SinkRecord): Promise<WriteOutcome> {
     if (record.key === null)
       throw new DataError('record has no key: a projection stores one document per key', { eventId: record.eventId })
@@ -279,7 +281,8 @@ export class MongoProjectionSink implements SinkConnector<MongoSinkConfig> {
       const stored = await collection.findOne({ _id: record.key }, { projection: { [META_FIELD]: 1 } })
       if (stored && !supersedes(meta, stored[META_FIELD] as Partial<ProjectionMeta> | undefined)) return 'stale'
       throw new DataError(
-        `the partner's collection refused the document: a unique index other than _id already holds one of its values (${(err as Error).message})`,
+        `the partner's collection refused the document: a unique index other than ` +
+          `_id already holds one of its values (${(err as Error).message})`,
         { eventId: record.eventId },
       )
     }

@@ -40,7 +40,8 @@ function overHeapLimit(memoryLimitMb) {
   const used = require('node:v8').getHeapStatistics().used_heap_size
   if (used <= memoryLimitMb * 1024 * 1024) return
   process.stderr.write(
-    `FATAL ERROR: heap out of memory: ${Math.round(used / 1048576)} MB used after a mapping step, over the ${memoryLimitMb} MB limit\n`,
+    `FATAL ERROR: heap out of memory: ${Math.round(used / 1048576)} MB used ` +
+      `after a mapping step, over the ${memoryLimitMb} MB limit\n`,
   )
   process.exit(134)
 }
@@ -74,7 +75,10 @@ function createEvaluator({ timeLimitMs, maxOutputBytes, memoryLimitMb }) {
     ...(err && typeof err.position === 'number' ? { position: err.position } : {}),
   })
 
-  /** The body of one event, or why there is none. Strings are counted before they are written, so a huge one is refused, never copied. */
+  /**
+   * The body of one event, or why there is none. Strings are counted before they are written, so a huge one is refused,
+   * never copied.
+   */
   const one = async (expression, input) => {
     let out
     try {

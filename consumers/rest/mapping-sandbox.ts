@@ -168,7 +168,10 @@ export class MappingSandbox {
     })
   }
 
-  /** Starts the pool's processes ahead of the first mapping (a REST sink with a mapping starting), so it need not wait for them. */
+  /**
+   * Starts the pool's processes ahead of the first mapping (a REST sink with a mapping starting), so it need not wait
+   * for them.
+   */
   warm(): void {
     while (!this.#closed && this.#procs.size < this.settings.processes && this.#start());
   }
@@ -213,7 +216,10 @@ export class MappingSandbox {
     this.#takeTurn(job.owner)
   }
 
-  /** Queues the owner for a request unless it has one in a process (it queues again when that ends) or is queued already. */
+  /**
+   * Queues the owner for a request unless it has one in a process (it queues again when that ends) or is queued
+   * already.
+   */
   #takeTurn(owner: string): void {
     if (this.#inProcess.has(owner) || this.#inTurns.has(owner) || !this.#queues.get(owner)?.length) return
     this.#inTurns.add(owner)
@@ -433,7 +439,8 @@ export class MappingSandbox {
         limit
           ? this.#limitError(first, limit)
           : new RetriableError(
-              `body mapping for event ${first.eventId}: its sandbox process exited (${proc.child.exitCode ?? proc.child.signalCode ?? 'unknown'})`,
+              `body mapping for event ${first.eventId}: its sandbox process exited ` +
+                `(${proc.child.exitCode ?? proc.child.signalCode ?? 'unknown'})`,
               undefined,
               { eventId: first.eventId },
             ),
@@ -478,7 +485,10 @@ export class MappingSandbox {
         return new DataError(`event ${job.eventId} cannot be serialised to JSON: ${r.message}`, ctx)
       case 'output-limit':
         return new DataError(
-          `body mapping failed for event ${job.eventId}: the mapping of subscription ${job.owner} produced ${r.bytes !== undefined ? `${r.bytes} bytes, ` : ''}more than its ${this.settings.maxOutputBytes}-byte output limit`,
+          `body mapping failed for event ${job.eventId}: the mapping of subscription ` +
+            `${job.owner} produced ` +
+            `${r.bytes !== undefined ? `${r.bytes} bytes, ` : ''}more than its ` +
+            `${this.settings.maxOutputBytes}-byte output limit`,
           { ...ctx, mappingError: 'output-limit', limit: this.settings.maxOutputBytes },
         )
     }
@@ -497,7 +507,9 @@ export function describeFailure(e: { message?: string; code?: string; position?:
 
 const aborted = () => new RetriableError('delivery aborted (subscription stopped)', undefined, { aborted: true })
 
-/** The next request's events of one owner: one re-run alone, or those of the first's expression up to the batch bounds. */
+/**
+ * The next request's events of one owner: one re-run alone, or those of the first's expression up to the batch bounds.
+ */
 function takeBatch(q: Job[]): Job[] {
   const first = q[0]!
   if (first.alone) return q.splice(0, 1)

@@ -148,7 +148,8 @@ export class OAuth2TokenCache {
       let out: SyndicationError = error
       if (error instanceof PartnerRejectedError) {
         out = new PartnerRejectedError(
-          `OAuth2 token endpoint refused the client credentials with ${error.status}${oauthError ? ` (${oauthError})` : ''}`,
+          `OAuth2 token endpoint refused the client credentials with ` +
+            `${error.status}${oauthError ? ` (${oauthError})` : ''}`,
           error.status,
           { ...error.context, ...context, oauthError },
         )

@@ -23,7 +23,8 @@ export const restPlugin: SinkPlugin<RestSink> = {
         type: 'object',
         additionalProperties: { type: 'string', maxLength: 2000 },
         description:
-          'Extra request headers; Idempotency-Key (the event id), Authorization and Content-Type are set by the platform.',
+          'Extra request headers; Idempotency-Key (the event id), Authorization and ' +
+          'Content-Type are set by the platform.',
       },
       bodyMapping: {
         type: 'string',
@@ -37,7 +38,9 @@ export const restPlugin: SinkPlugin<RestSink> = {
         maximum: 10000,
         default: 50,
         description:
-          'With deliveryPolicy.batchSize > 1: how long a batch waits for more events. A batch is a JSON array of bodies, never two events of one key; a 2xx delivers all, a rejected batch is re-sent one event per request.',
+          'With deliveryPolicy.batchSize > 1: how long a batch waits for more events. A ' +
+          'batch is a JSON array of bodies, never two events of one key; a 2xx delivers ' +
+          'all, a rejected batch is re-sent one event per request.',
       },
       auth: {
         type: 'object',

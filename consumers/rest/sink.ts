@@ -250,7 +250,10 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
   }
 }
 
-/** The trace context a request carrying `items` continues: their delivery attempts (tracing on), else the first event's traceparent. */
+/**
+ * The trace context a request carrying `items` continues: their delivery attempts (tracing on), else the first event's
+ * traceparent.
+ */
 function callTrace(items: Prepared[]): CallTrace {
   const traceparent = items[0]!.record.headers.traceparent
   if (items[0]!.attempt === undefined) return { traceparent }

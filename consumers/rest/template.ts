@@ -76,7 +76,8 @@ export function renderUrl(t: UrlTemplate, record: SinkRecord): string {
       v === ''
     ) {
       throw new DataError(
-        `URL placeholder {${t.paths[i]!.join('.')}} has no value in event ${record.eventId} (${v === undefined || v === null ? 'missing' : v === '' ? 'empty' : 'not a scalar'})`,
+        `URL placeholder {${t.paths[i]!.join('.')}} has no value in event ` +
+          `${record.eventId} (${v === undefined || v === null ? 'missing' : v === '' ? 'empty' : 'not a scalar'})`,
         {
           placeholder: t.paths[i]!.join('.'),
           eventId: record.eventId,

@@ -33,7 +33,9 @@ export function webhookSinkConfig(
   }
 }
 
-/** A SinkFactory (connectors/sink/types.ts) for webhook subscriptions; other sink types are refused with a ConfigError. */
+/**
+ * A SinkFactory (connectors/sink/types.ts) for webhook subscriptions; other sink types are refused with a ConfigError.
+ */
 export function webhookSinkFactory(client: WebhookClient, keys: SinkSecrets, defaultTimeoutMs: number) {
   return async (sub: SubscriptionDoc, ctx: SinkContext): Promise<SinkConnector<unknown>> => {
     const sink = new WebhookSink(client)

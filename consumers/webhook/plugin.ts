@@ -16,7 +16,12 @@ export const webhookPlugin: SinkPlugin<WebhookSink> = {
         format: 'uri',
         maxLength: 2000,
         description:
-          'An http(s) URL without credentials. The SSRF guard refuses it (422) when its host is, or resolves to, an address that is not public (loopback, private, link-local and metadata, CGNAT, NAT64, 6to4, documentation, multicast, reserved...) unless allowlisted; a host that does not resolve yet is accepted. Every delivery connects only to an address the guard approved for that connection.',
+          'An http(s) URL without credentials. The SSRF guard refuses it (422) when its ' +
+          'host is, or resolves to, an address that is not public (loopback, private, ' +
+          'link-local and metadata, CGNAT, NAT64, 6to4, documentation, multicast, ' +
+          'reserved...) unless allowlisted; a host that does not resolve yet is ' +
+          'accepted. Every delivery connects only to an address the guard approved for ' +
+          'that connection.',
       },
     },
   }),

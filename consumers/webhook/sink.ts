@@ -167,7 +167,10 @@ export class WebhookSink implements SinkConnector<WebhookSinkConfig> {
     }))
   }
 
-  /** The target with the signing keys in force now: every unexpired secret, or the first one when all have expired. Rebuilt only when a secret expires. */
+  /**
+   * The target with the signing keys in force now: every unexpired secret, or the first one when all have expired.
+   * Rebuilt only when a secret expires.
+   */
   #currentTarget(config: WebhookSinkConfig): WebhookTarget {
     const now = this.now()
     if (this.#target && now < this.#target.until) return this.#target.value

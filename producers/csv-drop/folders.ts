@@ -42,7 +42,9 @@ export function folderTextFault(value: string): string | undefined {
 }
 
 const OUTSIDE =
-  "must be a folder inside the publisher's drop folder (<SOURCES_DROP_ROOT>/<publisherId>/): a path relative to it (e.g. stock), or an absolute path inside it"
+  "must be a folder inside the publisher's drop folder " +
+  '(<SOURCES_DROP_ROOT>/<publisherId>/): a path relative to it (e.g. stock), or ' +
+  'an absolute path inside it'
 const LINK_OUT = "leads out of the publisher's drop folder through a symbolic link"
 
 /**

@@ -57,7 +57,10 @@ export interface CsvDropConfig {
 
 export const csvDropConfigSchema: ConfigSchema = {
   dir: {
-    doc: "Folder watched for *.csv files, inside the publisher's drop folder (<SOURCES_DROP_ROOT>/<publisherId>/): relative to it (e.g. stock), or absolute inside it.",
+    doc:
+      "Folder watched for *.csv files, inside the publisher's drop folder " +
+      '(<SOURCES_DROP_ROOT>/<publisherId>/): relative to it (e.g. stock), or ' +
+      'absolute inside it.',
     type: 'string',
   },
   eventType: {
@@ -74,7 +77,9 @@ export const csvDropConfigSchema: ConfigSchema = {
   constants: { doc: 'Avro field → constant value for fields the file lacks.', type: 'string-map', default: {} },
   delimiter: { doc: 'Field delimiter (one ASCII character).', type: 'string', default: ',' },
   batchRows: {
-    doc: "Rows per poll, produced as one request when the runner's maxBatch (default 2000) allows; larger polls are split.",
+    doc:
+      "Rows per poll, produced as one request when the runner's maxBatch (default " +
+      '2000) allows; larger polls are split.',
     type: 'integer',
     default: 2000,
     min: 1,
@@ -188,7 +193,8 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
       this.topics.find((t) => t.name === config.topic) ??
       ALL_TOPICS.find((t) => t.eventTypes.includes(config.eventType))
     if (!spec) throw new Error(`csv-drop: no topic for event type ${config.eventType}`)
-    this.converter = createConverter(contractSchema(spec.valueSchema), { strings: true, inPlace: true }) // toRecord builds a fresh object per row
+    // toRecord builds a fresh object per row
+    this.converter = createConverter(contractSchema(spec.valueSchema), { strings: true, inPlace: true })
     this.keyFields = (JSON.parse(contractSchema(spec.keySchema)) as { fields: Array<{ name: string }> }).fields.map(
       (f) => f.name,
     )
@@ -325,7 +331,8 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
 
   private async open(pick: { name: string; mtimeMs: number }): Promise<void> {
     const p = path.join(this.config.dir, pick.name)
-    // One descriptor for the header and the rows, opened without following a link that replaced the file since the scan.
+    // One descriptor for the header and the rows, opened without following a link that replaced the file since the
+    // scan.
     const fd = openNoFollow(p, 'r', this.config.root !== '')
     const st = fs.fstatSync(fd)
     if (!st.isFile()) {
@@ -474,7 +481,9 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
     return { topic: this.config.topic, key, value, type: this.config.eventType, occurredAt, position }
   }
 
-  /** The fields of a row in the converter's order: from a column, a constant, or the file's time (sequence is per row). */
+  /**
+   * The fields of a row in the converter's order: from a column, a constant, or the file's time (sequence is per row).
+   */
   private planOf(f: OpenFile): NonNullable<OpenFile['plan']> {
     const plan: NonNullable<OpenFile['plan']> = []
     for (const field of this.converter.fields) {
@@ -484,7 +493,8 @@ export class CsvDropSource implements SourceConnector<CsvDropConfig> {
       else if (field === 'manufacturerId' && this.publisherId !== undefined)
         plan.push({ field, value: this.publisherId }) // the source's owner
       else if (field === 'sequence')
-        plan.push({ field, sequenceBase: Math.floor(f.mtimeMs / 1000) * 2 ** 21 }) // + the line: strictly increasing per key within a file and across files
+        // + the line: strictly increasing per key within a file and across files
+        plan.push({ field, sequenceBase: Math.floor(f.mtimeMs / 1000) * 2 ** 21 })
       else if (field === 'occurredAt') plan.push({ field, value: Math.round(f.mtimeMs) })
     }
     return plan

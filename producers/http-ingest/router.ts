@@ -207,7 +207,9 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
         return sendProblem(res, {
           title: 'Forbidden event type',
           status: 403,
-          detail: `${eventType} is published by the platform alone (a partner's profile changes through PATCH /v1/organizations/{id}); nothing was accepted`,
+          detail:
+            `${eventType} is published by the platform alone (a partner's profile ` +
+            `changes through PATCH /v1/organizations/{id}); nothing was accepted`,
           errors: [{ field: 'path:eventType', message: `${eventType} cannot be published through ingestion` }],
         })
       }
@@ -216,7 +218,9 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
         return sendProblem(res, {
           title: 'Unsupported Media Type',
           status: 415,
-          detail: `the body must be application/json (a JSON array of events), got ${req.headers['content-type'] ?? 'no content type'}`,
+          detail:
+            `the body must be application/json (a JSON array of events), got ` +
+            `${req.headers['content-type'] ?? 'no content type'}`,
           errors: [{ field: 'header:content-type', message: 'must be application/json' }],
         })
       }
@@ -388,7 +392,9 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
       return problem({
         title: 'Forbidden publisher',
         status: 403,
-        detail: `${foreign.length} of ${body.length} events name another manufacturer than the publishing organization; nothing was accepted`,
+        detail:
+          `${foreign.length} of ${body.length} events name another manufacturer than ` +
+          `the publishing organization; nothing was accepted`,
         errors: foreign,
       })
     }

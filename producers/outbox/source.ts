@@ -30,7 +30,9 @@ import { Leases, type LeaseDoc } from '../../connectors/leases.ts'
 export const OUTBOX_LEASE_COLLECTION = 'outbox_relay_lease'
 const RELAY = 'relay'
 
-/** The relay's lease: one document, `_id` 'relay', held through connectors/leases.ts (workerId = the relay's holder id). */
+/**
+ * The relay's lease: one document, `_id` 'relay', held through connectors/leases.ts (workerId = the relay's holder id).
+ */
 export type OutboxLeaseDoc = LeaseDoc
 
 export interface OutboxSourceOptions {
@@ -42,7 +44,10 @@ export interface OutboxSourceOptions {
   leaseTtlMs: number
   /** Organizations per scan. Default 200. */
   scanBatch?: number
-  /** How far back each incremental scan reaches before the previous one (clock skew between API processes, slow writes), in ms. Default 60 s. */
+  /**
+   * How far back each incremental scan reaches before the previous one (clock skew between API processes, slow writes),
+   * in ms. Default 60 s.
+   */
   scanMarginMs?: number
   /** Interval of the full scan that catches anything an incremental scan could have missed, in ms. Default 5 min. */
   fullScanMs?: number

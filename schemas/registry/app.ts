@@ -24,7 +24,9 @@ function send(res: Response, status: number, body: unknown): void {
 const flag = (req: Request, name: string): boolean => String(req.query[name] ?? '').toLowerCase() === 'true'
 const text = (req: Request, name: string): string =>
   typeof req.query[name] === 'string' ? (req.query[name] as string) : ''
-/** offset and limit (Confluent: offset 0, limit -1 = all); a value that is not an integer is a 400, as JAX-RS answers. */
+/**
+ * offset and limit (Confluent: offset 0, limit -1 = all); a value that is not an integer is a 400, as JAX-RS answers.
+ */
 const read = (req: Request, res: Response): true => {
   canRead(res, param(req, 'subject'))
   return true
@@ -72,7 +74,8 @@ const who = (res: Response): RegistryPrincipal => res.locals.principal as Regist
 function need(p: RegistryPrincipal, ok: boolean, operation: string, subject: string | null): void {
   if (!ok)
     throw errors.forbidden(
-      `User ${p.name} is denied operation ${operation} on ${subject === null ? 'the global config and mode' : `Subject: ${subject}`}`,
+      `User ${p.name} is denied operation ${operation} on ` +
+        `${subject === null ? 'the global config and mode' : `Subject: ${subject}`}`,
     )
 }
 const canRead = (res: Response, subject: string) => need(who(res), who(res).canRead(subject), 'Read', subject)

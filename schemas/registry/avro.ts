@@ -141,7 +141,8 @@ export function compileAvro(
     namedDefinitions(json, referenced)
     if (!registry[ref.name] && !Object.keys(registry).some((n) => n.endsWith(`.${ref.name}`))) {
       throw errors.invalidSchema(
-        `reference '${ref.name}': subject '${ref.subject}' version ${ref.version} does not define a type named '${ref.name}'`,
+        `reference '${ref.name}': subject '${ref.subject}' version ${ref.version} ` +
+          `does not define a type named '${ref.name}'`,
       )
     }
   })

@@ -78,7 +78,8 @@ export const errors = {
     new RegistryError(
       409,
       INCOMPATIBLE_SCHEMA,
-      `Schema being registered is incompatible with an earlier schema for subject "${subject}", details: [${messages.join(', ')}]`,
+      `Schema being registered is incompatible with an earlier schema for subject ` +
+        `"${subject}", details: [${messages.join(', ')}]`,
     ),
   subjectModeNotConfigured: (s: string | null) =>
     new RegistryError(
@@ -90,7 +91,8 @@ export const errors = {
     new RegistryError(
       422,
       INVALID_MODE,
-      `Invalid mode${typeof mode === 'string' ? ` '${mode}'` : ''}. Valid values are READWRITE, READONLY, READONLY_OVERRIDE and IMPORT`,
+      `Invalid mode${typeof mode === 'string' ? ` '${mode}'` : ''}. Valid values ` +
+        `are READWRITE, READONLY, READONLY_OVERRIDE and IMPORT`,
     ),
   notPermitted: (detail: string) => new RegistryError(422, OPERATION_NOT_PERMITTED, detail),
   invalidSubject: (s: string) =>
@@ -115,13 +117,17 @@ export const errors = {
     new RegistryError(
       422,
       INVALID_VERSION,
-      `The specified version '${v}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string "latest"`,
+      `The specified version '${v}' is not a valid version id. Allowed values are ` +
+        `between [1, 2^31-1] and the string "latest"`,
     ),
   invalidCompatibility: (level: unknown) =>
     new RegistryError(
       422,
       INVALID_COMPATIBILITY_LEVEL,
-      `Invalid compatibility level${typeof level === 'string' ? ` '${level}'` : ''}. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive`,
+      `Invalid compatibility ` +
+        `level${typeof level === 'string' ? ` '${level}'` : ''}. Valid values are ` +
+        `none, backward, forward, full, backward_transitive, forward_transitive, and ` +
+        `full_transitive`,
     ),
   referenceExists: (s: string, v: number, by: string) =>
     new RegistryError(

@@ -93,7 +93,9 @@ export interface Difference {
 }
 
 type Pair = string
-/** Confluent's Context: the differences found at a path, with memoization and cycle truncation shared by sub-contexts. */
+/**
+ * Confluent's Context: the differences found at a path, with memoization and cycle truncation shared by sub-contexts.
+ */
 class Context {
   readonly diffs: Difference[] = []
   private readonly path: string[] = []

@@ -222,7 +222,10 @@ export class SchemaRegistryService {
     return this.view(subject, found.version, found.id, found)
   }
 
-  /** GET /schemas: every version of the subjects with the prefix (only the latest with latestOnly), by subject then version. */
+  /**
+   * GET /schemas: every version of the subjects with the prefix (only the latest with latestOnly), by subject then
+   * version.
+   */
   listSchemas(opts: { prefix?: string; deleted?: boolean; latestOnly?: boolean } & Page = {}): SubjectVersion[] {
     const out: SubjectVersion[] = []
     for (const subject of [...this.state.subjects.keys()]
@@ -363,7 +366,8 @@ export class SchemaRegistryService {
         const next = st.maxVersion(subject) + 1
         if (version > 0 && version !== next && mode !== 'IMPORT') {
           throw errors.invalidSchema(
-            `Version is not one more than previous version: version ${version} was asked, the next version of subject '${subject}' is ${next}`,
+            `Version is not one more than previous version: version ${version} was ` +
+              `asked, the next version of subject '${subject}' is ${next}`,
           )
         }
         const newVersion = version > 0 ? version : next
@@ -373,7 +377,8 @@ export class SchemaRegistryService {
           const live = existingId === undefined ? undefined : st.versionsOf(subject).find((v) => v.id === existingId)
           if (live)
             throw errors.invalidSchema(
-              `the schema is already registered as version ${live.version} of subject '${subject}'; a subject holds one live version per schema here`,
+              `the schema is already registered as version ${live.version} of subject ` +
+                `'${subject}'; a subject holds one live version per schema here`,
             )
         }
         const taken = st.subjects.get(subject)?.get(newVersion)

@@ -107,9 +107,7 @@ export class RegistryClient {
   }
 
   /** The schema of an id and, depth first, every schema its references point at (by subject/version). */
-  async schemaWithReferences(
-    id: number,
-  ): Promise<{
+  async schemaWithReferences(id: number): Promise<{
     schema: string
     schemaType: string
     references: Reference[]

@@ -246,7 +246,10 @@ export class ProtobufSerde extends TypedSerde<ProtoWriter> {
   private lastId = -1
   private last: ProtoWriter | undefined
 
-  /** `toObject`: how decoded messages become plain objects (default: enums and 64-bit integers as strings, as JSON mapping does). */
+  /**
+   * `toObject`: how decoded messages become plain objects (default: enums and 64-bit integers as strings, as JSON
+   * mapping does).
+   */
   constructor(client: RegistryClient, options: { toObject?: protobuf.IConversionOptions } = {}) {
     super(client, 'PROTOBUF')
     this.toObject = options.toObject ?? { enums: String, longs: String, bytes: String, defaults: false, oneofs: true }

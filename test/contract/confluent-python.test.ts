@@ -18,7 +18,7 @@ import { deleteTopics, quietLogger } from '../helpers/registry.ts'
 import { adminPrincipal, startSchemaRegistry } from '../../schemas/registry/index.ts'
 
 const USER = 'apikey'
-const PASSWORD = 'dk_0123456789ab.' + 'p'.repeat(43)
+const PASSWORD = 'dk_0123456789ab.p'.repeat(43)
 const ourClient = (url: string) => new RegistryClient({ url, username: USER, password: PASSWORD })
 const SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), 'confluent_check.py')
 
@@ -172,50 +172,61 @@ describe("contract: Confluent's Python client (confluent-kafka) reads and writes
     required: ['sku', 'qty'],
   })
   const STOCK_PING_PROTO =
-    'syntax = "proto3";\npackage example.partner;\n\nmessage StockPing {\n  string sku = 1;\n  int64 qty = 2;\n  string note = 3;\n}\n'
+    'syntax = "proto3";\npackage example.partner;\n\nmessage StockPing {\n  ' +
+    'string sku = 1;\n  int64 qty = 2;\n  string note = 3;\n}\n'
 
-  it('JSONSerializer registers and produces, our JsonSerde reads it; JSONDeserializer reads what our serde wrote', async () => {
-    const topic = await newTopic()
-    const { id } = (await run('produce-json', topic)) as { id: number }
-    expect((await ourClient(reg.url).request<{ schemaType: string }>('GET', `/schemas/ids/${id}`)).schemaType).to.equal(
-      'JSON',
-    )
-    expect(await new JsonSerde(ourClient(reg.url)).decode(await firstValue(topic))).to.deep.equal({
-      sku: 'SKU-PY',
-      qty: 42,
-      note: 'from confluent-kafka',
-    })
+  it(
+    'JSONSerializer registers and produces, our JsonSerde reads it; ' + 'JSONDeserializer reads what our serde wrote',
+    async () => {
+      const topic = await newTopic()
+      const { id } = (await run('produce-json', topic)) as { id: number }
+      expect(
+        (await ourClient(reg.url).request<{ schemaType: string }>('GET', `/schemas/ids/${id}`)).schemaType,
+      ).to.equal('JSON')
+      expect(await new JsonSerde(ourClient(reg.url)).decode(await firstValue(topic))).to.deep.equal({
+        sku: 'SKU-PY',
+        qty: 42,
+        note: 'from confluent-kafka',
+      })
 
-    const back = await newTopic()
-    const serde = new JsonSerde(ourClient(reg.url))
-    const ours = await serde.register(`${back}-value`, STOCK_PING_JSON)
-    await produceValue(back, serde.encodeSync(ours, { sku: 'SKU-TS', qty: 7, note: null }))
-    expect(((await run('consume-json', back)) as { value: unknown }).value).to.deep.equal({
-      sku: 'SKU-TS',
-      qty: 7,
-      note: null,
-    })
-  })
+      const back = await newTopic()
+      const serde = new JsonSerde(ourClient(reg.url))
+      const ours = await serde.register(`${back}-value`, STOCK_PING_JSON)
+      await produceValue(back, serde.encodeSync(ours, { sku: 'SKU-TS', qty: 7, note: null }))
+      expect(((await run('consume-json', back)) as { value: unknown }).value).to.deep.equal({
+        sku: 'SKU-TS',
+        qty: 7,
+        note: null,
+      })
+    },
+  )
 
-  it('ProtobufSerializer registers a FileDescriptorProto and produces, our ProtobufSerde reads it; ProtobufDeserializer reads what our serde wrote', async () => {
-    const topic = await newTopic()
-    const { id } = (await run('produce-protobuf', topic)) as { id: number }
-    const stored = await ourClient(reg.url).request<{ schemaType: string; schema: string }>('GET', `/schemas/ids/${id}`)
-    expect(stored.schemaType).to.equal('PROTOBUF')
-    expect(stored.schema).to.match(/message StockPing \{/)
-    expect(await new ProtobufSerde(ourClient(reg.url)).decode(await firstValue(topic))).to.deep.equal({
-      type: 'example.partner.StockPing',
-      value: { sku: 'SKU-PY', qty: '42', note: 'from confluent-kafka' },
-    })
+  it(
+    'ProtobufSerializer registers a FileDescriptorProto and produces, our ' +
+      'ProtobufSerde reads it; ProtobufDeserializer reads what our serde wrote',
+    async () => {
+      const topic = await newTopic()
+      const { id } = (await run('produce-protobuf', topic)) as { id: number }
+      const stored = await ourClient(reg.url).request<{ schemaType: string; schema: string }>(
+        'GET',
+        `/schemas/ids/${id}`,
+      )
+      expect(stored.schemaType).to.equal('PROTOBUF')
+      expect(stored.schema).to.match(/message StockPing \{/)
+      expect(await new ProtobufSerde(ourClient(reg.url)).decode(await firstValue(topic))).to.deep.equal({
+        type: 'example.partner.StockPing',
+        value: { sku: 'SKU-PY', qty: '42', note: 'from confluent-kafka' },
+      })
 
-    const back = await newTopic()
-    const serde = new ProtobufSerde(ourClient(reg.url))
-    const ours = await serde.register(`${back}-value`, STOCK_PING_PROTO)
-    await produceValue(back, serde.encodeSync(ours, { sku: 'SKU-TS', qty: '7', note: 'from distributary' }))
-    expect(((await run('consume-protobuf', back)) as { value: unknown }).value).to.deep.equal({
-      sku: 'SKU-TS',
-      qty: '7',
-      note: 'from distributary',
-    })
-  })
+      const back = await newTopic()
+      const serde = new ProtobufSerde(ourClient(reg.url))
+      const ours = await serde.register(`${back}-value`, STOCK_PING_PROTO)
+      await produceValue(back, serde.encodeSync(ours, { sku: 'SKU-TS', qty: '7', note: 'from distributary' }))
+      expect(((await run('consume-protobuf', back)) as { value: unknown }).value).to.deep.equal({
+        sku: 'SKU-TS',
+        qty: '7',
+        note: 'from distributary',
+      })
+    },
+  )
 })

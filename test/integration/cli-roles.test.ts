@@ -161,7 +161,11 @@ describe('CLI roles: one api process and two worker processes', function () {
       {
         timeoutMs: 60_000,
         what: async () =>
-          `leases: ${JSON.stringify(await leases.find({}).toArray())}\n${procs[1]!.output().slice(-2000)}\n${procs[2]!.output().slice(-2000)}`,
+          [
+            `leases: ${JSON.stringify(await leases.find({}).toArray())}`,
+            procs[1]!.output().slice(-2000),
+            procs[2]!.output().slice(-2000),
+          ].join('\n'),
       },
     )
     await waitFor(
@@ -221,7 +225,8 @@ describe('CLI roles: one api process and two worker processes', function () {
     await waitFor(allArrived(400), {
       timeoutMs: 90_000,
       what: () =>
-        `after the kill: ${subs.map((s) => new Set(seqs(s.receiver).map((b) => b.data.sequence)).size).join(', ')} of 400\n${procs[2]!.output().slice(-3000)}`,
+        `after the kill: ${subs.map((s) => new Set(seqs(s.receiver).map((b) => b.data.sequence)).size).join(', ')} ` +
+        `of 400\n${procs[2]!.output().slice(-3000)}`,
     })
     const held = await leases.find({ _id: { $in: subs.map((s) => s.id) } }).toArray()
     expect(new Set(held.map((l) => l.workerId))).to.deep.equal(new Set(['roles-w2']))

@@ -138,128 +138,145 @@ describe('CLI: create and update organizations, keys, grants and subscriptions',
     expect((await cliJson<{ revokedAt: string | null }>(['keys', 'show', keyId])).revokedAt).to.be.a('string')
   })
 
-  it('grants: create with flags (fields and a filter), the partner accepts, update adds a pending event type', async () => {
-    const created = await cli([
-      'grants',
-      'create',
-      '--publisher-id',
-      publisherId,
-      '--partner-id',
-      partnerId,
-      '--event-type',
-      'inventory.level.changed',
-      '--fields',
-      'sku,available',
-      '--filter',
-      'locationId=DE-HAM-1,FR-PAR-1',
-    ])
-    expect(created.code, created.err).to.equal(0)
-    expect(created.out).to.match(
-      new RegExp(
-        `^grt_[0-9a-f]{24}: offered inventory.level.changed to ${partnerId} \\(offered; the partner accepts it with distributary grants accept grt_[0-9a-f]{24}\\)\\n$`,
-      ),
-    )
-    grantId = created.out.slice(0, 28)
-    const shown = await cliJson<{ status: string; entitlements: unknown[] }>(['grants', 'show', grantId])
-    expect(shown.status).to.equal('offered')
-    expect(shown.entitlements).to.deep.equal([
-      {
-        eventType: 'inventory.level.changed',
-        filter: { locationId: { in: ['DE-HAM-1', 'FR-PAR-1'] } },
-        fields: ['sku', 'available'],
-      },
-    ])
+  it(
+    'grants: create with flags (fields and a filter), the partner accepts, update ' + 'adds a pending event type',
+    async () => {
+      const created = await cli([
+        'grants',
+        'create',
+        '--publisher-id',
+        publisherId,
+        '--partner-id',
+        partnerId,
+        '--event-type',
+        'inventory.level.changed',
+        '--fields',
+        'sku,available',
+        '--filter',
+        'locationId=DE-HAM-1,FR-PAR-1',
+      ])
+      expect(created.code, created.err).to.equal(0)
+      expect(created.out).to.match(
+        new RegExp(
+          `^grt_[0-9a-f]{24}: offered inventory.level.changed to ${partnerId} ` +
+            `\\(offered; the partner accepts it with distributary grants accept ` +
+            `grt_[0-9a-f]{24}\\)\\n$`,
+        ),
+      )
+      grantId = created.out.slice(0, 28)
+      const shown = await cliJson<{ status: string; entitlements: unknown[] }>(['grants', 'show', grantId])
+      expect(shown.status).to.equal('offered')
+      expect(shown.entitlements).to.deep.equal([
+        {
+          eventType: 'inventory.level.changed',
+          filter: { locationId: { in: ['DE-HAM-1', 'FR-PAR-1'] } },
+          fields: ['sku', 'available'],
+        },
+      ])
 
-    expect((await cli(['grants', 'accept', grantId], partnerEnv)).code).to.equal(0)
-    const updated = await cli(['grants', 'update', grantId, '--event-type', 'inventory.level.changed,deal.registered'])
-    expect(updated.code, updated.err).to.equal(0)
-    expect(updated.out).to.match(
-      new RegExp(
-        `^${grantId}: updated \\(version \\d+\\); delivered: inventory.level.changed; pending the partner's acceptance: deal.registered\\n$`,
-      ),
-    )
-    const listed = await cliJson<Array<{ id: string; pendingEventTypes: string[] }>>([
-      'grants',
-      'list',
-      '--partner-id',
-      partnerId,
-    ])
-    expect(listed.map((g) => [g.id, g.pendingEventTypes])).to.deep.equal([[grantId, ['deal.registered']]])
-  })
+      expect((await cli(['grants', 'accept', grantId], partnerEnv)).code).to.equal(0)
+      const updated = await cli([
+        'grants',
+        'update',
+        grantId,
+        '--event-type',
+        'inventory.level.changed,deal.registered',
+      ])
+      expect(updated.code, updated.err).to.equal(0)
+      expect(updated.out).to.match(
+        new RegExp(
+          `^${grantId}: updated \\(version \\d+\\); delivered: ` +
+            `inventory.level.changed; pending the partner's acceptance: ` +
+            `deal.registered\\n$`,
+        ),
+      )
+      const listed = await cliJson<Array<{ id: string; pendingEventTypes: string[] }>>([
+        'grants',
+        'list',
+        '--partner-id',
+        partnerId,
+      ])
+      expect(listed.map((g) => [g.id, g.pendingEventTypes])).to.deep.equal([[grantId, ['deal.registered']]])
+    },
+  )
 
-  it('subscriptions: create with flags (the webhook secret shown once) or a REST sink from stdin, show, update from a file and flags, delete', async () => {
-    const created = await cli([
-      'subscriptions',
-      'create',
-      '--partner-id',
-      partnerId,
-      '--name',
-      'erp',
-      '--event-type',
-      'inventory.level.changed',
-      '--webhook-url',
-      'http://127.0.0.1:9/hook',
-      '--fields',
-      'sku',
-    ])
-    expect(created.code, created.err).to.equal(0)
-    const [line, secretLine] = created.out.split('\n')
-    expect(line).to.match(
-      new RegExp(
-        `^sub_[0-9a-f]{24}: created erp for ${partnerId} \\(inventory.level.changed\\) → webhook http://127.0.0.1:9/hook$`,
-      ),
-    )
-    expect(secretLine).to.match(/^webhook secret: whsec_\S+$/)
-    const subId = line!.slice(0, 28)
+  it(
+    'subscriptions: create with flags (the webhook secret shown once) or a REST ' +
+      'sink from stdin, show, update from a file and flags, delete',
+    async () => {
+      const created = await cli([
+        'subscriptions',
+        'create',
+        '--partner-id',
+        partnerId,
+        '--name',
+        'erp',
+        '--event-type',
+        'inventory.level.changed',
+        '--webhook-url',
+        'http://127.0.0.1:9/hook',
+        '--fields',
+        'sku',
+      ])
+      expect(created.code, created.err).to.equal(0)
+      const [line, secretLine] = created.out.split('\n')
+      expect(line).to.match(
+        new RegExp(
+          `^sub_[0-9a-f]{24}: created erp for ${partnerId} \\(inventory.level.changed\\) → webhook http://127.0.0.1:9/hook$`,
+        ),
+      )
+      expect(secretLine).to.match(/^webhook secret: whsec_\S+$/)
+      const subId = line!.slice(0, 28)
 
-    const file = path.join(tmp, 'erp-patch.json')
-    fs.writeFileSync(file, JSON.stringify({ deliveryPolicy: { timeoutMs: 8000, concurrency: 4 } }))
-    const updated = await cliJson<{ name: string; deliveryPolicy: unknown; sink: { url: string } }>([
-      'subscriptions',
-      'update',
-      subId,
-      '--from-file',
-      file,
-      '--name',
-      'erp-stock',
-      '--webhook-url',
-      'http://127.0.0.1:9/stock',
-    ])
-    expect([updated.name, updated.deliveryPolicy, updated.sink.url]).to.deep.equal([
-      'erp-stock',
-      { timeoutMs: 8000, concurrency: 4 },
-      'http://127.0.0.1:9/stock',
-    ])
-    const shown = await cliJson<{ name: string; fields: string[] }>(['subscriptions', 'show', subId], partnerEnv)
-    expect([shown.name, shown.fields]).to.deep.equal(['erp-stock', ['sku']])
-    const listed = await cli(['subscriptions', 'list', '--partner-id', partnerId])
-    expect(listed.out).to.match(
-      new RegExp(
-        `^${subId}\\s+${partnerId}\\s+erp-stock\\s+\\["inventory.level.changed"\\]\\s+webhook\\s+http://127.0.0.1:9/stock$`,
-        'm',
-      ),
-    )
+      const file = path.join(tmp, 'erp-patch.json')
+      fs.writeFileSync(file, JSON.stringify({ deliveryPolicy: { timeoutMs: 8000, concurrency: 4 } }))
+      const updated = await cliJson<{ name: string; deliveryPolicy: unknown; sink: { url: string } }>([
+        'subscriptions',
+        'update',
+        subId,
+        '--from-file',
+        file,
+        '--name',
+        'erp-stock',
+        '--webhook-url',
+        'http://127.0.0.1:9/stock',
+      ])
+      expect([updated.name, updated.deliveryPolicy, updated.sink.url]).to.deep.equal([
+        'erp-stock',
+        { timeoutMs: 8000, concurrency: 4 },
+        'http://127.0.0.1:9/stock',
+      ])
+      const shown = await cliJson<{ name: string; fields: string[] }>(['subscriptions', 'show', subId], partnerEnv)
+      expect([shown.name, shown.fields]).to.deep.equal(['erp-stock', ['sku']])
+      const listed = await cli(['subscriptions', 'list', '--partner-id', partnerId])
+      expect(listed.out).to.match(
+        new RegExp(
+          `^${subId}\\s+${partnerId}\\s+erp-stock\\s+\\["inventory.level.changed"\\]\\s+webhook\\s+http://127.0.0.1:9/stock$`,
+          'm',
+        ),
+      )
 
-    // a sink the flags do not cover, from stdin
-    const rest = {
-      partnerId,
-      name: 'crm',
-      eventTypes: ['inventory.level.changed'],
-      sink: { type: 'rest', url: 'http://127.0.0.1:9/stock/{value.sku}', method: 'PUT' },
-      deliveryPolicy: { timeoutMs: 8000 },
-    }
-    const restSub = await cliJson<{ id: string; sink: { type: string; method: string }; webhookSecret?: string }>(
-      ['subscriptions', 'create', '--from-file', '-'],
-      env,
-      JSON.stringify(rest),
-    )
-    expect([restSub.sink.type, restSub.sink.method, restSub.webhookSecret]).to.deep.equal(['rest', 'PUT', undefined])
+      // a sink the flags do not cover, from stdin
+      const rest = {
+        partnerId,
+        name: 'crm',
+        eventTypes: ['inventory.level.changed'],
+        sink: { type: 'rest', url: 'http://127.0.0.1:9/stock/{value.sku}', method: 'PUT' },
+        deliveryPolicy: { timeoutMs: 8000 },
+      }
+      const restSub = await cliJson<{ id: string; sink: { type: string; method: string }; webhookSecret?: string }>(
+        ['subscriptions', 'create', '--from-file', '-'],
+        env,
+        JSON.stringify(rest),
+      )
+      expect([restSub.sink.type, restSub.sink.method, restSub.webhookSecret]).to.deep.equal(['rest', 'PUT', undefined])
 
-    const deleted = await cli(['subscriptions', 'delete', subId])
-    expect([deleted.code, deleted.out]).to.deep.equal([0, `${subId}: deleted, with its connector\n`])
-    const gone = await cli(['subscriptions', 'show', subId])
-    expect([gone.code, gone.err]).to.deep.equal([1, 'distributary: 404 Not Found: subscription not found\n'])
-  })
+      const deleted = await cli(['subscriptions', 'delete', subId])
+      expect([deleted.code, deleted.out]).to.deep.equal([0, `${subId}: deleted, with its connector\n`])
+      const gone = await cli(['subscriptions', 'show', subId])
+      expect([gone.code, gone.err]).to.deep.equal([1, 'distributary: 404 Not Found: subscription not found\n'])
+    },
+  )
 
   it('a validation error of the API is one line naming the field, exit 1', async () => {
     const badSlug = await cli([

@@ -45,7 +45,8 @@ describe('delivery policy: the platform defaults reach every subscription', func
       batchSize: 1,
       rateLimitPerSecond: 7,
     })
-    // another process configured with other defaults (DELIVERY_RETRY_SCHEDULE=1s,2s, WEBHOOK_TIMEOUT_MS=3000): they apply
+    // another process configured with other defaults (DELIVERY_RETRY_SCHEDULE=1s,2s, WEBHOOK_TIMEOUT_MS=3000): they
+    // apply
     const other = await h.controlPlane(h.db)
     ;(other as { deliveryDefaults: unknown }).deliveryDefaults = {
       ...other.deliveryDefaults,
@@ -64,69 +65,75 @@ describe('delivery policy: the platform defaults reach every subscription', func
     expect(updated.subscription.deliveryPolicy).to.deep.equal({ batchSize: 1, rateLimitPerSecond: 7, timeoutMs: 4000 })
   })
 
-  it('migrates a subscription stored with a frozen copy of the old defaults: values equal to them become inherited', async () => {
-    const created = await h.cp.createSubscription(ADMIN, {
-      partnerId: h.partnerId,
-      name: 'legacy',
-      eventTypes: ['inventory.level.changed'],
-      sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' },
-    })
-    const id = created.subscription._id
-    // as stored before: every default copied in, merged with what the caller set (timeoutMs 2500)
-    await h.db
-      .collection<SubscriptionDoc>('subscriptions')
-      .updateOne(
+  it(
+    'migrates a subscription stored with a frozen copy of the old defaults: ' + 'values equal to them become inherited',
+    async () => {
+      const created = await h.cp.createSubscription(ADMIN, {
+        partnerId: h.partnerId,
+        name: 'legacy',
+        eventTypes: ['inventory.level.changed'],
+        sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' },
+      })
+      const id = created.subscription._id
+      // as stored before: every default copied in, merged with what the caller set (timeoutMs 2500)
+      await h.db.collection<SubscriptionDoc>('subscriptions').updateOne(
         { _id: id },
         {
           $set: { deliveryPolicy: { ...DEFAULT_DELIVERY_POLICY, timeoutMs: 2500 } },
           $unset: { deliveryPolicyOwn: '' },
         },
       )
-    await h.cp.init()
-    const migrated = (await h.db.collection<SubscriptionDoc>('subscriptions').findOne({ _id: id }))!
-    expect([migrated.deliveryPolicy, migrated.deliveryPolicyOwn]).to.deep.equal([{ timeoutMs: 2500 }, true])
-    await h.cp.init() // idempotent
-    expect(
-      (await h.db.collection<SubscriptionDoc>('subscriptions').findOne({ _id: id }))!.deliveryPolicy,
-    ).to.deep.equal({ timeoutMs: 2500 })
-  })
+      await h.cp.init()
+      const migrated = (await h.db.collection<SubscriptionDoc>('subscriptions').findOne({ _id: id }))!
+      expect([migrated.deliveryPolicy, migrated.deliveryPolicyOwn]).to.deep.equal([{ timeoutMs: 2500 }, true])
+      await h.cp.init() // idempotent
+      expect(
+        (await h.db.collection<SubscriptionDoc>('subscriptions').findOne({ _id: id }))!.deliveryPolicy,
+      ).to.deep.equal({ timeoutMs: 2500 })
+    },
+  )
 
-  it("a subscription without its own timeout gets the worker's WEBHOOK_TIMEOUT_MS, and its rateLimitPerSecond is enforced", async () => {
-    const hanging = await startReceiver(() => undefined) // never answers
-    const fast = await startReceiver()
-    receivers.push(hanging, fast)
-    const slow = await h.subscribe({ name: 'no-timeout', url: hanging.url, deliveryPolicy: { retrySchedule: [60] } })
-    const limited = await h.subscribe({
-      name: 'rate-limited',
-      url: fast.url,
-      deliveryPolicy: { rateLimitPerSecond: 10 },
-    })
-    worker = await h.worker({}, { webhookTimeoutMs: 1000 })
-    await waitFor(async () => (await h.cp.getConnector(ADMIN, limited.id)).status?.state === 'running', {
-      what: 'running',
-    })
-    const t0 = Date.now()
-    await h.produce(levels(30, 30))
-    // the hanging endpoint's attempt fails after the worker's 1 s default, not the 10 s of a frozen copy
-    await waitFor(
-      async () =>
-        (await h.cp.deliveries.search({ subscriptionId: slow.id }, { limit: 5 })).items.find(
-          (d) => d.attempts.length > 0,
-        ),
-      { timeoutMs: 20_000, what: 'a failed attempt of the hanging endpoint' },
-    )
-    const attempt = (await h.cp.deliveries.search({ subscriptionId: slow.id }, { limit: 5 })).items.find(
-      (d) => d.attempts.length > 0,
-    )!.attempts![0]!
-    expect(attempt.durationMs, 'timed out after the default WEBHOOK_TIMEOUT_MS').to.be.below(5000)
-    // 30 events at 10/s: a burst of 10, then one every 100 ms; a slow machine is slower, never faster
-    await waitFor(() => fast.received.length >= 30, {
-      timeoutMs: 30_000,
-      what: 'every event at the rate-limited endpoint',
-    })
-    // counted from before the events existed: arrivals come after their starts, so a slow machine can only lower this count
-    const firstHalfSecond = fast.received.filter((r) => r.at - t0 < 500).length
-    expect(firstHalfSecond, 'arrived within 0.5 s of producing: the burst and about 5 more').to.be.at.most(16)
-    expect(fast.received.at(-1)!.at - t0, 'the 30th after about 2 s').to.be.at.least(1800)
-  })
+  it(
+    "a subscription without its own timeout gets the worker's WEBHOOK_TIMEOUT_MS, " +
+      'and its rateLimitPerSecond is enforced',
+    async () => {
+      const hanging = await startReceiver(() => undefined) // never answers
+      const fast = await startReceiver()
+      receivers.push(hanging, fast)
+      const slow = await h.subscribe({ name: 'no-timeout', url: hanging.url, deliveryPolicy: { retrySchedule: [60] } })
+      const limited = await h.subscribe({
+        name: 'rate-limited',
+        url: fast.url,
+        deliveryPolicy: { rateLimitPerSecond: 10 },
+      })
+      worker = await h.worker({}, { webhookTimeoutMs: 1000 })
+      await waitFor(async () => (await h.cp.getConnector(ADMIN, limited.id)).status?.state === 'running', {
+        what: 'running',
+      })
+      const t0 = Date.now()
+      await h.produce(levels(30, 30))
+      // the hanging endpoint's attempt fails after the worker's 1 s default, not the 10 s of a frozen copy
+      await waitFor(
+        async () =>
+          (await h.cp.deliveries.search({ subscriptionId: slow.id }, { limit: 5 })).items.find(
+            (d) => d.attempts.length > 0,
+          ),
+        { timeoutMs: 20_000, what: 'a failed attempt of the hanging endpoint' },
+      )
+      const attempt = (await h.cp.deliveries.search({ subscriptionId: slow.id }, { limit: 5 })).items.find(
+        (d) => d.attempts.length > 0,
+      )!.attempts![0]!
+      expect(attempt.durationMs, 'timed out after the default WEBHOOK_TIMEOUT_MS').to.be.below(5000)
+      // 30 events at 10/s: a burst of 10, then one every 100 ms; a slow machine is slower, never faster
+      await waitFor(() => fast.received.length >= 30, {
+        timeoutMs: 30_000,
+        what: 'every event at the rate-limited endpoint',
+      })
+      // counted from before the events existed: arrivals come after their starts, so a slow machine can only lower this
+      // count
+      const firstHalfSecond = fast.received.filter((r) => r.at - t0 < 500).length
+      expect(firstHalfSecond, 'arrived within 0.5 s of producing: the burst and about 5 more').to.be.at.most(16)
+      expect(fast.received.at(-1)!.at - t0, 'the 30th after about 2 s').to.be.at.least(1800)
+    },
+  )
 })

@@ -182,72 +182,87 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
       await expectNothingProduced()
     })
 
-    it('400 listing every bad item by index and field path; the good items of the batch are not produced either', async () => {
-      const { sku: _omit, ...noSku } = level('C', 'L1', 3)
-      const batch = [
-        level('A', 'L1', 1),
-        level('B', 'L1', 2, { onHand: 'many' }),
-        noSku,
-        level('D', 'L1', 4, { locationType: 'MOON', incoming: [{ quantity: 1.5, expectedDate: '2026-13-45' }] }),
-        level('E', 'L1', 5, { colour: 'red' }),
-        level('F', 'L1', 6),
-      ]
-      const r = await post(url(), batch)
-      expect(r.status).to.equal(400)
-      expect(r.type).to.match(/^application\/problem\+json/)
-      const fields = r.body.errors.map((e: { field: string }) => e.field)
-      expect(fields).to.include.members([
-        '/1/onHand',
-        '/2/sku',
-        '/3/locationType',
-        '/3/incoming/0/quantity',
-        '/3/incoming/0/expectedDate',
-        '/4/colour',
-      ])
-      expect(new Set(r.body.errors.map((e: { index: number }) => e.index))).to.deep.equal(new Set([1, 2, 3, 4]))
-      expect(r.body.detail).to.contain('4 of 6')
-      await expectNothingProduced()
-    })
+    it(
+      '400 listing every bad item by index and field path; the good items of the ' + 'batch are not produced either',
+      async () => {
+        const { sku: _omit, ...noSku } = level('C', 'L1', 3)
+        const batch = [
+          level('A', 'L1', 1),
+          level('B', 'L1', 2, { onHand: 'many' }),
+          noSku,
+          level('D', 'L1', 4, { locationType: 'MOON', incoming: [{ quantity: 1.5, expectedDate: '2026-13-45' }] }),
+          level('E', 'L1', 5, { colour: 'red' }),
+          level('F', 'L1', 6),
+        ]
+        const r = await post(url(), batch)
+        expect(r.status).to.equal(400)
+        expect(r.type).to.match(/^application\/problem\+json/)
+        const fields = r.body.errors.map((e: { field: string }) => e.field)
+        expect(fields).to.include.members([
+          '/1/onHand',
+          '/2/sku',
+          '/3/locationType',
+          '/3/incoming/0/quantity',
+          '/3/incoming/0/expectedDate',
+          '/4/colour',
+        ])
+        expect(new Set(r.body.errors.map((e: { index: number }) => e.index))).to.deep.equal(new Set([1, 2, 3, 4]))
+        expect(r.body.detail).to.contain('4 of 6')
+        await expectNothingProduced()
+      },
+    )
 
-    it('403 naming /i/manufacturerId for an event of another manufacturer than the publishing organization', async () => {
-      const r = await post(url(), [level('A', 'L1', 1), level('B', 'L1', 1, { manufacturerId: 'globex' })])
-      expect(r.status).to.equal(403)
-      expect(r.type).to.match(/^application\/problem\+json/)
-      expect(r.body.errors).to.deep.equal([
-        { index: 1, field: '/1/manufacturerId', message: 'must be the publishing organization acme, got globex' },
-      ])
-      await expectNothingProduced()
-    })
+    it(
+      '403 naming /i/manufacturerId for an event of another manufacturer than the ' + 'publishing organization',
+      async () => {
+        const r = await post(url(), [level('A', 'L1', 1), level('B', 'L1', 1, { manufacturerId: 'globex' })])
+        expect(r.status).to.equal(403)
+        expect(r.type).to.match(/^application\/problem\+json/)
+        expect(r.body.errors).to.deep.equal([
+          { index: 1, field: '/1/manufacturerId', message: 'must be the publishing organization acme, got globex' },
+        ])
+        await expectNothingProduced()
+      },
+    )
   })
 
   describe('accepted requests', () => {
-    it('202 after the broker acked every event, with the event ids; the events are in Kafka with keys, headers, and per-key order', async () => {
-      const batch = [level('SKU-1', 'L1', 1), level('SKU-2', 'L1', 1), level('SKU-1', 'L1', 2), level('SKU-1', 'L1', 3)]
-      const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
-      const r = await post(url(), batch, { traceparent })
-      expect(r.status).to.equal(202)
-      expect(r.body.accepted).to.equal(4)
-      expect(r.body.eventIds).to.have.length(4)
-      const records = await readTopic(kafka, admin, serde, inventory.name)
-      expect(records).to.have.length(4)
-      expect(records.map((x) => x.headers[HEADER.id]).sort()).to.deep.equal([...r.body.eventIds].sort())
-      for (const x of records) {
-        expect(x.headers[HEADER.type]).to.equal('inventory.level.changed')
-        expect(x.headers[HEADER.source]).to.equal('/sources/http-ingest')
-        expect(x.headers[HEADER.traceparent]).to.equal(traceparent)
-        expect(x.headers[HEADER.time]).to.equal('2026-11-20T10:00:00.000Z')
-        expect(x.headers[HEADER.publisherId], 'the publishing organization is stamped').to.equal('acme')
-        expect({ ...x.key }, 'the key carries its owner').to.deep.equal({
-          manufacturerId: 'acme',
-          sku: x.value.sku,
-          locationId: x.value.locationId,
-        })
-      }
-      const sku1 = records.filter((x) => x.value.sku === 'SKU-1')
-      expect(new Set(sku1.map((x) => x.partition)).size).to.equal(1)
-      expect(sku1.map((x) => x.value.sequence)).to.deep.equal([1, 2, 3])
-      expect(sku1[0]!.value.incoming[0].expectedDate).to.equal(Date.parse('2026-12-01') / 86_400_000)
-    })
+    it(
+      '202 after the broker acked every event, with the event ids; the events are ' +
+        'in Kafka with keys, headers, and per-key order',
+      async () => {
+        const batch = [
+          level('SKU-1', 'L1', 1),
+          level('SKU-2', 'L1', 1),
+          level('SKU-1', 'L1', 2),
+          level('SKU-1', 'L1', 3),
+        ]
+        const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+        const r = await post(url(), batch, { traceparent })
+        expect(r.status).to.equal(202)
+        expect(r.body.accepted).to.equal(4)
+        expect(r.body.eventIds).to.have.length(4)
+        const records = await readTopic(kafka, admin, serde, inventory.name)
+        expect(records).to.have.length(4)
+        expect(records.map((x) => x.headers[HEADER.id]).sort()).to.deep.equal([...r.body.eventIds].sort())
+        for (const x of records) {
+          expect(x.headers[HEADER.type]).to.equal('inventory.level.changed')
+          expect(x.headers[HEADER.source]).to.equal('/sources/http-ingest')
+          expect(x.headers[HEADER.traceparent]).to.equal(traceparent)
+          expect(x.headers[HEADER.time]).to.equal('2026-11-20T10:00:00.000Z')
+          expect(x.headers[HEADER.publisherId], 'the publishing organization is stamped').to.equal('acme')
+          expect({ ...x.key }, 'the key carries its owner').to.deep.equal({
+            manufacturerId: 'acme',
+            sku: x.value.sku,
+            locationId: x.value.locationId,
+          })
+        }
+        const sku1 = records.filter((x) => x.value.sku === 'SKU-1')
+        expect(new Set(sku1.map((x) => x.partition)).size).to.equal(1)
+        expect(sku1.map((x) => x.value.sequence)).to.deep.equal([1, 2, 3])
+        expect(sku1[0]!.value.incoming[0].expectedDate).to.equal(Date.parse('2026-12-01') / 86_400_000)
+      },
+    )
 
     it('deal events with decimal amounts and another event type go to their own topic', async () => {
       const deal = {
@@ -312,93 +327,108 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
   })
 
   describe('Kafka unreachable', () => {
-    it('503 with Retry-After while the broker address is dead, nothing stored, then 202 once it points at the live broker', async () => {
-      let brokers = [`127.0.0.1:${await closedPort()}`]
-      const switchable = new Kafka({
-        clientId: uniqueName('switch'),
-        brokers: async () => brokers,
-        connectionTimeout: 500,
-        logLevel: logLevel.NOTHING,
-        retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 500 },
-      })
-      const topic = uniqueTopic(TOPICS.inventoryLevels)
-      await createTopics(admin, [topic])
-      const dead = createHttpIngest({
-        kafka: switchable,
-        serde,
-        logger: quietLogger,
-        authenticate,
-        topics: [topic],
-        name: 'http-ingest-switch',
-        idempotency: { collection: mongo.db(dbName).collection<IdempotencyDoc>('idempotency_keys'), windowMs: 60_000 },
-        producerRetry: { retries: 1, maxRetryTime: 500, initialRetryTime: 100 },
-      })
-      await dead.start()
-      const app = express()
-      app.use(dead.router)
-      const s = await listen(app)
-      try {
-        const batch = [level('DOWN', 'L1', 1), level('DOWN', 'L1', 2)]
-        const t0 = Date.now()
-        const r = await post(`${s.url}/v1/events/inventory.level.changed`, batch, {
-          'idempotency-key': 'during-outage',
+    it(
+      '503 with Retry-After while the broker address is dead, nothing stored, then ' +
+        '202 once it points at the live broker',
+      async () => {
+        let brokers = [`127.0.0.1:${await closedPort()}`]
+        const switchable = new Kafka({
+          clientId: uniqueName('switch'),
+          brokers: async () => brokers,
+          connectionTimeout: 500,
+          logLevel: logLevel.NOTHING,
+          retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 500 },
         })
-        expect(r.status).to.equal(503)
-        expect(r.type).to.match(/^application\/problem\+json/)
-        expect(Number(r.headers.get('retry-after'))).to.be.greaterThan(0)
-        expect(Date.now() - t0).to.be.lessThan(20_000)
-        expect(await countRecords(admin, topic.name)).to.equal(0)
+        const topic = uniqueTopic(TOPICS.inventoryLevels)
+        await createTopics(admin, [topic])
+        const dead = createHttpIngest({
+          kafka: switchable,
+          serde,
+          logger: quietLogger,
+          authenticate,
+          topics: [topic],
+          name: 'http-ingest-switch',
+          idempotency: {
+            collection: mongo.db(dbName).collection<IdempotencyDoc>('idempotency_keys'),
+            windowMs: 60_000,
+          },
+          producerRetry: { retries: 1, maxRetryTime: 500, initialRetryTime: 100 },
+        })
+        await dead.start()
+        const app = express()
+        app.use(dead.router)
+        const s = await listen(app)
+        try {
+          const batch = [level('DOWN', 'L1', 1), level('DOWN', 'L1', 2)]
+          const t0 = Date.now()
+          const r = await post(`${s.url}/v1/events/inventory.level.changed`, batch, {
+            'idempotency-key': 'during-outage',
+          })
+          expect(r.status).to.equal(503)
+          expect(r.type).to.match(/^application\/problem\+json/)
+          expect(Number(r.headers.get('retry-after'))).to.be.greaterThan(0)
+          expect(Date.now() - t0).to.be.lessThan(20_000)
+          expect(await countRecords(admin, topic.name)).to.equal(0)
 
-        brokers = kafkaBrokers(testConfig())
-        const ok = await post(`${s.url}/v1/events/inventory.level.changed`, batch, {
-          'idempotency-key': 'during-outage',
-        })
-        expect(ok.status).to.equal(202)
-        const records = await readTopic(kafka, admin, serde, topic.name)
-        expect(records.map((x) => x.value.sequence)).to.deep.equal([1, 2])
-      } finally {
-        await dead.stop()
-        s.server.closeAllConnections()
-        await new Promise((r) => s.server.close(r))
-        await deleteTopics(topic.name)
-      }
-    })
+          brokers = kafkaBrokers(testConfig())
+          const ok = await post(`${s.url}/v1/events/inventory.level.changed`, batch, {
+            'idempotency-key': 'during-outage',
+          })
+          expect(ok.status).to.equal(202)
+          const records = await readTopic(kafka, admin, serde, topic.name)
+          expect(records.map((x) => x.value.sequence)).to.deep.equal([1, 2])
+        } finally {
+          await dead.stop()
+          s.server.closeAllConnections()
+          await new Promise((r) => s.server.close(r))
+          await deleteTopics(topic.name)
+        }
+      },
+    )
   })
 })
 
 describe('HTTP ingestion while the store is away', function () {
   this.timeout(30_000)
 
-  it('answers 503 with Retry-After, not 500, when the API key cannot be checked (the store unreachable); nothing is accepted', async () => {
-    // The key check reads the store (after the key cache expired); here the store does not answer at all.
-    const away = new MongoClient(`mongodb://127.0.0.1:${await closedPort()}/`, {
-      serverSelectionTimeoutMS: 300,
-      connectTimeoutMS: 300,
-    })
-    const keys = new ApiKeys(collections(away.db('away')), { bootstrapKey: '', cacheMs: 0, logger: quietLogger })
-    const kafka = testKafka()
-    const ingest = createHttpIngest({
-      kafka,
-      serde: undefined as never,
-      logger: quietLogger,
-      authenticate: publisherAuthentication(keys),
-      topics: [TOPICS.inventoryLevels],
-    })
-    const app = createApp({ logger: quietLogger, readiness: {}, routers: [ingest.router] })
-    const { server, url } = await listen(app)
-    try {
-      const res = await fetch(`${url}/v1/events/inventory.level.changed`, {
-        method: 'POST',
-        headers: { authorization: `Bearer dk_0123456789ab.${'s'.repeat(43)}`, 'content-type': 'application/json' },
-        body: '[]',
+  it(
+    'answers 503 with Retry-After, not 500, when the API key cannot be checked ' +
+      '(the store unreachable); nothing is accepted',
+    async () => {
+      // The key check reads the store (after the key cache expired); here the store does not answer at all.
+      const away = new MongoClient(`mongodb://127.0.0.1:${await closedPort()}/`, {
+        serverSelectionTimeoutMS: 300,
+        connectTimeoutMS: 300,
       })
-      const body = (await res.json()) as { title?: string; detail?: string }
-      expect([res.status, res.headers.get('retry-after'), body.title]).to.deep.equal([503, '5', 'Service Unavailable'])
-      expect(body.detail).to.match(/store is unreachable/)
-    } finally {
-      server.closeAllConnections()
-      await new Promise((r) => server.close(r))
-      await away.close()
-    }
-  })
+      const keys = new ApiKeys(collections(away.db('away')), { bootstrapKey: '', cacheMs: 0, logger: quietLogger })
+      const kafka = testKafka()
+      const ingest = createHttpIngest({
+        kafka,
+        serde: undefined as never,
+        logger: quietLogger,
+        authenticate: publisherAuthentication(keys),
+        topics: [TOPICS.inventoryLevels],
+      })
+      const app = createApp({ logger: quietLogger, readiness: {}, routers: [ingest.router] })
+      const { server, url } = await listen(app)
+      try {
+        const res = await fetch(`${url}/v1/events/inventory.level.changed`, {
+          method: 'POST',
+          headers: { authorization: `Bearer dk_0123456789ab.${'s'.repeat(43)}`, 'content-type': 'application/json' },
+          body: '[]',
+        })
+        const body = (await res.json()) as { title?: string; detail?: string }
+        expect([res.status, res.headers.get('retry-after'), body.title]).to.deep.equal([
+          503,
+          '5',
+          'Service Unavailable',
+        ])
+        expect(body.detail).to.match(/store is unreachable/)
+      } finally {
+        server.closeAllConnections()
+        await new Promise((r) => server.close(r))
+        await away.close()
+      }
+    },
+  )
 })

@@ -28,20 +28,24 @@ describe('idempotency store (common/idempotency.ts)', function () {
     await client.close()
   })
 
-  it('replays the answer to the same request, refuses the key for another one, and says when the first is still running', async () => {
-    const store = new IdempotencyStore(col, { windowMs: 60_000 })
-    const print = fingerprint('POST', '/v1/things', '{"a":1}')
-    const first = await store.claim('k1:same', print)
-    expect(first.kind).to.equal('claimed')
-    expect((await store.claim('k1:same', print)).kind).to.equal('in-progress')
-    expect((await store.claim('k1:same', fingerprint('POST', '/v1/things', '{"a":2}'))).kind).to.equal('reused')
-    if (first.kind !== 'claimed') return
-    await store.complete(first.claim, answer('{"id":"t1"}'))
-    expect(await store.claim('k1:same', print)).to.deep.equal({ kind: 'replay', response: answer('{"id":"t1"}') })
-    expect((await store.claim('k1:same', fingerprint('POST', '/v1/things', '{"a":2}'))).kind).to.equal('reused')
-    // another scope's key of the same name is another key
-    expect((await store.claim('k2:same', print)).kind).to.equal('claimed')
-  })
+  it(
+    'replays the answer to the same request, refuses the key for another one, and ' +
+      'says when the first is still running',
+    async () => {
+      const store = new IdempotencyStore(col, { windowMs: 60_000 })
+      const print = fingerprint('POST', '/v1/things', '{"a":1}')
+      const first = await store.claim('k1:same', print)
+      expect(first.kind).to.equal('claimed')
+      expect((await store.claim('k1:same', print)).kind).to.equal('in-progress')
+      expect((await store.claim('k1:same', fingerprint('POST', '/v1/things', '{"a":2}'))).kind).to.equal('reused')
+      if (first.kind !== 'claimed') return
+      await store.complete(first.claim, answer('{"id":"t1"}'))
+      expect(await store.claim('k1:same', print)).to.deep.equal({ kind: 'replay', response: answer('{"id":"t1"}') })
+      expect((await store.claim('k1:same', fingerprint('POST', '/v1/things', '{"a":2}'))).kind).to.equal('reused')
+      // another scope's key of the same name is another key
+      expect((await store.claim('k2:same', print)).kind).to.equal('claimed')
+    },
+  )
 
   it('fingerprints delimit their parts', () => {
     expect(fingerprint('ab', 'c')).to.not.equal(fingerprint('a', 'bc'))

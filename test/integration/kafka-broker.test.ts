@@ -57,43 +57,47 @@ describe('Kafka broker (kafkajs against the real local broker)', function () {
     expect([isr.configValue, isr.configSource]).to.deep.equal([String(minInsyncReplicas), ConfigSource.TOPIC_CONFIG])
   })
 
-  it('produces keyed messages with acks=all (idempotent producer) and a consumer group reads them all in per-key order', async () => {
-    const topic = await createTopic(3)
-    const keys = ['sku-1@wh-a', 'sku-2@wh-a', 'sku-3@wh-b', 'sku-4@wh-c', 'sku-5@wh-c']
-    const N = 500
-    const messages = Array.from({ length: N }, (_, i) => ({
-      key: keys[i % keys.length]!,
-      value: JSON.stringify({ seq: i }),
-    }))
-    for (let i = 0; i < N; i += 100) {
-      const res = await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 100) })
-      expect(res.every((r) => r.errorCode === 0)).to.equal(true)
-    }
-    const seen = new Map<string, number[]>()
-    let count = 0
-    const consumer = kafka.consumer({ groupId: uniqueName('group') })
-    consumers.push(consumer)
-    await consumer.connect()
-    await consumer.subscribe({ topic, fromBeginning: true })
-    await consumer.run({
-      eachMessage: async ({ message }) => {
-        const key = message.key!.toString()
-        const seq = (JSON.parse(message.value!.toString()) as { seq: number }).seq
-        seen.set(key, [...(seen.get(key) ?? []), seq])
-        count++
-      },
-    })
-    await waitFor(() => count >= N, { timeoutMs: 30_000, what: `${N} messages` })
-    expect(count).to.equal(N)
-    for (const key of keys) {
-      const seqs = seen.get(key)!
-      expect(seqs).to.have.length(N / keys.length)
-      expect(seqs).to.deep.equal(
-        [...seqs].sort((a, b) => a - b),
-        `per-key order of ${key}`,
-      )
-    }
-  })
+  it(
+    'produces keyed messages with acks=all (idempotent producer) and a consumer ' +
+      'group reads them all in per-key order',
+    async () => {
+      const topic = await createTopic(3)
+      const keys = ['sku-1@wh-a', 'sku-2@wh-a', 'sku-3@wh-b', 'sku-4@wh-c', 'sku-5@wh-c']
+      const N = 500
+      const messages = Array.from({ length: N }, (_, i) => ({
+        key: keys[i % keys.length]!,
+        value: JSON.stringify({ seq: i }),
+      }))
+      for (let i = 0; i < N; i += 100) {
+        const res = await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 100) })
+        expect(res.every((r) => r.errorCode === 0)).to.equal(true)
+      }
+      const seen = new Map<string, number[]>()
+      let count = 0
+      const consumer = kafka.consumer({ groupId: uniqueName('group') })
+      consumers.push(consumer)
+      await consumer.connect()
+      await consumer.subscribe({ topic, fromBeginning: true })
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          const key = message.key!.toString()
+          const seq = (JSON.parse(message.value!.toString()) as { seq: number }).seq
+          seen.set(key, [...(seen.get(key) ?? []), seq])
+          count++
+        },
+      })
+      await waitFor(() => count >= N, { timeoutMs: 30_000, what: `${N} messages` })
+      expect(count).to.equal(N)
+      for (const key of keys) {
+        const seqs = seen.get(key)!
+        expect(seqs).to.have.length(N / keys.length)
+        expect(seqs).to.deep.equal(
+          [...seqs].sort((a, b) => a - b),
+          `per-key order of ${key}`,
+        )
+      }
+    },
+  )
 
   it('rebalances partitions when a second group member joins, and describeGroups shows both', async () => {
     const topic = await createTopic(4)

@@ -687,21 +687,19 @@ describe('management API: every route', function () {
     })
     ok('getSourceStatus', async () => {
       const src = await f.h.call('GET', `/v1/sources/${f.srcP}`)
-      await f.h.db
-        .collection('source_status')
-        .replaceOne(
-          { _id: f.srcP } as never,
-          {
-            state: 'running',
-            workerId: 'w1',
-            position: { file: 'a.csv', line: 7, filesDone: 0 },
-            counts: { produced: 6, batches: 1, failedBatches: 0 },
-            lastError: null,
-            appliedGeneration: src.body.generation,
-            reportedAt: new Date(),
-          },
-          { upsert: true },
-        )
+      await f.h.db.collection('source_status').replaceOne(
+        { _id: f.srcP } as never,
+        {
+          state: 'running',
+          workerId: 'w1',
+          position: { file: 'a.csv', line: 7, filesDone: 0 },
+          counts: { produced: 6, batches: 1, failedBatches: 0 },
+          lastError: null,
+          appliedGeneration: src.body.generation,
+          reportedAt: new Date(),
+        },
+        { upsert: true },
+      )
       const r = await f.h.call('GET', `/v1/sources/${f.srcP}/status`, { key: f.keys.P })
       expect(r.status).to.equal(200)
       expect(r.body).to.include({ state: 'running', workerId: 'w1', pendingChanges: false })

@@ -184,113 +184,117 @@ describe('distributary migrate keys: version-1 keys of a topic to version 2', fu
     return { topic, ids, ...(await seed(suite.kafka, suite.serde, topic, ids)) }
   }
 
-  it('re-produces each stamped row under its version-2 key, tombstones every live version-1 key, reports the rest; a second run writes nothing', async () => {
-    const { topic, ids, sent } = await freshTopic()
-    const before = await topicEnds(suite.admin, topic.name)
+  it(
+    're-produces each stamped row under its version-2 key, tombstones every live ' +
+      'version-1 key, reports the rest; a second run writes nothing',
+    async () => {
+      const { topic, ids, sent } = await freshTopic()
+      const before = await topicEnds(suite.admin, topic.name)
 
-    // the command's function, with this test's registry, client and topic (its --json answer)
-    let out = ''
-    let err = ''
-    const code = await migrateCommand(
-      testConfig(),
-      ['keys'],
-      { dryRun: false, json: true },
-      { kafka: suite.kafka, serde: suite.serde, topics: [topic] },
-      {
-        out: { write: (s: string) => ((out += s), true) } as never,
-        err: { write: (s: string) => ((err += s), true) } as never,
-      },
-    )
-    expect(code, err).to.equal(0)
-    const report = JSON.parse(out) as MigrationReport
-    expect(report.dryRun).to.equal(false)
-    expect(report.topics).to.have.length(1)
-    expectFirstRun(report.topics[0]!, sent)
+      // the command's function, with this test's registry, client and topic (its --json answer)
+      let out = ''
+      let err = ''
+      const code = await migrateCommand(
+        testConfig(),
+        ['keys'],
+        { dryRun: false, json: true },
+        { kafka: suite.kafka, serde: suite.serde, topics: [topic] },
+        {
+          out: { write: (s: string) => ((out += s), true) } as never,
+          err: { write: (s: string) => ((err += s), true) } as never,
+        },
+      )
+      expect(code, err).to.equal(0)
+      const report = JSON.parse(out) as MigrationReport
+      expect(report.dryRun).to.equal(false)
+      expect(report.topics).to.have.length(1)
+      expectFirstRun(report.topics[0]!, sent)
 
-    const written = await readTopic(suite.kafka, suite.admin, suite.serde, topic.name, 30_000, before)
-    const values = written.filter((r) => r.value !== null)
-    const tombstones = written.filter((r) => r.value === null)
+      const written = await readTopic(suite.kafka, suite.admin, suite.serde, topic.name, 30_000, before)
+      const values = written.filter((r) => r.value !== null)
+      const tombstones = written.filter((r) => r.value === null)
 
-    // exactly two records under version-2 keys: A's latest row and B's, with their values unchanged
-    expect(values.map((r) => JSON.stringify(r.key)).sort()).to.deep.equal(
-      [v2Text(A, 'S-SHARED'), v2Text(B, 'S-SHARED')].sort(),
-    )
-    const check = async (r: ReadRecord, from: Sent, stamp: string) => {
-      expect(r.value).to.deep.equal(await suite.serde.decode(from.value!)) // the row's latest value, unchanged
-      expect(r.value.manufacturerId).to.equal(stamp)
-      // where the platform's partitioner puts the version-2 key
-      const keyBytes = suite.serde.encodeSync(ids.v2Key, { manufacturerId: stamp, sku: 'S-SHARED', locationId: LOC })
-      expect(r.partition).to.equal((murmur2(keyBytes) & 0x7fffffff) % topic.partitions)
-      const original = textOf(from.headers)
-      expect(r.headers[HEADER.id]).to.satisfy(isUuidV7).and.not.equal(original[HEADER.id])
-      expect(r.headers[MIGRATED_FROM_HEADER]).to.equal(`${topic.name}/${from.partition}/${from.offset}`)
-      expect(r.headers).to.deep.equal({
-        ...original,
-        [HEADER.id]: r.headers[HEADER.id],
-        [MIGRATED_FROM_HEADER]: r.headers[MIGRATED_FROM_HEADER],
+      // exactly two records under version-2 keys: A's latest row and B's, with their values unchanged
+      expect(values.map((r) => JSON.stringify(r.key)).sort()).to.deep.equal(
+        [v2Text(A, 'S-SHARED'), v2Text(B, 'S-SHARED')].sort(),
+      )
+      const check = async (r: ReadRecord, from: Sent, stamp: string) => {
+        expect(r.value).to.deep.equal(await suite.serde.decode(from.value!)) // the row's latest value, unchanged
+        expect(r.value.manufacturerId).to.equal(stamp)
+        // where the platform's partitioner puts the version-2 key
+        const keyBytes = suite.serde.encodeSync(ids.v2Key, { manufacturerId: stamp, sku: 'S-SHARED', locationId: LOC })
+        expect(r.partition).to.equal((murmur2(keyBytes) & 0x7fffffff) % topic.partitions)
+        const original = textOf(from.headers)
+        expect(r.headers[HEADER.id]).to.satisfy(isUuidV7).and.not.equal(original[HEADER.id])
+        expect(r.headers[MIGRATED_FROM_HEADER]).to.equal(`${topic.name}/${from.partition}/${from.offset}`)
+        expect(r.headers).to.deep.equal({
+          ...original,
+          [HEADER.id]: r.headers[HEADER.id],
+          [MIGRATED_FROM_HEADER]: r.headers[MIGRATED_FROM_HEADER],
+        })
+      }
+      await check(
+        values.find((r) => r.key.manufacturerId === A)!,
+        sent.a2,
+        A,
+      )
+      await check(
+        values.find((r) => r.key.manufacturerId === B)!,
+        sent.b3,
+        B,
+      )
+      expect(values.find((r) => r.key.manufacturerId === A)!.value.sequence).to.equal(2)
+
+      // tombstones: every live version-1 key, in its partition, once per live row's stamp (none for the unstamped row)
+      const summary = tombstones
+        .map((r) => ({
+          key: JSON.stringify(r.key),
+          partition: r.partition,
+          publisherId: r.headers[HEADER.publisherId] ?? null,
+        }))
+        .sort((a, b) => (a.key + a.publisherId).localeCompare(b.key + b.publisherId))
+      expect(summary).to.deep.equal(
+        [
+          { key: v1Text('S-SHARED'), partition: sent.a1.partition, publisherId: A },
+          { key: v1Text('S-SHARED'), partition: sent.a1.partition, publisherId: B },
+          { key: v1Text('S-UNSTAMPED'), partition: sent.unstamped.partition, publisherId: null },
+          { key: v1Text('S-FOREIGN'), partition: sent.foreign.partition, publisherId: A },
+          { key: v1Text('S-NEWER'), partition: sent.newerV1.partition, publisherId: A },
+        ].sort((a, b) => (a.key + a.publisherId).localeCompare(b.key + b.publisherId)),
+      )
+      for (const t of tombstones) {
+        // the envelope the sink runtime reads (fromHeaders throws on a missing or malformed header)
+        const env = fromHeaders(t.headers)
+        expect(env).to.include({
+          type: 'inventory.level.changed',
+          source: MIGRATION_SOURCE,
+          schemaSubject: valueSubject(topic.name),
+          schemaVersion: 1,
+        })
+        expect(t.headers[HEADER.contentType]).to.equal('application/vnd.confluent.avro')
+      }
+      expect(written).to.have.length(7)
+
+      // a second run: the version-1 rows are tombstones now, the version-2 keys exist
+      const again = await topicEnds(suite.admin, topic.name)
+      const second = await migrateKeys(
+        { config: testConfig(), kafka: suite.kafka, serde: suite.serde },
+        { topics: [topic], dryRun: false },
+      )
+      expect(second.topics[0]).to.deep.include({
+        recordsScanned: 16,
+        v1Keys: 5,
+        v1KeysLive: 0,
+        v2Keys: 3,
+        keptNewer: 0,
+        tombstonedKeys: 0,
+        tombstones: 0,
       })
-    }
-    await check(
-      values.find((r) => r.key.manufacturerId === A)!,
-      sent.a2,
-      A,
-    )
-    await check(
-      values.find((r) => r.key.manufacturerId === B)!,
-      sent.b3,
-      B,
-    )
-    expect(values.find((r) => r.key.manufacturerId === A)!.value.sequence).to.equal(2)
-
-    // tombstones: every live version-1 key, in its partition, once per live row's stamp (none for the unstamped row)
-    const summary = tombstones
-      .map((r) => ({
-        key: JSON.stringify(r.key),
-        partition: r.partition,
-        publisherId: r.headers[HEADER.publisherId] ?? null,
-      }))
-      .sort((a, b) => (a.key + a.publisherId).localeCompare(b.key + b.publisherId))
-    expect(summary).to.deep.equal(
-      [
-        { key: v1Text('S-SHARED'), partition: sent.a1.partition, publisherId: A },
-        { key: v1Text('S-SHARED'), partition: sent.a1.partition, publisherId: B },
-        { key: v1Text('S-UNSTAMPED'), partition: sent.unstamped.partition, publisherId: null },
-        { key: v1Text('S-FOREIGN'), partition: sent.foreign.partition, publisherId: A },
-        { key: v1Text('S-NEWER'), partition: sent.newerV1.partition, publisherId: A },
-      ].sort((a, b) => (a.key + a.publisherId).localeCompare(b.key + b.publisherId)),
-    )
-    for (const t of tombstones) {
-      // the envelope the sink runtime reads (fromHeaders throws on a missing or malformed header)
-      const env = fromHeaders(t.headers)
-      expect(env).to.include({
-        type: 'inventory.level.changed',
-        source: MIGRATION_SOURCE,
-        schemaSubject: valueSubject(topic.name),
-        schemaVersion: 1,
-      })
-      expect(t.headers[HEADER.contentType]).to.equal('application/vnd.confluent.avro')
-    }
-    expect(written).to.have.length(7)
-
-    // a second run: the version-1 rows are tombstones now, the version-2 keys exist
-    const again = await topicEnds(suite.admin, topic.name)
-    const second = await migrateKeys(
-      { config: testConfig(), kafka: suite.kafka, serde: suite.serde },
-      { topics: [topic], dryRun: false },
-    )
-    expect(second.topics[0]).to.deep.include({
-      recordsScanned: 16,
-      v1Keys: 5,
-      v1KeysLive: 0,
-      v2Keys: 3,
-      keptNewer: 0,
-      tombstonedKeys: 0,
-      tombstones: 0,
-    })
-    expect(second.topics[0]!.reproduced.count).to.equal(0)
-    expect(second.topics[0]!.skipped.count).to.equal(0)
-    expect(await topicEnds(suite.admin, topic.name)).to.deep.equal(again)
-  })
+      expect(second.topics[0]!.reproduced.count).to.equal(0)
+      expect(second.topics[0]!.skipped.count).to.equal(0)
+      expect(await topicEnds(suite.admin, topic.name)).to.deep.equal(again)
+    },
+  )
 
   it('--dry-run reports what the migration would do and writes nothing', async () => {
     const { topic, sent } = await freshTopic()
@@ -317,10 +321,12 @@ describe('distributary migrate keys: version-1 keys of a topic to version 2', fu
     expect(out).to.contain(`${topic.name}: 9 records read, 5 version-1 keys (4 with live rows), 1 version-2 keys`)
     expect(out).to.match(/\n {2}to re-produce under a version-2 key +2\n/)
     expect(out).to.contain(
-      `\n      ${v1Text('S-UNSTAMPED')} (partition ${sent.unstamped.partition} offset ${sent.unstamped.offset}): no ce_publisherid stamp`,
+      `\n      ${v1Text('S-UNSTAMPED')} (partition ${sent.unstamped.partition} ` +
+        `offset ${sent.unstamped.offset}): no ce_publisherid stamp`,
     )
     expect(out).to.contain(
-      `\n      ${v1Text('S-SHARED')} (partition ${sent.b3.partition} offset ${sent.b3.offset}) -> ${v2Text(B, 'S-SHARED')}\n`,
+      `\n      ${v1Text('S-SHARED')} (partition ${sent.b3.partition} offset ` +
+        `${sent.b3.offset}) -> ${v2Text(B, 'S-SHARED')}\n`,
     )
     expect(out).to.match(/\n {2}version-1 keys to tombstone +4 {2}\(5 tombstones\)\n/)
     expect(await topicEnds(suite.admin, topic.name)).to.deep.equal(before)

@@ -100,15 +100,18 @@ describe('subscriptions with a MongoDB sink (control plane)', function () {
     expect(topics.map((e) => e.field)).to.deep.equal(['eventTypes'])
   })
 
-  it('stores the connection string sealed, opens it for the worker, and keeps it when a patch leaves it out', async () => {
-    const cs = 'mongodb://bob:hunter22@db.example.com:27017/?tls=true'
-    const { subscription } = await create({ connectionString: cs })
-    const raw = await db.collection('subscriptions').findOne({ _id: subscription._id as never })
-    expect(JSON.stringify(raw)).to.not.contain('hunter22')
-    expect((cp.openSink(subscription.sink) as MongoSink).connectionString).to.equal(cs)
-    const { subscription: updated } = await cp.updateSubscription(ADMIN, subscription._id, {
-      sink: { type: 'mongodb', database: 'partner', collection: 'levels2' } as MongoSink,
-    })
-    expect(cp.openSink(updated.sink)).to.include({ connectionString: cs, collection: 'levels2' })
-  })
+  it(
+    'stores the connection string sealed, opens it for the worker, and keeps it ' + 'when a patch leaves it out',
+    async () => {
+      const cs = 'mongodb://bob:hunter22@db.example.com:27017/?tls=true'
+      const { subscription } = await create({ connectionString: cs })
+      const raw = await db.collection('subscriptions').findOne({ _id: subscription._id as never })
+      expect(JSON.stringify(raw)).to.not.contain('hunter22')
+      expect((cp.openSink(subscription.sink) as MongoSink).connectionString).to.equal(cs)
+      const { subscription: updated } = await cp.updateSubscription(ADMIN, subscription._id, {
+        sink: { type: 'mongodb', database: 'partner', collection: 'levels2' } as MongoSink,
+      })
+      expect(cp.openSink(updated.sink)).to.include({ connectionString: cs, collection: 'levels2' })
+    },
+  )
 })

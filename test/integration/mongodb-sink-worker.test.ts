@@ -71,45 +71,49 @@ describe('MongoDB projection sink: Kafka to a partner collection through the sin
   const projection = (all: Document[]) =>
     all.map((d) => ({ _id: d._id, sku: d.sku, onHand: d.onHand, sequence: d.sequence }))
 
-  it('replayed twice from the earliest offset, the collection equals the latest state per key, and no older version overwrote a newer one', async () => {
-    const id = await subscribeMongo()
-    await startWorker()
-    await running(id)
-    const first = levels(60, 6)
-    await h.produce(first)
-    await h.produceTombstones(['SKU-3', 'SKU-4', 'SKU-5'])
-    const again = levels(4, 4, 60) // SKU-0..3 again: SKU-3 comes back after its tombstone
-    await h.produce(again)
-    const total = first.length + 3 + again.length
-    await waitFor(async () => (await delivered()) === total, { what: 'every record projected', timeoutMs: 60_000 })
-    const expected = latest([first, { tombstones: ['SKU-3', 'SKU-4', 'SKU-5'] }, again]).sort((a, b) =>
-      a._id.localeCompare(b._id),
-    )
-    const live = await docs()
-    expect(projection(live)).to.deep.equal(expected)
-    // metadata: the event and the version (the offset) of the state stored
-    for (const d of live) {
-      expect(d._meta).to.include({ topic: h.topic.name, eventType: 'inventory.level.changed' })
-      expect(d._meta.version).to.be.a('number')
-      expect(d._meta.occurredAt).to.be.instanceOf(Date)
-    }
+  it(
+    'replayed twice from the earliest offset, the collection equals the latest ' +
+      'state per key, and no older version overwrote a newer one',
+    async () => {
+      const id = await subscribeMongo()
+      await startWorker()
+      await running(id)
+      const first = levels(60, 6)
+      await h.produce(first)
+      await h.produceTombstones(['SKU-3', 'SKU-4', 'SKU-5'])
+      const again = levels(4, 4, 60) // SKU-0..3 again: SKU-3 comes back after its tombstone
+      await h.produce(again)
+      const total = first.length + 3 + again.length
+      await waitFor(async () => (await delivered()) === total, { what: 'every record projected', timeoutMs: 60_000 })
+      const expected = latest([first, { tombstones: ['SKU-3', 'SKU-4', 'SKU-5'] }, again]).sort((a, b) =>
+        a._id.localeCompare(b._id),
+      )
+      const live = await docs()
+      expect(projection(live)).to.deep.equal(expected)
+      // metadata: the event and the version (the offset) of the state stored
+      for (const d of live) {
+        expect(d._meta).to.include({ topic: h.topic.name, eventType: 'inventory.level.changed' })
+        expect(d._meta.version).to.be.a('number')
+        expect(d._meta.occurredAt).to.be.instanceOf(Date)
+      }
 
-    for (const round of [1, 2]) {
-      await h.cp.resetConnector(ADMIN, id, 'earliest', null)
-      await waitFor(async () => (await delivered()) === total * (1 + round), {
-        what: `replay ${round} projected`,
-        timeoutMs: 60_000,
-      })
-      // the same documents, down to when they were written: every replayed older version was skipped
-      expect(await docs(), `after replay ${round}`).to.deep.equal(live)
-    }
-    const st = (await h.cp.getConnector(ADMIN, id)).status
-    expect(st?.lastError ?? null).to.equal(null)
-    // nothing was dead-lettered: tombstones reached the sink (the webhook sink dead-letters them)
-    expect((await h.cp.deliveries.search({ subscriptionId: id, status: 'dead' }, { limit: 10 })).items).to.have.length(
-      0,
-    )
-  })
+      for (const round of [1, 2]) {
+        await h.cp.resetConnector(ADMIN, id, 'earliest', null)
+        await waitFor(async () => (await delivered()) === total * (1 + round), {
+          what: `replay ${round} projected`,
+          timeoutMs: 60_000,
+        })
+        // the same documents, down to when they were written: every replayed older version was skipped
+        expect(await docs(), `after replay ${round}`).to.deep.equal(live)
+      }
+      const st = (await h.cp.getConnector(ADMIN, id)).status
+      expect(st?.lastError ?? null).to.equal(null)
+      // nothing was dead-lettered: tombstones reached the sink (the webhook sink dead-letters them)
+      expect(
+        (await h.cp.deliveries.search({ subscriptionId: id, status: 'dead' }, { limit: 10 })).items,
+      ).to.have.length(0)
+    },
+  )
 
   it('a tombstone deletes the key, and a later state creates it again', async () => {
     const id = await subscribeMongo()

@@ -93,31 +93,35 @@ describe('MongoDB projection sink against the real MongoDB-compatible server', f
     await pool.close()
   })
 
-  it('upserts the latest state per key: _id is the key, the value fields, and _meta with the version (offset) and the event', async () => {
-    const reports: AttemptReport[] = []
-    const sink = await start({}, reports)
-    await sink.put([rec(3), rec(4, 'SKU-2'), rec(7)])
-    const all = await docs()
-    expect(all.map((d) => [d._id, d.onHand])).to.deep.equal([
-      ['SKU-1', 7],
-      ['SKU-2', 4],
-    ])
-    const meta = all[0]!._meta
-    expect(meta).to.include({
-      version: 7,
-      topic: TOPIC,
-      partition: 0,
-      eventId: 'evt-7',
-      eventType: 'inventory.level.changed',
-    })
-    expect(meta.occurredAt.getTime()).to.equal(T0 + 7000)
-    expect(reports.map((r) => [r.eventId, r.outcome, r.responseExcerpt])).to.deep.equal([
-      ['evt-3', 'delivered', 'inserted'],
-      ['evt-4', 'delivered', 'inserted'],
-      ['evt-7', 'delivered', 'replaced'],
-    ])
-    expect(reports[0]!.target).to.match(/^mongodb:\/\/.+\/test-msink-.+\.levels$/)
-  })
+  it(
+    'upserts the latest state per key: _id is the key, the value fields, and ' +
+      '_meta with the version (offset) and the event',
+    async () => {
+      const reports: AttemptReport[] = []
+      const sink = await start({}, reports)
+      await sink.put([rec(3), rec(4, 'SKU-2'), rec(7)])
+      const all = await docs()
+      expect(all.map((d) => [d._id, d.onHand])).to.deep.equal([
+        ['SKU-1', 7],
+        ['SKU-2', 4],
+      ])
+      const meta = all[0]!._meta
+      expect(meta).to.include({
+        version: 7,
+        topic: TOPIC,
+        partition: 0,
+        eventId: 'evt-7',
+        eventType: 'inventory.level.changed',
+      })
+      expect(meta.occurredAt.getTime()).to.equal(T0 + 7000)
+      expect(reports.map((r) => [r.eventId, r.outcome, r.responseExcerpt])).to.deep.equal([
+        ['evt-3', 'delivered', 'inserted'],
+        ['evt-4', 'delivered', 'inserted'],
+        ['evt-7', 'delivered', 'replaced'],
+      ])
+      expect(reports[0]!.target).to.match(/^mongodb:\/\/.+\/test-msink-.+\.levels$/)
+    },
+  )
 
   it('never lets an older version overwrite a newer one, and a redelivery of the same version is a no-op', async () => {
     const reports: AttemptReport[] = []
@@ -142,21 +146,24 @@ describe('MongoDB projection sink against the real MongoDB-compatible server', f
     expect(d).to.include({ _id: 'K', a: 3 }).and.not.have.property('b')
   })
 
-  it('deletes the document on a tombstone (null value), guarded: an older tombstone leaves a newer state alone', async () => {
-    const reports: AttemptReport[] = []
-    const sink = await start({}, reports)
-    await sink.put([rec(1, 'A'), rec(2, 'B'), rec(5, 'B')])
-    await sink.put([rec(3, 'A', null)])
-    expect((await docs()).map((d) => d._id)).to.deep.equal(['B'])
-    await sink.put([rec(4, 'B', null)]) // older than the stored version 5
-    expect((await docs()).map((d) => [d._id, d.onHand])).to.deep.equal([['B', 5]])
-    await sink.put([rec(3, 'A', null)]) // again: nothing left to delete
-    expect(reports.slice(-3).map((r) => r.responseExcerpt)).to.deep.equal([
-      'deleted',
-      'tombstone: no older document to delete',
-      'tombstone: no older document to delete',
-    ])
-  })
+  it(
+    'deletes the document on a tombstone (null value), guarded: an older ' + 'tombstone leaves a newer state alone',
+    async () => {
+      const reports: AttemptReport[] = []
+      const sink = await start({}, reports)
+      await sink.put([rec(1, 'A'), rec(2, 'B'), rec(5, 'B')])
+      await sink.put([rec(3, 'A', null)])
+      expect((await docs()).map((d) => d._id)).to.deep.equal(['B'])
+      await sink.put([rec(4, 'B', null)]) // older than the stored version 5
+      expect((await docs()).map((d) => [d._id, d.onHand])).to.deep.equal([['B', 5]])
+      await sink.put([rec(3, 'A', null)]) // again: nothing left to delete
+      expect(reports.slice(-3).map((r) => r.responseExcerpt)).to.deep.equal([
+        'deleted',
+        'tombstone: no older document to delete',
+        'tombstone: no older document to delete',
+      ])
+    },
+  )
 
   it('after a partition change, the event time decides between versions of different partitions', async () => {
     const sink = await start()
@@ -193,34 +200,42 @@ describe('MongoDB projection sink against the real MongoDB-compatible server', f
     expect(await col.countDocuments({ _id: 'SKU-1' })).to.equal(0)
   })
 
-  it('dead-letters a document over the 16 MiB limit, a value that is not a record, a reserved field and a missing key', async () => {
-    const sink = await start()
-    const big = await failure(sink.put([rec(1, 'SKU-1', { blob: 'x'.repeat(17 * 1024 * 1024) })]))
-    expect(big).to.be.instanceOf(DataError)
-    expect(await failure(sink.put([rec(2, 'SKU-1', 'just a string')]))).to.be.instanceOf(DataError)
-    expect(await failure(sink.put([rec(3, 'SKU-1', { _id: 'x' })]))).to.be.instanceOf(DataError)
-    expect(await failure(sink.put([rec(4, null)]))).to.be.instanceOf(DataError)
-    expect(await docs()).to.have.length(0)
-  })
+  it(
+    'dead-letters a document over the 16 MiB limit, a value that is not a record, ' +
+      'a reserved field and a missing key',
+    async () => {
+      const sink = await start()
+      const big = await failure(sink.put([rec(1, 'SKU-1', { blob: 'x'.repeat(17 * 1024 * 1024) })]))
+      expect(big).to.be.instanceOf(DataError)
+      expect(await failure(sink.put([rec(2, 'SKU-1', 'just a string')]))).to.be.instanceOf(DataError)
+      expect(await failure(sink.put([rec(3, 'SKU-1', { _id: 'x' })]))).to.be.instanceOf(DataError)
+      expect(await failure(sink.put([rec(4, null)]))).to.be.instanceOf(DataError)
+      expect(await docs()).to.have.length(0)
+    },
+  )
 
-  it('refuses a bad connection string, database or collection with a ConfigError naming the field, never quoting the password', async () => {
-    const password = `pw-${Math.random().toString(36).slice(2)}`
-    const bad = [
-      config({ connectionString: `mongodb://bob:${password}@` }),
-      config({ connectionString: `mongodb://bob:${password}@127.0.0.1/?authMechanism=BOGUS` }),
-      config({ connectionString: `http://bob:${password}@127.0.0.1/` }),
-      config({ database: 'a/b' }),
-      config({ collection: 'system.users' }),
-    ]
-    for (const c of bad) {
-      const sink = new MongoProjectionSink(pool)
-      const err = await failure(sink.start(c, { subscriptionId: 'sub-bad', logger: silent }))
-      expect(err, err.message).to.be.instanceOf(ConfigError)
-      expect(err.message).to.match(/sink\.(connectionString|database|collection)/)
-      expect(JSON.stringify({ m: err.message, c: err.context })).to.not.contain(password)
-    }
-    expect(pool.clients).to.equal(0)
-  })
+  it(
+    'refuses a bad connection string, database or collection with a ConfigError ' +
+      'naming the field, never quoting the password',
+    async () => {
+      const password = `pw-${Math.random().toString(36).slice(2)}`
+      const bad = [
+        config({ connectionString: `mongodb://bob:${password}@` }),
+        config({ connectionString: `mongodb://bob:${password}@127.0.0.1/?authMechanism=BOGUS` }),
+        config({ connectionString: `http://bob:${password}@127.0.0.1/` }),
+        config({ database: 'a/b' }),
+        config({ collection: 'system.users' }),
+      ]
+      for (const c of bad) {
+        const sink = new MongoProjectionSink(pool)
+        const err = await failure(sink.start(c, { subscriptionId: 'sub-bad', logger: silent }))
+        expect(err, err.message).to.be.instanceOf(ConfigError)
+        expect(err.message).to.match(/sink\.(connectionString|database|collection)/)
+        expect(JSON.stringify({ m: err.message, c: err.context })).to.not.contain(password)
+      }
+      expect(pool.clients).to.equal(0)
+    },
+  )
 
   it('reports refused credentials as a ConfigError without the password', async () => {
     const password = `pw-${Math.random().toString(36).slice(2)}`
@@ -269,31 +284,35 @@ describe('MongoDB projection sink against the real MongoDB-compatible server', f
     }
   })
 
-  it('shares one client per connection string among many subscriptions (bounded connections), closed when the last stops', async () => {
-    const n = 200
-    const many: MongoProjectionSink[] = []
-    for (let i = 0; i < n; i++) many.push(await start({ collection: `c${i % 4}` }))
-    expect(pool.clients).to.equal(1)
-    expect(pool.users(uri)).to.equal(n)
-    const secondUri = `${uri}${uri.includes('?') ? '&' : '?'}appName=second`
-    const other = await start({ connectionString: secondUri })
-    expect(pool.clients).to.equal(2)
-    // every sink writes at once: the one pool opens at most maxPoolSize (10) connections
-    const lease = await pool.acquire(uri)
-    let connections = 0
-    let closed = false
-    lease.client.on('connectionCreated', () => connections++)
-    lease.client.on('topologyClosed', () => (closed = true))
-    await Promise.all(many.map((s, i) => s.put([rec(i + 1, `K${i}`)])))
-    expect(connections).to.be.at.most(10)
-    expect(await mongo.db(dbName).collection('c0').countDocuments()).to.equal(n / 4)
-    await Promise.all(many.map((s) => s.stop()))
-    expect(pool.users(uri)).to.equal(1) // the lease taken above
-    expect(closed).to.equal(false)
-    await lease.release()
-    expect(pool.users(uri)).to.equal(0)
-    expect(closed).to.equal(true)
-    await other.stop()
-    expect(pool.clients).to.equal(0)
-  })
+  it(
+    'shares one client per connection string among many subscriptions (bounded ' +
+      'connections), closed when the last stops',
+    async () => {
+      const n = 200
+      const many: MongoProjectionSink[] = []
+      for (let i = 0; i < n; i++) many.push(await start({ collection: `c${i % 4}` }))
+      expect(pool.clients).to.equal(1)
+      expect(pool.users(uri)).to.equal(n)
+      const secondUri = `${uri}${uri.includes('?') ? '&' : '?'}appName=second`
+      const other = await start({ connectionString: secondUri })
+      expect(pool.clients).to.equal(2)
+      // every sink writes at once: the one pool opens at most maxPoolSize (10) connections
+      const lease = await pool.acquire(uri)
+      let connections = 0
+      let closed = false
+      lease.client.on('connectionCreated', () => connections++)
+      lease.client.on('topologyClosed', () => (closed = true))
+      await Promise.all(many.map((s, i) => s.put([rec(i + 1, `K${i}`)])))
+      expect(connections).to.be.at.most(10)
+      expect(await mongo.db(dbName).collection('c0').countDocuments()).to.equal(n / 4)
+      await Promise.all(many.map((s) => s.stop()))
+      expect(pool.users(uri)).to.equal(1) // the lease taken above
+      expect(closed).to.equal(false)
+      await lease.release()
+      expect(pool.users(uri)).to.equal(0)
+      expect(closed).to.equal(true)
+      await other.stop()
+      expect(pool.clients).to.equal(0)
+    },
+  )
 })

@@ -23,37 +23,40 @@ describe('MongoDB-compatible store (mongodb driver)', function () {
 
   // FerretDB v1 holds a connection per update statement until its command ends (100 per database):
   // one bulk command replacing 300 existing documents, or 50 concurrent updates, never finished.
-  it('bulk replacements of many existing documents finish, also many of them at once (bulkWriteBounded)', async function () {
-    this.timeout(120_000)
-    const col = db.collection<{ _id: string; round: number }>('bulk_bounded')
-    const write = (round: number, from: number) =>
-      bulkWriteBounded(
-        col,
-        Array.from({ length: 300 }, (_, i) => ({
-          replaceOne: { filter: { _id: `c-${from + i}` }, replacement: { round }, upsert: true },
-        })),
+  it(
+    'bulk replacements of many existing documents finish, also many of them at ' + 'once (bulkWriteBounded)',
+    async function () {
+      this.timeout(120_000)
+      const col = db.collection<{ _id: string; round: number }>('bulk_bounded')
+      const write = (round: number, from: number) =>
+        bulkWriteBounded(
+          col,
+          Array.from({ length: 300 }, (_, i) => ({
+            replaceOne: { filter: { _id: `c-${from + i}` }, replacement: { round }, upsert: true },
+          })),
+        )
+      const deadline = <T>(p: Promise<T>, what: string) =>
+        Promise.race([
+          p,
+          new Promise<never>((_, reject) =>
+            setTimeout(() => reject(new Error(`${what}: no answer in 30 s (the store is stuck)`)), 30_000),
+          ),
+        ])
+      await deadline(write(1, 0), 'first write (inserts)')
+      await deadline(write(2, 0), 'second write (replacements)')
+      await deadline(
+        Promise.all([
+          write(3, 0),
+          write(3, 0),
+          write(3, 0),
+          ...Array.from({ length: 60 }, (_, i) => col.updateOne({ _id: `c-${i}` }, { $set: { round: 3 } })),
+        ]),
+        'concurrent writes',
       )
-    const deadline = <T>(p: Promise<T>, what: string) =>
-      Promise.race([
-        p,
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error(`${what}: no answer in 30 s (the store is stuck)`)), 30_000),
-        ),
-      ])
-    await deadline(write(1, 0), 'first write (inserts)')
-    await deadline(write(2, 0), 'second write (replacements)')
-    await deadline(
-      Promise.all([
-        write(3, 0),
-        write(3, 0),
-        write(3, 0),
-        ...Array.from({ length: 60 }, (_, i) => col.updateOne({ _id: `c-${i}` }, { $set: { round: 3 } })),
-      ]),
-      'concurrent writes',
-    )
-    expect(await col.countDocuments({ round: 3 })).to.equal(300)
-    expect((await db.command({ ping: 1 })).ok).to.equal(1)
-  })
+      expect(await col.countDocuments({ round: 3 })).to.equal(300)
+      expect((await db.command({ ping: 1 })).ok).to.equal(1)
+    },
+  )
 
   it('answers ping', async () => {
     expect((await db.command({ ping: 1 })).ok).to.equal(1)
@@ -121,36 +124,43 @@ describe('MongoDB-compatible store (mongodb driver)', function () {
     expect(await col.countDocuments({ key: 'evt-1' })).to.equal(1)
   })
 
-  it('FerretDB (the local stack) reads, updates and upserts by _id through the _id index, not a scan of the collection', async function () {
-    if (!(await isFerretDb(db))) this.skip() // a real MongoDB: its _id index is not in question
-    const col = db.collection<{ _id: string; n: number }>('by_id')
-    await col.insertMany(Array.from({ length: 2000 }, (_, i) => ({ _id: `doc-${i}`, n: i })))
-    // the plan of a query by _id (stack/ferretdb.ts FERRETDB_PATCHES: the stock v1.24.2 says SCAN)
-    const plan = (await db.command({ explain: { find: 'by_id', filter: { _id: 'doc-5' } } })) as {
-      queryPlanner?: { Plan?: string[] }
-    }
-    expect(plan.queryPlanner?.Plan?.join(' '), JSON.stringify(plan)).to.match(/SEARCH .* USING INDEX/)
-    // updates and upserts by _id (the same WHERE clause, in UPDATE statements) still do what they should
-    await col.updateOne({ _id: 'doc-7' }, { $set: { n: -1 } })
-    await col.updateOne({ _id: 'doc-new' }, { $set: { n: -2 } }, { upsert: true })
-    expect(
-      await col
-        .find({ n: { $lt: 0 } })
-        .sort({ _id: 1 })
-        .toArray(),
-    ).to.deep.equal([
-      { _id: 'doc-7', n: -1 },
-      { _id: 'doc-new', n: -2 },
-    ])
-  })
+  it(
+    'FerretDB (the local stack) reads, updates and upserts by _id through the _id ' +
+      'index, not a scan of the collection',
+    async function () {
+      if (!(await isFerretDb(db))) this.skip() // a real MongoDB: its _id index is not in question
+      const col = db.collection<{ _id: string; n: number }>('by_id')
+      await col.insertMany(Array.from({ length: 2000 }, (_, i) => ({ _id: `doc-${i}`, n: i })))
+      // the plan of a query by _id (stack/ferretdb.ts FERRETDB_PATCHES: the stock v1.24.2 says SCAN)
+      const plan = (await db.command({ explain: { find: 'by_id', filter: { _id: 'doc-5' } } })) as {
+        queryPlanner?: { Plan?: string[] }
+      }
+      expect(plan.queryPlanner?.Plan?.join(' '), JSON.stringify(plan)).to.match(/SEARCH .* USING INDEX/)
+      // updates and upserts by _id (the same WHERE clause, in UPDATE statements) still do what they should
+      await col.updateOne({ _id: 'doc-7' }, { $set: { n: -1 } })
+      await col.updateOne({ _id: 'doc-new' }, { $set: { n: -2 } }, { upsert: true })
+      expect(
+        await col
+          .find({ n: { $lt: 0 } })
+          .sort({ _id: 1 })
+          .toArray(),
+      ).to.deep.equal([
+        { _id: 'doc-7', n: -1 },
+        { _id: 'doc-new', n: -2 },
+      ])
+    },
+  )
 
-  it('creates every declared index on MongoDB, and only the unique ones on FerretDB (it reads through no other)', async () => {
-    await ensureIndexes(db)
-    await ensureIndexes(db) // idempotent
-    const ferret = await isFerretDb(db)
-    const deliveries = (await db.collection('deliveries').listIndexes().toArray()).map((i) => i.name as string).sort()
-    const declared = INDEXES.deliveries.filter((i) => i.unique || !ferret).map((i) => i.name!)
-    expect(deliveries).to.deep.equal(['_id_', ...declared].sort())
-    expect(declared, 'the unique index is there either way').to.include('subscription_event_unique')
-  })
+  it(
+    'creates every declared index on MongoDB, and only the unique ones on ' + 'FerretDB (it reads through no other)',
+    async () => {
+      await ensureIndexes(db)
+      await ensureIndexes(db) // idempotent
+      const ferret = await isFerretDb(db)
+      const deliveries = (await db.collection('deliveries').listIndexes().toArray()).map((i) => i.name as string).sort()
+      const declared = INDEXES.deliveries.filter((i) => i.unique || !ferret).map((i) => i.name!)
+      expect(deliveries).to.deep.equal(['_id_', ...declared].sort())
+      expect(declared, 'the unique index is there either way').to.include('subscription_event_unique')
+    },
+  )
 })

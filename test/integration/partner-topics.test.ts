@@ -317,61 +317,65 @@ describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the
     expect(JSON.stringify(settings)).to.not.include(credsA.password)
   })
 
-  it('delivers projected, filtered records in the pinned version to each partner topic, read with the partner credentials', async () => {
-    for (const s of [subA, subB]) {
-      await waitFor(async () => (await call('GET', `/v1/connectors/${s.id}/status`)).body.state === 'running', {
-        timeoutMs: 60_000,
-        what: `connector ${s.id} running`,
+  it(
+    'delivers projected, filtered records in the pinned version to each partner ' +
+      'topic, read with the partner credentials',
+    async () => {
+      for (const s of [subA, subB]) {
+        await waitFor(async () => (await call('GET', `/v1/connectors/${s.id}/status`)).body.state === 'running', {
+          timeoutMs: 60_000,
+          what: `connector ${s.id} running`,
+        })
+      }
+      const events = [event('SKU-1', 'WAREHOUSE', 10), event('SKU-2', 'STORE', 20), event('SKU-3', 'WAREHOUSE', 30)]
+      await waitFor(
+        async () => (await call('POST', '/v1/events/inventory.level.changed', events, pubKey)).status === 202,
+        { what: 'ingestion accepted' },
+      )
+      const { serde } = await p.contracts
+      // A reads its topic, decodes through the registry with its Kafka credentials
+      const asA = new AvroSerde(
+        new RegistryClient({ url: serde.client.url, username: credsA.username, password: credsA.password }),
+      )
+      const gotA = await consumeAs(credsA, subA.sink.topic, 2, `${credsA.username}.kafkajs`)
+      const valuesA = plain(await Promise.all(gotA.map((m) => asA.decode(m.value!))))
+      expect(valuesA).to.deep.equal([
+        { sku: 'SKU-1', locationId: 'WH-1', available: 10 },
+        { sku: 'SKU-3', locationId: 'WH-1', available: 30 },
+      ])
+      expect(plain(await Promise.all(gotA.map((m) => asA.decode(m.key!)))).map((k) => k.sku)).to.deep.equal([
+        'SKU-1',
+        'SKU-3',
+      ])
+      expect(gotA[0]!.headers?.[HEADER.type]?.toString()).to.equal('inventory.level.changed')
+      // B: everything, in version 1 (no gtin, no safetyStock), through its own credentials
+      const asB = new AvroSerde(
+        new RegistryClient({ url: serde.client.url, username: credsB.username, password: credsB.password }),
+      )
+      const gotB = await consumeAs(credsB, subB.sink.topic, 3, `${credsB.username}.kafkajs`)
+      const valuesB = plain(await Promise.all(gotB.map((m) => asB.decode(m.value!))))
+      expect(valuesB.map((v) => v.sku)).to.deep.equal(['SKU-1', 'SKU-2', 'SKU-3'])
+      expect(valuesB[0]).to.include({ sku: 'SKU-1', locationType: 'WAREHOUSE', available: 10 })
+      expect(valuesB[0]).to.not.have.property('gtin')
+      expect(valuesB[0]).to.not.have.property('safetyStock')
+      // the registry shows A its own subjects only
+      const subjectsA = await asA.client.request<string[]>('GET', '/subjects')
+      expect(subjectsA).to.include(`${subA.sink.topic}-value`)
+      expect(subjectsA).to.not.include(`${subB.sink.topic}-value`)
+      expect(subjectsA).to.not.include('inventory.levels-value')
+      // a wrong password reads nothing (and costs an attempt, as a wrong API key does)
+      const wrong = new RegistryClient({
+        url: serde.client.url,
+        username: credsA.username,
+        password: `${credsA.password}x`,
       })
-    }
-    const events = [event('SKU-1', 'WAREHOUSE', 10), event('SKU-2', 'STORE', 20), event('SKU-3', 'WAREHOUSE', 30)]
-    await waitFor(
-      async () => (await call('POST', '/v1/events/inventory.level.changed', events, pubKey)).status === 202,
-      { what: 'ingestion accepted' },
-    )
-    const { serde } = await p.contracts
-    // A reads its topic, decodes through the registry with its Kafka credentials
-    const asA = new AvroSerde(
-      new RegistryClient({ url: serde.client.url, username: credsA.username, password: credsA.password }),
-    )
-    const gotA = await consumeAs(credsA, subA.sink.topic, 2, `${credsA.username}.kafkajs`)
-    const valuesA = plain(await Promise.all(gotA.map((m) => asA.decode(m.value!))))
-    expect(valuesA).to.deep.equal([
-      { sku: 'SKU-1', locationId: 'WH-1', available: 10 },
-      { sku: 'SKU-3', locationId: 'WH-1', available: 30 },
-    ])
-    expect(plain(await Promise.all(gotA.map((m) => asA.decode(m.key!)))).map((k) => k.sku)).to.deep.equal([
-      'SKU-1',
-      'SKU-3',
-    ])
-    expect(gotA[0]!.headers?.[HEADER.type]?.toString()).to.equal('inventory.level.changed')
-    // B: everything, in version 1 (no gtin, no safetyStock), through its own credentials
-    const asB = new AvroSerde(
-      new RegistryClient({ url: serde.client.url, username: credsB.username, password: credsB.password }),
-    )
-    const gotB = await consumeAs(credsB, subB.sink.topic, 3, `${credsB.username}.kafkajs`)
-    const valuesB = plain(await Promise.all(gotB.map((m) => asB.decode(m.value!))))
-    expect(valuesB.map((v) => v.sku)).to.deep.equal(['SKU-1', 'SKU-2', 'SKU-3'])
-    expect(valuesB[0]).to.include({ sku: 'SKU-1', locationType: 'WAREHOUSE', available: 10 })
-    expect(valuesB[0]).to.not.have.property('gtin')
-    expect(valuesB[0]).to.not.have.property('safetyStock')
-    // the registry shows A its own subjects only
-    const subjectsA = await asA.client.request<string[]>('GET', '/subjects')
-    expect(subjectsA).to.include(`${subA.sink.topic}-value`)
-    expect(subjectsA).to.not.include(`${subB.sink.topic}-value`)
-    expect(subjectsA).to.not.include('inventory.levels-value')
-    // a wrong password reads nothing (and costs an attempt, as a wrong API key does)
-    const wrong = new RegistryClient({
-      url: serde.client.url,
-      username: credsA.username,
-      password: `${credsA.password}x`,
-    })
-    const refused = await wrong.request('GET', '/subjects').then(
-      () => 'read',
-      (err: Error) => err.message,
-    )
-    expect(refused).to.match(/401/)
-  })
+      const refused = await wrong.request('GET', '/subjects').then(
+        () => 'read',
+        (err: Error) => err.message,
+      )
+      expect(refused).to.match(/401/)
+    },
+  )
 
   it("refuses a partner another partner's topic, the platform's topics and groups outside its prefix", async () => {
     expect(await refusal(credsA, subB.sink.topic, `${credsA.username}.steal`)).to.match(
@@ -387,7 +391,9 @@ describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the
     )
   })
 
-  /** Runs partner_topic_check.py with Confluent's Python client as this partner; null when it cannot be installed here. */
+  /**
+   * Runs partner_topic_check.py with Confluent's Python client as this partner; null when it cannot be installed here.
+   */
   async function py(args: string[], creds: { username: string; password: string }, group: string): Promise<any> {
     const found = confluentPython()
     if ('missing' in found) return null
@@ -415,25 +421,28 @@ describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the
     return JSON.parse(out.trim().split('\n').pop()!)
   }
 
-  it("Confluent's Python client reads the partner topic with the partner's credentials and is refused elsewhere", async function () {
-    const found = confluentPython()
-    if ('missing' in found) {
-      console.warn(`    SKIPPED: confluent-kafka for Python cannot be installed here (${found.missing})`)
-      this.skip()
-    }
-    const read = await py(['consume', subA.sink.topic, '2'], credsA, `${credsA.username}.python`)
-    expect(plain(read.records.map((r: { value: unknown }) => r.value))).to.deep.equal([
-      { sku: 'SKU-1', locationId: 'WH-1', available: 10 },
-      { sku: 'SKU-3', locationId: 'WH-1', available: 30 },
-    ])
-    expect((await py(['try', subB.sink.topic], credsA, `${credsA.username}.python-steal`)).error).to.equal(
-      'TOPIC_AUTHORIZATION_FAILED',
-    )
-    expect((await py(['try', 'inventory.levels'], credsA, `${credsA.username}.python-steal`)).error).to.equal(
-      'TOPIC_AUTHORIZATION_FAILED',
-    )
-    expect((await py(['try', subA.sink.topic], credsA, 'not-my-group')).error).to.equal('GROUP_AUTHORIZATION_FAILED')
-  })
+  it(
+    "Confluent's Python client reads the partner topic with the partner's " + 'credentials and is refused elsewhere',
+    async function () {
+      const found = confluentPython()
+      if ('missing' in found) {
+        console.warn(`    SKIPPED: confluent-kafka for Python cannot be installed here (${found.missing})`)
+        this.skip()
+      }
+      const read = await py(['consume', subA.sink.topic, '2'], credsA, `${credsA.username}.python`)
+      expect(plain(read.records.map((r: { value: unknown }) => r.value))).to.deep.equal([
+        { sku: 'SKU-1', locationId: 'WH-1', available: 10 },
+        { sku: 'SKU-3', locationId: 'WH-1', available: 30 },
+      ])
+      expect((await py(['try', subB.sink.topic], credsA, `${credsA.username}.python-steal`)).error).to.equal(
+        'TOPIC_AUTHORIZATION_FAILED',
+      )
+      expect((await py(['try', 'inventory.levels'], credsA, `${credsA.username}.python-steal`)).error).to.equal(
+        'TOPIC_AUTHORIZATION_FAILED',
+      )
+      expect((await py(['try', subA.sink.topic], credsA, 'not-my-group')).error).to.equal('GROUP_AUTHORIZATION_FAILED')
+    },
+  )
 
   it('passes tombstones on to the partner topic', async () => {
     const { serde } = await p.contracts
@@ -464,133 +473,144 @@ describe('partner topics: kafka-topic subscriptions, SCRAM users and ACLs on the
     expect(sameKey.map((m) => m.value === null)).to.deep.equal([false, true])
   })
 
-  it('mirrors the source topic (partitions, compaction) and bootstraps a new subscription from a snapshot of the latest state per key', async () => {
-    const admin = testKafka().admin()
-    await admin.connect()
-    try {
-      const meta = await admin.fetchTopicMetadata({ topics: ['inventory.levels', subB.sink.topic] })
-      const parts = (t: string) => meta.topics.find((x) => x.name === t)!.partitions.length
-      expect(parts(subB.sink.topic)).to.equal(parts('inventory.levels'))
-      const configs = await admin.describeConfigs({
-        resources: ['inventory.levels', subB.sink.topic].map((name) => ({
-          type: 2,
-          name,
-          configNames: ['cleanup.policy'],
-        })),
-        includeSynonyms: false,
+  it(
+    'mirrors the source topic (partitions, compaction) and bootstraps a new ' +
+      'subscription from a snapshot of the latest state per key',
+    async () => {
+      const admin = testKafka().admin()
+      await admin.connect()
+      try {
+        const meta = await admin.fetchTopicMetadata({ topics: ['inventory.levels', subB.sink.topic] })
+        const parts = (t: string) => meta.topics.find((x) => x.name === t)!.partitions.length
+        expect(parts(subB.sink.topic)).to.equal(parts('inventory.levels'))
+        const configs = await admin.describeConfigs({
+          resources: ['inventory.levels', subB.sink.topic].map((name) => ({
+            type: 2,
+            name,
+            configNames: ['cleanup.policy'],
+          })),
+          includeSynonyms: false,
+        })
+        const policy = (t: string) =>
+          configs.resources
+            .find((r) => r.resourceName === t)!
+            .configEntries.find((e) => e.configName === 'cleanup.policy')!.configValue
+        expect(policy(subB.sink.topic)).to.equal(policy('inventory.levels'))
+      } finally {
+        await admin.disconnect()
+      }
+      // SKU-1 changes again; a snapshot subscription gets each key's latest state once (SKU-2 was deleted)
+      await waitFor(
+        async () =>
+          (await call('POST', '/v1/events/inventory.level.changed', [event('SKU-1', 'WAREHOUSE', 11)], pubKey))
+            .status === 202,
+        { what: 'ingestion accepted' },
+      )
+      await consumeAs(credsB, subB.sink.topic, 5, `${credsB.username}.before-snapshot`)
+      const snap = await call(
+        'POST',
+        '/v1/subscriptions',
+        {
+          name: 'snap',
+          eventTypes: ['inventory.level.changed'],
+          startFrom: 'snapshot',
+          sink: { type: 'kafka-topic', name: 'snapshot' },
+        },
+        keyB,
+      )
+      expect(snap.status, JSON.stringify(snap.body)).to.equal(201)
+      const { serde } = await p.contracts
+      const asB = new AvroSerde(
+        new RegistryClient({ url: serde.client.url, username: credsB.username, password: credsB.password }),
+      )
+      const admin2 = testKafka().admin()
+      await admin2.connect()
+      await waitFor(async () => (await admin2.listTopics()).includes(snap.body.sink.topic), {
+        timeoutMs: 60_000,
+        what: "the snapshot subscription's topic",
       })
-      const policy = (t: string) =>
-        configs.resources
-          .find((r) => r.resourceName === t)!
-          .configEntries.find((e) => e.configName === 'cleanup.policy')!.configValue
-      expect(policy(subB.sink.topic)).to.equal(policy('inventory.levels'))
-    } finally {
-      await admin.disconnect()
-    }
-    // SKU-1 changes again; a snapshot subscription gets each key's latest state once (SKU-2 was deleted)
-    await waitFor(
-      async () =>
-        (await call('POST', '/v1/events/inventory.level.changed', [event('SKU-1', 'WAREHOUSE', 11)], pubKey)).status ===
-        202,
-      { what: 'ingestion accepted' },
-    )
-    await consumeAs(credsB, subB.sink.topic, 5, `${credsB.username}.before-snapshot`)
-    const snap = await call(
-      'POST',
-      '/v1/subscriptions',
-      {
-        name: 'snap',
-        eventTypes: ['inventory.level.changed'],
-        startFrom: 'snapshot',
-        sink: { type: 'kafka-topic', name: 'snapshot' },
-      },
-      keyB,
-    )
-    expect(snap.status, JSON.stringify(snap.body)).to.equal(201)
-    const { serde } = await p.contracts
-    const asB = new AvroSerde(
-      new RegistryClient({ url: serde.client.url, username: credsB.username, password: credsB.password }),
-    )
-    const admin2 = testKafka().admin()
-    await admin2.connect()
-    await waitFor(async () => (await admin2.listTopics()).includes(snap.body.sink.topic), {
-      timeoutMs: 60_000,
-      what: "the snapshot subscription's topic",
-    })
-    await admin2.disconnect()
-    const got = await consumeAs(credsB, snap.body.sink.topic, 2, `${credsB.username}.snapshot`)
-    await new Promise((r) => setTimeout(r, 2000)) // nothing more arrives
-    const values = plain(await Promise.all(got.filter((m) => m.value !== null).map((m) => asB.decode(m.value!))))
-    expect(values.map((v) => [v.sku, v.available])).to.deep.equal([
-      ['SKU-1', 11],
-      ['SKU-3', 30],
-    ])
-    expect((await call('DELETE', `/v1/subscriptions/${snap.body.id}`, undefined, keyB)).status).to.equal(204)
-  })
+      await admin2.disconnect()
+      const got = await consumeAs(credsB, snap.body.sink.topic, 2, `${credsB.username}.snapshot`)
+      await new Promise((r) => setTimeout(r, 2000)) // nothing more arrives
+      const values = plain(await Promise.all(got.filter((m) => m.value !== null).map((m) => asB.decode(m.value!))))
+      expect(values.map((v) => [v.sku, v.available])).to.deep.equal([
+        ['SKU-1', 11],
+        ['SKU-3', 30],
+      ])
+      expect((await call('DELETE', `/v1/subscriptions/${snap.body.id}`, undefined, keyB)).status).to.equal(204)
+    },
+  )
 
-  it('rotated-away credentials are refused; a revoked grant removes the topic ACL; revoked credentials stop everything', async () => {
-    const old = credsA
-    const rotated = await call('POST', `/v1/organizations/${partnerA}/kafka-access/credentials`, undefined, keyA)
-    expect(rotated.status).to.equal(201)
-    expect(rotated.body.rotated).to.equal(true)
-    credsA = rotated.body
-    expect(await refusal(old, subA.sink.topic, `${old.username}.old`)).to.match(/SASL|authentication failed/i)
-    const python = await py(['try', subA.sink.topic], old, `${old.username}.python-old`)
-    if (python !== null) expect(python.error).to.match(/AUTHENTICATION/)
-    // A: its warehouse records (SKU-1 twice, SKU-3) and the SKU-2 tombstone (a deleted key of a granted event type)
-    expect(await consumeAs(credsA, subA.sink.topic, 4, `${credsA.username}.rotated`)).to.have.length(4)
-    // the publisher revokes the grant: the partner topic's ACL goes
-    expect((await call('DELETE', `/v1/grants/${grantA}`, undefined, pubKey)).status).to.equal(204)
-    expect(
-      (await call('GET', `/v1/organizations/${partnerA}/kafka-access`, undefined, keyA)).body.topics[0].readable,
-    ).to.equal(false)
-    expect(await refusal(credsA, subA.sink.topic, `${credsA.username}.revoked`)).to.match(
-      /TOPIC_AUTHORIZATION_FAILED|Not authorized to access topics/,
-    )
-    // credentials revoked: the user is gone
-    expect(
-      (await call('DELETE', `/v1/organizations/${partnerB}/kafka-access/credentials`, undefined, keyB)).status,
-    ).to.equal(204)
-    expect(await refusal(credsB, subB.sink.topic, `${credsB.username}.gone`)).to.match(/SASL|authentication failed/i)
-    // deleting the subscription deletes its partner topic
-    expect((await call('DELETE', `/v1/subscriptions/${subB.id}`, undefined, keyB)).status).to.equal(204)
-    const admin = testKafka().admin()
-    await admin.connect()
-    try {
-      await waitFor(async () => !(await admin.listTopics()).includes(subB.sink.topic), {
-        timeoutMs: 30_000,
-        what: 'partner topic deleted',
-      })
-    } finally {
-      await admin.disconnect()
-    }
-  })
+  it(
+    'rotated-away credentials are refused; a revoked grant removes the topic ACL; ' +
+      'revoked credentials stop everything',
+    async () => {
+      const old = credsA
+      const rotated = await call('POST', `/v1/organizations/${partnerA}/kafka-access/credentials`, undefined, keyA)
+      expect(rotated.status).to.equal(201)
+      expect(rotated.body.rotated).to.equal(true)
+      credsA = rotated.body
+      expect(await refusal(old, subA.sink.topic, `${old.username}.old`)).to.match(/SASL|authentication failed/i)
+      const python = await py(['try', subA.sink.topic], old, `${old.username}.python-old`)
+      if (python !== null) expect(python.error).to.match(/AUTHENTICATION/)
+      // A: its warehouse records (SKU-1 twice, SKU-3) and the SKU-2 tombstone (a deleted key of a granted event type)
+      expect(await consumeAs(credsA, subA.sink.topic, 4, `${credsA.username}.rotated`)).to.have.length(4)
+      // the publisher revokes the grant: the partner topic's ACL goes
+      expect((await call('DELETE', `/v1/grants/${grantA}`, undefined, pubKey)).status).to.equal(204)
+      expect(
+        (await call('GET', `/v1/organizations/${partnerA}/kafka-access`, undefined, keyA)).body.topics[0].readable,
+      ).to.equal(false)
+      expect(await refusal(credsA, subA.sink.topic, `${credsA.username}.revoked`)).to.match(
+        /TOPIC_AUTHORIZATION_FAILED|Not authorized to access topics/,
+      )
+      // credentials revoked: the user is gone
+      expect(
+        (await call('DELETE', `/v1/organizations/${partnerB}/kafka-access/credentials`, undefined, keyB)).status,
+      ).to.equal(204)
+      expect(await refusal(credsB, subB.sink.topic, `${credsB.username}.gone`)).to.match(/SASL|authentication failed/i)
+      // deleting the subscription deletes its partner topic
+      expect((await call('DELETE', `/v1/subscriptions/${subB.id}`, undefined, keyB)).status).to.equal(204)
+      const admin = testKafka().admin()
+      await admin.connect()
+      try {
+        await waitFor(async () => !(await admin.listTopics()).includes(subB.sink.topic), {
+          timeoutMs: 30_000,
+          what: 'partner topic deleted',
+        })
+      } finally {
+        await admin.disconnect()
+      }
+    },
+  )
 
-  it('distributary partners kafka-credentials shows the settings, issues credentials once and revokes them', async () => {
-    const env = { DISTRIBUTARY_API_URL: p.url, DISTRIBUTARY_API_KEY: keyB }
-    const shown = await runCli(['partners', 'kafka-credentials', partnerB], env, 60_000)
-    expect(shown.code, shown.err).to.equal(0)
-    expect(shown.out).to.include(`bootstrap.servers=${access.bootstrapServers.join(',')}`)
-    expect(shown.out).to.include('sasl.username=(none yet: --issue)')
-    const issued = await runCli(['partners', 'kafka-credentials', partnerB, '--issue', '--json'], env, 60_000)
-    expect(issued.code, issued.err).to.equal(0)
-    const creds = JSON.parse(issued.out) as { username: string; password: string; saslMechanism: string }
-    expect(creds).to.include({ username: `${access.topicPrefix}${slugB}`, saslMechanism: 'SCRAM-SHA-512' })
-    const admin = partnerKafka(creds.username, creds.password).admin()
-    await admin.connect() // SASL authentication succeeded
-    await admin.disconnect()
-    expect((await runCli(['partners', 'kafka-credentials', partnerB, '--revoke'], env, 60_000)).code).to.equal(0)
-    const denied = partnerKafka(creds.username, creds.password).admin()
-    const error = await denied.connect().then(
-      () => 'connected',
-      (err: Error) => err.message,
-    )
-    await denied.disconnect().catch(() => undefined)
-    expect(error).to.match(/SASL|authentication failed/i)
-    const both = await runCli(['partners', 'kafka-credentials', partnerB, '--issue', '--revoke'], env, 60_000)
-    expect(both.code).to.equal(2)
-    expect(both.err.trim().split('\n')).to.have.length(1)
-  })
+  it(
+    'distributary partners kafka-credentials shows the settings, issues ' + 'credentials once and revokes them',
+    async () => {
+      const env = { DISTRIBUTARY_API_URL: p.url, DISTRIBUTARY_API_KEY: keyB }
+      const shown = await runCli(['partners', 'kafka-credentials', partnerB], env, 60_000)
+      expect(shown.code, shown.err).to.equal(0)
+      expect(shown.out).to.include(`bootstrap.servers=${access.bootstrapServers.join(',')}`)
+      expect(shown.out).to.include('sasl.username=(none yet: --issue)')
+      const issued = await runCli(['partners', 'kafka-credentials', partnerB, '--issue', '--json'], env, 60_000)
+      expect(issued.code, issued.err).to.equal(0)
+      const creds = JSON.parse(issued.out) as { username: string; password: string; saslMechanism: string }
+      expect(creds).to.include({ username: `${access.topicPrefix}${slugB}`, saslMechanism: 'SCRAM-SHA-512' })
+      const admin = partnerKafka(creds.username, creds.password).admin()
+      await admin.connect() // SASL authentication succeeded
+      await admin.disconnect()
+      expect((await runCli(['partners', 'kafka-credentials', partnerB, '--revoke'], env, 60_000)).code).to.equal(0)
+      const denied = partnerKafka(creds.username, creds.password).admin()
+      const error = await denied.connect().then(
+        () => 'connected',
+        (err: Error) => err.message,
+      )
+      await denied.disconnect().catch(() => undefined)
+      expect(error).to.match(/SASL|authentication failed/i)
+      const both = await runCli(['partners', 'kafka-credentials', partnerB, '--issue', '--revoke'], env, 60_000)
+      expect(both.code).to.equal(2)
+      expect(both.err.trim().split('\n')).to.have.length(1)
+    },
+  )
 
   it('the periodic reconcile removes a user under the prefix that the store does not know, with its ACLs', async () => {
     const stray = `${access.topicPrefix}stray-${run}`

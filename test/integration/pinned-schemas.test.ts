@@ -120,28 +120,32 @@ describe('pinned schema versions', function () {
     expect(asV1.unitOfMeasure).to.equal('EA')
   })
 
-  it('refuses a v3 that a pinned partner cannot read: 409 with a Confluent error_code naming the subscription and the field', async () => {
-    useCheck('refuse')
-    const sp = await h.subscribe({
-      name: 'erp-v1',
-      url: 'http://127.0.0.1:9/hook',
-      schemaVersions: { 'inventory.level.changed': 1 },
-    })
-    expect((await register(v2())).status).to.equal(200)
-    const r = await register(v3())
-    expect(r.status).to.equal(409)
-    expect(r.body.error_code).to.equal(40901)
-    expect(r.body.message).to.include(sp.id).and.include('erp-v1').and.include('unitOfMeasure')
-    const versions = await http(`${h.registryUrl}/subjects/${subject()}/versions`)
-    expect(versions.body).to.deep.equal([1, 2])
-    // pinning v2 does not help (v2 needs unitOfMeasure too); once nothing pins a reader that needs it, v3 registers
-    await h.cp.updateSubscription(ADMIN, sp.id, { schemaVersions: { 'inventory.level.changed': 2 } })
-    const again = await register(v3())
-    expect(again.status).to.equal(409)
-    expect(again.body.message).to.include('version 2')
-    await h.cp.updateSubscription(ADMIN, sp.id, { schemaVersions: {} })
-    expect((await register(v3())).status).to.equal(200)
-  })
+  it(
+    'refuses a v3 that a pinned partner cannot read: 409 with a Confluent ' +
+      'error_code naming the subscription and the field',
+    async () => {
+      useCheck('refuse')
+      const sp = await h.subscribe({
+        name: 'erp-v1',
+        url: 'http://127.0.0.1:9/hook',
+        schemaVersions: { 'inventory.level.changed': 1 },
+      })
+      expect((await register(v2())).status).to.equal(200)
+      const r = await register(v3())
+      expect(r.status).to.equal(409)
+      expect(r.body.error_code).to.equal(40901)
+      expect(r.body.message).to.include(sp.id).and.include('erp-v1').and.include('unitOfMeasure')
+      const versions = await http(`${h.registryUrl}/subjects/${subject()}/versions`)
+      expect(versions.body).to.deep.equal([1, 2])
+      // pinning v2 does not help (v2 needs unitOfMeasure too); once nothing pins a reader that needs it, v3 registers
+      await h.cp.updateSubscription(ADMIN, sp.id, { schemaVersions: { 'inventory.level.changed': 2 } })
+      const again = await register(v3())
+      expect(again.status).to.equal(409)
+      expect(again.body.message).to.include('version 2')
+      await h.cp.updateSubscription(ADMIN, sp.id, { schemaVersions: {} })
+      expect((await register(v3())).status).to.equal(200)
+    },
+  )
 
   it('policy flag: registers the v3 and flags the affected subscription (visible on the subscription)', async () => {
     useCheck('flag')

@@ -56,58 +56,65 @@ describe('platform: management API wiring', function () {
     expect(lines.join('\n')).to.not.include(adminKey)
   })
 
-  it('mounts event ingestion: a publisher key gets 202 and the events land in Kafka; a partner key gets 401', async () => {
-    const p = await startPlatform(config, logger, { stopStackOnClose: false })
-    const admin = testKafka().admin()
-    await admin.connect()
-    try {
-      const call = async (path: string, body: unknown, key = adminKey) => {
-        const res = await fetch(p.url + path, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-          body: JSON.stringify(body),
+  it(
+    'mounts event ingestion: a publisher key gets 202 and the events land in ' + 'Kafka; a partner key gets 401',
+    async () => {
+      const p = await startPlatform(config, logger, { stopStackOnClose: false })
+      const admin = testKafka().admin()
+      await admin.connect()
+      try {
+        const call = async (path: string, body: unknown, key = adminKey) => {
+          const res = await fetch(p.url + path, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          })
+          return { status: res.status, body: (await res.json().catch(() => null)) as any }
+        }
+        await p.contracts
+        const pub = await call('/v1/organizations', { kind: 'publisher', name: 'Acme', slug: 'acme-ingest' })
+        const partner = await call('/v1/organizations', {
+          kind: 'partner',
+          name: 'Northwind',
+          slug: 'northwind-ingest',
         })
-        return { status: res.status, body: (await res.json().catch(() => null)) as any }
+        const pubKey = (await call('/v1/api-keys', { scope: 'publisher', organizationId: pub.body.id, name: 'erp' }))
+          .body.key as string
+        const partnerKey = (
+          await call('/v1/api-keys', { scope: 'partner', organizationId: partner.body.id, name: 'ops' })
+        ).body.key as string
+        const event = {
+          manufacturerId: pub.body.id as string,
+          sku: uniqueName('sku'),
+          locationId: 'L1',
+          locationType: 'WAREHOUSE',
+          unitOfMeasure: 'EA',
+          onHand: 5,
+          reserved: 0,
+          available: 5,
+          incoming: [],
+          sequence: 1,
+          occurredAt: '2026-11-24T10:00:00.000Z',
+        }
+        const total = async () =>
+          (await admin.fetchTopicOffsets('inventory.levels')).reduce((n, o) => n + Number(o.high), 0)
+        const before = await total()
+        await waitFor(async () => (await call('/v1/events/inventory.level.changed', [event], pubKey)).status !== 503, {
+          what: 'ingestion ready',
+        })
+        const after1 = await total()
+        expect(after1 - before).to.equal(1)
+        const denied = await call('/v1/events/inventory.level.changed', [event], partnerKey)
+        expect(denied.status).to.equal(401)
+        expect(await total()).to.equal(after1)
+        const metrics = await (await fetch(`${p.url}/metrics`)).text()
+        expect(metrics).to.match(
+          /^distributary_ingest_events_total\{event_type="inventory.level.changed",outcome="accepted"\} 1$/m,
+        )
+      } finally {
+        await admin.disconnect()
+        await p.close()
       }
-      await p.contracts
-      const pub = await call('/v1/organizations', { kind: 'publisher', name: 'Acme', slug: 'acme-ingest' })
-      const partner = await call('/v1/organizations', { kind: 'partner', name: 'Northwind', slug: 'northwind-ingest' })
-      const pubKey = (await call('/v1/api-keys', { scope: 'publisher', organizationId: pub.body.id, name: 'erp' })).body
-        .key as string
-      const partnerKey = (
-        await call('/v1/api-keys', { scope: 'partner', organizationId: partner.body.id, name: 'ops' })
-      ).body.key as string
-      const event = {
-        manufacturerId: pub.body.id as string,
-        sku: uniqueName('sku'),
-        locationId: 'L1',
-        locationType: 'WAREHOUSE',
-        unitOfMeasure: 'EA',
-        onHand: 5,
-        reserved: 0,
-        available: 5,
-        incoming: [],
-        sequence: 1,
-        occurredAt: '2026-11-24T10:00:00.000Z',
-      }
-      const total = async () =>
-        (await admin.fetchTopicOffsets('inventory.levels')).reduce((n, o) => n + Number(o.high), 0)
-      const before = await total()
-      await waitFor(async () => (await call('/v1/events/inventory.level.changed', [event], pubKey)).status !== 503, {
-        what: 'ingestion ready',
-      })
-      const after1 = await total()
-      expect(after1 - before).to.equal(1)
-      const denied = await call('/v1/events/inventory.level.changed', [event], partnerKey)
-      expect(denied.status).to.equal(401)
-      expect(await total()).to.equal(after1)
-      const metrics = await (await fetch(`${p.url}/metrics`)).text()
-      expect(metrics).to.match(
-        /^distributary_ingest_events_total\{event_type="inventory.level.changed",outcome="accepted"\} 1$/m,
-      )
-    } finally {
-      await admin.disconnect()
-      await p.close()
-    }
-  })
+    },
+  )
 })

@@ -86,102 +86,110 @@ async function createKey(h: ManagementHarness, kind: 'publisher' | 'partner', sl
 describe('API key attempts are limited before verification', function () {
   this.timeout(60_000)
 
-  it('answers a flood of bad keys 429 after the burst without hashing them, while valid keys of other clients pass', async () => {
-    const h = await startManagement({
-      overrides: { management: { keyAttempts: { perSecond: 1, burst: 5 }, apiKeyCacheMs: 300 } },
-    })
-    try {
-      const P = await createKey(h, 'publisher', 'flood-p')
-      const A = await createKey(h, 'partner', 'flood-a')
-      const B = await createKey(h, 'partner', 'flood-b')
-      // P's key is used once from 127.0.0.2 before the flood: this process now knows it.
-      expect((await callFrom('127.0.0.2', h.url, 'GET', '/v1/organizations', P.key)).status).to.equal(200)
-      const before = h.cp.keys.verifications
+  it(
+    'answers a flood of bad keys 429 after the burst without hashing them, while ' + 'valid keys of other clients pass',
+    async () => {
+      const h = await startManagement({
+        overrides: { management: { keyAttempts: { perSecond: 1, burst: 5 }, apiKeyCacheMs: 300 } },
+      })
+      try {
+        const P = await createKey(h, 'publisher', 'flood-p')
+        const A = await createKey(h, 'partner', 'flood-a')
+        const B = await createKey(h, 'partner', 'flood-b')
+        // P's key is used once from 127.0.0.2 before the flood: this process now knows it.
+        expect((await callFrom('127.0.0.2', h.url, 'GET', '/v1/organizations', P.key)).status).to.equal(200)
+        const before = h.cp.keys.verifications
 
-      // 30 guesses at P's secret at once from 127.0.0.1 (the burst is 5).
-      const flood = await Promise.all(
-        Array.from({ length: 30 }, () => callFrom('127.0.0.1', h.url, 'GET', '/v1/organizations', wrongSecret(P.key))),
-      )
-      const unauthorized = count(flood, 401)
-      expect(unauthorized, 'the burst (plus at most one refill)').to.be.within(5, 6)
-      expect(count(flood, 429)).to.equal(30 - unauthorized)
-      for (const a of flood.filter((x) => x.status === 429)) expectAttemptRefusal(a)
-      expect(h.cp.keys.verifications - before, 'scrypt ran for the admitted attempts only').to.equal(unauthorized)
-
-      // Another client with a key this process has never verified: unaffected.
-      const other = await callFrom('127.0.0.2', h.url, 'GET', '/v1/organizations', A.key)
-      expect(other.status).to.equal(200)
-      expect(h.cp.keys.verifications - before).to.equal(unauthorized + 1)
-
-      // P's prefix is exhausted: guesses from a third address are refused too (the bucket refills 1/s,
-      // so the time since the flood may have given it one attempt back)...
-      const third = []
-      for (let i = 0; i < 3; i++)
-        third.push(await callFrom('127.0.0.3', h.url, 'GET', '/v1/organizations', wrongSecret(P.key)))
-      expect(count(third, 429)).to.be.at.least(2)
-      for (const a of third.filter((x) => x.status === 429)) expectAttemptRefusal(a)
-      // ...yet P itself, known to this process, passes after its trust ran out (one read, no hash).
-      await sleep(400)
-      expect((await callFrom('127.0.0.2', h.url, 'GET', '/v1/organizations', P.key)).status).to.equal(200)
-      // The flooding address, emptied again: a key known here passes, a key never verified here must wait.
-      for (let i = 0; i < 3; i++)
-        await callFrom(
-          '127.0.0.1',
-          h.url,
-          'GET',
-          '/v1/organizations',
-          `dk_${crypto.randomBytes(6).toString('hex')}.${'A'.repeat(43)}`,
+        // 30 guesses at P's secret at once from 127.0.0.1 (the burst is 5).
+        const flood = await Promise.all(
+          Array.from({ length: 30 }, () =>
+            callFrom('127.0.0.1', h.url, 'GET', '/v1/organizations', wrongSecret(P.key)),
+          ),
         )
-      expect((await callFrom('127.0.0.1', h.url, 'GET', '/v1/organizations', A.key)).status).to.equal(200)
-      expectAttemptRefusal(await callFrom('127.0.0.1', h.url, 'GET', '/v1/organizations', B.key))
-      const third401 = count(third, 401)
-      expect(
-        h.cp.keys.verifications - before,
-        "no hash after the flood but A's first use and a refilled guess",
-      ).to.equal(unauthorized + 1 + third401)
+        const unauthorized = count(flood, 401)
+        expect(unauthorized, 'the burst (plus at most one refill)').to.be.within(5, 6)
+        expect(count(flood, 429)).to.equal(30 - unauthorized)
+        for (const a of flood.filter((x) => x.status === 429)) expectAttemptRefusal(a)
+        expect(h.cp.keys.verifications - before, 'scrypt ran for the admitted attempts only').to.equal(unauthorized)
 
-      // A flood of made-up prefixes from one address is limited by the address alone.
-      const made = await Promise.all(
-        Array.from({ length: 12 }, () =>
-          callFrom(
-            '127.0.0.4',
+        // Another client with a key this process has never verified: unaffected.
+        const other = await callFrom('127.0.0.2', h.url, 'GET', '/v1/organizations', A.key)
+        expect(other.status).to.equal(200)
+        expect(h.cp.keys.verifications - before).to.equal(unauthorized + 1)
+
+        // P's prefix is exhausted: guesses from a third address are refused too (the bucket refills 1/s,
+        // so the time since the flood may have given it one attempt back)...
+        const third = []
+        for (let i = 0; i < 3; i++)
+          third.push(await callFrom('127.0.0.3', h.url, 'GET', '/v1/organizations', wrongSecret(P.key)))
+        expect(count(third, 429)).to.be.at.least(2)
+        for (const a of third.filter((x) => x.status === 429)) expectAttemptRefusal(a)
+        // ...yet P itself, known to this process, passes after its trust ran out (one read, no hash).
+        await sleep(400)
+        expect((await callFrom('127.0.0.2', h.url, 'GET', '/v1/organizations', P.key)).status).to.equal(200)
+        // The flooding address, emptied again: a key known here passes, a key never verified here must wait.
+        for (let i = 0; i < 3; i++)
+          await callFrom(
+            '127.0.0.1',
             h.url,
             'GET',
             '/v1/organizations',
             `dk_${crypto.randomBytes(6).toString('hex')}.${'A'.repeat(43)}`,
-          ),
-        ),
-      )
-      expect(count(made, 401)).to.be.within(5, 6)
-      expect(count(made, 429)).to.equal(12 - count(made, 401))
-    } finally {
-      await h.close()
-    }
-  })
+          )
+        expect((await callFrom('127.0.0.1', h.url, 'GET', '/v1/organizations', A.key)).status).to.equal(200)
+        expectAttemptRefusal(await callFrom('127.0.0.1', h.url, 'GET', '/v1/organizations', B.key))
+        const third401 = count(third, 401)
+        expect(
+          h.cp.keys.verifications - before,
+          "no hash after the flood but A's first use and a refilled guess",
+        ).to.equal(unauthorized + 1 + third401)
 
-  it('refuses a verification as busy (503, Retry-After) when too many wait for a hashing slot, and recovers', async () => {
-    const h = await startManagement({ overrides: { management: { keyVerifyConcurrency: 1, keyVerifyQueue: 0 } } })
-    try {
-      const keys = []
-      for (let i = 0; i < 6; i++) keys.push(await createKey(h, 'partner', `busy-${i}`))
-      const before = h.cp.keys.verifications
-      const answers = await Promise.all(
-        keys.map((k, i) => callFrom(`127.0.1.${i + 1}`, h.url, 'GET', '/v1/organizations', k.key)),
-      )
-      const busy = answers.filter((a) => a.status === 503)
-      expect(busy.length, JSON.stringify(answers.map((a) => a.status))).to.be.greaterThan(0)
-      for (const a of busy) {
-        expect(a.headers['retry-after']).to.equal('1')
-        expect(a.headers['content-type']).to.match(/application\/problem\+json/)
-        expect(a.body.detail).to.match(/too many API key verifications/)
+        // A flood of made-up prefixes from one address is limited by the address alone.
+        const made = await Promise.all(
+          Array.from({ length: 12 }, () =>
+            callFrom(
+              '127.0.0.4',
+              h.url,
+              'GET',
+              '/v1/organizations',
+              `dk_${crypto.randomBytes(6).toString('hex')}.${'A'.repeat(43)}`,
+            ),
+          ),
+        )
+        expect(count(made, 401)).to.be.within(5, 6)
+        expect(count(made, 429)).to.equal(12 - count(made, 401))
+      } finally {
+        await h.close()
       }
-      expect(count(answers, 200) + busy.length).to.equal(6)
-      expect(h.cp.keys.verifications - before).to.equal(count(answers, 200))
-      for (const k of keys) expect((await h.call('GET', '/v1/organizations', { key: k.key })).status).to.equal(200)
-    } finally {
-      await h.close()
-    }
-  })
+    },
+  )
+
+  it(
+    'refuses a verification as busy (503, Retry-After) when too many wait for a ' + 'hashing slot, and recovers',
+    async () => {
+      const h = await startManagement({ overrides: { management: { keyVerifyConcurrency: 1, keyVerifyQueue: 0 } } })
+      try {
+        const keys = []
+        for (let i = 0; i < 6; i++) keys.push(await createKey(h, 'partner', `busy-${i}`))
+        const before = h.cp.keys.verifications
+        const answers = await Promise.all(
+          keys.map((k, i) => callFrom(`127.0.1.${i + 1}`, h.url, 'GET', '/v1/organizations', k.key)),
+        )
+        const busy = answers.filter((a) => a.status === 503)
+        expect(busy.length, JSON.stringify(answers.map((a) => a.status))).to.be.greaterThan(0)
+        for (const a of busy) {
+          expect(a.headers['retry-after']).to.equal('1')
+          expect(a.headers['content-type']).to.match(/application\/problem\+json/)
+          expect(a.body.detail).to.match(/too many API key verifications/)
+        }
+        expect(count(answers, 200) + busy.length).to.equal(6)
+        expect(h.cp.keys.verifications - before).to.equal(count(answers, 200))
+        for (const k of keys) expect((await h.call('GET', '/v1/organizations', { key: k.key })).status).to.equal(200)
+      } finally {
+        await h.close()
+      }
+    },
+  )
 })
 
 describe('event ingestion: a rate limit per API key', function () {
@@ -256,32 +264,37 @@ describe('event ingestion: a rate limit per API key', function () {
   const post = (key: string, body: string, from = '127.0.0.1') =>
     callFrom(from, base, 'POST', '/v1/events/inventory.level.changed', key, body)
 
-  it('answers 429 with Retry-After and the RateLimit fields once a key sent its events, produces nothing of the refused request, and leaves another key alone', async () => {
-    const first = await post(P.key, events(10))
-    expect(first.status, JSON.stringify(first.body)).to.equal(202)
-    expect(first.headers['ratelimit-policy']).to.equal('"ingest";q=1;w=1')
-    expect(first.headers.ratelimit).to.equal('"ingest";r=0;t=1')
+  it(
+    'answers 429 with Retry-After and the RateLimit fields once a key sent its ' +
+      'events, produces nothing of the refused request, and leaves another key ' +
+      'alone',
+    async () => {
+      const first = await post(P.key, events(10))
+      expect(first.status, JSON.stringify(first.body)).to.equal(202)
+      expect(first.headers['ratelimit-policy']).to.equal('"ingest";q=1;w=1')
+      expect(first.headers.ratelimit).to.equal('"ingest";r=0;t=1')
 
-    const refused = await post(P.key, events(3, 100))
-    expect(refused.status).to.equal(429)
-    expect(refused.headers['content-type']).to.match(/application\/problem\+json/)
-    expect(refused.body.detail).to.match(/1 events per second/)
-    expect(Number(refused.headers['retry-after'])).to.be.at.least(1)
-    expect(refused.headers.ratelimit).to.match(/^"ingest";r=0;t=\d+$/)
-    expect(refused.headers['ratelimit-policy']).to.equal('"ingest";q=1;w=1')
-    // Refused before its body is read: not even malformed JSON is looked at.
-    expect((await post(P.key, '{not json')).status).to.equal(429)
+      const refused = await post(P.key, events(3, 100))
+      expect(refused.status).to.equal(429)
+      expect(refused.headers['content-type']).to.match(/application\/problem\+json/)
+      expect(refused.body.detail).to.match(/1 events per second/)
+      expect(Number(refused.headers['retry-after'])).to.be.at.least(1)
+      expect(refused.headers.ratelimit).to.match(/^"ingest";r=0;t=\d+$/)
+      expect(refused.headers['ratelimit-policy']).to.equal('"ingest";q=1;w=1')
+      // Refused before its body is read: not even malformed JSON is looked at.
+      expect((await post(P.key, '{not json')).status).to.equal(429)
 
-    const other = await post(secondKey, events(3, 200))
-    expect(other.status, 'another key of the same publisher has its own bucket').to.equal(202)
-    expect(other.headers.ratelimit).to.equal('"ingest";r=7;t=1')
-    expect(await countRecords(admin, topic.name), 'the refused requests produced nothing').to.equal(13)
+      const other = await post(secondKey, events(3, 200))
+      expect(other.status, 'another key of the same publisher has its own bucket').to.equal(202)
+      expect(other.headers.ratelimit).to.equal('"ingest";r=7;t=1')
+      expect(await countRecords(admin, topic.name), 'the refused requests produced nothing').to.equal(13)
 
-    await sleep(Number(refused.headers['retry-after']) * 1000)
-    const again = await post(P.key, events(1, 300))
-    expect(again.status, 'admitted again after Retry-After').to.equal(202)
-    expect(await countRecords(admin, topic.name)).to.equal(14)
-  })
+      await sleep(Number(refused.headers['retry-after']) * 1000)
+      const again = await post(P.key, events(1, 300))
+      expect(again.status, 'admitted again after Retry-After').to.equal(202)
+      expect(await countRecords(admin, topic.name)).to.equal(14)
+    },
+  )
 
   it('charges a batch larger than the burst whole, then refuses until the debt is repaid', async () => {
     const k = await h.call('POST', '/v1/api-keys', {

@@ -46,7 +46,10 @@ describe('sink worker: a hostile JSONata mapping beside a healthy REST subscript
       deliveryPolicy: { retrySchedule: [0.05, 0.1], timeoutMs: 2000 },
     })
 
-  /** Latency of each event a receiver got: its arrival minus the time it was produced (`occurredAt`, mapped as producedAt). */
+  /**
+   * Latency of each event a receiver got: its arrival minus the time it was produced (`occurredAt`, mapped as
+   * producedAt).
+   */
   const latencies = (rx: Receiver, skus: Set<string>) =>
     rx.received
       .map((r) => ({ ...(JSON.parse(r.body) as { sku: string; producedAt: number }), at: r.at }))
@@ -66,7 +69,8 @@ describe('sink worker: a hostile JSONata mapping beside a healthy REST subscript
     const hostile = await subscribe(
       'hostile',
       hostileRx.url,
-      `$contains(value.sku, "EVIL-REGEX") ? ${CATASTROPHIC_REGEX} : value.sku = "EVIL-MEMORY" ? ${HUGE_STRING} : ${BODY}`,
+      `$contains(value.sku, "EVIL-REGEX") ? ${CATASTROPHIC_REGEX} : value.sku = ` +
+        `"EVIL-MEMORY" ? ${HUGE_STRING} : ${BODY}`,
     )
     await h.worker()
     for (const s of [healthy, hostile])
@@ -109,12 +113,16 @@ describe('sink worker: a hostile JSONata mapping beside a healthy REST subscript
     expect([...reasons.keys()].sort()).to.deep.equal([...evilIds].sort())
     for (const id of evilIds.slice(0, 4))
       expect(reasons.get(id)).to.equal(
-        `rejected: body mapping failed for event ${id}: the mapping of subscription ${hostile.id} exceeded its ${TIME_LIMIT_MS} ms time limit`,
+        `rejected: body mapping failed for event ${id}: the mapping of subscription ` +
+          `${hostile.id} exceeded its ${TIME_LIMIT_MS} ms time limit`,
       )
-    // dying of the heap limit takes ~200 ms: on a busy machine the deadline may come first, and either limit is the reason
+    // dying of the heap limit takes ~200 ms: on a busy machine the deadline may come first, and either limit is the
+    // reason
     expect(reasons.get(evilIds[4]!)).to.match(
       new RegExp(
-        `^rejected: body mapping failed for event ${evilIds[4]}: the mapping of subscription ${hostile.id} exceeded its (64 MB memory|${TIME_LIMIT_MS} ms time) limit$`,
+        `^rejected: body mapping failed for event ${evilIds[4]}: the mapping of ` +
+          `subscription ${hostile.id} exceeded its (64 MB memory|${TIME_LIMIT_MS} ms ` +
+          `time) limit$`,
       ),
     )
 
@@ -150,10 +158,13 @@ describe('sink worker: a hostile JSONata mapping beside a healthy REST subscript
 
     const fig = (xs: number[]) => `p50 ${pct(xs, 50)} ms, p90 ${pct(xs, 90)} ms, max ${Math.max(...xs)} ms`
     console.log(
-      `      healthy subscription, produce -> received: baseline ${fig(baseline)}; while the hostile mapping was killed ${fig(during)}`,
+      `      healthy subscription, produce -> received: baseline ` +
+        `${fig(baseline)}; while the hostile mapping was killed ${fig(during)}`,
     )
     console.log(
-      `      hostile events dead-lettered ${hostileDoneMs} ms after they were produced (healthy events streamed for ${streamedMs} ms); sandbox processes replaced: ${JSON.stringify(h.mappings.replaced)}`,
+      `      hostile events dead-lettered ${hostileDoneMs} ms after they were ` +
+        `produced (healthy events streamed for ${streamedMs} ms); sandbox processes ` +
+        `replaced: ${JSON.stringify(h.mappings.replaced)}`,
     )
     // the hostile events really overlapped the healthy stream
     expect(h.mappings.replaced.time + h.mappings.replaced.memory).to.be.at.least(evil.length)

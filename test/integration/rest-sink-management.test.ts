@@ -21,18 +21,21 @@ describe('management API: REST sink validation', function () {
     sink: { type: 'rest', url: 'http://127.0.0.1:9/api/stock/{value.sku}', method: 'PUT', ...sink },
   })
 
-  it('refuses a body mapping that is not valid JSONata with a 422 naming sink.bodyMapping and the position', async () => {
-    const r = await f.h.call('POST', '/v1/subscriptions', {
-      key: f.keys.A,
-      body: rest({ bodyMapping: '{ "sku": value.sku, "qty": }' }),
-    })
-    expect(r.status, r.text).to.equal(422)
-    expect(r.headers.get('content-type')).to.match(/^application\/problem\+json/)
-    const e = r.body.errors.find((x: { field: string }) => x.field === 'sink.bodyMapping')
-    expect(e, r.text).to.not.equal(undefined)
-    expect(e.position).to.be.a('number').and.be.within(20, 28)
-    expect(e.message).to.include('JSONata').and.include(`position ${e.position}`)
-  })
+  it(
+    'refuses a body mapping that is not valid JSONata with a 422 naming ' + 'sink.bodyMapping and the position',
+    async () => {
+      const r = await f.h.call('POST', '/v1/subscriptions', {
+        key: f.keys.A,
+        body: rest({ bodyMapping: '{ "sku": value.sku, "qty": }' }),
+      })
+      expect(r.status, r.text).to.equal(422)
+      expect(r.headers.get('content-type')).to.match(/^application\/problem\+json/)
+      const e = r.body.errors.find((x: { field: string }) => x.field === 'sink.bodyMapping')
+      expect(e, r.text).to.not.equal(undefined)
+      expect(e.position).to.be.a('number').and.be.within(20, 28)
+      expect(e.message).to.include('JSONata').and.include(`position ${e.position}`)
+    },
+  )
 
   it('refuses a placeholder in the host, an unknown placeholder and incomplete auth, each named', async () => {
     const r = await f.h.call('POST', '/v1/subscriptions', {

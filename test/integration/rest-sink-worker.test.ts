@@ -66,39 +66,43 @@ describe('sink worker: Kafka to a REST API (CRM upsert)', function () {
     expect(crm.tokenRequests).to.have.length(1)
   })
 
-  it('sends an event its body mapping fails on to the dead letters with the reason, and delivers the others', async () => {
-    const s = await subscribe('crm-mapping', {
-      bodyMapping:
-        'value.sequence = 2 ? $error("sequence 2 cannot be mapped") : { "externalId": value.sku, "seq": value.sequence }',
-    })
-    await h.worker()
-    await waitFor(async () => (await h.cp.getConnector(ADMIN, s.id)).status?.state === 'running', { what: 'running' })
-    const ids = await h.produce([1, 2, 3].map((seq) => ({ sku: 'SKU-M', seq })))
-    await waitFor(() => (crm.records.get('SKU-M') as { seq?: number } | undefined)?.seq === 3, {
-      what: 'the others delivered',
-    })
-    const dead = await waitFor(
-      async () => (await h.cp.deliveries.search({ subscriptionId: s.id, status: 'dead' }, { limit: 10 })).items[0],
-      { what: 'dead delivery' },
-    )
-    expect(dead.eventId).to.equal(ids[1])
-    expect(dead.deadReason).to.match(/^rejected: body mapping failed for event .*sequence 2 cannot be mapped/)
-    expect(crm.requests.map((r) => (r.body as { seq: number }).seq)).to.deep.equal([1, 3])
-    // the dead-letter topic holds it too, with the reason in its headers
-    const consumer = testKafka().consumer({ groupId: uniqueName('dlq') })
-    await consumer.connect()
-    await consumer.subscribe({ topics: [h.deadLetterTopic], fromBeginning: true })
-    const reasons: string[] = []
-    await consumer.run({
-      eachMessage: async ({ message }) => void reasons.push(String(message.headers?.[DEAD_LETTER_HEADER.reason])),
-    })
-    try {
-      await waitFor(() => reasons.length >= 1, { what: 'dead-letter topic' })
-    } finally {
-      await consumer.disconnect()
-    }
-    expect(reasons[0]).to.include('sequence 2 cannot be mapped')
-  })
+  it(
+    'sends an event its body mapping fails on to the dead letters with the ' + 'reason, and delivers the others',
+    async () => {
+      const s = await subscribe('crm-mapping', {
+        bodyMapping:
+          'value.sequence = 2 ? $error("sequence 2 cannot be mapped") : { "externalId": ' +
+          'value.sku, "seq": value.sequence }',
+      })
+      await h.worker()
+      await waitFor(async () => (await h.cp.getConnector(ADMIN, s.id)).status?.state === 'running', { what: 'running' })
+      const ids = await h.produce([1, 2, 3].map((seq) => ({ sku: 'SKU-M', seq })))
+      await waitFor(() => (crm.records.get('SKU-M') as { seq?: number } | undefined)?.seq === 3, {
+        what: 'the others delivered',
+      })
+      const dead = await waitFor(
+        async () => (await h.cp.deliveries.search({ subscriptionId: s.id, status: 'dead' }, { limit: 10 })).items[0],
+        { what: 'dead delivery' },
+      )
+      expect(dead.eventId).to.equal(ids[1])
+      expect(dead.deadReason).to.match(/^rejected: body mapping failed for event .*sequence 2 cannot be mapped/)
+      expect(crm.requests.map((r) => (r.body as { seq: number }).seq)).to.deep.equal([1, 3])
+      // the dead-letter topic holds it too, with the reason in its headers
+      const consumer = testKafka().consumer({ groupId: uniqueName('dlq') })
+      await consumer.connect()
+      await consumer.subscribe({ topics: [h.deadLetterTopic], fromBeginning: true })
+      const reasons: string[] = []
+      await consumer.run({
+        eachMessage: async ({ message }) => void reasons.push(String(message.headers?.[DEAD_LETTER_HEADER.reason])),
+      })
+      try {
+        await waitFor(() => reasons.length >= 1, { what: 'dead-letter topic' })
+      } finally {
+        await consumer.disconnect()
+      }
+      expect(reasons[0]).to.include('sequence 2 cannot be mapped')
+    },
+  )
 
   it('batches events of different keys per request (deliveryPolicy.batchSize), keeping per-key order', async () => {
     const s = await subscribe(

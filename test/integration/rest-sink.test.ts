@@ -86,27 +86,30 @@ describe('REST sink against a CRM-like API and an OAuth2 token endpoint', functi
     await crm.close()
   })
 
-  it('caches the token: one token request for many calls, shared by subscriptions with the same credentials', async () => {
-    const a = await start({}, 'sub-a')
-    const b = await start({}, 'sub-b')
-    await Promise.all([...Array(10).keys()].map((i) => (i % 2 ? a : b).put([level(`SKU-${i}`, 1)])))
-    for (let i = 0; i < 5; i++) await a.put([level('SKU-0', i + 2)])
-    expect(crm.tokenRequests).to.have.length(1)
-    expect(crm.tokenRequests[0]).to.deep.equal({
-      clientId: crm.clientId,
-      scope: 'stock:write',
-      audience: 'https://crm.example/api',
-      via: 'basic',
-    })
-    expect(crm.requests).to.have.length(15)
-    for (const r of crm.requests) expect(r.headers.authorization).to.equal(`Bearer ${crm.tokensIssued[0]}`)
-    expect(crm.requests.map((r) => r.headers['idempotency-key'])).to.include.members(['evt-SKU-3-1', 'evt-SKU-0-6'])
-    // other credentials: a token of their own
-    const c = await start({ auth: { ...oauth(), clientAuth: 'body', scope: 'other' } }, 'sub-c')
-    await c.put([level('SKU-X', 1)])
-    expect(crm.tokenRequests).to.have.length(2)
-    expect(crm.tokenRequests[1]).to.include({ via: 'body', scope: 'other' })
-  })
+  it(
+    'caches the token: one token request for many calls, shared by subscriptions ' + 'with the same credentials',
+    async () => {
+      const a = await start({}, 'sub-a')
+      const b = await start({}, 'sub-b')
+      await Promise.all([...Array(10).keys()].map((i) => (i % 2 ? a : b).put([level(`SKU-${i}`, 1)])))
+      for (let i = 0; i < 5; i++) await a.put([level('SKU-0', i + 2)])
+      expect(crm.tokenRequests).to.have.length(1)
+      expect(crm.tokenRequests[0]).to.deep.equal({
+        clientId: crm.clientId,
+        scope: 'stock:write',
+        audience: 'https://crm.example/api',
+        via: 'basic',
+      })
+      expect(crm.requests).to.have.length(15)
+      for (const r of crm.requests) expect(r.headers.authorization).to.equal(`Bearer ${crm.tokensIssued[0]}`)
+      expect(crm.requests.map((r) => r.headers['idempotency-key'])).to.include.members(['evt-SKU-3-1', 'evt-SKU-0-6'])
+      // other credentials: a token of their own
+      const c = await start({ auth: { ...oauth(), clientAuth: 'body', scope: 'other' } }, 'sub-c')
+      await c.put([level('SKU-X', 1)])
+      expect(crm.tokenRequests).to.have.length(2)
+      expect(crm.tokenRequests[1]).to.include({ via: 'body', scope: 'other' })
+    },
+  )
 
   it('refreshes the token once on a 401 and retries the call at once', async () => {
     const sink = await start()
@@ -146,71 +149,87 @@ describe('REST sink against a CRM-like API and an OAuth2 token endpoint', functi
     expect(crm.tokenRequests).to.have.length(2)
   })
 
-  it('classifies token endpoint failures: bad credentials are rejected, 5xx retriable with Retry-After; no secret in errors or reports', async () => {
-    const bad = await start({ auth: { ...oauth(), clientSecret: 'wrong-secret-123' } })
-    const err = await failure(bad.put([level('SKU-1', 1)]))
-    expect(err).to.be.instanceOf(PartnerRejectedError)
-    expect(err.message).to.include('invalid_client')
-    expect(err.context).to.include({ stage: 'oauth2-token', oauthError: 'invalid_client' })
-    // remembered for a moment: a backlog does not hammer the token endpoint
-    await failure(bad.put([level('SKU-1', 2)]))
-    expect(crm.tokenRequests).to.have.length(1)
-    expect(crm.requests).to.have.length(0)
+  it(
+    'classifies token endpoint failures: bad credentials are rejected, 5xx ' +
+      'retriable with Retry-After; no secret in errors or reports',
+    async () => {
+      const bad = await start({ auth: { ...oauth(), clientSecret: 'wrong-secret-123' } })
+      const err = await failure(bad.put([level('SKU-1', 1)]))
+      expect(err).to.be.instanceOf(PartnerRejectedError)
+      expect(err.message).to.include('invalid_client')
+      expect(err.context).to.include({ stage: 'oauth2-token', oauthError: 'invalid_client' })
+      // remembered for a moment: a backlog does not hammer the token endpoint
+      await failure(bad.put([level('SKU-1', 2)]))
+      expect(crm.tokenRequests).to.have.length(1)
+      expect(crm.requests).to.have.length(0)
 
-    crm.tokenMode = 'unavailable'
-    const good = await start()
-    const down = await failure(good.put([level('SKU-2', 1)]))
-    expect(down).to.be.instanceOf(RetriableError)
-    expect((down as RetriableError).retryAfterMs).to.equal(7000)
-    crm.tokenMode = 'ok'
-    await good.put([level('SKU-2', 1)])
-    const text =
-      JSON.stringify(attempts) + err.message + JSON.stringify(err.context) + down.message + JSON.stringify(down.context)
-    expect(text).to.not.include(crm.clientSecret)
-    expect(text).to.not.include('wrong-secret-123')
-    for (const t of crm.tokensIssued) expect(text).to.not.include(t)
-    // the token endpoint's answers in the delivery log; the remembered refusal made no call (no status)
-    expect(attempts.filter((a) => a.target === crm.tokenUrl).map((a) => [a.status, a.outcome])).to.deep.equal([
-      [401, 'rejected'],
-      [undefined, 'rejected'],
-      [503, 'retriable'],
-    ])
-  })
+      crm.tokenMode = 'unavailable'
+      const good = await start()
+      const down = await failure(good.put([level('SKU-2', 1)]))
+      expect(down).to.be.instanceOf(RetriableError)
+      expect((down as RetriableError).retryAfterMs).to.equal(7000)
+      crm.tokenMode = 'ok'
+      await good.put([level('SKU-2', 1)])
+      const text =
+        JSON.stringify(attempts) +
+        err.message +
+        JSON.stringify(err.context) +
+        down.message +
+        JSON.stringify(down.context)
+      expect(text).to.not.include(crm.clientSecret)
+      expect(text).to.not.include('wrong-secret-123')
+      for (const t of crm.tokensIssued) expect(text).to.not.include(t)
+      // the token endpoint's answers in the delivery log; the remembered refusal made no call (no status)
+      expect(attempts.filter((a) => a.target === crm.tokenUrl).map((a) => [a.status, a.outcome])).to.deep.equal([
+        [401, 'rejected'],
+        [undefined, 'rejected'],
+        [503, 'retriable'],
+      ])
+    },
+  )
 
-  it('sends bearer, basic and custom-header auth, Idempotency-Key and the extra headers; secrets never in reports', async () => {
-    const rx = await startReceiver()
-    try {
-      const cases: Array<[RestSinkConfig['auth'], string, string]> = [
-        [{ type: 'bearer', token: 'bearer-secret-1' }, 'authorization', 'Bearer bearer-secret-1'],
-        [
-          { type: 'basic', username: 'u', password: 'basic-secret-2' },
-          'authorization',
-          'Basic ' + Buffer.from('u:basic-secret-2').toString('base64'),
-        ],
-        [{ type: 'header', headerName: 'X-Api-Key', headerValue: 'header-secret-3' }, 'x-api-key', 'header-secret-3'],
-        [{ type: 'none' }, 'authorization', ''],
-      ]
-      for (const [auth, header, value] of cases) {
-        const sink = await start({ url: `${rx.url}/{key}`, method: 'POST', auth: auth!, headers: { 'X-Tenant': 't1' } })
-        await sink.put([level('SKU-1', 1)])
-        const got = rx.received.at(-1)!
-        expect(got.headers[header] ?? '').to.equal(value)
-        expect(got.headers['idempotency-key']).to.equal('evt-SKU-1-1')
-        expect(got.headers['x-tenant']).to.equal('t1')
-        expect(got.headers['content-type']).to.equal('application/json')
+  it(
+    'sends bearer, basic and custom-header auth, Idempotency-Key and the extra ' + 'headers; secrets never in reports',
+    async () => {
+      const rx = await startReceiver()
+      try {
+        const cases: Array<[RestSinkConfig['auth'], string, string]> = [
+          [{ type: 'bearer', token: 'bearer-secret-1' }, 'authorization', 'Bearer bearer-secret-1'],
+          [
+            { type: 'basic', username: 'u', password: 'basic-secret-2' },
+            'authorization',
+            'Basic ' + Buffer.from('u:basic-secret-2').toString('base64'),
+          ],
+          [{ type: 'header', headerName: 'X-Api-Key', headerValue: 'header-secret-3' }, 'x-api-key', 'header-secret-3'],
+          [{ type: 'none' }, 'authorization', ''],
+        ]
+        for (const [auth, header, value] of cases) {
+          const sink = await start({
+            url: `${rx.url}/{key}`,
+            method: 'POST',
+            auth: auth!,
+            headers: { 'X-Tenant': 't1' },
+          })
+          await sink.put([level('SKU-1', 1)])
+          const got = rx.received.at(-1)!
+          expect(got.headers[header] ?? '').to.equal(value)
+          expect(got.headers['idempotency-key']).to.equal('evt-SKU-1-1')
+          expect(got.headers['x-tenant']).to.equal('t1')
+          expect(got.headers['content-type']).to.equal('application/json')
+        }
+        rx.setHandler((_r, res) => res.writeHead(400).end('bad'))
+        const sink = await start({
+          url: `${rx.url}/{key}`,
+          method: 'POST',
+          auth: { type: 'bearer', token: 'bearer-secret-4' },
+        })
+        const err = await failure(sink.put([level('SKU-1', 2)]))
+        expect(JSON.stringify(attempts) + err.message + JSON.stringify(err.context)).to.not.match(/secret-[1234]/)
+      } finally {
+        await rx.close()
       }
-      rx.setHandler((_r, res) => res.writeHead(400).end('bad'))
-      const sink = await start({
-        url: `${rx.url}/{key}`,
-        method: 'POST',
-        auth: { type: 'bearer', token: 'bearer-secret-4' },
-      })
-      const err = await failure(sink.put([level('SKU-1', 2)]))
-      expect(JSON.stringify(attempts) + err.message + JSON.stringify(err.context)).to.not.match(/secret-[1234]/)
-    } finally {
-      await rx.close()
-    }
-  })
+    },
+  )
 
   it('upserts by external id: the URL template encodes the value, PUT/PATCH leaves the latest state', async () => {
     const sink = await start({
@@ -247,30 +266,33 @@ describe('REST sink against a CRM-like API and an OAuth2 token endpoint', functi
     expect(crm.requests).to.have.length(1)
   })
 
-  it('follows the webhook status rules: 3xx not followed, 410 disables, 429 with Retry-After, timeout, guard', async () => {
-    const rx = await startReceiver()
-    try {
-      const sink = await start({ url: `${rx.url}/{key}`, method: 'POST', auth: { type: 'none' }, timeoutMs: 1000 })
-      rx.setHandler((_r, res) => res.writeHead(302, { location: 'http://127.0.0.1:1/' }).end())
-      expect(await failure(sink.put([level('S', 1)]))).to.be.instanceOf(RetriableError)
-      rx.setHandler((_r, res) => res.writeHead(410).end())
-      expect(await failure(sink.put([level('S', 1)]))).to.be.instanceOf(EndpointDisabledError)
-      rx.setHandler((_r, res) => res.writeHead(429, { 'retry-after': '3' }).end())
-      expect(((await failure(sink.put([level('S', 1)]))) as RetriableError).retryAfterMs).to.equal(3000)
-      rx.setHandler(() => undefined) // hangs
-      const t0 = Date.now()
-      const timeout = await failure(sink.put([level('S', 1)]))
-      expect(timeout).to.be.instanceOf(RetriableError)
-      expect(timeout.context).to.include({ timeout: true })
-      expect(Date.now() - t0).to.be.below(3000)
-      const refused = await start({ url: 'http://127.0.0.2:9/x/{key}', method: 'POST', auth: { type: 'none' } })
-      const g = await failure(refused.put([level('S', 1)]))
-      expect(g).to.be.instanceOf(EndpointDisabledError)
-      expect((g as EndpointDisabledError).reason).to.equal('url-refused')
-    } finally {
-      await rx.close()
-    }
-  })
+  it(
+    'follows the webhook status rules: 3xx not followed, 410 disables, 429 with ' + 'Retry-After, timeout, guard',
+    async () => {
+      const rx = await startReceiver()
+      try {
+        const sink = await start({ url: `${rx.url}/{key}`, method: 'POST', auth: { type: 'none' }, timeoutMs: 1000 })
+        rx.setHandler((_r, res) => res.writeHead(302, { location: 'http://127.0.0.1:1/' }).end())
+        expect(await failure(sink.put([level('S', 1)]))).to.be.instanceOf(RetriableError)
+        rx.setHandler((_r, res) => res.writeHead(410).end())
+        expect(await failure(sink.put([level('S', 1)]))).to.be.instanceOf(EndpointDisabledError)
+        rx.setHandler((_r, res) => res.writeHead(429, { 'retry-after': '3' }).end())
+        expect(((await failure(sink.put([level('S', 1)]))) as RetriableError).retryAfterMs).to.equal(3000)
+        rx.setHandler(() => undefined) // hangs
+        const t0 = Date.now()
+        const timeout = await failure(sink.put([level('S', 1)]))
+        expect(timeout).to.be.instanceOf(RetriableError)
+        expect(timeout.context).to.include({ timeout: true })
+        expect(Date.now() - t0).to.be.below(3000)
+        const refused = await start({ url: 'http://127.0.0.2:9/x/{key}', method: 'POST', auth: { type: 'none' } })
+        const g = await failure(refused.put([level('S', 1)]))
+        expect(g).to.be.instanceOf(EndpointDisabledError)
+        expect((g as EndpointDisabledError).reason).to.equal('url-refused')
+      } finally {
+        await rx.close()
+      }
+    },
+  )
 
   describe('batching', () => {
     let queue: DeliveryQueue
@@ -324,22 +346,25 @@ describe('REST sink against a CRM-like API and an OAuth2 token endpoint', functi
       expect(attempts.filter((a) => a.outcome === 'delivered')).to.have.length(offset)
     })
 
-    it('re-sends a rejected batch one event per request: only the event the partner rejects is dead-lettered', async () => {
-      const sink = await batchSink(4)
-      queue.addSubscription({
-        id: 'b',
-        concurrency: 4,
-        policy: { kind: 'schedule', delaysMs: [20], jitter: 0, maxRetryAfterMs: 100 },
-        deliver: (r, { signal }) => sink.put([r], { signal }),
-      })
-      const records = ['K1', 'REJECT', 'K3', 'K4'].map((k, i) => level(k, 1, i))
-      for (const r of records) queue.enqueue('b', r)
-      await waitFor(() => queue.safeOffset('b', 'levels', 0) === '4', { what: 'all settled' })
-      expect(dead.map((d) => d.record.key)).to.deep.equal(['REJECT'])
-      expect(dead[0]!.info.reason).to.equal('rejected')
-      for (const k of ['K1', 'K3', 'K4']) expect(crm.records.has(k)).to.equal(true)
-      expect(crm.requests.filter((r) => r.status === 422).length).to.be.at.least(2)
-    })
+    it(
+      're-sends a rejected batch one event per request: only the event the partner ' + 'rejects is dead-lettered',
+      async () => {
+        const sink = await batchSink(4)
+        queue.addSubscription({
+          id: 'b',
+          concurrency: 4,
+          policy: { kind: 'schedule', delaysMs: [20], jitter: 0, maxRetryAfterMs: 100 },
+          deliver: (r, { signal }) => sink.put([r], { signal }),
+        })
+        const records = ['K1', 'REJECT', 'K3', 'K4'].map((k, i) => level(k, 1, i))
+        for (const r of records) queue.enqueue('b', r)
+        await waitFor(() => queue.safeOffset('b', 'levels', 0) === '4', { what: 'all settled' })
+        expect(dead.map((d) => d.record.key)).to.deep.equal(['REJECT'])
+        expect(dead[0]!.info.reason).to.equal('rejected')
+        for (const k of ['K1', 'K3', 'K4']) expect(crm.records.has(k)).to.equal(true)
+        expect(crm.requests.filter((r) => r.status === 422).length).to.be.at.least(2)
+      },
+    )
 
     it('fails every event of a batch alike on a retriable answer; each retries and lands', async () => {
       const sink = await batchSink(4)

@@ -88,7 +88,7 @@ describe('schema registry authentication and authorization (platform API keys)',
   it("no credentials or wrong ones: 401 in Confluent's error shape, with a Basic challenge", async () => {
     for (const auth of [
       undefined,
-      basic('apikey', 'dk_000000000000.' + 'x'.repeat(43)),
+      basic('apikey', 'dk_000000000000.x'.repeat(43)),
       basic('apikey', ''),
       'Bearer nope',
     ]) {
@@ -101,72 +101,84 @@ describe('schema registry authentication and authorization (platform API keys)',
     expect((await sr('POST', '/subjects/x-value/versions', undefined, schema('X'))).status).to.equal(401)
   })
 
-  it('the platform registered its contracts with its internal credentials; an admin key may do everything', async () => {
-    const subjects = (await sr('GET', '/subjects', basic('admin', adminKey))).body
-    expect(subjects).to.include.members([
-      'inventory.levels-value',
-      'deals.registrations-key',
-      'partners.profiles-value',
-    ])
-    const subject = uniqueName('admin') + '-value'
-    expect(
-      (await sr('POST', `/subjects/${subject}/versions`, basic('admin', adminKey), schema('Admin'))).status,
-    ).to.equal(200)
-    expect((await sr('PUT', `/config/${subject}`, `Bearer ${adminKey}`, { compatibility: 'NONE' })).status).to.equal(
-      200,
-    )
-    expect((await sr('DELETE', `/subjects/${subject}`, basic('x', adminKey))).status).to.equal(200)
-  })
+  it(
+    'the platform registered its contracts with its internal credentials; an ' + 'admin key may do everything',
+    async () => {
+      const subjects = (await sr('GET', '/subjects', basic('admin', adminKey))).body
+      expect(subjects).to.include.members([
+        'inventory.levels-value',
+        'deals.registrations-key',
+        'partners.profiles-value',
+      ])
+      const subject = uniqueName('admin') + '-value'
+      expect(
+        (await sr('POST', `/subjects/${subject}/versions`, basic('admin', adminKey), schema('Admin'))).status,
+      ).to.equal(200)
+      expect((await sr('PUT', `/config/${subject}`, `Bearer ${adminKey}`, { compatibility: 'NONE' })).status).to.equal(
+        200,
+      )
+      expect((await sr('DELETE', `/subjects/${subject}`, basic('x', adminKey))).status).to.equal(200)
+    },
+  )
 
-  it('a publisher reads the subjects of the event types it publishes and owns its namespace; nothing else', async () => {
-    const mine = `${org.acme}.${uniqueName('own')}-value`
-    // basic.auth.user.info as "<anything>:<key>" or "<key prefix>:<secret>"
-    const [prefix, secret] = key.acme!.split('.') as [string, string]
-    for (const auth of [as('acme'), basic(prefix, secret)])
-      expect((await sr('GET', '/subjects/inventory.levels-value/versions/latest', auth)).status).to.equal(200)
-    expect((await sr('POST', `/subjects/${mine}/versions`, as('acme'), schema('Own'))).status).to.equal(200)
-    expect((await sr('PUT', `/config/${mine}`, as('acme'), { compatibility: 'NONE' })).status).to.equal(200)
-    const refused: Array<[string, string, unknown?]> = [
-      ['GET', '/subjects/partners.profiles-value/versions'], // written by the platform only
-      ['POST', `/subjects/${org.globex}.theirs-value/versions`, schema('Theirs')],
-      // shared by every publisher: a version here would be everyone's latest and their compatibility baseline
-      ['POST', '/subjects/inventory.levels-value/versions', schema('Shared')],
-      ['DELETE', '/subjects/inventory.levels-value/versions/1'],
-      ['PUT', '/config/inventory.levels-value', { compatibility: 'NONE' }],
-      ['PUT', '/config', { compatibility: 'NONE' }],
-      ['PUT', '/mode', { mode: 'READONLY' }],
-    ]
-    for (const [method, path, body] of refused) {
-      const r = await sr(method, path, as('acme'), body)
-      expect([r.status, r.body.error_code], `${method} ${path}`).to.deep.equal([403, 40301])
-      expect(r.body.message).to.match(/denied operation/)
-    }
-    const listed = (await sr('GET', '/subjects', as('acme'))).body as string[]
-    expect(listed).to.include.members(['inventory.levels-value', mine]).and.not.include('partners.profiles-value')
-    expect(listed.some((s) => s.startsWith(`${org.globex}.`))).to.equal(false)
-    // Globex cannot read Acme's namespace.
-    expect((await sr('GET', `/subjects/${mine}/versions`, as('globex'))).status).to.equal(403)
-  })
+  it(
+    'a publisher reads the subjects of the event types it publishes and owns its ' + 'namespace; nothing else',
+    async () => {
+      const mine = `${org.acme}.${uniqueName('own')}-value`
+      // basic.auth.user.info as "<anything>:<key>" or "<key prefix>:<secret>"
+      const [prefix, secret] = key.acme!.split('.') as [string, string]
+      for (const auth of [as('acme'), basic(prefix, secret)])
+        expect((await sr('GET', '/subjects/inventory.levels-value/versions/latest', auth)).status).to.equal(200)
+      expect((await sr('POST', `/subjects/${mine}/versions`, as('acme'), schema('Own'))).status).to.equal(200)
+      expect((await sr('PUT', `/config/${mine}`, as('acme'), { compatibility: 'NONE' })).status).to.equal(200)
+      const refused: Array<[string, string, unknown?]> = [
+        ['GET', '/subjects/partners.profiles-value/versions'], // written by the platform only
+        ['POST', `/subjects/${org.globex}.theirs-value/versions`, schema('Theirs')],
+        // shared by every publisher: a version here would be everyone's latest and their compatibility baseline
+        ['POST', '/subjects/inventory.levels-value/versions', schema('Shared')],
+        ['DELETE', '/subjects/inventory.levels-value/versions/1'],
+        ['PUT', '/config/inventory.levels-value', { compatibility: 'NONE' }],
+        ['PUT', '/config', { compatibility: 'NONE' }],
+        ['PUT', '/mode', { mode: 'READONLY' }],
+      ]
+      for (const [method, path, body] of refused) {
+        const r = await sr(method, path, as('acme'), body)
+        expect([r.status, r.body.error_code], `${method} ${path}`).to.deep.equal([403, 40301])
+        expect(r.body.message).to.match(/denied operation/)
+      }
+      const listed = (await sr('GET', '/subjects', as('acme'))).body as string[]
+      expect(listed).to.include.members(['inventory.levels-value', mine]).and.not.include('partners.profiles-value')
+      expect(listed.some((s) => s.startsWith(`${org.globex}.`))).to.equal(false)
+      // Globex cannot read Acme's namespace.
+      expect((await sr('GET', `/subjects/${mine}/versions`, as('globex'))).status).to.equal(403)
+    },
+  )
 
-  it("a partner reads only what its accepted grants cover (and the granting publisher's namespace), and writes nothing", async () => {
-    const mine = `${org.acme}.${uniqueName('shared')}-value`
-    const id = (await sr('POST', `/subjects/${mine}/versions`, as('acme'), schema('Shared'))).body.id
-    expect((await sr('GET', '/subjects/inventory.levels-value/versions/latest', as('northwind'))).status).to.equal(200)
-    expect((await sr('GET', `/subjects/${mine}/versions/1`, as('northwind'))).status).to.equal(200)
-    expect((await sr('GET', `/schemas/ids/${id}`, as('northwind'))).status).to.equal(200)
-    const dealsId = (await sr('GET', '/subjects/deals.registrations-value/versions/latest', as('acme'))).body.id
-    const denied = await sr('GET', `/schemas/ids/${dealsId}`, as('northwind'))
-    expect([denied.status, denied.body.error_code]).to.deep.equal([403, 40301])
-    expect((await sr('GET', '/subjects/deals.registrations-value/versions', as('northwind'))).status).to.equal(403)
-    expect((await sr('POST', `/subjects/${mine}/versions`, as('northwind'), schema('Shared'))).status).to.equal(403)
-    const listed = (await sr('GET', '/subjects', as('northwind'))).body as string[]
-    expect(listed)
-      .to.include.members(['inventory.levels-key', 'inventory.levels-value', mine])
-      .and.not.include('deals.registrations-value')
-    // Contoso never accepted its offer: it sees nothing.
-    expect((await sr('GET', '/subjects', as('contoso'))).body).to.deep.equal([])
-    expect((await sr('GET', '/subjects/deals.registrations-value/versions', as('contoso'))).status).to.equal(403)
-  })
+  it(
+    'a partner reads only what its accepted grants cover (and the granting ' +
+      "publisher's namespace), and writes nothing",
+    async () => {
+      const mine = `${org.acme}.${uniqueName('shared')}-value`
+      const id = (await sr('POST', `/subjects/${mine}/versions`, as('acme'), schema('Shared'))).body.id
+      expect((await sr('GET', '/subjects/inventory.levels-value/versions/latest', as('northwind'))).status).to.equal(
+        200,
+      )
+      expect((await sr('GET', `/subjects/${mine}/versions/1`, as('northwind'))).status).to.equal(200)
+      expect((await sr('GET', `/schemas/ids/${id}`, as('northwind'))).status).to.equal(200)
+      const dealsId = (await sr('GET', '/subjects/deals.registrations-value/versions/latest', as('acme'))).body.id
+      const denied = await sr('GET', `/schemas/ids/${dealsId}`, as('northwind'))
+      expect([denied.status, denied.body.error_code]).to.deep.equal([403, 40301])
+      expect((await sr('GET', '/subjects/deals.registrations-value/versions', as('northwind'))).status).to.equal(403)
+      expect((await sr('POST', `/subjects/${mine}/versions`, as('northwind'), schema('Shared'))).status).to.equal(403)
+      const listed = (await sr('GET', '/subjects', as('northwind'))).body as string[]
+      expect(listed)
+        .to.include.members(['inventory.levels-key', 'inventory.levels-value', mine])
+        .and.not.include('deals.registrations-value')
+      // Contoso never accepted its offer: it sees nothing.
+      expect((await sr('GET', '/subjects', as('contoso'))).body).to.deep.equal([])
+      expect((await sr('GET', '/subjects/deals.registrations-value/versions', as('contoso'))).status).to.equal(403)
+    },
+  )
 
   it('@kafkajs/confluent-schema-registry with auth: {username, password} registers, encodes and decodes', async () => {
     const client = new SchemaRegistry({ host: url, auth: { username: 'apikey', password: key.acme! } })

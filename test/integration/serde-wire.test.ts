@@ -179,48 +179,51 @@ describe('serde: Confluent wire format on Kafka', function () {
     ).to.equal(ids.keyId)
   })
 
-  it('decodes an old version into a newer reader (and back) with cached resolvers, no I/O after the first', async () => {
-    const client = new RegistryClient({ url: reg.url })
-    const serde = new AvroSerde(client)
-    const subject = uniqueName('evolve') + '-value'
-    const v1 = JSON.stringify({ type: 'record', name: 'E', fields: [{ name: 'a', type: 'string' }] })
-    const v2 = JSON.stringify({
-      type: 'record',
-      name: 'E',
-      fields: [
-        { name: 'a', type: 'string' },
-        {
-          name: 'price',
-          type: ['null', { type: 'bytes', logicalType: 'decimal', precision: 9, scale: 2 }],
-          default: null,
-        },
-      ],
-    })
-    const id1 = await serde.register(subject, v1)
-    const id2 = await serde.register(subject, v2)
-    const reader2 = await serde.readerFor(subject, 2)
-    const reader1 = await serde.readerFor(subject, 1)
-    const old = serde.encodeSync(id1, { a: 'x' })
-    const fresh = serde.encodeSync(id2, { a: 'y', price: decimalToBytes('-1234.50', 2) })
+  it(
+    'decodes an old version into a newer reader (and back) with cached resolvers, ' + 'no I/O after the first',
+    async () => {
+      const client = new RegistryClient({ url: reg.url })
+      const serde = new AvroSerde(client)
+      const subject = uniqueName('evolve') + '-value'
+      const v1 = JSON.stringify({ type: 'record', name: 'E', fields: [{ name: 'a', type: 'string' }] })
+      const v2 = JSON.stringify({
+        type: 'record',
+        name: 'E',
+        fields: [
+          { name: 'a', type: 'string' },
+          {
+            name: 'price',
+            type: ['null', { type: 'bytes', logicalType: 'decimal', precision: 9, scale: 2 }],
+            default: null,
+          },
+        ],
+      })
+      const id1 = await serde.register(subject, v1)
+      const id2 = await serde.register(subject, v2)
+      const reader2 = await serde.readerFor(subject, 2)
+      const reader1 = await serde.readerFor(subject, 1)
+      const old = serde.encodeSync(id1, { a: 'x' })
+      const fresh = serde.encodeSync(id2, { a: 'y', price: decimalToBytes('-1234.50', 2) })
 
-    let requests = 0
-    const original = client.request.bind(client)
-    client.request = (async (...args: Parameters<typeof original>) => {
-      requests++
-      return original(...args)
-    }) as typeof client.request
-    expect({ ...(serde.decodeSync(old, reader2) as object) }).to.deep.equal({ a: 'x', price: null })
-    const down = serde.decodeSync(fresh, reader1) as { a: string }
-    expect({ ...down }).to.deep.equal({ a: 'y' })
-    const same = serde.decodeSync(fresh) as { price: Buffer }
-    expect(bytesToDecimal(same.price, 2)).to.equal('-1234.50')
-    for (let i = 0; i < 100; i++) await serde.decode(old, reader2)
-    expect(requests).to.equal(0)
+      let requests = 0
+      const original = client.request.bind(client)
+      client.request = (async (...args: Parameters<typeof original>) => {
+        requests++
+        return original(...args)
+      }) as typeof client.request
+      expect({ ...(serde.decodeSync(old, reader2) as object) }).to.deep.equal({ a: 'x', price: null })
+      const down = serde.decodeSync(fresh, reader1) as { a: string }
+      expect({ ...down }).to.deep.equal({ a: 'y' })
+      const same = serde.decodeSync(fresh) as { price: Buffer }
+      expect(bytesToDecimal(same.price, 2)).to.equal('-1234.50')
+      for (let i = 0; i < 100; i++) await serde.decode(old, reader2)
+      expect(requests).to.equal(0)
 
-    // A fresh serde loads the writer's schema by id on first decode.
-    const other = new AvroSerde(new RegistryClient({ url: reg.url }))
-    expect({ ...((await other.decode(old)) as object) }).to.deep.equal({ a: 'x' })
-    expect(() => other.decodeSync(Buffer.from([1, 0, 0, 0, 1]))).to.throw(/magic byte/)
-    expect(() => serde.encodeSync(id1, { a: 42 })).to.throw(/invalid a/)
-  })
+      // A fresh serde loads the writer's schema by id on first decode.
+      const other = new AvroSerde(new RegistryClient({ url: reg.url }))
+      expect({ ...((await other.decode(old)) as object) }).to.deep.equal({ a: 'x' })
+      expect(() => other.decodeSync(Buffer.from([1, 0, 0, 0, 1]))).to.throw(/magic byte/)
+      expect(() => serde.encodeSync(id1, { a: 42 })).to.throw(/invalid a/)
+    },
+  )
 })

@@ -42,151 +42,165 @@ describe('sink entitlements: grants enforced at delivery', function () {
     await Promise.all(receivers.splice(0).map((r) => r.close()))
   })
 
-  it('never delivers a filtered-out row or a projected-out field, whatever the subscription asks: live, after a replay from earliest, and on a dead-letter retry', async () => {
-    let reject = true
-    const a = await rx((r, res) => {
-      const b = JSON.parse(r.body) as Body
-      // the last version of SKU-1: a dead letter that no newer record of its key supersedes
-      if (reject && b.data.sku === 'SKU-1' && b.data.sequence === 28) return res.writeHead(400).end('no')
-      res.writeHead(204).end()
-    })
-    // Subscribed while the grant was wide: it asks for onHand and every SKU.
-    const sa = await h.subscribe({
-      name: 'a',
-      url: a.url,
-      fields: ['sku', 'locationId', 'onHand', 'available', 'sequence'],
-      filter: { sku: { in: ['SKU-0', 'SKU-1', 'SKU-2'] } },
-    })
-    // The publisher narrows the grant afterwards: SKU-0 and SKU-1 only, without onHand.
-    await h.cp.updateGrant(ADMIN, await grantId(), {
-      entitlements: [
+  it(
+    'never delivers a filtered-out row or a projected-out field, whatever the ' +
+      'subscription asks: live, after a replay from earliest, and on a dead-letter ' +
+      'retry',
+    async () => {
+      let reject = true
+      const a = await rx((r, res) => {
+        const b = JSON.parse(r.body) as Body
+        // the last version of SKU-1: a dead letter that no newer record of its key supersedes
+        if (reject && b.data.sku === 'SKU-1' && b.data.sequence === 28) return res.writeHead(400).end('no')
+        res.writeHead(204).end()
+      })
+      // Subscribed while the grant was wide: it asks for onHand and every SKU.
+      const sa = await h.subscribe({
+        name: 'a',
+        url: a.url,
+        fields: ['sku', 'locationId', 'onHand', 'available', 'sequence'],
+        filter: { sku: { in: ['SKU-0', 'SKU-1', 'SKU-2'] } },
+      })
+      // The publisher narrows the grant afterwards: SKU-0 and SKU-1 only, without onHand.
+      await h.cp.updateGrant(ADMIN, await grantId(), {
+        entitlements: [
+          {
+            eventType: 'inventory.level.changed',
+            filter: { sku: { in: ['SKU-0', 'SKU-1'] } },
+            fields: ['sku', 'locationId', 'available', 'sequence', 'reserved'],
+          },
+        ],
+      })
+      worker = await h.worker()
+      await waitFor(async () => (await status(sa.id))?.state === 'running', { what: 'running' })
+      await h.produce(levels(30, 3)) // SKU-0, SKU-1, SKU-2 x 10
+      await waitFor(() => done(sa.id, 30), { what: 'every record done (delivered, dead or filtered)' })
+      const expectEntitled = (bs: Body[]) => {
+        for (const b of bs) {
+          expect(b.data.sku, 'row filter').to.be.oneOf(['SKU-0', 'SKU-1'])
+          // grant fields AND subscription fields: reserved (grant only) and onHand (subscription only) are out
+          expect(Object.keys(b.data).sort(), 'projection').to.deep.equal(['available', 'locationId', 'sequence', 'sku'])
+        }
+      }
+      const live = bodies(a)
+      expectEntitled(live)
+      expect(
+        new Set(live.map((b) => b.data.sequence)).size,
+        'the 20 rows of SKU-0 and SKU-1 (seq 28 received, refused, dead)',
+      ).to.equal(20)
+      expect(verified(sa.secret, a).length, 'signatures verify over the projected bodies').to.equal(live.length)
+      const dead = await waitFor(
+        async () => (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items[0],
+        { what: 'the dead letter' },
+      )
+      // nothing filtered is in the delivery log
+      const logged = await h.cp.cols.deliveries.find({ subscriptionId: sa.id }).toArray()
+      expect(
+        logged.every((d) => d.key.includes('SKU-0') || d.key.includes('SKU-1')),
+        'filtered records are not logged as deliveries',
+      ).to.equal(true)
+      const metrics = (await h.metrics.render()).body
+      expect(
+        Number(/^distributary_deliveries_total\{sink="webhook",outcome="filtered"\} (\d+)$/m.exec(metrics)?.[1]),
+      ).to.be.at.least(10)
+
+      // Replay from earliest: the same 20 rows, the same projection.
+      a.received.length = 0
+      await h.cp.resetConnector(ADMIN, sa.id, 'earliest', null)
+      await waitFor(() => new Set(bodies(a).map((b) => b.data.sequence)).size === 20, { what: 'replay' })
+      await new Promise((r) => setTimeout(r, 500))
+      expectEntitled(bodies(a))
+
+      // Dead-letter retry: re-delivered projected.
+      reject = false
+      a.received.length = 0
+      await h.cp.requestRetry(ADMIN, sa.id, dead.eventId)
+      await waitFor(async () => (await h.cp.deliveries.get(sa.id, dead.eventId))?.status === 'delivered', {
+        what: 'retried delivery',
+      })
+      expect(bodies(a)).to.have.length(1)
+      expectEntitled(bodies(a))
+    },
+  )
+
+  it(
+    'many subscriptions of one topic, each with its own rows: each gets exactly ' +
+      'its rows in order, the others never see them, and every position (also of a ' +
+      'subscription that matched nothing) reaches the end and survives a restart',
+    async () => {
+      // 25 subscriptions of one SKU each, one of two SKUs (and a second condition), one without a filter,
+      // one whose filter matches nothing; SKU-25 to SKU-29 have no subscription of their own.
+      const specs: Array<{ name: string; filter?: Record<string, { in: string[] }>; skus: string[] | 'all' }> = [
+        ...Array.from({ length: 25 }, (_, i) => ({
+          name: `one-${i}`,
+          filter: { sku: { in: [`SKU-${i}`] } },
+          skus: [`SKU-${i}`],
+        })),
         {
-          eventType: 'inventory.level.changed',
-          filter: { sku: { in: ['SKU-0', 'SKU-1'] } },
-          fields: ['sku', 'locationId', 'available', 'sequence', 'reserved'],
+          name: 'two',
+          filter: { sku: { in: ['SKU-0', 'SKU-1'] }, locationId: { in: ['WH1'] } },
+          skus: ['SKU-0', 'SKU-1'],
         },
-      ],
-    })
-    worker = await h.worker()
-    await waitFor(async () => (await status(sa.id))?.state === 'running', { what: 'running' })
-    await h.produce(levels(30, 3)) // SKU-0, SKU-1, SKU-2 x 10
-    await waitFor(() => done(sa.id, 30), { what: 'every record done (delivered, dead or filtered)' })
-    const expectEntitled = (bs: Body[]) => {
-      for (const b of bs) {
-        expect(b.data.sku, 'row filter').to.be.oneOf(['SKU-0', 'SKU-1'])
-        // grant fields AND subscription fields: reserved (grant only) and onHand (subscription only) are out
-        expect(Object.keys(b.data).sort(), 'projection').to.deep.equal(['available', 'locationId', 'sequence', 'sku'])
+        { name: 'all', skus: 'all' },
+        { name: 'none', filter: { locationId: { in: ['WH2'] } }, skus: [] },
+      ]
+      const subs: Array<(typeof specs)[number] & { id: string; r: Receiver }> = []
+      for (const spec of specs) {
+        const r = await rx()
+        const { id } = await h.subscribe({
+          name: spec.name,
+          url: r.url,
+          ...(spec.filter ? { filter: spec.filter } : {}),
+        })
+        subs.push({ ...spec, id, r })
       }
-    }
-    const live = bodies(a)
-    expectEntitled(live)
-    expect(
-      new Set(live.map((b) => b.data.sequence)).size,
-      'the 20 rows of SKU-0 and SKU-1 (seq 28 received, refused, dead)',
-    ).to.equal(20)
-    expect(verified(sa.secret, a).length, 'signatures verify over the projected bodies').to.equal(live.length)
-    const dead = await waitFor(
-      async () => (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items[0],
-      { what: 'the dead letter' },
-    )
-    // nothing filtered is in the delivery log
-    const logged = await h.cp.cols.deliveries.find({ subscriptionId: sa.id }).toArray()
-    expect(
-      logged.every((d) => d.key.includes('SKU-0') || d.key.includes('SKU-1')),
-      'filtered records are not logged as deliveries',
-    ).to.equal(true)
-    const metrics = (await h.metrics.render()).body
-    expect(
-      Number(/^distributary_deliveries_total\{sink="webhook",outcome="filtered"\} (\d+)$/m.exec(metrics)?.[1]),
-    ).to.be.at.least(10)
-
-    // Replay from earliest: the same 20 rows, the same projection.
-    a.received.length = 0
-    await h.cp.resetConnector(ADMIN, sa.id, 'earliest', null)
-    await waitFor(() => new Set(bodies(a).map((b) => b.data.sequence)).size === 20, { what: 'replay' })
-    await new Promise((r) => setTimeout(r, 500))
-    expectEntitled(bodies(a))
-
-    // Dead-letter retry: re-delivered projected.
-    reject = false
-    a.received.length = 0
-    await h.cp.requestRetry(ADMIN, sa.id, dead.eventId)
-    await waitFor(async () => (await h.cp.deliveries.get(sa.id, dead.eventId))?.status === 'delivered', {
-      what: 'retried delivery',
-    })
-    expect(bodies(a)).to.have.length(1)
-    expectEntitled(bodies(a))
-  })
-
-  it('many subscriptions of one topic, each with its own rows: each gets exactly its rows in order, the others never see them, and every position (also of a subscription that matched nothing) reaches the end and survives a restart', async () => {
-    // 25 subscriptions of one SKU each, one of two SKUs (and a second condition), one without a filter,
-    // one whose filter matches nothing; SKU-25 to SKU-29 have no subscription of their own.
-    const specs: Array<{ name: string; filter?: Record<string, { in: string[] }>; skus: string[] | 'all' }> = [
-      ...Array.from({ length: 25 }, (_, i) => ({
-        name: `one-${i}`,
-        filter: { sku: { in: [`SKU-${i}`] } },
-        skus: [`SKU-${i}`],
-      })),
-      {
-        name: 'two',
-        filter: { sku: { in: ['SKU-0', 'SKU-1'] }, locationId: { in: ['WH1'] } },
-        skus: ['SKU-0', 'SKU-1'],
-      },
-      { name: 'all', skus: 'all' },
-      { name: 'none', filter: { locationId: { in: ['WH2'] } }, skus: [] },
-    ]
-    const subs: Array<(typeof specs)[number] & { id: string; r: Receiver }> = []
-    for (const spec of specs) {
-      const r = await rx()
-      const { id } = await h.subscribe({ name: spec.name, url: r.url, ...(spec.filter ? { filter: spec.filter } : {}) })
-      subs.push({ ...spec, id, r })
-    }
-    worker = await h.worker()
-    await waitFor(
-      async () => (await Promise.all(subs.map((s) => status(s.id)))).every((st) => st?.state === 'running'),
-      { what: 'all running' },
-    )
-    await h.produce(levels(300, 30)) // SKU-0 .. SKU-29, 10 each
-    await waitFor(async () => (await Promise.all(subs.map((s) => done(s.id, 300)))).every(Boolean), {
-      what: 'every position at the end',
-      timeoutMs: 30_000,
-    })
-    const expectRows = (perSku: number) => {
-      for (const s of subs) {
-        const got = bodies(s.r).map((b) => `${b.data.sku as string}#${b.data.sequence as number}`)
-        const want = levels(30 * perSku, 30)
-          .filter((l) => s.skus === 'all' || s.skus.includes(l.sku))
-          .map((l) => `${l.sku}#${l.seq}`)
-        // per key in order; across keys in any order
-        const bySku = (xs: string[]) =>
-          xs.reduce(
-            (m, x) => m.set(x.split('#')[0]!, [...(m.get(x.split('#')[0]!) ?? []), x]),
-            new Map<string, string[]>(),
+      worker = await h.worker()
+      await waitFor(
+        async () => (await Promise.all(subs.map((s) => status(s.id)))).every((st) => st?.state === 'running'),
+        { what: 'all running' },
+      )
+      await h.produce(levels(300, 30)) // SKU-0 .. SKU-29, 10 each
+      await waitFor(async () => (await Promise.all(subs.map((s) => done(s.id, 300)))).every(Boolean), {
+        what: 'every position at the end',
+        timeoutMs: 30_000,
+      })
+      const expectRows = (perSku: number) => {
+        for (const s of subs) {
+          const got = bodies(s.r).map((b) => `${b.data.sku as string}#${b.data.sequence as number}`)
+          const want = levels(30 * perSku, 30)
+            .filter((l) => s.skus === 'all' || s.skus.includes(l.sku))
+            .map((l) => `${l.sku}#${l.seq}`)
+          // per key in order; across keys in any order
+          const bySku = (xs: string[]) =>
+            xs.reduce(
+              (m, x) => m.set(x.split('#')[0]!, [...(m.get(x.split('#')[0]!) ?? []), x]),
+              new Map<string, string[]>(),
+            )
+          expect(Object.fromEntries(bySku(got)), `${s.name}: exactly its rows, in order per key`).to.deep.equal(
+            Object.fromEntries(bySku(want)),
           )
-        expect(Object.fromEntries(bySku(got)), `${s.name}: exactly its rows, in order per key`).to.deep.equal(
-          Object.fromEntries(bySku(want)),
-        )
+        }
       }
-    }
-    expectRows(10)
-    // Every subscription was offered or left out of every record, and each left-out one counts as filtered:
-    // 28 subscriptions x 300 records, minus the 250 + 20 + 300 delivered.
-    const text = (await h.metrics.render()).body
-    expect(
-      Number(/^distributary_deliveries_total\{sink="webhook",outcome="filtered"\} (\d+)$/m.exec(text)?.[1]),
-      'filtered count',
-    ).to.equal(28 * 300 - 570)
+      expectRows(10)
+      // Every subscription was offered or left out of every record, and each left-out one counts as filtered:
+      // 28 subscriptions x 300 records, minus the 250 + 20 + 300 delivered.
+      const text = (await h.metrics.render()).body
+      expect(
+        Number(/^distributary_deliveries_total\{sink="webhook",outcome="filtered"\} (\d+)$/m.exec(text)?.[1]),
+        'filtered count',
+      ).to.equal(28 * 300 - 570)
 
-    // Restart: the positions were stored (none of them behind), so only the new rows arrive, once.
-    await worker.stop()
-    await h.produce(levels(30, 30, 300))
-    worker = await h.worker()
-    await waitFor(async () => (await Promise.all(subs.map((s) => done(s.id, 330)))).every(Boolean), {
-      what: 'every position at the end after the restart',
-      timeoutMs: 30_000,
-    })
-    expectRows(11)
-  })
+      // Restart: the positions were stored (none of them behind), so only the new rows arrive, once.
+      await worker.stop()
+      await h.produce(levels(30, 30, 300))
+      worker = await h.worker()
+      await waitFor(async () => (await Promise.all(subs.map((s) => done(s.id, 330)))).every(Boolean), {
+        what: 'every position at the end after the restart',
+        timeoutMs: 30_000,
+      })
+      expectRows(11)
+    },
+  )
 
   it('a dead letter whose row the grant no longer covers is not re-delivered on retry', async () => {
     const a = await rx((r, res) => {

@@ -74,72 +74,76 @@ describe('sink worker: snapshot bootstrap', function () {
     await Promise.all(receivers.splice(0).map((r) => r.close()))
   })
 
-  it('a partner subscribing mid-stream gets each key once as its current state, then live changes: no gap, no version twice, progress up to total', async () => {
-    await h.worker()
-    // 40 keys updated 5 times before the partner subscribes
-    const before = levels(200, 40)
-    await h.produce(before)
-    const r = await rx(15)
-    const s = await h.subscribe({ name: 'snap', url: r.url, startFrom: 'snapshot' })
-    // progress as the API shows it, sampled while the snapshot runs
-    const seen: SnapshotProgress[] = []
-    const states = new Set<string>()
-    let sampling = true
-    const sampler = (async () => {
-      while (sampling) {
-        const v = await statusView(s.id)
-        if (v.snapshot) seen.push(v.snapshot as SnapshotProgress)
-        states.add(v.state)
-        await new Promise((res) => setTimeout(res, 100))
+  it(
+    'a partner subscribing mid-stream gets each key once as its current state, ' +
+      'then live changes: no gap, no version twice, progress up to total',
+    async () => {
+      await h.worker()
+      // 40 keys updated 5 times before the partner subscribes
+      const before = levels(200, 40)
+      await h.produce(before)
+      const r = await rx(15)
+      const s = await h.subscribe({ name: 'snap', url: r.url, startFrom: 'snapshot' })
+      // progress as the API shows it, sampled while the snapshot runs
+      const seen: SnapshotProgress[] = []
+      const states = new Set<string>()
+      let sampling = true
+      const sampler = (async () => {
+        while (sampling) {
+          const v = await statusView(s.id)
+          if (v.snapshot) seen.push(v.snapshot as SnapshotProgress)
+          states.add(v.state)
+          await new Promise((res) => setTimeout(res, 100))
+        }
+      })()
+      // keys keep changing while the snapshot runs (3 more versions each, in small batches)
+      const during: Level[] = []
+      for (let i = 0; i < 6; i++) {
+        const batch = levels(20, 40, 200 + i * 20)
+        during.push(...batch)
+        await h.produce(batch)
+        await new Promise((res) => setTimeout(res, 150))
       }
-    })()
-    // keys keep changing while the snapshot runs (3 more versions each, in small batches)
-    const during: Level[] = []
-    for (let i = 0; i < 6; i++) {
-      const batch = levels(20, 40, 200 + i * 20)
-      during.push(...batch)
-      await h.produce(batch)
-      await new Promise((res) => setTimeout(res, 150))
-    }
-    const produced = [...before, ...during]
-    const current = new Map(produced.map((l) => [l.sku, l.seq]))
-    await waitFor(
-      () => {
-        const last = new Map<string, number>()
-        for (const g of verified(s.secret, r)) last.set(g.sku, Math.max(last.get(g.sku) ?? -1, g.seq))
-        return [...current].every(([sku, seq]) => last.get(sku) === seq)
-      },
-      { what: 'every key at its current state', timeoutMs: 60_000 },
-    )
-    await waitFor(async () => (await statusView(s.id)).snapshot?.phase === 'live', { what: 'snapshot live' })
-    sampling = false
-    await sampler
+      const produced = [...before, ...during]
+      const current = new Map(produced.map((l) => [l.sku, l.seq]))
+      await waitFor(
+        () => {
+          const last = new Map<string, number>()
+          for (const g of verified(s.secret, r)) last.set(g.sku, Math.max(last.get(g.sku) ?? -1, g.seq))
+          return [...current].every(([sku, seq]) => last.get(sku) === seq)
+        },
+        { what: 'every key at its current state', timeoutMs: 60_000 },
+      )
+      await waitFor(async () => (await statusView(s.id)).snapshot?.phase === 'live', { what: 'snapshot live' })
+      sampling = false
+      await sampler
 
-    const got = verified(s.secret, r)
-    expectSnapshotThenLive(got, produced, before)
-    // a clean run: no event (key version) delivered twice
-    expect(new Set(got.map((g) => g.id)).size, 'no webhook-id twice').to.equal(got.length)
-    // older versions were skipped: far fewer deliveries than records
-    expect(got.length).to.be.below(produced.length)
+      const got = verified(s.secret, r)
+      expectSnapshotThenLive(got, produced, before)
+      // a clean run: no event (key version) delivered twice
+      expect(new Set(got.map((g) => g.id)).size, 'no webhook-id twice').to.equal(got.length)
+      // older versions were skipped: far fewer deliveries than records
+      expect(got.length).to.be.below(produced.length)
 
-    // progress: visible while it ran, then complete with total = the keys below the high watermarks
-    const final = (await statusView(s.id)).snapshot!
-    expect(final.phase).to.equal('live')
-    expect(final.total).to.equal(40)
-    expect(final.done).to.equal(final.total)
-    expect(final.completedAt).to.not.equal(null)
-    expect(
-      seen.some((p) => p.phase !== 'live'),
-      `progress seen before completion: ${JSON.stringify(seen.slice(0, 3))}`,
-    ).to.equal(true)
-    for (const p of seen) expect(p.done).to.be.at.most(p.total)
-    expect(states.has('snapshotting'), `states seen: ${[...states].join(',')}`).to.equal(true)
-    expect((await statusView(s.id)).state).to.equal('running')
-    // the durable record holds the high watermarks the snapshot used
-    const doc = await new SnapshotStore(h.db).get(s.id)
-    expect(Object.keys(doc!.highs)).to.have.length(h.topic.partitions)
-    expect(doc!.total).to.equal(40)
-  })
+      // progress: visible while it ran, then complete with total = the keys below the high watermarks
+      const final = (await statusView(s.id)).snapshot!
+      expect(final.phase).to.equal('live')
+      expect(final.total).to.equal(40)
+      expect(final.done).to.equal(final.total)
+      expect(final.completedAt).to.not.equal(null)
+      expect(
+        seen.some((p) => p.phase !== 'live'),
+        `progress seen before completion: ${JSON.stringify(seen.slice(0, 3))}`,
+      ).to.equal(true)
+      for (const p of seen) expect(p.done).to.be.at.most(p.total)
+      expect(states.has('snapshotting'), `states seen: ${[...states].join(',')}`).to.equal(true)
+      expect((await statusView(s.id)).state).to.equal('running')
+      // the durable record holds the high watermarks the snapshot used
+      const doc = await new SnapshotStore(h.db).get(s.id)
+      expect(Object.keys(doc!.highs)).to.have.length(h.topic.partitions)
+      expect(doc!.total).to.equal(40)
+    },
+  )
 
   it('scans a partition larger than one fetch to its end (it was fetched from the same offset forever)', async () => {
     const topic = uniqueName('big-partition')
@@ -190,80 +194,87 @@ describe('sink worker: snapshot bootstrap', function () {
     }
   })
 
-  it('the snapshot record keeps the high watermarks of dotted topic names (inventory.levels) in the store', async () => {
-    const store = new SnapshotStore(h.db)
-    const now = new Date()
-    const highs = { 'inventory.levels|0': '12', 'inventory.levels|5': '7', 'partners.profiles|2': '0' }
-    await store.put({
-      _id: 'sub_dots',
-      snapshotId: 'snp_1',
-      resetId: null,
-      highs,
-      phase: 'delivering',
-      total: 3,
-      done: 1,
-      startedAt: now,
-      completedAt: null,
-      workerId: 'w',
-      updatedAt: now,
-    })
-    const back = await store.get('sub_dots')
-    expect(back!.highs).to.deep.equal(highs)
-    expect(back).to.include({ phase: 'delivering', total: 3, snapshotId: 'snp_1' })
-    await store.delete('sub_dots')
-    expect(await store.get('sub_dots')).to.equal(null)
-  })
+  it(
+    'the snapshot record keeps the high watermarks of dotted topic names ' + '(inventory.levels) in the store',
+    async () => {
+      const store = new SnapshotStore(h.db)
+      const now = new Date()
+      const highs = { 'inventory.levels|0': '12', 'inventory.levels|5': '7', 'partners.profiles|2': '0' }
+      await store.put({
+        _id: 'sub_dots',
+        snapshotId: 'snp_1',
+        resetId: null,
+        highs,
+        phase: 'delivering',
+        total: 3,
+        done: 1,
+        startedAt: now,
+        completedAt: null,
+        workerId: 'w',
+        updatedAt: now,
+      })
+      const back = await store.get('sub_dots')
+      expect(back!.highs).to.deep.equal(highs)
+      expect(back).to.include({ phase: 'delivering', total: 3, snapshotId: 'snp_1' })
+      await store.delete('sub_dots')
+      expect(await store.get('sub_dots')).to.equal(null)
+    },
+  )
 
-  it('a kill -9 mid-snapshot resumes it from the cursor: the current state of every key, no older version, duplicates only with the same event id', async () => {
-    const before = levels(600, 150)
-    await h.produce(before)
-    // about 150 keys at ~100 ms each and 8 at a time: the snapshot delivers for about two seconds
-    const r = await rx(100)
-    const s = await h.subscribe({ name: 'snap', url: r.url, startFrom: 'snapshot' })
-    let child = await h.childWorker('snap-1')
-    await waitFor(() => new Set(r.received.map((x) => String(x.headers['webhook-id']))).size >= 30, {
-      what: 'snapshot under way',
-      timeoutMs: 30_000,
-    })
-    const mid = (await statusView(s.id)).snapshot
-    child.kill('SIGKILL')
-    await new Promise((res) => child.once('exit', res))
-    const atKill = new Set(r.received.map((x) => String(x.headers['webhook-id']))).size
-    expect(atKill, 'killed before the snapshot finished').to.be.below(150)
-    const after = levels(150, 150, 600)
-    await h.produce(after)
-    child = await h.childWorker('snap-2')
-    const produced = [...before, ...after]
-    await waitFor(
-      () =>
-        perKey(verified(s.secret, r)).size === 150 &&
-        [...perKey(verified(s.secret, r)).values()].every((seqs) => seqs[seqs.length - 1]! >= 600),
-      {
-        what: 'every key at its current state after the restart',
-        timeoutMs: 60_000,
-      },
-    )
-    await waitFor(async () => (await statusView(s.id)).snapshot?.phase === 'live', {
-      what: 'snapshot live after resume',
-      timeoutMs: 30_000,
-    })
-    const got = verified(s.secret, r)
-    expectSnapshotThenLive(got, produced, before)
-    // duplicates carry the same event (same id, same body)
-    const byId = new Map<string, string>()
-    for (const x of r.received) {
-      const id = String(x.headers['webhook-id'])
-      const body = JSON.stringify(JSON.parse(x.body).data)
-      if (byId.has(id)) expect(byId.get(id), `duplicate ${id} is the same event`).to.equal(body)
-      byId.set(id, body)
-    }
-    const st = await statusView(s.id)
-    expect(st.workerId).to.equal('snap-2')
-    expect(st.snapshot!.total).to.equal(150)
-    expect(st.snapshot!.done).to.equal(150)
-    expect(st.snapshot!.id, 'the same snapshot, resumed').to.equal(mid?.id)
-    console.log(`      (delivered before the kill: ${atKill}; duplicates: ${got.length - byId.size})`)
-  }).timeout(240_000)
+  it(
+    'a kill -9 mid-snapshot resumes it from the cursor: the current state of ' +
+      'every key, no older version, duplicates only with the same event id',
+    async () => {
+      const before = levels(600, 150)
+      await h.produce(before)
+      // about 150 keys at ~100 ms each and 8 at a time: the snapshot delivers for about two seconds
+      const r = await rx(100)
+      const s = await h.subscribe({ name: 'snap', url: r.url, startFrom: 'snapshot' })
+      let child = await h.childWorker('snap-1')
+      await waitFor(() => new Set(r.received.map((x) => String(x.headers['webhook-id']))).size >= 30, {
+        what: 'snapshot under way',
+        timeoutMs: 30_000,
+      })
+      const mid = (await statusView(s.id)).snapshot
+      child.kill('SIGKILL')
+      await new Promise((res) => child.once('exit', res))
+      const atKill = new Set(r.received.map((x) => String(x.headers['webhook-id']))).size
+      expect(atKill, 'killed before the snapshot finished').to.be.below(150)
+      const after = levels(150, 150, 600)
+      await h.produce(after)
+      child = await h.childWorker('snap-2')
+      const produced = [...before, ...after]
+      await waitFor(
+        () =>
+          perKey(verified(s.secret, r)).size === 150 &&
+          [...perKey(verified(s.secret, r)).values()].every((seqs) => seqs[seqs.length - 1]! >= 600),
+        {
+          what: 'every key at its current state after the restart',
+          timeoutMs: 60_000,
+        },
+      )
+      await waitFor(async () => (await statusView(s.id)).snapshot?.phase === 'live', {
+        what: 'snapshot live after resume',
+        timeoutMs: 30_000,
+      })
+      const got = verified(s.secret, r)
+      expectSnapshotThenLive(got, produced, before)
+      // duplicates carry the same event (same id, same body)
+      const byId = new Map<string, string>()
+      for (const x of r.received) {
+        const id = String(x.headers['webhook-id'])
+        const body = JSON.stringify(JSON.parse(x.body).data)
+        if (byId.has(id)) expect(byId.get(id), `duplicate ${id} is the same event`).to.equal(body)
+        byId.set(id, body)
+      }
+      const st = await statusView(s.id)
+      expect(st.workerId).to.equal('snap-2')
+      expect(st.snapshot!.total).to.equal(150)
+      expect(st.snapshot!.done).to.equal(150)
+      expect(st.snapshot!.id, 'the same snapshot, resumed').to.equal(mid?.id)
+      console.log(`      (delivered before the kill: ${atKill}; duplicates: ${got.length - byId.size})`)
+    },
+  ).timeout(240_000)
 
   it('an offset reset to snapshot re-sends each key once, as its current state, then continues live', async () => {
     await h.worker()
@@ -299,30 +310,34 @@ describe('sink worker: snapshot bootstrap', function () {
     ).to.deep.equal([...more].sort())
   })
 
-  it("startFrom 'latest' and 'earliest' are unchanged: no snapshot, latest gets only new records, earliest every record", async () => {
-    const before = levels(60, 10)
-    const beforeIds = await h.produce(before)
-    const rl = await rx()
-    const re = await rx()
-    const sl = await h.subscribe({ name: 'latest', url: rl.url, startFrom: 'latest' })
-    const se = await h.subscribe({ name: 'earliest', url: re.url, startFrom: 'earliest' })
-    await h.worker()
-    await waitFor(
-      async () => (await statusView(sl.id)).state === 'running' && (await statusView(se.id)).state === 'running',
-      { what: 'running' },
-    )
-    const afterIds = await h.produce(levels(30, 10, 60))
-    await waitFor(
-      () =>
-        new Set(verified(se.secret, re).map((g) => g.id)).size === 90 &&
-        new Set(verified(sl.secret, rl).map((g) => g.id)).size === 30,
-      { what: 'deliveries' },
-    )
-    await new Promise((res) => setTimeout(res, 500))
-    expect(new Set(verified(se.secret, re).map((g) => g.id))).to.deep.equal(new Set([...beforeIds, ...afterIds]))
-    expect(new Set(verified(sl.secret, rl).map((g) => g.id))).to.deep.equal(new Set(afterIds))
-    expect((await statusView(sl.id)).snapshot).to.equal(null)
-    expect((await statusView(se.id)).snapshot).to.equal(null)
-    expect(await h.db.collection(SNAPSHOT_COLLECTION).countDocuments({})).to.equal(0)
-  })
+  it(
+    "startFrom 'latest' and 'earliest' are unchanged: no snapshot, latest gets " +
+      'only new records, earliest every record',
+    async () => {
+      const before = levels(60, 10)
+      const beforeIds = await h.produce(before)
+      const rl = await rx()
+      const re = await rx()
+      const sl = await h.subscribe({ name: 'latest', url: rl.url, startFrom: 'latest' })
+      const se = await h.subscribe({ name: 'earliest', url: re.url, startFrom: 'earliest' })
+      await h.worker()
+      await waitFor(
+        async () => (await statusView(sl.id)).state === 'running' && (await statusView(se.id)).state === 'running',
+        { what: 'running' },
+      )
+      const afterIds = await h.produce(levels(30, 10, 60))
+      await waitFor(
+        () =>
+          new Set(verified(se.secret, re).map((g) => g.id)).size === 90 &&
+          new Set(verified(sl.secret, rl).map((g) => g.id)).size === 30,
+        { what: 'deliveries' },
+      )
+      await new Promise((res) => setTimeout(res, 500))
+      expect(new Set(verified(se.secret, re).map((g) => g.id))).to.deep.equal(new Set([...beforeIds, ...afterIds]))
+      expect(new Set(verified(sl.secret, rl).map((g) => g.id))).to.deep.equal(new Set(afterIds))
+      expect((await statusView(sl.id)).snapshot).to.equal(null)
+      expect((await statusView(se.id)).snapshot).to.equal(null)
+      expect(await h.db.collection(SNAPSHOT_COLLECTION).countDocuments({})).to.equal(0)
+    },
+  )
 })

@@ -124,103 +124,115 @@ describe('sink worker: a control-plane store outage', function () {
     expect(status.lastError).to.equal(null)
   })
 
-  it('aborts a call in flight before the leases could expire, and sends it again once the store is back: one attempt, no failure', async () => {
-    let hold = true
-    let closedAt = 0
-    const { sub } = await setup((_r, res) => {
-      if (!hold) return res.writeHead(204).end()
-      res.on('close', () => {
-        if (!res.writableEnded) closedAt = Date.now()
-      })
-    }, 60_000)
-    const [id] = await h.produce(levels(1, 1))
-    await waitFor(() => rx.received.length === 1, { what: 'the call in flight' })
-    down = true
-    const downAt = Date.now()
-    await waitFor(() => closedAt > 0, { what: 'the call aborted', timeoutMs: 10_000 })
-    console.log(
-      `      (the call in flight was aborted ${closedAt - downAt} ms after the store went away; lease TTL 3000 ms)`,
-    )
-    expect(closedAt - downAt, 'aborted before the leases could expire').to.be.below(3000)
-    await sleep(2000)
-    expect(rx.received, 'nothing sent while the store is away').to.have.length(1)
-    hold = false
-    down = false
-    await waitFor(() => rx.received.length === 2, { what: 'sent again once the store is back', timeoutMs: 20_000 })
-    const doc = await waitFor(
-      async () => {
-        const d = await h.cp.deliveries.get(sub.id, id!)
-        return d?.status === 'delivered' ? d : null
-      },
-      { what: 'logged as delivered' },
-    )
-    expect(doc.attemptCount, 'the aborted call is no attempt').to.equal(1)
-    expect(doc.attempts.every((a) => a.error == null)).to.equal(true)
-  })
+  it(
+    'aborts a call in flight before the leases could expire, and sends it again ' +
+      'once the store is back: one attempt, no failure',
+    async () => {
+      let hold = true
+      let closedAt = 0
+      const { sub } = await setup((_r, res) => {
+        if (!hold) return res.writeHead(204).end()
+        res.on('close', () => {
+          if (!res.writableEnded) closedAt = Date.now()
+        })
+      }, 60_000)
+      const [id] = await h.produce(levels(1, 1))
+      await waitFor(() => rx.received.length === 1, { what: 'the call in flight' })
+      down = true
+      const downAt = Date.now()
+      await waitFor(() => closedAt > 0, { what: 'the call aborted', timeoutMs: 10_000 })
+      console.log(
+        `      (the call in flight was aborted ${closedAt - downAt} ms after the store went away; lease TTL 3000 ms)`,
+      )
+      expect(closedAt - downAt, 'aborted before the leases could expire').to.be.below(3000)
+      await sleep(2000)
+      expect(rx.received, 'nothing sent while the store is away').to.have.length(1)
+      hold = false
+      down = false
+      await waitFor(() => rx.received.length === 2, { what: 'sent again once the store is back', timeoutMs: 20_000 })
+      const doc = await waitFor(
+        async () => {
+          const d = await h.cp.deliveries.get(sub.id, id!)
+          return d?.status === 'delivered' ? d : null
+        },
+        { what: 'logged as delivered' },
+      )
+      expect(doc.attemptCount, 'the aborted call is no attempt').to.equal(1)
+      expect(doc.attempts.every((a) => a.error == null)).to.equal(true)
+    },
+  )
 
-  it('while the delivery log cannot be written, its backlog stays bounded: no partner call starts once it is full, and every failed attempt is logged afterwards', async () => {
-    let answer = 503
-    let failedCalls = 0
-    const delivered = new Set<string>()
-    const { sub, worker } = await setup(
-      (r, res) => {
-        if (answer === 503) failedCalls++
-        else delivered.add(String(r.headers['webhook-id']))
-        res.writeHead(answer).end()
-      },
-      2000,
-      { logBacklogMax: 20 },
-      { parkAfterFailures: 10_000 },
-      Array(100).fill(0.05),
-    )
-    let release!: () => void
-    stallLog = new Promise<void>((r) => (release = r))
-    await h.produce(levels(10, 10)) // 10 keys, each failing every 50 ms
-    await waitFor(() => worker.logBacklog() >= 20, { what: 'the backlog full' })
-    await sleep(500)
-    const held = rx.received.length
-    await sleep(1500)
-    const most = worker.logBacklog()
-    console.log(`      (delivery log stalled: ${held} calls, then none; backlog ${most} writes, bound 20)`)
-    expect(rx.received.length, 'no partner call while the backlog is full').to.equal(held)
-    expect(most, 'the backlog: the bound, plus the calls that were in flight').to.be.at.most(20 + 10)
-    answer = 204
-    stallLog = null
-    release()
-    await waitFor(() => delivered.size === 10, { what: 'every event delivered', timeoutMs: 30_000 })
-    await waitFor(() => worker.logBacklog() === 0, { what: 'the backlog written' })
-    // Failed attempts are never dropped (successes may be, while the backlog is over half full).
-    const docs = await h.cp.cols.deliveries.find({ subscriptionId: sub.id }).toArray()
-    const loggedFailures = docs.reduce((n, d) => n + d.attemptCount - (d.status === 'delivered' ? 1 : 0), 0)
-    expect(loggedFailures, 'every failed call is in the delivery log').to.equal(failedCalls)
-  })
+  it(
+    'while the delivery log cannot be written, its backlog stays bounded: no ' +
+      'partner call starts once it is full, and every failed attempt is logged ' +
+      'afterwards',
+    async () => {
+      let answer = 503
+      let failedCalls = 0
+      const delivered = new Set<string>()
+      const { sub, worker } = await setup(
+        (r, res) => {
+          if (answer === 503) failedCalls++
+          else delivered.add(String(r.headers['webhook-id']))
+          res.writeHead(answer).end()
+        },
+        2000,
+        { logBacklogMax: 20 },
+        { parkAfterFailures: 10_000 },
+        Array(100).fill(0.05),
+      )
+      let release!: () => void
+      stallLog = new Promise<void>((r) => (release = r))
+      await h.produce(levels(10, 10)) // 10 keys, each failing every 50 ms
+      await waitFor(() => worker.logBacklog() >= 20, { what: 'the backlog full' })
+      await sleep(500)
+      const held = rx.received.length
+      await sleep(1500)
+      const most = worker.logBacklog()
+      console.log(`      (delivery log stalled: ${held} calls, then none; backlog ${most} writes, bound 20)`)
+      expect(rx.received.length, 'no partner call while the backlog is full').to.equal(held)
+      expect(most, 'the backlog: the bound, plus the calls that were in flight').to.be.at.most(20 + 10)
+      answer = 204
+      stallLog = null
+      release()
+      await waitFor(() => delivered.size === 10, { what: 'every event delivered', timeoutMs: 30_000 })
+      await waitFor(() => worker.logBacklog() === 0, { what: 'the backlog written' })
+      // Failed attempts are never dropped (successes may be, while the backlog is over half full).
+      const docs = await h.cp.cols.deliveries.find({ subscriptionId: sub.id }).toArray()
+      const loggedFailures = docs.reduce((n, d) => n + d.attemptCount - (d.status === 'delivered' ? 1 : 0), 0)
+      expect(loggedFailures, 'every failed call is in the delivery log').to.equal(failedCalls)
+    },
+  )
 
-  it('a delivery-log write the store refused for seconds is written once it takes writes again: no attempt is lost', async () => {
-    let answer = 503
-    const delivered = new Set<string>()
-    const { sub, worker } = await setup(
-      (r, res) => {
-        if (answer === 204) delivered.add(String(r.headers['webhook-id']))
-        res.writeHead(answer).end()
-      },
-      2000,
-      {},
-      { parkAfterFailures: 10_000 },
-      Array(100).fill(0.2),
-    )
-    cutLog = true
-    await h.produce(levels(5, 5))
-    await sleep(4000)
-    expect(rx.received.length, 'calls while the log was refused').to.be.greaterThan(10)
-    cutLog = false
-    answer = 204
-    await waitFor(() => delivered.size === 5, { what: 'every event delivered' })
-    await waitFor(() => worker.logBacklog() === 0, { what: 'the backlog written', timeoutMs: 30_000 })
-    const docs = await h.cp.cols.deliveries.find({ subscriptionId: sub.id }).toArray()
-    expect(
-      docs.reduce((n, d) => n + d.attemptCount, 0),
-      'every call is in the delivery log',
-    ).to.equal(rx.received.length)
-    expect(docs.every((d) => d.status === 'delivered')).to.equal(true)
-  })
+  it(
+    'a delivery-log write the store refused for seconds is written once it takes ' + 'writes again: no attempt is lost',
+    async () => {
+      let answer = 503
+      const delivered = new Set<string>()
+      const { sub, worker } = await setup(
+        (r, res) => {
+          if (answer === 204) delivered.add(String(r.headers['webhook-id']))
+          res.writeHead(answer).end()
+        },
+        2000,
+        {},
+        { parkAfterFailures: 10_000 },
+        Array(100).fill(0.2),
+      )
+      cutLog = true
+      await h.produce(levels(5, 5))
+      await sleep(4000)
+      expect(rx.received.length, 'calls while the log was refused').to.be.greaterThan(10)
+      cutLog = false
+      answer = 204
+      await waitFor(() => delivered.size === 5, { what: 'every event delivered' })
+      await waitFor(() => worker.logBacklog() === 0, { what: 'the backlog written', timeoutMs: 30_000 })
+      const docs = await h.cp.cols.deliveries.find({ subscriptionId: sub.id }).toArray()
+      expect(
+        docs.reduce((n, d) => n + d.attemptCount, 0),
+        'every call is in the delivery log',
+      ).to.equal(rx.received.length)
+      expect(docs.every((d) => d.status === 'delivered')).to.equal(true)
+    },
+  )
 })

@@ -125,79 +125,84 @@ describe('sink worker: Kafka to webhooks', function () {
     expect(got.some((g) => first.includes(g.id))).to.equal(false)
   })
 
-  it('sends poison to the dead-letter topic and the delivery log at once, keeps delivering, and re-delivers a dead letter on request', async () => {
-    let reject = true
-    const a = await rx((r, res) => {
-      const body = JSON.parse(r.body) as { data: { sequence: number } }
-      if (reject && body.data.sequence === 4) return res.writeHead(400).end('bad sku')
-      res.writeHead(204).end()
-    })
-    const sa = await h.subscribe({ name: 'a', url: a.url })
-    worker = await h.worker()
-    await waitFor(async () => (await status(sa.id))?.state === 'running')
-    await h.produce(levels(2, 1))
-    // poison of the granted publisher (stamped, as the platform's producers stamp) is the partner's dead letter;
-    // unstamped poison belongs to no publisher, so no partner hears of it (docs/tenancy.md)
-    await h.produceRaw(Buffer.from('not-avro-key'), Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]), {
-      [HEADER.publisherId]: h.publisherId,
-    })
-    await h.produceRaw(Buffer.from('not-avro-key'), Buffer.from([0, 0, 0, 0, 98, 1, 2, 3]))
-    await h.produce(levels(3, 1, 2))
-    // 0,1,2,3 delivered; 4, the latest of its key, rejected (400) -> dead; the stamped poison -> dead; the unstamped one: dropped
-    await waitFor(
-      () =>
-        new Set(
-          verified(sa.secret, a)
-            .filter((g) => g.seq !== 4)
-            .map((g) => g.id),
-        ).size === 4,
-      { what: 'good deliveries' },
-    )
-    const dead = await waitFor(
-      async () => {
-        const page = await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })
-        return page.items.length === 2 ? page.items : null
-      },
-      { what: 'two dead deliveries in the log' },
-    )
-    const poison = dead.find((d) => d.deadReason?.startsWith('poison'))!
-    expect(poison, 'poison delivery').to.exist
-    expect(poison.attemptCount).to.equal(0)
-    expect(poison.deadLetter?.value).to.equal(Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]).toString('base64'))
-    const rejected = dead.find((d) => d.deadReason?.startsWith('rejected'))!
-    expect(rejected.attempts[0]!.statusCode).to.equal(400)
-    expect(rejected.attempts[0]!.responseExcerpt).to.equal('bad sku')
-    // the dead-letter topic holds both, keyed by subscription, with the reason and origin in headers
-    const consumer = testKafka().consumer({ groupId: uniqueName('dlq-reader') })
-    const dl: Array<{ key: string; headers: Record<string, string>; value: Buffer | null }> = []
-    await consumer.connect()
-    await consumer.subscribe({ topics: [h.deadLetterTopic], fromBeginning: true })
-    await consumer.run({
-      eachMessage: async ({ message }) => {
-        const headers: Record<string, string> = {}
-        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v)
-        dl.push({ key: String(message.key), headers, value: message.value })
-      },
-    })
-    try {
-      await waitFor(() => dl.length >= 2, { what: 'dead-letter topic' })
-    } finally {
-      await consumer.disconnect()
-    }
-    expect(dl.every((m) => m.key === sa.id)).to.equal(true)
-    const p = dl.find((m) => m.headers[DEAD_LETTER_HEADER.reason]!.startsWith('poison'))!
-    expect(p.headers[DEAD_LETTER_HEADER.topic]).to.equal(h.topic.name)
-    expect(p.headers[DEAD_LETTER_HEADER.offset]).to.match(/^\d+$/)
-    expect(p.value).to.deep.equal(Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]))
-    // the partner fixes its side; a retry request re-delivers the rejected one (the poison stays dead)
-    reject = false
-    await h.cp.requestRetry(ADMIN, sa.id, null)
-    await waitFor(async () => (await h.cp.deliveries.get(sa.id, rejected.eventId))?.status === 'delivered', {
-      what: 'retried delivery',
-    })
-    expect((await h.cp.deliveries.get(sa.id, poison.eventId))?.status).to.equal('dead')
-    expect(verified(sa.secret, a).filter((g) => g.id === rejected.eventId).length).to.equal(2)
-  })
+  it(
+    'sends poison to the dead-letter topic and the delivery log at once, keeps ' +
+      'delivering, and re-delivers a dead letter on request',
+    async () => {
+      let reject = true
+      const a = await rx((r, res) => {
+        const body = JSON.parse(r.body) as { data: { sequence: number } }
+        if (reject && body.data.sequence === 4) return res.writeHead(400).end('bad sku')
+        res.writeHead(204).end()
+      })
+      const sa = await h.subscribe({ name: 'a', url: a.url })
+      worker = await h.worker()
+      await waitFor(async () => (await status(sa.id))?.state === 'running')
+      await h.produce(levels(2, 1))
+      // poison of the granted publisher (stamped, as the platform's producers stamp) is the partner's dead letter;
+      // unstamped poison belongs to no publisher, so no partner hears of it (docs/tenancy.md)
+      await h.produceRaw(Buffer.from('not-avro-key'), Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]), {
+        [HEADER.publisherId]: h.publisherId,
+      })
+      await h.produceRaw(Buffer.from('not-avro-key'), Buffer.from([0, 0, 0, 0, 98, 1, 2, 3]))
+      await h.produce(levels(3, 1, 2))
+      // 0,1,2,3 delivered; 4, the latest of its key, rejected (400) -> dead; the stamped poison -> dead; the unstamped
+      // one: dropped
+      await waitFor(
+        () =>
+          new Set(
+            verified(sa.secret, a)
+              .filter((g) => g.seq !== 4)
+              .map((g) => g.id),
+          ).size === 4,
+        { what: 'good deliveries' },
+      )
+      const dead = await waitFor(
+        async () => {
+          const page = await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })
+          return page.items.length === 2 ? page.items : null
+        },
+        { what: 'two dead deliveries in the log' },
+      )
+      const poison = dead.find((d) => d.deadReason?.startsWith('poison'))!
+      expect(poison, 'poison delivery').to.exist
+      expect(poison.attemptCount).to.equal(0)
+      expect(poison.deadLetter?.value).to.equal(Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]).toString('base64'))
+      const rejected = dead.find((d) => d.deadReason?.startsWith('rejected'))!
+      expect(rejected.attempts[0]!.statusCode).to.equal(400)
+      expect(rejected.attempts[0]!.responseExcerpt).to.equal('bad sku')
+      // the dead-letter topic holds both, keyed by subscription, with the reason and origin in headers
+      const consumer = testKafka().consumer({ groupId: uniqueName('dlq-reader') })
+      const dl: Array<{ key: string; headers: Record<string, string>; value: Buffer | null }> = []
+      await consumer.connect()
+      await consumer.subscribe({ topics: [h.deadLetterTopic], fromBeginning: true })
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          const headers: Record<string, string> = {}
+          for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v)
+          dl.push({ key: String(message.key), headers, value: message.value })
+        },
+      })
+      try {
+        await waitFor(() => dl.length >= 2, { what: 'dead-letter topic' })
+      } finally {
+        await consumer.disconnect()
+      }
+      expect(dl.every((m) => m.key === sa.id)).to.equal(true)
+      const p = dl.find((m) => m.headers[DEAD_LETTER_HEADER.reason]!.startsWith('poison'))!
+      expect(p.headers[DEAD_LETTER_HEADER.topic]).to.equal(h.topic.name)
+      expect(p.headers[DEAD_LETTER_HEADER.offset]).to.match(/^\d+$/)
+      expect(p.value).to.deep.equal(Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]))
+      // the partner fixes its side; a retry request re-delivers the rejected one (the poison stays dead)
+      reject = false
+      await h.cp.requestRetry(ADMIN, sa.id, null)
+      await waitFor(async () => (await h.cp.deliveries.get(sa.id, rejected.eventId))?.status === 'delivered', {
+        what: 'retried delivery',
+      })
+      expect((await h.cp.deliveries.get(sa.id, poison.eventId))?.status).to.equal('dead')
+      expect(verified(sa.secret, a).filter((g) => g.id === rejected.eventId).length).to.equal(2)
+    },
+  )
 
   it("re-delivers a dead letter in its key's lane, and never after a newer version of its key", async () => {
     const rejected = new Set([0, 1])
@@ -244,179 +249,200 @@ describe('sink worker: Kafka to webhooks', function () {
     expect(done.outcome).to.equal('re-delivered 1 of 2; 1 superseded by a newer record of their key')
   })
 
-  it('a paused subscription re-delivers a dead letter when resumed, before the versions of its key read since', async () => {
-    let reject = true
-    const a = await rx((_r, res) => res.writeHead(reject ? 400 : 204).end())
-    const sa = await h.subscribe({ name: 'a', url: a.url })
-    worker = await h.worker()
-    await waitFor(async () => (await status(sa.id))?.state === 'running')
-    const [v1] = await h.produce([{ sku: 'SKU-0', seq: 0 }])
-    await waitFor(async () => (await h.cp.deliveries.get(sa.id, v1!))?.status === 'dead', { what: 'v1 dead' })
-    reject = false
-    await h.cp.setDesiredState(ADMIN, sa.id, 'paused')
-    await waitFor(async () => (await status(sa.id))?.state === 'paused', { what: 'paused' })
-    const req = await h.cp.requestRetry(ADMIN, sa.id, null)
-    await new Promise((r) => setTimeout(r, 1500)) // the request is taken up; the paused lane holds it
-    const [v2] = await h.produce([{ sku: 'SKU-0', seq: 1 }])
-    await new Promise((r) => setTimeout(r, 500))
-    expect(a.received, 'nothing delivered while paused').to.have.length(1)
-    await h.cp.setDesiredState(ADMIN, sa.id, 'running')
-    await waitFor(async () => (await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.status === 'done', {
-      what: 'the retry request done',
-    })
-    await waitFor(() => verified(sa.secret, a).some((g) => g.id === v2), { what: 'v2 delivered' })
-    expect(
-      verified(sa.secret, a).map((g) => g.id),
-      'v1 rejected, v1 re-delivered, then v2',
-    ).to.deep.equal([v1, v1, v2])
-  })
-
-  it("performs a retry request of a held subscription behind 150 older ones of stopped and deleted subscriptions; completes the deleted ones' and keeps the stopped one's until it runs", async () => {
-    let reject = true
-    const a = await rx((r, res) => {
-      const body = JSON.parse(r.body) as { data: { sku: string } }
-      res.writeHead(reject && body.data.sku === 'SKU-1' ? 400 : 204).end()
-    })
-    const sa = await h.subscribe({ name: 'held', url: a.url })
-    const stopped = await h.subscribe({ name: 'stopped', url: a.url })
-    await h.cp.setDesiredState(ADMIN, stopped.id, 'stopped')
-    // 150 requests older than any other: 110 of the stopped subscription, 40 of subscriptions deleted since
-    const old = Array.from({ length: 150 }, (_, i) => ({
-      _id: `rtr_${String(i).padStart(24, '0')}`,
-      subscriptionId: i < 110 ? stopped.id : `sub_deleted_${i % 7}`,
-      partnerId: h.partnerId,
-      kind: 'dead-letters' as const,
-      eventId: null,
-      status: 'pending' as const,
-      requestedAt: new Date(Date.now() - 3600_000),
-      requestedBy: 'test',
-      completedAt: null,
-    }))
-    await h.cp.cols.retryRequests.insertMany(old)
-    worker = await h.worker()
-    await waitFor(async () => (await status(sa.id))?.state === 'running')
-    await h.produce(levels(2, 2)) // SKU-0 delivered, SKU-1 rejected: dead
-    const dead = await waitFor(
-      async () => (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items[0],
-    )
-    reject = false
-    const req = await h.cp.requestRetry(ADMIN, sa.id, null)
-    const t0 = Date.now()
-    await waitFor(async () => (await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.status === 'done', {
-      what: 'the fresh request done',
-      timeoutMs: 15_000,
-    })
-    console.log(`      (the fresh request behind 150 stale ones was done in ${Date.now() - t0} ms)`)
-    expect((await h.cp.deliveries.get(sa.id, dead.eventId))?.status).to.equal('delivered')
-    expect((await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.outcome).to.equal('re-delivered 1 of 1')
-    await waitFor(
-      async () =>
-        (await h.cp.cols.retryRequests.countDocuments({
-          subscriptionId: { $regex: '^sub_deleted_' },
-          status: 'done',
-        })) === 40,
-      { what: "the deleted subscriptions' requests done" },
-    )
-    const gone = await h.cp.cols.retryRequests.findOne({ subscriptionId: 'sub_deleted_3' })
-    expect(gone?.outcome).to.equal('not performed: the subscription was deleted')
-    expect(
-      await h.cp.cols.retryRequests.countDocuments({ subscriptionId: stopped.id, status: 'pending' }),
-      "the stopped subscription's requests wait",
-    ).to.equal(110)
-    // started again, its requests are performed, one after the other
-    await h.cp.setDesiredState(ADMIN, stopped.id, 'running')
-    await waitFor(
-      async () =>
-        (await h.cp.cols.retryRequests.countDocuments({ subscriptionId: stopped.id, status: 'done' })) === 110,
-      { what: "the restarted subscription's requests done", timeoutMs: 30_000 },
-    )
-  })
-
-  it('shares catch-up reader slots in turns: a long replay yields its slot to a waiting subscription, and both get everything in order', async function () {
-    this.timeout(300_000)
-    // One slot, and a backlog that takes a reader several turns to read: 50,000 records, of which
-    // each subscription's filter keeps 1 % (the reader reads them all; the rest are passed over at
-    // delivery, without a call), so reading, not delivering, is what takes the time. Before turns,
-    // the second subscription's reader waited until the first had read all of it.
-    const a = await rx()
-    const b = await rx()
-    const all: string[] = []
-    for (let i = 0; i < 25; i++) all.push(...(await h.produce(levels(2000, 100, i * 2000))))
-    const mine = all.filter((_, i) => i % 100 === 0) // SKU-0
-    const policy = { retrySchedule: [0.05, 0.1, 0.2], timeoutMs: 30_000 } // a loaded test machine is not a failing partner
-    const filter = { sku: { in: ['SKU-0'] } }
-    const sa = await h.subscribe({
-      name: 'replay-a',
-      url: a.url,
-      startFrom: 'earliest',
-      filter,
-      deliveryPolicy: policy,
-    })
-    const sb = await h.subscribe({
-      name: 'replay-b',
-      url: b.url,
-      startFrom: 'earliest',
-      filter,
-      deliveryPolicy: policy,
-    })
-    worker = await h.worker(
-      { maxCatchUpReaders: 1, catchUpSliceMs: 300, maxBuffered: 100_000 },
-      { parkAfterFailures: 1000 },
-    )
-    await waitFor(
-      () => distinct(verified(sa.secret, a)) === mine.length && distinct(verified(sb.secret, b)) === mine.length,
-      {
-        timeoutMs: 240_000,
-        what: () =>
-          `both replays delivered: ${distinct(verified(sa.secret, a))} and ${distinct(verified(sb.secret, b))} of ${mine.length}, ${worker.catchUpYields} yields`,
-      },
-    )
-    expect(worker.catchUpYields, 'readers yielded their slot while the other subscription waited').to.be.greaterThan(0)
-    for (const [s, r] of [
-      [sa, a],
-      [sb, b],
-    ] as const) {
-      const got = verified(s.secret, r)
-      expect(new Set(got.map((g) => g.id))).to.deep.equal(new Set(mine))
-      expectPerKeyOrder(got)
-    }
-  })
-
-  it('keeps at most deliveryPolicy.concurrency keys in flight per subscription, and the platform default without one', async () => {
-    // each receiver holds every request 150 ms and records how many it held at once
-    const holding = async () => {
-      const seen = { now: 0, max: 0 }
-      const r = await rx((_r, res) => {
-        seen.max = Math.max(seen.max, ++seen.now)
-        setTimeout(() => {
-          seen.now--
-          res.writeHead(204).end()
-        }, 150)
+  it(
+    'a paused subscription re-delivers a dead letter when resumed, before the ' + 'versions of its key read since',
+    async () => {
+      let reject = true
+      const a = await rx((_r, res) => res.writeHead(reject ? 400 : 204).end())
+      const sa = await h.subscribe({ name: 'a', url: a.url })
+      worker = await h.worker()
+      await waitFor(async () => (await status(sa.id))?.state === 'running')
+      const [v1] = await h.produce([{ sku: 'SKU-0', seq: 0 }])
+      await waitFor(async () => (await h.cp.deliveries.get(sa.id, v1!))?.status === 'dead', { what: 'v1 dead' })
+      reject = false
+      await h.cp.setDesiredState(ADMIN, sa.id, 'paused')
+      await waitFor(async () => (await status(sa.id))?.state === 'paused', { what: 'paused' })
+      const req = await h.cp.requestRetry(ADMIN, sa.id, null)
+      await new Promise((r) => setTimeout(r, 1500)) // the request is taken up; the paused lane holds it
+      const [v2] = await h.produce([{ sku: 'SKU-0', seq: 1 }])
+      await new Promise((r) => setTimeout(r, 500))
+      expect(a.received, 'nothing delivered while paused').to.have.length(1)
+      await h.cp.setDesiredState(ADMIN, sa.id, 'running')
+      await waitFor(async () => (await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.status === 'done', {
+        what: 'the retry request done',
       })
-      return { r, seen }
-    }
-    const two = await holding()
-    const dflt = await holding()
-    const s2 = await h.subscribe({
-      name: 'two',
-      url: two.r.url,
-      deliveryPolicy: { retrySchedule: [0.05], timeoutMs: 2000, concurrency: 2 },
-    })
-    const sd = await h.subscribe({ name: 'default', url: dflt.r.url })
-    worker = await h.worker({}, { concurrency: 5 })
-    await waitFor(
-      async () => (await status(s2.id))?.state === 'running' && (await status(sd.id))?.state === 'running',
-      { what: 'running status' },
-    )
-    await h.produce(levels(40, 20)) // 20 keys, 2 events each
-    await waitFor(() => distinct(verified(s2.secret, two.r)) === 40 && distinct(verified(sd.secret, dflt.r)) === 40, {
-      what: 'all deliveries',
-      timeoutMs: 20_000,
-    })
-    expect(two.seen.max, "the subscription's own limit").to.equal(2)
-    expect(dflt.seen.max, 'the platform default').to.equal(5)
-    expectPerKeyOrder(verified(s2.secret, two.r))
-  })
+      await waitFor(() => verified(sa.secret, a).some((g) => g.id === v2), { what: 'v2 delivered' })
+      expect(
+        verified(sa.secret, a).map((g) => g.id),
+        'v1 rejected, v1 re-delivered, then v2',
+      ).to.deep.equal([v1, v1, v2])
+    },
+  )
+
+  it(
+    'performs a retry request of a held subscription behind 150 older ones of ' +
+      "stopped and deleted subscriptions; completes the deleted ones' and keeps the " +
+      "stopped one's until it runs",
+    async () => {
+      let reject = true
+      const a = await rx((r, res) => {
+        const body = JSON.parse(r.body) as { data: { sku: string } }
+        res.writeHead(reject && body.data.sku === 'SKU-1' ? 400 : 204).end()
+      })
+      const sa = await h.subscribe({ name: 'held', url: a.url })
+      const stopped = await h.subscribe({ name: 'stopped', url: a.url })
+      await h.cp.setDesiredState(ADMIN, stopped.id, 'stopped')
+      // 150 requests older than any other: 110 of the stopped subscription, 40 of subscriptions deleted since
+      const old = Array.from({ length: 150 }, (_, i) => ({
+        _id: `rtr_${String(i).padStart(24, '0')}`,
+        subscriptionId: i < 110 ? stopped.id : `sub_deleted_${i % 7}`,
+        partnerId: h.partnerId,
+        kind: 'dead-letters' as const,
+        eventId: null,
+        status: 'pending' as const,
+        requestedAt: new Date(Date.now() - 3600_000),
+        requestedBy: 'test',
+        completedAt: null,
+      }))
+      await h.cp.cols.retryRequests.insertMany(old)
+      worker = await h.worker()
+      await waitFor(async () => (await status(sa.id))?.state === 'running')
+      await h.produce(levels(2, 2)) // SKU-0 delivered, SKU-1 rejected: dead
+      const dead = await waitFor(
+        async () => (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items[0],
+      )
+      reject = false
+      const req = await h.cp.requestRetry(ADMIN, sa.id, null)
+      const t0 = Date.now()
+      await waitFor(async () => (await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.status === 'done', {
+        what: 'the fresh request done',
+        timeoutMs: 15_000,
+      })
+      console.log(`      (the fresh request behind 150 stale ones was done in ${Date.now() - t0} ms)`)
+      expect((await h.cp.deliveries.get(sa.id, dead.eventId))?.status).to.equal('delivered')
+      expect((await h.cp.cols.retryRequests.findOne({ _id: req._id }))?.outcome).to.equal('re-delivered 1 of 1')
+      await waitFor(
+        async () =>
+          (await h.cp.cols.retryRequests.countDocuments({
+            subscriptionId: { $regex: '^sub_deleted_' },
+            status: 'done',
+          })) === 40,
+        { what: "the deleted subscriptions' requests done" },
+      )
+      const gone = await h.cp.cols.retryRequests.findOne({ subscriptionId: 'sub_deleted_3' })
+      expect(gone?.outcome).to.equal('not performed: the subscription was deleted')
+      expect(
+        await h.cp.cols.retryRequests.countDocuments({ subscriptionId: stopped.id, status: 'pending' }),
+        "the stopped subscription's requests wait",
+      ).to.equal(110)
+      // started again, its requests are performed, one after the other
+      await h.cp.setDesiredState(ADMIN, stopped.id, 'running')
+      await waitFor(
+        async () =>
+          (await h.cp.cols.retryRequests.countDocuments({ subscriptionId: stopped.id, status: 'done' })) === 110,
+        { what: "the restarted subscription's requests done", timeoutMs: 30_000 },
+      )
+    },
+  )
+
+  it(
+    'shares catch-up reader slots in turns: a long replay yields its slot to a ' +
+      'waiting subscription, and both get everything in order',
+    async function () {
+      this.timeout(300_000)
+      // One slot, and a backlog that takes a reader several turns to read: 50,000 records, of which
+      // each subscription's filter keeps 1 % (the reader reads them all; the rest are passed over at
+      // delivery, without a call), so reading, not delivering, is what takes the time. Before turns,
+      // the second subscription's reader waited until the first had read all of it.
+      const a = await rx()
+      const b = await rx()
+      const all: string[] = []
+      for (let i = 0; i < 25; i++) all.push(...(await h.produce(levels(2000, 100, i * 2000))))
+      const mine = all.filter((_, i) => i % 100 === 0) // SKU-0
+      // a loaded test machine is not a failing partner
+      const policy = { retrySchedule: [0.05, 0.1, 0.2], timeoutMs: 30_000 }
+      const filter = { sku: { in: ['SKU-0'] } }
+      const sa = await h.subscribe({
+        name: 'replay-a',
+        url: a.url,
+        startFrom: 'earliest',
+        filter,
+        deliveryPolicy: policy,
+      })
+      const sb = await h.subscribe({
+        name: 'replay-b',
+        url: b.url,
+        startFrom: 'earliest',
+        filter,
+        deliveryPolicy: policy,
+      })
+      worker = await h.worker(
+        { maxCatchUpReaders: 1, catchUpSliceMs: 300, maxBuffered: 100_000 },
+        { parkAfterFailures: 1000 },
+      )
+      await waitFor(
+        () => distinct(verified(sa.secret, a)) === mine.length && distinct(verified(sb.secret, b)) === mine.length,
+        {
+          timeoutMs: 240_000,
+          what: () =>
+            `both replays delivered: ${distinct(verified(sa.secret, a))} and ` +
+            `${distinct(verified(sb.secret, b))} of ${mine.length}, ` +
+            `${worker.catchUpYields} yields`,
+        },
+      )
+      expect(worker.catchUpYields, 'readers yielded their slot while the other subscription waited').to.be.greaterThan(
+        0,
+      )
+      for (const [s, r] of [
+        [sa, a],
+        [sb, b],
+      ] as const) {
+        const got = verified(s.secret, r)
+        expect(new Set(got.map((g) => g.id))).to.deep.equal(new Set(mine))
+        expectPerKeyOrder(got)
+      }
+    },
+  )
+
+  it(
+    'keeps at most deliveryPolicy.concurrency keys in flight per subscription, ' +
+      'and the platform default without one',
+    async () => {
+      // each receiver holds every request 150 ms and records how many it held at once
+      const holding = async () => {
+        const seen = { now: 0, max: 0 }
+        const r = await rx((_r, res) => {
+          seen.max = Math.max(seen.max, ++seen.now)
+          setTimeout(() => {
+            seen.now--
+            res.writeHead(204).end()
+          }, 150)
+        })
+        return { r, seen }
+      }
+      const two = await holding()
+      const dflt = await holding()
+      const s2 = await h.subscribe({
+        name: 'two',
+        url: two.r.url,
+        deliveryPolicy: { retrySchedule: [0.05], timeoutMs: 2000, concurrency: 2 },
+      })
+      const sd = await h.subscribe({ name: 'default', url: dflt.r.url })
+      worker = await h.worker({}, { concurrency: 5 })
+      await waitFor(
+        async () => (await status(s2.id))?.state === 'running' && (await status(sd.id))?.state === 'running',
+        { what: 'running status' },
+      )
+      await h.produce(levels(40, 20)) // 20 keys, 2 events each
+      await waitFor(() => distinct(verified(s2.secret, two.r)) === 40 && distinct(verified(sd.secret, dflt.r)) === 40, {
+        what: 'all deliveries',
+        timeoutMs: 20_000,
+      })
+      expect(two.seen.max, "the subscription's own limit").to.equal(2)
+      expect(dflt.seen.max, 'the platform default').to.equal(5)
+      expectPerKeyOrder(verified(s2.secret, two.r))
+    },
+  )
 
   it('isolates partners: one answering 500 and one hanging while another keeps receiving', async () => {
     const failing = await rx((_r, res) => res.writeHead(500).end('down'))
@@ -442,7 +468,9 @@ describe('sink worker: Kafka to webhooks', function () {
     }
     await waitFor(() => distinct(verified(ok.secret, healthy)) === 300, {
       what: async () =>
-        `healthy partner receives everything: got ${distinct(verified(ok.secret, healthy))} of 300; its status ${JSON.stringify(await status(ok.id))}`,
+        `healthy partner receives everything: got ` +
+        `${distinct(verified(ok.secret, healthy))} of 300; its status ` +
+        `${JSON.stringify(await status(ok.id))}`,
       timeoutMs: 15_000,
     })
     const elapsed = Date.now() - t0

@@ -127,61 +127,68 @@ describe('source connectors: declared, run and controlled by the platform', func
     fs.rmSync(root, { recursive: true, force: true })
   })
 
-  it('a source declared in configuration is created once its publisher exists, starts with the platform, and its file reaches Kafka', async () => {
-    const listed = await waitFor(
-      async () => {
-        const r = await call('GET', '/v1/sources')
-        return r.body.items.find((s: any) => s.origin === 'config')
-      },
-      { what: 'the declared source' },
-    )
-    expect(listed.kind).to.equal('csv-drop')
-    expect(listed.publisherId).to.equal(orgs.P)
-    expect(listed.desiredState).to.equal('running')
-    drop(dirs.cfg, 'cfg-1.csv', 20)
-    await waitFor(() => processed(dirs.cfg, 'cfg-1.csv'), { timeoutMs: 30_000, what: 'cfg-1.csv processed' })
-    expect(await countOf('csv-drop', cfgName)).to.equal(20)
-    const s = await waitFor(
-      async () => {
-        const st = await status(listed.id)
-        return st.state === 'running' && st.counts.produced === 20 ? st : undefined
-      },
-      { what: 'status with counts' },
-    )
-    expect(s.workerId).to.be.a('string')
-    expect(s.position.filesDone).to.equal(1)
-    // Declared in configuration: changed there, not through the API.
-    const patch = await call('PATCH', `/v1/sources/${listed.id}`, { config: { dir: 'cfg' } })
-    expect(patch.status).to.equal(409)
-    expect(patch.body.errors[0].field).to.equal('origin')
-  })
+  it(
+    'a source declared in configuration is created once its publisher exists, ' +
+      'starts with the platform, and its file reaches Kafka',
+    async () => {
+      const listed = await waitFor(
+        async () => {
+          const r = await call('GET', '/v1/sources')
+          return r.body.items.find((s: any) => s.origin === 'config')
+        },
+        { what: 'the declared source' },
+      )
+      expect(listed.kind).to.equal('csv-drop')
+      expect(listed.publisherId).to.equal(orgs.P)
+      expect(listed.desiredState).to.equal('running')
+      drop(dirs.cfg, 'cfg-1.csv', 20)
+      await waitFor(() => processed(dirs.cfg, 'cfg-1.csv'), { timeoutMs: 30_000, what: 'cfg-1.csv processed' })
+      expect(await countOf('csv-drop', cfgName)).to.equal(20)
+      const s = await waitFor(
+        async () => {
+          const st = await status(listed.id)
+          return st.state === 'running' && st.counts.produced === 20 ? st : undefined
+        },
+        { what: 'status with counts' },
+      )
+      expect(s.workerId).to.be.a('string')
+      expect(s.position.filesDone).to.equal(1)
+      // Declared in configuration: changed there, not through the API.
+      const patch = await call('PATCH', `/v1/sources/${listed.id}`, { config: { dir: 'cfg' } })
+      expect(patch.status).to.equal(409)
+      expect(patch.body.errors[0].field).to.equal('origin')
+    },
+  )
 
-  it("declared through the API (publisher key): a dropped file's rows reach Kafka with the source's ce_source", async () => {
-    const r = await call(
-      'POST',
-      '/v1/sources',
-      {
-        name: uniqueName('api').slice(0, 40),
-        kind: 'csv-drop',
-        config: { dir: 'api', topic, settleMs: 0, scanIntervalMs: 50, ...MAPPING },
-      },
-      keys.P,
-    )
-    expect(r.status, r.text).to.equal(201)
-    expect(r.body.publisherId).to.equal(orgs.P)
-    expect(r.body.origin).to.equal('api')
-    apiSource = r.body.id
-    apiName = r.body.name
-    await waitFor(async () => (await status(apiSource)).state === 'running', { what: 'running' })
-    drop(dirs.api, 'a.csv', 30)
-    await waitFor(() => processed(dirs.api, 'a.csv'), { timeoutMs: 30_000, what: 'a.csv processed' })
-    const records = await recordsOf('csv-drop', apiName)
-    expect(records).to.have.length(30)
-    expect(records.map((x) => x.value.sequence).sort((a: number, b: number) => a - b)).to.deep.equal(
-      Array.from({ length: 30 }, (_, i) => i + 1),
-    )
-    expect(records[0]!.headers[HEADER.source]).to.equal(`/sources/csv-drop/${r.body.name}`)
-  })
+  it(
+    "declared through the API (publisher key): a dropped file's rows reach Kafka " + "with the source's ce_source",
+    async () => {
+      const r = await call(
+        'POST',
+        '/v1/sources',
+        {
+          name: uniqueName('api').slice(0, 40),
+          kind: 'csv-drop',
+          config: { dir: 'api', topic, settleMs: 0, scanIntervalMs: 50, ...MAPPING },
+        },
+        keys.P,
+      )
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body.publisherId).to.equal(orgs.P)
+      expect(r.body.origin).to.equal('api')
+      apiSource = r.body.id
+      apiName = r.body.name
+      await waitFor(async () => (await status(apiSource)).state === 'running', { what: 'running' })
+      drop(dirs.api, 'a.csv', 30)
+      await waitFor(() => processed(dirs.api, 'a.csv'), { timeoutMs: 30_000, what: 'a.csv processed' })
+      const records = await recordsOf('csv-drop', apiName)
+      expect(records).to.have.length(30)
+      expect(records.map((x) => x.value.sequence).sort((a: number, b: number) => a - b)).to.deep.equal(
+        Array.from({ length: 30 }, (_, i) => i + 1),
+      )
+      expect(records[0]!.headers[HEADER.source]).to.equal(`/sources/csv-drop/${r.body.name}`)
+    },
+  )
 
   it('pause: a new file is not processed; resume: it is', async () => {
     const paused = await call('PUT', `/v1/sources/${apiSource}/pause`, undefined, keys.P)
@@ -283,99 +290,109 @@ describe('source connectors: declared, run and controlled by the platform', func
     expect(patch.body.errors[0].field).to.equal('config.settleMs')
   })
 
-  it("a csv-drop folder stays in its publisher's drop folder: .., elsewhere, another publisher's folder, a symbolic link out and NUL are 422 naming the setting, for an admin key too", async () => {
-    const own = path.join(root, orgs.P)
-    const theirs = path.join(root, orgs.Q)
-    fs.mkdirSync(path.join(theirs, 'in'), { recursive: true })
-    fs.mkdirSync(own, { recursive: true })
-    fs.symlinkSync(theirs, path.join(own, 'to-q'))
-    fs.symlinkSync(os.tmpdir(), path.join(own, 'to-tmp'))
-    const create = (config: Record<string, unknown>, key = keys.P, publisherId?: string) =>
-      call(
-        'POST',
-        '/v1/sources',
-        {
-          name: uniqueName('confined').slice(0, 40),
-          kind: 'csv-drop',
-          desiredState: 'stopped',
-          ...(publisherId ? { publisherId } : {}),
-          config,
-        },
-        key,
-      )
-    const refused = async (config: Record<string, unknown>, field: string, key = keys.P, publisherId?: string) => {
-      const r = await create(config, key, publisherId)
-      expect(r.status, `${JSON.stringify(config)}: ${r.text}`).to.equal(422)
-      expect(
-        r.body.errors.map((e: any) => e.field),
-        JSON.stringify(config),
-      ).to.deep.equal([field])
-      return r.body.errors[0].message as string
-    }
-    expect(await refused({ dir: '../x' }, 'config.dir')).to.include("'..'")
-    await refused({ dir: `in/../../${orgs.Q}/in` }, 'config.dir')
-    expect(await refused({ dir: '/etc' }, 'config.dir')).to.include("publisher's drop folder")
-    await refused({ dir: path.join(theirs, 'in') }, 'config.dir') // B's folder, absolute
-    await refused({ dir: root }, 'config.dir') // the drop root itself
-    expect(await refused({ dir: 'to-q' }, 'config.dir')).to.include('symbolic link')
-    await refused({ dir: 'to-q/in' }, 'config.dir')
-    await refused({ dir: 'to-tmp' }, 'config.dir')
-    await refused({ dir: 'in\u0000x' }, 'config.dir')
-    await refused({ dir: 'api', stateDir: '../state' }, 'config.stateDir')
-    await refused({ dir: 'api', processedDir: '/tmp/done' }, 'config.processedDir')
-    // An admin key declaring a source for a publisher: that publisher's folder, nothing else.
-    await refused({ dir: path.join(own, 'api') }, 'config.dir', adminKey, orgs.Q)
-    await refused({ dir: `../${orgs.Q}` }, 'config.dir', adminKey, orgs.P)
-    const byAdmin = await create({ dir: path.join(theirs, 'in') }, adminKey, orgs.Q)
-    expect(byAdmin.status, byAdmin.text).to.equal(201)
-    // Inside: relative, or absolute inside the publisher's folder.
-    const absolute = await create({ dir: path.join(own, 'abs') })
-    expect(absolute.status, absolute.text).to.equal(201)
-    expect(absolute.body.config.dir).to.equal(path.join(own, 'abs'))
-    for (const id of [byAdmin.body.id, absolute.body.id])
-      expect((await call('DELETE', `/v1/sources/${id}`)).status).to.equal(204)
-    // The same rule on a change.
-    const patch = await call('PATCH', `/v1/sources/${apiSource}`, { config: { dir: `../${orgs.Q}/in` } }, keys.P)
-    expect(patch.status).to.equal(422)
-    expect(patch.body.errors.map((e: any) => e.field)).to.deep.equal(['config.dir'])
-  })
+  it(
+    "a csv-drop folder stays in its publisher's drop folder: .., elsewhere, " +
+      "another publisher's folder, a symbolic link out and NUL are 422 naming the " +
+      'setting, for an admin key too',
+    async () => {
+      const own = path.join(root, orgs.P)
+      const theirs = path.join(root, orgs.Q)
+      fs.mkdirSync(path.join(theirs, 'in'), { recursive: true })
+      fs.mkdirSync(own, { recursive: true })
+      fs.symlinkSync(theirs, path.join(own, 'to-q'))
+      fs.symlinkSync(os.tmpdir(), path.join(own, 'to-tmp'))
+      const create = (config: Record<string, unknown>, key = keys.P, publisherId?: string) =>
+        call(
+          'POST',
+          '/v1/sources',
+          {
+            name: uniqueName('confined').slice(0, 40),
+            kind: 'csv-drop',
+            desiredState: 'stopped',
+            ...(publisherId ? { publisherId } : {}),
+            config,
+          },
+          key,
+        )
+      const refused = async (config: Record<string, unknown>, field: string, key = keys.P, publisherId?: string) => {
+        const r = await create(config, key, publisherId)
+        expect(r.status, `${JSON.stringify(config)}: ${r.text}`).to.equal(422)
+        expect(
+          r.body.errors.map((e: any) => e.field),
+          JSON.stringify(config),
+        ).to.deep.equal([field])
+        return r.body.errors[0].message as string
+      }
+      expect(await refused({ dir: '../x' }, 'config.dir')).to.include("'..'")
+      await refused({ dir: `in/../../${orgs.Q}/in` }, 'config.dir')
+      expect(await refused({ dir: '/etc' }, 'config.dir')).to.include("publisher's drop folder")
+      await refused({ dir: path.join(theirs, 'in') }, 'config.dir') // B's folder, absolute
+      await refused({ dir: root }, 'config.dir') // the drop root itself
+      expect(await refused({ dir: 'to-q' }, 'config.dir')).to.include('symbolic link')
+      await refused({ dir: 'to-q/in' }, 'config.dir')
+      await refused({ dir: 'to-tmp' }, 'config.dir')
+      await refused({ dir: 'in\u0000x' }, 'config.dir')
+      await refused({ dir: 'api', stateDir: '../state' }, 'config.stateDir')
+      await refused({ dir: 'api', processedDir: '/tmp/done' }, 'config.processedDir')
+      // An admin key declaring a source for a publisher: that publisher's folder, nothing else.
+      await refused({ dir: path.join(own, 'api') }, 'config.dir', adminKey, orgs.Q)
+      await refused({ dir: `../${orgs.Q}` }, 'config.dir', adminKey, orgs.P)
+      const byAdmin = await create({ dir: path.join(theirs, 'in') }, adminKey, orgs.Q)
+      expect(byAdmin.status, byAdmin.text).to.equal(201)
+      // Inside: relative, or absolute inside the publisher's folder.
+      const absolute = await create({ dir: path.join(own, 'abs') })
+      expect(absolute.status, absolute.text).to.equal(201)
+      expect(absolute.body.config.dir).to.equal(path.join(own, 'abs'))
+      for (const id of [byAdmin.body.id, absolute.body.id])
+        expect((await call('DELETE', `/v1/sources/${id}`)).status).to.equal(204)
+      // The same rule on a change.
+      const patch = await call('PATCH', `/v1/sources/${apiSource}`, { config: { dir: `../${orgs.Q}/in` } }, keys.P)
+      expect(patch.status).to.equal(422)
+      expect(patch.body.errors.map((e: any) => e.field)).to.deep.equal(['config.dir'])
+    },
+  )
 
-  it("a source writes only to its contract's topic: another topic is 422 naming config.topic; partners.profiles is refused", async () => {
-    const create = (kind: string, config: Record<string, unknown>) =>
-      call(
-        'POST',
-        '/v1/sources',
-        { name: uniqueName('topic').slice(0, 40), kind, desiredState: 'stopped', config },
-        keys.P,
-      )
-    const mongo = { connectionString: 'mongodb://127.0.0.1:1/', database: 'x', collection: 'y' }
-    for (const [kind, base] of [
-      ['csv-drop', { dir: 'api' }],
-      ['mongodb', mongo],
-    ] as const) {
-      const other = await create(kind, { ...base, topic: 'deals.registrations' })
-      expect(other.status, other.text).to.equal(422)
-      expect(other.body.errors).to.deep.equal([
-        {
-          field: 'config.topic',
-          message:
-            "must be inventory.levels, the topic of inventory.level.changed (or left out): a source writes only to its contract's topic",
-        },
-      ])
-      const made = await create(kind, { ...base, topic: 'my-own-topic' })
-      expect(made.body.errors?.map((e: any) => e.field)).to.deep.equal(['config.topic'])
-      const profiles = await create(kind, { ...base, topic: 'partners.profiles' })
-      expect(profiles.status).to.equal(422)
-      expect(profiles.body.errors.map((e: any) => e.field)).to.deep.equal(['config.topic'])
-      expect(profiles.body.errors[0].message).to.include('platform only')
-      const profileEvents = await create(kind, { ...base, eventType: 'partner.profile.changed' })
-      expect(profileEvents.status).to.equal(422)
-      expect(profileEvents.body.errors.map((e: any) => e.field)).to.deep.equal(['config.eventType'])
-      const deals = await create(kind, { ...base, eventType: 'deal.registered', topic: 'inventory.levels' })
-      expect(deals.body.errors?.[0]).to.deep.include({ field: 'config.topic' })
-      expect(deals.body.errors[0].message).to.include('must be deals.registrations')
-    }
-  })
+  it(
+    "a source writes only to its contract's topic: another topic is 422 naming " +
+      'config.topic; partners.profiles is refused',
+    async () => {
+      const create = (kind: string, config: Record<string, unknown>) =>
+        call(
+          'POST',
+          '/v1/sources',
+          { name: uniqueName('topic').slice(0, 40), kind, desiredState: 'stopped', config },
+          keys.P,
+        )
+      const mongo = { connectionString: 'mongodb://127.0.0.1:1/', database: 'x', collection: 'y' }
+      for (const [kind, base] of [
+        ['csv-drop', { dir: 'api' }],
+        ['mongodb', mongo],
+      ] as const) {
+        const other = await create(kind, { ...base, topic: 'deals.registrations' })
+        expect(other.status, other.text).to.equal(422)
+        expect(other.body.errors).to.deep.equal([
+          {
+            field: 'config.topic',
+            message:
+              'must be inventory.levels, the topic of inventory.level.changed (or left ' +
+              "out): a source writes only to its contract's topic",
+          },
+        ])
+        const made = await create(kind, { ...base, topic: 'my-own-topic' })
+        expect(made.body.errors?.map((e: any) => e.field)).to.deep.equal(['config.topic'])
+        const profiles = await create(kind, { ...base, topic: 'partners.profiles' })
+        expect(profiles.status).to.equal(422)
+        expect(profiles.body.errors.map((e: any) => e.field)).to.deep.equal(['config.topic'])
+        expect(profiles.body.errors[0].message).to.include('platform only')
+        const profileEvents = await create(kind, { ...base, eventType: 'partner.profile.changed' })
+        expect(profileEvents.status).to.equal(422)
+        expect(profileEvents.body.errors.map((e: any) => e.field)).to.deep.equal(['config.eventType'])
+        const deals = await create(kind, { ...base, eventType: 'deal.registered', topic: 'inventory.levels' })
+        expect(deals.body.errors?.[0]).to.deep.include({ field: 'config.topic' })
+        expect(deals.body.errors[0].message).to.include('must be deals.registrations')
+      }
+    },
+  )
 
   it("a publisher sees and changes only its own sources (404 for others'), a partner none", async () => {
     const asQ = await call('GET', '/v1/sources', undefined, keys.Q)
@@ -407,96 +424,97 @@ describe('source connectors: declared, run and controlled by the platform', func
     expect(page2.body.items[0].id).to.not.equal(page1.body.items[0].id)
   })
 
-  it("a MongoDB source: the connection string is sealed at rest and never returned; its collection's documents reach Kafka", async () => {
-    const db = uniqueName('srcdb').slice(0, 40)
-    const uri = mongoUri(config)
-    const client = new MongoClient(uri)
-    try {
-      await client.connect()
-      const now = Date.now()
-      await client
-        .db(db)
-        .collection('stock')
-        .insertMany(
-          [1, 2, 3].map((i) => ({
-            sku: `M-${i}`,
+  it(
+    'a MongoDB source: the connection string is sealed at rest and never ' +
+      "returned; its collection's documents reach Kafka",
+    async () => {
+      const db = uniqueName('srcdb').slice(0, 40)
+      const uri = mongoUri(config)
+      const client = new MongoClient(uri)
+      try {
+        await client.connect()
+        const now = Date.now()
+        await client
+          .db(db)
+          .collection('stock')
+          .insertMany(
+            [1, 2, 3].map((i) => ({
+              sku: `M-${i}`,
+              locationId: 'L1',
+              locationType: 'WAREHOUSE',
+              unitOfMeasure: 'EA',
+              onHand: i,
+              reserved: 0,
+              available: i,
+              incoming: [],
+              sequence: i,
+              updatedAt: new Date(now - 10_000 + i),
+            })),
+          )
+        // a document naming another manufacturer is refused, never published under the source's owner or the one it
+        // names
+        await client
+          .db(db)
+          .collection('stock')
+          .insertOne({
+            manufacturerId: 'org_globex',
+            sku: 'M-X',
             locationId: 'L1',
             locationType: 'WAREHOUSE',
             unitOfMeasure: 'EA',
-            onHand: i,
+            onHand: 9,
             reserved: 0,
-            available: i,
+            available: 9,
             incoming: [],
-            sequence: i,
-            updatedAt: new Date(now - 10_000 + i),
-          })),
+            sequence: 9,
+            updatedAt: new Date(now - 5_000),
+          })
+        const mongoName = uniqueName('mongo').slice(0, 40)
+        const r = await call(
+          'POST',
+          '/v1/sources',
+          {
+            name: mongoName,
+            kind: 'mongodb',
+            config: { connectionString: uri, database: db, collection: 'stock', mode: 'poll', pollIntervalMs: 100 },
+          },
+          keys.P,
         )
-      // a document naming another manufacturer is refused, never published under the source's owner or the one it names
-      await client
-        .db(db)
-        .collection('stock')
-        .insertOne({
-          manufacturerId: 'org_globex',
-          sku: 'M-X',
-          locationId: 'L1',
-          locationType: 'WAREHOUSE',
-          unitOfMeasure: 'EA',
-          onHand: 9,
-          reserved: 0,
-          available: 9,
-          incoming: [],
-          sequence: 9,
-          updatedAt: new Date(now - 5_000),
+        expect(r.status, r.text).to.equal(201)
+        expect(r.body.config).to.not.have.property('connectionString')
+        expect(r.body.config.secretsSet).to.deep.equal(['connectionString'])
+        const stored = await platform.contracts.then(() =>
+          client
+            .db(config.mongodb.database)
+            .collection('sources')
+            .findOne({ _id: r.body.id } as never),
+        )
+        expect(stored!.config.connectionString).to.be.a('string').and.not.equal(uri)
+        expect(JSON.stringify(stored)).to.not.include(uri)
+        await waitFor(async () => (await countOf('mongodb', mongoName)) === 3, {
+          timeoutMs: 30_000,
+          what: '3 documents in Kafka',
         })
-      const mongoName = uniqueName('mongo').slice(0, 40)
-      const r = await call(
-        'POST',
-        '/v1/sources',
-        {
-          name: mongoName,
-          kind: 'mongodb',
-          config: { connectionString: uri, database: db, collection: 'stock', mode: 'poll', pollIntervalMs: 100 },
-        },
-        keys.P,
-      )
-      expect(r.status, r.text).to.equal(201)
-      expect(r.body.config).to.not.have.property('connectionString')
-      expect(r.body.config.secretsSet).to.deep.equal(['connectionString'])
-      const stored = await platform.contracts.then(() =>
-        client
-          .db(config.mongodb.database)
-          .collection('sources')
-          .findOne({ _id: r.body.id } as never),
-      )
-      expect(stored!.config.connectionString).to.be.a('string').and.not.equal(uri)
-      expect(JSON.stringify(stored)).to.not.include(uri)
-      await waitFor(async () => (await countOf('mongodb', mongoName)) === 3, {
-        timeoutMs: 30_000,
-        what: '3 documents in Kafka',
-      })
-      const st = await waitFor(
-        async () => {
-          const s = await status(r.body.id)
-          return s.counts.produced === 3 ? s : undefined
-        },
-        { what: 'mongodb status' },
-      )
-      expect(st.position.mode).to.equal('poll')
-      expect(st.position.refused.count).to.equal(1)
-      expect(st.position.refused.last.reason).to.include('org_globex')
-      // A config change without the secret keeps it, and restarts the instance with the new config.
-      const patched = await call(
-        'PATCH',
-        `/v1/sources/${r.body.id}`,
-        { config: { database: db, collection: 'stock', mode: 'poll', topic, pollIntervalMs: 200 } },
-        keys.P,
-      )
-      expect(patched.status, patched.text).to.equal(200)
-      expect(patched.body.config.secretsSet).to.deep.equal(['connectionString'])
-      await client
-        .db(db)
-        .collection('stock')
-        .insertOne({
+        const st = await waitFor(
+          async () => {
+            const s = await status(r.body.id)
+            return s.counts.produced === 3 ? s : undefined
+          },
+          { what: 'mongodb status' },
+        )
+        expect(st.position.mode).to.equal('poll')
+        expect(st.position.refused.count).to.equal(1)
+        expect(st.position.refused.last.reason).to.include('org_globex')
+        // A config change without the secret keeps it, and restarts the instance with the new config.
+        const patched = await call(
+          'PATCH',
+          `/v1/sources/${r.body.id}`,
+          { config: { database: db, collection: 'stock', mode: 'poll', topic, pollIntervalMs: 200 } },
+          keys.P,
+        )
+        expect(patched.status, patched.text).to.equal(200)
+        expect(patched.body.config.secretsSet).to.deep.equal(['connectionString'])
+        await client.db(db).collection('stock').insertOne({
           sku: 'M-4',
           locationId: 'L1',
           locationType: 'WAREHOUSE',
@@ -508,20 +526,21 @@ describe('source connectors: declared, run and controlled by the platform', func
           sequence: 4,
           updatedAt: new Date(),
         })
-      await waitFor(async () => (await countOf('mongodb', mongoName)) === 4, {
-        timeoutMs: 30_000,
-        what: 'the 4th document after the config change',
-      })
-      expect((await call('DELETE', `/v1/sources/${r.body.id}`, undefined, keys.P)).status).to.equal(204)
-      expect((await call('GET', `/v1/sources/${r.body.id}`, undefined, keys.P)).status).to.equal(404)
-    } finally {
-      await client
-        .db(db)
-        .dropDatabase()
-        .catch(() => undefined)
-      await client.close()
-    }
-  })
+        await waitFor(async () => (await countOf('mongodb', mongoName)) === 4, {
+          timeoutMs: 30_000,
+          what: 'the 4th document after the config change',
+        })
+        expect((await call('DELETE', `/v1/sources/${r.body.id}`, undefined, keys.P)).status).to.equal(204)
+        expect((await call('GET', `/v1/sources/${r.body.id}`, undefined, keys.P)).status).to.equal(404)
+      } finally {
+        await client
+          .db(db)
+          .dropDatabase()
+          .catch(() => undefined)
+        await client.close()
+      }
+    },
+  )
 
   it("the CLI lists the sources, shows one's status, pauses and resumes it", async () => {
     const env = { DISTRIBUTARY_API_URL: platform.url, DISTRIBUTARY_API_KEY: keys.P }
@@ -540,7 +559,8 @@ describe('source connectors: declared, run and controlled by the platform', func
     // `sources status --follow` follows the next import (paused now: the file waits until the resume).
     const following = cli(['sources', 'status', apiSource, '--follow'], env)
     await new Promise((r) => setTimeout(r, 1500))
-    drop(dirs.api, 'follow.csv', 300, 5000) // few rows: they stay in the shared inventory.levels (a snapshot test reads it all)
+    // few rows: they stay in the shared inventory.levels (a snapshot test reads it all)
+    drop(dirs.api, 'follow.csv', 300, 5000)
     const resumed = await cli(['sources', 'resume', apiSource], env)
     expect(resumed.out).to.include('desired state running')
     await waitFor(async () => (await status(apiSource)).state === 'running', { what: 'resumed by the CLI' })

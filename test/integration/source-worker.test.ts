@@ -175,72 +175,77 @@ describe('source worker: one instance per source across workers', function () {
     expect(JSON.stringify(s), 'the password in a status').to.not.include('pw-secret-1')
   })
 
-  it('a source stored before the confinement checks (another topic, a folder elsewhere, a link out) fails to start, naming the setting; nothing there is read', async () => {
-    const cols = collections(db)
-    const sources = new SourceRegistry(cols, box, { dropRoot })
-    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'src-outside-'))
-    try {
-      const stock = 'sku,onHand,reserved,available,locationType,sequence\nOUT,1,0,1,WAREHOUSE,1\n'
-      fs.writeFileSync(path.join(outside, 'x.csv'), stock)
-      fs.mkdirSync(path.join(folder, 'topic'), { recursive: true })
-      fs.writeFileSync(path.join(folder, 'topic', 'x.csv'), stock)
-      fs.symlinkSync(outside, path.join(folder, 'linked'))
-      const constants = { unitOfMeasure: 'EA', locationId: 'L1' }
-      // Written as an older version stored them, past today's checks.
-      const legacy = (name: string, config: Record<string, unknown>): SourceDoc => {
-        const now = new Date()
-        return {
-          _id: newId('src'),
-          name,
-          kind: 'csv-drop',
-          publisherId: PUBLISHER,
-          origin: 'api',
-          config,
-          desiredState: 'running',
-          generation: 1,
-          configVersion: 1,
-          createdAt: now,
-          updatedAt: now,
+  it(
+    'a source stored before the confinement checks (another topic, a folder ' +
+      'elsewhere, a link out) fails to start, naming the setting; nothing there is ' +
+      'read',
+    async () => {
+      const cols = collections(db)
+      const sources = new SourceRegistry(cols, box, { dropRoot })
+      const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'src-outside-'))
+      try {
+        const stock = 'sku,onHand,reserved,available,locationType,sequence\nOUT,1,0,1,WAREHOUSE,1\n'
+        fs.writeFileSync(path.join(outside, 'x.csv'), stock)
+        fs.mkdirSync(path.join(folder, 'topic'), { recursive: true })
+        fs.writeFileSync(path.join(folder, 'topic', 'x.csv'), stock)
+        fs.symlinkSync(outside, path.join(folder, 'linked'))
+        const constants = { unitOfMeasure: 'EA', locationId: 'L1' }
+        // Written as an older version stored them, past today's checks.
+        const legacy = (name: string, config: Record<string, unknown>): SourceDoc => {
+          const now = new Date()
+          return {
+            _id: newId('src'),
+            name,
+            kind: 'csv-drop',
+            publisherId: PUBLISHER,
+            origin: 'api',
+            config,
+            desiredState: 'running',
+            generation: 1,
+            configVersion: 1,
+            createdAt: now,
+            updatedAt: now,
+          }
         }
+        const docs = [
+          legacy(uniqueName('old-topic').slice(0, 40), {
+            dir: 'topic',
+            topic: 'deals.registrations',
+            settleMs: 0,
+            scanIntervalMs: 50,
+            constants,
+          }),
+          legacy(uniqueName('old-dir').slice(0, 40), { dir: outside, settleMs: 0, scanIntervalMs: 50, constants }),
+          legacy(uniqueName('old-link').slice(0, 40), { dir: 'linked', settleMs: 0, scanIntervalMs: 50, constants }),
+        ]
+        await cols.sources.insertMany(docs)
+        const w = make(sources, 'w3')
+        workers.push(w)
+        await w.start()
+        const failed = async (id: string) =>
+          waitFor(
+            async () => {
+              const st = await cols.sourceStatus.findOne({ _id: id })
+              return st?.state === 'failed' && st.lastError ? st.lastError : undefined
+            },
+            { timeoutMs: 30_000, what: `failed status of ${id}` },
+          )
+        const [topicErr, dirErr, linkErr] = [
+          await failed(docs[0]!._id),
+          await failed(docs[1]!._id),
+          await failed(docs[2]!._id),
+        ]
+        expect(topicErr.code).to.equal('CONFIG_INVALID')
+        expect(topicErr.message).to.include('config.topic must be inventory.levels')
+        expect(dirErr.message).to.include("config.dir must be a folder inside the publisher's drop folder")
+        expect(linkErr.message).to.include("config.dir leads out of the publisher's drop folder")
+        await new Promise((r) => setTimeout(r, 500))
+        expect(fs.readdirSync(outside), 'nothing created or moved outside').to.deep.equal(['x.csv'])
+        expect(fs.readdirSync(path.join(folder, 'topic'))).to.deep.equal(['x.csv'])
+        for (const d of docs) expect(await ofSource(d.name)).to.deep.equal([])
+      } finally {
+        fs.rmSync(outside, { recursive: true, force: true })
       }
-      const docs = [
-        legacy(uniqueName('old-topic').slice(0, 40), {
-          dir: 'topic',
-          topic: 'deals.registrations',
-          settleMs: 0,
-          scanIntervalMs: 50,
-          constants,
-        }),
-        legacy(uniqueName('old-dir').slice(0, 40), { dir: outside, settleMs: 0, scanIntervalMs: 50, constants }),
-        legacy(uniqueName('old-link').slice(0, 40), { dir: 'linked', settleMs: 0, scanIntervalMs: 50, constants }),
-      ]
-      await cols.sources.insertMany(docs)
-      const w = make(sources, 'w3')
-      workers.push(w)
-      await w.start()
-      const failed = async (id: string) =>
-        waitFor(
-          async () => {
-            const st = await cols.sourceStatus.findOne({ _id: id })
-            return st?.state === 'failed' && st.lastError ? st.lastError : undefined
-          },
-          { timeoutMs: 30_000, what: `failed status of ${id}` },
-        )
-      const [topicErr, dirErr, linkErr] = [
-        await failed(docs[0]!._id),
-        await failed(docs[1]!._id),
-        await failed(docs[2]!._id),
-      ]
-      expect(topicErr.code).to.equal('CONFIG_INVALID')
-      expect(topicErr.message).to.include('config.topic must be inventory.levels')
-      expect(dirErr.message).to.include("config.dir must be a folder inside the publisher's drop folder")
-      expect(linkErr.message).to.include("config.dir leads out of the publisher's drop folder")
-      await new Promise((r) => setTimeout(r, 500))
-      expect(fs.readdirSync(outside), 'nothing created or moved outside').to.deep.equal(['x.csv'])
-      expect(fs.readdirSync(path.join(folder, 'topic'))).to.deep.equal(['x.csv'])
-      for (const d of docs) expect(await ofSource(d.name)).to.deep.equal([])
-    } finally {
-      fs.rmSync(outside, { recursive: true, force: true })
-    }
-  })
+    },
+  )
 })

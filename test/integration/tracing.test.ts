@@ -173,53 +173,56 @@ describe('tracing: ingestion → Kafka → delivery attempts in one trace', func
     await collector.close()
   })
 
-  it('exports ingestion, create, send, deliver and the webhook call as one trace; the partner gets its traceparent', async () => {
-    const s = await scenario(
-      'tracing-on',
-      { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_SERVICE_NAME: 'distributary-test' },
-      receiver,
-    )
-    platform = s.p
-    expect(tracingOn()).to.equal(true)
-    const traceId = randomBytes(16).toString('hex')
-    const callerSpan = randomBytes(8).toString('hex')
-    const eventId = await s.publish(`00-${traceId}-${callerSpan}-01`)
-    const hook = await s.delivered(eventId)
-    await platform.close() // exports what is still buffered
-    platform = undefined
-    expect(tracingOn()).to.equal(false)
+  it(
+    'exports ingestion, create, send, deliver and the webhook call as one trace; ' + 'the partner gets its traceparent',
+    async () => {
+      const s = await scenario(
+        'tracing-on',
+        { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_SERVICE_NAME: 'distributary-test' },
+        receiver,
+      )
+      platform = s.p
+      expect(tracingOn()).to.equal(true)
+      const traceId = randomBytes(16).toString('hex')
+      const callerSpan = randomBytes(8).toString('hex')
+      const eventId = await s.publish(`00-${traceId}-${callerSpan}-01`)
+      const hook = await s.delivered(eventId)
+      await platform.close() // exports what is still buffered
+      platform = undefined
+      expect(tracingOn()).to.equal(false)
 
-    const spans = collector.spans.filter((x) => x.traceId === traceId)
-    const one = (name: string) => {
-      const found = spans.filter((x) => x.name === name)
-      expect(found, `${name} in ${spans.map((x) => x.name).join(', ')}`).to.have.length(1)
-      return found[0]!
-    }
-    const server = one('POST /v1/events/{eventType}')
-    const create = one('create inventory.levels')
-    const send = one('send inventory.levels')
-    const deliver = one('deliver inventory.levels')
-    const post = one('POST')
-    expect(server.kind).to.equal(KIND.server)
-    expect(server.parentSpanId).to.equal(callerSpan)
-    expect(attr(server, 'http.response.status_code')).to.equal(202)
-    expect(create.kind).to.equal(KIND.producer)
-    expect(create.parentSpanId).to.equal(server.spanId)
-    expect(attr(create, 'messaging.batch.message_count')).to.equal(1)
-    expect(send.parentSpanId).to.equal(create.spanId)
-    expect(attr(send, 'messaging.system')).to.equal('kafka')
-    expect(deliver.kind).to.equal(KIND.consumer)
-    expect(deliver.parentSpanId).to.equal(create.spanId)
-    expect(attr(deliver, 'cloudevents.event_id')).to.equal(eventId)
-    expect(attr(deliver, 'distributary.delivery.attempt')).to.equal(1)
-    expect(post.kind).to.equal(KIND.client)
-    expect(post.parentSpanId).to.equal(deliver.spanId)
-    expect(attr(post, 'http.response.status_code')).to.equal(204)
-    // the partner continues the webhook call's span; the publisher's tracestate stays with the platform
-    expect(hook.headers.traceparent).to.equal(`00-${traceId}-${post.spanId}-01`)
-    expect(hook.headers.tracestate).to.equal(undefined)
-    expect(collector.resources.some((r) => r['service.name'] === 'distributary-test')).to.equal(true)
-  })
+      const spans = collector.spans.filter((x) => x.traceId === traceId)
+      const one = (name: string) => {
+        const found = spans.filter((x) => x.name === name)
+        expect(found, `${name} in ${spans.map((x) => x.name).join(', ')}`).to.have.length(1)
+        return found[0]!
+      }
+      const server = one('POST /v1/events/{eventType}')
+      const create = one('create inventory.levels')
+      const send = one('send inventory.levels')
+      const deliver = one('deliver inventory.levels')
+      const post = one('POST')
+      expect(server.kind).to.equal(KIND.server)
+      expect(server.parentSpanId).to.equal(callerSpan)
+      expect(attr(server, 'http.response.status_code')).to.equal(202)
+      expect(create.kind).to.equal(KIND.producer)
+      expect(create.parentSpanId).to.equal(server.spanId)
+      expect(attr(create, 'messaging.batch.message_count')).to.equal(1)
+      expect(send.parentSpanId).to.equal(create.spanId)
+      expect(attr(send, 'messaging.system')).to.equal('kafka')
+      expect(deliver.kind).to.equal(KIND.consumer)
+      expect(deliver.parentSpanId).to.equal(create.spanId)
+      expect(attr(deliver, 'cloudevents.event_id')).to.equal(eventId)
+      expect(attr(deliver, 'distributary.delivery.attempt')).to.equal(1)
+      expect(post.kind).to.equal(KIND.client)
+      expect(post.parentSpanId).to.equal(deliver.spanId)
+      expect(attr(post, 'http.response.status_code')).to.equal(204)
+      // the partner continues the webhook call's span; the publisher's tracestate stays with the platform
+      expect(hook.headers.traceparent).to.equal(`00-${traceId}-${post.spanId}-01`)
+      expect(hook.headers.tracestate).to.equal(undefined)
+      expect(collector.resources.some((r) => r['service.name'] === 'distributary-test')).to.equal(true)
+    },
+  )
 
   it('off: nothing is exported, and the partner gets the traceparent as the publisher sent it', async () => {
     const s = await scenario(

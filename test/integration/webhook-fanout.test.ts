@@ -148,32 +148,36 @@ describe('delivery queue + webhook sink against real receivers', function () {
     expect(queue.safeOffset('order', TOPIC, 0)).to.equal(String(N))
   })
 
-  it('dead-letters an event whose endpoint keeps answering 503, with the attempts in the delivery log, and commits past it', async () => {
-    const p = await partner(
-      'dlq',
-      (r, res) => {
-        const body = JSON.parse(r.body) as { data: { seq: number } }
-        if (body.data.seq === 3) return res.writeHead(503, { 'retry-after': '0' }).end('maintenance')
-        res.writeHead(200).end()
-      },
-      { policy: { kind: 'schedule', delaysMs: [20, 20], jitter: 0, maxRetryAfterMs: 1000 } },
-    )
-    for (let i = 0; i < 10; i++) queue.enqueue('dlq', rec(i, `K${i % 2}`))
-    await waitFor(() => queue.safeOffset('dlq', TOPIC, 0) === '10', { timeoutMs: 10_000 })
-    expect(dead).to.have.length(1)
-    expect(dead[0]!.record.offset).to.equal('3')
-    expect(dead[0]!.info).to.include({ reason: 'exhausted', attempts: 3 })
-    const attempts = p.reports.filter((r) => r.eventId === 'evt_0_3')
-    expect(attempts.map((a) => a.status)).to.deep.equal([503, 503, 503])
-    expect(attempts.every((a) => a.responseExcerpt === 'maintenance')).to.equal(true)
-    expect(delivered.get('dlq')).to.equal(9)
-    // K1 (odd seqs) stayed in order around the dead letter
-    const k1 = p.rx.received
-      .map((r) => verifiedData(p, r))
-      .filter((d) => d.key === 'K1')
-      .map((d) => d.seq)
-    expect(k1.filter((s) => s !== 3)).to.deep.equal([1, 5, 7, 9])
-  })
+  it(
+    'dead-letters an event whose endpoint keeps answering 503, with the attempts ' +
+      'in the delivery log, and commits past it',
+    async () => {
+      const p = await partner(
+        'dlq',
+        (r, res) => {
+          const body = JSON.parse(r.body) as { data: { seq: number } }
+          if (body.data.seq === 3) return res.writeHead(503, { 'retry-after': '0' }).end('maintenance')
+          res.writeHead(200).end()
+        },
+        { policy: { kind: 'schedule', delaysMs: [20, 20], jitter: 0, maxRetryAfterMs: 1000 } },
+      )
+      for (let i = 0; i < 10; i++) queue.enqueue('dlq', rec(i, `K${i % 2}`))
+      await waitFor(() => queue.safeOffset('dlq', TOPIC, 0) === '10', { timeoutMs: 10_000 })
+      expect(dead).to.have.length(1)
+      expect(dead[0]!.record.offset).to.equal('3')
+      expect(dead[0]!.info).to.include({ reason: 'exhausted', attempts: 3 })
+      const attempts = p.reports.filter((r) => r.eventId === 'evt_0_3')
+      expect(attempts.map((a) => a.status)).to.deep.equal([503, 503, 503])
+      expect(attempts.every((a) => a.responseExcerpt === 'maintenance')).to.equal(true)
+      expect(delivered.get('dlq')).to.equal(9)
+      // K1 (odd seqs) stayed in order around the dead letter
+      const k1 = p.rx.received
+        .map((r) => verifiedData(p, r))
+        .filter((d) => d.key === 'K1')
+        .map((d) => d.seq)
+      expect(k1.filter((s) => s !== 3)).to.deep.equal([1, 5, 7, 9])
+    },
+  )
 
   it('isolates partners: one answering 500 and one hanging until timeout while the others keep receiving', async () => {
     const policy: SchedulePolicy = {

@@ -45,7 +45,10 @@ describe('chaos runner', () => {
       fails(
         ['--short', '--events', '100'],
         {},
-        /100 events at \d+\/s last \d+ s, shorter than the short scenario's \d+ s of faults: raise --events \(CHAOS_EVENTS\) or lower --rate \(CHAOS_RATE\)/,
+        new RegExp(
+          "100 events at \\d+/s last \\d+ s, shorter than the short scenario's \\d+ s of faults: " +
+            'raise --events \\(CHAOS_EVENTS\\) or lower --rate \\(CHAOS_RATE\\)',
+        ),
       )
       fails(['--short', '--events', '100000', '--rate', '20'], {}, /publishes for 6 min at most/)
       fails(['--rate', '5000'], {}, /at most 2000/)
@@ -70,11 +73,13 @@ describe('chaos runner', () => {
     ])
   })
 
-  it('the resolver fault: the chaos name from the hosts file, ENOTFOUND without its line, other names untouched', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chaos-dns-'))
-    try {
-      const hosts = path.join(dir, 'hosts')
-      const script = `
+  it(
+    'the resolver fault: the chaos name from the hosts file, ENOTFOUND without ' + 'its line, other names untouched',
+    () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chaos-dns-'))
+      try {
+        const hosts = path.join(dir, 'hosts')
+        const script = `
         import dns from 'node:dns/promises'
         import dnsCallbacks from 'node:dns'
         import fs from 'node:fs'
@@ -88,30 +93,31 @@ describe('chaos runner', () => {
         out.push(await look('localhost') !== '' ? 'resolved' : 'not')
         console.log(JSON.stringify(out))
       `
-      fs.writeFileSync(hosts, '127.0.0.1 partner-e.chaos.invalid\n')
-      const out = execFileSync(
-        process.execPath,
-        [
-          '--import',
-          pathToFileURL(path.join(PROJECT_ROOT, 'chaos', 'dns-preload.mjs')).href,
-          '--input-type=module',
-          '-e',
-          script,
-        ],
-        {
-          env: {
-            ...process.env,
-            NODE_OPTIONS: '',
-            CHAOS_HOSTS_FILE: hosts,
-            CHAOS_DNS_NAMES: 'partner-e.chaos.invalid',
+        fs.writeFileSync(hosts, '127.0.0.1 partner-e.chaos.invalid\n')
+        const out = execFileSync(
+          process.execPath,
+          [
+            '--import',
+            pathToFileURL(path.join(PROJECT_ROOT, 'chaos', 'dns-preload.mjs')).href,
+            '--input-type=module',
+            '-e',
+            script,
+          ],
+          {
+            env: {
+              ...process.env,
+              NODE_OPTIONS: '',
+              CHAOS_HOSTS_FILE: hosts,
+              CHAOS_DNS_NAMES: 'partner-e.chaos.invalid',
+            },
+            encoding: 'utf8',
           },
-          encoding: 'utf8',
-        },
-      )
-      // .invalid never resolves for real (RFC 6761): the other name's failure is the real resolver's
-      expect(JSON.parse(out)).to.deep.equal(['127.0.0.1', 'ENOTFOUND', 'ENOTFOUND', 'ENOTFOUND', 'resolved'])
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true })
-    }
-  })
+        )
+        // .invalid never resolves for real (RFC 6761): the other name's failure is the real resolver's
+        expect(JSON.parse(out)).to.deep.equal(['127.0.0.1', 'ENOTFOUND', 'ENOTFOUND', 'ENOTFOUND', 'resolved'])
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    },
+  )
 })

@@ -54,25 +54,32 @@ describe('CLI habits', function () {
     expect(all.out).to.contain('migrate keys')
   })
 
-  it('the help of a command over the API shows each subcommand with the flags it takes, and what each flag sets', () => {
-    const help = run('subscriptions', '--help').out
-    expect(help).to.match(
-      /^ +distributary subscriptions create \[--partner-id <org id>\] \[--name <name>\] \[--event-type <type>\]\.\.\. \[--webhook-url <url>\].* \[--from-file <file\|->\] \[--json\]$/m,
-    )
-    expect(help).to.match(/^ +distributary subscriptions update <id> .*\[--from-file <file\|->\] \[--json\]$/m)
-    expect(help).to.match(/^ +distributary subscriptions delete <id> \[--json\]$/m)
-    expect(help).to.match(
-      /^ {2}create --from-file <file\|->\n +the API's request JSON, SubscriptionCreate of GET \/v1\/openapi.json/m,
-    )
-    for (const [command, flags] of [
-      ['organizations', ['--kind', '--name', '--slug']],
-      ['keys', ['--scope', '--organization-id', '--overlap-seconds']],
-      ['grants', ['--partner-id', '--publisher-id', '--event-type', '--fields', '--filter']],
-    ] as const) {
-      const text = run(command, '--help').out
-      for (const flag of [...flags, '--from-file', '--json']) expect(text, `${command} ${flag}`).to.contain(flag)
-    }
-  })
+  it(
+    'the help of a command over the API shows each subcommand with the flags it ' + 'takes, and what each flag sets',
+    () => {
+      const help = run('subscriptions', '--help').out
+      expect(help).to.match(
+        new RegExp(
+          '^ +distributary subscriptions create \\[--partner-id <org id>\\] \\[--name <name>\\] ' +
+            '\\[--event-type <type>\\]\\.\\.\\. \\[--webhook-url <url>\\].* \\[--from-file <file\\|->\\] \\[--json\\]$',
+          'm',
+        ),
+      )
+      expect(help).to.match(/^ +distributary subscriptions update <id> .*\[--from-file <file\|->\] \[--json\]$/m)
+      expect(help).to.match(/^ +distributary subscriptions delete <id> \[--json\]$/m)
+      expect(help).to.match(
+        /^ {2}create --from-file <file\|->\n +the API's request JSON, SubscriptionCreate of GET \/v1\/openapi.json/m,
+      )
+      for (const [command, flags] of [
+        ['organizations', ['--kind', '--name', '--slug']],
+        ['keys', ['--scope', '--organization-id', '--overlap-seconds']],
+        ['grants', ['--partner-id', '--publisher-id', '--event-type', '--fields', '--filter']],
+      ] as const) {
+        const text = run(command, '--help').out
+        for (const flag of [...flags, '--from-file', '--json']) expect(text, `${command} ${flag}`).to.contain(flag)
+      }
+    },
+  )
 
   it('an unknown command, subcommand or option, or an option without its value: one line on stderr, exit 2', () => {
     const cases: Array<[string[], RegExp]> = [
@@ -83,9 +90,13 @@ describe('CLI habits', function () {
       [['grants', '--json=yes'], /^distributary: option --json takes no value .*\n$/],
       [
         ['grants', 'frobnicate'],
-        /^distributary: unknown command "grants frobnicate" \(list, show, create, .*; see distributary grants --help\)\n$/,
+        new RegExp(
+          '^distributary: unknown command "grants frobnicate" ' +
+            '\\(list, show, create, .*; see distributary grants --help\\)\\n$',
+        ),
       ],
-      // a flag another subcommand takes, a file that is not there, an update without a change: refused before any request
+      // a flag another subcommand takes, a file that is not there, an update without a change: refused before any
+      // request
       [
         ['grants', 'list', '--name', 'x'],
         /^distributary: grants list does not take --name \(see distributary grants --help\)\n$/,
@@ -96,7 +107,10 @@ describe('CLI habits', function () {
       ],
       [
         ['subscriptions', 'update', 'sub_000000000000000000000000'],
-        /^distributary: subscriptions update: nothing to change \(give --name, --event-type, --webhook-url, --fields, --filter or --from-file\) .*\n$/,
+        new RegExp(
+          '^distributary: subscriptions update: nothing to change ' +
+            '\\(give --name, --event-type, --webhook-url, --fields, --filter or --from-file\\) .*\\n$',
+        ),
       ],
       [
         ['grants', 'create', '--filter', 'region'],

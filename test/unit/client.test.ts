@@ -97,70 +97,73 @@ describe('typed management client', function () {
       expect(seen[0]!.headers.authorization, 'no key, no header').to.equal(undefined)
     })
 
-    it('throws a problem+json answer as one ApiProblem line: status, title, detail and each field at fault, once', async () => {
-      const api = createManagementClient({ baseUrl: url, apiKey: 'k' })
-      answer = () => [
-        422,
-        'application/problem+json',
-        JSON.stringify({
-          type: 'about:blank',
-          title: 'Unprocessable Content',
-          status: 422,
-          detail: 'publisherId: is required with an admin key',
-          errors: [{ field: 'publisherId', message: 'is required with an admin key' }],
-        }),
-      ]
-      const err = await api
-        .POST('/grants', { body: { partnerId: 'org_1', entitlements: [{ eventType: 'a.b' }] } })
-        .then(
+    it(
+      'throws a problem+json answer as one ApiProblem line: status, title, detail ' + 'and each field at fault, once',
+      async () => {
+        const api = createManagementClient({ baseUrl: url, apiKey: 'k' })
+        answer = () => [
+          422,
+          'application/problem+json',
+          JSON.stringify({
+            type: 'about:blank',
+            title: 'Unprocessable Content',
+            status: 422,
+            detail: 'publisherId: is required with an admin key',
+            errors: [{ field: 'publisherId', message: 'is required with an admin key' }],
+          }),
+        ]
+        const err = await api
+          .POST('/grants', { body: { partnerId: 'org_1', entitlements: [{ eventType: 'a.b' }] } })
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          )
+        expect(err).to.be.instanceOf(ApiProblem)
+        const p = err as ApiProblem
+        expect(p.message).to.equal('422 Unprocessable Content: publisherId: is required with an admin key')
+        expect([p.status, p.title, p.errors]).to.deep.equal([
+          422,
+          'Unprocessable Content',
+          [{ field: 'publisherId', message: 'is required with an admin key' }],
+        ])
+
+        answer = () => [
+          401,
+          'application/problem+json',
+          JSON.stringify({
+            title: 'Unauthorized',
+            status: 401,
+            detail: 'the API key is unknown, revoked or expired',
+            errors: [{ field: 'Authorization', message: 'is not a valid API key' }],
+          }),
+        ]
+        const unauthorized = await api.GET('/grants').then(
           () => undefined,
           (e: unknown) => e,
         )
-      expect(err).to.be.instanceOf(ApiProblem)
-      const p = err as ApiProblem
-      expect(p.message).to.equal('422 Unprocessable Content: publisherId: is required with an admin key')
-      expect([p.status, p.title, p.errors]).to.deep.equal([
-        422,
-        'Unprocessable Content',
-        [{ field: 'publisherId', message: 'is required with an admin key' }],
-      ])
-
-      answer = () => [
-        401,
-        'application/problem+json',
-        JSON.stringify({
-          title: 'Unauthorized',
-          status: 401,
-          detail: 'the API key is unknown, revoked or expired',
-          errors: [{ field: 'Authorization', message: 'is not a valid API key' }],
-        }),
-      ]
-      const unauthorized = await api.GET('/grants').then(
-        () => undefined,
-        (e: unknown) => e,
-      )
-      expect((unauthorized as ApiProblem).message).to.equal(
-        '401 Unauthorized: the API key is unknown, revoked or expired (Authorization: is not a valid API key)',
-      )
-
-      answer = () => [
-        409,
-        'application/problem+json',
-        JSON.stringify({
-          title: 'Conflict',
-          status: 409,
-          detail: 'an organization with slug acme exists',
-          errors: [{ field: 'slug', message: 'an organization with slug acme exists' }],
-        }),
-      ]
-      const conflict = await api
-        .POST('/organizations', { body: { kind: 'publisher', name: 'Acme', slug: 'acme' } })
-        .then(
-          () => undefined,
-          (e: unknown) => e,
+        expect((unauthorized as ApiProblem).message).to.equal(
+          '401 Unauthorized: the API key is unknown, revoked or expired (Authorization: is not a valid API key)',
         )
-      expect((conflict as ApiProblem).message).to.equal('409 Conflict: slug: an organization with slug acme exists')
-    })
+
+        answer = () => [
+          409,
+          'application/problem+json',
+          JSON.stringify({
+            title: 'Conflict',
+            status: 409,
+            detail: 'an organization with slug acme exists',
+            errors: [{ field: 'slug', message: 'an organization with slug acme exists' }],
+          }),
+        ]
+        const conflict = await api
+          .POST('/organizations', { body: { kind: 'publisher', name: 'Acme', slug: 'acme' } })
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          )
+        expect((conflict as ApiProblem).message).to.equal('409 Conflict: slug: an organization with slug acme exists')
+      },
+    )
 
     it('an answer that is not problem+json keeps its status text and (shortened, on one line) its text', async () => {
       answer = () => [502, 'text/html', '<html>\n<body>Bad gateway</body>\n</html>']

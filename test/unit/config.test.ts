@@ -32,21 +32,26 @@ describe('configuration', () => {
     expect(mongoUri(c)).to.equal('mongodb+srv://u:p@cluster0.example.net/?tls=true')
   })
 
-  it('STACK_KAFKA_BROKERS=3: the platform uses three local brokers on consecutive ports, controllers after them', () => {
-    const c = loadConfig({ env: { STACK_KAFKA_BROKERS: '3' } })
-    expect(kafkaBrokers(c)).to.deep.equal(['127.0.0.1:9092', '127.0.0.1:9093', '127.0.0.1:9094'])
-    expect(localControllerPorts(c)).to.deep.equal([9095, 9096, 9097])
-    expect(localControllerPorts(loadConfig({ env: {} })), 'one node: the controller port of old').to.deep.equal([9093])
-    const moved = loadConfig({
-      env: { STACK_KAFKA_BROKERS: '3', STACK_KAFKA_PORT: '19092', STACK_KAFKA_CONTROLLER_PORT: '19192' },
-    })
-    expect(kafkaBrokers(moved)).to.deep.equal(['127.0.0.1:19092', '127.0.0.1:19093', '127.0.0.1:19094'])
-    expect(localControllerPorts(moved)).to.deep.equal([19192, 19193, 19194])
-    expect(
-      kafkaBrokers(loadConfig({ env: { STACK_KAFKA_BROKERS: '3', KAFKA_BROKERS: 'b1:9092' } })),
-      'an external cluster wins',
-    ).to.deep.equal(['b1:9092'])
-  })
+  it(
+    'STACK_KAFKA_BROKERS=3: the platform uses three local brokers on consecutive ' + 'ports, controllers after them',
+    () => {
+      const c = loadConfig({ env: { STACK_KAFKA_BROKERS: '3' } })
+      expect(kafkaBrokers(c)).to.deep.equal(['127.0.0.1:9092', '127.0.0.1:9093', '127.0.0.1:9094'])
+      expect(localControllerPorts(c)).to.deep.equal([9095, 9096, 9097])
+      expect(localControllerPorts(loadConfig({ env: {} })), 'one node: the controller port of old').to.deep.equal([
+        9093,
+      ])
+      const moved = loadConfig({
+        env: { STACK_KAFKA_BROKERS: '3', STACK_KAFKA_PORT: '19092', STACK_KAFKA_CONTROLLER_PORT: '19192' },
+      })
+      expect(kafkaBrokers(moved)).to.deep.equal(['127.0.0.1:19092', '127.0.0.1:19093', '127.0.0.1:19094'])
+      expect(localControllerPorts(moved)).to.deep.equal([19192, 19193, 19194])
+      expect(
+        kafkaBrokers(loadConfig({ env: { STACK_KAFKA_BROKERS: '3', KAFKA_BROKERS: 'b1:9092' } })),
+        'an external cluster wins',
+      ).to.deep.equal(['b1:9092'])
+    },
+  )
 
   it('refuses a local Kafka size other than 1 or 3, and controller ports among the broker ports', () => {
     expect(fails({ STACK_KAFKA_BROKERS: '2' }).message).to.contain(

@@ -16,20 +16,23 @@ describe('csv parser (RFC 4180, streaming over bytes)', () => {
     '\uFEFFsku,name,qty\r\nA-1,"Bolt, M6",10\r\n\r\nB-2,"He said ""hi""",20\r\nC-3,"two\r\nlines",30\r\nD-4,Ä€,40'
   const buf = Buffer.from(text, 'utf8')
 
-  it('handles BOM, CRLF, quoted delimiters, escaped quotes, line breaks in fields, blank lines, no final newline', () => {
-    const rows = parseChunked(buf, buf.length)
-    expect(rows.map((r) => r.fields)).to.deep.equal([
-      ['sku', 'name', 'qty'],
-      ['A-1', 'Bolt, M6', '10'],
-      ['B-2', 'He said "hi"', '20'],
-      ['C-3', 'two\r\nlines', '30'],
-      ['D-4', 'Ä€', '40'],
-    ])
-    expect(rows.map((r) => r.line)).to.deep.equal([1, 2, 4, 5, 7])
-    expect(rows.at(-1)!.end).to.equal(buf.length)
-    // every row's end is the byte offset where the next row (or blank line) starts
-    expect(buf.subarray(rows[1]!.end).toString().startsWith('\r\nB-2')).to.equal(true)
-  })
+  it(
+    'handles BOM, CRLF, quoted delimiters, escaped quotes, line breaks in fields, ' + 'blank lines, no final newline',
+    () => {
+      const rows = parseChunked(buf, buf.length)
+      expect(rows.map((r) => r.fields)).to.deep.equal([
+        ['sku', 'name', 'qty'],
+        ['A-1', 'Bolt, M6', '10'],
+        ['B-2', 'He said "hi"', '20'],
+        ['C-3', 'two\r\nlines', '30'],
+        ['D-4', 'Ä€', '40'],
+      ])
+      expect(rows.map((r) => r.line)).to.deep.equal([1, 2, 4, 5, 7])
+      expect(rows.at(-1)!.end).to.equal(buf.length)
+      // every row's end is the byte offset where the next row (or blank line) starts
+      expect(buf.subarray(rows[1]!.end).toString().startsWith('\r\nB-2')).to.equal(true)
+    },
+  )
 
   it('gives the same rows, lines and offsets for every chunk size', () => {
     const whole = parseChunked(buf, buf.length)
@@ -107,47 +110,51 @@ describe('json-avro converter', () => {
       locationType: 'WAREHOUSE',
     })
   })
-  it('fills defaults (a fresh array per value), names missing fields and escapes unknown keys, the same on every call', () => {
-    const base = {
-      manufacturerId: 'm',
-      sku: 'S',
-      locationId: 'L',
-      unitOfMeasure: 'EA',
-      onHand: 1,
-      reserved: 0,
-      available: 1,
-      sequence: 1,
-      occurredAt: 0,
-    }
-    const a = conv.convert(base).value as {
-      incoming: unknown[]
-      gtin: unknown
-      locationType: string
-      safetyStock: unknown
-    }
-    const b = conv.convert(base).value as { incoming: unknown[] }
-    expect(a).to.include({ gtin: null, locationType: 'WAREHOUSE', safetyStock: null })
-    expect(a.incoming).to.deep.equal([])
-    a.incoming.push(1)
-    expect(b.incoming).to.deep.equal([]) // not one shared default array
-    for (let i = 0; i < 3; i++) {
-      const r = conv.convert({ sku: 'S', 'a/b~c': 1, incoming: [{ quantity: 1, expectedDate: 3 }, {}] }, `/${i}`)
-      expect(r.value).to.equal(undefined)
-      expect(r.faults.map((f) => `${f.path} ${f.message}`).sort()).to.deep.equal(
-        [
-          `/${i}/a~1b~0c is not a field of the schema`,
-          `/${i}/available is required`,
-          `/${i}/incoming/1/expectedDate is required`,
-          `/${i}/incoming/1/quantity is required`,
-          `/${i}/locationId is required`,
-          `/${i}/manufacturerId is required`,
-          `/${i}/occurredAt is required`,
-          `/${i}/onHand is required`,
-          `/${i}/reserved is required`,
-          `/${i}/sequence is required`,
-          `/${i}/unitOfMeasure is required`,
-        ].sort(),
-      )
-    }
-  })
+  it(
+    'fills defaults (a fresh array per value), names missing fields and escapes ' +
+      'unknown keys, the same on every call',
+    () => {
+      const base = {
+        manufacturerId: 'm',
+        sku: 'S',
+        locationId: 'L',
+        unitOfMeasure: 'EA',
+        onHand: 1,
+        reserved: 0,
+        available: 1,
+        sequence: 1,
+        occurredAt: 0,
+      }
+      const a = conv.convert(base).value as {
+        incoming: unknown[]
+        gtin: unknown
+        locationType: string
+        safetyStock: unknown
+      }
+      const b = conv.convert(base).value as { incoming: unknown[] }
+      expect(a).to.include({ gtin: null, locationType: 'WAREHOUSE', safetyStock: null })
+      expect(a.incoming).to.deep.equal([])
+      a.incoming.push(1)
+      expect(b.incoming).to.deep.equal([]) // not one shared default array
+      for (let i = 0; i < 3; i++) {
+        const r = conv.convert({ sku: 'S', 'a/b~c': 1, incoming: [{ quantity: 1, expectedDate: 3 }, {}] }, `/${i}`)
+        expect(r.value).to.equal(undefined)
+        expect(r.faults.map((f) => `${f.path} ${f.message}`).sort()).to.deep.equal(
+          [
+            `/${i}/a~1b~0c is not a field of the schema`,
+            `/${i}/available is required`,
+            `/${i}/incoming/1/expectedDate is required`,
+            `/${i}/incoming/1/quantity is required`,
+            `/${i}/locationId is required`,
+            `/${i}/manufacturerId is required`,
+            `/${i}/occurredAt is required`,
+            `/${i}/onHand is required`,
+            `/${i}/reserved is required`,
+            `/${i}/sequence is required`,
+            `/${i}/unitOfMeasure is required`,
+          ].sort(),
+        )
+      }
+    },
+  )
 })

@@ -99,47 +99,52 @@ describe('DeliveryQueue', () => {
     expect(peak).to.equal(3)
   })
 
-  it('reports the safe commit offset: the lowest offset not yet delivered or dead-lettered, per partition', async () => {
-    const r = recorder()
-    q = new DeliveryQueue(r.handlers, { logger: silent })
-    const gates = new Map<string, () => void>()
-    q.addSubscription({
-      id: 's',
-      concurrency: 10,
-      deliver: (record) => new Promise<void>((resolve) => gates.set(`${record.partition}:${record.offset}`, resolve)),
-    })
-    expect(q.safeOffset('s', 't', 0)).to.equal(undefined)
-    for (const o of [10, 11, 12]) q.enqueue('s', rec(o, `k${o}`, 0))
-    q.enqueue('s', rec(7, 'x', 1))
-    q.skip('s', 't', 0, 13) // filtered out for this subscription
-    await waitFor(() => gates.size === 4)
-    expect(q.safeOffset('s', 't', 0)).to.equal('10')
-    expect(
-      q.safeOffset('s', 't', 0, 40),
-      'a reader that left records out (seen 40): still 10 while 10 is pending',
-    ).to.equal('10')
-    expect(q.safeOffset('s', 't', 5, 40), 'a partition never offered anything: what the reader has seen').to.equal('40')
-    gates.get('0:11')!()
-    gates.get('0:12')!()
-    await waitFor(() => r.delivered.length === 2)
-    expect(q.safeOffset('s', 't', 0)).to.equal('10') // 10 still in flight: nothing above it may be committed
-    gates.get('0:10')!()
-    await waitFor(() => q.safeOffset('s', 't', 0) === '14')
-    expect(
-      q.safeOffset('s', 't', 0, 40),
-      'nothing pending: the reader has offered everything below 40 that the subscription wants',
-    ).to.equal('40')
-    expect(q.safeOffset('s', 't', 0, 12), 'never below what was enqueued or skipped').to.equal('14')
-    expect(q.safeOffset('s', 't', 1)).to.equal('7')
-    gates.get('1:7')!()
-    await waitFor(() => q.safeOffset('s', 't', 1) === '8')
-    expect(q.positions('s')).to.deep.include.members([
-      { topic: 't', partition: 0, offset: '14' },
-      { topic: 't', partition: 1, offset: '8' },
-    ])
-    // an offset below what was seen is a redelivery: ignored
-    expect(q.enqueue('s', rec(11, 'k11', 0))).to.equal(false)
-  })
+  it(
+    'reports the safe commit offset: the lowest offset not yet delivered or ' + 'dead-lettered, per partition',
+    async () => {
+      const r = recorder()
+      q = new DeliveryQueue(r.handlers, { logger: silent })
+      const gates = new Map<string, () => void>()
+      q.addSubscription({
+        id: 's',
+        concurrency: 10,
+        deliver: (record) => new Promise<void>((resolve) => gates.set(`${record.partition}:${record.offset}`, resolve)),
+      })
+      expect(q.safeOffset('s', 't', 0)).to.equal(undefined)
+      for (const o of [10, 11, 12]) q.enqueue('s', rec(o, `k${o}`, 0))
+      q.enqueue('s', rec(7, 'x', 1))
+      q.skip('s', 't', 0, 13) // filtered out for this subscription
+      await waitFor(() => gates.size === 4)
+      expect(q.safeOffset('s', 't', 0)).to.equal('10')
+      expect(
+        q.safeOffset('s', 't', 0, 40),
+        'a reader that left records out (seen 40): still 10 while 10 is pending',
+      ).to.equal('10')
+      expect(q.safeOffset('s', 't', 5, 40), 'a partition never offered anything: what the reader has seen').to.equal(
+        '40',
+      )
+      gates.get('0:11')!()
+      gates.get('0:12')!()
+      await waitFor(() => r.delivered.length === 2)
+      expect(q.safeOffset('s', 't', 0)).to.equal('10') // 10 still in flight: nothing above it may be committed
+      gates.get('0:10')!()
+      await waitFor(() => q.safeOffset('s', 't', 0) === '14')
+      expect(
+        q.safeOffset('s', 't', 0, 40),
+        'nothing pending: the reader has offered everything below 40 that the subscription wants',
+      ).to.equal('40')
+      expect(q.safeOffset('s', 't', 0, 12), 'never below what was enqueued or skipped').to.equal('14')
+      expect(q.safeOffset('s', 't', 1)).to.equal('7')
+      gates.get('1:7')!()
+      await waitFor(() => q.safeOffset('s', 't', 1) === '8')
+      expect(q.positions('s')).to.deep.include.members([
+        { topic: 't', partition: 0, offset: '14' },
+        { topic: 't', partition: 1, offset: '8' },
+      ])
+      // an offset below what was seen is a redelivery: ignored
+      expect(q.enqueue('s', rec(11, 'k11', 0))).to.equal(false)
+    },
+  )
 
   it('dead-letters a record after its schedule is exhausted, then its key moves on', async () => {
     const r = recorder()
@@ -212,38 +217,41 @@ describe('DeliveryQueue', () => {
     expect(tries).to.equal(3)
   })
 
-  it('parks a subscription whose endpoint keeps failing: one probe at a time, no fresh records, then resumes', async () => {
-    const r = recorder()
-    q = new DeliveryQueue(r.handlers, { logger: silent })
-    let down = true
-    let active = 0
-    let peakWhileParked = 0
-    const tried = new Set<string>()
-    q.addSubscription({
-      id: 's',
-      policy: { kind: 'schedule', delaysMs: [30, 30, 30, 30, 30, 30, 30, 30, 30, 30], jitter: 0, maxRetryAfterMs: 0 },
-      concurrency: 4,
-      parkAfterFailures: 4,
-      deliver: async (record) => {
-        tried.add(record.offset)
-        active++
-        if (q.stats('s').status === 'parked') peakWhileParked = Math.max(peakWhileParked, active)
-        await tick(2)
-        active--
-        if (down) throw new RetriableError('down')
-      },
-    })
-    for (let i = 0; i < 40; i++) q.enqueue('s', rec(i, `k${i}`))
-    await waitFor(() => r.events.includes('parked:s'))
-    await tick(200)
-    expect(tried.size).to.be.at.most(8) // the 40 keys were not all hammered
-    expect(peakWhileParked).to.be.at.most(1)
-    down = false
-    await waitFor(() => r.delivered.length === 40, { timeoutMs: 5000 })
-    expect(r.events).to.include('unparked:s')
-    expect(q.stats('s').status).to.equal('active')
-    expect(q.safeOffset('s', 't', 0)).to.equal('40')
-  })
+  it(
+    'parks a subscription whose endpoint keeps failing: one probe at a time, no ' + 'fresh records, then resumes',
+    async () => {
+      const r = recorder()
+      q = new DeliveryQueue(r.handlers, { logger: silent })
+      let down = true
+      let active = 0
+      let peakWhileParked = 0
+      const tried = new Set<string>()
+      q.addSubscription({
+        id: 's',
+        policy: { kind: 'schedule', delaysMs: [30, 30, 30, 30, 30, 30, 30, 30, 30, 30], jitter: 0, maxRetryAfterMs: 0 },
+        concurrency: 4,
+        parkAfterFailures: 4,
+        deliver: async (record) => {
+          tried.add(record.offset)
+          active++
+          if (q.stats('s').status === 'parked') peakWhileParked = Math.max(peakWhileParked, active)
+          await tick(2)
+          active--
+          if (down) throw new RetriableError('down')
+        },
+      })
+      for (let i = 0; i < 40; i++) q.enqueue('s', rec(i, `k${i}`))
+      await waitFor(() => r.events.includes('parked:s'))
+      await tick(200)
+      expect(tried.size).to.be.at.most(8) // the 40 keys were not all hammered
+      expect(peakWhileParked).to.be.at.most(1)
+      down = false
+      await waitFor(() => r.delivered.length === 40, { timeoutMs: 5000 })
+      expect(r.events).to.include('unparked:s')
+      expect(q.stats('s').status).to.equal('active')
+      expect(q.safeOffset('s', 't', 0)).to.equal('40')
+    },
+  )
 
   it('disables on EndpointDisabledError and holds the records (no retry, no dead letter) until enabled', async () => {
     const r = recorder()
@@ -348,84 +356,93 @@ describe('DeliveryQueue', () => {
     expect(perSub).to.be.below(20_000) // bytes of bookkeeping per subscription, generous
   })
 
-  it("inject: a record outside the positions runs in its key's lane (after what it holds, before what comes later, never beside), resolves or rejects without a dead letter", async () => {
-    const r = recorder()
-    q = new DeliveryQueue(r.handlers, { logger: silent })
-    const seen: string[] = []
-    let inFlightA = 0
-    let peakA = 0
-    let release: () => void = () => {}
-    q.addSubscription({
-      id: 's',
-      policy: quick,
-      concurrency: 8,
-      deliver: async (record) => {
-        if (record.key === 'A') peakA = Math.max(peakA, ++inFlightA)
-        if (record.offset === '5') await new Promise<void>((res) => (release = res))
-        seen.push(`${record.key}:${record.offset}`)
-        if (record.key === 'A') inFlightA--
-      },
-    })
-    q.enqueue('s', rec(5, 'A')) // held in flight until released
-    await tick(10)
-    expect(q.inject('s', rec(1, 'A'), { ifLatest: true }), 'refused: its lane holds a newer record').to.equal(null)
-    const watch = q.watch('s', rec(1, 'B'))
-    const old = q.inject('s', rec(1, 'A'))! // queued behind offset 5
-    q.enqueue('s', rec(6, 'A')) // and offset 6 behind it
-    expect(watch.enqueuedSince()).to.equal(false)
-    q.enqueue('s', rec(7, 'B'))
-    expect(watch.enqueuedSince()).to.equal(true)
-    watch.close()
-    release()
-    await old
-    await waitFor(() => seen.length === 4)
-    expect(seen.filter((x) => x.startsWith('A:'))).to.deep.equal(['A:5', 'A:1', 'A:6'])
-    expect(peakA, 'one record of a key at a time').to.equal(1)
-    expect(q.safeOffset('s', 't', 0), 'an injected record is no position').to.equal('8')
-    // a failure rejects (after its own policy) and goes to no dead letter
-    q.addSubscription({
-      id: 'f',
-      policy: quick,
-      deliver: async () => Promise.reject(new PartnerRejectedError('no', 400)),
-    })
-    let err: unknown
-    await q.inject('f', rec(1, 'A'), { policy: { ...quick, delaysMs: [] } })!.catch((e: unknown) => (err = e))
-    expect(err).to.be.instanceOf(PartnerRejectedError)
-    expect(r.dead).to.have.length(0)
-    expect(q.buffered('f')).to.equal(0)
-    // removal rejects what is still queued
-    q.pause('f')
-    const queued = q.inject('f', rec(2, 'A'))!
-    q.removeSubscription('f')
-    let removed: unknown
-    await queued.catch((e: unknown) => (removed = e))
-    expect(String(removed)).to.match(/removed from the delivery queue/)
-  })
-
-  it('starts at most rateLimitPerSecond deliveries per second (a burst of one second, then one every 1/rate s); unlimited without it', async () => {
-    const run = async (rateLimitPerSecond: number | undefined) => {
+  it(
+    "inject: a record outside the positions runs in its key's lane (after what it " +
+      'holds, before what comes later, never beside), resolves or rejects without a ' +
+      'dead letter',
+    async () => {
       const r = recorder()
       q = new DeliveryQueue(r.handlers, { logger: silent })
-      const starts: number[] = []
-      const t0 = Date.now()
+      const seen: string[] = []
+      let inFlightA = 0
+      let peakA = 0
+      let release: () => void = () => {}
       q.addSubscription({
         id: 's',
-        concurrency: 64,
-        ...(rateLimitPerSecond !== undefined ? { rateLimitPerSecond } : {}),
-        deliver: async () => void starts.push(Date.now() - t0),
+        policy: quick,
+        concurrency: 8,
+        deliver: async (record) => {
+          if (record.key === 'A') peakA = Math.max(peakA, ++inFlightA)
+          if (record.offset === '5') await new Promise<void>((res) => (release = res))
+          seen.push(`${record.key}:${record.offset}`)
+          if (record.key === 'A') inFlightA--
+        },
       })
-      for (let i = 0; i < 40; i++) q.enqueue('s', rec(i, `K${i}`))
-      await tick(500)
-      const early = starts.length
-      await waitFor(() => r.delivered.length === 40, { timeoutMs: 10_000, what: 'every record delivered' })
-      q.close()
-      return { early, starts }
-    }
-    const unlimited = await run(undefined)
-    expect(unlimited.early, 'without a limit every key starts at once').to.equal(40)
-    const limited = await run(20)
-    // a slow machine starts fewer, never more: upper bounds only
-    expect(limited.early, 'within 0.5 s: the burst of 20 and about 10 more').to.be.at.most(31)
-    expect(limited.starts.at(-1)!, 'the 40th start comes after about 1 s').to.be.at.least(900)
-  })
+      q.enqueue('s', rec(5, 'A')) // held in flight until released
+      await tick(10)
+      expect(q.inject('s', rec(1, 'A'), { ifLatest: true }), 'refused: its lane holds a newer record').to.equal(null)
+      const watch = q.watch('s', rec(1, 'B'))
+      const old = q.inject('s', rec(1, 'A'))! // queued behind offset 5
+      q.enqueue('s', rec(6, 'A')) // and offset 6 behind it
+      expect(watch.enqueuedSince()).to.equal(false)
+      q.enqueue('s', rec(7, 'B'))
+      expect(watch.enqueuedSince()).to.equal(true)
+      watch.close()
+      release()
+      await old
+      await waitFor(() => seen.length === 4)
+      expect(seen.filter((x) => x.startsWith('A:'))).to.deep.equal(['A:5', 'A:1', 'A:6'])
+      expect(peakA, 'one record of a key at a time').to.equal(1)
+      expect(q.safeOffset('s', 't', 0), 'an injected record is no position').to.equal('8')
+      // a failure rejects (after its own policy) and goes to no dead letter
+      q.addSubscription({
+        id: 'f',
+        policy: quick,
+        deliver: async () => Promise.reject(new PartnerRejectedError('no', 400)),
+      })
+      let err: unknown
+      await q.inject('f', rec(1, 'A'), { policy: { ...quick, delaysMs: [] } })!.catch((e: unknown) => (err = e))
+      expect(err).to.be.instanceOf(PartnerRejectedError)
+      expect(r.dead).to.have.length(0)
+      expect(q.buffered('f')).to.equal(0)
+      // removal rejects what is still queued
+      q.pause('f')
+      const queued = q.inject('f', rec(2, 'A'))!
+      q.removeSubscription('f')
+      let removed: unknown
+      await queued.catch((e: unknown) => (removed = e))
+      expect(String(removed)).to.match(/removed from the delivery queue/)
+    },
+  )
+
+  it(
+    'starts at most rateLimitPerSecond deliveries per second (a burst of one ' +
+      'second, then one every 1/rate s); unlimited without it',
+    async () => {
+      const run = async (rateLimitPerSecond: number | undefined) => {
+        const r = recorder()
+        q = new DeliveryQueue(r.handlers, { logger: silent })
+        const starts: number[] = []
+        const t0 = Date.now()
+        q.addSubscription({
+          id: 's',
+          concurrency: 64,
+          ...(rateLimitPerSecond !== undefined ? { rateLimitPerSecond } : {}),
+          deliver: async () => void starts.push(Date.now() - t0),
+        })
+        for (let i = 0; i < 40; i++) q.enqueue('s', rec(i, `K${i}`))
+        await tick(500)
+        const early = starts.length
+        await waitFor(() => r.delivered.length === 40, { timeoutMs: 10_000, what: 'every record delivered' })
+        q.close()
+        return { early, starts }
+      }
+      const unlimited = await run(undefined)
+      expect(unlimited.early, 'without a limit every key starts at once').to.equal(40)
+      const limited = await run(20)
+      // a slow machine starts fewer, never more: upper bounds only
+      expect(limited.early, 'within 0.5 s: the burst of 20 and about 10 more').to.be.at.most(31)
+      expect(limited.starts.at(-1)!, 'the 40th start comes after about 1 s').to.be.at.least(900)
+    },
+  )
 })

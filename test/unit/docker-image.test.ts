@@ -122,37 +122,40 @@ describe('the Docker image (Dockerfile)', function () {
     expect(pkg.scarfSettings?.enabled).to.equal(false)
   })
 
-  it('installs production dependencies only in the runtime stage, and takes only the bundle from the build stage', () => {
-    const runs = runtime.instructions.filter((i) => i.keyword === 'RUN' && /\bnpm\s+(ci|install|i)\b/.test(i.args))
-    expect(runs).to.have.length(1)
-    expect(runs[0]!.args)
-      .to.match(/\bnpm ci\b/)
-      .and.to.match(/--omit=dev\b/)
-    const copies = runtime.instructions.filter((i) => i.keyword === 'COPY' || i.keyword === 'ADD')
-    for (const c of copies) {
-      const from = /--from=(\S+)/.exec(c.args)?.[1]
-      const sources = c.args
-        .replace(/--[\w-]+=\S+\s*/g, '')
-        .split(/\s+/)
-        .slice(0, -1)
-      expect(sources, `line ${c.line}: not the whole build context`).to.not.include('.')
-      for (const s of sources) expect(s, `line ${c.line}`).to.not.match(/node_modules/)
-      if (from !== undefined)
-        expect(sources, `line ${c.line}: from the build stage, the bundle only`).to.deep.equal(['/app/dist'])
-    }
-    // What the platform reads at run time from the project root (common/paths.ts) is in the image.
-    const copied = copies.map((c) => c.args.replace(/--[\w-]+=\S+\s*/g, '').split(/\s+/)[0]!)
-    for (const needed of [
-      'package.json',
-      'schemas/avro',
-      'schemas/released',
-      'consumers/rest/mapping-sandbox-process.cjs',
-      '/app/dist',
-    ]) {
-      expect(copied, `the runtime stage copies ${needed}`).to.include(needed)
-    }
-    expect(runtime.instructions.filter((i) => i.keyword === 'CMD').at(-1)?.args).to.include('dist/distributary.mjs')
-  })
+  it(
+    'installs production dependencies only in the runtime stage, and takes only ' + 'the bundle from the build stage',
+    () => {
+      const runs = runtime.instructions.filter((i) => i.keyword === 'RUN' && /\bnpm\s+(ci|install|i)\b/.test(i.args))
+      expect(runs).to.have.length(1)
+      expect(runs[0]!.args)
+        .to.match(/\bnpm ci\b/)
+        .and.to.match(/--omit=dev\b/)
+      const copies = runtime.instructions.filter((i) => i.keyword === 'COPY' || i.keyword === 'ADD')
+      for (const c of copies) {
+        const from = /--from=(\S+)/.exec(c.args)?.[1]
+        const sources = c.args
+          .replace(/--[\w-]+=\S+\s*/g, '')
+          .split(/\s+/)
+          .slice(0, -1)
+        expect(sources, `line ${c.line}: not the whole build context`).to.not.include('.')
+        for (const s of sources) expect(s, `line ${c.line}`).to.not.match(/node_modules/)
+        if (from !== undefined)
+          expect(sources, `line ${c.line}: from the build stage, the bundle only`).to.deep.equal(['/app/dist'])
+      }
+      // What the platform reads at run time from the project root (common/paths.ts) is in the image.
+      const copied = copies.map((c) => c.args.replace(/--[\w-]+=\S+\s*/g, '').split(/\s+/)[0]!)
+      for (const needed of [
+        'package.json',
+        'schemas/avro',
+        'schemas/released',
+        'consumers/rest/mapping-sandbox-process.cjs',
+        '/app/dist',
+      ]) {
+        expect(copied, `the runtime stage copies ${needed}`).to.include(needed)
+      }
+      expect(runtime.instructions.filter((i) => i.keyword === 'CMD').at(-1)?.args).to.include('dist/distributary.mjs')
+    },
+  )
 
   it('runs as a user that is not root', () => {
     const user = runtime.instructions.filter((i) => i.keyword === 'USER').at(-1)
@@ -162,30 +165,33 @@ describe('the Docker image (Dockerfile)', function () {
     expect(runtime.instructions.indexOf(user!)).to.be.below(cmd)
   })
 
-  it('checks its health with node against GET /health, and the check tells serving from not serving', async function () {
-    this.timeout(30_000)
-    const { options, command } = healthcheckOf(runtime)
-    expect(command.join(' '))
-      .to.include('/health')
-      .and.not.match(/\b(curl|wget)\b/)
-    for (const o of ['interval', 'timeout', 'start-period', 'retries'])
-      expect(options, `HEALTHCHECK --${o}`).to.have.property(o)
-    let status = 200
-    const server = http.createServer((req, res) => {
-      res.statusCode = req.url === '/health' ? status : 404
-      res.end('{}')
-    })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const port = String((server.address() as AddressInfo).port)
-    try {
-      expect(await runCheck(command, { HTTP_PORT: port }), 'healthy').to.equal(0)
-      status = 503
-      expect(await runCheck(command, { HTTP_PORT: port }), 'answering 503').to.equal(1)
-    } finally {
-      await new Promise((resolve) => server.close(resolve))
-    }
-    expect(await runCheck(command, { HTTP_PORT: port }), 'nothing listening').to.equal(1)
-  })
+  it(
+    'checks its health with node against GET /health, and the check tells serving ' + 'from not serving',
+    async function () {
+      this.timeout(30_000)
+      const { options, command } = healthcheckOf(runtime)
+      expect(command.join(' '))
+        .to.include('/health')
+        .and.not.match(/\b(curl|wget)\b/)
+      for (const o of ['interval', 'timeout', 'start-period', 'retries'])
+        expect(options, `HEALTHCHECK --${o}`).to.have.property(o)
+      let status = 200
+      const server = http.createServer((req, res) => {
+        res.statusCode = req.url === '/health' ? status : 404
+        res.end('{}')
+      })
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const port = String((server.address() as AddressInfo).port)
+      try {
+        expect(await runCheck(command, { HTTP_PORT: port }), 'healthy').to.equal(0)
+        status = 503
+        expect(await runCheck(command, { HTTP_PORT: port }), 'answering 503').to.equal(1)
+      } finally {
+        await new Promise((resolve) => server.close(resolve))
+      }
+      expect(await runCheck(command, { HTTP_PORT: port }), 'nothing listening').to.equal(1)
+    },
+  )
 })
 
 describe('the platform service in docker-compose', () => {

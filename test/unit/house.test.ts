@@ -117,7 +117,8 @@ describe('the house', () => {
     const text: Record<string, string> = {
       'consumers/mongodb/factory.ts': "import type { ControlPlane } from '../../control-plane/service.ts'\n",
       'control-plane/service.ts':
-        "import { topicsOf } from '../consumers/mongodb/factory.ts'\nexport { DEFAULT_DELIVERY_POLICY } from './delivery-policy.ts'\n",
+        "import { topicsOf } from '../consumers/mongodb/factory.ts'\nexport { " +
+        "DEFAULT_DELIVERY_POLICY } from './delivery-policy.ts'\n",
       'control-plane/delivery-policy.ts': "import type { Collections } from './store.ts'\n",
     }
     expect(importCircles(Object.keys(text), (f) => text[f]!)).to.deep.equal([

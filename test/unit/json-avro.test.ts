@@ -11,24 +11,29 @@ describe('JSON to Avro values (connectors/source/json-avro.ts)', () => {
     ],
   })
 
-  it('reads timestamps and dates exactly as Date.parse does, in every form (the fast path and the fallback agree)', () => {
-    let seed = 7
-    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n
-    const pad = (x: number, n: number) => String(x).padStart(n, '0')
-    let checked = 0
-    for (let i = 0; i < 20_000; i++) {
-      const y = [1970, 2026, 1, 99, 100, 9999, 2000][rnd(7)]!
-      const date = `${pad(y, 4)}-${pad(rnd(14), 2)}-${pad(rnd(33), 2)}`
-      const t = `${date}T${pad(rnd(26), 2)}:${pad(rnd(62), 2)}:${pad(rnd(62), 2)}${['', '.5', '.12', '.123', '.1234', '.', '.x'][rnd(7)]}${['Z', 'Z', 'z', '+01:00', ''][rnd(5)]}`
-      const expectedT = Date.parse(t)
-      const expectedD = Date.parse(`${date}T00:00:00Z`)
-      const r = times.convert({ t, d: date })
-      if (Number.isNaN(expectedT) || Number.isNaN(expectedD)) expect(r.faults, `${t} ${date}`).to.not.be.empty
-      else expect(r, `${t} ${date}`).to.deep.equal({ value: { t: expectedT, d: expectedD / 86_400_000 }, faults: [] })
-      checked++
-    }
-    expect(checked).to.equal(20_000)
-  })
+  it(
+    'reads timestamps and dates exactly as Date.parse does, in every form (the ' + 'fast path and the fallback agree)',
+    () => {
+      let seed = 7
+      const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n
+      const pad = (x: number, n: number) => String(x).padStart(n, '0')
+      let checked = 0
+      for (let i = 0; i < 20_000; i++) {
+        const y = [1970, 2026, 1, 99, 100, 9999, 2000][rnd(7)]!
+        const date = `${pad(y, 4)}-${pad(rnd(14), 2)}-${pad(rnd(33), 2)}`
+        const fraction = ['', '.5', '.12', '.123', '.1234', '.', '.x'][rnd(7)]
+        const zone = ['Z', 'Z', 'z', '+01:00', ''][rnd(5)]
+        const t = `${date}T${pad(rnd(26), 2)}:${pad(rnd(62), 2)}:${pad(rnd(62), 2)}${fraction}${zone}`
+        const expectedT = Date.parse(t)
+        const expectedD = Date.parse(`${date}T00:00:00Z`)
+        const r = times.convert({ t, d: date })
+        if (Number.isNaN(expectedT) || Number.isNaN(expectedD)) expect(r.faults, `${t} ${date}`).to.not.be.empty
+        else expect(r, `${t} ${date}`).to.deep.equal({ value: { t: expectedT, d: expectedD / 86_400_000 }, faults: [] })
+        checked++
+      }
+      expect(checked).to.equal(20_000)
+    },
+  )
 
   it('names every fault by its JSON Pointer: missing, mistyped, unknown fields, nested items', () => {
     const c = createConverter({

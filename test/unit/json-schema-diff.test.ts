@@ -62,35 +62,39 @@ describe('JSON Schema compatibility (Confluent JsonSchemaDiff)', () => {
     })
   })
 
-  it('dependencies: property arrays narrowed or removed are compatible, added or extended are not; schema dependencies likewise', () => {
-    const deps = (d: unknown) => ({ type: 'object', properties: { a: str, b: str, c: str }, dependencies: d })
-    expect(diff(deps({ a: ['b', 'c'] }), deps({ a: ['b'] }))).to.deep.equal({
-      changes: ['DEPENDENCY_ARRAY_NARROWED #/dependencies/a'],
-      compatible: true,
-    })
-    expect(diff(deps({ a: ['b'] }), deps({ a: ['b', 'c'] }))).to.deep.equal({
-      changes: ['DEPENDENCY_ARRAY_EXTENDED #/dependencies/a'],
-      compatible: false,
-    })
-    expect(diff(deps({ a: ['b'] }), deps({ a: ['c'] })).changes).to.deep.equal([
-      'DEPENDENCY_ARRAY_CHANGED #/dependencies/a',
-    ])
-    expect(diff(deps({}), deps({ a: ['b'] })).changes).to.deep.equal(['DEPENDENCY_ARRAY_ADDED #/dependencies/a'])
-    expect(diff(deps({ a: ['b'] }), deps({})).compatible).to.equal(true)
-    expect(diff(deps({}), deps({ a: { required: ['b'] } })).changes).to.deep.equal([
-      'DEPENDENCY_SCHEMA_ADDED #/dependencies/a',
-    ])
-    expect(diff(deps({ a: { required: ['b'] } }), deps({})).changes).to.deep.equal([
-      'DEPENDENCY_SCHEMA_REMOVED #/dependencies/a',
-    ])
-    // Draft 2019-09's dependentRequired reads the same.
-    expect(
-      diff(
-        { ...deps(undefined), dependentRequired: { a: ['b'] } },
-        { ...deps(undefined), dependentRequired: { a: ['b', 'c'] } },
-      ).compatible,
-    ).to.equal(false)
-  })
+  it(
+    'dependencies: property arrays narrowed or removed are compatible, added or ' +
+      'extended are not; schema dependencies likewise',
+    () => {
+      const deps = (d: unknown) => ({ type: 'object', properties: { a: str, b: str, c: str }, dependencies: d })
+      expect(diff(deps({ a: ['b', 'c'] }), deps({ a: ['b'] }))).to.deep.equal({
+        changes: ['DEPENDENCY_ARRAY_NARROWED #/dependencies/a'],
+        compatible: true,
+      })
+      expect(diff(deps({ a: ['b'] }), deps({ a: ['b', 'c'] }))).to.deep.equal({
+        changes: ['DEPENDENCY_ARRAY_EXTENDED #/dependencies/a'],
+        compatible: false,
+      })
+      expect(diff(deps({ a: ['b'] }), deps({ a: ['c'] })).changes).to.deep.equal([
+        'DEPENDENCY_ARRAY_CHANGED #/dependencies/a',
+      ])
+      expect(diff(deps({}), deps({ a: ['b'] })).changes).to.deep.equal(['DEPENDENCY_ARRAY_ADDED #/dependencies/a'])
+      expect(diff(deps({ a: ['b'] }), deps({})).compatible).to.equal(true)
+      expect(diff(deps({}), deps({ a: { required: ['b'] } })).changes).to.deep.equal([
+        'DEPENDENCY_SCHEMA_ADDED #/dependencies/a',
+      ])
+      expect(diff(deps({ a: { required: ['b'] } }), deps({})).changes).to.deep.equal([
+        'DEPENDENCY_SCHEMA_REMOVED #/dependencies/a',
+      ])
+      // Draft 2019-09's dependentRequired reads the same.
+      expect(
+        diff(
+          { ...deps(undefined), dependentRequired: { a: ['b'] } },
+          { ...deps(undefined), dependentRequired: { a: ['b', 'c'] } },
+        ).compatible,
+      ).to.equal(false)
+    },
+  )
 
   it('patternProperties: a partially open content model covers added and removed properties by their pattern', () => {
     const pp = (props: Record<string, unknown>) => ({
@@ -121,56 +125,60 @@ describe('JSON Schema compatibility (Confluent JsonSchemaDiff)', () => {
     ])
   })
 
-  it('tuple items: positions added and removed by content model, additionalItems added, removed, narrowed, extended', () => {
-    const tuple = (items: unknown[], additionalItems?: unknown) => ({
-      type: 'array',
-      items,
-      ...(additionalItems === undefined ? {} : { additionalItems }),
-    })
-    expect(diff(tuple([str]), tuple([str, int]))).to.deep.equal({
-      changes: ['ITEM_ADDED_TO_OPEN_CONTENT_MODEL #/items/1'],
-      compatible: false,
-    })
-    expect(diff(tuple([str], false), tuple([str, int], false))).to.deep.equal({
-      changes: ['ITEM_ADDED_TO_CLOSED_CONTENT_MODEL #/items/1'],
-      compatible: true,
-    })
-    expect(diff(tuple([str, int]), tuple([str]))).to.deep.equal({
-      changes: ['ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL #/items/1'],
-      compatible: true,
-    })
-    expect(diff(tuple([str, int], false), tuple([str], false))).to.deep.equal({
-      changes: ['ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL #/items/1'],
-      compatible: false,
-    })
-    expect(diff(tuple([str], int), tuple([str, int], int)).changes).to.deep.equal([
-      'ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL #/items/1',
-    ])
-    expect(diff(tuple([str, int]), tuple([str, str])).changes).to.deep.equal(['TYPE_CHANGED #/items/1'])
-    expect(diff(tuple([str], false), tuple([str]))).to.deep.equal({
-      changes: ['ADDITIONAL_ITEMS_ADDED #/additionalItems'],
-      compatible: true,
-    })
-    expect(diff(tuple([str]), tuple([str], false))).to.deep.equal({
-      changes: ['ADDITIONAL_ITEMS_REMOVED #/additionalItems'],
-      compatible: false,
-    })
-    expect(diff(tuple([str]), tuple([str], int))).to.deep.equal({
-      changes: ['ADDITIONAL_ITEMS_NARROWED #/additionalItems'],
-      compatible: false,
-    })
-    expect(diff(tuple([str], int), tuple([str]))).to.deep.equal({
-      changes: ['ADDITIONAL_ITEMS_EXTENDED #/additionalItems'],
-      compatible: true,
-    })
-    // Draft 2020-12 spells the tuple prefixItems.
-    expect(
-      diff(
-        { type: 'array', prefixItems: [str], items: false },
-        { type: 'array', prefixItems: [str, int], items: false },
-      ).compatible,
-    ).to.equal(true)
-  })
+  it(
+    'tuple items: positions added and removed by content model, additionalItems ' +
+      'added, removed, narrowed, extended',
+    () => {
+      const tuple = (items: unknown[], additionalItems?: unknown) => ({
+        type: 'array',
+        items,
+        ...(additionalItems === undefined ? {} : { additionalItems }),
+      })
+      expect(diff(tuple([str]), tuple([str, int]))).to.deep.equal({
+        changes: ['ITEM_ADDED_TO_OPEN_CONTENT_MODEL #/items/1'],
+        compatible: false,
+      })
+      expect(diff(tuple([str], false), tuple([str, int], false))).to.deep.equal({
+        changes: ['ITEM_ADDED_TO_CLOSED_CONTENT_MODEL #/items/1'],
+        compatible: true,
+      })
+      expect(diff(tuple([str, int]), tuple([str]))).to.deep.equal({
+        changes: ['ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL #/items/1'],
+        compatible: true,
+      })
+      expect(diff(tuple([str, int], false), tuple([str], false))).to.deep.equal({
+        changes: ['ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL #/items/1'],
+        compatible: false,
+      })
+      expect(diff(tuple([str], int), tuple([str, int], int)).changes).to.deep.equal([
+        'ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL #/items/1',
+      ])
+      expect(diff(tuple([str, int]), tuple([str, str])).changes).to.deep.equal(['TYPE_CHANGED #/items/1'])
+      expect(diff(tuple([str], false), tuple([str]))).to.deep.equal({
+        changes: ['ADDITIONAL_ITEMS_ADDED #/additionalItems'],
+        compatible: true,
+      })
+      expect(diff(tuple([str]), tuple([str], false))).to.deep.equal({
+        changes: ['ADDITIONAL_ITEMS_REMOVED #/additionalItems'],
+        compatible: false,
+      })
+      expect(diff(tuple([str]), tuple([str], int))).to.deep.equal({
+        changes: ['ADDITIONAL_ITEMS_NARROWED #/additionalItems'],
+        compatible: false,
+      })
+      expect(diff(tuple([str], int), tuple([str]))).to.deep.equal({
+        changes: ['ADDITIONAL_ITEMS_EXTENDED #/additionalItems'],
+        compatible: true,
+      })
+      // Draft 2020-12 spells the tuple prefixItems.
+      expect(
+        diff(
+          { type: 'array', prefixItems: [str], items: false },
+          { type: 'array', prefixItems: [str, int], items: false },
+        ).compatible,
+      ).to.equal(true)
+    },
+  )
 
   it('not: the negated schema compared in reverse (NOT_TYPE_NARROWED compatible, NOT_TYPE_EXTENDED not)', () => {
     // `not number` to `not integer` accepts more (1.5): narrowed negation, compatible; the reverse is not.

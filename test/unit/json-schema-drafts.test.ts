@@ -48,28 +48,31 @@ describe('JSON Schema drafts (ajv 8)', () => {
     expect([six({ n: 1 }), six({ n: 0 })]).to.deep.equal([true, false])
   })
 
-  it('draft-04: its boolean exclusiveMinimum/exclusiveMaximum and `id` mean what they meant, in every subschema', () => {
-    const D4 = 'http://json-schema.org/draft-04/schema#'
-    const four = compile({ $schema: D4, type: 'object', properties: { n: { type: 'integer', minimum: 0 } } })
-    expect([four({ n: 0 }), four({ n: -1 })]).to.deep.equal([true, false])
-    const exclusive = compile({
-      $schema: D4,
-      type: 'object',
-      properties: { n: { type: 'number', minimum: 0, exclusiveMinimum: true, maximum: 10, exclusiveMaximum: false } },
-    })
-    expect([exclusive({ n: 0 }), exclusive({ n: 0.5 }), exclusive({ n: 10 }), exclusive({ n: 10.5 })]).to.deep.equal([
-      false,
-      true,
-      true,
-      false,
-    ])
-    const nested = compile({
-      $schema: D4,
-      id: 'http://example.com/order.json',
-      definitions: { qty: { type: 'integer', minimum: 0, exclusiveMinimum: true } },
-      type: 'object',
-      properties: { lines: { type: 'array', items: { $ref: '#/definitions/qty' } } },
-    })
-    expect([nested({ lines: [1, 2] }), nested({ lines: [1, 0] })]).to.deep.equal([true, false])
-  })
+  it(
+    'draft-04: its boolean exclusiveMinimum/exclusiveMaximum and `id` mean what ' + 'they meant, in every subschema',
+    () => {
+      const D4 = 'http://json-schema.org/draft-04/schema#'
+      const four = compile({ $schema: D4, type: 'object', properties: { n: { type: 'integer', minimum: 0 } } })
+      expect([four({ n: 0 }), four({ n: -1 })]).to.deep.equal([true, false])
+      const exclusive = compile({
+        $schema: D4,
+        type: 'object',
+        properties: { n: { type: 'number', minimum: 0, exclusiveMinimum: true, maximum: 10, exclusiveMaximum: false } },
+      })
+      expect([exclusive({ n: 0 }), exclusive({ n: 0.5 }), exclusive({ n: 10 }), exclusive({ n: 10.5 })]).to.deep.equal([
+        false,
+        true,
+        true,
+        false,
+      ])
+      const nested = compile({
+        $schema: D4,
+        id: 'http://example.com/order.json',
+        definitions: { qty: { type: 'integer', minimum: 0, exclusiveMinimum: true } },
+        type: 'object',
+        properties: { lines: { type: 'array', items: { $ref: '#/definitions/qty' } } },
+      })
+      expect([nested({ lines: [1, 2] }), nested({ lines: [1, 0] })]).to.deep.equal([true, false])
+    },
+  )
 })

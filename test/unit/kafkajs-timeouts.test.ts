@@ -32,10 +32,14 @@ function delaysFor(state: { throttledUntil: number; pending: unknown[] }): numbe
 describe('kafkajs request queue timers', () => {
   after(() => installKafkaTimeoutPatch())
 
-  it('stock kafkajs 2.2.4 asks for a negative delay when nothing is pending and the throttle passed (what Node 24 warns about)', () => {
-    uninstallKafkaTimeoutPatch()
-    expect(delaysFor({ throttledUntil: 0, pending: [] })[0]).to.be.below(0)
-  })
+  it(
+    'stock kafkajs 2.2.4 asks for a negative delay when nothing is pending and ' +
+      'the throttle passed (what Node 24 warns about)',
+    () => {
+      uninstallKafkaTimeoutPatch()
+      expect(delaysFor({ throttledUntil: 0, pending: [] })[0]).to.be.below(0)
+    },
+  )
 
   it('patched: never negative; the throttle still delays, pending requests are checked every 10 ms', () => {
     expect(installKafkaTimeoutPatch()).to.equal(true)

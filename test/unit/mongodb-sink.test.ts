@@ -135,32 +135,40 @@ describe('MongoDB sink: versions and documents', () => {
     partition,
     occurredAt: new Date(occurredAt),
   })
-  it('within a topic-partition the offset decides; across partitions the event time; a foreign document is replaced', () => {
-    expect(supersedes(m(5), undefined)).to.equal(true)
-    expect(supersedes(m(5), m(4))).to.equal(true)
-    expect(supersedes(m(5), m(5))).to.equal(false)
-    expect(supersedes(m(5), m(9))).to.equal(false)
-    expect(supersedes(m(1, 1, 2000), m(9, 0, 1000))).to.equal(true)
-    expect(supersedes(m(99, 1, 500), m(9, 0, 1000))).to.equal(false)
-    expect(supersedes(m(1), {})).to.equal(true)
-  })
-  it('builds the document from the value, with _id the key and _meta; reserved fields and non-records are DataErrors', () => {
-    const meta = { ...m(3), eventId: 'e', eventType: 'x', writtenAt: new Date() }
-    const rec = {
-      topic: 't',
-      partition: 0,
-      offset: '3',
-      key: 'K',
-      value: { a: 1 },
-      headers: {},
-      eventId: 'e',
-      eventType: 'x',
-      timestamp: 0,
-    }
-    expect(projectedDocument(rec, meta)).to.deep.equal({ _id: 'K', a: 1, _meta: meta })
-    expect(() => projectedDocument({ ...rec, value: { _meta: 1 } }, meta)).to.throw(DataError)
-    expect(() => projectedDocument({ ...rec, value: [1] }, meta)).to.throw(DataError)
-  })
+  it(
+    'within a topic-partition the offset decides; across partitions the event ' +
+      'time; a foreign document is replaced',
+    () => {
+      expect(supersedes(m(5), undefined)).to.equal(true)
+      expect(supersedes(m(5), m(4))).to.equal(true)
+      expect(supersedes(m(5), m(5))).to.equal(false)
+      expect(supersedes(m(5), m(9))).to.equal(false)
+      expect(supersedes(m(1, 1, 2000), m(9, 0, 1000))).to.equal(true)
+      expect(supersedes(m(99, 1, 500), m(9, 0, 1000))).to.equal(false)
+      expect(supersedes(m(1), {})).to.equal(true)
+    },
+  )
+  it(
+    'builds the document from the value, with _id the key and _meta; reserved ' +
+      'fields and non-records are DataErrors',
+    () => {
+      const meta = { ...m(3), eventId: 'e', eventType: 'x', writtenAt: new Date() }
+      const rec = {
+        topic: 't',
+        partition: 0,
+        offset: '3',
+        key: 'K',
+        value: { a: 1 },
+        headers: {},
+        eventId: 'e',
+        eventType: 'x',
+        timestamp: 0,
+      }
+      expect(projectedDocument(rec, meta)).to.deep.equal({ _id: 'K', a: 1, _meta: meta })
+      expect(() => projectedDocument({ ...rec, value: { _meta: 1 } }, meta)).to.throw(DataError)
+      expect(() => projectedDocument({ ...rec, value: [1] }, meta)).to.throw(DataError)
+    },
+  )
 })
 
 describe('sink records: tombstones', () => {

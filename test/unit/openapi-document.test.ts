@@ -87,71 +87,84 @@ describe('OpenAPI document', () => {
     expect(served.length).to.be.greaterThan(30)
   })
 
-  it('documents every ingestible event type with a body schema and an example batch valid against its Avro contract', () => {
-    const op = (openApiDocument.paths as Record<string, any>)['/events/{eventType}'].post
-    // partner profiles are published by the platform's outbox alone: not offered to publishers (403)
-    const types = PUBLISHER_TOPICS.flatMap((t) => t.eventTypes)
-    expect(types).to.not.include('partner.profile.changed')
-    expect(op.parameters[0].schema.enum).to.have.members(types)
-    expect(Object.keys(op.responses)).to.include.members(['202', '400', '401', '403', '404', '413', '415', '503'])
-    expect(op.parameters.map((p: any) => p.name)).to.include('Idempotency-Key')
-    const examples = op.requestBody.content['application/json'].examples
-    for (const t of PUBLISHER_TOPICS) {
-      const conv = createConverter(contractSchema(t.valueSchema))
-      for (const type of t.eventTypes) {
-        expect(examples[type], type).to.not.equal(undefined)
-        for (const event of examples[type].value) expect(conv.convert(event).faults, type).to.deep.equal([])
-      }
-    }
-    expect(Object.keys(examples)).to.have.members(types)
-    expect(Object.keys(EVENT_EXAMPLES)).to.have.members(ALL_TOPICS.flatMap((t) => t.eventTypes))
-  })
-
-  it('pages every list with limit and cursor (422 for a foreign cursor), documents 413/415 for every JSON body, and takes an Idempotency-Key on every create', () => {
-    for (const [path, item] of Object.entries(openApiDocument.paths as Record<string, Record<string, any>>)) {
-      for (const [method, o] of Object.entries(item)) {
-        const params = (o.parameters ?? []).map((p: any) => p.$ref ?? p.name)
-        const answer = o.responses['200']?.content?.['application/json']?.schema
-        if (answer?.required?.includes('nextCursor')) {
-          expect(params, `${method} ${path}`).to.include.members([
-            '#/components/parameters/Limit',
-            '#/components/parameters/Cursor',
-          ])
-          expect(o.responses, `${method} ${path}: a foreign cursor is a 422`).to.have.property('422')
+  it(
+    'documents every ingestible event type with a body schema and an example ' +
+      'batch valid against its Avro contract',
+    () => {
+      const op = (openApiDocument.paths as Record<string, any>)['/events/{eventType}'].post
+      // partner profiles are published by the platform's outbox alone: not offered to publishers (403)
+      const types = PUBLISHER_TOPICS.flatMap((t) => t.eventTypes)
+      expect(types).to.not.include('partner.profile.changed')
+      expect(op.parameters[0].schema.enum).to.have.members(types)
+      expect(Object.keys(op.responses)).to.include.members(['202', '400', '401', '403', '404', '413', '415', '503'])
+      expect(op.parameters.map((p: any) => p.name)).to.include('Idempotency-Key')
+      const examples = op.requestBody.content['application/json'].examples
+      for (const t of PUBLISHER_TOPICS) {
+        const conv = createConverter(contractSchema(t.valueSchema))
+        for (const type of t.eventTypes) {
+          expect(examples[type], type).to.not.equal(undefined)
+          for (const event of examples[type].value) expect(conv.convert(event).faults, type).to.deep.equal([])
         }
-        // A JSON body may be too large or not JSON at all: both answers are documented.
-        if (o.requestBody?.content?.['application/json'])
-          expect(o.responses, `${method} ${path}`).to.include.keys('413', '415')
-        // A create answers 201, or 202 for a request the runtime performs (a retry request), except connector state changes (idempotent by nature).
-        const creates =
-          o.responses['201'] !== undefined ||
-          (method === 'post' && o.responses['202'] !== undefined && o.tags[0] !== 'connectors')
-        if (creates)
-          expect(
-            params.some((p: string) => p === '#/components/parameters/IdempotencyKey' || p === 'Idempotency-Key'),
-            `${method} ${path} takes no Idempotency-Key`,
-          ).to.equal(true)
       }
-    }
-  })
+      expect(Object.keys(examples)).to.have.members(types)
+      expect(Object.keys(EVENT_EXAMPLES)).to.have.members(ALL_TOPICS.flatMap((t) => t.eventTypes))
+    },
+  )
 
-  it('documents the rate limits: every authenticated operation answers 429 with Retry-After and the RateLimit fields, ingestion announces them on its 202', () => {
-    const doc = openApiDocument as any
-    const resolved = (r: any) => (r.$ref ? doc.components.responses[r.$ref.split('/').pop()] : r)
-    for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
-      for (const [method, o] of Object.entries(item)) {
-        if (Array.isArray(o.security) && o.security.length === 0) continue // public: no key, no limit
-        expect(o.responses, `${method} ${path}`).to.include.keys('429', '503')
-        expect(resolved(o.responses['429']).headers, `${method} ${path}`).to.include.keys(
-          'Retry-After',
-          'RateLimit',
-          'RateLimit-Policy',
-        )
+  it(
+    'pages every list with limit and cursor (422 for a foreign cursor), documents ' +
+      '413/415 for every JSON body, and takes an Idempotency-Key on every create',
+    () => {
+      for (const [path, item] of Object.entries(openApiDocument.paths as Record<string, Record<string, any>>)) {
+        for (const [method, o] of Object.entries(item)) {
+          const params = (o.parameters ?? []).map((p: any) => p.$ref ?? p.name)
+          const answer = o.responses['200']?.content?.['application/json']?.schema
+          if (answer?.required?.includes('nextCursor')) {
+            expect(params, `${method} ${path}`).to.include.members([
+              '#/components/parameters/Limit',
+              '#/components/parameters/Cursor',
+            ])
+            expect(o.responses, `${method} ${path}: a foreign cursor is a 422`).to.have.property('422')
+          }
+          // A JSON body may be too large or not JSON at all: both answers are documented.
+          if (o.requestBody?.content?.['application/json'])
+            expect(o.responses, `${method} ${path}`).to.include.keys('413', '415')
+          // A create answers 201, or 202 for a request the runtime performs (a retry request), except connector state
+          // changes (idempotent by nature).
+          const creates =
+            o.responses['201'] !== undefined ||
+            (method === 'post' && o.responses['202'] !== undefined && o.tags[0] !== 'connectors')
+          if (creates)
+            expect(
+              params.some((p: string) => p === '#/components/parameters/IdempotencyKey' || p === 'Idempotency-Key'),
+              `${method} ${path} takes no Idempotency-Key`,
+            ).to.equal(true)
+        }
       }
-    }
-    const ingest = doc.paths['/events/{eventType}'].post
-    expect(ingest.responses['202'].headers).to.include.keys('RateLimit', 'RateLimit-Policy')
-  })
+    },
+  )
+
+  it(
+    'documents the rate limits: every authenticated operation answers 429 with ' +
+      'Retry-After and the RateLimit fields, ingestion announces them on its 202',
+    () => {
+      const doc = openApiDocument as any
+      const resolved = (r: any) => (r.$ref ? doc.components.responses[r.$ref.split('/').pop()] : r)
+      for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+        for (const [method, o] of Object.entries(item)) {
+          if (Array.isArray(o.security) && o.security.length === 0) continue // public: no key, no limit
+          expect(o.responses, `${method} ${path}`).to.include.keys('429', '503')
+          expect(resolved(o.responses['429']).headers, `${method} ${path}`).to.include.keys(
+            'Retry-After',
+            'RateLimit',
+            'RateLimit-Policy',
+          )
+        }
+      }
+      const ingest = doc.paths['/events/{eventType}'].post
+      expect(ingest.responses['202'].headers).to.include.keys('RateLimit', 'RateLimit-Policy')
+    },
+  )
 
   it('gives every operation a unique operationId and every request body an example', () => {
     const ops = operations('all')

@@ -7,26 +7,29 @@ function fakeStream(isTTY: boolean) {
 }
 
 describe('progress display', () => {
-  it('plain mode (not a terminal): a line every interval with count, percentage, rate and ETA, and a final line', () => {
-    let t = 0
-    const { writes, stream } = fakeStream(false)
-    const p = createProgress('replay sub_1', { unit: 'events', total: 1000, stream, intervalMs: 2000, now: () => t })
-    t = 1000
-    p.update(100)
-    t = 1500
-    p.update(150) // within the interval: no line
-    t = 3000
-    p.update(300)
-    t = 10_000
-    p.update(1000)
-    p.finish()
-    expect(writes).to.have.length(4)
-    expect(writes[0]).to.equal('replay sub_1: 100/1,000 events  10%  100 events/s  ETA 9s\n')
-    expect(writes[1]).to.equal('replay sub_1: 300/1,000 events  30%  100 events/s  ETA 7s\n')
-    expect(writes[2]).to.equal('replay sub_1: 1,000/1,000 events  100%  100 events/s  in 10s\n')
-    expect(writes[3]).to.equal(writes[2])
-    expect(writes.join('')).not.to.include('\r')
-  })
+  it(
+    'plain mode (not a terminal): a line every interval with count, percentage, ' + 'rate and ETA, and a final line',
+    () => {
+      let t = 0
+      const { writes, stream } = fakeStream(false)
+      const p = createProgress('replay sub_1', { unit: 'events', total: 1000, stream, intervalMs: 2000, now: () => t })
+      t = 1000
+      p.update(100)
+      t = 1500
+      p.update(150) // within the interval: no line
+      t = 3000
+      p.update(300)
+      t = 10_000
+      p.update(1000)
+      p.finish()
+      expect(writes).to.have.length(4)
+      expect(writes[0]).to.equal('replay sub_1: 100/1,000 events  10%  100 events/s  ETA 9s\n')
+      expect(writes[1]).to.equal('replay sub_1: 300/1,000 events  30%  100 events/s  ETA 7s\n')
+      expect(writes[2]).to.equal('replay sub_1: 1,000/1,000 events  100%  100 events/s  in 10s\n')
+      expect(writes[3]).to.equal(writes[2])
+      expect(writes.join('')).not.to.include('\r')
+    },
+  )
 
   it('terminal mode: one line redrawn in place with a bar, then a newline', () => {
     let t = 0

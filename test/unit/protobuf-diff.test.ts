@@ -127,24 +127,27 @@ describe('Protobuf compatibility (Confluent ProtobufSchema diff)', () => {
     expect(diff(m('string a = 1;'), m('optional string a = 1;')).compatible).to.equal(true)
   })
 
-  it("package and messages: PACKAGE_CHANGED; messages added, removed, moved (compatible: indexes are the writer's)", () => {
-    expect(diff(p3('message M { string a = 1; }', 'a.b'), p3('message M { string a = 1; }', 'a.c'))).to.deep.equal({
-      changes: ['PACKAGE_CHANGED #/'],
-      compatible: false,
-    })
-    expect(
-      diff(p3('message M { string a = 1; }'), p3('message N { string a = 1; }\nmessage M { string a = 1; }')),
-    ).to.deep.equal({ changes: ['MESSAGE_MOVED #/M', 'MESSAGE_ADDED #/N'], compatible: true })
-    expect(
-      diff(p3('message M { string a = 1; }\nmessage N { string a = 1; }'), p3('message M { string a = 1; }')),
-    ).to.deep.equal({ changes: ['MESSAGE_REMOVED #/N'], compatible: false })
-    expect(
-      diff(
-        p3('message W { message M { string a = 1; } }'),
-        p3('message W { message M { string a = 1; int32 b = 2; } }'),
-      ).changes,
-    ).to.deep.equal(['FIELD_ADDED #/W/M/2'])
-  })
+  it(
+    'package and messages: PACKAGE_CHANGED; messages added, removed, moved ' + "(compatible: indexes are the writer's)",
+    () => {
+      expect(diff(p3('message M { string a = 1; }', 'a.b'), p3('message M { string a = 1; }', 'a.c'))).to.deep.equal({
+        changes: ['PACKAGE_CHANGED #/'],
+        compatible: false,
+      })
+      expect(
+        diff(p3('message M { string a = 1; }'), p3('message N { string a = 1; }\nmessage M { string a = 1; }')),
+      ).to.deep.equal({ changes: ['MESSAGE_MOVED #/M', 'MESSAGE_ADDED #/N'], compatible: true })
+      expect(
+        diff(p3('message M { string a = 1; }\nmessage N { string a = 1; }'), p3('message M { string a = 1; }')),
+      ).to.deep.equal({ changes: ['MESSAGE_REMOVED #/N'], compatible: false })
+      expect(
+        diff(
+          p3('message W { message M { string a = 1; } }'),
+          p3('message W { message M { string a = 1; int32 b = 2; } }'),
+        ).changes,
+      ).to.deep.equal(['FIELD_ADDED #/W/M/2'])
+    },
+  )
 
   it('referenced types: compared again when their subject or version changes, or they move into an import', () => {
     const dep = (t: string) => ({ 'home.proto': p3(`message Home { ${t} id = 1; }`, 'x') })

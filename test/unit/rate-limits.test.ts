@@ -18,20 +18,24 @@ function fakeResponse() {
 }
 
 describe('LruMap', () => {
-  it('evicts the least recently used entries beyond its capacity; a read or write makes an entry recent, a peek does not', () => {
-    const m = new LruMap<string, number>(3)
-    m.set('a', 1).set('b', 2).set('c', 3)
-    expect(m.get('a')).to.equal(1) // a is now the most recent: b is the oldest
-    m.set('d', 4)
-    expect([...m.keys()]).to.deep.equal(['c', 'a', 'd'])
-    expect(m.peek('c')).to.equal(3) // no touch: c stays the oldest
-    m.set('a', 10) // an update is a use too
-    m.set('e', 5)
-    expect([...m.keys()]).to.deep.equal(['d', 'a', 'e'])
-    expect(m.size).to.equal(3)
-    expect(m.get('a')).to.equal(10)
-    expect(m.get('c')).to.equal(undefined)
-  })
+  it(
+    'evicts the least recently used entries beyond its capacity; a read or write ' +
+      'makes an entry recent, a peek does not',
+    () => {
+      const m = new LruMap<string, number>(3)
+      m.set('a', 1).set('b', 2).set('c', 3)
+      expect(m.get('a')).to.equal(1) // a is now the most recent: b is the oldest
+      m.set('d', 4)
+      expect([...m.keys()]).to.deep.equal(['c', 'a', 'd'])
+      expect(m.peek('c')).to.equal(3) // no touch: c stays the oldest
+      m.set('a', 10) // an update is a use too
+      m.set('e', 5)
+      expect([...m.keys()]).to.deep.equal(['d', 'a', 'e'])
+      expect(m.size).to.equal(3)
+      expect(m.get('a')).to.equal(10)
+      expect(m.get('c')).to.equal(undefined)
+    },
+  )
 
   it('refuses a capacity that is not a positive integer', () => {
     expect(() => new LruMap(0)).to.throw(RangeError)
@@ -49,17 +53,21 @@ describe('TokenBuckets', () => {
     expect(b.take('other', 1, t0)).to.equal(0) // buckets are per id
   })
 
-  it('charges a cost above the balance whole (a debt that refills before the next request) and checks without charging at cost 0', () => {
-    const b = new TokenBuckets({ perSecond: 5, burst: 10 })
-    const t0 = 1_000_000
-    expect(b.take('k', 0, t0)).to.equal(0)
-    expect(b.size, 'a check creates no bucket').to.equal(0)
-    expect(b.take('k', 25, t0)).to.equal(0) // a batch of 25 against a burst of 10 is admitted...
-    expect(b.tokens('k', t0)).to.equal(-15)
-    expect(b.take('k', 0, t0)).to.equal(4) // ...and the key waits until it has one token again: (1 - -15) / 5 = 3.2 s
-    expect(b.waitSeconds('k', t0)).to.equal(4)
-    expect(b.take('k', 1, t0 + 3200)).to.equal(0)
-  })
+  it(
+    'charges a cost above the balance whole (a debt that refills before the next ' +
+      'request) and checks without charging at cost 0',
+    () => {
+      const b = new TokenBuckets({ perSecond: 5, burst: 10 })
+      const t0 = 1_000_000
+      expect(b.take('k', 0, t0)).to.equal(0)
+      expect(b.size, 'a check creates no bucket').to.equal(0)
+      expect(b.take('k', 25, t0)).to.equal(0) // a batch of 25 against a burst of 10 is admitted...
+      expect(b.tokens('k', t0)).to.equal(-15)
+      expect(b.take('k', 0, t0)).to.equal(4) // ...and the key waits until it has one token again: (1 - -15) / 5 = 3.2 s
+      expect(b.waitSeconds('k', t0)).to.equal(4)
+      expect(b.take('k', 1, t0 + 3200)).to.equal(0)
+    },
+  )
 
   it('gives tokens back on refund, never above the burst', () => {
     const b = new TokenBuckets({ perSecond: 1, burst: 2 })
@@ -85,7 +93,8 @@ describe('TokenBuckets', () => {
     b.take('flooder', 1, t0)
     for (let i = 0; i < 5000; i++) {
       b.take(`random-${i}`, 1, t0) // a flood of new callers...
-      expect(b.take('flooder', 1, t0), `after ${i} others`).to.be.greaterThan(0) // ...while the limited one keeps trying
+      // ...while the limited one keeps trying
+      expect(b.take('flooder', 1, t0), `after ${i} others`).to.be.greaterThan(0)
     }
     expect(b.size).to.equal(1000)
     expect(b.tokens('random-0', t0), 'the oldest callers are forgotten (a full bucket again)').to.equal(2)

@@ -62,7 +62,8 @@ describe('REST sink: body mappings (JSONata)', () => {
 
   it('maps the envelope; without a mapping the body is the value', async () => {
     const m = new BodyMapping(
-      '{ "externalId": value.sku, "qty": value.available, "id": eventId, "key": key, "at": timestamp, "where": topic & "/" & partition & "@" & offset }',
+      '{ "externalId": value.sku, "qty": value.available, "id": eventId, "key": ' +
+        'key, "at": timestamp, "where": topic & "/" & partition & "@" & offset }',
       sandbox,
       'sub-1',
     )

@@ -24,41 +24,45 @@ const select = (index: DispatchIndex<string>, value: unknown) => {
 }
 
 describe('sink dispatch index', () => {
-  it('offers a record to the subscriptions listed under its value, to every unindexed one, and counts the rest as filtered', () => {
-    const index = new DispatchIndex([
-      entry('a', { sku: { in: ['S1'] } }),
-      entry('b', { sku: { in: ['S1', 'S2'] }, locationId: { in: ['WH1'] } }),
-      entry('c', { sku: { in: ['S3'] } }, { sinkType: 'rest' }),
-      entry('d'),
-      entry('e', { sku: { in: ['S1'] } }, { indexable: false }), // e.g. a pinned reader: sees everything
-      entry('f', { partnerId: { in: ['$partnerId'] } }),
-      entry('g', { 'qty%2Elevel': { in: [5, true] } }), // a stored (encoded) dotted path, non-string values
-    ])
-    expect(index.indexed).to.equal(5)
-    expect(select(index, { sku: 'S1', locationId: 'WH2' })).to.deep.equal({
-      out: ['a', 'b', 'd', 'e'],
-      filtered: { webhook: 2, rest: 1 },
-    })
-    expect(select(index, { sku: 'S2' }).out).to.deep.equal(['b', 'd', 'e'])
-    expect(select(index, { sku: 'S9', partnerId: 'org_p' }).out).to.deep.equal(['d', 'e', 'f'])
-    expect(select(index, { qty: { level: 5 } }).out).to.deep.equal(['d', 'e', 'g'])
-    expect(select(index, { qty: { level: 5n } }).out, 'an Avro long compares as a number').to.deep.equal([
-      'd',
-      'e',
-      'g',
-    ])
-    expect(select(index, { qty: { level: '5' } }).out, 'types are not coerced (as in matchesFilter)').to.deep.equal([
-      'd',
-      'e',
-    ])
-    expect(select(index, { sku: ['S3', 'S1'] }).out, 'an array: listed under its first value').to.deep.equal([
-      'c',
-      'd',
-      'e',
-    ])
-    // no decoded value (tombstone, poison): everyone, nothing counted
-    expect(select(index, null)).to.deep.equal({ out: ['a', 'b', 'c', 'd', 'e', 'f', 'g'], filtered: {} })
-  })
+  it(
+    'offers a record to the subscriptions listed under its value, to every ' +
+      'unindexed one, and counts the rest as filtered',
+    () => {
+      const index = new DispatchIndex([
+        entry('a', { sku: { in: ['S1'] } }),
+        entry('b', { sku: { in: ['S1', 'S2'] }, locationId: { in: ['WH1'] } }),
+        entry('c', { sku: { in: ['S3'] } }, { sinkType: 'rest' }),
+        entry('d'),
+        entry('e', { sku: { in: ['S1'] } }, { indexable: false }), // e.g. a pinned reader: sees everything
+        entry('f', { partnerId: { in: ['$partnerId'] } }),
+        entry('g', { 'qty%2Elevel': { in: [5, true] } }), // a stored (encoded) dotted path, non-string values
+      ])
+      expect(index.indexed).to.equal(5)
+      expect(select(index, { sku: 'S1', locationId: 'WH2' })).to.deep.equal({
+        out: ['a', 'b', 'd', 'e'],
+        filtered: { webhook: 2, rest: 1 },
+      })
+      expect(select(index, { sku: 'S2' }).out).to.deep.equal(['b', 'd', 'e'])
+      expect(select(index, { sku: 'S9', partnerId: 'org_p' }).out).to.deep.equal(['d', 'e', 'f'])
+      expect(select(index, { qty: { level: 5 } }).out).to.deep.equal(['d', 'e', 'g'])
+      expect(select(index, { qty: { level: 5n } }).out, 'an Avro long compares as a number').to.deep.equal([
+        'd',
+        'e',
+        'g',
+      ])
+      expect(select(index, { qty: { level: '5' } }).out, 'types are not coerced (as in matchesFilter)').to.deep.equal([
+        'd',
+        'e',
+      ])
+      expect(select(index, { sku: ['S3', 'S1'] }).out, 'an array: listed under its first value').to.deep.equal([
+        'c',
+        'd',
+        'e',
+      ])
+      // no decoded value (tombstone, poison): everyone, nothing counted
+      expect(select(index, null)).to.deep.equal({ out: ['a', 'b', 'c', 'd', 'e', 'f', 'g'], filtered: {} })
+    },
+  )
 
   it('never leaves out a subscription whose filter matches (random filters and values)', () => {
     let seed = 7

@@ -50,42 +50,50 @@ const rec = (
 ) => ({ value, headers, eventType, key })
 
 describe('sink entitlement: one record, one subscription, the partner grants', () => {
-  it('ties a record to the publisher the platform stamped (ce_publisherid); a payload or key naming another, or no stamp, ties it to none', () => {
-    expect(publisherOf(rec(level()))).to.equal('pub1')
-    expect(publisherOf(rec({ partnerId: 'x' }, { ce_publisherid: 'pub2' }))).to.equal('pub2')
-    // the payload only claims: another manufacturerId than the stamp, or no stamp at all, is believed by nobody
-    expect(publisherOf(rec(level(), { ce_publisherid: 'pub2' }))).to.equal(null)
-    expect(publisherOf(rec(level(), {}))).to.equal(null)
-    expect(publisherOf(rec({ partnerId: 'x' }, {}))).to.equal(null)
-    // the key carries the owner too (contract version 2); a version-1 key (no manufacturerId) names nobody
-    expect(
-      publisherOf(rec(level(), undefined, undefined, '{"manufacturerId":"pub1","sku":"S1","locationId":"WH1"}')),
-    ).to.equal('pub1')
-    expect(
-      publisherOf(rec(level(), undefined, undefined, '{"manufacturerId":"pub2","sku":"S1","locationId":"WH1"}')),
-    ).to.equal(null)
-    expect(publisherOf(rec(level(), undefined, undefined, '{"sku":"S1","locationId":"WH1"}'))).to.equal('pub1')
-    expect(keyManufacturer('{"manufacturerId":"","sku":"S1"}')).to.equal(undefined)
-    expect(keyManufacturer('{"manufacturerId":"a\\"b","sku":"S1"}')).to.equal('a"b')
-  })
+  it(
+    'ties a record to the publisher the platform stamped (ce_publisherid); a ' +
+      'payload or key naming another, or no stamp, ties it to none',
+    () => {
+      expect(publisherOf(rec(level()))).to.equal('pub1')
+      expect(publisherOf(rec({ partnerId: 'x' }, { ce_publisherid: 'pub2' }))).to.equal('pub2')
+      // the payload only claims: another manufacturerId than the stamp, or no stamp at all, is believed by nobody
+      expect(publisherOf(rec(level(), { ce_publisherid: 'pub2' }))).to.equal(null)
+      expect(publisherOf(rec(level(), {}))).to.equal(null)
+      expect(publisherOf(rec({ partnerId: 'x' }, {}))).to.equal(null)
+      // the key carries the owner too (contract version 2); a version-1 key (no manufacturerId) names nobody
+      expect(
+        publisherOf(rec(level(), undefined, undefined, '{"manufacturerId":"pub1","sku":"S1","locationId":"WH1"}')),
+      ).to.equal('pub1')
+      expect(
+        publisherOf(rec(level(), undefined, undefined, '{"manufacturerId":"pub2","sku":"S1","locationId":"WH1"}')),
+      ).to.equal(null)
+      expect(publisherOf(rec(level(), undefined, undefined, '{"sku":"S1","locationId":"WH1"}'))).to.equal('pub1')
+      expect(keyManufacturer('{"manufacturerId":"","sku":"S1"}')).to.equal(undefined)
+      expect(keyManufacturer('{"manufacturerId":"a\\"b","sku":"S1"}')).to.equal('a"b')
+    },
+  )
 
-  it('an offered grant covers nothing until the partner accepts; a type added after acceptance waits for it again', () => {
-    const sub = { partnerId: 'org_a' }
-    const ents = [{ eventType: 'inventory.level.changed' }, { eventType: 'deal.registered' }]
-    expect(
-      decide(rec(level()), sub, [grant('pub1', 'org_a', ents, { status: 'offered', acceptedEventTypes: [] })]).deliver,
-    ).to.equal(false)
-    const partly = [grant('pub1', 'org_a', ents, { acceptedEventTypes: ['deal.registered'] })]
-    expect(decide(rec(level()), sub, partly).deliver).to.equal(false)
-    expect(
-      decide(rec({ manufacturerId: 'pub1', partnerId: 'org_a' }, undefined, 'deal.registered'), sub, partly).deliver,
-    ).to.equal(true)
-    // a grant stored before consent existed (no status) stays in force
-    const legacy = grant('pub1', 'org_a', ents)
-    delete legacy.status
-    delete legacy.acceptedEventTypes
-    expect(decide(rec(level()), sub, [legacy]).deliver).to.equal(true)
-  })
+  it(
+    'an offered grant covers nothing until the partner accepts; a type added ' + 'after acceptance waits for it again',
+    () => {
+      const sub = { partnerId: 'org_a' }
+      const ents = [{ eventType: 'inventory.level.changed' }, { eventType: 'deal.registered' }]
+      expect(
+        decide(rec(level()), sub, [grant('pub1', 'org_a', ents, { status: 'offered', acceptedEventTypes: [] })])
+          .deliver,
+      ).to.equal(false)
+      const partly = [grant('pub1', 'org_a', ents, { acceptedEventTypes: ['deal.registered'] })]
+      expect(decide(rec(level()), sub, partly).deliver).to.equal(false)
+      expect(
+        decide(rec({ manufacturerId: 'pub1', partnerId: 'org_a' }, undefined, 'deal.registered'), sub, partly).deliver,
+      ).to.equal(true)
+      // a grant stored before consent existed (no status) stays in force
+      const legacy = grant('pub1', 'org_a', ents)
+      delete legacy.status
+      delete legacy.acceptedEventTypes
+      expect(decide(rec(level()), sub, [legacy]).deliver).to.equal(true)
+    },
+  )
 
   it('drops a record no grant covers: no grant, another publisher, another partner, another event type', () => {
     const sub = { partnerId: 'org_a' }
@@ -103,22 +111,26 @@ describe('sink entitlement: one record, one subscription, the partner grants', (
     expect(ok).to.deep.equal({ deliver: true, value: level(), projected: false, publisherId: 'pub1' })
   })
 
-  it('a tombstone reaches a partner whose grant from its publisher (header) covers the event type, filters notwithstanding; without a publisher it is dropped', () => {
-    const sub = { partnerId: 'org_a', filter: { locationId: { in: ['WH1'] } } }
-    const filtered = [
-      grant('pub1', 'org_a', [
-        { eventType: 'inventory.level.changed', filter: { locationId: { in: ['WH9'] } }, fields: ['sku'] },
-      ]),
-    ]
-    expect(decide(rec(null, { ce_publisherid: 'pub1' }), sub, filtered)).to.deep.equal({
-      deliver: true,
-      value: null,
-      projected: false,
-      publisherId: 'pub1',
-    })
-    expect(decide(rec(null, { ce_publisherid: 'pub2' }), sub, filtered).deliver).to.equal(false)
-    expect(decide(rec(null, {}), sub, filtered).deliver).to.equal(false)
-  })
+  it(
+    'a tombstone reaches a partner whose grant from its publisher (header) covers ' +
+      'the event type, filters notwithstanding; without a publisher it is dropped',
+    () => {
+      const sub = { partnerId: 'org_a', filter: { locationId: { in: ['WH1'] } } }
+      const filtered = [
+        grant('pub1', 'org_a', [
+          { eventType: 'inventory.level.changed', filter: { locationId: { in: ['WH9'] } }, fields: ['sku'] },
+        ]),
+      ]
+      expect(decide(rec(null, { ce_publisherid: 'pub1' }), sub, filtered)).to.deep.equal({
+        deliver: true,
+        value: null,
+        projected: false,
+        publisherId: 'pub1',
+      })
+      expect(decide(rec(null, { ce_publisherid: 'pub2' }), sub, filtered).deliver).to.equal(false)
+      expect(decide(rec(null, {}), sub, filtered).deliver).to.equal(false)
+    },
+  )
 
   it('row filter is grant AND subscription, whatever the subscription asks', () => {
     const g = [

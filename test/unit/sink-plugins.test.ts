@@ -98,34 +98,40 @@ describe('sink plug-ins (consumers/plugins.ts)', () => {
     expect(kept).to.deep.equal([])
   })
 
-  it('check a kafka-topic sink: partner Kafka access, one topic, a topic name, and no rename or other source topic later', async () => {
-    const kt = sinkPlugin('kafka-topic')
-    const sink = { type: 'kafka-topic' } as SinkConfig
-    expect(fields(await kt.validate(sink, check({ sent: sink, partnerKafka: undefined })))).to.deep.equal(['sink.type'])
-    expect(
-      fields(
-        await kt.validate(sink, check({ sent: sink, eventTypes: ['inventory.level.changed', 'deal.registered'] })),
-      ),
-    ).to.deep.equal(['eventTypes'])
-    expect(
-      fields(
-        await kt.validate(
-          { type: 'kafka-topic', name: '.hidden' },
-          check({ sent: { type: 'kafka-topic', name: '.hidden' } }),
+  it(
+    'check a kafka-topic sink: partner Kafka access, one topic, a topic name, and ' +
+      'no rename or other source topic later',
+    async () => {
+      const kt = sinkPlugin('kafka-topic')
+      const sink = { type: 'kafka-topic' } as SinkConfig
+      expect(fields(await kt.validate(sink, check({ sent: sink, partnerKafka: undefined })))).to.deep.equal([
+        'sink.type',
+      ])
+      expect(
+        fields(
+          await kt.validate(sink, check({ sent: sink, eventTypes: ['inventory.level.changed', 'deal.registered'] })),
         ),
-      ),
-    ).to.deep.equal(['sink.name'])
-    const stored = { type: 'kafka-topic', topic: 'partner.acme.inventory.levels' } as SinkConfig
-    const previous = { sink: stored, eventTypes: ['inventory.level.changed'] }
-    expect(
-      fields(await kt.validate(stored, check({ sent: { type: 'kafka-topic', name: 'stock' }, previous }))),
-    ).to.deep.equal(['sink.name'])
-    expect(fields(await kt.validate(stored, check({ eventTypes: ['deal.registered'], previous })))).to.deep.equal([
-      'eventTypes',
-    ])
-    expect(
-      await kt.validate(stored, check({ sent: { type: 'kafka-topic', name: 'inventory.levels' }, previous })),
-    ).to.deep.equal([])
-    expect(kt.fixed).to.equal(true)
-  })
+      ).to.deep.equal(['eventTypes'])
+      expect(
+        fields(
+          await kt.validate(
+            { type: 'kafka-topic', name: '.hidden' },
+            check({ sent: { type: 'kafka-topic', name: '.hidden' } }),
+          ),
+        ),
+      ).to.deep.equal(['sink.name'])
+      const stored = { type: 'kafka-topic', topic: 'partner.acme.inventory.levels' } as SinkConfig
+      const previous = { sink: stored, eventTypes: ['inventory.level.changed'] }
+      expect(
+        fields(await kt.validate(stored, check({ sent: { type: 'kafka-topic', name: 'stock' }, previous }))),
+      ).to.deep.equal(['sink.name'])
+      expect(fields(await kt.validate(stored, check({ eventTypes: ['deal.registered'], previous })))).to.deep.equal([
+        'eventTypes',
+      ])
+      expect(
+        await kt.validate(stored, check({ sent: { type: 'kafka-topic', name: 'inventory.levels' }, previous })),
+      ).to.deep.equal([])
+      expect(kt.fixed).to.equal(true)
+    },
+  )
 })

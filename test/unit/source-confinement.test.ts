@@ -60,52 +60,60 @@ describe('source confinement', () => {
     expect(isInside('/d/p', '/d')).to.equal(false)
   })
 
-  it("for a publisher: relative folders and absolute ones inside its drop folder pass; elsewhere, another publisher's folder and links out are faults", () => {
-    expect(fields({ dir: 'in' })).to.deep.equal([])
-    expect(fields({ dir: 'not/yet/made' })).to.deep.equal([])
-    expect(fields({ dir: path.join(own, 'in'), stateDir: own, processedDir: 'done' })).to.deep.equal([])
-    expect(fields({ dir: outside })).to.deep.equal(['config.dir'])
-    expect(fields({ dir: path.join(theirs, 'in') })).to.deep.equal(['config.dir'])
-    expect(fields({ dir: owner.dropRoot })).to.deep.equal(['config.dir'])
-    fs.symlinkSync(theirs, path.join(own, 'to-q'))
-    fs.symlinkSync(outside, path.join(own, 'out'))
-    fs.symlinkSync(path.join(own, 'in'), path.join(own, 'alias')) // a link that stays inside
-    fs.mkdirSync(path.join(own, 'in'))
-    fs.symlinkSync(path.join(tmp, 'gone'), path.join(own, 'dangling'))
-    expect(fields({ dir: 'to-q' })).to.deep.equal(['config.dir'])
-    expect(fields({ dir: 'to-q/in/deeper' })).to.deep.equal(['config.dir'])
-    expect(fields({ dir: 'in', processedDir: 'out/done' })).to.deep.equal(['config.processedDir'])
-    expect(fields({ dir: 'alias' })).to.deep.equal([])
-    expect(fields({ dir: 'dangling' })).to.deep.equal(['config.dir'])
-    expect(() => publisherDropFolder(owner.dropRoot, '../org_q')).to.throw(ConfigError)
-  })
+  it(
+    'for a publisher: relative folders and absolute ones inside its drop folder ' +
+      "pass; elsewhere, another publisher's folder and links out are faults",
+    () => {
+      expect(fields({ dir: 'in' })).to.deep.equal([])
+      expect(fields({ dir: 'not/yet/made' })).to.deep.equal([])
+      expect(fields({ dir: path.join(own, 'in'), stateDir: own, processedDir: 'done' })).to.deep.equal([])
+      expect(fields({ dir: outside })).to.deep.equal(['config.dir'])
+      expect(fields({ dir: path.join(theirs, 'in') })).to.deep.equal(['config.dir'])
+      expect(fields({ dir: owner.dropRoot })).to.deep.equal(['config.dir'])
+      fs.symlinkSync(theirs, path.join(own, 'to-q'))
+      fs.symlinkSync(outside, path.join(own, 'out'))
+      fs.symlinkSync(path.join(own, 'in'), path.join(own, 'alias')) // a link that stays inside
+      fs.mkdirSync(path.join(own, 'in'))
+      fs.symlinkSync(path.join(tmp, 'gone'), path.join(own, 'dangling'))
+      expect(fields({ dir: 'to-q' })).to.deep.equal(['config.dir'])
+      expect(fields({ dir: 'to-q/in/deeper' })).to.deep.equal(['config.dir'])
+      expect(fields({ dir: 'in', processedDir: 'out/done' })).to.deep.equal(['config.processedDir'])
+      expect(fields({ dir: 'alias' })).to.deep.equal([])
+      expect(fields({ dir: 'dangling' })).to.deep.equal(['config.dir'])
+      expect(() => publisherDropFolder(owner.dropRoot, '../org_q')).to.throw(ConfigError)
+    },
+  )
 
-  it('at start: missing folders are made inside; a folder leading out is a ConfigError naming it, and nothing is made outside', () => {
-    const made = confineFolders(own, {
-      dir: path.join(own, 'a/b'),
-      stateDir: path.join(own, 'a/b/.state'),
-      processedDir: path.join(own, 'done'),
-    })
-    expect(made.dir).to.equal(fs.realpathSync(path.join(own, 'a/b')))
-    expect(fs.statSync(made.stateDir).isDirectory()).to.equal(true)
-    fs.symlinkSync(outside, path.join(own, 'out'))
-    const fault = (folders: Parameters<typeof confineFolders>[1]) => {
-      try {
-        confineFolders(own, folders)
-      } catch (err) {
-        expect(err).to.be.instanceOf(ConfigError)
-        return (err as ConfigError).message
+  it(
+    'at start: missing folders are made inside; a folder leading out is a ' +
+      'ConfigError naming it, and nothing is made outside',
+    () => {
+      const made = confineFolders(own, {
+        dir: path.join(own, 'a/b'),
+        stateDir: path.join(own, 'a/b/.state'),
+        processedDir: path.join(own, 'done'),
+      })
+      expect(made.dir).to.equal(fs.realpathSync(path.join(own, 'a/b')))
+      expect(fs.statSync(made.stateDir).isDirectory()).to.equal(true)
+      fs.symlinkSync(outside, path.join(own, 'out'))
+      const fault = (folders: Parameters<typeof confineFolders>[1]) => {
+        try {
+          confineFolders(own, folders)
+        } catch (err) {
+          expect(err).to.be.instanceOf(ConfigError)
+          return (err as ConfigError).message
+        }
+        throw new Error('not refused')
       }
-      throw new Error('not refused')
-    }
-    expect(
-      fault({ dir: path.join(own, 'out/new'), stateDir: path.join(own, 's'), processedDir: path.join(own, 'p') }),
-    ).to.match(/config\.dir leads out/)
-    expect(fault({ dir: path.join(own, 'in'), stateDir: path.join(own, 'in/.s'), processedDir: outside })).to.match(
-      /config\.processedDir must be a folder inside/,
-    )
-    expect(fs.readdirSync(outside)).to.deep.equal([])
-  })
+      expect(
+        fault({ dir: path.join(own, 'out/new'), stateDir: path.join(own, 's'), processedDir: path.join(own, 'p') }),
+      ).to.match(/config\.dir leads out/)
+      expect(fault({ dir: path.join(own, 'in'), stateDir: path.join(own, 'in/.s'), processedDir: outside })).to.match(
+        /config\.processedDir must be a folder inside/,
+      )
+      expect(fs.readdirSync(outside)).to.deep.equal([])
+    },
+  )
 
   it('opens files without following a symbolic link, for reading and for writing', () => {
     const secret = path.join(outside, 'secret.csv')
@@ -156,30 +164,34 @@ describe('source confinement', () => {
     }
   })
 
-  it("builds a source for its contract's topic and its publisher's folder, and refuses a stored config past the checks", async () => {
-    const built = buildSource('csv-drop', { dir: 'in' }, { guard, owner })
-    expect(built.topics).to.deep.equal([TOPICS.inventoryLevels])
-    expect(built.config).to.deep.include({
-      root: own,
-      dir: path.join(own, 'in'),
-      topic: 'inventory.levels',
-      processedDir: path.join(own, 'in', 'processed'),
-    })
-    await built.close()
-    expect(() => buildSource('csv-drop', { dir: 'in', topic: 'deals.registrations' }, { guard, owner })).to.throw(
-      ConfigError,
-      /config\.topic must be inventory\.levels/,
-    )
-    expect(() => buildSource('csv-drop', { dir: outside }, { guard, owner })).to.throw(
-      ConfigError,
-      /config\.dir must be a folder inside/,
-    )
-    expect(() =>
-      buildSource(
-        'mongodb',
-        { connectionString: 'mongodb://h/', database: 'd', collection: 'c', eventType: 'partner.profile.changed' },
-        { guard, owner },
-      ),
-    ).to.throw(ConfigError, /config\.eventType/)
-  })
+  it(
+    "builds a source for its contract's topic and its publisher's folder, and " +
+      'refuses a stored config past the checks',
+    async () => {
+      const built = buildSource('csv-drop', { dir: 'in' }, { guard, owner })
+      expect(built.topics).to.deep.equal([TOPICS.inventoryLevels])
+      expect(built.config).to.deep.include({
+        root: own,
+        dir: path.join(own, 'in'),
+        topic: 'inventory.levels',
+        processedDir: path.join(own, 'in', 'processed'),
+      })
+      await built.close()
+      expect(() => buildSource('csv-drop', { dir: 'in', topic: 'deals.registrations' }, { guard, owner })).to.throw(
+        ConfigError,
+        /config\.topic must be inventory\.levels/,
+      )
+      expect(() => buildSource('csv-drop', { dir: outside }, { guard, owner })).to.throw(
+        ConfigError,
+        /config\.dir must be a folder inside/,
+      )
+      expect(() =>
+        buildSource(
+          'mongodb',
+          { connectionString: 'mongodb://h/', database: 'd', collection: 'c', eventType: 'partner.profile.changed' },
+          { guard, owner },
+        ),
+      ).to.throw(ConfigError, /config\.eventType/)
+    },
+  )
 })

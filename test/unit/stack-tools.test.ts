@@ -119,27 +119,30 @@ describe('local Kafka nodes', () => {
     })
   })
 
-  it('three nodes: kafka-1..3 in folders of their own, one quorum of three controllers, internal topics on three', () => {
-    const s = stackSettings(loadConfig({ env: { STACK_DIR: '/tmp/st', STACK_KAFKA_BROKERS: '3' } }))
-    const nodes = kafkaNodes(s)
-    expect(nodes.map((n) => [n.name, n.home, n.port, n.controllerPort])).to.deep.equal([
-      ['kafka-1', '/tmp/st/kafka-1', 9092, 9095],
-      ['kafka-2', '/tmp/st/kafka-2', 9093, 9096],
-      ['kafka-3', '/tmp/st/kafka-3', 9094, 9097],
-    ])
-    const p = props(serverProperties(s, nodes[1]!, '/tmp/st/kafka-2/data'))
-    expect(p).to.include({
-      'node.id': '2',
-      'process.roles': 'broker,controller',
-      'controller.quorum.voters': '1@127.0.0.1:9095,2@127.0.0.1:9096,3@127.0.0.1:9097',
-      listeners: 'PLAINTEXT://127.0.0.1:9093,CONTROLLER://127.0.0.1:9096,PARTNER://127.0.0.1:9099',
-      'advertised.listeners': 'PLAINTEXT://127.0.0.1:9093,PARTNER://127.0.0.1:9099',
-      'log.dirs': '/tmp/st/kafka-2/data',
-      'default.replication.factor': '3',
-      'min.insync.replicas': '2',
-      'offsets.topic.replication.factor': '3',
-      'transaction.state.log.replication.factor': '3',
-      'transaction.state.log.min.isr': '2',
-    })
-  })
+  it(
+    'three nodes: kafka-1..3 in folders of their own, one quorum of three ' + 'controllers, internal topics on three',
+    () => {
+      const s = stackSettings(loadConfig({ env: { STACK_DIR: '/tmp/st', STACK_KAFKA_BROKERS: '3' } }))
+      const nodes = kafkaNodes(s)
+      expect(nodes.map((n) => [n.name, n.home, n.port, n.controllerPort])).to.deep.equal([
+        ['kafka-1', '/tmp/st/kafka-1', 9092, 9095],
+        ['kafka-2', '/tmp/st/kafka-2', 9093, 9096],
+        ['kafka-3', '/tmp/st/kafka-3', 9094, 9097],
+      ])
+      const p = props(serverProperties(s, nodes[1]!, '/tmp/st/kafka-2/data'))
+      expect(p).to.include({
+        'node.id': '2',
+        'process.roles': 'broker,controller',
+        'controller.quorum.voters': '1@127.0.0.1:9095,2@127.0.0.1:9096,3@127.0.0.1:9097',
+        listeners: 'PLAINTEXT://127.0.0.1:9093,CONTROLLER://127.0.0.1:9096,PARTNER://127.0.0.1:9099',
+        'advertised.listeners': 'PLAINTEXT://127.0.0.1:9093,PARTNER://127.0.0.1:9099',
+        'log.dirs': '/tmp/st/kafka-2/data',
+        'default.replication.factor': '3',
+        'min.insync.replicas': '2',
+        'offsets.topic.replication.factor': '3',
+        'transaction.state.log.replication.factor': '3',
+        'transaction.state.log.min.isr': '2',
+      })
+    },
+  )
 })

@@ -167,48 +167,52 @@ describe('tracing on (in-memory exporter)', () => {
     receiver.received.length = 0
   })
 
-  it("a span per delivery attempt, each a child of the event's trace context, active while it runs; failures marked", async () => {
-    const lines: string[] = []
-    const logger = createLogger({ write: (l) => lines.push(l) })
-    const q = new DeliveryQueue({ onDeadLetter: () => undefined }, { logger: silent })
-    let calls = 0
-    q.addSubscription({
-      id: 'sub-1',
-      policy: { kind: 'schedule', delaysMs: [10], jitter: 0, maxRetryAfterMs: 1000 },
-      deliver: async () => {
-        await new Promise((r) => setTimeout(r, 1))
-        logger.info('attempt', { n: ++calls })
-        if (calls === 1) throw new RetriableError('endpoint answered 503')
-      },
-    })
-    q.enqueue('sub-1', rec(7))
-    await waitFor(() => named(exporter.getFinishedSpans(), 'deliver').length === 2, { timeoutMs: 5000 })
-    q.close()
-    const [first, second] = named(exporter.getFinishedSpans(), 'deliver')
-    for (const s of [first!, second!]) {
-      expect(s.name).to.equal('deliver inventory.levels')
-      expect(s.kind).to.equal(SpanKind.CONSUMER)
-      expect(s.spanContext().traceId).to.equal(PUBLISHER_TRACE)
-      expect(parentOf(s)).to.equal(PUBLISHER_SPAN)
-      expect(s.attributes).to.include({
-        'messaging.system': 'kafka',
-        'messaging.destination.name': 'inventory.levels',
-        'messaging.destination.partition.id': '1',
-        'messaging.kafka.offset': 7,
-        'cloudevents.event_id': 'evt-7',
-        'distributary.subscription.id': 'sub-1',
+  it(
+    "a span per delivery attempt, each a child of the event's trace context, " +
+      'active while it runs; failures marked',
+    async () => {
+      const lines: string[] = []
+      const logger = createLogger({ write: (l) => lines.push(l) })
+      const q = new DeliveryQueue({ onDeadLetter: () => undefined }, { logger: silent })
+      let calls = 0
+      q.addSubscription({
+        id: 'sub-1',
+        policy: { kind: 'schedule', delaysMs: [10], jitter: 0, maxRetryAfterMs: 1000 },
+        deliver: async () => {
+          await new Promise((r) => setTimeout(r, 1))
+          logger.info('attempt', { n: ++calls })
+          if (calls === 1) throw new RetriableError('endpoint answered 503')
+        },
       })
-    }
-    expect(first!.attributes['distributary.delivery.attempt']).to.equal(1)
-    expect(first!.status).to.deep.include({ code: SpanStatusCode.ERROR, message: 'endpoint answered 503' })
-    expect(first!.attributes).to.include({ 'error.type': 'RETRIABLE', 'distributary.retriable': true })
-    expect(second!.attributes['distributary.delivery.attempt']).to.equal(2)
-    expect(second!.status.code).to.not.equal(SpanStatusCode.ERROR)
-    // the log lines written during each attempt name it
-    const logged = lines.map((l) => JSON.parse(l) as { trace_id?: string; span_id?: string })
-    expect(logged.map((l) => l.span_id)).to.deep.equal([first!.spanContext().spanId, second!.spanContext().spanId])
-    expect(logged.every((l) => l.trace_id === PUBLISHER_TRACE)).to.equal(true)
-  })
+      q.enqueue('sub-1', rec(7))
+      await waitFor(() => named(exporter.getFinishedSpans(), 'deliver').length === 2, { timeoutMs: 5000 })
+      q.close()
+      const [first, second] = named(exporter.getFinishedSpans(), 'deliver')
+      for (const s of [first!, second!]) {
+        expect(s.name).to.equal('deliver inventory.levels')
+        expect(s.kind).to.equal(SpanKind.CONSUMER)
+        expect(s.spanContext().traceId).to.equal(PUBLISHER_TRACE)
+        expect(parentOf(s)).to.equal(PUBLISHER_SPAN)
+        expect(s.attributes).to.include({
+          'messaging.system': 'kafka',
+          'messaging.destination.name': 'inventory.levels',
+          'messaging.destination.partition.id': '1',
+          'messaging.kafka.offset': 7,
+          'cloudevents.event_id': 'evt-7',
+          'distributary.subscription.id': 'sub-1',
+        })
+      }
+      expect(first!.attributes['distributary.delivery.attempt']).to.equal(1)
+      expect(first!.status).to.deep.include({ code: SpanStatusCode.ERROR, message: 'endpoint answered 503' })
+      expect(first!.attributes).to.include({ 'error.type': 'RETRIABLE', 'distributary.retriable': true })
+      expect(second!.attributes['distributary.delivery.attempt']).to.equal(2)
+      expect(second!.status.code).to.not.equal(SpanStatusCode.ERROR)
+      // the log lines written during each attempt name it
+      const logged = lines.map((l) => JSON.parse(l) as { trace_id?: string; span_id?: string })
+      expect(logged.map((l) => l.span_id)).to.deep.equal([first!.spanContext().spanId, second!.spanContext().spanId])
+      expect(logged.every((l) => l.trace_id === PUBLISHER_TRACE)).to.equal(true)
+    },
+  )
 
   it("the queue's own log lines about an attempt (a dead letter) carry its trace ids", async () => {
     const lines: string[] = []

@@ -88,7 +88,10 @@ export class CatchUpReaders {
     }
   }
 
-  /** Re-attaches caught-up partitions, stops a reader no longer needed; true when the run needs a catch-up reader it does not have. */
+  /**
+   * Re-attaches caught-up partitions, stops a reader no longer needed; true when the run needs a catch-up reader it
+   * does not have.
+   */
   #wantsReader(run: Run): boolean {
     const { queue, settings, positions } = this.#o
     if (run.stopped || run.failure) return false

@@ -69,7 +69,10 @@ export class ControlLoop {
     )
   }
 
-  /** Reconciles held runs with the control plane (deleted, stopped or changed connectors) and claims this worker's share. */
+  /**
+   * Reconciles held runs with the control plane (deleted, stopped or changed connectors) and claims this worker's
+   * share.
+   */
   async claimPass(): Promise<void> {
     const { deps, settings: s, held, ownership, store, log } = this.#o
     if (!ownership.leaseValid()) return

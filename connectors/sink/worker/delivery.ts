@@ -55,7 +55,8 @@ export class Delivery {
           subscriptionId: run.id,
           eventId: original.eventId,
         })
-      if (!record) return void activeSpan()?.setAttribute('distributary.delivery.filtered', true) // not entitled: done, nothing delivered
+      // not entitled: done, nothing delivered
+      if (!record) return void activeSpan()?.setAttribute('distributary.delivery.filtered', true)
       const poison = undeliverable(original, run.sink)
       if (poison) throw poison
       const calls = run.calls
@@ -94,7 +95,8 @@ export class Delivery {
       if (this.#heldSince === 0) {
         this.#heldSince = Date.now()
         this.#o.log.warn(
-          'control-plane store not answering: delivery held (no attempts; retry schedules, parking and dead letters untouched) until it answers',
+          'control-plane store not answering: delivery held (no attempts; retry ' +
+            'schedules, parking and dead letters untouched) until it answers',
           { reason: why },
         )
       }

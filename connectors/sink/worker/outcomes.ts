@@ -44,7 +44,10 @@ export class Outcomes {
   #logHeld = false
   /** Aborted when the worker gives up on the delivery log's backlog (stop). */
   readonly #logGiveUp = new AbortController()
-  /** Delivery-log writes in flight at most: a burst must not starve lease and cursor writes of connections (or, on FerretDB, of SQLite's one writer). */
+  /**
+   * Delivery-log writes in flight at most: a burst must not starve lease and cursor writes of connections (or, on
+   * FerretDB, of SQLite's one writer).
+   */
   readonly #logLimiter = new Limiter(4)
   #logDropped = 0
 

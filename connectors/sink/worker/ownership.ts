@@ -26,7 +26,9 @@ export interface OwnershipOptions {
   held: HeldRuns
   /** The run leaves this worker (control-loop.ts): no partner call starts, its stop is queued. */
   leave(run: Run, opts: StopOptions): void
-  /** Stops every run here, each in its turn, writing no cursor and releasing no lease (they are another process's now). */
+  /**
+   * Stops every run here, each in its turn, writing no cursor and releasing no lease (they are another process's now).
+   */
   stopAll(): Promise<void>
 }
 
@@ -167,7 +169,8 @@ export class Ownership {
       this.identity = false
       identityLost(this.incarnation)
       log.error(
-        'another process holds this worker id now: every subscription stops here, and none is claimed while it holds the id',
+        'another process holds this worker id now: every subscription stops here, and ' +
+          'none is claimed while it holds the id',
         { holderIncarnation: r.holder?.incarnation ?? null, holderHost: r.holder?.host ?? null },
       )
     }
@@ -200,7 +203,8 @@ export class Ownership {
       fenceCalls(run)
     }
     this.#o.log.warn(
-      'leases not renewed: no partner call starts, and those in flight were aborted (they are sent again once the leases are renewed)',
+      'leases not renewed: no partner call starts, and those in flight were aborted ' +
+        '(they are sent again once the leases are renewed)',
       { aborted },
     )
   }

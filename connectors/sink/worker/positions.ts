@@ -48,7 +48,9 @@ export class Positions {
     this.#o = o
   }
 
-  /** A run's positions: per topic-partition, the offset below which everything was delivered, dead-lettered or skipped. */
+  /**
+   * A run's positions: per topic-partition, the offset below which everything was delivered, dead-lettered or skipped.
+   */
   of(run: Run): Record<string, string> {
     const queue = this.#o.queue
     if (run.finalPositions) return run.finalPositions

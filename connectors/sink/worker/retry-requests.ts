@@ -25,7 +25,8 @@ export const RETRY_SWEEP_MS = 30_000
 /** A dead letter delivered again on request: a few quick attempts, then it stays dead (with the reason). */
 const REDELIVERY_POLICY = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
 const SUPERSEDED =
-  'not re-delivered: a newer record of its key was read since (delivering it now would put an older version after a newer one)'
+  'not re-delivered: a newer record of its key was read since (delivering it ' +
+  'now would put an older version after a newer one)'
 
 export interface RetryRequestsOptions {
   deps: SinkWorkerDeps
@@ -93,7 +94,10 @@ export class RetryRequests {
     }
   }
 
-  /** Re-delivers what a retry request names from the stored dead letters, then completes it; false when the run stopped first (its next holder does it). */
+  /**
+   * Re-delivers what a retry request names from the stored dead letters, then completes it; false when the run stopped
+   * first (its next holder does it).
+   */
   async #request(run: Run, req: RetryRequestDoc): Promise<boolean> {
     const cp = this.#o.deps.controlPlane
     const docs: DeliveryDoc[] =
@@ -121,7 +125,10 @@ export class RetryRequests {
     return true
   }
 
-  /** The stored dead letter of `doc` as a record to deliver again; null when there is none, or it cannot be (poison, not entitled: so marked). */
+  /**
+   * The stored dead letter of `doc` as a record to deliver again; null when there is none, or it cannot be (poison, not
+   * entitled: so marked).
+   */
   async #deadLetterRecord(run: Run, doc: DeliveryDoc): Promise<SinkRecord | null> {
     const { deps, outcomes } = this.#o
     const dl = doc.deadLetter

@@ -54,7 +54,10 @@ export interface Run {
   /** Its lease was taken over, or it is being handed over: no partner call starts; its stop is queued. */
   leaving: boolean
   inflight: Map<string, { record: SinkRecord; forceLog: boolean; signal: AbortSignal }>
-  /** Events with a failed attempt in the delivery log: their success is logged even where successes are not (it closes the entry). */
+  /**
+   * Events with a failed attempt in the delivery log: their success is logged even where successes are not (it closes
+   * the entry).
+   */
   failedLogged: Set<string>
   /** Aborts this run's partner calls in flight (stop, hand-over; the lease fence, which replaces it). */
   calls: AbortController
@@ -132,7 +135,10 @@ export class HeldRuns {
   readonly runs = new Map<string, Run>()
   readonly starting = new Map<string, Promise<void>>()
   readonly byTopic = new Map<string, Set<Run>>()
-  /** Moves with every change of who is attached where: the shared reader's dispatch indexes are rebuilt then (shared-reader.ts). */
+  /**
+   * Moves with every change of who is attached where: the shared reader's dispatch indexes are rebuilt then
+   * (shared-reader.ts).
+   */
   dispatchVersion = 0
 
   changed(): void {
@@ -164,7 +170,9 @@ export function callsController(): AbortController {
   return c
 }
 
-/** Aborts the run's partner calls in flight as FENCED (they go again: delivery.ts); calls from now on get a new signal. */
+/**
+ * Aborts the run's partner calls in flight as FENCED (they go again: delivery.ts); calls from now on get a new signal.
+ */
 export function fenceCalls(run: Run): void {
   const calls = run.calls
   run.calls = callsController()

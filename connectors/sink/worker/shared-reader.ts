@@ -61,7 +61,10 @@ export class SharedReader {
   readonly #o: SharedReaderOptions
   #consumer: Consumer | null = null
   readonly #committed = new Map<string, number>()
-  /** Per topic-partition: the attached subscriptions by row filter (dispatch.ts), rebuilt when the dispatch version moved. */
+  /**
+   * Per topic-partition: the attached subscriptions by row filter (dispatch.ts), rebuilt when the dispatch version
+   * moved.
+   */
   readonly #dispatch = new Map<string, { version: number; index: DispatchIndex<Run> }>()
 
   constructor(o: SharedReaderOptions) {
@@ -155,7 +158,10 @@ export class SharedReader {
     }
   }
 
-  /** The attached subscriptions of a topic-partition, indexed by row filter (rebuilt after any change of who is attached). */
+  /**
+   * The attached subscriptions of a topic-partition, indexed by row filter (rebuilt after any change of who is
+   * attached).
+   */
   #dispatchIndex(topic: string, k: string): DispatchIndex<Run> {
     const held = this.#o.held
     const cached = this.#dispatch.get(k)

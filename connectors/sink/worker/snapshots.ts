@@ -34,7 +34,10 @@ export class SnapshotBootstrap {
     this.#o = o
   }
 
-  /** Starts a new snapshot, resumes an unfinished one, or only loads the last one for the status. Before the cursor is written. */
+  /**
+   * Starts a new snapshot, resumes an unfinished one, or only loads the last one for the status. Before the cursor is
+   * written.
+   */
   async prepare(
     run: Run,
     a: {
