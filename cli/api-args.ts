@@ -215,3 +215,10 @@ export async function printOne(ctx: Ctx, item: Promise<unknown>): Promise<number
   ctx.out(value, () => JSON.stringify(value, null, 2) + '\n')
   return 0
 }
+
+/** The help of `--from-file`: the API's request JSON of the named schema. */
+export const FROM_FILE = (schema: string, note = '') =>
+  `the API's request JSON, ${schema} of GET /v1/openapi.json (- reads stdin; ` +
+  `flags given too replace its fields)${note ? `: ${note}` : ''}`
+
+/** Every API command and its subcommands; the first subcommand is the default (`distributary grants` lists). */

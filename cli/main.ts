@@ -12,7 +12,7 @@ import { loadConfig, type AppConfig } from '../config/index.ts'
 import { stackDown, stackSettings, stackStatus, stackUp } from '../stack/index.ts'
 import { API_OPTIONS, API_SUMMARY, apiCommand, apiCommandHelp, SUBS } from './api-commands.ts'
 import { runDemo } from './demo.ts'
-import { migrateCommand } from './migrate-keys.ts'
+import { migrateCommand } from './migrate-keys-command.ts'
 import { startPlatform, type PlatformRole } from './platform.ts'
 
 /** Each command's help: the first line names it with its arguments, the rest explains. */

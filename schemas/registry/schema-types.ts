@@ -17,7 +17,8 @@ import {
 import { errors } from './errors.ts'
 import { compileJsonSchema, jsonStoredText, type CompiledJson } from './json-schema.ts'
 import { jsonIncompatibilities } from './json-schema-diff.ts'
-import { compileProto, protoReadErrors, type CompiledProto } from './protobuf.ts'
+import { compileProto, type CompiledProto } from './protobuf.ts'
+import { protoReadErrors } from './protobuf-diff.ts'
 
 /** As Confluent's GET /schemas/types answers. */
 export const SCHEMA_TYPES = ['JSON', 'PROTOBUF', 'AVRO'] as const

@@ -9,8 +9,8 @@
  */
 import { expect } from 'chai'
 import type { IHeaders, Kafka } from 'kafkajs'
+import { migrateCommand } from '../../cli/migrate-keys-command.ts'
 import {
-  migrateCommand,
   migrateKeys,
   MIGRATED_FROM_HEADER,
   MIGRATION_SOURCE,

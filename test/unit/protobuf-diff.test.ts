@@ -1,11 +1,12 @@
 /**
- * The Protobuf compatibility diff (protoSchemaDiff in schemas/registry/protobuf.ts), a port of
+ * The Protobuf compatibility diff (protoSchemaDiff in schemas/registry/protobuf-diff.ts), a port of
  * Confluent's protobuf-provider diff: one test per rule family, asserting the Difference types and
  * paths Confluent reports and its verdict. Checked against Confluent's diff-schema-examples.json while
  * porting (all 54 identical).
  */
 import { expect } from 'chai'
-import { PROTO_COMPATIBLE_CHANGES, compileProto, protoSchemaDiff } from '../../schemas/registry/protobuf.ts'
+import { compileProto } from '../../schemas/registry/protobuf.ts'
+import { PROTO_COMPATIBLE_CHANGES, protoSchemaDiff } from '../../schemas/registry/protobuf-diff.ts'
 import type { Reference } from '../../schemas/registry/avro.ts'
 
 const compile = (schema: string, deps: Record<string, string> = {}, version = 1) =>

@@ -1,0 +1,322 @@
+/**
+ * The API commands of what is delivered and produced: subscriptions, connectors, dead letters and
+ * sources (api-subcommands.ts puts every command together).
+ */
+import { allPages, data, type Schemas } from '../client/index.ts'
+import {
+  col,
+  PAGE,
+  path,
+  printList,
+  printOne,
+  renderTable,
+  requestBody,
+  subscriptionFields,
+  UsageError,
+  FROM_FILE,
+  type Ctx,
+  type Sub,
+} from './api-args.ts'
+import { followImport, followReplay } from './follow.ts'
+
+const subscriptionColumns = [
+  col('ID', 'id'),
+  col('PARTNER', 'partnerId'),
+  col('NAME', 'name'),
+  col('EVENT TYPES', 'eventTypes'),
+  col('SINK', 'sink.type'),
+  col('URL', 'sink.url'),
+]
+const connectorColumns = [
+  col('ID', 'id'),
+  col('DESIRED', 'desiredState'),
+  col('STATE', 'status.state'),
+  col('LAG', 'status.lag'),
+  col('WORKER', 'status.workerId'),
+  col('LAST ERROR', 'status.lastError.message'),
+]
+const deadLetterColumns = [
+  col('EVENT', 'eventId'),
+  col('TYPE', 'eventType'),
+  col('KEY', 'key'),
+  col('STATUS', 'status'),
+  col('ATTEMPTS', 'attemptCount'),
+  col('LAST ERROR', 'lastError'),
+]
+const sourceColumns = [
+  col('ID', 'id'),
+  col('NAME', 'name'),
+  col('KIND', 'kind'),
+  col('PUBLISHER', 'publisherId'),
+  col('DESIRED', 'desiredState'),
+  col('STATE', 'status.state'),
+  col('PRODUCED', 'status.counts.produced'),
+  col('LAST ERROR', 'status.lastError.message'),
+]
+async function sourceAction(ctx: Ctx, action: 'pause' | 'resume' | 'stop' | 'start'): Promise<number> {
+  const s = await data(ctx.api.PUT(`/sources/{sourceId}/${action}`, { params: path('sourceId', ctx.need(0, 'id')) }))
+  ctx.out(s, () => `${s.id} (${s.name}): desired state ${s.desiredState}; the worker applies it within seconds\n`)
+  return 0
+}
+
+async function connectorAction(ctx: Ctx, action: 'pause' | 'resume'): Promise<number> {
+  const c = await data(
+    ctx.api.PUT(`/connectors/{connectorId}/${action}`, { params: path('connectorId', ctx.need(0, 'id')) }),
+  )
+  ctx.out(c, () => `${c.id}: desired state ${c.desiredState}\n`)
+  return 0
+}
+
+export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
+  subscriptions: {
+    list: {
+      flags: { 'partner-id': "only this partner's" },
+      help: 'partner subscriptions',
+      run: (ctx) => {
+        const partnerId = ctx.flags['partner-id']
+        return printList(
+          ctx,
+          allPages((cursor) =>
+            data(ctx.api.GET('/subscriptions', { params: { query: { limit: PAGE, cursor, partnerId } } })),
+          ),
+          subscriptionColumns,
+        )
+      },
+    },
+    show: {
+      args: '<id>',
+      help: 'one subscription (without its secrets)',
+      run: (ctx) =>
+        printOne(
+          ctx,
+          data(ctx.api.GET('/subscriptions/{subscriptionId}', { params: path('subscriptionId', ctx.need(0, 'id')) })),
+        ),
+    },
+    create: {
+      flags: {
+        'partner-id': 'the partner (with an admin key; a partner key subscribes for itself)',
+        name: 'its name (a-z, 0-9, -)',
+        'event-type': "an event type it receives (repeat, or a,b), within the partner's grants",
+        'webhook-url': 'deliver as signed webhooks to this URL (other sinks: --from-file)',
+        fields: 'only these fields',
+        filter: 'only events whose field holds one of the values (repeat for more fields; values are strings)',
+        'start-from': 'where it starts (default latest)',
+        'from-file': FROM_FILE('SubscriptionCreate', 'any sink, a delivery policy, pinned schema versions'),
+      },
+      help: "create a subscription; a webhook's secret is shown only now",
+      run: async (ctx) => {
+        const body = requestBody(ctx, {
+          partnerId: ctx.flags['partner-id'],
+          ...subscriptionFields(ctx.flags),
+          startFrom: ctx.flags['start-from'],
+        })
+        const s = await data(ctx.api.POST('/subscriptions', { body: body as Schemas['SubscriptionCreate'] }))
+        const secret = s.webhookSecret ? `webhook secret: ${s.webhookSecret}\n(shown only now: store it)\n` : ''
+        ctx.out(
+          s,
+          () =>
+            `${s.id}: created ${s.name} for ${s.partnerId} (${s.eventTypes.join(', ')}) ` +
+            `→ ${String(s.sink.type)}${s.sink.url ? ` ${String(s.sink.url)}` : ''}\n${secret}`,
+        )
+        return 0
+      },
+    },
+    update: {
+      args: '<id>',
+      flags: {
+        name: 'a new name',
+        'event-type': 'the event types it receives from now on (repeat, or a,b)',
+        'webhook-url': 'deliver as signed webhooks to this URL from now on',
+        fields: 'only these fields',
+        filter: 'only events whose field holds one of the values (repeat for more fields)',
+        'from-file': FROM_FILE('SubscriptionPatch'),
+      },
+      help: 'change a subscription (still within the grants)',
+      run: async (ctx) => {
+        const subscriptionId = ctx.need(0, 'id')
+        const body = requestBody(ctx, subscriptionFields(ctx.flags), true)
+        const s = await data(
+          ctx.api.PATCH('/subscriptions/{subscriptionId}', {
+            params: path('subscriptionId', subscriptionId),
+            body: body as Schemas['SubscriptionPatch'],
+          }),
+        )
+        ctx.out(
+          s,
+          () =>
+            `${s.id}: updated ${s.name} (${s.eventTypes.join(', ')}) → ` +
+            `${String(s.sink.type)}${s.sink.url ? ` ${String(s.sink.url)}` : ''}\n`,
+        )
+        return 0
+      },
+    },
+    delete: {
+      args: '<id>',
+      help: 'delete a subscription and its connector',
+      run: async (ctx) => {
+        const subscriptionId = ctx.need(0, 'id')
+        await data(
+          ctx.api.DELETE('/subscriptions/{subscriptionId}', { params: path('subscriptionId', subscriptionId) }),
+        )
+        ctx.out({ id: subscriptionId, deleted: true }, () => `${subscriptionId}: deleted, with its connector\n`)
+        return 0
+      },
+    },
+  },
+  connectors: {
+    list: {
+      help: "each subscription's connector: desired state, state, lag, worker, last error",
+      run: (ctx) =>
+        printList(
+          ctx,
+          allPages((cursor) => data(ctx.api.GET('/connectors', { params: { query: { limit: PAGE, cursor } } }))),
+          connectorColumns,
+        ),
+    },
+    status: {
+      args: '<id>',
+      help: "a connector's status",
+      run: async (ctx) => {
+        const id = ctx.need(0, 'id')
+        const c = await data(ctx.api.GET('/connectors/{connectorId}/status', { params: path('connectorId', id) }))
+        // GET .../status answers the status itself (state, lag, ...), without the connector's id
+        const row = { id, ...c }
+        ctx.out(c, () =>
+          renderTable(
+            [row],
+            [
+              col('ID', 'id'),
+              col('DESIRED', 'desiredState'),
+              col('STATE', 'state'),
+              col('LAG', 'lag'),
+              col('WORKER', 'workerId'),
+              col('LAST ERROR', 'lastError.message'),
+              col('SNAPSHOT', 'snapshot.phase'),
+              col('DONE', 'snapshot.done'),
+              col('TOTAL', 'snapshot.total'),
+            ],
+          ),
+        )
+        return 0
+      },
+    },
+    pause: { args: '<id>', help: 'stop delivering, keep the position', run: (ctx) => connectorAction(ctx, 'pause') },
+    resume: {
+      args: '<id>',
+      help: 'deliver again from the kept position',
+      run: (ctx) => connectorAction(ctx, 'resume'),
+    },
+    replay: {
+      args: '<id>',
+      flags: {
+        from: "where to start again (snapshot: each key's latest record, then live)",
+        follow: 'a progress display until the connector caught up',
+      },
+      help: 'deliver again from a time, the start or the end of the topics, or a snapshot',
+      run: async (ctx) => {
+        const id = ctx.need(0, 'id')
+        const from = ctx.flags.from ?? ctx.args[1]
+        if (!from) throw new UsageError('connectors replay: --from <ISO time|earliest|latest|snapshot> is required')
+        let body: Schemas['OffsetResetRequest']
+        if (from === 'earliest' || from === 'latest' || from === 'snapshot') body = { to: from }
+        else {
+          const t = Date.parse(from)
+          if (Number.isNaN(t))
+            throw new UsageError(`connectors replay: --from "${from}" is not an ISO time, earliest, latest or snapshot`)
+          body = { to: 'timestamp', timestamp: new Date(t).toISOString() }
+        }
+        const c = await data(
+          ctx.api.POST('/connectors/{connectorId}/offsets/reset', { params: path('connectorId', id), body }),
+        )
+        ctx.out(c, () => `${c.id}: replay from ${from} requested; the worker applies it within seconds\n`)
+        if (ctx.flags.follow) return followReplay(ctx.api, c.id, String(c.offsetReset?.id))
+        return 0
+      },
+    },
+  },
+  dlq: {
+    list: {
+      args: '<subscriptionId>',
+      help: "a subscription's dead letters",
+      run: (ctx) => {
+        const subscriptionId = ctx.need(0, 'subscriptionId')
+        return printList(
+          ctx,
+          allPages((cursor) =>
+            data(
+              ctx.api.GET('/subscriptions/{subscriptionId}/dead-letters', {
+                params: { ...path('subscriptionId', subscriptionId), query: { limit: PAGE, cursor } },
+              }),
+            ),
+          ),
+          deadLetterColumns,
+        )
+      },
+    },
+    retry: {
+      args: '<subscriptionId> [eventId]',
+      help: 'deliver one event again, or every dead letter',
+      run: async (ctx) => {
+        const subscriptionId = ctx.need(0, 'subscriptionId')
+        const eventId = ctx.args[1]
+        const r = eventId
+          ? await data(
+              ctx.api.POST('/subscriptions/{subscriptionId}/deliveries/{eventId}/retry', {
+                params: { path: { subscriptionId, eventId } },
+              }),
+            )
+          : await data(
+              ctx.api.POST('/subscriptions/{subscriptionId}/dead-letters/retry', {
+                params: path('subscriptionId', subscriptionId),
+              }),
+            )
+        ctx.out(
+          r,
+          () => `retry requested for ${eventId ? `event ${eventId}` : 'every dead letter'} of ${subscriptionId}\n`,
+        )
+        return 0
+      },
+    },
+  },
+  sources: {
+    list: {
+      help: 'source connectors (csv-drop, mongodb)',
+      run: (ctx) =>
+        printList(
+          ctx,
+          allPages((cursor) => data(ctx.api.GET('/sources', { params: { query: { limit: PAGE, cursor } } }))),
+          sourceColumns,
+        ),
+    },
+    status: {
+      args: '<id>',
+      flags: { follow: "a CSV import's progress (bytes, rate, ETA) until it is done" },
+      help: "a source's status",
+      run: async (ctx) => {
+        const id = ctx.need(0, 'id')
+        const s = await data(ctx.api.GET('/sources/{sourceId}/status', { params: path('sourceId', id) }))
+        ctx.out(s, () =>
+          renderTable(
+            [s],
+            [
+              col('ID', 'id'),
+              col('NAME', 'name'),
+              col('DESIRED', 'desiredState'),
+              col('STATE', 'state'),
+              col('PRODUCED', 'counts.produced'),
+              col('POSITION', 'position'),
+              col('WORKER', 'workerId'),
+              col('LAST ERROR', 'lastError.message'),
+            ],
+          ),
+        )
+        if (ctx.flags.follow) return followImport(ctx.api, id)
+        return 0
+      },
+    },
+    pause: { args: '<id>', help: 'stop producing, keep the position', run: (ctx) => sourceAction(ctx, 'pause') },
+    resume: { args: '<id>', help: 'produce again from the kept position', run: (ctx) => sourceAction(ctx, 'resume') },
+    stop: { args: '<id>', help: 'stop and release its resources', run: (ctx) => sourceAction(ctx, 'stop') },
+    start: { args: '<id>', help: 'start a stopped source', run: (ctx) => sourceAction(ctx, 'start') },
+  },
+}

@@ -1,0 +1,331 @@
+/**
+ * The API commands of organizations and their relationships: partners, organizations, API keys and
+ * grants (api-subcommands.ts puts every command together).
+ */
+import { allPages, data, type Schemas } from '../client/index.ts'
+import {
+  col,
+  entitlements,
+  overlapSeconds,
+  PAGE,
+  path,
+  printList,
+  printOne,
+  requestBody,
+  UsageError,
+  FROM_FILE,
+  type Ctx,
+  type Sub,
+} from './api-args.ts'
+
+const orgColumns = [
+  col('ID', 'id'),
+  col('SLUG', 'slug'),
+  col('NAME', 'name'),
+  col('KIND', 'kind'),
+  col('CREATED', 'createdAt'),
+]
+const grantColumns = [
+  col('ID', 'id'),
+  col('PUBLISHER', 'publisherId'),
+  col('PARTNER', 'partnerId'),
+  col('STATUS', 'status'),
+  col('ACCEPTED', 'acceptedEventTypes'),
+  col('PENDING', 'pendingEventTypes'),
+]
+const keyColumns = [
+  col('ID', 'id'),
+  col('PREFIX', 'prefix'),
+  col('SCOPE', 'scope'),
+  col('ORGANIZATION', 'organizationId'),
+  col('NAME', 'name'),
+  col('EXPIRES', 'expiresAt'),
+  col('REVOKED', 'revokedAt'),
+  col('LAST USED', 'lastUsedAt'),
+]
+
+async function listOrganizations(ctx: Ctx, kind: string | undefined): Promise<number> {
+  if (kind !== undefined && kind !== 'partner' && kind !== 'publisher')
+    throw new UsageError(`--kind must be partner or publisher (got "${kind}")`)
+  return printList(
+    ctx,
+    allPages((cursor) => data(ctx.api.GET('/organizations', { params: { query: { limit: PAGE, cursor, kind } } }))),
+    orgColumns,
+  )
+}
+
+const showGrant = (ctx: Ctx, id: string) => data(ctx.api.GET('/grants/{grantId}', { params: path('grantId', id) }))
+
+async function endGrant(ctx: Ctx): Promise<number> {
+  const grantId = ctx.need(0, 'id')
+  await data(ctx.api.DELETE('/grants/{grantId}', { params: path('grantId', grantId) }))
+  ctx.out({ id: grantId, ended: true }, () => `${grantId}: ended; nothing more is delivered under it\n`)
+  return 0
+}
+
+export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
+  partners: {
+    list: {
+      flags: { kind: 'list this kind of organization instead (default partner)' },
+      help: 'partner organizations',
+      run: (ctx) => listOrganizations(ctx, ctx.flags.kind ?? 'partner'),
+    },
+    'kafka-credentials': {
+      args: '<partner-id>',
+      flags: {
+        issue:
+          "issue the partner's SCRAM credentials, or rotate them (the password is shown " +
+          'once; an old one stops working at once)',
+        revoke: 'revoke them: the Kafka user and its ACLs are removed',
+      },
+      help: "the partner's Kafka connection settings for its kafka-topic subscriptions (docs/partner-topics.md)",
+      run: async (ctx) => {
+        const organizationId = ctx.need(0, 'partner-id')
+        const params = path('organizationId', organizationId)
+        if (ctx.flags.issue && ctx.flags.revoke) throw new UsageError('--issue and --revoke exclude each other')
+        if (ctx.flags.revoke) {
+          await data(ctx.api.DELETE('/organizations/{organizationId}/kafka-access/credentials', { params }))
+          ctx.out({ partnerId: organizationId, revoked: true }, () => `${organizationId}: Kafka credentials revoked\n`)
+          return 0
+        }
+        const issued = ctx.flags.issue
+          ? await data(ctx.api.POST('/organizations/{organizationId}/kafka-access/credentials', { params }))
+          : null
+        const s = await data(ctx.api.GET('/organizations/{organizationId}/kafka-access', { params }))
+        ctx.out(issued ? { ...s, password: issued.password, rotated: issued.rotated } : s, () => {
+          const lines = [
+            `bootstrap.servers=${s.bootstrapServers.join(',')}`,
+            `security.protocol=${s.securityProtocol}`,
+            `sasl.mechanism=${s.saslMechanism}`,
+            `sasl.username=${s.username ?? '(none yet: --issue)'}`,
+            ...(issued ? [`sasl.password=${issued.password}`] : []),
+            `group.id=${s.consumerGroupPrefix}<your group>`,
+            `schema.registry.url=${s.schemaRegistry.url}`,
+            ...(issued ? [`basic.auth.user.info=${issued.username}:${issued.password}`] : []),
+            ...s.topics.map(
+              (t) =>
+                `# topic ${t.topic} (subscription ` +
+                `${t.subscriptionId}${t.readable ? '' : ', not readable: no accepted grant covers it'})`,
+            ),
+          ]
+          const shownOnce = issued
+            ? `# the password is shown only now${issued.rotated ? '; the previous one no longer works' : ''}\n`
+            : ''
+          return `${lines.join('\n')}\n${shownOnce}`
+        })
+        return 0
+      },
+    },
+  },
+  organizations: {
+    list: {
+      flags: { kind: 'only this kind' },
+      help: 'publishers and partners',
+      run: (ctx) => listOrganizations(ctx, ctx.flags.kind),
+    },
+    show: {
+      args: '<id>',
+      help: 'one organization with its profile',
+      run: (ctx) =>
+        printOne(
+          ctx,
+          data(ctx.api.GET('/organizations/{organizationId}', { params: path('organizationId', ctx.need(0, 'id')) })),
+        ),
+    },
+    create: {
+      flags: {
+        kind: 'publisher or partner',
+        name: 'its display name',
+        slug: 'its unique short name (a-z, 0-9, -)',
+        'from-file': FROM_FILE('OrganizationCreate', "e.g. with a partner's profile"),
+      },
+      help: 'create an organization (admin key)',
+      run: async (ctx) => {
+        const body = requestBody(ctx, { kind: ctx.flags.kind, name: ctx.flags.name, slug: ctx.flags.slug })
+        const o = await data(ctx.api.POST('/organizations', { body: body as Schemas['OrganizationCreate'] }))
+        ctx.out(o, () => `${o.id}: created ${o.kind} ${o.slug ?? ''} (${o.name})\n`)
+        return 0
+      },
+    },
+    update: {
+      args: '<id>',
+      flags: { name: 'the new display name', 'from-file': FROM_FILE('OrganizationPatch', 'name, profile') },
+      help: "change an organization's name or profile",
+      run: async (ctx) => {
+        const organizationId = ctx.need(0, 'id')
+        const body = requestBody(ctx, { name: ctx.flags.name }, true)
+        const o = await data(
+          ctx.api.PATCH('/organizations/{organizationId}', {
+            params: path('organizationId', organizationId),
+            body: body as Schemas['OrganizationPatch'],
+          }),
+        )
+        ctx.out(o, () => `${o.id}: updated ${o.kind} ${o.slug ?? ''} (${o.name})\n`)
+        return 0
+      },
+    },
+  },
+  keys: {
+    list: {
+      flags: { 'organization-id': "only this organization's keys" },
+      help: 'API keys (never their secrets)',
+      run: (ctx) => {
+        const organizationId = ctx.flags['organization-id']
+        return printList(
+          ctx,
+          allPages((cursor) =>
+            data(ctx.api.GET('/api-keys', { params: { query: { limit: PAGE, cursor, organizationId } } })),
+          ),
+          keyColumns,
+        )
+      },
+    },
+    show: {
+      args: '<id>',
+      help: 'one API key (without its secret)',
+      run: (ctx) => printOne(ctx, data(ctx.api.GET('/api-keys/{keyId}', { params: path('keyId', ctx.need(0, 'id')) }))),
+    },
+    create: {
+      flags: {
+        scope: 'what the key may do',
+        name: 'what the key is for',
+        'organization-id': 'its organization (publisher and partner keys, with an admin key)',
+        'from-file': FROM_FILE('ApiKeyCreate'),
+      },
+      help: 'create an API key; the key is shown only now',
+      run: async (ctx) => {
+        const body = requestBody(ctx, {
+          scope: ctx.flags.scope,
+          name: ctx.flags.name,
+          organizationId: ctx.flags['organization-id'],
+        })
+        const k = await data(ctx.api.POST('/api-keys', { body: body as Schemas['ApiKeyCreate'] }))
+        ctx.out(
+          k,
+          () =>
+            `${k.id}: created ${k.scope} key ` +
+            `"${k.name}"${k.organizationId ? ` of ${k.organizationId}` : ''}\nkey: ` +
+            `${k.key}\n(shown only now: store it)\n`,
+        )
+        return 0
+      },
+    },
+    rotate: {
+      args: '<id>',
+      flags: { 'overlap-seconds': 'how long the old key stays valid (default 86400)' },
+      help: 'a new key now, the old one valid for the overlap; the new key is shown only now',
+      run: async (ctx) => {
+        const keyId = ctx.need(0, 'id')
+        const overlap = overlapSeconds(ctx.flags)
+        const k = await data(
+          ctx.api.POST('/api-keys/{keyId}/rotate', {
+            params: path('keyId', keyId),
+            body: overlap === undefined ? {} : { overlapSeconds: overlap },
+          }),
+        )
+        ctx.out(k, () => `${k.id}: rotated from ${keyId}\nkey: ${k.key}\n(shown only now: store it)\n`)
+        return 0
+      },
+    },
+    revoke: {
+      args: '<id>',
+      help: 'revoke an API key at once',
+      run: async (ctx) => {
+        const k = await data(ctx.api.DELETE('/api-keys/{keyId}', { params: path('keyId', ctx.need(0, 'id')) }))
+        ctx.out(k, () => `${k.id}: revoked\n`)
+        return 0
+      },
+    },
+  },
+  grants: {
+    list: {
+      flags: { 'partner-id': 'only grants to this partner', 'publisher-id': 'only grants of this publisher' },
+      help: 'offered and accepted grants',
+      run: (ctx) => {
+        const query = { limit: PAGE, partnerId: ctx.flags['partner-id'], publisherId: ctx.flags['publisher-id'] }
+        return printList(
+          ctx,
+          allPages((cursor) => data(ctx.api.GET('/grants', { params: { query: { ...query, cursor } } }))),
+          grantColumns,
+        )
+      },
+    },
+    show: {
+      args: '<id>',
+      help: 'one grant',
+      run: (ctx) => printOne(ctx, showGrant(ctx, ctx.need(0, 'id'))),
+    },
+    create: {
+      flags: {
+        'partner-id': 'the partner it is offered to',
+        'publisher-id': 'the publisher giving it (with an admin key; a publisher key gives its own)',
+        'event-type': 'an event type it covers (repeat, or a,b)',
+        fields: 'only these fields of each event type',
+        filter: 'only events whose field holds one of the values (repeat for more fields; values are strings)',
+        'from-file': FROM_FILE('GrantCreate', 'e.g. other fields or filters per event type'),
+      },
+      help: 'offer a partner a grant (publisher or admin key); nothing is delivered before the partner accepts it',
+      run: async (ctx) => {
+        const body = requestBody(ctx, {
+          partnerId: ctx.flags['partner-id'],
+          publisherId: ctx.flags['publisher-id'],
+          entitlements: entitlements(ctx.flags),
+        })
+        const g = await data(ctx.api.POST('/grants', { body: body as Schemas['GrantCreate'] }))
+        ctx.out(
+          g,
+          () =>
+            `${g.id}: offered ${g.entitlements.map((e) => e.eventType).join(', ')} to ` +
+            `${g.partnerId} (${g.status}; the partner accepts it with distributary ` +
+            `grants accept ${g.id})\n`,
+        )
+        return 0
+      },
+    },
+    update: {
+      args: '<id>',
+      flags: {
+        'event-type': 'the event types it covers from now on (repeat, or a,b): replaces the entitlements',
+        fields: 'only these fields of each event type',
+        filter: 'only events whose field holds one of the values (repeat for more fields)',
+        'from-file': FROM_FILE('GrantPatch'),
+      },
+      help: "replace a grant's entitlements; event types it adds wait for the partner to accept again",
+      run: async (ctx) => {
+        const grantId = ctx.need(0, 'id')
+        const body = requestBody(ctx, { entitlements: entitlements(ctx.flags) }, true)
+        const g = await data(
+          ctx.api.PATCH('/grants/{grantId}', { params: path('grantId', grantId), body: body as Schemas['GrantPatch'] }),
+        )
+        const pending =
+          g.pendingEventTypes.length > 0 ? `; pending the partner's acceptance: ${g.pendingEventTypes.join(', ')}` : ''
+        ctx.out(
+          g,
+          () =>
+            `${g.id}: updated (version ${g.version}); delivered: ` +
+            `${g.acceptedEventTypes.join(', ') || 'none'}${pending}\n`,
+        )
+        return 0
+      },
+    },
+    accept: {
+      args: '<id>',
+      help: 'accept an offered grant (partner key): its event types are delivered from now on',
+      run: async (ctx) => {
+        // Accept the version read here, so a change the publisher makes meanwhile is not accepted unseen.
+        const grantId = ctx.need(0, 'id')
+        const read = await showGrant(ctx, grantId)
+        const g = await data(
+          ctx.api.POST('/grants/{grantId}/accept', {
+            params: path('grantId', grantId),
+            body: { version: read.version },
+          }),
+        )
+        ctx.out(g, () => `${g.id}: accepted (${g.acceptedEventTypes.join(', ')}) from ${g.publisherId}\n`)
+        return 0
+      },
+    },
+    decline: { args: '<id>', help: 'end a grant: decline an offer, or revoke an accepted grant', run: endGrant },
+    delete: { args: '<id>', help: 'the same as decline (a publisher revokes its grant)', run: endGrant },
+  },
+}
