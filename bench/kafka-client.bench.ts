@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- kafka-client`: the produce and consume paths of kafkajs 2.2.4 (the platform's client,
  * with the platform's patches: the pooled header encoder and the timeout patch installed by
- * common/clients.ts, the KeyHashPartitioner of its producers) beside @platformatic/kafka (1.x, the line
+ * common/kafka/, the KeyHashPartitioner of its producers) beside @platformatic/kafka (1.x, the line
  * that still runs on Node 20), in one run, on one topic of their own (3 partitions), for issue #22's
  * question whether to move (docs/kafka-client.md). Every figure is @platformatic/kafka's with kafkajs as
  * the baseline; no goal (information).
@@ -40,8 +40,8 @@ import {
   type ProducerOptions,
   type SASLMechanismValue,
 } from '@platformatic/kafka'
-import { kafkaConfig } from '../common/clients.ts'
-import { KeyHashPartitioner, murmur2 } from '../common/kafkajs-partitioner.ts'
+import { kafkaConfig } from '../common/kafka/index.ts'
+import { KeyHashPartitioner, murmur2 } from '../common/kafka/partitioner.ts'
 import type { AppConfig } from '../config/index.ts'
 import { now, openLoop, percentile, waitUntil } from './helpers/latency.ts'
 import { benchEnv, inventoryEvents, inventoryRecords, type BenchEnv } from './sources-common.ts'

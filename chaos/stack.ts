@@ -5,7 +5,7 @@
  * The Kafka jars and the FerretDB binary come from the user cache; a new folder only formats data.
  */
 import path from 'node:path'
-import { Kafka, logLevel } from 'kafkajs'
+import { createAdmin, KafkaClient, logLevel } from '../common/kafka/index.ts'
 import { loadConfig } from '../config/index.ts'
 import {
   kafkaNodes,
@@ -73,13 +73,13 @@ export async function startChaosStack(dir: string, say: (msg: string) => void): 
     brokers,
     mongoUri: `mongodb://127.0.0.1:${settings.mongodb.port}/`,
     async busiestLeader(topic) {
-      const kafka = new Kafka({
+      const kafka = new KafkaClient({
         clientId: 'distributary-chaos',
         brokers,
         logLevel: logLevel.NOTHING,
         retry: { retries: 5 },
       })
-      const admin = kafka.admin()
+      const admin = createAdmin(kafka)
       await admin.connect()
       try {
         const parts = (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]!.partitions

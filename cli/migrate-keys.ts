@@ -25,10 +25,17 @@
  * publishing) are read too, so a version-2 key created meanwhile is not overwritten.
  */
 import { randomUUID } from 'node:crypto'
-import type { Admin, IHeaders, Kafka, KafkaMessage, Message } from 'kafkajs'
+import {
+  type Admin,
+  createAdmin,
+  createProducer,
+  type IHeaders,
+  type Kafka,
+  type KafkaMessage,
+  type Message,
+} from '../common/kafka/index.ts'
 import type avro from 'avsc'
-import { createKafka } from '../common/clients.ts'
-import { KeyHashPartitioner } from '../common/kafkajs-partitioner.ts'
+import { createKafka } from '../common/kafka/index.ts'
 import { DataError, RetriableError, SyndicationError } from '../common/errors.ts'
 import type { AppConfig } from '../config/index.ts'
 import { publisherOf } from '../connectors/sink/entitlement.ts'
@@ -459,11 +466,9 @@ async function migrateTopic(
   if (!dryRun) await scan(kafka, serde, await topicRanges(admin, spec.name, ends), fields, state)
   const p = plan(spec, serde, state, fields, { keyId: key.id, valueVersion: value.version })
   if (!dryRun && p.reproduce.length + p.tombstones.length > 0) {
-    const producer = kafka.producer({
+    const producer = createProducer(kafka, {
       idempotent: true,
       maxInFlightRequests: 1,
-      createPartitioner: KeyHashPartitioner,
-      allowAutoTopicCreation: false,
     })
     await producer.connect()
     try {
@@ -491,7 +496,7 @@ export async function migrateKeys(deps: MigrateKeysDeps, options: MigrateKeysOpt
   const { config } = deps
   const serde = await platformSerde(deps)
   const kafka = deps.kafka ?? createKafka(config, undefined, `${config.kafka.clientId}-migrate`)
-  const admin = kafka.admin()
+  const admin = createAdmin(kafka)
   try {
     await admin.connect()
   } catch (err) {

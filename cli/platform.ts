@@ -10,10 +10,10 @@ import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import type { RequestHandler } from 'express'
 import { createApp, publisherAuthentication, sendProblem } from '../api/index.ts'
-import { createKafka, createMongoClient, kafkaConfig } from '../common/clients.ts'
-import { KafkaScramAdmin } from '../common/kafka-scram.ts'
+import { createMongoClient } from '../common/clients.ts'
+import { createAdmin, createKafka, kafkaConfig, KafkaScramAdmin } from '../common/kafka/index.ts'
 import { PartnerKafka } from '../control-plane/partner-kafka.ts'
-import type { Admin } from 'kafkajs'
+import type { Admin } from '../common/kafka/index.ts'
 import type { Logger } from '../common/logger.ts'
 import { Metrics } from '../common/metrics.ts'
 import { tracingFromConfig } from '../common/tracing.ts'
@@ -124,7 +124,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     connectionTimeout: 1000,
     retry: { retries: 0 },
   })
-  const admin = kafka.admin({ retry: { retries: 0 } })
+  const admin = createAdmin(kafka, { retry: { retries: 0 } })
   const mongo = createMongoClient(config)
 
   // Aborted by close(): the parts still starting give up.
@@ -386,7 +386,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
   let partnerKafkaAdmin: Admin | undefined
   let partnerReconcile: NodeJS.Timeout | undefined
   if (partnerAccess.bootstrapServers.length > 0) {
-    partnerKafkaAdmin = createKafka(config, logger, `${config.kafka.clientId}-partner-access`).admin()
+    partnerKafkaAdmin = createAdmin(createKafka(config, logger, `${config.kafka.clientId}-partner-access`))
     const pk = new PartnerKafka({
       cols: controlPlane.cols,
       access: partnerAccess,

@@ -4,7 +4,7 @@
  * per origin), their OAuth2 token cache, the sandbox processes of JSONata mappings, the MongoDB
  * clients of projections, the producer of partner topics.
  */
-import { createKafka } from '../common/clients.ts'
+import { createKafka } from '../common/kafka/index.ts'
 import type { Logger } from '../common/logger.ts'
 import type { UrlGuard } from '../common/url-guard.ts'
 import type { AppConfig } from '../config/index.ts'

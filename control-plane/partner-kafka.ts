@@ -15,7 +15,14 @@
  * dot, so one partner's prefix never covers another's names.
  */
 import crypto from 'node:crypto'
-import kafkajs, { type Admin, type AclEntry } from 'kafkajs'
+import {
+  AclOperationTypes,
+  AclPermissionTypes,
+  AclResourceTypes,
+  ResourcePatternTypes,
+  type AclEntry,
+  type Admin,
+} from '../common/kafka/index.ts'
 import type { PartnerKafkaAccess } from '../config/index.ts'
 import type { Logger } from '../common/logger.ts'
 import { RetriableError } from '../common/errors.ts'
@@ -25,7 +32,7 @@ import { ConflictError, NotFoundError } from './errors.ts'
 import type { Collections } from './store.ts'
 import type { PartnerKafkaUserDoc } from './types.ts'
 
-/** The two calls on SCRAM users the platform needs (common/kafka-scram.ts KafkaScramAdmin). */
+/** The two calls on SCRAM users the platform needs (common/kafka/scram.ts KafkaScramAdmin). */
 export interface ScramUsers {
   upsert(user: string, password: string): Promise<void>
   delete(user: string): Promise<boolean>
@@ -73,9 +80,6 @@ export interface KafkaConnectionSettings {
   topics: PartnerTopicView[]
   schemaRegistry: { url: string; basicAuth: string }
 }
-
-// kafkajs is CommonJS; Node's ESM named-export detection does not find these (the bundle needs the default import)
-const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } = kafkajs
 
 const READ_OPS = [AclOperationTypes.READ, AclOperationTypes.DESCRIBE]
 

@@ -7,7 +7,7 @@
  * extension attributes.
  */
 import { randomFillSync } from 'node:crypto'
-import type { IHeaders } from 'kafkajs'
+import type { IHeaders } from '../common/kafka/index.ts'
 import { DataError } from '../common/errors.ts'
 
 export interface EventEnvelope {

@@ -8,8 +8,8 @@
  * state of the deal in every event, but the lifecycle history matters to partners (and replays), so
  * that topic keeps everything for a bounded retention instead.
  */
-import { createTopicsReady } from '../common/kafka-admin.ts'
-import type { Admin, ITopicConfig } from 'kafkajs'
+import { createTopicsReady } from '../common/kafka/index.ts'
+import type { Admin, ITopicConfig } from '../common/kafka/index.ts'
 import { contractSchema, type ContractName } from './contracts.ts'
 
 export type CleanupPolicy = 'compact' | 'delete' | 'compact,delete'

@@ -7,9 +7,8 @@ import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { Kafka, logLevel } from 'kafkajs'
+import { createAdmin, KafkaClient, logLevel, replicationFor } from '../common/kafka/index.ts'
 import { StackError } from '../common/errors.ts'
-import { replicationFor } from '../common/kafka-admin.ts'
 import { requireTool, runLogged } from './processes.ts'
 import type { ServerName, ServiceDefinition } from './service.ts'
 import type { StackSettings } from './settings.ts'
@@ -70,7 +69,7 @@ export function kafkaNodes(s: StackSettings): KafkaNode[] {
 
 export function serverProperties(s: StackSettings, node: KafkaNode, dataDir: string): string {
   const nodes = kafkaNodes(s)
-  // the internal topics follow the rule of the platform's own (common/kafka-admin.ts)
+  // the internal topics follow the rule of the platform's own (common/kafka/admin.ts)
   const { replicationFactor: rf, minInsyncReplicas: isr } = replicationFor(nodes.length)
   const what =
     nodes.length === 1
@@ -290,7 +289,7 @@ function kafkaNodeService(node: KafkaNode): ServiceDefinition {
      * the metadata picked at random, and fail when that one is down), so the answer is its own.
      */
     async probe(_s, timeoutMs) {
-      const kafka = new Kafka({
+      const kafka = new KafkaClient({
         clientId: 'distributary-stack-probe',
         brokers: [`127.0.0.1:${node.port}`],
         socketFactory: ({ onConnect }) => net.connect({ host: '127.0.0.1', port: node.port }, onConnect),
@@ -299,7 +298,7 @@ function kafkaNodeService(node: KafkaNode): ServiceDefinition {
         requestTimeout: timeoutMs,
         retry: { retries: 0 },
       })
-      const admin = kafka.admin()
+      const admin = createAdmin(kafka)
       try {
         await admin.connect()
         const cluster = await admin.describeCluster()

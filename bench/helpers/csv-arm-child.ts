@@ -18,7 +18,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { Partitioners, type Message } from 'kafkajs'
-import { createKafka } from '../../common/clients.ts'
+import { createKafka } from '../../common/kafka/index.ts'
 import { createLogger } from '../../common/logger.ts'
 import { loadConfig } from '../../config/index.ts'
 import { POSITION_HEADER, positionHeader } from '../../connectors/source/recovery.ts'

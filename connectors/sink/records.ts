@@ -8,7 +8,7 @@
  * delivery queue dead-letters it in order and only then counts its offset as done.
  */
 import type avro from 'avsc'
-import type { IHeaders, KafkaMessage } from 'kafkajs'
+import type { IHeaders, KafkaMessage } from '../../common/kafka/index.ts'
 import { DataError, SyndicationError } from '../../common/errors.ts'
 import { fromHeaders, type EventEnvelope } from '../../schemas/headers.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'

@@ -5,7 +5,7 @@
  * record of its key was read since (worker/retry-requests.ts).
  */
 import { randomUUID } from 'node:crypto'
-import type { Consumer, Kafka, KafkaMessage } from 'kafkajs'
+import { type Consumer, createConsumer, type Kafka, type KafkaMessage } from '../../common/kafka/index.ts'
 import type { Logger } from '../../common/logger.ts'
 import { tpKey } from './store.ts'
 
@@ -251,10 +251,9 @@ export function readRanges(o: RangeReadOptions): RangeRead {
 
   const run = async (): Promise<void> => {
     if (pending.size === 0) return
-    const c = o.kafka.consumer({
+    const c = createConsumer(o.kafka, {
       groupId: `${o.groupId}.${randomUUID().slice(0, 8)}`,
       maxWaitTimeInMs: 100,
-      allowAutoTopicCreation: false,
       maxBytes: 4 << 20,
     })
     consumer = c

@@ -22,9 +22,8 @@
  * run on timers, one of each kind at a time.
  */
 import { randomUUID } from 'node:crypto'
-import { Partitioners, type Admin, type Producer } from 'kafkajs'
+import { type Admin, createAdmin, createProducer, createTopicsReady, type Producer } from '../../common/kafka/index.ts'
 import type { Logger } from '../../common/logger.ts'
-import { createTopicsReady } from '../../common/kafka-admin.ts'
 import { deadLetterTopicConfig } from '../../schemas/topics.ts'
 import { DeliveryQueue } from './delivery-queue.ts'
 import { SnapshotStore } from './snapshot.ts'
@@ -242,14 +241,10 @@ export class SinkWorker {
   async #startWithIdentity(): Promise<void> {
     const d = this.#d
     const s = this.settings
-    this.#admin = d.kafka.admin()
+    this.#admin = createAdmin(d.kafka)
     await this.#admin.connect()
     await createTopicsReady(this.#admin, [deadLetterTopicConfig(s.deadLetterTopic)])
-    // the partitioner named: kafkajs otherwise warns at every start that its default changed in v2
-    this.#producer = d.kafka.producer({
-      allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
-    })
+    this.#producer = createProducer(d.kafka)
     await this.#producer.connect()
     for (const t of d.topics) await this.#positions.refresh(t.name)
 

@@ -4,7 +4,7 @@
  * once per topic), CloudEvents envelope headers, the position header, the publisher stamped; with
  * tracing on, the `send` span of the produce request they go out in.
  */
-import type { Message, TopicMessages } from 'kafkajs'
+import type { Message, TopicMessages } from '../../common/kafka/index.ts'
 import { DataError } from '../../common/errors.ts'
 import {
   ATTR,

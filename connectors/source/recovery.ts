@@ -15,7 +15,7 @@
  * before this format) count as found.
  */
 import { randomUUID } from 'node:crypto'
-import type { Kafka } from 'kafkajs'
+import { createAdmin, createConsumer, type Kafka } from '../../common/kafka/index.ts'
 import type { Logger } from '../../common/logger.ts'
 import { RetriableError } from '../../common/errors.ts'
 import { HEADER } from '../../schemas/headers.ts'
@@ -50,7 +50,7 @@ export async function scanPositions(
   logger: Logger,
   timeoutMs = 60_000,
 ): Promise<unknown[]> {
-  const admin = kafka.admin()
+  const admin = createAdmin(kafka)
   await admin.connect()
   // partition ranges to read: [from, high)
   const ranges = new Map<string, { from: number; high: number }>()
@@ -73,7 +73,7 @@ export async function scanPositions(
   if (ranges.size === 0) return []
 
   const groupId = `distributary-recovery-${randomUUID()}`
-  const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 200 })
+  const consumer = createConsumer(kafka, { groupId, maxWaitTimeInMs: 200 })
   const positions: unknown[] = []
   const batches = new Map<string, Batch>()
   const remaining = new Set(ranges.keys())
@@ -160,7 +160,7 @@ export async function scanPositions(
     logger.debug('recovery scan done', { ranges: ranges.size, positions: positions.length })
   } finally {
     await consumer.disconnect().catch(() => undefined)
-    const admin2 = kafka.admin()
+    const admin2 = createAdmin(kafka)
     await admin2
       .connect()
       .then(() => admin2.deleteGroups([groupId]))

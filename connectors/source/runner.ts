@@ -15,8 +15,7 @@
  *   again; a failed produce is retried for pull sources and reported with `fail` for push sources;
  * - start / pause / resume / stop, and recovery after a crash (see SourceConnector.recovery).
  */
-import { type Kafka, type Producer, type TopicMessages } from 'kafkajs'
-import { KeyHashPartitioner } from '../../common/kafkajs-partitioner.ts'
+import { createProducer, type Kafka, type Producer, type TopicMessages } from '../../common/kafka/index.ts'
 import { idle as sleep } from '../../common/timers.ts'
 import type { Logger } from '../../common/logger.ts'
 import { endSpan } from '../../common/tracing.ts'
@@ -182,10 +181,9 @@ export class SourceRunner<C = unknown, V = unknown> {
 
   private newProducer(): Producer {
     const r = this.opts.producerRetry ?? { retries: 5, maxRetryTime: 5000, initialRetryTime: 200 }
-    const producer = this.opts.kafka.producer({
+    const producer = createProducer(this.opts.kafka, {
       idempotent: true,
       maxInFlightRequests: 1,
-      createPartitioner: KeyHashPartitioner, // the DefaultPartitioner's partitions, computed without Long
       retry: { retries: r.retries, maxRetryTime: r.maxRetryTime, initialRetryTime: r.initialRetryTime ?? 200 },
     })
     producer.on(producer.events.DISCONNECT, () => {

@@ -13,7 +13,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import os from 'node:os'
-import type { Admin, Kafka } from 'kafkajs'
+import { type Admin, createAdmin, type Kafka } from '../../common/kafka/index.ts'
 import type { Db } from 'mongodb'
 import type { Logger } from '../../common/logger.ts'
 import type { UrlGuard } from '../../common/url-guard.ts'
@@ -289,7 +289,7 @@ export class SourceWorker {
     const built = buildSource(doc.kind, this.opts.registry.openConfig(doc), { guard: this.opts.urlGuard, owner })
     try {
       if (!this.admin) {
-        const admin = this.opts.kafka.admin()
+        const admin = createAdmin(this.opts.kafka)
         await admin.connect()
         this.admin = admin
       }

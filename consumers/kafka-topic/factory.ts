@@ -2,7 +2,14 @@
  * The kafka-topic sink as the sink worker builds it for a subscription, and the producer every such
  * sink of a worker shares.
  */
-import type { Admin, Kafka, Message, Producer } from 'kafkajs'
+import {
+  type Admin,
+  createAdmin,
+  createProducer,
+  type Kafka,
+  type Message,
+  type Producer,
+} from '../../common/kafka/index.ts'
 import { ConfigError } from '../../common/errors.ts'
 import { Limiter } from '../../common/limiter.ts'
 import type { Logger } from '../../common/logger.ts'
@@ -63,7 +70,7 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
 
   producer(): Promise<Producer> {
     if (!this.#producer) {
-      const p = this.kafka.producer({ idempotent: true, maxInFlightRequests: 5, allowAutoTopicCreation: false })
+      const p = createProducer(this.kafka, { idempotent: true, maxInFlightRequests: 5 })
       const ready = p.connect().then(() => p)
       ready.catch(() => {
         if (this.#producer === ready) this.#producer = null
@@ -82,7 +89,7 @@ export class SharedPartnerTopicWriter implements PartnerTopicWriter {
    */
   preparing<T>(task: (admin: Admin) => Promise<T>): Promise<T> {
     return this.#preparations.run(async () => {
-      const admin = this.kafka.admin()
+      const admin = createAdmin(this.kafka)
       await admin.connect()
       try {
         return await task(admin)

@@ -14,11 +14,11 @@
  * - `put` resolves once the partner topic acknowledged every record (acks=all, idempotent producer),
  *   and only then does the runtime move the subscription's position: at least once.
  */
-import type { Admin, Message } from 'kafkajs'
+import type { Admin, Message } from '../../common/kafka/index.ts'
 import { DataError, RetriableError, SyndicationError } from '../../common/errors.ts'
 import type { PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
 import { isTombstone, rawOf } from '../../connectors/sink/records.ts'
-import { createTopicsReady } from '../../common/kafka-admin.ts'
+import { createTopicsReady } from '../../common/kafka/index.ts'
 import { AvroSerde } from '../../schemas/serde/serde.ts'
 import { keySubject, valueSubject } from '../../schemas/topics.ts'
 import { projectSchema } from './schema-projection.ts'

@@ -26,7 +26,7 @@
  */
 import { Router, type NextFunction, type Request, type Response } from 'express'
 import type { Metrics } from '../../common/metrics.ts'
-import type { Kafka } from 'kafkajs'
+import type { Kafka } from '../../common/kafka/index.ts'
 import type { Collection } from 'mongodb'
 import { newTraceparent } from '../../schemas/headers.ts'
 import {

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { Db } from 'mongodb'
-import type { Kafka } from 'kafkajs'
+import type { Kafka } from '../../common/kafka/index.ts'
 import type { Logger } from '../../common/logger.ts'
 import { SourceRunner } from '../../connectors/source/runner.ts'
 import type { AvroSerde } from '../../schemas/serde/serde.ts'

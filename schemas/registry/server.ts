@@ -4,7 +4,7 @@
  */
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createKafka } from '../../common/clients.ts'
+import { createKafka } from '../../common/kafka/index.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { AppConfig } from '../../config/index.ts'
 import { createRegistryApp } from './app.ts'

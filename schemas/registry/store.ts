@@ -5,8 +5,16 @@
  * instance has consumed the record it wrote, so a caller always reads its own writes.
  */
 import { randomUUID } from 'node:crypto'
-import { Partitioners, type Admin, type Consumer, type Kafka, type Producer } from 'kafkajs'
-import { createTopicsReady } from '../../common/kafka-admin.ts'
+import {
+  type Admin,
+  type Consumer,
+  createAdmin,
+  createConsumer,
+  createProducer,
+  createTopicsReady,
+  type Kafka,
+  type Producer,
+} from '../../common/kafka/index.ts'
 import type { Logger } from '../../common/logger.ts'
 import { errors } from './errors.ts'
 import { RegistryState } from './state.ts'
@@ -44,17 +52,12 @@ export class KafkaSchemaStore {
   ) {
     this.topic = options.topic
     this.timeoutMs = options.timeoutMs ?? 30_000
-    this.admin = kafka.admin()
-    this.producer = kafka.producer({
-      createPartitioner: Partitioners.DefaultPartitioner,
-      allowAutoTopicCreation: false,
-      maxInFlightRequests: 1,
-    })
+    this.admin = createAdmin(kafka)
+    this.producer = createProducer(kafka, { maxInFlightRequests: 1 })
     // A group of its own, never committed: every instance reads the whole log at start.
-    this.consumer = kafka.consumer({
+    this.consumer = createConsumer(kafka, {
       groupId: `${options.groupPrefix ?? 'schema-registry'}-${randomUUID()}`,
       maxWaitTimeInMs: 250,
-      allowAutoTopicCreation: false,
     })
   }
 

@@ -4,7 +4,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import net from 'node:net'
-import { createKafka, createMongoClient } from '../../common/clients.ts'
+import { createMongoClient } from '../../common/clients.ts'
+import { createKafka } from '../../common/kafka/index.ts'
 import { generateKeyRingEntry } from '../../common/secret-box.ts'
 import { loadConfig, type AppConfig } from '../../config/index.ts'
 

@@ -12,7 +12,7 @@ export function uniqueTopic<T extends TopicSpec>(spec: T, what = spec.name.repla
   return { ...spec, name: uniqueName(what) }
 }
 
-/** Creates the topics (see common/kafka-admin.ts for why not kafkajs' waitForLeaders). */
+/** Creates the topics (see common/kafka/admin.ts for why not kafkajs' waitForLeaders). */
 export async function createTopics(admin: Admin, specs: TopicSpec[]): Promise<void> {
   await ensureTopics(admin, specs)
 }

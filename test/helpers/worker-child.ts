@@ -2,7 +2,8 @@
  * A sink worker in a child process, for crash tests (kill -9) and for workers sharing subscriptions.
  * argv[2]: JSON { dbName, registryUrl, encryptionKeys, topic, settings }. Prints `worker-ready`.
  */
-import { createKafka, createMongoClient } from '../../common/clients.ts'
+import { createMongoClient } from '../../common/clients.ts'
+import { createKafka } from '../../common/kafka/index.ts'
 import { createLogger } from '../../common/logger.ts'
 import { createSecretBox, parseKeyRing } from '../../common/secret-box.ts'
 import { createUrlGuard } from '../../common/url-guard.ts'

@@ -3,7 +3,7 @@
  */
 import { expect } from 'chai'
 import { ConfigResourceTypes, ConfigSource, type Admin, type Consumer, type Kafka, type Producer } from 'kafkajs'
-import { createTopicsReady, replicationFor } from '../../common/kafka-admin.ts'
+import { createTopicsReady, replicationFor } from '../../common/kafka/admin.ts'
 import { testKafka, uniqueName, waitFor } from '../helpers/env.ts'
 
 describe('Kafka broker (kafkajs against the real local broker)', function () {

@@ -17,7 +17,7 @@ import {
   type MigrationReport,
   type TopicMigration,
 } from '../../cli/migrate-keys.ts'
-import { murmur2 } from '../../common/kafkajs-partitioner.ts'
+import { murmur2 } from '../../common/kafka/partitioner.ts'
 import { createUrlGuard } from '../../common/url-guard.ts'
 import { mongoUri } from '../../config/index.ts'
 import { sinkFactoryByType } from '../../consumers/index.ts'

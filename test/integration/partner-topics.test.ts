@@ -16,8 +16,8 @@ import {
   ResourcePatternTypes,
   type KafkaMessage,
 } from 'kafkajs'
-import { kafkaConfig } from '../../common/clients.ts'
-import { KafkaScramAdmin } from '../../common/kafka-scram.ts'
+import { kafkaConfig } from '../../common/kafka/index.ts'
+import { KafkaScramAdmin } from '../../common/kafka/scram.ts'
 import { PartnerKafka } from '../../control-plane/partner-kafka.ts'
 import { collections } from '../../control-plane/store.ts'
 import { startPlatform, type Platform } from '../../cli/platform.ts'

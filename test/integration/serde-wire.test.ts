@@ -4,7 +4,7 @@
  * by id over plain HTTP, and the Avro binary encoding (Avro 1.11 specification, "Binary Encoding")
  * decoded by hand: none of our code and no avsc on the reading side.
  */
-import { createTopicsReady } from '../../common/kafka-admin.ts'
+import { createTopicsReady } from '../../common/kafka/admin.ts'
 import { expect } from 'chai'
 import { Partitioners } from 'kafkajs'
 import { AvroSerde, RegistryClient, decimalToBytes, bytesToDecimal } from '../../schemas/serde/index.ts'

@@ -108,6 +108,22 @@ describe('the house', () => {
     expect(stale, 'exceptions no longer needed').to.deep.equal([])
   })
 
+  it('reaches Kafka through common/kafka/index.ts only (docs/kafka-client.md)', () => {
+    const stray = runtimeFiles()
+      .filter((f) => !f.startsWith('common/kafka/'))
+      .flatMap((f) =>
+        [...readFile(f).matchAll(/(?:\bfrom|\bimport|\brequire)\s*\(?\s*'([^']+)'/g)]
+          .map((m) => m[1]!)
+          .filter((spec) => {
+            if (spec === 'kafkajs' || spec.startsWith('kafkajs/')) return true
+            const target = path.posix.join(path.posix.dirname(f), spec)
+            return target.startsWith('common/kafka/') && target !== 'common/kafka/index.ts'
+          })
+          .map((spec) => `${f}: ${spec}`),
+      )
+    expect(stray, 'import these from common/kafka/index.ts').to.deep.equal([])
+  })
+
   it('has no import circle between runtime modules', () => {
     expect(importCircles(runtimeFiles())).to.deep.equal([])
   })

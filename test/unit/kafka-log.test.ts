@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import { logLevel } from 'kafkajs'
-import { kafkaLogCreator } from '../../common/clients.ts'
+import { kafkaLogCreator } from '../../common/kafka/index.ts'
 import { createLogger } from '../../common/logger.ts'
 
 describe('kafkajs log entries in the platform log', () => {

@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module'
 import { expect } from 'chai'
-import { installKafkaEncoderPatch, uninstallKafkaEncoderPatch } from '../../common/kafkajs-encoder.ts'
+import { installKafkaEncoderPatch, uninstallKafkaEncoderPatch } from '../../common/kafka/encoder.ts'
 
 const require = createRequire(import.meta.url)
 type ProduceRequest = (args: Record<string, unknown>) => { encode(): Promise<{ buffer: Buffer }> }

@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import { Partitioners, type PartitionerArgs } from 'kafkajs'
-import { KeyHashPartitioner } from '../../common/kafkajs-partitioner.ts'
+import { KeyHashPartitioner } from '../../common/kafka/partitioner.ts'
 
 describe('KeyHashPartitioner (common/kafkajs-partitioner.ts)', () => {
   it(

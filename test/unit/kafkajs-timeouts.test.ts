@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module'
 import { expect } from 'chai'
-import { installKafkaTimeoutPatch, uninstallKafkaTimeoutPatch } from '../../common/kafkajs-timeouts.ts'
+import { installKafkaTimeoutPatch, uninstallKafkaTimeoutPatch } from '../../common/kafka/timeouts.ts'
 
 const require = createRequire(import.meta.url)
 const RequestQueue = require('kafkajs/src/network/requestQueue/index.js') as {

@@ -1,5 +1,5 @@
 import { expect } from 'chai'
-import { kafkaConfig } from '../../common/clients.ts'
+import { kafkaConfig } from '../../common/kafka/index.ts'
 import { ConfigError } from '../../common/errors.ts'
 import { createLogger } from '../../common/logger.ts'
 import { loadConfig } from '../../config/index.ts'

@@ -12,7 +12,7 @@
  * `catchUpSliceMs` yields its slot (its position kept) and queues again.
  */
 import { randomUUID } from 'node:crypto'
-import type { EachBatchPayload } from 'kafkajs'
+import { createConsumer, type EachBatchPayload } from '../../../common/kafka/index.ts'
 import type { Logger } from '../../../common/logger.ts'
 import type { DeliveryQueue } from '../delivery-queue.ts'
 import { DecodedMessage, loadSchemas } from '../records.ts'
@@ -125,7 +125,7 @@ export class CatchUpReaders {
 
   #start(run: Run): void {
     const { deps, settings, slots, log } = this.#o
-    const consumer = deps.kafka.consumer({
+    const consumer = createConsumer(deps.kafka, {
       groupId: `${settings.groupId}.catch-up.${run.id}.${randomUUID().slice(0, 8)}`,
       ...READER_OPTIONS,
     })

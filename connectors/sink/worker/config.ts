@@ -3,7 +3,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import os from 'node:os'
-import type { Kafka } from 'kafkajs'
+import type { Kafka } from '../../../common/kafka/index.ts'
 import type { Db } from 'mongodb'
 import type { Logger } from '../../../common/logger.ts'
 import type { Metrics } from '../../../common/metrics.ts'

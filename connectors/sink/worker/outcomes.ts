@@ -5,7 +5,7 @@
  * backlog while the store is slow or away (docs/sink-workers.md, "The delivery log while the store is
  * slow or away").
  */
-import type { Producer } from 'kafkajs'
+import type { Producer } from '../../../common/kafka/index.ts'
 import { MongoError, MongoNetworkError, MongoServerSelectionError } from 'mongodb'
 import { SyndicationError } from '../../../common/errors.ts'
 import { Limiter } from '../../../common/limiter.ts'

@@ -5,7 +5,7 @@
  * next offset per topic-partition), written by the lease holder every `cursorFlushMs` and on pause,
  * stop and hand-over, is the durable truth.
  */
-import type { Admin } from 'kafkajs'
+import type { Admin } from '../../../common/kafka/index.ts'
 import type { Logger } from '../../../common/logger.ts'
 import type { OffsetReset, SubscriptionDoc } from '../../../control-plane/types.ts'
 import type { DeliveryQueue } from '../delivery-queue.ts'

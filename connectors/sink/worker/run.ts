@@ -6,7 +6,7 @@
  */
 import { setMaxListeners } from 'node:events'
 import type avro from 'avsc'
-import type { Consumer } from 'kafkajs'
+import type { Consumer } from '../../../common/kafka/index.ts'
 import type { Logger } from '../../../common/logger.ts'
 import type { ConnectorDoc, ConnectorStatus, SnapshotProgress, SubscriptionDoc } from '../../../control-plane/types.ts'
 import type { SnapshotRun } from '../snapshot.ts'

@@ -7,7 +7,7 @@
  * skipped otherwise. The group commits, per partition, the minimum safe offset of the attached
  * subscriptions (never past an undelivered record).
  */
-import type { Consumer, EachBatchPayload } from 'kafkajs'
+import { type Consumer, createConsumer, type EachBatchPayload } from '../../../common/kafka/index.ts'
 import type { Logger } from '../../../common/logger.ts'
 import type { DeliveryQueue } from '../delivery-queue.ts'
 import { DispatchIndex } from '../dispatch.ts'
@@ -29,7 +29,6 @@ import { splitKey, type HeldRuns, type Run } from './run.ts'
  */
 export const READER_OPTIONS = {
   maxWaitTimeInMs: 100,
-  allowAutoTopicCreation: false,
   sessionTimeout: 10_000,
   rebalanceTimeout: 10_000,
   heartbeatInterval: 1000,
@@ -89,7 +88,7 @@ export class SharedReader {
     // A group per process start: a process restarted under the same worker id after kill -9 would
     // otherwise wait for its predecessor's member to time out of the group (sessionTimeout, 10 s)
     // before it reads anything. Nothing depends on the group's offsets: the start is the cursors'.
-    const consumer = d.kafka.consumer({
+    const consumer = createConsumer(d.kafka, {
       groupId: `${s.groupId}.${s.workerId}.${incarnation.slice(0, 8)}`,
       ...READER_OPTIONS,
     })

@@ -3,7 +3,7 @@
  * against maxCatchUpReaders, then the delivery of those records before the run goes live.
  */
 import { randomUUID } from 'node:crypto'
-import type { Admin } from 'kafkajs'
+import type { Admin } from '../../../common/kafka/index.ts'
 import type { Logger } from '../../../common/logger.ts'
 import type { OffsetReset } from '../../../control-plane/types.ts'
 import { scanLatest } from '../scan.ts'

@@ -7,7 +7,7 @@
  * leader in the metadata and the leaders answer for their offsets.
  */
 import type { Admin, ITopicConfig } from 'kafkajs'
-import { sleep } from './timers.ts'
+import { sleep } from '../timers.ts'
 
 export async function waitForTopicLeaders(
   admin: Admin,

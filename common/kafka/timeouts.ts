@@ -5,7 +5,7 @@
  * throttles). Node treats such a delay as 1 ms, and since Node 24 also prints a
  * TimeoutNegativeWarning on stderr, many times per process. This module replaces the method with
  * the same logic and the delay clamped at 0 (the timer fires at once, as before). Installed once, by
- * common/clients.ts; another kafkajs version is left as it is (kafkajs has had no release since
+ * common/kafka/client.ts; another kafkajs version is left as it is (kafkajs has had no release since
  * 2.2.4, and a fixed release would not need this).
  */
 import { createRequire } from 'node:module'

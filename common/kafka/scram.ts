@@ -1,7 +1,7 @@
 /**
  * SCRAM credentials on the Kafka cluster (KIP-554: AlterUserScramCredentials, DescribeUserScramCredentials),
  * which kafkajs' admin client lacks. The requests are encoded here and sent over kafkajs' own broker
- * connection, so the platform's TLS and SASL settings (common/clients.ts kafkaConfig) apply as to
+ * connection, so the platform's TLS and SASL settings (common/kafka/client.ts kafkaConfig) apply as to
  * every other client; a broker forwards them to the KRaft controller.
  *
  * Both APIs exist in one version (0), a "flexible" one: compact strings and arrays, tagged fields, and
@@ -15,7 +15,7 @@
 import { pbkdf2Sync, randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type { KafkaConfig } from 'kafkajs'
-import { ConfigError, RetriableError } from './errors.ts'
+import { ConfigError, RetriableError } from '../errors.ts'
 
 const require = createRequire(import.meta.url)
 const Broker = require('kafkajs/src/broker') as new (o: object) => KafkajsBroker

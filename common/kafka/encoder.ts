@@ -12,7 +12,7 @@
  * needs), and writes varints in place.
  * The bytes on the wire are the same (test/unit/kafkajs-encoder.test.ts compares them with the
  * stock encoder on generated records, headers and produce requests). Installed once, by
- * common/clients.ts; the version is checked so that another kafkajs is left as it is.
+ * common/kafka/client.ts; the version is checked so that another kafkajs is left as it is.
  */
 import { createRequire } from 'node:module'
 
