@@ -1166,60 +1166,6 @@ export interface components {
             /** @description whsec_...: shown only in the answer that creates it. */
             webhookSecret?: string;
         };
-        Connector: {
-            id: string;
-            subscriptionId: string;
-            partnerId: string;
-            /** @enum {string} */
-            desiredState: "running" | "paused" | "stopped";
-            generation: number;
-            /** Format: date-time */
-            restartRequestedAt?: string | null;
-            offsetReset?: Record<string, unknown> | null;
-            status: components["schemas"]["ConnectorStatusView"];
-            /** Format: date-time */
-            updatedAt?: string;
-        };
-        ConnectorStatusView: {
-            /** @description What the runtime reports: running, paused, stopped, failed, snapshotting; unassigned when no worker reported. */
-            state: string;
-            /** @enum {string} */
-            desiredState: "running" | "paused" | "stopped";
-            workerId: string | null;
-            positions: Record<string, unknown>[];
-            lag: number | null;
-            lastError: Record<string, unknown> | null;
-            /** @description The current or last snapshot bootstrap (startFrom snapshot, or an offset reset to snapshot): scanning (done/total records read), delivering (done/total keys), live (complete). */
-            snapshot?: {
-                id?: string;
-                /** @enum {string} */
-                phase?: "scanning" | "delivering" | "live";
-                done?: number;
-                total?: number;
-                /** Format: date-time */
-                startedAt?: string;
-                /** Format: date-time */
-                completedAt?: string | null;
-            } | null;
-            /** Format: date-time */
-            reportedAt?: string | null;
-            /** @description A change (state, restart, reset) no worker has applied yet. */
-            pendingChanges: boolean;
-            /** @description Id of the last offset reset (replay) a worker has applied: compare with offsetReset.id of the connector to see a replay take effect. */
-            appliedResetId?: string | null;
-        };
-        OffsetResetRequest: {
-            /**
-             * @description snapshot: the latest record of every key (below the current end), then every change after it.
-             * @enum {string}
-             */
-            to: "earliest" | "latest" | "timestamp" | "snapshot";
-            /**
-             * Format: date-time
-             * @description Required when `to` is timestamp.
-             */
-            timestamp?: string;
-        };
         Delivery: {
             id: string;
             subscriptionId: string;
@@ -1259,6 +1205,62 @@ export interface components {
             status: string;
             /** Format: date-time */
             requestedAt: string;
+        };
+        Connector: {
+            id: string;
+            subscriptionId: string;
+            partnerId: string;
+            /** @enum {string} */
+            desiredState: "running" | "paused" | "stopped";
+            generation: number;
+            /** Format: date-time */
+            restartRequestedAt?: string | null;
+            offsetReset?: Record<string, unknown> | null;
+            status: components["schemas"]["ConnectorStatusView"];
+            /** Format: date-time */
+            updatedAt?: string;
+        };
+        ConnectorStatusView: {
+            /** @description What the runtime reports: running, paused, stopped, failed, snapshotting; unassigned when no worker reported. */
+            state: string;
+            /** @enum {string} */
+            desiredState: "running" | "paused" | "stopped";
+            workerId: string | null;
+            positions: Record<string, unknown>[];
+            lag: number | null;
+            /** @description Age in seconds of the oldest record not yet delivered to the subscription: 0 when caught up, growing with the wall clock while the partner is paused, parked or down (null: not reported yet). */
+            freshnessSeconds?: number | null;
+            lastError: Record<string, unknown> | null;
+            /** @description The current or last snapshot bootstrap (startFrom snapshot, or an offset reset to snapshot): scanning (done/total records read), delivering (done/total keys), live (complete). */
+            snapshot?: {
+                id?: string;
+                /** @enum {string} */
+                phase?: "scanning" | "delivering" | "live";
+                done?: number;
+                total?: number;
+                /** Format: date-time */
+                startedAt?: string;
+                /** Format: date-time */
+                completedAt?: string | null;
+            } | null;
+            /** Format: date-time */
+            reportedAt?: string | null;
+            /** @description A change (state, restart, reset) no worker has applied yet. */
+            pendingChanges: boolean;
+            /** @description Id of the last offset reset (replay) a worker has applied: compare with offsetReset.id of the connector to see a replay take effect. */
+            appliedResetId?: string | null;
+        };
+        OffsetResetRequest: {
+            /**
+             * @description snapshot: the latest record of every key (below the current end), then every change after it.
+             * @enum {string}
+             */
+            to: "earliest" | "latest" | "timestamp" | "snapshot";
+            /**
+             * Format: date-time
+             * @description Required when `to` is timestamp.
+             */
+            timestamp?: string;
         };
         SourceCreate: {
             /** @description Unique across the platform. */

@@ -55,8 +55,8 @@ export class Metrics {
   readonly subscriptionFreshness = new Gauge({
     name: 'distributary_subscription_freshness_seconds',
     help:
-      'Age, when the partner confirmed it, of the last event the subscription ' +
-      'delivered (how far behind the partner runs).',
+      'Age of the oldest record not yet delivered to the subscription (0 when caught up): ' +
+      'how far behind the partner runs, growing while it is down.',
     labelNames: ['subscription'] as const,
     registers: [this.registry],
   })

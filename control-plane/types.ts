@@ -298,6 +298,8 @@ export interface ConnectorStatus {
   appliedResetId: string | null
   /** The current or last snapshot of the subscription (absent: none). */
   snapshot?: SnapshotProgress | null
+  /** Age in seconds of the oldest record not yet delivered (0: caught up; absent or null: unknown). */
+  freshnessSeconds?: number | null
   reportedAt: Date
 }
 

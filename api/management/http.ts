@@ -359,6 +359,7 @@ export const connectorStatusView = (c: ConnectorDoc, p?: Principal) => ({
   workerId: c.status?.workerId ?? null,
   positions: c.status?.positions ?? [],
   lag: c.status?.lag ?? null,
+  freshnessSeconds: c.status?.freshnessSeconds ?? null,
   lastError: lastErrorFor(p, c.status?.lastError ?? null),
   snapshot: c.status?.snapshot ?? null,
   reportedAt: c.status?.reportedAt ?? null,

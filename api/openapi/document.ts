@@ -26,6 +26,7 @@ import {
   RETRY_AFTER,
 } from './parts.ts'
 import { sourcePaths, sourceSchemas, sourceTag } from './sources.ts'
+import { connectorPaths, connectorSchemas } from './connectors.ts'
 import { subscriptionPaths, subscriptionSchemas } from './subscriptions.ts'
 
 const ORG = pathId('organizationId', 'org', 'organization')
@@ -304,6 +305,7 @@ export const openApiDocument = {
       ),
     },
     ...subscriptionPaths,
+    ...connectorPaths,
     ...ingestionPaths,
     ...sourcePaths,
     '/maintenance/reencrypt-secrets': {
@@ -678,6 +680,7 @@ export const openApiDocument = {
         },
       },
       ...subscriptionSchemas,
+      ...connectorSchemas,
       ...sourceSchemas,
     },
   },

@@ -146,7 +146,7 @@ export class DeliveryQueue {
     const offset = Number(record.offset)
     const track = this.#track(sub, record.topic, record.partition, offset)
     if (offset < track.floor) return false
-    const pos: PosEntry = { offset, done: false }
+    const pos: PosEntry = { offset, done: false, at: record.appendedAt ?? record.timestamp }
     track.pending.push(pos)
     track.floor = offset + 1
     const key = laneKey(record)
@@ -236,6 +236,11 @@ export class DeliveryQueue {
     if (!track) return seen === undefined ? undefined : String(seen)
     const safe = this.#safe(track)
     return String(seen !== undefined && track.pending.length === 0 ? Math.max(safe, seen) : safe)
+  }
+
+  /** The subscription's oldest record on the partition not yet delivered nor dead-lettered (undefined: none held). */
+  oldestPending(id: string, topic: string, partition: number): PosEntry | undefined {
+    return this.#sub(id).partitions.get(`${topic}\u0000${partition}`)?.pending.peek()
   }
 
   positions(id: string): Position[] {

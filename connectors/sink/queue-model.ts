@@ -105,6 +105,8 @@ export interface Position {
 export interface PosEntry {
   offset: number
   done: boolean
+  /** When Kafka took the record (SinkRecord.appendedAt, else its event time): freshness counts from it. */
+  at: number
 }
 
 export interface PartitionTrack {

@@ -113,6 +113,8 @@ export async function loadSchemas(serde: AvroSerde, messages: KafkaMessage[], un
 export class DecodedMessage {
   readonly raw: RawRecord
   readonly offset: string
+  /** The Kafka record's timestamp (ms). */
+  readonly appendedAt: number
   readonly envelope: EventEnvelope | undefined
   readonly envelopeError: DataError | undefined
   readonly key: string | null
@@ -125,6 +127,7 @@ export class DecodedMessage {
     message: KafkaMessage,
   ) {
     this.offset = message.offset
+    this.appendedAt = Number(message.timestamp)
     this.raw = { key: message.key ?? null, value: message.value ?? null, headers: textHeaders(message.headers) }
     try {
       this.envelope = fromHeaders(message.headers)
@@ -171,6 +174,7 @@ export class DecodedMessage {
       eventId: e?.id ?? `poison-${this.topic}-${this.partition}-${this.offset}`,
       eventType: e?.type ?? this.raw.headers.ce_type ?? 'unknown',
       timestamp: e?.occurredAt.getTime() ?? Date.now(),
+      appendedAt: this.appendedAt,
     }
     raws.set(r, this.raw)
     if (this.raw.value === null && this.raw.key !== null) tombstones.add(r)

@@ -23,6 +23,8 @@ export interface SinkRecord<V = unknown> {
   eventType: string
   /** When the event happened (ms since the epoch). */
   timestamp: number
+  /** When Kafka took the record (its timestamp in ms; absent outside Kafka): what freshness counts from. */
+  appendedAt?: number
   /** The field paths the value was projected to by the grants and the subscription (absent: every field). */
   fields?: readonly string[]
 }

@@ -103,7 +103,6 @@ export class Outcomes {
       if (delivered) {
         const ageSeconds = Math.max(0, Date.now() - entry.record.timestamp) / 1000
         m.deliveryLatency.observe({ sink }, ageSeconds)
-        m.subscriptionFreshness.set({ subscription: run.id }, ageSeconds)
       }
     }
     if (!delivered)

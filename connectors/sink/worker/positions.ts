@@ -10,6 +10,7 @@ import type { Logger } from '../../../common/logger.ts'
 import type { OffsetReset, SubscriptionDoc } from '../../../control-plane/types.ts'
 import type { DeliveryQueue } from '../delivery-queue.ts'
 import { tpKey, type CursorDoc, type SinkStore } from '../store.ts'
+import { OffsetTimes } from './offset-times.ts'
 import type { HeldRuns, Part, Run } from './run.ts'
 
 /**
@@ -42,6 +43,8 @@ export class Positions {
   readonly high = new Map<string, number>()
   readonly low = new Map<string, number>()
   readonly partitions = new Map<string, number[]>()
+  /** When offsets reached Kafka (for freshness): noted by the shared reader, seeded by the first refresh. */
+  readonly times = new OffsetTimes()
   readonly #o: PositionsOptions
 
   constructor(o: PositionsOptions) {
@@ -130,6 +133,10 @@ export class Positions {
       const k = tpKey(topic, o.partition)
       this.low.set(k, Number(o.low))
       if (Number(o.high) > (this.high.get(k) ?? 0)) this.high.set(k, Number(o.high))
+      // what is there already came before now: an age too small for records older than the worker, until
+      // they are read (the delivery queue then knows their own time)
+      if (Number(o.high) > 0 && this.times.timeOf(k, 0) === undefined)
+        this.times.note(k, Number(o.high) - 1, Date.now())
     }
   }
 

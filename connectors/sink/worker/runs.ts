@@ -282,7 +282,12 @@ export class Runs {
       await deps.controlPlane.reportConnectorStatuses(reports).catch(() => undefined)
     }
     await Promise.all(stopping.flatMap((run) => (run.sink ? [run.sink.stop().catch(() => undefined)] : [])))
-    for (const run of stopping) held.runs.delete(run.id)
+    for (const run of stopping) {
+      held.runs.delete(run.id)
+      // the worker that holds it next reports its figures: no stale series here
+      deps.metrics?.subscriptionLag.remove({ subscription: run.id })
+      deps.metrics?.subscriptionFreshness.remove({ subscription: run.id })
+    }
     if (opts.release)
       await store
         .releaseMany(

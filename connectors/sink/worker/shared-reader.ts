@@ -134,6 +134,7 @@ export class SharedReader {
       if (!isRunning() || isStale()) break
       const offset = Number(message.offset)
       positions.sharedNext.set(k, offset + 1)
+      positions.times.note(k, offset, Number(message.timestamp))
       const index = this.#dispatchIndex(topic, k)
       if (index.all.length > 0) {
         const m = new DecodedMessage(d.serde, topic, partition, message)

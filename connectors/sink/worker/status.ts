@@ -51,11 +51,14 @@ export class StatusReports {
     const positions = run.failure ? {} : at.of(run)
     let lag = 0
     for (const [k, v] of Object.entries(positions)) lag += Math.max(0, (at.high.get(k) ?? 0) - Number(v))
+    const freshness = run.failure ? null : this.freshnessOf(run, positions)
+    if (freshness !== null) this.#o.metrics?.subscriptionFreshness.set({ subscription: run.id }, freshness)
     const snapshot = run.snapshot ? run.snapshot.progress(positions) : run.lastSnapshot
     if (state === 'running' && snapshot && snapshot.phase !== 'live') state = 'snapshotting'
     const status = {
       ...this.status(state, run.generation, run.appliedResetId, positions, lag, run.lastError),
       snapshot,
+      freshnessSeconds: freshness,
     }
     this.#o.metrics?.subscriptionLag.set({ subscription: run.id }, lag)
     const key = JSON.stringify([
@@ -71,6 +74,27 @@ export class StatusReports {
     run.lastReport = key
     run.lastReportAt = Date.now()
     return status
+  }
+
+  /**
+   * How old the oldest record not yet delivered to the run is, in seconds (0: caught up), as of now:
+   * per partition, the record at its position, whose time the delivery queue knows when it holds it and
+   * the sampled offset times tell otherwise (offset-times.ts). A paused or parked subscription keeps its
+   * position, so its figure grows with the wall clock while records wait; an idle topic reads 0.
+   */
+  freshnessOf(run: Run, positions: Record<string, string>, now = Date.now()): number {
+    const { queue, positions: at } = this.#o
+    const held = queue.has(run.id)
+    let oldest = now
+    for (const part of run.parts.values()) {
+      const pos = Number(positions[part.key] ?? part.next)
+      const head = held ? queue.oldestPending(run.id, part.topic, part.partition) : undefined
+      let t: number | undefined
+      if (head && head.offset <= pos) t = head.at
+      else if (pos < (at.high.get(part.key) ?? 0)) t = at.times.timeOf(part.key, pos) ?? now
+      if (t !== undefined && t < oldest) oldest = t
+    }
+    return Math.max(0, now - oldest) / 1000
   }
 
   status(

@@ -1,0 +1,157 @@
+/**
+ * The /connectors part of the management API document: each subscription's sink connector, its
+ * desired state, the status its worker reports (lag, freshness, snapshot) and offset resets; spread
+ * into document.ts.
+ */
+import { body, dateTime, id, listOf, mutation, nullableDateTime, ok, PAGE, pathId, read, ref } from './parts.ts'
+
+const CONN = pathId('connectorId', 'sub', 'connector (the id of its subscription)')
+const connectorAction = (verb: string, operationId: string, description: string) => ({
+  put: mutation(
+    `${verb} the connector`,
+    'connectors',
+    operationId,
+    [CONN],
+    { '202': ok('Desired state recorded; running workers apply it without a restart.', ref('Connector')) },
+    { description },
+  ),
+})
+
+export const connectorPaths = {
+  '/connectors': {
+    get: read(
+      'List connectors',
+      'connectors',
+      'listConnectors',
+      [...PAGE],
+      ok('A page of connectors.', listOf('Connector')),
+    ),
+  },
+  '/connectors/{connectorId}': {
+    get: read(
+      'Get a connector: desired state and what the runtime reports',
+      'connectors',
+      'getConnector',
+      [CONN],
+      ok('The connector.', ref('Connector')),
+    ),
+  },
+  '/connectors/{connectorId}/status': {
+    get: read(
+      'Connector status: state, worker, positions, lag, last error',
+      'connectors',
+      'getConnectorStatus',
+      [CONN],
+      ok('The status.', ref('ConnectorStatusView')),
+    ),
+  },
+  '/connectors/{connectorId}/pause': connectorAction(
+    'Pause',
+    'pauseConnector',
+    'Stops delivering, keeps the position. Survives restarts.',
+  ),
+  '/connectors/{connectorId}/resume': connectorAction(
+    'Resume',
+    'resumeConnector',
+    'Delivers again from the kept position.',
+  ),
+  '/connectors/{connectorId}/stop': connectorAction(
+    'Stop',
+    'stopConnector',
+    "Stops and releases the connector's resources. Survives restarts.",
+  ),
+  '/connectors/{connectorId}/restart': {
+    post: mutation('Restart the connector', 'connectors', 'restartConnector', [CONN], {
+      '202': ok('Restart requested.', ref('Connector')),
+    }),
+  },
+  '/connectors/{connectorId}/offsets/reset': {
+    post: mutation(
+      "Reset the position: earliest, latest, a timestamp (replay), or snapshot (each key's current state, then live)",
+      'connectors',
+      'resetConnectorOffsets',
+      [CONN],
+      { '202': ok('Reset requested.', ref('Connector')) },
+      {
+        requestBody: body(ref('OffsetResetRequest'), { to: 'timestamp', timestamp: '2026-01-01T00:00:00Z' }),
+      },
+    ),
+  },
+}
+
+export const connectorSchemas = {
+  Connector: {
+    type: 'object',
+    required: ['id', 'subscriptionId', 'partnerId', 'desiredState', 'generation', 'status'],
+    properties: {
+      id: id('sub'),
+      subscriptionId: id('sub'),
+      partnerId: id('org'),
+      desiredState: { type: 'string', enum: ['running', 'paused', 'stopped'] },
+      generation: { type: 'integer' },
+      restartRequestedAt: nullableDateTime,
+      offsetReset: { type: ['object', 'null'] },
+      status: ref('ConnectorStatusView'),
+      updatedAt: dateTime,
+    },
+  },
+  ConnectorStatusView: {
+    type: 'object',
+    required: ['state', 'desiredState', 'workerId', 'positions', 'lag', 'lastError', 'pendingChanges'],
+    properties: {
+      state: {
+        type: 'string',
+        description:
+          'What the runtime reports: running, paused, stopped, failed, snapshotting; ' +
+          'unassigned when no worker reported.',
+      },
+      desiredState: { type: 'string', enum: ['running', 'paused', 'stopped'] },
+      workerId: { type: ['string', 'null'] },
+      positions: { type: 'array', items: { type: 'object' } },
+      lag: { type: ['integer', 'null'] },
+      freshnessSeconds: {
+        type: ['number', 'null'],
+        description:
+          'Age in seconds of the oldest record not yet delivered to the subscription: 0 when caught up, ' +
+          'growing with the wall clock while the partner is paused, parked or down (null: not reported yet).',
+      },
+      lastError: { type: ['object', 'null'] },
+      snapshot: {
+        type: ['object', 'null'],
+        description:
+          'The current or last snapshot bootstrap (startFrom snapshot, or an offset ' +
+          'reset to snapshot): scanning (done/total records read), delivering ' +
+          '(done/total keys), live (complete).',
+        properties: {
+          id: { type: 'string' },
+          phase: { type: 'string', enum: ['scanning', 'delivering', 'live'] },
+          done: { type: 'integer' },
+          total: { type: 'integer' },
+          startedAt: dateTime,
+          completedAt: nullableDateTime,
+        },
+      },
+      reportedAt: nullableDateTime,
+      pendingChanges: { type: 'boolean', description: 'A change (state, restart, reset) no worker has applied yet.' },
+      appliedResetId: {
+        type: ['string', 'null'],
+        description:
+          'Id of the last offset reset (replay) a worker has applied: compare with ' +
+          'offsetReset.id of the connector to see a replay take effect.',
+      },
+    },
+  },
+  OffsetResetRequest: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['to'],
+    properties: {
+      to: {
+        type: 'string',
+        enum: ['earliest', 'latest', 'timestamp', 'snapshot'],
+        description: 'snapshot: the latest record of every key (below the current end), then every change after it.',
+      },
+      timestamp: { ...dateTime, description: 'Required when `to` is timestamp.' },
+    },
+  },
+}

@@ -1,0 +1,82 @@
+/**
+ * Freshness that tells the truth (issue 24): distributary_subscription_freshness_seconds and the
+ * connector status's freshnessSeconds are the age of the oldest record not yet delivered to the
+ * subscription: 0 on an idle topic and once caught up, growing with the wall clock for a paused partner
+ * only, back to 0 after it caught up. Real Kafka, real store, real webhook receivers.
+ */
+import { expect } from 'chai'
+import { sleep } from '../../common/timers.ts'
+import { waitFor } from '../helpers/env.ts'
+import { startReceiver, type Receiver } from '../helpers/receiver.ts'
+import { ADMIN, startSinkHarness, type SinkHarness } from '../helpers/sink-runtime.ts'
+import { levels, verified } from '../helpers/sink-assertions.ts'
+
+describe('freshness: the age of the oldest undelivered record', function () {
+  this.timeout(90_000)
+  let h: SinkHarness
+  const receivers: Receiver[] = []
+
+  beforeEach(async () => {
+    h = await startSinkHarness()
+  })
+  afterEach(async () => {
+    await h.close()
+    await Promise.all(receivers.splice(0).map((r) => r.close()))
+  })
+
+  const gauge = async (id: string): Promise<number | undefined> => {
+    const text = (await h.metrics.render()).body
+    const m = new RegExp(`^distributary_subscription_freshness_seconds\\{subscription="${id}"\\} (\\S+)$`, 'm').exec(
+      text,
+    )
+    return m ? Number(m[1]) : undefined
+  }
+  const status = async (id: string) => (await h.cp.getConnector(ADMIN, id)).status
+
+  it('reads 0 on an idle topic, grows for a paused partner only, and is 0 again once it caught up', async () => {
+    const a = await startReceiver()
+    const b = await startReceiver()
+    receivers.push(a, b)
+    const sa = await h.subscribe({ name: 'paused-partner', url: a.url })
+    const sb = await h.subscribe({ name: 'live-partner', url: b.url })
+    await h.worker()
+    await waitFor(
+      async () => (await status(sa.id))?.state === 'running' && (await status(sb.id))?.state === 'running',
+      {
+        what: 'both running',
+      },
+    )
+
+    // an idle topic: nothing waits, both read 0
+    await waitFor(async () => (await gauge(sa.id)) === 0 && (await gauge(sb.id)) === 0, { what: 'idle: 0 for both' })
+    expect((await status(sa.id))?.freshnessSeconds).to.equal(0)
+
+    // the partner of `a` is paused; events keep coming
+    await h.cp.setDesiredState(ADMIN, sa.id, 'paused')
+    await waitFor(async () => (await status(sa.id))?.state === 'paused', { what: 'paused' })
+    const producedAt = Date.now()
+    await h.produce(levels(30, 3))
+    await waitFor(() => new Set(verified(sb.secret, b).map((g) => g.id)).size === 30, { what: 'b got everything' })
+    expect(a.received.length, 'nothing reached the paused partner').to.equal(0)
+
+    // a's figure grows with the wall clock: about the time since the events came, never more
+    await sleep(2500)
+    const first = (await gauge(sa.id))!
+    const firstWall = (Date.now() - producedAt) / 1000
+    expect(first, 'paused partner, after 2.5 s')
+      .to.be.greaterThan(1)
+      .and.at.most(firstWall + 0.5)
+    await sleep(3000)
+    const second = (await gauge(sa.id))!
+    expect(second - first, 'grown with the wall clock (3 s later, status passes every second)').to.be.within(1.5, 4.5)
+    // only that partner's: b delivered everything and reads 0
+    await waitFor(async () => (await gauge(sb.id)) === 0, { what: 'b back to 0' })
+    await waitFor(async () => ((await status(sa.id))?.freshnessSeconds ?? 0) > 1, { what: "a's status shows its age" })
+
+    // resumed: a catches up and reads 0 again
+    await h.cp.setDesiredState(ADMIN, sa.id, 'running')
+    await waitFor(() => new Set(verified(sa.secret, a).map((g) => g.id)).size === 30, { what: 'a caught up' })
+    await waitFor(async () => (await gauge(sa.id)) === 0, { what: 'a back to 0' })
+    await waitFor(async () => (await status(sa.id))?.freshnessSeconds === 0, { what: "a's status back to 0" })
+  })
+})
