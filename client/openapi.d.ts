@@ -1091,6 +1091,8 @@ export interface components {
             disableAfterFailingSeconds?: number;
             /** @description Keys delivered at the same time (each key stays in order); a batching REST sink keeps at least batchSize keys in flight. Absent: the platform default (DELIVERY_CONCURRENCY, 32). Lower it for an endpoint that cannot take parallel requests. */
             concurrency?: number;
+            /** @description Freshness objective: the connector status shows a breach (freshnessBreachedSince) while the oldest record not yet delivered is older than this many seconds. Absent: no objective. */
+            freshnessSloSeconds?: number;
         };
         SubscriptionCreate: {
             /** @description Required with an admin key; a partner key subscribes for itself. */
@@ -1230,6 +1232,11 @@ export interface components {
             lag: number | null;
             /** @description Age in seconds of the oldest record not yet delivered to the subscription: 0 when caught up, growing with the wall clock while the partner is paused, parked or down (null: not reported yet). */
             freshnessSeconds?: number | null;
+            /**
+             * Format: date-time
+             * @description Since when freshnessSeconds is above the subscription's deliveryPolicy.freshnessSloSeconds (null: within it, or no objective).
+             */
+            freshnessBreachedSince?: string | null;
             lastError: Record<string, unknown> | null;
             /** @description The current or last snapshot bootstrap (startFrom snapshot, or an offset reset to snapshot): scanning (done/total records read), delivering (done/total keys), live (complete). */
             snapshot?: {

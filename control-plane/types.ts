@@ -209,6 +209,11 @@ export interface DeliveryPolicy {
    * (delivery.concurrency), so a change of that default reaches subscriptions that never set one.
    */
   concurrency?: number
+  /**
+   * The freshness objective: a breach when the oldest record not yet delivered is older than this many
+   * seconds, a recovery when it is no longer (absent: no objective). See docs/freshness.md.
+   */
+  freshnessSloSeconds?: number
 }
 
 export interface WebhookSecretDoc {
@@ -300,6 +305,8 @@ export interface ConnectorStatus {
   snapshot?: SnapshotProgress | null
   /** Age in seconds of the oldest record not yet delivered (0: caught up; absent or null: unknown). */
   freshnessSeconds?: number | null
+  /** Since when freshnessSeconds is above the subscription's freshnessSloSeconds (null: within it, or none). */
+  freshnessBreachedSince?: Date | null
   reportedAt: Date
 }
 

@@ -360,6 +360,7 @@ export const connectorStatusView = (c: ConnectorDoc, p?: Principal) => ({
   positions: c.status?.positions ?? [],
   lag: c.status?.lag ?? null,
   freshnessSeconds: c.status?.freshnessSeconds ?? null,
+  freshnessBreachedSince: c.status?.freshnessBreachedSince ?? null,
   lastError: lastErrorFor(p, c.status?.lastError ?? null),
   snapshot: c.status?.snapshot ?? null,
   reportedAt: c.status?.reportedAt ?? null,

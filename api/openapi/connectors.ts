@@ -115,6 +115,12 @@ export const connectorSchemas = {
           'Age in seconds of the oldest record not yet delivered to the subscription: 0 when caught up, ' +
           'growing with the wall clock while the partner is paused, parked or down (null: not reported yet).',
       },
+      freshnessBreachedSince: {
+        ...nullableDateTime,
+        description:
+          "Since when freshnessSeconds is above the subscription's deliveryPolicy.freshnessSloSeconds " +
+          '(null: within it, or no objective).',
+      },
       lastError: { type: ['object', 'null'] },
       snapshot: {
         type: ['object', 'null'],

@@ -182,6 +182,14 @@ export const subscriptionSchemas = {
           '(DELIVERY_CONCURRENCY, 32). Lower it for an endpoint that cannot take ' +
           'parallel requests.',
       },
+      freshnessSloSeconds: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 30 * 24 * 3600,
+        description:
+          'Freshness objective: the connector status shows a breach (freshnessBreachedSince) while the ' +
+          'oldest record not yet delivered is older than this many seconds. Absent: no objective.',
+      },
     },
   },
   SubscriptionCreate: {

@@ -142,6 +142,7 @@ export class SinkWorker {
       queue,
       positions,
       metrics: deps.metrics,
+      log,
       leaseValid,
     })
     const snapshots = new SnapshotBootstrap({

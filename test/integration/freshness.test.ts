@@ -2,7 +2,8 @@
  * Freshness that tells the truth (issue 24): distributary_subscription_freshness_seconds and the
  * connector status's freshnessSeconds are the age of the oldest record not yet delivered to the
  * subscription: 0 on an idle topic and once caught up, growing with the wall clock for a paused partner
- * only, back to 0 after it caught up. Real Kafka, real store, real webhook receivers.
+ * only, back to 0 after it caught up; a subscription's freshnessSloSeconds shows its breach and its
+ * recovery in the status. Real Kafka, real store, real webhook receivers.
  */
 import { expect } from 'chai'
 import { sleep } from '../../common/timers.ts'
@@ -37,7 +38,7 @@ describe('freshness: the age of the oldest undelivered record', function () {
     const a = await startReceiver()
     const b = await startReceiver()
     receivers.push(a, b)
-    const sa = await h.subscribe({ name: 'paused-partner', url: a.url })
+    const sa = await h.subscribe({ name: 'paused-partner', url: a.url, deliveryPolicy: { freshnessSloSeconds: 2 } })
     const sb = await h.subscribe({ name: 'live-partner', url: b.url })
     await h.worker()
     await waitFor(
@@ -72,11 +73,17 @@ describe('freshness: the age of the oldest undelivered record', function () {
     // only that partner's: b delivered everything and reads 0
     await waitFor(async () => (await gauge(sb.id)) === 0, { what: 'b back to 0' })
     await waitFor(async () => ((await status(sa.id))?.freshnessSeconds ?? 0) > 1, { what: "a's status shows its age" })
+    // its objective (2 s) is breached, since about when the oldest waiting record turned 2 s old; b has none
+    const breached = (await status(sa.id))?.freshnessBreachedSince
+    expect(breached, 'breach in the status').to.be.instanceOf(Date)
+    expect(breached!.getTime()).to.be.within(producedAt + 1000, producedAt + 4000)
+    expect((await status(sb.id))?.freshnessBreachedSince ?? null).to.equal(null)
 
     // resumed: a catches up and reads 0 again
     await h.cp.setDesiredState(ADMIN, sa.id, 'running')
     await waitFor(() => new Set(verified(sa.secret, a).map((g) => g.id)).size === 30, { what: 'a caught up' })
     await waitFor(async () => (await gauge(sa.id)) === 0, { what: 'a back to 0' })
     await waitFor(async () => (await status(sa.id))?.freshnessSeconds === 0, { what: "a's status back to 0" })
+    expect((await status(sa.id))?.freshnessBreachedSince, 'recovered').to.equal(null)
   })
 })

@@ -76,6 +76,8 @@ export interface Run {
   snapshot: SnapshotRun | null
   /** The last finished snapshot, for the status. */
   lastSnapshot: SnapshotProgress | null
+  /** Since when its freshness is above its objective (ms; null: within it), carried over from the stored status. */
+  freshnessBreachedSince: number | null
 }
 
 /** A run as it starts: nothing read, nothing delivered, nothing reported yet. */
@@ -111,6 +113,9 @@ export function newRun(id: string, sub: SubscriptionDoc, conn: ConnectorDoc, top
     stopped: false,
     snapshot: null,
     lastSnapshot: null,
+    freshnessBreachedSince: conn.status?.freshnessBreachedSince
+      ? new Date(conn.status.freshnessBreachedSince).getTime()
+      : null,
   }
 }
 

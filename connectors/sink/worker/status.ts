@@ -2,6 +2,7 @@
  * What the worker reports of each held subscription (reportConnectorStatus): its state, positions,
  * lag, last error and snapshot, on change and every `statusIntervalMs`, by the lease holder only.
  */
+import type { Logger } from '../../../common/logger.ts'
 import type { Metrics } from '../../../common/metrics.ts'
 import type { ControlPlane } from '../../../control-plane/service.ts'
 import type { ConnectorStatus } from '../../../control-plane/types.ts'
@@ -16,6 +17,7 @@ export interface StatusOptions {
   queue: DeliveryQueue
   positions: Positions
   metrics: Metrics | undefined
+  log?: Logger
   leaseValid(): boolean
 }
 
@@ -52,13 +54,17 @@ export class StatusReports {
     let lag = 0
     for (const [k, v] of Object.entries(positions)) lag += Math.max(0, (at.high.get(k) ?? 0) - Number(v))
     const freshness = run.failure ? null : this.freshnessOf(run, positions)
-    if (freshness !== null) this.#o.metrics?.subscriptionFreshness.set({ subscription: run.id }, freshness)
+    if (freshness !== null) {
+      this.#o.metrics?.subscriptionFreshness.set({ subscription: run.id }, freshness)
+      this.#objective(run, freshness)
+    }
     const snapshot = run.snapshot ? run.snapshot.progress(positions) : run.lastSnapshot
     if (state === 'running' && snapshot && snapshot.phase !== 'live') state = 'snapshotting'
     const status = {
       ...this.status(state, run.generation, run.appliedResetId, positions, lag, run.lastError),
       snapshot,
       freshnessSeconds: freshness,
+      freshnessBreachedSince: run.freshnessBreachedSince === null ? null : new Date(run.freshnessBreachedSince),
     }
     this.#o.metrics?.subscriptionLag.set({ subscription: run.id }, lag)
     const key = JSON.stringify([
@@ -67,6 +73,7 @@ export class StatusReports {
       run.appliedResetId,
       run.lastError?.message ?? null,
       snapshot?.phase ?? null,
+      run.freshnessBreachedSince,
     ])
     if (changedOnly && key === run.lastReport) return null
     if (!changedOnly && key === run.lastReport && Date.now() - run.lastReportAt < settings.statusIntervalMs / 2)
@@ -74,6 +81,24 @@ export class StatusReports {
     run.lastReport = key
     run.lastReportAt = Date.now()
     return status
+  }
+
+  /** A breach of the run's freshness objective begins or ends (reported at once: it is part of the change key). */
+  #objective(run: Run, freshness: number): void {
+    const slo = run.sub.deliveryPolicy.freshnessSloSeconds
+    const breached = slo !== undefined && freshness > slo
+    if (breached && run.freshnessBreachedSince === null) {
+      run.freshnessBreachedSince = Date.now() - (freshness - slo) * 1000
+      this.#o.log?.warn('freshness objective breached', { subscriptionId: run.id, freshness, slo })
+    } else if (!breached && run.freshnessBreachedSince !== null) {
+      this.#o.log?.info('freshness objective met again', {
+        subscriptionId: run.id,
+        freshness,
+        slo: slo ?? null,
+        breachedForSeconds: (Date.now() - run.freshnessBreachedSince) / 1000,
+      })
+      run.freshnessBreachedSince = null
+    }
   }
 
   /**
