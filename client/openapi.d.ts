@@ -1093,6 +1093,8 @@ export interface components {
             concurrency?: number;
             /** @description Freshness objective: the connector status shows a breach (freshnessBreachedSince) while the oldest record not yet delivered is older than this many seconds. Absent: no objective. */
             freshnessSloSeconds?: number;
+            /** @description State topics only (inventory.levels): when the subscription is resumed with records waiting, it is sent only the latest record of each key among them (a deletion too), in order per key and never older than what it has, then goes on live. Default false: every record. */
+            collapseBacklog?: boolean;
         };
         SubscriptionCreate: {
             /** @description Required with an admin key; a partner key subscribes for itself. */

@@ -231,6 +231,7 @@ export class ControlPlaneSubscriptions {
     if (!isAdmin(p) && partnerId !== p.organizationId)
       throw new RequestInvalidError([{ field: 'partnerId', message: `no such organization ${partnerId}` }])
     await requireOrganization(this.cols, partnerId, 'partner', 'partnerId')
+    checkCollapse(input.eventTypes, input.deliveryPolicy)
     await this.checkAgainstGrants(partnerId, input)
     await this.checkSinkUrls(input.sink)
     const plugin = sinkPlugin(input.sink.type)
@@ -281,6 +282,7 @@ export class ControlPlaneSubscriptions {
       fields: 'fields' in patch ? patch.fields : sub.fields,
       schemaVersions: patch.schemaVersions ?? pinsOf(sub),
     }
+    checkCollapse(merged.eventTypes, { ...ownDeliveryPolicy(sub), ...patch.deliveryPolicy })
     await this.checkAgainstGrants(sub.partnerId, merged)
     if (patch.sink) await this.checkSinkUrls(patch.sink)
     if (patch.sink && patch.sink.type !== sub.sink.type) {
@@ -535,4 +537,24 @@ export class ControlPlaneSubscriptions {
       throw new NotFoundError('delivery', { eventId })
     return this.deliveries.requestRetry({ subscriptionId, partnerId: sub.partnerId, eventId, requestedBy: p.keyId })
   }
+}
+
+/**
+ * A backlog collapses to the latest record of each key only on state topics (compacted: a record
+ * replaces its key's earlier ones); on an event topic (deals) every record is a step of its own.
+ */
+function checkCollapse(eventTypes: readonly string[], policy: Partial<DeliveryPolicy> | undefined): void {
+  if (policy?.collapseBacklog !== true) return
+  const events = eventTypes.filter((t) =>
+    ALL_TOPICS.some((s) => (s.name === t || s.eventTypes.includes(t)) && s.cleanupPolicy !== 'compact'),
+  )
+  if (events.length > 0)
+    throw new RequestInvalidError([
+      {
+        field: 'deliveryPolicy.collapseBacklog',
+        message:
+          `only for state topics: ${events.join(', ')} ${events.length === 1 ? 'is an event' : 'are events'} ` +
+          'of an event topic, where every record counts',
+      },
+    ])
 }

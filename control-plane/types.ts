@@ -214,6 +214,11 @@ export interface DeliveryPolicy {
    * seconds, a recovery when it is no longer (absent: no objective). See docs/freshness.md.
    */
   freshnessSloSeconds?: number
+  /**
+   * State topics only: a subscription resumed with records waiting gets only the latest record of each
+   * key among them (tombstones included), then goes on live. Absent or false: every record.
+   */
+  collapseBacklog?: boolean
 }
 
 export interface WebhookSecretDoc {

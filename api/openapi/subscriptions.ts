@@ -190,6 +190,13 @@ export const subscriptionSchemas = {
           'Freshness objective: the connector status shows a breach (freshnessBreachedSince) while the ' +
           'oldest record not yet delivered is older than this many seconds. Absent: no objective.',
       },
+      collapseBacklog: {
+        type: 'boolean',
+        description:
+          'State topics only (inventory.levels): when the subscription is resumed with records waiting, ' +
+          'it is sent only the latest record of each key among them (a deletion too), in order per key and ' +
+          'never older than what it has, then goes on live. Default false: every record.',
+      },
     },
   },
   SubscriptionCreate: {

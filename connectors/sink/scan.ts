@@ -162,6 +162,8 @@ export interface ScanOptions {
   ranges: ScanRange[]
   /** Whether a key's latest record is delivered (a value, an event type the subscription wants). */
   deliverable: (topic: string, message: KafkaMessage) => boolean
+  /** A key whose latest record is a tombstone is a winner too (a collapse: the partner may hold the key). */
+  tombstones?: boolean
   onScanned?: (n: number) => void
   logger: Logger
 }
@@ -189,7 +191,7 @@ export function scanLatest(o: ScanOptions): Scan {
     onMessage: (r, m) =>
       tables
         .get(tpKey(r.topic, r.partition))!
-        .set(m.key ?? null, Number(m.offset), m.value !== null && o.deliverable(r.topic, m)),
+        .set(m.key ?? null, Number(m.offset), (m.value !== null || o.tombstones === true) && o.deliverable(r.topic, m)),
     onRangeDone: (r) => {
       const k = tpKey(r.topic, r.partition)
       winners.set(k, tables.get(k)?.winners() ?? new Float64Array(0))

@@ -46,8 +46,14 @@ export interface SnapshotDoc {
   /** The subscription id. */
   _id: string
   snapshotId: string
-  /** The offset reset that asked for it; null: the subscription's startFrom 'snapshot'. */
+  /** The offset reset that asked for it; null: the subscription's startFrom 'snapshot', or a collapse. */
   resetId: string | null
+  /**
+   * 'collapse': a backlog collapsed to the latest record of each key from the subscription's position on
+   * (deliveryPolicy.collapseBacklog, on resume): tombstones are delivered too, since the partner may hold
+   * the key. Absent: a snapshot bootstrap.
+   */
+  kind?: 'collapse'
   /** `<topic>|<partition>` → the captured high watermark. */
   highs: Record<string, string>
   phase: SnapshotPhase
@@ -95,6 +101,8 @@ export class SnapshotStore {
  *  - 'new': capture new high watermarks and start from the low ones (startFrom 'snapshot' without a
  *    cursor, or an offset reset to 'snapshot' applied now);
  *  - 'resume': an unfinished snapshot of the same reset as the cursor: keep its high watermarks;
+ *  - 'new' too for a collapse asked by this start (a resumed subscription with collapseBacklog): from the
+ *    cursor, not the low watermarks;
  *  - 'none': positions as usual (a snapshot document of an earlier, finished snapshot only reports).
  */
 export function snapshotDecision(a: {
@@ -104,8 +112,11 @@ export function snapshotDecision(a: {
   /** The offset reset applied by this start, if any. */
   applyingReset: { id: string; to: string } | null
   existing: Pick<SnapshotDoc, 'phase' | 'resetId'> | null
+  /** This start collapses the subscription's backlog (its cursor stays where it is). */
+  collapse?: boolean
 }): 'new' | 'resume' | 'none' {
   if (a.applyingReset) return a.applyingReset.to === 'snapshot' ? 'new' : 'none'
+  if (a.collapse && a.hasCursor) return 'new'
   if (!a.hasCursor) return a.startFrom === 'snapshot' ? 'new' : 'none'
   if (a.existing && a.existing.phase !== 'live' && a.existing.resetId === a.cursorResetId) return 'resume'
   return 'none'

@@ -155,6 +155,12 @@ export class ControlLoop {
       return
     }
     run.generation = c.generation
+    if (c.desiredState === 'running' && run.desiredState === 'paused' && this.#collapses(run)) {
+      log.info('subscription resumed with a backlog to collapse: restarting it', { subscriptionId: run.id })
+      await runs.stop(run, { flush: true, release: false })
+      await runs.start(run.id, undefined, undefined, { collapse: true })
+      return
+    }
     if (c.desiredState !== run.desiredState) {
       run.desiredState = c.desiredState
       if (c.desiredState === 'paused') this.#pause(run)
@@ -162,6 +168,16 @@ export class ControlLoop {
       await this.#o.positions.writeCursors([run], true)
     }
     await this.#o.status.reportRun(run, true)
+  }
+
+  /**
+   * Whether resuming the run collapses its backlog: it asked for it (deliveryPolicy.collapseBacklog,
+   * state topics only) and records wait beyond its positions.
+   */
+  #collapses(run: Run): boolean {
+    if (run.failure || run.sub.deliveryPolicy.collapseBacklog !== true) return false
+    const { positions } = this.#o
+    return Object.entries(positions.of(run)).some(([k, v]) => (positions.high.get(k) ?? 0) > Number(v))
   }
 
   #pause(run: Run): void {

@@ -104,8 +104,9 @@ export class Runs {
   /**
    * Starts one subscription. With `pre` (startTracked), its documents were read in a batch and
    * the run is pushed to `started` for batched first writes; without, it reads and writes alone.
+   * `collapse`: its backlog goes as the latest record of each key (a resume with collapseBacklog).
    */
-  async start(id: string, pre?: Preloaded, started?: Run[]): Promise<void> {
+  async start(id: string, pre?: Preloaded, started?: Run[], opts: { collapse?: boolean } = {}): Promise<void> {
     const { deps: d, settings, store, held, queue, positions, status, log } = this.#o
     const cp = d.controlPlane
     const [stored, conn] = pre
@@ -169,6 +170,7 @@ export class Runs {
       cursorResetId: cursor?.appliedResetId ?? null,
       applyingReset,
       positions: at,
+      collapse: opts.collapse === true,
     })
     await this.#o.grants.load([sub.partnerId])
 

@@ -45,6 +45,8 @@ export class SnapshotBootstrap {
       cursorResetId: string | null
       applyingReset: OffsetReset | null
       positions: Map<string, number>
+      /** Collapse the backlog from the positions (control-loop.ts, a resume with collapseBacklog). */
+      collapse?: boolean
     },
   ): Promise<void> {
     const { store, settings, log } = this.#o
@@ -55,6 +57,7 @@ export class SnapshotBootstrap {
       cursorResetId: a.cursorResetId,
       applyingReset: a.applyingReset,
       existing,
+      collapse: a.collapse === true,
     })
     let doc: SnapshotDoc
     if (decision === 'new') {
@@ -65,7 +68,8 @@ export class SnapshotBootstrap {
       doc = {
         _id: run.id,
         snapshotId: `snp_${randomUUID().replaceAll('-', '').slice(0, 20)}`,
-        resetId: a.applyingReset?.id ?? null,
+        resetId: a.applyingReset?.id ?? (a.collapse ? a.cursorResetId : null),
+        ...(a.collapse && !a.applyingReset ? { kind: 'collapse' as const } : {}),
         highs,
         phase: 'scanning',
         total: null,
@@ -76,7 +80,11 @@ export class SnapshotBootstrap {
         updatedAt: now,
       }
       await store.put(doc) // before the cursor: a cursor of this start always has its snapshot document
-      log.info('snapshot started', { subscriptionId: run.id, snapshotId: doc.snapshotId, highs })
+      log.info(doc.kind === 'collapse' ? 'backlog collapse started' : 'snapshot started', {
+        subscriptionId: run.id,
+        snapshotId: doc.snapshotId,
+        highs,
+      })
     } else if (decision === 'resume') {
       doc = { ...existing!, phase: 'scanning', workerId: settings.workerId }
       log.info('snapshot resumed from the cursor', {
@@ -135,6 +143,7 @@ export class SnapshotBootstrap {
         const type = h === undefined ? undefined : String(Array.isArray(h) ? h[h.length - 1] : h)
         return run.wanted.has(topic) || type === undefined || run.wanted.has(type)
       },
+      tombstones: snap.doc.kind === 'collapse',
       onScanned: (n) => (snap.scanned += n),
       logger: log,
     })

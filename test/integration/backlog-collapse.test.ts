@@ -1,0 +1,121 @@
+/**
+ * Backlog collapse (issue 24): a subscription with deliveryPolicy.collapseBacklog, resumed with records
+ * waiting, is sent only the latest record of each key among them (a tombstone too), in order per key
+ * and never older than what it already has, then goes on live. Real Kafka, real store, real webhooks.
+ */
+import { expect } from 'chai'
+import { Webhook } from 'standardwebhooks'
+import { verifyDelivery } from '../../chaos/deliveries.ts'
+import { RequestInvalidError } from '../../control-plane/index.ts'
+import { sleep } from '../../common/timers.ts'
+import { waitFor } from '../helpers/env.ts'
+import { startReceiver, type Receiver } from '../helpers/receiver.ts'
+import { ADMIN, startSinkHarness, type SinkHarness } from '../helpers/sink-runtime.ts'
+import { levels } from '../helpers/sink-assertions.ts'
+
+interface Seen {
+  id: string
+  sku: string | null
+  seq: number | null
+}
+
+describe('backlog collapse: the latest of each key after a pause', function () {
+  this.timeout(120_000)
+  let h: SinkHarness
+  const receivers: Receiver[] = []
+
+  beforeEach(async () => {
+    h = await startSinkHarness()
+  })
+  afterEach(async () => {
+    await h.close()
+    await Promise.all(receivers.splice(0).map((r) => r.close()))
+  })
+
+  const seen = (secret: string, rx: Receiver): Seen[] => {
+    const wh = new Webhook(secret)
+    return rx.received.map((r) => {
+      const { id, payload } = verifyDelivery<{ data: { sku: string; sequence: number } | null }>(wh, r)
+      return { id, sku: payload.data?.sku ?? null, seq: payload.data ? Number(payload.data.sequence) : null }
+    })
+  }
+  const status = async (id: string) => (await h.cp.getConnector(ADMIN, id)).status
+
+  it("sends the latest record of each key waiting, a tombstone as its key's latest, then goes on live", async () => {
+    const rx = await startReceiver()
+    const plain = await startReceiver()
+    receivers.push(rx, plain)
+    const policy = { retrySchedule: [0.05, 0.1, 0.2], timeoutMs: 2000 }
+    const s = await h.subscribe({
+      name: 'collapsing',
+      url: rx.url,
+      deliveryPolicy: { ...policy, collapseBacklog: true },
+    })
+    const p = await h.subscribe({ name: 'every-record', url: plain.url, deliveryPolicy: policy })
+    await h.worker()
+    await waitFor(async () => (await status(s.id))?.state === 'running', { what: 'running' })
+
+    // before the pause: 10 records over 5 keys, all delivered
+    await h.produce(levels(10, 5, 0))
+    await waitFor(() => rx.received.length === 10, { what: 'the first 10' })
+    const before = seen(s.secret, rx)
+    const had = new Map<string, number>()
+    for (const g of before) had.set(g.sku!, Math.max(had.get(g.sku!) ?? -1, g.seq!))
+
+    await h.cp.setDesiredState(ADMIN, s.id, 'paused')
+    await waitFor(async () => (await status(s.id))?.state === 'paused', { what: 'paused' })
+    // 300 records over the 5 keys wait, then SKU-4 is deleted
+    await h.produce(levels(300, 5, 10))
+    const [tombstoneId] = await h.produceTombstones(['SKU-4'])
+    // (a webhook cannot carry a deletion: the tombstone is a dead letter of each subscription, "nothing to deliver")
+    const deadTombstone = async (subscriptionId: string) =>
+      (await h.cp.deliveries.search({ subscriptionId, eventId: tombstoneId! }, { limit: 1 })).items[0]?.status ===
+      'dead'
+    await waitFor(async () => plain.received.length === 310 && (await deadTombstone(p.id)), {
+      what: () => `the other partner got every record (${plain.received.length})`,
+    })
+
+    await h.cp.setDesiredState(ADMIN, s.id, 'running')
+    // the latest of SKU-0..3 (seq 305..308), and for SKU-4 its tombstone: nothing older of any key
+    await waitFor(async () => rx.received.length >= 14 && (await deadTombstone(s.id)), {
+      what: 'the collapsed backlog',
+    })
+    await sleep(2000)
+    const after = seen(s.secret, rx).slice(10)
+    expect(after.map((g) => `${g.sku}@${g.seq}`).sort(), 'one delivery per key, its latest').to.deep.equal([
+      'SKU-0@305',
+      'SKU-1@306',
+      'SKU-2@307',
+      'SKU-3@308',
+    ])
+    // never older than what it had
+    for (const g of after) expect(g.seq).to.be.greaterThan(had.get(g.sku!)!)
+
+    // live again: every new record, in order
+    await h.produce(levels(5, 5, 400))
+    await waitFor(() => rx.received.length === 19, { what: 'live records after the collapse' })
+    expect(
+      seen(s.secret, rx)
+        .slice(14)
+        .map((g) => g.seq),
+    ).to.have.members([400, 401, 402, 403, 404])
+    await waitFor(async () => (await status(s.id))?.lag === 0, { what: 'caught up' })
+  })
+
+  it('is refused on an event topic, naming deliveryPolicy.collapseBacklog', async () => {
+    const err = await h.cp
+      .createSubscription(ADMIN, {
+        partnerId: h.partnerId,
+        name: 'deals-collapsed',
+        eventTypes: ['deal.registered'],
+        sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' },
+        deliveryPolicy: { collapseBacklog: true },
+      })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      )
+    expect(err).to.be.instanceOf(RequestInvalidError)
+    expect((err as RequestInvalidError).errors[0]?.field).to.equal('deliveryPolicy.collapseBacklog')
+  })
+})
