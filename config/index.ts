@@ -91,6 +91,8 @@ export interface AppConfig {
     csvRows: number
     latencyRate: number
     latencyBrokerWarmupMs: number
+    collapseEvents: number
+    collapseKeys: number
     partnersSubscriptions: number
     partnersRate: number
   }

@@ -521,6 +521,18 @@ export const configSchema = {
       default: 30000,
       env: 'BENCH_LATENCY_BROKER_WARMUP_MS',
     },
+    collapseEvents: {
+      doc: 'Events that wait while the partner is paused in `npm run bench -- collapse` (the issue: 1000000).',
+      format: 'nat',
+      default: 1_000_000,
+      env: 'BENCH_COLLAPSE_EVENTS',
+    },
+    collapseKeys: {
+      doc: 'Keys those events are spread over (the issue: 10000): what a collapsed catch-up delivers.',
+      format: 'nat',
+      default: 10_000,
+      env: 'BENCH_COLLAPSE_KEYS',
+    },
     partnersSubscriptions: {
       doc: 'Active webhook subscriptions on the one worker of `npm run bench -- partners` (the issue: 1000).',
       format: 'nat',
