@@ -89,6 +89,7 @@ export class SinkWorker {
       {
         onDeadLetter: (id, record, info) => this.#outcomes.deadLetter(id, record, info),
         onAttemptFailed: (id, _record, info) => this.#outcomes.noteError(id, info.error),
+        onUnparked: (id) => this.#control.unparked(id),
         onDisabled: (id, info) => {
           this.#outcomes.noteError(id, info.error)
           log.warn(

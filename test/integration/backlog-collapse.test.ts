@@ -141,6 +141,54 @@ describe('backlog collapse: the latest of each key after a pause', function () {
     expect((await status(s.id))?.workerId).to.equal('collapse-2')
   })
 
+  it('collapses the backlog of a partner whose endpoint was down (parked) once it answers again', async () => {
+    let up = true
+    const ok: Seen[] = []
+    const wh = () => new Webhook(s.secret)
+    const rx = await startReceiver((r, res) => {
+      if (!up) return res.writeHead(503).end()
+      const { id, payload } = verifyDelivery<{ data: { sku: string; sequence: number } }>(wh(), r)
+      ok.push({ id, sku: payload.data.sku, seq: Number(payload.data.sequence) })
+      res.writeHead(204).end()
+    })
+    receivers.push(rx)
+    // retries spaced over a minute: the outage parks the subscription, nothing is dead-lettered
+    const retrySchedule = Array.from({ length: 60 }, () => 1)
+    const s = await h.subscribe({
+      name: 'parked',
+      url: rx.url,
+      deliveryPolicy: { retrySchedule, timeoutMs: 2000, collapseBacklog: true },
+    })
+    await h.worker({}, { parkAfterFailures: 3 })
+    await waitFor(async () => (await status(s.id))?.state === 'running', { what: 'running' })
+    await h.produce(levels(10, 5, 0))
+    await waitFor(() => ok.length === 10, { what: 'the first 10' })
+
+    up = false
+    await h.produce(levels(300, 5, 10))
+    await waitFor(() => rx.received.length >= ok.length + 3, { what: 'failed attempts' })
+    await sleep(1500)
+    const downTo = ok.length
+    up = true
+    await waitFor(
+      () => {
+        const last = new Map<string, number>()
+        for (const g of ok) last.set(g.sku!, g.seq!)
+        return [0, 1, 2, 3, 4].every((k) => last.get(`SKU-${k}`) === 305 + k)
+      },
+      { what: 'every key at its latest', timeoutMs: 60_000 },
+    )
+    await sleep(1500)
+    const after = ok.slice(downTo)
+    // a handful of records was under way when the endpoint came back; the rest of the 300 is collapsed
+    expect(after.length, 'deliveries after the outage').to.be.within(5, 30)
+    const lastSeq = new Map<string, number>()
+    for (const g of ok) {
+      expect(g.seq, `${g.sku} went back`).to.be.at.least(lastSeq.get(g.sku!) ?? -1)
+      lastSeq.set(g.sku!, g.seq!)
+    }
+  })
+
   it('is refused on an event topic, naming deliveryPolicy.collapseBacklog', async () => {
     const err = await h.cp
       .createSubscription(ADMIN, {

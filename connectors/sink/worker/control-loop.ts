@@ -16,6 +16,9 @@ import type { Ownership } from './ownership.ts'
 import { MAX_CURSOR_WRITES_PER_FLUSH, type Positions } from './positions.ts'
 import type { RetryRequests } from './retry-requests.ts'
 import { fenceCalls, serial, serialBg, type HeldRuns, type Run, type StopOptions } from './run.ts'
+
+/** Records waiting below which a resume or an un-park delivers them all rather than collapse them. */
+export const COLLAPSE_MIN_BACKLOG = 100
 import type { Runs } from './runs.ts'
 import type { SharedReader } from './shared-reader.ts'
 import type { StatusReports } from './status.ts'
@@ -171,13 +174,37 @@ export class ControlLoop {
   }
 
   /**
+   * The run's endpoint answers again after it was parked: with collapseBacklog and records waiting,
+   * the run restarts as a collapse, as on a resume (the record that un-parked it is delivered already).
+   */
+  unparked(id: string): void {
+    const run = this.#o.held.runs.get(id)
+    if (!run || run.stopped || !this.#collapses(run)) return
+    const { runs, log } = this.#o
+    serialBg(
+      run,
+      async () => {
+        if (run.stopped || !this.#collapses(run)) return
+        log.info('subscription un-parked with a backlog to collapse: restarting it', { subscriptionId: run.id })
+        await runs.stop(run, { flush: true, release: false })
+        await runs.start(run.id, undefined, undefined, { collapse: true })
+      },
+      log,
+    )
+  }
+
+  /**
    * Whether resuming the run collapses its backlog: it asked for it (deliveryPolicy.collapseBacklog,
-   * state topics only) and records wait beyond its positions.
+   * state topics only) and at least COLLAPSE_MIN_BACKLOG records wait beyond its positions (for fewer, a
+   * restart and a scan cost more than they save).
    */
   #collapses(run: Run): boolean {
     if (run.failure || run.sub.deliveryPolicy.collapseBacklog !== true) return false
     const { positions } = this.#o
-    return Object.entries(positions.of(run)).some(([k, v]) => (positions.high.get(k) ?? 0) > Number(v))
+    let waiting = 0
+    for (const [k, v] of Object.entries(positions.of(run)))
+      waiting += Math.max(0, (positions.high.get(k) ?? 0) - Number(v))
+    return waiting >= COLLAPSE_MIN_BACKLOG
   }
 
   #pause(run: Run): void {
