@@ -360,6 +360,22 @@ export const configSchema = {
       env: 'MANAGEMENT_KEY_VERIFY_QUEUE',
     },
   },
+  console: {
+    enabled: {
+      doc: 'Serve the web console under /console in API processes (sign-in with an API key; docs/console.md).',
+      format: Boolean,
+      default: true,
+      env: 'CONSOLE_ENABLED',
+    },
+    sessionTtlSeconds: {
+      doc:
+        'How long a console session lasts after sign-in, in seconds (absolute: then sign in again). ' +
+        'Signing out, or revoking the key, ends it at once.',
+      format: 'positive-int',
+      default: 28800,
+      env: 'CONSOLE_SESSION_TTL_SECONDS',
+    },
+  },
   secrets: {
     encryptionKeys: {
       doc:

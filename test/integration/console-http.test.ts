@@ -1,0 +1,162 @@
+/**
+ * The console's security at the HTTP level, without a browser (runs where chromium is missing too):
+ * the Content-Security-Policy and the assets served by the platform; sign-in through the API keys'
+ * verification and its limit on failed attempts; the session cookie's attributes; only a hash of the
+ * session id stored; sign-out, a revoked key and an expiry each end a session; the CSRF token; values
+ * from the store escaped.
+ */
+import crypto from 'node:crypto'
+import { expect } from 'chai'
+import { CONTENT_SECURITY_POLICY } from '../../console/index.ts'
+import { startManagement, type ManagementHarness } from '../helpers/management.ts'
+
+describe('web console over HTTP', function () {
+  this.timeout(60_000)
+  let h: ManagementHarness
+  let partnerKey: { id: string; key: string }
+  let partnerId = ''
+
+  const get = (path: string, cookie?: string) =>
+    fetch(h.url + path, { redirect: 'manual', headers: cookie ? { cookie } : {} })
+  const post = (path: string, form: Record<string, string>, cookie?: string, headers: Record<string, string> = {}) =>
+    fetch(h.url + path, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}), ...headers },
+      body: new URLSearchParams(form).toString(),
+    })
+  const cookieOf = (res: Response, name: string) => res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`))
+  const pair = (setCookie: string) => setCookie.split(';')[0]!
+
+  /** Signs in with `key`: the session cookie (name=value). */
+  const signIn = async (key: string): Promise<string> => {
+    const form = await get('/console/signin')
+    const token = pair(cookieOf(form, 'distributary_console_signin')!)
+    const res = await post('/console/signin', { _csrf: token.split('=')[1]!, apiKey: key }, token)
+    expect(res.status, await res.text()).to.equal(303)
+    return pair(cookieOf(res, 'distributary_console')!)
+  }
+
+  before(async () => {
+    h = await startManagement({ console: true, overrides: { management: { keyAttempts: { perSecond: 1, burst: 3 } } } })
+    const org = await h.call('POST', '/v1/organizations', {
+      body: { kind: 'partner', name: '<script>alert("x")</script> & Co', slug: 'evil-co' },
+    })
+    partnerId = org.body.id
+    partnerKey = (
+      await h.call('POST', '/v1/api-keys', { body: { scope: 'partner', organizationId: partnerId, name: 'console' } })
+    ).body
+  })
+  after(() => h?.close())
+
+  it('serves every page with a strict CSP (no inline script or style, no eval), and its own assets', async () => {
+    expect(CONTENT_SECURITY_POLICY).to.not.match(/unsafe-inline|unsafe-eval/)
+    const res = await get('/console/signin')
+    expect(res.headers.get('content-security-policy')).to.equal(CONTENT_SECURITY_POLICY)
+    expect(res.headers.get('x-frame-options')).to.equal('DENY')
+    const page = await res.text()
+    expect(page).to.include('<script src="/console/assets/htmx.min.js" defer></script>')
+    expect(page.match(/<script(?![^>]*\ssrc=)[^>]*>/g), 'no inline script').to.equal(null)
+    expect(page).to.not.match(/\sstyle=|<style/)
+    expect(page).to.include('&quot;includeIndicatorStyles&quot;:false')
+    const htmx = await get('/console/assets/htmx.min.js')
+    expect(htmx.status).to.equal(200)
+    expect(htmx.headers.get('content-type')).to.match(/javascript/)
+    expect(await htmx.text()).to.include('htmx')
+    const css = await get('/console/assets/console.css')
+    expect(css.headers.get('content-type')).to.match(/text\/css/)
+    expect((await get('/console/assets/nope.css')).status).to.equal(404)
+  })
+
+  it('signs in through the API key check: a form without its token refused, failed attempts limited', async () => {
+    expect((await post('/console/signin', { apiKey: partnerKey.key })).status).to.equal(403)
+    const form = await get('/console/signin')
+    const token = pair(cookieOf(form, 'distributary_console_signin')!)
+    const statuses: number[] = []
+    for (let i = 0; i < 4; i++)
+      statuses.push(
+        (
+          await post(
+            '/console/signin',
+            { _csrf: token.split('=')[1]!, apiKey: `dk_0123456789ab.${'x'.repeat(43)}` },
+            token,
+          )
+        ).status,
+      )
+    expect(statuses).to.deep.equal([401, 401, 401, 429])
+    await new Promise((r) => setTimeout(r, 1200)) // a valid key needs one attempt left (given back when it verifies)
+  })
+
+  it('stores only a hash of the session id; an HttpOnly, SameSite=Strict, expiring cookie', async () => {
+    const form = await get('/console/signin')
+    const token = pair(cookieOf(form, 'distributary_console_signin')!)
+    const res = await post('/console/signin', { _csrf: token.split('=')[1]!, apiKey: partnerKey.key }, token)
+    expect(res.status).to.equal(303)
+    const set = cookieOf(res, 'distributary_console')!
+    expect(set)
+      .to.match(/; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=\d+/)
+      .and.not.match(/Secure/)
+    const id = pair(set).split('=')[1]!
+    const stored = await h.db
+      .collection('console_sessions')
+      .findOne({ _id: crypto.createHash('sha256').update(id).digest('hex') as never })
+    expect(stored).to.not.equal(null)
+    expect(JSON.stringify(stored)).to.not.include(id)
+    const page = await (await get('/console/', pair(set))).text()
+    expect(page).to.include('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; Co')
+    expect(page).to.not.include('<script>alert')
+  })
+
+  it("refuses a change without the session's CSRF token (a form field, or the htmx header)", async () => {
+    const cookie = await signIn(partnerKey.key)
+    const page = await (await get('/console/', cookie)).text()
+    const token = /name="_csrf" value="([^"]+)"/.exec(page)![1]!
+    expect(page).to.include(`hx-headers="{&quot;X-CSRF-Token&quot;:&quot;${token}&quot;}"`)
+    expect((await post('/console/grants/grt_000000000000000000000000/end', {}, cookie)).status).to.equal(403)
+    expect(
+      (await post('/console/grants/grt_000000000000000000000000/end', { _csrf: 'forged' }, cookie)).status,
+    ).to.equal(403)
+    // with the token the request gets through to the control plane: an unknown grant is the 404 page
+    expect((await post('/console/grants/grt_000000000000000000000000/end', { _csrf: token }, cookie)).status).to.equal(
+      404,
+    )
+    expect(
+      (
+        await post('/console/grants/grt_000000000000000000000000/end', {}, cookie, {
+          'x-csrf-token': token,
+          'hx-request': 'true',
+        })
+      ).status,
+    ).to.equal(404)
+  })
+
+  it('ends a session on sign-out, when its key is revoked, and when it expires (then sweeps it)', async () => {
+    const a = await signIn(partnerKey.key)
+    const page = await (await get('/console/', a)).text()
+    const token = /name="_csrf" value="([^"]+)"/.exec(page)![1]!
+    expect((await post('/console/signout', { _csrf: token }, a)).status).to.equal(303)
+    expect((await get('/console/', a)).headers.get('location')).to.equal('/console/signin')
+
+    const b = await signIn(partnerKey.key)
+    const expired = await signIn(partnerKey.key)
+    await h.db
+      .collection('console_sessions')
+      .updateOne(
+        { _id: crypto.createHash('sha256').update(expired.split('=')[1]!).digest('hex') as never },
+        { $set: { expiresAt: new Date(Date.now() - 1000) } },
+      )
+    expect((await get('/console/', expired)).headers.get('location')).to.equal('/console/signin')
+    expect((await get('/console/', b)).status).to.equal(200)
+    expect((await h.call('DELETE', `/v1/api-keys/${partnerKey.id}`)).status).to.equal(200)
+    expect((await get('/console/', b)).headers.get('location')).to.equal('/console/signin')
+    // an htmx request of a page left open: told to go to the sign-in page
+    const hx = await fetch(`${h.url}/console/subscriptions/rows`, { headers: { cookie: b, 'hx-request': 'true' } })
+    expect(hx.status).to.equal(401)
+    expect(hx.headers.get('hx-redirect')).to.equal('/console/signin')
+    const other = (
+      await h.call('POST', '/v1/api-keys', { body: { scope: 'partner', organizationId: partnerId, name: 'again' } })
+    ).body.key as string
+    await signIn(other) // a sign-in sweeps the expired sessions
+    expect(await h.db.collection('console_sessions').countDocuments({ expiresAt: { $lte: new Date() } })).to.equal(0)
+  })
+})
