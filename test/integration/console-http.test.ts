@@ -130,6 +130,58 @@ describe('web console over HTTP', function () {
     ).to.equal(404)
   })
 
+  it('accepts a grant, lists dead letters newest first, retries those matching a filter once confirmed', async () => {
+    const mk = async (kind: string, slug: string) => {
+      const org = (await h.call('POST', '/v1/organizations', { body: { kind, name: slug, slug } })).body.id as string
+      const key = await h.call('POST', '/v1/api-keys', { body: { scope: kind, organizationId: org, name: 'k' } })
+      return { org, key: key.body.key as string }
+    }
+    const acme = await mk('publisher', 'acme-grants')
+    const nw = await mk('partner', 'northwind-grants')
+    const offer = { partnerId: nw.org, entitlements: [{ eventType: 'inventory.level.changed' }] }
+    const g = await h.call('POST', '/v1/grants', { key: acme.key, body: offer })
+    const cookie = await signIn(nw.key)
+    const grants = await (await get('/console/grants', cookie)).text()
+    const token = /name="_csrf" value="([^"]+)"/.exec(grants)![1]!
+    expect(grants).to.include(`action="/console/grants/${g.body.id}/accept"`)
+    expect((await post(`/console/grants/${g.body.id}/accept`, { _csrf: token, version: '1' }, cookie)).status).to.equal(
+      303,
+    )
+    expect((await h.call('GET', `/v1/grants/${g.body.id}`, { key: nw.key })).body.status).to.equal('active')
+    const sub = await h.call('POST', '/v1/subscriptions', {
+      key: nw.key,
+      body: {
+        name: 'hooks',
+        eventTypes: ['inventory.level.changed'],
+        sink: { type: 'webhook', url: 'https://nw.example/h' },
+      },
+    })
+    const base = { subscriptionId: sub.body.id as string, partnerId: nw.org, publisherId: acme.org, key: 'k' }
+    const failed = { at: new Date(), durationMs: 5, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'no' }
+    for (let i = 0; i < 3; i++) {
+      await h.cp.deliveries.recordAttempt({
+        ...base,
+        eventId: `ev-${i}`,
+        eventType: i === 2 ? 'deal.registered' : 'inventory.level.changed',
+        status: 'dead',
+        deadReason: 'retries exhausted',
+        attempt: failed,
+      })
+    }
+    const page = await (await get(`/console/subscriptions/${sub.body.id}/deliveries?status=dead`, cookie)).text()
+    const order = [...page.matchAll(/data-event-id="([^"]+)"/g)].map((m) => m[1])
+    expect(order).to.deep.equal(['ev-2', 'ev-1', 'ev-0']) // newest first, through the failures index
+    const path = `/console/subscriptions/${sub.body.id}/deliveries/retry-matching`
+    const filter = { _csrf: token, eventType: 'inventory.level.changed' }
+    const confirm = await post(path, filter, cookie)
+    expect(confirm.status).to.equal(200)
+    expect((await confirm.text()).replace(/\s+/g, ' ')).to.include('2 dead letters match this filter')
+    expect(await h.db.collection('retry_requests').countDocuments({ subscriptionId: sub.body.id })).to.equal(0)
+    expect((await post(path, { ...filter, confirm: 'yes' }, cookie)).status).to.equal(303)
+    const requests = await h.db.collection('retry_requests').find({ subscriptionId: sub.body.id }).toArray()
+    expect(requests.map((r) => r.eventId).sort()).to.deep.equal(['ev-0', 'ev-1'])
+  })
+
   it('ends a session on sign-out, when its key is revoked, and when it expires (then sweeps it)', async () => {
     const a = await signIn(partnerKey.key)
     const page = await (await get('/console/', a)).text()
