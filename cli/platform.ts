@@ -430,6 +430,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
             logger,
             db: mongo.db(config.mongodb.database),
             sessionTtlSeconds: config.console.sessionTtlSeconds,
+            secureCookies: config.console.secureCookies,
             registry: {
               reader: () => {
                 const state = contractsState

@@ -375,6 +375,14 @@ export const configSchema = {
       default: 28800,
       env: 'CONSOLE_SESSION_TTL_SECONDS',
     },
+    secureCookies: {
+      doc:
+        "Mark the console's cookies Secure on every answer, for a platform behind a TLS-terminating proxy " +
+        '(it sees plain HTTP). Off: Secure when the request itself came over TLS.',
+      format: Boolean,
+      default: false,
+      env: 'CONSOLE_SECURE_COOKIES',
+    },
   },
   secrets: {
     encryptionKeys: {

@@ -34,6 +34,8 @@ export interface ConsoleOptions extends ConsoleDeps {
   db: Db
   /** How long a session lasts (absolute), in seconds. */
   sessionTtlSeconds: number
+  /** Cookies Secure on every answer (behind a TLS-terminating proxy); otherwise when the request came over TLS. */
+  secureCookies?: boolean
 }
 
 export const CONTENT_SECURITY_POLICY = [
@@ -84,6 +86,8 @@ function signInPage(res: Response, o: { token: string; error?: string; status?: 
 
 export function consoleRouter(options: ConsoleOptions): Router {
   const sessions = new ConsoleSessions(options.db, options.cp, options.sessionTtlSeconds * 1000)
+  // req.secure: TLS to this process (or X-Forwarded-Proto where express's trust proxy is set)
+  const secure = (req: Request) => options.secureCookies === true || req.secure
   // the expiry index only speeds the clean-up up: a store that is away now gets it on the next start
   sessions.init().catch((err: unknown) => options.logger.warn('console sessions index not created now', { err }))
   const r = Router()
@@ -99,14 +103,14 @@ export function consoleRouter(options: ConsoleOptions): Router {
 
   r.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 200 }))
 
-  r.get('/signin', (req, res) => signInPage(res, { token: randomToken(), secure: req.secure }))
+  r.get('/signin', (req, res) => signInPage(res, { token: randomToken(), secure: secure(req) }))
   r.post('/signin', async (req, res, next) => {
     const cookies = cookiesOf(req.get('cookie'))
     const body = (req.body ?? {}) as Record<string, unknown>
     if (!sameToken(cookies[SIGNIN_COOKIE], typeof body._csrf === 'string' ? body._csrf : undefined)) {
       return signInPage(res, {
         token: randomToken(),
-        secure: req.secure,
+        secure: secure(req),
         status: 403,
         error: 'The sign-in form expired or did not come from this page; sign in again.',
       })
@@ -118,17 +122,17 @@ export function consoleRouter(options: ConsoleOptions): Router {
       if (!principal)
         return signInPage(res, {
           token: randomToken(),
-          secure: req.secure,
+          secure: secure(req),
           status: 401,
           error: 'That API key is unknown, revoked or expired.',
         })
       const { id, session } = await sessions.open(principal)
       res.setHeader('Set-Cookie', [
         cookie(SESSION_COOKIE, id, {
-          secure: req.secure,
+          secure: secure(req),
           maxAgeSeconds: (session.expiresAt.getTime() - Date.now()) / 1000,
         }),
-        cookie(SIGNIN_COOKIE, '', { secure: req.secure, maxAgeSeconds: 0 }),
+        cookie(SIGNIN_COOKIE, '', { secure: secure(req), maxAgeSeconds: 0 }),
       ])
       res.redirect(303, '/console/')
     } catch (err) {
@@ -136,7 +140,7 @@ export function consoleRouter(options: ConsoleOptions): Router {
         res.setHeader('Retry-After', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))))
         return signInPage(res, {
           token: randomToken(),
-          secure: req.secure,
+          secure: secure(req),
           status: err.policy ? 429 : 503,
           error: err.message,
         })
@@ -186,7 +190,7 @@ export function consoleRouter(options: ConsoleOptions): Router {
   r.post('/signout', async (req, res, next) => {
     try {
       await sessions.close(cookiesOf(req.get('cookie'))[SESSION_COOKIE])
-      res.setHeader('Set-Cookie', cookie(SESSION_COOKIE, '', { secure: req.secure, maxAgeSeconds: 0 }))
+      res.setHeader('Set-Cookie', cookie(SESSION_COOKIE, '', { secure: secure(req), maxAgeSeconds: 0 }))
       res.redirect(303, '/console/signin')
     } catch (err) {
       next(err)
