@@ -5,6 +5,7 @@
  */
 import type { RequestHandler, Router } from 'express'
 import { grantView } from '../api/management/http.ts'
+import { entitlementsOf } from '../control-plane/stored-keys.ts'
 import { RequestInvalidError } from '../control-plane/errors.ts'
 import type { Entitlement, GrantDoc } from '../control-plane/types.ts'
 import { field, fields, type ConsoleDeps, type Ctx, type PageHandler } from './context.ts'
@@ -155,7 +156,8 @@ function offerForm(
     <label for="partnerId">Partner id</label
     ><input id="partnerId" name="partnerId" required value="${s('partnerId')}" aria-describedby="partnerId-help" />
     <p class="help" id="partnerId-help">
-      A partner you already have a grant with gets its grant changed (added event types wait for its acceptance).
+      A partner you already have a grant with gets its grant changed: added event types wait for its acceptance, row
+      filters are kept.
     </p>
     <fieldset>
       <legend>Event types</legend>
@@ -174,16 +176,23 @@ const offer: PageHandler = async (ctx) => {
     .split(',')
     .map((x) => x.trim())
     .filter((x) => x !== '')
-  const entitlements: Entitlement[] = fields(ctx.form, 'eventTypes').map((eventType) => ({
-    eventType,
-    ...(list.length > 0 ? { fields: list } : {}),
-  }))
   try {
-    if (entitlements.length === 0)
+    const types = fields(ctx.form, 'eventTypes')
+    if (types.length === 0)
       throw new RequestInvalidError([{ field: 'entitlements', message: 'name at least one event type' }])
     const publisherId = field(ctx.form, 'publisherId') || undefined
+    if (p.scope === 'admin' && !publisherId) {
+      throw new RequestInvalidError([{ field: 'publisherId', message: 'is required with an admin key' }])
+    }
     const existing = (await cp.listGrants(p, { partnerId, ...(publisherId ? { publisherId } : {}) }, { limit: 1 }))
       .items[0]
+    // a change keeps what the form cannot show: an event type's row filter, and its fields when none are given
+    const before = new Map(existing ? entitlementsOf(existing.entitlements).map((e) => [e.eventType, e]) : [])
+    const entitlements: Entitlement[] = types.map((eventType) => {
+      const kept = before.get(eventType)
+      const chosen = list.length > 0 ? list : kept?.fields
+      return { eventType, ...(kept?.filter ? { filter: kept.filter } : {}), ...(chosen ? { fields: chosen } : {}) }
+    })
     if (existing) await cp.updateGrant(p, existing._id, { entitlements })
     else await cp.createGrant(p, { partnerId, entitlements, ...(publisherId ? { publisherId } : {}) })
     return { redirect: '/console/grants' }

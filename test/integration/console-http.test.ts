@@ -138,7 +138,8 @@ describe('web console over HTTP', function () {
     }
     const acme = await mk('publisher', 'acme-grants')
     const nw = await mk('partner', 'northwind-grants')
-    const offer = { partnerId: nw.org, entitlements: [{ eventType: 'inventory.level.changed' }] }
+    const region = { region: { in: ['EU'] } }
+    const offer = { partnerId: nw.org, entitlements: [{ eventType: 'inventory.level.changed', filter: region }] }
     const g = await h.call('POST', '/v1/grants', { key: acme.key, body: offer })
     const cookie = await signIn(nw.key)
     const grants = await (await get('/console/grants', cookie)).text()
@@ -148,6 +149,25 @@ describe('web console over HTTP', function () {
       303,
     )
     expect((await h.call('GET', `/v1/grants/${g.body.id}`, { key: nw.key })).body.status).to.equal('active')
+    // the publisher adds an event type through the console's form: the row filter it cannot show is kept
+    const acmeCookie = await signIn(acme.key)
+    const acmePage = await (await get('/console/grants', acmeCookie)).text()
+    const acmeToken = /name="_csrf" value="([^"]+)"/.exec(acmePage)![1]!
+    const change = new URLSearchParams({ _csrf: acmeToken, partnerId: nw.org })
+    for (const t of ['inventory.level.changed', 'deal.registered']) change.append('eventTypes', t)
+    const changed = await fetch(`${h.url}/console/grants`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: acmeCookie },
+      body: change.toString(),
+    })
+    expect(changed.status).to.equal(303)
+    const after = (await h.call('GET', `/v1/grants/${g.body.id}`, { key: nw.key })).body
+    expect(after.entitlements).to.deep.equal([
+      { eventType: 'inventory.level.changed', filter: region },
+      { eventType: 'deal.registered' },
+    ])
+    expect(after.pendingEventTypes).to.deep.equal(['deal.registered'])
     const sub = await h.call('POST', '/v1/subscriptions', {
       key: nw.key,
       body: {
