@@ -216,14 +216,19 @@ const action = (form: Ctx['form'], allowed: readonly Action[]): Action => {
 }
 
 export function mountOperatorPages(r: Router, h: Mount): void {
-  r.get(
-    '/connectors',
-    h(async (ctx) => ({ page: await connectorTable(ctx), title: 'Connectors', current: '/console/connectors' })),
-  )
-  r.get(
-    '/connectors/table',
-    h(async (ctx) => ({ fragment: await connectorTable(ctx) })),
-  )
+  // each table is a page, and the fragment its polling asks for
+  const table = (path: string, title: string, render: (ctx: Ctx) => Promise<Html>) => {
+    r.get(
+      path,
+      h(async (ctx) => ({ page: await render(ctx), title, current: `/console${path}` })),
+    )
+    r.get(
+      `${path}/table`,
+      h(async (ctx) => ({ fragment: await render(ctx) })),
+    )
+  }
+  table('/connectors', 'Connectors', connectorTable)
+  table('/sources', 'Sources', sourceTable)
   r.post(
     '/connectors/:id/state',
     h(async (ctx) => {
@@ -233,14 +238,6 @@ export function mountOperatorPages(r: Router, h: Mount): void {
       else await ctx.deps.cp.setDesiredState(ctx.principal, id, a === 'pause' ? 'paused' : 'running')
       return { redirect: '/console/connectors' }
     }),
-  )
-  r.get(
-    '/sources',
-    h(async (ctx) => ({ page: await sourceTable(ctx), title: 'Sources', current: '/console/sources' })),
-  )
-  r.get(
-    '/sources/table',
-    h(async (ctx) => ({ fragment: await sourceTable(ctx) })),
   )
   r.post(
     '/sources/:id/state',
