@@ -53,6 +53,7 @@ const CONNECTOR_COLUMNS: Array<[string, string]> = [
   ['partner', 'Partner'],
   ['state', 'State'],
   ['lag', 'Lag (records)'],
+  ['seconds', 'Lag (seconds)'],
   ['fresh', 'Freshness'],
   ['error', 'Last error'],
   ['worker', 'Worker'],
@@ -68,6 +69,8 @@ async function connectorTable(ctx: Ctx): Promise<Html> {
     const s = connectorStatusView(c, p)
     const sub = subs.get(c._id)
     const fresh = freshness(c)
+    const since = s.freshnessBreachedSince
+    const breach = since ? html` ${badge('behind-objective')} since ${time(since)}` : ''
     const act = (a: string, label: string) =>
       html`<form method="post" action="/console/connectors/${c._id}/state" class="inline">
         ${csrf}<input type="hidden" name="action" value="${a}" /><button
@@ -86,7 +89,8 @@ async function connectorTable(ctx: Ctx): Promise<Html> {
       partner: c.partnerId,
       state: s.state,
       lag: s.lag ?? -1,
-      fresh: fresh.behind ? 1 : 0,
+      seconds: s.freshnessSeconds ?? -1,
+      fresh: fresh.seconds ?? Number.MAX_SAFE_INTEGER,
       error: s.lastError?.code ?? '',
       worker: s.workerId ?? '',
     }
@@ -97,7 +101,8 @@ async function connectorTable(ctx: Ctx): Promise<Html> {
         <td><code>${c.partnerId}</code></td>
         <td>${badge(s.state)}</td>
         <td class="num">${s.lag ?? '–'}</td>
-        <td>${fresh.text}</td>
+        <td class="num">${s.freshnessSeconds ?? '–'}</td>
+        <td>${fresh.text}${breach}</td>
         <td>${s.lastError ? html`<code>${s.lastError.code}</code> ${s.lastError.message}` : ''}</td>
         <td>${s.workerId ?? '–'}</td>
         <td>${actions}</td>
@@ -120,7 +125,7 @@ async function connectorTable(ctx: Ctx): Promise<Html> {
         ${t.rows.map((r) => r.html)}${
           rows.length === 0
             ? html`<tr>
-                <td colspan="8" class="muted">No connectors visible to this key.</td>
+                <td colspan="9" class="muted">No connectors visible to this key.</td>
               </tr>`
             : ''
         }
@@ -133,6 +138,7 @@ const SOURCE_COLUMNS: Array<[string, string]> = [
   ['name', 'Source'],
   ['kind', 'Kind'],
   ['state', 'State'],
+  ['seconds', 'Lag (seconds)'],
   ['produced', 'Produced'],
   ['reported', 'Reported'],
   ['error', 'Last error'],

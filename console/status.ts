@@ -15,21 +15,26 @@ import { age, badge, html, time, type Html } from './html.ts'
 export const poll = (url: string) => html`hx-get="${url}" hx-trigger="every 2s" hx-swap="outerHTML"`
 
 /**
- * How old a partner's view is: the worker reports a subscription's lag (records not yet delivered)
- * with every status report; when the lag was 0, everything published before that report had been
- * delivered, so the view is at most as old as the report. When it was not, the view is behind.
+ * How old a partner's view is (docs/freshness.md). The worker reports with each status the age of the
+ * oldest record not yet delivered to the subscription (`freshnessSeconds`, 0 when caught up) and the
+ * lag in records. Caught up at the report: everything published before it was delivered, so the view is
+ * at most as old as the report. Behind: the oldest waiting record has aged since the report too. A
+ * worker that reports no age gives the lag in records only.
  */
-export function freshness(c: ConnectorDoc | null, now = Date.now()): { text: string; behind: boolean } {
+export function freshness(
+  c: ConnectorDoc | null,
+  now = Date.now(),
+): { text: string; behind: boolean; seconds: number | null } {
   const s = c?.status
-  if (!s || s.lag === null) return { text: 'not reported yet (no worker runs this subscription now)', behind: true }
-  const reported = new Date(s.reportedAt).getTime()
-  if (s.lag === 0) return { text: `${age(now - reported)} old`, behind: false }
-  return {
-    text:
-      `behind by ${s.lag.toLocaleString('en-US')} record${s.lag === 1 ? '' : 's'} ` +
-      `(as of ${age(now - reported)} ago)`,
-    behind: true,
-  }
+  if (!s || s.lag === null)
+    return { text: 'not reported yet (no worker runs this subscription now)', behind: true, seconds: null }
+  const since = now - new Date(s.reportedAt).getTime()
+  const f = s.freshnessSeconds
+  if (f === 0 || (f == null && s.lag === 0)) return { text: `${age(since)} old`, behind: false, seconds: since / 1000 }
+  const records = `${s.lag.toLocaleString('en-US')} record${s.lag === 1 ? '' : 's'} waiting`
+  if (f == null) return { text: `behind: ${records} (as of ${age(since)} ago)`, behind: true, seconds: null }
+  const seconds = f + since / 1000
+  return { text: `${age(seconds * 1000)} old (${records})`, behind: true, seconds }
 }
 
 /**
@@ -83,6 +88,8 @@ export function statusPanel(
       <dt>Lag</dt>
       <dd>
         ${s.lag === null ? html`<span class="muted">not reported</span>` : `${s.lag.toLocaleString('en-US')} records`}
+        ${s.freshnessSeconds != null ? `· oldest waiting ${s.freshnessSeconds} s` : ''}
+        ${s.freshnessBreachedSince ? html`· ${badge('behind-objective')} since ${time(s.freshnessBreachedSince)}` : ''}
       </dd>
       <dt>Worker</dt>
       <dd>${s.workerId ?? html`<span class="muted">none</span>`}</dd>

@@ -17,7 +17,8 @@
  * the only process writing its deliveries. Failures recorded before the index existed are not in it:
  * the head says since when it holds them (the console offers the slow search for older ones).
  */
-import type { Collection } from 'mongodb'
+import type { Collection, UpdateFilter } from 'mongodb'
+import { isDuplicateKey } from '../common/store-errors.ts'
 
 export const PAGE_SIZE = 500
 export type FailureStatus = 'dead' | 'retrying'
@@ -67,8 +68,7 @@ export class DeliveryFailures {
       const pages = doc?.pages ?? 0
       const last = pages > 0 ? await this.col.findOne({ _id: `${head}|${pages}` }, { projection: { count: 1 } }) : null
       known = { pages, count: last?.count ?? 0 }
-      if (!doc)
-        await this.col.updateOne({ _id: head }, { $setOnInsert: { pages: 0, since: new Date() } }, { upsert: true })
+      if (!doc) await this.#upsert(head, { $setOnInsert: { pages: 0, since: new Date() } })
     }
     let rest = ids
     while (rest.length > 0) {
@@ -78,15 +78,28 @@ export class DeliveryFailures {
       }
       const take = rest.slice(0, PAGE_SIZE - known.count)
       rest = rest.slice(take.length)
-      await this.col.updateOne(
-        { _id: `${head}|${known.pages}` },
-        { $push: { entries: { $each: take } }, $inc: { count: take.length } },
-        { upsert: true },
-      )
+      await this.#upsert(`${head}|${known.pages}`, {
+        $push: { entries: { $each: take } },
+        $inc: { count: take.length },
+      })
       known = { pages: known.pages, count: known.count + take.length }
     }
     if (this.#heads.size >= 10_000) this.#heads.delete(this.#heads.keys().next().value!)
     this.#heads.set(head, known)
+  }
+
+  /**
+   * An upsert by `_id`; FerretDB's is not atomic, so a concurrent writer (another process, briefly, at
+   * a lease hand-over) may insert the document first: the insert then fails on the duplicate key and
+   * the update applies to that document.
+   */
+  async #upsert(id: string, update: UpdateFilter<FailureIndexDoc>): Promise<void> {
+    try {
+      await this.col.updateOne({ _id: id }, update, { upsert: true })
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err
+      await this.col.updateOne({ _id: id }, update)
+    }
   }
 
   /** The head of a subscription's index for a status (null: nothing recorded in it yet). */

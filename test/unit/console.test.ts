@@ -44,9 +44,16 @@ describe('console', () => {
   })
 
   it("says how fresh a view is from the worker's last report", () => {
-    const at = (lag: number | null) => ({ status: { lag, reportedAt: new Date(10_000) } }) as unknown as ConnectorDoc
-    expect(freshness(at(0), 11_200)).to.deep.equal({ text: '1.2 s old', behind: false })
-    expect(freshness(at(1234), 12_000).text).to.equal('behind by 1,234 records (as of 2.0 s ago)')
+    const at = (lag: number | null, freshnessSeconds?: number) =>
+      ({ status: { lag, freshnessSeconds, reportedAt: new Date(10_000) } }) as unknown as ConnectorDoc
+    expect(freshness(at(0), 11_200)).to.deep.equal({ text: '1.2 s old', behind: false, seconds: 1.2 })
+    expect(freshness(at(0, 0), 11_200).text).to.equal('1.2 s old')
+    expect(freshness(at(1234, 30), 12_000)).to.deep.equal({
+      text: '32.0 s old (1,234 records waiting)',
+      behind: true,
+      seconds: 32,
+    })
+    expect(freshness(at(1, undefined), 12_000).text).to.equal('behind: 1 record waiting (as of 2.0 s ago)')
     expect(freshness(null).behind).to.equal(true)
   })
 
