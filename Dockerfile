@@ -27,6 +27,8 @@ COPY --from=build /app/dist ./dist
 COPY schemas/avro ./schemas/avro
 COPY schemas/released ./schemas/released
 COPY consumers/rest/mapping-sandbox-process.cjs ./consumers/rest/mapping-sandbox-process.cjs
+# the web console's stylesheet (htmx comes from the htmx.org package, a production dependency)
+COPY console/assets ./console/assets
 # CSV drop folders (one per publisher, <SOURCES_DROP_ROOT>/<publisher id>/), writable by the platform's user;
 # docker-compose.yml mounts a volume here (the image's /app is root's: the default .stack/drop is not writable)
 RUN mkdir -p /var/lib/distributary/drop && chown node:node /var/lib/distributary/drop

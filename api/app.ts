@@ -5,6 +5,7 @@ import { healthRouter, type ReadinessChecks } from './health.ts'
 import { docsRouter } from './management/docs.ts'
 import { managementRouter, type ManagementOptions } from './management/router.ts'
 import { sendProblem } from './problem.ts'
+import { consoleRouter, type ConsoleOptions } from '../console/index.ts'
 import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from '../common/store-errors.ts'
 
 export interface AppDeps {
@@ -16,6 +17,8 @@ export interface AppDeps {
   metrics?: Metrics
   /** Routers with their own authentication (event ingestion), mounted before the management API. */
   routers?: RequestHandler[]
+  /** The web console under /console (docs/console.md); absent: none. */
+  console?: ConsoleOptions
 }
 
 export function createApp(deps: AppDeps): express.Express {
@@ -45,6 +48,7 @@ export function createApp(deps: AppDeps): express.Express {
     app.use('/v1', managementRouter(deps.management))
     app.use(docsRouter())
   }
+  if (deps.console) app.use('/console', consoleRouter(deps.console))
   app.use((req: Request, res: Response) => {
     sendProblem(res, { title: 'Not Found', status: 404, detail: `no route for ${req.method} ${req.path}` })
   })

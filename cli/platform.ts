@@ -168,17 +168,19 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     ready: false,
     error: 'starting',
   }
+  // who may read and write what on the registry (also what the console's schema pages show a key)
+  const registryAuth = registryAccess({
+    controlPlane: () => controlPlane,
+    internalPassword: internalPassword(keyRing),
+    anonymousLoopbackReads: config.schemaRegistry.anonymousLoopbackReads,
+    partnerKafka: () => partnerKafka,
+  })
   const bootstrap = async (): Promise<Contracts> => {
     // the worker role uses the API process's built-in registry (or the external one)
     if (runApi && config.schemaRegistry.url === '' && !registry) {
       registry = await startSchemaRegistry(config, logger, {
         // API keys (admin, publisher, partner) and the platform's own processes (see docs/schema-registry.md)
-        auth: registryAccess({
-          controlPlane: () => controlPlane,
-          internalPassword: internalPassword(keyRing),
-          anonymousLoopbackReads: config.schemaRegistry.anonymousLoopbackReads,
-          partnerKafka: () => partnerKafka,
-        }),
+        auth: registryAuth,
         // lazy: the control plane is created below, after the bootstrap started
         beforeRegister: (candidate) =>
           pinnedReaderCheck({
@@ -420,6 +422,27 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       sourceDropRoot: dropRoot,
       ...(partnerKafka ? { partnerKafka } : {}),
     },
+    ...(config.console.enabled
+      ? {
+          console: {
+            cp: controlPlane,
+            sources: sourceRegistry,
+            logger,
+            db: mongo.db(config.mongodb.database),
+            sessionTtlSeconds: config.console.sessionTtlSeconds,
+            secureCookies: config.console.secureCookies,
+            registry: {
+              reader: () => {
+                const state = contractsState
+                return state.ready
+                  ? { get: <T>(path: string) => state.value.serde.client.request<T>('GET', path) }
+                  : null
+              },
+              principalOf: (p) => registryAuth.principalOf(p),
+            },
+          },
+        }
+      : {}),
     readiness: {
       kafka: async () => {
         await admin.connect() // a no-op when connected; reconnects after an outage

@@ -53,6 +53,7 @@ export interface AppConfig {
     keyVerifyConcurrency: number
     keyVerifyQueue: number
   }
+  console: { enabled: boolean; sessionTtlSeconds: number; secureCookies: boolean }
   secrets: { encryptionKeys: string; currentKeyId: string }
   urlGuard: { allowlist: string }
   worker: {

@@ -360,6 +360,30 @@ export const configSchema = {
       env: 'MANAGEMENT_KEY_VERIFY_QUEUE',
     },
   },
+  console: {
+    enabled: {
+      doc: 'Serve the web console under /console in API processes (sign-in with an API key; docs/console.md).',
+      format: Boolean,
+      default: true,
+      env: 'CONSOLE_ENABLED',
+    },
+    sessionTtlSeconds: {
+      doc:
+        'How long a console session lasts after sign-in, in seconds (absolute: then sign in again). ' +
+        'Signing out, or revoking the key, ends it at once.',
+      format: 'positive-int',
+      default: 28800,
+      env: 'CONSOLE_SESSION_TTL_SECONDS',
+    },
+    secureCookies: {
+      doc:
+        "Mark the console's cookies Secure on every answer, for a platform behind a TLS-terminating proxy " +
+        '(it sees plain HTTP). Off: Secure when the request itself came over TLS.',
+      format: Boolean,
+      default: false,
+      env: 'CONSOLE_SECURE_COOKIES',
+    },
+  },
   secrets: {
     encryptionKeys: {
       doc:

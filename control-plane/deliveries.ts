@@ -8,6 +8,7 @@ import { MongoBulkWriteError, type Filter, type UpdateFilter } from 'mongodb'
 import type { Collections, Page, PageRequest } from './store.ts'
 import { newId, page } from './store.ts'
 import { isDuplicateKey } from './errors.ts'
+import { DeliveryFailures } from './delivery-failures.ts'
 import type { DeadLetterRecord, DeliveryAttempt, DeliveryDoc, DeliveryStatus, RetryRequestDoc } from './types.ts'
 
 /** Kept per delivery document (the oldest are dropped). */
@@ -35,6 +36,8 @@ export interface DeliverySearch {
   publisherId?: string | undefined
   eventId?: string | undefined
   key?: string | undefined
+  /** Only deliveries of this event type (the console's filter). */
+  eventType?: string | undefined
   status?: DeliveryStatus | undefined
   since?: Date | undefined
   until?: Date | undefined
@@ -74,7 +77,7 @@ function withoutNulls<T extends object>(x: T): T {
 }
 
 /** A stored delivery document as DeliveryDoc: the fields left out when null are null again. */
-function complete(doc: DeliveryDoc): DeliveryDoc {
+export function completeDelivery(doc: DeliveryDoc): DeliveryDoc {
   for (const k of NULLABLE) (doc as unknown as Record<string, unknown>)[k] ??= null
   for (const a of doc.attempts ?? [])
     for (const k of NULLABLE_ATTEMPT) (a as unknown as Record<string, unknown>)[k] ??= null
@@ -131,6 +134,8 @@ export class DeliveryLog {
 
   readonly #firstWaitMs: number
   readonly #deliveredWaitMs: number
+  /** The failures of each subscription by `_id` (what the console lists fast on FerretDB). */
+  readonly failures: DeliveryFailures
 
   /** `wait`: the batch windows (FIRST_WAIT_MS, DELIVERED_WAIT_MS by default). */
   constructor(
@@ -139,6 +144,18 @@ export class DeliveryLog {
   ) {
     this.#firstWaitMs = wait.firstMs ?? FIRST_WAIT_MS
     this.#deliveredWaitMs = wait.deliveredMs ?? DELIVERED_WAIT_MS
+    this.failures = new DeliveryFailures(cols.deliveryFailures)
+  }
+
+  /** After a failed attempt is stored: its delivery in the failures index (a successful one needs nothing). */
+  #noteFailure(
+    r: { subscriptionId: string; eventId: string; status: DeliveryStatus },
+    written: Promise<void>,
+  ): Promise<void> {
+    if (r.status !== 'dead' && r.status !== 'retrying') return written
+    const { subscriptionId, eventId, status } = r
+    const id = () => this.#idOf(`${subscriptionId}|${eventId}`, subscriptionId, eventId)
+    return written.then(() => this.failures.note(subscriptionId, status, [{ id: id(), at: new Date() }]))
   }
 
   #remember(key: string, id: string): void {
@@ -190,6 +207,10 @@ export class DeliveryLog {
    * event whose document turns out to exist takes the upsert path. Resolves once the attempt is stored.
    */
   recordAttempt(r: AttemptRecord): Promise<void> {
+    return this.#noteFailure(r, this.#recordAttempt(r))
+  }
+
+  #recordAttempt(r: AttemptRecord): Promise<void> {
     const now = new Date()
     const excerpt =
       r.attempt.responseExcerpt == null
@@ -353,6 +374,7 @@ export class DeliveryLog {
         attemptCount: 0,
       },
     })
+    await this.#noteFailure({ ...r, status: 'dead' }, Promise.resolve())
   }
 
   async search(q: DeliverySearch, req: PageRequest): Promise<Page<DeliveryDoc>> {
@@ -361,12 +383,13 @@ export class DeliveryLog {
     if (q.eventId !== undefined) filter.eventId = q.eventId
     if (q.key !== undefined) filter.key = q.key
     if (q.status !== undefined) filter.status = q.status
+    if (q.eventType !== undefined) filter.eventType = q.eventType
     const created: Record<string, Date> = {}
     if (q.since) created.$gte = q.since
     if (q.until) created.$lte = q.until
     if (Object.keys(created).length > 0) filter.createdAt = created
     const found = await page(this.cols.deliveries, filter, { ...req, descending: true }, 'createdAt')
-    return { ...found, items: found.items.map(complete) }
+    return { ...found, items: found.items.map(completeDelivery) }
   }
 
   async get(subscriptionId: string, eventId: string): Promise<DeliveryDoc | null> {
@@ -375,7 +398,7 @@ export class DeliveryLog {
         _id: this.#idOf(`${subscriptionId}|${eventId}`, subscriptionId, eventId),
         // written by an earlier version, under a random _id
       })) ?? (await this.cols.deliveries.findOne({ subscriptionId, eventId }))
-    return doc && complete(doc)
+    return doc && completeDelivery(doc)
   }
 
   async requestRetry(input: {

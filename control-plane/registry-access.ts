@@ -35,6 +35,7 @@ import { RegistryError } from '../schemas/registry/errors.ts'
 import { ALL_TOPICS, keySubject, valueSubject, type TopicSpec } from '../schemas/topics.ts'
 import { grantAccepts } from './entitlements.ts'
 import type { ControlPlane } from './service.ts'
+import type { Principal } from './types.ts'
 import { partnerNames, type PartnerKafka } from './partner-kafka.ts'
 
 const KEY_PREFIX = /^dk_[0-9a-f]{12}$/
@@ -53,12 +54,55 @@ export interface RegistryAccessOptions {
   partnerKafka?: () => PartnerKafka | undefined
 }
 
-export function registryAccess(options: RegistryAccessOptions): RegistryAuth {
+/** The registry's authentication, and what a principal of the platform may do there (the console's schema pages). */
+export type PlatformRegistryAccess = RegistryAuth & { principalOf(p: Principal): Promise<RegistryPrincipal> }
+
+export function registryAccess(options: RegistryAccessOptions): PlatformRegistryAccess {
   const topics = options.topics ?? ALL_TOPICS
   const publisherSubjects = subjectsOf(topics.filter((t) => t.writtenBy === 'publishers'))
   const internal = crypto.createHash('sha256').update(options.internalPassword).digest()
   const internalPrincipal = adminPrincipal('internal')
+  // a partner's own topics (kafka-topic subscriptions) are under `<prefix><slug>.`
+  const partnerTopicsOf = async (cp: ControlPlane, partnerId: string): Promise<(s: string) => boolean> => {
+    const pk = options.partnerKafka?.()
+    const org = pk
+      ? await cp.cols.organizations.findOne({ _id: partnerId, kind: 'partner' }, { projection: { slug: 1 } })
+      : null
+    if (!pk || !org) return () => false
+    const prefix = partnerNames(pk.access.topicPrefix, org.slug).topicPrefix
+    return (s: string) => s.startsWith(prefix)
+  }
+  /** What an API key's principal may do on the registry (the table above). */
+  const principalOf = async (p: Principal): Promise<RegistryPrincipal> => {
+    const cp = options.controlPlane()
+    const name = p.keyId
+    if (p.scope === 'admin') return adminPrincipal(name)
+    const org = p.organizationId ?? ''
+    const own = (s: string) => org !== '' && s.startsWith(`${org}.`)
+    if (p.scope === 'publisher') {
+      const mine = (s: string) => publisherSubjects.has(s) || own(s)
+      return { name, admin: false, canRead: mine, canRegister: own, canManage: own }
+    }
+    // A partner: what its accepted grants cover, read at authentication (each request).
+    const grants = await cp.cols.grants
+      .find({ partnerId: org }, { projection: { publisherId: 1, status: 1, eventTypes: 1, acceptedEventTypes: 1 } })
+      .toArray()
+    const accepted = new Set<string>()
+    const publishers = new Set<string>()
+    for (const g of grants) {
+      const types = grantAccepts(g)
+      if (types.length === 0) continue
+      publishers.add(g.publisherId)
+      for (const t of types) accepted.add(t)
+    }
+    const readable = subjectsOf(topics.filter((t) => t.eventTypes.some((e) => accepted.has(e))))
+    const ownTopics = await partnerTopicsOf(cp, org)
+    const canRead = (s: string) =>
+      readable.has(s) || [...publishers].some((pub) => s.startsWith(`${pub}.`)) || ownTopics(s)
+    return { name, admin: false, canRead, canRegister: () => false, canManage: () => false }
+  }
   return {
+    principalOf,
     anonymousLoopbackReads: options.anonymousLoopbackReads ?? false,
     async authenticate(user, password, client): Promise<RegistryPrincipal | null> {
       if (user === INTERNAL_USER) {
@@ -68,15 +112,6 @@ export function registryAccess(options: RegistryAccessOptions): RegistryAuth {
       }
       const cp = options.controlPlane()
       const pk = options.partnerKafka?.()
-      // a partner's own topics (kafka-topic subscriptions) are under `<prefix><slug>.`
-      const partnerTopicsOf = async (partnerId: string): Promise<(s: string) => boolean> => {
-        const org = pk
-          ? await cp.cols.organizations.findOne({ _id: partnerId, kind: 'partner' }, { projection: { slug: 1 } })
-          : null
-        if (!pk || !org) return () => false
-        const prefix = partnerNames(pk.access.topicPrefix, org.slug).topicPrefix
-        return (s: string) => s.startsWith(prefix)
-      }
       if (pk && user.startsWith(pk.access.topicPrefix) && !KEY_PREFIX.test(user)) {
         let partnerId: string | null
         try {
@@ -86,7 +121,7 @@ export function registryAccess(options: RegistryAccessOptions): RegistryAuth {
           throw err
         }
         if (partnerId === null) return null
-        const own = await partnerTopicsOf(partnerId)
+        const own = await partnerTopicsOf(cp, partnerId)
         return { name: user, admin: false, canRead: own, canRegister: () => false, canManage: () => false }
       }
       const key = KEY_PREFIX.test(user) && !password.includes('.') ? `${user}.${password}` : password
@@ -98,31 +133,7 @@ export function registryAccess(options: RegistryAccessOptions): RegistryAuth {
         throw err
       }
       if (!p) return null
-      const name = p.keyId
-      if (p.scope === 'admin') return adminPrincipal(name)
-      const org = p.organizationId ?? ''
-      const own = (s: string) => org !== '' && s.startsWith(`${org}.`)
-      if (p.scope === 'publisher') {
-        const mine = (s: string) => publisherSubjects.has(s) || own(s)
-        return { name, admin: false, canRead: mine, canRegister: own, canManage: own }
-      }
-      // A partner: what its accepted grants cover, read at authentication (each request).
-      const grants = await cp.cols.grants
-        .find({ partnerId: org }, { projection: { publisherId: 1, status: 1, eventTypes: 1, acceptedEventTypes: 1 } })
-        .toArray()
-      const accepted = new Set<string>()
-      const publishers = new Set<string>()
-      for (const g of grants) {
-        const types = grantAccepts(g)
-        if (types.length === 0) continue
-        publishers.add(g.publisherId)
-        for (const t of types) accepted.add(t)
-      }
-      const readable = subjectsOf(topics.filter((t) => t.eventTypes.some((e) => accepted.has(e))))
-      const ownTopics = await partnerTopicsOf(org)
-      const canRead = (s: string) =>
-        readable.has(s) || [...publishers].some((pub) => s.startsWith(`${pub}.`)) || ownTopics(s)
-      return { name, admin: false, canRead, canRegister: () => false, canManage: () => false }
+      return principalOf(p)
     },
   }
 }

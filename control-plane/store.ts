@@ -32,6 +32,7 @@ import type {
   SubscriptionDoc,
 } from './types.ts'
 import { RequestInvalidError } from './errors.ts'
+import type { FailureIndexDoc } from './delivery-failures.ts'
 
 export interface Collections {
   organizations: Collection<OrganizationDoc>
@@ -45,6 +46,8 @@ export interface Collections {
    */
   connectorStatus: Collection<ConnectorStatusDoc>
   deliveries: Collection<DeliveryDoc>
+  /** Failed deliveries per subscription and status, read by `_id` only (control-plane/delivery-failures.ts). */
+  deliveryFailures: Collection<FailureIndexDoc>
   retryRequests: Collection<RetryRequestDoc>
   idempotency: Collection<IdempotencyDoc>
   /** Written only by the outbox relay (what it produced per organization); the API reads it to prune outboxes. */
@@ -67,6 +70,7 @@ export const COLLECTION_NAMES: Record<keyof Collections, string> = {
   connectors: 'connectors',
   connectorStatus: 'connector_status',
   deliveries: 'deliveries',
+  deliveryFailures: 'delivery_failures',
   retryRequests: 'retry_requests',
   idempotency: 'idempotency',
   outboxRelay: 'outbox_relay',
@@ -108,6 +112,7 @@ export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
     { key: { subscriptionId: 1, status: 1, createdAt: 1, _id: 1 }, name: 'subscription_status_created' },
     { key: { subscriptionId: 1, key: 1, createdAt: 1, _id: 1 }, name: 'subscription_key_created' },
   ],
+  deliveryFailures: [],
   retryRequests: [
     { key: { status: 1, _id: 1 }, name: 'status_id' },
     { key: { subscriptionId: 1, _id: 1 }, name: 'subscription_id' },
@@ -160,6 +165,7 @@ export const QUERY_SHAPES: Record<string, QueryShape> = {
   'deliveries.byStatus': { collection: 'deliveries', equality: ['subscriptionId', 'status'], sort: 'createdAt' },
   'deliveries.byKey': { collection: 'deliveries', equality: ['subscriptionId', 'key'], sort: 'createdAt' },
   'deliveries.byEvent': { collection: 'deliveries', equality: ['subscriptionId', 'eventId'] },
+  'deliveryFailures.byIds': { collection: 'deliveryFailures', equality: ['_id'] },
   'retryRequests.pending': { collection: 'retryRequests', equality: ['status'] },
   'retryRequests.bySubscription': { collection: 'retryRequests', equality: ['subscriptionId'] },
   'retryRequests.pendingBySubscription': { collection: 'retryRequests', equality: ['subscriptionId', 'status'] },

@@ -288,28 +288,51 @@ export function eventCatalogMarkdown(): string {
     '`{type, timestamp, data}` with `data` in the JSON form below.',
     '',
   ]
-  for (const t of ALL_TOPICS) {
-    const schema = JSON.parse(contractSchema(t.valueSchema)) as {
-      name: string
-      doc?: string
-      fields: Array<{ name: string; type: unknown; doc?: string; default?: unknown }>
-    }
+  for (const { topic: t, doc, fields } of eventCatalog()) {
     lines.push(`## ${t.eventTypes.join(', ')}`, '')
     lines.push(
       `Topic \`${t.name}\` (${t.partitions} partitions, ${t.cleanupPolicy}), key ` +
         `${t.key}; written by ` +
         `${t.writtenBy === 'publishers' ? 'publishers' : 'the platform only'}.`,
     )
-    if (schema.doc) lines.push('', schema.doc)
+    if (doc) lines.push('', doc)
     lines.push('', '| Field | Type | Description |', '|---|---|---|')
-    for (const f of schema.fields) {
-      const doc = (f.doc ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')
+    for (const f of fields) {
+      const text = f.doc.replace(/\|/g, '\\|').replace(/\n/g, ' ')
       const byDefault = f.default !== undefined ? ` Default: \`${JSON.stringify(f.default)}\`.` : ''
-      lines.push(`| \`${f.name}\` | ${typeText(f.type)} | ${doc}${byDefault} |`)
+      lines.push(`| \`${f.name}\` | ${f.type} | ${text}${byDefault} |`)
     }
     lines.push('')
   }
   return lines.join('\n')
+}
+
+export interface CatalogEntry {
+  topic: TopicSpec
+  doc: string | undefined
+  /** `type`: Markdown (names in backticks), as the catalog page shows it. */
+  fields: Array<{ name: string; type: string; doc: string; default?: unknown }>
+}
+
+/** Every topic's value contract, its doc and its fields' (the catalog page and the console's event catalog). */
+export function eventCatalog(): CatalogEntry[] {
+  return ALL_TOPICS.map((topic) => {
+    const schema = JSON.parse(contractSchema(topic.valueSchema)) as {
+      name: string
+      doc?: string
+      fields: Array<{ name: string; type: unknown; doc?: string; default?: unknown }>
+    }
+    return {
+      topic,
+      doc: schema.doc,
+      fields: schema.fields.map((f) => ({
+        name: f.name,
+        type: typeText(f.type),
+        doc: f.doc ?? '',
+        ...(f.default !== undefined ? { default: f.default } : {}),
+      })),
+    }
+  })
 }
 
 function typeText(t: unknown): string {

@@ -13,7 +13,7 @@ import { loadConfig, partnerKafkaAccess, type AppConfig } from '../../config/ind
 import { createKafka, kafkaConfig } from '../../common/kafka/index.ts'
 import { KafkaScramAdmin } from '../../common/kafka/scram.ts'
 import { PartnerKafka } from '../../control-plane/partner-kafka.ts'
-import { controlPlaneFromConfig, type ControlPlane } from '../../control-plane/index.ts'
+import { controlPlaneFromConfig, SourceRegistry, type ControlPlane } from '../../control-plane/index.ts'
 import { sourcesDropRoot } from '../../stack/settings.ts'
 import { testMongo, uniqueName, dropDatabaseLater } from './env.ts'
 
@@ -52,6 +52,8 @@ export interface HarnessOptions {
   overrides?: Record<string, unknown>
   /** Topic of the partner-profile events (a unique one per suite that reads them). */
   partnerProfileTopic?: string
+  /** Serve the web console under /console too (no schema registry behind it). */
+  console?: boolean
 }
 
 export const TEST_KEY_RING = generateKeyRingEntry('t1')
@@ -126,6 +128,17 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
       validateResponses: true,
       ...(partnerKafka ? { partnerKafka } : {}),
     },
+    ...(options.console
+      ? {
+          console: {
+            cp,
+            sources: new SourceRegistry(cp.cols, cp.box, { dropRoot: sourcesDropRoot(config) }),
+            logger,
+            db,
+            sessionTtlSeconds: config.console.sessionTtlSeconds,
+          },
+        }
+      : {}),
   })
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s))

@@ -7,6 +7,7 @@
 import { expect } from 'chai'
 import { MongoClient, type Db } from 'mongodb'
 import { DeliveryLog, deliveryId } from '../../control-plane/deliveries.ts'
+import { PAGE_SIZE } from '../../control-plane/delivery-failures.ts'
 import { collections, ensureIndexes, newId } from '../../control-plane/store.ts'
 import { loadConfig, mongoUri } from '../../config/index.ts'
 import { dropDatabaseLater, uniqueName } from '../helpers/env.ts'
@@ -296,4 +297,64 @@ describe('delivery log', function () {
       ])
     },
   )
+
+  it('indexes every failure by _id (dead, retrying; pages of PAGE_SIZE), newest first; not successes', async () => {
+    const log = new DeliveryLog(collections(db))
+    await log.recordAttempt({
+      ...base,
+      subscriptionId: 'sub_f',
+      eventId: 'ev-ok',
+      status: 'delivered',
+      attempt: attempt(200),
+    })
+    expect(await log.failures.head('sub_f', 'dead')).to.equal(null)
+    await log.recordAttempt({
+      ...base,
+      subscriptionId: 'sub_f',
+      eventId: 'ev-r',
+      status: 'retrying',
+      attempt: attempt(503),
+    })
+    await log.recordAttempt({
+      ...base,
+      subscriptionId: 'sub_f',
+      eventId: 'ev-r',
+      status: 'dead',
+      deadReason: 'exhausted',
+      attempt: attempt(503),
+    })
+    await log.markDead({
+      ...base,
+      subscriptionId: 'sub_f',
+      publisherId: null,
+      eventId: 'ev-poison',
+      reason: 'undecodable',
+      source: null,
+      deadLetter: { topic: 't', partition: 0, offset: '9', key: null, value: null, headers: {}, deadLetterTopic: null },
+    })
+    expect((await log.failures.newest('sub_f', 'dead', 10, null)).ids).to.deep.equal([
+      deliveryId('sub_f', 'ev-poison'),
+      deliveryId('sub_f', 'ev-r'),
+    ])
+    expect((await log.failures.newest('sub_f', 'retrying', 10, null)).ids).to.deep.equal([deliveryId('sub_f', 'ev-r')])
+    // across pages, by another writer (process) continuing the same index
+    const other = new DeliveryLog(collections(db))
+    const many = Array.from({ length: PAGE_SIZE + 20 }, (_, i) => ({ id: `dlv_many_${i}`, at: new Date() }))
+    await other.failures.note('sub_f', 'dead', many)
+    expect((await log.failures.head('sub_f', 'dead'))?.pages).to.equal(2)
+    const first = await log.failures.newest('sub_f', 'dead', 30, null)
+    expect(first.ids.slice(0, 3)).to.deep.equal([
+      `dlv_many_${PAGE_SIZE + 19}`,
+      `dlv_many_${PAGE_SIZE + 18}`,
+      `dlv_many_${PAGE_SIZE + 17}`,
+    ])
+    const rest: string[] = [...first.ids]
+    for (let at = first.next; at;) {
+      const p = await log.failures.newest('sub_f', 'dead', 100, at)
+      rest.push(...p.ids)
+      at = p.next
+    }
+    expect(rest).to.have.length(PAGE_SIZE + 22)
+    expect(rest.slice(-2)).to.deep.equal([deliveryId('sub_f', 'ev-poison'), deliveryId('sub_f', 'ev-r')])
+  })
 })

@@ -149,6 +149,7 @@ describe('the Docker image (Dockerfile)', function () {
         'schemas/avro',
         'schemas/released',
         'consumers/rest/mapping-sandbox-process.cjs',
+        'console/assets',
         '/app/dist',
       ]) {
         expect(copied, `the runtime stage copies ${needed}`).to.include(needed)
@@ -282,6 +283,7 @@ describe('the bundle the image runs', function () {
       'avsc',
       'ajv8',
       'swagger-ui-dist',
+      'htmx.org',
     ])
     const notProduction = [...packages].filter((p) => !(p in pkg.dependencies))
     expect(notProduction, 'packages the bundle imports that npm ci --omit=dev leaves out').to.deep.equal([])

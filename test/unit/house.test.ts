@@ -15,6 +15,7 @@ const RUNTIME_ROOTS = [
   'client',
   'common',
   'config',
+  'console',
   'connectors',
   'consumers',
   'control-plane',

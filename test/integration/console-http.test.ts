@@ -1,0 +1,234 @@
+/**
+ * The console's security at the HTTP level, without a browser (runs where chromium is missing too):
+ * the Content-Security-Policy and the assets served by the platform; sign-in through the API keys'
+ * verification and its limit on failed attempts; the session cookie's attributes; only a hash of the
+ * session id stored; sign-out, a revoked key and an expiry each end a session; the CSRF token; values
+ * from the store escaped.
+ */
+import crypto from 'node:crypto'
+import { expect } from 'chai'
+import { CONTENT_SECURITY_POLICY } from '../../console/index.ts'
+import { startManagement, type ManagementHarness } from '../helpers/management.ts'
+
+describe('web console over HTTP', function () {
+  this.timeout(60_000)
+  let h: ManagementHarness
+  let partnerKey: { id: string; key: string }
+  let partnerId = ''
+
+  const get = (path: string, cookie?: string) =>
+    fetch(h.url + path, { redirect: 'manual', headers: cookie ? { cookie } : {} })
+  const post = (path: string, form: Record<string, string>, cookie?: string, headers: Record<string, string> = {}) =>
+    fetch(h.url + path, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}), ...headers },
+      body: new URLSearchParams(form).toString(),
+    })
+  const cookieOf = (res: Response, name: string) => res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`))
+  const pair = (setCookie: string) => setCookie.split(';')[0]!
+
+  /** Signs in with `key`: the session cookie (name=value). */
+  const signIn = async (key: string): Promise<string> => {
+    const form = await get('/console/signin')
+    const token = pair(cookieOf(form, 'distributary_console_signin')!)
+    const res = await post('/console/signin', { _csrf: token.split('=')[1]!, apiKey: key }, token)
+    expect(res.status, await res.text()).to.equal(303)
+    return pair(cookieOf(res, 'distributary_console')!)
+  }
+
+  before(async () => {
+    h = await startManagement({ console: true, overrides: { management: { keyAttempts: { perSecond: 1, burst: 3 } } } })
+    const org = await h.call('POST', '/v1/organizations', {
+      body: { kind: 'partner', name: '<script>alert("x")</script> & Co', slug: 'evil-co' },
+    })
+    partnerId = org.body.id
+    partnerKey = (
+      await h.call('POST', '/v1/api-keys', { body: { scope: 'partner', organizationId: partnerId, name: 'console' } })
+    ).body
+  })
+  after(() => h?.close())
+
+  it('serves every page with a strict CSP (no inline script or style, no eval), and its own assets', async () => {
+    expect(CONTENT_SECURITY_POLICY).to.not.match(/unsafe-inline|unsafe-eval/)
+    const res = await get('/console/signin')
+    expect(res.headers.get('content-security-policy')).to.equal(CONTENT_SECURITY_POLICY)
+    expect(res.headers.get('x-frame-options')).to.equal('DENY')
+    const page = await res.text()
+    expect(page).to.include('<script src="/console/assets/htmx.min.js" defer></script>')
+    expect(page.match(/<script(?![^>]*\ssrc=)[^>]*>/g), 'no inline script').to.equal(null)
+    expect(page).to.not.match(/\sstyle=|<style/)
+    expect(page).to.include('&quot;includeIndicatorStyles&quot;:false')
+    const htmx = await get('/console/assets/htmx.min.js')
+    expect(htmx.status).to.equal(200)
+    expect(htmx.headers.get('content-type')).to.match(/javascript/)
+    expect(await htmx.text()).to.include('htmx')
+    const css = await get('/console/assets/console.css')
+    expect(css.headers.get('content-type')).to.match(/text\/css/)
+    expect((await get('/console/assets/nope.css')).status).to.equal(404)
+  })
+
+  it('signs in through the API key check: a form without its token refused, failed attempts limited', async () => {
+    expect((await post('/console/signin', { apiKey: partnerKey.key })).status).to.equal(403)
+    const form = await get('/console/signin')
+    const token = pair(cookieOf(form, 'distributary_console_signin')!)
+    const statuses: number[] = []
+    for (let i = 0; i < 4; i++)
+      statuses.push(
+        (
+          await post(
+            '/console/signin',
+            { _csrf: token.split('=')[1]!, apiKey: `dk_0123456789ab.${'x'.repeat(43)}` },
+            token,
+          )
+        ).status,
+      )
+    expect(statuses).to.deep.equal([401, 401, 401, 429])
+    await new Promise((r) => setTimeout(r, 1200)) // a valid key needs one attempt left (given back when it verifies)
+  })
+
+  it('stores only a hash of the session id; an HttpOnly, SameSite=Strict, expiring cookie', async () => {
+    const form = await get('/console/signin')
+    const token = pair(cookieOf(form, 'distributary_console_signin')!)
+    const res = await post('/console/signin', { _csrf: token.split('=')[1]!, apiKey: partnerKey.key }, token)
+    expect(res.status).to.equal(303)
+    const set = cookieOf(res, 'distributary_console')!
+    expect(set)
+      .to.match(/; Path=\/console; HttpOnly; SameSite=Strict; Max-Age=\d+/)
+      .and.not.match(/Secure/)
+    const id = pair(set).split('=')[1]!
+    const stored = await h.db
+      .collection('console_sessions')
+      .findOne({ _id: crypto.createHash('sha256').update(id).digest('hex') as never })
+    expect(stored).to.not.equal(null)
+    expect(JSON.stringify(stored)).to.not.include(id)
+    const page = await (await get('/console/', pair(set))).text()
+    expect(page).to.include('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; Co')
+    expect(page).to.not.include('<script>alert')
+  })
+
+  it("refuses a change without the session's CSRF token (a form field, or the htmx header)", async () => {
+    const cookie = await signIn(partnerKey.key)
+    const page = await (await get('/console/', cookie)).text()
+    const token = /name="_csrf" value="([^"]+)"/.exec(page)![1]!
+    expect(page).to.include(`hx-headers="{&quot;X-CSRF-Token&quot;:&quot;${token}&quot;}"`)
+    expect((await post('/console/grants/grt_000000000000000000000000/end', {}, cookie)).status).to.equal(403)
+    expect(
+      (await post('/console/grants/grt_000000000000000000000000/end', { _csrf: 'forged' }, cookie)).status,
+    ).to.equal(403)
+    // with the token the request gets through to the control plane: an unknown grant is the 404 page
+    expect((await post('/console/grants/grt_000000000000000000000000/end', { _csrf: token }, cookie)).status).to.equal(
+      404,
+    )
+    expect(
+      (
+        await post('/console/grants/grt_000000000000000000000000/end', {}, cookie, {
+          'x-csrf-token': token,
+          'hx-request': 'true',
+        })
+      ).status,
+    ).to.equal(404)
+  })
+
+  it('accepts a grant, lists dead letters newest first, retries those matching a filter once confirmed', async () => {
+    const mk = async (kind: string, slug: string) => {
+      const org = (await h.call('POST', '/v1/organizations', { body: { kind, name: slug, slug } })).body.id as string
+      const key = await h.call('POST', '/v1/api-keys', { body: { scope: kind, organizationId: org, name: 'k' } })
+      return { org, key: key.body.key as string }
+    }
+    const acme = await mk('publisher', 'acme-grants')
+    const nw = await mk('partner', 'northwind-grants')
+    const region = { region: { in: ['EU'] } }
+    const offer = { partnerId: nw.org, entitlements: [{ eventType: 'inventory.level.changed', filter: region }] }
+    const g = await h.call('POST', '/v1/grants', { key: acme.key, body: offer })
+    const cookie = await signIn(nw.key)
+    const grants = await (await get('/console/grants', cookie)).text()
+    const token = /name="_csrf" value="([^"]+)"/.exec(grants)![1]!
+    expect(grants).to.include(`action="/console/grants/${g.body.id}/accept"`)
+    expect((await post(`/console/grants/${g.body.id}/accept`, { _csrf: token, version: '1' }, cookie)).status).to.equal(
+      303,
+    )
+    expect((await h.call('GET', `/v1/grants/${g.body.id}`, { key: nw.key })).body.status).to.equal('active')
+    // the publisher adds an event type through the console's form: the row filter it cannot show is kept
+    const acmeCookie = await signIn(acme.key)
+    const acmePage = await (await get('/console/grants', acmeCookie)).text()
+    const acmeToken = /name="_csrf" value="([^"]+)"/.exec(acmePage)![1]!
+    const change = new URLSearchParams({ _csrf: acmeToken, partnerId: nw.org })
+    for (const t of ['inventory.level.changed', 'deal.registered']) change.append('eventTypes', t)
+    const changed = await fetch(`${h.url}/console/grants`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: acmeCookie },
+      body: change.toString(),
+    })
+    expect(changed.status).to.equal(303)
+    const after = (await h.call('GET', `/v1/grants/${g.body.id}`, { key: nw.key })).body
+    expect(after.entitlements).to.deep.equal([
+      { eventType: 'inventory.level.changed', filter: region },
+      { eventType: 'deal.registered' },
+    ])
+    expect(after.pendingEventTypes).to.deep.equal(['deal.registered'])
+    const sub = await h.call('POST', '/v1/subscriptions', {
+      key: nw.key,
+      body: {
+        name: 'hooks',
+        eventTypes: ['inventory.level.changed'],
+        sink: { type: 'webhook', url: 'https://nw.example/h' },
+      },
+    })
+    const base = { subscriptionId: sub.body.id as string, partnerId: nw.org, publisherId: acme.org, key: 'k' }
+    const failed = { at: new Date(), durationMs: 5, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'no' }
+    for (let i = 0; i < 3; i++) {
+      await h.cp.deliveries.recordAttempt({
+        ...base,
+        eventId: `ev-${i}`,
+        eventType: i === 2 ? 'deal.registered' : 'inventory.level.changed',
+        status: 'dead',
+        deadReason: 'retries exhausted',
+        attempt: failed,
+      })
+    }
+    const page = await (await get(`/console/subscriptions/${sub.body.id}/deliveries?status=dead`, cookie)).text()
+    const order = [...page.matchAll(/data-event-id="([^"]+)"/g)].map((m) => m[1])
+    expect(order).to.deep.equal(['ev-2', 'ev-1', 'ev-0']) // newest first, through the failures index
+    const path = `/console/subscriptions/${sub.body.id}/deliveries/retry-matching`
+    const filter = { _csrf: token, eventType: 'inventory.level.changed' }
+    const confirm = await post(path, filter, cookie)
+    expect(confirm.status).to.equal(200)
+    expect((await confirm.text()).replace(/\s+/g, ' ')).to.include('2 dead letters match this filter')
+    expect(await h.db.collection('retry_requests').countDocuments({ subscriptionId: sub.body.id })).to.equal(0)
+    expect((await post(path, { ...filter, confirm: 'yes' }, cookie)).status).to.equal(303)
+    const requests = await h.db.collection('retry_requests').find({ subscriptionId: sub.body.id }).toArray()
+    expect(requests.map((r) => r.eventId).sort()).to.deep.equal(['ev-0', 'ev-1'])
+  })
+
+  it('ends a session on sign-out, when its key is revoked, and when it expires (then sweeps it)', async () => {
+    const a = await signIn(partnerKey.key)
+    const page = await (await get('/console/', a)).text()
+    const token = /name="_csrf" value="([^"]+)"/.exec(page)![1]!
+    expect((await post('/console/signout', { _csrf: token }, a)).status).to.equal(303)
+    expect((await get('/console/', a)).headers.get('location')).to.equal('/console/signin')
+
+    const b = await signIn(partnerKey.key)
+    const expired = await signIn(partnerKey.key)
+    await h.db
+      .collection('console_sessions')
+      .updateOne(
+        { _id: crypto.createHash('sha256').update(expired.split('=')[1]!).digest('hex') as never },
+        { $set: { expiresAt: new Date(Date.now() - 1000) } },
+      )
+    expect((await get('/console/', expired)).headers.get('location')).to.equal('/console/signin')
+    expect((await get('/console/', b)).status).to.equal(200)
+    expect((await h.call('DELETE', `/v1/api-keys/${partnerKey.id}`)).status).to.equal(200)
+    expect((await get('/console/', b)).headers.get('location')).to.equal('/console/signin')
+    // an htmx request of a page left open: told to go to the sign-in page
+    const hx = await fetch(`${h.url}/console/subscriptions/rows`, { headers: { cookie: b, 'hx-request': 'true' } })
+    expect(hx.status).to.equal(401)
+    expect(hx.headers.get('hx-redirect')).to.equal('/console/signin')
+    const other = (
+      await h.call('POST', '/v1/api-keys', { body: { scope: 'partner', organizationId: partnerId, name: 'again' } })
+    ).body.key as string
+    await signIn(other) // a sign-in sweeps the expired sessions
+    expect(await h.db.collection('console_sessions').countDocuments({ expiresAt: { $lte: new Date() } })).to.equal(0)
+  })
+})
