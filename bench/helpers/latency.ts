@@ -4,8 +4,11 @@
  * process that report arrival times, percentiles, and the raw kafkajs produce -> consume baseline.
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import express, { type Router } from 'express'
 import type { Kafka } from 'kafkajs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -90,6 +93,77 @@ export async function startHooks(servers: number, onHit: (seq: number, at: numbe
       if (child.connected) child.disconnect()
       child.kill()
     },
+  }
+}
+
+export interface ServedIngest {
+  /** POST here: the inventory event type's ingestion endpoint. */
+  url: string
+  /** When the ingest answered 202 (the event is accepted: the broker acked it), by the x-bench-seq header. */
+  acceptedAt: Map<number, number>
+  close(): Promise<void>
+}
+
+/** Serves an HTTP ingest's router on a free port of 127.0.0.1, noting when each sequence was accepted. */
+export async function serveIngest(router: Router): Promise<ServedIngest> {
+  const acceptedAt = new Map<number, number>()
+  const app = express()
+  app.use((req, res, next) => {
+    const seq = Number(req.headers['x-bench-seq'])
+    if (Number.isInteger(seq)) res.once('finish', () => res.statusCode === 202 && acceptedAt.set(seq, now()))
+    next()
+  })
+  app.use(router)
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s))
+  })
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events/inventory.level.changed`,
+    acceptedAt,
+    async close() {
+      server.closeAllConnections()
+      await new Promise((r) => server.close(r))
+    },
+  }
+}
+
+/** What the publisher child (publisher-child.ts) is asked to send. */
+export interface PublisherRun {
+  url: string
+  rate: number
+  ms: number
+  manufacturerId: string
+  firstSeq: number
+}
+
+/** The publisher's batches: `sent` (seq, intended time, ...), `answered` (seq, answer time, status, ...). */
+export interface PublisherReport {
+  sent?: number[]
+  answered?: number[]
+  done?: number
+}
+
+/**
+ * Runs `run` in a publisher child process (publishers are other machines; so the measured process only
+ * runs the platform), passing each report batch to `onReport`. Returns how many events it sent.
+ */
+export async function publish(run: PublisherRun, onReport: (r: PublisherReport) => void): Promise<number> {
+  const publisher = fork(path.join(here, 'publisher-child.ts'), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      publisher.on('message', (m) => {
+        const r = m as PublisherReport
+        onReport(r)
+        if (r.done !== undefined) resolve(r.done)
+      })
+      publisher.once('exit', (code) => reject(new Error(`the publisher exited with ${code}`)))
+      publisher.send(run)
+    })
+  } finally {
+    if (publisher.connected) publisher.disconnect()
   }
 }
 
