@@ -268,6 +268,26 @@ function partialObject(m: ObjectModel, key: string): Model | null {
   return null
 }
 
+/**
+ * A property or item one side no longer names, against the schema the other side's partially open content
+ * model gives it: the comparison's differences, then whether the model covers it.
+ */
+function partiallyOpen(
+  ctx: Context,
+  change: 'PROPERTY_REMOVED' | 'PROPERTY_ADDED' | 'ITEM_REMOVED' | 'ITEM_ADDED',
+  o: Model | undefined,
+  u: Model | undefined,
+): void {
+  const sub = ctx.sub()
+  compare(sub, o, u)
+  ctx.addAll(sub.diffs)
+  ctx.add(
+    sub.compatible()
+      ? `${change}_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL`
+      : `${change}_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL`,
+  )
+}
+
 const hasDefault = (m: Model | undefined) => isObj(m?.raw) && 'default' in m.raw
 
 function objectDiff(ctx: Context, o: ObjectModel, u: ObjectModel): void {
@@ -293,16 +313,7 @@ function objectDiff(ctx: Context, o: ObjectModel, u: ObjectModel): void {
         if (!us) {
           if (isOpenObject(u)) return ctx.add('PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL')
           const partial = partialObject(u, key)
-          if (partial) {
-            const sub = ctx.sub()
-            compare(sub, os, partial)
-            ctx.addAll(sub.diffs)
-            return ctx.add(
-              sub.compatible()
-                ? 'PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL'
-                : 'PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
-            )
-          }
+          if (partial) return partiallyOpen(ctx, 'PROPERTY_REMOVED', os, partial)
           return ctx.add(
             os!.kind === 'false'
               ? 'PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL'
@@ -321,16 +332,7 @@ function objectDiff(ctx: Context, o: ObjectModel, u: ObjectModel): void {
             return ctx.add('OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL')
           }
           const partial = partialObject(o, key)
-          if (partial) {
-            const sub = ctx.sub()
-            compare(sub, partial, us)
-            ctx.addAll(sub.diffs)
-            ctx.add(
-              sub.compatible()
-                ? 'PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL'
-                : 'PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
-            )
-          }
+          if (partial) partiallyOpen(ctx, 'PROPERTY_ADDED', partial, us)
           if (uReq.has(key))
             return ctx.add(
               hasDefault(us)
@@ -425,16 +427,7 @@ function arrayDiff(ctx: Context, o: ArrayModel, u: ArrayModel): void {
         // an item position the update no longer names
         if (isOpenArray(u)) return ctx.add('ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL')
         const partial = partialArray(u)
-        if (partial) {
-          const sub = ctx.sub()
-          compare(sub, ot[i], partial)
-          ctx.addAll(sub.diffs)
-          return ctx.add(
-            sub.compatible()
-              ? 'ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL'
-              : 'ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
-          )
-        }
+        if (partial) return partiallyOpen(ctx, 'ITEM_REMOVED', ot[i], partial)
         return ctx.add(
           ot[i]!.kind === 'false'
             ? 'ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL'
@@ -448,16 +441,7 @@ function arrayDiff(ctx: Context, o: ArrayModel, u: ArrayModel): void {
             : 'ITEM_ADDED_TO_OPEN_CONTENT_MODEL',
         )
       const partial = partialArray(o)
-      if (partial) {
-        const sub = ctx.sub()
-        compare(sub, partial, ut[i])
-        ctx.addAll(sub.diffs)
-        return ctx.add(
-          sub.compatible()
-            ? 'ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL'
-            : 'ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
-        )
-      }
+      if (partial) return partiallyOpen(ctx, 'ITEM_ADDED', partial, ut[i])
       ctx.add('ITEM_ADDED_TO_CLOSED_CONTENT_MODEL')
     })
   }
