@@ -83,10 +83,9 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
       problems.push({ field: 'batch', message: 'maxEvents must be an integer >= 1 and maxWaitMs an integer >= 0' })
     }
     if (problems.length > 0) {
-      throw new ConfigError(
-        `REST subscription ${ctx.subscriptionId}: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`,
-        { subscriptionId: ctx.subscriptionId, fields: problems },
-      )
+      throw ConfigError.ofFields(`REST subscription ${ctx.subscriptionId}`, problems, {
+        subscriptionId: ctx.subscriptionId,
+      })
     }
     this.#config = config
     this.#ctx = ctx
