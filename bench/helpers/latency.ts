@@ -4,12 +4,11 @@
  * process that report arrival times, percentiles, and the raw kafkajs produce -> consume baseline.
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import express, { type Router } from 'express'
 import type { Kafka } from 'kafkajs'
+import { listenLocal } from '../../test/helpers/http.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 
@@ -114,17 +113,8 @@ export async function serveIngest(router: Router): Promise<ServedIngest> {
     next()
   })
   app.use(router)
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s))
-  })
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events/inventory.level.changed`,
-    acceptedAt,
-    async close() {
-      server.closeAllConnections()
-      await new Promise((r) => server.close(r))
-    },
-  }
+  const local = await listenLocal(app)
+  return { url: `${local.url}/v1/events/inventory.level.changed`, acceptedAt, close: local.close }
 }
 
 /** What the publisher child (publisher-child.ts) is asked to send. */
