@@ -223,6 +223,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       p.data.manufacturerId !== acme
         ? `an event of ${pubName(p.data.manufacturerId)}, which granted nothing to this partner`
         : undefined
+    // the grant of four partners: Acme's every inventory event (none of Globex's)
+    const everyAcmeEvent: Pick<PartnerSpec, 'grants' | 'entitled' | 'outside'> = {
+      grants: [{ from: acme }],
+      entitled: (e) => e.publisher === 'acme',
+      outside: acmeOnly,
+    }
     const specs: PartnerSpec[] = [
       {
         name: 'healthy-a',
@@ -251,33 +257,25 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         name: 'failing-c',
         what: 'Acme: every inventory event; answers 500 for a while',
         healthy: false,
-        grants: [{ from: acme }],
-        entitled: (e) => e.publisher === 'acme',
-        outside: acmeOnly,
+        ...everyAcmeEvent,
       },
       {
         name: 'hanging-d',
         what: 'Acme: every inventory event; hangs for a while',
         healthy: false,
-        grants: [{ from: acme }],
-        entitled: (e) => e.publisher === 'acme',
-        outside: acmeOnly,
+        ...everyAcmeEvent,
       },
       {
         name: 'dns-e',
         what: `Acme: every inventory event; at ${CHAOS_HOST}, whose name stops resolving for a while`,
         healthy: false,
-        grants: [{ from: acme }],
-        entitled: (e) => e.publisher === 'acme',
-        outside: acmeOnly,
+        ...everyAcmeEvent,
       },
       {
         name: 'acme-only-f',
         what: 'Acme: every inventory event; no grant from Globex',
         healthy: true,
-        grants: [{ from: acme }],
-        entitled: (e) => e.publisher === 'acme',
-        outside: acmeOnly,
+        ...everyAcmeEvent,
       },
     ]
     for (const spec of specs) {
