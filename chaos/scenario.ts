@@ -325,6 +325,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const setMode = (name: string, mode: PartnerMode) => partner(name).setMode(mode)
     const everyone = specs.map((x) => x.name)
     let victim = ''
+    // the broker faults' victim: the broker leading the most partitions, which `stack up` restarts
+    const busiestBroker = async () => {
+      const b = await s.busiestLeader('inventory.levels')
+      victim = b.node.name
+      return b
+    }
+    const restartVictim = async () => (await s.up(), `stack up restarted ${victim}`)
     /** A partner's endpoint behaving as `mode` for the partner-fault time, then answering again. */
     const partnerFault = (name: string, who: string, mode: PartnerMode, what: string): Phase => ({
       name,
@@ -367,11 +374,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         affects: everyone,
         faultMs: t.brokerDownMs,
         inject: async () => {
-          const b = await s.busiestLeader('inventory.levels')
-          victim = b.node.name
+          const b = await busiestBroker()
           return `killed ${b.node.name} (pid ${s.killBroker(b.node)}), leader of ${b.led} of ${b.partitions} partitions`
         },
-        heal: async () => (await s.up(), `stack up restarted ${victim}`),
+        heal: restartVictim,
         quietMs: t.quietMs,
       },
       {
@@ -380,8 +386,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         affects: everyone,
         faultMs: t.brokerDownMs,
         inject: async () => {
-          const b = await s.busiestLeader('inventory.levels')
-          victim = b.node.name
+          const b = await busiestBroker()
           const t1 = Date.now()
           const pid = await s.stopBroker(b.node)
           return (
@@ -389,7 +394,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
             `partitions) with SIGTERM in ${Date.now() - t1} ms`
           )
         },
-        heal: async () => (await s.up(), `stack up restarted ${victim}`),
+        heal: restartVictim,
         quietMs: t.quietMs,
       },
       {
