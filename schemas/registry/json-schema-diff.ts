@@ -290,6 +290,16 @@ function partiallyOpen(
 
 const hasDefault = (m: Model | undefined) => isObj(m?.raw) && 'default' in m.raw
 
+/** A property the original does not name, added to an open or not open content model. */
+function propertyAdded(ctx: Context, model: 'OPEN' | 'UNOPEN', required: boolean, added: Model): void {
+  if (!required) return ctx.add(`OPTIONAL_PROPERTY_ADDED_TO_${model}_CONTENT_MODEL`)
+  ctx.add(
+    hasDefault(added)
+      ? `REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_${model}_CONTENT_MODEL`
+      : `REQUIRED_PROPERTY_ADDED_TO_${model}_CONTENT_MODEL`,
+  )
+}
+
 function objectDiff(ctx: Context, o: ObjectModel, u: ObjectModel): void {
   const req = (m: ObjectModel) => new Set(Array.isArray(m.n.required) ? (m.n.required as string[]) : [])
   const oReq = req(o)
@@ -323,23 +333,11 @@ function objectDiff(ctx: Context, o: ObjectModel, u: ObjectModel): void {
         if (!os) {
           if (isOpenObject(o)) {
             if (us.kind === 'empty') return ctx.add('PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL')
-            if (uReq.has(key))
-              return ctx.add(
-                hasDefault(us)
-                  ? 'REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_OPEN_CONTENT_MODEL'
-                  : 'REQUIRED_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL',
-              )
-            return ctx.add('OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL')
+            return propertyAdded(ctx, 'OPEN', uReq.has(key), us)
           }
           const partial = partialObject(o, key)
           if (partial) partiallyOpen(ctx, 'PROPERTY_ADDED', partial, us)
-          if (uReq.has(key))
-            return ctx.add(
-              hasDefault(us)
-                ? 'REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL'
-                : 'REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL',
-            )
-          return ctx.add('OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL')
+          return propertyAdded(ctx, 'UNOPEN', uReq.has(key), us)
         }
         compare(ctx, os, us)
       })
