@@ -22,6 +22,7 @@ import { startSinkHarness } from '../test/helpers/sink-runtime.ts'
 import { testKafka, uniqueName } from '../test/helpers/env.ts'
 import { deleteTopics } from '../test/helpers/registry.ts'
 import {
+  configuredWorker,
   levelEvent,
   percentile,
   publish,
@@ -115,17 +116,7 @@ export const benchmark: Benchmark = {
       await h.subscribe({ url: `${hooks.bases[0]}/hooks`, name: 'latency' })
       // The sink worker in its own process, as `distributary start --role worker` runs it beside the api
       // process (here: this one, with the ingest), with the worker settings of the configuration.
-      const w = config.worker
-      const worker = await h.childWorker('bench-latency-worker', {
-        leaseTtlMs: w.leaseTtlMs,
-        heartbeatMs: w.heartbeatMs,
-        pollMs: w.pollMs,
-        cursorFlushMs: w.cursorFlushMs,
-        statusIntervalMs: w.statusIntervalMs,
-        maxBuffered: w.maxBuffered,
-        maxCatchUpReaders: w.maxCatchUpReaders,
-        logDelivered: w.logDelivered,
-      })
+      const worker = await h.childWorker('bench-latency-worker', configuredWorker(config))
       ctx.progress(`sink worker: process ${worker.pid} (successful deliveries logged: ${config.worker.logDelivered})`)
 
       // With the configured per-key ingestion limit, as an api process has it (one key: the publisher).

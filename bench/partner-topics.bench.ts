@@ -24,7 +24,7 @@ import { ensureTopics } from '../schemas/index.ts'
 import { ADMIN, levelMessage, startSinkHarness, type SinkHarness } from '../test/helpers/sink-runtime.ts'
 import { testConfig, testKafka, uniqueName } from '../test/helpers/env.ts'
 import { deleteTopics } from '../test/helpers/registry.ts'
-import { now, percentile, publish, serveIngest, waitUntil } from './helpers/latency.ts'
+import { configuredWorker, now, percentile, publish, serveIngest, waitUntil } from './helpers/latency.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
 const SUBSCRIPTIONS = Number(process.env.BENCH_PARTNER_TOPICS_SUBSCRIPTIONS ?? 100)
@@ -295,18 +295,9 @@ export const benchmark: Benchmark = {
     try {
       // The sink worker in its own process, as `distributary start --role worker` runs it, with the
       // worker settings of the configuration (the delivery log of successful deliveries included).
-      const w = loadConfig().worker
-      const worker = await h.childWorker('bench-partner-topics-worker', {
-        leaseTtlMs: w.leaseTtlMs,
-        heartbeatMs: w.heartbeatMs,
-        pollMs: w.pollMs,
-        cursorFlushMs: w.cursorFlushMs,
-        statusIntervalMs: w.statusIntervalMs,
-        maxBuffered: w.maxBuffered,
-        maxCatchUpReaders: w.maxCatchUpReaders,
-        logDelivered: w.logDelivered,
-      })
-      ctx.progress(`sink worker: process ${worker.pid} (successful deliveries logged: ${w.logDelivered})`)
+      const config = loadConfig()
+      const worker = await h.childWorker('bench-partner-topics-worker', configuredWorker(config))
+      ctx.progress(`sink worker: process ${worker.pid} (successful deliveries logged: ${config.worker.logDelivered})`)
       if (process.env.BENCH_PARTNER_TOPICS_SKIP_LATENCY === '1')
         return [...(await throughputOnly(h, events, ctx.progress, cleanup))]
       ctx.progress(

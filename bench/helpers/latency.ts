@@ -8,6 +8,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import express, { type Router } from 'express'
 import type { Kafka } from 'kafkajs'
+import type { AppConfig } from '../../config/index.ts'
+import type { SinkWorkerSettings } from '../../connectors/sink/worker/config.ts'
 import { listenLocal } from '../../test/helpers/http.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -93,6 +95,15 @@ export async function startHooks(servers: number, onHit: (seq: number, at: numbe
       child.kill()
     },
   }
+}
+
+/**
+ * The configuration's worker.* settings, for a sink worker run as `distributary start --role worker` runs
+ * it; the harness keeps its own consumer group and dead-letter topic, and names the worker.
+ */
+export function configuredWorker(config: AppConfig): Partial<SinkWorkerSettings> {
+  const { id: _id, groupId: _groupId, deadLetterTopic: _deadLetterTopic, ...settings } = config.worker
+  return settings
 }
 
 export interface ServedIngest {
