@@ -34,7 +34,8 @@
  * tombstone may briefly re-create the key (the deleted document left no version behind) until it
  * reaches the tombstone again, which deletes it: the end state is the latest state per key.
  */
-import { ConfigError, DataError, RetriableError, type FieldProblem } from '../../common/errors.ts'
+import { DataError, RetriableError, type FieldProblem } from '../../common/errors.ts'
+import { checkSinkConfig } from '../sinks.ts'
 import type { AttemptReport, PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
 import type { Collection, Document, Filter } from 'mongodb'
 import type { MongoClientPool, MongoLease } from './client-pool.ts'
@@ -144,13 +145,8 @@ export class MongoProjectionSink implements SinkConnector<MongoSinkConfig> {
 
   /** Validates, then acquires the shared client of the connection string (connected, hosts guarded). */
   async start(config: MongoSinkConfig, ctx: SinkContext): Promise<void> {
-    const problems = mongoSinkConfigProblems(config)
-    if (problems.length > 0) {
-      const fields = problems.map((p) => ({ ...p, field: `sink.${p.field}` }))
-      throw ConfigError.ofFields(`mongodb subscription ${ctx.subscriptionId}`, fields, {
-        subscriptionId: ctx.subscriptionId,
-      })
-    }
+    const problems = mongoSinkConfigProblems(config).map((p) => ({ ...p, field: `sink.${p.field}` }))
+    checkSinkConfig('mongodb', problems, ctx)
     await this.#releaseLease()
     const lease = await this.pool.acquire(config.connectionString, { subscriptionId: ctx.subscriptionId })
     this.#lease = lease

@@ -5,7 +5,8 @@
  * webhook-timestamp and signature per attempt, one signature per secret in force (rotation overlap),
  * and the event's trace context as traceparent (docs/tracing.md).
  */
-import { ConfigError, DataError, type FieldProblem } from '../../common/errors.ts'
+import { DataError, type FieldProblem } from '../../common/errors.ts'
+import { checkSinkConfig } from '../sinks.ts'
 import type { PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
 import { DEFAULT_HTTP_TIMEOUT_MS, MAX_HTTP_TIMEOUT_MS, MIN_HTTP_TIMEOUT_MS } from '../http/client.ts'
 import { headerProblems } from '../http/headers.ts'
@@ -137,12 +138,7 @@ export class WebhookSink implements SinkConnector<WebhookSinkConfig> {
   ) {}
 
   async start(config: WebhookSinkConfig, ctx: SinkContext): Promise<void> {
-    const problems = webhookConfigProblems(config)
-    if (problems.length > 0) {
-      throw ConfigError.ofFields(`webhook subscription ${ctx.subscriptionId}`, problems, {
-        subscriptionId: ctx.subscriptionId,
-      })
-    }
+    checkSinkConfig('webhook', webhookConfigProblems(config), ctx)
     this.#config = config
     this.#ctx = ctx
     this.#target = undefined
