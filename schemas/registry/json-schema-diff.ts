@@ -69,36 +69,27 @@ function compare(ctx: Context, original: Model | null | undefined, update: Model
   ctx.memoized(o, u, (c) => compareTypes(c, o, u))
 }
 
+/** Compares in a sub-context and, when that is compatible, keeps its differences: whether it was. */
+function compatibly(ctx: Context, o: Model | undefined, u: Model | undefined): boolean {
+  const sub = ctx.sub()
+  compare(sub, o, u)
+  if (!sub.compatible()) return false
+  ctx.addAll(sub.diffs)
+  return true
+}
+
 function compareTypes(ctx: Context, o: Model, u: Model): void {
   if (o.kind !== 'combined' && u.kind === 'combined') {
     if (u.subs.length === 1) {
-      const sub = ctx.sub()
-      compare(sub, o, u.subs[0])
-      if (sub.compatible()) return ctx.addAll(sub.diffs)
+      if (compatibly(ctx, o, u.subs[0])) return
     } else if (u.criterion === 'anyOf' || u.criterion === 'oneOf') {
-      for (const s of u.subs) {
-        const sub = ctx.sub()
-        compare(sub, o, s)
-        if (sub.compatible()) {
-          ctx.addAll(sub.diffs)
-          return ctx.add('SUM_TYPE_EXTENDED')
-        }
-      }
+      if (u.subs.some((s) => compatibly(ctx, o, s))) return ctx.add('SUM_TYPE_EXTENDED')
     }
   } else if (o.kind === 'combined' && u.kind !== 'combined') {
     if (o.subs.length === 1) {
-      const sub = ctx.sub()
-      compare(sub, o.subs[0], u)
-      if (sub.compatible()) return ctx.addAll(sub.diffs)
+      if (compatibly(ctx, o.subs[0], u)) return
     } else if (o.criterion === 'allOf') {
-      for (const s of o.subs) {
-        const sub = ctx.sub()
-        compare(sub, s, u)
-        if (sub.compatible()) {
-          ctx.addAll(sub.diffs)
-          return ctx.add('PRODUCT_TYPE_NARROWED')
-        }
-      }
+      if (o.subs.some((s) => compatibly(ctx, s, u))) return ctx.add('PRODUCT_TYPE_NARROWED')
     }
   }
   if (o.kind !== u.kind) {
