@@ -14,25 +14,13 @@
  * and a database of its own.
  */
 import { writeFileSync } from 'node:fs'
-import { createLogger } from '../common/logger.ts'
 import { loadConfig } from '../config/index.ts'
-import { createHttpIngest } from '../producers/http-ingest/index.ts'
 import { ensureTopics } from '../schemas/index.ts'
 import { startSinkHarness } from '../test/helpers/sink-runtime.ts'
 import { testKafka, uniqueName } from '../test/helpers/env.ts'
 import { deleteTopics } from '../test/helpers/registry.ts'
-import {
-  configuredWorker,
-  levelEvent,
-  percentile,
-  publish,
-  rawProduceConsume,
-  serveIngest,
-  startHooks,
-  waitUntil,
-  type LatencyRun,
-  type ServedIngest,
-} from './helpers/latency.ts'
+import { configuredWorker, publish, serveIngest, type ServedIngest } from './helpers/ingest-arm.ts'
+import { levelEvent, percentile, rawProduceConsume, startHooks, waitUntil, type LatencyRun } from './helpers/latency.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
 /**
@@ -121,16 +109,7 @@ export const benchmark: Benchmark = {
 
       // With the configured per-key ingestion limit, as an api process has it (one key: the publisher).
       const limit = { perSecond: config.ingest.rateLimit.eventsPerSecond, burst: config.ingest.rateLimit.burst }
-      const ingest = createHttpIngest({
-        kafka: testKafka('bench-latency-ingest'),
-        serde: h.serde,
-        logger: createLogger({ level: 'error' }),
-        authenticate: async () => ({ organizationId: h.publisherId }),
-        topics: [h.topic],
-        rateLimit: limit,
-      })
-      await ingest.start()
-      served = await serveIngest(ingest.router)
+      served = await serveIngest(h, 'bench-latency-ingest', limit)
       const acceptedAt = served.acceptedAt
 
       // Platform: the publisher is a child process, as publishers are other machines.
@@ -205,7 +184,6 @@ export const benchmark: Benchmark = {
           `being sent p99 ${percentile(coldStartFromSend, 0.99).toFixed(1)} ms`,
       )
       ctx.progress('platform: stopping')
-      await ingest.stop()
       await served.close()
       served = undefined
       await new Promise<void>((resolve) => {

@@ -14,17 +14,16 @@
  * partner records), --duration-ms (the latency phase's measured time, default 20,000).
  */
 import { Kafka, logLevel, type Admin, type Message } from 'kafkajs'
-import { createLogger } from '../common/logger.ts'
 import { kafkaConfig } from '../common/kafka/index.ts'
 import { KafkaScramAdmin } from '../common/kafka/scram.ts'
 import { loadConfig, partnerKafkaAccess } from '../config/index.ts'
 import { PartnerKafka } from '../control-plane/partner-kafka.ts'
-import { createHttpIngest } from '../producers/http-ingest/index.ts'
 import { ensureTopics } from '../schemas/index.ts'
 import { ADMIN, levelMessage, startSinkHarness, type SinkHarness } from '../test/helpers/sink-runtime.ts'
 import { testConfig, testKafka, uniqueName } from '../test/helpers/env.ts'
 import { deleteTopics } from '../test/helpers/registry.ts'
-import { configuredWorker, now, percentile, publish, serveIngest, waitUntil } from './helpers/latency.ts'
+import { configuredWorker, publish, serveIngest } from './helpers/ingest-arm.ts'
+import { now, percentile, waitUntil } from './helpers/latency.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
 const SUBSCRIPTIONS = Number(process.env.BENCH_PARTNER_TOPICS_SUBSCRIPTIONS ?? 100)
@@ -113,16 +112,7 @@ async function latency(
     setTimeout(() => reject(new Error(`the partner consumer did not join group ${group} within 60 s`)), 60_000).unref(),
   )
   await Promise.race([joined, timeout])
-  const ingest = createHttpIngest({
-    kafka: testKafka('bench-pt-ingest'),
-    serde: h.serde,
-    logger: createLogger({ level: 'error' }),
-    authenticate: async () => ({ organizationId: h.publisherId }),
-    topics: [h.topic],
-    rateLimit: { perSecond: 100_000, burst: 100_000 },
-  })
-  await ingest.start()
-  const served = await serveIngest(ingest.router)
+  const served = await serveIngest(h, 'bench-pt-ingest', { perSecond: 100_000, burst: 100_000 })
   const acceptedAt = served.acceptedAt
   try {
     let answered = 0
@@ -146,7 +136,6 @@ async function latency(
     }
     return { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), arrived: lat.length, sent: sent - warm }
   } finally {
-    await ingest.stop()
     await served.close()
     await consumer.disconnect()
     await h.cp.deleteSubscription(ADMIN, sub.id)

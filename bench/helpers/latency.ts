@@ -6,11 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import express, { type Router } from 'express'
 import type { Kafka } from 'kafkajs'
-import type { AppConfig } from '../../config/index.ts'
-import type { SinkWorkerSettings } from '../../connectors/sink/worker/config.ts'
-import { listenLocal } from '../../test/helpers/http.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 
@@ -94,77 +90,6 @@ export async function startHooks(servers: number, onHit: (seq: number, at: numbe
       if (child.connected) child.disconnect()
       child.kill()
     },
-  }
-}
-
-/**
- * The configuration's worker.* settings, for a sink worker run as `distributary start --role worker` runs
- * it; the harness keeps its own consumer group and dead-letter topic, and names the worker.
- */
-export function configuredWorker(config: AppConfig): Partial<SinkWorkerSettings> {
-  const { id: _id, groupId: _groupId, deadLetterTopic: _deadLetterTopic, ...settings } = config.worker
-  return settings
-}
-
-export interface ServedIngest {
-  /** POST here: the inventory event type's ingestion endpoint. */
-  url: string
-  /** When the ingest answered 202 (the event is accepted: the broker acked it), by the x-bench-seq header. */
-  acceptedAt: Map<number, number>
-  close(): Promise<void>
-}
-
-/** Serves an HTTP ingest's router on a free port of 127.0.0.1, noting when each sequence was accepted. */
-export async function serveIngest(router: Router): Promise<ServedIngest> {
-  const acceptedAt = new Map<number, number>()
-  const app = express()
-  app.use((req, res, next) => {
-    const seq = Number(req.headers['x-bench-seq'])
-    if (Number.isInteger(seq)) res.once('finish', () => res.statusCode === 202 && acceptedAt.set(seq, now()))
-    next()
-  })
-  app.use(router)
-  const local = await listenLocal(app)
-  return { url: `${local.url}/v1/events/inventory.level.changed`, acceptedAt, close: local.close }
-}
-
-/** What the publisher child (publisher-child.ts) is asked to send. */
-export interface PublisherRun {
-  url: string
-  rate: number
-  ms: number
-  manufacturerId: string
-  firstSeq: number
-}
-
-/** The publisher's batches: `sent` (seq, intended time, ...), `answered` (seq, answer time, status, ...). */
-export interface PublisherReport {
-  sent?: number[]
-  answered?: number[]
-  done?: number
-}
-
-/**
- * Runs `run` in a publisher child process (publishers are other machines; so the measured process only
- * runs the platform), passing each report batch to `onReport`. Returns how many events it sent.
- */
-export async function publish(run: PublisherRun, onReport: (r: PublisherReport) => void): Promise<number> {
-  const publisher = fork(path.join(here, 'publisher-child.ts'), [], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  try {
-    return await new Promise<number>((resolve, reject) => {
-      publisher.on('message', (m) => {
-        const r = m as PublisherReport
-        onReport(r)
-        if (r.done !== undefined) resolve(r.done)
-      })
-      publisher.once('exit', (code) => reject(new Error(`the publisher exited with ${code}`)))
-      publisher.send(run)
-    })
-  } finally {
-    if (publisher.connected) publisher.disconnect()
   }
 }
 

@@ -9,7 +9,8 @@
  * measured process only runs the platform.
  */
 import { Agent, request } from 'undici'
-import { levelEvent, now, openLoop, type PublisherRun } from './latency.ts'
+import type { PublisherRun } from './ingest-arm.ts'
+import { levelEvent, now, openLoop } from './latency.ts'
 
 const agent = new Agent({ connections: 64, keepAliveTimeout: 30_000 })
 let sent: number[] = []
