@@ -32,6 +32,19 @@ function cpuPer(since: NodeJS.CpuUsage, deliveries: number): number {
   return (c.user + c.system) / Math.max(1, deliveries)
 }
 
+/** After the warm-up, how fast `delivered()` grows per second over `durationMs` (CPU cost: lastCpuUsPerDelivery). */
+async function measure(delivered: () => number, durationMs: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, WARMUP_MS))
+  const start = delivered()
+  const t0 = performance.now()
+  const c0 = process.cpuUsage()
+  await new Promise((r) => setTimeout(r, durationMs))
+  const n = delivered() - start
+  const rate = (n * 1000) / (performance.now() - t0)
+  lastCpuUsPerDelivery = cpuPer(c0, n)
+  return rate
+}
+
 async function startReceivers(n: number): Promise<{ child: ChildProcess; urls: string[] }> {
   const child = fork(path.join(here, 'helpers', 'receivers-child.ts'), [String(n)], {
     execArgv: ['--import', 'tsx'],
@@ -101,13 +114,7 @@ async function platform(urls: string[], durationMs: number): Promise<number> {
     ids.push(id)
   }
   top()
-  await new Promise((r) => setTimeout(r, WARMUP_MS))
-  const start = delivered
-  const t0 = performance.now()
-  const c0 = process.cpuUsage()
-  await new Promise((r) => setTimeout(r, durationMs))
-  const rate = ((delivered - start) * 1000) / (performance.now() - t0)
-  lastCpuUsPerDelivery = cpuPer(c0, delivered - start)
+  const rate = await measure(() => delivered, durationMs)
   queue.close()
   await client.close()
   return rate
@@ -132,13 +139,7 @@ async function raw(urls: string[], durationMs: number): Promise<number> {
     }
   }
   const workers = urls.flatMap((u) => Array.from({ length: CONCURRENCY }, () => worker(u)))
-  await new Promise((r) => setTimeout(r, WARMUP_MS))
-  const start = done
-  const t0 = performance.now()
-  const c0 = process.cpuUsage()
-  await new Promise((r) => setTimeout(r, durationMs))
-  const rate = ((done - start) * 1000) / (performance.now() - t0)
-  lastCpuUsPerDelivery = cpuPer(c0, done - start)
+  const rate = await measure(() => done, durationMs)
   stop = true
   await Promise.all(workers)
   await agent.close()

@@ -11,14 +11,13 @@
  * the rest of a record, so it bounds what any producer of these events can reach with kafkajs.
  */
 import { fork } from 'node:child_process'
-import type { Server } from 'node:http'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { Partitioners } from 'kafkajs'
 import { createLogger } from '../common/logger.ts'
 import { createHttpIngest } from '../producers/http-ingest/index.ts'
+import { listenLocal } from '../test/helpers/http.ts'
 import { inventoryEvent } from './serde.bench.ts'
 import { benchEnv, inventoryEvents, inventoryRecords } from './sources-common.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
@@ -66,10 +65,8 @@ export const benchmark: Benchmark = {
       await ingest.start()
       const app = express()
       app.use(ingest.router)
-      const server: Server = await new Promise((resolve) => {
-        const s = app.listen(0, '127.0.0.1', () => resolve(s))
-      })
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events/inventory.level.changed`
+      const server = await listenLocal(app)
+      const url = `${server.url}/v1/events/inventory.level.changed`
       // The clients run in a child process (publishers are other machines), like the receivers of
       // the fanout benchmark: the measured process does the ingest only.
       const clients = fork(path.join(here, 'helpers', 'ingest-clients-child.ts'), [], {
@@ -119,8 +116,7 @@ export const benchmark: Benchmark = {
       clients.disconnect()
       await producer.disconnect()
       await ingest.stop()
-      server.closeAllConnections()
-      await new Promise((r) => server.close(r))
+      await server.close()
       const platform = arms.platform.n / arms.platform.sec
       const raw = arms.raw.n / arms.raw.sec
       const rawNoHeaders = arms.plain.n / arms.plain.sec

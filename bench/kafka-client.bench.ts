@@ -418,27 +418,22 @@ export const benchmark: Benchmark = {
 
       const pair = (name: string, unit: string, f: (t: Tally) => number, t: Record<Arm, Tally>, lower = false) =>
         figure(name, f(t.platformatic), unit, f(t.kafkajs), null, lower)
+      const quantile = (name: string, q: number) =>
+        figure(
+          `kafka-client.produce.${name}`,
+          percentile(latencies.platformatic, q),
+          'ms',
+          percentile(latencies.kafkajs, q),
+          null,
+          true,
+        )
       return [
         pair('kafka-client.produce.idempotent', 'rec/s', rate, idempotent),
         pair('kafka-client.produce.idempotent.cpu', 'µs/rec', cpuPerRecord, idempotent, true),
         pair(`kafka-client.produce.${IN_FLIGHT}-in-flight`, 'rec/s', rate, pipelined),
         pair(`kafka-client.produce.${IN_FLIGHT}-in-flight.cpu`, 'µs/rec', cpuPerRecord, pipelined, true),
-        figure(
-          'kafka-client.produce.p50',
-          percentile(latencies.platformatic, 0.5),
-          'ms',
-          percentile(latencies.kafkajs, 0.5),
-          null,
-          true,
-        ),
-        figure(
-          'kafka-client.produce.p99',
-          percentile(latencies.platformatic, 0.99),
-          'ms',
-          percentile(latencies.kafkajs, 0.99),
-          null,
-          true,
-        ),
+        quantile('p50', 0.5),
+        quantile('p99', 0.99),
         pair('kafka-client.produce.single.cpu', 'µs/rec', cpuPerRecord, single, true),
         pair('kafka-client.consume', 'rec/s', rate, read),
         pair('kafka-client.consume.cpu', 'µs/rec', cpuPerRecord, read, true),

@@ -13,20 +13,13 @@
  * validation, acks=all): the stricter figure, reported beside. Everything runs on a topic, a registry
  * and a database of its own.
  */
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import express from 'express'
-import { fork } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { createLogger } from '../common/logger.ts'
 import { loadConfig } from '../config/index.ts'
-import { createHttpIngest } from '../producers/http-ingest/index.ts'
 import { ensureTopics } from '../schemas/index.ts'
 import { startSinkHarness } from '../test/helpers/sink-runtime.ts'
 import { testKafka, uniqueName } from '../test/helpers/env.ts'
 import { deleteTopics } from '../test/helpers/registry.ts'
+import { configuredWorker, publish, serveIngest, type ServedIngest } from './helpers/ingest-arm.ts'
 import { levelEvent, percentile, rawProduceConsume, startHooks, waitUntil, type LatencyRun } from './helpers/latency.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
@@ -47,7 +40,6 @@ const WARMUP_MS = 8000
  * measured rate on a topic of its own for config bench.latencyBrokerWarmupMs (30 s; 0 skips it); its
  * p99 in its first and last sixth is printed, so a cold broker shows.
  */
-const here = path.dirname(fileURLToPath(import.meta.url))
 
 function summary(name: string, r: LatencyRun): string {
   return (
@@ -82,7 +74,7 @@ export const benchmark: Benchmark = {
     const h = await startSinkHarness({ partitions: 3 })
     const rawTopic = { ...h.topic, name: uniqueName('latency-raw') }
     const brokerWarmupTopic = { ...h.topic, name: uniqueName('latency-broker-warmup') }
-    let server: Server | undefined
+    let served: ServedIngest | undefined
     try {
       ctx.progress(`${rate} events/s for ${ctx.durationMs} ms after a ${WARMUP_MS} ms warm-up; topic ${h.topic.name}`)
       const admin = testKafka().admin()
@@ -112,74 +104,29 @@ export const benchmark: Benchmark = {
       await h.subscribe({ url: `${hooks.bases[0]}/hooks`, name: 'latency' })
       // The sink worker in its own process, as `distributary start --role worker` runs it beside the api
       // process (here: this one, with the ingest), with the worker settings of the configuration.
-      const w = config.worker
-      const worker = await h.childWorker('bench-latency-worker', {
-        leaseTtlMs: w.leaseTtlMs,
-        heartbeatMs: w.heartbeatMs,
-        pollMs: w.pollMs,
-        cursorFlushMs: w.cursorFlushMs,
-        statusIntervalMs: w.statusIntervalMs,
-        maxBuffered: w.maxBuffered,
-        maxCatchUpReaders: w.maxCatchUpReaders,
-        logDelivered: w.logDelivered,
-      })
+      const worker = await h.childWorker('bench-latency-worker', configuredWorker(config))
       ctx.progress(`sink worker: process ${worker.pid} (successful deliveries logged: ${config.worker.logDelivered})`)
 
       // With the configured per-key ingestion limit, as an api process has it (one key: the publisher).
       const limit = { perSecond: config.ingest.rateLimit.eventsPerSecond, burst: config.ingest.rateLimit.burst }
-      const ingest = createHttpIngest({
-        kafka: testKafka('bench-latency-ingest'),
-        serde: h.serde,
-        logger: createLogger({ level: 'error' }),
-        authenticate: async () => ({ organizationId: h.publisherId }),
-        topics: [h.topic],
-        rateLimit: limit,
-      })
-      await ingest.start()
-      const app = express()
-      // When the ingest answered 202 (the event is accepted: the broker acked it), by the publisher's sequence header.
-      const acceptedAt = new Map<number, number>()
-      app.use((req, res, next) => {
-        const seq = Number(req.headers['x-bench-seq'])
-        if (Number.isInteger(seq))
-          res.once(
-            'finish',
-            () => res.statusCode === 202 && acceptedAt.set(seq, performance.timeOrigin + performance.now()),
-          )
-        next()
-      })
-      app.use(ingest.router)
-      server = await new Promise<Server>((resolve) => {
-        const s = app.listen(0, '127.0.0.1', () => resolve(s))
-      })
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events/inventory.level.changed`
+      served = await serveIngest(h, 'bench-latency-ingest', limit)
+      const acceptedAt = served.acceptedAt
 
-      // Platform: the publisher is a child process (bench/helpers/publisher-child.ts), as publishers are other
-      // machines.
+      // Platform: the publisher is a child process, as publishers are other machines.
       let failed = 0
       let answered = 0
       ctx.progress('platform: warm-up and measuring')
-      const publisher = fork(path.join(here, 'helpers', 'publisher-child.ts'), [], {
-        execArgv: ['--import', 'tsx'],
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      })
-      const sent = await new Promise<number>((resolve, reject) => {
-        publisher.on('message', (m) => {
-          const msg = m as { sent?: number[]; answered?: number[]; done?: number }
-          if (msg.sent) for (let i = 0; i < msg.sent.length; i += 2) intended.set(msg.sent[i]!, msg.sent[i + 1]!)
-          if (msg.answered) {
-            for (let i = 0; i < msg.answered.length; i += 3) {
-              answered++
-              if (msg.answered[i + 2] === 202) accepted.set(msg.answered[i]!, msg.answered[i + 1]!)
-              else failed++
-            }
+      const run = { url: served.url, rate, ms: WARMUP_MS + ctx.durationMs, manufacturerId: h.publisherId, firstSeq: 0 }
+      const sent = await publish(run, (r) => {
+        if (r.sent) for (let i = 0; i < r.sent.length; i += 2) intended.set(r.sent[i]!, r.sent[i + 1]!)
+        if (r.answered) {
+          for (let i = 0; i < r.answered.length; i += 3) {
+            answered++
+            if (r.answered[i + 2] === 202) accepted.set(r.answered[i]!, r.answered[i + 1]!)
+            else failed++
           }
-          if (msg.done !== undefined) resolve(msg.done)
-        })
-        publisher.once('exit', (code) => reject(new Error(`the publisher exited with ${code}`)))
-        publisher.send({ url, rate, ms: WARMUP_MS + ctx.durationMs, manufacturerId: h.publisherId, firstSeq: 0 })
+        }
       })
-      publisher.disconnect()
       await waitUntil(() => answered >= sent && arrivedAt.size + failed >= sent, 20_000)
       // fromAccepted: the issue's measure, from the ingest answering 202 to the webhook received (0 when
       // the webhook was there first); fromSend: from the event's intended send time, so it also holds
@@ -237,10 +184,8 @@ export const benchmark: Benchmark = {
           `being sent p99 ${percentile(coldStartFromSend, 0.99).toFixed(1)} ms`,
       )
       ctx.progress('platform: stopping')
-      await ingest.stop()
-      server.closeAllConnections()
-      await new Promise((r) => server!.close(r))
-      server = undefined
+      await served.close()
+      served = undefined
       await new Promise<void>((resolve) => {
         worker.once('exit', () => resolve())
         worker.kill('SIGTERM')
@@ -276,10 +221,7 @@ export const benchmark: Benchmark = {
         ),
       ]
     } finally {
-      if (server) {
-        server.closeAllConnections()
-        await new Promise((r) => server!.close(r))
-      }
+      await served?.close()
       hooks.close()
       await h.close()
       await deleteTopics(rawTopic.name, ...(brokerWarmupMs > 0 ? [brokerWarmupTopic.name] : []))

@@ -13,30 +13,22 @@
  * Settings: BENCH_PARTNER_TOPICS_EVENTS (source events of the throughput phase, default 2,000: 200,000
  * partner records), --duration-ms (the latency phase's measured time, default 20,000).
  */
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { fork } from 'node:child_process'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import express from 'express'
 import { Kafka, logLevel, type Admin, type Message } from 'kafkajs'
-import { createLogger } from '../common/logger.ts'
 import { kafkaConfig } from '../common/kafka/index.ts'
 import { KafkaScramAdmin } from '../common/kafka/scram.ts'
 import { loadConfig, partnerKafkaAccess } from '../config/index.ts'
 import { PartnerKafka } from '../control-plane/partner-kafka.ts'
-import { createHttpIngest } from '../producers/http-ingest/index.ts'
 import { ensureTopics } from '../schemas/index.ts'
 import { ADMIN, levelMessage, startSinkHarness, type SinkHarness } from '../test/helpers/sink-runtime.ts'
 import { testConfig, testKafka, uniqueName } from '../test/helpers/env.ts'
 import { deleteTopics } from '../test/helpers/registry.ts'
+import { configuredWorker, publish, serveIngest } from './helpers/ingest-arm.ts'
 import { now, percentile, waitUntil } from './helpers/latency.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
 const SUBSCRIPTIONS = Number(process.env.BENCH_PARTNER_TOPICS_SUBSCRIPTIONS ?? 100)
 const LATENCY_RATE = 1000
 const WARMUP_MS = 8000
-const here = path.dirname(fileURLToPath(import.meta.url))
 
 async function totalOffsets(admin: Admin, topics: string[]): Promise<number> {
   let n = 0
@@ -120,53 +112,20 @@ async function latency(
     setTimeout(() => reject(new Error(`the partner consumer did not join group ${group} within 60 s`)), 60_000).unref(),
   )
   await Promise.race([joined, timeout])
-  const ingest = createHttpIngest({
-    kafka: testKafka('bench-pt-ingest'),
-    serde: h.serde,
-    logger: createLogger({ level: 'error' }),
-    authenticate: async () => ({ organizationId: h.publisherId }),
-    topics: [h.topic],
-    rateLimit: { perSecond: 100_000, burst: 100_000 },
-  })
-  await ingest.start()
-  const acceptedAt = new Map<number, number>()
-  const app = express()
-  app.use((req, res, next) => {
-    const seq = Number(req.headers['x-bench-seq'])
-    if (Number.isInteger(seq))
-      res.once(
-        'finish',
-        () => res.statusCode === 202 && acceptedAt.set(seq, performance.timeOrigin + performance.now()),
-      )
-    next()
-  })
-  app.use(ingest.router)
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s))
-  })
+  const served = await serveIngest(h, 'bench-pt-ingest', { perSecond: 100_000, burst: 100_000 })
+  const acceptedAt = served.acceptedAt
   try {
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events/inventory.level.changed`
-    const publisher = fork(path.join(here, 'helpers', 'publisher-child.ts'), [], {
-      execArgv: ['--import', 'tsx'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    })
     let answered = 0
-    const sent = await new Promise<number>((resolve, reject) => {
-      publisher.on('message', (m) => {
-        const msg = m as { answered?: number[]; done?: number }
-        if (msg.answered) answered += msg.answered.length / 3
-        if (msg.done !== undefined) resolve(msg.done)
-      })
-      publisher.once('exit', (code) => reject(new Error(`the publisher exited with ${code}`)))
-      publisher.send({
-        url,
-        rate: LATENCY_RATE,
-        ms: WARMUP_MS + durationMs,
-        manufacturerId: h.publisherId,
-        firstSeq: 0,
-      })
+    const run = {
+      url: served.url,
+      rate: LATENCY_RATE,
+      ms: WARMUP_MS + durationMs,
+      manufacturerId: h.publisherId,
+      firstSeq: 0,
+    }
+    const sent = await publish(run, (r) => {
+      if (r.answered) answered += r.answered.length / 3
     })
-    publisher.disconnect()
     await waitUntil(() => answered >= sent && arrivedAt.size >= acceptedAt.size, 20_000)
     const warm = Math.floor((LATENCY_RATE * WARMUP_MS) / 1000)
     const lat: number[] = []
@@ -177,9 +136,7 @@ async function latency(
     }
     return { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), arrived: lat.length, sent: sent - warm }
   } finally {
-    await ingest.stop()
-    server.closeAllConnections()
-    await new Promise((r) => server.close(r))
+    await served.close()
     await consumer.disconnect()
     await h.cp.deleteSubscription(ADMIN, sub.id)
     await deleteTopics(sub.topic)
@@ -327,18 +284,9 @@ export const benchmark: Benchmark = {
     try {
       // The sink worker in its own process, as `distributary start --role worker` runs it, with the
       // worker settings of the configuration (the delivery log of successful deliveries included).
-      const w = loadConfig().worker
-      const worker = await h.childWorker('bench-partner-topics-worker', {
-        leaseTtlMs: w.leaseTtlMs,
-        heartbeatMs: w.heartbeatMs,
-        pollMs: w.pollMs,
-        cursorFlushMs: w.cursorFlushMs,
-        statusIntervalMs: w.statusIntervalMs,
-        maxBuffered: w.maxBuffered,
-        maxCatchUpReaders: w.maxCatchUpReaders,
-        logDelivered: w.logDelivered,
-      })
-      ctx.progress(`sink worker: process ${worker.pid} (successful deliveries logged: ${w.logDelivered})`)
+      const config = loadConfig()
+      const worker = await h.childWorker('bench-partner-topics-worker', configuredWorker(config))
+      ctx.progress(`sink worker: process ${worker.pid} (successful deliveries logged: ${config.worker.logDelivered})`)
       if (process.env.BENCH_PARTNER_TOPICS_SKIP_LATENCY === '1')
         return [...(await throughputOnly(h, events, ctx.progress, cleanup))]
       ctx.progress(

@@ -223,6 +223,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       p.data.manufacturerId !== acme
         ? `an event of ${pubName(p.data.manufacturerId)}, which granted nothing to this partner`
         : undefined
+    // the grant of four partners: Acme's every inventory event (none of Globex's)
+    const everyAcmeEvent: Pick<PartnerSpec, 'grants' | 'entitled' | 'outside'> = {
+      grants: [{ from: acme }],
+      entitled: (e) => e.publisher === 'acme',
+      outside: acmeOnly,
+    }
     const specs: PartnerSpec[] = [
       {
         name: 'healthy-a',
@@ -251,33 +257,25 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         name: 'failing-c',
         what: 'Acme: every inventory event; answers 500 for a while',
         healthy: false,
-        grants: [{ from: acme }],
-        entitled: (e) => e.publisher === 'acme',
-        outside: acmeOnly,
+        ...everyAcmeEvent,
       },
       {
         name: 'hanging-d',
         what: 'Acme: every inventory event; hangs for a while',
         healthy: false,
-        grants: [{ from: acme }],
-        entitled: (e) => e.publisher === 'acme',
-        outside: acmeOnly,
+        ...everyAcmeEvent,
       },
       {
         name: 'dns-e',
         what: `Acme: every inventory event; at ${CHAOS_HOST}, whose name stops resolving for a while`,
         healthy: false,
-        grants: [{ from: acme }],
-        entitled: (e) => e.publisher === 'acme',
-        outside: acmeOnly,
+        ...everyAcmeEvent,
       },
       {
         name: 'acme-only-f',
         what: 'Acme: every inventory event; no grant from Globex',
         healthy: true,
-        grants: [{ from: acme }],
-        entitled: (e) => e.publisher === 'acme',
-        outside: acmeOnly,
+        ...everyAcmeEvent,
       },
     ]
     for (const spec of specs) {
@@ -327,6 +325,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const setMode = (name: string, mode: PartnerMode) => partner(name).setMode(mode)
     const everyone = specs.map((x) => x.name)
     let victim = ''
+    // the broker faults' victim: the broker leading the most partitions, which `stack up` restarts
+    const busiestBroker = async () => {
+      const b = await s.busiestLeader('inventory.levels')
+      victim = b.node.name
+      return b
+    }
+    const restartVictim = async () => (await s.up(), `stack up restarted ${victim}`)
     /** A partner's endpoint behaving as `mode` for the partner-fault time, then answering again. */
     const partnerFault = (name: string, who: string, mode: PartnerMode, what: string): Phase => ({
       name,
@@ -369,11 +374,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         affects: everyone,
         faultMs: t.brokerDownMs,
         inject: async () => {
-          const b = await s.busiestLeader('inventory.levels')
-          victim = b.node.name
+          const b = await busiestBroker()
           return `killed ${b.node.name} (pid ${s.killBroker(b.node)}), leader of ${b.led} of ${b.partitions} partitions`
         },
-        heal: async () => (await s.up(), `stack up restarted ${victim}`),
+        heal: restartVictim,
         quietMs: t.quietMs,
       },
       {
@@ -382,8 +386,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         affects: everyone,
         faultMs: t.brokerDownMs,
         inject: async () => {
-          const b = await s.busiestLeader('inventory.levels')
-          victim = b.node.name
+          const b = await busiestBroker()
           const t1 = Date.now()
           const pid = await s.stopBroker(b.node)
           return (
@@ -391,7 +394,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
             `partitions) with SIGTERM in ${Date.now() - t1} ms`
           )
         },
-        heal: async () => (await s.up(), `stack up restarted ${victim}`),
+        heal: restartVictim,
         quietMs: t.quietMs,
       },
       {

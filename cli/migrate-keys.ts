@@ -321,15 +321,10 @@ interface Plan {
   report: Omit<TopicMigration, 'topic' | 'exists' | 'recordsScanned' | 'undecodableKeys' | 'v2Keys'>
 }
 
-function plan(
-  spec: TopicSpec,
-  serde: AvroSerde,
-  state: ScanState,
-  fields: string[],
-  ids: { keyId: number; valueVersion: number },
-): Plan {
-  const report: Plan['report'] = {
-    v1Keys: state.v1.size,
+/** A plan's report before it looked at any key: nothing to re-produce, skip or tombstone. */
+function noChanges(v1Keys: number): Plan['report'] {
+  return {
+    v1Keys,
     v1KeysLive: 0,
     reproduced: { count: 0, first: [] },
     keptNewer: 0,
@@ -337,6 +332,16 @@ function plan(
     tombstonedKeys: 0,
     tombstones: 0,
   }
+}
+
+function plan(
+  spec: TopicSpec,
+  serde: AvroSerde,
+  state: ScanState,
+  fields: string[],
+  ids: { keyId: number; valueVersion: number },
+): Plan {
+  const report = noChanges(state.v1.size)
   // one re-produced record per version-2 key: the latest by time should a row live in two partitions (partitions added)
   const chosen = new Map<string, { message: Message; timestamp: number; row: MigratedRow & { to: string } }>()
   const tombstones: Message[] = []
@@ -444,19 +449,8 @@ async function migrateTopic(
   dryRun: boolean,
   progress?: ProgressStream,
 ): Promise<TopicMigration> {
-  const empty = {
-    recordsScanned: 0,
-    undecodableKeys: 0,
-    v1Keys: 0,
-    v1KeysLive: 0,
-    v2Keys: 0,
-    reproduced: { count: 0, first: [] },
-    keptNewer: 0,
-    skipped: { count: 0, first: [] },
-    tombstonedKeys: 0,
-    tombstones: 0,
-  }
-  if (!(await admin.listTopics()).includes(spec.name)) return { topic: spec.name, exists: false, ...empty }
+  if (!(await admin.listTopics()).includes(spec.name))
+    return { topic: spec.name, exists: false, recordsScanned: 0, undecodableKeys: 0, v2Keys: 0, ...noChanges(0) }
   const key = await registeredId(serde, config, keySubject(spec.name), contractSchema(spec.keySchema))
   const value = await registeredId(serde, config, valueSubject(spec.name), contractSchema(spec.valueSchema))
   const fields = fieldNames(await serde.load(key.id))

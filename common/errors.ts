@@ -40,6 +40,20 @@ export class ConfigError extends SyndicationError {
   constructor(message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
     super('CONFIG_INVALID', message, false, context, options)
   }
+
+  /** Every problem of a configuration, each naming its field: `subject: field message; ...`, the fields in context. */
+  static ofFields(subject: string, fields: FieldProblem[], context: ErrorContext = {}): ConfigError {
+    return new ConfigError(`${subject}: ${fields.map((p) => `${p.field} ${p.message}`).join('; ')}`, {
+      ...context,
+      fields,
+    })
+  }
+}
+
+/** A problem with one setting of a configuration, naming its field (for RFC 9457 answers). */
+export interface FieldProblem {
+  field: string
+  message: string
 }
 
 /** The local stack could not be provisioned or started; the message says what to do. */

@@ -3,9 +3,17 @@
  * factory of its `sink.type`. A type no factory is registered for is refused with a ConfigError
  * naming the type, so the subscription reports a clear failure instead of running the wrong sink.
  */
-import { ConfigError } from '../common/errors.ts'
-import type { SinkFactory } from '../connectors/sink/types.ts'
+import { ConfigError, type FieldProblem } from '../common/errors.ts'
+import type { SinkContext, SinkFactory } from '../connectors/sink/types.ts'
 import type { SinkConfig } from '../control-plane/types.ts'
+
+/** A sink's start(): refuses its config with one ConfigError naming every problem (`kind subscription <id>: ...`). */
+export function checkSinkConfig(kind: string, problems: FieldProblem[], ctx: SinkContext): void {
+  if (problems.length > 0)
+    throw ConfigError.ofFields(`${kind} subscription ${ctx.subscriptionId}`, problems, {
+      subscriptionId: ctx.subscriptionId,
+    })
+}
 
 export type SinkFactories = Partial<Record<SinkConfig['type'], SinkFactory>>
 

@@ -261,10 +261,7 @@ export function buildSource(kind: SourceKind, raw: Record<string, unknown>, ctx:
   const faults = plugin.check(raw, ctx.owner)
   if (faults.length > 0) {
     const fields = faults.map((f) => ({ field: f.field ? `config.${f.field}` : 'config', message: f.message }))
-    throw new ConfigError(`${kind}: invalid config: ${fields.map((f) => `${f.field} ${f.message}`).join('; ')}`, {
-      plugin: kind,
-      fields,
-    })
+    throw ConfigError.ofFields(`${kind}: invalid config`, fields, { plugin: kind })
   }
   return plugin.build(raw, ctx)
 }

@@ -9,15 +9,8 @@
  * measured process only runs the platform.
  */
 import { Agent, request } from 'undici'
+import type { PublisherRun } from './ingest-arm.ts'
 import { levelEvent, now, openLoop } from './latency.ts'
-
-interface Run {
-  url: string
-  rate: number
-  ms: number
-  manufacturerId: string
-  firstSeq: number
-}
 
 const agent = new Agent({ connections: 64, keepAliveTimeout: 30_000 })
 let sent: number[] = []
@@ -30,7 +23,7 @@ const flush = (): void => {
 }
 setInterval(flush, 20)
 
-process.on('message', (msg: Run) => {
+process.on('message', (msg: PublisherRun) => {
   void (async () => {
     let open = 0
     const total = await openLoop(

@@ -14,7 +14,7 @@
  * stock encoder on generated records, headers and produce requests). Installed once, by
  * common/kafka/client.ts; the version is checked so that another kafkajs is left as it is.
  */
-import { createRequire } from 'node:module'
+import { patchableKafkajsModule } from './internals.ts'
 
 interface EncoderLike {
   buf: Buffer
@@ -31,9 +31,6 @@ interface EncoderClass {
   }
 }
 
-const require = createRequire(import.meta.url)
-const PATCHED_VERSION = '2.2.4'
-
 let original:
   | {
       nextPowerOfTwo: EncoderClass['nextPowerOfTwo']
@@ -44,11 +41,7 @@ let original:
     }
   | undefined
 
-function encoderClass(): EncoderClass | undefined {
-  const version = (require('kafkajs/package.json') as { version: string }).version
-  if (version !== PATCHED_VERSION) return undefined
-  return require('kafkajs/src/protocol/encoder.js') as EncoderClass
-}
+const encoderClass = () => patchableKafkajsModule<EncoderClass>('kafkajs/src/protocol/encoder.js')
 
 /**
  * Installs the pooled encoder buffers (idempotent). False when the installed kafkajs is not the version this was

@@ -8,7 +8,7 @@
  * common/kafka/client.ts; another kafkajs version is left as it is (kafkajs has had no release since
  * 2.2.4, and a fixed release would not need this).
  */
-import { createRequire } from 'node:module'
+import { patchableKafkajsModule } from './internals.ts'
 
 interface RequestQueueLike {
   throttledUntil: number
@@ -20,18 +20,12 @@ interface RequestQueueClass {
   prototype: RequestQueueLike & { scheduleCheckPendingRequests(this: RequestQueueLike): void }
 }
 
-const require = createRequire(import.meta.url)
-const PATCHED_VERSION = '2.2.4'
 /** kafkajs' own CHECK_PENDING_REQUESTS_INTERVAL (network/requestQueue/index.js). */
 const CHECK_PENDING_REQUESTS_INTERVAL = 10
 
 let original: RequestQueueClass['prototype']['scheduleCheckPendingRequests'] | undefined
 
-function requestQueueClass(): RequestQueueClass | undefined {
-  const version = (require('kafkajs/package.json') as { version: string }).version
-  if (version !== PATCHED_VERSION) return undefined
-  return require('kafkajs/src/network/requestQueue/index.js') as RequestQueueClass
-}
+const requestQueueClass = () => patchableKafkajsModule<RequestQueueClass>('kafkajs/src/network/requestQueue/index.js')
 
 /**
  * Installs the clamped delay (idempotent). False when the installed kafkajs is not the version this was written for.

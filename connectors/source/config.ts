@@ -19,6 +19,21 @@ export interface Setting {
 
 export type ConfigSchema = Record<string, Setting>
 
+/**
+ * The settings of a source that publishes one event type: the type (its contract) and the topic, which
+ * can only be the type's declared topic (the setting exists to say so, and for configs that name it).
+ */
+export function eventTypeSettings(eventTypeDoc: string): ConfigSchema {
+  return {
+    eventType: { doc: eventTypeDoc, type: 'string', default: 'inventory.level.changed' },
+    topic: {
+      doc: 'Topic to write: the declared topic of eventType (no other is accepted); empty: that topic.',
+      type: 'string',
+      default: '',
+    },
+  }
+}
+
 /** One bad setting: its name and what is wrong with it. */
 export interface SettingFault {
   field: string

@@ -278,17 +278,8 @@ export class SourceRunner<C = unknown, V = unknown> {
             break
           }
           if (encodeError || !topicMessages) {
-            this.stats.failedBatches++
             const e = encodeError ?? new Error('nothing encoded')
-            if (this.connector.fail) {
-              this.log.warn('encoding failed; reported to the source', {
-                code: (e as { code?: string }).code ?? 'RETRIABLE',
-                count: batch.length,
-                err: e,
-              })
-              this.connector.fail(batch, e)
-              continue
-            }
+            if (this.failed('encoding', batch, e)) continue
             if (e instanceof DataError) throw e
             pending = records.slice(i) // e.g. the registry unreachable: try again
             await this.backoff(pending.length, ++failures, signal)
@@ -323,6 +314,19 @@ export class SourceRunner<C = unknown, V = unknown> {
     return f.batch
   }
 
+  /** Counts a failed batch and, to a push source, reports it (its `fail`): true when reported. */
+  private failed(step: 'encoding' | 'produce', batch: SourceRecord<V>[], e: Error): boolean {
+    this.stats.failedBatches++
+    if (!this.connector.fail) return false
+    this.log.warn(`${step} failed; reported to the source`, {
+      code: (e as { code?: string }).code ?? 'RETRIABLE',
+      count: batch.length,
+      err: e,
+    })
+    this.connector.fail(batch, e)
+    return true
+  }
+
   private async backoff(count: number, failures: number, signal: AbortSignal): Promise<void> {
     const delay = backoffDelay(this.opts.produceBackoff ?? PRODUCE_BACKOFF, failures)
     this.log.warn('produce failed; retrying', { code: 'RETRIABLE', count, retryInMs: delay })
@@ -338,17 +342,8 @@ export class SourceRunner<C = unknown, V = unknown> {
     try {
       await this.sendEncoded(batch, topicMessages)
     } catch (err) {
-      this.stats.failedBatches++
-      const e = err as Error
-      if (this.connector.fail) {
-        this.log.warn('produce failed; reported to the source', {
-          code: (e as { code?: string }).code ?? 'RETRIABLE',
-          count: batch.length,
-          err: e,
-        })
-        this.connector.fail(batch, e)
-      }
-      return e
+      this.failed('produce', batch, err as Error)
+      return err as Error
     }
     this.commits = this.commits.then(() => this.commit(batch, signal))
     return undefined

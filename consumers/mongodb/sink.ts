@@ -34,7 +34,8 @@
  * tombstone may briefly re-create the key (the deleted document left no version behind) until it
  * reaches the tombstone again, which deletes it: the end state is the latest state per key.
  */
-import { ConfigError, DataError, RetriableError } from '../../common/errors.ts'
+import { DataError, RetriableError, type FieldProblem } from '../../common/errors.ts'
+import { checkSinkConfig } from '../sinks.ts'
 import type { AttemptReport, PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
 import type { Collection, Document, Filter } from 'mongodb'
 import type { MongoClientPool, MongoLease } from './client-pool.ts'
@@ -46,10 +47,7 @@ export interface MongoSinkConfig {
   collection: string
 }
 
-export interface FieldProblem {
-  field: string
-  message: string
-}
+export type { FieldProblem }
 
 /** The metadata field of every projected document. */
 export const META_FIELD = '_meta'
@@ -147,16 +145,8 @@ export class MongoProjectionSink implements SinkConnector<MongoSinkConfig> {
 
   /** Validates, then acquires the shared client of the connection string (connected, hosts guarded). */
   async start(config: MongoSinkConfig, ctx: SinkContext): Promise<void> {
-    const problems = mongoSinkConfigProblems(config)
-    if (problems.length > 0) {
-      throw new ConfigError(
-        `mongodb subscription ${ctx.subscriptionId}: ${problems.map((p) => `sink.${p.field} ${p.message}`).join('; ')}`,
-        {
-          subscriptionId: ctx.subscriptionId,
-          fields: problems.map((p) => ({ ...p, field: `sink.${p.field}` })),
-        },
-      )
-    }
+    const problems = mongoSinkConfigProblems(config).map((p) => ({ ...p, field: `sink.${p.field}` }))
+    checkSinkConfig('mongodb', problems, ctx)
     await this.#releaseLease()
     const lease = await this.pool.acquire(config.connectionString, { subscriptionId: ctx.subscriptionId })
     this.#lease = lease

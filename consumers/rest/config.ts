@@ -4,6 +4,7 @@
  * subscription with a broken URL template, auth or body mapping is refused when it is saved (422).
  */
 import type { FieldError } from '../../control-plane/errors.ts'
+import { headerProblems, isHeaderName } from '../http/headers.ts'
 import { httpUrlProblem } from '../http/url.ts'
 import { mappingProblem } from './mapping.ts'
 import type { OAuth2Credentials } from './oauth2.ts'
@@ -51,7 +52,6 @@ export const RESERVED_HEADERS = new Set([
   'connection',
   'user-agent',
 ])
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 const str = (v: unknown): v is string => typeof v === 'string' && v !== ''
 
@@ -81,17 +81,7 @@ export function restSinkProblems(config: unknown): Array<FieldError & { position
         })
     }
   }
-  if (c.headers !== undefined) {
-    if (c.headers === null || typeof c.headers !== 'object')
-      out.push({ field: 'headers', message: 'must be an object of strings' })
-    else
-      for (const [k, v] of Object.entries(c.headers)) {
-        if (typeof v !== 'string') out.push({ field: `headers.${k}`, message: 'must be a string' })
-        if (!TOKEN.test(k)) out.push({ field: `headers.${k}`, message: 'is not a valid header name' })
-        if (RESERVED_HEADERS.has(k.toLowerCase()))
-          out.push({ field: `headers.${k}`, message: 'is set by the platform and cannot be overridden' })
-      }
-  }
+  out.push(...headerProblems(c.headers, RESERVED_HEADERS))
   if (
     c.batchWaitMs !== undefined &&
     (typeof c.batchWaitMs !== 'number' ||
@@ -125,7 +115,7 @@ function authProblems(auth: unknown): FieldError[] {
     }
     case 'header': {
       const out = need('headerName', 'headerValue')
-      if (str(a.headerName) && !TOKEN.test(a.headerName))
+      if (str(a.headerName) && !isHeaderName(a.headerName))
         out.push({ field: 'auth.headerName', message: 'is not a valid header name' })
       else if (
         str(a.headerName) &&

@@ -23,7 +23,8 @@
  * tracing on, its span links the delivery attempts of the other events of a batch.
  */
 import { createHash } from 'node:crypto'
-import { ConfigError, PartnerRejectedError, type SyndicationError } from '../../common/errors.ts'
+import { PartnerRejectedError, type SyndicationError } from '../../common/errors.ts'
+import { checkSinkConfig } from '../sinks.ts'
 import type { PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
 import {
   attemptOutcome,
@@ -82,12 +83,7 @@ export class RestSink implements SinkConnector<RestSinkConfig> {
     ) {
       problems.push({ field: 'batch', message: 'maxEvents must be an integer >= 1 and maxWaitMs an integer >= 0' })
     }
-    if (problems.length > 0) {
-      throw new ConfigError(
-        `REST subscription ${ctx.subscriptionId}: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`,
-        { subscriptionId: ctx.subscriptionId, fields: problems },
-      )
-    }
+    checkSinkConfig('REST', problems, ctx)
     this.#config = config
     this.#ctx = ctx
     this.#template = parseUrlTemplate(config.url)

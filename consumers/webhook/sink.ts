@@ -5,9 +5,11 @@
  * webhook-timestamp and signature per attempt, one signature per secret in force (rotation overlap),
  * and the event's trace context as traceparent (docs/tracing.md).
  */
-import { ConfigError, DataError } from '../../common/errors.ts'
+import { DataError, type FieldProblem } from '../../common/errors.ts'
+import { checkSinkConfig } from '../sinks.ts'
 import type { PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
 import { DEFAULT_HTTP_TIMEOUT_MS, MAX_HTTP_TIMEOUT_MS, MIN_HTTP_TIMEOUT_MS } from '../http/client.ts'
+import { headerProblems } from '../http/headers.ts'
 import { httpUrlProblem } from '../http/url.ts'
 import type { WebhookClient, WebhookTarget } from './client.ts'
 import { secretKey } from './signature.ts'
@@ -43,10 +45,7 @@ const RESERVED_HEADERS = new Set([
   'connection',
 ])
 
-export interface FieldProblem {
-  field: string
-  message: string
-}
+export type { FieldProblem }
 
 /** Every problem with a webhook configuration, each naming its field (for RFC 9457 answers). */
 export function webhookConfigProblems(config: unknown): FieldProblem[] {
@@ -83,16 +82,7 @@ export function webhookConfigProblems(config: unknown): FieldProblem[] {
       message: `must be an integer from ${MIN_WEBHOOK_TIMEOUT_MS} to ${MAX_WEBHOOK_TIMEOUT_MS}`,
     })
   }
-  if (c.headers !== undefined) {
-    if (c.headers === null || typeof c.headers !== 'object')
-      out.push({ field: 'headers', message: 'must be an object of strings' })
-    else
-      for (const [k, v] of Object.entries(c.headers)) {
-        if (typeof v !== 'string') out.push({ field: `headers.${k}`, message: 'must be a string' })
-        if (RESERVED_HEADERS.has(k.toLowerCase()))
-          out.push({ field: `headers.${k}`, message: 'is set by the platform and cannot be overridden' })
-      }
-  }
+  out.push(...headerProblems(c.headers, RESERVED_HEADERS))
   return out
 }
 
@@ -148,16 +138,7 @@ export class WebhookSink implements SinkConnector<WebhookSinkConfig> {
   ) {}
 
   async start(config: WebhookSinkConfig, ctx: SinkContext): Promise<void> {
-    const problems = webhookConfigProblems(config)
-    if (problems.length > 0) {
-      throw new ConfigError(
-        `webhook subscription ${ctx.subscriptionId}: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`,
-        {
-          subscriptionId: ctx.subscriptionId,
-          fields: problems,
-        },
-      )
-    }
+    checkSinkConfig('webhook', webhookConfigProblems(config), ctx)
     this.#config = config
     this.#ctx = ctx
     this.#target = undefined

@@ -16,7 +16,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { validateConfig, type ConfigSchema } from '../../connectors/source/config.ts'
+import { eventTypeSettings, validateConfig, type ConfigSchema } from '../../connectors/source/config.ts'
 import { createConverter, type Converter } from '../../connectors/source/json-avro.ts'
 import type { SourceConnector, SourceContext, SourceRecord } from '../../connectors/source/types.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
@@ -63,16 +63,7 @@ export const csvDropConfigSchema: ConfigSchema = {
       'absolute inside it.',
     type: 'string',
   },
-  eventType: {
-    doc: 'Event type of every row (selects the Avro contract, and with it the topic).',
-    type: 'string',
-    default: 'inventory.level.changed',
-  },
-  topic: {
-    doc: 'Topic to write: the declared topic of eventType (no other is accepted); empty: that topic.',
-    type: 'string',
-    default: '',
-  },
+  ...eventTypeSettings('Event type of every row (selects the Avro contract, and with it the topic).'),
   columns: { doc: 'Avro field → CSV header name.', type: 'string-map', default: {} },
   constants: { doc: 'Avro field → constant value for fields the file lacks.', type: 'string-map', default: {} },
   delimiter: { doc: 'Field delimiter (one ASCII character).', type: 'string', default: ',' },

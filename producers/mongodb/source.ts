@@ -18,7 +18,7 @@
  * headers), so a restart loses and duplicates nothing.
  */
 import { BSON, type ChangeStream, type Collection, type Document, type MongoClient, type ResumeToken } from 'mongodb'
-import { validateConfig, type ConfigSchema } from '../../connectors/source/config.ts'
+import { eventTypeSettings, validateConfig, type ConfigSchema } from '../../connectors/source/config.ts'
 import { createConverter, type Converter } from '../../connectors/source/json-avro.ts'
 import type { SourceConnector, SourceContext, SourceRecord } from '../../connectors/source/types.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
@@ -49,16 +49,7 @@ export const mongoSourceConfigSchema: ConfigSchema = {
     default: 'auto',
     enum: ['auto', 'poll', 'changeStream'],
   },
-  eventType: {
-    doc: 'Event type of the published changes (selects the contract).',
-    type: 'string',
-    default: 'inventory.level.changed',
-  },
-  topic: {
-    doc: 'Topic to write: the declared topic of eventType (no other is accepted); empty: that topic.',
-    type: 'string',
-    default: '',
-  },
+  ...eventTypeSettings('Event type of the published changes (selects the contract).'),
   updatedAtField: { doc: 'Date field every write sets (polling watermark).', type: 'string', default: 'updatedAt' },
   offsetsCollection: {
     doc: 'Collection (same database) holding the resume point of each source.',

@@ -69,36 +69,27 @@ function compare(ctx: Context, original: Model | null | undefined, update: Model
   ctx.memoized(o, u, (c) => compareTypes(c, o, u))
 }
 
+/** Compares in a sub-context and, when that is compatible, keeps its differences: whether it was. */
+function compatibly(ctx: Context, o: Model | undefined, u: Model | undefined): boolean {
+  const sub = ctx.sub()
+  compare(sub, o, u)
+  if (!sub.compatible()) return false
+  ctx.addAll(sub.diffs)
+  return true
+}
+
 function compareTypes(ctx: Context, o: Model, u: Model): void {
   if (o.kind !== 'combined' && u.kind === 'combined') {
     if (u.subs.length === 1) {
-      const sub = ctx.sub()
-      compare(sub, o, u.subs[0])
-      if (sub.compatible()) return ctx.addAll(sub.diffs)
+      if (compatibly(ctx, o, u.subs[0])) return
     } else if (u.criterion === 'anyOf' || u.criterion === 'oneOf') {
-      for (const s of u.subs) {
-        const sub = ctx.sub()
-        compare(sub, o, s)
-        if (sub.compatible()) {
-          ctx.addAll(sub.diffs)
-          return ctx.add('SUM_TYPE_EXTENDED')
-        }
-      }
+      if (u.subs.some((s) => compatibly(ctx, o, s))) return ctx.add('SUM_TYPE_EXTENDED')
     }
   } else if (o.kind === 'combined' && u.kind !== 'combined') {
     if (o.subs.length === 1) {
-      const sub = ctx.sub()
-      compare(sub, o.subs[0], u)
-      if (sub.compatible()) return ctx.addAll(sub.diffs)
+      if (compatibly(ctx, o.subs[0], u)) return
     } else if (o.criterion === 'allOf') {
-      for (const s of o.subs) {
-        const sub = ctx.sub()
-        compare(sub, s, u)
-        if (sub.compatible()) {
-          ctx.addAll(sub.diffs)
-          return ctx.add('PRODUCT_TYPE_NARROWED')
-        }
-      }
+      if (o.subs.some((s) => compatibly(ctx, s, u))) return ctx.add('PRODUCT_TYPE_NARROWED')
     }
   }
   if (o.kind !== u.kind) {
@@ -268,7 +259,37 @@ function partialObject(m: ObjectModel, key: string): Model | null {
   return null
 }
 
+/**
+ * A property or item one side no longer names, against the schema the other side's partially open content
+ * model gives it: the comparison's differences, then whether the model covers it.
+ */
+function partiallyOpen(
+  ctx: Context,
+  change: 'PROPERTY_REMOVED' | 'PROPERTY_ADDED' | 'ITEM_REMOVED' | 'ITEM_ADDED',
+  o: Model | undefined,
+  u: Model | undefined,
+): void {
+  const sub = ctx.sub()
+  compare(sub, o, u)
+  ctx.addAll(sub.diffs)
+  ctx.add(
+    sub.compatible()
+      ? `${change}_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL`
+      : `${change}_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL`,
+  )
+}
+
 const hasDefault = (m: Model | undefined) => isObj(m?.raw) && 'default' in m.raw
+
+/** A property the original does not name, added to an open or not open content model. */
+function propertyAdded(ctx: Context, model: 'OPEN' | 'UNOPEN', required: boolean, added: Model): void {
+  if (!required) return ctx.add(`OPTIONAL_PROPERTY_ADDED_TO_${model}_CONTENT_MODEL`)
+  ctx.add(
+    hasDefault(added)
+      ? `REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_${model}_CONTENT_MODEL`
+      : `REQUIRED_PROPERTY_ADDED_TO_${model}_CONTENT_MODEL`,
+  )
+}
 
 function objectDiff(ctx: Context, o: ObjectModel, u: ObjectModel): void {
   const req = (m: ObjectModel) => new Set(Array.isArray(m.n.required) ? (m.n.required as string[]) : [])
@@ -293,16 +314,7 @@ function objectDiff(ctx: Context, o: ObjectModel, u: ObjectModel): void {
         if (!us) {
           if (isOpenObject(u)) return ctx.add('PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL')
           const partial = partialObject(u, key)
-          if (partial) {
-            const sub = ctx.sub()
-            compare(sub, os, partial)
-            ctx.addAll(sub.diffs)
-            return ctx.add(
-              sub.compatible()
-                ? 'PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL'
-                : 'PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
-            )
-          }
+          if (partial) return partiallyOpen(ctx, 'PROPERTY_REMOVED', os, partial)
           return ctx.add(
             os!.kind === 'false'
               ? 'PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL'
@@ -312,32 +324,11 @@ function objectDiff(ctx: Context, o: ObjectModel, u: ObjectModel): void {
         if (!os) {
           if (isOpenObject(o)) {
             if (us.kind === 'empty') return ctx.add('PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL')
-            if (uReq.has(key))
-              return ctx.add(
-                hasDefault(us)
-                  ? 'REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_OPEN_CONTENT_MODEL'
-                  : 'REQUIRED_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL',
-              )
-            return ctx.add('OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL')
+            return propertyAdded(ctx, 'OPEN', uReq.has(key), us)
           }
           const partial = partialObject(o, key)
-          if (partial) {
-            const sub = ctx.sub()
-            compare(sub, partial, us)
-            ctx.addAll(sub.diffs)
-            ctx.add(
-              sub.compatible()
-                ? 'PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL'
-                : 'PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
-            )
-          }
-          if (uReq.has(key))
-            return ctx.add(
-              hasDefault(us)
-                ? 'REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL'
-                : 'REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL',
-            )
-          return ctx.add('OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL')
+          if (partial) partiallyOpen(ctx, 'PROPERTY_ADDED', partial, us)
+          return propertyAdded(ctx, 'UNOPEN', uReq.has(key), us)
         }
         compare(ctx, os, us)
       })
@@ -425,16 +416,7 @@ function arrayDiff(ctx: Context, o: ArrayModel, u: ArrayModel): void {
         // an item position the update no longer names
         if (isOpenArray(u)) return ctx.add('ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL')
         const partial = partialArray(u)
-        if (partial) {
-          const sub = ctx.sub()
-          compare(sub, ot[i], partial)
-          ctx.addAll(sub.diffs)
-          return ctx.add(
-            sub.compatible()
-              ? 'ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL'
-              : 'ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
-          )
-        }
+        if (partial) return partiallyOpen(ctx, 'ITEM_REMOVED', ot[i], partial)
         return ctx.add(
           ot[i]!.kind === 'false'
             ? 'ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL'
@@ -448,16 +430,7 @@ function arrayDiff(ctx: Context, o: ArrayModel, u: ArrayModel): void {
             : 'ITEM_ADDED_TO_OPEN_CONTENT_MODEL',
         )
       const partial = partialArray(o)
-      if (partial) {
-        const sub = ctx.sub()
-        compare(sub, partial, ut[i])
-        ctx.addAll(sub.diffs)
-        return ctx.add(
-          sub.compatible()
-            ? 'ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL'
-            : 'ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL',
-        )
-      }
+      if (partial) return partiallyOpen(ctx, 'ITEM_ADDED', partial, ut[i])
       ctx.add('ITEM_ADDED_TO_CLOSED_CONTENT_MODEL')
     })
   }

@@ -11,6 +11,7 @@ import {
   guidOf,
   paged,
   parseVersion,
+  schemaFields,
   sameReferences,
   sortedReferences,
   type Candidate,
@@ -105,17 +106,7 @@ export class RegistryReads {
   ): SubjectVersion {
     const s = this.state.schemas.get(id)
     if (!s) throw errors.schemaNotFound(id)
-    const out: SubjectVersion = {
-      subject,
-      version,
-      id,
-      guid: guidOf(s.schema, s.references),
-      schemaType: s.schemaType,
-      schema: '',
-    }
-    if (s.references.length > 0) out.references = s.references
-    delete (out as Partial<SubjectVersion>).schema
-    out.schema = s.schema
+    const out: SubjectVersion = { subject, version, id, ...schemaFields(s) }
     const e = meta ?? this.state.subjects.get(subject)?.get(version)
     if (e) {
       out.ts = e.ts

@@ -10,10 +10,10 @@ import { SCHEMA_TYPES, compatibilityErrorsOf, type VersionedSchema } from './sch
 import { INVALID_SCHEMA, RegistryError, errors } from './errors.ts'
 import {
   assertValidSubject,
-  guidOf,
   parseRequestedId,
   parseRequestedVersion,
   parseVersion,
+  schemaFields,
   type BeforeRegisterHook,
   type Candidate,
   type RegisterOptions,
@@ -78,18 +78,7 @@ export class SchemaRegistryService extends RegistryReads {
   }
 
   private registered(subject: string, version: number, id: number): RegisterResult {
-    const s = this.state.schemas.get(id)!
-    const out: RegisterResult = {
-      id,
-      version,
-      guid: guidOf(s.schema, s.references),
-      schemaType: s.schemaType,
-      schema: '',
-    }
-    if (s.references.length > 0) out.references = s.references
-    delete (out as Partial<RegisterResult>).schema
-    out.schema = s.schema
-    return out
+    return { id, version, ...schemaFields(this.state.schemas.get(id)!) }
   }
 
   /**

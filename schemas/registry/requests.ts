@@ -90,6 +90,23 @@ export function assertValidSubject(subject: string): void {
     throw errors.invalidSubject(subject)
 }
 
+/**
+ * A schema's fields of an answer (a subject's version, a registration), in Confluent's order: guid,
+ * schemaType, references (only when there are some), schema.
+ */
+export function schemaFields(s: {
+  schema: string
+  schemaType: string
+  references: Reference[]
+}): Pick<RegisterResult, 'guid' | 'schemaType' | 'references' | 'schema'> {
+  return {
+    guid: guidOf(s.schema, s.references),
+    schemaType: s.schemaType,
+    ...(s.references.length > 0 ? { references: s.references } : {}),
+    schema: s.schema,
+  }
+}
+
 /** Confluent's guid of a schema: the UUID made of the MD5 of its text and references (Schema.getGuid). */
 export function guidOf(schema: string, references: Reference[]): string {
   const md5 = createHash('md5').update(schema, 'utf8')

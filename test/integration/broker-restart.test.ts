@@ -4,14 +4,13 @@
  * order per key, duplicates only with the same webhook-id; event ingestion answers 503 with
  * Retry-After while the broker is down (nothing stored) and 202 again after it is back.
  */
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
 import express from 'express'
 import { loadConfig } from '../../config/index.ts'
 import { createHttpIngest, type HttpIngest } from '../../producers/http-ingest/index.ts'
 import { stackDown, stackSettings, stackUp } from '../../stack/index.ts'
 import { testKafka, waitFor } from '../helpers/env.ts'
+import { listenLocal } from '../helpers/http.ts'
 import { startReceiver, type Receiver } from '../helpers/receiver.ts'
 import { expectPerKeyOrder, levels, verified } from '../helpers/sink-assertions.ts'
 import { FAST, startSinkHarness, type SinkHarness } from '../helpers/sink-runtime.ts'
@@ -83,10 +82,8 @@ describe('broker restart mid-stream (local stack)', function () {
     await ingest.start()
     const app = express()
     app.use(ingest.router)
-    const server: Server = await new Promise((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s))
-    })
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events/inventory.level.changed`
+    const server = await listenLocal(app)
+    const url = `${server.url}/v1/events/inventory.level.changed`
     const event = (seq: number) => ({
       manufacturerId: 'acme',
       sku: 'SKU-R',
@@ -138,7 +135,7 @@ describe('broker restart mid-stream (local stack)', function () {
       expect(back.body.eventIds).to.have.length(1)
       expect(await count(), 'the 503 stored nothing').to.equal(2)
     } finally {
-      server.close()
+      await server.close()
       await ingest.stop()
     }
   })

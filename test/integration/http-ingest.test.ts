@@ -3,8 +3,6 @@
  * error answer, and that nothing reached Kafka for each rejected request; 202 only after the ack,
  * with the event ids; Idempotency-Key replay; 503 with a dead broker and recovery on the live one.
  */
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
 import express from 'express'
 import { Kafka, logLevel, type Admin } from 'kafkajs'
@@ -19,6 +17,7 @@ import { HEADER } from '../../schemas/headers.ts'
 import { createHttpIngest, type HttpIngest, type IdempotencyDoc } from '../../producers/http-ingest/index.ts'
 import { testKafka, testMongo, uniqueName, testConfig, dropDatabaseLater } from '../helpers/env.ts'
 import { deleteTopics, quietLogger, startTestRegistry } from '../helpers/registry.ts'
+import { listenLocal, type LocalServer } from '../helpers/http.ts'
 import { closedPort, countRecords, createTopics, readTopic, uniqueTopic } from '../helpers/sources.ts'
 import type { RegistryServer } from '../../schemas/registry/index.ts'
 import { kafkaBrokers } from '../../config/index.ts'
@@ -40,13 +39,6 @@ function level(sku: string, locationId: string, sequence: number, extra: Record<
     occurredAt: '2026-11-20T10:00:00.000Z',
     ...extra,
   }
-}
-
-async function listen(app: express.Express): Promise<{ server: Server; url: string }> {
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s))
-  })
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
 }
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
@@ -76,7 +68,7 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
   let inventory: TopicSpec
   let deals: TopicSpec
   let ingest: HttpIngest
-  let server: Server
+  let server: LocalServer
   let base: string
 
   const authenticate = async (req: express.Request) =>
@@ -107,13 +99,13 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
     await ingest.start()
     const app = express()
     app.use(ingest.router)
-    ;({ server, url: base } = await listen(app))
+    server = await listenLocal(app)
+    base = server.url
   })
 
   after(async () => {
     await ingest?.stop()
-    server?.closeAllConnections()
-    await new Promise((r) => server?.close(r))
+    await server?.close()
     dropDatabaseLater(dbName)
     await mongo?.close()
     await admin?.disconnect()
@@ -357,7 +349,7 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
         await dead.start()
         const app = express()
         app.use(dead.router)
-        const s = await listen(app)
+        const s = await listenLocal(app)
         try {
           const batch = [level('DOWN', 'L1', 1), level('DOWN', 'L1', 2)]
           const t0 = Date.now()
@@ -379,8 +371,7 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
           expect(records.map((x) => x.value.sequence)).to.deep.equal([1, 2])
         } finally {
           await dead.stop()
-          s.server.closeAllConnections()
-          await new Promise((r) => s.server.close(r))
+          await s.close()
           await deleteTopics(topic.name)
         }
       },
@@ -410,7 +401,7 @@ describe('HTTP ingestion while the store is away', function () {
         topics: [TOPICS.inventoryLevels],
       })
       const app = createApp({ logger: quietLogger, readiness: {}, routers: [ingest.router] })
-      const { server, url } = await listen(app)
+      const { url, close } = await listenLocal(app)
       try {
         const res = await fetch(`${url}/v1/events/inventory.level.changed`, {
           method: 'POST',
@@ -425,8 +416,7 @@ describe('HTTP ingestion while the store is away', function () {
         ])
         expect(body.detail).to.match(/store is unreachable/)
       } finally {
-        server.closeAllConnections()
-        await new Promise((r) => server.close(r))
+        await close()
         await away.close()
       }
     },
