@@ -25,6 +25,8 @@ export const API_OPTIONS = {
   'overlap-seconds': { type: 'string' },
   issue: { type: 'boolean' },
   revoke: { type: 'boolean' },
+  reason: { type: 'string' },
+  state: { type: 'string' },
 } as const
 
 export type OptionName = keyof typeof API_OPTIONS
@@ -53,6 +55,8 @@ export const VALUE: Record<OptionName, string> = {
   'overlap-seconds': 'seconds',
   issue: '',
   revoke: '',
+  reason: 'text',
+  state: 'state',
 }
 
 /** One subcommand: its arguments, the options it takes (with what each means there), what it does. */

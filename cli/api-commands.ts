@@ -35,6 +35,8 @@ export const API_SUMMARY: Record<string, string> = {
   connectors: "each subscription's connector: state, lag, pause and resume, replay",
   dlq: "a subscription's dead letters",
   sources: 'source connectors (csv-drop, mongodb)',
+  deals: 'deal registrations: partners register, publishers decide (docs/deals.md)',
+  leads: 'leads a publisher shares with a partner: accept, decline, reassign, convert',
 }
 
 /** `--name <value>` as the help shows a flag (a repeatable one with `...` after the brackets in the usage). */

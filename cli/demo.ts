@@ -19,6 +19,8 @@ import { loadConfig, mongoUri, type AppConfig } from '../config/index.ts'
 import { secretKey, sign } from '../consumers/webhook/signature.ts'
 import { stackDown, stackSettings, stackStatus } from '../stack/index.ts'
 import { startPlatform } from './platform.ts'
+import { runDealScene, type DealSceneSummary, type SceneEvent } from './demo-deals.ts'
+import { TOPICS } from '../schemas/topics.ts'
 
 export interface DemoOptions {
   /** Stock changes to publish, then stop (a bounded run); absent: until Ctrl-C. */
@@ -96,10 +98,12 @@ export interface DemoPartnerSummary {
 export interface DemoSummary {
   published: { stock: number; deals: number }
   partners: DemoPartnerSummary[]
+  /** Deal registration with the manufacturer's CRM in the loop (cli/demo-deals.ts). */
+  dealRegistration: DealSceneSummary
   complete: boolean
 }
 
-async function startReceiver(secretRef: { secret: string }, partnerId: () => string): Promise<Receiver> {
+async function startReceiver(secretRef: { secret: string }, partnerId: () => string, scene: SceneEvent[]): Promise<Receiver> {
   const r: Receiver = {
     url: '',
     get secret() {
@@ -145,7 +149,9 @@ async function startReceiver(secretRef: { secret: string }, partnerId: () => str
         const key = `${String(event.data.sku)}@${String(event.data.locationId)}`
         r.stock.set(key, Math.max(r.stock.get(key) ?? 0, Number(event.data.sequence)))
       } else if (event.type.startsWith('deal.')) {
-        r.deals++
+        // the publisher's stream carries no partnerReference; the deal-registration scene's do
+        if (event.data.partnerReference == null) r.deals++
+        else scene.push({ type: event.type, dealId: String(event.data.dealId), partnerId: partnerId(), status: String(event.data.status) })
         if (event.data.partnerId !== partnerId()) r.foreignDeals++
       }
       res.writeHead(204).end()
@@ -210,7 +216,8 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
       await data(api.POST('/api-keys', { body: { scope: 'publisher', name: 'acme-erp', organizationId: acme.id } }))
     ).key
     const publisher = createManagementClient({ baseUrl: platform.url, apiKey: publisherKey })
-    const dealTypes = ['deal.registered']
+    const dealTypes = [...TOPICS.dealRegistrations.eventTypes]
+    const sceneEvents: SceneEvent[] = []
 
     const partners: Partner[] = []
     const definitions = [
@@ -250,7 +257,7 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
       // A grant is an offer until the partner accepts it (the demo's admin key acts for the partner here).
       await data(api.POST('/grants/{grantId}/accept', { params: { path: { grantId: grant.id } }, body: {} }))
       const secretRef = { secret: '' }
-      const receiver = await startReceiver(secretRef, () => org.id)
+      const receiver = await startReceiver(secretRef, () => org.id, sceneEvents)
       receivers.push(receiver)
       const sub = await data(
         api.POST('/subscriptions', {
@@ -310,6 +317,18 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
         )
       await new Promise((r) => setTimeout(r, 250))
     }
+
+    // Deal registration: partners register, the manufacturer's CRM decides, both partners see their outcome.
+    const dealRegistration = await runDealScene({
+      url: platform.url,
+      api,
+      publisher,
+      publisherId: acme.id,
+      client: (key) => createManagementClient({ baseUrl: platform.url, apiKey: key }),
+      partners: { northwind: partners[0]!.id, contoso: partners[1]!.id },
+      received: sceneEvents,
+      say,
+    })
 
     // Stream: stock changes at `rate`/s over the catalogue, a deal registration every 25 changes.
     const sequences = new Map<string, number>()
@@ -461,7 +480,7 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
     }
     draw(true)
 
-    const summary: DemoSummary = { published, partners: [], complete }
+    const summary: DemoSummary = { published, partners: [], dealRegistration, complete: complete && dealRegistration.complete }
     for (const [i, p] of partners.entries()) {
       const e = expected[i]!
       const proj = await projectionState(p)
@@ -493,6 +512,12 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
         ? 'Every partner received everything its grant allows, and nothing else.'
         : 'Not every delivery arrived in time (see the counts above).'
       out.write(`\n${verdict}\n`)
+      const d = dealRegistration
+      out.write(
+        `Deal registration: Northwind's ${d.northwind.registered} deal was ${d.northwind.outcome ?? 'not decided in time'}; ` +
+          `Contoso's (${d.contoso.registered}) was ${d.contoso.outcome ?? 'not decided in time'}; ` +
+          `the CRM received ${d.crmReceived} steps; ${d.crossDelivered} events reached the other partner\n`,
+      )
       for (const p of summary.partners) {
         const projection = p.mongodb
           ? `; MongoDB projection: ${p.mongodb.documents} documents, ` +

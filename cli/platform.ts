@@ -29,6 +29,7 @@ import {
 import { SourceWorker } from '../connectors/source/worker.ts'
 import { createHttpIngest, type HttpIngest } from '../producers/http-ingest/index.ts'
 import { createOutboxRelay, type OutboxRelay } from '../producers/outbox/index.ts'
+import { startDealRelays, type DealRelays } from '../producers/outbox/deals.ts'
 import {
   AvroSerde,
   RegistryClient,
@@ -383,6 +384,30 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       .catch((err: unknown) => logger.error('outbox relay did not start', { err }))
   }
 
+  // Deals and leads (docs/deals.md): their relays beside the outbox relay, and the expiry job, safe in every API process.
+  let dealRelays: DealRelays | undefined
+  if (config.outbox.relayEnabled) {
+    void contracts.then(async ({ serde }) => {
+      const started = await startDealRelays({
+        kafka: createKafka(config, logger, `${config.kafka.clientId}-deals`),
+        serde,
+        db: mongo.db(config.mongodb.database),
+        logger,
+        registry: controlPlane.registry,
+        pollMs: config.outbox.pollMs,
+        leaseTtlMs: config.outbox.leaseTtlMs,
+      })
+      if (closed()) return started.stop()
+      dealRelays = started
+    }).catch((err: unknown) => logger.error('deal relays did not start', { err }))
+  }
+  const dealExpiry = config.deals.expiryIntervalMs > 0 ? setInterval(() => {
+    prepareControlPlane()
+      .then(() => controlPlane.registry.expiry.runOnce())
+      .catch((err: unknown) => logger.warn('deal expiry failed; the next pass retries', { err }))
+  }, config.deals.expiryIntervalMs) : undefined
+  dealExpiry?.unref()
+
   // Partners' own Kafka topics: their SCRAM users and ACLs, reconciled after each change and every minute.
   const partnerAccess = partnerKafkaAccess(config)
   let partnerKafkaAdmin: Admin | undefined
@@ -468,6 +493,9 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     await ingest?.stop()
     stopOutboxNudge?.()
     await relay?.stop()
+    clearInterval(dealExpiry)
+    await dealRelays?.stop()
+    await controlPlane.registry.close()
     await sourceWorker?.stop()
     await sinkWorker?.stop()
     await sinks?.close()

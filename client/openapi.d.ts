@@ -515,7 +515,7 @@ export interface paths {
         put?: never;
         /**
          * Publish a batch of events of one type (publisher keys)
-         * @description A JSON array of events of one type, each checked against the event type's Avro contract: inventory.level.changed → InventoryLevelEvent on topic inventory.levels; deal.registered, deal.updated, deal.approved, deal.rejected, deal.won, deal.lost, deal.expired → DealRegistrationEvent on topic deals.registrations. The platform stamps the publisher (the key's organization) on every event, in the ce_publisherid header and in the Kafka key: an event whose manufacturerId names another organization is refused (403), and partner.profile.changed is published by the platform alone (403). An invalid batch is refused whole (400, every fault by JSON Pointer) and nothing is produced. 202 comes only after the broker acknowledged every event (acks=all), with their event ids; 503 with Retry-After when they could not be stored. Idempotency-Key replays the first answer for the window; a key still in progress is 409, a key reused with another body 422. Each API key may send INGEST_RATE_LIMIT_EVENTS_PER_SECOND events per second (default 10,000; a token bucket of INGEST_RATE_LIMIT_BURST, default 20,000): a request is admitted while the key has a unit left and is charged its number of events; beyond, 429 with Retry-After before the body is read, and nothing is produced. Every answer carries RateLimit and RateLimit-Policy (policy "ingest", quota units: events).
+         * @description A JSON array of events of one type, each checked against the event type's Avro contract: inventory.level.changed → InventoryLevelEvent on topic inventory.levels; deal.registered, deal.updated, deal.approved, deal.rejected, deal.won, deal.lost, deal.expired, deal.resubmitted, deal.reviewing, deal.returned, deal.cancelled, deal.expiring → DealRegistrationEvent on topic deals.registrations. The platform stamps the publisher (the key's organization) on every event, in the ce_publisherid header and in the Kafka key: an event whose manufacturerId names another organization is refused (403), and lead.assigned, lead.accepted, lead.declined, lead.expired, lead.converted, partner.profile.changed is published by the platform alone (403). An invalid batch is refused whole (400, every fault by JSON Pointer) and nothing is produced. 202 comes only after the broker acknowledged every event (acks=all), with their event ids; 503 with Retry-After when they could not be stored. Idempotency-Key replays the first answer for the window; a key still in progress is 409, a key reused with another body 422. Each API key may send INGEST_RATE_LIMIT_EVENTS_PER_SECOND events per second (default 10,000; a token bucket of INGEST_RATE_LIMIT_BURST, default 20,000): a request is admitted while the key has a unit left and is charged its number of events; beyond, 429 with Retry-After before the body is read, and nothing is produced. Every answer carries RateLimit and RateLimit-Policy (policy "ingest", quota units: events).
          */
         post: operations["publishEvents"];
         delete?: never;
@@ -658,6 +658,189 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/deals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List deal registrations (a partner its own, a publisher those registered with it) */
+        get: operations["listDeals"];
+        put?: never;
+        /**
+         * Register a deal (partner key, or admin naming partnerId)
+         * @description The partner must hold an accepted grant of the publisher (`manufacturerId`), or it is a 422 naming `manufacturerId`. The content is checked against the deal contract (a fault is a 422 naming the field). The platform assigns `dealId` and publishes `deal.registered` on deals.registrations.
+         */
+        post: operations["createDeal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/deals/{dealId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a deal registration with the history of its steps */
+        get: operations["getDeal"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/deals/{dealId}/actions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Take a step: the partner resubmits or cancels, the publisher reviews, approves, rejects, returns, marks won or lost
+         * @description An action not allowed in the deal's state (or not the caller's) is a 409 naming `currentState` and `allowedActions`. An approval of a customer and product another approval holds is a 409 too.
+         */
+        post: operations["actOnDeal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/leads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List leads (a partner those assigned to it, a publisher its own) */
+        get: operations["listLeads"];
+        put?: never;
+        /** Assign a lead to a partner (publisher key) */
+        post: operations["createLead"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/leads/{leadId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a lead with its history */
+        get: operations["getLead"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/leads/{leadId}/actions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Accept or decline a lead (partner), or reassign a declined or expired one (publisher) */
+        post: operations["actOnLead"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/leads/{leadId}/convert": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Convert an accepted lead into a deal registration (partner) */
+        post: operations["convertLead"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/inbound-connectors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List inbound connectors (publisher) */
+        get: operations["listInboundConnectors"];
+        put?: never;
+        /** Create an inbound connector for the publisher's CRM (its signing secret is shown once) */
+        post: operations["createInboundConnector"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/inbound-connectors/{connectorId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an inbound connector */
+        get: operations["getInboundConnector"];
+        put?: never;
+        post?: never;
+        /** Delete an inbound connector */
+        delete: operations["deleteInboundConnector"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/inbound/{connectorId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A decision from the publisher's CRM (signed; no API key)
+         * @description Signed as Standard Webhooks sign: `webhook-id`, `webhook-timestamp` (seconds, within the connector's tolerance) and `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<raw body>">` keyed with the connector's `whsec_` secret. A missing or wrong signature is a 401 and changes nothing. The connector's JSONata mapping turns the body into `{ dealId, action, reason }` (action: review, approve, reject, return, won, lost). The same `webhook-id` again answers the first answer (`replayed: true`) and changes nothing; the same decision under another id answers `applied: false`. A deal the publisher does not hold is a 404 naming `dealId`.
+         */
+        post: operations["receiveInbound"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/maintenance/reencrypt-secrets": {
         parameters: {
             query?: never;
@@ -718,7 +901,7 @@ export interface components {
             /** @description When the stock changed in the source system (not when it was published). */
             occurredAt: string | number;
         };
-        /** @description A deal registration after a lifecycle step (registered, updated, approved, rejected, won, lost, expired): the full state of the registration, so that the latest event per deal is its current state. The step itself is the event type header (ce_type). */
+        /** @description A deal registration after a lifecycle step (registered, resubmitted, under review, returned, approved, rejected, won, lost, expiring, expired, cancelled): the full state of the registration, so that the latest event per deal is its current state. The step itself is the event type header (ce_type). */
         DealRegistrationEvent: {
             /**
              * Format: uuid
@@ -735,7 +918,7 @@ export interface components {
              * @description Current status of the registration; UNKNOWN for statuses added after the reader's schema.
              * @enum {string}
              */
-            status: "REGISTERED" | "APPROVED" | "REJECTED" | "WON" | "LOST" | "EXPIRED" | "UNKNOWN";
+            status: "REGISTERED" | "APPROVED" | "REJECTED" | "WON" | "LOST" | "EXPIRED" | "UNKNOWN" | "CONFLICT_REVIEW" | "UNDER_REVIEW" | "RETURNED" | "CANCELLED";
             /** @description End customer of the deal. */
             endCustomer: {
                 /** @description Legal or trading name of the end customer. */
@@ -771,6 +954,54 @@ export interface components {
             /** @description Version of the registration, strictly increasing per dealId. */
             sequence: number;
             /** @description When this lifecycle step happened in the source system. */
+            occurredAt: string | number;
+            /** @description Another registration claims the same end customer and product (version 2). The registering partner learns only that a conflict exists, never who holds it. */
+            conflict?: boolean;
+            /** @description The lead this registration was converted from, when it was (version 2). */
+            leadId?: null | string;
+        };
+        /** @description A lead a manufacturer shares with one partner, after a step (assigned, accepted, declined, expired, converted): the full state of the lead, so that the latest event per lead is its current state. The step itself is the event type header (ce_type). Delivered only to the assigned partner and the manufacturer (docs/deals.md). */
+        LeadEvent: {
+            /** @description Id of the lead (same as the key). */
+            leadId: string;
+            /** @description Distributary id of the manufacturer sharing the lead. */
+            manufacturerId: string;
+            /** @description Distributary id of the partner the lead is (or was last) assigned to. */
+            partnerId: string;
+            /**
+             * @description Current status of the lead; UNKNOWN for statuses added after the reader's schema.
+             * @enum {string}
+             */
+            status: "ASSIGNED" | "ACCEPTED" | "DECLINED" | "EXPIRED" | "CONVERTED" | "UNKNOWN";
+            /** @description The company the lead is about. */
+            company: {
+                /** @description Name of the company. */
+                name: string;
+                /** @description Internet domain of the company (e.g. example.com). */
+                domain?: null | string;
+                /** @description ISO 3166-1 alpha-2 country code of the company. */
+                country: string;
+            };
+            /** @description Contact person at the company, when known. */
+            contact?: null | {
+                /** @description Full name of the contact. */
+                name: string;
+                /** @description E-mail address of the contact. */
+                email?: null | string;
+                /** @description Telephone number of the contact. */
+                phone?: null | string;
+            };
+            /** @description Manufacturer SKUs the company showed interest in. */
+            productInterest: string[];
+            /** @description Deadline for the partner's answer; unanswered, the lead expires back to the manufacturer. */
+            acceptBy: string | number;
+            /** @description Why the partner declined (or the manufacturer withdrew) the lead, as given. */
+            reason?: null | string;
+            /** @description The deal registration the lead was converted into, once it was. */
+            dealId?: null | string;
+            /** @description Version of the lead, strictly increasing per leadId. */
+            sequence: number;
+            /** @description When this step happened. */
             occurredAt: string | number;
         };
         /** @description The profile of a channel partner as the manufacturer's partner programme knows it: a full snapshot after each change. */
@@ -1335,6 +1566,239 @@ export interface components {
             reportedAt?: string | null;
             /** @description A change (state, config) no worker has applied yet. */
             pendingChanges: boolean;
+        };
+        DealCreate: {
+            /** @description The publisher the deal is registered with. */
+            manufacturerId: string;
+            /** @description Required with an admin key. */
+            partnerId?: string;
+            /** @description The partner's own opportunity number. */
+            partnerReference?: string | null;
+            endCustomer: {
+                name: string;
+                /** @description Web domain, e.g. contoso.com: conflicts are found by its registrable domain (shop.contoso.co.uk is contoso.co.uk). */
+                domain?: string | null;
+                /** @description ISO 3166-1 alpha-2, e.g. DE. */
+                country: string;
+                industry?: string | null;
+            };
+            lines: {
+                sku: string;
+                quantity: number;
+                /** @description Price per unit, a decimal as a string, e.g. "199.00". */
+                unitPrice?: string | null;
+            }[];
+            /** @description Total expected value, a decimal as a string, e.g. "199.00". */
+            amount: string;
+            /** @description ISO 4217, e.g. EUR. */
+            currency: string;
+            /** Format: date */
+            expectedCloseDate: string;
+        };
+        DealAction: {
+            /** @enum {string} */
+            action: "resubmit" | "cancel" | "review" | "approve" | "reject" | "return" | "won" | "lost";
+            /** @description Told to the partner (decisionReason). */
+            reason?: string;
+            /** @description resubmit: what the partner changes before submitting again. */
+            changes?: {
+                /** @description The partner's own opportunity number. */
+                partnerReference?: string | null;
+                endCustomer?: {
+                    name: string;
+                    /** @description Web domain, e.g. contoso.com: conflicts are found by its registrable domain (shop.contoso.co.uk is contoso.co.uk). */
+                    domain?: string | null;
+                    /** @description ISO 3166-1 alpha-2, e.g. DE. */
+                    country: string;
+                    industry?: string | null;
+                };
+                lines?: {
+                    sku: string;
+                    quantity: number;
+                    /** @description Price per unit, a decimal as a string, e.g. "199.00". */
+                    unitPrice?: string | null;
+                }[];
+                /** @description Total expected value, a decimal as a string, e.g. "199.00". */
+                amount?: string;
+                /** @description ISO 4217, e.g. EUR. */
+                currency?: string;
+                /** Format: date */
+                expectedCloseDate?: string;
+            };
+        };
+        Deal: {
+            /** Format: uuid */
+            id: string;
+            manufacturerId: string;
+            partnerId: string;
+            /** @enum {string} */
+            state: "submitted" | "conflict_review" | "under_review" | "returned" | "approved" | "rejected" | "won" | "lost" | "expired" | "cancelled";
+            version: number;
+            /** @description The partner's own opportunity number. */
+            partnerReference?: string | null;
+            endCustomer: {
+                name: string;
+                /** @description Web domain, e.g. contoso.com: conflicts are found by its registrable domain (shop.contoso.co.uk is contoso.co.uk). */
+                domain?: string | null;
+                /** @description ISO 3166-1 alpha-2, e.g. DE. */
+                country: string;
+                industry?: string | null;
+            };
+            lines: {
+                sku: string;
+                quantity: number;
+                /** @description Price per unit, a decimal as a string, e.g. "199.00". */
+                unitPrice?: string | null;
+            }[];
+            /** @description Total expected value, a decimal as a string, e.g. "199.00". */
+            amount: string;
+            /** @description ISO 4217, e.g. EUR. */
+            currency: string;
+            /** Format: date */
+            expectedCloseDate: string;
+            /** Format: date-time */
+            protectionExpiresAt?: string | null;
+            decisionReason?: string | null;
+            leadId?: string | null;
+            /** @description Another registration claims this customer and a product (the partner learns no more). */
+            conflict: boolean;
+            /** @description The conflicting registrations: shown to the publisher and admins only. */
+            conflictsWith?: string[];
+            /** @description What the caller may do now. */
+            allowedActions: string[];
+            /** Format: date-time */
+            registeredAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            /** @description Every step, oldest first (GET /deals/{dealId} only). */
+            history?: {
+                version: number;
+                /** @enum {string} */
+                action: "submit" | "resubmit" | "cancel" | "review" | "approve" | "reject" | "return" | "won" | "lost" | "expire" | "release" | "remind";
+                from: string | null;
+                to: string;
+                /** Format: date-time */
+                at: string;
+                /** @enum {string} */
+                actor: "partner" | "publisher" | "platform";
+                /** @enum {string} */
+                via?: "api" | "inbound" | "platform";
+                reason?: string | null;
+            }[];
+        };
+        LeadCreate: {
+            partnerId: string;
+            /** @description Required with an admin key. */
+            manufacturerId?: string;
+            company: {
+                name: string;
+                domain?: string | null;
+                /** @description ISO 3166-1 alpha-2, e.g. DE. */
+                country: string;
+            };
+            contact?: {
+                name: string;
+                email?: string | null;
+                phone?: string | null;
+            } | null;
+            productInterest: string[];
+            /**
+             * Format: date-time
+             * @description Deadline of the partner's answer (default: DEALS_LEAD_ACCEPT_HOURS from now).
+             */
+            acceptBy?: string;
+        };
+        LeadAction: {
+            /** @enum {string} */
+            action: "accept" | "decline" | "reassign";
+            reason?: string;
+            /** @description reassign: the partner to assign it to. */
+            partnerId?: string;
+            /**
+             * Format: date-time
+             * @description reassign: the new deadline.
+             */
+            acceptBy?: string;
+        };
+        LeadConvert: {
+            /** @description The partner's own opportunity number. */
+            partnerReference?: string | null;
+            endCustomer?: {
+                name: string;
+                /** @description Web domain, e.g. contoso.com: conflicts are found by its registrable domain (shop.contoso.co.uk is contoso.co.uk). */
+                domain?: string | null;
+                /** @description ISO 3166-1 alpha-2, e.g. DE. */
+                country: string;
+                industry?: string | null;
+            };
+            lines: {
+                sku: string;
+                quantity: number;
+                /** @description Price per unit, a decimal as a string, e.g. "199.00". */
+                unitPrice?: string | null;
+            }[];
+            /** @description Total expected value, a decimal as a string, e.g. "199.00". */
+            amount: string;
+            /** @description ISO 4217, e.g. EUR. */
+            currency: string;
+            /** Format: date */
+            expectedCloseDate: string;
+        };
+        Lead: {
+            id: string;
+            manufacturerId: string;
+            partnerId: string;
+            /** @enum {string} */
+            state: "assigned" | "accepted" | "declined" | "expired" | "converted";
+            version: number;
+            company: Record<string, unknown>;
+            contact?: Record<string, unknown> | null;
+            productInterest: string[];
+            /** Format: date-time */
+            acceptBy: string;
+            reason?: string | null;
+            dealId?: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            history?: Record<string, unknown>[];
+        };
+        LeadConversion: {
+            lead: components["schemas"]["Lead"];
+            deal: components["schemas"]["Deal"];
+        };
+        InboundConnectorCreate: {
+            name: string;
+            /** @description Required with an admin key. */
+            publisherId?: string;
+            /** @description JSONata from the CRM's payload to { dealId, action, reason } (default: the payload has those fields). */
+            mapping?: string;
+            /**
+             * @description How far webhook-timestamp may be from now.
+             * @default 300
+             */
+            toleranceSeconds?: number;
+        };
+        InboundConnector: {
+            id: string;
+            publisherId: string;
+            name: string;
+            mapping: string;
+            toleranceSeconds: number;
+            /** @description Where the CRM posts: /v1/inbound/{id}. */
+            url: string;
+            /** @description The whsec_ signing secret: in the create's answer only. */
+            secret?: string;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        InboundResult: {
+            dealId: string;
+            action: string;
+            state: string;
+            applied: boolean;
+            replayed?: boolean;
         };
     };
     responses: {
@@ -2900,7 +3364,7 @@ export interface operations {
             };
             path: {
                 /** @description The event type (ce_type). */
-                eventType: "deal.approved" | "deal.expired" | "deal.lost" | "deal.registered" | "deal.rejected" | "deal.updated" | "deal.won" | "inventory.level.changed";
+                eventType: "deal.approved" | "deal.cancelled" | "deal.expired" | "deal.expiring" | "deal.lost" | "deal.registered" | "deal.rejected" | "deal.resubmitted" | "deal.returned" | "deal.reviewing" | "deal.updated" | "deal.won" | "inventory.level.changed";
             };
             cookie?: never;
         };
@@ -3365,6 +3829,571 @@ export interface operations {
             409: components["responses"]["Problem409"];
             422: components["responses"]["Problem422"];
             429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    listDeals: {
+        parameters: {
+            query?: {
+                /** @description Items per page. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only deals in this state. */
+                state?: "submitted" | "conflict_review" | "under_review" | "returned" | "approved" | "rejected" | "won" | "lost" | "expired" | "cancelled";
+                /** @description Only this partner's. */
+                partnerId?: string;
+                /** @description Only those registered with this publisher. */
+                manufacturerId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of deals. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Deal"][];
+                        /** @description Pass as `cursor` for the next page; null on the last page. */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            404: components["responses"]["Problem404"];
+            422: components["responses"]["Problem422"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    createDeal: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Repeat a create safely: the same key with the same body returns the first answer (for 24 h). */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "manufacturerId": "org_65f000000000000000000002",
+                 *       "partnerReference": "NW-OPP-1042",
+                 *       "endCustomer": {
+                 *         "name": "Contoso Ltd",
+                 *         "domain": "contoso.co.uk",
+                 *         "country": "GB"
+                 *       },
+                 *       "lines": [
+                 *         {
+                 *           "sku": "DRL-2000",
+                 *           "quantity": 40,
+                 *           "unitPrice": "199.00"
+                 *         }
+                 *       ],
+                 *       "amount": "7960.00",
+                 *       "currency": "EUR",
+                 *       "expectedCloseDate": "2027-01-31"
+                 *     }
+                 */
+                "application/json": components["schemas"]["DealCreate"];
+            };
+        };
+        responses: {
+            /** @description Registered: submitted, or conflict_review when another registration claims the customer and a product. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deal"];
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            403: components["responses"]["Problem403"];
+            404: components["responses"]["Problem404"];
+            409: components["responses"]["Problem409"];
+            413: components["responses"]["Problem413"];
+            415: components["responses"]["Problem415"];
+            422: components["responses"]["Problem422"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    getDeal: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id of the deal registration (a UUID). */
+                dealId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deal and its history. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deal"];
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            404: components["responses"]["Problem404"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    actOnDeal: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id of the deal registration (a UUID). */
+                dealId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "action": "approve",
+                 *       "reason": "fits the program"
+                 *     }
+                 */
+                "application/json": components["schemas"]["DealAction"];
+            };
+        };
+        responses: {
+            /** @description The deal after the step. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deal"];
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            403: components["responses"]["Problem403"];
+            404: components["responses"]["Problem404"];
+            409: components["responses"]["Problem409"];
+            413: components["responses"]["Problem413"];
+            415: components["responses"]["Problem415"];
+            422: components["responses"]["Problem422"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    listLeads: {
+        parameters: {
+            query?: {
+                /** @description Items per page. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only leads in this state. */
+                state?: "assigned" | "accepted" | "declined" | "expired" | "converted";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of leads. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Lead"][];
+                        /** @description Pass as `cursor` for the next page; null on the last page. */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            404: components["responses"]["Problem404"];
+            422: components["responses"]["Problem422"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    createLead: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Repeat a create safely: the same key with the same body returns the first answer (for 24 h). */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "partnerId": "org_65f000000000000000000001",
+                 *       "company": {
+                 *         "name": "Fabrikam AG",
+                 *         "domain": "fabrikam.example",
+                 *         "country": "CH"
+                 *       },
+                 *       "contact": {
+                 *         "name": "Mia Keller",
+                 *         "email": "mia@fabrikam.example"
+                 *       },
+                 *       "productInterest": [
+                 *         "DRL-2000"
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["LeadCreate"];
+            };
+        };
+        responses: {
+            /** @description Assigned; the partner receives lead.assigned. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Lead"];
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            403: components["responses"]["Problem403"];
+            404: components["responses"]["Problem404"];
+            409: components["responses"]["Problem409"];
+            413: components["responses"]["Problem413"];
+            415: components["responses"]["Problem415"];
+            422: components["responses"]["Problem422"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    getLead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id of the lead. */
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The lead. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Lead"];
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            404: components["responses"]["Problem404"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    actOnLead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id of the lead. */
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "action": "accept"
+                 *     }
+                 */
+                "application/json": components["schemas"]["LeadAction"];
+            };
+        };
+        responses: {
+            /** @description The lead after the step. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Lead"];
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            403: components["responses"]["Problem403"];
+            404: components["responses"]["Problem404"];
+            409: components["responses"]["Problem409"];
+            413: components["responses"]["Problem413"];
+            415: components["responses"]["Problem415"];
+            422: components["responses"]["Problem422"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    convertLead: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Repeat a create safely: the same key with the same body returns the first answer (for 24 h). */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description Id of the lead. */
+                leadId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "lines": [
+                 *         {
+                 *           "sku": "DRL-2000",
+                 *           "quantity": 40,
+                 *           "unitPrice": "199.00"
+                 *         }
+                 *       ],
+                 *       "amount": "7960.00",
+                 *       "currency": "EUR",
+                 *       "expectedCloseDate": "2027-01-31"
+                 *     }
+                 */
+                "application/json": components["schemas"]["LeadConvert"];
+            };
+        };
+        responses: {
+            /** @description The lead (converted) and the registered deal. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeadConversion"];
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            403: components["responses"]["Problem403"];
+            404: components["responses"]["Problem404"];
+            409: components["responses"]["Problem409"];
+            413: components["responses"]["Problem413"];
+            415: components["responses"]["Problem415"];
+            422: components["responses"]["Problem422"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    listInboundConnectors: {
+        parameters: {
+            query?: {
+                /** @description Items per page. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of inbound connectors. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["InboundConnector"][];
+                        /** @description Pass as `cursor` for the next page; null on the last page. */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            404: components["responses"]["Problem404"];
+            422: components["responses"]["Problem422"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    createInboundConnector: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Repeat a create safely: the same key with the same body returns the first answer (for 24 h). */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "salesforce",
+                 *       "mapping": "{ \"dealId\": Deal_Registration_Id__c, \"action\": $lowercase(Decision__c), \"reason\": Comment__c }"
+                 *     }
+                 */
+                "application/json": components["schemas"]["InboundConnectorCreate"];
+            };
+        };
+        responses: {
+            /** @description Created, with `secret` (once). */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboundConnector"];
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            403: components["responses"]["Problem403"];
+            404: components["responses"]["Problem404"];
+            409: components["responses"]["Problem409"];
+            413: components["responses"]["Problem413"];
+            415: components["responses"]["Problem415"];
+            422: components["responses"]["Problem422"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    getInboundConnector: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id of the inbound connector. */
+                connectorId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The connector (never its secret). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboundConnector"];
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            404: components["responses"]["Problem404"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    deleteInboundConnector: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id of the inbound connector. */
+                connectorId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted: its calls are 404 from now on. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            403: components["responses"]["Problem403"];
+            404: components["responses"]["Problem404"];
+            409: components["responses"]["Problem409"];
+            422: components["responses"]["Problem422"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    receiveInbound: {
+        parameters: {
+            query?: never;
+            header: {
+                "webhook-id": string;
+                "webhook-timestamp": string;
+                "webhook-signature": string;
+            };
+            path: {
+                /** @description Id of the inbound connector. */
+                connectorId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "dealId": "0193f5a2-7c1e-7b8a-9c3d-2e4f5a6b7c8d",
+                 *       "action": "approve"
+                 *     }
+                 */
+                "application/json": Record<string, unknown>;
+            };
+        };
+        responses: {
+            /** @description Acted on (or already done). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboundResult"];
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            404: components["responses"]["Problem404"];
+            409: components["responses"]["Problem409"];
+            413: components["responses"]["Problem413"];
+            415: components["responses"]["Problem415"];
+            422: components["responses"]["Problem422"];
             503: components["responses"]["Problem503"];
         };
     };

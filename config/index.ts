@@ -106,6 +106,7 @@ export interface AppConfig {
     rateLimit: { eventsPerSecond: number; burst: number }
   }
   outbox: { relayEnabled: boolean; pollMs: number; leaseTtlMs: number }
+  deals: { protectionDays: number; reminderDays: number; leadAcceptHours: number; expiryIntervalMs: number }
   cli: { apiUrl: string; apiKey: string }
   stack: {
     dir: string

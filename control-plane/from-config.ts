@@ -36,6 +36,17 @@ export function controlPlaneFromConfig(
       concurrency: config.delivery.concurrency,
       disableAfterFailingSeconds: Math.round(config.delivery.disableAfterMs / 1000),
     },
+    deals: {
+      protectionDays: config.deals.protectionDays,
+      reminderDays: config.deals.reminderDays,
+      leadAcceptHours: config.deals.leadAcceptHours,
+      sandbox: {
+        processes: 1,
+        timeLimitMs: config.delivery.mapping.timeLimitMs,
+        memoryLimitMb: config.delivery.mapping.memoryLimitMb,
+        maxOutputBytes: config.delivery.mapping.maxOutputBytes,
+      },
+    },
     ...(partnerKafkaAccess(config).bootstrapServers.length > 0
       ? { partnerKafka: { topicPrefix: config.kafka.partners.topicPrefix } }
       : {}),

@@ -29,6 +29,7 @@ import { partnerProfileEntry, partnerProfileValue, PARTNER_PROFILE_TOPIC } from 
 import { ensureIndexes, newId, page, type Page, type PageRequest } from './store.ts'
 import { storedEntitlements } from './stored-keys.ts'
 import { ControlPlaneSubscriptions, type SubscriptionsOptions } from './subscriptions.ts'
+import { DealRegistry, type DealSettings } from './deals/index.ts'
 import type {
   ApiKeyDoc,
   DeliveryPolicy,
@@ -68,6 +69,8 @@ export interface ControlPlaneOptions extends SubscriptionsOptions {
    * The platform's delivery defaults (config delivery.*): what a subscription inherits for the fields it did not set.
    */
   deliveryDefaults?: Partial<DeliveryPolicy>
+  /** Deal registration and lead sharing settings (config deals.*). */
+  deals?: DealSettings
 }
 
 /**
@@ -91,6 +94,8 @@ function checkFreeForm(profile: Record<string, unknown> | undefined): void {
 export class ControlPlane extends ControlPlaneSubscriptions {
   readonly keys: ApiKeys
   readonly idempotency: IdempotencyStore
+  /** Deals, leads and the CRM's inbound connectors (docs/deals.md). */
+  readonly registry: DealRegistry
   private readonly partnerProfileTopic: string
   private readonly outboxListeners = new Set<() => void>()
 
@@ -110,6 +115,7 @@ export class ControlPlane extends ControlPlaneSubscriptions {
     this.db = options.db
     this.partnerProfileTopic = options.partnerProfileTopic ?? PARTNER_PROFILE_TOPIC
     this.deliveryDefaults = { ...DEFAULT_DELIVERY_POLICY, ...options.deliveryDefaults }
+    this.registry = new DealRegistry(this.cols, this.box, this.logger, options.deals)
   }
 
   /** The platform's delivery defaults a subscription inherits. */
@@ -228,6 +234,7 @@ export class ControlPlane extends ControlPlaneSubscriptions {
       { returnDocument: 'after' },
     )
     if (!updated) throw new ConflictError('the organization changed concurrently; read it again and retry')
+    if (updated.kind === 'publisher') this.registry.deals.forgetProgram(updated._id)
     if (set.outbox) this.outboxWritten()
     return updated
   }
@@ -470,6 +477,7 @@ export class ControlPlane extends ControlPlaneSubscriptions {
   /** Periodic cleanup (no TTL indexes in the store): expired idempotency records and webhook secrets. */
   async sweep(now = new Date()): Promise<{ idempotency: number; webhookSecrets: number }> {
     const idempotency = await this.idempotency.sweep(now)
+    await this.registry.inbound.sweep(now)
     let webhookSecrets = 0
     for await (const sub of this.cols.subscriptions.find({ 'webhookSecrets.expiresAt': { $lte: now } })) {
       const kept = sub.webhookSecrets.filter((s) => s.expiresAt === null || s.expiresAt > now)

@@ -33,6 +33,7 @@ import type {
 } from './types.ts'
 import { RequestInvalidError } from './errors.ts'
 import type { FailureIndexDoc } from './delivery-failures.ts'
+import type { DealClaimDoc, DealDoc, DealTransitionDoc, InboundConnectorDoc, LeadDoc, LeadTransitionDoc, PendingEventDoc } from './deals/types.ts'
 
 export interface Collections {
   organizations: Collection<OrganizationDoc>
@@ -60,6 +61,20 @@ export interface Collections {
   partnerTopics: Collection<PartnerTopicDoc>
   /** Partners' Kafka (SCRAM) users. */
   partnerKafkaUsers: Collection<PartnerKafkaUserDoc>
+  /** Deal registrations (control-plane/deals/: written only through their transitions). */
+  deals: Collection<DealDoc>
+  /** Every step of every deal, `_id` `<dealId>:<version>`: the unique `_id` decides between concurrent steps. */
+  dealTransitions: Collection<DealTransitionDoc>
+  /** One document per approved (manufacturer, customer, product): the unique `_id` allows one approval. */
+  dealClaims: Collection<DealClaimDoc>
+  leads: Collection<LeadDoc>
+  leadTransitions: Collection<LeadTransitionDoc>
+  /** Events of deal and lead steps the relay has not had acknowledged yet (deleted once it has). */
+  dealOutbox: Collection<PendingEventDoc>
+  /** Message ids of CRM calls to inbound connectors already acted on (replays change nothing twice). */
+  inboundMessages: Collection<IdempotencyDoc>
+  /** Publishers' inbound connectors (their CRM's decisions on deals, control-plane/deals/inbound.ts). */
+  inboundConnectors: Collection<InboundConnectorDoc>
 }
 
 export const COLLECTION_NAMES: Record<keyof Collections, string> = {
@@ -78,6 +93,14 @@ export const COLLECTION_NAMES: Record<keyof Collections, string> = {
   sourceStatus: 'source_status',
   partnerTopics: 'partner_topics',
   partnerKafkaUsers: 'partner_kafka_users',
+  deals: 'deals',
+  dealTransitions: 'deal_transitions',
+  dealClaims: 'deal_claims',
+  leads: 'leads',
+  leadTransitions: 'lead_transitions',
+  dealOutbox: 'deal_outbox',
+  inboundMessages: 'inbound_messages',
+  inboundConnectors: 'inbound_connectors',
 }
 
 export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
@@ -127,6 +150,23 @@ export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
   sourceStatus: [],
   partnerTopics: [{ key: { partnerId: 1, _id: 1 }, name: 'partner_id' }],
   partnerKafkaUsers: [{ key: { username: 1 }, name: 'username_unique', unique: true }],
+  deals: [
+    { key: { partnerId: 1, _id: 1 }, name: 'partner_id' },
+    { key: { manufacturerId: 1, _id: 1 }, name: 'manufacturer_id' },
+    { key: { manufacturerId: 1, customerKey: 1, _id: 1 }, name: 'manufacturer_customer_id' },
+    { key: { state: 1, protectionExpiresAt: 1 }, name: 'state_protection' },
+  ],
+  dealTransitions: [{ key: { dealId: 1, version: 1 }, name: 'deal_version' }],
+  dealClaims: [{ key: { dealId: 1, _id: 1 }, name: 'deal_id' }],
+  leads: [
+    { key: { partnerId: 1, _id: 1 }, name: 'partner_id' },
+    { key: { manufacturerId: 1, _id: 1 }, name: 'manufacturer_id' },
+    { key: { state: 1, acceptBy: 1 }, name: 'state_accept_by' },
+  ],
+  leadTransitions: [],
+  dealOutbox: [{ key: { outboxAt: 1, _id: 1 }, name: 'outbox_at_id' }],
+  inboundMessages: [{ key: { expiresAt: 1 }, name: 'expires_at' }],
+  inboundConnectors: [{ key: { publisherId: 1, _id: 1 }, name: 'publisher_id' }],
 }
 
 /** Every list/poll query: its equality (or $in) fields; `_id` (or `sort`) orders and pages it. */
@@ -178,6 +218,21 @@ export const QUERY_SHAPES: Record<string, QueryShape> = {
   'partnerTopics.byPartner': { collection: 'partnerTopics', equality: ['partnerId'] },
   'partnerKafkaUsers.all': { collection: 'partnerKafkaUsers', equality: [] },
   'partnerKafkaUsers.byUsername': { collection: 'partnerKafkaUsers', equality: ['username'] },
+  'deals.all': { collection: 'deals', equality: [] },
+  'deals.byPartner': { collection: 'deals', equality: ['partnerId'] },
+  'deals.byManufacturer': { collection: 'deals', equality: ['manufacturerId'] },
+  'deals.byCustomer': { collection: 'deals', equality: ['manufacturerId', 'customerKey'] },
+  'deals.byStateExpiry': { collection: 'deals', equality: ['state'], sort: 'protectionExpiresAt' },
+  'dealTransitions.byDeal': { collection: 'dealTransitions', equality: ['dealId'], sort: 'version' },
+  'dealClaims.byDeal': { collection: 'dealClaims', equality: ['dealId'] },
+  'leads.all': { collection: 'leads', equality: [] },
+  'leads.byPartner': { collection: 'leads', equality: ['partnerId'] },
+  'leads.byManufacturer': { collection: 'leads', equality: ['manufacturerId'] },
+  'leads.byStateDeadline': { collection: 'leads', equality: ['state'], sort: 'acceptBy' },
+  'dealOutbox.pending': { collection: 'dealOutbox', equality: [], sort: 'outboxAt' },
+  'inboundMessages.expired': { collection: 'inboundMessages', equality: [], sort: 'expiresAt' },
+  'inboundConnectors.all': { collection: 'inboundConnectors', equality: [] },
+  'inboundConnectors.byPublisher': { collection: 'inboundConnectors', equality: ['publisherId'] },
 }
 
 export function collections(db: Db): Collections {

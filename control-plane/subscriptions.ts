@@ -81,6 +81,15 @@ export interface SubscriptionsOptions {
   partnerKafka?: { topicPrefix: string }
 }
 
+/** Event types a publisher may subscribe to for its own records: those of the audience topics (deals, leads). */
+const OWN_EVENT_TYPES: readonly string[] = ALL_TOPICS.filter((t) => t.audience !== undefined).flatMap((t) => t.eventTypes)
+
+function ownEventTypeErrors(eventTypes: readonly string[]): FieldError[] {
+  return eventTypes.flatMap((t, i) =>
+    OWN_EVENT_TYPES.includes(t) ? [] : [{ field: `eventTypes[${i}]`, message: `a publisher subscribes only to its own deals and leads (${OWN_EVENT_TYPES.join(', ')})` }],
+  )
+}
+
 export class ControlPlaneSubscriptions {
   readonly cols: Collections
   readonly deliveries: DeliveryLog
@@ -202,11 +211,18 @@ export class ControlPlaneSubscriptions {
       schemaVersions?: Record<string, number> | undefined
     },
   ): Promise<void> {
-    const grants = (await this.cols.grants.find({ partnerId }).toArray()).map((g) => ({
-      ...g,
-      entitlements: entitlementsOf(g.entitlements),
-    }))
-    const errors = checkWithinGrants(s, grants)
+    const owner = await this.cols.organizations.findOne({ _id: partnerId }, { projection: { kind: 1 } })
+    // A publisher's own subscription (its CRM) reads its own deals and leads: no grant, only those topics.
+    const errors =
+      owner?.kind === 'publisher'
+        ? ownEventTypeErrors(s.eventTypes)
+        : checkWithinGrants(
+            s,
+            (await this.cols.grants.find({ partnerId }).toArray()).map((g) => ({
+              ...g,
+              entitlements: entitlementsOf(g.entitlements),
+            })),
+          )
     for (const t of Object.keys(s.schemaVersions ?? {})) {
       if (!s.eventTypes.includes(t))
         errors.push({
@@ -223,14 +239,19 @@ export class ControlPlaneSubscriptions {
   }
 
   async createSubscription(p: Principal, input: SubscriptionInput): Promise<SubscriptionCreated> {
-    if (p.scope === 'publisher')
-      throw new ForbiddenError('a publisher key cannot create subscriptions: partners subscribe')
     const partnerId = input.partnerId ?? p.organizationId
     if (partnerId === null)
       throw new RequestInvalidError([{ field: 'partnerId', message: 'is required with an admin key' }])
     if (!isAdmin(p) && partnerId !== p.organizationId)
       throw new RequestInvalidError([{ field: 'partnerId', message: `no such organization ${partnerId}` }])
-    await requireOrganization(this.cols, partnerId, 'partner', 'partnerId')
+    const owner = await this.cols.organizations.findOne({ _id: partnerId })
+    if (owner?.kind === 'publisher') {
+      // a publisher subscribes to its own deals and leads only (docs/deals.md): its CRM behind a REST sink
+      if (sinkPlugin(input.sink.type).partnerAccess) {
+        const message = `a publisher's own subscription cannot use a ${input.sink.type} sink`
+        throw new RequestInvalidError([{ field: 'sink.type', message }])
+      }
+    } else await requireOrganization(this.cols, partnerId, 'partner', 'partnerId')
     checkCollapse(input.eventTypes, input.deliveryPolicy)
     await this.checkAgainstGrants(partnerId, input)
     await this.checkSinkUrls(input.sink)

@@ -47,6 +47,8 @@ export interface OutboxEntry {
   /** Strictly increasing per organization (its document version after the change). */
   sequence: number
   occurredAt: Date
+  /** The publisher to stamp (ce_publisherid) when it is not the document's own id (a deal's manufacturer). */
+  publisherId?: string
 }
 
 /** The relay's record of what it produced for one organization (`_id` = organization id). */

@@ -73,13 +73,18 @@ export async function subscriptionScope(cols: Collections, p: Principal): Promis
   const grants = (await cols.grants.find({ publisherId: p.organizationId! }).toArray())
     .map((g) => ({ partnerId: g.partnerId, types: grantAccepts(g) }))
     .filter((g) => g.types.length > 0)
-  if (grants.length === 0) return { _id: { $in: [] } }
-  return { $or: grants.map((g) => ({ partnerId: g.partnerId, eventTypes: { $in: g.types } })) }
+  // its own subscriptions (its CRM reading its deals and leads) and its partners' to what they accepted
+  return {
+    $or: [
+      { partnerId: p.organizationId! },
+      ...grants.map((g) => ({ partnerId: g.partnerId, eventTypes: { $in: g.types } })),
+    ],
+  }
 }
 
 export function canChangeSubscription(p: Principal, sub: SubscriptionDoc): void {
-  if (isAdmin(p) || (p.scope === 'partner' && p.organizationId === sub.partnerId)) return
-  throw new ForbiddenError('only the partner that owns a subscription (or an admin) may change it')
+  if (isAdmin(p) || p.organizationId === sub.partnerId) return
+  throw new ForbiddenError('only the organization that owns a subscription (or an admin) may change it')
 }
 
 /** The organization `id` of this kind (visible to the caller when given), or a 422 naming `field`. */

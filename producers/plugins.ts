@@ -17,7 +17,7 @@ import type { UrlGuard } from '../common/url-guard.ts'
 import { checkConfig, type ConfigSchema, type SettingFault } from '../connectors/source/config.ts'
 import type { SourceConnector, SourceContext, SourceRecord } from '../connectors/source/types.ts'
 import { guardedMongoClient } from '../consumers/mongodb/connection.ts'
-import { ALL_TOPICS, TOPICS, type TopicSpec } from '../schemas/topics.ts'
+import { ALL_TOPICS, type TopicSpec } from '../schemas/topics.ts'
 import { FOLDER_SETTINGS, folderFaults, folderTextFault, publisherDropFolder } from './csv-drop/folders.ts'
 import { CsvDropSource, csvDropConfigSchema, parseCsvDropConfig } from './csv-drop/source.ts'
 import {
@@ -71,8 +71,8 @@ export interface BuildContext {
   owner: SourceOwner
 }
 
-/** partners.profiles: written by the platform's outbox only, never by a source. */
-const PLATFORM_ONLY = TOPICS.partnerProfiles
+/** partners.profiles and leads.assignments: written by the platform's outbox only, never by a source. */
+const isPlatformOnly = (t: TopicSpec | undefined): boolean => t?.writtenBy === 'platform'
 
 /**
  * The topic a source of this event type writes: its contract's declared topic. A `topic` setting
@@ -89,11 +89,11 @@ function contractTopic(
   if (!spec)
     faults.push({
       field: 'eventType',
-      message: `is not a known event type (known: ${ALL_TOPICS.filter((t) => t !== PLATFORM_ONLY)
+      message: `is not a known event type (known: ${ALL_TOPICS.filter((t) => !isPlatformOnly(t))
         .flatMap((t) => t.eventTypes)
         .join(', ')})`,
     })
-  else if (spec === PLATFORM_ONLY)
+  else if (isPlatformOnly(spec))
     faults.push({
       field: 'eventType',
       message: `${eventType} is published by the platform only (the organizations' outbox), not by a source`,
@@ -101,12 +101,12 @@ function contractTopic(
   const topic = c.topic
   if (typeof topic !== 'string' || topic === '' || topic === spec?.name)
     return faults.length === before ? spec : undefined
-  if (topic === PLATFORM_ONLY.name)
+  if (isPlatformOnly(ALL_TOPICS.find((t) => t.name === topic)))
     faults.push({
       field: 'topic',
       message: `${topic} is written by the platform only (the organizations' outbox), not by a source`,
     })
-  else if (spec && spec !== PLATFORM_ONLY)
+  else if (spec && !isPlatformOnly(spec))
     faults.push({
       field: 'topic',
       message:

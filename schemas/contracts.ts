@@ -17,6 +17,8 @@ export const CONTRACT_NAMES = [
   'deal-registration-key',
   'partner-profile',
   'partner-profile-key',
+  'lead',
+  'lead-key',
 ] as const
 export type ContractName = (typeof CONTRACT_NAMES)[number]
 

@@ -27,6 +27,12 @@ export interface TopicSpec {
    * `platform` (only the platform itself, e.g. the outbox of partner profiles: no API route or source).
    */
   writtenBy: 'publishers' | 'platform'
+  /**
+   * A record of this topic reaches only the partner its value's field of this name names (and its
+   * publisher's own subscriptions): a deal registration belongs to the partner that registered it, a
+   * lead to the partner it is assigned to, whatever the grants say (connectors/sink/entitlement.ts).
+   */
+  audience?: 'partnerId'
   keySchema: ContractName
   valueSchema: ContractName
   /** Values of the ce_type header on this topic. */
@@ -56,6 +62,7 @@ export const TOPICS = {
     writtenBy: 'publishers',
     keySchema: 'deal-registration-key',
     valueSchema: 'deal-registration',
+    audience: 'partnerId',
     eventTypes: [
       'deal.registered',
       'deal.updated',
@@ -64,7 +71,25 @@ export const TOPICS = {
       'deal.won',
       'deal.lost',
       'deal.expired',
+      'deal.resubmitted',
+      'deal.reviewing',
+      'deal.returned',
+      'deal.cancelled',
+      'deal.expiring',
     ],
+  },
+  leads: {
+    name: 'leads.assignments',
+    partitions: 3,
+    cleanupPolicy: 'delete',
+    config: { 'retention.ms': String(365 * DAY_MS) },
+    key: 'manufacturerId + leadId',
+    // Only the platform's lead registry writes it (POST /v1/leads and the partners' answers, docs/deals.md).
+    writtenBy: 'platform',
+    audience: 'partnerId',
+    keySchema: 'lead-key',
+    valueSchema: 'lead',
+    eventTypes: ['lead.assigned', 'lead.accepted', 'lead.declined', 'lead.expired', 'lead.converted'],
   },
   partnerProfiles: {
     name: 'partners.profiles',

@@ -75,13 +75,18 @@ export function fieldOf(path: string): { field: string; in: string } {
 export function problemOf(err: unknown): Problem | null {
   if (err instanceof NotFoundError) return { title: 'Not Found', status: 404, detail: err.message }
   if (err instanceof ForbiddenError) return { title: 'Forbidden', status: 403, detail: err.message }
-  if (err instanceof ConflictError)
+  if (err instanceof ConflictError) {
+    // a deal's step refused by its state machine names the state and what is allowed (docs/deals.md)
+    const t = err as ConflictError & { currentState?: string; allowed?: string[] }
+    const state = t.currentState !== undefined ? { currentState: t.currentState, allowedActions: t.allowed ?? [] } : {}
     return {
       title: 'Conflict',
       status: 409,
       detail: err.message,
       ...(err.field ? { errors: [{ field: err.field, message: err.message }] } : {}),
+      ...state,
     }
+  }
   if (err instanceof RequestInvalidError)
     return { title: 'Unprocessable Content', status: 422, detail: err.message, errors: err.errors }
   const e = err as {

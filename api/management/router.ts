@@ -18,6 +18,7 @@ import { SourceRegistry } from '../../control-plane/sources.ts'
 import type { PartnerKafka } from '../../control-plane/partner-kafka.ts'
 import type { Principal } from '../../control-plane/types.ts'
 import { mountSourceRoutes } from './sources.ts'
+import { mountDealRoutes, mountInboundRoute } from './deals.ts'
 import {
   apiKeyView,
   connectorStatusView,
@@ -59,6 +60,8 @@ export function managementRouter(options: ManagementOptions): Router {
   const h = (handler: Handler) => op(cp, handler)
   const create = (handler: Handler) => op(cp, handler, { idempotent: true })
 
+  // a CRM's decisions: signed, not behind an API key (docs/deals.md)
+  mountInboundRoute(r, cp.registry, options.bodyLimit, options.logger)
   r.use(
     authenticate(cp, new HttpRateLimit('management', options.rateLimit), new Set(['/openapi.json', '/asyncapi.json'])),
   )
@@ -428,6 +431,7 @@ export function managementRouter(options: ManagementOptions): Router {
   // sources (source connectors: csv-drop, mongodb)
   const sources = new SourceRegistry(cp.cols, cp.box, { dropRoot: options.sourceDropRoot, urlGuard: cp.guard })
   mountSourceRoutes(r, sources, h, create)
+  mountDealRoutes(r, cp.registry, h, create)
 
   // maintenance
   r.post(

@@ -27,6 +27,7 @@ import {
 } from './parts.ts'
 import { sourcePaths, sourceSchemas, sourceTag } from './sources.ts'
 import { connectorPaths, connectorSchemas } from './connectors.ts'
+import { dealPaths, dealSchemas, dealTags } from './deals.ts'
 import { subscriptionPaths, subscriptionSchemas } from './subscriptions.ts'
 
 const ORG = pathId('organizationId', 'org', 'organization')
@@ -88,6 +89,7 @@ export const openApiDocument = {
     { name: 'deliveries', description: 'The delivery log, dead letters and retry requests.' },
     { name: 'connectors', description: "Kafka Connect style control of each subscription's connector." },
     sourceTag,
+    ...dealTags,
     { name: 'maintenance', description: 'Operator tasks.' },
     {
       name: 'events',
@@ -308,6 +310,7 @@ export const openApiDocument = {
     ...connectorPaths,
     ...ingestionPaths,
     ...sourcePaths,
+    ...dealPaths,
     '/maintenance/reencrypt-secrets': {
       post: mutation(
         'Re-encrypt every secret at rest with the current key (admin)',
@@ -682,6 +685,7 @@ export const openApiDocument = {
       ...subscriptionSchemas,
       ...connectorSchemas,
       ...sourceSchemas,
+      ...dealSchemas,
     },
   },
 } as const

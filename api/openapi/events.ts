@@ -158,6 +158,21 @@ const DEAL = {
 }
 for (const t of ALL_TOPICS.find((x) => x.valueSchema === 'deal-registration')?.eventTypes ?? [])
   EVENT_EXAMPLES[t] = [DEAL]
+const LEAD = {
+  leadId: 'lead_65f000000000000000000009',
+  manufacturerId: 'acme',
+  partnerId: 'org_65f000000000000000000001',
+  status: 'ASSIGNED',
+  company: { name: 'Fabrikam AG', domain: 'fabrikam.example', country: 'CH' },
+  contact: { name: 'Mia Keller', email: 'mia@fabrikam.example' },
+  productInterest: ['DRL-2000'],
+  acceptBy: '2026-11-26T09:00:00Z',
+  sequence: 1,
+  occurredAt: '2026-11-24T09:00:00Z',
+}
+for (const t of ALL_TOPICS.find((x) => x.valueSchema === 'lead')?.eventTypes ?? []) {
+  EVENT_EXAMPLES[t] = [LEAD]
+}
 
 /** The event types publishers post; the platform's own (partner profiles, from its outbox) are refused with 403. */
 const eventTypes = PUBLISHER_TOPICS.flatMap((t) => t.eventTypes)

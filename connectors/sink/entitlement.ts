@@ -17,11 +17,16 @@
  *   a missing field fails the filter.
  * - Projection: the grant's fields intersected with the subscription's (absent: every field); a path
  *   through an array projects each element.
+ * - Audience (schemas/topics.ts `audience`): a deal registration or a lead reaches only the partner its
+ *   value's `partnerId` names, whatever the grants say, so one partner never receives another's deals.
+ * - A publisher's own subscriptions (its CRM behind a REST sink, docs/deals.md) receive the records it
+ *   published, and only those: no grant is needed to read one's own data.
  */
 import { decodeKey } from '../../control-plane/stored-keys.ts'
 import { fieldAllowed, grantAcceptsType } from '../../control-plane/entitlements.ts'
 import type { Entitlement, GrantDoc, RowFilter } from '../../control-plane/types.ts'
 import { HEADER } from '../../schemas/headers.ts'
+import { ALL_TOPICS } from '../../schemas/topics.ts'
 import type { SinkRecord } from './types.ts'
 
 export const PARTNER_ID_PLACEHOLDER = '$partnerId'
@@ -180,6 +185,17 @@ export function entitlementsFor(
     .flatMap((g) => g.entitlements.filter((e) => e.eventType === eventType))
 }
 
+/** The value field naming the only partner a record of this event type may reach (schemas/topics.ts `audience`). */
+const AUDIENCE = new Map<string, string>(ALL_TOPICS.flatMap((t) => (t.audience ? t.eventTypes.map((e) => [e, t.audience!] as [string, string]) : [])))
+
+/** Is the record addressed to another partner than the subscriber (an audience topic's `partnerId`)? */
+function outsideAudience(value: unknown, eventType: string, subscriber: string): string | undefined {
+  const field = AUDIENCE.get(eventType)
+  if (field === undefined || value === null || typeof value !== 'object') return undefined
+  const addressee = (value as Record<string, unknown>)[field]
+  return addressee === subscriber ? undefined : `addressed to another partner (${field})`
+}
+
 /** Deliver (with the projected value) or drop one record for one subscription. */
 export function decide(
   record: Pick<SinkRecord, 'headers' | 'value' | 'eventType'> & { key?: string | null },
@@ -193,6 +209,17 @@ export function decide(
       reason:
         'the record carries no ce_publisherid stamp, or its manufacturerId (value or key) names another organization',
     }
+  if (publisher === sub.partnerId) {
+    // The publisher's own subscription: its own records, under its own filter and fields only.
+    if (record.value === null) return { deliver: true, value: null, projected: false, publisherId: publisher }
+    const own = matchesFilter(record.value, sub.filter, sub.partnerId)
+    if (!own.ok) return { deliver: false, reason: `outside the subscription's filter (${own.field})` }
+    const paths = sub.fields ? [...sub.fields] : undefined
+    const value = project(record.value, paths)
+    return { deliver: true, value, projected: paths !== undefined, publisherId: publisher, ...(paths ? { fields: paths } : {}) }
+  }
+  const outside = outsideAudience(record.value, record.eventType, sub.partnerId)
+  if (outside !== undefined) return { deliver: false, reason: outside }
   const ents = entitlementsFor(grants, sub.partnerId, publisher, record.eventType)
   if (ents.length === 0)
     return { deliver: false, reason: `no accepted grant of publisher ${publisher} covers ${record.eventType}` }

@@ -15,7 +15,10 @@ import { TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import { OutboxSource, type OutboxSourceOptions } from './source.ts'
 
 export interface OutboxRelayOptions extends Partial<
-  Pick<OutboxSourceOptions, 'scanBatch' | 'scanMarginMs' | 'fullScanMs' | 'holderId'>
+  Pick<
+    OutboxSourceOptions,
+    'scanBatch' | 'scanMarginMs' | 'fullScanMs' | 'holderId' | 'collection' | 'leaseId' | 'convert' | 'deleteSent'
+  >
 > {
   kafka: Kafka
   serde: AvroSerde
@@ -46,9 +49,13 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     ...(options.scanBatch !== undefined ? { scanBatch: options.scanBatch } : {}),
     ...(options.scanMarginMs !== undefined ? { scanMarginMs: options.scanMarginMs } : {}),
     ...(options.fullScanMs !== undefined ? { fullScanMs: options.fullScanMs } : {}),
+    ...(options.collection !== undefined ? { collection: options.collection } : {}),
+    ...(options.leaseId !== undefined ? { leaseId: options.leaseId } : {}),
+    ...(options.convert !== undefined ? { convert: options.convert } : {}),
+    ...(options.deleteSent !== undefined ? { deleteSent: options.deleteSent } : {}),
   })
   const runner = new SourceRunner<undefined, Record<string, unknown>>(source, undefined, {
-    name: 'outbox-relay',
+    name: options.leaseId ? `outbox-relay-${options.leaseId}` : 'outbox-relay',
     source: '/distributary/control-plane',
     kafka: options.kafka,
     serde: options.serde,

@@ -22,13 +22,12 @@
 import type { Collection, Db } from 'mongodb'
 import type { Logger } from '../../common/logger.ts'
 import type { SourceConnector, SourceContext, SourceRecord } from '../../connectors/source/types.ts'
-import { COLLECTION_NAMES } from '../../control-plane/store.ts'
-import type { OrganizationDoc, OutboxRelayDoc } from '../../control-plane/types.ts'
+import { bulkWriteBounded, COLLECTION_NAMES } from '../../control-plane/store.ts'
+import type { OrganizationDoc, OutboxEntry, OutboxRelayDoc } from '../../control-plane/types.ts'
 import { isDuplicateKey } from '../../common/store-errors.ts'
 import { Leases, type LeaseDoc } from '../../connectors/leases.ts'
 
 export const OUTBOX_LEASE_COLLECTION = 'outbox_relay_lease'
-const RELAY = 'relay'
 
 /**
  * The relay's lease: one document, `_id` 'relay', held through connectors/leases.ts (workerId = the relay's holder id).
@@ -51,6 +50,22 @@ export interface OutboxSourceOptions {
   scanMarginMs?: number
   /** Interval of the full scan that catches anything an incremental scan could have missed, in ms. Default 5 min. */
   fullScanMs?: number
+  /**
+   * The collection whose documents carry outboxes (default: organizations; the deal and lead registries
+   * keep theirs in their own documents, control-plane/deals/) and the relay's lease id in
+   * `outbox_relay_lease` (default 'relay'): one relay per collection, each with its lease.
+   */
+  collection?: string
+  leaseId?: string
+  /** Turns a stored entry's value into what avsc encodes (entries stored as JSON, e.g. decimals as strings). */
+  convert?: (entry: OutboxEntry) => Record<string, unknown>
+  /**
+   * The collection holds only what is pending (one document per event or step, control-plane/deals/):
+   * every scan reads all of it, and a commit deletes what the broker acknowledged instead of recording
+   * a sequence per document. For many documents with few events each (deals), where scanning the
+   * documents themselves would read them all again and again (FerretDB v1 reads whole collections).
+   */
+  deleteSent?: boolean
 }
 
 type Value = Record<string, unknown>
@@ -61,6 +76,7 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
   private readonly relay: Collection<OutboxRelayDoc>
   private readonly lease: Collection<OutboxLeaseDoc>
   private readonly leases: Leases
+  private readonly leaseId: string
   private readonly scanBatch: number
   private readonly scanMarginMs: number
   private readonly fullScanMs: number
@@ -82,7 +98,8 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
   readonly stats = { scans: 0, fullScans: 0, relayed: 0, leaseAcquired: 0 }
 
   constructor(private readonly options: OutboxSourceOptions) {
-    this.orgs = options.db.collection(COLLECTION_NAMES.organizations)
+    this.orgs = options.db.collection(options.collection ?? COLLECTION_NAMES.organizations)
+    this.leaseId = options.leaseId ?? 'relay'
     this.relay = options.db.collection(COLLECTION_NAMES.outboxRelay)
     this.lease = options.db.collection(OUTBOX_LEASE_COLLECTION)
     this.leases = new Leases(this.lease)
@@ -139,18 +156,18 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
     const me = this.options.holderId
     const until = new Date(now + ttl)
     const held = this.heldUntil > 0
-    if ((await this.leases.renew(me, [RELAY], ttl, new Date(now))).has(RELAY)) {
+    if ((await this.leases.renew(me, [this.leaseId], ttl, new Date(now))).has(this.leaseId)) {
       this.heldUntil = until.getTime()
       return true
     }
     if (held) this.lostLease()
-    const current = await this.lease.findOne({ _id: RELAY })
+    const current = await this.lease.findOne({ _id: this.leaseId })
     if (current && current.expiresAt.getTime() > now) {
       this.heldUntil = 0
       return false
     }
     // Free or expired: the stale document is removed exactly as read (not one a rival wrote meanwhile), then claimed.
-    if (!(await this.leases.claim(RELAY, me, ttl, current ?? undefined, new Date(now)))) return false
+    if (!(await this.leases.claim(this.leaseId, me, ttl, current ?? undefined, new Date(now)))) return false
     this.heldUntil = until.getTime()
     // Another relay may have sent meanwhile: forget what we knew and scan everything again.
     this.sent.clear()
@@ -212,13 +229,14 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
       this.lastFullScan = started
       this.stats.fullScans++
     }
+    const pendingOnly = this.options.deleteSent === true
     const docs = await this.orgs
-      .find({ outboxAt: { $gte: this.scanFrom } }, { projection: { _id: 1, outbox: 1, outboxAt: 1 } })
+      .find(pendingOnly ? {} : { outboxAt: { $gte: this.scanFrom } }, { projection: { _id: 1, outbox: 1, outboxAt: 1 } })
       .sort({ outboxAt: 1, _id: 1 })
       .limit(this.scanBatch)
       .toArray()
     this.stats.scans++
-    const unknown = docs.map((d) => d._id).filter((id) => !this.sent.has(id))
+    const unknown = pendingOnly ? [] : docs.map((d) => d._id).filter((id) => !this.sent.has(id))
     if (unknown.length > 0) {
       for (const s of await this.relay.find({ _id: { $in: unknown } }).toArray()) this.sent.set(s._id, s.sentSequence)
     }
@@ -228,16 +246,12 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
       const pending = (doc.outbox ?? []).filter((e) => e.sequence > sent).sort((a, b) => a.sequence - b.sequence)
       for (const e of pending) {
         this.inFlight.set(e.eventId, { organizationId: doc._id, sequence: e.sequence })
-        // The organization the event is about publishes it: a partner owns its profile (ce_publisherid).
-        records.push({
-          topic: e.topic,
-          key: e.key,
-          value: e.value,
-          type: e.type,
-          id: e.eventId,
-          occurredAt: new Date(e.occurredAt),
-          publisherId: doc._id,
-        })
+        // The organization the event is about publishes it: a partner owns its profile (ce_publisherid);
+        // a deal or a lead names its publisher (the manufacturer) in its entries.
+        const value = this.options.convert ? this.options.convert(e) : e.value
+        const publisherId = e.publisherId ?? doc._id
+        const occurredAt = new Date(e.occurredAt)
+        records.push({ topic: e.topic, key: e.key, value, type: e.type, id: e.eventId, occurredAt, publisherId })
       }
     }
     if (docs.length === this.scanBatch) {
@@ -252,6 +266,13 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
   }
 
   async commit(records: SourceRecord<Value>[]): Promise<void> {
+    if (this.options.deleteSent) {
+      const ids = [...new Set(records.flatMap((r) => this.inFlight.get(r.id!)?.organizationId ?? []))]
+      if (ids.length > 0) await this.orgs.deleteMany({ _id: { $in: ids } })
+      for (const r of records) this.inFlight.delete(r.id!)
+      this.stats.relayed += records.length
+      return
+    }
     const last = new Map<string, { sequence: number; eventId: string }>()
     for (const r of records) {
       const f = this.inFlight.get(r.id!)
@@ -260,20 +281,24 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
       if (!prev || f.sequence > prev.sequence) last.set(f.organizationId, { sequence: f.sequence, eventId: r.id! })
     }
     const now = new Date()
-    for (const [organizationId, s] of last) {
-      // Never back: a relay that lost the lease while its batch was in flight commits after the new
-      // holder may have sent (and committed) more of this organization's entries.
-      try {
-        await this.relay.updateOne(
-          { _id: organizationId, $or: [{ sentSequence: { $lt: s.sequence } }, { sentSequence: { $exists: false } }] },
-          { $set: { sentSequence: s.sequence, lastEventId: s.eventId, sentAt: now } },
-          { upsert: true },
-        )
-      } catch (err) {
-        if (!isDuplicateKey(err)) throw err // already further along
-      }
-      this.sent.set(organizationId, Math.max(s.sequence, this.sent.get(organizationId) ?? 0))
+    // Never back: a relay that lost the lease while its batch was in flight commits after the new
+    // holder may have sent (and committed) more of a document's entries (a duplicate key: already further along).
+    // One command for the batch (a deal registry commits many documents at once), in small chunks on FerretDB.
+    const ops = [...last].map(([id, s]) => ({
+      updateOne: {
+        filter: { _id: id, $or: [{ sentSequence: { $lt: s.sequence } }, { sentSequence: { $exists: false } }] },
+        update: { $set: { sentSequence: s.sequence, lastEventId: s.eventId, sentAt: now } },
+        upsert: true,
+      },
+    }))
+    try {
+      await bulkWriteBounded(this.relay, ops)
+    } catch (err) {
+      const writeErrors = (err as { writeErrors?: unknown }).writeErrors
+      const errors = Array.isArray(writeErrors) ? writeErrors : [err]
+      if (!errors.every(isDuplicateKey)) throw err
     }
+    for (const [id, s] of last) this.sent.set(id, Math.max(s.sequence, this.sent.get(id) ?? 0))
     for (const r of records) this.inFlight.delete(r.id!)
     this.stats.relayed += records.length
   }
@@ -284,7 +309,7 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
     this.wake?.()
     await this.leaseOps // a renewal under way finishes before the lease is given back
     if (this.heldUntil > 0) {
-      await this.leases.release(RELAY, this.options.holderId).catch(() => undefined)
+      await this.leases.release(this.leaseId, this.options.holderId).catch(() => undefined)
       this.heldUntil = 0
     }
   }

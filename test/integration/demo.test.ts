@@ -16,7 +16,7 @@ describe('distributary demo (bounded, non-interactive)', function () {
   this.timeout(240_000)
   const base = loadConfig()
 
-  it('streams stock changes and deals; each partner receives exactly what its grant allows', async () => {
+  it('streams stock changes and deals; each partner receives exactly what its grant allows; a deal goes through the CRM and back', async () => {
     const result = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
       const child = spawn(process.execPath, cliArgs('demo', '--events', '150', '--rate', '100', '--json'), {
         cwd: PROJECT_ROOT,
@@ -65,6 +65,16 @@ describe('distributary demo (bounded, non-interactive)', function () {
     // The projection holds the latest version of every key Northwind may see.
     expect(northwind!.mongodb!.documents).to.equal(northwind!.mongodb!.keysExpected)
     expect(northwind!.mongodb!.upToDate).to.equal(northwind!.mongodb!.keysExpected)
+
+    // Deal registration: Northwind's approved in the CRM, Contoso's conflicting one rejected, each told of its own only.
+    const d = summary.dealRegistration
+    expect(d.northwind.registered).to.equal('submitted')
+    expect(d.contoso.registered).to.equal('conflict_review')
+    expect(d.contoso.conflict).to.equal(true)
+    expect(d.northwind.outcome).to.equal('APPROVED')
+    expect(d.contoso.outcome).to.equal('REJECTED')
+    expect(d.crmReceived).to.be.at.least(2) // both registrations; the decisions follow
+    expect(d.crossDelivered).to.equal(0)
 
     // Nothing left behind: the demo's databases are gone.
     const mongo = await new MongoClient(mongoUri(base)).connect()
