@@ -40,37 +40,88 @@ export const benchmark: Benchmark = {
     const decidedAt = new Map<string, number>()
     const toPartner: number[] = []
     const decisionRoundTrip: number[] = []
-    const partnerHook = await startReceiver((r, res) => {
-      res.writeHead(204).end()
-      const e = JSON.parse(r.body) as { type: string; data: { dealId: string } }
-      const sent = decidedAt.get(e.data.dealId)
-      if (e.type === 'deal.approved' && sent !== undefined) toPartner.push(r.at - sent)
-    }, { keep: false })
+    const partnerHook = await startReceiver(
+      (r, res) => {
+        res.writeHead(204).end()
+        const e = JSON.parse(r.body) as { type: string; data: { dealId: string } }
+        const sent = decidedAt.get(e.data.dealId)
+        if (e.type === 'deal.approved' && sent !== undefined) toPartner.push(r.at - sent)
+      },
+      { keep: false },
+    )
     try {
       await p.contracts
       const call = async (method: string, path: string, body: unknown, key = adminKey) => {
-        const res = await fetch(p.url + path, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
-        return { status: res.status, body: (await res.json()) as Record<string, any> }
+        const res = await fetch(p.url + path, {
+          method,
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        })
+        return { status: res.status, body: (await res.json()) as Record<string, string> }
       }
       const tag = randomUUID().slice(0, 8)
-      const pub = (await call('POST', '/v1/organizations', { kind: 'publisher', name: 'Acme', slug: `acme-${tag}` })).body.id as string
-      const partner = (await call('POST', '/v1/organizations', { kind: 'partner', name: 'Northwind', slug: `northwind-${tag}` })).body.id as string
-      const pubKey = (await call('POST', '/v1/api-keys', { scope: 'publisher', organizationId: pub, name: 'crm' })).body.key as string
-      const partnerKey = (await call('POST', '/v1/api-keys', { scope: 'partner', organizationId: partner, name: 'portal' })).body.key as string
+      const pub = (await call('POST', '/v1/organizations', { kind: 'publisher', name: 'Acme', slug: `acme-${tag}` }))
+        .body.id as string
+      const partner = (
+        await call('POST', '/v1/organizations', { kind: 'partner', name: 'Northwind', slug: `northwind-${tag}` })
+      ).body.id as string
+      const pubKey = (await call('POST', '/v1/api-keys', { scope: 'publisher', organizationId: pub, name: 'crm' })).body
+        .key as string
+      const partnerKey = (
+        await call('POST', '/v1/api-keys', { scope: 'partner', organizationId: partner, name: 'portal' })
+      ).body.key as string
       const types = [...TOPICS.dealRegistrations.eventTypes]
-      const grant = await call('POST', '/v1/grants', { partnerId: partner, entitlements: types.map((eventType) => ({ eventType })) }, pubKey)
+      const grant = await call(
+        'POST',
+        '/v1/grants',
+        { partnerId: partner, entitlements: types.map((eventType) => ({ eventType })) },
+        pubKey,
+      )
       await call('POST', `/v1/grants/${grant.body.id}/accept`, {}, partnerKey)
       const subs = [
-        (await call('POST', '/v1/subscriptions', { name: 'crm', eventTypes: types, sink: { type: 'rest', url: `${crm.url}/deals/{value.dealId}`, method: 'PUT', bodyMapping: CRM_BODY_MAPPING } }, pubKey)).body.id as string,
-        (await call('POST', '/v1/subscriptions', { name: 'portal', eventTypes: ['deal.approved'], sink: { type: 'webhook', url: partnerHook.url } }, partnerKey)).body.id as string,
+        (
+          await call(
+            'POST',
+            '/v1/subscriptions',
+            {
+              name: 'crm',
+              eventTypes: types,
+              sink: {
+                type: 'rest',
+                url: `${crm.url}/deals/{value.dealId}`,
+                method: 'PUT',
+                bodyMapping: CRM_BODY_MAPPING,
+              },
+            },
+            pubKey,
+          )
+        ).body.id as string,
+        (
+          await call(
+            'POST',
+            '/v1/subscriptions',
+            { name: 'portal', eventTypes: ['deal.approved'], sink: { type: 'webhook', url: partnerHook.url } },
+            partnerKey,
+          )
+        ).body.id as string,
       ]
       for (const id of subs) {
-        await waitFor(async () => {
-          const res = await fetch(`${p.url}/v1/connectors/${id}/status`, { headers: { authorization: `Bearer ${adminKey}` } })
-          return ((await res.json()) as { state?: string }).state === 'running'
-        }, { timeoutMs: 60_000, what: `connector ${id} running` })
+        await waitFor(
+          async () => {
+            const res = await fetch(`${p.url}/v1/connectors/${id}/status`, {
+              headers: { authorization: `Bearer ${adminKey}` },
+            })
+            return ((await res.json()) as { state?: string }).state === 'running'
+          },
+          { timeoutMs: 60_000, what: `connector ${id} running` },
+        )
       }
-      const inbound = await call('POST', '/v1/inbound-connectors', { name: 'crm', mapping: CRM_INBOUND_MAPPING }, pubKey)
+      const inbound = await call(
+        'POST',
+        '/v1/inbound-connectors',
+        { name: 'crm', mapping: CRM_INBOUND_MAPPING },
+        pubKey,
+      )
       crm.connect(p.url + (inbound.body.url as string), inbound.body.secret as string)
       // The CRM decides as soon as a registration arrives (its users are quick): the second leg starts there.
       const decisions: Promise<unknown>[] = []
@@ -83,7 +134,8 @@ export const benchmark: Benchmark = {
         decisions.push(
           crm.decide(r.dealId, 'approve').then((answer) => {
             decisionRoundTrip.push(now() - sent)
-            if (answer.status !== 200) ctx.progress(`decision on ${r.dealId}: ${answer.status} ${JSON.stringify(answer.body)}`)
+            if (answer.status !== 200)
+              ctx.progress(`decision on ${r.dealId}: ${answer.status} ${JSON.stringify(answer.body)}`)
           }),
         )
       }
@@ -97,15 +149,20 @@ export const benchmark: Benchmark = {
         if (wait > 0) await new Promise((r) => setTimeout(r, wait))
         sentAt.set(`bench-${i}`, now())
         posts.push(
-          call('POST', '/v1/deals', {
-            manufacturerId: pub,
-            partnerReference: `bench-${i}`,
-            endCustomer: { name: `Customer ${i}`, domain: `c${i}-${tag}.example`, country: 'DE' },
-            lines: [{ sku: 'DRL-2000', quantity: 1 }],
-            amount: '100.00',
-            currency: 'EUR',
-            expectedCloseDate: '2027-06-30',
-          }, partnerKey).then((r) => {
+          call(
+            'POST',
+            '/v1/deals',
+            {
+              manufacturerId: pub,
+              partnerReference: `bench-${i}`,
+              endCustomer: { name: `Customer ${i}`, domain: `c${i}-${tag}.example`, country: 'DE' },
+              lines: [{ sku: 'DRL-2000', quantity: 1 }],
+              amount: '100.00',
+              currency: 'EUR',
+              expectedCloseDate: '2027-06-30',
+            },
+            partnerKey,
+          ).then((r) => {
             if (r.status !== 201) ctx.progress(`registration ${i}: ${r.status} ${JSON.stringify(r.body)}`)
             meter.update(++registered)
           }),
@@ -113,7 +170,10 @@ export const benchmark: Benchmark = {
       }
       await Promise.all(posts)
       meter.finish()
-      await waitFor(() => toPartner.length >= DEALS || undefined, { timeoutMs: 120_000, what: `${DEALS} approvals at the partner` }).catch(() => undefined)
+      await waitFor(() => toPartner.length >= DEALS || undefined, {
+        timeoutMs: 120_000,
+        what: `${DEALS} approvals at the partner`,
+      }).catch(() => undefined)
       await Promise.allSettled(decisions)
       ctx.progress(`received: ${toCrm.length} at the CRM, ${toPartner.length} approvals at the partner (of ${DEALS})`)
       // the baseline: raw kafkajs produce → consume at the same rate, on a topic of its own
@@ -122,7 +182,15 @@ export const benchmark: Benchmark = {
       await admin.connect()
       const topic = uniqueName('bench-deals-raw')
       await admin.createTopics({ topics: [{ topic, numPartitions: 3 }] })
-      const raw = await rawProduceConsume(kafka, topic, RATE, 2000, Math.ceil((DEALS / RATE) * 1000), Buffer.alloc(600, 1), uniqueName('g'))
+      const raw = await rawProduceConsume(
+        kafka,
+        topic,
+        RATE,
+        2000,
+        Math.ceil((DEALS / RATE) * 1000),
+        Buffer.alloc(600, 1),
+        uniqueName('g'),
+      )
       await deleteTopics(topic).catch(() => undefined)
       await admin.disconnect()
       const rawP99 = percentile(raw.latencies, 0.99)

@@ -1,7 +1,8 @@
 /**
  * A manufacturer's CRM, simulated (docs/deals.md): an HTTP API on 127.0.0.1 that a REST sink
  * subscription of the publisher upserts deal registrations into (`PUT /deals/{dealId}`, a
- * Salesforce-like body made by a JSONata mapping) and leads (`PUT /leads/{leadId}`), and that sends its decisions back to the
+ * Salesforce-like body made by a JSONata mapping) and leads (`PUT /leads/{leadId}`), and that sends
+ * its decisions back to the
  * platform's inbound connector, signed as Standard Webhooks sign, in a payload of its own shape.
  * Used by the demo, the deals benchmark and the end-to-end test.
  */
@@ -27,10 +28,12 @@ export const CRM_BODY_MAPPING = [
 ].join('\n')
 
 /** The body mapping of the publisher's leads subscription. */
-export const CRM_LEAD_MAPPING = '{ "step": eventType, "status": value.status, "partner": value.partnerId, "company": value.company.name }'
+export const CRM_LEAD_MAPPING =
+  '{ "step": eventType, "status": value.status, "partner": value.partnerId, "company": value.company.name }'
 
 /** The inbound connector's mapping from the CRM's decision payload. */
-export const CRM_INBOUND_MAPPING = '{ "dealId": Deal_Registration_Id__c, "action": $lowercase(Decision__c), "reason": Comment__c }'
+export const CRM_INBOUND_MAPPING =
+  '{ "dealId": Deal_Registration_Id__c, "action": $lowercase(Decision__c), "reason": Comment__c }'
 
 export interface CrmRecord {
   kind: 'deals' | 'leads'
@@ -66,13 +69,22 @@ export async function startSimulatedCrm(): Promise<SimulatedCrm> {
     },
     async decide(dealId, decision, comment) {
       if (!inbound) throw new Error('the simulated CRM is not connected to an inbound connector')
-      const raw = JSON.stringify({ Deal_Registration_Id__c: dealId, Decision__c: decision.toUpperCase(), Comment__c: comment ?? null })
+      const raw = JSON.stringify({
+        Deal_Registration_Id__c: dealId,
+        Decision__c: decision.toUpperCase(),
+        Comment__c: comment ?? null,
+      })
       const id = `msg_${randomUUID()}`
       const ts = Math.floor(Date.now() / 1000)
       const signature = 'v1,' + createHmac('sha256', inbound.key).update(`${id}.${ts}.${raw}`).digest('base64')
       const res = await fetch(inbound.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': signature },
+        headers: {
+          'content-type': 'application/json',
+          'webhook-id': id,
+          'webhook-timestamp': String(ts),
+          'webhook-signature': signature,
+        },
         body: raw,
       })
       const text = await res.text()
@@ -97,7 +109,14 @@ export async function startSimulatedCrm(): Promise<SimulatedCrm> {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>
         const kind = m[1] as 'deals' | 'leads'
         const step = String(body.Step__c ?? body.step)
-        const r: CrmRecord = { kind, dealId: decodeURIComponent(m[2]!), step, status: String(body.Status__c ?? body.status), body, at: Date.now() }
+        const r: CrmRecord = {
+          kind,
+          dealId: decodeURIComponent(m[2]!),
+          step,
+          status: String(body.Status__c ?? body.status),
+          body,
+          at: Date.now(),
+        }
         crm.received.push(r)
         crm.onRecord?.(r)
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: r.dealId, success: true }))

@@ -43,7 +43,11 @@ export interface DealSceneContext {
 
 const DEAL_TYPES = [...TOPICS.dealRegistrations.eventTypes]
 
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await fn()
@@ -56,17 +60,31 @@ async function until<T>(what: string, fn: () => T | undefined | Promise<T | unde
 export async function runDealScene(ctx: DealSceneContext): Promise<DealSceneSummary> {
   const crm = await startSimulatedCrm()
   try {
-    const crmSub = await data(ctx.publisher.POST('/subscriptions', {
-      body: { name: 'acme-crm', eventTypes: DEAL_TYPES, sink: { type: 'rest', url: `${crm.url}/deals/{value.dealId}`, method: 'PUT', bodyMapping: CRM_BODY_MAPPING } },
-    }))
-    const inbound = await data(ctx.publisher.POST('/inbound-connectors', { body: { name: 'acme-crm', mapping: CRM_INBOUND_MAPPING } }))
+    const crmSub = await data(
+      ctx.publisher.POST('/subscriptions', {
+        body: {
+          name: 'acme-crm',
+          eventTypes: DEAL_TYPES,
+          sink: { type: 'rest', url: `${crm.url}/deals/{value.dealId}`, method: 'PUT', bodyMapping: CRM_BODY_MAPPING },
+        },
+      }),
+    )
+    const inbound = await data(
+      ctx.publisher.POST('/inbound-connectors', { body: { name: 'acme-crm', mapping: CRM_INBOUND_MAPPING } }),
+    )
     crm.connect(ctx.url + inbound.url, inbound.secret!)
     await until('the CRM subscription running', async () => {
-      const s = await data(ctx.api.GET('/connectors/{connectorId}/status', { params: { path: { connectorId: crmSub.id } } }))
+      const s = await data(
+        ctx.api.GET('/connectors/{connectorId}/status', { params: { path: { connectorId: crmSub.id } } }),
+      )
       return s.state === 'running' ? true : undefined
     })
-    ctx.say(`Acme's CRM (simulated, ${crm.url}) receives every deal registered with Acme through a REST sink, and decides through inbound connector ${inbound.id}`)
-    const key = async (organizationId: string, name: string) => (await data(ctx.api.POST('/api-keys', { body: { scope: 'partner', organizationId, name } }))).key
+    ctx.say(
+      `Acme's CRM (simulated, ${crm.url}) receives every deal registered with Acme through a REST sink, ` +
+        `and decides through inbound connector ${inbound.id}`,
+    )
+    const key = async (organizationId: string, name: string) =>
+      (await data(ctx.api.POST('/api-keys', { body: { scope: 'partner', organizationId, name } }))).key
     const northwind = ctx.client(await key(ctx.partners.northwind, 'northwind-portal'))
     const contoso = ctx.client(await key(ctx.partners.contoso, 'contoso-portal'))
     const customer = `initech-${randomBytes(2).toString('hex')}.example`
@@ -82,17 +100,33 @@ export async function runDealScene(ctx: DealSceneContext): Promise<DealSceneSumm
     const nw = await data(northwind.POST('/deals', { body: deal(customer, 'NW-OPP-1') }))
     ctx.say(`Northwind registers deal ${nw.id} for Initech (${customer}): ${nw.state}`)
     const co = await data(contoso.POST('/deals', { body: deal(`shop.${customer}`, 'CO-OPP-7') }))
-    ctx.say(`Contoso registers deal ${co.id} for Initech (shop.${customer}), the same product: ${co.state}${co.conflict ? ' (it learns a conflict exists, not whose)' : ''}`)
-    await until('both registrations at the CRM', () => (crm.received.filter((r) => r.step === 'deal.registered' && [nw.id, co.id].includes(r.dealId)).length === 2 ? true : undefined))
-    ctx.say('the CRM received both registrations; the account manager approves Northwind\'s and rejects Contoso\'s')
+    ctx.say(
+      `Contoso registers deal ${co.id} for Initech (shop.${customer}), the same product: ${co.state}` +
+        (co.conflict ? ' (it learns a conflict exists, not whose)' : ''),
+    )
+    await until('both registrations at the CRM', () =>
+      crm.received.filter((r) => r.step === 'deal.registered' && [nw.id, co.id].includes(r.dealId)).length === 2
+        ? true
+        : undefined,
+    )
+    ctx.say("the CRM received both registrations; the account manager approves Northwind's and rejects Contoso's")
     const approved = await crm.decide(nw.id, 'approve', 'registered first; strategic account')
     const rejected = await crm.decide(co.id, 'reject', 'another partner holds this opportunity')
-    if (approved.status !== 200 || rejected.status !== 200) throw new Error(`demo: the CRM's decisions were refused: ${JSON.stringify([approved.body, rejected.body])}`)
-    const outcome = (dealId: string, type: string) => ctx.received.find((e) => e.dealId === dealId && e.type === type)?.status
+    if (approved.status !== 200 || rejected.status !== 200)
+      throw new Error(`demo: the CRM's decisions were refused: ${JSON.stringify([approved.body, rejected.body])}`)
+    const outcome = (dealId: string, type: string) =>
+      ctx.received.find((e) => e.dealId === dealId && e.type === type)?.status
     const nwOutcome = await until('deal.approved at Northwind', () => outcome(nw.id, 'deal.approved')).catch(() => null)
     const coOutcome = await until('deal.rejected at Contoso', () => outcome(co.id, 'deal.rejected')).catch(() => null)
-    ctx.say(`Northwind's webhook: deal ${nw.id} ${nwOutcome ?? 'not received'}; Contoso's webhook: deal ${co.id} ${coOutcome ?? 'not received'}`)
-    const crossDelivered = ctx.received.filter((e) => (e.dealId === nw.id && e.partnerId !== ctx.partners.northwind) || (e.dealId === co.id && e.partnerId !== ctx.partners.contoso)).length
+    ctx.say(
+      `Northwind's webhook: deal ${nw.id} ${nwOutcome ?? 'not received'}; ` +
+        `Contoso's webhook: deal ${co.id} ${coOutcome ?? 'not received'}`,
+    )
+    const crossDelivered = ctx.received.filter(
+      (e) =>
+        (e.dealId === nw.id && e.partnerId !== ctx.partners.northwind) ||
+        (e.dealId === co.id && e.partnerId !== ctx.partners.contoso),
+    ).length
     return {
       northwind: { dealId: nw.id, registered: nw.state, outcome: nwOutcome ?? null },
       contoso: { dealId: co.id, registered: co.state, conflict: co.conflict, outcome: coOutcome ?? null },

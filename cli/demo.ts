@@ -8,18 +8,16 @@
  * deliveries, prints a summary, stops the platform (and the local stack when it started it) and drops
  * the demo's databases, so nothing is left running.
  */
-import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { MongoClient } from 'mongodb'
 import { createManagementClient, data, type Schemas } from '../client/index.ts'
 import { createLogger } from '../common/logger.ts'
 import { generateKeyRingEntry } from '../common/secret-box.ts'
 import { loadConfig, mongoUri, type AppConfig } from '../config/index.ts'
-import { secretKey, sign } from '../consumers/webhook/signature.ts'
 import { stackDown, stackSettings, stackStatus } from '../stack/index.ts'
 import { startPlatform } from './platform.ts'
 import { runDealScene, type DealSceneSummary, type SceneEvent } from './demo-deals.ts'
+import { startReceiver, type Receiver } from './demo-receiver.ts'
 import { TOPICS } from '../schemas/topics.ts'
 
 export interface DemoOptions {
@@ -64,19 +62,6 @@ interface Partner {
   projection?: { db: string; collection: string }
 }
 
-interface Receiver {
-  url: string
-  secret: string
-  stock: Map<string, number> // key -> highest sequence received
-  stockCount: number
-  deals: number
-  foreignDeals: number
-  badSignatures: number
-  fieldsSeen: Set<string>
-  locationsSeen: Set<string>
-  close(): Promise<void>
-}
-
 export interface DemoPartnerSummary {
   name: string
   grant: { locations: string[] | 'all'; fields: string[] | 'all'; deals: 'own' }
@@ -101,65 +86,6 @@ export interface DemoSummary {
   /** Deal registration with the manufacturer's CRM in the loop (cli/demo-deals.ts). */
   dealRegistration: DealSceneSummary
   complete: boolean
-}
-
-async function startReceiver(secretRef: { secret: string }, partnerId: () => string, scene: SceneEvent[]): Promise<Receiver> {
-  const r: Receiver = {
-    url: '',
-    get secret() {
-      return secretRef.secret
-    },
-    stock: new Map(),
-    stockCount: 0,
-    deals: 0,
-    foreignDeals: 0,
-    badSignatures: 0,
-    fieldsSeen: new Set(),
-    locationsSeen: new Set(),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
-  }
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8')
-      const id = String(req.headers['webhook-id'] ?? '')
-      const ts = Number(req.headers['webhook-timestamp'])
-      const expected = Buffer.from(sign(Buffer.from(secretKey(secretRef.secret) as Buffer), id, ts, body))
-      const ok = String(req.headers['webhook-signature'] ?? '')
-        .split(' ')
-        .some((s) => {
-          const got = Buffer.from(s)
-          return got.length === expected.length && timingSafeEqual(got, expected)
-        })
-      if (!ok) {
-        r.badSignatures++
-        res.writeHead(401).end()
-        return
-      }
-      const event = JSON.parse(body) as { type: string; data: Record<string, unknown> }
-      if (event.type === 'inventory.level.changed') {
-        r.stockCount++
-        for (const f of Object.keys(event.data)) r.fieldsSeen.add(f)
-        r.locationsSeen.add(String(event.data.locationId))
-        const key = `${String(event.data.sku)}@${String(event.data.locationId)}`
-        r.stock.set(key, Math.max(r.stock.get(key) ?? 0, Number(event.data.sequence)))
-      } else if (event.type.startsWith('deal.')) {
-        // the publisher's stream carries no partnerReference; the deal-registration scene's do
-        if (event.data.partnerReference == null) r.deals++
-        else scene.push({ type: event.type, dealId: String(event.data.dealId), partnerId: partnerId(), status: String(event.data.status) })
-        if (event.data.partnerId !== partnerId()) r.foreignDeals++
-      }
-      res.writeHead(204).end()
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  r.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks`
-  return r
 }
 
 export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promise<DemoSummary> {
@@ -480,7 +406,12 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
     }
     draw(true)
 
-    const summary: DemoSummary = { published, partners: [], dealRegistration, complete: complete && dealRegistration.complete }
+    const summary: DemoSummary = {
+      published,
+      partners: [],
+      dealRegistration,
+      complete: complete && dealRegistration.complete,
+    }
     for (const [i, p] of partners.entries()) {
       const e = expected[i]!
       const proj = await projectionState(p)
@@ -514,7 +445,8 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
       out.write(`\n${verdict}\n`)
       const d = dealRegistration
       out.write(
-        `Deal registration: Northwind's ${d.northwind.registered} deal was ${d.northwind.outcome ?? 'not decided in time'}; ` +
+        `Deal registration: Northwind's ${d.northwind.registered} deal was ` +
+          `${d.northwind.outcome ?? 'not decided in time'}; ` +
           `Contoso's (${d.contoso.registered}) was ${d.contoso.outcome ?? 'not decided in time'}; ` +
           `the CRM received ${d.crmReceived} steps; ${d.crossDelivered} events reached the other partner\n`,
       )

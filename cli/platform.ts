@@ -384,28 +384,34 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
       .catch((err: unknown) => logger.error('outbox relay did not start', { err }))
   }
 
-  // Deals and leads (docs/deals.md): their relays beside the outbox relay, and the expiry job, safe in every API process.
+  // Deals and leads (docs/deals.md): their relay beside the outbox relay, and the expiry job (safe in
+  // every API process at once).
   let dealRelays: DealRelays | undefined
   if (config.outbox.relayEnabled) {
-    void contracts.then(async ({ serde }) => {
-      const started = await startDealRelays({
-        kafka: createKafka(config, logger, `${config.kafka.clientId}-deals`),
-        serde,
-        db: mongo.db(config.mongodb.database),
-        logger,
-        registry: controlPlane.registry,
-        pollMs: config.outbox.pollMs,
-        leaseTtlMs: config.outbox.leaseTtlMs,
+    void contracts
+      .then(async ({ serde }) => {
+        const started = await startDealRelays({
+          kafka: createKafka(config, logger, `${config.kafka.clientId}-deals`),
+          serde,
+          db: mongo.db(config.mongodb.database),
+          logger,
+          registry: controlPlane.registry,
+          pollMs: config.outbox.pollMs,
+          leaseTtlMs: config.outbox.leaseTtlMs,
+        })
+        if (closed()) return started.stop()
+        dealRelays = started
       })
-      if (closed()) return started.stop()
-      dealRelays = started
-    }).catch((err: unknown) => logger.error('deal relays did not start', { err }))
+      .catch((err: unknown) => logger.error('deal relays did not start', { err }))
   }
-  const dealExpiry = config.deals.expiryIntervalMs > 0 ? setInterval(() => {
-    prepareControlPlane()
-      .then(() => controlPlane.registry.expiry.runOnce())
-      .catch((err: unknown) => logger.warn('deal expiry failed; the next pass retries', { err }))
-  }, config.deals.expiryIntervalMs) : undefined
+  const dealExpiry =
+    config.deals.expiryIntervalMs > 0
+      ? setInterval(() => {
+          prepareControlPlane()
+            .then(() => controlPlane.registry.expiry.runOnce())
+            .catch((err: unknown) => logger.warn('deal expiry failed; the next pass retries', { err }))
+        }, config.deals.expiryIntervalMs)
+      : undefined
   dealExpiry?.unref()
 
   // Partners' own Kafka topics: their SCRAM users and ACLs, reconciled after each change and every minute.

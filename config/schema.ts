@@ -497,10 +497,38 @@ export const configSchema = {
     },
   },
   deals: {
-    protectionDays: { doc: 'Days of protection a deal approval gives (protectionExpiresAt), unless the publisher\'s profile sets dealProgram.protectionDays.', format: 'nat', default: 90, env: 'DEALS_PROTECTION_DAYS' },
-    reminderDays: { doc: 'Days before the end of a deal\'s protection its deal.expiring reminder goes (once), unless the publisher\'s profile sets dealProgram.reminderDays.', format: 'nat', default: 7, env: 'DEALS_REMINDER_DAYS' },
-    leadAcceptHours: { doc: 'Hours a partner has to accept or decline a lead when the publisher gives no acceptBy; unanswered, the lead expires back to the publisher.', format: 'nat', default: 48, env: 'DEALS_LEAD_ACCEPT_HOURS' },
-    expiryIntervalMs: { doc: 'Interval of the deal and lead expiry job in API processes (expired approvals, reminders, unanswered leads), in milliseconds; safe with several processes. 0 turns it off.', format: 'nat', default: 60000, env: 'DEALS_EXPIRY_INTERVAL_MS' },
+    protectionDays: {
+      doc:
+        'Days of protection a deal approval gives (protectionExpiresAt), ' +
+        "unless the publisher's profile sets dealProgram.protectionDays.",
+      format: 'nat',
+      default: 90,
+      env: 'DEALS_PROTECTION_DAYS',
+    },
+    reminderDays: {
+      doc:
+        "Days before the end of a deal's protection its deal.expiring reminder goes (once), " +
+        "unless the publisher's profile sets dealProgram.reminderDays.",
+      format: 'nat',
+      default: 7,
+      env: 'DEALS_REMINDER_DAYS',
+    },
+    leadAcceptHours: {
+      doc:
+        'Hours a partner has to accept or decline a lead when the publisher gives no acceptBy; ' +
+        'unanswered, the lead expires back to the publisher.',
+      format: 'nat',
+      default: 48,
+      env: 'DEALS_LEAD_ACCEPT_HOURS',
+    },
+    expiryIntervalMs: {
+      doc:
+        'Interval of the deal and lead expiry job in API processes (expired approvals, reminders, ' +
+        'unanswered leads), in milliseconds; safe with several processes. 0 turns it off.',
+      format: 'nat',
+      default: 60000,
+      env: 'DEALS_EXPIRY_INTERVAL_MS',
+    },
   },
   sources: {
     file: {

@@ -33,7 +33,15 @@ import type {
 } from './types.ts'
 import { RequestInvalidError } from './errors.ts'
 import type { FailureIndexDoc } from './delivery-failures.ts'
-import type { DealClaimDoc, DealDoc, DealTransitionDoc, InboundConnectorDoc, LeadDoc, LeadTransitionDoc, PendingEventDoc } from './deals/types.ts'
+import type {
+  DealClaimDoc,
+  DealDoc,
+  DealTransitionDoc,
+  InboundConnectorDoc,
+  LeadDoc,
+  LeadTransitionDoc,
+  PendingEventDoc,
+} from './deals/types.ts'
 
 export interface Collections {
   organizations: Collection<OrganizationDoc>

@@ -17,14 +17,7 @@ import { ALL_TOPICS } from '../schemas/topics.ts'
 import { DeliveryLog } from './deliveries.ts'
 import { ownDeliveryPolicy } from './delivery-policy.ts'
 import { checkWithinGrants } from './entitlements.ts'
-import {
-  ConflictError,
-  ForbiddenError,
-  isDuplicateKey,
-  NotFoundError,
-  RequestInvalidError,
-  type FieldError,
-} from './errors.ts'
+import { ConflictError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
 import { encodePins, pinsOf } from './schema-pins.ts'
 import { bulkWriteBounded, collections, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
 import { entitlementsOf, filterOf, storedFilter } from './stored-keys.ts'
@@ -82,11 +75,20 @@ export interface SubscriptionsOptions {
 }
 
 /** Event types a publisher may subscribe to for its own records: those of the audience topics (deals, leads). */
-const OWN_EVENT_TYPES: readonly string[] = ALL_TOPICS.filter((t) => t.audience !== undefined).flatMap((t) => t.eventTypes)
+const OWN_EVENT_TYPES: readonly string[] = ALL_TOPICS.filter((t) => t.audience !== undefined).flatMap(
+  (t) => t.eventTypes,
+)
 
 function ownEventTypeErrors(eventTypes: readonly string[]): FieldError[] {
   return eventTypes.flatMap((t, i) =>
-    OWN_EVENT_TYPES.includes(t) ? [] : [{ field: `eventTypes[${i}]`, message: `a publisher subscribes only to its own deals and leads (${OWN_EVENT_TYPES.join(', ')})` }],
+    OWN_EVENT_TYPES.includes(t)
+      ? []
+      : [
+          {
+            field: `eventTypes[${i}]`,
+            message: `a publisher subscribes only to its own deals and leads (${OWN_EVENT_TYPES.join(', ')})`,
+          },
+        ],
   )
 }
 

@@ -6,7 +6,15 @@
 import express, { type RequestHandler, type Router } from 'express'
 import type { Logger } from '../../common/logger.ts'
 import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from '../../common/store-errors.ts'
-import { allowedActions, type DealAction, type DealDoc, type DealRegistry, type DealTransitionDoc, type InboundConnectorDoc, type LeadDoc } from '../../control-plane/deals/index.ts'
+import {
+  allowedActions,
+  type DealAction,
+  type DealDoc,
+  type DealRegistry,
+  type DealTransitionDoc,
+  type InboundConnectorDoc,
+  type LeadDoc,
+} from '../../control-plane/deals/index.ts'
 import type { Principal } from '../../control-plane/types.ts'
 import { sendProblem } from '../problem.ts'
 import { pageRequest, pageView, type Handler } from './http.ts'
@@ -36,7 +44,16 @@ export function dealView(d: DealDoc, p: Principal, history?: DealTransitionDoc[]
     updatedAt: d.updatedAt,
     ...(history
       ? {
-          history: history.map((t) => ({ version: t.version, action: t.action, from: t.from, to: t.to, at: t.at, actor: t.by.actor, via: t.by.via, reason: t.reason })),
+          history: history.map((t) => ({
+            version: t.version,
+            action: t.action,
+            from: t.from,
+            to: t.to,
+            at: t.at,
+            actor: t.by.actor,
+            via: t.by.via,
+            reason: t.reason,
+          })),
         }
       : {}),
   }
@@ -56,7 +73,15 @@ export const leadView = (l: LeadDoc) => ({
   dealId: l.dealId,
   createdAt: l.createdAt,
   updatedAt: l.updatedAt,
-  history: l.history.map((h) => ({ version: h.version, from: h.from, to: h.to, partnerId: h.partnerId, actor: h.by.actor, at: h.at, reason: h.reason })),
+  history: l.history.map((h) => ({
+    version: h.version,
+    from: h.from,
+    to: h.to,
+    partnerId: h.partnerId,
+    actor: h.by.actor,
+    at: h.at,
+    reason: h.reason,
+  })),
 })
 
 export const inboundView = (c: InboundConnectorDoc, secret?: string) => ({
@@ -71,41 +96,106 @@ export const inboundView = (c: InboundConnectorDoc, secret?: string) => ({
 })
 
 /** The routes behind an API key (mounted beside the others, after authentication and the request validator). */
-export function mountDealRoutes(r: Router, reg: DealRegistry, h: (handler: Handler) => RequestHandler, create: (handler: Handler) => RequestHandler): void {
+export function mountDealRoutes(
+  r: Router,
+  reg: DealRegistry,
+  h: (handler: Handler) => RequestHandler,
+  create: (handler: Handler) => RequestHandler,
+): void {
   const { deals, leads, inbound } = reg
-  r.get('/deals', h(async ({ principal, query }) => {
-    const q = { state: query.state, partnerId: query.partnerId, manufacturerId: query.manufacturerId }
-    return { status: 200, body: pageView(await deals.list(principal, q, pageRequest(query)), (d) => dealView(d, principal)) }
-  }))
-  r.post('/deals', create(async ({ principal, body }) => ({ status: 201, body: dealView(await deals.register(principal, body), principal) })))
-  r.get('/deals/:dealId', h(async ({ principal, params }) => {
-    const { deal, history } = await deals.get(principal, params.dealId!)
-    return { status: 200, body: dealView(deal, principal, history) }
-  }))
-  r.post('/deals/:dealId/actions', h(async ({ principal, params, body }) => {
-    const after = await deals.act(principal, params.dealId!, body.action as DealAction, { reason: body.reason, changes: body.changes })
-    return { status: 200, body: dealView(after, principal) }
-  }))
+  r.get(
+    '/deals',
+    h(async ({ principal, query }) => {
+      const q = { state: query.state, partnerId: query.partnerId, manufacturerId: query.manufacturerId }
+      return {
+        status: 200,
+        body: pageView(await deals.list(principal, q, pageRequest(query)), (d) => dealView(d, principal)),
+      }
+    }),
+  )
+  r.post(
+    '/deals',
+    create(async ({ principal, body }) => ({
+      status: 201,
+      body: dealView(await deals.register(principal, body), principal),
+    })),
+  )
+  r.get(
+    '/deals/:dealId',
+    h(async ({ principal, params }) => {
+      const { deal, history } = await deals.get(principal, params.dealId!)
+      return { status: 200, body: dealView(deal, principal, history) }
+    }),
+  )
+  r.post(
+    '/deals/:dealId/actions',
+    h(async ({ principal, params, body }) => {
+      const after = await deals.act(principal, params.dealId!, body.action as DealAction, {
+        reason: body.reason,
+        changes: body.changes,
+      })
+      return { status: 200, body: dealView(after, principal) }
+    }),
+  )
 
-  r.get('/leads', h(async ({ principal, query }) => ({ status: 200, body: pageView(await leads.list(principal, { state: query.state }, pageRequest(query)), leadView) })))
-  r.post('/leads', create(async ({ principal, body }) => ({ status: 201, body: leadView(await leads.create(principal, body)) })))
-  r.get('/leads/:leadId', h(async ({ principal, params }) => ({ status: 200, body: leadView(await leads.get(principal, params.leadId!)) })))
-  r.post('/leads/:leadId/actions', h(async ({ principal, params, body }) => ({ status: 200, body: leadView(await leads.act(principal, params.leadId!, body.action, body)) })))
-  r.post('/leads/:leadId/convert', create(async ({ principal, params, body }) => {
-    const { lead, deal } = await leads.convert(principal, params.leadId!, body)
-    return { status: 201, body: { lead: leadView(lead), deal: dealView(deal, principal) } }
-  }))
+  r.get(
+    '/leads',
+    h(async ({ principal, query }) => ({
+      status: 200,
+      body: pageView(await leads.list(principal, { state: query.state }, pageRequest(query)), leadView),
+    })),
+  )
+  r.post(
+    '/leads',
+    create(async ({ principal, body }) => ({ status: 201, body: leadView(await leads.create(principal, body)) })),
+  )
+  r.get(
+    '/leads/:leadId',
+    h(async ({ principal, params }) => ({ status: 200, body: leadView(await leads.get(principal, params.leadId!)) })),
+  )
+  r.post(
+    '/leads/:leadId/actions',
+    h(async ({ principal, params, body }) => ({
+      status: 200,
+      body: leadView(await leads.act(principal, params.leadId!, body.action, body)),
+    })),
+  )
+  r.post(
+    '/leads/:leadId/convert',
+    create(async ({ principal, params, body }) => {
+      const { lead, deal } = await leads.convert(principal, params.leadId!, body)
+      return { status: 201, body: { lead: leadView(lead), deal: dealView(deal, principal) } }
+    }),
+  )
 
-  r.get('/inbound-connectors', h(async ({ principal, query }) => ({ status: 200, body: pageView(await inbound.list(principal, pageRequest(query)), (c) => inboundView(c)) })))
-  r.post('/inbound-connectors', create(async ({ principal, body }) => {
-    const { connector, secret } = await inbound.create(principal, body)
-    return { status: 201, body: inboundView(connector, secret) }
-  }))
-  r.get('/inbound-connectors/:connectorId', h(async ({ principal, params }) => ({ status: 200, body: inboundView(await inbound.get(principal, params.connectorId!)) })))
-  r.delete('/inbound-connectors/:connectorId', h(async ({ principal, params }) => {
-    await inbound.delete(principal, params.connectorId!)
-    return { status: 204 }
-  }))
+  r.get(
+    '/inbound-connectors',
+    h(async ({ principal, query }) => ({
+      status: 200,
+      body: pageView(await inbound.list(principal, pageRequest(query)), (c) => inboundView(c)),
+    })),
+  )
+  r.post(
+    '/inbound-connectors',
+    create(async ({ principal, body }) => {
+      const { connector, secret } = await inbound.create(principal, body)
+      return { status: 201, body: inboundView(connector, secret) }
+    }),
+  )
+  r.get(
+    '/inbound-connectors/:connectorId',
+    h(async ({ principal, params }) => ({
+      status: 200,
+      body: inboundView(await inbound.get(principal, params.connectorId!)),
+    })),
+  )
+  r.delete(
+    '/inbound-connectors/:connectorId',
+    h(async ({ principal, params }) => {
+      await inbound.delete(principal, params.connectorId!)
+      return { status: 204 }
+    }),
+  )
 }
 
 /**
@@ -115,11 +205,20 @@ export function mountDealRoutes(r: Router, reg: DealRegistry, h: (handler: Handl
 export function mountInboundRoute(r: Router, reg: DealRegistry, bodyLimit: string, logger: Logger): void {
   r.post('/inbound/:connectorId', express.raw({ type: 'application/json', limit: bodyLimit }), (req, res, next) => {
     if (!req.is('application/json')) {
-      sendProblem(res, { title: 'Unsupported Media Type', status: 415, detail: 'send the CRM\'s JSON with Content-Type application/json', errors: [{ field: 'body', message: 'is not JSON' }] })
+      sendProblem(res, {
+        title: 'Unsupported Media Type',
+        status: 415,
+        detail: "send the CRM's JSON with Content-Type application/json",
+        errors: [{ field: 'body', message: 'is not JSON' }],
+      })
       return
     }
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0)
-    const headers = { 'webhook-id': req.get('webhook-id'), 'webhook-timestamp': req.get('webhook-timestamp'), 'webhook-signature': req.get('webhook-signature') }
+    const headers = {
+      'webhook-id': req.get('webhook-id'),
+      'webhook-timestamp': req.get('webhook-timestamp'),
+      'webhook-signature': req.get('webhook-signature'),
+    }
     reg.inbound.receive(req.params.connectorId!, headers, raw).then(
       (answer) => {
         if (answer.status >= 400) sendProblem(res, answer.body as never)
@@ -128,7 +227,11 @@ export function mountInboundRoute(r: Router, reg: DealRegistry, bodyLimit: strin
       (err: unknown) => {
         if (isStoreUnavailable(err)) {
           res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS))
-          sendProblem(res, { title: 'Service Unavailable', status: 503, detail: 'the platform\'s store is unreachable for a moment; retry later (nothing was changed)' })
+          sendProblem(res, {
+            title: 'Service Unavailable',
+            status: 503,
+            detail: "the platform's store is unreachable for a moment; retry later (nothing was changed)",
+          })
           return
         }
         logger.error('inbound call failed', { connectorId: req.params.connectorId, err })

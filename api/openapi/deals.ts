@@ -2,8 +2,22 @@
  * The deals, leads and inbound-connector part of the management API document (docs/deals.md),
  * spread into document.ts.
  */
-import { DEAL_ACTIONS, DEAL_STATES, LEAD_STATES, PUBLISHER_DECISIONS } from '../../control-plane/deals/index.ts'
-import { body, dateTime, IDEMPOTENCY, id, listOf, mutation, nullableDateTime, ok, PAGE, pathId, problems, query, read, ref } from './parts.ts'
+import { DEAL_ACTIONS, DEAL_STATES, LEAD_STATES } from '../../control-plane/deals/index.ts'
+import {
+  body,
+  dateTime,
+  IDEMPOTENCY,
+  id,
+  listOf,
+  mutation,
+  nullableDateTime,
+  ok,
+  PAGE,
+  pathId,
+  query,
+  read,
+  ref,
+} from './parts.ts'
 
 const DEAL = {
   name: 'dealId',
@@ -13,15 +27,29 @@ const DEAL = {
   schema: { type: 'string', format: 'uuid' },
 }
 const LEAD = pathId('leadId', 'lead', 'lead')
-const INBOUND = pathId('connectorId', 'inb', 'inbound connector')
 const orgId = id('org')
 const country = { type: 'string', pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2, e.g. DE.' }
-const decimal = (what: string) => ({ type: 'string', pattern: '^-?\\d{1,16}(\\.\\d{1,4})?$', description: `${what}, a decimal as a string, e.g. "199.00".` })
+const decimal = (what: string) => ({
+  type: 'string',
+  pattern: '^-?\\d{1,16}(\\.\\d{1,4})?$',
+  description: `${what}, a decimal as a string, e.g. "199.00".`,
+})
 
 export const dealTags = [
-  { name: 'deals', description: 'Deal registration: partners register, publishers decide (or their CRM does), the platform expires approvals.' },
-  { name: 'leads', description: 'Leads a publisher shares with one partner at a time: accepted, declined, expired, converted into a deal.' },
-  { name: 'inbound', description: 'Publishers\' inbound connectors: their CRM\'s decisions on deals, signed like Standard Webhooks.' },
+  {
+    name: 'deals',
+    description:
+      'Deal registration: partners register, publishers decide (or their CRM does), the platform expires approvals.',
+  },
+  {
+    name: 'leads',
+    description:
+      'Leads a publisher shares with one partner at a time: accepted, declined, expired, converted into a deal.',
+  },
+  {
+    name: 'inbound',
+    description: "Publishers' inbound connectors: their CRM's decisions on deals, signed like Standard Webhooks.",
+  },
 ]
 
 const endCustomer = {
@@ -30,7 +58,13 @@ const endCustomer = {
   required: ['name', 'country'],
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 200 },
-    domain: { type: ['string', 'null'], maxLength: 253, description: 'Web domain, e.g. contoso.com: conflicts are found by its registrable domain (shop.contoso.co.uk is contoso.co.uk).' },
+    domain: {
+      type: ['string', 'null'],
+      maxLength: 253,
+      description:
+        'Web domain, e.g. contoso.com: conflicts are found by its registrable domain ' +
+        '(shop.contoso.co.uk is contoso.co.uk).',
+    },
     country,
     industry: { type: ['string', 'null'], maxLength: 200 },
   },
@@ -39,10 +73,14 @@ const line = {
   type: 'object',
   additionalProperties: false,
   required: ['sku', 'quantity'],
-  properties: { sku: { type: 'string', minLength: 1, maxLength: 200 }, quantity: { type: 'integer', minimum: 1 }, unitPrice: { ...decimal('Price per unit'), type: ['string', 'null'] } },
+  properties: {
+    sku: { type: 'string', minLength: 1, maxLength: 200 },
+    quantity: { type: 'integer', minimum: 1 },
+    unitPrice: { ...decimal('Price per unit'), type: ['string', 'null'] },
+  },
 }
 const content = {
-  partnerReference: { type: ['string', 'null'], maxLength: 200, description: 'The partner\'s own opportunity number.' },
+  partnerReference: { type: ['string', 'null'], maxLength: 200, description: "The partner's own opportunity number." },
   endCustomer,
   lines: { type: 'array', minItems: 1, maxItems: 200, items: line },
   amount: decimal('Total expected value'),
@@ -61,84 +99,126 @@ const DEAL_EXAMPLE = {
 
 export const dealPaths = {
   '/deals': {
-    get: read('List deal registrations (a partner its own, a publisher those registered with it)', 'deals', 'listDeals', [
-      ...PAGE,
-      query('state', { type: 'string', enum: [...DEAL_STATES] }, 'Only deals in this state.'),
-      query('partnerId', orgId, 'Only this partner\'s.'),
-      query('manufacturerId', orgId, 'Only those registered with this publisher.'),
-    ], ok('A page of deals.', listOf('Deal'))),
-    post: mutation('Register a deal (partner key, or admin naming partnerId)', 'deals', 'createDeal', [IDEMPOTENCY], { '201': ok('Registered: submitted, or conflict_review when another registration claims the customer and a product.', ref('Deal')) }, {
-      description:
-        'The partner must hold an accepted grant of the publisher (`manufacturerId`), or it is a 422 naming `manufacturerId`. ' +
-        'The content is checked against the deal contract (a fault is a 422 naming the field). The platform assigns `dealId` and publishes `deal.registered` on deals.registrations.',
-      requestBody: body(ref('DealCreate'), DEAL_EXAMPLE),
-    }),
+    get: read(
+      'List deal registrations (a partner its own, a publisher those registered with it)',
+      'deals',
+      'listDeals',
+      [
+        ...PAGE,
+        query('state', { type: 'string', enum: [...DEAL_STATES] }, 'Only deals in this state.'),
+        query('partnerId', orgId, "Only this partner's."),
+        query('manufacturerId', orgId, 'Only those registered with this publisher.'),
+      ],
+      ok('A page of deals.', listOf('Deal')),
+    ),
+    post: mutation(
+      'Register a deal (partner key, or admin naming partnerId)',
+      'deals',
+      'createDeal',
+      [IDEMPOTENCY],
+      {
+        '201': ok(
+          'Registered: submitted, or conflict_review when another registration claims the customer and a product.',
+          ref('Deal'),
+        ),
+      },
+      {
+        description:
+          'The partner must hold an accepted grant of the publisher (`manufacturerId`), ' +
+          'or it is a 422 naming `manufacturerId`. The content is checked against the deal contract ' +
+          '(a fault is a 422 naming the field). The platform assigns `dealId` and publishes `deal.registered` ' +
+          'on deals.registrations.',
+        requestBody: body(ref('DealCreate'), DEAL_EXAMPLE),
+      },
+    ),
   },
   '/deals/{dealId}': {
-    get: read('Get a deal registration with the history of its steps', 'deals', 'getDeal', [DEAL], ok('The deal and its history.', ref('Deal'))),
+    get: read(
+      'Get a deal registration with the history of its steps',
+      'deals',
+      'getDeal',
+      [DEAL],
+      ok('The deal and its history.', ref('Deal')),
+    ),
   },
   '/deals/{dealId}/actions': {
-    post: mutation('Take a step: the partner resubmits or cancels, the publisher reviews, approves, rejects, returns, marks won or lost', 'deals', 'actOnDeal', [DEAL], { '200': ok('The deal after the step.', ref('Deal')) }, {
-      description: 'An action not allowed in the deal\'s state (or not the caller\'s) is a 409 naming `currentState` and `allowedActions`. An approval of a customer and product another approval holds is a 409 too.',
-      requestBody: body(ref('DealAction'), { action: 'approve', reason: 'fits the program' }),
-    }),
+    post: mutation(
+      'Take a step: the partner resubmits or cancels, ' +
+        'the publisher reviews, approves, rejects, returns, marks won or lost',
+      'deals',
+      'actOnDeal',
+      [DEAL],
+      { '200': ok('The deal after the step.', ref('Deal')) },
+      {
+        description:
+          "An action not allowed in the deal's state (or not the caller's) is a 409 naming `currentState` and " +
+          '`allowedActions`. An approval of a customer and product another approval holds is a 409 too.',
+        requestBody: body(ref('DealAction'), { action: 'approve', reason: 'fits the program' }),
+      },
+    ),
   },
   '/leads': {
-    get: read('List leads (a partner those assigned to it, a publisher its own)', 'leads', 'listLeads', [...PAGE, query('state', { type: 'string', enum: [...LEAD_STATES] }, 'Only leads in this state.')], ok('A page of leads.', listOf('Lead'))),
-    post: mutation('Assign a lead to a partner (publisher key)', 'leads', 'createLead', [IDEMPOTENCY], { '201': ok('Assigned; the partner receives lead.assigned.', ref('Lead')) }, {
-      requestBody: body(ref('LeadCreate'), {
-        partnerId: 'org_65f000000000000000000001',
-        company: { name: 'Fabrikam AG', domain: 'fabrikam.example', country: 'CH' },
-        contact: { name: 'Mia Keller', email: 'mia@fabrikam.example' },
-        productInterest: ['DRL-2000'],
-      }),
-    }),
+    get: read(
+      'List leads (a partner those assigned to it, a publisher its own)',
+      'leads',
+      'listLeads',
+      [...PAGE, query('state', { type: 'string', enum: [...LEAD_STATES] }, 'Only leads in this state.')],
+      ok('A page of leads.', listOf('Lead')),
+    ),
+    post: mutation(
+      'Assign a lead to a partner (publisher key)',
+      'leads',
+      'createLead',
+      [IDEMPOTENCY],
+      { '201': ok('Assigned; the partner receives lead.assigned.', ref('Lead')) },
+      {
+        requestBody: body(ref('LeadCreate'), {
+          partnerId: 'org_65f000000000000000000001',
+          company: { name: 'Fabrikam AG', domain: 'fabrikam.example', country: 'CH' },
+          contact: { name: 'Mia Keller', email: 'mia@fabrikam.example' },
+          productInterest: ['DRL-2000'],
+        }),
+      },
+    ),
   },
   '/leads/{leadId}': {
     get: read('Get a lead with its history', 'leads', 'getLead', [LEAD], ok('The lead.', ref('Lead'))),
   },
   '/leads/{leadId}/actions': {
-    post: mutation('Accept or decline a lead (partner), or reassign a declined or expired one (publisher)', 'leads', 'actOnLead', [LEAD], { '200': ok('The lead after the step.', ref('Lead')) }, {
-      requestBody: body(ref('LeadAction'), { action: 'accept' }),
-    }),
+    post: mutation(
+      'Accept or decline a lead (partner), or reassign a declined or expired one (publisher)',
+      'leads',
+      'actOnLead',
+      [LEAD],
+      { '200': ok('The lead after the step.', ref('Lead')) },
+      {
+        requestBody: body(ref('LeadAction'), { action: 'accept' }),
+      },
+    ),
   },
   '/leads/{leadId}/convert': {
-    post: mutation('Convert an accepted lead into a deal registration (partner)', 'leads', 'convertLead', [IDEMPOTENCY, LEAD], { '201': ok('The lead (converted) and the registered deal.', ref('LeadConversion')) }, {
-      requestBody: body(ref('LeadConvert'), { lines: DEAL_EXAMPLE.lines, amount: '7960.00', currency: 'EUR', expectedCloseDate: '2027-01-31' }),
-    }),
-  },
-  '/inbound-connectors': {
-    get: read('List inbound connectors (publisher)', 'inbound', 'listInboundConnectors', [...PAGE], ok('A page of inbound connectors.', listOf('InboundConnector'))),
-    post: mutation('Create an inbound connector for the publisher\'s CRM (its signing secret is shown once)', 'inbound', 'createInboundConnector', [IDEMPOTENCY], { '201': ok('Created, with `secret` (once).', ref('InboundConnector')) }, {
-      requestBody: body(ref('InboundConnectorCreate'), { name: 'salesforce', mapping: '{ "dealId": Deal_Registration_Id__c, "action": $lowercase(Decision__c), "reason": Comment__c }' }),
-    }),
-  },
-  '/inbound-connectors/{connectorId}': {
-    get: read('Get an inbound connector', 'inbound', 'getInboundConnector', [INBOUND], ok('The connector (never its secret).', ref('InboundConnector'))),
-    delete: mutation('Delete an inbound connector', 'inbound', 'deleteInboundConnector', [INBOUND], { '204': { description: 'Deleted: its calls are 404 from now on.' } }),
-  },
-  '/inbound/{connectorId}': {
-    post: {
-      summary: 'A decision from the publisher\'s CRM (signed; no API key)',
-      tags: ['inbound'],
-      operationId: 'receiveInbound',
-      security: [],
-      description:
-        'Signed as Standard Webhooks sign: `webhook-id`, `webhook-timestamp` (seconds, within the connector\'s tolerance) and `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<raw body>">` keyed with the connector\'s `whsec_` secret. ' +
-        'A missing or wrong signature is a 401 and changes nothing. The connector\'s JSONata mapping turns the body into `{ dealId, action, reason }` (action: ' +
-        PUBLISHER_DECISIONS.join(', ') +
-        '). The same `webhook-id` again answers the first answer (`replayed: true`) and changes nothing; the same decision under another id answers `applied: false`. A deal the publisher does not hold is a 404 naming `dealId`.',
-      parameters: [INBOUND, ...['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => ({ name, in: 'header', required: true, schema: { type: 'string' } }))],
-      requestBody: body({ type: 'object', description: 'The CRM\'s own payload.' }, { dealId: '0193f5a2-7c1e-7b8a-9c3d-2e4f5a6b7c8d', action: 'approve' }),
-      responses: {
-        '200': ok('Acted on (or already done).', ref('InboundResult')),
-        ...problems(400, 401, 404, 409, 413, 415, 422, 503),
+    post: mutation(
+      'Convert an accepted lead into a deal registration (partner)',
+      'leads',
+      'convertLead',
+      [IDEMPOTENCY, LEAD],
+      { '201': ok('The lead (converted) and the registered deal.', ref('LeadConversion')) },
+      {
+        requestBody: body(ref('LeadConvert'), {
+          lines: DEAL_EXAMPLE.lines,
+          amount: '7960.00',
+          currency: 'EUR',
+          expectedCloseDate: '2027-01-31',
+        }),
       },
-    },
+    ),
   },
 }
 
-const actionEnum = { type: 'string', enum: DEAL_ACTIONS.filter((a) => !['submit', 'expire', 'release', 'remind'].includes(a)) }
+const actionEnum = {
+  type: 'string',
+  enum: DEAL_ACTIONS.filter((a) => !['submit', 'expire', 'release', 'remind'].includes(a)),
+}
 const step = {
   type: 'object',
   required: ['version', 'action', 'from', 'to', 'at', 'actor'],
@@ -159,7 +239,11 @@ export const dealSchemas = {
     type: 'object',
     additionalProperties: false,
     required: ['manufacturerId', 'endCustomer', 'lines', 'amount', 'currency', 'expectedCloseDate'],
-    properties: { manufacturerId: { ...orgId, description: 'The publisher the deal is registered with.' }, partnerId: { ...orgId, description: 'Required with an admin key.' }, ...content },
+    properties: {
+      manufacturerId: { ...orgId, description: 'The publisher the deal is registered with.' },
+      partnerId: { ...orgId, description: 'Required with an admin key.' },
+      ...content,
+    },
   },
   DealAction: {
     type: 'object',
@@ -168,12 +252,32 @@ export const dealSchemas = {
     properties: {
       action: actionEnum,
       reason: { type: 'string', maxLength: 1000, description: 'Told to the partner (decisionReason).' },
-      changes: { type: 'object', additionalProperties: false, properties: content, description: 'resubmit: what the partner changes before submitting again.' },
+      changes: {
+        type: 'object',
+        additionalProperties: false,
+        properties: content,
+        description: 'resubmit: what the partner changes before submitting again.',
+      },
     },
   },
   Deal: {
     type: 'object',
-    required: ['id', 'manufacturerId', 'partnerId', 'state', 'version', 'endCustomer', 'lines', 'amount', 'currency', 'expectedCloseDate', 'conflict', 'allowedActions', 'registeredAt', 'updatedAt'],
+    required: [
+      'id',
+      'manufacturerId',
+      'partnerId',
+      'state',
+      'version',
+      'endCustomer',
+      'lines',
+      'amount',
+      'currency',
+      'expectedCloseDate',
+      'conflict',
+      'allowedActions',
+      'registeredAt',
+      'updatedAt',
+    ],
     properties: {
       id: { type: 'string', format: 'uuid' },
       manufacturerId: orgId,
@@ -184,8 +288,15 @@ export const dealSchemas = {
       protectionExpiresAt: nullableDateTime,
       decisionReason: { type: ['string', 'null'] },
       leadId: { type: ['string', 'null'] },
-      conflict: { type: 'boolean', description: 'Another registration claims this customer and a product (the partner learns no more).' },
-      conflictsWith: { type: 'array', items: { type: 'string' }, description: 'The conflicting registrations: shown to the publisher and admins only.' },
+      conflict: {
+        type: 'boolean',
+        description: 'Another registration claims this customer and a product (the partner learns no more).',
+      },
+      conflictsWith: {
+        type: 'array',
+        items: { type: 'string' },
+        description: 'The conflicting registrations: shown to the publisher and admins only.',
+      },
       allowedActions: { type: 'array', items: { type: 'string' }, description: 'What the caller may do now.' },
       registeredAt: dateTime,
       updatedAt: dateTime,
@@ -199,15 +310,36 @@ export const dealSchemas = {
     properties: {
       partnerId: orgId,
       manufacturerId: { ...orgId, description: 'Required with an admin key.' },
-      company: { type: 'object', additionalProperties: false, required: ['name', 'country'], properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, domain: { type: ['string', 'null'], maxLength: 253 }, country } },
+      company: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'country'],
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: 200 },
+          domain: { type: ['string', 'null'], maxLength: 253 },
+          country,
+        },
+      },
       contact: {
         type: ['object', 'null'],
         additionalProperties: false,
         required: ['name'],
-        properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, email: { type: ['string', 'null'], maxLength: 320 }, phone: { type: ['string', 'null'], maxLength: 50 } },
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: 200 },
+          email: { type: ['string', 'null'], maxLength: 320 },
+          phone: { type: ['string', 'null'], maxLength: 50 },
+        },
       },
-      productInterest: { type: 'array', minItems: 1, maxItems: 200, items: { type: 'string', minLength: 1, maxLength: 200 } },
-      acceptBy: { ...dateTime, description: 'Deadline of the partner\'s answer (default: DEALS_LEAD_ACCEPT_HOURS from now).' },
+      productInterest: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 200,
+        items: { type: 'string', minLength: 1, maxLength: 200 },
+      },
+      acceptBy: {
+        ...dateTime,
+        description: "Deadline of the partner's answer (default: DEALS_LEAD_ACCEPT_HOURS from now).",
+      },
     },
   },
   LeadAction: {
@@ -229,7 +361,18 @@ export const dealSchemas = {
   },
   Lead: {
     type: 'object',
-    required: ['id', 'manufacturerId', 'partnerId', 'state', 'version', 'company', 'productInterest', 'acceptBy', 'createdAt', 'updatedAt'],
+    required: [
+      'id',
+      'manufacturerId',
+      'partnerId',
+      'state',
+      'version',
+      'company',
+      'productInterest',
+      'acceptBy',
+      'createdAt',
+      'updatedAt',
+    ],
     properties: {
       id: id('lead'),
       manufacturerId: orgId,
@@ -248,34 +391,4 @@ export const dealSchemas = {
     },
   },
   LeadConversion: { type: 'object', required: ['lead', 'deal'], properties: { lead: ref('Lead'), deal: ref('Deal') } },
-  InboundConnectorCreate: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['name'],
-    properties: {
-      name: { type: 'string', minLength: 1, maxLength: 100 },
-      publisherId: { ...orgId, description: 'Required with an admin key.' },
-      mapping: { type: 'string', minLength: 1, maxLength: 10000, description: 'JSONata from the CRM\'s payload to { dealId, action, reason } (default: the payload has those fields).' },
-      toleranceSeconds: { type: 'integer', minimum: 10, maximum: 3600, default: 300, description: 'How far webhook-timestamp may be from now.' },
-    },
-  },
-  InboundConnector: {
-    type: 'object',
-    required: ['id', 'publisherId', 'name', 'mapping', 'toleranceSeconds', 'url', 'createdAt'],
-    properties: {
-      id: id('inb'),
-      publisherId: orgId,
-      name: { type: 'string' },
-      mapping: { type: 'string' },
-      toleranceSeconds: { type: 'integer' },
-      url: { type: 'string', description: 'Where the CRM posts: /v1/inbound/{id}.' },
-      secret: { type: 'string', description: 'The whsec_ signing secret: in the create\'s answer only.' },
-      createdAt: dateTime,
-    },
-  },
-  InboundResult: {
-    type: 'object',
-    required: ['dealId', 'action', 'state', 'applied'],
-    properties: { dealId: { type: 'string' }, action: { type: 'string' }, state: { type: 'string' }, applied: { type: 'boolean' }, replayed: { type: 'boolean' } },
-  },
 }

@@ -28,6 +28,7 @@ import {
 import { sourcePaths, sourceSchemas, sourceTag } from './sources.ts'
 import { connectorPaths, connectorSchemas } from './connectors.ts'
 import { dealPaths, dealSchemas, dealTags } from './deals.ts'
+import { inboundPaths, inboundSchemas } from './inbound.ts'
 import { subscriptionPaths, subscriptionSchemas } from './subscriptions.ts'
 
 const ORG = pathId('organizationId', 'org', 'organization')
@@ -311,6 +312,7 @@ export const openApiDocument = {
     ...ingestionPaths,
     ...sourcePaths,
     ...dealPaths,
+    ...inboundPaths,
     '/maintenance/reencrypt-secrets': {
       post: mutation(
         'Re-encrypt every secret at rest with the current key (admin)',
@@ -686,6 +688,7 @@ export const openApiDocument = {
       ...connectorSchemas,
       ...sourceSchemas,
       ...dealSchemas,
+      ...inboundSchemas,
     },
   },
 } as const

@@ -186,7 +186,9 @@ export function entitlementsFor(
 }
 
 /** The value field naming the only partner a record of this event type may reach (schemas/topics.ts `audience`). */
-const AUDIENCE = new Map<string, string>(ALL_TOPICS.flatMap((t) => (t.audience ? t.eventTypes.map((e) => [e, t.audience!] as [string, string]) : [])))
+const AUDIENCE = new Map<string, string>(
+  ALL_TOPICS.flatMap((t) => (t.audience ? t.eventTypes.map((e) => [e, t.audience!] as [string, string]) : [])),
+)
 
 /** Is the record addressed to another partner than the subscriber (an audience topic's `partnerId`)? */
 function outsideAudience(value: unknown, eventType: string, subscriber: string): string | undefined {
@@ -216,7 +218,13 @@ export function decide(
     if (!own.ok) return { deliver: false, reason: `outside the subscription's filter (${own.field})` }
     const paths = sub.fields ? [...sub.fields] : undefined
     const value = project(record.value, paths)
-    return { deliver: true, value, projected: paths !== undefined, publisherId: publisher, ...(paths ? { fields: paths } : {}) }
+    return {
+      deliver: true,
+      value,
+      projected: paths !== undefined,
+      publisherId: publisher,
+      ...(paths ? { fields: paths } : {}),
+    }
   }
   const outside = outsideAudience(record.value, record.eventType, sub.partnerId)
   if (outside !== undefined) return { deliver: false, reason: outside }

@@ -22,7 +22,10 @@ function converter(name: ContractName): Converter {
 
 /** `/endCustomer/name` → `endCustomer.name`; `/lines/0/sku` → `lines[0].sku`. */
 export function fieldOfPointer(pointer: string): string {
-  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+  const parts = pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
   return parts.reduce((out, p) => (/^\d+$/.test(p) ? `${out}[${p}]` : out === '' ? p : `${out}.${p}`), '')
 }
 
@@ -127,6 +130,7 @@ export function leadEntry(l: LeadDoc, type: string, at: Date): OutboxEntry {
 export function convertEntry(entry: OutboxEntry): Record<string, unknown> {
   const name: ContractName = entry.topic === TOPICS.leads.name ? 'lead' : 'deal-registration'
   const r = converter(name).convert(entry.value)
-  if (r.faults.length > 0) throw new Error(`outbox entry ${entry.eventId} does not fit ${name}: ${JSON.stringify(r.faults)}`)
+  if (r.faults.length > 0)
+    throw new Error(`outbox entry ${entry.eventId} does not fit ${name}: ${JSON.stringify(r.faults)}`)
   return r.value as Record<string, unknown>
 }

@@ -54,9 +54,12 @@ export function registrableDomain(domain: string): string | undefined {
 
 /** Words of a company name that say its legal form, not who it is. */
 const LEGAL_FORMS = new Set(
-  'inc incorporated corp corporation co company ltd limited llc llp plc gmbh ag kg ohg sa sas sarl srl spa bv nv ab as oy pty pte kk'.split(
-    ' ',
-  ),
+  [
+    'inc incorporated corp corporation co company ltd limited llc llp plc',
+    'gmbh ag kg ohg sa sas sarl srl spa bv nv ab as oy pty pte kk',
+  ]
+    .join(' ')
+    .split(' '),
 )
 
 /** `Contoso GmbH & Co. KG` and `contoso` compare equal: case, accents, punctuation and legal forms dropped. */

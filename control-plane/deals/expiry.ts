@@ -61,7 +61,10 @@ export class DealExpiry {
 
   /** Registrations in conflict_review that waited on `dealId` and on nothing else go back to review. */
   private async releaseWaiting(dealId: string, now: Date): Promise<number> {
-    const waiting = await this.deals.cols.deals.find({ state: 'conflict_review', conflictsWith: dealId }).limit(BATCH).toArray()
+    const waiting = await this.deals.cols.deals
+      .find({ state: 'conflict_review', conflictsWith: dealId })
+      .limit(BATCH)
+      .toArray()
     let n = 0
     for (const w of waiting) {
       const blocking = await this.deals.store.conflicts(w, now)
@@ -82,7 +85,10 @@ export class DealExpiry {
     const cols = this.deals.cols
     // the longest reminder window any publisher may set is 3650 days; each deal is checked against its publisher's
     const candidates = await cols.deals
-      .find({ state: 'approved', reminderSentAt: null, protectionExpiresAt: { $gt: now } }, { projection: { _id: 1, manufacturerId: 1, protectionExpiresAt: 1 } })
+      .find(
+        { state: 'approved', reminderSentAt: null, protectionExpiresAt: { $gt: now } },
+        { projection: { _id: 1, manufacturerId: 1, protectionExpiresAt: 1 } },
+      )
       .limit(BATCH * 5)
       .toArray()
     const programs = new Map<string, number>()

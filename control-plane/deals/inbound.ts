@@ -63,13 +63,21 @@ export class InboundConnectors {
     return isAdmin(p) ? {} : { publisherId: p.organizationId! }
   }
 
-  async create(p: Principal, input: { name: string; mapping?: string; toleranceSeconds?: number; publisherId?: string }): Promise<{ connector: InboundConnectorDoc; secret: string }> {
-    if (p.scope === 'partner') throw new ForbiddenError('inbound connectors belong to publishers (their CRM decides on deals)')
+  async create(
+    p: Principal,
+    input: { name: string; mapping?: string; toleranceSeconds?: number; publisherId?: string },
+  ): Promise<{ connector: InboundConnectorDoc; secret: string }> {
+    if (p.scope === 'partner')
+      throw new ForbiddenError('inbound connectors belong to publishers (their CRM decides on deals)')
     const publisherId = isAdmin(p) ? input.publisherId : p.organizationId!
-    if (!publisherId) throw new RequestInvalidError([{ field: 'publisherId', message: 'is required with an admin key' }])
+    if (!publisherId)
+      throw new RequestInvalidError([{ field: 'publisherId', message: 'is required with an admin key' }])
     const mapping = input.mapping ?? DEFAULT_MAPPING
     const bad = mappingProblem(mapping)
-    if (bad) throw new RequestInvalidError([{ field: 'mapping', message: bad.message, ...(bad.position !== undefined ? { position: bad.position } : {}) }])
+    if (bad)
+      throw new RequestInvalidError([
+        { field: 'mapping', message: bad.message, ...(bad.position !== undefined ? { position: bad.position } : {}) },
+      ])
     const secret = generateWebhookSecret()
     const now = new Date()
     const connector: InboundConnectorDoc = {
@@ -102,12 +110,18 @@ export class InboundConnectors {
   }
 
   /** Is the call signed with the connector's secret, within the tolerance? */
-  private verified(c: InboundConnectorDoc, headers: Record<string, string | undefined>, raw: Buffer, now: number): string | null {
+  private verified(
+    c: InboundConnectorDoc,
+    headers: Record<string, string | undefined>,
+    raw: Buffer,
+    now: number,
+  ): string | null {
     const id = headers['webhook-id']
     const ts = headers['webhook-timestamp']
     const sig = headers['webhook-signature']
     if (!id || !ts || !sig) return 'webhook-id, webhook-timestamp and webhook-signature are required'
-    if (!/^\d{1,12}$/.test(ts) || Math.abs(now / 1000 - Number(ts)) > c.toleranceSeconds) return 'webhook-timestamp is outside the tolerance'
+    if (!/^\d{1,12}$/.test(ts) || Math.abs(now / 1000 - Number(ts)) > c.toleranceSeconds)
+      return 'webhook-timestamp is outside the tolerance'
     const key = secretKey(this.box.open(c.secret))
     if (typeof key === 'string') return 'the connector has no usable secret'
     const expected = createHmac('sha256', key).update(`${id}.${ts}.`).update(raw).digest()
@@ -121,16 +135,27 @@ export class InboundConnectors {
   }
 
   /** One call of the CRM: verified, deduplicated, mapped, acted on. Never throws for the caller's faults. */
-  async receive(connectorId: string, headers: Record<string, string | undefined>, raw: Buffer, now = Date.now()): Promise<InboundAnswer> {
+  async receive(
+    connectorId: string,
+    headers: Record<string, string | undefined>,
+    raw: Buffer,
+    now = Date.now(),
+  ): Promise<InboundAnswer> {
     const c = await this.cols.inboundConnectors.findOne({ _id: connectorId })
     if (!c) return problem(404, 'Not Found', `inbound connector ${connectorId} not found`)
     const refused = this.verified(c, headers, raw, now)
     if (refused) return problem(401, 'Unauthorized', refused)
     const messageId = headers['webhook-id']!
     const claimed = await this.seen.claim(`${c._id}:${messageId}`, fingerprint(raw))
-    if (claimed.kind === 'replay') return { status: claimed.response.status, body: { ...(JSON.parse(claimed.response.body) as Record<string, unknown>), replayed: true } }
-    if (claimed.kind === 'reused') return problem(422, 'Unprocessable Content', 'this webhook-id was sent before with another body', 'webhook-id')
-    if (claimed.kind === 'in-progress') return problem(409, 'Conflict', 'a call with this webhook-id is still being processed', 'webhook-id')
+    if (claimed.kind === 'replay')
+      return {
+        status: claimed.response.status,
+        body: { ...(JSON.parse(claimed.response.body) as Record<string, unknown>), replayed: true },
+      }
+    if (claimed.kind === 'reused')
+      return problem(422, 'Unprocessable Content', 'this webhook-id was sent before with another body', 'webhook-id')
+    if (claimed.kind === 'in-progress')
+      return problem(409, 'Conflict', 'a call with this webhook-id is still being processed', 'webhook-id')
     let answer: InboundAnswer
     try {
       answer = await this.act(c, raw, messageId)
@@ -139,7 +164,8 @@ export class InboundConnectors {
       throw err
     }
     // only an answer that changed nothing because of the call itself is worth replaying; others may retry
-    if (answer.status < 500) await this.seen.complete(claimed.claim, { status: answer.status, headers: {}, body: JSON.stringify(answer.body) })
+    if (answer.status < 500)
+      await this.seen.complete(claimed.claim, { status: answer.status, headers: {}, body: JSON.stringify(answer.body) })
     else await this.seen.release(claimed.claim)
     return answer
   }
@@ -153,18 +179,43 @@ export class InboundConnectors {
     }
     let decision: Record<string, unknown>
     try {
-      decision = JSON.parse(await this.sandbox().map(c._id, c.mapping, JSON.stringify(payload), messageId)) as Record<string, unknown>
+      decision = JSON.parse(await this.sandbox().map(c._id, c.mapping, JSON.stringify(payload), messageId)) as Record<
+        string,
+        unknown
+      >
     } catch (err) {
-      return problem(422, 'Unprocessable Content', `the connector's mapping failed: ${err instanceof Error ? err.message : String(err)}`, 'mapping')
+      return problem(
+        422,
+        'Unprocessable Content',
+        `the connector's mapping failed: ${err instanceof Error ? err.message : String(err)}`,
+        'mapping',
+      )
     }
-    if (decision === null || typeof decision !== 'object') return problem(422, 'Unprocessable Content', 'the mapping must give an object { dealId, action, reason }', 'mapping')
+    if (decision === null || typeof decision !== 'object')
+      return problem(
+        422,
+        'Unprocessable Content',
+        'the mapping must give an object { dealId, action, reason }',
+        'mapping',
+      )
     const { dealId, action, reason } = decision
-    if (typeof dealId !== 'string' || dealId === '') return problem(422, 'Unprocessable Content', 'the mapped dealId is missing or not a string', 'dealId')
+    if (typeof dealId !== 'string' || dealId === '')
+      return problem(422, 'Unprocessable Content', 'the mapped dealId is missing or not a string', 'dealId')
     if (typeof action !== 'string' || !(PUBLISHER_DECISIONS as readonly string[]).includes(action)) {
-      return problem(422, 'Unprocessable Content', `the mapped action must be one of ${PUBLISHER_DECISIONS.join(', ')}`, 'action')
+      return problem(
+        422,
+        'Unprocessable Content',
+        `the mapped action must be one of ${PUBLISHER_DECISIONS.join(', ')}`,
+        'action',
+      )
     }
     const notFound = problem(404, 'Not Found', `deal ${dealId} not found`, 'dealId')
-    const origin = { actor: 'publisher' as const, organizationId: c.publisherId, via: 'inbound' as const, ref: `${c._id}:${messageId}` }
+    const origin = {
+      actor: 'publisher' as const,
+      organizationId: c.publisherId,
+      via: 'inbound' as const,
+      ref: `${c._id}:${messageId}`,
+    }
     try {
       // only the connector's publisher's deals: another's (or none) is a 404, as if it did not exist
       const body = { ...(typeof reason === 'string' ? { reason } : {}), manufacturerId: c.publisherId }
@@ -176,8 +227,16 @@ export class InboundConnectors {
       if (!(err instanceof TransitionConflictError)) throw err
       // the same decision sent again under another message id: the deal already took it
       const last = (await this.deals.store.history(dealId)).at(-1)
-      if (last?.action === action) return { status: 200, body: { dealId, action, state: err.currentState, applied: false } }
-      return { status: 409, body: { ...problem(409, 'Conflict', err.message, 'action').body, currentState: err.currentState, allowedActions: err.allowed } }
+      if (last?.action === action)
+        return { status: 200, body: { dealId, action, state: err.currentState, applied: false } }
+      return {
+        status: 409,
+        body: {
+          ...problem(409, 'Conflict', err.message, 'action').body,
+          currentState: err.currentState,
+          allowedActions: err.allowed,
+        },
+      }
     }
   }
 }

@@ -48,7 +48,12 @@ export class DealRegistry {
     }
     this.deals = new Deals(cols, settings, written)
     this.leads = new Leads(cols, this.deals, written, settings.leadAcceptHours)
-    this.inbound = new InboundConnectors(cols, this.deals, box, () => (this.sandbox ??= new MappingSandbox({ processes: 1, ...settings.sandbox }, logger)))
+    this.inbound = new InboundConnectors(
+      cols,
+      this.deals,
+      box,
+      () => (this.sandbox ??= new MappingSandbox({ processes: 1, ...settings.sandbox }, logger)),
+    )
     this.expiry = new DealExpiry(this.deals, this.leads, logger)
   }
 

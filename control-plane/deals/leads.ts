@@ -25,9 +25,22 @@ const TABLE: Record<LeadState, Partial<Record<LeadAction, LeadState>>> = {
   expired: { reassign: 'assigned' },
   converted: {},
 }
-const ACTOR: Record<LeadAction, 'partner' | 'publisher' | 'platform'> = { accept: 'partner', decline: 'partner', convert: 'partner', reassign: 'publisher', expire: 'platform' }
-const EVENT: Record<LeadAction, string> = { accept: 'lead.accepted', decline: 'lead.declined', expire: 'lead.expired', reassign: 'lead.assigned', convert: 'lead.converted' }
+const ACTOR: Record<LeadAction, 'partner' | 'publisher' | 'platform'> = {
+  accept: 'partner',
+  decline: 'partner',
+  convert: 'partner',
+  reassign: 'publisher',
+  expire: 'platform',
+}
+const EVENT: Record<LeadAction, string> = {
+  accept: 'lead.accepted',
+  decline: 'lead.declined',
+  expire: 'lead.expired',
+  reassign: 'lead.assigned',
+  convert: 'lead.converted',
+}
 const HOUR_MS = 3_600_000
+const allowedOf = (state: LeadState): string => Object.keys(TABLE[state]).join(', ') || 'none (a final state)'
 
 export interface LeadInput {
   partnerId: string
@@ -47,7 +60,11 @@ export class Leads {
 
   /** The step's event for the relay (deals' and leads' events wait in one collection). */
   private async pend(lead: LeadDoc, type: string, at: Date): Promise<void> {
-    await this.cols.dealOutbox.insertOne({ _id: pendingEventId(lead._id, lead.version), outbox: [leadEntry(lead, type, at)], outboxAt: at })
+    await this.cols.dealOutbox.insertOne({
+      _id: pendingEventId(lead._id, lead.version),
+      outbox: [leadEntry(lead, type, at)],
+      outboxAt: at,
+    })
   }
 
   private scope(p: Principal) {
@@ -69,14 +86,17 @@ export class Leads {
   private async requireGrant(publisherId: string, partnerId: string): Promise<void> {
     const grants = await this.cols.grants.find({ publisherId, partnerId }).toArray()
     if (!grants.some((g) => grantAccepts(g).length > 0)) {
-      throw new RequestInvalidError([{ field: 'partnerId', message: `partner ${partnerId} has no accepted grant of publisher ${publisherId}` }])
+      throw new RequestInvalidError([
+        { field: 'partnerId', message: `partner ${partnerId} has no accepted grant of publisher ${publisherId}` },
+      ])
     }
   }
 
   private acceptBy(at: string | undefined, now: Date): Date {
     if (at === undefined) return new Date(now.getTime() + this.defaultAcceptHours * HOUR_MS)
     const d = new Date(at)
-    if (Number.isNaN(d.getTime()) || d.getTime() <= now.getTime()) throw new RequestInvalidError([{ field: 'acceptBy', message: 'must be a date-time in the future' }])
+    if (Number.isNaN(d.getTime()) || d.getTime() <= now.getTime())
+      throw new RequestInvalidError([{ field: 'acceptBy', message: 'must be a date-time in the future' }])
     return d
   }
 
@@ -84,7 +104,8 @@ export class Leads {
   async create(p: Principal, input: LeadInput & { manufacturerId?: string }): Promise<LeadDoc> {
     if (p.scope === 'partner') throw new ForbiddenError('a publisher shares leads with its partners')
     const manufacturerId = isAdmin(p) ? input.manufacturerId : p.organizationId!
-    if (!manufacturerId) throw new RequestInvalidError([{ field: 'manufacturerId', message: 'is required with an admin key' }])
+    if (!manufacturerId)
+      throw new RequestInvalidError([{ field: 'manufacturerId', message: 'is required with an admin key' }])
     await this.requireGrant(manufacturerId, input.partnerId)
     const now = new Date()
     const origin: StepOrigin = { actor: 'publisher', organizationId: p.organizationId, via: 'api', ref: p.keyId }
@@ -95,14 +116,18 @@ export class Leads {
       state: 'assigned',
       version: 1,
       company: { name: input.company.name, domain: input.company.domain ?? null, country: input.company.country },
-      contact: input.contact ? { name: input.contact.name, email: input.contact.email ?? null, phone: input.contact.phone ?? null } : null,
+      contact: input.contact
+        ? { name: input.contact.name, email: input.contact.email ?? null, phone: input.contact.phone ?? null }
+        : null,
       productInterest: input.productInterest,
       acceptBy: this.acceptBy(input.acceptBy, now),
       reason: null,
       dealId: null,
       createdAt: now,
       updatedAt: now,
-      history: [{ version: 1, from: null, to: 'assigned', partnerId: input.partnerId, by: origin, at: now, reason: null }],
+      history: [
+        { version: 1, from: null, to: 'assigned', partnerId: input.partnerId, by: origin, at: now, reason: null },
+      ],
     }
     const faults = leadFaults(lead)
     if (faults.length > 0) throw new RequestInvalidError(faults)
@@ -127,7 +152,10 @@ export class Leads {
     const to = TABLE[lead.state][action]
     if (to === undefined || (origin.actor !== ACTOR[action] && origin.via !== 'api')) {
       const allowed = Object.keys(TABLE[lead.state]).join(', ') || 'none (a final state)'
-      throw new ConflictError(`lead ${id} is ${lead.state}: ${action} is not allowed; allowed actions: ${allowed}`, 'action')
+      throw new ConflictError(
+        `lead ${id} is ${lead.state}: ${action} is not allowed; allowed actions: ${allowed}`,
+        'action',
+      )
     }
     const now = new Date()
     const version = lead.version + 1
@@ -138,9 +166,15 @@ export class Leads {
       if (!isDuplicateKey(err)) throw err
       const current = await this.cols.leads.findOne({ _id: id })
       const allowed = Object.keys(TABLE[current?.state ?? lead.state]).join(', ') || 'none'
-      throw new ConflictError(`lead ${id} changed meanwhile (now ${current?.state ?? 'unknown'}); allowed actions: ${allowed}`, 'action')
+      throw new ConflictError(
+        `lead ${id} changed meanwhile (now ${current?.state ?? 'unknown'}); allowed actions: ${allowed}`,
+        'action',
+      )
     }
-    after.history = [...lead.history, { version, from: lead.state, to, partnerId: after.partnerId, by: origin, at: now, reason: after.reason }]
+    after.history = [
+      ...lead.history,
+      { version, from: lead.state, to, partnerId: after.partnerId, by: origin, at: now, reason: after.reason },
+    ]
     await this.pend(after, EVENT[action], now)
     const { _id, ...fields } = after
     await this.cols.leads.updateOne({ _id, version: lead.version }, { $set: fields })
@@ -149,17 +183,33 @@ export class Leads {
   }
 
   private origin(p: Principal, action: LeadAction): StepOrigin {
-    return { actor: isAdmin(p) ? ACTOR[action] : (p.scope as 'partner' | 'publisher'), organizationId: p.organizationId, via: 'api', ref: p.keyId }
+    return {
+      actor: isAdmin(p) ? ACTOR[action] : (p.scope as 'partner' | 'publisher'),
+      organizationId: p.organizationId,
+      via: 'api',
+      ref: p.keyId,
+    }
   }
 
   /** accept, decline (reason), reassign (partnerId, acceptBy) by the side each belongs to. */
-  async act(p: Principal, id: string, action: 'accept' | 'decline' | 'reassign', body: { reason?: string; partnerId?: string; acceptBy?: string } = {}): Promise<LeadDoc> {
+  async act(
+    p: Principal,
+    id: string,
+    action: 'accept' | 'decline' | 'reassign',
+    body: { reason?: string; partnerId?: string; acceptBy?: string } = {},
+  ): Promise<LeadDoc> {
     const lead = await this.get(p, id)
     if (!isAdmin(p) && p.scope !== ACTOR[action]) {
-      throw new ConflictError(`lead ${id} is ${lead.state}: ${action} is the ${ACTOR[action]}'s; allowed actions: ${Object.keys(TABLE[lead.state]).join(', ') || 'none'}`, 'action')
+      throw new ConflictError(
+        `lead ${id} is ${lead.state}: ${action} is the ${ACTOR[action]}'s; allowed actions: ${allowedOf(lead.state)}`,
+        'action',
+      )
     }
     if (action === 'reassign') {
-      if (!body.partnerId) throw new RequestInvalidError([{ field: 'partnerId', message: 'is required: the partner to assign the lead to' }])
+      if (!body.partnerId)
+        throw new RequestInvalidError([
+          { field: 'partnerId', message: 'is required: the partner to assign the lead to' },
+        ])
       await this.requireGrant(lead.manufacturerId, body.partnerId)
     }
     const acceptBy = action === 'reassign' ? this.acceptBy(body.acceptBy, new Date()) : undefined
@@ -174,10 +224,18 @@ export class Leads {
   async convert(p: Principal, id: string, input: DealInput): Promise<{ lead: LeadDoc; deal: DealDoc }> {
     const lead = await this.get(p, id)
     if (lead.state !== 'accepted') {
-      throw new ConflictError(`lead ${id} is ${lead.state}: convert is not allowed; allowed actions: ${Object.keys(TABLE[lead.state]).join(', ') || 'none'}`, 'action')
+      throw new ConflictError(
+        `lead ${id} is ${lead.state}: convert is not allowed; allowed actions: ${allowedOf(lead.state)}`,
+        'action',
+      )
     }
     const deal = await this.deals.register(p, {
-      endCustomer: { name: lead.company.name, domain: lead.company.domain, country: lead.company.country, industry: null },
+      endCustomer: {
+        name: lead.company.name,
+        domain: lead.company.domain,
+        country: lead.company.country,
+        industry: null,
+      },
       ...input,
       manufacturerId: lead.manufacturerId,
       partnerId: lead.partnerId,
@@ -189,11 +247,20 @@ export class Leads {
 
   /** Leads past their deadline go back to the publisher (idempotent; safe with several workers). */
   async expireDue(now: Date): Promise<number> {
-    const due = await this.cols.leads.find({ state: 'assigned', acceptBy: { $lte: now } }, { projection: { _id: 1 } }).limit(200).toArray()
+    const due = await this.cols.leads
+      .find({ state: 'assigned', acceptBy: { $lte: now } }, { projection: { _id: 1 } })
+      .limit(200)
+      .toArray()
     let n = 0
     for (const { _id } of due) {
       try {
-        const done = await this.step(_id, 'expire', { actor: 'platform', organizationId: null, via: 'platform', ref: 'expiry' }, () => ({ reason: 'not answered by acceptBy' }), (l) => l.state === 'assigned' && l.acceptBy <= now)
+        const done = await this.step(
+          _id,
+          'expire',
+          { actor: 'platform', organizationId: null, via: 'platform', ref: 'expiry' },
+          () => ({ reason: 'not answered by acceptBy' }),
+          (l) => l.state === 'assigned' && l.acceptBy <= now,
+        )
         if (done) n++
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err

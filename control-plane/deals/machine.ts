@@ -63,7 +63,13 @@ export const PUBLISHER_DECISIONS = ['review', 'approve', 'reject', 'return', 'wo
  * and `submit` land in `conflict_review` instead of `submitted` when the conflict check finds one.
  */
 const TABLE: Record<DealState, Partial<Record<DealAction, DealState>>> = {
-  submitted: { review: 'under_review', approve: 'approved', reject: 'rejected', return: 'returned', cancel: 'cancelled' },
+  submitted: {
+    review: 'under_review',
+    approve: 'approved',
+    reject: 'rejected',
+    return: 'returned',
+    cancel: 'cancelled',
+  },
   conflict_review: {
     review: 'under_review',
     approve: 'approved',
@@ -99,7 +105,12 @@ export class TransitionConflictError extends ConflictError {
     readonly allowed: DealAction[],
   ) {
     const others = allowedActions(currentState)
-    const list = allowed.length > 0 ? allowed.join(', ') : others.length === 0 ? 'none (a final state)' : `none of yours (the other side's: ${others.join(', ')})`
+    const list =
+      allowed.length > 0
+        ? allowed.join(', ')
+        : others.length === 0
+          ? 'none (a final state)'
+          : `none of yours (the other side's: ${others.join(', ')})`
     super(`deal ${dealId} is ${currentState}: ${action} is not allowed; allowed actions: ${list}`, 'action')
   }
 }

@@ -38,11 +38,17 @@ const DAY_MS = 86_400_000
 /** How long a publisher's program is used without reading its profile again. */
 const PROGRAM_CACHE_MS = 10_000
 
-/** A publisher's program, from its profile (`profile.dealProgram.protectionDays`, `reminderDays`), over the defaults. */
-export function programOf(profile: Record<string, unknown> | undefined, defaults: DealProgramDefaults): DealProgramDefaults {
+/** A publisher's program: its profile's `dealProgram.protectionDays` and `reminderDays`, over the defaults. */
+export function programOf(
+  profile: Record<string, unknown> | undefined,
+  defaults: DealProgramDefaults,
+): DealProgramDefaults {
   const p = (profile?.dealProgram ?? {}) as Record<string, unknown>
   const days = (v: unknown, d: number) => (typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= 3650 ? v : d)
-  return { protectionDays: days(p.protectionDays, defaults.protectionDays), reminderDays: days(p.reminderDays, defaults.reminderDays) }
+  return {
+    protectionDays: days(p.protectionDays, defaults.protectionDays),
+    reminderDays: days(p.reminderDays, defaults.reminderDays),
+  }
 }
 
 export class Deals {
@@ -80,7 +86,11 @@ export class Deals {
     return p.scope === 'publisher' ? { manufacturerId: p.organizationId! } : { partnerId: p.organizationId! }
   }
 
-  async list(p: Principal, q: { state?: string | undefined; partnerId?: string | undefined; manufacturerId?: string | undefined }, req: PageRequest): Promise<Page<DealDoc>> {
+  async list(
+    p: Principal,
+    q: { state?: string | undefined; partnerId?: string | undefined; manufacturerId?: string | undefined },
+    req: PageRequest,
+  ): Promise<Page<DealDoc>> {
     const filter: Filter<DealDoc> = { ...this.scope(p) }
     const parts: Filter<DealDoc>[] = [filter]
     if (q.state !== undefined) parts.push({ state: q.state as DealState })
@@ -98,7 +108,11 @@ export class Deals {
   }
 
   /** The content a partner sends, checked (422 naming each field) and completed with what the platform derives. */
-  private checkContent(c: Partial<DealContent>, manufacturerId: string, partnerId: string): DealContent & { customerKey: string; products: string[] } {
+  private checkContent(
+    c: Partial<DealContent>,
+    manufacturerId: string,
+    partnerId: string,
+  ): DealContent & { customerKey: string; products: string[] } {
     const errors: FieldError[] = []
     const content: DealContent = {
       partnerReference: c.partnerReference ?? null,
@@ -122,7 +136,11 @@ export class Deals {
       errors.push({ field: 'endCustomer.country', message: 'must be an ISO 3166-1 alpha-2 code (e.g. DE)' })
     }
     if (errors.length > 0) throw new RequestInvalidError(errors)
-    return { ...content, customerKey: customerKey(content.endCustomer), products: [...new Set(content.lines.map((l) => l.sku))] }
+    return {
+      ...content,
+      customerKey: customerKey(content.endCustomer),
+      products: [...new Set(content.lines.map((l) => l.sku))],
+    }
   }
 
   /** A partner (or an admin naming `partnerId`) registers a deal with a publisher that granted it. */
@@ -131,10 +149,20 @@ export class Deals {
     const partnerId = isAdmin(p) ? input.partnerId : p.organizationId!
     if (!partnerId) throw new RequestInvalidError([{ field: 'partnerId', message: 'is required with an admin key' }])
     const manufacturerId = input.manufacturerId
-    if (!manufacturerId) throw new RequestInvalidError([{ field: 'manufacturerId', message: 'is required: the publisher the deal is registered with' }])
+    if (!manufacturerId)
+      throw new RequestInvalidError([
+        { field: 'manufacturerId', message: 'is required: the publisher the deal is registered with' },
+      ])
     const grants = await this.cols.grants.find({ publisherId: manufacturerId, partnerId }).toArray()
     if (!grants.some((g) => grantAccepts(g).length > 0)) {
-      throw new RequestInvalidError([{ field: 'manufacturerId', message: `no accepted grant of publisher ${manufacturerId} to partner ${partnerId}: a partner registers deals only with its publishers` }])
+      throw new RequestInvalidError([
+        {
+          field: 'manufacturerId',
+          message:
+            `no accepted grant of publisher ${manufacturerId} to partner ${partnerId}: ` +
+            'a partner registers deals only with its publishers',
+        },
+      ])
     }
     const content = this.checkContent(input, manufacturerId, partnerId)
     const now = new Date()
@@ -171,12 +199,22 @@ export class Deals {
    * An action of the partner (resubmit with changes, cancel) or the publisher (review, approve,
    * reject, return, won, lost) on a visible deal. 409 names the state and the actions allowed.
    */
-  async act(p: Principal, id: string, action: DealAction, body: { reason?: string; changes?: Partial<DealContent> } = {}): Promise<DealDoc> {
+  async act(
+    p: Principal,
+    id: string,
+    action: DealAction,
+    body: { reason?: string; changes?: Partial<DealContent> } = {},
+  ): Promise<DealDoc> {
     const deal = await this.cols.deals.findOne({ $and: [{ _id: id }, this.scope(p)] }, { projection: { state: 1 } })
     if (!deal) throw new NotFoundError('deal', { dealId: id })
     const actor = this.actorOf(p)
     if (ACTOR_OF[action] === 'platform') {
-      throw new RequestInvalidError([{ field: 'action', message: `${action} is the platform's; allowed: ${allowedActions(deal.state, actor).join(', ') || 'none'}` }])
+      throw new RequestInvalidError([
+        {
+          field: 'action',
+          message: `${action} is the platform's; allowed: ${allowedActions(deal.state, actor).join(', ') || 'none'}`,
+        },
+      ])
     }
     return (await this.decide(id, action, this.origin(p, action), actor, body))!
   }
@@ -193,13 +231,22 @@ export class Deals {
     return this.store.step(id, action, origin, {
       reason,
       // a step on behalf of one publisher (its CRM) touches only that publisher's deals (null: not found)
-      ...(body.manufacturerId !== undefined ? { precondition: (d: DealDoc) => d.manufacturerId === body.manufacturerId } : {}),
+      ...(body.manufacturerId !== undefined
+        ? { precondition: (d: DealDoc) => d.manufacturerId === body.manufacturerId }
+        : {}),
       ...(actor !== undefined ? { actor } : {}),
       plan: async (deal, to, now): Promise<StepPlan> => {
         if (action === 'resubmit') {
-          const content = this.checkContent({ ...deal, ...body.changes, endCustomer: { ...deal.endCustomer, ...body.changes?.endCustomer } }, deal.manufacturerId, deal.partnerId)
+          const content = this.checkContent(
+            { ...deal, ...body.changes, endCustomer: { ...deal.endCustomer, ...body.changes?.endCustomer } },
+            deal.manufacturerId,
+            deal.partnerId,
+          )
           const conflictsWith = await this.store.conflicts({ ...deal, ...content }, now)
-          return { to: conflictsWith.length > 0 ? 'conflict_review' : 'submitted', set: { ...content, conflictsWith, decisionReason: null } }
+          return {
+            to: conflictsWith.length > 0 ? 'conflict_review' : 'submitted',
+            set: { ...content, conflictsWith, decisionReason: null },
+          }
         }
         if (to === 'approved' && action === 'approve') {
           const program = await this.program(deal.manufacturerId)
@@ -207,7 +254,8 @@ export class Deals {
           return { set: { protectionExpiresAt, reminderSentAt: null, decisionReason: reason } }
         }
         if (action === 'remind') return { set: { reminderSentAt: now } }
-        if (['reject', 'return', 'lost', 'won', 'cancel', 'expire'].includes(action)) return { set: { decisionReason: reason } }
+        if (['reject', 'return', 'lost', 'won', 'cancel', 'expire'].includes(action))
+          return { set: { decisionReason: reason } }
         return {}
       },
     })

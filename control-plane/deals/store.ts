@@ -46,7 +46,10 @@ export class DealStore {
   async load(id: string, rollForward = true): Promise<DealDoc | null> {
     let deal = await this.cols.deals.findOne({ _id: id })
     if (!deal || !rollForward) return deal
-    const ahead = await this.cols.dealTransitions.find({ dealId: id, version: { $gt: deal.version } }).sort({ version: 1 }).toArray()
+    const ahead = await this.cols.dealTransitions
+      .find({ dealId: id, version: { $gt: deal.version } })
+      .sort({ version: 1 })
+      .toArray()
     for (const t of ahead) deal = await this.apply(deal, t)
     return deal
   }
@@ -55,7 +58,10 @@ export class DealStore {
     return this.cols.dealTransitions.find({ dealId: id }).sort({ version: 1 }).toArray()
   }
 
-  /** Moves the deal document from the version before `t` to `t`'s (whoever decided it: same content either way), its event pending first. */
+  /**
+   * Moves the deal document from the version before `t` to `t`'s (whoever decided it: same content
+   * either way), its event pending first.
+   */
   private async apply(deal: DealDoc, t: DealTransitionDoc): Promise<DealDoc> {
     await this.pend(t)
     const after: DealDoc = { ...deal, ...t.set, state: t.to, version: t.version, updatedAt: t.at }
@@ -68,7 +74,11 @@ export class DealStore {
   /** The step's event, for the relay (a second insert, by a roll-forward, finds it there). */
   private async pend(t: DealTransitionDoc): Promise<void> {
     try {
-      await this.cols.dealOutbox.insertOne({ _id: pendingEventId(t.dealId, t.version), outbox: [t.event], outboxAt: t.at })
+      await this.cols.dealOutbox.insertOne({
+        _id: pendingEventId(t.dealId, t.version),
+        outbox: [t.event],
+        outboxAt: t.at,
+      })
     } catch (err) {
       if (!isDuplicateKey(err)) throw err
     }
@@ -84,7 +94,13 @@ export class DealStore {
     return deal
   }
 
-  private transition(after: DealDoc, from: DealState | null, action: DealAction, by: StepOrigin, reason: string | null): DealTransitionDoc {
+  private transition(
+    after: DealDoc,
+    from: DealState | null,
+    action: DealAction,
+    by: StepOrigin,
+    reason: string | null,
+  ): DealTransitionDoc {
     const { _id, version: _v, ...set } = after
     return {
       _id: `${_id}:${after.version}`,
@@ -167,7 +183,8 @@ export class DealStore {
         await this.unclaim(deal._id, inserted)
         const by = holder ? `registration ${holder.dealId}` : 'another registration'
         throw new ConflictError(
-          `deal ${deal._id} cannot be approved: ${by} is approved for this customer and product ${sku} until its protection ends`,
+          `deal ${deal._id} cannot be approved: ${by} is approved for this customer and product ${sku} ` +
+            'until its protection ends',
           'action',
         )
       }
@@ -188,7 +205,10 @@ export class DealStore {
    * The registrations a deal conflicts with: same manufacturer and customer, a product in common,
    * and approved with protection running, or pending and registered earlier.
    */
-  async conflicts(deal: Pick<DealDoc, '_id' | 'manufacturerId' | 'customerKey' | 'products' | 'registeredAt'>, now: Date): Promise<string[]> {
+  async conflicts(
+    deal: Pick<DealDoc, '_id' | 'manufacturerId' | 'customerKey' | 'products' | 'registeredAt'>,
+    now: Date,
+  ): Promise<string[]> {
     const others = await this.cols.deals
       .find(
         {

@@ -116,7 +116,15 @@ export interface LeadDoc {
   dealId: string | null
   createdAt: Date
   updatedAt: Date
-  history: Array<{ version: number; from: LeadState | null; to: LeadState; partnerId: string; by: StepOrigin; at: Date; reason: string | null }>
+  history: Array<{
+    version: number
+    from: LeadState | null
+    to: LeadState
+    partnerId: string
+    by: StepOrigin
+    at: Date
+    reason: string | null
+  }>
 }
 
 /**

@@ -231,7 +231,9 @@ export class OutboxSource implements SourceConnector<undefined, Value> {
     }
     const pendingOnly = this.options.deleteSent === true
     const docs = await this.orgs
-      .find(pendingOnly ? {} : { outboxAt: { $gte: this.scanFrom } }, { projection: { _id: 1, outbox: 1, outboxAt: 1 } })
+      .find(pendingOnly ? {} : { outboxAt: { $gte: this.scanFrom } }, {
+        projection: { _id: 1, outbox: 1, outboxAt: 1 },
+      })
       .sort({ outboxAt: 1, _id: 1 })
       .limit(this.scanBatch)
       .toArray()

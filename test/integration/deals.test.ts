@@ -23,17 +23,27 @@ describe('deal registration (real store)', function () {
   before(async () => {
     h = await startManagement()
     const mk = async (kind: string, slug: string) => {
-      const r = await h.call('POST', '/v1/organizations', { body: { kind, name: slug, slug: `${slug}-${randomUUID().slice(0, 6)}` } })
+      const r = await h.call('POST', '/v1/organizations', {
+        body: { kind, name: slug, slug: `${slug}-${randomUUID().slice(0, 6)}` },
+      })
       expect(r.status, r.text).to.equal(201)
       return r.body.id as string
     }
-    for (const [k, kind] of [['P', 'publisher'], ['Q', 'publisher'], ['A', 'partner'], ['B', 'partner']] as const) {
+    for (const [k, kind] of [
+      ['P', 'publisher'],
+      ['Q', 'publisher'],
+      ['A', 'partner'],
+      ['B', 'partner'],
+    ] as const) {
       orgs[k] = await mk(kind, `deals-${k.toLowerCase()}`)
       const key = await h.call('POST', '/v1/api-keys', { body: { scope: kind, organizationId: orgs[k], name: k } })
       keys[k] = key.body.key
     }
     for (const partner of ['A', 'B'] as const) {
-      const g = await h.call('POST', '/v1/grants', { key: keys.P, body: { partnerId: orgs[partner], entitlements: [{ eventType: 'deal.approved' }] } })
+      const g = await h.call('POST', '/v1/grants', {
+        key: keys.P,
+        body: { partnerId: orgs[partner], entitlements: [{ eventType: 'deal.approved' }] },
+      })
       expect(g.status, g.text).to.equal(201)
       expect((await h.call('POST', `/v1/grants/${g.body.id}/accept`, { key: keys[partner] })).status).to.equal(200)
     }
@@ -46,7 +56,11 @@ describe('deal registration (real store)', function () {
   const body = (o: { domain?: string | null; name?: string; country?: string; skus?: string[] } = {}) => ({
     manufacturerId: orgs.P,
     partnerReference: `ref-${++n}`,
-    endCustomer: { name: o.name ?? `Customer ${n}`, domain: o.domain === undefined ? `c${n}-${randomUUID().slice(0, 8)}.example` : o.domain, country: o.country ?? 'DE' },
+    endCustomer: {
+      name: o.name ?? `Customer ${n}`,
+      domain: o.domain === undefined ? `c${n}-${randomUUID().slice(0, 8)}.example` : o.domain,
+      country: o.country ?? 'DE',
+    },
     lines: (o.skus ?? ['SKU-1']).map((sku) => ({ sku, quantity: 2, unitPrice: '10.00' })),
     amount: '20.00',
     currency: 'EUR',
@@ -73,7 +87,10 @@ describe('deal registration (real store)', function () {
       const bad = await h.call('POST', '/v1/deals', { key: keys.A, body: { ...body(), amount: '12.345.6' } })
       expect(bad.status).to.be.oneOf([400, 422])
       expect(JSON.stringify(bad.body.errors)).to.include('amount')
-      const badDomain = await h.call('POST', '/v1/deals', { key: keys.A, body: { ...body(), endCustomer: { name: 'X', domain: 'not a domain', country: 'DE' } } })
+      const badDomain = await h.call('POST', '/v1/deals', {
+        key: keys.A,
+        body: { ...body(), endCustomer: { name: 'X', domain: 'not a domain', country: 'DE' } },
+      })
       expect(badDomain.status).to.equal(422)
       expect(badDomain.body.errors[0].field).to.equal('endCustomer.domain')
       const noGrant = await h.call('POST', '/v1/deals', { key: keys.A, body: { ...body(), manufacturerId: orgs.Q } })
@@ -95,10 +112,15 @@ describe('deal registration (real store)', function () {
       expect(await h.cp.cols.deals.countDocuments({ partnerReference: b.partnerReference })).to.equal(1)
     })
 
-    it('a partner sees its own, the publisher those registered with it, anyone else 404; GET shows the history', async () => {
+    it('a partner sees its own, the publisher those registered with it, others 404; GET shows history', async () => {
       const d = await register('A')
       await must('P', d.id, 'review')
-      for (const [who, status] of [['A', 200], ['P', 200], ['B', 404], ['Q', 404]] as const) {
+      for (const [who, status] of [
+        ['A', 200],
+        ['P', 200],
+        ['B', 404],
+        ['Q', 404],
+      ] as const) {
         expect((await h.call('GET', `/v1/deals/${d.id}`, { key: keys[who] })).status, who).to.equal(status)
       }
       const got = await h.call('GET', `/v1/deals/${d.id}`, { key: keys.A })
@@ -127,8 +149,17 @@ describe('deal registration (real store)', function () {
       cancelled: [],
     }
     const ACTIONS: Array<[string, 'A' | 'P' | 'platform']> = [
-      ['resubmit', 'A'], ['cancel', 'A'], ['review', 'P'], ['approve', 'P'], ['reject', 'P'], ['return', 'P'], ['won', 'P'], ['lost', 'P'],
-      ['expire', 'platform'], ['release', 'platform'], ['remind', 'platform'],
+      ['resubmit', 'A'],
+      ['cancel', 'A'],
+      ['review', 'P'],
+      ['approve', 'P'],
+      ['reject', 'P'],
+      ['return', 'P'],
+      ['won', 'P'],
+      ['lost', 'P'],
+      ['expire', 'platform'],
+      ['release', 'platform'],
+      ['remind', 'platform'],
     ]
     /** A fresh deal in the state (its own customer, so approvals never meet). */
     const inState = async (state: DealState): Promise<string> => {
@@ -141,9 +172,25 @@ describe('deal registration (real store)', function () {
       }
       const d = await register('A')
       const path: Record<DealState, Array<[string, 'A' | 'P' | 'platform']>> = {
-        submitted: [], conflict_review: [], under_review: [['review', 'P']], returned: [['return', 'P']], approved: [['approve', 'P']],
-        rejected: [['reject', 'P']], won: [['approve', 'P'], ['won', 'P']], lost: [['approve', 'P'], ['lost', 'P']],
-        expired: [['approve', 'P'], ['expire', 'platform']], cancelled: [['cancel', 'A']],
+        submitted: [],
+        conflict_review: [],
+        under_review: [['review', 'P']],
+        returned: [['return', 'P']],
+        approved: [['approve', 'P']],
+        rejected: [['reject', 'P']],
+        won: [
+          ['approve', 'P'],
+          ['won', 'P'],
+        ],
+        lost: [
+          ['approve', 'P'],
+          ['lost', 'P'],
+        ],
+        expired: [
+          ['approve', 'P'],
+          ['expire', 'platform'],
+        ],
+        cancelled: [['cancel', 'A']],
       }
       for (const [a, who] of path[state]) {
         if (who === 'platform') await h.cp.registry.deals.store.step(d.id, a as never, platform, { actor: 'platform' })
@@ -158,7 +205,10 @@ describe('deal registration (real store)', function () {
           const id = await inState(state)
           const allowed = ALLOWED[state].includes(action)
           if (who === 'platform') {
-            const r = await h.cp.registry.deals.store.step(id, action as never, platform, { actor: 'platform' }).then(() => 'ok', (e: Error) => e.message)
+            const r = await h.cp.registry.deals.store.step(id, action as never, platform, { actor: 'platform' }).then(
+              () => 'ok',
+              (e: Error) => e.message,
+            )
             expect(r, `${state} × ${action}`).to.equal(allowed ? 'ok' : r === 'ok' ? 'refused' : r)
             if (!allowed) expect(r).to.include(`is ${state}`)
             continue
@@ -170,14 +220,16 @@ describe('deal registration (real store)', function () {
             expect(r.status, `${state} × ${action}: ${r.text}`).to.equal(409)
             expect(r.body.currentState).to.equal(state)
             const mine = who === 'A' ? ['resubmit', 'cancel'] : ['review', 'approve', 'reject', 'return', 'won', 'lost']
-            expect(r.body.allowedActions, `${state} × ${action}`).to.have.members(ALLOWED[state].filter((a) => mine.includes(a)))
+            expect(r.body.allowedActions, `${state} × ${action}`).to.have.members(
+              ALLOWED[state].filter((a) => mine.includes(a)),
+            )
             expect(r.body.detail).to.include(state)
           }
         }
       })
     }
 
-    it('a publisher cannot take the partner\'s actions, nor the partner the publisher\'s (409 with its own allowed actions)', async () => {
+    it("neither side takes the other's actions (409 naming the caller's own allowed actions)", async () => {
       const d = await register('A')
       const r = await act('A', d.id, 'approve')
       expect(r.status).to.equal(409)
@@ -189,7 +241,7 @@ describe('deal registration (real store)', function () {
   })
 
   describe('conflicts', () => {
-    it('subdomain vs domain (multi-label suffix too): conflict_review; the partner learns only that, the publisher which', async () => {
+    it('subdomain vs domain (multi-label suffix too): the partner learns a conflict, the publisher which', async () => {
       const first = await register('A', { domain: 'contoso-x1.co.uk' })
       const second = await register('B', { domain: 'https://shop.Contoso-X1.co.uk/path' })
       expect(second.state).to.equal('conflict_review')
@@ -204,8 +256,13 @@ describe('deal registration (real store)', function () {
     it('without a domain: the normalized name and country', async () => {
       const tag = randomUUID().slice(0, 6)
       await register('A', { domain: null, name: `Fabrikam ${tag} GmbH`, country: 'AT' })
-      expect((await register('B', { domain: null, name: `fabrikam ${tag}`, country: 'AT' })).state).to.equal('conflict_review')
-      expect((await register('B', { domain: null, name: `Fabrikam ${tag}`, country: 'CH' })).state, 'another country').to.equal('submitted')
+      expect((await register('B', { domain: null, name: `fabrikam ${tag}`, country: 'AT' })).state).to.equal(
+        'conflict_review',
+      )
+      expect(
+        (await register('B', { domain: null, name: `Fabrikam ${tag}`, country: 'CH' })).state,
+        'another country',
+      ).to.equal('submitted')
     })
 
     it('no product in common: no conflict', async () => {
@@ -221,7 +278,9 @@ describe('deal registration (real store)', function () {
       await must('P', first.id, 'approve')
       expect((await register('B', { domain })).state).to.equal('conflict_review')
       await h.cp.cols.deals.updateOne({ _id: first.id }, { $set: { protectionExpiresAt: new Date(Date.now() - 1000) } })
-      expect((await register('B', { domain })).state, 'protection ended (before the job ran)').to.equal('conflict_review') // the earlier pending one still does
+      expect((await register('B', { domain })).state, 'protection ended (before the job ran)').to.equal(
+        'conflict_review',
+      ) // the earlier pending one still does
       const domain2 = `ex2-${randomUUID().slice(0, 8)}.example`
       const old = await register('A', { domain: domain2 })
       await must('P', old.id, 'approve')
@@ -234,7 +293,9 @@ describe('deal registration (real store)', function () {
       const mine = await register('A', { skus: ['SKU-9'] })
       await must('P', mine.id, 'return')
       const theirs = await register('B', { domain })
-      const r = await act('A', mine.id, 'resubmit', { changes: { endCustomer: { name: 'Moved', domain: `www.${domain}`, country: 'DE' } } })
+      const r = await act('A', mine.id, 'resubmit', {
+        changes: { endCustomer: { name: 'Moved', domain: `www.${domain}`, country: 'DE' } },
+      })
       expect(r.status, r.text).to.equal(200)
       expect(r.body.state).to.equal('submitted') // SKU-9 is not registered by B
       await must('P', mine.id, 'return')
@@ -247,7 +308,9 @@ describe('deal registration (real store)', function () {
   describe('concurrency', () => {
     it('concurrent submissions and approvals of one opportunity: at most one approved', async () => {
       const domain = `cc-${randomUUID().slice(0, 8)}.example`
-      const subs = await Promise.all(Array.from({ length: 6 }, (_, i) => register(i % 2 ? 'A' : 'B', { domain, skus: ['SKU-1', `SKU-X${i}`] })))
+      const subs = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => register(i % 2 ? 'A' : 'B', { domain, skus: ['SKU-1', `SKU-X${i}`] })),
+      )
       const answers = await Promise.all(subs.map((s) => act('P', s.id, 'approve')))
       const approved = answers.filter((a) => a.status === 200)
       expect(approved.length, answers.map((a) => a.status).join(',')).to.equal(1)
@@ -258,7 +321,11 @@ describe('deal registration (real store)', function () {
 
     it('the same deal approved twice at once: one step, one event', async () => {
       const d = await register('A')
-      const answers = await Promise.all([act('P', d.id, 'approve'), act('P', d.id, 'approve'), act('P', d.id, 'reject')])
+      const answers = await Promise.all([
+        act('P', d.id, 'approve'),
+        act('P', d.id, 'approve'),
+        act('P', d.id, 'reject'),
+      ])
       expect(answers.filter((a) => a.status === 200).length).to.equal(1)
       const got = await h.call('GET', `/v1/deals/${d.id}`, { key: keys.P })
       expect(got.body.history).to.have.length(2)
@@ -268,7 +335,7 @@ describe('deal registration (real store)', function () {
   })
 
   describe('expiry', () => {
-    it('two job instances at once: each approval expires once, reminded once, waiting registrations released', async () => {
+    it('two job instances at once: expired once, reminded once, waiting registrations released', async () => {
       const domain = `xp-${randomUUID().slice(0, 8)}.example`
       const held = await register('A', { domain })
       await must('P', held.id, 'approve')
@@ -278,8 +345,14 @@ describe('deal registration (real store)', function () {
       await must('P', soon.id, 'approve')
       const day = 86_400_000
       await h.cp.cols.deals.updateOne({ _id: held.id }, { $set: { protectionExpiresAt: new Date(Date.now() - 1000) } })
-      await h.cp.cols.deals.updateOne({ _id: soon.id }, { $set: { protectionExpiresAt: new Date(Date.now() + 3 * day) } })
-      const jobs = [new DealExpiry(h.cp.registry.deals, h.cp.registry.leads, quietLogger), new DealExpiry(h.cp.registry.deals, h.cp.registry.leads, quietLogger)]
+      await h.cp.cols.deals.updateOne(
+        { _id: soon.id },
+        { $set: { protectionExpiresAt: new Date(Date.now() + 3 * day) } },
+      )
+      const jobs = [
+        new DealExpiry(h.cp.registry.deals, h.cp.registry.leads, quietLogger),
+        new DealExpiry(h.cp.registry.deals, h.cp.registry.leads, quietLogger),
+      ]
       const results = await Promise.all([...jobs, ...jobs].map((j) => j.runOnce()))
       const d = (id: string) => h.call('GET', `/v1/deals/${id}`, { key: keys.P }).then((r) => r.body)
       const heldNow = await d(held.id)
@@ -297,12 +370,15 @@ describe('deal registration (real store)', function () {
       expect((await act('P', waiting.id, 'approve')).status).to.equal(200)
     })
 
-    it('protection days come from the publisher\'s program (profile.dealProgram), default 90', async () => {
+    it("protection days come from the publisher's program (profile.dealProgram), default 90", async () => {
       const d = await register('A')
       const a = await must('P', d.id, 'approve')
       const days = (new Date(a.protectionExpiresAt).getTime() - Date.now()) / 86_400_000
       expect(days).to.be.within(89.9, 90.1)
-      await h.call('PATCH', `/v1/organizations/${orgs.P}`, { key: keys.P, body: { profile: { dealProgram: { protectionDays: 30 } } } })
+      await h.call('PATCH', `/v1/organizations/${orgs.P}`, {
+        key: keys.P,
+        body: { profile: { dealProgram: { protectionDays: 30 } } },
+      })
       const e = await register('A')
       const b = await must('P', e.id, 'approve')
       expect((new Date(b.protectionExpiresAt).getTime() - Date.now()) / 86_400_000).to.be.within(29.9, 30.1)
@@ -312,7 +388,12 @@ describe('deal registration (real store)', function () {
 
   describe('inbound connector (the CRM decides)', () => {
     let connector: { id: string; secret: string; url: string }
-    const sign = (raw: string, id = `msg_${randomUUID()}`, ts = Math.floor(Date.now() / 1000), secret = connector.secret) => {
+    const sign = (
+      raw: string,
+      id = `msg_${randomUUID()}`,
+      ts = Math.floor(Date.now() / 1000),
+      secret = connector.secret,
+    ) => {
       const key = Buffer.from(secret.slice('whsec_'.length), 'base64')
       const sig = createHmac('sha256', key).update(`${id}.${ts}.${raw}`).digest('base64')
       return { 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': `v1,${sig}` }
@@ -325,14 +406,22 @@ describe('deal registration (real store)', function () {
     before(async () => {
       const r = await h.call('POST', '/v1/inbound-connectors', {
         key: keys.P,
-        body: { name: 'sf', mapping: '{ "dealId": Deal_Registration_Id__c, "action": $lowercase(Decision__c), "reason": Comment__c }' },
+        body: {
+          name: 'sf',
+          mapping: '{ "dealId": Deal_Registration_Id__c, "action": $lowercase(Decision__c), "reason": Comment__c }',
+        },
       })
       expect(r.status, r.text).to.equal(201)
       expect(r.body.secret).to.match(/^whsec_/)
       connector = r.body
-      expect((await h.call('GET', `/v1/inbound-connectors/${connector.id}`, { key: keys.P })).body).to.not.have.property('secret')
+      expect(
+        (await h.call('GET', `/v1/inbound-connectors/${connector.id}`, { key: keys.P })).body,
+      ).to.not.have.property('secret')
       expect((await h.call('GET', `/v1/inbound-connectors/${connector.id}`, { key: keys.Q })).status).to.equal(404)
-      expect((await h.call('POST', '/v1/inbound-connectors', { key: keys.P, body: { name: 'bad', mapping: '{ "a": ' } })).body.errors[0].field).to.equal('mapping')
+      expect(
+        (await h.call('POST', '/v1/inbound-connectors', { key: keys.P, body: { name: 'bad', mapping: '{ "a": ' } }))
+          .body.errors[0].field,
+      ).to.equal('mapping')
     })
 
     it('a bad signature (or none, or an old timestamp) is a 401 and changes nothing', async () => {
@@ -340,14 +429,19 @@ describe('deal registration (real store)', function () {
       const payload = { Deal_Registration_Id__c: d.id, Decision__c: 'APPROVE' }
       const raw = JSON.stringify(payload)
       const wrongKey = `whsec_${Buffer.alloc(32, 7).toString('base64')}`
-      for (const headers of [sign(raw, undefined, undefined, wrongKey), {}, sign(raw, undefined, Math.floor(Date.now() / 1000) - 3600), sign(raw + ' ')]) {
+      for (const headers of [
+        sign(raw, undefined, undefined, wrongKey),
+        {},
+        sign(raw, undefined, Math.floor(Date.now() / 1000) - 3600),
+        sign(raw + ' '),
+      ]) {
         const r = await h.call('POST', connector.url, { key: null, rawBody: raw, headers })
         expect(r.status, r.text).to.equal(401)
       }
       expect((await h.cp.cols.deals.findOne({ _id: d.id }))!.state).to.equal('submitted')
     })
 
-    it('approves through the mapping; a replay changes nothing twice; the same decision again is applied: false', async () => {
+    it('approves through the mapping; replays and repeated decisions change nothing twice', async () => {
       const d = await register('A')
       const payload = { Deal_Registration_Id__c: d.id, Decision__c: 'Approve', Comment__c: 'good fit' }
       const raw = JSON.stringify(payload)
@@ -362,21 +456,28 @@ describe('deal registration (real store)', function () {
       expect(dup.status, dup.text).to.equal(200)
       expect(dup.body.applied).to.equal(false)
       const got = await h.call('GET', `/v1/deals/${d.id}`, { key: keys.A })
-      expect(got.body.history.map((s: { action: string; via: string }) => `${s.action}/${s.via}`)).to.deep.equal(['submit/api', 'approve/inbound'])
+      expect(got.body.history.map((s: { action: string; via: string }) => `${s.action}/${s.via}`)).to.deep.equal([
+        'submit/api',
+        'approve/inbound',
+      ])
       expect(got.body.decisionReason).to.equal('good fit')
       const illegal = await post({ Deal_Registration_Id__c: d.id, Decision__c: 'return' })
       expect(illegal.status).to.equal(409)
       expect(illegal.body.currentState).to.equal('approved')
     })
 
-    it('an unknown deal (or another publisher\'s) is a 404 naming dealId; a bad mapping result a 422 naming the field', async () => {
+    it("an unknown deal (or another publisher's) is a 404 naming dealId; a bad mapping result a 422", async () => {
       const unknown = await post({ Deal_Registration_Id__c: randomUUID(), Decision__c: 'approve' })
       expect(unknown.status).to.equal(404)
       expect(unknown.body.errors[0].field).to.equal('dealId')
       const badAction = await post({ Deal_Registration_Id__c: randomUUID(), Decision__c: 'delete' })
       expect(badAction.status).to.equal(422)
       expect(badAction.body.errors[0].field).to.equal('action')
-      const noConnector = await h.call('POST', '/v1/inbound/inb_000000000000000000000000', { key: null, rawBody: '{}', headers: sign('{}') })
+      const noConnector = await h.call('POST', '/v1/inbound/inb_000000000000000000000000', {
+        key: null,
+        rawBody: '{}',
+        headers: sign('{}'),
+      })
       expect(noConnector.status).to.equal(404)
     })
   })

@@ -16,7 +16,7 @@ describe('distributary demo (bounded, non-interactive)', function () {
   this.timeout(240_000)
   const base = loadConfig()
 
-  it('streams stock changes and deals; each partner receives exactly what its grant allows; a deal goes through the CRM and back', async () => {
+  it('streams stock and deals; each partner gets what its grant allows; a deal goes to the CRM and back', async () => {
     const result = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
       const child = spawn(process.execPath, cliArgs('demo', '--events', '150', '--rate', '100', '--json'), {
         cwd: PROJECT_ROOT,
@@ -66,7 +66,7 @@ describe('distributary demo (bounded, non-interactive)', function () {
     expect(northwind!.mongodb!.documents).to.equal(northwind!.mongodb!.keysExpected)
     expect(northwind!.mongodb!.upToDate).to.equal(northwind!.mongodb!.keysExpected)
 
-    // Deal registration: Northwind's approved in the CRM, Contoso's conflicting one rejected, each told of its own only.
+    // Deal registration: Northwind's approved in the CRM, Contoso's conflicting one rejected, each told its own only.
     const d = summary.dealRegistration
     expect(d.northwind.registered).to.equal('submitted')
     expect(d.contoso.registered).to.equal('conflict_review')

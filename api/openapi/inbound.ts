@@ -1,0 +1,131 @@
+/**
+ * The inbound-connector part of the management API document (docs/deals.md): a publisher's CRM
+ * deciding on deals, signed like Standard Webhooks; spread into document.ts beside deals.ts.
+ */
+import { PUBLISHER_DECISIONS } from '../../control-plane/deals/index.ts'
+import { body, dateTime, IDEMPOTENCY, id, listOf, mutation, ok, PAGE, pathId, problems, read, ref } from './parts.ts'
+
+const INBOUND = pathId('connectorId', 'inb', 'inbound connector')
+const orgId = id('org')
+
+export const inboundPaths = {
+  '/inbound-connectors': {
+    get: read(
+      'List inbound connectors (publisher)',
+      'inbound',
+      'listInboundConnectors',
+      [...PAGE],
+      ok('A page of inbound connectors.', listOf('InboundConnector')),
+    ),
+    post: mutation(
+      "Create an inbound connector for the publisher's CRM (its signing secret is shown once)",
+      'inbound',
+      'createInboundConnector',
+      [IDEMPOTENCY],
+      { '201': ok('Created, with `secret` (once).', ref('InboundConnector')) },
+      {
+        requestBody: body(ref('InboundConnectorCreate'), {
+          name: 'salesforce',
+          mapping: '{ "dealId": Deal_Registration_Id__c, "action": $lowercase(Decision__c), "reason": Comment__c }',
+        }),
+      },
+    ),
+  },
+  '/inbound-connectors/{connectorId}': {
+    get: read(
+      'Get an inbound connector',
+      'inbound',
+      'getInboundConnector',
+      [INBOUND],
+      ok('The connector (never its secret).', ref('InboundConnector')),
+    ),
+    delete: mutation('Delete an inbound connector', 'inbound', 'deleteInboundConnector', [INBOUND], {
+      '204': { description: 'Deleted: its calls are 404 from now on.' },
+    }),
+  },
+  '/inbound/{connectorId}': {
+    post: {
+      summary: "A decision from the publisher's CRM (signed; no API key)",
+      tags: ['inbound'],
+      operationId: 'receiveInbound',
+      security: [],
+      description:
+        "Signed as Standard Webhooks sign: `webhook-id`, `webhook-timestamp` (seconds, within the connector's " +
+        'tolerance) and `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<raw body>">` keyed with ' +
+        "the connector's `whsec_` secret. A missing or wrong signature is a 401 and changes nothing. " +
+        "The connector's JSONata mapping turns the body into `{ dealId, action, reason }` (action: " +
+        PUBLISHER_DECISIONS.join(', ') +
+        '). The same `webhook-id` again answers the first answer (`replayed: true`) and changes nothing; ' +
+        'the same decision under another id answers `applied: false`. ' +
+        'A deal the publisher does not hold is a 404 naming `dealId`.',
+      parameters: [
+        INBOUND,
+        ...['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => ({
+          name,
+          in: 'header',
+          required: true,
+          schema: { type: 'string' },
+        })),
+      ],
+      requestBody: body(
+        { type: 'object', description: "The CRM's own payload." },
+        { dealId: '0193f5a2-7c1e-7b8a-9c3d-2e4f5a6b7c8d', action: 'approve' },
+      ),
+      responses: {
+        '200': ok('Acted on (or already done).', ref('InboundResult')),
+        ...problems(400, 401, 404, 409, 413, 415, 422, 503),
+      },
+    },
+  },
+}
+
+export const inboundSchemas = {
+  InboundConnectorCreate: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name'],
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 100 },
+      publisherId: { ...orgId, description: 'Required with an admin key.' },
+      mapping: {
+        type: 'string',
+        minLength: 1,
+        maxLength: 10000,
+        description:
+          "JSONata from the CRM's payload to { dealId, action, reason } (default: the payload has those fields).",
+      },
+      toleranceSeconds: {
+        type: 'integer',
+        minimum: 10,
+        maximum: 3600,
+        default: 300,
+        description: 'How far webhook-timestamp may be from now.',
+      },
+    },
+  },
+  InboundConnector: {
+    type: 'object',
+    required: ['id', 'publisherId', 'name', 'mapping', 'toleranceSeconds', 'url', 'createdAt'],
+    properties: {
+      id: id('inb'),
+      publisherId: orgId,
+      name: { type: 'string' },
+      mapping: { type: 'string' },
+      toleranceSeconds: { type: 'integer' },
+      url: { type: 'string', description: 'Where the CRM posts: /v1/inbound/{id}.' },
+      secret: { type: 'string', description: "The whsec_ signing secret: in the create's answer only." },
+      createdAt: dateTime,
+    },
+  },
+  InboundResult: {
+    type: 'object',
+    required: ['dealId', 'action', 'state', 'applied'],
+    properties: {
+      dealId: { type: 'string' },
+      action: { type: 'string' },
+      state: { type: 'string' },
+      applied: { type: 'boolean' },
+      replayed: { type: 'boolean' },
+    },
+  },
+}
