@@ -803,7 +803,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/inbound-connectors/{connectorId}": {
+    "/inbound-connectors/{inboundId}": {
         parameters: {
             query?: never;
             header?: never;
@@ -821,7 +821,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/inbound/{connectorId}": {
+    "/inbound/{inboundId}": {
         parameters: {
             query?: never;
             header?: never;
@@ -4301,7 +4301,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Id of the inbound connector. */
-                connectorId: string;
+                inboundId: string;
             };
             cookie?: never;
         };
@@ -4329,7 +4329,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Id of the inbound connector. */
-                connectorId: string;
+                inboundId: string;
             };
             cookie?: never;
         };
@@ -4362,7 +4362,7 @@ export interface operations {
             };
             path: {
                 /** @description Id of the inbound connector. */
-                connectorId: string;
+                inboundId: string;
             };
             cookie?: never;
         };

@@ -183,27 +183,27 @@ export function mountDealRoutes(
     }),
   )
   r.get(
-    '/inbound-connectors/:connectorId',
+    '/inbound-connectors/:inboundId',
     h(async ({ principal, params }) => ({
       status: 200,
-      body: inboundView(await inbound.get(principal, params.connectorId!)),
+      body: inboundView(await inbound.get(principal, params.inboundId!)),
     })),
   )
   r.delete(
-    '/inbound-connectors/:connectorId',
+    '/inbound-connectors/:inboundId',
     h(async ({ principal, params }) => {
-      await inbound.delete(principal, params.connectorId!)
+      await inbound.delete(principal, params.inboundId!)
       return { status: 204 }
     }),
   )
 }
 
 /**
- * POST /inbound/{connectorId}: the CRM's call, authenticated by its signature over the raw body (so
+ * POST /inbound/{inboundId}: the CRM's call, authenticated by its signature over the raw body (so
  * mounted before the API-key authentication and the JSON parser).
  */
 export function mountInboundRoute(r: Router, reg: DealRegistry, bodyLimit: string, logger: Logger): void {
-  r.post('/inbound/:connectorId', express.raw({ type: 'application/json', limit: bodyLimit }), (req, res, next) => {
+  r.post('/inbound/:inboundId', express.raw({ type: 'application/json', limit: bodyLimit }), (req, res, next) => {
     if (!req.is('application/json')) {
       sendProblem(res, {
         title: 'Unsupported Media Type',
@@ -219,7 +219,7 @@ export function mountInboundRoute(r: Router, reg: DealRegistry, bodyLimit: strin
       'webhook-timestamp': req.get('webhook-timestamp'),
       'webhook-signature': req.get('webhook-signature'),
     }
-    reg.inbound.receive(req.params.connectorId!, headers, raw).then(
+    reg.inbound.receive(req.params.inboundId!, headers, raw).then(
       (answer) => {
         if (answer.status >= 400) sendProblem(res, answer.body as never)
         else res.status(answer.status).json(answer.body)
@@ -234,7 +234,7 @@ export function mountInboundRoute(r: Router, reg: DealRegistry, bodyLimit: strin
           })
           return
         }
-        logger.error('inbound call failed', { connectorId: req.params.connectorId, err })
+        logger.error('inbound call failed', { inboundId: req.params.inboundId, err })
         next(err)
       },
     )

@@ -5,7 +5,7 @@
 import { PUBLISHER_DECISIONS } from '../../control-plane/deals/index.ts'
 import { body, dateTime, IDEMPOTENCY, id, listOf, mutation, ok, PAGE, pathId, problems, read, ref } from './parts.ts'
 
-const INBOUND = pathId('connectorId', 'inb', 'inbound connector')
+const INBOUND = pathId('inboundId', 'inb', 'inbound connector')
 const orgId = id('org')
 
 export const inboundPaths = {
@@ -31,7 +31,7 @@ export const inboundPaths = {
       },
     ),
   },
-  '/inbound-connectors/{connectorId}': {
+  '/inbound-connectors/{inboundId}': {
     get: read(
       'Get an inbound connector',
       'inbound',
@@ -43,7 +43,7 @@ export const inboundPaths = {
       '204': { description: 'Deleted: its calls are 404 from now on.' },
     }),
   },
-  '/inbound/{connectorId}': {
+  '/inbound/{inboundId}': {
     post: {
       summary: "A decision from the publisher's CRM (signed; no API key)",
       tags: ['inbound'],

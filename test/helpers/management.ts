@@ -184,6 +184,7 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
     stop,
     async close() {
       await stop()
+      await cp.registry.close() // the inbound connectors' mapping sandbox, when one was started
       await kafkaAdmin?.disconnect()
       dropDatabaseLater(db.databaseName)
       await mongo.close()

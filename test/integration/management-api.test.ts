@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto'
 import { expect } from 'chai'
 import { fill, operations } from '../helpers/openapi-ops.ts'
 import { buildFixture, type Fixture } from './management-fixture.ts'
@@ -21,6 +22,9 @@ describe('management API: every route', function () {
     connectorId: f.subA,
     eventId: 'e1',
     sourceId: f.srcP,
+    dealId: f.dealA,
+    leadId: f.leadPA,
+    inboundId: f.inbP,
   })
 
   describe('authentication failure (table over the OpenAPI document)', () => {
@@ -732,6 +736,96 @@ describe('management API: every route', function () {
       expect((await f.h.call('DELETE', `/v1/sources/${c.body.id}`, { key: f.keys.Q })).status).to.equal(404)
       expect((await f.h.call('DELETE', `/v1/sources/${c.body.id}`, { key: f.keys.P })).status).to.equal(204)
       expect((await f.h.call('GET', `/v1/sources/${c.body.id}`)).status).to.equal(404)
+    })
+    // deals, leads and inbound connectors (docs/deals.md; their rules in deals.test.ts)
+    const dealBody = (domain: string) => ({
+      manufacturerId: f.orgs.P,
+      endCustomer: { name: 'Globex', domain, country: 'DE' },
+      lines: [{ sku: 'SKU-2', quantity: 3 }],
+      amount: '30.00',
+      currency: 'EUR',
+      expectedCloseDate: '2027-02-28',
+    })
+    ok('listDeals', async () => {
+      const asA = await f.h.call('GET', '/v1/deals', { key: f.keys.A })
+      expect(asA.status, asA.text).to.equal(200)
+      expect(asA.body.items.map((d: { id: string }) => d.id)).to.include(f.dealA)
+      expect((await f.h.call('GET', '/v1/deals', { key: f.keys.B })).body.items).to.deep.equal([])
+    })
+    ok('createDeal', async () => {
+      const r = await f.h.call('POST', '/v1/deals', { key: f.keys.A, body: dealBody('globex.example') })
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body).to.include({ state: 'submitted', partnerId: f.orgs.A, manufacturerId: f.orgs.P })
+    })
+    ok('getDeal', async () => {
+      const r = await f.h.call('GET', `/v1/deals/${f.dealA}`, { key: f.keys.P })
+      expect(r.status, r.text).to.equal(200)
+      expect(r.body.history[0]).to.include({ action: 'submit', to: 'submitted' })
+    })
+    ok('actOnDeal', async () => {
+      const r = await f.h.call('POST', `/v1/deals/${f.dealA}/actions`, { key: f.keys.P, body: { action: 'review' } })
+      expect(r.status, r.text).to.equal(200)
+      expect(r.body.state).to.equal('under_review')
+    })
+    ok('listLeads', async () => {
+      const r = await f.h.call('GET', '/v1/leads', { key: f.keys.A })
+      expect(r.body.items.map((l: { id: string }) => l.id)).to.include(f.leadPA)
+    })
+    ok('createLead', async () => {
+      const body = { partnerId: f.orgs.A, company: { name: 'Umbrella', country: 'FR' }, productInterest: ['SKU-3'] }
+      const r = await f.h.call('POST', '/v1/leads', { key: f.keys.P, body })
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body.state).to.equal('assigned')
+    })
+    ok('getLead', async () => {
+      expect((await f.h.call('GET', `/v1/leads/${f.leadPA}`, { key: f.keys.A })).body.state).to.be.oneOf([
+        'assigned',
+        'accepted',
+        'converted',
+      ])
+    })
+    ok('actOnLead', async () => {
+      const r = await f.h.call('POST', `/v1/leads/${f.leadPA}/actions`, { key: f.keys.A, body: { action: 'accept' } })
+      expect(r.status, r.text).to.equal(200)
+      expect(r.body.state).to.equal('accepted')
+    })
+    ok('convertLead', async () => {
+      const { manufacturerId: _m, endCustomer: _e, ...rest } = dealBody('unused.example')
+      const r = await f.h.call('POST', `/v1/leads/${f.leadPA}/convert`, { key: f.keys.A, body: rest })
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body.deal.leadId).to.equal(f.leadPA)
+    })
+    ok('listInboundConnectors', async () => {
+      const r = await f.h.call('GET', '/v1/inbound-connectors', { key: f.keys.P })
+      expect(r.body.items.map((c: { id: string }) => c.id)).to.include(f.inbP)
+      expect((await f.h.call('GET', '/v1/inbound-connectors', { key: f.keys.Q })).body.items).to.deep.equal([])
+    })
+    ok('createInboundConnector', async () => {
+      const r = await f.h.call('POST', '/v1/inbound-connectors', { key: f.keys.P, body: { name: 'second' } })
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body.secret).to.match(/^whsec_/)
+    })
+    ok('getInboundConnector', async () => {
+      const r = await f.h.call('GET', `/v1/inbound-connectors/${f.inbP}`, { key: f.keys.P })
+      expect(r.status, r.text).to.equal(200)
+      expect(r.body).to.not.have.property('secret')
+    })
+    ok('receiveInbound', async () => {
+      const d = await f.h.call('POST', '/v1/deals', { key: f.keys.A, body: dealBody('hooli.example') })
+      const raw = JSON.stringify({ dealId: d.body.id, action: 'approve' })
+      const id = 'msg_1'
+      const ts = Math.floor(Date.now() / 1000)
+      const key = Buffer.from(f.inbSecret.slice('whsec_'.length), 'base64')
+      const sig = createHmac('sha256', key).update(`${id}.${ts}.${raw}`).digest('base64')
+      const headers = { 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': `v1,${sig}` }
+      const r = await f.h.call('POST', `/v1/inbound/${f.inbP}`, { key: null, rawBody: raw, headers })
+      expect(r.status, r.text).to.equal(200)
+      expect(r.body).to.include({ state: 'approved', applied: true })
+    })
+    ok('deleteInboundConnector', async () => {
+      const c = await f.h.call('POST', '/v1/inbound-connectors', { key: f.keys.P, body: { name: 'gone' } })
+      expect((await f.h.call('DELETE', `/v1/inbound-connectors/${c.body.id}`, { key: f.keys.Q })).status).to.equal(404)
+      expect((await f.h.call('DELETE', `/v1/inbound-connectors/${c.body.id}`, { key: f.keys.P })).status).to.equal(204)
     })
     ok('reencryptSecrets', async () => {
       const r = await f.h.call('POST', '/v1/maintenance/reencrypt-secrets')

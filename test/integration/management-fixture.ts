@@ -16,6 +16,11 @@ export interface Fixture {
   webhookSecretA: string
   /** A csv-drop source of publisher P (no worker runs it here). */
   srcP: string
+  /** A deal partner A registered with P, a lead P assigned to A, P's inbound connector and its secret. */
+  dealA: string
+  leadPA: string
+  inbP: string
+  inbSecret: string
 }
 
 export async function buildFixture(options: HarnessOptions = {}): Promise<Fixture> {
@@ -100,8 +105,31 @@ export async function buildFixture(options: HarnessOptions = {}): Promise<Fixtur
     deadReason: 'retries exhausted',
     attempt: { at: new Date(), durationMs: 31, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' },
   })
+  const deal = await h.call('POST', '/v1/deals', {
+    key: kA.key,
+    body: {
+      manufacturerId: orgs.P,
+      endCustomer: { name: 'Initech', domain: 'initech.example', country: 'DE' },
+      lines: [{ sku: 'SKU-1', quantity: 1 }],
+      amount: '10.00',
+      currency: 'EUR',
+      expectedCloseDate: '2027-01-31',
+    },
+  })
+  expect(deal.status, deal.text).to.equal(201)
+  const lead = await h.call('POST', '/v1/leads', {
+    key: kP.key,
+    body: { partnerId: orgs.A, company: { name: 'Fabrikam', country: 'CH' }, productInterest: ['SKU-1'] },
+  })
+  expect(lead.status, lead.text).to.equal(201)
+  const inb = await h.call('POST', '/v1/inbound-connectors', { key: kP.key, body: { name: 'crm' } })
+  expect(inb.status, inb.text).to.equal(201)
   return {
     h,
+    dealA: deal.body.id,
+    leadPA: lead.body.id,
+    inbP: inb.body.id,
+    inbSecret: inb.body.secret,
     orgs,
     keys: { P: kP.key, Q: kQ.key, A: kA.key, B: kB.key },
     keyIds: { A: kA.id, B: kB.id },

@@ -23,9 +23,13 @@ describe('management API: organizations are isolated', function () {
     connectorId: f.subA,
     eventId: 'e1',
     sourceId: f.srcP,
+    dealId: f.dealA,
+    leadId: f.leadPA,
+    inboundId: f.inbP,
   })
 
-  for (const op of operations().filter((o) => o.pathParams.length > 0)) {
+  // (public operations carry no organization's key: the CRM's inbound call is signed, see deals.test.ts)
+  for (const op of operations().filter((o) => o.pathParams.length > 0 && !o.public)) {
     it(`${op.method} ${op.path}: another organization's id is 404 for a partner and for a publisher`, async () => {
       for (const who of ['B', 'Q'] as const) {
         const r = await f.h.call(op.method, '/v1' + fill(op.path, foreignIds()), {
