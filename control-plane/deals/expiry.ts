@@ -5,7 +5,10 @@
  *   waiting in `conflict_review` on it that nothing else blocks goes back to `under_review`;
  * - an approval whose protection ends within the publisher's reminder days gets one `deal.expiring`
  *   event (a step that changes no state and sets `reminderSentAt`);
- * - a lead not answered by its deadline expires back to its publisher (leads.ts).
+ * - a lead not answered by its deadline expires back to its publisher (leads.ts);
+ * - a step decided (its transition inserted) but not applied to the deal (a crash between the two
+ *   writes) is rolled forward, its event sent: the sweep reads the transitions of the last
+ *   SWEEP_WINDOW_MS (the first pass of a process: the last day, to cover its own downtime).
  *
  * Idempotent and safe with several workers: every change is a step (store.ts), decided by the insert
  * of its transition, with a precondition checked again on every attempt; a worker that lost a race
@@ -22,13 +25,20 @@ export interface ExpiryResult {
   reminded: number
   released: number
   leadsExpired: number
+  /** Deals whose decided steps were applied by the sweep. */
+  rolledForward: number
 }
+
+/** How far back a pass looks for decided steps not applied, after the first pass of a process. */
+export const SWEEP_WINDOW_MS = 10 * 60_000
 
 const PLATFORM = (job: string): StepOrigin => ({ actor: 'platform', organizationId: null, via: 'platform', ref: job })
 const BATCH = 200
 const DAY_MS = 86_400_000
 
 export class DealExpiry {
+  #swept = false
+
   constructor(
     private readonly deals: Deals,
     private readonly leads: Leads | undefined,
@@ -37,7 +47,8 @@ export class DealExpiry {
 
   /** One pass; `now` for tests. */
   async runOnce(now = new Date()): Promise<ExpiryResult> {
-    const out: ExpiryResult = { expired: 0, reminded: 0, released: 0, leadsExpired: 0 }
+    const out: ExpiryResult = { expired: 0, reminded: 0, released: 0, leadsExpired: 0, rolledForward: 0 }
+    out.rolledForward = await this.rollForward(now)
     const cols = this.deals.cols
     const due = await cols.deals
       .find({ state: 'approved', protectionExpiresAt: { $lte: now } }, { projection: { _id: 1 } })
@@ -60,6 +71,38 @@ export class DealExpiry {
   }
 
   /** Registrations in conflict_review that waited on `dealId` and on nothing else go back to review. */
+  /** Applies the decided steps no deal document shows yet (their events pended on the way). */
+  private async rollForward(now: Date): Promise<number> {
+    const since = new Date(now.getTime() - (this.#swept ? SWEEP_WINDOW_MS : DAY_MS))
+    this.#swept = true
+    const cols = this.deals.cols
+    const latest = new Map<string, number>()
+    for (const t of await cols.dealTransitions
+      .find({ at: { $gte: since } }, { projection: { dealId: 1, version: 1 } })
+      .toArray())
+      latest.set(t.dealId, Math.max(latest.get(t.dealId) ?? 0, t.version))
+    if (latest.size === 0) return 0
+    const versions = new Map<string, number>()
+    for (const d of await cols.deals
+      .find({ _id: { $in: [...latest.keys()] } }, { projection: { _id: 1, version: 1 } })
+      .toArray())
+      versions.set(d._id, d.version)
+    let n = 0
+    for (const [dealId, version] of latest) {
+      // no document at all: the registration's first step was decided, its document never written
+      const had = versions.get(dealId) ?? 0
+      if (had >= version) continue
+      await this.deals.store.load(dealId) // rolls the decided steps forward
+      this.logger.warn('deal step decided but not applied (a crash between its writes): applied now', {
+        dealId,
+        from: had,
+        to: version,
+      })
+      n++
+    }
+    return n
+  }
+
   private async releaseWaiting(dealId: string, now: Date): Promise<number> {
     const waiting = await this.deals.cols.deals
       .find({ state: 'conflict_review', conflictsWith: dealId })

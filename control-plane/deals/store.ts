@@ -45,12 +45,29 @@ export class DealStore {
   /** The deal with any step already decided (in its transitions) but not yet applied rolled forward. */
   async load(id: string, rollForward = true): Promise<DealDoc | null> {
     let deal = await this.cols.deals.findOne({ _id: id })
+    if (!deal && rollForward) deal = await this.created(id)
     if (!deal || !rollForward) return deal
     const ahead = await this.cols.dealTransitions
       .find({ dealId: id, version: { $gt: deal.version } })
       .sort({ version: 1 })
       .toArray()
     for (const t of ahead) deal = await this.apply(deal, t)
+    return deal
+  }
+
+  /** A registration whose first step was decided but whose document was never written (a crash): written now. */
+  private async created(id: string): Promise<DealDoc | null> {
+    const t = await this.cols.dealTransitions.findOne({ _id: `${id}:1` })
+    if (!t) return null
+    await this.pend(t)
+    const deal = { ...t.set, _id: id, state: t.to, version: t.version, updatedAt: t.at } as DealDoc
+    try {
+      await this.cols.deals.insertOne(deal)
+      this.written()
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err
+      return this.cols.deals.findOne({ _id: id })
+    }
     return deal
   }
 

@@ -370,6 +370,35 @@ describe('deal registration (real store)', function () {
       expect((await act('P', waiting.id, 'approve')).status).to.equal(200)
     })
 
+    it('applies a step decided but not applied (a crash between its writes), also a first one', async () => {
+      // a crash after the approval's transition, before the deal's document: the document is set back
+      const approved = await register('A', { domain: `rf-${randomUUID().slice(0, 8)}.example` })
+      await must('P', approved.id, 'approve')
+      const after = (await h.cp.cols.deals.findOne({ _id: approved.id }))!
+      await h.cp.cols.deals.updateOne(
+        { _id: approved.id },
+        { $set: { state: 'submitted', version: after.version - 1 } },
+      )
+      await h.cp.cols.dealOutbox.deleteMany({ _id: { $regex: `^${approved.id}` } })
+      // a crash after a registration's first transition, before its document
+      const lost = await register('B', { domain: `rf-${randomUUID().slice(0, 8)}.example` })
+      await h.cp.cols.deals.deleteOne({ _id: lost.id })
+      await h.cp.cols.dealOutbox.deleteMany({ _id: { $regex: `^${lost.id}` } })
+
+      const result = await new DealExpiry(h.cp.registry.deals, h.cp.registry.leads, quietLogger).runOnce()
+      expect(result.rolledForward).to.be.at.least(2)
+      const raw = (id: string) => h.cp.cols.deals.findOne({ _id: id })
+      expect((await raw(approved.id))?.state).to.equal('approved')
+      expect((await raw(approved.id))?.version).to.equal(after.version)
+      expect((await raw(lost.id))?.state).to.equal(lost.state)
+      // a second pass leaves them as they are
+      await new DealExpiry(h.cp.registry.deals, h.cp.registry.leads, quietLogger).runOnce()
+      expect((await raw(approved.id))?.version).to.equal(after.version)
+      expect((await raw(lost.id))?.version).to.equal(1)
+      // and the partner sees both through the API
+      expect((await h.call('GET', `/v1/deals/${lost.id}`, { key: keys.B })).status).to.equal(200)
+    })
+
     it("protection days come from the publisher's program (profile.dealProgram), default 90", async () => {
       const d = await register('A')
       const a = await must('P', d.id, 'approve')
