@@ -193,7 +193,9 @@ const AUDIENCE = new Map<string, string>(
 /** Is the record addressed to another partner than the subscriber (an audience topic's `partnerId`)? */
 function outsideAudience(value: unknown, eventType: string, subscriber: string): string | undefined {
   const field = AUDIENCE.get(eventType)
-  if (field === undefined || value === null || typeof value !== 'object') return undefined
+  if (field === undefined) return undefined
+  // a tombstone names nobody: its key (a deal id) is no partner's to see, so it reaches only the publisher
+  if (value === null || typeof value !== 'object') return `addressed to no partner (no ${field})`
   const addressee = (value as Record<string, unknown>)[field]
   return addressee === subscriber ? undefined : `addressed to another partner (${field})`
 }

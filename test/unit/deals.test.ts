@@ -105,6 +105,10 @@ describe('deals: customer keys, the state machine, the audience rule', () => {
     }
     expect(decide(lead, { partnerId: 'org_a' }, grants).deliver).to.equal(false)
     expect(decide(lead, { partnerId: 'org_b' }, grants).deliver).to.equal(true)
+    // a tombstone of a deal names no addressee: it reaches no partner, only the publisher's own subscription
+    const tombstone = { ...deal, value: null }
+    expect(decide(tombstone, { partnerId: 'org_a' }, grants).deliver).to.equal(false)
+    expect(decide(tombstone, { partnerId: 'pub1' }, []).deliver).to.equal(true)
     // the publisher's CRM: its own records, no grant needed; another publisher's: nothing
     expect(decide(deal, { partnerId: 'pub1' }, []).deliver).to.equal(true)
     expect(
