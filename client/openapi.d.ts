@@ -359,6 +359,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/subscriptions/{subscriptionId}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test event
+         * @description The example of one of the subscription's event types (the first when none is named), sent to its sink whatever the grants (it is no publisher's data), also while the subscription is paused or parked. Its attempts are in the delivery log under `eventId` (with `test: true`); a webhook body carries `"test": true`; a MongoDB sink gets the document and then its removal. A failed test is dead without a dead letter.
+         */
+        post: operations["sendTestEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/subscriptions/{subscriptionId}/retry-requests/{requestId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A retry request or test event, and what came of it */
+        get: operations["getRetryRequest"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/connectors": {
         parameters: {
             query?: never;
@@ -1430,16 +1467,33 @@ export interface components {
             deadReason?: string | null;
             /** Format: date-time */
             retryRequestedAt?: string | null;
+            /** @description A test event (POST /v1/subscriptions/{id}/test), not a record read. */
+            test?: boolean;
         };
         RetryRequest: {
             id: string;
             subscriptionId: string;
-            /** @enum {string} */
-            kind: "event" | "dead-letters";
+            /**
+             * @description event: one dead letter again; dead-letters: every one; test: a test event.
+             * @enum {string}
+             */
+            kind: "event" | "dead-letters" | "test";
+            /** @description The event (of a test: its id in the delivery log). */
             eventId?: string | null;
-            status: string;
+            /** @description The event type of a test event. */
+            eventType?: string | null;
+            /** @enum {string} */
+            status: "pending" | "done";
             /** Format: date-time */
             requestedAt: string;
+            /** Format: date-time */
+            completedAt?: string | null;
+            /** @description What came of it, once done. */
+            outcome?: string | null;
+        };
+        TestEventRequest: {
+            /** @description One of the subscription's event types. */
+            eventType?: string;
         };
         Connector: {
             id: string;
@@ -3091,6 +3145,83 @@ export interface operations {
             404: components["responses"]["Problem404"];
             409: components["responses"]["Problem409"];
             422: components["responses"]["Problem422"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    sendTestEvent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Repeat a create safely: the same key with the same body returns the first answer (for 24 h). */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description Id of the subscription. */
+                subscriptionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "eventType": "inventory.level.changed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["TestEventRequest"];
+            };
+        };
+        responses: {
+            /** @description Test requested; the worker holding the subscription sends it. */
+            202: {
+                headers: {
+                    /** @description The retry request, to follow its outcome. */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetryRequest"];
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            403: components["responses"]["Problem403"];
+            404: components["responses"]["Problem404"];
+            409: components["responses"]["Problem409"];
+            413: components["responses"]["Problem413"];
+            415: components["responses"]["Problem415"];
+            422: components["responses"]["Problem422"];
+            429: components["responses"]["Problem429"];
+            503: components["responses"]["Problem503"];
+        };
+    };
+    getRetryRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id of the subscription. */
+                subscriptionId: string;
+                /** @description Id of the retry request. */
+                requestId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The request. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetryRequest"];
+                };
+            };
+            400: components["responses"]["Problem400"];
+            401: components["responses"]["Problem401"];
+            404: components["responses"]["Problem404"];
             429: components["responses"]["Problem429"];
             503: components["responses"]["Problem503"];
         };

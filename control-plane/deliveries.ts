@@ -10,6 +10,7 @@ import { newId, page } from './store.ts'
 import { isDuplicateKey } from './errors.ts'
 import { DeliveryFailures } from './delivery-failures.ts'
 import type { DeadLetterRecord, DeliveryAttempt, DeliveryDoc, DeliveryStatus, RetryRequestDoc } from './types.ts'
+import { uuidv7 } from '../schemas/headers.ts'
 
 /** Kept per delivery document (the oldest are dropped). */
 export const MAX_ATTEMPTS_KEPT = 20
@@ -28,6 +29,8 @@ export interface AttemptRecord {
   /** The status after this attempt. */
   status: DeliveryStatus
   deadReason?: string | null
+  /** A test event's attempt (DeliveryDoc.test). */
+  test?: boolean
 }
 
 export interface DeliverySearch {
@@ -233,6 +236,7 @@ export class DeliveryLog {
       key: r.key,
       source: r.source ?? null,
       createdAt: now,
+      ...(r.test ? { test: true } : {}),
     }
     for (const k of ['deliveredAt', 'deadAt', 'deadReason', 'retryRequestedAt'] as const)
       if (!(k in set)) (setOnInsert as Record<string, unknown>)[k] = null
@@ -337,7 +341,8 @@ export class DeliveryLog {
 
   /**
    * The delivery went dead (exhausted, rejected, or undecodable): status, reason and the dead letter
-   * itself, without adding an attempt (a poison record never had one). Idempotent.
+   * itself, without adding an attempt (a poison record never had one). Idempotent. A test event has no
+   * dead letter (null): it is not retried.
    */
   async markDead(r: {
     subscriptionId: string
@@ -348,7 +353,8 @@ export class DeliveryLog {
     key: string
     reason: string
     source: { topic: string; partition: number; offset: string } | null
-    deadLetter: DeadLetterRecord
+    deadLetter: DeadLetterRecord | null
+    test?: boolean
   }): Promise<void> {
     const now = new Date()
     await this.#upsert(r.subscriptionId, r.eventId, {
@@ -356,7 +362,7 @@ export class DeliveryLog {
         status: 'dead',
         deadAt: now,
         deadReason: r.reason,
-        deadLetter: r.deadLetter,
+        ...(r.deadLetter ? { deadLetter: r.deadLetter } : {}),
         updatedAt: now,
         retryRequestedAt: null,
       },
@@ -372,6 +378,7 @@ export class DeliveryLog {
         deliveredAt: null,
         attempts: [],
         attemptCount: 0,
+        ...(r.test ? { test: true } : {}),
       },
     })
     await this.#noteFailure({ ...r, status: 'dead' }, Promise.resolve())
@@ -429,11 +436,42 @@ export class DeliveryLog {
       }
     } else {
       await this.cols.deliveries.updateMany(
-        { subscriptionId: input.subscriptionId, status: 'dead' },
+        { subscriptionId: input.subscriptionId, status: 'dead', test: { $ne: true } },
         { $set: { retryRequestedAt: now } },
       )
     }
     return doc
+  }
+
+  /**
+   * A test event of `eventType` for the subscription: a retry request the worker holding the subscription performs
+   * (connectors/sink/worker/test-event.ts); its delivery is logged under `eventId`, a new UUIDv7.
+   */
+  async requestTest(input: {
+    subscriptionId: string
+    partnerId: string
+    eventType: string
+    requestedBy: string
+  }): Promise<RetryRequestDoc> {
+    const doc: RetryRequestDoc = {
+      _id: newId('rtr'),
+      subscriptionId: input.subscriptionId,
+      partnerId: input.partnerId,
+      kind: 'test',
+      eventId: uuidv7(),
+      eventType: input.eventType,
+      status: 'pending',
+      requestedAt: new Date(),
+      requestedBy: input.requestedBy,
+      completedAt: null,
+    }
+    await this.cols.retryRequests.insertOne(doc)
+    return doc
+  }
+
+  /** One retry request of the subscription (null: none of that id). */
+  getRetryRequest(subscriptionId: string, id: string): Promise<RetryRequestDoc | null> {
+    return this.cols.retryRequests.findOne({ _id: id, subscriptionId })
   }
 
   /** The oldest pending retry requests (of every subscription). */

@@ -28,7 +28,8 @@ import { freeFormErrors } from './free-form.ts'
 import { partnerProfileEntry, partnerProfileValue, PARTNER_PROFILE_TOPIC } from './partner-profile.ts'
 import { ensureIndexes, newId, page, type Page, type PageRequest } from './store.ts'
 import { storedEntitlements } from './stored-keys.ts'
-import { ControlPlaneSubscriptions, type SubscriptionsOptions } from './subscriptions.ts'
+import { ControlPlaneConnectors } from './connectors.ts'
+import type { SubscriptionsOptions } from './subscriptions.ts'
 import { DealRegistry, type DealSettings } from './deals/index.ts'
 import type {
   ApiKeyDoc,
@@ -91,7 +92,7 @@ function checkFreeForm(profile: Record<string, unknown> | undefined): void {
   if (errors.length > 0) throw new RequestInvalidError(errors)
 }
 
-export class ControlPlane extends ControlPlaneSubscriptions {
+export class ControlPlane extends ControlPlaneConnectors {
   readonly keys: ApiKeys
   readonly idempotency: IdempotencyStore
   /** Deals, leads and the CRM's inbound connectors (docs/deals.md). */

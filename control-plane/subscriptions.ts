@@ -2,7 +2,7 @@
  * The subscriptions half of the control plane (ControlPlane, service.ts, is these operations and the
  * organizations', keys' and grants'): subscriptions within the partner's grants, their sinks checked,
  * sealed and kept by their types' plug-ins (consumers/plugins.ts), their webhook secrets, their
- * connectors (desired state, restarts, offset resets, the runtime's status) and retry requests.
+ * connectors' documents (their operations and retry requests are in connectors.ts).
  * Every operation is checked against the caller (visibility.ts, docs/tenancy.md).
  */
 import type { Db, Filter } from 'mongodb'
@@ -19,14 +19,11 @@ import { ownDeliveryPolicy } from './delivery-policy.ts'
 import { checkWithinGrants } from './entitlements.ts'
 import { ConflictError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
 import { encodePins, pinsOf } from './schema-pins.ts'
-import { bulkWriteBounded, collections, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
+import { collections, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
 import { entitlementsOf, filterOf, storedFilter } from './stored-keys.ts'
 import type {
   ConnectorDoc,
-  ConnectorStatus,
   DeliveryPolicy,
-  DesiredState,
-  OffsetReset,
   Principal,
   RowFilter,
   SinkConfig,
@@ -428,7 +425,7 @@ export class ControlPlaneSubscriptions {
 
   // ---------------------------------------------------------------- connectors
 
-  private async ensureConnector(sub: SubscriptionDoc): Promise<ConnectorDoc> {
+  protected async ensureConnector(sub: SubscriptionDoc): Promise<ConnectorDoc> {
     const now = new Date()
     const doc = await this.cols.connectors.findOneAndUpdate(
       { _id: sub._id },
@@ -453,112 +450,6 @@ export class ControlPlaneSubscriptions {
   /** A subscription change a worker must pick up: bump the generation. */
   private async touchConnector(id: string): Promise<void> {
     await this.cols.connectors.updateOne({ _id: id }, { $inc: { generation: 1 }, $set: { updatedAt: new Date() } })
-  }
-
-  async listConnectors(p: Principal, req: PageRequest): Promise<Page<ConnectorDoc>> {
-    let result: Page<ConnectorDoc>
-    if (isAdmin(p)) result = await page(this.cols.connectors, {}, req)
-    else if (p.scope === 'partner') result = await page(this.cols.connectors, { partnerId: p.organizationId! }, req)
-    else {
-      const subs = await this.cols.subscriptions
-        .find(await subscriptionScope(this.cols, p), { projection: { _id: 1 } })
-        .toArray()
-      result = await page(this.cols.connectors, { _id: { $in: subs.map((s) => s._id) } }, req)
-    }
-    return { ...result, items: await this.withStatus(result.items) }
-  }
-
-  async getConnector(p: Principal, id: string): Promise<ConnectorDoc> {
-    const sub = await this.getSubscription(p, id)
-    const doc = (await this.cols.connectors.findOne({ _id: id })) ?? (await this.ensureConnector(sub))
-    return (await this.withStatus([doc]))[0]!
-  }
-
-  /** The runtime's status lives in connector_status (one writer: the worker holding the connector). */
-  private async withStatus(docs: ConnectorDoc[]): Promise<ConnectorDoc[]> {
-    if (docs.length === 0) return docs
-    const statuses = await this.cols.connectorStatus.find({ _id: { $in: docs.map((d) => d._id) } }).toArray()
-    const byId = new Map(statuses.map(({ _id, ...status }) => [_id, status as ConnectorStatus]))
-    return docs.map((d) => ({ ...d, status: byId.get(d._id) ?? d.status ?? null }))
-  }
-
-  private async changeConnector(
-    p: Principal,
-    id: string,
-    update: { set: Partial<ConnectorDoc>; onlyIf?: Filter<ConnectorDoc> },
-  ): Promise<ConnectorDoc> {
-    const sub = await this.getSubscription(p, id)
-    canChangeSubscription(p, sub)
-    await this.getConnector(p, id)
-    const updated = await this.cols.connectors.findOneAndUpdate(
-      { _id: id, ...(update.onlyIf ?? {}) },
-      { $set: { ...update.set, updatedAt: new Date() }, $inc: { generation: 1 } },
-      { returnDocument: 'after' },
-    )
-    return updated ?? (await this.cols.connectors.findOne({ _id: id }))!
-  }
-
-  setDesiredState(p: Principal, id: string, state: DesiredState): Promise<ConnectorDoc> {
-    // Setting the state it already has changes nothing (no generation bump).
-    return this.changeConnector(p, id, { set: { desiredState: state }, onlyIf: { desiredState: { $ne: state } } })
-  }
-
-  restartConnector(p: Principal, id: string): Promise<ConnectorDoc> {
-    return this.changeConnector(p, id, { set: { restartRequestedAt: new Date() } })
-  }
-
-  resetConnector(p: Principal, id: string, to: OffsetReset['to'], timestamp: Date | null): Promise<ConnectorDoc> {
-    return this.changeConnector(p, id, {
-      set: {
-        offsetReset: {
-          id: newId('rst'),
-          to,
-          timestamp: to === 'timestamp' ? timestamp : null,
-          requestedAt: new Date(),
-          requestedBy: p.keyId,
-        },
-      },
-    })
-  }
-
-  /** For the sink runtime: connectors whose desired state changed after `since` (poll; no change streams). */
-  connectorsChangedSince(since: Date, limit = 1000): Promise<ConnectorDoc[]> {
-    return this.cols.connectors
-      .find({ updatedAt: { $gt: since } })
-      .sort({ updatedAt: 1 })
-      .limit(limit)
-      .toArray()
-  }
-
-  /** For the sink runtime: what a worker observes (status does not bump the generation). */
-  async reportConnectorStatus(id: string, status: ConnectorStatus): Promise<void> {
-    await this.cols.connectorStatus.replaceOne({ _id: id }, { ...status }, { upsert: true })
-  }
-
-  /** Many status reports in a few commands (a sink worker reports the subscriptions it holds together). */
-  async reportConnectorStatuses(reports: ReadonlyArray<readonly [id: string, status: ConnectorStatus]>): Promise<void> {
-    if (reports.length === 0) return
-    await bulkWriteBounded(
-      this.cols.connectorStatus,
-      reports.map(([id, status]) => ({
-        replaceOne: { filter: { _id: id }, replacement: { ...status }, upsert: true },
-      })),
-    )
-  }
-
-  // ---------------------------------------------------------------- deliveries
-
-  /** The publisher whose events' deliveries a caller may see (undefined: all of them, for a partner or an admin). */
-  deliveryPublisherScope(p: Principal): string | undefined {
-    return p.scope === 'publisher' ? p.organizationId! : undefined
-  }
-
-  async requestRetry(p: Principal, subscriptionId: string, eventId: string | null) {
-    const sub = await this.getSubscription(p, subscriptionId)
-    canChangeSubscription(p, sub)
-    if (eventId !== null && !(await this.deliveries.get(subscriptionId, eventId)))
-      throw new NotFoundError('delivery', { eventId })
-    return this.deliveries.requestRetry({ subscriptionId, partnerId: sub.partnerId, eventId, requestedBy: p.keyId })
   }
 }
 

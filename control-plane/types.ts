@@ -374,6 +374,11 @@ export interface DeliveryDoc {
   retryRequestedAt: Date | null
   /** The dead letter itself (what a retry request re-delivers): set when the delivery went dead. */
   deadLetter?: DeadLetterRecord | null
+  /**
+   * A test event (POST /v1/subscriptions/{id}/test): an example record sent on request, not a position of the
+   * subscription. A failed one is dead without a dead letter (send another test instead of retrying it).
+   */
+  test?: boolean
 }
 
 /** A dead-lettered record as the runtime stored it (also produced to the dead-letter topic). */
@@ -394,8 +399,11 @@ export interface RetryRequestDoc {
   _id: string
   subscriptionId: string
   partnerId: string
-  kind: 'event' | 'dead-letters'
+  /** event: one dead letter again; dead-letters: every one; test: an example of `eventType` (its id `eventId`). */
+  kind: 'event' | 'dead-letters' | 'test'
   eventId: string | null
+  /** The event type of a test event (null for the other kinds). */
+  eventType?: string | null
   status: 'pending' | 'done'
   requestedAt: Date
   requestedBy: string

@@ -119,6 +119,16 @@ export function topicsOf(eventTypes: readonly string[], topics: readonly TopicSp
   return [...out]
 }
 
+/** The event types a set of event types (or topic names: each of theirs) names, in the order first named. */
+export function eventTypesOf(eventTypes: readonly string[], topics: readonly TopicSpec[] = ALL_TOPICS): string[] {
+  const out = new Set<string>()
+  for (const t of eventTypes) {
+    const spec = topics.find((s) => s.name === t || s.eventTypes.includes(t))
+    for (const e of spec?.name === t ? spec.eventTypes : spec ? [t] : []) out.add(e)
+  }
+  return [...out]
+}
+
 /**
  * The dead-letter topic of the sink runtime (its name is config worker.deadLetterTopic). Not an Avro
  * contract: the value is the original record's bytes as they were (poison included), the key the

@@ -401,6 +401,7 @@ export const deliveryView = (d: DeliveryDoc) => ({
   deadAt: d.deadAt,
   deadReason: d.deadReason,
   retryRequestedAt: d.retryRequestedAt,
+  test: d.test === true,
 })
 
 export const retryRequestView = (r: RetryRequestDoc) => ({
@@ -408,6 +409,9 @@ export const retryRequestView = (r: RetryRequestDoc) => ({
   subscriptionId: r.subscriptionId,
   kind: r.kind,
   eventId: r.eventId,
+  eventType: r.eventType ?? null,
   status: r.status,
   requestedAt: r.requestedAt,
+  completedAt: r.completedAt,
+  outcome: r.outcome ?? null,
 })

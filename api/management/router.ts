@@ -380,6 +380,25 @@ export function managementRouter(options: ManagementOptions): Router {
       body: retryRequestView(await cp.requestRetry(principal, params.subscriptionId!, null)),
     })),
   )
+  r.post(
+    '/subscriptions/:subscriptionId/test',
+    create(async ({ principal, params, body }) => {
+      const req = await cp.requestTestEvent(principal, params.subscriptionId!, body)
+      const at = `/v1/subscriptions/${encodeURIComponent(req.subscriptionId)}`
+      return {
+        status: 202,
+        body: retryRequestView(req),
+        headers: { Location: `${at}/retry-requests/${encodeURIComponent(req._id)}` },
+      }
+    }),
+  )
+  r.get(
+    '/subscriptions/:subscriptionId/retry-requests/:requestId',
+    h(async ({ principal, params }) => ({
+      status: 200,
+      body: retryRequestView(await cp.getRetryRequest(principal, params.subscriptionId!, params.requestId!)),
+    })),
+  )
 
   // connectors
   r.get(

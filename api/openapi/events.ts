@@ -9,8 +9,11 @@
  * `x-distributary-router: ingest`; the management API's table tests leave it to the ingestion tests.
  */
 import { contractSchema, type ContractName } from '../../schemas/contracts.ts'
+import { EVENT_EXAMPLES } from '../../schemas/examples.ts'
 import { ALL_TOPICS, PUBLISHER_TOPICS } from '../../schemas/topics.ts'
 import { RATE_LIMIT_HEADERS, RETRY_AFTER } from './parts.ts'
+
+export { EVENT_EXAMPLES }
 
 type Avro = string | Avro[] | { type: Avro; [k: string]: unknown }
 type Json = Record<string, unknown>
@@ -110,69 +113,6 @@ function primitive(t: string, logical: string | undefined): Json {
 /** Component name of each value contract's event schema, e.g. InventoryLevelEvent. */
 const componentName = (contract: ContractName) =>
   `${contract.replace(/(^|-)([a-z])/g, (_m, _d: string, c: string) => c.toUpperCase())}Event`
-
-/** One example batch per event type, valid against its contract (checked by test/unit/openapi-document.test.ts). */
-export const EVENT_EXAMPLES: Record<string, unknown[]> = {
-  'inventory.level.changed': [
-    {
-      manufacturerId: 'acme',
-      sku: 'DRL-2000',
-      locationId: 'DE-HAM-1',
-      locationType: 'WAREHOUSE',
-      unitOfMeasure: 'EA',
-      onHand: 120,
-      reserved: 20,
-      available: 100,
-      incoming: [{ quantity: 50, expectedDate: '2026-12-01', reference: 'PO-4711' }],
-      sequence: 42,
-      occurredAt: '2026-11-24T10:00:00Z',
-    },
-  ],
-  'partner.profile.changed': [
-    {
-      partnerId: 'org_65f000000000000000000001',
-      legalName: 'Northwind Distribution GmbH',
-      partnerType: 'DISTRIBUTOR',
-      tier: 'GOLD',
-      status: 'ACTIVE',
-      headquartersCountry: 'DE',
-      regions: ['DE', 'AT'],
-      sequence: 3,
-      occurredAt: '2026-11-24T10:00:00Z',
-    },
-  ],
-}
-const DEAL = {
-  dealId: '0193f5a2-7c1e-7b8a-9c3d-2e4f5a6b7c8d',
-  manufacturerId: 'acme',
-  partnerId: 'org_65f000000000000000000001',
-  status: 'REGISTERED',
-  endCustomer: { name: 'Contoso Ltd', country: 'GB' },
-  lines: [{ sku: 'DRL-2000', quantity: 40, unitPrice: '199.00' }],
-  amount: '7960.00',
-  currency: 'EUR',
-  expectedCloseDate: '2027-01-31',
-  registeredAt: '2026-11-24T09:00:00Z',
-  sequence: 1,
-  occurredAt: '2026-11-24T09:00:00Z',
-}
-for (const t of ALL_TOPICS.find((x) => x.valueSchema === 'deal-registration')?.eventTypes ?? [])
-  EVENT_EXAMPLES[t] = [DEAL]
-const LEAD = {
-  leadId: 'lead_65f000000000000000000009',
-  manufacturerId: 'acme',
-  partnerId: 'org_65f000000000000000000001',
-  status: 'ASSIGNED',
-  company: { name: 'Fabrikam AG', domain: 'fabrikam.example', country: 'CH' },
-  contact: { name: 'Mia Keller', email: 'mia@fabrikam.example' },
-  productInterest: ['DRL-2000'],
-  acceptBy: '2026-11-26T09:00:00Z',
-  sequence: 1,
-  occurredAt: '2026-11-24T09:00:00Z',
-}
-for (const t of ALL_TOPICS.find((x) => x.valueSchema === 'lead')?.eventTypes ?? []) {
-  EVENT_EXAMPLES[t] = [LEAD]
-}
 
 /** The event types publishers post; the platform's own (partner profiles, from its outbox) are refused with 403. */
 const eventTypes = PUBLISHER_TOPICS.flatMap((t) => t.eventTypes)

@@ -11,6 +11,7 @@ import {
   fieldPath,
   id,
   IDEMPOTENCY,
+  json,
   listOf,
   mutation,
   nullableDateTime,
@@ -140,6 +141,43 @@ export const subscriptionPaths = {
     post: mutation('Deliver every dead letter again', 'deliveries', 'retryDeadLetters', [SUB, IDEMPOTENCY], {
       '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')),
     }),
+  },
+  '/subscriptions/{subscriptionId}/test': {
+    post: mutation(
+      'Send a test event',
+      'deliveries',
+      'sendTestEvent',
+      [SUB, IDEMPOTENCY],
+      {
+        '202': {
+          ...ok('Test requested; the worker holding the subscription sends it.', ref('RetryRequest')),
+          headers: {
+            Location: { description: 'The retry request, to follow its outcome.', schema: { type: 'string' } },
+          },
+        },
+      },
+      {
+        description:
+          "The example of one of the subscription's event types (the first when none is named), sent to its sink " +
+          "whatever the grants (it is no publisher's data), also while the subscription is paused or parked. Its " +
+          'attempts are in the delivery log under `eventId` (with `test: true`); a webhook body carries ' +
+          '`"test": true`; a MongoDB sink gets the document and then its removal. A failed test is dead without a ' +
+          'dead letter.',
+        requestBody: {
+          required: false,
+          ...json(ref('TestEventRequest'), { eventType: 'inventory.level.changed' }),
+        },
+      },
+    ),
+  },
+  '/subscriptions/{subscriptionId}/retry-requests/{requestId}': {
+    get: read(
+      'A retry request or test event, and what came of it',
+      'deliveries',
+      'getRetryRequest',
+      [SUB, pathId('requestId', 'rtr', 'retry request')],
+      ok('The request.', ref('RetryRequest')),
+    ),
   },
 }
 
@@ -365,6 +403,7 @@ export const subscriptionSchemas = {
       deadAt: nullableDateTime,
       deadReason: { type: ['string', 'null'] },
       retryRequestedAt: nullableDateTime,
+      test: { type: 'boolean', description: 'A test event (POST /v1/subscriptions/{id}/test), not a record read.' },
     },
   },
   RetryRequest: {
@@ -373,10 +412,22 @@ export const subscriptionSchemas = {
     properties: {
       id: id('rtr'),
       subscriptionId: id('sub'),
-      kind: { type: 'string', enum: ['event', 'dead-letters'] },
-      eventId: { type: ['string', 'null'] },
-      status: { type: 'string' },
+      kind: {
+        type: 'string',
+        enum: ['event', 'dead-letters', 'test'],
+        description: 'event: one dead letter again; dead-letters: every one; test: a test event.',
+      },
+      eventId: { type: ['string', 'null'], description: 'The event (of a test: its id in the delivery log).' },
+      eventType: { type: ['string', 'null'], description: 'The event type of a test event.' },
+      status: { type: 'string', enum: ['pending', 'done'] },
       requestedAt: dateTime,
+      completedAt: nullableDateTime,
+      outcome: { type: ['string', 'null'], description: 'What came of it, once done.' },
     },
+  },
+  TestEventRequest: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { eventType: { ...eventType, description: "One of the subscription's event types." } },
   },
 }

@@ -24,6 +24,17 @@ export interface RawRecord {
 const raws = new WeakMap<SinkRecord, RawRecord>()
 const poisons = new WeakMap<SinkRecord, DataError>()
 const tombstones = new WeakSet<SinkRecord>()
+const tests = new WeakSet<SinkRecord>()
+
+/** A test event (connectors/sink/worker/test-event.ts): an example sent on request; a webhook body says so. */
+export function isTestEvent(record: SinkRecord): boolean {
+  return tests.has(record)
+}
+
+export function markTestEvent(record: SinkRecord): SinkRecord {
+  tests.add(record)
+  return record
+}
 
 export function rawOf(record: SinkRecord): RawRecord | undefined {
   return raws.get(record)
@@ -66,6 +77,7 @@ export function projected(record: SinkRecord, value: unknown, fields: readonly s
   const poison = poisons.get(record)
   if (poison) poisons.set(out, poison)
   if (tombstones.has(record)) tombstones.add(out)
+  if (tests.has(record)) tests.add(out)
   return out
 }
 

@@ -8,6 +8,7 @@
 import { DataError, type FieldProblem } from '../../common/errors.ts'
 import { checkSinkConfig } from '../sinks.ts'
 import type { PutOptions, SinkConnector, SinkContext, SinkRecord } from '../../connectors/sink/types.ts'
+import { isTestEvent } from '../../connectors/sink/records.ts'
 import { DEFAULT_HTTP_TIMEOUT_MS, MAX_HTTP_TIMEOUT_MS, MIN_HTTP_TIMEOUT_MS } from '../http/client.ts'
 import { headerProblems } from '../http/headers.ts'
 import { httpUrlProblem } from '../http/url.ts'
@@ -106,6 +107,7 @@ export function webhookBodyBytes(record: SinkRecord): Buffer {
         type: record.eventType,
         timestamp: new Date(record.timestamp).toISOString(),
         data: record.value,
+        ...(isTestEvent(record) ? { test: true } : {}),
       }),
     )
     bodies.set(record, body)

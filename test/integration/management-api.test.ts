@@ -25,6 +25,7 @@ describe('management API: every route', function () {
     dealId: f.dealA,
     leadId: f.leadPA,
     inboundId: f.inbP,
+    requestId: f.rtrA,
   })
 
   describe('authentication failure (table over the OpenAPI document)', () => {
@@ -554,6 +555,30 @@ describe('management API: every route', function () {
       expect(r.body.kind).to.equal('dead-letters')
       const d = await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries/e2`, { key: f.keys.A })
       expect(d.body.retryRequestedAt).to.be.a('string')
+    })
+    ok('sendTestEvent', async () => {
+      const r = await f.h.call('POST', `/v1/subscriptions/${f.subA}/test`, {
+        key: f.keys.A,
+        body: { eventType: 'inventory.level.changed' },
+      })
+      expect(r.status, r.text).to.equal(202)
+      expect(r.body).to.include({ kind: 'test', eventType: 'inventory.level.changed', status: 'pending' })
+      expect(r.body.eventId).to.be.a('string')
+      expect(r.headers.get('location')).to.equal(`/v1/subscriptions/${f.subA}/retry-requests/${r.body.id}`)
+      const unknown = await f.h.call('POST', `/v1/subscriptions/${f.subA}/test`, {
+        key: f.keys.A,
+        body: { eventType: 'deal.registered' },
+      })
+      expect([unknown.status, unknown.body.errors?.[0]?.field]).to.deep.equal([422, 'eventType'])
+      expect(
+        (await f.h.call('POST', `/v1/subscriptions/${f.subA}/test`, { key: f.keys.P })).status,
+        'publisher cannot test a partner subscription',
+      ).to.equal(403)
+    })
+    ok('getRetryRequest', async () => {
+      const r = await f.h.call('GET', `/v1/subscriptions/${f.subA}/retry-requests/${f.rtrA}`, { key: f.keys.A })
+      expect(r.status, r.text).to.equal(200)
+      expect(r.body).to.include({ id: f.rtrA, kind: 'test', status: 'pending', outcome: null, completedAt: null })
     })
     ok('listConnectors', async () => {
       const asA = await f.h.call('GET', '/v1/connectors', { key: f.keys.A })

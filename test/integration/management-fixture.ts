@@ -21,6 +21,8 @@ export interface Fixture {
   leadPA: string
   inbP: string
   inbSecret: string
+  /** A test event of subA, requested (no worker runs it here). */
+  rtrA: string
 }
 
 export async function buildFixture(options: HarnessOptions = {}): Promise<Fixture> {
@@ -124,7 +126,10 @@ export async function buildFixture(options: HarnessOptions = {}): Promise<Fixtur
   expect(lead.status, lead.text).to.equal(201)
   const inb = await h.call('POST', '/v1/inbound-connectors', { key: kP.key, body: { name: 'crm' } })
   expect(inb.status, inb.text).to.equal(201)
+  const rtr = await h.call('POST', `/v1/subscriptions/${subA}/test`, { key: kA.key })
+  expect(rtr.status, rtr.text).to.equal(202)
   return {
+    rtrA: rtr.body.id,
     h,
     dealA: deal.body.id,
     leadPA: lead.body.id,

@@ -26,6 +26,7 @@ describe('management API: organizations are isolated', function () {
     dealId: f.dealA,
     leadId: f.leadPA,
     inboundId: f.inbP,
+    requestId: f.rtrA,
   })
 
   // (public operations carry no organization's key: the CRM's inbound call is signed, see deals.test.ts)
@@ -50,7 +51,8 @@ describe('management API: organizations are isolated', function () {
     expect(key.body.revokedAt).to.equal(null)
     expect((await f.h.call('GET', `/v1/subscriptions/${f.subA}`, { key: f.keys.A })).status).to.equal(200)
     expect((await f.h.call('GET', `/v1/grants/${f.grantPA}`, { key: f.keys.A })).status).to.equal(200)
-    expect((await f.h.cp.deliveries.pendingRetryRequests()).length).to.equal(0)
+    // only the fixture's own test event: no foreign call requested anything of A's subscription
+    expect((await f.h.cp.deliveries.pendingRetryRequests()).map((r) => r._id)).to.deep.equal([f.rtrA])
     const org = await f.h.call('GET', `/v1/organizations/${f.orgs.A}`, { key: f.keys.A })
     expect(org.body.name).to.equal('PARTNER-A')
     const src = await f.h.call('GET', `/v1/sources/${f.srcP}`, { key: f.keys.P })

@@ -27,6 +27,9 @@ export interface DeliveryOptions {
   leaseValid(): boolean
 }
 
+/** live: a record the subscription read; redelivery: a dead letter again on request; test: a test event. */
+export type DeliveryMode = 'live' | 'redelivery' | 'test'
+
 export class Delivery {
   readonly #o: DeliveryOptions
   /** Resolved, and replaced, after every lease and grants pass: deliveries held by `deliverable` look again. */
@@ -40,16 +43,18 @@ export class Delivery {
 
   /**
    * One record to the run's sink; `redelivery`: a dead letter delivered again on request (refused when
-   * not entitled, always logged). Held while the control plane does not answer (`deliverable`); a call
-   * the lease fence aborted is no attempt: it waits for the leases and goes again.
+   * not entitled, always logged); `test`: a test event (an example, no publisher's data: no grant is
+   * needed; always logged). Held while the control plane does not answer (`deliverable`); a call the
+   * lease fence aborted is no attempt: it waits for the leases and goes again.
    */
-  async deliver(run: Run, original: SinkRecord, signal: AbortSignal, redelivery = false): Promise<void> {
+  async deliver(run: Run, original: SinkRecord, signal: AbortSignal, mode: DeliveryMode = 'live'): Promise<void> {
+    const redelivery = mode === 'redelivery'
     // Entitlement first: a record no accepted grant covers (a tombstone or an undecodable record of
     // another publisher included) is none of this partner's business, not even as a dead letter
     // showing its key and publisher in the partner's delivery log.
     for (;;) {
       await this.deliverable(run, signal)
-      const record = this.#o.grants.entitled(run, original)
+      const record = mode === 'test' ? original : this.#o.grants.entitled(run, original)
       if (!record && redelivery)
         throw new SyndicationError('FORBIDDEN', NOT_ENTITLED, false, {
           subscriptionId: run.id,
@@ -60,7 +65,7 @@ export class Delivery {
       const poison = undeliverable(original, run.sink)
       if (poison) throw poison
       const calls = run.calls
-      const entry = { record, forceLog: redelivery, signal: calls.signal }
+      const entry = { record, forceLog: mode !== 'live', signal: calls.signal, test: mode === 'test' }
       run.inflight.set(record.eventId, entry)
       try {
         await run.sink!.put([record], { signal: calls.signal })

@@ -23,6 +23,8 @@ import type { AttemptReport, SinkRecord } from '../types.ts'
 import type { SinkWorkerSettings } from './config.ts'
 import type { HeldRuns, Run } from './run.ts'
 
+type DeadMark = Parameters<ControlPlane['deliveries']['markDead']>[0]
+
 export interface OutcomesOptions {
   controlPlane: ControlPlane
   settings: SinkWorkerSettings
@@ -129,6 +131,7 @@ export class Outcomes {
           key: r.key ?? '',
           source: { topic: r.topic, partition: r.partition, offset: r.offset },
           status: delivered ? 'delivered' : 'retrying',
+          test: entry.test === true,
           attempt: {
             at: new Date(report.startedAt),
             durationMs: report.durationMs,
@@ -277,21 +280,40 @@ export class Outcomes {
   }
 
   /** The delivery stays dead, with a new reason (its dead letter kept for another request). */
+  /** A test event that was not delivered (its attempts are logged): dead, without a dead letter. */
+  markTestFailed(run: Run, record: SinkRecord, reason: string): Promise<void> {
+    const { eventId, eventType } = record
+    return this.#markDead(run, { eventId, eventType, key: record.key ?? '', reason, test: true })
+  }
+
   markDeadAgain(run: Run, doc: DeliveryDoc, reason: string): Promise<void> {
+    const { eventId, eventType, key, source, deadLetter } = doc
+    return this.#markDead(run, {
+      eventId,
+      eventType,
+      key,
+      reason,
+      publisherId: doc.publisherId ?? null,
+      source,
+      deadLetter: deadLetter!,
+    })
+  }
+
+  #markDead(
+    run: Run,
+    r: Pick<DeadMark, 'eventId' | 'eventType' | 'key' | 'reason'> & Partial<DeadMark>,
+  ): Promise<void> {
     return this.#logWrite(
       run.id,
-      doc.eventId,
+      r.eventId,
       () =>
         this.#o.controlPlane.deliveries.markDead({
           subscriptionId: run.id,
           partnerId: run.sub.partnerId,
-          publisherId: doc.publisherId ?? null,
-          eventId: doc.eventId,
-          eventType: doc.eventType,
-          key: doc.key,
-          reason,
-          source: doc.source,
-          deadLetter: doc.deadLetter!,
+          publisherId: null,
+          source: null,
+          deadLetter: null,
+          ...r,
         }),
       false,
     )

@@ -1,7 +1,7 @@
 /**
  * Dead-letter retry requests (docs/sink-workers.md, "Dead-letter retry requests"): taken per held
  * subscription, each subscription's in turn; a dead letter goes again in its key's lane, unless a
- * newer version of its key was read since.
+ * newer version of its key was read since. Test events are requests of this queue too (test-event.ts).
  */
 import { Limiter } from '../../../common/limiter.ts'
 import type { Logger } from '../../../common/logger.ts'
@@ -18,6 +18,7 @@ import type { GrantsCache } from './grants-cache.ts'
 import type { Outcomes } from './outcomes.ts'
 import type { Positions } from './positions.ts'
 import type { HeldRuns, Run } from './run.ts'
+import { sendTestEvent } from './test-event.ts'
 
 /** How often a worker completes the retry requests of deleted subscriptions. */
 export const RETRY_SWEEP_MS = 30_000
@@ -100,10 +101,23 @@ export class RetryRequests {
    */
   async #request(run: Run, req: RetryRequestDoc): Promise<boolean> {
     const cp = this.#o.deps.controlPlane
+    if (req.kind === 'test') {
+      const outcome = await sendTestEvent(
+        { ...this.#o, serde: this.#o.deps.serde, topics: this.#o.deps.topics },
+        run,
+        req,
+      )
+      if (outcome === null) return false
+      await cp.deliveries.completeRetryRequest(req._id, outcome)
+      return true
+    }
     const docs: DeliveryDoc[] =
       req.kind === 'event'
         ? [await cp.deliveries.get(req.subscriptionId, req.eventId!)].filter((d): d is DeliveryDoc => d !== null)
-        : await cp.cols.deliveries.find({ subscriptionId: req.subscriptionId, status: 'dead' }).limit(1000).toArray()
+        : await cp.cols.deliveries
+            .find({ subscriptionId: req.subscriptionId, status: 'dead', test: { $ne: true } })
+            .limit(1000)
+            .toArray()
     const out = { redelivered: 0, superseded: 0, failed: 0 }
     const items: Array<{ doc: DeliveryDoc; record: SinkRecord }> = []
     for (const doc of docs) {
@@ -233,7 +247,7 @@ export class RetryRequests {
         const delivered = newer
           ? null
           : queue.inject(run.id, record, {
-              deliver: (r, { signal }) => this.#o.delivery.deliver(run, r, signal, true),
+              deliver: (r, { signal }) => this.#o.delivery.deliver(run, r, signal, 'redelivery'),
               policy: REDELIVERY_POLICY,
               ifLatest: record.key !== null,
             })

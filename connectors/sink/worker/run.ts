@@ -53,7 +53,7 @@ export interface Run {
   waitingForReader: number
   /** Its lease was taken over, or it is being handed over: no partner call starts; its stop is queued. */
   leaving: boolean
-  inflight: Map<string, { record: SinkRecord; forceLog: boolean; signal: AbortSignal }>
+  inflight: Map<string, { record: SinkRecord; forceLog: boolean; signal: AbortSignal; test?: boolean }>
   /**
    * Events with a failed attempt in the delivery log: their success is logged even where successes are not (it closes
    * the entry).
