@@ -274,6 +274,9 @@ describe('web console over HTTP', function () {
     ).to.equal(303)
     const declined = (await h.call('GET', `/v1/leads/${lead.body.id}`, { key: acme.key })).body
     expect(declined).to.include({ state: 'declined', reason: 'no capacity' })
+    // an admin key sees every registration, as the API shows it one
+    const all = await (await get('/console/deals', await signIn(h.adminKey))).text()
+    expect(all).to.include(`data-deal-id="${first.id}"`).and.include(`data-deal-id="${second.id}"`)
   })
 
   it('ends a session on sign-out, when its key is revoked, and when it expires (then sweeps it)', async () => {
