@@ -159,3 +159,15 @@ export const fields = (form: Ctx['form'], name: string): string[] => {
 
 /** Whether this request came from htmx (a fragment is wanted, not a page). */
 export const isHtmx = (req: Request): boolean => req.get('HX-Request') === 'true'
+
+/** A choice from the query: one of `allowed`, or none when absent or empty; anything else a 422 naming it. */
+export function queryChoice<T extends string>(ctx: Ctx, name: string, allowed: readonly T[]): T | undefined {
+  const v = ctx.query[name]
+  if (v === undefined || v === '') return undefined
+  if (!allowed.includes(v as T))
+    throw new RequestInvalidError([{ field: name, message: `must be one of ${allowed.join(', ')}` }])
+  return v as T
+}
+
+/** The session's CSRF token as a form's hidden field. */
+export const csrfField = (ctx: Ctx): Html => html`<input type="hidden" name="_csrf" value="${ctx.session.csrf}" />`

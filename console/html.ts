@@ -67,6 +67,9 @@ export const iso = (d: Date | string | null | undefined): string =>
 export const time = (d: Date | string | null | undefined): Html =>
   d ? html`<time datetime="${iso(d)}">${iso(d).replace('T', ' ')}</time>` : html`<span class="muted">never</span>`
 
+/** A table's column headers, one `<th scope="col">` a label. */
+export const columns = (labels: Array<string | Html>): Html[] => labels.map((l) => html`<th scope="col">${l}</th>`)
+
 /** A status word as a badge; its color comes from console.css (`badge-<status>`), its meaning from the word. */
 export const badge = (status: string): Html =>
   html`<span class="badge badge-${status.replace(/[^a-z-]/g, '')}">${status}</span>`

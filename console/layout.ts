@@ -54,6 +54,7 @@ function navFor(p: Principal): Array<[href: string, label: string]> {
     ['/console/sources', 'Sources'],
     ['/console/schemas', 'Schemas'],
     ['/console/catalog', 'Event catalog'],
+    ['/console/deals', 'Deals'],
   ]
 }
 

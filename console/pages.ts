@@ -1,7 +1,8 @@
 /**
  * The console's routes: the overview, grants (a partner's publishers and what each grant lets it
  * receive; a publisher's partners, with offer, change and revoke), and the page modules mounted here
- * (subscriptions, deliveries, operators' connectors and sources, schemas and the event catalog).
+ * (subscriptions, deliveries, operators' connectors and sources, schemas and the event catalog, deals
+ * and leads).
  */
 import type { RequestHandler, Router } from 'express'
 import { grantView } from '../api/management/http.ts'
@@ -9,11 +10,12 @@ import { entitlementsOf } from '../control-plane/stored-keys.ts'
 import { RequestInvalidError } from '../control-plane/errors.ts'
 import type { Entitlement, GrantDoc } from '../control-plane/types.ts'
 import { field, fields, type ConsoleDeps, type Ctx, type PageHandler } from './context.ts'
+import { mountDealPages } from './deals.ts'
 import { mountDeliveryPages } from './deliveries.ts'
 import { badge, choice, errorSummary, html, time, type Html } from './html.ts'
 import { mountOperatorPages } from './operators.ts'
 import { mountSchemaPages } from './schemas.ts'
-import { nameOf } from './status.ts'
+import { nameOf, namesOf, orgCell } from './status.ts'
 import { mountSubscriptionPages } from './subscriptions.ts'
 import { EVENT_TYPES } from './catalog.ts'
 
@@ -25,6 +27,7 @@ const overview: PageHandler = async (ctx) => {
       ? [
           ['/console/grants', 'Your publishers and what each grant lets you receive'],
           ['/console/subscriptions', 'Your subscriptions, their deliveries and dead letters'],
+          ['/console/deals', 'Your deal registrations and the leads assigned to you'],
         ]
       : p.scope === 'publisher'
         ? [
@@ -32,6 +35,7 @@ const overview: PageHandler = async (ctx) => {
             ['/console/connectors', "Your partners' connectors: state, lag, errors"],
             ['/console/sources', 'Your sources'],
             ['/console/schemas', 'Schemas'],
+            ['/console/deals', 'Deals waiting for your decision, with their conflicts; the leads you shared'],
           ]
         : [
             ['/console/grants', 'Grants'],
@@ -39,6 +43,7 @@ const overview: PageHandler = async (ctx) => {
             ['/console/connectors', 'Connectors'],
             ['/console/sources', 'Sources'],
             ['/console/schemas', 'Schemas'],
+            ['/console/deals', 'Deals and leads'],
           ]
   const page = html`<p>Signed in as <strong>${org}</strong> with a ${p.scope} key.</p>
     <ul class="links">
@@ -71,7 +76,7 @@ const grants: PageHandler = async (ctx) => {
   const list = (await ctx.deps.cp.listGrants(p, {}, { limit: 200 })).items
   const csrf = html`<input type="hidden" name="_csrf" value="${ctx.session.csrf}" />`
   const other = (g: GrantDoc) => (p.scope === 'partner' ? g.publisherId : g.partnerId)
-  const names = new Map(await Promise.all(list.map(async (g) => [other(g), await nameOf(ctx, other(g))] as const)))
+  const names = await namesOf(ctx, list.map(other))
   const rows = list.map((g) => {
     const v = grantView(g)
     const accept =
@@ -90,9 +95,8 @@ const grants: PageHandler = async (ctx) => {
     >
       ${csrf}<button type="submit" class="danger">${p.scope === 'partner' ? 'Decline / revoke' : 'Revoke'}</button>
     </form>`
-    const name = names.get(other(g))
     return html`<tr>
-      <td>${name !== other(g) ? html`${name}<br />` : ''}<code>${other(g)}</code></td>
+      <td>${orgCell(names, other(g))}</td>
       <td>${entitlementList(g)}</td>
       <td>${badge(v.status)}</td>
       <td>${time(g.updatedAt)}</td>
@@ -222,20 +226,6 @@ const end: PageHandler = async (ctx) => {
   return { redirect: '/console/grants' }
 }
 
-/**
- * HOOK (not built): deal registrations and leads (partners), deals waiting for a decision with their
- * conflicts side by side (publishers). The deals work (branch `deals`) brings their control-plane
- * operations; their pages mount here, on the same principal and scoping as every other page.
- */
-const deals: PageHandler = async () => ({
-  page: html`<p>
-    Deal registrations and leads are not in the platform yet. When they are, this page lists them (partners) and the
-    deals waiting for a decision with their conflicts side by side (publishers).
-  </p>`,
-  title: 'Deals',
-  current: '/console/deals',
-})
-
 export function mountPages(
   r: Router,
   deps: ConsoleDeps,
@@ -247,9 +237,9 @@ export function mountPages(
   r.post('/grants', h(offer))
   r.post('/grants/:id/accept', h(accept))
   r.post('/grants/:id/end', h(end))
-  r.get('/deals', h(deals))
   mountSubscriptionPages(r, h)
   mountDeliveryPages(r, h)
   mountOperatorPages(r, h)
   mountSchemaPages(r, h)
+  mountDealPages(r, h)
 }

@@ -58,6 +58,18 @@ export async function nameOf(ctx: Ctx, id: string): Promise<string> {
   }
 }
 
+/** Organizations' names as the caller may see them (their ids otherwise), each looked up once. */
+export async function namesOf(ctx: Ctx, ids: Iterable<string>): Promise<Map<string, string>> {
+  const unique = [...new Set(ids)]
+  return new Map(await Promise.all(unique.map(async (id) => [id, await nameOf(ctx, id)] as const)))
+}
+
+/** An organization in a table cell: its name when the caller may see it, and its id. */
+export const orgCell = (names: Map<string, string>, id: string): Html => {
+  const name = names.get(id) ?? id
+  return html`${name !== id ? html`${name}<br />` : ''}<code>${id}</code>`
+}
+
 const STOCK: Record<string, string> = {
   'inventory.level.changed': 'stock',
   'deal.registered': 'deal registrations',

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module'
 import { openApiDocumentCopy } from '../api/openapi/document.ts'
 import { RequestInvalidError, type FieldError } from '../control-plane/errors.ts'
 import { SINK_PLUGINS } from '../consumers/plugins.ts'
+import { field, type Ctx } from './context.ts'
 
 interface AjvError {
   instancePath: string
@@ -60,6 +61,21 @@ export function schemaErrors(schemaName: string, body: unknown): FieldError[] {
     out.push({ field, message: e.message ?? 'is invalid' })
   }
   return out
+}
+
+/**
+ * An action form (`action`, an optional `reason`: the deal and lead pages) as the API's request body,
+ * checked against the API's request schema: the 422 the API would answer, naming the field.
+ */
+export function actionBody(
+  form: Ctx['form'],
+  schemaName: 'DealAction' | 'LeadAction',
+): { action: string; reason?: string } {
+  const reason = field(form, 'reason')
+  const body = { action: field(form, 'action'), ...(reason !== '' ? { reason } : {}) }
+  const errors = schemaErrors(schemaName, body)
+  if (errors.length > 0) throw new RequestInvalidError(errors)
+  return body
 }
 
 /**

@@ -3,7 +3,7 @@
  * the Content-Security-Policy and the assets served by the platform; sign-in through the API keys'
  * verification and its limit on failed attempts; the session cookie's attributes; only a hash of the
  * session id stored; sign-out, a revoked key and an expiry each end a session; the CSRF token; values
- * from the store escaped.
+ * from the store escaped; the deal pages' scoping and steps.
  */
 import crypto from 'node:crypto'
 import { expect } from 'chai'
@@ -35,6 +35,13 @@ describe('web console over HTTP', function () {
     const res = await post('/console/signin', { _csrf: token.split('=')[1]!, apiKey: key }, token)
     expect(res.status, await res.text()).to.equal(303)
     return pair(cookieOf(res, 'distributary_console')!)
+  }
+
+  /** An organization of `kind` and a key of it. */
+  const mk = async (kind: string, slug: string) => {
+    const org = (await h.call('POST', '/v1/organizations', { body: { kind, name: slug, slug } })).body.id as string
+    const key = await h.call('POST', '/v1/api-keys', { body: { scope: kind, organizationId: org, name: 'k' } })
+    return { org, key: key.body.key as string }
   }
 
   before(async () => {
@@ -131,11 +138,6 @@ describe('web console over HTTP', function () {
   })
 
   it('accepts a grant, lists dead letters newest first, retries those matching a filter once confirmed', async () => {
-    const mk = async (kind: string, slug: string) => {
-      const org = (await h.call('POST', '/v1/organizations', { body: { kind, name: slug, slug } })).body.id as string
-      const key = await h.call('POST', '/v1/api-keys', { body: { scope: kind, organizationId: org, name: 'k' } })
-      return { org, key: key.body.key as string }
-    }
     const acme = await mk('publisher', 'acme-grants')
     const nw = await mk('partner', 'northwind-grants')
     const region = { region: { in: ['EU'] } }
@@ -200,6 +202,81 @@ describe('web console over HTTP', function () {
     expect((await post(path, { ...filter, confirm: 'yes' }, cookie)).status).to.equal(303)
     const requests = await h.db.collection('retry_requests').find({ subscriptionId: sub.body.id }).toArray()
     expect(requests.map((r) => r.eventId).sort()).to.deep.equal(['ev-0', 'ev-1'])
+  })
+
+  it("deal pages: a partner's own registrations only, another's deal the 404 page, steps need the token", async () => {
+    const acme = await mk('publisher', 'acme-deals')
+    const partners = [await mk('partner', 'northwind-deals'), await mk('partner', 'contoso-deals')]
+    for (const partner of partners) {
+      const offer = { partnerId: partner.org, entitlements: [{ eventType: 'deal.registered' }] }
+      const g = await h.call('POST', '/v1/grants', { key: acme.key, body: offer })
+      expect((await h.call('POST', `/v1/grants/${g.body.id}/accept`, { key: partner.key })).status).to.equal(200)
+    }
+    const register = async (partner: { key: string }, reference: string) => {
+      const body = {
+        manufacturerId: acme.org,
+        partnerReference: reference,
+        endCustomer: { name: 'Initech <b>GmbH</b>', domain: 'initech-http.example', country: 'DE' },
+        lines: [{ sku: 'DRL-2000', quantity: 10, unitPrice: '199.00' }],
+        amount: '1990.00',
+        currency: 'EUR',
+        expectedCloseDate: '2027-02-28',
+      }
+      const d = await h.call('POST', '/v1/deals', { key: partner.key, body })
+      expect(d.status, d.text).to.equal(201)
+      return d.body as { id: string; state: string }
+    }
+    const [nw, contoso] = partners as [{ org: string; key: string }, { org: string; key: string }]
+    const first = await register(nw, 'NW-1')
+    const second = await register(contoso, 'CT-1')
+    expect(second.state).to.equal('conflict_review')
+    const nwCookie = await signIn(nw.key)
+    const mine = await (await get('/console/deals', nwCookie)).text()
+    expect(mine).to.include(`data-deal-id="${first.id}"`).and.not.include(second.id)
+    expect(mine).to.include('Initech &lt;b&gt;GmbH&lt;/b&gt;').and.not.include('<b>GmbH')
+    expect((await get(`/console/deals/${second.id}`, nwCookie)).status).to.equal(404)
+    expect((await get('/console/deals?state=nonsense', nwCookie)).status).to.equal(422)
+    // the partner may cancel its own, not decide: no approve button, and the service refuses a forged one (409)
+    const own = await (await get(`/console/deals/${first.id}`, nwCookie)).text()
+    expect(own).to.include('value="cancel"').and.not.include('value="approve"')
+    const token = /name="_csrf" value="([^"]+)"/.exec(own)![1]!
+    expect(
+      (await post(`/console/deals/${first.id}/actions`, { _csrf: token, action: 'approve' }, nwCookie)).status,
+    ).to.equal(409)
+    // the publisher: the conflicting registrations side by side; a decision without the token refused
+    const acmeCookie = await signIn(acme.key)
+    const queue = await (await get('/console/deals', acmeCookie)).text()
+    const card = queue.slice(queue.indexOf(`data-decision="${second.id}"`))
+    expect(card.slice(0, card.indexOf('</article>'))).to.include(`data-deal-id="${first.id}"`)
+    const path = `/console/deals/${second.id}/actions`
+    expect((await post(path, { action: 'approve' }, acmeCookie)).status).to.equal(403)
+    expect((await h.call('GET', `/v1/deals/${second.id}`, { key: acme.key })).body.state).to.equal('conflict_review')
+    const acmeToken = /name="_csrf" value="([^"]+)"/.exec(queue)![1]!
+    const bad = await post(path, { _csrf: acmeToken, action: 'approve', reason: 'x'.repeat(1001) }, acmeCookie)
+    expect(bad.status).to.equal(422)
+    expect(await bad.text()).to.include('reason')
+    const ok = await post(path, { _csrf: acmeToken, action: 'approve', from: 'list' }, acmeCookie)
+    expect(ok.status).to.equal(303)
+    expect(ok.headers.get('location')).to.equal('/console/deals')
+    expect((await h.call('GET', `/v1/deals/${second.id}`, { key: acme.key })).body.state).to.equal('approved')
+    // a lead: the partner declines it from the page, with a reason
+    const lead = await h.call('POST', '/v1/leads', {
+      key: acme.key,
+      body: { partnerId: nw.org, company: { name: 'Fabrikam', country: 'CH' }, productInterest: ['DRL-2000'] },
+    })
+    expect(lead.status, lead.text).to.equal(201)
+    const leadPath = `/console/leads/${lead.body.id}/actions`
+    expect((await get('/console/deals', nwCookie)).status).to.equal(200)
+    expect((await post(leadPath, { action: 'decline' }, nwCookie)).status).to.equal(403)
+    expect((await post(leadPath, { _csrf: acmeToken, action: 'decline' }, acmeCookie)).status).to.equal(409)
+    expect(
+      (await post(leadPath, { _csrf: token, action: 'decline', reason: 'no capacity' }, nwCookie)).status,
+    ).to.equal(303)
+    const declined = (await h.call('GET', `/v1/leads/${lead.body.id}`, { key: acme.key })).body
+    expect(declined).to.include({ state: 'declined', reason: 'no capacity' })
+    // an admin key sees every registration, as the API shows it one
+    const all = await (await get('/console/deals', await signIn(h.adminKey))).text()
+    expect(all).to.include(`data-deal-id="${first.id}"`).and.include(`data-deal-id="${second.id}"`)
   })
 
   it('ends a session on sign-out, when its key is revoked, and when it expires (then sweeps it)', async () => {

@@ -3,9 +3,10 @@
  * (docs/console.md): sign-in and sign-out; scoping (another partner's subscription is the 404 page);
  * a subscription created through the form; a delivery that fails (dead letter), is retried from the
  * page and turns green; a replay with its progress bar; a form post without its CSRF token refused
- * (403); the publisher's pages. Every page is screenshotted (test-results/console/), checked with
- * axe-core (WCAG 2 A/AA: labels, keyboard, contrast), watched for CSP refusals, and must not scroll
- * sideways at phone width.
+ * (403); the publisher's pages; the deal pages (a partner's own registrations and leads, a publisher's
+ * decision beside the registration it conflicts with). Every page is screenshotted
+ * (test-results/console/), checked with axe-core (WCAG 2 A/AA: labels, keyboard, contrast), watched for
+ * CSP refusals, and must not scroll sideways at phone width.
  */
 import { expect } from 'chai'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
@@ -295,6 +296,87 @@ describe('web console (headless Chromium)', function () {
       'running',
     )
     await ctx.close()
+  })
+
+  it('deals: a partner sees its own registrations and leads, a publisher approves one beside a conflict', async () => {
+    const register = async (partner: 'northwind' | 'contoso', reference: string) => {
+      const body = {
+        manufacturerId: org.acme,
+        partnerReference: reference,
+        endCustomer: { name: `Initech ${run}`, domain: `initech-${run}.example`, country: 'DE' },
+        lines: [{ sku: 'DRL-2000', quantity: 10, unitPrice: '199.00' }],
+        amount: '1990.00',
+        currency: 'EUR',
+        expectedCloseDate: '2027-02-28',
+      }
+      const d = await call('POST', '/v1/deals', body, key[partner])
+      expect(d.status, d.text).to.equal(201)
+      return d.body as { id: string; state: string }
+    }
+    const stateOf = async (id: string) => (await call('GET', `/v1/deals/${id}`)).body.state as string
+    const first = await register('northwind', `NW-${run}`)
+    const second = await register('contoso', `CT-${run}`)
+    expect(second.state).to.equal('conflict_review')
+    const company = { name: `Fabrikam ${run}`, domain: `fabrikam-${run}.example`, country: 'CH' }
+    const lead = await call(
+      'POST',
+      '/v1/leads',
+      { partnerId: org.northwind, company, productInterest: ['DRL-2000'] },
+      key.acme,
+    )
+    expect(lead.status, lead.text).to.equal(201)
+
+    const { ctx, page, csp } = await person()
+    await signIn(page, key.northwind)
+    await page.getByRole('link', { name: 'Deals', exact: true }).click()
+    await page.waitForURL(`${p.url}/console/deals`)
+    expect(await page.locator(`tr[data-deal-id="${first.id}"]`).count()).to.equal(1)
+    expect(await page.content(), "another partner's registration").to.not.include(second.id)
+    await check(page, csp, 'deals-partner')
+    await page.getByRole('button', { name: `Accept the lead ${company.name}` }).click()
+    await page.waitForURL(`${p.url}/console/deals#leads`)
+    expect(await page.locator(`tr[data-lead-id="${lead.body.id}"]`).getAttribute('data-state')).to.equal('accepted')
+    await page.goto(`${p.url}/console/deals/${first.id}`)
+    expect(await page.locator('#history').textContent()).to.include('submit')
+    await check(page, csp, 'deal-partner')
+    const other = await page.goto(`${p.url}/console/deals/${second.id}`)
+    expect(other?.status()).to.equal(404)
+    expect(await page.locator('h1').textContent()).to.equal('Not found')
+    const forged = await ctx.request.post(`${p.url}/console/deals/${first.id}/actions`, {
+      form: { action: 'cancel' },
+      maxRedirects: 0,
+    })
+    expect(forged.status()).to.equal(403)
+    expect(await stateOf(first.id)).to.equal('submitted')
+    await ctx.close()
+
+    const pub = await person()
+    await signIn(pub.page, key.acme)
+    await pub.page.goto(`${p.url}/console/deals`)
+    const card = pub.page.locator(`article[data-decision="${second.id}"]`)
+    expect(
+      await card.locator(`table.compare th[data-deal-id="${first.id}"]`).count(),
+      'the conflict beside it',
+    ).to.equal(1)
+    expect(await card.locator('table.compare').textContent())
+      .to.include(`Northwind ${run}`)
+      .and.include(`Contoso ${run}`)
+    await check(pub.page, pub.csp, 'deals-publisher')
+    await card.getByLabel(/^Reason/).fill('first to bring the customer')
+    await card.getByRole('button', { name: /^Approve/ }).click()
+    await pub.page.waitForURL(`${p.url}/console/deals`)
+    expect(await stateOf(second.id)).to.equal('approved')
+    expect(await pub.page.locator(`article[data-decision="${second.id}"]`).count()).to.equal(0)
+    expect(await pub.page.locator(`tr[data-deal-id="${second.id}"]`).getAttribute('data-state')).to.equal('approved')
+    await pub.page.goto(`${p.url}/console/deals/${second.id}`)
+    expect(await pub.page.locator('#history').textContent())
+      .to.include('approve')
+      .and.include('first to bring the customer')
+    await check(pub.page, pub.csp, 'deal-publisher')
+    await pub.page.setViewportSize({ width: 1280, height: 900 })
+    await pub.page.goto(`${p.url}/console/deals`)
+    await check(pub.page, pub.csp, 'deals-publisher-desktop')
+    await pub.ctx.close()
   })
 
   it("shows a publisher its partners, connectors (no pause for partners'), sources, schemas, catalog", async () => {
