@@ -77,7 +77,7 @@ function row(ctx: Ctx, sub: SubscriptionDoc, d: DeliveryDoc): Html {
   const pending = d.retryRequestedAt !== null && d.status === 'dead'
   const follow = pending ? html` hx-get="${url}/row" hx-trigger="every 2s" hx-swap="outerHTML"` : ''
   const retry =
-    canChange(ctx.principal, sub) && d.status === 'dead' && !pending
+    canChange(ctx.principal, sub) && d.status === 'dead' && !pending && !d.test
       ? html`<button
           type="button"
           hx-post="${url}/retry"
@@ -89,11 +89,12 @@ function row(ctx: Ctx, sub: SubscriptionDoc, d: DeliveryDoc): Html {
         </button>`
       : ''
   const reason = d.deadReason && d.status === 'dead' ? html`<br /><span class="muted">${d.deadReason}</span>` : ''
+  const marks = html`${pending ? html` ${badge('retry-requested')}` : ''}${d.test ? html` ${badge('test')}` : ''}`
   return html`<tr id="d-${d._id}" data-event-id="${d.eventId}" data-status="${d.status}" ${follow}>
     <td><code>${d.eventId}</code></td>
     <td>${d.eventType}</td>
     <td><code>${d.key}</code></td>
-    <td>${badge(d.status)}${pending ? html` ${badge('retry-requested')}` : ''}${reason}</td>
+    <td>${badge(d.status)}${marks}${reason}</td>
     <td>${time(d.createdAt)}</td>
     <td>
       <details>
@@ -287,7 +288,8 @@ const retryMatching: PageHandler = async (ctx) => {
   const sub = await cp.getSubscription(ctx.principal, ctx.params.id!)
   const f = { ...filterOf(ctx.form as Record<string, unknown>, sub), status: 'dead' as const }
   const found = await cp.deliveries.search(search(ctx, sub, f), { limit: RETRY_MATCHING_CAP + 1 })
-  const matching = found.items.slice(0, RETRY_MATCHING_CAP)
+  // a test event is not retried (send another)
+  const matching = found.items.filter((d) => !d.test).slice(0, RETRY_MATCHING_CAP)
   const base = `/console/subscriptions/${sub._id}/deliveries`
   if (field(ctx.form, 'confirm') !== 'yes') {
     const more = found.items.length > RETRY_MATCHING_CAP

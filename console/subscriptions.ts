@@ -9,6 +9,7 @@ import { connectorStatusView, subscriptionViewFor } from '../api/management/http
 import { grantAccepts } from '../control-plane/entitlements.ts'
 import { ConflictError, RequestInvalidError, type FieldError } from '../control-plane/errors.ts'
 import type { SubscriptionInput } from '../control-plane/subscriptions.ts'
+import { eventTypesOf } from '../schemas/topics.ts'
 import type { ConnectorDoc, Principal, SubscriptionDoc } from '../control-plane/types.ts'
 import { field, fields, type Ctx, type PageHandler, type Reply } from './context.ts'
 import { badge, choice, errorSummary, fieldErrors, html, options, time, type Html } from './html.ts'
@@ -132,9 +133,17 @@ async function detailPage(ctx: Ctx, notice?: Html): Promise<Reply> {
           </p>
           <button type="submit">Replay</button>
         </form>
-        <p class="muted">
-          Send a test event: not available yet (the platform has no test-event operation; see docs/console.md).
-        </p>
+        <form method="post" action="/console/subscriptions/${id}/test" class="stack">
+          ${csrf}
+          <label for="test-type">Event type of the test event</label>
+          <select id="test-type" name="eventType" aria-describedby="test-help">
+            ${options(eventTypesOf(sub.eventTypes), '')}
+          </select>
+          <p id="test-help" class="help">
+            Sends the example of this event type, marked as a test, also while paused; its attempts show below.
+          </p>
+          <button type="submit">Send a test event</button>
+        </form>
       </section>`
     : ''
   const page = html`${notice ?? ''}
@@ -215,6 +224,60 @@ const rotateSecret: PageHandler = async (ctx) => {
     secretNotice(webhookSecret, 'The new webhook secret (the previous one keeps signing for 24 hours)'),
   )
 }
+
+const sendTest: PageHandler = async (ctx) => {
+  const id = ctx.params.id!
+  const req = await ctx.deps.cp.requestTestEvent(ctx.principal, id, { eventType: field(ctx.form, 'eventType') })
+  return { redirect: `/console/subscriptions/${id}/tests/${req._id}` }
+}
+
+/** A test event as it goes: pending, then its outcome and attempts (polling until done). */
+async function testProgress(ctx: Ctx): Promise<Html> {
+  const { cp } = ctx.deps
+  const id = ctx.params.id!
+  const req = await cp.getRetryRequest(ctx.principal, id, ctx.params.requestId!)
+  const d = req.eventId ? await cp.deliveries.get(id, req.eventId) : null
+  const done = req.status === 'done' && (d === null || d.status === 'delivered' || d.status === 'dead')
+  const attempts = (d?.attempts ?? []).map(
+    (a) =>
+      html`<li>
+        ${time(a.at)}: ${a.statusCode ?? 'no answer'} in ${a.durationMs} ms${a.error ? html` · ${a.error}` : ''}
+        ${a.responseExcerpt ? html`<br /><code>${a.responseExcerpt}</code>` : ''}
+      </li>`,
+  )
+  return html`<section
+    id="test"
+    class="card"
+    aria-live="polite"
+    ${done ? '' : poll(`/console/subscriptions/${id}/tests/${req._id}/status`)}
+  >
+    <h2>Test event ${req.eventType ?? ''}</h2>
+    <p data-test-status="${req.status === 'done' ? (d?.status ?? 'done') : 'pending'}">
+      ${
+        req.status === 'done'
+          ? html`${badge(d?.status ?? 'done')} ${req.outcome === d?.status ? '' : (req.outcome ?? '')}`
+          : html`${badge('pending')} waiting for the worker that holds the subscription`
+      }
+    </p>
+    <p class="muted">Event id <code>${req.eventId ?? ''}</code>, requested ${time(req.requestedAt)}.</p>
+    ${
+      attempts.length > 0
+        ? html`<ol class="attempts">
+            ${attempts}
+          </ol>`
+        : ''
+    }
+  </section>`
+}
+
+const testPage: PageHandler = async (ctx) => ({
+  page: html`${await testProgress(ctx)}
+    <p><a href="/console/subscriptions/${ctx.params.id!}">Back to the subscription</a></p>`,
+  title: 'Test event',
+  current: '/console/subscriptions',
+})
+
+const testStatus: PageHandler = async (ctx) => ({ fragment: await testProgress(ctx) })
 
 const secretNotice = (secret: string, what: string) =>
   html`<div class="notice notice-secret" role="status">
@@ -352,4 +415,7 @@ export function mountSubscriptionPages(r: Router, h: Mount): void {
   r.post('/subscriptions/:id/state', h(setState))
   r.post('/subscriptions/:id/replay', h(replay))
   r.post('/subscriptions/:id/rotate-secret', h(rotateSecret))
+  r.post('/subscriptions/:id/test', h(sendTest))
+  r.get('/subscriptions/:id/tests/:requestId', h(testPage))
+  r.get('/subscriptions/:id/tests/:requestId/status', h(testStatus))
 }

@@ -249,6 +249,23 @@ describe('web console (headless Chromium)', function () {
     await ctx.close()
   })
 
+  it('sends a test event from the subscription page and shows it delivered, with its attempt', async () => {
+    const { ctx, page, csp } = await person()
+    await signIn(page, key.contoso)
+    const before = rxContoso.received.length
+    await page.goto(`${p.url}/console/subscriptions/${contosoSub}`)
+    await page.getByLabel('Event type of the test event').selectOption('inventory.level.changed')
+    await page.getByRole('button', { name: 'Send a test event' }).click()
+    await page.waitForURL(new RegExp(`/console/subscriptions/${contosoSub}/tests/rtr_[0-9a-f]{24}$`))
+    await page.waitForSelector('#test [data-test-status="delivered"]', { timeout: 30_000 })
+    expect(await page.locator('#test ol.attempts').textContent()).to.include('204')
+    const got = rxContoso.received.slice(before)
+    expect(got).to.have.length(1)
+    expect(JSON.parse(got[0]!.body)).to.deep.include({ type: 'inventory.level.changed', test: true })
+    await check(page, csp, 'test-event')
+    await ctx.close()
+  })
+
   it('a replay from a time shows its progress until it completes', async () => {
     const { ctx, page, csp } = await person()
     await signIn(page, key.northwind)
