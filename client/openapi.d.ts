@@ -552,7 +552,7 @@ export interface paths {
         put?: never;
         /**
          * Publish a batch of events of one type (publisher keys)
-         * @description A JSON array of events of one type, each checked against the event type's Avro contract: inventory.level.changed → InventoryLevelEvent on topic inventory.levels; deal.registered, deal.updated, deal.approved, deal.rejected, deal.won, deal.lost, deal.expired, deal.resubmitted, deal.reviewing, deal.returned, deal.cancelled, deal.expiring → DealRegistrationEvent on topic deals.registrations. The platform stamps the publisher (the key's organization) on every event, in the ce_publisherid header and in the Kafka key: an event whose manufacturerId names another organization is refused (403), and lead.assigned, lead.accepted, lead.declined, lead.expired, lead.converted, partner.profile.changed is published by the platform alone (403). An invalid batch is refused whole (400, every fault by JSON Pointer) and nothing is produced. 202 comes only after the broker acknowledged every event (acks=all), with their event ids; 503 with Retry-After when they could not be stored. Idempotency-Key replays the first answer for the window; a key still in progress is 409, a key reused with another body 422. Each API key may send INGEST_RATE_LIMIT_EVENTS_PER_SECOND events per second (default 10,000; a token bucket of INGEST_RATE_LIMIT_BURST, default 20,000): a request is admitted while the key has a unit left and is charged its number of events; beyond, 429 with Retry-After before the body is read, and nothing is produced. Every answer carries RateLimit and RateLimit-Policy (policy "ingest", quota units: events).
+         * @description A JSON array of events of one type, each checked against the event type's Avro contract: inventory.level.changed → InventoryLevelEvent on topic inventory.levels; deal.registered, deal.updated, deal.approved, deal.rejected, deal.won, deal.lost, deal.expired, deal.resubmitted, deal.reviewing, deal.returned, deal.cancelled, deal.expiring → DealRegistrationEvent on topic deals.registrations. The platform stamps the publisher (the key's organization) on every event, in the ce_publisherid header and in the Kafka key: an event whose manufacturerId names another organization is refused (403), and lead.assigned, lead.accepted, lead.declined, lead.expired, lead.converted, partner.profile.changed, subscription.freshness.breached, subscription.freshness.recovered is published by the platform alone (403). An invalid batch is refused whole (400, every fault by JSON Pointer) and nothing is produced. 202 comes only after the broker acknowledged every event (acks=all), with their event ids; 503 with Retry-After when they could not be stored. Idempotency-Key replays the first answer for the window; a key still in progress is 409, a key reused with another body 422. Each API key may send INGEST_RATE_LIMIT_EVENTS_PER_SECOND events per second (default 10,000; a token bucket of INGEST_RATE_LIMIT_BURST, default 20,000): a request is admitted while the key has a unit left and is charged its number of events; beyond, 429 with Retry-After before the body is read, and nothing is produced. Every answer carries RateLimit and RateLimit-Policy (policy "ingest", quota units: events).
          */
         post: operations["publishEvents"];
         delete?: never;
@@ -1097,6 +1097,34 @@ export interface components {
             /** @description Version of the profile, strictly increasing per partnerId. */
             sequence: number;
             /** @description When the profile changed in the source system. */
+            occurredAt: string | number;
+        };
+        /** @description A subscription's freshness objective (deliveryPolicy.freshnessSloSeconds) breached or met again: written by the platform's sink worker when the age of the oldest record not yet delivered to the subscription crosses the objective (docs/freshness.md). One record per publisher whose events the subscription receives; it reaches the partner that owns the subscription (no grant needed) and that publisher's own subscriptions. */
+        SubscriptionHealthEvent: {
+            /** @description Distributary id of the publisher whose events the subscription receives (same as the key). */
+            manufacturerId: string;
+            /** @description Distributary id of the partner that owns the subscription: the only partner this record reaches. */
+            partnerId: string;
+            /** @description Id of the subscription (same as the key). */
+            subscriptionId: string;
+            /** @description Name of the subscription, as its partner gave it. */
+            subscriptionName: string;
+            /**
+             * @description Whether the objective is breached or met again; OTHER for states added after the reader's schema.
+             * @enum {string}
+             */
+            status: "BREACHED" | "RECOVERED" | "OTHER";
+            /** @description Age in seconds of the oldest record not yet delivered to the subscription when the worker saw the change (0 when caught up). */
+            freshnessSeconds: number;
+            /** @description The subscription's freshnessSloSeconds when the change was seen; null when it was removed (a recovery). */
+            objectiveSeconds?: null | number;
+            /** @description When the breach began (for a recovery: the breach that ended). */
+            breachedSince: string | number;
+            /** @description How long the breach lasted, in seconds (a recovery only). */
+            breachedForSeconds?: null | number;
+            /** @description Milliseconds since the epoch when the worker saw the change: increases per key, so a reader can drop a stale copy of an at-least-once delivery. */
+            sequence: number;
+            /** @description When the worker saw the change. */
             occurredAt: string | number;
         };
         Problem: {

@@ -67,6 +67,7 @@ export function excessOver(req: EntitlementRequest, ent: Entitlement): FieldErro
 export function checkWithinGrants(req: EntitlementRequest, grants: readonly GrantDoc[]): FieldError[] {
   const errors: FieldError[] = []
   req.eventTypes.forEach((eventType, i) => {
+    if (NO_GRANT_TYPES.has(eventType)) return // the platform's reports about the partner's own subscriptions
     const covering = grants
       .filter((g) => grantAccepts(g).includes(eventType))
       .flatMap((g) => g.entitlements.filter((e) => e.eventType === eventType))
@@ -85,6 +86,9 @@ export function checkWithinGrants(req: EntitlementRequest, grants: readonly Gran
   })
   return errors
 }
+
+/** Event types a partner subscribes to without a grant (schemas/topics.ts `noGrant`). */
+const NO_GRANT_TYPES = new Set(ALL_TOPICS.flatMap((t) => (t.noGrant ? t.eventTypes : [])))
 
 const KNOWN_EVENT_TYPES: readonly string[] = ALL_TOPICS.flatMap((t) => t.eventTypes)
 

@@ -83,7 +83,9 @@ function ownEventTypeErrors(eventTypes: readonly string[]): FieldError[] {
       : [
           {
             field: `eventTypes[${i}]`,
-            message: `a publisher subscribes only to its own deals and leads (${OWN_EVENT_TYPES.join(', ')})`,
+            message:
+              "a publisher subscribes only to its own deals, leads and its partners' subscription health " +
+              `(${OWN_EVENT_TYPES.join(', ')})`,
           },
         ],
   )

@@ -19,6 +19,8 @@ export const CONTRACT_NAMES = [
   'partner-profile-key',
   'lead',
   'lead-key',
+  'subscription-health',
+  'subscription-health-key',
 ] as const
 export type ContractName = (typeof CONTRACT_NAMES)[number]
 

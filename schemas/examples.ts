@@ -67,3 +67,25 @@ const LEAD = {
 for (const t of ALL_TOPICS.find((x) => x.valueSchema === 'lead')?.eventTypes ?? []) {
   EVENT_EXAMPLES[t] = [LEAD]
 }
+const HEALTH = {
+  manufacturerId: 'acme',
+  partnerId: 'org_65f000000000000000000001',
+  subscriptionId: 'sub_65f000000000000000000002',
+  subscriptionName: 'stock to ERP',
+  freshnessSeconds: 312.4,
+  objectiveSeconds: 300,
+  breachedSince: '2026-11-24T09:55:12Z',
+  sequence: 1764064512400,
+  occurredAt: '2026-11-24T10:00:12Z',
+}
+EVENT_EXAMPLES['subscription.freshness.breached'] = [{ ...HEALTH, status: 'BREACHED', breachedForSeconds: null }]
+EVENT_EXAMPLES['subscription.freshness.recovered'] = [
+  {
+    ...HEALTH,
+    status: 'RECOVERED',
+    freshnessSeconds: 0,
+    breachedForSeconds: 842.1,
+    sequence: 1764065354500,
+    occurredAt: '2026-11-24T10:09:14Z',
+  },
+]

@@ -33,6 +33,11 @@ export interface TopicSpec {
    * lead to the partner it is assigned to, whatever the grants say (connectors/sink/entitlement.ts).
    */
   audience?: 'partnerId'
+  /**
+   * The platform's reports to a partner about its own subscriptions (an audience topic): every partner
+   * may subscribe to them without a grant, and receives only those addressed to it.
+   */
+  noGrant?: true
   keySchema: ContractName
   valueSchema: ContractName
   /** Values of the ce_type header on this topic. */
@@ -101,6 +106,20 @@ export const TOPICS = {
     keySchema: 'partner-profile-key',
     valueSchema: 'partner-profile',
     eventTypes: ['partner.profile.changed'],
+  },
+  subscriptionHealth: {
+    name: 'subscriptions.health',
+    partitions: 3,
+    cleanupPolicy: 'compact',
+    config: {},
+    key: 'manufacturerId + subscriptionId',
+    // Only the sink workers write it: a freshness objective breached or met again (docs/freshness.md).
+    writtenBy: 'platform',
+    audience: 'partnerId',
+    noGrant: true,
+    keySchema: 'subscription-health-key',
+    valueSchema: 'subscription-health',
+    eventTypes: ['subscription.freshness.breached', 'subscription.freshness.recovered'],
   },
 } as const satisfies Record<string, TopicSpec>
 

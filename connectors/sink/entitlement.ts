@@ -21,6 +21,8 @@
  *   value's `partnerId` names, whatever the grants say, so one partner never receives another's deals.
  * - A publisher's own subscriptions (its CRM behind a REST sink, docs/deals.md) receive the records it
  *   published, and only those: no grant is needed to read one's own data.
+ * - The platform's reports about a partner's own subscriptions (schemas/topics.ts `noGrant`: freshness
+ *   breaches, docs/freshness.md) reach that partner (the audience) without a grant.
  */
 import { decodeKey } from '../../control-plane/stored-keys.ts'
 import { fieldAllowed, grantAcceptsType } from '../../control-plane/entitlements.ts'
@@ -200,6 +202,24 @@ function outsideAudience(value: unknown, eventType: string, subscriber: string):
   return addressee === subscriber ? undefined : `addressed to another partner (${field})`
 }
 
+/** Event types every partner may receive without a grant: those addressed to it (schemas/topics.ts `noGrant`). */
+const NO_GRANT = new Set(ALL_TOPICS.flatMap((t) => (t.noGrant ? t.eventTypes : [])))
+
+/** A record the subscriber may read without a grant, under the subscription's own filter and fields only. */
+function own(value: unknown, sub: EntitledSubscription, publisher: string): EntitlementDecision {
+  if (value === null) return { deliver: true, value: null, projected: false, publisherId: publisher }
+  const f = matchesFilter(value, sub.filter, sub.partnerId)
+  if (!f.ok) return { deliver: false, reason: `outside the subscription's filter (${f.field})` }
+  const paths = sub.fields ? [...sub.fields] : undefined
+  return {
+    deliver: true,
+    value: project(value, paths),
+    projected: paths !== undefined,
+    publisherId: publisher,
+    ...(paths ? { fields: paths } : {}),
+  }
+}
+
 /** Deliver (with the projected value) or drop one record for one subscription. */
 export function decide(
   record: Pick<SinkRecord, 'headers' | 'value' | 'eventType'> & { key?: string | null },
@@ -213,23 +233,12 @@ export function decide(
       reason:
         'the record carries no ce_publisherid stamp, or its manufacturerId (value or key) names another organization',
     }
-  if (publisher === sub.partnerId) {
-    // The publisher's own subscription: its own records, under its own filter and fields only.
-    if (record.value === null) return { deliver: true, value: null, projected: false, publisherId: publisher }
-    const own = matchesFilter(record.value, sub.filter, sub.partnerId)
-    if (!own.ok) return { deliver: false, reason: `outside the subscription's filter (${own.field})` }
-    const paths = sub.fields ? [...sub.fields] : undefined
-    const value = project(record.value, paths)
-    return {
-      deliver: true,
-      value,
-      projected: paths !== undefined,
-      publisherId: publisher,
-      ...(paths ? { fields: paths } : {}),
-    }
-  }
+  // The publisher's own subscription: its own records, under its own filter and fields only.
+  if (publisher === sub.partnerId) return own(record.value, sub, publisher)
   const outside = outsideAudience(record.value, record.eventType, sub.partnerId)
   if (outside !== undefined) return { deliver: false, reason: outside }
+  // the platform's report about the partner's own subscription: its own, under its own filter and fields
+  if (NO_GRANT.has(record.eventType)) return own(record.value, sub, publisher)
   const ents = entitlementsFor(grants, sub.partnerId, publisher, record.eventType)
   if (ents.length === 0)
     return { deliver: false, reason: `no accepted grant of publisher ${publisher} covers ${record.eventType}` }

@@ -42,6 +42,7 @@ import { Runs } from './worker/runs.ts'
 import { SharedReader } from './worker/shared-reader.ts'
 import { SnapshotBootstrap } from './worker/snapshots.ts'
 import { StatusReports } from './worker/status.ts'
+import { HealthEvents } from './worker/health.ts'
 
 export { defaultWorkerId, WORKER_DEFAULTS } from './worker/config.ts'
 export type { SinkFactory, SinkWorkerDeps, SinkWorkerSettings } from './worker/config.ts'
@@ -144,6 +145,12 @@ export class SinkWorker {
       positions,
       metrics: deps.metrics,
       log,
+      health: new HealthEvents({
+        topic: deps.topics.find((t) => t.valueSchema === 'subscription-health'),
+        serde: deps.serde,
+        grants,
+        producer: () => this.#producer!,
+      }),
       leaseValid,
     })
     const snapshots = new SnapshotBootstrap({

@@ -35,6 +35,7 @@ import {
   toHeaders,
   valueSubject,
   keySubject,
+  TOPICS,
   type TopicSpec,
 } from '../../schemas/index.ts'
 import { testConfig, testKafka, testMongo, uniqueName, dropDatabaseLater } from './env.ts'
@@ -59,6 +60,7 @@ export interface SinkHarness {
   registry: RegistryServer
   encryptionKeys: string
   topic: TopicSpec
+  healthTopic: TopicSpec | undefined
   deadLetterTopic: string
   groupId: string
   publisherId: string
@@ -149,6 +151,8 @@ export async function startSinkHarness(
     quiet?: boolean
     mappingSandbox?: Partial<MappingSandboxSettings>
     partnerTopicPrefix?: string
+    /** A subscriptions.health topic of its own, which the workers write freshness objective events to. */
+    healthTopic?: boolean
   } = {},
 ): Promise<SinkHarness> {
   const logger = createLogger({ level: process.env.LOG_LEVEL === 'debug' ? 'debug' : 'error' })
@@ -192,9 +196,13 @@ export async function startSinkHarness(
   const kafka = testKafka()
   const admin = kafka.admin()
   await admin.connect()
-  await ensureTopics(admin, [topic])
+  const healthTopic: TopicSpec | undefined = options.healthTopic
+    ? { ...TOPICS.subscriptionHealth, name: uniqueName('health') }
+    : undefined
+  const topics = healthTopic ? [topic, healthTopic] : [topic]
+  await ensureTopics(admin, topics)
   await admin.disconnect()
-  const ids = await registerTopicSchemas(serde, [topic])
+  const ids = await registerTopicSchemas(serde, topics)
   const { keyId, valueId } = ids[topic.name]!
   const producer = kafka.producer()
   await producer.connect()
@@ -225,6 +233,7 @@ export async function startSinkHarness(
     registry,
     encryptionKeys,
     topic,
+    healthTopic,
     deadLetterTopic,
     groupId,
     publisherId: publisher._id,
@@ -288,7 +297,7 @@ export async function startSinkHarness(
         controlPlane: store?.cp ?? cp,
         db: store?.db ?? db,
         serde,
-        topics: [topic],
+        topics,
         createSink:
           createSink ??
           sinkFactoryByType({

@@ -3,7 +3,8 @@
  * connector status's freshnessSeconds are the age of the oldest record not yet delivered to the
  * subscription: 0 on an idle topic and once caught up, growing with the wall clock for a paused partner
  * only, back to 0 after it caught up; a subscription's freshnessSloSeconds shows its breach and its
- * recovery in the status. Real Kafka, real store, real webhook receivers.
+ * recovery in the status, and as events (subscriptions.health) to the partner that owns it and to the
+ * publisher, never to another partner. Real Kafka, real store, real webhook receivers.
  */
 import { expect } from 'chai'
 import { sleep } from '../../common/timers.ts'
@@ -18,7 +19,7 @@ describe('freshness: the age of the oldest undelivered record', function () {
   const receivers: Receiver[] = []
 
   beforeEach(async () => {
-    h = await startSinkHarness()
+    h = await startSinkHarness({ healthTopic: true })
   })
   afterEach(async () => {
     await h.close()
@@ -85,5 +86,78 @@ describe('freshness: the age of the oldest undelivered record', function () {
     await waitFor(async () => (await gauge(sa.id)) === 0, { what: 'a back to 0' })
     await waitFor(async () => (await status(sa.id))?.freshnessSeconds === 0, { what: "a's status back to 0" })
     expect((await status(sa.id))?.freshnessBreachedSince, 'recovered').to.equal(null)
+  })
+
+  it("a breach and its recovery are events to the subscription's partner and its publisher, no one else", async () => {
+    const a = await startReceiver()
+    const toPartner = await startReceiver()
+    const toPublisher = await startReceiver()
+    const toOther = await startReceiver()
+    receivers.push(a, toPartner, toPublisher, toOther)
+    const health = ['subscription.freshness.breached', 'subscription.freshness.recovered']
+    const sa = await h.subscribe({ name: 'slow-partner', url: a.url, deliveryPolicy: { freshnessSloSeconds: 2 } })
+    const partnerHealth = await h.subscribe({ name: 'health', url: toPartner.url, eventTypes: health })
+    const own = await h.cp.createSubscription(ADMIN, {
+      partnerId: h.publisherId,
+      name: 'partner health',
+      eventTypes: health,
+      sink: { type: 'webhook', url: toPublisher.url },
+    })
+    // another partner subscribes without a grant (none is needed for its own subscriptions' health)
+    const other = await h.cp.createOrganization(ADMIN, { kind: 'partner', name: 'O', slug: `other-${Date.now()}` })
+    const otherHealth = await h.cp.createSubscription(ADMIN, {
+      partnerId: other._id,
+      name: 'health',
+      eventTypes: health,
+      sink: { type: 'webhook', url: toOther.url },
+    })
+    const ids = [sa.id, partnerHealth.id, own.subscription._id, otherHealth.subscription._id]
+    await h.worker()
+    for (const id of ids) await waitFor(async () => (await status(id))?.state === 'running', { what: `${id} running` })
+    await h.cp.setDesiredState(ADMIN, sa.id, 'paused')
+    await waitFor(async () => (await status(sa.id))?.state === 'paused', { what: 'paused' })
+    await h.produce(levels(10, 2))
+    type Health = { type: string; data: Record<string, unknown> }
+    const events = (r: Receiver) => r.received.map((x) => JSON.parse(x.body) as Health)
+    await waitFor(() => events(toPartner).length >= 1 && events(toPublisher).length >= 1, {
+      timeoutMs: 30_000,
+      what: 'the breach at the partner and the publisher',
+    })
+    const breach = events(toPartner)[0]!
+    expect(breach.type).to.equal('subscription.freshness.breached')
+    expect(breach.data).to.include({
+      status: 'BREACHED',
+      subscriptionId: sa.id,
+      subscriptionName: 'slow-partner',
+      partnerId: h.partnerId,
+      manufacturerId: h.publisherId,
+      objectiveSeconds: 2,
+    })
+    expect(breach.data.freshnessSeconds as number).to.be.above(2)
+    expect(events(toPublisher)[0]).to.deep.equal(breach)
+    const since = (await status(sa.id))!.freshnessBreachedSince!
+    expect(breach.data.breachedSince, 'as in the status (ms since the epoch, as webhooks carry timestamps)').to.equal(
+      since.getTime(),
+    )
+
+    await h.cp.setDesiredState(ADMIN, sa.id, 'running')
+    await waitFor(() => events(toPartner).length >= 2 && events(toPublisher).length >= 2, {
+      timeoutMs: 30_000,
+      what: 'the recovery at the partner and the publisher',
+    })
+    const recovery = events(toPartner)[1]!
+    expect(recovery.type).to.equal('subscription.freshness.recovered')
+    expect(recovery.data).to.include({
+      status: 'RECOVERED',
+      subscriptionId: sa.id,
+      breachedSince: breach.data.breachedSince,
+    })
+    expect(recovery.data.breachedForSeconds as number).to.be.above(0)
+    expect(events(toPublisher)[1]).to.deep.equal(recovery)
+    expect((await status(sa.id))!.freshnessBreachedSince ?? null).to.equal(null)
+    // once each, and none for the other partner
+    await sleep(1500)
+    expect(events(toPartner).map((e) => e.type)).to.deep.equal(health)
+    expect(toOther.received, "another partner gets no one else's health").to.have.length(0)
   })
 })

@@ -38,6 +38,11 @@ export class GrantsCache {
     return held !== undefined && Date.now() - held.at <= this.maxAgeMs()
   }
 
+  /** The held grants of a partner (none when they were not read). */
+  of(partnerId: string): readonly GrantDoc[] {
+    return this.#grants.get(partnerId)?.grants ?? []
+  }
+
   /** The record as this subscription may receive it (projected), or null: no current grant covers it. */
   entitled(run: Run, record: SinkRecord): SinkRecord | null {
     const held = this.#grants.get(run.sub.partnerId)

@@ -8,6 +8,7 @@ import type { ControlPlane } from '../../../control-plane/service.ts'
 import type { ConnectorStatus } from '../../../control-plane/types.ts'
 import type { DeliveryQueue } from '../delivery-queue.ts'
 import type { SinkWorkerSettings } from './config.ts'
+import type { HealthEvents, ObjectiveChange } from './health.ts'
 import type { Positions } from './positions.ts'
 import { splitKey, type Run } from './run.ts'
 
@@ -18,6 +19,8 @@ export interface StatusOptions {
   positions: Positions
   metrics: Metrics | undefined
   log?: Logger
+  /** Where breaches and recoveries of freshness objectives go as events (absent: none are written). */
+  health?: HealthEvents
   leaseValid(): boolean
 }
 
@@ -35,17 +38,31 @@ export class StatusReports {
   /** The statuses of runs that changed (or are due), in one command. */
   async reportRuns(runs: Run[], changedOnly: boolean): Promise<void> {
     if (!this.#o.leaseValid()) return
-    const reports: Array<[string, ConnectorStatus]> = []
+    let reports: Array<[string, ConnectorStatus]> = []
+    const changes: ObjectiveChange[] = []
     for (const run of runs) {
-      const status = this.#statusOf(run, changedOnly)
+      const status = this.#statusOf(run, changedOnly, changes)
       if (status) reports.push([run.id, status])
     }
+    if (changes.length > 0) {
+      try {
+        await this.#o.health?.publish(changes)
+        for (const c of changes) this.#applied(c)
+      } catch (err) {
+        // not applied: the next report sees the change again (and its run's status waits for it)
+        this.#o.log?.warn('freshness objective events not written; trying again at the next report', { error: err })
+        const held = new Set(changes.map((c) => c.run.id))
+        for (const c of changes) c.run.lastReport = ''
+        reports = reports.filter(([id]) => !held.has(id))
+      }
+    }
+    if (reports.length === 0) return
     if (reports.length === 1) await this.report(reports[0]![0], reports[0]![1])
     else await this.#o.controlPlane.reportConnectorStatuses(reports)
   }
 
   /** The run's status when it is to be reported (changed, or due), else null. */
-  #statusOf(run: Run, changedOnly: boolean): ConnectorStatus | null {
+  #statusOf(run: Run, changedOnly: boolean, changes: ObjectiveChange[]): ConnectorStatus | null {
     const { queue, positions: at, settings } = this.#o
     if (run.stopped) return null
     let state: ConnectorStatus['state'] = run.desiredState === 'paused' ? 'paused' : 'running'
@@ -54,9 +71,14 @@ export class StatusReports {
     let lag = 0
     for (const [k, v] of Object.entries(positions)) lag += Math.max(0, (at.high.get(k) ?? 0) - Number(v))
     const freshness = run.failure ? null : this.freshnessOf(run, positions)
+    let breachedSince = run.freshnessBreachedSince
     if (freshness !== null) {
       this.#o.metrics?.subscriptionFreshness.set({ subscription: run.id }, freshness)
-      this.#objective(run, freshness)
+      const change = this.#objective(run, freshness)
+      if (change) {
+        changes.push(change)
+        breachedSince = change.status === 'BREACHED' ? change.breachedSince : null
+      }
     }
     const snapshot = run.snapshot ? run.snapshot.progress(positions) : run.lastSnapshot
     if (state === 'running' && snapshot && snapshot.phase !== 'live') state = 'snapshotting'
@@ -64,7 +86,7 @@ export class StatusReports {
       ...this.status(state, run.generation, run.appliedResetId, positions, lag, run.lastError),
       snapshot,
       freshnessSeconds: freshness,
-      freshnessBreachedSince: run.freshnessBreachedSince === null ? null : new Date(run.freshnessBreachedSince),
+      freshnessBreachedSince: breachedSince === null ? null : new Date(breachedSince),
     }
     this.#o.metrics?.subscriptionLag.set({ subscription: run.id }, lag)
     const key = JSON.stringify([
@@ -73,7 +95,7 @@ export class StatusReports {
       run.appliedResetId,
       run.lastError?.message ?? null,
       snapshot?.phase ?? null,
-      run.freshnessBreachedSince,
+      breachedSince,
     ])
     if (changedOnly && key === run.lastReport) return null
     if (!changedOnly && key === run.lastReport && Date.now() - run.lastReportAt < settings.statusIntervalMs / 2)
@@ -83,19 +105,37 @@ export class StatusReports {
     return status
   }
 
-  /** A breach of the run's freshness objective begins or ends (reported at once: it is part of the change key). */
-  #objective(run: Run, freshness: number): void {
+  /**
+   * A breach of the run's freshness objective begins or ends (reported at once: it is part of the change key), or
+   * null. Applied to the run once its events are written (#applied).
+   */
+  #objective(run: Run, freshness: number): ObjectiveChange | null {
     const slo = run.sub.deliveryPolicy.freshnessSloSeconds
     const breached = slo !== undefined && freshness > slo
-    if (breached && run.freshnessBreachedSince === null) {
-      run.freshnessBreachedSince = Date.now() - (freshness - slo) * 1000
-      this.#o.log?.warn('freshness objective breached', { subscriptionId: run.id, freshness, slo })
-    } else if (!breached && run.freshnessBreachedSince !== null) {
+    const at = Date.now()
+    const common = { run, freshnessSeconds: freshness, objectiveSeconds: slo ?? null, at }
+    if (breached && run.freshnessBreachedSince === null)
+      return { ...common, status: 'BREACHED', breachedSince: Math.round(at - (freshness - slo) * 1000) }
+    if (!breached && run.freshnessBreachedSince !== null)
+      return { ...common, status: 'RECOVERED', breachedSince: run.freshnessBreachedSince }
+    return null
+  }
+
+  #applied(c: ObjectiveChange): void {
+    const { run } = c
+    if (c.status === 'BREACHED') {
+      run.freshnessBreachedSince = c.breachedSince
+      this.#o.log?.warn('freshness objective breached', {
+        subscriptionId: run.id,
+        freshness: c.freshnessSeconds,
+        slo: c.objectiveSeconds,
+      })
+    } else {
       this.#o.log?.info('freshness objective met again', {
         subscriptionId: run.id,
-        freshness,
-        slo: slo ?? null,
-        breachedForSeconds: (Date.now() - run.freshnessBreachedSince) / 1000,
+        freshness: c.freshnessSeconds,
+        slo: c.objectiveSeconds,
+        breachedForSeconds: (c.at - c.breachedSince) / 1000,
       })
       run.freshnessBreachedSince = null
     }
