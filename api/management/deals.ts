@@ -5,7 +5,7 @@
  */
 import express, { type RequestHandler, type Router } from 'express'
 import type { Logger } from '../../common/logger.ts'
-import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from '../../common/store-errors.ts'
+import { isStoreUnavailable } from '../../common/store-errors.ts'
 import {
   allowedActions,
   type DealAction,
@@ -16,7 +16,7 @@ import {
   type LeadDoc,
 } from '../../control-plane/deals/index.ts'
 import type { Principal } from '../../control-plane/types.ts'
-import { sendProblem } from '../problem.ts'
+import { sendProblem, sendStoreUnavailable } from '../problem.ts'
 import { pageRequest, pageView, type Handler } from './http.ts'
 
 export function dealView(d: DealDoc, p: Principal, history?: DealTransitionDoc[]) {
@@ -226,12 +226,7 @@ export function mountInboundRoute(r: Router, reg: DealRegistry, bodyLimit: strin
       },
       (err: unknown) => {
         if (isStoreUnavailable(err)) {
-          res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS))
-          sendProblem(res, {
-            title: 'Service Unavailable',
-            status: 503,
-            detail: "the platform's store is unreachable for a moment; retry later (nothing was changed)",
-          })
+          sendStoreUnavailable(res, 'changed')
           return
         }
         logger.error('inbound call failed', { inboundId: req.params.inboundId, err })

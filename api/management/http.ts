@@ -8,7 +8,7 @@ import { grantAccepts } from '../../control-plane/entitlements.ts'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { Logger } from '../../common/logger.ts'
 import { SyndicationError } from '../../common/errors.ts'
-import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from '../../common/store-errors.ts'
+import { isStoreUnavailable } from '../../common/store-errors.ts'
 import { fingerprint, type IdempotencyClaim } from '../../common/idempotency.ts'
 import {
   ConflictError,
@@ -34,7 +34,7 @@ import type {
   RetryRequestDoc,
   SubscriptionDoc,
 } from '../../control-plane/index.ts'
-import { sendProblem, type Problem } from '../problem.ts'
+import { sendProblem, sendStoreUnavailable, type Problem } from '../problem.ts'
 
 export interface Reply {
   status: number
@@ -157,18 +157,8 @@ export function problemHandler(logger: Logger) {
       return
     }
     if (isStoreUnavailable(err)) {
-      logger.warn('management request held: the store is unreachable (503)', {
-        method: req.method,
-        path: req.path,
-        code: 'RETRIABLE',
-        err,
-      })
-      res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS))
-      sendProblem(res, {
-        title: 'Service Unavailable',
-        status: 503,
-        detail: "the platform's store is unreachable for a moment; retry later (nothing was changed)",
-      })
+      const message = 'management request held: the store is unreachable (503)'
+      sendStoreUnavailable(res, 'changed', { logger, message, req, err })
       return
     }
     logger.error('management request failed', {
