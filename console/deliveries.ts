@@ -11,7 +11,7 @@ import { completeDelivery, type DeliverySearch } from '../control-plane/deliveri
 import type { FailureCursor, FailureStatus } from '../control-plane/delivery-failures.ts'
 import type { DeliveryDoc, DeliveryStatus, SubscriptionDoc } from '../control-plane/types.ts'
 import { field, type Ctx, type PageHandler } from './context.ts'
-import { badge, html, iso, query, time, type Html } from './html.ts'
+import { badge, html, iso, query, table, thead, time, type Html } from './html.ts'
 import { canChange } from './subscriptions.ts'
 
 type Mount = (h: PageHandler) => import('express').RequestHandler
@@ -100,15 +100,7 @@ function row(ctx: Ctx, sub: SubscriptionDoc, d: DeliveryDoc): Html {
       <details>
         <summary>${d.attemptCount} attempt${d.attemptCount === 1 ? '' : 's'}</summary>
         <table class="attempts">
-          <thead>
-            <tr>
-              <th scope="col">At</th>
-              <th scope="col">Status</th>
-              <th scope="col">Duration</th>
-              <th scope="col">Error</th>
-              <th scope="col">Response (excerpt)</th>
-            </tr>
-          </thead>
+          ${thead(['At', 'Status', 'Duration', 'Error', 'Response (excerpt)'])}
           <tbody>
             ${d.attempts.map(
               (a) =>
@@ -231,33 +223,12 @@ const list: PageHandler = async (ctx) => {
       <button type="submit">Filter</button>
     </form>
     ${retryAll}
-    <div class="table-wrap">
-      <table>
-        <caption>
-          Deliveries, newest first
-        </caption>
-        <thead>
-          <tr>
-            <th scope="col">Event</th>
-            <th scope="col">Type</th>
-            <th scope="col">Key</th>
-            <th scope="col">Status</th>
-            <th scope="col">Created</th>
-            <th scope="col">Attempts</th>
-            <th scope="col"><span class="visually-hidden">Actions</span></th>
-          </tr>
-        </thead>
-        <tbody>
-          ${found.items.map((d) => row(ctx, sub, d))}${
-            found.items.length === 0
-              ? html`<tr>
-                  <td colspan="7" class="muted">No deliveries match.</td>
-                </tr>`
-              : ''
-          }
-        </tbody>
-      </table>
-    </div>
+    ${table(
+      'Deliveries, newest first',
+      ['Event', 'Type', 'Key', 'Status', 'Created', 'Attempts'],
+      found.items.map((d) => row(ctx, sub, d)),
+      { actions: true, empty: 'No deliveries match.' },
+    )}
     ${older} ${whole}`
   return { page, title: `Deliveries of ${sub.name}`, current: '/console/subscriptions' }
 }

@@ -117,3 +117,44 @@ export function choice(
 /** `<option>`s of a select, the current one selected. */
 export const options = (values: string[], current: string, label: (v: string) => string = (v) => v): Html[] =>
   values.map((v) => html`<option value="${v}" ${v === current ? html` selected` : ''}>${label(v)}</option>`)
+
+/**
+ * A table's head: a header a column (the labels escaped), then with `actions` one for each row's buttons,
+ * named for screen readers only.
+ */
+export const thead = (columns: unknown[], actions = false): Html =>
+  html`<thead>
+    <tr>
+      ${columns.map((c) => html`<th scope="col">${c}</th>`)}
+      ${actions ? html`<th scope="col"><span class="visually-hidden">Actions</span></th>` : ''}
+    </tr>
+  </thead>`
+
+/** A table's rows, or when there are none one row across all its `columns` saying `empty`. */
+export const rowsOr = (rows: Html[], columns: number, empty: string): Html | Html[] =>
+  rows.length > 0
+    ? rows
+    : html`<tr>
+        <td colspan="${columns}" class="muted">${empty}</td>
+      </tr>`
+
+/** A table in its scrolling wrapper: caption, head (thead) and rows (with `empty`: rowsOr). */
+export function table(
+  caption: unknown,
+  columns: unknown[],
+  rows: Html[],
+  o: { actions?: boolean; empty?: string } = {},
+): Html {
+  const span = columns.length + (o.actions ? 1 : 0)
+  return html`<div class="table-wrap">
+    <table>
+      <caption>
+        ${caption}
+      </caption>
+      ${thead(columns, o.actions)}
+      <tbody>
+        ${o.empty === undefined ? rows : rowsOr(rows, span, o.empty)}
+      </tbody>
+    </table>
+  </div>`
+}
