@@ -96,20 +96,16 @@ export function problemOf(err: unknown): Problem | null {
     message?: unknown
     headers?: Record<string, string>
   }
+  const bodyProblem = (title: string, status: number, detail: string, message: string) => ({
+    title,
+    status,
+    detail,
+    errors: [{ field: 'body', message }],
+  })
   if (e && e.type === 'entity.too.large')
-    return {
-      title: 'Content Too Large',
-      status: 413,
-      detail: 'the request body exceeds the limit',
-      errors: [{ field: 'body', message: 'too large' }],
-    }
+    return bodyProblem('Content Too Large', 413, 'the request body exceeds the limit', 'too large')
   if (e && e.type === 'entity.parse.failed')
-    return {
-      title: 'Bad Request',
-      status: 400,
-      detail: 'the body is not valid JSON',
-      errors: [{ field: 'body', message: 'is not valid JSON' }],
-    }
+    return bodyProblem('Bad Request', 400, 'the body is not valid JSON', 'is not valid JSON')
   if (e && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
     if (e.status === 404 || e.status === 405) {
       return {
