@@ -272,12 +272,10 @@ export function managementRouter(options: ManagementOptions): Router {
       }
     }),
   )
-  r.get(
-    '/subscriptions/:subscriptionId/retry-requests/:requestId',
-    h(async ({ principal, params }) => ({
-      status: 200,
-      body: retryRequestView(await cp.getRetryRequest(principal, params.subscriptionId!, params.requestId!)),
-    })),
+  subscriptions.get(
+    ({ principal, id, params }) => cp.getRetryRequest(principal, id, params.requestId!),
+    retryRequestView,
+    '/retry-requests/:requestId',
   )
 
   // connectors
