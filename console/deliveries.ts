@@ -11,7 +11,7 @@ import { completeDelivery, type DeliverySearch } from '../control-plane/deliveri
 import type { FailureCursor, FailureStatus } from '../control-plane/delivery-failures.ts'
 import type { DeliveryDoc, DeliveryStatus, SubscriptionDoc } from '../control-plane/types.ts'
 import { field, type Ctx, type PageHandler } from './context.ts'
-import { badge, html, iso, query, table, thead, time, type Html } from './html.ts'
+import { badge, html, iso, options, query, selectField, table, thead, time, type Html } from './html.ts'
 import { canChange } from './subscriptions.ts'
 
 type Mount = (h: PageHandler) => import('express').RequestHandler
@@ -174,10 +174,7 @@ const list: PageHandler = async (ctx) => {
   const found =
     indexed ?? (await ctx.deps.cp.deliveries.search(search(ctx, sub, f), { limit: PAGE, cursor: ctx.query.cursor }))
   const base = `/console/subscriptions/${sub._id}/deliveries`
-  const opt = (value: string, label: string, current: string | undefined) =>
-    html`<option value="${value}" ${current === value || (!current && value === '') ? html` selected` : ''}>
-      ${label}
-    </option>`
+  const orAny = (v: string) => v || 'any'
   const local = (s: string | undefined) => (s ? iso(dateOf(s, 'time')).replace(/Z$/, '') : '')
   const retryAll =
     canChange(ctx.principal, sub) && (f.status === undefined || f.status === 'dead')
@@ -200,18 +197,8 @@ const list: PageHandler = async (ctx) => {
     : ''
   const page = html`<p><a href="/console/subscriptions/${sub._id}">← ${sub.name}</a></p>
     <form method="get" action="${base}" class="filters card">
-      <div>
-        <label for="f-status">Status</label
-        ><select id="f-status" name="status">
-          ${opt('', 'any', f.status)}${STATUSES.map((s) => opt(s, s, f.status))}
-        </select>
-      </div>
-      <div>
-        <label for="f-type">Event type</label
-        ><select id="f-type" name="eventType">
-          ${opt('', 'any', f.eventType)}${sub.eventTypes.map((t) => opt(t, t, f.eventType))}
-        </select>
-      </div>
+      ${selectField('f-status', 'status', 'Status', options(['', ...STATUSES], f.status ?? '', orAny))}
+      ${selectField('f-type', 'eventType', 'Event type', options(['', ...sub.eventTypes], f.eventType ?? '', orAny))}
       <div>
         <label for="f-since">Since (UTC)</label
         ><input id="f-since" name="since" type="datetime-local" step="1" value="${local(f.since)}" />

@@ -10,7 +10,7 @@ import { NotFoundError, RequestInvalidError } from '../control-plane/errors.ts'
 import { ALL_TOPICS, valueSubject } from '../schemas/topics.ts'
 import { catalogPage } from './catalog.ts'
 import type { Ctx, PageHandler, RegistryReader } from './context.ts'
-import { html, query, table, type Html } from './html.ts'
+import { html, options, query, selectField, table, type Html } from './html.ts'
 
 type Mount = (h: PageHandler) => import('express').RequestHandler
 
@@ -143,12 +143,12 @@ const subjectPage: PageHandler = async (ctx) => {
   const diff = avroFieldDiff(a, b)
   const pins = await pinsOfSubject(ctx, subject)
   const select = (name: string, label: string, value: number) =>
-    html`<div>
-      <label for="d-${name}">${label}</label
-      ><select id="d-${name}" name="${name}">
-        ${versions.map((v) => html`<option value="${v}" ${v === value ? html` selected` : ''}>v${v}</option>`)}
-      </select>
-    </div>`
+    selectField(
+      `d-${name}`,
+      name,
+      label,
+      options(versions.map(String), String(value), (v) => `v${v}`),
+    )
   let body: Html
   if (diff === null)
     body = html`<div class="diff">
