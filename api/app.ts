@@ -4,9 +4,9 @@ import type { Metrics } from '../common/metrics.ts'
 import { healthRouter, type ReadinessChecks } from './health.ts'
 import { docsRouter } from './management/docs.ts'
 import { managementRouter, type ManagementOptions } from './management/router.ts'
-import { sendProblem } from './problem.ts'
+import { sendProblem, sendStoreUnavailable } from './problem.ts'
 import { consoleRouter, type ConsoleOptions } from '../console/index.ts'
-import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from '../common/store-errors.ts'
+import { isStoreUnavailable } from '../common/store-errors.ts'
 
 export interface AppDeps {
   logger: Logger
@@ -60,18 +60,8 @@ export function createApp(deps: AppDeps): express.Express {
     }
     if (isStoreUnavailable(err)) {
       // e.g. an API key checked against the store while it is away: the request was not accepted
-      deps.logger.warn('request held: the store is unreachable (503)', {
-        method: req.method,
-        path: req.path,
-        code: 'RETRIABLE',
-        err,
-      })
-      res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS))
-      sendProblem(res, {
-        title: 'Service Unavailable',
-        status: 503,
-        detail: "the platform's store is unreachable for a moment; retry later (nothing was accepted)",
-      })
+      const message = 'request held: the store is unreachable (503)'
+      sendStoreUnavailable(res, 'accepted', { logger: deps.logger, message, req, err })
       return
     }
     deps.logger.error('request failed', { method: req.method, path: req.path, err })

@@ -3,7 +3,7 @@
  * the request bodies built from flags and `--from-file` (flags given with a file replace its fields).
  */
 import fs from 'node:fs'
-import type { ManagementClient, Schemas } from '../client/index.ts'
+import { allPages, data, type ManagementClient, type Schemas } from '../client/index.ts'
 
 /** The options of the API commands, for parseArgs (cli/main.ts); none has a default, so undefined is "not given". */
 export const API_OPTIONS = {
@@ -202,13 +202,16 @@ export function overlapSeconds(flags: ApiCommandFlags): number | undefined {
   return Number(v)
 }
 
-/** A list: a table of `columns` (the API's JSON with --json). */
+type Page = { items: Array<Record<string, unknown>>; nextCursor: string | null }
+type ApiAnswer<T> = { data?: T; error?: unknown; response: Response }
+
+/** A list, every page of it (`page(cursor)` asks for one): a table of `columns` (the API's JSON with --json). */
 export async function printList(
   ctx: Ctx,
-  rows: Promise<Array<Record<string, unknown>>>,
+  page: (cursor: string | undefined) => Promise<ApiAnswer<Page>>,
   columns: Column[],
 ): Promise<number> {
-  const all = await rows
+  const all = await allPages((cursor) => data(page(cursor)))
   ctx.out(all, () => renderTable(all, columns))
   return 0
 }

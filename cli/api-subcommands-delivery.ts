@@ -2,7 +2,7 @@
  * The API commands of what is delivered and produced: subscriptions, connectors, dead letters and
  * sources (api-subcommands.ts puts every command together).
  */
-import { allPages, data, type Schemas } from '../client/index.ts'
+import { data, type Schemas } from '../client/index.ts'
 import {
   col,
   PAGE,
@@ -76,9 +76,7 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
         const partnerId = ctx.flags['partner-id']
         return printList(
           ctx,
-          allPages((cursor) =>
-            data(ctx.api.GET('/subscriptions', { params: { query: { limit: PAGE, cursor, partnerId } } })),
-          ),
+          (cursor) => ctx.api.GET('/subscriptions', { params: { query: { limit: PAGE, cursor, partnerId } } }),
           subscriptionColumns,
         )
       },
@@ -169,7 +167,7 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
       run: (ctx) =>
         printList(
           ctx,
-          allPages((cursor) => data(ctx.api.GET('/connectors', { params: { query: { limit: PAGE, cursor } } }))),
+          (cursor) => ctx.api.GET('/connectors', { params: { query: { limit: PAGE, cursor } } }),
           connectorColumns,
         ),
     },
@@ -242,13 +240,10 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
         const subscriptionId = ctx.need(0, 'subscriptionId')
         return printList(
           ctx,
-          allPages((cursor) =>
-            data(
-              ctx.api.GET('/subscriptions/{subscriptionId}/dead-letters', {
-                params: { ...path('subscriptionId', subscriptionId), query: { limit: PAGE, cursor } },
-              }),
-            ),
-          ),
+          (cursor) =>
+            ctx.api.GET('/subscriptions/{subscriptionId}/dead-letters', {
+              params: { ...path('subscriptionId', subscriptionId), query: { limit: PAGE, cursor } },
+            }),
           deadLetterColumns,
         )
       },
@@ -284,7 +279,7 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
       run: (ctx) =>
         printList(
           ctx,
-          allPages((cursor) => data(ctx.api.GET('/sources', { params: { query: { limit: PAGE, cursor } } }))),
+          (cursor) => ctx.api.GET('/sources', { params: { query: { limit: PAGE, cursor } } }),
           sourceColumns,
         ),
     },

@@ -2,7 +2,7 @@
  * The API commands of organizations and their relationships: partners, organizations, API keys and
  * grants (api-subcommands.ts puts every command together).
  */
-import { allPages, data, type Schemas } from '../client/index.ts'
+import { data, type Schemas } from '../client/index.ts'
 import {
   col,
   entitlements,
@@ -49,7 +49,7 @@ async function listOrganizations(ctx: Ctx, kind: string | undefined): Promise<nu
     throw new UsageError(`--kind must be partner or publisher (got "${kind}")`)
   return printList(
     ctx,
-    allPages((cursor) => data(ctx.api.GET('/organizations', { params: { query: { limit: PAGE, cursor, kind } } }))),
+    (cursor) => ctx.api.GET('/organizations', { params: { query: { limit: PAGE, cursor, kind } } }),
     orgColumns,
   )
 }
@@ -173,9 +173,7 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
         const organizationId = ctx.flags['organization-id']
         return printList(
           ctx,
-          allPages((cursor) =>
-            data(ctx.api.GET('/api-keys', { params: { query: { limit: PAGE, cursor, organizationId } } })),
-          ),
+          (cursor) => ctx.api.GET('/api-keys', { params: { query: { limit: PAGE, cursor, organizationId } } }),
           keyColumns,
         )
       },
@@ -245,7 +243,7 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
         const query = { limit: PAGE, partnerId: ctx.flags['partner-id'], publisherId: ctx.flags['publisher-id'] }
         return printList(
           ctx,
-          allPages((cursor) => data(ctx.api.GET('/grants', { params: { query: { ...query, cursor } } }))),
+          (cursor) => ctx.api.GET('/grants', { params: { query: { ...query, cursor } } }),
           grantColumns,
         )
       },

@@ -7,8 +7,7 @@
  * Used by the demo, the deals benchmark and the end-to-end test.
  */
 import { createHmac, randomUUID } from 'node:crypto'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { startLocalServer } from './local-server.ts'
 
 /** The REST sink's body mapping: the registration as a Salesforce-like Deal_Registration__c record. */
 export const CRM_BODY_MAPPING = [
@@ -90,23 +89,17 @@ export async function startSimulatedCrm(): Promise<SimulatedCrm> {
       const text = await res.text()
       return { status: res.status, body: text === '' ? null : (JSON.parse(text) as unknown) }
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
+    close: () => server.close(),
   }
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
+  const server = await startLocalServer(
+    (req, raw, res) => {
       const m = /^\/(deals|leads)\/([^/?]+)$/.exec(req.url ?? '')
       if (!m || (req.method !== 'PUT' && req.method !== 'POST')) {
         res.writeHead(404).end()
         return
       }
       try {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>
+        const body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>
         const kind = m[1] as 'deals' | 'leads'
         const step = String(body.Step__c ?? body.step)
         const r: CrmRecord = {
@@ -123,10 +116,9 @@ export async function startSimulatedCrm(): Promise<SimulatedCrm> {
       } catch {
         res.writeHead(400).end()
       }
-    })
-  })
-  server.keepAliveTimeout = 60_000
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  crm.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    },
+    { keepAliveTimeout: 60_000 },
+  )
+  crm.url = server.url
   return crm
 }

@@ -2,7 +2,7 @@
  * `distributary deals ...` and `distributary leads ...` (docs/deals.md): lists, one deal with its
  * history, the decisions of each side, and the lead steps, through the typed client.
  */
-import { allPages, data, type Schemas } from '../client/index.ts'
+import { data, type Schemas } from '../client/index.ts'
 import { col, PAGE, path, printList, printOne, requestBody, UsageError, type Ctx, type Sub } from './api-args.ts'
 
 const dealColumns = [
@@ -84,7 +84,7 @@ export const DEAL_SUBS: Record<string, Record<string, Sub>> = {
         }
         return printList(
           ctx,
-          allPages((cursor) => data(ctx.api.GET('/deals', { params: { query: { ...query, cursor } } }))),
+          (cursor) => ctx.api.GET('/deals', { params: { query: { ...query, cursor } } }),
           dealColumns,
         )
       },
@@ -126,11 +126,8 @@ export const DEAL_SUBS: Record<string, Record<string, Sub>> = {
       run: (ctx) =>
         printList(
           ctx,
-          allPages((cursor) =>
-            data(
-              ctx.api.GET('/leads', { params: { query: { limit: PAGE, cursor, state: ctx.flags.state as never } } }),
-            ),
-          ),
+          (cursor) =>
+            ctx.api.GET('/leads', { params: { query: { limit: PAGE, cursor, state: ctx.flags.state as never } } }),
           leadColumns,
         ),
     },

@@ -5,7 +5,7 @@
 import { eventCatalog } from '../api/openapi/asyncapi.ts'
 import { ALL_TOPICS } from '../schemas/topics.ts'
 import type { PageHandler } from './context.ts'
-import { html } from './html.ts'
+import { html, table } from './html.ts'
 
 export const EVENT_TYPES: string[] = ALL_TOPICS.flatMap((t) => t.eventTypes)
 
@@ -34,30 +34,18 @@ export const catalogPage: PageHandler = async () => {
             ${e.topic.key}; written by ${e.topic.writtenBy === 'publishers' ? 'publishers' : 'the platform only'}.
           </p>
           ${e.doc ? html`<p>${e.doc}</p>` : ''}
-          <div class="table-wrap">
-            <table>
-              <caption>
-                Fields of ${e.topic.eventTypes.join(', ')}
-              </caption>
-              <thead>
-                <tr>
-                  <th scope="col">Field</th>
-                  <th scope="col">Type</th>
-                  <th scope="col">Description</th>
-                </tr>
-              </thead>
-              <tbody>
-                ${e.fields.map(
-                  (f) =>
-                    html`<tr>
-                      <td><code>${f.name}</code></td>
-                      <td>${plain(f.type)}</td>
-                      <td>${f.doc}${byDefault(f.default)}</td>
-                    </tr>`,
-                )}
-              </tbody>
-            </table>
-          </div>
+          ${table(
+            `Fields of ${e.topic.eventTypes.join(', ')}`,
+            ['Field', 'Type', 'Description'],
+            e.fields.map(
+              (f) =>
+                html`<tr>
+                  <td><code>${f.name}</code></td>
+                  <td>${plain(f.type)}</td>
+                  <td>${f.doc}${byDefault(f.default)}</td>
+                </tr>`,
+            ),
+          )}
         </section>`,
     )}`
   return { page, title: 'Event catalog', current: '/console/catalog' }

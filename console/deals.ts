@@ -18,7 +18,7 @@ import {
 } from '../control-plane/deals/index.ts'
 import { NotFoundError } from '../control-plane/errors.ts'
 import { csrfField, field, queryChoice, type Ctx, type PageHandler } from './context.ts'
-import { badge, columns, html, options, query, time, type Html } from './html.ts'
+import { badge, columns, html, options, query, selectField, time, type Html } from './html.ts'
 import { leadsTable, mountLeadPages, sides } from './leads.ts'
 import { namesOf, orgCell, poll } from './status.ts'
 import { actionBody } from './validate.ts'
@@ -275,18 +275,8 @@ const list: PageHandler = async (ctx) => {
   const leadState = queryChoice(ctx, 'leadState', LEAD_STATES) ?? ''
   const any = html`<option value="">any</option>`
   const filters = html`<form method="get" action="/console/deals" class="filters card">
-    <div>
-      <label for="f-state">Registrations with status</label
-      ><select id="f-state" name="state">
-        ${any}${options([...DEAL_STATES], state)}
-      </select>
-    </div>
-    <div>
-      <label for="f-lead-state">Leads with status</label
-      ><select id="f-lead-state" name="leadState">
-        ${any}${options([...LEAD_STATES], leadState)}
-      </select>
-    </div>
+    ${selectField('f-state', 'state', 'Registrations with status', [any, ...options([...DEAL_STATES], state)])}
+    ${selectField('f-lead-state', 'leadState', 'Leads with status', [any, ...options([...LEAD_STATES], leadState)])}
     <button type="submit">Filter</button>
   </form>`
   const page = html`${p.scope === 'partner' ? '' : await decisions(ctx)}

@@ -11,7 +11,7 @@ import { completeDelivery, type DeliverySearch } from '../control-plane/deliveri
 import type { FailureCursor, FailureStatus } from '../control-plane/delivery-failures.ts'
 import type { DeliveryDoc, DeliveryStatus, SubscriptionDoc } from '../control-plane/types.ts'
 import { field, type Ctx, type PageHandler } from './context.ts'
-import { badge, html, iso, query, time, type Html } from './html.ts'
+import { badge, html, iso, options, query, selectField, table, thead, time, type Html } from './html.ts'
 import { canChange } from './subscriptions.ts'
 
 type Mount = (h: PageHandler) => import('express').RequestHandler
@@ -100,15 +100,7 @@ function row(ctx: Ctx, sub: SubscriptionDoc, d: DeliveryDoc): Html {
       <details>
         <summary>${d.attemptCount} attempt${d.attemptCount === 1 ? '' : 's'}</summary>
         <table class="attempts">
-          <thead>
-            <tr>
-              <th scope="col">At</th>
-              <th scope="col">Status</th>
-              <th scope="col">Duration</th>
-              <th scope="col">Error</th>
-              <th scope="col">Response (excerpt)</th>
-            </tr>
-          </thead>
+          ${thead(['At', 'Status', 'Duration', 'Error', 'Response (excerpt)'])}
           <tbody>
             ${d.attempts.map(
               (a) =>
@@ -182,10 +174,7 @@ const list: PageHandler = async (ctx) => {
   const found =
     indexed ?? (await ctx.deps.cp.deliveries.search(search(ctx, sub, f), { limit: PAGE, cursor: ctx.query.cursor }))
   const base = `/console/subscriptions/${sub._id}/deliveries`
-  const opt = (value: string, label: string, current: string | undefined) =>
-    html`<option value="${value}" ${current === value || (!current && value === '') ? html` selected` : ''}>
-      ${label}
-    </option>`
+  const orAny = (v: string) => v || 'any'
   const local = (s: string | undefined) => (s ? iso(dateOf(s, 'time')).replace(/Z$/, '') : '')
   const retryAll =
     canChange(ctx.principal, sub) && (f.status === undefined || f.status === 'dead')
@@ -208,18 +197,8 @@ const list: PageHandler = async (ctx) => {
     : ''
   const page = html`<p><a href="/console/subscriptions/${sub._id}">← ${sub.name}</a></p>
     <form method="get" action="${base}" class="filters card">
-      <div>
-        <label for="f-status">Status</label
-        ><select id="f-status" name="status">
-          ${opt('', 'any', f.status)}${STATUSES.map((s) => opt(s, s, f.status))}
-        </select>
-      </div>
-      <div>
-        <label for="f-type">Event type</label
-        ><select id="f-type" name="eventType">
-          ${opt('', 'any', f.eventType)}${sub.eventTypes.map((t) => opt(t, t, f.eventType))}
-        </select>
-      </div>
+      ${selectField('f-status', 'status', 'Status', options(['', ...STATUSES], f.status ?? '', orAny))}
+      ${selectField('f-type', 'eventType', 'Event type', options(['', ...sub.eventTypes], f.eventType ?? '', orAny))}
       <div>
         <label for="f-since">Since (UTC)</label
         ><input id="f-since" name="since" type="datetime-local" step="1" value="${local(f.since)}" />
@@ -231,33 +210,12 @@ const list: PageHandler = async (ctx) => {
       <button type="submit">Filter</button>
     </form>
     ${retryAll}
-    <div class="table-wrap">
-      <table>
-        <caption>
-          Deliveries, newest first
-        </caption>
-        <thead>
-          <tr>
-            <th scope="col">Event</th>
-            <th scope="col">Type</th>
-            <th scope="col">Key</th>
-            <th scope="col">Status</th>
-            <th scope="col">Created</th>
-            <th scope="col">Attempts</th>
-            <th scope="col"><span class="visually-hidden">Actions</span></th>
-          </tr>
-        </thead>
-        <tbody>
-          ${found.items.map((d) => row(ctx, sub, d))}${
-            found.items.length === 0
-              ? html`<tr>
-                  <td colspan="7" class="muted">No deliveries match.</td>
-                </tr>`
-              : ''
-          }
-        </tbody>
-      </table>
-    </div>
+    ${table(
+      'Deliveries, newest first',
+      ['Event', 'Type', 'Key', 'Status', 'Created', 'Attempts'],
+      found.items.map((d) => row(ctx, sub, d)),
+      { actions: true, empty: 'No deliveries match.' },
+    )}
     ${older} ${whole}`
   return { page, title: `Deliveries of ${sub.name}`, current: '/console/subscriptions' }
 }

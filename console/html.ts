@@ -117,3 +117,52 @@ export function choice(
 /** `<option>`s of a select, the current one selected. */
 export const options = (values: string[], current: string, label: (v: string) => string = (v) => v): Html[] =>
   values.map((v) => html`<option value="${v}" ${v === current ? html` selected` : ''}>${label(v)}</option>`)
+
+/**
+ * A table's head: its column headers (columns), then with `actions` one for each row's buttons, named for
+ * screen readers only.
+ */
+export const thead = (labels: Array<string | Html>, actions = false): Html =>
+  html`<thead>
+    <tr>
+      ${columns(labels)} ${actions ? html`<th scope="col"><span class="visually-hidden">Actions</span></th>` : ''}
+    </tr>
+  </thead>`
+
+/** A table's rows, or when there are none one row across all its `span` columns saying `empty`. */
+export const rowsOr = (rows: Html[], span: number, empty: string): Html | Html[] =>
+  rows.length > 0
+    ? rows
+    : html`<tr>
+        <td colspan="${span}" class="muted">${empty}</td>
+      </tr>`
+
+/** A table in its scrolling wrapper: caption, head (thead) and rows (with `empty`: rowsOr). */
+export function table(
+  caption: unknown,
+  labels: Array<string | Html>,
+  rows: Html[],
+  o: { actions?: boolean; empty?: string } = {},
+): Html {
+  const span = labels.length + (o.actions ? 1 : 0)
+  return html`<div class="table-wrap">
+    <table>
+      <caption>
+        ${caption}
+      </caption>
+      ${thead(labels, o.actions)}
+      <tbody>
+        ${o.empty === undefined ? rows : rowsOr(rows, span, o.empty)}
+      </tbody>
+    </table>
+  </div>`
+}
+
+/** A select with its label above it, in a `<div>` of its own (a field of a filter form). */
+export const selectField = (id: string, name: string, label: string | Html, choices: Html | Html[]): Html =>
+  html`<div>
+    <label for="${id}">${label}</label
+    ><select id="${id}" name="${name}">
+      ${choices}
+    </select>
+  </div>`

@@ -10,7 +10,7 @@ import { sourceStatusView } from '../api/management/sources.ts'
 import { RequestInvalidError } from '../control-plane/errors.ts'
 import type { DesiredState } from '../control-plane/types.ts'
 import { field, type Ctx, type PageHandler } from './context.ts'
-import { badge, html, query, time, type Html } from './html.ts'
+import { badge, html, query, rowsOr, time, type Html } from './html.ts'
 import { freshness, poll } from './status.ts'
 import { canChange } from './subscriptions.ts'
 
@@ -19,7 +19,8 @@ type Mount = (h: PageHandler) => import('express').RequestHandler
 type Row = { cells: Record<string, string | number>; html: Html }
 
 /** Sorts rows by a column (`sort`, `dir` from the query; unknown columns: the first). */
-function sorted(rows: Row[], ctx: Ctx, columns: string[]): { rows: Row[]; sort: string; dir: 'asc' | 'desc' } {
+function sorted(rows: Row[], ctx: Ctx, labels: Array<[string, string]>) {
+  const columns = labels.map(([key]) => key)
   const sort = columns.includes(ctx.query.sort ?? '') ? ctx.query.sort! : columns[0]!
   const dir = ctx.query.dir === 'desc' ? 'desc' : 'asc'
   const out = [...rows].sort((a, b) => {
@@ -48,16 +49,71 @@ function head(base: string, labels: Array<[string, string]>, sort: string, dir: 
   </thead>`
 }
 
-const CONNECTOR_COLUMNS: Array<[string, string]> = [
-  ['name', 'Subscription'],
-  ['partner', 'Partner'],
-  ['state', 'State'],
-  ['lag', 'Lag (records)'],
-  ['seconds', 'Lag (seconds)'],
-  ['fresh', 'Freshness'],
-  ['error', 'Last error'],
-  ['worker', 'Worker'],
-]
+/** A table's definition: `id` names it and its page (/console/<id>), `columns` are [sort key, label]. */
+interface TableSpec {
+  id: string
+  caption: string
+  columns: Array<[string, string]>
+  /** Said when there are no rows. */
+  empty: string
+}
+
+/**
+ * A sortable table, polled every 2 s as its own fragment (/console/<id>/table, keeping the sort); its
+ * last column holds each row's buttons.
+ */
+function sortableTable(ctx: Ctx, rows: Row[], t: TableSpec): Html {
+  const base = `/console/${t.id}`
+  const { sort, dir, rows: ordered } = sorted(rows, ctx, t.columns)
+  return html`<div class="table-wrap" id="${t.id}" ${poll(`${base}/table${query({ sort, dir })}`)}>
+    <table>
+      <caption>
+        ${t.caption}
+      </caption>
+      ${head(base, t.columns, sort, dir)}
+      <tbody>
+        ${rowsOr(
+          ordered.map((r) => r.html),
+          t.columns.length + 1,
+          t.empty,
+        )}
+      </tbody>
+    </table>
+  </div>`
+}
+
+/** A button posting one change of the desired state (`action`) of the row's connector or source. */
+const stateAction = (path: string, csrf: Html, name: string) => (a: string, label: string) =>
+  html`<form method="post" action="${path}" class="inline">
+    ${csrf}<input type="hidden" name="action" value="${a}" /><button type="submit" aria-label="${label} ${name}">
+      ${label}
+    </button>
+  </form>`
+
+/** The cells a row ends with: the last error, the worker, the buttons. */
+const lastCells = (
+  s: { lastError: { code: string; message: string } | null; workerId: string | null },
+  actions: Html | string,
+) =>
+  html`<td>${s.lastError ? html`<code>${s.lastError.code}</code> ${s.lastError.message}` : ''}</td>
+    <td>${s.workerId ?? '–'}</td>
+    <td>${actions}</td>`
+
+const CONNECTORS: TableSpec = {
+  id: 'connectors',
+  caption: 'Connectors (one per subscription)',
+  columns: [
+    ['name', 'Subscription'],
+    ['partner', 'Partner'],
+    ['state', 'State'],
+    ['lag', 'Lag (records)'],
+    ['seconds', 'Lag (seconds)'],
+    ['fresh', 'Freshness'],
+    ['error', 'Last error'],
+    ['worker', 'Worker'],
+  ],
+  empty: 'No connectors visible to this key.',
+}
 
 async function connectorTable(ctx: Ctx): Promise<Html> {
   const { cp } = ctx.deps
@@ -71,15 +127,7 @@ async function connectorTable(ctx: Ctx): Promise<Html> {
     const fresh = freshness(c)
     const since = s.freshnessBreachedSince
     const breach = since ? html` ${badge('behind-objective')} since ${time(since)}` : ''
-    const act = (a: string, label: string) =>
-      html`<form method="post" action="/console/connectors/${c._id}/state" class="inline">
-        ${csrf}<input type="hidden" name="action" value="${a}" /><button
-          type="submit"
-          aria-label="${label} ${sub?.name ?? c._id}"
-        >
-          ${label}
-        </button>
-      </form>`
+    const act = stateAction(`/console/connectors/${c._id}/state`, csrf, sub?.name ?? c._id)
     const actions = canChange(p, c)
       ? html`${c.desiredState === 'paused' ? act('resume', 'Resume') : act('pause', 'Pause')}
         ${act('restart', 'Restart')}`
@@ -103,47 +151,28 @@ async function connectorTable(ctx: Ctx): Promise<Html> {
         <td class="num">${s.lag ?? '–'}</td>
         <td class="num">${s.freshnessSeconds ?? '–'}</td>
         <td>${fresh.text}${breach}</td>
-        <td>${s.lastError ? html`<code>${s.lastError.code}</code> ${s.lastError.message}` : ''}</td>
-        <td>${s.workerId ?? '–'}</td>
-        <td>${actions}</td>
+        ${lastCells(s, actions)}
       </tr>`,
     }
   })
-  const t = sorted(
-    rows,
-    ctx,
-    CONNECTOR_COLUMNS.map(([k]) => k),
-  )
-  const self = `/console/connectors/table${query({ sort: t.sort, dir: t.dir })}`
-  return html`<div class="table-wrap" id="connectors" ${poll(self)}>
-    <table>
-      <caption>
-        Connectors (one per subscription)
-      </caption>
-      ${head('/console/connectors', CONNECTOR_COLUMNS, t.sort, t.dir)}
-      <tbody>
-        ${t.rows.map((r) => r.html)}${
-          rows.length === 0
-            ? html`<tr>
-                <td colspan="9" class="muted">No connectors visible to this key.</td>
-              </tr>`
-            : ''
-        }
-      </tbody>
-    </table>
-  </div>`
+  return sortableTable(ctx, rows, CONNECTORS)
 }
 
-const SOURCE_COLUMNS: Array<[string, string]> = [
-  ['name', 'Source'],
-  ['kind', 'Kind'],
-  ['state', 'State'],
-  ['seconds', 'Lag (seconds)'],
-  ['produced', 'Produced'],
-  ['reported', 'Reported'],
-  ['error', 'Last error'],
-  ['worker', 'Worker'],
-]
+const SOURCES: TableSpec = {
+  id: 'sources',
+  caption: 'Sources',
+  columns: [
+    ['name', 'Source'],
+    ['kind', 'Kind'],
+    ['state', 'State'],
+    ['seconds', 'Lag (seconds)'],
+    ['produced', 'Produced'],
+    ['reported', 'Reported'],
+    ['error', 'Last error'],
+    ['worker', 'Worker'],
+  ],
+  empty: 'No sources visible to this key.',
+}
 
 async function sourceTable(ctx: Ctx): Promise<Html> {
   const list =
@@ -151,15 +180,7 @@ async function sourceTable(ctx: Ctx): Promise<Html> {
   const csrf = html`<input type="hidden" name="_csrf" value="${ctx.session.csrf}" />`
   const rows: Row[] = list.map((src) => {
     const s = sourceStatusView(src)
-    const act = (a: string, label: string) =>
-      html`<form method="post" action="/console/sources/${src._id}/state" class="inline">
-        ${csrf}<input type="hidden" name="action" value="${a}" /><button
-          type="submit"
-          aria-label="${label} ${src.name}"
-        >
-          ${label}
-        </button>
-      </form>`
+    const act = stateAction(`/console/sources/${src._id}/state`, csrf, src.name)
     const pauseOrResume = src.desiredState === 'paused' ? act('resume', 'Resume') : act('pause', 'Pause')
     const actions =
       src.desiredState === 'stopped' ? act('start', 'Start') : html`${pauseOrResume} ${act('stop', 'Stop')}`
@@ -180,38 +201,11 @@ async function sourceTable(ctx: Ctx): Promise<Html> {
         <td>${badge(s.state)}</td>
         <td class="num">${s.counts.produced}</td>
         <td>${time(s.reportedAt)}</td>
-        <td>${s.lastError ? html`<code>${s.lastError.code}</code> ${s.lastError.message}` : ''}</td>
-        <td>${s.workerId ?? '–'}</td>
-        <td>${actions}</td>
+        ${lastCells(s, actions)}
       </tr>`,
     }
   })
-  const t = sorted(
-    rows,
-    ctx,
-    SOURCE_COLUMNS.map(([k]) => k),
-  )
-  return html`<div
-    class="table-wrap"
-    id="sources"
-    ${poll(`/console/sources/table${query({ sort: t.sort, dir: t.dir })}`)}
-  >
-    <table>
-      <caption>
-        Sources
-      </caption>
-      ${head('/console/sources', SOURCE_COLUMNS, t.sort, t.dir)}
-      <tbody>
-        ${t.rows.map((r) => r.html)}${
-          rows.length === 0
-            ? html`<tr>
-                <td colspan="8" class="muted">No sources visible to this key.</td>
-              </tr>`
-            : ''
-        }
-      </tbody>
-    </table>
-  </div>`
+  return sortableTable(ctx, rows, SOURCES)
 }
 
 type Action = 'pause' | 'resume' | 'restart' | 'stop' | 'start'

@@ -12,7 +12,7 @@ import type { Entitlement, GrantDoc } from '../control-plane/types.ts'
 import { field, fields, type ConsoleDeps, type Ctx, type PageHandler } from './context.ts'
 import { mountDealPages } from './deals.ts'
 import { mountDeliveryPages } from './deliveries.ts'
-import { badge, choice, errorSummary, html, time, type Html } from './html.ts'
+import { badge, choice, errorSummary, html, table, time, type Html } from './html.ts'
 import { mountOperatorPages } from './operators.ts'
 import { mountSchemaPages } from './schemas.ts'
 import { nameOf, namesOf, orgCell } from './status.ts'
@@ -104,32 +104,13 @@ const grants: PageHandler = async (ctx) => {
     </tr>`
   })
   const offer = p.scope === 'publisher' || p.scope === 'admin' ? offerForm(ctx, {}, []) : ''
-  const page = html`<div class="table-wrap">
-      <table>
-        <caption>
-          ${p.scope === 'partner' ? 'Publishers and what each grant lets you receive' : 'Grants'}
-        </caption>
-        <thead>
-          <tr>
-            <th scope="col">${p.scope === 'partner' ? 'Publisher' : 'Partner'}</th>
-            <th scope="col">Event types, rows and fields</th>
-            <th scope="col">Status</th>
-            <th scope="col">Changed</th>
-            <th scope="col"><span class="visually-hidden">Actions</span></th>
-          </tr>
-        </thead>
-        <tbody>
-          ${rows}${
-            list.length === 0
-              ? html`<tr>
-                  <td colspan="5" class="muted">No grants yet.</td>
-                </tr>`
-              : ''
-          }
-        </tbody>
-      </table>
-    </div>
-    ${offer}`
+  const page = html`${table(
+    p.scope === 'partner' ? 'Publishers and what each grant lets you receive' : 'Grants',
+    [p.scope === 'partner' ? 'Publisher' : 'Partner', 'Event types, rows and fields', 'Status', 'Changed'],
+    rows,
+    { actions: true, empty: 'No grants yet.' },
+  )}
+  ${offer}`
   return {
     page,
     title: p.scope === 'partner' ? 'Publishers' : p.scope === 'publisher' ? 'Partners' : 'Grants',

@@ -10,7 +10,7 @@ import { NotFoundError, RequestInvalidError } from '../control-plane/errors.ts'
 import { ALL_TOPICS, valueSubject } from '../schemas/topics.ts'
 import { catalogPage } from './catalog.ts'
 import type { Ctx, PageHandler, RegistryReader } from './context.ts'
-import { html, query, type Html } from './html.ts'
+import { html, options, query, selectField, table, type Html } from './html.ts'
 
 type Mount = (h: PageHandler) => import('express').RequestHandler
 
@@ -76,31 +76,12 @@ const list: PageHandler = async (ctx) => {
       </tr>`
     }),
   )
-  const page = html`<div class="table-wrap">
-    <table>
-      <caption>
-        Subjects this key may read
-      </caption>
-      <thead>
-        <tr>
-          <th scope="col">Subject</th>
-          <th scope="col">Versions</th>
-          <th scope="col">Latest</th>
-          <th scope="col">Compatibility</th>
-          <th scope="col">Pinned by</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${rows}${
-          rows.length === 0
-            ? html`<tr>
-                <td colspan="5" class="muted">No subject visible to this key.</td>
-              </tr>`
-            : ''
-        }
-      </tbody>
-    </table>
-  </div>`
+  const page = table(
+    'Subjects this key may read',
+    ['Subject', 'Versions', 'Latest', 'Compatibility', 'Pinned by'],
+    rows,
+    { empty: 'No subject visible to this key.' },
+  )
   return { page, title: 'Schemas', current: '/console/schemas' }
 }
 
@@ -162,12 +143,12 @@ const subjectPage: PageHandler = async (ctx) => {
   const diff = avroFieldDiff(a, b)
   const pins = await pinsOfSubject(ctx, subject)
   const select = (name: string, label: string, value: number) =>
-    html`<div>
-      <label for="d-${name}">${label}</label
-      ><select id="d-${name}" name="${name}">
-        ${versions.map((v) => html`<option value="${v}" ${v === value ? html` selected` : ''}>v${v}</option>`)}
-      </select>
-    </div>`
+    selectField(
+      `d-${name}`,
+      name,
+      label,
+      options(versions.map(String), String(value), (v) => `v${v}`),
+    )
   let body: Html
   if (diff === null)
     body = html`<div class="diff">
@@ -176,32 +157,19 @@ const subjectPage: PageHandler = async (ctx) => {
     </div>`
   else if (diff.length === 0) body = html`<p>No field differs between v${from} and v${to}.</p>`
   else {
-    body = html`<div class="table-wrap">
-      <table>
-        <caption>
-          Fields from v${from} to v${to}
-        </caption>
-        <thead>
-          <tr>
-            <th scope="col">Field</th>
-            <th scope="col">Change</th>
-            <th scope="col">v${from}</th>
-            <th scope="col">v${to}</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${diff.map(
-            (d) =>
-              html`<tr class="diff-${d.change}">
-                <td><code>${d.field}</code></td>
-                <td>${d.change}</td>
-                <td><code>${d.from ?? ''}</code></td>
-                <td><code>${d.to ?? ''}</code></td>
-              </tr>`,
-          )}
-        </tbody>
-      </table>
-    </div>`
+    body = table(
+      `Fields from v${from} to v${to}`,
+      ['Field', 'Change', `v${from}`, `v${to}`],
+      diff.map(
+        (d) =>
+          html`<tr class="diff-${d.change}">
+            <td><code>${d.field}</code></td>
+            <td>${d.change}</td>
+            <td><code>${d.from ?? ''}</code></td>
+            <td><code>${d.to ?? ''}</code></td>
+          </tr>`,
+      ),
+    )
   }
   const page = html`<p><a href="/console/schemas">← Schemas</a></p>
     <dl class="facts">

@@ -12,7 +12,7 @@ import type { SubscriptionInput } from '../control-plane/subscriptions.ts'
 import { eventTypesOf } from '../schemas/topics.ts'
 import type { ConnectorDoc, Principal, SubscriptionDoc } from '../control-plane/types.ts'
 import { field, fields, type Ctx, type PageHandler, type Reply } from './context.ts'
-import { badge, choice, errorSummary, fieldErrors, html, options, time, type Html } from './html.ts'
+import { badge, choice, errorSummary, fieldErrors, html, options, thead, time, type Html } from './html.ts'
 import { freshness, poll, publishersOf, replayProgress, statusPanel } from './status.ts'
 import { checkAgainstSchema } from './validate.ts'
 
@@ -69,17 +69,7 @@ const list: PageHandler = async (ctx) => {
         <caption>
           Subscriptions and their delivery
         </caption>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Event types</th>
-            <th scope="col">Sink</th>
-            <th scope="col">State</th>
-            <th scope="col">Lag</th>
-            <th scope="col">Freshness</th>
-          </tr>
-        </thead>
-        ${rows(subs, connectors, ctx.principal)}
+        ${thead(['Name', 'Event types', 'Sink', 'State', 'Lag', 'Freshness'])} ${rows(subs, connectors, ctx.principal)}
       </table>
     </div>`
   return { page, title: 'Subscriptions', current: '/console/subscriptions' }

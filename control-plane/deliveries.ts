@@ -16,15 +16,12 @@ import { uuidv7 } from '../schemas/headers.ts'
 export const MAX_ATTEMPTS_KEPT = 20
 const EXCERPT_BYTES = 1024
 
-export interface AttemptRecord {
-  subscriptionId: string
-  partnerId: string
-  /** The event's publisher (its ce_publisherid stamp), null when unknown. */
-  publisherId?: string | null
-  eventId: string
-  eventType: string
-  key: string
-  source?: { topic: string; partition: number; offset: string } | null
+/** One attempt as the sink runtime reports it, with the fields of the delivery it belongs to. */
+export interface AttemptRecord extends Pick<
+  DeliveryDoc,
+  'subscriptionId' | 'partnerId' | 'publisherId' | 'eventId' | 'eventType' | 'key'
+> {
+  source?: DeliveryDoc['source']
   attempt: Omit<DeliveryAttempt, 'responseExcerpt'> & { responseExcerpt?: string | null }
   /** The status after this attempt. */
   status: DeliveryStatus

@@ -3,6 +3,7 @@
  * without the control plane knowing about HTTP.
  */
 import { SyndicationError, type ErrorContext } from '../common/errors.ts'
+import { isDuplicateKey } from '../common/store-errors.ts'
 
 export interface FieldError {
   field: string
@@ -49,4 +50,14 @@ export class RequestInvalidError extends SyndicationError {
   }
 }
 
-export { isDuplicateKey } from '../common/store-errors.ts'
+export { isDuplicateKey }
+
+/** Awaits a write (its result): a unique index refusing it (a duplicate key) is a ConflictError naming `field`. */
+export async function uniqueWrite<T>(write: Promise<T>, field: string, message: string): Promise<T> {
+  try {
+    return await write
+  } catch (err) {
+    if (isDuplicateKey(err)) throw new ConflictError(message, field)
+    throw err
+  }
+}

@@ -23,7 +23,7 @@ import { IdempotencyStore } from '../common/idempotency.ts'
 import { ApiKeys, type ApiKeyOptions, type CreatedKey } from './api-keys.ts'
 import { DEFAULT_DELIVERY_POLICY, migrateDeliveryPolicies, ownDeliveryPolicy } from './delivery-policy.ts'
 import { checkEntitlements, checkKnownEventTypes, grantAccepts } from './entitlements.ts'
-import { ConflictError, ForbiddenError, isDuplicateKey, NotFoundError, RequestInvalidError } from './errors.ts'
+import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError, uniqueWrite } from './errors.ts'
 import { freeFormErrors } from './free-form.ts'
 import { partnerProfileEntry, partnerProfileValue, PARTNER_PROFILE_TOPIC } from './partner-profile.ts'
 import { ensureIndexes, newId, page, type Page, type PageRequest } from './store.ts'
@@ -182,12 +182,7 @@ export class ControlPlane extends ControlPlaneConnectors {
       doc.outbox = [this.profileEvent(doc, doc.profile, doc.version, now)]
       doc.outboxAt = now
     }
-    try {
-      await this.cols.organizations.insertOne(doc)
-    } catch (err) {
-      if (isDuplicateKey(err)) throw new ConflictError(`an organization with slug ${input.slug} exists`, 'slug')
-      throw err
-    }
+    await uniqueWrite(this.cols.organizations.insertOne(doc), 'slug', `an organization with slug ${input.slug} exists`)
     if (doc.outbox) this.outboxWritten()
     return doc
   }
@@ -366,16 +361,11 @@ export class ControlPlane extends ControlPlaneConnectors {
       updatedAt: now,
       version: 1,
     }
-    try {
-      await this.cols.grants.insertOne(doc)
-    } catch (err) {
-      if (isDuplicateKey(err))
-        throw new ConflictError(
-          `publisher ${publisherId} already has a grant for partner ${input.partnerId}: change that one`,
-          'partnerId',
-        )
-      throw err
-    }
+    await uniqueWrite(
+      this.cols.grants.insertOne(doc),
+      'partnerId',
+      `publisher ${publisherId} already has a grant for partner ${input.partnerId}: change that one`,
+    )
     return doc
   }
 

@@ -27,6 +27,7 @@ import {
   ConflictError,
   ForbiddenError,
   isDuplicateKey,
+  uniqueWrite,
   NotFoundError,
   RequestInvalidError,
   type FieldError,
@@ -299,12 +300,7 @@ export class SourceRegistry {
       config: input.config,
       desiredState: input.desiredState,
     })
-    try {
-      await this.cols.sources.insertOne(doc)
-    } catch (err) {
-      if (isDuplicateKey(err)) throw new ConflictError(`a source named ${input.name} exists`, 'name')
-      throw err
-    }
+    await uniqueWrite(this.cols.sources.insertOne(doc), 'name', `a source named ${input.name} exists`)
     return { ...doc, status: null }
   }
 

@@ -17,7 +17,7 @@ import { ALL_TOPICS } from '../schemas/topics.ts'
 import { DeliveryLog } from './deliveries.ts'
 import { ownDeliveryPolicy } from './delivery-policy.ts'
 import { checkWithinGrants } from './entitlements.ts'
-import { ConflictError, isDuplicateKey, NotFoundError, RequestInvalidError, type FieldError } from './errors.ts'
+import { ConflictError, NotFoundError, RequestInvalidError, uniqueWrite, type FieldError } from './errors.ts'
 import { encodePins, pinsOf } from './schema-pins.ts'
 import { collections, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
 import { entitlementsOf, filterOf, storedFilter } from './stored-keys.ts'
@@ -282,12 +282,11 @@ export class ControlPlaneSubscriptions {
       updatedAt: now,
       version: 1,
     }
+    const named = `partner ${partnerId} already has a subscription named ${input.name}`
     try {
-      await this.cols.subscriptions.insertOne(doc)
+      await uniqueWrite(this.cols.subscriptions.insertOne(doc), 'name', named)
     } catch (err) {
       if (plugin.reserve) await plugin.release?.(id, this.sinkControl())
-      if (isDuplicateKey(err))
-        throw new ConflictError(`partner ${partnerId} already has a subscription named ${input.name}`, 'name')
       throw err
     }
     await this.ensureConnector(doc)
@@ -356,18 +355,15 @@ export class ControlPlaneSubscriptions {
         webhookSecret = secret.plain
       }
     }
-    let updated: SubscriptionDoc | null
-    try {
-      updated = await this.cols.subscriptions.findOneAndUpdate(
+    const updated = await uniqueWrite(
+      this.cols.subscriptions.findOneAndUpdate(
         { _id: id, version: sub.version },
         { $set: set, ...(Object.keys(unset).length > 0 ? { $unset: unset } : {}), $inc: { version: 1 } },
         { returnDocument: 'after' },
-      )
-    } catch (err) {
-      if (isDuplicateKey(err))
-        throw new ConflictError(`partner ${sub.partnerId} already has a subscription named ${patch.name}`, 'name')
-      throw err
-    }
+      ),
+      'name',
+      `partner ${sub.partnerId} already has a subscription named ${patch.name}`,
+    )
     if (!updated) throw new ConflictError('the subscription changed concurrently; read it again and retry')
     await this.touchConnector(id)
     if (sinkPlugin(updated.sink.type).partnerAccess) await this.accessChanged(updated.partnerId)

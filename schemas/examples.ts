@@ -5,6 +5,16 @@
  */
 import { ALL_TOPICS } from './topics.ts'
 
+/** A partner's profile: in partner.profile.changed's example, and a partner's profile in the management API's. */
+export const PARTNER_PROFILE_EXAMPLE = {
+  legalName: 'Northwind Distribution GmbH',
+  partnerType: 'DISTRIBUTOR',
+  tier: 'GOLD',
+  status: 'ACTIVE',
+  headquartersCountry: 'DE',
+  regions: ['DE', 'AT'],
+}
+
 /** One example batch per event type (JSON, as the ingestion route takes it). */
 export const EVENT_EXAMPLES: Record<string, unknown[]> = {
   'inventory.level.changed': [
@@ -25,12 +35,7 @@ export const EVENT_EXAMPLES: Record<string, unknown[]> = {
   'partner.profile.changed': [
     {
       partnerId: 'org_65f000000000000000000001',
-      legalName: 'Northwind Distribution GmbH',
-      partnerType: 'DISTRIBUTOR',
-      tier: 'GOLD',
-      status: 'ACTIVE',
-      headquartersCountry: 'DE',
-      regions: ['DE', 'AT'],
+      ...PARTNER_PROFILE_EXAMPLE,
       sequence: 3,
       occurredAt: '2026-11-24T10:00:00Z',
     },

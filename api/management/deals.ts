@@ -3,9 +3,9 @@
  * views decide what each side sees: a partner never the registrations its deal conflicts with, only
  * that a conflict exists.
  */
-import express, { type RequestHandler, type Router } from 'express'
+import express, { type Router } from 'express'
 import type { Logger } from '../../common/logger.ts'
-import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from '../../common/store-errors.ts'
+import { isStoreUnavailable } from '../../common/store-errors.ts'
 import {
   allowedActions,
   type DealAction,
@@ -16,8 +16,9 @@ import {
   type LeadDoc,
 } from '../../control-plane/deals/index.ts'
 import type { Principal } from '../../control-plane/types.ts'
-import { sendProblem } from '../problem.ts'
-import { pageRequest, pageView, type Handler } from './http.ts'
+import { sendProblem, sendStoreUnavailable } from '../problem.ts'
+import { collection, type Mounts } from './collection.ts'
+import type { Ctx } from './http.ts'
 
 export function dealView(d: DealDoc, p: Principal, history?: DealTransitionDoc[]) {
   const partnerSide = p.scope === 'partner'
@@ -96,106 +97,54 @@ export const inboundView = (c: InboundConnectorDoc, secret?: string) => ({
 })
 
 /** The routes behind an API key (mounted beside the others, after authentication and the request validator). */
-export function mountDealRoutes(
-  r: Router,
-  reg: DealRegistry,
-  h: (handler: Handler) => RequestHandler,
-  create: (handler: Handler) => RequestHandler,
-): void {
+export function mountDealRoutes(r: Router, reg: DealRegistry, mounts: Mounts): void {
   const { deals, leads, inbound } = reg
-  r.get(
-    '/deals',
-    h(async ({ principal, query }) => {
-      const q = { state: query.state, partnerId: query.partnerId, manufacturerId: query.manufacturerId }
-      return {
-        status: 200,
-        body: pageView(await deals.list(principal, q, pageRequest(query)), (d) => dealView(d, principal)),
-      }
-    }),
+  const dealFor = (d: DealDoc, { principal }: Ctx) => dealView(d, principal)
+  const dealRoutes = collection(r, mounts, '/deals', 'dealId')
+  dealRoutes.list(({ principal, query: q }, page) => {
+    const filter = { state: q.state, partnerId: q.partnerId, manufacturerId: q.manufacturerId }
+    return deals.list(principal, filter, page)
+  }, dealFor)
+  dealRoutes.create(({ principal, body }) => deals.register(principal, body), dealFor)
+  dealRoutes.get(
+    ({ principal, id }) => deals.get(principal, id),
+    ({ deal, history }, { principal }) => dealView(deal, principal, history),
   )
-  r.post(
-    '/deals',
-    create(async ({ principal, body }) => ({
-      status: 201,
-      body: dealView(await deals.register(principal, body), principal),
-    })),
-  )
-  r.get(
-    '/deals/:dealId',
-    h(async ({ principal, params }) => {
-      const { deal, history } = await deals.get(principal, params.dealId!)
-      return { status: 200, body: dealView(deal, principal, history) }
-    }),
-  )
-  r.post(
-    '/deals/:dealId/actions',
-    h(async ({ principal, params, body }) => {
-      const after = await deals.act(principal, params.dealId!, body.action as DealAction, {
-        reason: body.reason,
-        changes: body.changes,
-      })
-      return { status: 200, body: dealView(after, principal) }
-    }),
+  dealRoutes.act(
+    'post',
+    '/actions',
+    ({ principal, id, body }) =>
+      deals.act(principal, id, body.action as DealAction, { reason: body.reason, changes: body.changes }),
+    dealFor,
   )
 
-  r.get(
-    '/leads',
-    h(async ({ principal, query }) => ({
-      status: 200,
-      body: pageView(await leads.list(principal, { state: query.state }, pageRequest(query)), leadView),
-    })),
-  )
-  r.post(
-    '/leads',
-    create(async ({ principal, body }) => ({ status: 201, body: leadView(await leads.create(principal, body)) })),
-  )
-  r.get(
-    '/leads/:leadId',
-    h(async ({ principal, params }) => ({ status: 200, body: leadView(await leads.get(principal, params.leadId!)) })),
-  )
-  r.post(
-    '/leads/:leadId/actions',
-    h(async ({ principal, params, body }) => ({
-      status: 200,
-      body: leadView(await leads.act(principal, params.leadId!, body.action, body)),
-    })),
-  )
-  r.post(
-    '/leads/:leadId/convert',
-    create(async ({ principal, params, body }) => {
-      const { lead, deal } = await leads.convert(principal, params.leadId!, body)
-      return { status: 201, body: { lead: leadView(lead), deal: dealView(deal, principal) } }
-    }),
+  const leadRoutes = collection(r, mounts, '/leads', 'leadId')
+  leadRoutes.list(({ principal, query }, page) => leads.list(principal, { state: query.state }, page), leadView)
+  leadRoutes.create(({ principal, body }) => leads.create(principal, body), leadView)
+  leadRoutes.get(({ principal, id }) => leads.get(principal, id), leadView)
+  leadRoutes.act('post', '/actions', ({ principal, id, body }) => leads.act(principal, id, body.action, body), leadView)
+  leadRoutes.act(
+    'post',
+    '/convert',
+    ({ principal, id, body }) => leads.convert(principal, id, body),
+    ({ lead, deal }, { principal }) => ({ lead: leadView(lead), deal: dealView(deal, principal) }),
+    { status: 201, idempotent: true },
   )
 
-  r.get(
-    '/inbound-connectors',
-    h(async ({ principal, query }) => ({
-      status: 200,
-      body: pageView(await inbound.list(principal, pageRequest(query)), (c) => inboundView(c)),
-    })),
+  const inboundRoutes = collection(r, mounts, '/inbound-connectors', 'inboundId')
+  inboundRoutes.list(
+    ({ principal }, page) => inbound.list(principal, page),
+    (c) => inboundView(c),
   )
-  r.post(
-    '/inbound-connectors',
-    create(async ({ principal, body }) => {
-      const { connector, secret } = await inbound.create(principal, body)
-      return { status: 201, body: inboundView(connector, secret) }
-    }),
+  inboundRoutes.create(
+    ({ principal, body }) => inbound.create(principal, body),
+    ({ connector, secret }) => inboundView(connector, secret),
   )
-  r.get(
-    '/inbound-connectors/:inboundId',
-    h(async ({ principal, params }) => ({
-      status: 200,
-      body: inboundView(await inbound.get(principal, params.inboundId!)),
-    })),
+  inboundRoutes.get(
+    ({ principal, id }) => inbound.get(principal, id),
+    (c) => inboundView(c),
   )
-  r.delete(
-    '/inbound-connectors/:inboundId',
-    h(async ({ principal, params }) => {
-      await inbound.delete(principal, params.inboundId!)
-      return { status: 204 }
-    }),
-  )
+  inboundRoutes.remove(({ principal, id }) => inbound.delete(principal, id))
 }
 
 /**
@@ -226,12 +175,7 @@ export function mountInboundRoute(r: Router, reg: DealRegistry, bodyLimit: strin
       },
       (err: unknown) => {
         if (isStoreUnavailable(err)) {
-          res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS))
-          sendProblem(res, {
-            title: 'Service Unavailable',
-            status: 503,
-            detail: "the platform's store is unreachable for a moment; retry later (nothing was changed)",
-          })
+          sendStoreUnavailable(res, 'changed')
           return
         }
         logger.error('inbound call failed', { inboundId: req.params.inboundId, err })

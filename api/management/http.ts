@@ -8,7 +8,7 @@ import { grantAccepts } from '../../control-plane/entitlements.ts'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { Logger } from '../../common/logger.ts'
 import { SyndicationError } from '../../common/errors.ts'
-import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from '../../common/store-errors.ts'
+import { isStoreUnavailable } from '../../common/store-errors.ts'
 import { fingerprint, type IdempotencyClaim } from '../../common/idempotency.ts'
 import {
   ConflictError,
@@ -34,7 +34,7 @@ import type {
   RetryRequestDoc,
   SubscriptionDoc,
 } from '../../control-plane/index.ts'
-import { sendProblem, type Problem } from '../problem.ts'
+import { sendProblem, sendStoreUnavailable, type Problem } from '../problem.ts'
 
 export interface Reply {
   status: number
@@ -96,20 +96,16 @@ export function problemOf(err: unknown): Problem | null {
     message?: unknown
     headers?: Record<string, string>
   }
+  const bodyProblem = (title: string, status: number, detail: string, message: string) => ({
+    title,
+    status,
+    detail,
+    errors: [{ field: 'body', message }],
+  })
   if (e && e.type === 'entity.too.large')
-    return {
-      title: 'Content Too Large',
-      status: 413,
-      detail: 'the request body exceeds the limit',
-      errors: [{ field: 'body', message: 'too large' }],
-    }
+    return bodyProblem('Content Too Large', 413, 'the request body exceeds the limit', 'too large')
   if (e && e.type === 'entity.parse.failed')
-    return {
-      title: 'Bad Request',
-      status: 400,
-      detail: 'the body is not valid JSON',
-      errors: [{ field: 'body', message: 'is not valid JSON' }],
-    }
+    return bodyProblem('Bad Request', 400, 'the body is not valid JSON', 'is not valid JSON')
   if (e && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
     if (e.status === 404 || e.status === 405) {
       return {
@@ -157,18 +153,8 @@ export function problemHandler(logger: Logger) {
       return
     }
     if (isStoreUnavailable(err)) {
-      logger.warn('management request held: the store is unreachable (503)', {
-        method: req.method,
-        path: req.path,
-        code: 'RETRIABLE',
-        err,
-      })
-      res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS))
-      sendProblem(res, {
-        title: 'Service Unavailable',
-        status: 503,
-        detail: "the platform's store is unreachable for a moment; retry later (nothing was changed)",
-      })
+      const message = 'management request held: the store is unreachable (503)'
+      sendStoreUnavailable(res, 'changed', { logger, message, req, err })
       return
     }
     logger.error('management request failed', {

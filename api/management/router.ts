@@ -7,7 +7,7 @@
 import express, { Router } from 'express'
 import * as OpenApiValidator from 'express-openapi-validator'
 import type { Logger } from '../../common/logger.ts'
-import type { ControlPlane, DesiredState } from '../../control-plane/index.ts'
+import type { ControlPlane, DesiredState, Page, SubscriptionCreated } from '../../control-plane/index.ts'
 import { ForbiddenError, NotFoundError, RequestInvalidError } from '../../control-plane/index.ts'
 import { openApiDocument, openApiDocumentCopy } from '../openapi/document.ts'
 import { asyncApiDocument } from '../openapi/asyncapi.ts'
@@ -16,7 +16,8 @@ import { HttpRateLimit } from '../rate-limit.ts'
 import type { RateLimit } from '../../common/token-buckets.ts'
 import { SourceRegistry } from '../../control-plane/sources.ts'
 import type { PartnerKafka } from '../../control-plane/partner-kafka.ts'
-import type { Principal } from '../../control-plane/types.ts'
+import type { ApiKeyDoc, ConnectorDoc, DeliveryDoc, Principal, SubscriptionDoc } from '../../control-plane/types.ts'
+import { collection, type ItemCtx, type Mounts } from './collection.ts'
 import { mountSourceRoutes } from './sources.ts'
 import { mountDealRoutes, mountInboundRoute } from './deals.ts'
 import {
@@ -33,6 +34,7 @@ import {
   retryRequestView,
   subscriptionView,
   subscriptionViewFor,
+  type Ctx,
   type Handler,
 } from './http.ts'
 
@@ -59,6 +61,7 @@ export function managementRouter(options: ManagementOptions): Router {
   const r = Router()
   const h = (handler: Handler) => op(cp, handler)
   const create = (handler: Handler) => op(cp, handler, { idempotent: true })
+  const mounts: Mounts = { h, create }
 
   // a CRM's decisions: signed, not behind an API key (docs/deals.md)
   mountInboundRoute(r, cp.registry, options.bodyLimit, options.logger)
@@ -99,37 +102,14 @@ export function managementRouter(options: ManagementOptions): Router {
   })
 
   // organizations
-  r.get(
-    '/organizations',
-    h(async ({ principal, query }) => ({
-      status: 200,
-      body: pageView(
-        await cp.listOrganizations(principal, { kind: query.kind as never }, pageRequest(query)),
-        organizationView,
-      ),
-    })),
+  const organizations = collection(r, mounts, '/organizations', 'organizationId')
+  organizations.list(
+    ({ principal, query }, page) => cp.listOrganizations(principal, { kind: query.kind as never }, page),
+    organizationView,
   )
-  r.post(
-    '/organizations',
-    create(async ({ principal, body }) => ({
-      status: 201,
-      body: organizationView(await cp.createOrganization(principal, body)),
-    })),
-  )
-  r.get(
-    '/organizations/:organizationId',
-    h(async ({ principal, params }) => ({
-      status: 200,
-      body: organizationView(await cp.getOrganization(principal, params.organizationId!)),
-    })),
-  )
-  r.patch(
-    '/organizations/:organizationId',
-    h(async ({ principal, params, body }) => ({
-      status: 200,
-      body: organizationView(await cp.updateOrganization(principal, params.organizationId!, body)),
-    })),
-  )
+  organizations.create(({ principal, body }) => cp.createOrganization(principal, body), organizationView)
+  organizations.get(({ principal, id }) => cp.getOrganization(principal, id), organizationView)
+  organizations.update(({ principal, id, body }) => cp.updateOrganization(principal, id, body), organizationView)
 
   // a partner's Kafka access: the partner itself or an admin
   const kafkaAccessOf = async (principal: Principal, organizationId: string): Promise<PartnerKafka> => {
@@ -172,213 +152,113 @@ export function managementRouter(options: ManagementOptions): Router {
   )
 
   // API keys
-  r.get(
-    '/api-keys',
-    h(async ({ principal, query }) => ({
-      status: 200,
-      body: pageView(
-        await cp.listKeys(
-          principal,
-          { organizationId: query.organizationId, prefix: query.prefix },
-          pageRequest(query),
-        ),
-        apiKeyView,
-      ),
-    })),
+  const keys = collection(r, mounts, '/api-keys', 'keyId')
+  const withKey = ({ doc, key }: { doc: ApiKeyDoc; key: string }) => ({ ...apiKeyView(doc), key })
+  keys.list(
+    ({ principal, query: q }, page) =>
+      cp.listKeys(principal, { organizationId: q.organizationId, prefix: q.prefix }, page),
+    apiKeyView,
   )
-  r.post(
-    '/api-keys',
-    create(async ({ principal, body }) => {
-      const { doc, key } = await cp.createKey(principal, body)
-      return { status: 201, body: { ...apiKeyView(doc), key } }
-    }),
-  )
-  r.get(
-    '/api-keys/:keyId',
-    h(async ({ principal, params }) => ({ status: 200, body: apiKeyView(await cp.getKey(principal, params.keyId!)) })),
-  )
-  r.delete(
-    '/api-keys/:keyId',
-    h(async ({ principal, params }) => ({
-      status: 200,
-      body: apiKeyView(await cp.revokeKey(principal, params.keyId!)),
-    })),
-  )
-  r.post(
-    '/api-keys/:keyId/rotate',
-    create(async ({ principal, params, body }) => {
-      const { doc, key } = await cp.rotateKey(principal, params.keyId!, body?.overlapSeconds ?? 86400)
-      return { status: 201, body: { ...apiKeyView(doc), key } }
-    }),
+  keys.create(({ principal, body }) => cp.createKey(principal, body), withKey)
+  keys.get(({ principal, id }) => cp.getKey(principal, id), apiKeyView)
+  keys.act('delete', '', ({ principal, id }) => cp.revokeKey(principal, id), apiKeyView)
+  keys.act(
+    'post',
+    '/rotate',
+    ({ principal, id, body }) => cp.rotateKey(principal, id, body?.overlapSeconds ?? 86400),
+    withKey,
+    { status: 201, idempotent: true },
   )
 
   // grants
-  r.get(
-    '/grants',
-    h(async ({ principal, query }) => ({
-      status: 200,
-      body: pageView(
-        await cp.listGrants(
-          principal,
-          { partnerId: query.partnerId, publisherId: query.publisherId },
-          pageRequest(query),
-        ),
-        grantView,
-      ),
-    })),
+  const grants = collection(r, mounts, '/grants', 'grantId')
+  grants.list(
+    ({ principal, query: q }, page) =>
+      cp.listGrants(principal, { partnerId: q.partnerId, publisherId: q.publisherId }, page),
+    grantView,
   )
-  r.post(
-    '/grants',
-    create(async ({ principal, body }) => ({ status: 201, body: grantView(await cp.createGrant(principal, body)) })),
-  )
-  r.get(
-    '/grants/:grantId',
-    h(async ({ principal, params }) => ({
-      status: 200,
-      body: grantView(await cp.getGrant(principal, params.grantId!)),
-    })),
-  )
-  r.patch(
-    '/grants/:grantId',
-    h(async ({ principal, params, body }) => ({
-      status: 200,
-      body: grantView(await cp.updateGrant(principal, params.grantId!, body)),
-    })),
-  )
-  r.post(
-    '/grants/:grantId/accept',
-    h(async ({ principal, params, body }) => ({
-      status: 200,
-      body: grantView(await cp.acceptGrant(principal, params.grantId!, body?.version)),
-    })),
-  )
-  r.delete(
-    '/grants/:grantId',
-    h(async ({ principal, params }) => {
-      await cp.deleteGrant(principal, params.grantId!)
-      return { status: 204 }
-    }),
-  )
+  grants.create(({ principal, body }) => cp.createGrant(principal, body), grantView)
+  grants.get(({ principal, id }) => cp.getGrant(principal, id), grantView)
+  grants.update(({ principal, id, body }) => cp.updateGrant(principal, id, body), grantView)
+  grants.act('post', '/accept', ({ principal, id, body }) => cp.acceptGrant(principal, id, body?.version), grantView)
+  grants.remove(({ principal, id }) => cp.deleteGrant(principal, id))
 
   // subscriptions
-  const withSecret = (s: Parameters<typeof subscriptionView>[0], secret: string | null) => ({
-    ...subscriptionView(s, cp),
-    ...(secret !== null ? { webhookSecret: secret } : {}),
+  const subscriptions = collection(r, mounts, '/subscriptions', 'subscriptionId')
+  const visible = (s: SubscriptionDoc, { principal }: Ctx) => subscriptionViewFor(principal, cp)(s)
+  const withSecret = ({ subscription, webhookSecret }: SubscriptionCreated) => ({
+    ...subscriptionView(subscription, cp),
+    ...(webhookSecret !== null ? { webhookSecret } : {}),
   })
-  r.get(
-    '/subscriptions',
-    h(async ({ principal, query }) => ({
-      status: 200,
-      body: pageView(
-        await cp.listSubscriptions(
-          principal,
-          { partnerId: query.partnerId, eventType: query.eventType },
-          pageRequest(query),
-        ),
-        subscriptionViewFor(principal, cp),
-      ),
-    })),
+  subscriptions.list(
+    ({ principal, query: q }, page) =>
+      cp.listSubscriptions(principal, { partnerId: q.partnerId, eventType: q.eventType }, page),
+    visible,
   )
-  r.post(
-    '/subscriptions',
-    create(async ({ principal, body }) => {
-      const { subscription, webhookSecret } = await cp.createSubscription(principal, body)
-      return { status: 201, body: withSecret(subscription, webhookSecret) }
-    }),
-  )
-  r.get(
-    '/subscriptions/:subscriptionId',
-    h(async ({ principal, params }) => ({
-      status: 200,
-      body: subscriptionViewFor(principal, cp)(await cp.getSubscription(principal, params.subscriptionId!)),
-    })),
-  )
-  r.patch(
-    '/subscriptions/:subscriptionId',
-    h(async ({ principal, params, body }) => {
-      const { subscription, webhookSecret } = await cp.updateSubscription(principal, params.subscriptionId!, body)
-      return { status: 200, body: withSecret(subscription, webhookSecret) }
-    }),
-  )
-  r.delete(
-    '/subscriptions/:subscriptionId',
-    h(async ({ principal, params }) => {
-      await cp.deleteSubscription(principal, params.subscriptionId!)
-      return { status: 204 }
-    }),
-  )
-  r.post(
-    '/subscriptions/:subscriptionId/webhook-secrets/rotate',
-    create(async ({ principal, params, body }) => {
-      const { subscription, webhookSecret } = await cp.rotateWebhookSecret(
-        principal,
-        params.subscriptionId!,
-        body?.overlapSeconds ?? 86400,
-      )
-      return { status: 201, body: withSecret(subscription, webhookSecret) }
-    }),
+  subscriptions.create(({ principal, body }) => cp.createSubscription(principal, body), withSecret)
+  subscriptions.get(({ principal, id }) => cp.getSubscription(principal, id), visible)
+  subscriptions.update(({ principal, id, body }) => cp.updateSubscription(principal, id, body), withSecret)
+  subscriptions.remove(({ principal, id }) => cp.deleteSubscription(principal, id))
+  subscriptions.act(
+    'post',
+    '/webhook-secrets/rotate',
+    ({ principal, id, body }) => cp.rotateWebhookSecret(principal, id, body?.overlapSeconds ?? 86400),
+    withSecret,
+    { status: 201, idempotent: true },
   )
 
-  // deliveries
-  r.get(
-    '/subscriptions/:subscriptionId/deliveries',
-    h(async ({ principal, params, query }) => {
-      const sub = await cp.getSubscription(principal, params.subscriptionId!)
-      const found = await cp.deliveries.search(
+  // deliveries (a publisher sees those of its own events only)
+  const ofSubscription = async ({ principal, id }: ItemCtx) => ({
+    subscriptionId: (await cp.getSubscription(principal, id))._id,
+    publisherId: cp.deliveryPublisherScope(principal),
+  })
+  const deliveryPage = (found: Page<DeliveryDoc>) => pageView(found, deliveryView)
+  subscriptions.get(
+    async (ctx) =>
+      cp.deliveries.search(
         {
-          subscriptionId: sub._id,
-          publisherId: cp.deliveryPublisherScope(principal),
-          eventId: query.eventId,
-          key: query.key,
-          status: query.status as never,
-          since: date(query.since),
-          until: date(query.until),
+          ...(await ofSubscription(ctx)),
+          eventId: ctx.query.eventId,
+          key: ctx.query.key,
+          status: ctx.query.status as never,
+          since: date(ctx.query.since),
+          until: date(ctx.query.until),
         },
-        pageRequest(query),
-      )
-      return { status: 200, body: pageView(found, deliveryView) }
-    }),
+        pageRequest(ctx.query),
+      ),
+    deliveryPage,
+    '/deliveries',
   )
-  r.get(
-    '/subscriptions/:subscriptionId/deliveries/:eventId',
-    h(async ({ principal, params }) => {
-      const sub = await cp.getSubscription(principal, params.subscriptionId!)
-      const d = await cp.deliveries.get(sub._id, params.eventId!)
-      const own = cp.deliveryPublisherScope(principal)
-      if (!d || (own !== undefined && d.publisherId !== own))
-        throw new NotFoundError('delivery', { eventId: params.eventId })
-      return { status: 200, body: deliveryView(d) }
-    }),
+  subscriptions.get(
+    async (ctx) => {
+      const { subscriptionId, publisherId } = await ofSubscription(ctx)
+      const d = await cp.deliveries.get(subscriptionId, ctx.params.eventId!)
+      if (!d || (publisherId !== undefined && d.publisherId !== publisherId))
+        throw new NotFoundError('delivery', { eventId: ctx.params.eventId })
+      return d
+    },
+    deliveryView,
+    '/deliveries/:eventId',
   )
-  r.post(
-    '/subscriptions/:subscriptionId/deliveries/:eventId/retry',
-    create(async ({ principal, params }) => ({
-      status: 202,
-      body: retryRequestView(await cp.requestRetry(principal, params.subscriptionId!, params.eventId!)),
-    })),
+  const retry = { status: 202, idempotent: true }
+  subscriptions.act(
+    'post',
+    '/deliveries/:eventId/retry',
+    ({ principal, id, params }) => cp.requestRetry(principal, id, params.eventId!),
+    retryRequestView,
+    retry,
   )
-  r.get(
-    '/subscriptions/:subscriptionId/dead-letters',
-    h(async ({ principal, params, query }) => {
-      const sub = await cp.getSubscription(principal, params.subscriptionId!)
-      return {
-        status: 200,
-        body: pageView(
-          await cp.deliveries.search(
-            { subscriptionId: sub._id, publisherId: cp.deliveryPublisherScope(principal), status: 'dead' },
-            pageRequest(query),
-          ),
-          deliveryView,
-        ),
-      }
-    }),
+  subscriptions.get(
+    async (ctx) => cp.deliveries.search({ ...(await ofSubscription(ctx)), status: 'dead' }, pageRequest(ctx.query)),
+    deliveryPage,
+    '/dead-letters',
   )
-  r.post(
-    '/subscriptions/:subscriptionId/dead-letters/retry',
-    create(async ({ principal, params }) => ({
-      status: 202,
-      body: retryRequestView(await cp.requestRetry(principal, params.subscriptionId!, null)),
-    })),
+  subscriptions.act(
+    'post',
+    '/dead-letters/retry',
+    ({ principal, id }) => cp.requestRetry(principal, id, null),
+    retryRequestView,
+    retry,
   )
   r.post(
     '/subscriptions/:subscriptionId/test',
@@ -392,65 +272,58 @@ export function managementRouter(options: ManagementOptions): Router {
       }
     }),
   )
-  r.get(
-    '/subscriptions/:subscriptionId/retry-requests/:requestId',
-    h(async ({ principal, params }) => ({
-      status: 200,
-      body: retryRequestView(await cp.getRetryRequest(principal, params.subscriptionId!, params.requestId!)),
-    })),
+  subscriptions.get(
+    ({ principal, id, params }) => cp.getRetryRequest(principal, id, params.requestId!),
+    retryRequestView,
+    '/retry-requests/:requestId',
   )
 
   // connectors
-  r.get(
-    '/connectors',
-    h(async ({ principal, query }) => ({
-      status: 200,
-      body: pageView(await cp.listConnectors(principal, pageRequest(query)), (c) => connectorView(c, principal)),
-    })),
+  const connectors = collection(r, mounts, '/connectors', 'connectorId')
+  const seenBy = (c: ConnectorDoc, { principal }: Ctx) => connectorView(c, principal)
+  connectors.list(({ principal }, page) => cp.listConnectors(principal, page), seenBy)
+  connectors.get(({ principal, id }) => cp.getConnector(principal, id), seenBy)
+  connectors.get(
+    ({ principal, id }) => cp.getConnector(principal, id),
+    (c, { principal }) => connectorStatusView(c, principal),
+    '/status',
   )
-  r.get(
-    '/connectors/:connectorId',
-    h(async ({ principal, params }) => ({
-      status: 200,
-      body: connectorView(await cp.getConnector(principal, params.connectorId!), principal),
-    })),
+  const accepted = { status: 202 }
+  const setState = (part: string, state: DesiredState) =>
+    connectors.act(
+      'put',
+      part,
+      ({ principal, id }) => cp.setDesiredState(principal, id, state),
+      (c) => connectorView(c),
+      accepted,
+    )
+  setState('/pause', 'paused')
+  setState('/resume', 'running')
+  setState('/stop', 'stopped')
+  connectors.act(
+    'post',
+    '/restart',
+    ({ principal, id }) => cp.restartConnector(principal, id),
+    (c) => connectorView(c),
+    accepted,
   )
-  r.get(
-    '/connectors/:connectorId/status',
-    h(async ({ principal, params }) => ({
-      status: 200,
-      body: connectorStatusView(await cp.getConnector(principal, params.connectorId!), principal),
-    })),
-  )
-  const setState = (state: DesiredState) =>
-    h(async ({ principal, params }) => ({
-      status: 202,
-      body: connectorView(await cp.setDesiredState(principal, params.connectorId!, state)),
-    }))
-  r.put('/connectors/:connectorId/pause', setState('paused'))
-  r.put('/connectors/:connectorId/resume', setState('running'))
-  r.put('/connectors/:connectorId/stop', setState('stopped'))
-  r.post(
-    '/connectors/:connectorId/restart',
-    h(async ({ principal, params }) => ({
-      status: 202,
-      body: connectorView(await cp.restartConnector(principal, params.connectorId!)),
-    })),
-  )
-  r.post(
-    '/connectors/:connectorId/offsets/reset',
-    h(async ({ principal, params, body }) => {
+  connectors.act(
+    'post',
+    '/offsets/reset',
+    async ({ principal, id, body }) => {
       if (body.to === 'timestamp' && body.timestamp === undefined)
         throw new RequestInvalidError([{ field: 'timestamp', message: 'is required when to is timestamp' }])
       const ts = body.timestamp !== undefined ? new Date(body.timestamp) : null
-      return { status: 202, body: connectorView(await cp.resetConnector(principal, params.connectorId!, body.to, ts)) }
-    }),
+      return cp.resetConnector(principal, id, body.to, ts)
+    },
+    (c) => connectorView(c),
+    accepted,
   )
 
   // sources (source connectors: csv-drop, mongodb)
   const sources = new SourceRegistry(cp.cols, cp.box, { dropRoot: options.sourceDropRoot, urlGuard: cp.guard })
-  mountSourceRoutes(r, sources, h, create)
-  mountDealRoutes(r, cp.registry, h, create)
+  mountSourceRoutes(r, sources, mounts)
+  mountDealRoutes(r, cp.registry, mounts)
 
   // maintenance
   r.post(

@@ -3,11 +3,11 @@
  * desired state (start, pause, resume, stop) and the status the source runtime reports. Admin keys
  * see every source; a publisher key its own (others' are 404); partner keys none.
  */
-import type { RequestHandler, Router } from 'express'
+import type { Router } from 'express'
 import type { DesiredState } from '../../control-plane/index.ts'
 import type { SourceRegistry, SourceWithStatus } from '../../control-plane/sources.ts'
 import { SOURCE_PLUGINS } from '../../producers/plugins.ts'
-import { pageRequest, pageView, type Handler } from './http.ts'
+import { collection, type Mounts } from './collection.ts'
 
 /** The config without its secret settings; `secretsSet` names those that are set. */
 function configView(s: SourceWithStatus) {
@@ -52,58 +52,23 @@ export const sourceView = (s: SourceWithStatus) => ({
  * Mounts the routes on the management router (beside the others, so the request validator and the route table see
  * them).
  */
-export function mountSourceRoutes(
-  r: Router,
-  sources: SourceRegistry,
-  h: (handler: Handler) => RequestHandler,
-  create: (handler: Handler) => RequestHandler,
-): void {
-  r.get(
-    '/sources',
-    h(async ({ principal, query }) => ({
-      status: 200,
-      body: pageView(await sources.list(principal, { publisherId: query.publisherId }, pageRequest(query)), sourceView),
-    })),
+export function mountSourceRoutes(r: Router, sources: SourceRegistry, mounts: Mounts): void {
+  const routes = collection(r, mounts, '/sources', 'sourceId')
+  routes.list(
+    ({ principal, query }, page) => sources.list(principal, { publisherId: query.publisherId }, page),
+    sourceView,
   )
-  r.post(
-    '/sources',
-    create(async ({ principal, body }) => ({ status: 201, body: sourceView(await sources.create(principal, body)) })),
-  )
-  r.get(
-    '/sources/:sourceId',
-    h(async ({ principal, params }) => ({
-      status: 200,
-      body: sourceView(await sources.get(principal, params.sourceId!)),
-    })),
-  )
-  r.patch(
-    '/sources/:sourceId',
-    h(async ({ principal, params, body }) => ({
-      status: 200,
-      body: sourceView(await sources.update(principal, params.sourceId!, body)),
-    })),
-  )
-  r.delete(
-    '/sources/:sourceId',
-    h(async ({ principal, params }) => {
-      await sources.delete(principal, params.sourceId!)
-      return { status: 204 }
-    }),
-  )
-  r.get(
-    '/sources/:sourceId/status',
-    h(async ({ principal, params }) => ({
-      status: 200,
-      body: sourceStatusView(await sources.get(principal, params.sourceId!)),
-    })),
-  )
-  const setState = (state: DesiredState) =>
-    h(async ({ principal, params }) => ({
+  routes.create(({ principal, body }) => sources.create(principal, body), sourceView)
+  routes.get(({ principal, id }) => sources.get(principal, id), sourceView)
+  routes.update(({ principal, id, body }) => sources.update(principal, id, body), sourceView)
+  routes.remove(({ principal, id }) => sources.delete(principal, id))
+  routes.get(({ principal, id }) => sources.get(principal, id), sourceStatusView, '/status')
+  const setState = (part: string, state: DesiredState) =>
+    routes.act('put', part, ({ principal, id }) => sources.setDesiredState(principal, id, state), sourceView, {
       status: 202,
-      body: sourceView(await sources.setDesiredState(principal, params.sourceId!, state)),
-    }))
-  r.put('/sources/:sourceId/start', setState('running'))
-  r.put('/sources/:sourceId/pause', setState('paused'))
-  r.put('/sources/:sourceId/resume', setState('running'))
-  r.put('/sources/:sourceId/stop', setState('stopped'))
+    })
+  setState('/start', 'running')
+  setState('/pause', 'paused')
+  setState('/resume', 'running')
+  setState('/stop', 'stopped')
 }

@@ -14,18 +14,13 @@ import {
   ok,
   PAGE,
   pathId,
+  pathParam,
   query,
   read,
   ref,
 } from './parts.ts'
 
-const DEAL = {
-  name: 'dealId',
-  in: 'path',
-  required: true,
-  description: 'Id of the deal registration (a UUID).',
-  schema: { type: 'string', format: 'uuid' },
-}
+const DEAL = pathParam('dealId', 'Id of the deal registration (a UUID).', { type: 'string', format: 'uuid' })
 const LEAD = pathId('leadId', 'lead', 'lead')
 const orgId = id('org')
 const country = { type: 'string', pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2, e.g. DE.' }
@@ -234,6 +229,17 @@ const step = {
   },
 }
 
+/** What a deal and a lead both are: one partner's, with one publisher, in a state of its workflow, versioned. */
+const workflowRecord = (idSchema: Record<string, unknown>, states: readonly string[]) => ({
+  id: idSchema,
+  manufacturerId: orgId,
+  partnerId: orgId,
+  state: { type: 'string', enum: [...states] },
+  version: { type: 'integer' },
+})
+const dealRecord = workflowRecord({ type: 'string', format: 'uuid' }, DEAL_STATES)
+const leadRecord = workflowRecord(id('lead'), LEAD_STATES)
+
 export const dealSchemas = {
   DealCreate: {
     type: 'object',
@@ -263,11 +269,7 @@ export const dealSchemas = {
   Deal: {
     type: 'object',
     required: [
-      'id',
-      'manufacturerId',
-      'partnerId',
-      'state',
-      'version',
+      ...Object.keys(dealRecord),
       'endCustomer',
       'lines',
       'amount',
@@ -279,11 +281,7 @@ export const dealSchemas = {
       'updatedAt',
     ],
     properties: {
-      id: { type: 'string', format: 'uuid' },
-      manufacturerId: orgId,
-      partnerId: orgId,
-      state: { type: 'string', enum: [...DEAL_STATES] },
-      version: { type: 'integer' },
+      ...dealRecord,
       ...content,
       protectionExpiresAt: nullableDateTime,
       decisionReason: { type: ['string', 'null'] },
@@ -361,24 +359,9 @@ export const dealSchemas = {
   },
   Lead: {
     type: 'object',
-    required: [
-      'id',
-      'manufacturerId',
-      'partnerId',
-      'state',
-      'version',
-      'company',
-      'productInterest',
-      'acceptBy',
-      'createdAt',
-      'updatedAt',
-    ],
+    required: [...Object.keys(leadRecord), 'company', 'productInterest', 'acceptBy', 'createdAt', 'updatedAt'],
     properties: {
-      id: id('lead'),
-      manufacturerId: orgId,
-      partnerId: orgId,
-      state: { type: 'string', enum: [...LEAD_STATES] },
-      version: { type: 'integer' },
+      ...leadRecord,
       company: { type: 'object' },
       contact: { type: ['object', 'null'] },
       productInterest: { type: 'array', items: { type: 'string' } },

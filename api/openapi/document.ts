@@ -3,6 +3,7 @@
  * validate every request, and checked by the tests against the routes express actually serves.
  * Every request body carries an example that is valid against its schema (the tests use them).
  */
+import { PARTNER_PROFILE_EXAMPLE } from '../../schemas/examples.ts'
 import { eventSchemas, ingestionPaths } from './events.ts'
 import {
   body,
@@ -16,7 +17,6 @@ import {
   mutation,
   nullableDateTime,
   ok,
-  overlap,
   PAGE,
   pathId,
   query,
@@ -24,6 +24,7 @@ import {
   read,
   ref,
   RETRY_AFTER,
+  rotation,
 } from './parts.ts'
 import { sourcePaths, sourceSchemas, sourceTag } from './sources.ts'
 import { connectorPaths, connectorSchemas } from './connectors.ts'
@@ -139,14 +140,7 @@ export const openApiDocument = {
             kind: 'partner',
             name: 'Northwind Distribution',
             slug: 'northwind',
-            profile: {
-              legalName: 'Northwind Distribution GmbH',
-              partnerType: 'DISTRIBUTOR',
-              tier: 'GOLD',
-              status: 'ACTIVE',
-              headquartersCountry: 'DE',
-              regions: ['DE', 'AT'],
-            },
+            profile: PARTNER_PROFILE_EXAMPLE,
           }),
         },
       ),
@@ -230,15 +224,13 @@ export const openApiDocument = {
       }),
     },
     '/api-keys/{keyId}/rotate': {
-      post: mutation(
+      post: rotation(
         'Rotate an API key: a new key now, the old one valid for the overlap',
         'api-keys',
         'rotateApiKey',
-        [KEY, IDEMPOTENCY],
-        { '201': ok('The new key, shown only now.', ref('ApiKeyCreated')) },
-        {
-          requestBody: body(overlap, { overlapSeconds: 3600 }),
-        },
+        KEY,
+        ok('The new key, shown only now.', ref('ApiKeyCreated')),
+        3600,
       ),
     },
     '/grants': {

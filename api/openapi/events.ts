@@ -11,7 +11,7 @@
 import { contractSchema, type ContractName } from '../../schemas/contracts.ts'
 import { EVENT_EXAMPLES } from '../../schemas/examples.ts'
 import { ALL_TOPICS, PUBLISHER_TOPICS } from '../../schemas/topics.ts'
-import { RATE_LIMIT_HEADERS, RETRY_AFTER } from './parts.ts'
+import { pathParam, RATE_LIMIT_HEADERS, RETRY_AFTER } from './parts.ts'
 
 export { EVENT_EXAMPLES }
 
@@ -162,13 +162,7 @@ export const ingestionPaths = {
         ('before the body is read, and nothing is produced. Every answer carries ' +
           'RateLimit and RateLimit-Policy (policy "ingest", quota units: events).'),
       parameters: [
-        {
-          name: 'eventType',
-          in: 'path',
-          required: true,
-          description: 'The event type (ce_type).',
-          schema: { type: 'string', enum: eventTypes },
-        },
+        pathParam('eventType', 'The event type (ce_type).', { type: 'string', enum: eventTypes }),
         {
           name: 'Idempotency-Key',
           in: 'header',

@@ -88,13 +88,16 @@ export const listOf = (item: string) => ({
     nextCursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page; null on the last page.' },
   },
 })
-export const pathId = (name: string, prefix: string, what: string) => ({
+export const pathParam = (name: string, description: string, schema: unknown) => ({
   name,
   in: 'path',
   required: true,
-  description: `Id of the ${what}.`,
-  schema: { type: 'string', pattern: `^${prefix}_[0-9a-f]{24}$` },
+  description,
+  schema,
 })
+/** A path parameter holding a platform id (`<prefix>_` and 24 hex digits). */
+export const pathId = (name: string, prefix: string, what: string) =>
+  pathParam(name, `Id of the ${what}.`, { type: 'string', pattern: `^${prefix}_[0-9a-f]{24}$` })
 export const query = (name: string, schema: unknown, description: string) => ({
   name,
   in: 'query',
@@ -115,7 +118,7 @@ export const fieldPath = {
   pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$',
   maxLength: 200,
 }
-export const overlap = {
+const overlap = {
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -128,3 +131,26 @@ export const overlap = {
     },
   },
 }
+
+/**
+ * A rotation of the credential of the thing `param` names: a new one now, shown once in the 201 (`rotated`),
+ * the previous one still valid for the overlap the body asks for (`overlapSeconds` in the example).
+ */
+export const rotation = (
+  summary: string,
+  tag: string,
+  operationId: string,
+  param: unknown,
+  rotated: unknown,
+  overlapSeconds: number,
+) =>
+  mutation(
+    summary,
+    tag,
+    operationId,
+    [param, IDEMPOTENCY],
+    { '201': rotated },
+    {
+      requestBody: body(overlap, { overlapSeconds }),
+    },
+  )

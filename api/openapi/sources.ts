@@ -10,17 +10,12 @@ import {
   nullableDateTime,
   ok,
   PAGE,
+  pathId,
   read as get,
   ref,
 } from './parts.ts'
 
-const SRC = {
-  name: 'sourceId',
-  in: 'path',
-  required: true,
-  description: 'Id of the source.',
-  schema: { type: 'string', pattern: '^src_[0-9a-f]{24}$' },
-}
+const SRC = pathId('sourceId', 'src', 'source')
 const orgId = { type: 'string', pattern: '^org_[0-9a-f]{24}$' }
 const desiredState = { type: 'string', enum: ['running', 'paused', 'stopped'] }
 

@@ -16,22 +16,17 @@ import {
   mutation,
   nullableDateTime,
   ok,
-  overlap,
   PAGE,
   pathId,
+  pathParam,
   query,
   read,
   ref,
+  rotation,
 } from './parts.ts'
 
 const SUB = pathId('subscriptionId', 'sub', 'subscription')
-const EVENT = {
-  name: 'eventId',
-  in: 'path',
-  required: true,
-  description: 'Id of the event.',
-  schema: { type: 'string', minLength: 1, maxLength: 200 },
-}
+const EVENT = pathParam('eventId', 'Id of the event.', { type: 'string', minLength: 1, maxLength: 200 })
 export const subscriptionPaths = {
   '/subscriptions': {
     get: read(
@@ -86,15 +81,13 @@ export const subscriptionPaths = {
     }),
   },
   '/subscriptions/{subscriptionId}/webhook-secrets/rotate': {
-    post: mutation(
+    post: rotation(
       'Rotate the webhook secret: both sign during the overlap',
       'subscriptions',
       'rotateWebhookSecret',
-      [SUB, IDEMPOTENCY],
-      { '201': ok('The new secret, shown only now.', ref('SubscriptionCreated')) },
-      {
-        requestBody: body(overlap, { overlapSeconds: 86400 }),
-      },
+      SUB,
+      ok('The new secret, shown only now.', ref('SubscriptionCreated')),
+      86400,
     ),
   },
   '/subscriptions/{subscriptionId}/deliveries': {
@@ -181,6 +174,17 @@ export const subscriptionPaths = {
   },
 }
 
+/** What a subscription's create sets and its change may change. */
+const changeable = {
+  name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
+  eventTypes: { type: 'array', items: eventType, minItems: 1, maxItems: 50, uniqueItems: true },
+  filter: ref('RowFilter'),
+  fields: { type: 'array', items: fieldPath, minItems: 1, maxItems: 500, uniqueItems: true },
+  schemaVersions: { type: 'object', propertyNames: eventType, additionalProperties: { type: 'integer', minimum: 1 } },
+  sink: ref('Sink'),
+  deliveryPolicy: ref('DeliveryPolicy'),
+}
+
 export const subscriptionSchemas = {
   // the sink types' config schemas (consumers/plugins.ts), then Sink, the choice of one
   ...Object.fromEntries(SINK_TYPES.map((t) => [SINK_PLUGINS[t].schemaName, SINK_PLUGINS[t].schema])),
@@ -243,39 +247,12 @@ export const subscriptionSchemas = {
     required: ['name', 'eventTypes', 'sink'],
     properties: {
       partnerId: { ...id('org'), description: 'Required with an admin key; a partner key subscribes for itself.' },
-      name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
-      eventTypes: { type: 'array', items: eventType, minItems: 1, maxItems: 50, uniqueItems: true },
-      filter: ref('RowFilter'),
-      fields: { type: 'array', items: fieldPath, minItems: 1, maxItems: 500, uniqueItems: true },
-      schemaVersions: {
-        type: 'object',
-        propertyNames: eventType,
-        additionalProperties: { type: 'integer', minimum: 1 },
-        description: 'Pinned reader schema version per event type.',
-      },
-      sink: ref('Sink'),
-      deliveryPolicy: ref('DeliveryPolicy'),
+      ...changeable,
+      schemaVersions: { ...changeable.schemaVersions, description: 'Pinned reader schema version per event type.' },
       startFrom: { type: 'string', enum: ['latest', 'earliest', 'snapshot'], default: 'latest' },
     },
   },
-  SubscriptionPatch: {
-    type: 'object',
-    additionalProperties: false,
-    minProperties: 1,
-    properties: {
-      name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
-      eventTypes: { type: 'array', items: eventType, minItems: 1, maxItems: 50, uniqueItems: true },
-      filter: ref('RowFilter'),
-      fields: { type: 'array', items: fieldPath, minItems: 1, maxItems: 500, uniqueItems: true },
-      schemaVersions: {
-        type: 'object',
-        propertyNames: eventType,
-        additionalProperties: { type: 'integer', minimum: 1 },
-      },
-      sink: ref('Sink'),
-      deliveryPolicy: ref('DeliveryPolicy'),
-    },
-  },
+  SubscriptionPatch: { type: 'object', additionalProperties: false, minProperties: 1, properties: changeable },
   WebhookSecretInfo: {
     type: 'object',
     required: ['id', 'createdAt', 'expiresAt'],

@@ -71,23 +71,46 @@ export function dealContentFaults(content: DealContent, manufacturerId: string, 
     registeredAt: new Date(),
     updatedAt: new Date(),
   }
-  return converter('deal-registration')
-    .convert(dealValue(probe))
+  return faultsOf('deal-registration', dealValue(probe))
+}
+
+/** A value's faults against a contract, each naming its field. */
+function faultsOf(contract: ContractName, value: Record<string, unknown>): FieldError[] {
+  return converter(contract)
+    .convert(value)
     .faults.map((f) => ({ field: fieldOfPointer(f.path), message: f.message }))
 }
 
-/** The outbox entry of a deal's step (its event, stamped with the manufacturer). */
-export function dealEntry(d: DealDoc, action: DealAction, at: Date): OutboxEntry {
+/**
+ * The outbox entry of a step of a deal or a lead: its event, keyed and stamped with the manufacturer,
+ * its sequence the record's version.
+ */
+function stepEntry(
+  r: { manufacturerId: string; version: number },
+  {
+    topic,
+    type,
+    key,
+    value,
+  }: { topic: string; type: string; key: Record<string, string>; value: Record<string, unknown> },
+  at: Date,
+): OutboxEntry {
   return {
     eventId: uuidv7(at.getTime()),
-    topic: TOPICS.dealRegistrations.name,
-    type: EVENT_TYPE_OF[action],
-    key: { manufacturerId: d.manufacturerId, dealId: d._id },
-    value: dealValue(d),
-    sequence: d.version,
+    topic,
+    type,
+    key: { manufacturerId: r.manufacturerId, ...key },
+    value,
+    sequence: r.version,
     occurredAt: at,
-    publisherId: d.manufacturerId,
+    publisherId: r.manufacturerId,
   }
+}
+
+/** The outbox entry of a deal's step. */
+export function dealEntry(d: DealDoc, action: DealAction, at: Date): OutboxEntry {
+  const type = EVENT_TYPE_OF[action]
+  return stepEntry(d, { topic: TOPICS.dealRegistrations.name, type, key: { dealId: d._id }, value: dealValue(d) }, at)
 }
 
 export function leadValue(l: LeadDoc): Record<string, unknown> {
@@ -108,22 +131,11 @@ export function leadValue(l: LeadDoc): Record<string, unknown> {
 }
 
 export function leadFaults(l: LeadDoc): FieldError[] {
-  return converter('lead')
-    .convert(leadValue(l))
-    .faults.map((f) => ({ field: fieldOfPointer(f.path), message: f.message }))
+  return faultsOf('lead', leadValue(l))
 }
 
 export function leadEntry(l: LeadDoc, type: string, at: Date): OutboxEntry {
-  return {
-    eventId: uuidv7(at.getTime()),
-    topic: TOPICS.leads.name,
-    type,
-    key: { manufacturerId: l.manufacturerId, leadId: l._id },
-    value: leadValue(l),
-    sequence: l.version,
-    occurredAt: at,
-    publisherId: l.manufacturerId,
-  }
+  return stepEntry(l, { topic: TOPICS.leads.name, type, key: { leadId: l._id }, value: leadValue(l) }, at)
 }
 
 /** For the relay (OutboxSourceOptions.convert): the stored JSON value as avsc encodes it. */

@@ -48,6 +48,12 @@ function page(req: Request, res?: Response): { offset: number; limit: number; vi
   }
   return { offset: int('offset', 0), limit: int('limit', -1), ...(res ? vis(res) : {}) }
 }
+/** The query of the lists of where a schema id is used: its subjects, or its subjects' versions. */
+const usesOf = (req: Request, res: Response) => ({
+  deleted: flag(req, 'deleted'),
+  subject: text(req, 'subject'),
+  ...page(req, res),
+})
 const param = (req: Request, name: string): string => String((req.params as Record<string, string>)[name] ?? '')
 
 function schemaId(req: Request): number {
@@ -107,6 +113,11 @@ export function createRegistryApp(
     }, next)
   })
   app.use(express.json({ type: () => true, limit: BODY_LIMIT }))
+  /** A version, its schema in the `format` asked for (none: as registered). */
+  const formatted = <V extends { id: number; schema: string }>(req: Request, v: V): V => {
+    const format = text(req, 'format')
+    return format ? { ...v, schema: registry.formatted(v.id, format) } : v
+  }
 
   app.get(
     '/',
@@ -161,9 +172,7 @@ export function createRegistryApp(
     '/subjects/:subject/versions/:version',
     h((req, res) => {
       read(req, res)
-      const v = registry.getVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'deleted'))
-      const format = text(req, 'format')
-      return format ? { ...v, schema: registry.formatted(v.id, format) } : v
+      return formatted(req, registry.getVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'deleted')))
     }),
   )
   app.get(
@@ -197,12 +206,8 @@ export function createRegistryApp(
     '/subjects/:subject',
     h((req, res) => {
       read(req, res)
-      const v = registry.lookup(param(req, 'subject'), req.body ?? {}, {
-        deleted: flag(req, 'deleted'),
-        normalize: flag(req, 'normalize'),
-      })
-      const format = text(req, 'format')
-      return format ? { ...v, schema: registry.formatted(v.id, format) } : v
+      const opts = { deleted: flag(req, 'deleted'), normalize: flag(req, 'normalize') }
+      return formatted(req, registry.lookup(param(req, 'subject'), req.body ?? {}, opts))
     }),
   )
   app.delete(
@@ -245,23 +250,11 @@ export function createRegistryApp(
   )
   app.get(
     '/schemas/ids/:id/subjects',
-    h((req, res) =>
-      registry.subjectsOf(schemaId(req), {
-        deleted: flag(req, 'deleted'),
-        subject: text(req, 'subject'),
-        ...page(req, res),
-      }),
-    ),
+    h((req, res) => registry.subjectsOf(schemaId(req), usesOf(req, res))),
   )
   app.get(
     '/schemas/ids/:id/versions',
-    h((req, res) =>
-      registry.versionsOfId(schemaId(req), {
-        deleted: flag(req, 'deleted'),
-        subject: text(req, 'subject'),
-        ...page(req, res),
-      }),
-    ),
+    h((req, res) => registry.versionsOfId(schemaId(req), usesOf(req, res))),
   )
   app.get(
     '/schemas/guids/:guid',

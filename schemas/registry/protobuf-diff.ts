@@ -79,31 +79,38 @@ function compareTypeElements(
   }
   const o = split(original)
   const u = split(update)
-  for (const name of new Set([...o.messages.keys(), ...u.messages.keys()])) {
+  byName(ctx, 'MESSAGE', o.messages, u.messages, (om, um) => {
+    compareMessage(ctx, om.t, um.t)
+    // Moving a message is compatible: message indexes are read with the writer's schema.
+    if (om.index !== um.index) ctx.add('MESSAGE_MOVED')
+  })
+  byName(ctx, 'ENUM', o.enums, u.enums, (oe, ue) => {
+    const byTag = (e: protobuf.Enum) => new Map(Object.entries(e.values).map(([k, v]) => [v, k]))
+    const ot = byTag(oe)
+    const ut = byTag(ue)
+    for (const tag of new Set([...ot.keys(), ...ut.keys()])) {
+      if (!ut.has(tag)) ctx.add('ENUM_CONST_REMOVED', String(tag))
+      else if (!ot.has(tag)) ctx.add('ENUM_CONST_ADDED', String(tag))
+      else if (ot.get(tag) !== ut.get(tag)) ctx.add('ENUM_CONST_CHANGED', String(tag))
+    }
+  })
+}
+
+/** Each name either side has, at its path: `<kind>_REMOVED` or `<kind>_ADDED` when one lacks it, else `both`. */
+function byName<T>(
+  ctx: ProtoContext,
+  kind: 'MESSAGE' | 'ENUM',
+  original: Map<string, T>,
+  update: Map<string, T>,
+  both: (original: T, update: T) => void,
+): void {
+  for (const name of new Set([...original.keys(), ...update.keys()])) {
     ctx.at(name, () => {
-      const om = o.messages.get(name)
-      const um = u.messages.get(name)
-      if (!um) return ctx.add('MESSAGE_REMOVED')
-      if (!om) return ctx.add('MESSAGE_ADDED')
-      compareMessage(ctx, om.t, um.t)
-      // Moving a message is compatible: message indexes are read with the writer's schema.
-      if (om.index !== um.index) ctx.add('MESSAGE_MOVED')
-    })
-  }
-  for (const name of new Set([...o.enums.keys(), ...u.enums.keys()])) {
-    ctx.at(name, () => {
-      const oe = o.enums.get(name)
-      const ue = u.enums.get(name)
-      if (!ue) return ctx.add('ENUM_REMOVED')
-      if (!oe) return ctx.add('ENUM_ADDED')
-      const byTag = (e: protobuf.Enum) => new Map(Object.entries(e.values).map(([k, v]) => [v, k]))
-      const ot = byTag(oe)
-      const ut = byTag(ue)
-      for (const tag of new Set([...ot.keys(), ...ut.keys()])) {
-        if (!ut.has(tag)) ctx.add('ENUM_CONST_REMOVED', String(tag))
-        else if (!ot.has(tag)) ctx.add('ENUM_CONST_ADDED', String(tag))
-        else if (ot.get(tag) !== ut.get(tag)) ctx.add('ENUM_CONST_CHANGED', String(tag))
-      }
+      const o = original.get(name)
+      const u = update.get(name)
+      if (!u) return ctx.add(`${kind}_REMOVED`)
+      if (!o) return ctx.add(`${kind}_ADDED`)
+      both(o, u)
     })
   }
 }
