@@ -174,6 +174,18 @@ export class SnapshotRun {
     return i < w.length && w[i] === offset
   }
 
+  /**
+   * The first offset at or after `from` that the run wants on the partition (a winner, or its high watermark: from
+   * there on everything); `from` itself while the scan has not finished. The records before it are skipped unread.
+   */
+  nextWanted(k: string, from: number): number {
+    const h = this.highs.get(k)
+    const w = this.winners?.get(k)
+    if (h === undefined || from >= h || !w) return from
+    const i = countBelow(w, from)
+    return i < w.length ? w[i]! : h
+  }
+
   /** Done once every partition's delivered position reached its high watermark. */
   complete(positions: Record<string, string>): boolean {
     if (!this.winners) return false

@@ -64,41 +64,42 @@ describe('backlog collapse: the latest of each key after a pause', function () {
 
     await h.cp.setDesiredState(ADMIN, s.id, 'paused')
     await waitFor(async () => (await status(s.id))?.state === 'paused', { what: 'paused' })
-    // 300 records over the 5 keys wait, then SKU-4 is deleted
-    await h.produce(levels(300, 5, 10))
+    // 6,000 records over the 5 keys wait (long stretches without a key's latest: sought over, not read), then SKU-4
+    // is deleted
+    for (let from = 10; from < 6010; from += 1000) await h.produce(levels(1000, 5, from))
     const [tombstoneId] = await h.produceTombstones(['SKU-4'])
     // (a webhook cannot carry a deletion: the tombstone is a dead letter of each subscription, "nothing to deliver")
     const deadTombstone = async (subscriptionId: string) =>
       (await h.cp.deliveries.search({ subscriptionId, eventId: tombstoneId! }, { limit: 1 })).items[0]?.status ===
       'dead'
-    await waitFor(async () => plain.received.length === 310 && (await deadTombstone(p.id)), {
+    await waitFor(async () => plain.received.length === 6010 && (await deadTombstone(p.id)), {
       what: () => `the other partner got every record (${plain.received.length})`,
     })
 
     await h.cp.setDesiredState(ADMIN, s.id, 'running')
-    // the latest of SKU-0..3 (seq 305..308), and for SKU-4 its tombstone: nothing older of any key
+    // the latest of SKU-0..3 (seq 6005..6008), and for SKU-4 its tombstone: nothing older of any key
     await waitFor(async () => rx.received.length >= 14 && (await deadTombstone(s.id)), {
       what: 'the collapsed backlog',
     })
     await sleep(2000)
     const after = seen(s.secret, rx).slice(10)
     expect(after.map((g) => `${g.sku}@${g.seq}`).sort(), 'one delivery per key, its latest').to.deep.equal([
-      'SKU-0@305',
-      'SKU-1@306',
-      'SKU-2@307',
-      'SKU-3@308',
+      'SKU-0@6005',
+      'SKU-1@6006',
+      'SKU-2@6007',
+      'SKU-3@6008',
     ])
     // never older than what it had
     for (const g of after) expect(g.seq).to.be.greaterThan(had.get(g.sku!)!)
 
     // live again: every new record, in order
-    await h.produce(levels(5, 5, 400))
+    await h.produce(levels(5, 5, 7000))
     await waitFor(() => rx.received.length === 19, { what: 'live records after the collapse' })
     expect(
       seen(s.secret, rx)
         .slice(14)
         .map((g) => g.seq),
-    ).to.have.members([400, 401, 402, 403, 404])
+    ).to.have.members([7000, 7001, 7002, 7003, 7004])
     await waitFor(async () => (await status(s.id))?.lag === 0, { what: 'caught up' })
   })
 

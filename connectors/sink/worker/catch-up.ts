@@ -35,6 +35,9 @@ export interface CatchUpOptions {
   unknownSchemas: Set<number>
 }
 
+/** A stretch of at least this many unwanted records (a snapshot's or a collapse's losers) is sought over, not read. */
+const SKIP_READ_MIN = 2000
+
 export class CatchUpReaders {
   readonly #o: CatchUpOptions
   /** Catch-up readers that yielded their slot to a waiting subscription since the start. */
@@ -142,7 +145,7 @@ export class CatchUpReaders {
       })
       for (const part of run.parts.values()) {
         if (part.attached) consumer.pause([{ topic: part.topic, partitions: [part.partition] }])
-        else consumer.seek({ topic: part.topic, partition: part.partition, offset: String(part.next) })
+        else consumer.seek({ topic: part.topic, partition: part.partition, offset: String(this.#skipTo(run, part)) })
       }
     }
     log.info('catch-up reader started', {
@@ -173,6 +176,12 @@ export class CatchUpReaders {
         resolveOffset(message.offset)
         continue
       }
+      if (run.snapshot && run.snapshot.nextWanted(k, offset) >= offset + SKIP_READ_MIN) {
+        // a long run of records the snapshot or collapse does not want: not read at all
+        part.next = offset
+        cu.consumer.seek({ topic, partition, offset: String(this.#skipTo(run, part)) })
+        break
+      }
       const shared = positions.sharedNext.get(k)
       if (shared !== undefined && offset >= shared) {
         this.#attach(run, part)
@@ -191,6 +200,19 @@ export class CatchUpReaders {
         break
       }
     }
+  }
+
+  /**
+   * Where the run's reading of the partition may begin: at the next record its snapshot or collapse wants (winners,
+   * then everything from the high watermark); the records before it count as skipped (part.next moves there).
+   */
+  #skipTo(run: Run, part: Part): number {
+    const to = run.snapshot?.nextWanted(part.key, part.next) ?? part.next
+    if (to > part.next) {
+      this.#o.queue.skip(run.id, part.topic, part.partition, to - 1)
+      part.next = to
+    }
+    return to
   }
 
   /** Stops the run's catch-up reader (its position stays in the run's parts) and frees its slot. */
