@@ -17,7 +17,7 @@ import {
   type Ctx,
   type Sub,
 } from './api-args.ts'
-import { followImport, followReplay } from './follow.ts'
+import { followImport, followReplay, followTest } from './follow.ts'
 
 const subscriptionColumns = [
   col('ID', 'id'),
@@ -144,6 +144,33 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
           () =>
             `${s.id}: updated ${s.name} (${s.eventTypes.join(', ')}) → ` +
             `${String(s.sink.type)}${s.sink.url ? ` ${String(s.sink.url)}` : ''}\n`,
+        )
+        return 0
+      },
+    },
+    test: {
+      args: '<id>',
+      flags: {
+        'event-type': "the example's event type (one of the subscription's; default: its first)",
+        follow: 'wait for the outcome (exit 1 unless delivered)',
+      },
+      help: 'send a test event: an example, marked as a test, to its sink (also while paused)',
+      run: async (ctx) => {
+        const subscriptionId = ctx.need(0, 'id')
+        const types = ctx.flags['event-type'] ?? []
+        if (types.length > 1) throw new UsageError('--event-type: a test event has one event type')
+        const r = await data(
+          ctx.api.POST('/subscriptions/{subscriptionId}/test', {
+            params: path('subscriptionId', subscriptionId),
+            body: types[0] ? { eventType: types[0] } : {},
+          }),
+        )
+        if (ctx.flags.follow) return followTest(ctx, subscriptionId, r.id)
+        ctx.out(
+          r,
+          () =>
+            `${subscriptionId}: test event ${String(r.eventId)} (${String(r.eventType)}) requested as ${r.id}; ` +
+            'its attempts are in the delivery log (--follow waits for them)\n',
         )
         return 0
       },

@@ -4,7 +4,7 @@
  */
 import { data, type ManagementClient } from '../client/index.ts'
 import { sleep } from '../common/timers.ts'
-import { path } from './api-args.ts'
+import { path, type Ctx } from './api-args.ts'
 import { createProgress } from './progress.ts'
 
 /**
@@ -31,6 +31,48 @@ export async function followReplay(api: ManagementClient, id: string, resetId: s
         return 0
       }
     } else if (total === null) progress.update(0)
+    await sleep(pollMs)
+  }
+}
+
+/**
+ * Waits for a test event's outcome (the worker holding the subscription sends it) and prints it with its attempts;
+ * exit 0 once delivered, 1 when it failed or no worker performed it within `timeoutMs`.
+ */
+export async function followTest(
+  ctx: Pick<Ctx, 'api' | 'out'>,
+  subscriptionId: string,
+  requestId: string,
+  timeoutMs = 60_000,
+  pollMs = 500,
+): Promise<number> {
+  const until = Date.now() + timeoutMs
+  const params = { path: { subscriptionId, requestId } }
+  for (;;) {
+    const r = await data(ctx.api.GET('/subscriptions/{subscriptionId}/retry-requests/{requestId}', { params }))
+    if (r.status === 'done' || Date.now() >= until) {
+      const d =
+        r.eventId === null || r.eventId === undefined
+          ? undefined
+          : await ctx.api.GET('/subscriptions/{subscriptionId}/deliveries/{eventId}', {
+              params: { path: { subscriptionId, eventId: r.eventId } },
+            })
+      const attempts = d?.data?.attempts ?? []
+      ctx.out(
+        { ...r, delivery: d?.data ?? null },
+        () =>
+          [
+            `${subscriptionId}: test event ${String(r.eventId)} (${String(r.eventType)}): ` +
+              (r.status === 'done' ? String(r.outcome) : 'no worker sent it yet (is the subscription stopped?)'),
+            ...attempts.map(
+              (a) =>
+                `  ${String(a.at)}  ${a.statusCode ?? 'no answer'}  ${a.durationMs ?? '?'} ms` +
+                (a.error ? `  ${a.error}` : ''),
+            ),
+          ].join('\n') + '\n',
+      )
+      return r.status === 'done' && r.outcome === 'delivered' ? 0 : 1
+    }
     await sleep(pollMs)
   }
 }

@@ -135,6 +135,18 @@ describe('CLI: partners, subscriptions, connectors, dlq over the management API'
     expect((await cli(['dlq', 'retry', subId], env)).code).to.equal(0)
   })
 
+  it("subscriptions test requests a test event; one --event-type at most, one of the subscription's", async () => {
+    const sent = await cli(['subscriptions', 'test', subId, '--json'], env)
+    expect(sent.code, sent.err).to.equal(0)
+    expect(JSON.parse(sent.out)).to.include({ kind: 'test', status: 'pending', subscriptionId: subId })
+    const two = await cli(['subscriptions', 'test', subId, '--event-type', 'a.b', '--event-type', 'c.d'], env)
+    expect(two.code).to.equal(2)
+    expect(two.err).to.contain('--event-type: a test event has one event type')
+    const unknown = await cli(['subscriptions', 'test', subId, '--event-type', 'deal.registered'], env)
+    expect(unknown.code).to.equal(1)
+    expect(unknown.err).to.match(/eventType/)
+  })
+
   it('names what is wrong: a bad --from, an unknown id (the API problem), a wrong key', async () => {
     const badFrom = await cli(['connectors', 'replay', subId, '--from', 'yesterday'], env)
     expect(badFrom.code).to.equal(2)
