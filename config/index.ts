@@ -96,6 +96,7 @@ export interface AppConfig {
     collapseKeys: number
     partnersSubscriptions: number
     partnersRate: number
+    partnersWorkers: number
   }
   ingest: {
     maxEvents: number

@@ -606,6 +606,14 @@ export const configSchema = {
       default: 1000,
       env: 'BENCH_PARTNERS_RATE',
     },
+    partnersWorkers: {
+      doc:
+        'Sink workers sharing the subscriptions of `npm run bench -- partners` (1: the one ' +
+        "worker of the issue's p99 and RSS; 2: also each worker's share, the issue: 50 % ± 10 %).",
+      format: 'positive-int',
+      default: 1,
+      env: 'BENCH_PARTNERS_WORKERS',
+    },
   },
   cli: {
     apiUrl: {
