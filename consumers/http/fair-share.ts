@@ -16,7 +16,8 @@
  *
  * The pool never queues a call itself (at most `connections` are dispatched per origin), so a slow or
  * hanging origin holds up only the slots its own calls hold, and each lane gets its share of those.
- * The common path (free slots, nobody waiting) is two map lookups and two counters.
+ * The common path (free slots, nobody waiting) is two map lookups and two counters; a grant with many
+ * lanes waiting costs no pass over them (the active lanes are counted as they come and go).
  */
 
 interface Waiter {
@@ -35,6 +36,8 @@ interface Origin {
   waiting: Map<object, Waiter[]>
   /** Lanes with waiting calls, in round-robin order. */
   ready: object[]
+  /** Lanes holding a slot or waiting for one (kept as they come and go: 1,000 lanes waiting at one origin). */
+  active: number
 }
 
 /** The lane of calls made without a subscription (e.g. an OAuth2 token request). */
@@ -54,7 +57,7 @@ export class FairShare {
     if (!o) return { running: 0, waiting: 0, lanes: 0 }
     let waiting = 0
     for (const w of o.waiting.values()) waiting += w.length
-    return { running: o.running, waiting, lanes: this.#lanes(o) }
+    return { running: o.running, waiting, lanes: o.active }
   }
 
   /**
@@ -65,7 +68,7 @@ export class FairShare {
     const key = lane ?? NO_LANE
     let o = this.#origins.get(origin)
     if (o === undefined) {
-      o = { running: 0, held: new Map(), waiting: new Map(), ready: [] }
+      o = { running: 0, held: new Map(), waiting: new Map(), ready: [], active: 0 }
       this.#origins.set(origin, o)
     }
     const held = o.held.get(key) ?? 0
@@ -75,6 +78,7 @@ export class FairShare {
     ) {
       o.running++
       o.held.set(key, held + 1)
+      if (held === 0) o.active++ // not waiting either: nobody waits, or this lane does not
       return undefined
     }
     if (signal?.aborted) return Promise.reject(signal.reason)
@@ -89,6 +93,7 @@ export class FairShare {
       else {
         o.waiting.set(key, [w])
         o.ready.push(key)
+        if (held === 0) o.active++
       }
     })
   }
@@ -101,7 +106,7 @@ export class FairShare {
     o.running--
     const held = (o.held.get(key) ?? 1) - 1
     if (held > 0) o.held.set(key, held)
-    else o.held.delete(key)
+    else if (o.held.delete(key) && !o.waiting.has(key)) o.active--
     this.#grant(o)
     if (o.running === 0 && o.ready.length === 0) this.#origins.delete(origin)
   }
@@ -110,7 +115,7 @@ export class FairShare {
   #grant(o: Origin): void {
     while (o.running < this.connections && o.ready.length > 0) {
       // every lane in `ready` is active: one share for all of them (counted once per slot, not per lane)
-      const share = Math.max(1, Math.floor(this.connections / this.#lanes(o)))
+      const share = Math.max(1, Math.floor(this.connections / o.active))
       let picked = -1
       for (let i = 0; i < o.ready.length; i++) {
         const lane = o.ready[i]!
@@ -123,7 +128,8 @@ export class FairShare {
       // first in line takes it, so that no slot stays idle while calls wait
       if (picked < 0) picked = 0
       const lane = o.ready[picked]!
-      o.ready.splice(picked, 1)
+      if (picked === 0) o.ready.shift()
+      else o.ready.splice(picked, 1)
       const queue = o.waiting.get(lane)!
       const w = queue.shift()!
       if (queue.length > 0)
@@ -145,6 +151,7 @@ export class FairShare {
     queue.splice(i, 1)
     if (queue.length === 0) {
       o.waiting.delete(w.lane)
+      if (!o.held.has(w.lane)) o.active--
       const r = o.ready.indexOf(w.lane)
       if (r >= 0) o.ready.splice(r, 1)
     }
@@ -154,15 +161,8 @@ export class FairShare {
     if (o.running === 0 && o.ready.length === 0) this.#origins.delete(origin)
   }
 
-  /** Active lanes: those holding a slot or waiting for one. */
-  #lanes(o: Origin): number {
-    let n = o.held.size
-    for (const lane of o.waiting.keys()) if (!o.held.has(lane)) n++
-    return n
-  }
-
   #share(o: Origin, lane: object): number {
-    const active = this.#lanes(o) + (o.held.has(lane) || o.waiting.has(lane) ? 0 : 1)
+    const active = o.active + (o.held.has(lane) || o.waiting.has(lane) ? 0 : 1)
     return Math.max(1, Math.floor(this.connections / active))
   }
 }

@@ -81,6 +81,21 @@ describe('FairShare', () => {
     expect(f.load(O)).to.deep.equal({ running: 1, waiting: 0, lanes: 1 })
   })
 
+  it('counts the active lanes as they come and go: 1,000 lanes waiting, then served and aborted', async () => {
+    const f = new FairShare(4)
+    const lanes = Array.from({ length: 1000 }, () => ({ lane: {}, ctl: new AbortController() }))
+    const waits = lanes.map((l) => f.acquire(O, l.lane, l.ctl.signal) ?? Promise.resolve())
+    for (const w of waits) w.catch(() => undefined)
+    expect(f.load(O)).to.deep.equal({ running: 4, waiting: 996, lanes: 1000 })
+    for (const l of lanes.slice(500)) l.ctl.abort(new Error('stopped')) // half of them leave
+    expect(f.load(O)).to.deep.equal({ running: 4, waiting: 496, lanes: 500 })
+    for (const l of lanes.slice(0, 500)) {
+      await waits[lanes.indexOf(l)]
+      f.release(O, l.lane)
+    }
+    expect(f.load(O)).to.deep.equal({ running: 0, waiting: 0, lanes: 0 })
+  })
+
   it('refuses a pool size that is not a positive integer', () => {
     expect(() => new FairShare(0)).to.throw(RangeError, /positive integer/)
   })
