@@ -323,6 +323,16 @@ export interface ConnectorStatusDoc extends ConnectorStatus {
 }
 
 /** A subscription's sink connector: desired state set through the API, status from the runtime. */
+/**
+ * A change signal (`_id`: the kind of change, e.g. 'connectors'): a new token after every write of that
+ * kind, so that a poller reads this one document by `_id` to know whether to look at the others again.
+ */
+export interface ChangeSignalDoc {
+  _id: string
+  token: string
+  at: Date
+}
+
 export interface ConnectorDoc {
   _id: string
   subscriptionId: string

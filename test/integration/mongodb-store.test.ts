@@ -4,7 +4,16 @@
 import { expect } from 'chai'
 import type { Db, MongoClient } from 'mongodb'
 import { testMongo, uniqueName, dropDatabaseLater } from '../helpers/env.ts'
-import { bulkWriteBounded, ensureIndexes, INDEXES, isFerretDb } from '../../control-plane/store.ts'
+import {
+  bulkWriteBounded,
+  changeToken,
+  ensureIndexes,
+  findByIds,
+  INDEXES,
+  isFerretDb,
+  signalChange,
+  upsertMany,
+} from '../../control-plane/store.ts'
 
 describe('MongoDB-compatible store (mongodb driver)', function () {
   let client: MongoClient
@@ -150,6 +159,44 @@ describe('MongoDB-compatible store (mongodb driver)', function () {
       ])
     },
   )
+
+  it('finds documents by many ids (an _id range, picked) and by a few (`$in`) alike', async () => {
+    const col = db.collection<{ _id: string; n: number }>('by_ids')
+    await col.insertMany(Array.from({ length: 1200 }, (_, i) => ({ _id: `d-${String(i).padStart(4, '0')}`, n: i })))
+    const many = Array.from({ length: 600 }, (_, i) => `d-${String(i * 2).padStart(4, '0')}`) // every other one
+    const found = await findByIds(col, [...many, 'd-missing'])
+    expect(found.map((d) => d._id).sort()).to.deep.equal([...many].sort())
+    const few = await findByIds(col, ['d-0007', 'd-0300', 'd-missing'], { _id: 1 })
+    expect(few.map((d) => d._id).sort()).to.deep.equal(['d-0007', 'd-0300'])
+    expect(few[0]).to.not.have.property('n')
+    expect(await findByIds(col, [])).to.deep.equal([])
+  })
+
+  it('upsertMany inserts the new documents and replaces those that existed', async function () {
+    this.timeout(60_000)
+    const col = db.collection<{ _id: string; v: number; old?: boolean }>('upsert_many')
+    await col.insertMany(Array.from({ length: 30 }, (_, i) => ({ _id: `u-${i * 80}`, v: 0, old: true })))
+    await upsertMany(
+      col,
+      Array.from({ length: 2500 }, (_, i) => ({ _id: `u-${i}`, v: i })),
+    )
+    const docs = await col.find({}).toArray()
+    expect(docs).to.have.length(2500)
+    expect(
+      docs.every((d) => d.v === Number(d._id.slice(2)) && d.old === undefined),
+      'every one as written',
+    ).to.equal(true)
+  })
+
+  it('a change signal gets a new token at every change, also from many writers at once', async () => {
+    const col = db.collection<{ _id: string; token: string; at: Date }>('changes')
+    expect(await changeToken(col, 'things')).to.equal(null)
+    await Promise.all(Array.from({ length: 8 }, () => signalChange(col, 'things')))
+    const first = await changeToken(col, 'things')
+    expect(first).to.be.a('string')
+    await signalChange(col, 'things')
+    expect(await changeToken(col, 'things')).to.not.equal(first)
+  })
 
   it(
     'creates every declared index on MongoDB, and only the unique ones on ' + 'FerretDB (it reads through no other)',
