@@ -7,9 +7,9 @@
 import type { Filter } from 'mongodb'
 import { eventTypesOf } from '../schemas/topics.ts'
 import { ConflictError, NotFoundError, RequestInvalidError } from './errors.ts'
-import { bulkWriteBounded, newId, page, type Page, type PageRequest } from './store.ts'
+import { bulkWriteBounded, changeToken, newId, page, upsertMany, type Page, type PageRequest } from './store.ts'
 import type { ConnectorDoc, ConnectorStatus, DesiredState, OffsetReset, Principal } from './types.ts'
-import { ControlPlaneSubscriptions } from './subscriptions.ts'
+import { CONNECTORS_CHANGED, ControlPlaneSubscriptions } from './subscriptions.ts'
 import { canChangeSubscription, isAdmin, subscriptionScope } from './visibility.ts'
 
 export class ControlPlaneConnectors extends ControlPlaneSubscriptions {
@@ -53,6 +53,7 @@ export class ControlPlaneConnectors extends ControlPlaneSubscriptions {
       { $set: { ...update.set, updatedAt: new Date() }, $inc: { generation: 1 } },
       { returnDocument: 'after' },
     )
+    if (updated) await this.connectorsChanged()
     return updated ?? (await this.cols.connectors.findOne({ _id: id }))!
   }
 
@@ -88,14 +89,33 @@ export class ControlPlaneConnectors extends ControlPlaneSubscriptions {
       .toArray()
   }
 
+  /**
+   * For the sink runtime: a token that changes after every write of a connector (null: none was written
+   * since the store began keeping it), read before connectorsChangedSince or a full read of the connectors.
+   */
+  connectorsChangeToken(): Promise<string | null> {
+    return changeToken(this.cols.changes, CONNECTORS_CHANGED)
+  }
+
   /** For the sink runtime: what a worker observes (status does not bump the generation). */
   async reportConnectorStatus(id: string, status: ConnectorStatus): Promise<void> {
     await this.cols.connectorStatus.replaceOne({ _id: id }, { ...status }, { upsert: true })
   }
 
-  /** Many status reports in a few commands (a sink worker reports the subscriptions it holds together). */
-  async reportConnectorStatuses(reports: ReadonlyArray<readonly [id: string, status: ConnectorStatus]>): Promise<void> {
+  /**
+   * Many status reports in a few commands (a sink worker reports the subscriptions it holds together);
+   * `fresh`: most of them have no status yet (a worker's first reports of new subscriptions: one insert).
+   */
+  async reportConnectorStatuses(
+    reports: ReadonlyArray<readonly [id: string, status: ConnectorStatus]>,
+    fresh = false,
+  ): Promise<void> {
     if (reports.length === 0) return
+    if (fresh)
+      return upsertMany(
+        this.cols.connectorStatus,
+        reports.map(([_id, status]) => ({ _id, ...status })),
+      )
     await bulkWriteBounded(
       this.cols.connectorStatus,
       reports.map(([id, status]) => ({

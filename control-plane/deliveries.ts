@@ -495,6 +495,11 @@ export class DeliveryLog {
     return next.filter((r): r is RetryRequestDoc => r !== null)
   }
 
+  /** For the runtime: the subscriptions that have pending retry requests (few; a worker picks those it holds). */
+  async subscriptionsWithRetryRequests(): Promise<string[]> {
+    return (await this.cols.retryRequests.distinct('subscriptionId', { status: 'pending' })) as string[]
+  }
+
   /** Done, with what came of it. */
   async completeRetryRequest(id: string, outcome: string | null = null): Promise<void> {
     await this.cols.retryRequests.updateOne({ _id: id }, { $set: { status: 'done', completedAt: new Date(), outcome } })

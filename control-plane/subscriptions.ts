@@ -19,7 +19,7 @@ import { ownDeliveryPolicy } from './delivery-policy.ts'
 import { checkWithinGrants } from './entitlements.ts'
 import { ConflictError, NotFoundError, RequestInvalidError, uniqueWrite, type FieldError } from './errors.ts'
 import { encodePins, pinsOf } from './schema-pins.ts'
-import { collections, newId, page, type Collections, type Page, type PageRequest } from './store.ts'
+import { collections, newId, page, signalChange, type Collections, type Page, type PageRequest } from './store.ts'
 import { entitlementsOf, filterOf, storedFilter } from './stored-keys.ts'
 import type {
   ConnectorDoc,
@@ -90,6 +90,9 @@ function ownEventTypeErrors(eventTypes: readonly string[]): FieldError[] {
         ],
   )
 }
+
+/** The change signal of the connectors (control-plane/store.ts, signalChange). */
+export const CONNECTORS_CHANGED = 'connectors'
 
 export class ControlPlaneSubscriptions {
   readonly cols: Collections
@@ -375,6 +378,7 @@ export class ControlPlaneSubscriptions {
     canChangeSubscription(p, sub)
     // Connector first: a worker stops delivering before the subscription disappears.
     await this.cols.connectors.deleteOne({ _id: id })
+    await this.connectorsChanged()
     await this.cols.subscriptions.deleteOne({ _id: id })
     await this.cols.connectorStatus.deleteOne({ _id: id })
     const plugin = sinkPlugin(sub.sink.type)
@@ -442,12 +446,22 @@ export class ControlPlaneSubscriptions {
       },
       { upsert: true, returnDocument: 'after' },
     )
+    await this.connectorsChanged()
     return doc!
   }
 
   /** A subscription change a worker must pick up: bump the generation. */
   private async touchConnector(id: string): Promise<void> {
     await this.cols.connectors.updateOne({ _id: id }, { $inc: { generation: 1 }, $set: { updatedAt: new Date() } })
+    await this.connectorsChanged()
+  }
+
+  /**
+   * After every write of a connector (created, changed, deleted): the sink workers read this one token,
+   * not every connector, to know whether anything changed (connectors/sink/worker/control-loop.ts).
+   */
+  protected connectorsChanged(): Promise<void> {
+    return signalChange(this.cols.changes, CONNECTORS_CHANGED)
   }
 }
 
