@@ -732,15 +732,17 @@ export const configSchema = {
     },
     leaseTtlMs: {
       doc:
-        "How long a worker's claim on a subscription lasts without renewal; a killed " +
-        "worker's subscriptions move to the others after about this long, in " +
-        'milliseconds.',
+        "How long a worker's heartbeat, which holds its claims on subscriptions, lasts " +
+        "without renewal; a killed worker's subscriptions move to the others after " +
+        'about this long, in milliseconds.',
       format: 'nat',
       default: 6000,
       env: 'WORKER_LEASE_TTL_MS',
     },
     heartbeatMs: {
-      doc: 'Interval of lease renewal and claiming, in milliseconds (well below leaseTtlMs).',
+      doc:
+        'Interval of the heartbeat renewal (one write per worker, whatever the number of ' +
+        'subscriptions) and of the claim check, in milliseconds (well below leaseTtlMs).',
       format: 'nat',
       default: 1000,
       env: 'WORKER_HEARTBEAT_MS',

@@ -13,6 +13,12 @@
  * document and its leases carry both, so a process restarted under the same id (systemd, a Kubernetes
  * StatefulSet) can tell its predecessor's leases from its own (identity.ts decides when it may take
  * them), and a process that lost its id to another one renews nothing.
+ *
+ * A lease lasts as long as its holder's heartbeat (worker/ownership.ts): the worker renews one document
+ * per heartbeat, not one per subscription (FerretDB v1 updates about 1,000 documents a second: renewing
+ * 10,000 leases took 11 s, every heartbeat). Its `expiresAt` is HELD_WHILE_HOLDER_LIVES, so that a
+ * worker of an earlier version, which takes a lease over once it expired, never takes one from a live
+ * holder.
  */
 import type { Collection, Db } from 'mongodb'
 import { Leases, type LeaseDoc } from '../leases.ts'
@@ -51,6 +57,14 @@ export interface CursorDoc {
   appliedResetId: string | null
   workerId: string
   updatedAt: Date
+}
+
+/** The `expiresAt` of a sink lease: it never expires by itself; its holder's heartbeat decides. */
+export const HELD_WHILE_HOLDER_LIVES = new Date('9999-12-31T23:59:59.999Z')
+
+/** A lease holder or a heartbeat as one string: the worker id and the incarnation. */
+export function holderKey(workerId: string, incarnation: string | undefined): string {
+  return `${workerId}\u0000${incarnation ?? ''}`
 }
 
 export const SINK_COLLECTIONS = { leases: 'sink_leases', workers: 'sink_workers', cursors: 'sink_cursors' } as const
@@ -124,10 +138,13 @@ export class SinkStore extends Leases {
     return r.matchedCount === 1
   }
 
-  async liveWorkers(now = new Date()): Promise<string[]> {
-    return (await this.workers.find({ expiresAt: { $gt: now } }, { projection: { _id: 1 } }).toArray()).map(
-      (w) => w._id,
-    )
+  /** The heartbeats that have not expired (worker id and incarnation). */
+  liveWorkers(now = new Date()): Promise<Array<Pick<WorkerDoc, '_id' | 'incarnation'>>> {
+    return this.workers.find({ expiresAt: { $gt: now } }, { projection: { _id: 1, incarnation: 1 } }).toArray()
+  }
+
+  protected override expiry(): Date {
+    return HELD_WHILE_HOLDER_LIVES
   }
 
   /** Removes this process's heartbeat (not a later incarnation's). */

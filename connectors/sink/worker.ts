@@ -2,8 +2,8 @@
  * The sink worker: moves records from Kafka to the subscriptions' sinks (docs/architecture.md "Positions
  * at scale", docs/sink-workers.md). This class puts the parts of worker/ together and runs their passes:
  *
- *  - OWNERSHIP (worker/ownership.ts): the worker id, the leases of about a fair share of the
- *    subscriptions, renewed every heartbeat, and the lease fence.
+ *  - OWNERSHIP (worker/ownership.ts): the worker id, the leases of its share of the subscriptions,
+ *    held while its heartbeat is renewed, and the lease fence.
  *  - The SHARED reader (worker/shared-reader.ts): one consumer per process reads every partition
  *    once and offers each record to the held subscriptions attached on its partition.
  *  - CATCH-UP readers (worker/catch-up.ts): a subscription behind the shared stream is detached and
@@ -114,6 +114,7 @@ export class SinkWorker {
       log,
       held,
       leave: (run, opts) => this.#control.leave(run, opts),
+      leaveMany: (runs, opts) => this.#control.leaveMany(runs, opts),
       stopAll: () => this.#control.stopAll(),
     })
     const positions = (this.#positions = new Positions({
@@ -210,6 +211,11 @@ export class SinkWorker {
     return [...this.#held.runs.keys()]
   }
 
+  /** Subscriptions claimed and still starting here (their first cursor and status not written yet). */
+  starting(): string[] {
+    return [...this.#held.starting.keys()]
+  }
+
   catchUpReaders(): number {
     return this.#slots.used
   }
@@ -260,7 +266,7 @@ export class SinkWorker {
     // Claim a first share, then start the shared reader where the held subscriptions' cursors are,
     // so that after a restart they attach at once instead of each catching up on its own.
     await this.#ownership.firstHeartbeat()
-    const claimed = await this.#ownership.claimShare()
+    const claimed = await this.#control.firstClaim()
     const cursors = await this.store.getCursors(claimed)
     await this.#shared.start(cursors, this.#ownership.incarnation)
     this.#control.pollFromNow()

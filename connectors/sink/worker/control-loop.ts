@@ -1,9 +1,10 @@
 /**
- * The worker's control: connector changes are polled (connectorsChangedSince, plus a full
- * reconciliation with the claim pass); pause and resume apply in place, anything else (offset reset,
- * restart, changed subscription) restarts the subscription's run from its cursor. A run that leaves
- * (its lease lost, handed over) stops its partner calls at once and stops in its own turn. Status
- * goes back on change and every `statusIntervalMs`; cursors are flushed every `cursorFlushMs`.
+ * The worker's control: connector changes are polled (connectorsChangedSince) when the control plane's
+ * change token moved, with a full reconciliation in the claim pass; pause and resume apply in place,
+ * anything else (offset reset, restart, changed subscription) restarts the subscription's run from its
+ * cursor. A run that leaves (its lease lost, handed over) stops its partner calls at once and stops in
+ * its own turn. Status goes back on change and every `statusIntervalMs`; cursors are flushed every
+ * `cursorFlushMs`.
  */
 import type { Logger } from '../../../common/logger.ts'
 import type { ConnectorDoc } from '../../../control-plane/types.ts'
@@ -12,7 +13,7 @@ import type { SnapshotStore } from '../snapshot.ts'
 import type { SinkStore } from '../store.ts'
 import type { CatchUpReaders } from './catch-up.ts'
 import type { SinkWorkerDeps, SinkWorkerSettings } from './config.ts'
-import type { Ownership } from './ownership.ts'
+import { FULL_CLAIM_MS, type Ownership } from './ownership.ts'
 import { MAX_CURSOR_WRITES_PER_FLUSH, type Positions } from './positions.ts'
 import type { RetryRequests } from './retry-requests.ts'
 import { fenceCalls, serial, serialBg, type HeldRuns, type Run, type StopOptions } from './run.ts'
@@ -44,6 +45,8 @@ export class ControlLoop {
   readonly #o: ControlLoopOptions
   /** Connector changes after this were not seen yet (less a margin: connectorsChangedSince). */
   #since = new Date(0)
+  /** The connectors' change token the last poll of changes started from, and when it ran. */
+  #polled: { token: string | null; at: number } | null = null
 
   constructor(o: ControlLoopOptions) {
     this.#o = o
@@ -64,6 +67,23 @@ export class ControlLoop {
     serialBg(run, () => this.#o.runs.stop(run, opts), this.#o.log)
   }
 
+  /**
+   * `leave` for many runs (a hand-over to balance the workers): they stop together, once each one's earlier
+   * operations are done, with one cursor write, status report and lease release for all of them.
+   */
+  leaveMany(runs: Run[], opts: StopOptions): void {
+    for (const run of runs) {
+      run.leaving = true
+      fenceCalls(run)
+    }
+    const { log } = this.#o
+    const stop = Promise.allSettled(runs.map((r) => r.ops)).then(() => this.#o.runs.stopMany(runs, opts))
+    const settled = stop.catch((err: unknown) =>
+      log.error('subscription control operation failed', { subscriptions: runs.length, error: err }),
+    )
+    for (const run of runs) run.ops = settled
+  }
+
   /** Stops every run here, each in its turn (another process holds this worker id: ownership.ts). */
   async stopAll(): Promise<void> {
     const runs = [...this.#o.held.runs.values()]
@@ -72,34 +92,58 @@ export class ControlLoop {
     )
   }
 
+  /** The first claim at start (nothing held yet); returns the ids claimed. */
+  async firstClaim(): Promise<string[]> {
+    const view = (await this.#o.ownership.claimView(true))!
+    return this.#o.ownership.claimShare(view, await this.#connectors())
+  }
+
   /**
-   * Reconciles held runs with the control plane (deleted, stopped or changed connectors) and claims this worker's
-   * share.
+   * Reconciles held runs with the control plane (deleted, stopped or changed connectors) and claims this
+   * worker's share, when a full pass is due (ownership.ts, claimView): one read of every connector.
    */
   async claimPass(): Promise<void> {
-    const { deps, settings: s, held, ownership, store, log } = this.#o
+    const { settings: s, held, ownership, store, log } = this.#o
     if (!ownership.leaseValid()) return
-    const connectors = await deps.controlPlane.cols.connectors.find({ _id: { $in: [...held.runs.keys()] } }).toArray()
+    const view = await ownership.claimView()
+    if (!view) return
+    const connectors = await this.#connectors()
     const byId = new Map(connectors.map((c) => [c._id, c]))
     for (const run of [...held.runs.values()]) {
       if (run.leaving) continue
       const c = byId.get(run.id)
       if (!c) serialBg(run, () => this.#removed(run), log)
-      else if (c.generation !== run.generation) serialBg(run, () => this.#apply(run, c), log)
+      else if (c.generation !== run.generation) serialBg(run, () => this.#applyLatest(run), log)
     }
-    const claimed = await ownership.claimShare()
+    const claimed = await ownership.claimShare(view, connectors)
     void this.#o.runs.startTracked(claimed)
     if (Math.random() < 0.05) await store.sweepWorkers(new Date(Date.now() - 10 * s.leaseTtlMs))
   }
 
-  /** Connector changes since the last pass, then the retry requests. */
+  /** Every connector's id, generation and desired state. */
+  #connectors(): Promise<Array<Pick<ConnectorDoc, '_id' | 'generation' | 'desiredState'>>> {
+    return this.#o.deps.controlPlane.cols.connectors
+      .find({}, { projection: { _id: 1, generation: 1, desiredState: 1 } })
+      .toArray()
+  }
+
+  /**
+   * Connector changes since the last pass, when the change token moved (or FULL_CLAIM_MS passed: a
+   * change whose token write failed), then the retry requests.
+   */
   async controlPass(): Promise<void> {
     const { deps, held, log } = this.#o
-    const changed = await deps.controlPlane.connectorsChangedSince(new Date(this.#since.getTime() - 2000))
-    for (const c of changed) {
-      if (c.updatedAt > this.#since) this.#since = c.updatedAt
-      const run = held.runs.get(c._id)
-      if (run && c.generation !== run.generation) serialBg(run, () => this.#apply(run, c), log)
+    const token = await deps.controlPlane.connectorsChangeToken()
+    const last = this.#polled
+    if (last === null || last.token !== token || Date.now() - last.at >= FULL_CLAIM_MS) {
+      // the token before the read: a change signalled during it is polled again next time
+      this.#polled = { token, at: Date.now() }
+      const changed = await deps.controlPlane.connectorsChangedSince(new Date(this.#since.getTime() - 2000))
+      for (const c of changed) {
+        if (c.updatedAt > this.#since) this.#since = c.updatedAt
+        const run = held.runs.get(c._id)
+        if (run && c.generation !== run.generation) serialBg(run, () => this.#apply(run, c), log)
+      }
     }
     await this.#o.retries.pass()
   }
@@ -126,6 +170,13 @@ export class ControlLoop {
     await this.#o.runs.stop(run, { flush: false, release: true })
     await this.#o.store.deleteCursor(run.id).catch(() => undefined)
     await this.#o.snapshotStore.delete(run.id).catch(() => undefined)
+  }
+
+  /** Applies the connector as it is now (the claim pass saw its generation move). */
+  async #applyLatest(run: Run): Promise<void> {
+    const c = await this.#o.deps.controlPlane.cols.connectors.findOne({ _id: run.id })
+    if (!c) return this.#removed(run)
+    await this.#apply(run, c)
   }
 
   /** Applies a connector change: pause/resume in place; reset, restart or a changed subscription restart the run. */

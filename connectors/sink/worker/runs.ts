@@ -106,7 +106,19 @@ export class Runs {
    * the run is pushed to `started` for batched first writes; without, it reads and writes alone.
    * `collapse`: its backlog goes as the latest record of each key (a resume with collapseBacklog).
    */
-  async start(id: string, pre?: Preloaded, started?: Run[], opts: { collapse?: boolean } = {}): Promise<void> {
+  start(id: string, pre?: Preloaded, started?: Run[], opts: { collapse?: boolean } = {}): Promise<void> {
+    const held = this.#o.held
+    const p = this.#start(id, pre, started, opts)
+    if (held.starting.has(id)) return p
+    // a restart (control-loop.ts): its lease is not stray while the run is away (ownership.ts)
+    const tracked: Promise<void> = p.finally(() => {
+      if (held.starting.get(id) === tracked) held.starting.delete(id)
+    })
+    held.starting.set(id, tracked)
+    return tracked
+  }
+
+  async #start(id: string, pre?: Preloaded, started?: Run[], opts: { collapse?: boolean } = {}): Promise<void> {
     const { deps: d, settings, store, held, queue, positions, status, log } = this.#o
     const cp = d.controlPlane
     const [stored, conn] = pre
