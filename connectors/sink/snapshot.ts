@@ -33,6 +33,7 @@
  * flight at the crash, re-sent with the same event id (at-least-once).
  */
 import type { Collection, Db } from 'mongodb'
+import { findByIds } from '../../control-plane/store.ts'
 import type { SnapshotProgress } from '../../control-plane/types.ts'
 import { countBelow, type Scan } from './scan.ts'
 import { tpKey } from './store.ts'
@@ -73,6 +74,10 @@ type StoredSnapshotDoc = Omit<SnapshotDoc, 'highs'> & {
   highs: Array<{ topic: string; partition: number; high: string }>
 }
 
+function fromStored(doc: StoredSnapshotDoc): SnapshotDoc {
+  return { ...doc, highs: Object.fromEntries((doc.highs ?? []).map((h) => [tpKey(h.topic, h.partition), h.high])) }
+}
+
 export class SnapshotStore {
   readonly col: Collection<StoredSnapshotDoc>
   constructor(db: Db) {
@@ -80,8 +85,12 @@ export class SnapshotStore {
   }
   async get(subscriptionId: string): Promise<SnapshotDoc | null> {
     const doc = await this.col.findOne({ _id: subscriptionId })
-    if (!doc) return null
-    return { ...doc, highs: Object.fromEntries((doc.highs ?? []).map((h) => [tpKey(h.topic, h.partition), h.high])) }
+    return doc ? fromStored(doc) : null
+  }
+  /** The snapshot documents of many subscriptions (one query). */
+  async getMany(subscriptionIds: string[]): Promise<Map<string, SnapshotDoc>> {
+    const docs = await findByIds(this.col, subscriptionIds)
+    return new Map(docs.map((d) => [d._id, fromStored(d)]))
   }
   async put(doc: SnapshotDoc): Promise<void> {
     const { _id, highs, ...rest } = doc

@@ -22,7 +22,7 @@
  */
 import type { Collection, Db } from 'mongodb'
 import { Leases, type LeaseDoc } from '../leases.ts'
-import { bulkWriteBounded } from '../../control-plane/store.ts'
+import { bulkWriteBounded, findByIds, upsertMany } from '../../control-plane/store.ts'
 import { isDuplicateKey } from '../../common/store-errors.ts'
 
 export type { LeaseDoc }
@@ -165,13 +165,21 @@ export class SinkStore extends Leases {
   /** The cursors of many subscriptions (one query). */
   async getCursors(subscriptionIds: string[]): Promise<Map<string, CursorDoc>> {
     if (subscriptionIds.length === 0) return new Map()
-    const docs = await this.cursors.find({ _id: { $in: subscriptionIds } }).toArray()
+    const docs = await findByIds(this.cursors, subscriptionIds)
     return new Map(docs.map((d) => [d._id, { ...d, positions: decodeKeys(d.positions) }]))
   }
 
-  /** Writes the cursors of the subscriptions this worker holds (a few bulk commands). */
-  async writeCursors(docs: CursorDoc[]): Promise<void> {
+  /**
+   * Writes the cursors of the subscriptions this worker holds (a few bulk commands); `fresh`: most of them
+   * have none stored yet (their first write: one insert, the others replaced).
+   */
+  async writeCursors(docs: CursorDoc[], fresh = false): Promise<void> {
     if (docs.length === 0) return
+    if (fresh)
+      return upsertMany(
+        this.cursors,
+        docs.map((d) => ({ ...d, positions: encodeKeys(d.positions) })),
+      )
     await bulkWriteBounded(
       this.cursors,
       docs.map((d) => ({

@@ -172,6 +172,7 @@ export class SinkWorker {
       settings,
       queue,
       store: this.store,
+      snapshotStore: this.snapshots,
       held,
       positions,
       grants,

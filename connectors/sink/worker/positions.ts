@@ -150,8 +150,11 @@ export class Positions {
     this.#o.held.changed()
   }
 
-  /** Writes the cursors that changed (all with `force`); at most `limit`, those written longest ago first. */
-  async writeCursors(runs: Run[], force = false, limit = Infinity): Promise<void> {
+  /**
+   * Writes the cursors that changed (all with `force`); at most `limit`, those written longest ago first.
+   * `fresh`: runs without a stored cursor (their first write: an insert).
+   */
+  async writeCursors(runs: Run[], force = false, limit = Infinity, fresh = false): Promise<void> {
     if (!this.#o.leaseValid()) return
     let changed: Array<{ run: Run; json: string; positions: Record<string, string> }> = []
     for (const run of runs) {
@@ -172,6 +175,7 @@ export class Positions {
         workerId: this.#o.workerId,
         updatedAt: now,
       })),
+      fresh,
     )
     for (const { run, json } of changed) {
       run.lastCursor = json

@@ -9,7 +9,7 @@ import type avro from 'avsc'
 import type { Consumer } from '../../../common/kafka/index.ts'
 import type { Logger } from '../../../common/logger.ts'
 import type { ConnectorDoc, ConnectorStatus, SnapshotProgress, SubscriptionDoc } from '../../../control-plane/types.ts'
-import type { SnapshotRun } from '../snapshot.ts'
+import type { SnapshotDoc, SnapshotRun } from '../snapshot.ts'
 import type { CursorDoc } from '../store.ts'
 import type { SinkConnector, SinkRecord } from '../types.ts'
 
@@ -133,6 +133,7 @@ export interface Preloaded {
   sub: SubscriptionDoc | null
   conn: ConnectorDoc | null
   cursor: CursorDoc | null
+  snapshot: SnapshotDoc | null
 }
 
 /** The subscriptions a worker runs (and those it is starting), by id and by topic. */

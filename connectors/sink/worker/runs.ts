@@ -12,6 +12,8 @@ import { valueSubject } from '../../../schemas/topics.ts'
 import type { SchedulePolicy } from '../../retry.ts'
 import type { DeliveryQueue } from '../delivery-queue.ts'
 import type { DeliveryDefaults } from '../settings.ts'
+import { findByIds } from '../../../control-plane/store.ts'
+import type { SnapshotStore } from '../snapshot.ts'
 import { tpKey, type CursorDoc, type SinkStore } from '../store.ts'
 import type { CatchUpReaders } from './catch-up.ts'
 import type { SinkWorkerDeps, SinkWorkerSettings } from './config.ts'
@@ -28,6 +30,7 @@ export interface RunsOptions {
   settings: SinkWorkerSettings
   queue: DeliveryQueue
   store: SinkStore
+  snapshotStore: SnapshotStore
   held: HeldRuns
   positions: Positions
   grants: GrantsCache
@@ -48,9 +51,9 @@ export class Runs {
   }
 
   /**
-   * Starts claimed subscriptions together: their subscriptions, connectors and cursors are read in
-   * three queries, their first cursors and statuses written in one command each (a worker claiming
-   * 1,000 subscriptions would otherwise spend minutes in round trips).
+   * Starts claimed subscriptions together: their subscriptions, connectors, cursors, snapshot documents
+   * and their partners' grants are read in a query each, their first cursors and statuses written in
+   * a few commands (a worker claiming 10,000 subscriptions would otherwise spend minutes in round trips).
    */
   startTracked(ids: string[], cursors?: Map<string, CursorDoc>): Promise<void> {
     const { held, store, settings, positions, status, log } = this.#o
@@ -69,13 +72,23 @@ export class Runs {
       }
       const started: Run[] = []
       await Promise.all(ids.map((id) => this.start(id, pre.get(id), started).catch((err: unknown) => release(id, err))))
+      // Without a stored cursor, most likely without a stored status either: their first writes are
+      // inserts. A stored cursor is written again only where the positions moved (a hand-over of 5,000
+      // runs from a worker that just wrote them rewrites none).
       const live = started.filter((r) => !r.stopped)
-      await positions
-        .writeCursors(live, true)
-        .catch((err: unknown) => log.warn('first cursor write failed; the next flush writes them', { error: err }))
-      await status
-        .reportRuns(live, true)
-        .catch((err: unknown) => log.warn('status report failed; the next status pass reports', { error: err }))
+      const fresh = live.filter((r) => !pre.get(r.id)?.cursor)
+      const known = live.filter((r) => pre.get(r.id)?.cursor)
+      for (const [runs, isFresh] of [
+        [known, false],
+        [fresh, true],
+      ] as const) {
+        await positions
+          .writeCursors(runs, isFresh, Infinity, isFresh)
+          .catch((err: unknown) => log.warn('first cursor write failed; the next flush writes them', { error: err }))
+        await status
+          .reportRuns(runs, true, isFresh)
+          .catch((err: unknown) => log.warn('status report failed; the next status pass reports', { error: err }))
+      }
     })()
     const p: Promise<void> = all.finally(() => {
       for (const id of ids) if (held.starting.get(id) === p) held.starting.delete(id)
@@ -86,17 +99,24 @@ export class Runs {
 
   async #preload(ids: string[], cursors?: Map<string, CursorDoc>): Promise<Map<string, Preloaded>> {
     const cp = this.#o.deps.controlPlane
-    const [subs, conns, curs] = await Promise.all([
-      cp.cols.subscriptions.find({ _id: { $in: ids } }).toArray(),
-      cp.cols.connectors.find({ _id: { $in: ids } }).toArray(),
+    const [subs, conns, curs, snapshots] = await Promise.all([
+      findByIds(cp.cols.subscriptions, ids),
+      findByIds(cp.cols.connectors, ids),
       cursors ?? this.#o.store.getCursors(ids),
+      this.#o.snapshotStore.getMany(ids),
     ])
+    await this.#o.grants.load([...new Set(subs.map((d) => d.partnerId))])
     const subById = new Map(subs.map((d) => [d._id, d]))
     const connById = new Map(conns.map((d) => [d._id, d]))
     return new Map(
       ids.map((id) => [
         id,
-        { sub: subById.get(id) ?? null, conn: connById.get(id) ?? null, cursor: curs.get(id) ?? null },
+        {
+          sub: subById.get(id) ?? null,
+          conn: connById.get(id) ?? null,
+          cursor: curs.get(id) ?? null,
+          snapshot: snapshots.get(id) ?? null,
+        },
       ]),
     )
   }
@@ -175,16 +195,19 @@ export class Runs {
     } else {
       run.appliedResetId = cursor?.appliedResetId ?? null
       at = positions.fromCursor(sub, topics, cursor)
+      // as stored: the first write skips it unless the positions moved (retention, a partition added)
+      if (cursor) run.lastCursor = JSON.stringify([cursor.positions, cursor.appliedResetId])
     }
 
     await this.#o.snapshots.prepare(run, {
+      existing: pre ? pre.snapshot : undefined,
       hasCursor: cursor !== null,
       cursorResetId: cursor?.appliedResetId ?? null,
       applyingReset,
       positions: at,
       collapse: opts.collapse === true,
     })
-    await this.#o.grants.load([sub.partnerId])
+    if (!pre || !this.#o.grants.fresh(sub.partnerId)) await this.#o.grants.load([sub.partnerId])
 
     const policy = deliveryPolicy(sub, d.defaults)
     const concurrency = sub.deliveryPolicy?.concurrency ?? d.defaults.concurrency
@@ -271,9 +294,10 @@ export class Runs {
       }),
     )
     const flushable = stopping.filter((r) => !r.failure)
+    // the cursors that moved since they were last written (a hand-over of 5,000 idle runs writes none)
     if (opts.flush && leaseValid() && flushable.length > 0)
       await positions
-        .writeCursors(flushable, true)
+        .writeCursors(flushable)
         .catch((err: unknown) =>
           log.warn('cursor write failed on stop', { subscriptions: flushable.length, error: err }),
         )

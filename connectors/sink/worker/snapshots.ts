@@ -41,6 +41,8 @@ export class SnapshotBootstrap {
   async prepare(
     run: Run,
     a: {
+      /** The subscription's snapshot document when it was read already (undefined: read here). */
+      existing?: SnapshotDoc | null
       hasCursor: boolean
       cursorResetId: string | null
       applyingReset: OffsetReset | null
@@ -50,7 +52,7 @@ export class SnapshotBootstrap {
     },
   ): Promise<void> {
     const { store, settings, log } = this.#o
-    const existing = await store.get(run.id)
+    const existing = a.existing !== undefined ? a.existing : await store.get(run.id)
     const decision = snapshotDecision({
       startFrom: run.sub.startFrom,
       hasCursor: a.hasCursor,

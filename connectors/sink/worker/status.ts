@@ -35,8 +35,11 @@ export class StatusReports {
     return this.reportRuns([run], changedOnly)
   }
 
-  /** The statuses of runs that changed (or are due), in one command. */
-  async reportRuns(runs: Run[], changedOnly: boolean): Promise<void> {
+  /**
+   * The statuses of runs that changed (or are due), in a few commands; `fresh`: runs most likely without a
+   * stored status (their first report: an insert).
+   */
+  async reportRuns(runs: Run[], changedOnly: boolean, fresh = false): Promise<void> {
     if (!this.#o.leaseValid()) return
     let reports: Array<[string, ConnectorStatus]> = []
     const changes: ObjectiveChange[] = []
@@ -58,7 +61,7 @@ export class StatusReports {
     }
     if (reports.length === 0) return
     if (reports.length === 1) await this.report(reports[0]![0], reports[0]![1])
-    else await this.#o.controlPlane.reportConnectorStatuses(reports)
+    else await this.#o.controlPlane.reportConnectorStatuses(reports, fresh)
   }
 
   /** The run's status when it is to be reported (changed, or due), else null. */
