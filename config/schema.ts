@@ -765,7 +765,8 @@ export const configSchema = {
     statusIntervalMs: {
       doc:
         'Interval of the position and lag report of an unchanged connector, in ' +
-        'milliseconds (changes are reported at once).',
+        'milliseconds (changes are reported at once); a worker refreshes at most 100 ' +
+        'unchanged reports a second, those reported longest ago first.',
       format: 'nat',
       default: 5000,
       env: 'WORKER_STATUS_INTERVAL_MS',

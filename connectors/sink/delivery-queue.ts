@@ -68,6 +68,8 @@ const DEFAULTS = { concurrency: 8, parkAfterFailures: 5, disableAfterMs: 5 * 24 
 
 export class DeliveryQueue {
   readonly #subs = new Map<string, Sub>()
+  /** Subscriptions holding records (buffered or in flight): only they hold positions back. */
+  readonly #holding = new Set<string>()
   readonly #events: DeliveryQueueEvents
   readonly #logger: Logger
   readonly #random: () => number
@@ -120,6 +122,7 @@ export class DeliveryQueue {
     const sub = this.#subs.get(id)
     if (!sub) return
     sub.removed = true
+    this.#holding.delete(id)
     sub.controller.abort(new Error(`subscription ${id} removed from the delivery queue`))
     if (sub.rate?.timer) clearTimeout(sub.rate.timer)
     for (const lane of sub.lanes.values()) {
@@ -135,6 +138,14 @@ export class DeliveryQueue {
 
   get size(): number {
     return this.#subs.size
+  }
+
+  /**
+   * The subscriptions holding records now (buffered or in flight): the others' `safeOffset` is what they
+   * were offered (`seen`), so a reader committing the minimum of many looks at these only.
+   */
+  holding(): ReadonlySet<string> {
+    return this.#holding
   }
 
   /**
@@ -205,7 +216,7 @@ export class DeliveryQueue {
   }
 
   #append(sub: Sub, key: string, entry: Entry): void {
-    sub.buffered++
+    if (sub.buffered++ === 0) this.#holding.add(sub.id)
     let lane = sub.lanes.get(key)
     if (lane) {
       lane.entries.push(entry)
@@ -541,7 +552,7 @@ export class DeliveryQueue {
 
   #completeHead(sub: Sub, lane: Lane): void {
     const entry = lane.entries.shift()!
-    sub.buffered--
+    if (--sub.buffered === 0) this.#holding.delete(sub.id)
     if (entry.pos) {
       entry.pos.done = true
       const pending = entry.track!.pending

@@ -52,9 +52,11 @@ export class CatchUpReaders {
     const { held, settings, slots, log } = this.#o
     const now = Date.now()
     const waiting: Run[] = []
-    for (const run of held.runs.values()) {
+    for (const run of held.behind) {
       if (!this.#wantsReader(run)) {
         run.waitingForReader = 0
+        if (run.stopped || (!run.catchUp && !run.snapshot && [...run.parts.values()].every((p) => p.attached)))
+          held.behind.delete(run)
         continue
       }
       if (run.waitingForReader === 0) run.waitingForReader = now
@@ -73,7 +75,7 @@ export class CatchUpReaders {
     // Others still wait: readers that had their turn yield their slots (the next pass starts the waiters).
     let yielding = waiting.length - started
     if (yielding <= 0) return
-    const turnsOver = [...held.runs.values()]
+    const turnsOver = [...held.behind]
       .filter(
         (r) =>
           r.catchUp !== null && r.catchUp.stopping === null && now - r.catchUp.startedAt >= settings.catchUpSliceMs,

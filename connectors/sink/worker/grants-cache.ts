@@ -78,7 +78,8 @@ export class GrantsCache {
 
   /** Re-reads the grants of the partners of these runs, and forgets the others'. */
   async pass(runs: Iterable<Run>): Promise<void> {
-    const partners = new Set([...runs].map((r) => r.sub.partnerId))
+    const partners = new Set<string>()
+    for (const r of runs) partners.add(r.sub.partnerId)
     for (const id of this.#grants.keys()) if (!partners.has(id)) this.#grants.delete(id)
     await this.load([...partners])
   }

@@ -18,9 +18,10 @@ import type { HeldRuns, Part, Run } from './run.ts'
  * 1.2 ms of CPU (it was 2 to 40 ms before the _id index fix, stack/ferretdb.ts), so a worker holding
  * 1,000 busy subscriptions that wrote every cursor every second kept the store, which leases and
  * statuses also need, and the machine busy: at 250 a flush the partners benchmark's p99 was 244 ms, at
- * 100 it is 47 ms. Beyond this many, the flush writes the cursors written longest ago first: a cursor
- * then lags by a few intervals (1,000 busy subscriptions: 10 s; more re-deliveries, with the same
- * webhook-id, after a crash; Kafka Connect commits every 60 s), never runs ahead.
+ * 100 it is 47 ms. Beyond this many, the flushes take the runs in turns (round-robin, so those written
+ * longest ago first, without sorting 10,000 runs every second): a cursor then lags by a few intervals
+ * (1,000 busy subscriptions: 10 s; 10,000: 100 s; more re-deliveries, with the same webhook-id, after a
+ * crash; Kafka Connect commits every 60 s), never runs ahead.
  */
 export const MAX_CURSOR_WRITES_PER_FLUSH = 100
 
@@ -46,6 +47,8 @@ export class Positions {
   /** When offsets reached Kafka (for freshness): noted by the shared reader, seeded by the first refresh. */
   readonly times = new OffsetTimes()
   readonly #o: PositionsOptions
+  /** Where the next limited flush starts among the runs (writeCursors: they take turns). */
+  #turn = 0
 
   constructor(o: PositionsOptions) {
     this.#o = o
@@ -142,6 +145,7 @@ export class Positions {
 
   /** Leaves the shared stream: from here on the catch-up reader feeds every partition. */
   detachAll(run: Run): void {
+    this.#o.held.behind.add(run)
     for (const part of run.parts.values()) {
       if (!part.attached) continue
       part.attached = false
@@ -151,21 +155,24 @@ export class Positions {
   }
 
   /**
-   * Writes the cursors that changed (all with `force`); at most `limit`, those written longest ago first.
+   * Writes the cursors that changed (all with `force`); at most `limit`, the runs taking turns.
    * `fresh`: runs without a stored cursor (their first write: an insert).
    */
   async writeCursors(runs: Run[], force = false, limit = Infinity, fresh = false): Promise<void> {
     if (!this.#o.leaseValid()) return
-    let changed: Array<{ run: Run; json: string; positions: Record<string, string> }> = []
-    for (const run of runs) {
+    const changed: Array<{ run: Run; json: string; positions: Record<string, string> }> = []
+    // beyond the limit, in turns from where the last flush stopped: only those are looked at
+    const turns = runs.length > limit
+    const from = turns ? this.#turn % runs.length : 0
+    for (let i = 0; i < runs.length && changed.length < limit; i++) {
+      const run = runs[(from + i) % runs.length]!
+      if (turns) this.#turn = from + i + 1
       if (run.failure) continue
       const positions = this.of(run)
       const json = JSON.stringify([positions, run.appliedResetId])
       if (!force && json === run.lastCursor) continue
       changed.push({ run, json, positions })
     }
-    if (changed.length > limit)
-      changed = changed.sort((a, b) => a.run.lastCursorAt - b.run.lastCursorAt).slice(0, limit)
     const now = new Date()
     await this.#o.store.writeCursors(
       changed.map(({ run, positions }) => ({
@@ -177,9 +184,6 @@ export class Positions {
       })),
       fresh,
     )
-    for (const { run, json } of changed) {
-      run.lastCursor = json
-      run.lastCursorAt = now.getTime()
-    }
+    for (const { run, json } of changed) run.lastCursor = json
   }
 }

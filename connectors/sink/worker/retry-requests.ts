@@ -75,9 +75,11 @@ export class RetryRequests {
       const completed = await cp.deliveries.completeRetryRequestsOfDeleted()
       if (completed > 0) log.info('retry requests of deleted subscriptions completed', { count: completed })
     }
-    const idle = [...held.runs.values()]
-      .filter((r) => !r.failure && !r.stopped && !this.#retrying.has(r.id))
-      .map((r) => r.id)
+    // the subscriptions with pending requests first (few): not the ids of every held one, each pass
+    const idle = (await cp.deliveries.subscriptionsWithRetryRequests()).filter((id) => {
+      const r = held.runs.get(id)
+      return r !== undefined && !r.failure && !r.stopped && !this.#retrying.has(id)
+    })
     for (const first of await cp.deliveries.nextRetryRequests(idle)) {
       const run = held.runs.get(first.subscriptionId)
       if (!run || run.failure || run.stopped || this.#retrying.has(run.id)) continue

@@ -67,8 +67,6 @@ export interface Run {
   lastReport: string
   lastReportAt: number
   lastCursor: string
-  /** When the cursor was last written (the flush writes the oldest first when it cannot write all). */
-  lastCursorAt: number
   /** Serialises control operations on this run. */
   ops: Promise<void>
   stopped: boolean
@@ -108,7 +106,6 @@ export function newRun(id: string, sub: SubscriptionDoc, conn: ConnectorDoc, top
     lastReport: '',
     lastReportAt: 0,
     lastCursor: '',
-    lastCursorAt: 0,
     ops: Promise.resolve(),
     stopped: false,
     snapshot: null,
@@ -141,6 +138,11 @@ export class HeldRuns {
   readonly runs = new Map<string, Run>()
   readonly starting = new Map<string, Promise<void>>()
   readonly byTopic = new Map<string, Set<Run>>()
+  /**
+   * The runs the catch-up pass looks after (catch-up.ts): a partition detached from the shared stream, a
+   * catch-up reader or a snapshot bootstrap. The others are attached everywhere and cost the pass nothing.
+   */
+  readonly behind = new Set<Run>()
   /**
    * Moves with every change of who is attached where: the shared reader's dispatch indexes are rebuilt then
    * (shared-reader.ts).

@@ -246,6 +246,7 @@ export class Runs {
     }
     held.changed()
     held.runs.set(id, run)
+    if (run.snapshot || [...run.parts.values()].some((p) => !p.attached)) held.behind.add(run)
     if (started) started.push(run)
     else {
       await positions.writeCursors([run], true)

@@ -182,7 +182,11 @@ export class SharedReader {
     return index
   }
 
-  /** Commits the group's offsets: per partition, the minimum safe offset of the attached subscriptions. */
+  /**
+   * Commits the group's offsets: per partition, the minimum safe offset of the attached subscriptions. An
+   * attached subscription that holds no record is where the shared reader is: only those holding records
+   * are looked at (a few, not the 10,000 a worker may hold).
+   */
   async commit(): Promise<void> {
     const consumer = this.#consumer
     if (!consumer) return
@@ -191,10 +195,10 @@ export class SharedReader {
     for (const [k, next] of positions.sharedNext) {
       const [topic, partition] = splitKey(k)
       let min = next
-      for (const run of held.byTopic.get(topic) ?? []) {
-        const part = run.parts.get(k)
-        if (!part?.attached || !queue.has(run.id)) continue
-        const safe = Number(queue.safeOffset(run.id, topic, partition, positions.seen(part)) ?? part.next)
+      for (const id of queue.holding()) {
+        const part = held.runs.get(id)?.parts.get(k)
+        if (!part?.attached) continue
+        const safe = Number(queue.safeOffset(id, topic, partition, positions.seen(part)) ?? part.next)
         if (safe < min) min = safe
       }
       if (this.#committed.get(k) !== min) {

@@ -24,6 +24,25 @@ export interface StatusOptions {
   leaseValid(): boolean
 }
 
+/**
+ * Unchanged statuses (their positions, lag and freshness) re-reported per second at most: every
+ * `statusIntervalMs` (5 s) up to 500 subscriptions, beyond that each in turn (10,000: every 100 s).
+ * Changes are reported at once. On FerretDB a status write costs about 2 ms (a transaction of its own):
+ * 10,000 every 5 s would take the store's time four times over.
+ */
+export const MAX_STATUS_REFRESH_PER_SECOND = 100
+
+/** Runs whose status is computed between two turns of the event loop. */
+const STATUS_SLICE = 500
+
+/** A status to report: the run, what it reports, its change key, and whether that changed. */
+interface Report {
+  run: Run
+  status: ConnectorStatus
+  key: string
+  changed: boolean
+}
+
 export class StatusReports {
   readonly #o: StatusOptions
 
@@ -41,12 +60,25 @@ export class StatusReports {
    */
   async reportRuns(runs: Run[], changedOnly: boolean, fresh = false): Promise<void> {
     if (!this.#o.leaseValid()) return
-    let reports: Array<[string, ConnectorStatus]> = []
     const changes: ObjectiveChange[] = []
-    for (const run of runs) {
-      const status = this.#statusOf(run, changedOnly, changes)
-      if (status) reports.push([run.id, status])
+    const picked: Report[] = []
+    let due: Report[] = []
+    for (let i = 0; i < runs.length; i++) {
+      // 10,000 runs take the loop some 100 ms: in slices, so that deliveries go on in between
+      if (i > 0 && i % STATUS_SLICE === 0) await new Promise((resolve) => setImmediate(resolve))
+      const report = this.#statusOf(runs[i]!, changedOnly, changes)
+      if (report) (report.changed ? picked : due).push(report)
     }
+    // unchanged statuses refreshed: at most MAX_STATUS_REFRESH_PER_SECOND, those reported longest ago first
+    const max = Math.max(1, Math.round((MAX_STATUS_REFRESH_PER_SECOND * this.#o.settings.statusIntervalMs) / 1000))
+    if (due.length > max) due = due.sort((a, b) => a.run.lastReportAt - b.run.lastReportAt).slice(0, max)
+    const now = Date.now()
+    const chosen = [...picked, ...due].filter((r) => !r.run.stopped) // stopped meanwhile: its stop reports
+    for (const r of chosen) {
+      r.run.lastReport = r.key
+      r.run.lastReportAt = now
+    }
+    let reports = chosen.map((r) => [r.run.id, r.status] as [string, ConnectorStatus])
     if (changes.length > 0) {
       try {
         await this.#o.health?.publish(changes)
@@ -65,7 +97,7 @@ export class StatusReports {
   }
 
   /** The run's status when it is to be reported (changed, or due), else null. */
-  #statusOf(run: Run, changedOnly: boolean, changes: ObjectiveChange[]): ConnectorStatus | null {
+  #statusOf(run: Run, changedOnly: boolean, changes: ObjectiveChange[]): Report | null {
     const { queue, positions: at, settings } = this.#o
     if (run.stopped) return null
     let state: ConnectorStatus['state'] = run.desiredState === 'paused' ? 'paused' : 'running'
@@ -100,12 +132,10 @@ export class StatusReports {
       snapshot?.phase ?? null,
       breachedSince,
     ])
-    if (changedOnly && key === run.lastReport) return null
-    if (!changedOnly && key === run.lastReport && Date.now() - run.lastReportAt < settings.statusIntervalMs / 2)
-      return null
-    run.lastReport = key
-    run.lastReportAt = Date.now()
-    return status
+    const changed = key !== run.lastReport
+    if (changedOnly && !changed) return null
+    if (!changed && Date.now() - run.lastReportAt < settings.statusIntervalMs / 2) return null
+    return { run, status, key, changed }
   }
 
   /**
