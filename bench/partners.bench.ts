@@ -21,6 +21,9 @@
  * deployment of this size.
  */
 import { fork } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector'
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../config/index.ts'
@@ -45,6 +48,62 @@ function goals(subs: number): { p99Ms: number; rssMb: number } {
   return subs <= 1000 ? { p99Ms: 100, rssMb: 512 } : { p99Ms: 150, rssMb: 1024 }
 }
 const here = path.dirname(fileURLToPath(import.meta.url))
+
+/**
+ * The event loop of this process (the workers') from the producer's start to the last delivery: its delay
+ * and its garbage collections, for the reader of a p99 (a stall of the loop delays every delivery).
+ */
+function watchLoop(): { stop(): string } {
+  const delay = monitorEventLoopDelay({ resolution: 10 })
+  delay.enable()
+  const pauses: Array<{ ms: number; major: boolean }> = []
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      pauses.push({
+        ms: e.duration,
+        major: (e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR,
+      })
+  })
+  gc.observe({ entryTypes: ['gc'] })
+  return {
+    stop() {
+      delay.disable()
+      gc.disconnect()
+      const longest = pauses.reduce((m, p) => Math.max(m, p.ms), 0)
+      const total = pauses.reduce((a, p) => a + p.ms, 0)
+      return (
+        `event loop while measured: delay p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms, max ` +
+        `${(delay.max / 1e6).toFixed(1)} ms; ${pauses.length} GC pauses ` +
+        `(${pauses.filter((p) => p.major).length} major, ${total.toFixed(0)} ms in all), ` +
+        `longest ${longest.toFixed(1)} ms`
+      )
+    },
+  }
+}
+
+/**
+ * BENCH_PARTNERS_CPU_PROF=<file>: a V8 CPU profile of this process (the workers) over the same span,
+ * written there (open it in Chrome's DevTools or speedscope).
+ */
+async function startProfile(file: string | undefined): Promise<{ stop(): Promise<string> } | null> {
+  if (!file) return null
+  const session = new Session()
+  session.connect()
+  const post = (method: string) =>
+    new Promise<unknown>((resolve, reject) =>
+      session.post(method, (err, result) => (err ? reject(err) : resolve(result))),
+    )
+  await post('Profiler.enable')
+  await post('Profiler.start')
+  return {
+    async stop() {
+      const { profile } = (await post('Profiler.stop')) as { profile: unknown }
+      session.disconnect()
+      await writeFile(file, JSON.stringify(profile))
+      return `CPU profile of the measured span written to ${file}`
+    },
+  }
+}
 
 export const benchmark: Benchmark = {
   name: 'partners',
@@ -114,11 +173,13 @@ export const benchmark: Benchmark = {
         const workers = await Promise.all(Array.from({ length: workerCount }, () => h.worker(settings)))
         const heldBy = () => workers.map((w) => w.held().length)
         const heldAll = () => heldBy().reduce((a, b) => a + b, 0)
+        // running: held, and its first cursor and status written (the API shows it running)
+        const allRunning = () => heldAll() >= subs && workers.every((w) => w.starting().length === 0)
         const claiming = ctx.meter(`claiming on ${workerCount} worker${workerCount > 1 ? 's' : ''}`, {
           total: subs,
           unit: 'subscriptions',
         })
-        const running = await waitUntil(() => (claiming.update(heldAll()), heldAll() >= subs), 180_000)
+        const running = await waitUntil(() => (claiming.update(heldAll()), allRunning()), 180_000)
         const claimMs = Date.now() - t1
         claiming.finish()
         ctx.progress(
@@ -130,7 +191,7 @@ export const benchmark: Benchmark = {
         if (workerCount > 1) {
           const fair = subs / workerCount
           const balanced = () =>
-            heldAll() >= subs &&
+            allRunning() &&
             heldBy().every((n) => n >= fair * (1 - SHARE_TOLERANCE) && n <= fair * (1 + SHARE_TOLERANCE))
           if (await waitUntil(balanced, 120_000)) balancedMs = Date.now() - t1
           ctx.progress(
@@ -149,6 +210,8 @@ export const benchmark: Benchmark = {
           execArgv: ['--import', 'tsx'],
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         })
+        const loop = watchLoop()
+        const profile = await startProfile(process.env.BENCH_PARTNERS_CPU_PROF)
         const produced = await new Promise<{ done: number; failed: number }>((resolve, reject) => {
           producer.on('message', (m) => {
             const msg = m as { sent?: number[]; done?: number; failed?: number }
@@ -172,6 +235,8 @@ export const benchmark: Benchmark = {
         // each event reaches the one subscription of its SKU (about held / subs of them when not all run here)
         const expected = held >= subs ? sent - warmEvents : Math.floor(((sent - warmEvents) * held) / subs)
         await waitUntil(() => measuredArrived >= expected, 30_000)
+        ctx.progress(loop.stop())
+        if (profile) ctx.progress(await profile.stop())
         await Promise.all(workers.map((w) => w.stop()))
         return { sent, expected, held, rssBefore, claimMs, balancedMs, shares }
       })

@@ -65,11 +65,12 @@ export async function benchEnv(what: string, topic: Partial<Omit<TopicSpec, 'nam
 
 /** Peak RSS (MB) sampled while `op` runs. */
 export async function withPeakRss<T>(op: () => Promise<T>): Promise<{ result: T; peakMb: number }> {
-  let peak = process.memoryUsage().rss
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20)
+  // memoryUsage.rss() reads the RSS alone (memoryUsage() walks the heap spaces too, 50 times a second here)
+  let peak = process.memoryUsage.rss()
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20)
   try {
     const result = await op()
-    peak = Math.max(peak, process.memoryUsage().rss)
+    peak = Math.max(peak, process.memoryUsage.rss())
     return { result, peakMb: peak / 1024 / 1024 }
   } finally {
     clearInterval(timer)
