@@ -156,8 +156,18 @@ export class Ownership {
       const l = leases.get(c._id)
       return !l || predecessor(l) || (!ours(l) && orphaned(l))
     })
-    shuffle(free)
-    free.sort((a, b) => Number(predecessor(leases.get(b._id))) - Number(predecessor(leases.get(a._id))))
+    // A predecessor's first; then those this worker is the first choice of, the most wanted first; then
+    // the others, those their first choice wants least first: workers claiming at the same time with the
+    // same view want different ones (rendezvous), also for what one takes beyond its first choices.
+    const me = holderKey(s.workerId, this.incarnation)
+    const keys = view.live.map((w) => holderKey(w._id, w.incarnation))
+    const order = new Map(
+      free.map((c) => {
+        const { key, score } = firstChoice(c._id, keys)
+        return [c._id, predecessor(leases.get(c._id)) ? -Infinity : key === me ? -2 - score : score] as const
+      }),
+    )
+    free.sort((a, b) => order.get(a._id)! - order.get(b._id)!)
     // One batch (two commands), not a round trip per subscription: 10,000 are claimed in seconds.
     const wanted = free
       .filter((c) => !held.runs.has(c._id) && !held.starting.has(c._id))
@@ -309,9 +319,31 @@ export class Ownership {
   }
 }
 
-function shuffle<T>(a: T[]): void {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
-    ;[a[i], a[j]] = [a[j]!, a[i]!]
+/**
+ * The first choice among the live workers (`keys`) for a subscription, and its score in [0, 1): rendezvous
+ * hashing, the highest hash of worker and subscription. Every worker computes the same choices from the
+ * same live workers, so that workers claiming at once want different subscriptions: two workers started
+ * together lost 1 % of their claims to each other when each picked at random, and took another claim
+ * pass, a few seconds, to settle.
+ */
+function firstChoice(id: string, keys: readonly string[]): { key: string; score: number } {
+  let key = ''
+  let best = -1
+  for (const k of keys) {
+    const h = fnv1a(`${k}\u0000${id}`)
+    if (h > best || (h === best && k < key)) {
+      best = h
+      key = k
+    }
   }
+  return { key, score: best / 2 ** 32 }
+}
+
+/** FNV-1a, 32 bits, mixed by MurmurHash3's finalizer (FNV alone split ids of one shape 46:54). */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35)
+  return (h ^ (h >>> 16)) >>> 0
 }
