@@ -55,8 +55,11 @@ const DEAL = {
   sequence: 1,
   occurredAt: '2026-11-24T09:00:00Z',
 }
-for (const t of ALL_TOPICS.find((x) => x.valueSchema === 'deal-registration')?.eventTypes ?? [])
-  EVENT_EXAMPLES[t] = [DEAL]
+/** The same example for every event type of the topic of this value contract. */
+const forEveryType = (valueSchema: string, example: unknown) => {
+  for (const t of ALL_TOPICS.find((x) => x.valueSchema === valueSchema)?.eventTypes ?? []) EVENT_EXAMPLES[t] = [example]
+}
+forEveryType('deal-registration', DEAL)
 const LEAD = {
   leadId: 'lead_65f000000000000000000009',
   manufacturerId: 'acme',
@@ -69,9 +72,7 @@ const LEAD = {
   sequence: 1,
   occurredAt: '2026-11-24T09:00:00Z',
 }
-for (const t of ALL_TOPICS.find((x) => x.valueSchema === 'lead')?.eventTypes ?? []) {
-  EVENT_EXAMPLES[t] = [LEAD]
-}
+forEveryType('lead', LEAD)
 const HEALTH = {
   manufacturerId: 'acme',
   partnerId: 'org_65f000000000000000000001',
