@@ -111,6 +111,10 @@ describe('test events: an example to a subscription on request', function () {
     expect(logged.deadLetter ?? null).to.equal(null)
     expect(logged.attempts.map((a) => a.statusCode)).to.deep.equal([503, 503, 503])
     expect(logged.attempts[0]!.responseExcerpt).to.equal('down for maintenance')
+    // the subscription's publisher sees the request, not the outcome quoting the partner's endpoint
+    const asPublisher: Principal = { keyId: 'test-publisher', scope: 'publisher', organizationId: h.publisherId }
+    expect((await h.cp.getRetryRequest(asPublisher, sub.id, req._id)).outcome).to.equal(null)
+    expect((await h.cp.getRetryRequest(partner(), sub.id, req._id)).outcome).to.equal(finished.outcome)
     const refused = await h.cp.requestRetry(ADMIN, sub.id, req.eventId!).catch((e: unknown) => e)
     expect(refused).to.be.instanceOf(ConflictError)
     // a retry of every dead letter leaves it alone
