@@ -8,12 +8,15 @@ import { createRequire } from 'node:module'
 import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs'
 import { kafkaBrokers, type AppConfig } from '../../config/index.ts'
 import type { Logger } from '../logger.ts'
+import { installKafkaDecoderPatch } from './decoder.ts'
 import { installKafkaEncoderPatch } from './encoder.ts'
 import { installKafkaTimeoutPatch } from './timeouts.ts'
 
 // Every process that builds a Kafka client from here encodes produce requests from pooled buffers
-// (encoder.ts) and arms no timer with a negative delay (timeouts.ts).
+// (encoder.ts), decodes fetched records' headers without copying them per header (decoder.ts) and arms no
+// timer with a negative delay (timeouts.ts).
 installKafkaEncoderPatch()
+installKafkaDecoderPatch()
 installKafkaTimeoutPatch()
 
 export function kafkaConfig(config: AppConfig, clientId = config.kafka.clientId): KafkaConfig {

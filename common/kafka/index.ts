@@ -4,9 +4,11 @@
  * made, is made here:
  *
  * - client.ts: the client from the configuration (brokers, TLS, SASL, timeouts) logging through the
- *   platform's logger; it installs the two patches of kafkajs 2.2.4's internals below;
+ *   platform's logger; it installs the three patches of kafkajs 2.2.4's internals below;
  * - encoder.ts: produce requests encoded from pooled buffers (the same bytes, tested against the stock
  *   encoder in test/unit/kafkajs-encoder.test.ts);
+ * - decoder.ts: fetched records' headers decoded without a copy of the object per header (the same records,
+ *   tested against the stock decoder in test/unit/kafkajs-decoder.test.ts);
  * - timeouts.ts: no timer armed with a negative delay (Node 24's TimeoutNegativeWarning; tested in
  *   test/unit/kafkajs-timeouts.test.ts);
  * - partitioner.ts: the Java client's murmur2 partitions, computed without Long (tested against
