@@ -226,6 +226,11 @@ export class SinkWorker {
     return this.#catchUp.yields
   }
 
+  /** Catch-up readers started since the start. */
+  get catchUpStarts(): number {
+    return this.#catchUp.started
+  }
+
   /** Where a held subscription is (for tests and status). */
   positions(id: string): Record<string, string> | undefined {
     const run = this.#held.runs.get(id)

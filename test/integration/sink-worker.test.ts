@@ -99,6 +99,24 @@ describe('sink worker: Kafka to webhooks', function () {
     expect(worker.catchUpReaders()).to.be.at.most(1)
   })
 
+  it('catches up a backlog larger than maxBuffered with one reader, paused while the buffer is full', async () => {
+    const a = await rx()
+    const sa = await h.subscribe({ name: 'a', url: a.url })
+    worker = await h.worker({ maxBuffered: 40 })
+    await waitFor(async () => (await status(sa.id))?.state === 'running')
+    const ids = await h.produce(levels(400, 7))
+    await waitFor(() => distinct(verified(sa.secret, a)) === 400)
+    a.received.length = 0
+    const startsBefore = worker.catchUpStarts
+    await h.cp.resetConnector(ADMIN, sa.id, 'earliest', null)
+    await waitFor(() => distinct(verified(sa.secret, a)) === 400, { what: 'the replay of 400 records' })
+    const got = verified(sa.secret, a)
+    expect(new Set(got.map((g) => g.id))).to.deep.equal(new Set(ids))
+    expectPerKeyOrder(got)
+    // ten buffers' worth: the reader paused and resumed (one reader), it was not started again for each
+    expect(worker.catchUpStarts - startsBefore).to.equal(1)
+  })
+
   it('replays from the earliest offset and from a timestamp', async () => {
     const a = await rx()
     const sa = await h.subscribe({ name: 'a', url: a.url })

@@ -6,10 +6,12 @@
  * reader's position, where it re-attaches. The hand-over is exact because both readers run on one
  * event loop: a partition attaches when the catch-up reader's next offset reaches the shared reader's
  * next offset, and the queue ignores offsets below what it already holds. Catch-up readers are limited
- * to `maxCatchUpReaders` at a time; one stops when its subscription holds `maxBuffered` records and
- * starts again once half of them are delivered. The slots are shared in turns: subscriptions waiting
- * for one get it in the order they started waiting, and while any waits, a reader that has run for
- * `catchUpSliceMs` yields its slot (its position kept) and queues again.
+ * to `maxCatchUpReaders` at a time; one pauses when its subscription holds `maxBuffered` records and
+ * resumes once half of them are delivered (a paused reader keeps its consumer: starting one, a group of
+ * its own to join, took about a second, which a catch-up paid every 1,000 records). The slots are shared
+ * in turns: subscriptions waiting for one get it in the order they started waiting, and while any waits,
+ * a paused reader gives its slot up first, then a reader that has run for `catchUpSliceMs` yields its
+ * slot (its position kept) and queues again.
  */
 import { randomUUID } from 'node:crypto'
 import { createConsumer, type EachBatchPayload } from '../../../common/kafka/index.ts'
@@ -42,6 +44,8 @@ export class CatchUpReaders {
   readonly #o: CatchUpOptions
   /** Catch-up readers that yielded their slot to a waiting subscription since the start. */
   yields = 0
+  /** Catch-up readers started since the start. */
+  started = 0
 
   constructor(o: CatchUpOptions) {
     this.#o = o
@@ -78,9 +82,13 @@ export class CatchUpReaders {
     const turnsOver = [...held.behind]
       .filter(
         (r) =>
-          r.catchUp !== null && r.catchUp.stopping === null && now - r.catchUp.startedAt >= settings.catchUpSliceMs,
+          r.catchUp !== null &&
+          r.catchUp.stopping === null &&
+          (r.catchUp.paused || now - r.catchUp.startedAt >= settings.catchUpSliceMs),
       )
-      .sort((a, b) => a.catchUp!.startedAt - b.catchUp!.startedAt)
+      .sort(
+        (a, b) => Number(b.catchUp!.paused) - Number(a.catchUp!.paused) || a.catchUp!.startedAt - b.catchUp!.startedAt,
+      )
     for (const run of turnsOver) {
       if (yielding-- <= 0) break
       log.info('catch-up reader yields its slot to a waiting subscription', {
@@ -115,8 +123,12 @@ export class CatchUpReaders {
       if (run.catchUp) void this.stop(run)
       return false
     }
-    if (run.catchUp) return false
     const buffered = queue.buffered(run.id)
+    if (run.catchUp) {
+      if (run.catchUp.paused && run.catchUp.stopping === null && buffered <= settings.maxBuffered / 2)
+        this.#resumeReader(run, run.catchUp)
+      return false
+    }
     if (run.throttled && buffered > settings.maxBuffered / 2) return false
     if (queue.stats(run.id).status === 'disabled') return false
     return true
@@ -134,9 +146,10 @@ export class CatchUpReaders {
       groupId: `${settings.groupId}.catch-up.${run.id}.${randomUUID().slice(0, 8)}`,
       ...READER_OPTIONS,
     })
-    const cu: CatchUp = { consumer, stopping: null, startedAt: Date.now() }
+    const cu: CatchUp = { consumer, stopping: null, startedAt: Date.now(), paused: false }
     run.catchUp = cu
     slots.used++
+    this.started++
     const begin = async () => {
       await consumer.connect()
       await consumer.subscribe({ topics: run.topics, fromBeginning: true })
@@ -162,7 +175,7 @@ export class CatchUpReaders {
 
   async #batch(run: Run, cu: CatchUp, { batch, resolveOffset, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const { deps, queue, settings, positions } = this.#o
-    if (run.catchUp !== cu || cu.stopping || run.stopped) return
+    if (run.catchUp !== cu || cu.stopping || cu.paused || run.stopped) return // (unresolved: fetched again)
     const { topic, partition } = batch
     const k = tpKey(topic, partition)
     const part = run.parts.get(k)
@@ -170,7 +183,7 @@ export class CatchUpReaders {
     const high = Number(batch.highWatermark)
     if (high > (positions.high.get(k) ?? 0)) positions.high.set(k, high)
     await loadSchemas(deps.serde, batch.messages, this.#o.unknownSchemas)
-    if (run.catchUp !== cu || cu.stopping || run.stopped || part.attached) return
+    if (run.catchUp !== cu || cu.stopping || cu.paused || run.stopped || part.attached) return
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) break
       const offset = Number(message.offset)
@@ -198,9 +211,26 @@ export class CatchUpReaders {
       }
       if (queue.buffered(run.id) >= settings.maxBuffered) {
         run.throttled = true
-        void this.stop(run)
+        this.#pauseReader(run, cu)
         break
       }
+    }
+  }
+
+  /** The subscription holds maxBuffered records: its reader fetches nothing until half of them are delivered. */
+  #pauseReader(run: Run, cu: CatchUp): void {
+    cu.paused = true
+    cu.consumer.pause(run.topics.map((topic) => ({ topic })))
+  }
+
+  /** Resumes a paused reader's detached partitions, each from where the run's position is. */
+  #resumeReader(run: Run, cu: CatchUp): void {
+    cu.paused = false
+    run.throttled = false
+    for (const part of run.parts.values()) {
+      if (part.attached) continue
+      cu.consumer.seek({ topic: part.topic, partition: part.partition, offset: String(this.#skipTo(run, part)) })
+      cu.consumer.resume([{ topic: part.topic, partitions: [part.partition] }])
     }
   }
 

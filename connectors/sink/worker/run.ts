@@ -27,6 +27,11 @@ export interface CatchUp {
   consumer: Consumer
   stopping: Promise<void> | null
   startedAt: number
+  /**
+   * Its partitions are paused: the subscription holds `maxBuffered` records. It resumes where it stopped once half
+   * of them are delivered (a consumer kept, not a new one joining a group of its own each time).
+   */
+  paused: boolean
 }
 
 export interface Run {
