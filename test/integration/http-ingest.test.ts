@@ -14,6 +14,7 @@ import { collections } from '../../control-plane/store.ts'
 import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
 import { TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import { HEADER } from '../../schemas/headers.ts'
+import { EVENT_EXAMPLES } from '../../schemas/examples.ts'
 import { createHttpIngest, type HttpIngest, type IdempotencyDoc } from '../../producers/http-ingest/index.ts'
 import { testKafka, testMongo, uniqueName, testConfig, dropDatabaseLater } from '../helpers/env.ts'
 import { deleteTopics, quietLogger, startTestRegistry } from '../helpers/registry.ts'
@@ -257,18 +258,12 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
     )
 
     it('deal events with decimal amounts and another event type go to their own topic', async () => {
+      // the documented example, with more decimal places than it shows and the timestamps as epoch milliseconds
       const deal = {
-        dealId: '0190f5c2-7a1e-7c3b-9d2a-4f6e8a1b2c3d',
-        manufacturerId: 'acme',
-        partnerId: 'p-1',
-        status: 'REGISTERED',
-        endCustomer: { name: 'Globex', country: 'DE' },
+        ...(EVENT_EXAMPLES['deal.registered']![0] as { dealId: string }),
         lines: [{ sku: 'HX-1', quantity: 3, unitPrice: '1999.9900' }],
         amount: '5999.97',
-        currency: 'EUR',
-        expectedCloseDate: '2027-01-15',
         registeredAt: 1_764_000_000_000,
-        sequence: 1,
         occurredAt: 1_764_000_000_000,
       }
       const r = await post(url('deal.registered'), [deal])
