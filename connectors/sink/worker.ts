@@ -137,7 +137,9 @@ export class SinkWorker {
       drained: () => this.#delivery.wake(),
     }))
     const delivery = (this.#delivery = new Delivery({ grants, outcomes, log, leaseValid }))
-    const readers = { deps, settings, queue, held, positions, log, unknownSchemas }
+    const core = { deps, settings, queue, held, positions, log }
+    const readers = { ...core, unknownSchemas }
+    const stores = { store: this.store, snapshotStore: this.snapshots }
     this.#shared = new SharedReader(readers)
     const status = new StatusReports({
       controlPlane: deps.controlPlane,
@@ -167,39 +169,17 @@ export class SinkWorker {
       report: (run) => status.reportRun(run, true),
     })
     const catchUp = (this.#catchUp = new CatchUpReaders({ ...readers, slots: this.#slots, snapshots }))
-    this.#runs = new Runs({
-      deps,
-      settings,
-      queue,
-      store: this.store,
-      snapshotStore: this.snapshots,
-      held,
-      positions,
-      grants,
-      outcomes,
-      delivery,
-      catchUp,
-      snapshots,
-      status,
-      log,
-      leaseValid,
-    })
+    this.#runs = new Runs({ ...core, ...stores, grants, outcomes, delivery, catchUp, snapshots, status, leaseValid })
     this.#retries = new RetryRequests({ ...readers, delivery, grants, outcomes })
     this.#control = new ControlLoop({
-      deps,
-      settings,
-      queue,
-      store: this.store,
-      snapshotStore: this.snapshots,
-      held,
+      ...core,
+      ...stores,
       ownership: this.#ownership,
-      positions,
       runs: this.#runs,
       catchUp,
       shared: this.#shared,
       retries: this.#retries,
       status,
-      log,
     })
   }
 

@@ -15,25 +15,16 @@
  */
 import { randomUUID } from 'node:crypto'
 import { createConsumer, type EachBatchPayload } from '../../../common/kafka/index.ts'
-import type { Logger } from '../../../common/logger.ts'
-import type { DeliveryQueue } from '../delivery-queue.ts'
 import { DecodedMessage, loadSchemas } from '../records.ts'
 import { tpKey } from '../store.ts'
-import type { SinkWorkerDeps, SinkWorkerSettings } from './config.ts'
-import type { Positions } from './positions.ts'
-import type { CatchUp, HeldRuns, Part, ReaderSlots, Run } from './run.ts'
+import type { WorkerCore } from './config.ts'
+import type { CatchUp, Part, ReaderSlots, Run } from './run.ts'
 import { offer, READER_OPTIONS } from './shared-reader.ts'
 import type { SnapshotBootstrap } from './snapshots.ts'
 
-export interface CatchUpOptions {
-  deps: SinkWorkerDeps
-  settings: SinkWorkerSettings
-  queue: DeliveryQueue
-  held: HeldRuns
-  positions: Positions
+export interface CatchUpOptions extends WorkerCore {
   slots: ReaderSlots
   snapshots: SnapshotBootstrap
-  log: Logger
   unknownSchemas: Set<number>
 }
 

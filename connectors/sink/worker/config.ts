@@ -11,8 +11,11 @@ import type { AppConfig } from '../../../config/index.ts'
 import type { ControlPlane } from '../../../control-plane/service.ts'
 import type { AvroSerde } from '../../../schemas/serde/serde.ts'
 import type { TopicSpec } from '../../../schemas/topics.ts'
+import type { DeliveryQueue } from '../delivery-queue.ts'
 import type { DeliveryDefaults } from '../settings.ts'
 import type { SinkFactory } from '../types.ts'
+import type { Positions } from './positions.ts'
+import type { HeldRuns } from './run.ts'
 
 /** The `worker.*` settings (config/schema.ts), with the worker's id resolved. */
 export type SinkWorkerSettings = Omit<AppConfig['worker'], 'id'> & { workerId: string }
@@ -32,6 +35,16 @@ export interface SinkWorkerDeps {
   settings: Partial<SinkWorkerSettings>
   /** Delivery counters, latency and lag per subscription (GET /metrics). */
   metrics?: Metrics
+}
+
+/** What every part of a worker (its readers, its runs, its control loop) is given: the worker's own state and log. */
+export interface WorkerCore {
+  deps: SinkWorkerDeps
+  settings: SinkWorkerSettings
+  queue: DeliveryQueue
+  held: HeldRuns
+  positions: Positions
+  log: Logger
 }
 
 export const WORKER_DEFAULTS: Omit<SinkWorkerSettings, 'workerId'> = {

@@ -6,17 +6,15 @@
  * its own turn. Status goes back on change and every `statusIntervalMs`; cursors are flushed every
  * `cursorFlushMs`.
  */
-import type { Logger } from '../../../common/logger.ts'
 import type { ConnectorDoc } from '../../../control-plane/types.ts'
-import type { DeliveryQueue } from '../delivery-queue.ts'
 import type { SnapshotStore } from '../snapshot.ts'
 import type { SinkStore } from '../store.ts'
 import type { CatchUpReaders } from './catch-up.ts'
-import type { SinkWorkerDeps, SinkWorkerSettings } from './config.ts'
+import type { WorkerCore } from './config.ts'
 import { FULL_CLAIM_MS, type Ownership } from './ownership.ts'
-import { MAX_CURSOR_WRITES_PER_FLUSH, type Positions } from './positions.ts'
+import { MAX_CURSOR_WRITES_PER_FLUSH } from './positions.ts'
 import type { RetryRequests } from './retry-requests.ts'
-import { fenceCalls, serial, serialBg, type HeldRuns, type Run, type StopOptions } from './run.ts'
+import { fenceCalls, serial, serialBg, type Run, type StopOptions } from './run.ts'
 
 /** Records waiting below which a resume or an un-park delivers them all rather than collapse them. */
 export const COLLAPSE_MIN_BACKLOG = 100
@@ -24,21 +22,15 @@ import type { Runs } from './runs.ts'
 import type { SharedReader } from './shared-reader.ts'
 import type { StatusReports } from './status.ts'
 
-export interface ControlLoopOptions {
-  deps: SinkWorkerDeps
-  settings: SinkWorkerSettings
-  queue: DeliveryQueue
+export interface ControlLoopOptions extends WorkerCore {
   store: SinkStore
   snapshotStore: SnapshotStore
-  held: HeldRuns
   ownership: Ownership
-  positions: Positions
   runs: Runs
   catchUp: CatchUpReaders
   shared: SharedReader
   retries: RetryRequests
   status: StatusReports
-  log: Logger
 }
 
 export class ControlLoop {

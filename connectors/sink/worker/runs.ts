@@ -4,42 +4,33 @@
  * stops, its partner calls aborted first, its catch-up reader, its cursor, status and lease.
  */
 import { SyndicationError } from '../../../common/errors.ts'
-import type { Logger } from '../../../common/logger.ts'
 import { ownDeliveryPolicy } from '../../../control-plane/delivery-policy.ts'
 import { pinsOf } from '../../../control-plane/schema-pins.ts'
 import type { SubscriptionDoc } from '../../../control-plane/types.ts'
 import { valueSubject } from '../../../schemas/topics.ts'
 import type { SchedulePolicy } from '../../retry.ts'
-import type { DeliveryQueue } from '../delivery-queue.ts'
 import type { DeliveryDefaults } from '../settings.ts'
 import { findByIds } from '../../../control-plane/store.ts'
 import type { SnapshotStore } from '../snapshot.ts'
 import { tpKey, type CursorDoc, type SinkStore } from '../store.ts'
 import type { CatchUpReaders } from './catch-up.ts'
-import type { SinkWorkerDeps, SinkWorkerSettings } from './config.ts'
+import type { WorkerCore } from './config.ts'
 import type { Delivery } from './delivery.ts'
 import type { GrantsCache } from './grants-cache.ts'
 import type { Outcomes } from './outcomes.ts'
-import type { Positions } from './positions.ts'
-import { newRun, STOPPED, type HeldRuns, type Preloaded, type Run, type StopOptions } from './run.ts'
+import { newRun, STOPPED, type Preloaded, type Run, type StopOptions } from './run.ts'
 import type { SnapshotBootstrap } from './snapshots.ts'
 import type { StatusReports } from './status.ts'
 
-export interface RunsOptions {
-  deps: SinkWorkerDeps
-  settings: SinkWorkerSettings
-  queue: DeliveryQueue
+export interface RunsOptions extends WorkerCore {
   store: SinkStore
   snapshotStore: SnapshotStore
-  held: HeldRuns
-  positions: Positions
   grants: GrantsCache
   outcomes: Outcomes
   delivery: Delivery
   catchUp: CatchUpReaders
   snapshots: SnapshotBootstrap
   status: StatusReports
-  log: Logger
   leaseValid(): boolean
 }
 

@@ -8,14 +8,12 @@
  * subscriptions (never past an undelivered record).
  */
 import { type Consumer, createConsumer, type EachBatchPayload } from '../../../common/kafka/index.ts'
-import type { Logger } from '../../../common/logger.ts'
 import type { DeliveryQueue } from '../delivery-queue.ts'
 import { DispatchIndex } from '../dispatch.ts'
 import { DecodedMessage, loadSchemas } from '../records.ts'
 import { tpKey, type CursorDoc } from '../store.ts'
-import type { SinkWorkerDeps, SinkWorkerSettings } from './config.ts'
-import type { Positions } from './positions.ts'
-import { splitKey, type HeldRuns, type Run } from './run.ts'
+import type { WorkerCore } from './config.ts'
+import { splitKey, type Run } from './run.ts'
 
 /**
  * The kafkajs options of the shared and catch-up readers, for quick recovery after a broker restart.
@@ -45,13 +43,7 @@ export function offer(queue: DeliveryQueue, run: Run, m: DecodedMessage): void {
   else queue.skip(run.id, m.topic, m.partition, m.offset)
 }
 
-export interface SharedReaderOptions {
-  deps: SinkWorkerDeps
-  settings: SinkWorkerSettings
-  queue: DeliveryQueue
-  held: HeldRuns
-  positions: Positions
-  log: Logger
+export interface SharedReaderOptions extends WorkerCore {
   /** Schema ids the registry did not know (records.ts loadSchemas), shared by the worker's readers. */
   unknownSchemas: Set<number>
 }
