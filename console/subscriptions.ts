@@ -395,15 +395,13 @@ const create: PageHandler = async (ctx) => {
 }
 
 export function mountSubscriptionPages(r: Router, h: Mount): void {
-  r.get('/subscriptions', h(list))
+  r.route('/subscriptions').get(h(list)).post(h(create))
   r.get('/subscriptions/rows', h(listRows))
   r.get('/subscriptions/new', h(newForm))
-  r.post('/subscriptions', h(create))
   r.get('/subscriptions/:id', h(detail))
   r.get('/subscriptions/:id/status', h(status))
-  r.get('/subscriptions/:id/replay', h(replayStatus))
+  r.route('/subscriptions/:id/replay').get(h(replayStatus)).post(h(replay))
   r.post('/subscriptions/:id/state', h(setState))
-  r.post('/subscriptions/:id/replay', h(replay))
   r.post('/subscriptions/:id/rotate-secret', h(rotateSecret))
   r.post('/subscriptions/:id/test', h(sendTest))
   r.get('/subscriptions/:id/tests/:requestId', h(testPage))
