@@ -7,11 +7,12 @@ export {
   DEFAULT_BATCH_WAIT_MS,
   MAX_BATCH_WAIT_MS,
   MAX_BATCH_EVENTS,
+  type RestSinkConfig,
+  type RestAuth,
+  type RestMethod,
 } from './config.ts'
-export type { RestSinkConfig, RestAuth, RestMethod } from './config.ts'
-export { OAuth2TokenCache, TokenError } from './oauth2.ts'
-export type { OAuth2Credentials, OAuth2TokenCacheOptions } from './oauth2.ts'
-export { BodyMapping, mappingProblem, mappingInput, eventBody } from './mapping.ts'
+export { OAuth2TokenCache, TokenError, type OAuth2Credentials, type OAuth2TokenCacheOptions } from './oauth2.ts'
+export { BodyMapping, mappingProblem, mappingInput, eventBody, type MappingProblem } from './mapping.ts'
 export {
   MappingSandbox,
   DEFAULT_MAPPING_SANDBOX,
@@ -19,9 +20,9 @@ export {
   SANDBOX_SCRIPT,
   describeFailure,
   inProcessEvaluator,
+  type MappingSandboxSettings,
+  type MappingEvaluator,
+  type SandboxResult,
 } from './mapping-sandbox.ts'
-export type { MappingSandboxSettings, MappingEvaluator, SandboxResult } from './mapping-sandbox.ts'
-export type { MappingProblem } from './mapping.ts'
-export { parseUrlTemplate, renderUrl, urlTemplateProblem } from './template.ts'
-export type { UrlTemplate } from './template.ts'
+export { parseUrlTemplate, renderUrl, urlTemplateProblem, type UrlTemplate } from './template.ts'
 export { MicroBatcher } from './batcher.ts'
