@@ -3,78 +3,56 @@
  * desired state, the status its worker reports (lag, freshness, snapshot) and offset resets; spread
  * into document.ts.
  */
-import { body, dateTime, id, listOf, mutation, nullableDateTime, ok, PAGE, pathId, read, ref } from './parts.ts'
+import { body, dateTime, id, nullableDateTime, ok, operationsOf, pathId, ref } from './parts.ts'
 
 const CONN = pathId('connectorId', 'sub', 'connector (the id of its subscription)')
-const connectorAction = (verb: string, operationId: string, description: string) => ({
-  put: mutation(
-    `${verb} the connector`,
-    'connectors',
-    operationId,
-    [CONN],
-    { '202': ok('Desired state recorded; running workers apply it without a restart.', ref('Connector')) },
-    { description },
-  ),
-})
+const connectors = operationsOf('connectors')
 
 export const connectorPaths = {
   '/connectors': {
-    get: read(
-      'List connectors',
-      'connectors',
-      'listConnectors',
-      [...PAGE],
-      ok('A page of connectors.', listOf('Connector')),
-    ),
+    get: connectors.list('List connectors', 'listConnectors', 'A page of connectors.', 'Connector'),
   },
   '/connectors/{connectorId}': {
-    get: read(
+    get: connectors.one(
       'Get a connector: desired state and what the runtime reports',
-      'connectors',
       'getConnector',
-      [CONN],
-      ok('The connector.', ref('Connector')),
+      CONN,
+      'The connector.',
+      'Connector',
     ),
   },
   '/connectors/{connectorId}/status': {
-    get: read(
+    get: connectors.one(
       'Connector status: state, worker, positions, lag, last error',
-      'connectors',
       'getConnectorStatus',
-      [CONN],
-      ok('The status.', ref('ConnectorStatusView')),
+      CONN,
+      'The status.',
+      'ConnectorStatusView',
     ),
   },
-  '/connectors/{connectorId}/pause': connectorAction(
-    'Pause',
-    'pauseConnector',
-    'Stops delivering, keeps the position. Survives restarts.',
-  ),
-  '/connectors/{connectorId}/resume': connectorAction(
-    'Resume',
-    'resumeConnector',
-    'Delivers again from the kept position.',
-  ),
-  '/connectors/{connectorId}/stop': connectorAction(
-    'Stop',
-    'stopConnector',
-    "Stops and releases the connector's resources. Survives restarts.",
+  ...connectors.desiredStates(
+    '/connectors/{connectorId}',
+    CONN,
+    'connector',
+    ok('Desired state recorded; running workers apply it without a restart.', ref('Connector')),
+    [
+      ['pause', 'pauseConnector', 'Stops delivering, keeps the position. Survives restarts.'],
+      ['resume', 'resumeConnector', 'Delivers again from the kept position.'],
+      ['stop', 'stopConnector', "Stops and releases the connector's resources. Survives restarts."],
+    ],
   ),
   '/connectors/{connectorId}/restart': {
-    post: mutation('Restart the connector', 'connectors', 'restartConnector', [CONN], {
+    post: connectors.mutation('Restart the connector', 'restartConnector', [CONN], {
       '202': ok('Restart requested.', ref('Connector')),
     }),
   },
   '/connectors/{connectorId}/offsets/reset': {
-    post: mutation(
+    post: connectors.mutation(
       "Reset the position: earliest, latest, a timestamp (replay), or snapshot (each key's current state, then live)",
-      'connectors',
       'resetConnectorOffsets',
       [CONN],
       { '202': ok('Reset requested.', ref('Connector')) },
-      {
-        requestBody: body(ref('OffsetResetRequest'), { to: 'timestamp', timestamp: '2026-01-01T00:00:00Z' }),
-      },
+      { requestBody: body(ref('OffsetResetRequest'), { to: 'timestamp', timestamp: '2026-01-01T00:00:00Z' }) },
     ),
   },
 }

@@ -8,15 +8,12 @@ import {
   dateTime,
   IDEMPOTENCY,
   id,
-  listOf,
-  mutation,
+  operationsOf,
   nullableDateTime,
   ok,
-  PAGE,
   pathId,
   pathParam,
   query,
-  read,
   ref,
 } from './parts.ts'
 
@@ -91,56 +88,54 @@ const DEAL_EXAMPLE = {
   currency: 'EUR',
   expectedCloseDate: '2027-01-31',
 }
+const LEAD_EXAMPLE = {
+  partnerId: 'org_65f000000000000000000001',
+  company: { name: 'Fabrikam AG', domain: 'fabrikam.example', country: 'CH' },
+  contact: { name: 'Mia Keller', email: 'mia@fabrikam.example' },
+  productInterest: ['DRL-2000'],
+}
+
+const deals = operationsOf('deals')
+const leads = operationsOf('leads')
 
 export const dealPaths = {
   '/deals': {
-    get: read(
+    get: deals.list(
       'List deal registrations (a partner its own, a publisher those registered with it)',
-      'deals',
       'listDeals',
-      [
-        ...PAGE,
-        query('state', { type: 'string', enum: [...DEAL_STATES] }, 'Only deals in this state.'),
-        query('partnerId', orgId, "Only this partner's."),
-        query('manufacturerId', orgId, 'Only those registered with this publisher.'),
-      ],
-      ok('A page of deals.', listOf('Deal')),
+      'A page of deals.',
+      'Deal',
+      query('state', { type: 'string', enum: [...DEAL_STATES] }, 'Only deals in this state.'),
+      query('partnerId', orgId, "Only this partner's."),
+      query('manufacturerId', orgId, 'Only those registered with this publisher.'),
     ),
-    post: mutation(
+    post: deals.create(
       'Register a deal (partner key, or admin naming partnerId)',
-      'deals',
       'createDeal',
-      [IDEMPOTENCY],
-      {
-        '201': ok(
-          'Registered: submitted, or conflict_review when another registration claims the customer and a product.',
-          ref('Deal'),
-        ),
-      },
-      {
-        description:
-          'The partner must hold an accepted grant of the publisher (`manufacturerId`), ' +
-          'or it is a 422 naming `manufacturerId`. The content is checked against the deal contract ' +
-          '(a fault is a 422 naming the field). The platform assigns `dealId` and publishes `deal.registered` ' +
-          'on deals.registrations.',
-        requestBody: body(ref('DealCreate'), DEAL_EXAMPLE),
-      },
+      ok(
+        'Registered: submitted, or conflict_review when another registration claims the customer and a product.',
+        ref('Deal'),
+      ),
+      body(ref('DealCreate'), DEAL_EXAMPLE),
+      'The partner must hold an accepted grant of the publisher (`manufacturerId`), ' +
+        'or it is a 422 naming `manufacturerId`. The content is checked against the deal contract ' +
+        '(a fault is a 422 naming the field). The platform assigns `dealId` and publishes `deal.registered` ' +
+        'on deals.registrations.',
     ),
   },
   '/deals/{dealId}': {
-    get: read(
+    get: deals.one(
       'Get a deal registration with the history of its steps',
-      'deals',
       'getDeal',
-      [DEAL],
-      ok('The deal and its history.', ref('Deal')),
+      DEAL,
+      'The deal and its history.',
+      'Deal',
     ),
   },
   '/deals/{dealId}/actions': {
-    post: mutation(
+    post: deals.mutation(
       'Take a step: the partner resubmits or cancels, ' +
         'the publisher reviews, approves, rejects, returns, marks won or lost',
-      'deals',
       'actOnDeal',
       [DEAL],
       { '200': ok('The deal after the step.', ref('Deal')) },
@@ -153,48 +148,35 @@ export const dealPaths = {
     ),
   },
   '/leads': {
-    get: read(
+    get: leads.list(
       'List leads (a partner those assigned to it, a publisher its own)',
-      'leads',
       'listLeads',
-      [...PAGE, query('state', { type: 'string', enum: [...LEAD_STATES] }, 'Only leads in this state.')],
-      ok('A page of leads.', listOf('Lead')),
+      'A page of leads.',
+      'Lead',
+      query('state', { type: 'string', enum: [...LEAD_STATES] }, 'Only leads in this state.'),
     ),
-    post: mutation(
+    post: leads.create(
       'Assign a lead to a partner (publisher key)',
-      'leads',
       'createLead',
-      [IDEMPOTENCY],
-      { '201': ok('Assigned; the partner receives lead.assigned.', ref('Lead')) },
-      {
-        requestBody: body(ref('LeadCreate'), {
-          partnerId: 'org_65f000000000000000000001',
-          company: { name: 'Fabrikam AG', domain: 'fabrikam.example', country: 'CH' },
-          contact: { name: 'Mia Keller', email: 'mia@fabrikam.example' },
-          productInterest: ['DRL-2000'],
-        }),
-      },
+      ok('Assigned; the partner receives lead.assigned.', ref('Lead')),
+      body(ref('LeadCreate'), LEAD_EXAMPLE),
     ),
   },
   '/leads/{leadId}': {
-    get: read('Get a lead with its history', 'leads', 'getLead', [LEAD], ok('The lead.', ref('Lead'))),
+    get: leads.one('Get a lead with its history', 'getLead', LEAD, 'The lead.', 'Lead'),
   },
   '/leads/{leadId}/actions': {
-    post: mutation(
+    post: leads.update(
       'Accept or decline a lead (partner), or reassign a declined or expired one (publisher)',
-      'leads',
       'actOnLead',
-      [LEAD],
-      { '200': ok('The lead after the step.', ref('Lead')) },
-      {
-        requestBody: body(ref('LeadAction'), { action: 'accept' }),
-      },
+      LEAD,
+      ok('The lead after the step.', ref('Lead')),
+      body(ref('LeadAction'), { action: 'accept' }),
     ),
   },
   '/leads/{leadId}/convert': {
-    post: mutation(
+    post: leads.mutation(
       'Convert an accepted lead into a deal registration (partner)',
-      'leads',
       'convertLead',
       [IDEMPOTENCY, LEAD],
       { '201': ok('The lead (converted) and the registered deal.', ref('LeadConversion')) },

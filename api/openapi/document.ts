@@ -13,15 +13,13 @@ import {
   headerComponents,
   id,
   IDEMPOTENCY,
-  listOf,
   mutation,
   nullableDateTime,
+  operationsOf,
   ok,
-  PAGE,
   pathId,
   query,
   RATE_LIMIT_HEADERS,
-  read,
   ref,
   RETRY_AFTER,
   rotation,
@@ -35,6 +33,26 @@ import { subscriptionPaths, subscriptionSchemas } from './subscriptions.ts'
 const ORG = pathId('organizationId', 'org', 'organization')
 const KEY = pathId('keyId', 'key', 'API key')
 const GRANT = pathId('grantId', 'grt', 'grant')
+const ORGANIZATION_EXAMPLE = {
+  kind: 'partner',
+  name: 'Northwind Distribution',
+  slug: 'northwind',
+  profile: PARTNER_PROFILE_EXAMPLE,
+}
+const GRANT_EXAMPLE = {
+  partnerId: 'org_65f000000000000000000001',
+  entitlements: [
+    {
+      eventType: 'inventory.level.changed',
+      filter: { region: { in: ['EU'] } },
+      fields: ['sku', 'available', 'warehouse'],
+    },
+  ],
+}
+const organizations = operationsOf('organizations')
+const kafkaAccess = operationsOf('kafka-access')
+const apiKeys = operationsOf('api-keys')
+const grants = operationsOf('grants')
 
 const PROFILE_DOC =
   "A publisher's profile is free-form. A partner's profile is the " +
@@ -122,104 +140,74 @@ export const openApiDocument = {
       },
     },
     '/organizations': {
-      get: read(
+      get: organizations.list(
         'List organizations',
-        'organizations',
         'listOrganizations',
-        [...PAGE, query('kind', { type: 'string', enum: ['publisher', 'partner'] }, 'Only this kind.')],
-        ok('A page of organizations.', listOf('Organization')),
+        'A page of organizations.',
+        'Organization',
+        query('kind', { type: 'string', enum: ['publisher', 'partner'] }, 'Only this kind.'),
       ),
-      post: mutation(
+      post: organizations.create(
         'Create an organization (admin)',
-        'organizations',
         'createOrganization',
-        [IDEMPOTENCY],
-        { '201': ok('Created.', ref('Organization')) },
-        {
-          requestBody: body(ref('OrganizationCreate'), {
-            kind: 'partner',
-            name: 'Northwind Distribution',
-            slug: 'northwind',
-            profile: PARTNER_PROFILE_EXAMPLE,
-          }),
-        },
+        ok('Created.', ref('Organization')),
+        body(ref('OrganizationCreate'), ORGANIZATION_EXAMPLE),
       ),
     },
     '/organizations/{organizationId}': {
-      get: read(
-        'Get an organization',
-        'organizations',
-        'getOrganization',
-        [ORG],
-        ok('The organization.', ref('Organization')),
-      ),
-      patch: mutation(
+      get: organizations.one('Get an organization', 'getOrganization', ORG, 'The organization.', 'Organization'),
+      patch: organizations.update(
         "Change an organization's name or profile",
-        'organizations',
         'updateOrganization',
-        [ORG],
-        { '200': ok('Changed.', ref('Organization')) },
-        {
-          requestBody: body(ref('OrganizationPatch'), { name: 'Northwind Distribution GmbH' }),
-        },
+        ORG,
+        ok('Changed.', ref('Organization')),
+        body(ref('OrganizationPatch'), { name: 'Northwind Distribution GmbH' }),
       ),
     },
     '/organizations/{organizationId}/kafka-access': {
-      get: read(
+      get: kafkaAccess.one(
         "A partner's Kafka connection settings: bootstrap servers, SASL mechanism, " +
           'its user name, its topics and the registry (docs/partner-topics.md)',
-        'kafka-access',
         'getKafkaAccess',
-        [ORG],
-        ok(
-          "What the partner's Kafka client needs (the password is shown only when credentials are issued).",
-          ref('KafkaAccess'),
-        ),
+        ORG,
+        "What the partner's Kafka client needs (the password is shown only when credentials are issued).",
+        'KafkaAccess',
       ),
     },
     '/organizations/{organizationId}/kafka-access/credentials': {
-      post: mutation(
+      post: kafkaAccess.mutation(
         "Issue the partner's Kafka credentials (SCRAM-SHA-512), or rotate them: a new " +
           'password, shown once; the old one stops working at once',
-        'kafka-access',
         'issueKafkaCredentials',
         [ORG, IDEMPOTENCY],
         { '201': ok('Issued; `password` is shown only now.', ref('KafkaCredentials')) },
       ),
-      delete: mutation(
+      delete: kafkaAccess.remove(
         "Revoke the partner's Kafka credentials and every ACL of its user",
-        'kafka-access',
         'revokeKafkaCredentials',
-        [ORG],
-        { '204': { description: 'Revoked: the user can no longer authenticate.' } },
+        ORG,
+        'Revoked: the user can no longer authenticate.',
       ),
     },
     '/api-keys': {
-      get: read(
+      get: apiKeys.list(
         'List API keys (never their secrets)',
-        'api-keys',
         'listApiKeys',
-        [
-          ...PAGE,
-          query('organizationId', id('org'), 'Only keys of this organization.'),
-          query('prefix', { type: 'string', pattern: '^dk_[0-9a-f]{12}$' }, 'The key with this prefix.'),
-        ],
-        ok('A page of keys.', listOf('ApiKey')),
+        'A page of keys.',
+        'ApiKey',
+        query('organizationId', id('org'), 'Only keys of this organization.'),
+        query('prefix', { type: 'string', pattern: '^dk_[0-9a-f]{12}$' }, 'The key with this prefix.'),
       ),
-      post: mutation(
+      post: apiKeys.create(
         'Create an API key (shown once)',
-        'api-keys',
         'createApiKey',
-        [IDEMPOTENCY],
-        { '201': ok('Created; `key` is shown only now.', ref('ApiKeyCreated')) },
-        {
-          requestBody: body(ref('ApiKeyCreate'), { scope: 'partner', name: 'ordering platform' }),
-        },
+        ok('Created; `key` is shown only now.', ref('ApiKeyCreated')),
+        body(ref('ApiKeyCreate'), { scope: 'partner', name: 'ordering platform' }),
       ),
     },
     '/api-keys/{keyId}': {
-      get: read('Get an API key', 'api-keys', 'getApiKey', [KEY], ok('The key (without its secret).', ref('ApiKey'))),
-      delete: mutation('Revoke an API key (at once)', 'api-keys', 'revokeApiKey', [KEY], {
+      get: apiKeys.one('Get an API key', 'getApiKey', KEY, 'The key (without its secret).', 'ApiKey'),
+      delete: apiKeys.mutation('Revoke an API key (at once)', 'revokeApiKey', [KEY], {
         '200': ok('Revoked.', ref('ApiKey')),
       }),
     },
@@ -234,69 +222,46 @@ export const openApiDocument = {
       ),
     },
     '/grants': {
-      get: read(
+      get: grants.list(
         'List grants',
-        'grants',
         'listGrants',
-        [
-          ...PAGE,
-          query('partnerId', id('org'), 'Only grants to this partner.'),
-          query('publisherId', id('org'), 'Only grants of this publisher.'),
-        ],
-        ok('A page of grants.', listOf('Grant')),
+        'A page of grants.',
+        'Grant',
+        query('partnerId', id('org'), 'Only grants to this partner.'),
+        query('publisherId', id('org'), 'Only grants of this publisher.'),
       ),
-      post: mutation(
+      post: grants.create(
         'Give a partner a grant (publisher or admin)',
-        'grants',
         'createGrant',
-        [IDEMPOTENCY],
-        { '201': ok('Created.', ref('Grant')) },
-        {
-          requestBody: body(ref('GrantCreate'), {
-            partnerId: 'org_65f000000000000000000001',
-            entitlements: [
-              {
-                eventType: 'inventory.level.changed',
-                filter: { region: { in: ['EU'] } },
-                fields: ['sku', 'available', 'warehouse'],
-              },
-            ],
-          }),
-        },
+        ok('Created.', ref('Grant')),
+        body(ref('GrantCreate'), GRANT_EXAMPLE),
       ),
     },
     '/grants/{grantId}': {
-      get: read('Get a grant', 'grants', 'getGrant', [GRANT], ok('The grant.', ref('Grant'))),
-      patch: mutation(
+      get: grants.one('Get a grant', 'getGrant', GRANT, 'The grant.', 'Grant'),
+      patch: grants.update(
         "Replace a grant's entitlements",
-        'grants',
         'updateGrant',
-        [GRANT],
-        { '200': ok('Changed.', ref('Grant')) },
-        {
-          requestBody: body(ref('GrantPatch'), {
-            entitlements: [{ eventType: 'inventory.level.changed', fields: ['sku', 'available'] }],
-          }),
-        },
+        GRANT,
+        ok('Changed.', ref('Grant')),
+        body(ref('GrantPatch'), {
+          entitlements: [{ eventType: 'inventory.level.changed', fields: ['sku', 'available'] }],
+        }),
       ),
-      delete: mutation(
+      delete: grants.remove(
         'End a grant: the publisher revokes it, or the partner declines the offer or revokes its acceptance',
-        'grants',
         'deleteGrant',
-        [GRANT],
-        { '204': { description: 'Ended: nothing more is delivered under it.' } },
+        GRANT,
+        'Ended: nothing more is delivered under it.',
       ),
     },
     '/grants/{grantId}/accept': {
-      post: mutation(
+      post: grants.update(
         'Accept a grant (the partner it is offered to, or an admin): its event types are delivered from now on',
-        'grants',
         'acceptGrant',
-        [GRANT],
-        { '200': ok('Accepted (accepting again changes nothing).', ref('Grant')) },
-        {
-          requestBody: { ...body(ref('GrantAccept'), { version: 1 }), required: false },
-        },
+        GRANT,
+        ok('Accepted (accepting again changes nothing).', ref('Grant')),
+        { ...body(ref('GrantAccept'), { version: 1 }), required: false },
       ),
     },
     ...subscriptionPaths,

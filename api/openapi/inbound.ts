@@ -3,45 +3,44 @@
  * deciding on deals, signed like Standard Webhooks; spread into document.ts beside deals.ts.
  */
 import { PUBLISHER_DECISIONS } from '../../control-plane/deals/index.ts'
-import { body, dateTime, IDEMPOTENCY, id, listOf, mutation, ok, PAGE, pathId, problems, read, ref } from './parts.ts'
+import { body, dateTime, id, ok, operationsOf, pathId, problems, ref } from './parts.ts'
 
 const INBOUND = pathId('inboundId', 'inb', 'inbound connector')
 const orgId = id('org')
+const inbound = operationsOf('inbound')
 
 export const inboundPaths = {
   '/inbound-connectors': {
-    get: read(
+    get: inbound.list(
       'List inbound connectors (publisher)',
-      'inbound',
       'listInboundConnectors',
-      [...PAGE],
-      ok('A page of inbound connectors.', listOf('InboundConnector')),
+      'A page of inbound connectors.',
+      'InboundConnector',
     ),
-    post: mutation(
+    post: inbound.create(
       "Create an inbound connector for the publisher's CRM (its signing secret is shown once)",
-      'inbound',
       'createInboundConnector',
-      [IDEMPOTENCY],
-      { '201': ok('Created, with `secret` (once).', ref('InboundConnector')) },
-      {
-        requestBody: body(ref('InboundConnectorCreate'), {
-          name: 'salesforce',
-          mapping: '{ "dealId": Deal_Registration_Id__c, "action": $lowercase(Decision__c), "reason": Comment__c }',
-        }),
-      },
+      ok('Created, with `secret` (once).', ref('InboundConnector')),
+      body(ref('InboundConnectorCreate'), {
+        name: 'salesforce',
+        mapping: '{ "dealId": Deal_Registration_Id__c, "action": $lowercase(Decision__c), "reason": Comment__c }',
+      }),
     ),
   },
   '/inbound-connectors/{inboundId}': {
-    get: read(
+    get: inbound.one(
       'Get an inbound connector',
-      'inbound',
       'getInboundConnector',
-      [INBOUND],
-      ok('The connector (never its secret).', ref('InboundConnector')),
+      INBOUND,
+      'The connector (never its secret).',
+      'InboundConnector',
     ),
-    delete: mutation('Delete an inbound connector', 'inbound', 'deleteInboundConnector', [INBOUND], {
-      '204': { description: 'Deleted: its calls are 404 from now on.' },
-    }),
+    delete: inbound.remove(
+      'Delete an inbound connector',
+      'deleteInboundConnector',
+      INBOUND,
+      'Deleted: its calls are 404 from now on.',
+    ),
   },
   '/inbound/{inboundId}': {
     post: {

@@ -79,6 +79,68 @@ export const read = (summary: string, tag: string, operationId: string, params: 
   responses: { '200': response, ...problems(400, 401, 404, ...(params.includes(PAGE[1]) ? [422] : []), 429, 503) },
 })
 
+/**
+ * The operations of one tag, each stating only what differs from its kind: `read` and `mutation` with the tag given
+ * once, and the usual kinds by name. An answer is `ok(description, schema)`, or for a removal its description.
+ */
+export function operationsOf(tag: string) {
+  const get = (summary: string, operationId: string, params: unknown[], response: unknown) =>
+    read(summary, tag, operationId, params, response)
+  const change = (
+    summary: string,
+    operationId: string,
+    params: unknown[],
+    responses: Record<string, unknown>,
+    extra: Record<string, unknown> = {},
+  ) => mutation(summary, tag, operationId, params, responses, extra)
+  return {
+    read: get,
+    mutation: change,
+    /** A page of `item`s, filtered by the query parameters given after limit and cursor. */
+    list: (summary: string, operationId: string, answer: string, item: string, ...filters: unknown[]) =>
+      get(summary, operationId, [...PAGE, ...filters], ok(answer, listOf(item))),
+    /** One thing, named by the path parameter. */
+    one: (summary: string, operationId: string, param: unknown, answer: string, schema: string) =>
+      get(summary, operationId, [param], ok(answer, ref(schema))),
+    /** A create (repeatable with an Idempotency-Key), answered 201. */
+    create: (summary: string, operationId: string, created: unknown, requestBody: unknown, description?: string) =>
+      change(
+        summary,
+        operationId,
+        [IDEMPOTENCY],
+        { '201': created },
+        { ...(description && { description }), requestBody },
+      ),
+    /** A change of the thing the path parameter names, answered 200. */
+    update: (summary: string, operationId: string, param: unknown, changed: unknown, requestBody: unknown) =>
+      change(summary, operationId, [param], { '200': changed }, { requestBody }),
+    /** A removal of the thing the path parameter names, answered 204. */
+    remove: (summary: string, operationId: string, param: unknown, gone: string) =>
+      change(summary, operationId, [param], { '204': { description: gone } }),
+    /**
+     * PUT `<item>/<verb>` of each [verb, operationId, description]: "<Verb> the <what>" records the desired state,
+     * answered 202 with `recorded`.
+     */
+    desiredStates: (item: string, param: unknown, what: string, recorded: unknown, verbs: [string, string, string][]) =>
+      Object.fromEntries(
+        verbs.map(([verb, operationId, description]) => [
+          `${item}/${verb}`,
+          {
+            put: change(
+              `${verb[0]!.toUpperCase()}${verb.slice(1)} the ${what}`,
+              operationId,
+              [param],
+              { '202': recorded },
+              {
+                description,
+              },
+            ),
+          },
+        ]),
+      ),
+  }
+}
+
 // ids, lists and values the parts of the document share
 export const listOf = (item: string) => ({
   type: 'object',

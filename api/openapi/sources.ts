@@ -2,46 +2,13 @@
  * The /sources part of the management API document (source connectors), spread into document.ts.
  */
 import { SOURCE_KINDS } from '../../producers/plugins.ts'
-import {
-  dateTime,
-  IDEMPOTENCY,
-  json,
-  mutation as change,
-  nullableDateTime,
-  ok,
-  PAGE,
-  pathId,
-  read as get,
-  ref,
-} from './parts.ts'
+import { body, dateTime, nullableDateTime, ok, operationsOf, pathId, query, ref } from './parts.ts'
 
 const SRC = pathId('sourceId', 'src', 'source')
 const orgId = { type: 'string', pattern: '^org_[0-9a-f]{24}$' }
 const desiredState = { type: 'string', enum: ['running', 'paused', 'stopped'] }
 
-const mutation = (
-  summary: string,
-  operationId: string,
-  params: unknown[],
-  responses: Record<string, unknown>,
-  extra: Record<string, unknown> = {},
-) => change(summary, 'sources', operationId, params, responses, extra)
-const read = (summary: string, operationId: string, params: unknown[], response: unknown) =>
-  get(summary, 'sources', operationId, params, response)
-const action = (summary: string, operationId: string, description: string) => ({
-  put: mutation(
-    summary,
-    operationId,
-    [SRC],
-    {
-      '202': ok(
-        'Desired state recorded; the worker holding the source applies it within seconds, without a restart.',
-        ref('Source'),
-      ),
-    },
-    { description },
-  ),
-})
+const sources = operationsOf('sources')
 
 const CONFIG_DOC =
   "The plug-in's settings, validated against its config schema (a fault is a 422 naming `config.<setting>`). " +
@@ -79,98 +46,70 @@ export const sourceTag = {
 
 export const sourcePaths = {
   '/sources': {
-    get: read(
+    get: sources.list(
       'List source connectors',
       'listSources',
-      [
-        ...PAGE,
-        { name: 'publisherId', in: 'query', required: false, description: "Only this publisher's.", schema: orgId },
-      ],
-      ok('A page of sources.', {
-        type: 'object',
-        required: ['items', 'nextCursor'],
-        properties: {
-          items: { type: 'array', items: ref('Source') },
-          nextCursor: {
-            type: ['string', 'null'],
-            description: 'Pass as `cursor` for the next page; null on the last page.',
-          },
+      'A page of sources.',
+      'Source',
+      query('publisherId', orgId, "Only this publisher's."),
+    ),
+    post: sources.create(
+      'Declare a source connector (publisher or admin)',
+      'createSource',
+      ok('Declared; a worker starts it within seconds unless its desired state says otherwise.', ref('Source')),
+      body(ref('SourceCreate'), {
+        name: 'acme-wms-drop',
+        kind: 'csv-drop',
+        config: {
+          dir: 'wms',
+          columns: { sku: 'Item No', locationId: 'Warehouse', onHand: 'On Hand' },
+          constants: { unitOfMeasure: 'EA' },
         },
       }),
     ),
-    post: mutation(
-      'Declare a source connector (publisher or admin)',
-      'createSource',
-      [IDEMPOTENCY],
-      {
-        '201': ok(
-          'Declared; a worker starts it within seconds unless its desired state says otherwise.',
-          ref('Source'),
-        ),
-      },
-      {
-        requestBody: {
-          required: true,
-          ...json(ref('SourceCreate'), {
-            name: 'acme-wms-drop',
-            kind: 'csv-drop',
-            config: {
-              dir: 'wms',
-              columns: { sku: 'Item No', locationId: 'Warehouse', onHand: 'On Hand' },
-              constants: { unitOfMeasure: 'EA' },
-            },
-          }),
-        },
-      },
-    ),
   },
   '/sources/{sourceId}': {
-    get: read(
-      'Get a source connector',
-      'getSource',
-      [SRC],
-      ok('The source (secret settings left out).', ref('Source')),
-    ),
-    patch: mutation(
+    get: sources.one('Get a source connector', 'getSource', SRC, 'The source (secret settings left out).', 'Source'),
+    patch: sources.update(
       "Replace a source's config (a running instance restarts with it)",
       'updateSource',
-      [SRC],
-      { '200': ok('Changed.', ref('Source')) },
-      {
-        requestBody: { required: true, ...json(ref('SourcePatch'), { config: { dir: 'wms', batchRows: 2000 } }) },
-      },
+      SRC,
+      ok('Changed.', ref('Source')),
+      body(ref('SourcePatch'), { config: { dir: 'wms', batchRows: 2000 } }),
     ),
-    delete: mutation('Delete a source connector (stopped first)', 'deleteSource', [SRC], {
-      '204': { description: 'Deleted.' },
-    }),
+    delete: sources.remove('Delete a source connector (stopped first)', 'deleteSource', SRC, 'Deleted.'),
   },
   '/sources/{sourceId}/status': {
-    get: read(
+    get: sources.one(
       'Source status: state, worker, position, counts, last error',
       'getSourceStatus',
-      [SRC],
-      ok('The status.', ref('SourceStatusView')),
+      SRC,
+      'The status.',
+      'SourceStatusView',
     ),
   },
-  '/sources/{sourceId}/start': action(
-    'Start the source',
-    'startSource',
-    'Runs a stopped source again from its stored resume point.',
-  ),
-  '/sources/{sourceId}/pause': action(
-    'Pause the source',
-    'pauseSource',
-    'Takes no new records after the batch in flight; keeps the lease and the position. Survives restarts.',
-  ),
-  '/sources/{sourceId}/resume': action(
-    'Resume the source',
-    'resumeSource',
-    'Takes records again from the kept position.',
-  ),
-  '/sources/{sourceId}/stop': action(
-    'Stop the source',
-    'stopSource',
-    'Stops the instance and releases its resources (the resume point is kept). Survives restarts.',
+  ...sources.desiredStates(
+    '/sources/{sourceId}',
+    SRC,
+    'source',
+    ok(
+      'Desired state recorded; the worker holding the source applies it within seconds, without a restart.',
+      ref('Source'),
+    ),
+    [
+      ['start', 'startSource', 'Runs a stopped source again from its stored resume point.'],
+      [
+        'pause',
+        'pauseSource',
+        'Takes no new records after the batch in flight; keeps the lease and the position. Survives restarts.',
+      ],
+      ['resume', 'resumeSource', 'Takes records again from the kept position.'],
+      [
+        'stop',
+        'stopSource',
+        'Stops the instance and releases its resources (the resume point is kept). Survives restarts.',
+      ],
+    ],
   ),
 }
 

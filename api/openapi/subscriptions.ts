@@ -13,72 +13,62 @@ import {
   IDEMPOTENCY,
   json,
   listOf,
-  mutation,
+  operationsOf,
   nullableDateTime,
   ok,
   PAGE,
   pathId,
   pathParam,
   query,
-  read,
   ref,
   rotation,
 } from './parts.ts'
 
 const SUB = pathId('subscriptionId', 'sub', 'subscription')
 const EVENT = pathParam('eventId', 'Id of the event.', { type: 'string', minLength: 1, maxLength: 200 })
+const subscriptions = operationsOf('subscriptions')
+const deliveries = operationsOf('deliveries')
+const SUBSCRIPTION_EXAMPLE = {
+  name: 'stock-to-erp',
+  eventTypes: ['inventory.level.changed'],
+  fields: ['sku', 'available'],
+  schemaVersions: { 'inventory.level.changed': 1 },
+  sink: { type: 'webhook', url: 'https://erp.example.com/hooks/stock' },
+  deliveryPolicy: { timeoutMs: 5000 },
+}
 export const subscriptionPaths = {
   '/subscriptions': {
-    get: read(
+    get: subscriptions.list(
       'List subscriptions',
-      'subscriptions',
       'listSubscriptions',
-      [
-        ...PAGE,
-        query('partnerId', id('org'), "Only this partner's."),
-        query('eventType', eventType, 'Only those receiving this event type.'),
-      ],
-      ok('A page of subscriptions.', listOf('Subscription')),
+      'A page of subscriptions.',
+      'Subscription',
+      query('partnerId', id('org'), "Only this partner's."),
+      query('eventType', eventType, 'Only those receiving this event type.'),
     ),
-    post: mutation(
+    post: subscriptions.create(
       "Create a subscription (within the partner's grants)",
-      'subscriptions',
       'createSubscription',
-      [IDEMPOTENCY],
-      { '201': ok('Created; `webhookSecret` is shown only now.', ref('SubscriptionCreated')) },
-      {
-        requestBody: body(ref('SubscriptionCreate'), {
-          name: 'stock-to-erp',
-          eventTypes: ['inventory.level.changed'],
-          fields: ['sku', 'available'],
-          schemaVersions: { 'inventory.level.changed': 1 },
-          sink: { type: 'webhook', url: 'https://erp.example.com/hooks/stock' },
-          deliveryPolicy: { timeoutMs: 5000 },
-        }),
-      },
+      ok('Created; `webhookSecret` is shown only now.', ref('SubscriptionCreated')),
+      body(ref('SubscriptionCreate'), SUBSCRIPTION_EXAMPLE),
     ),
   },
   '/subscriptions/{subscriptionId}': {
-    get: read(
+    get: subscriptions.one(
       'Get a subscription',
-      'subscriptions',
       'getSubscription',
-      [SUB],
-      ok('The subscription (secrets left out).', ref('Subscription')),
+      SUB,
+      'The subscription (secrets left out).',
+      'Subscription',
     ),
-    patch: mutation(
+    patch: subscriptions.update(
       'Change a subscription (still within the grants)',
-      'subscriptions',
       'updateSubscription',
-      [SUB],
-      { '200': ok('Changed.', ref('SubscriptionCreated')) },
-      {
-        requestBody: body(ref('SubscriptionPatch'), { deliveryPolicy: { timeoutMs: 8000 } }),
-      },
+      SUB,
+      ok('Changed.', ref('SubscriptionCreated')),
+      body(ref('SubscriptionPatch'), { deliveryPolicy: { timeoutMs: 8000 } }),
     ),
-    delete: mutation('Delete a subscription and its connector', 'subscriptions', 'deleteSubscription', [SUB], {
-      '204': { description: 'Deleted.' },
-    }),
+    delete: subscriptions.remove('Delete a subscription and its connector', 'deleteSubscription', SUB, 'Deleted.'),
   },
   '/subscriptions/{subscriptionId}/webhook-secrets/rotate': {
     post: rotation(
@@ -91,9 +81,8 @@ export const subscriptionPaths = {
     ),
   },
   '/subscriptions/{subscriptionId}/deliveries': {
-    get: read(
+    get: deliveries.read(
       'Search the delivery log (newest first)',
-      'deliveries',
       'listDeliveries',
       [
         SUB,
@@ -108,37 +97,34 @@ export const subscriptionPaths = {
     ),
   },
   '/subscriptions/{subscriptionId}/deliveries/{eventId}': {
-    get: read(
+    get: deliveries.read(
       "One event's delivery and its attempts",
-      'deliveries',
       'getDelivery',
       [SUB, EVENT],
       ok('The delivery.', ref('Delivery')),
     ),
   },
   '/subscriptions/{subscriptionId}/deliveries/{eventId}/retry': {
-    post: mutation('Deliver one event again', 'deliveries', 'retryDelivery', [SUB, EVENT, IDEMPOTENCY], {
+    post: deliveries.mutation('Deliver one event again', 'retryDelivery', [SUB, EVENT, IDEMPOTENCY], {
       '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')),
     }),
   },
   '/subscriptions/{subscriptionId}/dead-letters': {
-    get: read(
+    get: deliveries.read(
       'Dead letters of a subscription (newest first)',
-      'deliveries',
       'listDeadLetters',
       [SUB, ...PAGE],
       ok('A page of dead deliveries.', listOf('Delivery')),
     ),
   },
   '/subscriptions/{subscriptionId}/dead-letters/retry': {
-    post: mutation('Deliver every dead letter again', 'deliveries', 'retryDeadLetters', [SUB, IDEMPOTENCY], {
+    post: deliveries.mutation('Deliver every dead letter again', 'retryDeadLetters', [SUB, IDEMPOTENCY], {
       '202': ok('Retry requested; the sink runtime performs it.', ref('RetryRequest')),
     }),
   },
   '/subscriptions/{subscriptionId}/test': {
-    post: mutation(
+    post: deliveries.mutation(
       'Send a test event',
-      'deliveries',
       'sendTestEvent',
       [SUB, IDEMPOTENCY],
       {
@@ -164,9 +150,8 @@ export const subscriptionPaths = {
     ),
   },
   '/subscriptions/{subscriptionId}/retry-requests/{requestId}': {
-    get: read(
+    get: deliveries.read(
       'A retry request or test event, and what came of it',
-      'deliveries',
       'getRetryRequest',
       [SUB, pathId('requestId', 'rtr', 'retry request')],
       ok('The request.', ref('RetryRequest')),
