@@ -35,12 +35,17 @@ export class SyndicationError extends Error {
   }
 }
 
-/** A setting is missing, malformed or unknown: the process must not start. */
-export class ConfigError extends SyndicationError {
-  constructor(message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
-    super('CONFIG_INVALID', message, false, context, options)
+/** The errors of one code that are never retried and carry nothing but a message, context and cause. */
+function errorClass(code: ErrorCode) {
+  return class extends SyndicationError {
+    constructor(message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+      super(code, message, false, context, options)
+    }
   }
+}
 
+/** A setting is missing, malformed or unknown: the process must not start. */
+export class ConfigError extends errorClass('CONFIG_INVALID') {
   /** Every problem of a configuration, each naming its field: `subject: field message; ...`, the fields in context. */
   static ofFields(subject: string, fields: FieldProblem[], context: ErrorContext = {}): ConfigError {
     return new ConfigError(`${subject}: ${fields.map((p) => `${p.field} ${p.message}`).join('; ')}`, {
@@ -69,11 +74,7 @@ export class StackError extends SyndicationError {
 }
 
 /** Bad payload: never retried, goes to the dead-letter path. */
-export class DataError extends SyndicationError {
-  constructor(message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
-    super('DATA_INVALID', message, false, context, options)
-  }
-}
+export class DataError extends errorClass('DATA_INVALID') {}
 
 /** A transient failure (network, 5xx, 429, timeout); `retryAfterMs` when the peer said so. */
 export class RetriableError extends SyndicationError {
@@ -100,18 +101,10 @@ export class PartnerRejectedError extends SyndicationError {
 }
 
 /** An outbound URL the SSRF guard refuses (scheme, or a host resolving to a non-public address). */
-export class UrlRefusedError extends SyndicationError {
-  constructor(message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
-    super('URL_REFUSED', message, false, context, options)
-  }
-}
+export class UrlRefusedError extends errorClass('URL_REFUSED') {}
 
 /** A secret at rest cannot be decrypted: its key is not in the key ring, or it was tampered with. */
-export class SecretUnreadableError extends SyndicationError {
-  constructor(message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
-    super('SECRET_UNREADABLE', message, false, context, options)
-  }
-}
+export class SecretUnreadableError extends errorClass('SECRET_UNREADABLE') {}
 
 /**
  * A request refused before any expensive work: the caller exceeded a rate limit (`policy` names it:
