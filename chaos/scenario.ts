@@ -324,14 +324,27 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const partner = (name: string) => partners.get(name)!
     const setMode = (name: string, mode: PartnerMode) => partner(name).setMode(mode)
     const everyone = specs.map((x) => x.name)
-    let victim = ''
-    // the broker faults' victim: the broker leading the most partitions, which `stack up` restarts
-    const busiestBroker = async () => {
-      const b = await s.busiestLeader('inventory.levels')
-      victim = b.node.name
-      return b
+    /** The broker leading the most partitions of inventory.levels taken down by `down`, restarted by `stack up`. */
+    const brokerFault = (
+      name: string,
+      what: string,
+      down: (b: Awaited<ReturnType<typeof s.busiestLeader>>) => Promise<string>,
+    ): Phase => {
+      let victim = ''
+      return {
+        name,
+        what,
+        affects: everyone,
+        faultMs: t.brokerDownMs,
+        inject: async () => {
+          const b = await s.busiestLeader('inventory.levels')
+          victim = b.node.name
+          return down(b)
+        },
+        heal: async () => (await s.up(), `stack up restarted ${victim}`),
+        quietMs: t.quietMs,
+      }
     }
-    const restartVictim = async () => (await s.up(), `stack up restarted ${victim}`)
     /** A partner's endpoint behaving as `mode` for the partner-fault time, then answering again. */
     const partnerFault = (name: string, who: string, mode: PartnerMode, what: string): Phase => ({
       name,
@@ -368,25 +381,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         heal: async () => (startWorker('w2'), `started w2 again (pid ${workers.get('w2')!.child.pid})`),
         quietMs: t.quietMs,
       },
-      {
-        name: 'broker-kill',
-        what: 'kill -9 of the broker leading the most partitions of inventory.levels; stack up restarts it',
-        affects: everyone,
-        faultMs: t.brokerDownMs,
-        inject: async () => {
-          const b = await busiestBroker()
-          return `killed ${b.node.name} (pid ${s.killBroker(b.node)}), leader of ${b.led} of ${b.partitions} partitions`
-        },
-        heal: restartVictim,
-        quietMs: t.quietMs,
-      },
-      {
-        name: 'broker-restart',
-        what: 'graceful restart of the broker leading the most partitions: SIGTERM, wait, stack up',
-        affects: everyone,
-        faultMs: t.brokerDownMs,
-        inject: async () => {
-          const b = await busiestBroker()
+      brokerFault(
+        'broker-kill',
+        'kill -9 of the broker leading the most partitions of inventory.levels; stack up restarts it',
+        async (b) =>
+          `killed ${b.node.name} (pid ${s.killBroker(b.node)}), leader of ${b.led} of ${b.partitions} partitions`,
+      ),
+      brokerFault(
+        'broker-restart',
+        'graceful restart of the broker leading the most partitions: SIGTERM, wait, stack up',
+        async (b) => {
           const t1 = Date.now()
           const pid = await s.stopBroker(b.node)
           return (
@@ -394,9 +398,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
             `partitions) with SIGTERM in ${Date.now() - t1} ms`
           )
         },
-        heal: restartVictim,
-        quietMs: t.quietMs,
-      },
+      ),
       {
         name: 'store-outage',
         what: `the control-plane store (FerretDB) stopped for ${t.storeDownMs / 1000} s`,
