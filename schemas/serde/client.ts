@@ -4,6 +4,7 @@
  * network failures and 5xx are RetriableErrors.
  */
 import { DataError, RetriableError } from '../../common/errors.ts'
+import { parseBody } from '../../common/json.ts'
 import type { AppConfig } from '../../config/index.ts'
 import type { Reference } from '../registry/avro.ts'
 import { INTERNAL_USER, internalPassword } from '../registry/auth.ts'
@@ -76,12 +77,7 @@ export class RegistryClient {
       )
     }
     const text = await res.text()
-    let json: unknown
-    try {
-      json = text === '' ? undefined : JSON.parse(text)
-    } catch {
-      json = text
-    }
+    const json = parseBody(text, text)
     if (res.ok) return json as T
     const e = json as { error_code?: number; message?: string } | undefined
     const msg = `schema registry ${method} ${path}: ${res.status} ${e?.error_code ?? ''} ${e?.message ?? text}`.trim()

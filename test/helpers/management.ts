@@ -7,6 +7,7 @@ import type { Server } from 'node:http'
 import crypto from 'node:crypto'
 import type { Db, MongoClient } from 'mongodb'
 import { createApp } from '../../api/index.ts'
+import { parseBody } from '../../common/json.ts'
 import { createLogger } from '../../common/logger.ts'
 import { generateKeyRingEntry } from '../../common/secret-box.ts'
 import { loadConfig, partnerKafkaAccess, type AppConfig } from '../../config/index.ts'
@@ -173,13 +174,7 @@ export async function startManagement(options: HarnessOptions = {}): Promise<Man
       if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json'
       const res = await fetch(url + path, { method, headers, ...(body !== undefined ? { body } : {}) })
       const text = await res.text()
-      let parsed: unknown
-      try {
-        parsed = text === '' ? undefined : JSON.parse(text)
-      } catch {
-        parsed = undefined
-      }
-      return { status: res.status, headers: res.headers, body: parsed, text }
+      return { status: res.status, headers: res.headers, body: parseBody(text, undefined), text }
     },
     stop,
     async close() {
