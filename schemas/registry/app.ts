@@ -54,6 +54,12 @@ const usesOf = (req: Request, res: Response) => ({
   subject: text(req, 'subject'),
   ...page(req, res),
 })
+/** The query of the lists of subjects and of schemas: those under a subject prefix, deleted ones too or not. */
+const listing = (req: Request, res: Response) => ({
+  prefix: text(req, 'subjectPrefix'),
+  deleted: flag(req, 'deleted'),
+  ...page(req, res),
+})
 const param = (req: Request, name: string): string => String((req.params as Record<string, string>)[name] ?? '')
 
 function schemaId(req: Request): number {
@@ -113,215 +119,131 @@ export function createRegistryApp(
     }, next)
   })
   app.use(express.json({ type: () => true, limit: BODY_LIMIT }))
+  // the routes: each answers 200 with what its handler returns (h)
+  const get = (path: string, fn: Handler) => app.get(path, h(fn))
+  const post = (path: string, fn: Handler) => app.post(path, h(fn))
+  const put = (path: string, fn: Handler) => app.put(path, h(fn))
+  const del = (path: string, fn: Handler) => app.delete(path, h(fn))
   /** A version, its schema in the `format` asked for (none: as registered). */
   const formatted = <V extends { id: number; schema: string }>(req: Request, v: V): V => {
     const format = text(req, 'format')
     return format ? { ...v, schema: registry.formatted(v.id, format) } : v
   }
 
-  app.get(
-    '/',
-    h(() => ({})),
-  )
-  app.get(
-    '/schemas/types',
-    h(() => [...SCHEMA_TYPES]),
-  )
+  get('/', () => ({}))
+  get('/schemas/types', () => [...SCHEMA_TYPES])
 
-  app.get(
-    '/subjects',
-    h((req, res) =>
-      registry.listSubjects({
+  get('/subjects', (req, res) => registry.listSubjects({ ...listing(req, res), deletedOnly: flag(req, 'deletedOnly') }))
+  get(
+    '/subjects/:subject/versions',
+    (req, res) =>
+      read(req, res) &&
+      registry.listVersions(param(req, 'subject'), {
         deleted: flag(req, 'deleted'),
         deletedOnly: flag(req, 'deletedOnly'),
-        prefix: text(req, 'subjectPrefix'),
-        ...page(req, res),
+        deletedAsNegative: flag(req, 'deletedAsNegative'),
+        ...page(req),
       }),
-    ),
   )
-  app.get(
-    '/subjects/:subject/versions',
-    h(
-      (req, res) =>
-        read(req, res) &&
-        registry.listVersions(param(req, 'subject'), {
-          deleted: flag(req, 'deleted'),
-          deletedOnly: flag(req, 'deletedOnly'),
-          deletedAsNegative: flag(req, 'deletedAsNegative'),
-          ...page(req),
-        }),
-    ),
-  )
-  app.post(
-    '/subjects/:subject/versions',
-    h((req, res) => {
-      const subject = param(req, 'subject')
-      need(who(res), who(res).canRegister(subject), 'Write', subject)
-      const refs = (req.body as { references?: unknown } | undefined)?.references
-      if (Array.isArray(refs))
-        for (const r of refs)
-          if (typeof (r as { subject?: unknown })?.subject === 'string')
-            canRead(res, (r as { subject: string }).subject)
-      return registry.register(subject, req.body ?? {}, {
-        normalize: flag(req, 'normalize'),
-        force: flag(req, 'force'),
-      })
-    }),
-  )
-  app.get(
-    '/subjects/:subject/versions/:version',
-    h((req, res) => {
-      read(req, res)
-      return formatted(req, registry.getVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'deleted')))
-    }),
-  )
-  app.get(
-    '/subjects/:subject/versions/:version/schema',
-    h((req, res) => {
-      read(req, res)
-      const v = registry.getVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'deleted'))
-      raw(res, 200, registry.formatted(v.id, text(req, 'format')))
-    }),
-  )
-  app.get(
+  post('/subjects/:subject/versions', (req, res) => {
+    const subject = param(req, 'subject')
+    need(who(res), who(res).canRegister(subject), 'Write', subject)
+    const refs = (req.body as { references?: unknown } | undefined)?.references
+    if (Array.isArray(refs))
+      for (const r of refs)
+        if (typeof (r as { subject?: unknown })?.subject === 'string') canRead(res, (r as { subject: string }).subject)
+    return registry.register(subject, req.body ?? {}, {
+      normalize: flag(req, 'normalize'),
+      force: flag(req, 'force'),
+    })
+  })
+  get('/subjects/:subject/versions/:version', (req, res) => {
+    read(req, res)
+    return formatted(req, registry.getVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'deleted')))
+  })
+  get('/subjects/:subject/versions/:version/schema', (req, res) => {
+    read(req, res)
+    const v = registry.getVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'deleted'))
+    raw(res, 200, registry.formatted(v.id, text(req, 'format')))
+  })
+  get(
     '/subjects/:subject/versions/:version/referencedby',
-    h(
-      (req, res) =>
-        read(req, res) &&
-        registry.referencedBy(param(req, 'subject'), param(req, 'version'), {
-          deleted: flag(req, 'deleted'),
-          ...page(req),
-        }),
-    ),
-  )
-  app.delete(
-    '/subjects/:subject/versions/:version',
-    h(
-      (req, res) =>
-        manage(req, res) &&
-        registry.deleteVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'permanent')),
-    ),
-  )
-  app.post(
-    '/subjects/:subject',
-    h((req, res) => {
-      read(req, res)
-      const opts = { deleted: flag(req, 'deleted'), normalize: flag(req, 'normalize') }
-      return formatted(req, registry.lookup(param(req, 'subject'), req.body ?? {}, opts))
-    }),
-  )
-  app.delete(
-    '/subjects/:subject',
-    h((req, res) => manage(req, res) && registry.deleteSubject(param(req, 'subject'), flag(req, 'permanent'))),
-  )
-
-  app.get(
-    '/schemas',
-    h((req, res) =>
-      registry.listSchemas({
-        prefix: text(req, 'subjectPrefix'),
+    (req, res) =>
+      read(req, res) &&
+      registry.referencedBy(param(req, 'subject'), param(req, 'version'), {
         deleted: flag(req, 'deleted'),
-        latestOnly: flag(req, 'latestOnly'),
-        ...page(req, res),
+        ...page(req),
       }),
-    ),
   )
-  app.get(
-    '/schemas/ids/:id',
-    h((req, res) =>
-      registry.getById(schemaId(req), {
-        subject: text(req, 'subject'),
-        format: text(req, 'format'),
-        fetchMaxId: flag(req, 'fetchMaxId'),
-        ...vis(res),
-      }),
-    ),
+  del(
+    '/subjects/:subject/versions/:version',
+    (req, res) =>
+      manage(req, res) && registry.deleteVersion(param(req, 'subject'), param(req, 'version'), flag(req, 'permanent')),
   )
-  app.get(
-    '/schemas/ids/:id/schema',
-    h((req, res) => {
-      raw(
-        res,
-        200,
-        registry.getById(schemaId(req), { subject: text(req, 'subject'), format: text(req, 'format'), ...vis(res) })
-          .schema,
-      )
+  post('/subjects/:subject', (req, res) => {
+    read(req, res)
+    const opts = { deleted: flag(req, 'deleted'), normalize: flag(req, 'normalize') }
+    return formatted(req, registry.lookup(param(req, 'subject'), req.body ?? {}, opts))
+  })
+  del(
+    '/subjects/:subject',
+    (req, res) => manage(req, res) && registry.deleteSubject(param(req, 'subject'), flag(req, 'permanent')),
+  )
+
+  get('/schemas', (req, res) => registry.listSchemas({ ...listing(req, res), latestOnly: flag(req, 'latestOnly') }))
+  get('/schemas/ids/:id', (req, res) =>
+    registry.getById(schemaId(req), {
+      subject: text(req, 'subject'),
+      format: text(req, 'format'),
+      fetchMaxId: flag(req, 'fetchMaxId'),
+      ...vis(res),
     }),
   )
-  app.get(
-    '/schemas/ids/:id/subjects',
-    h((req, res) => registry.subjectsOf(schemaId(req), usesOf(req, res))),
-  )
-  app.get(
-    '/schemas/ids/:id/versions',
-    h((req, res) => registry.versionsOfId(schemaId(req), usesOf(req, res))),
-  )
-  app.get(
-    '/schemas/guids/:guid',
-    h((req, res) => registry.getByGuid(param(req, 'guid'), text(req, 'format'), visible(res))),
-  )
-  app.get(
-    '/schemas/guids/:guid/schema',
-    h((req, res) => {
-      raw(res, 200, registry.getByGuid(param(req, 'guid'), text(req, 'format'), visible(res)).schema)
-    }),
-  )
+  get('/schemas/ids/:id/schema', (req, res) => {
+    raw(
+      res,
+      200,
+      registry.getById(schemaId(req), { subject: text(req, 'subject'), format: text(req, 'format'), ...vis(res) })
+        .schema,
+    )
+  })
+  get('/schemas/ids/:id/subjects', (req, res) => registry.subjectsOf(schemaId(req), usesOf(req, res)))
+  get('/schemas/ids/:id/versions', (req, res) => registry.versionsOfId(schemaId(req), usesOf(req, res)))
+  get('/schemas/guids/:guid', (req, res) => registry.getByGuid(param(req, 'guid'), text(req, 'format'), visible(res)))
+  get('/schemas/guids/:guid/schema', (req, res) => {
+    raw(res, 200, registry.getByGuid(param(req, 'guid'), text(req, 'format'), visible(res)).schema)
+  })
 
-  app.get(
-    '/config',
-    h(() => registry.settings.getGlobalConfig()),
-  )
-  app.put(
-    '/config',
-    h((req, res) => canManage(res, null) ?? registry.settings.setConfig(null, req.body)),
-  )
-  app.delete(
-    '/config',
-    h((_req, res) => canManage(res, null) ?? registry.settings.deleteConfig(null)),
-  )
-  app.get(
+  get('/config', () => registry.settings.getGlobalConfig())
+  put('/config', (req, res) => canManage(res, null) ?? registry.settings.setConfig(null, req.body))
+  del('/config', (_req, res) => canManage(res, null) ?? registry.settings.deleteConfig(null))
+  get(
     '/config/:subject',
-    h(
-      (req, res) =>
-        read(req, res) && registry.settings.getSubjectConfig(param(req, 'subject'), flag(req, 'defaultToGlobal')),
-    ),
+    (req, res) =>
+      read(req, res) && registry.settings.getSubjectConfig(param(req, 'subject'), flag(req, 'defaultToGlobal')),
   )
-  app.put(
+  put(
     '/config/:subject',
-    h((req, res) => manage(req, res) && registry.settings.setConfig(param(req, 'subject'), req.body)),
+    (req, res) => manage(req, res) && registry.settings.setConfig(param(req, 'subject'), req.body),
   )
-  app.delete(
-    '/config/:subject',
-    h((req, res) => manage(req, res) && registry.settings.deleteConfig(param(req, 'subject'))),
-  )
+  del('/config/:subject', (req, res) => manage(req, res) && registry.settings.deleteConfig(param(req, 'subject')))
 
-  app.get(
-    '/mode',
-    h(() => registry.settings.getMode(null, true)),
-  )
-  app.put(
-    '/mode',
-    h((req, res) => canManage(res, null) ?? registry.settings.setMode(null, req.body, flag(req, 'force'))),
-  )
-  app.delete(
-    '/mode',
-    h((_req, res) => canManage(res, null) ?? registry.settings.deleteMode(null)),
-  )
-  app.get(
+  get('/mode', () => registry.settings.getMode(null, true))
+  put('/mode', (req, res) => canManage(res, null) ?? registry.settings.setMode(null, req.body, flag(req, 'force')))
+  del('/mode', (_req, res) => canManage(res, null) ?? registry.settings.deleteMode(null))
+  get(
     '/mode/:subject',
-    h((req, res) => read(req, res) && registry.settings.getMode(param(req, 'subject'), flag(req, 'defaultToGlobal'))),
+    (req, res) => read(req, res) && registry.settings.getMode(param(req, 'subject'), flag(req, 'defaultToGlobal')),
   )
-  app.put(
+  put(
     '/mode/:subject',
-    h((req, res) => manage(req, res) && registry.settings.setMode(param(req, 'subject'), req.body, flag(req, 'force'))),
+    (req, res) => manage(req, res) && registry.settings.setMode(param(req, 'subject'), req.body, flag(req, 'force')),
   )
-  app.delete(
-    '/mode/:subject',
-    h((req, res) => manage(req, res) && registry.settings.deleteMode(param(req, 'subject'))),
-  )
+  del('/mode/:subject', (req, res) => manage(req, res) && registry.settings.deleteMode(param(req, 'subject')))
 
-  const compat = (withVersion: boolean) =>
-    h((req, res) => {
+  const compat =
+    (withVersion: boolean): Handler =>
+    (req, res) => {
       read(req, res)
       const verbose = flag(req, 'verbose')
       const r = registry.checkCompatibility(
@@ -331,9 +253,9 @@ export function createRegistryApp(
         { verbose, normalize: flag(req, 'normalize') },
       )
       return verbose ? r : { is_compatible: r.is_compatible }
-    })
-  app.post('/compatibility/subjects/:subject/versions/:version', compat(true))
-  app.post('/compatibility/subjects/:subject/versions', compat(false))
+    }
+  post('/compatibility/subjects/:subject/versions/:version', compat(true))
+  post('/compatibility/subjects/:subject/versions', compat(false))
 
   app.use((req: Request, res: Response) => {
     send(res, 404, { error_code: 404, message: `HTTP 404 Not Found: no route for ${req.method} ${req.path}` })
