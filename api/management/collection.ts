@@ -51,6 +51,9 @@ export function collection(r: Router, mounts: Mounts, path: string, param: strin
       view: View<T>,
       o: { status?: number; idempotent?: boolean } = {},
     ) => r[method](item + part, (o.idempotent ? mounts.create : mounts.h)(answer(act, view, o.status ?? 200))),
+    /** POST path/:param + part: a new credential, 201 (Idempotency-Key honoured); the old one lasts the overlap. */
+    rotate: <T>(part: string, rotate: (ctx: ItemCtx, overlapSeconds: number) => Promise<T>, view: View<T>) =>
+      r.post(item + part, mounts.create(answer((ctx) => rotate(ctx, ctx.body?.overlapSeconds ?? 86400), view, 201))),
     /** DELETE path/:param: 204 without a body. */
     remove: (remove: (ctx: ItemCtx) => Promise<unknown>) =>
       r.delete(

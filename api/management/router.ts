@@ -154,29 +154,16 @@ export function managementRouter(options: ManagementOptions): Router {
   // API keys
   const keys = collection(r, mounts, '/api-keys', 'keyId')
   const withKey = ({ doc, key }: { doc: ApiKeyDoc; key: string }) => ({ ...apiKeyView(doc), key })
-  keys.list(
-    ({ principal, query: q }, page) =>
-      cp.listKeys(principal, { organizationId: q.organizationId, prefix: q.prefix }, page),
-    apiKeyView,
-  )
+  // a list's filter is its query (validated against the document), of which the control plane reads the fields it knows
+  keys.list(({ principal, query }, page) => cp.listKeys(principal, query, page), apiKeyView)
   keys.create(({ principal, body }) => cp.createKey(principal, body), withKey)
   keys.get(({ principal, id }) => cp.getKey(principal, id), apiKeyView)
   keys.act('delete', '', ({ principal, id }) => cp.revokeKey(principal, id), apiKeyView)
-  keys.act(
-    'post',
-    '/rotate',
-    ({ principal, id, body }) => cp.rotateKey(principal, id, body?.overlapSeconds ?? 86400),
-    withKey,
-    { status: 201, idempotent: true },
-  )
+  keys.rotate('/rotate', ({ principal, id }, overlap) => cp.rotateKey(principal, id, overlap), withKey)
 
   // grants
   const grants = collection(r, mounts, '/grants', 'grantId')
-  grants.list(
-    ({ principal, query: q }, page) =>
-      cp.listGrants(principal, { partnerId: q.partnerId, publisherId: q.publisherId }, page),
-    grantView,
-  )
+  grants.list(({ principal, query }, page) => cp.listGrants(principal, query, page), grantView)
   grants.create(({ principal, body }) => cp.createGrant(principal, body), grantView)
   grants.get(({ principal, id }) => cp.getGrant(principal, id), grantView)
   grants.update(({ principal, id, body }) => cp.updateGrant(principal, id, body), grantView)
@@ -190,21 +177,15 @@ export function managementRouter(options: ManagementOptions): Router {
     ...subscriptionView(subscription, cp),
     ...(webhookSecret !== null ? { webhookSecret } : {}),
   })
-  subscriptions.list(
-    ({ principal, query: q }, page) =>
-      cp.listSubscriptions(principal, { partnerId: q.partnerId, eventType: q.eventType }, page),
-    visible,
-  )
+  subscriptions.list(({ principal, query }, page) => cp.listSubscriptions(principal, query, page), visible)
   subscriptions.create(({ principal, body }) => cp.createSubscription(principal, body), withSecret)
   subscriptions.get(({ principal, id }) => cp.getSubscription(principal, id), visible)
   subscriptions.update(({ principal, id, body }) => cp.updateSubscription(principal, id, body), withSecret)
   subscriptions.remove(({ principal, id }) => cp.deleteSubscription(principal, id))
-  subscriptions.act(
-    'post',
+  subscriptions.rotate(
     '/webhook-secrets/rotate',
-    ({ principal, id, body }) => cp.rotateWebhookSecret(principal, id, body?.overlapSeconds ?? 86400),
+    ({ principal, id }, overlap) => cp.rotateWebhookSecret(principal, id, overlap),
     withSecret,
-    { status: 201, idempotent: true },
   )
 
   // deliveries (a publisher sees those of its own events only)
