@@ -205,13 +205,17 @@ export function overlapSeconds(flags: ApiCommandFlags): number | undefined {
 type Page = { items: Array<Record<string, unknown>>; nextCursor: string | null }
 type ApiAnswer<T> = { data?: T; error?: unknown; response: Response }
 
-/** A list, every page of it (`page(cursor)` asks for one): a table of `columns` (the API's JSON with --json). */
-export async function printList(
+/**
+ * A list, every page of it: a table of `columns` (the API's JSON with --json). `page(query)` asks for one, its query
+ * the `filters` with the page size and the cursor.
+ */
+export async function printList<const Q extends object>(
   ctx: Ctx,
-  page: (cursor: string | undefined) => Promise<ApiAnswer<Page>>,
   columns: Column[],
+  filters: Q,
+  page: (query: Q & { limit: number; cursor: string | undefined }) => Promise<ApiAnswer<Page>>,
 ): Promise<number> {
-  const all = await allPages((cursor) => data(page(cursor)))
+  const all = await allPages((cursor) => data(page({ ...filters, limit: PAGE, cursor })))
   ctx.out(all, () => renderTable(all, columns))
   return 0
 }

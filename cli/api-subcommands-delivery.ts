@@ -5,7 +5,6 @@
 import { data, type Schemas } from '../client/index.ts'
 import {
   col,
-  PAGE,
   path,
   printList,
   printOne,
@@ -72,14 +71,10 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
     list: {
       flags: { 'partner-id': "only this partner's" },
       help: 'partner subscriptions',
-      run: (ctx) => {
-        const partnerId = ctx.flags['partner-id']
-        return printList(
-          ctx,
-          (cursor) => ctx.api.GET('/subscriptions', { params: { query: { limit: PAGE, cursor, partnerId } } }),
-          subscriptionColumns,
-        )
-      },
+      run: (ctx) =>
+        printList(ctx, subscriptionColumns, { partnerId: ctx.flags['partner-id'] }, (query) =>
+          ctx.api.GET('/subscriptions', { params: { query } }),
+        ),
     },
     show: {
       args: '<id>',
@@ -191,12 +186,7 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
   connectors: {
     list: {
       help: "each subscription's connector: desired state, state, lag, worker, last error",
-      run: (ctx) =>
-        printList(
-          ctx,
-          (cursor) => ctx.api.GET('/connectors', { params: { query: { limit: PAGE, cursor } } }),
-          connectorColumns,
-        ),
+      run: (ctx) => printList(ctx, connectorColumns, {}, (query) => ctx.api.GET('/connectors', { params: { query } })),
     },
     status: {
       args: '<id>',
@@ -265,13 +255,10 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
       help: "a subscription's dead letters",
       run: (ctx) => {
         const subscriptionId = ctx.need(0, 'subscriptionId')
-        return printList(
-          ctx,
-          (cursor) =>
-            ctx.api.GET('/subscriptions/{subscriptionId}/dead-letters', {
-              params: { ...path('subscriptionId', subscriptionId), query: { limit: PAGE, cursor } },
-            }),
-          deadLetterColumns,
+        return printList(ctx, deadLetterColumns, {}, (query) =>
+          ctx.api.GET('/subscriptions/{subscriptionId}/dead-letters', {
+            params: { ...path('subscriptionId', subscriptionId), query },
+          }),
         )
       },
     },
@@ -303,12 +290,7 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
   sources: {
     list: {
       help: 'source connectors (csv-drop, mongodb)',
-      run: (ctx) =>
-        printList(
-          ctx,
-          (cursor) => ctx.api.GET('/sources', { params: { query: { limit: PAGE, cursor } } }),
-          sourceColumns,
-        ),
+      run: (ctx) => printList(ctx, sourceColumns, {}, (query) => ctx.api.GET('/sources', { params: { query } })),
     },
     status: {
       args: '<id>',

@@ -7,7 +7,6 @@ import {
   col,
   entitlements,
   overlapSeconds,
-  PAGE,
   path,
   printList,
   printOne,
@@ -47,11 +46,7 @@ const keyColumns = [
 async function listOrganizations(ctx: Ctx, kind: string | undefined): Promise<number> {
   if (kind !== undefined && kind !== 'partner' && kind !== 'publisher')
     throw new UsageError(`--kind must be partner or publisher (got "${kind}")`)
-  return printList(
-    ctx,
-    (cursor) => ctx.api.GET('/organizations', { params: { query: { limit: PAGE, cursor, kind } } }),
-    orgColumns,
-  )
+  return printList(ctx, orgColumns, { kind }, (query) => ctx.api.GET('/organizations', { params: { query } }))
 }
 
 const showGrant = (ctx: Ctx, id: string) => data(ctx.api.GET('/grants/{grantId}', { params: path('grantId', id) }))
@@ -169,14 +164,10 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
     list: {
       flags: { 'organization-id': "only this organization's keys" },
       help: 'API keys (never their secrets)',
-      run: (ctx) => {
-        const organizationId = ctx.flags['organization-id']
-        return printList(
-          ctx,
-          (cursor) => ctx.api.GET('/api-keys', { params: { query: { limit: PAGE, cursor, organizationId } } }),
-          keyColumns,
-        )
-      },
+      run: (ctx) =>
+        printList(ctx, keyColumns, { organizationId: ctx.flags['organization-id'] }, (query) =>
+          ctx.api.GET('/api-keys', { params: { query } }),
+        ),
     },
     show: {
       args: '<id>',
@@ -240,12 +231,8 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
       flags: { 'partner-id': 'only grants to this partner', 'publisher-id': 'only grants of this publisher' },
       help: 'offered and accepted grants',
       run: (ctx) => {
-        const query = { limit: PAGE, partnerId: ctx.flags['partner-id'], publisherId: ctx.flags['publisher-id'] }
-        return printList(
-          ctx,
-          (cursor) => ctx.api.GET('/grants', { params: { query: { ...query, cursor } } }),
-          grantColumns,
-        )
+        const filters = { partnerId: ctx.flags['partner-id'], publisherId: ctx.flags['publisher-id'] }
+        return printList(ctx, grantColumns, filters, (query) => ctx.api.GET('/grants', { params: { query } }))
       },
     },
     show: {

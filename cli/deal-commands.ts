@@ -3,7 +3,7 @@
  * history, the decisions of each side, and the lead steps, through the typed client.
  */
 import { data, type Schemas } from '../client/index.ts'
-import { col, PAGE, path, printList, printOne, requestBody, UsageError, type Ctx, type Sub } from './api-args.ts'
+import { col, path, printList, printOne, requestBody, UsageError, type Ctx, type Sub } from './api-args.ts'
 
 const dealColumns = [
   col('ID', 'id'),
@@ -76,17 +76,12 @@ export const DEAL_SUBS: Record<string, Record<string, Sub>> = {
       },
       help: 'deal registrations: a partner its own, a publisher those registered with it',
       run: (ctx) => {
-        const query = {
-          limit: PAGE,
+        const filters = {
           state: ctx.flags.state as never,
           partnerId: ctx.flags['partner-id'],
           manufacturerId: ctx.flags['publisher-id'],
         }
-        return printList(
-          ctx,
-          (cursor) => ctx.api.GET('/deals', { params: { query: { ...query, cursor } } }),
-          dealColumns,
-        )
+        return printList(ctx, dealColumns, filters, (query) => ctx.api.GET('/deals', { params: { query } }))
       },
     },
     show: {
@@ -124,11 +119,8 @@ export const DEAL_SUBS: Record<string, Record<string, Sub>> = {
       flags: { state: 'only leads in this state' },
       help: 'leads: a publisher its own, a partner those assigned to it',
       run: (ctx) =>
-        printList(
-          ctx,
-          (cursor) =>
-            ctx.api.GET('/leads', { params: { query: { limit: PAGE, cursor, state: ctx.flags.state as never } } }),
-          leadColumns,
+        printList(ctx, leadColumns, { state: ctx.flags.state as never }, (query) =>
+          ctx.api.GET('/leads', { params: { query } }),
         ),
     },
     show: {
