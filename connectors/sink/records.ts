@@ -176,9 +176,7 @@ export class DecodedMessage {
     }
     const e = this.envelope
     r = {
-      topic: this.topic,
-      partition: this.partition,
-      offset: this.offset,
+      ...ctx,
       key: this.key,
       value,
       headers: this.raw.headers,
