@@ -3,7 +3,7 @@
  * desired state, the status its worker reports (lag, freshness, snapshot) and offset resets; spread
  * into document.ts.
  */
-import { body, dateTime, id, nullableDateTime, ok, operationsOf, pathId, ref } from './parts.ts'
+import { body, dateTime, id, nullableDateTime, ok, operationsOf, pathId, ref, closed, object } from './parts.ts'
 
 const CONN = pathId('connectorId', 'sub', 'connector (the id of its subscription)')
 const connectors = operationsOf('connectors')
@@ -58,25 +58,20 @@ export const connectorPaths = {
 }
 
 export const connectorSchemas = {
-  Connector: {
-    type: 'object',
-    required: ['id', 'subscriptionId', 'partnerId', 'desiredState', 'generation', 'status'],
-    properties: {
-      id: id('sub'),
-      subscriptionId: id('sub'),
-      partnerId: id('org'),
-      desiredState: { type: 'string', enum: ['running', 'paused', 'stopped'] },
-      generation: { type: 'integer' },
-      restartRequestedAt: nullableDateTime,
-      offsetReset: { type: ['object', 'null'] },
-      status: ref('ConnectorStatusView'),
-      updatedAt: dateTime,
-    },
-  },
-  ConnectorStatusView: {
-    type: 'object',
-    required: ['state', 'desiredState', 'workerId', 'positions', 'lag', 'lastError', 'pendingChanges'],
-    properties: {
+  Connector: object(['id', 'subscriptionId', 'partnerId', 'desiredState', 'generation', 'status'], {
+    id: id('sub'),
+    subscriptionId: id('sub'),
+    partnerId: id('org'),
+    desiredState: { type: 'string', enum: ['running', 'paused', 'stopped'] },
+    generation: { type: 'integer' },
+    restartRequestedAt: nullableDateTime,
+    offsetReset: { type: ['object', 'null'] },
+    status: ref('ConnectorStatusView'),
+    updatedAt: dateTime,
+  }),
+  ConnectorStatusView: object(
+    ['state', 'desiredState', 'workerId', 'positions', 'lag', 'lastError', 'pendingChanges'],
+    {
       state: {
         type: 'string',
         description:
@@ -124,18 +119,13 @@ export const connectorSchemas = {
           'offsetReset.id of the connector to see a replay take effect.',
       },
     },
-  },
-  OffsetResetRequest: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['to'],
-    properties: {
-      to: {
-        type: 'string',
-        enum: ['earliest', 'latest', 'timestamp', 'snapshot'],
-        description: 'snapshot: the latest record of every key (below the current end), then every change after it.',
-      },
-      timestamp: { ...dateTime, description: 'Required when `to` is timestamp.' },
+  ),
+  OffsetResetRequest: closed(['to'], {
+    to: {
+      type: 'string',
+      enum: ['earliest', 'latest', 'timestamp', 'snapshot'],
+      description: 'snapshot: the latest record of every key (below the current end), then every change after it.',
     },
-  },
+    timestamp: { ...dateTime, description: 'Required when `to` is timestamp.' },
+  }),
 }

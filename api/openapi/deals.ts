@@ -15,6 +15,8 @@ import {
   pathParam,
   query,
   ref,
+  closed,
+  object,
 } from './parts.ts'
 
 const DEAL = pathParam('dealId', 'Id of the deal registration (a UUID).', { type: 'string', format: 'uuid' })
@@ -44,33 +46,23 @@ export const dealTags = [
   },
 ]
 
-const endCustomer = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['name', 'country'],
-  properties: {
-    name: { type: 'string', minLength: 1, maxLength: 200 },
-    domain: {
-      type: ['string', 'null'],
-      maxLength: 253,
-      description:
-        'Web domain, e.g. contoso.com: conflicts are found by its registrable domain ' +
-        '(shop.contoso.co.uk is contoso.co.uk).',
-    },
-    country,
-    industry: { type: ['string', 'null'], maxLength: 200 },
+const endCustomer = closed(['name', 'country'], {
+  name: { type: 'string', minLength: 1, maxLength: 200 },
+  domain: {
+    type: ['string', 'null'],
+    maxLength: 253,
+    description:
+      'Web domain, e.g. contoso.com: conflicts are found by its registrable domain ' +
+      '(shop.contoso.co.uk is contoso.co.uk).',
   },
-}
-const line = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['sku', 'quantity'],
-  properties: {
-    sku: { type: 'string', minLength: 1, maxLength: 200 },
-    quantity: { type: 'integer', minimum: 1 },
-    unitPrice: { ...decimal('Price per unit'), type: ['string', 'null'] },
-  },
-}
+  country,
+  industry: { type: ['string', 'null'], maxLength: 200 },
+})
+const line = closed(['sku', 'quantity'], {
+  sku: { type: 'string', minLength: 1, maxLength: 200 },
+  quantity: { type: 'integer', minimum: 1 },
+  unitPrice: { ...decimal('Price per unit'), type: ['string', 'null'] },
+})
 const content = {
   partnerReference: { type: ['string', 'null'], maxLength: 200, description: "The partner's own opportunity number." },
   endCustomer,
@@ -196,20 +188,16 @@ const actionEnum = {
   type: 'string',
   enum: DEAL_ACTIONS.filter((a) => !['submit', 'expire', 'release', 'remind'].includes(a)),
 }
-const step = {
-  type: 'object',
-  required: ['version', 'action', 'from', 'to', 'at', 'actor'],
-  properties: {
-    version: { type: 'integer' },
-    action: { type: 'string', enum: [...DEAL_ACTIONS] },
-    from: { type: ['string', 'null'] },
-    to: { type: 'string' },
-    at: dateTime,
-    actor: { type: 'string', enum: ['partner', 'publisher', 'platform'] },
-    via: { type: 'string', enum: ['api', 'inbound', 'platform'] },
-    reason: { type: ['string', 'null'] },
-  },
-}
+const step = object(['version', 'action', 'from', 'to', 'at', 'actor'], {
+  version: { type: 'integer' },
+  action: { type: 'string', enum: [...DEAL_ACTIONS] },
+  from: { type: ['string', 'null'] },
+  to: { type: 'string' },
+  at: dateTime,
+  actor: { type: 'string', enum: ['partner', 'publisher', 'platform'] },
+  via: { type: 'string', enum: ['api', 'inbound', 'platform'] },
+  reason: { type: ['string', 'null'] },
+})
 
 /** What a deal and a lead both are: one partner's, with one publisher, in a state of its workflow, versioned. */
 const workflowRecord = (idSchema: Record<string, unknown>, states: readonly string[]) => ({
@@ -223,34 +211,23 @@ const dealRecord = workflowRecord({ type: 'string', format: 'uuid' }, DEAL_STATE
 const leadRecord = workflowRecord(id('lead'), LEAD_STATES)
 
 export const dealSchemas = {
-  DealCreate: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['manufacturerId', 'endCustomer', 'lines', 'amount', 'currency', 'expectedCloseDate'],
-    properties: {
-      manufacturerId: { ...orgId, description: 'The publisher the deal is registered with.' },
-      partnerId: { ...orgId, description: 'Required with an admin key.' },
-      ...content,
+  DealCreate: closed(['manufacturerId', 'endCustomer', 'lines', 'amount', 'currency', 'expectedCloseDate'], {
+    manufacturerId: { ...orgId, description: 'The publisher the deal is registered with.' },
+    partnerId: { ...orgId, description: 'Required with an admin key.' },
+    ...content,
+  }),
+  DealAction: closed(['action'], {
+    action: actionEnum,
+    reason: { type: 'string', maxLength: 1000, description: 'Told to the partner (decisionReason).' },
+    changes: {
+      type: 'object',
+      additionalProperties: false,
+      properties: content,
+      description: 'resubmit: what the partner changes before submitting again.',
     },
-  },
-  DealAction: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['action'],
-    properties: {
-      action: actionEnum,
-      reason: { type: 'string', maxLength: 1000, description: 'Told to the partner (decisionReason).' },
-      changes: {
-        type: 'object',
-        additionalProperties: false,
-        properties: content,
-        description: 'resubmit: what the partner changes before submitting again.',
-      },
-    },
-  },
-  Deal: {
-    type: 'object',
-    required: [
+  }),
+  Deal: object(
+    [
       ...Object.keys(dealRecord),
       'endCustomer',
       'lines',
@@ -262,7 +239,7 @@ export const dealSchemas = {
       'registeredAt',
       'updatedAt',
     ],
-    properties: {
+    {
       ...dealRecord,
       ...content,
       protectionExpiresAt: nullableDateTime,
@@ -282,78 +259,54 @@ export const dealSchemas = {
       updatedAt: dateTime,
       history: { type: 'array', items: step, description: 'Every step, oldest first (GET /deals/{dealId} only).' },
     },
-  },
-  LeadCreate: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['partnerId', 'company', 'productInterest'],
-    properties: {
-      partnerId: orgId,
-      manufacturerId: { ...orgId, description: 'Required with an admin key.' },
-      company: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['name', 'country'],
-        properties: {
-          name: { type: 'string', minLength: 1, maxLength: 200 },
-          domain: { type: ['string', 'null'], maxLength: 253 },
-          country,
-        },
-      },
-      contact: {
-        type: ['object', 'null'],
-        additionalProperties: false,
-        required: ['name'],
-        properties: {
-          name: { type: 'string', minLength: 1, maxLength: 200 },
-          email: { type: ['string', 'null'], maxLength: 320 },
-          phone: { type: ['string', 'null'], maxLength: 50 },
-        },
-      },
-      productInterest: {
-        type: 'array',
-        minItems: 1,
-        maxItems: 200,
-        items: { type: 'string', minLength: 1, maxLength: 200 },
-      },
-      acceptBy: {
-        ...dateTime,
-        description: "Deadline of the partner's answer (default: DEALS_LEAD_ACCEPT_HOURS from now).",
+  ),
+  LeadCreate: closed(['partnerId', 'company', 'productInterest'], {
+    partnerId: orgId,
+    manufacturerId: { ...orgId, description: 'Required with an admin key.' },
+    company: closed(['name', 'country'], {
+      name: { type: 'string', minLength: 1, maxLength: 200 },
+      domain: { type: ['string', 'null'], maxLength: 253 },
+      country,
+    }),
+    contact: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['name'],
+      properties: {
+        name: { type: 'string', minLength: 1, maxLength: 200 },
+        email: { type: ['string', 'null'], maxLength: 320 },
+        phone: { type: ['string', 'null'], maxLength: 50 },
       },
     },
-  },
-  LeadAction: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['action'],
-    properties: {
-      action: { type: 'string', enum: ['accept', 'decline', 'reassign'] },
-      reason: { type: 'string', maxLength: 1000 },
-      partnerId: { ...orgId, description: 'reassign: the partner to assign it to.' },
-      acceptBy: { ...dateTime, description: 'reassign: the new deadline.' },
+    productInterest: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 200,
+      items: { type: 'string', minLength: 1, maxLength: 200 },
     },
-  },
-  LeadConvert: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['lines', 'amount', 'currency', 'expectedCloseDate'],
-    properties: content,
-  },
-  Lead: {
-    type: 'object',
-    required: [...Object.keys(leadRecord), 'company', 'productInterest', 'acceptBy', 'createdAt', 'updatedAt'],
-    properties: {
-      ...leadRecord,
-      company: { type: 'object' },
-      contact: { type: ['object', 'null'] },
-      productInterest: { type: 'array', items: { type: 'string' } },
-      acceptBy: dateTime,
-      reason: { type: ['string', 'null'] },
-      dealId: { type: ['string', 'null'] },
-      createdAt: dateTime,
-      updatedAt: dateTime,
-      history: { type: 'array', items: { type: 'object' } },
+    acceptBy: {
+      ...dateTime,
+      description: "Deadline of the partner's answer (default: DEALS_LEAD_ACCEPT_HOURS from now).",
     },
-  },
+  }),
+  LeadAction: closed(['action'], {
+    action: { type: 'string', enum: ['accept', 'decline', 'reassign'] },
+    reason: { type: 'string', maxLength: 1000 },
+    partnerId: { ...orgId, description: 'reassign: the partner to assign it to.' },
+    acceptBy: { ...dateTime, description: 'reassign: the new deadline.' },
+  }),
+  LeadConvert: closed(['lines', 'amount', 'currency', 'expectedCloseDate'], content),
+  Lead: object([...Object.keys(leadRecord), 'company', 'productInterest', 'acceptBy', 'createdAt', 'updatedAt'], {
+    ...leadRecord,
+    company: { type: 'object' },
+    contact: { type: ['object', 'null'] },
+    productInterest: { type: 'array', items: { type: 'string' } },
+    acceptBy: dateTime,
+    reason: { type: ['string', 'null'] },
+    dealId: { type: ['string', 'null'] },
+    createdAt: dateTime,
+    updatedAt: dateTime,
+    history: { type: 'array', items: { type: 'object' } },
+  }),
   LeadConversion: { type: 'object', required: ['lead', 'deal'], properties: { lead: ref('Lead'), deal: ref('Deal') } },
 }

@@ -23,6 +23,8 @@ import {
   ref,
   RETRY_AFTER,
   rotation,
+  closed,
+  object,
 } from './parts.ts'
 import { sourcePaths, sourceSchemas, sourceTag } from './sources.ts'
 import { connectorPaths, connectorSchemas } from './connectors.ts'
@@ -349,31 +351,23 @@ export const openApiDocument = {
     headers: headerComponents,
     schemas: {
       ...eventSchemas,
-      Problem: {
-        type: 'object',
-        required: ['type', 'title', 'status'],
-        properties: {
-          type: { type: 'string' },
-          title: { type: 'string' },
-          status: { type: 'integer' },
-          detail: { type: 'string' },
-          errors: {
-            type: 'array',
-            items: {
-              type: 'object',
-              required: ['field', 'message'],
-              properties: {
-                field: { type: 'string' },
-                message: { type: 'string' },
-                position: {
-                  type: 'integer',
-                  description: 'Character offset of the error within the value (e.g. a JSONata body mapping).',
-                },
-              },
+      Problem: object(['type', 'title', 'status'], {
+        type: { type: 'string' },
+        title: { type: 'string' },
+        status: { type: 'integer' },
+        detail: { type: 'string' },
+        errors: {
+          type: 'array',
+          items: object(['field', 'message'], {
+            field: { type: 'string' },
+            message: { type: 'string' },
+            position: {
+              type: 'integer',
+              description: 'Character offset of the error within the value (e.g. a JSONata body mapping).',
             },
-          },
+          }),
         },
-      },
+      }),
       Organization: {
         type: 'object',
         description:
@@ -395,17 +389,12 @@ export const openApiDocument = {
           },
         },
       },
-      OrganizationCreate: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['kind', 'name', 'slug'],
-        properties: {
-          kind: { type: 'string', enum: ['publisher', 'partner'] },
-          name: { type: 'string', minLength: 1, maxLength: 200 },
-          slug: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{1,62}$' },
-          profile: { type: 'object', description: PROFILE_DOC },
-        },
-      },
+      OrganizationCreate: closed(['kind', 'name', 'slug'], {
+        kind: { type: 'string', enum: ['publisher', 'partner'] },
+        name: { type: 'string', minLength: 1, maxLength: 200 },
+        slug: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{1,62}$' },
+        profile: { type: 'object', description: PROFILE_DOC },
+      }),
       OrganizationPatch: {
         type: 'object',
         additionalProperties: false,
@@ -415,20 +404,9 @@ export const openApiDocument = {
           profile: { type: 'object', description: PROFILE_DOC },
         },
       },
-      ApiKey: {
-        type: 'object',
-        required: [
-          'id',
-          'prefix',
-          'scope',
-          'organizationId',
-          'name',
-          'createdAt',
-          'expiresAt',
-          'revokedAt',
-          'lastUsedAt',
-        ],
-        properties: {
+      ApiKey: object(
+        ['id', 'prefix', 'scope', 'organizationId', 'name', 'createdAt', 'expiresAt', 'revokedAt', 'lastUsedAt'],
+        {
           id: id('key'),
           prefix: { type: 'string' },
           scope: { type: 'string', enum: ['admin', 'publisher', 'partner'] },
@@ -440,28 +418,19 @@ export const openApiDocument = {
           lastUsedAt: nullableDateTime,
           rotatedFrom: { type: ['string', 'null'] },
         },
-      },
-      ApiKeyCreate: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['scope', 'name'],
-        properties: {
-          scope: { type: 'string', enum: ['admin', 'publisher', 'partner'] },
-          organizationId: {
-            ...id('org'),
-            description: 'Required for publisher and partner keys created with an admin key.',
-          },
-          name: { type: 'string', minLength: 1, maxLength: 200 },
+      ),
+      ApiKeyCreate: closed(['scope', 'name'], {
+        scope: { type: 'string', enum: ['admin', 'publisher', 'partner'] },
+        organizationId: {
+          ...id('org'),
+          description: 'Required for publisher and partner keys created with an admin key.',
         },
-      },
+        name: { type: 'string', minLength: 1, maxLength: 200 },
+      }),
       ApiKeyCreated: {
         allOf: [
           ref('ApiKey'),
-          {
-            type: 'object',
-            required: ['key'],
-            properties: { key: { type: 'string', description: 'The API key. Shown only in this answer.' } },
-          },
+          object(['key'], { key: { type: 'string', description: 'The API key. Shown only in this answer.' } }),
         ],
       },
       RowFilter: {
@@ -469,25 +438,15 @@ export const openApiDocument = {
         description:
           'Every listed field must hold one of the listed values. "$partnerId" stands for the receiving partner.',
         propertyNames: fieldPath,
-        additionalProperties: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['in'],
-          properties: {
-            in: { type: 'array', minItems: 1, maxItems: 1000, items: { type: ['string', 'number', 'boolean'] } },
-          },
-        },
+        additionalProperties: closed(['in'], {
+          in: { type: 'array', minItems: 1, maxItems: 1000, items: { type: ['string', 'number', 'boolean'] } },
+        }),
       },
-      Entitlement: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['eventType'],
-        properties: {
-          eventType,
-          filter: ref('RowFilter'),
-          fields: { type: 'array', items: fieldPath, minItems: 1, maxItems: 500, uniqueItems: true },
-        },
-      },
+      Entitlement: closed(['eventType'], {
+        eventType,
+        filter: ref('RowFilter'),
+        fields: { type: 'array', items: fieldPath, minItems: 1, maxItems: 500, uniqueItems: true },
+      }),
       Grant: {
         type: 'object',
         description:
@@ -545,29 +504,19 @@ export const openApiDocument = {
           },
         },
       },
-      GrantCreate: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['partnerId', 'entitlements'],
-        properties: {
-          publisherId: {
-            ...id('org'),
-            description: 'Required with an admin key; a publisher key grants for its own organization.',
-          },
-          partnerId: id('org'),
-          entitlements: { type: 'array', minItems: 1, maxItems: 100, items: ref('Entitlement') },
+      GrantCreate: closed(['partnerId', 'entitlements'], {
+        publisherId: {
+          ...id('org'),
+          description: 'Required with an admin key; a publisher key grants for its own organization.',
         },
-      },
-      GrantPatch: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['entitlements'],
-        properties: { entitlements: { type: 'array', minItems: 1, maxItems: 100, items: ref('Entitlement') } },
-      },
-      KafkaAccess: {
-        type: 'object',
-        additionalProperties: false,
-        required: [
+        partnerId: id('org'),
+        entitlements: { type: 'array', minItems: 1, maxItems: 100, items: ref('Entitlement') },
+      }),
+      GrantPatch: closed(['entitlements'], {
+        entitlements: { type: 'array', minItems: 1, maxItems: 100, items: ref('Entitlement') },
+      }),
+      KafkaAccess: closed(
+        [
           'bootstrapServers',
           'securityProtocol',
           'saslMechanism',
@@ -577,7 +526,7 @@ export const openApiDocument = {
           'topics',
           'schemaRegistry',
         ],
-        properties: {
+        {
           bootstrapServers: { type: 'array', items: { type: 'string' }, description: 'bootstrap.servers' },
           securityProtocol: { type: 'string', enum: ['SASL_SSL', 'SASL_PLAINTEXT'], description: 'security.protocol' },
           saslMechanism: { type: 'string', enum: ['SCRAM-SHA-512'], description: 'sasl.mechanism' },
@@ -586,19 +535,9 @@ export const openApiDocument = {
           consumerGroupPrefix: { type: 'string', description: 'group.id must start with it.' },
           topics: {
             type: 'array',
-            items: {
-              type: 'object',
-              additionalProperties: false,
-              required: [
-                'topic',
-                'subscriptionId',
-                'sourceTopic',
-                'eventTypes',
-                'readable',
-                'valueSubject',
-                'keySubject',
-              ],
-              properties: {
+            items: closed(
+              ['topic', 'subscriptionId', 'sourceTopic', 'eventTypes', 'readable', 'valueSubject', 'keySubject'],
+              {
                 topic: { type: 'string' },
                 subscriptionId: { type: 'string' },
                 sourceTopic: { type: 'string' },
@@ -610,37 +549,27 @@ export const openApiDocument = {
                 valueSubject: { type: 'string' },
                 keySubject: { type: 'string' },
               },
+            ),
+          },
+          schemaRegistry: closed(['url', 'basicAuth'], {
+            url: { type: 'string' },
+            basicAuth: {
+              type: 'string',
+              description: 'basic.auth.user.info: the Kafka user name and password, or an API key.',
             },
-          },
-          schemaRegistry: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['url', 'basicAuth'],
-            properties: {
-              url: { type: 'string' },
-              basicAuth: {
-                type: 'string',
-                description: 'basic.auth.user.info: the Kafka user name and password, or an API key.',
-              },
-            },
-          },
+          }),
         },
-      },
-      KafkaCredentials: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['username', 'password', 'saslMechanism', 'rotated', 'issuedAt'],
-        properties: {
-          username: { type: 'string' },
-          password: { type: 'string', description: 'Shown only now; the platform keeps only a check of it.' },
-          saslMechanism: { type: 'string', enum: ['SCRAM-SHA-512'] },
-          rotated: {
-            type: 'boolean',
-            description: 'True when this replaced an earlier password (which no longer works).',
-          },
-          issuedAt: dateTime,
+      ),
+      KafkaCredentials: closed(['username', 'password', 'saslMechanism', 'rotated', 'issuedAt'], {
+        username: { type: 'string' },
+        password: { type: 'string', description: 'Shown only now; the platform keeps only a check of it.' },
+        saslMechanism: { type: 'string', enum: ['SCRAM-SHA-512'] },
+        rotated: {
+          type: 'boolean',
+          description: 'True when this replaced an earlier password (which no longer works).',
         },
-      },
+        issuedAt: dateTime,
+      }),
       ...subscriptionSchemas,
       ...connectorSchemas,
       ...sourceSchemas,

@@ -11,7 +11,7 @@
 import { contractSchema, type ContractName } from '../../schemas/contracts.ts'
 import { EVENT_EXAMPLES } from '../../schemas/examples.ts'
 import { ALL_TOPICS, PUBLISHER_TOPICS } from '../../schemas/topics.ts'
-import { pathParam, RATE_LIMIT_HEADERS, RETRY_AFTER } from './parts.ts'
+import { object, pathParam, RATE_LIMIT_HEADERS, RETRY_AFTER } from './parts.ts'
 
 export { EVENT_EXAMPLES }
 
@@ -204,16 +204,12 @@ export const ingestionPaths = {
           headers: RATE_LIMIT_HEADERS,
           content: {
             'application/json': {
-              schema: {
-                type: 'object',
-                required: ['accepted', 'eventType', 'topic', 'eventIds'],
-                properties: {
-                  accepted: { type: 'integer' },
-                  eventType: { type: 'string' },
-                  topic: { type: 'string' },
-                  eventIds: { type: 'array', items: { type: 'string', format: 'uuid' } },
-                },
-              },
+              schema: object(['accepted', 'eventType', 'topic', 'eventIds'], {
+                accepted: { type: 'integer' },
+                eventType: { type: 'string' },
+                topic: { type: 'string' },
+                eventIds: { type: 'array', items: { type: 'string', format: 'uuid' } },
+              }),
             },
           },
         },

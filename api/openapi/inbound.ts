@@ -3,7 +3,7 @@
  * deciding on deals, signed like Standard Webhooks; spread into document.ts beside deals.ts.
  */
 import { PUBLISHER_DECISIONS } from '../../control-plane/deals/index.ts'
-import { body, dateTime, id, ok, operationsOf, pathId, problems, ref } from './parts.ts'
+import { body, dateTime, id, ok, operationsOf, pathId, problems, ref, closed, object } from './parts.ts'
 
 const INBOUND = pathId('inboundId', 'inb', 'inbound connector')
 const orgId = id('org')
@@ -79,52 +79,39 @@ export const inboundPaths = {
 }
 
 export const inboundSchemas = {
-  InboundConnectorCreate: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['name'],
-    properties: {
-      name: { type: 'string', minLength: 1, maxLength: 100 },
-      publisherId: { ...orgId, description: 'Required with an admin key.' },
-      mapping: {
-        type: 'string',
-        minLength: 1,
-        maxLength: 10000,
-        description:
-          "JSONata from the CRM's payload to { dealId, action, reason } (default: the payload has those fields).",
-      },
-      toleranceSeconds: {
-        type: 'integer',
-        minimum: 10,
-        maximum: 3600,
-        default: 300,
-        description: 'How far webhook-timestamp may be from now.',
-      },
+  InboundConnectorCreate: closed(['name'], {
+    name: { type: 'string', minLength: 1, maxLength: 100 },
+    publisherId: { ...orgId, description: 'Required with an admin key.' },
+    mapping: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 10000,
+      description:
+        "JSONata from the CRM's payload to { dealId, action, reason } (default: the payload has those fields).",
     },
-  },
-  InboundConnector: {
-    type: 'object',
-    required: ['id', 'publisherId', 'name', 'mapping', 'toleranceSeconds', 'url', 'createdAt'],
-    properties: {
-      id: id('inb'),
-      publisherId: orgId,
-      name: { type: 'string' },
-      mapping: { type: 'string' },
-      toleranceSeconds: { type: 'integer' },
-      url: { type: 'string', description: 'Where the CRM posts: /v1/inbound/{id}.' },
-      secret: { type: 'string', description: "The whsec_ signing secret: in the create's answer only." },
-      createdAt: dateTime,
+    toleranceSeconds: {
+      type: 'integer',
+      minimum: 10,
+      maximum: 3600,
+      default: 300,
+      description: 'How far webhook-timestamp may be from now.',
     },
-  },
-  InboundResult: {
-    type: 'object',
-    required: ['dealId', 'action', 'state', 'applied'],
-    properties: {
-      dealId: { type: 'string' },
-      action: { type: 'string' },
-      state: { type: 'string' },
-      applied: { type: 'boolean' },
-      replayed: { type: 'boolean' },
-    },
-  },
+  }),
+  InboundConnector: object(['id', 'publisherId', 'name', 'mapping', 'toleranceSeconds', 'url', 'createdAt'], {
+    id: id('inb'),
+    publisherId: orgId,
+    name: { type: 'string' },
+    mapping: { type: 'string' },
+    toleranceSeconds: { type: 'integer' },
+    url: { type: 'string', description: 'Where the CRM posts: /v1/inbound/{id}.' },
+    secret: { type: 'string', description: "The whsec_ signing secret: in the create's answer only." },
+    createdAt: dateTime,
+  }),
+  InboundResult: object(['dealId', 'action', 'state', 'applied'], {
+    dealId: { type: 'string' },
+    action: { type: 'string' },
+    state: { type: 'string' },
+    applied: { type: 'boolean' },
+    replayed: { type: 'boolean' },
+  }),
 }

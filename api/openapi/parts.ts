@@ -141,6 +141,20 @@ export function operationsOf(tag: string) {
   }
 }
 
+/** An object schema: its properties, the `required` ones among them. */
+export const object = (required: readonly string[], properties: Record<string, unknown>) => ({
+  type: 'object',
+  required,
+  properties,
+})
+/** An object schema closed to properties it does not name. */
+export const closed = (required: readonly string[], properties: Record<string, unknown>) => ({
+  type: 'object',
+  additionalProperties: false,
+  required,
+  properties,
+})
+
 // ids, lists and values the parts of the document share
 export const listOf = (item: string) => ({
   type: 'object',

@@ -2,7 +2,7 @@
  * The /sources part of the management API document (source connectors), spread into document.ts.
  */
 import { SOURCE_KINDS } from '../../producers/plugins.ts'
-import { body, dateTime, nullableDateTime, ok, operationsOf, pathId, query, ref } from './parts.ts'
+import { body, dateTime, nullableDateTime, ok, operationsOf, pathId, query, ref, closed, object } from './parts.ts'
 
 const SRC = pathId('sourceId', 'src', 'source')
 const orgId = { type: 'string', pattern: '^org_[0-9a-f]{24}$' }
@@ -114,35 +114,24 @@ export const sourcePaths = {
 }
 
 export const sourceSchemas = {
-  SourceCreate: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['name', 'kind', 'config'],
-    properties: {
-      name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Unique across the platform.' },
-      kind: { type: 'string', enum: [...SOURCE_KINDS] },
-      publisherId: {
-        ...orgId,
-        description: 'Required with an admin key; a publisher key declares sources of its own organization.',
-      },
-      config: { type: 'object', description: CONFIG_DOC },
-      desiredState: { ...desiredState, default: 'running' },
+  SourceCreate: closed(['name', 'kind', 'config'], {
+    name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Unique across the platform.' },
+    kind: { type: 'string', enum: [...SOURCE_KINDS] },
+    publisherId: {
+      ...orgId,
+      description: 'Required with an admin key; a publisher key declares sources of its own organization.',
     },
-  },
-  SourcePatch: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['config'],
-    properties: {
-      config: {
-        type: 'object',
-        description: `The whole new config; a secret setting left out keeps its stored value. ${CONFIG_DOC}`,
-      },
+    config: { type: 'object', description: CONFIG_DOC },
+    desiredState: { ...desiredState, default: 'running' },
+  }),
+  SourcePatch: closed(['config'], {
+    config: {
+      type: 'object',
+      description: `The whole new config; a secret setting left out keeps its stored value. ${CONFIG_DOC}`,
     },
-  },
-  Source: {
-    type: 'object',
-    required: [
+  }),
+  Source: object(
+    [
       'id',
       'name',
       'kind',
@@ -155,7 +144,7 @@ export const sourceSchemas = {
       'createdAt',
       'updatedAt',
     ],
-    properties: {
+    {
       id: { type: 'string', pattern: '^src_[0-9a-f]{24}$' },
       name: { type: 'string' },
       kind: { type: 'string', enum: [...SOURCE_KINDS] },
@@ -175,11 +164,10 @@ export const sourceSchemas = {
       createdAt: dateTime,
       updatedAt: dateTime,
     },
-  },
-  SourceStatusView: {
-    type: 'object',
-    required: ['id', 'name', 'state', 'desiredState', 'workerId', 'position', 'counts', 'lastError', 'pendingChanges'],
-    properties: {
+  ),
+  SourceStatusView: object(
+    ['id', 'name', 'state', 'desiredState', 'workerId', 'position', 'counts', 'lastError', 'pendingChanges'],
+    {
       id: { type: 'string' },
       name: { type: 'string' },
       state: {
@@ -200,5 +188,5 @@ export const sourceSchemas = {
       reportedAt: nullableDateTime,
       pendingChanges: { type: 'boolean', description: 'A change (state, config) no worker has applied yet.' },
     },
-  },
+  ),
 }

@@ -22,6 +22,8 @@ import {
   query,
   ref,
   rotation,
+  closed,
+  object,
 } from './parts.ts'
 
 const SUB = pathId('subscriptionId', 'sub', 'subscription')
@@ -226,23 +228,18 @@ export const subscriptionSchemas = {
       },
     },
   },
-  SubscriptionCreate: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['name', 'eventTypes', 'sink'],
-    properties: {
-      partnerId: { ...id('org'), description: 'Required with an admin key; a partner key subscribes for itself.' },
-      ...changeable,
-      schemaVersions: { ...changeable.schemaVersions, description: 'Pinned reader schema version per event type.' },
-      startFrom: { type: 'string', enum: ['latest', 'earliest', 'snapshot'], default: 'latest' },
-    },
-  },
+  SubscriptionCreate: closed(['name', 'eventTypes', 'sink'], {
+    partnerId: { ...id('org'), description: 'Required with an admin key; a partner key subscribes for itself.' },
+    ...changeable,
+    schemaVersions: { ...changeable.schemaVersions, description: 'Pinned reader schema version per event type.' },
+    startFrom: { type: 'string', enum: ['latest', 'earliest', 'snapshot'], default: 'latest' },
+  }),
   SubscriptionPatch: { type: 'object', additionalProperties: false, minProperties: 1, properties: changeable },
-  WebhookSecretInfo: {
-    type: 'object',
-    required: ['id', 'createdAt', 'expiresAt'],
-    properties: { id: id('whs'), createdAt: dateTime, expiresAt: nullableDateTime },
-  },
+  WebhookSecretInfo: object(['id', 'createdAt', 'expiresAt'], {
+    id: id('whs'),
+    createdAt: dateTime,
+    expiresAt: nullableDateTime,
+  }),
   Subscription: {
     type: 'object',
     description:
@@ -323,9 +320,8 @@ export const subscriptionSchemas = {
       },
     ],
   },
-  Delivery: {
-    type: 'object',
-    required: [
+  Delivery: object(
+    [
       'id',
       'subscriptionId',
       'eventId',
@@ -337,7 +333,7 @@ export const subscriptionSchemas = {
       'createdAt',
       'updatedAt',
     ],
-    properties: {
+    {
       id: id('dlv'),
       subscriptionId: id('sub'),
       eventId: { type: 'string' },
@@ -367,26 +363,22 @@ export const subscriptionSchemas = {
       retryRequestedAt: nullableDateTime,
       test: { type: 'boolean', description: 'A test event (POST /v1/subscriptions/{id}/test), not a record read.' },
     },
-  },
-  RetryRequest: {
-    type: 'object',
-    required: ['id', 'subscriptionId', 'kind', 'status', 'requestedAt'],
-    properties: {
-      id: id('rtr'),
-      subscriptionId: id('sub'),
-      kind: {
-        type: 'string',
-        enum: ['event', 'dead-letters', 'test'],
-        description: 'event: one dead letter again; dead-letters: every one; test: a test event.',
-      },
-      eventId: { type: ['string', 'null'], description: 'The event (of a test: its id in the delivery log).' },
-      eventType: { type: ['string', 'null'], description: 'The event type of a test event.' },
-      status: { type: 'string', enum: ['pending', 'done'] },
-      requestedAt: dateTime,
-      completedAt: nullableDateTime,
-      outcome: { type: ['string', 'null'], description: 'What came of it, once done.' },
+  ),
+  RetryRequest: object(['id', 'subscriptionId', 'kind', 'status', 'requestedAt'], {
+    id: id('rtr'),
+    subscriptionId: id('sub'),
+    kind: {
+      type: 'string',
+      enum: ['event', 'dead-letters', 'test'],
+      description: 'event: one dead letter again; dead-letters: every one; test: a test event.',
     },
-  },
+    eventId: { type: ['string', 'null'], description: 'The event (of a test: its id in the delivery log).' },
+    eventType: { type: ['string', 'null'], description: 'The event type of a test event.' },
+    status: { type: 'string', enum: ['pending', 'done'] },
+    requestedAt: dateTime,
+    completedAt: nullableDateTime,
+    outcome: { type: ['string', 'null'], description: 'What came of it, once done.' },
+  }),
   TestEventRequest: {
     type: 'object',
     additionalProperties: false,
