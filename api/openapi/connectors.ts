@@ -3,7 +3,7 @@
  * desired state, the status its worker reports (lag, freshness, snapshot) and offset resets; spread
  * into document.ts.
  */
-import { body, dateTime, id, nullableDateTime, ok, operationsOf, pathId, ref, closed, object } from './parts.ts'
+import { body, closed, dateTime, id, nullableDateTime, object, ok, operationsOf, pathId, ref } from './parts.ts'
 
 const CONN = pathId('connectorId', 'sub', 'connector (the id of its subscription)')
 const connectors = operationsOf('connectors')

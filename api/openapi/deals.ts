@@ -5,18 +5,18 @@
 import { DEAL_ACTIONS, DEAL_STATES, LEAD_STATES } from '../../control-plane/deals/index.ts'
 import {
   body,
+  closed,
   dateTime,
-  IDEMPOTENCY,
   id,
-  operationsOf,
+  IDEMPOTENCY,
   nullableDateTime,
+  object,
   ok,
+  operationsOf,
   pathId,
   pathParam,
   query,
   ref,
-  closed,
-  object,
 } from './parts.ts'
 
 const DEAL = pathParam('dealId', 'Id of the deal registration (a UUID).', { type: 'string', format: 'uuid' })

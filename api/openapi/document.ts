@@ -7,6 +7,7 @@ import { PARTNER_PROFILE_EXAMPLE } from '../../schemas/examples.ts'
 import { eventSchemas, ingestionPaths } from './events.ts'
 import {
   body,
+  closed,
   dateTime,
   eventType,
   fieldPath,
@@ -15,16 +16,15 @@ import {
   IDEMPOTENCY,
   mutation,
   nullableDateTime,
-  operationsOf,
+  object,
   ok,
+  operationsOf,
   pathId,
   query,
   RATE_LIMIT_HEADERS,
   ref,
   RETRY_AFTER,
   rotation,
-  closed,
-  object,
 } from './parts.ts'
 import { sourcePaths, sourceSchemas, sourceTag } from './sources.ts'
 import { connectorPaths, connectorSchemas } from './connectors.ts'

@@ -3,7 +3,7 @@
  * deciding on deals, signed like Standard Webhooks; spread into document.ts beside deals.ts.
  */
 import { PUBLISHER_DECISIONS } from '../../control-plane/deals/index.ts'
-import { body, dateTime, id, ok, operationsOf, pathId, problems, ref, closed, object } from './parts.ts'
+import { body, closed, dateTime, id, object, ok, operationsOf, pathId, problems, ref } from './parts.ts'
 
 const INBOUND = pathId('inboundId', 'inb', 'inbound connector')
 const orgId = id('org')

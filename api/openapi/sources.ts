@@ -2,7 +2,7 @@
  * The /sources part of the management API document (source connectors), spread into document.ts.
  */
 import { SOURCE_KINDS } from '../../producers/plugins.ts'
-import { body, dateTime, nullableDateTime, ok, operationsOf, pathId, query, ref, closed, object } from './parts.ts'
+import { body, closed, dateTime, nullableDateTime, object, ok, operationsOf, pathId, query, ref } from './parts.ts'
 
 const SRC = pathId('sourceId', 'src', 'source')
 const orgId = { type: 'string', pattern: '^org_[0-9a-f]{24}$' }

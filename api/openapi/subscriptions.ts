@@ -6,6 +6,7 @@
 import { SINK_PLUGINS, SINK_TYPES } from '../../consumers/plugins.ts'
 import {
   body,
+  closed,
   dateTime,
   eventType,
   fieldPath,
@@ -13,17 +14,16 @@ import {
   IDEMPOTENCY,
   json,
   listOf,
-  operationsOf,
   nullableDateTime,
+  object,
   ok,
+  operationsOf,
   PAGE,
   pathId,
   pathParam,
   query,
   ref,
   rotation,
-  closed,
-  object,
 } from './parts.ts'
 
 const SUB = pathId('subscriptionId', 'sub', 'subscription')
