@@ -91,6 +91,7 @@ export interface AppConfig {
   bench: {
     csvRows: number
     latencyRate: number
+    latencyBatchMs: number
     latencyBrokerWarmupMs: number
     collapseEvents: number
     collapseKeys: number

@@ -579,6 +579,15 @@ export const configSchema = {
       default: 30000,
       env: 'BENCH_LATENCY_BROKER_WARMUP_MS',
     },
+    latencyBatchMs: {
+      doc:
+        'How the publisher of `npm run bench -- latency` sends: 0, one event per request at ' +
+        'its time; more, every this many milliseconds the events that came due in one request ' +
+        '(the raw kafkajs baseline likewise), each event still timed from its own time.',
+      format: 'nat',
+      default: 0,
+      env: 'BENCH_LATENCY_BATCH_MS',
+    },
     collapseEvents: {
       doc: 'Events that wait while the partner is paused in `npm run bench -- collapse` (the issue: 1000000).',
       format: 'nat',

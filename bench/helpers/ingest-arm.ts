@@ -31,7 +31,10 @@ export function configuredWorker(config: AppConfig): Partial<SinkWorkerSettings>
 export interface ServedIngest {
   /** POST here: the inventory event type's ingestion endpoint. */
   url: string
-  /** When the ingest answered 202 (the event is accepted: the broker acked it), by the x-bench-seq header. */
+  /**
+   * When the ingest answered 202 (the event is accepted: the broker acked it), by sequence: the request's x-bench-seq
+   * header and, for a batch, the x-bench-count - 1 sequences after it.
+   */
   acceptedAt: Map<number, number>
   close(): Promise<void>
 }
@@ -58,7 +61,13 @@ export async function serveIngest(
   const app = express()
   app.use((req, res, next) => {
     const seq = Number(req.headers['x-bench-seq'])
-    if (Number.isInteger(seq)) res.once('finish', () => res.statusCode === 202 && acceptedAt.set(seq, now()))
+    const count = Number(req.headers['x-bench-count'] ?? 1)
+    if (Number.isInteger(seq) && Number.isInteger(count))
+      res.once('finish', () => {
+        if (res.statusCode !== 202) return
+        const at = now()
+        for (let i = 0; i < count; i++) acceptedAt.set(seq + i, at)
+      })
     next()
   })
   app.use(ingest.router)
@@ -80,6 +89,11 @@ export interface PublisherRun {
   ms: number
   manufacturerId: string
   firstSeq: number
+  /**
+   * 0: one event per request, sent at its intended time. More: every batchMs, the events that came due since are sent
+   * in one request (as a publisher with a steady stream batches), each still timed from its own intended time.
+   */
+  batchMs?: number
 }
 
 /** The publisher's batches: `sent` (seq, intended time, ...), `answered` (seq, answer time, status, ...). */

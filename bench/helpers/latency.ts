@@ -125,6 +125,8 @@ export async function rawProduceConsume(
   durationMs: number,
   value: Buffer,
   groupId: string,
+  /** As the publisher's batchMs: 0 sends each message on its own, more sends what came due in one request. */
+  batchMs = 0,
 ): Promise<LatencyRun> {
   const intended = new Map<number, number>()
   const latencies: number[] = []
@@ -152,12 +154,23 @@ export async function rawProduceConsume(
     await joined
     await new Promise((r) => setTimeout(r, 500)) // the fetch sessions are up
     let failed = 0
+    const send = (seqs: number[]) =>
+      producer
+        .send({
+          topic,
+          acks: -1,
+          messages: seqs.map((seq) => ({ key: `k-${seq % 100}`, value, headers: { 'bench-seq': String(seq) } })),
+        })
+        .catch(() => (failed += seqs.length))
+    let due: number[] = []
+    const timer = batchMs > 0 ? setInterval(() => due.length > 0 && (void send(due), (due = [])), batchMs) : undefined
     const sent = await openLoop(rate, warmupMs + durationMs, (seq, at) => {
       intended.set(seq, at)
-      producer
-        .send({ topic, acks: -1, messages: [{ key: `k-${seq % 100}`, value, headers: { 'bench-seq': String(seq) } }] })
-        .catch(() => failed++)
+      if (batchMs > 0) due.push(seq)
+      else void send([seq])
     })
+    clearInterval(timer)
+    if (due.length > 0) void send(due)
     await waitUntil(() => received + failed >= sent, 15_000)
     return { latencies, sent: sent - warm, missing: sent - warm - latencies.length, warmup }
   } finally {

@@ -1,10 +1,11 @@
 /**
- * Child process of the latency benchmark: the publisher. On { url, rate, ms, manufacturerId, firstSeq }
+ * Child process of the latency benchmark: the publisher. On { url, rate, ms, manufacturerId, firstSeq, batchMs }
  * it POSTs one inventory event per request (its sequence in the x-bench-seq header) to `url` at
  * `rate` per second for `ms` (open loop: each event has an intended send time on a fixed schedule, a
- * late event loop sends the overdue ones at once), and reports to the parent in batches over IPC: `sent` (seq, intended
- * time, ...) and
- * `answered` (seq, answer time, status, ...; status 0 = no answer), then { done: number sent }.
+ * late event loop sends the overdue ones at once); with batchMs, the events that came due in the last batchMs in one
+ * request (the first one's sequence in x-bench-seq, their number in x-bench-count). It reports to the parent in
+ * batches over IPC: `sent` (seq, intended time, ...) and `answered` (seq, answer time, status, ...; status 0 = no
+ * answer), then { done: number sent }.
  * Publishers of a real deployment are other machines; here they are another process, so that the
  * measured process only runs the platform.
  */
@@ -26,27 +27,44 @@ setInterval(flush, 20)
 process.on('message', (msg: PublisherRun) => {
   void (async () => {
     let open = 0
+    const post = (seqs: number[]) => {
+      open++
+      request(msg.url, {
+        method: 'POST',
+        dispatcher: agent,
+        headers: {
+          'content-type': 'application/json',
+          'x-bench-seq': String(seqs[0]),
+          'x-bench-count': String(seqs.length),
+        },
+        body: JSON.stringify(seqs.map((seq) => levelEvent(seq, msg.manufacturerId))),
+      })
+        .then(async (res) => {
+          await res.body.dump()
+          const at = now()
+          for (const seq of seqs) answered.push(seq, at, res.statusCode)
+        })
+        .catch(() => {
+          const at = now()
+          for (const seq of seqs) answered.push(seq, at, 0)
+        })
+        .finally(() => open--)
+    }
+    const batchMs = msg.batchMs ?? 0
+    let due: number[] = []
+    const timer = batchMs > 0 ? setInterval(() => due.length > 0 && (post(due), (due = [])), batchMs) : undefined
     const total = await openLoop(
       msg.rate,
       msg.ms,
       (seq, at) => {
         sent.push(seq, at)
-        open++
-        request(msg.url, {
-          method: 'POST',
-          dispatcher: agent,
-          headers: { 'content-type': 'application/json', 'x-bench-seq': String(seq) },
-          body: JSON.stringify([levelEvent(seq, msg.manufacturerId)]),
-        })
-          .then(async (res) => {
-            await res.body.dump()
-            answered.push(seq, now(), res.statusCode)
-          })
-          .catch(() => answered.push(seq, now(), 0))
-          .finally(() => open--)
+        if (batchMs > 0) due.push(seq)
+        else post([seq])
       },
       msg.firstSeq,
     )
+    clearInterval(timer)
+    if (due.length > 0) post(due)
     const deadline = Date.now() + 30_000
     while (open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
     flush()
