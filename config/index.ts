@@ -70,6 +70,7 @@ export interface AppConfig {
     catchUpSliceMs: number
     logDelivered: boolean
     logBacklogMax: number
+    collapseIndexMaxKeys: number
   }
   delivery: {
     retrySchedule: string

@@ -806,6 +806,15 @@ export const configSchema = {
       default: 30000,
       env: 'WORKER_CATCH_UP_SLICE_MS',
     },
+    collapseIndexMaxKeys: {
+      doc:
+        'Keys of the state topics (all partitions) whose latest offset a worker keeps as its shared ' +
+        'reader reads them (some 20 to 40 bytes each), so that a backlog collapse needs no scan; ' +
+        'beyond this many it drops them and collapses scan; 0 keeps none.',
+      format: 'nat',
+      default: 1_000_000,
+      env: 'WORKER_COLLAPSE_INDEX_MAX_KEYS',
+    },
     logDelivered: {
       doc: 'Write successful deliveries to the delivery log too (failures and dead letters always are).',
       format: Boolean,

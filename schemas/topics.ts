@@ -128,6 +128,18 @@ export const ALL_TOPICS: readonly TopicSpec[] = Object.values(TOPICS)
 /** The topics publishers write (through ingestion or a source); the others only the platform writes. */
 export const PUBLISHER_TOPICS: readonly TopicSpec[] = ALL_TOPICS.filter((t) => t.writtenBy === 'publishers')
 
+/**
+ * Whether a topic holds state (a record replaces its key's earlier ones, so a backlog may collapse to the latest of
+ * each key): compacted, or carrying only event types of the platform's compacted topics (a copy under another name).
+ */
+export function isStateTopic(spec: TopicSpec): boolean {
+  if (spec.cleanupPolicy === 'compact') return true
+  return (
+    spec.eventTypes.length > 0 &&
+    spec.eventTypes.every((e) => ALL_TOPICS.some((s) => s.cleanupPolicy === 'compact' && s.eventTypes.includes(e)))
+  )
+}
+
 /** The topics a set of event types (or topic names) is read from, in the order first named. */
 export function topicsOf(eventTypes: readonly string[], topics: readonly TopicSpec[] = ALL_TOPICS): string[] {
   const out = new Set<string>()

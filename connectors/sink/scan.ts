@@ -99,6 +99,19 @@ export class LatestOffsetTable {
     return out.sort()
   }
 
+  /** The latest offsets in [from, to) (deliverable or not), ascending: a collapse's winners (latest-index.ts). */
+  latestIn(from: number, to: number): Float64Array {
+    const out: number[] = []
+    for (let i = 0; i < this.#values.length; i++) {
+      const v = this.#values[i]!
+      if (v === EMPTY) continue
+      const offset = Math.floor((v - 1) / 2)
+      if (offset >= from && offset < to) out.push(offset)
+    }
+    for (const o of this.#unkeyed) if (o >= from && o < to) out.push(o)
+    return Float64Array.from(out).sort()
+  }
+
   #grow(): void {
     const oldD = this.#digests
     const oldV = this.#values

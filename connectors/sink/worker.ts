@@ -67,6 +67,7 @@ export class SinkWorker {
   readonly #delivery: Delivery
   readonly #shared: SharedReader
   readonly #catchUp: CatchUpReaders
+  readonly #snapshots: SnapshotBootstrap
   readonly #runs: Runs
   readonly #retries: RetryRequests
   readonly #control: ControlLoop
@@ -125,6 +126,7 @@ export class SinkWorker {
       log,
       admin,
       leaseValid,
+      collapseIndexMaxKeys: settings.collapseIndexMaxKeys,
     }))
     const grants = (this.#grants = new GrantsCache(deps.controlPlane, settings.pollMs, log, deps.metrics))
     const outcomes = (this.#outcomes = new Outcomes({
@@ -156,7 +158,7 @@ export class SinkWorker {
       }),
       leaseValid,
     })
-    const snapshots = new SnapshotBootstrap({
+    const snapshots = (this.#snapshots = new SnapshotBootstrap({
       deps,
       settings,
       store: this.snapshots,
@@ -167,7 +169,7 @@ export class SinkWorker {
       admin,
       leaseValid,
       report: (run) => status.reportRun(run, true),
-    })
+    }))
     const catchUp = (this.#catchUp = new CatchUpReaders({ ...readers, slots: this.#slots, snapshots }))
     this.#runs = new Runs({ ...core, ...stores, grants, outcomes, delivery, catchUp, snapshots, status, leaseValid })
     this.#retries = new RetryRequests({ ...readers, delivery, grants, outcomes })
@@ -204,6 +206,11 @@ export class SinkWorker {
   /** Catch-up readers that yielded their slot to a waiting subscription since the start. */
   get catchUpYields(): number {
     return this.#catchUp.yields
+  }
+
+  /** Backlog collapses that needed no scan (their winners from the shared reader's index), since the start. */
+  get collapsesWithoutScan(): number {
+    return this.#snapshots.collapsesWithoutScan
   }
 
   /** Catch-up readers started since the start. */

@@ -41,67 +41,74 @@ describe('backlog collapse: the latest of each key after a pause', function () {
   }
   const status = async (id: string) => (await h.cp.getConnector(ADMIN, id)).status
 
-  it("sends the latest record of each key waiting, a tombstone as its key's latest, then goes on live", async () => {
-    const rx = await startReceiver()
-    const plain = await startReceiver()
-    receivers.push(rx, plain)
-    const policy = { retrySchedule: [0.05, 0.1, 0.2], timeoutMs: 2000 }
-    const s = await h.subscribe({
-      name: 'collapsing',
-      url: rx.url,
-      deliveryPolicy: { ...policy, collapseBacklog: true },
+  for (const [how, settings] of [
+    ["from the shared reader's index", {}],
+    ['by a scan (no index: worker.collapseIndexMaxKeys 0)', { collapseIndexMaxKeys: 0 }],
+  ] as const)
+    it(`sends the latest record of each key waiting, a tombstone as its key's latest, then live: ${how}`, async () => {
+      const rx = await startReceiver()
+      const plain = await startReceiver()
+      receivers.push(rx, plain)
+      const policy = { retrySchedule: [0.05, 0.1, 0.2], timeoutMs: 2000 }
+      const s = await h.subscribe({
+        name: 'collapsing',
+        url: rx.url,
+        deliveryPolicy: { ...policy, collapseBacklog: true },
+      })
+      const p = await h.subscribe({ name: 'every-record', url: plain.url, deliveryPolicy: policy })
+      const worker = await h.worker(settings)
+      await waitFor(async () => (await status(s.id))?.state === 'running', { what: 'running' })
+
+      // before the pause: 10 records over 5 keys, all delivered
+      await h.produce(levels(10, 5, 0))
+      await waitFor(() => rx.received.length === 10, { what: 'the first 10' })
+      const before = seen(s.secret, rx)
+      const had = new Map<string, number>()
+      for (const g of before) had.set(g.sku!, Math.max(had.get(g.sku!) ?? -1, g.seq!))
+
+      await h.cp.setDesiredState(ADMIN, s.id, 'paused')
+      await waitFor(async () => (await status(s.id))?.state === 'paused', { what: 'paused' })
+      // 6,000 records over the 5 keys wait (long stretches without a key's latest: sought over, not read), then SKU-4
+      // is deleted
+      for (let from = 10; from < 6010; from += 1000) await h.produce(levels(1000, 5, from))
+      const [tombstoneId] = await h.produceTombstones(['SKU-4'])
+      // (a webhook cannot carry a deletion: the tombstone is a dead letter of each subscription, "nothing to deliver")
+      const deadTombstone = async (subscriptionId: string) =>
+        (await h.cp.deliveries.search({ subscriptionId, eventId: tombstoneId! }, { limit: 1 })).items[0]?.status ===
+        'dead'
+      await waitFor(async () => plain.received.length === 6010 && (await deadTombstone(p.id)), {
+        what: () => `the other partner got every record (${plain.received.length})`,
+      })
+
+      await h.cp.setDesiredState(ADMIN, s.id, 'running')
+      // the latest of SKU-0..3 (seq 6005..6008), and for SKU-4 its tombstone: nothing older of any key
+      await waitFor(async () => rx.received.length >= 14 && (await deadTombstone(s.id)), {
+        what: 'the collapsed backlog',
+      })
+      await sleep(2000)
+      const after = seen(s.secret, rx).slice(10)
+      expect(after.map((g) => `${g.sku}@${g.seq}`).sort(), 'one delivery per key, its latest').to.deep.equal([
+        'SKU-0@6005',
+        'SKU-1@6006',
+        'SKU-2@6007',
+        'SKU-3@6008',
+      ])
+      // never older than what it had
+      for (const g of after) expect(g.seq).to.be.greaterThan(had.get(g.sku!)!)
+
+      // live again: every new record, in order
+      await h.produce(levels(5, 5, 7000))
+      await waitFor(() => rx.received.length === 19, { what: 'live records after the collapse' })
+      expect(
+        seen(s.secret, rx)
+          .slice(14)
+          .map((g) => g.seq),
+      ).to.have.members([7000, 7001, 7002, 7003, 7004])
+      await waitFor(async () => (await status(s.id))?.lag === 0, { what: 'caught up' })
+      expect(worker.collapsesWithoutScan, 'collapses without a scan').to.equal(
+        'collapseIndexMaxKeys' in settings ? 0 : 1,
+      )
     })
-    const p = await h.subscribe({ name: 'every-record', url: plain.url, deliveryPolicy: policy })
-    await h.worker()
-    await waitFor(async () => (await status(s.id))?.state === 'running', { what: 'running' })
-
-    // before the pause: 10 records over 5 keys, all delivered
-    await h.produce(levels(10, 5, 0))
-    await waitFor(() => rx.received.length === 10, { what: 'the first 10' })
-    const before = seen(s.secret, rx)
-    const had = new Map<string, number>()
-    for (const g of before) had.set(g.sku!, Math.max(had.get(g.sku!) ?? -1, g.seq!))
-
-    await h.cp.setDesiredState(ADMIN, s.id, 'paused')
-    await waitFor(async () => (await status(s.id))?.state === 'paused', { what: 'paused' })
-    // 6,000 records over the 5 keys wait (long stretches without a key's latest: sought over, not read), then SKU-4
-    // is deleted
-    for (let from = 10; from < 6010; from += 1000) await h.produce(levels(1000, 5, from))
-    const [tombstoneId] = await h.produceTombstones(['SKU-4'])
-    // (a webhook cannot carry a deletion: the tombstone is a dead letter of each subscription, "nothing to deliver")
-    const deadTombstone = async (subscriptionId: string) =>
-      (await h.cp.deliveries.search({ subscriptionId, eventId: tombstoneId! }, { limit: 1 })).items[0]?.status ===
-      'dead'
-    await waitFor(async () => plain.received.length === 6010 && (await deadTombstone(p.id)), {
-      what: () => `the other partner got every record (${plain.received.length})`,
-    })
-
-    await h.cp.setDesiredState(ADMIN, s.id, 'running')
-    // the latest of SKU-0..3 (seq 6005..6008), and for SKU-4 its tombstone: nothing older of any key
-    await waitFor(async () => rx.received.length >= 14 && (await deadTombstone(s.id)), {
-      what: 'the collapsed backlog',
-    })
-    await sleep(2000)
-    const after = seen(s.secret, rx).slice(10)
-    expect(after.map((g) => `${g.sku}@${g.seq}`).sort(), 'one delivery per key, its latest').to.deep.equal([
-      'SKU-0@6005',
-      'SKU-1@6006',
-      'SKU-2@6007',
-      'SKU-3@6008',
-    ])
-    // never older than what it had
-    for (const g of after) expect(g.seq).to.be.greaterThan(had.get(g.sku!)!)
-
-    // live again: every new record, in order
-    await h.produce(levels(5, 5, 7000))
-    await waitFor(() => rx.received.length === 19, { what: 'live records after the collapse' })
-    expect(
-      seen(s.secret, rx)
-        .slice(14)
-        .map((g) => g.seq),
-    ).to.have.members([7000, 7001, 7002, 7003, 7004])
-    await waitFor(async () => (await status(s.id))?.lag === 0, { what: 'caught up' })
-  })
 
   it('a collapse interrupted by kill -9 resumes: each key ends at its latest, never going back', async () => {
     // one key at a time, 150 ms each: the collapse is still delivering when its worker is killed

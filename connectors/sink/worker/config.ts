@@ -60,6 +60,7 @@ export const WORKER_DEFAULTS: Omit<SinkWorkerSettings, 'workerId'> = {
   catchUpSliceMs: 30_000,
   logDelivered: true,
   logBacklogMax: 10_000,
+  collapseIndexMaxKeys: 1_000_000,
 }
 
 export function defaultWorkerId(): string {

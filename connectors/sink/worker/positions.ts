@@ -10,6 +10,7 @@ import type { Logger } from '../../../common/logger.ts'
 import type { OffsetReset, SubscriptionDoc } from '../../../control-plane/types.ts'
 import type { DeliveryQueue } from '../delivery-queue.ts'
 import { tpKey, type CursorDoc, type SinkStore } from '../store.ts'
+import { LatestIndex } from './latest-index.ts'
 import { OffsetTimes } from './offset-times.ts'
 import type { HeldRuns, Part, Run } from './run.ts'
 
@@ -35,6 +36,8 @@ export interface PositionsOptions {
   admin(): Admin
   /** Whether the leases are surely this worker's (ownership.ts): cursors are written only then. */
   leaseValid(): boolean
+  /** Keys the collapse index may hold (worker.collapseIndexMaxKeys; 0: none). */
+  collapseIndexMaxKeys: number
 }
 
 export class Positions {
@@ -46,12 +49,15 @@ export class Positions {
   readonly partitions = new Map<string, number[]>()
   /** When offsets reached Kafka (for freshness): noted by the shared reader, seeded by the first refresh. */
   readonly times = new OffsetTimes()
+  /** The latest offset of each key of the state topics, noted by the shared reader (a collapse's winners). */
+  readonly latest: LatestIndex
   readonly #o: PositionsOptions
   /** Where the next limited flush starts among the runs (writeCursors: they take turns). */
   #turn = 0
 
   constructor(o: PositionsOptions) {
     this.#o = o
+    this.latest = new LatestIndex(o.collapseIndexMaxKeys, o.log)
   }
 
   /**

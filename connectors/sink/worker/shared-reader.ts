@@ -11,6 +11,7 @@ import { type Consumer, createConsumer, type EachBatchPayload } from '../../../c
 import type { DeliveryQueue } from '../delivery-queue.ts'
 import { DispatchIndex } from '../dispatch.ts'
 import { DecodedMessage, loadSchemas } from '../records.ts'
+import { isStateTopic } from '../../../schemas/topics.ts'
 import { tpKey, type CursorDoc } from '../store.ts'
 import type { WorkerCore } from './config.ts'
 import { splitKey, type Run } from './run.ts'
@@ -93,10 +94,12 @@ export class SharedReader {
       partitionsConsumedConcurrently: 1,
       eachBatch: (payload) => this.#batch(payload),
     })
+    const stateTopics = new Set(d.topics.filter(isStateTopic).map((t) => t.name))
     for (const [k, offset] of start) {
       const [topic, partition] = splitKey(k)
       consumer.seek({ topic, partition, offset: String(offset) })
       positions.sharedNext.set(k, offset)
+      if (stateTopics.has(topic)) positions.latest.track(k, offset) // a collapse's winners (latest-index.ts)
     }
     // a re-join resumes from the group's offsets: commit the start at once, never a later default
     await consumer.commitOffsets(
@@ -127,6 +130,7 @@ export class SharedReader {
       const offset = Number(message.offset)
       positions.sharedNext.set(k, offset + 1)
       positions.times.note(k, offset, Number(message.timestamp))
+      positions.latest.note(k, message.key ?? null, offset)
       const index = this.#dispatchIndex(topic, k)
       if (index.all.length > 0) {
         const m = new DecodedMessage(d.serde, topic, partition, message)

@@ -29,6 +29,8 @@ export interface SnapshotBootstrapOptions {
 
 export class SnapshotBootstrap {
   readonly #o: SnapshotBootstrapOptions
+  /** Collapses whose winners came from the shared reader's index (no scan), since the start. */
+  collapsesWithoutScan = 0
 
   constructor(o: SnapshotBootstrapOptions) {
     this.#o = o
@@ -62,10 +64,13 @@ export class SnapshotBootstrap {
       collapse: a.collapse === true,
     })
     let doc: SnapshotDoc
+    // a collapse the shared reader's index covers needs no scan (latest-index.ts): up to where it has read
+    const indexed = a.collapse && !a.applyingReset ? this.#fromIndex(run, a.positions) : undefined
     if (decision === 'new') {
-      const highs: Record<string, string> = {}
-      for (const t of run.topics)
-        for (const o of await this.#o.admin().fetchTopicOffsets(t)) highs[tpKey(t, o.partition)] = o.high
+      const highs: Record<string, string> = indexed?.highs ?? {}
+      if (!indexed)
+        for (const t of run.topics)
+          for (const o of await this.#o.admin().fetchTopicOffsets(t)) highs[tpKey(t, o.partition)] = o.high
       const now = new Date()
       doc = {
         _id: run.id,
@@ -102,6 +107,41 @@ export class SnapshotBootstrap {
       return
     }
     run.snapshot = new SnapshotRun(doc, a.positions)
+    if (decision === 'new' && indexed) {
+      run.snapshot.scannedAll(indexed.winners)
+      this.collapsesWithoutScan++
+      log.info('backlog collapse: the latest record of every key from the shared reader, no scan', {
+        subscriptionId: run.id,
+        snapshotId: doc.snapshotId,
+        keys: doc.total,
+      })
+    }
+  }
+
+  /**
+   * A collapse's high watermarks and winners from the shared reader's index (latest-index.ts): per partition, up to
+   * its next offset, the latest record of each key from the run's start on. Undefined when the index does not cover
+   * every partition from the run's start (the collapse scans then).
+   */
+  #fromIndex(
+    run: Run,
+    starts: Map<string, number>,
+  ): { highs: Record<string, string>; winners: Map<string, Float64Array> } | undefined {
+    const { positions } = this.#o
+    const highs: Record<string, string> = {}
+    const winners = new Map<string, Float64Array>()
+    for (const t of run.topics) {
+      for (const partition of positions.partitions.get(t) ?? []) {
+        const k = tpKey(t, partition)
+        const next = positions.sharedNext.get(k)
+        if (next === undefined) return undefined
+        const w = positions.latest.winners(k, starts.get(k) ?? next, next)
+        if (!w) return undefined
+        highs[k] = String(next)
+        winners.set(k, w)
+      }
+    }
+    return winners.size > 0 ? { highs, winners } : undefined
   }
 
   /** The catch-up pass for a snapshotting run: true while it scans (no reader feeds it yet). */
