@@ -5,7 +5,8 @@
  *
  * - baseline: a subscription without collapse catches up on every event;
  * - measured: a subscription with deliveryPolicy.collapseBacklog catches up on the latest event of
- *   each key (scan from its cursor, then one delivery per key).
+ *   each key (from the shared reader's index of the state topic's keys, or with
+ *   WORKER_COLLAPSE_INDEX_MAX_KEYS=0 by a scan from its cursor; then one delivery per key).
  *
  * Goal: the collapsed catch-up takes at most 1/20 of the full one (ratio ≤ 0.05) and delivers one event
  * per key. Real Kafka (the local stack), one sink worker in this process, a receiver on 127.0.0.1.
@@ -15,6 +16,7 @@ import { ADMIN, startSinkHarness } from '../test/helpers/sink-runtime.ts'
 import { startReceiver } from '../test/helpers/receiver.ts'
 import { levels } from '../test/helpers/sink-assertions.ts'
 import { waitFor } from '../test/helpers/env.ts'
+import { configuredWorker } from './helpers/ingest-arm.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
 const BATCH = 5000
@@ -40,7 +42,8 @@ export const benchmark: Benchmark = {
         url: collapsed.url,
         deliveryPolicy: { ...policy, collapseBacklog: true },
       })
-      await h.worker()
+      // the configured worker settings (WORKER_COLLAPSE_INDEX_MAX_KEYS=0: a collapse always scans)
+      const worker = await h.worker(configuredWorker(config))
       const state = async (id: string) => (await h.cp.getConnector(ADMIN, id)).status?.state
       await waitFor(async () => (await state(sFull.id)) === 'running' && (await state(sCollapsed.id)) === 'running', {
         timeoutMs: 60_000,
@@ -75,6 +78,11 @@ export const benchmark: Benchmark = {
         return performance.now() - t0
       }
       const collapsedMs = await catchUp(sCollapsed.id, () => counted.collapsed, keys, 'collapsed catch-up')
+      ctx.progress(
+        worker.collapsesWithoutScan > 0
+          ? "the collapse took the latest of each key from the shared reader's index (no scan)"
+          : 'the collapse scanned the backlog',
+      )
       // anything more than one per key would arrive now: a moment to see it
       await new Promise((r) => setTimeout(r, 1000))
       const collapsedDelivered = counted.collapsed
