@@ -4,11 +4,13 @@
  *
  * A collapse from a subscription's cursor P needs, per partition, the latest record of every key in [P, H). The
  * shared reader reads every record of its topics from where it started S (the lowest cursor of the subscriptions held
- * then); a key's latest offset it has seen, if at least P and below its next offset N, is that key's latest record
- * in [P, N), and a key whose latest offset is below P has no record in [P, N). So when S <= P <= N, taking H = N
- * gives the collapse's winners at once, where a scan of a day's backlog read every record of it again (a million
- * records: some 12 to 30 s on the 2-core machine). Otherwise (a worker started after the pause, a cursor ahead of
- * the shared reader, or too many keys) the collapse scans, as before.
+ * then); a key's latest offset it has seen, if at least P and below H, is that key's latest record in [P, H), and a
+ * key whose latest offset is below P has no record in [P, H), as long as the shared reader has read up to H (a key
+ * whose latest offset seen is H or above goes after the collapse, with everything from H on). So when S <= P and the
+ * shared reader reached the high watermark H captured at the resume (worker/snapshots.ts waits up to two seconds
+ * for it), the collapse's winners are known at once, where a scan of a day's backlog read every record of it again
+ * (a million records: some 12 to 30 s on the 2-core machine). Otherwise (a worker started after the pause, a shared
+ * reader behind, or too many keys) the collapse scans, as before.
  *
  * Memory: some 20 to 40 bytes a key (LatestOffsetTable); `collapseIndexMaxKeys` bounds the keys of all partitions
  * (beyond it the index is dropped for the worker's lifetime: a catalog of ten million keys collapses by scanning).

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto'
 import type { Admin } from '../../../common/kafka/index.ts'
 import type { Logger } from '../../../common/logger.ts'
 import type { OffsetReset } from '../../../control-plane/types.ts'
+import { sleep } from '../../../common/timers.ts'
 import { scanLatest } from '../scan.ts'
 import { finishedProgress, snapshotDecision, SnapshotRun, type SnapshotDoc, type SnapshotStore } from '../snapshot.ts'
 import { tpKey } from '../store.ts'
@@ -26,6 +27,9 @@ export interface SnapshotBootstrapOptions {
   /** Reports the run's status when it changed (status.ts). */
   report(run: Run): Promise<void>
 }
+
+/** How long a collapse waits for the shared reader to reach the high watermarks before it scans instead. */
+const INDEX_WAIT_MS = 2000
 
 export class SnapshotBootstrap {
   readonly #o: SnapshotBootstrapOptions
@@ -64,13 +68,13 @@ export class SnapshotBootstrap {
       collapse: a.collapse === true,
     })
     let doc: SnapshotDoc
-    // a collapse the shared reader's index covers needs no scan (latest-index.ts): up to where it has read
-    const indexed = a.collapse && !a.applyingReset ? this.#fromIndex(run, a.positions) : undefined
+    let indexed: Map<string, Float64Array> | undefined
     if (decision === 'new') {
-      const highs: Record<string, string> = indexed?.highs ?? {}
-      if (!indexed)
-        for (const t of run.topics)
-          for (const o of await this.#o.admin().fetchTopicOffsets(t)) highs[tpKey(t, o.partition)] = o.high
+      const highs: Record<string, string> = {}
+      for (const t of run.topics)
+        for (const o of await this.#o.admin().fetchTopicOffsets(t)) highs[tpKey(t, o.partition)] = o.high
+      // a collapse the shared reader's index covers needs no scan (latest-index.ts)
+      if (a.collapse && !a.applyingReset) indexed = await this.#fromIndex(a.positions, highs)
       const now = new Date()
       doc = {
         _id: run.id,
@@ -107,8 +111,8 @@ export class SnapshotBootstrap {
       return
     }
     run.snapshot = new SnapshotRun(doc, a.positions)
-    if (decision === 'new' && indexed) {
-      run.snapshot.scannedAll(indexed.winners)
+    if (indexed) {
+      run.snapshot.scannedAll(indexed)
       this.collapsesWithoutScan++
       log.info('backlog collapse: the latest record of every key from the shared reader, no scan', {
         subscriptionId: run.id,
@@ -119,29 +123,28 @@ export class SnapshotBootstrap {
   }
 
   /**
-   * A collapse's high watermarks and winners from the shared reader's index (latest-index.ts): per partition, up to
-   * its next offset, the latest record of each key from the run's start on. Undefined when the index does not cover
-   * every partition from the run's start (the collapse scans then).
+   * A collapse's winners from the shared reader's index (latest-index.ts): per partition, the latest record of each
+   * key from the run's start up to the captured high watermark, once the shared reader has read up to it (waited
+   * for up to INDEX_WAIT_MS). A key whose latest record the shared reader read is at or above the high watermark has
+   * none below it here: that record is delivered after the collapse, as everything from the high watermark on is.
+   * Undefined when the index does not cover every partition from the run's start (the collapse scans then).
    */
-  #fromIndex(
-    run: Run,
+  async #fromIndex(
     starts: Map<string, number>,
-  ): { highs: Record<string, string>; winners: Map<string, Float64Array> } | undefined {
+    highs: Record<string, string>,
+  ): Promise<Map<string, Float64Array> | undefined> {
     const { positions } = this.#o
-    const highs: Record<string, string> = {}
+    const read = () => Object.entries(highs).every(([k, h]) => (positions.sharedNext.get(k) ?? -1) >= Number(h))
+    for (const until = Date.now() + INDEX_WAIT_MS; !read() && Date.now() < until;) await sleep(50)
+    if (!read()) return undefined
     const winners = new Map<string, Float64Array>()
-    for (const t of run.topics) {
-      for (const partition of positions.partitions.get(t) ?? []) {
-        const k = tpKey(t, partition)
-        const next = positions.sharedNext.get(k)
-        if (next === undefined) return undefined
-        const w = positions.latest.winners(k, starts.get(k) ?? next, next)
-        if (!w) return undefined
-        highs[k] = String(next)
-        winners.set(k, w)
-      }
+    for (const [k, h] of Object.entries(highs)) {
+      const high = Number(h)
+      const w = positions.latest.winners(k, Math.min(starts.get(k) ?? high, high), high)
+      if (!w) return undefined
+      winners.set(k, w)
     }
-    return winners.size > 0 ? { highs, winners } : undefined
+    return winners.size > 0 ? winners : undefined
   }
 
   /** The catch-up pass for a snapshotting run: true while it scans (no reader feeds it yet). */
