@@ -7,8 +7,8 @@
  * then); a key's latest offset it has seen, if at least P and below H, is that key's latest record in [P, H), and a
  * key whose latest offset is below P has no record in [P, H), as long as the shared reader has read up to H (a key
  * whose latest offset seen is H or above goes after the collapse, with everything from H on). So when S <= P and the
- * shared reader reached the high watermark H captured at the resume (worker/snapshots.ts waits up to two seconds
- * for it), the collapse's winners are known at once, where a scan of a day's backlog read every record of it again
+ * shared reader reached the high watermark H captured at the resume (worker/snapshots.ts waits while it moves
+ * towards it), the collapse's winners are known at once, where a scan of a day's backlog read every record of it again
  * (a million records: some 12 to 30 s on the 2-core machine). Otherwise (a worker started after the pause, a shared
  * reader behind, or too many keys) the collapse scans, as before.
  *

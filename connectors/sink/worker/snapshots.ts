@@ -28,8 +28,13 @@ export interface SnapshotBootstrapOptions {
   report(run: Run): Promise<void>
 }
 
-/** How long a collapse waits for the shared reader to reach the high watermarks before it scans instead. */
-const INDEX_WAIT_MS = 2000
+/**
+ * A collapse waits for the shared reader to reach the high watermarks as long as it moves towards them (it reads
+ * what a scan would read again, and a busy worker may be seconds behind a burst), for INDEX_WAIT_MS at most; when it
+ * has not moved for INDEX_STALL_MS, the collapse scans instead.
+ */
+const INDEX_WAIT_MS = 30_000
+const INDEX_STALL_MS = 2000
 
 export class SnapshotBootstrap {
   readonly #o: SnapshotBootstrapOptions
@@ -125,7 +130,7 @@ export class SnapshotBootstrap {
   /**
    * A collapse's winners from the shared reader's index (latest-index.ts): per partition, the latest record of each
    * key from the run's start up to the captured high watermark, once the shared reader has read up to it (waited
-   * for up to INDEX_WAIT_MS). A key whose latest record the shared reader read is at or above the high watermark has
+   * for while it moves, INDEX_WAIT_MS at most). A key whose latest record the shared reader read is at or above the high watermark has
    * none below it here: that record is delivered after the collapse, as everything from the high watermark on is.
    * Undefined when the index does not cover every partition from the run's start (the collapse scans then).
    */
@@ -134,9 +139,21 @@ export class SnapshotBootstrap {
     highs: Record<string, string>,
   ): Promise<Map<string, Float64Array> | undefined> {
     const { positions } = this.#o
-    const read = () => Object.entries(highs).every(([k, h]) => (positions.sharedNext.get(k) ?? -1) >= Number(h))
-    for (const until = Date.now() + INDEX_WAIT_MS; !read() && Date.now() < until;) await sleep(50)
-    if (!read()) return undefined
+    const behind = () => {
+      let n = 0
+      for (const [k, h] of Object.entries(highs)) n += Math.max(0, Number(h) - (positions.sharedNext.get(k) ?? -1))
+      return n
+    }
+    const until = Date.now() + INDEX_WAIT_MS
+    let last = behind()
+    let movedAt = Date.now()
+    while (last > 0 && Date.now() < until && Date.now() - movedAt < INDEX_STALL_MS) {
+      await sleep(50)
+      const now = behind()
+      if (now < last) movedAt = Date.now()
+      last = now
+    }
+    if (last > 0) return undefined
     const winners = new Map<string, Float64Array>()
     for (const [k, h] of Object.entries(highs)) {
       const high = Number(h)
