@@ -18,7 +18,8 @@
  *   until its webhook received the latest version of every key (scan included). The run fails, with no
  *   figure, if a key arrives twice or in an older version, or one is missing.
  *
- * Goal: snapshot keys/s >= 0.8 x fan-out deliveries/s. Peak RSS of the worker process per arm.
+ * Goal: snapshot keys/s >= 0.8 x fan-out deliveries/s. Also the worker process's CPU time and peak RSS per arm
+ * (Linux /proc): the arms run one after the other, and their wall clock swings with what else runs on the machine.
  */
 import { readFileSync } from 'node:fs'
 import { loadConfig } from '../config/index.ts'
@@ -26,8 +27,7 @@ import { registerTopicSchemas } from '../schemas/index.ts'
 import { ADMIN, levelMessage, startSinkHarness, type SinkHarness } from '../test/helpers/sink-runtime.ts'
 import { waitFor } from '../test/helpers/env.ts'
 import { startHooks } from './helpers/latency.ts'
-import type { BenchContext } from './types.ts'
-import { figure, type Benchmark, type Figure } from './types.ts'
+import { figure, type BenchContext, type Benchmark, type Figure } from './types.ts'
 
 /** Version 2 of key t - LAG follows version 1 of key t. */
 const LAG = 1000
