@@ -96,6 +96,7 @@ export interface AppConfig {
     latencyBrokerWarmupMs: number
     collapseEvents: number
     collapseKeys: number
+    snapshotKeys: number
     partnersSubscriptions: number
     partnersRate: number
     partnersWorkers: number

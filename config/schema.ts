@@ -600,6 +600,14 @@ export const configSchema = {
       default: 10_000,
       env: 'BENCH_COLLAPSE_KEYS',
     },
+    snapshotKeys: {
+      doc:
+        'Keys of the topic of `npm run bench -- snapshot-bootstrap`, each written twice: what a new ' +
+        "partner's snapshot delivers (the issue: 1000000; 100000 for a quick run).",
+      format: 'positive-int',
+      default: 1_000_000,
+      env: 'BENCH_SNAPSHOT_KEYS',
+    },
     partnersSubscriptions: {
       doc: 'Active webhook subscriptions on the one worker of `npm run bench -- partners` (the issue: 1000).',
       format: 'nat',

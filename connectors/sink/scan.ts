@@ -284,15 +284,13 @@ export function readRanges(o: RangeReadOptions): RangeRead {
           const r = byKey.get(k)
           if (!r || !pending.has(k)) return
           let n = 0
+          let last: string | null = null
           const messages = batch.messages
           for (let i = 0; i < messages.length; i++) {
             const m = messages[i]!
             // (checked every 256 records: isStale() builds a key per call, a measurable cost per record)
             if (aborted || failed || ((i & 255) === 0 && (!isRunning() || isStale()))) break
-            // The fetch position moves only past resolved offsets (eachBatchAutoResolve is off): without
-            // this, a partition larger than one fetch (maxBytesPerPartition) was fetched from the same
-            // offset forever and the scan never ended.
-            resolveOffset(m.offset)
+            last = m.offset
             const offset = Number(m.offset)
             if (offset < next.get(k)!) continue // before the seek, or fetched again
             if (offset >= r.high) {
@@ -315,6 +313,11 @@ export function readRanges(o: RangeReadOptions): RangeRead {
             }
             if (n % 2000 === 0) await heartbeat()
           }
+          // The fetch position moves only past resolved offsets (eachBatchAutoResolve is off): without
+          // this, a partition larger than one fetch (maxBytesPerPartition) was fetched from the same
+          // offset forever and the scan never ended. Once per batch: kafkajs parses the offset into a
+          // Long on every call, a measurable cost per record.
+          if (last !== null) resolveOffset(last)
           if (n > 0) o.onScanned?.(n)
         },
       })
