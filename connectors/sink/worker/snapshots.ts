@@ -130,8 +130,9 @@ export class SnapshotBootstrap {
   /**
    * A collapse's winners from the shared reader's index (latest-index.ts): per partition, the latest record of each
    * key from the run's start up to the captured high watermark, once the shared reader has read up to it (waited
-   * for while it moves, INDEX_WAIT_MS at most). A key whose latest record the shared reader read is at or above the high watermark has
-   * none below it here: that record is delivered after the collapse, as everything from the high watermark on is.
+   * for while it moves, INDEX_WAIT_MS at most). A key whose latest record the shared reader read is at or above the
+   * high watermark has none below it here: that record is delivered after the collapse, as everything from the high
+   * watermark on is.
    * Undefined when the index does not cover every partition from the run's start (the collapse scans then).
    */
   async #fromIndex(
