@@ -62,6 +62,43 @@ export async function openLoop(
   return sent
 }
 
+/**
+ * openLoop in requests: `request(seqs)` gets each event on its own at its time (batchMs 0), or every batchMs the
+ * events that came due since (the rest at the end); `onDue(seq, intendedAt)` is called for every event as it comes
+ * due. Returns how many were sent.
+ */
+export async function openLoopBatches(
+  rate: number,
+  durationMs: number,
+  batchMs: number,
+  onDue: (seq: number, intendedAt: number) => void,
+  request: (seqs: number[]) => void,
+  firstSeq = 0,
+): Promise<number> {
+  let due: number[] = []
+  const flush = () => {
+    if (due.length === 0) return
+    request(due)
+    due = []
+  }
+  const timer = batchMs > 0 ? setInterval(flush, batchMs) : undefined
+  try {
+    return await openLoop(
+      rate,
+      durationMs,
+      (seq, at) => {
+        onDue(seq, at)
+        if (batchMs > 0) due.push(seq)
+        else request([seq])
+      },
+      firstSeq,
+    )
+  } finally {
+    clearInterval(timer)
+    flush()
+  }
+}
+
 export interface Hooks {
   child: ChildProcess
   /** One base URL per receiver server (http://127.0.0.1:<port>). */
@@ -162,15 +199,13 @@ export async function rawProduceConsume(
           messages: seqs.map((seq) => ({ key: `k-${seq % 100}`, value, headers: { 'bench-seq': String(seq) } })),
         })
         .catch(() => (failed += seqs.length))
-    let due: number[] = []
-    const timer = batchMs > 0 ? setInterval(() => due.length > 0 && (void send(due), (due = [])), batchMs) : undefined
-    const sent = await openLoop(rate, warmupMs + durationMs, (seq, at) => {
-      intended.set(seq, at)
-      if (batchMs > 0) due.push(seq)
-      else void send([seq])
-    })
-    clearInterval(timer)
-    if (due.length > 0) void send(due)
+    const sent = await openLoopBatches(
+      rate,
+      warmupMs + durationMs,
+      batchMs,
+      (seq, at) => intended.set(seq, at),
+      (seqs) => void send(seqs),
+    )
     await waitUntil(() => received + failed >= sent, 15_000)
     return { latencies, sent: sent - warm, missing: sent - warm - latencies.length, warmup }
   } finally {

@@ -11,7 +11,7 @@
  */
 import { Agent, request } from 'undici'
 import type { PublisherRun } from './ingest-arm.ts'
-import { levelEvent, now, openLoop } from './latency.ts'
+import { levelEvent, now, openLoopBatches } from './latency.ts'
 
 const agent = new Agent({ connections: 64, keepAliveTimeout: 30_000 })
 let sent: number[] = []
@@ -50,21 +50,14 @@ process.on('message', (msg: PublisherRun) => {
         })
         .finally(() => open--)
     }
-    const batchMs = msg.batchMs ?? 0
-    let due: number[] = []
-    const timer = batchMs > 0 ? setInterval(() => due.length > 0 && (post(due), (due = [])), batchMs) : undefined
-    const total = await openLoop(
+    const total = await openLoopBatches(
       msg.rate,
       msg.ms,
-      (seq, at) => {
-        sent.push(seq, at)
-        if (batchMs > 0) due.push(seq)
-        else post([seq])
-      },
+      msg.batchMs ?? 0,
+      (seq, at) => sent.push(seq, at),
+      post,
       msg.firstSeq,
     )
-    clearInterval(timer)
-    if (due.length > 0) post(due)
     const deadline = Date.now() + 30_000
     while (open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
     flush()
