@@ -21,12 +21,12 @@
  * Goal: snapshot keys/s >= 0.8 x fan-out deliveries/s. Also the worker process's CPU time and peak RSS per arm
  * (Linux /proc): the arms run one after the other, and their wall clock swings with what else runs on the machine.
  */
-import { readFileSync } from 'node:fs'
 import { loadConfig } from '../config/index.ts'
 import { registerTopicSchemas } from '../schemas/index.ts'
 import { ADMIN, levelMessage, startSinkHarness, type SinkHarness } from '../test/helpers/sink-runtime.ts'
 import { waitFor } from '../test/helpers/env.ts'
 import { startHooks } from './helpers/latency.ts'
+import { cpuMs, rssMb } from './helpers/proc.ts'
 import { figure, type BenchContext, type Benchmark, type Figure } from './types.ts'
 
 /** Version 2 of key t - LAG follows version 1 of key t. */
@@ -34,8 +34,6 @@ const LAG = 1000
 /** Records per produce request (under the broker's 1 MB batch limit per partition). */
 const BATCH = 5000
 const ARM_TIMEOUT_MS = 60 * 60_000
-/** USER_HZ of /proc/<pid>/stat (100 on Linux). */
-const CLOCK_TICKS = 100
 
 /** The record order: [sku index, seq] with seq = key for version 1, keys + key for version 2 (the latest). */
 function* records(keys: number): Generator<[number, number]> {
@@ -66,30 +64,6 @@ async function produceTopic(h: SinkHarness, keys: number, ctx: BenchContext): Pr
   if (batch.length > 0) await send()
   await inFlight
   meter.finish()
-}
-
-/** Resident and peak memory of a process (Linux /proc), in MB; 0 elsewhere. */
-function rssMb(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m ? Number(m[1]) / 1024 : 0
-  } catch {
-    return 0
-  }
-}
-
-/**
- * CPU time of a process (Linux /proc, user + system), in ms; 0 elsewhere. The machine is shared: a wall-clock rate
- * swings with what else runs, the worker's CPU per key much less (reported beside the goal figure).
- */
-function cpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS
-  } catch {
-    return 0
-  }
 }
 
 export const benchmark: Benchmark = {
