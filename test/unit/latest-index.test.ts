@@ -42,4 +42,19 @@ describe('collapse index', () => {
     none.track('t|0', 0)
     expect(none.winners('t|0', 0, 0)).to.equal(undefined)
   })
+
+  it('covers a partition only from where its reader skipped records on (an out-of-range reset, compaction)', () => {
+    const idx = new LatestIndex(100, log)
+    idx.track('t|0', 0)
+    idx.note('t|0', key('a'), 0)
+    idx.note('t|0', key('b'), 1)
+    // offsets 2..49 were never read (the reader's position went to the end of the log): a's latest may be among them
+    idx.skipped('t|0', 50)
+    idx.note('t|0', key('c'), 50)
+    expect(idx.winners('t|0', 0, 51), 'a collapse from before the skip scans').to.equal(undefined)
+    expect([...idx.winners('t|0', 50, 51)!]).to.deep.equal([50])
+    expect(idx.keys, 'the keys before the skip are let go').to.equal(1)
+    idx.skipped('t|1', 7)
+    expect(idx.winners('t|1', 7, 8), 'a partition not tracked stays so').to.equal(undefined)
+  })
 })

@@ -43,6 +43,17 @@ export class LatestIndex {
     this.#parts.set(k, { from, table: new LatestOffsetTable() })
   }
 
+  /**
+   * The shared reader's next record of partition `k` is at `offset`, past the one it expected: records were skipped
+   * (kafkajs moved an out-of-range position to the end of the log, or compaction removed some). The index keeps
+   * covering the partition only from `offset` on: a collapse from a cursor before it scans, never misses a key whose
+   * latest record was in the stretch.
+   */
+  skipped(k: string, offset: number): void {
+    const p = this.#parts.get(k)
+    if (p && offset > p.from) this.track(k, offset)
+  }
+
   /** The shared reader read the record at `offset` of partition `k`. */
   note(k: string, key: Buffer | null, offset: number): void {
     const p = this.#parts.get(k)

@@ -128,6 +128,7 @@ export class SharedReader {
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) break
       const offset = Number(message.offset)
+      if (offset > positions.sharedNext.get(k)!) positions.latest.skipped(k, offset)
       positions.sharedNext.set(k, offset + 1)
       positions.times.note(k, offset, Number(message.timestamp))
       positions.latest.note(k, message.key ?? null, offset)
