@@ -125,6 +125,8 @@ export class DeliveryLog {
    * the one of a document written by an earlier version (a random id, found once by a scan).
    */
   readonly #ids = new Map<string, string>()
+  /** `_id` -> createdAt of the failed deliveries this process inserted or noted recently (the index keeps it). */
+  readonly #created = new Map<string, Date>()
   /** First attempts waiting for the next batch insert, and the batch being written. */
   #first: FirstWrite[] = []
   #firstTimer: NodeJS.Timeout | undefined
@@ -154,8 +156,26 @@ export class DeliveryLog {
   ): Promise<void> {
     if (r.status !== 'dead' && r.status !== 'retrying') return written
     const { subscriptionId, eventId, status } = r
-    const id = () => this.#idOf(`${subscriptionId}|${eventId}`, subscriptionId, eventId)
-    return written.then(() => this.failures.note(subscriptionId, status, [{ id: id(), at: new Date() }]))
+    return written.then(async () => {
+      const id = this.#idOf(`${subscriptionId}|${eventId}`, subscriptionId, eventId)
+      const createdAt = await this.#createdAt(id)
+      await this.failures.note(subscriptionId, status, [{ id, at: new Date(), ...(createdAt ? { createdAt } : {}) }])
+    })
+  }
+
+  /** When a delivery was created (what orders a search): known here since it was inserted, else read once. */
+  async #createdAt(id: string): Promise<Date | undefined> {
+    let at = this.#created.get(id)
+    if (!at) {
+      at = (await this.cols.deliveries.findOne({ _id: id }, { projection: { createdAt: 1 } }))?.createdAt
+      if (at) this.#rememberCreated(id, at)
+    }
+    return at
+  }
+
+  #rememberCreated(id: string, at: Date): void {
+    if (this.#created.size >= 20_000) this.#created.delete(this.#created.keys().next().value!)
+    this.#created.set(id, at)
   }
 
   #remember(key: string, id: string): void {
@@ -322,6 +342,7 @@ export class DeliveryLog {
     }
     for (const w of written) {
       this.#remember(w.key, w.doc._id)
+      if (w.r.status !== 'delivered') this.#rememberCreated(w.doc._id, w.doc.createdAt)
       w.resolve()
     }
     // In batch order (two attempts of one event stay in order), one at a time.
