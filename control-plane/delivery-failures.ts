@@ -16,7 +16,8 @@
  * does not isolate concurrent updates of one document); the worker holding a subscription's lease is
  * the only process writing its deliveries. Failures recorded before the index existed are not in it:
  * the head says since when it holds them (the console offers the slow search for older ones). A
- * subscription created since its heads are written with it (`begin`) has every failure in the index.
+ * subscription created since its heads are written with it (`begin`) has every failure in the index:
+ * the delivery log's search of a failure status then reads the index instead of scanning.
  */
 import type { Collection, UpdateFilter } from 'mongodb'
 import { isDuplicateKey } from '../common/store-errors.ts'
@@ -24,6 +25,8 @@ import { isDuplicateKey } from '../common/store-errors.ts'
 export const PAGE_SIZE = 500
 export type FailureStatus = 'dead' | 'retrying'
 export const FAILURE_STATUSES: readonly FailureStatus[] = ['dead', 'retrying']
+export const isFailureStatus = (s: string | undefined): s is FailureStatus =>
+  FAILURE_STATUSES.includes(s as FailureStatus)
 
 /** A failed attempt's delivery, and when that delivery was created (what orders a search; older entries lack it). */
 export interface FailureEntry {
@@ -123,6 +126,23 @@ export class DeliveryFailures {
   async head(subscriptionId: string, status: FailureStatus): Promise<{ pages: number; since: Date } | null> {
     const doc = await this.col.findOne({ _id: `${subscriptionId}|${status}` })
     return doc ? { pages: doc.pages ?? 0, since: doc.since ?? new Date(0) } : null
+  }
+
+  /**
+   * Every delivery the first `pages` pages name, once each (the entry saying when it was created, when
+   * one does), pages read a few at a time.
+   */
+  async all(subscriptionId: string, status: FailureStatus, pages: number): Promise<FailureEntry[]> {
+    const byId = new Map<string, FailureEntry>()
+    for (let from = 1; from <= pages; from += 16) {
+      const ids = Array.from(
+        { length: Math.min(16, pages - from + 1) },
+        (_, i) => `${subscriptionId}|${status}|${from + i}`,
+      )
+      for (const page of await Promise.all(ids.map((_id) => this.col.findOne({ _id }))))
+        for (const e of page?.entries ?? []) if (!byId.get(e.id)?.createdAt) byId.set(e.id, e)
+    }
+    return [...byId.values()]
   }
 
   /**
