@@ -93,7 +93,7 @@ export const benchmark: Benchmark = {
         await h.cp.deliveries.failures.note(
           sub,
           'dead',
-          docs.filter((d) => d.status === 'dead').map((d) => ({ id: d._id, at: d.createdAt })),
+          docs.filter((d) => d.status === 'dead').map((d) => ({ id: d._id, at: d.createdAt, createdAt: d.createdAt })),
         )
         meter.update(Math.min(total, i + 1000))
       }

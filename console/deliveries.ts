@@ -7,7 +7,7 @@
  */
 import type { Router } from 'express'
 import { NotFoundError, RequestInvalidError } from '../control-plane/errors.ts'
-import { completeDelivery, type DeliverySearch } from '../control-plane/deliveries.ts'
+import { completeDelivery, matchesSearch, type DeliverySearch } from '../control-plane/deliveries.ts'
 import type { FailureCursor, FailureStatus } from '../control-plane/delivery-failures.ts'
 import type { DeliveryDoc, DeliveryStatus, SubscriptionDoc } from '../control-plane/types.ts'
 import { field, type Ctx, type PageHandler } from './context.ts'
@@ -143,20 +143,10 @@ async function failures(
   const seen = new Set<string>()
   for (let round = 0; round < 5 && items.length < PAGE; round++) {
     const { ids, next } = await cp.deliveries.failures.newest(sub._id, f.status, PAGE - items.length, at)
-    const docs = await Promise.all(
-      ids.filter((id) => !seen.has(id)).map((id) => cp.cols.deliveries.findOne({ _id: id })),
-    )
-    for (const d of docs) {
-      if (!d || seen.has(d._id)) continue
+    for (const d of await cp.deliveries.byIds(ids.filter((id) => !seen.has(id)))) {
+      if (seen.has(d._id)) continue
       seen.add(d._id)
-      const ok =
-        d.subscriptionId === sub._id &&
-        d.status === f.status &&
-        (q.publisherId === undefined || d.publisherId === q.publisherId) &&
-        (q.eventType === undefined || d.eventType === q.eventType) &&
-        (!q.since || d.createdAt >= q.since) &&
-        (!q.until || d.createdAt <= q.until)
-      if (ok) items.push(completeDelivery(d))
+      if (matchesSearch(d, q)) items.push(completeDelivery(d))
     }
     at = next
     if (!at) break

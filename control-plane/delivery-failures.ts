@@ -15,7 +15,9 @@
  * One writer per (subscription, status) in a process: appends run one after the other (FerretDB v1
  * does not isolate concurrent updates of one document); the worker holding a subscription's lease is
  * the only process writing its deliveries. Failures recorded before the index existed are not in it:
- * the head says since when it holds them (the console offers the slow search for older ones).
+ * the head says since when it holds them (the console offers the slow search for older ones). A
+ * subscription created since its heads are written with it (`begin`) has every failure in the index:
+ * the delivery log's search of a failure status then reads the index instead of scanning.
  */
 import type { Collection, UpdateFilter } from 'mongodb'
 import { isDuplicateKey } from '../common/store-errors.ts'
@@ -23,6 +25,15 @@ import { isDuplicateKey } from '../common/store-errors.ts'
 export const PAGE_SIZE = 500
 export type FailureStatus = 'dead' | 'retrying'
 export const FAILURE_STATUSES: readonly FailureStatus[] = ['dead', 'retrying']
+export const isFailureStatus = (s: string | undefined): s is FailureStatus =>
+  FAILURE_STATUSES.includes(s as FailureStatus)
+
+/** A failed attempt's delivery, and when that delivery was created (what orders a search; older entries lack it). */
+export interface FailureEntry {
+  id: string
+  at: Date
+  createdAt?: Date
+}
 
 export interface FailureIndexDoc {
   /** `<subscriptionId>|<status>` (head) or `<subscriptionId>|<status>|<page>` (a page, from 1). */
@@ -31,7 +42,7 @@ export interface FailureIndexDoc {
   pages?: number
   since?: Date
   /** Page: entries in the order written (oldest first). */
-  entries?: Array<{ id: string; at: Date }>
+  entries?: FailureEntry[]
   count?: number
 }
 
@@ -48,8 +59,17 @@ export class DeliveryFailures {
 
   constructor(private readonly col: Collection<FailureIndexDoc>) {}
 
+  /**
+   * The heads of a new subscription, before it exists (so before any delivery): its index holds its
+   * failures `since` its creation, its whole life.
+   */
+  async begin(subscriptionId: string, since: Date): Promise<void> {
+    for (const status of FAILURE_STATUSES)
+      await this.#upsert(`${subscriptionId}|${status}`, { $setOnInsert: { pages: 0, since } })
+  }
+
   /** Appends the delivery `_id`s that failed with `status` (resolves once stored). */
-  note(subscriptionId: string, status: FailureStatus, ids: Array<{ id: string; at: Date }>): Promise<void> {
+  note(subscriptionId: string, status: FailureStatus, ids: FailureEntry[]): Promise<void> {
     if (ids.length === 0) return Promise.resolve()
     const head = `${subscriptionId}|${status}`
     const run = (this.#chains.get(head) ?? Promise.resolve()).then(() => this.#append(head, ids))
@@ -61,7 +81,7 @@ export class DeliveryFailures {
     return run
   }
 
-  async #append(head: string, ids: Array<{ id: string; at: Date }>): Promise<void> {
+  async #append(head: string, ids: FailureEntry[]): Promise<void> {
     let known = this.#heads.get(head)
     if (!known) {
       const doc = await this.col.findOne({ _id: head })
@@ -106,6 +126,23 @@ export class DeliveryFailures {
   async head(subscriptionId: string, status: FailureStatus): Promise<{ pages: number; since: Date } | null> {
     const doc = await this.col.findOne({ _id: `${subscriptionId}|${status}` })
     return doc ? { pages: doc.pages ?? 0, since: doc.since ?? new Date(0) } : null
+  }
+
+  /**
+   * Every delivery the first `pages` pages name, once each (the entry saying when it was created, when
+   * one does), pages read a few at a time.
+   */
+  async all(subscriptionId: string, status: FailureStatus, pages: number): Promise<FailureEntry[]> {
+    const byId = new Map<string, FailureEntry>()
+    for (let from = 1; from <= pages; from += 16) {
+      const ids = Array.from(
+        { length: Math.min(16, pages - from + 1) },
+        (_, i) => `${subscriptionId}|${status}|${from + i}`,
+      )
+      for (const page of await Promise.all(ids.map((_id) => this.col.findOne({ _id }))))
+        for (const e of page?.entries ?? []) if (!byId.get(e.id)?.createdAt) byId.set(e.id, e)
+    }
+    return [...byId.values()]
   }
 
   /**

@@ -445,6 +445,31 @@ export function decodeCursor(cursor: string): Cursor {
   throw new RequestInvalidError([{ field: 'cursor', message: 'is not a cursor this API returned' }])
 }
 
+/** The cursor of a page request (null: the first page), refused when it is not one of this list's. */
+function cursorOf(req: PageRequest, by: string | undefined): Cursor | null {
+  if (req.cursor === undefined) return null
+  const c = decodeCursor(req.cursor)
+  if ((by === undefined) !== (c.at === undefined))
+    throw new RequestInvalidError([{ field: 'cursor', message: 'is not a cursor of this list' }])
+  return c
+}
+
+/** The page of `docs` (the next at most `limit + 1` of the list, in order): its items and where the next starts. */
+export function pageFrom<T extends { _id: string }>(
+  docs: T[],
+  req: PageRequest,
+  by: (keyof T & string) | undefined,
+): Page<T> {
+  const more = docs.length > req.limit
+  const items = more ? docs.slice(0, req.limit) : docs
+  const last = items[items.length - 1]
+  return {
+    items,
+    nextCursor:
+      more && last ? encodeCursor(last._id, by === undefined ? undefined : (last[by] as unknown as Date)) : null,
+  }
+}
+
 /**
  * One page of `filter`, ordered by `_id` (or by the date field `by`, then `_id`), continuing after
  * the cursor.
@@ -458,10 +483,8 @@ export async function page<T extends { _id: string }>(
   const dir = req.descending ? -1 : 1
   const op = dir === 1 ? '$gt' : '$lt'
   let query = filter
-  if (req.cursor !== undefined) {
-    const c = decodeCursor(req.cursor)
-    if ((by === undefined) !== (c.at === undefined))
-      throw new RequestInvalidError([{ field: 'cursor', message: 'is not a cursor of this list' }])
+  const c = cursorOf(req, by)
+  if (c) {
     const cond =
       by === undefined
         ? { _id: { [op]: c.after } }
@@ -473,12 +496,19 @@ export async function page<T extends { _id: string }>(
     .sort(by === undefined ? { _id: dir } : { [by]: dir, _id: dir })
     .limit(req.limit + 1)
     .toArray()) as unknown as T[]
-  const more = docs.length > req.limit
-  const items = more ? docs.slice(0, req.limit) : docs
-  const last = items[items.length - 1]
-  return {
-    items,
-    nextCursor:
-      more && last ? encodeCursor(last._id, by === undefined ? undefined : (last[by] as unknown as Date)) : null,
-  }
+  return pageFrom(docs, req, by)
+}
+
+/**
+ * The documents already read (every one matching the filter) that `page()` would read for `req`: after
+ * its cursor, in its order, so a list may be read either way and page on with either's cursors.
+ */
+export function sortedAfter<T extends { _id: string }>(docs: T[], req: PageRequest, by?: keyof T & string): T[] {
+  const dir = req.descending ? -1 : 1
+  const at = (d: T) => (by === undefined ? 0 : (d[by] as unknown as Date).getTime())
+  const order = (a: { _id: string }, atA: number, b: { _id: string }, atB: number) =>
+    dir * (atA - atB || (a._id < b._id ? -1 : a._id > b._id ? 1 : 0))
+  const c = cursorOf(req, by)
+  const after = c ? docs.filter((d) => order(d, at(d), { _id: c.after }, c.at?.getTime() ?? 0) > 0) : [...docs]
+  return after.sort((a, b) => order(a, at(a), b, at(b)))
 }

@@ -287,6 +287,8 @@ export class ControlPlaneSubscriptions {
     }
     const named = `partner ${partnerId} already has a subscription named ${input.name}`
     try {
+      // its failures index first: it then holds every failure of the subscription (its search reads it)
+      await this.deliveries.failures.begin(id, now)
       await uniqueWrite(this.cols.subscriptions.insertOne(doc), 'name', named)
     } catch (err) {
       if (plugin.reserve) await plugin.release?.(id, this.sinkControl())

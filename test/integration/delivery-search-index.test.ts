@@ -1,0 +1,235 @@
+/**
+ * The management API's search of failed deliveries (`?status=dead`, `?status=retrying`, `/dead-letters`)
+ * read through the failures index (control-plane/delivery-failures.ts) when it holds the subscription's
+ * whole life: the same items, order and cursors as the search of the whole delivery log, which answers
+ * instead when the index may miss failures (a subscription older than its index).
+ */
+import { expect } from 'chai'
+import { DeliveryLog, deliveryId } from '../../control-plane/deliveries.ts'
+import type { DeliveryDoc } from '../../control-plane/types.ts'
+import { buildFixture, type Fixture } from './management-fixture.ts'
+
+describe('delivery search through the failures index', function () {
+  this.timeout(120_000)
+  let f: Fixture
+  let sub: string
+  before(async () => {
+    f = await buildFixture()
+    sub = await subscription('dlsearch')
+    await fill(sub)
+  })
+  after(async () => {
+    await f?.h.close()
+  })
+
+  async function subscription(name: string): Promise<string> {
+    const s = await f.h.call('POST', '/v1/subscriptions', {
+      key: f.keys.A,
+      body: {
+        name,
+        eventTypes: ['inventory.level.changed'],
+        sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' },
+      },
+    })
+    expect(s.status, s.text).to.equal(201)
+    return s.body.id as string
+  }
+
+  const attempt = (statusCode: number) => ({
+    at: new Date(),
+    durationMs: 5,
+    statusCode,
+    error: statusCode < 300 ? null : `HTTP ${statusCode}`,
+    responseExcerpt: null,
+  })
+
+  /**
+   * As the sink runtime writes it (DeliveryLog.recordAttempt, markDead): delivered events, events retrying,
+   * retried until dead, dead letters of another process (it reads their creation time), dead letters retried
+   * and delivered since (in the index, no longer dead), many written together (creation times shared), and a
+   * few dead deliveries whose index entries lack their creation time (noted by an earlier version).
+   */
+  async function fill(id: string): Promise<void> {
+    const log = f.h.cp.deliveries
+    const base = (i: number) => ({
+      subscriptionId: id,
+      partnerId: f.orgs.A,
+      publisherId: i % 7 === 0 ? f.orgs.Q : f.orgs.P,
+      eventId: `ev-${i}`,
+      eventType: 'inventory.level.changed',
+      key: `sku-${i % 5}`,
+    })
+    const kind = (i: number) => ['delivered', 'retrying', 'dead', 'dead', 'redelivered', 'dead-elsewhere'][i % 6]!
+    for (let round = 0; round < 4; round++) {
+      const range = Array.from({ length: 60 }, (_, j) => round * 60 + j)
+      await Promise.all(
+        range.map((i) =>
+          kind(i) === 'delivered'
+            ? log.recordAttempt({ ...base(i), status: 'delivered', attempt: attempt(200) })
+            : log.recordAttempt({ ...base(i), status: 'retrying', attempt: attempt(503) }),
+        ),
+      )
+      await Promise.all(
+        range
+          .filter((i) => kind(i) === 'dead' || kind(i) === 'redelivered')
+          .map((i) =>
+            log.recordAttempt({ ...base(i), status: 'dead', deadReason: 'retries exhausted', attempt: attempt(503) }),
+          ),
+      )
+      const elsewhere = new DeliveryLog(f.h.cp.cols)
+      for (const i of range.filter((i) => kind(i) === 'dead-elsewhere'))
+        await elsewhere.markDead({ ...base(i), reason: 'rejected', source: null, deadLetter: null })
+      await Promise.all(
+        range
+          .filter((i) => kind(i) === 'redelivered')
+          .map((i) => log.recordAttempt({ ...base(i), status: 'delivered', attempt: attempt(200) })),
+      )
+    }
+    const old = new Date(Date.now() - 60_000)
+    const legacy: DeliveryDoc[] = [0, 1, 2].map((i) => ({
+      ...base(1000 + i),
+      _id: deliveryId(id, `ev-${1000 + i}`),
+      publisherId: f.orgs.P,
+      status: 'dead',
+      attempts: [],
+      attemptCount: 0,
+      source: null,
+      createdAt: old, // the same time: ordered by _id
+      updatedAt: old,
+      deliveredAt: null,
+      deadAt: old,
+      deadReason: 'retries exhausted',
+      retryRequestedAt: null,
+    }))
+    await f.h.cp.cols.deliveries.insertMany(legacy)
+    await log.failures.note(
+      id,
+      'dead',
+      legacy.map((d) => ({ id: d._id, at: old })),
+    )
+  }
+
+  /** Every page of a list, `limit` at a time: the bodies as answered. */
+  async function pages(
+    path: string,
+    key: string,
+    limit: number,
+  ): Promise<Array<{ items: any[]; nextCursor: string | null }>> {
+    const out = []
+    let cursor: string | null = null
+    do {
+      const sep = path.includes('?') ? '&' : '?'
+      const r = await f.h.call('GET', `${path}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`, { key })
+      expect(r.status, r.text).to.equal(200)
+      out.push(r.body)
+      cursor = r.body.nextCursor
+    } while (cursor && out.length < 100)
+    return out
+  }
+
+  /** The index's head of (subscription, status) moved after the subscription's creation, then back. */
+  async function withoutIndex<T>(id: string, status: 'dead' | 'retrying', fn: () => Promise<T>): Promise<T> {
+    const heads = f.h.cp.cols.deliveryFailures
+    const head = (await heads.findOne({ _id: `${id}|${status}` }))!
+    const created = (await f.h.cp.cols.subscriptions.findOne({ _id: id }))!.createdAt
+    expect(head.since!.getTime(), 'the index holds the whole life of a new subscription').to.be.at.most(
+      created.getTime(),
+    )
+    await heads.updateOne({ _id: head._id }, { $set: { since: new Date(created.getTime() + 1) } })
+    try {
+      return await fn()
+    } finally {
+      await heads.updateOne({ _id: head._id }, { $set: { since: head.since! } })
+    }
+  }
+
+  const searches: Array<[string, 'dead' | 'retrying', number, 'A' | 'P']> = [
+    ['/deliveries?status=dead', 'dead', 7, 'A'],
+    ['/dead-letters', 'dead', 50, 'A'],
+    ['/dead-letters', 'dead', 1, 'A'],
+    ['/deliveries?status=retrying', 'retrying', 9, 'A'],
+    ['/deliveries?status=dead&key=sku-3', 'dead', 4, 'A'],
+    ['/deliveries?status=dead&eventId=ev-2', 'dead', 5, 'A'],
+    ['/deliveries?status=dead', 'dead', 6, 'P'], // a publisher sees its own events' deliveries
+  ]
+  for (const [path, status, limit, who] of searches)
+    it(`GET ${path} (limit ${limit}, ${who}'s key): from the index what the whole log's search answers`, async () => {
+      const at = `/v1/subscriptions/${sub}${path}`
+      const key = f.keys[who]
+      const indexed = await pages(at, key, limit)
+      const full = await withoutIndex(sub, status, () => pages(at, key, limit))
+      expect(indexed).to.deep.equal(full)
+      const items = full.flatMap((p) => p.items)
+      expect(items.length, 'something to compare').to.be.greaterThan(0)
+      expect(items.every((d) => d.status === status)).to.equal(true)
+    })
+
+  it('pages within a time window alike', async () => {
+    const all = (await pages(`/v1/subscriptions/${sub}/dead-letters`, f.keys.A, 200)).flatMap((p) => p.items)
+    const times = [...new Set(all.map((d) => d.createdAt as string))].sort()
+    expect(times.length).to.be.greaterThan(3)
+    const window = `since=${encodeURIComponent(times[1]!)}&until=${encodeURIComponent(times.at(-2)!)}`
+    const at = `/v1/subscriptions/${sub}/deliveries?status=dead&${window}`
+    const indexed = await pages(at, f.keys.A, 5)
+    expect(indexed).to.deep.equal(await withoutIndex(sub, 'dead', () => pages(at, f.keys.A, 5)))
+    expect(indexed.flatMap((p) => p.items).length).to.be.within(1, all.length - 2)
+  })
+
+  it('reads the index when it holds the subscription (a dead delivery it lacks is not found)', async () => {
+    const stray = { ...(await f.h.cp.cols.deliveries.findOne({ _id: deliveryId(sub, 'ev-2') }))! }
+    stray._id = deliveryId(sub, 'ev-stray')
+    stray.eventId = 'ev-stray'
+    stray.createdAt = new Date()
+    await f.h.cp.cols.deliveries.insertOne(stray)
+    try {
+      const first = (r: { items: any[] }[]) => r[0]!.items[0]?.eventId
+      const at = `/v1/subscriptions/${sub}/dead-letters`
+      expect(first(await pages(at, f.keys.A, 3))).to.not.equal('ev-stray')
+      expect(first(await withoutIndex(sub, 'dead', () => pages(at, f.keys.A, 3)))).to.equal('ev-stray')
+    } finally {
+      await f.h.cp.cols.deliveries.deleteOne({ _id: stray._id })
+    }
+  })
+
+  it('searches the whole log for a subscription older than its index', async () => {
+    const older = await subscription('dlsearch-older')
+    // as before the index: no heads; the first failure noted starts them (`since`: then)
+    await f.h.cp.cols.deliveryFailures.deleteMany({ _id: { $in: [`${older}|dead`, `${older}|retrying`] } })
+    const before = await f.h.cp.cols.deliveries.findOne({ _id: deliveryId(sub, 'ev-2') })
+    await f.h.cp.cols.deliveries.insertOne({
+      ...before!,
+      _id: deliveryId(older, 'ev-before'),
+      subscriptionId: older,
+      eventId: 'ev-before',
+      createdAt: new Date(Date.now() - 1000),
+    })
+    await f.h.cp.deliveries.recordAttempt({
+      subscriptionId: older,
+      partnerId: f.orgs.A,
+      publisherId: f.orgs.P,
+      eventId: 'ev-after',
+      eventType: 'inventory.level.changed',
+      key: 'sku-1',
+      status: 'dead',
+      deadReason: 'rejected',
+      attempt: attempt(400),
+    })
+    const head = await f.h.cp.deliveries.failures.head(older, 'dead')
+    const created = (await f.h.cp.cols.subscriptions.findOne({ _id: older }))!.createdAt
+    expect(head!.since.getTime()).to.be.greaterThan(created.getTime())
+    const r = await f.h.call('GET', `/v1/subscriptions/${older}/dead-letters`, { key: f.keys.A })
+    expect(r.body.items.map((d: any) => d.eventId)).to.deep.equal(['ev-after', 'ev-before'])
+  })
+
+  it("is another organization's 404", async () => {
+    for (const path of ['/dead-letters', '/deliveries?status=dead', '/deliveries?status=retrying']) {
+      const r = await f.h.call('GET', `/v1/subscriptions/${sub}${path}`, { key: f.keys.B })
+      expect(r.status, path).to.equal(404)
+    }
+  })
+
+  it('refuses a cursor of another list', async () => {
+    const r = await f.h.call('GET', `/v1/subscriptions/${sub}/dead-letters?cursor=${'x'.repeat(8)}`, { key: f.keys.A })
+    expect([r.status, r.body.errors?.[0]?.field]).to.deep.equal([422, 'cursor'])
+  })
+})
