@@ -90,7 +90,14 @@ const NULLABLE_ATTEMPT = ['statusCode', 'error', 'responseExcerpt'] as const
 
 /** `x` without its null fields: FerretDB's cost of an insert grows with every value it stores. */
 function withoutNulls<T extends object>(x: T): T {
-  return Object.fromEntries(Object.entries(x).filter(([, v]) => v !== null)) as T
+  // a loop, not Object.entries/fromEntries: this runs for every logged attempt, and the pair arrays were about 2 % of
+  // what a sink worker allocated at 1,000 deliveries/s (a sampling heap profile)
+  const out: Record<string, unknown> = {}
+  for (const k of Object.keys(x)) {
+    const v = (x as Record<string, unknown>)[k]
+    if (v !== null) out[k] = v
+  }
+  return out as T
 }
 
 /** A stored delivery document as DeliveryDoc: the fields left out when null are null again. */
