@@ -179,12 +179,16 @@ const list: PageHandler = async (ctx) => {
   const recorded = indexed?.since
     ? html`Failures recorded since ${time(indexed.since)}, newest first.`
     : 'No failure recorded in the failures index.'
-  const whole = indexed
-    ? html`<p class="muted">
-        ${recorded} <a href="${base}${query({ ...f, all: '1' })}">Search the whole delivery log</a> (slower) for older
-        ones.
-      </p>`
-    : ''
+  // an index kept since the subscription was created holds every failure: there is nothing older to search for
+  const covered = indexed?.since !== undefined && indexed.since !== null && indexed.since <= sub.createdAt
+  const whole = covered
+    ? html`<p class="muted">Every failure since the subscription was created, newest first.</p>`
+    : indexed
+      ? html`<p class="muted">
+          ${recorded} <a href="${base}${query({ ...f, all: '1' })}">Search the whole delivery log</a> (slower) for older
+          ones.
+        </p>`
+      : ''
   const page = html`<p><a href="/console/subscriptions/${sub._id}">← ${sub.name}</a></p>
     <form method="get" action="${base}" class="filters card">
       ${selectField('f-status', 'status', 'Status', options(['', ...STATUSES], f.status ?? '', orAny))}

@@ -193,6 +193,19 @@ describe('web console over HTTP', function () {
     const page = await (await get(`/console/subscriptions/${sub.body.id}/deliveries?status=dead`, cookie)).text()
     const order = [...page.matchAll(/data-event-id="([^"]+)"/g)].map((m) => m[1])
     expect(order).to.deep.equal(['ev-2', 'ev-1', 'ev-0']) // newest first, through the failures index
+    // its index was started with it: every failure is there, so no slower search of the whole log is offered
+    const flat = page.replace(/\s+/g, ' ')
+    expect(flat).to.include('Every failure since the subscription was created, newest first.')
+    expect(flat).not.to.include('Search the whole delivery log')
+    const head = { _id: `${sub.body.id}|dead` }
+    const heads = h.db.collection<{ _id: string; since?: Date }>('delivery_failures')
+    const since = (await heads.findOne(head))!.since!
+    await heads.updateOne(head, { $set: { since: new Date(Date.now() + 1000) } }) // as if kept only since later
+    const later = (
+      await (await get(`/console/subscriptions/${sub.body.id}/deliveries?status=dead`, cookie)).text()
+    ).replace(/\s+/g, ' ')
+    expect(later).to.include('Search the whole delivery log</a> (slower) for older ones.')
+    await heads.updateOne(head, { $set: { since } })
     const path = `/console/subscriptions/${sub.body.id}/deliveries/retry-matching`
     const filter = { _csrf: token, eventType: 'inventory.level.changed' }
     const confirm = await post(path, filter, cookie)
