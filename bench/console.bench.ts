@@ -5,6 +5,7 @@
  * time for the run time after a warm-up; p50 and p95. Baseline, same run, same store: the management
  * API's JSON of the same search (GET /v1/subscriptions/{id}/deliveries?status=dead&limit=50).
  */
+import { loadConfig } from '../config/index.ts'
 import { createHash, randomUUID } from 'node:crypto'
 import { figure, type Benchmark } from './types.ts'
 import { deliveryId } from '../control-plane/deliveries.ts'
@@ -23,7 +24,7 @@ export const benchmark: Benchmark = {
     "beside the API's JSON of the same search",
   defaultDurationMs: 10_000,
   async run(ctx) {
-    const total = Number(process.env.BENCH_CONSOLE_DELIVERIES ?? 100_000)
+    const total = loadConfig().bench.consoleDeliveries
     const h = await startManagement({ dbName: `bench-console-${randomUUID().slice(0, 8)}`, console: true })
     try {
       const mk = async (kind: string, slug: string) =>

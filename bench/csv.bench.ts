@@ -10,6 +10,7 @@
  * raw figure without headers is printed for reference. Rows: config bench.csvRows (BENCH_CSV_ROWS;
  * 100000 by default, the issue's full run is 1000000).
  */
+import { loadConfig } from '../config/index.ts'
 import { fork, type ChildProcess } from 'node:child_process'
 import { buildBundle, ROOT } from '../cli/build.mjs'
 import fs from 'node:fs'
@@ -36,11 +37,9 @@ async function startArm(
   arm: 'platform' | 'raw',
   args: string[],
 ): Promise<{ child: ChildProcess; rssMb: number; ask(msg: object): Promise<Reply> }> {
-  // BENCH_CSV_CPU_PROF=<dir>: a V8 CPU profile of the platform arm's process is written there
-  const profile =
-    arm === 'platform' && process.env.BENCH_CSV_CPU_PROF
-      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CSV_CPU_PROF}`]
-      : []
+  // config bench.csvCpuProf (BENCH_CSV_CPU_PROF=<dir>): a V8 CPU profile of the platform arm's process is written there
+  const profDir = loadConfig().bench.csvCpuProf
+  const profile = arm === 'platform' && profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []
   // bundled like the platform (cli/build.mjs) and run by plain node, as `npm start` runs the platform
   const bundle = await buildBundle(
     path.join(here, 'helpers', 'csv-arm-child.ts'),

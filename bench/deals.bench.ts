@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- deals`: the two legs of a deal registration's round trip on one running platform
  * (API, deals relay, sink worker, REST sink, inbound connector; real Kafka and the store), over
- * BENCH_DEALS (default 200, at least 200) deals registered at BENCH_DEALS_RATE per second:
+ * BENCH_DEALS (config bench.deals, default 200, at least 200) deals registered at BENCH_DEALS_RATE
+ * (bench.dealsRate) per second:
  *
  * - `deals.to-crm.p99`: from a partner sending POST /v1/deals to the publisher's CRM (the
  *   simulated CRM of cli/crm-sim.ts, on 127.0.0.1 behind a REST sink with a JSONata mapping)
@@ -17,6 +18,7 @@ import { randomUUID } from 'node:crypto'
 import { startPlatform } from '../cli/platform.ts'
 import { CRM_BODY_MAPPING, CRM_INBOUND_MAPPING, startSimulatedCrm } from '../cli/crm-sim.ts'
 import { createLogger } from '../common/logger.ts'
+import { loadConfig } from '../config/index.ts'
 import { TOPICS } from '../schemas/topics.ts'
 import { testKafka, testPlatformConfig, uniqueName, waitFor } from '../test/helpers/env.ts'
 import { deleteTopics } from '../test/helpers/registry.ts'
@@ -24,13 +26,13 @@ import { startReceiver } from '../test/helpers/receiver.ts'
 import { now, percentile, rawProduceConsume } from './helpers/latency.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
-const DEALS = Math.max(200, Number(process.env.BENCH_DEALS ?? 200))
-const RATE = Math.max(1, Number(process.env.BENCH_DEALS_RATE ?? 5))
-
 export const benchmark: Benchmark = {
   name: 'deals',
   description: 'deal registration → CRM, and CRM decision → partner webhook (p99, absolute goal 1 s each way)',
   async run(ctx): Promise<Figure[]> {
+    const { deals: DEALS, dealsRate: RATE } = loadConfig().bench
+    if (DEALS < 200)
+      throw new Error(`BENCH_DEALS (bench.deals) must be at least 200, not ${DEALS}: a p99 of fewer is one deal`)
     const { config, adminKey } = testPlatformConfig('bench-deals')
     const p = await startPlatform(config, createLogger({ level: 'warn' }), { stopStackOnClose: false })
     const crm = await startSimulatedCrm()

@@ -179,17 +179,15 @@ export const benchmark: Benchmark = {
         sent: sent - warm,
         missing: sent - warm - fromAccepted.length,
       }
-      if (process.env.BENCH_LATENCY_DUMP) {
+      const dump = config.bench.latencyDump
+      if (dump) {
         // one line per event: seq, intended send, 202 received, webhook received (ms since the epoch), to find where
         // the tail comes from
         const rows = [...intended].map(([seq, t]) =>
           [seq, t, acceptedAt.get(seq) ?? null, accepted.get(seq) ?? null, arrivedAt.get(seq) ?? null].join(','),
         )
-        writeFileSync(
-          process.env.BENCH_LATENCY_DUMP,
-          ['seq,intended,accepted,answer-received,arrived', ...rows].join('\n') + '\n',
-        )
-        ctx.progress(`per-event times written to ${process.env.BENCH_LATENCY_DUMP}`)
+        writeFileSync(dump, ['seq,intended,accepted,answer-received,arrived', ...rows].join('\n') + '\n')
+        ctx.progress(`per-event times written to ${dump}`)
       }
       ctx.progress(
         summary('platform, 202 -> received', platform) +

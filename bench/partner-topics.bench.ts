@@ -26,7 +26,7 @@ import { configuredWorker, publish, serveIngest } from './helpers/ingest-arm.ts'
 import { now, percentile, waitUntil } from './helpers/latency.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
-const SUBSCRIPTIONS = Number(process.env.BENCH_PARTNER_TOPICS_SUBSCRIPTIONS ?? 100)
+const SUBSCRIPTIONS = loadConfig().bench.partnerTopicsSubscriptions
 const LATENCY_RATE = 1000
 const WARMUP_MS = 8000
 
@@ -274,7 +274,7 @@ export const benchmark: Benchmark = {
     'producing the same records, records/s; ingestion -> partner Kafka consumer ' +
     'p99 at 1,000 events/s',
   async run(ctx): Promise<Figure[]> {
-    const events = Number(process.env.BENCH_PARTNER_TOPICS_EVENTS ?? 2000)
+    const events = loadConfig().bench.partnerTopicsEvents
     // the configured prefix: the partner's ACLs (its topics, its groups) are granted under it
     const h = await startSinkHarness({
       partitions: 3,
@@ -287,8 +287,7 @@ export const benchmark: Benchmark = {
       const config = loadConfig()
       const worker = await h.childWorker('bench-partner-topics-worker', configuredWorker(config))
       ctx.progress(`sink worker: process ${worker.pid} (successful deliveries logged: ${config.worker.logDelivered})`)
-      if (process.env.BENCH_PARTNER_TOPICS_SKIP_LATENCY === '1')
-        return [...(await throughputOnly(h, events, ctx.progress, cleanup))]
+      if (config.bench.partnerTopicsSkipLatency) return [...(await throughputOnly(h, events, ctx.progress, cleanup))]
       ctx.progress(
         `latency: ${LATENCY_RATE} events/s for ${ctx.durationMs} ms after ` +
           `${WARMUP_MS} ms of warm-up, one kafka-topic subscription`,

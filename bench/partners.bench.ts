@@ -211,7 +211,7 @@ export const benchmark: Benchmark = {
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         })
         const loop = watchLoop()
-        const profile = await startProfile(process.env.BENCH_PARTNERS_CPU_PROF)
+        const profile = await startProfile(config.bench.partnersCpuProf || undefined)
         const produced = await new Promise<{ done: number; failed: number }>((resolve, reject) => {
           producer.on('message', (m) => {
             const msg = m as { sent?: number[]; done?: number; failed?: number }

@@ -100,6 +100,15 @@ export interface AppConfig {
     partnersSubscriptions: number
     partnersRate: number
     partnersWorkers: number
+    partnersCpuProf: string
+    partnerTopicsSubscriptions: number
+    partnerTopicsEvents: number
+    partnerTopicsSkipLatency: boolean
+    deals: number
+    dealsRate: number
+    consoleDeliveries: number
+    csvCpuProf: string
+    latencyDump: string
   }
   ingest: {
     maxEvents: number
@@ -186,6 +195,27 @@ convict.addFormat({
       throw new Error('must be a comma-separated list of durations such as 5s,5m,30m,2h')
     }
   },
+})
+/**
+ * An on/off setting. convict's own Boolean took every text but "false" as on (`WORKER_LOG_DELIVERED=0` logged every
+ * delivery): here true/false, 1/0, yes/no and on/off are understood and anything else is refused, naming the setting.
+ */
+const BOOLEAN_TEXT = new Map([
+  ['true', true],
+  ['1', true],
+  ['yes', true],
+  ['on', true],
+  ['false', false],
+  ['0', false],
+  ['no', false],
+  ['off', false],
+])
+convict.addFormat({
+  name: 'boolean',
+  validate(value: unknown) {
+    if (typeof value !== 'boolean') throw new Error('must be true or false (also 1/0, yes/no, on/off)')
+  },
+  coerce: (v: string) => BOOLEAN_TEXT.get(v.trim().toLowerCase()) ?? v,
 })
 convict.addFormat({
   name: 'positive-int',

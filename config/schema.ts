@@ -117,7 +117,7 @@ export const configSchema = {
       env: 'KAFKA_CLIENT_ID',
     },
     ssl: {
-      enabled: { doc: 'Connect to Kafka over TLS.', format: Boolean, default: false, env: 'KAFKA_SSL' },
+      enabled: { doc: 'Connect to Kafka over TLS.', format: 'boolean', default: false, env: 'KAFKA_SSL' },
       caFile: {
         doc: "PEM file of the CA that signed the brokers' certificates (empty: the system CAs).",
         format: String,
@@ -126,7 +126,7 @@ export const configSchema = {
       },
       rejectUnauthorized: {
         doc: "Verify the brokers' certificates. Only for tests against self-signed brokers.",
-        format: Boolean,
+        format: 'boolean',
         default: true,
         env: 'KAFKA_SSL_REJECT_UNAUTHORIZED',
       },
@@ -247,7 +247,7 @@ export const configSchema = {
         'Let requests without credentials from a loopback address (127.0.0.0/8, ::1) ' +
         'read the built-in registry (subjects, schemas, config), for development. ' +
         'Writes always need credentials (see docs/schema-registry.md).',
-      format: Boolean,
+      format: 'boolean',
       default: false,
       env: 'SCHEMA_REGISTRY_ANONYMOUS_LOOPBACK_READS',
     },
@@ -363,7 +363,7 @@ export const configSchema = {
   console: {
     enabled: {
       doc: 'Serve the web console under /console in API processes (sign-in with an API key; docs/console.md).',
-      format: Boolean,
+      format: 'boolean',
       default: true,
       env: 'CONSOLE_ENABLED',
     },
@@ -379,7 +379,7 @@ export const configSchema = {
       doc:
         "Mark the console's cookies Secure on every answer, for a platform behind a TLS-terminating proxy " +
         '(it sees plain HTTP). Off: Secure when the request itself came over TLS.',
-      format: Boolean,
+      format: 'boolean',
       default: false,
       env: 'CONSOLE_SECURE_COOKIES',
     },
@@ -475,7 +475,7 @@ export const configSchema = {
         "plane writes with its changes (a partner's profile to partners.profiles). " +
         'One relay sends at a time (a lease); turn it off only where another API ' +
         'process relays.',
-      format: Boolean,
+      format: 'boolean',
       default: true,
       env: 'OUTBOX_RELAY_ENABLED',
     },
@@ -630,6 +630,70 @@ export const configSchema = {
       format: 'positive-int',
       default: 1,
       env: 'BENCH_PARTNERS_WORKERS',
+    },
+    partnersCpuProf: {
+      doc:
+        'A file `npm run bench -- partners` writes a CPU profile of the bench process (the one ' +
+        'worker) to, over the measured phase (open it in DevTools or speedscope); empty: none.',
+      format: String,
+      default: '',
+      env: 'BENCH_PARTNERS_CPU_PROF',
+    },
+    partnerTopicsSubscriptions: {
+      doc: 'Kafka-topic subscriptions (partner topics) of `npm run bench -- partner-topics`.',
+      format: 'positive-int',
+      default: 100,
+      env: 'BENCH_PARTNER_TOPICS_SUBSCRIPTIONS',
+    },
+    partnerTopicsEvents: {
+      doc:
+        'Source events of the throughput phase of `npm run bench -- partner-topics` (each one ' +
+        'record per subscription: 2000 x 100 = 200,000 partner records).',
+      format: 'positive-int',
+      default: 2000,
+      env: 'BENCH_PARTNER_TOPICS_EVENTS',
+    },
+    partnerTopicsSkipLatency: {
+      doc: 'Run only the throughput phase of `npm run bench -- partner-topics` (no latency phase).',
+      format: 'boolean',
+      default: false,
+      env: 'BENCH_PARTNER_TOPICS_SKIP_LATENCY',
+    },
+    deals: {
+      doc:
+        'Deal registrations of `npm run bench -- deals` (at least 200: a p99 of fewer rests on ' +
+        'a single registration).',
+      format: 'positive-int',
+      default: 200,
+      env: 'BENCH_DEALS',
+    },
+    dealsRate: {
+      doc: 'Deal registrations per second of `npm run bench -- deals`.',
+      format: 'positive-int',
+      default: 5,
+      env: 'BENCH_DEALS_RATE',
+    },
+    consoleDeliveries: {
+      doc: 'Deliveries in the delivery log of the subscription of `npm run bench -- console`.',
+      format: 'positive-int',
+      default: 100_000,
+      env: 'BENCH_CONSOLE_DELIVERIES',
+    },
+    csvCpuProf: {
+      doc:
+        "A folder `npm run bench -- csv` has the platform arm's child process write CPU profiles " +
+        'to (node --cpu-prof-dir); empty: none.',
+      format: String,
+      default: '',
+      env: 'BENCH_CSV_CPU_PROF',
+    },
+    latencyDump: {
+      doc:
+        "A CSV file `npm run bench -- latency` writes every event's intended send, 202 and " +
+        'arrival times to (one line per event), to find where a tail comes from; empty: none.',
+      format: String,
+      default: '',
+      env: 'BENCH_LATENCY_DUMP',
     },
   },
   cli: {
@@ -825,7 +889,7 @@ export const configSchema = {
     },
     logDelivered: {
       doc: 'Write successful deliveries to the delivery log too (failures and dead letters always are).',
-      format: Boolean,
+      format: 'boolean',
       default: true,
       env: 'WORKER_LOG_DELIVERED',
     },

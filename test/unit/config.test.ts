@@ -72,6 +72,24 @@ describe('configuration', () => {
     expect(fails({ KAFKA_SASL_MECHANISM: 'gssapi' }).message).to.contain('kafka.sasl.mechanism')
   })
 
+  it('reads an on/off setting as written (0 is off), and refuses any other text naming it', () => {
+    for (const [text, on] of [
+      ['false', false],
+      ['0', false],
+      ['no', false],
+      ['OFF', false],
+      ['true', true],
+      ['1', true],
+      [' yes ', true],
+      ['on', true],
+    ] as const)
+      expect(loadConfig({ env: { WORKER_LOG_DELIVERED: text } }).worker.logDelivered, text).to.equal(on)
+    expect(loadConfig({ env: {} }).worker.logDelivered, 'the default').to.equal(true)
+    const err = fails({ WORKER_LOG_DELIVERED: 'sometimes' })
+    expect(err.message).to.contain('worker.logDelivered (env WORKER_LOG_DELIVERED)')
+    expect(err.message).to.contain('must be true or false')
+  })
+
   it('an unknown DISTRIBUTARY_* variable fails naming it', () => {
     expect(fails({ DISTRIBUTARY_KAFKA_BROKER: 'x:1' }).message).to.contain('DISTRIBUTARY_KAFKA_BROKER')
   })
