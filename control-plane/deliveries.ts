@@ -9,6 +9,7 @@ import type { Collections, Page, PageRequest } from './store.ts'
 import { newId, page, pageFrom, sortedAfter } from './store.ts'
 import { isDuplicateKey } from './errors.ts'
 import { DeliveryFailures, isFailureStatus } from './delivery-failures.ts'
+import { byIds, firstMatching, indexedFailures } from './delivery-reads.ts'
 import type { DeadLetterRecord, DeliveryAttempt, DeliveryDoc, DeliveryStatus, RetryRequestDoc } from './types.ts'
 import { uuidv7 } from '../schemas/headers.ts'
 
@@ -56,9 +57,6 @@ export function matchesSearch(d: DeliveryDoc, q: DeliverySearch): boolean {
     (!q.until || d.createdAt <= q.until)
   )
 }
-
-/** Deliveries read by `_id` at once (byIds). */
-const READ_AT_ONCE = 64
 
 /**
  * First attempts inserted together: at most FIRST_BATCH per command. A batch is written at most
@@ -450,50 +448,26 @@ export class DeliveryLog {
 
   /**
    * The search of a failure status through the failures index, by `_id` only: the deliveries the index
-   * names, ordered as the filter's are by the creation time each entry keeps (the document's, read for an
-   * entry without it), after the cursor; then their documents in that order, a page's worth at a time,
-   * until a page and one more match `q` (a delivery retried and delivered since no longer does). Same
-   * items, order and cursors as the filter's. Null when the index may miss some (its `since` is after
-   * the subscription's creation: failures from before the index existed) or the subscription is gone.
+   * names (indexedFailures), ordered as the filter's are by their creation time, after the cursor; then
+   * their documents in that order, a page's worth at a time, until a page and one more match `q` (a
+   * delivery retried and delivered since no longer does). Same items, order and cursors as the filter's.
+   * Null when the index may miss some.
    */
   async #indexed(q: DeliverySearch, req: PageRequest): Promise<Page<DeliveryDoc> | null> {
     if (!isFailureStatus(q.status)) return null
-    const [head, sub] = await Promise.all([
-      this.failures.head(q.subscriptionId, q.status),
-      this.cols.subscriptions.findOne({ _id: q.subscriptionId }, { projection: { createdAt: 1 } }),
-    ])
-    if (!head || !sub?.createdAt || head.since > sub.createdAt) return null
-    const entries = await this.failures.all(q.subscriptionId, q.status, head.pages)
-    const unknown = entries.filter((e) => !e.createdAt).map((e) => e.id)
-    const created = new Map((await this.byIds(unknown, { createdAt: 1 })).map((d) => [d._id, d.createdAt]))
-    const candidates = entries.flatMap((e) => {
-      const createdAt = e.createdAt ?? created.get(e.id)
-      const within = createdAt && (!q.since || createdAt >= q.since) && (!q.until || createdAt <= q.until)
-      return within ? [{ _id: e.id, createdAt }] : []
-    })
+    const failed = await indexedFailures(this.cols, this.failures, q.subscriptionId, q.status)
+    if (!failed) return null
+    const candidates = failed.filter(
+      (c) => (!q.since || c.createdAt >= q.since) && (!q.until || c.createdAt <= q.until),
+    )
     const ordered = sortedAfter(candidates, { ...req, descending: true }, 'createdAt')
-    const found: DeliveryDoc[] = []
-    for (let i = 0; i < ordered.length && found.length <= req.limit;) {
-      const next = ordered.slice(i, i + req.limit + 1 - found.length)
-      i += next.length
-      for (const d of await this.byIds(next.map((c) => c._id))) if (matchesSearch(d, q)) found.push(d)
-    }
+    const found = await firstMatching(this.cols.deliveries, ordered, req.limit + 1, (d) => matchesSearch(d, q))
     return pageFrom(found.map(completeDelivery), req, 'createdAt')
   }
 
-  /**
-   * The delivery documents of these `_id`s, in that order (those that exist), each read by its `_id`
-   * alone, READ_AT_ONCE at a time: the one filter FerretDB v1 answers from an index (`$in` scans).
-   */
-  async byIds(ids: readonly string[], projection?: Record<string, 1>): Promise<DeliveryDoc[]> {
-    const out: DeliveryDoc[] = []
-    for (let i = 0; i < ids.length; i += READ_AT_ONCE) {
-      const read = ids
-        .slice(i, i + READ_AT_ONCE)
-        .map((_id) => this.cols.deliveries.findOne({ _id }, projection ? { projection } : {}))
-      for (const d of await Promise.all(read)) if (d) out.push(d)
-    }
-    return out
+  /** The delivery documents of these `_id`s, in that order (those that exist), each read by its `_id` alone. */
+  byIds(ids: readonly string[], projection?: Record<string, 1>): Promise<DeliveryDoc[]> {
+    return byIds(this.cols.deliveries, ids, projection)
   }
 
   async get(subscriptionId: string, eventId: string): Promise<DeliveryDoc | null> {
