@@ -9,7 +9,7 @@ import type { Collections, Page, PageRequest } from './store.ts'
 import { newId, page, pageFrom, sortedAfter } from './store.ts'
 import { isDuplicateKey } from './errors.ts'
 import { DeliveryFailures, isFailureStatus } from './delivery-failures.ts'
-import { byIds, firstMatching, indexedFailures } from './delivery-reads.ts'
+import { BY_ID_AT_ONCE, byIds, firstMatching, indexedFailures } from './delivery-reads.ts'
 import type { DeadLetterRecord, DeliveryAttempt, DeliveryDoc, DeliveryStatus, RetryRequestDoc } from './types.ts'
 import { uuidv7 } from '../schemas/headers.ts'
 
@@ -57,6 +57,13 @@ export function matchesSearch(d: DeliveryDoc, q: DeliverySearch): boolean {
     (!q.until || d.createdAt <= q.until)
   )
 }
+
+/** The dead letters a retry of every one applies to: dead deliveries, test events' aside (no dead letter). */
+const retryable = (subscriptionId: string): Filter<DeliveryDoc> => ({
+  subscriptionId,
+  status: 'dead',
+  test: { $ne: true },
+})
 
 /**
  * First attempts inserted together: at most FIRST_BATCH per command. A batch is written at most
@@ -465,6 +472,40 @@ export class DeliveryLog {
     return pageFrom(found.map(completeDelivery), req, 'createdAt')
   }
 
+  /**
+   * What a retry of every dead letter of the subscription applies to: its dead deliveries, test events'
+   * aside (they have no dead letter), at most `limit`. Through the failures index when it holds the
+   * subscription's whole life (indexedFailures), read by `_id`, oldest first (createdAt, then `_id`: the
+   * order the deliveries were inserted in, but for those created in the same millisecond); otherwise the
+   * filter `retryable` (on FerretDB v1 a scan of the whole delivery log) in the collection's order (no
+   * sort; on FerretDB, insertion order).
+   */
+  async retryableDeadLetters(subscriptionId: string, limit: number): Promise<DeliveryDoc[]> {
+    return (
+      (await this.#retryable(subscriptionId, limit)) ??
+      this.cols.deliveries.find(retryable(subscriptionId)).limit(limit).toArray()
+    )
+  }
+
+  /** retryableDeadLetters through the failures index (null: it may miss some); `projection`: of what is read. */
+  async #retryable(
+    subscriptionId: string,
+    limit: number,
+    projection?: Record<string, 1>,
+  ): Promise<DeliveryDoc[] | null> {
+    const failed = await indexedFailures(this.cols, this.failures, subscriptionId, 'dead')
+    if (!failed) return null
+    const ordered = sortedAfter(failed, { limit }, 'createdAt')
+    const dead = { subscriptionId, status: 'dead' } as const
+    return firstMatching(
+      this.cols.deliveries,
+      ordered,
+      limit,
+      (d) => matchesSearch(d, dead) && d.test !== true,
+      projection,
+    )
+  }
+
   /** The delivery documents of these `_id`s, in that order (those that exist), each read by its `_id` alone. */
   byIds(ids: readonly string[], projection?: Record<string, 1>): Promise<DeliveryDoc[]> {
     return byIds(this.cols.deliveries, ids, projection)
@@ -506,10 +547,15 @@ export class DeliveryLog {
         await this.cols.deliveries.updateOne({ subscriptionId, eventId }, { $set: { retryRequestedAt: now } })
       }
     } else {
-      await this.cols.deliveries.updateMany(
-        { subscriptionId: input.subscriptionId, status: 'dead', test: { $ne: true } },
-        { $set: { retryRequestedAt: now } },
-      )
+      const set = { $set: { retryRequestedAt: now } }
+      const dead = await this.#retryable(input.subscriptionId, Infinity, { subscriptionId: 1, status: 1, test: 1 })
+      if (!dead) await this.cols.deliveries.updateMany(retryable(input.subscriptionId), set)
+      // by `_id`, a few at a time: on FerretDB v1 an update of `_id: {$in: [...]}` scans the collection
+      else
+        for (let i = 0; i < dead.length; i += BY_ID_AT_ONCE)
+          await Promise.all(
+            dead.slice(i, i + BY_ID_AT_ONCE).map(({ _id }) => this.cols.deliveries.updateOne({ _id }, set)),
+          )
     }
     return doc
   }

@@ -2,8 +2,8 @@
  * Reads of the delivery log by `_id` alone, the one filter FerretDB v1 answers from an index (any other,
  * `$in` included, reads every document of the collection: 25 s for 100,000 deliveries), and what the
  * failures index (delivery-failures.ts) names for a subscription when it holds the subscription's whole
- * life. The delivery log's search of a failure status reads through these instead of filtering the
- * collection (control-plane/deliveries.ts), and the console's failures list reads by `_id` too.
+ * life. The delivery log's search of a failure status, its retry of every dead letter and the worker
+ * performing that retry read through these instead of filtering the collection (control-plane/deliveries.ts).
  */
 import type { Collection } from 'mongodb'
 import type { Collections } from './store.ts'

@@ -221,6 +221,52 @@ describe('delivery search through the failures index', function () {
     expect(r.body.items.map((d: any) => d.eventId)).to.deep.equal(['ev-after', 'ev-before'])
   })
 
+  it('retries every dead letter through the index as the whole log would, test events aside', async () => {
+    const log = f.h.cp.deliveries
+    const cols = f.h.cp.cols
+    const dead = { partnerId: f.orgs.A, publisherId: null, eventType: 'inventory.level.changed', key: 'sku-0' }
+    // dead test events (no dead letter): in the index, never retried
+    for (const eventId of ['ev-test-1', 'ev-test-2'])
+      await log.markDead({
+        ...dead,
+        subscriptionId: sub,
+        eventId,
+        reason: 'test',
+        source: null,
+        deadLetter: null,
+        test: true,
+      })
+    // a dead delivery the index lacks: only the whole log's search finds it (evidence of the path taken)
+    const stray = { ...(await cols.deliveries.findOne({ _id: deliveryId(sub, 'ev-2') }))! }
+    await cols.deliveries.insertOne({ ...stray, _id: deliveryId(sub, 'ev-stray'), eventId: 'ev-stray' })
+    const eventIds = (docs: DeliveryDoc[]) => docs.map((d) => d.eventId)
+    try {
+      const indexed = await log.retryableDeadLetters(sub, 10_000)
+      const full = await withoutIndex(sub, 'dead', () => log.retryableDeadLetters(sub, 10_000))
+      expect(eventIds(indexed).length, 'something to retry').to.be.greaterThan(50)
+      expect([...eventIds(indexed), 'ev-stray'].sort()).to.deep.equal(eventIds(full).sort())
+      expect(indexed.every((d) => d.status === 'dead' && !d.test)).to.equal(true)
+      // oldest first, and a limit takes the oldest
+      const order = (d: DeliveryDoc) => `${d.createdAt.toISOString()} ${d._id}`
+      expect(indexed.map(order)).to.deep.equal(indexed.map(order).sort())
+      expect(eventIds(await log.retryableDeadLetters(sub, 7))).to.deep.equal(eventIds(indexed).slice(0, 7))
+      // the request marks the deliveries the worker then retries
+      const marked = async (fn: () => Promise<unknown>) => {
+        await cols.deliveries.updateMany({ subscriptionId: sub }, { $set: { retryRequestedAt: null } })
+        const r = (await fn()) as { status: number; text: string }
+        expect(r.status, r.text).to.equal(202)
+        const docs = await cols.deliveries.find({ subscriptionId: sub, retryRequestedAt: { $ne: null } }).toArray()
+        return eventIds(docs).sort()
+      }
+      const retry = () => f.h.call('POST', `/v1/subscriptions/${sub}/dead-letters/retry`, { key: f.keys.A })
+      expect(await marked(retry)).to.deep.equal(eventIds(indexed).sort())
+      expect(await marked(() => withoutIndex(sub, 'dead', retry))).to.deep.equal(eventIds(full).sort())
+    } finally {
+      await cols.deliveries.updateMany({ subscriptionId: sub }, { $set: { retryRequestedAt: null } })
+      await cols.deliveries.deleteOne({ _id: deliveryId(sub, 'ev-stray') })
+    }
+  })
+
   it("is another organization's 404", async () => {
     for (const path of ['/dead-letters', '/deliveries?status=dead', '/deliveries?status=retrying']) {
       const r = await f.h.call('GET', `/v1/subscriptions/${sub}${path}`, { key: f.keys.B })

@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai'
 import { DEAD_LETTER_HEADER, HEADER } from '../../schemas/index.ts'
+import { deliveryId } from '../../control-plane/deliveries.ts'
 import type { SinkWorker } from '../../connectors/sink/worker.ts'
 import { testKafka, uniqueName, waitFor } from '../helpers/env.ts'
 import { startReceiver, type Receiver, type ReceiverHandler } from '../helpers/receiver.ts'
@@ -266,6 +267,82 @@ describe('sink worker: Kafka to webhooks', function () {
     expect(stale?.deadReason).to.match(/^not re-delivered: a newer record of its key was read since/)
     expect(done.outcome).to.equal('re-delivered 1 of 2; 1 superseded by a newer record of their key')
   })
+
+  it(
+    'a retry of every dead letter re-delivers exactly the dead ones (test events and delivered ones ' +
+      'aside), through the failures index and through the whole log alike',
+    async () => {
+      let reject = true
+      const handler: ReceiverHandler = (r, res) => {
+        const body = JSON.parse(r.body) as { test?: boolean; data: { sku: string } }
+        const refused = body.test === true || ['SKU-1', 'SKU-2'].includes(body.data.sku)
+        res.writeHead(reject && refused ? 400 : 204).end()
+      }
+      const [a, b] = [await rx(handler), await rx(handler)]
+      const indexed = await h.subscribe({ name: 'indexed', url: a.url })
+      const full = await h.subscribe({ name: 'full', url: b.url })
+      const subs = [
+        { ...indexed, rx: a },
+        { ...full, rx: b },
+      ]
+      worker = await h.worker()
+      for (const s of subs) await waitFor(async () => (await status(s.id))?.state === 'running')
+      // SKU-0 and SKU-3 delivered, SKU-1 and SKU-2 rejected: dead letters
+      const [, sku1, sku2] = await h.produce(levels(4, 4))
+      const cols = h.cp.cols
+      for (const s of subs) {
+        await waitFor(
+          async () => (await h.cp.deliveries.search({ subscriptionId: s.id }, { limit: 10 })).items.length === 4,
+          { what: 'four deliveries logged' },
+        )
+        // a test event rejected: dead, without a dead letter
+        const probe = await h.cp.requestTestEvent(ADMIN, s.id, {})
+        await waitFor(async () => (await cols.retryRequests.findOne({ _id: probe._id }))?.status === 'done', {
+          what: 'the test event sent',
+        })
+        expect((await h.cp.deliveries.get(s.id, probe.eventId!))?.status).to.equal('dead')
+        // a dead delivery the failures index does not name (as if written before it): only the whole log's
+        // search finds it (it has no dead letter to deliver, so it only counts), evidence of the path taken
+        const stray = { ...(await h.cp.deliveries.get(s.id, sku1!))!, eventId: 'ev-stray', deadLetter: null }
+        await cols.deliveries.insertOne({ ...stray, _id: deliveryId(s.id, 'ev-stray') })
+      }
+      // the other subscription's index as if it began after the subscription: the whole log is searched
+      const created = (await cols.subscriptions.findOne({ _id: full.id }))!.createdAt
+      await cols.deliveryFailures.updateOne(
+        { _id: `${full.id}|dead` },
+        { $set: { since: new Date(created.getTime() + 1) } },
+      )
+      reject = false
+      const before = subs.map((s) => s.rx.received.length)
+      const reqs = []
+      for (const s of subs) reqs.push(await h.cp.requestRetry(ADMIN, s.id, null))
+      const marked = async (id: string) =>
+        (await cols.deliveries.find({ subscriptionId: id, retryRequestedAt: { $ne: null } }).toArray())
+          .map((d) => d.eventId)
+          .sort()
+      expect(await marked(indexed.id), 'marked for retry').to.deep.equal([sku1, sku2].sort())
+      expect(await marked(full.id), 'marked for retry').to.deep.equal([sku1, sku2, 'ev-stray'].sort())
+      const outcomes = []
+      for (const req of reqs)
+        outcomes.push(
+          await waitFor(
+            async () => {
+              const r = await cols.retryRequests.findOne({ _id: req._id })
+              return r?.status === 'done' ? r.outcome : null
+            },
+            { what: 'the retry request done' },
+          ),
+        )
+      expect(outcomes).to.deep.equal(['re-delivered 2 of 2', 're-delivered 2 of 3'])
+      await new Promise((r) => setTimeout(r, 300))
+      subs.forEach((s, i) => {
+        const again = verified(s.secret, s.rx).slice(before[i])
+        expect(again.map((g) => g.id).sort(), 're-delivered').to.deep.equal([sku1, sku2].sort())
+      })
+      for (const s of subs)
+        for (const id of [sku1!, sku2!]) expect((await h.cp.deliveries.get(s.id, id))?.status).to.equal('delivered')
+    },
+  )
 
   it(
     'a paused subscription re-delivers a dead letter when resumed, before the ' + 'versions of its key read since',

@@ -23,6 +23,9 @@ import { sendTestEvent } from './test-event.ts'
 /** How often a worker completes the retry requests of deleted subscriptions. */
 export const RETRY_SWEEP_MS = 30_000
 
+/** Dead letters one retry of every dead letter re-delivers (retryableDeadLetters: the oldest, on its fast path). */
+const RETRY_ALL_AT_MOST = 1000
+
 /** A dead letter delivered again on request: a few quick attempts, then it stays dead (with the reason). */
 const REDELIVERY_POLICY = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
 const SUPERSEDED =
@@ -116,10 +119,7 @@ export class RetryRequests {
     const docs: DeliveryDoc[] =
       req.kind === 'event'
         ? [await cp.deliveries.get(req.subscriptionId, req.eventId!)].filter((d): d is DeliveryDoc => d !== null)
-        : await cp.cols.deliveries
-            .find({ subscriptionId: req.subscriptionId, status: 'dead', test: { $ne: true } })
-            .limit(1000)
-            .toArray()
+        : await cp.deliveries.retryableDeadLetters(req.subscriptionId, RETRY_ALL_AT_MOST)
     const out = { redelivered: 0, superseded: 0, failed: 0 }
     const items: Array<{ doc: DeliveryDoc; record: SinkRecord }> = []
     for (const doc of docs) {
