@@ -8,7 +8,7 @@
 import type { Router } from 'express'
 import { NotFoundError, RequestInvalidError } from '../control-plane/errors.ts'
 import { completeDelivery, matchesSearch, type DeliverySearch } from '../control-plane/deliveries.ts'
-import type { FailureCursor, FailureStatus } from '../control-plane/delivery-failures.ts'
+import { holdsWholeLife, type FailureCursor, type FailureStatus } from '../control-plane/delivery-failures.ts'
 import type { DeliveryDoc, DeliveryStatus, SubscriptionDoc } from '../control-plane/types.ts'
 import { field, type Ctx, type PageHandler } from './context.ts'
 import { badge, html, iso, options, query, selectField, table, thead, time, type Html } from './html.ts'
@@ -180,7 +180,7 @@ const list: PageHandler = async (ctx) => {
     ? html`Failures recorded since ${time(indexed.since)}, newest first.`
     : 'No failure recorded in the failures index.'
   // an index kept since the subscription was created holds every failure: there is nothing older to search for
-  const covered = indexed?.since !== undefined && indexed.since !== null && indexed.since <= sub.createdAt
+  const covered = holdsWholeLife(indexed?.since, sub.createdAt)
   const whole = covered
     ? html`<p class="muted">Every failure since the subscription was created, newest first.</p>`
     : indexed

@@ -28,6 +28,13 @@ export const FAILURE_STATUSES: readonly FailureStatus[] = ['dead', 'retrying']
 export const isFailureStatus = (s: string | undefined): s is FailureStatus =>
   FAILURE_STATUSES.includes(s as FailureStatus)
 
+/**
+ * Whether an index whose head says `since` holds every failure of a subscription created at `createdAt`:
+ * it was kept from the subscription's creation on (heads written with it, `begin`), so nothing is older.
+ */
+export const holdsWholeLife = (since: Date | null | undefined, createdAt: Date | null | undefined): boolean =>
+  !!since && !!createdAt && since <= createdAt
+
 /** A failed attempt's delivery, and when that delivery was created (what orders a search; older entries lack it). */
 export interface FailureEntry {
   id: string

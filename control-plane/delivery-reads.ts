@@ -7,7 +7,7 @@
  */
 import type { Collection } from 'mongodb'
 import type { Collections } from './store.ts'
-import type { DeliveryFailures, FailureStatus } from './delivery-failures.ts'
+import { holdsWholeLife, type DeliveryFailures, type FailureStatus } from './delivery-failures.ts'
 import type { DeliveryDoc } from './types.ts'
 
 /** Deliveries read (or written) by `_id` at once. */
@@ -57,9 +57,9 @@ export async function firstMatching(
 /**
  * The deliveries the failures index names for (subscription, status), once each, with their creation
  * time (the entry's, else the document's: entries noted by an earlier version lack it), when the index
- * holds the subscription's whole life: its head's `since` is not after the subscription's creation
- * (heads written with it, DeliveryFailures.begin). Null when the index may miss some (failures from
- * before it existed) or the subscription is gone: the caller filters the collection instead.
+ * holds the subscription's whole life (holdsWholeLife: its head's `since` is not after the subscription's
+ * creation). Null when the index may miss some (failures from before it existed) or the subscription is
+ * gone: the caller filters the collection instead.
  */
 export async function indexedFailures(
   cols: Pick<Collections, 'deliveries' | 'subscriptions'>,
@@ -71,7 +71,7 @@ export async function indexedFailures(
     failures.head(subscriptionId, status),
     cols.subscriptions.findOne({ _id: subscriptionId }, { projection: { createdAt: 1 } }),
   ])
-  if (!head || !sub?.createdAt || head.since > sub.createdAt) return null
+  if (!head || !holdsWholeLife(head.since, sub?.createdAt)) return null
   const entries = await failures.all(subscriptionId, status, head.pages)
   const unknown = entries.filter((e) => !e.createdAt).map((e) => e.id)
   const created = new Map((await byIds(cols.deliveries, unknown, { createdAt: 1 })).map((d) => [d._id, d.createdAt]))
