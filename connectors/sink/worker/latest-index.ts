@@ -44,14 +44,16 @@ export class LatestIndex {
   }
 
   /**
-   * The shared reader's next record of partition `k` is at `offset`, past the one it expected: records were skipped
-   * (kafkajs moved an out-of-range position to the end of the log, or compaction removed some). The index keeps
-   * covering the partition only from `offset` on: a collapse from a cursor before it scans, never misses a key whose
-   * latest record was in the stretch.
+   * The shared reader's next record of partition `k` is at `offset`, past the one it expected, on a topic without
+   * compaction: records were skipped (kafkajs moved a position the broker no longer had, deleted by retention, to the
+   * end of the log). The index covers the partition only from `offset` on: a collapse from a cursor before it scans
+   * instead of missing a key whose latest record was in the stretch. What it holds from before stays: a key whose
+   * latest offset seen is below `offset` has no record in a range from `offset` on either way. No allocation: on a
+   * topic that does skip, it may happen often.
    */
   skipped(k: string, offset: number): void {
     const p = this.#parts.get(k)
-    if (p && offset > p.from) this.track(k, offset)
+    if (p && offset > p.from) p.from = offset
   }
 
   /** The shared reader read the record at `offset` of partition `k`. */

@@ -53,6 +53,8 @@ export class SharedReader {
   readonly #o: SharedReaderOptions
   #consumer: Consumer | null = null
   readonly #committed = new Map<string, number>()
+  /** Topics without compaction: a gap in their offsets means records skipped (LatestIndex.skipped). */
+  #uncompacted = new Set<string>()
   /**
    * Per topic-partition: the attached subscriptions by row filter (dispatch.ts), rebuilt when the dispatch version
    * moved.
@@ -95,6 +97,7 @@ export class SharedReader {
       eachBatch: (payload) => this.#batch(payload),
     })
     const stateTopics = new Set(d.topics.filter(isStateTopic).map((t) => t.name))
+    this.#uncompacted = new Set(d.topics.filter((t) => !t.cleanupPolicy.includes('compact')).map((t) => t.name))
     for (const [k, offset] of start) {
       const [topic, partition] = splitKey(k)
       consumer.seek({ topic, partition, offset: String(offset) })
@@ -128,7 +131,8 @@ export class SharedReader {
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) break
       const offset = Number(message.offset)
-      if (offset > positions.sharedNext.get(k)!) positions.latest.skipped(k, offset)
+      // a gap on a topic without compaction: records skipped (latest-index.ts); compaction's gaps are harmless there
+      if (offset > positions.sharedNext.get(k)! && this.#uncompacted.has(topic)) positions.latest.skipped(k, offset)
       positions.sharedNext.set(k, offset + 1)
       positions.times.note(k, offset, Number(message.timestamp))
       positions.latest.note(k, message.key ?? null, offset)
