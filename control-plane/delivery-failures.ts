@@ -129,10 +129,13 @@ export class DeliveryFailures {
     }
   }
 
-  /** The head of a subscription's index for a status (null: nothing recorded in it yet). */
-  async head(subscriptionId: string, status: FailureStatus): Promise<{ pages: number; since: Date } | null> {
+  /**
+   * The head of a subscription's index for a status (null: nothing recorded in it yet); `since` null when the head
+   * does not say (then it is not known to hold anything older than its entries: holdsWholeLife is false).
+   */
+  async head(subscriptionId: string, status: FailureStatus): Promise<{ pages: number; since: Date | null } | null> {
     const doc = await this.col.findOne({ _id: `${subscriptionId}|${status}` })
-    return doc ? { pages: doc.pages ?? 0, since: doc.since ?? new Date(0) } : null
+    return doc ? { pages: doc.pages ?? 0, since: doc.since ?? null } : null
   }
 
   /**

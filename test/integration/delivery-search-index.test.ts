@@ -186,6 +186,15 @@ describe('delivery search through the failures index', function () {
       const at = `/v1/subscriptions/${sub}/dead-letters`
       expect(first(await pages(at, f.keys.A, 3))).to.not.equal('ev-stray')
       expect(first(await withoutIndex(sub, 'dead', () => pages(at, f.keys.A, 3)))).to.equal('ev-stray')
+      // a head that does not say since when it holds failures is not taken to hold the subscription's whole life
+      const heads = f.h.cp.cols.deliveryFailures
+      const head = (await heads.findOne({ _id: `${sub}|dead` }))!
+      await heads.updateOne({ _id: head._id }, { $unset: { since: '' } })
+      try {
+        expect(first(await pages(at, f.keys.A, 3)), 'a head without since: the whole log').to.equal('ev-stray')
+      } finally {
+        await heads.updateOne({ _id: head._id }, { $set: { since: head.since! } })
+      }
     } finally {
       await f.h.cp.cols.deliveries.deleteOne({ _id: stray._id })
     }
@@ -216,7 +225,7 @@ describe('delivery search through the failures index', function () {
     })
     const head = await f.h.cp.deliveries.failures.head(older, 'dead')
     const created = (await f.h.cp.cols.subscriptions.findOne({ _id: older }))!.createdAt
-    expect(head!.since.getTime()).to.be.greaterThan(created.getTime())
+    expect(head!.since!.getTime()).to.be.greaterThan(created.getTime())
     const r = await f.h.call('GET', `/v1/subscriptions/${older}/dead-letters`, { key: f.keys.A })
     expect(r.body.items.map((d: any) => d.eventId)).to.deep.equal(['ev-after', 'ev-before'])
   })
