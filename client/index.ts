@@ -1,6 +1,6 @@
 /**
  * The management API's typed client: openapi-fetch over the types generated from the OpenAPI document
- * (client/openapi.d.ts, written by `npm run client` from api/openapi/document.ts), so a path, a
+ * (client/openapi.d.ts, generated from api/openapi/document.ts by `npm ci` and `npm run client`), so a path, a
  * parameter or a body the API does not accept is a compile error, not a 400 at run time.
  *
  *   const api = createManagementClient({ baseUrl: 'http://127.0.0.1:8080', apiKey })

@@ -1,4 +1,7 @@
-/** `npm run client`: writes client/openapi.d.ts from the management API document (api/openapi/client-types.ts). */
+/**
+ * `npm run client` (and `npm ci`, `npm test`): writes client/openapi.d.ts from the management API document
+ * (api/openapi/client-types.ts).
+ */
 import fs from 'node:fs'
 import path from 'node:path'
 import { CLIENT_TYPES_FILE, clientTypesSource } from './client-types.ts'

@@ -1,13 +1,18 @@
 /**
  * The typed management client (client/index.ts): its types are what the OpenAPI document gives now
- * (client/openapi.d.ts, `npm run client`), and against an HTTP server it sends the key and the JSON,
- * reads the answers, and turns every error into one line naming the status, title, detail and field.
+ * (client/openapi.d.ts: generated, not committed; `npm ci` and `npm run client` write it), and against an
+ * HTTP server it sends the key and the JSON, reads the answers, and turns every error into one line naming
+ * the status, title, detail and field.
  */
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
 import { expect } from 'chai'
 import { CLIENT_TYPES_FILE, clientTypesSource } from '../../api/openapi/client-types.ts'
+import { PROJECT_ROOT } from '../../common/paths.ts'
 import { allPages, ApiProblem, ApiUnreachable, createManagementClient, data } from '../../client/index.ts'
 
 interface Seen {
@@ -20,8 +25,34 @@ interface Seen {
 describe('typed management client', function () {
   this.timeout(30_000)
 
-  it('client/openapi.d.ts is current (npm run client rewrites it from the OpenAPI document)', async () => {
-    expect(fs.readFileSync(CLIENT_TYPES_FILE, 'utf8')).to.equal(await clientTypesSource())
+  it('client/openapi.d.ts is what the generator gives from the OpenAPI document now (npm run client)', async () => {
+    expect(fs.existsSync(CLIENT_TYPES_FILE), 'written by npm ci (the prepare script) or npm run client').to.equal(true)
+    expect(fs.readFileSync(CLIENT_TYPES_FILE, 'utf8'), 'stale: npm run client rewrites it').to.equal(
+      await clientTypesSource(),
+    )
+  })
+
+  it('client/openapi.d.ts is generated, not committed: npm ci and npm test write it, git ignores it', () => {
+    const read = (file: string) => fs.readFileSync(path.join(PROJECT_ROOT, file), 'utf8')
+    expect(read('.gitignore').split('\n')).to.include('client/openapi.d.ts')
+    const { scripts } = JSON.parse(read('package.json')) as { scripts: Record<string, string> }
+    expect(scripts.prepare).to.equal('node api/openapi/prepare-client.mjs')
+    expect(scripts.pretest).to.include('npm run client')
+  })
+
+  it('the prepare script writes nothing and succeeds in a production install (no dev dependencies)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'prepare-client-'))
+    try {
+      const script = path.join(dir, 'api', 'openapi', 'prepare-client.mjs')
+      fs.mkdirSync(path.dirname(script), { recursive: true })
+      fs.copyFileSync(path.join(PROJECT_ROOT, 'api', 'openapi', 'prepare-client.mjs'), script)
+      const run = spawnSync(process.execPath, [script], { cwd: dir, env: { ...process.env, NODE_PATH: '' } })
+      expect(run.status, run.stderr.toString()).to.equal(0)
+      expect(run.stdout.toString()).to.include('not written: no dev dependencies')
+      expect(fs.readdirSync(dir)).to.deep.equal(['api'])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   describe('against an HTTP server', () => {

@@ -23,7 +23,10 @@ const RUNTIME_ROOTS = [
   'schemas',
   'stack',
 ]
-/** Generated, not written: the typed client's types come from the OpenAPI document (`npm run client`). */
+/**
+ * Generated, not written (nor committed): the typed client's types, from the OpenAPI document by `npm ci` and
+ * `npm run client`.
+ */
 const GENERATED = new Set(['client/openapi.d.ts'])
 /**
  * Lines of code: blank lines and comment lines do not count. The formatter (Prettier, 120 columns) spreads
