@@ -3,7 +3,7 @@
  * the request bodies built from flags and `--from-file` (flags given with a file replace its fields).
  */
 import fs from 'node:fs'
-import { allPages, data, type ManagementClient, type Schemas } from '../client/index.ts'
+import { allPages, data, type ManagementClient, type paths, type Schemas } from '../client/index.ts'
 
 /** The options of the API commands, for parseArgs (cli/main.ts); none has a default, so undefined is "not given". */
 export const API_OPTIONS = {
@@ -204,6 +204,7 @@ export function overlapSeconds(flags: ApiCommandFlags): number | undefined {
 
 type Page = { items: Array<Record<string, unknown>>; nextCursor: string | null }
 type ApiAnswer<T> = { data?: T; error?: unknown; response: Response }
+type PageQuery = { limit: number; cursor: string | undefined }
 
 /**
  * A list, every page of it: a table of `columns` (the API's JSON with --json). `page(query)` asks for one, its query
@@ -213,18 +214,72 @@ export async function printList<const Q extends object>(
   ctx: Ctx,
   columns: Column[],
   filters: Q,
-  page: (query: Q & { limit: number; cursor: string | undefined }) => Promise<ApiAnswer<Page>>,
+  page: (query: Q & PageQuery) => Promise<ApiAnswer<Page>>,
 ): Promise<number> {
   const all = await allPages((cursor) => data(page({ ...filters, limit: PAGE, cursor })))
   ctx.out(all, () => renderTable(all, columns))
   return 0
 }
 
-/** One resource (a `show`): its JSON, with or without --json. */
-export async function printOne(ctx: Ctx, item: Promise<unknown>): Promise<number> {
-  const value = await item
-  ctx.out(value, () => JSON.stringify(value, null, 2) + '\n')
-  return 0
+/** The API's lists: the paths whose GET takes no path parameter and answers a page (`items`, `nextCursor`). */
+type ListPath = {
+  [P in keyof paths]: paths[P] extends {
+    get: {
+      parameters: { path?: never }
+      responses: { 200: { content: { 'application/json': { nextCursor: string | null } } } }
+    }
+  }
+    ? P
+    : never
+}[keyof paths]
+/** The filters of a list: its query parameters but the page's. */
+type ListFilters<P extends ListPath> = Omit<NonNullable<paths[P]['get']['parameters']['query']>, 'limit' | 'cursor'>
+
+/**
+ * A `list` subcommand: every page of the list at `path`, a table of `columns` (printList). A list with filters takes
+ * their `flags` (with what each means there), and `query` makes the API's filters of the flags given.
+ */
+export function listCommand<P extends ListPath>(
+  help: string,
+  columns: Column[],
+  path: P,
+  filters?: { flags: NonNullable<Sub['flags']>; query: (flags: ApiCommandFlags) => ListFilters<P> },
+): Sub {
+  return {
+    ...(filters && { flags: filters.flags }),
+    help,
+    run: (ctx) =>
+      printList(ctx, columns, filters?.query(ctx.flags) ?? {}, (query) =>
+        // openapi-fetch types a call by a literal path: the query is the list's (ListFilters<P> and the page's)
+        ctx.api.GET(path as ListPath, { params: { query } } as never),
+      ),
+  }
+}
+
+/** The API's items: the paths whose GET takes one path parameter, the item's id (`/grants/{grantId}`). */
+type ItemPath = {
+  [P in keyof paths]: P extends `${string}{${string}}${infer Rest}`
+    ? Rest extends `${string}{${string}`
+      ? never
+      : paths[P] extends { get: { parameters: { path: object } } }
+        ? P
+        : never
+    : never
+}[keyof paths]
+
+/** A `show <id>` subcommand: the item at `itemPath` with that id, as its JSON (with or without --json). */
+export function showCommand(help: string, itemPath: ItemPath): Sub {
+  const param = /\{(\w+)\}/.exec(itemPath)![1]!
+  return {
+    args: '<id>',
+    help,
+    run: async (ctx) => {
+      // openapi-fetch types a call by a literal path: the one parameter is `param`, the id given
+      const value = await data(ctx.api.GET(itemPath, { params: path(param, ctx.need(0, 'id')) } as never))
+      ctx.out(value, () => JSON.stringify(value, null, 2) + '\n')
+      return 0
+    },
+  }
 }
 
 /** The help of `--from-file`: the API's request JSON of the named schema. */

@@ -5,11 +5,12 @@
 import { data, type Schemas } from '../client/index.ts'
 import {
   col,
+  listCommand,
   path,
   printList,
-  printOne,
   renderTable,
   requestBody,
+  showCommand,
   subscriptionFields,
   UsageError,
   FROM_FILE,
@@ -68,23 +69,11 @@ async function connectorAction(ctx: Ctx, action: 'pause' | 'resume'): Promise<nu
 
 export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
   subscriptions: {
-    list: {
+    list: listCommand('partner subscriptions', subscriptionColumns, '/subscriptions', {
       flags: { 'partner-id': "only this partner's" },
-      help: 'partner subscriptions',
-      run: (ctx) =>
-        printList(ctx, subscriptionColumns, { partnerId: ctx.flags['partner-id'] }, (query) =>
-          ctx.api.GET('/subscriptions', { params: { query } }),
-        ),
-    },
-    show: {
-      args: '<id>',
-      help: 'one subscription (without its secrets)',
-      run: (ctx) =>
-        printOne(
-          ctx,
-          data(ctx.api.GET('/subscriptions/{subscriptionId}', { params: path('subscriptionId', ctx.need(0, 'id')) })),
-        ),
-    },
+      query: (flags) => ({ partnerId: flags['partner-id'] }),
+    }),
+    show: showCommand('one subscription (without its secrets)', '/subscriptions/{subscriptionId}'),
     create: {
       flags: {
         'partner-id': 'the partner (with an admin key; a partner key subscribes for itself)',
@@ -184,10 +173,11 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
     },
   },
   connectors: {
-    list: {
-      help: "each subscription's connector: desired state, state, lag, worker, last error",
-      run: (ctx) => printList(ctx, connectorColumns, {}, (query) => ctx.api.GET('/connectors', { params: { query } })),
-    },
+    list: listCommand(
+      "each subscription's connector: desired state, state, lag, worker, last error",
+      connectorColumns,
+      '/connectors',
+    ),
     status: {
       args: '<id>',
       help: "a connector's status",
@@ -288,10 +278,7 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
     },
   },
   sources: {
-    list: {
-      help: 'source connectors (csv-drop, mongodb)',
-      run: (ctx) => printList(ctx, sourceColumns, {}, (query) => ctx.api.GET('/sources', { params: { query } })),
-    },
+    list: listCommand('source connectors (csv-drop, mongodb)', sourceColumns, '/sources'),
     status: {
       args: '<id>',
       flags: { follow: "a CSV import's progress (bytes, rate, ETA) until it is done" },

@@ -6,11 +6,12 @@ import { data, type Schemas } from '../client/index.ts'
 import {
   col,
   entitlements,
+  listCommand,
   overlapSeconds,
   path,
   printList,
-  printOne,
   requestBody,
+  showCommand,
   UsageError,
   FROM_FILE,
   type Ctx,
@@ -48,8 +49,6 @@ async function listOrganizations(ctx: Ctx, kind: string | undefined): Promise<nu
     throw new UsageError(`--kind must be partner or publisher (got "${kind}")`)
   return printList(ctx, orgColumns, { kind }, (query) => ctx.api.GET('/organizations', { params: { query } }))
 }
-
-const showGrant = (ctx: Ctx, id: string) => data(ctx.api.GET('/grants/{grantId}', { params: path('grantId', id) }))
 
 async function endGrant(ctx: Ctx): Promise<number> {
   const grantId = ctx.need(0, 'id')
@@ -118,15 +117,7 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
       help: 'publishers and partners',
       run: (ctx) => listOrganizations(ctx, ctx.flags.kind),
     },
-    show: {
-      args: '<id>',
-      help: 'one organization with its profile',
-      run: (ctx) =>
-        printOne(
-          ctx,
-          data(ctx.api.GET('/organizations/{organizationId}', { params: path('organizationId', ctx.need(0, 'id')) })),
-        ),
-    },
+    show: showCommand('one organization with its profile', '/organizations/{organizationId}'),
     create: {
       flags: {
         kind: 'publisher or partner',
@@ -161,19 +152,11 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
     },
   },
   keys: {
-    list: {
+    list: listCommand('API keys (never their secrets)', keyColumns, '/api-keys', {
       flags: { 'organization-id': "only this organization's keys" },
-      help: 'API keys (never their secrets)',
-      run: (ctx) =>
-        printList(ctx, keyColumns, { organizationId: ctx.flags['organization-id'] }, (query) =>
-          ctx.api.GET('/api-keys', { params: { query } }),
-        ),
-    },
-    show: {
-      args: '<id>',
-      help: 'one API key (without its secret)',
-      run: (ctx) => printOne(ctx, data(ctx.api.GET('/api-keys/{keyId}', { params: path('keyId', ctx.need(0, 'id')) }))),
-    },
+      query: (flags) => ({ organizationId: flags['organization-id'] }),
+    }),
+    show: showCommand('one API key (without its secret)', '/api-keys/{keyId}'),
     create: {
       flags: {
         scope: 'what the key may do',
@@ -227,19 +210,11 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
     },
   },
   grants: {
-    list: {
+    list: listCommand('offered and accepted grants', grantColumns, '/grants', {
       flags: { 'partner-id': 'only grants to this partner', 'publisher-id': 'only grants of this publisher' },
-      help: 'offered and accepted grants',
-      run: (ctx) => {
-        const filters = { partnerId: ctx.flags['partner-id'], publisherId: ctx.flags['publisher-id'] }
-        return printList(ctx, grantColumns, filters, (query) => ctx.api.GET('/grants', { params: { query } }))
-      },
-    },
-    show: {
-      args: '<id>',
-      help: 'one grant',
-      run: (ctx) => printOne(ctx, showGrant(ctx, ctx.need(0, 'id'))),
-    },
+      query: (flags) => ({ partnerId: flags['partner-id'], publisherId: flags['publisher-id'] }),
+    }),
+    show: showCommand('one grant', '/grants/{grantId}'),
     create: {
       flags: {
         'partner-id': 'the partner it is offered to',
@@ -299,7 +274,7 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
       run: async (ctx) => {
         // Accept the version read here, so a change the publisher makes meanwhile is not accepted unseen.
         const grantId = ctx.need(0, 'id')
-        const read = await showGrant(ctx, grantId)
+        const read = await data(ctx.api.GET('/grants/{grantId}', { params: path('grantId', grantId) }))
         const g = await data(
           ctx.api.POST('/grants/{grantId}/accept', {
             params: path('grantId', grantId),

@@ -3,7 +3,7 @@
  * history, the decisions of each side, and the lead steps, through the typed client.
  */
 import { data, type Schemas } from '../client/index.ts'
-import { col, path, printList, printOne, requestBody, UsageError, type Ctx, type Sub } from './api-args.ts'
+import { col, listCommand, path, requestBody, showCommand, UsageError, type Ctx, type Sub } from './api-args.ts'
 
 const dealColumns = [
   col('ID', 'id'),
@@ -68,27 +68,27 @@ async function leadAction(ctx: Ctx, action: 'accept' | 'decline' | 'reassign'): 
 
 export const DEAL_SUBS: Record<string, Record<string, Sub>> = {
   deals: {
-    list: {
-      flags: {
-        state: 'only deals in this state',
-        'partner-id': "only this partner's",
-        'publisher-id': 'only those registered with this publisher',
+    list: listCommand(
+      'deal registrations: a partner its own, a publisher those registered with it',
+      dealColumns,
+      '/deals',
+      {
+        flags: {
+          state: 'only deals in this state',
+          'partner-id': "only this partner's",
+          'publisher-id': 'only those registered with this publisher',
+        },
+        query: (flags) => ({
+          state: flags.state as never,
+          partnerId: flags['partner-id'],
+          manufacturerId: flags['publisher-id'],
+        }),
       },
-      help: 'deal registrations: a partner its own, a publisher those registered with it',
-      run: (ctx) => {
-        const filters = {
-          state: ctx.flags.state as never,
-          partnerId: ctx.flags['partner-id'],
-          manufacturerId: ctx.flags['publisher-id'],
-        }
-        return printList(ctx, dealColumns, filters, (query) => ctx.api.GET('/deals', { params: { query } }))
-      },
-    },
-    show: {
-      args: '<id>',
-      help: 'one deal with the history of its steps (a publisher also sees the registrations it conflicts with)',
-      run: (ctx) => printOne(ctx, data(ctx.api.GET('/deals/{dealId}', { params: path('dealId', ctx.need(0, 'id')) }))),
-    },
+    ),
+    show: showCommand(
+      'one deal with the history of its steps (a publisher also sees the registrations it conflicts with)',
+      '/deals/{dealId}',
+    ),
     register: {
       flags: { 'from-file': FROM_FILE('DealCreate') },
       help: 'register a deal with a publisher (partner key)',
@@ -115,19 +115,11 @@ export const DEAL_SUBS: Record<string, Record<string, Sub>> = {
     },
   },
   leads: {
-    list: {
+    list: listCommand('leads: a publisher its own, a partner those assigned to it', leadColumns, '/leads', {
       flags: { state: 'only leads in this state' },
-      help: 'leads: a publisher its own, a partner those assigned to it',
-      run: (ctx) =>
-        printList(ctx, leadColumns, { state: ctx.flags.state as never }, (query) =>
-          ctx.api.GET('/leads', { params: { query } }),
-        ),
-    },
-    show: {
-      args: '<id>',
-      help: 'one lead with its history',
-      run: (ctx) => printOne(ctx, data(ctx.api.GET('/leads/{leadId}', { params: path('leadId', ctx.need(0, 'id')) }))),
-    },
+      query: (flags) => ({ state: flags.state as never }),
+    }),
+    show: showCommand('one lead with its history', '/leads/{leadId}'),
     create: {
       flags: { 'partner-id': 'the partner to assign it to', 'from-file': FROM_FILE('LeadCreate') },
       help: 'assign a lead to a partner (publisher key); it has until acceptBy (default 48 h) to answer',
