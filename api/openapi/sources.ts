@@ -2,10 +2,10 @@
  * The /sources part of the management API document (source connectors), spread into document.ts.
  */
 import { SOURCE_KINDS } from '../../producers/plugins.ts'
-import { body, closed, dateTime, nullableDateTime, object, ok, operationsOf, pathId, query, ref } from './parts.ts'
+import { body, closed, dateTime, id, nullableDateTime, object, ok, operationsOf, pathId, query, ref } from './parts.ts'
 
 const SRC = pathId('sourceId', 'src', 'source')
-const orgId = { type: 'string', pattern: '^org_[0-9a-f]{24}$' }
+const orgId = id('org')
 const desiredState = { type: 'string', enum: ['running', 'paused', 'stopped'] }
 
 const sources = operationsOf('sources')
@@ -145,7 +145,7 @@ export const sourceSchemas = {
       'updatedAt',
     ],
     {
-      id: { type: 'string', pattern: '^src_[0-9a-f]{24}$' },
+      id: id('src'),
       name: { type: 'string' },
       kind: { type: 'string', enum: [...SOURCE_KINDS] },
       publisherId: orgId,
