@@ -93,7 +93,12 @@ export const inboundView = (c: InboundConnectorDoc, secret?: string) => ({
   toleranceSeconds: c.toleranceSeconds,
   url: `/v1/inbound/${c._id}`,
   ...(secret !== undefined ? { secret } : {}),
+  // when each secret rotated out stops being accepted (those whose overlap has ended are left out)
+  previousSecrets: (c.previousSecrets ?? [])
+    .filter((p) => p.expiresAt.getTime() > Date.now())
+    .map((p) => ({ expiresAt: p.expiresAt })),
   createdAt: c.createdAt,
+  updatedAt: c.updatedAt,
 })
 
 /** The routes behind an API key (mounted beside the others, after authentication and the request validator). */
@@ -143,6 +148,15 @@ export function mountDealRoutes(r: Router, reg: DealRegistry, mounts: Mounts): v
   inboundRoutes.get(
     ({ principal, id }) => inbound.get(principal, id),
     (c) => inboundView(c),
+  )
+  inboundRoutes.update(
+    ({ principal, id, body }) => inbound.update(principal, id, body),
+    (c) => inboundView(c),
+  )
+  inboundRoutes.rotate(
+    '/secret/rotate',
+    ({ principal, id }, overlap) => inbound.rotateSecret(principal, id, overlap),
+    ({ connector, secret }) => inboundView(connector, secret),
   )
   inboundRoutes.remove(({ principal, id }) => inbound.delete(principal, id))
 }

@@ -3,7 +3,7 @@
  * deciding on deals, signed like Standard Webhooks; spread into document.ts beside deals.ts.
  */
 import { PUBLISHER_DECISIONS } from '../../control-plane/deals/index.ts'
-import { body, closed, dateTime, id, object, ok, operationsOf, pathId, problems, ref } from './parts.ts'
+import { body, closed, dateTime, id, object, ok, operationsOf, pathId, problems, ref, rotation } from './parts.ts'
 
 const INBOUND = pathId('inboundId', 'inb', 'inbound connector')
 const orgId = id('org')
@@ -35,11 +35,30 @@ export const inboundPaths = {
       'The connector (never its secret).',
       'InboundConnector',
     ),
+    patch: inbound.update(
+      "Change an inbound connector's name, mapping or timestamp tolerance (its secret and URL stay)",
+      'updateInboundConnector',
+      INBOUND,
+      ok('Changed.', ref('InboundConnector')),
+      body(ref('InboundConnectorPatch'), {
+        mapping: '{ "dealId": Deal_Id__c, "action": $lowercase(Status__c), "reason": Comment__c }',
+      }),
+    ),
     delete: inbound.remove(
       'Delete an inbound connector',
       'deleteInboundConnector',
       INBOUND,
       'Deleted: its calls are 404 from now on.',
+    ),
+  },
+  '/inbound-connectors/{inboundId}/secret/rotate': {
+    post: rotation(
+      'Rotate the signing secret: the previous one is still accepted during the overlap (0: refused at once)',
+      'inbound',
+      'rotateInboundSecret',
+      INBOUND,
+      ok('The connector with its new `secret` (shown only now).', ref('InboundConnector')),
+      86400,
     ),
   },
   '/inbound/{inboundId}': {
@@ -78,25 +97,31 @@ export const inboundPaths = {
   },
 }
 
+const connectorName = { type: 'string', minLength: 1, maxLength: 100 }
+const mapping = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 10000,
+  description: "JSONata from the CRM's payload to { dealId, action, reason } (default: the payload has those fields).",
+}
+const toleranceSeconds = {
+  type: 'integer',
+  minimum: 10,
+  maximum: 3600,
+  description: 'How far webhook-timestamp may be from now.',
+}
+
 export const inboundSchemas = {
   InboundConnectorCreate: closed(['name'], {
-    name: { type: 'string', minLength: 1, maxLength: 100 },
+    name: connectorName,
     publisherId: { ...orgId, description: 'Required with an admin key.' },
-    mapping: {
-      type: 'string',
-      minLength: 1,
-      maxLength: 10000,
-      description:
-        "JSONata from the CRM's payload to { dealId, action, reason } (default: the payload has those fields).",
-    },
-    toleranceSeconds: {
-      type: 'integer',
-      minimum: 10,
-      maximum: 3600,
-      default: 300,
-      description: 'How far webhook-timestamp may be from now.',
-    },
+    mapping,
+    toleranceSeconds: { ...toleranceSeconds, default: 300 },
   }),
+  InboundConnectorPatch: {
+    ...closed([], { name: connectorName, mapping, toleranceSeconds }),
+    minProperties: 1,
+  },
   InboundConnector: object(['id', 'publisherId', 'name', 'mapping', 'toleranceSeconds', 'url', 'createdAt'], {
     id: id('inb'),
     publisherId: orgId,
@@ -104,8 +129,17 @@ export const inboundSchemas = {
     mapping: { type: 'string' },
     toleranceSeconds: { type: 'integer' },
     url: { type: 'string', description: 'Where the CRM posts: /v1/inbound/{id}.' },
-    secret: { type: 'string', description: "The whsec_ signing secret: in the create's answer only." },
+    secret: {
+      type: 'string',
+      description: "The whsec_ signing secret: in the create's and the rotation's answer only.",
+    },
+    previousSecrets: {
+      type: 'array',
+      description: 'Secrets rotated out that are still accepted, each until its expiresAt.',
+      items: closed(['expiresAt'], { expiresAt: dateTime }),
+    },
     createdAt: dateTime,
+    updatedAt: dateTime,
   }),
   InboundResult: object(['dealId', 'action', 'state', 'applied'], {
     dealId: { type: 'string' },

@@ -19,7 +19,7 @@ import { generateWebhookSecret } from '../../common/secret-box.ts'
 import type { MappingSandbox } from '../../consumers/rest/mapping-sandbox.ts'
 import { mappingProblem } from '../../consumers/rest/mapping.ts'
 import { secretKey } from '../../consumers/webhook/signature.ts'
-import { ForbiddenError, NotFoundError, RequestInvalidError } from '../errors.ts'
+import { ConflictError, ForbiddenError, NotFoundError, RequestInvalidError } from '../errors.ts'
 import { newId, page, type Collections, type Page, type PageRequest } from '../store.ts'
 import type { Principal } from '../types.ts'
 import { isAdmin } from '../visibility.ts'
@@ -35,6 +35,15 @@ export interface InboundAnswer {
 const DEFAULT_MAPPING = '{ "dealId": dealId, "action": action, "reason": reason }'
 const DEFAULT_TOLERANCE_SECONDS = 300
 const REPLAY_WINDOW_MS = 7 * 86_400_000
+
+/** A JSONata mapping that does not compile is refused, naming the field and where it fails. */
+function checkMapping(mapping: string): void {
+  const bad = mappingProblem(mapping)
+  if (bad)
+    throw new RequestInvalidError([
+      { field: 'mapping', message: bad.message, ...(bad.position !== undefined ? { position: bad.position } : {}) },
+    ])
+}
 
 const problem = (status: number, title: string, detail: string, field?: string): InboundAnswer => ({
   status,
@@ -73,11 +82,7 @@ export class InboundConnectors {
     if (!publisherId)
       throw new RequestInvalidError([{ field: 'publisherId', message: 'is required with an admin key' }])
     const mapping = input.mapping ?? DEFAULT_MAPPING
-    const bad = mappingProblem(mapping)
-    if (bad)
-      throw new RequestInvalidError([
-        { field: 'mapping', message: bad.message, ...(bad.position !== undefined ? { position: bad.position } : {}) },
-      ])
+    checkMapping(mapping)
     const secret = generateWebhookSecret()
     const now = new Date()
     const connector: InboundConnectorDoc = {
@@ -104,6 +109,54 @@ export class InboundConnectors {
     return c
   }
 
+  /** Changes the name, the mapping or the tolerance; the secret and the URL stay. */
+  async update(
+    p: Principal,
+    id: string,
+    input: { name?: string; mapping?: string; toleranceSeconds?: number },
+  ): Promise<InboundConnectorDoc> {
+    const c = await this.get(p, id)
+    if (input.mapping !== undefined) checkMapping(input.mapping)
+    const set: Partial<InboundConnectorDoc> = { updatedAt: new Date() }
+    if (input.name !== undefined) set.name = input.name
+    if (input.mapping !== undefined) set.mapping = input.mapping
+    if (input.toleranceSeconds !== undefined) set.toleranceSeconds = input.toleranceSeconds
+    const updated = await this.cols.inboundConnectors.findOneAndUpdate(
+      { _id: c._id },
+      { $set: set },
+      { returnDocument: 'after' },
+    )
+    if (!updated) throw new NotFoundError('inbound connector', { connectorId: id })
+    return updated
+  }
+
+  /**
+   * A new signing secret now (shown once); the current one, and any earlier one still in its overlap, stay
+   * accepted for `overlapSeconds` at most (0: refused from now on, e.g. after a leak). Two rotations at once:
+   * one wins, the other is a 409.
+   */
+  async rotateSecret(
+    p: Principal,
+    id: string,
+    overlapSeconds: number,
+  ): Promise<{ connector: InboundConnectorDoc; secret: string }> {
+    const c = await this.get(p, id)
+    const now = new Date()
+    const until = new Date(now.getTime() + overlapSeconds * 1000)
+    const previous = overlapSeconds === 0 ? [] : [{ sealed: c.secret, expiresAt: until }, ...(c.previousSecrets ?? [])]
+    const kept = previous
+      .filter((s) => s.expiresAt > now)
+      .map((s) => ({ sealed: s.sealed, expiresAt: s.expiresAt > until ? until : s.expiresAt }))
+    const secret = generateWebhookSecret()
+    const updated = await this.cols.inboundConnectors.findOneAndUpdate(
+      { _id: c._id, secret: c.secret },
+      { $set: { secret: this.box.seal(secret), previousSecrets: kept, updatedAt: now } },
+      { returnDocument: 'after' },
+    )
+    if (!updated) throw new ConflictError('the connector changed concurrently (another rotation); retry')
+    return { connector: updated, secret }
+  }
+
   async delete(p: Principal, id: string): Promise<void> {
     const c = await this.get(p, id)
     await this.cols.inboundConnectors.deleteOne({ _id: c._id })
@@ -122,14 +175,20 @@ export class InboundConnectors {
     if (!id || !ts || !sig) return 'webhook-id, webhook-timestamp and webhook-signature are required'
     if (!/^\d{1,12}$/.test(ts) || Math.abs(now / 1000 - Number(ts)) > c.toleranceSeconds)
       return 'webhook-timestamp is outside the tolerance'
-    const key = secretKey(this.box.open(c.secret))
-    if (typeof key === 'string') return 'the connector has no usable secret'
-    const expected = createHmac('sha256', key).update(`${id}.${ts}.`).update(raw).digest()
-    for (const part of sig.split(' ')) {
+    // the current secret, and those rotated out whose overlap has not ended
+    const sealed = [
+      c.secret,
+      ...(c.previousSecrets ?? []).filter((s) => s.expiresAt.getTime() > now).map((s) => s.sealed),
+    ]
+    const given = sig.split(' ').flatMap((part) => {
       const [version, b64] = part.split(',', 2)
-      if (version !== 'v1' || !b64) continue
-      const given = Buffer.from(b64, 'base64')
-      if (given.length === expected.length && timingSafeEqual(given, expected)) return null
+      return version === 'v1' && b64 ? [Buffer.from(b64, 'base64')] : []
+    })
+    for (const secret of sealed) {
+      const key = secretKey(this.box.open(secret))
+      if (typeof key === 'string') continue
+      const expected = createHmac('sha256', key).update(`${id}.${ts}.`).update(raw).digest()
+      if (given.some((g) => g.length === expected.length && timingSafeEqual(g, expected))) return null
     }
     return 'webhook-signature does not match'
   }

@@ -156,6 +156,11 @@ export interface InboundConnectorDoc {
   name: string
   /** The `whsec_` signing secret, sealed. */
   secret: string
+  /**
+   * Secrets rotated out (sealed), each still accepted until its expiresAt: the overlap a rotation asks for, so
+   * that the CRM can switch to the new secret without a call refused in between. Absent before a rotation.
+   */
+  previousSecrets?: Array<{ sealed: string; expiresAt: Date }>
   mapping: string
   toleranceSeconds: number
   createdAt: Date

@@ -509,5 +509,65 @@ describe('deal registration (real store)', function () {
       })
       expect(noConnector.status).to.equal(404)
     })
+
+    it('changes its mapping and rotates its secret: the old one is accepted during the overlap only', async () => {
+      const created = await h.call('POST', '/v1/inbound-connectors', { key: keys.P, body: { name: 'crm-2' } })
+      expect(created.status, created.text).to.equal(201)
+      const c = created.body as { id: string; secret: string; url: string }
+      const call = (payload: unknown, secret: string) => {
+        const raw = JSON.stringify(payload)
+        return h.call('POST', c.url, { key: null, rawBody: raw, headers: sign(raw, undefined, undefined, secret) })
+      }
+      const path = `/v1/inbound-connectors/${c.id}`
+
+      // a change is validated field by field, and only the owner sees the connector
+      const badMapping = await h.call('PATCH', path, { key: keys.P, body: { mapping: '{ "dealId": ' } })
+      expect(badMapping.status).to.equal(422)
+      expect(badMapping.body.errors[0].field).to.equal('mapping')
+      const empty = await h.call('PATCH', path, { key: keys.P, body: {} })
+      expect(empty.status).to.equal(400)
+      const tooTolerant = await h.call('PATCH', path, { key: keys.P, body: { toleranceSeconds: 5 } })
+      expect(tooTolerant.status).to.equal(400)
+      expect(JSON.stringify(tooTolerant.body.errors)).to.include('toleranceSeconds')
+      expect((await h.call('PATCH', path, { key: keys.Q, body: { name: 'x' } })).status).to.equal(404)
+      const changed = await h.call('PATCH', path, {
+        key: keys.P,
+        body: { name: 'crm-2b', mapping: '{ "dealId": Id, "action": $lowercase(Decision) }' },
+      })
+      expect(changed.status, changed.text).to.equal(200)
+      expect(changed.body).to.include({ name: 'crm-2b', url: c.url })
+      expect(changed.body).to.not.have.property('secret')
+      const d = await register('A')
+      const approved = await call({ Id: d.id, Decision: 'APPROVE' }, c.secret)
+      expect(approved.status, approved.text).to.equal(200)
+      expect(approved.body).to.include({ state: 'approved', applied: true })
+
+      // rotation: a new secret, shown once; the old one still accepted for the overlap
+      expect((await h.call('POST', `${path}/secret/rotate`, { key: keys.Q, body: {} })).status).to.equal(404)
+      const rotated = await h.call('POST', `${path}/secret/rotate`, { key: keys.P, body: { overlapSeconds: 3600 } })
+      expect(rotated.status, rotated.text).to.equal(201)
+      const second = rotated.body.secret as string
+      expect(second)
+        .to.match(/^whsec_/)
+        .and.not.equal(c.secret)
+      expect(rotated.body.previousSecrets).to.have.length(1)
+      const until = new Date(rotated.body.previousSecrets[0].expiresAt).getTime()
+      expect(until - Date.now()).to.be.within(3590_000, 3600_000)
+      expect((await h.call('GET', path, { key: keys.P })).body).to.not.have.property('secret')
+      const unknown = { Id: randomUUID(), Decision: 'approve' }
+      expect((await call(unknown, c.secret)).status, 'old secret, in the overlap').to.equal(404)
+      expect((await call(unknown, second)).status, 'new secret').to.equal(404)
+
+      // a rotation without overlap (a leaked secret): every earlier secret is refused at once
+      const third = await h.call('POST', `${path}/secret/rotate`, { key: keys.P, body: { overlapSeconds: 0 } })
+      expect(third.status, third.text).to.equal(201)
+      expect(third.body.previousSecrets).to.deep.equal([])
+      expect((await call(unknown, c.secret)).status).to.equal(401)
+      expect((await call(unknown, second)).status).to.equal(401)
+      expect((await call(unknown, third.body.secret as string)).status).to.equal(404)
+      expect(
+        (await h.call('POST', `${path}/secret/rotate`, { key: keys.P, body: { overlapSeconds: -1 } })).status,
+      ).to.equal(400)
+    })
   })
 })
