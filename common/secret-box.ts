@@ -124,6 +124,20 @@ export function createSecretBox(ring: KeyRing): SecretBox {
   return box
 }
 
+/**
+ * What a rotation keeps beside the new secret: the secrets still valid `now`, none valid past `until` (the
+ * overlap's end; the current secret, valid without an end, gets that end).
+ */
+export function rotatedOut<T extends { expiresAt: Date | null }>(
+  secrets: readonly T[],
+  now: Date,
+  until: Date,
+): Array<T & { expiresAt: Date }> {
+  return secrets
+    .filter((s) => s.expiresAt === null || s.expiresAt > now)
+    .map((s) => ({ ...s, expiresAt: s.expiresAt === null || s.expiresAt > until ? until : s.expiresAt }))
+}
+
 /** Standard Webhooks secret: `whsec_` + base64 of 32 random bytes. */
 export function generateWebhookSecret(): string {
   return `whsec_${crypto.randomBytes(32).toString('base64')}`

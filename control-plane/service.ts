@@ -461,6 +461,7 @@ export class ControlPlane extends ControlPlaneConnectors {
       )
       changed += r.modifiedCount
     }
+    changed += await this.registry.inbound.resealSecrets()
     if (changed > 0) this.logger.info('secrets re-encrypted with the current key', { count: changed, keyId: current })
     return changed
   }

@@ -8,7 +8,7 @@
 import type { Db, Filter } from 'mongodb'
 import { RetriableError, UrlRefusedError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
-import { generateWebhookSecret, type SecretBox } from '../common/secret-box.ts'
+import { generateWebhookSecret, rotatedOut, type SecretBox } from '../common/secret-box.ts'
 import type { UrlGuard } from '../common/url-guard.ts'
 import type { SinkCheck, SinkControl } from '../consumers/plugin.ts'
 import { sinkPlugin } from '../consumers/plugins.ts'
@@ -400,9 +400,7 @@ export class ControlPlaneSubscriptions {
       throw new ConflictError('only webhook subscriptions have webhook secrets')
     const now = new Date()
     const until = new Date(now.getTime() + overlapSeconds * 1000)
-    const kept = sub.webhookSecrets
-      .filter((s) => s.expiresAt === null || s.expiresAt > now)
-      .map((s) => ({ ...s, expiresAt: s.expiresAt === null || s.expiresAt > until ? until : s.expiresAt }))
+    const kept = rotatedOut(sub.webhookSecrets, now, until)
     const secret = this.newWebhookSecret()
     const updated = await this.cols.subscriptions.findOneAndUpdate(
       { _id: id, version: sub.version },

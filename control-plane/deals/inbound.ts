@@ -15,7 +15,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { fingerprint, IdempotencyStore } from '../../common/idempotency.ts'
 import type { SecretBox } from '../../common/secret-box.ts'
-import { generateWebhookSecret } from '../../common/secret-box.ts'
+import { generateWebhookSecret, rotatedOut } from '../../common/secret-box.ts'
 import type { MappingSandbox } from '../../consumers/rest/mapping-sandbox.ts'
 import { mappingProblem } from '../../consumers/rest/mapping.ts'
 import { secretKey } from '../../consumers/webhook/signature.ts'
@@ -63,9 +63,43 @@ export class InboundConnectors {
     this.seen = new IdempotencyStore(cols.inboundMessages, { windowMs: REPLAY_WINDOW_MS })
   }
 
-  /** Removes the records of messages older than the replay window (the platform's sweep). */
-  sweep(now = new Date()): Promise<number> {
-    return this.seen.sweep(now)
+  /**
+   * The platform's sweep (no TTL indexes in the store): removes the records of messages older than the replay
+   * window, and the rotated-out secrets whose overlap has ended.
+   */
+  async sweep(now = new Date()): Promise<number> {
+    const swept = await this.seen.sweep(now)
+    for await (const c of this.cols.inboundConnectors.find({ 'previousSecrets.expiresAt': { $lte: now } })) {
+      const kept = (c.previousSecrets ?? []).filter((p) => p.expiresAt > now)
+      // only if unchanged since read: a rotation in between keeps what it wrote
+      await this.cols.inboundConnectors.updateOne({ _id: c._id, secret: c.secret }, { $set: { previousSecrets: kept } })
+    }
+    return swept
+  }
+
+  /**
+   * Seals every connector's secrets (the current one and those in their overlap) with the secret box's current
+   * key (POST /v1/maintenance/reencrypt-secrets, after a key rotation); how many connectors changed.
+   */
+  async resealSecrets(): Promise<number> {
+    const stale = (sealed: string) => this.box.keyIdOf(sealed) !== this.box.currentKeyId
+    let changed = 0
+    for await (const c of this.cols.inboundConnectors.find({})) {
+      const previous = c.previousSecrets ?? []
+      if (!stale(c.secret) && !previous.some((p) => stale(p.sealed))) continue
+      // only if unchanged since read: a concurrent rotation wins (and seals anew)
+      const r = await this.cols.inboundConnectors.updateOne(
+        { _id: c._id, secret: c.secret },
+        {
+          $set: {
+            secret: this.box.reseal(c.secret),
+            previousSecrets: previous.map((p) => ({ ...p, sealed: this.box.reseal(p.sealed) })),
+          },
+        },
+      )
+      changed += r.modifiedCount
+    }
+    return changed
   }
 
   private scope(p: Principal) {
@@ -143,10 +177,7 @@ export class InboundConnectors {
     const c = await this.get(p, id)
     const now = new Date()
     const until = new Date(now.getTime() + overlapSeconds * 1000)
-    const previous = overlapSeconds === 0 ? [] : [{ sealed: c.secret, expiresAt: until }, ...(c.previousSecrets ?? [])]
-    const kept = previous
-      .filter((s) => s.expiresAt > now)
-      .map((s) => ({ sealed: s.sealed, expiresAt: s.expiresAt > until ? until : s.expiresAt }))
+    const kept = rotatedOut([{ sealed: c.secret, expiresAt: null }, ...(c.previousSecrets ?? [])], now, until)
     const secret = generateWebhookSecret()
     const updated = await this.cols.inboundConnectors.findOneAndUpdate(
       { _id: c._id, secret: c.secret },

@@ -565,6 +565,10 @@ describe('deal registration (real store)', function () {
       expect((await call(unknown, c.secret)).status).to.equal(401)
       expect((await call(unknown, second)).status).to.equal(401)
       expect((await call(unknown, third.body.secret as string)).status).to.equal(404)
+      // the sweep removes the secrets whose overlap has ended (the store has no TTL index for them)
+      expect((await h.cp.cols.inboundConnectors.findOne({ _id: c.id }))!.previousSecrets).to.have.length(2)
+      await h.cp.sweep(new Date(Date.now() + 1000))
+      expect((await h.cp.cols.inboundConnectors.findOne({ _id: c.id }))!.previousSecrets).to.deep.equal([])
       expect(
         (await h.call('POST', `${path}/secret/rotate`, { key: keys.P, body: { overlapSeconds: -1 } })).status,
       ).to.equal(400)

@@ -835,6 +835,27 @@ describe('management API: every route', function () {
       expect(r.status, r.text).to.equal(200)
       expect(r.body).to.not.have.property('secret')
     })
+    ok('updateInboundConnector', async () => {
+      const c = await f.h.call('POST', '/v1/inbound-connectors', { key: f.keys.P, body: { name: 'to-change' } })
+      const r = await f.h.call('PATCH', `/v1/inbound-connectors/${c.body.id}`, {
+        key: f.keys.P,
+        body: { toleranceSeconds: 60 },
+      })
+      expect(r.status, r.text).to.equal(200)
+      expect(r.body).to.include({ name: 'to-change', toleranceSeconds: 60 })
+    })
+    ok('rotateInboundSecret', async () => {
+      const c = await f.h.call('POST', '/v1/inbound-connectors', { key: f.keys.P, body: { name: 'to-rotate' } })
+      const r = await f.h.call('POST', `/v1/inbound-connectors/${c.body.id}/secret/rotate`, {
+        key: f.keys.P,
+        body: { overlapSeconds: 60 },
+      })
+      expect(r.status, r.text).to.equal(201)
+      expect(r.body.secret)
+        .to.match(/^whsec_/)
+        .and.not.equal(c.body.secret)
+      expect(r.body.previousSecrets).to.have.length(1)
+    })
     ok('receiveInbound', async () => {
       const d = await f.h.call('POST', '/v1/deals', { key: f.keys.A, body: dealBody('hooli.example') })
       const raw = JSON.stringify({ dealId: d.body.id, action: 'approve' })

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto'
 import { expect } from 'chai'
 import { generateKeyRingEntry } from '../../common/secret-box.ts'
 import { fill, operations } from '../helpers/openapi-ops.ts'
@@ -339,6 +340,12 @@ describe('management API: state survives a restart', function () {
       }
       const created = await f.h.call('POST', '/v1/subscriptions', { key: f.keys.A, headers: idem, body: third })
       expect(created.status, created.text).to.equal(201)
+      // An inbound connector's secret, rotated: the new one and the previous one (in its overlap) are sealed under k1.
+      const rotated = await f.h.call('POST', `/v1/inbound-connectors/${f.inbP}/secret/rotate`, {
+        key: f.keys.P,
+        body: { overlapSeconds: 3600 },
+      })
+      expect(rotated.status, rotated.text).to.equal(201)
       await f.h.stop()
 
       // A new platform instance on the same database, with a new current key (k1 kept to decrypt).
@@ -371,6 +378,19 @@ describe('management API: state survives a restart', function () {
         expect(replayed.status, replayed.text).to.equal(201)
         expect(replayed.headers.get('idempotent-replayed')).to.equal('true')
         expect(replayed.body.webhookSecret).to.equal(created.body.webhookSecret)
+        // both of the inbound connector's secrets were re-sealed: a CRM call signed with either still verifies
+        // (past the signature: an unknown deal is a 404, a refused signature would be a 401)
+        for (const secret of [rotated.body.secret as string, f.inbSecret]) {
+          const raw = JSON.stringify({ dealId: 'no-such-deal', action: 'approve' })
+          const id = `msg_${secret.slice(-8)}`
+          const ts = Math.floor(Date.now() / 1000)
+          const sig = createHmac('sha256', Buffer.from(secret.slice('whsec_'.length), 'base64'))
+            .update(`${id}.${ts}.${raw}`)
+            .digest('base64')
+          const headers = { 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': `v1,${sig}` }
+          const r = await h3.call('POST', `/v1/inbound/${f.inbP}`, { key: null, rawBody: raw, headers })
+          expect(r.status, r.text).to.equal(404)
+        }
       } finally {
         await h3.stop()
       }
