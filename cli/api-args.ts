@@ -27,6 +27,8 @@ export const API_OPTIONS = {
   revoke: { type: 'boolean' },
   reason: { type: 'string' },
   state: { type: 'string' },
+  mapping: { type: 'string' },
+  'tolerance-seconds': { type: 'string' },
 } as const
 
 export type OptionName = keyof typeof API_OPTIONS
@@ -57,6 +59,8 @@ export const VALUE: Record<OptionName, string> = {
   revoke: '',
   reason: 'text',
   state: 'state',
+  mapping: 'JSONata',
+  'tolerance-seconds': 'seconds',
 }
 
 /** One subcommand: its arguments, the options it takes (with what each means there), what it does. */
@@ -256,16 +260,19 @@ export function listCommand<P extends ListPath>(
   }
 }
 
-/** The API's items: the paths whose GET takes one path parameter, the item's id (`/grants/{grantId}`). */
-type ItemPath = {
+/** The paths with one path parameter, the item's id, whose `method` takes it (`/grants/{grantId}`). */
+type OneIdPath<M extends 'get' | 'delete'> = {
   [P in keyof paths]: P extends `${string}{${string}}${infer Rest}`
     ? Rest extends `${string}{${string}`
       ? never
-      : paths[P] extends { get: { parameters: { path: object } } }
+      : paths[P] extends Record<M, { parameters: { path: object } }>
         ? P
         : never
     : never
 }[keyof paths]
+
+/** The API's items: the paths whose GET takes one path parameter, the item's id. */
+type ItemPath = OneIdPath<'get'>
 
 /** A `show <id>` subcommand: the item at `itemPath` with that id, as its JSON (with or without --json). */
 export function showCommand(help: string, itemPath: ItemPath): Sub {
@@ -277,6 +284,54 @@ export function showCommand(help: string, itemPath: ItemPath): Sub {
       // openapi-fetch types a call by a literal path: the one parameter is `param`, the id given
       const value = await data(ctx.api.GET(itemPath, { params: path(param, ctx.need(0, 'id')) } as never))
       ctx.out(value, () => JSON.stringify(value, null, 2) + '\n')
+      return 0
+    },
+  }
+}
+
+/** `<command> delete <id>`: DELETE the item, then `<id>: <done>` (the API's 204 has no body to print). */
+export function deleteCommand(help: string, itemPath: OneIdPath<'delete'>, done: string): Sub {
+  const param = /\{(\w+)\}/.exec(itemPath)![1]!
+  return {
+    args: '<id>',
+    help,
+    run: async (ctx) => {
+      const id = ctx.need(0, 'id')
+      // openapi-fetch types a call by a literal path: the one parameter is `param`, the id given
+      await data(ctx.api.DELETE(itemPath, { params: path(param, id) } as never))
+      ctx.out({ id, deleted: true }, () => `${id}: ${done}\n`)
+      return 0
+    },
+  }
+}
+
+/** The rotations of a credential: POST paths with one path parameter ending in /rotate. */
+type RotationPath = {
+  [P in keyof paths]: P extends `${string}{${string}}${string}/rotate` ? P : never
+}[keyof paths]
+
+/**
+ * `<command> <sub> <id> [--overlap-seconds N]`: a new credential now, the old one valid for the overlap (the API's
+ * default without the flag); `line` prints the answer, which holds the new credential (shown only now).
+ */
+export function rotateCommand<T>(
+  help: string,
+  overlapHelp: string,
+  rotationPath: RotationPath,
+  line: (answer: T, id: string) => string,
+): Sub {
+  const param = /\{(\w+)\}/.exec(rotationPath)![1]!
+  return {
+    args: '<id>',
+    flags: { 'overlap-seconds': overlapHelp },
+    help,
+    run: async (ctx) => {
+      const id = ctx.need(0, 'id')
+      const overlap = overlapSeconds(ctx.flags)
+      const body = overlap === undefined ? {} : { overlapSeconds: overlap }
+      // openapi-fetch types a call by a literal path: the one parameter is `param`, the id given
+      const answer = (await data(ctx.api.POST(rotationPath, { params: path(param, id), body } as never))) as T
+      ctx.out(answer, () => line(answer, id))
       return 0
     },
   }

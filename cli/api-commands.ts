@@ -37,6 +37,7 @@ export const API_SUMMARY: Record<string, string> = {
   sources: 'source connectors (csv-drop, mongodb)',
   deals: 'deal registrations: partners register, publishers decide (docs/deals.md)',
   leads: 'leads a publisher shares with a partner: accept, decline, reassign, convert',
+  inbound: "a publisher's inbound connectors: the signed endpoints its CRM posts deal decisions to",
 }
 
 /** `--name <value>` as the help shows a flag (a repeatable one with `...` after the brackets in the usage). */

@@ -5,6 +5,7 @@
 import { data, type Schemas } from '../client/index.ts'
 import {
   col,
+  deleteCommand,
   listCommand,
   path,
   printList,
@@ -159,18 +160,11 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
         return 0
       },
     },
-    delete: {
-      args: '<id>',
-      help: 'delete a subscription and its connector',
-      run: async (ctx) => {
-        const subscriptionId = ctx.need(0, 'id')
-        await data(
-          ctx.api.DELETE('/subscriptions/{subscriptionId}', { params: path('subscriptionId', subscriptionId) }),
-        )
-        ctx.out({ id: subscriptionId, deleted: true }, () => `${subscriptionId}: deleted, with its connector\n`)
-        return 0
-      },
-    },
+    delete: deleteCommand(
+      'delete a subscription and its connector',
+      '/subscriptions/{subscriptionId}',
+      'deleted, with its connector',
+    ),
   },
   connectors: {
     list: listCommand(

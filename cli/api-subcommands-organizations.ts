@@ -7,10 +7,10 @@ import {
   col,
   entitlements,
   listCommand,
-  overlapSeconds,
   path,
   printList,
   requestBody,
+  rotateCommand,
   showCommand,
   UsageError,
   FROM_FILE,
@@ -182,23 +182,12 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
         return 0
       },
     },
-    rotate: {
-      args: '<id>',
-      flags: { 'overlap-seconds': 'how long the old key stays valid (default 86400)' },
-      help: 'a new key now, the old one valid for the overlap; the new key is shown only now',
-      run: async (ctx) => {
-        const keyId = ctx.need(0, 'id')
-        const overlap = overlapSeconds(ctx.flags)
-        const k = await data(
-          ctx.api.POST('/api-keys/{keyId}/rotate', {
-            params: path('keyId', keyId),
-            body: overlap === undefined ? {} : { overlapSeconds: overlap },
-          }),
-        )
-        ctx.out(k, () => `${k.id}: rotated from ${keyId}\nkey: ${k.key}\n(shown only now: store it)\n`)
-        return 0
-      },
-    },
+    rotate: rotateCommand<Schemas['ApiKeyCreated']>(
+      'a new key now, the old one valid for the overlap; the new key is shown only now',
+      'how long the old key stays valid (default 86400)',
+      '/api-keys/{keyId}/rotate',
+      (k, keyId) => `${k.id}: rotated from ${keyId}\nkey: ${k.key}\n(shown only now: store it)\n`,
+    ),
     revoke: {
       args: '<id>',
       help: 'revoke an API key at once',

@@ -278,6 +278,65 @@ describe('CLI: create and update organizations, keys, grants and subscriptions',
     },
   )
 
+  it('inbound connectors: create (the secret shown once), list, update, rotate the secret, delete', async () => {
+    const created = await cli([
+      'inbound',
+      'create',
+      '--name',
+      'salesforce',
+      '--publisher-id',
+      publisherId,
+      '--mapping',
+      '{ "dealId": Id, "action": $lowercase(Decision) }',
+    ])
+    expect(created.code, created.err).to.equal(0)
+    const m = /^(inb_[0-9a-f]{24}): \/v1\/inbound\/inb_[0-9a-f]{24}\nsecret: (whsec_\S+)\n\(shown only now/.exec(
+      created.out,
+    )
+    expect(m, created.out).to.not.equal(null)
+    const [, id, secret] = m!
+    const listed = await cli(['inbound', 'list'])
+    expect(listed.out).to.include(id).and.include('salesforce').and.not.include(secret!)
+
+    const noChange = await cli(['inbound', 'update', id!])
+    expect(noChange.code).to.equal(2)
+    const badTolerance = await cli(['inbound', 'update', id!, '--tolerance-seconds', 'soon'])
+    expect([badTolerance.code, badTolerance.err]).to.deep.equal([
+      2,
+      'distributary: --tolerance-seconds must be a whole number of seconds (got "soon") ' +
+        '(see distributary inbound --help)\n',
+    ])
+    const badMapping = await cli(['inbound', 'update', id!, '--mapping', '{ "dealId": '])
+    expect(badMapping.code).to.equal(1)
+    expect(badMapping.err).to.match(/^distributary: 422 Unprocessable Content: mapping: /)
+    const updated = await cliJson<{ toleranceSeconds: number; name: string }>([
+      'inbound',
+      'update',
+      id!,
+      '--tolerance-seconds',
+      '60',
+    ])
+    expect(updated).to.include({ toleranceSeconds: 60, name: 'salesforce' })
+
+    const rotated = await cliJson<{ secret: string; previousSecrets: unknown[] }>([
+      'inbound',
+      'rotate-secret',
+      id!,
+      '--overlap-seconds',
+      '0',
+    ])
+    expect(rotated.secret)
+      .to.match(/^whsec_/)
+      .and.not.equal(secret)
+    expect(rotated.previousSecrets).to.deep.equal([])
+    const shown = await cliJson<Record<string, unknown>>(['inbound', 'show', id!])
+    expect(shown).to.include({ id, toleranceSeconds: 60 }).and.not.have.property('secret')
+
+    const deleted = await cli(['inbound', 'delete', id!])
+    expect([deleted.code, deleted.out]).to.deep.equal([0, `${id}: deleted\n`])
+    expect((await cli(['inbound', 'show', id!])).code).to.equal(1)
+  })
+
   it('a validation error of the API is one line naming the field, exit 1', async () => {
     const badSlug = await cli([
       'organizations',
