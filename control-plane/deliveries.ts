@@ -3,15 +3,34 @@
  * attempt, read and searched through the API (newest first attempt first). Retry requests are recorded
  * here for the runtime to pick up (the API never delivers anything itself).
  */
-import { createHash } from 'node:crypto'
-import { MongoBulkWriteError, type Filter, type UpdateFilter } from 'mongodb'
+import { MongoBulkWriteError, type UpdateFilter } from 'mongodb'
 import type { Collections, Page, PageRequest } from './store.ts'
-import { newId, page, pageFrom, sortedAfter } from './store.ts'
+import { newId } from './store.ts'
 import { isDuplicateKey } from './errors.ts'
-import { DeliveryFailures, isFailureStatus } from './delivery-failures.ts'
-import { BY_ID_AT_ONCE, byIds, firstMatching, indexedFailures } from './delivery-reads.ts'
-import type { DeadLetterRecord, DeliveryAttempt, DeliveryDoc, DeliveryStatus, RetryRequestDoc } from './types.ts'
+import { DeliveryFailures } from './delivery-failures.ts'
+import {
+  BY_ID_AT_ONCE,
+  byIds,
+  completeDelivery,
+  deliveryId,
+  indexedRetryable,
+  retryableFilter,
+  retryablePage,
+  searchDeliveries,
+  type DeliverySearch,
+  type RetryableOptions,
+} from './delivery-reads.ts'
+import type {
+  DeadLetterRecord,
+  DeliveryAttempt,
+  DeliveryDoc,
+  DeliveryStatus,
+  RetryProgress,
+  RetryRequestDoc,
+} from './types.ts'
 import { uuidv7 } from '../schemas/headers.ts'
+
+export { completeDelivery, deliveryId, matchesSearch, type DeliverySearch } from './delivery-reads.ts'
 
 /** Kept per delivery document (the oldest are dropped). */
 export const MAX_ATTEMPTS_KEPT = 20
@@ -30,40 +49,6 @@ export interface AttemptRecord extends Pick<
   /** A test event's attempt (DeliveryDoc.test). */
   test?: boolean
 }
-
-export interface DeliverySearch {
-  subscriptionId: string
-  /** Only the deliveries of this publisher's events (a publisher's view). */
-  publisherId?: string | undefined
-  eventId?: string | undefined
-  key?: string | undefined
-  /** Only deliveries of this event type (the console's filter). */
-  eventType?: string | undefined
-  status?: DeliveryStatus | undefined
-  since?: Date | undefined
-  until?: Date | undefined
-}
-
-/** Whether a delivery document is one the search `q` finds (what its filter asks, in memory). */
-export function matchesSearch(d: DeliveryDoc, q: DeliverySearch): boolean {
-  return (
-    d.subscriptionId === q.subscriptionId &&
-    (q.publisherId === undefined || d.publisherId === q.publisherId) &&
-    (q.eventId === undefined || d.eventId === q.eventId) &&
-    (q.key === undefined || d.key === q.key) &&
-    (q.status === undefined || d.status === q.status) &&
-    (q.eventType === undefined || d.eventType === q.eventType) &&
-    (!q.since || d.createdAt >= q.since) &&
-    (!q.until || d.createdAt <= q.until)
-  )
-}
-
-/** The dead letters a retry of every one applies to: dead deliveries, test events' aside (no dead letter). */
-const retryable = (subscriptionId: string): Filter<DeliveryDoc> => ({
-  subscriptionId,
-  status: 'dead',
-  test: { $ne: true },
-})
 
 /**
  * First attempts inserted together: at most FIRST_BATCH per command. A batch is written at most
@@ -89,10 +74,6 @@ interface FirstWrite {
   due: number
 }
 
-/** The fields a delivery document or attempt may leave out when null (the batch insert does). */
-const NULLABLE = ['source', 'deliveredAt', 'deadAt', 'deadReason', 'retryRequestedAt'] as const
-const NULLABLE_ATTEMPT = ['statusCode', 'error', 'responseExcerpt'] as const
-
 /** `x` without its null fields: FerretDB's cost of an insert grows with every value it stores. */
 function withoutNulls<T extends object>(x: T): T {
   // a loop, not Object.entries/fromEntries: this runs for every logged attempt, and the pair arrays were about 2 % of
@@ -103,14 +84,6 @@ function withoutNulls<T extends object>(x: T): T {
     if (v !== null) out[k] = v
   }
   return out as T
-}
-
-/** A stored delivery document as DeliveryDoc: the fields left out when null are null again. */
-export function completeDelivery(doc: DeliveryDoc): DeliveryDoc {
-  for (const k of NULLABLE) (doc as unknown as Record<string, unknown>)[k] ??= null
-  for (const a of doc.attempts ?? [])
-    for (const k of NULLABLE_ATTEMPT) (a as unknown as Record<string, unknown>)[k] ??= null
-  return doc
 }
 
 /** The writes whose index is (or is not) in `indexes`, in order. */
@@ -132,20 +105,6 @@ function duplicateIndexes(err: unknown, count: number): Set<number> {
   }
   if (dup.size === 0 || dup.size > count) throw err
   return dup
-}
-
-/**
- * The `_id` of the delivery document of (subscription, event): derived from the pair (96 bits of its
- * SHA-256, `dlv_` + 24 hex digits like every other id of the API), so every writer, in any process,
- * writes it by `_id` alone without looking anything up. On FerretDB v1 that matters: it pushes down a
- * filter of exactly `{_id: value}` and nothing else (a filter on other fields, or on `_id` and another
- * field, scans the whole collection, and the delivery log is the biggest one).
- */
-export function deliveryId(subscriptionId: string, eventId: string): string {
-  return `dlv_${createHash('sha256')
-    .update(JSON.stringify([subscriptionId, eventId]))
-    .digest('hex')
-    .slice(0, 24)}`
 }
 
 export class DeliveryLog {
@@ -431,79 +390,17 @@ export class DeliveryLog {
     await this.#noteFailure({ ...r, status: 'dead' }, Promise.resolve())
   }
 
-  /**
-   * The deliveries `q` finds, newest first (createdAt, then `_id`). A search of a failure status reads the
-   * failures index when it holds the subscription's whole life (#indexed); otherwise, a filter on the
-   * collection (on FerretDB v1 a scan of the whole delivery log: 25 s for 100,000 deliveries).
-   */
-  async search(q: DeliverySearch, req: PageRequest): Promise<Page<DeliveryDoc>> {
-    const indexed = await this.#indexed(q, req)
-    if (indexed) return indexed
-    const filter: Filter<DeliveryDoc> = { subscriptionId: q.subscriptionId }
-    if (q.publisherId !== undefined) filter.publisherId = q.publisherId
-    if (q.eventId !== undefined) filter.eventId = q.eventId
-    if (q.key !== undefined) filter.key = q.key
-    if (q.status !== undefined) filter.status = q.status
-    if (q.eventType !== undefined) filter.eventType = q.eventType
-    const created: Record<string, Date> = {}
-    if (q.since) created.$gte = q.since
-    if (q.until) created.$lte = q.until
-    if (Object.keys(created).length > 0) filter.createdAt = created
-    const found = await page(this.cols.deliveries, filter, { ...req, descending: true }, 'createdAt')
-    return { ...found, items: found.items.map(completeDelivery) }
+  /** The deliveries `q` finds, newest first (createdAt, then `_id`): searchDeliveries. */
+  search(q: DeliverySearch, req: PageRequest): Promise<Page<DeliveryDoc>> {
+    return searchDeliveries(this.cols, this.failures, q, req)
   }
 
   /**
-   * The search of a failure status through the failures index, by `_id` only: the deliveries the index
-   * names (indexedFailures), ordered as the filter's are by their creation time, after the cursor; then
-   * their documents in that order, a page's worth at a time, until a page and one more match `q` (a
-   * delivery retried and delivered since no longer does). Same items, order and cursors as the filter's.
-   * Null when the index may miss some.
+   * A page of what a retry of every dead letter of the subscription applies to: its dead deliveries, test events'
+   * aside (they have no dead letter), oldest first, and where the next page starts (retryablePage).
    */
-  async #indexed(q: DeliverySearch, req: PageRequest): Promise<Page<DeliveryDoc> | null> {
-    if (!isFailureStatus(q.status)) return null
-    const failed = await indexedFailures(this.cols, this.failures, q.subscriptionId, q.status)
-    if (!failed) return null
-    const candidates = failed.filter(
-      (c) => (!q.since || c.createdAt >= q.since) && (!q.until || c.createdAt <= q.until),
-    )
-    const ordered = sortedAfter(candidates, { ...req, descending: true }, 'createdAt')
-    const found = await firstMatching(this.cols.deliveries, ordered, req.limit + 1, (d) => matchesSearch(d, q))
-    return pageFrom(found.map(completeDelivery), req, 'createdAt')
-  }
-
-  /**
-   * What a retry of every dead letter of the subscription applies to: its dead deliveries, test events'
-   * aside (they have no dead letter), at most `limit`. Through the failures index when it holds the
-   * subscription's whole life (indexedFailures), read by `_id`, oldest first (createdAt, then `_id`: the
-   * order the deliveries were inserted in, but for those created in the same millisecond); otherwise the
-   * filter `retryable` (on FerretDB v1 a scan of the whole delivery log) in the collection's order (no
-   * sort; on FerretDB, insertion order).
-   */
-  async retryableDeadLetters(subscriptionId: string, limit: number): Promise<DeliveryDoc[]> {
-    return (
-      (await this.#retryable(subscriptionId, limit)) ??
-      this.cols.deliveries.find(retryable(subscriptionId)).limit(limit).toArray()
-    )
-  }
-
-  /** retryableDeadLetters through the failures index (null: it may miss some); `projection`: of what is read. */
-  async #retryable(
-    subscriptionId: string,
-    limit: number,
-    projection?: Record<string, 1>,
-  ): Promise<DeliveryDoc[] | null> {
-    const failed = await indexedFailures(this.cols, this.failures, subscriptionId, 'dead')
-    if (!failed) return null
-    const ordered = sortedAfter(failed, { limit }, 'createdAt')
-    const dead = { subscriptionId, status: 'dead' } as const
-    return firstMatching(
-      this.cols.deliveries,
-      ordered,
-      limit,
-      (d) => matchesSearch(d, dead) && d.test !== true,
-      projection,
-    )
+  retryableDeadLetters(subscriptionId: string, req: PageRequest, o: RetryableOptions = {}): Promise<Page<DeliveryDoc>> {
+    return retryablePage(this.cols, this.failures, subscriptionId, req, o)
   }
 
   /** The delivery documents of these `_id`s, in that order (those that exist), each read by its `_id` alone. */
@@ -548,8 +445,10 @@ export class DeliveryLog {
       }
     } else {
       const set = { $set: { retryRequestedAt: now } }
-      const dead = await this.#retryable(input.subscriptionId, Infinity, { subscriptionId: 1, status: 1, test: 1 })
-      if (!dead) await this.cols.deliveries.updateMany(retryable(input.subscriptionId), set)
+      const sub = input.subscriptionId
+      const dead = (await indexedRetryable(this.cols, this.failures, sub, { limit: Infinity }, { minimal: true }))
+        ?.items
+      if (!dead) await this.cols.deliveries.updateMany(retryableFilter(sub), set)
       // by `_id`, a few at a time: on FerretDB v1 an update of `_id: {$in: [...]}` scans the collection
       else
         for (let i = 0; i < dead.length; i += BY_ID_AT_ONCE)
@@ -618,6 +517,11 @@ export class DeliveryLog {
   /** For the runtime: the subscriptions that have pending retry requests (few; a worker picks those it holds). */
   async subscriptionsWithRetryRequests(): Promise<string[]> {
     return (await this.cols.retryRequests.distinct('subscriptionId', { status: 'pending' })) as string[]
+  }
+
+  /** How far a retry of every dead letter went (the worker performing it, after each page; by `_id` alone). */
+  async noteRetryProgress(id: string, progress: RetryProgress): Promise<void> {
+    await this.cols.retryRequests.updateOne({ _id: id }, { $set: { progress } })
   }
 
   /** Done, with what came of it. */

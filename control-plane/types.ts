@@ -420,6 +420,24 @@ export interface RetryRequestDoc {
   completedAt: Date | null
   /** What came of it, once done (e.g. re-delivered and superseded counts, or why nothing was). */
   outcome?: string | null
+  /** A retry of every dead letter under way: how far it went (written by the worker after each page). */
+  progress?: RetryProgress | null
+}
+
+/**
+ * How far a retry of every dead letter went (connectors/sink/worker/retry-requests.ts): its dead letters are taken a
+ * page at a time, oldest first; a worker that takes the request up again goes on from `cursor`.
+ */
+export interface RetryProgress {
+  /** Where the next page starts (the delivery log's page cursor; null: the first). */
+  cursor: string | null
+  /** The last dead letter of the page begun after `cursor` (null: none begun): that page may be cut off. */
+  through: { createdAt: Date; _id: string } | null
+  /** Of the pages done: dead letters taken, re-delivered, superseded, failed again. */
+  taken: number
+  redelivered: number
+  superseded: number
+  failed: number
 }
 
 /** Idempotency-Key records of the management API's creates (`<api key id>:<Idempotency-Key>`; body sealed). */

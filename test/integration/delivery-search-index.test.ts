@@ -250,15 +250,31 @@ describe('delivery search through the failures index', function () {
     await cols.deliveries.insertOne({ ...stray, _id: deliveryId(sub, 'ev-stray'), eventId: 'ev-stray' })
     const eventIds = (docs: DeliveryDoc[]) => docs.map((d) => d.eventId)
     try {
-      const indexed = await log.retryableDeadLetters(sub, 10_000)
-      const full = await withoutIndex(sub, 'dead', () => log.retryableDeadLetters(sub, 10_000))
+      /** Every page of what a retry of every dead letter takes, `limit` at a time, and the number of pages. */
+      const retryable = async (limit: number) => {
+        const docs: DeliveryDoc[] = []
+        let pages = 0
+        for (let cursor: string | undefined; pages === 0 || cursor; pages++) {
+          const p = await log.retryableDeadLetters(sub, { limit, cursor })
+          docs.push(...p.items)
+          cursor = p.nextCursor ?? undefined
+        }
+        return { docs, pages }
+      }
+      const indexed = (await retryable(10_000)).docs
+      const full = (await withoutIndex(sub, 'dead', () => retryable(10_000))).docs
       expect(eventIds(indexed).length, 'something to retry').to.be.greaterThan(50)
       expect([...eventIds(indexed), 'ev-stray'].sort()).to.deep.equal(eventIds(full).sort())
       expect(indexed.every((d) => d.status === 'dead' && !d.test)).to.equal(true)
-      // oldest first, and a limit takes the oldest
+      // oldest first on both paths, and a page takes the oldest after the one before: page by page, the same list
       const order = (d: DeliveryDoc) => `${d.createdAt.toISOString()} ${d._id}`
       expect(indexed.map(order)).to.deep.equal(indexed.map(order).sort())
-      expect(eventIds(await log.retryableDeadLetters(sub, 7))).to.deep.equal(eventIds(indexed).slice(0, 7))
+      expect(full.map(order)).to.deep.equal(full.map(order).sort())
+      const paged = await retryable(7)
+      expect(paged.pages).to.equal(Math.ceil(indexed.length / 7))
+      expect(eventIds(paged.docs)).to.deep.equal(eventIds(indexed))
+      const fullPaged = await withoutIndex(sub, 'dead', () => retryable(7))
+      expect(eventIds(fullPaged.docs)).to.deep.equal(eventIds(full))
       // the request marks the deliveries the worker then retries
       const marked = async (fn: () => Promise<unknown>) => {
         await cols.deliveries.updateMany({ subscriptionId: sub }, { $set: { retryRequestedAt: null } })

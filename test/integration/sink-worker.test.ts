@@ -3,6 +3,7 @@
  * 127.0.0.1 through the control plane's subscriptions, verified with the standardwebhooks package;
  * per-key order, pause and resume, replays, poison and dead letters, retry requests, isolation.
  */
+import type { ServerResponse } from 'node:http'
 import { expect } from 'chai'
 import { DEAD_LETTER_HEADER, HEADER } from '../../schemas/index.ts'
 import { deliveryId } from '../../control-plane/deliveries.ts'
@@ -341,6 +342,77 @@ describe('sink worker: Kafka to webhooks', function () {
       })
       for (const s of subs)
         for (const id of [sku1!, sku2!]) expect((await h.cp.deliveries.get(s.id, id))?.status).to.equal('delivered')
+    },
+  )
+
+  it(
+    'a retry of every dead letter takes them all, a page at a time; a worker stopped in the middle of a page is ' +
+      'followed by one that goes on from there (the pages done are not delivered again, the cut one is)',
+    async () => {
+      // reject: every delivery is refused (dead letters); cut: past the first page, a dead letter fails once (it is
+      // retrying) and its next attempt hangs until the worker stops (one at a time); open: every delivery is taken
+      let mode: 'reject' | 'cut' | 'open' = 'reject'
+      let first = new Set<string>()
+      const tried = new Map<string, number>()
+      const hanging: ServerResponse[] = []
+      const a = await rx((r, res) => {
+        const id = String(r.headers['webhook-id'])
+        if (mode === 'reject') return void res.writeHead(400).end()
+        tried.set(id, (tried.get(id) ?? 0) + 1)
+        if (mode === 'open' || first.has(id)) return void res.writeHead(204).end()
+        if (tried.get(id) === 1) return void res.writeHead(503).end()
+        hanging.push(res)
+      })
+      // a long timeout: an attempt hangs until the worker stops, however long that takes
+      const deliveryPolicy = { retrySchedule: [0.05, 0.1, 0.2], timeoutMs: 60_000 }
+      const sa = await h.subscribe({ name: 'a', url: a.url, deliveryPolicy })
+      worker = await h.worker({ retryPageSize: 5 })
+      await waitFor(async () => (await status(sa.id))?.state === 'running')
+      const ids = await h.produce(levels(12, 12)) // twelve keys: none supersedes another
+      const dead = async () =>
+        (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 50 })).items.length
+      await waitFor(async () => (await dead()) === 12, { what: 'twelve dead letters' })
+      // the order the retry takes them in: three pages of 5, 5 and 2
+      const order: string[] = []
+      for (let cursor: string | undefined, more = true; more;) {
+        const p = await h.cp.deliveries.retryableDeadLetters(sa.id, { limit: 5, cursor })
+        order.push(...p.items.map((d) => d.eventId))
+        cursor = p.nextCursor ?? undefined
+        more = cursor !== undefined
+      }
+      expect([...order].sort()).to.deep.equal([...ids].sort())
+      first = new Set(order.slice(0, 5))
+      const cut = order.slice(5, 10)
+      mode = 'cut'
+      const req = await h.cp.requestRetry(ADMIN, sa.id, null)
+      const request = async () => (await h.cp.cols.retryRequests.findOne({ _id: req._id }))!
+      const statuses = async (eventIds: string[]) =>
+        Promise.all(eventIds.map(async (id) => (await h.cp.deliveries.get(sa.id, id))?.status))
+      await waitFor(
+        async () =>
+          hanging.length > 0 && (await statuses(cut)).every((s) => s === 'retrying') && !!(await request()).progress,
+        { what: 'the first page done, the second one cut off (retrying, one hanging)' },
+      )
+      await worker.stop()
+      const stopped = await request()
+      expect(stopped.status).to.equal('pending')
+      expect(stopped.progress).to.include({ taken: 5, redelivered: 5, superseded: 0, failed: 0 })
+      expect(stopped.progress!.cursor).to.be.a('string')
+      expect(stopped.progress!.through?._id).to.equal(deliveryId(sa.id, cut[4]!))
+      expect(await statuses(order.slice(0, 5))).to.deep.equal(Array(5).fill('delivered'))
+      expect(await statuses(cut), 'cut off while delivered again').to.deep.equal(Array(5).fill('retrying'))
+      mode = 'open'
+      for (const res of hanging.splice(0)) res.destroy()
+      worker = await h.worker({ retryPageSize: 5 })
+      await waitFor(async () => (await request()).status === 'done', { what: 'the retry request done' })
+      expect((await request()).outcome).to.equal('re-delivered 12 of 12')
+      expect(await statuses(order)).to.deep.equal(Array(12).fill('delivered'))
+      expect(await dead()).to.equal(0)
+      // the first page once (not again after the restart), the cut one again, the last one once
+      const times = order.map((id) => tried.get(id) ?? 0)
+      expect(times.slice(0, 5)).to.deep.equal([1, 1, 1, 1, 1])
+      expect(times.slice(5, 10).every((n) => n >= 2)).to.equal(true)
+      expect(times.slice(10)).to.deep.equal([1, 1])
     },
   )
 

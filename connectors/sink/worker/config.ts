@@ -17,8 +17,11 @@ import type { SinkFactory } from '../types.ts'
 import type { Positions } from './positions.ts'
 import type { HeldRuns } from './run.ts'
 
-/** The `worker.*` settings (config/schema.ts), with the worker's id resolved. */
-export type SinkWorkerSettings = Omit<AppConfig['worker'], 'id'> & { workerId: string }
+/**
+ * The `worker.*` settings (config/schema.ts), with the worker's id resolved; `retryPageSize` is internal (no
+ * setting: the tests lower it): the dead letters a retry of every one takes at a time (retry-requests.ts).
+ */
+export type SinkWorkerSettings = Omit<AppConfig['worker'], 'id'> & { workerId: string; retryPageSize?: number }
 
 export type { SinkFactory }
 

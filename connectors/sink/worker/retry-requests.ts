@@ -5,7 +5,8 @@
  */
 import { Limiter } from '../../../common/limiter.ts'
 import type { Logger } from '../../../common/logger.ts'
-import type { DeliveryDoc, RetryRequestDoc } from '../../../control-plane/types.ts'
+import { encodeCursor } from '../../../control-plane/store.ts'
+import type { DeliveryDoc, RetryProgress, RetryRequestDoc } from '../../../control-plane/types.ts'
 import { DEFAULT_SHORT_POLICY } from '../../retry.ts'
 import { laneKey, type DeliveryQueue } from '../delivery-queue.ts'
 import { DecodedMessage, deadLetterMessage, loadSchemas, rawOf, undeliverable } from '../records.ts'
@@ -23,8 +24,8 @@ import { sendTestEvent } from './test-event.ts'
 /** How often a worker completes the retry requests of deleted subscriptions. */
 export const RETRY_SWEEP_MS = 30_000
 
-/** Dead letters one retry of every dead letter re-delivers (retryableDeadLetters: the oldest, on its fast path). */
-const RETRY_ALL_AT_MOST = 1000
+/** Dead letters a retry of every dead letter takes at a time (#retryAll; settings.retryPageSize in tests). */
+export const RETRY_PAGE_SIZE = 1000
 
 /** A dead letter delivered again on request: a few quick attempts, then it stays dead (with the reason). */
 const REDELIVERY_POLICY = { ...DEFAULT_SHORT_POLICY, maxAttempts: 3 }
@@ -46,6 +47,21 @@ export interface RetryRequestsOptions {
 }
 
 type Counts = { redelivered: number; superseded: number; failed: number }
+
+/** A retry request's outcome: what was re-delivered of the dead letters it took, and what was not. */
+function outcomeOf(c: Counts, of: number): string {
+  const more = [
+    c.superseded > 0 ? `${c.superseded} superseded by a newer record of their key` : '',
+    c.failed > 0 ? `${c.failed} failed` : '',
+  ].filter(Boolean)
+  return [`re-delivered ${c.redelivered} of ${of}`, ...more].join('; ')
+}
+
+/** Whether a delivery comes after `at` in the order a retry of every dead letter takes them (createdAt, then `_id`). */
+function isAfter(d: Pick<DeliveryDoc, 'createdAt' | '_id'>, at: { createdAt: Date; _id: string }): boolean {
+  const t = d.createdAt.getTime() - at.createdAt.getTime()
+  return t > 0 || (t === 0 && d._id > at._id)
+}
 
 export class RetryRequests {
   readonly #o: RetryRequestsOptions
@@ -102,7 +118,7 @@ export class RetryRequests {
 
   /**
    * Re-delivers what a retry request names from the stored dead letters, then completes it; false when the run stopped
-   * first (its next holder does it).
+   * first (its next holder does it, or goes on with it: #retryAll).
    */
   async #request(run: Run, req: RetryRequestDoc): Promise<boolean> {
     const cp = this.#o.deps.controlPlane
@@ -116,11 +132,64 @@ export class RetryRequests {
       await cp.deliveries.completeRetryRequest(req._id, outcome)
       return true
     }
-    const docs: DeliveryDoc[] =
-      req.kind === 'event'
-        ? [await cp.deliveries.get(req.subscriptionId, req.eventId!)].filter((d): d is DeliveryDoc => d !== null)
-        : await cp.deliveries.retryableDeadLetters(req.subscriptionId, RETRY_ALL_AT_MOST)
+    if (req.kind === 'dead-letters') return this.#retryAll(run, req)
+    const doc = await cp.deliveries.get(req.subscriptionId, req.eventId!)
     const out = { redelivered: 0, superseded: 0, failed: 0 }
+    if (!(await this.#redeliver(run, doc ? [doc] : [], out))) return false
+    await cp.deliveries.completeRetryRequest(req._id, outcomeOf(out, doc ? 1 : 0))
+    return true
+  }
+
+  /**
+   * A retry of every dead letter, a page at a time (retryPageSize, oldest first: retryableDeadLetters): none is left
+   * out however many there are, and a worker holds one page's dead letters at a time. Before a page the request notes
+   * the page's last dead letter (RetryProgress.through), after it where the next page starts: a worker that takes the
+   * request up again (a restart, a hand-over) goes on with the page that was cut off, taking again those of its dead
+   * letters still dead and those its previous holder had begun to deliver again (retrying), not those delivered by
+   * then. Done after the last page.
+   */
+  async #retryAll(run: Run, req: RetryRequestDoc): Promise<boolean> {
+    const cp = this.#o.deps.controlPlane
+    const limit = this.#o.settings.retryPageSize ?? RETRY_PAGE_SIZE
+    let p: RetryProgress = req.progress ?? {
+      cursor: null,
+      through: null,
+      taken: 0,
+      redelivered: 0,
+      superseded: 0,
+      failed: 0,
+    }
+    for (;;) {
+      const cut = p.through
+      const found = await cp.deliveries.retryableDeadLetters(
+        run.id,
+        { limit, cursor: p.cursor ?? undefined },
+        { retrying: cut !== null },
+      )
+      const docs = found.items.filter((d) => d.status === 'dead' || (cut !== null && !isAfter(d, cut)))
+      const last = found.items.at(-1)
+      const through = last ? { createdAt: last.createdAt, _id: last._id } : null
+      if (through && (!cut || isAfter(through, cut)))
+        await cp.deliveries.noteRetryProgress(req._id, (p = { ...p, through }))
+      const out = { redelivered: 0, superseded: 0, failed: 0 }
+      if (!(await this.#redeliver(run, docs, out))) return false
+      p = {
+        cursor: through ? encodeCursor(through._id, through.createdAt) : p.cursor,
+        through: null,
+        taken: p.taken + docs.length,
+        redelivered: p.redelivered + out.redelivered,
+        superseded: p.superseded + out.superseded,
+        failed: p.failed + out.failed,
+      }
+      if (found.nextCursor === null) break
+      await cp.deliveries.noteRetryProgress(req._id, p)
+    }
+    await cp.deliveries.completeRetryRequest(req._id, outcomeOf(p, p.taken))
+    return true
+  }
+
+  /** Delivers these dead letters again (#redeliverInLanes), counting into `out`; false when the run stopped first. */
+  async #redeliver(run: Run, docs: DeliveryDoc[], out: Counts): Promise<boolean> {
     const items: Array<{ doc: DeliveryDoc; record: SinkRecord }> = []
     for (const doc of docs) {
       if (run.stopped) return false
@@ -129,16 +198,7 @@ export class RetryRequests {
       else if (doc.deadLetter) out.failed++
     }
     await this.#redeliverInLanes(run, items, out)
-    if (run.stopped) return false
-    const more = [
-      out.superseded > 0 ? `${out.superseded} superseded by a newer record of their key` : '',
-      out.failed > 0 ? `${out.failed} failed` : '',
-    ].filter(Boolean)
-    await cp.deliveries.completeRetryRequest(
-      req._id,
-      [`re-delivered ${out.redelivered} of ${docs.length}`, ...more].join('; '),
-    )
-    return true
+    return !run.stopped
   }
 
   /**
