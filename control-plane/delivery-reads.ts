@@ -141,10 +141,10 @@ export async function indexedFailures(
 }
 
 /**
- * The deliveries `q` finds, newest first (createdAt, then `_id`). A search of a failure status reads the failures
- * index when it holds the subscription's whole life (indexedSearch); otherwise, a filter on the collection (on
- * FerretDB v1 a scan of the whole delivery log: 25 s for 100,000 deliveries). Both answer the same items, order and
- * cursors.
+ * The deliveries `q` finds, newest first (createdAt, then `_id`). A search of one event (`eventId`) reads its
+ * delivery by `_id` (eventSearch); a search of a failure status reads the failures index when it holds the
+ * subscription's whole life (indexedSearch); otherwise, a filter on the collection (on FerretDB v1 a scan of the
+ * whole delivery log: 25 s for 100,000 deliveries). Every path answers the same items, order and cursors.
  */
 export async function searchDeliveries(
   cols: DeliveryReadCols,
@@ -152,8 +152,8 @@ export async function searchDeliveries(
   q: DeliverySearch,
   req: PageRequest,
 ): Promise<Page<DeliveryDoc>> {
-  const indexed = await indexedSearch(cols, failures, q, req)
-  if (indexed) return indexed
+  const read = (await eventSearch(cols.deliveries, q, req)) ?? (await indexedSearch(cols, failures, q, req))
+  if (read) return read
   const filter: Filter<DeliveryDoc> = { subscriptionId: q.subscriptionId }
   if (q.publisherId !== undefined) filter.publisherId = q.publisherId
   if (q.eventId !== undefined) filter.eventId = q.eventId
@@ -166,6 +166,24 @@ export async function searchDeliveries(
   if (Object.keys(created).length > 0) filter.createdAt = created
   const found = await page(cols.deliveries, filter, { ...req, descending: true }, 'createdAt')
   return { ...found, items: found.items.map(completeDelivery) }
+}
+
+/**
+ * The search of one event's delivery: an event has one delivery per subscription (the unique (subscriptionId,
+ * eventId) index), under the `_id` derived from the pair (deliveryId), so that one document read by `_id` answers
+ * it (kept when it matches the rest of `q`), whatever the subscription's size. Null when there is no document under
+ * that `_id`: no delivery, or one an earlier version wrote under a random `_id`, which the other paths find.
+ */
+async function eventSearch(
+  deliveries: Collection<DeliveryDoc>,
+  q: DeliverySearch,
+  req: PageRequest,
+): Promise<Page<DeliveryDoc> | null> {
+  if (q.eventId === undefined) return null
+  const doc = await deliveries.findOne({ _id: deliveryId(q.subscriptionId, q.eventId) })
+  if (!doc || doc.subscriptionId !== q.subscriptionId || doc.eventId !== q.eventId) return null
+  const found = matchesSearch(doc, q) ? [completeDelivery(doc)] : []
+  return pageFrom(sortedAfter(found, { ...req, descending: true }, 'createdAt'), req, 'createdAt')
 }
 
 /**

@@ -7,6 +7,7 @@
 import { expect } from 'chai'
 import { DeliveryLog, deliveryId } from '../../control-plane/deliveries.ts'
 import type { DeliveryDoc } from '../../control-plane/types.ts'
+import { newId } from '../../control-plane/store.ts'
 import { buildFixture, type Fixture } from './management-fixture.ts'
 
 describe('delivery search through the failures index', function () {
@@ -101,6 +102,8 @@ describe('delivery search through the failures index', function () {
       deadReason: 'retries exhausted',
       retryRequestedAt: null,
     }))
+    // and one an earlier version wrote under a random _id (found by (subscription, event), not by its derived _id)
+    legacy.push({ ...legacy[0]!, ...base(2000), _id: newId('dlv'), eventId: 'ev-legacy', publisherId: f.orgs.P })
     await f.h.cp.cols.deliveries.insertMany(legacy)
     await log.failures.note(
       id,
@@ -150,6 +153,9 @@ describe('delivery search through the failures index', function () {
     ['/deliveries?status=retrying', 'retrying', 9, 'A'],
     ['/deliveries?status=dead&key=sku-3', 'dead', 4, 'A'],
     ['/deliveries?status=dead&eventId=ev-2', 'dead', 5, 'A'],
+    ['/deliveries?status=dead&eventId=ev-2', 'dead', 1, 'P'],
+    ['/deliveries?status=retrying&eventId=ev-1', 'retrying', 5, 'A'],
+    ['/deliveries?status=dead&eventId=ev-legacy', 'dead', 5, 'A'], // no document under its derived _id
     ['/deliveries?status=dead', 'dead', 6, 'P'], // a publisher sees its own events' deliveries
   ]
   for (const [path, status, limit, who] of searches)
@@ -197,6 +203,51 @@ describe('delivery search through the failures index', function () {
       }
     } finally {
       await f.h.cp.cols.deliveries.deleteOne({ _id: stray._id })
+    }
+  })
+
+  it("reads an event's one delivery by its _id: what the whole log's search answers, whatever the index", async () => {
+    const cols = f.h.cp.cols
+    // a dead delivery the index lacks: the index's search would not find it, the event's _id does
+    const stray = { ...(await cols.deliveries.findOne({ _id: deliveryId(sub, 'ev-2') }))! }
+    await cols.deliveries.insertOne({ ...stray, _id: deliveryId(sub, 'ev-stray'), eventId: 'ev-stray' })
+    try {
+      const searches: Array<[string, 'dead' | 'retrying', 'A' | 'P', string[]]> = [
+        ['/deliveries?status=dead&eventId=ev-stray', 'dead', 'A', ['ev-stray']],
+        ['/deliveries?status=dead&eventId=ev-stray&key=sku-2', 'dead', 'A', ['ev-stray']],
+        ['/deliveries?status=dead&eventId=ev-stray&key=sku-1', 'dead', 'A', []],
+        ['/deliveries?status=retrying&eventId=ev-stray', 'retrying', 'A', []],
+        ['/deliveries?status=dead&eventId=ev-0', 'dead', 'A', []], // delivered
+        ['/deliveries?status=dead&eventId=ev-7', 'dead', 'P', []], // another publisher's event
+        ['/deliveries?status=dead&eventId=no-such-event', 'dead', 'A', []],
+        ['/deliveries?status=dead&eventId=ev-legacy', 'dead', 'P', ['ev-legacy']],
+      ]
+      for (const [path, status, who, want] of searches) {
+        const at = `/v1/subscriptions/${sub}${path}`
+        const indexed = await pages(at, f.keys[who], 3)
+        expect(
+          indexed.flatMap((p) => p.items.map((d) => d.eventId)),
+          path,
+        ).to.deep.equal(want)
+        expect(indexed, path).to.deep.equal(await withoutIndex(sub, status, () => pages(at, f.keys[who], 3)))
+      }
+      const since = (await cols.deliveries.findOne({ _id: deliveryId(sub, 'ev-stray') }))!.createdAt.getTime()
+      for (const [window, want] of [
+        [`since=${encodeURIComponent(new Date(since).toISOString())}`, 1],
+        [`since=${encodeURIComponent(new Date(since + 1).toISOString())}`, 0],
+        [`until=${encodeURIComponent(new Date(since - 1).toISOString())}`, 0],
+      ] as const) {
+        const at = `/v1/subscriptions/${sub}/deliveries?status=dead&eventId=ev-stray&${window}`
+        const indexed = await pages(at, f.keys.A, 3)
+        expect(indexed.flatMap((p) => p.items).length, window).to.equal(want)
+        expect(indexed, window).to.deep.equal(await withoutIndex(sub, 'dead', () => pages(at, f.keys.A, 3)))
+      }
+      // a cursor of another list is refused alike
+      const bad = `/v1/subscriptions/${sub}/deliveries?status=dead&eventId=ev-stray&cursor=${'x'.repeat(8)}`
+      const r = await f.h.call('GET', bad, { key: f.keys.A })
+      expect([r.status, r.body.errors?.[0]?.field]).to.deep.equal([422, 'cursor'])
+    } finally {
+      await cols.deliveries.deleteOne({ _id: deliveryId(sub, 'ev-stray') })
     }
   })
 
