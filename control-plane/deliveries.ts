@@ -403,6 +403,15 @@ export class DeliveryLog {
     return retryablePage(this.cols, this.failures, subscriptionId, req, o)
   }
 
+  /**
+   * Removes a deleted subscription's delivery log: its failures index (by `_id`), then its deliveries (on FerretDB
+   * v1 a scan of the collection, as any filter but `_id`). Any process may run it, again: nothing is left to write.
+   */
+  async forget(subscriptionId: string): Promise<void> {
+    await this.failures.end(subscriptionId)
+    await this.cols.deliveries.deleteMany({ subscriptionId })
+  }
+
   /** The delivery documents of these `_id`s, in that order (those that exist), each read by its `_id` alone. */
   byIds(ids: readonly string[], projection?: Record<string, 1>): Promise<DeliveryDoc[]> {
     return byIds(this.cols.deliveries, ids, projection)

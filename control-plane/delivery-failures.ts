@@ -75,6 +75,27 @@ export class DeliveryFailures {
       await this.#upsert(`${subscriptionId}|${status}`, { $setOnInsert: { pages: 0, since } })
   }
 
+  /**
+   * Removes a subscription's index, each document by `_id`: its pages, then its heads (a removal cut off halfway
+   * leaves a head, which finds the pages left again). The pages are those its head counts, or this process wrote
+   * (a write landing after the head was removed writes its page without it), and any right after those. For a
+   * deleted subscription, or one whose creation failed.
+   */
+  async end(subscriptionId: string): Promise<void> {
+    for (const status of FAILURE_STATUSES) {
+      const head = `${subscriptionId}|${status}`
+      const doc = await this.col.findOne({ _id: head }, { projection: { pages: 1 } })
+      const pages = Math.max(doc?.pages ?? 0, this.#heads.get(head)?.pages ?? 0)
+      this.#heads.delete(head)
+      const ids = Array.from({ length: pages }, (_, i) => `${head}|${i + 1}`)
+      for (let i = 0; i < ids.length; i += 16)
+        await Promise.all(ids.slice(i, i + 16).map((_id) => this.col.deleteOne({ _id })))
+      let next = pages + 1
+      while ((await this.col.deleteOne({ _id: `${head}|${next}` })).deletedCount > 0) next++
+      await this.col.deleteOne({ _id: head })
+    }
+  }
+
   /** Appends the delivery `_id`s that failed with `status` (resolves once stored). */
   note(subscriptionId: string, status: FailureStatus, ids: FailureEntry[]): Promise<void> {
     if (ids.length === 0) return Promise.resolve()

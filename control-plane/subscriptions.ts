@@ -286,11 +286,19 @@ export class ControlPlaneSubscriptions {
       version: 1,
     }
     const named = `partner ${partnerId} already has a subscription named ${input.name}`
+    let inserted = false
     try {
-      // its failures index first: it then holds every failure of the subscription (its search reads it)
-      await this.deliveries.failures.begin(id, now)
       await uniqueWrite(this.cols.subscriptions.insertOne(doc), 'name', named)
+      inserted = true
+      // Its failures index since its creation: it then holds every failure of the subscription (its search reads
+      // it). After the insert, so that a refused one (its name taken) writes none; before its connector, so that no
+      // worker delivers any of its events before.
+      await this.deliveries.failures.begin(id, now)
     } catch (err) {
+      if (inserted) {
+        await this.cols.subscriptions.deleteOne({ _id: id })
+        await this.deliveries.failures.end(id)
+      }
       if (plugin.reserve) await plugin.release?.(id, this.sinkControl())
       throw err
     }
@@ -386,6 +394,9 @@ export class ControlPlaneSubscriptions {
     const plugin = sinkPlugin(sub.sink.type)
     const removedTopics = (await plugin.release?.(id, this.sinkControl())) ?? []
     if (plugin.partnerAccess) await this.accessChanged(sub.partnerId, removedTopics)
+    // Last (on FerretDB v1 the deliveries' removal scans the log): its delivery log and failures index, which
+    // nothing reads any more; the worker that held it removes what it wrote after this (control-loop.ts).
+    await this.deliveries.forget(id)
   }
 
   /** New webhook secret; the current ones stay valid (and are signed with) for `overlapSeconds`. */

@@ -70,7 +70,12 @@ export const subscriptionPaths = {
       ok('Changed.', ref('SubscriptionCreated')),
       body(ref('SubscriptionPatch'), { deliveryPolicy: { timeoutMs: 8000 } }),
     ),
-    delete: subscriptions.remove('Delete a subscription and its connector', 'deleteSubscription', SUB, 'Deleted.'),
+    delete: subscriptions.remove(
+      'Delete a subscription, its connector and its delivery log',
+      'deleteSubscription',
+      SUB,
+      'Deleted.',
+    ),
   },
   '/subscriptions/{subscriptionId}/webhook-secrets/rotate': {
     post: rotation(

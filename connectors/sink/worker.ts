@@ -181,6 +181,7 @@ export class SinkWorker {
       catchUp,
       shared: this.#shared,
       retries: this.#retries,
+      outcomes,
       status,
     })
   }

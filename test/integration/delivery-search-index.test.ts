@@ -7,6 +7,7 @@
 import { expect } from 'chai'
 import { DeliveryLog, deliveryId } from '../../control-plane/deliveries.ts'
 import type { DeliveryDoc } from '../../control-plane/types.ts'
+import { PAGE_SIZE } from '../../control-plane/delivery-failures.ts'
 import { newId } from '../../control-plane/store.ts'
 import { buildFixture, type Fixture } from './management-fixture.ts'
 
@@ -23,8 +24,9 @@ describe('delivery search through the failures index', function () {
     await f?.h.close()
   })
 
-  async function subscription(name: string): Promise<string> {
-    const s = await f.h.call('POST', '/v1/subscriptions', {
+  /** A subscription of A's, as created through the API (the answer). */
+  const create = (name: string) =>
+    f.h.call('POST', '/v1/subscriptions', {
       key: f.keys.A,
       body: {
         name,
@@ -32,6 +34,9 @@ describe('delivery search through the failures index', function () {
         sink: { type: 'webhook', url: 'http://127.0.0.1:9/hook' },
       },
     })
+
+  async function subscription(name: string): Promise<string> {
+    const s = await create(name)
     expect(s.status, s.text).to.equal(201)
     return s.body.id as string
   }
@@ -341,6 +346,44 @@ describe('delivery search through the failures index', function () {
       await cols.deliveries.updateMany({ subscriptionId: sub }, { $set: { retryRequestedAt: null } })
       await cols.deliveries.deleteOne({ _id: deliveryId(sub, 'ev-stray') })
     }
+  })
+
+  it('a subscription refused (its name taken) leaves no failures index; a deleted one, no delivery log', async () => {
+    const cols = f.h.cp.cols
+    const indexIds = async () =>
+      (await cols.deliveryFailures.find({}, { projection: { _id: 1 } }).toArray()).map((d) => d._id).sort()
+    const before = await indexIds()
+    const dup = await create('dlsearch')
+    expect(dup.status, dup.text).to.equal(409)
+    expect(await indexIds(), 'no heads of the refused subscription').to.deep.equal(before)
+    // a subscription with deliveries of every kind and two pages of dead letters' index
+    const gone = await subscription('dlsearch-gone')
+    const log = f.h.cp.deliveries
+    const delivery = (i: number) => ({
+      subscriptionId: gone,
+      partnerId: f.orgs.A,
+      publisherId: f.orgs.P,
+      eventId: `ev-${i}`,
+      eventType: 'inventory.level.changed',
+      key: `sku-${i}`,
+    })
+    await log.recordAttempt({ ...delivery(0), status: 'delivered', attempt: attempt(200) })
+    await log.recordAttempt({ ...delivery(1), status: 'retrying', attempt: attempt(503) })
+    const many = Array.from({ length: PAGE_SIZE + 1 }, (_, i) => ({ id: deliveryId(gone, `ev-${i}`), at: new Date() }))
+    await log.failures.note(gone, 'dead', many)
+    await log.markDead({ ...delivery(2), reason: 'rejected', source: null, deadLetter: null })
+    const ofGone = async () => ({
+      deliveries: await cols.deliveries.countDocuments({ subscriptionId: gone }),
+      index: (await indexIds()).filter((id) => id.startsWith(`${gone}|`)).sort(),
+    })
+    expect(await ofGone()).to.deep.equal({
+      deliveries: 3,
+      index: [`${gone}|dead`, `${gone}|dead|1`, `${gone}|dead|2`, `${gone}|retrying`, `${gone}|retrying|1`],
+    })
+    const r = await f.h.call('DELETE', `/v1/subscriptions/${gone}`, { key: f.keys.A })
+    expect(r.status, r.text).to.equal(204)
+    expect(await ofGone()).to.deep.equal({ deliveries: 0, index: [] })
+    expect(await indexIds(), "nothing but the deleted subscription's").to.deep.equal(before)
   })
 
   it("is another organization's 404", async () => {

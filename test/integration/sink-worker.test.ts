@@ -416,6 +416,38 @@ describe('sink worker: Kafka to webhooks', function () {
     },
   )
 
+  it("a deleted subscription's delivery log goes with it, writes landing after the API removed it too", async () => {
+    const a = await rx((_r, res) => res.writeHead(400).end())
+    const sa = await h.subscribe({ name: 'a', url: a.url })
+    worker = await h.worker()
+    await waitFor(async () => (await status(sa.id))?.state === 'running')
+    await h.produce(levels(3, 3))
+    const cols = h.cp.cols
+    const left = async () => ({
+      deliveries: await cols.deliveries.countDocuments({ subscriptionId: sa.id }),
+      index: (await cols.deliveryFailures.find({}, { projection: { _id: 1 } }).toArray()).filter((d) =>
+        d._id.startsWith(`${sa.id}|`),
+      ).length,
+    })
+    const dead = async () =>
+      (await h.cp.deliveries.search({ subscriptionId: sa.id, status: 'dead' }, { limit: 10 })).items
+    await waitFor(async () => (await dead()).length === 3, { what: 'three dead letters' })
+    const [one] = await dead()
+    expect((await left()).index).to.be.greaterThan(2)
+    await h.cp.deleteSubscription(ADMIN, sa.id)
+    expect(await left(), 'removed with the subscription').to.deep.equal({ deliveries: 0, index: 0 })
+    // what a write of the worker in flight at the deletion leaves when it lands after that: its delivery and a
+    // page of the index; the worker removes them once it has stopped the subscription
+    await Promise.all([
+      cols.deliveries.insertOne({ ...one!, _id: deliveryId(sa.id, 'ev-late'), eventId: 'ev-late' }),
+      cols.deliveryFailures.insertOne({ _id: `${sa.id}|dead|1`, entries: [], count: 0 }),
+    ])
+    await waitFor(async () => (await left()).deliveries + (await left()).index === 0, {
+      what: 'the late writes removed by the worker',
+    })
+    expect(worker.held()).to.not.include(sa.id)
+  })
+
   it(
     'a paused subscription re-delivers a dead letter when resumed, before the ' + 'versions of its key read since',
     async () => {

@@ -11,6 +11,7 @@ import type { SnapshotStore } from '../snapshot.ts'
 import type { SinkStore } from '../store.ts'
 import type { CatchUpReaders } from './catch-up.ts'
 import type { WorkerCore } from './config.ts'
+import type { Outcomes } from './outcomes.ts'
 import { FULL_CLAIM_MS, type Ownership } from './ownership.ts'
 import { MAX_CURSOR_WRITES_PER_FLUSH } from './positions.ts'
 import type { RetryRequests } from './retry-requests.ts'
@@ -30,6 +31,7 @@ export interface ControlLoopOptions extends WorkerCore {
   catchUp: CatchUpReaders
   shared: SharedReader
   retries: RetryRequests
+  outcomes: Outcomes
   status: StatusReports
 }
 
@@ -156,12 +158,24 @@ export class ControlLoop {
     await this.#o.status.reportRuns([...this.#o.held.runs.values()], false)
   }
 
-  /** The connector or subscription is gone. */
+  /**
+   * The connector or subscription is gone: the run stops, and what it leaves is removed, its delivery log too once
+   * its last writes are in (the API removed the log when it deleted the subscription, maybe before some of them) and
+   * the subscription is gone (no more than its connector: a deletion under way).
+   */
   async #removed(run: Run): Promise<void> {
-    this.#o.log.info('subscription deleted: stopping it', { subscriptionId: run.id })
+    const { deps, log } = this.#o
+    log.info('subscription deleted: stopping it', { subscriptionId: run.id })
     await this.#o.runs.stop(run, { flush: false, release: true })
     await this.#o.store.deleteCursor(run.id).catch(() => undefined)
     await this.#o.snapshotStore.delete(run.id).catch(() => undefined)
+    await this.#o.retries.settledFor(run.id)
+    await this.#o.outcomes.settledFor(run.id)
+    const cp = deps.controlPlane
+    if (await cp.cols.subscriptions.findOne({ _id: run.id }, { projection: { _id: 1 } })) return
+    await cp.deliveries.forget(run.id).catch((err: unknown) => {
+      log.warn("a deleted subscription's delivery log was not removed", { subscriptionId: run.id, error: err })
+    })
   }
 
   /** Applies the connector as it is now (the claim pass saw its generation move). */

@@ -92,6 +92,12 @@ export class Outcomes {
     this.#logGiveUp.abort()
   }
 
+  /** Once the delivery-log writes of this subscription issued so far are written (or given up). */
+  async settledFor(subscriptionId: string): Promise<void> {
+    const prefix = `${subscriptionId}\u0000`
+    await Promise.allSettled([...this.#logChains].filter(([k]) => k.startsWith(prefix)).map(([, p]) => p))
+  }
+
   /** One attempt at the partner (SinkContext.onAttempt): metrics, the run's last error, the delivery log. */
   onAttempt(run: Run, report: AttemptReport): void {
     const entry = run.inflight.get(report.eventId)

@@ -80,6 +80,11 @@ export class RetryRequests {
     await Promise.allSettled([...this.#retrying.values()])
   }
 
+  /** Waits for the requests of this subscription under way (its run stopped first). */
+  async settledFor(subscriptionId: string): Promise<void> {
+    await this.#retrying.get(subscriptionId)
+  }
+
   /**
    * Retry requests: the oldest pending one of each held subscription, each subscription's in turn and
    * in the background (one subscription's long retry holds up no other's, nor this pass). Requests of
