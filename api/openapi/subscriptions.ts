@@ -352,7 +352,11 @@ export const subscriptionSchemas = {
           type: 'object',
           properties: {
             at: dateTime,
-            durationMs: { type: 'integer' },
+            durationMs: {
+              type: 'number',
+              minimum: 0,
+              description: 'How long the attempt took, in milliseconds (to 0.1).',
+            },
             statusCode: { type: ['integer', 'null'] },
             error: { type: ['string', 'null'] },
             responseExcerpt: { type: ['string', 'null'] },

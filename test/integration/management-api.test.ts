@@ -529,6 +529,7 @@ describe('management API: every route', function () {
       expect(r.status).to.equal(200)
       expect(r.body.attemptCount).to.equal(2)
       expect(r.body.attempts.map((a: any) => a.statusCode)).to.deep.equal([500, 500])
+      expect(r.body.attempts.map((a: any) => a.durationMs)).to.deep.equal([30.5, 31.2])
       expect(r.body.deadReason).to.equal('retries exhausted')
       expect((await f.h.call('GET', `/v1/subscriptions/${f.subA}/deliveries/nope`, { key: f.keys.A })).status).to.equal(
         404,

@@ -84,20 +84,21 @@ export async function buildFixture(options: HarnessOptions = {}): Promise<Fixtur
     body: { name: 'p-drop', kind: 'csv-drop', config: { dir: 'p-drop' } },
   })
   expect(src.status, src.text).to.equal(201)
+  // durations as the sinks log them: milliseconds to a tenth (consumers/http/client.ts)
   const base = { subscriptionId: subA, partnerId: orgs.A, publisherId: orgs.P, eventType: 'inventory.level.changed' }
   await h.cp.deliveries.recordAttempt({
     ...base,
     eventId: 'e1',
     key: 'sku-1',
     status: 'delivered',
-    attempt: { at: new Date(), durationMs: 12, statusCode: 200, error: null, responseExcerpt: 'ok' },
+    attempt: { at: new Date(), durationMs: 12.4, statusCode: 200, error: null, responseExcerpt: 'ok' },
   })
   await h.cp.deliveries.recordAttempt({
     ...base,
     eventId: 'e2',
     key: 'sku-2',
     status: 'retrying',
-    attempt: { at: new Date(), durationMs: 30, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' },
+    attempt: { at: new Date(), durationMs: 30.5, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' },
   })
   await h.cp.deliveries.recordAttempt({
     ...base,
@@ -105,7 +106,7 @@ export async function buildFixture(options: HarnessOptions = {}): Promise<Fixtur
     key: 'sku-2',
     status: 'dead',
     deadReason: 'retries exhausted',
-    attempt: { at: new Date(), durationMs: 31, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' },
+    attempt: { at: new Date(), durationMs: 31.2, statusCode: 500, error: 'HTTP 500', responseExcerpt: 'boom' },
   })
   const deal = await h.call('POST', '/v1/deals', {
     key: kA.key,
