@@ -68,7 +68,9 @@ export function managementRouter(options: ManagementOptions): Router {
   r.use(
     authenticate(cp, new HttpRateLimit('management', options.rateLimit), new Set(['/openapi.json', '/asyncapi.json'])),
   )
-  r.use(express.json({ limit: options.bodyLimit }))
+  // any JSON value is parsed (not only objects and arrays): the validator below then names what the body should be
+  // ("body: must be object"), where a body of 0, null or "x" was answered "is not valid JSON", which it is
+  r.use(express.json({ limit: options.bodyLimit, strict: false }))
   r.use(
     OpenApiValidator.middleware({
       apiSpec: openApiDocumentCopy() as never,

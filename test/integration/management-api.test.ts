@@ -64,6 +64,10 @@ describe('management API: every route', function () {
           })
           expect(r.status, r.text).to.equal(400)
           expect(r.body.errors.map((e: any) => e.field)).to.include('unexpectedField')
+          // JSON that is not an object is refused as such (it was "not valid JSON")
+          const scalar = await f.h.call(op.method, V1 + fill(op.path, ids()), { rawBody: '0' })
+          expect(scalar.status, scalar.text).to.equal(400)
+          expect(scalar.body.errors).to.deep.include({ field: 'body', in: 'body', message: 'must be object' })
           checked++
         }
         if (op.paged) {
