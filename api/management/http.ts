@@ -114,7 +114,13 @@ export function problemOf(err: unknown): Problem | null {
         detail: e.status === 404 ? 'no such route' : 'method not allowed on this route',
       }
     }
-    const list = Array.isArray(e.errors) ? (e.errors as Array<{ path?: string; message?: string }>) : []
+    // the validator's 415 names the request's path; what is at fault is the Content-Type header
+    const list =
+      e.status === 415
+        ? [{ path: '/headers/content-type', message: typeof e.message === 'string' ? e.message : 'is not supported' }]
+        : Array.isArray(e.errors)
+          ? (e.errors as Array<{ path?: string; message?: string }>)
+          : []
     const errors = list.map((x) => {
       const f = fieldOf(x.path ?? '')
       return { field: f.field, in: f.in, message: x.message ?? 'is invalid' }

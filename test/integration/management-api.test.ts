@@ -68,6 +68,15 @@ describe('management API: every route', function () {
           const scalar = await f.h.call(op.method, V1 + fill(op.path, ids()), { rawBody: '0' })
           expect(scalar.status, scalar.text).to.equal(400)
           expect(scalar.body.errors).to.deep.include({ field: 'body', in: 'body', message: 'must be object' })
+          // a body of another media type names the Content-Type header (it named the route's path)
+          const text = await f.h.call(op.method, V1 + fill(op.path, ids()), {
+            rawBody: 'x',
+            headers: { 'content-type': 'text/plain' },
+          })
+          expect(text.status, text.text).to.equal(415)
+          expect(text.body.errors).to.deep.equal([
+            { field: 'Content-Type', in: 'header', message: 'unsupported media type text/plain' },
+          ])
           checked++
         }
         if (op.paged) {
