@@ -1,4 +1,6 @@
+import type { Server } from 'node:http'
 import type { Request, Response } from 'express'
+import { answerParseErrors } from '../common/http-parse-errors.ts'
 import type { Logger } from '../common/logger.ts'
 import { STORE_RETRY_AFTER_SECONDS } from '../common/store-errors.ts'
 
@@ -9,15 +11,36 @@ export interface Problem {
   status: number
   detail?: string
   instance?: string
-  errors?: Array<{ field: string; message: string }>
+  errors?: Array<{ field: string; message: string; in?: string }>
   [extra: string]: unknown
 }
 
+const problemJson = (problem: Problem) => JSON.stringify({ type: 'about:blank', ...problem })
+
 export function sendProblem(res: Response, problem: Problem): void {
-  res
-    .status(problem.status)
-    .type('application/problem+json')
-    .send(JSON.stringify({ type: 'about:blank', ...problem }))
+  res.status(problem.status).type('application/problem+json').send(problemJson(problem))
+}
+
+/**
+ * A request Node's HTTP parser refuses (e.g. a control character in a header value) never reaches express: it is
+ * answered as a problem here too, naming the header when the parser says which (common/http-parse-errors.ts).
+ */
+export function answerParseErrorsAsProblems(server: Server): void {
+  answerParseErrors(server, ({ status, title, detail, header }) => ({
+    contentType: 'application/problem+json; charset=utf-8',
+    body: problemJson({
+      title,
+      status,
+      detail,
+      ...(header !== undefined
+        ? {
+            errors: [
+              { field: header, in: 'header', message: 'holds a character HTTP does not allow in a header value' },
+            ],
+          }
+        : {}),
+    }),
+  }))
 }
 
 /**

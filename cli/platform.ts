@@ -9,7 +9,7 @@
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import type { RequestHandler } from 'express'
-import { createApp, publisherAuthentication, sendProblem } from '../api/index.ts'
+import { answerParseErrorsAsProblems, createApp, publisherAuthentication, sendProblem } from '../api/index.ts'
 import { createMongoClient } from '../common/clients.ts'
 import { createAdmin, createKafka, kafkaConfig, KafkaScramAdmin } from '../common/kafka/index.ts'
 import { PartnerKafka } from '../control-plane/partner-kafka.ts'
@@ -542,6 +542,7 @@ export async function startPlatform(config: AppConfig, logger: Logger, options: 
     )
   }
   server.keepAliveTimeout = 65_000
+  answerParseErrorsAsProblems(server)
   const addr = server.address() as AddressInfo
   const url = `http://${addr.address}:${addr.port}`
   logger.info('platform listening', { url })

@@ -4,10 +4,11 @@
  */
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { answerParseErrors } from '../../common/http-parse-errors.ts'
 import { createKafka } from '../../common/kafka/index.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { AppConfig } from '../../config/index.ts'
-import { createRegistryApp } from './app.ts'
+import { CONTENT_TYPE, createRegistryApp } from './app.ts'
 import { SchemaRegistryService, type BeforeRegisterHook } from './registry.ts'
 import type { RegistryAuth } from './auth.ts'
 import { KafkaSchemaStore } from './store.ts'
@@ -67,6 +68,11 @@ export async function startSchemaRegistry(
     await store.stop()
     throw err
   }
+  // a request Node's HTTP parser refuses is answered as the registry answers errors (Confluent's error_code/message)
+  answerParseErrors(server, ({ status, detail }) => ({
+    contentType: CONTENT_TYPE,
+    body: JSON.stringify({ error_code: status, message: detail }),
+  }))
   const addr = server.address() as AddressInfo
   const url = `http://${addr.address}:${addr.port}`
   log.info('schema registry listening', { url, topic: store.topic })

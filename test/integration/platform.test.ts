@@ -12,6 +12,7 @@ import { kafkaBrokers, loadConfig, mongoUri } from '../../config/index.ts'
 import { PROJECT_ROOT } from '../../stack/index.ts'
 import { waitFor } from '../helpers/env.ts'
 import { cliArgs } from '../helpers/cli.ts'
+import { parseRawAnswer, rawHttp } from '../helpers/http.ts'
 
 const quiet = createLogger({ level: 'error', write: () => undefined })
 
@@ -114,6 +115,31 @@ describe('platform start', function () {
     expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/)
     expect(await res.json()).to.include({ status: 404, title: 'Not Found' })
   })
+
+  it(
+    'a request the HTTP parser refuses is answered whole, as the API answers errors (problem+json naming the ' +
+      'header) and as the registry does (error_code, message)',
+    async () => {
+      platform = await startPlatform(loadConfig({ env: { ...externalEnv, HTTP_PORT: '0' } }), quiet)
+      const { schemaRegistryUrl } = await platform.contracts
+      // a control character in a header value: Node answered a bare 400 (no body) and reset the connection
+      const bad =
+        'Host: x\r\nIdempotency-Key: key\x1b0001\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'
+      const api = parseRawAnswer(await rawHttp(platform.url, `POST /v1/organizations HTTP/1.1\r\n${bad}`))
+      expect(api.status).to.equal(400)
+      expect(api.headers['content-type']).to.equal('application/problem+json; charset=utf-8')
+      expect(api.body.errors).to.deep.equal([
+        { field: 'Idempotency-Key', in: 'header', message: 'holds a character HTTP does not allow in a header value' },
+      ])
+      const registry = parseRawAnswer(await rawHttp(schemaRegistryUrl, `POST /subjects/x/versions HTTP/1.1\r\n${bad}`))
+      expect(registry.status).to.equal(400)
+      expect(registry.headers['content-type']).to.equal('application/vnd.schemaregistry.v1+json')
+      expect(registry.body).to.deep.equal({
+        error_code: 400,
+        message: 'Idempotency-Key: holds a character HTTP does not allow in a header value (a control character)',
+      })
+    },
+  )
 
   it('`distributary start` logs JSON lines, serves, and exits 0 on SIGTERM', async () => {
     const port = await closedPort()
