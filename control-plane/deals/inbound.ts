@@ -113,6 +113,9 @@ export class InboundConnectors {
     if (p.scope === 'partner')
       throw new ForbiddenError('inbound connectors belong to publishers (their CRM decides on deals)')
     const publisherId = isAdmin(p) ? input.publisherId : p.organizationId!
+    // a publisher creates for itself: naming another organization is refused, not silently replaced
+    if (!isAdmin(p) && input.publisherId !== undefined && input.publisherId !== publisherId)
+      throw new RequestInvalidError([{ field: 'publisherId', message: "is the key's own organization or absent" }])
     if (!publisherId)
       throw new RequestInvalidError([{ field: 'publisherId', message: 'is required with an admin key' }])
     const mapping = input.mapping ?? DEFAULT_MAPPING

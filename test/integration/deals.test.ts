@@ -511,6 +511,12 @@ describe('deal registration (real store)', function () {
     })
 
     it('changes its mapping and rotates its secret: the old one is accepted during the overlap only', async () => {
+      const forged = await h.call('POST', '/v1/inbound-connectors', {
+        key: keys.P,
+        body: { name: 'crm-x', publisherId: orgs.Q },
+      })
+      expect(forged.status, forged.text).to.equal(422)
+      expect(forged.body.errors[0].field).to.equal('publisherId')
       const created = await h.call('POST', '/v1/inbound-connectors', { key: keys.P, body: { name: 'crm-2' } })
       expect(created.status, created.text).to.equal(201)
       const c = created.body as { id: string; secret: string; url: string }
