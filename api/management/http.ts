@@ -54,6 +54,29 @@ export interface Ctx {
 
 export type Handler = (ctx: Ctx) => Promise<Reply>
 
+/**
+ * Query keys the query parser would drop without a word: a key that starts with `[` (`?[a]=1`, `?[=1`) has no name
+ * before its brackets, so it never reaches the validator, which refuses every other unknown parameter. Refused here
+ * the same way, naming the key as sent.
+ */
+export const refuseNamelessQueryKeys: RequestHandler = (req, res, next) => {
+  const at = req.originalUrl.indexOf('?')
+  if (at >= 0) {
+    for (const key of new URLSearchParams(req.originalUrl.slice(at + 1)).keys()) {
+      if (!key.startsWith('[')) continue
+      const message = `Unknown query parameter '${key}'`
+      sendProblem(res, {
+        title: 'Bad Request',
+        status: 400,
+        detail: `${key}: ${message}`,
+        errors: [{ field: key, in: 'query', message }],
+      })
+      return
+    }
+  }
+  next()
+}
+
 export function principalOf(res: Response): Principal {
   return res.locals.principal as Principal
 }

@@ -31,6 +31,7 @@ import {
   pageRequest,
   pageView,
   problemHandler,
+  refuseNamelessQueryKeys,
   retryRequestView,
   subscriptionView,
   subscriptionViewFor,
@@ -71,6 +72,7 @@ export function managementRouter(options: ManagementOptions): Router {
   // any JSON value is parsed (not only objects and arrays): the validator below then names what the body should be
   // ("body: must be object"), where a body of 0, null or "x" was answered "is not valid JSON", which it is
   r.use(express.json({ limit: options.bodyLimit, strict: false }))
+  r.use(refuseNamelessQueryKeys)
   r.use(
     OpenApiValidator.middleware({
       apiSpec: openApiDocumentCopy() as never,

@@ -91,6 +91,18 @@ describe('management API: every route', function () {
           expect(r.status, r.text).to.equal(400)
           expect(r.body.errors.map((e: any) => e.field)).to.include('bogus')
         }
+        // a key with no name before its brackets, which the query parser drops (it was ignored: 200), is refused too
+        for (const q of ['[a]=1', '%5B=1']) {
+          const r = await f.h.call(op.method, V1 + fill(op.path, ids()) + '?' + q)
+          expect(r.status, `${q}: ${r.text}`).to.equal(400)
+          expect(r.body.errors, q).to.deep.equal([
+            {
+              field: decodeURIComponent(q.split('=')[0]!),
+              in: 'query',
+              message: `Unknown query parameter '${decodeURIComponent(q.split('=')[0]!)}'`,
+            },
+          ])
+        }
       })
     }
   })
