@@ -213,6 +213,19 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
           errors: [{ field: 'path:eventType', message: `${eventType} cannot be published through ingestion` }],
         })
       }
+      const unknownQuery = queryKeys(req.originalUrl)
+      if (unknownQuery.length > 0) {
+        // nothing here reads a query parameter: one sent is a mistake (a misspelt option, a proxy's addition), said
+        // rather than ignored, as the management API does
+        return sendProblem(res, {
+          title: 'Bad Request',
+          status: 400,
+          detail:
+            `unknown query parameter${unknownQuery.length > 1 ? 's' : ''} ` +
+            `${unknownQuery.map((q) => `"${q}"`).join(', ')}; this route takes none, nothing was accepted`,
+          errors: unknownQuery.map((q) => ({ field: `query:${q}`, message: 'unknown query parameter' })),
+        })
+      }
       if (!req.is(['application/json', 'application/*+json'])) {
         res.setHeader('Accept-Post', 'application/json')
         return sendProblem(res, {
@@ -479,4 +492,10 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
     start: () => runner.start(),
     stop: () => runner.stop(),
   }
+}
+
+/** The distinct query keys of a request URL, as sent (decoded, brackets and all). */
+function queryKeys(url: string): string[] {
+  const at = url.indexOf('?')
+  return at < 0 ? [] : [...new Set(new URLSearchParams(url.slice(at + 1)).keys())]
 }

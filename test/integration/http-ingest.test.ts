@@ -165,6 +165,23 @@ describe('http ingestion: POST /v1/events/{eventType}', function () {
       await expectNothingProduced()
     })
 
+    it('400 naming each query parameter: the route takes none (they were ignored)', async () => {
+      for (const [q, fields] of [
+        ['?dryRun=true', ['query:dryRun']],
+        ['?a=1&b=2&a=3', ['query:a', 'query:b']],
+        ['?[x]=1', ['query:[x]']],
+      ] as const) {
+        const r = await post(url() + q, [level('A', 'L1', 1)])
+        expect(r.status, q).to.equal(400)
+        expect(r.type).to.match(/^application\/problem\+json/)
+        expect(
+          r.body.errors.map((e: { field: string }) => e.field),
+          q,
+        ).to.deep.equal(fields)
+      }
+      await expectNothingProduced()
+    })
+
     it('400 for malformed JSON, a non-array and an empty batch', async () => {
       for (const body of ['[{"sku": ', JSON.stringify(level('A', 'L1', 1)), '[]']) {
         const r = await post(url(), body)
