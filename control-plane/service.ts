@@ -466,7 +466,10 @@ export class ControlPlane extends ControlPlaneConnectors {
     return changed
   }
 
-  /** Periodic cleanup (no TTL indexes in the store): expired idempotency records and webhook secrets. */
+  /**
+   * Periodic cleanup (no TTL indexes in the store): expired idempotency records and webhook secrets, and the delivery
+   * logs of deleted subscriptions a process did not finish removing (log-removals.ts).
+   */
   async sweep(now = new Date()): Promise<{ idempotency: number; webhookSecrets: number }> {
     const idempotency = await this.idempotency.sweep(now)
     await this.registry.inbound.sweep(now)
@@ -480,6 +483,7 @@ export class ControlPlane extends ControlPlaneConnectors {
       )
       webhookSecrets += r.modifiedCount ? sub.webhookSecrets.length - kept.length : 0
     }
+    await this.logRemovals.run()
     return { idempotency, webhookSecrets }
   }
 }

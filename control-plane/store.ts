@@ -26,6 +26,7 @@ import type {
   DeliveryDoc,
   GrantDoc,
   IdempotencyDoc,
+  LogRemovalDoc,
   OrganizationDoc,
   OutboxRelayDoc,
   PartnerKafkaUserDoc,
@@ -64,6 +65,8 @@ export interface Collections {
   /** Failed deliveries per subscription and status, read by `_id` only (control-plane/delivery-failures.ts). */
   deliveryFailures: Collection<FailureIndexDoc>
   retryRequests: Collection<RetryRequestDoc>
+  /** Deleted subscriptions whose delivery log is still to be removed (control-plane/log-removals.ts). */
+  logRemovals: Collection<LogRemovalDoc>
   idempotency: Collection<IdempotencyDoc>
   /** Written only by the outbox relay (what it produced per organization); the API reads it to prune outboxes. */
   outboxRelay: Collection<OutboxRelayDoc>
@@ -102,6 +105,7 @@ export const COLLECTION_NAMES: Record<keyof Collections, string> = {
   deliveries: 'deliveries',
   deliveryFailures: 'delivery_failures',
   retryRequests: 'retry_requests',
+  logRemovals: 'log_removals',
   idempotency: 'idempotency',
   outboxRelay: 'outbox_relay',
   sources: 'sources',
@@ -157,6 +161,7 @@ export const INDEXES: Record<keyof Collections, IndexDescription[]> = {
     { key: { subscriptionId: 1, _id: 1 }, name: 'subscription_id' },
     { key: { subscriptionId: 1, status: 1, _id: 1 }, name: 'subscription_status_id' },
   ],
+  logRemovals: [],
   idempotency: [{ key: { expiresAt: 1 }, name: 'expires_at' }],
   outboxRelay: [],
   sources: [

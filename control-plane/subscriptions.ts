@@ -15,6 +15,7 @@ import { sinkPlugin } from '../consumers/plugins.ts'
 import { configValue, openSecrets, sealSecrets } from '../consumers/secrets.ts'
 import { ALL_TOPICS } from '../schemas/topics.ts'
 import { DeliveryLog } from './deliveries.ts'
+import { LogRemovals } from './log-removals.ts'
 import { ownDeliveryPolicy } from './delivery-policy.ts'
 import { checkWithinGrants } from './entitlements.ts'
 import { ConflictError, NotFoundError, RequestInvalidError, uniqueWrite, type FieldError } from './errors.ts'
@@ -97,6 +98,8 @@ export const CONNECTORS_CHANGED = 'connectors'
 export class ControlPlaneSubscriptions {
   readonly cols: Collections
   readonly deliveries: DeliveryLog
+  /** Deleted subscriptions' delivery logs, removed in the background (log-removals.ts). */
+  readonly logRemovals: LogRemovals
   readonly box: SecretBox
   /** The SSRF guard of this process (sink URLs and connection strings; the workers' sockets connect through it). */
   readonly guard: UrlGuard
@@ -107,6 +110,7 @@ export class ControlPlaneSubscriptions {
   constructor(db: Db, options: SubscriptionsOptions) {
     this.cols = collections(db)
     this.deliveries = new DeliveryLog(this.cols)
+    this.logRemovals = new LogRemovals(this.cols.logRemovals, this.deliveries, options.logger)
     this.box = options.box
     this.guard = options.urlGuard
     this.logger = options.logger
@@ -386,6 +390,8 @@ export class ControlPlaneSubscriptions {
   async deleteSubscription(p: Principal, id: string): Promise<void> {
     const sub = await this.getSubscription(p, id)
     canChangeSubscription(p, sub)
+    // Its delivery log goes in the background (a scan of the log on FerretDB v1): recorded before anything is deleted.
+    await this.logRemovals.request(id)
     // Connector first: a worker stops delivering before the subscription disappears.
     await this.cols.connectors.deleteOne({ _id: id })
     await this.connectorsChanged()
@@ -394,9 +400,9 @@ export class ControlPlaneSubscriptions {
     const plugin = sinkPlugin(sub.sink.type)
     const removedTopics = (await plugin.release?.(id, this.sinkControl())) ?? []
     if (plugin.partnerAccess) await this.accessChanged(sub.partnerId, removedTopics)
-    // Last (on FerretDB v1 the deliveries' removal scans the log): its delivery log and failures index, which
-    // nothing reads any more; the worker that held it removes what it wrote after this (control-loop.ts).
-    await this.deliveries.forget(id)
+    // Its delivery log and failures index, which nothing reads any more, in the background (the answer does not wait
+    // for it); the worker that held it removes what it wrote after this (control-loop.ts).
+    void this.logRemovals.run()
   }
 
   /** New webhook secret; the current ones stay valid (and are signed with) for `overlapSeconds`. */

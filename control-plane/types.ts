@@ -405,6 +405,13 @@ export interface DeadLetterRecord {
   deadLetterTopic: { topic: string; partition: number; offset: string } | null
 }
 
+/** A deleted subscription whose delivery log is still to be removed (control-plane/log-removals.ts). */
+export interface LogRemovalDoc {
+  /** The deleted subscription's id. */
+  _id: string
+  requestedAt: Date
+}
+
 export interface RetryRequestDoc {
   _id: string
   subscriptionId: string

@@ -435,6 +435,7 @@ describe('sink worker: Kafka to webhooks', function () {
     const [one] = await dead()
     expect((await left()).index).to.be.greaterThan(2)
     await h.cp.deleteSubscription(ADMIN, sa.id)
+    await h.cp.logRemovals.run() // the removal the deletion started in the background
     expect(await left(), 'removed with the subscription').to.deep.equal({ deliveries: 0, index: 0 })
     // what a write of the worker in flight at the deletion leaves when it lands after that: its delivery and a
     // page of the index; the worker removes them once it has stopped the subscription

@@ -160,7 +160,7 @@ export class ControlLoop {
 
   /**
    * The connector or subscription is gone: the run stops, and what it leaves is removed, its delivery log too once
-   * its last writes are in (the API removed the log when it deleted the subscription, maybe before some of them) and
+   * its last writes are in (the API removes the log when it deletes the subscription, maybe before some of them) and
    * the subscription is gone (no more than its connector: a deletion under way).
    */
   async #removed(run: Run): Promise<void> {
@@ -173,9 +173,11 @@ export class ControlLoop {
     await this.#o.outcomes.settledFor(run.id)
     const cp = deps.controlPlane
     if (await cp.cols.subscriptions.findOne({ _id: run.id }, { projection: { _id: 1 } })) return
-    await cp.deliveries.forget(run.id).catch((err: unknown) => {
-      log.warn("a deleted subscription's delivery log was not removed", { subscriptionId: run.id, error: err })
+    // recorded first, as the API does: a removal this process does not finish is run by the periodic sweep
+    await cp.logRemovals.request(run.id).catch((err: unknown) => {
+      log.warn("a deleted subscription's delivery log removal was not recorded", { subscriptionId: run.id, error: err })
     })
+    await cp.logRemovals.run()
   }
 
   /** Applies the connector as it is now (the claim pass saw its generation move). */
