@@ -4,6 +4,7 @@
  */
 import { DEAL_ACTIONS, DEAL_STATES, LEAD_STATES } from '../../control-plane/deals/index.ts'
 import {
+  displayName,
   body,
   closed,
   dateTime,
@@ -47,7 +48,7 @@ export const dealTags = [
 ]
 
 const endCustomer = closed(['name', 'country'], {
-  name: { type: 'string', minLength: 1, maxLength: 200 },
+  name: displayName(),
   domain: {
     type: ['string', 'null'],
     maxLength: 253,
@@ -264,7 +265,7 @@ export const dealSchemas = {
     partnerId: orgId,
     manufacturerId: { ...orgId, description: 'Required with an admin key.' },
     company: closed(['name', 'country'], {
-      name: { type: 'string', minLength: 1, maxLength: 200 },
+      name: displayName(),
       domain: { type: ['string', 'null'], maxLength: 253 },
       country,
     }),
@@ -273,7 +274,7 @@ export const dealSchemas = {
       additionalProperties: false,
       required: ['name'],
       properties: {
-        name: { type: 'string', minLength: 1, maxLength: 200 },
+        name: displayName(),
         email: { type: ['string', 'null'], maxLength: 320 },
         phone: { type: ['string', 'null'], maxLength: 50 },
       },

@@ -6,6 +6,7 @@
 import { PARTNER_PROFILE_EXAMPLE } from '../../schemas/examples.ts'
 import { eventSchemas, ingestionPaths } from './events.ts'
 import {
+  displayName,
   body,
   closed,
   dateTime,
@@ -391,7 +392,7 @@ export const openApiDocument = {
       },
       OrganizationCreate: closed(['kind', 'name', 'slug'], {
         kind: { type: 'string', enum: ['publisher', 'partner'] },
-        name: { type: 'string', minLength: 1, maxLength: 200 },
+        name: displayName(),
         slug: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{1,62}$' },
         profile: { type: 'object', description: PROFILE_DOC },
       }),
@@ -400,7 +401,7 @@ export const openApiDocument = {
         additionalProperties: false,
         minProperties: 1,
         properties: {
-          name: { type: 'string', minLength: 1, maxLength: 200 },
+          name: displayName(),
           profile: { type: 'object', description: PROFILE_DOC },
         },
       },
@@ -425,7 +426,7 @@ export const openApiDocument = {
           ...id('org'),
           description: 'Required for publisher and partner keys created with an admin key.',
         },
-        name: { type: 'string', minLength: 1, maxLength: 200 },
+        name: displayName(),
       }),
       ApiKeyCreated: {
         allOf: [

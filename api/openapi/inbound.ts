@@ -3,7 +3,20 @@
  * deciding on deals, signed like Standard Webhooks; spread into document.ts beside deals.ts.
  */
 import { PUBLISHER_DECISIONS } from '../../control-plane/deals/index.ts'
-import { body, closed, dateTime, id, object, ok, operationsOf, pathId, problems, ref, rotation } from './parts.ts'
+import {
+  body,
+  closed,
+  dateTime,
+  displayName,
+  id,
+  object,
+  ok,
+  operationsOf,
+  pathId,
+  problems,
+  ref,
+  rotation,
+} from './parts.ts'
 
 const INBOUND = pathId('inboundId', 'inb', 'inbound connector')
 const orgId = id('org')
@@ -97,7 +110,7 @@ export const inboundPaths = {
   },
 }
 
-const connectorName = { type: 'string', minLength: 1, maxLength: 100 }
+const connectorName = displayName(100)
 const mapping = {
   type: 'string',
   minLength: 1,

@@ -182,6 +182,22 @@ export const query = (name: string, schema: unknown, description: string) => ({
   schema,
 })
 
+/**
+ * What a name may not hold: C0 and C1 control characters and DEL (a name is one line of text), and the bidirectional
+ * embeddings, overrides and isolates, with which a name can be made to display as another organization's.
+ */
+const NOT_IN_NAMES = '\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069'
+/**
+ * A name people read, 1 to `maxLength` characters: one line, not blank. The pattern has no ambiguous repetition (its
+ * first class is spaces, its second anything else), so it is checked in linear time whatever the length sent.
+ */
+export const displayName = (maxLength = 200) => ({
+  type: 'string',
+  minLength: 1,
+  maxLength,
+  pattern: `^[^\\S${NOT_IN_NAMES}]*[^\\s${NOT_IN_NAMES}][^${NOT_IN_NAMES}]*$`,
+  description: 'One line of text, not blank: no control characters, no bidirectional overrides.',
+})
 export const id = (prefix: string) => ({ type: 'string', pattern: `^${prefix}_[0-9a-f]{24}$` })
 export const eventType = {
   type: 'string',

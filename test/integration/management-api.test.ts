@@ -107,6 +107,32 @@ describe('management API: every route', function () {
     }
   })
 
+  it('refuses a name that is blank, more than one line, or holds a control or bidirectional override character', async () => {
+    // names are shown to other organizations (a partner sees its publishers', a publisher its partners'): one that
+    // displays reversed (U+202E) or on two lines could pass for another's
+    const bad = ['   ', 'Acme\nTools', 'Acme\u0000', 'Acme\u0007', '\u202eemcA', 'Acme\u2066x\u2069', 'Acme\u0085']
+    const requests: Array<[string, string, (name: string) => object]> = [
+      ['POST', '/v1/organizations', (name) => ({ kind: 'partner', name, slug: 'badname' })],
+      ['PATCH', `/v1/organizations/${f.orgs.A}`, (name) => ({ name })],
+      ['POST', '/v1/api-keys', (name) => ({ scope: 'partner', organizationId: f.orgs.A, name })],
+      ['POST', '/v1/inbound-connectors', (name) => ({ name, publisherId: f.orgs.P })],
+    ]
+    for (const [method, path, body] of requests) {
+      for (const name of bad) {
+        const r = await f.h.call(method, path, { body: body(name) })
+        expect(r.status, `${method} ${path} ${JSON.stringify(name)}: ${r.text}`).to.equal(400)
+        expect(r.body.errors.map((e: any) => e.field)).to.deep.equal(['name'])
+      }
+    }
+    // what a name may be: any script, inner and outer spaces, a no-break space
+    const was = (await f.h.call('GET', `/v1/organizations/${f.orgs.A}`)).body.name
+    const name = ' Ünïcödé 株式会社\u00a0GmbH '
+    const ok = await f.h.call('PATCH', `/v1/organizations/${f.orgs.A}`, { body: { name } })
+    expect(ok.status, ok.text).to.equal(200)
+    expect(ok.body.name).to.equal(name)
+    expect((await f.h.call('PATCH', `/v1/organizations/${f.orgs.A}`, { body: { name: was } })).status).to.equal(200)
+  })
+
   describe('success', () => {
     const done = new Set<string>()
     const ok = (operationId: string, fn: () => Promise<void>) =>
