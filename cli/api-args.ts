@@ -238,23 +238,42 @@ type ListPath = {
 }[keyof paths]
 /** The filters of a list: its query parameters but the page's. */
 type ListFilters<P extends ListPath> = Omit<NonNullable<paths[P]['get']['parameters']['query']>, 'limit' | 'cursor'>
+/** A query parameter's name as a flag's: kebab case (partnerId: partner-id). */
+type Kebab<S extends string> = S extends `${infer H}${infer T}`
+  ? `${H extends Lowercase<H> ? H : `-${Lowercase<H>}`}${Kebab<T>}`
+  : S
+/**
+ * The flags of a list's filters: each query parameter it takes with what its flag means there. The flag is the
+ * parameter's name in kebab case, or where no option has that name the [flag, help] given.
+ */
+type ListFlags<P extends ListPath> = {
+  [Q in keyof ListFilters<P> & string]?: Kebab<Q> extends OptionName
+    ? string | [OptionName, string]
+    : [OptionName, string]
+}
 
 /**
- * A `list` subcommand: every page of the list at `path`, a table of `columns` (printList). A list with filters takes
- * their `flags` (with what each means there), and `query` makes the API's filters of the flags given.
+ * A `list` subcommand: every page of the list at `path`, a table of `columns` (printList), filtered by the flags of
+ * `filters` given.
  */
 export function listCommand<P extends ListPath>(
   help: string,
   columns: Column[],
   path: P,
-  filters?: { flags: NonNullable<Sub['flags']>; query: (flags: ApiCommandFlags) => ListFilters<P> },
+  filters: ListFlags<P> = {},
 ): Sub {
+  const flags = Object.entries(filters as Record<string, string | [OptionName, string]>).map(
+    ([param, f]): [param: string, flag: OptionName, means: string] =>
+      typeof f === 'string'
+        ? [param, param.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`) as OptionName, f]
+        : [param, ...f],
+  )
   return {
-    ...(filters && { flags: filters.flags }),
+    ...(flags.length > 0 && { flags: Object.fromEntries(flags.map(([, flag, means]) => [flag, means])) }),
     help,
     run: (ctx) =>
-      printList(ctx, columns, filters?.query(ctx.flags) ?? {}, (query) =>
-        // openapi-fetch types a call by a literal path: the query is the list's (ListFilters<P> and the page's)
+      printList(ctx, columns, Object.fromEntries(flags.map(([param, flag]) => [param, ctx.flags[flag]])), (query) =>
+        // openapi-fetch types a call by a literal path: the query is the list's (its filters and the page's)
         ctx.api.GET(path as ListPath, { params: { query } } as never),
       ),
   }

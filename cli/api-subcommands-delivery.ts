@@ -71,8 +71,7 @@ async function connectorAction(ctx: Ctx, action: 'pause' | 'resume'): Promise<nu
 export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
   subscriptions: {
     list: listCommand('partner subscriptions', subscriptionColumns, '/subscriptions', {
-      flags: { 'partner-id': "only this partner's" },
-      query: (flags) => ({ partnerId: flags['partner-id'] }),
+      partnerId: "only this partner's",
     }),
     show: showCommand('one subscription (without its secrets)', '/subscriptions/{subscriptionId}'),
     create: {

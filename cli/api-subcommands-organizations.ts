@@ -153,8 +153,7 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
   },
   keys: {
     list: listCommand('API keys (never their secrets)', keyColumns, '/api-keys', {
-      flags: { 'organization-id': "only this organization's keys" },
-      query: (flags) => ({ organizationId: flags['organization-id'] }),
+      organizationId: "only this organization's keys",
     }),
     show: showCommand('one API key (without its secret)', '/api-keys/{keyId}'),
     create: {
@@ -200,8 +199,8 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
   },
   grants: {
     list: listCommand('offered and accepted grants', grantColumns, '/grants', {
-      flags: { 'partner-id': 'only grants to this partner', 'publisher-id': 'only grants of this publisher' },
-      query: (flags) => ({ partnerId: flags['partner-id'], publisherId: flags['publisher-id'] }),
+      partnerId: 'only grants to this partner',
+      publisherId: 'only grants of this publisher',
     }),
     show: showCommand('one grant', '/grants/{grantId}'),
     create: {
