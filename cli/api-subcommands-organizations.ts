@@ -12,6 +12,7 @@ import {
   requestBody,
   rotateCommand,
   showCommand,
+  updateCommand,
   UsageError,
   FROM_FILE,
   type Ctx,
@@ -133,23 +134,13 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
         return 0
       },
     },
-    update: {
-      args: '<id>',
-      flags: { name: 'the new display name', 'from-file': FROM_FILE('OrganizationPatch', 'name, profile') },
-      help: "change an organization's name or profile",
-      run: async (ctx) => {
-        const organizationId = ctx.need(0, 'id')
-        const body = requestBody(ctx, { name: ctx.flags.name }, true)
-        const o = await data(
-          ctx.api.PATCH('/organizations/{organizationId}', {
-            params: path('organizationId', organizationId),
-            body: body as Schemas['OrganizationPatch'],
-          }),
-        )
-        ctx.out(o, () => `${o.id}: updated ${o.kind} ${o.slug ?? ''} (${o.name})\n`)
-        return 0
-      },
-    },
+    update: updateCommand<Schemas['Organization']>(
+      "change an organization's name or profile",
+      '/organizations/{organizationId}',
+      { name: 'the new display name', 'from-file': FROM_FILE('OrganizationPatch', 'name, profile') },
+      (flags) => ({ name: flags.name }),
+      (o) => `${o.id}: updated ${o.kind} ${o.slug ?? ''} (${o.name})\n`,
+    ),
   },
   keys: {
     list: listCommand('API keys (never their secrets)', keyColumns, '/api-keys', {
@@ -230,32 +221,23 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
         return 0
       },
     },
-    update: {
-      args: '<id>',
-      flags: {
+    update: updateCommand<Schemas['Grant']>(
+      "replace a grant's entitlements; event types it adds wait for the partner to accept again",
+      '/grants/{grantId}',
+      {
         'event-type': 'the event types it covers from now on (repeat, or a,b): replaces the entitlements',
         fields: 'only these fields of each event type',
         filter: 'only events whose field holds one of the values (repeat for more fields)',
         'from-file': FROM_FILE('GrantPatch'),
       },
-      help: "replace a grant's entitlements; event types it adds wait for the partner to accept again",
-      run: async (ctx) => {
-        const grantId = ctx.need(0, 'id')
-        const body = requestBody(ctx, { entitlements: entitlements(ctx.flags) }, true)
-        const g = await data(
-          ctx.api.PATCH('/grants/{grantId}', { params: path('grantId', grantId), body: body as Schemas['GrantPatch'] }),
-        )
+      (flags) => ({ entitlements: entitlements(flags) }),
+      (g) => {
+        const delivered = g.acceptedEventTypes.join(', ') || 'none'
         const pending =
           g.pendingEventTypes.length > 0 ? `; pending the partner's acceptance: ${g.pendingEventTypes.join(', ')}` : ''
-        ctx.out(
-          g,
-          () =>
-            `${g.id}: updated (version ${g.version}); delivered: ` +
-            `${g.acceptedEventTypes.join(', ') || 'none'}${pending}\n`,
-        )
-        return 0
+        return `${g.id}: updated (version ${g.version}); delivered: ${delivered}${pending}\n`
       },
-    },
+    ),
     accept: {
       args: '<id>',
       help: 'accept an offered grant (partner key): its event types are delivered from now on',
