@@ -22,7 +22,6 @@ import { figure, type Benchmark, type Figure } from './types.ts'
 const BATCH = 5000
 
 export const benchmark: Benchmark = {
-  name: 'collapse',
   description: 'a paused partner’s backlog collapsed to the latest of each key, against a full catch-up',
   async run(ctx): Promise<Figure[]> {
     const config = loadConfig()

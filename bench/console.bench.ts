@@ -18,7 +18,6 @@ const quantile = (xs: number[], q: number) => {
 }
 
 export const benchmark: Benchmark = {
-  name: 'console',
   description:
     "the console's deliveries page filtered to failures, 100,000 deliveries in the log (p95, goal <= 300 ms), " +
     "beside the API's JSON of the same search",

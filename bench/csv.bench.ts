@@ -70,7 +70,6 @@ async function startArm(
 }
 
 export const benchmark: Benchmark = {
-  name: 'csv',
   description:
     'CSV stock file → Kafka through the csv-drop source vs raw kafkajs with the ' +
     'same messages pre-encoded (headers included, same batch size), rows/s and ' +

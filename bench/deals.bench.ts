@@ -27,7 +27,6 @@ import { now, percentile, rawProduceConsume } from './helpers/latency.ts'
 import { figure, type Benchmark, type Figure } from './types.ts'
 
 export const benchmark: Benchmark = {
-  name: 'deals',
   description: 'deal registration → CRM, and CRM decision → partner webhook (p99, absolute goal 1 s each way)',
   async run(ctx): Promise<Figure[]> {
     const { deals: DEALS, dealsRate: RATE } = loadConfig().bench

@@ -147,7 +147,6 @@ async function raw(urls: string[], durationMs: number): Promise<number> {
 }
 
 export const benchmark: Benchmark = {
-  name: 'fanout',
   description:
     `deliveries/s to ${SUBSCRIPTIONS} webhook subscriptions (delivery queue + ` +
     `Standard Webhooks sink) vs raw undici.request, ${CONCURRENCY} in flight per ` +

@@ -27,7 +27,6 @@ const BATCH = 500
 const SENDERS = 4
 
 export const benchmark: Benchmark = {
-  name: 'ingest',
   description:
     `POST /v1/events (batches of ${BATCH}, ${SENDERS} concurrent clients in a ` +
     `child process, Avro, acks=all) vs raw kafkajs sending the same messages ` +

@@ -325,7 +325,6 @@ async function consume(
 }
 
 export const benchmark: Benchmark = {
-  name: 'kafka-client',
   description:
     `kafkajs (the platform's, patched) vs @platformatic/kafka on one topic of ` +
     `${PARTITIONS} partitions: produce (the ingest's records, ${BATCH} per send, ` +

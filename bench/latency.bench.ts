@@ -53,7 +53,6 @@ function summary(name: string, r: LatencyRun): string {
 }
 
 export const benchmark: Benchmark = {
-  name: 'latency',
   // 20,000 events at the default rate: a p99 of 5,000 events rests on its 50 slowest, which one ~50 ms
   // stall of a shared 2-core machine decides alone (5-s runs gave 9.7 to 28.8 ms; 20-s runs 9.5 to 16.0)
   defaultDurationMs: 20_000,

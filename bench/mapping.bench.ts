@@ -70,7 +70,6 @@ async function single(arm: Arm, count: number): Promise<number> {
 }
 
 export const benchmark: Benchmark = {
-  name: 'mapping',
   description:
     'JSONata body mappings in the sandbox processes vs the same evaluator on the event loop, inventory event, events/s',
   async run(ctx): Promise<Figure[]> {

@@ -36,7 +36,6 @@ async function closedLoop(op: (i: number) => Promise<unknown>, ms: number): Prom
 }
 
 export const benchmark: Benchmark = {
-  name: 'mongo-sink',
   description:
     'MongoDB projection sink writes/s (guarded replace, and a stale replay) ' +
     'beside raw driver upserts, same server and concurrency',

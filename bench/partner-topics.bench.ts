@@ -267,7 +267,6 @@ async function throughputOnly(
 }
 
 export const benchmark: Benchmark = {
-  name: 'partner-topics',
   defaultDurationMs: 20_000,
   description:
     'live fan-out into 100 partner topics (kafka-topic sinks) vs raw kafkajs ' +

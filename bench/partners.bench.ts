@@ -106,7 +106,6 @@ async function startProfile(file: string | undefined): Promise<{ stop(): Promise
 }
 
 export const benchmark: Benchmark = {
-  name: 'partners',
   description:
     'N active webhook subscriptions, each with its own rows, on one sink worker (or several) ' +
     'at an aggregate event rate: p99 produce -> received, peak RSS, time until all run, shares',

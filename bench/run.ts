@@ -13,7 +13,7 @@ import type { Benchmark, Figure } from './types.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 
-/** Every benchmark's name: its file name without .bench.ts (the file's `benchmark.name` is the same). */
+/** Every benchmark's name: its file name without .bench.ts. */
 export function benchmarkNames(): string[] {
   return fs
     .readdirSync(here)
@@ -26,16 +26,11 @@ export function benchmarkNames(): string[] {
  * Loads the named benchmarks (default: all). Only their files are imported, so that a benchmark's
  * process (whose peak RSS some benchmarks report) holds no other benchmark's modules.
  */
-export async function loadBenchmarks(names: string[] = benchmarkNames()): Promise<Benchmark[]> {
-  const out: Benchmark[] = []
+export async function loadBenchmarks(names: string[] = benchmarkNames()): Promise<Array<{ name: string } & Benchmark>> {
+  const out: Array<{ name: string } & Benchmark> = []
   for (const name of names) {
     const mod = (await import(pathToFileURL(path.join(here, `${name}.bench.ts`)).href)) as { benchmark?: Benchmark }
-    if (!mod.benchmark) continue
-    if (mod.benchmark.name !== name)
-      throw new Error(
-        `bench/${name}.bench.ts exports a benchmark named ${mod.benchmark.name}; the file and the name must match`,
-      )
-    out.push(mod.benchmark)
+    if (mod.benchmark) out.push({ name, ...mod.benchmark })
   }
   return out
 }

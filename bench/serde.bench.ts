@@ -107,7 +107,6 @@ function compare(contenders: Record<string, () => unknown>, totalMs: number): Re
 }
 
 export const benchmark: Benchmark = {
-  name: 'serde',
   description:
     'platform serde (Confluent wire format) vs raw avsc toBuffer/fromBuffer and ' +
     'JSON, and its Protobuf path vs raw protobufjs, inventory event, ops/s',

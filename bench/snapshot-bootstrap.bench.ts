@@ -67,7 +67,6 @@ async function produceTopic(h: SinkHarness, keys: number, ctx: BenchContext): Pr
 }
 
 export const benchmark: Benchmark = {
-  name: 'snapshot-bootstrap',
   description:
     "a new partner's snapshot bootstrap (every key's latest version to a webhook, scan included) " +
     'against the fan-out rate of a subscription from earliest, same worker, same run',

@@ -31,7 +31,6 @@ const keyOf = (i: number) =>
   Buffer.from(`\u0000\u0000\u0000\u0000\u0001{"sku":"HX-${i}-B","locationId":"DE-HAM-DC${i % 7}"}`)
 
 export const benchmark: Benchmark = {
-  name: 'snapshot',
   description: 'snapshot scan index for 1,000,000 keys: LatestOffsetTable vs Map<string, number>, memory and time',
   async run(ctx) {
     const gc = gcFn()

@@ -28,8 +28,8 @@ export interface BenchContext {
   meter(label: string, options?: { total?: number; unit?: string }): Progress
 }
 
+/** What bench/<name>.bench.ts exports as `benchmark`; its name is its file's (bench/run.ts). */
 export interface Benchmark {
-  name: string
   description: string
   /** Its measured phase's length when `--duration-ms` is not given (default 5000). */
   defaultDurationMs?: number

@@ -238,30 +238,49 @@ type ListPath = {
 }[keyof paths]
 /** The filters of a list: its query parameters but the page's. */
 type ListFilters<P extends ListPath> = Omit<NonNullable<paths[P]['get']['parameters']['query']>, 'limit' | 'cursor'>
+/** A query parameter's name as a flag's: kebab case (partnerId: partner-id). */
+type Kebab<S extends string> = S extends `${infer H}${infer T}`
+  ? `${H extends Lowercase<H> ? H : `-${Lowercase<H>}`}${Kebab<T>}`
+  : S
+/**
+ * The flags of a list's filters: each query parameter it takes with what its flag means there. The flag is the
+ * parameter's name in kebab case, or where no option has that name the [flag, help] given.
+ */
+type ListFlags<P extends ListPath> = {
+  [Q in keyof ListFilters<P> & string]?: Kebab<Q> extends OptionName
+    ? string | [OptionName, string]
+    : [OptionName, string]
+}
 
 /**
- * A `list` subcommand: every page of the list at `path`, a table of `columns` (printList). A list with filters takes
- * their `flags` (with what each means there), and `query` makes the API's filters of the flags given.
+ * A `list` subcommand: every page of the list at `path`, a table of `columns` (printList), filtered by the flags of
+ * `filters` given.
  */
 export function listCommand<P extends ListPath>(
   help: string,
   columns: Column[],
   path: P,
-  filters?: { flags: NonNullable<Sub['flags']>; query: (flags: ApiCommandFlags) => ListFilters<P> },
+  filters: ListFlags<P> = {},
 ): Sub {
+  const flags = Object.entries(filters as Record<string, string | [OptionName, string]>).map(
+    ([param, f]): [param: string, flag: OptionName, means: string] =>
+      typeof f === 'string'
+        ? [param, param.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`) as OptionName, f]
+        : [param, ...f],
+  )
   return {
-    ...(filters && { flags: filters.flags }),
+    ...(flags.length > 0 && { flags: Object.fromEntries(flags.map(([, flag, means]) => [flag, means])) }),
     help,
     run: (ctx) =>
-      printList(ctx, columns, filters?.query(ctx.flags) ?? {}, (query) =>
-        // openapi-fetch types a call by a literal path: the query is the list's (ListFilters<P> and the page's)
+      printList(ctx, columns, Object.fromEntries(flags.map(([param, flag]) => [param, ctx.flags[flag]])), (query) =>
+        // openapi-fetch types a call by a literal path: the query is the list's (its filters and the page's)
         ctx.api.GET(path as ListPath, { params: { query } } as never),
       ),
   }
 }
 
 /** The paths with one path parameter, the item's id, whose `method` takes it (`/grants/{grantId}`). */
-type OneIdPath<M extends 'get' | 'delete'> = {
+type OneIdPath<M extends 'get' | 'patch' | 'delete'> = {
   [P in keyof paths]: P extends `${string}{${string}}${infer Rest}`
     ? Rest extends `${string}{${string}`
       ? never
@@ -300,6 +319,65 @@ export function deleteCommand(help: string, itemPath: OneIdPath<'delete'>, done:
       // openapi-fetch types a call by a literal path: the one parameter is `param`, the id given
       await data(ctx.api.DELETE(itemPath, { params: path(param, id) } as never))
       ctx.out({ id, deleted: true }, () => `${id}: ${done}\n`)
+      return 0
+    },
+  }
+}
+
+/** The status of an item a worker runs: GET paths with one path parameter ending in /status. */
+type StatusPath = {
+  [P in keyof paths]: P extends `${string}{${string}}/status` ? P : never
+}[keyof paths]
+
+/**
+ * `<command> status <id>`: GET `statusPath`, a table of one row of `columns` (its `id` the id given: a status need not
+ * carry it). With `follow`, --follow then follows it (`follow.run`) until it is done.
+ */
+export function statusCommand(
+  help: string,
+  statusPath: StatusPath,
+  columns: Column[],
+  follow?: { help: string; run: (api: ManagementClient, id: string) => Promise<number> },
+): Sub {
+  const param = /\{(\w+)\}/.exec(statusPath)![1]!
+  return {
+    args: '<id>',
+    ...(follow && { flags: { follow: follow.help } }),
+    help,
+    run: async (ctx) => {
+      const id = ctx.need(0, 'id')
+      // openapi-fetch types a call by a literal path: the one parameter is `param`, the id given
+      const status: unknown = await data(ctx.api.GET(statusPath, { params: path(param, id) } as never))
+      ctx.out(status, () => renderTable([{ id, ...(status as Record<string, unknown>) }], columns))
+      if (follow && ctx.flags.follow) return follow.run(ctx.api, id)
+      return 0
+    },
+  }
+}
+
+/**
+ * `<command> update <id>`: PATCH the item at `itemPath` with the fields `fieldsOf` makes of the `flags` given (over
+ * --from-file's; nothing to change is refused before any request); `line` prints the changed item.
+ */
+export function updateCommand<T>(
+  help: string,
+  itemPath: OneIdPath<'patch'>,
+  flags: NonNullable<Sub['flags']>,
+  fieldsOf: (flags: ApiCommandFlags) => Record<string, unknown>,
+  line: (changed: T) => string,
+): Sub {
+  const param = /\{(\w+)\}/.exec(itemPath)![1]!
+  return {
+    args: '<id>',
+    flags,
+    help,
+    run: async (ctx) => {
+      const id = ctx.need(0, 'id')
+      const body = requestBody(ctx, fieldsOf(ctx.flags), true)
+      // openapi-fetch types a call by a literal path: the one parameter is `param`, the id given; the body the item's
+      // patch
+      const changed = (await data(ctx.api.PATCH(itemPath, { params: path(param, id), body } as never))) as T
+      ctx.out(changed, () => line(changed))
       return 0
     },
   }

@@ -9,9 +9,10 @@ import {
   listCommand,
   path,
   printList,
-  renderTable,
   requestBody,
   showCommand,
+  statusCommand,
+  updateCommand,
   subscriptionFields,
   UsageError,
   FROM_FILE,
@@ -71,8 +72,7 @@ async function connectorAction(ctx: Ctx, action: 'pause' | 'resume'): Promise<nu
 export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
   subscriptions: {
     list: listCommand('partner subscriptions', subscriptionColumns, '/subscriptions', {
-      flags: { 'partner-id': "only this partner's" },
-      query: (flags) => ({ partnerId: flags['partner-id'] }),
+      partnerId: "only this partner's",
     }),
     show: showCommand('one subscription (without its secrets)', '/subscriptions/{subscriptionId}'),
     create: {
@@ -104,9 +104,10 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
         return 0
       },
     },
-    update: {
-      args: '<id>',
-      flags: {
+    update: updateCommand<Schemas['SubscriptionCreated']>(
+      'change a subscription (still within the grants)',
+      '/subscriptions/{subscriptionId}',
+      {
         name: 'a new name',
         'event-type': 'the event types it receives from now on (repeat, or a,b)',
         'webhook-url': 'deliver as signed webhooks to this URL from now on',
@@ -114,25 +115,11 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
         filter: 'only events whose field holds one of the values (repeat for more fields)',
         'from-file': FROM_FILE('SubscriptionPatch'),
       },
-      help: 'change a subscription (still within the grants)',
-      run: async (ctx) => {
-        const subscriptionId = ctx.need(0, 'id')
-        const body = requestBody(ctx, subscriptionFields(ctx.flags), true)
-        const s = await data(
-          ctx.api.PATCH('/subscriptions/{subscriptionId}', {
-            params: path('subscriptionId', subscriptionId),
-            body: body as Schemas['SubscriptionPatch'],
-          }),
-        )
-        ctx.out(
-          s,
-          () =>
-            `${s.id}: updated ${s.name} (${s.eventTypes.join(', ')}) → ` +
-            `${String(s.sink.type)}${s.sink.url ? ` ${String(s.sink.url)}` : ''}\n`,
-        )
-        return 0
-      },
-    },
+      subscriptionFields,
+      (s) =>
+        `${s.id}: updated ${s.name} (${s.eventTypes.join(', ')}) → ` +
+        `${String(s.sink.type)}${s.sink.url ? ` ${String(s.sink.url)}` : ''}\n`,
+    ),
     test: {
       args: '<id>',
       flags: {
@@ -172,33 +159,17 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
       connectorColumns,
       '/connectors',
     ),
-    status: {
-      args: '<id>',
-      help: "a connector's status",
-      run: async (ctx) => {
-        const id = ctx.need(0, 'id')
-        const c = await data(ctx.api.GET('/connectors/{connectorId}/status', { params: path('connectorId', id) }))
-        // GET .../status answers the status itself (state, lag, ...), without the connector's id
-        const row = { id, ...c }
-        ctx.out(c, () =>
-          renderTable(
-            [row],
-            [
-              col('ID', 'id'),
-              col('DESIRED', 'desiredState'),
-              col('STATE', 'state'),
-              col('LAG', 'lag'),
-              col('WORKER', 'workerId'),
-              col('LAST ERROR', 'lastError.message'),
-              col('SNAPSHOT', 'snapshot.phase'),
-              col('DONE', 'snapshot.done'),
-              col('TOTAL', 'snapshot.total'),
-            ],
-          ),
-        )
-        return 0
-      },
-    },
+    status: statusCommand("a connector's status", '/connectors/{connectorId}/status', [
+      col('ID', 'id'),
+      col('DESIRED', 'desiredState'),
+      col('STATE', 'state'),
+      col('LAG', 'lag'),
+      col('WORKER', 'workerId'),
+      col('LAST ERROR', 'lastError.message'),
+      col('SNAPSHOT', 'snapshot.phase'),
+      col('DONE', 'snapshot.done'),
+      col('TOTAL', 'snapshot.total'),
+    ]),
     pause: { args: '<id>', help: 'stop delivering, keep the position', run: (ctx) => connectorAction(ctx, 'pause') },
     resume: {
       args: '<id>',
@@ -273,32 +244,21 @@ export const DELIVERY_SUBS: Record<string, Record<string, Sub>> = {
   },
   sources: {
     list: listCommand('source connectors (csv-drop, mongodb)', sourceColumns, '/sources'),
-    status: {
-      args: '<id>',
-      flags: { follow: "a CSV import's progress (bytes, rate, ETA) until it is done" },
-      help: "a source's status",
-      run: async (ctx) => {
-        const id = ctx.need(0, 'id')
-        const s = await data(ctx.api.GET('/sources/{sourceId}/status', { params: path('sourceId', id) }))
-        ctx.out(s, () =>
-          renderTable(
-            [s],
-            [
-              col('ID', 'id'),
-              col('NAME', 'name'),
-              col('DESIRED', 'desiredState'),
-              col('STATE', 'state'),
-              col('PRODUCED', 'counts.produced'),
-              col('POSITION', 'position'),
-              col('WORKER', 'workerId'),
-              col('LAST ERROR', 'lastError.message'),
-            ],
-          ),
-        )
-        if (ctx.flags.follow) return followImport(ctx.api, id)
-        return 0
-      },
-    },
+    status: statusCommand(
+      "a source's status",
+      '/sources/{sourceId}/status',
+      [
+        col('ID', 'id'),
+        col('NAME', 'name'),
+        col('DESIRED', 'desiredState'),
+        col('STATE', 'state'),
+        col('PRODUCED', 'counts.produced'),
+        col('POSITION', 'position'),
+        col('WORKER', 'workerId'),
+        col('LAST ERROR', 'lastError.message'),
+      ],
+      { help: "a CSV import's progress (bytes, rate, ETA) until it is done", run: followImport },
+    ),
     pause: { args: '<id>', help: 'stop producing, keep the position', run: (ctx) => sourceAction(ctx, 'pause') },
     resume: { args: '<id>', help: 'produce again from the kept position', run: (ctx) => sourceAction(ctx, 'resume') },
     stop: { args: '<id>', help: 'stop and release its resources', run: (ctx) => sourceAction(ctx, 'stop') },

@@ -12,6 +12,7 @@ import {
   requestBody,
   rotateCommand,
   showCommand,
+  updateCommand,
   UsageError,
   FROM_FILE,
   type Ctx,
@@ -133,28 +134,17 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
         return 0
       },
     },
-    update: {
-      args: '<id>',
-      flags: { name: 'the new display name', 'from-file': FROM_FILE('OrganizationPatch', 'name, profile') },
-      help: "change an organization's name or profile",
-      run: async (ctx) => {
-        const organizationId = ctx.need(0, 'id')
-        const body = requestBody(ctx, { name: ctx.flags.name }, true)
-        const o = await data(
-          ctx.api.PATCH('/organizations/{organizationId}', {
-            params: path('organizationId', organizationId),
-            body: body as Schemas['OrganizationPatch'],
-          }),
-        )
-        ctx.out(o, () => `${o.id}: updated ${o.kind} ${o.slug ?? ''} (${o.name})\n`)
-        return 0
-      },
-    },
+    update: updateCommand<Schemas['Organization']>(
+      "change an organization's name or profile",
+      '/organizations/{organizationId}',
+      { name: 'the new display name', 'from-file': FROM_FILE('OrganizationPatch', 'name, profile') },
+      (flags) => ({ name: flags.name }),
+      (o) => `${o.id}: updated ${o.kind} ${o.slug ?? ''} (${o.name})\n`,
+    ),
   },
   keys: {
     list: listCommand('API keys (never their secrets)', keyColumns, '/api-keys', {
-      flags: { 'organization-id': "only this organization's keys" },
-      query: (flags) => ({ organizationId: flags['organization-id'] }),
+      organizationId: "only this organization's keys",
     }),
     show: showCommand('one API key (without its secret)', '/api-keys/{keyId}'),
     create: {
@@ -200,8 +190,8 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
   },
   grants: {
     list: listCommand('offered and accepted grants', grantColumns, '/grants', {
-      flags: { 'partner-id': 'only grants to this partner', 'publisher-id': 'only grants of this publisher' },
-      query: (flags) => ({ partnerId: flags['partner-id'], publisherId: flags['publisher-id'] }),
+      partnerId: 'only grants to this partner',
+      publisherId: 'only grants of this publisher',
     }),
     show: showCommand('one grant', '/grants/{grantId}'),
     create: {
@@ -231,32 +221,23 @@ export const ORGANIZATION_SUBS: Record<string, Record<string, Sub>> = {
         return 0
       },
     },
-    update: {
-      args: '<id>',
-      flags: {
+    update: updateCommand<Schemas['Grant']>(
+      "replace a grant's entitlements; event types it adds wait for the partner to accept again",
+      '/grants/{grantId}',
+      {
         'event-type': 'the event types it covers from now on (repeat, or a,b): replaces the entitlements',
         fields: 'only these fields of each event type',
         filter: 'only events whose field holds one of the values (repeat for more fields)',
         'from-file': FROM_FILE('GrantPatch'),
       },
-      help: "replace a grant's entitlements; event types it adds wait for the partner to accept again",
-      run: async (ctx) => {
-        const grantId = ctx.need(0, 'id')
-        const body = requestBody(ctx, { entitlements: entitlements(ctx.flags) }, true)
-        const g = await data(
-          ctx.api.PATCH('/grants/{grantId}', { params: path('grantId', grantId), body: body as Schemas['GrantPatch'] }),
-        )
+      (flags) => ({ entitlements: entitlements(flags) }),
+      (g) => {
+        const delivered = g.acceptedEventTypes.join(', ') || 'none'
         const pending =
           g.pendingEventTypes.length > 0 ? `; pending the partner's acceptance: ${g.pendingEventTypes.join(', ')}` : ''
-        ctx.out(
-          g,
-          () =>
-            `${g.id}: updated (version ${g.version}); delivered: ` +
-            `${g.acceptedEventTypes.join(', ') || 'none'}${pending}\n`,
-        )
-        return 0
+        return `${g.id}: updated (version ${g.version}); delivered: ${delivered}${pending}\n`
       },
-    },
+    ),
     accept: {
       args: '<id>',
       help: 'accept an offered grant (partner key): its event types are delivered from now on',

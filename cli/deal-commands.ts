@@ -73,16 +73,9 @@ export const DEAL_SUBS: Record<string, Record<string, Sub>> = {
       dealColumns,
       '/deals',
       {
-        flags: {
-          state: 'only deals in this state',
-          'partner-id': "only this partner's",
-          'publisher-id': 'only those registered with this publisher',
-        },
-        query: (flags) => ({
-          state: flags.state as never,
-          partnerId: flags['partner-id'],
-          manufacturerId: flags['publisher-id'],
-        }),
+        state: 'only deals in this state',
+        partnerId: "only this partner's",
+        manufacturerId: ['publisher-id', 'only those registered with this publisher'],
       },
     ),
     show: showCommand(
@@ -116,8 +109,7 @@ export const DEAL_SUBS: Record<string, Record<string, Sub>> = {
   },
   leads: {
     list: listCommand('leads: a publisher its own, a partner those assigned to it', leadColumns, '/leads', {
-      flags: { state: 'only leads in this state' },
-      query: (flags) => ({ state: flags.state as never }),
+      state: 'only leads in this state',
     }),
     show: showCommand('one lead with its history', '/leads/{leadId}'),
     create: {

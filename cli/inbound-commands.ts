@@ -8,10 +8,10 @@ import {
   FROM_FILE,
   deleteCommand,
   listCommand,
-  path,
   rotateCommand,
   requestBody,
   showCommand,
+  updateCommand,
   UsageError,
   type ApiCommandFlags,
   type Sub,
@@ -69,22 +69,13 @@ export const INBOUND_SUBS: Record<string, Record<string, Sub>> = {
         return 0
       },
     },
-    update: {
-      args: '<id>',
-      flags: { name: 'a new name', ...FIELD_FLAGS, 'from-file': FROM_FILE('InboundConnectorPatch') },
-      help: 'change its name, mapping or tolerance (the URL and the secret stay)',
-      run: async (ctx) => {
-        const inboundId = ctx.need(0, 'id')
-        const c = await data(
-          ctx.api.PATCH('/inbound-connectors/{inboundId}', {
-            params: path('inboundId', inboundId),
-            body: requestBody(ctx, fields(ctx.flags), true) as Schemas['InboundConnectorPatch'],
-          }),
-        )
-        ctx.out(c, () => `${c.id}: updated ${c.name}\n`)
-        return 0
-      },
-    },
+    update: updateCommand<Schemas['InboundConnector']>(
+      'change its name, mapping or tolerance (the URL and the secret stay)',
+      '/inbound-connectors/{inboundId}',
+      { name: 'a new name', ...FIELD_FLAGS, 'from-file': FROM_FILE('InboundConnectorPatch') },
+      fields,
+      (c) => `${c.id}: updated ${c.name}\n`,
+    ),
     'rotate-secret': rotateCommand<Schemas['InboundConnector']>(
       'a new signing secret now, shown only now; the old one is accepted for the overlap',
       'how long the old secret is still accepted (default 86400; 0: not at all)',

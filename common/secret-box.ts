@@ -125,14 +125,15 @@ export function createSecretBox(ring: KeyRing): SecretBox {
 }
 
 /**
- * What a rotation keeps beside the new secret: the secrets still valid `now`, none valid past `until` (the
- * overlap's end; the current secret, valid without an end, gets that end).
+ * What a rotation at `now` keeps beside the new secret: the secrets still valid, none valid past the end of the
+ * overlap, `overlapSeconds` from now (the current secret, valid without an end, gets that end).
  */
 export function rotatedOut<T extends { expiresAt: Date | null }>(
   secrets: readonly T[],
   now: Date,
-  until: Date,
+  overlapSeconds: number,
 ): Array<T & { expiresAt: Date }> {
+  const until = new Date(now.getTime() + overlapSeconds * 1000)
   return secrets
     .filter((s) => s.expiresAt === null || s.expiresAt > now)
     .map((s) => ({ ...s, expiresAt: s.expiresAt === null || s.expiresAt > until ? until : s.expiresAt }))

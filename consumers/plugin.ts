@@ -107,18 +107,24 @@ export interface SinkPlugin<S extends SinkConfig = SinkConfig> {
 }
 
 /**
- * A sink type's config schema as the API document holds it: an object closed to other fields, its
- * `type` the sink type's name and required, then the type's own `required` fields and `properties`.
+ * The head of a sink type's record, its type named once: the type, the name of its config schema in the API
+ * document, and that schema as the document holds it: an object closed to other fields, its `type` the sink type's
+ * name and required, then the type's own `required` fields and `properties`.
  */
-export function sinkSchema(
-  type: SinkType,
+export function sinkConfig<T extends SinkType>(
+  type: T,
+  schemaName: string,
   o: { required: readonly string[]; description?: string; properties: Record<string, unknown> },
-): Readonly<Record<string, unknown>> {
+): { type: T; schemaName: string; schema: Readonly<Record<string, unknown>> } {
   return {
-    type: 'object',
-    additionalProperties: false,
-    required: ['type', ...o.required],
-    ...(o.description !== undefined ? { description: o.description } : {}),
-    properties: { type: { const: type }, ...o.properties },
+    type,
+    schemaName,
+    schema: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', ...o.required],
+      ...(o.description !== undefined ? { description: o.description } : {}),
+      properties: { type: { const: type }, ...o.properties },
+    },
   }
 }

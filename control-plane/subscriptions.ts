@@ -416,8 +416,7 @@ export class ControlPlaneSubscriptions {
     if (!sinkPlugin(sub.sink.type).signingSecrets)
       throw new ConflictError('only webhook subscriptions have webhook secrets')
     const now = new Date()
-    const until = new Date(now.getTime() + overlapSeconds * 1000)
-    const kept = rotatedOut(sub.webhookSecrets, now, until)
+    const kept = rotatedOut(sub.webhookSecrets, now, overlapSeconds)
     const secret = this.newWebhookSecret()
     const updated = await this.cols.subscriptions.findOneAndUpdate(
       { _id: id, version: sub.version },

@@ -9,18 +9,10 @@ const CONN = pathId('connectorId', 'sub', 'connector (the id of its subscription
 const connectors = operationsOf('connectors')
 
 export const connectorPaths = {
-  '/connectors': {
-    get: connectors.list('List connectors', 'listConnectors', 'A page of connectors.', 'Connector'),
-  },
-  '/connectors/{connectorId}': {
-    get: connectors.one(
-      'Get a connector: desired state and what the runtime reports',
-      'getConnector',
-      CONN,
-      'The connector.',
-      'Connector',
-    ),
-  },
+  ...connectors.collection('Connector', CONN, {
+    list: { summary: 'List connectors' },
+    get: { summary: 'Get a connector: desired state and what the runtime reports' },
+  }),
   '/connectors/{connectorId}/status': {
     get: connectors.one(
       'Connector status: state, worker, positions, lag, last error',

@@ -92,39 +92,27 @@ const deals = operationsOf('deals')
 const leads = operationsOf('leads')
 
 export const dealPaths = {
-  '/deals': {
-    get: deals.list(
-      'List deal registrations (a partner its own, a publisher those registered with it)',
-      'listDeals',
-      'A page of deals.',
-      'Deal',
-      query('state', { type: 'string', enum: [...DEAL_STATES] }, 'Only deals in this state.'),
-      query('partnerId', orgId, "Only this partner's."),
-      query('manufacturerId', orgId, 'Only those registered with this publisher.'),
-    ),
-    post: deals.create(
-      'Register a deal (partner key, or admin naming partnerId)',
-      'createDeal',
-      ok(
-        'Registered: submitted, or conflict_review when another registration claims the customer and a product.',
-        ref('Deal'),
-      ),
-      body(ref('DealCreate'), DEAL_EXAMPLE),
-      'The partner must hold an accepted grant of the publisher (`manufacturerId`), ' +
+  ...deals.collection('Deal', DEAL, {
+    list: {
+      summary: 'List deal registrations (a partner its own, a publisher those registered with it)',
+      filters: [
+        query('state', { type: 'string', enum: [...DEAL_STATES] }, 'Only deals in this state.'),
+        query('partnerId', orgId, "Only this partner's."),
+        query('manufacturerId', orgId, 'Only those registered with this publisher.'),
+      ],
+    },
+    create: {
+      summary: 'Register a deal (partner key, or admin naming partnerId)',
+      answer: 'Registered: submitted, or conflict_review when another registration claims the customer and a product.',
+      example: DEAL_EXAMPLE,
+      description:
+        'The partner must hold an accepted grant of the publisher (`manufacturerId`), ' +
         'or it is a 422 naming `manufacturerId`. The content is checked against the deal contract ' +
         '(a fault is a 422 naming the field). The platform assigns `dealId` and publishes `deal.registered` ' +
         'on deals.registrations.',
-    ),
-  },
-  '/deals/{dealId}': {
-    get: deals.one(
-      'Get a deal registration with the history of its steps',
-      'getDeal',
-      DEAL,
-      'The deal and its history.',
-      'Deal',
-    ),
-  },
+    },
+    get: { summary: 'Get a deal registration with the history of its steps', answer: 'The deal and its history.' },
+  }),
   '/deals/{dealId}/actions': {
     post: deals.mutation(
       'Take a step: the partner resubmits or cancels, ' +
@@ -140,24 +128,18 @@ export const dealPaths = {
       },
     ),
   },
-  '/leads': {
-    get: leads.list(
-      'List leads (a partner those assigned to it, a publisher its own)',
-      'listLeads',
-      'A page of leads.',
-      'Lead',
-      query('state', { type: 'string', enum: [...LEAD_STATES] }, 'Only leads in this state.'),
-    ),
-    post: leads.create(
-      'Assign a lead to a partner (publisher key)',
-      'createLead',
-      ok('Assigned; the partner receives lead.assigned.', ref('Lead')),
-      body(ref('LeadCreate'), LEAD_EXAMPLE),
-    ),
-  },
-  '/leads/{leadId}': {
-    get: leads.one('Get a lead with its history', 'getLead', LEAD, 'The lead.', 'Lead'),
-  },
+  ...leads.collection('Lead', LEAD, {
+    list: {
+      summary: 'List leads (a partner those assigned to it, a publisher its own)',
+      filters: [query('state', { type: 'string', enum: [...LEAD_STATES] }, 'Only leads in this state.')],
+    },
+    create: {
+      summary: 'Assign a lead to a partner (publisher key)',
+      answer: 'Assigned; the partner receives lead.assigned.',
+      example: LEAD_EXAMPLE,
+    },
+    get: { summary: 'Get a lead with its history' },
+  }),
   '/leads/{leadId}/actions': {
     post: leads.update(
       'Accept or decline a lead (partner), or reassign a declined or expired one (publisher)',

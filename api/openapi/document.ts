@@ -142,31 +142,15 @@ export const openApiDocument = {
         responses: { '200': ok('The AsyncAPI document.', { type: 'object' }) },
       },
     },
-    '/organizations': {
-      get: organizations.list(
-        'List organizations',
-        'listOrganizations',
-        'A page of organizations.',
-        'Organization',
-        query('kind', { type: 'string', enum: ['publisher', 'partner'] }, 'Only this kind.'),
-      ),
-      post: organizations.create(
-        'Create an organization (admin)',
-        'createOrganization',
-        ok('Created.', ref('Organization')),
-        body(ref('OrganizationCreate'), ORGANIZATION_EXAMPLE),
-      ),
-    },
-    '/organizations/{organizationId}': {
-      get: organizations.one('Get an organization', 'getOrganization', ORG, 'The organization.', 'Organization'),
-      patch: organizations.update(
-        "Change an organization's name or profile",
-        'updateOrganization',
-        ORG,
-        ok('Changed.', ref('Organization')),
-        body(ref('OrganizationPatch'), { name: 'Northwind Distribution GmbH' }),
-      ),
-    },
+    ...organizations.collection('Organization', ORG, {
+      list: {
+        summary: 'List organizations',
+        filters: [query('kind', { type: 'string', enum: ['publisher', 'partner'] }, 'Only this kind.')],
+      },
+      create: { summary: 'Create an organization (admin)', example: ORGANIZATION_EXAMPLE },
+      get: { summary: 'Get an organization' },
+      update: { summary: "Change an organization's name or profile", example: { name: 'Northwind Distribution GmbH' } },
+    }),
     '/organizations/{organizationId}/kafka-access': {
       get: kafkaAccess.one(
         "A partner's Kafka connection settings: bootstrap servers, SASL mechanism, " +
@@ -192,28 +176,28 @@ export const openApiDocument = {
         'Revoked: the user can no longer authenticate.',
       ),
     },
-    '/api-keys': {
-      get: apiKeys.list(
-        'List API keys (never their secrets)',
-        'listApiKeys',
-        'A page of keys.',
-        'ApiKey',
-        query('organizationId', id('org'), 'Only keys of this organization.'),
-        query('prefix', { type: 'string', pattern: '^dk_[0-9a-f]{12}$' }, 'The key with this prefix.'),
-      ),
-      post: apiKeys.create(
-        'Create an API key (shown once)',
-        'createApiKey',
-        ok('Created; `key` is shown only now.', ref('ApiKeyCreated')),
-        body(ref('ApiKeyCreate'), { scope: 'partner', name: 'ordering platform' }),
-      ),
-    },
-    '/api-keys/{keyId}': {
-      get: apiKeys.one('Get an API key', 'getApiKey', KEY, 'The key (without its secret).', 'ApiKey'),
-      delete: apiKeys.mutation('Revoke an API key (at once)', 'revokeApiKey', [KEY], {
-        '200': ok('Revoked.', ref('ApiKey')),
-      }),
-    },
+    ...apiKeys.collection('ApiKey', KEY, {
+      list: {
+        summary: 'List API keys (never their secrets)',
+        answer: 'A page of keys.',
+        filters: [
+          query('organizationId', id('org'), 'Only keys of this organization.'),
+          query('prefix', { type: 'string', pattern: '^dk_[0-9a-f]{12}$' }, 'The key with this prefix.'),
+        ],
+      },
+      create: {
+        summary: 'Create an API key (shown once)',
+        answer: 'Created; `key` is shown only now.',
+        schema: 'ApiKeyCreated',
+        example: { scope: 'partner', name: 'ordering platform' },
+      },
+      get: { summary: 'Get an API key', answer: 'The key (without its secret).' },
+      item: {
+        delete: apiKeys.mutation('Revoke an API key (at once)', 'revokeApiKey', [KEY], {
+          '200': ok('Revoked.', ref('ApiKey')),
+        }),
+      },
+    }),
     '/api-keys/{keyId}/rotate': {
       post: rotation(
         'Rotate an API key: a new key now, the old one valid for the overlap',
@@ -224,40 +208,25 @@ export const openApiDocument = {
         3600,
       ),
     },
-    '/grants': {
-      get: grants.list(
-        'List grants',
-        'listGrants',
-        'A page of grants.',
-        'Grant',
-        query('partnerId', id('org'), 'Only grants to this partner.'),
-        query('publisherId', id('org'), 'Only grants of this publisher.'),
-      ),
-      post: grants.create(
-        'Give a partner a grant (publisher or admin)',
-        'createGrant',
-        ok('Created.', ref('Grant')),
-        body(ref('GrantCreate'), GRANT_EXAMPLE),
-      ),
-    },
-    '/grants/{grantId}': {
-      get: grants.one('Get a grant', 'getGrant', GRANT, 'The grant.', 'Grant'),
-      patch: grants.update(
-        "Replace a grant's entitlements",
-        'updateGrant',
-        GRANT,
-        ok('Changed.', ref('Grant')),
-        body(ref('GrantPatch'), {
-          entitlements: [{ eventType: 'inventory.level.changed', fields: ['sku', 'available'] }],
-        }),
-      ),
-      delete: grants.remove(
-        'End a grant: the publisher revokes it, or the partner declines the offer or revokes its acceptance',
-        'deleteGrant',
-        GRANT,
-        'Ended: nothing more is delivered under it.',
-      ),
-    },
+    ...grants.collection('Grant', GRANT, {
+      list: {
+        summary: 'List grants',
+        filters: [
+          query('partnerId', id('org'), 'Only grants to this partner.'),
+          query('publisherId', id('org'), 'Only grants of this publisher.'),
+        ],
+      },
+      create: { summary: 'Give a partner a grant (publisher or admin)', example: GRANT_EXAMPLE },
+      get: { summary: 'Get a grant' },
+      update: {
+        summary: "Replace a grant's entitlements",
+        example: { entitlements: [{ eventType: 'inventory.level.changed', fields: ['sku', 'available'] }] },
+      },
+      remove: {
+        summary: 'End a grant: the publisher revokes it, or the partner declines the offer or revokes its acceptance',
+        answer: 'Ended: nothing more is delivered under it.',
+      },
+    }),
     '/grants/{grantId}/accept': {
       post: grants.update(
         'Accept a grant (the partner it is offered to, or an admin): its event types are delivered from now on',

@@ -23,47 +23,23 @@ const orgId = id('org')
 const inbound = operationsOf('inbound')
 
 export const inboundPaths = {
-  '/inbound-connectors': {
-    get: inbound.list(
-      'List inbound connectors (publisher)',
-      'listInboundConnectors',
-      'A page of inbound connectors.',
-      'InboundConnector',
-    ),
-    post: inbound.create(
-      "Create an inbound connector for the publisher's CRM (its signing secret is shown once)",
-      'createInboundConnector',
-      ok('Created, with `secret` (once).', ref('InboundConnector')),
-      body(ref('InboundConnectorCreate'), {
+  ...inbound.collection('InboundConnector', INBOUND, {
+    list: { summary: 'List inbound connectors (publisher)' },
+    create: {
+      summary: "Create an inbound connector for the publisher's CRM (its signing secret is shown once)",
+      answer: 'Created, with `secret` (once).',
+      example: {
         name: 'salesforce',
         mapping: '{ "dealId": Deal_Registration_Id__c, "action": $lowercase(Decision__c), "reason": Comment__c }',
-      }),
-    ),
-  },
-  '/inbound-connectors/{inboundId}': {
-    get: inbound.one(
-      'Get an inbound connector',
-      'getInboundConnector',
-      INBOUND,
-      'The connector (never its secret).',
-      'InboundConnector',
-    ),
-    patch: inbound.update(
-      "Change an inbound connector's name, mapping or timestamp tolerance (its secret and URL stay)",
-      'updateInboundConnector',
-      INBOUND,
-      ok('Changed.', ref('InboundConnector')),
-      body(ref('InboundConnectorPatch'), {
-        mapping: '{ "dealId": Deal_Id__c, "action": $lowercase(Status__c), "reason": Comment__c }',
-      }),
-    ),
-    delete: inbound.remove(
-      'Delete an inbound connector',
-      'deleteInboundConnector',
-      INBOUND,
-      'Deleted: its calls are 404 from now on.',
-    ),
-  },
+      },
+    },
+    get: { summary: 'Get an inbound connector', answer: 'The connector (never its secret).' },
+    update: {
+      summary: "Change an inbound connector's name, mapping or timestamp tolerance (its secret and URL stay)",
+      example: { mapping: '{ "dealId": Deal_Id__c, "action": $lowercase(Status__c), "reason": Comment__c }' },
+    },
+    remove: { summary: 'Delete an inbound connector', answer: 'Deleted: its calls are 404 from now on.' },
+  }),
   '/inbound-connectors/{inboundId}/secret/rotate': {
     post: rotation(
       'Rotate the signing secret: the previous one is still accepted during the overlap (0: refused at once)',

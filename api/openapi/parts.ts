@@ -79,6 +79,27 @@ export const read = (summary: string, tag: string, operationId: string, params: 
   responses: { '200': response, ...problems(400, 401, 404, ...(params.includes(PAGE[1]) ? [422] : []), 429, 503) },
 })
 
+/** An operation of a collection: its summary, and its answer's description where it is not the usual one. */
+interface Said {
+  summary: string
+  answer?: string
+}
+/** A create or a change: also its body's example, and the schema answered where it is not the resource. */
+interface Written extends Said {
+  example: unknown
+  schema?: string
+}
+/** The operations of a collection (operationsOf(tag).collection), each stating only what differs from the usual. */
+interface CollectionOperations {
+  list?: Said & { filters?: unknown[] }
+  create?: Written & { description?: string }
+  get?: Said
+  update?: Written
+  remove?: Said
+  /** Operations on the item's path that are none of these. */
+  item?: Record<string, unknown>
+}
+
 /**
  * The operations of one tag, each stating only what differs from its kind: `read` and `mutation` with the tag given
  * once, and the usual kinds by name. An answer is `ok(description, schema)`, or for a removal its description.
@@ -93,7 +114,7 @@ export function operationsOf(tag: string) {
     responses: Record<string, unknown>,
     extra: Record<string, unknown> = {},
   ) => mutation(summary, tag, operationId, params, responses, extra)
-  return {
+  const kinds = {
     read: get,
     mutation: change,
     /** A page of `item`s, filtered by the query parameters given after limit and cursor. */
@@ -138,6 +159,60 @@ export function operationsOf(tag: string) {
           },
         ]),
       ),
+  }
+  return {
+    ...kinds,
+    /**
+     * The collection of one kind of resource, `name` (e.g. 'InboundConnector'), as this API's conventions make it:
+     * - `/<names>` (kebab case: /inbound-connectors): GET `list<Name>s`, a page of <Name> filtered by
+     *   `list.filters` ("A page of <names>."); POST `create<Name>`, body <Name>Create, 201 with a <Name>
+     *   ("Created.");
+     * - `/<names>/{<param>}`: GET `get<Name>`, the <Name> ("The <name>."); PATCH `update<Name>`, body
+     *   <Name>Patch, 200 with a <Name> ("Changed."); DELETE `delete<Name>`, 204 ("Deleted."); and the operations
+     *   of `item`.
+     * Each operation given states only what differs from that; one not given is not served.
+     */
+    collection(name: string, param: { name: string }, ops: CollectionOperations) {
+      const names = name.replace(/(?<=.)([A-Z])/g, '-$1').toLowerCase() + 's'
+      const words = names.replaceAll('-', ' ')
+      const { list, create, get, update, remove } = ops
+      /** A create's or a change's answer and body. */
+      const written = (w: Written, usual: string, bodySchema: string): [unknown, unknown] => [
+        ok(w.answer ?? usual, ref(w.schema ?? name)),
+        body(ref(bodySchema), w.example),
+      ]
+      return {
+        [`/${names}`]: {
+          ...(list && {
+            get: kinds.list(
+              list.summary,
+              `list${name}s`,
+              list.answer ?? `A page of ${words}.`,
+              name,
+              ...(list.filters ?? []),
+            ),
+          }),
+          ...(create && {
+            post: kinds.create(
+              create.summary,
+              `create${name}`,
+              ...written(create, 'Created.', `${name}Create`),
+              create.description,
+            ),
+          }),
+        },
+        [`/${names}/{${param.name}}`]: {
+          ...(get && {
+            get: kinds.one(get.summary, `get${name}`, param, get.answer ?? `The ${words.slice(0, -1)}.`, name),
+          }),
+          ...(update && {
+            patch: kinds.update(update.summary, `update${name}`, param, ...written(update, 'Changed.', `${name}Patch`)),
+          }),
+          ...(remove && { delete: kinds.remove(remove.summary, `delete${name}`, param, remove.answer ?? 'Deleted.') }),
+          ...ops.item,
+        },
+      }
+    },
   }
 }
 

@@ -2,7 +2,7 @@
  * The /sources part of the management API document (source connectors), spread into document.ts.
  */
 import { SOURCE_KINDS } from '../../producers/plugins.ts'
-import { body, closed, dateTime, id, nullableDateTime, object, ok, operationsOf, pathId, query, ref } from './parts.ts'
+import { closed, dateTime, id, nullableDateTime, object, ok, operationsOf, pathId, query, ref } from './parts.ts'
 
 const SRC = pathId('sourceId', 'src', 'source')
 const orgId = id('org')
@@ -45,19 +45,12 @@ export const sourceTag = {
 }
 
 export const sourcePaths = {
-  '/sources': {
-    get: sources.list(
-      'List source connectors',
-      'listSources',
-      'A page of sources.',
-      'Source',
-      query('publisherId', orgId, "Only this publisher's."),
-    ),
-    post: sources.create(
-      'Declare a source connector (publisher or admin)',
-      'createSource',
-      ok('Declared; a worker starts it within seconds unless its desired state says otherwise.', ref('Source')),
-      body(ref('SourceCreate'), {
+  ...sources.collection('Source', SRC, {
+    list: { summary: 'List source connectors', filters: [query('publisherId', orgId, "Only this publisher's.")] },
+    create: {
+      summary: 'Declare a source connector (publisher or admin)',
+      answer: 'Declared; a worker starts it within seconds unless its desired state says otherwise.',
+      example: {
         name: 'acme-wms-drop',
         kind: 'csv-drop',
         config: {
@@ -65,20 +58,15 @@ export const sourcePaths = {
           columns: { sku: 'Item No', locationId: 'Warehouse', onHand: 'On Hand' },
           constants: { unitOfMeasure: 'EA' },
         },
-      }),
-    ),
-  },
-  '/sources/{sourceId}': {
-    get: sources.one('Get a source connector', 'getSource', SRC, 'The source (secret settings left out).', 'Source'),
-    patch: sources.update(
-      "Replace a source's config (a running instance restarts with it)",
-      'updateSource',
-      SRC,
-      ok('Changed.', ref('Source')),
-      body(ref('SourcePatch'), { config: { dir: 'wms', batchRows: 2000 } }),
-    ),
-    delete: sources.remove('Delete a source connector (stopped first)', 'deleteSource', SRC, 'Deleted.'),
-  },
+      },
+    },
+    get: { summary: 'Get a source connector', answer: 'The source (secret settings left out).' },
+    update: {
+      summary: "Replace a source's config (a running instance restarts with it)",
+      example: { config: { dir: 'wms', batchRows: 2000 } },
+    },
+    remove: { summary: 'Delete a source connector (stopped first)' },
+  }),
   '/sources/{sourceId}/status': {
     get: sources.one(
       'Source status: state, worker, position, counts, last error',

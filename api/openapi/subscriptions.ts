@@ -5,7 +5,6 @@
  */
 import { SINK_PLUGINS, SINK_TYPES } from '../../consumers/plugins.ts'
 import {
-  body,
   closed,
   dateTime,
   eventType,
@@ -39,44 +38,28 @@ const SUBSCRIPTION_EXAMPLE = {
   deliveryPolicy: { timeoutMs: 5000 },
 }
 export const subscriptionPaths = {
-  '/subscriptions': {
-    get: subscriptions.list(
-      'List subscriptions',
-      'listSubscriptions',
-      'A page of subscriptions.',
-      'Subscription',
-      query('partnerId', id('org'), "Only this partner's."),
-      query('eventType', eventType, 'Only those receiving this event type.'),
-    ),
-    post: subscriptions.create(
-      "Create a subscription (within the partner's grants)",
-      'createSubscription',
-      ok('Created; `webhookSecret` is shown only now.', ref('SubscriptionCreated')),
-      body(ref('SubscriptionCreate'), SUBSCRIPTION_EXAMPLE),
-    ),
-  },
-  '/subscriptions/{subscriptionId}': {
-    get: subscriptions.one(
-      'Get a subscription',
-      'getSubscription',
-      SUB,
-      'The subscription (secrets left out).',
-      'Subscription',
-    ),
-    patch: subscriptions.update(
-      'Change a subscription (still within the grants)',
-      'updateSubscription',
-      SUB,
-      ok('Changed.', ref('SubscriptionCreated')),
-      body(ref('SubscriptionPatch'), { deliveryPolicy: { timeoutMs: 8000 } }),
-    ),
-    delete: subscriptions.remove(
-      'Delete a subscription, its connector and its delivery log',
-      'deleteSubscription',
-      SUB,
-      'Deleted.',
-    ),
-  },
+  ...subscriptions.collection('Subscription', SUB, {
+    list: {
+      summary: 'List subscriptions',
+      filters: [
+        query('partnerId', id('org'), "Only this partner's."),
+        query('eventType', eventType, 'Only those receiving this event type.'),
+      ],
+    },
+    create: {
+      summary: "Create a subscription (within the partner's grants)",
+      answer: 'Created; `webhookSecret` is shown only now.',
+      schema: 'SubscriptionCreated',
+      example: SUBSCRIPTION_EXAMPLE,
+    },
+    get: { summary: 'Get a subscription', answer: 'The subscription (secrets left out).' },
+    update: {
+      summary: 'Change a subscription (still within the grants)',
+      schema: 'SubscriptionCreated',
+      example: { deliveryPolicy: { timeoutMs: 8000 } },
+    },
+    remove: { summary: 'Delete a subscription, its connector and its delivery log' },
+  }),
   '/subscriptions/{subscriptionId}/webhook-secrets/rotate': {
     post: rotation(
       'Rotate the webhook secret: both sign during the overlap',

@@ -6,7 +6,7 @@ import { ConflictError, isDuplicateKey, RequestInvalidError, type FieldError } f
 import { PARTNER_TOPIC_NAME, partnerNames } from '../../control-plane/partner-kafka.ts'
 import type { KafkaTopicSink } from '../../control-plane/types.ts'
 import { topicsOf } from '../../schemas/topics.ts'
-import { sinkSchema, type SinkCheck, type SinkControl, type SinkPlugin } from '../plugin.ts'
+import { sinkConfig, type SinkCheck, type SinkControl, type SinkPlugin } from '../plugin.ts'
 import { kafkaTopicSinkFactory } from './factory.ts'
 
 const NAME_RULE = 'must be 1 to 200 letters, digits, ".", "_" or "-", not starting with "."'
@@ -106,9 +106,7 @@ async function release(subscriptionId: string, control: SinkControl): Promise<st
 }
 
 export const kafkaTopicPlugin: SinkPlugin<KafkaTopicSink> = {
-  type: 'kafka-topic',
-  schemaName: 'KafkaTopicSink',
-  schema: sinkSchema('kafka-topic', {
+  ...sinkConfig('kafka-topic', 'KafkaTopicSink', {
     required: [],
     description:
       "A topic of the partner's own on the platform's Kafka cluster, read with its " +

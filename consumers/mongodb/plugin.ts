@@ -5,7 +5,7 @@ import { ConfigError, RetriableError, UrlRefusedError } from '../../common/error
 import type { FieldError } from '../../control-plane/errors.ts'
 import type { MongoSink } from '../../control-plane/types.ts'
 import { topicsOf } from '../../schemas/topics.ts'
-import { sinkSchema, type SinkCheck, type SinkPlugin } from '../plugin.ts'
+import { sinkConfig, type SinkCheck, type SinkPlugin } from '../plugin.ts'
 import { guardConnection, parseConnectionString } from './connection.ts'
 import { MONGO_SECRET_PATHS, mongoSinkFactory } from './factory.ts'
 import { mongoSinkConfigProblems } from './sink.ts'
@@ -48,9 +48,7 @@ async function validate(sink: MongoSink, check: SinkCheck): Promise<FieldError[]
 }
 
 export const mongoPlugin: SinkPlugin<MongoSink> = {
-  type: 'mongodb',
-  schemaName: 'MongoSink',
-  schema: sinkSchema('mongodb', {
+  ...sinkConfig('mongodb', 'MongoSink', {
     required: ['database', 'collection'],
     properties: {
       connectionString: {

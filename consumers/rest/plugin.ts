@@ -2,14 +2,12 @@
  * The REST / CRM sink type (docs/rest-sink.md): its config, checks and factory (consumers/plugin.ts).
  */
 import type { RestSink } from '../../control-plane/types.ts'
-import { sinkSchema, type SinkPlugin } from '../plugin.ts'
+import { sinkConfig, type SinkPlugin } from '../plugin.ts'
 import { REST_SECRET_PATHS, restSinkProblems } from './config.ts'
 import { restSinkFactory } from './factory.ts'
 
 export const restPlugin: SinkPlugin<RestSink> = {
-  type: 'rest',
-  schemaName: 'RestSink',
-  schema: sinkSchema('rest', {
+  ...sinkConfig('rest', 'RestSink', {
     required: ['url', 'method'],
     properties: {
       url: {

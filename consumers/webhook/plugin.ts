@@ -2,13 +2,11 @@
  * The webhook sink type (Standard Webhooks): its config, checks and factory (consumers/plugin.ts).
  */
 import type { WebhookSink } from '../../control-plane/types.ts'
-import { sinkSchema, type SinkPlugin } from '../plugin.ts'
+import { sinkConfig, type SinkPlugin } from '../plugin.ts'
 import { webhookSinkFactory } from './factory.ts'
 
 export const webhookPlugin: SinkPlugin<WebhookSink> = {
-  type: 'webhook',
-  schemaName: 'WebhookSink',
-  schema: sinkSchema('webhook', {
+  ...sinkConfig('webhook', 'WebhookSink', {
     required: ['url'],
     properties: {
       url: {

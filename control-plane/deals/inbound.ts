@@ -27,6 +27,12 @@ import { PUBLISHER_DECISIONS, TransitionConflictError, type DealAction } from '.
 import type { Deals } from './service.ts'
 import type { InboundConnectorDoc } from './types.ts'
 
+/** A connector with its signing secret, which only the answers of its create and of a rotation show. */
+export interface InboundConnectorWithSecret {
+  connector: InboundConnectorDoc
+  secret: string
+}
+
 export interface InboundAnswer {
   status: number
   body: Record<string, unknown>
@@ -109,7 +115,7 @@ export class InboundConnectors {
   async create(
     p: Principal,
     input: { name: string; mapping?: string; toleranceSeconds?: number; publisherId?: string },
-  ): Promise<{ connector: InboundConnectorDoc; secret: string }> {
+  ): Promise<InboundConnectorWithSecret> {
     if (p.scope === 'partner')
       throw new ForbiddenError('inbound connectors belong to publishers (their CRM decides on deals)')
     const publisherId = isAdmin(p) ? input.publisherId : p.organizationId!
@@ -172,15 +178,10 @@ export class InboundConnectors {
    * accepted for `overlapSeconds` at most (0: refused from now on, e.g. after a leak). Two rotations at once:
    * one wins, the other is a 409.
    */
-  async rotateSecret(
-    p: Principal,
-    id: string,
-    overlapSeconds: number,
-  ): Promise<{ connector: InboundConnectorDoc; secret: string }> {
+  async rotateSecret(p: Principal, id: string, overlapSeconds: number): Promise<InboundConnectorWithSecret> {
     const c = await this.get(p, id)
     const now = new Date()
-    const until = new Date(now.getTime() + overlapSeconds * 1000)
-    const kept = rotatedOut([{ sealed: c.secret, expiresAt: null }, ...(c.previousSecrets ?? [])], now, until)
+    const kept = rotatedOut([{ sealed: c.secret, expiresAt: null }, ...(c.previousSecrets ?? [])], now, overlapSeconds)
     const secret = generateWebhookSecret()
     const updated = await this.cols.inboundConnectors.findOneAndUpdate(
       { _id: c._id, secret: c.secret },
