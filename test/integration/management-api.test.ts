@@ -107,7 +107,7 @@ describe('management API: every route', function () {
     }
   })
 
-  it('refuses a name that is blank, more than one line, or holds a control or bidirectional override character', async () => {
+  it('refuses a name that is blank, on two lines, or holds a control or bidirectional override character', async () => {
     // names are shown to other organizations (a partner sees its publishers', a publisher its partners'): one that
     // displays reversed (U+202E) or on two lines could pass for another's
     const bad = ['   ', 'Acme\nTools', 'Acme\u0000', 'Acme\u0007', '\u202eemcA', 'Acme\u2066x\u2069', 'Acme\u0085']
