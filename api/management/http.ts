@@ -429,4 +429,13 @@ export const retryRequestView = (r: RetryRequestDoc) => ({
   requestedAt: r.requestedAt,
   completedAt: r.completedAt,
   outcome: r.outcome ?? null,
+  // a retry of every dead letter under way or done: its counts so far (the cursor and page bounds stay inside)
+  progress: r.progress
+    ? {
+        taken: r.progress.taken,
+        redelivered: r.progress.redelivered,
+        superseded: r.progress.superseded,
+        failed: r.progress.failed,
+      }
+    : null,
 })

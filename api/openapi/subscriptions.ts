@@ -370,6 +370,24 @@ export const subscriptionSchemas = {
     requestedAt: dateTime,
     completedAt: nullableDateTime,
     outcome: { type: ['string', 'null'], description: 'What came of it, once done.' },
+    progress: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['taken', 'redelivered', 'superseded', 'failed'],
+      properties: {
+        taken: { type: 'integer', minimum: 0, description: 'Dead letters taken so far (a page at a time).' },
+        redelivered: { type: 'integer', minimum: 0, description: 'Of them, delivered again.' },
+        superseded: {
+          type: 'integer',
+          minimum: 0,
+          description: 'Of them, not sent: a later event of the same key was delivered since.',
+        },
+        failed: { type: 'integer', minimum: 0, description: 'Of them, failed again.' },
+      },
+      description:
+        'A retry of every dead letter (kind dead-letters): how far it went, page by page, while pending and ' +
+        'once done; null for the other kinds and before its first page is done.',
+    },
   }),
   TestEventRequest: {
     type: 'object',

@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http'
 import { expect } from 'chai'
 import { DEAD_LETTER_HEADER, HEADER } from '../../schemas/index.ts'
 import { deliveryId } from '../../control-plane/deliveries.ts'
+import { retryRequestView } from '../../api/management/http.ts'
 import type { SinkWorker } from '../../connectors/sink/worker.ts'
 import { testKafka, uniqueName, waitFor } from '../helpers/env.ts'
 import { startReceiver, type Receiver, type ReceiverHandler } from '../helpers/receiver.ts'
@@ -399,6 +400,8 @@ describe('sink worker: Kafka to webhooks', function () {
       expect(stopped.progress).to.include({ taken: 5, redelivered: 5, superseded: 0, failed: 0 })
       expect(stopped.progress!.cursor).to.be.a('string')
       expect(stopped.progress!.through?._id).to.equal(deliveryId(sa.id, cut[4]!))
+      // what the API shows of it (GET /v1/subscriptions/{id}/retry-requests/{requestId}): the counts, not the cursor
+      expect(retryRequestView(stopped).progress).to.deep.equal({ taken: 5, redelivered: 5, superseded: 0, failed: 0 })
       expect(await statuses(order.slice(0, 5))).to.deep.equal(Array(5).fill('delivered'))
       expect(await statuses(cut), 'cut off while delivered again').to.deep.equal(Array(5).fill('retrying'))
       mode = 'open'
@@ -406,6 +409,12 @@ describe('sink worker: Kafka to webhooks', function () {
       worker = await h.worker({ retryPageSize: 5 })
       await waitFor(async () => (await request()).status === 'done', { what: 'the retry request done' })
       expect((await request()).outcome).to.equal('re-delivered 12 of 12')
+      expect(retryRequestView(await request()).progress).to.deep.equal({
+        taken: 12,
+        redelivered: 12,
+        superseded: 0,
+        failed: 0,
+      })
       expect(await statuses(order)).to.deep.equal(Array(12).fill('delivered'))
       expect(await dead()).to.equal(0)
       // the first page once (not again after the restart), the cut one again, the last one once

@@ -186,8 +186,8 @@ export class RetryRequests {
         superseded: p.superseded + out.superseded,
         failed: p.failed + out.failed,
       }
+      await cp.deliveries.noteRetryProgress(req._id, p) // the last page's too: the counts of a done request are whole
       if (found.nextCursor === null) break
-      await cp.deliveries.noteRetryProgress(req._id, p)
     }
     await cp.deliveries.completeRetryRequest(req._id, outcomeOf(p, p.taken))
     return true
