@@ -44,6 +44,7 @@ function navFor(p: Principal): Array<[href: string, label: string]> {
       ['/console/schemas', 'Schemas'],
       ['/console/catalog', 'Event catalog'],
       ['/console/deals', 'Deals'],
+      ['/console/inbound', 'Inbound'],
     ]
   }
   return [
@@ -55,6 +56,7 @@ function navFor(p: Principal): Array<[href: string, label: string]> {
     ['/console/schemas', 'Schemas'],
     ['/console/catalog', 'Event catalog'],
     ['/console/deals', 'Deals'],
+    ['/console/inbound', 'Inbound'],
   ]
 }
 

@@ -11,6 +11,7 @@ import { RequestInvalidError } from '../control-plane/errors.ts'
 import type { Entitlement, GrantDoc } from '../control-plane/types.ts'
 import { field, fields, type ConsoleDeps, type Ctx, type PageHandler } from './context.ts'
 import { mountDealPages } from './deals.ts'
+import { mountInboundPages } from './inbound.ts'
 import { mountDeliveryPages } from './deliveries.ts'
 import { badge, choice, errorSummary, html, table, time, type Html } from './html.ts'
 import { mountOperatorPages } from './operators.ts'
@@ -223,4 +224,5 @@ export function mountPages(
   mountOperatorPages(r, h)
   mountSchemaPages(r, h)
   mountDealPages(r, h)
+  mountInboundPages(r, h)
 }

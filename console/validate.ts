@@ -6,6 +6,7 @@
  */
 import { createRequire } from 'node:module'
 import { openApiDocumentCopy } from '../api/openapi/document.ts'
+import { readableMessage } from '../api/openapi/parts.ts'
 import { RequestInvalidError, type FieldError } from '../control-plane/errors.ts'
 import { SINK_PLUGINS } from '../consumers/plugins.ts'
 import { field, type Ctx } from './context.ts'
@@ -58,7 +59,7 @@ export function schemaErrors(schemaName: string, body: unknown): FieldError[] {
     const field = fieldName(e)
     if (seen.has(field) || e.keyword === 'oneOf' || e.keyword === 'if') continue
     seen.add(field)
-    out.push({ field, message: e.message ?? 'is invalid' })
+    out.push({ field, message: readableMessage(e.message ?? 'is invalid') })
   }
   return out
 }

@@ -35,6 +35,7 @@ import type {
   SubscriptionDoc,
 } from '../../control-plane/index.ts'
 import { sendProblem, sendStoreUnavailable, type Problem } from '../problem.ts'
+import { readableMessage } from '../openapi/parts.ts'
 
 export interface Reply {
   status: number
@@ -146,7 +147,7 @@ export function problemOf(err: unknown): Problem | null {
           : []
     const errors = list.map((x) => {
       const f = fieldOf(x.path ?? '')
-      return { field: f.field, in: f.in, message: x.message ?? 'is invalid' }
+      return { field: f.field, in: f.in, message: readableMessage(x.message ?? 'is invalid') }
     })
     const titles: Record<number, string> = {
       400: 'Bad Request',

@@ -266,13 +266,25 @@ const NOT_IN_NAMES = '\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u20
  * A name people read, 1 to `maxLength` characters: one line, not blank. The pattern has no ambiguous repetition (its
  * first class is spaces, its second anything else), so it is checked in linear time whatever the length sent.
  */
+const NAME_PATTERN = `^[^\\S${NOT_IN_NAMES}]*[^\\s${NOT_IN_NAMES}][^${NOT_IN_NAMES}]*$`
 export const displayName = (maxLength = 200) => ({
   type: 'string',
   minLength: 1,
   maxLength,
-  pattern: `^[^\\S${NOT_IN_NAMES}]*[^\\s${NOT_IN_NAMES}][^${NOT_IN_NAMES}]*$`,
+  pattern: NAME_PATTERN,
   description: 'One line of text, not blank: no control characters, no bidirectional overrides.',
 })
+
+/** What the document's patterns mean to a person: a schema validator says only `must match pattern "<pattern>"`. */
+const PATTERN_MEANINGS = new Map([
+  [NAME_PATTERN, 'must be one line of text, not blank, with no control or bidirectional override characters'],
+])
+
+/** A validator's message, with a pattern of the document said in words where it has some. */
+export function readableMessage(message: string): string {
+  const pattern = /^must match pattern "(.*)"$/s.exec(message)?.[1]
+  return (pattern !== undefined && PATTERN_MEANINGS.get(pattern)) || message
+}
 export const id = (prefix: string) => ({ type: 'string', pattern: `^${prefix}_[0-9a-f]{24}$` })
 export const eventType = {
   type: 'string',

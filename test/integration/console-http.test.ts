@@ -292,6 +292,73 @@ describe('web console over HTTP', function () {
     expect(all).to.include(`data-deal-id="${first.id}"`).and.include(`data-deal-id="${second.id}"`)
   })
 
+  it("inbound connectors: a publisher's own, its secret shown once, rotated, deleted once confirmed", async () => {
+    const acme = await mk('publisher', 'acme-inbound')
+    const other = await mk('publisher', 'globex-inbound')
+    const cookie = await signIn(acme.key)
+    const empty = await (await get('/console/inbound', cookie)).text()
+    expect(empty).to.include('No inbound connector yet.')
+    expect(empty).to.include('href="/console/inbound"')
+    const token = /name="_csrf" value="([^"]+)"/.exec(empty)![1]!
+    // checked as the API checks it: the field named, what was typed kept
+    const bad = await post('/console/inbound', { _csrf: token, name: 'crm\u202eevil', mapping: '{ "a": ' }, cookie)
+    expect(bad.status).to.equal(422)
+    const badPage = await bad.text()
+    expect(badPage).to.include('must be one line of text, not blank, with no control or bidirectional override')
+    expect(badPage).to.include('{ &quot;a&quot;: </textarea>')
+    const badMapping = await post('/console/inbound', { _csrf: token, name: 'crm', mapping: '{ "a": ' }, cookie)
+    expect(badMapping.status).to.equal(422)
+    expect(await badMapping.text()).to.match(/id="mapping-error|mapping/)
+    const created = await post(
+      '/console/inbound',
+      { _csrf: token, name: 'salesforce', toleranceSeconds: '120' },
+      cookie,
+    )
+    expect(created.status).to.equal(200)
+    const createdPage = await created.text()
+    const secret = /id="inbound-secret">(whsec_[^<]+)</.exec(createdPage)![1]!
+    const [listed] = (await h.call('GET', '/v1/inbound-connectors', { key: acme.key })).body.items
+    expect(listed).to.include({ name: 'salesforce', toleranceSeconds: 120, url: `/v1/inbound/${listed.id}` })
+    expect(createdPage).to.include(`<code>/v1/inbound/${listed.id}</code>`)
+    // the secret shown is the one the endpoint verifies: a call signed with it gets past the signature check
+    const call = async (key: string) => {
+      const raw = JSON.stringify({ dealId: 'deal_000000000000000000000000', action: 'approve' })
+      const id = `msg_${crypto.randomUUID()}`
+      const ts = Math.floor(Date.now() / 1000)
+      const mac = crypto.createHmac('sha256', Buffer.from(key.slice('whsec_'.length), 'base64'))
+      const sig = mac.update(`${id}.${ts}.${raw}`).digest('base64')
+      const headers = { 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': `v1,${sig}` }
+      return (await h.call('POST', `/v1/inbound/${listed.id}`, { key: null, rawBody: raw, headers })).status
+    }
+    const wrong = `whsec_${Buffer.alloc(32, 7).toString('base64')}`
+    expect(await call(wrong)).to.equal(401)
+    const verified = await call(secret)
+    expect(verified, 'past the signature: the deal is unknown').to.equal(404)
+    // another publisher neither sees it nor changes it
+    const otherCookie = await signIn(other.key)
+    const otherPage = await (await get('/console/inbound', otherCookie)).text()
+    expect(otherPage).to.not.include(listed.id)
+    const otherToken = /name="_csrf" value="([^"]+)"/.exec(otherPage)![1]!
+    expect(
+      (await post(`/console/inbound/${listed.id}/rotate-secret`, { _csrf: otherToken }, otherCookie)).status,
+    ).to.equal(404)
+    // a rotation shows the new secret once; the previous one is still accepted during the overlap
+    const rotated = await (await post(`/console/inbound/${listed.id}/rotate-secret`, { _csrf: token }, cookie)).text()
+    const next = /id="inbound-secret">(whsec_[^<]+)</.exec(rotated)![1]!
+    expect(next).to.not.equal(secret)
+    expect(rotated).to.include('previous one until')
+    expect(await call(next)).to.equal(verified)
+    expect(await call(secret)).to.equal(verified)
+    // a partner has no inbound connectors
+    expect((await get('/console/inbound', await signIn(partnerKey.key))).status).to.equal(403)
+    // deleted only once confirmed
+    expect((await post(`/console/inbound/${listed.id}/delete`, { _csrf: token }, cookie)).status).to.equal(422)
+    expect((await h.call('GET', `/v1/inbound-connectors/${listed.id}`, { key: acme.key })).status).to.equal(200)
+    const del = await post(`/console/inbound/${listed.id}/delete`, { _csrf: token, confirm: 'yes' }, cookie)
+    expect(del.status).to.equal(303)
+    expect((await h.call('GET', `/v1/inbound-connectors/${listed.id}`, { key: acme.key })).status).to.equal(404)
+  })
+
   it('ends a session on sign-out, when its key is revoked, and when it expires (then sweeps it)', async () => {
     const a = await signIn(partnerKey.key)
     const page = await (await get('/console/', a)).text()

@@ -121,7 +121,13 @@ describe('management API: every route', function () {
       for (const name of bad) {
         const r = await f.h.call(method, path, { body: body(name) })
         expect(r.status, `${method} ${path} ${JSON.stringify(name)}: ${r.text}`).to.equal(400)
-        expect(r.body.errors.map((e: any) => e.field)).to.deep.equal(['name'])
+        expect(r.body.errors).to.deep.equal([
+          {
+            field: 'name',
+            in: 'body',
+            message: 'must be one line of text, not blank, with no control or bidirectional override characters',
+          },
+        ])
       }
     }
     // what a name may be: any script, inner and outer spaces, a no-break space
