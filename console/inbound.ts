@@ -41,7 +41,7 @@ function row(ctx: Ctx, c: InboundConnectorDoc): Html {
     <td><code>${v.url}</code></td>
     ${ctx.principal.scope === 'admin' ? html`<td><code>${v.publisherId}</code></td>` : ''}
     <td class="num">${v.toleranceSeconds} s</td>
-    <td>current since ${time(c.updatedAt)}${previous}</td>
+    <td>current${previous}</td>
     <td>${time(v.createdAt)}</td>
     <td>
       <form method="post" action="/console/inbound/${c._id}/rotate-secret" class="inline">
