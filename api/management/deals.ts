@@ -197,4 +197,10 @@ export function mountInboundRoute(r: Router, reg: DealRegistry, bodyLimit: strin
       },
     )
   })
+  // another method: 405 naming POST, as the validator answers on every other route (the route has no API key, so
+  // it reached the key check and was a 401)
+  r.all('/inbound/:inboundId', (_req, res) => {
+    res.setHeader('Allow', 'POST')
+    sendProblem(res, { title: 'Method Not Allowed', status: 405, detail: 'method not allowed on this route' })
+  })
 }

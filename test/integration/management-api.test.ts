@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto'
 import { expect } from 'chai'
-import { fill, operations } from '../helpers/openapi-ops.ts'
+import { fill, operations, type Operation } from '../helpers/openapi-ops.ts'
 import { buildFixture, type Fixture } from './management-fixture.ts'
 
 const V1 = '/v1'
@@ -137,6 +137,23 @@ describe('management API: every route', function () {
     expect(ok.status, ok.text).to.equal(200)
     expect(ok.body.name).to.equal(name)
     expect((await f.h.call('PATCH', `/v1/organizations/${f.orgs.A}`, { body: { name: was } })).status).to.equal(200)
+  })
+
+  describe('a method the document does not list is 405 naming those it does (table over the OpenAPI document)', () => {
+    const byPath = new Map<string, Operation[]>()
+    for (const op of operations('all')) byPath.set(op.path, [...(byPath.get(op.path) ?? []), op])
+    for (const [path, ops] of byPath) {
+      const listed = ops.map((o) => o.method)
+      const other = ['PUT', 'DELETE', 'PATCH', 'POST'].find((m) => !listed.includes(m))!
+      // the routes that take no API key (the documents, a CRM's signed calls) answered 401 asking for one
+      const key = ops.every((o) => o.public) ? null : undefined
+      it(`${other} ${path}${key === null ? ' (no API key)' : ''}`, async () => {
+        const r = await f.h.call(other, V1 + fill(path, { ...ids(), eventType: 'inventory.level.changed' }), { key })
+        expect(r.status, r.text).to.equal(405)
+        expect(r.headers.get('content-type')).to.match(/application\/problem\+json/)
+        expect(r.headers.get('allow')?.toUpperCase().split(/,\s*/).sort()).to.deep.equal(listed.sort())
+      })
+    }
   })
 
   describe('success', () => {
