@@ -21,6 +21,7 @@ import {
   ok,
   operationsOf,
   pathId,
+  problems,
   query,
   RATE_LIMIT_HEADERS,
   ref,
@@ -52,6 +53,11 @@ const GRANT_EXAMPLE = {
     },
   ],
 }
+/** A read that may also answer 403: the partner's own and the admin's, though a publisher sees the partner. */
+const forbiddenToo = <T extends { responses: Record<string, unknown> }>(op: T): T => ({
+  ...op,
+  responses: { ...op.responses, ...problems(403) },
+})
 const organizations = operationsOf('organizations')
 const kafkaAccess = operationsOf('kafka-access')
 const apiKeys = operationsOf('api-keys')
@@ -152,13 +158,15 @@ export const openApiDocument = {
       update: { summary: "Change an organization's name or profile", example: { name: 'Northwind Distribution GmbH' } },
     }),
     '/organizations/{organizationId}/kafka-access': {
-      get: kafkaAccess.one(
-        "A partner's Kafka connection settings: bootstrap servers, SASL mechanism, " +
-          'its user name, its topics and the registry (docs/partner-topics.md)',
-        'getKafkaAccess',
-        ORG,
-        "What the partner's Kafka client needs (the password is shown only when credentials are issued).",
-        'KafkaAccess',
+      get: forbiddenToo(
+        kafkaAccess.one(
+          "A partner's Kafka connection settings: bootstrap servers, SASL mechanism, " +
+            'its user name, its topics and the registry (docs/partner-topics.md)',
+          'getKafkaAccess',
+          ORG,
+          "What the partner's Kafka client needs (the password is shown only when credentials are issued).",
+          'KafkaAccess',
+        ),
       ),
     },
     '/organizations/{organizationId}/kafka-access/credentials': {

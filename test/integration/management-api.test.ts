@@ -962,6 +962,11 @@ describe('management API: every route', function () {
       expect(
         (await f.h.call('GET', `/v1/organizations/${f.orgs.A}/kafka-access`, { key: f.keys.B })).status,
       ).to.be.oneOf([403, 404])
+      // its publisher sees the partner but not its Kafka access: a 403, which the document lists (it did not)
+      const asP = await f.h.call('GET', `/v1/organizations/${f.orgs.A}/kafka-access`, { key: f.keys.P })
+      expect(asP.status, asP.text).to.equal(403)
+      const doc = (await f.h.call('GET', '/v1/openapi.json', { key: null })).body
+      expect(doc.paths['/organizations/{organizationId}/kafka-access'].get.responses).to.have.property('403')
     })
     ok('issueKafkaCredentials', async () => {
       const r = await f.h.call('POST', `/v1/organizations/${f.orgs.A}/kafka-access/credentials`, { key: f.keys.A })
