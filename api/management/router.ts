@@ -8,7 +8,7 @@ import express, { Router } from 'express'
 import * as OpenApiValidator from 'express-openapi-validator'
 import type { Logger } from '../../common/logger.ts'
 import type { ControlPlane, DesiredState, Page, SubscriptionCreated } from '../../control-plane/index.ts'
-import { ForbiddenError, NotFoundError, RequestInvalidError } from '../../control-plane/index.ts'
+import { ForbiddenError, NotFoundError } from '../../control-plane/index.ts'
 import { openApiDocument, openApiDocumentCopy } from '../openapi/document.ts'
 import { asyncApiDocument } from '../openapi/asyncapi.ts'
 import { authenticate } from './auth.ts'
@@ -296,8 +296,7 @@ export function managementRouter(options: ManagementOptions): Router {
     'post',
     '/offsets/reset',
     async ({ principal, id, body }) => {
-      if (body.to === 'timestamp' && body.timestamp === undefined)
-        throw new RequestInvalidError([{ field: 'timestamp', message: 'is required when to is timestamp' }])
+      // the schema has a timestamp with `to: timestamp`, and only then
       const ts = body.timestamp !== undefined ? new Date(body.timestamp) : null
       return cp.resetConnector(principal, id, body.to, ts)
     },

@@ -112,12 +112,19 @@ export const connectorSchemas = {
       },
     },
   ),
-  OffsetResetRequest: closed(['to'], {
-    to: {
-      type: 'string',
-      enum: ['earliest', 'latest', 'timestamp', 'snapshot'],
-      description: 'snapshot: the latest record of every key (below the current end), then every change after it.',
-    },
-    timestamp: { ...dateTime, description: 'Required when `to` is timestamp.' },
-  }),
+  OffsetResetRequest: {
+    ...closed(['to'], {
+      to: {
+        type: 'string',
+        enum: ['earliest', 'latest', 'timestamp', 'snapshot'],
+        description: 'snapshot: the latest record of every key (below the current end), then every change after it.',
+      },
+      timestamp: { ...dateTime, description: 'Required when `to` is timestamp, and only then.' },
+    }),
+    // in the schema, so that a client (and a fuzzer) reading it knows: the handler refused the first with a 422 the
+    // document did not foretell, and ignored a timestamp sent with another `to`
+    if: { properties: { to: { const: 'timestamp' } } },
+    then: { required: ['timestamp'] },
+    else: { properties: { timestamp: false } },
+  },
 }

@@ -397,14 +397,19 @@ export const openApiDocument = {
           rotatedFrom: { type: ['string', 'null'] },
         },
       ),
-      ApiKeyCreate: closed(['scope', 'name'], {
-        scope: { type: 'string', enum: ['admin', 'publisher', 'partner'] },
-        organizationId: {
-          ...id('org'),
-          description: 'Required for publisher and partner keys created with an admin key.',
-        },
-        name: displayName(),
-      }),
+      ApiKeyCreate: {
+        ...closed(['scope', 'name'], {
+          scope: { type: 'string', enum: ['admin', 'publisher', 'partner'] },
+          organizationId: {
+            ...id('org'),
+            description: 'Required for publisher and partner keys created with an admin key; never for an admin key.',
+          },
+          name: displayName(),
+        }),
+        // an admin key belongs to no organization (was a 422 the document did not foretell)
+        if: { properties: { scope: { const: 'admin' } } },
+        then: { properties: { organizationId: false } },
+      },
       ApiKeyCreated: {
         allOf: [
           ref('ApiKey'),

@@ -282,6 +282,8 @@ const PATTERN_MEANINGS = new Map([
 
 /** A validator's message, with a pattern of the document said in words where it has some. */
 export function readableMessage(message: string): string {
+  // ajv's words for a field an if/then of the schema forbids (e.g. an admin key's organizationId)
+  if (message === 'boolean schema is false') return 'is not allowed with the values of the other fields'
   const pattern = /^must match pattern "(.*)"$/s.exec(message)?.[1]
   return (pattern !== undefined && PATTERN_MEANINGS.get(pattern)) || message
 }

@@ -4,6 +4,8 @@ import { fill, operations, type Operation } from '../helpers/openapi-ops.ts'
 import { buildFixture, type Fixture } from './management-fixture.ts'
 
 const V1 = '/v1'
+/** A field the schema forbids given the values of the others (an if/then of the schema). */
+const NOT_WITH_OTHERS = 'is not allowed with the values of the other fields'
 
 describe('management API: every route', function () {
   let f: Fixture
@@ -287,6 +289,12 @@ describe('management API: every route', function () {
       })
       expect(otherOrg.status).to.equal(422)
       expect(otherOrg.body.errors[0].field).to.equal('organizationId')
+      const adminOfOrg = await f.h.call('POST', '/v1/api-keys', {
+        body: { scope: 'admin', name: 'x', organizationId: f.orgs.A },
+      })
+      // an admin key belongs to no organization: in the schema now (it was a 422 the document did not list)
+      expect(adminOfOrg.status, adminOfOrg.text).to.equal(400)
+      expect(adminOfOrg.body.errors).to.deep.equal([{ field: 'organizationId', in: 'body', message: NOT_WITH_OTHERS }])
     })
     ok('getApiKey', async () => {
       const r = await f.h.call('GET', `/v1/api-keys/${f.keyIds.A}`, { key: f.keys.A })
@@ -729,12 +737,22 @@ describe('management API: every route', function () {
       expect(snapshot.body.offsetReset).to.include({ to: 'snapshot', timestamp: null })
       const st = await f.h.call('GET', `/v1/connectors/${f.subA}/status`, { key: f.keys.A })
       expect(st.body, 'snapshot progress is part of the status (null: none)').to.have.property('snapshot', null)
+      // what goes together is in the schema, so refused as invalid by name: a missing timestamp was a 422 the document
+      // did not list, and a timestamp with another `to` was ignored
       const missing = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, {
         key: f.keys.A,
         body: { to: 'timestamp' },
       })
-      expect(missing.status).to.equal(422)
-      expect(missing.body.errors[0].field).to.equal('timestamp')
+      expect(missing.status, missing.text).to.equal(400)
+      expect(missing.body.errors).to.deep.equal([
+        { field: 'timestamp', in: 'body', message: "must have required property 'timestamp'" },
+      ])
+      const stray = await f.h.call('POST', `/v1/connectors/${f.subA}/offsets/reset`, {
+        key: f.keys.A,
+        body: { to: 'earliest', timestamp: '2026-01-01T00:00:00Z' },
+      })
+      expect(stray.status, stray.text).to.equal(400)
+      expect(stray.body.errors).to.deep.equal([{ field: 'timestamp', in: 'body', message: NOT_WITH_OTHERS }])
     })
     ok('listSources', async () => {
       const r = await f.h.call('GET', '/v1/sources', { key: f.keys.P })
