@@ -185,7 +185,12 @@ export function entitlements(flags: ApiCommandFlags): Schemas['Entitlement'][] |
   const types = list(flags['event-type'])
   const fields = list(flags.fields)
   const filter = rowFilter(flags)
-  return types?.map((eventType) => ({ eventType, ...(filter ? { filter } : {}), ...(fields ? { fields } : {}) }))
+  // as typed: the API refuses a type it does not know, naming the known ones
+  return types?.map((type) => ({
+    eventType: type as Schemas['Entitlement']['eventType'],
+    ...(filter ? { filter } : {}),
+    ...(fields ? { fields } : {}),
+  }))
 }
 
 /** The subscription fields the flags give. */

@@ -144,7 +144,7 @@ describe('typed management client', function () {
           }),
         ]
         const err = await api
-          .POST('/grants', { body: { partnerId: 'org_1', entitlements: [{ eventType: 'a.b' }] } })
+          .POST('/grants', { body: { partnerId: 'org_1', entitlements: [{ eventType: 'deal.won' }] } })
           .then(
             () => undefined,
             (e: unknown) => e,
