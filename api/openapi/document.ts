@@ -287,7 +287,9 @@ export const openApiDocument = {
         in: 'query',
         required: false,
         description: 'The `nextCursor` of the previous page.',
-        schema: { type: 'string', minLength: 1, maxLength: 300 },
+        // what the lists return (base64url): with any string admitted, one with a reserved character was refused by
+        // the parser for not being percent-encoded, and any other by the list, neither foretold by the document
+        schema: { type: 'string', minLength: 1, maxLength: 300, pattern: '^[A-Za-z0-9_-]+$' },
       },
       IdempotencyKey: {
         name: 'Idempotency-Key',

@@ -185,6 +185,12 @@ describe('management API: every route', function () {
       expect(all.body.items).to.have.length(2)
       const next = await f.h.call('GET', `/v1/organizations?limit=2&cursor=${all.body.nextCursor}`)
       expect(next.body.items.map((o: any) => o.id)).to.not.include.members(all.body.items.map((o: any) => o.id))
+      // a cursor is base64url, in the schema: another is invalid by name (it was a 422, or a 400 for a ':' sent as is)
+      for (const cursor of ['a:b', 'a%3Ab', 'a.b']) {
+        const bad = await f.h.call('GET', `/v1/organizations?cursor=${cursor}`)
+        expect(bad.status, bad.text).to.equal(400)
+        expect(bad.body.errors.map((e: any) => e.field)).to.deep.equal(['cursor'])
+      }
       const partners = await f.h.call('GET', '/v1/organizations?kind=partner')
       expect(partners.body.items.map((o: any) => o.id)).to.have.members([f.orgs.A, f.orgs.B])
       const asP = await f.h.call('GET', '/v1/organizations', { key: f.keys.P })
