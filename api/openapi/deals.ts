@@ -52,6 +52,10 @@ const endCustomer = closed(['name', 'country'], {
   domain: {
     type: ['string', 'null'],
     maxLength: 253,
+    // what hostOf (control-plane/deals/customer.ts) reads a host name from: a bare domain, or a URL naming one; in the
+    // schema, so that "not a domain" is refused as invalid (it passed the schema and was a 422)
+    pattern:
+      '^\\s*(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:[^@/]*@)?[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)+\\.?(?:[/?#:][\\s\\S]*)?\\s*$',
     description:
       'Web domain, e.g. contoso.com: conflicts are found by its registrable domain ' +
       '(shop.contoso.co.uk is contoso.co.uk).',

@@ -883,6 +883,18 @@ describe('management API: every route', function () {
       const r = await f.h.call('POST', '/v1/deals', { key: f.keys.A, body: dealBody('globex.example') })
       expect(r.status, r.text).to.equal(201)
       expect(r.body).to.include({ state: 'submitted', partnerId: f.orgs.A, manufacturerId: f.orgs.P })
+      // what names a host is in the schema: a URL is read for its host, anything else refused as invalid by name
+      // (it passed the schema and was a 422)
+      const url = await f.h.call('POST', '/v1/deals', {
+        key: f.keys.A,
+        body: dealBody(' https://shop.initrode.example/x '),
+      })
+      expect(url.status, url.text).to.equal(201)
+      for (const domain of ['not a domain', 'localhost', 'a..b']) {
+        const bad = await f.h.call('POST', '/v1/deals', { key: f.keys.A, body: dealBody(domain) })
+        expect(bad.status, `${domain}: ${bad.text}`).to.equal(400)
+        expect(bad.body.errors.map((e: any) => e.field)).to.deep.equal(['endCustomer.domain'])
+      }
     })
     ok('getDeal', async () => {
       const r = await f.h.call('GET', `/v1/deals/${f.dealA}`, { key: f.keys.P })
