@@ -276,12 +276,17 @@ export const dealSchemas = {
       description: "Deadline of the partner's answer (default: DEALS_LEAD_ACCEPT_HOURS from now).",
     },
   }),
-  LeadAction: closed(['action'], {
-    action: { type: 'string', enum: ['accept', 'decline', 'reassign'] },
-    reason: { type: 'string', maxLength: 1000 },
-    partnerId: { ...orgId, description: 'reassign: the partner to assign it to.' },
-    acceptBy: { ...dateTime, description: 'reassign: the new deadline.' },
-  }),
+  LeadAction: {
+    ...closed(['action'], {
+      action: { type: 'string', enum: ['accept', 'decline', 'reassign'] },
+      reason: { type: 'string', maxLength: 1000 },
+      partnerId: { ...orgId, description: 'reassign (required): the partner to assign it to.' },
+      acceptBy: { ...dateTime, description: 'reassign: the new deadline.' },
+    }),
+    // a reassignment names its partner: in the schema (it was a 422 the document did not foretell)
+    if: { properties: { action: { const: 'reassign' } } },
+    then: { required: ['partnerId'] },
+  },
   LeadConvert: closed(['lines', 'amount', 'currency', 'expectedCloseDate'], content),
   Lead: object([...Object.keys(leadRecord), 'company', 'productInterest', 'acceptBy', 'createdAt', 'updatedAt'], {
     ...leadRecord,

@@ -927,6 +927,15 @@ describe('management API: every route', function () {
       const r = await f.h.call('POST', `/v1/leads/${f.leadPA}/actions`, { key: f.keys.A, body: { action: 'accept' } })
       expect(r.status, r.text).to.equal(200)
       expect(r.body.state).to.equal('accepted')
+      // a reassignment without its partner is invalid by the schema (it was a 422 the document did not foretell)
+      const bare = await f.h.call('POST', `/v1/leads/${f.leadPA}/actions`, {
+        key: f.keys.P,
+        body: { action: 'reassign' },
+      })
+      expect(bare.status, bare.text).to.equal(400)
+      expect(bare.body.errors).to.deep.equal([
+        { field: 'partnerId', in: 'body', message: "must have required property 'partnerId'" },
+      ])
     })
     ok('convertLead', async () => {
       const { manufacturerId: _m, endCustomer: _e, ...rest } = dealBody('unused.example')
