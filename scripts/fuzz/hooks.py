@@ -23,6 +23,8 @@ BY_STATE_OR_CALLER = [
     r"^no such organization ",
     r"^(partner \S+ has )?no accepted grant of publisher ",
     r"^event type \S+ is not granted to this partner",
+    r"^event type \S+ is offered in grant \S+ but not accepted yet",
+    r"^field \S+ is not in the grant's projection",
     r"^a publisher subscribes only to its own deals",
     r"^a publisher's own subscription cannot use a kafka-topic sink$",
     r"^organization \S+ is a (publisher|partner), not a (publisher|partner)$",
