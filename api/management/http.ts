@@ -9,6 +9,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { Logger } from '../../common/logger.ts'
 import { SyndicationError } from '../../common/errors.ts'
 import { isStoreUnavailable } from '../../common/store-errors.ts'
+import { queryKeys } from '../../common/query-keys.ts'
 import { fingerprint, type IdempotencyClaim } from '../../common/idempotency.ts'
 import {
   ConflictError,
@@ -61,21 +62,15 @@ export type Handler = (ctx: Ctx) => Promise<Reply>
  * the same way, naming the key as sent.
  */
 export const refuseNamelessQueryKeys: RequestHandler = (req, res, next) => {
-  const at = req.originalUrl.indexOf('?')
-  if (at >= 0) {
-    for (const key of new URLSearchParams(req.originalUrl.slice(at + 1)).keys()) {
-      if (!key.startsWith('[')) continue
-      const message = `Unknown query parameter '${key}'`
-      sendProblem(res, {
-        title: 'Bad Request',
-        status: 400,
-        detail: `${key}: ${message}`,
-        errors: [{ field: key, in: 'query', message }],
-      })
-      return
-    }
-  }
-  next()
+  const key = queryKeys(req.originalUrl).find((k) => k.startsWith('['))
+  if (key === undefined) return next()
+  const message = `Unknown query parameter '${key}'`
+  sendProblem(res, {
+    title: 'Bad Request',
+    status: 400,
+    detail: `${key}: ${message}`,
+    errors: [{ field: key, in: 'query', message }],
+  })
 }
 
 export function principalOf(res: Response): Principal {

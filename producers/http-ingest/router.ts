@@ -54,6 +54,7 @@ import { SourceRunner } from '../../connectors/source/runner.ts'
 import type { SourceRecord } from '../../connectors/source/types.ts'
 import { HttpIngestSource } from './source.ts'
 import { readJsonBody } from './body.ts'
+import { queryKeys } from '../../common/query-keys.ts'
 import {
   IdempotencyStore,
   fingerprint,
@@ -492,10 +493,4 @@ export function createHttpIngest(options: HttpIngestOptions): HttpIngest {
     start: () => runner.start(),
     stop: () => runner.stop(),
   }
-}
-
-/** The distinct query keys of a request URL, as sent (decoded, brackets and all). */
-function queryKeys(url: string): string[] {
-  const at = url.indexOf('?')
-  return at < 0 ? [] : [...new Set(new URLSearchParams(url.slice(at + 1)).keys())]
 }
