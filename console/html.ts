@@ -166,3 +166,10 @@ export const selectField = (id: string, name: string, label: string | Html, choi
       ${choices}
     </select>
   </div>`
+
+/** A secret shown once (a webhook's, an inbound connector's), in an element `id` a person or a test finds it by. */
+export const secretNotice = (secret: string, what: string, id: string): Html =>
+  html`<div class="notice notice-secret" role="status">
+    <p>${what}, shown only now: copy it.</p>
+    <p><code id="${id}">${secret}</code></p>
+  </div>`

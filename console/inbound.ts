@@ -9,7 +9,7 @@ import { inboundView } from '../api/management/deals.ts'
 import { ConflictError, ForbiddenError, RequestInvalidError, type FieldError } from '../control-plane/errors.ts'
 import type { InboundConnectorDoc } from '../control-plane/deals/types.ts'
 import { field, type Ctx, type PageHandler } from './context.ts'
-import { errorSummary, fieldErrors, html, table, time, type Html } from './html.ts'
+import { errorSummary, fieldErrors, html, secretNotice, table, time, type Html } from './html.ts'
 import { schemaErrors } from './validate.ts'
 
 type Mount = (h: PageHandler) => import('express').RequestHandler
@@ -45,7 +45,7 @@ function row(ctx: Ctx, c: InboundConnectorDoc): Html {
     <td>${time(v.createdAt)}</td>
     <td>
       <form method="post" action="/console/inbound/${c._id}/rotate-secret" class="inline">
-        ${csrf}<button type="submit" aria-label="Rotate the secret of ${v.name}">Rotate secret</button>
+        ${csrf}<button type="submit" aria-label="Rotate secret of ${v.name}">Rotate secret</button>
       </form>
       <form method="post" action="/console/inbound/${c._id}/delete" class="inline">
         ${csrf}<label
@@ -96,12 +96,6 @@ async function page(ctx: Ctx, state: FormState, notice: Html | string = '', stat
   }
 }
 
-const secretNotice = (secret: string, what: string) =>
-  html`<div class="notice notice-secret" role="status">
-    <p>${what}, shown only now: copy it into the CRM's call signing.</p>
-    <p><code id="inbound-secret">${secret}</code></p>
-  </div>`
-
 /** The API's request body from the form (only what the form sets). */
 function createBody(form: Ctx['form']): Record<string, unknown> {
   const body: Record<string, unknown> = { name: field(form, 'name') }
@@ -124,7 +118,7 @@ const create: PageHandler = async (ctx) => {
     const notice = html`<div class="notice notice-ok" role="status">
         <p>Inbound connector ${connector.name} created: the CRM calls <code>/v1/inbound/${connector._id}</code>.</p>
       </div>
-      ${secretNotice(secret, 'Its signing secret')}`
+      ${secretNotice(secret, 'Its signing secret (the CRM signs its calls with it)', 'inbound-secret')}`
     return page(ctx, { values: {}, errors: [] }, notice)
   } catch (err) {
     if (!(err instanceof RequestInvalidError || err instanceof ConflictError)) throw err
@@ -142,7 +136,11 @@ const rotate: PageHandler = async (ctx) => {
   return page(
     ctx,
     { values: {}, errors: [] },
-    secretNotice(secret, `The new signing secret of ${connector.name} (the previous one is accepted for 24 hours)`),
+    secretNotice(
+      secret,
+      `The new signing secret of ${connector.name} (the previous one is accepted for 24 hours)`,
+      'inbound-secret',
+    ),
   )
 }
 

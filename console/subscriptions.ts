@@ -12,7 +12,18 @@ import type { SubscriptionInput } from '../control-plane/subscriptions.ts'
 import { eventTypesOf } from '../schemas/topics.ts'
 import type { ConnectorDoc, Principal, SubscriptionDoc } from '../control-plane/types.ts'
 import { field, fields, type Ctx, type PageHandler, type Reply } from './context.ts'
-import { badge, choice, errorSummary, fieldErrors, html, options, thead, time, type Html } from './html.ts'
+import {
+  badge,
+  choice,
+  errorSummary,
+  fieldErrors,
+  html,
+  options,
+  secretNotice,
+  thead,
+  time,
+  type Html,
+} from './html.ts'
 import { freshness, poll, publishersOf, replayProgress, statusPanel } from './status.ts'
 import { checkAgainstSchema } from './validate.ts'
 
@@ -211,7 +222,11 @@ const rotateSecret: PageHandler = async (ctx) => {
   const { webhookSecret } = await ctx.deps.cp.rotateWebhookSecret(ctx.principal, ctx.params.id!, 86400)
   return detailPage(
     ctx,
-    secretNotice(webhookSecret, 'The new webhook secret (the previous one keeps signing for 24 hours)'),
+    secretNotice(
+      webhookSecret,
+      'The new webhook secret (the previous one keeps signing for 24 hours)',
+      'webhook-secret',
+    ),
   )
 }
 
@@ -268,12 +283,6 @@ const testPage: PageHandler = async (ctx) => ({
 })
 
 const testStatus: PageHandler = async (ctx) => ({ fragment: await testProgress(ctx) })
-
-const secretNotice = (secret: string, what: string) =>
-  html`<div class="notice notice-secret" role="status">
-    <p>${what}, shown only now: copy it.</p>
-    <p><code id="webhook-secret">${secret}</code></p>
-  </div>`
 
 // ------------------------------------------------------------------------------------ create
 
@@ -380,7 +389,7 @@ const create: PageHandler = async (ctx) => {
     return detailPage(
       ctx,
       html`<div class="notice notice-ok" role="status"><p>Subscription ${subscription.name} created.</p></div>
-        ${webhookSecret ? secretNotice(webhookSecret, 'Its webhook secret') : ''}`,
+        ${webhookSecret ? secretNotice(webhookSecret, 'Its webhook secret', 'webhook-secret') : ''}`,
     )
   } catch (err) {
     if (!(err instanceof RequestInvalidError || err instanceof ConflictError)) throw err
