@@ -26,6 +26,16 @@ export interface Frame {
   organization?: string | undefined
 }
 
+/** The pages of operators (publishers and admins), in the navigation after their first entries. */
+const OPERATOR_PAGES: Array<[href: string, label: string]> = [
+  ['/console/connectors', 'Connectors'],
+  ['/console/sources', 'Sources'],
+  ['/console/schemas', 'Schemas'],
+  ['/console/catalog', 'Event catalog'],
+  ['/console/deals', 'Deals'],
+  ['/console/inbound', 'Inbound'],
+]
+
 function navFor(p: Principal): Array<[href: string, label: string]> {
   if (p.scope === 'partner')
     return [
@@ -35,28 +45,13 @@ function navFor(p: Principal): Array<[href: string, label: string]> {
       ['/console/deals', 'Deals'],
       ['/console/catalog', 'Event catalog'],
     ]
-  if (p.scope === 'publisher') {
-    return [
-      ['/console/', 'Overview'],
-      ['/console/grants', 'Partners'],
-      ['/console/connectors', 'Connectors'],
-      ['/console/sources', 'Sources'],
-      ['/console/schemas', 'Schemas'],
-      ['/console/catalog', 'Event catalog'],
-      ['/console/deals', 'Deals'],
-      ['/console/inbound', 'Inbound'],
-    ]
-  }
+  const grants: [string, string] = ['/console/grants', p.scope === 'publisher' ? 'Partners' : 'Grants']
+  // an admin sees the partners' subscriptions too; otherwise publishers and admins share the operators' pages
   return [
     ['/console/', 'Overview'],
-    ['/console/grants', 'Grants'],
-    ['/console/subscriptions', 'Subscriptions'],
-    ['/console/connectors', 'Connectors'],
-    ['/console/sources', 'Sources'],
-    ['/console/schemas', 'Schemas'],
-    ['/console/catalog', 'Event catalog'],
-    ['/console/deals', 'Deals'],
-    ['/console/inbound', 'Inbound'],
+    grants,
+    ...(p.scope === 'publisher' ? [] : ([['/console/subscriptions', 'Subscriptions']] as Array<[string, string]>)),
+    ...OPERATOR_PAGES,
   ]
 }
 
