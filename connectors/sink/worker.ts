@@ -92,6 +92,10 @@ export class SinkWorker {
         onDeadLetter: (id, record, info) => this.#outcomes.deadLetter(id, record, info),
         onAttemptFailed: (id, _record, info) => this.#outcomes.noteError(id, info.error),
         onUnparked: (id) => this.#control.unparked(id),
+        onDelivered: (id) => {
+          const run = this.#held.runs.get(id)
+          if (run) this.#catchUp.delivered(run)
+        },
         onDisabled: (id, info) => {
           this.#outcomes.noteError(id, info.error)
           log.warn(

@@ -120,6 +120,38 @@ describe('sink worker: Kafka to webhooks', function () {
     expect(worker.catchUpStarts - startsBefore).to.equal(1)
   })
 
+  it('falls behind in waves of live traffic and catches up again every time, losing nothing', async () => {
+    // Live traffic to a partner that slows down and recovers in waves: the subscription leaves the shared stream, its
+    // catch-up reader runs, re-attaches partitions and falls behind again. The reader resumes as soon as half of its
+    // buffer is delivered: resumed only by the 250-ms pass, it read about one buffer per pass and this partner
+    // (maxBuffered 20) was still minutes behind when the test gave up.
+    let slow = true
+    const a = await rx((_r, res) => {
+      if (slow) setTimeout(() => res.writeHead(204).end(), 15)
+      else res.writeHead(204).end()
+    })
+    const sa = await h.subscribe({ name: 'a', url: a.url })
+    worker = await h.worker({ maxBuffered: 20 })
+    await waitFor(async () => (await status(sa.id))?.state === 'running')
+    const ids: string[] = []
+    for (let wave = 0; wave < 16; wave++) {
+      slow = wave % 2 === 0
+      for (let i = 0; i < 4; i++) {
+        ids.push(...(await h.produce(levels(40, 12, ids.length))))
+        await new Promise((r) => setTimeout(r, 40))
+      }
+    }
+    slow = false
+    await waitFor(() => distinct(verified(sa.secret, a)) === ids.length, {
+      what: async () =>
+        `every record: got ${distinct(verified(sa.secret, a))} of ${ids.length}; status ` +
+        JSON.stringify(await status(sa.id)),
+      timeoutMs: 20_000,
+    })
+    expectPerKeyOrder(verified(sa.secret, a))
+    expect(worker.catchUpStarts, 'the subscription fell behind and caught up').to.be.greaterThan(0)
+  })
+
   it('replays from the earliest offset and from a timestamp', async () => {
     const a = await rx()
     const sa = await h.subscribe({ name: 'a', url: a.url })

@@ -32,6 +32,12 @@ export interface CatchUp {
    * of them are delivered (a consumer kept, not a new one joining a group of its own each time).
    */
   paused: boolean
+  /**
+   * Partitions it paused in its consumer because the shared reader feeds them (attached at its start, or caught up
+   * since). When the subscription falls behind again while this reader runs, they are detached once more and must be
+   * read here again: resuming the reader seeks and resumes every detached partition (catch-up.ts).
+   */
+  handedOver: Set<string>
 }
 
 export interface Run {
