@@ -4,6 +4,7 @@
  * here for the runtime to pick up (the API never delivers anything itself).
  */
 import { MongoBulkWriteError, type UpdateFilter } from 'mongodb'
+import { LruMap } from '../common/lru-map.ts'
 import type { Collections, Page, PageRequest } from './store.ts'
 import { newId } from './store.ts'
 import { isDuplicateKey } from './errors.ts'
@@ -112,9 +113,9 @@ export class DeliveryLog {
    * (subscription, event) written recently by this process -> its document's _id: the derived one, or
    * the one of a document written by an earlier version (a random id, found once by a scan).
    */
-  readonly #ids = new Map<string, string>()
+  readonly #ids = new LruMap<string, string>(20_000)
   /** `_id` -> createdAt of the failed deliveries this process inserted or noted recently (the index keeps it). */
-  readonly #created = new Map<string, Date>()
+  readonly #created = new LruMap<string, Date>(20_000)
   /** First attempts waiting for the next batch insert, and the batch being written. */
   #first: FirstWrite[] = []
   #firstTimer: NodeJS.Timeout | undefined
@@ -153,7 +154,7 @@ export class DeliveryLog {
 
   /** When a delivery was created (what orders a search): known here since it was inserted, else read once. */
   async #createdAt(id: string): Promise<Date | undefined> {
-    let at = this.#created.get(id)
+    let at = this.#created.peek(id)
     if (!at) {
       at = (await this.cols.deliveries.findOne({ _id: id }, { projection: { createdAt: 1 } }))?.createdAt
       if (at) this.#rememberCreated(id, at)
@@ -162,12 +163,10 @@ export class DeliveryLog {
   }
 
   #rememberCreated(id: string, at: Date): void {
-    if (this.#created.size >= 20_000) this.#created.delete(this.#created.keys().next().value!)
     this.#created.set(id, at)
   }
 
   #remember(key: string, id: string): void {
-    if (this.#ids.size >= 20_000) this.#ids.delete(this.#ids.keys().next().value!)
     this.#ids.set(key, id)
   }
 
@@ -178,7 +177,7 @@ export class DeliveryLog {
 
   /** Where (subscription, event) is written: what this process knows, else the derived id. */
   #idOf(key: string, subscriptionId: string, eventId: string): string {
-    return this.#ids.get(key) ?? deliveryId(subscriptionId, eventId)
+    return this.#ids.peek(key) ?? deliveryId(subscriptionId, eventId)
   }
 
   /**

@@ -21,6 +21,7 @@
  */
 import type { Collection, UpdateFilter } from 'mongodb'
 import { isDuplicateKey } from '../common/store-errors.ts'
+import { LruMap } from '../common/lru-map.ts'
 
 export const PAGE_SIZE = 500
 export type FailureStatus = 'dead' | 'retrying'
@@ -61,7 +62,7 @@ export interface FailureCursor {
 
 export class DeliveryFailures {
   /** `<sub>|<status>` → { pages, count of the last page } as this process last wrote them. */
-  readonly #heads = new Map<string, { pages: number; count: number }>()
+  readonly #heads = new LruMap<string, { pages: number; count: number }>(10_000)
   readonly #chains = new Map<string, Promise<void>>()
 
   constructor(private readonly col: Collection<FailureIndexDoc>) {}
@@ -85,7 +86,7 @@ export class DeliveryFailures {
     for (const status of FAILURE_STATUSES) {
       const head = `${subscriptionId}|${status}`
       const doc = await this.col.findOne({ _id: head }, { projection: { pages: 1 } })
-      const pages = Math.max(doc?.pages ?? 0, this.#heads.get(head)?.pages ?? 0)
+      const pages = Math.max(doc?.pages ?? 0, this.#heads.peek(head)?.pages ?? 0)
       this.#heads.delete(head)
       const ids = Array.from({ length: pages }, (_, i) => `${head}|${i + 1}`)
       for (let i = 0; i < ids.length; i += 16)
@@ -110,7 +111,7 @@ export class DeliveryFailures {
   }
 
   async #append(head: string, ids: FailureEntry[]): Promise<void> {
-    let known = this.#heads.get(head)
+    let known = this.#heads.peek(head)
     if (!known) {
       const doc = await this.col.findOne({ _id: head })
       const pages = doc?.pages ?? 0
@@ -132,7 +133,6 @@ export class DeliveryFailures {
       })
       known = { pages: known.pages, count: known.count + take.length }
     }
-    if (this.#heads.size >= 10_000) this.#heads.delete(this.#heads.keys().next().value!)
     this.#heads.set(head, known)
   }
 

@@ -37,6 +37,27 @@ describe('LruMap', () => {
     },
   )
 
+  it('keeps its order through deletes anywhere, deletes while iterating, and many evictions', () => {
+    const m = new LruMap<string, number>(4)
+    m.set('a', 1).set('b', 2).set('c', 3).set('d', 4)
+    expect(m.delete('b')).to.equal(true)
+    expect(m.delete('b')).to.equal(false)
+    m.set('e', 5) // no eviction: b's place is free
+    expect([...m.keys()]).to.deep.equal(['a', 'c', 'd', 'e'])
+    for (const [k, v] of m.entries()) if (v % 2 === 1) m.delete(k) // as ApiKeys.forget does
+    expect([...m.entries()]).to.deep.equal([['d', 4]])
+    m.delete('d')
+    expect([...m.keys()]).to.deep.equal([])
+    m.set('z', 26)
+    expect([...m.keys()]).to.deep.equal(['z'])
+    expect(m.has('z')).to.equal(true)
+    const big = new LruMap<number, number>(20_000)
+    for (let i = 0; i < 100_000; i++) big.set(i, i)
+    expect(big.size).to.equal(20_000)
+    expect(big.peek(79_999)).to.equal(undefined)
+    expect([...big.keys()].slice(0, 2)).to.deep.equal([80_000, 80_001])
+  })
+
   it('refuses a capacity that is not a positive integer', () => {
     expect(() => new LruMap(0)).to.throw(RangeError)
   })
