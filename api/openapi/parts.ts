@@ -5,6 +5,7 @@
  */
 
 import { ALL_TOPICS } from '../../schemas/topics.ts'
+import { HTTP_URL_PATTERN } from '../../consumers/http/url.ts'
 
 export const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
 export const problems = (...codes: number[]) =>
@@ -280,6 +281,7 @@ export const displayName = (maxLength = 200) => ({
 /** What the document's patterns mean to a person: a schema validator says only `must match pattern "<pattern>"`. */
 const PATTERN_MEANINGS = new Map([
   [NAME_PATTERN, 'must be one line of text, not blank, with no control or bidirectional override characters'],
+  [HTTP_URL_PATTERN, 'must be an absolute http:// or https:// URL'],
 ])
 
 /** A validator's message, with a pattern of the document said in words where it has some. */

@@ -4,6 +4,7 @@
  * come from the sink types' plug-ins (consumers/plugins.ts).
  */
 import { SINK_PLUGINS, SINK_TYPES } from '../../consumers/plugins.ts'
+import { ALL_TOPICS } from '../../schemas/topics.ts'
 import {
   closed,
   dateTime,
@@ -24,6 +25,9 @@ import {
   ref,
   rotation,
 } from './parts.ts'
+
+/** The event types of event topics (deals): every record is a step of its own, so no backlog of theirs collapses. */
+const EVENT_TOPIC_TYPES = ALL_TOPICS.filter((t) => t.cleanupPolicy !== 'compact').flatMap((t) => t.eventTypes)
 
 const SUB = pathId('subscriptionId', 'sub', 'subscription')
 const EVENT = pathParam('eventId', 'Id of the event.', { type: 'string', minLength: 1, maxLength: 200 })
@@ -216,12 +220,24 @@ export const subscriptionSchemas = {
       },
     },
   },
-  SubscriptionCreate: closed(['name', 'eventTypes', 'sink'], {
-    partnerId: { ...id('org'), description: 'Required with an admin key; a partner key subscribes for itself.' },
-    ...changeable,
-    schemaVersions: { ...changeable.schemaVersions, description: 'Pinned reader schema version per event type.' },
-    startFrom: { type: 'string', enum: ['latest', 'earliest', 'snapshot'], default: 'latest' },
-  }),
+  SubscriptionCreate: {
+    ...closed(['name', 'eventTypes', 'sink'], {
+      partnerId: { ...id('org'), description: 'Required with an admin key; a partner key subscribes for itself.' },
+      ...changeable,
+      schemaVersions: { ...changeable.schemaVersions, description: 'Pinned reader schema version per event type.' },
+      startFrom: { type: 'string', enum: ['latest', 'earliest', 'snapshot'], default: 'latest' },
+    }),
+    // a backlog collapses only on state topics (control-plane/subscriptions.ts, checkCollapse): said here too, so
+    // that what the document admits is what the API takes
+    if: {
+      required: ['eventTypes', 'deliveryPolicy'],
+      properties: {
+        eventTypes: { contains: { enum: EVENT_TOPIC_TYPES } },
+        deliveryPolicy: { required: ['collapseBacklog'], properties: { collapseBacklog: { const: true } } },
+      },
+    },
+    then: { properties: { deliveryPolicy: { properties: { collapseBacklog: false } } } },
+  },
   SubscriptionPatch: { type: 'object', additionalProperties: false, minProperties: 1, properties: changeable },
   WebhookSecretInfo: object(['id', 'createdAt', 'expiresAt'], {
     id: id('whs'),

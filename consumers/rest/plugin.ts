@@ -2,6 +2,7 @@
  * The REST / CRM sink type (docs/rest-sink.md): its config, checks and factory (consumers/plugin.ts).
  */
 import type { RestSink } from '../../control-plane/types.ts'
+import { HTTP_URL_PATTERN } from '../http/url.ts'
 import { sinkConfig, type SinkPlugin } from '../plugin.ts'
 import { REST_SECRET_PATHS, restSinkProblems } from './config.ts'
 import { restSinkFactory } from './factory.ts'
@@ -13,6 +14,7 @@ export const restPlugin: SinkPlugin<RestSink> = {
       url: {
         type: 'string',
         maxLength: 2000,
+        pattern: HTTP_URL_PATTERN,
         description:
           'URL or URL template: placeholders {key}, {eventId}, {eventType}, {topic} or {value.<field path>} after the host, each URL-encoded (e.g. https://crm.example/api/stock/{value.sku} with PUT: an upsert by external id). An event without a value for a placeholder is dead-lettered. The SSRF guard applies as to a webhook URL (and to auth.tokenUrl).',
       },
@@ -51,7 +53,7 @@ export const restPlugin: SinkPlugin<RestSink> = {
           token: { type: 'string', writeOnly: true },
           username: { type: 'string' },
           password: { type: 'string', writeOnly: true },
-          tokenUrl: { type: 'string', format: 'uri' },
+          tokenUrl: { type: 'string', format: 'uri', pattern: HTTP_URL_PATTERN },
           clientId: { type: 'string' },
           clientSecret: { type: 'string', writeOnly: true },
           scope: { type: 'string' },

@@ -2,6 +2,7 @@
  * The webhook sink type (Standard Webhooks): its config, checks and factory (consumers/plugin.ts).
  */
 import type { WebhookSink } from '../../control-plane/types.ts'
+import { HTTP_URL_PATTERN } from '../http/url.ts'
 import { sinkConfig, type SinkPlugin } from '../plugin.ts'
 import { webhookSinkFactory } from './factory.ts'
 
@@ -13,6 +14,7 @@ export const webhookPlugin: SinkPlugin<WebhookSink> = {
         type: 'string',
         format: 'uri',
         maxLength: 2000,
+        pattern: HTTP_URL_PATTERN,
         description:
           'An http(s) URL without credentials. The SSRF guard refuses it (422) when its ' +
           'host is, or resolves to, an address that is not public (loopback, private, ' +

@@ -502,6 +502,24 @@ describe('management API: every route', function () {
       })
       expect(dup.status).to.equal(409)
       expect(dup.body.errors[0].field).to.equal('name')
+      // a backlog collapses only on state topics: the schema says so for an event topic's type (a 400, not a 422)
+      const collapsed = (eventTypes: string[]) =>
+        f.h.call('POST', '/v1/subscriptions', {
+          key: f.keys.A,
+          body: {
+            name: `collapsed-${eventTypes.length}`,
+            eventTypes,
+            sink: { type: 'webhook', url: 'http://127.0.0.1:9/deals' },
+            deliveryPolicy: { collapseBacklog: true },
+          },
+        })
+      const onDeals = await collapsed(['inventory.level.changed', 'deal.registered'])
+      expect(onDeals.status, onDeals.text).to.equal(400)
+      expect(onDeals.body.errors).to.deep.equal([
+        { field: 'deliveryPolicy.collapseBacklog', in: 'body', message: NOT_WITH_OTHERS },
+      ])
+      const onLevels = await collapsed(['inventory.level.changed'])
+      expect(onLevels.status, onLevels.text).to.equal(201)
     })
     ok('getSubscription', async () => {
       const asA = await f.h.call('GET', `/v1/subscriptions/${f.subA}`, { key: f.keys.A })
