@@ -1,8 +1,13 @@
 /**
  * The /sources part of the management API document (source connectors), spread into document.ts.
  */
-import { SOURCE_KINDS } from '../../producers/plugins.ts'
+import { configJsonSchema } from '../../connectors/source/config.ts'
+import { SOURCE_KINDS, SOURCE_PLUGINS } from '../../producers/plugins.ts'
+import { ALL_TOPICS } from '../../schemas/topics.ts'
 import { closed, dateTime, id, nullableDateTime, object, ok, operationsOf, pathId, query, ref } from './parts.ts'
+
+/** What a source may publish: every declared event type but those the platform alone writes (profiles, leads). */
+const SOURCE_EVENT_TYPES = ALL_TOPICS.filter((t) => t.writtenBy === 'publishers').flatMap((t) => t.eventTypes)
 
 const SRC = pathId('sourceId', 'src', 'source')
 const orgId = id('org')
@@ -102,16 +107,30 @@ export const sourcePaths = {
 }
 
 export const sourceSchemas = {
-  SourceCreate: closed(['name', 'kind', 'config'], {
-    name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Unique across the platform.' },
-    kind: { type: 'string', enum: [...SOURCE_KINDS] },
-    publisherId: {
-      ...orgId,
-      description: 'Required with an admin key; a publisher key declares sources of its own organization.',
-    },
-    config: { type: 'object', description: CONFIG_DOC },
-    desiredState: { ...desiredState, default: 'running' },
-  }),
+  SourceCreate: {
+    ...closed(['name', 'kind', 'config'], {
+      name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Unique across the platform.' },
+      kind: { type: 'string', enum: [...SOURCE_KINDS] },
+      publisherId: {
+        ...orgId,
+        description: 'Required with an admin key; a publisher key declares sources of its own organization.',
+      },
+      config: { type: 'object', description: CONFIG_DOC },
+      desiredState: { ...desiredState, default: 'running' },
+    }),
+    // each kind's settings, from its plug-in's config schema (what the API checks first: a fault there was a 422 the
+    // document did not foretell); the checks beyond them (folders, the event type's topic, the SSRF guard) stay 422
+    allOf: SOURCE_KINDS.map((kind) => ({
+      if: { required: ['kind'], properties: { kind: { const: kind } } },
+      then: {
+        properties: {
+          config: configJsonSchema(SOURCE_PLUGINS[kind].schema, SOURCE_PLUGINS[kind].secretPaths, {
+            eventType: { enum: SOURCE_EVENT_TYPES },
+          }),
+        },
+      },
+    })),
+  },
   SourcePatch: closed(['config'], {
     config: {
       type: 'object',

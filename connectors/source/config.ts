@@ -95,6 +95,50 @@ export function checkConfig<C>(
   return faults.length > 0 ? { config: undefined, faults } : { config: out as C, faults: [] }
 }
 
+/**
+ * The JSON Schema of what checkConfig accepts (the management API document's per-kind `config`): a setting without a
+ * default is required, an unknown one refused, a string non-empty unless its default is empty. `narrow` adds what a
+ * plug-in checks beyond the types (e.g. eventType's closed list); `secrets` are write-only.
+ */
+export function configJsonSchema(
+  schema: ConfigSchema,
+  secrets: readonly string[] = [],
+  narrow: Record<string, Record<string, unknown>> = {},
+): Record<string, unknown> {
+  const properties: Record<string, unknown> = {}
+  for (const [key, s] of Object.entries(schema)) {
+    const base: Record<string, unknown> =
+      s.type === 'string'
+        ? { type: 'string', ...(s.default === '' ? {} : { minLength: 1 }), ...(s.enum ? { enum: [...s.enum] } : {}) }
+        : s.type === 'integer'
+          ? {
+              type: 'integer',
+              ...(s.min !== undefined ? { minimum: s.min } : {}),
+              ...(s.max !== undefined ? { maximum: s.max } : {}),
+            }
+          : s.type === 'boolean'
+            ? { type: 'boolean' }
+            : s.type === 'string-map'
+              ? { type: 'object', additionalProperties: { type: 'string' } }
+              : { type: 'object' }
+    properties[key] = {
+      ...base,
+      ...narrow[key],
+      // the default in words only: the request validator would write a `default` into the stored config
+      description: s.default === undefined ? s.doc : `${s.doc} Default: ${JSON.stringify(s.default)}.`,
+      ...(secrets.includes(key) ? { writeOnly: true } : {}),
+    }
+  }
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: Object.entries(schema)
+      .filter(([, s]) => s.default === undefined)
+      .map(([k]) => k),
+    properties,
+  }
+}
+
 export function validateConfig<C>(plugin: string, schema: ConfigSchema, raw: unknown): C {
   const r = checkConfig<C>(plugin, schema, raw)
   if (r.faults.length > 0) {

@@ -807,11 +807,27 @@ describe('management API: every route', function () {
         body: {
           name: 'q-bad',
           kind: 'mongodb',
-          config: { connectionString: 'http://x', database: 'inv', collection: 'stock', mode: 'sometimes' },
+          config: { connectionString: 'http://x', database: 'inv', collection: 'stock' },
         },
       })
-      expect(bad.status).to.equal(422)
-      expect(bad.body.errors.map((e: any) => e.field)).to.have.members(['config.connectionString', 'config.mode'])
+      expect(bad.status, bad.text).to.equal(422) // the plug-in's check: not a MongoDB connection string
+      expect(bad.body.errors.map((e: any) => e.field)).to.deep.equal(['config.connectionString'])
+      // a mode the document does not list: a 400 naming it (the document holds each kind's settings)
+      const mode = await f.h.call('POST', '/v1/sources', {
+        key: f.keys.Q,
+        body: {
+          name: 'q-bad',
+          kind: 'mongodb',
+          config: {
+            connectionString: 'mongodb://127.0.0.1:1/',
+            database: 'inv',
+            collection: 'stock',
+            mode: 'sometimes',
+          },
+        },
+      })
+      expect(mode.status, mode.text).to.equal(400)
+      expect(mode.body.errors.map((e: any) => e.field)).to.include('config.mode')
     })
     ok('getSource', async () => {
       const r = await f.h.call('GET', `/v1/sources/${f.srcP}`, { key: f.keys.P })
