@@ -54,6 +54,8 @@ export interface SourcePlugin {
   schema: ConfigSchema
   /** Settings that are secrets (sealed at rest, write-only in the API). */
   secretPaths: readonly string[]
+  /** What the API document says of settings beyond their types (configJsonSchema), each also applied by `check`. */
+  documented?: Record<string, Record<string, unknown>>
   /**
    * Every fault of a config (by setting name); [] when it is valid. Without an owner only what holds
    * for any owner (a sources file is read before its publishers are known).
@@ -217,14 +219,18 @@ const mongoSchema: ConfigSchema = {
   ...mongoSourceConfigSchema,
 }
 
+/** A MongoDB source's connection string, as its check and the API document (pattern) say it. */
+const MONGODB_URL = /^mongodb(\+srv)?:\/\/\S+$/
+
 const mongodb: SourcePlugin = {
   kind: 'mongodb',
   schema: mongoSchema,
   secretPaths: ['connectionString'],
+  documented: { connectionString: { pattern: MONGODB_URL.source } },
   check(raw) {
     const faults: SettingFault[] = [...checkConfig('mongodb', mongoSchema, raw).faults]
     const c = rawObject(raw)
-    if (typeof c.connectionString === 'string' && !/^mongodb(\+srv)?:\/\/\S+$/.test(c.connectionString))
+    if (typeof c.connectionString === 'string' && !MONGODB_URL.test(c.connectionString))
       faults.push({ field: 'connectionString', message: 'must start with mongodb:// or mongodb+srv://' })
     contractTopic(c, defaultEventType(mongoSchema), faults)
     return firstPerField(faults)

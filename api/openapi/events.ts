@@ -70,19 +70,23 @@ export function avroToJsonSchema(schemaText: string): Json {
   return conv(JSON.parse(schemaText) as Avro, '')
 }
 
+/** Avro's int and long as the JSON converter takes them (connectors/source/json-avro.ts): 32 bits, and ±2^53-1. */
+const INT = { type: 'integer', minimum: -2147483648, maximum: 2147483647 }
+const LONG = { type: 'integer', minimum: -9007199254740991, maximum: 9007199254740991 }
+
 function primitive(t: string, logical: string | undefined): Json {
   if (logical === 'date')
     return {
       anyOf: [
         { type: 'string', format: 'date' },
-        { type: 'integer', description: 'days since 1970-01-01' },
+        { ...INT, description: 'days since 1970-01-01' },
       ],
     }
   if (logical === 'timestamp-millis')
     return {
       anyOf: [
         { type: 'string', format: 'date-time' },
-        { type: 'integer', description: 'milliseconds since 1970-01-01T00:00:00Z' },
+        { ...LONG, description: 'milliseconds since 1970-01-01T00:00:00Z' },
       ],
     }
   if (logical === 'decimal')
@@ -97,8 +101,9 @@ function primitive(t: string, logical: string | undefined): Json {
     case 'boolean':
       return { type: 'boolean' }
     case 'int':
+      return { ...INT }
     case 'long':
-      return { type: 'integer' }
+      return { ...LONG }
     case 'float':
     case 'double':
       return { type: 'number' }

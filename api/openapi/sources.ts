@@ -125,6 +125,7 @@ export const sourceSchemas = {
       then: {
         properties: {
           config: configJsonSchema(SOURCE_PLUGINS[kind].schema, SOURCE_PLUGINS[kind].secretPaths, {
+            ...SOURCE_PLUGINS[kind].documented,
             eventType: { enum: SOURCE_EVENT_TYPES },
           }),
         },

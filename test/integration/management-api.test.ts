@@ -807,11 +807,21 @@ describe('management API: every route', function () {
         body: {
           name: 'q-bad',
           kind: 'mongodb',
-          config: { connectionString: 'http://x', database: 'inv', collection: 'stock' },
+          config: { connectionString: 'mongodb://169.254.169.254/', database: 'inv', collection: 'stock' },
         },
       })
-      expect(bad.status, bad.text).to.equal(422) // the plug-in's check: not a MongoDB connection string
+      expect(bad.status, bad.text).to.equal(422) // the plug-in's check: the SSRF guard refuses the host
       expect(bad.body.errors.map((e: any) => e.field)).to.deep.equal(['config.connectionString'])
+      const notMongo = await f.h.call('POST', '/v1/sources', {
+        key: f.keys.Q,
+        body: {
+          name: 'q-bad',
+          kind: 'mongodb',
+          config: { connectionString: 'http://x', database: 'i', collection: 's' },
+        },
+      })
+      expect(notMongo.status, notMongo.text).to.equal(400) // the document's pattern
+      expect(notMongo.body.errors.map((e: any) => e.field)).to.include('config.connectionString')
       // a mode the document does not list: a 400 naming it (the document holds each kind's settings)
       const mode = await f.h.call('POST', '/v1/sources', {
         key: f.keys.Q,

@@ -111,6 +111,21 @@ describe('OpenAPI document', () => {
     },
   )
 
+  it("bounds each event field of Avro long as the ingestion's converter does (±2^53-1, one beyond is refused)", () => {
+    const schemas = (openApiDocument.components as any).schemas
+    const conv = createConverter(contractSchema('inventory-level'))
+    const [example] = (EVENT_EXAMPLES as any)['inventory.level.changed']
+    for (const field of ['onHand', 'sequence']) {
+      const { minimum, maximum } = schemas.InventoryLevelEvent.properties[field]
+      expect([minimum, maximum], field).to.deep.equal([-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER])
+      expect(conv.convert({ ...example, [field]: maximum }).faults, field).to.deep.equal([])
+      expect(
+        conv.convert({ ...example, [field]: maximum + 2 }).faults.map((f) => f.path),
+        field,
+      ).to.deep.equal([`/${field}`])
+    }
+  })
+
   it(
     'pages every list with limit and cursor (422 for a foreign cursor), documents ' +
       '413/415 for every JSON body, and takes an Idempotency-Key on every create',
