@@ -3,6 +3,7 @@
  * deciding on deals, signed like Standard Webhooks; spread into document.ts beside deals.ts.
  */
 import { PUBLISHER_DECISIONS } from '../../control-plane/deals/index.ts'
+import { MAPPING_PATTERN } from '../../consumers/rest/mapping.ts'
 import {
   body,
   closed,
@@ -91,6 +92,7 @@ const mapping = {
   type: 'string',
   minLength: 1,
   maxLength: 10000,
+  pattern: MAPPING_PATTERN,
   description: "JSONata from the CRM's payload to { dealId, action, reason } (default: the payload has those fields).",
 }
 const toleranceSeconds = {

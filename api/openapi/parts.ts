@@ -6,6 +6,7 @@
 
 import { ALL_TOPICS } from '../../schemas/topics.ts'
 import { HTTP_URL_PATTERN } from '../../consumers/http/url.ts'
+import { MAPPING_PATTERN } from '../../consumers/rest/mapping.ts'
 
 export const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
 export const problems = (...codes: number[]) =>
@@ -282,6 +283,7 @@ export const displayName = (maxLength = 200) => ({
 const PATTERN_MEANINGS = new Map([
   [NAME_PATTERN, 'must be one line of text, not blank, with no control or bidirectional override characters'],
   [HTTP_URL_PATTERN, 'must be an absolute http:// or https:// URL'],
+  [MAPPING_PATTERN, 'must not be blank (leave it out instead)'],
 ])
 
 /** A validator's message, with a pattern of the document said in words where it has some. */

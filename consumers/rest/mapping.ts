@@ -32,6 +32,9 @@ interface JsonataFailure {
   message?: string
 }
 
+/** A mapping holds something besides white space (the API document's pattern for every mapping; mappingProblem too). */
+export const MAPPING_PATTERN = '\\S'
+
 /** Why a mapping does not compile, or null. Parsing only: nothing of the expression runs here. */
 export function mappingProblem(expression: string): MappingProblem | null {
   if (expression.trim() === '') return { message: 'is empty; leave it out to send the event value as it is' }

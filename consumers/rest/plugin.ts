@@ -4,6 +4,7 @@
 import type { RestSink } from '../../control-plane/types.ts'
 import { HTTP_URL_PATTERN } from '../http/url.ts'
 import { sinkConfig, type SinkPlugin } from '../plugin.ts'
+import { MAPPING_PATTERN } from './mapping.ts'
 import { REST_SECRET_PATHS, restSinkProblems } from './config.ts'
 import { restSinkFactory } from './factory.ts'
 
@@ -29,6 +30,7 @@ export const restPlugin: SinkPlugin<RestSink> = {
       bodyMapping: {
         type: 'string',
         maxLength: 20000,
+        pattern: MAPPING_PATTERN,
         description:
           'JSONata expression (https://jsonata.org) over {key, value, eventId, eventType, timestamp, topic, partition, offset} giving the JSON body, e.g. {"externalId": value.sku, "available": value.available}. Checked when saved (422 naming sink.bodyMapping with the position). Evaluated in sandbox processes with a time, memory and output limit (MAPPING_TIME_LIMIT_MS, MAPPING_MEMORY_LIMIT_MB, MAPPING_MAX_OUTPUT_BYTES); an event it cannot map, or whose mapping exceeds a limit, is dead-lettered with the reason. Absent: the event value is the body.',
       },

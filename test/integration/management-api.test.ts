@@ -996,6 +996,15 @@ describe('management API: every route', function () {
       const r = await f.h.call('POST', '/v1/inbound-connectors', { key: f.keys.P, body: { name: 'second' } })
       expect(r.status, r.text).to.equal(201)
       expect(r.body.secret).to.match(/^whsec_/)
+      // a blank mapping: the document's pattern says it (it was a 422 from the JSONata check)
+      const blank = await f.h.call('POST', '/v1/inbound-connectors', {
+        key: f.keys.P,
+        body: { name: 'blank', mapping: ' \n ' },
+      })
+      expect(blank.status, blank.text).to.equal(400)
+      expect(blank.body.errors).to.deep.equal([
+        { field: 'mapping', in: 'body', message: 'must not be blank (leave it out instead)' },
+      ])
     })
     ok('getInboundConnector', async () => {
       const r = await f.h.call('GET', `/v1/inbound-connectors/${f.inbP}`, { key: f.keys.P })
