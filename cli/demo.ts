@@ -332,12 +332,7 @@ export async function runDemo(base: AppConfig, options: DemoOptions = {}): Promi
         })
       }
       if (batch.length > 0) {
-        await data(
-          publisher.POST('/events/{eventType}', {
-            params: { path: { eventType: 'inventory.level.changed' } },
-            body: batch,
-          }),
-        )
+        await data(publisher.POST('/events/inventory.level.changed', { body: batch }))
         published.stock += batch.length
       }
       if (Math.floor(published.stock / 25) > published.deals) {

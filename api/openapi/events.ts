@@ -10,7 +10,7 @@
  */
 import { contractSchema, type ContractName } from '../../schemas/contracts.ts'
 import { EVENT_EXAMPLES } from '../../schemas/examples.ts'
-import { ALL_TOPICS, PUBLISHER_TOPICS } from '../../schemas/topics.ts'
+import { ALL_TOPICS, PUBLISHER_TOPICS, type TopicSpec } from '../../schemas/topics.ts'
 import { object, pathParam, RATE_LIMIT_HEADERS, RETRY_AFTER } from './parts.ts'
 
 export { EVENT_EXAMPLES }
@@ -116,13 +116,8 @@ function primitive(t: string, logical: string | undefined): Json {
 }
 
 /** Component name of each value contract's event schema, e.g. InventoryLevelEvent. */
-const componentName = (contract: ContractName) =>
+export const componentName = (contract: ContractName) =>
   `${contract.replace(/(^|-)([a-z])/g, (_m, _d: string, c: string) => c.toUpperCase())}Event`
-
-/** The event types publishers post; the platform's own (partner profiles, from its outbox) are refused with 403. */
-const eventTypes = PUBLISHER_TOPICS.flatMap((t) => t.eventTypes)
-  .slice()
-  .sort()
 
 /** components.schemas of the event contracts. */
 export const eventSchemas: Record<string, Json> = Object.fromEntries(
@@ -135,12 +130,19 @@ const problem = (description: string, headers?: Json) => ({
   content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
 })
 
-export const ingestionPaths = {
-  '/events/{eventType}': {
+/**
+ * The ingestion operation for the event types of `topics`: on `/events/{eventType}` (the types as the path parameter's
+ * list) or, for a contract with one event type, on its own literal path, so that its body schema is that contract
+ * alone (OpenAPI cannot tie a body schema to a path parameter's value: with one operation for every type, an inventory
+ * event posted as a deal type was schema-valid and refused). Express serves them all at /events/:eventType.
+ */
+function ingestion(topics: readonly TopicSpec[], literal: string | null, operationId: string): Json {
+  const types = topics.flatMap((t) => t.eventTypes)
+  return {
     post: {
       summary: 'Publish a batch of events of one type (publisher keys)',
       tags: ['events'],
-      operationId: 'publishEvents',
+      operationId,
       'x-distributary-router': 'ingest',
       description:
         "A JSON array of events of one type, each checked against the event type's Avro contract: " +
@@ -167,7 +169,9 @@ export const ingestionPaths = {
         ('before the body is read, and nothing is produced. Every answer carries ' +
           'RateLimit and RateLimit-Policy (policy "ingest", quota units: events).'),
       parameters: [
-        pathParam('eventType', 'The event type (ce_type).', { type: 'string', enum: eventTypes }),
+        ...(literal === null
+          ? [pathParam('eventType', 'The event type (ce_type).', { type: 'string', enum: types })]
+          : []),
         {
           name: 'Idempotency-Key',
           in: 'header',
@@ -192,12 +196,12 @@ export const ingestionPaths = {
               minItems: 1,
               maxItems: 1000,
               items: {
-                anyOf: PUBLISHER_TOPICS.map((t) => ({ $ref: `#/components/schemas/${componentName(t.valueSchema)}` })),
+                anyOf: topics.map((t) => ({ $ref: `#/components/schemas/${componentName(t.valueSchema)}` })),
               },
             },
             examples: Object.fromEntries(
               Object.entries(EVENT_EXAMPLES)
-                .filter(([type]) => eventTypes.includes(type))
+                .filter(([type]) => types.includes(type))
                 .map(([type, value]) => [type, { summary: `A batch of ${type}`, value }]),
             ),
           },
@@ -249,5 +253,19 @@ export const ingestionPaths = {
         ),
       },
     },
-  },
+  }
+}
+
+/** Contracts with one event type: each on its own path. */
+const SINGLE = PUBLISHER_TOPICS.filter((t) => t.eventTypes.length === 1)
+const SHARED = PUBLISHER_TOPICS.filter((t) => t.eventTypes.length > 1)
+
+export const ingestionPaths = {
+  ...(SHARED.length > 0 ? { '/events/{eventType}': ingestion(SHARED, null, 'publishEvents') } : {}),
+  ...Object.fromEntries(
+    SINGLE.map((t) => [
+      `/events/${t.eventTypes[0]}`,
+      ingestion([t], t.eventTypes[0]!, `publish${componentName(t.valueSchema).replace(/Event$/, 'Events')}`),
+    ]),
+  ),
 }

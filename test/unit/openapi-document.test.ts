@@ -14,7 +14,7 @@ import { AvroSerde, RegistryClient } from '../../schemas/serde/index.ts'
 import { createConverter } from '../../connectors/source/json-avro.ts'
 import { contractSchema } from '../../schemas/contracts.ts'
 import { ALL_TOPICS, PUBLISHER_TOPICS } from '../../schemas/topics.ts'
-import { EVENT_EXAMPLES } from '../../api/openapi/events.ts'
+import { componentName, EVENT_EXAMPLES } from '../../api/openapi/events.ts'
 
 /** The routes express serves under /v1, as "METHOD /path/{param}". */
 function expressRoutes(): string[] {
@@ -76,37 +76,52 @@ describe('OpenAPI document', () => {
       .map((o) => `${o.method} ${o.path}`)
       .sort()
     expect(served).to.include('POST /events/{eventType}')
+    // a one-type contract's own path (/events/inventory.level.changed) is the route /events/:eventType serves
+    const single = PUBLISHER_TOPICS.filter((t) => t.eventTypes.length === 1).map(
+      (t) => `POST /events/${t.eventTypes[0]}`,
+    )
+    expect(documented).to.include.members(single)
     expect(
       served.filter((r) => !documented.includes(r)),
       'served but not documented',
     ).to.deep.equal([])
     expect(
-      documented.filter((r) => !served.includes(r)),
+      documented.filter((r) => !served.includes(r) && !single.includes(r)),
       'documented but not served',
     ).to.deep.equal([])
     expect(served.length).to.be.greaterThan(30)
   })
 
   it(
-    'documents every ingestible event type with a body schema and an example ' +
-      'batch valid against its Avro contract',
+    'documents every ingestible event type with a body schema of its own contract and an example ' +
+      'batch valid against it: a one-type contract on its own path, the others on /events/{eventType}',
     () => {
-      const op = (openApiDocument.paths as Record<string, any>)['/events/{eventType}'].post
+      const paths = openApiDocument.paths as Record<string, any>
       // partner profiles are published by the platform's outbox alone: not offered to publishers (403)
       const types = PUBLISHER_TOPICS.flatMap((t) => t.eventTypes)
       expect(types).to.not.include('partner.profile.changed')
-      expect(op.parameters[0].schema.enum).to.have.members(types)
-      expect(Object.keys(op.responses)).to.include.members(['202', '400', '401', '403', '404', '413', '415', '503'])
-      expect(op.parameters.map((p: any) => p.name)).to.include('Idempotency-Key')
-      const examples = op.requestBody.content['application/json'].examples
+      const documented: string[] = []
       for (const t of PUBLISHER_TOPICS) {
+        const single = t.eventTypes.length === 1
+        const op = paths[single ? `/events/${t.eventTypes[0]}` : '/events/{eventType}'].post
+        if (!single) expect(op.parameters[0].schema.enum, t.name).to.include.members(t.eventTypes)
+        else expect(op.parameters.map((p: any) => p.name)).to.not.include('eventType')
+        // the body is this contract's events alone
+        const items = op.requestBody.content['application/json'].schema.items.anyOf.map((r: any) => r.$ref)
+        expect(items, t.name).to.include(`#/components/schemas/${componentName(t.valueSchema)}`)
+        if (single) expect(items).to.have.length(1)
+        expect(Object.keys(op.responses)).to.include.members(['202', '400', '401', '403', '413', '415', '503'])
+        expect(op.parameters.map((p: any) => p.name)).to.include('Idempotency-Key')
+        const examples = op.requestBody.content['application/json'].examples
         const conv = createConverter(contractSchema(t.valueSchema))
         for (const type of t.eventTypes) {
           expect(examples[type], type).to.not.equal(undefined)
           for (const event of examples[type].value) expect(conv.convert(event).faults, type).to.deep.equal([])
+          documented.push(type)
         }
       }
-      expect(Object.keys(examples)).to.have.members(types)
+      expect(documented).to.have.members(types)
+      expect(paths['/events/{eventType}'].post.parameters[0].schema.enum).to.not.include('inventory.level.changed')
       expect(Object.keys(EVENT_EXAMPLES)).to.have.members(ALL_TOPICS.flatMap((t) => t.eventTypes))
     },
   )
