@@ -5,7 +5,7 @@
  */
 
 import { ALL_TOPICS } from '../../schemas/topics.ts'
-import { HTTP_URL_PATTERN } from '../../consumers/http/url.ts'
+import { HTTP_URL_MEANING, HTTP_URL_PATTERN } from '../../consumers/http/url.ts'
 import { MAPPING_PATTERN } from '../../consumers/rest/mapping.ts'
 
 export const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
@@ -282,7 +282,7 @@ export const displayName = (maxLength = 200) => ({
 /** What the document's patterns mean to a person: a schema validator says only `must match pattern "<pattern>"`. */
 const PATTERN_MEANINGS = new Map([
   [NAME_PATTERN, 'must be one line of text, not blank, with no control or bidirectional override characters'],
-  [HTTP_URL_PATTERN, 'must be an absolute http:// or https:// URL'],
+  [HTTP_URL_PATTERN, HTTP_URL_MEANING],
   [MAPPING_PATTERN, 'must not be blank (leave it out instead)'],
 ])
 
