@@ -3,8 +3,8 @@
 /**
  * How a sink URL begins, and that it holds no white space or control character, as the OpenAPI document says it (the
  * request validator applies it, and httpUrlProblem again for URLs that come another way): the WHATWG parser also takes
- * `http:host`, `http:\\host` or a leading space as http URLs, and a NUL in a host was the guard's 422, which a schema of
- * `format: uri` alone let through and an API fuzzer counts as a wrong refusal.
+ * `http:host`, `http:\\host` or a leading space as http URLs, and a NUL in a host was the guard's 422: a schema of
+ * `format: uri` alone let those through, and an API fuzzer counts such a 422 as a wrong refusal.
  */
 export const HTTP_URL_PATTERN = '^[Hh][Tt][Tt][Pp][Ss]?://[^\\s\\x00-\\x1f\\x7f]*$'
 const HTTP_URL_SHAPE = new RegExp(HTTP_URL_PATTERN)
