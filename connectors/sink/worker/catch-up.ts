@@ -123,7 +123,7 @@ export class CatchUpReaders {
       // It fell behind again while this reader runs: the partitions the reader handed over are detached once more but
       // paused in its consumer. The reader pauses as a whole, and resuming it reads every detached partition again.
       if (regained && !cu.paused) this.#pauseReader(run, cu)
-      if (cu.paused && buffered <= settings.maxBuffered / 2) this.#resumeReader(run, cu)
+      this.#resumeIfHalfDelivered(run, cu)
       return false
     }
     if (run.throttled && buffered > settings.maxBuffered / 2) return false
@@ -233,10 +233,14 @@ export class CatchUpReaders {
     const cu = run.catchUp
     if (!cu?.paused || cu.stopping !== null) return
     queueMicrotask(() => {
-      if (run.catchUp !== cu || !cu.paused || cu.stopping !== null || run.stopped || run.desiredState !== 'running')
-        return
-      if (this.#o.queue.buffered(run.id) <= this.#o.settings.maxBuffered / 2) this.#resumeReader(run, cu)
+      if (run.catchUp === cu && cu.stopping === null && !run.stopped && run.desiredState === 'running')
+        this.#resumeIfHalfDelivered(run, cu)
     })
+  }
+
+  /** A reader paused for a full buffer fetches again once half of the buffer is delivered. */
+  #resumeIfHalfDelivered(run: Run, cu: CatchUp): void {
+    if (cu.paused && this.#o.queue.buffered(run.id) <= this.#o.settings.maxBuffered / 2) this.#resumeReader(run, cu)
   }
 
   /** The subscription holds maxBuffered records: its reader fetches nothing until half of them are delivered. */
