@@ -3,11 +3,11 @@
  */
 import { configJsonSchema } from '../../connectors/source/config.ts'
 import { SOURCE_KINDS, SOURCE_PLUGINS } from '../../producers/plugins.ts'
-import { ALL_TOPICS } from '../../schemas/topics.ts'
+import { PUBLISHER_TOPICS } from '../../schemas/topics.ts'
 import { closed, dateTime, id, nullableDateTime, object, ok, operationsOf, pathId, query, ref } from './parts.ts'
 
-/** What a source may publish: every declared event type but those the platform alone writes (profiles, leads). */
-const SOURCE_EVENT_TYPES = ALL_TOPICS.filter((t) => t.writtenBy === 'publishers').flatMap((t) => t.eventTypes)
+/** What a source may publish: the publishers' event types (not those the platform alone writes: profiles, leads). */
+const SOURCE_EVENT_TYPES = PUBLISHER_TOPICS.flatMap((t) => t.eventTypes)
 
 const SRC = pathId('sourceId', 'src', 'source')
 const orgId = id('org')

@@ -95,6 +95,26 @@ export function checkConfig<C>(
   return faults.length > 0 ? { config: undefined, faults } : { config: out as C, faults: [] }
 }
 
+/** The JSON Schema of one setting's type, as checkConfig checks it. */
+function settingJsonSchema(s: Setting): Record<string, unknown> {
+  switch (s.type) {
+    case 'string':
+      return { type: 'string', ...(s.default === '' ? {} : { minLength: 1 }), ...(s.enum ? { enum: [...s.enum] } : {}) }
+    case 'integer':
+      return {
+        type: 'integer',
+        ...(s.min !== undefined ? { minimum: s.min } : {}),
+        ...(s.max !== undefined ? { maximum: s.max } : {}),
+      }
+    case 'boolean':
+      return { type: 'boolean' }
+    case 'string-map':
+      return { type: 'object', additionalProperties: { type: 'string' } }
+    case 'object':
+      return { type: 'object' }
+  }
+}
+
 /**
  * The JSON Schema of what checkConfig accepts (the management API document's per-kind `config`): a setting without a
  * default is required, an unknown one refused, a string non-empty unless its default is empty. `narrow` adds what a
@@ -107,20 +127,7 @@ export function configJsonSchema(
 ): Record<string, unknown> {
   const properties: Record<string, unknown> = {}
   for (const [key, s] of Object.entries(schema)) {
-    const base: Record<string, unknown> =
-      s.type === 'string'
-        ? { type: 'string', ...(s.default === '' ? {} : { minLength: 1 }), ...(s.enum ? { enum: [...s.enum] } : {}) }
-        : s.type === 'integer'
-          ? {
-              type: 'integer',
-              ...(s.min !== undefined ? { minimum: s.min } : {}),
-              ...(s.max !== undefined ? { maximum: s.max } : {}),
-            }
-          : s.type === 'boolean'
-            ? { type: 'boolean' }
-            : s.type === 'string-map'
-              ? { type: 'object', additionalProperties: { type: 'string' } }
-              : { type: 'object' }
+    const base = settingJsonSchema(s)
     properties[key] = {
       ...base,
       ...narrow[key],
